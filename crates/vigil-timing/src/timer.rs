@@ -1,0 +1,230 @@
+//! The [`Timer`] guard and the measurement it shares with timed futures.
+
+use std::marker::PhantomData;
+use std::time::Duration;
+
+use metrics::Gauge;
+use quanta::Instant;
+
+use crate::caller::{self, Scope};
+use crate::{CallSite, Outcome};
+
+/// One call in progress: the `Send` core shared by [`Timer`] and
+/// [`Timed`](crate::Timed).
+pub(crate) struct Measurement {
+    site: &'static CallSite,
+    caller: Option<&'static CallSite>,
+    start: Instant,
+    /// The gauge raised at start, lowered at finish whatever the outcome;
+    /// held so it is lowered on the recorder it was raised on.
+    in_flight: Option<Gauge>,
+}
+
+impl Measurement {
+    /// Starts a call of `site`, made by the call site current on this thread.
+    #[inline]
+    pub(crate) fn start(site: &'static CallSite) -> Measurement {
+        let in_flight = if site.tracks_concurrency() {
+            site.with_handles(|handles, _| {
+                handles.concurrent.increment(1.0);
+                Some(handles.concurrent.clone())
+            })
+        } else {
+            None
+        };
+        Measurement {
+            site,
+            caller: caller::current_call_site(),
+            start: Instant::now(),
+            in_flight,
+        }
+    }
+
+    pub(crate) fn elapsed(&self) -> Duration {
+        Instant::now().saturating_duration_since(self.start)
+    }
+
+    /// Records the call. Hot path: one clock read, one histogram record and
+    /// one counter increment through cached handles.
+    #[inline]
+    pub(crate) fn finish(self, outcome: Outcome) {
+        let elapsed = self.elapsed();
+        let Measurement {
+            site,
+            caller,
+            in_flight,
+            ..
+        } = self;
+        if let Some(gauge) = in_flight {
+            gauge.decrement(1.0);
+        }
+        site.with_handles(|handles, recorder| {
+            if outcome == Outcome::Cancelled {
+                handles.cancellations.increment(1);
+                return;
+            }
+            handles.duration.record(elapsed.as_secs_f64());
+            handles.count_call(site, recorder, caller, outcome.result_index());
+            if outcome == Outcome::Panic {
+                handles.panics.increment(1);
+            }
+        });
+        if let Some(threshold) = site.slow_threshold()
+            && elapsed > threshold
+            && outcome != Outcome::Cancelled
+        {
+            report_slow(site, elapsed, threshold, outcome);
+        }
+    }
+}
+
+#[cold]
+fn report_slow(site: &CallSite, elapsed: Duration, threshold: Duration, outcome: Outcome) {
+    tracing::warn!(
+        function = site.name(),
+        module = site.module(),
+        elapsed = ?elapsed,
+        threshold = ?threshold,
+        outcome = outcome.as_str(),
+        "slow call"
+    );
+}
+
+/// An RAII guard timing one call of a [`CallSite`]; it records when dropped.
+///
+/// Dropped normally it records [`Outcome::Ok`]; dropped while its thread
+/// unwinds from a panic it records [`Outcome::Panic`]; [`finish`] (or
+/// [`ok`] / [`error`]) records an explicit outcome. It records exactly once.
+/// While alive it is the current caller for instrumented calls made on this
+/// thread, which is why it is not `Send`; to time a future use
+/// [`TimedExt::timed`](crate::TimedExt::timed).
+///
+/// Time is read from `quanta::Instant::now()`, so `quanta::with_clock` with
+/// a `quanta::Clock::mock()` controls it in tests.
+///
+/// ```
+/// use vigil_timing::{callsite, Timer};
+///
+/// fn parse(input: &str) -> Result<u64, std::num::ParseIntError> {
+///     let timer = Timer::start(callsite!("parse"));
+///     let parsed = input.parse();
+///     match &parsed {
+///         Ok(_) => timer.ok(),
+///         Err(_) => timer.error(),
+///     }
+///     parsed
+/// }
+/// assert_eq!(parse("42"), Ok(42));
+/// ```
+///
+/// [`finish`]: Timer::finish
+/// [`ok`]: Timer::ok
+/// [`error`]: Timer::error
+#[must_use = "a Timer records when dropped; `let _ = Timer::start(..)` records an empty call at once"]
+pub struct Timer {
+    measurement: Option<Measurement>,
+    _scope: Scope,
+    /// The caller scope is thread-local.
+    _not_send: PhantomData<*const ()>,
+}
+
+impl Timer {
+    /// Starts timing a call of `site`.
+    #[inline]
+    pub fn start(site: &'static CallSite) -> Timer {
+        let measurement = Measurement::start(site);
+        Timer {
+            measurement: Some(measurement),
+            _scope: caller::enter(site),
+            _not_send: PhantomData,
+        }
+    }
+
+    /// Records the call with `outcome` now.
+    #[inline]
+    pub fn finish(mut self, outcome: Outcome) {
+        if let Some(measurement) = self.measurement.take() {
+            measurement.finish(outcome);
+        }
+    }
+
+    /// Records the call as successful now.
+    #[inline]
+    pub fn ok(self) {
+        self.finish(Outcome::Ok);
+    }
+
+    /// Records the call as failed now.
+    #[inline]
+    pub fn error(self) {
+        self.finish(Outcome::Error);
+    }
+
+    /// Time since the timer started.
+    #[must_use]
+    pub fn elapsed(&self) -> Duration {
+        self.measurement
+            .as_ref()
+            .map_or(Duration::ZERO, Measurement::elapsed)
+    }
+}
+
+impl Drop for Timer {
+    fn drop(&mut self) {
+        if let Some(measurement) = self.measurement.take() {
+            let outcome = if std::thread::panicking() {
+                Outcome::Panic
+            } else {
+                Outcome::Ok
+            };
+            measurement.finish(outcome);
+        }
+    }
+}
+
+impl std::fmt::Debug for Timer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Timer")
+            .field("site", &self.measurement.as_ref().map(|m| m.site.name()))
+            .field("elapsed", &self.elapsed())
+            .finish()
+    }
+}
+
+/// Runs `f` as one call of `site`: `Ok` when it returns, `Panic` when it
+/// panics (the panic propagates unchanged).
+///
+/// To classify the return value use [`time_with`], or the [`time!`](crate::time!)
+/// macro, which tells `Result` variants apart by itself.
+///
+/// ```
+/// use vigil_timing::{callsite, time};
+///
+/// let sum = time(callsite!("sum"), || (1..=10).sum::<u32>());
+/// assert_eq!(sum, 55);
+/// ```
+#[inline]
+pub fn time<T>(site: &'static CallSite, f: impl FnOnce() -> T) -> T {
+    time_with(site, f, Outcome::always_ok)
+}
+
+/// Runs `f` as one call of `site`, deciding the outcome from its value with
+/// `classify`.
+///
+/// ```
+/// use vigil_timing::{callsite, time_with, Outcome};
+///
+/// let parsed = time_with(callsite!("parse"), || "x".parse::<u8>(), Outcome::of_result);
+/// assert!(parsed.is_err());
+/// ```
+#[inline]
+pub fn time_with<T>(
+    site: &'static CallSite,
+    f: impl FnOnce() -> T,
+    classify: impl FnOnce(&T) -> Outcome,
+) -> T {
+    let timer = Timer::start(site);
+    let value = f();
+    timer.finish(classify(&value));
+    value
+}
