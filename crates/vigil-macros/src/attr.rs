@@ -1,0 +1,144 @@
+//! Parsing `#[timed(..)]` arguments, with spans for every error.
+
+use std::time::Duration;
+
+use syn::meta::ParseNestedMeta;
+use syn::{Ident, LitStr, Path, Token};
+
+/// Labels the macro sets itself; a static label may not reuse them.
+const RESERVED_LABELS: [&str; 5] = [
+    "function",
+    "module",
+    "caller_function",
+    "caller_module",
+    "result",
+];
+
+/// The arguments of one `#[timed(..)]`.
+#[derive(Default, Clone)]
+pub(crate) struct TimedArgs {
+    pub(crate) name: Option<LitStr>,
+    pub(crate) labels: Vec<(Ident, LitStr)>,
+    pub(crate) slow: Option<Duration>,
+    pub(crate) concurrency: bool,
+    pub(crate) classify: Option<Classify>,
+    pub(crate) krate: Option<Path>,
+    pub(crate) skip: bool,
+}
+
+/// A user function deciding the outcome from the return value.
+#[derive(Clone)]
+pub(crate) enum Classify {
+    OkIf(Path),
+    ErrorIf(Path),
+}
+
+impl TimedArgs {
+    /// Parses one argument; used with `syn::meta::parser`.
+    pub(crate) fn parse_one(&mut self, meta: ParseNestedMeta<'_>) -> syn::Result<()> {
+        let path = &meta.path;
+        if path.is_ident("name") {
+            let name: LitStr = meta.value()?.parse()?;
+            if name.value().is_empty() {
+                return Err(syn::Error::new(name.span(), "`name` must not be empty"));
+            }
+            self.name = Some(name);
+        } else if path.is_ident("labels") {
+            meta.parse_nested_meta(|label| {
+                let Some(key) = label.path.get_ident().cloned() else {
+                    return Err(label.error("a label key is a plain identifier: `key = \"value\"`"));
+                };
+                let key_name = key.to_string();
+                if RESERVED_LABELS.contains(&key_name.as_str()) {
+                    return Err(syn::Error::new(
+                        key.span(),
+                        format!("label `{key_name}` is set by #[timed] itself"),
+                    ));
+                }
+                if self.labels.iter().any(|(k, _)| *k == key) {
+                    return Err(syn::Error::new(
+                        key.span(),
+                        format!("label `{key_name}` is given twice"),
+                    ));
+                }
+                let value: LitStr = label.value()?.parse()?;
+                self.labels.push((key, value));
+                Ok(())
+            })?;
+        } else if path.is_ident("slow") {
+            let lit: LitStr = meta.value()?.parse()?;
+            self.slow = Some(parse_duration(&lit)?);
+        } else if path.is_ident("concurrency") {
+            self.concurrency = true;
+        } else if path.is_ident("ok_if") || path.is_ident("error_if") {
+            let span = path.segments[0].ident.span();
+            let func: Path = meta.value()?.parse()?;
+            if self.classify.is_some() {
+                return Err(syn::Error::new(
+                    span,
+                    "give one of `ok_if` and `error_if`, not both",
+                ));
+            }
+            self.classify = Some(if path.is_ident("ok_if") {
+                Classify::OkIf(func)
+            } else {
+                Classify::ErrorIf(func)
+            });
+        } else if path.is_ident("crate") {
+            self.krate = Some(meta.value()?.parse()?);
+        } else if path.is_ident("skip") {
+            self.skip = true;
+        } else {
+            let shown = quote::ToTokens::to_token_stream(path)
+                .to_string()
+                .replace(' ', "");
+            return Err(meta.error(format!(
+                "unknown #[timed] argument `{shown}`; expected one of: name, labels, slow, \
+                 concurrency, ok_if, error_if, crate, skip"
+            )));
+        }
+        // Reject a stray value after a flag (`concurrency = true`).
+        if meta.input.peek(Token![=]) {
+            return Err(meta.error("this argument takes no value"));
+        }
+        Ok(())
+    }
+
+    /// These arguments with `over`'s set ones taking precedence (a method's
+    /// own `#[timed(..)]` inside a `#[timed]` impl block).
+    pub(crate) fn overridden_by(&self, over: TimedArgs) -> TimedArgs {
+        let mut labels = self.labels.clone();
+        for (key, value) in over.labels {
+            labels.retain(|(k, _)| *k != key);
+            labels.push((key, value));
+        }
+        TimedArgs {
+            name: over.name,
+            labels,
+            slow: over.slow.or(self.slow),
+            concurrency: over.concurrency || self.concurrency,
+            classify: over.classify.or_else(|| self.classify.clone()),
+            krate: over.krate.or_else(|| self.krate.clone()),
+            skip: over.skip,
+        }
+    }
+}
+
+fn parse_duration(lit: &LitStr) -> syn::Result<Duration> {
+    humantime::parse_duration(&lit.value()).map_err(|e| {
+        syn::Error::new(
+            lit.span(),
+            format!(
+                "invalid duration {:?}: {e} (expected e.g. \"250ms\", \"1s\", \"2m\")",
+                lit.value()
+            ),
+        )
+    })
+}
+
+/// Parses the whole argument list of one attribute.
+pub(crate) fn parse_args(tokens: proc_macro2::TokenStream) -> syn::Result<TimedArgs> {
+    let mut args = TimedArgs::default();
+    syn::parse::Parser::parse2(syn::meta::parser(|meta| args.parse_one(meta)), tokens)?;
+    Ok(args)
+}

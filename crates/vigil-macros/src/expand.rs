@@ -1,0 +1,295 @@
+//! Code generation for `#[timed]`.
+
+use proc_macro2::{TokenStream, TokenTree};
+use quote::{ToTokens, format_ident, quote};
+use syn::spanned::Spanned;
+use syn::{
+    Attribute, Block, Expr, ImplItem, ImplItemFn, Item, ItemImpl, ReturnType, Signature, Stmt,
+    Type, Visibility,
+};
+
+use crate::attr::{Classify, TimedArgs, parse_args};
+
+/// Expands `#[timed(args)]` on `item`.
+pub(crate) fn timed(args: TimedArgs, item: TokenStream) -> syn::Result<TokenStream> {
+    let item: Item = syn::parse2(item.clone()).map_err(|_| not_a_fn(&item))?;
+    match item {
+        Item::Fn(f) => {
+            if args.skip {
+                return Ok(f.into_token_stream());
+            }
+            let name = default_name(&args, None, &f.sig);
+            Ok(expand_fn(&args, name, &f.attrs, &f.vis, &f.sig, &f.block)?)
+        }
+        Item::Impl(imp) => expand_impl(&args, imp),
+        other => Err(not_a_fn(&other.into_token_stream())),
+    }
+}
+
+fn not_a_fn(item: &TokenStream) -> syn::Error {
+    let first = item
+        .clone()
+        .into_iter()
+        .find(|t| !matches!(t, TokenTree::Punct(p) if p.as_char() == '#'));
+    let span = first.map_or_else(proc_macro2::Span::call_site, |t| t.span());
+    syn::Error::new(
+        span,
+        "#[timed] applies to functions, methods and `impl` blocks",
+    )
+}
+
+fn default_name(args: &TimedArgs, owner: Option<&str>, sig: &Signature) -> String {
+    match (&args.name, owner) {
+        (Some(name), _) => name.value(),
+        (None, Some(owner)) => format!("{owner}::{}", sig.ident),
+        (None, None) => sig.ident.to_string(),
+    }
+}
+
+/// Every method of the block, named `Type::method`; a method's own
+/// `#[timed(..)]` overrides the block's arguments, `#[timed(skip)]` opts out
+/// and `const fn`s are left alone.
+fn expand_impl(args: &TimedArgs, mut imp: ItemImpl) -> syn::Result<TokenStream> {
+    let owner = type_name(&imp.self_ty);
+    for item in &mut imp.items {
+        let ImplItem::Fn(method) = item else { continue };
+        let mut method_args = args.clone();
+        let mut own = None;
+        let mut kept = Vec::with_capacity(method.attrs.len());
+        for attr in method.attrs.drain(..) {
+            if is_timed_attr(&attr) {
+                own = Some(attr_args(&attr)?);
+            } else {
+                kept.push(attr);
+            }
+        }
+        method.attrs = kept;
+        if let Some(own) = own {
+            method_args = args.overridden_by(own);
+        } else {
+            method_args.name = None;
+        }
+        if method_args.skip || method.sig.constness.is_some() {
+            continue;
+        }
+        let name = default_name(&method_args, Some(&owner), &method.sig);
+        let expanded = expand_fn(
+            &method_args,
+            name,
+            &method.attrs,
+            &method.vis,
+            &method.sig,
+            &method.block,
+        )?;
+        let defaultness = method.defaultness;
+        let mut parsed: ImplItemFn = syn::parse2(expanded)?;
+        parsed.defaultness = defaultness;
+        *method = parsed;
+    }
+    Ok(imp.into_token_stream())
+}
+
+fn is_timed_attr(attr: &Attribute) -> bool {
+    attr.path()
+        .segments
+        .last()
+        .is_some_and(|s| s.ident == "timed")
+}
+
+fn attr_args(attr: &Attribute) -> syn::Result<TimedArgs> {
+    match &attr.meta {
+        syn::Meta::Path(_) => Ok(TimedArgs::default()),
+        syn::Meta::List(list) => parse_args(list.tokens.clone()),
+        syn::Meta::NameValue(nv) => Err(syn::Error::new(nv.span(), "use #[timed] or #[timed(..)]")),
+    }
+}
+
+/// `Foo` for `Foo<T>`, `a::Foo`, `&Foo`; the written type otherwise.
+fn type_name(ty: &Type) -> String {
+    match ty {
+        Type::Path(p) => p
+            .path
+            .segments
+            .last()
+            .map_or_else(|| ty.to_token_stream().to_string(), |s| s.ident.to_string()),
+        Type::Reference(r) => type_name(&r.elem),
+        Type::Paren(p) => type_name(&p.elem),
+        Type::Group(g) => type_name(&g.elem),
+        other => other.to_token_stream().to_string().replace(' ', ""),
+    }
+}
+
+fn expand_fn(
+    args: &TimedArgs,
+    name: String,
+    attrs: &[Attribute],
+    vis: &Visibility,
+    sig: &Signature,
+    block: &Block,
+) -> syn::Result<TokenStream> {
+    if let Some(constness) = &sig.constness {
+        return Err(syn::Error::new(
+            constness.span(),
+            "#[timed] cannot instrument a `const fn`: reading the clock is not possible at compile time",
+        ));
+    }
+    let krate = args
+        .krate
+        .as_ref()
+        .map_or_else(|| quote!(::vigil::timing), ToTokens::to_token_stream);
+    let site = call_site(args, &krate, &name);
+    let ret_ty = match &sig.output {
+        ReturnType::Type(_, ty) if !mentions_impl(&ty.to_token_stream()) => Some(ty),
+        _ => None,
+    };
+    let annotated = |ident: &syn::Ident| match ret_ty {
+        Some(ty) => quote!(#ident: #ty),
+        None => quote!(#ident),
+    };
+
+    let body = if sig.asyncness.is_some() {
+        let classify = classifier(args, &krate);
+        let ret = format_ident!("__vigil_ret");
+        let binding = annotated(&ret);
+        quote! {{
+            #site
+            #krate::Timed::new(
+                &__VIGIL_SITE,
+                async move {
+                    let #binding = #block;
+                    #[allow(unreachable_code)]
+                    #ret
+                },
+                #classify,
+            )
+            .await
+        }}
+    } else if let Some((before, future)) = async_trait_body(block) {
+        // `#[async_trait]` already turned the method into
+        // `fn(..) -> Pin<Box<dyn Future>> { Box::pin(async move {..}) }`:
+        // time the future it builds.
+        let classify = classifier(args, &krate);
+        quote! {{
+            #site
+            #(#before)*
+            ::std::boxed::Box::pin(#krate::Timed::new(&__VIGIL_SITE, #future, #classify))
+        }}
+    } else {
+        let value = format_ident!("__vigil_value");
+        let binding = annotated(&value);
+        let outcome = outcome_of(args, &krate, &quote!(&#value));
+        quote! {{
+            #site
+            let __vigil_timer = #krate::Timer::start(&__VIGIL_SITE);
+            #[allow(clippy::redundant_closure_call)]
+            let #binding = #krate::__private::call_once(move || #block);
+            __vigil_timer.finish(#outcome);
+            #value
+        }}
+    };
+
+    Ok(quote! {
+        #(#attrs)*
+        #vis #sig
+        #body
+    })
+}
+
+/// The `static` call site, declared inside the function body.
+fn call_site(args: &TimedArgs, krate: &TokenStream, name: &str) -> TokenStream {
+    let labels = (!args.labels.is_empty()).then(|| {
+        let pairs = args.labels.iter().map(|(k, v)| {
+            let k = k.to_string();
+            quote!((#k, #v))
+        });
+        quote!(.labels(&[#(#pairs),*]))
+    });
+    let slow = args.slow.map(|d| {
+        let nanos = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        quote!(.slow(#krate::__private::Duration::from_nanos(#nanos)))
+    });
+    let concurrency = args.concurrency.then(|| quote!(.track_concurrency()));
+    quote! {
+        static __VIGIL_SITE: #krate::CallSite =
+            #krate::CallSite::new(#name, ::core::module_path!()) #labels #slow #concurrency;
+    }
+}
+
+/// The outcome of the return value behind `value` (a `&T` expression).
+fn outcome_of(args: &TimedArgs, krate: &TokenStream, value: &TokenStream) -> TokenStream {
+    match &args.classify {
+        Some(Classify::OkIf(f)) => quote!(#krate::Outcome::from_ok((#f)(#value))),
+        Some(Classify::ErrorIf(f)) => quote!(#krate::Outcome::from_ok(!(#f)(#value))),
+        None => quote! {{
+            #[allow(unused_imports)]
+            use #krate::__private::{AnyOutcome as _, ResultOutcome as _};
+            (&#krate::__private::Probe(#value)).vigil_outcome()
+        }},
+    }
+}
+
+fn classifier(args: &TimedArgs, krate: &TokenStream) -> TokenStream {
+    let outcome = outcome_of(args, krate, &quote!(__vigil_value));
+    quote!(|__vigil_value| #outcome)
+}
+
+/// Whether a type mentions `impl Trait`, which a `let` cannot name.
+fn mentions_impl(tokens: &TokenStream) -> bool {
+    tokens.clone().into_iter().any(|t| match t {
+        TokenTree::Ident(i) => i == "impl",
+        TokenTree::Group(g) => mentions_impl(&g.stream()),
+        _ => false,
+    })
+}
+
+/// Splits a body ending in `Box::pin(async move { .. })` (what
+/// `#[async_trait]` generates) into the statements before it and the async
+/// block.
+fn async_trait_body(block: &Block) -> Option<(&[Stmt], &Expr)> {
+    let (last, before) = block.stmts.split_last()?;
+    let Stmt::Expr(Expr::Call(call), None) = last else {
+        return None;
+    };
+    let Expr::Path(func) = &*call.func else {
+        return None;
+    };
+    let segments: Vec<_> = func
+        .path
+        .segments
+        .iter()
+        .map(|s| s.ident.to_string())
+        .collect();
+    if !segments.ends_with(&["Box".to_owned(), "pin".to_owned()]) || call.args.len() != 1 {
+        return None;
+    }
+    match &call.args[0] {
+        future @ Expr::Async(_) => Some((before, future)),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn impl_trait_is_found_in_nested_types() {
+        assert!(mentions_impl(&quote!(Box<impl Iterator<Item = u8>>)));
+        assert!(!mentions_impl(&quote!(Result<Vec<u8>, Error>)));
+    }
+
+    #[test]
+    fn async_trait_bodies_are_recognised() {
+        let block: Block = syn::parse_quote!({ Box::pin(async move { 1 }) });
+        assert!(async_trait_body(&block).is_some());
+        let block: Block = syn::parse_quote!({ Box::new(async move { 1 }) });
+        assert!(async_trait_body(&block).is_none());
+    }
+
+    #[test]
+    fn methods_are_named_after_the_self_type() {
+        assert_eq!(type_name(&syn::parse_quote!(Repo<T>)), "Repo");
+        assert_eq!(type_name(&syn::parse_quote!(crate::db::Repo)), "Repo");
+        assert_eq!(type_name(&syn::parse_quote!(&'a Repo)), "Repo");
+    }
+}
