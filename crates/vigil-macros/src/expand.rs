@@ -1,7 +1,7 @@
 //! Code generation for `#[timed]`.
 
 use proc_macro2::{TokenStream, TokenTree};
-use quote::{ToTokens, format_ident, quote};
+use quote::{ToTokens, format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{
     Attribute, Block, Expr, ImplItem, ImplItemFn, Item, ItemImpl, ReturnType, Signature, Stmt,
@@ -218,8 +218,15 @@ fn call_site(args: &TimedArgs, krate: &TokenStream, name: &str) -> TokenStream {
 /// The outcome of the return value behind `value` (a `&T` expression).
 fn outcome_of(args: &TimedArgs, krate: &TokenStream, value: &TokenStream) -> TokenStream {
     match &args.classify {
-        Some(Classify::OkIf(f)) => quote!(#krate::Outcome::from_ok((#f)(#value))),
-        Some(Classify::ErrorIf(f)) => quote!(#krate::Outcome::from_ok(!(#f)(#value))),
+        // Spanned at the user's function so a type mismatch points there.
+        Some(Classify::OkIf(f)) => {
+            let call = quote_spanned!(f.span()=> (#f)(#value));
+            quote!(#krate::Outcome::from_ok(#call))
+        }
+        Some(Classify::ErrorIf(f)) => {
+            let call = quote_spanned!(f.span()=> (#f)(#value));
+            quote!(#krate::Outcome::from_ok(!#call))
+        }
         None => quote! {{
             #[allow(unused_imports)]
             use #krate::__private::{AnyOutcome as _, ResultOutcome as _};

@@ -21,6 +21,8 @@
 //!
 //! See [`timed`] for the arguments and the metrics recorded.
 
+#![forbid(unsafe_code)]
+
 mod attr;
 mod expand;
 

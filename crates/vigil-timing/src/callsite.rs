@@ -233,8 +233,10 @@ pub(crate) struct Handles {
     pub(crate) cancellations: Counter,
     pub(crate) concurrent: Gauge,
     /// `function_calls_total` for calls with no instrumented caller,
-    /// indexed by [`Outcome::result_index`](crate::Outcome).
-    uncalled: [Counter; 2],
+    /// indexed by [`Outcome::result_index`](crate::Outcome); resolved on
+    /// first use so that a function only ever called from others has no
+    /// empty root series.
+    uncalled: OnceLock<[Counter; 2]>,
     /// Per-caller counters keyed by the caller site's address: pointer
     /// equality, no string hashing on the hot path.
     callers: [CallerSlot; CALLER_SLOTS],
@@ -262,7 +264,7 @@ impl Handles {
             cancellations: recorder
                 .register_counter(&site.key(CANCELLATIONS_TOTAL, &[]), &metadata),
             concurrent,
-            uncalled: site.call_counters(recorder, None),
+            uncalled: OnceLock::new(),
             callers: Default::default(),
         }
     }
@@ -277,7 +279,9 @@ impl Handles {
         result: usize,
     ) {
         let Some(caller) = caller else {
-            self.uncalled[result].increment(1);
+            self.uncalled
+                .get_or_init(|| site.call_counters(recorder, None))[result]
+                .increment(1);
             return;
         };
         let key = std::ptr::from_ref(caller) as usize;

@@ -42,7 +42,7 @@
 //! identity of the recorder they came from, so a recorder installed after
 //! the first call still receives every later call.
 
-#![cfg_attr(docsrs, feature(doc_cfg))]
+#![forbid(unsafe_code)]
 
 mod caller;
 mod callsite;

@@ -1,7 +1,52 @@
-//! tmp
-#[doc(inline)]
-pub use vigil_macros::timed;
-/// Timing.
+//! vigil: instrumentation for Rust services behind one dependency.
+//!
+//! Time any function with one attribute; the calls, durations and outcomes
+//! go through the [`metrics`](https://docs.rs/metrics) facade to whatever
+//! recorder the service installed (metric names follow the autometrics
+//! specification, so its dashboards and SLO rules work unchanged):
+//!
+//! ```
+//! use vigil::timed;
+//!
+//! #[timed]
+//! fn parse_port(input: &str) -> Result<u16, std::num::ParseIntError> {
+//!     input.parse()
+//! }
+//!
+//! #[timed(slow = "250ms", concurrency)]
+//! async fn fetch_user(id: u64) -> Option<String> {
+//!     Some(format!("user-{id}"))
+//! }
+//!
+//! assert_eq!(parse_port("8080"), Ok(8080)); // function_calls_total{function="parse_port",result="ok"}
+//! assert!(parse_port("http").is_err());     // ... result="error"
+//!
+//! // Blocks, closures and futures without the attribute:
+//! let _timer = vigil::Timer::start(vigil::callsite!("warm_up"));
+//! let n = vigil::time!("sum", || (1..=10).sum::<u32>());
+//! assert_eq!(n, 55);
+//! ```
+//!
+//! | module | crate | what it does |
+//! |---|---|---|
+//! | [`timing`] | `vigil-timing` | [`Timer`] guards, timed futures and closures, outcomes, caller tracking |
+//! | [`timed`] | `vigil-macros` | the `#[timed]` attribute |
+//!
+//! The metric names and labels are listed in [`timing`] and in
+//! `docs/metrics.md`.
+
+#![forbid(unsafe_code)]
+
+/// Timing: [`Timer`] guards, [`Timed`] futures, [`time()`] for closures,
+/// [`Outcome`] and static [`CallSite`]s (the crate `vigil-timing`).
 pub mod timing {
+    #[doc(inline)]
     pub use vigil_timing::*;
 }
+
+#[doc(inline)]
+pub use vigil_macros::timed;
+#[doc(inline)]
+pub use vigil_timing::{
+    CallSite, Outcome, Timed, TimedExt, Timer, callsite, current_call_site, time, time_with,
+};

@@ -721,7 +721,7 @@ fn recorder_installed_after_the_first_call_gets_later_calls() {
     );
     // A panic inside a timed fn leaves no state behind that breaks later calls.
     let _ = catch_unwind(AssertUnwindSafe(|| capture.run(|| explode("x"))));
-    capture.run(|| before_and_after());
+    capture.run(before_and_after);
     assert_eq!(
         capture
             .metrics()

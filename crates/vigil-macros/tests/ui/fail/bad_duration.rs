@@ -1,0 +1,6 @@
+#[vigil::timed(slow = "quickly")]
+fn handler() {}
+
+fn main() {
+    handler();
+}

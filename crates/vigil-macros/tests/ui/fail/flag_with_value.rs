@@ -1,0 +1,6 @@
+#[vigil::timed(concurrency = true)]
+fn handler() {}
+
+fn main() {
+    handler();
+}

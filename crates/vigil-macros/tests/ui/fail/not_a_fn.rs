@@ -1,0 +1,6 @@
+#[vigil::timed]
+struct Config {
+    port: u16,
+}
+
+fn main() {}

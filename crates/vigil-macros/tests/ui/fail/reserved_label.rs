@@ -1,0 +1,6 @@
+#[vigil::timed(labels(result = "always"))]
+fn handler() {}
+
+fn main() {
+    handler();
+}

@@ -1,0 +1,6 @@
+#[vigil::timed(nmae = "typo")]
+fn handler() {}
+
+fn main() {
+    handler();
+}
