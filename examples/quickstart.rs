@@ -1,6 +1,6 @@
-//! vigil in one screen: time sync and async functions with `#[timed]`, see
-//! failures, panics, cancellations and slow calls, and print the Prometheus
-//! exposition.
+//! vigil in one screen: install the monitor, time sync and async functions
+//! with `#[timed]`, see failures, cancellations and slow calls, then print
+//! a percentile table and the Prometheus exposition.
 //!
 //! ```text
 //! cargo run --example quickstart
@@ -8,8 +8,7 @@
 
 use std::time::Duration;
 
-use metrics_exporter_prometheus::PrometheusBuilder;
-use vigil::timed;
+use vigil::{Monitor, timed};
 
 /// A fast synchronous function.
 #[timed]
@@ -51,8 +50,11 @@ async fn main() {
         .with_writer(std::io::stderr)
         .with_target(false)
         .init();
-    let prometheus = PrometheusBuilder::new()
-        .install_recorder()
+    // One builder call: vigil's registry becomes the global `metrics`
+    // recorder. Add `.listen("127.0.0.1:9000")` to serve GET /metrics.
+    let monitor = Monitor::builder()
+        .global_label("service", "quickstart")
+        .install()
         .expect("no other metrics recorder is installed in this example");
 
     for raw in ["order-1", "order-5", "order-7", "order-x", "order-12"] {
@@ -74,5 +76,26 @@ async fn main() {
         }
     );
 
-    println!("{}", prometheus.render());
+    println!(
+        "{:<44} {:>5} {:>9} {:>9} {:>9} {:>9}",
+        "function", "calls", "p50 ms", "p90 ms", "p99 ms", "max ms"
+    );
+    for histogram in &monitor.summary().histograms {
+        let s = &histogram.total;
+        let ms = |seconds: f64| seconds * 1e3;
+        println!(
+            "{:<44} {:>5} {:>9.3} {:>9.3} {:>9.3} {:>9.3}",
+            histogram
+                .labels
+                .get("function")
+                .map_or(histogram.name.as_str(), String::as_str),
+            s.count,
+            ms(s.p50),
+            ms(s.p90),
+            ms(s.p99),
+            ms(s.max),
+        );
+    }
+    println!();
+    println!("{}", monitor.render());
 }

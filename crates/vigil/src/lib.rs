@@ -44,6 +44,41 @@ pub mod timing {
     pub use vigil_timing::*;
 }
 
+mod activity;
+mod builder;
+mod error;
+mod http;
+mod monitor;
+mod recorder;
+mod render;
+mod storage;
+mod summary;
+
+/// HDR percentiles: the concurrent, windowed [`Histogram`](histogram::Histogram),
+/// [`Snapshot`](histogram::Snapshot), [`Summary`](histogram::Summary),
+/// interchange and the [`bench`](histogram::bench) helper (the crate
+/// `vigil-histogram`).
+pub mod histogram {
+    #[doc(inline)]
+    pub use vigil_histogram::*;
+}
+
+pub use builder::{DEFAULT_BUCKETS, DEFAULT_QUANTILES, MonitorBuilder};
+pub use error::Error;
+pub use monitor::Monitor;
+pub use recorder::{OVERFLOW_LABEL, Recorder, SERIES_DROPPED_TOTAL};
+pub use summary::{CounterSummary, GaugeSummary, HistogramSummary, Labels, MetricsSummary};
+#[doc(inline)]
+pub use vigil_histogram::{Summary, Window};
+
+/// Name matchers for per-metric settings (re-exported from
+/// `metrics-exporter-prometheus`): `Full`, `Prefix` or `Suffix`.
+pub use metrics_exporter_prometheus::Matcher;
+
+/// The `metrics` facade vigil records through, re-exported so one
+/// dependency is enough for `metrics::counter!` and friends.
+pub use metrics;
+
 #[doc(inline)]
 pub use vigil_macros::timed;
 #[doc(inline)]

@@ -1,0 +1,47 @@
+//! The crate's one error type: what went wrong, and where.
+
+use hdrhistogram::serialization::{DeserializeError, V2DeflateSerializeError};
+
+/// Everything that can go wrong in `vigil-histogram`.
+///
+/// Recording never fails (bad values are counted, see
+/// [`Histogram::rejected`](crate::Histogram::rejected)); errors come from
+/// configuration, interchange and I/O.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A [`Config`](crate::Config) field holds a value that cannot be built.
+    #[error("invalid histogram config: `{field}` {reason}")]
+    InvalidConfig {
+        /// The builder method whose value is wrong (`range`, `significant_figures`, ...).
+        field: &'static str,
+        /// Why it is wrong, with the offending value.
+        reason: String,
+    },
+    /// Serializing a histogram to HdrHistogram's V2 compressed format failed.
+    #[error("cannot encode histogram as HdrHistogram V2 compressed: {0}")]
+    Encode(#[source] V2DeflateSerializeError),
+    /// The text given to [`Snapshot::from_base64`](crate::Snapshot::from_base64)
+    /// is not standard base64.
+    #[error("cannot decode HdrHistogram base64 text: {0}")]
+    Base64(#[from] base64::DecodeError),
+    /// The bytes are not a histogram in a format HdrHistogram can read.
+    #[error("cannot decode HdrHistogram V2 histogram: {0}")]
+    Decode(#[source] DeserializeError),
+    /// Two snapshots could not be merged.
+    #[error("cannot merge snapshots: {reason}")]
+    Merge {
+        /// Why, with the values involved.
+        reason: String,
+    },
+    /// An interval log tag contains a character the log format forbids
+    /// (`,`, space, `\r` or `\n`).
+    #[error("invalid interval log tag {tag:?}: it must not contain ',', ' ', '\\r' or '\\n'")]
+    InvalidTag {
+        /// The tag as given.
+        tag: String,
+    },
+    /// Writing an interval log failed.
+    #[error("cannot write interval log: {0}")]
+    Io(#[from] std::io::Error),
+}

@@ -1,0 +1,446 @@
+//! [`Histogram`]: the concurrent recorder (hot path) and its reads (cold
+//! path).
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use crate::layout::Layout;
+use crate::shard::{Shard, Shards};
+use crate::window::Windows;
+use crate::{Config, Snapshot, Summary, Window};
+
+/// Counters written only on the rare paths, padded away from the fields the
+/// hot path reads so bumping them never invalidates those lines.
+#[repr(align(128))]
+#[derive(Default)]
+struct Rare {
+    out_of_range: AtomicU64,
+    rejected: AtomicU64,
+}
+
+/// A concurrent HDR histogram with a sliding window and a cumulative total.
+///
+/// Recording ([`record`](Histogram::record), [`record_duration`](Histogram::record_duration),
+/// [`record_f64`](Histogram::record_f64)) takes no lock, allocates nothing
+/// (except a thread's first record into its shard), makes no syscall and
+/// reads no clock: it finds the bucket and does two relaxed `fetch_add`s on a
+/// per-CPU shard. Reads ([`snapshot`](Histogram::snapshot),
+/// [`summary`](Histogram::summary)) and [`upkeep`](Histogram::upkeep) take a
+/// mutex, rotate the window ring when an interval ended, and merge.
+///
+/// `Send + Sync`: share it with `Arc`.
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::time::Duration;
+/// use vigil_histogram::{Histogram, Window};
+///
+/// let histogram = Arc::new(Histogram::new());
+/// std::thread::scope(|s| {
+///     for t in 0..4 {
+///         let histogram = &histogram;
+///         s.spawn(move || {
+///             for i in 0..1_000 {
+///                 histogram.record_duration(Duration::from_micros(100 + t * 1_000 + i));
+///             }
+///         });
+///     }
+/// });
+/// let summary = histogram.summary(Window::Last(Duration::from_secs(60)));
+/// assert_eq!(summary.count, 4_000);
+/// assert!(summary.max < 0.0042);
+/// ```
+pub struct Histogram {
+    // Read by the hot path; never written after construction.
+    layout: Layout,
+    highest: u64,
+    scale: f64,
+    expected_interval: Option<u64>,
+    shards: Shards,
+    rare: Rare,
+    // Cold path only.
+    windows: Mutex<Windows>,
+    config: Config,
+}
+
+impl Histogram {
+    /// A histogram with the default [`Config`]: 1 ns ..= 1 h at 3
+    /// significant figures, `record_f64` in seconds, 15 minutes of 10 s
+    /// intervals.
+    pub fn new() -> Self {
+        Config::new()
+            .build()
+            .expect("the default config is valid (checked by config::tests::defaults_build)")
+    }
+
+    pub(crate) fn from_parts(config: Config, layout: Layout) -> Histogram {
+        let now = config.clock.now();
+        Histogram {
+            layout,
+            highest: config.highest,
+            scale: config.scale,
+            expected_interval: config.expected_interval,
+            shards: Shards::new(&layout),
+            rare: Rare::default(),
+            windows: Mutex::new(Windows::new(now, config.intervals)),
+            config,
+        }
+    }
+
+    /// Record one raw value (nanoseconds for the default config).
+    ///
+    /// Hot path, budget a few ns: bucket index from a leading-zero count,
+    /// then `fetch_add(1)` on the bucket and `fetch_add(raw)` on the sum of
+    /// this thread's shard. Values above the configured highest are clamped
+    /// to it and counted in [`out_of_range`](Histogram::out_of_range). With
+    /// [`Config::expected_interval`] set, the samples a stalled caller missed
+    /// are recorded too.
+    #[inline]
+    pub fn record(&self, raw: u64) {
+        let raw = if raw > self.highest {
+            self.clamp_high()
+        } else {
+            raw
+        };
+        let shard = self.shards.local();
+        shard.add(self.layout.index_for(raw), 1, raw);
+        if let Some(expected) = self.expected_interval {
+            if raw > expected {
+                self.record_omitted(shard, raw, expected);
+            }
+        }
+    }
+
+    /// Record a duration as nanoseconds (whatever the scale), saturating at
+    /// `u64::MAX` before clamping to the range.
+    #[inline]
+    pub fn record_duration(&self, d: Duration) {
+        self.record(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+    }
+
+    /// Record a value in units: `round(value * scale)` raw units (seconds
+    /// to nanoseconds for the default config). NaN, negative and infinite
+    /// values are not recorded; they are counted in
+    /// [`rejected`](Histogram::rejected). Never panics.
+    ///
+    /// ```
+    /// use vigil_histogram::{Histogram, Window};
+    ///
+    /// let histogram = Histogram::new();
+    /// histogram.record_f64(0.002); // 2 ms
+    /// histogram.record_f64(f64::NAN);
+    /// histogram.record_f64(-1.0);
+    /// assert_eq!(histogram.rejected(), 2);
+    /// let max = histogram.snapshot(Window::Cumulative).quantile(1.0);
+    /// assert!((max - 0.002).abs() < 0.002 * 0.001); // 3 significant figures
+    /// ```
+    #[inline]
+    pub fn record_f64(&self, value: f64) {
+        // Excludes NaN, negatives and +inf; -0.0 is in.
+        if !(0.0..f64::INFINITY).contains(&value) {
+            self.reject();
+            return;
+        }
+        // `as` saturates: products beyond u64 become u64::MAX, then clamp.
+        // `+ 0.5` then truncation rounds half up (values are non-negative);
+        // `f64::round` is a libm call on baseline x86-64.
+        self.record((value * self.scale + 0.5) as u64);
+    }
+
+    #[cold]
+    fn clamp_high(&self) -> u64 {
+        self.rare.out_of_range.fetch_add(1, Relaxed);
+        self.highest
+    }
+
+    #[cold]
+    fn reject(&self) {
+        self.rare.rejected.fetch_add(1, Relaxed);
+    }
+
+    /// Coordinated-omission correction: record `value - k * expected` for
+    /// k = 1, 2, ... while it is at least `expected`, like hdrhistogram's
+    /// `record_correct`, but a bucket at a time: all the k that land in one
+    /// bucket are added with one `fetch_add`, so the cost is bounded by the
+    /// number of buckets, not by `value / expected`.
+    #[inline(never)]
+    fn record_omitted(&self, shard: &Shard, value: u64, expected: u64) {
+        let step = u128::from(expected);
+        let mut next = u128::from(value - expected);
+        while next >= step {
+            let index = self.layout.index_for(next as u64);
+            let low = u128::from(self.layout.value_for(index)).max(step);
+            let n = (next - low) / step + 1;
+            // next + (next - step) + ... (n terms)
+            let sum = n * next - step * n * (n - 1) / 2;
+            shard.add(index, n as u64, sum as u64);
+            next -= n * step;
+        }
+    }
+
+    fn windows(&self) -> MutexGuard<'_, Windows> {
+        // A panic while holding the lock leaves consistent data behind (every
+        // step is a whole push or add), so poisoning is ignored.
+        self.windows.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A copy of `window`, after rotating the ring if an interval ended.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use vigil_histogram::{Histogram, Window};
+    ///
+    /// let histogram = Histogram::new();
+    /// histogram.record_duration(Duration::from_millis(3));
+    /// let snapshot = histogram.snapshot(Window::Last(Duration::from_secs(60)));
+    /// assert_eq!(snapshot.count(), 1);
+    /// assert!((snapshot.quantile(0.5) - 0.003).abs() < 0.003 * 0.001);
+    /// ```
+    pub fn snapshot(&self, window: Window) -> Snapshot {
+        let now = self.config.clock.now();
+        let mut windows = self.windows();
+        windows.rotate(now, &self.shards, &self.layout, &self.config);
+        windows.snapshot(window, now, &self.shards, &self.layout, &self.config)
+    }
+
+    /// The [`Summary`] of `window`; `snapshot(window).summary()`.
+    ///
+    /// ```
+    /// use vigil_histogram::{Histogram, Window};
+    ///
+    /// let histogram = Histogram::new();
+    /// for ms in 1..=1_000 {
+    ///     histogram.record_f64(ms as f64 / 1e3);
+    /// }
+    /// let summary = histogram.summary(Window::Cumulative);
+    /// assert_eq!(summary.count, 1_000);
+    /// assert!((summary.p99 - 0.990).abs() < 0.990 * 0.001);
+    /// ```
+    pub fn summary(&self, window: Window) -> Summary {
+        self.snapshot(window).summary()
+    }
+
+    /// Rotate the window ring if an interval boundary passed. Reads do this
+    /// too. Rotation is lazy: values recorded after a boundary but before the
+    /// next rotation count in the interval that just ended, so call this
+    /// periodically (about once per interval, e.g. from a scrape or a timer)
+    /// to keep data in the interval it was recorded in when nobody reads.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use vigil_histogram::{Config, Window};
+    ///
+    /// let (clock, mock) = quanta::Clock::mock();
+    /// let histogram = Config::new().clock(clock).build()?;
+    /// histogram.record(5);
+    /// mock.increment(Duration::from_secs(10));
+    /// histogram.upkeep(); // the 5 moves into the completed interval
+    /// mock.increment(Duration::from_secs(10));
+    /// histogram.upkeep(); // an empty interval completes
+    /// assert_eq!(histogram.snapshot(Window::Last(Duration::from_secs(20))).count(), 0);
+    /// assert_eq!(histogram.snapshot(Window::Last(Duration::from_secs(30))).count(), 1);
+    /// # Ok::<(), vigil_histogram::Error>(())
+    /// ```
+    pub fn upkeep(&self) {
+        let now = self.config.clock.now();
+        self.windows()
+            .rotate(now, &self.shards, &self.layout, &self.config);
+    }
+
+    /// Values recorded since creation (rejected ones excluded), without
+    /// building a snapshot: the cumulative count plus the live shards.
+    ///
+    /// ```
+    /// let histogram = vigil_histogram::Histogram::new();
+    /// histogram.record(7);
+    /// histogram.record_f64(f64::NAN);
+    /// assert_eq!(histogram.count(), 1);
+    /// ```
+    pub fn count(&self) -> u64 {
+        // Holding the window lock keeps a rotation from moving counts out
+        // of the shards while they are summed.
+        let windows = self.windows();
+        let mut live = 0u64;
+        self.shards.collect(false, |_, count| live += count);
+        windows.cumulative_count() + live
+    }
+
+    /// Values above the configured highest that were clamped to it.
+    ///
+    /// ```
+    /// use vigil_histogram::{Config, Window};
+    ///
+    /// let histogram = Config::new().range(1, 1_000).build()?;
+    /// histogram.record(5_000);
+    /// assert_eq!(histogram.out_of_range(), 1);
+    /// assert_eq!(histogram.snapshot(Window::Cumulative).histogram().max(), 1_000);
+    /// # Ok::<(), vigil_histogram::Error>(())
+    /// ```
+    pub fn out_of_range(&self) -> u64 {
+        self.rare.out_of_range.load(Relaxed)
+    }
+
+    /// Values given to [`record_f64`](Histogram::record_f64) that were NaN,
+    /// negative or infinite, and so not recorded.
+    pub fn rejected(&self) -> u64 {
+        self.rare.rejected.load(Relaxed)
+    }
+
+    /// The config this histogram was built from.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Bytes this histogram holds right now: its own struct, the slot table,
+    /// the shards allocated so far, the cumulative histogram (once
+    /// allocated) and the sparse ring. Bounded by the config, not by the
+    /// recording rate; see the crate docs for the defaults.
+    pub fn memory_bytes(&self) -> usize {
+        let (ring, cumulative) = self.windows().bytes();
+        std::mem::size_of::<Self>()
+            + self.shards.table_bytes()
+            + self.shards.allocated_bytes()
+            + ring
+            + cumulative
+    }
+}
+
+impl Default for Histogram {
+    fn default() -> Self {
+        Histogram::new()
+    }
+}
+
+impl fmt::Debug for Histogram {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Histogram")
+            .field("config", &self.config)
+            .field("out_of_range", &self.out_of_range())
+            .field("rejected", &self.rejected())
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mocked(config: Config) -> (Histogram, std::sync::Arc<quanta::Mock>) {
+        let (clock, mock) = quanta::Clock::mock();
+        (config.clock(clock).build().unwrap(), mock)
+    }
+
+    #[test]
+    fn histogram_is_send_and_sync() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<Histogram>();
+    }
+
+    #[test]
+    fn omitted_samples_match_hdrhistogram_record_correct() {
+        for (expected, values) in [
+            (
+                1_000_u64,
+                vec![999, 1_000, 1_001, 2_000, 2_001, 10_000, 1_234_567],
+            ),
+            (1, vec![0, 1, 2, 3, 5_000]),
+            (7, vec![100_000, 3, 8, 15]),
+            (1_000_000, vec![1_000_000_000, 1_500_000, 999_999]),
+        ] {
+            let histogram = Config::new().expected_interval(expected).build().unwrap();
+            let mut reference =
+                hdrhistogram::Histogram::<u64>::new_with_bounds(1, 3_600_000_000_000, 3).unwrap();
+            let mut sum = 0u128;
+            for &v in &values {
+                histogram.record(v);
+                reference.record_correct(v, expected).unwrap();
+                sum += u128::from(v);
+                let mut m = v.saturating_sub(expected);
+                while v > expected && m >= expected {
+                    sum += u128::from(m);
+                    m -= expected;
+                }
+            }
+            let snapshot = histogram.snapshot(Window::Cumulative);
+            assert_eq!(snapshot.count(), reference.len(), "expected {expected}");
+            for (ours, theirs) in snapshot.histogram().iter_all().zip(reference.iter_all()) {
+                assert_eq!(ours.count_at_value(), theirs.count_at_value());
+            }
+            assert_eq!(snapshot.sum(), sum as f64 / 1e9);
+        }
+    }
+
+    #[test]
+    fn record_f64_rounds_to_raw_units() {
+        let histogram = Histogram::new();
+        histogram.record_f64(1.5e-9);
+        histogram.record_f64(-0.0);
+        let snapshot = histogram.snapshot(Window::Cumulative);
+        assert_eq!(snapshot.histogram().count_at(2), 1);
+        assert_eq!(snapshot.histogram().count_at(0), 1);
+        assert_eq!(histogram.rejected(), 0);
+    }
+
+    #[test]
+    fn huge_finite_values_are_clamped_not_rejected() {
+        let histogram = Histogram::new();
+        histogram.record_f64(f64::MAX);
+        histogram.record(u64::MAX);
+        histogram.record_duration(Duration::MAX);
+        assert_eq!((histogram.out_of_range(), histogram.rejected()), (3, 0));
+        let snapshot = histogram.snapshot(Window::Cumulative);
+        assert_eq!(snapshot.count(), 3);
+        assert_eq!(snapshot.histogram().count_at(3_600_000_000_000), 3);
+        assert_eq!(snapshot.sum(), 3.0 * 3_600.0);
+    }
+
+    #[test]
+    fn rotation_after_many_idle_intervals_keeps_data_in_the_newest() {
+        let (histogram, mock) = mocked(Config::new().interval(Duration::from_secs(1)).intervals(4));
+        histogram.record(10);
+        mock.increment(Duration::from_millis(3_500));
+        let last = |secs| histogram.snapshot(Window::Last(Duration::from_secs(secs)));
+        assert_eq!(last(1).count(), 0);
+        assert_eq!(last(2).count(), 1);
+        assert_eq!(last(2).window(), Duration::from_millis(1_500));
+        assert_eq!(
+            last(100).window(),
+            Duration::from_millis(3_500),
+            "ring holds 3 intervals"
+        );
+        // Half-way into the current interval: the grid stays aligned.
+        mock.increment(Duration::from_millis(500));
+        assert_eq!(last(1).window(), Duration::ZERO);
+        assert_eq!(last(100).window(), Duration::from_secs(4));
+        mock.increment(Duration::from_secs(1_000_000));
+        assert_eq!(last(100).count(), 0);
+        assert_eq!(histogram.snapshot(Window::Cumulative).count(), 1);
+    }
+
+    #[test]
+    fn cumulative_window_is_time_since_creation() {
+        let (histogram, mock) = mocked(Config::new());
+        mock.increment(Duration::from_secs(95));
+        let snapshot = histogram.snapshot(Window::Cumulative);
+        assert_eq!(snapshot.window(), Duration::from_secs(95));
+        assert_eq!(snapshot.summary().window_seconds, 95.0);
+    }
+
+    #[test]
+    fn memory_is_fixed_by_config_not_by_rate() {
+        let (histogram, mock) = mocked(Config::new().intervals(3));
+        let mut sizes = Vec::new();
+        for _ in 0..6 {
+            for i in 0..20_000u64 {
+                histogram.record(1_000 + (i * 7_919) % 1_000_000);
+            }
+            mock.increment(Duration::from_secs(10));
+            histogram.upkeep();
+            sizes.push(histogram.memory_bytes());
+        }
+        // Once the ring is full, recording more does not grow memory.
+        assert_eq!(sizes[3], sizes[5], "{sizes:?}");
+    }
+}

@@ -1,0 +1,396 @@
+//! [`Snapshot`]: a point-in-time, owned copy of a window, with statistics in
+//! units, merge, and HdrHistogram V2 interchange.
+
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use hdrhistogram::serialization::{Deserializer, Serializer as _, V2DeflateSerializer};
+
+use crate::{Error, Summary};
+
+/// Default scale of decoded snapshots: nanoseconds per second.
+const NANOS_PER_SECOND: f64 = 1e9;
+
+/// An owned copy of a window of a [`Histogram`](crate::Histogram): an
+/// `hdrhistogram::Histogram<u64>` of raw values, the exact raw sum, the scale
+/// that turns raw values into units, and the span of time covered.
+///
+/// Every statistic is in units (`raw / scale`: seconds for the defaults).
+///
+/// ```
+/// use vigil_histogram::{Histogram, Window};
+///
+/// let histogram = Histogram::new();
+/// for ms in 1..=100 {
+///     histogram.record_f64(ms as f64 / 1000.0); // seconds
+/// }
+/// let snapshot = histogram.snapshot(Window::Cumulative);
+/// assert_eq!(snapshot.count(), 100);
+/// assert!((snapshot.quantile(0.99) - 0.099).abs() < 0.099 * 0.001);
+/// assert!((snapshot.sum() - 5.05).abs() < 1e-9); // exact, not from buckets
+/// assert_eq!(snapshot.count_le(0.050), 50); // a Prometheus `le="0.05"` bucket
+/// # Ok::<(), vigil_histogram::Error>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct Snapshot {
+    histogram: hdrhistogram::Histogram<u64>,
+    sum: u128,
+    scale: f64,
+    window: Duration,
+}
+
+impl Snapshot {
+    pub(crate) fn from_parts(
+        histogram: hdrhistogram::Histogram<u64>,
+        sum: u128,
+        scale: f64,
+        window: Duration,
+    ) -> Snapshot {
+        Snapshot {
+            histogram,
+            sum,
+            scale,
+            window,
+        }
+    }
+
+    fn units(&self, raw: f64) -> f64 {
+        raw / self.scale
+    }
+
+    /// The underlying HdrHistogram, in raw units.
+    pub fn histogram(&self) -> &hdrhistogram::Histogram<u64> {
+        &self.histogram
+    }
+
+    /// Number of values.
+    pub fn count(&self) -> u64 {
+        self.histogram.len()
+    }
+
+    /// Sum of the values, in units: the exact sum of the raw values recorded,
+    /// not derived from buckets. (A snapshot read with
+    /// [`Snapshot::from_base64`] has no recorded sum; its sum is estimated
+    /// from the buckets.)
+    pub fn sum(&self) -> f64 {
+        self.units(self.sum as f64)
+    }
+
+    /// Smallest value, at bucket resolution (the bucket's lowest value); 0.0
+    /// when empty.
+    pub fn min(&self) -> f64 {
+        self.units(self.histogram.min() as f64)
+    }
+
+    /// Largest value, at bucket resolution (the bucket's highest value, like
+    /// `quantile(1.0)`); 0.0 when empty.
+    pub fn max(&self) -> f64 {
+        if self.histogram.is_empty() {
+            return 0.0;
+        }
+        self.units(self.histogram.max() as f64)
+    }
+
+    /// Exact mean, `sum / count`; 0.0 when empty.
+    pub fn mean(&self) -> f64 {
+        match self.count() {
+            0 => 0.0,
+            count => self.sum() / count as f64,
+        }
+    }
+
+    /// Standard deviation from the buckets (hdrhistogram's `stdev`); 0.0 when
+    /// empty.
+    pub fn stddev(&self) -> f64 {
+        self.units(self.histogram.stdev())
+    }
+
+    /// The value at quantile `q` (0.0 ..= 1.0), in units, via hdrhistogram's
+    /// `value_at_quantile`: the highest value of the bucket holding rank
+    /// `max(1, ceil(q * count))`, within the configured significant figures
+    /// of the exact quantile. 0.0 when empty.
+    pub fn quantile(&self, q: f64) -> f64 {
+        if self.histogram.is_empty() {
+            return 0.0;
+        }
+        self.units(self.histogram.value_at_quantile(q) as f64)
+    }
+
+    /// Number of values at or below `bound` (in units), for Prometheus `le`
+    /// buckets: counts every bucket whose lowest value is at most `bound`, so
+    /// it is monotone in `bound`, exact where buckets are one raw unit wide
+    /// and otherwise off by at most one bucket width (the configured
+    /// precision). `count_le(f64::INFINITY) == count()`; NaN and negative
+    /// bounds give 0.
+    pub fn count_le(&self, bound: f64) -> u64 {
+        let raw = bound * self.scale;
+        if raw.is_nan() || raw < 0.0 || self.histogram.is_empty() {
+            return 0;
+        }
+        if raw >= u64::MAX as f64 {
+            return self.count();
+        }
+        // `245.0 / 1e9 * 1e9` is 244.99999999999997: snap float noise to the
+        // integer the caller meant before flooring.
+        let nearest = raw.round();
+        let raw = if (raw - nearest).abs() <= raw * 1e-12 {
+            nearest
+        } else {
+            raw.floor()
+        };
+        self.histogram.count_between(0, raw as u64)
+    }
+
+    /// The span of time this snapshot covers: time since creation for
+    /// [`Window::Cumulative`](crate::Window::Cumulative); the elapsed part
+    /// of the current interval plus the completed intervals included for
+    /// [`Window::Last`](crate::Window::Last). Zero for decoded snapshots.
+    pub fn window(&self) -> Duration {
+        self.window
+    }
+
+    /// Raw units per unit.
+    pub fn scale(&self) -> f64 {
+        self.scale
+    }
+
+    /// All statistics at once; see [`Summary`].
+    pub fn summary(&self) -> Summary {
+        let window_seconds = self.window.as_secs_f64();
+        if self.histogram.is_empty() {
+            return Summary {
+                window_seconds,
+                ..Summary::default()
+            };
+        }
+        Summary {
+            count: self.count(),
+            sum: self.sum(),
+            min: self.min(),
+            max: self.max(),
+            mean: self.mean(),
+            stddev: self.stddev(),
+            p50: self.quantile(0.5),
+            p75: self.quantile(0.75),
+            p90: self.quantile(0.9),
+            p95: self.quantile(0.95),
+            p99: self.quantile(0.99),
+            p999: self.quantile(0.999),
+            window_seconds,
+        }
+    }
+
+    /// Add `other` into this snapshot: counts bucket by bucket, sums added,
+    /// window the longer of the two (merging is meant for the same period
+    /// seen by several recorders or processes).
+    ///
+    /// ```
+    /// use vigil_histogram::{Histogram, Window};
+    ///
+    /// let (a, b) = (Histogram::new(), Histogram::new());
+    /// a.record(1_000);
+    /// b.record(3_000);
+    /// let mut merged = a.snapshot(Window::Cumulative);
+    /// merged.merge(&b.snapshot(Window::Cumulative))?;
+    /// assert_eq!(merged.count(), 2);
+    /// assert_eq!(merged.mean(), 2e-6);
+    /// # Ok::<(), vigil_histogram::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Merge`] when the scales differ or `other` holds values above
+    /// this snapshot's range; `self` is then unchanged.
+    pub fn merge(&mut self, other: &Snapshot) -> Result<(), Error> {
+        if self.scale != other.scale {
+            return Err(Error::Merge {
+                reason: format!(
+                    "scales differ ({} vs {} raw units per unit); use with_scale to align them",
+                    self.scale, other.scale
+                ),
+            });
+        }
+        self.histogram
+            .add(&other.histogram)
+            .map_err(|error| Error::Merge {
+                reason: format!(
+                    "{error}: the other snapshot's max is {} but this one tracks up to {}",
+                    other.histogram.max(),
+                    self.histogram.high()
+                ),
+            })?;
+        self.sum += other.sum;
+        self.window = self.window.max(other.window);
+        Ok(())
+    }
+
+    /// Encode as an HdrHistogram V2 compressed (deflate) histogram in
+    /// standard base64, the format of HdrHistogram interval logs (starts with
+    /// `HISTF`), readable by `hdrhistogram::serialization::Deserializer` and
+    /// every other HdrHistogram implementation. Carries counts, not the
+    /// exact sum or the window.
+    ///
+    /// ```
+    /// use vigil_histogram::{Histogram, Snapshot, Window};
+    ///
+    /// let histogram = Histogram::new();
+    /// histogram.record(42_000);
+    /// let encoded = histogram.snapshot(Window::Cumulative).to_base64()?;
+    /// assert!(encoded.starts_with("HISTF"));
+    /// let decoded = Snapshot::from_base64(&encoded)?;
+    /// assert_eq!(decoded.count(), 1);
+    /// assert_eq!(decoded.histogram().count_at(42_000), 1);
+    /// # Ok::<(), vigil_histogram::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Encode`] if hdrhistogram's serializer fails.
+    pub fn to_base64(&self) -> Result<String, Error> {
+        let mut bytes = Vec::new();
+        V2DeflateSerializer::new()
+            .serialize(&self.histogram, &mut bytes)
+            .map_err(Error::Encode)?;
+        Ok(STANDARD.encode(bytes))
+    }
+
+    /// Decode a base64 HdrHistogram (V2, compressed or not), e.g. one
+    /// interval of an HdrHistogram log. The result has scale `1e9`
+    /// (nanoseconds to seconds; change it with [`Snapshot::with_scale`]), a
+    /// zero window, and a sum estimated from the buckets.
+    ///
+    /// # Errors
+    /// [`Error::Base64`] for text that is not standard base64,
+    /// [`Error::Decode`] for bytes that are not an HdrHistogram.
+    pub fn from_base64(encoded: &str) -> Result<Snapshot, Error> {
+        let bytes = STANDARD.decode(encoded.trim())?;
+        let histogram: hdrhistogram::Histogram<u64> = Deserializer::new()
+            .deserialize(&mut bytes.as_slice())
+            .map_err(Error::Decode)?;
+        let sum = (histogram.mean() * histogram.len() as f64).round() as u128;
+        Ok(Snapshot {
+            histogram,
+            sum,
+            scale: NANOS_PER_SECOND,
+            window: Duration::ZERO,
+        })
+    }
+
+    /// The same data read with another scale (raw units per unit). A scale
+    /// that is not finite and positive is ignored.
+    ///
+    /// ```
+    /// use vigil_histogram::{Histogram, Window};
+    ///
+    /// let histogram = Histogram::new();
+    /// histogram.record(1_500_000); // 1.5 ms in ns
+    /// let millis = histogram.snapshot(Window::Cumulative).with_scale(1e6);
+    /// assert_eq!(millis.mean(), 1.5);
+    /// ```
+    pub fn with_scale(mut self, raw_per_unit: f64) -> Self {
+        if raw_per_unit.is_finite() && raw_per_unit > 0.0 {
+            self.scale = raw_per_unit;
+        }
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snapshot(values: &[u64]) -> Snapshot {
+        let mut histogram =
+            hdrhistogram::Histogram::<u64>::new_with_bounds(1, 3_600_000_000_000, 3).unwrap();
+        for &v in values {
+            histogram.record(v).unwrap();
+        }
+        let sum = values.iter().map(|&v| u128::from(v)).sum();
+        Snapshot::from_parts(histogram, sum, 1e9, Duration::from_secs(10))
+    }
+
+    #[test]
+    fn empty_snapshot_reads_zero_everywhere() {
+        let empty = snapshot(&[]);
+        assert_eq!(
+            empty.summary(),
+            Summary {
+                window_seconds: 10.0,
+                ..Summary::default()
+            }
+        );
+        assert_eq!(empty.quantile(0.5), 0.0);
+        assert_eq!(empty.max(), 0.0);
+        assert_eq!(empty.count_le(f64::INFINITY), 0);
+    }
+
+    #[test]
+    fn count_le_is_monotone_and_total_at_infinity() {
+        let s = snapshot(&[0, 5, 245, 2_000, 5_000_000, 5_001_000, 1_000_000_000]);
+        assert_eq!(s.count_le(-1.0), 0);
+        assert_eq!(s.count_le(f64::NAN), 0);
+        assert_eq!(s.count_le(0.0), 1);
+        assert_eq!(s.count_le(4e-9), 1);
+        assert_eq!(s.count_le(5e-9), 2);
+        assert_eq!(s.count_le(244.0 / 1e9), 2);
+        assert!(std::hint::black_box(245.0) / 1e9 * 1e9 < 245.0);
+        assert_eq!(
+            s.count_le(245.0 / 1e9),
+            3,
+            "float noise below 245 still counts 245"
+        );
+        assert_eq!(s.count_le(1e-6), 3);
+        assert_eq!(
+            s.count_le(0.005),
+            6,
+            "5_001_000 shares 5_000_000's 4096-wide bucket"
+        );
+        assert_eq!(s.count_le(1.0), 7);
+        assert_eq!(s.count_le(f64::INFINITY), s.count());
+        let mut last = 0;
+        for i in 0..2_000 {
+            let c = s.count_le(f64::from(i) * 1e-3);
+            assert!(c >= last);
+            last = c;
+        }
+    }
+
+    #[test]
+    fn merge_refuses_different_scales_and_leaves_self_unchanged() {
+        let mut a = snapshot(&[1_000]);
+        let b = snapshot(&[2_000]).with_scale(1e6);
+        assert!(matches!(a.merge(&b), Err(Error::Merge { .. })));
+        assert_eq!(a.count(), 1);
+    }
+
+    #[test]
+    fn merge_refuses_values_beyond_range() {
+        let mut small = Snapshot::from_parts(
+            hdrhistogram::Histogram::new_with_bounds(1, 1_000, 3).unwrap(),
+            0,
+            1e9,
+            Duration::ZERO,
+        );
+        let big = snapshot(&[1_000_000_000]);
+        let error = small.merge(&big).unwrap_err().to_string();
+        assert!(error.starts_with("cannot merge snapshots:"), "{error}");
+        assert_eq!(small.count(), 0);
+    }
+
+    #[test]
+    fn invalid_scale_is_ignored() {
+        assert_eq!(snapshot(&[1]).with_scale(f64::NAN).scale(), 1e9);
+        assert_eq!(snapshot(&[1]).with_scale(-2.0).scale(), 1e9);
+    }
+
+    #[test]
+    fn from_base64_reports_what_is_wrong() {
+        assert!(matches!(
+            Snapshot::from_base64("not base64!"),
+            Err(Error::Base64(_))
+        ));
+        assert!(matches!(
+            Snapshot::from_base64("AAAAAAAA"),
+            Err(Error::Decode(_))
+        ));
+    }
+}

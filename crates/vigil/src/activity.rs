@@ -1,0 +1,195 @@
+//! Cold-path tracking of every series between upkeep ticks: when it last
+//! changed (for idle expiry) and samples over the summary window (for
+//! counter rates and gauge min/max/mean). Runs on the upkeep tick and on
+//! reads, never on the recording path.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use metrics::Key;
+use metrics::atomics::AtomicU64;
+use metrics_util::MetricKind;
+use quanta::Instant;
+use vigil_histogram::Window;
+
+use crate::recorder::Shared;
+use crate::storage::HistogramSeries;
+
+/// What the registry knows about one series beyond its value.
+#[derive(Debug)]
+pub(crate) struct Track {
+    /// The counter value, gauge bits or histogram count seen last.
+    observed: u64,
+    changed_at: Instant,
+    /// Idle past the timeout but still held by a handle: kept (a handle
+    /// may record again) but left out of every read-out until it changes.
+    pub(crate) hidden: bool,
+    /// (when, value) samples no older than the summary window.
+    pub(crate) samples: VecDeque<(Instant, f64)>,
+}
+
+/// The time and settings of one upkeep tick.
+#[derive(Clone, Copy, Debug)]
+struct Tick {
+    now: Instant,
+    window: Duration,
+    idle_timeout: Option<Duration>,
+}
+
+/// Tracks per (kind, key).
+#[derive(Debug)]
+pub(crate) struct Activity {
+    pub(crate) tracks: HashMap<(MetricKind, Key), Track>,
+}
+
+impl Activity {
+    pub(crate) fn new() -> Self {
+        Self {
+            tracks: HashMap::new(),
+        }
+    }
+
+    pub(crate) fn is_hidden(&self, kind: MetricKind, key: &Key) -> bool {
+        self.tracks
+            .get(&(kind, key.clone()))
+            .is_some_and(|track| track.hidden)
+    }
+
+    /// Notes the value of one series at `now`; returns whether it should be
+    /// deleted (idle past the timeout and held by nobody but the registry).
+    fn observe(
+        &mut self,
+        tick: &Tick,
+        kind: MetricKind,
+        key: &Key,
+        observed: u64,
+        sample: f64,
+        held_elsewhere: bool,
+    ) -> bool {
+        let Tick {
+            now,
+            window,
+            idle_timeout,
+        } = *tick;
+        let track = self
+            .tracks
+            .entry((kind, key.clone()))
+            .or_insert_with(|| Track {
+                observed,
+                changed_at: now,
+                hidden: false,
+                samples: VecDeque::new(),
+            });
+        if track.observed != observed {
+            track.observed = observed;
+            track.changed_at = now;
+            track.hidden = false;
+        }
+        track.samples.push_back((now, sample));
+        while track
+            .samples
+            .front()
+            .is_some_and(|(at, _)| now.saturating_duration_since(*at) > window)
+        {
+            track.samples.pop_front();
+        }
+        let Some(timeout) = idle_timeout else {
+            return false;
+        };
+        if now.saturating_duration_since(track.changed_at) < timeout {
+            return false;
+        }
+        if held_elsewhere {
+            track.hidden = true;
+            false
+        } else {
+            self.tracks.remove(&(kind, key.clone()));
+            true
+        }
+    }
+}
+
+pub(crate) fn gauge_value(gauge: &AtomicU64) -> f64 {
+    f64::from_bits(gauge.load(std::sync::atomic::Ordering::Relaxed))
+}
+
+impl Shared {
+    /// One upkeep tick: rotates histogram windows, samples counters and
+    /// gauges for rates and window statistics, and expires idle series.
+    pub(crate) fn tick(&self) {
+        let tick = Tick {
+            now: self.settings.clock.now(),
+            window: self.settings.window,
+            idle_timeout: self.settings.idle_timeout,
+        };
+        let mut activity = self
+            .activity
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+
+        // `retain_*` holds each registry shard's write lock while it decides,
+        // so no registration can clone a handle between the "held by nobody
+        // else" check and the deletion: a deleted series is one nobody can
+        // record into any more, and no recorded value is lost.
+        let mut expired = Vec::new();
+        self.registry
+            .retain_counters(|key, counter: &Arc<AtomicU64>| {
+                let value = counter.load(std::sync::atomic::Ordering::Relaxed);
+                let delete = activity.observe(
+                    &tick,
+                    MetricKind::Counter,
+                    key,
+                    value,
+                    value as f64,
+                    Arc::strong_count(counter) > 1,
+                );
+                if delete {
+                    expired.push(key.name().to_owned());
+                }
+                !delete || key.name() == crate::recorder::SERIES_DROPPED_TOTAL
+            });
+        self.release(MetricKind::Counter, expired.drain(..));
+
+        self.registry.retain_gauges(|key, gauge: &Arc<AtomicU64>| {
+            let bits = gauge.load(std::sync::atomic::Ordering::Relaxed);
+            let delete = activity.observe(
+                &tick,
+                MetricKind::Gauge,
+                key,
+                bits,
+                f64::from_bits(bits),
+                Arc::strong_count(gauge) > 1,
+            );
+            if delete {
+                expired.push(key.name().to_owned());
+            }
+            !delete
+        });
+        self.release(MetricKind::Gauge, expired.drain(..));
+
+        self.registry
+            .retain_histograms(|key, series: &Arc<HistogramSeries>| {
+                series.0.upkeep();
+                let count = series.0.count();
+                let delete = activity.observe(
+                    &tick,
+                    MetricKind::Histogram,
+                    key,
+                    count,
+                    count as f64,
+                    Arc::strong_count(series) > 1,
+                );
+                if delete {
+                    expired.push(key.name().to_owned());
+                }
+                !delete
+            });
+        self.release(MetricKind::Histogram, expired.drain(..));
+    }
+
+    /// The window every windowed read-out covers.
+    pub(crate) fn window(&self) -> Window {
+        Window::Last(self.settings.window)
+    }
+}

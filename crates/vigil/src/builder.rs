@@ -1,0 +1,329 @@
+//! [`MonitorBuilder`]: every knob of the registry, the exposition and the
+//! listener, validated once in [`build`](MonitorBuilder::build).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use indexmap::IndexMap;
+use ipnet::IpNet;
+use metrics_exporter_prometheus::Matcher;
+use vigil_histogram::Config;
+
+use crate::Error;
+use crate::monitor::{Inner, Monitor, Upkeep};
+use crate::recorder::{Recorder, Settings, Shared};
+use crate::storage::Storage;
+
+/// The quantiles rendered for summaries by default (those of
+/// `metrics-exporter-prometheus`).
+pub const DEFAULT_QUANTILES: [f64; 7] = [0.0, 0.5, 0.9, 0.95, 0.99, 0.999, 1.0];
+
+/// The `le` bounds of classic buckets when none are given (those of the
+/// Prometheus client libraries), in seconds.
+pub const DEFAULT_BUCKETS: [f64; 11] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// Builds a [`Monitor`]: `Monitor::builder()...install()`.
+///
+/// ```
+/// use std::time::Duration;
+/// use vigil::{Matcher, Monitor};
+///
+/// let monitor = Monitor::builder()
+///     .global_label("service", "checkout")
+///     .window(Duration::from_secs(300))
+///     .buckets(Matcher::Suffix("_seconds".into()), &[0.01, 0.1, 1.0])
+///     .max_series_per_metric(500)
+///     .build()?;
+/// # let _ = monitor;
+/// # Ok::<(), vigil::Error>(())
+/// ```
+#[must_use = "a builder does nothing until `build` or `install`"]
+pub struct MonitorBuilder {
+    global_labels: IndexMap<String, String>,
+    quantiles: Vec<f64>,
+    buckets: Vec<(Matcher, Vec<f64>)>,
+    histogram_default: Config,
+    histograms: Vec<(Matcher, Config)>,
+    window: Duration,
+    idle_timeout: Option<Duration>,
+    max_series_per_metric: usize,
+    clock: Option<quanta::Clock>,
+    upkeep_interval: Option<Duration>,
+    listen: Option<String>,
+    allowed: Vec<String>,
+    layer: Option<Arc<dyn metrics::Recorder + Send + Sync>>,
+}
+
+impl std::fmt::Debug for MonitorBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MonitorBuilder")
+            .field("global_labels", &self.global_labels)
+            .field("window", &self.window)
+            .field("listen", &self.listen)
+            .field("layered", &self.layer.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for MonitorBuilder {
+    fn default() -> Self {
+        Self {
+            global_labels: IndexMap::new(),
+            quantiles: DEFAULT_QUANTILES.to_vec(),
+            buckets: Vec::new(),
+            histogram_default: Config::new(),
+            histograms: Vec::new(),
+            window: Duration::from_secs(60),
+            idle_timeout: None,
+            max_series_per_metric: 1000,
+            clock: None,
+            upkeep_interval: Some(Duration::from_secs(1)),
+            listen: None,
+            allowed: Vec::new(),
+            layer: None,
+        }
+    }
+}
+
+impl MonitorBuilder {
+    /// Adds a label to every series in the exposition (e.g. `service`).
+    pub fn global_label(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.global_labels.insert(key.into(), value.into());
+        self
+    }
+
+    /// The quantiles written for histograms rendered as summaries
+    /// (default [`DEFAULT_QUANTILES`]); each must lie in `0.0..=1.0`.
+    pub fn quantiles(mut self, quantiles: &[f64]) -> Self {
+        self.quantiles = quantiles.to_vec();
+        self
+    }
+
+    /// Renders histograms whose name matches as classic Prometheus
+    /// histograms with these `le` bounds (cumulative counts from the HDR
+    /// histogram) instead of summaries, so a fleet can aggregate them with
+    /// `histogram_quantile`. An empty slice means [`DEFAULT_BUCKETS`].
+    pub fn buckets(mut self, matcher: Matcher, bounds: &[f64]) -> Self {
+        let bounds = if bounds.is_empty() {
+            DEFAULT_BUCKETS.to_vec()
+        } else {
+            bounds.to_vec()
+        };
+        self.buckets.push((matcher, bounds));
+        self
+    }
+
+    /// The range, precision, windows or coordinated-omission correction of
+    /// histograms whose name matches (first match wins). Values recorded
+    /// through `metrics::histogram!` are `f64`s multiplied by the config's
+    /// scale (default 1e9: seconds stored as nanoseconds).
+    pub fn histogram(mut self, matcher: Matcher, config: Config) -> Self {
+        self.histograms.push((matcher, config));
+        self
+    }
+
+    /// The configuration of every other histogram (default
+    /// [`Config::new`]: 1 ns to 1 h at 3 significant figures, 10 s
+    /// intervals kept for 15 min).
+    pub fn default_histogram(mut self, config: Config) -> Self {
+        self.histogram_default = config;
+        self
+    }
+
+    /// The window that summary quantiles, counter rates and gauge
+    /// statistics cover (default 60 s).
+    pub fn window(mut self, window: Duration) -> Self {
+        self.window = window;
+        self
+    }
+
+    /// Series not updated for this long leave the exposition; those no
+    /// handle holds any more are deleted, freeing their slot under the
+    /// series limit. Off by default.
+    pub fn idle_timeout(mut self, timeout: Duration) -> Self {
+        self.idle_timeout = Some(timeout);
+        self
+    }
+
+    /// The most series one metric name may have (default 1 000). New label
+    /// sets beyond it fold into one series labelled `vigil_overflow="true"`
+    /// and count in `vigil_series_dropped_total`.
+    pub fn max_series_per_metric(mut self, limit: usize) -> Self {
+        self.max_series_per_metric = limit;
+        self
+    }
+
+    /// The clock for windows, rates and idle expiry (tests pass
+    /// `quanta::Clock::mock()`); it is also given to every histogram config.
+    pub fn clock(mut self, clock: quanta::Clock) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// How often a background thread rotates windows, samples counters and
+    /// gauges and expires idle series (default every second). Reads do the
+    /// same work on demand.
+    pub fn upkeep_interval(mut self, interval: Duration) -> Self {
+        self.upkeep_interval = Some(interval);
+        self
+    }
+
+    /// Starts no upkeep thread: windows rotate and samples are taken only
+    /// on reads and on [`Monitor::upkeep`] (for tests with a mock clock and
+    /// hosts that drive upkeep themselves).
+    pub fn manual_upkeep(mut self) -> Self {
+        self.upkeep_interval = None;
+        self
+    }
+
+    /// Serves `GET /metrics` on this address, e.g. `"127.0.0.1:9000"`
+    /// (port 0 picks a free port; see [`Monitor::listen_address`]). Bind a
+    /// non-loopback address only on purpose, ideally with
+    /// [`allow`](Self::allow).
+    pub fn listen(mut self, address: impl Into<String>) -> Self {
+        self.listen = Some(address.into());
+        self
+    }
+
+    /// Accepts scrapes only from this address or network (`"10.0.0.0/8"`,
+    /// `"192.168.1.7"`); may be given several times. Without any, every
+    /// peer that can reach the listen address is served.
+    pub fn allow(mut self, address_or_network: impl Into<String>) -> Self {
+        self.allowed.push(address_or_network.into());
+        self
+    }
+
+    /// Keeps a recorder the host already has: every describe, register and
+    /// record goes to vigil's registry and, unchanged, to `recorder`.
+    pub fn layer<R>(mut self, recorder: R) -> Self
+    where
+        R: metrics::Recorder + Send + Sync + 'static,
+    {
+        self.layer = Some(Arc::new(recorder));
+        self
+    }
+
+    /// Builds the registry, starts the upkeep thread and the listener (if
+    /// configured) but does not install the recorder globally: use
+    /// [`Monitor::recorder`] with `metrics::with_local_recorder` or
+    /// `metrics::set_global_recorder`.
+    pub fn build(self) -> Result<Monitor, Error> {
+        let clock = self.clock.clone().unwrap_or_default();
+        let default = self.histogram_default.clone().clock(clock.clone());
+        let validate = |metrics: String, config: &Config| {
+            config
+                .clone()
+                .build()
+                .map(drop)
+                .map_err(|source| Error::Histogram { metrics, source })
+        };
+        validate("every histogram".into(), &default)?;
+        let mut histograms = Vec::with_capacity(self.histograms.len());
+        for (matcher, config) in self.histograms {
+            let config = config.clock(clock.clone());
+            validate(format!("{matcher:?}"), &config)?;
+            histograms.push((matcher, config));
+        }
+        if let Some(q) = self.quantiles.iter().find(|q| !(0.0..=1.0).contains(*q)) {
+            return Err(Error::Setting {
+                setting: "quantiles",
+                reason: format!("{q} is not in 0.0..=1.0"),
+            });
+        }
+        for (matcher, bounds) in &self.buckets {
+            if bounds.iter().any(|b| !b.is_finite()) || bounds.windows(2).any(|w| w[0] >= w[1]) {
+                return Err(Error::Setting {
+                    setting: "buckets",
+                    reason: format!(
+                        "bounds for {matcher:?} must be finite and strictly increasing: {bounds:?}"
+                    ),
+                });
+            }
+        }
+        if self.window.is_zero() {
+            return Err(Error::Setting {
+                setting: "window",
+                reason: "must be longer than zero".into(),
+            });
+        }
+        if self.max_series_per_metric == 0 {
+            return Err(Error::Setting {
+                setting: "max_series_per_metric",
+                reason: "must be at least 1".into(),
+            });
+        }
+        if self.upkeep_interval.is_some_and(|i| i.is_zero()) {
+            return Err(Error::Setting {
+                setting: "upkeep_interval",
+                reason: "must be longer than zero".into(),
+            });
+        }
+        let listen = match &self.listen {
+            None => None,
+            Some(address) => Some(address.parse::<SocketAddr>().map_err(|e| Error::Address {
+                setting: "listen",
+                address: address.clone(),
+                reason: e.to_string(),
+            })?),
+        };
+        let mut allowed = Vec::with_capacity(self.allowed.len());
+        for address in &self.allowed {
+            let net = address
+                .parse::<IpNet>()
+                .or_else(|_| address.parse::<std::net::IpAddr>().map(IpNet::from))
+                .map_err(|e| Error::Address {
+                    setting: "allow",
+                    address: address.clone(),
+                    reason: e.to_string(),
+                })?;
+            allowed.push(net);
+        }
+
+        let settings = Settings {
+            global_labels: self.global_labels,
+            quantiles: self.quantiles,
+            buckets: self.buckets,
+            window: self.window,
+            idle_timeout: self.idle_timeout,
+            max_series_per_metric: self.max_series_per_metric,
+            clock,
+        };
+        let shared = Arc::new(Shared::new(
+            Storage {
+                default,
+                by_name: histograms,
+            },
+            settings,
+        ));
+        let listener = match listen {
+            Some(address) => Some(crate::http::spawn(address, allowed, Arc::clone(&shared))?),
+            None => None,
+        };
+        let upkeep = self
+            .upkeep_interval
+            .map(|interval| Upkeep::spawn(Arc::downgrade(&shared), interval));
+        Ok(Monitor {
+            inner: Arc::new(Inner {
+                recorder: Recorder {
+                    shared,
+                    next: self.layer,
+                },
+                listener,
+                _upkeep: upkeep,
+            }),
+        })
+    }
+
+    /// [`build`](Self::build)s and makes vigil's recorder the global
+    /// `metrics` recorder, so every `metrics::counter!`, `histogram!`,
+    /// `#[timed]` and [`Timer`](crate::Timer) in the process records into
+    /// it.
+    pub fn install(self) -> Result<Monitor, Error> {
+        let monitor = self.build()?;
+        metrics::set_global_recorder(monitor.recorder()).map_err(|_| Error::AlreadyInstalled)?;
+        Ok(monitor)
+    }
+}

@@ -1,0 +1,48 @@
+//! Errors of the facade.
+
+/// What went wrong while building or installing a [`Monitor`](crate::Monitor).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A histogram configuration given to the builder is invalid.
+    #[error("invalid histogram configuration for {metrics}: {source}")]
+    Histogram {
+        /// Which metrics the configuration was for.
+        metrics: String,
+        /// What the histogram crate rejected.
+        #[source]
+        source: vigil_histogram::Error,
+    },
+    /// A builder setting is out of range.
+    #[error("invalid setting `{setting}`: {reason}")]
+    Setting {
+        /// The builder method.
+        setting: &'static str,
+        /// Why the value was refused.
+        reason: String,
+    },
+    /// The listen address or an allowed address does not parse.
+    #[error("invalid address `{address}` for `{setting}`: {reason}")]
+    Address {
+        /// The builder method.
+        setting: &'static str,
+        /// The address as given.
+        address: String,
+        /// The parser's message.
+        reason: String,
+    },
+    /// The HTTP listener could not bind or start.
+    #[error("cannot serve /metrics on {address}: {source}")]
+    Listen {
+        /// The address it tried.
+        address: std::net::SocketAddr,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Another `metrics` recorder is already installed globally; use
+    /// [`MonitorBuilder::build`](crate::MonitorBuilder::build) and layer it,
+    /// or install vigil first.
+    #[error("a global metrics recorder is already installed")]
+    AlreadyInstalled,
+}

@@ -1,0 +1,137 @@
+//! [`Monitor`]: the handle to vigil's registry that a host keeps, and the
+//! background upkeep that keeps windows rotating.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use crate::builder::MonitorBuilder;
+use crate::http::Listener;
+use crate::recorder::{Recorder, Shared};
+use crate::summary::MetricsSummary;
+
+/// The handle to vigil's registry: render it for Prometheus, summarize it
+/// as JSON, drive its upkeep. Cheap to clone; the listener and the upkeep
+/// thread stop when the last clone is dropped (the recorder, if installed
+/// globally, keeps recording).
+///
+/// ```
+/// use vigil::Monitor;
+///
+/// let monitor = Monitor::builder().build()?;
+/// vigil::metrics::with_local_recorder(&monitor.recorder(), || {
+///     vigil::metrics::histogram!("db_query_seconds").record(0.004);
+///     vigil::metrics::counter!("db_queries_total").increment(1);
+/// });
+/// let text = monitor.render();
+/// assert!(text.contains("# TYPE db_query_seconds summary"));
+/// assert!(text.contains("db_queries_total 1"));
+/// # Ok::<(), vigil::Error>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct Monitor {
+    pub(crate) inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Inner {
+    pub(crate) recorder: Recorder,
+    pub(crate) listener: Option<Listener>,
+    /// Held for its `Drop`, which stops the thread.
+    pub(crate) _upkeep: Option<Upkeep>,
+}
+
+impl Monitor {
+    /// Starts configuring a monitor.
+    pub fn builder() -> MonitorBuilder {
+        MonitorBuilder::default()
+    }
+
+    /// vigil's `metrics::Recorder` (forwarding to the layered recorder, if
+    /// any).
+    pub fn recorder(&self) -> Recorder {
+        self.inner.recorder.clone()
+    }
+
+    fn shared(&self) -> &Shared {
+        &self.inner.recorder.shared
+    }
+
+    /// The registry as Prometheus text exposition (format 0.0.4): HELP and
+    /// TYPE lines, global labels, counters, gauges, and histograms as
+    /// summaries over the window (or classic buckets where configured).
+    pub fn render(&self) -> String {
+        self.shared().render()
+    }
+
+    /// Every series as a serde-serializable [`MetricsSummary`].
+    pub fn summary(&self) -> MetricsSummary {
+        self.shared().summary()
+    }
+
+    /// Rotates histogram windows, samples counters and gauges and expires
+    /// idle series now (the upkeep thread does this every
+    /// [`upkeep_interval`](MonitorBuilder::upkeep_interval)).
+    pub fn upkeep(&self) {
+        self.shared().tick();
+    }
+
+    /// The address the `/metrics` listener is bound to, if one was
+    /// configured (useful with port 0).
+    pub fn listen_address(&self) -> Option<SocketAddr> {
+        self.inner
+            .listener
+            .as_ref()
+            .map(|listener| listener.address)
+    }
+
+    /// Label sets folded into overflow series so far (also exported as
+    /// `vigil_series_dropped_total`).
+    pub fn series_dropped(&self) -> u64 {
+        self.shared().series_dropped()
+    }
+}
+
+/// The background upkeep thread; stops when dropped.
+#[derive(Debug)]
+pub(crate) struct Upkeep {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Upkeep {
+    pub(crate) fn spawn(shared: Weak<Shared>, interval: Duration) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = Arc::clone(&stop);
+        let thread = std::thread::Builder::new()
+            .name("vigil-upkeep".into())
+            .spawn(move || {
+                while !stopped.load(Ordering::Acquire) {
+                    std::thread::park_timeout(interval);
+                    if stopped.load(Ordering::Acquire) {
+                        break;
+                    }
+                    match shared.upgrade() {
+                        Some(shared) => shared.tick(),
+                        None => break,
+                    }
+                }
+            })
+            .ok();
+        if thread.is_none() {
+            tracing::warn!("vigil could not start its upkeep thread; windows rotate on reads only");
+        }
+        Self { stop, thread }
+    }
+}
+
+impl Drop for Upkeep {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        if let Some(thread) = self.thread.take() {
+            thread.thread().unpark();
+            let _ = thread.join();
+        }
+    }
+}

@@ -1,0 +1,322 @@
+//! The registry behind every view: one `metrics::Recorder` whose series
+//! live in a `metrics_util::registry::Registry` with vigil storage, plus the
+//! bookkeeping around it (descriptions, the per-name series limit, and the
+//! optional recorder it forwards to).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::Duration;
+
+use indexmap::IndexMap;
+use metrics::atomics::AtomicU64;
+use metrics::{
+    Counter, CounterFn, Gauge, GaugeFn, Histogram, HistogramFn, Key, KeyName, Label, Metadata,
+    SharedString, Unit,
+};
+use metrics_exporter_prometheus::Matcher;
+use metrics_util::MetricKind;
+use metrics_util::registry::Registry;
+
+use crate::activity::Activity;
+use crate::storage::Storage;
+
+/// The name of the counter of label sets folded into an overflow series.
+pub const SERIES_DROPPED_TOTAL: &str = "vigil_series_dropped_total";
+
+/// The label that marks the overflow series of a metric name.
+pub const OVERFLOW_LABEL: &str = "vigil_overflow";
+
+/// How the registry reads out, fixed when the [`Monitor`](crate::Monitor)
+/// is built.
+#[derive(Debug)]
+pub(crate) struct Settings {
+    pub(crate) global_labels: IndexMap<String, String>,
+    pub(crate) quantiles: Vec<f64>,
+    pub(crate) buckets: Vec<(Matcher, Vec<f64>)>,
+    pub(crate) window: Duration,
+    pub(crate) idle_timeout: Option<Duration>,
+    pub(crate) max_series_per_metric: usize,
+    pub(crate) clock: quanta::Clock,
+}
+
+impl Settings {
+    /// The `le` bounds for a histogram rendered as classic buckets, or
+    /// `None` when it renders as a summary.
+    pub(crate) fn buckets_for(&self, name: &str) -> Option<&[f64]> {
+        self.buckets
+            .iter()
+            .find(|(matcher, _)| matcher.matches(name))
+            .map(|(_, bounds)| bounds.as_slice())
+    }
+}
+
+/// A description given through `metrics::describe_*!`.
+#[derive(Clone, Debug)]
+pub(crate) struct Description {
+    #[allow(dead_code)] // kept for the JSON summary and future unit suffixes
+    pub(crate) unit: Option<Unit>,
+    pub(crate) text: SharedString,
+}
+
+/// State shared by the recorder, the [`Monitor`](crate::Monitor) handles,
+/// the upkeep thread and the HTTP listener.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) registry: Registry<Key, Storage>,
+    pub(crate) descriptions: RwLock<HashMap<String, Description>>,
+    /// Series per (kind, name) admitted so far; the overflow series is not
+    /// counted.
+    admitted: Mutex<HashMap<(MetricKind, String), usize>>,
+    warned: Mutex<HashSet<(MetricKind, String)>>,
+    dropped: Arc<AtomicU64>,
+    pub(crate) activity: Mutex<Activity>,
+    pub(crate) settings: Settings,
+}
+
+impl Shared {
+    pub(crate) fn new(storage: Storage, settings: Settings) -> Self {
+        let registry = Registry::new(storage);
+        let dropped = registry
+            .get_or_create_counter(&Key::from_static_name(SERIES_DROPPED_TOTAL), Arc::clone);
+        let shared = Self {
+            registry,
+            descriptions: RwLock::new(HashMap::new()),
+            admitted: Mutex::new(HashMap::new()),
+            warned: Mutex::new(HashSet::new()),
+            dropped,
+            activity: Mutex::new(Activity::new()),
+            settings,
+        };
+        shared.describe(
+            SERIES_DROPPED_TOTAL,
+            None,
+            "Registrations of new label sets folded into a metric's overflow series because it reached its series limit".into(),
+        );
+        shared
+    }
+
+    pub(crate) fn describe(&self, name: &str, unit: Option<Unit>, text: SharedString) {
+        self.descriptions
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(name.to_owned(), Description { unit, text });
+    }
+
+    /// Series registered beyond the per-name limit so far.
+    pub(crate) fn series_dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Decides the key a new series is stored under: its own while the name
+    /// has room, the name's overflow series once it is full. Runs only when a
+    /// key is not registered yet (registration, the cold path).
+    fn admit<V>(
+        &self,
+        kind: MetricKind,
+        key: &Key,
+        existing: impl Fn(&Key) -> Option<V>,
+        create: impl FnOnce(&Key) -> V,
+    ) -> V {
+        if let Some(found) = existing(key) {
+            return found;
+        }
+        let mut admitted = self.admitted.lock().unwrap_or_else(PoisonError::into_inner);
+        // Re-check under the lock: another thread may have admitted it.
+        if let Some(found) = existing(key) {
+            return found;
+        }
+        let slot = (kind, key.name().to_owned());
+        let count = admitted.entry(slot.clone()).or_insert(0);
+        if *count < self.settings.max_series_per_metric {
+            *count += 1;
+            return create(key);
+        }
+        drop(admitted);
+        self.dropped.fetch_add(1, Ordering::Relaxed);
+        if self
+            .warned
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(slot)
+        {
+            tracing::warn!(
+                metric = key.name(),
+                limit = self.settings.max_series_per_metric,
+                overflow_label = OVERFLOW_LABEL,
+                "metric reached its series limit; new label sets fold into its overflow series"
+            );
+        }
+        let overflow = Key::from_parts(
+            key.name().to_owned(),
+            vec![Label::new(OVERFLOW_LABEL, "true")],
+        );
+        create(&overflow)
+    }
+
+    /// Forgets series that expired so their names have room again.
+    pub(crate) fn release(&self, kind: MetricKind, names: impl IntoIterator<Item = String>) {
+        let mut admitted = self.admitted.lock().unwrap_or_else(PoisonError::into_inner);
+        for name in names {
+            if let Some(count) = admitted.get_mut(&(kind, name)) {
+                *count = count.saturating_sub(1);
+            }
+        }
+    }
+
+    fn counter(&self, key: &Key) -> Counter {
+        let handle = self.admit(
+            MetricKind::Counter,
+            key,
+            |key| self.registry.get_counter(key),
+            |key| self.registry.get_or_create_counter(key, Arc::clone),
+        );
+        Counter::from_arc(handle)
+    }
+
+    fn gauge(&self, key: &Key) -> Gauge {
+        let handle = self.admit(
+            MetricKind::Gauge,
+            key,
+            |key| self.registry.get_gauge(key),
+            |key| self.registry.get_or_create_gauge(key, Arc::clone),
+        );
+        Gauge::from_arc(handle)
+    }
+
+    fn histogram(&self, key: &Key) -> Histogram {
+        let handle = self.admit(
+            MetricKind::Histogram,
+            key,
+            |key| self.registry.get_histogram(key),
+            |key| self.registry.get_or_create_histogram(key, Arc::clone),
+        );
+        Histogram::from_arc(handle)
+    }
+}
+
+/// vigil's `metrics::Recorder`: every counter, gauge and histogram recorded
+/// through the `metrics` facade lands in one registry that the Prometheus
+/// exposition, the JSON summary and the alert engine all read.
+///
+/// Get one from [`Monitor::recorder`](crate::Monitor::recorder); a
+/// [`Monitor::builder`](crate::Monitor::builder)`.install()` makes it the
+/// global recorder. When built with
+/// [`layer`](crate::MonitorBuilder::layer), it forwards every call unchanged
+/// to the host's own recorder as well.
+///
+/// ```
+/// let monitor = vigil::Monitor::builder().build()?;
+/// let recorder = monitor.recorder();
+/// metrics::with_local_recorder(&recorder, || {
+///     metrics::counter!("jobs_total").increment(3);
+/// });
+/// assert!(monitor.render().contains("jobs_total 3"));
+/// # Ok::<(), vigil::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct Recorder {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) next: Option<Arc<dyn metrics::Recorder + Send + Sync>>,
+}
+
+impl std::fmt::Debug for Recorder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Recorder")
+            .field("layered", &self.next.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl metrics::Recorder for Recorder {
+    fn describe_counter(&self, key: KeyName, unit: Option<Unit>, description: SharedString) {
+        self.shared
+            .describe(key.as_str(), unit, description.clone());
+        if let Some(next) = &self.next {
+            next.describe_counter(key, unit, description);
+        }
+    }
+
+    fn describe_gauge(&self, key: KeyName, unit: Option<Unit>, description: SharedString) {
+        self.shared
+            .describe(key.as_str(), unit, description.clone());
+        if let Some(next) = &self.next {
+            next.describe_gauge(key, unit, description);
+        }
+    }
+
+    fn describe_histogram(&self, key: KeyName, unit: Option<Unit>, description: SharedString) {
+        self.shared
+            .describe(key.as_str(), unit, description.clone());
+        if let Some(next) = &self.next {
+            next.describe_histogram(key, unit, description);
+        }
+    }
+
+    fn register_counter(&self, key: &Key, metadata: &Metadata<'_>) -> Counter {
+        let own = self.shared.counter(key);
+        match &self.next {
+            None => own,
+            Some(next) => {
+                Counter::from_arc(Arc::new(Pair(own, next.register_counter(key, metadata))))
+            }
+        }
+    }
+
+    fn register_gauge(&self, key: &Key, metadata: &Metadata<'_>) -> Gauge {
+        let own = self.shared.gauge(key);
+        match &self.next {
+            None => own,
+            Some(next) => Gauge::from_arc(Arc::new(Pair(own, next.register_gauge(key, metadata)))),
+        }
+    }
+
+    fn register_histogram(&self, key: &Key, metadata: &Metadata<'_>) -> Histogram {
+        let own = self.shared.histogram(key);
+        match &self.next {
+            None => own,
+            Some(next) => {
+                Histogram::from_arc(Arc::new(Pair(own, next.register_histogram(key, metadata))))
+            }
+        }
+    }
+}
+
+/// One handle from vigil and one from the layered recorder, updated together.
+struct Pair<T>(T, T);
+
+impl CounterFn for Pair<Counter> {
+    fn increment(&self, value: u64) {
+        self.0.increment(value);
+        self.1.increment(value);
+    }
+
+    fn absolute(&self, value: u64) {
+        self.0.absolute(value);
+        self.1.absolute(value);
+    }
+}
+
+impl GaugeFn for Pair<Gauge> {
+    fn increment(&self, value: f64) {
+        self.0.increment(value);
+        self.1.increment(value);
+    }
+
+    fn decrement(&self, value: f64) {
+        self.0.decrement(value);
+        self.1.decrement(value);
+    }
+
+    fn set(&self, value: f64) {
+        self.0.set(value);
+        self.1.set(value);
+    }
+}
+
+impl HistogramFn for Pair<Histogram> {
+    fn record(&self, value: f64) {
+        self.0.record(value);
+        self.1.record(value);
+    }
+}

@@ -1,0 +1,191 @@
+//! The JSON read-out of the registry for a host's HTTP API: every series
+//! with its labels, counters with totals and rates, gauges with window
+//! statistics, histograms as [`Summary`]s. Field names are part of the
+//! public contract (see `docs/metrics.md`).
+
+use std::collections::BTreeMap;
+use std::sync::PoisonError;
+use std::sync::atomic::Ordering;
+
+use metrics::Key;
+use metrics_util::MetricKind;
+use serde::{Deserialize, Serialize};
+use vigil_histogram::{Summary, Window};
+
+use crate::recorder::Shared;
+
+/// Labels of one series, sorted by key.
+pub type Labels = BTreeMap<String, String>;
+
+/// Every series in the registry at one moment.
+///
+/// ```
+/// let monitor = vigil::Monitor::builder().build()?;
+/// vigil::metrics::with_local_recorder(&monitor.recorder(), || {
+///     vigil::metrics::counter!("requests_total", "route" => "/").increment(2);
+///     vigil::metrics::histogram!("request_seconds").record(0.25);
+/// });
+/// let summary = monitor.summary();
+/// assert_eq!(summary.counters[0].total, 2);
+/// assert_eq!(summary.histograms[0].window.count, 1);
+/// let json = serde_json::to_string(&summary).unwrap();
+/// assert!(json.contains(r#""route":"/""#));
+/// # Ok::<(), vigil::Error>(())
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct MetricsSummary {
+    /// The length of the window that rates, gauge statistics and histogram
+    /// `window` summaries cover, in seconds.
+    pub window_seconds: f64,
+    /// Labels added to every series in the Prometheus exposition.
+    pub global_labels: Labels,
+    /// Counters, sorted by name then labels.
+    pub counters: Vec<CounterSummary>,
+    /// Gauges, sorted by name then labels.
+    pub gauges: Vec<GaugeSummary>,
+    /// Histograms, sorted by name then labels.
+    pub histograms: Vec<HistogramSummary>,
+}
+
+/// One counter series.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CounterSummary {
+    /// The metric name.
+    pub name: String,
+    /// The series' labels.
+    pub labels: Labels,
+    /// The total since the series was created.
+    pub total: u64,
+    /// Increase per second over the window (0 until two upkeep ticks saw it).
+    pub rate: f64,
+}
+
+/// One gauge series.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GaugeSummary {
+    /// The metric name.
+    pub name: String,
+    /// The series' labels.
+    pub labels: Labels,
+    /// The current value.
+    pub value: f64,
+    /// The lowest value sampled over the window (samples are taken at each
+    /// upkeep tick and at each read).
+    pub min: f64,
+    /// The highest value sampled over the window.
+    pub max: f64,
+    /// The mean of the values sampled over the window.
+    pub mean: f64,
+}
+
+/// One histogram series.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HistogramSummary {
+    /// The metric name.
+    pub name: String,
+    /// The series' labels.
+    pub labels: Labels,
+    /// The values recorded over the window.
+    pub window: Summary,
+    /// Every value recorded since the series was created.
+    pub total: Summary,
+}
+
+fn labels_of(key: &Key) -> Labels {
+    key.labels()
+        .map(|label| (label.key().to_owned(), label.value().to_owned()))
+        .collect()
+}
+
+impl Shared {
+    pub(crate) fn summary(&self) -> MetricsSummary {
+        self.tick();
+        let activity = self.activity.lock().unwrap_or_else(PoisonError::into_inner);
+        let now = self.settings.clock.now();
+
+        let mut counters = Vec::new();
+        self.registry.visit_counters(|key, counter| {
+            let Some(track) = activity.tracks.get(&(MetricKind::Counter, key.clone())) else {
+                return;
+            };
+            if track.hidden {
+                return;
+            }
+            let total = counter.load(Ordering::Relaxed);
+            let rate = match track.samples.front() {
+                Some((at, first)) => {
+                    let elapsed = now.saturating_duration_since(*at).as_secs_f64();
+                    if elapsed > 0.0 {
+                        (total as f64 - first) / elapsed
+                    } else {
+                        0.0
+                    }
+                }
+                None => 0.0,
+            };
+            counters.push(CounterSummary {
+                name: key.name().to_owned(),
+                labels: labels_of(key),
+                total,
+                rate,
+            });
+        });
+
+        let mut gauges = Vec::new();
+        self.registry.visit_gauges(|key, gauge| {
+            let Some(track) = activity.tracks.get(&(MetricKind::Gauge, key.clone())) else {
+                return;
+            };
+            if track.hidden {
+                return;
+            }
+            let value = crate::activity::gauge_value(gauge);
+            let (mut min, mut max, mut sum, mut n) = (value, value, 0.0, 0usize);
+            for (_, sample) in &track.samples {
+                min = min.min(*sample);
+                max = max.max(*sample);
+                sum += sample;
+                n += 1;
+            }
+            let mean = if n == 0 { value } else { sum / n as f64 };
+            gauges.push(GaugeSummary {
+                name: key.name().to_owned(),
+                labels: labels_of(key),
+                value,
+                min,
+                max,
+                mean,
+            });
+        });
+
+        let mut histograms = Vec::new();
+        self.registry.visit_histograms(|key, series| {
+            if activity.is_hidden(MetricKind::Histogram, key) {
+                return;
+            }
+            histograms.push(HistogramSummary {
+                name: key.name().to_owned(),
+                labels: labels_of(key),
+                window: series.0.summary(self.window()),
+                total: series.0.summary(Window::Cumulative),
+            });
+        });
+        drop(activity);
+
+        counters.sort_by(|a, b| (&a.name, &a.labels).cmp(&(&b.name, &b.labels)));
+        gauges.sort_by(|a, b| (&a.name, &a.labels).cmp(&(&b.name, &b.labels)));
+        histograms.sort_by(|a, b| (&a.name, &a.labels).cmp(&(&b.name, &b.labels)));
+        MetricsSummary {
+            window_seconds: self.settings.window.as_secs_f64(),
+            global_labels: self
+                .settings
+                .global_labels
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            counters,
+            gauges,
+            histograms,
+        }
+    }
+}

@@ -1,0 +1,181 @@
+//! Real servers for integration tests: Prometheus and promtool from
+//! Debian's `prometheus` package, each on a free loopback port with its own
+//! temporary directory, killed when the test ends. A missing binary fails
+//! the test with the package to install; nothing is skipped.
+
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The path of `binary`, or a panic naming the Debian package to install.
+pub fn require(binary: &str, package: &str) -> PathBuf {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join(binary))
+            .find(|candidate| candidate.is_file())
+    });
+    found.unwrap_or_else(|| {
+        panic!(
+            "`{binary}` not found on PATH: install Debian's `{package}` package \
+             (`apt-get install -y {package}`, or run scripts/test which does)"
+        )
+    })
+}
+
+/// A port nobody listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|address| address.port())
+        .expect("the loopback interface has a free port")
+}
+
+/// `GET path` over HTTP/1.0 (so the body is not chunked); (status, body).
+pub fn http_get(address: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
+    let mut stream = TcpStream::connect_timeout(&address, Duration::from_secs(2))?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.0\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0);
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_owned())
+        .unwrap_or_default();
+    Ok((status, body))
+}
+
+/// Runs `promtool check metrics` on exposition text; `Err` holds its
+/// findings.
+pub fn promtool_check_metrics(exposition: &str) -> Result<(), String> {
+    let promtool = require("promtool", "prometheus");
+    let mut child = Command::new(promtool)
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool starts");
+    child
+        .stdin
+        .take()
+        .expect("stdin is piped")
+        .write_all(exposition.as_bytes())
+        .expect("promtool reads stdin");
+    let output = child.wait_with_output().expect("promtool finishes");
+    let findings = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    if output.status.success() && findings.trim().is_empty() {
+        Ok(())
+    } else {
+        Err(findings)
+    }
+}
+
+/// A Prometheus server scraping one target every second.
+pub struct Prometheus {
+    child: Child,
+    pub address: SocketAddr,
+    _dir: tempfile::TempDir,
+}
+
+impl Prometheus {
+    /// Starts Prometheus scraping `target` (job `vigil`) and waits until it
+    /// is ready.
+    pub fn start(target: SocketAddr) -> Self {
+        let binary = require("prometheus", "prometheus");
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let config = dir.path().join("prometheus.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
+                 scrape_configs:\n  - job_name: vigil\n    static_configs:\n      - targets: ['{target}']\n"
+            ),
+        )
+        .expect("the config is written");
+        let address: SocketAddr = format!("127.0.0.1:{}", free_port())
+            .parse()
+            .expect("an address");
+        let child = Command::new(binary)
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("data").display()
+            ))
+            .arg(format!("--web.listen-address={address}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("prometheus starts");
+        let server = Self {
+            child,
+            address,
+            _dir: dir,
+        };
+        server.wait_for("ready", |server| {
+            matches!(http_get(server.address, "/-/ready"), Ok((200, _)))
+        });
+        server
+    }
+
+    /// Polls `check` every 200 ms for up to 30 s; panics naming `what`.
+    pub fn wait_for(&self, what: &str, mut check: impl FnMut(&Self) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if check(self) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        panic!(
+            "Prometheus on {} did not become {what} within 30 s",
+            self.address
+        );
+    }
+
+    /// The value of an instant PromQL query with exactly one result.
+    pub fn query_one(&self, promql: &str) -> Option<f64> {
+        let encoded: String = promql
+            .bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                    (b as char).to_string()
+                }
+                _ => format!("%{b:02X}"),
+            })
+            .collect();
+        let (status, body) =
+            http_get(self.address, &format!("/api/v1/query?query={encoded}")).ok()?;
+        if status != 200 {
+            return None;
+        }
+        let json: serde_json::Value = serde_json::from_str(&body).ok()?;
+        let result = json["data"]["result"].as_array()?;
+        if result.len() != 1 {
+            return None;
+        }
+        result[0]["value"][1].as_str()?.parse().ok()
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
