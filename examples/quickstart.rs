@@ -20,7 +20,7 @@ fn parse_order_id(raw: &str) -> Result<u64, std::num::ParseIntError> {
 #[timed(labels(backend = "inventory"), concurrency)]
 async fn reserve_stock(order: u64) -> Result<(), String> {
     tokio::time::sleep(Duration::from_millis(2)).await;
-    if order % 5 == 0 {
+    if order.is_multiple_of(5) {
         return Err(format!("order {order}: out of stock"));
     }
     Ok(())

@@ -106,10 +106,10 @@ impl Histogram {
         };
         let shard = self.shards.local();
         shard.add(self.layout.index_for(raw), 1, raw);
-        if let Some(expected) = self.expected_interval {
-            if raw > expected {
-                self.record_omitted(shard, raw, expected);
-            }
+        if let Some(expected) = self.expected_interval
+            && raw > expected
+        {
+            self.record_omitted(shard, raw, expected);
         }
     }
 

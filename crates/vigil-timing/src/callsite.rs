@@ -155,7 +155,7 @@ impl CallSite {
     fn resolve<R>(
         &'static self,
         recorder: &dyn Recorder,
-        id: usize,
+        id: (usize, usize),
         f: impl FnOnce(&Handles, &dyn Recorder) -> R,
     ) -> R {
         let handles = Arc::new(Handles::resolve(self, recorder, id));
@@ -219,15 +219,58 @@ impl std::fmt::Debug for CallSite {
     }
 }
 
-/// The identity of a recorder: its address. `metrics::with_recorder` hands
-/// out the thread-local recorder if one is set, else the global one.
-fn recorder_id(recorder: &dyn Recorder) -> usize {
-    std::ptr::from_ref(recorder).cast::<()>() as usize
+/// Bumped whenever cached handles may belong to a recorder that is gone
+/// (see [`with_local_recorder`] and [`forget_cached_handles`]).
+static EPOCH: AtomicUsize = AtomicUsize::new(0);
+
+/// The identity of a recorder: its address and the cache epoch.
+/// `metrics::with_recorder` hands out the thread-local recorder if one is
+/// set, else the global one. An address alone is not enough: a recorder
+/// dropped and another created at the same address (a loop of local
+/// recorders in tests) would inherit the dead one's handles.
+#[inline]
+fn recorder_id(recorder: &dyn Recorder) -> (usize, usize) {
+    (
+        std::ptr::from_ref(recorder).cast::<()>() as usize,
+        EPOCH.load(Ordering::Relaxed),
+    )
+}
+
+/// Makes every call site resolve its `metrics` handles again on its next
+/// call. Needed only when a recorder that call sites have seen is dropped
+/// and another may take its address; [`with_local_recorder`] does it for
+/// you.
+pub fn forget_cached_handles() {
+    EPOCH.fetch_add(1, Ordering::Relaxed);
+}
+
+/// [`metrics::with_local_recorder`], made safe for cached handles: call
+/// sites used inside `f` resolve their handles on `recorder`, and none of
+/// them is reused after `f` returns for a different recorder that happens
+/// to live at the same address. Use it instead of the `metrics` function
+/// whenever timed code runs under short-lived local recorders (tests).
+///
+/// ```
+/// use metrics_util::debugging::DebuggingRecorder;
+/// use vigil_timing::{callsite, time, with_local_recorder};
+///
+/// for round in 1..=3 {
+///     let recorder = DebuggingRecorder::new(); // often the same address each round
+///     let snapshotter = recorder.snapshotter();
+///     with_local_recorder(&recorder, || time(callsite!("step"), || round));
+///     assert!(!snapshotter.snapshot().into_vec().is_empty(), "round {round} recorded");
+/// }
+/// ```
+pub fn with_local_recorder<T>(recorder: &dyn Recorder, f: impl FnOnce() -> T) -> T {
+    forget_cached_handles();
+    let value = metrics::with_local_recorder(recorder, f);
+    forget_cached_handles();
+    value
 }
 
 /// Handles resolved for one site against one recorder.
 pub(crate) struct Handles {
-    recorder: usize,
+    recorder: (usize, usize),
     pub(crate) duration: Histogram,
     pub(crate) panics: Counter,
     pub(crate) cancellations: Counter,
@@ -249,7 +292,7 @@ struct CallerSlot {
 }
 
 impl Handles {
-    fn resolve(site: &CallSite, recorder: &dyn Recorder, id: usize) -> Handles {
+    fn resolve(site: &CallSite, recorder: &dyn Recorder, id: (usize, usize)) -> Handles {
         describe(recorder);
         let metadata = site.metadata();
         let concurrent = if site.concurrency {

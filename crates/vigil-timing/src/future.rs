@@ -29,6 +29,9 @@ pin_project! {
         site: &'static CallSite,
         classify: Option<C>,
         measurement: Option<Measurement>,
+        // Set at the first poll: a future polled again after a caught
+        // panic is not a new call.
+        started: bool,
     }
 
     impl<F, C> PinnedDrop for Timed<F, C> {
@@ -53,6 +56,7 @@ where
             site,
             classify: Some(classify),
             measurement: None,
+            started: false,
         }
     }
 }
@@ -66,26 +70,41 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.project();
-        if this.measurement.is_none() && this.classify.is_some() {
+        if !*this.started {
+            *this.started = true;
             *this.measurement = Some(Measurement::start(this.site));
         }
         let _scope = caller::enter(this.site);
-        let unwind = FinishOnUnwind(this.measurement);
+        let unwind = FinishOnUnwind {
+            measurement: this.measurement,
+            unwinding_before: std::thread::panicking(),
+        };
         let output = std::task::ready!(this.inner.poll(cx));
-        if let (Some(measurement), Some(classify)) = (unwind.0.take(), this.classify.take()) {
-            measurement.finish(classify(&output));
+        // Classify while the guard still holds the measurement: a panicking
+        // classifier is recorded as a panic, and the gauge still lowered.
+        if let Some(classify) = this.classify.take() {
+            let outcome = classify(&output);
+            if let Some(measurement) = unwind.measurement.take() {
+                measurement.finish(outcome);
+            }
         }
         Poll::Ready(output)
     }
 }
 
-/// Records a panic if the inner poll unwinds.
-struct FinishOnUnwind<'a>(&'a mut Option<Measurement>);
+/// Records a panic if the inner poll (or the classifier) unwinds.
+struct FinishOnUnwind<'a> {
+    measurement: &'a mut Option<Measurement>,
+    /// Polled from a `Drop` during unwinding: returning `Pending` then is
+    /// no panic of this call.
+    unwinding_before: bool,
+}
 
 impl Drop for FinishOnUnwind<'_> {
     fn drop(&mut self) {
-        if std::thread::panicking()
-            && let Some(measurement) = self.0.take()
+        if !self.unwinding_before
+            && std::thread::panicking()
+            && let Some(measurement) = self.measurement.take()
         {
             measurement.finish(Outcome::Panic);
         }

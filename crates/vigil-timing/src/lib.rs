@@ -53,6 +53,7 @@ mod timer;
 pub use caller::current_call_site;
 pub use callsite::{
     CALLS_CONCURRENT, CALLS_DURATION, CALLS_TOTAL, CANCELLATIONS_TOTAL, CallSite, PANICS_TOTAL,
+    forget_cached_handles, with_local_recorder,
 };
 pub use future::{Timed, TimedExt};
 pub use outcome::Outcome;

@@ -18,6 +18,10 @@ pub(crate) struct Measurement {
     /// The gauge raised at start, lowered at finish whatever the outcome;
     /// held so it is lowered on the recorder it was raised on.
     in_flight: Option<Gauge>,
+    /// Whether the thread was already unwinding when the call started: a
+    /// call made from a `Drop` during unwinding that returns normally is
+    /// no panic.
+    unwinding_at_start: bool,
 }
 
 impl Measurement {
@@ -37,7 +41,14 @@ impl Measurement {
             caller: caller::current_call_site(),
             start: Instant::now(),
             in_flight,
+            unwinding_at_start: std::thread::panicking(),
         }
+    }
+
+    /// Whether a panic started since this call began is unwinding now.
+    #[inline]
+    pub(crate) fn panicked(&self) -> bool {
+        !self.unwinding_at_start && std::thread::panicking()
     }
 
     pub(crate) fn elapsed(&self) -> Duration {
@@ -93,11 +104,15 @@ fn report_slow(site: &CallSite, elapsed: Duration, threshold: Duration, outcome:
 /// An RAII guard timing one call of a [`CallSite`]; it records when dropped.
 ///
 /// Dropped normally it records [`Outcome::Ok`]; dropped while its thread
-/// unwinds from a panic it records [`Outcome::Panic`]; [`finish`] (or
+/// unwinds from a panic that started after it did, it records
+/// [`Outcome::Panic`]; [`finish`] (or
 /// [`ok`] / [`error`]) records an explicit outcome. It records exactly once.
 /// While alive it is the current caller for instrumented calls made on this
 /// thread, which is why it is not `Send`; to time a future use
-/// [`TimedExt::timed`](crate::TimedExt::timed).
+/// [`TimedExt::timed`](crate::TimedExt::timed) (a `Timer` held across an
+/// `.await` stays the current caller for whatever else runs on the thread
+/// meanwhile). A timer passed to `std::mem::forget` never records and stays
+/// the current caller of its thread.
 ///
 /// Time is read from `quanta::Instant::now()`, so `quanta::with_clock` with
 /// a `quanta::Clock::mock()` controls it in tests.
@@ -172,7 +187,7 @@ impl Timer {
 impl Drop for Timer {
     fn drop(&mut self) {
         if let Some(measurement) = self.measurement.take() {
-            let outcome = if std::thread::panicking() {
+            let outcome = if measurement.panicked() {
                 Outcome::Panic
             } else {
                 Outcome::Ok

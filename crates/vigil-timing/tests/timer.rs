@@ -496,3 +496,104 @@ fn slow_calls_emit_one_warning_with_elapsed_and_threshold() {
         ]
     );
 }
+
+#[test]
+fn a_call_made_while_unwinding_that_returns_normally_is_ok() {
+    static SITE: CallSite = CallSite::new("cleanup", module_path!());
+    struct CleansUp;
+    impl Drop for CleansUp {
+        fn drop(&mut self) {
+            // Runs during unwinding; the timed call itself does not panic.
+            time(&SITE, || ());
+        }
+    }
+    let capture = Capture::new();
+    let caught = capture.run(|| {
+        catch_unwind(|| {
+            let _guard = CleansUp;
+            panic!("unrelated");
+        })
+    });
+    assert!(caught.is_err());
+    let m = capture.metrics();
+    let [f, _] = fl(&SITE);
+    assert_eq!(m.counter(CALLS_TOTAL, &[f, ("result", "ok")]), 1);
+    assert_eq!(m.counter(PANICS_TOTAL, &[f]), 0);
+}
+
+#[test]
+fn a_panicking_classifier_is_recorded_as_a_panic_and_lowers_the_gauge() {
+    static SITE: CallSite = CallSite::new("bad_classifier", module_path!()).track_concurrency();
+    let capture = Capture::new();
+    let caught = capture.run(|| {
+        let mut fut =
+            pin!(async { 1 }.timed_with(&SITE, |_: &i32| -> Outcome { panic!("classifier") }));
+        catch_unwind(AssertUnwindSafe(|| poll_once(fut.as_mut())))
+    });
+    assert!(caught.is_err());
+    let m = capture.metrics();
+    let [f, _] = fl(&SITE);
+    assert_eq!(m.counter(PANICS_TOTAL, &[f]), 1);
+    assert_eq!(m.counter(CALLS_TOTAL, &[f, ("result", "error")]), 1);
+    assert_eq!(m.gauge(CALLS_CONCURRENT, &[f]), Some(0.0));
+}
+
+#[test]
+fn a_future_polled_again_after_a_caught_panic_is_not_a_new_call() {
+    static SITE: CallSite = CallSite::new("repolled", module_path!()).track_concurrency();
+    let capture = Capture::new();
+    capture.run(|| {
+        let mut polls = 0;
+        let mut fut = pin!(
+            std::future::poll_fn(move |_| {
+                polls += 1;
+                if polls < 3 {
+                    panic!("poll {polls}");
+                }
+                Poll::Ready(())
+            })
+            .timed(&SITE)
+        );
+        for _ in 0..2 {
+            assert!(catch_unwind(AssertUnwindSafe(|| poll_once(fut.as_mut()))).is_err());
+        }
+        assert!(poll_once(fut.as_mut()).is_ready());
+    });
+    let m = capture.metrics();
+    let [f, _] = fl(&SITE);
+    assert_eq!(m.counter(PANICS_TOTAL, &[f]), 1, "one call, one panic");
+    assert_eq!(m.counter(CALLS_TOTAL, &[f]), 1);
+    assert_eq!(m.histogram(CALLS_DURATION, &[f]).len(), 1);
+    assert_eq!(m.gauge(CALLS_CONCURRENT, &[f]), Some(0.0));
+}
+
+#[test]
+fn timers_dropped_in_start_order_leave_no_stale_caller() {
+    static A: CallSite = CallSite::new("first", module_path!());
+    static B: CallSite = CallSite::new("second", module_path!());
+    let capture = Capture::new();
+    capture.run(|| {
+        let a = Timer::start(&A);
+        let b = Timer::start(&B);
+        drop(a);
+        drop(b);
+        assert!(vigil_timing::current_call_site().is_none());
+    });
+}
+
+#[test]
+fn local_recorders_at_a_reused_address_each_receive_their_calls() {
+    static SITE: CallSite = CallSite::new("reused", module_path!());
+    for round in 0..3 {
+        let recorder = metrics_util::debugging::DebuggingRecorder::new();
+        let snapshotter = recorder.snapshotter();
+        vigil_timing::with_local_recorder(&recorder, || time(&SITE, || ()));
+        let recorded = snapshotter.snapshot().into_vec();
+        assert!(
+            recorded
+                .iter()
+                .any(|(key, ..)| key.key().name() == CALLS_TOTAL),
+            "round {round} reached its own recorder"
+        );
+    }
+}

@@ -208,7 +208,7 @@ impl MonitorBuilder {
 
     /// Builds the registry, starts the upkeep thread and the listener (if
     /// configured) but does not install the recorder globally: use
-    /// [`Monitor::recorder`] with `metrics::with_local_recorder` or
+    /// [`Monitor::recorder`] with [`with_local_recorder`](crate::with_local_recorder) or
     /// `metrics::set_global_recorder`.
     pub fn build(self) -> Result<Monitor, Error> {
         let clock = self.clock.clone().unwrap_or_default();

@@ -84,4 +84,5 @@ pub use vigil_macros::timed;
 #[doc(inline)]
 pub use vigil_timing::{
     CallSite, Outcome, Timed, TimedExt, Timer, callsite, current_call_site, time, time_with,
+    with_local_recorder,
 };

@@ -20,7 +20,7 @@ use crate::summary::MetricsSummary;
 /// use vigil::Monitor;
 ///
 /// let monitor = Monitor::builder().build()?;
-/// vigil::metrics::with_local_recorder(&monitor.recorder(), || {
+/// vigil::with_local_recorder(&monitor.recorder(), || {
 ///     vigil::metrics::histogram!("db_query_seconds").record(0.004);
 ///     vigil::metrics::counter!("db_queries_total").increment(1);
 /// });

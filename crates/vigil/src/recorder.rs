@@ -208,8 +208,8 @@ impl Shared {
 /// ```
 /// let monitor = vigil::Monitor::builder().build()?;
 /// let recorder = monitor.recorder();
-/// metrics::with_local_recorder(&recorder, || {
-///     metrics::counter!("jobs_total").increment(3);
+/// vigil::with_local_recorder(&recorder, || {
+///     vigil::metrics::counter!("jobs_total").increment(3);
 /// });
 /// assert!(monitor.render().contains("jobs_total 3"));
 /// # Ok::<(), vigil::Error>(())

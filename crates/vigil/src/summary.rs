@@ -21,7 +21,7 @@ pub type Labels = BTreeMap<String, String>;
 ///
 /// ```
 /// let monitor = vigil::Monitor::builder().build()?;
-/// vigil::metrics::with_local_recorder(&monitor.recorder(), || {
+/// vigil::with_local_recorder(&monitor.recorder(), || {
 ///     vigil::metrics::counter!("requests_total", "route" => "/").increment(2);
 ///     vigil::metrics::histogram!("request_seconds").record(0.25);
 /// });

@@ -13,7 +13,7 @@ use quanta::Clock;
 use vigil::{Matcher, Monitor};
 
 fn with<T>(monitor: &Monitor, f: impl FnOnce() -> T) -> T {
-    metrics::with_local_recorder(&monitor.recorder(), f)
+    vigil::with_local_recorder(&monitor.recorder(), f)
 }
 
 #[vigil::timed]
