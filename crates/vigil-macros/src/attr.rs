@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use proc_macro2::Span;
+use syn::ext::IdentExt;
 use syn::meta::ParseNestedMeta;
 use syn::{Ident, LitStr, Path, Token};
 
@@ -18,6 +20,9 @@ const RESERVED_LABELS: [&str; 5] = [
 #[derive(Default, Clone)]
 pub(crate) struct TimedArgs {
     pub(crate) name: Option<LitStr>,
+    /// Where `name` was given, for the error when it is on an `impl` block.
+    pub(crate) name_span: Option<Span>,
+    /// Keys without an `r#` prefix: `labels(r#type = "x")` is label `type`.
     pub(crate) labels: Vec<(Ident, LitStr)>,
     pub(crate) slow: Option<Duration>,
     pub(crate) concurrency: bool,
@@ -43,9 +48,10 @@ impl TimedArgs {
                 return Err(syn::Error::new(name.span(), "`name` must not be empty"));
             }
             self.name = Some(name);
+            self.name_span = Some(path.segments[0].ident.span());
         } else if path.is_ident("labels") {
             meta.parse_nested_meta(|label| {
-                let Some(key) = label.path.get_ident().cloned() else {
+                let Some(key) = label.path.get_ident().map(Ident::unraw) else {
                     return Err(label.error("a label key is a plain identifier: `key = \"value\"`"));
                 };
                 let key_name = key.to_string();
@@ -114,6 +120,7 @@ impl TimedArgs {
         }
         TimedArgs {
             name: over.name,
+            name_span: over.name_span,
             labels,
             slow: over.slow.or(self.slow),
             concurrency: over.concurrency || self.concurrency,

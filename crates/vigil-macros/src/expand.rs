@@ -4,8 +4,8 @@ use proc_macro2::{TokenStream, TokenTree};
 use quote::{ToTokens, format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{
-    Attribute, Block, Expr, ImplItem, ImplItemFn, Item, ItemImpl, ReturnType, Signature, Stmt,
-    Type, Visibility,
+    Attribute, Block, Expr, GenericArgument, ImplItem, ImplItemFn, Item, ItemImpl, Path,
+    PathArguments, ReturnType, Signature, Stmt, Token, Type, TypeParamBound, Visibility,
 };
 
 use crate::attr::{Classify, TimedArgs, parse_args};
@@ -48,8 +48,15 @@ fn default_name(args: &TimedArgs, owner: Option<&str>, sig: &Signature) -> Strin
 
 /// Every method of the block, named `Type::method`; a method's own
 /// `#[timed(..)]` overrides the block's arguments, `#[timed(skip)]` opts out
-/// and `const fn`s are left alone.
+/// and `const fn`s without a `#[timed]` of their own are left alone.
 fn expand_impl(args: &TimedArgs, mut imp: ItemImpl) -> syn::Result<TokenStream> {
+    if let Some(span) = args.name_span {
+        // One name for every method would merge their series into one.
+        return Err(syn::Error::new(
+            span,
+            "`name` applies to one function; put it on the method",
+        ));
+    }
     let owner = type_name(&imp.self_ty);
     for item in &mut imp.items {
         let ImplItem::Fn(method) = item else { continue };
@@ -64,13 +71,21 @@ fn expand_impl(args: &TimedArgs, mut imp: ItemImpl) -> syn::Result<TokenStream> 
             }
         }
         method.attrs = kept;
+        let explicit = own.is_some();
         if let Some(own) = own {
             method_args = args.overridden_by(own);
-        } else {
-            method_args.name = None;
         }
-        if method_args.skip || method.sig.constness.is_some() {
+        // A `const fn` is only skipped when the block alone asks for it; an
+        // explicit `#[timed]` on one gets the same error as a free `const fn`.
+        if method_args.skip || (!explicit && method.sig.constness.is_some()) {
             continue;
+        }
+        if !explicit {
+            reject_track_caller(
+                &method.attrs,
+                &method.sig,
+                ", or put #[timed(skip)] on the method",
+            )?;
         }
         let name = default_name(&method_args, Some(&owner), &method.sig);
         let expanded = expand_fn(
@@ -89,11 +104,42 @@ fn expand_impl(args: &TimedArgs, mut imp: ItemImpl) -> syn::Result<TokenStream> 
     Ok(imp.into_token_stream())
 }
 
+/// `#[timed]`, `#[vigil::timed]` or `#[vigil_macros::timed]` (optionally
+/// `::`-rooted): only these are this macro; another crate's `timed` stays.
 fn is_timed_attr(attr: &Attribute) -> bool {
-    attr.path()
-        .segments
-        .last()
-        .is_some_and(|s| s.ident == "timed")
+    let path = attr.path();
+    let names: Vec<String> = path.segments.iter().map(|s| s.ident.to_string()).collect();
+    match names.as_slice() {
+        [timed] => path.leading_colon.is_none() && timed == "timed",
+        [krate, timed] => (krate == "vigil" || krate == "vigil_macros") && timed == "timed",
+        _ => false,
+    }
+}
+
+/// `#[track_caller]` would silently report the closure or async block the
+/// body runs in, not the caller: refuse it rather than break it. A sync
+/// `-> !` body runs in place, so there it keeps working.
+fn reject_track_caller(attrs: &[Attribute], sig: &Signature, fix: &str) -> syn::Result<()> {
+    if sig.asyncness.is_none() && returns_never(sig) {
+        return Ok(());
+    }
+    // rustc applies `cfg_attr` before calling the macro, so a plain look
+    // also finds `#[cfg_attr(.., track_caller)]`.
+    let Some(attr) = attrs.iter().find(|a| a.path().is_ident("track_caller")) else {
+        return Ok(());
+    };
+    let inside = if sig.asyncness.is_some() {
+        "an async block"
+    } else {
+        "a closure"
+    };
+    Err(syn::Error::new_spanned(
+        &attr.meta,
+        format!(
+            "#[timed] cannot preserve #[track_caller]: the body runs inside {inside}; \
+             remove one of the two{fix}"
+        ),
+    ))
 }
 
 fn attr_args(attr: &Attribute) -> syn::Result<TimedArgs> {
@@ -133,22 +179,42 @@ fn expand_fn(
             "#[timed] cannot instrument a `const fn`: reading the clock is not possible at compile time",
         ));
     }
+    reject_track_caller(attrs, sig, "")?;
     let krate = args
         .krate
         .as_ref()
         .map_or_else(|| quote!(::vigil::timing), ToTokens::to_token_stream);
     let site = call_site(args, &krate, &name);
+    let never = returns_never(sig);
+    // The return type drives inference in the body (`?`, `.into()`,
+    // `collect()`); `impl Trait` parts become `_` since a `let` cannot name
+    // them, and `!` cannot be written there on stable.
     let ret_ty = match &sig.output {
-        ReturnType::Type(_, ty) if !mentions_impl(&ty.to_token_stream()) => Some(ty),
+        ReturnType::Type(_, ty) if !never => let_type(ty),
         _ => None,
     };
-    let annotated = |ident: &syn::Ident| match ret_ty {
+    let annotated = |ident: &syn::Ident| match &ret_ty {
         Some(ty) => quote!(#ident: #ty),
         None => quote!(#ident),
     };
 
-    let body = if sig.asyncness.is_some() {
-        let classify = classifier(args, &krate);
+    let body = if never && sig.asyncness.is_none() {
+        // The body cannot return, so it needs no closure to catch `return`
+        // (and `#[track_caller]` keeps working): it ends in a panic, recorded
+        // when the timer drops while unwinding, or in leaving the process,
+        // which records nothing.
+        quote! {{
+            #site
+            let __vigil_timer = #krate::Timer::start(&__VIGIL_SITE);
+            #block
+        }}
+    } else if sig.asyncness.is_some() {
+        let classify = if never {
+            // Never called; probing a `!` output would not type-check.
+            quote!(|_| #krate::Outcome::Ok)
+        } else {
+            classifier(args, &krate)
+        };
         let ret = format_ident!("__vigil_ret");
         let binding = annotated(&ret);
         quote! {{
@@ -240,7 +306,80 @@ fn classifier(args: &TimedArgs, krate: &TokenStream) -> TokenStream {
     quote!(|__vigil_value| #outcome)
 }
 
-/// Whether a type mentions `impl Trait`, which a `let` cannot name.
+fn returns_never(sig: &Signature) -> bool {
+    matches!(&sig.output, ReturnType::Type(_, ty) if is_never(ty))
+}
+
+/// Whether a type is `!` (through parentheses).
+fn is_never(ty: &Type) -> bool {
+    match ty {
+        Type::Never(_) => true,
+        Type::Paren(p) => is_never(&p.elem),
+        Type::Group(g) => is_never(&g.elem),
+        _ => false,
+    }
+}
+
+/// The return type as a `let` can write it: `impl Trait` anywhere in it
+/// replaced by `_` (`Result<impl Display, E>` -> `Result<_, E>`); `None`
+/// when nothing of it is left to state or it cannot be seen (a macro).
+fn let_type(ty: &Type) -> Option<Type> {
+    let mut ty = ty.clone();
+    if !infer_impl_trait(&mut ty) || matches!(ty, Type::Infer(_)) {
+        return None;
+    }
+    Some(ty)
+}
+
+/// Replaces every `impl Trait` in `ty` by `_`; `false` if `ty` holds tokens
+/// that may hide one (a type macro).
+fn infer_impl_trait(ty: &mut Type) -> bool {
+    match ty {
+        Type::ImplTrait(_) => {
+            *ty = Type::Infer(syn::TypeInfer {
+                underscore_token: Token![_](ty.span()),
+            });
+            true
+        }
+        Type::Array(a) => infer_impl_trait(&mut a.elem),
+        Type::Group(g) => infer_impl_trait(&mut g.elem),
+        Type::Paren(p) => infer_impl_trait(&mut p.elem),
+        Type::Ptr(p) => infer_impl_trait(&mut p.elem),
+        Type::Reference(r) => infer_impl_trait(&mut r.elem),
+        Type::Slice(s) => infer_impl_trait(&mut s.elem),
+        Type::Tuple(t) => t.elems.iter_mut().all(infer_impl_trait),
+        Type::Path(p) => {
+            p.qself.as_mut().is_none_or(|q| infer_impl_trait(&mut q.ty))
+                && infer_impl_trait_in_path(&mut p.path)
+        }
+        Type::TraitObject(t) => t.bounds.iter_mut().all(|b| match b {
+            TypeParamBound::Trait(b) => infer_impl_trait_in_path(&mut b.path),
+            _ => true,
+        }),
+        Type::BareFn(_) | Type::Infer(_) | Type::Never(_) => true,
+        other => !mentions_impl(&other.to_token_stream()),
+    }
+}
+
+fn infer_impl_trait_in_path(path: &mut Path) -> bool {
+    path.segments.iter_mut().all(|s| match &mut s.arguments {
+        PathArguments::None => true,
+        PathArguments::AngleBracketed(a) => a.args.iter_mut().all(|arg| match arg {
+            GenericArgument::Type(t) => infer_impl_trait(t),
+            GenericArgument::AssocType(a) => infer_impl_trait(&mut a.ty),
+            _ => true,
+        }),
+        PathArguments::Parenthesized(p) => {
+            p.inputs.iter_mut().all(infer_impl_trait)
+                && match &mut p.output {
+                    ReturnType::Default => true,
+                    ReturnType::Type(_, t) => infer_impl_trait(t),
+                }
+        }
+    })
+}
+
+/// Whether tokens mention `impl Trait`, which a `let` cannot name.
 fn mentions_impl(tokens: &TokenStream) -> bool {
     tokens.clone().into_iter().any(|t| match t {
         TokenTree::Ident(i) => i == "impl",
@@ -283,6 +422,43 @@ mod tests {
     fn impl_trait_is_found_in_nested_types() {
         assert!(mentions_impl(&quote!(Box<impl Iterator<Item = u8>>)));
         assert!(!mentions_impl(&quote!(Result<Vec<u8>, Error>)));
+    }
+
+    #[test]
+    fn impl_trait_in_return_types_becomes_inferred_in_the_let() {
+        let shown = |ty: Type| let_type(&ty).map(|t| t.to_token_stream().to_string());
+        assert_eq!(
+            shown(syn::parse_quote!(Result<impl Display, E>)).as_deref(),
+            Some("Result < _ , E >")
+        );
+        assert_eq!(
+            shown(syn::parse_quote!((Vec<impl Debug>, &'a [impl Clone]))).as_deref(),
+            Some("(Vec < _ > , & 'a [_])")
+        );
+        assert_eq!(shown(syn::parse_quote!(impl Iterator<Item = u8>)), None);
+        assert_eq!(shown(syn::parse_quote!(ty_macro!(impl X))), None);
+        assert_eq!(
+            shown(syn::parse_quote!(Option<u8>)).as_deref(),
+            Some("Option < u8 >")
+        );
+        assert!(is_never(&syn::parse_quote!(!)));
+        assert!(is_never(&syn::parse_quote!((!))));
+        assert!(!is_never(&syn::parse_quote!(fn() -> !)));
+    }
+
+    #[test]
+    fn only_this_crates_timed_paths_are_timed_attributes() {
+        let attr = |a: Attribute| is_timed_attr(&a);
+        assert!(attr(syn::parse_quote!(#[timed])));
+        assert!(attr(syn::parse_quote!(#[timed(skip)])));
+        assert!(attr(syn::parse_quote!(#[vigil::timed])));
+        assert!(attr(syn::parse_quote!(#[::vigil::timed(name = "x")])));
+        assert!(attr(syn::parse_quote!(#[vigil_macros::timed])));
+        assert!(attr(syn::parse_quote!(#[::vigil_macros::timed])));
+        assert!(!attr(syn::parse_quote!(#[other::timed])));
+        assert!(!attr(syn::parse_quote!(#[vigil::timing::timed])));
+        assert!(!attr(syn::parse_quote!(#[::timed])));
+        assert!(!attr(syn::parse_quote!(#[untimed])));
     }
 
     #[test]

@@ -44,8 +44,8 @@ use proc_macro::TokenStream;
 ///
 /// | argument | meaning |
 /// |---|---|
-/// | `name = "..."` | the `function` label (default: the function's name; `Type::method` in an `impl` block) |
-/// | `labels(key = "value", ..)` | static labels added to every metric of this function |
+/// | `name = "..."` | the `function` label (default: the function's name; `Type::method` in an `impl` block); not on an `impl` block itself |
+/// | `labels(key = "value", ..)` | static labels added to every metric of this function (`r#type` is the key `type`) |
 /// | `slow = "250ms"` | a `tracing` `WARN` event for calls slower than this (humantime syntax) |
 /// | `concurrency` | track calls in flight |
 /// | `ok_if = path` / `error_if = path` | a `fn(&T) -> bool` deciding the outcome from the return value |
@@ -60,9 +60,15 @@ use proc_macro::TokenStream;
 /// The signature, visibility, doc comments, other attributes, `unsafe`,
 /// `extern` ABI, generics and lifetimes are kept as written. It works on
 /// free functions, `async fn`, methods (`self`, `&self`, `&mut self`),
-/// generic functions, functions returning `impl Trait`, trait impl methods
-/// and `#[async_trait]` methods in either attribute order. On an `impl`
-/// block, `const fn`s are left alone.
+/// generic functions, functions returning `impl Trait` or `!`, trait impl
+/// methods (native `async fn` included), trait default methods and
+/// `#[async_trait]` methods in either attribute order. On an `impl` block,
+/// `const fn`s are left alone unless they carry a `#[timed]` of their own.
+///
+/// It is a compile error on a `const fn` (no clock at compile time) and on
+/// a function with `#[track_caller]`: the body runs inside a closure or an
+/// async block, where the caller's location would be lost. The exception is
+/// a non-async `-> !` function, whose body runs in place.
 ///
 /// ```
 /// use vigil::timed;
@@ -118,6 +124,13 @@ mod tests {
     }
 
     #[test]
+    fn raw_label_keys_are_named_without_the_prefix() {
+        let args = parse_args(quote!(labels(r#type = "x", r#kind = "y"))).unwrap();
+        let keys: Vec<_> = args.labels.iter().map(|(k, _)| k.to_string()).collect();
+        assert_eq!(keys, ["type", "kind"]);
+    }
+
+    #[test]
     fn bad_arguments_are_errors() {
         for bad in [
             quote!(nme = "x"),
@@ -126,6 +139,8 @@ mod tests {
             quote!(ok_if = a, error_if = b),
             quote!(concurrency = true),
             quote!(name = ""),
+            quote!(labels(r#result = "x")),
+            quote!(labels(a = "1", r#a = "2")),
         ] {
             assert!(parse_args(bad.clone()).is_err(), "{bad}");
         }
