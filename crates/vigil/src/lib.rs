@@ -27,10 +27,30 @@
 //! assert_eq!(n, 55);
 //! ```
 //!
+//! One builder call installs vigil's registry as the `metrics` recorder and
+//! serves it to Prometheus; every view (exposition, JSON summary, alerts)
+//! reads that one registry:
+//!
+//! ```
+//! let monitor = vigil::Monitor::builder()
+//!     .global_label("service", "checkout")
+//!     .listen("127.0.0.1:0") // GET /metrics; port 0 picks a free port
+//!     .build()?;             // `.install()` makes it the global recorder
+//! vigil::with_local_recorder(&monitor.recorder(), || {
+//!     vigil::metrics::histogram!("db_query_seconds").record(0.004);
+//! });
+//! let p99 = monitor.summary().histograms[0].window.p99;
+//! assert!((p99 - 0.004).abs() < 0.004 * 0.001);
+//! assert!(monitor.render().contains("db_query_seconds_count{service=\"checkout\"} 1"));
+//! # Ok::<(), vigil::Error>(())
+//! ```
+//!
 //! | module | crate | what it does |
 //! |---|---|---|
 //! | [`timing`] | `vigil-timing` | [`Timer`] guards, timed futures and closures, outcomes, caller tracking |
 //! | [`timed`] | `vigil-macros` | the `#[timed]` attribute |
+//! | [`histogram`] | `vigil-histogram` | concurrent HDR histograms: sliding windows, percentiles, merge, interchange |
+//! | [`Monitor`] | `vigil` | the registry: Prometheus exposition, `/metrics`, [`MetricsSummary`] |
 //!
 //! The metric names and labels are listed in [`timing`] and in
 //! `docs/metrics.md`.
@@ -55,7 +75,7 @@ mod storage;
 mod summary;
 
 /// HDR percentiles: the concurrent, windowed [`Histogram`](histogram::Histogram),
-/// [`Snapshot`](histogram::Snapshot), [`Summary`](histogram::Summary),
+/// [`Snapshot`](histogram::Snapshot), [`Summary`],
 /// interchange and the [`bench`](histogram::bench) helper (the crate
 /// `vigil-histogram`).
 pub mod histogram {
