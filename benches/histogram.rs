@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use criterion::{Criterion, criterion_group, criterion_main};
 use metrics::{Key, Recorder as _};
 use metrics_exporter_prometheus::PrometheusBuilder;
+use vigil_benches::{Floor, bare};
 
 /// Latency-like values (1 us .. ~16 ms in ns) from a xorshift generator, so
 /// records spread over buckets as real ones do.
@@ -159,11 +160,6 @@ fn histogram(c: &mut Criterion) {
     drop(monitor);
 }
 
-#[inline(never)]
-fn bare() -> u64 {
-    black_box(1)
-}
-
 #[vigil::timed]
 #[inline(never)]
 fn with_timed() -> u64 {
@@ -176,16 +172,8 @@ fn timed_registry(c: &mut Criterion) {
         .expect("the bench installs the only recorder");
     let mut group = c.benchmark_group("timed_registry");
     group.bench_function("bare", |b| b.iter(bare));
-    let mut histogram = hdrhistogram::Histogram::<u64>::new(3).expect("3 significant figures");
-    group.bench_function("floor", |b| {
-        b.iter(|| {
-            let start = quanta::Instant::now();
-            let value = bare();
-            let elapsed = quanta::Instant::now().duration_since(start);
-            histogram.saturating_record(u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX));
-            value
-        })
-    });
+    let mut floor = Floor::default();
+    group.bench_function("floor", |b| b.iter(|| floor.time_bare()));
     group.bench_function("vigil_timed", |b| b.iter(with_timed));
     group.finish();
     drop(monitor);

@@ -16,11 +16,7 @@ use std::time::Duration;
 use criterion::{Criterion, criterion_group, criterion_main};
 use metrics_exporter_prometheus::PrometheusBuilder;
 use tracing_subscriber::Registry;
-
-#[inline(never)]
-fn bare() -> u64 {
-    black_box(1)
-}
+use vigil_benches::{Floor, bare};
 
 #[vigil::timed]
 #[inline(never)]
@@ -60,16 +56,8 @@ fn timing(c: &mut Criterion) {
 
     group.bench_function("bare", |b| b.iter(bare));
 
-    let mut histogram = hdrhistogram::Histogram::<u64>::new(3).expect("3 significant figures");
-    group.bench_function("floor", |b| {
-        b.iter(|| {
-            let start = quanta::Instant::now();
-            let value = bare();
-            let elapsed = quanta::Instant::now().duration_since(start);
-            histogram.saturating_record(u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX));
-            value
-        })
-    });
+    let mut floor = Floor::default();
+    group.bench_function("floor", |b| b.iter(|| floor.time_bare()));
 
     group.bench_function("vigil_timed", |b| b.iter(with_timed));
 

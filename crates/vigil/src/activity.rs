@@ -5,6 +5,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use metrics::Key;
@@ -56,9 +57,12 @@ impl Activity {
             .is_some_and(|track| track.hidden)
     }
 
-    /// Notes the value of one series at `now`; returns whether it should be
-    /// deleted (idle past the timeout and held by nobody but the registry).
-    fn observe(
+    /// Notes the value of one series at the tick; returns whether the
+    /// registry keeps it. A series idle past the timeout that nobody but the
+    /// registry holds is dropped (its name goes to `expired`); one still held
+    /// is hidden instead.
+    #[allow(clippy::too_many_arguments)] // one call per metric kind, all alike
+    fn keep(
         &mut self,
         tick: &Tick,
         kind: MetricKind,
@@ -66,6 +70,7 @@ impl Activity {
         observed: u64,
         sample: f64,
         held_elsewhere: bool,
+        expired: &mut Vec<String>,
     ) -> bool {
         let Tick {
             now,
@@ -95,23 +100,24 @@ impl Activity {
             track.samples.pop_front();
         }
         let Some(timeout) = idle_timeout else {
-            return false;
+            return true;
         };
         if now.saturating_duration_since(track.changed_at) < timeout {
-            return false;
+            return true;
         }
         if held_elsewhere {
             track.hidden = true;
-            false
+            true
         } else {
             self.tracks.remove(&(kind, key.clone()));
-            true
+            expired.push(key.name().to_owned());
+            false
         }
     }
 }
 
 pub(crate) fn gauge_value(gauge: &AtomicU64) -> f64 {
-    f64::from_bits(gauge.load(std::sync::atomic::Ordering::Relaxed))
+    f64::from_bits(gauge.load(Ordering::Relaxed))
 }
 
 impl Shared {
@@ -135,36 +141,32 @@ impl Shared {
         let mut expired = Vec::new();
         self.registry
             .retain_counters(|key, counter: &Arc<AtomicU64>| {
-                let value = counter.load(std::sync::atomic::Ordering::Relaxed);
-                let delete = activity.observe(
+                let value = counter.load(Ordering::Relaxed);
+                let held = Arc::strong_count(counter) > 1;
+                activity.keep(
                     &tick,
                     MetricKind::Counter,
                     key,
                     value,
                     value as f64,
-                    Arc::strong_count(counter) > 1,
-                );
-                if delete {
-                    expired.push(key.name().to_owned());
-                }
-                !delete || key.name() == crate::recorder::SERIES_DROPPED_TOTAL
+                    held,
+                    &mut expired,
+                )
             });
         self.release(MetricKind::Counter, expired.drain(..));
 
         self.registry.retain_gauges(|key, gauge: &Arc<AtomicU64>| {
-            let bits = gauge.load(std::sync::atomic::Ordering::Relaxed);
-            let delete = activity.observe(
+            let bits = gauge.load(Ordering::Relaxed);
+            let held = Arc::strong_count(gauge) > 1;
+            activity.keep(
                 &tick,
                 MetricKind::Gauge,
                 key,
                 bits,
                 f64::from_bits(bits),
-                Arc::strong_count(gauge) > 1,
-            );
-            if delete {
-                expired.push(key.name().to_owned());
-            }
-            !delete
+                held,
+                &mut expired,
+            )
         });
         self.release(MetricKind::Gauge, expired.drain(..));
 
@@ -172,18 +174,16 @@ impl Shared {
             .retain_histograms(|key, series: &Arc<HistogramSeries>| {
                 series.0.upkeep();
                 let count = series.0.count();
-                let delete = activity.observe(
+                let held = Arc::strong_count(series) > 1;
+                activity.keep(
                     &tick,
                     MetricKind::Histogram,
                     key,
                     count,
                     count as f64,
-                    Arc::strong_count(series) > 1,
-                );
-                if delete {
-                    expired.push(key.name().to_owned());
-                }
-                !delete
+                    held,
+                    &mut expired,
+                )
             });
         self.release(MetricKind::Histogram, expired.drain(..));
     }

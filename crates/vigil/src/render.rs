@@ -11,9 +11,15 @@ use metrics_exporter_prometheus::formatting::{
     sanitize_metric_name, write_help_line, write_metric_line, write_type_line,
 };
 use metrics_util::MetricKind;
-use vigil_histogram::Window;
+use vigil_histogram::{Snapshot, Window};
 
 use crate::recorder::Shared;
+
+/// The cumulative `_sum` and `_count` lines of a summary or histogram.
+fn write_sum_and_count(out: &mut String, name: &str, labels: &LabelSet, total: &Snapshot) {
+    write_metric_line::<&str, f64>(out, name, Some("sum"), labels, None, total.sum(), None);
+    write_metric_line::<&str, u64>(out, name, Some("count"), labels, None, total.count(), None);
+}
 
 /// One metric name's series, in the order Prometheus wants them grouped.
 type ByName<T> = BTreeMap<String, Vec<(LabelSet, T)>>;
@@ -134,24 +140,7 @@ impl Shared {
                             total.count(),
                             None,
                         );
-                        write_metric_line::<&str, f64>(
-                            &mut out,
-                            name,
-                            Some("sum"),
-                            labels,
-                            None,
-                            total.sum(),
-                            None,
-                        );
-                        write_metric_line::<&str, u64>(
-                            &mut out,
-                            name,
-                            Some("count"),
-                            labels,
-                            None,
-                            total.count(),
-                            None,
-                        );
+                        write_sum_and_count(&mut out, name, labels, &total);
                     }
                 }
                 None => {
@@ -172,24 +161,7 @@ impl Shared {
                             );
                         }
                         let total = series.0.snapshot(Window::Cumulative);
-                        write_metric_line::<&str, f64>(
-                            &mut out,
-                            name,
-                            Some("sum"),
-                            labels,
-                            None,
-                            total.sum(),
-                            None,
-                        );
-                        write_metric_line::<&str, u64>(
-                            &mut out,
-                            name,
-                            Some("count"),
-                            labels,
-                            None,
-                            total.count(),
-                            None,
-                        );
+                        write_sum_and_count(&mut out, name, labels, &total);
                     }
                 }
             }
