@@ -106,7 +106,7 @@ fn expand_impl(args: &TimedArgs, mut imp: ItemImpl) -> syn::Result<TokenStream> 
 
 /// `#[timed]`, `#[vigil::timed]` or `#[vigil_macros::timed]` (optionally
 /// `::`-rooted): only these are this macro; another crate's `timed` stays.
-fn is_timed_attr(attr: &Attribute) -> bool {
+pub(crate) fn is_timed_attr(attr: &Attribute) -> bool {
     let path = attr.path();
     let names: Vec<String> = path.segments.iter().map(|s| s.ident.to_string()).collect();
     match names.as_slice() {

@@ -20,10 +20,15 @@
 //! ```
 //!
 //! See [`timed`] for the arguments and the metrics recorded.
+//!
+//! The `#[cached]` attribute memoizes a function in a tagged cache, as
+//! `vigil::cached`; see [`cached`].
 
 #![forbid(unsafe_code)]
 
 mod attr;
+mod cached_attr;
+mod cached_expand;
 mod expand;
 
 use proc_macro::TokenStream;
@@ -90,6 +95,131 @@ use proc_macro::TokenStream;
 pub fn timed(args: TokenStream, item: TokenStream) -> TokenStream {
     let result =
         attr::parse_args(args.into()).and_then(|args| expand::timed(args, item.clone().into()));
+    match result {
+        Ok(tokens) => tokens.into(),
+        Err(error) => {
+            // Keep the item so the only errors shown are about the attribute.
+            let mut out: proc_macro2::TokenStream = item.into();
+            out.extend(error.to_compile_error());
+            out.into()
+        }
+    }
+}
+
+/// Caches a function's results in a [`TaggedCache`] keyed by its
+/// arguments: a call with arguments seen before returns the stored value
+/// without running the body.
+///
+/// ```
+/// use vigil::cached;
+///
+/// #[cached(ttl = "5m", tags = ["users", format!("user:{id}")])]
+/// fn user_name(id: u64) -> Option<String> {
+///     // an expensive look-up
+///     Some(format!("user {id}"))
+/// }
+///
+/// assert_eq!(user_name(7), Some("user 7".into())); // runs the body
+/// assert_eq!(user_name(7), Some("user 7".into())); // from the cache
+/// user_name_cache().invalidate_tag("user:7");      // drops it
+/// assert_eq!(user_name_uncached(8), Some("user 8".into())); // never cached
+/// ```
+///
+/// # Arguments
+///
+/// | argument | meaning |
+/// |---|---|
+/// | `ttl = "5m"` | how long an entry lives after it is inserted (humantime syntax); default: until evicted or invalidated |
+/// | `max_capacity = 1000` | the most entries kept (default 10 000); beyond, moka's TinyLFU evicts |
+/// | `tags = ["a", format!("user:{id}")]` | tags of every entry a call inserts, for [`invalidate_tag`]: expressions with the arguments (and `self`) in scope, each `impl Into<Tag>` (`&str`, `String`, ..), evaluated on a miss only, before the body; borrow the arguments (`name.as_str()`), the body still needs them. `tags = expr` takes any `IntoIterator` of them |
+/// | `key = id` / `key = (id, region)` | key on these arguments only (the others, such as a `&Db`, are left out) |
+/// | `key: Type = expr` | key on any expression, with its type (a `static` has to name it): `key: (u64, u32) = (self.id, page)`; evaluated on every call, with the arguments in scope (clone what it keeps) |
+/// | `name = "..."` | the cache's name in its statistics and metrics (default: `module::path::fn`, or the `Self` type's path `::method`) |
+/// | `cache_err = true` | cache `Err` results too (default `false`: only `Ok` values are cached; the `Err` type needs no `Clone` then) |
+/// | `cache_none = true` | cache `None` too (default `false`: only `Some` values are cached) |
+/// | `clock = expr` | the `quanta::Clock` the TTL is measured on (tests pass `quanta::Clock::mock()`) |
+/// | `crate = path` | where the cache API lives (default `::vigil::cache`; `vigil_cache` when depending on it directly) |
+///
+/// # What it generates
+///
+/// For `fn f(args) -> R`, three items with `f`'s visibility (associated
+/// functions for a method, called as `Self::f_cache()`):
+///
+/// - `f(args) -> R`, the cached function, documented by `f`'s doc comment;
+/// - `f_uncached(args) -> R`, the body as written, always run;
+/// - `f_cache() -> &'static TaggedCache<K, V>`, the cache, for
+///   `invalidate`, `invalidate_tag`, `stats`, `warm`, ...; it is built on
+///   first use and lives for the whole program.
+///
+/// `async fn`s use [`vigil::cache::future::TaggedCache`] and are awaited;
+/// other functions [`vigil::cache::sync::TaggedCache`].
+///
+/// # Keys and values
+///
+/// The key `K` is, by default, the arguments (without the receiver): one
+/// argument is the key itself, several make a tuple, none `()`. Reference
+/// arguments are keyed by an owned copy (`&str` → `String`, `&[T]` →
+/// `Vec<T>`, any other `&T` → `T::Owned`), so `f_cache().invalidate("x")`
+/// works for `fn f(name: &str)`. An argument whose pattern is not a plain
+/// name (`(a, b): (u32, u32)`, `_`) is in the key all the same, but cannot
+/// be named by `key` or `tags`. The key must be
+/// `Hash + Eq + Clone + Send + Sync + 'static` and the value
+/// `Clone + Send + Sync + 'static`; rustc names the missing bound.
+///
+/// The value `V` is the return type, cloned out of the cache on every hit
+/// (wrap large values in an `Arc`): the `T` of `Result<T, E>` (also through
+/// aliases such as `io::Result<T>`, recognised by the name `Result`) and of
+/// `Option<T>` (by the name `Option`), unless `cache_err` / `cache_none`
+/// ask to cache the whole value.
+///
+/// # Concurrency
+///
+/// Concurrent calls with the same key that miss run the body once; the
+/// others wait for its value (moka's single loader). Calls with different
+/// keys never wait on each other. When the body returns an uncached `Err`
+/// or `None`, the caller that ran it gets it; a caller that was waiting
+/// for that load runs the body itself instead of sharing another call's
+/// error.
+///
+/// # Methods
+///
+/// On a method, the cache is per method, shared by every instance: the
+/// receiver is not part of the key. Key on instance data with
+/// `key: (u64, u32) = (self.id, page)`, and use `self` in tags the same
+/// way. `self`, `&self`, `&mut self` and `self: Arc<Self>` receivers all
+/// work. An associated function without a receiver is recognised by
+/// `Self` in its signature or body; the cache's types cannot mention
+/// `Self` (a `static` cannot), so write the type's name. The generated
+/// associated functions are not members of a trait, so `#[cached]` does
+/// not go in trait impls: cache an inherent method and call it there.
+///
+/// # With `#[timed]`
+///
+/// `#[timed]` and `#[cached]` compose in either order with the same
+/// result: the timing wraps the body in `f_uncached` under the name `f`,
+/// so it counts the calls that ran the body (misses and `f_uncached`
+/// calls); the hits are in the cache's statistics. Other attributes of `f`
+/// go on `f_uncached` with the body, except the doc comment; lint levels,
+/// `#[must_use]`, `#[deprecated]`, `#[inline]`, `#[cold]` and `#[cfg]` go on
+/// both.
+///
+/// # Compile errors
+///
+/// Generic functions (type or const parameters, `impl Trait` arguments:
+/// one `static` serves every instantiation), `const fn`, a return type
+/// that borrows (other than `&'static`), is `impl Trait`, mentions `Self`
+/// or is `!`, a `&mut` argument in the key, `cache_err` on a function not
+/// returning `Result` (`cache_none`: `Option`), unknown arguments and bad
+/// durations.
+///
+/// [`TaggedCache`]: https://docs.rs/vigil-cache
+/// [`invalidate_tag`]: https://docs.rs/vigil-cache
+/// [`vigil::cache::future::TaggedCache`]: https://docs.rs/vigil-cache
+/// [`vigil::cache::sync::TaggedCache`]: https://docs.rs/vigil-cache
+#[proc_macro_attribute]
+pub fn cached(args: TokenStream, item: TokenStream) -> TokenStream {
+    let result = cached_attr::parse_args(args.into())
+        .and_then(|args| cached_expand::cached(args, item.clone().into()));
     match result {
         Ok(tokens) => tokens.into(),
         Err(error) => {

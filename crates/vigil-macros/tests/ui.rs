@@ -1,4 +1,5 @@
-//! Compile errors of `#[timed]`: each points at the offending token.
+//! Compile errors of `#[timed]` and `#[cached]` (`cached_*.rs`): each points
+//! at the offending token.
 
 #[test]
 fn misuse_is_a_compile_error_at_the_offending_token() {

@@ -11,6 +11,7 @@ use metrics_exporter_prometheus::Matcher;
 use vigil_histogram::Config;
 
 use crate::Error;
+use crate::alerting::AlertLoop;
 use crate::monitor::{Inner, Monitor, Upkeep};
 use crate::recorder::{Recorder, Settings, Shared};
 use crate::storage::Storage;
@@ -55,6 +56,9 @@ pub struct MonitorBuilder {
     listen: Option<String>,
     allowed: Vec<String>,
     layer: Option<Arc<dyn metrics::Recorder + Send + Sync>>,
+    alerts: Option<vigil_alert::Engine>,
+    notifiers: Vec<(String, Arc<dyn vigil_alert::notify::Notifier>)>,
+    alert_interval: Option<Duration>,
 }
 
 impl std::fmt::Debug for MonitorBuilder {
@@ -84,6 +88,9 @@ impl Default for MonitorBuilder {
             listen: None,
             allowed: Vec::new(),
             layer: None,
+            alerts: None,
+            notifiers: Vec::new(),
+            alert_interval: Some(Duration::from_secs(15)),
         }
     }
 }
@@ -206,6 +213,42 @@ impl MonitorBuilder {
         self
     }
 
+    /// Evaluates these alert rules against the registry every
+    /// [`alert_interval`](Self::alert_interval) (default 15 s) and hands
+    /// the notifications to the [`notifier`](Self::notifier)s of their
+    /// receivers. Build the engine in code or from a rule file
+    /// (`vigil::alert::config`).
+    pub fn alerts(mut self, engine: vigil_alert::Engine) -> Self {
+        self.alerts = Some(engine);
+        self
+    }
+
+    /// Delivers notifications routed to `receiver` with `notifier`; give a
+    /// receiver several by calling this again. Each has its own bounded
+    /// queue, retries and timeout (see `vigil::alert::notify`).
+    pub fn notifier(
+        mut self,
+        receiver: impl Into<String>,
+        notifier: impl vigil_alert::notify::Notifier + 'static,
+    ) -> Self {
+        self.notifiers.push((receiver.into(), Arc::new(notifier)));
+        self
+    }
+
+    /// How often the alert rules are evaluated (default 15 s).
+    pub fn alert_interval(mut self, interval: Duration) -> Self {
+        self.alert_interval = Some(interval);
+        self
+    }
+
+    /// Evaluates alerts only when [`Monitor::evaluate_alerts`] is called
+    /// (tests with synthetic times, hosts with their own scheduler);
+    /// notifications are still delivered in the background.
+    pub fn manual_alerts(mut self) -> Self {
+        self.alert_interval = None;
+        self
+    }
+
     /// Builds the registry, starts the upkeep thread and the listener (if
     /// configured) but does not install the recorder globally: use
     /// [`Monitor::recorder`] with [`with_local_recorder`](crate::with_local_recorder) or
@@ -255,6 +298,12 @@ impl MonitorBuilder {
                 reason: "must be at least 1".into(),
             });
         }
+        if self.alert_interval.is_some_and(|i| i.is_zero()) {
+            return Err(Error::Setting {
+                setting: "alert_interval",
+                reason: "must be longer than zero".into(),
+            });
+        }
         if self.upkeep_interval.is_some_and(|i| i.is_zero()) {
             return Err(Error::Setting {
                 setting: "upkeep_interval",
@@ -298,19 +347,30 @@ impl MonitorBuilder {
             },
             settings,
         ));
+        let recorder = Recorder {
+            shared,
+            next: self.layer,
+        };
         let listener = match listen {
-            Some(address) => Some(crate::http::spawn(address, allowed, Arc::clone(&shared))?),
+            Some(address) => Some(crate::http::spawn(address, allowed, recorder.clone())?),
             None => None,
         };
         let upkeep = self
             .upkeep_interval
-            .map(|interval| Upkeep::spawn(Arc::downgrade(&shared), interval));
+            .map(|interval| Upkeep::spawn(recorder.clone(), interval));
+        let alerts = match self.alerts {
+            Some(engine) => Some(AlertLoop::start(
+                engine,
+                self.notifiers,
+                recorder.clone(),
+                self.alert_interval,
+            )?),
+            None => None,
+        };
         Ok(Monitor {
             inner: Arc::new(Inner {
-                recorder: Recorder {
-                    shared,
-                    next: self.layer,
-                },
+                recorder,
+                alerts,
                 listener,
                 _upkeep: upkeep,
             }),

@@ -4,7 +4,6 @@
 
 use std::convert::Infallible;
 use std::net::{SocketAddr, TcpListener};
-use std::sync::Arc;
 
 use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
@@ -17,7 +16,7 @@ use ipnet::IpNet;
 use tokio::sync::oneshot;
 
 use crate::Error;
-use crate::recorder::Shared;
+use crate::recorder::Recorder;
 
 /// The content type of Prometheus text exposition format 0.0.4.
 const CONTENT_TYPE_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -46,7 +45,7 @@ impl Drop for Listener {
 pub(crate) fn spawn(
     address: SocketAddr,
     allowed: Vec<IpNet>,
-    shared: Arc<Shared>,
+    recorder: Recorder,
 ) -> Result<Listener, Error> {
     let listen_error = |source| Error::Listen { address, source };
     let std_listener = TcpListener::bind(address).map_err(listen_error)?;
@@ -83,9 +82,9 @@ pub(crate) fn spawn(
                         tracing::debug!(%peer, "vigil /metrics refused a peer outside the allowlist");
                         continue; // dropping the stream closes it
                     }
-                    let shared = Arc::clone(&shared);
+                    let recorder = recorder.clone();
                     tokio::spawn(async move {
-                        let service = service_fn(move |request| respond(Arc::clone(&shared), request));
+                        let service = service_fn(move |request| respond(recorder.clone(), request));
                         if let Err(error) = http1::Builder::new()
                             .serve_connection(TokioIo::new(stream), service)
                             .await
@@ -105,7 +104,7 @@ pub(crate) fn spawn(
 }
 
 async fn respond(
-    shared: Arc<Shared>,
+    recorder: Recorder,
     request: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let response = |status: StatusCode, body: String| {
@@ -128,9 +127,12 @@ async fn respond(
     }
     // Rendering takes the registry's read locks briefly; keep it off the
     // accept loop's task.
-    let body = tokio::task::spawn_blocking(move || shared.render())
-        .await
-        .unwrap_or_default();
+    let body = tokio::task::spawn_blocking(move || {
+        recorder.refresh();
+        recorder.shared.render()
+    })
+    .await
+    .unwrap_or_default();
     let mut ok = response(StatusCode::OK, body);
     ok.headers_mut().insert(
         CONTENT_TYPE,

@@ -50,6 +50,7 @@
 //! | [`timing`] | `vigil-timing` | [`Timer`] guards, timed futures and closures, outcomes, caller tracking |
 //! | [`timed`] | `vigil-macros` | the `#[timed]` attribute |
 //! | [`histogram`] | `vigil-histogram` | concurrent HDR histograms: sliding windows, percentiles, merge, interchange |
+//! | [`cache`] | `vigil-cache` | a tagged cache on `moka`: TTL, LRU/TinyLFU, invalidation by tag, statistics |
 //! | [`Monitor`] | `vigil` | the registry: Prometheus exposition, `/metrics`, [`MetricsSummary`] |
 //!
 //! The metric names and labels are listed in [`timing`] and in
@@ -65,14 +66,31 @@ pub mod timing {
 }
 
 mod activity;
+mod alerting;
 mod builder;
 mod error;
 mod http;
 mod monitor;
 mod recorder;
 mod render;
+mod source;
 mod storage;
 mod summary;
+
+/// Alerts: threshold [`Rule`](alert::Rule)s, the [`Engine`](alert::Engine)
+/// state machine, grouping, silences, escalation, history, notifiers and
+/// Prometheus rule export (the crate `vigil-alert`).
+pub mod alert {
+    #[doc(inline)]
+    pub use vigil_alert::*;
+}
+
+/// A tagged TTL/LRU/TinyLFU cache on `moka`: bulk invalidation by tag,
+/// statistics, warming (the crate `vigil-cache`).
+pub mod cache {
+    #[doc(inline)]
+    pub use vigil_cache::*;
+}
 
 /// HDR percentiles: the concurrent, windowed [`Histogram`](histogram::Histogram),
 /// [`Snapshot`](histogram::Snapshot), [`Summary`],
@@ -100,7 +118,7 @@ pub use metrics_exporter_prometheus::Matcher;
 pub use metrics;
 
 #[doc(inline)]
-pub use vigil_macros::timed;
+pub use vigil_macros::{cached, timed};
 #[doc(inline)]
 pub use vigil_timing::{
     CallSite, Outcome, Timed, TimedExt, Timer, callsite, current_call_site, time, time_with,

@@ -2,10 +2,11 @@
 //! background upkeep that keeps windows rotating.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Weak};
 use std::time::Duration;
 
+use crate::alerting::AlertLoop;
 use crate::builder::MonitorBuilder;
 use crate::http::Listener;
 use crate::recorder::{Recorder, Shared};
@@ -37,6 +38,7 @@ pub struct Monitor {
 #[derive(Debug)]
 pub(crate) struct Inner {
     pub(crate) recorder: Recorder,
+    pub(crate) alerts: Option<AlertLoop>,
     pub(crate) listener: Option<Listener>,
     /// Held for its `Drop`, which stops the thread.
     pub(crate) _upkeep: Option<Upkeep>,
@@ -62,11 +64,13 @@ impl Monitor {
     /// TYPE lines, global labels, counters, gauges, and histograms as
     /// summaries over the window (or classic buckets where configured).
     pub fn render(&self) -> String {
+        self.inner.recorder.refresh();
         self.shared().render()
     }
 
     /// Every series as a serde-serializable [`MetricsSummary`].
     pub fn summary(&self) -> MetricsSummary {
+        self.inner.recorder.refresh();
         self.shared().summary()
     }
 
@@ -74,7 +78,7 @@ impl Monitor {
     /// idle series now (the upkeep thread does this every
     /// [`upkeep_interval`](MonitorBuilder::upkeep_interval)).
     pub fn upkeep(&self) {
-        self.shared().tick();
+        self.inner.recorder.tick();
     }
 
     /// The address the `/metrics` listener is bound to, if one was
@@ -84,6 +88,31 @@ impl Monitor {
             .listener
             .as_ref()
             .map(|listener| listener.address)
+    }
+
+    /// Evaluates the alert rules against the registry now, as the alert
+    /// loop does every interval, and dispatches due notifications (without
+    /// waiting for their delivery). Empty without
+    /// [`alerts`](MonitorBuilder::alerts).
+    pub fn evaluate_alerts(&self, now: std::time::SystemTime) -> Vec<vigil_alert::Transition> {
+        self.inner
+            .alerts
+            .as_ref()
+            .map(|alerts| alerts.alerting.evaluate(now))
+            .unwrap_or_default()
+    }
+
+    /// Runs `f` on the alert engine: its history, instances, firing
+    /// alerts, silences (`add_silence`, `expire_silence`). `None` without
+    /// [`alerts`](MonitorBuilder::alerts).
+    pub fn with_alerts<R>(&self, f: impl FnOnce(&mut vigil_alert::Engine) -> R) -> Option<R> {
+        let alerts = self.inner.alerts.as_ref()?;
+        let mut engine = alerts
+            .alerting
+            .engine
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        Some(f(&mut engine))
     }
 
     /// Label sets folded into overflow series so far (also exported as
@@ -101,7 +130,7 @@ pub(crate) struct Upkeep {
 }
 
 impl Upkeep {
-    pub(crate) fn spawn(shared: Weak<Shared>, interval: Duration) -> Self {
+    pub(crate) fn spawn(recorder: Recorder, interval: Duration) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let stopped = Arc::clone(&stop);
         let thread = std::thread::Builder::new()
@@ -112,10 +141,7 @@ impl Upkeep {
                     if stopped.load(Ordering::Acquire) {
                         break;
                     }
-                    match shared.upgrade() {
-                        Some(shared) => shared.tick(),
-                        None => break,
-                    }
+                    recorder.tick();
                 }
             })
             .ok();

@@ -228,6 +228,21 @@ impl std::fmt::Debug for Recorder {
     }
 }
 
+impl Recorder {
+    /// Brings values kept outside the registry up to date before a read:
+    /// every named `vigil-cache` cache publishes its statistics (its hits
+    /// are counted in per-thread shards, not through `metrics`).
+    pub(crate) fn refresh(&self) {
+        metrics::with_local_recorder(self, vigil_cache::publish_metrics);
+    }
+
+    /// [`refresh`](Self::refresh), then one upkeep tick.
+    pub(crate) fn tick(&self) {
+        self.refresh();
+        self.shared.tick();
+    }
+}
+
 impl metrics::Recorder for Recorder {
     fn describe_counter(&self, key: KeyName, unit: Option<Unit>, description: SharedString) {
         self.shared

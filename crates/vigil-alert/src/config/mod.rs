@@ -1,0 +1,747 @@
+//! Loading alert configuration from YAML or TOML: rules, routing,
+//! inhibit rules, silences and ready-made rule sets, as one
+//! [`AlertConfig`].
+//!
+//! The file format is documented in `docs/alert-rules.md`; in short:
+//!
+//! ```yaml
+//! rules:
+//!   - name: HighLatency
+//!     expr:
+//!       histogram: { metric: function_calls_duration_seconds, stat: p95, window: 5m }
+//!     thresholds:
+//!       warning: "> 0.2"                        # `warning` is `medium`
+//!       critical: { op: ">", value: 1.0 }
+//!     for: 5m
+//!     labels: { team: web }
+//!     annotations: { summary: "p95 of {{ $labels.function }} is {{ $value }}s" }
+//! routing:
+//!   receiver: team-email
+//!   group_by: [alertname]
+//!   routes:
+//!     - matchers: ['severity="critical"']
+//!       receiver: pager
+//! ```
+//!
+//! Every error names the file, the item (rule, route, silence ...) and the
+//! field, with the line and column when the parser knows them, e.g.
+//! `rules.yml: rule "HighLatency": field "thresholds.critical.value":
+//! invalid type: string "fast", expected a number, or a baseline such as
+//! {stddevs: 3, window: 1h} (line 12, column 16)`. Unknown fields are
+//! errors.
+//!
+//! ```
+//! use vigil_alert::config::AlertConfig;
+//!
+//! let config = AlertConfig::from_yaml_str(
+//!     r#"
+//! rules:
+//!   - name: QueueBacklog
+//!     expr: { gauge: { metric: queue_depth } }
+//!     thresholds: { high: "> 100" }
+//!     for: 1m
+//! "#,
+//!     "rules.yml",
+//! )?;
+//! assert_eq!(config.rules()[0].name, "QueueBacklog");
+//! let engine = config.into_engine()?;
+//! assert_eq!(engine.rules().len(), 1);
+//!
+//! let err = AlertConfig::from_yaml_str(
+//!     "rules:\n  - name: X\n    expr: { gauge: { metric: up } }\n    thresholds: { high: '> 1' }\n    for: 5 minutes please\n",
+//!     "rules.yml",
+//! )
+//! .unwrap_err();
+//! assert_eq!(err.field(), Some("for"));
+//! assert_eq!(err.line(), Some(5));
+//! assert!(err.to_string().starts_with(r#"rules.yml: rule "X": field "for": invalid duration"#));
+//! # Ok::<(), vigil_alert::config::ConfigError>(())
+//! ```
+
+mod file;
+mod track;
+
+use std::fmt;
+use std::path::Path as FsPath;
+
+use serde::Deserialize;
+
+use crate::{Engine, InhibitRule, Routing, Rule, Silence};
+use file::{FileDoc, Parts};
+use track::{Failure, Segment, Tracked, Tracker};
+
+/// Which item of a config an error is about.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Item {
+    /// An entry of `rules:` (index from 0, and its name if it has one).
+    Rule {
+        /// Position in `rules:`.
+        index: usize,
+        /// The rule's `name`, if it could be read.
+        name: Option<String>,
+    },
+    /// The `routing:` block itself.
+    Routing,
+    /// An entry of `routing.routes:`.
+    Route {
+        /// Position in `routes:`.
+        index: usize,
+        /// The route's `receiver`, if it could be read.
+        receiver: Option<String>,
+    },
+    /// An entry of `inhibit_rules:`.
+    InhibitRule {
+        /// Position in `inhibit_rules:`.
+        index: usize,
+    },
+    /// An entry of `silences:`.
+    Silence {
+        /// Position in `silences:`.
+        index: usize,
+    },
+    /// `rulesets.service_targets`.
+    ServiceTargets,
+    /// An entry of `rulesets.slos:`.
+    Slo {
+        /// Position in `slos:`.
+        index: usize,
+        /// The SLO's `name`, if it could be read.
+        name: Option<String>,
+    },
+}
+
+impl fmt::Display for Item {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Item::Rule {
+                name: Some(name), ..
+            } => write!(f, "rule {name:?}"),
+            Item::Rule { index, name: None } => write!(f, "rules[{index}]"),
+            Item::Routing => f.write_str("routing"),
+            Item::Route {
+                index,
+                receiver: Some(r),
+            } => write!(f, "routing.routes[{index}] (receiver {r:?})"),
+            Item::Route {
+                index,
+                receiver: None,
+            } => write!(f, "routing.routes[{index}]"),
+            Item::InhibitRule { index } => write!(f, "inhibit_rules[{index}]"),
+            Item::Silence { index } => write!(f, "silences[{index}]"),
+            Item::ServiceTargets => f.write_str("rulesets.service_targets"),
+            Item::Slo {
+                name: Some(name), ..
+            } => write!(f, "slo {name:?}"),
+            Item::Slo { index, name: None } => write!(f, "rulesets.slos[{index}]"),
+        }
+    }
+}
+
+/// A line and column in a config file, both counting from 1.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Location {
+    /// The line, from 1.
+    pub line: usize,
+    /// The column (in characters), from 1.
+    pub column: usize,
+}
+
+/// What is wrong with a config, and where.
+///
+/// Displayed as `FILE: ITEM: field "PATH": MESSAGE (line L, column C)`,
+/// leaving out what is not known.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{file}: cannot read the file: {source}")]
+    Read {
+        /// The path as given.
+        file: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file name does not say which format it is in.
+    #[error("{file}: unknown config format: expected a name ending in .yaml, .yml or .toml")]
+    UnknownFormat {
+        /// The path as given.
+        file: String,
+    },
+    /// The text is not valid YAML or TOML, does not fit the schema, or
+    /// holds a value the engine cannot use.
+    #[error("{0}")]
+    Invalid(Box<Problem>),
+}
+
+/// What is wrong in a config and where: the details of
+/// [`ConfigError::Invalid`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Problem {
+    /// The file name as given (for text, the name passed along with it).
+    pub file: String,
+    /// The rule, route, silence ... the problem is in, if any.
+    pub item: Option<Item>,
+    /// The field's path within the item (or within the file, when there
+    /// is no item), e.g. `thresholds.critical.value`.
+    pub field: Option<String>,
+    /// What is wrong, with the offending value.
+    pub message: String,
+    /// Where, when the parser knows.
+    pub location: Option<Location>,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: ", self.file)?;
+        if let Some(item) = &self.item {
+            write!(f, "{item}: ")?;
+        }
+        if let Some(field) = &self.field {
+            write!(f, "field {field:?}: ")?;
+        }
+        f.write_str(&self.message)?;
+        if let Some(l) = &self.location {
+            write!(f, " (line {}, column {})", l.line, l.column)?;
+        }
+        Ok(())
+    }
+}
+
+impl ConfigError {
+    /// An [`Invalid`](ConfigError::Invalid) error.
+    pub(crate) fn invalid(
+        file: &str,
+        item: Option<Item>,
+        field: Option<String>,
+        message: String,
+        location: Option<Location>,
+    ) -> ConfigError {
+        ConfigError::Invalid(Box::new(Problem {
+            file: file.to_owned(),
+            item,
+            field,
+            message,
+            location,
+        }))
+    }
+
+    /// The file the error is about.
+    pub fn file(&self) -> &str {
+        match self {
+            ConfigError::Read { file, .. } | ConfigError::UnknownFormat { file } => file,
+            ConfigError::Invalid(p) => &p.file,
+        }
+    }
+
+    /// What is wrong and where, for schema and validation errors.
+    pub fn problem(&self) -> Option<&Problem> {
+        match self {
+            ConfigError::Invalid(p) => Some(p),
+            _ => None,
+        }
+    }
+
+    /// The item (rule, route, ...) the error is about, if any.
+    pub fn item(&self) -> Option<&Item> {
+        self.problem().and_then(|p| p.item.as_ref())
+    }
+
+    /// The field path within the item, e.g. `thresholds.critical.value`.
+    pub fn field(&self) -> Option<&str> {
+        self.problem().and_then(|p| p.field.as_deref())
+    }
+
+    /// Where in the file, when the parser knows.
+    pub fn location(&self) -> Option<Location> {
+        self.problem().and_then(|p| p.location)
+    }
+
+    /// The line (from 1), when the parser knows.
+    pub fn line(&self) -> Option<usize> {
+        self.location().map(|l| l.line)
+    }
+
+    /// The column (from 1), when the parser knows.
+    pub fn column(&self) -> Option<usize> {
+        self.location().map(|l| l.column)
+    }
+
+    fn from_core(file: &str, item: Option<Item>, error: crate::Error) -> ConfigError {
+        let (field, message) = match error {
+            crate::Error::InvalidRule { field, reason, .. } => (Some(field.to_owned()), reason),
+            crate::Error::InvalidRoute {
+                field,
+                reason,
+                receiver,
+            } => (
+                Some(field.to_owned()),
+                format!("{reason} (route to receiver {receiver:?})"),
+            ),
+            other => (None, other.to_string()),
+        };
+        ConfigError::invalid(file, item, field, message, None)
+    }
+}
+
+/// Which text format a config is in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// YAML (`.yaml`, `.yml`).
+    Yaml,
+    /// TOML (`.toml`).
+    Toml,
+}
+
+impl Format {
+    /// The format a file name's extension names, if any.
+    pub fn from_path(path: impl AsRef<FsPath>) -> Option<Format> {
+        let ext = path.as_ref().extension()?.to_str()?.to_ascii_lowercase();
+        match ext.as_str() {
+            "yaml" | "yml" => Some(Format::Yaml),
+            "toml" => Some(Format::Toml),
+            _ => None,
+        }
+    }
+}
+
+/// Rules, routing, inhibit rules and silences: everything an
+/// [`Engine`] is built from, loaded from a file or built in code.
+///
+/// ```
+/// use std::time::Duration;
+/// use vigil_alert::config::AlertConfig;
+/// use vigil_alert::{Comparison, Matcher, Route, Routing, Rule, Severity};
+///
+/// let config = AlertConfig::new()
+///     .with_rule(
+///         Rule::builder("DiskFull")
+///             .gauge("system_disk_usage_ratio")
+///             .threshold(Severity::Critical, Comparison::Greater, 0.95)
+///             .build()?,
+///     )
+///     .with_routing(
+///         Routing::new("email").route(Route::new("pager").matcher(Matcher::equal("severity", "critical"))),
+///     );
+/// config.validate()?;
+/// let engine = config.into_engine()?;
+/// assert_eq!(engine.rules()[0].name, "DiskFull");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct AlertConfig {
+    /// The file the config came from (`"<code>"` when built in code), for
+    /// error messages.
+    source: Option<String>,
+    rules: Vec<Rule>,
+    routing: Routing,
+    /// Whether `routing` was given (a merge keeps a given one).
+    routing_given: bool,
+    inhibit_rules: Vec<InhibitRule>,
+    silences: Vec<Silence>,
+}
+
+impl AlertConfig {
+    /// An empty config: no rules, the default routing
+    /// ([`Routing::default`]), no inhibit rules, no silences.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Parses YAML text; `file` names it in errors.
+    pub fn from_yaml_str(text: &str, file: &str) -> Result<Self, ConfigError> {
+        Self::from_str_as(text, file, Format::Yaml)
+    }
+
+    /// Parses TOML text; `file` names it in errors.
+    pub fn from_toml_str(text: &str, file: &str) -> Result<Self, ConfigError> {
+        Self::from_str_as(text, file, Format::Toml)
+    }
+
+    /// Parses text in the given format; `file` names it in errors.
+    pub fn from_str_as(text: &str, file: &str, format: Format) -> Result<Self, ConfigError> {
+        let doc = match format {
+            Format::Yaml => parse_yaml(text, file)?,
+            Format::Toml => parse_toml(text, file)?,
+        };
+        let Parts {
+            rules,
+            routing,
+            inhibit_rules,
+            silences,
+        } = doc.into_parts(file)?;
+        Ok(AlertConfig {
+            source: Some(file.to_owned()),
+            rules,
+            routing_given: routing.is_some(),
+            routing: routing.unwrap_or_default(),
+            inhibit_rules,
+            silences,
+        })
+    }
+
+    /// Reads and parses a file, YAML or TOML by its extension.
+    pub fn load(path: impl AsRef<FsPath>) -> Result<Self, ConfigError> {
+        let path = path.as_ref();
+        let file = path.display().to_string();
+        let format = Format::from_path(path)
+            .ok_or_else(|| ConfigError::UnknownFormat { file: file.clone() })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            file: file.clone(),
+            source,
+        })?;
+        Self::from_str_as(&text, &file, format)
+    }
+
+    /// Adds a rule.
+    #[must_use]
+    pub fn with_rule(mut self, rule: Rule) -> Self {
+        self.rules.push(rule);
+        self
+    }
+
+    /// Adds rules (e.g. a [rule set](crate::rulesets)).
+    #[must_use]
+    pub fn with_rules(mut self, rules: impl IntoIterator<Item = Rule>) -> Self {
+        self.rules.extend(rules);
+        self
+    }
+
+    /// Sets the routing tree.
+    #[must_use]
+    pub fn with_routing(mut self, routing: Routing) -> Self {
+        self.routing = routing;
+        self.routing_given = true;
+        self
+    }
+
+    /// Adds an inhibit rule.
+    #[must_use]
+    pub fn with_inhibit_rule(mut self, rule: InhibitRule) -> Self {
+        self.inhibit_rules.push(rule);
+        self
+    }
+
+    /// Adds a silence.
+    #[must_use]
+    pub fn with_silence(mut self, silence: Silence) -> Self {
+        self.silences.push(silence);
+        self
+    }
+
+    /// Appends another config: its rules, inhibit rules and silences are
+    /// added; its routing replaces this one's if it has one.
+    #[must_use]
+    pub fn merge(mut self, other: AlertConfig) -> Self {
+        self.rules.extend(other.rules);
+        if other.routing_given {
+            self.routing = other.routing;
+            self.routing_given = true;
+        }
+        self.inhibit_rules.extend(other.inhibit_rules);
+        self.silences.extend(other.silences);
+        self
+    }
+
+    /// The rules, in file order (rule sets first).
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+
+    /// The routing tree ([`Routing::default`] if none was given).
+    pub fn routing(&self) -> &Routing {
+        &self.routing
+    }
+
+    /// The inhibit rules.
+    pub fn inhibit_rules(&self) -> &[InhibitRule] {
+        &self.inhibit_rules
+    }
+
+    /// The silences.
+    pub fn silences(&self) -> &[Silence] {
+        &self.silences
+    }
+
+    /// Everything, as owned core values.
+    pub fn into_parts(self) -> (Vec<Rule>, Routing, Vec<InhibitRule>, Vec<Silence>) {
+        (self.rules, self.routing, self.inhibit_rules, self.silences)
+    }
+
+    fn file(&self) -> &str {
+        self.source.as_deref().unwrap_or("<code>")
+    }
+
+    /// Checks what [`into_engine`](Self::into_engine) would check, without
+    /// building an engine (useful for configs built in code).
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let file = self.file();
+        for (index, rule) in self.rules.iter().enumerate() {
+            rule.validate().map_err(|e| {
+                let item = Item::Rule {
+                    index,
+                    name: Some(rule.name.clone()),
+                };
+                ConfigError::from_core(file, Some(item), e)
+            })?;
+        }
+        self.routing
+            .validate()
+            .map_err(|e| ConfigError::from_core(file, Some(Item::Routing), e))?;
+        for (index, s) in self.silences.iter().enumerate() {
+            let problem = if s.matchers.is_empty() {
+                Some(("matchers", "needs at least one matcher"))
+            } else if s.ends_at <= s.starts_at {
+                Some(("ends_at", "must be after starts_at"))
+            } else {
+                None
+            };
+            if let Some((field, message)) = problem {
+                return Err(ConfigError::invalid(
+                    file,
+                    Some(Item::Silence { index }),
+                    Some(field.to_owned()),
+                    message.to_owned(),
+                    None,
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Builds an [`Engine`] with the rules, routing and inhibit rules, and
+    /// adds the silences.
+    pub fn into_engine(self) -> Result<Engine, ConfigError> {
+        self.validate()?;
+        let file = self.file().to_owned();
+        let mut builder = Engine::builder().rules(self.rules).routing(self.routing);
+        for rule in self.inhibit_rules {
+            builder = builder.inhibit_rule(rule);
+        }
+        let mut engine = builder
+            .build()
+            .map_err(|e| ConfigError::from_core(&file, None, e))?;
+        for (index, silence) in self.silences.into_iter().enumerate() {
+            engine
+                .add_silence(silence)
+                .map_err(|e| ConfigError::from_core(&file, Some(Item::Silence { index }), e))?;
+        }
+        Ok(engine)
+    }
+}
+
+/// Reads `PARENTS[index].field` as a string from the raw document, to name
+/// the item an error is in (its fields may come after the bad one).
+type Lookup<'a> = &'a dyn Fn(&[&str], usize, &str) -> Option<String>;
+
+/// Which item a path points into, and the field path within it.
+fn locate(path: &[Segment], lookup: Lookup<'_>) -> (Option<Item>, Vec<Segment>) {
+    use Segment::{Index, Key};
+    let key = |s: &Segment, k: &str| matches!(s, Key(x) if x == k);
+    match path {
+        [first, Index(i), rest @ ..] if key(first, "rules") => (
+            Some(Item::Rule {
+                index: *i,
+                name: lookup(&["rules"], *i, "name"),
+            }),
+            rest.to_vec(),
+        ),
+        [first, second, Index(i), rest @ ..] if key(first, "routing") && key(second, "routes") => (
+            Some(Item::Route {
+                index: *i,
+                receiver: lookup(&["routing", "routes"], *i, "receiver"),
+            }),
+            rest.to_vec(),
+        ),
+        [first, rest @ ..] if key(first, "routing") => (Some(Item::Routing), rest.to_vec()),
+        [first, Index(i), rest @ ..] if key(first, "inhibit_rules") => {
+            (Some(Item::InhibitRule { index: *i }), rest.to_vec())
+        }
+        [first, Index(i), rest @ ..] if key(first, "silences") => {
+            (Some(Item::Silence { index: *i }), rest.to_vec())
+        }
+        [first, second, rest @ ..] if key(first, "rulesets") && key(second, "service_targets") => {
+            (Some(Item::ServiceTargets), rest.to_vec())
+        }
+        [first, second, Index(i), rest @ ..] if key(first, "rulesets") && key(second, "slos") => (
+            Some(Item::Slo {
+                index: *i,
+                name: lookup(&["rulesets", "slos"], *i, "name"),
+            }),
+            rest.to_vec(),
+        ),
+        _ => (None, path.to_vec()),
+    }
+}
+
+/// Builds the error for a failed deserialization.
+fn deserialize_error(
+    file: &str,
+    failure: Option<Failure>,
+    message: String,
+    location: Option<Location>,
+    lookup: Lookup<'_>,
+) -> ConfigError {
+    let (item, field) = match &failure {
+        Some(f) => locate(&f.path.0, lookup),
+        None => (None, Vec::new()),
+    };
+    let field = (!field.is_empty()).then(|| track::Path(field).to_string());
+    ConfigError::invalid(file, item, field, message, location)
+}
+
+/// Whether a document holds nothing but comments and blank lines.
+fn is_blank(text: &str) -> bool {
+    text.lines().all(|l| {
+        let l = l.trim();
+        l.is_empty() || l.starts_with('#') || l == "---" || l == "..."
+    })
+}
+
+fn parse_yaml(text: &str, file: &str) -> Result<FileDoc, ConfigError> {
+    if is_blank(text) {
+        return Ok(FileDoc::default());
+    }
+    let tracker = Tracker::new();
+    let result = FileDoc::deserialize(Tracked::new(
+        serde_yaml_ng::Deserializer::from_str(text),
+        &tracker,
+    ));
+    let error = match result {
+        Ok(doc) => return Ok(doc),
+        Err(e) => e,
+    };
+    let failure = tracker.into_failure();
+    let location = error.location().map(|l| Location {
+        line: l.line(),
+        column: l.column(),
+    });
+    let message = match failure.as_ref().and_then(|f| f.message.clone()) {
+        Some(m) => m,
+        None => clean_yaml_message(&error.to_string(), failure.as_ref()),
+    };
+    let lookup = |parents: &[&str], index: usize, field: &str| {
+        let value: serde_yaml_ng::Value = serde_yaml_ng::from_str(text).ok()?;
+        let mut v = &value;
+        for p in parents {
+            v = v.get(*p)?;
+        }
+        v.get(index)?.get(field)?.as_str().map(str::to_owned)
+    };
+    Err(deserialize_error(file, failure, message, location, &lookup))
+}
+
+/// Strips the position and path `serde_yaml_ng` writes into its messages
+/// (the error carries both separately).
+fn clean_yaml_message(text: &str, failure: Option<&Failure>) -> String {
+    let position = regex::Regex::new(r" at (line \d+ column \d+|position \d+)")
+        .expect("the position pattern is a valid regex");
+    let mut message = position.replace_all(text, "").into_owned();
+    if let Some(f) = failure {
+        let prefix = format!("{}: ", yaml_path(&f.path.0));
+        if let Some(rest) = message.strip_prefix(&prefix) {
+            message = rest.to_owned();
+        }
+    }
+    message
+}
+
+/// A path as `serde_yaml_ng` writes it: `rules[0].name`, `.` for the root.
+fn yaml_path(path: &[Segment]) -> String {
+    if path.is_empty() {
+        return ".".to_owned();
+    }
+    let mut out = String::new();
+    for (i, s) in path.iter().enumerate() {
+        match s {
+            Segment::Key(k) if i == 0 => out.push_str(k),
+            Segment::Key(k) => {
+                out.push('.');
+                out.push_str(k);
+            }
+            Segment::Index(n) => {
+                out.push_str(&format!("[{n}]"));
+            }
+        }
+    }
+    out
+}
+
+fn parse_toml(text: &str, file: &str) -> Result<FileDoc, ConfigError> {
+    let location = |span: Option<std::ops::Range<usize>>| {
+        span.map(|s| {
+            let before = &text[..s.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let column = before.rsplit('\n').next().unwrap_or("").chars().count() + 1;
+            Location { line, column }
+        })
+    };
+    let clean = |m: &str| m.trim().replace('\n', "; ");
+    let de = toml::Deserializer::parse(text).map_err(|e| {
+        ConfigError::invalid(file, None, None, clean(e.message()), location(e.span()))
+    })?;
+    let tracker = Tracker::new();
+    let error = match FileDoc::deserialize(Tracked::new(de, &tracker)) {
+        Ok(doc) => return Ok(doc),
+        Err(e) => e,
+    };
+    let failure = tracker.into_failure();
+    let lookup = |parents: &[&str], index: usize, field: &str| {
+        let table: toml::Table = toml::from_str(text).ok()?;
+        let mut v: &toml::Value = table.get(parents[0])?;
+        for p in &parents[1..] {
+            v = v.get(*p)?;
+        }
+        v.get(index)?.get(field)?.as_str().map(str::to_owned)
+    };
+    Err(deserialize_error(
+        file,
+        failure,
+        clean(error.message()),
+        location(error.span()),
+        &lookup,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blank_documents_are_empty_configs() {
+        let c = AlertConfig::from_yaml_str("# nothing yet\n\n", "a.yml").unwrap();
+        assert!(c.rules().is_empty());
+        let c = AlertConfig::from_toml_str("", "a.toml").unwrap();
+        assert!(c.rules().is_empty());
+    }
+
+    #[test]
+    fn formats_follow_the_extension() {
+        assert_eq!(Format::from_path("a/rules.YML"), Some(Format::Yaml));
+        assert_eq!(Format::from_path("rules.yaml"), Some(Format::Yaml));
+        assert_eq!(Format::from_path("rules.toml"), Some(Format::Toml));
+        assert_eq!(Format::from_path("rules.json"), None);
+        assert_eq!(Format::from_path("rules"), None);
+    }
+
+    #[test]
+    fn yaml_messages_lose_their_position_and_path() {
+        let f = Failure {
+            path: track::Path(vec![
+                Segment::Key("rules".into()),
+                Segment::Index(0),
+                Segment::Key("expr".into()),
+            ]),
+            message: None,
+        };
+        assert_eq!(
+            clean_yaml_message(
+                "rules[0].expr: invalid type: string \"x\", expected a map at line 3 column 5",
+                Some(&f)
+            ),
+            "invalid type: string \"x\", expected a map"
+        );
+    }
+}

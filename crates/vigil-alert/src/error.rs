@@ -1,0 +1,78 @@
+//! The crate's one error type: what was wrong, and where.
+
+use crate::silence::SilenceId;
+
+/// Everything that can go wrong in `vigil-alert`.
+///
+/// Evaluation never fails: a missing series is [`State::NoData`](crate::State::NoData),
+/// a bad value is ignored. Errors come from building rules, matchers, routes
+/// and silences, and from parsing their text forms.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A label matcher's text is not `name OP value` with `OP` one of
+    /// `=`, `!=`, `=~`, `!~`.
+    #[error("invalid label matcher {matcher:?}: {reason}")]
+    InvalidMatcher {
+        /// The matcher as given.
+        matcher: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A `=~` or `!~` matcher's value is not a valid regular expression.
+    #[error("invalid regex in matcher for label `{label}`: {pattern:?}: {source}")]
+    InvalidRegex {
+        /// The label the matcher selects on.
+        label: String,
+        /// The pattern as given (before anchoring).
+        pattern: String,
+        /// The regex crate's explanation.
+        #[source]
+        source: Box<regex::Error>,
+    },
+    /// A [`Rule`](crate::Rule) field holds a value the engine cannot evaluate.
+    #[error("invalid rule `{rule}`: `{field}` {reason}")]
+    InvalidRule {
+        /// The rule's name.
+        rule: String,
+        /// The field (or builder method) whose value is wrong.
+        field: &'static str,
+        /// Why it is wrong, with the offending value.
+        reason: String,
+    },
+    /// A route of the [`Routing`](crate::Routing) tree is unusable.
+    #[error("invalid route to receiver `{receiver}`: `{field}` {reason}")]
+    InvalidRoute {
+        /// The route's receiver.
+        receiver: String,
+        /// The field whose value is wrong.
+        field: &'static str,
+        /// Why it is wrong.
+        reason: String,
+    },
+    /// A [`Silence`](crate::Silence) cannot be added.
+    #[error("invalid silence: {reason}")]
+    InvalidSilence {
+        /// Why, with the values involved.
+        reason: String,
+    },
+    /// No silence with this id exists (it was never added or was pruned).
+    #[error("unknown silence id {id}")]
+    UnknownSilence {
+        /// The id asked for.
+        id: SilenceId,
+    },
+    /// A text value could not be parsed as the named type.
+    #[error("invalid {what} {value:?}: expected {expected}")]
+    Parse {
+        /// The type being parsed (`severity`, `comparison`, ...).
+        what: &'static str,
+        /// The text as given.
+        value: String,
+        /// What would have been accepted.
+        expected: &'static str,
+    },
+}
+
+/// `Result` with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,476 @@
+//! Label sets and Prometheus-style label [`Matcher`]s.
+//!
+//! A series, an alert instance and an alert are each identified by a
+//! [`Labels`] set. Rules select series, and routes, silences and inhibit
+//! rules select alerts, with matchers written as in PromQL and Alertmanager:
+//! `name="value"`, `name!="value"`, `name=~"regex"`, `name!~"regex"`.
+//! Regexes are compiled once, when the matcher is built, and anchored at
+//! both ends like Prometheus' (`=~"api"` matches `api`, not `api-v2`).
+//! A label the set does not have matches as the empty string, again like
+//! Prometheus: `team=""` selects series without a `team` label.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::str::FromStr;
+
+use regex::Regex;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::{Error, Result};
+
+/// A set of label names and values, sorted by name.
+///
+/// `BTreeMap` so that equal sets compare, hash and print the same regardless
+/// of insertion order (the engine keys alert instances by them).
+pub type Labels = BTreeMap<String, String>;
+
+/// Builds a [`Labels`] set from pairs.
+///
+/// ```
+/// use vigil_alert::labels;
+///
+/// let set = labels([("service", "checkout"), ("region", "eu")]);
+/// assert_eq!(set["service"], "checkout");
+/// assert_eq!(set.keys().collect::<Vec<_>>(), ["region", "service"]);
+/// ```
+pub fn labels<I, K, V>(pairs: I) -> Labels
+where
+    I: IntoIterator<Item = (K, V)>,
+    K: Into<String>,
+    V: Into<String>,
+{
+    pairs
+        .into_iter()
+        .map(|(k, v)| (k.into(), v.into()))
+        .collect()
+}
+
+/// Displays a label set as Prometheus writes it: `{a="x", b="y"}`.
+///
+/// ```
+/// use vigil_alert::{labels, DisplayLabels};
+///
+/// let set = labels([("b", "y"), ("a", "say \"hi\"")]);
+/// assert_eq!(DisplayLabels(&set).to_string(), r#"{a="say \"hi\"", b="y"}"#);
+/// ```
+#[derive(Clone, Copy, Debug)]
+pub struct DisplayLabels<'a>(pub &'a Labels);
+
+impl fmt::Display for DisplayLabels<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("{")?;
+        for (i, (name, value)) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            write!(f, "{name}=")?;
+            write_quoted(f, value)?;
+        }
+        f.write_str("}")
+    }
+}
+
+fn write_quoted(f: &mut impl fmt::Write, value: &str) -> fmt::Result {
+    f.write_char('"')?;
+    for c in value.chars() {
+        match c {
+            '"' => f.write_str("\\\"")?,
+            '\\' => f.write_str("\\\\")?,
+            '\n' => f.write_str("\\n")?,
+            c => f.write_char(c)?,
+        }
+    }
+    f.write_char('"')
+}
+
+/// Whether `name` is a valid Prometheus label name (`[a-zA-Z_][a-zA-Z0-9_]*`).
+pub fn is_valid_label_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// How a [`Matcher`] compares a label's value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum MatchOp {
+    /// `=`: the value equals the matcher's.
+    Equal,
+    /// `!=`: the value differs from the matcher's.
+    NotEqual,
+    /// `=~`: the whole value matches the regex.
+    Regex,
+    /// `!~`: the whole value does not match the regex.
+    NotRegex,
+}
+
+impl MatchOp {
+    /// The operator as written: `=`, `!=`, `=~`, `!~`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            MatchOp::Equal => "=",
+            MatchOp::NotEqual => "!=",
+            MatchOp::Regex => "=~",
+            MatchOp::NotRegex => "!~",
+        }
+    }
+
+    /// Whether the operator takes a regular expression.
+    pub const fn is_regex(self) -> bool {
+        matches!(self, MatchOp::Regex | MatchOp::NotRegex)
+    }
+}
+
+impl fmt::Display for MatchOp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One condition on one label, as in PromQL selectors and Alertmanager
+/// `matchers`: `name="value"`, `name!="value"`, `name=~"regex"`,
+/// `name!~"regex"`.
+///
+/// Regexes are compiled when the matcher is built and anchored like
+/// Prometheus' (`^(?:regex)$`). A missing label matches as `""`.
+/// Serialized as its text form (`'result="error"'`), which is also what
+/// [`FromStr`] parses; quotes around the value are optional there, as in
+/// Alertmanager (`severity=critical`).
+///
+/// ```
+/// use vigil_alert::{labels, Matcher};
+///
+/// let errors: Matcher = r#"result="error""#.parse()?;
+/// let api = Matcher::regex("route", "/api/.*")?;
+/// let series = labels([("result", "error"), ("route", "/api/users")]);
+/// assert!(errors.matches(&series) && api.matches(&series));
+/// assert!(!Matcher::regex("route", "/api")?.matches(&series)); // anchored
+/// assert!(Matcher::equal("team", "").matches(&series)); // missing = ""
+/// assert_eq!(api.to_string(), r#"route=~"/api/.*""#);
+/// # Ok::<(), vigil_alert::Error>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct Matcher {
+    name: String,
+    op: MatchOp,
+    value: String,
+    /// Compiled, anchored; `Some` exactly when `op.is_regex()`.
+    regex: Option<Regex>,
+}
+
+impl Matcher {
+    /// A matcher with any operator; fails if a regex does not compile or the
+    /// label name is not a valid Prometheus label name.
+    pub fn new(name: impl Into<String>, op: MatchOp, value: impl Into<String>) -> Result<Self> {
+        let name = name.into();
+        let value = value.into();
+        if !is_valid_label_name(&name) {
+            return Err(Error::InvalidMatcher {
+                matcher: format!("{name}{op}{value:?}"),
+                reason: format!("`{name}` is not a valid label name ([a-zA-Z_][a-zA-Z0-9_]*)"),
+            });
+        }
+        let regex = if op.is_regex() {
+            let anchored = format!("^(?:{value})$");
+            Some(Regex::new(&anchored).map_err(|source| Error::InvalidRegex {
+                label: name.clone(),
+                pattern: value.clone(),
+                source: Box::new(source),
+            })?)
+        } else {
+            None
+        };
+        Ok(Matcher {
+            name,
+            op,
+            value,
+            regex,
+        })
+    }
+
+    /// `name="value"`.
+    ///
+    /// Cannot fail on the value; a label name that is not valid in
+    /// Prometheus (e.g. `a-b`) simply never matches a valid series.
+    pub fn equal(name: impl Into<String>, value: impl Into<String>) -> Self {
+        Matcher {
+            name: name.into(),
+            op: MatchOp::Equal,
+            value: value.into(),
+            regex: None,
+        }
+    }
+
+    /// `name!="value"` (see [`Matcher::equal`] about the name).
+    pub fn not_equal(name: impl Into<String>, value: impl Into<String>) -> Self {
+        Matcher {
+            name: name.into(),
+            op: MatchOp::NotEqual,
+            value: value.into(),
+            regex: None,
+        }
+    }
+
+    /// `name=~"regex"`, anchored at both ends.
+    pub fn regex(name: impl Into<String>, pattern: impl Into<String>) -> Result<Self> {
+        Matcher::new(name, MatchOp::Regex, pattern)
+    }
+
+    /// `name!~"regex"`, anchored at both ends.
+    pub fn not_regex(name: impl Into<String>, pattern: impl Into<String>) -> Result<Self> {
+        Matcher::new(name, MatchOp::NotRegex, pattern)
+    }
+
+    /// The label this matcher looks at.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The operator.
+    pub fn op(&self) -> MatchOp {
+        self.op
+    }
+
+    /// The value or regex as given (unanchored).
+    pub fn value(&self) -> &str {
+        &self.value
+    }
+
+    /// Whether a label value (`None` = label absent, which matches as `""`)
+    /// satisfies this matcher.
+    pub fn matches_value(&self, value: Option<&str>) -> bool {
+        let value = value.unwrap_or("");
+        match (self.op, &self.regex) {
+            (MatchOp::Equal, _) => value == self.value,
+            (MatchOp::NotEqual, _) => value != self.value,
+            (MatchOp::Regex, Some(re)) => re.is_match(value),
+            (MatchOp::NotRegex, Some(re)) => !re.is_match(value),
+            // Invariant from the constructors: regex ops always carry a regex.
+            (MatchOp::Regex | MatchOp::NotRegex, None) => false,
+        }
+    }
+
+    /// Whether a label set satisfies this matcher.
+    pub fn matches(&self, labels: &Labels) -> bool {
+        self.matches_value(labels.get(&self.name).map(String::as_str))
+    }
+
+    /// Whether a label set, given as a lookup function, satisfies this
+    /// matcher. Lets callers match a set plus extra labels (an alert's
+    /// labels plus its `severity`) without building a new map.
+    pub fn matches_with<'a>(&self, lookup: impl Fn(&str) -> Option<&'a str>) -> bool {
+        self.matches_value(lookup(&self.name))
+    }
+}
+
+/// Whether `labels` satisfies every matcher (true for no matchers).
+pub fn matches_all(matchers: &[Matcher], labels: &Labels) -> bool {
+    matchers.iter().all(|m| m.matches(labels))
+}
+
+impl PartialEq for Matcher {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name && self.op == other.op && self.value == other.value
+    }
+}
+
+impl Eq for Matcher {}
+
+impl Hash for Matcher {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.name.hash(state);
+        self.op.hash(state);
+        self.value.hash(state);
+    }
+}
+
+impl fmt::Display for Matcher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}{}", self.name, self.op)?;
+        write_quoted(f, &self.value)
+    }
+}
+
+impl FromStr for Matcher {
+    type Err = Error;
+
+    fn from_str(text: &str) -> Result<Self> {
+        let invalid = |reason: &str| Error::InvalidMatcher {
+            matcher: text.to_owned(),
+            reason: reason.to_owned(),
+        };
+        let trimmed = text.trim();
+        let name_end = trimmed
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .ok_or_else(|| invalid("expected an operator (=, !=, =~, !~) after the label name"))?;
+        let name = &trimmed[..name_end];
+        if name.is_empty() {
+            return Err(invalid("expected a label name before the operator"));
+        }
+        let rest = trimmed[name_end..].trim_start();
+        let (op, rest) = if let Some(r) = rest.strip_prefix("=~") {
+            (MatchOp::Regex, r)
+        } else if let Some(r) = rest.strip_prefix("!~") {
+            (MatchOp::NotRegex, r)
+        } else if let Some(r) = rest.strip_prefix("!=") {
+            (MatchOp::NotEqual, r)
+        } else if let Some(r) = rest.strip_prefix('=') {
+            (MatchOp::Equal, r)
+        } else {
+            return Err(invalid(
+                "expected an operator (=, !=, =~, !~) after the label name",
+            ));
+        };
+        let rest = rest.trim();
+        let value = if let Some(quoted) = rest.strip_prefix('"') {
+            unquote(quoted).ok_or_else(|| invalid("unterminated quoted value"))?
+        } else if rest.contains('"') {
+            return Err(invalid("a value with quotes must start and end with `\"`"));
+        } else {
+            rest.to_owned()
+        };
+        Matcher::new(name, op, value)
+    }
+}
+
+/// Unescapes the body of a `"..."` value whose opening quote is already
+/// stripped; `None` unless it ends with the closing quote.
+fn unquote(body: &str) -> Option<String> {
+    let mut out = String::with_capacity(body.len());
+    let mut chars = body.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => match chars.next()? {
+                'n' => out.push('\n'),
+                't' => out.push('\t'),
+                other => out.push(other),
+            },
+            '"' => return chars.as_str().trim().is_empty().then_some(out),
+            c => out.push(c),
+        }
+    }
+    None
+}
+
+impl Serialize for Matcher {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Matcher {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set() -> Labels {
+        labels([("job", "api"), ("code", "503"), ("route", "/users")])
+    }
+
+    #[test]
+    fn each_operator_matches_like_promql() {
+        let s = set();
+        assert!(Matcher::equal("job", "api").matches(&s));
+        assert!(!Matcher::equal("job", "ap").matches(&s));
+        assert!(Matcher::not_equal("job", "web").matches(&s));
+        assert!(!Matcher::not_equal("job", "api").matches(&s));
+        assert!(Matcher::regex("code", "5..").unwrap().matches(&s));
+        assert!(!Matcher::regex("code", "4..").unwrap().matches(&s));
+        assert!(Matcher::not_regex("code", "2..|3..").unwrap().matches(&s));
+        assert!(!Matcher::not_regex("code", "5.*").unwrap().matches(&s));
+    }
+
+    #[test]
+    fn regexes_are_anchored_at_both_ends() {
+        let s = set();
+        assert!(!Matcher::regex("code", "5").unwrap().matches(&s));
+        assert!(!Matcher::regex("code", "03").unwrap().matches(&s));
+        assert!(Matcher::regex("code", "5|503").unwrap().matches(&s));
+        assert!(Matcher::not_regex("code", "5").unwrap().matches(&s));
+    }
+
+    #[test]
+    fn missing_labels_match_as_empty() {
+        let s = set();
+        assert!(Matcher::equal("team", "").matches(&s));
+        assert!(!Matcher::not_equal("team", "").matches(&s));
+        assert!(Matcher::not_equal("job", "").matches(&s));
+        assert!(Matcher::regex("team", ".*").unwrap().matches(&s));
+        assert!(!Matcher::regex("team", ".+").unwrap().matches(&s));
+    }
+
+    #[test]
+    fn parses_all_operators_with_and_without_quotes() {
+        for (text, name, op, value) in [
+            (r#"result="error""#, "result", MatchOp::Equal, "error"),
+            (r#"result != "ok""#, "result", MatchOp::NotEqual, "ok"),
+            (r#"code=~"5..""#, "code", MatchOp::Regex, "5.."),
+            (r#"code!~"2..""#, "code", MatchOp::NotRegex, "2.."),
+            ("severity=critical", "severity", MatchOp::Equal, "critical"),
+            (" team = db ", "team", MatchOp::Equal, "db"),
+            (
+                r#"msg="a \"b\" \\ c""#,
+                "msg",
+                MatchOp::Equal,
+                r#"a "b" \ c"#,
+            ),
+            (r#"empty="""#, "empty", MatchOp::Equal, ""),
+        ] {
+            let m: Matcher = text.parse().unwrap_or_else(|e| panic!("{text}: {e}"));
+            assert_eq!((m.name(), m.op(), m.value()), (name, op, value), "{text}");
+        }
+    }
+
+    #[test]
+    fn display_round_trips_through_parse() {
+        for text in [r#"a="x""#, r#"a!="x y""#, r#"a=~"x|\"y\"""#, r#"a!~"\\d+""#] {
+            let m: Matcher = text.parse().unwrap();
+            let again: Matcher = m.to_string().parse().unwrap();
+            assert_eq!(m, again, "{text}");
+        }
+    }
+
+    #[test]
+    fn rejects_malformed_matchers() {
+        for text in [
+            "",
+            "job",
+            "=x",
+            r#"job="unterminated"#,
+            r#"job=~"(""#,
+            r#"job=a"b"#,
+            r#"1job="x""#,
+            r#"job="x" extra"#,
+        ] {
+            assert!(text.parse::<Matcher>().is_err(), "{text:?} should fail");
+        }
+    }
+
+    #[test]
+    fn serde_uses_the_text_form() {
+        let m = Matcher::regex("code", "5..").unwrap();
+        let json = serde_json::to_string(&m).unwrap();
+        assert_eq!(json, r#""code=~\"5..\"""#);
+        let back: Matcher = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, m);
+        assert!(back.matches(&set()));
+    }
+
+    #[test]
+    fn matches_with_sees_extra_labels() {
+        let s = set();
+        let m = Matcher::equal("severity", "high");
+        let lookup = |name: &str| match name {
+            "severity" => Some("high"),
+            other => s.get(other).map(String::as_str),
+        };
+        assert!(m.matches_with(lookup));
+        assert!(Matcher::equal("job", "api").matches_with(lookup));
+    }
+}

@@ -1,0 +1,614 @@
+//! [`Dispatcher`]: hands notifications to per-notifier queues without
+//! waiting, and delivers them from background tasks with timeouts and
+//! retries; every drop is counted and logged.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use metrics::{Unit, counter, describe_counter};
+use tokio::runtime::Handle;
+use tokio::sync::mpsc::{self, error::TrySendError};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use super::{NOTIFICATION_FAILURES_TOTAL, NOTIFICATIONS_TOTAL, Notifier, NotifyError};
+use crate::Notification;
+
+/// While a burst of drops lasts, it is logged again this often.
+const BURST_REMINDER: Duration = Duration::from_secs(300);
+
+const DEFAULT_QUEUE_CAPACITY: usize = 256;
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+const DEFAULT_INITIAL_BACKOFF: Duration = Duration::from_millis(500);
+const DEFAULT_MAX_BACKOFF: Duration = Duration::from_secs(30);
+const DEFAULT_MAX_ATTEMPTS: u32 = 5;
+
+/// Registers the help text of the delivery metrics with the installed
+/// `metrics` recorder. [`DispatcherBuilder::build`] calls it; call it again
+/// if the recorder is installed later.
+pub fn describe_metrics() {
+    describe_counter!(
+        NOTIFICATIONS_TOTAL,
+        Unit::Count,
+        "Alert notifications delivered, by receiver and notifier."
+    );
+    describe_counter!(
+        NOTIFICATION_FAILURES_TOTAL,
+        Unit::Count,
+        "Alert notifications dropped, by receiver, notifier and reason \
+         (queue_full, timeout, error, unknown_receiver)."
+    );
+}
+
+/// Why a notification was dropped: the `reason` label.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Reason {
+    QueueFull,
+    Timeout,
+    Error,
+    UnknownReceiver,
+}
+
+impl Reason {
+    const fn as_str(self) -> &'static str {
+        match self {
+            Reason::QueueFull => "queue_full",
+            Reason::Timeout => "timeout",
+            Reason::Error => "error",
+            Reason::UnknownReceiver => "unknown_receiver",
+        }
+    }
+}
+
+/// Delivers notifications to the notifiers registered per receiver, off the
+/// caller's path.
+///
+/// Every (receiver, notifier) pair has a bounded queue drained by its own
+/// tokio task, so one slow notifier delays neither evaluation nor the
+/// others. [`dispatch`](Self::dispatch) only tries to enqueue. Each attempt
+/// runs under a timeout (and in its own task, so a panicking notifier
+/// costs one notification, not its queue); retryable failures
+/// ([`NotifyError::is_retryable`]) are tried again after
+/// `initial_backoff`, doubling up to `max_backoff`, up to `max_attempts`
+/// attempts in all. Queued notifications wait while one is retried; when
+/// the queue is full, new ones are dropped.
+///
+/// Every outcome is counted (see [the module docs](super#metrics)), and
+/// drops are logged: the first of a burst per (receiver, reason) at `WARN`,
+/// the rest summed up when the receiver delivers again or every five
+/// minutes.
+///
+/// Dropping the dispatcher closes the queues: its tasks deliver what is
+/// queued and end (unless the runtime shuts down first).
+/// [`shutdown`](Self::shutdown) does the same and waits for them.
+///
+/// ```
+/// use std::time::Duration;
+/// use vigil_alert::notify::{notifier_fn, Dispatcher, WebhookNotifier};
+/// # use vigil_alert::{AlertStatus, Labels, Notification};
+/// # fn group(receiver: &str) -> Notification {
+/// #     Notification { receiver: receiver.into(), group_key: "{}:{}".into(),
+/// #         group_labels: Labels::new(), status: AlertStatus::Firing, alerts: vec![],
+/// #         common_labels: Labels::new(), common_annotations: Labels::new() }
+/// # }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), vigil_alert::notify::NotifyError> {
+/// let dispatcher = Dispatcher::builder()
+///     .receiver("pager", WebhookNotifier::builder("http://alertmanager:9093").alertmanager().build()?)
+///     .receiver("audit", notifier_fn(|n| async move { println!("{}", n.group_key) }))
+///     .queue_capacity(64)
+///     .timeout(Duration::from_secs(5))
+///     .initial_backoff(Duration::from_secs(1))
+///     .max_backoff(Duration::from_secs(60))
+///     .max_attempts(4)
+///     .build()?;
+///
+/// assert_eq!(dispatcher.dispatch(group("audit")), 1);
+/// // No notifier for "nobody": dropped and counted as `unknown_receiver`.
+/// assert_eq!(dispatcher.dispatch(group("nobody")), 0);
+/// # Ok(())
+/// # }
+/// ```
+pub struct Dispatcher {
+    receivers: HashMap<String, Vec<Queue>>,
+    bursts: Arc<Bursts>,
+    workers: Vec<JoinHandle<()>>,
+}
+
+/// The sending side of one notifier's queue.
+struct Queue {
+    notifier: String,
+    capacity: usize,
+    sender: mpsc::Sender<Arc<Notification>>,
+}
+
+impl Dispatcher {
+    /// Starts configuring a dispatcher.
+    pub fn builder() -> DispatcherBuilder {
+        DispatcherBuilder::default()
+    }
+
+    /// Queues `notification` for every notifier of its receiver, without
+    /// waiting; returns on how many queues it was placed.
+    ///
+    /// Never blocks: a full queue or an unknown receiver drops the
+    /// notification for that notifier (counted as `queue_full` or
+    /// `unknown_receiver`, and logged).
+    pub fn dispatch(&self, notification: Notification) -> usize {
+        let Some(queues) = self.receivers.get(notification.receiver.as_str()) else {
+            self.bursts.dropped(
+                &notification,
+                "none",
+                Reason::UnknownReceiver,
+                &"no notifier is registered for this receiver",
+            );
+            return 0;
+        };
+        let notification = Arc::new(notification);
+        let mut queued = 0;
+        for queue in queues {
+            match queue.sender.try_send(notification.clone()) {
+                Ok(()) => queued += 1,
+                Err(TrySendError::Full(_)) => self.bursts.dropped(
+                    &notification,
+                    &queue.notifier,
+                    Reason::QueueFull,
+                    &format_args!("all {} places of the queue are taken", queue.capacity),
+                ),
+                // The worker is gone: only if the runtime shut down.
+                Err(TrySendError::Closed(_)) => self.bursts.dropped(
+                    &notification,
+                    &queue.notifier,
+                    Reason::Error,
+                    &"the delivery task has stopped (its runtime shut down)",
+                ),
+            }
+        }
+        queued
+    }
+
+    /// [`dispatch`](Self::dispatch)es each notification (e.g. the result of
+    /// [`Engine::due_notifications`](crate::Engine::due_notifications));
+    /// returns the total number of queue places taken.
+    pub fn dispatch_all(&self, notifications: impl IntoIterator<Item = Notification>) -> usize {
+        notifications.into_iter().map(|n| self.dispatch(n)).sum()
+    }
+
+    /// The receivers that have notifiers, e.g. to check a
+    /// [`Routing`](crate::Routing) against them.
+    pub fn receivers(&self) -> impl Iterator<Item = &str> {
+        self.receivers.keys().map(String::as_str)
+    }
+
+    /// Closes the queues and waits until everything queued has been
+    /// delivered or dropped (including retries: bound it with
+    /// `tokio::time::timeout` if needed).
+    pub async fn shutdown(self) {
+        let Dispatcher {
+            receivers, workers, ..
+        } = self;
+        drop(receivers);
+        for worker in workers {
+            // A worker only ends early if the runtime is shutting down.
+            let _ = worker.await;
+        }
+    }
+}
+
+impl fmt::Debug for Dispatcher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut map = f.debug_map();
+        for (receiver, queues) in &self.receivers {
+            let notifiers: Vec<&str> = queues.iter().map(|q| q.notifier.as_str()).collect();
+            map.entry(receiver, &notifiers);
+        }
+        map.finish()
+    }
+}
+
+/// Configures a [`Dispatcher`]: see [`Dispatcher::builder`].
+#[must_use]
+pub struct DispatcherBuilder {
+    notifiers: Vec<(String, Arc<dyn Notifier>)>,
+    queue_capacity: usize,
+    retry: Retry,
+}
+
+impl Default for DispatcherBuilder {
+    fn default() -> Self {
+        DispatcherBuilder {
+            notifiers: Vec::new(),
+            queue_capacity: DEFAULT_QUEUE_CAPACITY,
+            retry: Retry {
+                timeout: DEFAULT_TIMEOUT,
+                initial_backoff: DEFAULT_INITIAL_BACKOFF,
+                max_backoff: DEFAULT_MAX_BACKOFF,
+                max_attempts: DEFAULT_MAX_ATTEMPTS,
+            },
+        }
+    }
+}
+
+impl fmt::Debug for DispatcherBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let notifiers: Vec<(&str, &str)> = self
+            .notifiers
+            .iter()
+            .map(|(r, n)| (r.as_str(), n.name()))
+            .collect();
+        f.debug_struct("DispatcherBuilder")
+            .field("notifiers", &notifiers)
+            .field("queue_capacity", &self.queue_capacity)
+            .field("retry", &self.retry)
+            .finish()
+    }
+}
+
+impl DispatcherBuilder {
+    /// Adds a notifier for `receiver` (a route's `receiver` name). Call
+    /// again to give a receiver several notifiers; each gets its own queue.
+    pub fn receiver(
+        mut self,
+        receiver: impl Into<String>,
+        notifier: impl Notifier + 'static,
+    ) -> Self {
+        self.notifiers.push((receiver.into(), Arc::new(notifier)));
+        self
+    }
+
+    /// How many notifications each notifier's queue holds (default 256;
+    /// at least 1).
+    pub fn queue_capacity(mut self, capacity: usize) -> Self {
+        self.queue_capacity = capacity;
+        self
+    }
+
+    /// How long one attempt may take before it is abandoned (default 10 s).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.retry.timeout = timeout;
+        self
+    }
+
+    /// The wait before the first retry (default 500 ms); doubled after
+    /// each failed retry up to [`max_backoff`](Self::max_backoff).
+    pub fn initial_backoff(mut self, backoff: Duration) -> Self {
+        self.retry.initial_backoff = backoff;
+        self
+    }
+
+    /// The longest wait between attempts (default 30 s).
+    pub fn max_backoff(mut self, backoff: Duration) -> Self {
+        self.retry.max_backoff = backoff;
+        self
+    }
+
+    /// Attempts per notification, the first included (default 5; 1 means
+    /// no retries).
+    pub fn max_attempts(mut self, attempts: u32) -> Self {
+        self.retry.max_attempts = attempts;
+        self
+    }
+
+    /// Checks the settings and starts one delivery task per notifier on the
+    /// current tokio runtime. Fails outside a runtime
+    /// ([`NotifyError::NoRuntime`]) or with an out-of-range setting.
+    pub fn build(self) -> Result<Dispatcher, NotifyError> {
+        let handle = Handle::try_current().map_err(|_| NotifyError::NoRuntime)?;
+        self.build_on(&handle)
+    }
+
+    /// Like [`build`](Self::build), running the delivery tasks on `handle`'s
+    /// runtime.
+    pub fn build_on(self, handle: &Handle) -> Result<Dispatcher, NotifyError> {
+        self.validate()?;
+        describe_metrics();
+        let bursts = Arc::new(Bursts::default());
+        let mut receivers: HashMap<String, Vec<Queue>> = HashMap::new();
+        let mut workers = Vec::with_capacity(self.notifiers.len());
+        for (receiver, notifier) in self.notifiers {
+            let (sender, queue) = mpsc::channel(self.queue_capacity);
+            let name = notifier.name().to_owned();
+            let worker = Worker {
+                receiver: receiver.clone(),
+                name: name.clone(),
+                notifier,
+                retry: self.retry,
+                bursts: bursts.clone(),
+            };
+            workers.push(handle.spawn(worker.run(queue)));
+            receivers.entry(receiver).or_default().push(Queue {
+                notifier: name,
+                capacity: self.queue_capacity,
+                sender,
+            });
+        }
+        Ok(Dispatcher {
+            receivers,
+            bursts,
+            workers,
+        })
+    }
+
+    fn validate(&self) -> Result<(), NotifyError> {
+        let invalid = |field, reason: String| Err(NotifyError::InvalidConfig { field, reason });
+        let capacity = self.queue_capacity;
+        if capacity == 0 || capacity > tokio::sync::Semaphore::MAX_PERMITS {
+            return invalid(
+                "queue_capacity",
+                format!("must be at least 1 (got {capacity})"),
+            );
+        }
+        let retry = &self.retry;
+        if retry.max_attempts == 0 {
+            return invalid("max_attempts", "must be at least 1 (got 0)".into());
+        }
+        if retry.timeout.is_zero() {
+            return invalid("timeout", "must be more than zero".into());
+        }
+        if retry.initial_backoff > retry.max_backoff {
+            return invalid(
+                "initial_backoff",
+                format!(
+                    "{:?} is more than max_backoff {:?}",
+                    retry.initial_backoff, retry.max_backoff
+                ),
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Attempt timeout and backoff schedule.
+#[derive(Clone, Copy, Debug)]
+struct Retry {
+    timeout: Duration,
+    initial_backoff: Duration,
+    max_backoff: Duration,
+    max_attempts: u32,
+}
+
+impl Retry {
+    /// The wait after failed attempt number `attempt` (1-based).
+    fn backoff(&self, attempt: u32) -> Duration {
+        let doublings = attempt.saturating_sub(1).min(31);
+        self.initial_backoff
+            .saturating_mul(1 << doublings)
+            .min(self.max_backoff)
+    }
+}
+
+/// Drains one notifier's queue.
+struct Worker {
+    receiver: String,
+    name: String,
+    notifier: Arc<dyn Notifier>,
+    retry: Retry,
+    bursts: Arc<Bursts>,
+}
+
+impl Worker {
+    async fn run(self, mut queue: mpsc::Receiver<Arc<Notification>>) {
+        while let Some(notification) = queue.recv().await {
+            self.deliver(notification).await;
+        }
+    }
+
+    async fn deliver(&self, notification: Arc<Notification>) {
+        let mut attempt = 1;
+        loop {
+            let error = match self.attempt(&notification).await {
+                Ok(()) => {
+                    counter!(
+                        NOTIFICATIONS_TOTAL,
+                        "receiver" => self.receiver.clone(),
+                        "notifier" => self.name.clone(),
+                    )
+                    .increment(1);
+                    self.bursts.delivered(&self.receiver);
+                    return;
+                }
+                Err(error) => error,
+            };
+            if attempt >= self.retry.max_attempts || !error.is_retryable() {
+                let reason = match error {
+                    NotifyError::Timeout(_) => Reason::Timeout,
+                    _ => Reason::Error,
+                };
+                let detail = format_args!("{error} (attempt {attempt})");
+                self.bursts
+                    .dropped(&notification, &self.name, reason, &detail);
+                return;
+            }
+            let backoff = self.retry.backoff(attempt);
+            tracing::debug!(
+                receiver = %self.receiver,
+                notifier = %self.name,
+                group_key = %notification.group_key,
+                attempt,
+                error = %error,
+                retry_in = ?backoff,
+                "alert notification attempt failed; retrying",
+            );
+            tokio::time::sleep(backoff).await;
+            attempt += 1;
+        }
+    }
+
+    /// One attempt, in its own task so that a panic in the notifier is one
+    /// failed attempt, and aborted when it times out.
+    async fn attempt(&self, notification: &Arc<Notification>) -> Result<(), NotifyError> {
+        let notifier = self.notifier.clone();
+        let notification = notification.clone();
+        let mut task = tokio::spawn(async move { notifier.notify(&notification).await });
+        match tokio::time::timeout(self.retry.timeout, &mut task).await {
+            Ok(Ok(outcome)) => outcome,
+            Ok(Err(join_error)) => Err(NotifyError::other(format!(
+                "the notifier {}",
+                if join_error.is_panic() {
+                    "panicked"
+                } else {
+                    "was cancelled"
+                }
+            ))),
+            Err(_) => {
+                task.abort();
+                Err(NotifyError::Timeout(self.retry.timeout))
+            }
+        }
+    }
+}
+
+/// Open bursts of drops per (receiver, reason), so that a dead receiver
+/// logs once instead of once per notification.
+#[derive(Default)]
+struct Bursts {
+    /// `open.len()`, readable without the lock: deliveries (the common
+    /// case) only lock when a burst may need closing.
+    count: AtomicUsize,
+    open: Mutex<HashMap<(String, Reason), Burst>>,
+}
+
+struct Burst {
+    dropped: u64,
+    started: Instant,
+    logged: Instant,
+}
+
+impl Bursts {
+    /// Counts and logs one dropped notification.
+    fn dropped(
+        &self,
+        notification: &Notification,
+        notifier: &str,
+        reason: Reason,
+        detail: &dyn fmt::Display,
+    ) {
+        let receiver = notification.receiver.as_str();
+        counter!(
+            NOTIFICATION_FAILURES_TOTAL,
+            "receiver" => receiver.to_owned(),
+            "notifier" => notifier.to_owned(),
+            "reason" => reason.as_str(),
+        )
+        .increment(1);
+        let now = Instant::now();
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        let key = (receiver.to_owned(), reason);
+        match open.get_mut(&key) {
+            None => {
+                open.insert(
+                    key,
+                    Burst {
+                        dropped: 1,
+                        started: now,
+                        logged: now,
+                    },
+                );
+                self.count.store(open.len(), Ordering::Release);
+                tracing::warn!(
+                    receiver,
+                    notifier,
+                    reason = reason.as_str(),
+                    group_key = %notification.group_key,
+                    error = %detail,
+                    "alert notification dropped; further drops for this receiver and reason \
+                     are summed up when it delivers again",
+                );
+            }
+            Some(burst) => {
+                burst.dropped += 1;
+                if now.duration_since(burst.logged) >= BURST_REMINDER {
+                    burst.logged = now;
+                    tracing::warn!(
+                        receiver,
+                        notifier,
+                        reason = reason.as_str(),
+                        dropped = burst.dropped,
+                        since = ?now.duration_since(burst.started),
+                        error = %detail,
+                        "alert notifications are still being dropped",
+                    );
+                }
+            }
+        }
+    }
+
+    /// Closes the receiver's bursts, if any, logging what they dropped.
+    fn delivered(&self, receiver: &str) {
+        if self.count.load(Ordering::Acquire) == 0 {
+            return;
+        }
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        open.retain(|(r, reason), burst| {
+            if r != receiver {
+                return true;
+            }
+            tracing::info!(
+                receiver,
+                reason = reason.as_str(),
+                dropped = burst.dropped,
+                lasted = ?now.duration_since(burst.started),
+                "alert notifications delivered again after a burst of drops",
+            );
+            false
+        });
+        self.count.store(open.len(), Ordering::Release);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_maximum() {
+        let retry = Retry {
+            timeout: Duration::from_secs(1),
+            initial_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_millis(500),
+            max_attempts: 10,
+        };
+        let waits: Vec<u128> = (1..=5).map(|a| retry.backoff(a).as_millis()).collect();
+        assert_eq!(waits, [100, 200, 400, 500, 500]);
+        assert_eq!(retry.backoff(u32::MAX), Duration::from_millis(500));
+    }
+
+    #[test]
+    fn out_of_range_settings_name_the_field() {
+        let field = |builder: DispatcherBuilder| match builder.validate() {
+            Err(NotifyError::InvalidConfig { field, .. }) => field,
+            other => panic!("expected InvalidConfig, got {other:?}"),
+        };
+        assert_eq!(
+            field(Dispatcher::builder().queue_capacity(0)),
+            "queue_capacity"
+        );
+        assert_eq!(field(Dispatcher::builder().max_attempts(0)), "max_attempts");
+        assert_eq!(
+            field(Dispatcher::builder().timeout(Duration::ZERO)),
+            "timeout"
+        );
+        assert_eq!(
+            field(
+                Dispatcher::builder()
+                    .initial_backoff(Duration::from_secs(10))
+                    .max_backoff(Duration::from_secs(1))
+            ),
+            "initial_backoff"
+        );
+        assert!(Dispatcher::builder().validate().is_ok());
+    }
+
+    #[test]
+    fn building_outside_a_runtime_is_an_error() {
+        assert!(matches!(
+            Dispatcher::builder().build(),
+            Err(NotifyError::NoRuntime)
+        ));
+    }
+}

@@ -1,0 +1,145 @@
+//! [`NotifyError`]: why a notifier could not be built or an attempt to
+//! deliver failed.
+
+use std::time::Duration;
+
+/// Why a notifier or dispatcher could not be built, or why one attempt to
+/// deliver a notification failed.
+///
+/// Delivery errors say whether trying again can help
+/// ([`is_retryable`](NotifyError::is_retryable)); the [`Dispatcher`](super::Dispatcher)
+/// retries only those.
+///
+/// ```
+/// use vigil_alert::notify::NotifyError;
+///
+/// let rejected = NotifyError::Status {
+///     url: "http://alertmanager:9093/api/v2/alerts".into(),
+///     status: 400,
+///     body: "start time must be before end time".into(),
+/// };
+/// assert!(!rejected.is_retryable()); // the same body would be rejected again
+/// assert!(NotifyError::other("connection reset").is_retryable());
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum NotifyError {
+    /// A webhook URL cannot be used.
+    #[error("invalid webhook URL {url:?}: {reason}")]
+    InvalidUrl {
+        /// The URL as given.
+        url: String,
+        /// Why it cannot be used.
+        reason: String,
+    },
+    /// A webhook header name or value is not valid HTTP.
+    #[error("invalid webhook header {name:?}: {reason}")]
+    InvalidHeader {
+        /// The header name as given.
+        name: String,
+        /// Why it is invalid.
+        reason: String,
+    },
+    /// A [`DispatcherBuilder`](super::DispatcherBuilder) setting is out of range.
+    #[error("invalid dispatcher setting `{field}`: {reason}")]
+    InvalidConfig {
+        /// The builder method whose value is wrong.
+        field: &'static str,
+        /// Why, with the value given.
+        reason: String,
+    },
+    /// [`DispatcherBuilder::build`](super::DispatcherBuilder::build) was
+    /// called outside a tokio runtime, so it has nowhere to run its tasks.
+    #[error(
+        "the notification dispatcher needs a tokio runtime: build it inside one (or use `build_on(handle)`)"
+    )]
+    NoRuntime,
+    /// The notification could not be encoded (e.g. a time outside what
+    /// RFC 3339 can write).
+    #[error("cannot encode the notification: {reason}")]
+    Encode {
+        /// What could not be encoded.
+        reason: String,
+    },
+    /// The webhook answered with a non-2xx status.
+    #[error("webhook {url} answered {status}: {body}")]
+    Status {
+        /// Where the request went.
+        url: String,
+        /// The HTTP status code.
+        status: u16,
+        /// The start of the response body (at most 512 bytes), for the log.
+        body: String,
+    },
+    /// The request did not get a response: connection refused or reset,
+    /// DNS failure, malformed response.
+    #[error("webhook {url} unreachable: {reason}")]
+    Transport {
+        /// Where the request went.
+        url: String,
+        /// The error and its causes, outermost first.
+        reason: String,
+    },
+    /// The attempt did not finish within the dispatcher's timeout.
+    #[error("no answer within {0:?}")]
+    Timeout(Duration),
+    /// The channel's receiver was dropped: nobody reads notifications any
+    /// more.
+    #[error("the notification channel is closed")]
+    ChannelClosed,
+    /// Any other failure, e.g. from a closure notifier.
+    #[error("{0}")]
+    Other(Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl NotifyError {
+    /// Wraps any error (or message) as [`NotifyError::Other`].
+    pub fn other(error: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        NotifyError::Other(error.into())
+    }
+
+    /// Whether trying the same notification again may succeed.
+    ///
+    /// False for configuration errors, encoding errors, a closed channel and
+    /// HTTP 4xx answers other than `408 Request Timeout` and
+    /// `429 Too Many Requests`; true otherwise.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            NotifyError::Status { status, .. } => {
+                !(400..500).contains(status) || *status == 408 || *status == 429
+            }
+            NotifyError::Transport { .. } | NotifyError::Timeout(_) | NotifyError::Other(_) => true,
+            NotifyError::InvalidUrl { .. }
+            | NotifyError::InvalidHeader { .. }
+            | NotifyError::InvalidConfig { .. }
+            | NotifyError::NoRuntime
+            | NotifyError::Encode { .. }
+            | NotifyError::ChannelClosed => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(status: u16) -> NotifyError {
+        NotifyError::Status {
+            url: "http://x/".into(),
+            status,
+            body: String::new(),
+        }
+    }
+
+    #[test]
+    fn client_errors_are_final_except_timeouts_and_throttling() {
+        assert!(status(500).is_retryable());
+        assert!(status(503).is_retryable());
+        assert!(status(408).is_retryable());
+        assert!(status(429).is_retryable());
+        assert!(!status(400).is_retryable());
+        assert!(!status(404).is_retryable());
+        assert!(!NotifyError::ChannelClosed.is_retryable());
+        assert!(NotifyError::Timeout(Duration::from_secs(1)).is_retryable());
+    }
+}

@@ -1,0 +1,162 @@
+//! Delivering [`Notification`]s: the [`Notifier`] trait, its built-in
+//! implementations, and the [`Dispatcher`] that runs them off the
+//! evaluation path.
+//!
+//! The engine decides *what* to tell *whom*
+//! ([`Engine::due_notifications`](crate::Engine::due_notifications));
+//! this module owns *how* it gets there. A [`Notifier`] delivers one
+//! notification somewhere:
+//!
+//! | notifier | delivers to |
+//! |---|---|
+//! | [`TracingNotifier`] | one structured `tracing` event per alert |
+//! | [`ChannelNotifier`] | a `tokio::sync::mpsc` channel the host reads |
+//! | [`WebhookNotifier`] | an HTTP `POST` of JSON: the notification, or Alertmanager's `/api/v2/alerts` body |
+//! | [`FnNotifier`] ([`notifier_fn`]) | an async closure |
+//!
+//! The [`Dispatcher`] maps receiver names (the routes' `receiver`) to
+//! notifiers. Each notifier gets a bounded queue drained by its own task,
+//! so [`Dispatcher::dispatch`] never waits: a slow or dead webhook costs a
+//! dropped notification, never a late evaluation. Attempts are bounded by a
+//! timeout and retried with exponential backoff; a notification that cannot
+//! be delivered is dropped, counted and logged.
+//!
+//! ```
+//! use std::time::Duration;
+//! use vigil_alert::notify::{ChannelNotifier, Dispatcher, TracingNotifier};
+//! # use vigil_alert::{AlertStatus, Notification, Labels};
+//! # fn notification() -> Notification {
+//! #     Notification { receiver: "oncall".into(), group_key: "{}:{}".into(),
+//! #         group_labels: Labels::new(), status: AlertStatus::Firing, alerts: vec![],
+//! #         common_labels: Labels::new(), common_annotations: Labels::new() }
+//! # }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), vigil_alert::notify::NotifyError> {
+//! let (to_host, mut from_alerts) = ChannelNotifier::channel(16);
+//! let dispatcher = Dispatcher::builder()
+//!     .receiver("oncall", TracingNotifier::new())
+//!     .receiver("oncall", to_host)
+//!     .timeout(Duration::from_secs(5))
+//!     .build()?;
+//!
+//! // In the alert loop: `for n in engine.due_notifications(now) { .. }`
+//! assert_eq!(dispatcher.dispatch(notification()), 2); // queued for both notifiers
+//! assert_eq!(from_alerts.recv().await.unwrap().receiver, "oncall");
+//! dispatcher.shutdown().await; // delivers what is still queued
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Metrics
+//! - `alert_notifications_total{receiver, notifier}` (counter):
+//!   notifications delivered.
+//! - `alert_notification_failures_total{receiver, notifier, reason}`
+//!   (counter): notifications dropped, by `reason`: `queue_full` (the
+//!   notifier's queue was full when dispatched), `timeout` (the last attempt
+//!   timed out), `error` (the last attempt failed), `unknown_receiver` (no
+//!   notifier is registered for the receiver; `notifier="none"`).
+//!
+//! Each drop is also logged: the first of a burst per (receiver, reason) as
+//! a `WARN` event, the rest summed up when the receiver delivers again (and
+//! every five minutes while the burst lasts).
+
+mod channel;
+mod closure;
+mod dispatch;
+mod error;
+mod tracing;
+mod webhook;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+pub use self::channel::ChannelNotifier;
+pub use self::closure::{FnNotifier, IntoNotifyResult, notifier_fn};
+pub use self::dispatch::{Dispatcher, DispatcherBuilder, describe_metrics};
+pub use self::error::NotifyError;
+pub use self::tracing::TracingNotifier;
+pub use self::webhook::{WebhookBuilder, WebhookFormat, WebhookNotifier};
+use crate::Notification;
+
+/// Name of the counter of delivered notifications.
+pub const NOTIFICATIONS_TOTAL: &str = "alert_notifications_total";
+/// Name of the counter of dropped notifications.
+pub const NOTIFICATION_FAILURES_TOTAL: &str = "alert_notification_failures_total";
+
+/// Delivers [`Notification`]s somewhere: a log, a channel, a webhook.
+///
+/// Object safe, so receivers hold `Arc<dyn Notifier>`. One call is one
+/// attempt: retrying, timeouts and queueing belong to the [`Dispatcher`],
+/// so `notify` may simply await its I/O (it is cancelled when the attempt
+/// times out). Return [`NotifyError`] for a failed attempt; see
+/// [`NotifyError::is_retryable`] for which ones are tried again.
+///
+/// ```
+/// use async_trait::async_trait;
+/// use vigil_alert::Notification;
+/// use vigil_alert::notify::{Notifier, NotifyError};
+///
+/// /// Prints each alert's summary.
+/// struct Stdout;
+///
+/// #[async_trait]
+/// impl Notifier for Stdout {
+///     fn name(&self) -> &str {
+///         "stdout"
+///     }
+///
+///     async fn notify(&self, notification: &Notification) -> Result<(), NotifyError> {
+///         for alert in &notification.alerts {
+///             let summary = alert.annotations.get("summary").map_or("", String::as_str);
+///             println!("[{:?}] {}: {summary}", alert.status, alert.rule);
+///         }
+///         Ok(())
+///     }
+/// }
+///
+/// let notifier: std::sync::Arc<dyn Notifier> = std::sync::Arc::new(Stdout);
+/// assert_eq!(notifier.name(), "stdout");
+/// ```
+#[async_trait]
+pub trait Notifier: Send + Sync {
+    /// A short name for the `notifier` label of the delivery metrics and
+    /// for logs (`"webhook"`, `"tracing"`, ...). Defaults to `"custom"`.
+    fn name(&self) -> &str {
+        "custom"
+    }
+
+    /// Makes one attempt to deliver `notification`.
+    async fn notify(&self, notification: &Notification) -> Result<(), NotifyError>;
+}
+
+#[async_trait]
+impl<N: Notifier + ?Sized> Notifier for Arc<N> {
+    fn name(&self) -> &str {
+        (**self).name()
+    }
+
+    async fn notify(&self, notification: &Notification) -> Result<(), NotifyError> {
+        (**self).notify(notification).await
+    }
+}
+
+#[async_trait]
+impl<N: Notifier + ?Sized> Notifier for Box<N> {
+    fn name(&self) -> &str {
+        (**self).name()
+    }
+
+    async fn notify(&self, notification: &Notification) -> Result<(), NotifyError> {
+        (**self).notify(notification).await
+    }
+}
+
+/// `"firing"` or `"resolved"`, as serialized.
+pub(crate) fn status_str(status: crate::AlertStatus) -> &'static str {
+    match status {
+        crate::AlertStatus::Firing => "firing",
+        crate::AlertStatus::Resolved => "resolved",
+    }
+}

@@ -1,0 +1,559 @@
+//! [`WebhookNotifier`]: notifications as JSON `POST`s, either vigil's own
+//! body or Alertmanager's `/api/v2/alerts` format, so that a fleet can send
+//! vigil's alerts through a real Alertmanager.
+
+use std::fmt;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper::header::{CONTENT_TYPE, HeaderName, HeaderValue, USER_AGENT};
+use hyper::{Method, Request, Uri};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use serde::Serialize;
+
+use super::{Notifier, NotifyError};
+use crate::{AlertStatus, Labels, Notification};
+
+/// The path Alertmanager receives alerts on.
+const ALERTMANAGER_PATH: &str = "/api/v2/alerts";
+/// How much of an error response body is kept for the log.
+const MAX_ERROR_BODY: usize = 512;
+
+/// What a [`WebhookNotifier`] posts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum WebhookFormat {
+    /// The [`Notification`] itself as JSON (its serde form, shaped after
+    /// Alertmanager's webhook body): `{"receiver", "group_key",
+    /// "group_labels", "status", "alerts": [..], "common_labels",
+    /// "common_annotations"}`.
+    #[default]
+    Notification,
+    /// Alertmanager's `POST /api/v2/alerts` body: a JSON array of
+    /// `{"labels", "annotations", "startsAt", "endsAt", "generatorURL"}`
+    /// with RFC 3339 times. Resolved alerts carry their `endsAt` (never
+    /// later than the time of sending), which resolves them in
+    /// Alertmanager; firing ones carry none (Alertmanager then applies its
+    /// `resolve_timeout`) unless [`WebhookBuilder::firing_ttl`] sets one.
+    Alertmanager,
+}
+
+/// Posts notifications as JSON over plain HTTP/1.1.
+///
+/// One request per notification (per attempt), `Content-Type:
+/// application/json`; any 2xx answer is success, anything else a
+/// [`NotifyError::Status`] (retried for 5xx, 408 and 429). Connections are
+/// pooled. Only `http://` URLs: for TLS put a proxy in front or implement
+/// [`Notifier`] over the host's HTTP client. A call does not time out by
+/// itself; the [`Dispatcher`](super::Dispatcher) bounds each attempt.
+///
+/// ```
+/// use std::time::Duration;
+/// use vigil_alert::notify::{Notifier, WebhookFormat, WebhookNotifier};
+///
+/// // Into a real Alertmanager: the path defaults to /api/v2/alerts.
+/// let alertmanager = WebhookNotifier::builder("http://alertmanager:9093")
+///     .alertmanager()
+///     .generator_url("http://checkout:8080/metrics")
+///     .firing_ttl(Duration::from_secs(3600))
+///     .build()?;
+/// assert_eq!(alertmanager.url(), "http://alertmanager:9093/api/v2/alerts");
+/// assert_eq!(alertmanager.name(), "alertmanager");
+///
+/// // Anything else: the notification as JSON.
+/// let chat = WebhookNotifier::builder("http://chat-bridge.internal/hooks/alerts")
+///     .header("Authorization", "Bearer s3cret")
+///     .name("chat")
+///     .build()?;
+/// assert_eq!(chat.format(), WebhookFormat::Notification);
+/// # Ok::<(), vigil_alert::notify::NotifyError>(())
+/// ```
+#[derive(Clone)]
+pub struct WebhookNotifier {
+    uri: Uri,
+    url: String,
+    format: WebhookFormat,
+    headers: Vec<(HeaderName, HeaderValue)>,
+    generator_url: Option<String>,
+    firing_ttl: Option<Duration>,
+    name: String,
+    client: Client<HttpConnector, Full<Bytes>>,
+}
+
+impl WebhookNotifier {
+    /// Posts vigil's notification JSON to `url` (an `http://` URL).
+    pub fn new(url: &str) -> Result<Self, NotifyError> {
+        Self::builder(url).build()
+    }
+
+    /// Starts configuring a webhook posting to `url`.
+    pub fn builder(url: impl Into<String>) -> WebhookBuilder {
+        WebhookBuilder {
+            url: url.into(),
+            format: WebhookFormat::Notification,
+            headers: Vec::new(),
+            generator_url: None,
+            firing_ttl: None,
+            name: None,
+        }
+    }
+
+    /// The URL requests go to.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// What is posted.
+    pub fn format(&self) -> WebhookFormat {
+        self.format
+    }
+
+    /// The request body for `notification`, as it would be posted now.
+    ///
+    /// ```
+    /// use std::time::{Duration, SystemTime};
+    /// use vigil_alert::{labels, Alert, AlertStatus, Labels, Notification, Severity};
+    /// use vigil_alert::notify::WebhookNotifier;
+    ///
+    /// let started = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+    /// let alert = Alert {
+    ///     rule: "HighErrorRate".into(),
+    ///     labels: labels([("alertname", "HighErrorRate"), ("severity", "critical")]),
+    ///     annotations: labels([("summary", "checkout fails 30% of calls")]),
+    ///     status: AlertStatus::Resolved,
+    ///     severity: Severity::Critical,
+    ///     value: Some(0.3),
+    ///     starts_at: started,
+    ///     ends_at: Some(started + Duration::from_secs(90)),
+    ///     silenced: false,
+    ///     inhibited: false,
+    ///     escalated: false,
+    /// };
+    /// let notification = Notification {
+    ///     receiver: "oncall".into(),
+    ///     group_key: "{}:{}".into(),
+    ///     group_labels: Labels::new(),
+    ///     status: AlertStatus::Resolved,
+    ///     common_labels: alert.labels.clone(),
+    ///     common_annotations: alert.annotations.clone(),
+    ///     alerts: vec![alert],
+    /// };
+    /// let webhook = WebhookNotifier::builder("http://am:9093").alertmanager().build()?;
+    /// let body: serde_json::Value = serde_json::from_slice(&webhook.body(&notification)?).unwrap();
+    /// assert_eq!(body[0]["labels"]["alertname"], "HighErrorRate");
+    /// assert_eq!(body[0]["startsAt"], "2023-11-14T22:13:20.000Z");
+    /// assert_eq!(body[0]["endsAt"], "2023-11-14T22:14:50.000Z");
+    /// # Ok::<(), vigil_alert::notify::NotifyError>(())
+    /// ```
+    pub fn body(&self, notification: &Notification) -> Result<Vec<u8>, NotifyError> {
+        let encoded = match self.format {
+            WebhookFormat::Notification => serde_json::to_vec(notification),
+            WebhookFormat::Alertmanager => serde_json::to_vec(&alertmanager_alerts(
+                notification,
+                SystemTime::now(),
+                self.generator_url.as_deref(),
+                self.firing_ttl,
+            )),
+        };
+        encoded.map_err(|e| NotifyError::Encode {
+            reason: e.to_string(),
+        })
+    }
+}
+
+impl fmt::Debug for WebhookNotifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Header values may hold credentials: names only.
+        let headers: Vec<&str> = self.headers.iter().map(|(n, _)| n.as_str()).collect();
+        f.debug_struct("WebhookNotifier")
+            .field("url", &self.url)
+            .field("format", &self.format)
+            .field("headers", &headers)
+            .field("generator_url", &self.generator_url)
+            .field("firing_ttl", &self.firing_ttl)
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+#[async_trait]
+impl Notifier for WebhookNotifier {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    async fn notify(&self, notification: &Notification) -> Result<(), NotifyError> {
+        let body = self.body(notification)?;
+        let mut request = Request::builder()
+            .method(Method::POST)
+            .uri(self.uri.clone())
+            .header(CONTENT_TYPE, "application/json")
+            .header(
+                USER_AGENT,
+                concat!("vigil-alert/", env!("CARGO_PKG_VERSION")),
+            );
+        for (name, value) in &self.headers {
+            request = request.header(name, value);
+        }
+        let request = request
+            .body(Full::new(Bytes::from(body)))
+            .expect("method, URI and headers were validated when the webhook was built");
+        let response = self
+            .client
+            .request(request)
+            .await
+            .map_err(|e| NotifyError::Transport {
+                url: self.url.clone(),
+                reason: error_chain(&e),
+            })?;
+        let status = response.status();
+        // Read the body either way so the connection can be reused.
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+        if status.is_success() {
+            return Ok(());
+        }
+        let end = body.len().min(MAX_ERROR_BODY);
+        Err(NotifyError::Status {
+            url: self.url.clone(),
+            status: status.as_u16(),
+            body: String::from_utf8_lossy(&body[..end]).trim().to_owned(),
+        })
+    }
+}
+
+/// Configures a [`WebhookNotifier`]: see [`WebhookNotifier::builder`].
+#[derive(Clone, Debug)]
+#[must_use]
+pub struct WebhookBuilder {
+    url: String,
+    format: WebhookFormat,
+    headers: Vec<(String, String)>,
+    generator_url: Option<String>,
+    firing_ttl: Option<Duration>,
+    name: Option<String>,
+}
+
+impl WebhookBuilder {
+    /// Sets what is posted (default [`WebhookFormat::Notification`]).
+    pub fn format(mut self, format: WebhookFormat) -> Self {
+        self.format = format;
+        self
+    }
+
+    /// Posts Alertmanager's `/api/v2/alerts` format
+    /// ([`WebhookFormat::Alertmanager`]). A URL without a path gets
+    /// `/api/v2/alerts`.
+    pub fn alertmanager(self) -> Self {
+        self.format(WebhookFormat::Alertmanager)
+    }
+
+    /// Adds a request header (e.g. `Authorization`); checked by
+    /// [`build`](Self::build).
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// Alertmanager format: the `generatorURL` of every alert, the link
+    /// Alertmanager shows as the alert's source (e.g. the host's `/metrics`
+    /// or dashboard). Omitted when unset.
+    pub fn generator_url(mut self, url: impl Into<String>) -> Self {
+        self.generator_url = Some(url.into());
+        self
+    }
+
+    /// Alertmanager format: firing alerts carry `endsAt = now + ttl`, so
+    /// Alertmanager resolves them by itself if vigil stops re-sending (set
+    /// it above the route's `repeat_interval`). Unset, firing alerts carry
+    /// no `endsAt` and Alertmanager applies its `resolve_timeout` (5m by
+    /// default).
+    pub fn firing_ttl(mut self, ttl: Duration) -> Self {
+        self.firing_ttl = Some(ttl);
+        self
+    }
+
+    /// The name used as the metrics' `notifier` label and in logs
+    /// (default `webhook`, or `alertmanager` in that format).
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Checks the URL and headers and builds the notifier. Needs no
+    /// runtime; requests run on the runtime of whoever awaits them.
+    pub fn build(self) -> Result<WebhookNotifier, NotifyError> {
+        let invalid = |reason: &str| NotifyError::InvalidUrl {
+            url: self.url.clone(),
+            reason: reason.to_owned(),
+        };
+        let mut uri: Uri = self
+            .url
+            .trim()
+            .parse()
+            .map_err(|e: hyper::http::uri::InvalidUri| invalid(&e.to_string()))?;
+        match uri.scheme_str() {
+            Some("http") => {}
+            Some("https") => {
+                return Err(invalid(
+                    "https is not supported (no TLS connector): use an http:// URL behind a \
+                     TLS-terminating proxy, or implement Notifier over your HTTP client",
+                ));
+            }
+            _ => return Err(invalid("expected an absolute http:// URL")),
+        }
+        if uri.host().is_none_or(str::is_empty) {
+            return Err(invalid("no host"));
+        }
+        if self.format == WebhookFormat::Alertmanager && matches!(uri.path(), "" | "/") {
+            let mut parts = uri.into_parts();
+            parts.path_and_query = Some(ALERTMANAGER_PATH.parse().expect("a valid path"));
+            uri = Uri::from_parts(parts).map_err(|e| invalid(&e.to_string()))?;
+        }
+        let mut headers = Vec::with_capacity(self.headers.len());
+        for (name, value) in &self.headers {
+            let header_error = |reason: String| NotifyError::InvalidHeader {
+                name: name.clone(),
+                reason,
+            };
+            let parsed_name =
+                HeaderName::from_bytes(name.as_bytes()).map_err(|e| header_error(e.to_string()))?;
+            let mut parsed_value =
+                HeaderValue::from_str(value).map_err(|e| header_error(e.to_string()))?;
+            parsed_value.set_sensitive(true);
+            headers.push((parsed_name, parsed_value));
+        }
+        let name = self.name.unwrap_or_else(|| {
+            match self.format {
+                WebhookFormat::Notification => "webhook",
+                WebhookFormat::Alertmanager => "alertmanager",
+            }
+            .to_owned()
+        });
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        Ok(WebhookNotifier {
+            url: uri.to_string(),
+            uri,
+            format: self.format,
+            headers,
+            generator_url: self.generator_url,
+            firing_ttl: self.firing_ttl,
+            name,
+            client: Client::builder(TokioExecutor::new()).build(connector),
+        })
+    }
+}
+
+/// One alert in Alertmanager's `POST /api/v2/alerts` body.
+#[derive(Serialize)]
+struct PostableAlert<'a> {
+    labels: &'a Labels,
+    annotations: &'a Labels,
+    #[serde(rename = "startsAt")]
+    starts_at: String,
+    #[serde(rename = "endsAt", skip_serializing_if = "Option::is_none")]
+    ends_at: Option<String>,
+    #[serde(rename = "generatorURL", skip_serializing_if = "Option::is_none")]
+    generator_url: Option<&'a str>,
+}
+
+/// The Alertmanager body for `notification`, sent at `now`.
+///
+/// Alertmanager rejects an alert whose `endsAt` precedes its `startsAt`,
+/// and keeps one whose `endsAt` is in the future active, so times are
+/// clamped: `startsAt <= now`, and a resolved alert's
+/// `startsAt <= endsAt <= now`.
+fn alertmanager_alerts<'a>(
+    notification: &'a Notification,
+    now: SystemTime,
+    generator_url: Option<&'a str>,
+    firing_ttl: Option<Duration>,
+) -> Vec<PostableAlert<'a>> {
+    notification
+        .alerts
+        .iter()
+        .map(|alert| {
+            let starts_at = alert.starts_at.min(now);
+            let ends_at = match alert.status {
+                AlertStatus::Resolved => Some(alert.ends_at.unwrap_or(now).clamp(starts_at, now)),
+                AlertStatus::Firing => firing_ttl.map(|ttl| now + ttl),
+            };
+            PostableAlert {
+                labels: &alert.labels,
+                annotations: &alert.annotations,
+                starts_at: rfc3339(starts_at).to_string(),
+                ends_at: ends_at.map(|t| rfc3339(t).to_string()),
+                generator_url,
+            }
+        })
+        .collect()
+}
+
+/// Latest time RFC 3339 can write (9999-12-31T23:59:59.999Z).
+const MAX_RFC3339_MILLIS: u64 = 253_402_300_799_999;
+
+/// `t` as RFC 3339 UTC with milliseconds, clamped to 1970..=9999 (humantime
+/// panics before the epoch and fails after 9999).
+pub(super) fn rfc3339(t: SystemTime) -> humantime::Rfc3339Timestamp {
+    let since_epoch = t.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
+    let clamped = since_epoch.min(Duration::from_millis(MAX_RFC3339_MILLIS));
+    humantime::format_rfc3339_millis(UNIX_EPOCH + clamped)
+}
+
+/// An error and its sources, outermost first: hyper's own messages are
+/// terse (`client error (Connect)`); the cause says what happened.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Alert, Severity, labels};
+
+    fn at(secs: u64) -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(1_700_000_000 + secs)
+    }
+
+    fn alert(status: AlertStatus, starts_at: SystemTime, ends_at: Option<SystemTime>) -> Alert {
+        Alert {
+            rule: "Down".into(),
+            labels: labels([("alertname", "Down"), ("severity", "high")]),
+            annotations: labels([("summary", "it is down")]),
+            status,
+            severity: Severity::High,
+            value: Some(1.0),
+            starts_at,
+            ends_at,
+            silenced: false,
+            inhibited: false,
+            escalated: false,
+        }
+    }
+
+    fn notification(alerts: Vec<Alert>) -> Notification {
+        Notification {
+            receiver: "r".into(),
+            group_key: "{}:{}".into(),
+            group_labels: Labels::new(),
+            status: AlertStatus::Firing,
+            alerts,
+            common_labels: Labels::new(),
+            common_annotations: Labels::new(),
+        }
+    }
+
+    fn json(alerts: &[PostableAlert<'_>]) -> serde_json::Value {
+        serde_json::to_value(alerts).unwrap()
+    }
+
+    #[test]
+    fn alertmanager_body_has_rfc3339_times_and_no_end_for_firing_alerts() {
+        let n = notification(vec![alert(AlertStatus::Firing, at(0), None)]);
+        let body = json(&alertmanager_alerts(&n, at(60), Some("http://h/"), None));
+        assert_eq!(
+            body,
+            serde_json::json!([{
+                "labels": {"alertname": "Down", "severity": "high"},
+                "annotations": {"summary": "it is down"},
+                "startsAt": "2023-11-14T22:13:20.000Z",
+                "generatorURL": "http://h/",
+            }])
+        );
+        let ttl = Some(Duration::from_secs(600));
+        let body = json(&alertmanager_alerts(&n, at(60), None, ttl));
+        assert_eq!(body[0]["endsAt"], "2023-11-14T22:24:20.000Z");
+        assert!(body[0].get("generatorURL").is_none());
+    }
+
+    #[test]
+    fn resolved_alerts_end_in_the_past_and_after_they_started() {
+        let n = notification(vec![
+            alert(AlertStatus::Resolved, at(0), Some(at(30))),
+            // Clock skew: ended "after now" and started "after now".
+            alert(AlertStatus::Resolved, at(100), Some(at(200))),
+            // Ended before it started.
+            alert(AlertStatus::Resolved, at(20), Some(at(10))),
+        ]);
+        let body = json(&alertmanager_alerts(&n, at(60), None, None));
+        let times = |i: usize| {
+            let parse = |k: &str| humantime::parse_rfc3339(body[i][k].as_str().unwrap()).unwrap();
+            (parse("startsAt"), parse("endsAt"))
+        };
+        assert_eq!(times(0), (at(0), at(30)));
+        assert_eq!(times(1), (at(60), at(60)));
+        assert_eq!(times(2), (at(20), at(20)));
+    }
+
+    #[test]
+    fn times_outside_rfc3339_are_clamped_not_panicking() {
+        let before = UNIX_EPOCH - Duration::from_secs(10);
+        assert_eq!(rfc3339(before).to_string(), "1970-01-01T00:00:00.000Z");
+        let far = UNIX_EPOCH + Duration::from_secs(400_000_000_000);
+        assert_eq!(rfc3339(far).to_string(), "9999-12-31T23:59:59.999Z");
+    }
+
+    #[test]
+    fn urls_are_checked_and_alertmanager_gets_its_path() {
+        let am = WebhookNotifier::builder("http://127.0.0.1:9093/")
+            .alertmanager()
+            .build()
+            .unwrap();
+        assert_eq!(am.url(), "http://127.0.0.1:9093/api/v2/alerts");
+        let custom = WebhookNotifier::builder("http://proxy/am/api/v2/alerts")
+            .alertmanager()
+            .build()
+            .unwrap();
+        assert_eq!(custom.url(), "http://proxy/am/api/v2/alerts");
+        assert_eq!(
+            WebhookNotifier::new("http://h:1/hook").unwrap().url(),
+            "http://h:1/hook"
+        );
+        for bad in ["https://h/hook", "h/hook", "", "ftp://h/"] {
+            assert!(
+                matches!(
+                    WebhookNotifier::new(bad),
+                    Err(NotifyError::InvalidUrl { .. })
+                ),
+                "{bad:?}"
+            );
+        }
+        let err = WebhookNotifier::builder("http://h/")
+            .header("bad header", "x")
+            .build()
+            .unwrap_err();
+        assert!(matches!(err, NotifyError::InvalidHeader { .. }), "{err}");
+    }
+
+    #[test]
+    fn debug_output_hides_header_values() {
+        let hook = WebhookNotifier::builder("http://h/")
+            .header("Authorization", "Bearer s3cret")
+            .build()
+            .unwrap();
+        let debug = format!("{hook:?}");
+        assert!(
+            debug.contains("authorization") && !debug.contains("s3cret"),
+            "{debug}"
+        );
+    }
+}

@@ -1,0 +1,551 @@
+//! Ready-made rule sets on vigil's own metric names: common service
+//! targets ([`ServiceTargets`]) and multi-window burn-rate alerts for a
+//! success-rate SLO ([`SloBurnRate`]).
+//!
+//! Include them in code (`Engine::builder().rules(ServiceTargets::new().rules()?)`)
+//! or from a config file (`rulesets: {service_targets: {}, slos: [...]}`,
+//! see `docs/alert-rules.md`). Both export to Prometheus like any rule.
+//!
+//! | rule | reads | fires |
+//! |---|---|---|
+//! | `HighLatency` | p95 of `function_calls_duration_seconds` over 5m, per function | high > 200 ms |
+//! | `HighErrorRate` | `function_calls_total{result="error"}` / `function_calls_total` over 5m, per function | medium > 1 %, critical > 5 % |
+//! | `HighCpuUsage` | `system_cpu_usage_ratio` | medium > 80 %, critical > 90 % |
+//! | `HighMemoryUsage` | `system_memory_usage_ratio` | medium > 85 %, critical > 95 % |
+//! | `LowCacheHitRatio` | `cache_requests_total{result="hit"}` / `cache_requests_total` over 5m, per cache | medium < 70 %, high < 50 % |
+//!
+//! All wait `for: 5m`.
+
+use std::time::Duration;
+
+use crate::prometheus::{self, HistogramExport, PrometheusExport};
+use crate::rule::{Aggregation, Expr, Selector};
+use crate::{Comparison, Error, Labels, Matcher, Result, Rule, Severity};
+
+/// Call durations recorded by `#[timed]` (a histogram, in seconds).
+pub const FUNCTION_DURATION: &str = "function_calls_duration_seconds";
+/// Calls counted by `#[timed]`, labelled `result="ok"|"error"`.
+pub const FUNCTION_CALLS: &str = "function_calls_total";
+/// Host CPU use, 0..1.
+pub const CPU_USAGE: &str = "system_cpu_usage_ratio";
+/// Host memory use, 0..1.
+pub const MEMORY_USAGE: &str = "system_memory_usage_ratio";
+/// Cache lookups, labelled `cache` and `result="hit"|"miss"`.
+pub const CACHE_REQUESTS: &str = "cache_requests_total";
+
+/// One of the [`ServiceTargets`] rules.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Target {
+    /// `HighLatency`: p95 call duration.
+    Latency,
+    /// `HighErrorRate`: share of calls that fail.
+    ErrorRate,
+    /// `HighCpuUsage`.
+    Cpu,
+    /// `HighMemoryUsage`.
+    Memory,
+    /// `LowCacheHitRatio`.
+    CacheHitRatio,
+}
+
+impl Target {
+    /// Every target, in the order [`ServiceTargets::rules`] returns them.
+    pub const ALL: [Target; 5] = [
+        Target::Latency,
+        Target::ErrorRate,
+        Target::Cpu,
+        Target::Memory,
+        Target::CacheHitRatio,
+    ];
+}
+
+/// Common service targets as vigil rules; every limit can be changed.
+///
+/// ```
+/// use std::time::Duration;
+/// use vigil_alert::rulesets::{ServiceTargets, Target};
+///
+/// let rules = ServiceTargets::new()
+///     .latency_p95(Duration::from_millis(300))
+///     .error_rate(0.02, 0.10)
+///     .only([Target::Latency, Target::ErrorRate])
+///     .rules()?;
+/// assert_eq!(rules.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(), ["HighLatency", "HighErrorRate"]);
+/// # Ok::<(), vigil_alert::Error>(())
+/// ```
+#[derive(Clone, Debug)]
+#[must_use]
+pub struct ServiceTargets {
+    window: Duration,
+    for_duration: Duration,
+    latency_p95: Duration,
+    error_rate: (f64, f64),
+    cpu: (f64, f64),
+    memory: (f64, f64),
+    cache_hit_ratio: (f64, f64),
+    only: Vec<Target>,
+}
+
+impl Default for ServiceTargets {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ServiceTargets {
+    /// The defaults in the [module docs](self): 5m windows, `for: 5m`,
+    /// p95 > 200 ms, errors > 1 % / 5 %, CPU > 80 % / 90 %, memory > 85 % /
+    /// 95 %, cache hits < 70 % / 50 %.
+    pub fn new() -> Self {
+        ServiceTargets {
+            window: Duration::from_secs(300),
+            for_duration: Duration::from_secs(300),
+            latency_p95: Duration::from_millis(200),
+            error_rate: (0.01, 0.05),
+            cpu: (0.80, 0.90),
+            memory: (0.85, 0.95),
+            cache_hit_ratio: (0.70, 0.50),
+            only: Target::ALL.to_vec(),
+        }
+    }
+
+    /// The window of the latency, error-rate and cache rules.
+    pub fn window(mut self, window: Duration) -> Self {
+        self.window = window;
+        self
+    }
+
+    /// How long a threshold must hold before firing (all rules).
+    pub fn for_duration(mut self, duration: Duration) -> Self {
+        self.for_duration = duration;
+        self
+    }
+
+    /// `HighLatency` fires (high) when a function's p95 exceeds this.
+    pub fn latency_p95(mut self, limit: Duration) -> Self {
+        self.latency_p95 = limit;
+        self
+    }
+
+    /// `HighErrorRate` limits (fractions of calls): medium, critical.
+    pub fn error_rate(mut self, medium: f64, critical: f64) -> Self {
+        self.error_rate = (medium, critical);
+        self
+    }
+
+    /// `HighCpuUsage` limits (0..1): medium, critical.
+    pub fn cpu(mut self, medium: f64, critical: f64) -> Self {
+        self.cpu = (medium, critical);
+        self
+    }
+
+    /// `HighMemoryUsage` limits (0..1): medium, critical.
+    pub fn memory(mut self, medium: f64, critical: f64) -> Self {
+        self.memory = (medium, critical);
+        self
+    }
+
+    /// `LowCacheHitRatio` limits (0..1, alerting below): medium, high.
+    pub fn cache_hit_ratio(mut self, medium: f64, high: f64) -> Self {
+        self.cache_hit_ratio = (medium, high);
+        self
+    }
+
+    /// Keeps only these targets.
+    pub fn only(mut self, targets: impl IntoIterator<Item = Target>) -> Self {
+        self.only = targets.into_iter().collect();
+        self
+    }
+
+    /// The rule for one target.
+    pub fn rule(&self, target: Target) -> Result<Rule> {
+        let w = self.window;
+        let minutes = prometheus::duration(w);
+        let b = match target {
+            Target::Latency => Rule::builder("HighLatency")
+                .histogram_quantile(FUNCTION_DURATION, 0.95, w)
+                .threshold(
+                    Severity::High,
+                    Comparison::Greater,
+                    self.latency_p95.as_secs_f64(),
+                )
+                .annotation(
+                    "summary",
+                    format!(
+                        "p95 latency of {{{{ $labels.function }}}} is {{{{ $value }}}}s over {minutes} (target {}s)",
+                        self.latency_p95.as_secs_f64()
+                    ),
+                ),
+            Target::ErrorRate => Rule::builder("HighErrorRate")
+                .error_ratio(FUNCTION_CALLS, "result", "error", w)
+                .aggregate(Aggregation::Sum)
+                .by(["function", "module"])
+                .threshold(Severity::Medium, Comparison::Greater, self.error_rate.0)
+                .threshold(Severity::Critical, Comparison::Greater, self.error_rate.1)
+                .annotation(
+                    "summary",
+                    format!(
+                        "{{{{ $labels.function }}}} fails {{{{ $value }}}} of its calls over {minutes}"
+                    ),
+                ),
+            Target::Cpu => Rule::builder("HighCpuUsage")
+                .gauge(CPU_USAGE)
+                .threshold(Severity::Medium, Comparison::Greater, self.cpu.0)
+                .threshold(Severity::Critical, Comparison::Greater, self.cpu.1)
+                .annotation("summary", "CPU usage is {{ $value }} (ratio)"),
+            Target::Memory => Rule::builder("HighMemoryUsage")
+                .gauge(MEMORY_USAGE)
+                .threshold(Severity::Medium, Comparison::Greater, self.memory.0)
+                .threshold(Severity::Critical, Comparison::Greater, self.memory.1)
+                .annotation("summary", "memory usage is {{ $value }} (ratio)"),
+            Target::CacheHitRatio => Rule::builder("LowCacheHitRatio")
+                .ratio(
+                    Selector::new(CACHE_REQUESTS).matcher(Matcher::equal("result", "hit")),
+                    Selector::new(CACHE_REQUESTS),
+                    w,
+                )
+                .ignoring(["result"])
+                .aggregate(Aggregation::Sum)
+                .by(["cache"])
+                .threshold(Severity::Medium, Comparison::Less, self.cache_hit_ratio.0)
+                .threshold(Severity::High, Comparison::Less, self.cache_hit_ratio.1)
+                .annotation(
+                    "summary",
+                    format!("cache {{{{ $labels.cache }}}} hits {{{{ $value }}}} of lookups over {minutes}"),
+                ),
+        };
+        b.for_duration(self.for_duration).build()
+    }
+
+    /// The rules of the selected targets, in [`Target::ALL`] order.
+    pub fn rules(&self) -> Result<Vec<Rule>> {
+        Target::ALL
+            .iter()
+            .filter(|t| self.only.contains(t))
+            .map(|t| self.rule(*t))
+            .collect()
+    }
+}
+
+/// One burn-rate alert of an SLO: the error ratio over `long` and over
+/// `short` both above `factor` times the error budget.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct BurnWindow {
+    /// The window the burn rate is measured over.
+    pub long: Duration,
+    /// The window that must agree, so the alert stops soon after the
+    /// errors do (1/12 of `long` in the SRE workbook).
+    pub short: Duration,
+    /// How many times faster than allowed the budget burns.
+    pub factor: f64,
+    /// `Critical` to page, `Medium` for a ticket.
+    pub severity: Severity,
+}
+
+const fn hours(h: u64) -> Duration {
+    Duration::from_secs(h * 3600)
+}
+
+/// The Google SRE workbook's multi-window, multi-burn-rate alerts for a
+/// 30-day SLO: 2 % of the budget in 1 h (14.4x, page), 5 % in 6 h (6x,
+/// page), 10 % in 1 d (3x, ticket), 10 % in 3 d (1x, ticket).
+pub const SRE_WORKBOOK_WINDOWS: [BurnWindow; 4] = [
+    BurnWindow {
+        long: hours(1),
+        short: Duration::from_secs(5 * 60),
+        factor: 14.4,
+        severity: Severity::Critical,
+    },
+    BurnWindow {
+        long: hours(6),
+        short: Duration::from_secs(30 * 60),
+        factor: 6.0,
+        severity: Severity::Critical,
+    },
+    BurnWindow {
+        long: hours(24),
+        short: hours(2),
+        factor: 3.0,
+        severity: Severity::Medium,
+    },
+    BurnWindow {
+        long: hours(72),
+        short: hours(6),
+        factor: 1.0,
+        severity: Severity::Medium,
+    },
+];
+
+/// Burn-rate alerts for a success-rate objective, by default on
+/// `#[timed]`'s `function_calls_total{result="error"}` /
+/// `function_calls_total`.
+///
+/// Each [`BurnWindow`] becomes one [`Rule`] on the error ratio over the
+/// long window with an [`also`](Rule::also) condition on the short one
+/// (the workbook's "multiwindow, multi-burn-rate" alert): it fires once
+/// the long window has burnt enough budget and resolves soon (about one
+/// short window) after the errors stop.
+/// [`prometheus_rules`](Self::prometheus_rules) exports the same rules
+/// (`(long > x) and on (by) (short > x)`) for Prometheus, which fires and
+/// resolves them at the same evaluations.
+///
+/// ```
+/// use vigil_alert::{Matcher, rulesets::SloBurnRate};
+///
+/// let slo = SloBurnRate::new("checkout", 0.999)
+///     .matcher(Matcher::equal("function", "checkout"));
+/// let rules = slo.rules()?;
+/// assert_eq!(rules.len(), 4);
+/// assert_eq!(rules[0].labels["long_window"], "1h");
+/// assert_eq!(rules[0].also.as_ref().unwrap().value, 0.0144); // 14.4 * 0.1 %
+/// let export = slo.prometheus_rules()?;
+/// assert!(export.yaml.contains("[1h])) > 0.0144) and on () (sum(rate("));
+/// assert!(export.yaml.contains("[5m])) > 0.0144)"));
+/// # Ok::<(), vigil_alert::Error>(())
+/// ```
+#[derive(Clone, Debug)]
+#[must_use]
+pub struct SloBurnRate {
+    name: String,
+    alert: String,
+    objective: f64,
+    errors: Selector,
+    total: Selector,
+    by: Vec<String>,
+    windows: Vec<BurnWindow>,
+    annotations: Labels,
+}
+
+impl SloBurnRate {
+    /// An SLO named `name` (the `slo` label) with a success-rate
+    /// `objective` (e.g. `0.999`), over all calls of all functions, with
+    /// the [`SRE_WORKBOOK_WINDOWS`].
+    pub fn new(name: impl Into<String>, objective: f64) -> Self {
+        SloBurnRate {
+            name: name.into(),
+            alert: "ErrorBudgetBurn".to_owned(),
+            objective,
+            errors: Selector::new(FUNCTION_CALLS).matcher(Matcher::equal("result", "error")),
+            total: Selector::new(FUNCTION_CALLS),
+            by: Vec::new(),
+            windows: SRE_WORKBOOK_WINDOWS.to_vec(),
+            annotations: Labels::new(),
+        }
+    }
+
+    /// The alert name (default `ErrorBudgetBurn`).
+    pub fn alert_name(mut self, name: impl Into<String>) -> Self {
+        self.alert = name.into();
+        self
+    }
+
+    /// The failed events (default `function_calls_total{result="error"}`).
+    pub fn errors(mut self, selector: Selector) -> Self {
+        self.errors = selector;
+        self
+    }
+
+    /// All events (default `function_calls_total`).
+    pub fn total(mut self, selector: Selector) -> Self {
+        self.total = selector;
+        self
+    }
+
+    /// Restricts both the failed and the total events (e.g. to one
+    /// function).
+    pub fn matcher(mut self, matcher: Matcher) -> Self {
+        self.errors.matchers.push(matcher.clone());
+        self.total.matchers.push(matcher);
+        self
+    }
+
+    /// One alert per group of these labels (default: one for everything).
+    pub fn by<I, S>(mut self, labels: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.by.extend(labels.into_iter().map(Into::into));
+        self
+    }
+
+    /// Adds an annotation to every alert, replacing the default `summary`
+    /// if it is named so.
+    pub fn annotation(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.annotations.insert(name.into(), value.into());
+        self
+    }
+
+    /// Replaces the burn windows.
+    pub fn windows(mut self, windows: impl IntoIterator<Item = BurnWindow>) -> Self {
+        self.windows = windows.into_iter().collect();
+        self
+    }
+
+    /// The error budget: `1 - objective`.
+    pub fn budget(&self) -> f64 {
+        1.0 - self.objective
+    }
+
+    fn check(&self) -> Result<()> {
+        let bad = |field, reason: String| {
+            Err(Error::InvalidRule {
+                rule: self.alert.clone(),
+                field,
+                reason,
+            })
+        };
+        if !(self.objective > 0.0 && self.objective < 1.0) {
+            return bad(
+                "objective",
+                format!(
+                    "must be between 0 and 1 (e.g. 0.999), got {} for SLO {:?}",
+                    self.objective, self.name
+                ),
+            );
+        }
+        if self.windows.is_empty() {
+            return bad("windows", "needs at least one burn window".into());
+        }
+        for w in &self.windows {
+            if !(w.factor > 0.0 && w.factor.is_finite()) {
+                return bad(
+                    "windows",
+                    format!("factor must be above 0, got {}", w.factor),
+                );
+            }
+            if w.short.is_zero() || w.short >= w.long {
+                return bad(
+                    "windows",
+                    format!(
+                        "the short window ({}) must be longer than zero and shorter than the long one ({})",
+                        prometheus::duration(w.short),
+                        prometheus::duration(w.long)
+                    ),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// The error-ratio limit of a window: `factor * budget`, rounded to 12
+    /// significant digits so `14.4 * 0.001` reads `0.0144`.
+    fn limit(&self, w: &BurnWindow) -> f64 {
+        round_significant(w.factor * self.budget(), 12)
+    }
+
+    /// The error ratio over `window`, summed per `by` group.
+    fn ratio(&self, window: Duration) -> Expr {
+        Expr::Ratio {
+            numerator: self.errors.clone(),
+            denominator: self.total.clone(),
+            ignoring: Vec::new(),
+            window,
+        }
+    }
+
+    fn rule(&self, w: &BurnWindow) -> Result<Rule> {
+        let percent = round_significant(self.objective * 100.0, 12);
+        let limit = self.limit(w);
+        let mut b = Rule::builder(self.alert.clone())
+            .expr(self.ratio(w.long))
+            .aggregate(Aggregation::Sum)
+            .by(self.by.iter().cloned())
+            .threshold(w.severity, Comparison::Greater, limit)
+            .also(self.ratio(w.short), Comparison::Greater, limit)
+            .label("slo", self.name.clone())
+            .label("long_window", prometheus::duration(w.long))
+            .label("short_window", prometheus::duration(w.short))
+            .annotation(
+                "summary",
+                format!(
+                    "SLO {} ({percent}% success) burns its error budget {}x too fast: error ratio {{{{ $value }}}} over {}",
+                    self.name,
+                    w.factor,
+                    prometheus::duration(w.long)
+                ),
+            );
+        for (k, v) in &self.annotations {
+            b = b.annotation(k.clone(), v.clone());
+        }
+        b.build()
+    }
+
+    /// vigil rules, one per burn window: the error ratio over the long
+    /// window above `factor * budget`, with an [`also`](Rule::also)
+    /// condition on the short window (see the type docs).
+    pub fn rules(&self) -> Result<Vec<Rule>> {
+        self.check()?;
+        self.windows.iter().map(|w| self.rule(w)).collect()
+    }
+
+    /// A Prometheus rule file (one group, `slo-NAME`) with the same
+    /// multi-window alerts as [`rules`](Self::rules): `ratio over long >
+    /// limit and on (by) ratio over short > limit`, each with a comment
+    /// naming its windows.
+    pub fn prometheus_rules(&self) -> Result<PrometheusExport> {
+        let rules = self.rules()?;
+        let mut out = Vec::new();
+        let mut warnings = Vec::new();
+        for (rule, w) in rules.iter().zip(&self.windows) {
+            let first = out.len();
+            prometheus::translate(rule, HistogramExport::Summary, &mut out, &mut warnings);
+            if let Some(exported) = out.get_mut(first) {
+                exported.comments.insert(
+                    0,
+                    format!(
+                        "SLO {}: error ratio over {} and over {} both above {}x the error budget ({})",
+                        self.name,
+                        prometheus::duration(w.long),
+                        prometheus::duration(w.short),
+                        w.factor,
+                        prometheus::number(round_significant(self.budget(), 12))
+                    ),
+                );
+            }
+        }
+        let yaml = prometheus::render(
+            &format!("slo-{}", self.name),
+            None,
+            HistogramExport::Summary,
+            rules.len(),
+            &out,
+        );
+        Ok(PrometheusExport { yaml, warnings })
+    }
+}
+
+/// `v` rounded to `digits` significant decimal digits.
+fn round_significant(v: f64, digits: i32) -> f64 {
+    if v == 0.0 || !v.is_finite() {
+        return v;
+    }
+    let magnitude = v.abs().log10().floor() as i32;
+    let scale = 10f64.powi(digits - 1 - magnitude);
+    (v * scale).round() / scale
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn burn_limits_are_rounded() {
+        let slo = SloBurnRate::new("x", 0.999);
+        let limits: Vec<f64> = SRE_WORKBOOK_WINDOWS.iter().map(|w| slo.limit(w)).collect();
+        assert_eq!(limits, [0.0144, 0.006, 0.003, 0.001]);
+    }
+
+    #[test]
+    fn bad_objectives_and_windows_are_errors() {
+        assert!(SloBurnRate::new("x", 1.0).rules().is_err());
+        assert!(SloBurnRate::new("x", 0.0).rules().is_err());
+        let w = BurnWindow {
+            long: Duration::from_secs(60),
+            short: Duration::from_secs(60),
+            factor: 2.0,
+            severity: Severity::High,
+        };
+        assert!(SloBurnRate::new("x", 0.99).windows([w]).rules().is_err());
+    }
+}

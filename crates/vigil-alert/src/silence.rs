@@ -1,0 +1,163 @@
+//! Silences: mute matching alerts for a time range, as in Alertmanager.
+//!
+//! A [`Silence`] holds label matchers and a `[starts_at, ends_at)` range.
+//! While active it mutes every alert whose labels (including `alertname`
+//! and `severity`) match all its matchers: the alert's instance still
+//! changes state and its transitions are recorded (flagged `silenced`), but
+//! no notification carries it. Silences are added and expired at runtime
+//! through [`Engine::add_silence`](crate::Engine::add_silence) and
+//! [`Engine::expire_silence`](crate::Engine::expire_silence).
+
+use std::fmt;
+use std::time::SystemTime;
+
+use serde::{Deserialize, Serialize};
+
+use crate::labels::Matcher;
+
+/// Identifies a silence within one engine (assigned by
+/// [`Engine::add_silence`](crate::Engine::add_silence), counting from 1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SilenceId(pub u64);
+
+impl fmt::Display for SilenceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// Where a silence is in its time range (Alertmanager's silence states).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SilenceState {
+    /// Starts in the future.
+    Pending,
+    /// Mutes matching alerts now.
+    Active,
+    /// Ended.
+    Expired,
+}
+
+/// Mutes alerts matching all `matchers` from `starts_at` until `ends_at`.
+///
+/// ```
+/// use std::time::{Duration, UNIX_EPOCH};
+/// use vigil_alert::{Matcher, Silence, SilenceState};
+///
+/// let start = UNIX_EPOCH + Duration::from_secs(1_000);
+/// let maintenance = Silence::new(start, start + Duration::from_secs(3_600))
+///     .matcher(Matcher::equal("service", "db"))
+///     .created_by("ops")
+///     .comment("planned failover");
+/// assert_eq!(maintenance.state(start), SilenceState::Active);
+/// ```
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Silence {
+    /// Conditions on the alert's labels, all of which must hold. A silence
+    /// without matchers is rejected (it would mute everything).
+    pub matchers: Vec<Matcher>,
+    /// When it starts muting.
+    #[serde(with = "crate::serde_time")]
+    pub starts_at: SystemTime,
+    /// When it stops muting (exclusive).
+    #[serde(with = "crate::serde_time")]
+    pub ends_at: SystemTime,
+    /// Who created it.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub created_by: String,
+    /// Why.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub comment: String,
+}
+
+impl Silence {
+    /// A silence from `starts_at` until `ends_at`; add matchers next.
+    pub fn new(starts_at: SystemTime, ends_at: SystemTime) -> Self {
+        Silence {
+            matchers: Vec::new(),
+            starts_at,
+            ends_at,
+            created_by: String::new(),
+            comment: String::new(),
+        }
+    }
+
+    /// Adds a label matcher.
+    #[must_use]
+    pub fn matcher(mut self, matcher: Matcher) -> Self {
+        self.matchers.push(matcher);
+        self
+    }
+
+    /// Records who created it.
+    #[must_use]
+    pub fn created_by(mut self, who: impl Into<String>) -> Self {
+        self.created_by = who.into();
+        self
+    }
+
+    /// Records why.
+    #[must_use]
+    pub fn comment(mut self, comment: impl Into<String>) -> Self {
+        self.comment = comment.into();
+        self
+    }
+
+    /// Pending, active or expired at `now`.
+    pub fn state(&self, now: SystemTime) -> SilenceState {
+        if now < self.starts_at {
+            SilenceState::Pending
+        } else if now < self.ends_at {
+            SilenceState::Active
+        } else {
+            SilenceState::Expired
+        }
+    }
+
+    /// Whether it is active at `now`.
+    pub fn is_active(&self, now: SystemTime) -> bool {
+        self.state(now) == SilenceState::Active
+    }
+
+    /// Whether it mutes an alert with these labels at `now`; `lookup` gives
+    /// a label's value (see [`Matcher::matches_with`]).
+    pub fn mutes<'a>(&self, now: SystemTime, lookup: impl Fn(&str) -> Option<&'a str>) -> bool {
+        self.is_active(now) && self.matchers.iter().all(|m| m.matches_with(&lookup))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::labels;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    #[test]
+    fn state_follows_the_time_range() {
+        let t = |s| UNIX_EPOCH + Duration::from_secs(s);
+        let s = Silence::new(t(10), t(20)).matcher(Matcher::equal("a", "b"));
+        assert_eq!(s.state(t(9)), SilenceState::Pending);
+        assert_eq!(s.state(t(10)), SilenceState::Active);
+        assert_eq!(s.state(t(19)), SilenceState::Active);
+        assert_eq!(s.state(t(20)), SilenceState::Expired);
+        let l = labels([("a", "b")]);
+        assert!(s.mutes(t(15), |n| l.get(n).map(String::as_str)));
+        assert!(!s.mutes(t(25), |n| l.get(n).map(String::as_str)));
+    }
+
+    #[test]
+    fn serde_uses_alertmanager_names() {
+        let t = UNIX_EPOCH + Duration::from_secs(60);
+        let s = Silence::new(t, t + Duration::from_secs(60))
+            .matcher(Matcher::equal("alertname", "X"))
+            .created_by("me");
+        let json = serde_json::to_string(&s).unwrap();
+        assert_eq!(
+            json,
+            r#"{"matchers":["alertname=\"X\""],"starts_at":"1970-01-01T00:01:00Z","ends_at":"1970-01-01T00:02:00Z","created_by":"me"}"#
+        );
+        assert_eq!(serde_json::from_str::<Silence>(&json).unwrap(), s);
+    }
+}

@@ -1,0 +1,248 @@
+//! `WebhookNotifier` against real loopback sockets: bodies in both formats,
+//! and endpoints that hang, fail or refuse never delay `dispatch`, and each
+//! failure is counted.
+//!
+//! These run on the real clock: tokio's paused clock auto-advances whenever
+//! the runtime waits on I/O, which would fire attempt timeouts while a
+//! response is in flight. Backoffs are therefore a few milliseconds (the
+//! backoff schedule itself is tested on the paused clock in `notify.rs`),
+//! and the hung socket uses a real ~150 ms timeout.
+
+mod support;
+
+use std::time::{Duration, Instant, SystemTime};
+
+use metrics_util::debugging::DebuggingRecorder;
+use support::{Counters, HttpServer, notification, refused_url};
+use vigil_alert::notify::{Dispatcher, DispatcherBuilder, Notifier, NotifyError, WebhookNotifier};
+use vigil_alert::{AlertStatus, Notification};
+
+const DELIVERED: &str = "alert_notifications_total";
+const FAILED: &str = "alert_notification_failures_total";
+
+/// Short real backoffs; `timeout` long enough for loopback requests.
+fn dispatcher(webhook: WebhookNotifier) -> DispatcherBuilder {
+    Dispatcher::builder()
+        .receiver("ops", webhook)
+        .initial_backoff(Duration::from_millis(5))
+        .max_backoff(Duration::from_millis(20))
+        .max_attempts(3)
+        .timeout(Duration::from_secs(5))
+}
+
+/// Dispatches `n` notifications, asserting each call returns at once.
+fn dispatch_quickly(dispatcher: &Dispatcher, n: usize) {
+    for _ in 0..n {
+        let start = Instant::now();
+        assert_eq!(
+            dispatcher.dispatch(notification("ops", AlertStatus::Firing)),
+            1
+        );
+        let took = start.elapsed();
+        assert!(took < Duration::from_millis(5), "dispatch took {took:?}");
+    }
+}
+
+async fn finish(dispatcher: Dispatcher) {
+    tokio::time::timeout(Duration::from_secs(20), dispatcher.shutdown())
+        .await
+        .expect("every queued notification is delivered or dropped in time");
+}
+
+#[tokio::test]
+async fn posts_the_notification_as_json() {
+    let server = HttpServer::answering(&[200]);
+    let webhook = WebhookNotifier::builder(server.url("/hooks/alerts"))
+        .header("Authorization", "Bearer s3cret")
+        .build()
+        .unwrap();
+    let sent = notification("ops", AlertStatus::Firing);
+
+    webhook.notify(&sent).await.unwrap();
+
+    let requests = server.requests();
+    assert_eq!(requests.len(), 1);
+    let request = &requests[0];
+    assert_eq!(request.line, "POST /hooks/alerts HTTP/1.1");
+    assert_eq!(request.headers["content-type"], "application/json");
+    assert_eq!(request.headers["authorization"], "Bearer s3cret");
+    assert!(request.headers["user-agent"].starts_with("vigil-alert/"));
+    let received: Notification = serde_json::from_slice(&request.body).unwrap();
+    assert_eq!(received, sent);
+}
+
+#[tokio::test]
+async fn alertmanager_format_is_an_array_of_alerts_with_rfc3339_times() {
+    let server = HttpServer::answering(&[200]);
+    let webhook = WebhookNotifier::builder(server.url(""))
+        .alertmanager()
+        .generator_url("http://checkout.internal/metrics")
+        .build()
+        .unwrap();
+
+    webhook
+        .notify(&notification("ops", AlertStatus::Firing))
+        .await
+        .unwrap();
+    webhook
+        .notify(&notification("ops", AlertStatus::Resolved))
+        .await
+        .unwrap();
+
+    let requests = server.requests();
+    assert_eq!(requests[0].line, "POST /api/v2/alerts HTTP/1.1");
+    let firing = requests[0].json();
+    let alert = &firing.as_array().expect("a JSON array")[0];
+    let keys: Vec<&str> = alert
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(keys, ["annotations", "generatorURL", "labels", "startsAt"]);
+    assert_eq!(alert["labels"]["alertname"], "HighErrorRate");
+    assert_eq!(alert["labels"]["severity"], "critical");
+    assert_eq!(
+        alert["annotations"]["summary"],
+        "checkout fails 0.3 of calls"
+    );
+    assert_eq!(alert["generatorURL"], "http://checkout.internal/metrics");
+    let starts_at = humantime::parse_rfc3339(alert["startsAt"].as_str().unwrap()).unwrap();
+    assert!(starts_at < SystemTime::now());
+
+    let resolved = &requests[1].json()[0];
+    let ends_at = humantime::parse_rfc3339(resolved["endsAt"].as_str().unwrap()).unwrap();
+    assert!(
+        ends_at < SystemTime::now(),
+        "resolved alerts end in the past"
+    );
+    assert!(ends_at >= starts_at);
+}
+
+#[tokio::test]
+async fn a_hung_webhook_never_delays_dispatch_and_each_timeout_is_counted() {
+    let recorder = DebuggingRecorder::new();
+    let mut counters = Counters::new(&recorder);
+    let _metrics = metrics::set_default_local_recorder(&recorder);
+    let server = HttpServer::hanging();
+    let webhook = WebhookNotifier::new(&server.url("/hook")).unwrap();
+    let dispatcher = dispatcher(webhook)
+        .timeout(Duration::from_millis(150))
+        .max_attempts(2)
+        .build()
+        .unwrap();
+
+    dispatch_quickly(&dispatcher, 2);
+    let start = Instant::now();
+    finish(dispatcher).await;
+
+    // 2 notifications x 2 attempts x 150 ms (+ backoff).
+    assert!(start.elapsed() >= Duration::from_millis(600));
+    let labels = [
+        ("receiver", "ops"),
+        ("notifier", "webhook"),
+        ("reason", "timeout"),
+    ];
+    assert_eq!(counters.get(FAILED, &labels), 2);
+    assert_eq!(counters.get(DELIVERED, &[]), 0);
+}
+
+#[tokio::test]
+async fn a_webhook_answering_500_is_retried_then_counted() {
+    let recorder = DebuggingRecorder::new();
+    let mut counters = Counters::new(&recorder);
+    let _metrics = metrics::set_default_local_recorder(&recorder);
+    let server = HttpServer::answering(&[500]);
+    let dispatcher = dispatcher(WebhookNotifier::new(&server.url("/hook")).unwrap())
+        .build()
+        .unwrap();
+
+    dispatch_quickly(&dispatcher, 2);
+    finish(dispatcher).await;
+
+    assert_eq!(server.requests().len(), 6, "3 attempts per notification");
+    let labels = [
+        ("receiver", "ops"),
+        ("notifier", "webhook"),
+        ("reason", "error"),
+    ];
+    assert_eq!(counters.get(FAILED, &labels), 2);
+    assert_eq!(counters.get(DELIVERED, &[]), 0);
+}
+
+#[tokio::test]
+async fn a_refused_connection_never_delays_dispatch_and_is_counted() {
+    let recorder = DebuggingRecorder::new();
+    let mut counters = Counters::new(&recorder);
+    let _metrics = metrics::set_default_local_recorder(&recorder);
+    let url = refused_url();
+    let webhook = WebhookNotifier::new(&url).unwrap();
+    let err = webhook
+        .notify(&notification("ops", AlertStatus::Firing))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, NotifyError::Transport { reason, .. } if reason.contains("refused")),
+        "{err}"
+    );
+    let dispatcher = dispatcher(webhook).build().unwrap();
+
+    dispatch_quickly(&dispatcher, 3);
+    finish(dispatcher).await;
+
+    let labels = [
+        ("receiver", "ops"),
+        ("notifier", "webhook"),
+        ("reason", "error"),
+    ];
+    assert_eq!(counters.get(FAILED, &labels), 3);
+}
+
+#[tokio::test]
+async fn a_webhook_failing_twice_then_succeeding_is_delivered_once_after_three_attempts() {
+    let recorder = DebuggingRecorder::new();
+    let mut counters = Counters::new(&recorder);
+    let _metrics = metrics::set_default_local_recorder(&recorder);
+    let server = HttpServer::answering(&[500, 503, 200]);
+    let dispatcher = dispatcher(WebhookNotifier::new(&server.url("/hook")).unwrap())
+        .max_attempts(5)
+        .build()
+        .unwrap();
+
+    dispatch_quickly(&dispatcher, 1);
+    finish(dispatcher).await;
+
+    let requests = server.requests();
+    assert_eq!(requests.len(), 3);
+    assert!(requests.iter().all(|r| r.body == requests[0].body));
+    assert_eq!(counters.get(DELIVERED, &[("notifier", "webhook")]), 1);
+    assert_eq!(counters.get(FAILED, &[]), 0);
+}
+
+#[tokio::test]
+async fn a_client_error_is_not_retried() {
+    let recorder = DebuggingRecorder::new();
+    let mut counters = Counters::new(&recorder);
+    let _metrics = metrics::set_default_local_recorder(&recorder);
+    let server = HttpServer::answering(&[400]);
+    let webhook = WebhookNotifier::new(&server.url("/hook")).unwrap();
+    let err = webhook
+        .notify(&notification("ops", AlertStatus::Firing))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, NotifyError::Status { status: 400, body, .. } if body == "status 400 by script"),
+        "{err}"
+    );
+    let dispatcher = dispatcher(webhook).max_attempts(5).build().unwrap();
+
+    dispatch_quickly(&dispatcher, 1);
+    finish(dispatcher).await;
+
+    assert_eq!(
+        server.requests().len(),
+        2,
+        "one direct call, one dispatched attempt"
+    );
+    assert_eq!(counters.get(FAILED, &[("reason", "error")]), 1);
+}

@@ -1,0 +1,139 @@
+//! [`CacheBuilder`], shared by both flavours: `C` is the cache type it
+//! builds (`sync::TaggedCache` or `future::TaggedCache`), as in moka.
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::{EvictionPolicy, RemovalCause};
+
+pub(crate) type Weigher<K, V> = Arc<dyn Fn(&K, &V) -> u32 + Send + Sync + 'static>;
+pub(crate) type Listener<K, V> = Arc<dyn Fn(Arc<K>, V, RemovalCause) + Send + Sync + 'static>;
+
+/// Configures and builds a `TaggedCache`; start from
+/// `sync::TaggedCache::builder()` or `future::TaggedCache::builder()`.
+///
+/// ```
+/// use std::time::Duration;
+/// use vigil_cache::{EvictionPolicy, sync::TaggedCache};
+///
+/// let cache: TaggedCache<String, Vec<u8>> = TaggedCache::builder()
+///     .name("responses")
+///     .weigher(|key: &String, value: &Vec<u8>| (key.len() + value.len()) as u32)
+///     .max_capacity(64 * 1024 * 1024) // bytes, with a weigher
+///     .default_ttl(Duration::from_secs(300))
+///     .eviction_policy(EvictionPolicy::Lru)
+///     .build();
+/// assert_eq!(cache.name(), Some("responses"));
+/// ```
+#[must_use = "a builder does nothing until `build` is called"]
+pub struct CacheBuilder<K, V, C> {
+    pub(crate) name: Option<String>,
+    pub(crate) max_capacity: Option<u64>,
+    pub(crate) weigher: Option<Weigher<K, V>>,
+    pub(crate) default_ttl: Option<Duration>,
+    pub(crate) time_to_idle: Option<Duration>,
+    pub(crate) eviction_policy: EvictionPolicy,
+    pub(crate) eviction_listener: Option<Listener<K, V>>,
+    pub(crate) clock: quanta::Clock,
+    flavour: PhantomData<fn() -> C>,
+}
+
+impl<K, V, C> CacheBuilder<K, V, C> {
+    pub(crate) fn new() -> Self {
+        Self {
+            name: None,
+            max_capacity: None,
+            weigher: None,
+            default_ttl: None,
+            time_to_idle: None,
+            eviction_policy: EvictionPolicy::default(),
+            eviction_listener: None,
+            clock: quanta::Clock::new(),
+            flavour: PhantomData,
+        }
+    }
+
+    /// Names the cache. Named caches are exported to the `metrics` facade
+    /// (label `cache` = the name) by [`publish_metrics`](crate::publish_metrics).
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Bounds the cache: at most `max` entries, or a total weight of `max`
+    /// with a [`weigher`](Self::weigher). Unbounded by default.
+    pub fn max_capacity(mut self, max: u64) -> Self {
+        self.max_capacity = Some(max);
+        self
+    }
+
+    /// Weighs each entry (for example its size in bytes) for
+    /// [`max_capacity`](Self::max_capacity).
+    pub fn weigher(mut self, weigher: impl Fn(&K, &V) -> u32 + Send + Sync + 'static) -> Self {
+        self.weigher = Some(Arc::new(weigher));
+        self
+    }
+
+    /// Time to live of entries inserted without their own
+    /// [`EntryOptions::ttl`](crate::EntryOptions::ttl).
+    ///
+    /// Expiry is decided by the builder's [`clock`](Self::clock): a read of
+    /// an expired entry misses. moka also removes expired entries
+    /// physically, in real time.
+    pub fn default_ttl(mut self, ttl: Duration) -> Self {
+        self.default_ttl = Some(ttl);
+        self
+    }
+
+    /// Removes entries not read or written for `tti`. Delegated to moka, so
+    /// it runs on real time and ignores the builder's [`clock`](Self::clock).
+    pub fn time_to_idle(mut self, tti: Duration) -> Self {
+        self.time_to_idle = Some(tti);
+        self
+    }
+
+    /// Chooses moka's eviction policy (default [`EvictionPolicy::TinyLfu`]).
+    pub fn eviction_policy(mut self, policy: EvictionPolicy) -> Self {
+        self.eviction_policy = policy;
+        self
+    }
+
+    /// Calls `listener` with every entry that leaves the cache and why.
+    ///
+    /// The cause is moka's, except that an entry that had already expired
+    /// by the cache's clock is reported as [`RemovalCause::Expired`], and
+    /// one invalidated by tag or `invalidate_all` as
+    /// [`RemovalCause::Explicit`]. A panic in the listener is caught and
+    /// ignored (moka would otherwise stop calling it, and with it the tag
+    /// bookkeeping).
+    pub fn eviction_listener(
+        mut self,
+        listener: impl Fn(Arc<K>, V, RemovalCause) + Send + Sync + 'static,
+    ) -> Self {
+        self.eviction_listener = Some(Arc::new(listener));
+        self
+    }
+
+    /// The time source for TTLs (default `quanta::Clock::new()`); tests pass
+    /// `quanta::Clock::mock()` and advance it instead of sleeping.
+    pub fn clock(mut self, clock: quanta::Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+}
+
+impl<K, V, C> fmt::Debug for CacheBuilder<K, V, C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CacheBuilder")
+            .field("name", &self.name)
+            .field("max_capacity", &self.max_capacity)
+            .field("weigher", &self.weigher.is_some())
+            .field("default_ttl", &self.default_ttl)
+            .field("time_to_idle", &self.time_to_idle)
+            .field("eviction_policy", &self.eviction_policy)
+            .field("eviction_listener", &self.eviction_listener.is_some())
+            .finish_non_exhaustive()
+    }
+}

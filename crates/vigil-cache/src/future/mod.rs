@@ -1,0 +1,504 @@
+//! The async flavour: [`TaggedCache`] on `moka::future::Cache`.
+//!
+//! The same methods as `sync::TaggedCache`, `async` where moka's are (plus
+//! `contains_key`, which must read the entry to check that it is alive, and
+//! the tag invalidations, which remove entries). Loaders are futures.
+
+use std::borrow::Borrow;
+use std::convert::Infallible;
+use std::fmt;
+use std::future::Future;
+use std::hash::Hash;
+use std::sync::{Arc, Weak};
+
+use moka::ops::compute::{CompResult, Op};
+
+use crate::builder::CacheBuilder;
+use crate::entry::{EntryExpiry, Stored};
+use crate::export::{self, Source};
+use crate::shared::{LOAD_ATTEMPTS, NoValue, Shared};
+use crate::stats::{Counters, Hot};
+use crate::{CacheStats, EntryOptions, WarmReport};
+
+/// A concurrent async cache with per-entry TTL and tags, bulk invalidation
+/// by tag, and hit/miss statistics, on `moka::future::Cache`.
+///
+/// Cloning is cheap and every clone shares the same cache.
+///
+/// ```
+/// use vigil_cache::{EntryOptions, future::TaggedCache};
+///
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let cache: TaggedCache<u64, String> = TaggedCache::builder().name("rows").max_capacity(1_000).build();
+///
+/// let row = cache
+///     .get_with_options(42, async { ("Ada".to_string(), EntryOptions::default().tag("user:42")) })
+///     .await;
+/// assert_eq!(row, "Ada");
+/// assert_eq!(cache.get(&42).await.as_deref(), Some("Ada"));
+///
+/// assert_eq!(cache.invalidate_tag("user:42").await, 1);
+/// assert_eq!(cache.get(&42).await, None);
+/// # });
+/// ```
+pub struct TaggedCache<K, V> {
+    inner: Arc<Inner<K, V>>,
+}
+
+struct Inner<K, V> {
+    cache: moka::future::Cache<K, Stored<V>>,
+    shared: Arc<Shared<K, V>>,
+}
+
+impl<K, V> Source for Inner<K, V>
+where
+    K: Hash + Eq + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    fn stats(&self) -> CacheStats {
+        self.shared
+            .stats(self.cache.entry_count(), self.cache.weighted_size())
+    }
+}
+
+impl<K, V> Clone for TaggedCache<K, V> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+impl<K, V> fmt::Debug for TaggedCache<K, V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TaggedCache")
+            .field("name", &self.inner.shared.name)
+            .field("capacity", &self.inner.shared.capacity)
+            .field("entry_count", &self.inner.cache.entry_count())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<K, V> CacheBuilder<K, V, TaggedCache<K, V>>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    /// Builds the cache.
+    pub fn build(self) -> TaggedCache<K, V> {
+        let shared = Arc::new(Shared::new(&self));
+        let listener = Arc::clone(&shared);
+        let mut moka = moka::future::Cache::builder()
+            .eviction_policy(self.eviction_policy.to_moka())
+            .expire_after(EntryExpiry {
+                clock: shared.clock.clone(),
+            })
+            .eviction_listener(move |key, stored, cause| listener.on_removal(key, stored, cause));
+        if let Some(name) = &self.name {
+            moka = moka.name(name);
+        }
+        if let Some(max) = self.max_capacity {
+            moka = moka.max_capacity(max);
+        }
+        if let Some(weigher) = self.weigher {
+            moka = moka.weigher(move |key, stored: &Stored<V>| weigher(key, &stored.value));
+        }
+        if let Some(tti) = self.time_to_idle {
+            moka = moka.time_to_idle(tti);
+        }
+        let inner = Arc::new(Inner {
+            cache: moka.build(),
+            shared,
+        });
+        if inner.shared.name.is_some() {
+            let source: Weak<dyn Source> = Arc::downgrade(&inner) as Weak<dyn Source>;
+            export::register(source);
+        }
+        TaggedCache { inner }
+    }
+}
+
+impl<K, V> TaggedCache<K, V>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    /// Starts a [`CacheBuilder`].
+    pub fn builder() -> CacheBuilder<K, V, TaggedCache<K, V>> {
+        CacheBuilder::new()
+    }
+
+    /// An unnamed cache holding at most `max_capacity` entries, without TTL.
+    pub fn new(max_capacity: u64) -> Self {
+        Self::builder().max_capacity(max_capacity).build()
+    }
+
+    /// The value under `key`, if present and alive (not expired, not
+    /// invalidated). Counts a hit or a miss.
+    ///
+    /// A dead entry found here is left in place: moka removes expired
+    /// entries on its own (in real time), tag invalidations remove theirs,
+    /// and a loader (`get_with`, ...) for the key replaces it.
+    pub async fn get<Q>(&self, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let shared = &self.inner.shared;
+        // Hot path (budget: at most 1.2x a raw moka hit): moka's get, the
+        // liveness check on the inline stamps (atomic loads, a clock read
+        // only with a TTL) and one sharded counter bump. No lock, no
+        // allocation beyond moka's clone, no shared write.
+        match self.inner.cache.get(key).await {
+            Some(stored) if shared.is_fresh(&stored) => {
+                shared.bump(Hot::Hit);
+                Some(stored.value)
+            }
+            _ => {
+                shared.bump(Hot::Miss);
+                None
+            }
+        }
+    }
+
+    /// Whether a live entry is under `key`. Not counted in the statistics;
+    /// like a read, it counts as an access for moka's policy and time to
+    /// idle. (`async`, unlike moka's, because telling a live entry from an
+    /// expired or invalidated one needs the entry, which moka's future
+    /// cache only hands out asynchronously.)
+    pub async fn contains_key<Q>(&self, key: &Q) -> bool
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.inner
+            .cache
+            .get(key)
+            .await
+            .is_some_and(|stored| self.inner.shared.is_fresh(&stored))
+    }
+
+    /// Inserts with the cache's default TTL and no tags.
+    pub async fn insert(&self, key: K, value: V) {
+        self.insert_with(key, value, EntryOptions::default()).await;
+    }
+
+    /// Inserts with per-entry options (TTL, tags), replacing any entry under
+    /// `key`.
+    pub async fn insert_with(&self, key: K, value: V, options: EntryOptions) {
+        let stored = self.inner.shared.make_stored(&key, value, &options);
+        self.inner.cache.insert(key, stored).await;
+        self.inner.shared.bump(Hot::Insert);
+    }
+
+    /// The value under `key`, or the one `init` resolves to, inserted with
+    /// the default options. Concurrent calls for the same key (from any
+    /// task) await one `init`; the others wait for its value. The caller
+    /// whose `init` ran counts a miss, the others a hit.
+    pub async fn get_with(&self, key: K, init: impl Future<Output = V>) -> V {
+        self.get_with_options(key, async { (init.await, EntryOptions::default()) })
+            .await
+    }
+
+    /// [`get_with`](Self::get_with), with per-entry options chosen by the
+    /// loader.
+    pub async fn get_with_options(
+        &self,
+        key: K,
+        init: impl Future<Output = (V, EntryOptions)>,
+    ) -> V {
+        match self
+            .load(key, async { Ok::<_, Infallible>(init.await) })
+            .await
+        {
+            Ok(value) => value,
+            Err(never) => match *never {},
+        }
+    }
+
+    /// [`get_with`](Self::get_with) for a fallible loader. An error is
+    /// returned (shared with concurrent callers waiting on the same load)
+    /// and never cached.
+    pub async fn try_get_with<E>(
+        &self,
+        key: K,
+        init: impl Future<Output = Result<V, E>>,
+    ) -> Result<V, Arc<E>>
+    where
+        E: Send + Sync + 'static,
+    {
+        self.load(key, async {
+            init.await.map(|value| (value, EntryOptions::default()))
+        })
+        .await
+    }
+
+    /// [`try_get_with`](Self::try_get_with), with per-entry options chosen
+    /// by the loader.
+    pub async fn try_get_with_options<E>(
+        &self,
+        key: K,
+        init: impl Future<Output = Result<(V, EntryOptions), E>>,
+    ) -> Result<V, Arc<E>>
+    where
+        E: Send + Sync + 'static,
+    {
+        self.load(key, init).await
+    }
+
+    /// [`get_with`](Self::get_with) for a loader that may find nothing;
+    /// `None` is never cached.
+    pub async fn optionally_get_with(
+        &self,
+        key: K,
+        init: impl Future<Output = Option<V>>,
+    ) -> Option<V> {
+        self.optionally_get_with_options(key, async {
+            init.await.map(|value| (value, EntryOptions::default()))
+        })
+        .await
+    }
+
+    /// [`optionally_get_with`](Self::optionally_get_with), with per-entry
+    /// options chosen by the loader.
+    pub async fn optionally_get_with_options(
+        &self,
+        key: K,
+        init: impl Future<Output = Option<(V, EntryOptions)>>,
+    ) -> Option<V> {
+        self.load(key, async { init.await.ok_or(NoValue) })
+            .await
+            .ok()
+    }
+
+    /// Removes the entry under `key`, if any.
+    pub async fn invalidate<Q>(&self, key: &Q)
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let shared = &self.inner.shared;
+        if let Some(stored) = self.inner.cache.remove(key).await
+            && shared.is_fresh(&stored)
+        {
+            Counters::add(&shared.counters.rare().invalidations, 1);
+        }
+    }
+
+    /// Invalidates every entry at once: no later read returns an entry
+    /// inserted before the call. moka removes them physically during its
+    /// maintenance. Counting the live ones for the statistics visits every
+    /// entry (O(cache size)).
+    pub fn invalidate_all(&self) {
+        let shared = &self.inner.shared;
+        let before = shared.bump_epoch();
+        let live = self
+            .inner
+            .cache
+            .iter()
+            .filter(|(_, stored)| shared.was_live_in_epoch(stored, before))
+            .count();
+        self.inner.cache.invalidate_all();
+        Counters::add(&shared.counters.rare().invalidations, live as u64);
+    }
+
+    /// Invalidates every entry tagged `tag` and returns how many live
+    /// entries that was.
+    ///
+    /// After it returns, no read (on any task or thread) returns an entry
+    /// carrying `tag` that was inserted before the call; entries inserted
+    /// after are unaffected. Costs O(entries with that tag): the tag's
+    /// version is bumped before the first `await` (reads then reject older
+    /// entries with one atomic load), and its members are removed from moka.
+    /// If the future is dropped part-way, the invalidation still holds; the
+    /// entries not yet removed are removed by later reads or evicted.
+    pub async fn invalidate_tag(&self, tag: &str) -> u64 {
+        self.invalidate_tags(&[tag]).await
+    }
+
+    /// Invalidates every entry carrying any of `tags` (see
+    /// [`invalidate_tag`](Self::invalidate_tag)); an entry with several of
+    /// them counts once.
+    pub async fn invalidate_tags<T: AsRef<str>>(&self, tags: &[T]) -> u64 {
+        let shared = &self.inner.shared;
+        let Some(invalidation) = shared.tags.invalidate(tags.iter().map(AsRef::as_ref)) else {
+            return 0;
+        };
+        let mut live = 0;
+        for (id, key) in &invalidation.members {
+            if let Some(stored) = self.remove_if_same(key, *id).await
+                && shared.was_live_before(&stored, &invalidation)
+            {
+                live += 1;
+            }
+        }
+        shared.tags.release(invalidation);
+        Counters::add(&shared.counters.rare().tag_invalidations, live);
+        live
+    }
+
+    /// The live entries (expired and invalidated ones are skipped). Weakly
+    /// consistent: entries inserted or removed during the iteration may or
+    /// may not be seen.
+    pub fn iter(&self) -> impl Iterator<Item = (Arc<K>, V)> + '_ {
+        let shared = &self.inner.shared;
+        self.inner
+            .cache
+            .iter()
+            .filter(|(_, stored)| shared.is_fresh(stored))
+            .map(|(key, stored)| (key, stored.value))
+    }
+
+    /// Entries held, per moka (lags behind recent writes until maintenance
+    /// runs; includes dead entries not yet removed).
+    pub fn entry_count(&self) -> u64 {
+        self.inner.cache.entry_count()
+    }
+
+    /// Total weight held, per moka (see [`entry_count`](Self::entry_count)).
+    pub fn weighted_size(&self) -> u64 {
+        self.inner.cache.weighted_size()
+    }
+
+    /// Inserts every `(key, value)` with the default options.
+    pub async fn warm<I: IntoIterator<Item = (K, V)>>(&self, entries: I) -> WarmReport {
+        let mut report = WarmReport::default();
+        for (key, value) in entries {
+            self.insert(key, value).await;
+            report.loaded += 1;
+        }
+        report
+    }
+
+    /// Loads each key with `loader` (one at a time) and inserts the values
+    /// (default options); keys whose loader fails are counted and skipped.
+    ///
+    /// ```
+    /// use vigil_cache::future::TaggedCache;
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let cache: TaggedCache<u32, u32> = TaggedCache::new(100);
+    /// let report = cache
+    ///     .warm_with(0..4, |&k| async move { if k == 2 { Err("gone") } else { Ok(k * 10) } })
+    ///     .await;
+    /// assert_eq!((report.loaded, report.failed), (3, 1));
+    /// assert_eq!(cache.get(&3).await, Some(30));
+    /// # });
+    /// ```
+    pub async fn warm_with<E, Fut>(
+        &self,
+        keys: impl IntoIterator<Item = K>,
+        mut loader: impl FnMut(&K) -> Fut,
+    ) -> WarmReport
+    where
+        Fut: Future<Output = Result<V, E>>,
+    {
+        let mut report = WarmReport::default();
+        for key in keys {
+            match loader(&key).await {
+                Ok(value) => {
+                    self.insert(key, value).await;
+                    report.loaded += 1;
+                }
+                Err(_) => report.failed += 1,
+            }
+        }
+        report
+    }
+
+    /// A snapshot of the statistics.
+    pub fn stats(&self) -> CacheStats {
+        self.inner.stats()
+    }
+
+    /// The name given to the builder.
+    pub fn name(&self) -> Option<&str> {
+        self.inner.shared.name.as_deref()
+    }
+
+    /// Runs moka's pending maintenance (removing expired and invalidated
+    /// entries, applying evictions, calling the eviction listener) and drops
+    /// tags no entry carries any more.
+    pub async fn run_pending_tasks(&self) {
+        self.inner.cache.run_pending_tasks().await;
+        self.inner.shared.tags.sweep();
+    }
+
+    /// Publishes this cache's statistics to the current `metrics` recorder
+    /// (see [`publish_metrics`](crate::publish_metrics)); nothing for an
+    /// unnamed cache.
+    pub fn publish_metrics(&self) {
+        export::publish(&self.stats());
+    }
+
+    /// Removes the entry under `key` only if it is entry `id`, returning it.
+    async fn remove_if_same(&self, key: &K, id: u64) -> Option<Stored<V>> {
+        let result = self
+            .inner
+            .cache
+            .entry_by_ref(key)
+            .and_compute_with(|entry| {
+                std::future::ready(match entry {
+                    Some(entry) if entry.value().id == id => Op::Remove,
+                    _ => Op::Nop,
+                })
+            })
+            .await;
+        match result {
+            CompResult::Removed(entry) => Some(entry.into_value()),
+            _ => None,
+        }
+    }
+
+    /// The single-flight loader behind every `*get_with*` method.
+    async fn load<E>(
+        &self,
+        key: K,
+        init: impl Future<Output = Result<(V, EntryOptions), E>>,
+    ) -> Result<V, Arc<E>>
+    where
+        E: Send + Sync + 'static,
+    {
+        let shared = &self.inner.shared;
+        // moka drops the future it is given even when it does not poll it;
+        // lending it a pinned reference keeps `init` for a retry.
+        let mut init = std::pin::pin!(init);
+        for _ in 0..LOAD_ATTEMPTS {
+            let result = self
+                .inner
+                .cache
+                .entry_by_ref(&key)
+                .or_try_insert_with(async {
+                    let (value, options) = init.as_mut().await?;
+                    Ok(shared.make_stored(&key, value, &options))
+                })
+                .await;
+            match result {
+                Err(error) => {
+                    shared.bump(Hot::Miss);
+                    return Err(error);
+                }
+                Ok(entry) if entry.is_fresh() => {
+                    shared.bump(Hot::Miss);
+                    shared.bump(Hot::Insert);
+                    return Ok(entry.into_value().value);
+                }
+                Ok(entry) => {
+                    let stored = entry.into_value();
+                    if shared.is_fresh(&stored) {
+                        shared.bump(Hot::Hit);
+                        return Ok(stored.value);
+                    }
+                    // Dead (expired or invalidated): never returned; remove
+                    // it and load again.
+                    self.remove_if_same(&key, stored.id).await;
+                }
+            }
+        }
+        // Every attempt found a dead entry, so `init` has not been polled.
+        shared.bump(Hot::Miss);
+        let (value, options) = init.await.map_err(Arc::new)?;
+        self.insert_with(key, value.clone(), options).await;
+        Ok(value)
+    }
+}

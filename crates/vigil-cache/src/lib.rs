@@ -1,0 +1,96 @@
+//! A tagged TTL / LRU / TinyLFU cache on [`moka`]: drop whole groups of
+//! entries at once by tag, hit/miss statistics, warming, and export to the
+//! `metrics` facade.
+//!
+//! ```
+//! use std::time::Duration;
+//! use vigil_cache::{EntryOptions, sync::TaggedCache};
+//!
+//! let (clock, mock) = quanta::Clock::mock(); // tests advance time, never sleep
+//! let cache: TaggedCache<String, String> = TaggedCache::builder()
+//!     .name("users")
+//!     .max_capacity(10_000)
+//!     .default_ttl(Duration::from_secs(300))
+//!     .clock(clock)
+//!     .build();
+//!
+//! let user42 = || EntryOptions::default().tags(["user:42", "premium"]);
+//! cache.insert_with("profile:42".into(), "Ada".into(), user42());
+//! cache.insert_with("cart:42".into(), "3 items".into(), user42().ttl(Duration::from_secs(30)));
+//! cache.insert("motd".into(), "hello".into());
+//!
+//! // Drop everything about user 42: O(entries with the tag), not O(cache).
+//! assert_eq!(cache.invalidate_tag("user:42"), 2);
+//! assert_eq!(cache.get("profile:42"), None);
+//!
+//! // TTLs follow the builder's clock.
+//! mock.increment(Duration::from_secs(301));
+//! assert_eq!(cache.get("motd"), None);
+//!
+//! let stats = cache.stats();
+//! assert_eq!((stats.hits, stats.misses), (0, 2));
+//! assert_eq!(stats.tag_invalidations, 2);
+//! ```
+//!
+//! # Flavours
+//! [`sync::TaggedCache`] wraps `moka::sync::Cache`; [`future::TaggedCache`]
+//! wraps `moka::future::Cache` with the same methods, `async` where moka's
+//! are, and futures as loaders. Both are built by a [`CacheBuilder`].
+//!
+//! # How tags work
+//! Every tag in use has a version number. An entry remembers, inline, the
+//! version of each of its tags at insert; a read compares them with one
+//! atomic load per tag (no hashing, no lock, no predicate, no shared
+//! write). `invalidate_tag` bumps the version, which hides every older
+//! entry with the tag at once, then removes exactly the entries registered
+//! under that tag (membership sets keyed by a per-insert id, so a newer
+//! entry under the same key is never removed). moka's own
+//! `invalidate_entries_if`, by contrast, makes every later read evaluate the
+//! predicate until a maintenance scan has run.
+//!
+//! # Time
+//! Time to live is decided by the builder's `quanta::Clock`
+//! ([`CacheBuilder::clock`]): a read of an expired entry is a miss. moka
+//! removes expired entries physically on real time (through its `Expiry`,
+//! with the entry's time to live), so memory is reclaimed without reads; a
+//! loader (`get_with`, ...) replaces a dead entry at once. `time_to_idle` is
+//! delegated to moka and runs on real time.
+//!
+//! # Statistics and metrics
+//! [`TaggedCache::stats`](sync::TaggedCache::stats) returns a serde
+//! [`CacheStats`]. Reads count into per-CPU sharded counters and never
+//! touch the `metrics` facade; [`publish_metrics`] copies the totals of
+//! every live named cache into the current recorder, as
+//! `cache_requests_total{cache,result}`, `cache_evictions_total{cache,cause}`,
+//! `cache_entries{cache}` and `cache_weighted_size{cache}` (see
+//! [`metric_names`]).
+#![forbid(unsafe_code)]
+
+mod builder;
+mod entry;
+mod export;
+mod options;
+mod padded;
+mod shared;
+mod stats;
+mod tag;
+
+pub mod future;
+pub mod sync;
+
+pub use builder::CacheBuilder;
+pub use export::publish_metrics;
+pub use moka::notification::RemovalCause;
+pub use options::{EntryOptions, EvictionPolicy};
+pub use stats::{CacheStats, Evictions, WarmReport};
+pub use tag::Tag;
+
+/// The names under which [`publish_metrics`] exports cache statistics.
+pub mod metric_names {
+    pub use crate::export::{ENTRIES, EVICTIONS_TOTAL, REQUESTS_TOTAL, WEIGHTED_SIZE};
+}
+
+/// The README's example, run as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctest;

@@ -1,0 +1,251 @@
+//! Statistics: the serde-friendly [`CacheStats`] snapshot, and the counters
+//! behind it.
+//!
+//! Hits, misses and inserts happen on every call, so they live in a sharded
+//! counter: one 128-byte-aligned slot per CPU (a thread picks its slot once),
+//! so concurrent readers never write the same cache line. Everything else is
+//! rare (invalidations, evictions) and uses plain atomics. Totals are summed
+//! on read.
+
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+use serde::{Deserialize, Serialize};
+
+use crate::padded::CachePadded;
+
+/// A snapshot of a cache's statistics, from `TaggedCache::stats`.
+///
+/// Counters are totals since the cache was built. `entry_count` and
+/// `weighted_size` come from moka and lag behind recent writes until its
+/// pending maintenance tasks have run (`run_pending_tasks`); they include
+/// entries that are logically dead (expired or invalidated) but not yet
+/// physically removed.
+///
+/// ```
+/// use vigil_cache::sync::TaggedCache;
+///
+/// let cache: TaggedCache<u32, u32> = TaggedCache::new(100);
+/// cache.insert(1, 10);
+/// assert_eq!(cache.get(&1), Some(10));
+/// assert_eq!(cache.get(&2), None);
+/// let stats = cache.stats();
+/// assert_eq!((stats.hits, stats.misses, stats.inserts), (1, 1, 1));
+/// assert_eq!(stats.hit_ratio, 0.5);
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct CacheStats {
+    /// The cache's name, if it was built with one.
+    pub name: Option<String>,
+    /// Reads answered with a value.
+    pub hits: u64,
+    /// Reads answered without a value (including reads of expired or
+    /// invalidated entries, and loader calls that ran the loader).
+    pub misses: u64,
+    /// `hits / (hits + misses)`, 0.0 when there were no reads.
+    pub hit_ratio: f64,
+    /// Entries inserted (by `insert*`, loaders and warming).
+    pub inserts: u64,
+    /// Live entries removed by `invalidate` / `invalidate_all`.
+    pub invalidations: u64,
+    /// Live entries invalidated by `invalidate_tag(s)`.
+    pub tag_invalidations: u64,
+    /// Entries removed by the cache itself, by cause.
+    pub evictions: Evictions,
+    /// Entries held (moka's count; see the type's documentation).
+    pub entry_count: u64,
+    /// Total weight held: the sum of the weigher's values, or the entry
+    /// count without a weigher.
+    pub weighted_size: u64,
+    /// The configured `max_capacity` (entries, or weight with a weigher);
+    /// `None` when unbounded.
+    pub capacity: Option<u64>,
+    /// `weighted_size / capacity`, 0.0 when unbounded.
+    pub utilization: f64,
+}
+
+/// Entries removed by the cache itself, by cause (explicit invalidations are
+/// counted in [`CacheStats::invalidations`] and
+/// [`CacheStats::tag_invalidations`]).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Evictions {
+    /// Evicted to stay within the capacity.
+    pub size: u64,
+    /// Removed after their time to live (or moka's time to idle) ran out.
+    pub expired: u64,
+    /// Overwritten by an insert under the same key.
+    pub replaced: u64,
+}
+
+/// The outcome of `warm` / `warm_with`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WarmReport {
+    /// Entries inserted.
+    pub loaded: u64,
+    /// Keys whose loader returned an error (nothing was inserted for them).
+    pub failed: u64,
+}
+
+/// Which sharded counter to bump.
+#[derive(Clone, Copy)]
+pub(crate) enum Hot {
+    Hit = 0,
+    Miss = 1,
+    Insert = 2,
+}
+
+const HOT_COUNTERS: usize = 3;
+
+/// One shard: the hot counters of one thread group, alone on its cache
+/// lines.
+type Slot = CachePadded<[AtomicU64; HOT_COUNTERS]>;
+
+static NEXT_THREAD: AtomicUsize = AtomicUsize::new(0);
+
+thread_local! {
+    /// This thread's shard index (reduced modulo each cache's shard count).
+    static THREAD_SLOT: usize = NEXT_THREAD.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Counters of one cache.
+pub(crate) struct Counters {
+    slots: Box<[Slot]>,
+    mask: usize,
+    /// Written by invalidations and the eviction listener: kept off the
+    /// lines `get` reads.
+    rare: CachePadded<RareCounters>,
+}
+
+/// Counters bumped off the read path.
+#[derive(Default)]
+pub(crate) struct RareCounters {
+    pub(crate) invalidations: AtomicU64,
+    pub(crate) tag_invalidations: AtomicU64,
+    pub(crate) evicted_size: AtomicU64,
+    pub(crate) evicted_expired: AtomicU64,
+    pub(crate) evicted_replaced: AtomicU64,
+}
+
+impl Counters {
+    pub(crate) fn new() -> Self {
+        static SHARDS: OnceLock<usize> = OnceLock::new();
+        // Twice the CPUs, so that worker threads plus a few others rarely
+        // share a slot. `available_parallelism` reads cgroup files: once.
+        let shards = *SHARDS.get_or_init(|| {
+            let cpus = std::thread::available_parallelism().map_or(4, |n| n.get());
+            (cpus * 2).next_power_of_two().clamp(4, 128)
+        });
+        Self {
+            slots: (0..shards).map(|_| Slot::default()).collect(),
+            mask: shards - 1,
+            rare: CachePadded::default(),
+        }
+    }
+
+    pub(crate) fn rare(&self) -> &RareCounters {
+        &self.rare
+    }
+
+    /// Hot path: a thread-local read and one uncontended atomic add.
+    #[inline]
+    pub(crate) fn bump(&self, which: Hot) {
+        let slot = THREAD_SLOT.try_with(|s| *s).unwrap_or(0) & self.mask;
+        self.slots[slot][which as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn total(&self, which: Hot) -> u64 {
+        self.slots
+            .iter()
+            .map(|slot| slot[which as usize].load(Ordering::Relaxed))
+            .sum()
+    }
+
+    pub(crate) fn add(counter: &AtomicU64, n: u64) {
+        if n > 0 {
+            counter.fetch_add(n, Ordering::Relaxed);
+        }
+    }
+
+    /// Snapshot, given the figures only the moka cache knows.
+    pub(crate) fn snapshot(
+        &self,
+        name: Option<&str>,
+        entry_count: u64,
+        weighted_size: u64,
+        capacity: Option<u64>,
+    ) -> CacheStats {
+        let hits = self.total(Hot::Hit);
+        let misses = self.total(Hot::Miss);
+        let reads = hits + misses;
+        CacheStats {
+            name: name.map(str::to_owned),
+            hits,
+            misses,
+            hit_ratio: if reads == 0 {
+                0.0
+            } else {
+                hits as f64 / reads as f64
+            },
+            inserts: self.total(Hot::Insert),
+            invalidations: self.rare.invalidations.load(Ordering::Relaxed),
+            tag_invalidations: self.rare.tag_invalidations.load(Ordering::Relaxed),
+            evictions: Evictions {
+                size: self.rare.evicted_size.load(Ordering::Relaxed),
+                expired: self.rare.evicted_expired.load(Ordering::Relaxed),
+                replaced: self.rare.evicted_replaced.load(Ordering::Relaxed),
+            },
+            entry_count,
+            weighted_size,
+            capacity,
+            utilization: match capacity {
+                Some(0) => 1.0,
+                Some(capacity) => weighted_size as f64 / capacity as f64,
+                None => 0.0,
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sharded_counts_sum_across_threads() {
+        let counters = Counters::new();
+        std::thread::scope(|s| {
+            for _ in 0..8 {
+                s.spawn(|| {
+                    for _ in 0..1000 {
+                        counters.bump(Hot::Hit);
+                    }
+                    counters.bump(Hot::Miss);
+                });
+            }
+        });
+        assert_eq!(counters.total(Hot::Hit), 8000);
+        assert_eq!(counters.total(Hot::Miss), 8);
+        assert_eq!(counters.total(Hot::Insert), 0);
+    }
+
+    #[test]
+    fn slots_are_padded_to_their_own_cache_lines() {
+        assert_eq!(std::mem::align_of::<Slot>(), 128);
+        assert_eq!(std::mem::size_of::<Slot>(), 128);
+    }
+
+    #[test]
+    fn snapshot_derives_ratios() {
+        let counters = Counters::new();
+        counters.bump(Hot::Hit);
+        counters.bump(Hot::Hit);
+        counters.bump(Hot::Hit);
+        counters.bump(Hot::Miss);
+        let stats = counters.snapshot(Some("c"), 5, 5, Some(10));
+        assert_eq!(stats.hit_ratio, 0.75);
+        assert_eq!(stats.utilization, 0.5);
+        assert_eq!(stats.name.as_deref(), Some("c"));
+        let empty = Counters::new().snapshot(None, 0, 0, None);
+        assert_eq!((empty.hit_ratio, empty.utilization), (0.0, 0.0));
+    }
+}

@@ -1,0 +1,573 @@
+//! The blocking flavour: [`TaggedCache`] on `moka::sync::Cache`.
+//!
+//! `future::TaggedCache` has the same methods, `async` where moka's are.
+
+use std::borrow::Borrow;
+use std::convert::Infallible;
+use std::fmt;
+use std::hash::Hash;
+use std::sync::{Arc, Weak};
+
+use moka::ops::compute::{CompResult, Op};
+
+use crate::builder::CacheBuilder;
+use crate::entry::{EntryExpiry, Stored};
+use crate::export::{self, Source};
+use crate::shared::{LOAD_ATTEMPTS, NoValue, Shared};
+use crate::stats::{Counters, Hot};
+use crate::{CacheStats, EntryOptions, WarmReport};
+
+/// A concurrent cache with per-entry TTL and tags, bulk invalidation by tag,
+/// and hit/miss statistics, on `moka::sync::Cache`.
+///
+/// Cloning is cheap and every clone shares the same cache.
+///
+/// ```
+/// use std::time::Duration;
+/// use vigil_cache::{EntryOptions, sync::TaggedCache};
+///
+/// let cache: TaggedCache<String, String> = TaggedCache::builder()
+///     .name("profiles")
+///     .max_capacity(10_000)
+///     .default_ttl(Duration::from_secs(300))
+///     .build();
+///
+/// let tagged = || EntryOptions::default().tags(["user:42", "premium"]);
+/// cache.insert_with("profile:42".into(), "Ada".into(), tagged());
+/// cache.insert_with("settings:42".into(), "dark".into(), tagged().ttl(Duration::from_secs(60)));
+/// cache.insert("motd".into(), "hello".into());
+///
+/// assert_eq!(cache.get("profile:42").as_deref(), Some("Ada"));
+/// assert_eq!(cache.invalidate_tag("user:42"), 2);
+/// assert_eq!(cache.get("profile:42"), None);
+/// assert_eq!(cache.get("motd").as_deref(), Some("hello"));
+///
+/// let stats = cache.stats();
+/// assert_eq!((stats.hits, stats.misses, stats.tag_invalidations), (2, 1, 2));
+/// ```
+pub struct TaggedCache<K, V> {
+    inner: Arc<Inner<K, V>>,
+}
+
+struct Inner<K, V> {
+    cache: moka::sync::Cache<K, Stored<V>>,
+    shared: Arc<Shared<K, V>>,
+}
+
+impl<K, V> Source for Inner<K, V>
+where
+    K: Hash + Eq + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    fn stats(&self) -> CacheStats {
+        self.shared
+            .stats(self.cache.entry_count(), self.cache.weighted_size())
+    }
+}
+
+impl<K, V> Clone for TaggedCache<K, V> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+impl<K, V> fmt::Debug for TaggedCache<K, V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TaggedCache")
+            .field("name", &self.inner.shared.name)
+            .field("capacity", &self.inner.shared.capacity)
+            .field("entry_count", &self.inner.cache.entry_count())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<K, V> CacheBuilder<K, V, TaggedCache<K, V>>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    /// Builds the cache.
+    pub fn build(self) -> TaggedCache<K, V> {
+        let shared = Arc::new(Shared::new(&self));
+        let listener = Arc::clone(&shared);
+        let mut moka = moka::sync::Cache::builder()
+            .eviction_policy(self.eviction_policy.to_moka())
+            .expire_after(EntryExpiry {
+                clock: shared.clock.clone(),
+            })
+            .eviction_listener(move |key, stored, cause| listener.on_removal(key, stored, cause));
+        if let Some(name) = &self.name {
+            moka = moka.name(name);
+        }
+        if let Some(max) = self.max_capacity {
+            moka = moka.max_capacity(max);
+        }
+        if let Some(weigher) = self.weigher {
+            moka = moka.weigher(move |key, stored: &Stored<V>| weigher(key, &stored.value));
+        }
+        if let Some(tti) = self.time_to_idle {
+            moka = moka.time_to_idle(tti);
+        }
+        let inner = Arc::new(Inner {
+            cache: moka.build(),
+            shared,
+        });
+        if inner.shared.name.is_some() {
+            let source: Weak<dyn Source> = Arc::downgrade(&inner) as Weak<dyn Source>;
+            export::register(source);
+        }
+        TaggedCache { inner }
+    }
+}
+
+impl<K, V> TaggedCache<K, V>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    /// Starts a [`CacheBuilder`].
+    pub fn builder() -> CacheBuilder<K, V, TaggedCache<K, V>> {
+        CacheBuilder::new()
+    }
+
+    /// An unnamed cache holding at most `max_capacity` entries, without TTL.
+    pub fn new(max_capacity: u64) -> Self {
+        Self::builder().max_capacity(max_capacity).build()
+    }
+
+    /// The value under `key`, if present and alive (not expired, not
+    /// invalidated). Counts a hit or a miss.
+    ///
+    /// A dead entry found here is left in place: moka removes expired
+    /// entries on its own (in real time), tag invalidations remove theirs,
+    /// and a loader (`get_with`, ...) for the key replaces it.
+    pub fn get<Q>(&self, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let shared = &self.inner.shared;
+        // Hot path (budget: at most 1.2x a raw moka hit): moka's get, the
+        // liveness check on the inline stamps (atomic loads, a clock read
+        // only with a TTL) and one sharded counter bump. No lock, no
+        // allocation beyond moka's clone, no shared write.
+        match self.inner.cache.get(key) {
+            Some(stored) if shared.is_fresh(&stored) => {
+                shared.bump(Hot::Hit);
+                Some(stored.value)
+            }
+            _ => {
+                shared.bump(Hot::Miss);
+                None
+            }
+        }
+    }
+
+    /// Whether a live entry is under `key`. Not counted in the statistics;
+    /// like a read, it counts as an access for moka's policy and time to
+    /// idle.
+    pub fn contains_key<Q>(&self, key: &Q) -> bool
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.inner
+            .cache
+            .get(key)
+            .is_some_and(|stored| self.inner.shared.is_fresh(&stored))
+    }
+
+    /// Inserts with the cache's default TTL and no tags.
+    pub fn insert(&self, key: K, value: V) {
+        self.insert_with(key, value, EntryOptions::default());
+    }
+
+    /// Inserts with per-entry options (TTL, tags), replacing any entry under
+    /// `key`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use vigil_cache::{EntryOptions, sync::TaggedCache};
+    ///
+    /// let (clock, mock) = quanta::Clock::mock();
+    /// let cache: TaggedCache<u32, &str> = TaggedCache::builder().clock(clock).build();
+    /// cache.insert_with(1, "one", EntryOptions::default().ttl(Duration::from_secs(10)));
+    /// mock.increment(Duration::from_secs(9));
+    /// assert_eq!(cache.get(&1), Some("one"));
+    /// mock.increment(Duration::from_secs(1));
+    /// assert_eq!(cache.get(&1), None);
+    /// ```
+    pub fn insert_with(&self, key: K, value: V, options: EntryOptions) {
+        let stored = self.inner.shared.make_stored(&key, value, &options);
+        self.inner.cache.insert(key, stored);
+        self.inner.shared.bump(Hot::Insert);
+    }
+
+    /// The value under `key`, or the one `init` returns, inserted with the
+    /// default options. Concurrent calls for the same key run one `init`;
+    /// the others wait for its value. The caller whose `init` ran counts a
+    /// miss, the others a hit.
+    ///
+    /// ```
+    /// use vigil_cache::sync::TaggedCache;
+    ///
+    /// let cache: TaggedCache<u32, String> = TaggedCache::new(100);
+    /// assert_eq!(cache.get_with(1, || "loaded".to_string()), "loaded");
+    /// assert_eq!(cache.get_with(1, || unreachable!()), "loaded");
+    /// ```
+    pub fn get_with(&self, key: K, init: impl FnOnce() -> V) -> V {
+        self.get_with_options(key, || (init(), EntryOptions::default()))
+    }
+
+    /// [`get_with`](Self::get_with), with per-entry options chosen by the
+    /// loader.
+    pub fn get_with_options(&self, key: K, init: impl FnOnce() -> (V, EntryOptions)) -> V {
+        match self.load(key, || Ok::<_, Infallible>(init())) {
+            Ok(value) => value,
+            Err(never) => match *never {},
+        }
+    }
+
+    /// [`get_with`](Self::get_with) for a fallible loader. An error is
+    /// returned (shared with concurrent callers waiting on the same load)
+    /// and never cached.
+    pub fn try_get_with<E>(&self, key: K, init: impl FnOnce() -> Result<V, E>) -> Result<V, Arc<E>>
+    where
+        E: Send + Sync + 'static,
+    {
+        self.load(key, || init().map(|value| (value, EntryOptions::default())))
+    }
+
+    /// [`try_get_with`](Self::try_get_with), with per-entry options chosen
+    /// by the loader.
+    pub fn try_get_with_options<E>(
+        &self,
+        key: K,
+        init: impl FnOnce() -> Result<(V, EntryOptions), E>,
+    ) -> Result<V, Arc<E>>
+    where
+        E: Send + Sync + 'static,
+    {
+        self.load(key, init)
+    }
+
+    /// [`get_with`](Self::get_with) for a loader that may find nothing;
+    /// `None` is never cached.
+    pub fn optionally_get_with(&self, key: K, init: impl FnOnce() -> Option<V>) -> Option<V> {
+        self.optionally_get_with_options(key, || {
+            init().map(|value| (value, EntryOptions::default()))
+        })
+    }
+
+    /// [`optionally_get_with`](Self::optionally_get_with), with per-entry
+    /// options chosen by the loader.
+    pub fn optionally_get_with_options(
+        &self,
+        key: K,
+        init: impl FnOnce() -> Option<(V, EntryOptions)>,
+    ) -> Option<V> {
+        self.load(key, || init().ok_or(NoValue)).ok()
+    }
+
+    /// Removes the entry under `key`, if any.
+    pub fn invalidate<Q>(&self, key: &Q)
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let shared = &self.inner.shared;
+        if let Some(stored) = self.inner.cache.remove(key)
+            && shared.is_fresh(&stored)
+        {
+            Counters::add(&shared.counters.rare().invalidations, 1);
+        }
+    }
+
+    /// Invalidates every entry at once: no later read returns an entry
+    /// inserted before the call. moka removes them physically during its
+    /// maintenance. Counting the live ones for the statistics visits every
+    /// entry (O(cache size)).
+    pub fn invalidate_all(&self) {
+        let shared = &self.inner.shared;
+        let before = shared.bump_epoch();
+        let live = self
+            .inner
+            .cache
+            .iter()
+            .filter(|(_, stored)| shared.was_live_in_epoch(stored, before))
+            .count();
+        self.inner.cache.invalidate_all();
+        Counters::add(&shared.counters.rare().invalidations, live as u64);
+    }
+
+    /// Invalidates every entry tagged `tag` and returns how many live
+    /// entries that was.
+    ///
+    /// After it returns, no read (on any thread) returns an entry carrying
+    /// `tag` that was inserted before the call; entries inserted after are
+    /// unaffected. Costs O(entries with that tag): the tag's version is
+    /// bumped (reads then reject older entries with one atomic load), and
+    /// its members are removed from moka.
+    ///
+    /// ```
+    /// use vigil_cache::{EntryOptions, sync::TaggedCache};
+    ///
+    /// let cache: TaggedCache<u32, u32> = TaggedCache::new(100);
+    /// cache.insert_with(1, 1, EntryOptions::default().tag("market"));
+    /// cache.insert_with(2, 2, EntryOptions::default().tags(["market", "eu"]));
+    /// cache.insert_with(3, 3, EntryOptions::default().tag("eu"));
+    /// assert_eq!(cache.invalidate_tag("market"), 2);
+    /// cache.insert_with(1, 10, EntryOptions::default().tag("market"));
+    /// assert_eq!(cache.get(&1), Some(10)); // inserted after: unaffected
+    /// assert_eq!(cache.get(&2), None);
+    /// assert_eq!(cache.get(&3), Some(3));
+    /// ```
+    pub fn invalidate_tag(&self, tag: &str) -> u64 {
+        self.invalidate_tags(&[tag])
+    }
+
+    /// Invalidates every entry carrying any of `tags` (see
+    /// [`invalidate_tag`](Self::invalidate_tag)); an entry with several of
+    /// them counts once.
+    pub fn invalidate_tags<T: AsRef<str>>(&self, tags: &[T]) -> u64 {
+        let shared = &self.inner.shared;
+        let Some(invalidation) = shared.tags.invalidate(tags.iter().map(AsRef::as_ref)) else {
+            return 0;
+        };
+        let mut live = 0;
+        for (id, key) in &invalidation.members {
+            if let Some(stored) = self.remove_if_same(key, *id)
+                && shared.was_live_before(&stored, &invalidation)
+            {
+                live += 1;
+            }
+        }
+        shared.tags.release(invalidation);
+        Counters::add(&shared.counters.rare().tag_invalidations, live);
+        live
+    }
+
+    /// The live entries (expired and invalidated ones are skipped). Weakly
+    /// consistent: entries inserted or removed during the iteration may or
+    /// may not be seen.
+    pub fn iter(&self) -> impl Iterator<Item = (Arc<K>, V)> + '_ {
+        let shared = &self.inner.shared;
+        self.inner
+            .cache
+            .iter()
+            .filter(|(_, stored)| shared.is_fresh(stored))
+            .map(|(key, stored)| (key, stored.value))
+    }
+
+    /// Entries held, per moka (lags behind recent writes until maintenance
+    /// runs; includes dead entries not yet removed).
+    pub fn entry_count(&self) -> u64 {
+        self.inner.cache.entry_count()
+    }
+
+    /// Total weight held, per moka (see [`entry_count`](Self::entry_count)).
+    pub fn weighted_size(&self) -> u64 {
+        self.inner.cache.weighted_size()
+    }
+
+    /// Inserts every `(key, value)` with the default options.
+    ///
+    /// ```
+    /// use vigil_cache::sync::TaggedCache;
+    ///
+    /// let cache: TaggedCache<u32, u32> = TaggedCache::new(100);
+    /// let report = cache.warm((0..10).map(|k| (k, k * k)));
+    /// assert_eq!((report.loaded, report.failed), (10, 0));
+    ///
+    /// let report = cache.warm_with(10..13, |&k| if k == 11 { Err("gone") } else { Ok(k * k) });
+    /// assert_eq!((report.loaded, report.failed), (2, 1));
+    /// ```
+    pub fn warm<I: IntoIterator<Item = (K, V)>>(&self, entries: I) -> WarmReport {
+        let mut report = WarmReport::default();
+        for (key, value) in entries {
+            self.insert(key, value);
+            report.loaded += 1;
+        }
+        report
+    }
+
+    /// Loads each key with `loader` and inserts the values (default
+    /// options); keys whose loader fails are counted and skipped.
+    pub fn warm_with<E>(
+        &self,
+        keys: impl IntoIterator<Item = K>,
+        mut loader: impl FnMut(&K) -> Result<V, E>,
+    ) -> WarmReport {
+        let mut report = WarmReport::default();
+        for key in keys {
+            match loader(&key) {
+                Ok(value) => {
+                    self.insert(key, value);
+                    report.loaded += 1;
+                }
+                Err(_) => report.failed += 1,
+            }
+        }
+        report
+    }
+
+    /// A snapshot of the statistics.
+    pub fn stats(&self) -> CacheStats {
+        self.inner.stats()
+    }
+
+    /// The name given to the builder.
+    pub fn name(&self) -> Option<&str> {
+        self.inner.shared.name.as_deref()
+    }
+
+    /// Runs moka's pending maintenance (removing expired and invalidated
+    /// entries, applying evictions, calling the eviction listener) and drops
+    /// tags no entry carries any more.
+    pub fn run_pending_tasks(&self) {
+        self.inner.cache.run_pending_tasks();
+        self.inner.shared.tags.sweep();
+    }
+
+    /// Publishes this cache's statistics to the current `metrics` recorder
+    /// (see [`publish_metrics`](crate::publish_metrics)); nothing for an
+    /// unnamed cache.
+    pub fn publish_metrics(&self) {
+        export::publish(&self.stats());
+    }
+
+    /// Removes the entry under `key` only if it is entry `id`, returning it.
+    fn remove_if_same(&self, key: &K, id: u64) -> Option<Stored<V>> {
+        let result = self
+            .inner
+            .cache
+            .entry_by_ref(key)
+            .and_compute_with(|entry| match entry {
+                Some(entry) if entry.value().id == id => Op::Remove,
+                _ => Op::Nop,
+            });
+        match result {
+            CompResult::Removed(entry) => Some(entry.into_value()),
+            _ => None,
+        }
+    }
+
+    /// The single-flight loader behind every `*get_with*` method.
+    fn load<E>(
+        &self,
+        key: K,
+        init: impl FnOnce() -> Result<(V, EntryOptions), E>,
+    ) -> Result<V, Arc<E>>
+    where
+        E: Send + Sync + 'static,
+    {
+        let shared = &self.inner.shared;
+        // moka consumes the closure it is given even when it does not call
+        // it; keeping `init` outside lets a retry run it.
+        let mut init = Some(init);
+        for _ in 0..LOAD_ATTEMPTS {
+            let result = self.inner.cache.entry_by_ref(&key).or_try_insert_with(|| {
+                let init = init.take().expect("moka runs a loader at most once");
+                init().map(|(value, options)| shared.make_stored(&key, value, &options))
+            });
+            match result {
+                Err(error) => {
+                    shared.bump(Hot::Miss);
+                    return Err(error);
+                }
+                Ok(entry) if entry.is_fresh() => {
+                    shared.bump(Hot::Miss);
+                    shared.bump(Hot::Insert);
+                    return Ok(entry.into_value().value);
+                }
+                Ok(entry) => {
+                    let stored = entry.into_value();
+                    if shared.is_fresh(&stored) {
+                        shared.bump(Hot::Hit);
+                        return Ok(stored.value);
+                    }
+                    // Dead (expired or invalidated): never returned; remove
+                    // it and load again.
+                    self.remove_if_same(&key, stored.id);
+                }
+            }
+        }
+        let init = init.expect("the loader has not run: every attempt found a dead entry");
+        shared.bump(Hot::Miss);
+        let (value, options) = init().map_err(Arc::new)?;
+        self.insert_with(key, value.clone(), options);
+        Ok(value)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tag::Stamps;
+
+    #[test]
+    fn replaced_and_invalidated_entries_leave_the_tag_index() {
+        let cache: TaggedCache<u32, u32> = TaggedCache::new(100);
+        cache.insert_with(1, 1, EntryOptions::default().tags(["a", "b"]));
+        cache.insert_with(1, 2, EntryOptions::default().tag("c"));
+        cache.run_pending_tasks();
+        assert_eq!(
+            cache.inner.shared.tags.len(),
+            1,
+            "only `c` is still carried"
+        );
+        assert_eq!(cache.invalidate_tag("a"), 0);
+        assert_eq!(cache.invalidate_tag("c"), 1);
+        assert_eq!(cache.inner.shared.tags.len(), 0);
+    }
+
+    #[test]
+    fn an_entry_stamped_before_a_tag_invalidation_but_stored_after_it_is_dead() {
+        // The race between an insert and `invalidate_tag`: the insert has
+        // joined the tag, the invalidation has taken the tag's members (and
+        // found nothing in moka yet), then moka stores the entry. The version
+        // bump alone must hide it.
+        let cache: TaggedCache<u32, u32> = TaggedCache::new(100);
+        let stored = cache
+            .inner
+            .shared
+            .make_stored(&1, 1, &EntryOptions::default().tag("t"));
+        assert_eq!(cache.invalidate_tag("t"), 0, "not in moka yet");
+        cache.inner.cache.insert(1, stored);
+        assert_eq!(cache.get(&1), None);
+        assert!(!cache.contains_key(&1));
+        assert!(cache.iter().next().is_none());
+        assert_eq!(cache.get_with(1, || 2), 2, "a loader replaces it");
+        cache.run_pending_tasks();
+        assert_eq!(cache.entry_count(), 1);
+        assert_eq!(cache.stats().evictions, crate::Evictions::default());
+    }
+
+    #[test]
+    fn an_entry_stored_across_invalidate_all_is_dead() {
+        let cache: TaggedCache<u32, u32> = TaggedCache::new(100);
+        let plain = cache
+            .inner
+            .shared
+            .make_stored(&1, 1, &EntryOptions::default());
+        cache.invalidate_all();
+        cache.inner.cache.insert(1, plain);
+        assert_eq!(cache.get(&1), None);
+        assert_eq!(cache.get_with(1, || 2), 2, "a loader replaces it");
+    }
+
+    #[test]
+    fn entries_with_up_to_two_tags_hold_no_heap_reference() {
+        let cache: TaggedCache<u32, u32> = TaggedCache::new(100);
+        let stamps = |tags: &[&str]| {
+            let options = EntryOptions::default().tags(tags.iter().copied());
+            cache.inner.shared.make_stored(&1, 1, &options).stamps
+        };
+        assert!(matches!(stamps(&[]), Stamps::None));
+        assert!(matches!(stamps(&["a"]), Stamps::One(_)));
+        assert!(matches!(stamps(&["a", "b"]), Stamps::Two(_)));
+        assert!(matches!(stamps(&["a", "b", "c"]), Stamps::Many(_)));
+    }
+}

@@ -1,0 +1,271 @@
+//! Parsing `#[cached(..)]` arguments, with spans for every error.
+//!
+//! Only what can be judged from the arguments alone is checked here; what
+//! depends on the function (`cache_err` on a function that returns no
+//! `Result`, a key type that cannot be inferred) is checked in
+//! `cached_expand.rs`.
+
+use std::time::Duration;
+
+use proc_macro2::Span;
+use syn::meta::ParseNestedMeta;
+use syn::parse::ParseStream;
+use syn::spanned::Spanned;
+use syn::{Expr, LitBool, LitInt, LitStr, Path, Token, Type};
+
+/// Entries a cache holds when `max_capacity` is not given.
+pub(crate) const DEFAULT_MAX_CAPACITY: u64 = 10_000;
+
+/// The arguments of one `#[cached(..)]`.
+#[derive(Default)]
+pub(crate) struct CachedArgs {
+    pub(crate) ttl: Option<Duration>,
+    pub(crate) tags: Option<Tags>,
+    pub(crate) max_capacity: Option<u64>,
+    pub(crate) key: Option<Key>,
+    pub(crate) name: Option<LitStr>,
+    pub(crate) cache_err: Option<Flag>,
+    pub(crate) cache_none: Option<Flag>,
+    pub(crate) clock: Option<Expr>,
+    pub(crate) krate: Option<Path>,
+}
+
+/// `key = expr` or `key: Type = expr`.
+pub(crate) struct Key {
+    pub(crate) ty: Option<Type>,
+    pub(crate) expr: Expr,
+}
+
+/// The tags every entry a call inserts carries.
+pub(crate) enum Tags {
+    /// `tags = ["users", format!("user:{id}")]`: each element on its own
+    /// (`&str` and `String` may be mixed).
+    List(Vec<Expr>),
+    /// `tags = expr`: any `IntoIterator` of `Into<Tag>` items.
+    Iter(Expr),
+}
+
+/// `cache_err`, `cache_err = true` or `cache_err = false`, with where it
+/// was written for the error when it does not apply.
+#[derive(Clone, Copy)]
+pub(crate) struct Flag {
+    pub(crate) value: bool,
+    pub(crate) span: Span,
+}
+
+const EXPECTED: &str = "ttl, tags, max_capacity, key, name, cache_err, cache_none, clock, crate";
+
+impl CachedArgs {
+    /// Parses one argument; used with `syn::meta::parser`.
+    fn parse_one(&mut self, meta: ParseNestedMeta<'_>) -> syn::Result<()> {
+        let path = &meta.path;
+        let Some(ident) = path.get_ident().map(ToString::to_string) else {
+            return Err(unknown(&meta));
+        };
+        let span = path.segments[0].ident.span();
+        let twice = || syn::Error::new(span, format!("`{ident}` is given twice"));
+        match ident.as_str() {
+            "ttl" => {
+                if self.ttl.is_some() {
+                    return Err(twice());
+                }
+                let lit: LitStr = meta.value()?.parse()?;
+                self.ttl = Some(parse_ttl(&lit)?);
+            }
+            "tags" => {
+                if self.tags.is_some() {
+                    return Err(twice());
+                }
+                self.tags = Some(parse_tags(meta.value()?)?);
+            }
+            "max_capacity" => {
+                if self.max_capacity.is_some() {
+                    return Err(twice());
+                }
+                let lit: LitInt = meta.value()?.parse()?;
+                let max: u64 = lit.base10_parse()?;
+                if max == 0 {
+                    return Err(syn::Error::new(
+                        lit.span(),
+                        "`max_capacity` must be at least 1: a cache of 0 entries keeps nothing",
+                    ));
+                }
+                self.max_capacity = Some(max);
+            }
+            "key" => {
+                if self.key.is_some() {
+                    return Err(twice());
+                }
+                self.key = Some(parse_key(meta.input)?);
+            }
+            "name" => {
+                if self.name.is_some() {
+                    return Err(twice());
+                }
+                let name: LitStr = meta.value()?.parse()?;
+                if name.value().is_empty() {
+                    return Err(syn::Error::new(name.span(), "`name` must not be empty"));
+                }
+                self.name = Some(name);
+            }
+            "cache_err" | "cache_none" => {
+                let slot = if ident == "cache_err" {
+                    &mut self.cache_err
+                } else {
+                    &mut self.cache_none
+                };
+                if slot.is_some() {
+                    return Err(twice());
+                }
+                // A bare `cache_err` means `cache_err = true`.
+                let value = if meta.input.peek(Token![=]) {
+                    meta.value()?.parse::<LitBool>()?.value
+                } else {
+                    true
+                };
+                *slot = Some(Flag { value, span });
+            }
+            "clock" => {
+                if self.clock.is_some() {
+                    return Err(twice());
+                }
+                self.clock = Some(meta.value()?.parse()?);
+            }
+            "crate" => {
+                if self.krate.is_some() {
+                    return Err(twice());
+                }
+                self.krate = Some(meta.value()?.parse()?);
+            }
+            _ => return Err(unknown(&meta)),
+        }
+        Ok(())
+    }
+}
+
+fn unknown(meta: &ParseNestedMeta<'_>) -> syn::Error {
+    let shown = quote::ToTokens::to_token_stream(&meta.path)
+        .to_string()
+        .replace(' ', "");
+    meta.error(format!(
+        "unknown #[cached] argument `{shown}`; expected one of: {EXPECTED}"
+    ))
+}
+
+fn parse_ttl(lit: &LitStr) -> syn::Result<Duration> {
+    let ttl = humantime::parse_duration(&lit.value()).map_err(|e| {
+        syn::Error::new(
+            lit.span(),
+            format!(
+                "invalid duration {:?}: {e} (expected e.g. \"30s\", \"5m\", \"1h 30m\")",
+                lit.value()
+            ),
+        )
+    })?;
+    if ttl.is_zero() {
+        return Err(syn::Error::new(
+            lit.span(),
+            "`ttl` must be longer than zero: entries would expire as they are inserted",
+        ));
+    }
+    Ok(ttl)
+}
+
+/// `= [a, b]`, `= expr`; the closure form other caches use is refused with
+/// the form this one takes, since the arguments are simply in scope.
+fn parse_tags(input: ParseStream<'_>) -> syn::Result<Tags> {
+    match input.parse::<Expr>()? {
+        Expr::Array(array) => Ok(Tags::List(array.elems.into_iter().collect())),
+        Expr::Closure(closure) => Err(syn::Error::new(
+            closure.or1_token.span(),
+            "`tags` takes the tags themselves, not a closure: the function's arguments are \
+             in scope, e.g. `tags = [\"users\", format!(\"user:{id}\")]`",
+        )),
+        other => Ok(Tags::Iter(other)),
+    }
+}
+
+/// `= expr` or `: Type = expr`.
+fn parse_key(input: ParseStream<'_>) -> syn::Result<Key> {
+    let ty = if input.peek(Token![:]) {
+        input.parse::<Token![:]>()?;
+        Some(input.parse::<Type>()?)
+    } else {
+        None
+    };
+    input.parse::<Token![=]>()?;
+    let expr: Expr = input.parse()?;
+    Ok(Key { ty, expr })
+}
+
+/// Parses the whole argument list of one attribute.
+pub(crate) fn parse_args(tokens: proc_macro2::TokenStream) -> syn::Result<CachedArgs> {
+    let mut args = CachedArgs::default();
+    syn::parse::Parser::parse2(syn::meta::parser(|meta| args.parse_one(meta)), tokens)?;
+    Ok(args)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use quote::{ToTokens, quote};
+
+    #[test]
+    fn arguments_parse_with_their_values() {
+        let args = parse_args(quote!(
+            ttl = "1m 30s",
+            tags = ["a", format!("b:{id}")],
+            max_capacity = 500,
+            key: (u64, String) = (self.id, name.clone()),
+            name = "users",
+            cache_err = true,
+            cache_none,
+            clock = clock(),
+            crate = vigil_cache
+        ))
+        .unwrap();
+        assert_eq!(args.ttl, Some(Duration::from_secs(90)));
+        assert!(matches!(args.tags, Some(Tags::List(ref tags)) if tags.len() == 2));
+        assert_eq!(args.max_capacity, Some(500));
+        let key = args.key.unwrap();
+        assert_eq!(
+            key.ty.unwrap().to_token_stream().to_string(),
+            "(u64 , String)"
+        );
+        assert_eq!(args.name.unwrap().value(), "users");
+        assert!(args.cache_err.unwrap().value);
+        assert!(args.cache_none.unwrap().value);
+        assert!(args.clock.is_some());
+        assert!(args.krate.is_some());
+    }
+
+    #[test]
+    fn untyped_keys_and_tag_iterators_parse() {
+        let args = parse_args(quote!(key = id, tags = tags_of(&id), cache_err = false)).unwrap();
+        let key = args.key.unwrap();
+        assert!(key.ty.is_none());
+        assert_eq!(key.expr.to_token_stream().to_string(), "id");
+        assert!(matches!(args.tags, Some(Tags::Iter(_))));
+        assert!(!args.cache_err.unwrap().value);
+    }
+
+    #[test]
+    fn bad_arguments_are_errors() {
+        for bad in [
+            quote!(tll = "5m"),
+            quote!(ttl = "soon"),
+            quote!(ttl = "0s"),
+            quote!(ttl = 5),
+            quote!(max_capacity = 0),
+            quote!(max_capacity = -1),
+            quote!(name = ""),
+            quote!(ttl = "1s", ttl = "2s"),
+            quote!(cache_err = "yes"),
+            quote!(tags = |id| [id]),
+            quote!(key),
+            quote!(vigil::ttl = "1s"),
+        ] {
+            assert!(parse_args(bad.clone()).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,97 @@
+//! The alert loop in the facade: rules read the registry every series is
+//! recorded into, and notifications reach the host's notifier.
+
+use std::time::{Duration, Instant, UNIX_EPOCH};
+
+use vigil::Monitor;
+use vigil::alert::notify::ChannelNotifier;
+use vigil::alert::{AlertStatus, Comparison, Engine, Routing, Rule, Severity, State};
+
+#[test]
+fn rules_read_the_registry_and_notify_the_receiver() {
+    let rule = Rule::builder("QueueBacklog")
+        .gauge("queue_depth")
+        .per_series()
+        .threshold(Severity::High, Comparison::Greater, 100.0)
+        .recover_below(50.0)
+        .for_duration(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let engine = Engine::builder()
+        .rule(rule)
+        .routing(
+            Routing::new("ops")
+                .group_by(["alertname"])
+                .group_wait(Duration::ZERO),
+        )
+        .build()
+        .unwrap();
+    let (notifier, mut notifications) = ChannelNotifier::channel(16);
+    let monitor = Monitor::builder()
+        .manual_upkeep()
+        .manual_alerts()
+        .alerts(engine)
+        .notifier("ops", notifier)
+        .build()
+        .unwrap();
+    let t = |secs: u64| UNIX_EPOCH + Duration::from_secs(1_700_000_000 + secs);
+    let depth = |value: f64| {
+        vigil::with_local_recorder(&monitor.recorder(), || {
+            vigil::metrics::gauge!("queue_depth", "queue" => "emails").set(value);
+        })
+    };
+    let emails = vigil::alert::labels([("queue", "emails")]);
+    let state = || {
+        monitor
+            .with_alerts(|engine| engine.state("QueueBacklog", &emails))
+            .unwrap()
+    };
+
+    depth(10.0);
+    assert!(monitor.evaluate_alerts(t(0)).is_empty());
+    depth(500.0);
+    monitor.evaluate_alerts(t(15));
+    assert_eq!(state(), State::Pending);
+    monitor.evaluate_alerts(t(45));
+    assert_eq!(state(), State::Firing);
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let notification = loop {
+        match notifications.try_recv() {
+            Ok(notification) => break notification,
+            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
+            Err(e) => panic!("no notification delivered within 10 s: {e}"),
+        }
+    };
+    assert_eq!(notification.receiver, "ops");
+    assert_eq!(notification.alerts[0].status, AlertStatus::Firing);
+    assert_eq!(notification.alerts[0].labels["queue"], "emails");
+
+    // Hysteresis: 80 is below the threshold but not below the recovery line.
+    depth(80.0);
+    monitor.evaluate_alerts(t(60));
+    assert_eq!(state(), State::Firing);
+    depth(20.0);
+    monitor.evaluate_alerts(t(75));
+    assert_ne!(state(), State::Firing);
+
+    let text = monitor.render();
+    assert!(
+        text.contains(r#"alerts_firing{alert="QueueBacklog",severity="high"} 0"#),
+        "the engine's gauge is in the same registry:\n{text}"
+    );
+    let history = monitor
+        .with_alerts(|engine| engine.history().by_rule("QueueBacklog").count())
+        .unwrap();
+    assert!(
+        history >= 3,
+        "pending, firing and recovery are in the history: {history}"
+    );
+}
+
+#[test]
+fn a_monitor_without_rules_has_no_alerts() {
+    let monitor = Monitor::builder().manual_upkeep().build().unwrap();
+    assert!(monitor.evaluate_alerts(UNIX_EPOCH).is_empty());
+    assert!(monitor.with_alerts(|_| ()).is_none());
+}
