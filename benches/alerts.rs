@@ -27,7 +27,11 @@ fn source() -> MemorySource {
     for metric in 0..METRICS {
         let name = format!("load_{metric}");
         for instance in 0..SERIES_PER_METRIC {
-            let value = if instance.is_multiple_of(10) { 95.0 } else { 10.0 };
+            let value = if instance.is_multiple_of(10) {
+                95.0
+            } else {
+                10.0
+            };
             let labels = [
                 ("instance", instance.to_string()),
                 ("shard", (instance % 10).to_string()),

@@ -124,7 +124,8 @@ fn moka_cache() -> moka::sync::Cache<u64, u64> {
 fn invalidation(c: &mut Criterion) {
     let mut group = c.benchmark_group("cache_invalidation");
     group.sample_size(10);
-    group.measurement_time(Duration::from_secs(20));
+    group.measurement_time(Duration::from_secs(1));
+    group.warm_up_time(Duration::from_millis(500));
 
     // Time until every tagged entry is gone: invalidate_tag returns after
     // the logical cut (one version bump) and the physical removals.

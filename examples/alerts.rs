@@ -50,7 +50,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 };
                 vigil::metrics::histogram!("http_request_duration_seconds", "route" => "/cart")
                     .record(ms / 1000.0);
-                let status = if spiking && i.is_multiple_of(10) { "500" } else { "200" };
+                let status = if spiking && i.is_multiple_of(10) {
+                    "500"
+                } else {
+                    "200"
+                };
                 vigil::metrics::counter!("http_requests_total", "route" => "/cart", "status" => status)
                     .increment(1);
             }

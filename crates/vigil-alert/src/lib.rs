@@ -2,7 +2,8 @@
 //! grouping, silences, inhibition, escalation and a bounded history.
 //!
 //! A [`Rule`] reads one value per series (a gauge, a counter rate, a ratio
-//! of two counters' rates, a histogram statistic) from a [`Source`],
+//! of two counters' rates, a histogram statistic; optionally a second one
+//! that must hold too) from a [`Source`],
 //! compares it with thresholds per [`Severity`], and moves each alert
 //! instance through `Inactive -> Pending -> Firing -> Recovering ->
 //! Resolved` (see [`State`]). The [`Engine`] is a pure function of rules,
@@ -63,7 +64,7 @@
 //! # Modules
 //! | module | owns |
 //! |---|---|
-//! | [`rule`] | [`Rule`], [`Expr`], [`Threshold`], [`Comparison`], [`Recovery`], [`NoDataPolicy`], [`Aggregation`] |
+//! | [`rule`] | [`Rule`], [`Expr`], [`Threshold`], [`Comparison`], [`Recovery`], [`NoDataPolicy`], [`Aggregation`], [`AlsoCondition`] (a second condition, e.g. the short window of a burn-rate alert) |
 //! | [`severity`] | [`Severity`] |
 //! | [`labels`](mod@labels) | [`Labels`], [`Matcher`] (`=`, `!=`, `=~`, `!~`) |
 //! | [`source`] | [`Source`], [`HistogramStat`], [`MemorySource`] |
@@ -121,8 +122,8 @@ pub use history::{History, HistoryQuery, Transition};
 pub use labels::{DisplayLabels, Labels, MatchOp, Matcher, labels};
 pub use prometheus::{PrometheusExport, to_prometheus_rules};
 pub use rule::{
-    Aggregation, Comparison, Expr, Limit, NoDataPolicy, Recovery, Rule, RuleBuilder, Selector,
-    Threshold,
+    Aggregation, AlsoCondition, Comparison, Expr, Limit, NoDataPolicy, Recovery, Rule, RuleBuilder,
+    Selector, Threshold,
 };
 pub use severity::Severity;
 pub use silence::{Silence, SilenceId, SilenceState};

@@ -237,7 +237,7 @@ pub struct Recovery {
 /// workbook's "error ratio over 1h above 14.4x the budget **and** over 5m
 /// above 14.4x the budget"): the long window decides when to fire, the
 /// short one lets the alert resolve soon after the errors stop. It exports
-/// to Prometheus as `(expr OP limit) and on(by) (also OP value)`.
+/// to Prometheus as `(<rule value> OP limit) and on (by) (<expr> OP value)`.
 ///
 /// The rule's `{{ $value }}`, recovery threshold (`recover`) and dynamic
 /// baselines look at the rule's own expression only.
@@ -615,10 +615,9 @@ impl Expr {
             Expr::Histogram {
                 stat: HistogramStat::Quantile(q),
                 ..
-            } if !(0.0..=1.0).contains(q) => Some((
-                "expr",
-                format!("quantile must be within 0..=1, got {q}"),
-            )),
+            } if !(0.0..=1.0).contains(q) => {
+                Some(("expr", format!("quantile must be within 0..=1, got {q}")))
+            }
             Expr::Ratio { ignoring, .. } => ignoring
                 .iter()
                 .find(|n| !is_valid_label_name(n))
@@ -1478,7 +1477,8 @@ matchers = ['queue=~"email|sms"']
         }
         let bad_expr = "name: X\nexpr: {gauge: {metric: up, window: 5m}}\nthresholds: []\n";
         assert!(serde_yaml_ng::from_str::<Rule>(bad_expr).is_err());
-        let bad_also = format!("{base}also: {{expr: {{gauge: {{metric: up}}}}, op: '<', value: 1, x: 2}}\n");
+        let bad_also =
+            format!("{base}also: {{expr: {{gauge: {{metric: up}}}}, op: '<', value: 1, x: 2}}\n");
         assert!(serde_yaml_ng::from_str::<Rule>(&bad_also).is_err());
         let bad_threshold = "name: X\nexpr: {gauge: {metric: up}}\nthresholds: [{severity: low, op: '<', value: 1, x: 2}]\n";
         assert!(serde_yaml_ng::from_str::<Rule>(bad_threshold).is_err());

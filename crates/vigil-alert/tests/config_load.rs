@@ -124,7 +124,10 @@ fn fixture_values_reach_the_core_types() {
     assert_eq!((also.op, also.value), (Comparison::Greater, 0.0144));
     assert_eq!(burn.expr.window(), Some(Duration::from_secs(3600)));
     assert_eq!(also.expr.window(), Some(Duration::from_secs(300)));
-    assert_eq!(also.expr.metrics().collect::<Vec<_>>(), ["function_calls_total"; 2]);
+    assert_eq!(
+        also.expr.metrics().collect::<Vec<_>>(),
+        ["function_calls_total"; 2]
+    );
     let queue = config
         .rules()
         .iter()

@@ -8,6 +8,9 @@
 //! minute: firing and resolving times match exactly (the requirement is
 //! within one evaluation interval).
 //!
+//! Rules with an `also` condition are exported as `(value > x) and on (..)
+//! (also > y)` and agree the same way.
+//!
 //! Rates are compared once their window is full: for the first window of
 //! a series vigil divides the increase by the time its samples span and
 //! Prometheus by the whole window (the export says so in a comment).
@@ -19,6 +22,7 @@ use std::fmt::Write as _;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use vigil_alert::prometheus::{HistogramExport, PrometheusExporter};
+use vigil_alert::rule::Expr;
 use vigil_alert::{
     Aggregation, AlertStatus, Comparison, Engine, HistogramStat, Labels, MemorySource, Rule,
     Selector, Severity,
@@ -364,4 +368,118 @@ fn summary_quantile_agrees_with_the_histogram_statistic() {
     expected.insert("module".to_owned(), "api".to_owned());
     expected.insert("severity".to_owned(), "high".to_owned());
     assert_eq!(firing[6][0].0, expected);
+}
+
+#[test]
+fn per_series_also_condition_agrees_and_a_missing_also_series_never_fires() {
+    let minutes = 30;
+    let rule = Rule::builder("QueueStuck")
+        .gauge("queue_depth")
+        .threshold(Severity::High, Comparison::Greater, 100.0)
+        .also(
+            Expr::Gauge {
+                metric: "queue_consumers".into(),
+                matchers: vec![],
+            },
+            Comparison::Less,
+            1.0,
+        )
+        .for_duration(2 * MINUTE)
+        .annotation("summary", "queue {{ $labels.queue }} has no consumers")
+        .build()
+        .unwrap();
+    let inputs = vec![
+        // email: backed up from 5 to 24, without consumers from 10 to 17:
+        // pending at 10, fires at 12, resolves at 18.
+        Input::new("queue_depth", &[("queue", "email")], Kind::Gauge)
+            .values(minutes, |m| if (5..25).contains(&m) { 150.0 } else { 0.0 }),
+        Input::new("queue_consumers", &[("queue", "email")], Kind::Gauge)
+            .values(minutes, |m| if (10..18).contains(&m) { 0.0 } else { 2.0 }),
+        // sms: backed up, but consumed: never.
+        Input::new("queue_depth", &[("queue", "sms")], Kind::Gauge).values(minutes, |_| 150.0),
+        Input::new("queue_consumers", &[("queue", "sms")], Kind::Gauge).values(minutes, |_| 3.0),
+        // push: backed up, no consumer series at all: the condition cannot
+        // hold (vigil: no value; Prometheus: nothing to `and` with).
+        Input::new("queue_depth", &[("queue", "push")], Kind::Gauge).values(minutes, |_| 500.0),
+    ];
+    let firing = agree(rule, inputs);
+    assert_eq!(changes(&firing), [(12, 1), (18, 0)]);
+    assert_eq!(firing[12][0].0["queue"], "email");
+}
+
+#[test]
+fn aggregated_also_condition_pairs_by_the_by_labels() {
+    let minutes = 25;
+    let rule = Rule::builder("Saturated")
+        .gauge("inflight_requests")
+        .aggregate(Aggregation::Sum)
+        .by(["service"])
+        .threshold(Severity::Critical, Comparison::Greater, 100.0)
+        .also(
+            Expr::Gauge {
+                metric: "queued_requests".into(),
+                matchers: vec![],
+            },
+            Comparison::Greater,
+            10.0,
+        )
+        .build()
+        .unwrap();
+    let gauge = |name, labels: &[(&'static str, &'static str)], f: fn(usize) -> f64| {
+        Input::new(name, labels, Kind::Gauge).values(minutes, f)
+    };
+    let inputs = vec![
+        // api: 120 in flight over two hosts from 5 to 19; host a queues
+        // from 8 to 13: fires at 8, resolves at 14.
+        gauge(
+            "inflight_requests",
+            &[("service", "api"), ("host", "a")],
+            |m| {
+                if (5..20).contains(&m) { 60.0 } else { 10.0 }
+            },
+        ),
+        gauge(
+            "inflight_requests",
+            &[("service", "api"), ("host", "b")],
+            |m| {
+                if (5..20).contains(&m) { 60.0 } else { 10.0 }
+            },
+        ),
+        gauge(
+            "queued_requests",
+            &[("service", "api"), ("host", "a")],
+            |m| {
+                if (8..14).contains(&m) { 20.0 } else { 0.0 }
+            },
+        ),
+        gauge(
+            "queued_requests",
+            &[("service", "api"), ("host", "b")],
+            |_| 0.0,
+        ),
+        // web: busy, never queues; db: queues, never busy.
+        gauge(
+            "inflight_requests",
+            &[("service", "web"), ("host", "c")],
+            |_| 500.0,
+        ),
+        gauge(
+            "queued_requests",
+            &[("service", "web"), ("host", "c")],
+            |_| 0.0,
+        ),
+        gauge(
+            "inflight_requests",
+            &[("service", "db"), ("host", "d")],
+            |_| 5.0,
+        ),
+        gauge(
+            "queued_requests",
+            &[("service", "db"), ("host", "d")],
+            |_| 50.0,
+        ),
+    ];
+    let firing = agree(rule, inputs);
+    assert_eq!(changes(&firing), [(8, 1), (14, 0)]);
+    assert_eq!(firing[8][0].0["service"], "api");
 }

@@ -447,7 +447,7 @@ fn also_conditions_join_with_and_on_the_labels_vigil_pairs_by() {
     assert_eq!(
         exprs(&export),
         [
-            r#"(rate(db_queries_total[5m]) > 100) and (sum without (result) (rate(cache_requests_total{result="hit"}[5m])) or sum without (result) (rate(cache_requests_total[5m])) * 0) / sum without (result) (rate(cache_requests_total[5m])) < 0.5)"#
+            r#"(rate(db_queries_total[5m]) > 100) and ((sum without (result) (rate(cache_requests_total{result="hit"}[5m])) or sum without (result) (rate(cache_requests_total[5m])) * 0) / sum without (result) (rate(cache_requests_total[5m])) < 0.5)"#
         ]
     );
     check_rules(&export.yaml);

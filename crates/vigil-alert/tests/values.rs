@@ -403,3 +403,49 @@ fn rules_with_the_same_name_share_alertname_but_keep_their_own_state() {
     let sev: Vec<_> = tr.iter().map(|t| t.severity).collect();
     assert_eq!(sev, [Some(Severity::Medium), Some(Severity::Critical)]);
 }
+
+#[test]
+fn also_conditions_need_a_value_of_their_own_for_the_same_series() {
+    // CPU above 90 % and being throttled more than once a second (over 2m).
+    let rule = Rule::builder("Throttled")
+        .gauge("cpu")
+        .threshold(Severity::High, Comparison::Greater, 0.9)
+        .also(
+            vigil_alert::rule::Expr::Rate {
+                metric: "throttled_total".into(),
+                matchers: vec![],
+                window: s(120),
+            },
+            Comparison::Greater,
+            1.0,
+        )
+        .build()
+        .unwrap();
+    let mut e = Engine::new([rule]).unwrap();
+    let mut src = MemorySource::new();
+    let (a, b) = (l([("host", "a")]), l([("host", "b")]));
+    src.set_gauge("cpu", [("host", "a")], 0.95);
+    src.set_gauge("cpu", [("host", "b")], 0.95);
+    src.set_counter("throttled_total", [("host", "a")], 0.0);
+    // a's rate needs a second sample; b has no throttling series at all.
+    assert!(e.evaluate(t(0), &src).is_empty());
+    src.set_counter("throttled_total", [("host", "a")], 600.0);
+    assert_eq!(
+        moves(&e.evaluate(t(60), &src)),
+        [(State::Inactive, State::Firing)]
+    );
+    assert_eq!(
+        firing_labels(&e),
+        [l([("alertname", "Throttled"), ("host", "a")])]
+    );
+    // `$value` is the rule's own value, not the `also` one.
+    assert_eq!(value_of(&e, "Throttled", &a), Some(0.95));
+    assert_eq!(e.state("Throttled", &b), State::Inactive);
+    // Throttling stops: once the 2m window holds no increase, it resolves
+    // although the CPU is still hot.
+    assert!(e.evaluate(t(120), &src).is_empty()); // 600 over 0..120: 5/s
+    assert_eq!(
+        moves(&e.evaluate(t(180), &src)), // nothing over 60..180
+        [(State::Firing, State::Resolved)]
+    );
+}

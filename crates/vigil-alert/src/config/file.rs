@@ -794,11 +794,9 @@ impl<'de> Deserialize<'de> for ConditionFile<f64> {
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct ConditionText(pub(crate) Comparison, pub(crate) f64);
 
-from_text!(
-    ConditionText,
-    "a condition such as \"> 0.9\"",
-    |v| parse_condition(v).map(|(op, value)| ConditionText(op, value))
-);
+from_text!(ConditionText, "a condition such as \"> 0.9\"", |v| {
+    parse_condition(v).map(|(op, value)| ConditionText(op, value))
+});
 
 /// `also:`, a second condition on another expression:
 /// `{expr: {...}, op: ">", value: 0.0144}` or
