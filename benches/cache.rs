@@ -170,7 +170,11 @@ fn invalidation(c: &mut Criterion) {
     let moka = moka_cache();
     moka.invalidate_entries_if(|key, _| key.is_multiple_of(10))
         .expect("invalidation closures are enabled");
+    let plain = moka_cache();
     let mut keys = Keys(0x9E37_79B9_7F4A_7C15);
+    group.bench_function("moka_get_no_predicate", |b| {
+        b.iter(|| black_box(plain.get(&keys.next(BIG, 0))))
+    });
     group.bench_function("vigil_get", |b| {
         b.iter(|| black_box(vigil.get(&keys.next(BIG, 0))))
     });

@@ -42,11 +42,17 @@
 //! version of each of its tags at insert; a read compares them with one
 //! atomic load per tag (no hashing, no lock, no predicate, no shared
 //! write). `invalidate_tag` bumps the version, which hides every older
-//! entry with the tag at once, then removes exactly the entries registered
-//! under that tag (membership sets keyed by a per-insert id, so a newer
-//! entry under the same key is never removed). moka's own
-//! `invalidate_entries_if`, by contrast, makes every later read evaluate the
-//! predicate until a maintenance scan has run.
+//! entry with the tag at once, then takes the tag's membership set (keyed
+//! by a per-insert id) to count the entries that were still live and queue
+//! them for physical removal, without a call into moka per entry: O(entries
+//! with that tag). Removal is lazy: later writes remove queued entries in
+//! bounded batches and `run_pending_tasks` removes them all (only if moka
+//! still holds that very entry, so a newer entry under the same key is
+//! never removed; the eviction listener sees them with
+//! [`RemovalCause::Explicit`]). Until then they still count in
+//! `entry_count`. moka's own `invalidate_entries_if`, by contrast, makes
+//! every later read evaluate the predicate until a maintenance scan has
+//! run.
 //!
 //! # Time
 //! Time to live is decided by the builder's `quanta::Clock`

@@ -5,17 +5,22 @@
 //!
 //! The moka listener holds an `Arc<Shared>`, never the moka cache itself, so
 //! there is no reference cycle.
+//!
+//! Tag invalidations are logical and immediate (a version bump), and count
+//! the live entries they hide from the tag index alone; the physical
+//! removals they imply wait in a queue that later writes drain in bounded
+//! batches and `run_pending_tasks` drains entirely.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use crate::builder::{CacheBuilder, Listener};
 use crate::entry::{Freshness, Stored};
 use crate::padded::CachePadded;
 use crate::stats::{Counters, Hot};
-use crate::tag::{Invalidation, TagIndex};
+use crate::tag::{Life, TagIndex};
 use crate::{CacheStats, EntryOptions, RemovalCause};
 
 pub(crate) struct Shared<K, V> {
@@ -31,7 +36,22 @@ pub(crate) struct Shared<K, V> {
     pub(crate) tags: TagIndex<K>,
     pub(crate) counters: Counters,
     listener: Option<Listener<K, V>>,
+    /// Entries hidden by tag invalidations, waiting to be removed from moka.
+    pending: CachePadded<Pending<K>>,
 }
+
+/// The removal queue: (key, entry id) pairs. Removing one only if moka still
+/// holds that very entry never touches a newer entry under the same key.
+struct Pending<K> {
+    queue: Mutex<Vec<(K, u64)>>,
+    /// `queue.len()`, read without the lock by every write.
+    len: AtomicUsize,
+}
+
+/// How many queued removals one write performs (a few milliseconds at
+/// most): the queue drains at this rate per write, and entirely in
+/// `run_pending_tasks`.
+pub(crate) const REMOVALS_PER_WRITE: usize = 256;
 
 impl<K, V> Shared<K, V> {
     pub(crate) fn new<C>(builder: &CacheBuilder<K, V, C>) -> Self {
@@ -45,6 +65,10 @@ impl<K, V> Shared<K, V> {
             tags: TagIndex::new(),
             counters: Counters::new(),
             listener: builder.eviction_listener.clone(),
+            pending: CachePadded(Pending {
+                queue: Mutex::new(Vec::new()),
+                len: AtomicUsize::new(0),
+            }),
         }
     }
 
@@ -65,7 +89,7 @@ impl<K, V> Shared<K, V> {
         let stamps = if tags.is_empty() {
             Default::default()
         } else {
-            self.tags.stamp(tags, id, key)
+            self.tags.stamp(tags, id, key, Life { epoch, expires_at })
         };
         Stored {
             value,
@@ -106,20 +130,77 @@ impl<K, V> Shared<K, V> {
         stored.expires_at.is_none_or(|at| self.clock.now() < at)
     }
 
-    /// Whether `stored` was alive just before `invalidation` (for its
-    /// return count).
-    pub(crate) fn was_live_before(
-        &self,
-        stored: &Stored<V>,
-        invalidation: &Invalidation<K>,
-    ) -> bool {
-        stored.epoch == self.epoch.load(Ordering::Acquire)
-            && stored
-                .stamps
-                .as_slice()
-                .iter()
-                .all(|stamp| self.tags.was_current(stamp, invalidation))
-            && self.unexpired(stored)
+    /// Invalidates every entry carrying any of `tags` and returns how many
+    /// of them were live. O(entries with those tags), without touching
+    /// moka: bumps the tags' versions (from then on no read returns an
+    /// older entry with them), counts the members that were live (same
+    /// `invalidate_all` epoch, unexpired, not taken by an earlier tag
+    /// invalidation; replaced, removed and evicted entries have already left
+    /// the index) and queues them all for physical removal.
+    pub(crate) fn invalidate_tags<'t>(&self, tags: impl IntoIterator<Item = &'t str>) -> u64 {
+        let Some(mut invalidation) = self.tags.invalidate(tags) else {
+            return 0;
+        };
+        let epoch = self.epoch.load(Ordering::Acquire);
+        let now = self.clock.now();
+        let mut live = 0;
+        let mut doomed = Vec::with_capacity(invalidation.members.len());
+        for (id, member) in invalidation.members.drain() {
+            if !member.take() {
+                continue;
+            }
+            if member.epoch == epoch && member.expires_at.is_none_or(|at| now < at) {
+                live += 1;
+            }
+            doomed.push((member.key, id));
+        }
+        self.tags.release(invalidation);
+        self.queue_removals(doomed);
+        Counters::add(&self.counters.rare().tag_invalidations, live);
+        live
+    }
+
+    fn queue_removals(&self, mut doomed: Vec<(K, u64)>) {
+        if doomed.is_empty() {
+            return;
+        }
+        let mut queue = self.lock_pending();
+        if queue.is_empty() {
+            std::mem::swap(&mut *queue, &mut doomed);
+        } else {
+            queue.append(&mut doomed);
+        }
+        self.pending.len.store(queue.len(), Ordering::Release);
+    }
+
+    /// Takes up to `max` queued removals (the caller removes each key from
+    /// moka if it still holds that entry id). Without a lock when the queue
+    /// is empty.
+    pub(crate) fn take_removals(&self, max: usize) -> Vec<(K, u64)> {
+        if self.pending.len.load(Ordering::Acquire) == 0 {
+            return Vec::new();
+        }
+        let mut queue = self.lock_pending();
+        let batch = match queue.len().checked_sub(max) {
+            Some(at) if at > 0 => queue.split_off(at),
+            _ => std::mem::take(&mut *queue),
+        };
+        self.pending.len.store(queue.len(), Ordering::Release);
+        batch
+    }
+
+    /// Puts back removals taken but not performed (a cancelled drain).
+    pub(crate) fn requeue_removals(&self, removals: Vec<(K, u64)>) {
+        self.queue_removals(removals);
+    }
+
+    fn lock_pending(&self) -> std::sync::MutexGuard<'_, Vec<(K, u64)>> {
+        // Critical sections only move plain data: a poisoned queue is
+        // consistent.
+        self.pending
+            .queue
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Starts an `invalidate_all`: from now on every entry stored before is

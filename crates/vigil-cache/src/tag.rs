@@ -1,6 +1,6 @@
 //! Tags and the tag index: per-tag version numbers for O(1) logical
 //! invalidation, and per-tag membership sets for O(entries with that tag)
-//! physical removal.
+//! bookkeeping.
 //!
 //! Every tag in use owns a slot in a table that only grows (chunks are
 //! allocated once and never move, so a slot is reached without a lock).
@@ -9,8 +9,14 @@
 //! older entry with the tag fails the one-atomic-load check on its next read
 //! (the scheme of Symfony's `TagAwareAdapter`); reads never evaluate
 //! predicates and touch no reference count. The slot's membership set
-//! (entry id -> key) lets the invalidation then remove exactly those entries
-//! instead of scanning the cache.
+//! (entry id -> [`Member`]: key and what decides liveness without moka)
+//! lets the invalidation count the live entries it hides and queue exactly
+//! those entries for physical removal, instead of scanning the cache.
+//!
+//! An entry leaves the membership sets when moka drops it (the eviction
+//! listener calls [`TagIndex::forget`]) or when an invalidation takes it, so
+//! a member that is still in a set was neither replaced, removed nor
+//! evicted.
 //!
 //! A slot whose membership is empty is returned to a free list and reused
 //! by the next new tag. Versions only grow, across reuse too, so an entry
@@ -20,7 +26,7 @@
 use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, RwLock};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -159,6 +165,45 @@ impl Stamps {
     }
 }
 
+/// What a tag invalidation needs to know about an entry without asking moka:
+/// whether it was alive just before (not dropped by `invalidate_all`, not
+/// expired on the cache's clock, not already invalidated by another tag)
+/// and which key to remove physically later.
+pub(crate) struct Member<K> {
+    pub(crate) key: K,
+    /// The cache's `invalidate_all` epoch at insert.
+    pub(crate) epoch: u64,
+    /// Logical expiry by the cache's clock, as in the stored entry.
+    pub(crate) expires_at: Option<quanta::Instant>,
+    /// Only for entries with several tags, shared by their memberships: set
+    /// (by a `swap`) by the first invalidation that takes the entry, so one
+    /// that is taken again through another tag is neither counted nor
+    /// queued twice. An entry with one tag is a member of one set only, and
+    /// taking it from that set is enough.
+    pub(crate) taken: Option<Arc<AtomicBool>>,
+}
+
+impl<K> Member<K> {
+    /// Marks the entry as taken by an invalidation; false if an earlier one
+    /// (through another of its tags) already had.
+    #[inline]
+    pub(crate) fn take(&self) -> bool {
+        self.taken
+            .as_ref()
+            .is_none_or(|taken| !taken.swap(true, Ordering::AcqRel))
+    }
+}
+
+/// One tag's members, by entry id.
+pub(crate) type Members<K> = HashMap<u64, Member<K>>;
+
+/// The liveness data of one new entry, copied into each of its memberships.
+#[derive(Clone, Copy)]
+pub(crate) struct Life {
+    pub(crate) epoch: u64,
+    pub(crate) expires_at: Option<quanta::Instant>,
+}
+
 /// Slots per chunk: chunk `c` holds `FIRST_CHUNK << c` slots.
 const FIRST_CHUNK: usize = 32;
 /// Enough chunks for 2^31 tags in use at once.
@@ -169,7 +214,7 @@ const CHUNKS: usize = 26;
 /// change once per invalidation.
 struct Chunk<K> {
     versions: Box<[AtomicU64]>,
-    members: Box<[Mutex<HashMap<u64, K>>]>,
+    members: Box<[Mutex<Members<K>>]>,
 }
 
 /// Where slot `slot` lives: (chunk, offset in the chunk).
@@ -203,7 +248,7 @@ pub(crate) struct Invalidation<K> {
     /// Each invalidated slot with its version just before the bump.
     bumped: Vec<(u32, u64)>,
     /// The members taken from those tags, deduplicated by entry id.
-    pub(crate) members: Vec<(u64, K)>,
+    pub(crate) members: Members<K>,
 }
 
 impl<K> TagIndex<K> {
@@ -229,7 +274,7 @@ impl<K> TagIndex<K> {
         })
     }
 
-    fn members(&self, slot: u32) -> MutexGuard<'_, HashMap<u64, K>> {
+    fn members(&self, slot: u32) -> MutexGuard<'_, Members<K>> {
         let (chunk, offset) = locate(slot);
         // The critical sections only move plain data; a poisoned lock holds
         // a consistent map.
@@ -271,7 +316,7 @@ impl<K> TagIndex<K> {
         // finding it and bumping it.
         let registry = self.read();
         let mut bumped: Vec<(u32, u64)> = Vec::new();
-        let mut taken: HashMap<u64, K> = HashMap::new();
+        let mut taken: Members<K> = HashMap::new();
         for tag in tags {
             let Some(&slot) = registry.slots.get(tag) else {
                 continue;
@@ -292,24 +337,10 @@ impl<K> TagIndex<K> {
             bumped.push((slot, before));
         }
         drop(registry);
-        (!bumped.is_empty()).then(|| Invalidation {
+        (!bumped.is_empty()).then_some(Invalidation {
             bumped,
-            members: taken.into_iter().collect(),
+            members: taken,
         })
-    }
-
-    /// Whether `stamp` was valid just before `invalidation`: for the
-    /// invalidated tags, against the version they had before the bump; for
-    /// the others, against their current version.
-    pub(crate) fn was_current(&self, stamp: &Stamp, invalidation: &Invalidation<K>) -> bool {
-        match invalidation
-            .bumped
-            .iter()
-            .find(|(slot, _)| *slot == stamp.slot)
-        {
-            Some((_, before)) => stamp.version == *before,
-            None => self.is_current(stamp),
-        }
     }
 
     /// Ends an invalidation: frees the slots of its tags that no entry
@@ -364,26 +395,37 @@ impl<K> TagIndex<K> {
 }
 
 impl<K: Clone> TagIndex<K> {
-    /// Registers entry `id` (under `key`) with each of `tags` and returns
-    /// its stamps. Duplicate tags are stamped once.
-    pub(crate) fn stamp(&self, tags: &[Tag], id: u64, key: &K) -> Stamps {
+    /// Registers entry `id` (under `key`, with `life`) with each of `tags`
+    /// and returns its stamps. Duplicate tags are stamped once.
+    pub(crate) fn stamp(&self, tags: &[Tag], id: u64, key: &K, life: Life) -> Stamps {
+        let distinct = |i: usize| !tags[..i].contains(&tags[i]);
+        // Several distinct tags: the memberships share one `taken` flag.
+        let taken = (1..tags.len())
+            .any(distinct)
+            .then(|| Arc::new(AtomicBool::new(false)));
         let mut stamps: Vec<Stamp> = Vec::with_capacity(tags.len());
         for (i, tag) in tags.iter().enumerate() {
-            if tags[..i].contains(tag) {
+            if !distinct(i) {
                 continue;
             }
+            let member = Member {
+                key: key.clone(),
+                epoch: life.epoch,
+                expires_at: life.expires_at,
+                taken: taken.clone(),
+            };
             // The lock (read for a known tag, write for a new one) is held
             // while joining the members: a slot is only freed under the
             // write lock with no members.
             let registry = self.read();
             let known = registry.slots.get(tag.as_str()).copied();
             let stamp = match known {
-                Some(slot) => self.join(slot, id, key),
+                Some(slot) => self.join(slot, id, member),
                 None => {
                     drop(registry);
                     let mut registry = self.write();
                     let slot = self.slot_for(&mut registry, tag);
-                    self.join(slot, id, key)
+                    self.join(slot, id, member)
                 }
             };
             stamps.push(stamp);
@@ -391,9 +433,9 @@ impl<K: Clone> TagIndex<K> {
         Stamps::from_vec(stamps)
     }
 
-    fn join(&self, slot: u32, id: u64, key: &K) -> Stamp {
+    fn join(&self, slot: u32, id: u64, member: Member<K>) -> Stamp {
         let mut members = self.members(slot);
-        members.insert(id, key.clone());
+        members.insert(id, member);
         // Read under the members lock, which `invalidate` holds while
         // bumping: every member it takes carries an older version.
         let version = self.version_cell(slot).load(Ordering::Acquire);
@@ -430,6 +472,18 @@ impl<K: Clone> TagIndex<K> {
 mod tests {
     use super::*;
 
+    const LIFE: Life = Life {
+        epoch: 0,
+        expires_at: None,
+    };
+
+    /// The (id, key) pairs of an invalidation, sorted.
+    fn taken(inv: &Invalidation<u32>) -> Vec<(u64, u32)> {
+        let mut taken: Vec<(u64, u32)> = inv.members.iter().map(|(id, m)| (*id, m.key)).collect();
+        taken.sort();
+        taken
+    }
+
     #[test]
     fn tag_conversions_agree() {
         let owned = String::from("a");
@@ -464,15 +518,14 @@ mod tests {
     fn stamping_registers_members_once_per_tag() {
         let index = TagIndex::<u32>::new();
         let tags = [Tag::from("a"), Tag::from("a"), Tag::from("b")];
-        let stamps = index.stamp(&tags, 7, &1);
+        let stamps = index.stamp(&tags, 7, &1, LIFE);
         let [a, b] = *stamps.as_slice() else {
             panic!("two distinct tags: {stamps:?}");
         };
         assert!(index.is_current(&a) && index.is_current(&b));
         let inv = index.invalidate(["a"]).unwrap();
-        assert_eq!(inv.members, vec![(7, 1)]);
+        assert_eq!(taken(&inv), vec![(7, 1)]);
         assert!(!index.is_current(&a));
-        assert!(index.was_current(&a, &inv));
         assert!(index.is_current(&b));
         index.release(inv);
         assert_eq!(index.len(), 1, "`a` has no members left and is freed");
@@ -484,11 +537,11 @@ mod tests {
     #[test]
     fn freed_slots_are_reused_without_reviving_old_stamps() {
         let index = TagIndex::<u32>::new();
-        let old = index.stamp(&[Tag::from("old")], 1, &1);
+        let old = index.stamp(&[Tag::from("old")], 1, &1, LIFE);
         let inv = index.invalidate(["old"]).unwrap();
         index.release(inv);
         assert_eq!(index.len(), 0);
-        let new = index.stamp(&[Tag::from("new")], 2, &2);
+        let new = index.stamp(&[Tag::from("new")], 2, &2, LIFE);
         let (Stamps::One(old), Stamps::One(new)) = (old, new) else {
             panic!("one tag each");
         };
@@ -506,21 +559,36 @@ mod tests {
     #[test]
     fn invalidating_several_tags_deduplicates_members() {
         let index = TagIndex::<u32>::new();
-        let s1 = index.stamp(&[Tag::from("a"), Tag::from("b")], 1, &10);
-        let s2 = index.stamp(&[Tag::from("b")], 2, &20);
-        let mut inv = index.invalidate(["a", "b", "a"]).unwrap();
-        inv.members.sort();
-        assert_eq!(inv.members, vec![(1, 10), (2, 20)]);
-        assert!(s1.as_slice().iter().all(|s| index.was_current(s, &inv)));
-        assert!(s2.as_slice().iter().all(|s| index.was_current(s, &inv)));
+        let s1 = index.stamp(&[Tag::from("a"), Tag::from("b")], 1, &10, LIFE);
+        let s2 = index.stamp(&[Tag::from("b")], 2, &20, LIFE);
+        let inv = index.invalidate(["a", "b", "a"]).unwrap();
+        assert_eq!(taken(&inv), vec![(1, 10), (2, 20)]);
+        assert!(!s1.as_slice().iter().any(|s| index.is_current(s)));
+        assert!(!s2.as_slice().iter().any(|s| index.is_current(s)));
         index.release(inv);
+    }
+
+    #[test]
+    fn an_entry_with_several_tags_is_taken_once() {
+        let index = TagIndex::<u32>::new();
+        index.stamp(&[Tag::from("a"), Tag::from("b")], 1, &10, LIFE);
+        index.stamp(&[Tag::from("a"), Tag::from("a")], 2, &20, LIFE);
+        let first = index.invalidate(["a"]).unwrap();
+        assert!(first.members[&1].taken.is_some(), "two distinct tags");
+        assert!(first.members[&2].taken.is_none(), "one distinct tag");
+        assert!(first.members.values().all(Member::take));
+        let second = index.invalidate(["b"]).unwrap();
+        assert_eq!(taken(&second), vec![(1, 10)], "still a member of `b`");
+        assert!(!second.members[&1].take(), "already taken through `a`");
+        index.release(first);
+        index.release(second);
     }
 
     #[test]
     fn many_tags_spill_to_the_heap_and_still_check() {
         let index = TagIndex::<u32>::new();
         let tags: Vec<Tag> = (0..100).map(|i| Tag::from(format!("t{i}"))).collect();
-        let stamps = index.stamp(&tags, 1, &1);
+        let stamps = index.stamp(&tags, 1, &1, LIFE);
         assert!(matches!(stamps, Stamps::Many(_)));
         assert_eq!(stamps.as_slice().len(), 100);
         assert!(stamps.as_slice().iter().all(|s| index.is_current(s)));

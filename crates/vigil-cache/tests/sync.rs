@@ -526,3 +526,38 @@ fn clones_share_one_cache() {
     assert_eq!(cache.stats().hits, 1);
     assert!(format!("{cache:?}").contains("TaggedCache"));
 }
+
+#[test]
+fn tag_invalidation_removes_lazily_and_counts_each_entry_once() {
+    let removed = Arc::new(AtomicUsize::new(0));
+    let cache: TaggedCache<u32, u32> = TaggedCache::builder()
+        .eviction_listener({
+            let removed = Arc::clone(&removed);
+            move |_, _, cause| {
+                assert_eq!(cause, RemovalCause::Explicit);
+                removed.fetch_add(1, Ordering::SeqCst);
+            }
+        })
+        .build();
+    for key in 0..1_000 {
+        cache.insert_with(key, key, tags(["a", "b"]));
+    }
+    assert_eq!(cache.invalidate_tag("a"), 1_000);
+    assert_eq!(
+        cache.invalidate_tag("b"),
+        0,
+        "already invalidated through `a`"
+    );
+    assert_eq!(cache.get(&7), None);
+    // One write removes a bounded batch, not everything.
+    cache.insert(5_000, 0);
+    let after_one_write = removed.load(Ordering::SeqCst);
+    assert!(
+        after_one_write > 0 && after_one_write < 1_000,
+        "{after_one_write}"
+    );
+    cache.run_pending_tasks();
+    assert_eq!(removed.load(Ordering::SeqCst), 1_000);
+    assert_eq!(cache.entry_count(), 1);
+    assert_eq!(cache.stats().tag_invalidations, 1_000);
+}

@@ -1,8 +1,8 @@
 //! The async flavour: [`TaggedCache`] on `moka::future::Cache`.
 //!
 //! The same methods as `sync::TaggedCache`, `async` where moka's are (plus
-//! `contains_key`, which must read the entry to check that it is alive, and
-//! the tag invalidations, which remove entries). Loaders are futures.
+//! `contains_key`, which must read the entry to check that it is alive).
+//! Loaders are futures.
 
 use std::borrow::Borrow;
 use std::convert::Infallible;
@@ -16,7 +16,7 @@ use moka::ops::compute::{CompResult, Op};
 use crate::builder::CacheBuilder;
 use crate::entry::{EntryExpiry, Stored};
 use crate::export::{self, Source};
-use crate::shared::{LOAD_ATTEMPTS, NoValue, Shared};
+use crate::shared::{LOAD_ATTEMPTS, NoValue, REMOVALS_PER_WRITE, Shared};
 use crate::stats::{Counters, Hot};
 use crate::{CacheStats, EntryOptions, WarmReport};
 
@@ -137,7 +137,8 @@ where
     /// invalidated). Counts a hit or a miss.
     ///
     /// A dead entry found here is left in place: moka removes expired
-    /// entries on its own (in real time), tag invalidations remove theirs,
+    /// entries on its own (in real time), entries hidden by tag
+    /// invalidations are removed by later writes and `run_pending_tasks`,
     /// and a loader (`get_with`, ...) for the key replaces it.
     pub async fn get<Q>(&self, key: &Q) -> Option<V>
     where
@@ -184,11 +185,13 @@ where
     }
 
     /// Inserts with per-entry options (TTL, tags), replacing any entry under
-    /// `key`.
+    /// `key`. Also removes a bounded batch of the entries that tag
+    /// invalidations have hidden, if any are waiting.
     pub async fn insert_with(&self, key: K, value: V, options: EntryOptions) {
         let stored = self.inner.shared.make_stored(&key, value, &options);
         self.inner.cache.insert(key, stored).await;
         self.inner.shared.bump(Hot::Insert);
+        self.remove_pending(REMOVALS_PER_WRITE).await;
     }
 
     /// The value under `key`, or the one `init` resolves to, inserted with
@@ -303,15 +306,21 @@ where
     }
 
     /// Invalidates every entry tagged `tag` and returns how many live
-    /// entries that was.
+    /// entries that was (entries already expired, invalidated, replaced or
+    /// removed do not count).
     ///
     /// After it returns, no read (on any task or thread) returns an entry
     /// carrying `tag` that was inserted before the call; entries inserted
-    /// after are unaffected. Costs O(entries with that tag): the tag's
-    /// version is bumped before the first `await` (reads then reject older
-    /// entries with one atomic load), and its members are removed from moka.
-    /// If the future is dropped part-way, the invalidation still holds; the
-    /// entries not yet removed are removed by later reads or evicted.
+    /// after are unaffected. Costs O(entries with that tag), all done on the
+    /// first poll with no call into moka: the tag's version is bumped
+    /// (reads then reject older entries with one atomic load), the live ones
+    /// are counted from the tag index, and all of them are queued for
+    /// physical removal. Later writes remove them in bounded batches
+    /// (calling the eviction listener with
+    /// [`RemovalCause::Explicit`](crate::RemovalCause::Explicit)), and
+    /// [`run_pending_tasks`](Self::run_pending_tasks) removes what is left.
+    /// (`async` for symmetry with moka's invalidation methods; it never
+    /// waits.)
     pub async fn invalidate_tag(&self, tag: &str) -> u64 {
         self.invalidate_tags(&[tag]).await
     }
@@ -320,21 +329,9 @@ where
     /// [`invalidate_tag`](Self::invalidate_tag)); an entry with several of
     /// them counts once.
     pub async fn invalidate_tags<T: AsRef<str>>(&self, tags: &[T]) -> u64 {
-        let shared = &self.inner.shared;
-        let Some(invalidation) = shared.tags.invalidate(tags.iter().map(AsRef::as_ref)) else {
-            return 0;
-        };
-        let mut live = 0;
-        for (id, key) in &invalidation.members {
-            if let Some(stored) = self.remove_if_same(key, *id).await
-                && shared.was_live_before(&stored, &invalidation)
-            {
-                live += 1;
-            }
-        }
-        shared.tags.release(invalidation);
-        Counters::add(&shared.counters.rare().tag_invalidations, live);
-        live
+        self.inner
+            .shared
+            .invalidate_tags(tags.iter().map(AsRef::as_ref))
     }
 
     /// The live entries (expired and invalidated ones are skipped). Weakly
@@ -350,7 +347,8 @@ where
     }
 
     /// Entries held, per moka (lags behind recent writes until maintenance
-    /// runs; includes dead entries not yet removed).
+    /// runs; includes dead entries not yet removed, such as those hidden by
+    /// a tag invalidation and still queued for removal).
     pub fn entry_count(&self) -> u64 {
         self.inner.cache.entry_count()
     }
@@ -416,10 +414,12 @@ where
         self.inner.shared.name.as_deref()
     }
 
-    /// Runs moka's pending maintenance (removing expired and invalidated
-    /// entries, applying evictions, calling the eviction listener) and drops
-    /// tags no entry carries any more.
+    /// Removes every entry still queued by tag invalidations, runs moka's
+    /// pending maintenance (removing expired and invalidated entries,
+    /// applying evictions, calling the eviction listener) and drops tags no
+    /// entry carries any more.
     pub async fn run_pending_tasks(&self) {
+        self.remove_pending(usize::MAX).await;
         self.inner.cache.run_pending_tasks().await;
         self.inner.shared.tags.sweep();
     }
@@ -429,6 +429,21 @@ where
     /// unnamed cache.
     pub fn publish_metrics(&self) {
         export::publish(&self.stats());
+    }
+
+    /// Performs up to `max` of the removals queued by tag invalidations. If
+    /// the future is dropped part-way, the removals not yet done go back to
+    /// the queue.
+    async fn remove_pending(&self, max: usize) {
+        let shared = &self.inner.shared;
+        let mut batch = Requeue {
+            shared,
+            removals: shared.take_removals(max),
+        };
+        while let Some((key, id)) = batch.removals.last() {
+            self.remove_if_same(key, *id).await;
+            batch.removals.pop();
+        }
     }
 
     /// Removes the entry under `key` only if it is entry `id`, returning it.
@@ -481,6 +496,7 @@ where
                 Ok(entry) if entry.is_fresh() => {
                     shared.bump(Hot::Miss);
                     shared.bump(Hot::Insert);
+                    self.remove_pending(REMOVALS_PER_WRITE).await;
                     return Ok(entry.into_value().value);
                 }
                 Ok(entry) => {
@@ -500,5 +516,21 @@ where
         let (value, options) = init.await.map_err(Arc::new)?;
         self.insert_with(key, value.clone(), options).await;
         Ok(value)
+    }
+}
+
+/// Removals taken from the queue by a drain; the ones not done when it is
+/// dropped (the drain's future was cancelled) are queued again.
+struct Requeue<'a, K, V> {
+    shared: &'a Shared<K, V>,
+    removals: Vec<(K, u64)>,
+}
+
+impl<K, V> Drop for Requeue<'_, K, V> {
+    fn drop(&mut self) {
+        if !self.removals.is_empty() {
+            self.shared
+                .requeue_removals(std::mem::take(&mut self.removals));
+        }
     }
 }

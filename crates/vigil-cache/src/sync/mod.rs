@@ -13,7 +13,7 @@ use moka::ops::compute::{CompResult, Op};
 use crate::builder::CacheBuilder;
 use crate::entry::{EntryExpiry, Stored};
 use crate::export::{self, Source};
-use crate::shared::{LOAD_ATTEMPTS, NoValue, Shared};
+use crate::shared::{LOAD_ATTEMPTS, NoValue, REMOVALS_PER_WRITE, Shared};
 use crate::stats::{Counters, Hot};
 use crate::{CacheStats, EntryOptions, WarmReport};
 
@@ -141,7 +141,8 @@ where
     /// invalidated). Counts a hit or a miss.
     ///
     /// A dead entry found here is left in place: moka removes expired
-    /// entries on its own (in real time), tag invalidations remove theirs,
+    /// entries on its own (in real time), entries hidden by tag
+    /// invalidations are removed by later writes and `run_pending_tasks`,
     /// and a loader (`get_with`, ...) for the key replaces it.
     pub fn get<Q>(&self, key: &Q) -> Option<V>
     where
@@ -185,7 +186,8 @@ where
     }
 
     /// Inserts with per-entry options (TTL, tags), replacing any entry under
-    /// `key`.
+    /// `key`. Also removes a bounded batch of the entries that tag
+    /// invalidations have hidden, if any are waiting.
     ///
     /// ```
     /// use std::time::Duration;
@@ -203,6 +205,7 @@ where
         let stored = self.inner.shared.make_stored(&key, value, &options);
         self.inner.cache.insert(key, stored);
         self.inner.shared.bump(Hot::Insert);
+        self.remove_pending(REMOVALS_PER_WRITE);
     }
 
     /// The value under `key`, or the one `init` returns, inserted with the
@@ -303,13 +306,18 @@ where
     }
 
     /// Invalidates every entry tagged `tag` and returns how many live
-    /// entries that was.
+    /// entries that was (entries already expired, invalidated, replaced or
+    /// removed do not count).
     ///
     /// After it returns, no read (on any thread) returns an entry carrying
     /// `tag` that was inserted before the call; entries inserted after are
-    /// unaffected. Costs O(entries with that tag): the tag's version is
-    /// bumped (reads then reject older entries with one atomic load), and
-    /// its members are removed from moka.
+    /// unaffected. Costs O(entries with that tag) and makes no call into
+    /// moka: the tag's version is bumped (reads then reject older entries
+    /// with one atomic load), the live ones are counted from the tag index,
+    /// and all of them are queued for physical removal. Later writes remove
+    /// them in bounded batches (calling the eviction listener with
+    /// [`RemovalCause::Explicit`](crate::RemovalCause::Explicit)), and
+    /// [`run_pending_tasks`](Self::run_pending_tasks) removes what is left.
     ///
     /// ```
     /// use vigil_cache::{EntryOptions, sync::TaggedCache};
@@ -332,21 +340,9 @@ where
     /// [`invalidate_tag`](Self::invalidate_tag)); an entry with several of
     /// them counts once.
     pub fn invalidate_tags<T: AsRef<str>>(&self, tags: &[T]) -> u64 {
-        let shared = &self.inner.shared;
-        let Some(invalidation) = shared.tags.invalidate(tags.iter().map(AsRef::as_ref)) else {
-            return 0;
-        };
-        let mut live = 0;
-        for (id, key) in &invalidation.members {
-            if let Some(stored) = self.remove_if_same(key, *id)
-                && shared.was_live_before(&stored, &invalidation)
-            {
-                live += 1;
-            }
-        }
-        shared.tags.release(invalidation);
-        Counters::add(&shared.counters.rare().tag_invalidations, live);
-        live
+        self.inner
+            .shared
+            .invalidate_tags(tags.iter().map(AsRef::as_ref))
     }
 
     /// The live entries (expired and invalidated ones are skipped). Weakly
@@ -362,7 +358,8 @@ where
     }
 
     /// Entries held, per moka (lags behind recent writes until maintenance
-    /// runs; includes dead entries not yet removed).
+    /// runs; includes dead entries not yet removed, such as those hidden by
+    /// a tag invalidation and still queued for removal).
     pub fn entry_count(&self) -> u64 {
         self.inner.cache.entry_count()
     }
@@ -423,10 +420,12 @@ where
         self.inner.shared.name.as_deref()
     }
 
-    /// Runs moka's pending maintenance (removing expired and invalidated
-    /// entries, applying evictions, calling the eviction listener) and drops
-    /// tags no entry carries any more.
+    /// Removes every entry still queued by tag invalidations, runs moka's
+    /// pending maintenance (removing expired and invalidated entries,
+    /// applying evictions, calling the eviction listener) and drops tags no
+    /// entry carries any more.
     pub fn run_pending_tasks(&self) {
+        self.remove_pending(usize::MAX);
         self.inner.cache.run_pending_tasks();
         self.inner.shared.tags.sweep();
     }
@@ -436,6 +435,13 @@ where
     /// unnamed cache.
     pub fn publish_metrics(&self) {
         export::publish(&self.stats());
+    }
+
+    /// Performs up to `max` of the removals queued by tag invalidations.
+    fn remove_pending(&self, max: usize) {
+        for (key, id) in self.inner.shared.take_removals(max) {
+            self.remove_if_same(&key, id);
+        }
     }
 
     /// Removes the entry under `key` only if it is entry `id`, returning it.
@@ -480,6 +486,7 @@ where
                 Ok(entry) if entry.is_fresh() => {
                     shared.bump(Hot::Miss);
                     shared.bump(Hot::Insert);
+                    self.remove_pending(REMOVALS_PER_WRITE);
                     return Ok(entry.into_value().value);
                 }
                 Ok(entry) => {
@@ -534,7 +541,9 @@ mod tests {
             .inner
             .shared
             .make_stored(&1, 1, &EntryOptions::default().tag("t"));
-        assert_eq!(cache.invalidate_tag("t"), 0, "not in moka yet");
+        // Not in moka yet, but registered and not dead: counted, as if the
+        // insert had completed first.
+        assert_eq!(cache.invalidate_tag("t"), 1);
         cache.inner.cache.insert(1, stored);
         assert_eq!(cache.get(&1), None);
         assert!(!cache.contains_key(&1));
