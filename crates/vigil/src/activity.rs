@@ -15,7 +15,7 @@ use quanta::Instant;
 use vigil_histogram::Window;
 
 use crate::recorder::Shared;
-use crate::storage::HistogramSeries;
+use crate::storage::{GaugeCell, HistogramSeries};
 
 /// What the registry knows about one series beyond its value.
 #[derive(Debug)]
@@ -110,14 +110,20 @@ impl Activity {
             true
         } else {
             self.tracks.remove(&(kind, key.clone()));
-            expired.push(key.name().to_owned());
+            // The overflow series never took a slot under the limit.
+            let overflow = key
+                .labels()
+                .any(|label| label.key() == crate::recorder::OVERFLOW_LABEL);
+            if !overflow {
+                expired.push(key.name().to_owned());
+            }
             false
         }
     }
 }
 
-pub(crate) fn gauge_value(gauge: &AtomicU64) -> f64 {
-    f64::from_bits(gauge.load(Ordering::Relaxed))
+pub(crate) fn gauge_value(gauge: &GaugeCell) -> f64 {
+    gauge.value()
 }
 
 impl Shared {
@@ -155,15 +161,14 @@ impl Shared {
             });
         self.release(MetricKind::Counter, expired.drain(..));
 
-        self.registry.retain_gauges(|key, gauge: &Arc<AtomicU64>| {
-            let bits = gauge.load(Ordering::Relaxed);
+        self.registry.retain_gauges(|key, gauge: &Arc<GaugeCell>| {
             let held = Arc::strong_count(gauge) > 1;
             activity.keep(
                 &tick,
                 MetricKind::Gauge,
                 key,
-                bits,
-                f64::from_bits(bits),
+                gauge.writes(),
+                gauge.value(),
                 held,
                 &mut expired,
             )

@@ -97,10 +97,14 @@ impl Shared {
     }
 
     pub(crate) fn describe(&self, name: &str, unit: Option<Unit>, text: SharedString) {
+        // Keyed by the exposed name, which is what rendering looks up.
         self.descriptions
             .write()
             .unwrap_or_else(PoisonError::into_inner)
-            .insert(name.to_owned(), Description { unit, text });
+            .insert(
+                metrics_exporter_prometheus::formatting::sanitize_metric_name(name),
+                Description { unit, text },
+            );
     }
 
     /// Series registered beyond the per-name limit so far.

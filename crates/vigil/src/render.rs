@@ -96,6 +96,20 @@ impl Shared {
             series.sort_by_cached_key(|(labels, _)| order(labels));
         }
 
+        // One name is one metric family in Prometheus: a gauge or histogram
+        // registered under a counter's name (or one that sanitizes to it)
+        // would make the whole scrape invalid, so the first kind keeps it.
+        let mut taken: std::collections::HashSet<String> = counters.keys().cloned().collect();
+        let mut keep = |name: &String, kind: &str| {
+            let free = taken.insert(name.clone());
+            if !free {
+                tracing::debug!(metric = %name, kind, "metric name already used by another kind; left out of the exposition");
+            }
+            free
+        };
+        gauges.retain(|name, _| keep(name, "gauge"));
+        histograms.retain(|name, _| keep(name, "histogram"));
+
         let mut out = String::new();
         for (name, series) in &counters {
             self.help(&mut out, name, None);

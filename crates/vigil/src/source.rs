@@ -17,7 +17,7 @@ use vigil_alert::{HistogramStat, Labels, Matcher, Source};
 use vigil_histogram::Window;
 
 use crate::recorder::Shared;
-use crate::storage::HistogramSeries;
+use crate::storage::{GaugeCell, HistogramSeries};
 
 /// The series of one metric name: (labels, handle).
 type Series<T> = Vec<(Labels, T)>;
@@ -25,7 +25,7 @@ type Series<T> = Vec<(Labels, T)>;
 /// A read-only view of the registry at one tick.
 pub(crate) struct RegistrySource {
     counters: HashMap<String, Series<Arc<AtomicU64>>>,
-    gauges: HashMap<String, Series<Arc<AtomicU64>>>,
+    gauges: HashMap<String, Series<Arc<GaugeCell>>>,
     histograms: HashMap<String, Series<Arc<HistogramSeries>>>,
 }
 

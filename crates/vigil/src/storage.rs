@@ -5,7 +5,9 @@
 use std::sync::Arc;
 
 use metrics::atomics::AtomicU64;
-use metrics::{HistogramFn, Key};
+use std::sync::atomic::Ordering;
+
+use metrics::{GaugeFn, HistogramFn, Key};
 use metrics_exporter_prometheus::Matcher;
 use vigil_histogram::{Config, Histogram};
 
@@ -28,6 +30,58 @@ impl HistogramFn for HistogramSeries {
     }
 }
 
+/// A gauge: its value (f64 bits) and how many writes it has seen, so a
+/// gauge set to the same value over and over counts as active (idle expiry
+/// compares the write count, not the value).
+#[derive(Debug)]
+pub(crate) struct GaugeCell {
+    bits: AtomicU64,
+    writes: AtomicU64,
+}
+
+impl GaugeCell {
+    fn new() -> Self {
+        Self {
+            bits: AtomicU64::new(0.0f64.to_bits()),
+            writes: AtomicU64::new(0),
+        }
+    }
+
+    /// The current value.
+    pub(crate) fn value(&self) -> f64 {
+        f64::from_bits(self.bits.load(Ordering::Relaxed))
+    }
+
+    /// Writes so far.
+    pub(crate) fn writes(&self) -> u64 {
+        self.writes.load(Ordering::Relaxed)
+    }
+
+    fn update(&self, f: impl Fn(f64) -> f64) {
+        let _ = self
+            .bits
+            .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |bits| {
+                Some(f(f64::from_bits(bits)).to_bits())
+            });
+        self.writes.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+impl GaugeFn for GaugeCell {
+    fn increment(&self, value: f64) {
+        self.update(|current| current + value);
+    }
+
+    fn decrement(&self, value: f64) {
+        self.update(|current| current - value);
+    }
+
+    fn set(&self, value: f64) {
+        self.bits.store(value.to_bits(), Ordering::Release);
+        self.writes.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
 /// Creates the storage of new series; histograms take the configuration of
 /// the first matcher that matches their name, or the default.
 #[derive(Debug)]
@@ -47,7 +101,7 @@ impl Storage {
 
 impl metrics_util::registry::Storage<Key> for Storage {
     type Counter = Arc<AtomicU64>;
-    type Gauge = Arc<AtomicU64>;
+    type Gauge = Arc<GaugeCell>;
     type Histogram = Arc<HistogramSeries>;
 
     fn counter(&self, _: &Key) -> Self::Counter {
@@ -55,7 +109,7 @@ impl metrics_util::registry::Storage<Key> for Storage {
     }
 
     fn gauge(&self, _: &Key) -> Self::Gauge {
-        Arc::new(AtomicU64::new(0.0f64.to_bits()))
+        Arc::new(GaugeCell::new())
     }
 
     fn histogram(&self, key: &Key) -> Self::Histogram {

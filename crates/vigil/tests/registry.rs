@@ -393,3 +393,74 @@ fn bad_settings_are_errors_naming_the_setting() {
         .unwrap_err();
     assert!(error.to_string().contains("x"), "{error}");
 }
+
+#[test]
+fn a_gauge_set_to_the_same_value_stays_active() {
+    let (clock, mock) = Clock::mock();
+    let monitor = Monitor::builder()
+        .manual_upkeep()
+        .clock(clock)
+        .idle_timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let meta = metrics::Metadata::new("t", metrics::Level::INFO, None);
+    let up = monitor
+        .recorder()
+        .register_gauge(&Key::from_name("up"), &meta);
+    for _ in 0..15 {
+        up.set(1.0);
+        mock.increment(Duration::from_secs(1));
+        monitor.upkeep();
+    }
+    assert!(monitor.render().contains("up 1\n"), "{}", monitor.render());
+}
+
+#[test]
+fn an_expired_overflow_series_frees_no_slot() {
+    let (clock, mock) = Clock::mock();
+    let monitor = Monitor::builder()
+        .manual_upkeep()
+        .clock(clock)
+        .idle_timeout(Duration::from_secs(10))
+        .max_series_per_metric(2)
+        .build()
+        .unwrap();
+    let recorder = monitor.recorder();
+    let meta = metrics::Metadata::new("t", metrics::Level::INFO, None);
+    let key = |i: u32| Key::from_parts("c_total", vec![Label::new("i", i.to_string())]);
+    let held: Vec<_> = (0..2)
+        .map(|i| recorder.register_counter(&key(i), &meta))
+        .collect();
+    recorder.register_counter(&key(2), &meta).increment(1); // folds into overflow, not held
+    for _ in 0..3 {
+        for counter in &held {
+            counter.increment(1);
+        }
+        mock.increment(Duration::from_secs(6));
+        monitor.upkeep();
+    }
+    recorder.register_counter(&key(5), &meta).increment(1);
+    let text = monitor.render();
+    let series = text.lines().filter(|l| l.starts_with("c_total{i=")).count();
+    assert_eq!(
+        series, 2,
+        "the limit still holds after the overflow series expired:\n{text}"
+    );
+}
+
+#[test]
+fn one_name_is_one_metric_family_and_keeps_its_help() {
+    let monitor = Monitor::builder().manual_upkeep().build().unwrap();
+    with(&monitor, || {
+        metrics::describe_counter!("jobs.done_total", "Jobs done");
+        metrics::counter!("jobs.done_total").increment(1);
+        metrics::counter!("shared_total").increment(1);
+        metrics::gauge!("shared_total").set(5.0);
+    });
+    let text = monitor.render();
+    assert!(text.contains("# HELP jobs_done_total Jobs done"), "{text}");
+    assert_eq!(text.matches("# TYPE shared_total").count(), 1, "{text}");
+    if let Err(findings) = servers::promtool_check_metrics(&text) {
+        panic!("promtool check metrics reported:\n{findings}\non:\n{text}");
+    }
+}
