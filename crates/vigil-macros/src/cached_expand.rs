@@ -933,7 +933,7 @@ mod tests {
             quote!(),
             quote!(
                 fn f(a: u8) -> io::Result<String> {
-                    todo!()
+                    unreachable!()
                 }
             ),
         )
@@ -946,7 +946,7 @@ mod tests {
             quote!(cache_err = true),
             quote!(
                 fn f(a: u8) -> Result<u8, E> {
-                    todo!()
+                    unreachable!()
                 }
             ),
         )
@@ -1167,7 +1167,7 @@ mod tests {
                 quote!(),
                 quote!(
                     fn f(&self) -> Self {
-                        todo!()
+                        unreachable!()
                     }
                 )
             )
@@ -1255,7 +1255,7 @@ mod tests {
                 quote!(),
                 quote!(
                     fn f(a: fn(&str) -> u8) -> Box<dyn Fn(&str) + Send> {
-                        todo!()
+                        unreachable!()
                     }
                 )
             )
