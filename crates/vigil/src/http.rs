@@ -34,9 +34,9 @@ impl Drop for Listener {
         if let Some(shutdown) = self.shutdown.take() {
             let _ = shutdown.send(());
         }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
+        // Not joined: the last Monitor may be dropped on a runtime worker,
+        // which must not block; the thread ends on its own at the signal.
+        drop(self.thread.take());
     }
 }
 
