@@ -72,6 +72,45 @@
 //! [`metric_names`]).
 #![forbid(unsafe_code)]
 
+/// The body of `CacheBuilder::build` for one flavour: `$moka` is
+/// `moka::sync::Cache` or `moka::future::Cache`, whose builders differ in
+/// type but not in the calls made here. Expands inside
+/// `impl CacheBuilder<K, V, TaggedCache<K, V>>` of that flavour's module.
+macro_rules! build_tagged_cache {
+    ($builder:ident, $moka:ty) => {{
+        let this = $builder;
+        let shared = Arc::new(Shared::new(&this));
+        let listener = Arc::clone(&shared);
+        let mut moka = <$moka>::builder()
+            .eviction_policy(this.eviction_policy.to_moka())
+            .expire_after(EntryExpiry {
+                clock: shared.clock.clone(),
+            })
+            .eviction_listener(move |key, stored, cause| listener.on_removal(key, stored, cause));
+        if let Some(name) = &this.name {
+            moka = moka.name(name);
+        }
+        if let Some(max) = this.max_capacity {
+            moka = moka.max_capacity(max);
+        }
+        if let Some(weigher) = this.weigher {
+            moka = moka.weigher(move |key, stored: &Stored<V>| weigher(key, &stored.value));
+        }
+        if let Some(tti) = this.time_to_idle {
+            moka = moka.time_to_idle(tti);
+        }
+        let inner = Arc::new(Inner {
+            cache: moka.build(),
+            shared,
+        });
+        if inner.shared.name.is_some() {
+            let source: Weak<dyn Source> = Arc::downgrade(&inner) as Weak<dyn Source>;
+            export::register(source);
+        }
+        TaggedCache { inner }
+    }};
+}
+
 mod builder;
 mod entry;
 mod export;

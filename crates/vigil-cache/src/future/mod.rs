@@ -86,35 +86,7 @@ where
 {
     /// Builds the cache.
     pub fn build(self) -> TaggedCache<K, V> {
-        let shared = Arc::new(Shared::new(&self));
-        let listener = Arc::clone(&shared);
-        let mut moka = moka::future::Cache::builder()
-            .eviction_policy(self.eviction_policy.to_moka())
-            .expire_after(EntryExpiry {
-                clock: shared.clock.clone(),
-            })
-            .eviction_listener(move |key, stored, cause| listener.on_removal(key, stored, cause));
-        if let Some(name) = &self.name {
-            moka = moka.name(name);
-        }
-        if let Some(max) = self.max_capacity {
-            moka = moka.max_capacity(max);
-        }
-        if let Some(weigher) = self.weigher {
-            moka = moka.weigher(move |key, stored: &Stored<V>| weigher(key, &stored.value));
-        }
-        if let Some(tti) = self.time_to_idle {
-            moka = moka.time_to_idle(tti);
-        }
-        let inner = Arc::new(Inner {
-            cache: moka.build(),
-            shared,
-        });
-        if inner.shared.name.is_some() {
-            let source: Weak<dyn Source> = Arc::downgrade(&inner) as Weak<dyn Source>;
-            export::register(source);
-        }
-        TaggedCache { inner }
+        build_tagged_cache!(self, moka::future::Cache<K, Stored<V>>)
     }
 }
 
