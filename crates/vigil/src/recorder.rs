@@ -51,20 +51,15 @@ impl Settings {
     }
 }
 
-/// A description given through `metrics::describe_*!`.
-#[derive(Clone, Debug)]
-pub(crate) struct Description {
-    #[allow(dead_code)] // kept for the JSON summary and future unit suffixes
-    pub(crate) unit: Option<Unit>,
-    pub(crate) text: SharedString,
-}
-
 /// State shared by the recorder, the [`Monitor`](crate::Monitor) handles,
 /// the upkeep thread and the HTTP listener.
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub(crate) registry: Registry<Key, Storage>,
-    pub(crate) descriptions: RwLock<HashMap<String, Description>>,
+    /// HELP texts from `metrics::describe_*!`, by exposed name. Units are
+    /// not kept: vigil's names carry their unit already (`_seconds`), and
+    /// the layered recorder still receives them.
+    pub(crate) descriptions: RwLock<HashMap<String, SharedString>>,
     /// Series per (kind, name) admitted so far; the overflow series is not
     /// counted.
     admitted: Mutex<HashMap<(MetricKind, String), usize>>,
@@ -90,20 +85,19 @@ impl Shared {
         };
         shared.describe(
             SERIES_DROPPED_TOTAL,
-            None,
             "Registrations of new label sets folded into a metric's overflow series because it reached its series limit".into(),
         );
         shared
     }
 
-    pub(crate) fn describe(&self, name: &str, unit: Option<Unit>, text: SharedString) {
+    pub(crate) fn describe(&self, name: &str, text: SharedString) {
         // Keyed by the exposed name, which is what rendering looks up.
         self.descriptions
             .write()
             .unwrap_or_else(PoisonError::into_inner)
             .insert(
                 metrics_exporter_prometheus::formatting::sanitize_metric_name(name),
-                Description { unit, text },
+                text,
             );
     }
 
@@ -249,24 +243,21 @@ impl Recorder {
 
 impl metrics::Recorder for Recorder {
     fn describe_counter(&self, key: KeyName, unit: Option<Unit>, description: SharedString) {
-        self.shared
-            .describe(key.as_str(), unit, description.clone());
+        self.shared.describe(key.as_str(), description.clone());
         if let Some(next) = &self.next {
             next.describe_counter(key, unit, description);
         }
     }
 
     fn describe_gauge(&self, key: KeyName, unit: Option<Unit>, description: SharedString) {
-        self.shared
-            .describe(key.as_str(), unit, description.clone());
+        self.shared.describe(key.as_str(), description.clone());
         if let Some(next) = &self.next {
             next.describe_gauge(key, unit, description);
         }
     }
 
     fn describe_histogram(&self, key: KeyName, unit: Option<Unit>, description: SharedString) {
-        self.shared
-            .describe(key.as_str(), unit, description.clone());
+        self.shared.describe(key.as_str(), description.clone());
         if let Some(next) = &self.next {
             next.describe_histogram(key, unit, description);
         }

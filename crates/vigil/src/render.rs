@@ -31,7 +31,7 @@ impl Shared {
             .read()
             .unwrap_or_else(PoisonError::into_inner);
         match descriptions.get(name) {
-            Some(description) => write_help_line(buffer, name, None, suffix, &description.text),
+            Some(description) => write_help_line(buffer, name, None, suffix, description),
             None => write_help_line(buffer, name, None, suffix, name),
         }
     }
