@@ -105,7 +105,7 @@ pub use config::Config;
 pub use error::Error;
 pub use histogram::Histogram;
 pub use log::IntervalLog;
-pub use snapshot::Snapshot;
+pub use snapshot::{Bucket, Snapshot};
 pub use summary::Summary;
 pub use window::Window;
 

@@ -12,6 +12,18 @@ use crate::{Error, Summary};
 /// Default scale of decoded snapshots: nanoseconds per second.
 const NANOS_PER_SECOND: f64 = 1e9;
 
+/// One nonzero bucket of a [`Snapshot`], in raw units; see
+/// [`Snapshot::buckets`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Bucket {
+    /// The lowest raw value counted in this bucket.
+    pub low: u64,
+    /// The highest raw value counted in this bucket (inclusive).
+    pub high: u64,
+    /// How many values the bucket holds.
+    pub count: u64,
+}
+
 /// An owned copy of a window of a [`Histogram`](crate::Histogram): an
 /// `hdrhistogram::Histogram<u64>` of raw values, the exact raw sum, the scale
 /// that turns raw values into units, and the span of time covered.
@@ -140,6 +152,37 @@ impl Snapshot {
             raw.floor()
         };
         self.histogram.count_between(0, raw as u64)
+    }
+
+    /// The nonzero buckets in value order: for each, the range of raw values
+    /// it counts (`low ..= high`, hdrhistogram's lowest and highest
+    /// equivalent values) and how many values it holds. Divide by
+    /// [`scale`](Snapshot::scale) for units. This is what exporters walk to
+    /// re-bucket (e.g. into Prometheus native histograms) without a dense
+    /// copy.
+    ///
+    /// ```
+    /// use vigil_histogram::{Histogram, Window};
+    ///
+    /// let histogram = Histogram::new();
+    /// histogram.record(5);
+    /// histogram.record(5);
+    /// histogram.record(100_000);
+    /// let snapshot = histogram.snapshot(Window::Cumulative);
+    /// let buckets: Vec<_> = snapshot.buckets().collect();
+    /// assert_eq!(buckets.len(), 2);
+    /// assert_eq!((buckets[0].low, buckets[0].high, buckets[0].count), (5, 5, 2));
+    /// assert!(buckets[1].low <= 100_000 && 100_000 <= buckets[1].high);
+    /// ```
+    pub fn buckets(&self) -> impl Iterator<Item = Bucket> + '_ {
+        self.histogram.iter_recorded().map(|v| {
+            let low = self.histogram.lowest_equivalent(v.value_iterated_to());
+            Bucket {
+                low,
+                high: self.histogram.highest_equivalent(low),
+                count: v.count_at_value(),
+            }
+        })
     }
 
     /// The span of time this snapshot covers: time since creation for
