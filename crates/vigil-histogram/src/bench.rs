@@ -5,7 +5,6 @@
 use std::hint::black_box;
 use std::time::Duration;
 
-use crate::window::empty_histogram;
 use crate::{Config, Snapshot, Summary};
 
 /// Call `f` `iterations` times, timing each call with the TSC-backed
@@ -21,7 +20,10 @@ use crate::{Config, Snapshot, Summary};
 pub fn bench<R>(iterations: u64, mut f: impl FnMut() -> R) -> Summary {
     let config = Config::new();
     let clock = quanta::Clock::new();
-    let mut histogram = empty_histogram(&config);
+    let mut histogram = config
+        .layout()
+        .expect("the default config is valid")
+        .empty_histogram();
     let mut sum = 0u128;
     let began = clock.now();
     for _ in 0..iterations {
@@ -33,7 +35,9 @@ pub fn bench<R>(iterations: u64, mut f: impl FnMut() -> R) -> Summary {
         sum += u128::from(nanos.min(config.highest));
     }
     let window: Duration = clock.now().saturating_duration_since(began);
-    Snapshot::from_parts(histogram, sum, config.scale, window).summary()
+    Snapshot::from_hdr(histogram, sum, config.scale, window)
+        .expect("a histogram of the default config has a supported layout")
+        .summary()
 }
 
 #[cfg(test)]

@@ -42,6 +42,7 @@ pub struct Config {
     pub(crate) intervals: usize,
     pub(crate) expected_interval: Option<u64>,
     pub(crate) clock: quanta::Clock,
+    pub(crate) slots: Option<usize>,
 }
 
 impl Config {
@@ -51,7 +52,9 @@ impl Config {
     /// [`Histogram::record_f64`]), 10 s intervals, 90 of them (15 minutes of
     /// history), no coordinated-omission correction, `quanta::Clock::new()`.
     ///
-    /// One shard of this config takes [`Config::shard_bytes`] = 270,344 bytes.
+    /// A shard of this config takes 392 bytes before its first value and
+    /// grows a page of 16 buckets at a time as values land; at most
+    /// [`Config::shard_bytes`] = 287,624 bytes.
     pub fn new() -> Self {
         Config {
             lowest: 1,
@@ -62,6 +65,7 @@ impl Config {
             intervals: 90,
             expected_interval: None,
             clock: quanta::Clock::new(),
+            slots: None,
         }
     }
 
@@ -118,6 +122,32 @@ impl Config {
         self
     }
 
+    /// Most threads that each own a shard of the histogram at the same
+    /// time (clamped to 1 ..= 64); default: the CPU count, up to 64. A
+    /// thread that records while all are taken adds to one shared shard
+    /// with `fetch_add`, correct but slower under contention. A histogram
+    /// only ever allocates shards for threads that record into it while
+    /// other recording threads are alive, so this bounds memory, it does
+    /// not reserve it.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use vigil_histogram::{Config, Window};
+    ///
+    /// let histogram = Arc::new(Config::new().shards(1).build()?);
+    /// std::thread::scope(|s| {
+    ///     for _ in 0..4 {
+    ///         s.spawn(|| (0..1_000).for_each(|v| histogram.record(v)));
+    ///     }
+    /// });
+    /// assert_eq!(histogram.snapshot(Window::Cumulative).count(), 4_000);
+    /// # Ok::<(), vigil_histogram::Error>(())
+    /// ```
+    pub fn shards(mut self, most: usize) -> Self {
+        self.slots = Some(most.clamp(1, crate::slots::MAX_SLOTS));
+        self
+    }
+
     /// Validate and build the histogram.
     ///
     /// # Errors
@@ -130,21 +160,21 @@ impl Config {
         Ok(Histogram::from_parts(self, layout))
     }
 
-    /// Bytes of one shard's counts for this config: one `u64` per
-    /// HdrHistogram bucket plus the `u64` sum. A histogram allocates at most
-    /// one shard per CPU (up to 64), lazily, on the first record from a thread
-    /// that maps to that shard; the cumulative histogram is the same size.
-    /// For the defaults: 33,792 buckets, 270,344 bytes. 0 for an invalid
-    /// config.
+    /// The most one shard of this config can hold: every page of buckets
+    /// allocated (one `u64` per HdrHistogram bucket, in pages of 16, groups
+    /// of 64 pages) plus its header. A shard starts with none and allocates
+    /// a page when a value first lands in it, so real shards hold a small
+    /// fraction of this. For the defaults: 33,792 buckets, 287,624 bytes.
+    /// 0 for an invalid config.
     ///
     /// ```
     /// use vigil_histogram::Config;
-    /// assert_eq!(Config::new().shard_bytes(), 270_344);
-    /// assert_eq!(Config::new().significant_figures(2).shard_bytes(), 36_872);
+    /// assert_eq!(Config::new().shard_bytes(), 287_624);
+    /// assert_eq!(Config::new().significant_figures(2).shard_bytes(), 39_592);
     /// ```
     pub fn shard_bytes(&self) -> usize {
         self.layout()
-            .map_or(0, |layout| (layout.len() + 1) * std::mem::size_of::<u64>())
+            .map_or(0, |layout| crate::shard::Shard::full_bytes(layout.len()))
     }
 
     /// Lowest discernible raw value.
@@ -263,6 +293,7 @@ impl PartialEq for Config {
             && self.interval == other.interval
             && self.intervals == other.intervals
             && self.expected_interval == other.expected_interval
+            && self.slots == other.slots
     }
 }
 
@@ -276,6 +307,7 @@ impl fmt::Debug for Config {
             .field("interval", &self.interval)
             .field("intervals", &self.intervals)
             .field("expected_interval", &self.expected_interval)
+            .field("shards", &self.slots)
             .finish_non_exhaustive()
     }
 }
@@ -354,7 +386,7 @@ mod tests {
 
     #[test]
     fn shard_bytes_follow_precision() {
-        assert_eq!(Config::new().shard_bytes(), 270_344);
+        assert_eq!(Config::new().shard_bytes(), 287_624);
         assert_eq!(Config::new().range(0, 1).shard_bytes(), 0);
     }
 }

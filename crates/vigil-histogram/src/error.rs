@@ -28,6 +28,13 @@ pub enum Error {
     /// The bytes are not a histogram in a format HdrHistogram can read.
     #[error("cannot decode HdrHistogram V2 histogram: {0}")]
     Decode(#[source] DeserializeError),
+    /// A decoded histogram's bounds are outside what vigil's layout
+    /// supports.
+    #[error("unsupported histogram layout: {reason}")]
+    Layout {
+        /// The bounds and precision found.
+        reason: String,
+    },
     /// Two snapshots could not be merged.
     #[error("cannot merge snapshots: {reason}")]
     Merge {

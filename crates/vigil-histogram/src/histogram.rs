@@ -3,11 +3,11 @@
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use crate::layout::Layout;
-use crate::shard::{Shard, Shards};
+use crate::slots::{Slots, slot_count};
 use crate::window::Windows;
 use crate::{Config, Snapshot, Summary, Window};
 
@@ -23,12 +23,14 @@ struct Rare {
 /// A concurrent HDR histogram with a sliding window and a cumulative total.
 ///
 /// Recording ([`record`](Histogram::record), [`record_duration`](Histogram::record_duration),
-/// [`record_f64`](Histogram::record_f64)) takes no lock, allocates nothing
-/// (except a thread's first record into its shard), makes no syscall and
-/// reads no clock: it finds the bucket and does two relaxed `fetch_add`s on a
-/// per-CPU shard. Reads ([`snapshot`](Histogram::snapshot),
+/// [`record_f64`](Histogram::record_f64)) takes no lock, makes no syscall,
+/// reads no clock and executes no locked instruction: it finds the bucket
+/// and adds with relaxed loads and stores to a shard the calling thread
+/// owns. It allocates only when a value lands in a page of buckets the
+/// thread's shard has not used yet. Reads ([`snapshot`](Histogram::snapshot),
 /// [`summary`](Histogram::summary)) and [`upkeep`](Histogram::upkeep) take a
-/// mutex, rotate the window ring when an interval ended, and merge.
+/// mutex, rotate the window ring when an interval ended, and sum the shards'
+/// allocated pages.
 ///
 /// `Send + Sync`: share it with `Arc`.
 ///
@@ -58,7 +60,7 @@ pub struct Histogram {
     highest: u64,
     scale: f64,
     expected_interval: Option<u64>,
-    shards: Shards,
+    slots: Arc<Slots>,
     rare: Rare,
     // Cold path only.
     windows: Mutex<Windows>,
@@ -77,12 +79,13 @@ impl Histogram {
 
     pub(crate) fn from_parts(config: Config, layout: Layout) -> Histogram {
         let now = config.clock.now();
+        let slots = config.slots.unwrap_or_else(slot_count);
         Histogram {
             layout,
             highest: config.highest,
             scale: config.scale,
             expected_interval: config.expected_interval,
-            shards: Shards::new(&layout),
+            slots: Arc::new(Slots::new(layout.len(), slots)),
             rare: Rare::default(),
             windows: Mutex::new(Windows::new(now, config.intervals)),
             config,
@@ -92,8 +95,10 @@ impl Histogram {
     /// Record one raw value (nanoseconds for the default config).
     ///
     /// Hot path, budget a few ns: bucket index from a leading-zero count,
-    /// then `fetch_add(1)` on the bucket and `fetch_add(raw)` on the sum of
-    /// this thread's shard. Values above the configured highest are clamped
+    /// the calling thread's shard from a thread-local id, then a relaxed
+    /// load and store on the bucket, the count and the sum (no locked
+    /// instruction).
+    /// Values above the configured highest are clamped
     /// to it and counted in [`out_of_range`](Histogram::out_of_range). With
     /// [`Config::expected_interval`] set, the samples a stalled caller missed
     /// are recorded too.
@@ -104,12 +109,39 @@ impl Histogram {
         } else {
             raw
         };
-        let shard = self.shards.local();
-        shard.add(self.layout.index_for(raw), 1, raw);
+        self.slots.add(self.layout.index_for(raw), 1, raw);
         if let Some(expected) = self.expected_interval
             && raw > expected
         {
-            self.record_omitted(shard, raw, expected);
+            self.record_omitted(raw, expected, 1);
+        }
+    }
+
+    /// Record the raw value `raw` `n` times, as one add.
+    ///
+    /// ```
+    /// use vigil_histogram::{Histogram, Window};
+    ///
+    /// let histogram = Histogram::new();
+    /// histogram.record_n(1_000, 5);
+    /// assert_eq!(histogram.snapshot(Window::Cumulative).count(), 5);
+    /// ```
+    #[inline]
+    pub fn record_n(&self, raw: u64, n: u64) {
+        if n == 0 {
+            return;
+        }
+        let raw = if raw > self.highest {
+            self.clamp_high()
+        } else {
+            raw
+        };
+        self.slots
+            .add(self.layout.index_for(raw), n, raw.wrapping_mul(n));
+        if let Some(expected) = self.expected_interval
+            && raw > expected
+        {
+            self.record_omitted(raw, expected, n);
         }
     }
 
@@ -149,6 +181,27 @@ impl Histogram {
         self.record((value * self.scale + 0.5) as u64);
     }
 
+    /// [`record_f64`](Histogram::record_f64) `n` times, as one add (what
+    /// `metrics`' `record_many` asks for).
+    ///
+    /// ```
+    /// use vigil_histogram::{Histogram, Window};
+    ///
+    /// let histogram = Histogram::new();
+    /// histogram.record_f64_n(0.5, 3);
+    /// histogram.record_f64_n(f64::NAN, 3);
+    /// assert_eq!(histogram.snapshot(Window::Cumulative).count(), 3);
+    /// assert_eq!(histogram.rejected(), 3);
+    /// ```
+    #[inline]
+    pub fn record_f64_n(&self, value: f64, n: u64) {
+        if !(0.0..f64::INFINITY).contains(&value) {
+            self.rare.rejected.fetch_add(n, Relaxed);
+            return;
+        }
+        self.record_n((value * self.scale + 0.5) as u64, n);
+    }
+
     #[cold]
     fn clamp_high(&self) -> u64 {
         self.rare.out_of_range.fetch_add(1, Relaxed);
@@ -166,7 +219,7 @@ impl Histogram {
     /// bucket are added with one `fetch_add`, so the cost is bounded by the
     /// number of buckets, not by `value / expected`.
     #[inline(never)]
-    fn record_omitted(&self, shard: &Shard, value: u64, expected: u64) {
+    fn record_omitted(&self, value: u64, expected: u64, times: u64) {
         let step = u128::from(expected);
         let mut next = u128::from(value - expected);
         while next >= step {
@@ -175,7 +228,11 @@ impl Histogram {
             let n = (next - low) / step + 1;
             // next + (next - step) + ... (n terms)
             let sum = n * next - step * n * (n - 1) / 2;
-            shard.add(index, n as u64, sum as u64);
+            self.slots.add(
+                index,
+                (n as u64).saturating_mul(times),
+                (sum as u64).wrapping_mul(times),
+            );
             next -= n * step;
         }
     }
@@ -199,10 +256,29 @@ impl Histogram {
     /// assert!((snapshot.quantile(0.5) - 0.003).abs() < 0.003 * 0.001);
     /// ```
     pub fn snapshot(&self, window: Window) -> Snapshot {
+        let mut snapshot = Snapshot::empty(self.layout, self.scale);
+        self.snapshot_into(window, &mut snapshot);
+        snapshot
+    }
+
+    /// [`snapshot`](Histogram::snapshot) into an existing snapshot, reusing
+    /// its buffer: a scrape that reads many histograms allocates once.
+    ///
+    /// ```
+    /// use vigil_histogram::{Histogram, Window};
+    ///
+    /// let (a, b) = (Histogram::new(), Histogram::new());
+    /// a.record(1_000);
+    /// b.record_n(2_000, 2);
+    /// let mut snapshot = a.snapshot(Window::Cumulative);
+    /// b.snapshot_into(Window::Cumulative, &mut snapshot);
+    /// assert_eq!(snapshot.count(), 2);
+    /// ```
+    pub fn snapshot_into(&self, window: Window, out: &mut Snapshot) {
         let now = self.config.clock.now();
         let mut windows = self.windows();
-        windows.rotate(now, &self.shards, &self.layout, &self.config);
-        windows.snapshot(window, now, &self.shards, &self.layout, &self.config)
+        windows.rotate(now, &self.slots, &self.config);
+        windows.snapshot_into(window, now, &self.slots, &self.layout, &self.config, out);
     }
 
     /// The [`Summary`] of `window`; `snapshot(window).summary()`.
@@ -245,12 +321,11 @@ impl Histogram {
     /// ```
     pub fn upkeep(&self) {
         let now = self.config.clock.now();
-        self.windows()
-            .rotate(now, &self.shards, &self.layout, &self.config);
+        self.windows().rotate(now, &self.slots, &self.config);
     }
 
     /// Values recorded since creation (rejected ones excluded), without
-    /// building a snapshot: the cumulative count plus the live shards.
+    /// building a snapshot or taking the lock: the shards' counts, summed.
     ///
     /// ```
     /// let histogram = vigil_histogram::Histogram::new();
@@ -259,12 +334,9 @@ impl Histogram {
     /// assert_eq!(histogram.count(), 1);
     /// ```
     pub fn count(&self) -> u64 {
-        // Holding the window lock keeps a rotation from moving counts out
-        // of the shards while they are summed.
-        let windows = self.windows();
-        let mut live = 0u64;
-        self.shards.collect(false, |_, count| live += count);
-        windows.cumulative_count() + live
+        self.slots
+            .shards()
+            .fold(0u64, |total, shard| total.wrapping_add(shard.count()))
     }
 
     /// Values above the configured highest that were clamped to it.
@@ -293,17 +365,16 @@ impl Histogram {
         &self.config
     }
 
-    /// Bytes this histogram holds right now: its own struct, the slot table,
-    /// the shards allocated so far, the cumulative histogram (once
-    /// allocated) and the sparse ring. Bounded by the config, not by the
-    /// recording rate; see the crate docs for the defaults.
+    /// Bytes this histogram holds right now: its own struct, its slots and
+    /// shards (pages of buckets that were used), the sparse ring and the
+    /// rotation baseline. It follows the buckets in use and the threads that
+    /// recorded at the same time, never the configured range times the CPU
+    /// count; see the crate docs.
     pub fn memory_bytes(&self) -> usize {
-        let (ring, cumulative) = self.windows().bytes();
         std::mem::size_of::<Self>()
-            + self.shards.table_bytes()
-            + self.shards.allocated_bytes()
-            + ring
-            + cumulative
+            + std::mem::size_of::<Slots>()
+            + self.slots.bytes()
+            + self.windows().bytes()
     }
 }
 

@@ -10,6 +10,10 @@
 /// Index arithmetic for one (lowest, highest, significant figures) triple.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Layout {
+    /// The bounds and precision this layout was made for.
+    pub(crate) lowest: u64,
+    pub(crate) highest: u64,
+    pub(crate) sigfig: u8,
     /// Largest power of two not above `lowest`: values are counted in units
     /// of `2^unit_magnitude`.
     unit_magnitude: u8,
@@ -54,6 +58,9 @@ impl Layout {
         let len = (buckets + 1) << sub_bucket_half_count_magnitude;
 
         Some(Layout {
+            lowest,
+            highest,
+            sigfig,
             unit_magnitude,
             sub_bucket_half_count_magnitude,
             sub_bucket_mask,
@@ -90,6 +97,40 @@ impl Layout {
             bucket = 0;
         }
         sub_bucket << (bucket as u32 + u32::from(self.unit_magnitude))
+    }
+}
+
+impl Layout {
+    /// Width of the range of raw values counted at `index`
+    /// (hdrhistogram's `equivalent_range`).
+    pub(crate) fn range_for(&self, index: usize) -> u64 {
+        let bucket = ((index >> self.sub_bucket_half_count_magnitude) as u32).saturating_sub(1);
+        1_u64
+            .checked_shl(bucket + u32::from(self.unit_magnitude))
+            .unwrap_or(u64::MAX)
+    }
+
+    /// The highest raw value counted at `index` (hdrhistogram's
+    /// `highest_equivalent`).
+    pub(crate) fn highest_for(&self, index: usize) -> u64 {
+        let low = self.value_for(index);
+        if low == u64::MAX {
+            return u64::MAX;
+        }
+        low.saturating_add(self.range_for(index)) - 1
+    }
+
+    /// The middle of the range counted at `index`, rounded up
+    /// (hdrhistogram's `median_equivalent`).
+    pub(crate) fn median_for(&self, index: usize) -> u64 {
+        self.value_for(index)
+            .saturating_add(self.range_for(index) >> 1)
+    }
+
+    /// An empty `hdrhistogram::Histogram` with this layout.
+    pub(crate) fn empty_histogram(&self) -> hdrhistogram::Histogram<u64> {
+        hdrhistogram::Histogram::new_with_bounds(self.lowest, self.highest, self.sigfig)
+            .expect("Layout::new accepted these bounds with hdrhistogram's own rules")
     }
 }
 
@@ -164,6 +205,21 @@ mod tests {
             assert!(
                 hdrhistogram::Histogram::<u64>::new_with_bounds(lowest, highest, sigfig).is_err()
             );
+        }
+    }
+
+    #[test]
+    fn equivalents_match_hdrhistogram() {
+        let layout = Layout::new(1, 3_600_000_000_000, 3).unwrap();
+        let reference = layout.empty_histogram();
+        for value in spread(3_600_000_000_000) {
+            let index = layout.index_for(value);
+            assert_eq!(
+                layout.highest_for(index),
+                reference.highest_equivalent(value)
+            );
+            assert_eq!(layout.median_for(index), reference.median_equivalent(value));
+            assert_eq!(layout.range_for(index), reference.equivalent_range(value));
         }
     }
 

@@ -87,17 +87,23 @@
 //! [`Snapshot::to_base64`] / [`Snapshot::from_base64`] speak HdrHistogram's
 //! V2 compressed format; [`IntervalLog`] writes HdrHistogram interval logs.
 //! Fleets merge these offline with HdrHistogram's own tools.
-#![forbid(unsafe_code)]
+// `unsafe` lives in `sync.rs` only (the lazily allocated page pointer),
+// with its SAFETY arguments and loom tests.
+#![deny(unsafe_code)]
 
 mod bench;
+mod buckets;
 mod config;
 mod error;
 mod histogram;
 mod layout;
 mod log;
 mod shard;
+mod slots;
 mod snapshot;
 mod summary;
+#[allow(unsafe_code)]
+mod sync;
 mod window;
 
 pub use bench::bench;

@@ -1,200 +1,217 @@
-//! Concurrent counts: one slot per CPU, each a lazily allocated shard of
-//! atomic bucket counts plus an atomic sum.
+//! One shard: bucket counts in lazily allocated pages, plus the shard's
+//! count and raw sum. The counts array has hdrhistogram's layout (see
+//! `layout.rs`), cut into groups of [`GROUP_SPAN`] indexes, each group into
+//! pages of [`PAGE`] counters; a group or page exists only once a value
+//! landed in it, so a shard's memory follows the buckets it uses, not the
+//! configured range.
 //!
-//! A thread picks its slot once (a process-wide round-robin ordinal kept in a
-//! thread local), so threads normally write to different cache lines and
-//! never contend. This is the only state the hot path touches.
+//! Counts only grow: nothing ever drains a shard. Readers sum the live
+//! counts and compute interval deltas against what they saw last (see
+//! `window.rs`), so a writer and a reader never write the same word.
 
-use std::cell::Cell;
-use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::Ordering::Relaxed;
 
-use crate::layout::Layout;
+use crate::sync::{AtomicU64, OnceBox};
 
-/// Most slots a histogram ever has, whatever the CPU count.
-pub(crate) const MAX_SLOTS: usize = 64;
+/// Counters per page: 128 bytes, two cache lines.
+#[cfg(not(loom))]
+pub(crate) const PAGE: usize = 16;
+/// Pages per group.
+#[cfg(not(loom))]
+const GROUP: usize = 64;
+// The same structure, small enough for the model checker to explore.
+#[cfg(loom)]
+pub(crate) const PAGE: usize = 2;
+#[cfg(loom)]
+const GROUP: usize = 2;
+/// Indexes one group covers.
+pub(crate) const GROUP_SPAN: usize = PAGE * GROUP;
 
-/// Slots per histogram, fixed for the process: `available_parallelism()`
-/// clamped to `1..=64`. Fixing it process-wide lets each thread cache its slot
-/// index (no division on the hot path).
-pub(crate) fn slot_count() -> usize {
-    static SLOTS: OnceLock<usize> = OnceLock::new();
-    *SLOTS.get_or_init(|| {
-        std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .clamp(1, MAX_SLOTS)
-    })
-}
+/// Sixteen adjacent bucket counters, aligned so that pages of different
+/// shards never share a cache line.
+#[repr(align(64))]
+struct Page([AtomicU64; PAGE]);
 
-/// This thread's slot, assigned round-robin on first use.
-#[inline]
-fn thread_slot() -> usize {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    thread_local! {
-        static SLOT: Cell<usize> = const { Cell::new(usize::MAX) };
+impl Page {
+    fn new() -> Box<Page> {
+        Box::new(Page(std::array::from_fn(|_| AtomicU64::new(0))))
     }
-    SLOT.with(|slot| {
-        let index = slot.get();
-        if index != usize::MAX {
-            return index;
-        }
-        let index = NEXT.fetch_add(1, Relaxed) % slot_count();
-        slot.set(index);
-        index
-    })
 }
 
-/// One shard: counts laid out like `hdrhistogram::Histogram`'s, and the
-/// exact sum of the raw values counted.
+/// The page pointers of one group of [`GROUP_SPAN`] indexes.
+struct Group([OnceBox<Page>; GROUP]);
+
+impl Group {
+    fn new() -> Box<Group> {
+        Box::new(Group(std::array::from_fn(|_| OnceBox::new())))
+    }
+}
+
+/// How a thread may write a shard.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Access {
+    /// The calling thread owns the shard: no other thread writes it, so a
+    /// relaxed load and store replace the locked read-modify-write.
+    Owned,
+    /// Any thread may write: `fetch_add`.
+    Shared,
+}
+
+/// One shard's counts, count and raw sum.
+#[repr(align(128))]
 pub(crate) struct Shard {
-    pub(crate) counts: Box<[AtomicU64]>,
-    pub(crate) sum: AtomicU64,
+    count: AtomicU64,
+    /// Raw sum, wrapping; readers take differences of it.
+    sum: AtomicU64,
+    groups: Box<[OnceBox<Group>]>,
+}
+
+#[inline]
+fn bump(counter: &AtomicU64, n: u64, access: Access) {
+    match access {
+        // Only the owner writes this word, so nothing can land between the
+        // load and the store; readers see either value, both valid.
+        Access::Owned => counter.store(counter.load(Relaxed).wrapping_add(n), Relaxed),
+        Access::Shared => {
+            counter.fetch_add(n, Relaxed);
+        }
+    }
 }
 
 impl Shard {
-    fn new(len: usize) -> Shard {
-        Shard {
-            counts: (0..len).map(|_| AtomicU64::new(0)).collect(),
+    /// An empty shard for a counts array of `len` indexes: 128 bytes plus
+    /// 8 bytes per group pointer, no page yet.
+    pub(crate) fn new(len: usize) -> Box<Shard> {
+        Box::new(Shard {
+            count: AtomicU64::new(0),
             sum: AtomicU64::new(0),
-        }
+            groups: (0..len.div_ceil(GROUP_SPAN))
+                .map(|_| OnceBox::new())
+                .collect(),
+        })
     }
 
     /// Count `n` values at `index` whose raw values add up to `sum`.
-    /// Hot path: two relaxed `fetch_add`s on lines this thread owns.
+    ///
+    /// Hot path: two dependent pointer loads to find the page (allocated on
+    /// the first value that lands in it, the only allocation), then three
+    /// relaxed load + store pairs for an owner, `fetch_add`s otherwise.
+    /// An index past the array is ignored (callers clamp first).
     #[inline]
-    pub(crate) fn add(&self, index: usize, n: u64, sum: u64) {
-        if let Some(count) = self.counts.get(index) {
-            count.fetch_add(n, Relaxed);
-            self.sum.fetch_add(sum, Relaxed);
+    pub(crate) fn add(&self, index: usize, n: u64, sum: u64, access: Access) {
+        let Some(group) = self.groups.get(index / GROUP_SPAN) else {
+            return;
+        };
+        let group = group.get_or_init(Group::new);
+        let page = group.0[(index / PAGE) % GROUP].get_or_init(Page::new);
+        bump(&page.0[index % PAGE], n, access);
+        bump(&self.count, n, access);
+        bump(&self.sum, sum, access);
+    }
+
+    /// Values counted so far.
+    pub(crate) fn count(&self) -> u64 {
+        self.count.load(Relaxed)
+    }
+
+    /// Raw sum so far, wrapping at 2^64.
+    pub(crate) fn sum(&self) -> u64 {
+        self.sum.load(Relaxed)
+    }
+
+    /// Whether group `g` has been allocated.
+    pub(crate) fn has_group(&self, g: usize) -> bool {
+        self.groups
+            .get(g)
+            .is_some_and(|group| group.get().is_some())
+    }
+
+    /// Add the counts of page `p` of group `g` into `into`, if that page
+    /// exists.
+    pub(crate) fn add_page(&self, g: usize, p: usize, into: &mut [u64; PAGE]) {
+        let Some(page) = self
+            .groups
+            .get(g)
+            .and_then(OnceBox::get)
+            .and_then(|group| group.0[p].get())
+        else {
+            return;
+        };
+        for (total, counter) in into.iter_mut().zip(&page.0) {
+            *total = total.wrapping_add(counter.load(Relaxed));
         }
+    }
+
+    /// Bytes of a shard for `len` indexes with every page allocated.
+    pub(crate) fn full_bytes(len: usize) -> usize {
+        let groups = len.div_ceil(GROUP_SPAN);
+        std::mem::size_of::<Shard>()
+            + groups * (std::mem::size_of::<OnceBox<Group>>() + std::mem::size_of::<Group>())
+            + len.div_ceil(PAGE) * std::mem::size_of::<Page>()
+    }
+
+    /// Number of groups (allocated or not).
+    pub(crate) fn groups(&self) -> usize {
+        self.groups.len()
+    }
+
+    /// Heap bytes this shard holds: itself, its group table, and every
+    /// group and page allocated so far.
+    pub(crate) fn bytes(&self) -> usize {
+        let mut bytes = std::mem::size_of::<Shard>()
+            + self.groups.len() * std::mem::size_of::<OnceBox<Group>>();
+        for group in self.groups.iter().filter_map(OnceBox::get) {
+            bytes += std::mem::size_of::<Group>();
+            bytes += group.0.iter().filter(|page| page.get().is_some()).count()
+                * std::mem::size_of::<Page>();
+        }
+        bytes
     }
 }
 
-/// Padded to two cache lines so neighbouring slots' `OnceLock` state and sums
-/// never share a line (adjacent-line prefetch included).
-#[repr(align(128))]
-struct Slot(OnceLock<Shard>);
+/// Pages per group, for readers that walk a group page by page.
+pub(crate) const PAGES_PER_GROUP: usize = GROUP;
 
-/// The fixed set of slots of one histogram.
-pub(crate) struct Shards {
-    slots: Box<[Slot]>,
-    len: usize,
-}
-
-impl Shards {
-    pub(crate) fn new(layout: &Layout) -> Shards {
-        Shards {
-            slots: (0..slot_count()).map(|_| Slot(OnceLock::new())).collect(),
-            len: layout.len(),
-        }
-    }
-
-    /// The calling thread's shard, allocated on its first record.
-    #[inline]
-    pub(crate) fn local(&self) -> &Shard {
-        // thread_slot() < slot_count() == slots.len(); `get` keeps a broken
-        // invariant from ever panicking on the hot path.
-        let slot = self.slots.get(thread_slot()).unwrap_or(&self.slots[0]);
-        slot.0.get_or_init(|| Shard::new(self.len))
-    }
-
-    /// Shards that have been written to at least once.
-    pub(crate) fn live(&self) -> impl Iterator<Item = &Shard> {
-        self.slots.iter().filter_map(|slot| slot.0.get())
-    }
-
-    /// Bytes held by allocated shards.
-    pub(crate) fn allocated_bytes(&self) -> usize {
-        self.live().count() * (self.len + 1) * std::mem::size_of::<u64>()
-    }
-
-    /// Bytes of the slot table itself.
-    pub(crate) fn table_bytes(&self) -> usize {
-        self.slots.len() * std::mem::size_of::<Slot>()
-    }
-
-    /// Visit `(index, count)` for every nonzero bucket summed over all live
-    /// shards, in index order, and return the summed `sum`. With `drain`, each
-    /// nonzero bucket is taken with `swap(0)`: a concurrent `fetch_add` lands
-    /// either before the swap (and is returned here) or after it (and stays
-    /// for the next drain), so no value is lost or counted twice.
-    pub(crate) fn collect(&self, drain: bool, mut visit: impl FnMut(usize, u64)) -> u64 {
-        let live: Vec<&Shard> = self.live().collect();
-        if live.is_empty() {
-            return 0;
-        }
-        for index in 0..self.len {
-            let mut total = 0u64;
-            for shard in &live {
-                let count = &shard.counts[index];
-                if count.load(Relaxed) != 0 {
-                    total += if drain {
-                        count.swap(0, Relaxed)
-                    } else {
-                        count.load(Relaxed)
-                    };
-                }
-            }
-            if total != 0 {
-                visit(index, total);
-            }
-        }
-        live.iter()
-            .map(|shard| {
-                if drain {
-                    shard.sum.swap(0, Relaxed)
-                } else {
-                    shard.sum.load(Relaxed)
-                }
-            })
-            .fold(0u64, u64::wrapping_add)
-    }
-}
-
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
 
     #[test]
-    fn slot_count_is_between_1_and_64() {
-        assert!((1..=MAX_SLOTS).contains(&slot_count()));
-    }
-
-    #[test]
-    fn a_thread_keeps_its_slot() {
-        assert_eq!(thread_slot(), thread_slot());
-        assert!(thread_slot() < slot_count());
-    }
-
-    #[test]
-    fn slots_do_not_share_cache_lines() {
-        assert!(std::mem::size_of::<Slot>() >= 128);
-        assert_eq!(std::mem::align_of::<Slot>(), 128);
-    }
-
-    #[test]
-    fn shards_allocate_lazily_and_drain_to_zero() {
-        let layout = Layout::new(1, 1_000_000, 2).unwrap();
-        let shards = Shards::new(&layout);
-        assert_eq!(shards.live().count(), 0);
-        assert_eq!(shards.allocated_bytes(), 0);
-        let shard = shards.local();
-        shard.add(layout.index_for(5), 2, 10);
-        shard.add(layout.index_for(900), 1, 900);
-        assert_eq!(shards.live().count(), 1);
-
-        let mut seen = Vec::new();
-        assert_eq!(shards.collect(false, |i, c| seen.push((i, c))), 910);
+    fn pages_are_allocated_only_where_values_land() {
+        let shard = Shard::new(33_792);
+        let empty = shard.bytes();
+        assert_eq!(empty, 128 + 33 * 8);
+        shard.add(5, 1, 5, Access::Owned);
+        shard.add(6, 2, 12, Access::Owned); // same page
         assert_eq!(
-            seen,
-            vec![(layout.index_for(5), 2), (layout.index_for(900), 1)]
+            shard.bytes(),
+            empty + std::mem::size_of::<Group>() + std::mem::size_of::<Page>()
         );
+        shard.add(33_791, 1, 7, Access::Shared);
+        assert_eq!(
+            shard.bytes(),
+            empty + 2 * (std::mem::size_of::<Group>() + std::mem::size_of::<Page>())
+        );
+        assert_eq!((shard.count(), shard.sum()), (4, 24));
 
-        let mut drained = Vec::new();
-        assert_eq!(shards.collect(true, |i, c| drained.push((i, c))), 910);
-        assert_eq!(drained, seen);
-        let mut after = Vec::new();
-        assert_eq!(shards.collect(true, |i, c| after.push((i, c))), 0);
-        assert!(after.is_empty());
+        let mut page = [0; PAGE];
+        shard.add_page(0, 0, &mut page);
+        assert_eq!(&page[5..7], &[1, 2]);
+        shard.add_page(0, 1, &mut page); // not allocated: unchanged
+        assert_eq!(page.iter().sum::<u64>(), 3);
+        assert!(shard.has_group(32) && !shard.has_group(1));
+    }
+
+    #[test]
+    fn an_index_past_the_array_is_ignored() {
+        let shard = Shard::new(100);
+        shard.add(5_000, 1, 1, Access::Owned);
+        assert_eq!(shard.count(), 0);
+    }
+
+    #[test]
+    fn page_is_two_cache_lines() {
+        assert_eq!(std::mem::size_of::<Page>(), 128);
+        assert_eq!(std::mem::align_of::<Shard>(), 128);
     }
 }

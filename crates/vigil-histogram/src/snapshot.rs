@@ -1,12 +1,15 @@
 //! [`Snapshot`]: a point-in-time, owned copy of a window, with statistics in
 //! units, merge, and HdrHistogram V2 interchange.
 
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use hdrhistogram::serialization::{Deserializer, Serializer as _, V2DeflateSerializer};
 
+use crate::buckets::{Sparse, combine};
+use crate::layout::Layout;
 use crate::{Error, Summary};
 
 /// Default scale of decoded snapshots: nanoseconds per second.
@@ -24,9 +27,12 @@ pub struct Bucket {
     pub count: u64,
 }
 
-/// An owned copy of a window of a [`Histogram`](crate::Histogram): an
-/// `hdrhistogram::Histogram<u64>` of raw values, the exact raw sum, the scale
-/// that turns raw values into units, and the span of time covered.
+/// An owned copy of a window of a [`Histogram`](crate::Histogram): the
+/// nonzero buckets of an HdrHistogram of raw values (sparse, so a copy
+/// costs what the window holds, not the configured range), the exact raw
+/// sum, the scale that turns raw values into units, and the span of time
+/// covered. [`histogram`](Snapshot::histogram) builds the equivalent
+/// `hdrhistogram::Histogram<u64>` on first use, for interchange.
 ///
 /// Every statistic is in units (`raw / scale`: seconds for the defaults).
 ///
@@ -46,39 +52,112 @@ pub struct Bucket {
 /// ```
 #[derive(Clone, Debug)]
 pub struct Snapshot {
-    histogram: hdrhistogram::Histogram<u64>,
+    /// Nonzero buckets, `(counts index, count)`, in index order.
+    counts: Sparse,
+    total: u64,
+    layout: Layout,
     sum: u128,
     scale: f64,
     window: Duration,
+    dense: OnceLock<hdrhistogram::Histogram<u64>>,
 }
 
 impl Snapshot {
-    pub(crate) fn from_parts(
+    /// An empty snapshot of `layout`, to fill with
+    /// [`Histogram::snapshot_into`](crate::Histogram::snapshot_into).
+    pub(crate) fn empty(layout: Layout, scale: f64) -> Snapshot {
+        Snapshot {
+            counts: Vec::new(),
+            total: 0,
+            layout,
+            sum: 0,
+            scale,
+            window: Duration::ZERO,
+            dense: OnceLock::new(),
+        }
+    }
+
+    /// Refill from parts, keeping the bucket buffer's allocation.
+    pub(crate) fn fill(
+        &mut self,
+        layout: Layout,
+        scale: f64,
+        window: Duration,
+        sum: u128,
+        fill: impl FnOnce(&mut Sparse),
+    ) {
+        self.counts.clear();
+        fill(&mut self.counts);
+        self.total = self
+            .counts
+            .iter()
+            .fold(0u64, |total, &(_, count)| total.saturating_add(count));
+        self.layout = layout;
+        self.scale = scale;
+        self.window = window;
+        self.sum = sum;
+        self.dense = OnceLock::new();
+    }
+
+    /// A snapshot of an `hdrhistogram::Histogram` (kept as the dense form).
+    pub(crate) fn from_hdr(
         histogram: hdrhistogram::Histogram<u64>,
         sum: u128,
         scale: f64,
         window: Duration,
-    ) -> Snapshot {
-        Snapshot {
-            histogram,
+    ) -> Result<Snapshot, Error> {
+        let highest = histogram.high().max(histogram.max());
+        let layout =
+            Layout::new(histogram.low(), highest, histogram.sigfig()).ok_or_else(|| {
+                Error::Layout {
+                    reason: format!(
+                        "bounds {}..={} at {} significant figures",
+                        histogram.low(),
+                        highest,
+                        histogram.sigfig()
+                    ),
+                }
+            })?;
+        let mut counts: Sparse = histogram
+            .iter_recorded()
+            .map(|v| {
+                (
+                    layout.index_for(v.value_iterated_to().min(highest)) as u32,
+                    v.count_at_value(),
+                )
+            })
+            .collect();
+        combine(&mut counts);
+        Ok(Snapshot {
+            total: histogram.len(),
+            counts,
+            layout,
             sum,
             scale,
             window,
-        }
+            dense: OnceLock::from(histogram),
+        })
     }
 
     fn units(&self, raw: f64) -> f64 {
         raw / self.scale
     }
 
-    /// The underlying HdrHistogram, in raw units.
+    /// The equivalent `hdrhistogram::Histogram`, in raw units (built from
+    /// the buckets on first use, then kept).
     pub fn histogram(&self) -> &hdrhistogram::Histogram<u64> {
-        &self.histogram
+        self.dense.get_or_init(|| {
+            let mut histogram = self.layout.empty_histogram();
+            for &(index, count) in &self.counts {
+                histogram.saturating_record_n(self.layout.value_for(index as usize), count);
+            }
+            histogram
+        })
     }
 
     /// Number of values.
     pub fn count(&self) -> u64 {
-        self.histogram.len()
+        self.total
     }
 
     /// Sum of the values, in units: the exact sum of the raw values recorded,
@@ -92,16 +171,17 @@ impl Snapshot {
     /// Smallest value, at bucket resolution (the bucket's lowest value); 0.0
     /// when empty.
     pub fn min(&self) -> f64 {
-        self.units(self.histogram.min() as f64)
+        self.counts.first().map_or(0.0, |&(index, _)| {
+            self.units(self.layout.value_for(index as usize) as f64)
+        })
     }
 
     /// Largest value, at bucket resolution (the bucket's highest value, like
     /// `quantile(1.0)`); 0.0 when empty.
     pub fn max(&self) -> f64 {
-        if self.histogram.is_empty() {
-            return 0.0;
-        }
-        self.units(self.histogram.max() as f64)
+        self.counts.last().map_or(0.0, |&(index, _)| {
+            self.units(self.layout.highest_for(index as usize) as f64)
+        })
     }
 
     /// Exact mean, `sum / count`; 0.0 when empty.
@@ -112,21 +192,108 @@ impl Snapshot {
         }
     }
 
-    /// Standard deviation from the buckets (hdrhistogram's `stdev`); 0.0 when
-    /// empty.
+    /// Standard deviation from the buckets (hdrhistogram's `stdev`: each
+    /// value taken at its bucket's middle); 0.0 when empty.
     pub fn stddev(&self) -> f64 {
-        self.units(self.histogram.stdev())
-    }
-
-    /// The value at quantile `q` (0.0 ..= 1.0), in units, via hdrhistogram's
-    /// `value_at_quantile`: the highest value of the bucket holding rank
-    /// `max(1, ceil(q * count))`, within the configured significant figures
-    /// of the exact quantile. 0.0 when empty.
-    pub fn quantile(&self, q: f64) -> f64 {
-        if self.histogram.is_empty() {
+        if self.total == 0 {
             return 0.0;
         }
-        self.units(self.histogram.value_at_quantile(q) as f64)
+        let total = self.total as f64;
+        // The same folds, in the same order, as hdrhistogram's `mean` and
+        // `stdev`, so the results are identical.
+        let mean = self.counts.iter().fold(0.0_f64, |acc, &(index, count)| {
+            acc + self.layout.median_for(index as usize) as f64 * count as f64 / total
+        });
+        let deviations = self.counts.iter().fold(0.0_f64, |acc, &(index, count)| {
+            let dev = self.layout.median_for(index as usize) as f64 - mean;
+            acc + (dev * dev) * count as f64
+        });
+        self.units((deviations / total).sqrt())
+    }
+
+    /// The rank hdrhistogram's `value_at_quantile` looks for.
+    fn rank(&self, q: f64) -> u64 {
+        let q = if q > 1.0 { 1.0 } else { q };
+        ((q * self.total as f64).ceil() as u64).max(1)
+    }
+
+    /// The value at quantile `q` (0.0 ..= 1.0), in units, as hdrhistogram's
+    /// `value_at_quantile`: the highest value of the bucket holding rank
+    /// `max(1, ceil(q * count))` (the lowest for `q == 0`), within the
+    /// configured significant figures of the exact quantile. 0.0 when empty.
+    pub fn quantile(&self, q: f64) -> f64 {
+        let mut out = [0.0];
+        self.quantiles(&[q], &mut out);
+        out[0]
+    }
+
+    /// Several quantiles in one walk over the buckets: `out[i]` is
+    /// [`quantile(qs[i])`](Snapshot::quantile). `qs` need not be sorted;
+    /// extra entries of `out` are left alone.
+    ///
+    /// ```
+    /// use vigil_histogram::{Histogram, Window};
+    ///
+    /// let histogram = Histogram::new();
+    /// (1..=1_000).for_each(|us| histogram.record(us * 1_000));
+    /// let snapshot = histogram.snapshot(Window::Cumulative);
+    /// let mut out = [0.0; 3];
+    /// snapshot.quantiles(&[0.99, 0.5, 0.9], &mut out);
+    /// assert_eq!(out, [snapshot.quantile(0.99), snapshot.quantile(0.5), snapshot.quantile(0.9)]);
+    /// ```
+    pub fn quantiles(&self, qs: &[f64], out: &mut [f64]) {
+        let n = qs.len().min(out.len());
+        for start in (0..n).step_by(64) {
+            let end = (start + 64).min(n);
+            self.quantiles_upto_64(&qs[start..end], &mut out[start..end]);
+        }
+    }
+
+    /// [`quantiles`](Snapshot::quantiles) for at most 64 (the length of
+    /// the `resolved` mask), `qs.len() == out.len()`.
+    fn quantiles_upto_64(&self, qs: &[f64], out: &mut [f64]) {
+        if self.total == 0 {
+            out.fill(0.0);
+            return;
+        }
+        // Resolve quantiles as the running count reaches their ranks;
+        // `next` is the smallest rank still open, so a bucket that resolves
+        // nothing costs one comparison.
+        let mut resolved = 0u64;
+        let all = if qs.len() == 64 {
+            u64::MAX
+        } else {
+            (1u64 << qs.len()) - 1
+        };
+        let mut running = 0u64;
+        let mut next = qs.iter().map(|&q| self.rank(q)).min().unwrap_or(u64::MAX);
+        for &(index, count) in &self.counts {
+            running = running.saturating_add(count);
+            if running < next {
+                continue;
+            }
+            next = u64::MAX;
+            for (i, &q) in qs.iter().enumerate() {
+                if resolved & (1 << i) != 0 {
+                    continue;
+                }
+                let rank = self.rank(q);
+                if rank <= running {
+                    let raw = if q == 0.0 {
+                        self.layout.value_for(index as usize)
+                    } else {
+                        self.layout.highest_for(index as usize)
+                    };
+                    out[i] = self.units(raw as f64);
+                    resolved |= 1 << i;
+                } else {
+                    next = next.min(rank);
+                }
+            }
+            if resolved == all {
+                return;
+            }
+        }
     }
 
     /// Number of values at or below `bound` (in units), for Prometheus `le`
@@ -137,10 +304,10 @@ impl Snapshot {
     /// bounds give 0.
     pub fn count_le(&self, bound: f64) -> u64 {
         let raw = bound * self.scale;
-        if raw.is_nan() || raw < 0.0 || self.histogram.is_empty() {
+        if raw.is_nan() || raw < 0.0 || self.total == 0 {
             return 0;
         }
-        if raw >= u64::MAX as f64 {
+        if raw >= self.layout.highest as f64 {
             return self.count();
         }
         // `245.0 / 1e9 * 1e9` is 244.99999999999997: snap float noise to the
@@ -151,7 +318,11 @@ impl Snapshot {
         } else {
             raw.floor()
         };
-        self.histogram.count_between(0, raw as u64)
+        let last = self.layout.index_for((raw as u64).min(self.layout.highest)) as u32;
+        self.counts
+            .iter()
+            .take_while(|&&(index, _)| index <= last)
+            .fold(0u64, |total, &(_, count)| total.saturating_add(count))
     }
 
     /// The nonzero buckets in value order: for each, the range of raw values
@@ -175,13 +346,10 @@ impl Snapshot {
     /// assert!(buckets[1].low <= 100_000 && 100_000 <= buckets[1].high);
     /// ```
     pub fn buckets(&self) -> impl Iterator<Item = Bucket> + '_ {
-        self.histogram.iter_recorded().map(|v| {
-            let low = self.histogram.lowest_equivalent(v.value_iterated_to());
-            Bucket {
-                low,
-                high: self.histogram.highest_equivalent(low),
-                count: v.count_at_value(),
-            }
+        self.counts.iter().map(|&(index, count)| Bucket {
+            low: self.layout.value_for(index as usize),
+            high: self.layout.highest_for(index as usize),
+            count,
         })
     }
 
@@ -198,15 +366,18 @@ impl Snapshot {
         self.scale
     }
 
-    /// All statistics at once; see [`Summary`].
+    /// All statistics at once (one walk for the quantiles); see
+    /// [`Summary`].
     pub fn summary(&self) -> Summary {
         let window_seconds = self.window.as_secs_f64();
-        if self.histogram.is_empty() {
+        if self.total == 0 {
             return Summary {
                 window_seconds,
                 ..Summary::default()
             };
         }
+        let mut q = [0.0; 6];
+        self.quantiles(&[0.5, 0.75, 0.9, 0.95, 0.99, 0.999], &mut q);
         Summary {
             count: self.count(),
             sum: self.sum(),
@@ -214,12 +385,12 @@ impl Snapshot {
             max: self.max(),
             mean: self.mean(),
             stddev: self.stddev(),
-            p50: self.quantile(0.5),
-            p75: self.quantile(0.75),
-            p90: self.quantile(0.9),
-            p95: self.quantile(0.95),
-            p99: self.quantile(0.99),
-            p999: self.quantile(0.999),
+            p50: q[0],
+            p75: q[1],
+            p90: q[2],
+            p95: q[3],
+            p99: q[4],
+            p999: q[5],
             window_seconds,
         }
     }
@@ -253,17 +424,29 @@ impl Snapshot {
                 ),
             });
         }
-        self.histogram
-            .add(&other.histogram)
-            .map_err(|error| Error::Merge {
-                reason: format!(
-                    "{error}: the other snapshot's max is {} but this one tracks up to {}",
-                    other.histogram.max(),
-                    self.histogram.high()
-                ),
-            })?;
+        if let Some(&(last, _)) = other.counts.last() {
+            let max = other.layout.highest_for(last as usize);
+            if max > self.layout.highest {
+                return Err(Error::Merge {
+                    reason: format!(
+                        "the other snapshot's max is {max} but this one tracks up to {}",
+                        self.layout.highest
+                    ),
+                });
+            }
+        }
+        // Re-bucket through each bucket's lowest value, as hdrhistogram's
+        // `add` does: exact when the layouts are the same.
+        self.counts
+            .extend(other.counts.iter().map(|&(index, count)| {
+                let value = other.layout.value_for(index as usize);
+                (self.layout.index_for(value) as u32, count)
+            }));
+        combine(&mut self.counts);
+        self.total = self.total.saturating_add(other.total);
         self.sum += other.sum;
         self.window = self.window.max(other.window);
+        self.dense = OnceLock::new();
         Ok(())
     }
 
@@ -291,7 +474,7 @@ impl Snapshot {
     pub fn to_base64(&self) -> Result<String, Error> {
         let mut bytes = Vec::new();
         V2DeflateSerializer::new()
-            .serialize(&self.histogram, &mut bytes)
+            .serialize(self.histogram(), &mut bytes)
             .map_err(Error::Encode)?;
         Ok(STANDARD.encode(bytes))
     }
@@ -310,12 +493,7 @@ impl Snapshot {
             .deserialize(&mut bytes.as_slice())
             .map_err(Error::Decode)?;
         let sum = (histogram.mean() * histogram.len() as f64).round() as u128;
-        Ok(Snapshot {
-            histogram,
-            sum,
-            scale: NANOS_PER_SECOND,
-            window: Duration::ZERO,
-        })
+        Snapshot::from_hdr(histogram, sum, NANOS_PER_SECOND, Duration::ZERO)
     }
 
     /// The same data read with another scale (raw units per unit). A scale
@@ -348,7 +526,7 @@ mod tests {
             histogram.record(v).unwrap();
         }
         let sum = values.iter().map(|&v| u128::from(v)).sum();
-        Snapshot::from_parts(histogram, sum, 1e9, Duration::from_secs(10))
+        Snapshot::from_hdr(histogram, sum, 1e9, Duration::from_secs(10)).unwrap()
     }
 
     #[test]
@@ -407,12 +585,13 @@ mod tests {
 
     #[test]
     fn merge_refuses_values_beyond_range() {
-        let mut small = Snapshot::from_parts(
+        let mut small = Snapshot::from_hdr(
             hdrhistogram::Histogram::new_with_bounds(1, 1_000, 3).unwrap(),
             0,
             1e9,
             Duration::ZERO,
-        );
+        )
+        .unwrap();
         let big = snapshot(&[1_000_000_000]);
         let error = small.merge(&big).unwrap_err().to_string();
         assert!(error.starts_with("cannot merge snapshots:"), "{error}");

@@ -1,12 +1,14 @@
-//! Sliding windows: the ring of completed interval histograms, the
-//! cumulative total, and rotation. All of it is cold-path state behind the
-//! histogram's `Mutex`; the hot path never touches it.
+//! Sliding windows: the ring of completed interval histograms and
+//! rotation. All of it is cold-path state behind the histogram's `Mutex`;
+//! the hot path never touches it. The cumulative total is the shards
+//! themselves.
 
 use std::collections::VecDeque;
 use std::time::Duration;
 
+use crate::buckets::{Sparse, combine, difference};
 use crate::layout::Layout;
-use crate::shard::Shards;
+use crate::slots::Slots;
 use crate::{Config, Snapshot};
 
 /// Which stretch of time a read covers.
@@ -41,31 +43,36 @@ pub enum Window {
     Last(Duration),
 }
 
+thread_local! {
+    /// The live buckets of the histogram being read, reused across reads
+    /// (a scrape reads every series on one thread).
+    static SCRATCH: std::cell::RefCell<Sparse> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// One completed interval, sparse: `(counts index, count)` for each nonzero
 /// bucket, in index order, and the exact raw sum.
 #[derive(Default)]
 struct Interval {
-    counts: Vec<(u32, u64)>,
+    counts: Sparse,
     sum: u64,
 }
 
-/// Ring, cumulative and the clock bookkeeping.
+/// The ring, what the shards held at the last rotation, and the clock
+/// bookkeeping. Shards are never drained: an interval is the difference
+/// between two reads of the ever-growing shard counts, so readers never
+/// write a word a recording thread writes.
 pub(crate) struct Windows {
     /// Completed intervals, oldest first, at most `capacity`.
     ring: VecDeque<Interval>,
     capacity: usize,
-    /// Dense total of every completed interval; allocated on the first
-    /// rotation that carries data.
-    cumulative: Option<hdrhistogram::Histogram<u64>>,
-    cumulative_sum: u128,
+    /// The summed shard counts and raw sum (wrapping) at the last rotation.
+    baseline: Sparse,
+    baseline_sum: u64,
+    /// Raw sum of every completed interval since creation, unwrapped.
+    completed_sum: u128,
     /// Start of the current (live) interval, on the interval grid.
     current_start: quanta::Instant,
     created: quanta::Instant,
-}
-
-pub(crate) fn empty_histogram(config: &Config) -> hdrhistogram::Histogram<u64> {
-    hdrhistogram::Histogram::new_with_bounds(config.lowest, config.highest, config.sigfig)
-        .expect("Config::build validated these bounds with the same rules as hdrhistogram")
 }
 
 impl Windows {
@@ -73,25 +80,21 @@ impl Windows {
         Windows {
             ring: VecDeque::new(),
             capacity,
-            cumulative: None,
-            cumulative_sum: 0,
+            baseline: Vec::new(),
+            baseline_sum: 0,
+            completed_sum: 0,
             current_start: now,
             created: now,
         }
     }
 
-    /// Complete the current interval if `now` is past its end: drain the
-    /// shards into a new ring entry and the cumulative. When `k > 1`
-    /// intervals passed, `k - 1` empty intervals go in first and the drained
+    /// Complete the current interval if `now` is past its end: what the
+    /// shards gained since the last rotation becomes a new ring entry. When
+    /// `k > 1` intervals passed, `k - 1` empty intervals go in first and the
     /// data into the most recent one (without per-value timestamps the
-    /// data's exact interval is unknown; the newest keeps it in short windows).
-    pub(crate) fn rotate(
-        &mut self,
-        now: quanta::Instant,
-        shards: &Shards,
-        layout: &Layout,
-        config: &Config,
-    ) {
+    /// data's exact interval is unknown; the newest keeps it in short
+    /// windows). Cost: one walk of the shards' allocated pages.
+    pub(crate) fn rotate(&mut self, now: quanta::Instant, slots: &Slots, config: &Config) {
         let elapsed = now.saturating_duration_since(self.current_start);
         let interval = config.interval;
         if elapsed < interval {
@@ -100,19 +103,22 @@ impl Windows {
         let interval_nanos = interval.as_nanos();
         let passed = elapsed.as_nanos() / interval_nanos;
 
-        let mut counts = Vec::new();
-        // Indexes fit in u32: a counts array has at most 65 * 2^17 entries.
-        let sum = shards.collect(true, |index, count| counts.push((index as u32, count)));
-        counts.shrink_to_fit();
-        if !counts.is_empty() {
-            let cumulative = self
-                .cumulative
-                .get_or_insert_with(|| empty_histogram(config));
-            for &(index, count) in &counts {
-                cumulative.saturating_record_n(layout.value_for(index as usize), count);
-            }
+        let mut live = Vec::with_capacity(self.baseline.len() + 8);
+        let (_, live_sum) = slots.collect(&mut live);
+        let sum = live_sum.wrapping_sub(self.baseline_sum);
+        self.completed_sum += u128::from(sum);
+        // Reuse the buffer of the interval about to fall off the ring.
+        let mut counts = if self.ring.len() >= self.capacity {
+            self.ring.pop_front().map(|i| i.counts).unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        difference(&live, &self.baseline, &mut counts);
+        if counts.capacity() > 2 * counts.len() {
+            counts.shrink_to_fit();
         }
-        self.cumulative_sum += u128::from(sum);
+        self.baseline = live;
+        self.baseline_sum = live_sum;
 
         let empties = usize::try_from(passed - 1)
             .unwrap_or(usize::MAX)
@@ -128,11 +134,6 @@ impl Windows {
             .unwrap_or(now);
     }
 
-    /// Values in completed intervals since creation.
-    pub(crate) fn cumulative_count(&self) -> u64 {
-        self.cumulative.as_ref().map_or(0, |c| c.len())
-    }
-
     fn push(&mut self, interval: Interval) {
         if self.ring.len() >= self.capacity {
             self.ring.pop_front();
@@ -140,37 +141,66 @@ impl Windows {
         self.ring.push_back(interval);
     }
 
-    /// Read `window` without changing any state (call [`Windows::rotate`]
-    /// first). Live shards are read, not drained.
-    pub(crate) fn snapshot(
+    /// Read `window` into `out` without changing what any window holds
+    /// (call [`Windows::rotate`] first). Live shards are read, not drained.
+    /// Cost: one walk of the shards' pages plus the ring entries in the
+    /// window; `out`'s buffer is reused.
+    pub(crate) fn snapshot_into(
         &self,
         window: Window,
         now: quanta::Instant,
-        shards: &Shards,
+        slots: &Slots,
         layout: &Layout,
         config: &Config,
-    ) -> Snapshot {
-        let (mut histogram, mut sum, covered) = match window {
-            Window::Cumulative => (
-                self.cumulative
-                    .clone()
-                    .unwrap_or_else(|| empty_histogram(config)),
-                self.cumulative_sum,
-                now.saturating_duration_since(self.created),
-            ),
+        out: &mut Snapshot,
+    ) {
+        let mut read = |live: &mut Sparse| {
+            let (_, live_sum) = slots.collect(live);
+            self.fill(window, now, live, live_sum, layout, config, out);
+        };
+        // A read from a thread-local destructor, or re-entered, gets a
+        // buffer of its own.
+        let done = SCRATCH
+            .try_with(|scratch| match scratch.try_borrow_mut() {
+                Ok(mut live) => {
+                    read(&mut live);
+                    true
+                }
+                Err(_) => false,
+            })
+            .unwrap_or(false);
+        if !done {
+            read(&mut Vec::new());
+        }
+    }
+
+    /// [`snapshot_into`](Windows::snapshot_into) given the live shards'
+    /// buckets and raw sum.
+    #[allow(clippy::too_many_arguments)] // the parts of one read, passed through
+    fn fill(
+        &self,
+        window: Window,
+        now: quanta::Instant,
+        live: &[(u32, u64)],
+        live_sum: u64,
+        layout: &Layout,
+        config: &Config,
+        out: &mut Snapshot,
+    ) {
+        let since_rotation = live_sum.wrapping_sub(self.baseline_sum);
+        match window {
+            Window::Cumulative => {
+                let sum = self.completed_sum + u128::from(since_rotation);
+                let covered = now.saturating_duration_since(self.created);
+                out.fill(*layout, config.scale, covered, sum, |counts| {
+                    counts.extend_from_slice(live);
+                });
+            }
             Window::Last(length) => {
-                let mut histogram = empty_histogram(config);
                 let wanted = length.as_nanos().div_ceil(config.interval.as_nanos());
                 let completed = usize::try_from(wanted.saturating_sub(1))
                     .unwrap_or(usize::MAX)
                     .min(self.ring.len());
-                let mut sum = 0u128;
-                for interval in self.ring.iter().rev().take(completed) {
-                    for &(index, count) in &interval.counts {
-                        histogram.saturating_record_n(layout.value_for(index as usize), count);
-                    }
-                    sum += u128::from(interval.sum);
-                }
                 let covered = now
                     .saturating_duration_since(self.current_start)
                     .saturating_add(
@@ -178,27 +208,31 @@ impl Windows {
                             .interval
                             .saturating_mul(u32::try_from(completed).unwrap_or(u32::MAX)),
                     );
-                (histogram, sum, covered)
+                let intervals = || self.ring.iter().rev().take(completed);
+                let sum = intervals().map(|i| u128::from(i.sum)).sum::<u128>()
+                    + u128::from(since_rotation);
+                out.fill(*layout, config.scale, covered, sum, |counts| {
+                    difference(live, &self.baseline, counts);
+                    if intervals().any(|i| !i.counts.is_empty()) {
+                        for interval in intervals() {
+                            counts.extend_from_slice(&interval.counts);
+                        }
+                        combine(counts);
+                    }
+                });
             }
-        };
-        sum += u128::from(shards.collect(false, |index, count| {
-            histogram.saturating_record_n(layout.value_for(index), count);
-        }));
-        Snapshot::from_parts(histogram, sum, config.scale, covered)
+        }
     }
 
-    /// Heap bytes of the ring and the cumulative.
-    pub(crate) fn bytes(&self) -> (usize, usize) {
-        let ring = self.ring.capacity() * std::mem::size_of::<Interval>()
+    /// Heap bytes of the ring and the baseline.
+    pub(crate) fn bytes(&self) -> usize {
+        let pair = std::mem::size_of::<(u32, u64)>();
+        self.ring.capacity() * std::mem::size_of::<Interval>()
             + self
                 .ring
                 .iter()
-                .map(|i| i.counts.capacity() * std::mem::size_of::<(u32, u64)>())
-                .sum::<usize>();
-        let cumulative = self
-            .cumulative
-            .as_ref()
-            .map_or(0, |h| h.distinct_values() * std::mem::size_of::<u64>());
-        (ring, cumulative)
+                .map(|i| i.counts.capacity() * pair)
+                .sum::<usize>()
+            + self.baseline.capacity() * pair
     }
 }

@@ -5,6 +5,7 @@
 //! series by metric name, so each rule then looks at the series of its own
 //! metric only, never at the whole registry.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -14,7 +15,7 @@ use metrics::Key;
 use metrics::atomics::AtomicU64;
 use metrics_util::MetricKind;
 use vigil_alert::{HistogramStat, Labels, Matcher, Source};
-use vigil_histogram::Window;
+use vigil_histogram::{Snapshot, Window};
 
 use crate::recorder::Shared;
 use crate::storage::{GaugeCell, HistogramSeries};
@@ -27,6 +28,8 @@ pub(crate) struct RegistrySource {
     counters: HashMap<String, Series<Arc<AtomicU64>>>,
     gauges: HashMap<String, Series<Arc<GaugeCell>>>,
     histograms: HashMap<String, Series<Arc<HistogramSeries>>>,
+    /// One snapshot buffer reused by every histogram read of the tick.
+    buffer: RefCell<Option<Snapshot>>,
 }
 
 fn labels_of(key: &Key) -> Labels {
@@ -74,6 +77,7 @@ impl RegistrySource {
             counters,
             gauges,
             histograms,
+            buffer: RefCell::new(None),
         }
     }
 }
@@ -110,9 +114,16 @@ impl Source for RegistrySource {
         window: Duration,
         stat: HistogramStat,
     ) -> Vec<(Labels, f64)> {
+        let mut buffer = self.buffer.borrow_mut();
         select(&self.histograms, name, matchers)
             .filter_map(|(labels, series)| {
-                let snapshot = series.0.snapshot(Window::Last(window));
+                let snapshot = match &mut *buffer {
+                    Some(snapshot) => {
+                        series.0.snapshot_into(Window::Last(window), snapshot);
+                        snapshot
+                    }
+                    None => buffer.insert(series.0.snapshot(Window::Last(window))),
+                };
                 if snapshot.count() == 0 && stat != HistogramStat::Count {
                     return None; // no data in the window: absent, not zero
                 }

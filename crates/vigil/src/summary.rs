@@ -10,7 +10,7 @@ use std::sync::atomic::Ordering;
 use metrics::Key;
 use metrics_util::MetricKind;
 use serde::{Deserialize, Serialize};
-use vigil_histogram::{Summary, Window};
+use vigil_histogram::{Snapshot, Summary, Window};
 
 use crate::recorder::Shared;
 
@@ -159,15 +159,29 @@ impl Shared {
         });
 
         let mut histograms = Vec::new();
+        // One snapshot buffer for every series: each read refills it.
+        let mut buffer: Option<Snapshot> = None;
         self.registry.visit_histograms(|key, series| {
             if activity.is_hidden(MetricKind::Histogram, key) {
                 return;
             }
+            let mut read = |window| {
+                let snapshot = match &mut buffer {
+                    Some(snapshot) => {
+                        series.0.snapshot_into(window, snapshot);
+                        snapshot
+                    }
+                    None => buffer.insert(series.0.snapshot(window)),
+                };
+                snapshot.summary()
+            };
+            let window = read(self.window());
+            let total = read(Window::Cumulative);
             histograms.push(HistogramSummary {
                 name: key.name().to_owned(),
                 labels: labels_of(key),
-                window: series.0.summary(self.window()),
-                total: series.0.summary(Window::Cumulative),
+                window,
+                total,
             });
         });
         drop(activity);

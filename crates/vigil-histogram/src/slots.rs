@@ -1,0 +1,510 @@
+//! Which shard a recording thread writes: shards are owned by threads, and
+//! a histogram has only as many as threads that recorded into it are alive
+//! at once (at most one per CPU slot; past that, threads share one
+//! `fetch_add` shard).
+//!
+//! A thread claims a free slot with one compare-exchange on its first
+//! record into a histogram, then finds it again on every record with one
+//! relaxed load and compare (the first slot) or two (the others). Owning a
+//! shard is what lets the hot path use a plain load and store instead of a
+//! locked `fetch_add`: no other thread writes it.
+//!
+//! When a thread exits, a thread-local destructor releases every slot it
+//! holds. The shard and its counts stay where they are, so no value is
+//! lost, and the next thread that records into the histogram takes the
+//! free slot over instead of allocating a new shard: memory grows with the
+//! threads recording at the same time, never with the threads a process
+//! has ever had.
+
+use std::cell::{Cell, RefCell};
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
+use std::sync::{Arc, OnceLock, Weak};
+
+use crate::shard::{Access, GROUP_SPAN, PAGE, PAGES_PER_GROUP, Shard};
+use crate::sync::{AtomicU64, OnceBox};
+
+/// Most slots a histogram ever has, whatever the CPU count.
+pub(crate) const MAX_SLOTS: usize = 64;
+
+/// Owner word of a free slot. Thread ids start at 1.
+const FREE: u64 = 0;
+
+/// Slots per histogram: `available_parallelism()` clamped to `1..=64`, or
+/// the test override.
+pub(crate) fn slot_count() -> usize {
+    static SLOTS: OnceLock<usize> = OnceLock::new();
+    *SLOTS.get_or_init(|| {
+        std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .clamp(1, MAX_SLOTS)
+    })
+}
+
+/// One slot: the thread that owns it (or [`FREE`]) and its shard, kept
+/// across owners.
+struct Slot {
+    owner: AtomicU64,
+    shard: OnceBox<Shard>,
+}
+
+impl Slot {
+    fn new() -> Slot {
+        Slot {
+            owner: AtomicU64::new(FREE),
+            shard: OnceBox::new(),
+        }
+    }
+
+    /// The shard, if `id` owns this slot. The relaxed load is enough: the
+    /// word holds `id` only if this very thread stored it (ids are never
+    /// reused), and a thread always sees its own latest store.
+    #[inline]
+    fn owned_by(&self, id: u64) -> Option<&Shard> {
+        if self.owner.load(Relaxed) == id {
+            self.shard.get()
+        } else {
+            None
+        }
+    }
+
+    /// Take this slot for `id` if it is free. Acquire pairs with the
+    /// previous owner's release, so its counts are visible before `id`
+    /// adds to them.
+    fn claim(&self, id: u64, len: usize) -> Option<&Shard> {
+        self.owner
+            .compare_exchange(FREE, id, Acquire, Relaxed)
+            .ok()?;
+        Some(self.shard.get_or_init(|| Shard::new(len)))
+    }
+}
+
+/// The slots past the first, allocated when a second thread records.
+struct Table {
+    slots: Box<[Slot]>,
+    /// One past the highest slot ever claimed.
+    /// Written on claims only, and read by the claiming thread itself, so
+    /// the model checker needs no say in it.
+    used: std::sync::atomic::AtomicUsize,
+}
+
+/// The shards of one histogram and who owns them.
+pub(crate) struct Slots {
+    first: Slot,
+    more: OnceBox<Table>,
+    /// For threads beyond the slot count, and for threads that can no
+    /// longer register a claim (recording from a thread-local destructor).
+    shared: OnceBox<Shard>,
+    /// Length of the counts array.
+    len: usize,
+    /// Slots in `more`, plus the first.
+    capacity: usize,
+}
+
+/// This thread's id (from 1), assigned on its first record anywhere.
+#[inline]
+fn thread_id() -> u64 {
+    thread_local! {
+        static ID: Cell<u64> = const { Cell::new(FREE) };
+    }
+    ID.with(|id| {
+        let current = id.get();
+        if current != FREE {
+            return current;
+        }
+        let assigned = next_thread_id();
+        id.set(assigned);
+        assigned
+    })
+}
+
+#[cold]
+fn next_thread_id() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, Relaxed)
+}
+
+/// The slots this thread owns, released when the thread exits.
+struct Claims {
+    held: Vec<(Weak<Slots>, usize)>,
+    /// Prune dead histograms from `held` when it reaches this length.
+    prune_at: usize,
+}
+
+impl Drop for Claims {
+    fn drop(&mut self) {
+        for (slots, index) in self.held.drain(..) {
+            if let Some(slots) = slots.upgrade() {
+                slots.release(index);
+            }
+        }
+    }
+}
+
+thread_local! {
+    static CLAIMS: RefCell<Claims> = const {
+        RefCell::new(Claims { held: Vec::new(), prune_at: 16 })
+    };
+}
+
+/// Remember that this thread holds slot `index` of `slots`; false when the
+/// thread is exiting and can no longer remember anything.
+fn register(slots: &Arc<Slots>, index: usize) -> bool {
+    CLAIMS
+        .try_with(|claims| {
+            let Ok(mut claims) = claims.try_borrow_mut() else {
+                return false;
+            };
+            if claims.held.len() >= claims.prune_at {
+                claims.held.retain(|(slots, _)| slots.strong_count() > 0);
+                claims.prune_at = (claims.held.len() * 2).max(16);
+            }
+            claims.held.push((Arc::downgrade(slots), index));
+            true
+        })
+        .unwrap_or(false)
+}
+
+impl Slots {
+    /// Slots for a counts array of `len` indexes, at most `capacity` of them
+    /// (clamped to `1..=64`).
+    pub(crate) fn new(len: usize, capacity: usize) -> Slots {
+        Slots {
+            first: Slot::new(),
+            more: OnceBox::new(),
+            shared: OnceBox::new(),
+            len,
+            capacity: capacity.clamp(1, MAX_SLOTS),
+        }
+    }
+
+    /// Count `n` values at `index` whose raw values add up to `sum`, into
+    /// the calling thread's shard. Hot path: one thread-local read and one
+    /// relaxed compare find the shard for the first thread; the rest is
+    /// [`Shard::add`].
+    #[inline]
+    pub(crate) fn add(self: &Arc<Self>, index: usize, n: u64, sum: u64) {
+        let id = thread_id();
+        if let Some(shard) = self.first.owned_by(id) {
+            shard.add(index, n, sum, Access::Owned);
+        } else {
+            self.add_other(id, index, n, sum);
+        }
+    }
+
+    /// Threads other than the first one's: a slot of `more` at the
+    /// thread's preferred index, or a claim.
+    #[inline(never)]
+    fn add_other(self: &Arc<Self>, id: u64, index: usize, n: u64, sum: u64) {
+        let (shard, access) = self.find_or_claim(id);
+        shard.add(index, n, sum, access);
+    }
+
+    fn find_or_claim(self: &Arc<Self>, id: u64) -> (&Shard, Access) {
+        if let Some(table) = self.more.get() {
+            // Slots are claimed lowest first, so the scan stops at the
+            // highest slot ever claimed: as many compares as threads that
+            // recorded at the same time, on adjacent 16-byte slots.
+            let used = table.used.load(Relaxed).min(table.slots.len());
+            if let Some(shard) = table.slots[..used]
+                .iter()
+                .find_map(|slot| slot.owned_by(id))
+            {
+                return (shard, Access::Owned);
+            }
+        }
+        self.claim(id)
+    }
+
+    /// The cold path: take a free slot (the first, then this thread's
+    /// preferred one in `more`, then any) and register it for release at
+    /// thread exit; or fall back to the shared shard.
+    #[cold]
+    fn claim(self: &Arc<Self>, id: u64) -> (&Shard, Access) {
+        if let Some((index, shard)) = self.claim_free(id) {
+            if register(self, index) {
+                return (shard, Access::Owned);
+            }
+            // Nobody would release it: give it back and share instead.
+            self.release(index);
+        }
+        (self.shared(), Access::Shared)
+    }
+
+    /// Take a free slot for `id`, the lowest one: its index (0 = the
+    /// first) and shard. Lowest first keeps shards to the most threads
+    /// that ever held slots at the same time: a free slot below that mark
+    /// always exists when one is needed, and it already has a shard.
+    pub(crate) fn claim_free(&self, id: u64) -> Option<(usize, &Shard)> {
+        if let Some(shard) = self.first.claim(id, self.len) {
+            return Some((0, shard));
+        }
+        if self.capacity < 2 {
+            return None;
+        }
+        let table = self.more.get_or_init(|| {
+            Box::new(Table {
+                slots: (1..self.capacity).map(|_| Slot::new()).collect(),
+                used: std::sync::atomic::AtomicUsize::new(0),
+            })
+        });
+        let (i, shard) = table
+            .slots
+            .iter()
+            .enumerate()
+            .find_map(|(i, slot)| Some((i, slot.claim(id, self.len)?)))?;
+        table.used.fetch_max(i + 1, Relaxed);
+        Some((i + 1, shard))
+    }
+
+    /// Free slot `index` (0 = the first). Release pairs with the next
+    /// claimer's acquire.
+    pub(crate) fn release(&self, index: usize) {
+        let slot = match index {
+            0 => &self.first,
+            i => match self.more.get().and_then(|table| table.slots.get(i - 1)) {
+                Some(slot) => slot,
+                None => return,
+            },
+        };
+        slot.owner.store(FREE, Release);
+    }
+
+    /// The shard every thread may write with `fetch_add`.
+    pub(crate) fn shared(&self) -> &Shard {
+        self.shared.get_or_init(|| Shard::new(self.len))
+    }
+
+    /// Every shard allocated so far (owned, free or shared).
+    pub(crate) fn shards(&self) -> impl Iterator<Item = &Shard> + Clone {
+        let more = self.more.get().map(|table| &table.slots[..]).unwrap_or(&[]);
+        std::iter::once(&self.first)
+            .chain(more)
+            .filter_map(|slot| slot.shard.get())
+            .chain(self.shared.get())
+    }
+
+    /// The counts summed over every shard, nonzero buckets only, in index
+    /// order, into `out` (cleared first); returns the summed count and raw
+    /// sum. Reads only (relaxed loads), so writers keep writing; the walk
+    /// visits only groups and pages some shard allocated.
+    pub(crate) fn collect(&self, out: &mut Vec<(u32, u64)>) -> (u64, u64) {
+        out.clear();
+        let shards = self.shards();
+        let mut count = 0u64;
+        let mut sum = 0u64;
+        for shard in shards.clone() {
+            count = count.wrapping_add(shard.count());
+            sum = sum.wrapping_add(shard.sum());
+        }
+        let groups = shards.clone().map(Shard::groups).max().unwrap_or(0);
+        for g in 0..groups {
+            if !shards.clone().any(|shard| shard.has_group(g)) {
+                continue;
+            }
+            for p in 0..PAGES_PER_GROUP {
+                let mut page = [0u64; PAGE];
+                for shard in shards.clone() {
+                    shard.add_page(g, p, &mut page);
+                }
+                let base = g * GROUP_SPAN + p * PAGE;
+                for (i, &n) in page.iter().enumerate() {
+                    if n != 0 {
+                        // Indexes fit in u32: a counts array has at most
+                        // 65 * 2^17 entries.
+                        out.push(((base + i) as u32, n));
+                    }
+                }
+            }
+        }
+        (count, sum)
+    }
+
+    /// Heap bytes of the slot table and every shard.
+    pub(crate) fn bytes(&self) -> usize {
+        let table = self
+            .more
+            .get()
+            .map_or(0, |t| t.slots.len() * std::mem::size_of::<Slot>());
+        table + self.shards().map(Shard::bytes).sum::<usize>()
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_thread_keeps_one_shard_whatever_the_slot_count() {
+        for capacity in [1, 2, 64] {
+            let slots = Arc::new(Slots::new(33_792, capacity));
+            for i in 0..1_000 {
+                slots.add(i % 100, 1, 1);
+            }
+            assert_eq!(slots.shards().count(), 1);
+            assert!(slots.more.get().is_none(), "capacity {capacity}");
+        }
+    }
+
+    #[test]
+    fn concurrent_threads_get_their_own_shards() {
+        let slots = Arc::new(Slots::new(1_024, 4));
+        let barrier = std::sync::Barrier::new(3);
+        std::thread::scope(|s| {
+            for _ in 0..3 {
+                s.spawn(|| {
+                    slots.add(1, 1, 1);
+                    barrier.wait(); // all three alive at once
+                    slots.add(1, 1, 1);
+                });
+            }
+        });
+        assert_eq!(slots.shards().count(), 3);
+        assert_eq!(slots.shards().map(Shard::count).sum::<u64>(), 6);
+    }
+
+    #[test]
+    fn threads_beyond_the_capacity_share_a_shard() {
+        let slots = Arc::new(Slots::new(1_024, 2));
+        let barrier = std::sync::Barrier::new(4);
+        std::thread::scope(|s| {
+            for _ in 0..4 {
+                s.spawn(|| {
+                    slots.add(3, 1, 3);
+                    barrier.wait();
+                    for _ in 0..999 {
+                        slots.add(3, 1, 3);
+                    }
+                });
+            }
+        });
+        assert_eq!(slots.shards().count(), 3, "two owned, one shared");
+        assert_eq!(slots.shards().map(Shard::count).sum::<u64>(), 4_000);
+        assert_eq!(slots.shards().map(Shard::sum).sum::<u64>(), 12_000);
+    }
+
+    #[test]
+    fn an_exited_threads_slot_is_taken_over() {
+        let slots = Arc::new(Slots::new(1_024, 8));
+        for _ in 0..100 {
+            let slots = Arc::clone(&slots);
+            // `join` (unlike the end of a `thread::scope`) waits for the
+            // thread's thread-local destructors, which release its slot.
+            std::thread::spawn(move || slots.add(7, 1, 7))
+                .join()
+                .unwrap();
+        }
+        // Threads ran one after another: each found the slot its
+        // predecessor released.
+        assert_eq!(slots.shards().count(), 1);
+        assert_eq!(slots.shards().map(Shard::count).sum::<u64>(), 100);
+    }
+
+    #[test]
+    fn a_dropped_histogram_is_not_kept_alive_by_claims() {
+        let slots = Arc::new(Slots::new(1_024, 2));
+        slots.add(1, 1, 1);
+        let weak = Arc::downgrade(&slots);
+        drop(slots);
+        assert!(weak.upgrade().is_none());
+    }
+}
+
+#[cfg(loom)]
+mod loom_tests {
+    use super::*;
+
+    /// Two threads claim at once: they get different slots, and a claim
+    /// after a release sees the previous owner's counts.
+    #[test]
+    fn claims_are_exclusive_and_release_hands_counts_over() {
+        loom::model(|| {
+            let slots = loom::sync::Arc::new(Slots::new(64, 2));
+            let threads: Vec<_> = [1_u64, 2]
+                .into_iter()
+                .map(|id| {
+                    let slots = loom::sync::Arc::clone(&slots);
+                    loom::thread::spawn(move || {
+                        let (index, shard) = slots.claim_free(id).expect("two slots");
+                        shard.add(1, 1, 10, Access::Owned);
+                        index
+                    })
+                })
+                .collect();
+            let indexes: Vec<usize> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+            assert_ne!(indexes[0], indexes[1]);
+            assert!(slots.claim_free(9).is_none(), "both taken");
+            indexes.iter().for_each(|&index| slots.release(index));
+            // A third thread takes whichever slot it finds and keeps counting.
+            let slots2 = loom::sync::Arc::clone(&slots);
+            loom::thread::spawn(move || {
+                let (_, shard) = slots2.claim_free(3).expect("both free");
+                shard.add(1, 1, 10, Access::Owned);
+            })
+            .join()
+            .unwrap();
+            assert_eq!(slots.shards().map(Shard::count).sum::<u64>(), 3);
+        });
+    }
+
+    /// A writer racing a reader that rotates (reads, then takes the
+    /// difference to its previous read): every value lands in exactly one
+    /// interval, none is lost or counted twice, whatever the interleaving.
+    #[test]
+    fn a_rotating_reader_never_loses_or_double_counts() {
+        loom::model(|| {
+            let slots = loom::sync::Arc::new(Slots::new(4 * GROUP_SPAN, 2));
+            let writer = {
+                let slots = loom::sync::Arc::clone(&slots);
+                loom::thread::spawn(move || {
+                    let (_, shard) = slots.claim_free(1).expect("a free slot");
+                    shard.add(3, 1, 3, Access::Owned);
+                    shard.add(GROUP_SPAN + 1, 1, 7, Access::Owned); // a second group
+                    shard.add(3, 1, 3, Access::Owned);
+                })
+            };
+            let mut intervals = Vec::new();
+            let mut baseline = Vec::new();
+            let mut live = Vec::new();
+            for _ in 0..2 {
+                slots.collect(&mut live);
+                let mut delta = Vec::new();
+                crate::buckets::difference(&live, &baseline, &mut delta);
+                intervals.push(delta);
+                std::mem::swap(&mut baseline, &mut live);
+            }
+            writer.join().unwrap();
+            slots.collect(&mut live);
+            let mut last = Vec::new();
+            crate::buckets::difference(&live, &baseline, &mut last);
+            intervals.push(last);
+            let mut total: Vec<(u32, u64)> = intervals.concat();
+            crate::buckets::combine(&mut total);
+            assert_eq!(total, vec![(3, 2), ((GROUP_SPAN + 1) as u32, 1)]);
+        });
+    }
+
+    /// Threads beyond the capacity share one shard with `fetch_add`, and
+    /// the shard's first page is allocated once even when they race.
+    #[test]
+    fn shared_shard_page_allocation_races_allocate_once() {
+        loom::model(|| {
+            let slots = loom::sync::Arc::new(Slots::new(4, 1));
+            let threads: Vec<_> = (0..2)
+                .map(|_| {
+                    let slots = loom::sync::Arc::clone(&slots);
+                    loom::thread::spawn(move || slots.shared().add(3, 1, 9, Access::Shared))
+                })
+                .collect();
+            for thread in threads {
+                thread.join().unwrap();
+            }
+            let mut live = Vec::new();
+            assert_eq!(slots.collect(&mut live), (2, 18));
+            assert_eq!(live, vec![(3, 2)]);
+            // One group and one page: the loser's allocation was dropped.
+            let reference = Shard::new(4);
+            reference.add(3, 1, 9, Access::Owned);
+            assert_eq!(slots.shared().bytes(), reference.bytes());
+        });
+    }
+}
