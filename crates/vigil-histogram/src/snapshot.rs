@@ -15,6 +15,14 @@ use crate::{Error, Summary};
 /// Default scale of decoded snapshots: nanoseconds per second.
 const NANOS_PER_SECOND: f64 = 1e9;
 
+/// What a `le` bound covers: no bucket, every bucket, or the buckets up to
+/// an index.
+enum Last {
+    None,
+    All,
+    Index(u32),
+}
+
 /// One nonzero bucket of a [`Snapshot`], in raw units; see
 /// [`Snapshot::buckets`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -303,12 +311,25 @@ impl Snapshot {
     /// precision). `count_le(f64::INFINITY) == count()`; NaN and negative
     /// bounds give 0.
     pub fn count_le(&self, bound: f64) -> u64 {
+        match self.last_index_le(bound) {
+            Last::None => 0,
+            Last::All => self.total,
+            Last::Index(last) => self
+                .counts
+                .iter()
+                .take_while(|&&(index, _)| index <= last)
+                .fold(0u64, |total, &(_, count)| total.saturating_add(count)),
+        }
+    }
+
+    /// Which buckets `count_le(bound)` counts.
+    fn last_index_le(&self, bound: f64) -> Last {
         let raw = bound * self.scale;
         if raw.is_nan() || raw < 0.0 || self.total == 0 {
-            return 0;
+            return Last::None;
         }
         if raw >= self.layout.highest as f64 {
-            return self.count();
+            return Last::All;
         }
         // `245.0 / 1e9 * 1e9` is 244.99999999999997: snap float noise to the
         // integer the caller meant before flooring.
@@ -318,11 +339,50 @@ impl Snapshot {
         } else {
             raw.floor()
         };
-        let last = self.layout.index_for((raw as u64).min(self.layout.highest)) as u32;
-        self.counts
-            .iter()
-            .take_while(|&&(index, _)| index <= last)
-            .fold(0u64, |total, &(_, count)| total.saturating_add(count))
+        Last::Index(self.layout.index_for((raw as u64).min(self.layout.highest)) as u32)
+    }
+
+    /// [`count_le`](Snapshot::count_le) for every bound in one walk over
+    /// the buckets: `out[i] = count_le(bounds[i])`. Bounds in ascending
+    /// order (as Prometheus `le` bounds are) cost one pass in all; others
+    /// are answered one by one.
+    ///
+    /// ```
+    /// use vigil_histogram::{Histogram, Window};
+    ///
+    /// let histogram = Histogram::new();
+    /// (1..=100).for_each(|ms| histogram.record_f64(ms as f64 / 1e3));
+    /// let snapshot = histogram.snapshot(Window::Cumulative);
+    /// let mut out = [0; 3];
+    /// snapshot.counts_le(&[0.01, 0.05, f64::INFINITY], &mut out);
+    /// assert_eq!(out, [10, 50, 100]);
+    /// ```
+    pub fn counts_le(&self, bounds: &[f64], out: &mut [u64]) {
+        let n = bounds.len().min(out.len());
+        if !bounds[..n].windows(2).all(|pair| pair[0] <= pair[1]) {
+            for (bound, count) in bounds[..n].iter().zip(&mut out[..n]) {
+                *count = self.count_le(*bound);
+            }
+            return;
+        }
+        let mut buckets = self.counts.iter().peekable();
+        let mut running = 0u64;
+        for (bound, count) in bounds[..n].iter().zip(&mut out[..n]) {
+            match self.last_index_le(*bound) {
+                Last::None => *count = 0,
+                Last::All => *count = self.total,
+                Last::Index(last) => {
+                    while let Some(&&(index, c)) = buckets.peek() {
+                        if index > last {
+                            break;
+                        }
+                        running = running.saturating_add(c);
+                        buckets.next();
+                    }
+                    *count = running;
+                }
+            }
+        }
     }
 
     /// The nonzero buckets in value order: for each, the range of raw values
@@ -572,6 +632,38 @@ mod tests {
             let c = s.count_le(f64::from(i) * 1e-3);
             assert!(c >= last);
             last = c;
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn one_walk_reads_agree_with_hdrhistogram(
+            values in proptest::collection::vec(0u64..10_000_000_000, 1..300),
+            qs in proptest::collection::vec(0.0f64..=1.0, 1..80),
+            mut bounds in proptest::collection::vec(0.0f64..12.0, 0..20),
+        ) {
+            let s = snapshot(&values);
+            let reference = s.histogram().clone();
+            let mut out = vec![0.0; qs.len()];
+            s.quantiles(&qs, &mut out);
+            for (q, ours) in qs.iter().zip(&out) {
+                let theirs = reference.value_at_quantile(*q) as f64 / 1e9;
+                proptest::prop_assert_eq!(*ours, theirs, "q {}", q);
+            }
+            let mut counts = vec![0; bounds.len()];
+            s.counts_le(&bounds, &mut counts); // any order
+            for (bound, count) in bounds.iter().zip(&counts) {
+                proptest::prop_assert_eq!(*count, s.count_le(*bound));
+            }
+            bounds.sort_by(f64::total_cmp);
+            s.counts_le(&bounds, &mut counts); // one walk
+            for (bound, count) in bounds.iter().zip(&counts) {
+                proptest::prop_assert_eq!(*count, s.count_le(*bound));
+            }
+            let summary = s.summary();
+            proptest::prop_assert_eq!(summary.stddev, reference.stdev() / 1e9);
+            proptest::prop_assert_eq!(summary.min, reference.min() as f64 / 1e9);
+            proptest::prop_assert_eq!(summary.max, reference.max() as f64 / 1e9);
         }
     }
 

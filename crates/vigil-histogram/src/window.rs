@@ -190,7 +190,7 @@ impl Windows {
         let since_rotation = live_sum.wrapping_sub(self.baseline_sum);
         match window {
             Window::Cumulative => {
-                let sum = self.completed_sum + u128::from(since_rotation);
+                let sum = self.cumulative_sum(live_sum);
                 let covered = now.saturating_duration_since(self.created);
                 out.fill(*layout, config.scale, covered, sum, |counts| {
                     counts.extend_from_slice(live);
@@ -222,6 +222,12 @@ impl Windows {
                 });
             }
         }
+    }
+
+    /// The raw sum since creation, given the shards' summed (wrapping)
+    /// raw sum now.
+    pub(crate) fn cumulative_sum(&self, live_sum: u64) -> u128 {
+        self.completed_sum + u128::from(live_sum.wrapping_sub(self.baseline_sum))
     }
 
     /// Heap bytes of the ring and the baseline.

@@ -71,6 +71,7 @@ mod builder;
 mod error;
 mod http;
 mod monitor;
+mod protobuf;
 mod recorder;
 mod render;
 mod source;

@@ -15,10 +15,10 @@ use metrics::Key;
 use metrics::atomics::AtomicU64;
 use metrics_util::MetricKind;
 use vigil_alert::{HistogramStat, Labels, Matcher, Source};
-use vigil_histogram::{Snapshot, Window};
+use vigil_histogram::Window;
 
 use crate::recorder::Shared;
-use crate::storage::{GaugeCell, HistogramSeries};
+use crate::storage::{GaugeCell, HistogramSeries, Reader};
 
 /// The series of one metric name: (labels, handle).
 type Series<T> = Vec<(Labels, T)>;
@@ -29,7 +29,7 @@ pub(crate) struct RegistrySource {
     gauges: HashMap<String, Series<Arc<GaugeCell>>>,
     histograms: HashMap<String, Series<Arc<HistogramSeries>>>,
     /// One snapshot buffer reused by every histogram read of the tick.
-    buffer: RefCell<Option<Snapshot>>,
+    reader: RefCell<Reader>,
 }
 
 fn labels_of(key: &Key) -> Labels {
@@ -77,7 +77,7 @@ impl RegistrySource {
             counters,
             gauges,
             histograms,
-            buffer: RefCell::new(None),
+            reader: RefCell::new(Reader::default()),
         }
     }
 }
@@ -114,16 +114,10 @@ impl Source for RegistrySource {
         window: Duration,
         stat: HistogramStat,
     ) -> Vec<(Labels, f64)> {
-        let mut buffer = self.buffer.borrow_mut();
+        let mut reader = self.reader.borrow_mut();
         select(&self.histograms, name, matchers)
             .filter_map(|(labels, series)| {
-                let snapshot = match &mut *buffer {
-                    Some(snapshot) => {
-                        series.0.snapshot_into(Window::Last(window), snapshot);
-                        snapshot
-                    }
-                    None => buffer.insert(series.0.snapshot(Window::Last(window))),
-                };
+                let snapshot = reader.read(series, Window::Last(window));
                 if snapshot.count() == 0 && stat != HistogramStat::Count {
                     return None; // no data in the window: absent, not zero
                 }

@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering;
 
 use metrics::{GaugeFn, HistogramFn, Key};
 use metrics_exporter_prometheus::Matcher;
-use vigil_histogram::{Config, Histogram};
+use vigil_histogram::{Config, Histogram, Snapshot, Window};
 
 /// A histogram series: the recording side of a `vigil-histogram`.
 #[derive(Debug)]
@@ -27,6 +27,23 @@ impl HistogramFn for HistogramSeries {
     fn record_many(&self, value: f64, count: usize) {
         self.0
             .record_f64_n(value, u64::try_from(count).unwrap_or(u64::MAX));
+    }
+}
+
+/// One snapshot buffer reused by every histogram read of a scrape,
+/// summary or alert tick: each read refills it, so reading many series
+/// allocates about once.
+#[derive(Debug, Default)]
+pub(crate) struct Reader(Option<Snapshot>);
+
+impl Reader {
+    /// `series` over `window`, in the reused buffer.
+    pub(crate) fn read(&mut self, series: &HistogramSeries, window: Window) -> &Snapshot {
+        match self.0.as_mut() {
+            Some(snapshot) => series.0.snapshot_into(window, snapshot),
+            None => self.0 = Some(series.0.snapshot(window)),
+        }
+        self.0.as_ref().expect("filled just above")
     }
 }
 

@@ -10,9 +10,10 @@ use std::sync::atomic::Ordering;
 use metrics::Key;
 use metrics_util::MetricKind;
 use serde::{Deserialize, Serialize};
-use vigil_histogram::{Snapshot, Summary, Window};
+use vigil_histogram::{Summary, Window};
 
 use crate::recorder::Shared;
+use crate::storage::Reader;
 
 /// Labels of one series, sorted by key.
 pub type Labels = BTreeMap<String, String>;
@@ -159,24 +160,13 @@ impl Shared {
         });
 
         let mut histograms = Vec::new();
-        // One snapshot buffer for every series: each read refills it.
-        let mut buffer: Option<Snapshot> = None;
+        let mut reader = Reader::default();
         self.registry.visit_histograms(|key, series| {
             if activity.is_hidden(MetricKind::Histogram, key) {
                 return;
             }
-            let mut read = |window| {
-                let snapshot = match &mut buffer {
-                    Some(snapshot) => {
-                        series.0.snapshot_into(window, snapshot);
-                        snapshot
-                    }
-                    None => buffer.insert(series.0.snapshot(window)),
-                };
-                snapshot.summary()
-            };
-            let window = read(self.window());
-            let total = read(Window::Cumulative);
+            let window = reader.read(series, self.window()).summary();
+            let total = reader.read(series, Window::Cumulative).summary();
             histograms.push(HistogramSummary {
                 name: key.name().to_owned(),
                 labels: labels_of(key),

@@ -34,26 +34,72 @@ pub fn free_port() -> u16 {
         .expect("the loopback interface has a free port")
 }
 
-/// `GET path` over HTTP/1.0 (so the body is not chunked); (status, body).
-pub fn http_get(address: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
+/// An HTTP response: status, header lines and raw body.
+pub struct Answer {
+    pub status: u16,
+    pub headers: String,
+    pub body: Vec<u8>,
+}
+
+impl Answer {
+    /// The value of header `name` (case-insensitive), if present.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.lines().find_map(|line| {
+            let (key, value) = line.split_once(':')?;
+            key.trim()
+                .eq_ignore_ascii_case(name)
+                .then_some(value.trim())
+        })
+    }
+}
+
+/// `GET path` over HTTP/1.0 (so the body is not chunked) with an optional
+/// `Accept` header.
+pub fn http_get_accepting(
+    address: SocketAddr,
+    path: &str,
+    accept: Option<&str>,
+) -> std::io::Result<Answer> {
     let mut stream = TcpStream::connect_timeout(&address, Duration::from_secs(2))?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let accept = accept
+        .map(|accept| format!("Accept: {accept}\r\n"))
+        .unwrap_or_default();
     write!(
         stream,
-        "GET {path} HTTP/1.0\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.0\r\nHost: {address}\r\n{accept}Connection: close\r\n\r\n"
     )?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response)?;
-    let status = response
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response)?;
+    let split = response
+        .windows(4)
+        .position(|window| window == b"\r\n\r\n")
+        .unwrap_or(response.len());
+    let head = String::from_utf8_lossy(&response[..split]).into_owned();
+    let body = response.get(split + 4..).unwrap_or_default().to_vec();
+    let status = head
         .split_whitespace()
         .nth(1)
         .and_then(|code| code.parse().ok())
         .unwrap_or(0);
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, body)| body.to_owned())
+    let headers = head
+        .split_once("\r\n")
+        .map(|(_, rest)| rest.to_owned())
         .unwrap_or_default();
-    Ok((status, body))
+    Ok(Answer {
+        status,
+        headers,
+        body,
+    })
+}
+
+/// `GET path` over HTTP/1.0 (so the body is not chunked); (status, body).
+pub fn http_get(address: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
+    let answer = http_get_accepting(address, path, None)?;
+    Ok((
+        answer.status,
+        String::from_utf8_lossy(&answer.body).into_owned(),
+    ))
 }
 
 /// Runs `promtool check metrics` on exposition text; `Err` holds its
@@ -86,7 +132,7 @@ pub fn promtool_check_metrics(exposition: &str) -> Result<(), String> {
     }
 }
 
-/// A Prometheus server scraping one target every second.
+/// A Prometheus server scraping its targets every second.
 pub struct Prometheus {
     child: Child,
     pub address: SocketAddr,
@@ -97,14 +143,23 @@ impl Prometheus {
     /// Starts Prometheus scraping `target` (job `vigil`) and waits until it
     /// is ready.
     pub fn start(target: SocketAddr) -> Self {
+        Self::start_with(&[target], &[])
+    }
+
+    /// Starts Prometheus scraping `targets` (job `vigil`) with extra
+    /// command-line `flags` (e.g. `--enable-feature=native-histograms`) and
+    /// waits until it is ready.
+    pub fn start_with(targets: &[SocketAddr], flags: &[&str]) -> Self {
         let binary = require("prometheus", "prometheus");
         let dir = tempfile::tempdir().expect("a temporary directory");
         let config = dir.path().join("prometheus.yml");
+        let targets: Vec<String> = targets.iter().map(|target| format!("'{target}'")).collect();
         std::fs::write(
             &config,
             format!(
                 "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
-                 scrape_configs:\n  - job_name: vigil\n    static_configs:\n      - targets: ['{target}']\n"
+                 scrape_configs:\n  - job_name: vigil\n    static_configs:\n      - targets: [{}]\n",
+                targets.join(", ")
             ),
         )
         .expect("the config is written");
@@ -118,6 +173,7 @@ impl Prometheus {
                 dir.path().join("data").display()
             ))
             .arg(format!("--web.listen-address={address}"))
+            .args(flags)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -148,8 +204,9 @@ impl Prometheus {
         );
     }
 
-    /// The value of an instant PromQL query with exactly one result.
-    pub fn query_one(&self, promql: &str) -> Option<f64> {
+    /// The result vector of an instant PromQL query (`data.result`), or
+    /// `None` when the query failed.
+    pub fn query(&self, promql: &str) -> Option<Vec<serde_json::Value>> {
         let encoded: String = promql
             .bytes()
             .map(|b| match b {
@@ -165,7 +222,12 @@ impl Prometheus {
             return None;
         }
         let json: serde_json::Value = serde_json::from_str(&body).ok()?;
-        let result = json["data"]["result"].as_array()?;
+        json["data"]["result"].as_array().cloned()
+    }
+
+    /// The value of an instant PromQL query with exactly one result.
+    pub fn query_one(&self, promql: &str) -> Option<f64> {
+        let result = self.query(promql)?;
         if result.len() != 1 {
             return None;
         }
