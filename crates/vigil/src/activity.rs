@@ -38,10 +38,20 @@ struct Tick {
     idle_timeout: Option<Duration>,
 }
 
-/// Tracks per (kind, key).
+/// A series' identity for tracking: its kind and the address of its
+/// storage, which the registry keeps for the series' whole life (and the
+/// track is removed in the same step that deletes the series). Cheaper on
+/// every tick and read than hashing and cloning the `Key`.
+type SeriesId = (MetricKind, usize);
+
+fn id<T>(kind: MetricKind, handle: &Arc<T>) -> SeriesId {
+    (kind, Arc::as_ptr(handle).cast::<()>() as usize)
+}
+
+/// Tracks per series.
 #[derive(Debug)]
 pub(crate) struct Activity {
-    pub(crate) tracks: HashMap<(MetricKind, Key), Track>,
+    tracks: HashMap<SeriesId, Track>,
 }
 
 impl Activity {
@@ -51,10 +61,14 @@ impl Activity {
         }
     }
 
-    pub(crate) fn is_hidden(&self, kind: MetricKind, key: &Key) -> bool {
-        self.tracks
-            .get(&(kind, key.clone()))
-            .is_some_and(|track| track.hidden)
+    /// Whether the series behind `handle` is hidden (idle but held).
+    pub(crate) fn is_hidden<T>(&self, kind: MetricKind, handle: &Arc<T>) -> bool {
+        self.track(kind, handle).is_some_and(|track| track.hidden)
+    }
+
+    /// The track of the series behind `handle`, once a tick has seen it.
+    pub(crate) fn track<T>(&self, kind: MetricKind, handle: &Arc<T>) -> Option<&Track> {
+        self.tracks.get(&id(kind, handle))
     }
 
     /// Notes the value of one series at the tick; returns whether the
@@ -62,11 +76,12 @@ impl Activity {
     /// registry holds is dropped (its name goes to `expired`); one still held
     /// is hidden instead.
     #[allow(clippy::too_many_arguments)] // one call per metric kind, all alike
-    fn keep(
+    fn keep<T>(
         &mut self,
         tick: &Tick,
         kind: MetricKind,
         key: &Key,
+        handle: &Arc<T>,
         observed: u64,
         sample: f64,
         held_elsewhere: bool,
@@ -79,7 +94,7 @@ impl Activity {
         } = *tick;
         let track = self
             .tracks
-            .entry((kind, key.clone()))
+            .entry(id(kind, handle))
             .or_insert_with(|| Track {
                 observed,
                 changed_at: now,
@@ -109,7 +124,7 @@ impl Activity {
             track.hidden = true;
             true
         } else {
-            self.tracks.remove(&(kind, key.clone()));
+            self.tracks.remove(&id(kind, handle));
             // The overflow series never took a slot under the limit.
             let overflow = key
                 .labels()
@@ -153,6 +168,7 @@ impl Shared {
                     &tick,
                     MetricKind::Counter,
                     key,
+                    counter,
                     value,
                     value as f64,
                     held,
@@ -167,6 +183,7 @@ impl Shared {
                 &tick,
                 MetricKind::Gauge,
                 key,
+                gauge,
                 gauge.writes(),
                 gauge.value(),
                 held,
@@ -184,6 +201,7 @@ impl Shared {
                     &tick,
                     MetricKind::Histogram,
                     key,
+                    series,
                     count,
                     count as f64,
                     held,

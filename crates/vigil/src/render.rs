@@ -142,19 +142,19 @@ impl Shared {
         };
         let activity = self.activity.lock().unwrap_or_else(PoisonError::into_inner);
         self.registry.visit_counters(|key, counter| {
-            if !activity.is_hidden(MetricKind::Counter, key) {
+            if !activity.is_hidden(MetricKind::Counter, counter) {
                 let value = counter.load(Ordering::Relaxed);
                 add(&mut families.counters, key, globals, value);
             }
         });
         self.registry.visit_gauges(|key, gauge| {
-            if !activity.is_hidden(MetricKind::Gauge, key) {
+            if !activity.is_hidden(MetricKind::Gauge, gauge) {
                 let value = crate::activity::gauge_value(gauge);
                 add(&mut families.gauges, key, globals, value);
             }
         });
         self.registry.visit_histograms(|key, series| {
-            if !activity.is_hidden(MetricKind::Histogram, key) {
+            if !activity.is_hidden(MetricKind::Histogram, series) {
                 add(&mut families.histograms, key, globals, Arc::clone(series));
             }
         });

@@ -48,7 +48,7 @@ impl RegistrySource {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut counters: HashMap<String, Series<_>> = HashMap::new();
         shared.registry.visit_counters(|key, counter| {
-            if !activity.is_hidden(MetricKind::Counter, key) {
+            if !activity.is_hidden(MetricKind::Counter, counter) {
                 counters
                     .entry(key.name().to_owned())
                     .or_default()
@@ -57,7 +57,7 @@ impl RegistrySource {
         });
         let mut gauges: HashMap<String, Series<_>> = HashMap::new();
         shared.registry.visit_gauges(|key, gauge| {
-            if !activity.is_hidden(MetricKind::Gauge, key) {
+            if !activity.is_hidden(MetricKind::Gauge, gauge) {
                 gauges
                     .entry(key.name().to_owned())
                     .or_default()
@@ -66,7 +66,7 @@ impl RegistrySource {
         });
         let mut histograms: HashMap<String, Series<_>> = HashMap::new();
         shared.registry.visit_histograms(|key, series| {
-            if !activity.is_hidden(MetricKind::Histogram, key) {
+            if !activity.is_hidden(MetricKind::Histogram, series) {
                 histograms
                     .entry(key.name().to_owned())
                     .or_default()

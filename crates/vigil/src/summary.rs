@@ -106,7 +106,7 @@ impl Shared {
 
         let mut counters = Vec::new();
         self.registry.visit_counters(|key, counter| {
-            let Some(track) = activity.tracks.get(&(MetricKind::Counter, key.clone())) else {
+            let Some(track) = activity.track(MetricKind::Counter, counter) else {
                 return;
             };
             if track.hidden {
@@ -134,7 +134,7 @@ impl Shared {
 
         let mut gauges = Vec::new();
         self.registry.visit_gauges(|key, gauge| {
-            let Some(track) = activity.tracks.get(&(MetricKind::Gauge, key.clone())) else {
+            let Some(track) = activity.track(MetricKind::Gauge, gauge) else {
                 return;
             };
             if track.hidden {
@@ -162,7 +162,7 @@ impl Shared {
         let mut histograms = Vec::new();
         let mut reader = Reader::default();
         self.registry.visit_histograms(|key, series| {
-            if activity.is_hidden(MetricKind::Histogram, key) {
+            if activity.is_hidden(MetricKind::Histogram, series) {
                 return;
             }
             let window = reader.read(series, self.window()).summary();
