@@ -24,8 +24,11 @@ pub(crate) fn difference(live: &[(u32, u64)], base: &[(u32, u64)], out: &mut Spa
 }
 
 /// Sort `pairs` by index and add up the counts of equal indexes, in place.
+/// The inputs are usually a few sorted runs appended one after another
+/// (one per shard or interval): the stable sort finds the runs and merges
+/// them, `O(n log runs)`.
 pub(crate) fn combine(pairs: &mut Sparse) {
-    pairs.sort_unstable_by_key(|&(index, _)| index);
+    pairs.sort_by_key(|&(index, _)| index);
     let mut write = 0usize;
     for read in 0..pairs.len() {
         let (index, count) = pairs[read];

@@ -54,7 +54,7 @@ impl Config {
     ///
     /// A shard of this config takes 392 bytes before its first value and
     /// grows a page of 16 buckets at a time as values land; at most
-    /// [`Config::shard_bytes`] = 287,624 bytes.
+    /// [`Config::shard_bytes`] = 287,888 bytes.
     pub fn new() -> Self {
         Config {
             lowest: 1,
@@ -164,13 +164,13 @@ impl Config {
     /// allocated (one `u64` per HdrHistogram bucket, in pages of 16, groups
     /// of 64 pages) plus its header. A shard starts with none and allocates
     /// a page when a value first lands in it, so real shards hold a small
-    /// fraction of this. For the defaults: 33,792 buckets, 287,624 bytes.
+    /// fraction of this. For the defaults: 33,792 buckets, 287,888 bytes.
     /// 0 for an invalid config.
     ///
     /// ```
     /// use vigil_histogram::Config;
-    /// assert_eq!(Config::new().shard_bytes(), 287_624);
-    /// assert_eq!(Config::new().significant_figures(2).shard_bytes(), 39_592);
+    /// assert_eq!(Config::new().shard_bytes(), 287_888);
+    /// assert_eq!(Config::new().significant_figures(2).shard_bytes(), 39_632);
     /// ```
     pub fn shard_bytes(&self) -> usize {
         self.layout()
@@ -386,7 +386,7 @@ mod tests {
 
     #[test]
     fn shard_bytes_follow_precision() {
-        assert_eq!(Config::new().shard_bytes(), 287_624);
+        assert_eq!(Config::new().shard_bytes(), 287_888);
         assert_eq!(Config::new().range(0, 1).shard_bytes(), 0);
     }
 }

@@ -275,10 +275,30 @@ impl Histogram {
     /// assert_eq!(snapshot.count(), 2);
     /// ```
     pub fn snapshot_into(&self, window: Window, out: &mut Snapshot) {
+        self.snapshots_into(&[window], std::slice::from_mut(out));
+    }
+
+    /// Several windows at one moment, reading the live shards once:
+    /// `outs[i]` becomes the snapshot of `windows[i]` (extra entries of
+    /// either are left alone). What a summary with a recent window and a
+    /// total needs, at the cost of one read.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use vigil_histogram::{Histogram, Window};
+    ///
+    /// let histogram = Histogram::new();
+    /// histogram.record(1_000);
+    /// let mut outs = [histogram.snapshot(Window::Cumulative), histogram.snapshot(Window::Cumulative)];
+    /// histogram.record(2_000);
+    /// histogram.snapshots_into(&[Window::Last(Duration::from_secs(60)), Window::Cumulative], &mut outs);
+    /// assert_eq!((outs[0].count(), outs[1].count()), (2, 2));
+    /// ```
+    pub fn snapshots_into(&self, windows: &[Window], outs: &mut [Snapshot]) {
         let now = self.config.clock.now();
-        let mut windows = self.windows();
-        windows.rotate(now, &self.slots, &self.config);
-        windows.snapshot_into(window, now, &self.slots, &self.layout, &self.config, out);
+        let mut ring = self.windows();
+        ring.rotate(now, &self.slots, &self.config);
+        ring.snapshots_into(windows, now, &self.slots, &self.layout, &self.config, outs);
     }
 
     /// The [`Summary`] of `window`; `snapshot(window).summary()`.

@@ -9,7 +9,7 @@
 //! counts and compute interval deltas against what they saw last (see
 //! `window.rs`), so a writer and a reader never write the same word.
 
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 
 use crate::sync::{AtomicU64, OnceBox};
 
@@ -38,12 +38,54 @@ impl Page {
     }
 }
 
-/// The page pointers of one group of [`GROUP_SPAN`] indexes.
-struct Group([OnceBox<Page>; GROUP]);
+/// The page pointers of one group of [`GROUP_SPAN`] indexes, and a mask of
+/// the pages allocated so far, so a reader touches one word instead of
+/// every pointer.
+struct Group {
+    pages: [OnceBox<Page>; GROUP],
+    /// Bit `p` is set once page `p` is published (set after the pointer,
+    /// with release, so a reader that sees the bit sees the page).
+    allocated: AtomicU64,
+}
 
 impl Group {
     fn new() -> Box<Group> {
-        Box::new(Group(std::array::from_fn(|_| OnceBox::new())))
+        Box::new(Group {
+            pages: std::array::from_fn(|_| OnceBox::new()),
+            allocated: AtomicU64::new(0),
+        })
+    }
+
+    /// Page `p`, allocated (and marked) on first use.
+    #[inline]
+    fn page(&self, p: usize) -> &Page {
+        match self.pages[p].get() {
+            Some(page) => page,
+            None => self.allocate(p),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn allocate(&self, p: usize) -> &Page {
+        let page = self.pages[p].get_or_init(Page::new);
+        self.allocated.fetch_or(1 << p, Release);
+        page
+    }
+
+    /// The allocated pages, with their numbers, in order.
+    fn allocated(&self) -> impl Iterator<Item = (usize, &Page)> {
+        let mut mask = self.allocated.load(Acquire);
+        std::iter::from_fn(move || {
+            while mask != 0 {
+                let p = mask.trailing_zeros() as usize;
+                mask &= mask - 1;
+                if let Some(page) = self.pages[p].get() {
+                    return Some((p, page));
+                }
+            }
+            None
+        })
     }
 }
 
@@ -103,7 +145,7 @@ impl Shard {
             return;
         };
         let group = group.get_or_init(Group::new);
-        let page = group.0[(index / PAGE) % GROUP].get_or_init(Page::new);
+        let page = group.page((index / PAGE) % GROUP);
         bump(&page.0[index % PAGE], n, access);
         bump(&self.count, n, access);
         bump(&self.sum, sum, access);
@@ -119,26 +161,24 @@ impl Shard {
         self.sum.load(Relaxed)
     }
 
-    /// Whether group `g` has been allocated.
-    pub(crate) fn has_group(&self, g: usize) -> bool {
-        self.groups
-            .get(g)
-            .is_some_and(|group| group.get().is_some())
-    }
-
-    /// Add the counts of page `p` of group `g` into `into`, if that page
-    /// exists.
-    pub(crate) fn add_page(&self, g: usize, p: usize, into: &mut [u64; PAGE]) {
-        let Some(page) = self
-            .groups
-            .get(g)
-            .and_then(OnceBox::get)
-            .and_then(|group| group.0[p].get())
-        else {
-            return;
-        };
-        for (total, counter) in into.iter_mut().zip(&page.0) {
-            *total = total.wrapping_add(counter.load(Relaxed));
+    /// Append `(index, count)` for every nonzero bucket, in index order,
+    /// visiting only allocated groups and pages.
+    pub(crate) fn append_counts(&self, out: &mut Vec<(u32, u64)>) {
+        for (g, group) in self.groups.iter().enumerate() {
+            let Some(group) = group.get() else {
+                continue;
+            };
+            for (p, page) in group.allocated() {
+                let base = g * GROUP_SPAN + p * PAGE;
+                for (i, counter) in page.0.iter().enumerate() {
+                    let n = counter.load(Relaxed);
+                    if n != 0 {
+                        // Indexes fit in u32: a counts array has at most
+                        // 65 * 2^17 entries.
+                        out.push(((base + i) as u32, n));
+                    }
+                }
+            }
         }
     }
 
@@ -150,11 +190,6 @@ impl Shard {
             + len.div_ceil(PAGE) * std::mem::size_of::<Page>()
     }
 
-    /// Number of groups (allocated or not).
-    pub(crate) fn groups(&self) -> usize {
-        self.groups.len()
-    }
-
     /// Heap bytes this shard holds: itself, its group table, and every
     /// group and page allocated so far.
     pub(crate) fn bytes(&self) -> usize {
@@ -162,15 +197,11 @@ impl Shard {
             + self.groups.len() * std::mem::size_of::<OnceBox<Group>>();
         for group in self.groups.iter().filter_map(OnceBox::get) {
             bytes += std::mem::size_of::<Group>();
-            bytes += group.0.iter().filter(|page| page.get().is_some()).count()
-                * std::mem::size_of::<Page>();
+            bytes += group.allocated().count() * std::mem::size_of::<Page>();
         }
         bytes
     }
 }
-
-/// Pages per group, for readers that walk a group page by page.
-pub(crate) const PAGES_PER_GROUP: usize = GROUP;
 
 #[cfg(all(test, not(loom)))]
 mod tests {
@@ -194,12 +225,9 @@ mod tests {
         );
         assert_eq!((shard.count(), shard.sum()), (4, 24));
 
-        let mut page = [0; PAGE];
-        shard.add_page(0, 0, &mut page);
-        assert_eq!(&page[5..7], &[1, 2]);
-        shard.add_page(0, 1, &mut page); // not allocated: unchanged
-        assert_eq!(page.iter().sum::<u64>(), 3);
-        assert!(shard.has_group(32) && !shard.has_group(1));
+        let mut counts = Vec::new();
+        shard.append_counts(&mut counts);
+        assert_eq!(counts, vec![(5, 1), (6, 2), (33_791, 1)]);
     }
 
     #[test]

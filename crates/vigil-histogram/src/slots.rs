@@ -20,7 +20,8 @@ use std::cell::{Cell, RefCell};
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use std::sync::{Arc, OnceLock, Weak};
 
-use crate::shard::{Access, GROUP_SPAN, PAGE, PAGES_PER_GROUP, Shard};
+use crate::buckets::combine;
+use crate::shard::{Access, Shard};
 use crate::sync::{AtomicU64, OnceBox};
 
 /// Most slots a histogram ever has, whatever the CPU count.
@@ -285,36 +286,20 @@ impl Slots {
 
     /// The counts summed over every shard, nonzero buckets only, in index
     /// order, into `out` (cleared first); returns the summed count and raw
-    /// sum. Reads only (relaxed loads), so writers keep writing; the walk
-    /// visits only groups and pages some shard allocated.
+    /// sum. Reads only (relaxed loads), so writers keep writing; each shard
+    /// is walked through its allocated groups and pages only, and several
+    /// shards' lists are merged by index.
     pub(crate) fn collect(&self, out: &mut Vec<(u32, u64)>) -> (u64, u64) {
         out.clear();
-        let shards = self.shards();
-        let mut count = 0u64;
-        let mut sum = 0u64;
-        for shard in shards.clone() {
+        let (mut count, mut sum, mut shards) = (0u64, 0u64, 0usize);
+        for shard in self.shards() {
             count = count.wrapping_add(shard.count());
             sum = sum.wrapping_add(shard.sum());
+            shard.append_counts(out);
+            shards += 1;
         }
-        let groups = shards.clone().map(Shard::groups).max().unwrap_or(0);
-        for g in 0..groups {
-            if !shards.clone().any(|shard| shard.has_group(g)) {
-                continue;
-            }
-            for p in 0..PAGES_PER_GROUP {
-                let mut page = [0u64; PAGE];
-                for shard in shards.clone() {
-                    shard.add_page(g, p, &mut page);
-                }
-                let base = g * GROUP_SPAN + p * PAGE;
-                for (i, &n) in page.iter().enumerate() {
-                    if n != 0 {
-                        // Indexes fit in u32: a counts array has at most
-                        // 65 * 2^17 entries.
-                        out.push(((base + i) as u32, n));
-                    }
-                }
-            }
+        if shards > 1 {
+            combine(out);
         }
         (count, sum)
     }
@@ -412,6 +397,7 @@ mod tests {
 #[cfg(loom)]
 mod loom_tests {
     use super::*;
+    use crate::shard::GROUP_SPAN;
 
     /// Two threads claim at once: they get different slots, and a claim
     /// after a release sees the previous owner's counts.

@@ -141,22 +141,25 @@ impl Windows {
         self.ring.push_back(interval);
     }
 
-    /// Read `window` into `out` without changing what any window holds
-    /// (call [`Windows::rotate`] first). Live shards are read, not drained.
-    /// Cost: one walk of the shards' pages plus the ring entries in the
-    /// window; `out`'s buffer is reused.
-    pub(crate) fn snapshot_into(
+    /// Read each of `windows` into the matching `outs` without changing
+    /// what any window holds (call [`Windows::rotate`] first). The live
+    /// shards are read once, not drained, for all of them. Cost: one walk
+    /// of the shards' pages plus the ring entries in each window; the
+    /// snapshots' buffers are reused.
+    pub(crate) fn snapshots_into(
         &self,
-        window: Window,
+        windows: &[Window],
         now: quanta::Instant,
         slots: &Slots,
         layout: &Layout,
         config: &Config,
-        out: &mut Snapshot,
+        outs: &mut [Snapshot],
     ) {
         let mut read = |live: &mut Sparse| {
             let (_, live_sum) = slots.collect(live);
-            self.fill(window, now, live, live_sum, layout, config, out);
+            for (window, out) in windows.iter().zip(outs.iter_mut()) {
+                self.fill(*window, now, live, live_sum, layout, config, out);
+            }
         };
         // A read from a thread-local destructor, or re-entered, gets a
         // buffer of its own.
@@ -174,7 +177,8 @@ impl Windows {
         }
     }
 
-    /// [`snapshot_into`](Windows::snapshot_into) given the live shards'
+    /// [`snapshots_into`](Windows::snapshots_into) for one window, given
+    /// the live shards'
     /// buckets and raw sum.
     #[allow(clippy::too_many_arguments)] // the parts of one read, passed through
     fn fill(

@@ -30,20 +30,27 @@ impl HistogramFn for HistogramSeries {
     }
 }
 
-/// One snapshot buffer reused by every histogram read of a scrape,
-/// summary or alert tick: each read refills it, so reading many series
+/// Snapshot buffers reused by every histogram read of a scrape, summary
+/// or alert tick: each read refills them, so reading many series
 /// allocates about once.
 #[derive(Debug, Default)]
-pub(crate) struct Reader(Option<Snapshot>);
+pub(crate) struct Reader(Vec<Snapshot>);
 
 impl Reader {
     /// `series` over `window`, in the reused buffer.
     pub(crate) fn read(&mut self, series: &HistogramSeries, window: Window) -> &Snapshot {
-        match self.0.as_mut() {
-            Some(snapshot) => series.0.snapshot_into(window, snapshot),
-            None => self.0 = Some(series.0.snapshot(window)),
+        &self.read_all(series, &[window])[0]
+    }
+
+    /// `series` over each of `windows`, reading its live shards once.
+    pub(crate) fn read_all(&mut self, series: &HistogramSeries, windows: &[Window]) -> &[Snapshot] {
+        while self.0.len() < windows.len() {
+            // The first read only: a buffer of the right shape to refill.
+            self.0.push(series.0.snapshot(Window::Cumulative));
         }
-        self.0.as_ref().expect("filled just above")
+        let outs = &mut self.0[..windows.len()];
+        series.0.snapshots_into(windows, outs);
+        outs
     }
 }
 

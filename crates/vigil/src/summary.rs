@@ -165,8 +165,12 @@ impl Shared {
             if activity.is_hidden(MetricKind::Histogram, series) {
                 return;
             }
-            let window = reader.read(series, self.window()).summary();
-            let total = reader.read(series, Window::Cumulative).summary();
+            // One read of the live shards for both windows.
+            let (window, total) =
+                match reader.read_all(series, &[self.window(), Window::Cumulative]) {
+                    [recent, all] => (recent.summary(), all.summary()),
+                    _ => return, // one snapshot per window, always
+                };
             histograms.push(HistogramSummary {
                 name: key.name().to_owned(),
                 labels: labels_of(key),
