@@ -20,10 +20,32 @@ use crate::CallSite;
 /// Nesting deeper than this reports the deepest tracked site as the caller.
 const DEPTH: usize = 32;
 
+/// The active sites of one thread.
+struct Stack {
+    /// Slots in use: `sites[..top]`, the last one always occupied.
+    top: Cell<usize>,
+    sites: [Cell<Option<&'static CallSite>>; DEPTH],
+}
+
+impl Stack {
+    /// The topmost site: the current caller.
+    #[inline]
+    fn current(&self) -> Option<&'static CallSite> {
+        let top = self.top.get();
+        if top == 0 {
+            return None;
+        }
+        self.sites.get(top - 1).and_then(Cell::get)
+    }
+}
+
 thread_local! {
-    static STACK: [Cell<Option<&'static CallSite>>; DEPTH] = const { [const { Cell::new(None) }; DEPTH] };
-    /// Slots in use: `STACK[..TOP]`, the last one always occupied.
-    static TOP: Cell<usize> = const { Cell::new(0) };
+    static STACK: Stack = const {
+        Stack {
+            top: Cell::new(0),
+            sites: [const { Cell::new(None) }; DEPTH],
+        }
+    };
 }
 
 /// The innermost instrumented call site active on this thread, if any.
@@ -39,24 +61,25 @@ thread_local! {
 /// assert!(current_call_site().is_none());
 /// ```
 #[must_use]
+#[inline]
 pub fn current_call_site() -> Option<&'static CallSite> {
-    let top = TOP.with(Cell::get);
-    if top == 0 {
-        return None;
-    }
-    STACK.with(|stack| stack[top - 1].get())
+    STACK.with(Stack::current)
 }
 
-/// Makes `site` the current call site until the returned scope is dropped.
+/// Makes `site` the current call site until the returned scope is dropped;
+/// also returns the site that was current until now (the caller).
 #[inline]
-pub(crate) fn enter(site: &'static CallSite) -> Scope {
-    let top = TOP.with(Cell::get);
-    if top == DEPTH {
-        return Scope { slot: None };
-    }
-    STACK.with(|stack| stack[top].set(Some(site)));
-    TOP.with(|t| t.set(top + 1));
-    Scope { slot: Some(top) }
+pub(crate) fn enter(site: &'static CallSite) -> (Scope, Option<&'static CallSite>) {
+    STACK.with(|stack| {
+        let caller = stack.current();
+        let top = stack.top.get();
+        let Some(slot) = stack.sites.get(top) else {
+            return (Scope { slot: None }, caller);
+        };
+        slot.set(Some(site));
+        stack.top.set(top + 1);
+        (Scope { slot: Some(top) }, caller)
+    })
 }
 
 /// Frees its stack slot when dropped, also during unwinding.
@@ -64,22 +87,32 @@ pub(crate) struct Scope {
     slot: Option<usize>,
 }
 
-impl Drop for Scope {
+impl Scope {
+    /// Frees the slot now; dropping the scope then does nothing.
     #[inline]
-    fn drop(&mut self) {
-        let Some(slot) = self.slot else {
+    pub(crate) fn exit(&mut self) {
+        let Some(slot) = self.slot.take() else {
             return;
         };
         STACK.with(|stack| {
-            stack[slot].set(None);
-            TOP.with(|top| {
-                let mut t = top.get();
-                while t > 0 && stack[t - 1].get().is_none() {
-                    t -= 1;
-                }
-                top.set(t);
-            });
+            if let Some(site) = stack.sites.get(slot) {
+                site.set(None);
+            }
+            let mut top = stack.top.get();
+            while let Some(below) = top.checked_sub(1)
+                && stack.sites.get(below).is_some_and(|s| s.get().is_none())
+            {
+                top = below;
+            }
+            stack.top.set(top);
         });
+    }
+}
+
+impl Drop for Scope {
+    #[inline]
+    fn drop(&mut self) {
+        self.exit();
     }
 }
 
@@ -97,8 +130,9 @@ mod tests {
 
     #[test]
     fn scopes_dropped_in_start_order_leave_no_stale_caller() {
-        let a = enter(&A);
-        let b = enter(&B);
+        let (a, _) = enter(&A);
+        let (b, caller) = enter(&B);
+        assert_eq!(caller.map(CallSite::name), Some("a"));
         drop(a);
         assert_eq!(current(), Some("b"));
         drop(b);
@@ -107,9 +141,9 @@ mod tests {
 
     #[test]
     fn a_scope_dropped_from_the_middle_keeps_the_inner_caller() {
-        let a = enter(&A);
-        let b = enter(&B);
-        let c = enter(&C);
+        let (a, _) = enter(&A);
+        let (b, _) = enter(&B);
+        let (c, _) = enter(&C);
         drop(b);
         assert_eq!(current(), Some("c"));
         drop(c);
@@ -120,8 +154,9 @@ mod tests {
 
     #[test]
     fn nesting_beyond_the_depth_reports_the_deepest_tracked_site() {
-        let outer: Vec<Scope> = (0..DEPTH).map(|_| enter(&A)).collect();
-        let inner = enter(&B);
+        let outer: Vec<Scope> = (0..DEPTH).map(|_| enter(&A).0).collect();
+        let (inner, caller) = enter(&B);
+        assert_eq!(caller.map(CallSite::name), Some("a"));
         assert_eq!(current(), Some("a"));
         drop(inner);
         drop(outer);

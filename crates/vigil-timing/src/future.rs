@@ -37,7 +37,7 @@ pin_project! {
     impl<F, C> PinnedDrop for Timed<F, C> {
         fn drop(this: Pin<&mut Self>) {
             if let Some(measurement) = this.project().measurement.take() {
-                measurement.finish(Outcome::Cancelled);
+                measurement.record(Outcome::Cancelled);
             }
         }
     }
@@ -70,11 +70,11 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.project();
+        let (_scope, caller) = caller::enter(this.site);
         if !*this.started {
             *this.started = true;
-            *this.measurement = Some(Measurement::start(this.site));
+            *this.measurement = Some(Measurement::start(this.site, caller));
         }
-        let _scope = caller::enter(this.site);
         let unwind = FinishOnUnwind {
             measurement: this.measurement,
             unwinding_before: std::thread::panicking(),
@@ -85,7 +85,7 @@ where
         if let Some(classify) = this.classify.take() {
             let outcome = classify(&output);
             if let Some(measurement) = unwind.measurement.take() {
-                measurement.finish(outcome);
+                measurement.record(outcome);
             }
         }
         Poll::Ready(output)
@@ -106,7 +106,7 @@ impl Drop for FinishOnUnwind<'_> {
             && std::thread::panicking()
             && let Some(measurement) = self.measurement.take()
         {
-            measurement.finish(Outcome::Panic);
+            measurement.record(Outcome::Panic);
         }
     }
 }

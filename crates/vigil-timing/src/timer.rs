@@ -15,9 +15,10 @@ pub(crate) struct Measurement {
     site: &'static CallSite,
     caller: Option<&'static CallSite>,
     start: Instant,
-    /// The gauge raised at start, lowered at finish whatever the outcome;
-    /// held so it is lowered on the recorder it was raised on.
-    in_flight: Option<Gauge>,
+    /// The gauge raised at start (a no-op one for sites without concurrency
+    /// tracking), lowered at finish whatever the outcome; held so it is
+    /// lowered on the recorder it was raised on.
+    in_flight: Gauge,
     /// Whether the thread was already unwinding when the call started: a
     /// call made from a `Drop` during unwinding that returns normally is
     /// no panic.
@@ -25,20 +26,17 @@ pub(crate) struct Measurement {
 }
 
 impl Measurement {
-    /// Starts a call of `site`, made by the call site current on this thread.
+    /// Starts a call of `site` made by `caller`.
     #[inline]
-    pub(crate) fn start(site: &'static CallSite) -> Measurement {
+    pub(crate) fn start(site: &'static CallSite, caller: Option<&'static CallSite>) -> Measurement {
         let in_flight = if site.tracks_concurrency() {
-            site.with_handles(|handles, _| {
-                handles.concurrent.increment(1.0);
-                Some(handles.concurrent.clone())
-            })
+            raise(site)
         } else {
-            None
+            Gauge::noop()
         };
         Measurement {
             site,
-            caller: caller::current_call_site(),
+            caller,
             start: Instant::now(),
             in_flight,
             unwinding_at_start: std::thread::panicking(),
@@ -51,45 +49,61 @@ impl Measurement {
         !self.unwinding_at_start && std::thread::panicking()
     }
 
+    #[inline]
     pub(crate) fn elapsed(&self) -> Duration {
         Instant::now().saturating_duration_since(self.start)
     }
 
-    /// Records the call. Hot path: one clock read, one histogram record and
-    /// one counter increment through cached handles.
+    /// Records the call; the caller makes sure it happens once. Hot path:
+    /// one clock read, then through handles cached on the site, one
+    /// histogram record and one counter increment.
     #[inline]
-    pub(crate) fn finish(self, outcome: Outcome) {
+    pub(crate) fn record(&self, outcome: Outcome) {
         let elapsed = self.elapsed();
-        let Measurement {
-            site,
-            caller,
-            in_flight,
-            ..
-        } = self;
-        if let Some(gauge) = in_flight {
-            gauge.decrement(1.0);
+        self.in_flight.decrement(1.0);
+        let cached = self
+            .site
+            .cached_handles()
+            .and_then(|handles| Some((handles, handles.cached_calls(self.caller)?)));
+        match cached {
+            Some((handles, calls)) => {
+                handles.record(outcome, elapsed, |result| calls[result].increment(1));
+            }
+            None => self.record_uncached(outcome, elapsed),
         }
-        site.with_handles(|handles, recorder| {
-            if outcome == Outcome::Cancelled {
-                handles.cancellations.increment(1);
-                return;
-            }
-            handles.duration.record(elapsed.as_secs_f64());
-            handles.count_call(site, recorder, caller, outcome.result_index());
-            if outcome == Outcome::Panic {
-                handles.panics.increment(1);
-            }
-        });
-        if let Some(threshold) = site.slow_threshold()
+        if let Some(threshold) = self.site.slow_threshold()
             && elapsed > threshold
             && outcome != Outcome::Cancelled
         {
-            report_slow(site, elapsed, threshold, outcome);
+            report_slow(self.site, elapsed, threshold, outcome);
         }
+    }
+
+    /// [`record`](Self::record) when the handles or counters it needs are
+    /// not resolved yet for the current recorder.
+    #[cold]
+    #[inline(never)]
+    fn record_uncached(&self, outcome: Outcome, elapsed: Duration) {
+        let (site, caller) = (self.site, self.caller);
+        site.with_handles(|handles, recorder| {
+            handles.record(outcome, elapsed, |result| {
+                handles.count_call(site, recorder, caller, result);
+            });
+        });
     }
 }
 
+/// Raises `site`'s in-flight gauge; returns it to be lowered at finish.
+#[inline(never)]
+fn raise(site: &'static CallSite) -> Gauge {
+    site.with_handles(|handles, _| {
+        handles.concurrent.increment(1.0);
+        handles.concurrent.clone()
+    })
+}
+
 #[cold]
+#[inline(never)]
 fn report_slow(site: &CallSite, elapsed: Duration, threshold: Duration, outcome: Outcome) {
     tracing::warn!(
         function = site.name(),
@@ -137,8 +151,11 @@ fn report_slow(site: &CallSite, elapsed: Duration, threshold: Duration, outcome:
 /// [`error`]: Timer::error
 #[must_use = "a Timer records when dropped; `let _ = Timer::start(..)` records an empty call at once"]
 pub struct Timer {
-    measurement: Option<Measurement>,
-    _scope: Scope,
+    measurement: Measurement,
+    /// Whether the call is recorded already, so that dropping records
+    /// nothing more.
+    recorded: bool,
+    scope: Scope,
     /// The caller scope is thread-local.
     _not_send: PhantomData<*const ()>,
 }
@@ -147,10 +164,11 @@ impl Timer {
     /// Starts timing a call of `site`.
     #[inline]
     pub fn start(site: &'static CallSite) -> Timer {
-        let measurement = Measurement::start(site);
+        let (scope, caller) = caller::enter(site);
         Timer {
-            measurement: Some(measurement),
-            _scope: caller::enter(site),
+            measurement: Measurement::start(site, caller),
+            recorded: false,
+            scope,
             _not_send: PhantomData,
         }
     }
@@ -158,9 +176,21 @@ impl Timer {
     /// Records the call with `outcome` now.
     #[inline]
     pub fn finish(mut self, outcome: Outcome) {
-        if let Some(measurement) = self.measurement.take() {
-            measurement.finish(outcome);
-        }
+        // Set first: a recorder that panics must not make the drop record
+        // the call a second time.
+        self.recorded = true;
+        self.measurement.record(outcome);
+        // What dropping would do, without the drop glue, which the compiler
+        // keeps out of line (a call and a second look at `recorded` per
+        // call otherwise). Leaks nothing: the gauge is dropped here and the
+        // scope left. Not in a method taking `self`: moving the timer there
+        // costs more than the glue.
+        drop(std::mem::replace(
+            &mut self.measurement.in_flight,
+            Gauge::noop(),
+        ));
+        self.scope.exit();
+        std::mem::forget(self);
     }
 
     /// Records the call as successful now.
@@ -178,21 +208,27 @@ impl Timer {
     /// Time since the timer started.
     #[must_use]
     pub fn elapsed(&self) -> Duration {
-        self.measurement
-            .as_ref()
-            .map_or(Duration::ZERO, Measurement::elapsed)
+        self.measurement.elapsed()
+    }
+
+    /// Records the call when the timer is dropped without an outcome.
+    #[inline(never)]
+    fn record_on_drop(&mut self) {
+        self.recorded = true;
+        let outcome = if self.measurement.panicked() {
+            Outcome::Panic
+        } else {
+            Outcome::Ok
+        };
+        self.measurement.record(outcome);
     }
 }
 
 impl Drop for Timer {
+    #[inline]
     fn drop(&mut self) {
-        if let Some(measurement) = self.measurement.take() {
-            let outcome = if measurement.panicked() {
-                Outcome::Panic
-            } else {
-                Outcome::Ok
-            };
-            measurement.finish(outcome);
+        if !self.recorded {
+            self.record_on_drop();
         }
     }
 }
@@ -200,7 +236,7 @@ impl Drop for Timer {
 impl std::fmt::Debug for Timer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Timer")
-            .field("site", &self.measurement.as_ref().map(|m| m.site.name()))
+            .field("site", &Some(self.measurement.site.name()))
             .field("elapsed", &self.elapsed())
             .finish()
     }
