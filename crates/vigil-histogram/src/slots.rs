@@ -30,8 +30,8 @@ pub(crate) const MAX_SLOTS: usize = 64;
 /// Owner word of a free slot. Thread ids start at 1.
 const FREE: u64 = 0;
 
-/// Slots per histogram: `available_parallelism()` clamped to `1..=64`, or
-/// the test override.
+/// Slots per histogram by default: `available_parallelism()` clamped to
+/// `1..=64` (see [`Config::shards`](crate::Config::shards)).
 pub(crate) fn slot_count() -> usize {
     static SLOTS: OnceLock<usize> = OnceLock::new();
     *SLOTS.get_or_init(|| {
@@ -72,6 +72,11 @@ impl Slot {
     /// previous owner's release, so its counts are visible before `id`
     /// adds to them.
     fn claim(&self, id: u64, len: usize) -> Option<&Shard> {
+        // Look before the compare-exchange: a failed one still takes the
+        // line exclusive, away from the owner that reads it every record.
+        if self.owner.load(Relaxed) != FREE {
+            return None;
+        }
         self.owner
             .compare_exchange(FREE, id, Acquire, Relaxed)
             .ok()?;
@@ -185,35 +190,35 @@ impl Slots {
     #[inline]
     pub(crate) fn add(self: &Arc<Self>, index: usize, n: u64, sum: u64) {
         let id = thread_id();
-        if let Some(shard) = self.first.owned_by(id) {
-            shard.add(index, n, sum, Access::Owned);
-        } else {
-            self.add_other(id, index, n, sum);
-        }
+        let shard = match self.first.owned_by(id) {
+            Some(shard) => shard,
+            None => match self.owned_in_table(id) {
+                Some(shard) => shard,
+                None => return self.claim_and_add(id, index, n, sum),
+            },
+        };
+        shard.add(index, n, sum, Access::Owned);
     }
 
-    /// Threads other than the first one's: a slot of `more` at the
-    /// thread's preferred index, or a claim.
+    /// The shard `id` owns past the first slot, if any. Slots are claimed
+    /// lowest first, so the scan stops at the highest slot ever claimed: as
+    /// many compares as threads that recorded at the same time, on adjacent
+    /// 16-byte slots.
+    #[inline]
+    fn owned_in_table(&self, id: u64) -> Option<&Shard> {
+        let table = self.more.get()?;
+        let used = table.used.load(Relaxed).min(table.slots.len());
+        table.slots[..used]
+            .iter()
+            .find_map(|slot| slot.owned_by(id))
+    }
+
+    /// A thread that owns no shard here yet: claim one, then add.
+    #[cold]
     #[inline(never)]
-    fn add_other(self: &Arc<Self>, id: u64, index: usize, n: u64, sum: u64) {
-        let (shard, access) = self.find_or_claim(id);
+    fn claim_and_add(self: &Arc<Self>, id: u64, index: usize, n: u64, sum: u64) {
+        let (shard, access) = self.claim(id);
         shard.add(index, n, sum, access);
-    }
-
-    fn find_or_claim(self: &Arc<Self>, id: u64) -> (&Shard, Access) {
-        if let Some(table) = self.more.get() {
-            // Slots are claimed lowest first, so the scan stops at the
-            // highest slot ever claimed: as many compares as threads that
-            // recorded at the same time, on adjacent 16-byte slots.
-            let used = table.used.load(Relaxed).min(table.slots.len());
-            if let Some(shard) = table.slots[..used]
-                .iter()
-                .find_map(|slot| slot.owned_by(id))
-            {
-                return (shard, Access::Owned);
-            }
-        }
-        self.claim(id)
     }
 
     /// The cold path: take a free slot (the first, then this thread's
