@@ -82,7 +82,7 @@
 //! | a shard before its first value: header + 33 group pointers | 392 |
 //! | a group of 1,024 buckets, on the first value in it | 520 |
 //! | a page of 16 buckets, on the first value in it | 128 |
-//! | slot table, once a second thread records at the same time | 16 per CPU |
+//! | slot table, once a third thread records while two hold slots | 16 per CPU |
 //! | rotation baseline and ring entries (sparse) | 16 per nonzero bucket |
 //!
 //! Twenty latency-like values (0.5-200 ms) hold 8.1 kB from one thread,

@@ -5,7 +5,8 @@
 //!
 //! A thread claims a free slot with one compare-exchange on its first
 //! record into a histogram, then finds it again on every record with one
-//! relaxed load and compare (the first slot) or two (the others). Owning a
+//! relaxed load and compare (the two inline slots) or a short scan of a
+//! slot table (the others). Owning a
 //! shard is what lets the hot path use a plain load and store instead of a
 //! locked `fetch_add`: no other thread writes it.
 //!
@@ -84,7 +85,12 @@ impl Slot {
     }
 }
 
-/// The slots past the first, allocated when a second thread records.
+/// Slots kept inline in [`Slots`]: the threads that find their shard
+/// without a pointer chase.
+const INLINE: usize = 2;
+
+/// The slots past the inline ones, allocated when a third thread records
+/// while two hold slots.
 struct Table {
     slots: Box<[Slot]>,
     /// One past the highest slot ever claimed.
@@ -95,14 +101,14 @@ struct Table {
 
 /// The shards of one histogram and who owns them.
 pub(crate) struct Slots {
-    first: Slot,
+    inline: [Slot; INLINE],
     more: OnceBox<Table>,
     /// For threads beyond the slot count, and for threads that can no
     /// longer register a claim (recording from a thread-local destructor).
     shared: OnceBox<Shard>,
     /// Length of the counts array.
     len: usize,
-    /// Slots in `more`, plus the first.
+    /// Slots in `more`, plus the inline ones.
     capacity: usize,
 }
 
@@ -175,7 +181,7 @@ impl Slots {
     /// (clamped to `1..=64`).
     pub(crate) fn new(len: usize, capacity: usize) -> Slots {
         Slots {
-            first: Slot::new(),
+            inline: [Slot::new(), Slot::new()],
             more: OnceBox::new(),
             shared: OnceBox::new(),
             len,
@@ -185,22 +191,26 @@ impl Slots {
 
     /// Count `n` values at `index` whose raw values add up to `sum`, into
     /// the calling thread's shard. Hot path: one thread-local read and one
-    /// relaxed compare find the shard for the first thread; the rest is
+    /// relaxed compare find the shard for the first thread (two for the
+    /// second); the rest is
     /// [`Shard::add`].
     #[inline]
     pub(crate) fn add(self: &Arc<Self>, index: usize, n: u64, sum: u64) {
         let id = thread_id();
-        let shard = match self.first.owned_by(id) {
+        let shard = match self.inline[0].owned_by(id) {
             Some(shard) => shard,
-            None => match self.owned_in_table(id) {
+            None => match self.inline[1].owned_by(id) {
                 Some(shard) => shard,
-                None => return self.claim_and_add(id, index, n, sum),
+                None => match self.owned_in_table(id) {
+                    Some(shard) => shard,
+                    None => return self.claim_and_add(id, index, n, sum),
+                },
             },
         };
         shard.add(index, n, sum, Access::Owned);
     }
 
-    /// The shard `id` owns past the first slot, if any. Slots are claimed
+    /// The shard `id` owns past the inline slots, if any. Slots are claimed
     /// lowest first, so the scan stops at the highest slot ever claimed: as
     /// many compares as threads that recorded at the same time, on adjacent
     /// 16-byte slots.
@@ -221,9 +231,8 @@ impl Slots {
         shard.add(index, n, sum, access);
     }
 
-    /// The cold path: take a free slot (the first, then this thread's
-    /// preferred one in `more`, then any) and register it for release at
-    /// thread exit; or fall back to the shared shard.
+    /// The cold path: take the lowest free slot and register it for
+    /// release at thread exit; or fall back to the shared shard.
     #[cold]
     fn claim(self: &Arc<Self>, id: u64) -> (&Shard, Access) {
         if let Some((index, shard)) = self.claim_free(id) {
@@ -236,20 +245,22 @@ impl Slots {
         (self.shared(), Access::Shared)
     }
 
-    /// Take a free slot for `id`, the lowest one: its index (0 = the
-    /// first) and shard. Lowest first keeps shards to the most threads
+    /// Take a free slot for `id`, the lowest one: its index (0 and 1 are
+    /// inline) and shard. Lowest first keeps shards to the most threads
     /// that ever held slots at the same time: a free slot below that mark
     /// always exists when one is needed, and it already has a shard.
     pub(crate) fn claim_free(&self, id: u64) -> Option<(usize, &Shard)> {
-        if let Some(shard) = self.first.claim(id, self.len) {
-            return Some((0, shard));
+        for (i, slot) in self.inline[..self.capacity.min(INLINE)].iter().enumerate() {
+            if let Some(shard) = slot.claim(id, self.len) {
+                return Some((i, shard));
+            }
         }
-        if self.capacity < 2 {
+        if self.capacity <= INLINE {
             return None;
         }
         let table = self.more.get_or_init(|| {
             Box::new(Table {
-                slots: (1..self.capacity).map(|_| Slot::new()).collect(),
+                slots: (INLINE..self.capacity).map(|_| Slot::new()).collect(),
                 used: std::sync::atomic::AtomicUsize::new(0),
             })
         });
@@ -259,15 +270,19 @@ impl Slots {
             .enumerate()
             .find_map(|(i, slot)| Some((i, slot.claim(id, self.len)?)))?;
         table.used.fetch_max(i + 1, Relaxed);
-        Some((i + 1, shard))
+        Some((i + INLINE, shard))
     }
 
-    /// Free slot `index` (0 = the first). Release pairs with the next
+    /// Free slot `index` (0 and 1 are inline). Release pairs with the next
     /// claimer's acquire.
     pub(crate) fn release(&self, index: usize) {
         let slot = match index {
-            0 => &self.first,
-            i => match self.more.get().and_then(|table| table.slots.get(i - 1)) {
+            i if i < INLINE => &self.inline[i],
+            i => match self
+                .more
+                .get()
+                .and_then(|table| table.slots.get(i - INLINE))
+            {
                 Some(slot) => slot,
                 None => return,
             },
@@ -283,7 +298,8 @@ impl Slots {
     /// Every shard allocated so far (owned, free or shared).
     pub(crate) fn shards(&self) -> impl Iterator<Item = &Shard> + Clone {
         let more = self.more.get().map(|table| &table.slots[..]).unwrap_or(&[]);
-        std::iter::once(&self.first)
+        self.inline
+            .iter()
             .chain(more)
             .filter_map(|slot| slot.shard.get())
             .chain(self.shared.get())
