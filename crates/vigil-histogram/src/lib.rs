@@ -78,7 +78,7 @@
 //!
 //! | part | bytes |
 //! |---|---|
-//! | the `Histogram` (config, lock, ring head) | about 300 |
+//! | an empty `Histogram` (config, lock, slots, ring head) | 576 |
 //! | a shard before its first value: header + 33 group pointers | 392 |
 //! | a group of 1,024 buckets, on the first value in it | 520 |
 //! | a page of 16 buckets, on the first value in it | 128 |

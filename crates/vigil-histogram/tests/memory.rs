@@ -140,3 +140,10 @@ fn memory_follows_used_buckets_not_the_range() {
     assert!(wide.memory_bytes() < 200 * 1024, "{}", wide.memory_bytes());
     assert!(wide.memory_bytes() > narrow.memory_bytes());
 }
+
+#[test]
+fn an_empty_histogram_is_a_few_hundred_bytes() {
+    let empty = Histogram::new().memory_bytes();
+    eprintln!("empty histogram: {empty} B");
+    assert!(empty < 1_024, "{empty} bytes");
+}
