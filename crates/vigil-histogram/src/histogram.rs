@@ -104,20 +104,13 @@ impl Histogram {
     /// are recorded too.
     #[inline]
     pub fn record(&self, raw: u64) {
-        let raw = if raw > self.highest {
-            self.clamp_high()
-        } else {
-            raw
-        };
-        self.slots.add(self.layout.index_for(raw), 1, raw);
-        if let Some(expected) = self.expected_interval
-            && raw > expected
-        {
-            self.record_omitted(raw, expected, 1);
-        }
+        // `n = 1` is a constant once inlined: the zero check and the
+        // multiplications fold away.
+        self.record_n(raw, 1);
     }
 
-    /// Record the raw value `raw` `n` times, as one add.
+    /// Record the raw value `raw` `n` times, as one add (out-of-range
+    /// values count `n` times in [`out_of_range`](Histogram::out_of_range)).
     ///
     /// ```
     /// use vigil_histogram::{Histogram, Window};
@@ -132,7 +125,7 @@ impl Histogram {
             return;
         }
         let raw = if raw > self.highest {
-            self.clamp_high()
+            self.clamp_high(n)
         } else {
             raw
         };
@@ -170,15 +163,7 @@ impl Histogram {
     /// ```
     #[inline]
     pub fn record_f64(&self, value: f64) {
-        // Excludes NaN, negatives and +inf; -0.0 is in.
-        if !(0.0..f64::INFINITY).contains(&value) {
-            self.reject();
-            return;
-        }
-        // `as` saturates: products beyond u64 become u64::MAX, then clamp.
-        // `+ 0.5` then truncation rounds half up (values are non-negative);
-        // `f64::round` is a libm call on baseline x86-64.
-        self.record((value * self.scale + 0.5) as u64);
+        self.record_f64_n(value, 1);
     }
 
     /// [`record_f64`](Histogram::record_f64) `n` times, as one add (what
@@ -195,22 +180,26 @@ impl Histogram {
     /// ```
     #[inline]
     pub fn record_f64_n(&self, value: f64, n: u64) {
+        // Excludes NaN, negatives and +inf; -0.0 is in.
         if !(0.0..f64::INFINITY).contains(&value) {
-            self.rare.rejected.fetch_add(n, Relaxed);
+            self.reject(n);
             return;
         }
+        // `as` saturates: products beyond u64 become u64::MAX, then clamp.
+        // `+ 0.5` then truncation rounds half up (values are non-negative);
+        // `f64::round` is a libm call on baseline x86-64.
         self.record_n((value * self.scale + 0.5) as u64, n);
     }
 
     #[cold]
-    fn clamp_high(&self) -> u64 {
-        self.rare.out_of_range.fetch_add(1, Relaxed);
+    fn clamp_high(&self, n: u64) -> u64 {
+        self.rare.out_of_range.fetch_add(n, Relaxed);
         self.highest
     }
 
     #[cold]
-    fn reject(&self) {
-        self.rare.rejected.fetch_add(1, Relaxed);
+    fn reject(&self, n: u64) {
+        self.rare.rejected.fetch_add(n, Relaxed);
     }
 
     /// Coordinated-omission correction: record `value - k * expected` for

@@ -240,6 +240,8 @@ mod tests {
     #[test]
     fn page_is_two_cache_lines() {
         assert_eq!(std::mem::size_of::<Page>(), 128);
+        // The group size the crate docs state.
+        assert_eq!(std::mem::size_of::<Group>(), 520);
         assert_eq!(std::mem::align_of::<Shard>(), 128);
     }
 }

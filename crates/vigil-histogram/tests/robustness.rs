@@ -97,3 +97,20 @@ fn bench_times_every_iteration() {
     assert!(summary.p50 < 0.001, "p50 {}", summary.p50);
     assert!(summary.window_seconds >= summary.sum);
 }
+
+#[test]
+fn record_n_counts_every_clamped_and_rejected_value() {
+    let histogram = vigil_histogram::Config::new()
+        .range(1, 1_000)
+        .build()
+        .unwrap();
+    histogram.record_n(5_000, 3);
+    histogram.record_f64_n(f64::NAN, 4);
+    assert_eq!((histogram.out_of_range(), histogram.rejected()), (3, 4));
+    assert_eq!(
+        histogram
+            .snapshot(vigil_histogram::Window::Cumulative)
+            .count(),
+        3
+    );
+}
