@@ -28,6 +28,10 @@ use arc_swap::ArcSwapOption;
 use metrics::{Counter, Gauge, Histogram, Key, KeyName, Label, Level, Metadata, Recorder, Unit};
 
 use crate::Outcome;
+use crate::build_info::{SERVICE_NAME, service_name};
+use crate::objectives::{
+    OBJECTIVE_LATENCY_THRESHOLD, OBJECTIVE_NAME, OBJECTIVE_PERCENTILE, Objective,
+};
 
 /// Counter of completed calls, by caller and result.
 pub const CALLS_TOTAL: &str = "function_calls_total";
@@ -74,6 +78,7 @@ pub struct CallSite {
     labels: &'static [(&'static str, &'static str)],
     slow: Option<Duration>,
     concurrency: bool,
+    objective: Option<&'static Objective>,
     /// Handles for the first recorders seen, filled in order, never
     /// replaced.
     slots: [OnceLock<Box<Handles>>; SLOTS],
@@ -91,6 +96,7 @@ impl CallSite {
             labels: &[],
             slow: None,
             concurrency: false,
+            objective: None,
             slots: [const { OnceLock::new() }; SLOTS],
             overflow: ArcSwapOption::const_empty(),
         }
@@ -115,6 +121,28 @@ impl CallSite {
     #[must_use]
     pub const fn track_concurrency(mut self) -> CallSite {
         self.concurrency = true;
+        self
+    }
+
+    /// Counts this site's calls towards `objective`: its success-rate
+    /// target adds `objective_name` and `objective_percentile` to
+    /// `function_calls_total`, its latency target adds those and
+    /// `objective_latency_threshold` to `function_calls_duration_seconds`
+    /// (see [`objectives`](crate::objectives)).
+    ///
+    /// ```
+    /// use vigil_timing::CallSite;
+    /// use vigil_timing::objectives::{Objective, ObjectiveLatency, ObjectivePercentile};
+    ///
+    /// const API_SLO: Objective = Objective::new("api")
+    ///     .success_rate(ObjectivePercentile::P99_9)
+    ///     .latency(ObjectiveLatency::Ms250, ObjectivePercentile::P99);
+    /// static HANDLER: CallSite = CallSite::new("handler", module_path!()).objective(&API_SLO);
+    /// assert_eq!(HANDLER.service_objective(), Some(&API_SLO));
+    /// ```
+    #[must_use]
+    pub const fn objective(mut self, objective: &'static Objective) -> CallSite {
+        self.objective = Some(objective);
         self
     }
 
@@ -146,6 +174,12 @@ impl CallSite {
     #[must_use]
     pub const fn tracks_concurrency(&self) -> bool {
         self.concurrency
+    }
+
+    /// The objective this site's calls count towards, if any.
+    #[must_use]
+    pub const fn service_objective(&self) -> Option<&'static Objective> {
+        self.objective
     }
 
     /// This site's handles for the current recorder if a slot holds them:
@@ -240,14 +274,50 @@ impl CallSite {
         f(&handles, recorder)
     }
 
+    /// The key of this site's series of metric `name`: `function`,
+    /// `module`, `service_name`, then `extra`, the objective's labels for
+    /// that metric, and the static labels.
     fn key(&self, name: &'static str, extra: &[(&'static str, &'static str)]) -> Key {
-        let mut labels = Vec::with_capacity(2 + extra.len() + self.labels.len());
+        let objective = self.objective_labels(name);
+        let mut labels = Vec::with_capacity(3 + extra.len() + objective.len() + self.labels.len());
         labels.push(Label::from_static_parts("function", self.name));
         labels.push(Label::from_static_parts("module", self.module));
-        for &(k, v) in extra.iter().chain(self.labels) {
+        labels.push(Label::from_static_parts(SERVICE_NAME, service_name()));
+        for &(k, v) in extra.iter().chain(&objective).chain(self.labels) {
             labels.push(Label::from_static_parts(k, v));
         }
         Key::from_parts(name, labels)
+    }
+
+    /// The objective labels of metric `name`, as autometrics adds them: a
+    /// success rate on the call counter, a latency target on the duration
+    /// histogram, nothing elsewhere.
+    fn objective_labels(&self, name: &'static str) -> Vec<(&'static str, &'static str)> {
+        let Some(objective) = self.objective else {
+            return Vec::new();
+        };
+        match name {
+            CALLS_TOTAL => objective
+                .success_rate_objective()
+                .map_or_else(Vec::new, |percentile| {
+                    vec![
+                        (OBJECTIVE_NAME, objective.name()),
+                        (OBJECTIVE_PERCENTILE, percentile.as_str()),
+                    ]
+                }),
+            CALLS_DURATION => {
+                objective
+                    .latency_objective()
+                    .map_or_else(Vec::new, |(threshold, percentile)| {
+                        vec![
+                            (OBJECTIVE_NAME, objective.name()),
+                            (OBJECTIVE_PERCENTILE, percentile.as_str()),
+                            (OBJECTIVE_LATENCY_THRESHOLD, threshold.as_str()),
+                        ]
+                    })
+            }
+            _ => Vec::new(),
+        }
     }
 
     fn metadata(&self) -> Metadata<'static> {
@@ -292,6 +362,7 @@ impl std::fmt::Debug for CallSite {
             .field("labels", &self.labels)
             .field("slow", &self.slow)
             .field("concurrency", &self.concurrency)
+            .field("objective", &self.objective)
             .finish_non_exhaustive()
     }
 }

@@ -28,13 +28,16 @@
 //!
 //! | metric | kind | labels |
 //! |---|---|---|
-//! | `function_calls_total` | counter | `function`, `module`, `caller_function`, `caller_module`, `result` (`ok`/`error`) |
-//! | `function_calls_duration_seconds` | histogram (seconds) | `function`, `module` |
-//! | `function_calls_concurrent` | gauge (sites with concurrency tracking) | `function`, `module` |
-//! | `function_panics_total` | counter | `function`, `module` |
-//! | `function_cancellations_total` | counter | `function`, `module` |
+//! | `function_calls_total` | counter | `function`, `module`, `service_name`, `caller_function`, `caller_module`, `result` (`ok`/`error`) [, `objective_name`, `objective_percentile`] |
+//! | `function_calls_duration_seconds` | histogram (seconds) | `function`, `module`, `service_name` [, `objective_name`, `objective_percentile`, `objective_latency_threshold`] |
+//! | `function_calls_concurrent` | gauge (sites with concurrency tracking) | `function`, `module`, `service_name` |
+//! | `function_panics_total` | counter | `function`, `module`, `service_name` |
+//! | `function_cancellations_total` | counter | `function`, `module`, `service_name` |
 //!
-//! A site's static labels are added to all of them. Cancelled calls are
+//! A site's static labels are added to all of them; a site's
+//! [`objective`](objectives) adds its labels as autometrics does.
+//! `service_name` is [`service_name()`], resolved once per process from the
+//! environment variables autometrics reads. Cancelled calls are
 //! counted only in `function_cancellations_total`; panics are counted as
 //! `result="error"` and in `function_panics_total`.
 //!
@@ -44,12 +47,17 @@
 
 #![forbid(unsafe_code)]
 
+mod build_info;
 mod caller;
 mod callsite;
 mod future;
+pub mod objectives;
 mod outcome;
 mod timer;
 
+pub use build_info::{
+    AUTOMETRICS_SPEC_VERSION, BUILD_INFO, BuildInfo, SERVICE_NAME, build_info, service_name,
+};
 pub use caller::current_call_site;
 pub use callsite::{
     CALLS_CONCURRENT, CALLS_DURATION, CALLS_TOTAL, CANCELLATIONS_TOTAL, CallSite, PANICS_TOTAL,

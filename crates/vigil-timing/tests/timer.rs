@@ -11,9 +11,10 @@ use std::time::Duration;
 
 use quanta::{Clock, Mock};
 use support::Capture;
+use vigil_timing::objectives::{Objective, ObjectiveLatency, ObjectivePercentile};
 use vigil_timing::{
     CALLS_CONCURRENT, CALLS_DURATION, CALLS_TOTAL, CANCELLATIONS_TOTAL, CallSite, Outcome,
-    PANICS_TOTAL, TimedExt, Timer, callsite, time, time_with,
+    PANICS_TOTAL, TimedExt, Timer, callsite, service_name, time, time_with,
 };
 
 /// Runs `f` with a mock clock as the thread's `quanta` clock.
@@ -48,6 +49,7 @@ fn timer_records_ok_call_with_mock_clock_duration() {
             vec![
                 ("function".into(), "timer_ok".into()),
                 ("module".into(), module_path!().into()),
+                ("service_name".into(), service_name().into()),
                 ("caller_function".into(), String::new()),
                 ("caller_module".into(), String::new()),
                 ("result".into(), "ok".into()),
@@ -55,6 +57,7 @@ fn timer_records_ok_call_with_mock_clock_duration() {
             vec![
                 ("function".into(), "timer_ok".into()),
                 ("module".into(), module_path!().into()),
+                ("service_name".into(), service_name().into()),
                 ("caller_function".into(), String::new()),
                 ("caller_module".into(), String::new()),
                 ("result".into(), "error".into()),
@@ -596,4 +599,98 @@ fn local_recorders_at_a_reused_address_each_receive_their_calls() {
             "round {round} reached its own recorder"
         );
     }
+}
+
+#[test]
+fn service_name_is_the_binary_package_unless_the_environment_names_one() {
+    let named = ["AUTOMETRICS_SERVICE_NAME", "OTEL_SERVICE_NAME"]
+        .iter()
+        .find_map(|var| std::env::var(var).ok().filter(|v| !v.is_empty()));
+    // This test binary is `target/*/deps/timer-<hash>`.
+    assert_eq!(service_name(), named.as_deref().unwrap_or("timer"));
+}
+
+#[test]
+fn objectives_label_the_counter_and_the_histogram_as_autometrics_does() {
+    const API: Objective = Objective::new("api")
+        .success_rate(ObjectivePercentile::P99_9)
+        .latency(ObjectiveLatency::Ms250, ObjectivePercentile::P99);
+    const SUCCESS_ONLY: Objective = Objective::new("jobs").success_rate(ObjectivePercentile::P95);
+    const LATENCY_ONLY: Objective =
+        Objective::new("batch").latency(ObjectiveLatency::Ms1000, ObjectivePercentile::P90);
+    static BOTH: CallSite = CallSite::new("slo_both", module_path!())
+        .objective(&API)
+        .track_concurrency();
+    static SUCCESS: CallSite =
+        CallSite::new("slo_success", module_path!()).objective(&SUCCESS_ONLY);
+    static LATENCY: CallSite =
+        CallSite::new("slo_latency", module_path!()).objective(&LATENCY_ONLY);
+    let capture = Capture::new();
+    capture.run(|| {
+        Timer::start(&BOTH).ok();
+        Timer::start(&BOTH).error();
+        Timer::start(&SUCCESS).ok();
+        Timer::start(&LATENCY).ok();
+    });
+    let m = capture.metrics();
+    let labels_of = |name: &str, function: &str| -> Vec<Vec<(String, String)>> {
+        m.label_sets(name)
+            .into_iter()
+            .filter(|set| set.iter().any(|(k, v)| k == "function" && v == function))
+            .map(|set| {
+                set.into_iter()
+                    .filter(|(k, _)| k.starts_with("objective_"))
+                    .collect()
+            })
+            .collect()
+    };
+    let pairs = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    };
+    let counter_labels = pairs(&[("objective_name", "api"), ("objective_percentile", "99.9")]);
+    assert_eq!(
+        labels_of(CALLS_TOTAL, "slo_both"),
+        [counter_labels.clone(), counter_labels]
+    );
+    assert_eq!(
+        labels_of(CALLS_DURATION, "slo_both"),
+        [pairs(&[
+            ("objective_name", "api"),
+            ("objective_percentile", "99"),
+            ("objective_latency_threshold", "0.25"),
+        ])]
+    );
+    // No objective labels on the other metrics.
+    for name in [CALLS_CONCURRENT, PANICS_TOTAL, CANCELLATIONS_TOTAL] {
+        assert!(
+            labels_of(name, "slo_both").iter().all(Vec::is_empty),
+            "{name}"
+        );
+    }
+    // A success-rate-only objective leaves the histogram alone, and a
+    // latency-only one the counter.
+    assert!(labels_of(CALLS_DURATION, "slo_success")[0].is_empty());
+    assert_eq!(
+        labels_of(CALLS_TOTAL, "slo_success")[0],
+        pairs(&[("objective_name", "jobs"), ("objective_percentile", "95")])
+    );
+    assert!(
+        labels_of(CALLS_TOTAL, "slo_latency")
+            .iter()
+            .all(Vec::is_empty)
+    );
+    assert_eq!(
+        labels_of(CALLS_DURATION, "slo_latency")[0],
+        pairs(&[
+            ("objective_name", "batch"),
+            ("objective_percentile", "90"),
+            ("objective_latency_threshold", "1"),
+        ])
+    );
+    let [f, _] = fl(&BOTH);
+    assert_eq!(m.counter(CALLS_TOTAL, &[f, ("result", "error")]), 1);
+    assert_eq!(m.histogram(CALLS_DURATION, &[f]).len(), 2);
 }
