@@ -402,6 +402,42 @@ impl Engine {
         &self.rules
     }
 
+    /// Every receiver a notification can be addressed to: the routes'
+    /// receivers, the default receiver, and the rules' escalation
+    /// receivers; each once, in that order. A host checks them against the
+    /// notifiers it registered.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use vigil_alert::{Comparison, Engine, Matcher, Route, Routing, Rule, Severity};
+    ///
+    /// let rule = Rule::builder("DiskFull")
+    ///     .gauge("disk_usage_ratio")
+    ///     .threshold(Severity::High, Comparison::Greater, 0.9)
+    ///     .escalate_after(Duration::from_secs(3600))
+    ///     .escalate_to("boss")
+    ///     .build()?;
+    /// let engine = Engine::builder()
+    ///     .rule(rule)
+    ///     .routing(Routing::new("email").route(Route::new("pager").matcher(Matcher::equal("severity", "critical"))))
+    ///     .build()?;
+    /// assert_eq!(engine.receivers(), ["pager", "email", "boss"]);
+    /// # Ok::<(), vigil_alert::Error>(())
+    /// ```
+    pub fn receivers(&self) -> Vec<&str> {
+        let escalations = self
+            .rules
+            .iter()
+            .filter_map(|rule| rule.escalate.as_ref()?.receiver.as_deref());
+        let mut out: Vec<&str> = Vec::new();
+        for receiver in self.groups.receivers().chain(escalations) {
+            if !out.contains(&receiver) {
+                out.push(receiver);
+            }
+        }
+        out
+    }
+
     /// The transition history.
     pub fn history(&self) -> &History {
         &self.history

@@ -377,8 +377,33 @@ pub struct Alert {
 }
 
 impl Alert {
-    /// A stable identifier of the alert's label set (16 hex digits), for
-    /// receivers that deduplicate (e.g. as a PagerDuty `dedup_key`).
+    /// The identifier of the alert's label set (`alertname` and
+    /// `severity` included) as Alertmanager computes and shows it: 16
+    /// lowercase hex digits of the FNV-1a hash Prometheus defines for label
+    /// sets (`model.LabelSet.Fingerprint`), the same in every build. Equal
+    /// to the `fingerprint` Alertmanager's `GET /api/v2/alerts` lists for
+    /// this alert; usable by receivers that deduplicate (e.g. as a
+    /// PagerDuty `dedup_key`).
+    ///
+    /// ```
+    /// # use std::time::UNIX_EPOCH;
+    /// # use vigil_alert::{labels, Alert, AlertStatus, Labels, Severity};
+    /// let alert = Alert {
+    ///     rule: "Down".into(),
+    ///     labels: labels([("alertname", "Down"), ("severity", "critical")]),
+    ///     annotations: Labels::new(),
+    ///     status: AlertStatus::Firing,
+    ///     severity: Severity::Critical,
+    ///     value: None,
+    ///     starts_at: UNIX_EPOCH,
+    ///     ends_at: None,
+    ///     silenced: false,
+    ///     inhibited: false,
+    ///     escalated: false,
+    /// };
+    /// // What Alertmanager lists for `{alertname="Down", severity="critical"}`.
+    /// assert_eq!(alert.fingerprint(), "4f000a279caba656");
+    /// ```
     pub fn fingerprint(&self) -> String {
         format!("{:016x}", fingerprint(&self.labels))
     }
@@ -406,12 +431,33 @@ pub struct Notification {
     pub common_annotations: Labels,
 }
 
-/// 64-bit hash of a label set, stable for a given build (SipHash with fixed
-/// keys), like Alertmanager's fingerprints.
+/// The fingerprint of a label set as Prometheus and Alertmanager compute it
+/// (`model.LabelSet.Fingerprint` in `prometheus/common`): 64-bit FNV-1a
+/// over the label names in byte order, each name and each value followed
+/// by the byte `0xff` (which no UTF-8 text contains). Fixed by that
+/// algorithm, so it is the same in every build and in Alertmanager.
 pub(crate) fn fingerprint(labels: &Labels) -> u64 {
-    let mut h = DefaultHasher::new();
-    labels.hash(&mut h);
-    h.finish()
+    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+    const PRIME: u64 = 0x0000_0100_0000_01b3;
+    const SEPARATOR: u8 = 0xff;
+    // `Labels` is a `BTreeMap<String, _>`: it iterates in the byte order of
+    // the names, which is Go's `sort.Strings` order.
+    labels
+        .iter()
+        .flat_map(|(name, value)| {
+            let name = name.bytes().chain([SEPARATOR]);
+            name.chain(value.bytes().chain([SEPARATOR]))
+        })
+        .fold(OFFSET, |hash, byte| {
+            (hash ^ u64::from(byte)).wrapping_mul(PRIME)
+        })
+}
+
+impl Groups {
+    /// The receivers of the routing tree: every route's, then the default.
+    pub(crate) fn receivers(&self) -> impl Iterator<Item = &str> {
+        self.routes.iter().map(|route| route.receiver.as_str())
+    }
 }
 
 fn combine(parts: impl Hash) -> u64 {

@@ -93,6 +93,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod alertmanager;
 pub mod baseline;
 pub mod config;
 pub mod engine;

@@ -1,7 +1,9 @@
-//! `WebhookNotifier` in Alertmanager mode against a real Alertmanager
-//! (Debian package `prometheus-alertmanager`, binary
-//! `prometheus-alertmanager`): a firing alert becomes visible through
-//! `GET /api/v2/alerts`, and resolving it removes it from there.
+//! Alertmanager delivery against a real Alertmanager (Debian package
+//! `prometheus-alertmanager`, binary `prometheus-alertmanager`):
+//! `WebhookNotifier` in Alertmanager mode makes a firing alert visible
+//! through `GET /api/v2/alerts` with vigil's fingerprint, and resolving it
+//! removes it from there; the Prometheus-style `Sender` keeps an alert
+//! active there for longer than one send is valid.
 
 use std::fs::File;
 use std::net::TcpListener;
@@ -13,6 +15,7 @@ use hyper::body::Bytes;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
+use vigil_alert::alertmanager::Sender;
 use vigil_alert::notify::{Dispatcher, WebhookNotifier};
 use vigil_alert::{Alert, AlertStatus, Notification, Severity, labels};
 
@@ -29,11 +32,21 @@ struct Alertmanager {
 
 impl Alertmanager {
     fn start() -> Self {
+        Self::start_with("")
+    }
+
+    /// With this `global:` section (e.g. `resolve_timeout: 10s`).
+    fn start_with(global: &str) -> Self {
         let dir = tempfile::tempdir().expect("create a temp dir");
         let config = dir.path().join("am.yml");
+        let global = if global.is_empty() {
+            String::new()
+        } else {
+            format!("global:\n  {global}\n")
+        };
         std::fs::write(
             &config,
-            "route:\n  receiver: default\nreceivers:\n  - name: default\n",
+            format!("{global}route:\n  receiver: default\nreceivers:\n  - name: default\n"),
         )
         .expect("write am.yml");
         let port = free_port();
@@ -153,10 +166,9 @@ async fn get(url: &str) -> Result<(u16, String), String> {
     Ok((status, String::from_utf8_lossy(&body).into_owned()))
 }
 
-/// A notification built from the crate's public types, as the engine
-/// would produce it.
-fn notification(status: AlertStatus, starts_at: SystemTime) -> Notification {
-    let alert = Alert {
+/// The alert of [`notification`].
+fn alert(status: AlertStatus, starts_at: SystemTime) -> Alert {
+    Alert {
         rule: "VigilNotifyIntegration".into(),
         labels: labels([
             ("alertname", "VigilNotifyIntegration"),
@@ -173,7 +185,13 @@ fn notification(status: AlertStatus, starts_at: SystemTime) -> Notification {
         silenced: false,
         inhibited: false,
         escalated: false,
-    };
+    }
+}
+
+/// A notification built from the crate's public types, as the engine
+/// would produce it.
+fn notification(status: AlertStatus, starts_at: SystemTime) -> Notification {
+    let alert = alert(status, starts_at);
     Notification {
         receiver: "alertmanager".into(),
         group_key: r#"{}:{alertname="VigilNotifyIntegration"}"#.into(),
@@ -239,6 +257,8 @@ async fn alertmanager_mode_posts_alerts_a_real_alertmanager_lists() {
     let ends_at = humantime::parse_rfc3339_weak(alert["endsAt"].as_str().unwrap()).unwrap();
     assert!(ends_at > SystemTime::now(), "still active: {alert:#}");
     assert_eq!(alert["receivers"][0]["name"], "default");
+    let ours = notification(AlertStatus::Firing, started).alerts[0].fingerprint();
+    assert_eq!(alert["fingerprint"], ours.as_str(), "{alert:#}");
 
     // Resolving it (endsAt in the past) takes it off the active list.
     dispatcher.dispatch(notification(AlertStatus::Resolved, started));
@@ -249,4 +269,65 @@ async fn alertmanager_mode_posts_alerts_a_real_alertmanager_lists() {
     )
     .await;
     dispatcher.shutdown().await;
+}
+
+/// Without `endsAt`, Alertmanager (with `resolve_timeout: 10s`) would
+/// resolve the alert 10 s after the first post; each send is valid for
+/// 4 x 1 s. The sender keeps it active by re-sending every second, and
+/// resolves it there as soon as it stops firing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sender_keeps_a_firing_alert_active_and_resolves_it() {
+    let mut am = Alertmanager::start_with("resolve_timeout: 10s");
+    am.ready().await;
+    let resend = Duration::from_secs(1);
+    let sender = Sender::builder()
+        .alertmanager(am.url(""))
+        .resend_delay(resend)
+        .evaluation_interval(resend)
+        .dispatcher(
+            Dispatcher::builder()
+                .timeout(Duration::from_secs(2))
+                .initial_backoff(Duration::from_millis(100)),
+        )
+        .build()
+        .unwrap();
+    assert_eq!(sender.valid_for(), Duration::from_secs(4));
+    let started = SystemTime::now();
+    let firing = alert(AlertStatus::Firing, started);
+    let expected = firing.fingerprint();
+
+    // Fire for 14 s, well past one send's validity and the resolve
+    // timeout; it must be active at every look.
+    let until = tokio::time::Instant::now() + Duration::from_secs(14);
+    let mut ticks = tokio::time::interval(Duration::from_millis(500));
+    let mut seen = 0;
+    while tokio::time::Instant::now() < until {
+        ticks.tick().await;
+        sender.send_alerts(SystemTime::now(), [firing.clone()]);
+        let alerts = am.alerts("VigilNotifyIntegration").await;
+        if seen == 0 && alerts.is_empty() {
+            continue; // not delivered yet
+        }
+        seen += 1;
+        assert_eq!(alerts.len(), 1, "{alerts:#?}");
+        assert_eq!(alerts[0]["status"]["state"], "active", "{:#}", alerts[0]);
+        assert_eq!(alerts[0]["fingerprint"], expected.as_str());
+    }
+    assert!(seen >= 20, "the alert was listed at {seen} looks only");
+
+    // It stops firing: resolved there at once, not after 10 s.
+    let resolved = std::time::Instant::now();
+    sender.send_alerts(SystemTime::now(), []);
+    am.wait_for(
+        "VigilNotifyIntegration",
+        "the resolved alert is gone",
+        |a| a.is_empty(),
+    )
+    .await;
+    assert!(
+        resolved.elapsed() < Duration::from_secs(5),
+        "resolved after {:?}",
+        resolved.elapsed()
+    );
+    sender.shutdown().await;
 }

@@ -260,6 +260,12 @@ impl DispatcherBuilder {
         self
     }
 
+    /// The same settings without any notifier.
+    pub(crate) fn without_notifiers(mut self) -> Self {
+        self.notifiers.clear();
+        self
+    }
+
     /// How many notifications each notifier's queue holds (default 256;
     /// at least 1).
     pub fn queue_capacity(mut self, capacity: usize) -> Self {

@@ -37,8 +37,17 @@ pub enum WebhookFormat {
     /// `{"labels", "annotations", "startsAt", "endsAt", "generatorURL"}`
     /// with RFC 3339 times. Resolved alerts carry their `endsAt` (never
     /// later than the time of sending), which resolves them in
-    /// Alertmanager; firing ones carry none (Alertmanager then applies its
+    /// Alertmanager. A firing alert that carries an `ends_at` (the time
+    /// until which it is valid, as the [Alertmanager
+    /// sender](crate::alertmanager) sets it) is posted with it; other
+    /// firing alerts carry none (Alertmanager then applies its
     /// `resolve_timeout`) unless [`WebhookBuilder::firing_ttl`] sets one.
+    ///
+    /// Notified once per group, an alert resolves in Alertmanager after
+    /// `resolve_timeout` (5m by default) or its `firing_ttl` even while it
+    /// still fires; to keep alerts active there, send them with the
+    /// [Alertmanager sender](crate::alertmanager), which re-sends every
+    /// active alert as Prometheus does.
     Alertmanager,
 }
 
@@ -370,8 +379,9 @@ struct PostableAlert<'a> {
 ///
 /// Alertmanager rejects an alert whose `endsAt` precedes its `startsAt`,
 /// and keeps one whose `endsAt` is in the future active, so times are
-/// clamped: `startsAt <= now`, and a resolved alert's
-/// `startsAt <= endsAt <= now`.
+/// clamped: `startsAt <= now`, a resolved alert's `startsAt <= endsAt <=
+/// now`, and a firing alert's `endsAt` (its own, else `now + firing_ttl`)
+/// is not before its `startsAt`.
 fn alertmanager_alerts<'a>(
     notification: &'a Notification,
     now: SystemTime,
@@ -385,7 +395,10 @@ fn alertmanager_alerts<'a>(
             let starts_at = alert.starts_at.min(now);
             let ends_at = match alert.status {
                 AlertStatus::Resolved => Some(alert.ends_at.unwrap_or(now).clamp(starts_at, now)),
-                AlertStatus::Firing => firing_ttl.map(|ttl| now + ttl),
+                AlertStatus::Firing => alert
+                    .ends_at
+                    .or_else(|| firing_ttl.map(|ttl| now + ttl))
+                    .map(|valid_until| valid_until.max(starts_at)),
             };
             PostableAlert {
                 labels: &alert.labels,
@@ -483,6 +496,24 @@ mod tests {
         let body = json(&alertmanager_alerts(&n, at(60), None, ttl));
         assert_eq!(body[0]["endsAt"], "2023-11-14T22:24:20.000Z");
         assert!(body[0].get("generatorURL").is_none());
+    }
+
+    #[test]
+    fn firing_alerts_keep_the_validity_they_carry() {
+        let mut valid = alert(AlertStatus::Firing, at(0), Some(at(300)));
+        let n = notification(vec![valid.clone()]);
+        let ttl = Some(Duration::from_secs(600));
+        let body = json(&alertmanager_alerts(&n, at(60), None, ttl));
+        assert_eq!(body[0]["endsAt"], "2023-11-14T22:18:20.000Z", "{body}");
+        // Never before it started.
+        valid.starts_at = at(400);
+        let body = json(&alertmanager_alerts(
+            &notification(vec![valid]),
+            at(500),
+            None,
+            None,
+        ));
+        assert_eq!(body[0]["startsAt"], body[0]["endsAt"], "{body}");
     }
 
     #[test]
