@@ -23,7 +23,9 @@
 //! Each evaluation sets the gauge `alerts_firing{alert, severity}` (through
 //! the `metrics` facade) to the number of alerting (`Firing` or
 //! `Recovering`) instances of each rule name at each severity, whenever that
-//! number changes (so series that have fired stay, at 0).
+//! number changes (so series that have fired stay, at 0). `severity` is the
+//! label value the rule gives the level (`warning` for a threshold written
+//! `warning`; see [`SeverityLabels`]).
 
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, SystemTime};
@@ -35,6 +37,7 @@ use crate::group::{AlertRef, FiringAlert, Groups, fingerprint};
 use crate::history::{DEFAULT_HISTORY_CAPACITY, History, Transition};
 use crate::labels::Labels;
 use crate::rule::{Aggregation, Expr, Limit, NoDataPolicy, Rule};
+use crate::severity::SeverityLabels;
 use crate::silence::{Silence, SilenceId, SilenceState};
 use crate::source::Source;
 use crate::state::{Input, Machine, State, Timing};
@@ -52,6 +55,7 @@ pub struct EngineBuilder {
     inhibit_rules: Vec<InhibitRule>,
     history_capacity: usize,
     silence_retention: Duration,
+    severity_labels: SeverityLabels,
 }
 
 impl EngineBuilder {
@@ -93,30 +97,87 @@ impl EngineBuilder {
         self
     }
 
+    /// Writes `severity` as `label` in the `severity` label of the alerts of
+    /// every rule that does not name that level itself (a rule's own name,
+    /// from [`RuleBuilder::severity_label`](crate::rule::RuleBuilder::severity_label)
+    /// or the spelling of its config thresholds, wins). E.g.
+    /// `.severity_label(Severity::Low, "info").severity_label(Severity::Medium, "warning")`
+    /// gives the ready-made [rule sets](crate::rulesets) Alertmanager's
+    /// customary names. [`Engine::rules`] shows the names in effect;
+    /// [`build`](Self::build) reports a name that is empty, read as another
+    /// level or shared by two levels.
+    ///
+    /// ```
+    /// use std::time::{Duration, UNIX_EPOCH};
+    /// use vigil_alert::{Comparison, Engine, MemorySource, Rule, Severity};
+    ///
+    /// let rule = Rule::builder("QueueBacklog")
+    ///     .gauge("queue_depth")
+    ///     .threshold(Severity::Medium, Comparison::Greater, 100.0)
+    ///     .build()?;
+    /// let mut engine = Engine::builder()
+    ///     .rule(rule)
+    ///     .severity_label(Severity::Medium, "warning")
+    ///     .build()?;
+    /// let mut source = MemorySource::new();
+    /// source.set_gauge("queue_depth", [("queue", "emails")], 250.0);
+    /// let now = UNIX_EPOCH + Duration::from_secs(60);
+    /// engine.evaluate(now, &source);
+    /// let alert = &engine.alerts(now)[0];
+    /// assert_eq!(alert.severity, Severity::Medium);
+    /// assert_eq!(alert.labels["severity"], "warning");
+    /// # Ok::<(), vigil_alert::Error>(())
+    /// ```
+    pub fn severity_label(mut self, severity: Severity, label: impl Into<String>) -> Self {
+        self.severity_labels.set(severity, label);
+        self
+    }
+
+    /// Sets every default level name at once; see
+    /// [`severity_label`](Self::severity_label).
+    pub fn severity_labels(mut self, labels: SeverityLabels) -> Self {
+        self.severity_labels = labels;
+        self
+    }
+
     /// Checks the rules and routes and builds the engine.
-    pub fn build(self) -> Result<Engine> {
+    pub fn build(mut self) -> Result<Engine> {
+        if let Some(reason) = self.severity_labels.problem() {
+            return Err(Error::InvalidSeverityLabels { reason });
+        }
+        if !self.severity_labels.is_empty() {
+            for rule in &mut self.rules {
+                rule.severity_labels = rule.severity_labels.or(&self.severity_labels);
+            }
+        }
         for rule in &self.rules {
             rule.validate()?;
         }
         self.routing.validate()?;
-        let mut names: Vec<String> = Vec::new();
+        let mut firing: Vec<FiringSeries> = Vec::new();
         let mut states = Vec::with_capacity(self.rules.len());
         for rule in &self.rules {
-            let name_index = match names.iter().position(|n| *n == rule.name) {
-                Some(i) => i,
-                None => {
-                    names.push(rule.name.clone());
-                    names.len() - 1
-                }
-            };
-            states.push(RuleState::new(rule, name_index));
+            let slots = Severity::ALL.map(|severity| {
+                let label = rule.severity_label(severity);
+                let known = firing
+                    .iter()
+                    .position(|f| f.alert == rule.name && f.severity == label);
+                known.unwrap_or_else(|| {
+                    firing.push(FiringSeries {
+                        alert: rule.name.clone(),
+                        severity: label.to_owned(),
+                        now: 0,
+                        exported: None,
+                    });
+                    firing.len() - 1
+                })
+            });
+            states.push(RuleState::new(rule, slots));
         }
-        let firing = vec![FiringCount::default(); names.len()];
         Ok(Engine {
             groups: Groups::new(&self.routing, self.inhibit_rules),
             rules: self.rules,
             states,
-            names,
             firing,
             silences: Vec::new(),
             silence_ids: Vec::new(),
@@ -155,9 +216,8 @@ impl EngineBuilder {
 pub struct Engine {
     rules: Vec<Rule>,
     states: Vec<RuleState>,
-    /// Distinct rule names, for `alerts_firing`.
-    names: Vec<String>,
-    firing: Vec<FiringCount>,
+    /// The `alerts_firing` series (one per rule name and severity label).
+    firing: Vec<FiringSeries>,
     groups: Groups,
     silences: Vec<Silence>,
     silence_ids: Vec<SilenceId>,
@@ -168,12 +228,15 @@ pub struct Engine {
     scratch: Scratch,
 }
 
-/// Alerting instances per severity for one rule name: now, and as last
-/// exported.
-#[derive(Clone, Copy, Debug, Default)]
-struct FiringCount {
-    now: [u32; 4],
-    exported: Option<[u32; 4]>,
+/// One `alerts_firing{alert, severity}` series: the alerting instances of
+/// the rules named `alert` at the levels they label `severity`, now and as
+/// last exported.
+#[derive(Clone, Debug)]
+struct FiringSeries {
+    alert: String,
+    severity: String,
+    now: u32,
+    exported: Option<u32>,
 }
 
 /// Buffers reused across evaluations.
@@ -197,7 +260,8 @@ enum Reading {
 #[derive(Debug)]
 struct RuleState {
     timing: Timing,
-    name_index: usize,
+    /// Per severity level, the rule's `alerts_firing` series.
+    firing_slots: [usize; 4],
     /// Whether resting instances are kept (aggregated without `by`, or
     /// `no_data: alerting`): otherwise they are dropped.
     keep_resting: bool,
@@ -272,7 +336,7 @@ impl CounterSeries {
 }
 
 impl RuleState {
-    fn new(rule: &Rule, name_index: usize) -> Self {
+    fn new(rule: &Rule, firing_slots: [usize; 4]) -> Self {
         let single = rule.aggregate != Aggregation::PerSeries && rule.by.is_empty();
         let baseline_window = rule
             .thresholds
@@ -290,7 +354,7 @@ impl RuleState {
                 no_data: rule.no_data,
                 max_severity: rule.max_severity(),
             },
-            name_index,
+            firing_slots,
             keep_resting: single || rule.no_data == NoDataPolicy::Alerting,
             instances: HashMap::new(),
             counters: Counters::default(),
@@ -388,6 +452,7 @@ impl Engine {
             inhibit_rules: Vec::new(),
             history_capacity: DEFAULT_HISTORY_CAPACITY,
             silence_retention: DEFAULT_SILENCE_RETENTION,
+            severity_labels: SeverityLabels::new(),
         }
     }
 
@@ -461,7 +526,7 @@ impl Engine {
                 rule = %t.rule,
                 from = %t.from,
                 to = %t.to,
-                severity = ?t.severity,
+                severity = t.severity_label.as_deref().unwrap_or_default(),
                 value = ?t.value,
                 silenced = t.silenced,
                 "alert transition"
@@ -635,7 +700,6 @@ impl Engine {
         let tick = *tick;
         let rule = &rules[index];
         let state = &mut states[index];
-        let firing = &mut firing[state.name_index];
         let mut ctx = StepContext {
             rule,
             index,
@@ -644,6 +708,7 @@ impl Engine {
             groups,
             silences,
             firing,
+            firing_slots: state.firing_slots,
             transitions,
         };
         let mut readings = std::mem::take(&mut scratch.readings);
@@ -725,24 +790,18 @@ impl Engine {
     }
 
     fn export_firing(&mut self) {
-        for (name, count) in self.names.iter().zip(&mut self.firing) {
-            if count.exported == Some(count.now) {
+        for series in &mut self.firing {
+            let n = series.now;
+            if series.exported == Some(n) || (series.exported.is_none() && n == 0) {
                 continue;
             }
-            for severity in Severity::ALL {
-                let i = severity.index();
-                let n = count.now[i];
-                if count.exported.map(|e| e[i]) == Some(n) || (count.exported.is_none() && n == 0) {
-                    continue;
-                }
-                metrics::gauge!(
-                    "alerts_firing",
-                    "alert" => name.clone(),
-                    "severity" => severity.as_str()
-                )
-                .set(f64::from(n));
-            }
-            count.exported = Some(count.now);
+            metrics::gauge!(
+                "alerts_firing",
+                "alert" => series.alert.clone(),
+                "severity" => series.severity.clone()
+            )
+            .set(f64::from(n));
+            series.exported = Some(n);
         }
     }
 }
@@ -763,7 +822,8 @@ struct StepContext<'a> {
     timing: Timing,
     groups: &'a mut Groups,
     silences: &'a [Silence],
-    firing: &'a mut FiringCount,
+    firing: &'a mut [FiringSeries],
+    firing_slots: [usize; 4],
     transitions: &'a mut Vec<Transition>,
 }
 
@@ -792,11 +852,11 @@ impl StepContext<'_> {
             || before_severity != severity
             || before_escalated != m.escalated;
         if was_alerting && let Some(s) = before_severity {
-            let count = &mut self.firing.now[s.index()];
+            let count = &mut self.firing[self.firing_slots[s.index()]].now;
             *count = count.saturating_sub(1);
         }
         if alerting && let Some(s) = severity {
-            self.firing.now[s.index()] += 1;
+            self.firing[self.firing_slots[s.index()]].now += 1;
         }
         if alerting || was_alerting {
             let current = match (alerting, severity) {
@@ -805,6 +865,7 @@ impl StepContext<'_> {
                     labels: &inst.labels,
                     base: inst.base,
                     severity,
+                    severity_label: rule.severity_label(severity),
                     value: m.value,
                     starts_at: m.active_since.unwrap_or(now),
                     escalated: m.escalated,
@@ -820,23 +881,25 @@ impl StepContext<'_> {
             let silenced = shown.is_some_and(|sev| {
                 self.silences.iter().any(|s| {
                     s.mutes(now, |name| match name {
-                        "severity" => Some(sev.as_str()),
+                        "severity" => Some(rule.severity_label(sev)),
                         _ => inst.labels.get(name).map(String::as_str),
                     })
                 })
             });
+            // An alert that ends is reported at the severity it fired with.
+            let severity = if was_alerting && !alerting {
+                before_severity.or(severity)
+            } else {
+                severity
+            };
             self.transitions.push(Transition {
                 rule: rule.name.clone(),
                 labels: inst.labels.clone(),
                 from: before_state,
                 to: m.state,
                 from_severity: before_severity,
-                // An alert that ends is reported at the severity it fired with.
-                severity: if was_alerting && !alerting {
-                    before_severity.or(severity)
-                } else {
-                    severity
-                },
+                severity,
+                severity_label: severity.map(|s| rule.severity_label(s).to_owned()),
                 value: m.value,
                 at: now,
                 silenced,

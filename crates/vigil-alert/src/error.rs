@@ -62,6 +62,14 @@ pub enum Error {
         /// The id asked for.
         id: SilenceId,
     },
+    /// The default severity names given to the engine
+    /// ([`EngineBuilder::severity_label`](crate::EngineBuilder::severity_label))
+    /// are unusable.
+    #[error("invalid severity labels: {reason}")]
+    InvalidSeverityLabels {
+        /// What is wrong, with the names involved.
+        reason: String,
+    },
     /// A text value could not be parsed as the named type.
     #[error("invalid {what} {value:?}: expected {expected}")]
     Parse {

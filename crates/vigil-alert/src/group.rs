@@ -355,7 +355,10 @@ pub struct Alert {
     pub annotations: Labels,
     /// Firing or resolved.
     pub status: AlertStatus,
-    /// The severity (also in `labels["severity"]`).
+    /// The severity level, which orders and inhibits alerts; `labels`
+    /// carries it as `severity` with the name the rule gives it
+    /// (`"warning"` for a threshold written `warning`; see
+    /// [`SeverityLabels`](crate::severity::SeverityLabels)).
     pub severity: Severity,
     /// The latest value while firing (`None` when the series was absent);
     /// a resolved alert keeps its last firing value, as in Prometheus.
@@ -489,6 +492,8 @@ pub(crate) struct FiringAlert<'a> {
     /// `fingerprint(labels)`.
     pub base: u64,
     pub severity: Severity,
+    /// The `severity` label value the rule gives `severity`.
+    pub severity_label: &'a str,
     pub value: Option<f64>,
     pub starts_at: SystemTime,
     pub escalated: bool,
@@ -501,6 +506,7 @@ struct Entry {
     labels: Labels,
     base: u64,
     severity: Severity,
+    severity_label: String,
     firing: bool,
     value: Option<f64>,
     starts_at: SystemTime,
@@ -511,14 +517,14 @@ struct Entry {
 impl Entry {
     fn label<'a>(&'a self, name: &str) -> Option<&'a str> {
         match name {
-            "severity" => Some(self.severity.as_str()),
+            "severity" => Some(&self.severity_label),
             _ => self.labels.get(name).map(String::as_str),
         }
     }
 
     fn full_labels(&self) -> Labels {
         let mut labels = self.labels.clone();
-        labels.insert("severity".into(), self.severity.as_str().into());
+        labels.insert("severity".into(), self.severity_label.clone());
         labels
     }
 }
@@ -677,7 +683,7 @@ impl Groups {
         escalation: bool,
     ) -> u64 {
         let lookup = |name: &str| match name {
-            "severity" => Some(alert.severity.as_str()),
+            "severity" => Some(alert.severity_label),
             _ => alert.labels.get(name).map(String::as_str),
         };
         let route_index = self
@@ -689,7 +695,7 @@ impl Groups {
         let mut group_labels = Labels::new();
         if route.group_by.iter().any(|l| l == "...") {
             group_labels = alert.labels.clone();
-            group_labels.insert("severity".into(), alert.severity.as_str().into());
+            group_labels.insert("severity".into(), alert.severity_label.to_owned());
         } else {
             for name in &route.group_by {
                 if let Some(v) = lookup(name) {
@@ -727,6 +733,7 @@ impl Groups {
                 labels: alert.labels.clone(),
                 base: alert.base,
                 severity: alert.severity,
+                severity_label: alert.severity_label.to_owned(),
                 firing: true,
                 value: alert.value,
                 starts_at: alert.starts_at,

@@ -36,6 +36,13 @@ pub struct Transition {
     /// the severity it had while firing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub severity: Option<Severity>,
+    /// The `severity` label value of [`severity`](Self::severity) as the
+    /// rule names it (`"warning"` for a threshold written `warning`; see
+    /// [`SeverityLabels`](crate::severity::SeverityLabels)): what
+    /// [`HistoryQuery`] matchers on `severity` see. When absent (a history
+    /// saved without it), the level's own name is used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub severity_label: Option<String>,
     /// The value read in this evaluation (`None` when absent).
     pub value: Option<f64>,
     /// When it happened (the `now` given to the evaluation).
@@ -54,6 +61,14 @@ impl Transition {
     /// Whether the transition is a change of severity within one state.
     pub fn is_severity_change(&self) -> bool {
         self.from == self.to && self.from_severity != self.severity
+    }
+
+    /// The `severity` label value: [`severity_label`](Self::severity_label),
+    /// else the name of [`severity`](Self::severity), if there is one.
+    pub fn severity_label(&self) -> Option<&str> {
+        self.severity_label
+            .as_deref()
+            .or(self.severity.map(Severity::as_str))
     }
 }
 
@@ -116,7 +131,7 @@ impl HistoryQuery {
             && self.since.is_none_or(|s| t.at >= s)
             && self.matchers.iter().all(|m| {
                 m.matches_with(|name| match name {
-                    "severity" => t.severity.map(Severity::as_str),
+                    "severity" => t.severity_label(),
                     _ => t.labels.get(name).map(String::as_str),
                 })
             })
@@ -219,6 +234,7 @@ mod tests {
             to: State::Firing,
             from_severity: None,
             severity: Some(Severity::High),
+            severity_label: None,
             value: Some(1.5),
             at: UNIX_EPOCH + Duration::from_secs(secs),
             silenced: false,
@@ -256,6 +272,26 @@ mod tests {
         assert_eq!(hits[0].labels["host"], "y");
         let q = HistoryQuery::new().matcher(Matcher::equal("severity", "low"));
         assert_eq!(h.query(&q).count(), 0);
+    }
+
+    #[test]
+    fn severity_matchers_see_the_named_label() {
+        let mut h = History::new(4);
+        let mut named = transition("A", "x", 1);
+        named.severity = Some(Severity::Medium);
+        named.severity_label = Some("warning".into());
+        h.push(named);
+        h.push(transition("B", "x", 2));
+        let rules = |value: &str| {
+            let q = HistoryQuery::new().matcher(Matcher::equal("severity", value));
+            h.query(&q).map(|t| t.rule.clone()).collect::<Vec<_>>()
+        };
+        assert_eq!(rules("warning"), ["A"]);
+        assert!(rules("medium").is_empty());
+        assert_eq!(rules("high"), ["B"], "no label: the level's own name");
+        let json = serde_json::to_string(&h).unwrap();
+        assert!(json.contains(r#""severity_label":"warning""#), "{json}");
+        assert_eq!(serde_json::from_str::<History>(&json).unwrap(), h);
     }
 
     #[test]

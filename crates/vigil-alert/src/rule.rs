@@ -52,6 +52,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use crate::baseline::Baseline;
 use crate::escalation::Escalation;
 use crate::labels::{Labels, Matcher, is_valid_label_name};
+use crate::severity::SeverityLabels;
 use crate::source::HistogramStat;
 use crate::{Error, Result, Severity};
 
@@ -645,8 +646,16 @@ impl Expr {
 /// and `severity`. Annotations may use Prometheus' `{{ $value }}` and
 /// `{{ $labels.name }}`, and pipe the value through `humanize` or
 /// `humanizePercentage` (`{{ $value | humanizePercentage }}`).
+///
+/// The `severity` label carries the name the rule gives the level
+/// ([`severity_labels`](Rule::severity_labels)): a threshold read from
+/// config as `severity: warning` fires with `severity="warning"`, one built
+/// with `Severity::Medium` with `severity="medium"` unless
+/// [`RuleBuilder::severity_label`] names it. Serialized, a named level is
+/// written as its thresholds' `severity` (`warning`), and in a
+/// `severity_labels: {high: page}` map when no threshold can carry it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(try_from = "RuleRepr", into = "RuleRepr")]
 pub struct Rule {
     /// The alert's name (`alertname` label); a Prometheus metric name
     /// (`[a-zA-Z_:][a-zA-Z0-9_:]*`) so the rule exports to Prometheus.
@@ -654,50 +663,196 @@ pub struct Rule {
     /// The value the rule reads.
     pub expr: Expr,
     /// Per series, or aggregated.
-    #[serde(default, skip_serializing_if = "is_default")]
     pub aggregate: Aggregation,
     /// Labels to aggregate by (only with an aggregation).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub by: Vec<String>,
     /// One threshold per severity; the highest that holds is the instance's
     /// severity.
     pub thresholds: Vec<Threshold>,
     /// A second condition every threshold needs, on another expression
     /// (e.g. the short window of a burn-rate alert).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub also: Option<AlsoCondition>,
     /// Hysteresis: once alerting, stay alerting until this holds.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recover: Option<Recovery>,
     /// How long a threshold must keep holding before the instance fires
     /// (Prometheus' `for`; zero fires on the first evaluation).
+    pub for_duration: Duration,
+    /// How long a firing instance keeps firing after it recovered
+    /// (Prometheus' `keep_firing_for`); it is `Recovering` meanwhile.
+    pub keep_firing_for: Duration,
+    /// What a missing series means.
+    pub no_data: NoDataPolicy,
+    /// Extra labels on every alert (override series labels of the same name).
+    pub labels: Labels,
+    /// Annotations (`summary`, `description`, `runbook_url`, ...).
+    pub annotations: Labels,
+    /// Escalation of alerts left firing too long.
+    pub escalate: Option<Escalation>,
+    /// The `severity` label value of each level (by default the level's
+    /// name; see [`SeverityLabels`]).
+    pub severity_labels: SeverityLabels,
+}
+
+/// The serde shape of [`Rule`]: thresholds keep the severity name they were
+/// written with, which becomes the level's `severity` label.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RuleRepr {
+    name: String,
+    expr: Expr,
+    #[serde(default, skip_serializing_if = "is_default")]
+    aggregate: Aggregation,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    by: Vec<String>,
+    thresholds: Vec<ThresholdRepr>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    also: Option<AlsoCondition>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    recover: Option<Recovery>,
     #[serde(
         rename = "for",
         default,
         with = "crate::serde_duration",
         skip_serializing_if = "Duration::is_zero"
     )]
-    pub for_duration: Duration,
-    /// How long a firing instance keeps firing after it recovered
-    /// (Prometheus' `keep_firing_for`); it is `Recovering` meanwhile.
+    for_duration: Duration,
     #[serde(
         default,
         with = "crate::serde_duration",
         skip_serializing_if = "Duration::is_zero"
     )]
-    pub keep_firing_for: Duration,
-    /// What a missing series means.
+    keep_firing_for: Duration,
     #[serde(default, skip_serializing_if = "is_default")]
-    pub no_data: NoDataPolicy,
-    /// Extra labels on every alert (override series labels of the same name).
+    no_data: NoDataPolicy,
     #[serde(default, skip_serializing_if = "Labels::is_empty")]
-    pub labels: Labels,
-    /// Annotations (`summary`, `description`, `runbook_url`, ...).
+    labels: Labels,
     #[serde(default, skip_serializing_if = "Labels::is_empty")]
-    pub annotations: Labels,
-    /// Escalation of alerts left firing too long.
+    annotations: Labels,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub escalate: Option<Escalation>,
+    escalate: Option<Escalation>,
+    #[serde(default, skip_serializing_if = "SeverityLabels::is_empty")]
+    severity_labels: SeverityLabels,
+}
+
+/// A [`Threshold`] as written, with its severity's spelling.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ThresholdRepr {
+    severity: SpelledSeverity,
+    op: Comparison,
+    value: Limit,
+}
+
+/// A severity and the text it was written as (trimmed, case kept).
+struct SpelledSeverity {
+    level: Severity,
+    written: String,
+}
+
+impl Serialize for SpelledSeverity {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.written)
+    }
+}
+
+impl<'de> Deserialize<'de> for SpelledSeverity {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        let level = text.parse().map_err(de::Error::custom)?;
+        Ok(SpelledSeverity {
+            level,
+            written: text.trim().to_owned(),
+        })
+    }
+}
+
+impl TryFrom<RuleRepr> for Rule {
+    type Error = String;
+
+    fn try_from(r: RuleRepr) -> Result<Self, String> {
+        let mut severity_labels = r.severity_labels;
+        let mut thresholds = Vec::with_capacity(r.thresholds.len());
+        for t in r.thresholds {
+            let SpelledSeverity { level, written } = t.severity;
+            if written != level.as_str() {
+                match severity_labels.named(level) {
+                    Some(named) if named != written => {
+                        return Err(format!(
+                            "rule {:?}: severity `{level}` is written `{written}` in `thresholds` but named `{named}` in `severity_labels`",
+                            r.name
+                        ));
+                    }
+                    _ => severity_labels.set(level, written),
+                }
+            }
+            thresholds.push(Threshold {
+                severity: level,
+                op: t.op,
+                value: t.value,
+            });
+        }
+        Ok(Rule {
+            name: r.name,
+            expr: r.expr,
+            aggregate: r.aggregate,
+            by: r.by,
+            thresholds,
+            also: r.also,
+            recover: r.recover,
+            for_duration: r.for_duration,
+            keep_firing_for: r.keep_firing_for,
+            no_data: r.no_data,
+            labels: r.labels,
+            annotations: r.annotations,
+            escalate: r.escalate,
+            severity_labels,
+        })
+    }
+}
+
+impl From<Rule> for RuleRepr {
+    fn from(rule: Rule) -> Self {
+        // A name that reads back as its level is written on the thresholds;
+        // the others (or those of levels without a threshold) in the map.
+        let mut rest = rule.severity_labels.clone();
+        let thresholds = rule
+            .thresholds
+            .into_iter()
+            .map(|t| {
+                let written = match rule.severity_labels.named(t.severity) {
+                    Some(name) if name.parse::<Severity>().ok() == Some(t.severity) => {
+                        rest.set(t.severity, t.severity.as_str());
+                        name.to_owned()
+                    }
+                    _ => t.severity.as_str().to_owned(),
+                };
+                ThresholdRepr {
+                    severity: SpelledSeverity {
+                        level: t.severity,
+                        written,
+                    },
+                    op: t.op,
+                    value: t.value,
+                }
+            })
+            .collect();
+        RuleRepr {
+            name: rule.name,
+            expr: rule.expr,
+            aggregate: rule.aggregate,
+            by: rule.by,
+            thresholds,
+            also: rule.also,
+            recover: rule.recover,
+            for_duration: rule.for_duration,
+            keep_firing_for: rule.keep_firing_for,
+            no_data: rule.no_data,
+            labels: rule.labels,
+            annotations: rule.annotations,
+            escalate: rule.escalate,
+            severity_labels: rest,
+        }
+    }
 }
 
 fn is_default<T: Default + PartialEq>(value: &T) -> bool {
@@ -750,7 +905,29 @@ impl Rule {
             labels: Labels::new(),
             annotations: Labels::new(),
             escalate: None,
+            severity_labels: SeverityLabels::new(),
         }
+    }
+
+    /// The `severity` label value alerts of this rule carry at `severity`:
+    /// the name the rule gives the level, else its own name.
+    ///
+    /// ```
+    /// use vigil_alert::config::AlertConfig;
+    /// use vigil_alert::Severity;
+    ///
+    /// let config = AlertConfig::from_yaml_str(
+    ///     "rules:\n  - name: Slow\n    expr: { gauge: { metric: queue_depth } }\n    thresholds: { warning: '> 10', critical: '> 100' }\n",
+    ///     "rules.yml",
+    /// )?;
+    /// let rule = &config.rules()[0];
+    /// assert_eq!(rule.thresholds[0].severity, Severity::Medium);
+    /// assert_eq!(rule.severity_label(Severity::Medium), "warning");
+    /// assert_eq!(rule.severity_label(Severity::Critical), "critical");
+    /// # Ok::<(), vigil_alert::ConfigError>(())
+    /// ```
+    pub fn severity_label(&self, severity: Severity) -> &str {
+        self.severity_labels.label(severity)
     }
 
     /// The highest severity among the thresholds (`Low` if there are none).
@@ -852,6 +1029,9 @@ impl Rule {
                 format!("{name:?} is not a valid annotation name"),
             ));
         }
+        if let Some(problem) = self.severity_labels.problem() {
+            return Err(bad("severity_labels", problem));
+        }
         if let Some(e) = &self.escalate {
             if e.after.is_zero() {
                 return Err(bad("escalate", "`after` must be longer than zero".into()));
@@ -883,6 +1063,7 @@ pub struct RuleBuilder {
     labels: Labels,
     annotations: Labels,
     escalate: Option<Escalation>,
+    severity_labels: SeverityLabels,
 }
 
 impl RuleBuilder {
@@ -1144,6 +1325,37 @@ impl RuleBuilder {
         self
     }
 
+    /// Writes `severity` as `label` in the `severity` label of this rule's
+    /// alerts (and in `alerts_firing`, the history, matching and Prometheus
+    /// export), e.g. `Severity::Medium` as `warning` for Alertmanager routes
+    /// on `severity="warning"`. Without it a level is written with its own
+    /// name (`medium`). The level still orders alerts. `build` reports a
+    /// name that is empty, read as another level, or shared by two levels
+    /// (see [`SeverityLabels`]).
+    ///
+    /// ```
+    /// use vigil_alert::{Comparison, Rule, Severity};
+    ///
+    /// let rule = Rule::builder("QueueBacklog")
+    ///     .gauge("queue_depth")
+    ///     .threshold(Severity::Medium, Comparison::Greater, 100.0)
+    ///     .threshold(Severity::Critical, Comparison::Greater, 1000.0)
+    ///     .severity_label(Severity::Medium, "warning")
+    ///     .build()?;
+    /// assert_eq!(rule.severity_label(Severity::Medium), "warning");
+    /// assert!(Rule::builder("X")
+    ///     .gauge("x")
+    ///     .threshold(Severity::Low, Comparison::Greater, 1.0)
+    ///     .severity_label(Severity::Low, "critical")
+    ///     .build()
+    ///     .is_err());
+    /// # Ok::<(), vigil_alert::Error>(())
+    /// ```
+    pub fn severity_label(mut self, severity: Severity, label: impl Into<String>) -> Self {
+        self.severity_labels.set(severity, label);
+        self
+    }
+
     /// Checks and returns the rule.
     pub fn build(self) -> Result<Rule> {
         let Some(mut expr) = self.expr else {
@@ -1172,6 +1384,7 @@ impl RuleBuilder {
             labels: self.labels,
             annotations: self.annotations,
             escalate: self.escalate,
+            severity_labels: self.severity_labels,
         };
         rule.validate()?;
         Ok(rule)
@@ -1450,6 +1663,66 @@ escalate: { after: 30m, receiver: pager }
         assert_eq!(again, rule);
         let json: Rule = serde_json::from_str(&serde_json::to_string(&rule).unwrap()).unwrap();
         assert_eq!(json, rule);
+    }
+
+    #[test]
+    fn serde_keeps_the_severity_spelling_as_the_label() {
+        let yaml = "name: X\nexpr: {gauge: {metric: up}}\nthresholds:\n  - {severity: warning, op: '>', value: 1}\n  - {severity: critical, op: '>', value: 2}\nseverity_labels: {high: page}\n";
+        let rule: Rule = serde_yaml_ng::from_str(yaml).unwrap();
+        rule.validate().unwrap();
+        assert_eq!(rule.thresholds[0].severity, Severity::Medium);
+        assert_eq!(rule.severity_label(Severity::Medium), "warning");
+        assert_eq!(rule.severity_label(Severity::High), "page");
+        assert_eq!(rule.severity_label(Severity::Critical), "critical");
+        let text = serde_yaml_ng::to_string(&rule).unwrap();
+        assert!(text.contains("severity: warning"), "{text}");
+        assert!(text.contains("severity_labels:\n  high: page"), "{text}");
+        assert!(!text.contains("medium"), "{text}");
+        assert_eq!(serde_yaml_ng::from_str::<Rule>(&text).unwrap(), rule);
+
+        let clash = "name: X\nexpr: {gauge: {metric: up}}\nthresholds: [{severity: warning, op: '>', value: 1}]\nseverity_labels: {medium: P3}\n";
+        let err = serde_yaml_ng::from_str::<Rule>(clash)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("severity `medium` is written `warning` in `thresholds` but named `P3`"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn builder_names_levels_and_rejects_unusable_names() {
+        let rule = minimal()
+            .severity_label(Severity::High, "page")
+            .build()
+            .unwrap();
+        assert_eq!(rule.severity_label(Severity::High), "page");
+        let text = serde_json::to_string(&rule).unwrap();
+        assert!(
+            text.contains(r#""severity_labels":{"high":"page"}"#),
+            "{text}"
+        );
+        assert_eq!(serde_json::from_str::<Rule>(&text).unwrap(), rule);
+        let reason = |b: RuleBuilder| match b.build() {
+            Err(Error::InvalidRule { field, reason, .. }) => format!("{field}: {reason}"),
+            other => panic!("expected InvalidRule, got {other:?}"),
+        };
+        assert_eq!(
+            reason(
+                minimal()
+                    .severity_label(Severity::Low, "page")
+                    .severity_label(Severity::High, "page")
+            ),
+            "severity_labels: `low` and `high` are both labelled `page`"
+        );
+        assert_eq!(
+            reason(minimal().severity_label(Severity::Low, "high")),
+            "severity_labels: `high` cannot name `low`: it is read as `high`"
+        );
+        assert_eq!(
+            reason(minimal().severity_label(Severity::High, "info")),
+            "severity_labels: `info` cannot name `high`: it is read as `low`"
+        );
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! How bad an alert is: the four [`Severity`] levels, ordered.
+//! How bad an alert is: the four [`Severity`] levels, ordered, and the
+//! `severity` label value each level is written with ([`SeverityLabels`]).
 
 use std::fmt;
 use std::str::FromStr;
@@ -14,7 +15,10 @@ use crate::Error;
 /// threshold holds wins. Written lowercase (`"medium"`); parsing is
 /// case-insensitive and also accepts Prometheus' customary names
 /// `info` (= `low`) and `warning` / `warn` (= `medium`). Alerts carry it as
-/// the `severity` label, which routes, silences and inhibit rules match on.
+/// the `severity` label, which routes, silences and inhibit rules match on:
+/// by default the level's own name ([`as_str`](Self::as_str)), or the name
+/// the configuration wrote (`warning`) — see [`SeverityLabels`]. The order
+/// (which threshold wins, which alert inhibits which) always uses the level.
 ///
 /// ```
 /// use vigil_alert::Severity;
@@ -124,6 +128,158 @@ impl<'de> Deserialize<'de> for Severity {
     }
 }
 
+/// The `severity` label value of each [`Severity`]: the level's own name
+/// (`low`, `medium`, `high`, `critical`) unless it is named otherwise.
+///
+/// Alertmanager configurations conventionally route and inhibit on
+/// `severity="info"`, `"warning"` and `"critical"`. A rule read from a config
+/// file keeps the spelling its thresholds were written with
+/// (`thresholds: {warning: "> 0.1"}` fires with `severity="warning"`); in
+/// code, name a level with
+/// [`RuleBuilder::severity_label`](crate::rule::RuleBuilder::severity_label)
+/// for one rule or
+/// [`EngineBuilder::severity_label`](crate::EngineBuilder::severity_label)
+/// for every rule that does not name it itself. The name is what alerts,
+/// notifications, `alerts_firing{severity}`, the history, routes, silences,
+/// inhibit rules and exported Prometheus rules see.
+///
+/// A name must not be empty, must not belong to another level (`warning`
+/// cannot name `low`, since it is read as `medium`), and two levels cannot
+/// share one: [`Rule::validate`](crate::Rule::validate) reports these.
+/// Serialized as a map of the named levels only: `{medium: warning}`.
+///
+/// ```
+/// use vigil_alert::Severity;
+/// use vigil_alert::severity::SeverityLabels;
+///
+/// let names = SeverityLabels::new()
+///     .with(Severity::Low, "info")
+///     .with(Severity::Medium, "warning");
+/// assert_eq!(names.label(Severity::Medium), "warning");
+/// assert_eq!(names.label(Severity::Critical), "critical"); // not named: its own name
+/// assert_eq!(names.severity_of("warning"), Some(Severity::Medium));
+/// assert!(names.problem().is_none());
+/// assert!(SeverityLabels::new().with(Severity::Low, "warning").problem().is_some());
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct SeverityLabels {
+    names: [Option<String>; 4],
+}
+
+impl SeverityLabels {
+    /// No level named: every level is written with its own name.
+    pub const fn new() -> Self {
+        SeverityLabels {
+            names: [None, None, None, None],
+        }
+    }
+
+    /// Names `severity` `label` (replacing an earlier name); naming a level
+    /// by its own name ([`Severity::as_str`]) removes its name.
+    #[must_use]
+    pub fn with(mut self, severity: Severity, label: impl Into<String>) -> Self {
+        self.set(severity, label);
+        self
+    }
+
+    /// Names `severity` `label` in place; see [`with`](Self::with).
+    pub fn set(&mut self, severity: Severity, label: impl Into<String>) {
+        let label = label.into();
+        self.names[severity.index()] = (label != severity.as_str()).then_some(label);
+    }
+
+    /// The `severity` label value of `severity`: its name, else
+    /// [`Severity::as_str`].
+    pub fn label(&self, severity: Severity) -> &str {
+        self.named(severity).unwrap_or(severity.as_str())
+    }
+
+    /// The name given to `severity`, if any.
+    pub fn named(&self, severity: Severity) -> Option<&str> {
+        self.names[severity.index()].as_deref()
+    }
+
+    /// Whether no level is named.
+    pub fn is_empty(&self) -> bool {
+        self.names.iter().all(Option::is_none)
+    }
+
+    /// The named levels and their names, lowest level first.
+    pub fn iter(&self) -> impl Iterator<Item = (Severity, &str)> {
+        Severity::ALL
+            .into_iter()
+            .filter_map(|s| self.named(s).map(|name| (s, name)))
+    }
+
+    /// These names, plus those of `defaults` for the levels these leave
+    /// unnamed.
+    #[must_use]
+    pub fn or(&self, defaults: &SeverityLabels) -> SeverityLabels {
+        let mut out = self.clone();
+        for (slot, default) in out.names.iter_mut().zip(&defaults.names) {
+            if slot.is_none() {
+                slot.clone_from(default);
+            }
+        }
+        out
+    }
+
+    /// The level whose label value is `label`, if any.
+    pub fn severity_of(&self, label: &str) -> Option<Severity> {
+        Severity::ALL.into_iter().find(|s| self.label(*s) == label)
+    }
+
+    /// What is wrong with the names, if anything: an empty name, a name
+    /// that is read as another level, or a name shared by two levels.
+    pub fn problem(&self) -> Option<String> {
+        for (severity, name) in self.iter() {
+            if name.trim().is_empty() {
+                return Some(format!("the name of `{severity}` is empty"));
+            }
+            if let Ok(other) = name.parse::<Severity>()
+                && other != severity
+            {
+                return Some(format!(
+                    "`{name}` cannot name `{severity}`: it is read as `{other}`"
+                ));
+            }
+        }
+        for (i, a) in Severity::ALL.into_iter().enumerate() {
+            for b in Severity::ALL.into_iter().skip(i + 1) {
+                if self.label(a) == self.label(b) {
+                    return Some(format!(
+                        "`{a}` and `{b}` are both labelled `{}`",
+                        self.label(a)
+                    ));
+                }
+            }
+        }
+        None
+    }
+}
+
+impl Serialize for SeverityLabels {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(None)?;
+        for (severity, name) in self.iter() {
+            map.serialize_entry(severity.as_str(), name)?;
+        }
+        map.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for SeverityLabels {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let map = std::collections::BTreeMap::<Severity, String>::deserialize(deserializer)?;
+        Ok(map
+            .into_iter()
+            .fold(SeverityLabels::new(), |names, (s, name)| {
+                names.with(s, name)
+            }))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -175,5 +331,71 @@ mod tests {
         assert_eq!(Severity::Critical.raised(), Severity::Critical);
         assert_eq!(Severity::Low.lowered(), Severity::Low);
         assert_eq!(Severity::Critical.lowered(), Severity::High);
+    }
+
+    #[test]
+    fn labels_default_to_the_level_name_and_keep_given_names() {
+        let names = SeverityLabels::new()
+            .with(Severity::Medium, "warning")
+            .with(Severity::High, "high");
+        assert_eq!(names.label(Severity::Medium), "warning");
+        assert_eq!(names.label(Severity::High), "high");
+        assert_eq!(names.named(Severity::High), None, "own name is no name");
+        assert_eq!(
+            names.iter().collect::<Vec<_>>(),
+            [(Severity::Medium, "warning")]
+        );
+        assert_eq!(names.severity_of("warning"), Some(Severity::Medium));
+        assert_eq!(names.severity_of("medium"), None);
+        assert!(SeverityLabels::new().is_empty());
+        assert!(!names.is_empty());
+    }
+
+    #[test]
+    fn or_fills_unnamed_levels_only() {
+        let rule = SeverityLabels::new().with(Severity::Medium, "warn");
+        let defaults = SeverityLabels::new()
+            .with(Severity::Medium, "warning")
+            .with(Severity::Low, "info");
+        let merged = rule.or(&defaults);
+        assert_eq!(merged.label(Severity::Medium), "warn");
+        assert_eq!(merged.label(Severity::Low), "info");
+        assert_eq!(merged.label(Severity::Critical), "critical");
+    }
+
+    #[test]
+    fn problems_name_the_levels() {
+        let p = |names: SeverityLabels| names.problem().unwrap_or_default();
+        assert!(p(SeverityLabels::new().with(Severity::Low, " ")).contains("empty"));
+        assert_eq!(
+            p(SeverityLabels::new().with(Severity::Low, "warning")),
+            "`warning` cannot name `low`: it is read as `medium`"
+        );
+        assert_eq!(
+            p(SeverityLabels::new()
+                .with(Severity::High, "page")
+                .with(Severity::Critical, "page")),
+            "`high` and `critical` are both labelled `page`"
+        );
+        assert_eq!(
+            SeverityLabels::new()
+                .with(Severity::Low, "info")
+                .with(Severity::Medium, "Warning")
+                .with(Severity::High, "page")
+                .problem(),
+            None
+        );
+    }
+
+    #[test]
+    fn labels_serialize_as_a_map_of_named_levels() {
+        let names = SeverityLabels::new().with(Severity::Medium, "warning");
+        assert_eq!(
+            serde_json::to_string(&names).unwrap(),
+            r#"{"medium":"warning"}"#
+        );
+        let back: SeverityLabels = serde_json::from_str(r#"{"warning":"warning"}"#).unwrap();
+        assert_eq!(back, names);
+        assert!(serde_json::from_str::<SeverityLabels>(r#"{"urgent":"x"}"#).is_err());
     }
 }

@@ -104,6 +104,8 @@ fn fixture_values_reach_the_core_types() {
         .annotation("summary", "p95 of {{ $labels.function }} is {{ $value }}s")
         .escalate_after(Duration::from_secs(1800))
         .escalate_to("pager")
+        // The fixture writes `warning`: the alerts say so.
+        .severity_label(Severity::Medium, "warning")
         .build()
         .unwrap();
     assert_eq!(*latency, expected);

@@ -18,6 +18,7 @@ use super::{ConfigError, Item};
 use crate::labels::is_valid_label_name;
 use crate::rule::{Aggregation, Expr, Limit, NoDataPolicy, Selector, Threshold};
 use crate::rulesets::{ServiceTargets, SloBurnRate, Target};
+use crate::severity::SeverityLabels;
 use crate::{
     Baseline, Comparison, Escalation, HistogramStat, InhibitRule, Matcher, Route, Routing, Rule,
     Severity, Silence,
@@ -861,30 +862,40 @@ impl<'de> Deserialize<'de> for AlsoFile {
 
 /// `thresholds:`, a map from severity to condition. Severities are checked
 /// as keys are read, so a duplicate (`warning` and `medium`) is reported at
-/// its position.
+/// its position. Each key keeps its spelling (trimmed), which becomes the
+/// level's `severity` label.
 #[derive(Clone, Debug)]
-pub(crate) struct ThresholdsFile(pub(crate) Vec<(Severity, ConditionFile<LimitFile>)>);
+pub(crate) struct ThresholdsFile(pub(crate) Vec<(Spelled, ConditionFile<LimitFile>)>);
+
+/// A severity key and the text it was written as (trimmed).
+#[derive(Clone, Debug)]
+pub(crate) struct Spelled {
+    severity: Severity,
+    written: String,
+}
 
 struct SeverityKey<'a> {
     seen: &'a [Severity],
+    /// What a repeated level has two of (`thresholds`, `names`).
+    what: &'static str,
 }
 
 impl<'de> DeserializeSeed<'de> for SeverityKey<'_> {
-    type Value = Severity;
+    type Value = Spelled;
 
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Severity, D::Error> {
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Spelled, D::Error> {
         d.deserialize_str(self)
     }
 }
 
 impl Visitor<'_> for SeverityKey<'_> {
-    type Value = Severity;
+    type Value = Spelled;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a severity: low, medium (or warning), high or critical")
     }
 
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Severity, E> {
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Spelled, E> {
         let severity: Severity = v.parse().map_err(|_| {
             E::custom(format_args!(
                 "unknown severity `{v}`, expected one of `low`, `medium` (or `warning`), `high`, `critical`"
@@ -897,10 +908,14 @@ impl Visitor<'_> for SeverityKey<'_> {
                 format!(" (`{v}` is another name for `{severity}`)")
             };
             return Err(E::custom(format_args!(
-                "severity `{severity}` has two thresholds{alias}"
+                "severity `{severity}` has two {}{alias}",
+                self.what
             )));
         }
-        Ok(severity)
+        Ok(Spelled {
+            severity,
+            written: v.trim().to_owned(),
+        })
     }
 }
 
@@ -915,10 +930,17 @@ impl<'de> Deserialize<'de> for ThresholdsFile {
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<ThresholdsFile, A::Error> {
                 let mut seen = Vec::new();
                 let mut out = Vec::new();
-                while let Some(severity) = map.next_key_seed(SeverityKey { seen: &seen })? {
+                loop {
+                    let key = SeverityKey {
+                        seen: &seen,
+                        what: "thresholds",
+                    };
+                    let Some(spelled) = map.next_key_seed(key)? else {
+                        break;
+                    };
                     let condition: ConditionFile<LimitFile> = map.next_value()?;
-                    seen.push(severity);
-                    out.push((severity, condition));
+                    seen.push(spelled.severity);
+                    out.push((spelled, condition));
                 }
                 if out.is_empty() {
                     return Err(de::Error::custom(
@@ -929,6 +951,47 @@ impl<'de> Deserialize<'de> for ThresholdsFile {
             }
         }
         d.deserialize_map(ThresholdsVisitor)
+    }
+}
+
+/// `severity_labels:`, a map from severity to the `severity` label value
+/// the file's rules write it with, e.g. `{low: info, medium: warning}`.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct SeverityLabelsFile(pub(crate) SeverityLabels);
+
+impl<'de> Deserialize<'de> for SeverityLabelsFile {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct NamesVisitor;
+        impl<'de> Visitor<'de> for NamesVisitor {
+            type Value = SeverityLabelsFile;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a map from severity to label value, e.g. {medium: warning}")
+            }
+            fn visit_map<A: MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<SeverityLabelsFile, A::Error> {
+                let mut seen = Vec::new();
+                let mut names = SeverityLabels::new();
+                loop {
+                    let key = SeverityKey {
+                        seen: &seen,
+                        what: "names",
+                    };
+                    let Some(spelled) = map.next_key_seed(key)? else {
+                        break;
+                    };
+                    let name: String = map.next_value()?;
+                    seen.push(spelled.severity);
+                    names.set(spelled.severity, name);
+                }
+                if let Some(problem) = names.problem() {
+                    return Err(de::Error::custom(problem));
+                }
+                Ok(SeverityLabelsFile(names))
+            }
+        }
+        d.deserialize_map(NamesVisitor)
     }
 }
 
@@ -1000,13 +1063,16 @@ impl RuleFile {
         // Lowest severity first, whatever order the map had (TOML tables
         // come sorted by key).
         let mut thresholds = self.thresholds.0;
-        thresholds.sort_by_key(|(severity, _)| *severity);
-        for (severity, c) in thresholds {
-            b = b.threshold_with(Threshold {
-                severity,
-                op: c.op,
-                value: c.value.0,
-            });
+        thresholds.sort_by_key(|(spelled, _)| spelled.severity);
+        for (Spelled { severity, written }, c) in thresholds {
+            // The spelling is the label: `warning` fires as severity="warning".
+            b = b
+                .threshold_with(Threshold {
+                    severity,
+                    op: c.op,
+                    value: c.value.0,
+                })
+                .severity_label(severity, written);
         }
         if let Some(a) = self.also {
             b = b.also(a.expr.into_expr(), a.op, a.value);
@@ -1205,6 +1271,8 @@ pub(crate) struct RulesetsFile {
 #[serde(deny_unknown_fields)]
 pub(crate) struct FileDoc {
     #[serde(default)]
+    severity_labels: SeverityLabelsFile,
+    #[serde(default)]
     rulesets: RulesetsFile,
     #[serde(default)]
     rules: Vec<RuleFile>,
@@ -1275,6 +1343,14 @@ impl FileDoc {
                 .into_rule(index)
                 .map_err(|(item, field, message)| fail(item, field, message))?;
             rules.push(rule);
+        }
+        // The file's names for the levels its rules (ready-made ones too)
+        // leave unnamed. No clash is possible: a threshold's spelling is
+        // read as its own level, and the file's names were checked not to
+        // be read as another level.
+        let names = self.severity_labels.0;
+        for rule in &mut rules {
+            rule.severity_labels = rule.severity_labels.or(&names);
         }
         let routing = self.routing.map(RoutingFile::into_routing);
         if let Some(r) = &routing {
