@@ -114,6 +114,7 @@ macro_rules! build_tagged_cache {
 mod builder;
 mod entry;
 mod export;
+mod live;
 mod options;
 mod padded;
 mod shared;

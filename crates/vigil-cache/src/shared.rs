@@ -1,16 +1,30 @@
 //! The flavour-independent half of a cache: configuration, the tag index,
-//! counters, the liveness check every read runs, and the eviction listener
-//! moka calls. `sync::TaggedCache` and `future::TaggedCache` each pair one
-//! `Shared` with their own moka cache.
+//! the exact live counts, counters, the liveness check every read runs, and
+//! the eviction listener moka calls. `sync::TaggedCache` and
+//! `future::TaggedCache` each pair one `Shared` with their own moka cache.
 //!
 //! The moka listener holds an `Arc<Shared>`, never the moka cache itself, so
 //! there is no reference cycle.
 //!
-//! Tag invalidations are logical and immediate (a version bump), and count
-//! the live entries they hide from the tag index alone; the physical
-//! removals they imply wait in a queue that later writes drain in bounded
-//! batches and `run_pending_tasks` drains entirely.
+//! Tag invalidations are logical and immediate (a version bump), and take
+//! the count of the live entries they hide from the tag's generation; the
+//! physical removals they imply wait in a queue that later writes drain in
+//! bounded batches and `run_pending_tasks` drains entirely.
+//!
+//! # Live entries
+//! An entry is live from the moment an insert (or a loader) registers it,
+//! just before moka stores it, until the first of: it is replaced or
+//! removed (moka reports both at once); moka evicts it for size, or for
+//! `time_to_idle` (when its maintenance applies the eviction); its time to
+//! live runs out on the cache's clock (exactly: an entry expiring at `t` is
+//! not live at `t`); a tag invalidation or `invalidate_all` covers it. Each
+//! of those events uncounts the entry once, whichever comes first: tag
+//! invalidations in bulk (a generation), expiries through the expiry
+//! records, removals through the listener; `entry_count` and every
+//! invalidation first take the expiry records that are due.
 
+use std::collections::VecDeque;
+use std::collections::hash_map;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -18,9 +32,10 @@ use std::time::Duration;
 
 use crate::builder::{CacheBuilder, Listener};
 use crate::entry::{Freshness, Stored};
+use crate::live::{Counted, Expiries, Untagged};
 use crate::padded::CachePadded;
 use crate::stats::{Counters, Hot};
-use crate::tag::{Life, TagIndex};
+use crate::tag::{Invalidation, Stamps, TagIndex};
 use crate::{CacheStats, EntryOptions, RemovalCause};
 
 pub(crate) struct Shared<K, V> {
@@ -34,17 +49,47 @@ pub(crate) struct Shared<K, V> {
     /// Written by every insert: kept off the lines `get` reads.
     next_id: CachePadded<AtomicU64>,
     pub(crate) tags: TagIndex<K>,
+    /// Live untagged entries.
+    untagged: Untagged,
+    /// Live tagged entries: those with one tag (also counted in their tag's
+    /// generation) and those with several. Wrapping arithmetic: a removal
+    /// may be applied just before the insert it follows on another thread.
+    tagged: CachePadded<AtomicU64>,
+    expiries: Expiries,
     pub(crate) counters: Counters,
     listener: Option<Listener<K, V>>,
     /// Entries hidden by tag invalidations, waiting to be removed from moka.
     pending: CachePadded<Pending<K>>,
 }
 
+/// Removals queued by one invalidation, consumed a batch at a time: a
+/// whole generation's map is queued as is, in O(1).
+enum Removals<K> {
+    Generation(hash_map::IntoIter<u64, K>),
+    List(std::vec::IntoIter<(K, u64)>),
+}
+
+impl<K> Removals<K> {
+    fn len(&self) -> usize {
+        match self {
+            Self::Generation(entries) => entries.len(),
+            Self::List(entries) => entries.len(),
+        }
+    }
+
+    fn next(&mut self) -> Option<(K, u64)> {
+        match self {
+            Self::Generation(entries) => entries.next().map(|(id, key)| (key, id)),
+            Self::List(entries) => entries.next(),
+        }
+    }
+}
+
 /// The removal queue: (key, entry id) pairs. Removing one only if moka still
 /// holds that very entry never touches a newer entry under the same key.
 struct Pending<K> {
-    queue: Mutex<Vec<(K, u64)>>,
-    /// `queue.len()`, read without the lock by every write.
+    queue: Mutex<VecDeque<Removals<K>>>,
+    /// Removals queued, read without the lock by every write.
     len: AtomicUsize,
 }
 
@@ -63,34 +108,54 @@ impl<K, V> Shared<K, V> {
             epoch: AtomicU64::new(0),
             next_id: CachePadded(AtomicU64::new(0)),
             tags: TagIndex::new(),
+            untagged: Untagged::new(),
+            tagged: CachePadded(AtomicU64::new(0)),
+            expiries: Expiries::new(builder.clock.now()),
             counters: Counters::new(),
             listener: builder.eviction_listener.clone(),
             pending: CachePadded(Pending {
-                queue: Mutex::new(Vec::new()),
+                queue: Mutex::new(VecDeque::new()),
                 len: AtomicUsize::new(0),
             }),
         }
     }
 
-    /// Wraps a new value for moka and registers it with its tags (before
-    /// moka sees it, so a concurrent tag invalidation either finds its
-    /// membership or the entry carries the bumped version).
+    /// Wraps a new value for moka and registers it (counted as live unless
+    /// its time to live is zero) with its tags, or its untagged cell, and
+    /// its expiry record. Before moka sees it, so a concurrent tag
+    /// invalidation either counts it or leaves it in the next generation,
+    /// whose version it then carries.
     pub(crate) fn make_stored(&self, key: &K, value: V, options: &EntryOptions) -> Stored<V>
     where
         K: Clone,
     {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let epoch = self.epoch.load(Ordering::Acquire);
+        let now = self.clock.now();
         let expires_at = options
             .ttl_value()
             .or(self.default_ttl)
-            .and_then(|ttl| self.clock.now().checked_add(ttl));
+            .and_then(|ttl| now.checked_add(ttl));
+        let live = expires_at.is_none_or(|at| now < at);
         let tags = options.tag_values();
-        let stamps = if tags.is_empty() {
-            Default::default()
+        let (stamps, epoch, counted) = if tags.is_empty() {
+            let epoch = self.untagged.join(id, live);
+            (Stamps::None, epoch, Counted::Untagged { epoch })
         } else {
-            self.tags.stamp(tags, id, key, Life { epoch, expires_at })
+            if live {
+                // Before joining: whatever uncounts it must find it counted.
+                self.tagged.fetch_add(1, Ordering::Relaxed);
+            }
+            let joined = self.tags.stamp(tags, id, key, live);
+            // Read after joining: an `invalidate_all` that bumped the epoch
+            // before one of the joins also ended that tag's generation
+            // (counting the entry there), and one that ended them all
+            // before the joins bumped the epoch before this load.
+            let epoch = self.epoch.load(Ordering::Acquire);
+            (joined.stamps, epoch, joined.counted)
         };
+        if live && let Some(at) = expires_at {
+            self.expiries.add(at, id, counted);
+        }
         Stored {
             value,
             id,
@@ -126,75 +191,139 @@ impl<K, V> Shared<K, V> {
         self.freshness(stored) == Freshness::Fresh
     }
 
-    fn unexpired(&self, stored: &Stored<V>) -> bool {
-        stored.expires_at.is_none_or(|at| self.clock.now() < at)
+    /// Uncounts `n` tagged entries; true (for chaining after the check
+    /// that they were counted).
+    fn uncount_tagged(&self, n: u64) -> bool {
+        if n > 0 {
+            self.tagged.fetch_sub(n, Ordering::Relaxed);
+        }
+        true
+    }
+
+    /// Uncounts every entry whose time to live has run out on the cache's
+    /// clock (each once, through its expiry record). One atomic load per
+    /// shard when none is due.
+    pub(crate) fn expire_due(&self) {
+        self.expiries.due(self.clock.now(), |id, counted| {
+            let ended = match counted {
+                Counted::Untagged { epoch } => self.untagged.leave(id, epoch),
+                Counted::Single(stamp) => self.tags.expire_single(&stamp) && self.uncount_tagged(1),
+                Counted::Multi(taken) => {
+                    !taken.swap(true, Ordering::AcqRel) && self.uncount_tagged(1)
+                }
+            };
+            if ended {
+                Counters::add(&self.counters.rare().evicted_expired, 1);
+            }
+        });
+    }
+
+    /// The live entries (see the module documentation), exact once
+    /// concurrent writes have returned.
+    pub(crate) fn entry_count(&self) -> u64 {
+        self.expire_due();
+        // Reinterpreted as signed: see `tagged`.
+        let tagged = self.tagged.load(Ordering::Relaxed) as i64;
+        self.untagged.live() + tagged.max(0) as u64
     }
 
     /// Invalidates every entry carrying any of `tags` and returns how many
-    /// of them were live. O(entries with those tags), without touching
-    /// moka: bumps the tags' versions (from then on no read returns an
-    /// older entry with them), counts the members that were live (same
-    /// `invalidate_all` epoch, unexpired, not taken by an earlier tag
-    /// invalidation; replaced, removed and evicted entries have already left
-    /// the index) and queues them all for physical removal.
+    /// of them were live, without touching moka: bumps the tags' versions
+    /// (from then on no read returns an older entry with them) and takes
+    /// their generations whole, with their exact live counts, in O(1) per
+    /// tag; entries that also carry other tags are walked (each counts
+    /// once, whichever invalidation takes it first). The generations' keys
+    /// are queued for physical removal as they are.
     pub(crate) fn invalidate_tags<'t>(&self, tags: impl IntoIterator<Item = &'t str>) -> u64 {
-        let Some(mut invalidation) = self.tags.invalidate(tags) else {
+        self.expire_due();
+        let Some(invalidation) = self.tags.invalidate(tags) else {
             return 0;
         };
-        let epoch = self.epoch.load(Ordering::Acquire);
-        let now = self.clock.now();
-        let mut live = 0;
-        let mut doomed = Vec::with_capacity(invalidation.members.len());
-        for (id, member) in invalidation.members.drain() {
-            if !member.take() {
-                continue;
-            }
-            if member.epoch == epoch && member.expires_at.is_none_or(|at| now < at) {
-                live += 1;
-            }
-            doomed.push((member.key, id));
-        }
-        self.tags.release(invalidation);
-        self.queue_removals(doomed);
+        let live = self.end_generations(invalidation, true);
         Counters::add(&self.counters.rare().tag_invalidations, live);
         live
     }
 
-    fn queue_removals(&self, mut doomed: Vec<(K, u64)>) {
-        if doomed.is_empty() {
-            return;
+    /// Uncounts the live entries of ended generations and returns how many
+    /// there were; queues their keys for physical removal if `queue`.
+    fn end_generations(&self, invalidation: Invalidation<K>, queue: bool) -> u64 {
+        let Invalidation {
+            bumped,
+            live: singles_live,
+            singles,
+            multi,
+        } = invalidation;
+        self.uncount_tagged(singles_live);
+        let mut several = Vec::new();
+        for members in multi {
+            for (id, member) in members {
+                if member.take() {
+                    several.push((member.key, id));
+                }
+            }
         }
+        let several_live = several.len() as u64;
+        self.uncount_tagged(several_live);
+        self.tags.release(&bumped);
+        if queue {
+            let batches = singles
+                .into_iter()
+                .map(|s| Removals::Generation(s.into_iter()));
+            let batches =
+                batches.chain((!several.is_empty()).then(|| Removals::List(several.into_iter())));
+            self.queue_removals(batches);
+        }
+        singles_live + several_live
+    }
+
+    fn queue_removals(&self, batches: impl IntoIterator<Item = Removals<K>>) {
         let mut queue = self.lock_pending();
-        if queue.is_empty() {
-            std::mem::swap(&mut *queue, &mut doomed);
-        } else {
-            queue.append(&mut doomed);
+        let mut added = 0;
+        for batch in batches {
+            added += batch.len();
+            queue.push_back(batch);
         }
-        self.pending.len.store(queue.len(), Ordering::Release);
+        if added > 0 {
+            self.pending.len.fetch_add(added, Ordering::Release);
+        }
     }
 
     /// Takes up to `max` queued removals (the caller removes each key from
     /// moka if it still holds that entry id). Without a lock when the queue
     /// is empty.
     pub(crate) fn take_removals(&self, max: usize) -> Vec<(K, u64)> {
-        if self.pending.len.load(Ordering::Acquire) == 0 {
+        let waiting = self.pending.len.load(Ordering::Acquire);
+        if waiting == 0 {
             return Vec::new();
         }
         let mut queue = self.lock_pending();
-        let batch = match queue.len().checked_sub(max) {
-            Some(at) if at > 0 => queue.split_off(at),
-            _ => std::mem::take(&mut *queue),
-        };
-        self.pending.len.store(queue.len(), Ordering::Release);
+        let mut batch = Vec::with_capacity(max.min(waiting));
+        while batch.len() < max {
+            let Some(front) = queue.front_mut() else {
+                break;
+            };
+            match front.next() {
+                Some(removal) => batch.push(removal),
+                None => {
+                    queue.pop_front();
+                }
+            }
+        }
+        if queue.front().is_some_and(|front| front.len() == 0) {
+            queue.pop_front();
+        }
+        self.pending.len.fetch_sub(batch.len(), Ordering::Release);
         batch
     }
 
     /// Puts back removals taken but not performed (a cancelled drain).
     pub(crate) fn requeue_removals(&self, removals: Vec<(K, u64)>) {
-        self.queue_removals(removals);
+        if !removals.is_empty() {
+            self.queue_removals([Removals::List(removals.into_iter())]);
+        }
     }
 
-    fn lock_pending(&self) -> std::sync::MutexGuard<'_, Vec<(K, u64)>> {
+    fn lock_pending(&self) -> std::sync::MutexGuard<'_, VecDeque<Removals<K>>> {
         // Critical sections only move plain data: a poisoned queue is
         // consistent.
         self.pending
@@ -203,48 +332,69 @@ impl<K, V> Shared<K, V> {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Starts an `invalidate_all`: from now on every entry stored before is
-    /// dead. Returns the epoch those entries carry.
-    pub(crate) fn bump_epoch(&self) -> u64 {
-        self.epoch.fetch_add(1, Ordering::AcqRel)
+    /// The logical half of `invalidate_all`: from now on every entry stored
+    /// before is dead. Ends the epoch and every tag's generation (O(tags in
+    /// use) plus the entries with several tags), counts the live entries
+    /// that was into the statistics and returns it. The caller then has
+    /// moka drop the entries physically.
+    pub(crate) fn invalidate_all(&self) -> u64 {
+        self.expire_due();
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        let untagged = self.untagged.end_epoch(&self.epoch);
+        let tagged = self.end_generations(self.tags.invalidate_every(), false);
+        let live = untagged + tagged;
+        Counters::add(&self.counters.rare().invalidations, live);
+        live
     }
 
-    /// Whether `stored` was alive just before the epoch `before` ended.
-    pub(crate) fn was_live_in_epoch(&self, stored: &Stored<V>, before: u64) -> bool {
-        stored.epoch == before
-            && stored
-                .stamps
-                .as_slice()
-                .iter()
-                .all(|stamp| self.tags.is_current(stamp))
-            && self.unexpired(stored)
-    }
-
-    /// moka's eviction listener: drops the entry's tag memberships, counts
-    /// evictions by cause, and calls the user's listener.
+    /// moka's eviction listener: uncounts the entry if it was still counted
+    /// and then counts its end by cause, drops its tag memberships, and
+    /// calls the user's listener.
+    ///
+    /// An end is counted once, where the entry stops counting as live: here
+    /// (`size`, `replaced`, `expired` if its time to live had run out, or
+    /// `invalidations` for a removal by key), by the expiry records
+    /// (`expired`), by a tag invalidation (`tag_invalidations`) or by
+    /// `invalidate_all` (`invalidations`). So, once concurrent calls have
+    /// returned, `inserts` minus every end equals `entry_count`.
     pub(crate) fn on_removal(&self, key: Arc<K>, stored: Stored<V>, cause: RemovalCause) {
-        if !stored.stamps.is_empty() {
-            self.tags.forget(&stored.stamps, stored.id);
-        }
-        let cause = match self.freshness(&stored) {
-            Freshness::Fresh => cause,
-            Freshness::Expired => RemovalCause::Expired,
-            Freshness::Invalidated => RemovalCause::Explicit,
+        // Whether this removal may end the entry's life, rather than its
+        // expiry record having done so already (or its being dead on
+        // arrival, with no record).
+        let owns = stored
+            .expires_at
+            .is_none_or(|at| self.expiries.remove(at, stored.id));
+        let ended = match &stored.stamps {
+            Stamps::None => owns && self.untagged.leave(stored.id, stored.epoch),
+            Stamps::One(stamp) => {
+                self.tags.remove_single(stamp, stored.id, owns) && self.uncount_tagged(1)
+            }
+            Stamps::Two(_) | Stamps::Many(_) => {
+                self.tags
+                    .remove_multi(&stored.stamps, stored.id)
+                    .is_some_and(|taken| owns && !taken.swap(true, Ordering::AcqRel))
+                    && self.uncount_tagged(1)
+            }
         };
-        let rare = self.counters.rare();
-        let counter = match cause {
-            RemovalCause::Size => Some(&rare.evicted_size),
-            RemovalCause::Expired => Some(&rare.evicted_expired),
-            RemovalCause::Replaced => Some(&rare.evicted_replaced),
-            // Counted where the invalidation happens, live entries only.
-            RemovalCause::Explicit => None,
-        };
-        if let Some(counter) = counter {
+        let freshness = self.freshness(&stored);
+        if ended {
+            let rare = self.counters.rare();
+            let counter = match (freshness, cause) {
+                (Freshness::Expired, _) | (_, RemovalCause::Expired) => &rare.evicted_expired,
+                (_, RemovalCause::Size) => &rare.evicted_size,
+                (_, RemovalCause::Replaced) => &rare.evicted_replaced,
+                (_, RemovalCause::Explicit) => &rare.invalidations,
+            };
             Counters::add(counter, 1);
         }
         if let Some(listener) = &self.listener {
+            let cause = match freshness {
+                Freshness::Fresh => cause,
+                Freshness::Expired => RemovalCause::Expired,
+                Freshness::Invalidated => RemovalCause::Explicit,
+            };
             // A panic escaping into moka would disable this listener for
-            // good, and with it the tag bookkeeping above.
+            // good, and with it the bookkeeping above.
             let _ = catch_unwind(AssertUnwindSafe(|| listener(key, stored.value, cause)));
         }
     }
@@ -254,10 +404,11 @@ impl<K, V> Shared<K, V> {
         self.counters.bump(which);
     }
 
-    pub(crate) fn stats(&self, entry_count: u64, weighted_size: u64) -> CacheStats {
+    /// The statistics; `weighted_size` is moka's.
+    pub(crate) fn stats(&self, weighted_size: u64) -> CacheStats {
         self.counters.snapshot(
             self.name.as_deref(),
-            entry_count,
+            self.entry_count(),
             weighted_size,
             self.capacity,
         )

@@ -1,6 +1,6 @@
 //! Tags and the tag index: per-tag version numbers for O(1) logical
-//! invalidation, and per-tag membership sets for O(entries with that tag)
-//! bookkeeping.
+//! invalidation, and per-tag generations with an exact count of their live
+//! entries, so that an invalidation counts what it hides in O(1) too.
 //!
 //! Every tag in use owns a slot in a table that only grows (chunks are
 //! allocated once and never move, so a slot is reached without a lock).
@@ -8,17 +8,27 @@
 //! slot's version at insert. `invalidate_tag` bumps the version, so every
 //! older entry with the tag fails the one-atomic-load check on its next read
 //! (the scheme of Symfony's `TagAwareAdapter`); reads never evaluate
-//! predicates and touch no reference count. The slot's membership set
-//! (entry id -> [`Member`]: key and what decides liveness without moka)
-//! lets the invalidation count the live entries it hides and queue exactly
-//! those entries for physical removal, instead of scanning the cache.
+//! predicates and touch no reference count.
 //!
-//! An entry leaves the membership sets when moka drops it (the eviction
-//! listener calls [`TagIndex::forget`]) or when an invalidation takes it, so
-//! a member that is still in a set was neither replaced, removed nor
-//! evicted.
+//! A slot's [`Generation`] holds what belongs to its current version: the
+//! number of live entries whose only tag it is (kept exact on insert,
+//! removal, eviction and expiry, under the slot's lock, which the version
+//! bump also holds), the keys of those entries (for physical removal), and
+//! the entries that carry other tags as well. An invalidation swaps the
+//! generation out whole under that lock: the count it returns and the keys
+//! it queues for removal take no work per entry. A removal or expiry
+//! reported for an entry of an older generation finds the version changed
+//! and leaves the current generation alone.
 //!
-//! A slot whose membership is empty is returned to a free list and reused
+//! An entry with several distinct tags dies with the first of them that is
+//! invalidated, so the others must stop counting it: it shares one `taken`
+//! flag between its memberships, and whoever sets it first (an invalidation
+//! walking its generation's entries with several tags, a removal, an
+//! expiry, `invalidate_all`) is the one that counts its end. Invalidating a
+//! tag therefore costs O(1) plus O(entries of that tag that carry other tags
+//! too).
+//!
+//! A slot whose generation is empty is returned to a free list and reused
 //! by the next new tag. Versions only grow, across reuse too, so an entry
 //! stamped for the slot's previous tag (necessarily invalidated, or it would
 //! still be a member) never matches again.
@@ -31,6 +41,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, RwLock};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::live::Counted;
 use crate::padded::CachePadded;
 
 /// A label attached to cache entries so that a whole group can be dropped at
@@ -130,8 +141,8 @@ pub(crate) struct Stamp {
     version: u64,
 }
 
-/// An entry's stamps, inline for up to two tags (no allocation, nothing
-/// to dereference on a read).
+/// An entry's stamps, one per distinct tag, inline for up to two tags (no
+/// allocation, nothing to dereference on a read).
 #[derive(Clone, Debug, Default)]
 pub(crate) enum Stamps {
     #[default]
@@ -151,10 +162,6 @@ impl Stamps {
         }
     }
 
-    pub(crate) fn is_empty(&self) -> bool {
-        matches!(self, Self::None)
-    }
-
     fn from_vec(stamps: Vec<Stamp>) -> Self {
         match *stamps.as_slice() {
             [] => Self::None,
@@ -165,43 +172,50 @@ impl Stamps {
     }
 }
 
-/// What a tag invalidation needs to know about an entry without asking moka:
-/// whether it was alive just before (not dropped by `invalidate_all`, not
-/// expired on the cache's clock, not already invalidated by another tag)
-/// and which key to remove physically later.
+/// An entry with several distinct tags, as a member of each of their
+/// generations.
 pub(crate) struct Member<K> {
     pub(crate) key: K,
-    /// The cache's `invalidate_all` epoch at insert.
-    pub(crate) epoch: u64,
-    /// Logical expiry by the cache's clock, as in the stored entry.
-    pub(crate) expires_at: Option<quanta::Instant>,
-    /// Only for entries with several tags, shared by their memberships: set
-    /// (by a `swap`) by the first invalidation that takes the entry, so one
-    /// that is taken again through another tag is neither counted nor
-    /// queued twice. An entry with one tag is a member of one set only, and
-    /// taking it from that set is enough.
-    pub(crate) taken: Option<Arc<AtomicBool>>,
+    /// Shared by the entry's memberships (and its expiry record): set by a
+    /// `swap` by the first of the events that end the entry's life, which
+    /// alone counts that end.
+    pub(crate) taken: Arc<AtomicBool>,
 }
 
 impl<K> Member<K> {
-    /// Marks the entry as taken by an invalidation; false if an earlier one
-    /// (through another of its tags) already had.
+    /// Ends the entry's life; false if something else already had.
     #[inline]
     pub(crate) fn take(&self) -> bool {
-        self.taken
-            .as_ref()
-            .is_none_or(|taken| !taken.swap(true, Ordering::AcqRel))
+        !self.taken.swap(true, Ordering::AcqRel)
     }
 }
 
-/// One tag's members, by entry id.
-pub(crate) type Members<K> = HashMap<u64, Member<K>>;
+/// What belongs to the current version of one tag.
+struct Generation<K> {
+    /// Live entries whose only tag this is: counted on insert, uncounted
+    /// when moka reports their removal or their time to live runs out, and
+    /// taken whole by an invalidation. Never more than `singles.len()`.
+    live: u64,
+    /// Every entry of this version whose only tag this is (live or not):
+    /// entry id -> key, for physical removal after an invalidation. An
+    /// entry leaves when moka reports its removal.
+    singles: HashMap<u64, K>,
+    /// Every entry of this version that carries other tags too.
+    multi: HashMap<u64, Member<K>>,
+}
 
-/// The liveness data of one new entry, copied into each of its memberships.
-#[derive(Clone, Copy)]
-pub(crate) struct Life {
-    pub(crate) epoch: u64,
-    pub(crate) expires_at: Option<quanta::Instant>,
+impl<K> Generation<K> {
+    fn new() -> Self {
+        Self {
+            live: 0,
+            singles: HashMap::new(),
+            multi: HashMap::new(),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.singles.is_empty() && self.multi.is_empty()
+    }
 }
 
 /// Slots per chunk: chunk `c` holds `FIRST_CHUNK << c` slots.
@@ -209,12 +223,12 @@ const FIRST_CHUNK: usize = 32;
 /// Enough chunks for 2^31 tags in use at once.
 const CHUNKS: usize = 26;
 
-/// One chunk of slots. Versions are kept apart from the membership locks:
-/// inserts write the locks all the time, reads only load versions, which
-/// change once per invalidation.
+/// One chunk of slots. Versions are kept apart from the generations:
+/// inserts lock the generations all the time, reads only load versions,
+/// which change once per invalidation.
 struct Chunk<K> {
     versions: Box<[AtomicU64]>,
-    members: Box<[Mutex<Members<K>>]>,
+    generations: Box<[Mutex<Generation<K>>]>,
 }
 
 /// Where slot `slot` lives: (chunk, offset in the chunk).
@@ -243,12 +257,17 @@ pub(crate) struct TagIndex<K> {
     registry: CachePadded<RwLock<Registry>>,
 }
 
-/// What one `invalidate_tags` call took out of the index.
+/// What one invalidation took out of the index: the generations it ended.
 pub(crate) struct Invalidation<K> {
-    /// Each invalidated slot with its version just before the bump.
-    bumped: Vec<(u32, u64)>,
-    /// The members taken from those tags, deduplicated by entry id.
-    pub(crate) members: Members<K>,
+    /// The slots whose versions were bumped (for [`TagIndex::release`]).
+    pub(crate) bumped: Vec<u32>,
+    /// The live entries with a single tag among the ended generations.
+    pub(crate) live: u64,
+    /// The ended generations' single-tag entries, id -> key.
+    pub(crate) singles: Vec<HashMap<u64, K>>,
+    /// The ended generations' entries with several tags (an entry with
+    /// several of the invalidated tags is in several maps).
+    pub(crate) multi: Vec<HashMap<u64, Member<K>>>,
 }
 
 impl<K> TagIndex<K> {
@@ -269,16 +288,18 @@ impl<K> TagIndex<K> {
             let len = FIRST_CHUNK << chunk;
             Chunk {
                 versions: (0..len).map(|_| AtomicU64::new(0)).collect(),
-                members: (0..len).map(|_| Mutex::new(HashMap::new())).collect(),
+                generations: (0..len).map(|_| Mutex::new(Generation::new())).collect(),
             }
         })
     }
 
-    fn members(&self, slot: u32) -> MutexGuard<'_, Members<K>> {
+    /// The slot's generation, locked. The version is only bumped with this
+    /// lock held, so under it `is_current` is stable.
+    fn generation(&self, slot: u32) -> MutexGuard<'_, Generation<K>> {
         let (chunk, offset) = locate(slot);
         // The critical sections only move plain data; a poisoned lock holds
-        // a consistent map.
-        self.chunk(chunk).members[offset]
+        // a consistent generation.
+        self.chunk(chunk).generations[offset]
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
     }
@@ -298,16 +319,55 @@ impl<K> TagIndex<K> {
         self.version_cell(stamp.slot).load(Ordering::Acquire) == stamp.version
     }
 
-    /// Removes entry `id` from the membership of each of its tags (the entry
-    /// has left the cache).
-    pub(crate) fn forget(&self, stamps: &Stamps, id: u64) {
-        for stamp in stamps.as_slice() {
-            self.members(stamp.slot).remove(&id);
+    /// moka removed entry `id`, whose only tag is `stamp`'s: it leaves its
+    /// generation if that is still current. With `owns` (no expiry has
+    /// uncounted it yet) it also stops counting there; true if it did
+    /// (false if the generation had already ended, taking the count).
+    pub(crate) fn remove_single(&self, stamp: &Stamp, id: u64, owns: bool) -> bool {
+        let mut generation = self.generation(stamp.slot);
+        if !self.is_current(stamp) {
+            return false;
         }
+        generation.singles.remove(&id);
+        if owns && generation.live > 0 {
+            generation.live -= 1;
+            return true;
+        }
+        false
     }
 
-    /// Bumps the version of each existing tag among `tags` and takes their
-    /// members. `None` when none of the tags exists (no entry carries them).
+    /// The time to live of an entry whose only tag is `stamp`'s ran out: it
+    /// stops counting if its generation is still current (it stays a
+    /// member until moka removes it). True if it did.
+    pub(crate) fn expire_single(&self, stamp: &Stamp) -> bool {
+        let mut generation = self.generation(stamp.slot);
+        if self.is_current(stamp) && generation.live > 0 {
+            generation.live -= 1;
+            return true;
+        }
+        false
+    }
+
+    /// moka removed entry `id`, which has several tags: it leaves the
+    /// generations of `stamps` that are still current. Returns its shared
+    /// `taken` flag if any still held it (if none did, each of them ended
+    /// and the first to end took the entry).
+    pub(crate) fn remove_multi(&self, stamps: &Stamps, id: u64) -> Option<Arc<AtomicBool>> {
+        let mut taken = None;
+        for stamp in stamps.as_slice() {
+            let mut generation = self.generation(stamp.slot);
+            if self.is_current(stamp)
+                && let Some(member) = generation.multi.remove(&id)
+            {
+                taken = Some(member.taken);
+            }
+        }
+        taken
+    }
+
+    /// Ends the current generation of each existing tag among `tags`
+    /// (bumps the version and takes the generation, under its lock): O(1)
+    /// per tag. `None` when none of the tags exists (no entry carries them).
     pub(crate) fn invalidate<'t>(
         &self,
         tags: impl IntoIterator<Item = &'t str>,
@@ -315,39 +375,54 @@ impl<K> TagIndex<K> {
         // Under the read lock, so that no slot is freed and reused between
         // finding it and bumping it.
         let registry = self.read();
-        let mut bumped: Vec<(u32, u64)> = Vec::new();
-        let mut taken: Members<K> = HashMap::new();
+        let mut invalidation = Invalidation::empty();
         for tag in tags {
             let Some(&slot) = registry.slots.get(tag) else {
                 continue;
             };
-            if bumped.iter().any(|(s, _)| *s == slot) {
-                continue;
+            if !invalidation.bumped.contains(&slot) {
+                self.end_generation(slot, &mut invalidation);
             }
-            let (before, members) = {
-                let mut members = self.members(slot);
-                let before = self.version_cell(slot).fetch_add(1, Ordering::AcqRel);
-                (before, std::mem::take(&mut *members))
-            };
-            if taken.is_empty() {
-                taken = members;
-            } else {
-                taken.extend(members);
-            }
-            bumped.push((slot, before));
         }
         drop(registry);
-        (!bumped.is_empty()).then_some(Invalidation {
-            bumped,
-            members: taken,
-        })
+        (!invalidation.bumped.is_empty()).then_some(invalidation)
+    }
+
+    /// Ends the current generation of every tag in use (`invalidate_all`):
+    /// O(tags in use).
+    pub(crate) fn invalidate_every(&self) -> Invalidation<K> {
+        let registry = self.read();
+        let mut invalidation = Invalidation::empty();
+        for &slot in registry.slots.values() {
+            self.end_generation(slot, &mut invalidation);
+        }
+        invalidation
+    }
+
+    fn end_generation(&self, slot: u32, invalidation: &mut Invalidation<K>) {
+        let ended = {
+            let mut generation = self.generation(slot);
+            self.version_cell(slot).fetch_add(1, Ordering::AcqRel);
+            std::mem::replace(&mut *generation, Generation::new())
+        };
+        invalidation.bumped.push(slot);
+        invalidation.live += ended.live;
+        if !ended.singles.is_empty() {
+            invalidation.singles.push(ended.singles);
+        }
+        if !ended.multi.is_empty() {
+            invalidation.multi.push(ended.multi);
+        }
     }
 
     /// Ends an invalidation: frees the slots of its tags that no entry
     /// carries any more (O(number of tags invalidated)).
-    pub(crate) fn release(&self, invalidation: Invalidation<K>) {
+    pub(crate) fn release(&self, bumped: &[u32]) {
+        if bumped.is_empty() {
+            return;
+        }
         let mut registry = self.write();
-        for (slot, _) in invalidation.bumped {
+        for &slot in bumped {
             self.free_if_unused(&mut registry, slot);
         }
     }
@@ -365,10 +440,10 @@ impl<K> TagIndex<K> {
     }
 
     /// With the registry write-locked, no insert is between finding a slot
-    /// and joining its members, so empty members mean no live entry is
-    /// stamped with the slot's current version.
+    /// and joining its generation, so an empty generation means no entry
+    /// is stamped with the slot's current version.
     fn free_if_unused(&self, registry: &mut Registry, slot: u32) {
-        if !self.members(slot).is_empty() {
+        if !self.generation(slot).is_empty() {
             return;
         }
         if let Some(tag) = registry.names.get_mut(slot as usize).and_then(Option::take) {
@@ -383,6 +458,13 @@ impl<K> TagIndex<K> {
         self.read().slots.len()
     }
 
+    /// The live count of `tag`'s current generation (single-tag entries).
+    #[cfg(test)]
+    pub(crate) fn live(&self, tag: &str) -> u64 {
+        let slot = self.read().slots.get(tag).copied();
+        slot.map_or(0, |slot| self.generation(slot).live)
+    }
+
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Registry> {
         self.registry.read().unwrap_or_else(PoisonError::into_inner)
     }
@@ -394,52 +476,86 @@ impl<K> TagIndex<K> {
     }
 }
 
+impl<K> Invalidation<K> {
+    fn empty() -> Self {
+        Self {
+            bumped: Vec::new(),
+            live: 0,
+            singles: Vec::new(),
+            multi: Vec::new(),
+        }
+    }
+}
+
+/// How a new entry joined the tag index.
+pub(crate) struct Joined {
+    pub(crate) stamps: Stamps,
+    /// Where it counts: its only tag's generation, or (several distinct
+    /// tags) the `taken` flag its memberships share.
+    pub(crate) counted: Counted,
+}
+
 impl<K: Clone> TagIndex<K> {
-    /// Registers entry `id` (under `key`, with `life`) with each of `tags`
-    /// and returns its stamps. Duplicate tags are stamped once.
-    pub(crate) fn stamp(&self, tags: &[Tag], id: u64, key: &K, life: Life) -> Stamps {
+    /// Registers entry `id` (under `key`) with each of `tags` (at least
+    /// one), counting it as live in its tag's generation if it has one
+    /// distinct tag and `live`. An entry with several distinct tags gets a
+    /// `taken` flag, already set unless `live`. Duplicate tags are stamped
+    /// once.
+    pub(crate) fn stamp(&self, tags: &[Tag], id: u64, key: &K, live: bool) -> Joined {
         let distinct = |i: usize| !tags[..i].contains(&tags[i]);
-        // Several distinct tags: the memberships share one `taken` flag.
         let taken = (1..tags.len())
             .any(distinct)
-            .then(|| Arc::new(AtomicBool::new(false)));
+            .then(|| Arc::new(AtomicBool::new(!live)));
         let mut stamps: Vec<Stamp> = Vec::with_capacity(tags.len());
         for (i, tag) in tags.iter().enumerate() {
             if !distinct(i) {
                 continue;
             }
-            let member = Member {
-                key: key.clone(),
-                epoch: life.epoch,
-                expires_at: life.expires_at,
-                taken: taken.clone(),
+            let join = |slot: u32| {
+                let mut generation = self.generation(slot);
+                match &taken {
+                    Some(taken) => {
+                        let member = Member {
+                            key: key.clone(),
+                            taken: Arc::clone(taken),
+                        };
+                        generation.multi.insert(id, member);
+                    }
+                    None => {
+                        generation.singles.insert(id, key.clone());
+                        generation.live += u64::from(live);
+                    }
+                }
+                // Read under the generation's lock, which an invalidation
+                // holds while bumping: the entry is in the generation of
+                // the version it carries.
+                let version = self.version_cell(slot).load(Ordering::Acquire);
+                Stamp { slot, version }
             };
-            // The lock (read for a known tag, write for a new one) is held
-            // while joining the members: a slot is only freed under the
-            // write lock with no members.
+            // The registry lock (read for a known tag, write for a new one)
+            // is held while joining: a slot is only freed under the write
+            // lock with an empty generation.
             let registry = self.read();
             let known = registry.slots.get(tag.as_str()).copied();
             let stamp = match known {
-                Some(slot) => self.join(slot, id, member),
+                Some(slot) => join(slot),
                 None => {
                     drop(registry);
                     let mut registry = self.write();
                     let slot = self.slot_for(&mut registry, tag);
-                    self.join(slot, id, member)
+                    join(slot)
                 }
             };
             stamps.push(stamp);
         }
-        Stamps::from_vec(stamps)
-    }
-
-    fn join(&self, slot: u32, id: u64, member: Member<K>) -> Stamp {
-        let mut members = self.members(slot);
-        members.insert(id, member);
-        // Read under the members lock, which `invalidate` holds while
-        // bumping: every member it takes carries an older version.
-        let version = self.version_cell(slot).load(Ordering::Acquire);
-        Stamp { slot, version }
+        let counted = match taken {
+            Some(taken) => Counted::Multi(taken),
+            None => Counted::Single(*stamps.first().expect("an entry joins at least one tag")),
+        };
+        Joined {
+            stamps: Stamps::from_vec(stamps),
+            counted,
+        }
     }
 
     /// The slot of `tag`, allocating one if the tag is new.
@@ -472,14 +588,25 @@ impl<K: Clone> TagIndex<K> {
 mod tests {
     use super::*;
 
-    const LIFE: Life = Life {
-        epoch: 0,
-        expires_at: None,
-    };
+    /// The (id, key) pairs of an invalidation's single-tag entries, sorted.
+    fn singles(inv: &Invalidation<u32>) -> Vec<(u64, u32)> {
+        let mut taken: Vec<(u64, u32)> = inv
+            .singles
+            .iter()
+            .flat_map(|m| m.iter().map(|(id, key)| (*id, *key)))
+            .collect();
+        taken.sort();
+        taken
+    }
 
-    /// The (id, key) pairs of an invalidation, sorted.
-    fn taken(inv: &Invalidation<u32>) -> Vec<(u64, u32)> {
-        let mut taken: Vec<(u64, u32)> = inv.members.iter().map(|(id, m)| (*id, m.key)).collect();
+    /// The (id, key) pairs of an invalidation's multi-tag entries, sorted
+    /// (an entry in several ended generations appears once per generation).
+    fn multi(inv: &Invalidation<u32>) -> Vec<(u64, u32)> {
+        let mut taken: Vec<(u64, u32)> = inv
+            .multi
+            .iter()
+            .flat_map(|m| m.iter().map(|(id, member)| (*id, member.key)))
+            .collect();
         taken.sort();
         taken
     }
@@ -515,39 +642,100 @@ mod tests {
     }
 
     #[test]
-    fn stamping_registers_members_once_per_tag() {
+    fn duplicate_tags_make_a_single_tag_entry() {
         let index = TagIndex::<u32>::new();
-        let tags = [Tag::from("a"), Tag::from("a"), Tag::from("b")];
-        let stamps = index.stamp(&tags, 7, &1, LIFE);
-        let [a, b] = *stamps.as_slice() else {
-            panic!("two distinct tags: {stamps:?}");
+        let joined = index.stamp(&[Tag::from("a"), Tag::from("a")], 7, &1, true);
+        assert!(
+            matches!(joined.counted, Counted::Single(_)),
+            "one distinct tag"
+        );
+        let Stamps::One(a) = joined.stamps else {
+            panic!("one distinct tag: {:?}", joined.stamps);
         };
-        assert!(index.is_current(&a) && index.is_current(&b));
+        assert!(index.is_current(&a));
+        assert_eq!(index.live("a"), 1);
         let inv = index.invalidate(["a"]).unwrap();
-        assert_eq!(taken(&inv), vec![(7, 1)]);
+        assert_eq!((inv.live, singles(&inv)), (1, vec![(7, 1)]));
         assert!(!index.is_current(&a));
-        assert!(index.is_current(&b));
-        index.release(inv);
-        assert_eq!(index.len(), 1, "`a` has no members left and is freed");
-        index.forget(&stamps, 7);
+        index.release(&inv.bumped);
+        assert_eq!(index.len(), 0, "`a` has no entries left and is freed");
+    }
+
+    #[test]
+    fn an_entry_with_several_tags_shares_one_flag() {
+        let index = TagIndex::<u32>::new();
+        let joined = index.stamp(
+            &[Tag::from("a"), Tag::from("a"), Tag::from("b")],
+            7,
+            &1,
+            true,
+        );
+        let [a, b] = *joined.stamps.as_slice() else {
+            panic!("two distinct tags: {:?}", joined.stamps);
+        };
+        let Counted::Multi(taken) = joined.counted else {
+            panic!("several distinct tags");
+        };
+        assert!(!taken.load(Ordering::Acquire));
+        assert_eq!(
+            (index.live("a"), index.live("b")),
+            (0, 0),
+            "not counted per tag"
+        );
+        let inv = index.invalidate(["a"]).unwrap();
+        assert_eq!((inv.live, multi(&inv)), (0, vec![(7, 1)]));
+        assert!(inv.multi[0][&7].take(), "the first to take it");
+        assert!(!index.is_current(&a) && index.is_current(&b));
+        index.release(&inv.bumped);
+        assert_eq!(index.len(), 1, "`b` still holds the entry");
+        let flag = index.remove_multi(&joined.stamps, 7).expect("`b` held it");
+        assert!(Arc::ptr_eq(&flag, &taken) && flag.load(Ordering::Acquire));
         index.sweep();
         assert_eq!(index.len(), 0);
     }
 
     #[test]
+    fn removals_and_expiries_of_an_ended_generation_leave_the_new_one_alone() {
+        let index = TagIndex::<u32>::new();
+        let old = index.stamp(&[Tag::from("t")], 1, &1, true).stamps;
+        let expiring = index.stamp(&[Tag::from("t")], 2, &2, true).stamps;
+        let inv = index.invalidate(["t"]).unwrap();
+        assert_eq!(inv.live, 2);
+        index.release(&inv.bumped);
+        let new = index.stamp(&[Tag::from("t")], 3, &3, true).stamps;
+        let (Stamps::One(old), Stamps::One(expiring), Stamps::One(new)) = (old, expiring, new)
+        else {
+            panic!("one tag each");
+        };
+        assert!(!index.remove_single(&old, 1, true), "old generation");
+        assert!(!index.expire_single(&expiring), "old generation");
+        assert_eq!(index.live("t"), 1);
+        assert!(index.expire_single(&new));
+        assert_eq!(index.live("t"), 0);
+        assert!(
+            !index.remove_single(&new, 3, false),
+            "already uncounted by its expiry"
+        );
+        index.sweep();
+        assert_eq!(index.len(), 0, "the removal left the generation empty");
+    }
+
+    #[test]
     fn freed_slots_are_reused_without_reviving_old_stamps() {
         let index = TagIndex::<u32>::new();
-        let old = index.stamp(&[Tag::from("old")], 1, &1, LIFE);
+        let old = index.stamp(&[Tag::from("old")], 1, &1, true).stamps;
         let inv = index.invalidate(["old"]).unwrap();
-        index.release(inv);
+        index.release(&inv.bumped);
         assert_eq!(index.len(), 0);
-        let new = index.stamp(&[Tag::from("new")], 2, &2, LIFE);
+        let new = index.stamp(&[Tag::from("new")], 2, &2, true).stamps;
         let (Stamps::One(old), Stamps::One(new)) = (old, new) else {
             panic!("one tag each");
         };
         assert_eq!(old.slot, new.slot, "the slot is reused");
         assert!(index.is_current(&new));
         assert!(!index.is_current(&old), "versions never go back");
+        assert!(!index.remove_single(&old, 1, true));
+        assert_eq!(index.live("new"), 1);
     }
 
     #[test]
@@ -557,42 +745,42 @@ mod tests {
     }
 
     #[test]
-    fn invalidating_several_tags_deduplicates_members() {
+    fn invalidating_several_tags_takes_each_generation_once() {
         let index = TagIndex::<u32>::new();
-        let s1 = index.stamp(&[Tag::from("a"), Tag::from("b")], 1, &10, LIFE);
-        let s2 = index.stamp(&[Tag::from("b")], 2, &20, LIFE);
+        index.stamp(&[Tag::from("a"), Tag::from("b")], 1, &10, true);
+        index.stamp(&[Tag::from("b")], 2, &20, true);
+        index.stamp(&[Tag::from("b")], 3, &30, false);
         let inv = index.invalidate(["a", "b", "a"]).unwrap();
-        assert_eq!(taken(&inv), vec![(1, 10), (2, 20)]);
-        assert!(!s1.as_slice().iter().any(|s| index.is_current(s)));
-        assert!(!s2.as_slice().iter().any(|s| index.is_current(s)));
-        index.release(inv);
+        assert_eq!(inv.bumped.len(), 2);
+        assert_eq!(inv.live, 1, "entry 3 was not live");
+        assert_eq!(singles(&inv), vec![(2, 20), (3, 30)]);
+        assert_eq!(multi(&inv), vec![(1, 10), (1, 10)], "once per generation");
+        index.release(&inv.bumped);
+        assert_eq!(index.len(), 0);
     }
 
     #[test]
-    fn an_entry_with_several_tags_is_taken_once() {
+    fn invalidate_every_ends_all_generations() {
         let index = TagIndex::<u32>::new();
-        index.stamp(&[Tag::from("a"), Tag::from("b")], 1, &10, LIFE);
-        index.stamp(&[Tag::from("a"), Tag::from("a")], 2, &20, LIFE);
-        let first = index.invalidate(["a"]).unwrap();
-        assert!(first.members[&1].taken.is_some(), "two distinct tags");
-        assert!(first.members[&2].taken.is_none(), "one distinct tag");
-        assert!(first.members.values().all(Member::take));
-        let second = index.invalidate(["b"]).unwrap();
-        assert_eq!(taken(&second), vec![(1, 10)], "still a member of `b`");
-        assert!(!second.members[&1].take(), "already taken through `a`");
-        index.release(first);
-        index.release(second);
+        for (id, tag) in [(1, "a"), (2, "b"), (3, "b")] {
+            index.stamp(&[Tag::from(tag)], id, &(id as u32), true);
+        }
+        let inv = index.invalidate_every();
+        assert_eq!((inv.bumped.len(), inv.live), (2, 3));
+        index.release(&inv.bumped);
+        assert_eq!(index.len(), 0);
     }
 
     #[test]
     fn many_tags_spill_to_the_heap_and_still_check() {
         let index = TagIndex::<u32>::new();
         let tags: Vec<Tag> = (0..100).map(|i| Tag::from(format!("t{i}"))).collect();
-        let stamps = index.stamp(&tags, 1, &1, LIFE);
+        let stamps = index.stamp(&tags, 1, &1, true).stamps;
         assert!(matches!(stamps, Stamps::Many(_)));
         assert_eq!(stamps.as_slice().len(), 100);
         assert!(stamps.as_slice().iter().all(|s| index.is_current(s)));
-        index.release(index.invalidate(["t99"]).unwrap());
+        let inv = index.invalidate(["t99"]).unwrap();
+        index.release(&inv.bumped);
         assert!(!stamps.as_slice().iter().all(|s| index.is_current(s)));
     }
 }

@@ -17,7 +17,7 @@ use crate::builder::CacheBuilder;
 use crate::entry::{EntryExpiry, Stored};
 use crate::export::{self, Source};
 use crate::shared::{LOAD_ATTEMPTS, NoValue, REMOVALS_PER_WRITE, Shared};
-use crate::stats::{Counters, Hot};
+use crate::stats::Hot;
 use crate::{CacheStats, EntryOptions, WarmReport};
 
 /// A concurrent async cache with per-entry TTL and tags, bulk invalidation
@@ -56,8 +56,7 @@ where
     V: Clone + Send + Sync + 'static,
 {
     fn stats(&self) -> CacheStats {
-        self.shared
-            .stats(self.cache.entry_count(), self.cache.weighted_size())
+        self.shared.stats(self.cache.weighted_size())
     }
 }
 
@@ -74,7 +73,7 @@ impl<K, V> fmt::Debug for TaggedCache<K, V> {
         f.debug_struct("TaggedCache")
             .field("name", &self.inner.shared.name)
             .field("capacity", &self.inner.shared.capacity)
-            .field("entry_count", &self.inner.cache.entry_count())
+            .field("entry_count", &self.inner.shared.entry_count())
             .finish_non_exhaustive()
     }
 }
@@ -252,29 +251,18 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        let shared = &self.inner.shared;
-        if let Some(stored) = self.inner.cache.remove(key).await
-            && shared.is_fresh(&stored)
-        {
-            Counters::add(&shared.counters.rare().invalidations, 1);
-        }
+        // The eviction listener counts it, if it was live.
+        self.inner.cache.remove(key).await;
     }
 
     /// Invalidates every entry at once: no later read returns an entry
-    /// inserted before the call. moka removes them physically during its
-    /// maintenance. Counting the live ones for the statistics visits every
-    /// entry (O(cache size)).
+    /// inserted before the call, and they stop counting in
+    /// [`entry_count`](Self::entry_count) at once. moka removes them
+    /// physically during its maintenance. O(tags in use), plus the entries
+    /// that carry several tags.
     pub fn invalidate_all(&self) {
-        let shared = &self.inner.shared;
-        let before = shared.bump_epoch();
-        let live = self
-            .inner
-            .cache
-            .iter()
-            .filter(|(_, stored)| shared.was_live_in_epoch(stored, before))
-            .count();
+        self.inner.shared.invalidate_all();
         self.inner.cache.invalidate_all();
-        Counters::add(&shared.counters.rare().invalidations, live as u64);
     }
 
     /// Invalidates every entry tagged `tag` and returns how many live
@@ -318,14 +306,20 @@ where
             .map(|(key, stored)| (key, stored.value))
     }
 
-    /// Entries held, per moka (lags behind recent writes until maintenance
-    /// runs; includes dead entries not yet removed, such as those hidden by
-    /// a tag invalidation and still queued for removal).
+    /// The live entries, exactly: an entry counts from its insert until it
+    /// is replaced, removed, evicted (when moka's maintenance applies the
+    /// eviction), expired on the cache's clock, or invalidated (by key, tag
+    /// or `invalidate_all`). Entries hidden by an invalidation stop counting
+    /// at once, before their physical removal. O(1), plus taking the
+    /// expiry records that have come due.
     pub fn entry_count(&self) -> u64 {
-        self.inner.cache.entry_count()
+        self.inner.shared.entry_count()
     }
 
-    /// Total weight held, per moka (see [`entry_count`](Self::entry_count)).
+    /// Total weight held, per moka: eventually consistent (it lags behind
+    /// recent writes until moka's maintenance runs) and includes dead
+    /// entries not yet removed physically, unlike
+    /// [`entry_count`](Self::entry_count).
     pub fn weighted_size(&self) -> u64 {
         self.inner.cache.weighted_size()
     }
