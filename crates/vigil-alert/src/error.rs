@@ -1,5 +1,7 @@
 //! The crate's one error type: what was wrong, and where.
 
+use std::fmt;
+
 use crate::silence::SilenceId;
 
 /// Everything that can go wrong in `vigil-alert`.
@@ -7,7 +9,23 @@ use crate::silence::SilenceId;
 /// Evaluation never fails: a missing series is [`State::NoData`](crate::State::NoData),
 /// a bad value is ignored. Errors come from building rules, matchers, routes
 /// and silences, and from parsing their text forms.
-#[derive(Debug, thiserror::Error)]
+///
+/// `Debug` prints the same one-line message as `Display` (as `anyhow` does),
+/// so an error returned from `main` reads as a message:
+///
+/// ```
+/// use vigil_alert::{Comparison, Rule, Severity};
+///
+/// let err = Rule::builder("bad name")
+///     .gauge("up")
+///     .threshold(Severity::High, Comparison::Less, 1.0)
+///     .build()
+///     .unwrap_err();
+/// let message = r#"invalid rule `bad name`: `name` "bad name" is not a valid alert name ([a-zA-Z_:][a-zA-Z0-9_:]*)"#;
+/// assert_eq!(err.to_string(), message);
+/// assert_eq!(format!("{err:?}"), message);
+/// ```
+#[derive(thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// A label matcher's text is not `name OP value` with `OP` one of
@@ -20,7 +38,7 @@ pub enum Error {
         reason: String,
     },
     /// A `=~` or `!~` matcher's value is not a valid regular expression.
-    #[error("invalid regex in matcher for label `{label}`: {pattern:?}: {source}")]
+    #[error("invalid regex in matcher for label `{label}`: {pattern:?}: {}", regex_reason(.source))]
     InvalidRegex {
         /// The label the matcher selects on.
         label: String,
@@ -80,6 +98,23 @@ pub enum Error {
         /// What would have been accepted.
         expected: &'static str,
     },
+}
+
+impl fmt::Debug for Error {
+    /// The `Display` message.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+/// The regex crate's explanation on one line: its syntax errors draw the
+/// pattern with a caret over several lines and end with `error: REASON`.
+fn regex_reason(error: &regex::Error) -> String {
+    let text = error.to_string();
+    match text.rsplit_once("error: ") {
+        Some((_, reason)) => reason.trim().to_owned(),
+        None => text.split_whitespace().collect::<Vec<_>>().join(" "),
+    }
 }
 
 /// `Result` with this crate's [`Error`].

@@ -1,7 +1,25 @@
 //! Errors of the facade.
 
+use std::fmt;
+
 /// What went wrong while building or installing a [`Monitor`](crate::Monitor).
-#[derive(Debug, thiserror::Error)]
+///
+/// `Debug` prints the same one-line message as `Display`, so an error
+/// returned from `main` (which Rust prints with `{:?}` after `Error: `)
+/// reads as a message, not as a struct:
+///
+/// ```
+/// let err = vigil::Monitor::builder()
+///     .max_series_per_metric(0)
+///     .build()
+///     .unwrap_err();
+/// assert_eq!(
+///     format!("Error: {err:?}"), // what `fn main() -> Result<(), vigil::Error>` prints
+///     "Error: invalid setting `max_series_per_metric`: must be at least 1"
+/// );
+/// assert_eq!(format!("{err:?}"), err.to_string());
+/// ```
+#[derive(thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// A histogram configuration given to the builder is invalid.
@@ -45,4 +63,11 @@ pub enum Error {
     /// or install vigil first.
     #[error("a global metrics recorder is already installed")]
     AlreadyInstalled,
+}
+
+impl fmt::Debug for Error {
+    /// The `Display` message, as `anyhow` prints errors.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
 }

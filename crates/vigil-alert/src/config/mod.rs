@@ -150,8 +150,12 @@ pub struct Location {
 /// What is wrong with a config, and where.
 ///
 /// Displayed as `FILE: ITEM: field "PATH": MESSAGE (line L, column C)`,
-/// leaving out what is not known.
-#[derive(Debug, thiserror::Error)]
+/// leaving out what is not known. `Debug` prints the same line (as `anyhow`
+/// does), so `fn main() -> Result<(), ConfigError>` ends with
+/// `Error: rules.yml: rule "X": field "for": ...`, not a struct dump; the
+/// parts are in [`file`](Self::file), [`item`](Self::item),
+/// [`field`](Self::field) and [`location`](Self::location).
+#[derive(thiserror::Error)]
 #[non_exhaustive]
 pub enum ConfigError {
     /// The file could not be read.
@@ -173,6 +177,13 @@ pub enum ConfigError {
     /// holds a value the engine cannot use.
     #[error("{0}")]
     Invalid(Box<Problem>),
+}
+
+impl fmt::Debug for ConfigError {
+    /// The `Display` message.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
 }
 
 /// What is wrong in a config and where: the details of
