@@ -58,6 +58,8 @@ pub struct MonitorBuilder {
     layer: Option<Arc<dyn metrics::Recorder + Send + Sync>>,
     alerts: Option<vigil_alert::Engine>,
     notifiers: Vec<(String, Arc<dyn vigil_alert::notify::Notifier>)>,
+    alertmanagers: Vec<String>,
+    alertmanager_resend_delay: Duration,
     alert_interval: Option<Duration>,
 }
 
@@ -90,6 +92,8 @@ impl Default for MonitorBuilder {
             layer: None,
             alerts: None,
             notifiers: Vec::new(),
+            alertmanagers: Vec::new(),
+            alertmanager_resend_delay: vigil_alert::alertmanager::DEFAULT_RESEND_DELAY,
             alert_interval: Some(Duration::from_secs(15)),
         }
     }
@@ -216,8 +220,15 @@ impl MonitorBuilder {
     /// Evaluates these alert rules against the registry every
     /// [`alert_interval`](Self::alert_interval) (default 15 s) and hands
     /// the notifications to the [`notifier`](Self::notifier)s of their
-    /// receivers. Build the engine in code or from a rule file
-    /// (`vigil::alert::config`).
+    /// receivers, and/or sends the alerts to
+    /// [`alertmanager`](Self::alertmanager)s. Build the engine in code or
+    /// from a rule file (`vigil::alert::config`).
+    ///
+    /// [`build`](Self::build) checks that every receiver the engine can
+    /// notify (its routes', its default, its rules' escalation receivers;
+    /// see [`Engine::receivers`](vigil_alert::Engine::receivers)) has a
+    /// notifier, unless the alerts only go to Alertmanager (no notifier at
+    /// all): then vigil's own routing is not used.
     pub fn alerts(mut self, engine: vigil_alert::Engine) -> Self {
         self.alerts = Some(engine);
         self
@@ -226,12 +237,75 @@ impl MonitorBuilder {
     /// Delivers notifications routed to `receiver` with `notifier`; give a
     /// receiver several by calling this again. Each has its own bounded
     /// queue, retries and timeout (see `vigil::alert::notify`).
+    /// [`build`](Self::build) fails, naming them, if a receiver of the
+    /// [`alerts`](Self::alerts)' routing has no notifier.
     pub fn notifier(
         mut self,
         receiver: impl Into<String>,
         notifier: impl vigil_alert::notify::Notifier + 'static,
     ) -> Self {
         self.notifiers.push((receiver.into(), Arc::new(notifier)));
+        self
+    }
+
+    /// Sends every active alert to the Alertmanager at `url`, the way
+    /// Prometheus does; call again for each of several Alertmanagers (each
+    /// gets every alert).
+    ///
+    /// After every evaluation in which an alert started firing or resolved,
+    /// and at least every
+    /// [`alertmanager_resend_delay`](Self::alertmanager_resend_delay)
+    /// (default 1 min), every firing alert is sent with
+    /// `endsAt = now + 4 x max(alert_interval, resend delay)`, so it stays
+    /// active in Alertmanager while it fires and expires there if this
+    /// process stops sending. A resolved alert is sent with its resolution
+    /// time as `endsAt` and re-sent for 15 minutes. Pending alerts are not
+    /// sent. Alerts carry their labels (with `alertname` and `severity`),
+    /// annotations and `startsAt` (when they started firing); Alertmanager
+    /// identifies them by the same
+    /// [fingerprint](vigil_alert::Alert::fingerprint) as vigil.
+    ///
+    /// `url` is Alertmanager's base URL, e.g. `"http://alertmanager:9093"`
+    /// (or `"http://proxy/alertmanager"` behind a route prefix): alerts are
+    /// posted to `<url>/api/v2/alerts` (a URL already ending in
+    /// `/api/v2/alerts` is used as it is), `http://` only. This path
+    /// bypasses vigil's own routing, grouping, timers, silences and
+    /// inhibit rules, which Alertmanager applies instead; delivery uses
+    /// vigil's non-blocking dispatcher (a bounded queue per Alertmanager,
+    /// retries, drops counted in `alert_notification_failures_total` with
+    /// `receiver="alertmanager"` and `notifier` = the URL). Needs
+    /// [`alerts`](Self::alerts); [`build`](Self::build) rejects a URL it
+    /// cannot use, naming it. See `vigil::alert::alertmanager`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use vigil::Monitor;
+    /// use vigil::alert::{Comparison, Engine, Rule, Severity};
+    ///
+    /// let engine = Engine::new([Rule::builder("QueueBacklog")
+    ///     .gauge("queue_depth")
+    ///     .threshold(Severity::High, Comparison::Greater, 100.0)
+    ///     .build()?])?;
+    /// let monitor = Monitor::builder()
+    ///     .alerts(engine)
+    ///     .alertmanager("http://alertmanager-1:9093")
+    ///     .alertmanager("http://alertmanager-2:9093")
+    ///     .alertmanager_resend_delay(Duration::from_secs(30))
+    ///     .build()?;
+    /// # drop(monitor);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn alertmanager(mut self, url: impl Into<String>) -> Self {
+        self.alertmanagers.push(url.into());
+        self
+    }
+
+    /// How often every active alert is sent to the
+    /// [`alertmanager`](Self::alertmanager)s at least (default 1 min, as
+    /// Prometheus's `--rules.alert.resend-delay`); firing alerts are valid
+    /// there for `4 x max(alert_interval, delay)`.
+    pub fn alertmanager_resend_delay(mut self, delay: Duration) -> Self {
+        self.alertmanager_resend_delay = delay;
         self
     }
 
@@ -249,8 +323,10 @@ impl MonitorBuilder {
         self
     }
 
-    /// Builds the registry, starts the upkeep thread and the listener (if
-    /// configured) but does not install the recorder globally: use
+    /// Builds the registry, starts the upkeep thread, the listener and the
+    /// alert loop (if configured), which run until the last clone of the
+    /// returned [`Monitor`] is dropped, but does not install the recorder
+    /// globally: use
     /// [`Monitor::recorder`] with [`with_local_recorder`](crate::with_local_recorder) or
     /// `metrics::set_global_recorder`.
     pub fn build(self) -> Result<Monitor, Error> {
@@ -304,6 +380,22 @@ impl MonitorBuilder {
                 reason: "must be longer than zero".into(),
             });
         }
+        if self.alertmanager_resend_delay.is_zero() {
+            return Err(Error::Setting {
+                setting: "alertmanager_resend_delay",
+                reason: "must be longer than zero".into(),
+            });
+        }
+        if let Some(engine) = &self.alerts {
+            check_receivers(engine, &self.notifiers, &self.alertmanagers)?;
+        } else if let Some(url) = self.alertmanagers.first() {
+            return Err(Error::Setting {
+                setting: "alertmanager",
+                reason: format!(
+                    "there are no alert rules to send to {url}: add them with `alerts(engine)`"
+                ),
+            });
+        }
         if self.upkeep_interval.is_some_and(|i| i.is_zero()) {
             return Err(Error::Setting {
                 setting: "upkeep_interval",
@@ -351,6 +443,21 @@ impl MonitorBuilder {
             shared,
             next: self.layer,
         };
+        // Alerts first: they may still refuse an Alertmanager URL, and
+        // nothing else has started yet then.
+        let alerts = match self.alerts {
+            Some(engine) => Some(AlertLoop::start(
+                engine,
+                self.notifiers,
+                Alertmanagers {
+                    urls: self.alertmanagers,
+                    resend_delay: self.alertmanager_resend_delay,
+                },
+                recorder.clone(),
+                self.alert_interval,
+            )?),
+            None => None,
+        };
         let listener = match listen {
             Some(address) => Some(crate::http::spawn(address, allowed, recorder.clone())?),
             None => None,
@@ -358,15 +465,6 @@ impl MonitorBuilder {
         let upkeep = self
             .upkeep_interval
             .map(|interval| Upkeep::spawn(recorder.clone(), interval));
-        let alerts = match self.alerts {
-            Some(engine) => Some(AlertLoop::start(
-                engine,
-                self.notifiers,
-                recorder.clone(),
-                self.alert_interval,
-            )?),
-            None => None,
-        };
         Ok(Monitor {
             inner: Arc::new(Inner {
                 recorder,
@@ -381,9 +479,75 @@ impl MonitorBuilder {
     /// `metrics` recorder, so every `metrics::counter!`, `histogram!`,
     /// `#[timed]` and [`Timer`](crate::Timer) in the process records into
     /// it.
+    ///
+    /// The global recorder stays for the life of the process, and so does
+    /// what the monitor runs (the `/metrics` listener, the upkeep thread,
+    /// the alert loop): the returned [`Monitor`] is a handle, which may be
+    /// dropped. `Monitor::builder().listen(addr).install()?;` keeps serving.
+    ///
+    /// ```no_run
+    /// vigil::Monitor::builder().listen("127.0.0.1:9000").install()?;
+    /// // /metrics is served until the process exits.
+    /// # Ok::<(), vigil::Error>(())
+    /// ```
     pub fn install(self) -> Result<Monitor, Error> {
         let monitor = self.build()?;
         metrics::set_global_recorder(monitor.recorder()).map_err(|_| Error::AlreadyInstalled)?;
+        crate::monitor::keep_installed(&monitor);
         Ok(monitor)
     }
+}
+
+/// The Alertmanagers alerts are sent to, and how often at least.
+#[derive(Debug)]
+pub(crate) struct Alertmanagers {
+    pub(crate) urls: Vec<String>,
+    pub(crate) resend_delay: Duration,
+}
+
+/// Fails unless every receiver `engine` can notify has a notifier, or the
+/// alerts go only to Alertmanager (no notifier at all).
+fn check_receivers(
+    engine: &vigil_alert::Engine,
+    notifiers: &[(String, Arc<dyn vigil_alert::notify::Notifier>)],
+    alertmanagers: &[String],
+) -> Result<(), Error> {
+    if notifiers.is_empty() && !alertmanagers.is_empty() {
+        return Ok(());
+    }
+    let mut known: Vec<&str> = Vec::new();
+    for (receiver, _) in notifiers {
+        if !known.contains(&receiver.as_str()) {
+            known.push(receiver);
+        }
+    }
+    let unknown: Vec<&str> = engine
+        .receivers()
+        .into_iter()
+        .filter(|receiver| !known.contains(receiver))
+        .collect();
+    if unknown.is_empty() {
+        return Ok(());
+    }
+    let list = |names: &[&str]| {
+        names
+            .iter()
+            .map(|n| format!("{n:?}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let known = if known.is_empty() {
+        "none".to_owned()
+    } else {
+        list(&known)
+    };
+    Err(Error::Setting {
+        setting: "notifier",
+        reason: format!(
+            "the alert routing names receivers without a notifier: {}; notifiers are \
+             registered for: {known}. Add `notifier(receiver, ..)` for each, or send the \
+             alerts only to Alertmanager with `alertmanager(url)`",
+            list(&unknown)
+        ),
+    })
 }

@@ -2,8 +2,8 @@
 //! background upkeep that keeps windows rotating.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use crate::alerting::AlertLoop;
@@ -13,9 +13,13 @@ use crate::recorder::{Recorder, Shared};
 use crate::summary::MetricsSummary;
 
 /// The handle to vigil's registry: render it for Prometheus, summarize it
-/// as JSON, drive its upkeep. Cheap to clone; the listener and the upkeep
-/// thread stop when the last clone is dropped (the recorder, if installed
-/// globally, keeps recording).
+/// as JSON, drive its upkeep. Cheap to clone.
+///
+/// What a monitor runs (the `/metrics` listener, the upkeep thread, the
+/// alert loop) lives as long as the monitor: from
+/// [`build`](MonitorBuilder::build), until the last clone is dropped; from
+/// [`install`](MonitorBuilder::install), for the rest of the process, like
+/// the global recorder it installed (the returned handle may be dropped).
 ///
 /// ```
 /// use vigil::Monitor;
@@ -120,6 +124,17 @@ impl Monitor {
     pub fn series_dropped(&self) -> u64 {
         self.shared().series_dropped()
     }
+}
+
+/// The monitor made global by `install`: it runs as long as its recorder,
+/// which `metrics` keeps for the rest of the process.
+static INSTALLED: OnceLock<Monitor> = OnceLock::new();
+
+/// Keeps `monitor` (and so its listener, upkeep and alert loop) for the
+/// rest of the process; called once its recorder is the global one, which
+/// can happen only once.
+pub(crate) fn keep_installed(monitor: &Monitor) {
+    let _ = INSTALLED.set(monitor.clone());
 }
 
 /// The background upkeep thread; stops when dropped.

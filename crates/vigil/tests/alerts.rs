@@ -95,3 +95,166 @@ fn a_monitor_without_rules_has_no_alerts() {
     assert!(monitor.evaluate_alerts(UNIX_EPOCH).is_empty());
     assert!(monitor.with_alerts(|_| ()).is_none());
 }
+
+fn queue_rule() -> Rule {
+    Rule::builder("QueueBacklog")
+        .gauge("queue_depth")
+        .threshold(Severity::High, Comparison::Greater, 100.0)
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn receivers_without_a_notifier_fail_the_build_with_their_names() {
+    let rule = Rule::builder("DiskFull")
+        .gauge("disk_usage_ratio")
+        .threshold(Severity::High, Comparison::Greater, 0.9)
+        .escalate_after(Duration::from_secs(3600))
+        .escalate_to("boss")
+        .build()
+        .unwrap();
+    let engine = || {
+        Engine::builder()
+            .rule(rule.clone())
+            .routing(
+                Routing::new("ops").route(
+                    vigil::alert::Route::new("pager")
+                        .matcher(vigil::alert::Matcher::equal("severity", "critical")),
+                ),
+            )
+            .build()
+            .unwrap()
+    };
+    let (ops, _keep) = ChannelNotifier::channel(1);
+    let err = Monitor::builder()
+        .manual_upkeep()
+        .manual_alerts()
+        .alerts(engine())
+        .notifier("ops", ops.clone())
+        .notifier("audit", ops.clone())
+        .build()
+        .unwrap_err();
+    let message = err.to_string();
+    assert!(
+        matches!(
+            err,
+            vigil::Error::Setting {
+                setting: "notifier",
+                ..
+            }
+        ),
+        "{message}"
+    );
+    assert!(
+        message.contains(r#"without a notifier: "pager", "boss";"#)
+            && message.contains(r#"registered for: "ops", "audit""#),
+        "names the unknown receivers and the known ones: {message}"
+    );
+
+    // With a notifier for each, it builds.
+    let monitor = Monitor::builder()
+        .manual_upkeep()
+        .manual_alerts()
+        .alerts(engine())
+        .notifier("ops", ops.clone())
+        .notifier("pager", ops.clone())
+        .notifier("boss", ops)
+        .build();
+    assert!(monitor.is_ok(), "{:?}", monitor.err());
+
+    // Rules with nowhere to go at all.
+    let err = Monitor::builder()
+        .manual_upkeep()
+        .manual_alerts()
+        .alerts(Engine::new([queue_rule()]).unwrap())
+        .build()
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains(r#"without a notifier: "default"; notifiers are registered for: none"#),
+        "{err}"
+    );
+}
+
+#[test]
+fn alerts_sent_only_to_alertmanager_need_no_notifier() {
+    let monitor = Monitor::builder()
+        .manual_upkeep()
+        .manual_alerts()
+        .alerts(Engine::new([queue_rule()]).unwrap())
+        .alertmanager("http://127.0.0.1:9093")
+        .build();
+    assert!(monitor.is_ok(), "{:?}", monitor.err());
+    // Notifiers next to Alertmanager: vigil's routing is used, and checked.
+    let (ops, _keep) = ChannelNotifier::channel(1);
+    let err = Monitor::builder()
+        .manual_upkeep()
+        .manual_alerts()
+        .alerts(Engine::new([queue_rule()]).unwrap())
+        .alertmanager("http://127.0.0.1:9093")
+        .notifier("ops", ops)
+        .build()
+        .unwrap_err();
+    assert!(err.to_string().contains(r#""default""#), "{err}");
+}
+
+#[test]
+fn alertmanager_settings_are_checked_by_build() {
+    let build = |url: &str| {
+        Monitor::builder()
+            .manual_upkeep()
+            .manual_alerts()
+            .alerts(Engine::new([queue_rule()]).unwrap())
+            .alertmanager("http://127.0.0.1:9093")
+            .alertmanager(url)
+            .build()
+    };
+    for bad in ["ftp://am:9093", "https://am:9093", "am:9093", ""] {
+        match build(bad) {
+            Err(vigil::Error::Address {
+                setting: "alertmanager",
+                address,
+                ..
+            }) => assert_eq!(address, bad),
+            other => panic!("{bad:?}: expected an address error, got {other:?}"),
+        }
+    }
+    let message = build("https://am:9093").unwrap_err().to_string();
+    assert!(
+        message.contains("https://am:9093") && message.contains("`alertmanager`"),
+        "{message}"
+    );
+
+    let err = Monitor::builder()
+        .manual_upkeep()
+        .alerts(Engine::new([queue_rule()]).unwrap())
+        .alertmanager("http://127.0.0.1:9093")
+        .alertmanager_resend_delay(Duration::ZERO)
+        .build()
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            vigil::Error::Setting {
+                setting: "alertmanager_resend_delay",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let err = Monitor::builder()
+        .manual_upkeep()
+        .alertmanager("http://127.0.0.1:9093")
+        .build()
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            vigil::Error::Setting {
+                setting: "alertmanager",
+                ..
+            }
+        ),
+        "an Alertmanager without rules to send: {err}"
+    );
+}
