@@ -2,6 +2,14 @@
 //! changed (for idle expiry) and samples over the summary window (for
 //! counter rates and gauge min/max/mean). Runs on the upkeep tick and on
 //! reads, never on the recording path.
+//!
+//! A counter counts from 0 at its registration: the tick that first sees
+//! a counter series gives it a sample of 0 at the earliest time it can have
+//! been registered, the previous tick (which had not seen it), or the start
+//! of the window if that is later. So the increase a young series made
+//! before its first tick (a burst in its first second) is part of its rate,
+//! in the JSON summary and for the alert rules, instead of being taken as
+//! its starting value.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -26,14 +34,25 @@ pub(crate) struct Track {
     /// Idle past the timeout but still held by a handle: kept (a handle
     /// may record again) but left out of every read-out until it changes.
     pub(crate) hidden: bool,
-    /// (when, value) samples no older than the summary window.
+    /// (when, value) samples no older than the summary window; for a
+    /// counter, starting with (its registration, 0) while that is inside
+    /// the window.
     pub(crate) samples: VecDeque<(Instant, f64)>,
+    /// When the series was registered, as far as the ticks tell: the
+    /// previous tick, which had not seen it (or the tick that first saw
+    /// it, if there was none before), no earlier than the window's start.
+    pub(crate) registered_at: Instant,
+    /// Whether the alert source has reported the series (see
+    /// [`Activity::first_alert_read`]).
+    pub(crate) reported: bool,
 }
 
 /// The time and settings of one upkeep tick.
 #[derive(Clone, Copy, Debug)]
 struct Tick {
     now: Instant,
+    /// When the tick before this one ran, if one did.
+    previous: Option<Instant>,
     window: Duration,
     idle_timeout: Option<Duration>,
 }
@@ -48,16 +67,25 @@ fn id<T>(kind: MetricKind, handle: &Arc<T>) -> SeriesId {
     (kind, Arc::as_ptr(handle).cast::<()>() as usize)
 }
 
+/// The shortest time a counter rate is taken over: a series read in the
+/// instant it was registered (or less than this after) reports its increase
+/// per this much time, never a division by zero or by a few microseconds.
+/// The default upkeep interval, the resolution of the samples.
+pub(crate) const RATE_RESOLUTION: Duration = Duration::from_secs(1);
+
 /// Tracks per series.
 #[derive(Debug)]
 pub(crate) struct Activity {
     tracks: HashMap<SeriesId, Track>,
+    /// When the previous tick ran.
+    last_tick: Option<Instant>,
 }
 
 impl Activity {
     pub(crate) fn new() -> Self {
         Self {
             tracks: HashMap::new(),
+            last_tick: None,
         }
     }
 
@@ -69,6 +97,34 @@ impl Activity {
     /// The track of the series behind `handle`, once a tick has seen it.
     pub(crate) fn track<T>(&self, kind: MetricKind, handle: &Arc<T>) -> Option<&Track> {
         self.tracks.get(&id(kind, handle))
+    }
+
+    /// Whether the alert source reports the counter behind `handle` at 0
+    /// on this read, its value at registration, rather than at its total:
+    /// true on the first read that sees a series registered no longer than
+    /// `window` before `now` (and for a series registered since the last
+    /// tick, which has no track yet). The rules' engine derives rates from
+    /// the totals it reads on successive evaluations, so without this a
+    /// series first read at N would count from N and the increase it made
+    /// before (a burst in its first second) would never show in a rate;
+    /// with it, that increase shows from the next evaluation on. A series
+    /// older than the window when first read (rules evaluated for the
+    /// first time long after the series started) starts at its total, so
+    /// its history is not read as a burst.
+    pub(crate) fn first_alert_read<T>(
+        &mut self,
+        kind: MetricKind,
+        handle: &Arc<T>,
+        now: Instant,
+        window: Duration,
+    ) -> bool {
+        let Some(track) = self.tracks.get_mut(&id(kind, handle)) else {
+            return true;
+        };
+        if std::mem::replace(&mut track.reported, true) {
+            return false;
+        }
+        now.saturating_duration_since(track.registered_at) <= window
     }
 
     /// Notes the value of one series at the tick; returns whether the
@@ -91,16 +147,27 @@ impl Activity {
             now,
             window,
             idle_timeout,
+            ..
         } = *tick;
-        let track = self
-            .tracks
-            .entry(id(kind, handle))
-            .or_insert_with(|| Track {
+        let track = self.tracks.entry(id(kind, handle)).or_insert_with(|| {
+            // Registered after the previous tick (which had not seen it) and
+            // at or before this one; no earlier than the window's start.
+            let registered_at = tick.previous.map_or(now, |previous| {
+                now - window.min(now.saturating_duration_since(previous))
+            });
+            let mut samples = VecDeque::new();
+            if kind == MetricKind::Counter {
+                samples.push_back((registered_at, 0.0));
+            }
+            Track {
                 observed,
                 changed_at: now,
                 hidden: false,
-                samples: VecDeque::new(),
-            });
+                samples,
+                registered_at,
+                reported: false,
+            }
+        });
         if track.observed != observed {
             track.observed = observed;
             track.changed_at = now;
@@ -137,6 +204,25 @@ impl Activity {
     }
 }
 
+impl Track {
+    /// A counter's increase per second over the window at `now`, its total
+    /// being `total`: from the oldest sample in the window, which is its
+    /// registration at 0 while that is inside the window (so a series
+    /// registered at `t0` that reached `N` at `t` has rate `N / (t - t0)`).
+    /// The elapsed time is taken as at least [`RATE_RESOLUTION`] (or the
+    /// window, if shorter): a series read in its first second reports its
+    /// increase per second, never a division by zero.
+    pub(crate) fn rate(&self, total: f64, now: Instant, window: Duration) -> f64 {
+        let Some(&(at, first)) = self.samples.front() else {
+            return 0.0;
+        };
+        let elapsed = now
+            .saturating_duration_since(at)
+            .max(RATE_RESOLUTION.min(window));
+        (total - first) / elapsed.as_secs_f64()
+    }
+}
+
 pub(crate) fn gauge_value(gauge: &GaugeCell) -> f64 {
     gauge.value()
 }
@@ -145,15 +231,18 @@ impl Shared {
     /// One upkeep tick: rotates histogram windows, samples counters and
     /// gauges for rates and window statistics, and expires idle series.
     pub(crate) fn tick(&self) {
-        let tick = Tick {
-            now: self.settings.clock.now(),
-            window: self.settings.window,
-            idle_timeout: self.settings.idle_timeout,
-        };
         let mut activity = self
             .activity
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // Read under the lock, so ticks see increasing times.
+        let now = self.settings.clock.now();
+        let tick = Tick {
+            now,
+            previous: activity.last_tick.replace(now),
+            window: self.settings.window,
+            idle_timeout: self.settings.idle_timeout,
+        };
 
         // `retain_*` holds each registry shard's write lock while it decides,
         // so no registration can clone a handle between the "held by nobody

@@ -4,6 +4,13 @@
 //! Built once per evaluation tick: one pass over the registry indexes the
 //! series by metric name, so each rule then looks at the series of its own
 //! metric only, never at the whole registry.
+//!
+//! Counters count from 0 at their registration here as in the summary: the
+//! first evaluation that sees a young counter series reads it at 0 (see
+//! [`Activity::first_alert_read`](crate::activity::Activity::first_alert_read)),
+//! so the engine's rate includes what the series counted before that
+//! evaluation, and an error-ratio rule fires on a burst of errors in a
+//! series' first second.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -23,9 +30,13 @@ use crate::storage::{GaugeCell, HistogramSeries, Reader};
 /// The series of one metric name: (labels, handle).
 type Series<T> = Vec<(Labels, T)>;
 
+/// A counter and whether this evaluation reads it at 0, its value at
+/// registration.
+type CounterSeries = (Arc<AtomicU64>, bool);
+
 /// A read-only view of the registry at one tick.
 pub(crate) struct RegistrySource {
-    counters: HashMap<String, Series<Arc<AtomicU64>>>,
+    counters: HashMap<String, Series<CounterSeries>>,
     gauges: HashMap<String, Series<Arc<GaugeCell>>>,
     histograms: HashMap<String, Series<Arc<HistogramSeries>>>,
     /// One snapshot buffer reused by every histogram read of the tick.
@@ -42,17 +53,22 @@ impl RegistrySource {
     /// Indexes the visible series (hidden idle ones are left out, as they
     /// are from the exposition).
     pub(crate) fn new(shared: &Shared) -> Self {
-        let activity = shared
+        let mut activity = shared
             .activity
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let now = shared.settings.clock.now();
+        let window = shared.settings.window;
         let mut counters: HashMap<String, Series<_>> = HashMap::new();
         shared.registry.visit_counters(|key, counter| {
+            // Every series is marked as read, hidden ones too: one that
+            // comes back from idle is no young series.
+            let at_zero = activity.first_alert_read(MetricKind::Counter, counter, now, window);
             if !activity.is_hidden(MetricKind::Counter, counter) {
                 counters
                     .entry(key.name().to_owned())
                     .or_default()
-                    .push((labels_of(key), Arc::clone(counter)));
+                    .push((labels_of(key), (Arc::clone(counter), at_zero)));
             }
         });
         let mut gauges: HashMap<String, Series<_>> = HashMap::new();
@@ -103,7 +119,14 @@ impl Source for RegistrySource {
 
     fn counters(&self, name: &str, matchers: &[Matcher]) -> Vec<(Labels, f64)> {
         select(&self.counters, name, matchers)
-            .map(|(labels, counter)| (labels.clone(), counter.load(Ordering::Relaxed) as f64))
+            .map(|(labels, (counter, at_zero))| {
+                let total = if *at_zero {
+                    0.0
+                } else {
+                    counter.load(Ordering::Relaxed) as f64
+                };
+                (labels.clone(), total)
+            })
             .collect()
     }
 

@@ -57,7 +57,10 @@ pub struct CounterSummary {
     pub labels: Labels,
     /// The total since the series was created.
     pub total: u64,
-    /// Increase per second over the window (0 until two upkeep ticks saw it).
+    /// Increase per second over the window. A series younger than the
+    /// window counts from 0 at its registration (`total / elapsed` since
+    /// then), with the elapsed time taken as at least one second: a burst
+    /// of `n` in a series' first second reads as `n` per second.
     pub rate: f64,
 }
 
@@ -113,17 +116,7 @@ impl Shared {
                 return;
             }
             let total = counter.load(Ordering::Relaxed);
-            let rate = match track.samples.front() {
-                Some((at, first)) => {
-                    let elapsed = now.saturating_duration_since(*at).as_secs_f64();
-                    if elapsed > 0.0 {
-                        (total as f64 - first) / elapsed
-                    } else {
-                        0.0
-                    }
-                }
-                None => 0.0,
-            };
+            let rate = track.rate(total as f64, now, self.settings.window);
             counters.push(CounterSummary {
                 name: key.name().to_owned(),
                 labels: labels_of(key),
