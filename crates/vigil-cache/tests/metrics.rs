@@ -171,3 +171,47 @@ fn counters_are_published_as_running_totals() {
         .map(|(_, _, value)| value);
     assert_eq!(misses, Some(DebugValue::Counter(3)));
 }
+
+/// The `cache_entries` gauge `cache` publishes. (Through the cache's own
+/// `publish_metrics`: the global one would hold every live cache for a
+/// moment, racing with the test above that drops one.)
+fn entries_gauge(cache: &TaggedCache<u32, u32>) -> Option<DebugValue> {
+    let recorder = DebuggingRecorder::new();
+    metrics::with_local_recorder(&recorder, || cache.publish_metrics());
+    let name = cache.name().expect("a named cache");
+    series(&recorder, name)
+        .into_iter()
+        .find(|(series, _, _)| series == metric_names::ENTRIES)
+        .map(|(_, _, value)| value)
+}
+
+#[test]
+fn the_entries_gauge_drops_right_after_a_tag_invalidation_and_at_expiry() {
+    let (clock, mock) = quanta::Clock::mock();
+    let cache: TaggedCache<u32, u32> = TaggedCache::builder()
+        .name("entries-gauge")
+        .default_ttl(std::time::Duration::from_secs(60))
+        .clock(clock)
+        .build();
+    let gauge = |v: f64| Some(DebugValue::Gauge(v.into()));
+    for key in 0..5 {
+        cache.insert_with(key, key, EntryOptions::default().tag("user:42"));
+    }
+    assert_eq!(entries_gauge(&cache), gauge(5.0));
+    assert_eq!(cache.invalidate_tag("user:42"), 5);
+    // No removal has run yet (they are queued; moka has not been told).
+    assert_eq!(entries_gauge(&cache), gauge(0.0));
+    assert_eq!(cache.entry_count(), 0);
+
+    for key in 10..13 {
+        cache.insert(key, key);
+    }
+    assert_eq!(entries_gauge(&cache), gauge(3.0));
+    mock.increment(std::time::Duration::from_secs(59));
+    assert_eq!(entries_gauge(&cache), gauge(3.0));
+    mock.increment(std::time::Duration::from_secs(1));
+    // Past the time to live on the cache's clock; moka, on real time, still
+    // holds them.
+    assert_eq!(entries_gauge(&cache), gauge(0.0));
+    assert_eq!(cache.entry_count(), 0);
+}

@@ -148,6 +148,7 @@ trait Flavour {
     fn invalidate_all(&self);
     fn run_pending_tasks(&self);
     fn live(&self) -> Vec<(u8, u32)>;
+    fn entry_count(&self) -> u64;
     fn stats(&self) -> CacheStats;
 }
 
@@ -186,6 +187,9 @@ impl Flavour for TaggedCache<u8, u32> {
     }
     fn live(&self) -> Vec<(u8, u32)> {
         self.iter().map(|(k, v)| (*k, v)).collect()
+    }
+    fn entry_count(&self) -> u64 {
+        TaggedCache::entry_count(self)
     }
     fn stats(&self) -> CacheStats {
         TaggedCache::stats(self)
@@ -240,6 +244,9 @@ impl Flavour for Async {
     }
     fn live(&self) -> Vec<(u8, u32)> {
         self.cache.iter().map(|(k, v)| (*k, v)).collect()
+    }
+    fn entry_count(&self) -> u64 {
+        self.cache.entry_count()
     }
     fn stats(&self) -> CacheStats {
         self.cache.stats()
@@ -375,6 +382,18 @@ fn check<F: Flavour>(
             }
             Op::RunPendingTasks => cache.run_pending_tasks(),
         }
+        // The count of live entries is exact after every operation: what
+        // the cache shows, and without evictions what the model holds.
+        let count = cache.entry_count();
+        prop_assert_eq!(count, cache.live().len() as u64, "entry_count vs iter");
+        if exact {
+            let live = model
+                .entries
+                .keys()
+                .filter(|k| model.live(**k).is_some())
+                .count();
+            prop_assert_eq!(count, live as u64, "entry_count vs the model");
+        }
     }
 
     // Whatever the cache still shows, the model has, with the same value.
@@ -395,7 +414,19 @@ fn check<F: Flavour>(
     prop_assert_eq!(stats.inserts, model.inserts);
     prop_assert_eq!(stats.invalidations, model.invalidations);
     prop_assert_eq!(stats.tag_invalidations, model.tag_invalidations);
+    prop_assert_eq!(reconciled(&stats), stats.entry_count, "{:?}", stats);
     Ok(())
+}
+
+/// Inserts minus every way an entry's life ends: each end is counted once,
+/// so this equals the live entries once no call is running.
+fn reconciled(stats: &CacheStats) -> u64 {
+    let ends = stats.evictions.size
+        + stats.evictions.expired
+        + stats.evictions.replaced
+        + stats.invalidations
+        + stats.tag_invalidations;
+    stats.inserts - ends
 }
 
 proptest! {
