@@ -292,7 +292,10 @@ impl Format for Protobuf<'_> {
             .iter()
             .map(|(labels, series)| Metric {
                 label: labels.0.clone(),
-                histogram: Some(histogram(reader.read(series, Window::Cumulative), bounds)),
+                histogram: Some(histogram(
+                    reader.read(series, Window::Cumulative),
+                    bounds.as_deref(),
+                )),
                 ..Metric::default()
             })
             .collect();

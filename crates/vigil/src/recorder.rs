@@ -3,6 +3,7 @@
 //! bookkeeping around it (descriptions, the per-name series limit, and the
 //! optional recorder it forwards to).
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
@@ -17,6 +18,8 @@ use metrics::{
 use metrics_exporter_prometheus::Matcher;
 use metrics_util::MetricKind;
 use metrics_util::registry::Registry;
+use vigil_timing::CALLS_DURATION;
+use vigil_timing::objectives::LATENCY_BUCKETS;
 
 use crate::activity::Activity;
 use crate::storage::Storage;
@@ -42,12 +45,33 @@ pub(crate) struct Settings {
 
 impl Settings {
     /// The `le` bounds for a histogram rendered as classic buckets, or
-    /// `None` when it renders as a summary.
-    pub(crate) fn buckets_for(&self, name: &str) -> Option<&[f64]> {
-        self.buckets
+    /// `None` when it renders as a summary: those of the first
+    /// [`buckets`](crate::MonitorBuilder::buckets) matcher that matches.
+    /// `function_calls_duration_seconds` always renders with buckets, and
+    /// its bounds always include every autometrics latency threshold
+    /// ([`LATENCY_BUCKETS`]), so autometrics' latency queries and SLO rules
+    /// find the bucket of each objective's threshold.
+    pub(crate) fn buckets_for(&self, name: &str) -> Option<Cow<'_, [f64]>> {
+        let configured = self
+            .buckets
             .iter()
             .find(|(matcher, _)| matcher.matches(name))
-            .map(|(_, bounds)| bounds.as_slice())
+            .map(|(_, bounds)| bounds.as_slice());
+        if name != CALLS_DURATION {
+            return configured.map(Cow::Borrowed);
+        }
+        Some(match configured {
+            None => Cow::Borrowed(&LATENCY_BUCKETS[..]),
+            Some(bounds) if LATENCY_BUCKETS.iter().all(|b| bounds.contains(b)) => {
+                Cow::Borrowed(bounds)
+            }
+            Some(bounds) => {
+                let mut merged: Vec<f64> = bounds.iter().chain(&LATENCY_BUCKETS).copied().collect();
+                merged.sort_by(f64::total_cmp);
+                merged.dedup();
+                Cow::Owned(merged)
+            }
+        })
     }
 }
 

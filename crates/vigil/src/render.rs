@@ -11,17 +11,21 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, PoisonError};
 
 use indexmap::IndexMap;
-use metrics::{Key, SharedString};
+use metrics::{Key, Label, SharedString};
 use metrics_exporter_prometheus::LabelSet;
 use metrics_exporter_prometheus::formatting::{
     sanitize_metric_name, write_help_line, write_metric_line, write_type_line,
 };
 use metrics_util::MetricKind;
 use vigil_histogram::Window;
+use vigil_timing::{BUILD_INFO, CALLS_DURATION, CALLS_TOTAL};
 
 use crate::protobuf::Protobuf;
 use crate::recorder::Shared;
 use crate::storage::{HistogramSeries, Reader};
+
+/// The HELP text of the `build_info` series vigil adds.
+const BUILD_INFO_HELP: &str = "The build of the running service (version, commit, branch), value 1, as autometrics exposes it.";
 
 /// How an exposition format spells one series' labels.
 pub(crate) trait SeriesLabels {
@@ -103,6 +107,33 @@ fn sort<L: SeriesLabels, T>(families: &mut ByName<L, T>) {
 }
 
 impl<L: SeriesLabels> Families<L> {
+    /// Adds autometrics' `build_info` gauge (value 1, one series:
+    /// [`vigil_timing::build_info`] and [`vigil_timing::service_name`]) when
+    /// the registry has function metrics, for the `group_left (version,
+    /// commit)` joins of autometrics' dashboards; never next to a metric
+    /// the service registered under that name itself.
+    fn add_build_info(&mut self, globals: &IndexMap<String, String>) {
+        let has_function_metrics =
+            self.counters.contains_key(CALLS_TOTAL) || self.histograms.contains_key(CALLS_DURATION);
+        let taken = self.counters.contains_key(BUILD_INFO)
+            || self.gauges.contains_key(BUILD_INFO)
+            || self.histograms.contains_key(BUILD_INFO);
+        if !has_function_metrics || taken {
+            return;
+        }
+        let labels: Vec<Label> = vigil_timing::build_info()
+            .labels()
+            .iter()
+            .map(|&(name, value)| Label::new(name, value.to_owned()))
+            .collect();
+        add(
+            &mut self.gauges,
+            &Key::from_parts(BUILD_INFO, labels),
+            globals,
+            1.0,
+        );
+    }
+
     /// One name is one metric family in Prometheus: a gauge or histogram
     /// registered under a counter's name (or one that sanitizes to it)
     /// would make the whole scrape invalid, so the first kind keeps it.
@@ -123,11 +154,13 @@ impl<L: SeriesLabels> Families<L> {
 impl Shared {
     /// The HELP text registered for an exposed name, if any.
     fn description(&self, name: &str) -> Option<SharedString> {
-        self.descriptions
+        let described = self
+            .descriptions
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .get(name)
-            .cloned()
+            .cloned();
+        described.or_else(|| (name == BUILD_INFO).then(|| BUILD_INFO_HELP.into()))
     }
 
     /// After an upkeep tick, the registry's series that are not hidden,
@@ -159,6 +192,7 @@ impl Shared {
             }
         });
         drop(activity);
+        families.add_build_info(globals);
         sort(&mut families.counters);
         sort(&mut families.gauges);
         sort(&mut families.histograms);
@@ -261,7 +295,7 @@ impl Format for Text<'_> {
                 for (labels, series) in series {
                     // One walk of the cumulative buckets for every bound.
                     let total = self.reader.read(series, Window::Cumulative);
-                    total.counts_le(bounds, &mut self.counts);
+                    total.counts_le(&bounds, &mut self.counts);
                     let totals = (total.count(), total.sum());
                     for (bound, count) in bounds.iter().zip(&self.counts) {
                         write_metric_line(

@@ -150,15 +150,31 @@ impl Prometheus {
     /// command-line `flags` (e.g. `--enable-feature=native-histograms`) and
     /// waits until it is ready.
     pub fn start_with(targets: &[SocketAddr], flags: &[&str]) -> Self {
+        Self::start_with_rules(targets, flags, &[])
+    }
+
+    /// [`start_with`](Self::start_with), also loading the rule files
+    /// `rules` (recording and alerting rules evaluated every second).
+    pub fn start_with_rules(
+        targets: &[SocketAddr],
+        flags: &[&str],
+        rules: &[&std::path::Path],
+    ) -> Self {
         let binary = require("prometheus", "prometheus");
         let dir = tempfile::tempdir().expect("a temporary directory");
         let config = dir.path().join("prometheus.yml");
         let targets: Vec<String> = targets.iter().map(|target| format!("'{target}'")).collect();
+        let rules: Vec<String> = rules
+            .iter()
+            .map(|path| format!("'{}'", path.display()))
+            .collect();
         std::fs::write(
             &config,
             format!(
                 "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
+                 rule_files: [{}]\n\
                  scrape_configs:\n  - job_name: vigil\n    static_configs:\n      - targets: [{}]\n",
+                rules.join(", "),
                 targets.join(", ")
             ),
         )
