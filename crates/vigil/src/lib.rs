@@ -125,3 +125,5 @@ pub use vigil_timing::{
     CallSite, Outcome, Timed, TimedExt, Timer, callsite, current_call_site, time, time_with,
     with_local_recorder,
 };
+#[doc(inline)]
+pub use vigil_timing::{BuildInfo, build_info, objectives, service_name};
