@@ -57,6 +57,10 @@
 //! `docs/metrics.md`.
 
 #![forbid(unsafe_code)]
+// Doctests fail on any warning: an example that drops a future unawaited,
+// or leaves a `Result` unused, does not compile. This covers the examples
+// of the READMEs and `docs/` included below.
+#![doc(test(attr(deny(warnings))))]
 
 /// Timing: [`Timer`] guards, [`Timed`] futures, [`time()`] for closures,
 /// [`Outcome`] and static [`CallSite`]s (the crate `vigil-timing`).
@@ -127,3 +131,32 @@ pub use vigil_timing::{
 };
 #[doc(inline)]
 pub use vigil_timing::{BuildInfo, build_info, objectives, service_name};
+
+/// Every Rust code block of the workspace README, the crate READMEs and
+/// `docs/`, compiled and run as doctests of this crate (which depends on
+/// every other), under the `deny(warnings)` above. Blocks in another
+/// language carry its tag (`text`, `yaml`, `toml`, `json`, `sh`), which
+/// rustdoc skips; an untagged block is Rust to rustdoc.
+#[cfg(doctest)]
+mod markdown_examples {
+    #[doc = include_str!("../../../README.md")]
+    struct WorkspaceReadme;
+    #[doc = include_str!("../../../docs/alert-rules.md")]
+    struct AlertRules;
+    #[doc = include_str!("../../../docs/architecture.md")]
+    struct Architecture;
+    #[doc = include_str!("../../../docs/metrics.md")]
+    struct Metrics;
+    #[doc = include_str!("../README.md")]
+    struct VigilReadme;
+    #[doc = include_str!("../../vigil-alert/README.md")]
+    struct AlertReadme;
+    #[doc = include_str!("../../vigil-cache/README.md")]
+    struct CacheReadme;
+    #[doc = include_str!("../../vigil-histogram/README.md")]
+    struct HistogramReadme;
+    #[doc = include_str!("../../vigil-macros/README.md")]
+    struct MacrosReadme;
+    #[doc = include_str!("../../vigil-timing/README.md")]
+    struct TimingReadme;
+}
