@@ -69,6 +69,7 @@ impl std::fmt::Debug for MonitorBuilder {
             .field("global_labels", &self.global_labels)
             .field("window", &self.window)
             .field("listen", &self.listen)
+            .field("alertmanagers", &self.alertmanagers)
             .field("layered", &self.layer.is_some())
             .finish_non_exhaustive()
     }

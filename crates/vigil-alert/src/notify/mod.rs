@@ -14,6 +14,11 @@
 //! | [`WebhookNotifier`] | an HTTP `POST` of JSON: the notification, or Alertmanager's `/api/v2/alerts` body |
 //! | [`FnNotifier`] ([`notifier_fn`]) | an async closure |
 //!
+//! To keep alerts active in a real Alertmanager, send them with the
+//! [Alertmanager sender](crate::alertmanager) instead of a notifier: it
+//! re-sends every active alert as Prometheus does, where a notification is
+//! sent once per group (and repeated only at `repeat_interval`).
+//!
 //! The [`Dispatcher`] maps receiver names (the routes' `receiver`) to
 //! notifiers. Each notifier gets a bounded queue drained by its own task,
 //! so [`Dispatcher::dispatch`] never waits: a slow or dead webhook costs a
