@@ -354,3 +354,58 @@ impl HistogramFn for Pair<Histogram> {
         self.1.record(value);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(buckets: Vec<(Matcher, Vec<f64>)>) -> Settings {
+        Settings {
+            global_labels: IndexMap::new(),
+            quantiles: Vec::new(),
+            buckets,
+            window: Duration::from_secs(60),
+            idle_timeout: None,
+            max_series_per_metric: 1,
+            clock: quanta::Clock::new(),
+        }
+    }
+
+    #[test]
+    fn function_durations_have_the_autometrics_bounds_by_default() {
+        let plain = settings(Vec::new());
+        assert_eq!(
+            plain.buckets_for(CALLS_DURATION).as_deref(),
+            Some(&LATENCY_BUCKETS[..])
+        );
+        assert_eq!(plain.buckets_for("db_query_seconds"), None);
+    }
+
+    #[test]
+    fn configured_bounds_keep_every_autometrics_threshold() {
+        let configured = settings(vec![(
+            Matcher::Suffix("_seconds".into()),
+            vec![0.001, 0.25, 20.0],
+        )]);
+        let bounds = configured.buckets_for(CALLS_DURATION).unwrap();
+        assert_eq!(bounds.len(), LATENCY_BUCKETS.len() + 2);
+        assert!(bounds.windows(2).all(|w| w[0] < w[1]), "{bounds:?}");
+        assert_eq!((bounds[0], bounds[bounds.len() - 1]), (0.001, 20.0));
+        assert!(LATENCY_BUCKETS.iter().all(|b| bounds.contains(b)));
+        // Other names keep exactly what was configured.
+        assert_eq!(
+            configured.buckets_for("db_query_seconds").as_deref(),
+            Some(&[0.001, 0.25, 20.0][..])
+        );
+        // A superset is used as given, without a copy.
+        let superset: Vec<f64> = LATENCY_BUCKETS.iter().copied().chain([30.0]).collect();
+        let wide = settings(vec![(
+            Matcher::Full(CALLS_DURATION.into()),
+            superset.clone(),
+        )]);
+        assert!(matches!(
+            wide.buckets_for(CALLS_DURATION),
+            Some(Cow::Borrowed(bounds)) if bounds == superset.as_slice()
+        ));
+    }
+}
