@@ -43,6 +43,10 @@ use crate::source::Source;
 use crate::state::{Input, Machine, State, Timing};
 use crate::{Alert, Error, InhibitRule, Notification, Result, Routing, Severity, elapsed};
 
+/// Name of the gauge of alerting instances per rule name and severity
+/// label (see the [module docs](self)).
+pub const ALERTS_FIRING: &str = "alerts_firing";
+
 /// How long expired silences stay listed (Alertmanager keeps 5 days).
 pub const DEFAULT_SILENCE_RETENTION: Duration = Duration::from_secs(5 * 24 * 60 * 60);
 
@@ -796,7 +800,7 @@ impl Engine {
                 continue;
             }
             metrics::gauge!(
-                "alerts_firing",
+                ALERTS_FIRING,
                 "alert" => series.alert.clone(),
                 "severity" => series.severity.clone()
             )

@@ -6,15 +6,31 @@
 //! or from a config file (`rulesets: {service_targets: {}, slos: [...]}`,
 //! see `docs/alert-rules.md`). Both export to Prometheus like any rule.
 //!
-//! | rule | reads | fires |
-//! |---|---|---|
-//! | `HighLatency` | p95 of `function_calls_duration_seconds` over 5m, per function | high > 200 ms |
-//! | `HighErrorRate` | `function_calls_total{result="error"}` / `function_calls_total` over 5m, per function | medium > 1 %, critical > 5 % |
-//! | `HighCpuUsage` | `system_cpu_usage_ratio` | medium > 80 %, critical > 90 % |
-//! | `HighMemoryUsage` | `system_memory_usage_ratio` | medium > 85 %, critical > 95 % |
-//! | `LowCacheHitRatio` | `cache_requests_total{result="hit"}` / `cache_requests_total` over 5m, per cache | medium < 70 %, high < 50 % |
+//! | rule | reads | recorded by | fires |
+//! |---|---|---|---|
+//! | `HighLatency` | p95 of `function_calls_duration_seconds` over 5m, per function | vigil (`#[timed]`) | high > 200 ms |
+//! | `HighErrorRate` | `function_calls_total{result="error"}` / `function_calls_total` over 5m, per function | vigil (`#[timed]`) | medium > 1 %, critical > 5 % |
+//! | `HighCpuUsage` | `system_cpu_usage_ratio` | **the host** | medium > 80 %, critical > 90 % |
+//! | `HighMemoryUsage` | `system_memory_usage_ratio` | **the host** | medium > 85 %, critical > 95 % |
+//! | `LowCacheHitRatio` | `cache_requests_total{result="hit"}` / `cache_requests_total` over 5m, per cache | vigil (named caches) | medium < 70 %, high < 50 % |
 //!
 //! All wait `for: 5m`.
+//!
+//! # Where the metrics come from
+//! Each rule set names the metrics its rules read, split by who records
+//! them:
+//!
+//! | rule set | from vigil | the host must provide |
+//! |---|---|---|
+//! | [`ServiceTargets`] | `function_calls_duration_seconds`, `function_calls_total` (`#[timed]`), `cache_requests_total` (caches with a `name`): [`ServiceTargets::VIGIL_METRICS`] | `system_cpu_usage_ratio`, `system_memory_usage_ratio` (gauges, 0..1): [`ServiceTargets::HOST_METRICS`] |
+//! | [`SloBurnRate`] | `function_calls_total` (`#[timed]`): [`SloBurnRate::VIGIL_METRICS`] | none ([`SloBurnRate::HOST_METRICS`]), unless [`errors`](SloBurnRate::errors) / [`total`](SloBurnRate::total) select other metrics |
+//!
+//! vigil does not collect host metrics: record the two gauges yourself
+//! (e.g. `metrics::gauge!("system_cpu_usage_ratio").set(0.42)` from a
+//! sampler of your own), or leave `HighCpuUsage` and `HighMemoryUsage` out
+//! with [`ServiceTargets::only`]. A rule whose metric is never recorded
+//! reads no series and never fires. [`EMITTED_BY_VIGIL`] lists every
+//! metric vigil records by itself.
 
 use std::time::Duration;
 
@@ -26,12 +42,34 @@ use crate::{Comparison, Error, Labels, Matcher, Result, Rule, Severity};
 pub const FUNCTION_DURATION: &str = "function_calls_duration_seconds";
 /// Calls counted by `#[timed]`, labelled `result="ok"|"error"`.
 pub const FUNCTION_CALLS: &str = "function_calls_total";
-/// Host CPU use, 0..1.
+/// Host CPU use, 0..1: a gauge the **host** records (vigil does not).
 pub const CPU_USAGE: &str = "system_cpu_usage_ratio";
-/// Host memory use, 0..1.
+/// Host memory use, 0..1: a gauge the **host** records (vigil does not).
 pub const MEMORY_USAGE: &str = "system_memory_usage_ratio";
 /// Cache lookups, labelled `cache` and `result="hit"|"miss"`.
 pub const CACHE_REQUESTS: &str = "cache_requests_total";
+
+/// Every metric vigil records by itself (the names in `docs/metrics.md`):
+/// `#[timed]`'s function metrics and `build_info`, the cache metrics of
+/// named caches, the alert metrics, and the registry's own. A ready-made
+/// rule reads only these and the host metrics its rule set documents
+/// ([`ServiceTargets::HOST_METRICS`], [`SloBurnRate::HOST_METRICS`]).
+pub const EMITTED_BY_VIGIL: &[&str] = &[
+    FUNCTION_CALLS,
+    FUNCTION_DURATION,
+    "function_calls_concurrent",
+    "function_panics_total",
+    "function_cancellations_total",
+    "build_info",
+    CACHE_REQUESTS,
+    "cache_evictions_total",
+    "cache_entries",
+    "cache_weighted_size",
+    crate::engine::ALERTS_FIRING,
+    crate::notify::NOTIFICATIONS_TOTAL,
+    crate::notify::NOTIFICATION_FAILURES_TOTAL,
+    "vigil_series_dropped_total",
+];
 
 /// One of the [`ServiceTargets`] rules.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -40,9 +78,9 @@ pub enum Target {
     Latency,
     /// `HighErrorRate`: share of calls that fail.
     ErrorRate,
-    /// `HighCpuUsage`.
+    /// `HighCpuUsage`, on the host's `system_cpu_usage_ratio`.
     Cpu,
-    /// `HighMemoryUsage`.
+    /// `HighMemoryUsage`, on the host's `system_memory_usage_ratio`.
     Memory,
     /// `LowCacheHitRatio`.
     CacheHitRatio,
@@ -93,6 +131,19 @@ impl Default for ServiceTargets {
 }
 
 impl ServiceTargets {
+    /// The metrics these rules read that vigil records:
+    /// `function_calls_duration_seconds` and `function_calls_total`
+    /// (`#[timed]`), `cache_requests_total` (caches with a `name`).
+    pub const VIGIL_METRICS: &'static [&'static str] =
+        &[FUNCTION_DURATION, FUNCTION_CALLS, CACHE_REQUESTS];
+
+    /// The metrics these rules read that the **host** must record, as
+    /// gauges from 0 to 1: `system_cpu_usage_ratio` (`HighCpuUsage`) and
+    /// `system_memory_usage_ratio` (`HighMemoryUsage`). vigil does not
+    /// collect them; without them those two rules never fire (leave them
+    /// out with [`only`](Self::only)).
+    pub const HOST_METRICS: &'static [&'static str] = &[CPU_USAGE, MEMORY_USAGE];
+
     /// The defaults in the [module docs](self): 5m windows, `for: 5m`,
     /// p95 > 200 ms, errors > 1 % / 5 %, CPU > 80 % / 90 %, memory > 85 % /
     /// 95 %, cache hits < 70 % / 50 %.
@@ -317,6 +368,15 @@ pub struct SloBurnRate {
 }
 
 impl SloBurnRate {
+    /// The metrics these rules read by default that vigil records:
+    /// `function_calls_total` (`#[timed]`). [`errors`](Self::errors) and
+    /// [`total`](Self::total) may select other metrics instead.
+    pub const VIGIL_METRICS: &'static [&'static str] = &[FUNCTION_CALLS];
+
+    /// The metrics these rules read by default that the host must record:
+    /// none.
+    pub const HOST_METRICS: &'static [&'static str] = &[];
+
     /// An SLO named `name` (the `slo` label) with a success-rate
     /// `objective` (e.g. `0.999`), over all calls of all functions, with
     /// the [`SRE_WORKBOOK_WINDOWS`].
