@@ -10,7 +10,10 @@
 //! [`Activity::first_alert_read`](crate::activity::Activity::first_alert_read)),
 //! so the engine's rate includes what the series counted before that
 //! evaluation, and an error-ratio rule fires on a burst of errors in a
-//! series' first second.
+//! series' first second. The engine places that increase between that
+//! evaluation and the next, so while the first sighting is inside a rule's
+//! window the series' rate reads high by at most that increase over the
+//! span its samples cover.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
