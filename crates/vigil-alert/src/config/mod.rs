@@ -10,7 +10,7 @@
 //!     expr:
 //!       histogram: { metric: function_calls_duration_seconds, stat: p95, window: 5m }
 //!     thresholds:
-//!       warning: "> 0.2"                        # `warning` is `medium`
+//!       warning: "> 0.2"                        # level `medium`, label severity="warning"
 //!       critical: { op: ">", value: 1.0 }
 //!     for: 5m
 //!     labels: { team: web }
