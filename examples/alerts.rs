@@ -71,7 +71,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let described: Vec<String> = transitions
             .iter()
             .map(|t| {
-                let severity = t.severity.map_or_else(String::new, |s| format!(" [{s}]"));
+                let severity = t
+                    .severity_label()
+                    .map_or_else(String::new, |s| format!(" [{s}]"));
                 format!("{} {} -> {}{severity}", t.rule, t.from, t.to)
             })
             .collect();

@@ -19,7 +19,7 @@
 //! let error_rate = Rule::builder("HighErrorRate")
 //!     // rate(calls{result="error"}[5m]) / ignoring(result) rate(calls[5m]), per function
 //!     .error_ratio("function_calls_total", "result", "error", Duration::from_secs(300))
-//!     .threshold(Severity::Medium, Comparison::Greater, 0.05) // config: `warning`
+//!     .threshold(Severity::Medium, Comparison::Greater, 0.05) // config: `medium` (written `warning`, alerts say severity="warning")
 //!     .threshold(Severity::Critical, Comparison::Greater, 0.20)
 //!     .recover_below(0.02) // hysteresis
 //!     .for_duration(Duration::from_secs(60))
@@ -65,7 +65,7 @@
 //! | module | owns |
 //! |---|---|
 //! | [`rule`] | [`Rule`], [`Expr`], [`Threshold`], [`Comparison`], [`Recovery`], [`NoDataPolicy`], [`Aggregation`], [`AlsoCondition`] (a second condition, e.g. the short window of a burn-rate alert) |
-//! | [`severity`] | [`Severity`] |
+//! | [`severity`] | [`Severity`], [`SeverityLabels`] (the `severity` label value of each level) |
 //! | [`labels`](mod@labels) | [`Labels`], [`Matcher`] (`=`, `!=`, `=~`, `!~`) |
 //! | [`source`] | [`Source`], [`HistogramStat`], [`MemorySource`] |
 //! | [`state`] | [`State`] and the per-instance state machine |
@@ -75,6 +75,7 @@
 //! | [`silence`] | [`Silence`] |
 //! | [`escalation`] | [`Escalation`] |
 //! | [`history`] | [`Transition`], [`History`] |
+//! | [`alertmanager`] | [`Sender`](alertmanager::Sender), [`Resender`](alertmanager::Resender): active alerts to Alertmanager as Prometheus sends them |
 //! | [`notify`] | delivery of [`Notification`]s: [`Notifier`](notify::Notifier)s (tracing, channel, webhook / Alertmanager, closures) behind a non-blocking [`Dispatcher`](notify::Dispatcher) |
 //! | [`config`] | [`AlertConfig`]: rules, routing, inhibitions and silences from YAML or TOML (format: `docs/alert-rules.md`), errors with file, rule, field, line and column |
 //! | [`prometheus`] | [`to_prometheus_rules`]: an equivalent Prometheus rule file, with warnings where meaning would change |
@@ -126,7 +127,7 @@ pub use rule::{
     Aggregation, AlsoCondition, Comparison, Expr, Limit, NoDataPolicy, Recovery, Rule, RuleBuilder,
     Selector, Threshold,
 };
-pub use severity::Severity;
+pub use severity::{Severity, SeverityLabels};
 pub use silence::{Silence, SilenceId, SilenceState};
 pub use source::{HistogramStat, MemorySource, Source};
 pub use state::State;

@@ -59,6 +59,9 @@ use crate::labels::Labels;
 use crate::rule::{Aggregation, Expr, Limit, NoDataPolicy, Selector};
 use crate::{HistogramStat, Matcher, Rule};
 
+/// The `#[timed]` duration histogram, always exposed with classic buckets.
+const FUNCTION_DURATION: &str = "function_calls_duration_seconds";
+
 /// A Prometheus rule file and what did not translate exactly.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PrometheusExport {
@@ -483,6 +486,14 @@ fn value_expr_of(
             window,
         } => {
             let w = duration(*window);
+            // vigil renders the function duration histogram with classic
+            // buckets whatever the other histograms do (autometrics'
+            // dashboards and SLO rules read `_bucket`).
+            let histograms = if metric == FUNCTION_DURATION {
+                HistogramExport::Buckets
+            } else {
+                histograms
+            };
             match (stat, histograms) {
                 (HistogramStat::Quantile(q), HistogramExport::Summary) => {
                     notes.push(format!(

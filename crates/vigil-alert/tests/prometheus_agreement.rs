@@ -348,14 +348,14 @@ fn ratio_without_numerator_series_reads_zero_in_both() {
 fn summary_quantile_agrees_with_the_histogram_statistic() {
     let minutes = 20;
     let rule = Rule::builder("HighLatency")
-        .histogram_quantile("function_calls_duration_seconds", 0.95, 5 * MINUTE)
+        .histogram_quantile("http_request_duration_seconds", 0.95, 5 * MINUTE)
         .threshold(Severity::High, Comparison::Greater, 0.2)
         .for_duration(2 * MINUTE)
         .build()
         .unwrap();
     let inputs = vec![
         Input::new(
-            "function_calls_duration_seconds",
+            "http_request_duration_seconds",
             &[("function", "search"), ("module", "api")],
             Kind::Quantile(0.95),
         )

@@ -148,7 +148,7 @@ fn lower_bound_ratios_count_a_missing_numerator_as_zero() {
 fn histograms_read_summaries_or_buckets_and_say_which() {
     let p95 = high(
         Rule::builder("L")
-            .histogram_quantile("function_calls_duration_seconds", 0.95, FIVE_MINUTES)
+            .histogram_quantile("http_request_duration_seconds", 0.95, FIVE_MINUTES)
             .matcher(Matcher::equal("function", "search")),
         Comparison::Greater,
         0.2,
@@ -157,13 +157,13 @@ fn histograms_read_summaries_or_buckets_and_say_which() {
     assert_eq!(
         exprs(&summary),
         [
-            r#"max without (quantile) (function_calls_duration_seconds{function="search",quantile="0.95"}) > 0.2"#
+            r#"max without (quantile) (http_request_duration_seconds{function="search",quantile="0.95"}) > 0.2"#
         ]
     );
     assert!(
         summary
             .yaml
-            .contains("# function_calls_duration_seconds: read as a vigil summary")
+            .contains("# http_request_duration_seconds: read as a vigil summary")
     );
     assert!(summary.warnings.is_empty(), "{:?}", summary.warnings);
     let buckets = PrometheusExporter::new()
@@ -172,23 +172,23 @@ fn histograms_read_summaries_or_buckets_and_say_which() {
     assert_eq!(
         exprs(&buckets),
         [
-            r#"histogram_quantile(0.95, rate(function_calls_duration_seconds_bucket{function="search"}[5m])) > 0.2"#
+            r#"histogram_quantile(0.95, rate(http_request_duration_seconds_bucket{function="search"}[5m])) > 0.2"#
         ]
     );
     assert!(buckets.yaml.contains("read from classic buckets"));
 
     let mean = high(
-        Rule::builder("L").histogram_mean("function_calls_duration_seconds", FIVE_MINUTES),
+        Rule::builder("L").histogram_mean("http_request_duration_seconds", FIVE_MINUTES),
         Comparison::Greater,
         0.1,
     );
     assert_eq!(
         only_expr(mean),
-        "rate(function_calls_duration_seconds_sum[5m]) / rate(function_calls_duration_seconds_count[5m]) > 0.1"
+        "rate(http_request_duration_seconds_sum[5m]) / rate(http_request_duration_seconds_count[5m]) > 0.1"
     );
     let count = high(
         Rule::builder("L").histogram(
-            "function_calls_duration_seconds",
+            "http_request_duration_seconds",
             vigil_alert::HistogramStat::Count,
             FIVE_MINUTES,
         ),
@@ -197,25 +197,25 @@ fn histograms_read_summaries_or_buckets_and_say_which() {
     );
     assert_eq!(
         only_expr(count),
-        "increase(function_calls_duration_seconds_count[5m]) < 1"
+        "increase(http_request_duration_seconds_count[5m]) < 1"
     );
 }
 
 #[test]
 fn histogram_max_is_approximate_and_warned() {
     let max = high(
-        Rule::builder("SlowestCall").histogram_max("function_calls_duration_seconds", FIVE_MINUTES),
+        Rule::builder("SlowestCall").histogram_max("http_request_duration_seconds", FIVE_MINUTES),
         Comparison::Greater,
         2.0,
     );
     for (h, want) in [
         (
             HistogramExport::Summary,
-            r#"max without (quantile) (function_calls_duration_seconds{quantile="1"}) > 2"#,
+            r#"max without (quantile) (http_request_duration_seconds{quantile="1"}) > 2"#,
         ),
         (
             HistogramExport::Buckets,
-            "histogram_quantile(1, rate(function_calls_duration_seconds_bucket[5m])) > 2",
+            "histogram_quantile(1, rate(http_request_duration_seconds_bucket[5m])) > 2",
         ),
     ] {
         let export = PrometheusExporter::new()
@@ -552,4 +552,22 @@ fn the_config_fixtures_export_cleanly_through_promtool() {
     let export = to_prometheus_rules(config.rules());
     check_rules(&export.yaml);
     assert!(!export.warnings.is_empty());
+}
+
+#[test]
+fn the_function_duration_histogram_is_always_read_from_its_buckets() {
+    let p95 = high(
+        Rule::builder("L")
+            .histogram_quantile("function_calls_duration_seconds", 0.95, FIVE_MINUTES)
+            .matcher(Matcher::equal("function", "search")),
+        Comparison::Greater,
+        0.2,
+    );
+    let export = to_prometheus_rules(std::slice::from_ref(&p95));
+    assert_eq!(
+        exprs(&export),
+        [
+            r#"histogram_quantile(0.95, rate(function_calls_duration_seconds_bucket{function="search"}[5m])) > 0.2"#
+        ]
+    );
 }

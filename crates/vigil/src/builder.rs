@@ -530,25 +530,8 @@ fn check_receivers(
     if unknown.is_empty() {
         return Ok(());
     }
-    let list = |names: &[&str]| {
-        names
-            .iter()
-            .map(|n| format!("{n:?}"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    let known = if known.is_empty() {
-        "none".to_owned()
-    } else {
-        list(&known)
-    };
-    Err(Error::Setting {
-        setting: "notifier",
-        reason: format!(
-            "the alert routing names receivers without a notifier: {}; notifiers are \
-             registered for: {known}. Add `notifier(receiver, ..)` for each, or send the \
-             alerts only to Alertmanager with `alertmanager(url)`",
-            list(&unknown)
-        ),
+    Err(Error::UnknownReceivers {
+        unknown: unknown.iter().map(|s| (*s).to_owned()).collect(),
+        known: known.iter().map(|s| (*s).to_owned()).collect(),
     })
 }

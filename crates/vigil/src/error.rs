@@ -63,6 +63,30 @@ pub enum Error {
     /// or install vigil first.
     #[error("a global metrics recorder is already installed")]
     AlreadyInstalled,
+
+    /// The alert routing (routes, the default receiver or escalations)
+    /// names receivers that no [`notifier`](crate::MonitorBuilder::notifier)
+    /// serves.
+    #[error(
+        "the alert routing names receivers without a notifier: {}; notifiers are registered for: {}. \
+         Add `notifier(receiver, ..)` for each, or send the alerts only to Alertmanager with `alertmanager(url)`",
+        names(unknown),
+        if known.is_empty() { "none".to_owned() } else { names(known) }
+    )]
+    UnknownReceivers {
+        /// Receivers named by the routing that have no notifier.
+        unknown: Vec<String>,
+        /// Receivers that have notifiers.
+        known: Vec<String>,
+    },
+}
+
+fn names(names: &[String]) -> String {
+    names
+        .iter()
+        .map(|n| format!("{n:?}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 impl fmt::Debug for Error {

@@ -125,12 +125,12 @@ pub use metrics;
 #[doc(inline)]
 pub use vigil_macros::{cached, timed};
 #[doc(inline)]
+pub use vigil_timing::{BuildInfo, build_info, objectives, service_name};
+#[doc(inline)]
 pub use vigil_timing::{
     CallSite, Outcome, Timed, TimedExt, Timer, callsite, current_call_site, time, time_with,
     with_local_recorder,
 };
-#[doc(inline)]
-pub use vigil_timing::{BuildInfo, build_info, objectives, service_name};
 
 /// Every Rust code block of the workspace README, the crate READMEs and
 /// `docs/`, compiled and run as doctests of this crate (which depends on

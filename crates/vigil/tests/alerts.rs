@@ -135,16 +135,13 @@ fn receivers_without_a_notifier_fail_the_build_with_their_names() {
         .build()
         .unwrap_err();
     let message = err.to_string();
-    assert!(
-        matches!(
-            err,
-            vigil::Error::Setting {
-                setting: "notifier",
-                ..
-            }
-        ),
-        "{message}"
-    );
+    match &err {
+        vigil::Error::UnknownReceivers { unknown, known } => {
+            assert_eq!(unknown, &["pager", "boss"]);
+            assert_eq!(known, &["ops", "audit"]);
+        }
+        other => panic!("expected UnknownReceivers, got {other}"),
+    }
     assert!(
         message.contains(r#"without a notifier: "pager", "boss";"#)
             && message.contains(r#"registered for: "ops", "audit""#),

@@ -94,7 +94,10 @@ impl Notifier for TracingNotifier {
                 group_key = %notification.group_key,
                 alertname,
                 status = status_str(alert.status),
-                severity = alert.severity.as_str(),
+                severity = alert
+                    .labels
+                    .get("severity")
+                    .map_or(alert.severity.as_str(), String::as_str),
                 value = alert.value,
                 starts_at = %super::webhook::rfc3339(alert.starts_at),
                 ends_at = ends_at.as_deref(),
