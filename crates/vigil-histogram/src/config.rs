@@ -4,6 +4,9 @@
 use std::fmt;
 use std::time::Duration;
 
+use std::sync::Arc;
+
+use crate::bounds::ExactBounds;
 use crate::layout::Layout;
 use crate::{Error, Histogram};
 
@@ -43,6 +46,7 @@ pub struct Config {
     pub(crate) expected_interval: Option<u64>,
     pub(crate) clock: quanta::Clock,
     pub(crate) slots: Option<usize>,
+    pub(crate) exact: Option<Arc<ExactBounds>>,
 }
 
 impl Config {
@@ -66,6 +70,7 @@ impl Config {
             expected_interval: None,
             clock: quanta::Clock::new(),
             slots: None,
+            exact: None,
         }
     }
 
@@ -146,6 +151,39 @@ impl Config {
     pub fn shards(mut self, most: usize) -> Self {
         self.slots = Some(most.clamp(1, crate::slots::MAX_SLOTS));
         self
+    }
+
+    /// Keeps counts at these bounds (in units, e.g. Prometheus `le` bounds
+    /// in seconds) exact: [`Snapshot::count_le`](crate::Snapshot::count_le)
+    /// of a bound counts exactly the values at or below it. Without this,
+    /// a bound inside an HDR bucket (250 ms lies in the 3-figure bucket
+    /// 249.954..=250.085 ms) also counts the values above it in that
+    /// bucket; with it, such a value is counted one bucket up (so
+    /// quantiles move by at most one bucket width, within the precision),
+    /// and sums stay exact. Two bounds in one bucket keep the lower one
+    /// exact. Costs one table load and compare per record.
+    ///
+    /// ```
+    /// use vigil_histogram::{Config, Window};
+    ///
+    /// let exact = Config::new().exact_bounds(&[0.25]).build()?;
+    /// let plain = Config::new().build()?;
+    /// for histogram in [&exact, &plain] {
+    ///     histogram.record_f64(0.250_000); // at the bound
+    ///     histogram.record_f64(0.250_050); // 50 us above, same HDR bucket
+    /// }
+    /// assert_eq!(exact.snapshot(Window::Cumulative).count_le(0.25), 1);
+    /// assert_eq!(plain.snapshot(Window::Cumulative).count_le(0.25), 2);
+    /// # Ok::<(), vigil_histogram::Error>(())
+    /// ```
+    pub fn exact_bounds(mut self, bounds: &[f64]) -> Self {
+        self.exact = (!bounds.is_empty()).then(|| Arc::new(ExactBounds::new(bounds)));
+        self
+    }
+
+    /// The bounds given to [`exact_bounds`](Config::exact_bounds), if any.
+    pub fn exact_bound_values(&self) -> &[f64] {
+        self.exact.as_deref().map_or(&[], ExactBounds::bounds)
     }
 
     /// Validate and build the histogram.
@@ -294,6 +332,7 @@ impl PartialEq for Config {
             && self.intervals == other.intervals
             && self.expected_interval == other.expected_interval
             && self.slots == other.slots
+            && self.exact_bound_values() == other.exact_bound_values()
     }
 }
 
@@ -308,6 +347,7 @@ impl fmt::Debug for Config {
             .field("intervals", &self.intervals)
             .field("expected_interval", &self.expected_interval)
             .field("shards", &self.slots)
+            .field("exact_bounds", &self.exact_bound_values())
             .finish_non_exhaustive()
     }
 }

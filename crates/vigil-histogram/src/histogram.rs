@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
+use crate::bounds::Splits;
 use crate::layout::Layout;
 use crate::slots::{Slots, slot_count};
 use crate::window::Windows;
@@ -60,6 +61,8 @@ pub struct Histogram {
     highest: u64,
     scale: f64,
     expected_interval: Option<u64>,
+    /// [`Config::exact_bounds`]: values just above a bound move one bucket up.
+    splits: Option<Arc<Splits>>,
     slots: Arc<Slots>,
     rare: Rare,
     // Cold path only.
@@ -80,7 +83,17 @@ impl Histogram {
     pub(crate) fn from_parts(config: Config, layout: Layout) -> Histogram {
         let now = config.clock.now();
         let slots = config.slots.unwrap_or_else(slot_count);
+        let splits = config.exact.as_ref().and_then(|exact| {
+            let key = (
+                config.lowest,
+                config.highest,
+                config.sigfig,
+                config.scale.to_bits(),
+            );
+            exact.splits(&layout, key)
+        });
         Histogram {
+            splits,
             layout,
             highest: config.highest,
             scale: config.scale,
@@ -129,8 +142,7 @@ impl Histogram {
         } else {
             raw
         };
-        self.slots
-            .add(self.layout.index_for(raw), n, raw.wrapping_mul(n));
+        self.slots.add(self.index_for(raw), n, raw.wrapping_mul(n));
         if let Some(expected) = self.expected_interval
             && raw > expected
         {
@@ -197,6 +209,17 @@ impl Histogram {
         self.highest
     }
 
+    /// The bucket `raw` counts in (one up from the layout's when it is just
+    /// above an exact bound).
+    #[inline]
+    fn index_for(&self, raw: u64) -> usize {
+        let index = self.layout.index_for(raw);
+        match &self.splits {
+            None => index,
+            Some(splits) => splits.adjust(index, raw),
+        }
+    }
+
     #[cold]
     fn reject(&self, n: u64) {
         self.rare.rejected.fetch_add(n, Relaxed);
@@ -212,7 +235,7 @@ impl Histogram {
         let step = u128::from(expected);
         let mut next = u128::from(value - expected);
         while next >= step {
-            let index = self.layout.index_for(next as u64);
+            let index = self.index_for(next as u64);
             let low = u128::from(self.layout.value_for(index)).max(step);
             let n = (next - low) / step + 1;
             // next + (next - step) + ... (n terms)

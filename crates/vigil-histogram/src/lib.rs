@@ -109,6 +109,7 @@
 #![deny(unsafe_code)]
 
 mod bench;
+mod bounds;
 mod buckets;
 mod config;
 mod error;

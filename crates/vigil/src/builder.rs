@@ -434,10 +434,7 @@ impl MonitorBuilder {
             clock,
         };
         let shared = Arc::new(Shared::new(
-            Storage {
-                default,
-                by_name: histograms,
-            },
+            Storage::new(default, histograms),
             settings,
         ));
         let recorder = Recorder {

@@ -52,27 +52,33 @@ impl Settings {
     /// ([`LATENCY_BUCKETS`]), so autometrics' latency queries and SLO rules
     /// find the bucket of each objective's threshold.
     pub(crate) fn buckets_for(&self, name: &str) -> Option<Cow<'_, [f64]>> {
-        let configured = self
-            .buckets
-            .iter()
-            .find(|(matcher, _)| matcher.matches(name))
-            .map(|(_, bounds)| bounds.as_slice());
-        if name != CALLS_DURATION {
-            return configured.map(Cow::Borrowed);
-        }
-        Some(match configured {
-            None => Cow::Borrowed(&LATENCY_BUCKETS[..]),
-            Some(bounds) if LATENCY_BUCKETS.iter().all(|b| bounds.contains(b)) => {
-                Cow::Borrowed(bounds)
-            }
-            Some(bounds) => {
-                let mut merged: Vec<f64> = bounds.iter().chain(&LATENCY_BUCKETS).copied().collect();
-                merged.sort_by(f64::total_cmp);
-                merged.dedup();
-                Cow::Owned(merged)
-            }
-        })
+        bucket_bounds(&self.buckets, name)
     }
+}
+
+/// [`Settings::buckets_for`] over a list of `buckets` matchers (also read by
+/// the storage, which keeps counts at these bounds exact).
+pub(crate) fn bucket_bounds<'a>(
+    buckets: &'a [(Matcher, Vec<f64>)],
+    name: &str,
+) -> Option<Cow<'a, [f64]>> {
+    let configured = buckets
+        .iter()
+        .find(|(matcher, _)| matcher.matches(name))
+        .map(|(_, bounds)| bounds.as_slice());
+    if name != CALLS_DURATION {
+        return configured.map(Cow::Borrowed);
+    }
+    Some(match configured {
+        None => Cow::Borrowed(&LATENCY_BUCKETS[..]),
+        Some(bounds) if LATENCY_BUCKETS.iter().all(|b| bounds.contains(b)) => Cow::Borrowed(bounds),
+        Some(bounds) => {
+            let mut merged: Vec<f64> = bounds.iter().chain(&LATENCY_BUCKETS).copied().collect();
+            merged.sort_by(f64::total_cmp);
+            merged.dedup();
+            Cow::Owned(merged)
+        }
+    })
 }
 
 /// State shared by the recorder, the [`Monitor`](crate::Monitor) handles,
@@ -94,7 +100,8 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub(crate) fn new(storage: Storage, settings: Settings) -> Self {
+    pub(crate) fn new(mut storage: Storage, settings: Settings) -> Self {
+        storage.buckets.clone_from(&settings.buckets);
         let registry = Registry::new(storage);
         let dropped = registry
             .get_or_create_counter(&Key::from_static_name(SERIES_DROPPED_TOTAL), Arc::clone);

@@ -2,7 +2,8 @@
 //! single atomics (as in `metrics-util`'s `AtomicStorage`), histograms are
 //! `vigil-histogram` histograms (per-thread shards, windowed + cumulative).
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use metrics::atomics::AtomicU64;
 use std::sync::atomic::Ordering;
@@ -10,6 +11,8 @@ use std::sync::atomic::Ordering;
 use metrics::{GaugeFn, HistogramFn, Key};
 use metrics_exporter_prometheus::Matcher;
 use vigil_histogram::{Config, Histogram, Snapshot, Window};
+
+use crate::recorder::bucket_bounds;
 
 /// A histogram series: the recording side of a `vigil-histogram`.
 #[derive(Debug)]
@@ -112,9 +115,39 @@ impl GaugeFn for GaugeCell {
 pub(crate) struct Storage {
     pub(crate) default: Config,
     pub(crate) by_name: Vec<(Matcher, Config)>,
+    /// The `buckets` matchers of the settings: histograms rendered as
+    /// classic buckets keep their counts at those bounds exact
+    /// ([`Config::exact_bounds`]).
+    pub(crate) buckets: Vec<(Matcher, Vec<f64>)>,
+    /// The config of each bucketed metric name, built once so its series
+    /// share one table of exact bounds.
+    bucketed: Mutex<HashMap<String, Config>>,
 }
 
 impl Storage {
+    pub(crate) fn new(default: Config, by_name: Vec<(Matcher, Config)>) -> Self {
+        Self {
+            default,
+            by_name,
+            buckets: Vec::new(),
+            bucketed: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The config a new series of `name` is built with: its matcher's (or
+    /// the default), with exact bounds where it renders as buckets.
+    fn series_config(&self, name: &str) -> Config {
+        let Some(bounds) = bucket_bounds(&self.buckets, name) else {
+            return self.config_for(name).clone();
+        };
+        self.bucketed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(name.to_owned())
+            .or_insert_with(|| self.config_for(name).clone().exact_bounds(&bounds))
+            .clone()
+    }
+
     pub(crate) fn config_for(&self, name: &str) -> &Config {
         self.by_name
             .iter()
@@ -141,8 +174,7 @@ impl metrics_util::registry::Storage<Key> for Storage {
         // fails if that validation and this call disagree; fall back to the
         // defaults rather than lose the series.
         let histogram = self
-            .config_for(key.name())
-            .clone()
+            .series_config(key.name())
             .build()
             .unwrap_or_else(|_| Histogram::new());
         Arc::new(HistogramSeries(histogram))

@@ -464,3 +464,33 @@ fn one_name_is_one_metric_family_and_keeps_its_help() {
         panic!("promtool check metrics reported:\n{findings}\non:\n{text}");
     }
 }
+
+#[test]
+fn bucket_counts_are_exact_at_every_bound() {
+    // 250.05 ms and 1.0003 s share an HDR bucket (3 figures) with the
+    // 0.25 s and 1 s bounds; they still count above them.
+    let monitor = Monitor::builder()
+        .manual_upkeep()
+        .buckets(Matcher::Full("db_query_seconds".into()), &[0.25, 1.0])
+        .build()
+        .unwrap();
+    with(&monitor, || {
+        for seconds in [0.25, 0.25005, 1.0, 1.0003] {
+            metrics::histogram!("function_calls_duration_seconds", "function" => "f")
+                .record(seconds);
+            metrics::histogram!("db_query_seconds").record(seconds);
+        }
+    });
+    let text = monitor.render();
+    for expected in [
+        r#"function_calls_duration_seconds_bucket{function="f",le="0.25"} 1"#,
+        r#"function_calls_duration_seconds_bucket{function="f",le="0.5"} 2"#,
+        r#"function_calls_duration_seconds_bucket{function="f",le="1"} 3"#,
+        r#"function_calls_duration_seconds_bucket{function="f",le="2.5"} 4"#,
+        r#"db_query_seconds_bucket{le="0.25"} 1"#,
+        r#"db_query_seconds_bucket{le="1"} 3"#,
+        r#"db_query_seconds_bucket{le="+Inf"} 4"#,
+    ] {
+        assert!(text.contains(expected), "{expected} in\n{text}");
+    }
+}
