@@ -5,7 +5,9 @@ use std::time::Duration;
 use proc_macro2::Span;
 use syn::ext::IdentExt;
 use syn::meta::ParseNestedMeta;
-use syn::{Ident, LitStr, Path, Token};
+use syn::{Expr, Ident, LitStr, Path, Token};
+
+use crate::forms;
 
 /// Labels the macro sets itself; a static label may not reuse them.
 const RESERVED_LABELS: [&str; 5] = [
@@ -29,6 +31,8 @@ pub(crate) struct TimedArgs {
     pub(crate) classify: Option<Classify>,
     pub(crate) krate: Option<Path>,
     pub(crate) skip: bool,
+    /// An `Objective` (a `const` or `static`), referenced from the call site.
+    pub(crate) objective: Option<Expr>,
 }
 
 /// A user function deciding the outcome from the return value.
@@ -43,7 +47,7 @@ impl TimedArgs {
     pub(crate) fn parse_one(&mut self, meta: ParseNestedMeta<'_>) -> syn::Result<()> {
         let path = &meta.path;
         if path.is_ident("name") {
-            let name: LitStr = meta.value()?.parse()?;
+            let name = forms::string(&meta, "name", "load_user")?;
             if name.value().is_empty() {
                 return Err(syn::Error::new(name.span(), "`name` must not be empty"));
             }
@@ -67,18 +71,23 @@ impl TimedArgs {
                         format!("label `{key_name}` is given twice"),
                     ));
                 }
-                let value: LitStr = label.value()?.parse()?;
+                let value = forms::string(&label, &key_name, "value")?;
                 self.labels.push((key, value));
                 Ok(())
             })?;
         } else if path.is_ident("slow") {
-            let lit: LitStr = meta.value()?.parse()?;
-            self.slow = Some(parse_duration(&lit)?);
+            self.slow = Some(forms::duration(&meta, "slow", "250ms")?.0);
         } else if path.is_ident("concurrency") {
             self.concurrency = true;
         } else if path.is_ident("ok_if") || path.is_ident("error_if") {
             let span = path.segments[0].ident.span();
-            let func: Path = meta.value()?.parse()?;
+            let name = path.segments[0].ident.to_string();
+            let func = forms::path(
+                &meta,
+                &name,
+                "the path of a `fn(&T) -> bool` taking the return value",
+                "Option::is_some",
+            )?;
             if self.classify.is_some() {
                 return Err(syn::Error::new(
                     span,
@@ -91,16 +100,29 @@ impl TimedArgs {
                 Classify::ErrorIf(func)
             });
         } else if path.is_ident("crate") {
-            self.krate = Some(meta.value()?.parse()?);
+            self.krate = Some(forms::path(
+                &meta,
+                "crate",
+                "the path of the crate with the timing API",
+                "vigil_timing",
+            )?);
         } else if path.is_ident("skip") {
             self.skip = true;
+        } else if path.is_ident("objective") {
+            self.objective = Some(forms::expression(
+                &meta,
+                "objective",
+                "an `Objective` constant, declared as \
+                 `const API_SLO: Objective = Objective::new(\"api\")..;`",
+                "API_SLO",
+            )?);
         } else {
             let shown = quote::ToTokens::to_token_stream(path)
                 .to_string()
                 .replace(' ', "");
             return Err(meta.error(format!(
                 "unknown #[timed] argument `{shown}`; expected one of: name, labels, slow, \
-                 concurrency, ok_if, error_if, crate, skip"
+                 concurrency, ok_if, error_if, objective, crate, skip"
             )));
         }
         // Reject a stray value after a flag (`concurrency = true`).
@@ -127,20 +149,9 @@ impl TimedArgs {
             classify: over.classify.or_else(|| self.classify.clone()),
             krate: over.krate.or_else(|| self.krate.clone()),
             skip: over.skip,
+            objective: over.objective.or_else(|| self.objective.clone()),
         }
     }
-}
-
-fn parse_duration(lit: &LitStr) -> syn::Result<Duration> {
-    humantime::parse_duration(&lit.value()).map_err(|e| {
-        syn::Error::new(
-            lit.span(),
-            format!(
-                "invalid duration {:?}: {e} (expected e.g. \"250ms\", \"1s\", \"2m\")",
-                lit.value()
-            ),
-        )
-    })
 }
 
 /// Parses the whole argument list of one attribute.

@@ -11,7 +11,9 @@ use proc_macro2::Span;
 use syn::meta::ParseNestedMeta;
 use syn::parse::ParseStream;
 use syn::spanned::Spanned;
-use syn::{Expr, LitBool, LitInt, LitStr, Path, Token, Type};
+use syn::{Expr, LitStr, Path, Token, Type};
+
+use crate::forms;
 
 /// Entries a cache holds when `max_capacity` is not given.
 pub(crate) const DEFAULT_MAX_CAPACITY: u64 = 10_000;
@@ -69,12 +71,15 @@ impl CachedArgs {
                 if self.ttl.is_some() {
                     return Err(twice());
                 }
-                let lit: LitStr = meta.value()?.parse()?;
-                self.ttl = Some(parse_ttl(&lit)?);
+                self.ttl = Some(parse_ttl(&meta)?);
             }
             "tags" => {
                 if self.tags.is_some() {
                     return Err(twice());
+                }
+                if !meta.input.peek(Token![=]) {
+                    return Err(meta
+                        .error("expected the tags: `tags = [\"users\", format!(\"user:{id}\")]`"));
                 }
                 self.tags = Some(parse_tags(meta.value()?)?);
             }
@@ -82,8 +87,7 @@ impl CachedArgs {
                 if self.max_capacity.is_some() {
                     return Err(twice());
                 }
-                let lit: LitInt = meta.value()?.parse()?;
-                let max: u64 = lit.base10_parse()?;
+                let (max, lit) = forms::positive_integer(&meta, "max_capacity", "10_000")?;
                 if max == 0 {
                     return Err(syn::Error::new(
                         lit.span(),
@@ -96,13 +100,19 @@ impl CachedArgs {
                 if self.key.is_some() {
                     return Err(twice());
                 }
+                if !meta.input.peek(Token![:]) && !meta.input.peek(Token![=]) {
+                    return Err(meta.error(
+                        "expected the key: `key = id`, `key = (id, page)` (arguments) or \
+                         `key: Type = expr` (any expression)",
+                    ));
+                }
                 self.key = Some(parse_key(meta.input)?);
             }
             "name" => {
                 if self.name.is_some() {
                     return Err(twice());
                 }
-                let name: LitStr = meta.value()?.parse()?;
+                let name = forms::string(&meta, "name", "users")?;
                 if name.value().is_empty() {
                     return Err(syn::Error::new(name.span(), "`name` must not be empty"));
                 }
@@ -118,24 +128,30 @@ impl CachedArgs {
                     return Err(twice());
                 }
                 // A bare `cache_err` means `cache_err = true`.
-                let value = if meta.input.peek(Token![=]) {
-                    meta.value()?.parse::<LitBool>()?.value
-                } else {
-                    true
-                };
+                let value = forms::flag(&meta, &ident)?;
                 *slot = Some(Flag { value, span });
             }
             "clock" => {
                 if self.clock.is_some() {
                     return Err(twice());
                 }
-                self.clock = Some(meta.value()?.parse()?);
+                self.clock = Some(forms::expression(
+                    &meta,
+                    "clock",
+                    "the `quanta::Clock` the TTL is measured on",
+                    "CLOCK.clone()",
+                )?);
             }
             "crate" => {
                 if self.krate.is_some() {
                     return Err(twice());
                 }
-                self.krate = Some(meta.value()?.parse()?);
+                self.krate = Some(forms::path(
+                    &meta,
+                    "crate",
+                    "the path of the crate with the cache API",
+                    "vigil_cache",
+                )?);
             }
             _ => return Err(unknown(&meta)),
         }
@@ -152,16 +168,8 @@ fn unknown(meta: &ParseNestedMeta<'_>) -> syn::Error {
     ))
 }
 
-fn parse_ttl(lit: &LitStr) -> syn::Result<Duration> {
-    let ttl = humantime::parse_duration(&lit.value()).map_err(|e| {
-        syn::Error::new(
-            lit.span(),
-            format!(
-                "invalid duration {:?}: {e} (expected e.g. \"30s\", \"5m\", \"1h 30m\")",
-                lit.value()
-            ),
-        )
-    })?;
+fn parse_ttl(meta: &ParseNestedMeta<'_>) -> syn::Result<Duration> {
+    let (ttl, lit) = forms::duration(meta, "ttl", "30s")?;
     if ttl.is_zero() {
         return Err(syn::Error::new(
             lit.span(),

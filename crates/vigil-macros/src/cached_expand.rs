@@ -310,11 +310,13 @@ fn expand_fn(args: &CachedArgs, f: ItemFn) -> syn::Result<TokenStream> {
         .iter()
         .any(|a| a.path().is_ident("deprecated"))
         .then(|| quote!(#[allow(deprecated)]));
+    let key_part_trait = key_expr.to_string().contains(KEY_PART).then(key_part_trait);
     let wrapper = quote! {
         #(#wrapper_attrs)*
         #allow_unused_unsafe
         #allow_deprecated
         #vis #wrapper_sig {
+            #key_part_trait
             let __vigil_key: #key_ty = #key_expr;
             let mut __vigil_args = ::core::option::Option::Some((#(#slot_values,)*));
             #lookup
@@ -551,7 +553,8 @@ fn strip_expr(expr: &Expr) -> &Expr {
 
 /// The key made of these arguments, owned: one argument is the key
 /// itself, several a tuple, none `()`. `&str` becomes `String`, `&[T]`
-/// `Vec<T>` and any other `&T` `T::Owned`.
+/// `Vec<T>`, `&Path` `PathBuf` (`&OsStr`, `&CStr` alike), `&T` `T` for
+/// any other named `T` (a clone) and `T::Owned` for the rest.
 fn owned_key(params: &[&Param], one_tuple: &str) -> syn::Result<(TokenStream, TokenStream)> {
     let mut types = Vec::new();
     let mut values = Vec::new();
@@ -591,15 +594,90 @@ fn owned(param: &Param) -> syn::Result<(TokenStream, TokenStream)> {
                     let elem = &slice.elem;
                     quote!(::std::vec::Vec<#elem>)
                 }
+                Type::Path(path) if path.qself.is_none() => match owned_std_unsized(&path.path) {
+                    Some(owned) => owned,
+                    // A `Clone` type, copied: the way `&Db` is reported as
+                    // not `Clone` at the argument, with `key = ..`.
+                    None => reference.elem.to_token_stream(),
+                },
                 elem => quote!(<#elem as ::std::borrow::ToOwned>::Owned),
             };
-            let value = quote_spanned!(param.ty.span()=> ::std::borrow::ToOwned::to_owned(#ident));
-            Ok((ty, value))
+            Ok((ty, key_part(param, &reference.elem, quote!(#ident))))
         }
         ty => {
             check_storable(ty, "key", "")?;
-            let value = quote_spanned!(param.ty.span()=> ::core::clone::Clone::clone(&#ident));
-            Ok((ty.to_token_stream(), value))
+            Ok((ty.to_token_stream(), key_part(param, ty, quote!(&#ident))))
+        }
+    }
+}
+
+/// The owned form of the unsized types of `std` a reference argument may
+/// point to (`str` and slices aside): `Path`, `OsStr`, `CStr`.
+fn owned_std_unsized(path: &syn::Path) -> Option<TokenStream> {
+    let last = path.segments.last()?;
+    if !last.arguments.is_none() {
+        return None;
+    }
+    let owned = match last.ident.to_string().as_str() {
+        "Path" => quote!(::std::path::PathBuf),
+        "OsStr" => quote!(::std::ffi::OsString),
+        "CStr" => quote!(::std::ffi::CString),
+        _ => return None,
+    };
+    Some(owned)
+}
+
+/// The owned copy of an argument in the key, through [`KEY_PART`] so that
+/// an argument that has none is reported at the argument, with the way to
+/// leave it out of the key.
+fn key_part(param: &Param, ty: &Type, borrowed: TokenStream) -> TokenStream {
+    let span = param
+        .written
+        .as_ref()
+        .map_or_else(|| param.ty.span(), Ident::span);
+    // The type named in the path, not inferred from the argument: the
+    // bound is then the path's, and rustc does not suggest borrowing the
+    // argument (a `&Db` would be `Clone`, and no use as a key).
+    let ty = respan(ty.to_token_stream(), span);
+    quote_spanned!(span=> <#ty as __VigilKeyPart<_>>::__vigil_key_part(#borrowed))
+}
+
+fn respan(tokens: TokenStream, span: Span) -> TokenStream {
+    tokens
+        .into_iter()
+        .map(|mut t| {
+            t.set_span(span);
+            t
+        })
+        .collect()
+}
+
+/// The trait every argument in the key goes through to be copied: a
+/// missing `Clone` (`ToOwned` for a reference) is reported as an argument
+/// that cannot be in the key, pointing at `key = ..`, not as a bound of the
+/// cache or with a suggestion to borrow.
+const KEY_PART: &str = "__VigilKeyPart";
+
+fn key_part_trait() -> TokenStream {
+    quote! {
+        #[diagnostic::on_unimplemented(
+            message = "`{Self}` cannot be part of the cache key: it is not `Clone`, so the cache cannot keep a copy of it",
+            label = "this argument is in the cache key",
+            note = "by default the key is every argument; key on the ones that identify the result with `key = ..` (`key = id`, `key = (id, page)`), or on any expression with `key: Type = expr`"
+        )]
+        trait __VigilKeyPart<O> {
+            fn __vigil_key_part(&self) -> O;
+        }
+        // The owned type as a parameter, not an associated type: a missing
+        // `ToOwned` is then this trait's error, with the message above.
+        impl<T, O> __VigilKeyPart<O> for T
+        where
+            T: ?::core::marker::Sized + ::std::borrow::ToOwned<Owned = O>,
+        {
+            #[inline(always)]
+            fn __vigil_key_part(&self) -> O {
+                ::std::borrow::ToOwned::to_owned(self)
+            }
         }
     }
 }
@@ -912,7 +990,28 @@ mod tests {
         )
         .unwrap();
         assert!(
-            out.contains("< std :: path :: Path as :: std :: borrow :: ToOwned > :: Owned"),
+            out.contains("TaggedCache < :: std :: path :: PathBuf , u32 >"),
+            "{out}"
+        );
+        let out = expand(
+            quote!(),
+            quote!(
+                fn f(a: &Db, b: &dyn Named) -> u32 {
+                    1
+                }
+            ),
+        )
+        .unwrap();
+        assert!(
+            out.contains("TaggedCache < (Db , < dyn Named as :: std :: borrow :: ToOwned > :: Owned ,) , u32 >"),
+            "{out}"
+        );
+        // Every argument in the key is copied through the trait that names
+        // `key = ..` when it cannot be.
+        assert_eq!(
+            out.matches("as __VigilKeyPart < _ >> :: __vigil_key_part")
+                .count(),
+            2,
             "{out}"
         );
         let out = expand(

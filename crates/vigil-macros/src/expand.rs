@@ -186,55 +186,107 @@ fn expand_fn(
         .map_or_else(|| quote!(::vigil::timing), ToTokens::to_token_stream);
     let site = call_site(args, &krate, &name);
     let never = returns_never(sig);
-    // The return type drives inference in the body (`?`, `.into()`,
-    // `collect()`); `impl Trait` parts become `_` since a `let` cannot name
-    // them, and `!` cannot be written there on stable.
+    // The value the body evaluates to has the declared return type, written
+    // out where the body's value is bound: it drives inference in the body
+    // (`?`, `.into()`, `collect()`), and a body of type `!` (`todo!()`,
+    // `loop {}`) coerces to it as it does in the function itself, so the
+    // outcome probe below always sees a known type. `impl Trait` parts
+    // become `_` (a `let` cannot name them); a return type that is opaque
+    // as a whole has nothing to write.
     let ret_ty = match &sig.output {
+        ReturnType::Default => Some(Type::Tuple(syn::TypeTuple {
+            paren_token: syn::token::Paren::default(),
+            elems: syn::punctuated::Punctuated::new(),
+        })),
         ReturnType::Type(_, ty) if !never => let_type(ty),
-        _ => None,
+        ReturnType::Type(..) => None,
     };
     let annotated = |ident: &syn::Ident| match &ret_ty {
         Some(ty) => quote!(#ident: #ty),
         None => quote!(#ident),
     };
+    // An opaque return value (`-> impl Trait`) is `ok` unless a classifier
+    // decides: the signature does not make it a `Result`, and the probe
+    // could not tell a body that never returns from one returning a
+    // `Result` (it would force the unknown type to be one).
+    let opaque = !never && ret_ty.is_none();
 
+    let statements = &block.stmts;
     let body = if never && sig.asyncness.is_none() {
         // The body cannot return, so it needs no closure to catch `return`
         // (and `#[track_caller]` keeps working): it ends in a panic, recorded
         // when the timer drops while unwinding, or in leaving the process,
-        // which records nothing.
+        // which records nothing. Its statements go in this block as they
+        // were in the function's (its braces as a block tail would be
+        // `unused_braces`).
         quote! {{
             #site
             let __vigil_timer = #krate::Timer::start(&__VIGIL_SITE);
-            #block
+            #(#statements)*
         }}
     } else if sig.asyncness.is_some() {
-        let classify = if never {
-            // Never called; probing a `!` output would not type-check.
-            quote!(|_| #krate::Outcome::Ok)
+        // The body's statements are the async block's, as they were the
+        // function's: its braces as a block tail would be `unused_braces`,
+        // and with no statement after the body, nothing is unreachable after
+        // a body of type `!`. A `return` that never runs states the block's
+        // output type before the body is checked: `?` and `return` in the
+        // body convert to it, and a body of type `!` coerces to it.
+        let output = if never {
+            // `!` cannot be written in a `let`; `Infallible` can, and the
+            // body's `!` coerces to it whatever the edition's fallback.
+            Some(quote!(::core::convert::Infallible))
         } else {
-            classifier(args, &krate)
+            ret_ty.as_ref().map(ToTokens::to_token_stream)
         };
-        let ret = format_ident!("__vigil_ret");
-        let binding = annotated(&ret);
-        quote! {{
-            #site
-            #krate::Timed::new(
-                &__VIGIL_SITE,
-                async move {
-                    let #binding = #block;
-                    #[allow(unreachable_code)]
-                    #ret
-                },
-                #classify,
-            )
-            .await
-        }}
+        let declared = output.map(|output| {
+            quote! {
+                #[allow(
+                    unknown_lints,
+                    unreachable_code,
+                    clippy::diverging_sub_expression,
+                    clippy::empty_loop,
+                    clippy::let_unit_value,
+                    clippy::let_with_type_underscore,
+                    clippy::needless_return,
+                    clippy::never_loop
+                )]
+                if false {
+                    let __vigil_ret: #output = loop {};
+                    return __vigil_ret;
+                }
+            }
+        });
+        let future = quote! {
+            async move {
+                #declared
+                #(#statements)*
+            }
+        };
+        if never {
+            // The classifier is never called; the output is uninhabited.
+            quote! {{
+                #site
+                match #krate::Timed::new(&__VIGIL_SITE, #future, |_| #krate::Outcome::Ok).await {}
+            }}
+        } else {
+            let classify = classifier(args, &krate, opaque);
+            quote! {{
+                #site
+                #krate::Timed::new(&__VIGIL_SITE, #future, #classify).await
+            }}
+        }
     } else if let Some((before, future)) = async_trait_body(block) {
         // `#[async_trait]` already turned the method into
-        // `fn(..) -> Pin<Box<dyn Future>> { Box::pin(async move {..}) }`:
-        // time the future it builds.
-        let classify = classifier(args, &krate);
+        // `fn(..) -> Pin<Box<dyn Future<Output = T>>> { Box::pin(async move {..}) }`:
+        // time the future it builds, its output typed as `T` for the probe
+        // (the async block alone may leave it to be inferred later).
+        let classify = match async_trait_output(sig) {
+            Some(output) if args.classify.is_none() => {
+                let outcome = outcome_of(args, &krate, &quote!(__vigil_value));
+                quote!(|__vigil_value: &#output| #outcome)
+            }
+            _ => classifier(args, &krate, false),
+        };
         quote! {{
             #site
             #(#before)*
@@ -243,19 +295,47 @@ fn expand_fn(
     } else {
         let value = format_ident!("__vigil_value");
         let binding = annotated(&value);
-        let outcome = outcome_of(args, &krate, &quote!(&#value));
+        let outcome = if opaque && args.classify.is_none() {
+            quote!(#krate::Outcome::Ok)
+        } else {
+            outcome_of(args, &krate, &quote!(&#value))
+        };
+        let call = if opaque {
+            // The body's type is inferred, `!` when it never returns; the
+            // closure is bound first so that allowing a diverging call
+            // covers this call only, not the body.
+            quote! {
+                let __vigil_body = move || #block;
+                #[allow(clippy::diverging_sub_expression)]
+                let #binding = #krate::__private::call_once(__vigil_body);
+            }
+        } else {
+            quote! {
+                #[allow(clippy::redundant_closure_call)]
+                let #binding = #krate::__private::call_once(move || #block);
+            }
+        };
         quote! {{
             #site
             let __vigil_timer = #krate::Timer::start(&__VIGIL_SITE);
-            #[allow(clippy::redundant_closure_call)]
-            let #binding = #krate::__private::call_once(move || #block);
+            #call
             __vigil_timer.finish(#outcome);
             #value
         }}
     };
 
+    // Inner attributes of the body (`#![allow(..)]`) stay inside it,
+    // covering all of it.
+    let (inner, outer): (Vec<&Attribute>, Vec<&Attribute>) = attrs
+        .iter()
+        .partition(|a| matches!(a.style, syn::AttrStyle::Inner(_)));
+    let body = if inner.is_empty() {
+        body
+    } else {
+        quote!({ #(#inner)* #body })
+    };
     Ok(quote! {
-        #(#attrs)*
+        #(#outer)*
         #vis #sig
         #body
     })
@@ -275,9 +355,16 @@ fn call_site(args: &TimedArgs, krate: &TokenStream, name: &str) -> TokenStream {
         quote!(.slow(#krate::__private::Duration::from_nanos(#nanos)))
     });
     let concurrency = args.concurrency.then(|| quote!(.track_concurrency()));
+    // `&CONST` in a `static`'s initializer is `'static`; spanned at the
+    // user's expression so a wrong type is reported there.
+    let objective = args
+        .objective
+        .as_ref()
+        .map(|objective| quote_spanned!(objective.span()=> .objective(&#objective)));
     quote! {
         static __VIGIL_SITE: #krate::CallSite =
-            #krate::CallSite::new(#name, ::core::module_path!()) #labels #slow #concurrency;
+            #krate::CallSite::new(#name, ::core::module_path!())
+                #labels #slow #concurrency #objective;
     }
 }
 
@@ -301,9 +388,58 @@ fn outcome_of(args: &TimedArgs, krate: &TokenStream, value: &TokenStream) -> Tok
     }
 }
 
-fn classifier(args: &TimedArgs, krate: &TokenStream) -> TokenStream {
+/// The classifier of a future's output; `opaque`: an `impl Trait` output,
+/// `ok` unless `ok_if` / `error_if` decide.
+fn classifier(args: &TimedArgs, krate: &TokenStream, opaque: bool) -> TokenStream {
+    if opaque && args.classify.is_none() {
+        return quote!(|_| #krate::Outcome::Ok);
+    }
     let outcome = outcome_of(args, krate, &quote!(__vigil_value));
     quote!(|__vigil_value| #outcome)
+}
+
+/// `T` of the `Pin<Box<dyn Future<Output = T> + ..>>` an `#[async_trait]`
+/// method returns.
+fn async_trait_output(sig: &Signature) -> Option<&Type> {
+    let ReturnType::Type(_, ty) = &sig.output else {
+        return None;
+    };
+    let boxed = only_type_argument(ty, "Pin")?;
+    let Type::TraitObject(object) = only_type_argument(boxed, "Box")? else {
+        return None;
+    };
+    object.bounds.iter().find_map(|bound| {
+        let TypeParamBound::Trait(bound) = bound else {
+            return None;
+        };
+        let last = bound.path.segments.last()?;
+        if last.ident != "Future" {
+            return None;
+        }
+        let PathArguments::AngleBracketed(args) = &last.arguments else {
+            return None;
+        };
+        args.args.iter().find_map(|arg| match arg {
+            GenericArgument::AssocType(assoc) if assoc.ident == "Output" => Some(&assoc.ty),
+            _ => None,
+        })
+    })
+}
+
+/// `T` in `Name<T>` (any path ending in `Name`).
+fn only_type_argument<'a>(ty: &'a Type, name: &str) -> Option<&'a Type> {
+    let Type::Path(path) = ty else { return None };
+    let last = path.path.segments.last()?;
+    if last.ident != name {
+        return None;
+    }
+    let PathArguments::AngleBracketed(args) = &last.arguments else {
+        return None;
+    };
+    match args.args.first()? {
+        GenericArgument::Type(inner) => Some(inner),
+        _ => None,
+    }
 }
 
 fn returns_never(sig: &Signature) -> bool {

@@ -30,6 +30,7 @@ mod attr;
 mod cached_attr;
 mod cached_expand;
 mod expand;
+mod forms;
 
 use proc_macro::TokenStream;
 
@@ -54,13 +55,63 @@ use proc_macro::TokenStream;
 /// | `slow = "250ms"` | a `tracing` `WARN` event for calls slower than this (humantime syntax) |
 /// | `concurrency` | track calls in flight |
 /// | `ok_if = path` / `error_if = path` | a `fn(&T) -> bool` deciding the outcome from the return value |
+/// | `objective = API_SLO` | an [`Objective`] (a `const` or `static`): its `objective_*` labels go on `function_calls_total` and `function_calls_duration_seconds`, as autometrics' `#[autometrics(objective = ..)]` sets them; on an `impl` block, for every method |
 /// | `crate = path` | where the timing API lives (default `::vigil::timing`; `vigil_timing` when depending on it directly) |
 /// | `skip` | on a method inside a `#[timed]` impl block: leave it uninstrumented |
 ///
 /// A `Result` return value is `ok` or `error` by variant (also through type
-/// aliases such as `io::Result`); any other return type is `ok` unless
-/// `ok_if` / `error_if` decide. A panic is recorded as an error and
-/// propagates unchanged.
+/// aliases such as `io::Result`); any other return type, an opaque
+/// `-> impl Trait` included, is `ok` unless `ok_if` / `error_if` decide. A
+/// panic is recorded as an error and propagates unchanged.
+///
+/// Objectives are declared as in autometrics, so migrating is a change of
+/// attribute name:
+///
+/// ```
+/// use vigil::objectives::{Objective, ObjectiveLatency, ObjectivePercentile};
+/// use vigil::timed;
+///
+/// const API_SLO: Objective = Objective::new("api")
+///     .success_rate(ObjectivePercentile::P99_9)
+///     .latency(ObjectiveLatency::Ms250, ObjectivePercentile::P99);
+///
+/// #[timed(objective = API_SLO)]
+/// fn get_user(id: u64) -> Result<String, String> {
+///     Ok(format!("user {id}"))
+/// }
+///
+/// struct Orders;
+///
+/// #[timed(objective = API_SLO)] // every method of the block
+/// impl Orders {
+///     fn list(&self) -> Vec<u64> { Vec::new() }
+/// }
+///
+/// assert!(get_user(1).is_ok());
+/// assert!(Orders.list().is_empty());
+/// ```
+///
+/// A body that never returns is welcome, so a stub compiles as it would
+/// without the attribute, with no new warning: `todo!()`, `panic!(..)`,
+/// `unimplemented!()`, `loop {}`, `process::exit(..)` or any other tail of
+/// type `!`, in every form above. A panic from it is recorded as one.
+///
+/// ```
+/// use vigil::timed;
+///
+/// #[timed]
+/// fn not_yet(id: u64) -> Result<String, String> {
+///     todo!("load user {id}")
+/// }
+///
+/// #[timed]
+/// async fn not_yet_either() {
+///     unimplemented!()
+/// }
+///
+/// assert!(std::panic::catch_unwind(|| not_yet(1)).is_err());
+/// # let _ = not_yet_either();
+/// ```
 ///
 /// The signature, visibility, doc comments, other attributes, `unsafe`,
 /// `extern` ABI, generics and lifetimes are kept as written. It works on
@@ -73,7 +124,11 @@ use proc_macro::TokenStream;
 /// It is a compile error on a `const fn` (no clock at compile time) and on
 /// a function with `#[track_caller]`: the body runs inside a closure or an
 /// async block, where the caller's location would be lost. The exception is
-/// a non-async `-> !` function, whose body runs in place.
+/// a non-async `-> !` function, whose body runs in place. An argument of the
+/// wrong form is an error naming the form expected (`slow = 250` asks for
+/// `slow = "250ms"`).
+///
+/// [`Objective`]: https://docs.rs/vigil/latest/vigil/objectives/struct.Objective.html
 ///
 /// ```
 /// use vigil::timed;
@@ -159,12 +214,16 @@ pub fn timed(args: TokenStream, item: TokenStream) -> TokenStream {
 /// The key `K` is, by default, the arguments (without the receiver): one
 /// argument is the key itself, several make a tuple, none `()`. Reference
 /// arguments are keyed by an owned copy (`&str` → `String`, `&[T]` →
-/// `Vec<T>`, any other `&T` → `T::Owned`), so `f_cache().invalidate("x")`
-/// works for `fn f(name: &str)`. An argument whose pattern is not a plain
-/// name (`(a, b): (u32, u32)`, `_`) is in the key all the same, but cannot
-/// be named by `key` or `tags`. The key must be
-/// `Hash + Eq + Clone + Send + Sync + 'static` and the value
-/// `Clone + Send + Sync + 'static`; rustc names the missing bound.
+/// `Vec<T>`, `&Path` → `PathBuf`, `&OsStr` → `OsString`, `&CStr` →
+/// `CString`, any other `&T` → a clone of the `T`), so
+/// `f_cache().invalidate("x")` works for `fn f(name: &str)`. An argument
+/// whose pattern is not a plain name (`(a, b): (u32, u32)`, `_`) is in the
+/// key all the same, but cannot be named by `key` or `tags`. The key must
+/// be `Hash + Eq + Clone + Send + Sync + 'static` and the value
+/// `Clone + Send + Sync + 'static`; rustc names the missing bound. An
+/// argument that cannot be copied into the key (a `&Db` handle that is not
+/// `Clone`) is reported at the argument, with the way out: key on the
+/// other arguments with `key = ..`.
 ///
 /// The value `V` is the return type, cloned out of the cache on every hit
 /// (wrap large values in an `Arc`): the `T` of `Result<T, E>` (also through
@@ -209,8 +268,11 @@ pub fn timed(args: TokenStream, item: TokenStream) -> TokenStream {
 /// one `static` serves every instantiation), `const fn`, a return type
 /// that borrows (other than `&'static`), is `impl Trait`, mentions `Self`
 /// or is `!`, a `&mut` argument in the key, `cache_err` on a function not
-/// returning `Result` (`cache_none`: `Option`), unknown arguments and bad
-/// durations.
+/// returning `Result` (`cache_none`: `Option`), unknown arguments, bad
+/// durations and arguments of the wrong form, each naming the form
+/// expected (`ttl = 30` asks for `ttl = "30s"`). A body that never returns
+/// (`todo!()`) is fine: the stub compiles, and a call panics and caches
+/// nothing.
 ///
 /// [`TaggedCache`]: https://docs.rs/vigil-cache
 /// [`invalidate_tag`]: https://docs.rs/vigil-cache

@@ -16,6 +16,7 @@ use std::pin::{Pin, pin};
 use std::task::{Context, Poll, Waker};
 
 use support::{Capture, Metrics};
+use vigil::objectives::{Objective, ObjectiveLatency, ObjectivePercentile};
 use vigil::timed;
 use vigil::timing::{CALLS_DURATION, CALLS_TOTAL, PANICS_TOTAL};
 
@@ -91,6 +92,127 @@ fn never_returning_fns_compile_and_record_their_panic() {
         assert_eq!(m.counter(PANICS_TOTAL, &[("function", f)]), 1, "{f}");
         assert_eq!(m.histogram(CALLS_DURATION, &[("function", f)]).len(), 1);
     }
+}
+
+// ---- inner attributes of the body ----
+
+// Under `deny(unused_mut)` above: the body's own `#![allow]` must still
+// cover it.
+#[timed]
+fn inner_allow() -> u32 {
+    #![allow(unused_mut)]
+    let mut x = 4;
+    x + 1
+}
+
+#[timed]
+async fn inner_allow_async() -> u32 {
+    #![allow(unused_mut)]
+    let mut x = 5;
+    x + 1
+}
+
+#[test]
+fn inner_attributes_stay_in_the_body() {
+    let capture = Capture::new();
+    capture.run(|| {
+        assert_eq!(inner_allow(), 5);
+        assert_eq!(block_on(inner_allow_async()), 6);
+    });
+    let m = capture.metrics();
+    assert_eq!(calls(&m, "inner_allow", "ok"), 1);
+    assert_eq!(calls(&m, "inner_allow_async", "ok"), 1);
+}
+
+// ---- objectives ----
+
+const API_SLO: Objective = Objective::new("api")
+    .success_rate(ObjectivePercentile::P99_9)
+    .latency(ObjectiveLatency::Ms250, ObjectivePercentile::P99);
+
+static BATCH_SLO: Objective = Objective::new("batch").success_rate(ObjectivePercentile::P95);
+
+mod slo {
+    use vigil::objectives::{Objective, ObjectiveLatency, ObjectivePercentile};
+
+    pub const LATENCY: Objective =
+        Objective::new("fast").latency(ObjectiveLatency::Ms10, ObjectivePercentile::P90);
+}
+
+#[timed(objective = API_SLO)]
+fn with_objective(fail: bool) -> Result<(), String> {
+    if fail { Err("no".into()) } else { Ok(()) }
+}
+
+#[timed(objective = BATCH_SLO, labels(kind = "batch"))]
+async fn with_static_objective() -> u32 {
+    1
+}
+
+#[timed(objective = slo::LATENCY)]
+impl Node {
+    fn checked(&self) -> u32 {
+        self.value
+    }
+
+    #[timed(objective = API_SLO)]
+    fn overridden(&self) -> u32 {
+        self.value
+    }
+}
+
+#[test]
+fn objectives_label_calls_and_durations() {
+    let capture = Capture::new();
+    capture.run(|| {
+        assert!(with_objective(false).is_ok());
+        assert!(with_objective(true).is_err());
+        assert_eq!(block_on(with_static_objective()), 1);
+        assert_eq!(Node::new(2).checked(), 2);
+        assert_eq!(Node::new(3).overridden(), 3);
+    });
+    let m = capture.metrics();
+    let api = [("objective_name", "api"), ("objective_percentile", "99.9")];
+    for result in ["ok", "error"] {
+        let labels = [
+            ("function", "with_objective"),
+            ("result", result),
+            api[0],
+            api[1],
+        ];
+        assert_eq!(m.counter(CALLS_TOTAL, &labels), 1, "{result}");
+    }
+    let latency = [
+        ("function", "with_objective"),
+        ("objective_name", "api"),
+        ("objective_percentile", "99"),
+        ("objective_latency_threshold", "0.25"),
+    ];
+    assert_eq!(m.histogram(CALLS_DURATION, &latency).len(), 2);
+    let batch = [
+        ("function", "with_static_objective"),
+        ("kind", "batch"),
+        ("objective_name", "batch"),
+        ("objective_percentile", "95"),
+    ];
+    assert_eq!(m.counter(CALLS_TOTAL, &batch), 1);
+    // A latency-only objective labels the histogram, not the counter.
+    let fast = [
+        ("function", "Node::checked"),
+        ("objective_name", "fast"),
+        ("objective_latency_threshold", "0.01"),
+    ];
+    assert_eq!(m.histogram(CALLS_DURATION, &fast).len(), 1);
+    assert!(
+        m.label_sets(CALLS_TOTAL)
+            .iter()
+            .filter(|set| set
+                .iter()
+                .any(|(k, v)| k == "function" && v == "Node::checked"))
+            .all(|set| set.iter().all(|(k, _)| !k.starts_with("objective_")))
+    );
+    let overridden = [("function", "Node::overridden"), api[0], api[1]];
+    assert_eq!(m.counter(CALLS_TOTAL, &overridden), 1);
 }
 
 // ---- raw label keys ----
