@@ -184,6 +184,16 @@ fn parse_ttl(meta: &ParseNestedMeta<'_>) -> syn::Result<Duration> {
 fn parse_tags(input: ParseStream<'_>) -> syn::Result<Tags> {
     match input.parse::<Expr>()? {
         Expr::Array(array) => Ok(Tags::List(array.elems.into_iter().collect())),
+        Expr::Lit(syn::ExprLit {
+            lit: syn::Lit::Str(tag),
+            ..
+        }) => Err(syn::Error::new(
+            tag.span(),
+            format!(
+                "expected a list of tags, even for one: `tags = [{:?}]`",
+                tag.value()
+            ),
+        )),
         Expr::Closure(closure) => Err(syn::Error::new(
             closure.or1_token.span(),
             "`tags` takes the tags themselves, not a closure: the function's arguments are \
@@ -270,6 +280,8 @@ mod tests {
             quote!(ttl = "1s", ttl = "2s"),
             quote!(cache_err = "yes"),
             quote!(tags = |id| [id]),
+            quote!(tags = "users"),
+            quote!(tags),
             quote!(key),
             quote!(vigil::ttl = "1s"),
         ] {

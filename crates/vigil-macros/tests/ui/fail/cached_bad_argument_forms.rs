@@ -33,4 +33,9 @@ fn key_without_value(id: u64) -> u64 {
     id
 }
 
+#[vigil::cached(tags = "users")]
+fn one_tag(id: u64) -> u64 {
+    id
+}
+
 fn main() {}
