@@ -1,4 +1,24 @@
 //! Code generation for `#[timed]`.
+//!
+//! What is generated does not depend on the edition's fallback of `!`
+//! (`()` before 2024): a body that never returns compiles with no warning
+//! in either edition.
+//!
+//! ```edition2021
+//! #![deny(warnings)]
+//! use vigil::timed;
+//!
+//! #[timed] fn unit() { todo!() }
+//! #[timed] fn never() -> ! { todo!() }
+//! #[timed] fn value() -> Result<u32, String> { unimplemented!() }
+//! #[timed] async fn async_unit() { todo!() }
+//! #[timed] async fn async_never() -> ! { panic!("stub") }
+//! #[timed] async fn async_value(s: &str) -> &str { s }
+//!
+//! assert!(std::panic::catch_unwind(unit).is_err());
+//! assert!(std::panic::catch_unwind(|| value()).is_err());
+//! # let _ = (never as fn() -> !, async_unit(), async_never(), async_value(""));
+//! ```
 
 use proc_macro2::{TokenStream, TokenTree};
 use quote::{ToTokens, format_ident, quote, quote_spanned};
