@@ -84,11 +84,6 @@ fn is_rust(info: &str) -> bool {
     !NOT_RUST.contains(&language)
 }
 
-/// Files with blocks rustdoc would read as Rust that are not doctests
-/// yet: their command lines still have an untagged fence (tagged `sh`, a
-/// file joins the doctests in `src/lib.rs`).
-const UNTAGGED: [&str; 1] = ["docs/benchmarks.md"];
-
 #[test]
 fn every_file_with_rust_blocks_is_a_doctest_of_this_crate() {
     let lib = read("crates/vigil/src/lib.rs");
@@ -100,7 +95,7 @@ fn every_file_with_rust_blocks_is_a_doctest_of_this_crate() {
             .filter(|block| is_rust(&block.info))
             .map(|block| block.line)
             .collect();
-        if rust.is_empty() || UNTAGGED.contains(&file.as_str()) {
+        if rust.is_empty() {
             continue;
         }
         rust_blocks += rust.len();
