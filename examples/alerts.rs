@@ -94,7 +94,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 "  {:?} {} [{}] value {:.3}: {}",
                 alert.status,
                 alert.rule,
-                alert.severity,
+                alert.labels.get("severity").map_or("", String::as_str),
                 alert.value.unwrap_or(f64::NAN),
                 alert.annotations.get("summary").map_or("", String::as_str),
             );

@@ -995,11 +995,11 @@ impl ExprReader<'_> {
                 window,
             } => {
                 let series = &mut counters.series[0];
-                for (labels, total) in source.counters(metric, matchers) {
+                for (labels, total, age) in source.counters_with_age(metric, matchers) {
                     if total.is_nan() {
                         continue;
                     }
-                    let reading = counter_rate(series, &labels, now, total, *window);
+                    let reading = counter_rate(series, &labels, now, (total, age), *window);
                     out.push((labels, reading));
                 }
                 sweep_counters(series, &mut counters.last_sweep, now, *window, false);
@@ -1013,11 +1013,11 @@ impl ExprReader<'_> {
                 let [num_series, den_series] = &mut counters.series;
                 let rates = |series: &mut HashMap<Labels, CounterSeries>, sel: &crate::Selector| {
                     source
-                        .counters(&sel.metric, &sel.matchers)
+                        .counters_with_age(&sel.metric, &sel.matchers)
                         .into_iter()
-                        .filter(|(_, total)| !total.is_nan())
-                        .map(|(labels, total)| {
-                            let reading = counter_rate(series, &labels, now, total, *window);
+                        .filter(|(_, total, _)| !total.is_nan())
+                        .map(|(labels, total, age)| {
+                            let reading = counter_rate(series, &labels, now, (total, age), *window);
                             (labels, reading)
                         })
                         .collect::<Vec<_>>()
@@ -1039,17 +1039,27 @@ impl ExprReader<'_> {
     }
 }
 
+/// The rate of one counter series, from its total (and age, see
+/// [`Source::counters_with_age`]) at `now`.
 fn counter_rate(
     series: &mut HashMap<Labels, CounterSeries>,
     labels: &Labels,
     now: SystemTime,
-    total: f64,
+    (total, age): (f64, Option<Duration>),
     window: Duration,
 ) -> Reading {
     match series.get_mut(labels) {
         Some(s) => s.update(now, total, window),
         None => {
             let mut s = CounterSeries::default();
+            // A series created at 0 within the window: that is its first
+            // sample, so what it counted before this read is in the rate.
+            if let Some(born) = age
+                .filter(|age| *age <= window)
+                .and_then(|age| now.checked_sub(age))
+            {
+                s.samples.push_back((born, 0.0));
+            }
             let reading = s.update(now, total, window);
             series.insert(labels.clone(), s);
             reading
@@ -1272,6 +1282,32 @@ mod tests {
         assert_eq!(s.update(at(120), 30.0, w), Reading::Value(90.0 / 120.0));
         // Re-evaluating at the same instant replaces the sample.
         assert_eq!(s.update(at(120), 90.0, w), Reading::Value(150.0 / 120.0));
+    }
+
+    #[test]
+    fn a_counter_with_an_age_counts_from_zero_at_its_birth() {
+        let w = Duration::from_secs(300);
+        let labels = Labels::new();
+        let mut series = HashMap::new();
+        // Born 10 s before its first read, at 0: 100 in 10 s.
+        let young = (100.0, Some(Duration::from_secs(10)));
+        assert_eq!(
+            counter_rate(&mut series, &labels, at(60), young, w),
+            Reading::Value(10.0)
+        );
+        assert_eq!(
+            counter_rate(&mut series, &labels, at(70), (200.0, None), w),
+            Reading::Value(10.0)
+        );
+        // Older than the window, or of unknown age: its first total is
+        // where it starts.
+        for first in [(100.0, Some(Duration::from_secs(301))), (100.0, None)] {
+            let mut series = HashMap::new();
+            assert_eq!(
+                counter_rate(&mut series, &labels, at(400), first, w),
+                Reading::Warming
+            );
+        }
     }
 
     #[test]

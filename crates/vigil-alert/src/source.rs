@@ -33,6 +33,25 @@ pub trait Source {
     /// treats a decrease as a counter reset, like Prometheus.
     fn counters(&self, name: &str, matchers: &[Matcher]) -> Vec<(Labels, f64)>;
 
+    /// [`counters`](Source::counters), each with how long ago the series
+    /// was created at 0 when the source knows it (`None` otherwise, the
+    /// default). The first time the engine sees a series whose age is
+    /// within a rule's window, it takes (now - age, 0) as the series'
+    /// first sample, so the increase a young series made before it was
+    /// first read counts in its rate (over its age, not over the time
+    /// since that read). Without an age, a series' first total is its
+    /// starting point, as in Prometheus.
+    fn counters_with_age(
+        &self,
+        name: &str,
+        matchers: &[Matcher],
+    ) -> Vec<(Labels, f64, Option<Duration>)> {
+        self.counters(name, matchers)
+            .into_iter()
+            .map(|(labels, total)| (labels, total, None))
+            .collect()
+    }
+
     /// A statistic of each matching histogram series over the trailing
     /// `window`: (labels, value). Series without samples in the window
     /// should be left out (or reported as `NaN`).

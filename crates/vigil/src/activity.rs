@@ -42,9 +42,6 @@ pub(crate) struct Track {
     /// previous tick, which had not seen it (or the tick that first saw
     /// it, if there was none before), no earlier than the window's start.
     pub(crate) registered_at: Instant,
-    /// Whether the alert source has reported the series (see
-    /// [`Activity::first_alert_read`]).
-    pub(crate) reported: bool,
 }
 
 /// The time and settings of one upkeep tick.
@@ -82,10 +79,13 @@ pub(crate) struct Activity {
 }
 
 impl Activity {
-    pub(crate) fn new() -> Self {
+    /// Tracks for a registry created at `started`: no series is older,
+    /// so the first tick places the series it finds after it, as if it
+    /// were a tick that saw none.
+    pub(crate) fn new(started: Instant) -> Self {
         Self {
             tracks: HashMap::new(),
-            last_tick: None,
+            last_tick: Some(started),
         }
     }
 
@@ -99,32 +99,23 @@ impl Activity {
         self.tracks.get(&id(kind, handle))
     }
 
-    /// Whether the alert source reports the counter behind `handle` at 0
-    /// on this read, its value at registration, rather than at its total:
-    /// true on the first read that sees a series registered no longer than
-    /// `window` before `now` (and for a series registered since the last
-    /// tick, which has no track yet). The rules' engine derives rates from
-    /// the totals it reads on successive evaluations, so without this a
-    /// series first read at N would count from N and the increase it made
-    /// before (a burst in its first second) would never show in a rate;
-    /// with it, that increase shows from the next evaluation on. A series
-    /// older than the window when first read (rules evaluated for the
-    /// first time long after the series started) starts at its total, so
-    /// its history is not read as a burst.
-    pub(crate) fn first_alert_read<T>(
-        &mut self,
+    /// How long before `now` the series behind `handle` was registered
+    /// at 0, as far as the ticks tell ([`Track::registered_at`]); for a
+    /// series registered since the last tick, the time since that tick.
+    /// The alert source hands this to the rules' engine, which counts a
+    /// young counter's rate from its registration, as the summary does.
+    pub(crate) fn registered_age<T>(
+        &self,
         kind: MetricKind,
         handle: &Arc<T>,
         now: Instant,
-        window: Duration,
-    ) -> bool {
-        let Some(track) = self.tracks.get_mut(&id(kind, handle)) else {
-            return true;
-        };
-        if std::mem::replace(&mut track.reported, true) {
-            return false;
-        }
-        now.saturating_duration_since(track.registered_at) <= window
+    ) -> Duration {
+        let since = self
+            .track(kind, handle)
+            .map(|track| track.registered_at)
+            .or(self.last_tick)
+            .unwrap_or(now);
+        now.saturating_duration_since(since)
     }
 
     /// Notes the value of one series at the tick; returns whether the
@@ -165,7 +156,6 @@ impl Activity {
                 hidden: false,
                 samples,
                 registered_at,
-                reported: false,
             }
         });
         if track.observed != observed {

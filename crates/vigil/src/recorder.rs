@@ -111,7 +111,7 @@ impl Shared {
             admitted: Mutex::new(HashMap::new()),
             warned: Mutex::new(HashSet::new()),
             dropped,
-            activity: Mutex::new(Activity::new()),
+            activity: Mutex::new(Activity::new(settings.clock.now())),
             settings,
         };
         shared.describe(

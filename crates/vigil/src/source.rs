@@ -5,15 +5,12 @@
 //! series by metric name, so each rule then looks at the series of its own
 //! metric only, never at the whole registry.
 //!
-//! Counters count from 0 at their registration here as in the summary: the
-//! first evaluation that sees a young counter series reads it at 0 (see
-//! [`Activity::first_alert_read`](crate::activity::Activity::first_alert_read)),
-//! so the engine's rate includes what the series counted before that
-//! evaluation, and an error-ratio rule fires on a burst of errors in a
-//! series' first second. The engine places that increase between that
-//! evaluation and the next, so while the first sighting is inside a rule's
-//! window the series' rate reads high by at most that increase over the
-//! span its samples cover.
+//! Counters count from 0 at their registration here as in the summary:
+//! each counter is reported with its age (see
+//! [`Activity::registered_age`](crate::activity::Activity::registered_age)),
+//! so the engine takes the first rate of a young series from its
+//! registration at 0, and an error-ratio rule fires on a burst of errors
+//! in a series' first second, at the ratio the series really has.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -33,9 +30,8 @@ use crate::storage::{GaugeCell, HistogramSeries, Reader};
 /// The series of one metric name: (labels, handle).
 type Series<T> = Vec<(Labels, T)>;
 
-/// A counter and whether this evaluation reads it at 0, its value at
-/// registration.
-type CounterSeries = (Arc<AtomicU64>, bool);
+/// A counter and how long ago it was registered at 0.
+type CounterSeries = (Arc<AtomicU64>, Duration);
 
 /// A read-only view of the registry at one tick.
 pub(crate) struct RegistrySource {
@@ -56,22 +52,19 @@ impl RegistrySource {
     /// Indexes the visible series (hidden idle ones are left out, as they
     /// are from the exposition).
     pub(crate) fn new(shared: &Shared) -> Self {
-        let mut activity = shared
+        let activity = shared
             .activity
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let now = shared.settings.clock.now();
-        let window = shared.settings.window;
         let mut counters: HashMap<String, Series<_>> = HashMap::new();
         shared.registry.visit_counters(|key, counter| {
-            // Every series is marked as read, hidden ones too: one that
-            // comes back from idle is no young series.
-            let at_zero = activity.first_alert_read(MetricKind::Counter, counter, now, window);
             if !activity.is_hidden(MetricKind::Counter, counter) {
+                let age = activity.registered_age(MetricKind::Counter, counter, now);
                 counters
                     .entry(key.name().to_owned())
                     .or_default()
-                    .push((labels_of(key), (Arc::clone(counter), at_zero)));
+                    .push((labels_of(key), (Arc::clone(counter), age)));
             }
         });
         let mut gauges: HashMap<String, Series<_>> = HashMap::new();
@@ -122,13 +115,19 @@ impl Source for RegistrySource {
 
     fn counters(&self, name: &str, matchers: &[Matcher]) -> Vec<(Labels, f64)> {
         select(&self.counters, name, matchers)
-            .map(|(labels, (counter, at_zero))| {
-                let total = if *at_zero {
-                    0.0
-                } else {
-                    counter.load(Ordering::Relaxed) as f64
-                };
-                (labels.clone(), total)
+            .map(|(labels, (counter, _))| (labels.clone(), counter.load(Ordering::Relaxed) as f64))
+            .collect()
+    }
+
+    fn counters_with_age(
+        &self,
+        name: &str,
+        matchers: &[Matcher],
+    ) -> Vec<(Labels, f64, Option<Duration>)> {
+        select(&self.counters, name, matchers)
+            .map(|(labels, (counter, age))| {
+                let total = counter.load(Ordering::Relaxed) as f64;
+                (labels.clone(), total, Some(*age))
             })
             .collect()
     }

@@ -182,8 +182,9 @@ fn a_burst_before_the_first_evaluation_is_seen_too() {
 
 #[test]
 fn a_series_older_than_the_window_is_not_read_as_a_new_burst() {
-    // A rule on a counter that has been counting for two minutes when
-    // the rules are first evaluated: its total is history, not a burst.
+    // A rule on a counter that has been counting for six minutes, longer
+    // than the rule's 5-minute window, when the rules are first evaluated:
+    // its total is history, not a burst.
     let rule = Rule::builder("Busy")
         .rate("jobs_total", Duration::from_secs(300))
         .threshold(Severity::Medium, Comparison::Greater, 1.0)
@@ -193,7 +194,7 @@ fn a_series_older_than_the_window_is_not_read_as_a_new_burst() {
     vigil::with_local_recorder(&monitor.recorder(), || {
         vigil::metrics::counter!("jobs_total").increment(1_000);
     });
-    for _ in 0..12 {
+    for _ in 0..36 {
         mock.increment(Duration::from_secs(10));
         monitor.upkeep();
     }
