@@ -18,7 +18,8 @@ pub const REQUESTS_TOTAL: &str = "cache_requests_total";
 /// Counter of removals, labelled `cache` and `cause` = `size` | `expired` |
 /// `replaced` | `explicit` (explicit = invalidations, including by tag).
 pub const EVICTIONS_TOTAL: &str = "cache_evictions_total";
-/// Gauge of entries held, labelled `cache`.
+/// Gauge of the live entries of a cache (exact: invalidated and expired
+/// entries stop counting at once), labelled `cache`.
 pub const ENTRIES: &str = "cache_entries";
 /// Gauge of the total weight held, labelled `cache`.
 pub const WEIGHTED_SIZE: &str = "cache_weighted_size";
@@ -79,7 +80,11 @@ fn describe() {
         Unit::Count,
         "Entries removed from a cache by cause: size, expired, replaced, or explicit (invalidations, including by tag)."
     );
-    describe_gauge!(ENTRIES, Unit::Count, "Entries held by a cache.");
+    describe_gauge!(
+        ENTRIES,
+        Unit::Count,
+        "Live entries of a cache (invalidated and expired ones excluded)."
+    );
     describe_gauge!(
         WEIGHTED_SIZE,
         "Total weight of the entries held by a cache (entries without a weigher)."

@@ -19,7 +19,7 @@
 //! cache.insert_with("cart:42".into(), "3 items".into(), user42().ttl(Duration::from_secs(30)));
 //! cache.insert("motd".into(), "hello".into());
 //!
-//! // Drop everything about user 42: O(entries with the tag), not O(cache).
+//! // Drop everything about user 42 in O(1), and count it exactly.
 //! assert_eq!(cache.invalidate_tag("user:42"), 2);
 //! assert_eq!(cache.get("profile:42"), None);
 //!
@@ -41,18 +41,32 @@
 //! Every tag in use has a version number. An entry remembers, inline, the
 //! version of each of its tags at insert; a read compares them with one
 //! atomic load per tag (no hashing, no lock, no predicate, no shared
-//! write). `invalidate_tag` bumps the version, which hides every older
-//! entry with the tag at once, then takes the tag's membership set (keyed
-//! by a per-insert id) to count the entries that were still live and queue
-//! them for physical removal, without a call into moka per entry: O(entries
-//! with that tag). Removal is lazy: later writes remove queued entries in
-//! bounded batches and `run_pending_tasks` removes them all (only if moka
-//! still holds that very entry, so a newer entry under the same key is
-//! never removed; the eviction listener sees them with
-//! [`RemovalCause::Explicit`]). Until then they still count in
-//! `entry_count`. moka's own `invalidate_entries_if`, by contrast, makes
-//! every later read evaluate the predicate until a maintenance scan has
-//! run.
+//! write). Each tag also keeps its current generation: the exact number of
+//! live entries whose only tag it is (kept up to date on insert,
+//! replacement, removal, eviction and expiry) and their keys.
+//! `invalidate_tag` bumps the version, which hides every older entry with
+//! the tag at once, and takes the generation whole: the count it returns
+//! and the keys it queues for physical removal take no work per entry, so
+//! it is O(1) whatever the number of entries with the tag (entries that
+//! carry other tags as well are walked, so that each counts once). Removal
+//! is lazy: later writes remove queued entries in bounded batches and
+//! `run_pending_tasks` removes them all (only if moka still holds that very
+//! entry, so a newer entry under the same key is never removed; the
+//! eviction listener sees them with [`RemovalCause::Explicit`]). They stop
+//! counting in `entry_count` at once. moka's own `invalidate_entries_if`,
+//! by contrast, makes every later read evaluate the predicate until a
+//! maintenance scan has run.
+//!
+//! # Live entries
+//! `entry_count`, [`CacheStats::entry_count`] and the `cache_entries` gauge
+//! are exact: an entry counts from its insert (or load) until the first of
+//! its replacement, its removal (`invalidate`), its eviction by moka (when
+//! moka's maintenance applies it), the end of its time to live on the
+//! cache's clock (an entry expiring at `t` no longer counts at `t`, whether
+//! or not moka has removed it), or an invalidation by tag or
+//! `invalidate_all`. Each end is counted once, in the statistics too: once
+//! no call is running, `inserts` minus evictions, `invalidations` and
+//! `tag_invalidations` equals `entry_count`.
 //!
 //! # Time
 //! Time to live is decided by the builder's `quanta::Clock`

@@ -247,8 +247,11 @@ impl<K, V> Shared<K, V> {
     /// Uncounts the live entries of ended generations and returns how many
     /// there were; queues their keys for physical removal if `queue`.
     fn end_generations(&self, invalidation: Invalidation<K>, queue: bool) -> u64 {
+        // The ended tags' slots stay registered, with empty generations,
+        // until a sweep frees them (amortized over new tags, and in
+        // `run_pending_tasks`): no write lock here.
         let Invalidation {
-            bumped,
+            bumped: _,
             live: singles_live,
             singles,
             multi,
@@ -264,7 +267,6 @@ impl<K, V> Shared<K, V> {
         }
         let several_live = several.len() as u64;
         self.uncount_tagged(several_live);
-        self.tags.release(&bumped);
         if queue {
             let batches = singles
                 .into_iter()
@@ -342,6 +344,7 @@ impl<K, V> Shared<K, V> {
         self.epoch.fetch_add(1, Ordering::AcqRel);
         let untagged = self.untagged.end_epoch(&self.epoch);
         let tagged = self.end_generations(self.tags.invalidate_every(), false);
+        self.tags.sweep();
         let live = untagged + tagged;
         Counters::add(&self.counters.rare().invalidations, live);
         live

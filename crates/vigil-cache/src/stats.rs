@@ -16,11 +16,14 @@ use crate::padded::CachePadded;
 
 /// A snapshot of a cache's statistics, from `TaggedCache::stats`.
 ///
-/// Counters are totals since the cache was built. `entry_count` and
-/// `weighted_size` come from moka and lag behind recent writes until its
-/// pending maintenance tasks have run (`run_pending_tasks`); they include
-/// entries that are logically dead (expired or invalidated) but not yet
-/// physically removed.
+/// Counters are totals since the cache was built. `entry_count` is the
+/// exact number of live entries (see the crate documentation); each end of
+/// an entry's life is counted once, where it stops being live, so that
+/// once no call is running `inserts` minus `evictions`, `invalidations` and
+/// `tag_invalidations` equals `entry_count`. `weighted_size` comes from
+/// moka: it lags behind recent writes until moka's maintenance has run
+/// (`run_pending_tasks`) and includes entries that are dead but not yet
+/// removed.
 ///
 /// ```
 /// use vigil_cache::sync::TaggedCache;
@@ -52,7 +55,7 @@ pub struct CacheStats {
     pub tag_invalidations: u64,
     /// Entries removed by the cache itself, by cause.
     pub evictions: Evictions,
-    /// Entries held (moka's count; see the type's documentation).
+    /// Live entries, exactly (see the type's documentation).
     pub entry_count: u64,
     /// Total weight held: the sum of the weigher's values, or the entry
     /// count without a weigher.
@@ -71,7 +74,9 @@ pub struct CacheStats {
 pub struct Evictions {
     /// Evicted to stay within the capacity.
     pub size: u64,
-    /// Removed after their time to live (or moka's time to idle) ran out.
+    /// Whose time to live ran out on the cache's clock (counted by the
+    /// first statistics read, entry count or invalidation after it), or
+    /// removed by moka's time to idle.
     pub expired: u64,
     /// Overwritten by an insert under the same key.
     pub replaced: u64,

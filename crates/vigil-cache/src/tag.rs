@@ -28,10 +28,11 @@
 //! tag therefore costs O(1) plus O(entries of that tag that carry other tags
 //! too).
 //!
-//! A slot whose generation is empty is returned to a free list and reused
-//! by the next new tag. Versions only grow, across reuse too, so an entry
-//! stamped for the slot's previous tag (necessarily invalidated, or it would
-//! still be a member) never matches again.
+//! A slot whose generation is empty is returned to a free list by the next
+//! sweep (amortized over new tags, and run by `run_pending_tasks`) and
+//! reused by a later new tag. Versions only grow, across reuse too, so an
+//! entry stamped for the slot's previous tag (necessarily invalidated, or
+//! it would still be a member) never matches again.
 
 use std::borrow::Borrow;
 use std::collections::HashMap;
@@ -190,6 +191,40 @@ impl<K> Member<K> {
     }
 }
 
+/// Both halves of `x` times an odd constant, folded: every bit of the
+/// result depends on every bit of `x`, so ids in a stride (every tenth
+/// insert carrying a tag) still spread over all buckets.
+#[inline]
+fn fold_multiply(x: u64) -> u64 {
+    let product = u128::from(x) * 0x9E37_79B9_7F4A_7C15;
+    (product as u64) ^ ((product >> 64) as u64)
+}
+
+/// Hashes entry ids, which are distinct counters chosen by the cache (not
+/// by a caller), with one multiplication: no keys to draw for a new map, no
+/// SipHash per insert.
+#[derive(Default)]
+pub(crate) struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.0 = fold_multiply(self.0.rotate_left(8) ^ u64::from(byte));
+        }
+    }
+
+    fn write_u64(&mut self, id: u64) {
+        self.0 = fold_multiply(id);
+    }
+}
+
+/// A map keyed by entry id.
+pub(crate) type ById<T> = HashMap<u64, T, std::hash::BuildHasherDefault<IdHasher>>;
+
 /// What belongs to the current version of one tag.
 struct Generation<K> {
     /// Live entries whose only tag this is: counted on insert, uncounted
@@ -199,17 +234,17 @@ struct Generation<K> {
     /// Every entry of this version whose only tag this is (live or not):
     /// entry id -> key, for physical removal after an invalidation. An
     /// entry leaves when moka reports its removal.
-    singles: HashMap<u64, K>,
+    singles: ById<K>,
     /// Every entry of this version that carries other tags too.
-    multi: HashMap<u64, Member<K>>,
+    multi: ById<Member<K>>,
 }
 
 impl<K> Generation<K> {
     fn new() -> Self {
         Self {
             live: 0,
-            singles: HashMap::new(),
-            multi: HashMap::new(),
+            singles: ById::default(),
+            multi: ById::default(),
         }
     }
 
@@ -259,15 +294,16 @@ pub(crate) struct TagIndex<K> {
 
 /// What one invalidation took out of the index: the generations it ended.
 pub(crate) struct Invalidation<K> {
-    /// The slots whose versions were bumped (for [`TagIndex::release`]).
+    /// The slots whose versions were bumped. They stay registered, with
+    /// empty generations, until a sweep frees them.
     pub(crate) bumped: Vec<u32>,
     /// The live entries with a single tag among the ended generations.
     pub(crate) live: u64,
     /// The ended generations' single-tag entries, id -> key.
-    pub(crate) singles: Vec<HashMap<u64, K>>,
+    pub(crate) singles: Vec<ById<K>>,
     /// The ended generations' entries with several tags (an entry with
     /// several of the invalidated tags is in several maps).
-    pub(crate) multi: Vec<HashMap<u64, Member<K>>>,
+    pub(crate) multi: Vec<ById<Member<K>>>,
 }
 
 impl<K> TagIndex<K> {
@@ -412,18 +448,6 @@ impl<K> TagIndex<K> {
         }
         if !ended.multi.is_empty() {
             invalidation.multi.push(ended.multi);
-        }
-    }
-
-    /// Ends an invalidation: frees the slots of its tags that no entry
-    /// carries any more (O(number of tags invalidated)).
-    pub(crate) fn release(&self, bumped: &[u32]) {
-        if bumped.is_empty() {
-            return;
-        }
-        let mut registry = self.write();
-        for &slot in bumped {
-            self.free_if_unused(&mut registry, slot);
         }
     }
 
@@ -657,7 +681,7 @@ mod tests {
         let inv = index.invalidate(["a"]).unwrap();
         assert_eq!((inv.live, singles(&inv)), (1, vec![(7, 1)]));
         assert!(!index.is_current(&a));
-        index.release(&inv.bumped);
+        index.sweep();
         assert_eq!(index.len(), 0, "`a` has no entries left and is freed");
     }
 
@@ -686,7 +710,7 @@ mod tests {
         assert_eq!((inv.live, multi(&inv)), (0, vec![(7, 1)]));
         assert!(inv.multi[0][&7].take(), "the first to take it");
         assert!(!index.is_current(&a) && index.is_current(&b));
-        index.release(&inv.bumped);
+        index.sweep();
         assert_eq!(index.len(), 1, "`b` still holds the entry");
         let flag = index.remove_multi(&joined.stamps, 7).expect("`b` held it");
         assert!(Arc::ptr_eq(&flag, &taken) && flag.load(Ordering::Acquire));
@@ -701,7 +725,7 @@ mod tests {
         let expiring = index.stamp(&[Tag::from("t")], 2, &2, true).stamps;
         let inv = index.invalidate(["t"]).unwrap();
         assert_eq!(inv.live, 2);
-        index.release(&inv.bumped);
+        index.sweep();
         let new = index.stamp(&[Tag::from("t")], 3, &3, true).stamps;
         let (Stamps::One(old), Stamps::One(expiring), Stamps::One(new)) = (old, expiring, new)
         else {
@@ -724,8 +748,8 @@ mod tests {
     fn freed_slots_are_reused_without_reviving_old_stamps() {
         let index = TagIndex::<u32>::new();
         let old = index.stamp(&[Tag::from("old")], 1, &1, true).stamps;
-        let inv = index.invalidate(["old"]).unwrap();
-        index.release(&inv.bumped);
+        assert!(index.invalidate(["old"]).is_some());
+        index.sweep();
         assert_eq!(index.len(), 0);
         let new = index.stamp(&[Tag::from("new")], 2, &2, true).stamps;
         let (Stamps::One(old), Stamps::One(new)) = (old, new) else {
@@ -755,7 +779,7 @@ mod tests {
         assert_eq!(inv.live, 1, "entry 3 was not live");
         assert_eq!(singles(&inv), vec![(2, 20), (3, 30)]);
         assert_eq!(multi(&inv), vec![(1, 10), (1, 10)], "once per generation");
-        index.release(&inv.bumped);
+        index.sweep();
         assert_eq!(index.len(), 0);
     }
 
@@ -767,7 +791,7 @@ mod tests {
         }
         let inv = index.invalidate_every();
         assert_eq!((inv.bumped.len(), inv.live), (2, 3));
-        index.release(&inv.bumped);
+        index.sweep();
         assert_eq!(index.len(), 0);
     }
 
@@ -779,8 +803,8 @@ mod tests {
         assert!(matches!(stamps, Stamps::Many(_)));
         assert_eq!(stamps.as_slice().len(), 100);
         assert!(stamps.as_slice().iter().all(|s| index.is_current(s)));
-        let inv = index.invalidate(["t99"]).unwrap();
-        index.release(&inv.bumped);
+        assert!(index.invalidate(["t99"]).is_some());
+        index.sweep();
         assert!(!stamps.as_slice().iter().all(|s| index.is_current(s)));
     }
 }

@@ -271,11 +271,15 @@ where
     ///
     /// After it returns, no read (on any task or thread) returns an entry
     /// carrying `tag` that was inserted before the call; entries inserted
-    /// after are unaffected. Costs O(entries with that tag), all done on the
-    /// first poll with no call into moka: the tag's version is bumped
-    /// (reads then reject older entries with one atomic load), the live ones
-    /// are counted from the tag index, and all of them are queued for
-    /// physical removal. Later writes remove them in bounded batches
+    /// after are unaffected. Costs O(1), plus O(its entries that carry
+    /// other tags too), whatever the number of entries with the tag, all
+    /// done on the first poll with no call into moka: the tag's version is
+    /// bumped (reads then reject older entries with one atomic load) and the
+    /// tag's generation is taken whole, with its exact live count (kept on
+    /// insert, replacement, removal, eviction and expiry); its entries stop
+    /// counting in [`entry_count`](Self::entry_count) at once and are queued
+    /// for physical removal as one batch. Later writes remove them in
+    /// bounded batches
     /// (calling the eviction listener with
     /// [`RemovalCause::Explicit`](crate::RemovalCause::Explicit)), and
     /// [`run_pending_tasks`](Self::run_pending_tasks) removes what is left.
