@@ -82,6 +82,12 @@ fn histogram(c: &mut Criterion) {
     });
 
     let vigil = vigil::histogram::Histogram::new();
+    // What a bucketed metric (`function_calls_duration_seconds`) records
+    // into: counts at autometrics' 14 latency bounds kept exact.
+    let vigil_exact = vigil::histogram::Config::new()
+        .exact_bounds(&vigil::objectives::LATENCY_BUCKETS)
+        .build()
+        .expect("valid config");
     let mutex = Mutex::new(owned.clone());
     let sync: Mutex<hdrhistogram::sync::SyncHistogram<u64>> = Mutex::new(owned.clone().into_sync());
     let prometheus = PrometheusBuilder::new().build_recorder();
@@ -98,6 +104,9 @@ fn histogram(c: &mut Criterion) {
     for threads in [1, 2] {
         group.bench_function(format!("vigil_{threads}t"), |b| {
             b.iter_custom(|iters| run_threads(threads, iters, &vigil, |h, v| h.record(v)))
+        });
+        group.bench_function(format!("vigil_exact_bounds_{threads}t"), |b| {
+            b.iter_custom(|iters| run_threads(threads, iters, &vigil_exact, |h, v| h.record(v)))
         });
         group.bench_function(format!("vigil_registry_handle_{threads}t"), |b| {
             b.iter_custom(|iters| {
