@@ -433,10 +433,7 @@ impl MonitorBuilder {
             max_series_per_metric: self.max_series_per_metric,
             clock,
         };
-        let shared = Arc::new(Shared::new(
-            Storage::new(default, histograms),
-            settings,
-        ));
+        let shared = Arc::new(Shared::new(Storage::new(default, histograms), settings));
         let recorder = Recorder {
             shared,
             next: self.layer,
