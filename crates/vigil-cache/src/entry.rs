@@ -1,6 +1,9 @@
 //! What the cache stores in moka for each entry: the user's value plus what
 //! is needed to decide, on each read, whether the entry is still alive.
 
+use std::cell::Cell;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use moka::Expiry;
@@ -51,11 +54,109 @@ pub(crate) enum Freshness {
 /// Physical expiry in moka, on real time: each entry lives for what is left
 /// of its time to live by the cache's clock when moka stores it (an update
 /// restarts it with the new entry's).
+///
+/// moka calls it on the thread that stores an entry, right after putting it
+/// in its map: it tells a [`Landing`] watch that the entry it waits for was
+/// stored.
 pub(crate) struct EntryExpiry {
     pub(crate) clock: quanta::Clock,
+    /// The cache's identity (the address of its `Shared`), for the watch.
+    pub(crate) cache: usize,
+}
+
+/// The entry the future being polled on this thread waits for moka to
+/// store, and whether moka stored it during this poll.
+#[derive(Clone, Copy)]
+struct Watch {
+    cache: usize,
+    id: Option<u64>,
+    landed: bool,
+}
+
+const UNWATCHED: Watch = Watch {
+    cache: 0,
+    id: None,
+    landed: false,
+};
+
+thread_local! {
+    static WATCH: Cell<Watch> = const { Cell::new(UNWATCHED) };
+}
+
+/// Whether moka stored an entry that a future registered and handed it:
+/// the future is polled with this thread's watch on the entry (nested
+/// watches are saved and restored).
+///
+/// Atomics only so that the futures holding it stay `Send`: it is only
+/// touched by the task polling them.
+pub(crate) struct Landing {
+    cache: usize,
+    /// The watched entry's id; `NO_ID` until a loader names it.
+    id: AtomicU64,
+    landed: AtomicBool,
+}
+
+const NO_ID: u64 = u64::MAX;
+
+impl Landing {
+    pub(crate) fn new(cache: usize, id: Option<u64>) -> Self {
+        Self {
+            cache,
+            id: AtomicU64::new(id.unwrap_or(NO_ID)),
+            landed: AtomicBool::new(false),
+        }
+    }
+
+    pub(crate) fn landed(&self) -> bool {
+        self.landed.load(Ordering::Relaxed)
+    }
+
+    /// Names the entry to watch for, from inside the watched future (a
+    /// loader registers its entry only once its value is ready).
+    pub(crate) fn arm(cache: usize, id: u64) {
+        let _ = WATCH.try_with(|watch| {
+            let mut current = watch.get();
+            if current.cache == cache {
+                current.id = Some(id);
+                watch.set(current);
+            }
+        });
+    }
+
+    /// Polls `future` to completion with the watch set on every poll.
+    pub(crate) async fn watch<F: Future>(&self, future: F) -> F::Output {
+        let mut future = std::pin::pin!(future);
+        std::future::poll_fn(|cx| {
+            let id = self.id.load(Ordering::Relaxed);
+            let watch = Watch {
+                cache: self.cache,
+                id: (id != NO_ID).then_some(id),
+                landed: false,
+            };
+            let saved = WATCH.replace(watch);
+            let poll = future.as_mut().poll(cx);
+            let watch = WATCH.replace(saved);
+            self.id.store(watch.id.unwrap_or(NO_ID), Ordering::Relaxed);
+            if watch.landed {
+                self.landed.store(true, Ordering::Relaxed);
+            }
+            poll
+        })
+        .await
+    }
 }
 
 impl EntryExpiry {
+    fn mark_landed<V>(&self, stored: &Stored<V>) {
+        let _ = WATCH.try_with(|watch| {
+            let mut current = watch.get();
+            if current.cache == self.cache && current.id == Some(stored.id) {
+                current.landed = true;
+                watch.set(current);
+            }
+        });
+    }
+
     fn remaining<V>(&self, stored: &Stored<V>) -> Option<Duration> {
         stored.expires_at.map(|at| {
             at.saturating_duration_since(self.clock.now())
@@ -71,6 +172,7 @@ impl<K, V> Expiry<K, Stored<V>> for EntryExpiry {
         value: &Stored<V>,
         _created_at: Instant,
     ) -> Option<Duration> {
+        self.mark_landed(value);
         self.remaining(value)
     }
 
@@ -81,6 +183,7 @@ impl<K, V> Expiry<K, Stored<V>> for EntryExpiry {
         _updated_at: Instant,
         _duration_until_expiry: Option<Duration>,
     ) -> Option<Duration> {
+        self.mark_landed(value);
         self.remaining(value)
     }
 }

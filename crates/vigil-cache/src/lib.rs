@@ -99,6 +99,7 @@ macro_rules! build_tagged_cache {
             .eviction_policy(this.eviction_policy.to_moka())
             .expire_after(EntryExpiry {
                 clock: shared.clock.clone(),
+                cache: Arc::as_ptr(&shared) as *const () as usize,
             })
             .eviction_listener(move |key, stored, cause| listener.on_removal(key, stored, cause));
         if let Some(name) = &this.name {

@@ -78,16 +78,20 @@ impl Untagged {
         false
     }
 
-    /// `invalidate_all`, after bumping `epoch`: moves every cell to the
-    /// current epoch and returns how many entries were live in the old.
-    pub(crate) fn end_epoch(&self, epoch: &AtomicU64) -> u64 {
+    /// `invalidate_all`, after bumping the cache's epoch to `epoch`: moves
+    /// every cell still behind it to `epoch` and returns how many entries
+    /// were live in the epochs it ended. A cell that an overlapping, later
+    /// `invalidate_all` already moved on is left alone: its entries are of
+    /// the current epoch, so live.
+    pub(crate) fn end_epoch(&self, epoch: u64) -> u64 {
         self.cells
             .iter()
             .map(|cell| {
                 let mut cell = lock(cell);
-                // The latest epoch, so that a concurrent `invalidate_all`
-                // never moves a cell back.
-                cell.epoch = epoch.load(Ordering::Acquire);
+                if cell.epoch >= epoch {
+                    return 0;
+                }
+                cell.epoch = epoch;
                 std::mem::take(&mut cell.live)
             })
             .sum()
@@ -220,7 +224,7 @@ mod tests {
         assert!(untagged.leave(1, 0));
         assert_eq!(untagged.live(), 1);
         epoch.store(1, Ordering::Release);
-        assert_eq!(untagged.end_epoch(&epoch), 1);
+        assert_eq!(untagged.end_epoch(1), 1);
         assert_eq!(untagged.join(4, true), 1);
         assert!(!untagged.leave(2, 0));
         assert_eq!(
@@ -257,6 +261,32 @@ mod tests {
                 .iter()
                 .all(|s| s.next.load(Ordering::Acquire) == u64::MAX),
             "empty shards have no next instant"
+        );
+    }
+}
+
+#[cfg(test)]
+mod review_tests {
+    use super::*;
+
+    /// The steps of two overlapping `Shared::invalidate_all` calls (IA1 and
+    /// IA2) with an untagged insert between their passes over the cells.
+    #[test]
+    fn review_overlapping_invalidate_all_takes_a_fresh_entry() {
+        let untagged = Untagged::new();
+        let epoch = AtomicU64::new(0);
+        let ia1 = epoch.fetch_add(1, Ordering::AcqRel) + 1; // IA1 bumps: 1
+        let ia2 = epoch.fetch_add(1, Ordering::AcqRel) + 1; // IA2 bumps: 2
+        assert_eq!(untagged.end_epoch(ia2), 0); // IA2 passes the cells
+        // An insert joins: it takes the cell's epoch as its own.
+        let joined = untagged.join(7, true);
+        assert_eq!(joined, epoch.load(Ordering::Acquire), "the entry is fresh");
+        // IA1 passes the cells now and takes the fresh entry's count.
+        let taken = untagged.end_epoch(ia1);
+        assert_eq!(
+            untagged.live(),
+            1,
+            "fresh entry must still count (taken = {taken})"
         );
     }
 }

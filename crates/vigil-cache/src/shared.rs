@@ -130,12 +130,29 @@ impl<K, V> Shared<K, V> {
         K: Clone,
     {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        if self.capacity == Some(0) {
+            // moka with `max_capacity(0)` drops every insert without
+            // calling the listener: nothing to register, and it ends at
+            // once, for size.
+            Counters::add(&self.counters.rare().evicted_size, 1);
+            return Stored {
+                value,
+                id,
+                epoch: self.epoch.load(Ordering::Acquire),
+                expires_at: None,
+                stamps: Stamps::None,
+            };
+        }
         let now = self.clock.now();
         let expires_at = options
             .ttl_value()
             .or(self.default_ttl)
             .and_then(|ttl| now.checked_add(ttl));
         let live = expires_at.is_none_or(|at| now < at);
+        if !live {
+            // Dead on arrival: its insert is counted, so is its end.
+            Counters::add(&self.counters.rare().evicted_expired, 1);
+        }
         let tags = options.tag_values();
         let (stamps, epoch, counted) = if tags.is_empty() {
             let epoch = self.untagged.join(id, live);
@@ -341,8 +358,8 @@ impl<K, V> Shared<K, V> {
     /// moka drop the entries physically.
     pub(crate) fn invalidate_all(&self) -> u64 {
         self.expire_due();
-        self.epoch.fetch_add(1, Ordering::AcqRel);
-        let untagged = self.untagged.end_epoch(&self.epoch);
+        let epoch = self.epoch.fetch_add(1, Ordering::AcqRel) + 1;
+        let untagged = self.untagged.end_epoch(epoch);
         let tagged = self.end_generations(self.tags.invalidate_every(), false);
         self.tags.sweep();
         let live = untagged + tagged;
@@ -361,24 +378,7 @@ impl<K, V> Shared<K, V> {
     /// `invalidate_all` (`invalidations`). So, once concurrent calls have
     /// returned, `inserts` minus every end equals `entry_count`.
     pub(crate) fn on_removal(&self, key: Arc<K>, stored: Stored<V>, cause: RemovalCause) {
-        // Whether this removal may end the entry's life, rather than its
-        // expiry record having done so already (or its being dead on
-        // arrival, with no record).
-        let owns = stored
-            .expires_at
-            .is_none_or(|at| self.expiries.remove(at, stored.id));
-        let ended = match &stored.stamps {
-            Stamps::None => owns && self.untagged.leave(stored.id, stored.epoch),
-            Stamps::One(stamp) => {
-                self.tags.remove_single(stamp, stored.id, owns) && self.uncount_tagged(1)
-            }
-            Stamps::Two(_) | Stamps::Many(_) => {
-                self.tags
-                    .remove_multi(&stored.stamps, stored.id)
-                    .is_some_and(|taken| owns && !taken.swap(true, Ordering::AcqRel))
-                    && self.uncount_tagged(1)
-            }
-        };
+        let ended = self.retire(&Registration::of(&stored));
         let freshness = self.freshness(&stored);
         if ended {
             let rare = self.counters.rare();
@@ -402,6 +402,41 @@ impl<K, V> Shared<K, V> {
         }
     }
 
+    /// The entry left moka (or never reached it): it leaves the tag index
+    /// and stops counting, unless something else (its expiry record, an
+    /// invalidation) already ended it. True if this ended it.
+    fn retire(&self, entry: &Registration) -> bool {
+        // Whether this removal may end the entry's life, rather than its
+        // expiry record having done so already (or its being dead on
+        // arrival, with no record).
+        let owns = entry
+            .expires_at
+            .is_none_or(|at| self.expiries.remove(at, entry.id));
+        match &entry.stamps {
+            Stamps::None => owns && self.untagged.leave(entry.id, entry.epoch),
+            Stamps::One(stamp) => {
+                self.tags.remove_single(stamp, entry.id, owns) && self.uncount_tagged(1)
+            }
+            Stamps::Two(_) | Stamps::Many(_) => {
+                self.tags
+                    .remove_multi(&entry.stamps, entry.id)
+                    .is_some_and(|taken| owns && !taken.swap(true, Ordering::AcqRel))
+                    && self.uncount_tagged(1)
+            }
+        }
+    }
+
+    /// An entry registered by `make_stored` whose store into moka was
+    /// abandoned (the future was dropped) before moka stored it: it stops
+    /// counting. Its insert is counted, and its end (as an invalidation)
+    /// unless something else had ended it and counted that.
+    pub(crate) fn unregister(&self, entry: &Registration) {
+        if self.retire(entry) {
+            Counters::add(&self.counters.rare().invalidations, 1);
+        }
+        self.bump(Hot::Insert);
+    }
+
     #[inline]
     pub(crate) fn bump(&self, which: Hot) {
         self.counters.bump(which);
@@ -415,6 +450,25 @@ impl<K, V> Shared<K, V> {
             weighted_size,
             self.capacity,
         )
+    }
+}
+
+/// What it takes to retire an entry registered by `make_stored`.
+pub(crate) struct Registration {
+    pub(crate) id: u64,
+    epoch: u64,
+    expires_at: Option<quanta::Instant>,
+    stamps: Stamps,
+}
+
+impl Registration {
+    pub(crate) fn of<V>(stored: &Stored<V>) -> Self {
+        Self {
+            id: stored.id,
+            epoch: stored.epoch,
+            expires_at: stored.expires_at,
+            stamps: stored.stamps.clone(),
+        }
     }
 }
 

@@ -248,8 +248,11 @@ impl<K> Generation<K> {
         }
     }
 
+    /// No member and nothing counted: an expiry record taken by
+    /// `Expiries::due` but not yet applied still counts here after its
+    /// entry left `singles`, and must not be applied to a reused slot.
     fn is_empty(&self) -> bool {
-        self.singles.is_empty() && self.multi.is_empty()
+        self.live == 0 && self.singles.is_empty() && self.multi.is_empty()
     }
 }
 
@@ -806,5 +809,38 @@ mod tests {
         assert!(index.invalidate(["t99"]).is_some());
         index.sweep();
         assert!(!stamps.as_slice().iter().all(|s| index.is_current(s)));
+    }
+}
+
+#[cfg(test)]
+mod review_tests {
+    use super::*;
+
+    /// An expiry record taken by `Expiries::due` but applied only after the
+    /// entry's removal and a sweep must not land in a reused slot.
+    #[test]
+    fn review_in_flight_expiry_after_slot_reuse() {
+        let index = TagIndex::<u32>::new();
+        let Stamps::One(old) = index.stamp(&[Tag::from("old")], 1, &1, true).stamps else {
+            panic!()
+        };
+        // `due` takes entry 1's record (so its removal has owns = false)...
+        // ...moka removes entry 1 (replacement, eviction):
+        assert!(!index.remove_single(&old, 1, false));
+        index.sweep();
+        let Stamps::One(new) = index.stamp(&[Tag::from("new")], 2, &2, true).stamps else {
+            panic!()
+        };
+        assert_eq!(
+            index.live("new"),
+            1,
+            "only entry 2 carries `new` (same slot: {})",
+            old.slot == new.slot
+        );
+        // ...and only now does `due` apply entry 1's record.
+        assert!(index.expire_single(&old));
+        assert_eq!(index.live("new"), 1);
+        index.sweep();
+        assert_eq!(index.len(), 1, "`old` is freed now");
     }
 }

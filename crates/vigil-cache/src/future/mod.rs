@@ -9,14 +9,14 @@ use std::convert::Infallible;
 use std::fmt;
 use std::future::Future;
 use std::hash::Hash;
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 use moka::ops::compute::{CompResult, Op};
 
 use crate::builder::CacheBuilder;
-use crate::entry::{EntryExpiry, Stored};
+use crate::entry::{EntryExpiry, Landing, Stored};
 use crate::export::{self, Source};
-use crate::shared::{LOAD_ATTEMPTS, NoValue, REMOVALS_PER_WRITE, Shared};
+use crate::shared::{LOAD_ATTEMPTS, NoValue, REMOVALS_PER_WRITE, Registration, Shared};
 use crate::stats::Hot;
 use crate::{CacheStats, EntryOptions, WarmReport};
 
@@ -159,10 +159,21 @@ where
     /// `key`. Also removes a bounded batch of the entries that tag
     /// invalidations have hidden, if any are waiting.
     pub async fn insert_with(&self, key: K, value: V, options: EntryOptions) {
-        let stored = self.inner.shared.make_stored(&key, value, &options);
-        self.inner.cache.insert(key, stored).await;
-        self.inner.shared.bump(Hot::Insert);
+        let shared = &*self.inner.shared;
+        let stored = shared.make_stored(&key, value, &options);
+        // If this future is dropped before moka has stored the entry, it is
+        // unregistered.
+        let landing = Landing::new(self.identity(), Some(stored.id));
+        let pending = Unstored::new(shared, &landing, Some(Registration::of(&stored)));
+        landing.watch(self.inner.cache.insert(key, stored)).await;
+        pending.done();
+        shared.bump(Hot::Insert);
         self.remove_pending(REMOVALS_PER_WRITE).await;
+    }
+
+    /// This cache's identity for `Landing` watches.
+    fn identity(&self) -> usize {
+        Arc::as_ptr(&self.inner.shared) as *const () as usize
     }
 
     /// The value under `key`, or the one `init` resolves to, inserted with
@@ -448,16 +459,25 @@ where
         // moka drops the future it is given even when it does not poll it;
         // lending it a pinned reference keeps `init` for a retry.
         let mut init = std::pin::pin!(init);
+        let identity = self.identity();
         for _ in 0..LOAD_ATTEMPTS {
-            let result = self
+            // If this future is dropped after the loader registered its
+            // entry but before moka stored it, the entry is unregistered.
+            let landing = Landing::new(identity, None);
+            let pending = Unstored::new(shared, &landing, None);
+            let load = self
                 .inner
                 .cache
                 .entry_by_ref(&key)
                 .or_try_insert_with(async {
                     let (value, options) = init.as_mut().await?;
-                    Ok(shared.make_stored(&key, value, &options))
-                })
-                .await;
+                    let stored = shared.make_stored(&key, value, &options);
+                    pending.set(Registration::of(&stored));
+                    Landing::arm(identity, stored.id);
+                    Ok(stored)
+                });
+            let result = landing.watch(load).await;
+            pending.done();
             match result {
                 Err(error) => {
                     shared.bump(Hot::Miss);
@@ -486,6 +506,55 @@ where
         let (value, options) = init.await.map_err(Arc::new)?;
         self.insert_with(key, value.clone(), options).await;
         Ok(value)
+    }
+}
+
+/// An entry registered for moka and not yet known to be stored. Dropped
+/// armed (its future was cancelled), it is unregistered if moka never
+/// stored it; if moka did, only its insert is left to count.
+struct Unstored<'a, K, V> {
+    shared: &'a Shared<K, V>,
+    landing: &'a Landing,
+    entry: Mutex<Option<Registration>>,
+}
+
+impl<'a, K, V> Unstored<'a, K, V> {
+    fn new(shared: &'a Shared<K, V>, landing: &'a Landing, entry: Option<Registration>) -> Self {
+        Self {
+            shared,
+            landing,
+            entry: Mutex::new(entry),
+        }
+    }
+
+    /// The loader registered its entry.
+    fn set(&self, entry: Registration) {
+        *self.entry.lock().unwrap_or_else(PoisonError::into_inner) = Some(entry);
+    }
+
+    /// moka's call returned: nothing to undo.
+    fn done(&self) {
+        self.entry
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+    }
+}
+
+impl<K, V> Drop for Unstored<'_, K, V> {
+    fn drop(&mut self) {
+        let entry = self
+            .entry
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(entry) = entry {
+            if self.landing.landed() {
+                self.shared.bump(Hot::Insert);
+            } else {
+                self.shared.unregister(&entry);
+            }
+        }
     }
 }
 
