@@ -192,9 +192,10 @@ impl MonitorBuilder {
     }
 
     /// Serves `GET /metrics` on this address, e.g. `"127.0.0.1:9000"`
-    /// (port 0 picks a free port; see [`Monitor::listen_address`]). Bind a
-    /// non-loopback address only on purpose, ideally with
-    /// [`allow`](Self::allow).
+    /// (port 0 picks a free port; see [`Monitor::listen_address`]). A host
+    /// name (`"localhost:9000"`) is resolved when the monitor is built and
+    /// its first address is bound. Bind a non-loopback address only on
+    /// purpose, ideally with [`allow`](Self::allow).
     pub fn listen(mut self, address: impl Into<String>) -> Self {
         self.listen = Some(address.into());
         self
@@ -405,11 +406,7 @@ impl MonitorBuilder {
         }
         let listen = match &self.listen {
             None => None,
-            Some(address) => Some(address.parse::<SocketAddr>().map_err(|e| Error::Address {
-                setting: "listen",
-                address: address.clone(),
-                reason: e.to_string(),
-            })?),
+            Some(address) => Some(listen_address(address)?),
         };
         let mut allowed = Vec::with_capacity(self.allowed.len());
         for address in &self.allowed {
@@ -528,4 +525,25 @@ fn check_receivers(
         unknown: unknown.iter().map(|s| (*s).to_owned()).collect(),
         known: known.iter().map(|s| (*s).to_owned()).collect(),
     })
+}
+
+/// The socket address of the `listen` setting: an IP address and port, or
+/// a host name and port resolved to its first address.
+fn listen_address(address: &str) -> Result<SocketAddr, Error> {
+    if let Ok(parsed) = address.parse::<SocketAddr>() {
+        return Ok(parsed);
+    }
+    let error = |reason: String| Error::Address {
+        setting: "listen",
+        address: address.to_owned(),
+        reason,
+    };
+    let mut resolved = std::net::ToSocketAddrs::to_socket_addrs(address).map_err(|e| {
+        error(format!(
+            "not an address and port, nor a host name and port that resolves: {e}"
+        ))
+    })?;
+    resolved
+        .next()
+        .ok_or_else(|| error("the host name resolves to no address".into()))
 }

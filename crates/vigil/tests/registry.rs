@@ -494,3 +494,23 @@ fn bucket_counts_are_exact_at_every_bound() {
         assert!(text.contains(expected), "{expected} in\n{text}");
     }
 }
+
+#[test]
+fn the_listener_accepts_a_host_name() {
+    let monitor = Monitor::builder()
+        .manual_upkeep()
+        .listen("localhost:0")
+        .build()
+        .unwrap();
+    let address = monitor.listen_address().expect("a listener");
+    assert!(address.ip().is_loopback(), "{address}");
+    assert_ne!(address.port(), 0);
+    let error = Monitor::builder()
+        .listen("no-such-host.invalid:9000")
+        .build()
+        .unwrap_err();
+    assert!(
+        error.to_string().contains("no-such-host.invalid:9000"),
+        "{error}"
+    );
+}
