@@ -5,166 +5,15 @@
 //! removes it from there; the Prometheus-style `Sender` keeps an alert
 //! active there for longer than one send is valid.
 
-use std::fs::File;
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
+#[path = "../../vigil/tests/servers/mod.rs"]
+mod servers;
+
 use std::time::{Duration, SystemTime};
 
-use http_body_util::{BodyExt, Empty};
-use hyper::body::Bytes;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
-use serde_json::Value;
+use servers::alertmanager::Alertmanager;
 use vigil_alert::alertmanager::Sender;
 use vigil_alert::notify::{Dispatcher, WebhookNotifier};
 use vigil_alert::{Alert, AlertStatus, Notification, Severity, labels};
-
-const BINARY: &str = "prometheus-alertmanager";
-const DEADLINE: Duration = Duration::from_secs(20);
-
-/// An Alertmanager on a free loopback port with its own temp dir; killed on
-/// drop.
-struct Alertmanager {
-    child: Child,
-    port: u16,
-    dir: tempfile::TempDir,
-}
-
-impl Alertmanager {
-    fn start() -> Self {
-        Self::start_with("")
-    }
-
-    /// With this `global:` section (e.g. `resolve_timeout: 10s`).
-    fn start_with(global: &str) -> Self {
-        let dir = tempfile::tempdir().expect("create a temp dir");
-        let config = dir.path().join("am.yml");
-        let global = if global.is_empty() {
-            String::new()
-        } else {
-            format!("global:\n  {global}\n")
-        };
-        std::fs::write(
-            &config,
-            format!("{global}route:\n  receiver: default\nreceivers:\n  - name: default\n"),
-        )
-        .expect("write am.yml");
-        let port = free_port();
-        let log = File::create(dir.path().join("am.log")).expect("create am.log");
-        let child = Command::new(BINARY)
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!(
-                "--storage.path={}",
-                dir.path().join("am").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .arg("--cluster.listen-address=")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("clone the log file handle"))
-            .stderr(log)
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!(
-                    "cannot run `{BINARY}` ({e}): this test needs Alertmanager from the Debian \
-                     package `prometheus-alertmanager` (apt-get install -y \
-                     --no-install-recommends prometheus-alertmanager)"
-                )
-            });
-        Alertmanager { child, port, dir }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("am.log")).unwrap_or_default()
-    }
-
-    /// Waits until `/-/ready` answers 200.
-    async fn ready(&mut self) {
-        let deadline = tokio::time::Instant::now() + DEADLINE;
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("{BINARY} exited with {status}:\n{}", self.log());
-            }
-            if matches!(get(&self.url("/-/ready")).await, Ok((200, _))) {
-                return;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "{BINARY} not ready within {DEADLINE:?}:\n{}",
-                self.log()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    /// Alerts listed by `GET /api/v2/alerts` with `alertname`.
-    async fn alerts(&self, alertname: &str) -> Vec<Value> {
-        let (status, body) = get(&self.url("/api/v2/alerts"))
-            .await
-            .expect("GET /api/v2/alerts");
-        assert_eq!(status, 200, "{body}");
-        let all: Vec<Value> = serde_json::from_str(&body).expect("a JSON array of alerts");
-        all.into_iter()
-            .filter(|a| a["labels"]["alertname"] == alertname)
-            .collect()
-    }
-
-    /// Polls until `check` accepts the alerts named `alertname`.
-    async fn wait_for(
-        &self,
-        alertname: &str,
-        what: &str,
-        check: impl Fn(&[Value]) -> bool,
-    ) -> Vec<Value> {
-        let deadline = tokio::time::Instant::now() + DEADLINE;
-        loop {
-            let alerts = self.alerts(alertname).await;
-            if check(&alerts) {
-                return alerts;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "{what} within {DEADLINE:?}; Alertmanager lists {alerts:#?}\nlog:\n{}",
-                self.log()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-}
-
-impl Drop for Alertmanager {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("find a free loopback port")
-        .port()
-}
-
-async fn get(url: &str) -> Result<(u16, String), String> {
-    let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
-    let uri = url.parse().map_err(|e| format!("{e}"))?;
-    let response = tokio::time::timeout(Duration::from_secs(5), client.get(uri))
-        .await
-        .map_err(|_| "timed out".to_owned())?
-        .map_err(|e| e.to_string())?;
-    let status = response.status().as_u16();
-    let body = response
-        .into_body()
-        .collect()
-        .await
-        .map_err(|e| e.to_string())?
-        .to_bytes();
-    Ok((status, String::from_utf8_lossy(&body).into_owned()))
-}
 
 /// The alert of [`notification`].
 fn alert(status: AlertStatus, starts_at: SystemTime) -> Alert {
@@ -205,8 +54,7 @@ fn notification(status: AlertStatus, starts_at: SystemTime) -> Notification {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alertmanager_mode_posts_alerts_a_real_alertmanager_lists() {
-    let mut am = Alertmanager::start();
-    am.ready().await;
+    let am = Alertmanager::start();
 
     let webhook = WebhookNotifier::builder(am.url(""))
         .alertmanager()
@@ -232,13 +80,11 @@ async fn alertmanager_mode_posts_alerts_a_real_alertmanager_lists() {
         dispatcher.dispatch(notification(AlertStatus::Firing, started)),
         1
     );
-    let alerts = am
-        .wait_for(
-            "VigilNotifyIntegration",
-            "the firing alert is listed",
-            |a| !a.is_empty(),
-        )
-        .await;
+    let alerts = am.wait_for(
+        "VigilNotifyIntegration",
+        "the firing alert is listed",
+        |a| !a.is_empty(),
+    );
     assert_eq!(alerts.len(), 1, "{alerts:#?}");
     let alert = &alerts[0];
     assert_eq!(alert["status"]["state"], "active", "{alert:#}");
@@ -266,8 +112,7 @@ async fn alertmanager_mode_posts_alerts_a_real_alertmanager_lists() {
         "VigilNotifyIntegration",
         "the resolved alert is gone",
         |a| a.is_empty(),
-    )
-    .await;
+    );
     dispatcher.shutdown().await;
 }
 
@@ -277,8 +122,7 @@ async fn alertmanager_mode_posts_alerts_a_real_alertmanager_lists() {
 /// resolves it there as soon as it stops firing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sender_keeps_a_firing_alert_active_and_resolves_it() {
-    let mut am = Alertmanager::start_with("resolve_timeout: 10s");
-    am.ready().await;
+    let am = Alertmanager::start_with_resolve_timeout("10s");
     let resend = Duration::from_secs(1);
     let sender = Sender::builder()
         .alertmanager(am.url(""))
@@ -304,7 +148,7 @@ async fn the_sender_keeps_a_firing_alert_active_and_resolves_it() {
     while tokio::time::Instant::now() < until {
         ticks.tick().await;
         sender.send_alerts(SystemTime::now(), [firing.clone()]);
-        let alerts = am.alerts("VigilNotifyIntegration").await;
+        let alerts = am.alerts("VigilNotifyIntegration");
         if seen == 0 && alerts.is_empty() {
             continue; // not delivered yet
         }
@@ -322,8 +166,7 @@ async fn the_sender_keeps_a_firing_alert_active_and_resolves_it() {
         "VigilNotifyIntegration",
         "the resolved alert is gone",
         |a| a.is_empty(),
-    )
-    .await;
+    );
     assert!(
         resolved.elapsed() < Duration::from_secs(5),
         "resolved after {:?}",

@@ -7,19 +7,15 @@
 //! Alertmanager (Debian package `prometheus-alertmanager`).
 
 mod common;
+#[path = "../../vigil/tests/servers/mod.rs"]
+mod servers;
 
-use std::fs::File;
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, SystemTime};
 
 use common::{l, t};
-use http_body_util::{BodyExt, Empty};
-use hyper::body::Bytes;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 use metrics_util::debugging::{DebugValue, DebuggingRecorder};
 use serde_json::Value;
+use servers::alertmanager::Alertmanager;
 use vigil_alert::config::AlertConfig;
 use vigil_alert::notify::{ChannelNotifier, Dispatcher, WebhookNotifier};
 use vigil_alert::prometheus::to_prometheus_rules;
@@ -408,133 +404,21 @@ fn escalation_raises_the_level_and_uses_its_name() {
 // ---------------------------------------------------------------------------
 // A real Alertmanager routes on the name.
 
-const BINARY: &str = "prometheus-alertmanager";
-const DEADLINE: Duration = Duration::from_secs(20);
-
-/// An Alertmanager that sends `severity="warning"` to `tickets` and the
-/// rest to `default`; killed on drop.
-struct Alertmanager {
-    child: Child,
-    port: u16,
-    dir: tempfile::TempDir,
-}
-
-impl Alertmanager {
-    fn start() -> Self {
-        let dir = tempfile::tempdir().expect("create a temp dir");
-        let config = dir.path().join("am.yml");
-        std::fs::write(
-            &config,
-            "route:\n  receiver: default\n  routes:\n    - receiver: tickets\n      matchers: ['severity=\"warning\"']\nreceivers:\n  - name: default\n  - name: tickets\n",
-        )
-        .expect("write am.yml");
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("find a free loopback port")
-            .port();
-        let log = File::create(dir.path().join("am.log")).expect("create am.log");
-        let child = Command::new(BINARY)
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!(
-                "--storage.path={}",
-                dir.path().join("am").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .arg("--cluster.listen-address=")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("clone the log file handle"))
-            .stderr(log)
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!(
-                    "cannot run `{BINARY}` ({e}): this test needs Alertmanager from the Debian \
-                     package `prometheus-alertmanager` (apt-get install -y \
-                     --no-install-recommends prometheus-alertmanager)"
-                )
-            });
-        Alertmanager { child, port, dir }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("am.log")).unwrap_or_default()
-    }
-
-    /// Polls until `/-/ready` answers 200.
-    async fn ready(&mut self) {
-        let deadline = tokio::time::Instant::now() + DEADLINE;
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("{BINARY} exited with {status}:\n{}", self.log());
-            }
-            if matches!(get(&self.url("/-/ready")).await, Ok((200, _))) {
-                return;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "{BINARY} not ready within {DEADLINE:?}:\n{}",
-                self.log()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    /// Polls `GET /api/v2/alerts` until an alert named `alertname` is listed.
-    async fn alert(&self, alertname: &str) -> Value {
-        let deadline = tokio::time::Instant::now() + DEADLINE;
-        loop {
-            let (status, body) = get(&self.url("/api/v2/alerts"))
-                .await
-                .expect("GET /api/v2/alerts");
-            assert_eq!(status, 200, "{body}");
-            let all: Vec<Value> = serde_json::from_str(&body).expect("a JSON array of alerts");
-            if let Some(alert) = all
-                .into_iter()
-                .find(|a| a["labels"]["alertname"] == alertname)
-            {
-                return alert;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "{alertname} not listed within {DEADLINE:?}; log:\n{}",
-                self.log()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-}
-
-impl Drop for Alertmanager {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-async fn get(url: &str) -> Result<(u16, String), String> {
-    let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
-    let uri = url.parse().map_err(|e| format!("{e}"))?;
-    let response = tokio::time::timeout(Duration::from_secs(5), client.get(uri))
-        .await
-        .map_err(|_| "timed out".to_owned())?
-        .map_err(|e| e.to_string())?;
-    let status = response.status().as_u16();
-    let body = response
-        .into_body()
-        .collect()
-        .await
-        .map_err(|e| e.to_string())?
-        .to_bytes();
-    Ok((status, String::from_utf8_lossy(&body).into_owned()))
-}
+/// Sends `severity="warning"` to `tickets` and the rest to `default`.
+const AM_CONFIG: &str = r#"
+route:
+  receiver: default
+  routes:
+    - receiver: tickets
+      matchers: ['severity="warning"']
+receivers:
+  - name: default
+  - name: tickets
+"#;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_real_alertmanager_routes_the_warning_alert_on_severity_warning() {
-    let mut am = Alertmanager::start();
-    am.ready().await;
+    let am = Alertmanager::start_with_config(AM_CONFIG);
     let rules = r#"
 rules:
   - name: VigilSeverityLabel
@@ -563,7 +447,10 @@ routing: { receiver: alertmanager, group_wait: 0s }
     engine.evaluate(now, &source);
     assert_eq!(dispatcher.dispatch_all(engine.due_notifications(now)), 1);
 
-    let alert = am.alert("VigilSeverityLabel").await;
+    let listed = am.wait_for("VigilSeverityLabel", "the warning alert is listed", |a| {
+        !a.is_empty()
+    });
+    let alert = &listed[0];
     assert_eq!(alert["labels"]["severity"], "warning", "{alert:#}");
     assert_eq!(alert["receivers"][0]["name"], "tickets", "{alert:#}");
     dispatcher.shutdown().await;

@@ -10,103 +10,12 @@
 
 mod servers;
 
-use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::Value;
+use servers::alertmanager::Alertmanager;
 use vigil::Monitor;
 use vigil::alert::{AlertStatus, Comparison, Engine, Rule, Severity, State, labels};
-
-const PACKAGE: &str = "prometheus-alertmanager";
-
-/// An Alertmanager on a free loopback port with its own temp dir; killed on
-/// drop.
-struct Alertmanager {
-    child: Child,
-    address: SocketAddr,
-    dir: tempfile::TempDir,
-}
-
-impl Alertmanager {
-    /// Starts one with `resolve_timeout` and waits until it is ready.
-    fn start(resolve_timeout: &str) -> Self {
-        let binary = servers::require("prometheus-alertmanager", PACKAGE);
-        let dir = tempfile::tempdir().expect("a temporary directory");
-        let config = dir.path().join("am.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "global:\n  resolve_timeout: {resolve_timeout}\n\
-                 route:\n  receiver: default\nreceivers:\n  - name: default\n"
-            ),
-        )
-        .expect("write am.yml");
-        let address: SocketAddr = format!("127.0.0.1:{}", servers::free_port())
-            .parse()
-            .expect("a loopback address");
-        let log = std::fs::File::create(dir.path().join("am.log")).expect("create am.log");
-        let child = Command::new(binary)
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!(
-                "--storage.path={}",
-                dir.path().join("am").display()
-            ))
-            .arg(format!("--web.listen-address={address}"))
-            .arg("--cluster.listen-address=")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("clone the log file handle"))
-            .stderr(log)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run {PACKAGE}'s binary: {e}"));
-        let mut am = Alertmanager {
-            child,
-            address,
-            dir,
-        };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Ok(Some(status)) = am.child.try_wait() {
-                panic!("Alertmanager exited with {status}:\n{}", am.log());
-            }
-            if matches!(servers::http_get(address, "/-/ready"), Ok((200, _))) {
-                return am;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "Alertmanager not ready within 20 s:\n{}",
-                am.log()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("http://{}", self.address)
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("am.log")).unwrap_or_default()
-    }
-
-    /// The alerts `GET /api/v2/alerts` lists with this `alertname`.
-    fn alerts(&self, alertname: &str) -> Vec<Value> {
-        let (status, body) =
-            servers::http_get(self.address, "/api/v2/alerts").expect("GET /api/v2/alerts");
-        assert_eq!(status, 200, "{body}");
-        let all: Vec<Value> = serde_json::from_str(&body).expect("a JSON array of alerts");
-        all.into_iter()
-            .filter(|a| a["labels"]["alertname"] == alertname)
-            .collect()
-    }
-}
-
-impl Drop for Alertmanager {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// An RFC 3339 UTC time as Alertmanager writes it
 /// (`2024-01-02T03:04:05.678Z`, fraction optional).
@@ -155,7 +64,7 @@ fn times_parse_as_alertmanager_writes_them() {
 #[test]
 fn a_firing_alert_stays_active_in_alertmanager_and_resolves_there_with_vigil() {
     const NAME: &str = "VigilStaysFiring";
-    let am = Alertmanager::start("10s");
+    let am = Alertmanager::start_with_resolve_timeout("10s");
     let rule = Rule::builder(NAME)
         .gauge("queue_depth")
         .per_series()
@@ -167,7 +76,7 @@ fn a_firing_alert_stays_active_in_alertmanager_and_resolves_there_with_vigil() {
         .manual_upkeep()
         .alert_interval(Duration::from_secs(1))
         .alerts(Engine::new([rule]).unwrap())
-        .alertmanager(am.url())
+        .alertmanager(am.url(""))
         .alertmanager_resend_delay(Duration::from_secs(2))
         .build()
         .unwrap();

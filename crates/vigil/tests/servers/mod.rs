@@ -1,9 +1,15 @@
 //! Real servers for integration tests: Prometheus and promtool from
-//! Debian's `prometheus` package, each on a free loopback port with its own
+//! Debian's `prometheus` package and, in [`alertmanager`], Alertmanager from
+//! `prometheus-alertmanager`, each on a free loopback port with its own
 //! temporary directory, killed when the test ends. A missing binary fails
 //! the test with the package to install; nothing is skipped.
+//!
+//! Only std, `tempfile` and `serde_json`: vigil-alert's tests include this
+//! file too (`#[path = "../../vigil/tests/servers/mod.rs"]`).
 
 #![allow(dead_code)]
+
+pub mod alertmanager;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
