@@ -5,12 +5,15 @@
 //! `iter` shows, each tag's `invalidate_tag` with the live entries carrying
 //! it, and inserts minus every counted end with `entry_count`.
 
+mod support;
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use proptest::prelude::*;
+use support::reconciled;
+use vigil_cache::EntryOptions;
 use vigil_cache::sync::TaggedCache;
-use vigil_cache::{CacheStats, EntryOptions};
 
 const TAGS: [&str; 3] = ["a", "b", "c"];
 
@@ -77,16 +80,6 @@ fn run(cache: &TaggedCache<u16, u32>, mock: &quanta::Mock, ops: &[Op], returned:
             Op::Advance(secs) => mock.increment(Duration::from_secs(secs)),
         }
     }
-}
-
-/// Inserts minus every way an entry's life ends (each counted once).
-fn reconciled(stats: &CacheStats) -> u64 {
-    let ends = stats.evictions.size
-        + stats.evictions.expired
-        + stats.evictions.replaced
-        + stats.invalidations
-        + stats.tag_invalidations;
-    stats.inserts - ends
 }
 
 /// With no call running, every count agrees; then each tag's invalidation

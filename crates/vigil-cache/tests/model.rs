@@ -5,10 +5,13 @@
 //! `invalidate_tag(s)` return and the statistics; with one, eviction may
 //! only remove entries, never resurrect or alter them.
 
+mod support;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use proptest::prelude::*;
+use support::reconciled;
 use vigil_cache::sync::TaggedCache;
 use vigil_cache::{CacheBuilder, CacheStats, EntryOptions};
 
@@ -102,6 +105,14 @@ impl Model {
             .get(&key)
             .filter(|e| e.expires_at.is_none_or(|at| self.now < at))
             .map(|e| e.value)
+    }
+
+    /// The keys whose entries are live now.
+    fn live_keys(&self) -> impl Iterator<Item = u8> + '_ {
+        self.entries
+            .keys()
+            .copied()
+            .filter(|&key| self.live(key).is_some())
     }
 
     fn insert(&mut self, write: &Write) {
@@ -359,12 +370,7 @@ fn check<F: Flavour>(
                 }
             }
             Op::InvalidateAll => {
-                let live_before: Vec<u8> = model
-                    .entries
-                    .keys()
-                    .copied()
-                    .filter(|k| model.live(*k).is_some())
-                    .collect();
+                let live_before: Vec<u8> = model.live_keys().collect();
                 let before = cache.stats().invalidations;
                 cache.invalidate_all();
                 let counted = cache.stats().invalidations - before;
@@ -387,11 +393,7 @@ fn check<F: Flavour>(
         let count = cache.entry_count();
         prop_assert_eq!(count, cache.live().len() as u64, "entry_count vs iter");
         if exact {
-            let live = model
-                .entries
-                .keys()
-                .filter(|k| model.live(**k).is_some())
-                .count();
+            let live = model.live_keys().count();
             prop_assert_eq!(count, live as u64, "entry_count vs the model");
         }
     }
@@ -402,12 +404,7 @@ fn check<F: Flavour>(
         prop_assert_eq!(Some(value), model.live(key), "iter shows key {}", key);
     }
     if exact {
-        let live = model
-            .entries
-            .keys()
-            .filter(|k| model.live(**k).is_some())
-            .count();
-        prop_assert_eq!(shown.len(), live);
+        prop_assert_eq!(shown.len(), model.live_keys().count());
     }
     let stats = cache.stats();
     prop_assert_eq!((stats.hits, stats.misses), (model.hits, model.misses));
@@ -416,17 +413,6 @@ fn check<F: Flavour>(
     prop_assert_eq!(stats.tag_invalidations, model.tag_invalidations);
     prop_assert_eq!(reconciled(&stats), stats.entry_count, "{:?}", stats);
     Ok(())
-}
-
-/// Inserts minus every way an entry's life ends: each end is counted once,
-/// so this equals the live entries once no call is running.
-fn reconciled(stats: &CacheStats) -> u64 {
-    let ends = stats.evictions.size
-        + stats.evictions.expired
-        + stats.evictions.replaced
-        + stats.invalidations
-        + stats.tag_invalidations;
-    stats.inserts - ends
 }
 
 proptest! {
