@@ -11,26 +11,12 @@
 mod support;
 
 use std::fmt::Display;
-use std::future::Future;
 use std::num::ParseIntError;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::pin::pin;
-use std::task::{Context, Poll, Waker};
 
-use support::{Capture, Metrics};
+use support::{Capture, Metrics, block_on};
 use vigil::timing::{CALLS_DURATION, CALLS_TOTAL, PANICS_TOTAL};
 use vigil::{cached, timed};
-
-/// Polls `fut` to completion; every future here is ready without a waker.
-fn block_on<F: Future>(fut: F) -> F::Output {
-    let mut fut = pin!(fut);
-    let mut cx = Context::from_waker(Waker::noop());
-    loop {
-        if let Poll::Ready(out) = fut.as_mut().poll(&mut cx) {
-            return out;
-        }
-    }
-}
 
 /// Calls of `function` recorded with `result`.
 fn calls(m: &Metrics, function: &str, result: &str) -> u64 {

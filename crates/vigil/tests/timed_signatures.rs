@@ -12,24 +12,12 @@ use std::fmt::Display;
 use std::future::Future;
 use std::num::ParseIntError;
 use std::panic::{Location, catch_unwind};
-use std::pin::{Pin, pin};
-use std::task::{Context, Poll, Waker};
+use std::pin::Pin;
 
-use support::{Capture, Metrics};
+use support::{Capture, Metrics, block_on};
 use vigil::objectives::{Objective, ObjectiveLatency, ObjectivePercentile};
 use vigil::timed;
 use vigil::timing::{CALLS_DURATION, CALLS_TOTAL, PANICS_TOTAL};
-
-/// Polls `fut` to completion; every future here is ready without a waker.
-fn block_on<F: Future>(fut: F) -> F::Output {
-    let mut fut = pin!(fut);
-    let mut cx = Context::from_waker(Waker::noop());
-    loop {
-        if let Poll::Ready(out) = fut.as_mut().poll(&mut cx) {
-            return out;
-        }
-    }
-}
 
 fn assert_send<T: Send>(_: &T) {}
 

@@ -3,9 +3,25 @@
 #![allow(dead_code)]
 
 use std::cell::RefCell;
+use std::future::Future;
+use std::pin::pin;
+use std::task::{Context, Poll, Waker};
 
 use metrics_util::MetricKind;
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
+
+/// Polls `fut` to completion on this thread, without a runtime: for
+/// futures that never wait on a waker (one that did would be polled in a
+/// busy loop).
+pub fn block_on<F: Future>(fut: F) -> F::Output {
+    let mut fut = pin!(fut);
+    let mut cx = Context::from_waker(Waker::noop());
+    loop {
+        if let Poll::Ready(out) = fut.as_mut().poll(&mut cx) {
+            return out;
+        }
+    }
+}
 
 /// A thread-local `DebuggingRecorder` for one test. Leaked so that no later
 /// recorder in this process can share its address (vigil identifies
