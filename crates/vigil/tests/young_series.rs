@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use quanta::{Clock, Mock};
 use vigil::alert::notify::TracingNotifier;
 use vigil::alert::{Aggregation, Comparison, Engine, InstanceStatus, Rule, Severity, State};
-use vigil::{Monitor, MonitorBuilder, timed};
+use vigil::{CounterSummary, Monitor, MonitorBuilder, timed};
 
 #[timed]
 fn checkout(fail: bool) -> Result<(), String> {
@@ -38,14 +38,24 @@ fn burst(monitor: &Monitor, n: usize) {
     });
 }
 
-fn rate(monitor: &Monitor, name: &str, result: &str) -> f64 {
+/// The counter series `name` having `labels`, as the JSON summary shows it.
+fn counter(monitor: &Monitor, name: &str, labels: &[(&str, &str)]) -> CounterSummary {
     let summary = monitor.summary();
-    let counter = summary
+    summary
         .counters
         .iter()
-        .find(|c| c.name == name && c.labels.get("result").map(String::as_str) == Some(result))
-        .unwrap_or_else(|| panic!("no {name}{{result={result:?}}} in {summary:?}"));
-    counter.rate
+        .find(|c| {
+            c.name == name
+                && labels
+                    .iter()
+                    .all(|(k, v)| c.labels.get(*k).map(String::as_str) == Some(*v))
+        })
+        .cloned()
+        .unwrap_or_else(|| panic!("no {name}{labels:?} in {summary:?}"))
+}
+
+fn rate(monitor: &Monitor, name: &str, result: &str) -> f64 {
+    counter(monitor, name, &[("result", result)]).rate
 }
 
 fn close(actual: f64, expected: f64) -> bool {
@@ -94,21 +104,11 @@ fn a_series_read_at_its_registration_instant_reports_its_increase_per_second() {
     vigil::with_local_recorder(&monitor.recorder(), || {
         vigil::metrics::counter!("jobs_total").increment(7);
     });
-    let summary = monitor.summary();
-    let jobs = summary
-        .counters
-        .iter()
-        .find(|c| c.name == "jobs_total")
-        .unwrap();
+    let jobs = counter(&monitor, "jobs_total", &[]);
     assert!(close(jobs.rate, 7.0), "7 over at least 1 s: {jobs:?}");
     assert!(jobs.rate.is_finite());
     mock.increment(Duration::from_secs(2));
-    let summary = monitor.summary();
-    let jobs = summary
-        .counters
-        .iter()
-        .find(|c| c.name == "jobs_total")
-        .unwrap();
+    let jobs = counter(&monitor, "jobs_total", &[]);
     assert!(close(jobs.rate, 3.5), "7 over 2 s: {jobs:?}");
 }
 
