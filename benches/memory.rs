@@ -245,7 +245,7 @@ fn child(args: &[String]) {
             measure(Side::parse(side), None, || {
                 let mut values = series::Latencies::new(7);
                 for i in 0..routes {
-                    metrics::histogram!(series::NAME, "route" => series::route(i))
+                    metrics::histogram!(series::name(), "route" => series::route(i))
                         .record(values.next_seconds());
                 }
                 Vec::new()

@@ -1,14 +1,30 @@
 //! What the `scale` and `memory` benches both set up: `n` histogram series
-//! of one name (`request_duration_seconds`) with one `route` label, in
-//! vigil's registry and in `metrics-exporter-prometheus`'s, recorded from
-//! threads with latency-like values; and the process's resident memory.
+//! of one name (`request_duration_seconds`, a summary on both sides; with
+//! `VIGIL_BENCH_BUCKETS=1`, `function_calls_duration_seconds`, classic
+//! buckets at autometrics' 14 bounds on both sides) with one `route` label,
+//! in vigil's registry and in `metrics-exporter-prometheus`'s, recorded
+//! from threads with latency-like values; and the process's resident
+//! memory.
 
 use std::sync::Barrier;
 
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusRecorder};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusRecorder};
 
-/// The histogram every series belongs to.
-pub const NAME: &str = "request_duration_seconds";
+/// True when `VIGIL_BENCH_BUCKETS=1` asks for bucketed histograms.
+pub fn buckets() -> bool {
+    std::env::var_os("VIGIL_BENCH_BUCKETS").is_some_and(|v| v == "1")
+}
+
+/// The histogram every series belongs to: a summary by default; with
+/// [`buckets`], the `#[timed]` duration histogram, which vigil renders with
+/// classic buckets (exact at each bound) by default.
+pub fn name() -> &'static str {
+    if buckets() {
+        "function_calls_duration_seconds"
+    } else {
+        "request_duration_seconds"
+    }
+}
 
 /// Values each recording thread records into each series.
 pub const VALUES_PER_THREAD: usize = 20;
@@ -98,7 +114,7 @@ pub fn route(i: usize) -> String {
 /// inside `with_local_recorder`), once each, as a call site would.
 pub fn register(n: usize) -> Vec<metrics::Histogram> {
     (0..n)
-        .map(|i| metrics::histogram!(NAME, "route" => route(i)))
+        .map(|i| metrics::histogram!(name(), "route" => route(i)))
         .collect()
 }
 
@@ -137,14 +153,26 @@ pub fn vigil_monitor(limit: Option<usize>) -> vigil::Monitor {
 
 /// `metrics-exporter-prometheus` as a user builds it without its exporter
 /// (no listener, no upkeep thread): render with `handle().render()`.
+/// With [`buckets`], the same bounds as vigil's (autometrics' setup).
 pub fn peer() -> PrometheusRecorder {
-    PrometheusBuilder::new().build_recorder()
+    let builder = PrometheusBuilder::new();
+    let builder = if buckets() {
+        builder
+            .set_buckets_for_metric(
+                Matcher::Full(name().into()),
+                &vigil::objectives::LATENCY_BUCKETS,
+            )
+            .expect("the bounds are not empty")
+    } else {
+        builder
+    };
+    builder.build_recorder()
 }
 
-/// Histogram series in a Prometheus text exposition of [`NAME`] (its
+/// Histogram series in a Prometheus text exposition of [`name`] (its
 /// `_count` lines).
 pub fn exposed_series(text: &str) -> usize {
-    let prefix = format!("{NAME}_count");
+    let prefix = format!("{}_count", name());
     text.lines()
         .filter(|line| line.starts_with(&prefix))
         .count()

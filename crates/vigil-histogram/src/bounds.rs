@@ -69,7 +69,7 @@ impl ExactBounds {
     /// The split table for `layout`, computed once per config.
     pub(crate) fn splits(&self, layout: &Layout, key: LayoutKey) -> Option<Arc<Splits>> {
         let scale = f64::from_bits(key.3);
-        let build = || Arc::new(Splits::new(&raw_bounds(&self.bounds, scale), layout));
+        let build = || Arc::new(Splits::new(&raw_bounds(&self.bounds, scale), scale, layout));
         let (cached_key, splits) = self.splits.get_or_init(|| (key, build()));
         let splits = if *cached_key == key {
             Arc::clone(splits)
@@ -78,21 +78,32 @@ impl ExactBounds {
             // precision): compute this one's own table.
             build()
         };
-        (!splits.is_empty()).then_some(splits)
+        (!splits.raw.is_empty()).then_some(splits)
     }
 }
 
-/// An open-addressed table from the bucket index a bound falls in to the
-/// bound: a value in that bucket and above the bound moves one bucket up.
+/// The exact bounds of a histogram: their raw values (sorted, distinct),
+/// for the bound counters, and an open-addressed table from the bucket
+/// index a bound falls in to the bound: a value in that bucket and above
+/// the bound moves one bucket up.
 #[derive(Debug)]
 pub(crate) struct Splits {
+    /// The bounds in raw units, ascending.
+    raw: Box<[u64]>,
+    /// The same bounds in units (`raw / scale`).
+    units: Box<[f64]>,
+    /// Per group of indexes (`index >> shift`): the bound slot of its
+    /// first index and the cut indexes inside it, so a record finds its
+    /// bound slot with one load and three compares, no search.
+    cuts: Box<[GroupCuts]>,
+    shift: u32,
     mask: usize,
     /// `(index + 1, bound)`; index 0 in the first field means empty.
     entries: Box<[(usize, u64)]>,
 }
 
 impl Splits {
-    fn new(raw: &[u64], layout: &Layout) -> Self {
+    fn new(raw: &[u64], scale: f64, layout: &Layout) -> Self {
         // Bounds whose bucket holds no value above them need no split;
         // two bounds in one bucket keep the lower exact.
         let mut wanted: Vec<(usize, u64)> = Vec::new();
@@ -123,6 +134,10 @@ impl Splits {
             });
             if placed {
                 return Splits {
+                    raw: raw.into(),
+                    units: raw.iter().map(|r| *r as f64 / scale).collect(),
+                    cuts: group_cuts(raw, layout),
+                    shift: layout.group_shift(),
                     mask,
                     entries: entries.into_boxed_slice(),
                 };
@@ -131,8 +146,52 @@ impl Splits {
         }
     }
 
-    fn is_empty(&self) -> bool {
-        self.entries.iter().all(|(i, _)| *i == 0)
+    /// The bounds in units, ascending.
+    pub(crate) fn units(&self) -> &[f64] {
+        &self.units
+    }
+
+    /// Bound counters: one per bound and one for values above them all.
+    pub(crate) fn counters(&self) -> usize {
+        self.raw.len() + 1
+    }
+
+    /// The bound counter of `raw` (at the layout's `index`): the first
+    /// bound at or above it (the last counter when it is above every
+    /// bound).
+    #[inline]
+    pub(crate) fn slot(&self, index: usize, raw: u64) -> usize {
+        self.slot_at(index, raw)
+    }
+
+    /// Where a value counts: its bucket index (one up when it shares a
+    /// bound's bucket and is above the bound) and its bound counter, for
+    /// the layout's `index` of `raw`. Hot path: one load of the group's
+    /// cuts (one cache line) and branch-free compares, for groups with at
+    /// most three bounds; the table and a search otherwise.
+    #[inline]
+    pub(crate) fn place(&self, index: usize, raw: u64) -> (usize, usize) {
+        let index = self.adjust(index, raw);
+        (index, self.slot_at(index, raw))
+    }
+
+    /// The bound counter of a value counted at (adjusted) `index`: for
+    /// groups with at most three bounds, one load of the group's cuts and
+    /// three branch-free compares; a search of the bounds otherwise.
+    #[inline]
+    fn slot_at(&self, index: usize, raw: u64) -> usize {
+        match self.cuts.get(index >> self.shift) {
+            Some(group) if !group.crowded => {
+                // A value above the bound of cut `c` counts at an index
+                // above `c` (one up, if it shared the bound's bucket).
+                let i = index as u64;
+                group.base as usize
+                    + usize::from(group.cuts[0] < i)
+                    + usize::from(group.cuts[1] < i)
+                    + usize::from(group.cuts[2] < i)
+            }
+            _ => self.raw.partition_point(|bound| *bound < raw),
+        }
     }
 
     /// The bucket `raw` counts in: `index`, or the next one when `raw` is
@@ -142,6 +201,59 @@ impl Splits {
         let (tagged, bound) = self.entries[index & self.mask];
         index + usize::from(tagged == index + 1 && raw > bound)
     }
+
+    /// The bound that splits bucket `index`, when `raw` (in that bucket)
+    /// is above it.
+    pub(crate) fn bound_below(&self, index: usize, raw: u64) -> Option<u64> {
+        let (tagged, bound) = self.entries[index & self.mask];
+        (tagged == index + 1 && raw > bound).then_some(bound)
+    }
+}
+
+/// The cuts of one group of indexes (see [`Splits::place`]).
+#[derive(Clone, Copy, Debug)]
+struct GroupCuts {
+    /// Bounds whose cut lies below the group.
+    base: u32,
+    /// More than three cuts in the group: search the bounds instead.
+    crowded: bool,
+    /// Cut indexes in the group, ascending; `u64::MAX` where there are
+    /// fewer than three.
+    cuts: [u64; 3],
+}
+
+/// The cut of each bound (the index of the bucket holding it, which holds
+/// no value above it once split) grouped by `index >> group_shift`.
+fn group_cuts(raw: &[u64], layout: &Layout) -> Box<[GroupCuts]> {
+    let shift = layout.group_shift();
+    let groups = layout.len().div_ceil(1 << shift);
+    // Bounds at or above the highest value have no cut: nothing exceeds
+    // them.
+    let cuts: Vec<u64> = raw
+        .iter()
+        .filter(|bound| **bound < layout.highest)
+        .map(|bound| layout.index_for(*bound) as u64)
+        .collect();
+    (0..groups)
+        .map(|g| {
+            let first = (g as u64) << shift;
+            let next = first + (1 << shift);
+            let inside: Vec<u64> = cuts
+                .iter()
+                .copied()
+                .filter(|cut| (first..next).contains(cut))
+                .collect();
+            let mut group = GroupCuts {
+                base: cuts.iter().filter(|cut| **cut < first).count() as u32,
+                crowded: inside.len() > 3,
+                cuts: [u64::MAX; 3],
+            };
+            for (slot, cut) in group.cuts.iter_mut().zip(&inside) {
+                *slot = *cut;
+            }
+            group
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -199,14 +311,67 @@ mod tests {
     }
 
     #[test]
-    fn bounds_on_bucket_edges_or_out_of_range_need_no_table() {
+    fn corrected_values_straddling_a_bound_count_on_their_side() {
+        // Expected every 1 ms; a 250.05 ms value also records 249.05 ms,
+        // 248.05 ms, ... down to 1.05 ms: only 250.05 ms is above 0.25 s.
+        let histogram = crate::Config::new()
+            .exact_bounds(&[0.25])
+            .expected_interval(1_000_000)
+            .build()
+            .unwrap();
+        histogram.record(250_050_000);
+        // And one whose corrected values start inside the split bucket:
+        // 250.08 ms, then 249.08 ms.
+        histogram.record(250_080_000);
+        let snapshot = histogram.snapshot(crate::Window::Cumulative);
+        assert_eq!(snapshot.count(), 500);
+        assert_eq!(snapshot.count_le(0.25), 498);
+        let mut counts = Vec::new();
+        let (count, _) = histogram.bound_counts(&mut counts);
+        assert_eq!((count, counts), (500, vec![498]));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn bound_counters_equal_the_model(
+            values in proptest::collection::vec(0u64..20_000_000_000, 1..300),
+            bounds in proptest::collection::vec(0.000_001f64..30.0, 1..16),
+        ) {
+            let histogram = crate::Config::new().exact_bounds(&bounds).build().unwrap();
+            for v in &values {
+                histogram.record(*v);
+            }
+            let mut counts = Vec::new();
+            let (count, _) = histogram.bound_counts(&mut counts);
+            let raw = raw_bounds(&bounds, 1e9);
+            proptest::prop_assert_eq!(count, values.len() as u64);
+            proptest::prop_assert_eq!(histogram.exact_bounds().len(), raw.len());
+            let layout = Layout::new(1, 3_600_000_000_000, 3).unwrap();
+            for (i, (bound, got)) in raw.iter().zip(&counts).enumerate() {
+                // Only the lowest bound of an HDR bucket can be exact.
+                if i > 0 && layout.index_for(raw[i - 1]) == layout.index_for(*bound) {
+                    continue;
+                }
+                let want = values.iter().filter(|v| **v <= *bound).count() as u64;
+                proptest::prop_assert_eq!(*got, want);
+            }
+        }
+    }
+
+    #[test]
+    fn bounds_on_bucket_edges_or_out_of_range_need_no_split() {
         let layout = Layout::new(1, 1_000, 3).unwrap();
+        let key = (1, 1_000, 3, 1f64.to_bits());
         // Below 2048 every raw value has its own bucket at 3 figures.
         let exact = ExactBounds::new(&[10.0, 500.0, 5_000.0, f64::NAN]);
-        assert!(
-            exact
-                .splits(&layout, (1, 1_000, 3, 1f64.to_bits()))
-                .is_none()
+        let splits = exact.splits(&layout, key).unwrap();
+        assert!(splits.entries.iter().all(|(tagged, _)| *tagged == 0));
+        assert_eq!(splits.units(), [10.0, 500.0, 5_000.0]);
+        assert_eq!(splits.counters(), 4);
+        assert_eq!(
+            [0, 10, 11, 500, 501, 999].map(|raw| splits.slot(layout.index_for(raw), raw)),
+            [0, 0, 1, 1, 2, 2]
         );
+        assert!(ExactBounds::new(&[f64::NAN]).splits(&layout, key).is_none());
     }
 }

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use crate::bounds::Splits;
 use crate::layout::Layout;
+use crate::shard::NO_BOUND;
 use crate::slots::{Slots, slot_count};
 use crate::window::Windows;
 use crate::{Config, Snapshot, Summary, Window};
@@ -92,13 +93,14 @@ impl Histogram {
             );
             exact.splits(&layout, key)
         });
+        let counters = splits.as_ref().map_or(0, |s| s.counters());
         Histogram {
             splits,
             layout,
             highest: config.highest,
             scale: config.scale,
             expected_interval: config.expected_interval,
-            slots: Arc::new(Slots::new(layout.len(), slots)),
+            slots: Arc::new(Slots::with_bounds(layout.len(), slots, counters)),
             rare: Rare::default(),
             windows: Mutex::new(Windows::new(now, config.intervals)),
             config,
@@ -142,7 +144,15 @@ impl Histogram {
         } else {
             raw
         };
-        self.slots.add(self.index_for(raw), n, raw.wrapping_mul(n));
+        match &self.splits {
+            None => self
+                .slots
+                .add(self.layout.index_for(raw), n, raw.wrapping_mul(n)),
+            Some(splits) => {
+                let (index, bound) = splits.place(self.layout.index_for(raw), raw);
+                self.slots.add_bounded(index, bound, n, raw.wrapping_mul(n));
+            }
+        }
         if let Some(expected) = self.expected_interval
             && raw > expected
         {
@@ -209,17 +219,6 @@ impl Histogram {
         self.highest
     }
 
-    /// The bucket `raw` counts in (one up from the layout's when it is just
-    /// above an exact bound).
-    #[inline]
-    fn index_for(&self, raw: u64) -> usize {
-        let index = self.layout.index_for(raw);
-        match &self.splits {
-            None => index,
-            Some(splits) => splits.adjust(index, raw),
-        }
-    }
-
     #[cold]
     fn reject(&self, n: u64) {
         self.rare.rejected.fetch_add(n, Relaxed);
@@ -235,13 +234,31 @@ impl Histogram {
         let step = u128::from(expected);
         let mut next = u128::from(value - expected);
         while next >= step {
-            let index = self.index_for(next as u64);
-            let low = u128::from(self.layout.value_for(index)).max(step);
+            let mut index = self.layout.index_for(next as u64);
+            let mut low = u128::from(self.layout.value_for(index)).max(step);
+            if let Some(bound) = self
+                .splits
+                .as_ref()
+                .and_then(|splits| splits.bound_below(index, next as u64))
+            {
+                // The values above an exact bound count one bucket up; the
+                // ones at or below it stay, on the next round.
+                index += 1;
+                low = low.max(u128::from(bound) + 1);
+            }
             let n = (next - low) / step + 1;
             // next + (next - step) + ... (n terms)
             let sum = n * next - step * n * (n - 1) / 2;
-            self.slots.add(
+            // All n values lie on one side of every exact bound (but the
+            // higher of two bounds in one HDR bucket), so they share a
+            // bound counter.
+            let bound = self
+                .splits
+                .as_ref()
+                .map_or(NO_BOUND, |splits| splits.slot(index, next as u64));
+            self.slots.add_bounded(
                 index,
+                bound,
                 (n as u64).saturating_mul(times),
                 (sum as u64).wrapping_mul(times),
             );
@@ -387,6 +404,49 @@ impl Histogram {
             (c.wrapping_add(shard.count()), s.wrapping_add(shard.sum()))
         });
         (count, windows.cumulative_sum(sum) as f64 / self.scale)
+    }
+
+    /// The bounds of [`Config::exact_bounds`] in units, ascending and
+    /// distinct (those at or above the range's highest value included);
+    /// empty without them.
+    pub fn exact_bounds(&self) -> &[f64] {
+        self.splits.as_ref().map_or(&[], |splits| splits.units())
+    }
+
+    /// Cumulative counts at the [`exact_bounds`](Histogram::exact_bounds),
+    /// since the histogram was built: `out[i]` is the number of values
+    /// recorded at or below bound `i` (`out` is cleared and refilled); and
+    /// the total count and sum in units, as [`totals`](Histogram::totals).
+    /// Each thread's shard keeps one counter per bound, so this reads a few
+    /// words per shard instead of walking the buckets: what a Prometheus
+    /// classic histogram needs on every scrape. Empty `out` without exact
+    /// bounds.
+    ///
+    /// ```
+    /// use vigil_histogram::Config;
+    ///
+    /// let histogram = Config::new().exact_bounds(&[0.1, 0.25]).build()?;
+    /// for seconds in [0.05, 0.1, 0.25, 0.250_05, 3.0] {
+    ///     histogram.record_f64(seconds);
+    /// }
+    /// let mut counts = Vec::new();
+    /// let (count, sum) = histogram.bound_counts(&mut counts);
+    /// assert_eq!(histogram.exact_bounds(), [0.1, 0.25]);
+    /// assert_eq!(counts, [2, 3]);
+    /// assert_eq!(count, 5);
+    /// assert!((sum - 3.650_05).abs() < 1e-9);
+    /// # Ok::<(), vigil_histogram::Error>(())
+    /// ```
+    pub fn bound_counts(&self, out: &mut Vec<u64>) -> (u64, f64) {
+        self.slots.bound_counts(out);
+        // The last counter holds the values above every bound.
+        out.pop();
+        let mut running = 0u64;
+        for count in out.iter_mut() {
+            running = running.wrapping_add(*count);
+            *count = running;
+        }
+        self.totals()
     }
 
     /// Values above the configured highest that were clamped to it.

@@ -74,6 +74,12 @@ impl Layout {
         self.len
     }
 
+    /// `log2` of the indexes per half-bucket group: `index >> this` is the
+    /// group an index belongs to, and groups are in value order.
+    pub(crate) fn group_shift(&self) -> u32 {
+        u32::from(self.sub_bucket_half_count_magnitude)
+    }
+
     /// Counts index of `value`. Hot path: a handful of integer instructions,
     /// no branch. Callers clamp `value` to the configured highest first, which
     /// keeps the result below [`Layout::len`].

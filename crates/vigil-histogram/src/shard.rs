@@ -106,7 +106,14 @@ pub(crate) struct Shard {
     /// Raw sum, wrapping; readers take differences of it.
     sum: AtomicU64,
     groups: Box<[OnceBox<Group>]>,
+    /// Per exact bound (`Config::exact_bounds`), values at or below it and
+    /// above the one before; the last counts values above every bound.
+    /// Empty without exact bounds.
+    bounds: Box<[AtomicU64]>,
 }
+
+/// The bound slot of a value recorded without exact bounds.
+pub(crate) const NO_BOUND: usize = usize::MAX;
 
 #[inline]
 fn bump(counter: &AtomicU64, n: u64, access: Access) {
@@ -123,13 +130,20 @@ fn bump(counter: &AtomicU64, n: u64, access: Access) {
 impl Shard {
     /// An empty shard for a counts array of `len` indexes: 128 bytes plus
     /// 8 bytes per group pointer, no page yet.
+    #[cfg(test)]
     pub(crate) fn new(len: usize) -> Box<Shard> {
+        Shard::with_bounds(len, 0)
+    }
+
+    /// [`new`](Shard::new), with `bounds` bound counters.
+    pub(crate) fn with_bounds(len: usize, bounds: usize) -> Box<Shard> {
         Box::new(Shard {
             count: AtomicU64::new(0),
             sum: AtomicU64::new(0),
             groups: (0..len.div_ceil(GROUP_SPAN))
                 .map(|_| OnceBox::new())
                 .collect(),
+            bounds: (0..bounds).map(|_| AtomicU64::new(0)).collect(),
         })
     }
 
@@ -139,16 +153,34 @@ impl Shard {
     /// the first value that lands in it, the only allocation), then three
     /// relaxed load + store pairs for an owner, `fetch_add`s otherwise.
     /// An index past the array is ignored (callers clamp first).
+    #[cfg(test)]
     #[inline]
     pub(crate) fn add(&self, index: usize, n: u64, sum: u64, access: Access) {
+        self.add_bounded(index, NO_BOUND, n, sum, access);
+    }
+
+    /// [`add`](Shard::add), also counting `n` in bound counter `bound`
+    /// ([`NO_BOUND`] or past the counters: none).
+    #[inline]
+    pub(crate) fn add_bounded(&self, index: usize, bound: usize, n: u64, sum: u64, access: Access) {
         let Some(group) = self.groups.get(index / GROUP_SPAN) else {
             return;
         };
         let group = group.get_or_init(Group::new);
         let page = group.page((index / PAGE) % GROUP);
         bump(&page.0[index % PAGE], n, access);
+        if let Some(counter) = self.bounds.get(bound) {
+            bump(counter, n, access);
+        }
         bump(&self.count, n, access);
         bump(&self.sum, sum, access);
+    }
+
+    /// Adds this shard's bound counters to `out`, slot by slot.
+    pub(crate) fn add_bound_counts(&self, out: &mut [u64]) {
+        for (total, counter) in out.iter_mut().zip(&*self.bounds) {
+            *total = total.wrapping_add(counter.load(Relaxed));
+        }
     }
 
     /// Values counted so far.
@@ -194,7 +226,8 @@ impl Shard {
     /// group and page allocated so far.
     pub(crate) fn bytes(&self) -> usize {
         let mut bytes = std::mem::size_of::<Shard>()
-            + self.groups.len() * std::mem::size_of::<OnceBox<Group>>();
+            + self.groups.len() * std::mem::size_of::<OnceBox<Group>>()
+            + self.bounds.len() * std::mem::size_of::<AtomicU64>();
         for group in self.groups.iter().filter_map(OnceBox::get) {
             bytes += std::mem::size_of::<Group>();
             bytes += group.allocated().count() * std::mem::size_of::<Page>();

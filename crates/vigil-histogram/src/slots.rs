@@ -22,7 +22,7 @@ use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use std::sync::{Arc, OnceLock, Weak};
 
 use crate::buckets::combine;
-use crate::shard::{Access, Shard};
+use crate::shard::{Access, NO_BOUND, Shard};
 use crate::sync::{AtomicU64, OnceBox};
 
 /// Most slots a histogram ever has, whatever the CPU count.
@@ -72,7 +72,7 @@ impl Slot {
     /// Take this slot for `id` if it is free. Acquire pairs with the
     /// previous owner's release, so its counts are visible before `id`
     /// adds to them.
-    fn claim(&self, id: u64, len: usize) -> Option<&Shard> {
+    fn claim(&self, id: u64, (len, bounds): (usize, usize)) -> Option<&Shard> {
         // Look before the compare-exchange: a failed one still takes the
         // line exclusive, away from the owner that reads it every record.
         if self.owner.load(Relaxed) != FREE {
@@ -81,7 +81,7 @@ impl Slot {
         self.owner
             .compare_exchange(FREE, id, Acquire, Relaxed)
             .ok()?;
-        Some(self.shard.get_or_init(|| Shard::new(len)))
+        Some(self.shard.get_or_init(|| Shard::with_bounds(len, bounds)))
     }
 }
 
@@ -108,6 +108,8 @@ pub(crate) struct Slots {
     shared: OnceBox<Shard>,
     /// Length of the counts array.
     len: usize,
+    /// Bound counters per shard (`Config::exact_bounds`), 0 without.
+    bounds: usize,
     /// Slots in `more`, plus the inline ones.
     capacity: usize,
 }
@@ -179,14 +181,26 @@ fn register(slots: &Arc<Slots>, index: usize) -> bool {
 impl Slots {
     /// Slots for a counts array of `len` indexes, at most `capacity` of them
     /// (clamped to `1..=64`).
+    #[cfg(test)]
     pub(crate) fn new(len: usize, capacity: usize) -> Slots {
+        Slots::with_bounds(len, capacity, 0)
+    }
+
+    /// [`new`](Slots::new), each shard with `bounds` bound counters.
+    pub(crate) fn with_bounds(len: usize, capacity: usize, bounds: usize) -> Slots {
         Slots {
             inline: [Slot::new(), Slot::new()],
             more: OnceBox::new(),
             shared: OnceBox::new(),
             len,
+            bounds,
             capacity: capacity.clamp(1, MAX_SLOTS),
         }
+    }
+
+    /// What a new shard is made of: indexes and bound counters.
+    fn shape(&self) -> (usize, usize) {
+        (self.len, self.bounds)
     }
 
     /// Count `n` values at `index` whose raw values add up to `sum`, into
@@ -196,6 +210,13 @@ impl Slots {
     /// [`Shard::add`].
     #[inline]
     pub(crate) fn add(self: &Arc<Self>, index: usize, n: u64, sum: u64) {
+        self.add_bounded(index, NO_BOUND, n, sum);
+    }
+
+    /// [`add`](Slots::add), also counting `n` in bound counter `bound`
+    /// ([`Shard::add_bounded`]).
+    #[inline]
+    pub(crate) fn add_bounded(self: &Arc<Self>, index: usize, bound: usize, n: u64, sum: u64) {
         let id = thread_id();
         let shard = match self.inline[0].owned_by(id) {
             Some(shard) => shard,
@@ -203,11 +224,11 @@ impl Slots {
                 Some(shard) => shard,
                 None => match self.owned_in_table(id) {
                     Some(shard) => shard,
-                    None => return self.claim_and_add(id, index, n, sum),
+                    None => return self.claim_and_add(id, index, bound, n, sum),
                 },
             },
         };
-        shard.add(index, n, sum, Access::Owned);
+        shard.add_bounded(index, bound, n, sum, Access::Owned);
     }
 
     /// The shard `id` owns past the inline slots, if any. Slots are claimed
@@ -226,9 +247,9 @@ impl Slots {
     /// A thread that owns no shard here yet: claim one, then add.
     #[cold]
     #[inline(never)]
-    fn claim_and_add(self: &Arc<Self>, id: u64, index: usize, n: u64, sum: u64) {
+    fn claim_and_add(self: &Arc<Self>, id: u64, index: usize, bound: usize, n: u64, sum: u64) {
         let (shard, access) = self.claim(id);
-        shard.add(index, n, sum, access);
+        shard.add_bounded(index, bound, n, sum, access);
     }
 
     /// The cold path: take the lowest free slot and register it for
@@ -251,7 +272,7 @@ impl Slots {
     /// always exists when one is needed, and it already has a shard.
     pub(crate) fn claim_free(&self, id: u64) -> Option<(usize, &Shard)> {
         for (i, slot) in self.inline[..self.capacity.min(INLINE)].iter().enumerate() {
-            if let Some(shard) = slot.claim(id, self.len) {
+            if let Some(shard) = slot.claim(id, self.shape()) {
                 return Some((i, shard));
             }
         }
@@ -268,7 +289,7 @@ impl Slots {
             .slots
             .iter()
             .enumerate()
-            .find_map(|(i, slot)| Some((i, slot.claim(id, self.len)?)))?;
+            .find_map(|(i, slot)| Some((i, slot.claim(id, self.shape())?)))?;
         table.used.fetch_max(i + 1, Relaxed);
         Some((i + INLINE, shard))
     }
@@ -292,7 +313,8 @@ impl Slots {
 
     /// The shard every thread may write with `fetch_add`.
     pub(crate) fn shared(&self) -> &Shard {
-        self.shared.get_or_init(|| Shard::new(self.len))
+        self.shared
+            .get_or_init(|| Shard::with_bounds(self.len, self.bounds))
     }
 
     /// Every shard allocated so far (owned, free or shared).
@@ -323,6 +345,16 @@ impl Slots {
             combine(out);
         }
         (count, sum)
+    }
+
+    /// Every shard's bound counters summed, slot by slot, into `out`
+    /// (cleared to the counter count first).
+    pub(crate) fn bound_counts(&self, out: &mut Vec<u64>) {
+        out.clear();
+        out.resize(self.bounds, 0);
+        for shard in self.shards() {
+            shard.add_bound_counts(out);
+        }
     }
 
     /// Heap bytes of the slot table and every shard.

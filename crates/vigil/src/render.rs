@@ -293,10 +293,17 @@ impl Format for Text<'_> {
                 self.head(name, help, "histogram");
                 self.counts.resize(bounds.len(), 0);
                 for (labels, series) in series {
-                    // One walk of the cumulative buckets for every bound.
-                    let total = self.reader.read(series, Window::Cumulative);
-                    total.counts_le(&bounds, &mut self.counts);
-                    let totals = (total.count(), total.sum());
+                    let totals = if series.0.exact_bounds() == &bounds[..] {
+                        // The shards' bound counters: a few words per
+                        // shard, no walk of the buckets.
+                        series.0.bound_counts(&mut self.counts)
+                    } else {
+                        // One walk of the cumulative buckets for every bound.
+                        let total = self.reader.read(series, Window::Cumulative);
+                        self.counts.resize(bounds.len(), 0);
+                        total.counts_le(&bounds, &mut self.counts);
+                        (total.count(), total.sum())
+                    };
                     for (bound, count) in bounds.iter().zip(&self.counts) {
                         write_metric_line(
                             &mut self.out,
