@@ -161,7 +161,11 @@ impl Config {
     /// bucket; with it, such a value is counted one bucket up (so
     /// quantiles move by at most one bucket width, within the precision),
     /// and sums stay exact. Two bounds in one bucket keep the lower one
-    /// exact. Costs one table load and compare per record.
+    /// exact. Each thread's shard also keeps one counter per bound, read
+    /// by [`Histogram::bound_counts`] without walking the buckets (what a
+    /// Prometheus classic histogram needs on every scrape). Costs about
+    /// 2 ns per record: two small table loads, a few compares and one more
+    /// relaxed add.
     ///
     /// ```
     /// use vigil_histogram::{Config, Window};
