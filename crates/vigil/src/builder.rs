@@ -55,6 +55,7 @@ pub struct MonitorBuilder {
     upkeep_interval: Option<Duration>,
     listen: Option<String>,
     allowed: Vec<String>,
+    listener_limits: crate::http::Limits,
     layer: Option<Arc<dyn metrics::Recorder + Send + Sync>>,
     alerts: Option<vigil_alert::Engine>,
     notifiers: Vec<(String, Arc<dyn vigil_alert::notify::Notifier>)>,
@@ -90,6 +91,7 @@ impl Default for MonitorBuilder {
             upkeep_interval: Some(Duration::from_secs(1)),
             listen: None,
             allowed: Vec::new(),
+            listener_limits: crate::http::Limits::default(),
             layer: None,
             alerts: None,
             notifiers: Vec::new(),
@@ -206,6 +208,32 @@ impl MonitorBuilder {
     /// peer that can reach the listen address is served.
     pub fn allow(mut self, address_or_network: impl Into<String>) -> Self {
         self.allowed.push(address_or_network.into());
+        self
+    }
+
+    /// How long the `/metrics` listener waits on a client (defaults: 10 s,
+    /// 90 s, 30 s): `header_read` from a request's first byte to the end of
+    /// its head, `idle` on a connection with no request in progress, and
+    /// `write` from a request's head to its response written, so a client
+    /// that never reads holds its buffered exposition no longer than that.
+    /// A connection past its limit is closed.
+    pub fn listener_timeouts(
+        mut self,
+        header_read: Duration,
+        idle: Duration,
+        write: Duration,
+    ) -> Self {
+        self.listener_limits.header_read = header_read;
+        self.listener_limits.idle = idle;
+        self.listener_limits.write = write;
+        self
+    }
+
+    /// The most connections the `/metrics` listener keeps open (default
+    /// 64). A new one beyond it closes the connection idle for longest, or
+    /// is closed itself when every connection has a request in progress.
+    pub fn listener_max_connections(mut self, limit: usize) -> Self {
+        self.listener_limits.max_connections = limit;
         self
     }
 
@@ -404,6 +432,25 @@ impl MonitorBuilder {
                 reason: "must be longer than zero".into(),
             });
         }
+        let limits = self.listener_limits;
+        for (setting, value) in [
+            ("listener_timeouts", limits.header_read),
+            ("listener_timeouts", limits.idle),
+            ("listener_timeouts", limits.write),
+        ] {
+            if value.is_zero() {
+                return Err(Error::Setting {
+                    setting,
+                    reason: "every timeout must be longer than zero".into(),
+                });
+            }
+        }
+        if limits.max_connections == 0 {
+            return Err(Error::Setting {
+                setting: "listener_max_connections",
+                reason: "must be at least 1".into(),
+            });
+        }
         let listen = match &self.listen {
             None => None,
             Some(address) => Some(listen_address(address)?),
@@ -451,7 +498,12 @@ impl MonitorBuilder {
             None => None,
         };
         let listener = match listen {
-            Some(address) => Some(crate::http::spawn(address, allowed, recorder.clone())?),
+            Some(address) => Some(crate::http::spawn(
+                address,
+                allowed,
+                limits,
+                recorder.clone(),
+            )?),
             None => None,
         };
         let upkeep = self

@@ -3,9 +3,29 @@
 //! its exporter), answering `GET /metrics` with the exposition the scraper
 //! negotiated: Prometheus's protobuf format (which carries native
 //! histograms) when its `Accept` header prefers it, text otherwise.
+//!
+//! The listener defends itself against clients that hold connections
+//! without using them ([`Limits`]): a request's head must arrive within
+//! the header-read timeout once its first byte has, a connection with no
+//! request in progress is closed after the idle timeout, and a response
+//! (rendering and writing it) must be done within the write timeout, so a
+//! client that never reads holds its buffered exposition no longer than
+//! that. At most `max_connections` are open at once: a new one closes the
+//! connection idle for longest (no request in progress), or is itself
+//! closed when every connection is busy. Request heads are limited to
+//! [`MAX_HEAD_BYTES`] and [`MAX_HEADERS`] (larger ones get `431`), and a
+//! failing `accept` (e.g. `EMFILE`) is retried after a pause doubling
+//! from 10 ms to 1 s, logged once per run of failures.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
-use std::net::{SocketAddr, TcpListener};
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
+use std::time::Duration;
 
 use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
@@ -15,13 +35,341 @@ use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use ipnet::IpNet;
-use tokio::sync::oneshot;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpSocket, TcpStream};
+use tokio::sync::{Notify, oneshot};
+use tokio::time::Instant;
 
 use crate::Error;
 use crate::recorder::Recorder;
 
 /// The content type of Prometheus text exposition format 0.0.4.
 const CONTENT_TYPE_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// The largest request head (request line and headers) the listener
+/// reads, in bytes; hyper's smallest read buffer.
+pub(crate) const MAX_HEAD_BYTES: usize = 8192;
+
+/// The most header fields a request may have.
+pub(crate) const MAX_HEADERS: usize = 32;
+
+/// Connections the kernel queues before they are accepted (capped by
+/// `net.core.somaxconn`): a burst beyond it waits for SYN retransmission,
+/// a second or more.
+const BACKLOG: u32 = 1024;
+
+/// The first pause after a failed `accept`; it doubles up to
+/// [`ACCEPT_BACKOFF_MAX`] while `accept` keeps failing.
+const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(10);
+
+/// The longest pause after a failed `accept`.
+const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
+
+/// How the listener bounds what clients may hold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Limits {
+    /// From a request's first byte to the end of its head.
+    pub(crate) header_read: Duration,
+    /// With no request in progress, since the last byte read or the last
+    /// response written.
+    pub(crate) idle: Duration,
+    /// From a request's head to its response written and flushed.
+    pub(crate) write: Duration,
+    /// Connections open at once.
+    pub(crate) max_connections: usize,
+}
+
+impl Default for Limits {
+    /// 10 s to send a request head, 90 s idle (longer than Prometheus's
+    /// default one-minute scrape interval, so its keep-alive connection
+    /// survives between scrapes), 30 s to answer, 64 connections.
+    fn default() -> Self {
+        Self {
+            header_read: Duration::from_secs(10),
+            idle: Duration::from_secs(90),
+            write: Duration::from_secs(30),
+            max_connections: 64,
+        }
+    }
+}
+
+/// Marks "not set" in a [`Connection`] time field.
+const UNSET: u64 = u64::MAX;
+
+/// Milliseconds since the listener started, for [`Connection`]'s fields.
+#[derive(Clone, Copy, Debug)]
+struct Clock {
+    start: Instant,
+}
+
+impl Clock {
+    fn now(self) -> u64 {
+        u64::try_from(self.start.elapsed().as_millis()).unwrap_or(UNSET - 1)
+    }
+
+    fn instant(self, millis: u64) -> Instant {
+        self.start + Duration::from_millis(millis)
+    }
+}
+
+/// What one open connection is doing, shared between its I/O, its
+/// service, its watchdog and the accept loop.
+#[derive(Debug)]
+struct Connection {
+    clock: Clock,
+    /// A request's head has been read and its response is not flushed yet.
+    busy: AtomicBool,
+    /// When the current request's head was complete, or [`UNSET`].
+    busy_since: AtomicU64,
+    /// When the first byte of a request head arrived, or [`UNSET`].
+    reading_since: AtomicU64,
+    /// When a byte was last read or a response last flushed.
+    last_active: AtomicU64,
+    /// hyper has taken the whole response of the current request (it is
+    /// written once the next flush succeeds).
+    answered: AtomicBool,
+    /// Chosen to make room for a new connection.
+    evicted: AtomicBool,
+    /// Wakes the watchdog when a deadline may have moved earlier.
+    changed: Notify,
+    /// Tells the connection's task to close it.
+    evict: Notify,
+}
+
+impl Connection {
+    fn new(clock: Clock) -> Self {
+        Self {
+            clock,
+            busy: AtomicBool::new(false),
+            busy_since: AtomicU64::new(UNSET),
+            reading_since: AtomicU64::new(UNSET),
+            last_active: AtomicU64::new(clock.now()),
+            answered: AtomicBool::new(false),
+            evicted: AtomicBool::new(false),
+            changed: Notify::new(),
+            evict: Notify::new(),
+        }
+    }
+
+    /// When the connection is to be closed unless it makes progress.
+    fn deadline(&self, limits: &Limits) -> u64 {
+        let after = |since: u64, limit: Duration| {
+            since.saturating_add(u64::try_from(limit.as_millis()).unwrap_or(UNSET))
+        };
+        if self.busy.load(Relaxed) {
+            return after(self.busy_since.load(Relaxed), limits.write);
+        }
+        let idle = after(self.last_active.load(Relaxed), limits.idle);
+        match self.reading_since.load(Relaxed) {
+            UNSET => idle,
+            since => idle.min(after(since, limits.header_read)),
+        }
+    }
+
+    /// Bytes arrived.
+    fn read(&self) {
+        let now = self.clock.now();
+        self.last_active.store(now, Relaxed);
+        if !self.busy.load(Relaxed) && self.reading_since.load(Relaxed) == UNSET {
+            self.reading_since.store(now, Relaxed);
+            self.changed.notify_one();
+        }
+    }
+
+    /// A request's head was read; its response is being made.
+    fn request(&self) {
+        self.busy_since.store(self.clock.now(), Relaxed);
+        self.reading_since.store(UNSET, Relaxed);
+        self.answered.store(false, Relaxed);
+        self.busy.store(true, Relaxed);
+        self.changed.notify_one();
+    }
+
+    /// Everything written so far reached the socket: the response is
+    /// written if hyper had taken all of it.
+    fn flushed(&self) {
+        if self.busy.load(Relaxed) && self.answered.swap(false, Relaxed) {
+            self.busy.store(false, Relaxed);
+            self.last_active.store(self.clock.now(), Relaxed);
+            self.busy_since.store(UNSET, Relaxed);
+            self.changed.notify_one();
+        }
+    }
+
+    /// Returns when the connection has passed its deadline.
+    async fn expired(&self, limits: &Limits) {
+        loop {
+            let changed = self.changed.notified();
+            let deadline = self.deadline(limits);
+            if deadline <= self.clock.now() {
+                return;
+            }
+            tokio::select! {
+                () = tokio::time::sleep_until(self.clock.instant(deadline)) => {}
+                () = changed => {}
+            }
+        }
+    }
+}
+
+/// A response body that tells its connection when hyper has taken all of
+/// it (hyper drops a body after its last frame).
+struct Answer {
+    body: Full<Bytes>,
+    connection: Arc<Connection>,
+}
+
+impl Drop for Answer {
+    fn drop(&mut self) {
+        self.connection.answered.store(true, Relaxed);
+    }
+}
+
+impl hyper::body::Body for Answer {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<Bytes>, Infallible>>> {
+        Pin::new(&mut self.get_mut().body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.body.size_hint()
+    }
+}
+
+/// The open connections, by id.
+type Connections = Arc<Mutex<HashMap<u64, Arc<Connection>>>>;
+
+/// Makes room for one more connection under `limit`: false when every
+/// open connection is busy; otherwise evicts the one idle for longest if
+/// the limit is reached.
+fn make_room(connections: &Connections, limit: usize) -> bool {
+    let open = connections.lock().unwrap_or_else(PoisonError::into_inner);
+    let live = || open.values().filter(|c| !c.evicted.load(Relaxed));
+    if live().count() < limit {
+        return true;
+    }
+    let oldest = live()
+        .filter(|c| !c.busy.load(Relaxed))
+        .min_by_key(|c| c.last_active.load(Relaxed));
+    match oldest {
+        Some(connection) => {
+            connection.evicted.store(true, Relaxed);
+            connection.evict.notify_one();
+            true
+        }
+        None => false,
+    }
+}
+
+/// A TCP stream that reports its progress to its [`Connection`].
+struct Tracked {
+    stream: TcpStream,
+    connection: Arc<Connection>,
+}
+
+impl AsyncRead for Tracked {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let poll = Pin::new(&mut this.stream).poll_read(cx, buf);
+        if matches!(poll, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            this.connection.read();
+        }
+        poll
+    }
+}
+
+impl AsyncWrite for Tracked {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().stream).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let poll = Pin::new(&mut this.stream).poll_flush(cx);
+        if matches!(poll, Poll::Ready(Ok(()))) {
+            this.connection.flushed();
+        }
+        poll
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
+    }
+}
+
+/// Serves one connection until it ends, expires or is evicted.
+async fn serve(
+    stream: TcpStream,
+    peer: SocketAddr,
+    connection: Arc<Connection>,
+    limits: Limits,
+    recorder: Recorder,
+) {
+    let tracker = Arc::clone(&connection);
+    let service = service_fn(move |request| {
+        tracker.request();
+        let connection = Arc::clone(&tracker);
+        let response = respond(recorder.clone(), request);
+        async move {
+            let response = response.await?;
+            Ok::<_, Infallible>(response.map(|body| Answer { body, connection }))
+        }
+    });
+    let io = TokioIo::new(Tracked {
+        stream,
+        connection: Arc::clone(&connection),
+    });
+    let served = http1::Builder::new()
+        // The watchdog times reads; hyper's own timer would also close
+        // idle keep-alive connections after the header-read timeout.
+        .header_read_timeout(None)
+        .max_buf_size(MAX_HEAD_BYTES)
+        .max_headers(MAX_HEADERS)
+        .serve_connection(io, service);
+    tokio::select! {
+        result = served => {
+            if let Err(error) = result {
+                tracing::debug!(%error, %peer, "vigil /metrics connection ended with an error");
+            }
+        }
+        () = connection.expired(&limits) => {
+            tracing::debug!(%peer, "vigil /metrics closed a connection past its deadline");
+        }
+        () = connection.evict.notified() => {
+            tracing::debug!(%peer, "vigil /metrics closed an idle connection to admit a new one");
+        }
+    }
+}
 
 /// The formats `/metrics` answers in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -150,6 +498,14 @@ impl Exposition {
     }
 }
 
+/// The pause after a failed `accept`, given the previous one in the same
+/// run of failures: 10 ms, then doubling up to 1 s.
+fn next_pause(previous: Option<Duration>) -> Duration {
+    previous.map_or(ACCEPT_BACKOFF_MIN, |pause| {
+        (pause * 2).min(ACCEPT_BACKOFF_MAX)
+    })
+}
+
 /// A running listener; stops when dropped.
 #[derive(Debug)]
 pub(crate) struct Listener {
@@ -174,52 +530,88 @@ impl Drop for Listener {
 pub(crate) fn spawn(
     address: SocketAddr,
     allowed: Vec<IpNet>,
+    limits: Limits,
     recorder: Recorder,
 ) -> Result<Listener, Error> {
     let listen_error = |source| Error::Listen { address, source };
-    let std_listener = TcpListener::bind(address).map_err(listen_error)?;
-    std_listener.set_nonblocking(true).map_err(listen_error)?;
-    let bound = std_listener.local_addr().map_err(listen_error)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_io()
+        .enable_time()
         .build()
         .map_err(listen_error)?;
+    let listener = {
+        // Registering the socket needs the runtime's reactor.
+        let _entered = runtime.enter();
+        let socket = if address.is_ipv4() {
+            TcpSocket::new_v4()
+        } else {
+            TcpSocket::new_v6()
+        }
+        .map_err(listen_error)?;
+        #[cfg(unix)]
+        socket.set_reuseaddr(true).map_err(listen_error)?;
+        socket.bind(address).map_err(listen_error)?;
+        socket.listen(BACKLOG).map_err(listen_error)?
+    };
+    let bound = listener.local_addr().map_err(listen_error)?;
     let (shutdown, mut stopped) = oneshot::channel::<()>();
     let thread = std::thread::Builder::new()
         .name("vigil-http".into())
         .spawn(move || {
             runtime.block_on(async move {
-                let listener = match tokio::net::TcpListener::from_std(std_listener) {
-                    Ok(listener) => listener,
-                    Err(error) => {
-                        tracing::error!(%error, address = %bound, "vigil /metrics listener failed to start");
-                        return;
-                    }
-                };
+                let clock = Clock { start: Instant::now() };
+                let connections: Connections = Arc::default();
+                let mut next_id = 0_u64;
+                let mut backoff: Option<Duration> = None;
                 loop {
-                    let (stream, peer) = tokio::select! {
+                    let accepted = tokio::select! {
                         _ = &mut stopped => return,
-                        accepted = listener.accept() => match accepted {
-                            Ok(accepted) => accepted,
-                            Err(error) => {
-                                tracing::debug!(%error, "vigil /metrics accept failed");
-                                continue;
+                        accepted = listener.accept() => accepted,
+                    };
+                    let (stream, peer) = match accepted {
+                        Ok(accepted) => {
+                            backoff = None;
+                            accepted
+                        }
+                        Err(error) => {
+                            // EMFILE and the like: retrying at once would
+                            // spin; wait, longer each time, and say so once.
+                            let pause = next_pause(backoff);
+                            if backoff.is_none() {
+                                tracing::warn!(%error, address = %bound, "vigil /metrics accept failed; retrying with a pause of up to 1 s");
+                            } else {
+                                tracing::debug!(%error, "vigil /metrics accept failed again");
                             }
-                        },
+                            backoff = Some(pause);
+                            tokio::select! {
+                                _ = &mut stopped => return,
+                                () = tokio::time::sleep(pause) => continue,
+                            }
+                        }
                     };
                     if !allowed.is_empty() && !allowed.iter().any(|net| net.contains(&peer.ip())) {
                         tracing::debug!(%peer, "vigil /metrics refused a peer outside the allowlist");
                         continue; // dropping the stream closes it
                     }
+                    if !make_room(&connections, limits.max_connections) {
+                        tracing::debug!(%peer, "vigil /metrics refused a connection: every connection is busy");
+                        continue;
+                    }
+                    let id = next_id;
+                    next_id += 1;
+                    let connection = Arc::new(Connection::new(clock));
+                    connections
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .insert(id, Arc::clone(&connection));
+                    let connections = Arc::clone(&connections);
                     let recorder = recorder.clone();
                     tokio::spawn(async move {
-                        let service = service_fn(move |request| respond(recorder.clone(), request));
-                        if let Err(error) = http1::Builder::new()
-                            .serve_connection(TokioIo::new(stream), service)
-                            .await
-                        {
-                            tracing::debug!(%error, %peer, "vigil /metrics connection ended with an error");
-                        }
+                        serve(stream, peer, connection, limits, recorder).await;
+                        connections
+                            .lock()
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .remove(&id);
                     });
                 }
             });
@@ -275,7 +667,24 @@ async fn respond(
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::Exposition::{self, Protobuf, Text};
+    use super::next_pause;
+
+    #[test]
+    fn failed_accepts_back_off_from_10_ms_to_1_s() {
+        let mut pause = None;
+        let pauses: Vec<u128> = (0..10)
+            .map(|_| {
+                let next = next_pause(pause);
+                pause = Some(next);
+                next.as_millis()
+            })
+            .collect();
+        assert_eq!(pauses, [10, 20, 40, 80, 160, 320, 640, 1000, 1000, 1000]);
+        assert_eq!(next_pause(None), Duration::from_millis(10));
+    }
 
     /// What Prometheus 2.42 sends with `--enable-feature=native-histograms`.
     const PROMETHEUS_NATIVE: &str = "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited;q=0.7,text/plain;version=0.0.4;q=0.3,*/*;q=0.2";
