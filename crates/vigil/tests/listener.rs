@@ -264,3 +264,59 @@ fn a_client_that_never_reads_loses_its_response_at_the_write_timeout() {
          (connection ended {closed_after:?} after the request)"
     );
 }
+
+#[test]
+fn an_oversized_request_head_is_refused_with_431() {
+    let monitor = Monitor::builder()
+        .listen("127.0.0.1:0")
+        .manual_upkeep()
+        .build()
+        .expect("a monitor");
+    let address = monitor.listen_address().expect("a listener");
+    let mut stream = connect(address);
+    let padding = "x".repeat(16 * 1024);
+    // The server may close while the client still writes: only the answer
+    // matters.
+    let _ = stream.write_all(
+        format!("GET /metrics HTTP/1.1\r\nHost: vigil\r\nX-Padding: {padding}\r\n\r\n").as_bytes(),
+    );
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("a read timeout");
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 431"), "{answer}");
+
+    // A request within the limits is still served on a new connection.
+    let (status, _, _) = get(&mut connect(address));
+    assert_eq!(status, 200);
+}
+
+#[test]
+fn listener_limits_of_zero_are_refused() {
+    let zero = Duration::ZERO;
+    let second = Duration::from_secs(1);
+    for (header_read, idle, write) in [
+        (zero, second, second),
+        (second, zero, second),
+        (second, second, zero),
+    ] {
+        let error = Monitor::builder()
+            .listener_timeouts(header_read, idle, write)
+            .build()
+            .expect_err("a zero timeout");
+        assert_eq!(
+            error.to_string(),
+            "invalid setting `listener_timeouts`: every timeout must be longer than zero"
+        );
+    }
+    let error = Monitor::builder()
+        .listener_max_connections(0)
+        .build()
+        .expect_err("no connections");
+    assert_eq!(
+        error.to_string(),
+        "invalid setting `listener_max_connections`: must be at least 1"
+    );
+}
