@@ -78,6 +78,7 @@ mod monitor;
 mod protobuf;
 mod recorder;
 mod render;
+mod sanitize;
 mod source;
 mod storage;
 mod summary;
@@ -110,6 +111,7 @@ pub use builder::{DEFAULT_BUCKETS, DEFAULT_QUANTILES, MonitorBuilder};
 pub use error::Error;
 pub use monitor::Monitor;
 pub use recorder::{OVERFLOW_LABEL, Recorder, SERIES_DROPPED_TOTAL};
+pub use sanitize::SERIES_REJECTED_TOTAL;
 pub use summary::{CounterSummary, GaugeSummary, HistogramSummary, Labels, MetricsSummary};
 #[doc(inline)]
 pub use vigil_histogram::{Summary, Window};

@@ -10,9 +10,6 @@
 
 use std::sync::{Arc, LazyLock};
 
-use indexmap::IndexMap;
-use metrics::Key;
-use metrics_exporter_prometheus::formatting::sanitize_label_key;
 use prost::Message as _;
 use vigil_histogram::{Bucket as HdrBucket, Snapshot, Window};
 
@@ -185,23 +182,13 @@ pub(crate) struct Labels(Vec<LabelPair>);
 impl SeriesLabels for Labels {
     type Order = Vec<(Option<String>, Option<String>)>;
 
-    /// Merged like `LabelSet::from_key_and_global` (a series label replaces
-    /// a global one of the same name in place), names sanitized as in
-    /// text; values need no escaping here.
-    fn of(key: &Key, globals: &IndexMap<String, String>) -> Self {
-        let mut merged: IndexMap<&str, &str> = globals
-            .iter()
-            .map(|(name, value)| (name.as_str(), value.as_str()))
-            .collect();
-        for label in key.labels() {
-            merged.insert(label.key(), label.value());
-        }
+    fn of(labels: &[(String, String)]) -> Self {
         Labels(
-            merged
-                .into_iter()
+            labels
+                .iter()
                 .map(|(name, value)| LabelPair {
-                    name: Some(sanitize_label_key(name)),
-                    value: Some(value.to_owned()),
+                    name: Some(name.clone()),
+                    value: Some(value.clone()),
                 })
                 .collect(),
         )

@@ -22,6 +22,8 @@ use vigil_timing::CALLS_DURATION;
 use vigil_timing::objectives::LATENCY_BUCKETS;
 
 use crate::activity::Activity;
+use crate::render::Rejected;
+use crate::sanitize::{self, Reason, SERIES_REJECTED_TOTAL};
 use crate::storage::Storage;
 
 /// The name of the counter of label sets folded into an overflow series.
@@ -81,6 +83,9 @@ pub(crate) fn bucket_bounds<'a>(
     })
 }
 
+/// A recorded series and one change made to it on its way out.
+type RejectedSeries = (MetricKind, Key, Reason);
+
 /// State shared by the recorder, the [`Monitor`](crate::Monitor) handles,
 /// the upkeep thread and the HTTP listener.
 #[derive(Debug)]
@@ -94,6 +99,10 @@ pub(crate) struct Shared {
     /// counted.
     admitted: Mutex<HashMap<(MetricKind, String), usize>>,
     warned: Mutex<HashSet<(MetricKind, String)>>,
+    /// Series changes already counted in [`SERIES_REJECTED_TOTAL`] (a
+    /// series is read at every render; each change counts once), and the
+    /// names already logged.
+    rejected: Mutex<(HashSet<RejectedSeries>, HashSet<String>)>,
     dropped: Arc<AtomicU64>,
     pub(crate) activity: Mutex<Activity>,
     pub(crate) settings: Settings,
@@ -110,6 +119,7 @@ impl Shared {
             descriptions: RwLock::new(HashMap::new()),
             admitted: Mutex::new(HashMap::new()),
             warned: Mutex::new(HashSet::new()),
+            rejected: Mutex::new((HashSet::new(), HashSet::new())),
             dropped,
             activity: Mutex::new(Activity::new(settings.clock.now())),
             settings,
@@ -118,7 +128,40 @@ impl Shared {
             SERIES_DROPPED_TOTAL,
             "Registrations of new label sets folded into a metric's overflow series because it reached its series limit".into(),
         );
+        shared.describe(
+            SERIES_REJECTED_TOTAL,
+            "Recorded series, or labels of them, refused or renamed to keep the exposition valid, by reason".into(),
+        );
         shared
+    }
+
+    /// Counts each change not counted yet in [`SERIES_REJECTED_TOTAL`]
+    /// and logs the first change of each name.
+    pub(crate) fn reject(&self, rejected: Rejected) {
+        if rejected.is_empty() {
+            return;
+        }
+        let mut guard = self.rejected.lock().unwrap_or_else(PoisonError::into_inner);
+        let (counted, logged) = &mut *guard;
+        for (kind, key, reason) in rejected {
+            if counted.contains(&(kind, key.clone(), reason)) {
+                continue;
+            }
+            let series = Key::from_parts(
+                SERIES_REJECTED_TOTAL,
+                vec![Label::new("reason", reason.as_str())],
+            );
+            self.registry
+                .get_or_create_counter(&series, |counter| counter.fetch_add(1, Ordering::Relaxed));
+            if logged.insert(key.name().to_owned()) {
+                tracing::warn!(
+                    metric = key.name(),
+                    reason = reason.as_str(),
+                    "series refused or renamed to keep the exposition valid; counted in {SERIES_REJECTED_TOTAL}"
+                );
+            }
+            counted.insert((kind, key, reason));
+        }
     }
 
     pub(crate) fn describe(&self, name: &str, text: SharedString) {
@@ -126,10 +169,7 @@ impl Shared {
         self.descriptions
             .write()
             .unwrap_or_else(PoisonError::into_inner)
-            .insert(
-                metrics_exporter_prometheus::formatting::sanitize_metric_name(name),
-                text,
-            );
+            .insert(sanitize::metric_name(name).unwrap_or_default(), text);
     }
 
     /// Series registered beyond the per-name limit so far.

@@ -1,27 +1,25 @@
 //! Prometheus exposition of the registry. One collection step reads the
 //! registry into families (visible series only, one family per exposed
-//! name, series sorted by labels); each [`Format`] then writes them: the
-//! text format 0.0.4 here, written with
-//! `metrics_exporter_prometheus::formatting` so names, labels and escaping
-//! match what Prometheus users already get from that exporter, and the
-//! protobuf format (with native histograms) in [`crate::protobuf`].
+//! name, series sorted by labels), with every name and label made valid by
+//! [`crate::sanitize`] and series whose exposed identity collides with
+//! another's left out; each [`Format`] then writes them: the text format
+//! 0.0.4 here, and the protobuf format (with native histograms) in
+//! [`crate::protobuf`].
 
 use std::collections::{BTreeMap, HashSet};
+use std::fmt::{Display, Write as _};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, PoisonError};
 
 use indexmap::IndexMap;
 use metrics::{Key, Label, SharedString};
-use metrics_exporter_prometheus::LabelSet;
-use metrics_exporter_prometheus::formatting::{
-    sanitize_metric_name, write_help_line, write_metric_line, write_type_line,
-};
 use metrics_util::MetricKind;
 use vigil_histogram::Window;
 use vigil_timing::{BUILD_INFO, CALLS_DURATION, CALLS_TOTAL};
 
 use crate::protobuf::Protobuf;
-use crate::recorder::Shared;
+use crate::recorder::{Settings, Shared};
+use crate::sanitize::{self, Reason};
 use crate::storage::{HistogramSeries, Reader};
 
 /// The HELP text of the `build_info` series vigil adds.
@@ -33,22 +31,38 @@ pub(crate) trait SeriesLabels {
     /// of them) read the same.
     type Order: Ord;
 
-    /// The labels of `key`, after the global labels.
-    fn of(key: &Key, globals: &IndexMap<String, String>) -> Self;
+    /// A series' exposed labels: keys valid and unique, global labels
+    /// first, values unescaped.
+    fn of(labels: &[(String, String)]) -> Self;
 
     /// This series' sort key.
     fn order(&self) -> Self::Order;
 }
 
-impl SeriesLabels for LabelSet {
-    type Order = Vec<String>;
+/// One series' labels as the text format writes them between the braces
+/// (`key="value",...`, values escaped); empty for none.
+#[derive(Debug)]
+pub(crate) struct TextLabels(String);
 
-    fn of(key: &Key, globals: &IndexMap<String, String>) -> Self {
-        LabelSet::from_key_and_global(key, globals)
+impl SeriesLabels for TextLabels {
+    type Order = String;
+
+    fn of(labels: &[(String, String)]) -> Self {
+        let mut out = String::new();
+        for (key, value) in labels {
+            if !out.is_empty() {
+                out.push(',');
+            }
+            out.push_str(key);
+            out.push_str("=\"");
+            sanitize::escape_label_value(value, &mut out);
+            out.push('"');
+        }
+        TextLabels(out)
     }
 
     fn order(&self) -> Self::Order {
-        self.to_strings().collect()
+        self.0.clone()
     }
 }
 
@@ -86,54 +100,96 @@ struct Families<L> {
     histograms: ByName<L, Arc<HistogramSeries>>,
 }
 
-/// Files one series under its exposed name.
-fn add<L: SeriesLabels, T>(
-    families: &mut ByName<L, T>,
-    key: &Key,
-    globals: &IndexMap<String, String>,
-    value: T,
-) {
-    families
-        .entry(sanitize_metric_name(key.name()))
-        .or_default()
-        .push((L::of(key, globals), value));
+/// One series read from the registry: its sort key, recorded key, exposed
+/// labels and value.
+type Entry<L, T> = (<L as SeriesLabels>::Order, Key, L, T);
+
+/// Series read from the registry, by exposed name, before collisions are
+/// resolved.
+type Pending<L, T> = BTreeMap<String, Vec<Entry<L, T>>>;
+
+/// Every change made to a recorded series on its way out, with its kind
+/// and recorded key.
+pub(crate) type Rejected = Vec<(MetricKind, Key, Reason)>;
+
+/// What a registry read needs besides the series.
+struct Reading<'a> {
+    /// Global labels, first in every series.
+    globals: &'a IndexMap<String, String>,
+    /// Decides whether a histogram renders with buckets.
+    settings: &'a Settings,
+    /// Refusals and renames seen so far.
+    rejected: Rejected,
+    /// Reused for each series' reasons.
+    reasons: Vec<Reason>,
 }
 
-/// Sorts each family's series by labels (registry order is hash order).
-fn sort<L: SeriesLabels, T>(families: &mut ByName<L, T>) {
-    for series in families.values_mut() {
-        series.sort_by_cached_key(|(labels, _)| labels.order());
+impl Reading<'_> {
+    /// Files one series under its exposed name, or records why it cannot
+    /// be exposed. `reserved` is the label key the exposition adds to this
+    /// kind itself.
+    fn add<L: SeriesLabels, T>(
+        &mut self,
+        families: &mut Pending<L, T>,
+        kind: MetricKind,
+        key: &Key,
+        value: T,
+    ) {
+        let reserved = match kind {
+            MetricKind::Histogram => sanitize::metric_name(key.name()).map(|name| {
+                if self.settings.buckets_for(&name).is_some() {
+                    "le"
+                } else {
+                    "quantile"
+                }
+            }),
+            MetricKind::Counter | MetricKind::Gauge => None,
+        };
+        self.reasons.clear();
+        let exposed = sanitize::expose(key, self.globals, reserved, &mut self.reasons);
+        for &reason in &self.reasons {
+            self.rejected.push((kind, key.clone(), reason));
+        }
+        if let Some(exposed) = exposed {
+            let labels = L::of(&exposed.labels);
+            families.entry(exposed.name).or_default().push((
+                labels.order(),
+                key.clone(),
+                labels,
+                value,
+            ));
+        }
+    }
+
+    /// Sorts each family's series by labels (registry order is hash
+    /// order) and keeps, of series with the same exposed labels, the one
+    /// whose recorded key sorts first; the others count as collisions.
+    fn finish<L: SeriesLabels, T>(
+        &mut self,
+        kind: MetricKind,
+        pending: Pending<L, T>,
+    ) -> ByName<L, T> {
+        pending
+            .into_iter()
+            .map(|(name, mut entries)| {
+                entries.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+                let mut series: Vec<(L, T)> = Vec::with_capacity(entries.len());
+                let mut previous: Option<L::Order> = None;
+                for (order, key, labels, value) in entries {
+                    if previous.as_ref() == Some(&order) {
+                        self.rejected.push((kind, key, Reason::Collision));
+                        continue;
+                    }
+                    previous = Some(order);
+                    series.push((labels, value));
+                }
+                (name, series)
+            })
+            .collect()
     }
 }
 
 impl<L: SeriesLabels> Families<L> {
-    /// Adds autometrics' `build_info` gauge (value 1, one series:
-    /// [`vigil_timing::build_info`] and [`vigil_timing::service_name`]) when
-    /// the registry has function metrics, for the `group_left (version,
-    /// commit)` joins of autometrics' dashboards; never next to a metric
-    /// the service registered under that name itself.
-    fn add_build_info(&mut self, globals: &IndexMap<String, String>) {
-        let has_function_metrics =
-            self.counters.contains_key(CALLS_TOTAL) || self.histograms.contains_key(CALLS_DURATION);
-        let taken = self.counters.contains_key(BUILD_INFO)
-            || self.gauges.contains_key(BUILD_INFO)
-            || self.histograms.contains_key(BUILD_INFO);
-        if !has_function_metrics || taken {
-            return;
-        }
-        let labels: Vec<Label> = vigil_timing::build_info()
-            .labels()
-            .iter()
-            .map(|&(name, value)| Label::new(name, value.to_owned()))
-            .collect();
-        add(
-            &mut self.gauges,
-            &Key::from_parts(BUILD_INFO, labels),
-            globals,
-            1.0,
-        );
-    }
-
     /// One name is one metric family in Prometheus: a gauge or histogram
     /// registered under a counter's name (or one that sanitizes to it)
     /// would make the whole scrape invalid, so the first kind keeps it.
@@ -164,39 +220,65 @@ impl Shared {
     }
 
     /// After an upkeep tick, the registry's series that are not hidden,
-    /// grouped and sorted.
+    /// made valid, grouped and sorted; what had to be refused or renamed
+    /// is counted in [`SERIES_REJECTED_TOTAL`](crate::SERIES_REJECTED_TOTAL).
     fn families<L: SeriesLabels>(&self) -> Families<L> {
         self.tick();
-        let globals = &self.settings.global_labels;
-        let mut families = Families {
-            counters: BTreeMap::new(),
-            gauges: BTreeMap::new(),
-            histograms: BTreeMap::new(),
+        let mut reading = Reading {
+            globals: &self.settings.global_labels,
+            settings: &self.settings,
+            rejected: Vec::new(),
+            reasons: Vec::new(),
         };
+        let mut counters = BTreeMap::new();
+        let mut gauges = BTreeMap::new();
+        let mut histograms = BTreeMap::new();
         let activity = self.activity.lock().unwrap_or_else(PoisonError::into_inner);
         self.registry.visit_counters(|key, counter| {
             if !activity.is_hidden(MetricKind::Counter, counter) {
                 let value = counter.load(Ordering::Relaxed);
-                add(&mut families.counters, key, globals, value);
+                reading.add(&mut counters, MetricKind::Counter, key, value);
             }
         });
         self.registry.visit_gauges(|key, gauge| {
             if !activity.is_hidden(MetricKind::Gauge, gauge) {
                 let value = crate::activity::gauge_value(gauge);
-                add(&mut families.gauges, key, globals, value);
+                reading.add(&mut gauges, MetricKind::Gauge, key, value);
             }
         });
         self.registry.visit_histograms(|key, series| {
             if !activity.is_hidden(MetricKind::Histogram, series) {
-                add(&mut families.histograms, key, globals, Arc::clone(series));
+                let series = Arc::clone(series);
+                reading.add(&mut histograms, MetricKind::Histogram, key, series);
             }
         });
         drop(activity);
-        families.add_build_info(globals);
-        sort(&mut families.counters);
-        sort(&mut families.gauges);
-        sort(&mut families.histograms);
+        // autometrics' `build_info` gauge (value 1, one series:
+        // [`vigil_timing::build_info`] and [`vigil_timing::service_name`])
+        // when the registry has function metrics, for the `group_left
+        // (version, commit)` joins of autometrics' dashboards; never next
+        // to a metric the service registered under that name itself.
+        let has_function_metrics =
+            counters.contains_key(CALLS_TOTAL) || histograms.contains_key(CALLS_DURATION);
+        let taken = counters.contains_key(BUILD_INFO)
+            || gauges.contains_key(BUILD_INFO)
+            || histograms.contains_key(BUILD_INFO);
+        if has_function_metrics && !taken {
+            let labels: Vec<Label> = vigil_timing::build_info()
+                .labels()
+                .iter()
+                .map(|&(name, value)| Label::new(name, value.to_owned()))
+                .collect();
+            let key = Key::from_parts(BUILD_INFO, labels);
+            reading.add(&mut gauges, MetricKind::Gauge, &key, 1.0);
+        }
+        let mut families = Families {
+            counters: reading.finish(MetricKind::Counter, counters),
+            gauges: reading.finish(MetricKind::Gauge, gauges),
+            histograms: reading.finish(MetricKind::Histogram, histograms),
+        };
         families.one_family_per_name();
+        self.reject(reading.rejected);
         families
     }
 
@@ -252,41 +334,105 @@ struct Text<'a> {
     counts: Vec<u64>,
 }
 
+/// A sample value as the text format spells it (`+Inf`, `-Inf`, `NaN`
+/// for the non-finite ones).
+trait Sample {
+    /// Appends the value.
+    fn write(&self, out: &mut String);
+}
+
+impl Sample for u64 {
+    fn write(&self, out: &mut String) {
+        let _ = write!(out, "{self}");
+    }
+}
+
+impl Sample for f64 {
+    fn write(&self, out: &mut String) {
+        if self.is_nan() {
+            out.push_str("NaN");
+        } else if self.is_infinite() {
+            out.push_str(if *self > 0.0 { "+Inf" } else { "-Inf" });
+        } else {
+            let _ = write!(out, "{self}");
+        }
+    }
+}
+
+/// Appends one sample line: `name[_suffix]{labels[,extra]} value`.
+fn write_line(
+    out: &mut String,
+    name: &str,
+    suffix: Option<&str>,
+    labels: &TextLabels,
+    extra: Option<(&str, &dyn Display)>,
+    value: &dyn Sample,
+) {
+    out.push_str(name);
+    if let Some(suffix) = suffix {
+        out.push('_');
+        out.push_str(suffix);
+    }
+    if !labels.0.is_empty() || extra.is_some() {
+        out.push('{');
+        out.push_str(&labels.0);
+        if let Some((key, extra)) = extra {
+            if !labels.0.is_empty() {
+                out.push(',');
+            }
+            let _ = write!(out, "{key}=\"{extra}\"");
+        }
+        out.push('}');
+    }
+    out.push(' ');
+    value.write(out);
+    out.push('\n');
+}
+
 impl Text<'_> {
     /// The `# HELP` and `# TYPE` lines that open a family.
     fn head(&mut self, name: &str, help: &str, kind: &str) {
-        write_help_line(&mut self.out, name, None, None, help);
-        write_type_line(&mut self.out, name, None, None, kind);
+        let out = &mut self.out;
+        out.push_str("# HELP ");
+        out.push_str(name);
+        out.push(' ');
+        sanitize::escape_help(help, out);
+        let _ = writeln!(out, "\n# TYPE {name} {kind}");
     }
 
     /// The cumulative `_sum` and `_count` lines of a summary or histogram.
-    fn sum_and_count(&mut self, name: &str, labels: &LabelSet, (count, sum): (u64, f64)) {
+    fn sum_and_count(&mut self, name: &str, labels: &TextLabels, (count, sum): (u64, f64)) {
         let out = &mut self.out;
-        write_metric_line::<&str, f64>(out, name, Some("sum"), labels, None, sum, None);
-        write_metric_line::<&str, u64>(out, name, Some("count"), labels, None, count, None);
+        write_line(out, name, Some("sum"), labels, None, &sum);
+        write_line(out, name, Some("count"), labels, None, &count);
     }
 }
 
 impl Format for Text<'_> {
-    type Labels = LabelSet;
+    type Labels = TextLabels;
 
-    fn counters(&mut self, name: &str, help: &str, series: &[(LabelSet, u64)]) {
+    fn counters(&mut self, name: &str, help: &str, series: &[(TextLabels, u64)]) {
         self.head(name, help, "counter");
         for (labels, value) in series {
-            write_metric_line::<&str, u64>(&mut self.out, name, None, labels, None, *value, None);
+            write_line(&mut self.out, name, None, labels, None, value);
         }
         self.out.push('\n');
     }
 
-    fn gauges(&mut self, name: &str, help: &str, series: &[(LabelSet, f64)]) {
+    fn gauges(&mut self, name: &str, help: &str, series: &[(TextLabels, f64)]) {
         self.head(name, help, "gauge");
         for (labels, value) in series {
-            write_metric_line::<&str, f64>(&mut self.out, name, None, labels, None, *value, None);
+            write_line(&mut self.out, name, None, labels, None, value);
         }
         self.out.push('\n');
     }
 
-    fn histograms(&mut self, name: &str, help: &str, series: &[(LabelSet, Arc<HistogramSeries>)]) {
+    fn histograms(
+        &mut self,
+        name: &str,
+        help: &str,
+        series: &[(TextLabels, Arc<HistogramSeries>)],
+    ) {
         let settings = &self.shared.settings;
         match settings.buckets_for(name) {
             Some(bounds) => {
@@ -305,24 +451,24 @@ impl Format for Text<'_> {
                         (total.count(), total.sum())
                     };
                     for (bound, count) in bounds.iter().zip(&self.counts) {
-                        write_metric_line(
+                        let le: &dyn Display = bound;
+                        write_line(
                             &mut self.out,
                             name,
                             Some("bucket"),
                             labels,
-                            Some(("le", bound)),
-                            *count,
-                            None,
+                            Some(("le", le)),
+                            count,
                         );
                     }
-                    write_metric_line(
+                    let le: &dyn Display = &"+Inf";
+                    write_line(
                         &mut self.out,
                         name,
                         Some("bucket"),
                         labels,
-                        Some(("le", "+Inf")),
-                        totals.0,
-                        None,
+                        Some(("le", le)),
+                        &totals.0,
                     );
                     self.sum_and_count(name, labels, totals);
                 }
@@ -338,14 +484,14 @@ impl Format for Text<'_> {
                     let recent = self.reader.read(series, self.shared.window());
                     recent.quantiles(quantiles, &mut self.values);
                     for (quantile, value) in quantiles.iter().zip(&self.values) {
-                        write_metric_line(
+                        let quantile: &dyn Display = quantile;
+                        write_line(
                             &mut self.out,
                             name,
                             None,
                             labels,
                             Some(("quantile", quantile)),
-                            *value,
-                            None,
+                            value,
                         );
                     }
                     self.sum_and_count(name, labels, series.0.totals());
