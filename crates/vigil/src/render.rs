@@ -192,18 +192,27 @@ impl Reading<'_> {
 impl<L: SeriesLabels> Families<L> {
     /// One name is one metric family in Prometheus: a gauge or histogram
     /// registered under a counter's name (or one that sanitizes to it)
-    /// would make the whole scrape invalid, so the first kind keeps it.
+    /// would make the whole scrape invalid, so the first kind keeps it. A
+    /// histogram also writes `name_sum`, `name_count` and `name_bucket`
+    /// samples: it is left out when a counter or gauge has one of those
+    /// names, so that no series is written twice.
     fn one_family_per_name(&mut self) {
         let mut taken: HashSet<String> = self.counters.keys().cloned().collect();
-        let mut keep = |name: &String, kind: &str| {
-            let free = taken.insert(name.clone());
-            if !free {
-                tracing::debug!(metric = %name, kind, "metric name already used by another kind; left out of the exposition");
+        let mut keep = |names: &[String], kind: &str| {
+            let free = names.iter().all(|name| !taken.contains(name));
+            if free {
+                taken.extend(names.iter().cloned());
+            } else {
+                tracing::debug!(metric = %names[0], kind, "metric name already used by another kind; left out of the exposition");
             }
             free
         };
-        self.gauges.retain(|name, _| keep(name, "gauge"));
-        self.histograms.retain(|name, _| keep(name, "histogram"));
+        self.gauges
+            .retain(|name, _| keep(std::slice::from_ref(name), "gauge"));
+        self.histograms.retain(|name, _| {
+            let samples = ["", "_sum", "_count", "_bucket"].map(|suffix| format!("{name}{suffix}"));
+            keep(&samples, "histogram")
+        });
     }
 }
 

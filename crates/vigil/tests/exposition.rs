@@ -96,6 +96,9 @@ fn record_probes(monitor: &Monitor) {
         counter!("values_total", "k" => "a\\\\b").increment(2);
         counter!("values_total", "k" => "q\"\n").increment(3);
         gauge!("9lives", "service" => "own").set(1.0);
+        // A summary whose `_sum` would repeat a counter's series.
+        counter!("s_sum").increment(1);
+        histogram!("s").record(1.0);
     });
 }
 
@@ -123,6 +126,7 @@ fn hostile_probes_render_a_valid_exposition() {
     // The two counters that both expose as `a_b`: the first recorded key
     // in sorted order (`a-b`) is kept, on every render.
     assert!(!text.contains("a_b{service=\"shop\"} 2"), "{text}");
+    assert!(!text.contains("# TYPE s summary"), "{text}");
     // Changes are counted once, however often the registry is read.
     let again = monitor.render();
     let third = monitor.render();
