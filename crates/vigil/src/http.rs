@@ -10,7 +10,10 @@
 //! request in progress is closed after the idle timeout, and a response
 //! (rendering and writing it) must be done within the write timeout, so a
 //! client that never reads holds its buffered exposition no longer than
-//! that. At most `max_connections` are open at once: a new one closes the
+//! that. Concurrent requests for one format share one render
+//! ([`Coalescer`]), and responses not yet written hold at most
+//! [`MAX_UNSENT_BYTES`] together: a new one beyond that closes the
+//! connections whose clients have left theirs unread longest. At most `max_connections` are open at once: a new one closes the
 //! connection idle for longest (no request in progress), or is itself
 //! closed when every connection is busy. Request heads are limited to
 //! [`MAX_HEAD_BYTES`] and [`MAX_HEADERS`] (larger ones get `431`), and a
@@ -22,7 +25,7 @@ use std::convert::Infallible;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -52,6 +55,12 @@ pub(crate) const MAX_HEAD_BYTES: usize = 8192;
 
 /// The most header fields a request may have.
 pub(crate) const MAX_HEADERS: usize = 32;
+
+/// The most bytes of rendered responses not yet written that the
+/// listener holds across its connections: a response that would go beyond
+/// it closes the connections whose responses have waited longest for their
+/// clients to read them.
+pub(crate) const MAX_UNSENT_BYTES: u64 = 64 << 20;
 
 /// Connections the kernel queues before they are accepted (capped by
 /// `net.core.somaxconn`): a burst beyond it waits for SYN retransmission,
@@ -128,6 +137,11 @@ struct Connection {
     /// hyper has taken the whole response of the current request (it is
     /// written once the next flush succeeds).
     answered: AtomicBool,
+    /// Bytes of the current response hyper holds until they are written.
+    unsent: AtomicU64,
+    /// The address of that response's buffer, which concurrent requests
+    /// share (see [`Coalescer`]).
+    unsent_buffer: AtomicUsize,
     /// Chosen to make room for a new connection.
     evicted: AtomicBool,
     /// Wakes the watchdog when a deadline may have moved earlier.
@@ -145,6 +159,8 @@ impl Connection {
             reading_since: AtomicU64::new(UNSET),
             last_active: AtomicU64::new(clock.now()),
             answered: AtomicBool::new(false),
+            unsent: AtomicU64::new(0),
+            unsent_buffer: AtomicUsize::new(0),
             evicted: AtomicBool::new(false),
             changed: Notify::new(),
             evict: Notify::new(),
@@ -190,6 +206,7 @@ impl Connection {
     fn flushed(&self) {
         if self.busy.load(Relaxed) && self.answered.swap(false, Relaxed) {
             self.busy.store(false, Relaxed);
+            self.unsent.store(0, Relaxed);
             self.last_active.store(self.clock.now(), Relaxed);
             self.busy_since.store(UNSET, Relaxed);
             self.changed.notify_one();
@@ -270,6 +287,37 @@ fn make_room(connections: &Connections, limit: usize) -> bool {
     }
 }
 
+/// Makes room for `body` on `current` under [`MAX_UNSENT_BYTES`] (a
+/// buffer several connections share counts once): evicts the other
+/// connections whose unwritten responses are oldest until the rest fit (a
+/// response larger than the whole budget is still sent, alone).
+fn make_room_for(connections: &Connections, current: &Connection, body: &Bytes) {
+    let buffer = body.as_ptr() as usize;
+    let bytes = body.len() as u64;
+    let open = connections.lock().unwrap_or_else(PoisonError::into_inner);
+    let mut holding: Vec<&Arc<Connection>> = open
+        .values()
+        .filter(|c| !std::ptr::eq(Arc::as_ptr(c), current))
+        .filter(|c| !c.evicted.load(Relaxed) && c.unsent.load(Relaxed) > 0)
+        .collect();
+    // Newest first, so that popping takes the oldest.
+    holding.sort_by_key(|c| std::cmp::Reverse(c.busy_since.load(Relaxed)));
+    let total = |holding: &[&Arc<Connection>]| {
+        let mut buffers: HashMap<usize, u64> = HashMap::from([(buffer, bytes)]);
+        for c in holding {
+            buffers.insert(c.unsent_buffer.load(Relaxed), c.unsent.load(Relaxed));
+        }
+        buffers.values().sum::<u64>()
+    };
+    while total(&holding) > MAX_UNSENT_BYTES {
+        let Some(oldest) = holding.pop() else { break };
+        oldest.evicted.store(true, Relaxed);
+        oldest.evict.notify_one();
+    }
+    current.unsent_buffer.store(buffer, Relaxed);
+    current.unsent.store(bytes, Relaxed);
+}
+
 /// A TCP stream that reports its progress to its [`Connection`].
 struct Tracked {
     stream: TcpStream,
@@ -332,17 +380,24 @@ async fn serve(
     stream: TcpStream,
     peer: SocketAddr,
     connection: Arc<Connection>,
+    connections: Connections,
     limits: Limits,
     recorder: Recorder,
+    renders: Arc<Renders>,
 ) {
     let tracker = Arc::clone(&connection);
     let service = service_fn(move |request| {
         tracker.request();
         let connection = Arc::clone(&tracker);
-        let response = respond(recorder.clone(), request);
+        let connections = Arc::clone(&connections);
+        let response = respond(recorder.clone(), Arc::clone(&renders), request);
         async move {
             let response = response.await?;
-            Ok::<_, Infallible>(response.map(|body| Answer { body, connection }))
+            make_room_for(&connections, &connection, response.body());
+            Ok::<_, Infallible>(response.map(|body| Answer {
+                body: Full::new(body),
+                connection,
+            }))
         }
     });
     let io = TokioIo::new(Tracked {
@@ -366,7 +421,7 @@ async fn serve(
             tracing::debug!(%peer, "vigil /metrics closed a connection past its deadline");
         }
         () = connection.evict.notified() => {
-            tracing::debug!(%peer, "vigil /metrics closed an idle connection to admit a new one");
+            tracing::debug!(%peer, "vigil /metrics closed a connection to make room");
         }
     }
 }
@@ -485,6 +540,14 @@ impl Exposition {
         }
     }
 
+    /// The Content-Type of this format.
+    fn content_type(self) -> &'static str {
+        match self {
+            Exposition::Text => CONTENT_TYPE_TEXT,
+            Exposition::Protobuf => crate::protobuf::CONTENT_TYPE,
+        }
+    }
+
     /// The exposition of `recorder` in this format, with its Content-Type.
     fn render(self, recorder: &Recorder) -> (Bytes, &'static str) {
         recorder.refresh();
@@ -504,6 +567,54 @@ fn next_pause(previous: Option<Duration>) -> Duration {
     previous.map_or(ACCEPT_BACKOFF_MIN, |pause| {
         (pause * 2).min(ACCEPT_BACKOFF_MAX)
     })
+}
+
+/// Renders one format for every request waiting on it: a request waits
+/// while a render is running and then shares the next one, which starts
+/// after it arrived, so each response still reflects the registry after
+/// its request. Any number of concurrent scrapes cost at most one render
+/// running and one buffer per format.
+#[derive(Debug, Default)]
+struct Coalescer {
+    /// Renders started so far.
+    started: AtomicU64,
+    /// Requests waiting for `last`.
+    waiting: AtomicU64,
+    /// Held while rendering: which render produced the buffer kept for
+    /// waiting requests, and the buffer.
+    last: tokio::sync::Mutex<Option<(u64, Bytes)>>,
+}
+
+impl Coalescer {
+    async fn render(&self, exposition: Exposition, recorder: &Recorder) -> Bytes {
+        let arrived = self.started.load(Relaxed);
+        self.waiting.fetch_add(1, Relaxed);
+        let mut last = self.last.lock().await;
+        self.waiting.fetch_sub(1, Relaxed);
+        if let Some((render, bytes)) = &*last
+            && *render > arrived
+        {
+            return bytes.clone();
+        }
+        let render = self.started.fetch_add(1, Relaxed) + 1;
+        let recorder = recorder.clone();
+        // Rendering takes the registry's read locks briefly; keep it off
+        // the accept loop's task.
+        let bytes = tokio::task::spawn_blocking(move || exposition.render(&recorder).0)
+            .await
+            .unwrap_or_default();
+        // Keep it only for requests already waiting: no buffer stays
+        // alive between scrapes.
+        *last = (self.waiting.load(Relaxed) > 0).then(|| (render, bytes.clone()));
+        bytes
+    }
+}
+
+/// The renders of each format, shared by the listener's connections.
+#[derive(Debug, Default)]
+struct Renders {
+    text: Coalescer,
+    protobuf: Coalescer,
 }
 
 /// A running listener; stops when dropped.
@@ -561,6 +672,7 @@ pub(crate) fn spawn(
             runtime.block_on(async move {
                 let clock = Clock { start: Instant::now() };
                 let connections: Connections = Arc::default();
+                let renders: Arc<Renders> = Arc::default();
                 let mut next_id = 0_u64;
                 let mut backoff: Option<Duration> = None;
                 loop {
@@ -606,8 +718,10 @@ pub(crate) fn spawn(
                         .insert(id, Arc::clone(&connection));
                     let connections = Arc::clone(&connections);
                     let recorder = recorder.clone();
+                    let renders = Arc::clone(&renders);
                     tokio::spawn(async move {
-                        serve(stream, peer, connection, limits, recorder).await;
+                        let shared = Arc::clone(&connections);
+                        serve(stream, peer, connection, shared, limits, recorder, renders).await;
                         connections
                             .lock()
                             .unwrap_or_else(PoisonError::into_inner)
@@ -626,10 +740,11 @@ pub(crate) fn spawn(
 
 async fn respond(
     recorder: Recorder,
+    renders: Arc<Renders>,
     request: Request<Incoming>,
-) -> Result<Response<Full<Bytes>>, Infallible> {
+) -> Result<Response<Bytes>, Infallible> {
     let response = |status: StatusCode, body: Bytes| {
-        let mut response = Response::new(Full::new(body));
+        let mut response = Response::new(body);
         *response.status_mut() = status;
         response
     };
@@ -653,14 +768,17 @@ async fn respond(
         .filter_map(|value| value.to_str().ok())
         .collect();
     let exposition = Exposition::negotiate(&accept.join(","));
-    // Rendering takes the registry's read locks briefly; keep it off the
-    // accept loop's task.
-    let (body, content_type) = tokio::task::spawn_blocking(move || exposition.render(&recorder))
-        .await
-        .unwrap_or((Bytes::new(), CONTENT_TYPE_TEXT));
+    let coalescer = match exposition {
+        Exposition::Text => &renders.text,
+        Exposition::Protobuf => &renders.protobuf,
+    };
+    let body = coalescer.render(exposition, &recorder).await;
     let mut ok = response(StatusCode::OK, body);
     let headers = ok.headers_mut();
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static(exposition.content_type()),
+    );
     headers.insert(VARY, HeaderValue::from_static("Accept"));
     Ok(ok)
 }
@@ -671,6 +789,48 @@ mod tests {
 
     use super::Exposition::{self, Protobuf, Text};
     use super::next_pause;
+
+    #[test]
+    fn concurrent_requests_share_a_render_and_later_ones_see_later_values() {
+        let monitor = crate::Monitor::builder()
+            .manual_upkeep()
+            .build()
+            .expect("a monitor");
+        let recorder = monitor.recorder();
+        let coalescer = std::sync::Arc::new(super::Coalescer::default());
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        runtime.block_on(async {
+            let mut renders = tokio::task::JoinSet::new();
+            for _ in 0..20 {
+                let coalescer = std::sync::Arc::clone(&coalescer);
+                let recorder = recorder.clone();
+                renders.spawn(async move { coalescer.render(Text, &recorder).await });
+            }
+            let buffers: std::collections::HashSet<usize> = renders
+                .join_all()
+                .await
+                .iter()
+                .map(|bytes| bytes.as_ptr() as usize)
+                .collect();
+            // The first request renders; the other 19 arrived while it ran
+            // and share the next render.
+            assert!(
+                buffers.len() <= 2,
+                "{} renders for 20 requests",
+                buffers.len()
+            );
+
+            crate::with_local_recorder(&recorder, || {
+                metrics::counter!("after_total").increment(1);
+            });
+            let later = coalescer.render(Text, &recorder).await;
+            let later = String::from_utf8_lossy(&later);
+            assert!(later.contains("after_total 1"), "{later}");
+        });
+    }
 
     #[test]
     fn failed_accepts_back_off_from_10_ms_to_1_s() {

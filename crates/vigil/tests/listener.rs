@@ -74,6 +74,57 @@ fn connect(address: SocketAddr) -> TcpStream {
     TcpStream::connect(address).expect("the listener accepts")
 }
 
+/// A connection with a small receive buffer, so loopback's autotuning
+/// cannot take a whole large exposition in while the client does not read.
+fn slow_reader(address: SocketAddr) -> TcpStream {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+        .expect("a runtime");
+    let stream = runtime.block_on(async {
+        let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
+        socket
+            .set_recv_buffer_size(16 * 1024)
+            .expect("a receive buffer size");
+        let stream = socket.connect(address).await.expect("the listener accepts");
+        stream.into_std().expect("a std stream")
+    });
+    stream.set_nonblocking(false).expect("a blocking stream");
+    stream
+}
+
+/// Records about 12 MB of exposition: more than the socket buffers on both
+/// sides of a [`slow_reader`] hold.
+fn record_wide_series(monitor: &Monitor) {
+    let value = "v".repeat(10_000);
+    vigil::with_local_recorder(&monitor.recorder(), || {
+        for name in 0..12 {
+            for series in 0..100 {
+                vigil::metrics::counter!(format!("wide_{name}_total"), "id" => series.to_string(), "pad" => value.clone()).increment(1);
+            }
+        }
+    });
+}
+
+/// Reads a response head; returns it (lowercase) and its Content-Length.
+fn read_head(stream: &mut TcpStream, received: &mut Vec<u8>) -> (usize, usize) {
+    let mut chunk = [0_u8; 4096];
+    loop {
+        let n = stream.read(&mut chunk).expect("the response arrives");
+        assert!(n > 0, "the server closed before answering");
+        received.extend_from_slice(&chunk[..n]);
+        if let Some(end) = received.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&received[..end]).to_lowercase();
+            let length = head
+                .lines()
+                .find_map(|line| line.strip_prefix("content-length:"))
+                .map(|value| value.trim().parse::<usize>().expect("a numeric length"))
+                .expect("a content-length");
+            return (end + 4, length);
+        }
+    }
+}
+
 #[test]
 fn idle_and_half_sent_connections_are_closed_and_do_not_delay_a_scrape() {
     let header_read = Duration::from_secs(1);
@@ -199,32 +250,9 @@ fn a_client_that_never_reads_loses_its_response_at_the_write_timeout() {
         .build()
         .expect("a monitor");
     let address = monitor.listen_address().expect("a listener");
-    // About 12 MB of exposition: more than the socket buffers on both sides
-    // hold, so the server's write stalls while the client does not read.
-    let value = "v".repeat(10_000);
-    vigil::with_local_recorder(&monitor.recorder(), || {
-        for name in 0..12 {
-            for series in 0..100 {
-                vigil::metrics::counter!(format!("wide_{name}_total"), "id" => series.to_string(), "pad" => value.clone()).increment(1);
-            }
-        }
-    });
+    record_wide_series(&monitor);
 
-    // A small receive buffer, so loopback's autotuning cannot take the
-    // whole exposition in.
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_io()
-        .build()
-        .expect("a runtime");
-    let mut stream = runtime.block_on(async {
-        let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
-        socket
-            .set_recv_buffer_size(16 * 1024)
-            .expect("a receive buffer size");
-        let stream = socket.connect(address).await.expect("the listener accepts");
-        stream.into_std().expect("a std stream")
-    });
-    stream.set_nonblocking(false).expect("a blocking stream");
+    let mut stream = slow_reader(address);
     stream
         .write_all(b"GET /metrics HTTP/1.1\r\nHost: vigil\r\n\r\n")
         .expect("the request is sent");
@@ -319,4 +347,54 @@ fn listener_limits_of_zero_are_refused() {
         error.to_string(),
         "invalid setting `listener_max_connections`: must be at least 1"
     );
+}
+
+#[test]
+fn unread_responses_beyond_the_byte_budget_close_the_oldest() {
+    let monitor = Monitor::builder()
+        .listen("127.0.0.1:0")
+        .listener_timeouts(
+            Duration::from_secs(30),
+            Duration::from_secs(30),
+            Duration::from_secs(30),
+        )
+        .manual_upkeep()
+        .build()
+        .expect("a monitor");
+    let address = monitor.listen_address().expect("a listener");
+    record_wide_series(&monitor);
+
+    // Eight clients ask in turn and leave their answers (about 12 MB
+    // each) unread: only five fit in 64 MiB, so the three oldest go.
+    let mut clients = Vec::new();
+    let started = Instant::now();
+    for _ in 0..8 {
+        let mut stream = slow_reader(address);
+        stream
+            .write_all(b"GET /metrics HTTP/1.1\r\nHost: vigil\r\n\r\n")
+            .expect("the request is sent");
+        let mut received = Vec::new();
+        let (head, length) = read_head(&mut stream, &mut received);
+        clients.push((stream, received, head, length));
+    }
+    let complete: Vec<bool> = clients
+        .iter_mut()
+        .map(|(stream, received, head, length)| {
+            let mut chunk = [0_u8; 65536];
+            while received.len() < *head + *length {
+                match stream.read(&mut chunk) {
+                    Ok(0) | Err(_) => return false,
+                    Ok(n) => received.extend_from_slice(&chunk[..n]),
+                }
+            }
+            true
+        })
+        .collect();
+    assert_eq!(
+        complete,
+        [false, false, false, true, true, true, true, true],
+        "which unread responses survived"
+    );
+    // Long before any deadline.
+    assert!(started.elapsed() < Duration::from_secs(30));
 }
