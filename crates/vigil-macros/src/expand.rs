@@ -8,10 +8,10 @@
 //! #![deny(warnings)]
 //! use vigil::timed;
 //!
-//! #[timed] fn unit() { todo!() }
-//! #[timed] fn never() -> ! { todo!() }
-//! #[timed] fn value() -> Result<u32, String> { unimplemented!() }
-//! #[timed] async fn async_unit() { todo!() }
+//! #[timed] fn unit() { panic!("stub") }
+//! #[timed] fn never() -> ! { panic!("stub") }
+//! #[timed] fn value() -> Result<u32, String> { panic!("stub") }
+//! #[timed] async fn async_unit() { panic!("stub") }
 //! #[timed] async fn async_never() -> ! { panic!("stub") }
 //! #[timed] async fn async_value(s: &str) -> &str { s }
 //!
@@ -208,7 +208,7 @@ fn expand_fn(
     let never = returns_never(sig);
     // The value the body evaluates to has the declared return type, written
     // out where the body's value is bound: it drives inference in the body
-    // (`?`, `.into()`, `collect()`), and a body of type `!` (`todo!()`,
+    // (`?`, `.into()`, `collect()`), and a body of type `!` (a panic,
     // `loop {}`) coerces to it as it does in the function itself, so the
     // outcome probe below always sees a known type. `impl Trait` parts
     // become `_` (a `let` cannot name them); a return type that is opaque

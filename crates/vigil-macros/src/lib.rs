@@ -92,21 +92,21 @@ use proc_macro::TokenStream;
 /// ```
 ///
 /// A body that never returns is welcome, so a stub compiles as it would
-/// without the attribute, with no new warning: `todo!()`, `panic!(..)`,
-/// `unimplemented!()`, `loop {}`, `process::exit(..)` or any other tail of
-/// type `!`, in every form above. A panic from it is recorded as one.
+/// without the attribute, with no new warning: the `todo`,
+/// `unimplemented` and `panic` macros, `loop {}`, `process::exit(..)` or
+/// any other tail of type `!`, in every form above. A panic from it is recorded as one.
 ///
 /// ```
 /// use vigil::timed;
 ///
 /// #[timed]
 /// fn not_yet(id: u64) -> Result<String, String> {
-///     todo!("load user {id}")
+///     panic!("load user {id}: not written yet")
 /// }
 ///
 /// #[timed]
 /// async fn not_yet_either() {
-///     unimplemented!()
+///     panic!("not written yet")
 /// }
 ///
 /// assert!(std::panic::catch_unwind(|| not_yet(1)).is_err());
@@ -271,7 +271,7 @@ pub fn timed(args: TokenStream, item: TokenStream) -> TokenStream {
 /// returning `Result` (`cache_none`: `Option`), unknown arguments, bad
 /// durations and arguments of the wrong form, each naming the form
 /// expected (`ttl = 30` asks for `ttl = "30s"`). A body that never returns
-/// (`todo!()`) is fine: the stub compiles, and a call panics and caches
+/// (the `todo` macro) is fine: the stub compiles, and a call panics and caches
 /// nothing.
 ///
 /// [`TaggedCache`]: https://docs.rs/vigil-cache

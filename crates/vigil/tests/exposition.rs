@@ -7,8 +7,6 @@
 mod servers;
 
 use std::collections::HashSet;
-use std::io::Write as _;
-use std::process::{Command, Stdio};
 
 use proptest::prelude::*;
 use vigil::metrics::{counter, gauge, histogram};
@@ -17,28 +15,8 @@ use vigil::{Matcher, Monitor, SERIES_REJECTED_TOTAL};
 /// Fails unless promtool can parse `text`; its lint findings (naming
 /// advice such as a missing `_total`) are not parse errors and pass.
 fn assert_promtool_parses(text: &str) {
-    let promtool = servers::require("promtool", "prometheus");
-    let mut child = Command::new(promtool)
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("promtool starts");
-    child
-        .stdin
-        .take()
-        .expect("stdin is piped")
-        .write_all(text.as_bytes())
-        .expect("promtool reads stdin");
-    let output = child.wait_with_output().expect("promtool finishes");
-    let findings = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let (code, findings) = servers::promtool_metrics(text);
     // 0: clean; 3: lint findings only; anything else: the text is invalid.
-    let code = output.status.code();
     assert!(
         matches!(code, Some(0 | 3)) && !findings.contains("error"),
         "promtool refused the exposition ({code:?}): {findings}\n{text}"

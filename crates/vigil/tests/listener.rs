@@ -45,20 +45,7 @@ fn get(stream: &mut TcpStream) -> (u16, String, String) {
         .expect("the request is sent");
     let mut received = Vec::new();
     let mut chunk = [0_u8; 8192];
-    let (head_end, length) = loop {
-        let n = stream.read(&mut chunk).expect("the response arrives");
-        assert!(n > 0, "the server closed before answering");
-        received.extend_from_slice(&chunk[..n]);
-        if let Some(end) = received.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&received[..end]).to_lowercase();
-            let length = head
-                .lines()
-                .find_map(|line| line.strip_prefix("content-length:"))
-                .map(|value| value.trim().parse::<usize>().expect("a numeric length"))
-                .expect("a content-length");
-            break (end + 4, length);
-        }
-    };
+    let (head_end, length) = read_head(stream, &mut received);
     while received.len() < head_end + length {
         let n = stream.read(&mut chunk).expect("the body arrives");
         assert!(n > 0, "the server closed in the middle of the body");
@@ -106,7 +93,8 @@ fn record_wide_series(monitor: &Monitor) {
     });
 }
 
-/// Reads a response head; returns it (lowercase) and its Content-Length.
+/// Reads until the end of a response head; returns where the body starts
+/// and its Content-Length.
 fn read_head(stream: &mut TcpStream, received: &mut Vec<u8>) -> (usize, usize) {
     let mut chunk = [0_u8; 4096];
     loop {

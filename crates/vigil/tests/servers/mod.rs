@@ -108,9 +108,9 @@ pub fn http_get(address: SocketAddr, path: &str) -> std::io::Result<(u16, String
     ))
 }
 
-/// Runs `promtool check metrics` on exposition text; `Err` holds its
-/// findings.
-pub fn promtool_check_metrics(exposition: &str) -> Result<(), String> {
+/// Runs `promtool check metrics` on exposition text: its exit code and
+/// what it printed.
+pub fn promtool_metrics(exposition: &str) -> (Option<i32>, String) {
     let promtool = require("promtool", "prometheus");
     let mut child = Command::new(promtool)
         .args(["check", "metrics"])
@@ -131,10 +131,15 @@ pub fn promtool_check_metrics(exposition: &str) -> Result<(), String> {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
-    if output.status.success() && findings.trim().is_empty() {
-        Ok(())
-    } else {
-        Err(findings)
+    (output.status.code(), findings)
+}
+
+/// Runs `promtool check metrics` on exposition text; `Err` holds its
+/// findings (lint findings included).
+pub fn promtool_check_metrics(exposition: &str) -> Result<(), String> {
+    match promtool_metrics(exposition) {
+        (Some(0), findings) if findings.trim().is_empty() => Ok(()),
+        (_, findings) => Err(findings),
     }
 }
 
