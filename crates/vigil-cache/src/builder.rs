@@ -37,6 +37,7 @@ pub struct CacheBuilder<K, V, C> {
     pub(crate) eviction_policy: EvictionPolicy,
     pub(crate) eviction_listener: Option<Listener<K, V>>,
     pub(crate) clock: quanta::Clock,
+    pub(crate) load_timeout: Option<Duration>,
     flavour: PhantomData<fn() -> C>,
 }
 
@@ -51,6 +52,7 @@ impl<K, V, C> CacheBuilder<K, V, C> {
             eviction_policy: EvictionPolicy::default(),
             eviction_listener: None,
             clock: quanta::Clock::new(),
+            load_timeout: None,
             flavour: PhantomData,
         }
     }
@@ -116,6 +118,41 @@ impl<K, V, C> CacheBuilder<K, V, C> {
         self
     }
 
+    /// Limits how long a loading call (`get_with`, `try_get_with`,
+    /// `optionally_get_with` and their `_options` variants, and so
+    /// `#[cached]` functions) waits for another caller's loader of the same
+    /// key. Without it a caller waits as long as that loader runs.
+    ///
+    /// Once `timeout` has passed on the cache's [`clock`](Self::clock)
+    /// while the loader it waits for is still running, a caller (whatever
+    /// the method: no error is made up for `try_` methods) gives up on that
+    /// loader and runs its own: its loader becomes the key's, the slow one
+    /// is superseded (its value, when it comes, is returned to its own
+    /// caller but not stored), and the other callers that waited for it
+    /// move to the new loader, each with a new wait limit. So a caller
+    /// waits at most `timeout` for each loader it waits for, and one loader
+    /// at a time is the key's. A loader that is storing its value (a short,
+    /// bounded step) is always waited for.
+    ///
+    /// The clock is read again at least every 10 ms of real time while a
+    /// caller waits, so a mock clock advanced by a test is noticed within
+    /// that. The async cache's timed waits are woken by one timer thread
+    /// (`vigil-cache-timer`), started by the first of them in the process.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use vigil_cache::sync::TaggedCache;
+    ///
+    /// let cache: TaggedCache<u32, String> = TaggedCache::builder()
+    ///     .load_timeout(Duration::from_secs(2))
+    ///     .build();
+    /// assert_eq!(cache.get_with(1, || "loaded".to_string()), "loaded");
+    /// ```
+    pub fn load_timeout(mut self, timeout: Duration) -> Self {
+        self.load_timeout = Some(timeout);
+        self
+    }
+
     /// The time source for TTLs (default `quanta::Clock::new()`); tests pass
     /// `quanta::Clock::mock()` and advance it instead of sleeping.
     pub fn clock(mut self, clock: quanta::Clock) -> Self {
@@ -134,6 +171,7 @@ impl<K, V, C> fmt::Debug for CacheBuilder<K, V, C> {
             .field("time_to_idle", &self.time_to_idle)
             .field("eviction_policy", &self.eviction_policy)
             .field("eviction_listener", &self.eviction_listener.is_some())
+            .field("load_timeout", &self.load_timeout)
             .finish_non_exhaustive()
     }
 }

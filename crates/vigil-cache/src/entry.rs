@@ -91,7 +91,7 @@ thread_local! {
 /// touched by the task polling them.
 pub(crate) struct Landing {
     cache: usize,
-    /// The watched entry's id; `NO_ID` until a loader names it.
+    /// The watched entry's id.
     id: AtomicU64,
     landed: AtomicBool,
 }
@@ -99,28 +99,16 @@ pub(crate) struct Landing {
 const NO_ID: u64 = u64::MAX;
 
 impl Landing {
-    pub(crate) fn new(cache: usize, id: Option<u64>) -> Self {
+    pub(crate) fn new(cache: usize, id: u64) -> Self {
         Self {
             cache,
-            id: AtomicU64::new(id.unwrap_or(NO_ID)),
+            id: AtomicU64::new(id),
             landed: AtomicBool::new(false),
         }
     }
 
     pub(crate) fn landed(&self) -> bool {
         self.landed.load(Ordering::Relaxed)
-    }
-
-    /// Names the entry to watch for, from inside the watched future (a
-    /// loader registers its entry only once its value is ready).
-    pub(crate) fn arm(cache: usize, id: u64) {
-        let _ = WATCH.try_with(|watch| {
-            let mut current = watch.get();
-            if current.cache == cache {
-                current.id = Some(id);
-                watch.set(current);
-            }
-        });
     }
 
     /// Polls `future` to completion with the watch set on every poll.

@@ -133,6 +133,7 @@ macro_rules! build_tagged_cache {
 mod builder;
 mod entry;
 mod export;
+mod flight;
 mod live;
 mod options;
 mod padded;

@@ -32,6 +32,7 @@ use std::time::Duration;
 
 use crate::builder::{CacheBuilder, Listener};
 use crate::entry::{Freshness, Stored};
+use crate::flight::Flights;
 use crate::live::{Counted, Expiries, Untagged};
 use crate::padded::CachePadded;
 use crate::stats::{Counters, Hot};
@@ -60,6 +61,11 @@ pub(crate) struct Shared<K, V> {
     listener: Option<Listener<K, V>>,
     /// Entries hidden by tag invalidations, waiting to be removed from moka.
     pending: CachePadded<Pending<K>>,
+    /// Loads in flight, by key.
+    pub(crate) flights: Flights<K, V>,
+    /// How long a caller waits for another caller's load of the same key
+    /// before it loads itself (`CacheBuilder::load_timeout`).
+    pub(crate) load_timeout: Option<Duration>,
 }
 
 /// Removals queued by one invalidation, consumed a batch at a time: a
@@ -117,6 +123,8 @@ impl<K, V> Shared<K, V> {
                 queue: Mutex::new(VecDeque::new()),
                 len: AtomicUsize::new(0),
             }),
+            flights: Flights::new(),
+            load_timeout: builder.load_timeout,
         }
     }
 
@@ -129,19 +137,73 @@ impl<K, V> Shared<K, V> {
     where
         K: Clone,
     {
+        self.register(key, value, options, None).0
+    }
+
+    /// Where a load begins: what [`make_loaded`](Self::make_loaded) checks
+    /// its entry against.
+    pub(crate) fn since(&self) -> Since {
+        Since {
+            epoch: self.epoch.load(Ordering::SeqCst),
+            tags: self.tags.sequence(),
+        }
+    }
+
+    /// [`make_stored`](Self::make_stored) for the value of a load that
+    /// began at `since`: `None` (nothing registered, nothing counted) if
+    /// `invalidate_all` or an invalidation of one of its tags began after
+    /// the load did, so the value may predate it. Checked as the entry
+    /// joins (under each tag's lock): an invalidation that comes later
+    /// finds the entry registered, and hides and counts it as usual.
+    pub(crate) fn make_loaded(
+        &self,
+        key: &K,
+        value: V,
+        options: &EntryOptions,
+        since: Since,
+    ) -> Option<Stored<V>>
+    where
+        K: Clone,
+    {
+        let (stored, stale) = self.register(key, value, options, Some(since));
+        if !stale {
+            return Some(stored);
+        }
+        // Registered, maybe already taken by an invalidation: undone as if
+        // never inserted, unless something ended it (and counted that end),
+        // in which case its insert is counted too.
+        if !self.retire(&Registration::of(&stored)) {
+            self.bump(Hot::Insert);
+        }
+        None
+    }
+
+    /// Registers a new entry; with `since`, also tells whether it is stale
+    /// (see `make_loaded`).
+    fn register(
+        &self,
+        key: &K,
+        value: V,
+        options: &EntryOptions,
+        since: Option<Since>,
+    ) -> (Stored<V>, bool)
+    where
+        K: Clone,
+    {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         if self.capacity == Some(0) {
             // moka with `max_capacity(0)` drops every insert without
             // calling the listener: nothing to register, and it ends at
             // once, for size.
             Counters::add(&self.counters.rare().evicted_size, 1);
-            return Stored {
+            let stored = Stored {
                 value,
                 id,
                 epoch: self.epoch.load(Ordering::Acquire),
                 expires_at: None,
                 stamps: Stamps::None,
             };
+            return (stored, false);
         }
         let now = self.clock.now();
         let expires_at = options
@@ -154,6 +216,7 @@ impl<K, V> Shared<K, V> {
             Counters::add(&self.counters.rare().evicted_expired, 1);
         }
         let tags = options.tag_values();
+        let mut stale = false;
         let (stamps, epoch, counted) = if tags.is_empty() {
             let epoch = self.untagged.join(id, live);
             (Stamps::None, epoch, Counted::Untagged { epoch })
@@ -162,7 +225,8 @@ impl<K, V> Shared<K, V> {
                 // Before joining: whatever uncounts it must find it counted.
                 self.tagged.fetch_add(1, Ordering::Relaxed);
             }
-            let joined = self.tags.stamp(tags, id, key, live);
+            let joined = self.tags.stamp(tags, id, key, live, since.map(|s| s.tags));
+            stale = joined.stale;
             // Read after joining: an `invalidate_all` that bumped the epoch
             // before one of the joins also ended that tag's generation
             // (counting the entry there), and one that ended them all
@@ -173,13 +237,17 @@ impl<K, V> Shared<K, V> {
         if live && let Some(at) = expires_at {
             self.expiries.add(at, id, counted);
         }
-        Stored {
+        // An `invalidate_all` since the load began: the entry joined a
+        // later epoch than the load's (or the old one, which it ends).
+        stale |= since.is_some_and(|since| since.epoch != epoch);
+        let stored = Stored {
             value,
             id,
             epoch,
             expires_at,
             stamps,
-        }
+        };
+        (stored, stale)
     }
 
     /// Hot path: one atomic load for the epoch, two per tag, and a clock
@@ -358,7 +426,7 @@ impl<K, V> Shared<K, V> {
     /// moka drop the entries physically.
     pub(crate) fn invalidate_all(&self) -> u64 {
         self.expire_due();
-        let epoch = self.epoch.fetch_add(1, Ordering::AcqRel) + 1;
+        let epoch = self.epoch.fetch_add(1, Ordering::SeqCst) + 1;
         let untagged = self.untagged.end_epoch(epoch);
         let tagged = self.end_generations(self.tags.invalidate_every(), false);
         self.tags.sweep();
@@ -453,6 +521,14 @@ impl<K, V> Shared<K, V> {
     }
 }
 
+/// The state a load began from: the `invalidate_all` epoch and the tag
+/// invalidation sequence number.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Since {
+    epoch: u64,
+    tags: u64,
+}
+
 /// What it takes to retire an entry registered by `make_stored`.
 pub(crate) struct Registration {
     pub(crate) id: u64,
@@ -477,7 +553,13 @@ impl Registration {
 #[derive(Debug)]
 pub(crate) struct NoValue;
 
-/// How many times a loader call retries after finding a dead entry before
-/// it runs its loader without coalescing (only reachable when other threads
-/// keep inserting entries that are dead on arrival).
-pub(crate) const LOAD_ATTEMPTS: usize = 8;
+impl<K, V> Shared<K, V> {
+    /// The instant a caller that starts waiting for another caller's load
+    /// now stops waiting, if there is a wait limit.
+    pub(crate) fn wait_deadline(&self) -> Option<(&quanta::Clock, quanta::Instant)> {
+        let limit = self.load_timeout?;
+        let now = self.clock.now();
+        // A limit too far to represent is no limit.
+        now.checked_add(limit).map(|at| (&self.clock, at))
+    }
+}

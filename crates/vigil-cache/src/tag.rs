@@ -237,14 +237,25 @@ struct Generation<K> {
     singles: ById<K>,
     /// Every entry of this version that carries other tags too.
     multi: ById<Member<K>>,
+    /// The invalidation sequence number (see `TagIndex::sequence`) of the
+    /// last invalidation of this slot's tag, or, for a slot newly given to
+    /// a tag, the latest of any freed slot: a load that began before it
+    /// must not store an entry with this tag. Carried over from one
+    /// generation to the next.
+    invalidated_at: u64,
 }
 
 impl<K> Generation<K> {
     fn new() -> Self {
+        Self::following(0)
+    }
+
+    fn following(invalidated_at: u64) -> Self {
         Self {
             live: 0,
             singles: ById::default(),
             multi: ById::default(),
+            invalidated_at,
         }
     }
 
@@ -285,6 +296,10 @@ struct Registry {
     free: Vec<u32>,
     /// Size at which the next amortized sweep runs.
     sweep_at: usize,
+    /// The latest `invalidated_at` of any slot freed so far: a tag given a
+    /// slot may have been invalidated, and its slot freed, while a load
+    /// was running, so its new slot starts from this.
+    freed_invalidated_at: u64,
 }
 
 const MIN_SWEEP_AT: usize = 64;
@@ -293,6 +308,9 @@ const MIN_SWEEP_AT: usize = 64;
 pub(crate) struct TagIndex<K> {
     chunks: [OnceLock<Chunk<K>>; CHUNKS],
     registry: CachePadded<RwLock<Registry>>,
+    /// Counts calls of `invalidate`: each takes the next number and
+    /// records it in the slots it ends, before bumping their versions.
+    sequence: CachePadded<AtomicU64>,
 }
 
 /// What one invalidation took out of the index: the generations it ended.
@@ -318,8 +336,17 @@ impl<K> TagIndex<K> {
                 names: Vec::new(),
                 free: Vec::new(),
                 sweep_at: MIN_SWEEP_AT,
+                freed_invalidated_at: 0,
             })),
+            sequence: CachePadded(AtomicU64::new(0)),
         }
+    }
+
+    /// The number of the last tag invalidation begun. A load that takes it
+    /// when it begins must not store an entry with a tag whose slot records
+    /// a later one (see [`Joined::stale`]).
+    pub(crate) fn sequence(&self) -> u64 {
+        self.sequence.load(Ordering::SeqCst)
     }
 
     fn chunk(&self, chunk: usize) -> &Chunk<K> {
@@ -414,13 +441,16 @@ impl<K> TagIndex<K> {
         // Under the read lock, so that no slot is freed and reused between
         // finding it and bumping it.
         let registry = self.read();
+        // Taken before any version is bumped: a load that began after this
+        // sees the bumps through the versions it stamps.
+        let sequence = self.sequence.fetch_add(1, Ordering::SeqCst) + 1;
         let mut invalidation = Invalidation::empty();
         for tag in tags {
             let Some(&slot) = registry.slots.get(tag) else {
                 continue;
             };
             if !invalidation.bumped.contains(&slot) {
-                self.end_generation(slot, &mut invalidation);
+                self.end_generation(slot, sequence, &mut invalidation);
             }
         }
         drop(registry);
@@ -433,16 +463,21 @@ impl<K> TagIndex<K> {
         let registry = self.read();
         let mut invalidation = Invalidation::empty();
         for &slot in registry.slots.values() {
-            self.end_generation(slot, &mut invalidation);
+            // `invalidate_all` guards loads with its epoch: the slot keeps
+            // its sequence number.
+            self.end_generation(slot, 0, &mut invalidation);
         }
         invalidation
     }
 
-    fn end_generation(&self, slot: u32, invalidation: &mut Invalidation<K>) {
+    /// Ends `slot`'s generation; the next one records `invalidated_at` (or
+    /// keeps the ended one's, if later).
+    fn end_generation(&self, slot: u32, invalidated_at: u64, invalidation: &mut Invalidation<K>) {
         let ended = {
             let mut generation = self.generation(slot);
+            let invalidated_at = invalidated_at.max(generation.invalidated_at);
             self.version_cell(slot).fetch_add(1, Ordering::AcqRel);
-            std::mem::replace(&mut *generation, Generation::new())
+            std::mem::replace(&mut *generation, Generation::following(invalidated_at))
         };
         invalidation.bumped.push(slot);
         invalidation.live += ended.live;
@@ -470,10 +505,15 @@ impl<K> TagIndex<K> {
     /// and joining its generation, so an empty generation means no entry
     /// is stamped with the slot's current version.
     fn free_if_unused(&self, registry: &mut Registry, slot: u32) {
-        if !self.generation(slot).is_empty() {
-            return;
-        }
+        let invalidated_at = {
+            let generation = self.generation(slot);
+            if !generation.is_empty() {
+                return;
+            }
+            generation.invalidated_at
+        };
         if let Some(tag) = registry.names.get_mut(slot as usize).and_then(Option::take) {
+            registry.freed_invalidated_at = registry.freed_invalidated_at.max(invalidated_at);
             registry.slots.remove(&tag);
             registry.free.push(slot);
         }
@@ -520,6 +560,10 @@ pub(crate) struct Joined {
     /// Where it counts: its only tag's generation, or (several distinct
     /// tags) the `taken` flag its memberships share.
     pub(crate) counted: Counted,
+    /// One of its tags was invalidated after the sequence number the
+    /// caller gave (`since`): the entry is the result of a load that began
+    /// before that invalidation, and must not be stored.
+    pub(crate) stale: bool,
 }
 
 impl<K: Clone> TagIndex<K> {
@@ -528,7 +572,19 @@ impl<K: Clone> TagIndex<K> {
     /// distinct tag and `live`. An entry with several distinct tags gets a
     /// `taken` flag, already set unless `live`. Duplicate tags are stamped
     /// once.
-    pub(crate) fn stamp(&self, tags: &[Tag], id: u64, key: &K, live: bool) -> Joined {
+    ///
+    /// With `since` (the [`sequence`](Self::sequence) when a load began),
+    /// each join also reads, under the generation's lock, whether the tag
+    /// was invalidated after it: [`Joined::stale`].
+    pub(crate) fn stamp(
+        &self,
+        tags: &[Tag],
+        id: u64,
+        key: &K,
+        live: bool,
+        since: Option<u64>,
+    ) -> Joined {
+        let mut stale = false;
         let distinct = |i: usize| !tags[..i].contains(&tags[i]);
         let taken = (1..tags.len())
             .any(distinct)
@@ -538,7 +594,7 @@ impl<K: Clone> TagIndex<K> {
             if !distinct(i) {
                 continue;
             }
-            let join = |slot: u32| {
+            let mut join = |slot: u32| {
                 let mut generation = self.generation(slot);
                 match &taken {
                     Some(taken) => {
@@ -557,6 +613,9 @@ impl<K: Clone> TagIndex<K> {
                 // holds while bumping: the entry is in the generation of
                 // the version it carries.
                 let version = self.version_cell(slot).load(Ordering::Acquire);
+                if since.is_some_and(|since| generation.invalidated_at > since) {
+                    stale = true;
+                }
                 Stamp { slot, version }
             };
             // The registry lock (read for a known tag, write for a new one)
@@ -582,6 +641,7 @@ impl<K: Clone> TagIndex<K> {
         Joined {
             stamps: Stamps::from_vec(stamps),
             counted,
+            stale,
         }
     }
 
@@ -602,6 +662,11 @@ impl<K: Clone> TagIndex<K> {
         let (chunk, _) = locate(slot);
         assert!(chunk < CHUNKS, "fewer than 2^31 tags in use at once");
         self.chunk(chunk);
+        {
+            let mut generation = self.generation(slot);
+            generation.invalidated_at =
+                generation.invalidated_at.max(registry.freed_invalidated_at);
+        }
         if slot as usize == registry.names.len() {
             registry.names.push(None);
         }
@@ -671,7 +736,7 @@ mod tests {
     #[test]
     fn duplicate_tags_make_a_single_tag_entry() {
         let index = TagIndex::<u32>::new();
-        let joined = index.stamp(&[Tag::from("a"), Tag::from("a")], 7, &1, true);
+        let joined = index.stamp(&[Tag::from("a"), Tag::from("a")], 7, &1, true, None);
         assert!(
             matches!(joined.counted, Counted::Single(_)),
             "one distinct tag"
@@ -696,6 +761,7 @@ mod tests {
             7,
             &1,
             true,
+            None,
         );
         let [a, b] = *joined.stamps.as_slice() else {
             panic!("two distinct tags: {:?}", joined.stamps);
@@ -724,12 +790,12 @@ mod tests {
     #[test]
     fn removals_and_expiries_of_an_ended_generation_leave_the_new_one_alone() {
         let index = TagIndex::<u32>::new();
-        let old = index.stamp(&[Tag::from("t")], 1, &1, true).stamps;
-        let expiring = index.stamp(&[Tag::from("t")], 2, &2, true).stamps;
+        let old = index.stamp(&[Tag::from("t")], 1, &1, true, None).stamps;
+        let expiring = index.stamp(&[Tag::from("t")], 2, &2, true, None).stamps;
         let inv = index.invalidate(["t"]).unwrap();
         assert_eq!(inv.live, 2);
         index.sweep();
-        let new = index.stamp(&[Tag::from("t")], 3, &3, true).stamps;
+        let new = index.stamp(&[Tag::from("t")], 3, &3, true, None).stamps;
         let (Stamps::One(old), Stamps::One(expiring), Stamps::One(new)) = (old, expiring, new)
         else {
             panic!("one tag each");
@@ -750,11 +816,11 @@ mod tests {
     #[test]
     fn freed_slots_are_reused_without_reviving_old_stamps() {
         let index = TagIndex::<u32>::new();
-        let old = index.stamp(&[Tag::from("old")], 1, &1, true).stamps;
+        let old = index.stamp(&[Tag::from("old")], 1, &1, true, None).stamps;
         assert!(index.invalidate(["old"]).is_some());
         index.sweep();
         assert_eq!(index.len(), 0);
-        let new = index.stamp(&[Tag::from("new")], 2, &2, true).stamps;
+        let new = index.stamp(&[Tag::from("new")], 2, &2, true, None).stamps;
         let (Stamps::One(old), Stamps::One(new)) = (old, new) else {
             panic!("one tag each");
         };
@@ -774,9 +840,9 @@ mod tests {
     #[test]
     fn invalidating_several_tags_takes_each_generation_once() {
         let index = TagIndex::<u32>::new();
-        index.stamp(&[Tag::from("a"), Tag::from("b")], 1, &10, true);
-        index.stamp(&[Tag::from("b")], 2, &20, true);
-        index.stamp(&[Tag::from("b")], 3, &30, false);
+        index.stamp(&[Tag::from("a"), Tag::from("b")], 1, &10, true, None);
+        index.stamp(&[Tag::from("b")], 2, &20, true, None);
+        index.stamp(&[Tag::from("b")], 3, &30, false, None);
         let inv = index.invalidate(["a", "b", "a"]).unwrap();
         assert_eq!(inv.bumped.len(), 2);
         assert_eq!(inv.live, 1, "entry 3 was not live");
@@ -790,7 +856,7 @@ mod tests {
     fn invalidate_every_ends_all_generations() {
         let index = TagIndex::<u32>::new();
         for (id, tag) in [(1, "a"), (2, "b"), (3, "b")] {
-            index.stamp(&[Tag::from(tag)], id, &(id as u32), true);
+            index.stamp(&[Tag::from(tag)], id, &(id as u32), true, None);
         }
         let inv = index.invalidate_every();
         assert_eq!((inv.bumped.len(), inv.live), (2, 3));
@@ -802,7 +868,7 @@ mod tests {
     fn many_tags_spill_to_the_heap_and_still_check() {
         let index = TagIndex::<u32>::new();
         let tags: Vec<Tag> = (0..100).map(|i| Tag::from(format!("t{i}"))).collect();
-        let stamps = index.stamp(&tags, 1, &1, true).stamps;
+        let stamps = index.stamp(&tags, 1, &1, true, None).stamps;
         assert!(matches!(stamps, Stamps::Many(_)));
         assert_eq!(stamps.as_slice().len(), 100);
         assert!(stamps.as_slice().iter().all(|s| index.is_current(s)));
@@ -821,14 +887,14 @@ mod review_tests {
     #[test]
     fn review_in_flight_expiry_after_slot_reuse() {
         let index = TagIndex::<u32>::new();
-        let Stamps::One(old) = index.stamp(&[Tag::from("old")], 1, &1, true).stamps else {
+        let Stamps::One(old) = index.stamp(&[Tag::from("old")], 1, &1, true, None).stamps else {
             panic!()
         };
         // `due` takes entry 1's record (so its removal has owns = false)...
         // ...moka removes entry 1 (replacement, eviction):
         assert!(!index.remove_single(&old, 1, false));
         index.sweep();
-        let Stamps::One(new) = index.stamp(&[Tag::from("new")], 2, &2, true).stamps else {
+        let Stamps::One(new) = index.stamp(&[Tag::from("new")], 2, &2, true, None).stamps else {
             panic!()
         };
         assert_eq!(

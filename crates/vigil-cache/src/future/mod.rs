@@ -16,7 +16,8 @@ use moka::ops::compute::{CompResult, Op};
 use crate::builder::CacheBuilder;
 use crate::entry::{EntryExpiry, Landing, Stored};
 use crate::export::{self, Source};
-use crate::shared::{LOAD_ATTEMPTS, NoValue, REMOVALS_PER_WRITE, Registration, Shared};
+use crate::flight::{Lead, Outcome, Role, Waited};
+use crate::shared::{NoValue, REMOVALS_PER_WRITE, Registration, Shared};
 use crate::stats::Hot;
 use crate::{CacheStats, EntryOptions, WarmReport};
 
@@ -159,16 +160,36 @@ where
     /// `key`. Also removes a bounded batch of the entries that tag
     /// invalidations have hidden, if any are waiting.
     pub async fn insert_with(&self, key: K, value: V, options: EntryOptions) {
+        self.before_write(&key).await;
+        let stored = self.inner.shared.make_stored(&key, value, &options);
+        self.store(key, stored).await;
+        self.remove_pending(REMOVALS_PER_WRITE).await;
+    }
+
+    /// Stores a registered entry in moka and counts its insert. If this
+    /// future is dropped before moka has stored the entry, it is
+    /// unregistered.
+    async fn store(&self, key: K, stored: Stored<V>) {
         let shared = &*self.inner.shared;
-        let stored = shared.make_stored(&key, value, &options);
-        // If this future is dropped before moka has stored the entry, it is
-        // unregistered.
-        let landing = Landing::new(self.identity(), Some(stored.id));
-        let pending = Unstored::new(shared, &landing, Some(Registration::of(&stored)));
+        let landing = Landing::new(self.identity(), stored.id);
+        let pending = Unstored::new(shared, &landing, Registration::of(&stored));
         landing.watch(self.inner.cache.insert(key, stored)).await;
         pending.done();
         shared.bump(Hot::Insert);
-        self.remove_pending(REMOVALS_PER_WRITE).await;
+    }
+
+    /// Orders a write to `key` after the loads of `key` in flight: one
+    /// still loading will not store its value; one storing it is waited
+    /// for, so the write lands after it.
+    async fn before_write<Q>(&self, key: &Q)
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let flights = &self.inner.shared.flights;
+        while let Some(flight) = flights.before_write(key) {
+            flight.wait_async(flights.waiter_id(), None).await;
+        }
     }
 
     /// This cache's identity for `Landing` watches.
@@ -262,6 +283,7 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
+        self.before_write(key).await;
         // The eviction listener counts it, if it was live.
         self.inner.cache.remove(key).await;
     }
@@ -446,7 +468,18 @@ where
         }
     }
 
-    /// The single-flight loader behind every `*get_with*` method.
+    /// The live value under `key`, uncounted.
+    async fn fresh(&self, key: &K) -> Option<V> {
+        self.inner
+            .cache
+            .get(key)
+            .await
+            .filter(|stored| self.inner.shared.is_fresh(stored))
+            .map(|stored| stored.value)
+    }
+
+    /// The single-flight loader behind every `*get_with*` method (see the
+    /// crate documentation, "Loading").
     async fn load<E>(
         &self,
         key: K,
@@ -455,57 +488,76 @@ where
     where
         E: Send + Sync + 'static,
     {
-        let shared = &self.inner.shared;
-        // moka drops the future it is given even when it does not poll it;
-        // lending it a pinned reference keeps `init` for a retry.
-        let mut init = std::pin::pin!(init);
-        let identity = self.identity();
-        for _ in 0..LOAD_ATTEMPTS {
-            // If this future is dropped after the loader registered its
-            // entry but before moka stored it, the entry is unregistered.
-            let landing = Landing::new(identity, None);
-            let pending = Unstored::new(shared, &landing, None);
-            let load = self
-                .inner
-                .cache
-                .entry_by_ref(&key)
-                .or_try_insert_with(async {
-                    let (value, options) = init.as_mut().await?;
-                    let stored = shared.make_stored(&key, value, &options);
-                    pending.set(Registration::of(&stored));
-                    Landing::arm(identity, stored.id);
-                    Ok(stored)
-                });
-            let result = landing.watch(load).await;
-            pending.done();
-            match result {
+        let shared = &*self.inner.shared;
+        if let Some(value) = self.fresh(&key).await {
+            shared.bump(Hot::Hit);
+            return Ok(value);
+        }
+        let mut init = Some(init);
+        let waiter = shared.flights.waiter_id();
+        loop {
+            let flight = match shared.flights.join(&key, || shared.since()) {
+                Role::Lead(flight) => flight,
+                Role::Wait(flight) => {
+                    match flight.wait_async(waiter, shared.wait_deadline()).await {
+                        Waited::Done(Outcome::Stored(value)) => {
+                            shared.bump(Hot::Hit);
+                            return Ok(value);
+                        }
+                        Waited::Done(Outcome::Failed(error)) => {
+                            if let Ok(error) = error.downcast::<E>() {
+                                shared.bump(Hot::Miss);
+                                return Err(error);
+                            }
+                        }
+                        Waited::Done(Outcome::Retry) => {}
+                        Waited::TimedOut => shared.flights.take_over(&key, &flight),
+                    }
+                    // Start over: a write may have stored the value.
+                    if let Some(value) = self.fresh(&key).await {
+                        shared.bump(Hot::Hit);
+                        return Ok(value);
+                    }
+                    continue;
+                }
+            };
+            // If this future is dropped from here on, the flight ends and
+            // its waiters load again.
+            let lead = Lead::new(&shared.flights, &key, flight);
+            // Stored between the first look and taking the lead?
+            if let Some(value) = self.fresh(&key).await {
+                lead.finish(Outcome::Stored(value.clone()));
+                shared.bump(Hot::Hit);
+                return Ok(value);
+            }
+            let init = init.take().expect("a call leads at most one load");
+            let loaded = init.await;
+            shared.bump(Hot::Miss);
+            let (value, options) = match loaded {
+                Ok(loaded) => loaded,
                 Err(error) => {
-                    shared.bump(Hot::Miss);
+                    let error = Arc::new(error);
+                    lead.finish(Outcome::Failed(error.clone()));
                     return Err(error);
                 }
-                Ok(entry) if entry.is_fresh() => {
-                    shared.bump(Hot::Miss);
-                    shared.bump(Hot::Insert);
+            };
+            let stored = if lead.flight().begin_commit() {
+                shared.make_loaded(&key, value.clone(), &options, lead.flight().since())
+            } else {
+                None
+            };
+            match stored {
+                Some(stored) => {
+                    self.store(key.clone(), stored).await;
+                    lead.finish(Outcome::Stored(value.clone()));
                     self.remove_pending(REMOVALS_PER_WRITE).await;
-                    return Ok(entry.into_value().value);
                 }
-                Ok(entry) => {
-                    let stored = entry.into_value();
-                    if shared.is_fresh(&stored) {
-                        shared.bump(Hot::Hit);
-                        return Ok(stored.value);
-                    }
-                    // Dead (expired or invalidated): never returned; remove
-                    // it and load again.
-                    self.remove_if_same(&key, stored.id).await;
-                }
+                // Superseded by a write, or older than an invalidation:
+                // returned to this caller only.
+                None => lead.finish(Outcome::Retry),
             }
+            return Ok(value);
         }
-        // Every attempt found a dead entry, so `init` has not been polled.
-        shared.bump(Hot::Miss);
-        let (value, options) = init.await.map_err(Arc::new)?;
-        self.insert_with(key, value.clone(), options).await;
-        Ok(value)
     }
 }
 
@@ -519,17 +571,12 @@ struct Unstored<'a, K, V> {
 }
 
 impl<'a, K, V> Unstored<'a, K, V> {
-    fn new(shared: &'a Shared<K, V>, landing: &'a Landing, entry: Option<Registration>) -> Self {
+    fn new(shared: &'a Shared<K, V>, landing: &'a Landing, entry: Registration) -> Self {
         Self {
             shared,
             landing,
-            entry: Mutex::new(entry),
+            entry: Mutex::new(Some(entry)),
         }
-    }
-
-    /// The loader registered its entry.
-    fn set(&self, entry: Registration) {
-        *self.entry.lock().unwrap_or_else(PoisonError::into_inner) = Some(entry);
     }
 
     /// moka's call returned: nothing to undo.

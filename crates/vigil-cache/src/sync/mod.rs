@@ -13,7 +13,8 @@ use moka::ops::compute::{CompResult, Op};
 use crate::builder::CacheBuilder;
 use crate::entry::{EntryExpiry, Stored};
 use crate::export::{self, Source};
-use crate::shared::{LOAD_ATTEMPTS, NoValue, REMOVALS_PER_WRITE, Shared};
+use crate::flight::{Lead, Outcome, Role, Waited};
+use crate::shared::{NoValue, REMOVALS_PER_WRITE, Shared};
 use crate::stats::Hot;
 use crate::{CacheStats, EntryOptions, WarmReport};
 
@@ -173,6 +174,7 @@ where
     /// assert_eq!(cache.get(&1), None);
     /// ```
     pub fn insert_with(&self, key: K, value: V, options: EntryOptions) {
+        self.before_write(&key);
         let stored = self.inner.shared.make_stored(&key, value, &options);
         self.inner.cache.insert(key, stored);
         self.inner.shared.bump(Hot::Insert);
@@ -251,8 +253,22 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
+        self.before_write(key);
         // The eviction listener counts it, if it was live.
         self.inner.cache.remove(key);
+    }
+
+    /// Orders a write to `key` after the loads of `key` in flight: one
+    /// still loading will not store its value; one storing it is waited
+    /// for, so the write lands after it.
+    fn before_write<Q>(&self, key: &Q)
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        while let Some(flight) = self.inner.shared.flights.before_write(key) {
+            flight.wait(None);
+        }
     }
 
     /// Invalidates every entry at once: no later read returns an entry
@@ -430,7 +446,17 @@ where
         }
     }
 
-    /// The single-flight loader behind every `*get_with*` method.
+    /// The live value under `key`, uncounted.
+    fn fresh(&self, key: &K) -> Option<V> {
+        self.inner
+            .cache
+            .get(key)
+            .filter(|stored| self.inner.shared.is_fresh(stored))
+            .map(|stored| stored.value)
+    }
+
+    /// The single-flight loader behind every `*get_with*` method (see the
+    /// crate documentation, "Loading").
     fn load<E>(
         &self,
         key: K,
@@ -439,43 +465,74 @@ where
     where
         E: Send + Sync + 'static,
     {
-        let shared = &self.inner.shared;
-        // moka consumes the closure it is given even when it does not call
-        // it; keeping `init` outside lets a retry run it.
+        let shared = &*self.inner.shared;
+        if let Some(value) = self.fresh(&key) {
+            shared.bump(Hot::Hit);
+            return Ok(value);
+        }
         let mut init = Some(init);
-        for _ in 0..LOAD_ATTEMPTS {
-            let result = self.inner.cache.entry_by_ref(&key).or_try_insert_with(|| {
-                let init = init.take().expect("moka runs a loader at most once");
-                init().map(|(value, options)| shared.make_stored(&key, value, &options))
-            });
-            match result {
+        loop {
+            let flight = match shared.flights.join(&key, || shared.since()) {
+                Role::Lead(flight) => flight,
+                Role::Wait(flight) => {
+                    match flight.wait(shared.wait_deadline()) {
+                        Waited::Done(Outcome::Stored(value)) => {
+                            shared.bump(Hot::Hit);
+                            return Ok(value);
+                        }
+                        Waited::Done(Outcome::Failed(error)) => {
+                            if let Ok(error) = error.downcast::<E>() {
+                                shared.bump(Hot::Miss);
+                                return Err(error);
+                            }
+                        }
+                        Waited::Done(Outcome::Retry) => {}
+                        Waited::TimedOut => shared.flights.take_over(&key, &flight),
+                    }
+                    // Start over: a write may have stored the value.
+                    if let Some(value) = self.fresh(&key) {
+                        shared.bump(Hot::Hit);
+                        return Ok(value);
+                    }
+                    continue;
+                }
+            };
+            let lead = Lead::new(&shared.flights, &key, flight);
+            // Stored between the first look and taking the lead?
+            if let Some(value) = self.fresh(&key) {
+                lead.finish(Outcome::Stored(value.clone()));
+                shared.bump(Hot::Hit);
+                return Ok(value);
+            }
+            let init = init.take().expect("a call leads at most one load");
+            let loaded = init();
+            shared.bump(Hot::Miss);
+            let (value, options) = match loaded {
+                Ok(loaded) => loaded,
                 Err(error) => {
-                    shared.bump(Hot::Miss);
+                    let error = Arc::new(error);
+                    lead.finish(Outcome::Failed(error.clone()));
                     return Err(error);
                 }
-                Ok(entry) if entry.is_fresh() => {
-                    shared.bump(Hot::Miss);
+            };
+            let stored = if lead.flight().begin_commit() {
+                shared.make_loaded(&key, value.clone(), &options, lead.flight().since())
+            } else {
+                None
+            };
+            match stored {
+                Some(stored) => {
+                    self.inner.cache.insert(key.clone(), stored);
                     shared.bump(Hot::Insert);
+                    lead.finish(Outcome::Stored(value.clone()));
                     self.remove_pending(REMOVALS_PER_WRITE);
-                    return Ok(entry.into_value().value);
                 }
-                Ok(entry) => {
-                    let stored = entry.into_value();
-                    if shared.is_fresh(&stored) {
-                        shared.bump(Hot::Hit);
-                        return Ok(stored.value);
-                    }
-                    // Dead (expired or invalidated): never returned; remove
-                    // it and load again.
-                    self.remove_if_same(&key, stored.id);
-                }
+                // Superseded by a write, or older than an invalidation:
+                // returned to this caller only.
+                None => lead.finish(Outcome::Retry),
             }
+            return Ok(value);
         }
-        let init = init.expect("the loader has not run: every attempt found a dead entry");
-        shared.bump(Hot::Miss);
-        let (value, options) = init().map_err(Arc::new)?;
-        self.insert_with(key, value.clone(), options);
-        Ok(value)
     }
 }
 
