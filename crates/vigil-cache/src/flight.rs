@@ -296,13 +296,14 @@ pub(crate) enum Role<V> {
 
 /// One shard's flights.
 type FlightMap<K, V> = HashMap<K, Arc<Flight<V>>>;
+type Shard<K, V> = CachePadded<Mutex<FlightMap<K, V>>>;
 
 /// The flights of one cache, by key.
 pub(crate) struct Flights<K, V> {
     /// Flights in the maps: writers look no further when it is zero.
     active: CachePadded<AtomicUsize>,
     hasher: RandomState,
-    shards: Box<[CachePadded<Mutex<FlightMap<K, V>>>]>,
+    shards: Box<[Shard<K, V>]>,
     next_waiter: AtomicU64,
 }
 
@@ -316,6 +317,11 @@ impl<K, V> Flights<K, V> {
                 .collect(),
             next_waiter: AtomicU64::new(0),
         }
+    }
+
+    /// Whether any load is in flight.
+    pub(crate) fn loading(&self) -> bool {
+        self.active.load(Ordering::SeqCst) > 0
     }
 }
 

@@ -321,7 +321,8 @@ impl<K, V> Shared<K, V> {
     /// are queued for physical removal as they are.
     pub(crate) fn invalidate_tags<'t>(&self, tags: impl IntoIterator<Item = &'t str>) -> u64 {
         self.expire_due();
-        let Some(invalidation) = self.tags.invalidate(tags) else {
+        let loading = || self.flights.loading();
+        let Some(invalidation) = self.tags.invalidate(tags, loading) else {
             return 0;
         };
         let live = self.end_generations(invalidation, true);

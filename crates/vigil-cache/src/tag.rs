@@ -434,9 +434,15 @@ impl<K> TagIndex<K> {
     /// Ends the current generation of each existing tag among `tags`
     /// (bumps the version and takes the generation, under its lock): O(1)
     /// per tag. `None` when none of the tags exists (no entry carries them).
+    ///
+    /// `loading` tells whether a load is in flight: then a tag no entry
+    /// carries gets a slot all the same, recording the invalidation, so
+    /// that such a load cannot store an entry with it. (A load that begins
+    /// after `loading` has answered no takes a later sequence number.)
     pub(crate) fn invalidate<'t>(
         &self,
         tags: impl IntoIterator<Item = &'t str>,
+        loading: impl FnOnce() -> bool,
     ) -> Option<Invalidation<K>> {
         // Under the read lock, so that no slot is freed and reused between
         // finding it and bumping it.
@@ -445,8 +451,10 @@ impl<K> TagIndex<K> {
         // sees the bumps through the versions it stamps.
         let sequence = self.sequence.fetch_add(1, Ordering::SeqCst) + 1;
         let mut invalidation = Invalidation::empty();
+        let mut unknown = Vec::new();
         for tag in tags {
             let Some(&slot) = registry.slots.get(tag) else {
+                unknown.push(tag);
                 continue;
             };
             if !invalidation.bumped.contains(&slot) {
@@ -454,6 +462,14 @@ impl<K> TagIndex<K> {
             }
         }
         drop(registry);
+        if !unknown.is_empty() && loading() {
+            let mut registry = self.write();
+            for tag in unknown {
+                let slot = self.slot_for(&mut registry, &Tag::from(tag));
+                let mut generation = self.generation(slot);
+                generation.invalidated_at = generation.invalidated_at.max(sequence);
+            }
+        }
         (!invalidation.bumped.is_empty()).then_some(invalidation)
     }
 
@@ -487,6 +503,36 @@ impl<K> TagIndex<K> {
         if !ended.multi.is_empty() {
             invalidation.multi.push(ended.multi);
         }
+    }
+
+    /// The slot of `tag`, allocating one if the tag is new.
+    fn slot_for(&self, registry: &mut Registry, tag: &Tag) -> u32 {
+        if let Some(&slot) = registry.slots.get(tag.as_str()) {
+            return slot;
+        }
+        if registry.slots.len() >= registry.sweep_at {
+            // Amortized O(1) per new tag: a sweep runs each time the number
+            // of tags in use has doubled since the last one.
+            self.sweep_locked(registry);
+            registry.sweep_at = (registry.slots.len() * 2).max(MIN_SWEEP_AT);
+        }
+        let slot = registry.free.pop().unwrap_or_else(|| {
+            u32::try_from(registry.names.len()).expect("fewer than 2^31 tags in use at once")
+        });
+        let (chunk, _) = locate(slot);
+        assert!(chunk < CHUNKS, "fewer than 2^31 tags in use at once");
+        self.chunk(chunk);
+        {
+            let mut generation = self.generation(slot);
+            generation.invalidated_at =
+                generation.invalidated_at.max(registry.freed_invalidated_at);
+        }
+        if slot as usize == registry.names.len() {
+            registry.names.push(None);
+        }
+        registry.names[slot as usize] = Some(tag.clone());
+        registry.slots.insert(tag.clone(), slot);
+        slot
     }
 
     /// Frees every slot no entry carries (O(number of tags)).
@@ -644,36 +690,6 @@ impl<K: Clone> TagIndex<K> {
             stale,
         }
     }
-
-    /// The slot of `tag`, allocating one if the tag is new.
-    fn slot_for(&self, registry: &mut Registry, tag: &Tag) -> u32 {
-        if let Some(&slot) = registry.slots.get(tag.as_str()) {
-            return slot;
-        }
-        if registry.slots.len() >= registry.sweep_at {
-            // Amortized O(1) per new tag: a sweep runs each time the number
-            // of tags in use has doubled since the last one.
-            self.sweep_locked(registry);
-            registry.sweep_at = (registry.slots.len() * 2).max(MIN_SWEEP_AT);
-        }
-        let slot = registry.free.pop().unwrap_or_else(|| {
-            u32::try_from(registry.names.len()).expect("fewer than 2^31 tags in use at once")
-        });
-        let (chunk, _) = locate(slot);
-        assert!(chunk < CHUNKS, "fewer than 2^31 tags in use at once");
-        self.chunk(chunk);
-        {
-            let mut generation = self.generation(slot);
-            generation.invalidated_at =
-                generation.invalidated_at.max(registry.freed_invalidated_at);
-        }
-        if slot as usize == registry.names.len() {
-            registry.names.push(None);
-        }
-        registry.names[slot as usize] = Some(tag.clone());
-        registry.slots.insert(tag.clone(), slot);
-        slot
-    }
 }
 
 #[cfg(test)]
@@ -746,7 +762,7 @@ mod tests {
         };
         assert!(index.is_current(&a));
         assert_eq!(index.live("a"), 1);
-        let inv = index.invalidate(["a"]).unwrap();
+        let inv = index.invalidate(["a"], || false).unwrap();
         assert_eq!((inv.live, singles(&inv)), (1, vec![(7, 1)]));
         assert!(!index.is_current(&a));
         index.sweep();
@@ -775,7 +791,7 @@ mod tests {
             (0, 0),
             "not counted per tag"
         );
-        let inv = index.invalidate(["a"]).unwrap();
+        let inv = index.invalidate(["a"], || false).unwrap();
         assert_eq!((inv.live, multi(&inv)), (0, vec![(7, 1)]));
         assert!(inv.multi[0][&7].take(), "the first to take it");
         assert!(!index.is_current(&a) && index.is_current(&b));
@@ -792,7 +808,7 @@ mod tests {
         let index = TagIndex::<u32>::new();
         let old = index.stamp(&[Tag::from("t")], 1, &1, true, None).stamps;
         let expiring = index.stamp(&[Tag::from("t")], 2, &2, true, None).stamps;
-        let inv = index.invalidate(["t"]).unwrap();
+        let inv = index.invalidate(["t"], || false).unwrap();
         assert_eq!(inv.live, 2);
         index.sweep();
         let new = index.stamp(&[Tag::from("t")], 3, &3, true, None).stamps;
@@ -817,7 +833,7 @@ mod tests {
     fn freed_slots_are_reused_without_reviving_old_stamps() {
         let index = TagIndex::<u32>::new();
         let old = index.stamp(&[Tag::from("old")], 1, &1, true, None).stamps;
-        assert!(index.invalidate(["old"]).is_some());
+        assert!(index.invalidate(["old"], || false).is_some());
         index.sweep();
         assert_eq!(index.len(), 0);
         let new = index.stamp(&[Tag::from("new")], 2, &2, true, None).stamps;
@@ -834,7 +850,7 @@ mod tests {
     #[test]
     fn invalidating_an_unknown_tag_takes_nothing() {
         let index = TagIndex::<u32>::new();
-        assert!(index.invalidate(["nope"]).is_none());
+        assert!(index.invalidate(["nope"], || false).is_none());
     }
 
     #[test]
@@ -843,7 +859,7 @@ mod tests {
         index.stamp(&[Tag::from("a"), Tag::from("b")], 1, &10, true, None);
         index.stamp(&[Tag::from("b")], 2, &20, true, None);
         index.stamp(&[Tag::from("b")], 3, &30, false, None);
-        let inv = index.invalidate(["a", "b", "a"]).unwrap();
+        let inv = index.invalidate(["a", "b", "a"], || false).unwrap();
         assert_eq!(inv.bumped.len(), 2);
         assert_eq!(inv.live, 1, "entry 3 was not live");
         assert_eq!(singles(&inv), vec![(2, 20), (3, 30)]);
@@ -872,7 +888,7 @@ mod tests {
         assert!(matches!(stamps, Stamps::Many(_)));
         assert_eq!(stamps.as_slice().len(), 100);
         assert!(stamps.as_slice().iter().all(|s| index.is_current(s)));
-        assert!(index.invalidate(["t99"]).is_some());
+        assert!(index.invalidate(["t99"], || false).is_some());
         index.sweep();
         assert!(!stamps.as_slice().iter().all(|s| index.is_current(s)));
     }
