@@ -2,25 +2,16 @@
 //! path).
 
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use crate::bounds::Splits;
 use crate::layout::Layout;
+use crate::reject::Rejections;
 use crate::shard::NO_BOUND;
 use crate::slots::{Slots, slot_count};
 use crate::window::Windows;
-use crate::{Config, Snapshot, Summary, Window};
-
-/// Counters written only on the rare paths, padded away from the fields the
-/// hot path reads so bumping them never invalidates those lines.
-#[repr(align(128))]
-#[derive(Default)]
-struct Rare {
-    out_of_range: AtomicU64,
-    rejected: AtomicU64,
-}
+use crate::{Config, Rejection, Snapshot, Summary, Window};
 
 /// A concurrent HDR histogram with a sliding window and a cumulative total.
 ///
@@ -65,7 +56,8 @@ pub struct Histogram {
     /// [`Config::exact_bounds`]: values just above a bound move one bucket up.
     splits: Option<Arc<Splits>>,
     slots: Arc<Slots>,
-    rare: Rare,
+    /// Written on the cold paths only.
+    rejections: Rejections,
     // Cold path only.
     windows: Mutex<Windows>,
     config: Config,
@@ -101,7 +93,7 @@ impl Histogram {
             scale: config.scale,
             expected_interval: config.expected_interval,
             slots: Arc::new(Slots::with_bounds(layout.len(), slots, counters)),
-            rare: Rare::default(),
+            rejections: Rejections::default(),
             windows: Mutex::new(Windows::new(now, config.intervals)),
             config,
         }
@@ -114,7 +106,8 @@ impl Histogram {
     /// load and store on the bucket, the count and the sum (no locked
     /// instruction).
     /// Values above the configured highest are clamped
-    /// to it and counted in [`out_of_range`](Histogram::out_of_range). With
+    /// to it and counted in [`out_of_range`](Histogram::out_of_range)
+    /// ([`Rejection::Clamped`]). With
     /// [`Config::expected_interval`] set, the samples a stalled caller missed
     /// are recorded too.
     #[inline]
@@ -169,8 +162,9 @@ impl Histogram {
 
     /// Record a value in units: `round(value * scale)` raw units (seconds
     /// to nanoseconds for the default config). NaN, negative and infinite
-    /// values are not recorded; they are counted in
-    /// [`rejected`](Histogram::rejected). Never panics.
+    /// values are not recorded; they are counted by reason
+    /// ([`rejected_for`](Histogram::rejected_for)) and in total
+    /// ([`rejected`](Histogram::rejected)). Never panics.
     ///
     /// ```
     /// use vigil_histogram::{Histogram, Window};
@@ -204,7 +198,7 @@ impl Histogram {
     pub fn record_f64_n(&self, value: f64, n: u64) {
         // Excludes NaN, negatives and +inf; -0.0 is in.
         if !(0.0..f64::INFINITY).contains(&value) {
-            self.reject(n);
+            self.rejections.refuse(value, n);
             return;
         }
         // `as` saturates: products beyond u64 become u64::MAX, then clamp.
@@ -215,13 +209,8 @@ impl Histogram {
 
     #[cold]
     fn clamp_high(&self, n: u64) -> u64 {
-        self.rare.out_of_range.fetch_add(n, Relaxed);
+        self.rejections.count(Rejection::Clamped, n);
         self.highest
-    }
-
-    #[cold]
-    fn reject(&self, n: u64) {
-        self.rare.rejected.fetch_add(n, Relaxed);
     }
 
     /// Coordinated-omission correction: record `value - k * expected` for
@@ -398,11 +387,12 @@ impl Histogram {
     /// histogram.record_f64(0.5);
     /// assert_eq!(histogram.totals(), (2, 0.75));
     /// ```
+    ///
+    /// Count and sum are of the same values, even while other threads
+    /// record: each thread's shard is read between two of its records.
     pub fn totals(&self) -> (u64, f64) {
         let windows = self.windows();
-        let (count, sum) = self.slots.shards().fold((0u64, 0u64), |(c, s), shard| {
-            (c.wrapping_add(shard.count()), s.wrapping_add(shard.sum()))
-        });
+        let (count, sum) = self.slots.totals();
         (count, windows.cumulative_sum(sum) as f64 / self.scale)
     }
 
@@ -416,7 +406,9 @@ impl Histogram {
     /// Cumulative counts at the [`exact_bounds`](Histogram::exact_bounds),
     /// since the histogram was built: `out[i]` is the number of values
     /// recorded at or below bound `i` (`out` is cleared and refilled); and
-    /// the total count and sum in units, as [`totals`](Histogram::totals).
+    /// the total count and sum in units, as [`totals`](Histogram::totals),
+    /// of the same values as the bound counts, even while other threads
+    /// record (so `out[i] <= count`, and `sum` is that of `count` values).
     /// Each thread's shard keeps one counter per bound, so this reads a few
     /// words per shard instead of walking the buckets: what a Prometheus
     /// classic histogram needs on every scrape. Empty `out` without exact
@@ -438,7 +430,8 @@ impl Histogram {
     /// # Ok::<(), vigil_histogram::Error>(())
     /// ```
     pub fn bound_counts(&self, out: &mut Vec<u64>) -> (u64, f64) {
-        self.slots.bound_counts(out);
+        let windows = self.windows();
+        let (count, sum) = self.slots.bound_totals(out);
         // The last counter holds the values above every bound.
         out.pop();
         let mut running = 0u64;
@@ -446,7 +439,7 @@ impl Histogram {
             running = running.wrapping_add(*count);
             *count = running;
         }
-        self.totals()
+        (count, windows.cumulative_sum(sum) as f64 / self.scale)
     }
 
     /// Values above the configured highest that were clamped to it.
@@ -461,13 +454,41 @@ impl Histogram {
     /// # Ok::<(), vigil_histogram::Error>(())
     /// ```
     pub fn out_of_range(&self) -> u64 {
-        self.rare.out_of_range.load(Relaxed)
+        self.rejections.get(Rejection::Clamped)
     }
 
     /// Values given to [`record_f64`](Histogram::record_f64) that were NaN,
-    /// negative or infinite, and so not recorded.
+    /// negative or infinite, and so not recorded: the sum of
+    /// [`rejected_for`](Histogram::rejected_for) over the reasons that
+    /// drop a value.
     pub fn rejected(&self) -> u64 {
-        self.rare.rejected.load(Relaxed)
+        Rejection::ALL
+            .into_iter()
+            .filter(|reason| !reason.is_recorded())
+            .map(|reason| self.rejections.get(reason))
+            .fold(0u64, u64::wrapping_add)
+    }
+
+    /// Values that were not recorded as given, for one reason, since the
+    /// histogram was built: dropped (NaN, infinite, negative) or clamped to
+    /// the highest value ([`Rejection::Clamped`], the same number as
+    /// [`out_of_range`](Histogram::out_of_range)). Counting happens off the
+    /// recording fast path: a value in range costs nothing more.
+    ///
+    /// ```
+    /// use vigil_histogram::{Histogram, Rejection};
+    ///
+    /// let histogram = Histogram::new();
+    /// histogram.record_f64_n(f64::NAN, 3);
+    /// histogram.record_f64(-0.5);
+    /// histogram.record_f64(1e12); // seconds: above the default 1 h
+    /// assert_eq!(histogram.rejected_for(Rejection::Nan), 3);
+    /// assert_eq!(histogram.rejected_for(Rejection::Negative), 1);
+    /// assert_eq!(histogram.rejected_for(Rejection::Clamped), 1);
+    /// assert_eq!(histogram.rejected(), 4);
+    /// ```
+    pub fn rejected_for(&self, reason: Rejection) -> u64 {
+        self.rejections.get(reason)
     }
 
     /// The config this histogram was built from.

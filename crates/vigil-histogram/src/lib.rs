@@ -48,7 +48,21 @@
 //! thread, so no locked instruction is needed. No lock, no syscall, no
 //! clock read; an allocation only when a value lands in a page of 16
 //! buckets the shard has not used yet. Out-of-range values are clamped and
-//! counted; bad floats are counted and dropped; nothing panics.
+//! counted; bad floats are counted and dropped, per [`Rejection`] reason;
+//! nothing panics.
+//!
+//! # Consistent reads
+//! A read sees each shard between two of its records, never part-way
+//! through one: a snapshot's count is its buckets' sum and its sum is that
+//! of the same values, and [`Histogram::totals`] and
+//! [`Histogram::bound_counts`] agree with themselves, while other threads
+//! keep recording. Each record is bracketed by two sequence counters the
+//! owning thread bumps with plain stores (a sequence lock that never makes
+//! the writer wait); a reader that finds a record in progress reads the
+//! shard again. A writer that records without pause for the whole length
+//! of 16 reads gets a bracketed read instead: count and buckets still
+//! agree, and the sum lies between the sums before and after (exact when
+//! the values recorded meanwhile were equal).
 //!
 //! # Threads and shards
 //! A thread claims a free shard of a histogram (one compare-exchange) on
@@ -116,6 +130,8 @@ mod error;
 mod histogram;
 mod layout;
 mod log;
+pub mod non_finite;
+mod reject;
 mod shard;
 mod slots;
 mod snapshot;
@@ -129,6 +145,7 @@ pub use config::Config;
 pub use error::Error;
 pub use histogram::Histogram;
 pub use log::IntervalLog;
+pub use reject::Rejection;
 pub use snapshot::{Bucket, Snapshot};
 pub use summary::Summary;
 pub use window::Window;

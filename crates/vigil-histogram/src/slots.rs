@@ -331,14 +331,16 @@ impl Slots {
     /// order, into `out` (cleared first); returns the summed count and raw
     /// sum. Reads only (relaxed loads), so writers keep writing; each shard
     /// is walked through its allocated groups and pages only, and several
-    /// shards' lists are merged by index.
+    /// shards' lists are merged by index. Each shard is read between two
+    /// of its records ([`Shard::read`]), so the count is the buckets' sum
+    /// and the sum is that of the same values.
     pub(crate) fn collect(&self, out: &mut Vec<(u32, u64)>) -> (u64, u64) {
         out.clear();
         let (mut count, mut sum, mut shards) = (0u64, 0u64, 0usize);
         for shard in self.shards() {
-            count = count.wrapping_add(shard.count());
-            sum = sum.wrapping_add(shard.sum());
-            shard.append_counts(out);
+            let (n, s) = shard.read(out, Shard::append_counts);
+            count = count.wrapping_add(n);
+            sum = sum.wrapping_add(s);
             shards += 1;
         }
         if shards > 1 {
@@ -347,14 +349,38 @@ impl Slots {
         (count, sum)
     }
 
+    /// The count and raw sum of every shard, each shard's pair read
+    /// between two of its records.
+    pub(crate) fn totals(&self) -> (u64, u64) {
+        self.shards().fold((0u64, 0u64), |(count, sum), shard| {
+            let (n, s) = shard.totals();
+            (count.wrapping_add(n), sum.wrapping_add(s))
+        })
+    }
+
     /// Every shard's bound counters summed, slot by slot, into `out`
-    /// (cleared to the counter count first).
-    pub(crate) fn bound_counts(&self, out: &mut Vec<u64>) {
+    /// (cleared to the counter count first), and the count and raw sum of
+    /// the same values: each shard is read between two of its records
+    /// ([`Shard::read`]), so the slots add up to the count. Without bound
+    /// counters, `out` is empty and the totals are [`totals`](Slots::totals).
+    pub(crate) fn bound_totals(&self, out: &mut Vec<u64>) -> (u64, u64) {
         out.clear();
-        out.resize(self.bounds, 0);
-        for shard in self.shards() {
-            shard.add_bound_counts(out);
+        if self.bounds == 0 {
+            return self.totals();
         }
+        out.resize(self.bounds, 0);
+        let mut one = Vec::with_capacity(self.bounds);
+        let (mut count, mut sum) = (0u64, 0u64);
+        for shard in self.shards() {
+            one.clear();
+            let (n, s) = shard.read(&mut one, Shard::append_bound_counts);
+            for (total, slot) in out.iter_mut().zip(&one) {
+                *total = total.wrapping_add(*slot);
+            }
+            count = count.wrapping_add(n);
+            sum = sum.wrapping_add(s);
+        }
+        (count, sum)
     }
 
     /// Heap bytes of the slot table and every shard.

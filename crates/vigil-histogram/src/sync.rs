@@ -1,15 +1,39 @@
 //! The atomics the lock-free parts are built on (`std`'s, or loom's under
-//! `cfg(loom)` so the model checker explores their interleavings), and
-//! [`OnceBox`], the lazily allocated pointer behind every page and shard.
+//! `cfg(loom)` so the model checker explores their interleavings), a
+//! reader's [`backoff`], and [`OnceBox`], the lazily allocated pointer
+//! behind every page and shard.
 
 use std::marker::PhantomData;
 use std::ptr;
 use std::sync::atomic::Ordering::{AcqRel, Acquire};
 
 #[cfg(loom)]
-pub(crate) use loom::sync::atomic::{AtomicPtr, AtomicU64};
+pub(crate) use loom::sync::atomic::{AtomicPtr, AtomicU64, fence};
 #[cfg(not(loom))]
-pub(crate) use std::sync::atomic::{AtomicPtr, AtomicU64};
+pub(crate) use std::sync::atomic::{AtomicPtr, AtomicU64, fence};
+
+/// Waits a little before a reader's `attempt`-th retry (from 1): a spin
+/// hint for the first few, then a yield, so a reader that keeps meeting a
+/// write in progress lets the writer's thread run. Under loom, a yield:
+/// the model checker then schedules the other threads.
+#[inline]
+pub(crate) fn backoff(attempt: u32) {
+    #[cfg(loom)]
+    {
+        let _ = attempt;
+        loom::thread::yield_now();
+    }
+    #[cfg(not(loom))]
+    {
+        if attempt < 8 {
+            for _ in 0..(1u32 << attempt) {
+                std::hint::spin_loop();
+            }
+        } else {
+            std::thread::yield_now();
+        }
+    }
+}
 
 /// A heap value set at most once, by whichever thread gets there first
 /// (the same idea as `once_cell::race::OnceBox`): readers pay one acquire
