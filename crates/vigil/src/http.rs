@@ -408,6 +408,10 @@ async fn serve(
         // The watchdog times reads; hyper's own timer would also close
         // idle keep-alive connections after the header-read timeout.
         .header_read_timeout(None)
+        // A client that closes its sending side after its request (as
+        // HTTP/1.0 clients and `nc -N` do) still gets the answer; the
+        // write timeout bounds how long that takes.
+        .half_close(true)
         .max_buf_size(MAX_HEAD_BYTES)
         .max_headers(MAX_HEADERS)
         .serve_connection(io, service);

@@ -1,0 +1,164 @@
+//! HdrHistogram input from outside through `Snapshot::from_base64`:
+//! histograms serialized by hdrhistogram (V2, plain and deflate) then
+//! damaged (bytes flipped, header fields overwritten, truncated), random
+//! base64 text, and the fuzz corpus (`fuzz/corpus/histogram_base64`).
+//! Decoding never panics; an error has a message; a decoded snapshot reads
+//! consistently and encodes to the same counts. The checks are the
+//! `cargo fuzz` target's own (`fuzz/src/histogram.rs`).
+
+#[path = "../../../fuzz/src/histogram.rs"]
+mod histogram;
+
+use std::path::PathBuf;
+
+use hdrhistogram::serialization::{Serializer as _, V2DeflateSerializer, V2Serializer};
+use proptest::prelude::*;
+
+fn corpus() -> Vec<(PathBuf, Vec<u8>)> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/histogram_base64");
+    let mut files: Vec<(PathBuf, Vec<u8>)> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("the fuzz corpus {}: {e}", dir.display()))
+        .map(|entry| {
+            let path = entry.expect("a corpus entry").path();
+            let bytes = std::fs::read(&path).expect("a corpus file");
+            (path, bytes)
+        })
+        .collect();
+    files.sort();
+    assert!(
+        files.len() >= 10,
+        "{} holds {} files",
+        dir.display(),
+        files.len()
+    );
+    files
+}
+
+fn assert_checked(bytes: &[u8], what: &str) {
+    if let Err(failure) = histogram::check(bytes) {
+        panic!("{what}: {failure}\ninput: {}", histogram::text_of(bytes));
+    }
+}
+
+#[test]
+fn every_corpus_file_decodes_or_is_refused_with_a_message() {
+    let mut decoded = 0;
+    for (path, bytes) in corpus() {
+        assert_checked(&bytes, &path.display().to_string());
+        let t = std::time::Instant::now();
+        let r = vigil_histogram::Snapshot::from_base64(&histogram::text_of(&bytes));
+        eprintln!(
+            "DBG {:?} {} {:?}",
+            t.elapsed(),
+            path.display(),
+            r.as_ref().map(|s| s.count()).map_err(|e| e.to_string())
+        );
+        decoded += usize::from(r.is_ok());
+    }
+    // Both outcomes are exercised.
+    assert!(decoded >= 5, "only {decoded} corpus files decode");
+}
+
+/// A histogram serialized by hdrhistogram: bounds, precision and values
+/// drawn at random, V2 plain or deflate.
+fn serialized() -> impl Strategy<Value = Vec<u8>> {
+    (
+        1..1_000u64,
+        1..40u32,
+        0..4u8,
+        proptest::collection::vec(any::<u64>(), 0..40),
+        any::<bool>(),
+    )
+        .prop_map(|(low, doublings, sigfig, values, deflate)| {
+            let high = (low * 2) << doublings;
+            let mut h = hdrhistogram::Histogram::<u64>::new_with_bounds(low, high, sigfig)
+                .expect("valid bounds");
+            for v in values {
+                h.saturating_record(v % high);
+            }
+            let mut bytes = Vec::new();
+            if deflate {
+                V2DeflateSerializer::new()
+                    .serialize(&h, &mut bytes)
+                    .expect("serialized");
+            } else {
+                V2Serializer::new()
+                    .serialize(&h, &mut bytes)
+                    .expect("serialized");
+            }
+            bytes
+        })
+}
+
+/// Damage: overwrite bytes (the first 40 are the header's cookie, length,
+/// offset, precision, bounds and ratio), flip bits, truncate. Bytes 4..8
+/// are left alone: in a plain V2 histogram they are the payload length,
+/// which hdrhistogram's deserializer allocates before reading anything.
+fn damage() -> impl Strategy<Value = Vec<(usize, u8, u8)>> {
+    proptest::collection::vec(
+        (
+            (0..60usize).prop_map(|at| if at < 4 { at } else { at + 4 }),
+            any::<u8>(),
+            0..3u8,
+        ),
+        0..6,
+    )
+}
+
+fn apply(mut bytes: Vec<u8>, damage: &[(usize, u8, u8)]) -> Vec<u8> {
+    for &(at, byte, kind) in damage {
+        if bytes.is_empty() {
+            break;
+        }
+        let at = at % bytes.len();
+        match kind {
+            _ if (4..8).contains(&at) => {}
+            0 => bytes[at] = byte,
+            1 => bytes[at] ^= 1 << (byte % 8),
+            _ => bytes.truncate(at),
+        }
+    }
+    bytes
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn serialized_histograms_decode_with_the_same_counts(bytes in serialized()) {
+        assert_checked(&bytes, "a histogram serialized by hdrhistogram");
+        let text = histogram::text_of(&bytes);
+        let snapshot = vigil_histogram::Snapshot::from_base64(&text).expect("an intact histogram decodes");
+        let mut original = hdrhistogram::serialization::Deserializer::new();
+        let original: hdrhistogram::Histogram<u64> =
+            original.deserialize(&mut bytes.as_slice()).expect("hdrhistogram reads its own output");
+        prop_assert_eq!(snapshot.count(), original.len());
+    }
+
+    #[test]
+    fn damaged_histograms_decode_or_are_refused_with_a_message(
+        bytes in serialized(),
+        damage in damage(),
+    ) {
+        assert_checked(&apply(bytes, &damage), "a damaged histogram");
+    }
+
+    #[test]
+    fn arbitrary_text_decodes_or_is_refused_with_a_message(
+        text in "(HISTF|HISTEwAAAA|)[A-Za-z0-9+/=\\s]{0,120}",
+    ) {
+        let mut bytes = vec![histogram::TEXT];
+        bytes.extend_from_slice(text.as_bytes());
+        assert_checked(&bytes, "base64 text");
+    }
+
+    #[test]
+    fn damaged_corpus_files_decode_or_are_refused_with_a_message(
+        pick in any::<prop::sample::Index>(),
+        damage in damage(),
+    ) {
+        let files = corpus();
+        let (path, bytes) = &files[pick.index(files.len())];
+        assert_checked(&apply(bytes.clone(), &damage), &format!("damaged {}", path.display()));
+    }
+}
