@@ -67,7 +67,8 @@ enum Phase<V> {
 
 /// How a flight ended, as its waiters see it.
 pub(crate) enum Outcome<V> {
-    /// The loaded value, stored in the cache.
+    /// The loaded entry, stored in the cache (a waiter checks that it is
+    /// still alive before returning it).
     Stored(V),
     /// The loader's error.
     Failed(ErrorObject),

@@ -62,7 +62,7 @@ pub(crate) struct Shared<K, V> {
     /// Entries hidden by tag invalidations, waiting to be removed from moka.
     pending: CachePadded<Pending<K>>,
     /// Loads in flight, by key.
-    pub(crate) flights: Flights<K, V>,
+    pub(crate) flights: Flights<K, Stored<V>>,
     /// How long a caller waits for another caller's load of the same key
     /// before it loads itself (`CacheBuilder::load_timeout`).
     pub(crate) load_timeout: Option<Duration>,

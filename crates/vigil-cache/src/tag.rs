@@ -465,9 +465,12 @@ impl<K> TagIndex<K> {
         if !unknown.is_empty() && loading() {
             let mut registry = self.write();
             for tag in unknown {
+                // The tag may have been given a slot (and entries) since the
+                // read lock was dropped: its generation ends like any other.
                 let slot = self.slot_for(&mut registry, &Tag::from(tag));
-                let mut generation = self.generation(slot);
-                generation.invalidated_at = generation.invalidated_at.max(sequence);
+                if !invalidation.bumped.contains(&slot) {
+                    self.end_generation(slot, sequence, &mut invalidation);
+                }
             }
         }
         (!invalidation.bumped.is_empty()).then_some(invalidation)

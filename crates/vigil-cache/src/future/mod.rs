@@ -468,14 +468,13 @@ where
         }
     }
 
-    /// The live value under `key`, uncounted.
-    async fn fresh(&self, key: &K) -> Option<V> {
+    /// The live entry under `key`, uncounted.
+    async fn fresh(&self, key: &K) -> Option<Stored<V>> {
         self.inner
             .cache
             .get(key)
             .await
             .filter(|stored| self.inner.shared.is_fresh(stored))
-            .map(|stored| stored.value)
     }
 
     /// The single-flight loader behind every `*get_with*` method (see the
@@ -489,9 +488,9 @@ where
         E: Send + Sync + 'static,
     {
         let shared = &*self.inner.shared;
-        if let Some(value) = self.fresh(&key).await {
+        if let Some(stored) = self.fresh(&key).await {
             shared.bump(Hot::Hit);
-            return Ok(value);
+            return Ok(stored.value);
         }
         let mut init = Some(init);
         let waiter = shared.flights.waiter_id();
@@ -500,23 +499,25 @@ where
                 Role::Lead(flight) => flight,
                 Role::Wait(flight) => {
                     match flight.wait_async(waiter, shared.wait_deadline()).await {
-                        Waited::Done(Outcome::Stored(value)) => {
+                        // Checked again: an invalidation may have hidden
+                        // the entry before this call joined the load.
+                        Waited::Done(Outcome::Stored(stored)) if shared.is_fresh(&stored) => {
                             shared.bump(Hot::Hit);
-                            return Ok(value);
+                            return Ok(stored.value);
                         }
+                        Waited::Done(Outcome::Stored(_) | Outcome::Retry) => {}
                         Waited::Done(Outcome::Failed(error)) => {
                             if let Ok(error) = error.downcast::<E>() {
                                 shared.bump(Hot::Miss);
                                 return Err(error);
                             }
                         }
-                        Waited::Done(Outcome::Retry) => {}
                         Waited::TimedOut => shared.flights.take_over(&key, &flight),
                     }
                     // Start over: a write may have stored the value.
-                    if let Some(value) = self.fresh(&key).await {
+                    if let Some(stored) = self.fresh(&key).await {
                         shared.bump(Hot::Hit);
-                        return Ok(value);
+                        return Ok(stored.value);
                     }
                     continue;
                 }
@@ -525,8 +526,9 @@ where
             // its waiters load again.
             let lead = Lead::new(&shared.flights, &key, flight);
             // Stored between the first look and taking the lead?
-            if let Some(value) = self.fresh(&key).await {
-                lead.finish(Outcome::Stored(value.clone()));
+            if let Some(stored) = self.fresh(&key).await {
+                let value = stored.value.clone();
+                lead.finish(Outcome::Stored(stored));
                 shared.bump(Hot::Hit);
                 return Ok(value);
             }
@@ -548,8 +550,9 @@ where
             };
             match stored {
                 Some(stored) => {
+                    let outcome = Outcome::Stored(stored.clone());
                     self.store(key.clone(), stored).await;
-                    lead.finish(Outcome::Stored(value.clone()));
+                    lead.finish(outcome);
                     self.remove_pending(REMOVALS_PER_WRITE).await;
                 }
                 // Superseded by a write, or older than an invalidation:

@@ -446,13 +446,12 @@ where
         }
     }
 
-    /// The live value under `key`, uncounted.
-    fn fresh(&self, key: &K) -> Option<V> {
+    /// The live entry under `key`, uncounted.
+    fn fresh(&self, key: &K) -> Option<Stored<V>> {
         self.inner
             .cache
             .get(key)
             .filter(|stored| self.inner.shared.is_fresh(stored))
-            .map(|stored| stored.value)
     }
 
     /// The single-flight loader behind every `*get_with*` method (see the
@@ -466,9 +465,9 @@ where
         E: Send + Sync + 'static,
     {
         let shared = &*self.inner.shared;
-        if let Some(value) = self.fresh(&key) {
+        if let Some(stored) = self.fresh(&key) {
             shared.bump(Hot::Hit);
-            return Ok(value);
+            return Ok(stored.value);
         }
         let mut init = Some(init);
         loop {
@@ -476,31 +475,34 @@ where
                 Role::Lead(flight) => flight,
                 Role::Wait(flight) => {
                     match flight.wait(shared.wait_deadline()) {
-                        Waited::Done(Outcome::Stored(value)) => {
+                        // Checked again: an invalidation may have hidden
+                        // the entry before this call joined the load.
+                        Waited::Done(Outcome::Stored(stored)) if shared.is_fresh(&stored) => {
                             shared.bump(Hot::Hit);
-                            return Ok(value);
+                            return Ok(stored.value);
                         }
+                        Waited::Done(Outcome::Stored(_) | Outcome::Retry) => {}
                         Waited::Done(Outcome::Failed(error)) => {
                             if let Ok(error) = error.downcast::<E>() {
                                 shared.bump(Hot::Miss);
                                 return Err(error);
                             }
                         }
-                        Waited::Done(Outcome::Retry) => {}
                         Waited::TimedOut => shared.flights.take_over(&key, &flight),
                     }
                     // Start over: a write may have stored the value.
-                    if let Some(value) = self.fresh(&key) {
+                    if let Some(stored) = self.fresh(&key) {
                         shared.bump(Hot::Hit);
-                        return Ok(value);
+                        return Ok(stored.value);
                     }
                     continue;
                 }
             };
             let lead = Lead::new(&shared.flights, &key, flight);
             // Stored between the first look and taking the lead?
-            if let Some(value) = self.fresh(&key) {
-                lead.finish(Outcome::Stored(value.clone()));
+            if let Some(stored) = self.fresh(&key) {
+                let value = stored.value.clone();
+                lead.finish(Outcome::Stored(stored));
                 shared.bump(Hot::Hit);
                 return Ok(value);
             }
@@ -522,9 +524,10 @@ where
             };
             match stored {
                 Some(stored) => {
+                    let outcome = Outcome::Stored(stored.clone());
                     self.inner.cache.insert(key.clone(), stored);
                     shared.bump(Hot::Insert);
-                    lead.finish(Outcome::Stored(value.clone()));
+                    lead.finish(outcome);
                     self.remove_pending(REMOVALS_PER_WRITE);
                 }
                 // Superseded by a write, or older than an invalidation:
