@@ -437,7 +437,8 @@ impl SenderBuilder {
     /// `handle`'s runtime. Fails with [`NotifyError::InvalidUrl`] (naming
     /// the URL) for a URL that is not an absolute `http://` URL, and with
     /// [`NotifyError::InvalidConfig`] without any Alertmanager or with a
-    /// zero `resend_delay` or `evaluation_interval`.
+    /// zero `resend_delay` or `evaluation_interval`, or one longer than
+    /// [`MAX_DURATION`](crate::MAX_DURATION).
     pub fn build_on(self, handle: &Handle) -> Result<Sender, NotifyError> {
         let invalid = |field, reason: &str| NotifyError::InvalidConfig {
             field,
@@ -451,6 +452,15 @@ impl SenderBuilder {
         }
         if self.evaluation_interval.is_some_and(|i| i.is_zero()) {
             return Err(invalid("evaluation_interval", "must be longer than zero"));
+        }
+        let timers = [
+            ("resend_delay", Some(self.resend_delay)),
+            ("evaluation_interval", self.evaluation_interval),
+        ];
+        for (field, d) in timers {
+            if let Some(problem) = d.and_then(crate::too_long) {
+                return Err(invalid(field, &problem));
+            }
         }
         let mut dispatcher = self.dispatcher.without_notifiers();
         let mut urls = Vec::with_capacity(self.urls.len());

@@ -95,6 +95,11 @@ impl Baseline {
             BaselineMethod::Stddev(k) if !k.is_finite() => {
                 return Some(format!("stddevs must be finite, got {k}"));
             }
+            BaselineMethod::Stddev(k) if k < 0.0 => {
+                return Some(format!(
+                    "stddevs must not be negative, got {k} (the operator picks the side: mean + k·σ for > and >=, mean - k·σ for < and <=)"
+                ));
+            }
             BaselineMethod::Quantile(q) if !(0.0..=1.0).contains(&q) => {
                 return Some(format!("quantile must be within 0..=1, got {q}"));
             }
@@ -103,8 +108,17 @@ impl Baseline {
         if self.window.is_zero() {
             return Some("window must be longer than zero".into());
         }
+        if let Some(problem) = crate::too_long(self.window) {
+            return Some(format!("window {problem}"));
+        }
         if self.min_samples == 0 {
             return Some("min_samples must be at least 1".into());
+        }
+        if self.min_samples > MAX_SAMPLES {
+            return Some(format!(
+                "min_samples {} is more than the {MAX_SAMPLES} samples a baseline keeps, so the threshold could never hold",
+                self.min_samples
+            ));
         }
         None
     }

@@ -60,6 +60,7 @@ pub struct EngineBuilder {
     history_capacity: usize,
     silence_retention: Duration,
     severity_labels: SeverityLabels,
+    evaluation_interval: Option<Duration>,
 }
 
 impl EngineBuilder {
@@ -95,9 +96,47 @@ impl EngineBuilder {
     }
 
     /// How long expired silences stay listed before they are dropped
-    /// (default 5 days).
+    /// (default 5 days, at most [`MAX_DURATION`](crate::MAX_DURATION)).
     pub fn silence_retention(mut self, retention: Duration) -> Self {
         self.silence_retention = retention;
+        self
+    }
+
+    /// How often the engine will be evaluated (unset by default: the
+    /// engine never reads a clock). When set, [`build`](Self::build)
+    /// refuses rules whose windows cannot work at that pace, naming the
+    /// rule and field:
+    /// - a `rate` or `ratio` window (of the expression or of `also`)
+    ///   shorter than the interval never holds two samples, so it has no
+    ///   rate;
+    /// - a baseline window shorter than `min_samples` intervals never
+    ///   holds `min_samples` earlier values, so the threshold never holds.
+    ///
+    /// The interval must be longer than zero and at most
+    /// [`MAX_DURATION`](crate::MAX_DURATION).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use vigil_alert::{Comparison, Engine, Rule, Severity};
+    ///
+    /// let rule = Rule::builder("Errors")
+    ///     .rate("errors_total", Duration::from_secs(10))
+    ///     .threshold(Severity::High, Comparison::Greater, 1.0)
+    ///     .build()?;
+    /// let err = Engine::builder()
+    ///     .rule(rule)
+    ///     .evaluation_interval(Duration::from_secs(15))
+    ///     .build()
+    ///     .unwrap_err();
+    /// assert_eq!(
+    ///     err.to_string(),
+    ///     "invalid rule `Errors`: `expr` window 10s is shorter than the evaluation interval 15s, \
+    ///      so it never holds the two samples a rate needs"
+    /// );
+    /// # Ok::<(), vigil_alert::Error>(())
+    /// ```
+    pub fn evaluation_interval(mut self, interval: Duration) -> Self {
+        self.evaluation_interval = Some(interval);
         self
     }
 
@@ -154,8 +193,30 @@ impl EngineBuilder {
                 rule.severity_labels = rule.severity_labels.or(&self.severity_labels);
             }
         }
+        if let Some(problem) = crate::too_long(self.silence_retention) {
+            return Err(Error::InvalidSetting {
+                setting: "silence_retention",
+                reason: problem,
+            });
+        }
+        if let Some(interval) = self.evaluation_interval {
+            let problem = if interval.is_zero() {
+                Some("must be longer than zero".to_owned())
+            } else {
+                crate::too_long(interval)
+            };
+            if let Some(reason) = problem {
+                return Err(Error::InvalidSetting {
+                    setting: "evaluation_interval",
+                    reason,
+                });
+            }
+        }
         for rule in &self.rules {
             rule.validate()?;
+            if let Some(interval) = self.evaluation_interval {
+                rule.check_interval(interval)?;
+            }
         }
         self.routing.validate()?;
         let mut firing: Vec<FiringSeries> = Vec::new();
@@ -457,6 +518,7 @@ impl Engine {
             history_capacity: DEFAULT_HISTORY_CAPACITY,
             silence_retention: DEFAULT_SILENCE_RETENTION,
             severity_labels: SeverityLabels::new(),
+            evaluation_interval: None,
         }
     }
 
@@ -599,8 +661,9 @@ impl Engine {
 
     /// Adds a silence and returns its id.
     ///
-    /// Fails if it has no matchers (it would mute everything) or ends
-    /// before it starts.
+    /// Fails if it has no matchers (it would mute everything), ends
+    /// before it starts, or lasts longer than
+    /// [`MAX_DURATION`](crate::MAX_DURATION).
     pub fn add_silence(&mut self, silence: Silence) -> Result<SilenceId> {
         if silence.matchers.is_empty() {
             return Err(Error::InvalidSilence {
@@ -611,6 +674,9 @@ impl Engine {
             return Err(Error::InvalidSilence {
                 reason: "ends_at must be after starts_at".into(),
             });
+        }
+        if let Some(problem) = silence.too_long() {
+            return Err(Error::InvalidSilence { reason: problem });
         }
         let id = SilenceId(self.next_silence_id);
         self.next_silence_id += 1;
@@ -654,7 +720,11 @@ impl Engine {
         let retention = self.silence_retention;
         let mut i = 0;
         while i < self.silences.len() {
-            if self.silences[i].ends_at + retention < now {
+            if self.silences[i]
+                .ends_at
+                .checked_add(retention)
+                .is_some_and(|kept_until| kept_until < now)
+            {
                 self.silences.remove(i);
                 self.silence_ids.remove(i);
             } else {

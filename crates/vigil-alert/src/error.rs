@@ -88,6 +88,16 @@ pub enum Error {
         /// What is wrong, with the names involved.
         reason: String,
     },
+    /// An [`EngineBuilder`](crate::EngineBuilder) setting is unusable, or a
+    /// rule cannot work at the engine's
+    /// [evaluation interval](crate::EngineBuilder::evaluation_interval).
+    #[error("invalid engine setting `{setting}`: {reason}")]
+    InvalidSetting {
+        /// The builder method whose value is wrong.
+        setting: &'static str,
+        /// Why, with the value.
+        reason: String,
+    },
     /// A text value could not be parsed as the named type.
     #[error("invalid {what} {value:?}: expected {expected}")]
     Parse {

@@ -164,9 +164,11 @@ impl Routing {
         self
     }
 
-    /// Checks receivers, label names and timers.
+    /// Checks receivers, label names and timers (`group_interval` and
+    /// `repeat_interval` longer than zero, every timer at most
+    /// [`MAX_DURATION`](crate::MAX_DURATION)).
     pub fn validate(&self) -> Result<()> {
-        let check = |receiver: &str, group_by: &[String], timers: [(&'static str, Duration); 2]| {
+        let check = |receiver: &str, group_by: &[String], timers: [(&'static str, Duration); 3]| {
             let bad = |field, reason: String| Error::InvalidRoute {
                 receiver: receiver.to_owned(),
                 field,
@@ -185,8 +187,11 @@ impl Routing {
                 ));
             }
             for (field, d) in timers {
-                if d.is_zero() {
+                if d.is_zero() && field != "group_wait" {
                     return Err(bad(field, "must be longer than zero".into()));
+                }
+                if let Some(problem) = crate::too_long(d) {
+                    return Err(bad(field, problem));
                 }
             }
             Ok(())
@@ -195,6 +200,7 @@ impl Routing {
             &self.receiver,
             &self.group_by,
             [
+                ("group_wait", self.group_wait),
                 ("group_interval", self.group_interval),
                 ("repeat_interval", self.repeat_interval),
             ],
@@ -204,6 +210,7 @@ impl Routing {
                 &r.receiver,
                 r.group_by.as_deref().unwrap_or(&[]),
                 [
+                    ("group_wait", r.group_wait.unwrap_or(self.group_wait)),
                     (
                         "group_interval",
                         r.group_interval.unwrap_or(self.group_interval),

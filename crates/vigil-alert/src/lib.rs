@@ -137,6 +137,22 @@ pub use state::State;
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
 
+/// The longest duration a rule, route, silence or engine setting may hold:
+/// one year (365.25 days, what `1y` means in a config file). Anything
+/// longer (`for: 500000000years`) is refused as a mistake rather than
+/// kept as an alert that can never fire or a timer that never ends.
+pub const MAX_DURATION: Duration = Duration::from_secs(31_557_600);
+
+/// Why `d` is too long to be a duration in a config, if it is.
+pub(crate) fn too_long(d: Duration) -> Option<String> {
+    (d > MAX_DURATION).then(|| {
+        format!(
+            "{} is longer than one year, the longest duration allowed",
+            humantime::format_duration(d)
+        )
+    })
+}
+
 /// `now - since`, or zero if the clock went backwards.
 pub(crate) fn elapsed(now: SystemTime, since: SystemTime) -> Duration {
     now.duration_since(since).unwrap_or(Duration::ZERO)

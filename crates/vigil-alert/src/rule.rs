@@ -49,7 +49,7 @@ use std::time::Duration;
 use serde::de::{self, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::baseline::Baseline;
+use crate::baseline::{Baseline, BaselineMethod};
 use crate::escalation::Escalation;
 use crate::labels::{Labels, Matcher, is_valid_label_name};
 use crate::severity::SeverityLabels;
@@ -612,6 +612,9 @@ impl Expr {
         if self.window().is_some_and(|w| w.is_zero()) {
             return Some(("expr", "window must be longer than zero".into()));
         }
+        if let Some(problem) = self.window().and_then(crate::too_long) {
+            return Some(("expr", format!("window {problem}")));
+        }
         match self {
             Expr::Histogram {
                 stat: HistogramStat::Quantile(q),
@@ -948,6 +951,38 @@ impl Rule {
 
     /// Checks everything the engine relies on; the builder and the engine
     /// call it, so a rule loaded with serde is checked when added.
+    ///
+    /// Besides names, expressions and labels it refuses what cannot mean
+    /// what was written:
+    /// - thresholds that point different ways (one `>`, another `<`);
+    /// - a more severe level whose limit is not further from normal than a
+    ///   less severe one's (`critical: > 0.5` with `warning: > 0.9`, or equal
+    ///   limits; for `<` rules the mirror), which would hide the lesser
+    ///   level; the same for two baselines of one kind over the same window
+    ///   (more `stddevs`, a further `quantile`);
+    /// - a recovery threshold that points the same way as the thresholds,
+    ///   or is not strictly on the healthy side of every fixed threshold
+    ///   (`recover: < 95` with `warning: > 90`);
+    /// - a baseline with negative `stddevs` or a `min_samples` above
+    ///   [`MAX_SAMPLES`](crate::baseline::MAX_SAMPLES);
+    /// - any duration (`for`, `keep_firing_for`, windows, baseline windows,
+    ///   `escalate.after`) longer than [`MAX_DURATION`](crate::MAX_DURATION).
+    ///
+    /// ```
+    /// use vigil_alert::{Comparison, Rule, Severity};
+    ///
+    /// let err = Rule::builder("DiskFull")
+    ///     .gauge("disk_usage_ratio")
+    ///     .threshold(Severity::Medium, Comparison::Greater, 0.9)
+    ///     .threshold(Severity::Critical, Comparison::Greater, 0.5)
+    ///     .build()
+    ///     .unwrap_err();
+    /// assert_eq!(
+    ///     err.to_string(),
+    ///     "invalid rule `DiskFull`: `thresholds` critical `> 0.5` is not above medium `> 0.9`: \
+    ///      a more severe level needs a limit further from normal, or the less severe one could never be reported"
+    /// );
+    /// ```
     pub fn validate(&self) -> Result<()> {
         let bad = |field: &'static str, reason: String| Error::InvalidRule {
             rule: self.name.clone(),
@@ -1012,6 +1047,17 @@ impl Rule {
         if self.recover.is_some_and(|r| r.value.is_nan()) {
             return Err(bad("recover", "limit is NaN".into()));
         }
+        if let Some((field, reason)) = self.threshold_conflict() {
+            return Err(bad(field, reason));
+        }
+        for (field, d) in [
+            ("for", self.for_duration),
+            ("keep_firing_for", self.keep_firing_for),
+        ] {
+            if let Some(problem) = crate::too_long(d) {
+                return Err(bad(field, problem));
+            }
+        }
         for name in self.labels.keys() {
             if !is_valid_label_name(name) {
                 return Err(bad("labels", format!("{name:?} is not a valid label name")));
@@ -1036,11 +1082,202 @@ impl Rule {
             if e.after.is_zero() {
                 return Err(bad("escalate", "`after` must be longer than zero".into()));
             }
+            if let Some(problem) = crate::too_long(e.after) {
+                return Err(bad("escalate", format!("`after` {problem}")));
+            }
             if e.receiver.as_deref().is_some_and(str::is_empty) {
                 return Err(bad("escalate", "`receiver` must not be empty".into()));
             }
         }
         Ok(())
+    }
+}
+
+impl Rule {
+    /// Checks that the rule's windows can work when the engine is
+    /// evaluated every `interval` (see
+    /// [`EngineBuilder::evaluation_interval`](crate::EngineBuilder::evaluation_interval)):
+    /// a `rate` or `ratio` window (also in [`also`](Rule::also)) of at
+    /// least one interval, and baseline windows of at least `min_samples`
+    /// intervals.
+    pub fn check_interval(&self, interval: Duration) -> Result<()> {
+        let bad = |field: &'static str, reason: String| Error::InvalidRule {
+            rule: self.name.clone(),
+            field,
+            reason,
+        };
+        let show = humantime::format_duration;
+        let exprs = std::iter::once(("expr", &self.expr))
+            .chain(self.also.as_ref().map(|a| ("also", &a.expr)));
+        for (field, expr) in exprs {
+            let counted = matches!(expr, Expr::Rate { .. } | Expr::Ratio { .. });
+            match expr.window() {
+                Some(window) if counted && window < interval => {
+                    return Err(bad(
+                        field,
+                        format!(
+                            "window {} is shorter than the evaluation interval {}, so it never holds the two samples a rate needs",
+                            show(window),
+                            show(interval)
+                        ),
+                    ));
+                }
+                _ => {}
+            }
+        }
+        for t in &self.thresholds {
+            let Limit::Baseline(b) = &t.value else {
+                continue;
+            };
+            let held = b.window.as_nanos() / interval.as_nanos().max(1);
+            if held < b.min_samples as u128 {
+                return Err(bad(
+                    "thresholds",
+                    format!(
+                        "{}: baseline window {} holds at most {held} earlier values at the evaluation interval {}, fewer than min_samples {}, so the threshold never holds",
+                        self.severity_label(t.severity),
+                        show(b.window),
+                        show(interval),
+                        b.min_samples
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Thresholds (and the recovery threshold) that contradict each other:
+    /// the field and why. See [`Rule::validate`].
+    fn threshold_conflict(&self) -> Option<(&'static str, String)> {
+        let name = |t: &Threshold| self.severity_label(t.severity).to_owned();
+        let mut by_level: Vec<&Threshold> = self.thresholds.iter().collect();
+        by_level.sort_by_key(|t| t.severity);
+        let first = by_level.first()?;
+        let upper = first.op.is_upper();
+        if let Some(other) = by_level.iter().find(|t| t.op.is_upper() != upper) {
+            return Some((
+                "thresholds",
+                format!(
+                    "{} is `{}` but {} is `{}`: the thresholds of a rule must all alert on high values (> or >=) or all on low values (< or <=); write one rule per direction",
+                    name(first),
+                    Shown(first),
+                    name(other),
+                    Shown(other)
+                ),
+            ));
+        }
+        let side = if upper { "above" } else { "below" };
+        for (i, high) in by_level.iter().enumerate() {
+            for low in &by_level[..i] {
+                let out_of_order = match (&low.value, &high.value) {
+                    (Limit::Fixed(l), Limit::Fixed(h)) => {
+                        if upper {
+                            h <= l
+                        } else {
+                            h >= l
+                        }
+                    }
+                    (Limit::Baseline(l), Limit::Baseline(h)) if l.window == h.window => {
+                        match (l.method, h.method) {
+                            (BaselineMethod::Stddev(l), BaselineMethod::Stddev(h)) => h <= l,
+                            (BaselineMethod::Quantile(l), BaselineMethod::Quantile(h)) => {
+                                if upper {
+                                    h <= l
+                                } else {
+                                    h >= l
+                                }
+                            }
+                            _ => false,
+                        }
+                    }
+                    _ => false,
+                };
+                if out_of_order {
+                    return Some((
+                        "thresholds",
+                        format!(
+                            "{} `{}` is not {side} {} `{}`: a more severe level needs a limit further from normal, or the less severe one could never be reported",
+                            name(high),
+                            Shown(high),
+                            name(low),
+                            Shown(low)
+                        ),
+                    ));
+                }
+            }
+        }
+        let recover = self.recover?;
+        if recover.op.is_upper() == upper {
+            let (toward, example) = if upper {
+                ("below", Comparison::Less)
+            } else {
+                ("above", Comparison::Greater)
+            };
+            return Some((
+                "recover",
+                format!(
+                    "`{} {}` points the same way as the thresholds (`{}`): a rule that fires {side} its thresholds recovers {toward} a limit, e.g. `{example} {}`",
+                    recover.op, recover.value, first.op, recover.value
+                ),
+            ));
+        }
+        // The threshold closest to normal (among the fixed ones) is the one
+        // an instance recovers from.
+        let nearest = self
+            .thresholds
+            .iter()
+            .filter_map(|t| match t.value {
+                Limit::Fixed(v) => Some((t, v)),
+                Limit::Baseline(_) => None,
+            })
+            .reduce(|a, b| {
+                let b_nearer = if upper { b.1 < a.1 } else { b.1 > a.1 };
+                if b_nearer { b } else { a }
+            });
+        if let Some((t, limit)) = nearest {
+            let wrong_side = if upper {
+                recover.value >= limit
+            } else {
+                recover.value <= limit
+            };
+            if wrong_side {
+                let healthy = if upper { "below" } else { "above" };
+                return Some((
+                    "recover",
+                    format!(
+                        "`{} {}` is not {healthy} the threshold it recovers from, {} `{}`: the recovery limit must be on the healthy side of every threshold, or it changes nothing",
+                        recover.op,
+                        recover.value,
+                        name(t),
+                        Shown(t)
+                    ),
+                ));
+            }
+        }
+        None
+    }
+}
+
+/// A threshold as written in messages: `> 0.9`, `> {stddevs: 3, window: 1h}`.
+struct Shown<'a>(&'a Threshold);
+
+impl fmt::Display for Shown<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let t = self.0;
+        match &t.value {
+            Limit::Fixed(v) => write!(f, "{} {v}", t.op),
+            Limit::Baseline(b) => {
+                let window = humantime::format_duration(b.window);
+                match b.method {
+                    BaselineMethod::Stddev(k) => {
+                        write!(f, "{} {{stddevs: {k}, window: {window}}}", t.op)
+                    }
+                    BaselineMethod::Quantile(q) => {
+                        write!(f, "{} {{quantile: {q}, window: {window}}}", t.op)
+                    }
+                }
+            }
+        }
     }
 }
 

@@ -105,6 +105,18 @@ impl Silence {
         self
     }
 
+    /// Why the silence lasts too long (more than
+    /// [`MAX_DURATION`](crate::MAX_DURATION)), if it does.
+    pub(crate) fn too_long(&self) -> Option<String> {
+        let length = self.ends_at.duration_since(self.starts_at).ok()?;
+        (length > crate::MAX_DURATION).then(|| {
+            format!(
+                "it lasts {}, longer than one year, the longest a silence may last",
+                humantime::format_duration(length)
+            )
+        })
+    }
+
     /// Pending, active or expired at `now`.
     pub fn state(&self, now: SystemTime) -> SilenceState {
         if now < self.starts_at {

@@ -47,7 +47,8 @@ macro_rules! from_text {
     };
 }
 
-/// A duration in humantime syntax (`30s`, `5m`, `1h 30m`).
+/// A duration in humantime syntax (`30s`, `5m`, `1h 30m`), at most
+/// [`MAX_DURATION`](crate::MAX_DURATION).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Dur(pub(crate) Duration);
 
@@ -81,6 +82,11 @@ macro_rules! duration_type {
                         let d = parse_duration(v).map_err(E::custom)?;
                         let check: fn(Duration) -> Result<(), &'static str> = $check;
                         check(d).map_err(E::custom)?;
+                        if d > crate::MAX_DURATION {
+                            return Err(E::custom(format_args!(
+                                "{v:?} is longer than one year, the longest duration allowed"
+                            )));
+                        }
                         Ok($name(d))
                     }
                     fn visit_u64<E: de::Error>(self, v: u64) -> Result<$name, E> {
@@ -283,7 +289,11 @@ fn parse_time(v: &str) -> Result<SystemTime, String> {
 /// Splits `2024-05-01T22:00:00+02:00` into the local time and the offset
 /// in seconds east of UTC.
 fn split_offset(text: &str) -> Option<(&str, i64)> {
-    let (base, tail) = text.split_at(text.len().checked_sub(6)?);
+    let at = text.len().checked_sub(6)?;
+    if !text.is_char_boundary(at) {
+        return None;
+    }
+    let (base, tail) = text.split_at(at);
     let bytes = tail.as_bytes();
     let sign = match bytes[0] {
         b'+' => 1,
@@ -1271,6 +1281,8 @@ pub(crate) struct RulesetsFile {
 #[serde(deny_unknown_fields)]
 pub(crate) struct FileDoc {
     #[serde(default)]
+    evaluation_interval: Option<PositiveDur>,
+    #[serde(default)]
     severity_labels: SeverityLabelsFile,
     #[serde(default)]
     rulesets: RulesetsFile,
@@ -1286,6 +1298,7 @@ pub(crate) struct FileDoc {
 
 /// What a file holds, in core types.
 pub(crate) struct Parts {
+    pub(crate) evaluation_interval: Option<Duration>,
     pub(crate) rules: Vec<Rule>,
     pub(crate) routing: Option<Routing>,
     pub(crate) inhibit_rules: Vec<InhibitRule>,
@@ -1298,6 +1311,15 @@ impl FileDoc {
         let fail = |item: Item, field: &str, message: String| {
             let field = (!field.is_empty()).then(|| field.to_owned());
             ConfigError::invalid(file, Some(item), field, message, None)
+        };
+        let interval = self.evaluation_interval.map(|d| d.0);
+        let at_interval = |rule: &Rule| match interval {
+            Some(i) => rule.check_interval(i),
+            None => Ok(()),
+        };
+        let core = |item: Item, e: crate::Error| match e {
+            crate::Error::InvalidRule { field, reason, .. } => fail(item, field, reason),
+            other => fail(item, "", other.to_string()),
         };
         let mut rules = Vec::new();
         if let Some(st) = self.rulesets.service_targets {
@@ -1317,6 +1339,9 @@ impl FileDoc {
             let built = targets
                 .rules()
                 .map_err(|e| fail(Item::ServiceTargets, "", e.to_string()))?;
+            for rule in &built {
+                at_interval(rule).map_err(|e| fail(Item::ServiceTargets, "", e.to_string()))?;
+            }
             rules.extend(built);
         }
         for (index, slo) in self.rulesets.slos.into_iter().enumerate() {
@@ -1335,13 +1360,25 @@ impl FileDoc {
                 s = s.matcher(m.0);
             }
             s = s.by(slo.by.into_iter().map(|l| l.0));
-            let built = s.rules().map_err(|e| fail(item, "", e.to_string()))?;
+            let built = s
+                .rules()
+                .map_err(|e| fail(item.clone(), "", e.to_string()))?;
+            for rule in &built {
+                at_interval(rule).map_err(|e| fail(item.clone(), "", e.to_string()))?;
+            }
             rules.extend(built);
         }
         for (index, r) in self.rules.into_iter().enumerate() {
             let rule = r
                 .into_rule(index)
                 .map_err(|(item, field, message)| fail(item, field, message))?;
+            at_interval(&rule).map_err(|e| {
+                let item = Item::Rule {
+                    index,
+                    name: Some(rule.name.clone()),
+                };
+                core(item, e)
+            })?;
             rules.push(rule);
         }
         // The file's names for the levels its rules (ready-made ones too)
@@ -1395,12 +1432,16 @@ impl FileDoc {
             let mut silence = Silence::new(s.starts_at.0, s.ends_at.0)
                 .created_by(s.created_by)
                 .comment(s.comment);
+            if let Some(problem) = silence.too_long() {
+                return Err(fail(item(), "ends_at", problem));
+            }
             for m in s.matchers {
                 silence = silence.matcher(m.0);
             }
             silences.push(silence);
         }
         Ok(Parts {
+            evaluation_interval: interval,
             rules,
             routing,
             inhibit_rules,

@@ -58,11 +58,15 @@
 //! # Ok::<(), vigil_alert::config::ConfigError>(())
 //! ```
 
+mod depth;
 mod file;
 mod track;
 
+pub use depth::MAX_NESTING;
+
 use std::fmt;
 use std::path::Path as FsPath;
+use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -352,6 +356,8 @@ pub struct AlertConfig {
     routing_given: bool,
     inhibit_rules: Vec<InhibitRule>,
     silences: Vec<Silence>,
+    /// How often the engine will be evaluated, if known.
+    evaluation_interval: Option<Duration>,
 }
 
 impl AlertConfig {
@@ -378,6 +384,7 @@ impl AlertConfig {
             Format::Toml => parse_toml(text, file)?,
         };
         let Parts {
+            evaluation_interval,
             rules,
             routing,
             inhibit_rules,
@@ -390,6 +397,7 @@ impl AlertConfig {
             routing: routing.unwrap_or_default(),
             inhibit_rules,
             silences,
+            evaluation_interval,
         })
     }
 
@@ -442,10 +450,30 @@ impl AlertConfig {
         self
     }
 
+    /// Sets how often the engine will be evaluated (a file's top-level
+    /// `evaluation_interval:`); [`validate`](Self::validate) then refuses
+    /// windows that cannot work at that pace and
+    /// [`into_engine`](Self::into_engine) passes it to
+    /// [`EngineBuilder::evaluation_interval`](crate::EngineBuilder::evaluation_interval).
+    #[must_use]
+    pub fn with_evaluation_interval(mut self, interval: Duration) -> Self {
+        self.evaluation_interval = Some(interval);
+        self
+    }
+
+    /// The evaluation interval, if one was given.
+    pub fn evaluation_interval(&self) -> Option<Duration> {
+        self.evaluation_interval
+    }
+
     /// Appends another config: its rules, inhibit rules and silences are
-    /// added; its routing replaces this one's if it has one.
+    /// added; its routing and evaluation interval replace this one's if it
+    /// has them.
     #[must_use]
     pub fn merge(mut self, other: AlertConfig) -> Self {
+        if other.evaluation_interval.is_some() {
+            self.evaluation_interval = other.evaluation_interval;
+        }
         self.rules.extend(other.rules);
         if other.routing_given {
             self.routing = other.routing;
@@ -489,8 +517,30 @@ impl AlertConfig {
     /// building an engine (useful for configs built in code).
     pub fn validate(&self) -> Result<(), ConfigError> {
         let file = self.file();
+        if let Some(interval) = self.evaluation_interval {
+            let problem = if interval.is_zero() {
+                Some("must be longer than zero".to_owned())
+            } else {
+                crate::too_long(interval)
+            };
+            if let Some(message) = problem {
+                return Err(ConfigError::invalid(
+                    file,
+                    None,
+                    Some("evaluation_interval".to_owned()),
+                    message,
+                    None,
+                ));
+            }
+        }
         for (index, rule) in self.rules.iter().enumerate() {
-            rule.validate().map_err(|e| {
+            let checked = rule
+                .validate()
+                .and_then(|()| match self.evaluation_interval {
+                    Some(interval) => rule.check_interval(interval),
+                    None => Ok(()),
+                });
+            checked.map_err(|e| {
                 let item = Item::Rule {
                     index,
                     name: Some(rule.name.clone()),
@@ -503,18 +553,18 @@ impl AlertConfig {
             .map_err(|e| ConfigError::from_core(file, Some(Item::Routing), e))?;
         for (index, s) in self.silences.iter().enumerate() {
             let problem = if s.matchers.is_empty() {
-                Some(("matchers", "needs at least one matcher"))
+                Some(("matchers", "needs at least one matcher".to_owned()))
             } else if s.ends_at <= s.starts_at {
-                Some(("ends_at", "must be after starts_at"))
+                Some(("ends_at", "must be after starts_at".to_owned()))
             } else {
-                None
+                s.too_long().map(|problem| ("ends_at", problem))
             };
             if let Some((field, message)) = problem {
                 return Err(ConfigError::invalid(
                     file,
                     Some(Item::Silence { index }),
                     Some(field.to_owned()),
-                    message.to_owned(),
+                    message,
                     None,
                 ));
             }
@@ -528,6 +578,9 @@ impl AlertConfig {
         self.validate()?;
         let file = self.file().to_owned();
         let mut builder = Engine::builder().rules(self.rules).routing(self.routing);
+        if let Some(interval) = self.evaluation_interval {
+            builder = builder.evaluation_interval(interval);
+        }
         for rule in self.inhibit_rules {
             builder = builder.inhibit_rule(rule);
         }
@@ -611,9 +664,41 @@ fn is_blank(text: &str) -> bool {
     })
 }
 
+/// The line and column of a byte offset in `text`.
+fn location_at(text: &str, offset: usize) -> Location {
+    let mut offset = offset.min(text.len());
+    while !text.is_char_boundary(offset) {
+        offset -= 1;
+    }
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().unwrap_or("").chars().count() + 1;
+    Location { line, column }
+}
+
+/// The error for a document nested deeper than [`MAX_NESTING`].
+fn too_deep(text: &str, file: &str, offset: usize) -> ConfigError {
+    ConfigError::invalid(
+        file,
+        None,
+        None,
+        format!(
+            "lists and maps are nested more than {MAX_NESTING} levels deep; a config needs only a few"
+        ),
+        Some(location_at(text, offset)),
+    )
+}
+
+/// Parses YAML in one pass: the nesting is checked by a linear scan first
+/// (the parser is quadratic in the depth of `[`/`{` nesting), then the
+/// document is deserialized once through the [`Tracker`], which records
+/// the path of the first error and the names of the items read so far.
 fn parse_yaml(text: &str, file: &str) -> Result<FileDoc, ConfigError> {
     if is_blank(text) {
         return Ok(FileDoc::default());
+    }
+    if let Some(offset) = depth::yaml_too_deep(text) {
+        return Err(too_deep(text, file, offset));
     }
     let tracker = Tracker::new();
     let result = FileDoc::deserialize(Tracked::new(
@@ -624,7 +709,7 @@ fn parse_yaml(text: &str, file: &str) -> Result<FileDoc, ConfigError> {
         Ok(doc) => return Ok(doc),
         Err(e) => e,
     };
-    let failure = tracker.into_failure();
+    let (failure, names) = tracker.into_parts();
     let location = error.location().map(|l| Location {
         line: l.line(),
         column: l.column(),
@@ -633,14 +718,9 @@ fn parse_yaml(text: &str, file: &str) -> Result<FileDoc, ConfigError> {
         Some(m) => m,
         None => clean_yaml_message(&error.to_string(), failure.as_ref()),
     };
-    let lookup = |parents: &[&str], index: usize, field: &str| {
-        let value: serde_yaml_ng::Value = serde_yaml_ng::from_str(text).ok()?;
-        let mut v = &value;
-        for p in parents {
-            v = v.get(*p)?;
-        }
-        v.get(index)?.get(field)?.as_str().map(str::to_owned)
-    };
+    // An item's name as read before the error (a name written after the
+    // bad field is not known: the item is then named by its index).
+    let lookup = |parents: &[&str], index: usize, field: &str| names.find(parents, index, field);
     Err(deserialize_error(file, failure, message, location, &lookup))
 }
 
@@ -680,32 +760,36 @@ fn yaml_path(path: &[Segment]) -> String {
     out
 }
 
+/// Parses TOML once into a spanned tree (after the same nesting scan as
+/// YAML), deserializes a copy of it, and on an error reads item names from
+/// the tree: TOML tables come sorted by key, so a rule's `name` is often
+/// read after the field in error.
 fn parse_toml(text: &str, file: &str) -> Result<FileDoc, ConfigError> {
-    let location = |span: Option<std::ops::Range<usize>>| {
-        span.map(|s| {
-            let before = &text[..s.start.min(text.len())];
-            let line = before.matches('\n').count() + 1;
-            let column = before.rsplit('\n').next().unwrap_or("").chars().count() + 1;
-            Location { line, column }
-        })
-    };
+    let location = |span: Option<std::ops::Range<usize>>| span.map(|s| location_at(text, s.start));
     let clean = |m: &str| m.trim().replace('\n', "; ");
-    let de = toml::Deserializer::parse(text).map_err(|e| {
+    if let Some(offset) = depth::toml_too_deep(text) {
+        return Err(too_deep(text, file, offset));
+    }
+    let tree = toml::de::DeTable::parse(text).map_err(|e| {
         ConfigError::invalid(file, None, None, clean(e.message()), location(e.span()))
     })?;
     let tracker = Tracker::new();
+    let de = toml::Deserializer::from(tree.clone());
     let error = match FileDoc::deserialize(Tracked::new(de, &tracker)) {
         Ok(doc) => return Ok(doc),
         Err(e) => e,
     };
     let failure = tracker.into_failure();
+    let root = toml::de::DeValue::Table(tree.into_inner());
     let lookup = |parents: &[&str], index: usize, field: &str| {
-        let table: toml::Table = toml::from_str(text).ok()?;
-        let mut v: &toml::Value = table.get(parents[0])?;
-        for p in &parents[1..] {
-            v = v.get(*p)?;
+        let mut v = &root;
+        for p in parents {
+            v = v.get(*p)?.get_ref();
         }
-        v.get(index)?.get(field)?.as_str().map(str::to_owned)
+        match v.get(index)?.get_ref().get(field)?.get_ref() {
+            toml::de::DeValue::String(s) => Some(s.to_string()),
+            _ => None,
+        }
     };
     Err(deserialize_error(
         file,

@@ -9,6 +9,10 @@
 //! position. The idea is `serde_path_to_error`'s, cut down to what the
 //! config loader needs.
 //!
+//! It also remembers the string values of `name` and `receiver` keys as they
+//! are read, so an error names its item (`rule "HighLatency"`) from the
+//! same single pass instead of parsing the document again.
+//!
 //! Cost: one push and pop per map entry or sequence element, and one string
 //! per map key. Config files are small and loaded once.
 
@@ -53,11 +57,35 @@ pub(crate) struct Failure {
     pub(crate) message: Option<String>,
 }
 
+/// The keys whose string values name their item (`rules[0].name`,
+/// `routing.routes[1].receiver`), remembered as they are read so that an
+/// error can name its item without reading the document again.
+const NAMING_KEYS: [&str; 2] = ["name", "receiver"];
+
+/// The naming values read, each with its full path.
+#[derive(Debug, Default)]
+pub(crate) struct Names(Vec<(Vec<Segment>, String)>);
+
+impl Names {
+    /// The value at `PARENTS[index].field`, if it was read.
+    pub(crate) fn find(&self, parents: &[&str], index: usize, field: &str) -> Option<String> {
+        let wanted = parents
+            .iter()
+            .map(|p| Segment::Key((*p).to_owned()))
+            .chain([Segment::Index(index), Segment::Key(field.to_owned())]);
+        self.0
+            .iter()
+            .find(|(path, _)| path.iter().cloned().eq(wanted.clone()))
+            .map(|(_, value)| value.clone())
+    }
+}
+
 /// The state shared by all wrappers of one deserialization.
 #[derive(Debug, Default)]
 pub(crate) struct Tracker {
     stack: RefCell<Vec<Segment>>,
     failure: RefCell<Option<Failure>>,
+    names: RefCell<Names>,
 }
 
 impl Tracker {
@@ -68,6 +96,24 @@ impl Tracker {
     /// The first error's path and message, if any error was seen.
     pub(crate) fn into_failure(self) -> Option<Failure> {
         self.failure.into_inner()
+    }
+
+    /// The first error (if any) and the naming values read.
+    pub(crate) fn into_parts(self) -> (Option<Failure>, Names) {
+        (self.failure.into_inner(), self.names.into_inner())
+    }
+
+    /// Remembers a string read as the value of a naming key.
+    fn saw_string(&self, value: &str) {
+        let stack = self.stack.borrow();
+        let naming =
+            matches!(stack.last(), Some(Segment::Key(k)) if NAMING_KEYS.contains(&k.as_str()));
+        if naming && stack.len() > 1 {
+            self.names
+                .borrow_mut()
+                .0
+                .push((stack.clone(), value.to_owned()));
+        }
     }
 
     fn push(&self, segment: Segment) {
@@ -335,6 +381,22 @@ macro_rules! forward_visit {
     };
 }
 
+macro_rules! forward_visit_str {
+    ($($method:ident($ty:ty)),* $(,)?) => {
+        $(
+            fn $method<E: de::Error>(self, v: $ty) -> Result<Self::Value, E> {
+                let (inner, catch) = self.split();
+                if catch.key.is_none() {
+                    catch.tracker.saw_string(&v);
+                }
+                catch.remember_key(|| v.to_string());
+                let result = inner.$method(v);
+                catch.caught(result)
+            }
+        )*
+    };
+}
+
 impl<'de, V: Visitor<'de>> Visitor<'de> for TrackedVisitor<'_, V> {
     type Value = V::Value;
 
@@ -357,6 +419,9 @@ impl<'de, V: Visitor<'de>> Visitor<'de> for TrackedVisitor<'_, V> {
         visit_f32(f32),
         visit_f64(f64),
         visit_char(char),
+    );
+
+    forward_visit_str!(
         visit_str(&str),
         visit_borrowed_str(&'de str),
         visit_string(String),
