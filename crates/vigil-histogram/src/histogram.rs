@@ -363,7 +363,8 @@ impl Histogram {
     }
 
     /// Values recorded since creation (rejected ones excluded), without
-    /// building a snapshot or taking the lock: the shards' counts, summed.
+    /// building a snapshot or taking the histogram's lock: the shards'
+    /// counts, summed.
     ///
     /// ```
     /// let histogram = vigil_histogram::Histogram::new();
@@ -372,9 +373,7 @@ impl Histogram {
     /// assert_eq!(histogram.count(), 1);
     /// ```
     pub fn count(&self) -> u64 {
-        self.slots
-            .shards()
-            .fold(0u64, |total, shard| total.wrapping_add(shard.count()))
+        self.slots.totals().0
     }
 
     /// The count and the exact sum (in units) of every value recorded since

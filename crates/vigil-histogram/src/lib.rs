@@ -131,6 +131,7 @@ mod histogram;
 mod layout;
 mod log;
 pub mod non_finite;
+mod overflow;
 mod reject;
 mod shard;
 mod slots;

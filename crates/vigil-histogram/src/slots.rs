@@ -22,6 +22,7 @@ use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use std::sync::{Arc, OnceLock, Weak};
 
 use crate::buckets::combine;
+use crate::overflow::Overflow;
 use crate::shard::{Access, NO_BOUND, Shard};
 use crate::sync::{AtomicU64, OnceBox};
 
@@ -105,7 +106,7 @@ pub(crate) struct Slots {
     more: OnceBox<Table>,
     /// For threads beyond the slot count, and for threads that can no
     /// longer register a claim (recording from a thread-local destructor).
-    shared: OnceBox<Shard>,
+    overflow: OnceBox<Overflow>,
     /// Length of the counts array.
     len: usize,
     /// Bound counters per shard (`Config::exact_bounds`), 0 without.
@@ -191,7 +192,7 @@ impl Slots {
         Slots {
             inline: [Slot::new(), Slot::new()],
             more: OnceBox::new(),
-            shared: OnceBox::new(),
+            overflow: OnceBox::new(),
             len,
             bounds,
             capacity: capacity.clamp(1, MAX_SLOTS),
@@ -248,22 +249,25 @@ impl Slots {
     #[cold]
     #[inline(never)]
     fn claim_and_add(self: &Arc<Self>, id: u64, index: usize, bound: usize, n: u64, sum: u64) {
-        let (shard, access) = self.claim(id);
-        shard.add_bounded(index, bound, n, sum, access);
+        match self.claim(id) {
+            Some(shard) => shard.add_bounded(index, bound, n, sum, Access::Owned),
+            None => self.overflow().add(index, bound, n, sum),
+        }
     }
 
     /// The cold path: take the lowest free slot and register it for
-    /// release at thread exit; or fall back to the shared shard.
+    /// release at thread exit; `None` when there is none (the overflow
+    /// shard then).
     #[cold]
-    fn claim(self: &Arc<Self>, id: u64) -> (&Shard, Access) {
+    fn claim(self: &Arc<Self>, id: u64) -> Option<&Shard> {
         if let Some((index, shard)) = self.claim_free(id) {
             if register(self, index) {
-                return (shard, Access::Owned);
+                return Some(shard);
             }
             // Nobody would release it: give it back and share instead.
             self.release(index);
         }
-        (self.shared(), Access::Shared)
+        None
     }
 
     /// Take a free slot for `id`, the lowest one: its index (0 and 1 are
@@ -311,20 +315,32 @@ impl Slots {
         slot.owner.store(FREE, Release);
     }
 
-    /// The shard every thread may write with `fetch_add`.
-    pub(crate) fn shared(&self) -> &Shard {
-        self.shared
-            .get_or_init(|| Shard::with_bounds(self.len, self.bounds))
+    /// The shard of threads that own none, written with `fetch_add`.
+    pub(crate) fn overflow(&self) -> &Overflow {
+        self.overflow
+            .get_or_init(|| Box::new(Overflow::new(self.len, self.bounds)))
     }
 
-    /// Every shard allocated so far (owned, free or shared).
+    /// Every slot's shard allocated so far (owned or free; not the
+    /// overflow shard).
     pub(crate) fn shards(&self) -> impl Iterator<Item = &Shard> + Clone {
         let more = self.more.get().map(|table| &table.slots[..]).unwrap_or(&[]);
         self.inline
             .iter()
             .chain(more)
             .filter_map(|slot| slot.shard.get())
-            .chain(self.shared.get())
+    }
+
+    /// Calls `read` with every shard, as a state it can read whole: each
+    /// slot's shard (live: [`Shard::read`] and [`Shard::totals`] read it
+    /// between two records) and the overflow shard's settled half.
+    fn read_each(&self, mut read: impl FnMut(&Shard)) {
+        for shard in self.shards() {
+            read(shard);
+        }
+        if let Some(overflow) = self.overflow.get() {
+            overflow.read(read);
+        }
     }
 
     /// The counts summed over every shard, nonzero buckets only, in index
@@ -337,12 +353,12 @@ impl Slots {
     pub(crate) fn collect(&self, out: &mut Vec<(u32, u64)>) -> (u64, u64) {
         out.clear();
         let (mut count, mut sum, mut shards) = (0u64, 0u64, 0usize);
-        for shard in self.shards() {
+        self.read_each(|shard| {
             let (n, s) = shard.read(out, Shard::append_counts);
             count = count.wrapping_add(n);
             sum = sum.wrapping_add(s);
             shards += 1;
-        }
+        });
         if shards > 1 {
             combine(out);
         }
@@ -352,10 +368,13 @@ impl Slots {
     /// The count and raw sum of every shard, each shard's pair read
     /// between two of its records.
     pub(crate) fn totals(&self) -> (u64, u64) {
-        self.shards().fold((0u64, 0u64), |(count, sum), shard| {
+        let (mut count, mut sum) = (0u64, 0u64);
+        self.read_each(|shard| {
             let (n, s) = shard.totals();
-            (count.wrapping_add(n), sum.wrapping_add(s))
-        })
+            count = count.wrapping_add(n);
+            sum = sum.wrapping_add(s);
+        });
+        (count, sum)
     }
 
     /// Every shard's bound counters summed, slot by slot, into `out`
@@ -371,7 +390,7 @@ impl Slots {
         out.resize(self.bounds, 0);
         let mut one = Vec::with_capacity(self.bounds);
         let (mut count, mut sum) = (0u64, 0u64);
-        for shard in self.shards() {
+        self.read_each(|shard| {
             one.clear();
             let (n, s) = shard.read(&mut one, Shard::append_bound_counts);
             for (total, slot) in out.iter_mut().zip(&one) {
@@ -379,7 +398,7 @@ impl Slots {
             }
             count = count.wrapping_add(n);
             sum = sum.wrapping_add(s);
-        }
+        });
         (count, sum)
     }
 
@@ -389,7 +408,9 @@ impl Slots {
             .more
             .get()
             .map_or(0, |t| t.slots.len() * std::mem::size_of::<Slot>());
-        table + self.shards().map(Shard::bytes).sum::<usize>()
+        table
+            + self.shards().map(Shard::bytes).sum::<usize>()
+            + self.overflow.get().map_or(0, Overflow::bytes)
     }
 }
 
@@ -441,9 +462,9 @@ mod tests {
                 });
             }
         });
-        assert_eq!(slots.shards().count(), 3, "two owned, one shared");
-        assert_eq!(slots.shards().map(Shard::count).sum::<u64>(), 4_000);
-        assert_eq!(slots.shards().map(Shard::sum).sum::<u64>(), 12_000);
+        assert_eq!(slots.shards().count(), 2, "two owned");
+        assert!(slots.overflow.get().is_some(), "and the overflow shard");
+        assert_eq!(slots.totals(), (4_000, 12_000));
     }
 
     #[test]
@@ -548,28 +569,66 @@ mod loom_tests {
         });
     }
 
-    /// Threads beyond the capacity share one shard with `fetch_add`, and
-    /// the shard's first page is allocated once even when they race.
+    /// Threads beyond the capacity share the overflow shard with
+    /// `fetch_add`, and its first page is allocated once even when they
+    /// race.
     #[test]
-    fn shared_shard_page_allocation_races_allocate_once() {
+    fn overflow_page_allocation_races_allocate_once() {
         loom::model(|| {
             let slots = loom::sync::Arc::new(Slots::new(4, 1));
             let threads: Vec<_> = (0..2)
                 .map(|_| {
                     let slots = loom::sync::Arc::clone(&slots);
-                    loom::thread::spawn(move || slots.shared().add(3, 1, 9, Access::Shared))
+                    loom::thread::spawn(move || slots.overflow().add(3, NO_BOUND, 1, 9))
                 })
                 .collect();
             for thread in threads {
                 thread.join().unwrap();
             }
-            let mut live = Vec::new();
-            assert_eq!(slots.collect(&mut live), (2, 18));
-            assert_eq!(live, vec![(3, 2)]);
             // One group and one page: the loser's allocation was dropped.
             let reference = Shard::new(4);
             reference.add(3, 1, 9, Access::Owned);
-            assert_eq!(slots.shared().bytes(), reference.bytes());
+            assert_eq!(slots.overflow().hot_half().bytes(), reference.bytes());
+            let mut live = Vec::new();
+            assert_eq!(slots.collect(&mut live), (2, 18));
+            assert_eq!(live, vec![(3, 2)]);
+        });
+    }
+
+    /// Two threads record into the overflow shard while a reader reads it:
+    /// the reader sees each record whole or not at all, and a read after
+    /// both sees both.
+    #[test]
+    fn overflow_reads_see_whole_records() {
+        // Three preemptions cover every order of the two records against
+        // the flip, the wait and the merge, in minutes.
+        let mut model = loom::model::Builder::new();
+        model.preemption_bound = Some(3);
+        model.check(|| {
+            let slots = loom::sync::Arc::new(Slots::new(2 * GROUP_SPAN, 1));
+            let threads: Vec<_> = [(1, 3), (GROUP_SPAN + 1, 5)]
+                .into_iter()
+                .map(|(index, raw)| {
+                    let slots = loom::sync::Arc::clone(&slots);
+                    loom::thread::spawn(move || slots.overflow().add(index, NO_BOUND, 1, raw))
+                })
+                .collect();
+            let mut live = Vec::new();
+            let (count, sum) = slots.collect(&mut live);
+            let allowed = [
+                (0, 0, vec![]),
+                (1, 3, vec![(1, 1)]),
+                (1, 5, vec![((GROUP_SPAN + 1) as u32, 1)]),
+                (2, 8, vec![(1, 1), ((GROUP_SPAN + 1) as u32, 1)]),
+            ];
+            assert!(
+                allowed.contains(&(count, sum, live.clone())),
+                "{count} {sum} {live:?}"
+            );
+            for thread in threads {
+                thread.join().unwrap();
+            }
+            assert_eq!(slots.collect(&mut live), (2, 8));
         });
     }
 }
