@@ -14,7 +14,7 @@ use std::sync::{Arc, PoisonError};
 use indexmap::IndexMap;
 use metrics::{Key, Label, SharedString};
 use metrics_util::MetricKind;
-use vigil_histogram::Window;
+use vigil_histogram::{Rejection, Window};
 use vigil_timing::{BUILD_INFO, CALLS_DURATION, CALLS_TOTAL};
 
 use crate::protobuf::Protobuf;
@@ -24,6 +24,20 @@ use crate::storage::{HistogramSeries, Reader};
 
 /// The HELP text of the `build_info` series vigil adds.
 const BUILD_INFO_HELP: &str = "The build of the running service (version, commit, branch), value 1, as autometrics exposes it.";
+
+/// The name of the counter of values a histogram did not record as given,
+/// by histogram (`metric`, its exposed name) and `reason`: `nan`,
+/// `positive_infinity`, `negative_infinity`, `negative` (not recorded) or
+/// `clamped` (recorded as the histogram's highest value); see
+/// [`Rejection`](vigil_histogram::Rejection).
+pub const VALUES_REJECTED_TOTAL: &str = "vigil_values_rejected_total";
+
+/// The HELP text of [`VALUES_REJECTED_TOTAL`].
+const VALUES_REJECTED_HELP: &str = "Values recorded into a histogram that were dropped (NaN, infinite, negative) or clamped to its highest value, by histogram and reason";
+
+/// Values not recorded as given, per reason in [`Rejection::ALL`] order,
+/// summed over the series of one exposed histogram name.
+type RejectedValues = BTreeMap<String, [u64; Rejection::ALL.len()]>;
 
 /// How an exposition format spells one series' labels.
 pub(crate) trait SeriesLabels {
@@ -225,12 +239,19 @@ impl Shared {
             .unwrap_or_else(PoisonError::into_inner)
             .get(name)
             .cloned();
-        described.or_else(|| (name == BUILD_INFO).then(|| BUILD_INFO_HELP.into()))
+        described.or_else(|| match name {
+            BUILD_INFO => Some(BUILD_INFO_HELP.into()),
+            VALUES_REJECTED_TOTAL => Some(VALUES_REJECTED_HELP.into()),
+            _ => None,
+        })
     }
 
     /// After an upkeep tick, the registry's series that are not hidden,
     /// made valid, grouped and sorted; what had to be refused or renamed
     /// is counted in [`SERIES_REJECTED_TOTAL`](crate::SERIES_REJECTED_TOTAL).
+    /// The histograms' rejected values are added as the counter
+    /// [`VALUES_REJECTED_TOTAL`], one series per histogram name
+    /// and reason seen so far.
     fn families<L: SeriesLabels>(&self) -> Families<L> {
         self.tick();
         let mut reading = Reading {
@@ -242,6 +263,7 @@ impl Shared {
         let mut counters = BTreeMap::new();
         let mut gauges = BTreeMap::new();
         let mut histograms = BTreeMap::new();
+        let mut rejected_values = RejectedValues::new();
         let activity = self.activity.lock().unwrap_or_else(PoisonError::into_inner);
         self.registry.visit_counters(|key, counter| {
             if !activity.is_hidden(MetricKind::Counter, counter) {
@@ -256,6 +278,9 @@ impl Shared {
             }
         });
         self.registry.visit_histograms(|key, series| {
+            // Hidden (idle) series too: a count never goes down while its
+            // series exists.
+            add_rejected_values(&mut rejected_values, key, series);
             if !activity.is_hidden(MetricKind::Histogram, series) {
                 let series = Arc::clone(series);
                 reading.add(&mut histograms, MetricKind::Histogram, key, series);
@@ -280,6 +305,22 @@ impl Shared {
                 .collect();
             let key = Key::from_parts(BUILD_INFO, labels);
             reading.add(&mut gauges, MetricKind::Gauge, &key, 1.0);
+        }
+        // Through the same checks as any counter (global labels in front,
+        // collisions with a counter the service registered under this
+        // name resolved as for any two series).
+        for (metric, counts) in rejected_values {
+            for (reason, count) in Rejection::ALL.into_iter().zip(counts) {
+                if count == 0 {
+                    continue;
+                }
+                let labels = vec![
+                    Label::new("metric", metric.clone()),
+                    Label::new("reason", reason.as_str()),
+                ];
+                let key = Key::from_parts(VALUES_REJECTED_TOTAL, labels);
+                reading.add(&mut counters, MetricKind::Counter, &key, count);
+            }
         }
         let mut families = Families {
             counters: reading.finish(MetricKind::Counter, counters),
@@ -326,6 +367,23 @@ impl Shared {
         let mut protobuf = Protobuf::new(&self.settings);
         self.expose(&mut protobuf);
         protobuf.into_bytes()
+    }
+}
+
+/// Adds the values `series` did not record as given to its exposed name's
+/// counts (a name that cannot be exposed has none).
+fn add_rejected_values(into: &mut RejectedValues, key: &Key, series: &HistogramSeries) {
+    let histogram = &series.0;
+    let counts = Rejection::ALL.map(|reason| histogram.rejected_for(reason));
+    if counts.iter().all(|&count| count == 0) {
+        return;
+    }
+    let Some(name) = sanitize::metric_name(key.name()) else {
+        return;
+    };
+    let total = into.entry(name).or_default();
+    for (total, count) in total.iter_mut().zip(counts) {
+        *total = total.wrapping_add(count);
     }
 }
 

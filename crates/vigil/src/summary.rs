@@ -1,7 +1,9 @@
 //! The JSON read-out of the registry for a host's HTTP API: every series
 //! with its labels, counters with totals and rates, gauges with window
 //! statistics, histograms as [`Summary`]s. Field names are part of the
-//! public contract (see `docs/metrics.md`).
+//! public contract (see `docs/metrics.md`). Non-finite numbers (a gauge
+//! set to NaN, say) are written `"NaN"`, `"+Inf"` and `"-Inf"`, so every
+//! summary reads back ([`vigil_histogram::non_finite`]).
 
 use std::collections::BTreeMap;
 use std::sync::PoisonError;
@@ -10,7 +12,7 @@ use std::sync::atomic::Ordering;
 use metrics::Key;
 use metrics_util::MetricKind;
 use serde::{Deserialize, Serialize};
-use vigil_histogram::{Summary, Window};
+use vigil_histogram::{Rejection, Summary, Window};
 
 use crate::recorder::Shared;
 use crate::storage::Reader;
@@ -31,12 +33,15 @@ pub type Labels = BTreeMap<String, String>;
 /// assert_eq!(summary.histograms[0].window.count, 1);
 /// let json = serde_json::to_string(&summary).unwrap();
 /// assert!(json.contains(r#""route":"/""#));
+/// let back: vigil::MetricsSummary = serde_json::from_str(&json).unwrap();
+/// assert_eq!(back.counters, summary.counters);
 /// # Ok::<(), vigil::Error>(())
 /// ```
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct MetricsSummary {
     /// The length of the window that rates, gauge statistics and histogram
     /// `window` summaries cover, in seconds.
+    #[serde(with = "vigil_histogram::non_finite")]
     pub window_seconds: f64,
     /// Labels added to every series in the Prometheus exposition.
     pub global_labels: Labels,
@@ -61,6 +66,7 @@ pub struct CounterSummary {
     /// window counts from 0 at its registration (`total / elapsed` since
     /// then), with the elapsed time taken as at least one second: a burst
     /// of `n` in a series' first second reads as `n` per second.
+    #[serde(with = "vigil_histogram::non_finite")]
     pub rate: f64,
 }
 
@@ -72,13 +78,17 @@ pub struct GaugeSummary {
     /// The series' labels.
     pub labels: Labels,
     /// The current value.
+    #[serde(with = "vigil_histogram::non_finite")]
     pub value: f64,
     /// The lowest value sampled over the window (samples are taken at each
     /// upkeep tick and at each read).
+    #[serde(with = "vigil_histogram::non_finite")]
     pub min: f64,
     /// The highest value sampled over the window.
+    #[serde(with = "vigil_histogram::non_finite")]
     pub max: f64,
     /// The mean of the values sampled over the window.
+    #[serde(with = "vigil_histogram::non_finite")]
     pub mean: f64,
 }
 
@@ -93,6 +103,12 @@ pub struct HistogramSummary {
     pub window: Summary,
     /// Every value recorded since the series was created.
     pub total: Summary,
+    /// Values this series did not record as given, since it was created,
+    /// by reason ([`Rejection::as_str`]: `nan`, `positive_infinity`,
+    /// `negative_infinity`, `negative`, `clamped`); reasons with none are
+    /// left out, and so is the field when there are none.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub rejected: BTreeMap<String, u64>,
 }
 
 fn labels_of(key: &Key) -> Labels {
@@ -164,11 +180,17 @@ impl Shared {
                     [recent, all] => (recent.summary(), all.summary()),
                     _ => return, // one snapshot per window, always
                 };
+            let rejected = Rejection::ALL
+                .into_iter()
+                .map(|reason| (reason.as_str().to_owned(), series.0.rejected_for(reason)))
+                .filter(|&(_, count)| count != 0)
+                .collect();
             histograms.push(HistogramSummary {
                 name: key.name().to_owned(),
                 labels: labels_of(key),
                 window,
                 total,
+                rejected,
             });
         });
         drop(activity);
