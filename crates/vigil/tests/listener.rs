@@ -4,6 +4,7 @@
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use vigil::Monitor;
@@ -114,9 +115,9 @@ fn read_head(stream: &mut TcpStream, received: &mut Vec<u8>) -> (usize, usize) {
 }
 
 #[test]
-fn idle_and_half_sent_connections_are_closed_and_do_not_delay_a_scrape() {
-    let header_read = Duration::from_secs(1);
-    let idle = Duration::from_secs(2);
+fn five_hundred_idle_and_half_sent_connections_are_closed_and_do_not_delay_a_scrape() {
+    let header_read = Duration::from_secs(2);
+    let idle = Duration::from_secs(4);
     let monitor = Monitor::builder()
         .listen("127.0.0.1:0")
         .listener_timeouts(header_read, idle, Duration::from_secs(2))
@@ -129,10 +130,11 @@ fn idle_and_half_sent_connections_are_closed_and_do_not_delay_a_scrape() {
         vigil::metrics::counter!("probes_total").increment(7);
     });
 
+    // 500 connections: half send nothing, half half a request line.
     let opened = Instant::now();
     let mut silent = Vec::new();
     let mut half_sent = Vec::new();
-    for _ in 0..100 {
+    for _ in 0..250 {
         silent.push(connect(address));
         let mut stream = connect(address);
         stream.write_all(b"GET /met").expect("half a request line");
@@ -146,7 +148,7 @@ fn idle_and_half_sent_connections_are_closed_and_do_not_delay_a_scrape() {
     assert!(body.contains("probes_total 7"), "{body}");
     assert!(
         answered_in < Duration::from_secs(1),
-        "GET /metrics took {answered_in:?} beside 200 idle connections"
+        "GET /metrics took {answered_in:?} beside 500 idle connections"
     );
     // They were all still open while it was answered.
     let setup = opened.elapsed();
@@ -175,7 +177,7 @@ fn idle_and_half_sent_connections_are_closed_and_do_not_delay_a_scrape() {
         "idle connections closed after {silent_closed:?}"
     );
     eprintln!(
-        "GET /metrics answered in {answered_in:?} beside 200 idle connections; \
+        "GET /metrics answered in {answered_in:?} beside 500 idle connections (opened in {setup:?}); \
          half-sent ones closed after {half_sent_closed:?}, silent ones after {silent_closed:?}"
     );
 }
@@ -385,4 +387,241 @@ fn unread_responses_beyond_the_byte_budget_close_the_oldest() {
     );
     // Long before any deadline.
     assert!(started.elapsed() < Duration::from_secs(30));
+}
+
+/// `GET /metrics` on a new connection: its status, or `None` when the
+/// server closed without answering.
+fn try_get(address: SocketAddr) -> Option<u16> {
+    let mut stream = connect(address);
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("a read timeout");
+    stream
+        .write_all(b"GET /metrics HTTP/1.0\r\nHost: vigil\r\n\r\n")
+        .ok()?;
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    // "HTTP/1.x NNN"
+    let status = std::str::from_utf8(answer.get(9..12)?).ok()?;
+    answer
+        .starts_with(b"HTTP/1.")
+        .then(|| status.parse().ok())?
+}
+
+#[test]
+fn when_every_connection_is_busy_a_new_one_is_closed_at_once_and_service_resumes() {
+    let cap = 4;
+    let monitor = Monitor::builder()
+        .listen("127.0.0.1:0")
+        .listener_timeouts(
+            Duration::from_secs(1),
+            Duration::from_secs(30),
+            Duration::from_secs(30),
+        )
+        .listener_max_connections(cap)
+        .manual_upkeep()
+        .build()
+        .expect("a monitor");
+    let address = monitor.listen_address().expect("a listener");
+    record_wide_series(&monitor);
+
+    // Busy, not idle: each client asks for the exposition (about 12 MB)
+    // and reads only the response head, so each response stays unwritten
+    // (4 x 12 MB is within the 64 MiB budget, so none is closed for it).
+    let mut busy = Vec::new();
+    for _ in 0..cap {
+        let mut stream = slow_reader(address);
+        stream
+            .write_all(b"GET /metrics HTTP/1.1\r\nHost: vigil\r\n\r\n")
+            .expect("the request is sent");
+        let mut received = Vec::new();
+        let (_, length) = read_head(&mut stream, &mut received);
+        assert!(length > 10_000_000, "a {length}-byte exposition");
+        busy.push(stream);
+    }
+    let all_busy = Instant::now();
+
+    // One more: closed at once, without an answer.
+    let mut refused = connect(address);
+    assert_eq!(
+        state(&mut refused, Some(Duration::from_secs(2))),
+        State::Closed
+    );
+    let refused_in = all_busy.elapsed();
+    assert!(
+        refused_in < Duration::from_millis(500),
+        "the connection beyond the cap was closed after {refused_in:?}"
+    );
+    assert_eq!(
+        try_get(address),
+        None,
+        "a request while every connection is busy"
+    );
+
+    // The busy clients go away; scrapes are answered again (each renders
+    // the whole 12 MB, which takes a while in a debug build).
+    drop(busy);
+    let left = Instant::now();
+    let resumed = loop {
+        if try_get(address) == Some(200) {
+            break left.elapsed();
+        }
+        assert!(
+            left.elapsed() < Duration::from_secs(10),
+            "no scrape answered {:?} after the busy clients left",
+            left.elapsed()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    eprintln!(
+        "with {cap} busy connections a new one was closed after {refused_in:?}; \
+         scrapes answered again {resumed:?} after the busy clients left"
+    );
+}
+
+/// Set in the child process that runs
+/// [`at_the_descriptor_limit_accept_backs_off_and_serves_once_descriptors_free_up`]
+/// under a lowered descriptor limit.
+const DESCRIPTOR_LIMIT_CHILD: &str = "VIGIL_TEST_DESCRIPTOR_LIMIT_CHILD";
+
+/// Clock ticks (1/100 s on Linux) of CPU this process has used, user and
+/// system, read through an already open `/proc/self/stat` (no descriptor
+/// is free to open it when it matters).
+fn cpu_ticks(stat: &std::fs::File) -> u64 {
+    use std::os::unix::fs::FileExt;
+    let mut buffer = [0_u8; 1024];
+    let n = stat.read_at(&mut buffer, 0).expect("/proc/self/stat reads");
+    let text = String::from_utf8_lossy(&buffer[..n]);
+    // Fields after the command name (which may hold spaces): state is the
+    // 3rd field of the line, utime the 14th and stime the 15th.
+    let after_name = &text[text.rfind(')').expect("a command name") + 2..];
+    let fields: Vec<&str> = after_name.split(' ').collect();
+    let field = |n: usize| -> u64 { fields[n - 3].parse().expect("a tick count") };
+    field(14) + field(15)
+}
+
+#[test]
+fn at_the_descriptor_limit_accept_backs_off_and_serves_once_descriptors_free_up() {
+    if std::env::var_os(DESCRIPTOR_LIMIT_CHILD).is_some() {
+        descriptor_limit_child();
+        return;
+    }
+    // The same test, in a child process with at most 256 descriptors.
+    let test = "at_the_descriptor_limit_accept_backs_off_and_serves_once_descriptors_free_up";
+    let mut child = Command::new("sh")
+        .args(["-c", "ulimit -n 256 && exec \"$0\" \"$@\""])
+        .arg(std::env::current_exe().expect("the test binary"))
+        .args([test, "--exact", "--nocapture", "--test-threads=1"])
+        .env(DESCRIPTOR_LIMIT_CHILD, "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("sh starts");
+    let started = Instant::now();
+    while child.try_wait().expect("the child's status").is_none() {
+        if started.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            panic!("the child process did not finish within 60 s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let output = child.wait_with_output().expect("the child's output");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success() && stdout.contains("1 passed"),
+        "the child failed ({}):\n{stdout}\n{stderr}",
+        output.status
+    );
+    eprint!("{stderr}");
+}
+
+fn descriptor_limit_child() {
+    let monitor = Monitor::builder()
+        .listen("127.0.0.1:0")
+        .listener_timeouts(
+            Duration::from_secs(30),
+            Duration::from_secs(30),
+            Duration::from_secs(30),
+        )
+        .manual_upkeep()
+        .build()
+        .expect("a monitor");
+    let address = monitor.listen_address().expect("a listener");
+    vigil::with_local_recorder(&monitor.recorder(), || {
+        vigil::metrics::counter!("probes_total").increment(7);
+    });
+    let stat = std::fs::File::open("/proc/self/stat").expect("/proc/self/stat");
+    // A first scrape starts the threads a render uses; its connection
+    // stays open so that closing it frees no descriptor later.
+    let mut first = connect(address);
+    assert_eq!(get(&mut first).0, 200);
+
+    // Take every free descriptor, again after a pause in case one was
+    // still being released.
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        loop {
+            match std::fs::File::open("/dev/null") {
+                Ok(file) => held.push(file),
+                // EMFILE
+                Err(e) if e.raw_os_error() == Some(24) => break,
+                Err(e) => panic!("opening /dev/null: {e}"),
+            }
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        held.len() > 100,
+        "only {} descriptors were free",
+        held.len()
+    );
+    // One descriptor back, for a client: the kernel completes its
+    // connection, and the listener's accept fails for want of another.
+    drop(held.pop());
+    let mut waiting = connect(address);
+    waiting
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: vigil\r\n\r\n")
+        .expect("the request is sent");
+
+    let before = cpu_ticks(&stat);
+    let full_since = Instant::now();
+    std::thread::sleep(Duration::from_secs(2));
+    let used = cpu_ticks(&stat) - before;
+    // Retrying at once would take most of a core: about 200 ticks.
+    assert!(
+        used < 25,
+        "the process used {used} ticks of CPU in 2 s at the descriptor limit"
+    );
+    assert_eq!(
+        state(&mut waiting, None),
+        State::Open,
+        "answered although no descriptor was free"
+    );
+
+    // Descriptors free up: the waiting request is accepted at the next
+    // retry (at most 1 s apart) and answered; new scrapes too.
+    drop(held);
+    let freed = Instant::now();
+    waiting
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("a read timeout");
+    let mut received = Vec::new();
+    let (_, length) = read_head(&mut waiting, &mut received);
+    let answered_after = freed.elapsed();
+    assert!(length > 0);
+    assert!(
+        answered_after < Duration::from_millis(1500),
+        "the waiting request was answered {answered_after:?} after descriptors freed up"
+    );
+    let asked = Instant::now();
+    let (status, _, body) = get(&mut connect(address));
+    assert_eq!(status, 200);
+    assert!(body.contains("probes_total 7"), "{body}");
+    assert!(asked.elapsed() < Duration::from_secs(1));
+    eprintln!(
+        "at the descriptor limit for {:?}: {used} ticks of CPU in 2 s; the waiting request was \
+         answered {answered_after:?} after descriptors freed up",
+        full_since.elapsed()
+    );
 }
