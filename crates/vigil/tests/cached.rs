@@ -1,6 +1,7 @@
 //! `#[cached]` end to end through the facade: hits and misses, keys, TTL,
 //! `Err` and `None`, tags, the uncached twin, single loading under
-//! concurrency, methods, `async fn` and composition with `#[timed]`.
+//! concurrency, methods, `async fn`, composition with `#[timed]`, and a
+//! write made while the body runs winning over its result.
 //!
 //! Every test has functions of its own: their caches are `static`s shared
 //! by the whole test binary, and tests run in parallel.
@@ -780,4 +781,63 @@ fn timed_and_cached_compose_in_either_order_timing_the_runs_of_the_body() {
         2
     );
     assert_eq!(timed_above_cache().stats().hits, 2);
+}
+
+// ---- a write made while the body runs wins over its result ----
+
+/// Holds the body of `racing_row` until released, once armed.
+static RACE_STARTED: Mutex<Option<std::sync::mpsc::Sender<()>>> = Mutex::new(None);
+static RACE_RELEASE: Mutex<Option<std::sync::mpsc::Receiver<()>>> = Mutex::new(None);
+static RACE_RUNS: Runs = Runs::new();
+
+#[cached(tags = [format!("row:{id}")])]
+fn racing_row(id: u32) -> String {
+    let run = RACE_RUNS.bump();
+    let started = RACE_STARTED.lock().unwrap().take();
+    if let Some(started) = started {
+        started.send(()).unwrap();
+        let release = RACE_RELEASE.lock().unwrap().take().unwrap();
+        release.recv().unwrap();
+    }
+    format!("row {id}, run {run}")
+}
+
+/// Calls `racing_row(id)` with its body held until `write` has been made;
+/// returns what that call returned.
+fn race_row_against(id: u32, write: impl FnOnce()) -> String {
+    let (started_tx, started) = std::sync::mpsc::channel();
+    let (release, release_rx) = std::sync::mpsc::channel();
+    *RACE_STARTED.lock().unwrap() = Some(started_tx);
+    *RACE_RELEASE.lock().unwrap() = Some(release_rx);
+    let loading = thread::spawn(move || racing_row(id));
+    started.recv().unwrap();
+    write();
+    release.send(()).unwrap();
+    loading.join().unwrap()
+}
+
+#[test]
+fn a_write_made_while_the_body_runs_wins_over_its_result() {
+    // An insert: the cache keeps the inserted value.
+    let stale = race_row_against(1, || racing_row_cache().insert(1, "new".to_string()));
+    assert_eq!(
+        stale, "row 1, run 0",
+        "the call whose body ran gets its result"
+    );
+    assert_eq!(racing_row_cache().get(&1).as_deref(), Some("new"));
+    assert_eq!(racing_row(1), "new");
+
+    // A tag invalidation (and an invalidation by key): the next call runs
+    // the body again.
+    let stale = race_row_against(2, || {
+        racing_row_cache().invalidate_tag("row:2");
+    });
+    assert_eq!(stale, "row 2, run 1");
+    assert_eq!(racing_row_cache().get(&2), None);
+    let stale = race_row_against(3, || racing_row_cache().invalidate(&3));
+    assert_eq!(stale, "row 3, run 2");
+    assert_eq!(racing_row_cache().get(&3), None);
+    assert_eq!(racing_row(2), "row 2, run 3");
+    assert_eq!(racing_row(2), "row 2, run 3");
+    assert_eq!(RACE_RUNS.get(), 4);
 }
