@@ -68,6 +68,45 @@
 //! no call is running, `inserts` minus evictions, `invalidations` and
 //! `tag_invalidations` equals `entry_count`.
 //!
+//! # Loading
+//! The loaders (`get_with`, `try_get_with`, `optionally_get_with`, their
+//! `_options` variants, and so `#[cached]` functions) share one loader per
+//! key, whichever method each caller uses: a caller that misses while a
+//! load of the key is in flight waits for it instead of running its own.
+//! The caller whose loader ran counts a miss; a waiter counts a hit when it
+//! gets the stored value. A loader's error goes to the waiters whose
+//! loaders have the same error type (`try_get_with` with the same `E`, or
+//! `optionally_get_with` for `None`); the others, and all the waiters of a
+//! loader that panicked or whose future was dropped, run their loaders in
+//! turn (again one at a time).
+//!
+//! A load's value never overwrites a write or an invalidation made after
+//! the load began:
+//! - an `insert*` or `invalidate` of the key made while the loader runs
+//!   supersedes the load: its value is not stored, later callers start a
+//!   new load, and callers waiting for it load again (or find the inserted
+//!   value). A write made while a finished load is being stored waits for
+//!   it (a short, bounded step) and lands after it;
+//! - an `invalidate_tag(s)` of one of the tags the loader chose, or an
+//!   `invalidate_all`, made after the load began: its value is not stored
+//!   (checked as the entry joins its tags, under each tag's lock; an
+//!   invalidation made later hides and counts it like any other entry).
+//!
+//! In each case the caller whose loader ran still gets its loaded value
+//! (its call began before the write); the cache does not keep it, and a
+//! later `get` returns the newer value or a miss. A caller that joins a
+//! load gets the stored value only if it is still alive when the load ends,
+//! and otherwise loads again, so no call returns a value older than a write
+//! or invalidation that completed before it began. A value stored without
+//! being counted, or counted and then withdrawn, leaves the exact counts
+//! exact.
+//!
+//! Without a wait limit a waiter waits as long as the loader runs.
+//! [`CacheBuilder::load_timeout`] bounds that wait: a waiter whose limit
+//! passes runs its own loader, which supersedes the slow one (whose value
+//! is then returned to its own caller only); the slow load's other waiters
+//! move to the new one.
+//!
 //! # Time
 //! Time to live is decided by the builder's `quanta::Clock`
 //! ([`CacheBuilder::clock`]): a read of an expired entry is a miss. moka

@@ -159,6 +159,10 @@ where
     /// Inserts with per-entry options (TTL, tags), replacing any entry under
     /// `key`. Also removes a bounded batch of the entries that tag
     /// invalidations have hidden, if any are waiting.
+    ///
+    /// A load of `key` still running is superseded (its value will not be
+    /// stored); one storing its value is waited for, so this insert lands
+    /// after it. With no load in flight this costs one atomic load.
     pub async fn insert_with(&self, key: K, value: V, options: EntryOptions) {
         self.before_write(&key).await;
         let stored = self.inner.shared.make_stored(&key, value, &options);
@@ -199,8 +203,16 @@ where
 
     /// The value under `key`, or the one `init` resolves to, inserted with
     /// the default options. Concurrent calls for the same key (from any
-    /// task) await one `init`; the others wait for its value. The caller
-    /// whose `init` ran counts a miss, the others a hit.
+    /// task, through any of the loading methods) await one `init`; the
+    /// others wait for its value (at most [`CacheBuilder::load_timeout`]
+    /// per loader, if set). The caller whose `init` ran counts a miss, the
+    /// others a hit. If this future is dropped while `init` runs, the
+    /// callers waiting for it run their own loaders in turn.
+    ///
+    /// If the key is written (`insert*`, `invalidate`) or invalidated
+    /// (`invalidate_all`, or a tag the loader chose) after `init` began,
+    /// the value `init` resolves to is returned to this caller but not
+    /// stored: see the crate documentation, "Loading".
     pub async fn get_with(&self, key: K, init: impl Future<Output = V>) -> V {
         self.get_with_options(key, async { (init.await, EntryOptions::default()) })
             .await
@@ -223,8 +235,9 @@ where
     }
 
     /// [`get_with`](Self::get_with) for a fallible loader. An error is
-    /// returned (shared with concurrent callers waiting on the same load)
-    /// and never cached.
+    /// returned, never cached, and shared with the callers waiting on the
+    /// same load whose loaders have the same error type `E` (the others run
+    /// their own loaders).
     pub async fn try_get_with<E>(
         &self,
         key: K,
@@ -277,7 +290,8 @@ where
             .ok()
     }
 
-    /// Removes the entry under `key`, if any.
+    /// Removes the entry under `key`, if any. Like an insert, supersedes a
+    /// load of `key` still running (its value will not be stored).
     pub async fn invalidate<Q>(&self, key: &Q)
     where
         K: Borrow<Q>,

@@ -161,6 +161,10 @@ where
     /// `key`. Also removes a bounded batch of the entries that tag
     /// invalidations have hidden, if any are waiting.
     ///
+    /// A load of `key` still running is superseded (its value will not be
+    /// stored); one storing its value is waited for, so this insert lands
+    /// after it. With no load in flight this costs one atomic load.
+    ///
     /// ```
     /// use std::time::Duration;
     /// use vigil_cache::{EntryOptions, sync::TaggedCache};
@@ -182,9 +186,15 @@ where
     }
 
     /// The value under `key`, or the one `init` returns, inserted with the
-    /// default options. Concurrent calls for the same key run one `init`;
-    /// the others wait for its value. The caller whose `init` ran counts a
-    /// miss, the others a hit.
+    /// default options. Concurrent calls for the same key, through any of
+    /// the loading methods, run one `init`; the others wait for its value
+    /// (at most [`CacheBuilder::load_timeout`] per loader, if set). The
+    /// caller whose `init` ran counts a miss, the others a hit.
+    ///
+    /// If the key is written (`insert*`, `invalidate`) or invalidated
+    /// (`invalidate_all`, or a tag the loader chose) after `init` began,
+    /// the value `init` returns is returned to this caller but not stored:
+    /// see the crate documentation, "Loading".
     ///
     /// ```
     /// use vigil_cache::sync::TaggedCache;
@@ -207,8 +217,9 @@ where
     }
 
     /// [`get_with`](Self::get_with) for a fallible loader. An error is
-    /// returned (shared with concurrent callers waiting on the same load)
-    /// and never cached.
+    /// returned, never cached, and shared with the callers waiting on the
+    /// same load whose loaders have the same error type `E` (the others run
+    /// their own loaders).
     pub fn try_get_with<E>(&self, key: K, init: impl FnOnce() -> Result<V, E>) -> Result<V, Arc<E>>
     where
         E: Send + Sync + 'static,
@@ -247,7 +258,8 @@ where
         self.load(key, || init().ok_or(NoValue)).ok()
     }
 
-    /// Removes the entry under `key`, if any.
+    /// Removes the entry under `key`, if any. Like an insert, supersedes a
+    /// load of `key` still running (its value will not be stored).
     pub fn invalidate<Q>(&self, key: &Q)
     where
         K: Borrow<Q>,
