@@ -3,8 +3,10 @@
 //! One function becomes three items with the same visibility:
 //!
 //! - `f`, the cached function: it builds the key, asks the cache, and on a
-//!   miss runs the body through the single loader of `vigil-cache` (moka's
-//!   `get_with` family), so concurrent misses on one key run it once;
+//!   miss runs the body through the single loader of `vigil-cache` (the
+//!   `get_with` family), so concurrent misses on one key run it once, and a
+//!   write or invalidation made while it runs is never overwritten by its
+//!   result;
 //! - `f_uncached`, the function as written (the body and its other
 //!   attributes);
 //! - `f_cache()`, the accessor of the cache, a `static` `OnceLock` inside it.
