@@ -8,6 +8,10 @@
 //! python3 scripts/bench-report alerts tick_10k_rules_100k_series
 //! ```
 //!
+//! `config/reject_nested_*` times refusing a 200 KB rule file of nested
+//! lists (`[[[...]]]` and `- - - ...` in YAML, `[[[...]]]` in TOML), which
+//! the nesting limit stops before the parser sees it.
+//!
 //! 1 000 gauge metrics with 100 series each (`instance` 0..100, `shard` =
 //! instance % 10). Rule `i` watches metric `i % 1000`, shard `i / 1000`, per
 //! series: each series is read by exactly one rule, 100 000 instances in
@@ -77,5 +81,38 @@ fn alerts(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, alerts);
+/// 200 KB rule files nested 100 000 (YAML flow, TOML) or 100 000 (YAML
+/// block, `- ` each) levels deep.
+fn config(c: &mut Criterion) {
+    use vigil::alert::config::{AlertConfig, Format};
+    let n = 100_000;
+    let files = [
+        (
+            "reject_nested_yaml_flow_200kb",
+            format!("rules: {}{}\n", "[".repeat(n), "]".repeat(n)),
+            Format::Yaml,
+        ),
+        (
+            "reject_nested_yaml_block_200kb",
+            format!("rules:\n  {}x\n", "- ".repeat(n)),
+            Format::Yaml,
+        ),
+        (
+            "reject_nested_toml_200kb",
+            format!("rules = {}{}\n", "[".repeat(n), "]".repeat(n)),
+            Format::Toml,
+        ),
+    ];
+    let mut group = c.benchmark_group("config");
+    for (name, text, format) in &files {
+        group.bench_function(*name, |b| {
+            b.iter(|| {
+                AlertConfig::from_str_as(text, "rules", *format).expect_err("nested too deeply")
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, alerts, config);
 criterion_main!(benches);

@@ -631,6 +631,21 @@ fn deeply_nested_documents_are_refused_before_parsing() {
         "{err}"
     );
 
+    // Within the limit, a wide 200 KB document costs the parser little.
+    let wide = format!(
+        "rules: {}{}{}\n",
+        "[".repeat(MAX_NESTING - 2),
+        "1, ".repeat(70_000),
+        "]".repeat(MAX_NESTING - 2)
+    );
+    assert!(wide.len() > 200_000);
+    let err = rejected_quickly(&wide, "rules.yml");
+    assert!(
+        err.to_string()
+            .starts_with("rules.yml: rules[0]: invalid type: sequence"),
+        "{err}"
+    );
+
     // Nesting up to the limit is left to the parser (and the schema).
     let err = yaml_err(&flow_lists(MAX_NESTING - 1));
     assert_eq!(
