@@ -727,3 +727,47 @@ fn text_with_multibyte_characters_is_refused_not_panicked_on() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn delivery_timers_longer_than_a_year_are_refused() {
+    use vigil_alert::alertmanager::Sender;
+    use vigil_alert::notify::{Dispatcher, WebhookNotifier};
+    let long = "2years is longer than one year, the longest duration allowed";
+    let webhook = WebhookNotifier::builder("http://alertmanager:9093")
+        .alertmanager()
+        .firing_ttl(TWO_YEARS)
+        .build()
+        .unwrap_err();
+    assert_eq!(
+        webhook.to_string(),
+        format!("invalid dispatcher setting `firing_ttl`: {long}")
+    );
+    let dispatcher = |b: vigil_alert::notify::DispatcherBuilder| b.build().unwrap_err().to_string();
+    assert_eq!(
+        dispatcher(Dispatcher::builder().timeout(TWO_YEARS)),
+        format!("invalid dispatcher setting `timeout`: {long}")
+    );
+    assert_eq!(
+        dispatcher(
+            Dispatcher::builder()
+                .initial_backoff(TWO_YEARS)
+                .max_backoff(TWO_YEARS)
+        ),
+        format!("invalid dispatcher setting `initial_backoff`: {long}")
+    );
+    let sender = |b: vigil_alert::alertmanager::SenderBuilder| {
+        b.alertmanager("http://127.0.0.1:9")
+            .build()
+            .map(|_| ())
+            .unwrap_err()
+            .to_string()
+    };
+    assert_eq!(
+        sender(Sender::builder().resend_delay(TWO_YEARS)),
+        format!("invalid dispatcher setting `resend_delay`: {long}")
+    );
+    assert_eq!(
+        sender(Sender::builder().evaluation_interval(TWO_YEARS)),
+        format!("invalid dispatcher setting `evaluation_interval`: {long}")
+    );
+}

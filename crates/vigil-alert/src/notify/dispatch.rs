@@ -273,7 +273,8 @@ impl DispatcherBuilder {
         self
     }
 
-    /// How long one attempt may take before it is abandoned (default 10 s).
+    /// How long one attempt may take before it is abandoned (default 10 s,
+    /// at most [`MAX_DURATION`](crate::MAX_DURATION)).
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.retry.timeout = timeout;
         self
@@ -286,7 +287,8 @@ impl DispatcherBuilder {
         self
     }
 
-    /// The longest wait between attempts (default 30 s).
+    /// The longest wait between attempts (default 30 s, at most
+    /// [`MAX_DURATION`](crate::MAX_DURATION)).
     pub fn max_backoff(mut self, backoff: Duration) -> Self {
         self.retry.max_backoff = backoff;
         self
@@ -354,6 +356,16 @@ impl DispatcherBuilder {
         }
         if retry.timeout.is_zero() {
             return invalid("timeout", "must be more than zero".into());
+        }
+        let timers = [
+            ("timeout", retry.timeout),
+            ("initial_backoff", retry.initial_backoff),
+            ("max_backoff", retry.max_backoff),
+        ];
+        for (field, d) in timers {
+            if let Some(reason) = crate::too_long(d) {
+                return invalid(field, reason);
+            }
         }
         if retry.initial_backoff > retry.max_backoff {
             return invalid(

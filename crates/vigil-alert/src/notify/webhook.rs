@@ -284,7 +284,7 @@ impl WebhookBuilder {
     /// Alertmanager resolves them by itself if vigil stops re-sending (set
     /// it above the route's `repeat_interval`). Unset, firing alerts carry
     /// no `endsAt` and Alertmanager applies its `resolve_timeout` (5m by
-    /// default).
+    /// default). At most [`MAX_DURATION`](crate::MAX_DURATION).
     pub fn firing_ttl(mut self, ttl: Duration) -> Self {
         self.firing_ttl = Some(ttl);
         self
@@ -347,6 +347,12 @@ impl WebhookBuilder {
             }
             .to_owned()
         });
+        if let Some(reason) = self.firing_ttl.and_then(crate::too_long) {
+            return Err(NotifyError::InvalidConfig {
+                field: "firing_ttl",
+                reason,
+            });
+        }
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         Ok(WebhookNotifier {
@@ -397,7 +403,7 @@ fn alertmanager_alerts<'a>(
                 AlertStatus::Resolved => Some(alert.ends_at.unwrap_or(now).clamp(starts_at, now)),
                 AlertStatus::Firing => alert
                     .ends_at
-                    .or_else(|| firing_ttl.map(|ttl| now + ttl))
+                    .or_else(|| firing_ttl.and_then(|ttl| now.checked_add(ttl)))
                     .map(|valid_until| valid_until.max(starts_at)),
             };
             PostableAlert {
