@@ -36,7 +36,7 @@ fn check_error(error: &vigil_alert::ConfigError, text: &str) -> Result<(), Strin
         return Err(format!("the error says nothing: {message:?}"));
     }
     if let Some(line) = error.line() {
-        let lines = text.lines().count().max(1);
+        let lines = line_count(text);
         if line == 0 || line > lines + 1 {
             return Err(format!(
                 "the error points at line {line} of a {lines}-line text: {message}"
@@ -74,4 +74,12 @@ fn check_loaded(config: AlertConfig) -> Result<(), String> {
         }
         Err(_) => Ok(()),
     }
+}
+
+/// Lines as YAML counts them: a line feed, a carriage return and the pair
+/// each end one (TOML allows only the first and the last).
+fn line_count(text: &str) -> usize {
+    let breaks =
+        text.matches('\n').count() + text.matches('\r').count() - text.matches("\r\n").count();
+    breaks + 1
 }
