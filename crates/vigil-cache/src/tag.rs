@@ -884,6 +884,36 @@ mod tests {
     }
 
     #[test]
+    fn an_entry_of_a_load_begun_before_an_invalidation_of_its_tag_is_stale() {
+        let index = TagIndex::<u32>::new();
+        let stale = |tag: &str, id: u64, since: u64| {
+            index
+                .stamp(&[Tag::from(tag)], id, &0, true, Some(since))
+                .stale
+        };
+        // A tag in use.
+        let before = index.sequence();
+        index.stamp(&[Tag::from("a")], 1, &1, true, None);
+        assert!(index.invalidate(["a"], || false).is_some());
+        assert!(stale("a", 2, before));
+        assert!(!stale("a", 3, index.sequence()), "a load begun after it");
+        assert!(!stale("b", 4, before), "another tag");
+
+        // A tag no entry carries, invalidated while a load is in flight.
+        let before = index.sequence();
+        assert!(index.invalidate(["c"], || true).is_some());
+        assert!(stale("c", 5, before));
+
+        // A tag invalidated, its slot freed, then given a slot again.
+        index.stamp(&[Tag::from("d")], 6, &6, true, None);
+        let before = index.sequence();
+        index.invalidate(["d"], || false);
+        index.sweep();
+        assert!(stale("d", 7, before));
+        assert!(!stale("d", 8, index.sequence()));
+    }
+
+    #[test]
     fn many_tags_spill_to_the_heap_and_still_check() {
         let index = TagIndex::<u32>::new();
         let tags: Vec<Tag> = (0..100).map(|i| Tag::from(format!("t{i}"))).collect();
