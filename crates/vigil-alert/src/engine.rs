@@ -199,24 +199,8 @@ impl EngineBuilder {
                 reason: problem,
             });
         }
-        if let Some(interval) = self.evaluation_interval {
-            let problem = if interval.is_zero() {
-                Some("must be longer than zero".to_owned())
-            } else {
-                crate::too_long(interval)
-            };
-            if let Some(reason) = problem {
-                return Err(Error::InvalidSetting {
-                    setting: "evaluation_interval",
-                    reason,
-                });
-            }
-        }
         for rule in &self.rules {
             rule.validate()?;
-            if let Some(interval) = self.evaluation_interval {
-                rule.check_interval(interval)?;
-            }
         }
         self.routing.validate()?;
         let mut firing: Vec<FiringSeries> = Vec::new();
@@ -239,7 +223,7 @@ impl EngineBuilder {
             });
             states.push(RuleState::new(rule, slots));
         }
-        Ok(Engine {
+        let engine = Engine {
             groups: Groups::new(&self.routing, self.inhibit_rules),
             rules: self.rules,
             states,
@@ -251,7 +235,11 @@ impl EngineBuilder {
             history: History::new(self.history_capacity),
             tick: 0,
             scratch: Scratch::default(),
-        })
+        };
+        if let Some(interval) = self.evaluation_interval {
+            engine.check_evaluation_interval(interval)?;
+        }
+        Ok(engine)
     }
 }
 
@@ -531,6 +519,28 @@ impl Engine {
     /// The rules, in the order they were added.
     pub fn rules(&self) -> &[Rule] {
         &self.rules
+    }
+
+    /// Checks that every rule's windows work when the engine is evaluated
+    /// every `interval` (what
+    /// [`EngineBuilder::evaluation_interval`] checks at build), for a host
+    /// that learns its interval after the engine was built.
+    pub fn check_evaluation_interval(&self, interval: Duration) -> Result<()> {
+        if interval.is_zero() {
+            return Err(Error::InvalidSetting {
+                setting: "evaluation_interval",
+                reason: "must be longer than zero".into(),
+            });
+        }
+        if let Some(reason) = crate::too_long(interval) {
+            return Err(Error::InvalidSetting {
+                setting: "evaluation_interval",
+                reason,
+            });
+        }
+        self.rules
+            .iter()
+            .try_for_each(|rule| rule.check_interval(interval))
     }
 
     /// Every receiver a notification can be addressed to: the routes'

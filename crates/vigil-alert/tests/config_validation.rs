@@ -771,3 +771,33 @@ async fn delivery_timers_longer_than_a_year_are_refused() {
         format!("invalid dispatcher setting `evaluation_interval`: {long}")
     );
 }
+
+#[test]
+fn a_built_engine_checks_an_interval_learnt_later() {
+    let engine = Engine::new([Rule::builder("Errors")
+        .rate("errors_total", Duration::from_secs(10))
+        .threshold(Severity::High, Comparison::Greater, 1.0)
+        .build()
+        .unwrap()])
+    .unwrap();
+    assert_eq!(
+        engine
+            .check_evaluation_interval(Duration::from_secs(15))
+            .unwrap_err()
+            .to_string(),
+        "invalid rule `Errors`: `expr` window 10s is shorter than the evaluation interval 15s, \
+         so it never holds the two samples a rate needs"
+    );
+    assert!(
+        engine
+            .check_evaluation_interval(Duration::from_secs(5))
+            .is_ok()
+    );
+    assert_eq!(
+        engine
+            .check_evaluation_interval(Duration::ZERO)
+            .unwrap_err()
+            .to_string(),
+        "invalid engine setting `evaluation_interval`: must be longer than zero"
+    );
+}
