@@ -130,7 +130,8 @@ impl Config {
     /// Most threads that each own a shard of the histogram at the same
     /// time (clamped to 1 ..= 64); default: the CPU count, up to 64. A
     /// thread that records while all are taken adds to one shared shard
-    /// with `fetch_add`, correct but slower under contention. A histogram
+    /// with `fetch_add`, correct but slower under contention (and that
+    /// shard holds its pages twice, so reads see it whole). A histogram
     /// only ever allocates shards for threads that record into it while
     /// other recording threads are alive, so this bounds memory, it does
     /// not reserve it.

@@ -62,14 +62,18 @@
 //! shard again. A writer that records without pause for the whole length
 //! of 16 reads gets a bracketed read instead: count and buckets still
 //! agree, and the sum lies between the sums before and after (exact when
-//! the values recorded meanwhile were equal).
+//! the values recorded meanwhile were equal). The overflow shard that
+//! threads beyond the slot count share is written with `fetch_add` by
+//! several threads, so it has two halves instead: a reader flips the half
+//! writers use, waits for the records in flight and reads the other one
+//! (prometheus client_golang's hot/cold scheme). Loom models check both.
 //!
 //! # Threads and shards
 //! A thread claims a free shard of a histogram (one compare-exchange) on
 //! its first record into it. A histogram holds as many shards as threads
 //! recorded into it while the others were alive, at most one per CPU (up
-//! to 64, see [`Config::shards`]); past that, threads share one shard with
-//! `fetch_add`. When a thread exits its shards are released, counts and
+//! to 64, see [`Config::shards`]); past that, threads share one overflow
+//! shard with `fetch_add` (two halves of pages, see above). When a thread exits its shards are released, counts and
 //! all, and the next thread that records takes one over: 10,000
 //! short-lived threads cost what 10 do, and lose no value
 //! (`tests/memory.rs`).

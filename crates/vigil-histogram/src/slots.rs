@@ -1,7 +1,7 @@
 //! Which shard a recording thread writes: shards are owned by threads, and
 //! a histogram has only as many as threads that recorded into it are alive
-//! at once (at most one per CPU slot; past that, threads share one
-//! `fetch_add` shard).
+//! at once (at most one per CPU slot; past that, threads share the
+//! [`Overflow`] shard, written with `fetch_add`).
 //!
 //! A thread claims a free slot with one compare-exchange on its first
 //! record into a histogram, then finds it again on every record with one
@@ -574,7 +574,9 @@ mod loom_tests {
     /// race.
     #[test]
     fn overflow_page_allocation_races_allocate_once() {
-        loom::model(|| {
+        let mut model = loom::model::Builder::new();
+        model.preemption_bound = Some(3);
+        model.check(|| {
             let slots = loom::sync::Arc::new(Slots::new(4, 1));
             let threads: Vec<_> = (0..2)
                 .map(|_| {
