@@ -26,6 +26,10 @@ pub const DEFAULT_BUCKETS: [f64; 11] = [
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
+/// The default of [`MonitorBuilder::max_series`]: how many series the
+/// registry stores across every metric name.
+pub const DEFAULT_MAX_SERIES: usize = 100_000;
+
 /// Builds a [`Monitor`]: `Monitor::builder()...install()`.
 ///
 /// ```
@@ -37,6 +41,7 @@ pub const DEFAULT_BUCKETS: [f64; 11] = [
 ///     .window(Duration::from_secs(300))
 ///     .buckets(Matcher::Suffix("_seconds".into()), &[0.01, 0.1, 1.0])
 ///     .max_series_per_metric(500)
+///     .max_series(50_000)
 ///     .build()?;
 /// # let _ = monitor;
 /// # Ok::<(), vigil::Error>(())
@@ -51,6 +56,7 @@ pub struct MonitorBuilder {
     window: Duration,
     idle_timeout: Option<Duration>,
     max_series_per_metric: usize,
+    max_series: usize,
     clock: Option<quanta::Clock>,
     upkeep_interval: Option<Duration>,
     listen: Option<String>,
@@ -87,6 +93,7 @@ impl Default for MonitorBuilder {
             window: Duration::from_secs(60),
             idle_timeout: None,
             max_series_per_metric: 1000,
+            max_series: DEFAULT_MAX_SERIES,
             clock: None,
             upkeep_interval: Some(Duration::from_secs(1)),
             listen: None,
@@ -104,6 +111,12 @@ impl Default for MonitorBuilder {
 
 impl MonitorBuilder {
     /// Adds a label to every series in the exposition (e.g. `service`).
+    /// The key must be a Prometheus label name (`[a-zA-Z_][a-zA-Z0-9_]*`)
+    /// that the exposition does not reserve: not `__`-prefixed, not `le`
+    /// or `quantile` (histograms and summaries add those), not
+    /// `vigil_overflow`; [`build`](Self::build) refuses any other, naming
+    /// it. The value may be any text (it is escaped). A series label of the
+    /// same key replaces the global one on that series.
     pub fn global_label(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.global_labels.insert(key.into(), value.into());
         self
@@ -167,6 +180,29 @@ impl MonitorBuilder {
     /// and count in `vigil_series_dropped_total`.
     pub fn max_series_per_metric(mut self, limit: usize) -> Self {
         self.max_series_per_metric = limit;
+        self
+    }
+
+    /// The most series the registry stores across every metric name and
+    /// kind (default [`DEFAULT_MAX_SERIES`], 100 000), so that memory stays
+    /// bounded whatever names and labels are recorded (a request id in a
+    /// metric name, say). Once it is reached, a new label set of a metric
+    /// that has series folds into that metric's overflow series (labelled
+    /// `vigil_overflow="true"`, as beyond
+    /// [`max_series_per_metric`](Self::max_series_per_metric)), and a
+    /// series of a metric name with no series is not stored at all: its
+    /// handle records nothing, and nothing is kept for the name. Both
+    /// count in `vigil_series_dropped_total`, once per registration
+    /// (`metrics::counter!` registers at each call; a kept handle
+    /// registered once). Overflow series are not counted in the budget:
+    /// at most one more per stored metric name. Series that expire (see
+    /// [`idle_timeout`](Self::idle_timeout)) give their room back.
+    ///
+    /// At the default, 1 000 000 distinct counter names (100 000 stored,
+    /// 900 000 dropped) add about 22 MiB of resident memory, about 110 MiB
+    /// once rendered (`docs/benchmarks.md`).
+    pub fn max_series(mut self, limit: usize) -> Self {
+        self.max_series = limit;
         self
     }
 
@@ -404,6 +440,15 @@ impl MonitorBuilder {
                 reason: "must be at least 1".into(),
             });
         }
+        if self.max_series == 0 {
+            return Err(Error::Setting {
+                setting: "max_series",
+                reason: "must be at least 1".into(),
+            });
+        }
+        for key in self.global_labels.keys() {
+            check_global_label(key)?;
+        }
         if self.alert_interval.is_some_and(|i| i.is_zero()) {
             return Err(Error::Setting {
                 setting: "alert_interval",
@@ -475,6 +520,7 @@ impl MonitorBuilder {
             window: self.window,
             idle_timeout: self.idle_timeout,
             max_series_per_metric: self.max_series_per_metric,
+            max_series: self.max_series,
             clock,
         };
         let shared = Arc::new(Shared::new(Storage::new(default, histograms), settings));
@@ -577,6 +623,37 @@ fn check_receivers(
         unknown: unknown.iter().map(|s| (*s).to_owned()).collect(),
         known: known.iter().map(|s| (*s).to_owned()).collect(),
     })
+}
+
+/// Fails unless `key` can be a global label: a label name in Prometheus's
+/// grammar that the exposition does not reserve.
+fn check_global_label(key: &str) -> Result<(), Error> {
+    let refuse = |reason: String| {
+        Err(Error::Setting {
+            setting: "global_label",
+            reason: format!("the key {key:?} {reason}"),
+        })
+    };
+    if !crate::sanitize::valid_label_key(key) {
+        return match crate::sanitize::label_key(key) {
+            None => refuse("is empty".into()),
+            Some(valid) => refuse(format!(
+                "is not a label name ([a-zA-Z_][a-zA-Z0-9_]*); {valid:?} would be"
+            )),
+        };
+    }
+    if key.starts_with("__") {
+        return refuse("is reserved: names starting with `__` are Prometheus's own".into());
+    }
+    if key == "le" || key == "quantile" {
+        return refuse(format!(
+            "is reserved: histograms and summaries add `{key}` to their samples"
+        ));
+    }
+    if key == crate::recorder::OVERFLOW_LABEL {
+        return refuse("is reserved: it marks a metric's overflow series".into());
+    }
+    Ok(())
 }
 
 /// The socket address of the `listen` setting: an IP address and port, or

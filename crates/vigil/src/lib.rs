@@ -107,7 +107,7 @@ pub mod histogram {
     pub use vigil_histogram::*;
 }
 
-pub use builder::{DEFAULT_BUCKETS, DEFAULT_QUANTILES, MonitorBuilder};
+pub use builder::{DEFAULT_BUCKETS, DEFAULT_MAX_SERIES, DEFAULT_QUANTILES, MonitorBuilder};
 pub use error::Error;
 pub use monitor::Monitor;
 pub use recorder::{OVERFLOW_LABEL, Recorder, SERIES_DROPPED_TOTAL};

@@ -119,8 +119,10 @@ impl Monitor {
         Some(f(&mut engine))
     }
 
-    /// Label sets folded into overflow series so far (also exported as
-    /// `vigil_series_dropped_total`).
+    /// Registrations not stored as their own series so far: label sets
+    /// folded into overflow series, and new names beyond
+    /// [`max_series`](MonitorBuilder::max_series) not stored at all (also
+    /// exported as `vigil_series_dropped_total`).
     pub fn series_dropped(&self) -> u64 {
         self.shared().series_dropped()
     }

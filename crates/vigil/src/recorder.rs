@@ -1,7 +1,8 @@
 //! The registry behind every view: one `metrics::Recorder` whose series
 //! live in a `metrics_util::registry::Registry` with vigil storage, plus the
-//! bookkeeping around it (descriptions, the per-name series limit, and the
-//! optional recorder it forwards to).
+//! bookkeeping around it (descriptions, registration-time sanitizing, the
+//! per-name series limit and the global series budget, and the optional
+//! recorder it forwards to).
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
@@ -23,10 +24,12 @@ use vigil_timing::objectives::LATENCY_BUCKETS;
 
 use crate::activity::Activity;
 use crate::render::Rejected;
-use crate::sanitize::{self, Reason, SERIES_REJECTED_TOTAL};
+use crate::sanitize::{self, Reason, Registered, SERIES_REJECTED_TOTAL};
 use crate::storage::Storage;
 
-/// The name of the counter of label sets folded into an overflow series.
+/// The name of the counter of registrations not stored as their own
+/// series: label sets folded into an overflow series, and new metric names
+/// beyond the series budget.
 pub const SERIES_DROPPED_TOTAL: &str = "vigil_series_dropped_total";
 
 /// The label that marks the overflow series of a metric name.
@@ -42,6 +45,7 @@ pub(crate) struct Settings {
     pub(crate) window: Duration,
     pub(crate) idle_timeout: Option<Duration>,
     pub(crate) max_series_per_metric: usize,
+    pub(crate) max_series: usize,
     pub(crate) clock: quanta::Clock,
 }
 
@@ -86,6 +90,69 @@ pub(crate) fn bucket_bounds<'a>(
 /// A recorded series and one change made to it on its way out.
 type RejectedSeries = (MetricKind, Key, Reason);
 
+/// How many metric names the log names, one warning each, when their
+/// series are refused or renamed; past them, one more warning says that
+/// further names are counted in [`SERIES_REJECTED_TOTAL`] without a log
+/// line, so a flood of distinct bad names cannot flood the log.
+const LOGGED_NAMES: usize = 1_000;
+
+/// The index of a metric kind in the per-kind tables.
+fn slot(kind: MetricKind) -> usize {
+    match kind {
+        MetricKind::Counter => 0,
+        MetricKind::Gauge => 1,
+        MetricKind::Histogram => 2,
+    }
+}
+
+/// The series admitted so far, by name and in all: what the per-name limit
+/// and the global budget are checked against.
+#[derive(Debug, Default)]
+struct Admission {
+    /// Series per exposed name, one table per kind; the overflow series is
+    /// not counted. A name leaves its table when its last series expires,
+    /// so only stored names take room here.
+    names: [HashMap<String, usize>; 3],
+    /// The sum of every count in `names`.
+    total: usize,
+    /// Names whose per-name limit was logged (names with series only).
+    full: [HashSet<String>; 3],
+    /// Whether reaching the budget was logged.
+    budget_logged: bool,
+}
+
+/// Recorded keys outside the exposition's grammar that were registered,
+/// and the key each is stored under (`None`: refused), so a repeated
+/// registration finds its series without sanitizing again and its changes
+/// are counted once. Holds at most
+/// [`max_series`](crate::MonitorBuilder::max_series) keys in all.
+#[derive(Debug, Default)]
+struct Renamed {
+    keys: [HashMap<Key, Option<Key>>; 3],
+    len: usize,
+}
+
+/// The metric names already logged as refused or renamed (at most
+/// [`LOGGED_NAMES`]), and whether the warning that no more are logged was
+/// given.
+#[derive(Debug, Default)]
+struct Logged {
+    names: HashSet<String>,
+    capped: bool,
+}
+
+/// What [`Shared::admit`] did with a key that was not registered.
+enum Admitted<V> {
+    /// Another thread registered it first.
+    Found(V),
+    /// Stored as a new series.
+    New(V),
+    /// Folded into its name's overflow series.
+    Overflow(V),
+    /// Not stored: a new name beyond the budget.
+    Dropped,
+}
+
 /// State shared by the recorder, the [`Monitor`](crate::Monitor) handles,
 /// the upkeep thread and the HTTP listener.
 #[derive(Debug)]
@@ -95,14 +162,15 @@ pub(crate) struct Shared {
     /// not kept: vigil's names carry their unit already (`_seconds`), and
     /// the layered recorder still receives them.
     pub(crate) descriptions: RwLock<HashMap<String, SharedString>>,
-    /// Series per (kind, name) admitted so far; the overflow series is not
-    /// counted.
-    admitted: Mutex<HashMap<(MetricKind, String), usize>>,
-    warned: Mutex<HashSet<(MetricKind, String)>>,
-    /// Series changes already counted in [`SERIES_REJECTED_TOTAL`] (a
-    /// series is read at every render; each change counts once), and the
-    /// names already logged.
-    rejected: Mutex<(HashSet<RejectedSeries>, HashSet<String>)>,
+    admission: Mutex<Admission>,
+    renamed: RwLock<Renamed>,
+    /// Series changes made when the registry is read that were already
+    /// counted in [`SERIES_REJECTED_TOTAL`] (a series is read at every
+    /// render; each change counts once). Registration stores every key as
+    /// exposed, so this stays empty unless a key reaches the registry
+    /// another way.
+    rejected: Mutex<HashSet<RejectedSeries>>,
+    logged: Mutex<Logged>,
     dropped: Arc<AtomicU64>,
     pub(crate) activity: Mutex<Activity>,
     pub(crate) settings: Settings,
@@ -117,16 +185,17 @@ impl Shared {
         let shared = Self {
             registry,
             descriptions: RwLock::new(HashMap::new()),
-            admitted: Mutex::new(HashMap::new()),
-            warned: Mutex::new(HashSet::new()),
-            rejected: Mutex::new((HashSet::new(), HashSet::new())),
+            admission: Mutex::new(Admission::default()),
+            renamed: RwLock::new(Renamed::default()),
+            rejected: Mutex::new(HashSet::new()),
+            logged: Mutex::new(Logged::default()),
             dropped,
             activity: Mutex::new(Activity::new(settings.clock.now())),
             settings,
         };
         shared.describe(
             SERIES_DROPPED_TOTAL,
-            "Registrations of new label sets folded into a metric's overflow series because it reached its series limit".into(),
+            "Registrations of new series not stored as their own: folded into their metric's overflow series (series limit per metric or series budget reached), or not stored at all (a new metric name beyond the series budget)".into(),
         );
         shared.describe(
             SERIES_REJECTED_TOTAL,
@@ -135,31 +204,50 @@ impl Shared {
         shared
     }
 
-    /// Counts each change not counted yet in [`SERIES_REJECTED_TOTAL`]
-    /// and logs the first change of each name.
+    /// Counts one change in [`SERIES_REJECTED_TOTAL`] and logs it if it is
+    /// the first of its metric name (while fewer than [`LOGGED_NAMES`]
+    /// names were logged).
+    fn count_rejected(&self, name: &str, reason: Reason) {
+        let series = Key::from_parts(
+            SERIES_REJECTED_TOTAL,
+            vec![Label::new("reason", reason.as_str())],
+        );
+        self.registry
+            .get_or_create_counter(&series, |counter| counter.fetch_add(1, Ordering::Relaxed));
+        let mut logged = self.logged.lock().unwrap_or_else(PoisonError::into_inner);
+        if logged.names.contains(name) {
+            return;
+        }
+        if logged.names.len() < LOGGED_NAMES {
+            logged.names.insert(name.to_owned());
+            drop(logged);
+            tracing::warn!(
+                metric = name,
+                reason = reason.as_str(),
+                "series refused or renamed to keep the exposition valid; counted in {SERIES_REJECTED_TOTAL}"
+            );
+        } else if !logged.capped {
+            logged.capped = true;
+            drop(logged);
+            tracing::warn!(
+                logged = LOGGED_NAMES,
+                "series of more metric names refused or renamed; further ones are counted in {SERIES_REJECTED_TOTAL} without a log line"
+            );
+        }
+    }
+
+    /// Counts each change made when the registry is read that is not
+    /// counted yet in [`SERIES_REJECTED_TOTAL`].
     pub(crate) fn reject(&self, rejected: Rejected) {
         if rejected.is_empty() {
             return;
         }
-        let mut guard = self.rejected.lock().unwrap_or_else(PoisonError::into_inner);
-        let (counted, logged) = &mut *guard;
+        let mut counted = self.rejected.lock().unwrap_or_else(PoisonError::into_inner);
         for (kind, key, reason) in rejected {
             if counted.contains(&(kind, key.clone(), reason)) {
                 continue;
             }
-            let series = Key::from_parts(
-                SERIES_REJECTED_TOTAL,
-                vec![Label::new("reason", reason.as_str())],
-            );
-            self.registry
-                .get_or_create_counter(&series, |counter| counter.fetch_add(1, Ordering::Relaxed));
-            if logged.insert(key.name().to_owned()) {
-                tracing::warn!(
-                    metric = key.name(),
-                    reason = reason.as_str(),
-                    "series refused or renamed to keep the exposition valid; counted in {SERIES_REJECTED_TOTAL}"
-                );
-            }
+            self.count_rejected(key.name(), reason);
             counted.insert((kind, key, reason));
         }
     }
@@ -172,95 +260,283 @@ impl Shared {
             .insert(sanitize::metric_name(name).unwrap_or_default(), text);
     }
 
-    /// Series registered beyond the per-name limit so far.
+    /// Registrations not stored as their own series so far.
     pub(crate) fn series_dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
     }
 
-    /// Decides the key a new series is stored under: its own while the name
-    /// has room, the name's overflow series once it is full. Runs only when a
-    /// key is not registered yet (registration, the cold path).
-    fn admit<V>(
+    /// The label key the exposition adds itself to series of this kind and
+    /// recorded name: `le` for a histogram rendered with buckets,
+    /// `quantile` for one rendered as a summary.
+    fn reserved_key(&self, kind: MetricKind, name: &str) -> Option<&'static str> {
+        if kind != MetricKind::Histogram {
+            return None;
+        }
+        let name = if sanitize::valid_metric_name(name) {
+            Cow::Borrowed(name)
+        } else {
+            Cow::Owned(sanitize::metric_name(name)?)
+        };
+        Some(if self.settings.buckets_for(&name).is_some() {
+            "le"
+        } else {
+            "quantile"
+        })
+    }
+
+    /// The series `key` records into: the registered one (the hot path:
+    /// one lookup, as before any check), or, the first time, the one
+    /// [`register_new`](Self::register_new) decides; `None` for a key that
+    /// is not stored.
+    #[inline]
+    fn register<V>(
         &self,
         kind: MetricKind,
         key: &Key,
         existing: impl Fn(&Key) -> Option<V>,
-        create: impl FnOnce(&Key) -> V,
-    ) -> V {
+        create: impl Fn(&Key) -> V,
+    ) -> Option<V> {
         if let Some(found) = existing(key) {
-            return found;
+            return Some(found);
         }
-        let mut admitted = self.admitted.lock().unwrap_or_else(PoisonError::into_inner);
+        self.register_new(kind, key, &existing, &create)
+    }
+
+    /// A key that is not registered under its recorded form (the cold
+    /// path): brought to the exposition's grammar ([`sanitize::register`]),
+    /// it joins the series it now names if there is one (a collision,
+    /// counted), or is admitted under the limits. Changes are counted in
+    /// [`SERIES_REJECTED_TOTAL`] once per recorded key while the registry
+    /// can remember renamed keys ([`Renamed`]); past that, at each
+    /// registration.
+    #[inline(never)]
+    fn register_new<V>(
+        &self,
+        kind: MetricKind,
+        key: &Key,
+        existing: &dyn Fn(&Key) -> Option<V>,
+        create: &dyn Fn(&Key) -> V,
+    ) -> Option<V> {
+        let known = self
+            .renamed
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .keys[slot(kind)]
+        .get(key)
+        .cloned();
+        let mut reasons = Vec::new();
+        let (target, remembered) = match known {
+            Some(None) => return None,
+            Some(Some(target)) => (target, true),
+            None => {
+                match sanitize::register(key, self.reserved_key(kind, key.name()), &mut reasons) {
+                    Registered::AsRecorded => {
+                        return match self.admit(kind, key, existing, create) {
+                            Admitted::Found(series)
+                            | Admitted::New(series)
+                            | Admitted::Overflow(series) => Some(series),
+                            Admitted::Dropped => None,
+                        };
+                    }
+                    Registered::Refused => {
+                        self.remember(kind, key, None, &reasons);
+                        return None;
+                    }
+                    Registered::Renamed(target) => (target, false),
+                }
+            }
+        };
+        if let Some(found) = existing(&target) {
+            if !remembered {
+                reasons.push(Reason::Collision);
+                self.remember(kind, key, Some(target), &reasons);
+            }
+            return Some(found);
+        }
+        match self.admit(kind, &target, existing, create) {
+            Admitted::Found(series) => {
+                if !remembered {
+                    reasons.push(Reason::Collision);
+                    self.remember(kind, key, Some(target), &reasons);
+                }
+                Some(series)
+            }
+            Admitted::New(series) => {
+                if !remembered {
+                    self.remember(kind, key, Some(target), &reasons);
+                }
+                Some(series)
+            }
+            Admitted::Overflow(series) => Some(series),
+            Admitted::Dropped => None,
+        }
+    }
+
+    /// Notes that `key` is stored as `target` (`None`: refused) and counts
+    /// `reasons`, unless another thread noted it first; when the registry
+    /// already remembers [`max_series`](crate::MonitorBuilder::max_series)
+    /// renamed keys, counts them without noting.
+    fn remember(&self, kind: MetricKind, key: &Key, target: Option<Key>, reasons: &[Reason]) {
+        let mut renamed = self.renamed.write().unwrap_or_else(PoisonError::into_inner);
+        let first = if renamed.len < self.settings.max_series {
+            match renamed.keys[slot(kind)].entry(key.clone()) {
+                std::collections::hash_map::Entry::Occupied(_) => false,
+                std::collections::hash_map::Entry::Vacant(vacant) => {
+                    vacant.insert(target);
+                    renamed.len += 1;
+                    true
+                }
+            }
+        } else {
+            true
+        };
+        drop(renamed);
+        if first {
+            for &reason in reasons {
+                self.count_rejected(key.name(), reason);
+            }
+        }
+    }
+
+    /// Decides where a new series of `key` (already as exposed) is stored:
+    /// its own series while its name is under
+    /// [`max_series_per_metric`](crate::MonitorBuilder::max_series_per_metric)
+    /// and the registry under
+    /// [`max_series`](crate::MonitorBuilder::max_series); otherwise its
+    /// name's overflow series, or nowhere for a name with no series yet
+    /// once the budget is reached. Nothing is kept for a key that is not
+    /// stored.
+    fn admit<V>(
+        &self,
+        kind: MetricKind,
+        key: &Key,
+        existing: &dyn Fn(&Key) -> Option<V>,
+        create: &dyn Fn(&Key) -> V,
+    ) -> Admitted<V> {
+        let mut admission = self
+            .admission
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         // Re-check under the lock: another thread may have admitted it.
         if let Some(found) = existing(key) {
-            return found;
+            return Admitted::Found(found);
         }
-        let slot = (kind, key.name().to_owned());
-        let count = admitted.entry(slot.clone()).or_insert(0);
-        if *count < self.settings.max_series_per_metric {
-            *count += 1;
-            return create(key);
+        let Admission {
+            names,
+            total,
+            full,
+            budget_logged,
+        } = &mut *admission;
+        let limit = self.settings.max_series_per_metric;
+        let budget = self.settings.max_series;
+        let within_budget = *total < budget;
+        let names = &mut names[slot(kind)];
+        match names.get_mut(key.name()) {
+            Some(count) if *count < limit && within_budget => {
+                *count += 1;
+                *total += 1;
+                return Admitted::New(create(key));
+            }
+            Some(_) => {}
+            None if within_budget => {
+                names.insert(key.name().to_owned(), 1);
+                *total += 1;
+                return Admitted::New(create(key));
+            }
+            None => {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+                if !std::mem::replace(budget_logged, true) {
+                    drop(admission);
+                    self.warn_budget();
+                }
+                return Admitted::Dropped;
+            }
         }
-        drop(admitted);
+        // The name has series: fold into its overflow series.
+        if within_budget {
+            if full[slot(kind)].insert(key.name().to_owned()) {
+                tracing::warn!(
+                    metric = key.name(),
+                    limit,
+                    overflow_label = OVERFLOW_LABEL,
+                    "metric reached its series limit; new label sets fold into its overflow series"
+                );
+            }
+        } else if !std::mem::replace(budget_logged, true) {
+            self.warn_budget();
+        }
+        drop(admission);
         self.dropped.fetch_add(1, Ordering::Relaxed);
-        if self
-            .warned
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(slot)
-        {
-            tracing::warn!(
-                metric = key.name(),
-                limit = self.settings.max_series_per_metric,
-                overflow_label = OVERFLOW_LABEL,
-                "metric reached its series limit; new label sets fold into its overflow series"
-            );
-        }
         let overflow = Key::from_parts(
             key.name().to_owned(),
             vec![Label::new(OVERFLOW_LABEL, "true")],
         );
-        create(&overflow)
+        Admitted::Overflow(create(&overflow))
     }
 
-    /// Forgets series that expired so their names have room again.
+    fn warn_budget(&self) {
+        tracing::warn!(
+            max_series = self.settings.max_series,
+            overflow_label = OVERFLOW_LABEL,
+            "the registry reached its series budget; new label sets fold into their metric's overflow series and new metric names are not stored; counted in {SERIES_DROPPED_TOTAL}"
+        );
+    }
+
+    /// Forgets series that expired so their names, and the registry, have
+    /// room again; a name whose last series expired is forgotten.
     pub(crate) fn release(&self, kind: MetricKind, names: impl IntoIterator<Item = String>) {
-        let mut admitted = self.admitted.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut admission = self
+            .admission
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let Admission {
+            names: admitted,
+            total,
+            full,
+            ..
+        } = &mut *admission;
+        let admitted = &mut admitted[slot(kind)];
         for name in names {
-            if let Some(count) = admitted.get_mut(&(kind, name)) {
-                *count = count.saturating_sub(1);
+            let Some(count) = admitted.get_mut(&name) else {
+                continue;
+            };
+            *count = count.saturating_sub(1);
+            *total = total.saturating_sub(1);
+            if *count == 0 {
+                admitted.remove(&name);
+                full[slot(kind)].remove(&name);
             }
         }
     }
 
     fn counter(&self, key: &Key) -> Counter {
-        let handle = self.admit(
+        self.register(
             MetricKind::Counter,
             key,
             |key| self.registry.get_counter(key),
             |key| self.registry.get_or_create_counter(key, Arc::clone),
-        );
-        Counter::from_arc(handle)
+        )
+        .map_or_else(Counter::noop, Counter::from_arc)
     }
 
     fn gauge(&self, key: &Key) -> Gauge {
-        let handle = self.admit(
+        self.register(
             MetricKind::Gauge,
             key,
             |key| self.registry.get_gauge(key),
             |key| self.registry.get_or_create_gauge(key, Arc::clone),
-        );
-        Gauge::from_arc(handle)
+        )
+        .map_or_else(Gauge::noop, Gauge::from_arc)
     }
 
     fn histogram(&self, key: &Key) -> Histogram {
-        let handle = self.admit(
+        self.register(
             MetricKind::Histogram,
             key,
             |key| self.registry.get_histogram(key),
             |key| self.registry.get_or_create_histogram(key, Arc::clone),
-        );
-        Histogram::from_arc(handle)
+        )
+        .map_or_else(Histogram::noop, Histogram::from_arc)
     }
 }
 
@@ -414,6 +690,7 @@ mod tests {
             window: Duration::from_secs(60),
             idle_timeout: None,
             max_series_per_metric: 1,
+            max_series: 10,
             clock: quanta::Clock::new(),
         }
     }

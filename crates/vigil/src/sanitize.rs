@@ -1,12 +1,13 @@
 //! What makes any recorded key safe to expose: metric names and label keys
 //! reduced to Prometheus's grammar, reserved label keys renamed, keys that
 //! sanitize to the same name resolved, and label values escaped exactly as
-//! the text format wants them. Applied when the registry is read, never on
-//! the recording path.
+//! the text format wants them. Applied when a series is registered (the
+//! registry stores the key as exposed: [`register`]), and again when the
+//! registry is read, as a safety net; never on the recording path.
 
 use indexmap::IndexMap;
 use indexmap::map::Entry;
-use metrics::Key;
+use metrics::{Key, Label};
 
 /// The name of the counter of series and labels refused or renamed on
 /// their way to the exposition, by `reason`.
@@ -70,6 +71,35 @@ fn sanitize(raw: &str, colon: bool) -> Option<String> {
     Some(out)
 }
 
+/// Whether `raw` is already in the grammar [`sanitize`] produces: not
+/// empty, no leading digit, only `[a-zA-Z0-9_]` (and `:` when `colon`).
+fn valid(raw: &str, colon: bool) -> bool {
+    !raw.is_empty()
+        && !raw.starts_with(|c: char| c.is_ascii_digit())
+        && raw
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || c == b'_' || (colon && c == b':'))
+}
+
+/// Whether `raw` is a metric name in Prometheus's grammar, which
+/// [`metric_name`] returns unchanged.
+pub(crate) fn valid_metric_name(raw: &str) -> bool {
+    valid(raw, true)
+}
+
+/// Whether `raw` is a label key in Prometheus's grammar, which
+/// [`label_key`] returns unchanged (reserved names are not checked).
+pub(crate) fn valid_label_key(raw: &str) -> bool {
+    valid(raw, false)
+}
+
+/// Whether `key` is a label key that the exposition reserves: `__`-prefixed
+/// (Prometheus's own), or `reserved`, the key the exposition of the
+/// series' kind adds itself (`le` or `quantile`).
+pub(crate) fn is_reserved(key: &str, reserved: Option<&str>) -> bool {
+    key.starts_with("__") || reserved == Some(key)
+}
+
 /// A metric name in Prometheus's grammar (`[a-zA-Z_:][a-zA-Z0-9_:]*`), or
 /// `None` for an empty name.
 pub(crate) fn metric_name(raw: &str) -> Option<String> {
@@ -128,7 +158,7 @@ pub(crate) struct Exposed {
 /// A label key with reserved names renamed; `reserved` is the kind's own
 /// reserved key (`le` or `quantile`), if any.
 fn unreserved(key: String, reserved: Option<&str>, reasons: &mut Vec<Reason>) -> String {
-    if key.starts_with("__") || reserved == Some(key.as_str()) {
+    if is_reserved(&key, reserved) {
         reasons.push(Reason::ReservedLabel);
         format!("{RESERVED_PREFIX}{key}")
     } else {
@@ -147,6 +177,28 @@ pub(crate) fn expose(
     reserved: Option<&str>,
     reasons: &mut Vec<Reason>,
 ) -> Option<Exposed> {
+    // Registration stores keys as exposed: with valid global labels that
+    // no series label names, there is nothing to merge or rename.
+    if is_exposed(key, reserved)
+        && globals.keys().all(|global| {
+            valid_label_key(global)
+                && !is_reserved(global, reserved)
+                && key.labels().all(|label| label.key() != global)
+        })
+    {
+        let labels = globals
+            .iter()
+            .map(|(key, value)| (key.clone(), value.clone()))
+            .chain(
+                key.labels()
+                    .map(|label| (label.key().to_owned(), label.value().to_owned())),
+            )
+            .collect();
+        return Some(Exposed {
+            name: key.name().to_owned(),
+            labels,
+        });
+    }
     let Some(name) = metric_name(key.name()) else {
         reasons.push(Reason::InvalidName);
         return None;
@@ -206,10 +258,53 @@ pub(crate) fn expose(
     Some(Exposed { name, labels })
 }
 
+/// What a recorded key is stored as in the registry.
+#[derive(Debug, PartialEq)]
+pub(crate) enum Registered {
+    /// Already as exposed: stored under the recorded key itself.
+    AsRecorded,
+    /// Stored under this key: the recorded one with its name or labels
+    /// changed as [`expose`] changes them (without global labels).
+    Renamed(Key),
+    /// Not stored at all: the metric name is empty.
+    Refused,
+}
+
+/// `key` brought to the exposition's grammar when its series is
+/// registered, so that reading it back through [`expose`] changes nothing:
+/// the same renames, with `reserved` as for [`expose`]. Every change made
+/// is pushed to `reasons`. A key already in the grammar is checked without
+/// an allocation.
+pub(crate) fn register(key: &Key, reserved: Option<&str>, reasons: &mut Vec<Reason>) -> Registered {
+    if is_exposed(key, reserved) {
+        return Registered::AsRecorded;
+    }
+    match expose(key, &IndexMap::new(), reserved, reasons) {
+        None => Registered::Refused,
+        Some(Exposed { name, labels }) => {
+            let labels: Vec<Label> = labels
+                .into_iter()
+                .map(|(key, value)| Label::new(key, value))
+                .collect();
+            Registered::Renamed(Key::from_parts(name, labels))
+        }
+    }
+}
+
+/// Whether [`expose`] (without global labels) would leave `key` as it is:
+/// a valid name, and label keys valid, unreserved and unique.
+fn is_exposed(key: &Key, reserved: Option<&str>) -> bool {
+    if !valid_metric_name(key.name()) {
+        return false;
+    }
+    let labels: Vec<&str> = key.labels().map(Label::key).collect();
+    labels.iter().enumerate().all(|(i, label)| {
+        valid_label_key(label) && !is_reserved(label, reserved) && !labels[..i].contains(label)
+    })
+}
+
 #[cfg(test)]
 mod tests {
-    use metrics::Label;
-
     use super::*;
 
     fn key(name: &str, labels: &[(&str, &str)]) -> Key {
@@ -306,6 +401,67 @@ mod tests {
         assert_eq!(reasons, [Reason::InvalidLabel]);
         let (_, reasons) = exposed(&key("c", &[("service-", "x")]), &[("service_", "a")], None);
         assert_eq!(reasons, [Reason::DuplicateLabel]);
+    }
+
+    #[test]
+    fn validity_agrees_with_sanitizing() {
+        for raw in ["a", "a_b:c", "_1", "1a", "a-b", "", "é", "a b", "__x", "A9"] {
+            assert_eq!(
+                valid_metric_name(raw),
+                metric_name(raw).as_deref() == Some(raw),
+                "{raw:?}"
+            );
+            assert_eq!(
+                valid_label_key(raw),
+                label_key(raw).as_deref() == Some(raw),
+                "{raw:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn registration_stores_what_the_exposition_shows() {
+        let mut reasons = Vec::new();
+        let plain = key("jobs_total", &[("queue", "a-b")]);
+        assert_eq!(register(&plain, None, &mut reasons), Registered::AsRecorded);
+        assert_eq!(reasons, []);
+        let hostile = key(
+            "1h-seconds",
+            &[("quantile", "x"), ("a.b", "2"), ("a-b", "1"), ("", "v")],
+        );
+        let Registered::Renamed(stored) = register(&hostile, Some("quantile"), &mut reasons) else {
+            panic!("renamed");
+        };
+        assert_eq!(stored.name(), "_1h_seconds");
+        let labels: Vec<(&str, &str)> = stored.labels().map(|l| (l.key(), l.value())).collect();
+        assert_eq!(labels, [("label_quantile", "x"), ("a_b", "1")]);
+        assert_eq!(
+            reasons,
+            [
+                Reason::ReservedLabel,
+                Reason::DuplicateLabel,
+                Reason::InvalidLabel
+            ]
+        );
+        // Reading the stored key back changes nothing more.
+        let mut again = Vec::new();
+        assert_eq!(
+            register(&stored, Some("quantile"), &mut again),
+            Registered::AsRecorded
+        );
+        let exposed = expose(&stored, &IndexMap::new(), Some("quantile"), &mut again);
+        assert_eq!(exposed.map(|e| e.labels.len()), Some(2));
+        assert_eq!(again, []);
+        // Duplicate keys that are identical are one label too many.
+        let twice = key("c", &[("k", "1"), ("k", "1")]);
+        assert!(matches!(
+            register(&twice, None, &mut again),
+            Registered::Renamed(_)
+        ));
+        assert_eq!(
+            register(&key("", &[]), None, &mut reasons),
+            Registered::Refused
+        );
     }
 
     #[test]
