@@ -69,3 +69,35 @@ fn a_listener_error_keeps_the_os_reason_on_one_line() {
         "{message}"
     );
 }
+
+#[test]
+fn a_refused_global_label_names_the_key_and_why() {
+    let invalid = Monitor::builder()
+        .global_label("service-name", "shop")
+        .build()
+        .unwrap_err();
+    assert!(matches!(invalid, Error::Setting { .. }), "{invalid}");
+    assert_eq!(
+        same_message(&invalid),
+        "invalid setting `global_label`: the key \"service-name\" is not a label name \
+         ([a-zA-Z_][a-zA-Z0-9_]*); \"service_name\" would be"
+    );
+    let reserved = Monitor::builder()
+        .global_label("__name__", "x")
+        .build()
+        .unwrap_err();
+    assert_eq!(
+        same_message(&reserved),
+        "invalid setting `global_label`: the key \"__name__\" is reserved: names starting \
+         with `__` are Prometheus's own"
+    );
+    let quantile = Monitor::builder()
+        .global_label("quantile", "x")
+        .build()
+        .unwrap_err();
+    assert_eq!(
+        same_message(&quantile),
+        "invalid setting `global_label`: the key \"quantile\" is reserved: histograms and \
+         summaries add `quantile` to their samples"
+    );
+}
