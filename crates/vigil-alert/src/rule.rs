@@ -630,6 +630,32 @@ impl Expr {
         }
     }
 
+    /// What the expression reads if its value is never negative (a rate,
+    /// a ratio of rates, a histogram count), for messages.
+    fn never_negative(&self) -> Option<&'static str> {
+        match self {
+            Expr::Rate { .. } => Some("a rate"),
+            Expr::Ratio { .. } => Some("a ratio of rates"),
+            Expr::Histogram {
+                stat: HistogramStat::Count,
+                ..
+            } => Some("a histogram count"),
+            _ => None,
+        }
+    }
+
+    /// Why `value OP limit` can never hold for this expression, if it
+    /// cannot (`< 0` on a value that is never negative).
+    fn unreachable(&self, op: Comparison, limit: f64) -> Option<String> {
+        let what = self.never_negative()?;
+        let never = match op {
+            Comparison::Less => limit <= 0.0,
+            Comparison::LessOrEqual => limit < 0.0,
+            Comparison::Greater | Comparison::GreaterOrEqual => false,
+        };
+        never.then(|| format!("`{op} {limit}` can never hold: {what} is never negative"))
+    }
+
     /// The window of a rate, ratio or histogram expression.
     pub fn window(&self) -> Option<Duration> {
         match self {
@@ -963,6 +989,9 @@ impl Rule {
     /// - a recovery threshold that points the same way as the thresholds,
     ///   or is not strictly on the healthy side of every fixed threshold
     ///   (`recover: < 95` with `warning: > 90`);
+    /// - a threshold, `also` or recovery condition that can never hold
+    ///   (`< 0` on a rate, a ratio of rates or a histogram count, which are
+    ///   never negative);
     /// - a baseline with negative `stddevs` or a `min_samples` above
     ///   [`MAX_SAMPLES`](crate::baseline::MAX_SAMPLES);
     /// - any duration (`for`, `keep_firing_for`, windows, baseline windows,
@@ -1150,6 +1179,29 @@ impl Rule {
     /// the field and why. See [`Rule::validate`].
     fn threshold_conflict(&self) -> Option<(&'static str, String)> {
         let name = |t: &Threshold| self.severity_label(t.severity).to_owned();
+        for t in &self.thresholds {
+            if let Limit::Fixed(v) = t.value
+                && let Some(why) = self.expr.unreachable(t.op, v)
+            {
+                return Some(("thresholds", format!("{} {why}", name(t))));
+            }
+        }
+        if let Some(why) = self
+            .also
+            .as_ref()
+            .and_then(|a| a.expr.unreachable(a.op, a.value))
+        {
+            return Some(("also", why));
+        }
+        if let Some(why) = self
+            .recover
+            .and_then(|r| self.expr.unreachable(r.op, r.value))
+        {
+            return Some((
+                "recover",
+                format!("{why}, so an alerting instance would never resolve"),
+            ));
+        }
         let mut by_level: Vec<&Threshold> = self.thresholds.iter().collect();
         by_level.sort_by_key(|t| t.severity);
         let first = by_level.first()?;

@@ -801,3 +801,58 @@ fn a_built_engine_checks_an_interval_learnt_later() {
         "invalid engine setting `evaluation_interval`: must be longer than zero"
     );
 }
+
+#[test]
+fn conditions_that_can_never_hold_are_refused() {
+    let errors = || Rule::builder("Errors").rate("errors_total", Duration::from_secs(60));
+    assert_eq!(
+        code_err(errors().threshold(Severity::High, Comparison::Less, 0.0)),
+        "invalid rule `Errors`: `thresholds` high `< 0` can never hold: a rate is never negative"
+    );
+    assert_eq!(
+        code_err(
+            errors()
+                .threshold(Severity::High, Comparison::Greater, 5.0)
+                .recover_when(Comparison::LessOrEqual, -1.0)
+        ),
+        "invalid rule `Errors`: `recover` `<= -1` can never hold: a rate is never negative, \
+         so an alerting instance would never resolve"
+    );
+    assert_eq!(
+        code_err(
+            disk()
+                .threshold(Severity::High, Comparison::Greater, 0.9)
+                .also(
+                    vigil_alert::Expr::Histogram {
+                        metric: "write_seconds".into(),
+                        matchers: vec![],
+                        stat: vigil_alert::HistogramStat::Count,
+                        window: Duration::from_secs(60),
+                    },
+                    Comparison::Less,
+                    0.0
+                )
+        ),
+        "invalid rule `DiskFull`: `also` `< 0` can never hold: a histogram count is never negative"
+    );
+    // `<= 0` holds for an idle counter, and gauges may be negative.
+    assert!(
+        errors()
+            .threshold(Severity::High, Comparison::LessOrEqual, 0.0)
+            .build()
+            .is_ok()
+    );
+    assert!(
+        disk()
+            .threshold(Severity::High, Comparison::Less, -1.0)
+            .build()
+            .is_ok()
+    );
+    let err = yaml_err(
+        "rules:\n  - name: Errors\n    expr: { ratio: { numerator: { metric: a }, denominator: { metric: b }, window: 5m } }\n    thresholds: { warning: '< 0' }\n",
+    );
+    assert_eq!(
+        err.to_string(),
+        "rules.yml: rule \"Errors\": field \"thresholds\": warning `< 0` can never hold: a ratio of rates is never negative"
+    );
+}
