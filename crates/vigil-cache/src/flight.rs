@@ -15,7 +15,8 @@
 //!   `invalidate_all` and tag invalidations begun since `Since`) and stores
 //!   it in moka. A write to the key made now waits for the commit to end,
 //!   so it lands after the loaded entry, never under it.
-//! - an outcome: the value stored (waiters return it), the loader's error
+//! - an outcome: the entry stored (waiters return its value if it is still
+//!   alive, and load again otherwise), the loader's error
 //!   (waiters whose loaders have the same error type return it), or "start
 //!   over" (superseded, stale, abandoned: waiters load again).
 //!
@@ -193,18 +194,9 @@ impl<V: Clone> Flight<V> {
                         .unwrap_or_else(PoisonError::into_inner);
                 }
                 Some((clock, at)) => {
-                    let now = clock.now();
                     let loading = matches!(state.phase, Phase::Loading);
-                    if loading && now >= at {
+                    let Some(slice) = nap(loading, clock.now(), at) else {
                         return Waited::TimedOut;
-                    }
-                    let slice = at
-                        .saturating_duration_since(now)
-                        .clamp(Duration::ZERO, SLICE);
-                    let slice = if loading {
-                        slice.max(Duration::from_micros(100))
-                    } else {
-                        SLICE
                     };
                     state = self
                         .changed
@@ -235,6 +227,20 @@ impl<V: Clone> Flight<V> {
     }
 }
 
+/// How long a timed waiter sleeps before it reads the cache's clock again
+/// (at most [`SLICE`]); `None` once its limit `at` has passed while the
+/// flight is still loading.
+fn nap(loading: bool, now: quanta::Instant, at: quanta::Instant) -> Option<Duration> {
+    if !loading {
+        return Some(SLICE);
+    }
+    if now >= at {
+        return None;
+    }
+    let left = at.saturating_duration_since(now);
+    Some(left.clamp(Duration::from_micros(100), SLICE))
+}
+
 /// The future of [`Flight::wait_async`]. Dropped, it removes its waker.
 pub(crate) struct WaitAsync<'a, V: Clone> {
     flight: &'a Flight<V>,
@@ -253,17 +259,11 @@ impl<V: Clone> Future for WaitAsync<'_, V> {
         }
         let mut wake_in = None;
         if let Some((clock, at)) = this.deadline {
-            let now = clock.now();
             let loading = matches!(state.phase, Phase::Loading);
-            if loading && now >= at {
+            let Some(slice) = nap(loading, clock.now(), at) else {
                 return Poll::Ready(Waited::TimedOut);
-            }
-            let slice = at.saturating_duration_since(now).min(SLICE);
-            wake_in = Some(if loading {
-                slice.max(Duration::from_micros(100))
-            } else {
-                SLICE
-            });
+            };
+            wake_in = Some(slice);
         }
         match state
             .wakers
