@@ -308,7 +308,13 @@ impl Shared {
         }
         // Through the same checks as any counter (global labels in front,
         // collisions with a counter the service registered under this
-        // name resolved as for any two series).
+        // name resolved as for any two series); left out when a gauge or
+        // histogram of the service has the name.
+        if gauges.contains_key(VALUES_REJECTED_TOTAL)
+            || histograms.contains_key(VALUES_REJECTED_TOTAL)
+        {
+            rejected_values.clear();
+        }
         for (metric, counts) in rejected_values {
             for (reason, count) in Rejection::ALL.into_iter().zip(counts) {
                 if count == 0 {

@@ -117,6 +117,25 @@ fn rejected_values_are_counted_per_histogram_and_reason() {
     assert!(clean.get("rejected").is_none(), "{clean}");
 }
 
+#[test]
+fn a_service_metric_of_the_same_name_keeps_it() {
+    let monitor = Monitor::builder().manual_upkeep().build().unwrap();
+    vigil::with_local_recorder(&monitor.recorder(), || {
+        metrics::histogram!(REJECTED).record(f64::NAN);
+        metrics::histogram!(REJECTED).record(0.5);
+    });
+    let text = monitor.render();
+    assert!(
+        text.contains(&format!("# TYPE {REJECTED} summary\n")),
+        "{text}"
+    );
+    assert!(
+        !text.contains(&format!("# TYPE {REJECTED} counter")),
+        "{text}"
+    );
+    assert_eq!(sample(&text, &format!("{REJECTED}_count")), 1.0);
+}
+
 /// Serializes `summary` and reads it back: equal, NaN and all (compared
 /// through a second serialization, which writes NaN as "NaN").
 fn round_trip(summary: &MetricsSummary) -> MetricsSummary {
