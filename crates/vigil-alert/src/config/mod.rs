@@ -30,6 +30,16 @@
 //! {stddevs: 3, window: 1h} (line 12, column 16)`. Unknown fields are
 //! errors.
 //!
+//! The text is parsed once. Before that, a linear scan refuses documents
+//! nested more than [`MAX_NESTING`] levels deep (the YAML parser's cost
+//! grows with the square of the `[`/`{` depth). After it, the checks that
+//! need several fields refuse contradictory thresholds, durations over
+//! [`MAX_DURATION`](crate::MAX_DURATION) and, with an
+//! `evaluation_interval:`, windows that cannot work at that pace (see
+//! [`Rule::validate`] and [`Rule::check_interval`]). A YAML error names its
+//! item by the `name` (or `receiver`) read before it; a rule whose `name`
+//! comes after the bad field is named by its index (`rules[3]`).
+//!
 //! ```
 //! use vigil_alert::config::AlertConfig;
 //!
