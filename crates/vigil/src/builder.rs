@@ -376,6 +376,10 @@ impl MonitorBuilder {
     }
 
     /// How often the alert rules are evaluated (default 15 s).
+    /// [`build`](Self::build) refuses rules that cannot work at this
+    /// interval (a rate window shorter than it, a baseline window shorter
+    /// than `min_samples` intervals); see
+    /// [`Engine::check_evaluation_interval`](vigil_alert::Engine::check_evaluation_interval).
     pub fn alert_interval(mut self, interval: Duration) -> Self {
         self.alert_interval = Some(interval);
         self
@@ -454,6 +458,14 @@ impl MonitorBuilder {
                 setting: "alert_interval",
                 reason: "must be longer than zero".into(),
             });
+        }
+        if let (Some(engine), Some(interval)) = (&self.alerts, self.alert_interval) {
+            engine
+                .check_evaluation_interval(interval)
+                .map_err(|e| Error::Setting {
+                    setting: "alert_interval",
+                    reason: e.to_string(),
+                })?;
         }
         if self.alertmanager_resend_delay.is_zero() {
             return Err(Error::Setting {

@@ -111,6 +111,7 @@ pub use builder::{DEFAULT_BUCKETS, DEFAULT_MAX_SERIES, DEFAULT_QUANTILES, Monito
 pub use error::Error;
 pub use monitor::Monitor;
 pub use recorder::{OVERFLOW_LABEL, Recorder, SERIES_DROPPED_TOTAL};
+pub use render::VALUES_REJECTED_TOTAL;
 pub use sanitize::SERIES_REJECTED_TOTAL;
 pub use summary::{CounterSummary, GaugeSummary, HistogramSummary, Labels, MetricsSummary};
 #[doc(inline)]

@@ -101,3 +101,38 @@ fn a_refused_global_label_names_the_key_and_why() {
          summaries add `quantile` to their samples"
     );
 }
+
+#[test]
+fn a_rule_window_shorter_than_the_alert_interval_is_refused() {
+    use vigil::alert::notify::ChannelNotifier;
+    use vigil::alert::{Comparison, Engine, Rule, Severity};
+    let rule = Rule::builder("ErrorsSpike")
+        .rate("errors_total", Duration::from_secs(10))
+        .threshold(Severity::High, Comparison::Greater, 5.0)
+        .build()
+        .unwrap();
+    let engine = || Engine::builder().rule(rule.clone()).build().unwrap();
+    let (notifier, _notifications) = ChannelNotifier::channel(1);
+    let refused = Monitor::builder()
+        .manual_upkeep()
+        .alerts(engine())
+        .notifier("default", notifier.clone())
+        .alert_interval(Duration::from_secs(15))
+        .build()
+        .unwrap_err();
+    assert!(matches!(refused, Error::Setting { .. }), "{refused}");
+    let message = same_message(&refused);
+    assert!(
+        message.starts_with("invalid setting `alert_interval`: ")
+            && message.contains("ErrorsSpike"),
+        "{message}"
+    );
+    // The same rule at an interval its window can hold is accepted.
+    Monitor::builder()
+        .manual_upkeep()
+        .alerts(engine())
+        .notifier("default", notifier)
+        .alert_interval(Duration::from_secs(5))
+        .build()
+        .unwrap();
+}
