@@ -1,12 +1,16 @@
 //! [`Snapshot`]: a point-in-time, owned copy of a window, with statistics in
 //! units, merge, and HdrHistogram V2 interchange.
 
+use std::borrow::Cow;
+use std::io::{self, Read as _};
 use std::sync::OnceLock;
 use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use hdrhistogram::serialization::{Deserializer, Serializer as _, V2DeflateSerializer};
+use hdrhistogram::serialization::{
+    DeserializeError, Deserializer, Serializer as _, V2DeflateSerializer,
+};
 
 use crate::buckets::{Sparse, combine};
 use crate::layout::Layout;
@@ -222,7 +226,9 @@ impl Snapshot {
     /// The rank hdrhistogram's `value_at_quantile` looks for.
     fn rank(&self, q: f64) -> u64 {
         let q = if q > 1.0 { 1.0 } else { q };
-        ((q * self.total as f64).ceil() as u64).max(1)
+        // Beyond 2^53 values `total as f64` may round up past the total,
+        // a rank no bucket reaches.
+        ((q * self.total as f64).ceil() as u64).clamp(1, self.total.max(1))
     }
 
     /// The value at quantile `q` (0.0 ..= 1.0), in units, as hdrhistogram's
@@ -504,7 +510,7 @@ impl Snapshot {
             }));
         combine(&mut self.counts);
         self.total = self.total.saturating_add(other.total);
-        self.sum += other.sum;
+        self.sum = self.sum.saturating_add(other.sum);
         self.window = self.window.max(other.window);
         self.dense = OnceLock::new();
         Ok(())
@@ -549,8 +555,9 @@ impl Snapshot {
     /// [`Error::Decode`] for bytes that are not an HdrHistogram.
     pub fn from_base64(encoded: &str) -> Result<Snapshot, Error> {
         let bytes = STANDARD.decode(encoded.trim())?;
+        let plain = checked_v2(&bytes).map_err(Error::Decode)?;
         let histogram: hdrhistogram::Histogram<u64> = Deserializer::new()
-            .deserialize(&mut bytes.as_slice())
+            .deserialize(&mut plain.as_ref())
             .map_err(Error::Decode)?;
         let sum = (histogram.mean() * histogram.len() as f64).round() as u128;
         Snapshot::from_hdr(histogram, sum, NANOS_PER_SECOND, Duration::ZERO)
@@ -573,6 +580,66 @@ impl Snapshot {
         }
         self
     }
+}
+
+/// The bytes of a V2 histogram for hdrhistogram's deserializer, checked
+/// for what it trusts: it allocates the payload length the header states
+/// before reading the payload (a few bytes could claim 4 GiB), and negates
+/// a zero run without checking (a run of `i64::MIN` overflows, a panic in
+/// a build with overflow checks). A compressed histogram is inflated here,
+/// at most to what deflate can expand its bytes to.
+fn checked_v2(bytes: &[u8]) -> Result<Cow<'_, [u8]>, DeserializeError> {
+    const V2_COOKIE: u32 = 0x1c84_9313;
+    const V2_COMPRESSED_COOKIE: u32 = 0x1c84_9314;
+    const V2_HEADER_LEN: usize = 40;
+    const MAX_DEFLATE_RATIO: u64 = 1032;
+    let word = |b: &[u8], at: usize| {
+        b.get(at..at + 4)
+            .map(|w| u32::from_be_bytes([w[0], w[1], w[2], w[3]]))
+    };
+    let truncated = || DeserializeError::IoError(io::ErrorKind::UnexpectedEof.into());
+    let plain = match word(bytes, 0) {
+        Some(V2_COMPRESSED_COOKIE) => {
+            let length = word(bytes, 4).ok_or_else(truncated)? as usize;
+            let compressed = bytes.get(8..).unwrap_or_default();
+            let compressed = &compressed[..length.min(compressed.len())];
+            let mut inflated = Vec::new();
+            flate2::read::ZlibDecoder::new(compressed)
+                .take(compressed.len() as u64 * MAX_DEFLATE_RATIO + V2_HEADER_LEN as u64)
+                .read_to_end(&mut inflated)?;
+            Cow::Owned(inflated)
+        }
+        _ => Cow::Borrowed(bytes),
+    };
+    if word(&plain, 0) == Some(V2_COOKIE) {
+        let stated = word(&plain, 4).ok_or_else(truncated)? as usize;
+        let payload = plain.get(V2_HEADER_LEN..).unwrap_or_default();
+        if stated > payload.len() {
+            return Err(truncated());
+        }
+        // hdrhistogram's varints: 7 bits a byte for 8 bytes, then a 9th
+        // byte of 8 bits; u64::MAX is the zigzag form of i64::MIN.
+        let mut at = 0;
+        while at < stated {
+            let (mut value, mut shift) = (0_u64, 0);
+            while let Some(&byte) = payload[..stated].get(at) {
+                at += 1;
+                if shift == 56 {
+                    value |= u64::from(byte) << 56;
+                    break;
+                }
+                value |= u64::from(byte & 0x7f) << shift;
+                shift += 7;
+                if byte & 0x80 == 0 {
+                    break;
+                }
+            }
+            if value == u64::MAX {
+                return Err(DeserializeError::UsizeTypeTooSmall);
+            }
+        }
+    }
+    Ok(plain)
 }
 
 #[cfg(test)]

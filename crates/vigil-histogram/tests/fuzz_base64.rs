@@ -95,14 +95,7 @@ fn serialized() -> impl Strategy<Value = Vec<u8>> {
 /// are left alone: in a plain V2 histogram they are the payload length,
 /// which hdrhistogram's deserializer allocates before reading anything.
 fn damage() -> impl Strategy<Value = Vec<(usize, u8, u8)>> {
-    proptest::collection::vec(
-        (
-            (0..60usize).prop_map(|at| if at < 4 { at } else { at + 4 }),
-            any::<u8>(),
-            0..3u8,
-        ),
-        0..6,
-    )
+    proptest::collection::vec((0..64usize, any::<u8>(), 0..3u8), 0..6)
 }
 
 fn apply(mut bytes: Vec<u8>, damage: &[(usize, u8, u8)]) -> Vec<u8> {
@@ -112,7 +105,6 @@ fn apply(mut bytes: Vec<u8>, damage: &[(usize, u8, u8)]) -> Vec<u8> {
         }
         let at = at % bytes.len();
         match kind {
-            _ if (4..8).contains(&at) => {}
             0 => bytes[at] = byte,
             1 => bytes[at] ^= 1 << (byte % 8),
             _ => bytes.truncate(at),
@@ -161,4 +153,71 @@ proptest! {
         let (path, bytes) = &files[pick.index(files.len())];
         assert_checked(&apply(bytes.clone(), &damage), &format!("damaged {}", path.display()));
     }
+}
+
+/// Found by the `histogram_base64` fuzz target: hdrhistogram's
+/// deserializer allocates the payload length a V2 header states (here
+/// 4 GiB - 1, plain and inside a compressed histogram) before reading it.
+#[test]
+fn a_payload_length_beyond_the_input_is_refused_without_allocating_it() {
+    for text in [
+        "HISTE/////8AAAAAAAAAAwAAAAAAAAABAAADRjC4oAA/8AAAAAAAAA==",
+        "HISTFAAAACB4nJNpmSz8HwgYIIAZSjMCmW4GOxYw2H+ACAAA168IRw==",
+    ] {
+        let started = std::time::Instant::now();
+        let error = vigil_histogram::Snapshot::from_base64(text).expect_err(text);
+        let took = started.elapsed();
+        assert!(
+            took < std::time::Duration::from_millis(100),
+            "{text}: refused after {took:?}"
+        );
+        assert!(
+            error.to_string().starts_with("cannot decode HdrHistogram"),
+            "{error}"
+        );
+    }
+}
+
+/// Found by the `histogram_base64` fuzz target: a run of `i64::MIN` zeros
+/// overflows hdrhistogram's negation (a panic with overflow checks, as in
+/// `cargo test`).
+#[test]
+fn a_zero_run_of_i64_min_is_refused_without_a_panic() {
+    let text = "HISTEwAAAAoAAAAAAAAAAwAAAAAAAAABAAADRjC4oAA/8AAAAAAAAAL///////////8=";
+    let error = vigil_histogram::Snapshot::from_base64(text).expect_err(text);
+    assert!(
+        error.to_string().starts_with("cannot decode HdrHistogram"),
+        "{error}"
+    );
+}
+
+/// Found by the `histogram_base64` fuzz target: with more than 2^53
+/// values, `q * count` as a float can round past the count, and
+/// `quantile(1.0)` read 0.
+#[test]
+fn the_top_quantile_of_more_than_2_pow_53_values_is_the_max() {
+    let mut h = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 3_600_000_000_000, 3)
+        .expect("valid bounds");
+    h.record(5).expect("recorded");
+    h.record_n(1_000_000, (1 << 53) + 2).expect("recorded");
+    let mut bytes = Vec::new();
+    V2Serializer::new()
+        .serialize(&h, &mut bytes)
+        .expect("serialized");
+    assert_checked(&bytes, "2^53 + 3 values");
+    let snapshot =
+        vigil_histogram::Snapshot::from_base64(&histogram::text_of(&bytes)).expect("decoded");
+    assert_eq!(snapshot.quantile(1.0), snapshot.max());
+    assert!(snapshot.quantile(1.0) > 0.0);
+}
+
+/// Found by the `histogram_base64` fuzz target: merging snapshots whose
+/// sums add past `u128` overflowed (a panic with overflow checks).
+#[test]
+fn merged_sums_beyond_u128_saturate() {
+    let text = "HISTEwAAAGEAAAAAAAAAAwAQAACTEwAAAGEDRjW4oAA/8AAAAAAAAAB6AwAQ8AAmAP8chJMAAADGFCmaEch0M9ixgMH+AywAuAgICAgICAgICAgI6urq6urq6urq6urq6urq6urq6urq6urq6urq6urq6urq6urqCAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAigABv+QBcgngAAAABUSFRIU1RGQRyEkxNBU1RBAAAAAAAAAAAAAEFBMgAmAMYpmhHIdDLYsYDB/gMAAwAAAAAAAP//LAC4oAAb/v4DRICRjf/pOOYf/wBrfwA=";
+    let snapshot = vigil_histogram::Snapshot::from_base64(text).expect("decoded");
+    let mut merged = snapshot.clone();
+    merged.merge(&snapshot).expect("merged");
+    assert_eq!(merged.count(), snapshot.count().saturating_mul(2));
 }
