@@ -8,13 +8,14 @@
 //!
 //! [`Shared::render_protobuf`]: crate::recorder::Shared::render_protobuf
 
+use std::cmp::Ordering;
 use std::sync::{Arc, LazyLock};
 
 use prost::Message as _;
 use vigil_histogram::{Bucket as HdrBucket, Snapshot, Window};
 
 use crate::recorder::Settings;
-use crate::render::{Format, SeriesLabels};
+use crate::render::{Format, Series, SeriesLabels};
 use crate::storage::{HistogramSeries, Reader};
 
 /// The Content-Type of the length-delimited `MetricFamily` exposition.
@@ -180,25 +181,22 @@ pub(crate) struct MetricFamily {
 pub(crate) struct Labels(Vec<LabelPair>);
 
 impl SeriesLabels for Labels {
-    type Order = Vec<(Option<String>, Option<String>)>;
-
-    fn of(labels: &[(String, String)]) -> Self {
+    fn of<'a>(labels: impl Iterator<Item = (&'a str, &'a str)>) -> Self {
         Labels(
             labels
-                .iter()
                 .map(|(name, value)| LabelPair {
-                    name: Some(name.clone()),
-                    value: Some(value.clone()),
+                    name: Some(name.to_owned()),
+                    value: Some(value.to_owned()),
                 })
                 .collect(),
         )
     }
 
-    fn order(&self) -> Self::Order {
-        self.0
-            .iter()
-            .map(|pair| (pair.name.clone(), pair.value.clone()))
-            .collect()
+    fn order(&self, other: &Self) -> Ordering {
+        fn pair(pair: &LabelPair) -> (Option<&str>, Option<&str>) {
+            (pair.name.as_deref(), pair.value.as_deref())
+        }
+        self.0.iter().map(pair).cmp(other.0.iter().map(pair))
     }
 }
 
@@ -244,10 +242,10 @@ impl<'a> Protobuf<'a> {
 impl Format for Protobuf<'_> {
     type Labels = Labels;
 
-    fn counters(&mut self, name: &str, help: &str, series: &[(Labels, u64)]) {
+    fn counters(&mut self, name: &str, help: &str, series: &[Series<Labels, u64>]) {
         let metric = series
             .iter()
-            .map(|(labels, value)| Metric {
+            .map(|Series { labels, value, .. }| Metric {
                 label: labels.0.clone(),
                 counter: Some(Counter {
                     value: Some(*value as f64),
@@ -258,10 +256,10 @@ impl Format for Protobuf<'_> {
         self.family(name, help, MetricType::Counter, metric);
     }
 
-    fn gauges(&mut self, name: &str, help: &str, series: &[(Labels, f64)]) {
+    fn gauges(&mut self, name: &str, help: &str, series: &[Series<Labels, f64>]) {
         let metric = series
             .iter()
-            .map(|(labels, value)| Metric {
+            .map(|Series { labels, value, .. }| Metric {
                 label: labels.0.clone(),
                 gauge: Some(Gauge {
                     value: Some(*value),
@@ -272,19 +270,30 @@ impl Format for Protobuf<'_> {
         self.family(name, help, MetricType::Gauge, metric);
     }
 
-    fn histograms(&mut self, name: &str, help: &str, series: &[(Labels, Arc<HistogramSeries>)]) {
+    fn histograms(
+        &mut self,
+        name: &str,
+        help: &str,
+        series: &[Series<Labels, Arc<HistogramSeries>>],
+    ) {
         let bounds = self.settings.buckets_for(name);
         let reader = &mut self.reader;
         let metric = series
             .iter()
-            .map(|(labels, series)| Metric {
-                label: labels.0.clone(),
-                histogram: Some(histogram(
-                    reader.read(series, Window::Cumulative),
-                    bounds.as_deref(),
-                )),
-                ..Metric::default()
-            })
+            .map(
+                |Series {
+                     labels,
+                     value: series,
+                     ..
+                 }| Metric {
+                    label: labels.0.clone(),
+                    histogram: Some(histogram(
+                        reader.read(series, Window::Cumulative),
+                        bounds.as_deref(),
+                    )),
+                    ..Metric::default()
+                },
+            )
             .collect();
         self.family(name, help, MetricType::Histogram, metric);
     }

@@ -6,8 +6,10 @@
 //! 0.0.4 here, and the protobuf format (with native histograms) in
 //! [`crate::protobuf`].
 
-use std::collections::{BTreeMap, HashSet};
+use std::cmp::Ordering as Order;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::{Display, Write as _};
+use std::ops::Range;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, PoisonError};
 
@@ -41,16 +43,13 @@ type RejectedValues = BTreeMap<String, [u64; Rejection::ALL.len()]>;
 
 /// How an exposition format spells one series' labels.
 pub(crate) trait SeriesLabels {
-    /// What a name's series are sorted by, so consecutive scrapes (and diffs
-    /// of them) read the same.
-    type Order: Ord;
-
-    /// A series' exposed labels: keys valid and unique, global labels
+    /// A series' exposed labels, from keys valid and unique, global labels
     /// first, values unescaped.
-    fn of(labels: &[(String, String)]) -> Self;
+    fn of<'a>(labels: impl Iterator<Item = (&'a str, &'a str)>) -> Self;
 
-    /// This series' sort key.
-    fn order(&self) -> Self::Order;
+    /// The order a name's series are sorted in, so consecutive scrapes
+    /// (and diffs of them) read the same; `Equal` for the same labels.
+    fn order(&self, other: &Self) -> Order;
 }
 
 /// One series' labels as the text format writes them between the braces
@@ -59,9 +58,7 @@ pub(crate) trait SeriesLabels {
 pub(crate) struct TextLabels(String);
 
 impl SeriesLabels for TextLabels {
-    type Order = String;
-
-    fn of(labels: &[(String, String)]) -> Self {
+    fn of<'a>(labels: impl Iterator<Item = (&'a str, &'a str)>) -> Self {
         let mut out = String::new();
         for (key, value) in labels {
             if !out.is_empty() {
@@ -75,8 +72,29 @@ impl SeriesLabels for TextLabels {
         TextLabels(out)
     }
 
-    fn order(&self) -> Self::Order {
-        self.0.clone()
+    fn order(&self, other: &Self) -> Order {
+        self.0.cmp(&other.0)
+    }
+}
+
+/// One visible series: its recorded key, exposed name, labels and value.
+pub(crate) struct Series<L, T> {
+    /// The exposed name, when it is not the recorded key's.
+    renamed: Option<String>,
+    /// The recorded key.
+    key: Key,
+    /// Added by the exposition itself, not read from the registry.
+    added: bool,
+    /// The exposed labels.
+    pub(crate) labels: L,
+    /// The value read.
+    pub(crate) value: T,
+}
+
+impl<L, T> Series<L, T> {
+    /// The exposed name.
+    fn name(&self) -> &str {
+        self.renamed.as_deref().unwrap_or_else(|| self.key.name())
     }
 }
 
@@ -87,40 +105,60 @@ pub(crate) trait Format {
     type Labels: SeriesLabels;
 
     /// Writes one counter family.
-    fn counters(&mut self, name: &str, help: &str, series: &[(Self::Labels, u64)]);
+    fn counters(&mut self, name: &str, help: &str, series: &[Series<Self::Labels, u64>]);
 
     /// Writes one gauge family.
-    fn gauges(&mut self, name: &str, help: &str, series: &[(Self::Labels, f64)]);
+    fn gauges(&mut self, name: &str, help: &str, series: &[Series<Self::Labels, f64>]);
 
     /// Writes one histogram family.
     fn histograms(
         &mut self,
         name: &str,
         help: &str,
-        series: &[(Self::Labels, Arc<HistogramSeries>)],
+        series: &[Series<Self::Labels, Arc<HistogramSeries>>],
     );
 }
 
-/// One metric name's series, in the order Prometheus wants them grouped.
-type ByName<L, T> = BTreeMap<String, Vec<(L, T)>>;
+/// The visible series of one metric kind, sorted by exposed name, then
+/// labels, in one list; a family is a run of series with the same name.
+struct Kind<L, T> {
+    /// Every series, sorted.
+    series: Vec<Series<L, T>>,
+    /// Each family's series in `series`, by name.
+    families: Vec<Range<usize>>,
+}
+
+impl<L, T> Kind<L, T> {
+    /// Each family's name and series, by name.
+    fn families(&self) -> impl Iterator<Item = (&str, &[Series<L, T>])> {
+        self.families.iter().map(|range| {
+            let series = &self.series[range.clone()];
+            (series[0].name(), series)
+        })
+    }
+
+    /// Whether a family of this kind has `name`.
+    fn has(&self, name: &str) -> bool {
+        self.families
+            .binary_search_by(|range| self.series[range.start].name().cmp(name))
+            .is_ok()
+    }
+}
+
+/// Whether a series read so far has the exposed name `name`.
+fn read<L, T>(series: &[Series<L, T>], name: &str) -> bool {
+    series.iter().any(|series| series.name() == name)
+}
 
 /// The visible series of the registry, one family per exposed name.
 struct Families<L> {
     /// Counter families.
-    counters: ByName<L, u64>,
+    counters: Kind<L, u64>,
     /// Gauge families.
-    gauges: ByName<L, f64>,
+    gauges: Kind<L, f64>,
     /// Histogram families.
-    histograms: ByName<L, Arc<HistogramSeries>>,
+    histograms: Kind<L, Arc<HistogramSeries>>,
 }
-
-/// One series read from the registry: its sort key, recorded key, exposed
-/// labels and value.
-type Entry<L, T> = (<L as SeriesLabels>::Order, Key, L, T);
-
-/// Series read from the registry, by exposed name, before collisions are
-/// resolved.
-type Pending<L, T> = BTreeMap<String, Vec<Entry<L, T>>>;
 
 /// Every change made to a recorded series on its way out, with its kind
 /// and recorded key.
@@ -136,70 +174,105 @@ struct Reading<'a> {
     rejected: Rejected,
     /// Reused for each series' reasons.
     reasons: Vec<Reason>,
+    /// Whether the series now added are the exposition's own.
+    added: bool,
 }
 
 impl Reading<'_> {
-    /// Files one series under its exposed name, or records why it cannot
-    /// be exposed. `reserved` is the label key the exposition adds to this
-    /// kind itself.
+    /// Adds one series under its exposed name, or records why it cannot
+    /// be exposed. The label key the exposition adds to a histogram itself
+    /// (`le` or `quantile`) is reserved.
     fn add<L: SeriesLabels, T>(
         &mut self,
-        families: &mut Pending<L, T>,
+        series: &mut Vec<Series<L, T>>,
         kind: MetricKind,
         key: &Key,
         value: T,
     ) {
         let reserved = match kind {
-            MetricKind::Histogram => sanitize::metric_name(key.name()).map(|name| {
-                if self.settings.buckets_for(&name).is_some() {
-                    "le"
+            MetricKind::Histogram => {
+                let buckets = if sanitize::valid_metric_name(key.name()) {
+                    Some(self.settings.buckets_for(key.name()).is_some())
                 } else {
-                    "quantile"
-                }
-            }),
+                    sanitize::metric_name(key.name())
+                        .map(|name| self.settings.buckets_for(&name).is_some())
+                };
+                buckets.map(|buckets| if buckets { "le" } else { "quantile" })
+            }
             MetricKind::Counter | MetricKind::Gauge => None,
         };
+        // Registration stores keys as exposed: most are read as they are,
+        // with no copy but the key's.
+        if sanitize::exposed_as_recorded(key, self.globals, reserved) {
+            let globals = self
+                .globals
+                .iter()
+                .map(|(key, value)| (key.as_str(), value.as_str()));
+            let own = key.labels().map(|label| (label.key(), label.value()));
+            series.push(Series {
+                renamed: None,
+                key: key.clone(),
+                added: self.added,
+                labels: L::of(globals.chain(own)),
+                value,
+            });
+            return;
+        }
         self.reasons.clear();
         let exposed = sanitize::expose(key, self.globals, reserved, &mut self.reasons);
         for &reason in &self.reasons {
             self.rejected.push((kind, key.clone(), reason));
         }
         if let Some(exposed) = exposed {
-            let labels = L::of(&exposed.labels);
-            families.entry(exposed.name).or_default().push((
-                labels.order(),
-                key.clone(),
-                labels,
+            let labels = exposed
+                .labels
+                .iter()
+                .map(|(key, value)| (key.as_str(), value.as_str()));
+            series.push(Series {
+                renamed: (exposed.name != key.name()).then_some(exposed.name),
+                key: key.clone(),
+                added: self.added,
+                labels: L::of(labels),
                 value,
-            ));
+            });
         }
     }
 
-    /// Sorts each family's series by labels (registry order is hash
-    /// order) and keeps, of series with the same exposed labels, the one
+    /// Sorts the series by name and labels (registry order is hash order)
+    /// and keeps, of series with the same exposed name and labels, the one
     /// whose recorded key sorts first; the others count as collisions.
     fn finish<L: SeriesLabels, T>(
         &mut self,
         kind: MetricKind,
-        pending: Pending<L, T>,
-    ) -> ByName<L, T> {
-        pending
-            .into_iter()
-            .map(|(name, mut entries)| {
-                entries.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
-                let mut series: Vec<(L, T)> = Vec::with_capacity(entries.len());
-                let mut previous: Option<L::Order> = None;
-                for (order, key, labels, value) in entries {
-                    if previous.as_ref() == Some(&order) {
-                        self.rejected.push((kind, key, Reason::Collision));
-                        continue;
-                    }
-                    previous = Some(order);
-                    series.push((labels, value));
-                }
-                (name, series)
-            })
-            .collect()
+        mut series: Vec<Series<L, T>>,
+    ) -> Kind<L, T> {
+        // A total order (registry keys are unique, and so are the added
+        // ones; a registered series comes before an added one with its
+        // key), so sorting in place decides as a stable sort would.
+        series.sort_unstable_by(|a, b| {
+            a.name()
+                .cmp(b.name())
+                .then_with(|| a.labels.order(&b.labels))
+                .then_with(|| a.key.cmp(&b.key))
+                .then_with(|| a.added.cmp(&b.added))
+        });
+        let rejected = &mut self.rejected;
+        series.dedup_by(|later, kept| {
+            let same = later.name() == kept.name() && later.labels.order(&kept.labels).is_eq();
+            if same {
+                rejected.push((kind, later.key.clone(), Reason::Collision));
+            }
+            same
+        });
+        let mut families = Vec::new();
+        let mut start = 0;
+        for end in 1..=series.len() {
+            if end == series.len() || series[end].name() != series[start].name() {
+                families.push(start..end);
+                start = end;
+            }
+        }
+        Kind { series, families }
     }
 }
 
@@ -211,41 +284,37 @@ impl<L: SeriesLabels> Families<L> {
     /// samples: it is left out when a counter or gauge has one of those
     /// names, so that no series is written twice.
     fn one_family_per_name(&mut self) {
-        let mut taken: HashSet<String> = self.counters.keys().cloned().collect();
-        let mut keep = |names: &[String], kind: &str| {
-            let free = names.iter().all(|name| !taken.contains(name));
-            if free {
-                taken.extend(names.iter().cloned());
-            } else {
-                tracing::debug!(metric = %names[0], kind, "metric name already used by another kind; left out of the exposition");
+        let Families {
+            counters,
+            gauges,
+            histograms,
+        } = self;
+        gauges.families.retain(|range| {
+            let name = gauges.series[range.start].name();
+            let free = !counters.has(name);
+            if !free {
+                tracing::debug!(metric = %name, kind = "gauge", "metric name already used by another kind; left out of the exposition");
             }
             free
-        };
-        self.gauges
-            .retain(|name, _| keep(std::slice::from_ref(name), "gauge"));
-        self.histograms.retain(|name, _| {
+        });
+        let mut taken: HashSet<String> = HashSet::new();
+        histograms.families.retain(|range| {
+            let name = histograms.series[range.start].name();
             let samples = ["", "_sum", "_count", "_bucket"].map(|suffix| format!("{name}{suffix}"));
-            keep(&samples, "histogram")
+            let free = samples.iter().all(|sample| {
+                !counters.has(sample) && !gauges.has(sample) && !taken.contains(sample)
+            });
+            if free {
+                taken.extend(samples);
+            } else {
+                tracing::debug!(metric = %name, kind = "histogram", "metric name already used by another kind; left out of the exposition");
+            }
+            free
         });
     }
 }
 
 impl Shared {
-    /// The HELP text registered for an exposed name, if any.
-    fn description(&self, name: &str) -> Option<SharedString> {
-        let described = self
-            .descriptions
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(name)
-            .cloned();
-        described.or_else(|| match name {
-            BUILD_INFO => Some(BUILD_INFO_HELP.into()),
-            VALUES_REJECTED_TOTAL => Some(VALUES_REJECTED_HELP.into()),
-            _ => None,
-        })
-    }
-
     /// After an upkeep tick, the registry's series that are not hidden,
     /// made valid, grouped and sorted; what had to be refused or renamed
     /// is counted in [`SERIES_REJECTED_TOTAL`](crate::SERIES_REJECTED_TOTAL).
@@ -259,10 +328,11 @@ impl Shared {
             settings: &self.settings,
             rejected: Vec::new(),
             reasons: Vec::new(),
+            added: false,
         };
-        let mut counters = BTreeMap::new();
-        let mut gauges = BTreeMap::new();
-        let mut histograms = BTreeMap::new();
+        let mut counters = Vec::new();
+        let mut gauges = Vec::new();
+        let mut histograms = Vec::new();
         let mut rejected_values = RejectedValues::new();
         let activity = self.activity.lock().unwrap_or_else(PoisonError::into_inner);
         self.registry.visit_counters(|key, counter| {
@@ -287,16 +357,17 @@ impl Shared {
             }
         });
         drop(activity);
+        reading.added = true;
         // autometrics' `build_info` gauge (value 1, one series:
         // [`vigil_timing::build_info`] and [`vigil_timing::service_name`])
         // when the registry has function metrics, for the `group_left
         // (version, commit)` joins of autometrics' dashboards; never next
         // to a metric the service registered under that name itself.
         let has_function_metrics =
-            counters.contains_key(CALLS_TOTAL) || histograms.contains_key(CALLS_DURATION);
-        let taken = counters.contains_key(BUILD_INFO)
-            || gauges.contains_key(BUILD_INFO)
-            || histograms.contains_key(BUILD_INFO);
+            read(&counters, CALLS_TOTAL) || read(&histograms, CALLS_DURATION);
+        let taken = read(&counters, BUILD_INFO)
+            || read(&gauges, BUILD_INFO)
+            || read(&histograms, BUILD_INFO);
         if has_function_metrics && !taken {
             let labels: Vec<Label> = vigil_timing::build_info()
                 .labels()
@@ -310,9 +381,7 @@ impl Shared {
         // collisions with a counter the service registered under this
         // name resolved as for any two series); left out when a gauge or
         // histogram of the service has the name.
-        if gauges.contains_key(VALUES_REJECTED_TOTAL)
-            || histograms.contains_key(VALUES_REJECTED_TOTAL)
-        {
+        if read(&gauges, VALUES_REJECTED_TOTAL) || read(&histograms, VALUES_REJECTED_TOTAL) {
             rejected_values.clear();
         }
         for (metric, counts) in rejected_values {
@@ -342,15 +411,18 @@ impl Shared {
     /// the description, or the name when there is none.
     fn expose<F: Format>(&self, format: &mut F) {
         let families = self.families::<F::Labels>();
-        let help = |name: &str| self.description(name);
-        for (name, series) in &families.counters {
-            format.counters(name, help(name).as_deref().unwrap_or(name), series);
+        let descriptions = self
+            .descriptions
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        for (name, series) in families.counters.families() {
+            format.counters(name, help(&descriptions, name), series);
         }
-        for (name, series) in &families.gauges {
-            format.gauges(name, help(name).as_deref().unwrap_or(name), series);
+        for (name, series) in families.gauges.families() {
+            format.gauges(name, help(&descriptions, name), series);
         }
-        for (name, series) in &families.histograms {
-            format.histograms(name, help(name).as_deref().unwrap_or(name), series);
+        for (name, series) in families.histograms.families() {
+            format.histograms(name, help(&descriptions, name), series);
         }
     }
 
@@ -373,6 +445,19 @@ impl Shared {
         let mut protobuf = Protobuf::new(&self.settings);
         self.expose(&mut protobuf);
         protobuf.into_bytes()
+    }
+}
+
+/// The HELP text of an exposed name: its description, or the name when
+/// there is none.
+fn help<'a>(descriptions: &'a HashMap<String, SharedString>, name: &'a str) -> &'a str {
+    match descriptions.get(name) {
+        Some(description) => description,
+        None => match name {
+            BUILD_INFO => BUILD_INFO_HELP,
+            VALUES_REJECTED_TOTAL => VALUES_REJECTED_HELP,
+            _ => name,
+        },
     }
 }
 
@@ -416,7 +501,20 @@ trait Sample {
 
 impl Sample for u64 {
     fn write(&self, out: &mut String) {
-        let _ = write!(out, "{self}");
+        // Digits from the last, without the formatting machinery: most
+        // samples of a large exposition are counters.
+        let mut digits = [0u8; 20];
+        let mut start = digits.len();
+        let mut rest = *self;
+        loop {
+            start -= 1;
+            digits[start] = b'0' + (rest % 10) as u8;
+            rest /= 10;
+            if rest == 0 {
+                break;
+            }
+        }
+        out.extend(digits[start..].iter().map(|&digit| char::from(digit)));
     }
 }
 
@@ -484,17 +582,17 @@ impl Text<'_> {
 impl Format for Text<'_> {
     type Labels = TextLabels;
 
-    fn counters(&mut self, name: &str, help: &str, series: &[(TextLabels, u64)]) {
+    fn counters(&mut self, name: &str, help: &str, series: &[Series<TextLabels, u64>]) {
         self.head(name, help, "counter");
-        for (labels, value) in series {
+        for Series { labels, value, .. } in series {
             write_line(&mut self.out, name, None, labels, None, value);
         }
         self.out.push('\n');
     }
 
-    fn gauges(&mut self, name: &str, help: &str, series: &[(TextLabels, f64)]) {
+    fn gauges(&mut self, name: &str, help: &str, series: &[Series<TextLabels, f64>]) {
         self.head(name, help, "gauge");
-        for (labels, value) in series {
+        for Series { labels, value, .. } in series {
             write_line(&mut self.out, name, None, labels, None, value);
         }
         self.out.push('\n');
@@ -504,14 +602,19 @@ impl Format for Text<'_> {
         &mut self,
         name: &str,
         help: &str,
-        series: &[(TextLabels, Arc<HistogramSeries>)],
+        series: &[Series<TextLabels, Arc<HistogramSeries>>],
     ) {
         let settings = &self.shared.settings;
         match settings.buckets_for(name) {
             Some(bounds) => {
                 self.head(name, help, "histogram");
                 self.counts.resize(bounds.len(), 0);
-                for (labels, series) in series {
+                for Series {
+                    labels,
+                    value: series,
+                    ..
+                } in series
+                {
                     let totals = if series.0.exact_bounds() == &bounds[..] {
                         // The shards' bound counters: a few words per
                         // shard, no walk of the buckets.
@@ -550,7 +653,12 @@ impl Format for Text<'_> {
                 self.head(name, help, "summary");
                 let quantiles = &settings.quantiles;
                 self.values.resize(quantiles.len(), 0.0);
-                for (labels, series) in series {
+                for Series {
+                    labels,
+                    value: series,
+                    ..
+                } in series
+                {
                     // Quantiles over the sliding window, all in one walk;
                     // `_sum` and `_count` cumulative, as Prometheus
                     // summaries are, from the shards' totals (no walk).

@@ -166,6 +166,23 @@ fn unreserved(key: String, reserved: Option<&str>, reasons: &mut Vec<Reason>) ->
     }
 }
 
+/// Whether [`expose`] leaves `key` as recorded, with `globals` in front
+/// of its labels: registration stores keys as exposed, so with valid
+/// global labels that no series label names there is nothing to merge or
+/// rename. Checked without an allocation.
+pub(crate) fn exposed_as_recorded(
+    key: &Key,
+    globals: &IndexMap<String, String>,
+    reserved: Option<&str>,
+) -> bool {
+    is_exposed(key, reserved)
+        && globals.keys().all(|global| {
+            valid_label_key(global)
+                && !is_reserved(global, reserved)
+                && key.labels().all(|label| label.key() != global)
+        })
+}
+
 /// How `key` is exposed, with `globals` in front of its labels (a series
 /// label of the same name as a global one replaces it in place), and
 /// `reserved` the label key the kind's exposition adds itself (`le` for a
@@ -177,15 +194,7 @@ pub(crate) fn expose(
     reserved: Option<&str>,
     reasons: &mut Vec<Reason>,
 ) -> Option<Exposed> {
-    // Registration stores keys as exposed: with valid global labels that
-    // no series label names, there is nothing to merge or rename.
-    if is_exposed(key, reserved)
-        && globals.keys().all(|global| {
-            valid_label_key(global)
-                && !is_reserved(global, reserved)
-                && key.labels().all(|label| label.key() != global)
-        })
-    {
+    if exposed_as_recorded(key, globals, reserved) {
         let labels = globals
             .iter()
             .map(|(key, value)| (key.clone(), value.clone()))
@@ -297,9 +306,12 @@ fn is_exposed(key: &Key, reserved: Option<&str>) -> bool {
     if !valid_metric_name(key.name()) {
         return false;
     }
-    let labels: Vec<&str> = key.labels().map(Label::key).collect();
+    let labels = key.labels().as_slice();
     labels.iter().enumerate().all(|(i, label)| {
-        valid_label_key(label) && !is_reserved(label, reserved) && !labels[..i].contains(label)
+        let label = label.key();
+        valid_label_key(label)
+            && !is_reserved(label, reserved)
+            && !labels[..i].iter().any(|earlier| earlier.key() == label)
     })
 }
 
