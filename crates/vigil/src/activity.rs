@@ -310,12 +310,17 @@ impl Shared {
         });
         self.release(MetricKind::Gauge, expired.drain(..));
 
+        // An expired histogram's rejected values stay counted.
+        let mut expired_rejections = self
+            .expired_rejections
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         self.registry
             .retain_histograms(|key, series: &Arc<HistogramSeries>| {
                 series.0.upkeep();
                 let count = series.0.count();
                 let held = Arc::strong_count(series) > 1;
-                activity.keep(
+                let keep = activity.keep(
                     &tick,
                     MetricKind::Histogram,
                     key,
@@ -324,8 +329,13 @@ impl Shared {
                     count as f64,
                     held,
                     &mut expired,
-                )
+                );
+                if !keep {
+                    crate::render::add_rejected_values(&mut expired_rejections, key, series);
+                }
+                keep
             });
+        drop(expired_rejections);
         self.release(MetricKind::Histogram, expired.drain(..));
     }
 

@@ -173,6 +173,11 @@ pub(crate) struct Shared {
     logged: Mutex<Logged>,
     dropped: Arc<AtomicU64>,
     pub(crate) activity: Mutex<Activity>,
+    /// The values histograms that expired (idle, held by nobody) did not
+    /// record as given, by exposed name: they stay in
+    /// [`VALUES_REJECTED_TOTAL`](crate::render::VALUES_REJECTED_TOTAL), so
+    /// that counter never goes down. Locked under [`Shared::activity`].
+    pub(crate) expired_rejections: Mutex<crate::render::RejectedValues>,
     pub(crate) settings: Settings,
 }
 
@@ -191,6 +196,7 @@ impl Shared {
             logged: Mutex::new(Logged::default()),
             dropped,
             activity: Mutex::new(Activity::new(settings.clock.now())),
+            expired_rejections: Mutex::new(crate::render::RejectedValues::new()),
             settings,
         };
         shared.describe(

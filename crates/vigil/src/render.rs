@@ -39,7 +39,7 @@ const VALUES_REJECTED_HELP: &str = "Values recorded into a histogram that were d
 
 /// Values not recorded as given, per reason in [`Rejection::ALL`] order,
 /// summed over the series of one exposed histogram name.
-type RejectedValues = BTreeMap<String, [u64; Rejection::ALL.len()]>;
+pub(crate) type RejectedValues = BTreeMap<String, [u64; Rejection::ALL.len()]>;
 
 /// How an exposition format spells one series' labels.
 pub(crate) trait SeriesLabels {
@@ -333,8 +333,14 @@ impl Shared {
         let mut counters = Vec::new();
         let mut gauges = Vec::new();
         let mut histograms = Vec::new();
-        let mut rejected_values = RejectedValues::new();
         let activity = self.activity.lock().unwrap_or_else(PoisonError::into_inner);
+        // Under the activity lock, which every expiry holds: each count is
+        // either still in its series or already in here, never in both.
+        let mut rejected_values = self
+            .expired_rejections
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
         self.registry.visit_counters(|key, counter| {
             if !activity.is_hidden(MetricKind::Counter, counter) {
                 let value = counter.load(Ordering::Relaxed);
@@ -348,8 +354,8 @@ impl Shared {
             }
         });
         self.registry.visit_histograms(|key, series| {
-            // Hidden (idle) series too: a count never goes down while its
-            // series exists.
+            // Hidden (idle) series too, and expired ones above: a count
+            // never goes down.
             add_rejected_values(&mut rejected_values, key, series);
             if !activity.is_hidden(MetricKind::Histogram, series) {
                 let series = Arc::clone(series);
@@ -463,7 +469,7 @@ fn help<'a>(descriptions: &'a HashMap<String, SharedString>, name: &'a str) -> &
 
 /// Adds the values `series` did not record as given to its exposed name's
 /// counts (a name that cannot be exposed has none).
-fn add_rejected_values(into: &mut RejectedValues, key: &Key, series: &HistogramSeries) {
+pub(crate) fn add_rejected_values(into: &mut RejectedValues, key: &Key, series: &HistogramSeries) {
     let histogram = &series.0;
     let counts = Rejection::ALL.map(|reason| histogram.rejected_for(reason));
     if counts.iter().all(|&count| count == 0) {

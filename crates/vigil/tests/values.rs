@@ -136,6 +136,56 @@ fn a_service_metric_of_the_same_name_keeps_it() {
     assert_eq!(sample(&text, &format!("{REJECTED}_count")), 1.0);
 }
 
+#[test]
+fn rejected_values_stay_counted_after_their_series_expires() {
+    let (clock, mock) = quanta::Clock::mock();
+    let monitor = Monitor::builder()
+        .manual_upkeep()
+        .clock(clock)
+        .idle_timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let recorder = monitor.recorder();
+    let held = vigil::with_local_recorder(&recorder, || {
+        // Recorded through a handle that is dropped: the series can expire.
+        metrics::histogram!("job_seconds", "id" => "gone").record_many(f64::NAN, 2);
+        metrics::histogram!("job_seconds", "id" => "gone").record(-1.0);
+        let held = metrics::histogram!("job_seconds", "id" => "held");
+        held.record(f64::NAN);
+        held
+    });
+    let nan = format!(r#"{REJECTED}{{metric="job_seconds",reason="nan"}}"#);
+    let negative = format!(r#"{REJECTED}{{metric="job_seconds",reason="negative"}}"#);
+    let text = monitor.render();
+    assert_eq!(sample(&text, &nan), 3.0);
+    assert_eq!(sample(&text, &negative), 1.0);
+
+    mock.increment(Duration::from_secs(31));
+    monitor.upkeep();
+    let text = monitor.render();
+    // The dropped series expired; the held one is hidden.
+    assert!(!text.contains(r#"id="gone""#), "{text}");
+    assert!(!text.contains(r#"id="held""#), "{text}");
+    assert_eq!(sample(&text, &nan), 3.0, "the counter went down:\n{text}");
+    assert_eq!(sample(&text, &negative), 1.0, "{text}");
+
+    // A new series of the name adds to what the expired one left.
+    vigil::with_local_recorder(&recorder, || {
+        metrics::histogram!("job_seconds", "id" => "gone").record(f64::NAN);
+    });
+    held.record(f64::NEG_INFINITY);
+    let text = monitor.render();
+    assert_eq!(sample(&text, &nan), 4.0, "{text}");
+    assert_eq!(
+        sample(
+            &text,
+            &format!(r#"{REJECTED}{{metric="job_seconds",reason="negative_infinity"}}"#)
+        ),
+        1.0
+    );
+    servers::promtool_check_metrics(&text).unwrap();
+}
+
 /// Serializes `summary` and reads it back: equal, NaN and all (compared
 /// through a second serialization, which writes NaN as "NaN").
 fn round_trip(summary: &MetricsSummary) -> MetricsSummary {
