@@ -21,7 +21,13 @@
 //! locked instruction, ~1 ns); the shared shard's writers with `fetch_add`.
 //! A reader that keeps meeting records (a writer that never pauses for the
 //! length of a read) stops retrying after [`ATTEMPTS`] and falls back to
-//! [`Shard::read`]'s bracketed estimate, so a read never waits on a writer.
+//! [`Shard::read`]'s bracketed estimate, so a read never waits for a writer
+//! to pause for the length of a walk. The two ends of that bracket are
+//! count-and-sum pairs read between two records ([`Shard::totals`]), which
+//! a reader retries until it gets: such a read waits only for the record
+//! in flight (a writer preempted part-way through one), never for later
+//! ones to stop. A pair read across a record is never used: `count` is
+//! bumped before `sum`, so it could count a value whose sum it lacks.
 
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 
@@ -32,13 +38,6 @@ use crate::sync::{AtomicU64, OnceBox, backoff, fence};
 const ATTEMPTS: u32 = 16;
 #[cfg(loom)]
 const ATTEMPTS: u32 = 1;
-/// Tries of a count-and-sum read (three words on one cache line, so it
-/// meets a record part-way only when the writer writes in that very
-/// nanosecond) before it returns what it read.
-#[cfg(not(loom))]
-const PAIR_ATTEMPTS: u32 = 4_096;
-#[cfg(loom)]
-const PAIR_ATTEMPTS: u32 = 1;
 
 /// Counters per page: 128 bytes, two cache lines.
 #[cfg(not(loom))]
@@ -280,24 +279,31 @@ impl Shard {
         self.try_read(&mut Vec::<()>::new(), &mut |_, _| 0)
     }
 
-    /// The count and raw sum (wrapping) of the same records. Retries while
-    /// a record is part-way through; after [`PAIR_ATTEMPTS`] tries, what
-    /// the last one read.
+    /// The count and raw sum (wrapping) of the same records. Retries
+    /// (spinning, then yielding) until it reads between two records: three
+    /// words on one cache line, so a try fails only when it overlaps a
+    /// record, and a writer preempted part-way through one is waited for.
+    /// Never a pair read across a record: the count is bumped before the
+    /// sum, so such a pair can count a value whose sum it lacks, and
+    /// [`read`](Shard::read)'s bracket relies on both ends being states
+    /// after whole records.
     pub(crate) fn totals(&self) -> (u64, u64) {
-        for attempt in 1..PAIR_ATTEMPTS {
+        let mut attempt = 0u32;
+        loop {
             if let Some(totals) = self.try_totals() {
                 return totals;
             }
+            attempt = attempt.saturating_add(1);
             backoff(attempt);
         }
-        (self.count.load(Relaxed), self.sum.load(Relaxed))
     }
 
     /// `visit`'s reading of the shard (appended to `out`, returning how
     /// many values it saw), with the count and raw sum of the same
     /// records. Tries [`ATTEMPTS`] times to read between two records; a
     /// shard whose writer never paused that long is read once more
-    /// between two reads of the totals instead: the count is then what
+    /// between two reads of the totals ([`totals`](Shard::totals), each
+    /// the state after whole records) instead: the count is then what
     /// `visit` saw (so buckets and count still agree), and the sum is the
     /// sum at the first read plus, for each value seen since, the mean of
     /// the values recorded between the two reads, which is exact when they
@@ -612,21 +618,49 @@ mod loom_tests {
                     shard.add(2, 1, 5, Access::Owned);
                 })
             };
-            let before = shard.try_totals();
+            // The ends as the fallback reads them: `totals`, which must
+            // settle whatever the writer is doing (a pair read across a
+            // record has no place in a bracket).
+            let before = shard.totals();
             let mut counts = Vec::new();
             let seen = shard.append_counts(&mut counts);
-            let after = shard.try_totals();
-            if let (Some(before), Some(after)) = (before, after) {
-                assert!(
-                    before.0 <= seen && seen <= after.0,
-                    "{before:?} {seen} {after:?}"
-                );
-                let sum = interpolate(seen, before, after);
-                assert!(before.1 <= sum && sum <= after.1);
-                if seen == after.0 {
-                    assert_eq!(sum, after.1);
-                }
+            let after = shard.totals();
+            let whole = [(0, 0), (1, 3), (2, 8)];
+            assert!(whole.contains(&before) && whole.contains(&after));
+            assert!(
+                before.0 <= seen && seen <= after.0,
+                "{before:?} {seen} {after:?}"
+            );
+            let sum = interpolate(seen, before, after);
+            assert!(before.1 <= sum && sum <= after.1);
+            if seen == after.0 {
+                assert_eq!(sum, after.1);
             }
+            writer.join().unwrap();
+        });
+    }
+
+    /// A reader racing the owner, through the fallback (one try under
+    /// loom) and `totals`: whatever the interleaving (the writer stopped
+    /// between its count and its sum included), the count is the
+    /// buckets' sum and the sum that of as many values (all equal).
+    #[test]
+    fn a_read_never_counts_a_value_without_its_sum() {
+        loom::model(|| {
+            let shard = Arc::new(*Shard::new(GROUP_SPAN));
+            let writer = {
+                let shard = Arc::clone(&shard);
+                loom::thread::spawn(move || {
+                    shard.add(1, 1, 3, Access::Owned);
+                    shard.add(2, 1, 3, Access::Owned);
+                })
+            };
+            let mut counts = Vec::new();
+            let (count, sum) = shard.read(&mut counts, Shard::append_counts);
+            assert_eq!(counts.iter().map(|&(_, n)| n).sum::<u64>(), count);
+            assert_eq!(sum, 3 * count, "{counts:?}");
+            let (count, sum) = shard.totals();
+            assert_eq!(sum, 3 * count);
             writer.join().unwrap();
         });
     }
