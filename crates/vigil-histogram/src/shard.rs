@@ -24,10 +24,12 @@
 //! [`Shard::read`]'s bracketed estimate, so a read never waits for a writer
 //! to pause for the length of a walk. The two ends of that bracket are
 //! count-and-sum pairs read between two records ([`Shard::totals`]), which
-//! a reader retries until it gets: such a read waits only for the record
-//! in flight (a writer preempted part-way through one), never for later
-//! ones to stop. A pair read across a record is never used: `count` is
-//! bumped before `sum`, so it could count a value whose sum it lacks.
+//! a reader retries until its three loads fall between two records: it
+//! waits out a record in flight (for as long as a writer preempted
+//! part-way through one stays preempted), and needs a gap between records,
+//! not a writer that stops. A pair read across a record is never used:
+//! `count` is bumped before `sum`, so it could count a value whose sum it
+//! lacks.
 
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 
