@@ -7,14 +7,14 @@
 //! [`crate::protobuf`].
 
 use std::cmp::Ordering as Order;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::fmt::{Display, Write as _};
 use std::ops::Range;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, PoisonError};
 
 use indexmap::IndexMap;
-use metrics::{Key, Label, SharedString};
+use metrics::{Key, Label};
 use metrics_util::MetricKind;
 use vigil_histogram::{Rejection, Window};
 use vigil_timing::{BUILD_INFO, CALLS_DURATION, CALLS_TOTAL};
@@ -421,14 +421,27 @@ impl Shared {
             .descriptions
             .read()
             .unwrap_or_else(PoisonError::into_inner);
+        // Each kind's families come by name: one walk of the descriptions
+        // sorted by name finds every family's.
+        let mut described: Vec<(&str, &str)> = descriptions
+            .iter()
+            .map(|(name, help)| (name.as_str(), &**help))
+            .collect();
+        described.sort_unstable();
+        let mut helps = Helps {
+            described: &described,
+            next: 0,
+        };
         for (name, series) in families.counters.families() {
-            format.counters(name, help(&descriptions, name), series);
+            format.counters(name, helps.of(name), series);
         }
+        helps.next = 0;
         for (name, series) in families.gauges.families() {
-            format.gauges(name, help(&descriptions, name), series);
+            format.gauges(name, helps.of(name), series);
         }
+        helps.next = 0;
         for (name, series) in families.histograms.families() {
-            format.histograms(name, help(&descriptions, name), series);
+            format.histograms(name, helps.of(name), series);
         }
     }
 
@@ -454,16 +467,36 @@ impl Shared {
     }
 }
 
-/// The HELP text of an exposed name: its description, or the name when
-/// there is none.
-fn help<'a>(descriptions: &'a HashMap<String, SharedString>, name: &'a str) -> &'a str {
-    match descriptions.get(name) {
-        Some(description) => description,
-        None => match name {
-            BUILD_INFO => BUILD_INFO_HELP,
-            VALUES_REJECTED_TOTAL => VALUES_REJECTED_HELP,
-            _ => name,
-        },
+/// The HELP texts of exposed names asked for in increasing order.
+struct Helps<'a> {
+    /// The descriptions, by name.
+    described: &'a [(&'a str, &'a str)],
+    /// The first description not passed yet.
+    next: usize,
+}
+
+impl<'a> Helps<'a> {
+    /// The HELP text of `name` (not below the name asked for before): its
+    /// description, or the name when there is none.
+    fn of<'b>(&mut self, name: &'b str) -> &'b str
+    where
+        'a: 'b,
+    {
+        while self
+            .described
+            .get(self.next)
+            .is_some_and(|&(described, _)| described < name)
+        {
+            self.next += 1;
+        }
+        match self.described.get(self.next) {
+            Some(&(described, help)) if described == name => help,
+            _ => match name {
+                BUILD_INFO => BUILD_INFO_HELP,
+                VALUES_REJECTED_TOTAL => VALUES_REJECTED_HELP,
+                _ => name,
+            },
+        }
     }
 }
 

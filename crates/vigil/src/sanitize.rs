@@ -115,6 +115,13 @@ pub(crate) fn label_key(raw: &str) -> Option<String> {
 /// Appends `value` escaped as a text-format label value: `\` as `\\`, `"`
 /// as `\"`, a line feed as `\n`; everything else as is.
 pub(crate) fn escape_label_value(value: &str, out: &mut String) {
+    if !value
+        .bytes()
+        .any(|byte| matches!(byte, b'\\' | b'"' | b'\n'))
+    {
+        out.push_str(value);
+        return;
+    }
     for c in value.chars() {
         match c {
             '\\' => out.push_str("\\\\"),
@@ -128,6 +135,10 @@ pub(crate) fn escape_label_value(value: &str, out: &mut String) {
 /// Appends `text` escaped as a `# HELP` text: `\` as `\\`, a line feed as
 /// `\n`.
 pub(crate) fn escape_help(text: &str, out: &mut String) {
+    if !text.bytes().any(|byte| matches!(byte, b'\\' | b'\n')) {
+        out.push_str(text);
+        return;
+    }
     for c in text.chars() {
         match c {
             '\\' => out.push_str("\\\\"),
