@@ -7,6 +7,8 @@
 //! evaluates, and exports. The checks are the `cargo fuzz` targets' own
 //! (`fuzz/src/rules.rs`).
 
+#[path = "../../../fuzz/src/corpus.rs"]
+mod corpus;
 #[path = "../../../fuzz/src/rules.rs"]
 mod rules;
 
@@ -34,23 +36,10 @@ fn corpus(target: &str) -> Files {
 }
 
 fn read_corpus(target: &str) -> Files {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("../../fuzz/corpus/{target}"));
-    let mut files: Vec<(PathBuf, Vec<u8>)> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("the fuzz corpus {}: {e}", dir.display()))
-        .map(|entry| {
-            let path = entry.expect("a corpus entry").path();
-            let bytes = std::fs::read(&path).expect("a corpus file");
-            (path, bytes)
-        })
-        .collect();
-    files.sort();
-    assert!(
-        files.len() >= 10,
-        "{} holds {} files",
-        dir.display(),
-        files.len()
-    );
-    files
+    corpus::read(
+        &PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.."),
+        target,
+    )
 }
 
 fn assert_checked(bytes: &[u8], format: Format, what: &str) {

@@ -6,6 +6,8 @@
 //! consistently and encodes to the same counts. The checks are the
 //! `cargo fuzz` target's own (`fuzz/src/histogram.rs`).
 
+#[path = "../../../fuzz/src/corpus.rs"]
+mod corpus;
 #[path = "../../../fuzz/src/histogram.rs"]
 mod histogram;
 
@@ -15,23 +17,10 @@ use hdrhistogram::serialization::{Serializer as _, V2DeflateSerializer, V2Serial
 use proptest::prelude::*;
 
 fn corpus() -> Vec<(PathBuf, Vec<u8>)> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/histogram_base64");
-    let mut files: Vec<(PathBuf, Vec<u8>)> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("the fuzz corpus {}: {e}", dir.display()))
-        .map(|entry| {
-            let path = entry.expect("a corpus entry").path();
-            let bytes = std::fs::read(&path).expect("a corpus file");
-            (path, bytes)
-        })
-        .collect();
-    files.sort();
-    assert!(
-        files.len() >= 10,
-        "{} holds {} files",
-        dir.display(),
-        files.len()
-    );
-    files
+    corpus::read(
+        &PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.."),
+        "histogram_base64",
+    )
 }
 
 fn assert_checked(bytes: &[u8], what: &str) {

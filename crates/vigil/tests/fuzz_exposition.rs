@@ -7,6 +7,8 @@
 //! valid, unique families, and both formats hold the same families. The
 //! checks are the `cargo fuzz` target's own (`fuzz/src/exposition.rs`).
 
+#[path = "../../../fuzz/src/corpus.rs"]
+mod corpus;
 #[path = "../../../fuzz/src/exposition.rs"]
 mod exposition;
 #[path = "../../../fuzz/src/listener.rs"]
@@ -21,23 +23,10 @@ use exposition::{Kind, Series};
 use proptest::prelude::*;
 
 fn corpus() -> Vec<(PathBuf, Vec<u8>)> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/exposition");
-    let mut files: Vec<(PathBuf, Vec<u8>)> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("the fuzz corpus {}: {e}", dir.display()))
-        .map(|entry| {
-            let path = entry.expect("a corpus entry").path();
-            let bytes = std::fs::read(&path).expect("a corpus file");
-            (path, bytes)
-        })
-        .collect();
-    files.sort();
-    assert!(
-        files.len() >= 10,
-        "{} holds {} files",
-        dir.display(),
-        files.len()
-    );
-    files
+    corpus::read(
+        &PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.."),
+        "exposition",
+    )
 }
 
 /// Fails unless promtool parses `text`; its lint findings (naming advice)

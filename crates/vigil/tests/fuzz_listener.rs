@@ -6,6 +6,8 @@
 //! panics, and `GET /metrics` keeps being served. The checks are the
 //! `cargo fuzz` target's own (`fuzz/src/listener.rs`).
 
+#[path = "../../../fuzz/src/corpus.rs"]
+mod corpus;
 #[path = "../../../fuzz/src/listener.rs"]
 mod listener;
 
@@ -19,23 +21,10 @@ use proptest::prelude::*;
 use vigil::Monitor;
 
 fn corpus() -> Vec<(PathBuf, Vec<u8>)> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/listener");
-    let mut files: Vec<(PathBuf, Vec<u8>)> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("the fuzz corpus {}: {e}", dir.display()))
-        .map(|entry| {
-            let path = entry.expect("a corpus entry").path();
-            let bytes = std::fs::read(&path).expect("a corpus file");
-            (path, bytes)
-        })
-        .collect();
-    files.sort();
-    assert!(
-        files.len() >= 10,
-        "{} holds {} files",
-        dir.display(),
-        files.len()
-    );
-    files
+    corpus::read(
+        &PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.."),
+        "listener",
+    )
 }
 
 /// Panics on threads other than the tests' own (the listener's thread and
