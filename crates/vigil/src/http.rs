@@ -816,9 +816,17 @@ mod tests {
                 let recorder = recorder.clone();
                 renders.spawn(async move { coalescer.render(Text, &recorder).await });
             }
-            while coalescer.waiting.load(std::sync::atomic::Ordering::Relaxed) < 20 {
+            for _ in 0..10_000 {
+                if coalescer.waiting.load(std::sync::atomic::Ordering::Relaxed) == 20 {
+                    break;
+                }
                 tokio::task::yield_now().await;
             }
+            assert_eq!(
+                coalescer.waiting.load(std::sync::atomic::Ordering::Relaxed),
+                20,
+                "every request waits for the render in progress"
+            );
             drop(running);
             let buffers: std::collections::HashSet<usize> = renders
                 .join_all()

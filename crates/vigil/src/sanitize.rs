@@ -295,8 +295,14 @@ pub(crate) enum Registered {
 /// the same renames, with `reserved` as for [`expose`]. Every change made
 /// is pushed to `reasons`. A key already in the grammar is checked without
 /// an allocation.
+/// A recorded `vigil_overflow` label ([`OVERFLOW_LABEL`](crate::OVERFLOW_LABEL))
+/// is renamed `label_vigil_overflow`: that key marks the registry's own
+/// overflow series, which the series budget does not count.
 pub(crate) fn register(key: &Key, reserved: Option<&str>, reasons: &mut Vec<Reason>) -> Registered {
-    if is_exposed(key, reserved) {
+    let overflow = key
+        .labels()
+        .any(|label| label.key() == crate::OVERFLOW_LABEL);
+    if !overflow && is_exposed(key, reserved) {
         return Registered::AsRecorded;
     }
     match expose(key, &IndexMap::new(), reserved, reasons) {
@@ -304,7 +310,14 @@ pub(crate) fn register(key: &Key, reserved: Option<&str>, reasons: &mut Vec<Reas
         Some(Exposed { name, labels }) => {
             let labels: Vec<Label> = labels
                 .into_iter()
-                .map(|(key, value)| Label::new(key, value))
+                .map(|(key, value)| {
+                    if key == crate::OVERFLOW_LABEL {
+                        reasons.push(Reason::ReservedLabel);
+                        Label::new(format!("{RESERVED_PREFIX}{key}"), value)
+                    } else {
+                        Label::new(key, value)
+                    }
+                })
                 .collect();
             Registered::Renamed(Key::from_parts(name, labels))
         }

@@ -280,6 +280,46 @@ fn renamed_keys_beyond_the_budget_keep_nothing_and_expired_series_give_room_back
 }
 
 #[test]
+fn a_recorded_overflow_label_is_renamed_and_its_series_give_room_back() {
+    let (clock, mock) = Clock::mock();
+    let monitor = Monitor::builder()
+        .manual_upkeep()
+        .clock(clock)
+        .idle_timeout(Duration::from_secs(30))
+        .max_series(2)
+        .build()
+        .unwrap();
+    with(&monitor, || {
+        counter!("a", "vigil_overflow" => "true").increment(1);
+        counter!("b", "vigil_overflow" => "x", "id" => "1").increment(2);
+    });
+    let text = monitor.render();
+    assert_eq!(
+        sample(&text, "a{label_vigil_overflow=\"true\"}"),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, "b{label_vigil_overflow=\"x\",id=\"1\"}"),
+        Some(2.0),
+        "{text}"
+    );
+    assert_eq!(rejected(&text, "reserved_label"), 2.0, "{text}");
+
+    // Expired, they give their room back like any other series.
+    mock.increment(Duration::from_secs(31));
+    monitor.upkeep();
+    with(&monitor, || {
+        counter!("c").increment(3);
+        counter!("d").increment(4);
+    });
+    let text = monitor.render();
+    assert_eq!(sample(&text, "c"), Some(3.0), "{text}");
+    assert_eq!(sample(&text, "d"), Some(4.0), "{text}");
+    assert_eq!(monitor.series_dropped(), 0);
+}
+
+#[test]
 fn global_labels_must_be_valid_unreserved_label_names() {
     for (key, reason) in [
         ("", "is empty"),
