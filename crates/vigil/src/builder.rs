@@ -199,7 +199,7 @@ impl MonitorBuilder {
     /// [`idle_timeout`](Self::idle_timeout)) give their room back.
     ///
     /// At the default, 1 000 000 distinct counter names (100 000 stored,
-    /// 900 000 dropped) add about 22 MiB of resident memory, about 110 MiB
+    /// 900 000 dropped) add about 22 MiB of resident memory, about 54 MiB
     /// once rendered (`docs/benchmarks.md`).
     pub fn max_series(mut self, limit: usize) -> Self {
         self.max_series = limit;
