@@ -331,7 +331,12 @@ impl Shared {
                     &mut expired,
                 );
                 if !keep {
-                    crate::render::add_rejected_values(&mut expired_rejections, key, series);
+                    crate::render::add_rejected_values_within(
+                        &mut expired_rejections,
+                        key,
+                        series,
+                        self.settings.max_series,
+                    );
                 }
                 keep
             });

@@ -503,14 +503,30 @@ impl<'a> Helps<'a> {
 /// Adds the values `series` did not record as given to its exposed name's
 /// counts (a name that cannot be exposed has none).
 pub(crate) fn add_rejected_values(into: &mut RejectedValues, key: &Key, series: &HistogramSeries) {
+    add_rejected_values_within(into, key, series, usize::MAX);
+}
+
+/// [`add_rejected_values`] into a map that holds at most `names` metric
+/// names: the counts of a name beyond them go to the empty name's entry
+/// (exposed as `metric=""`), so the counts kept for histograms that
+/// expired take bounded memory however many names come and go.
+pub(crate) fn add_rejected_values_within(
+    into: &mut RejectedValues,
+    key: &Key,
+    series: &HistogramSeries,
+    names: usize,
+) {
     let histogram = &series.0;
     let counts = Rejection::ALL.map(|reason| histogram.rejected_for(reason));
     if counts.iter().all(|&count| count == 0) {
         return;
     }
-    let Some(name) = sanitize::metric_name(key.name()) else {
+    let Some(mut name) = sanitize::metric_name(key.name()) else {
         return;
     };
+    if into.len() >= names && !into.contains_key(&name) {
+        name = String::new();
+    }
     let total = into.entry(name).or_default();
     for (total, count) in total.iter_mut().zip(counts) {
         *total = total.wrapping_add(count);

@@ -137,6 +137,45 @@ fn a_service_metric_of_the_same_name_keeps_it() {
 }
 
 #[test]
+fn rejected_values_of_expired_names_beyond_the_budget_share_one_series() {
+    let (clock, mock) = quanta::Clock::mock();
+    let monitor = Monitor::builder()
+        .manual_upkeep()
+        .clock(clock)
+        .idle_timeout(Duration::from_secs(30))
+        .max_series(2)
+        .build()
+        .unwrap();
+    let recorder = monitor.recorder();
+    // Three rounds of two names each, every series expiring after its
+    // round: the counts of names beyond the budget (2) are kept under
+    // `metric=""`, not one series a name.
+    for round in 0..3 {
+        vigil::with_local_recorder(&recorder, || {
+            for i in 0..2 {
+                metrics::histogram!(format!("job{round}{i}_seconds")).record(f64::NAN);
+            }
+        });
+        // The first upkeep sees the series, the second finds it idle.
+        for _ in 0..2 {
+            mock.increment(Duration::from_secs(31));
+            monitor.upkeep();
+        }
+    }
+    let text = monitor.render();
+    let nan = |metric: &str| {
+        sample(
+            &text,
+            &format!(r#"{REJECTED}{{metric="{metric}",reason="nan"}}"#),
+        )
+    };
+    assert_eq!(nan("job00_seconds"), 1.0, "{text}");
+    assert_eq!(nan("job01_seconds"), 1.0, "{text}");
+    assert_eq!(nan(""), 4.0, "{text}");
+    assert!(!text.contains("job10_seconds"), "{text}");
+}
+
+#[test]
 fn rejected_values_stay_counted_after_their_series_expires() {
     let (clock, mock) = quanta::Clock::mock();
     let monitor = Monitor::builder()
