@@ -4,12 +4,14 @@
 //! `--enable-feature=native-histograms` whose fleet quantiles over three
 //! vigil instances must match the exact quantiles of the union.
 
+mod proto;
 mod servers;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
 use prost::Message as _;
+use proto::{Histogram, Metric, MetricFamily};
 use vigil::{Matcher, Monitor};
 
 /// What Prometheus 2.42 sends with `--enable-feature=native-histograms`.
@@ -18,93 +20,6 @@ const PROMETHEUS_NATIVE_ACCEPT: &str = "application/vnd.google.protobuf;proto=io
 /// The Content-Type of the protobuf exposition.
 const PROTOBUF: &str =
     "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited";
-
-// Decoding copies of the messages of `io/prometheus/client/metrics.proto`
-// (only the fields checked here; the field numbers are the proto's).
-
-/// `LabelPair`.
-#[derive(Clone, PartialEq, prost::Message)]
-struct LabelPair {
-    #[prost(string, tag = "1")]
-    name: String,
-    #[prost(string, tag = "2")]
-    value: String,
-}
-
-/// `Gauge` and `Counter` (both hold one double in field 1).
-#[derive(Clone, PartialEq, prost::Message)]
-struct Value {
-    #[prost(double, tag = "1")]
-    value: f64,
-}
-
-/// `Bucket`: one classic `le` bucket.
-#[derive(Clone, PartialEq, prost::Message)]
-struct ClassicBucket {
-    #[prost(uint64, tag = "1")]
-    cumulative_count: u64,
-    #[prost(double, tag = "2")]
-    upper_bound: f64,
-}
-
-/// `BucketSpan`.
-#[derive(Clone, PartialEq, prost::Message)]
-struct BucketSpan {
-    #[prost(sint32, tag = "1")]
-    offset: i32,
-    #[prost(uint32, tag = "2")]
-    length: u32,
-}
-
-/// `Histogram`: classic and native fields.
-#[derive(Clone, PartialEq, prost::Message)]
-struct Histogram {
-    #[prost(uint64, tag = "1")]
-    sample_count: u64,
-    #[prost(double, tag = "2")]
-    sample_sum: f64,
-    #[prost(message, repeated, tag = "3")]
-    bucket: Vec<ClassicBucket>,
-    #[prost(sint32, tag = "5")]
-    schema: i32,
-    #[prost(double, tag = "6")]
-    zero_threshold: f64,
-    #[prost(uint64, tag = "7")]
-    zero_count: u64,
-    #[prost(message, repeated, tag = "9")]
-    negative_span: Vec<BucketSpan>,
-    #[prost(message, repeated, tag = "12")]
-    positive_span: Vec<BucketSpan>,
-    #[prost(sint64, repeated, tag = "13")]
-    positive_delta: Vec<i64>,
-}
-
-/// `Metric`: one series.
-#[derive(Clone, PartialEq, prost::Message)]
-struct Metric {
-    #[prost(message, repeated, tag = "1")]
-    label: Vec<LabelPair>,
-    #[prost(message, optional, tag = "2")]
-    gauge: Option<Value>,
-    #[prost(message, optional, tag = "3")]
-    counter: Option<Value>,
-    #[prost(message, optional, tag = "7")]
-    histogram: Option<Histogram>,
-}
-
-/// `MetricFamily`.
-#[derive(Clone, PartialEq, prost::Message)]
-struct MetricFamily {
-    #[prost(string, tag = "1")]
-    name: String,
-    #[prost(string, tag = "2")]
-    help: String,
-    /// COUNTER = 0, GAUGE = 1, HISTOGRAM = 4.
-    #[prost(int32, tag = "3")]
-    r#type: i32,
-    #[prost(message, repeated, tag = "4")]
-    metric: Vec<Metric>,
-}
 
 /// Every length-delimited family of a protobuf exposition.
 fn decode(mut body: &[u8]) -> Vec<MetricFamily> {

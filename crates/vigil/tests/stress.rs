@@ -15,6 +15,7 @@
 //! `VIGIL_SOAK_WARMUP_SECONDS` (default 3) and `VIGIL_SOAK_SECONDS`
 //! (default 5) for the soak.
 
+mod proto;
 mod servers;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -24,6 +25,7 @@ use std::sync::{Barrier, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use prost::Message as _;
+use proto::MetricFamily;
 use vigil::alert::notify::TracingNotifier;
 use vigil::alert::{Comparison, Engine, Rule, Severity, State};
 use vigil::cache::EntryOptions;
@@ -382,71 +384,6 @@ fn check_histogram(read: u64, series: &str, histogram: &TextHistogram, findings:
             "read {read}: {series} records only 1.0 but _sum {sum} != _count {count}"
         ));
     }
-}
-
-// Decoding copies of the `io.prometheus.client` messages (the fields
-// checked here; field numbers are those of `metrics.proto`).
-
-/// `LabelPair`.
-#[derive(Clone, PartialEq, prost::Message)]
-struct LabelPair {
-    #[prost(string, tag = "1")]
-    name: String,
-    #[prost(string, tag = "2")]
-    value: String,
-}
-
-/// `Counter` (one double in field 1).
-#[derive(Clone, PartialEq, prost::Message)]
-struct Value {
-    #[prost(double, tag = "1")]
-    value: f64,
-}
-
-/// `Bucket`: one classic bucket.
-#[derive(Clone, PartialEq, prost::Message)]
-struct ClassicBucket {
-    #[prost(uint64, tag = "1")]
-    cumulative_count: u64,
-    #[prost(double, tag = "2")]
-    upper_bound: f64,
-}
-
-/// `Histogram`: classic and native fields.
-#[derive(Clone, PartialEq, prost::Message)]
-struct Histogram {
-    #[prost(uint64, tag = "1")]
-    sample_count: u64,
-    #[prost(double, tag = "2")]
-    sample_sum: f64,
-    #[prost(message, repeated, tag = "3")]
-    bucket: Vec<ClassicBucket>,
-    #[prost(uint64, tag = "7")]
-    zero_count: u64,
-    #[prost(sint64, repeated, tag = "10")]
-    negative_delta: Vec<i64>,
-    #[prost(sint64, repeated, tag = "13")]
-    positive_delta: Vec<i64>,
-}
-
-/// `Metric`.
-#[derive(Clone, PartialEq, prost::Message)]
-struct Metric {
-    #[prost(message, repeated, tag = "1")]
-    label: Vec<LabelPair>,
-    #[prost(message, optional, tag = "3")]
-    counter: Option<Value>,
-    #[prost(message, optional, tag = "7")]
-    histogram: Option<Histogram>,
-}
-
-/// `MetricFamily`.
-#[derive(Clone, PartialEq, prost::Message)]
-struct MetricFamily {
-    #[prost(string, tag = "1")]
-    name: String,
-    #[prost(message, repeated, tag = "4")]
-    metric: Vec<Metric>,
 }
 
 /// The total of a native histogram's delta-encoded bucket counts.

@@ -4,6 +4,7 @@
 //! record (`_sum` with `_count`, `_count` with the `+Inf` bucket, the
 //! buckets with each other, the native buckets with `sample_count`).
 
+mod proto;
 mod servers;
 
 use std::collections::BTreeMap;
@@ -323,61 +324,6 @@ const SUMMARY: &str = "values_summary_seconds";
 const BOUNDS: [f64; 3] = [0.5, 1.0, 2.0];
 /// Recording threads.
 const THREADS: usize = 4;
-
-/// Decoding copies of the messages of `io/prometheus/client/metrics.proto`
-/// (only the histogram fields checked here).
-mod proto {
-    /// `BucketSpan`.
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct BucketSpan {
-        #[prost(sint32, tag = "1")]
-        pub offset: i32,
-        #[prost(uint32, tag = "2")]
-        pub length: u32,
-    }
-
-    /// `Bucket`: one classic bucket.
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct Bucket {
-        #[prost(uint64, tag = "1")]
-        pub cumulative_count: u64,
-        #[prost(double, tag = "2")]
-        pub upper_bound: f64,
-    }
-
-    /// `Histogram`.
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct Histogram {
-        #[prost(uint64, tag = "1")]
-        pub sample_count: u64,
-        #[prost(double, tag = "2")]
-        pub sample_sum: f64,
-        #[prost(message, repeated, tag = "3")]
-        pub bucket: Vec<Bucket>,
-        #[prost(uint64, tag = "7")]
-        pub zero_count: u64,
-        #[prost(message, repeated, tag = "12")]
-        pub positive_span: Vec<BucketSpan>,
-        #[prost(sint64, repeated, tag = "13")]
-        pub positive_delta: Vec<i64>,
-    }
-
-    /// `Metric`.
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct Metric {
-        #[prost(message, optional, tag = "7")]
-        pub histogram: Option<Histogram>,
-    }
-
-    /// `MetricFamily`.
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct MetricFamily {
-        #[prost(string, tag = "1")]
-        pub name: String,
-        #[prost(message, repeated, tag = "4")]
-        pub metric: Vec<Metric>,
-    }
-}
 
 /// What is wrong with one read of a histogram of 1.0s: `count` values,
 /// summing to `sum`, the `+Inf` bucket `inf`, and the classic buckets
