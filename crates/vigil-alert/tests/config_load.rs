@@ -1,6 +1,9 @@
 //! Loading alert configs from YAML and TOML: the schema, the conversion to
 //! core types, and errors that name the file, item, field and position.
 
+mod common;
+
+use common::{toml_err, yaml_err};
 use std::path::PathBuf;
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -14,26 +17,6 @@ fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures")
         .join(name)
-}
-
-fn yaml_err(text: &str) -> ConfigError {
-    match AlertConfig::from_yaml_str(text, "rules.yml") {
-        Ok(c) => panic!(
-            "expected an error, got {} rules from:\n{text}",
-            c.rules().len()
-        ),
-        Err(e) => e,
-    }
-}
-
-fn toml_err(text: &str) -> ConfigError {
-    match AlertConfig::from_toml_str(text, "rules.toml") {
-        Ok(c) => panic!(
-            "expected an error, got {} rules from:\n{text}",
-            c.rules().len()
-        ),
-        Err(e) => e,
-    }
 }
 
 fn rule_item(name: &str) -> Item {

@@ -4,6 +4,9 @@
 //! cannot work at the evaluation interval, and documents nested too deeply
 //! (which are refused before the parser sees them, in linear time).
 
+mod common;
+
+use common::{toml_err, yaml_err};
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use vigil_alert::config::{AlertConfig, ConfigError, Item, Location, MAX_NESTING};
@@ -15,26 +18,6 @@ const HOUR: Duration = Duration::from_secs(3600);
 const DAY: Duration = Duration::from_secs(24 * 3600);
 /// More than a year.
 const TWO_YEARS: Duration = Duration::from_secs(2 * 31_557_600);
-
-fn yaml_err(text: &str) -> ConfigError {
-    match AlertConfig::from_yaml_str(text, "rules.yml") {
-        Ok(c) => panic!(
-            "expected an error, got {} rules from:\n{text}",
-            c.rules().len()
-        ),
-        Err(e) => e,
-    }
-}
-
-fn toml_err(text: &str) -> ConfigError {
-    match AlertConfig::from_toml_str(text, "rules.toml") {
-        Ok(c) => panic!(
-            "expected an error, got {} rules from:\n{text}",
-            c.rules().len()
-        ),
-        Err(e) => e,
-    }
-}
 
 /// A YAML file with one gauge rule and the given rule fields.
 fn yaml_rule(fields: &str) -> String {

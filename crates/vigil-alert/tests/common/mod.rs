@@ -3,6 +3,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use vigil_alert::config::{AlertConfig, ConfigError};
 use vigil_alert::{Labels, Notification, State, Transition};
 
 /// A synthetic wall-clock time `secs` seconds after an arbitrary origin.
@@ -57,4 +58,28 @@ pub fn summary(
             )
         })
         .collect()
+}
+
+/// The error loading `text` as a YAML rule file named `rules.yml` gives;
+/// panics if it loads.
+pub fn yaml_err(text: &str) -> ConfigError {
+    match AlertConfig::from_yaml_str(text, "rules.yml") {
+        Ok(c) => panic!(
+            "expected an error, got {} rules from:\n{text}",
+            c.rules().len()
+        ),
+        Err(e) => e,
+    }
+}
+
+/// The error loading `text` as a TOML rule file named `rules.toml` gives;
+/// panics if it loads.
+pub fn toml_err(text: &str) -> ConfigError {
+    match AlertConfig::from_toml_str(text, "rules.toml") {
+        Ok(c) => panic!(
+            "expected an error, got {} rules from:\n{text}",
+            c.rules().len()
+        ),
+        Err(e) => e,
+    }
 }
