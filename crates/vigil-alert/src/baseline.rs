@@ -108,7 +108,7 @@ impl Baseline {
         if self.window.is_zero() {
             return Some("window must be longer than zero".into());
         }
-        if let Some(problem) = crate::too_long(self.window) {
+        if let Some(problem) = crate::time::too_long(self.window) {
             return Some(format!("window {problem}"));
         }
         if self.min_samples == 0 {
@@ -218,7 +218,7 @@ struct BaselineRepr {
     stddevs: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     quantile: Option<f64>,
-    #[serde(with = "crate::serde_duration")]
+    #[serde(with = "humantime_serde")]
     window: Duration,
     #[serde(default = "default_min_samples")]
     min_samples: usize,

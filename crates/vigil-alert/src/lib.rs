@@ -88,8 +88,7 @@
 //! # Times and serde
 //! Times are `SystemTime`s (notifications carry wall-clock times) and
 //! serialize as RFC 3339 UTC strings (`"2024-01-01T00:00:00Z"`); durations
-//! serialize as humantime strings (`"5m"`, `"1h 30m"`) and also deserialize
-//! from a number of seconds.
+//! serialize as humantime strings (`"5m"`, `"1h 30m"`).
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -111,8 +110,7 @@ pub mod severity;
 pub mod silence;
 pub mod source;
 pub mod state;
-
-use std::time::{Duration, SystemTime};
+mod time;
 
 pub use baseline::{Baseline, BaselineMethod};
 pub use config::{AlertConfig, ConfigError};
@@ -131,157 +129,15 @@ pub use severity::{Severity, SeverityLabels};
 pub use silence::{Silence, SilenceId, SilenceState};
 pub use source::{HistogramStat, MemorySource, Source};
 pub use state::State;
+pub use time::MAX_DURATION;
+// The paths these helpers had before `time`, for modules not yet switched.
+#[allow(unused_imports)]
+pub(crate) use {
+    humantime_serde as serde_duration,
+    time::{elapsed, serde_time, too_long},
+};
 
 /// The README's example is a doctest too.
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
-
-/// The longest duration a rule, route, silence or engine setting may hold:
-/// one year (365.25 days, what `1y` means in a config file). Anything
-/// longer (`for: 500000000years`) is refused as a mistake rather than
-/// kept as an alert that can never fire or a timer that never ends.
-pub const MAX_DURATION: Duration = Duration::from_secs(31_557_600);
-
-/// Why `d` is too long to be a duration in a config, if it is.
-pub(crate) fn too_long(d: Duration) -> Option<String> {
-    (d > MAX_DURATION).then(|| {
-        format!(
-            "{} is longer than one year, the longest duration allowed",
-            humantime::format_duration(d)
-        )
-    })
-}
-
-/// `now - since`, or zero if the clock went backwards.
-pub(crate) fn elapsed(now: SystemTime, since: SystemTime) -> Duration {
-    now.duration_since(since).unwrap_or(Duration::ZERO)
-}
-
-/// Serde for `Duration` as a humantime string (`"5m"`), also accepting a
-/// number of seconds.
-pub(crate) mod serde_duration {
-    use std::fmt;
-    use std::time::Duration;
-
-    use serde::de::{self, Visitor};
-    use serde::{Deserializer, Serializer};
-
-    pub(crate) fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(&humantime::format_duration(*d))
-    }
-
-    struct DurationVisitor;
-
-    impl Visitor<'_> for DurationVisitor {
-        type Value = Duration;
-
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("a duration such as \"30s\", \"5m\", \"1h 30m\", or a number of seconds")
-        }
-
-        fn visit_str<E: de::Error>(self, v: &str) -> Result<Duration, E> {
-            humantime::parse_duration(v.trim())
-                .map_err(|e| E::custom(format_args!("invalid duration {v:?}: {e}")))
-        }
-
-        fn visit_u64<E: de::Error>(self, v: u64) -> Result<Duration, E> {
-            Ok(Duration::from_secs(v))
-        }
-
-        fn visit_i64<E: de::Error>(self, v: i64) -> Result<Duration, E> {
-            u64::try_from(v)
-                .map(Duration::from_secs)
-                .map_err(|_| E::custom(format_args!("negative duration {v}")))
-        }
-
-        fn visit_f64<E: de::Error>(self, v: f64) -> Result<Duration, E> {
-            Duration::try_from_secs_f64(v)
-                .map_err(|e| E::custom(format_args!("invalid duration {v}: {e}")))
-        }
-    }
-
-    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        d.deserialize_any(DurationVisitor)
-    }
-
-    /// For `Option<Duration>`.
-    pub(crate) mod option {
-        use std::time::Duration;
-
-        use serde::{Deserialize, Deserializer, Serializer};
-
-        pub(crate) fn serialize<S: Serializer>(
-            d: &Option<Duration>,
-            s: S,
-        ) -> Result<S::Ok, S::Error> {
-            match d {
-                Some(d) => super::serialize(d, s),
-                None => s.serialize_none(),
-            }
-        }
-
-        #[derive(Deserialize)]
-        #[serde(transparent)]
-        struct Wrapper(#[serde(with = "super")] Duration);
-
-        pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
-            d: D,
-        ) -> Result<Option<Duration>, D::Error> {
-            Ok(Option::<Wrapper>::deserialize(d)?.map(|w| w.0))
-        }
-    }
-}
-
-/// Serde for `SystemTime` as an RFC 3339 UTC string.
-pub(crate) mod serde_time {
-    use std::time::{SystemTime, UNIX_EPOCH};
-
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    /// Years 10000 and later cannot be written in RFC 3339.
-    const MAX_SECS: u64 = 253_402_300_800;
-
-    pub(crate) fn serialize<S: Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
-        match t.duration_since(UNIX_EPOCH) {
-            Ok(d) if d.as_secs() < MAX_SECS => s.collect_str(&humantime::format_rfc3339(*t)),
-            _ => Err(serde::ser::Error::custom(
-                "time outside 1970..=9999 cannot be written as RFC 3339",
-            )),
-        }
-    }
-
-    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<SystemTime, D::Error> {
-        let text = String::deserialize(d)?;
-        humantime::parse_rfc3339(&text).map_err(|e| {
-            serde::de::Error::custom(format_args!("invalid RFC 3339 time {text:?}: {e}"))
-        })
-    }
-
-    /// For `Option<SystemTime>`.
-    pub(crate) mod option {
-        use std::time::SystemTime;
-
-        use serde::{Deserialize, Deserializer, Serializer};
-
-        pub(crate) fn serialize<S: Serializer>(
-            t: &Option<SystemTime>,
-            s: S,
-        ) -> Result<S::Ok, S::Error> {
-            match t {
-                Some(t) => super::serialize(t, s),
-                None => s.serialize_none(),
-            }
-        }
-
-        #[derive(Deserialize)]
-        #[serde(transparent)]
-        struct Wrapper(#[serde(with = "super")] SystemTime);
-
-        pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
-            d: D,
-        ) -> Result<Option<SystemTime>, D::Error> {
-            Ok(Option::<Wrapper>::deserialize(d)?.map(|w| w.0))
-        }
-    }
-}

@@ -441,7 +441,7 @@ struct RateRepr {
     metric: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     matchers: Vec<Matcher>,
-    #[serde(with = "crate::serde_duration")]
+    #[serde(with = "humantime_serde")]
     window: Duration,
 }
 
@@ -452,7 +452,7 @@ struct RatioRepr {
     denominator: Selector,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     ignoring: Vec<String>,
-    #[serde(with = "crate::serde_duration")]
+    #[serde(with = "humantime_serde")]
     window: Duration,
 }
 
@@ -463,7 +463,7 @@ struct HistogramRepr {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     matchers: Vec<Matcher>,
     stat: HistogramStat,
-    #[serde(with = "crate::serde_duration")]
+    #[serde(with = "humantime_serde")]
     window: Duration,
 }
 
@@ -612,7 +612,7 @@ impl Expr {
         if self.window().is_some_and(|w| w.is_zero()) {
             return Some(("expr", "window must be longer than zero".into()));
         }
-        if let Some(problem) = self.window().and_then(crate::too_long) {
+        if let Some(problem) = self.window().and_then(crate::time::too_long) {
             return Some(("expr", format!("window {problem}")));
         }
         match self {
@@ -741,13 +741,13 @@ struct RuleRepr {
     #[serde(
         rename = "for",
         default,
-        with = "crate::serde_duration",
+        with = "humantime_serde",
         skip_serializing_if = "Duration::is_zero"
     )]
     for_duration: Duration,
     #[serde(
         default,
-        with = "crate::serde_duration",
+        with = "humantime_serde",
         skip_serializing_if = "Duration::is_zero"
     )]
     keep_firing_for: Duration,
@@ -1083,7 +1083,7 @@ impl Rule {
             ("for", self.for_duration),
             ("keep_firing_for", self.keep_firing_for),
         ] {
-            if let Some(problem) = crate::too_long(d) {
+            if let Some(problem) = crate::time::too_long(d) {
                 return Err(bad(field, problem));
             }
         }
@@ -1111,7 +1111,7 @@ impl Rule {
             if e.after.is_zero() {
                 return Err(bad("escalate", "`after` must be longer than zero".into()));
             }
-            if let Some(problem) = crate::too_long(e.after) {
+            if let Some(problem) = crate::time::too_long(e.after) {
                 return Err(bad("escalate", format!("`after` {problem}")));
             }
             if e.receiver.as_deref().is_some_and(str::is_empty) {

@@ -56,65 +56,17 @@ pub(crate) struct Dur(pub(crate) Duration);
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct PositiveDur(pub(crate) Duration);
 
-fn parse_duration(text: &str) -> Result<Duration, String> {
-    humantime::parse_duration(text.trim()).map_err(|e| {
-        format!("invalid duration {text:?}: {e} (write e.g. \"30s\", \"5m\", \"1h 30m\")")
-    })
-}
-
-fn duration_visitor_number<E: de::Error>(v: impl fmt::Display) -> E {
-    E::custom(format_args!(
-        "expected a duration such as \"30s\" or \"5m\", got the bare number {v} (a duration needs a unit)"
-    ))
-}
-
-macro_rules! duration_type {
-    ($name:ident, $expecting:expr, $check:expr) => {
-        impl<'de> Deserialize<'de> for $name {
-            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                struct DurVisitor;
-                impl<'de> Visitor<'de> for DurVisitor {
-                    type Value = $name;
-                    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                        f.write_str($expecting)
-                    }
-                    fn visit_str<E: de::Error>(self, v: &str) -> Result<$name, E> {
-                        let d = parse_duration(v).map_err(E::custom)?;
-                        let check: fn(Duration) -> Result<(), &'static str> = $check;
-                        check(d).map_err(E::custom)?;
-                        if d > crate::MAX_DURATION {
-                            return Err(E::custom(format_args!(
-                                "{v:?} is longer than one year, the longest duration allowed"
-                            )));
-                        }
-                        Ok($name(d))
-                    }
-                    fn visit_u64<E: de::Error>(self, v: u64) -> Result<$name, E> {
-                        Err(duration_visitor_number(v))
-                    }
-                    fn visit_i64<E: de::Error>(self, v: i64) -> Result<$name, E> {
-                        Err(duration_visitor_number(v))
-                    }
-                    fn visit_f64<E: de::Error>(self, v: f64) -> Result<$name, E> {
-                        Err(duration_visitor_number(v))
-                    }
-                }
-                d.deserialize_str(DurVisitor)
-            }
-        }
-    };
-}
-
-duration_type!(Dur, "a duration such as \"30s\" or \"5m\"", |_| Ok(()));
-duration_type!(
-    PositiveDur,
-    "a duration longer than zero, such as \"30s\" or \"5m\"",
-    |d| if d.is_zero() {
-        Err("must be longer than zero")
-    } else {
-        Ok(())
+impl<'de> Deserialize<'de> for Dur {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        crate::time::duration::deserialize(d).map(Dur)
     }
-);
+}
+
+impl<'de> Deserialize<'de> for PositiveDur {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        crate::time::duration::positive::deserialize(d).map(PositiveDur)
+    }
+}
 
 /// A Prometheus metric name (`[a-zA-Z_:][a-zA-Z0-9_:]*`), also used for
 /// alert names so that rules export to Prometheus.
@@ -267,45 +219,7 @@ pub(crate) struct Time(pub(crate) SystemTime);
 const TOML_DATETIME_KEY: &str = "$__toml_private_datetime";
 
 fn parse_time(v: &str) -> Result<SystemTime, String> {
-    let bad = |e: &dyn fmt::Display| {
-        format!("invalid time {v:?}: {e} (write RFC 3339, e.g. \"2024-05-01T22:00:00Z\")")
-    };
-    let text = v.trim();
-    // humantime reads UTC only; apply a `+HH:MM` / `-HH:MM` offset here.
-    let (utc, offset) = match split_offset(text) {
-        Some((base, offset)) => (format!("{base}Z"), offset),
-        None => (text.to_owned(), 0),
-    };
-    let t = humantime::parse_rfc3339_weak(&utc).map_err(|e| bad(&e))?;
-    let shift = Duration::from_secs(offset.unsigned_abs());
-    let t = if offset >= 0 {
-        t.checked_sub(shift)
-    } else {
-        t.checked_add(shift)
-    };
-    t.ok_or_else(|| bad(&"out of range"))
-}
-
-/// Splits `2024-05-01T22:00:00+02:00` into the local time and the offset
-/// in seconds east of UTC.
-fn split_offset(text: &str) -> Option<(&str, i64)> {
-    let at = text.len().checked_sub(6)?;
-    if !text.is_char_boundary(at) {
-        return None;
-    }
-    let (base, tail) = text.split_at(at);
-    let bytes = tail.as_bytes();
-    let sign = match bytes[0] {
-        b'+' => 1,
-        b'-' => -1,
-        _ => return None,
-    };
-    if bytes[3] != b':' || !base.contains(['T', 't', ' ']) {
-        return None;
-    }
-    let hours: i64 = tail[1..3].parse().ok()?;
-    let minutes: i64 = tail[4..6].parse().ok()?;
-    Some((base, sign * (hours * 3600 + minutes * 60)))
+    crate::time::parse_rfc3339(v)
 }
 
 impl<'de> Deserialize<'de> for Time {
@@ -1425,7 +1339,7 @@ impl FileDoc {
                     "ends_at",
                     format!(
                         "must be after starts_at ({})",
-                        humantime::format_rfc3339(s.starts_at.0)
+                        crate::time::format_rfc3339(s.starts_at.0)
                     ),
                 ));
             }

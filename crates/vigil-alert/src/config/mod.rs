@@ -531,7 +531,7 @@ impl AlertConfig {
             let problem = if interval.is_zero() {
                 Some("must be longer than zero".to_owned())
             } else {
-                crate::too_long(interval)
+                crate::time::too_long(interval)
             };
             if let Some(message) = problem {
                 return Err(ConfigError::invalid(

@@ -1,0 +1,213 @@
+//! Times and durations: the one RFC 3339 implementation (on `jiff`), the
+//! duration limit, and the serde forms used by rules and config files.
+//!
+//! Durations serialize as humantime strings (`"5m"`, `"1h 30m"`) through
+//! `humantime_serde`; [`duration`] is the checked form rule files use.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use jiff::Timestamp;
+
+/// The longest duration a rule, route, silence or engine setting may hold:
+/// one year (365.25 days, what `1y` means in a config file). Anything
+/// longer (`for: 500000000years`) is refused as a mistake rather than
+/// kept as an alert that can never fire or a timer that never ends.
+pub const MAX_DURATION: Duration = Duration::from_secs(31_557_600);
+
+/// Why `d` is too long to be a duration in a config, if it is.
+pub(crate) fn too_long(d: Duration) -> Option<String> {
+    (d > MAX_DURATION).then(|| {
+        format!(
+            "{} is longer than one year, the longest duration allowed",
+            humantime::format_duration(d)
+        )
+    })
+}
+
+/// `now - since`, or zero if the clock went backwards.
+pub(crate) fn elapsed(now: SystemTime, since: SystemTime) -> Duration {
+    now.duration_since(since).unwrap_or(Duration::ZERO)
+}
+
+/// `t` as RFC 3339 in UTC (`2024-05-01T22:00:00Z`, fractional seconds only
+/// when there are some), clamped to the years RFC 3339 can write.
+pub(crate) fn format_rfc3339(t: SystemTime) -> String {
+    let ts = Timestamp::try_from(t).unwrap_or(if t > UNIX_EPOCH {
+        Timestamp::MAX
+    } else {
+        Timestamp::MIN
+    });
+    ts.to_string()
+}
+
+/// Reads an RFC 3339 time with an offset (`Z`, `+02:00`).
+pub(crate) fn parse_rfc3339(text: &str) -> Result<SystemTime, String> {
+    let ts: Timestamp = text.trim().parse().map_err(|e| {
+        format!("invalid time {text:?}: {e} (write RFC 3339, e.g. \"2024-05-01T22:00:00Z\")")
+    })?;
+    SystemTime::try_from(ts).map_err(|e| format!("invalid time {text:?}: {e}"))
+}
+
+/// Serde for `SystemTime` as an RFC 3339 string; also reads a TOML
+/// date-time.
+pub(crate) mod rfc3339 {
+    use std::fmt;
+    use std::time::SystemTime;
+
+    use serde::de::{self, MapAccess, Visitor};
+    use serde::{Deserializer, Serializer};
+
+    /// The key the `toml` crate hands a native date-time under.
+    const TOML_DATETIME: &str = "$__toml_private_datetime";
+
+    pub(crate) fn serialize<S: Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&super::format_rfc3339(*t))
+    }
+
+    struct TimeVisitor;
+
+    impl<'de> Visitor<'de> for TimeVisitor {
+        type Value = SystemTime;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a time such as \"2024-05-01T22:00:00Z\"")
+        }
+
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<SystemTime, E> {
+            super::parse_rfc3339(v).map_err(E::custom)
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<SystemTime, A::Error> {
+            match map.next_entry::<String, String>()? {
+                Some((key, value)) if key == TOML_DATETIME => self.visit_str(&value),
+                _ => Err(de::Error::invalid_type(de::Unexpected::Map, &self)),
+            }
+        }
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<SystemTime, D::Error> {
+        d.deserialize_any(TimeVisitor)
+    }
+}
+
+/// [`rfc3339`] for `Option<SystemTime>`.
+pub(crate) mod rfc3339_option {
+    use std::time::SystemTime;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(crate) fn serialize<S: Serializer>(
+        t: &Option<SystemTime>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        match t {
+            Some(t) => super::rfc3339::serialize(t, s),
+            None => s.serialize_none(),
+        }
+    }
+
+    #[derive(Deserialize)]
+    #[serde(transparent)]
+    struct Time(#[serde(with = "super::rfc3339")] SystemTime);
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<SystemTime>, D::Error> {
+        Ok(Option::<Time>::deserialize(d)?.map(|t| t.0))
+    }
+}
+
+/// [`rfc3339`] under its former name.
+#[allow(unused_imports)]
+pub(crate) mod serde_time {
+    pub(crate) use super::rfc3339::{deserialize, serialize};
+    pub(crate) use super::rfc3339_option as option;
+}
+
+/// Serde for a rule file's `Duration`: a humantime string of at most
+/// [`MAX_DURATION`], checked where it is read so that errors have its
+/// position. A bare number is refused: it has no unit.
+pub(crate) mod duration {
+    use std::fmt;
+    use std::time::Duration;
+
+    use serde::Deserializer;
+    use serde::de::{self, Visitor};
+
+    struct DurationVisitor;
+
+    fn bare<E: de::Error>(v: impl fmt::Display) -> E {
+        E::custom(format_args!(
+            "expected a duration such as \"30s\" or \"5m\", got the bare number {v} (a duration needs a unit)"
+        ))
+    }
+
+    impl Visitor<'_> for DurationVisitor {
+        type Value = Duration;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a duration such as \"30s\" or \"5m\"")
+        }
+
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<Duration, E> {
+            let d = humantime::parse_duration(v.trim()).map_err(|e| {
+                E::custom(format_args!(
+                    "invalid duration {v:?}: {e} (write e.g. \"30s\", \"5m\", \"1h 30m\")"
+                ))
+            })?;
+            if d > super::MAX_DURATION {
+                return Err(E::custom(format_args!(
+                    "{v:?} is longer than one year, the longest duration allowed"
+                )));
+            }
+            Ok(d)
+        }
+
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<Duration, E> {
+            Err(bare(v))
+        }
+
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<Duration, E> {
+            Err(bare(v))
+        }
+
+        fn visit_f64<E: de::Error>(self, v: f64) -> Result<Duration, E> {
+            Err(bare(v))
+        }
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        d.deserialize_str(DurationVisitor)
+    }
+
+    /// A duration longer than zero (windows, intervals).
+    pub(crate) mod positive {
+        use std::time::Duration;
+
+        use serde::Deserializer;
+        use serde::de::Error;
+
+        pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+            match super::deserialize(d)? {
+                d if d.is_zero() => Err(D::Error::custom("must be longer than zero")),
+                d => Ok(d),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_round_trips_and_reads_offsets() {
+        let t = UNIX_EPOCH + Duration::from_secs(1_714_600_800);
+        assert_eq!(format_rfc3339(t), "2024-05-01T22:00:00Z");
+        assert_eq!(parse_rfc3339("2024-05-01T22:00:00Z"), Ok(t));
+        assert_eq!(parse_rfc3339("2024-05-02T00:00:00+02:00"), Ok(t));
+        assert!(parse_rfc3339("2024-05-01T€é€").is_err());
+        let far = UNIX_EPOCH + Duration::from_secs(400_000_000_000);
+        assert!(format_rfc3339(far).starts_with("9999-12-"));
+    }
+}
