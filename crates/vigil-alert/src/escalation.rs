@@ -21,13 +21,13 @@ use serde::{Deserialize, Serialize};
 #[serde(deny_unknown_fields)]
 pub struct Escalation {
     /// How long an instance must have been firing before it escalates.
-    #[serde(with = "crate::serde_duration")]
+    #[serde(with = "crate::time::duration::positive")]
     pub after: Duration,
     /// Raise the severity one step (saturating at `critical`).
     #[serde(default = "yes", skip_serializing_if = "is_true")]
     pub raise_severity: bool,
     /// Also notify this receiver once escalated.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, alias = "notifier", skip_serializing_if = "Option::is_none")]
     pub receiver: Option<String>,
 }
 

@@ -134,6 +134,8 @@ pub(crate) mod duration {
     use serde::Deserializer;
     use serde::de::{self, Visitor};
 
+    pub(crate) use humantime_serde::serialize;
+
     struct DurationVisitor;
 
     fn bare<E: de::Error>(v: impl fmt::Display) -> E {
@@ -186,6 +188,8 @@ pub(crate) mod duration {
 
         use serde::Deserializer;
         use serde::de::Error;
+
+        pub(crate) use humantime_serde::serialize;
 
         pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
             match super::deserialize(d)? {
