@@ -2,7 +2,8 @@
 
 use std::fmt;
 
-use crate::silence::SilenceId;
+#[cfg(feature = "routing")]
+use crate::SilenceId;
 
 /// Everything that can go wrong in `vigil-alert`.
 ///
@@ -75,6 +76,7 @@ pub enum Error {
         reason: String,
     },
     /// No silence with this id exists (it was never added or was pruned).
+    #[cfg(feature = "routing")]
     #[error("unknown silence id {id}")]
     UnknownSilence {
         /// The id asked for.

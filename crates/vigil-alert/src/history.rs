@@ -46,7 +46,7 @@ pub struct Transition {
     /// The value read in this evaluation (`None` when absent).
     pub value: Option<f64>,
     /// When it happened (the `now` given to the evaluation).
-    #[serde(with = "crate::serde_time")]
+    #[serde(with = "crate::time::rfc3339")]
     pub at: SystemTime,
     /// Whether an active silence matched the instance's alert at that time
     /// (it still changes state, but is not notified).
@@ -94,7 +94,7 @@ pub struct HistoryQuery {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub matchers: Vec<Matcher>,
     /// Only transitions at or after this time.
-    #[serde(default, with = "crate::serde_time::option")]
+    #[serde(default, with = "crate::time::rfc3339_option")]
     pub since: Option<SystemTime>,
 }
 

@@ -70,9 +70,8 @@
 //! | [`source`] | [`Source`], [`HistogramStat`], [`MemorySource`] |
 //! | [`state`] | [`State`] and the per-instance state machine |
 //! | [`baseline`] | [`Baseline`]: dynamic thresholds |
-//! | [`engine`] | [`Engine`]: evaluation, instances, `alerts_firing` |
-//! | [`group`] | [`Routing`], [`Route`], [`InhibitRule`], [`Notification`], [`Alert`] |
-//! | [`silence`] | [`Silence`] |
+//! | [`engine`] | [`Engine`]: evaluation, instances, active alerts ([`Alert`]), `alerts_firing` |
+//! | `routing` | local routing (feature `routing`): [`Routing`], [`Route`], [`InhibitRule`], [`Silence`], group timers, [`Notification`]s |
 //! | [`escalation`] | [`Escalation`] |
 //! | [`history`] | [`Transition`], [`History`] |
 //! | [`alertmanager`] | [`Sender`](alertmanager::Sender), [`Resender`](alertmanager::Resender): active alerts to Alertmanager as Prometheus sends them |
@@ -93,40 +92,43 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod alert;
 pub mod alertmanager;
 pub mod baseline;
 pub mod config;
 pub mod engine;
 mod error;
 pub mod escalation;
-pub mod group;
+mod expr;
 pub mod history;
 pub mod labels;
 pub mod notify;
 pub mod prometheus;
+#[cfg(feature = "routing")]
+pub mod routing;
 pub mod rule;
 pub mod rulesets;
 pub mod severity;
-pub mod silence;
 pub mod source;
 pub mod state;
 mod time;
 
+pub use alert::{Alert, AlertStatus, Notification};
 pub use baseline::{Baseline, BaselineMethod};
 pub use config::{AlertConfig, ConfigError};
 pub use engine::{Engine, EngineBuilder, InstanceStatus};
 pub use error::{Error, Result};
 pub use escalation::Escalation;
-pub use group::{Alert, AlertStatus, InhibitRule, Notification, Route, Routing};
 pub use history::{History, HistoryQuery, Transition};
 pub use labels::{DisplayLabels, Labels, MatchOp, Matcher, labels};
 pub use prometheus::{PrometheusExport, to_prometheus_rules};
+#[cfg(feature = "routing")]
+pub use routing::{InhibitRule, Route, Routing, Silence, SilenceId, SilenceState};
 pub use rule::{
     Aggregation, AlsoCondition, Comparison, Expr, Limit, NoDataPolicy, Recovery, Rule, RuleBuilder,
     Selector, Threshold,
 };
 pub use severity::{Severity, SeverityLabels};
-pub use silence::{Silence, SilenceId, SilenceState};
 pub use source::{HistogramStat, MemorySource, Source};
 pub use state::State;
 pub use time::MAX_DURATION;

@@ -32,8 +32,9 @@ use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
+use crate::Severity;
 use crate::rule::NoDataPolicy;
-use crate::{Severity, elapsed};
+use crate::time::elapsed;
 
 /// Where an alert instance is in its life cycle.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -1,4 +1,4 @@
-//! Silences: mute matching alerts for a time range, as in Alertmanager.
+//! Silences: mute matching alerts in local routing for a time range, as in Alertmanager.
 //!
 //! A [`Silence`] holds label matchers and a `[starts_at, ends_at)` range.
 //! While active it mutes every alert whose labels (including `alertname`
@@ -8,12 +8,16 @@
 //! through [`Engine::add_silence`](crate::Engine::add_silence) and
 //! [`Engine::expire_silence`](crate::Engine::expire_silence).
 
+use std::collections::BTreeMap;
 use std::fmt;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
-use crate::labels::Matcher;
+use crate::{Error, Matcher, Result};
+
+/// How long expired silences stay listed (Alertmanager keeps 5 days).
+pub const DEFAULT_SILENCE_RETENTION: Duration = Duration::from_secs(5 * 24 * 60 * 60);
 
 /// Identifies a silence within one engine (assigned by
 /// [`Engine::add_silence`](crate::Engine::add_silence), counting from 1).
@@ -59,10 +63,10 @@ pub struct Silence {
     /// without matchers is rejected (it would mute everything).
     pub matchers: Vec<Matcher>,
     /// When it starts muting.
-    #[serde(with = "crate::serde_time")]
+    #[serde(with = "crate::time::rfc3339")]
     pub starts_at: SystemTime,
     /// When it stops muting (exclusive).
-    #[serde(with = "crate::serde_time")]
+    #[serde(with = "crate::time::rfc3339")]
     pub ends_at: SystemTime,
     /// Who created it.
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -109,7 +113,7 @@ impl Silence {
     /// [`MAX_DURATION`](crate::MAX_DURATION)), if it does.
     pub(crate) fn too_long(&self) -> Option<String> {
         let length = self.ends_at.duration_since(self.starts_at).ok()?;
-        (length > crate::MAX_DURATION).then(|| {
+        (length > crate::time::MAX_DURATION).then(|| {
             format!(
                 "it lasts {}, longer than one year, the longest a silence may last",
                 humantime::format_duration(length)
@@ -137,6 +141,96 @@ impl Silence {
     /// a label's value (see [`Matcher::matches_with`]).
     pub fn mutes<'a>(&self, now: SystemTime, lookup: impl Fn(&str) -> Option<&'a str>) -> bool {
         self.is_active(now) && self.matchers.iter().all(|m| m.matches_with(&lookup))
+    }
+}
+
+/// The engine's silences by id, with expired ones kept for the retention.
+#[derive(Debug)]
+pub(crate) struct Silences {
+    by_id: BTreeMap<SilenceId, Silence>,
+    next_id: u64,
+    retention: Duration,
+}
+
+impl Silences {
+    /// No silences; expired ones are kept for `retention` (at most
+    /// [`MAX_DURATION`](crate::MAX_DURATION)).
+    pub(crate) fn new(retention: Duration) -> Result<Silences> {
+        if let Some(reason) = crate::time::too_long(retention) {
+            return Err(Error::InvalidSetting {
+                setting: "silence_retention",
+                reason,
+            });
+        }
+        Ok(Silences {
+            by_id: BTreeMap::new(),
+            next_id: 1,
+            retention,
+        })
+    }
+
+    /// See [`Engine::add_silence`](crate::Engine::add_silence).
+    pub(crate) fn add(&mut self, silence: Silence) -> Result<SilenceId> {
+        let reason = if silence.matchers.is_empty() {
+            Some("a silence needs at least one matcher".into())
+        } else if silence.ends_at <= silence.starts_at {
+            Some("ends_at must be after starts_at".into())
+        } else {
+            silence.too_long()
+        };
+        if let Some(reason) = reason {
+            return Err(Error::InvalidSilence { reason });
+        }
+        let id = SilenceId(self.next_id);
+        self.next_id += 1;
+        self.by_id.insert(id, silence);
+        Ok(id)
+    }
+
+    /// See [`Engine::expire_silence`](crate::Engine::expire_silence).
+    pub(crate) fn expire(&mut self, id: SilenceId, now: SystemTime) -> Result<()> {
+        let silence = self
+            .by_id
+            .get_mut(&id)
+            .ok_or(Error::UnknownSilence { id })?;
+        match silence.state(now) {
+            SilenceState::Expired => {}
+            SilenceState::Active => silence.ends_at = now,
+            SilenceState::Pending => {
+                silence.starts_at = now;
+                silence.ends_at = now;
+            }
+        }
+        Ok(())
+    }
+
+    /// A silence by id.
+    pub(crate) fn get(&self, id: SilenceId) -> Option<&Silence> {
+        self.by_id.get(&id)
+    }
+
+    /// All silences, by id.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (SilenceId, &Silence)> {
+        self.by_id.iter().map(|(id, s)| (*id, s))
+    }
+
+    /// Drops silences that expired longer than the retention ago.
+    pub(crate) fn prune(&mut self, now: SystemTime) {
+        let retention = self.retention;
+        self.by_id.retain(|_, s| {
+            s.ends_at
+                .checked_add(retention)
+                .is_none_or(|kept_until| kept_until >= now)
+        });
+    }
+
+    /// Whether an active silence mutes an alert whose labels `lookup` gives.
+    pub(crate) fn mute<'a>(
+        &self,
+        now: SystemTime,
+        lookup: impl Fn(&str) -> Option<&'a str>,
+    ) -> bool {
+        self.by_id.values().any(|s| s.mutes(now, &lookup))
     }
 }
 

@@ -1,0 +1,206 @@
+//! [`EngineBuilder`]: rules, settings and (with the `routing` feature)
+//! local routing, checked into an [`Engine`].
+
+use std::time::Duration;
+
+use super::Engine;
+use super::step::{FiringSeries, RuleState};
+use crate::history::DEFAULT_HISTORY_CAPACITY;
+#[cfg(feature = "routing")]
+use crate::routing::{DEFAULT_SILENCE_RETENTION, Local};
+use crate::{Error, History, Result, Rule, Severity, SeverityLabels};
+#[cfg(feature = "routing")]
+use crate::{InhibitRule, Routing};
+
+/// Builds an [`Engine`]; see [`Engine::builder`].
+#[derive(Clone, Debug)]
+#[must_use = "call .build() to get the engine"]
+pub struct EngineBuilder {
+    rules: Vec<Rule>,
+    history_capacity: usize,
+    severity_labels: SeverityLabels,
+    evaluation_interval: Option<Duration>,
+    #[cfg(feature = "routing")]
+    routing: Routing,
+    #[cfg(feature = "routing")]
+    inhibit_rules: Vec<InhibitRule>,
+    #[cfg(feature = "routing")]
+    silence_retention: Duration,
+}
+
+impl Default for EngineBuilder {
+    fn default() -> Self {
+        EngineBuilder {
+            rules: Vec::new(),
+            history_capacity: DEFAULT_HISTORY_CAPACITY,
+            severity_labels: SeverityLabels::new(),
+            evaluation_interval: None,
+            #[cfg(feature = "routing")]
+            routing: Routing::default(),
+            #[cfg(feature = "routing")]
+            inhibit_rules: Vec::new(),
+            #[cfg(feature = "routing")]
+            silence_retention: DEFAULT_SILENCE_RETENTION,
+        }
+    }
+}
+
+impl EngineBuilder {
+    /// Adds a rule (checked by [`build`](Self::build)). Rules may share a
+    /// name, like Prometheus rules that differ only in severity.
+    pub fn rule(mut self, rule: Rule) -> Self {
+        self.rules.push(rule);
+        self
+    }
+
+    /// Adds rules.
+    pub fn rules(mut self, rules: impl IntoIterator<Item = Rule>) -> Self {
+        self.rules.extend(rules);
+        self
+    }
+
+    /// How many transitions the history keeps (default 1024).
+    pub fn history_capacity(mut self, capacity: usize) -> Self {
+        self.history_capacity = capacity;
+        self
+    }
+
+    /// How often the engine will be evaluated (unset by default: the
+    /// engine never reads a clock). When set, [`build`](Self::build)
+    /// refuses rules whose windows cannot work at that pace, naming the
+    /// rule and field:
+    /// - a `rate` or `ratio` window (of the expression or of `also`)
+    ///   shorter than the interval never holds two samples, so it has no
+    ///   rate;
+    /// - a baseline window shorter than `min_samples` intervals never
+    ///   holds `min_samples` earlier values, so the threshold never holds.
+    ///
+    /// The interval must be longer than zero and at most
+    /// [`MAX_DURATION`](crate::MAX_DURATION).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use vigil_alert::{Comparison, Engine, Rule, Severity};
+    ///
+    /// let rule = Rule::builder("Errors")
+    ///     .rate("errors_total", Duration::from_secs(10))
+    ///     .threshold(Severity::High, Comparison::Greater, 1.0)
+    ///     .build()?;
+    /// let err = Engine::builder()
+    ///     .rule(rule)
+    ///     .evaluation_interval(Duration::from_secs(15))
+    ///     .build()
+    ///     .unwrap_err();
+    /// assert_eq!(
+    ///     err.to_string(),
+    ///     "invalid rule `Errors`: `expr` window 10s is shorter than the evaluation interval 15s, \
+    ///      so it never holds the two samples a rate needs"
+    /// );
+    /// # Ok::<(), vigil_alert::Error>(())
+    /// ```
+    pub fn evaluation_interval(mut self, interval: Duration) -> Self {
+        self.evaluation_interval = Some(interval);
+        self
+    }
+
+    /// Writes `severity` as `label` in the `severity` label of the alerts of
+    /// every rule that does not name that level itself (a rule's own name,
+    /// from [`RuleBuilder::severity_label`](crate::RuleBuilder::severity_label)
+    /// or the spelling of its config thresholds, wins). E.g.
+    /// `.severity_label(Severity::Low, "info").severity_label(Severity::Medium, "warning")`
+    /// gives the ready-made [rule sets](crate::rulesets) Alertmanager's
+    /// customary names. [`Engine::rules`] shows the names in effect;
+    /// [`build`](Self::build) reports a name that is empty, read as another
+    /// level or shared by two levels.
+    ///
+    /// ```
+    /// use std::time::{Duration, UNIX_EPOCH};
+    /// use vigil_alert::{Comparison, Engine, MemorySource, Rule, Severity};
+    ///
+    /// let rule = Rule::builder("QueueBacklog")
+    ///     .gauge("queue_depth")
+    ///     .threshold(Severity::Medium, Comparison::Greater, 100.0)
+    ///     .build()?;
+    /// let mut engine = Engine::builder()
+    ///     .rule(rule)
+    ///     .severity_label(Severity::Medium, "warning")
+    ///     .build()?;
+    /// let mut source = MemorySource::new();
+    /// source.set_gauge("queue_depth", [("queue", "emails")], 250.0);
+    /// let now = UNIX_EPOCH + Duration::from_secs(60);
+    /// engine.evaluate(now, &source);
+    /// let alert = &engine.alerts(now)[0];
+    /// assert_eq!(alert.severity, Severity::Medium);
+    /// assert_eq!(alert.labels["severity"], "warning");
+    /// # Ok::<(), vigil_alert::Error>(())
+    /// ```
+    pub fn severity_label(mut self, severity: Severity, label: impl Into<String>) -> Self {
+        self.severity_labels.set(severity, label);
+        self
+    }
+
+    /// Sets every default level name at once; see
+    /// [`severity_label`](Self::severity_label).
+    pub fn severity_labels(mut self, labels: SeverityLabels) -> Self {
+        self.severity_labels = labels;
+        self
+    }
+
+    /// Checks the rules (and routes) and builds the engine.
+    pub fn build(mut self) -> Result<Engine> {
+        if let Some(reason) = self.severity_labels.problem() {
+            return Err(Error::InvalidSeverityLabels { reason });
+        }
+        if !self.severity_labels.is_empty() {
+            for rule in &mut self.rules {
+                rule.severity_labels = rule.severity_labels.or(&self.severity_labels);
+            }
+        }
+        for rule in &self.rules {
+            rule.validate()?;
+        }
+        let (firing, slots) = FiringSeries::for_rules(&self.rules);
+        let engine = Engine {
+            #[cfg(feature = "routing")]
+            local: Local::new(&self.routing, self.inhibit_rules, self.silence_retention)?,
+            states: self
+                .rules
+                .iter()
+                .zip(slots)
+                .map(|(r, s)| RuleState::new(r, s))
+                .collect(),
+            rules: self.rules,
+            firing,
+            history: History::new(self.history_capacity),
+            tick: 0,
+            scratch: Default::default(),
+        };
+        if let Some(interval) = self.evaluation_interval {
+            engine.check_evaluation_interval(interval)?;
+        }
+        Ok(engine)
+    }
+}
+
+/// Local routing: only with the `routing` feature.
+#[cfg(feature = "routing")]
+impl EngineBuilder {
+    /// Sets the routing tree (default: [`Routing::default`]).
+    pub fn routing(mut self, routing: Routing) -> Self {
+        self.routing = routing;
+        self
+    }
+
+    /// Adds an Alertmanager-style inhibit rule.
+    pub fn inhibit_rule(mut self, rule: InhibitRule) -> Self {
+        self.inhibit_rules.push(rule);
+        self
+    }
+
+    /// How long expired silences stay listed before they are dropped
+    /// (default 5 days, at most [`MAX_DURATION`](crate::MAX_DURATION)).
+    pub fn silence_retention(mut self, retention: Duration) -> Self {
+        self.silence_retention = retention;
+        self
+    }
+}

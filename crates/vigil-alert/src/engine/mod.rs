@@ -1,0 +1,360 @@
+//! The [`Engine`]: evaluates rules against a [`Source`], runs each alert
+//! instance's state machine, records history and reports the active
+//! [`Alert`]s; with the `routing` feature it also escalates, and hands
+//! grouped [`Notification`](crate::Notification)s to whoever delivers them.
+//!
+//! The engine never reads a clock: [`Engine::evaluate`] (and
+//! `Engine::due_notifications`) take `now`, so a host drives it from a
+//! timer and tests drive it with synthetic `SystemTime`s. Nothing here
+//! does I/O.
+//!
+//! # Cost per evaluation
+//! Per rule: one [`Source`] call (two for a ratio), plus those of its
+//! [`also`](crate::Rule::also) expression, then per returned series a few
+//! comparisons (and, for a series whose threshold holds, one hash lookup of
+//! its `also` value). A series that is healthy and has no alert
+//! instance costs no allocation and, while the rule has no instances, no
+//! hash lookup; instances (keyed by their label set, per rule) exist only
+//! from the first breach until they rest again (aggregated rules keep their
+//! one instance, `no_data: alerting` rules keep every series they saw).
+//! Counter rates keep a ring of (time, total) per series for the rule's
+//! window; dynamic thresholds a ring of values per instance for the
+//! baseline window. Regex matchers are compiled when rules are built.
+//!
+//! # Metrics
+//! Each evaluation sets the gauge `alerts_firing{alert, severity}` (through
+//! the `metrics` facade) to the number of alerting (`Firing` or
+//! `Recovering`) instances of each rule name at each severity, whenever that
+//! number changes (so series that have fired stay, at 0). `severity` is the
+//! label value the rule gives the level (`warning` for a threshold written
+//! `warning`; see [`SeverityLabels`](crate::SeverityLabels)).
+
+mod builder;
+mod step;
+
+use std::time::{Duration, SystemTime};
+
+use serde::{Deserialize, Serialize};
+
+use crate::alert::sort_alerts;
+#[cfg(feature = "routing")]
+use crate::routing::Local;
+use crate::{Alert, Error, History, Labels, Result, Rule, Severity, Source, State, Transition};
+#[cfg(feature = "routing")]
+use crate::{Notification, Silence, SilenceId};
+
+pub use builder::EngineBuilder;
+use step::{FiringSeries, RuleState, Scratch, effective_severity};
+
+/// Name of the gauge of alerting instances per rule name and severity
+/// label (see the [module docs](self)).
+pub const ALERTS_FIRING: &str = "alerts_firing";
+
+/// The alert engine: rules, their instances' states and history (and with
+/// the `routing` feature, the alert groups and silences).
+///
+/// ```
+/// use std::time::{Duration, UNIX_EPOCH};
+/// use vigil_alert::{Comparison, Engine, MemorySource, Rule, Severity, State};
+///
+/// let rule = Rule::builder("QueueBacklog")
+///     .gauge("queue_depth")
+///     .threshold(Severity::High, Comparison::Greater, 100.0)
+///     .for_duration(Duration::from_secs(60))
+///     .build()?;
+/// let mut engine = Engine::new([rule])?;
+/// let mut source = MemorySource::new();
+/// let t = |s| UNIX_EPOCH + Duration::from_secs(s);
+///
+/// source.set_gauge("queue_depth", [("queue", "emails")], 250.0);
+/// assert_eq!(engine.evaluate(t(0), &source)[0].to, State::Pending);
+/// assert!(engine.evaluate(t(30), &source).is_empty());
+/// assert_eq!(engine.evaluate(t(60), &source)[0].to, State::Firing);
+/// # Ok::<(), vigil_alert::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct Engine {
+    rules: Vec<Rule>,
+    states: Vec<RuleState>,
+    /// The `alerts_firing` series (one per rule name and severity label).
+    firing: Vec<FiringSeries>,
+    #[cfg(feature = "routing")]
+    local: Local,
+    history: History,
+    tick: u64,
+    scratch: Scratch,
+}
+
+/// A snapshot of one alert instance, for status pages and APIs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InstanceStatus {
+    /// The rule's name.
+    pub rule: String,
+    /// The instance's labels (incl. `alertname`, excl. `severity`).
+    pub labels: Labels,
+    /// Its state.
+    pub state: State,
+    /// Its severity (escalation included), if it has one.
+    pub severity: Option<Severity>,
+    /// The last value read.
+    pub value: Option<f64>,
+    /// When it started firing, while alerting.
+    #[serde(with = "crate::time::rfc3339_option")]
+    pub active_since: Option<SystemTime>,
+    /// Whether it escalated.
+    pub escalated: bool,
+}
+
+impl Engine {
+    /// Starts building an engine.
+    ///
+    /// ```
+    /// use vigil_alert::{Comparison, Engine, Rule, Severity};
+    ///
+    /// let engine = Engine::builder()
+    ///     .rule(
+    ///         Rule::builder("DiskFull")
+    ///             .gauge("system_disk_usage_ratio")
+    ///             .threshold(Severity::Medium, Comparison::Greater, 0.8)
+    ///             .threshold(Severity::Critical, Comparison::Greater, 0.95)
+    ///             .recover_below(0.75)
+    ///             .build()?,
+    ///     )
+    ///     .history_capacity(10_000)
+    ///     .build()?;
+    /// assert_eq!(engine.rules().len(), 1);
+    /// # Ok::<(), vigil_alert::Error>(())
+    /// ```
+    pub fn builder() -> EngineBuilder {
+        EngineBuilder::default()
+    }
+
+    /// An engine with these rules (and the default routing: everything to
+    /// receiver `default`, grouped by `alertname`).
+    pub fn new(rules: impl IntoIterator<Item = Rule>) -> Result<Engine> {
+        Engine::builder().rules(rules).build()
+    }
+
+    /// The rules, in the order they were added.
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+
+    /// Checks that every rule's windows work when the engine is evaluated
+    /// every `interval` (what
+    /// [`EngineBuilder::evaluation_interval`] checks at build), for a host
+    /// that learns its interval after the engine was built.
+    pub fn check_evaluation_interval(&self, interval: Duration) -> Result<()> {
+        if interval.is_zero() {
+            return Err(Error::InvalidSetting {
+                setting: "evaluation_interval",
+                reason: "must be longer than zero".into(),
+            });
+        }
+        if let Some(reason) = crate::time::too_long(interval) {
+            return Err(Error::InvalidSetting {
+                setting: "evaluation_interval",
+                reason,
+            });
+        }
+        self.rules
+            .iter()
+            .try_for_each(|rule| rule.check_interval(interval))
+    }
+
+    /// The transition history.
+    pub fn history(&self) -> &History {
+        &self.history
+    }
+
+    /// Evaluates every rule at `now` against `source`: reads values, steps
+    /// each instance's state machine (and escalates and updates the alert
+    /// groups with `routing`), sets `alerts_firing`, and returns (and
+    /// records in the history) the transitions, in rule order.
+    pub fn evaluate(&mut self, now: SystemTime, source: &dyn Source) -> Vec<Transition> {
+        self.tick += 1;
+        #[cfg(feature = "routing")]
+        self.local.silences.prune(now);
+        let mut transitions = Vec::new();
+        for index in 0..self.rules.len() {
+            self.step_rule(index, now, source, &mut transitions);
+        }
+        FiringSeries::export(&mut self.firing);
+        for t in &transitions {
+            tracing::debug!(
+                rule = %t.rule,
+                from = %t.from,
+                to = %t.to,
+                severity = t.severity_label.as_deref().unwrap_or_default(),
+                value = ?t.value,
+                silenced = t.silenced,
+                "alert transition"
+            );
+            self.history.push(t.clone());
+        }
+        transitions
+    }
+
+    /// The active alerts: one per alerting (`Firing` or `Recovering`)
+    /// instance, at its severity (escalation included), sorted by labels.
+    ///
+    /// This is what the Alertmanager sender reads (`alertmanager::Sender`):
+    /// local routing, silences and inhibition never filter it, so an
+    /// Alertmanager sees every alert and applies its own. With the
+    /// `routing` feature, each alert's [`silenced`](Alert::silenced) and
+    /// [`inhibited`](Alert::inhibited) flags say whether a local silence
+    /// or inhibition mutes it at `now` (the view of Alertmanager's
+    /// `GET /api/v2/alerts`); the locally routed view is
+    /// `due_notifications`, which leaves muted alerts out.
+    pub fn alerts(&self, now: SystemTime) -> Vec<Alert> {
+        let mut out: Vec<(u64, Alert)> = Vec::new();
+        for (rule, state) in self.rules.iter().zip(&self.states) {
+            for inst in state.instances.values() {
+                let m = &inst.machine;
+                let Some(severity) = effective_severity(rule, m).filter(|_| m.state.is_alerting())
+                else {
+                    continue;
+                };
+                let mut labels = inst.labels.clone();
+                labels.insert("severity".into(), rule.severity_label(severity).to_owned());
+                let starts_at = m.active_since.unwrap_or(now);
+                let mut alert = Alert::new(rule, labels, severity, m.value, starts_at);
+                alert.escalated = m.escalated;
+                out.push((inst.base, alert));
+            }
+        }
+        #[cfg(feature = "routing")]
+        self.local.flag(now, &mut out);
+        let mut out: Vec<Alert> = out.into_iter().map(|(_, alert)| alert).collect();
+        sort_alerts(&mut out);
+        out
+    }
+
+    /// A snapshot of every alert instance the engine holds (those that are
+    /// not resting; plus the single instance of aggregated rules and the
+    /// series of `no_data: alerting` rules), sorted by rule and labels.
+    pub fn instances(&self) -> Vec<InstanceStatus> {
+        let mut out: Vec<InstanceStatus> = self
+            .rules
+            .iter()
+            .zip(&self.states)
+            .flat_map(|(rule, state)| {
+                state.instances.values().map(move |i| InstanceStatus {
+                    rule: rule.name.clone(),
+                    labels: i.labels.clone(),
+                    state: i.machine.state,
+                    severity: effective_severity(rule, &i.machine),
+                    value: i.machine.value,
+                    active_since: i.machine.active_since,
+                    escalated: i.machine.escalated,
+                })
+            })
+            .collect();
+        out.sort_by(|a, b| (&a.rule, &a.labels).cmp(&(&b.rule, &b.labels)));
+        out
+    }
+
+    /// The state of the instance of the first rule named `rule` whose series
+    /// (or `by` group) has exactly `labels`; `Inactive` if there is none.
+    pub fn state(&self, rule: &str, labels: &Labels) -> State {
+        self.rules
+            .iter()
+            .zip(&self.states)
+            .filter(|(r, _)| r.name == rule)
+            .find_map(|(_, s)| s.instances.get(labels))
+            .map_or(State::Inactive, |i| i.machine.state)
+    }
+}
+
+/// Local routing: only with the `routing` feature.
+#[cfg(feature = "routing")]
+impl Engine {
+    /// Every receiver a notification can be addressed to: the routes'
+    /// receivers, the default receiver, and the rules' escalation
+    /// receivers; each once, in that order. A host checks them against the
+    /// notifiers it registered.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use vigil_alert::{Comparison, Engine, Matcher, Route, Routing, Rule, Severity};
+    ///
+    /// let rule = Rule::builder("DiskFull")
+    ///     .gauge("disk_usage_ratio")
+    ///     .threshold(Severity::High, Comparison::Greater, 0.9)
+    ///     .escalate_after(Duration::from_secs(3600))
+    ///     .escalate_to("boss")
+    ///     .build()?;
+    /// let engine = Engine::builder()
+    ///     .rule(rule)
+    ///     .routing(Routing::new("email").route(Route::new("pager").matcher(Matcher::equal("severity", "critical"))))
+    ///     .build()?;
+    /// assert_eq!(engine.receivers(), ["pager", "email", "boss"]);
+    /// # Ok::<(), vigil_alert::Error>(())
+    /// ```
+    pub fn receivers(&self) -> Vec<&str> {
+        let escalations = self
+            .rules
+            .iter()
+            .filter_map(|rule| rule.escalate.as_ref()?.receiver.as_deref());
+        let mut out: Vec<&str> = Vec::new();
+        for receiver in self.local.groups.receivers().chain(escalations) {
+            if !out.contains(&receiver) {
+                out.push(receiver);
+            }
+        }
+        out
+    }
+
+    /// The notifications due at `now` (one per group whose timer expired and
+    /// that has something to say; see the [routing module](crate::routing)
+    /// docs), sorted by receiver and group key. Marks them as handed over:
+    /// the caller delivers them (with retries); calling again at the same
+    /// `now` returns nothing new. Pure: no clock, no I/O.
+    pub fn due_notifications(&mut self, now: SystemTime) -> Vec<Notification> {
+        let local = &mut self.local;
+        local.groups.flush(now, &self.rules, &local.silences)
+    }
+
+    /// When the next group timer expires, if any group exists: a host can
+    /// sleep until then (or until its next evaluation).
+    pub fn next_notification_at(&self) -> Option<SystemTime> {
+        self.local.groups.next_due()
+    }
+
+    /// Adds a silence and returns its id.
+    ///
+    /// Fails if it has no matchers (it would mute everything), ends
+    /// before it starts, or lasts longer than
+    /// [`MAX_DURATION`](crate::MAX_DURATION).
+    pub fn add_silence(&mut self, silence: Silence) -> Result<SilenceId> {
+        self.local.silences.add(silence)
+    }
+
+    /// Ends a silence at `now` (a pending one never starts). Expiring an
+    /// expired silence changes nothing.
+    pub fn expire_silence(&mut self, id: SilenceId, now: SystemTime) -> Result<()> {
+        self.local.silences.expire(id, now)
+    }
+
+    /// A silence by id.
+    pub fn silence(&self, id: SilenceId) -> Option<&Silence> {
+        self.local.silences.get(id)
+    }
+
+    /// All silences (pending, active, and expired within the retention), by id.
+    pub fn silences(&self) -> impl Iterator<Item = (SilenceId, &Silence)> {
+        self.local.silences.iter()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn engine_and_sources_can_move_to_an_evaluation_task() {
+        fn send_sync<T: Send + Sync>() {}
+        send_sync::<super::Engine>();
+        send_sync::<crate::MemorySource>();
+        send_sync::<crate::Notification>();
+    }
+}

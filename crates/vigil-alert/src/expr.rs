@@ -1,0 +1,425 @@
+//! Expression evaluation: the small part of PromQL that rules use.
+//!
+//! Reads one [`Expr`] from a [`Source`] at a given time and turns raw
+//! series into readings: counter totals into rates over the rule's window
+//! (a decrease is a counter reset, as in Prometheus), two counters' rates
+//! into a ratio (`rate(a[w]) / ignoring(..) rate(b[w])`, or
+//! `sum by (..)(rate(a[w])) / sum by (..)(rate(b[w]))` for a summed ratio),
+//! and series into one reading per `by` group (`sum`, `max`, `min`, `avg`).
+//! Counter samples are kept per series for the window and dropped once a
+//! series has had no sample for a whole window.
+
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, SystemTime};
+
+use crate::time::elapsed;
+use crate::{Aggregation, Expr, Labels, Selector, Source};
+
+/// One series' (or group's) reading in one evaluation.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) enum Reading {
+    /// The value read.
+    Value(f64),
+    /// Present, but a rate needs one more sample: changes nothing.
+    Warming,
+}
+
+/// Counter samples per series.
+type Series = HashMap<Labels, CounterSeries>;
+
+/// Counter samples of one expression: [rate or numerator, denominator].
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    series: [Series; 2],
+    last_sweep: Option<SystemTime>,
+}
+
+/// The (time, total) samples of one counter series within the window.
+#[derive(Debug, Default)]
+struct CounterSeries {
+    samples: VecDeque<(SystemTime, f64)>,
+}
+
+impl CounterSeries {
+    /// Records a total and returns the rate over `window`.
+    fn update(&mut self, now: SystemTime, total: f64, window: Duration) -> Reading {
+        match self.samples.back() {
+            Some((t, _)) if *t > now => self.samples.clear(), // clock went back
+            Some((t, _)) if *t == now => {
+                self.samples.pop_back();
+            }
+            _ => {}
+        }
+        self.samples.push_back((now, total));
+        if let Some(from) = now.checked_sub(window) {
+            while self.samples.front().is_some_and(|(t, _)| *t < from) {
+                self.samples.pop_front();
+            }
+        }
+        let (Some(&(first, _)), Some(&(last, _))) = (self.samples.front(), self.samples.back())
+        else {
+            return Reading::Warming;
+        };
+        let span = elapsed(last, first).as_secs_f64();
+        if span <= 0.0 {
+            return Reading::Warming;
+        }
+        let mut increase = 0.0;
+        let mut prev = None;
+        for &(_, v) in &self.samples {
+            if let Some(p) = prev {
+                // A drop means the counter restarted from zero (Prometheus).
+                increase += if v >= p { v - p } else { v };
+            }
+            prev = Some(v);
+        }
+        Reading::Value(increase / span)
+    }
+}
+
+/// Reads one expression of a rule (its own or its `also`).
+pub(crate) struct ExprReader<'a> {
+    /// How the rule aggregates its series.
+    pub aggregate: Aggregation,
+    /// The rule's `by` labels.
+    pub by: &'a [String],
+    /// The evaluation's time.
+    pub now: SystemTime,
+    /// Where series are read.
+    pub source: &'a dyn Source,
+}
+
+impl ExprReader<'_> {
+    /// Replaces `out` with the readings of `expr`, per series or
+    /// aggregated, sampling counters into `counters`.
+    pub(crate) fn read(
+        &self,
+        expr: &Expr,
+        counters: &mut Counters,
+        out: &mut Vec<(Labels, Reading)>,
+    ) {
+        out.clear();
+        let finite =
+            |(labels, v): (Labels, f64)| (!v.is_nan()).then_some((labels, Reading::Value(v)));
+        let (now, source) = (self.now, self.source);
+        match expr {
+            Expr::Gauge { metric, matchers } => {
+                out.extend(
+                    source
+                        .gauges(metric, matchers)
+                        .into_iter()
+                        .filter_map(finite),
+                );
+            }
+            Expr::Histogram {
+                metric,
+                matchers,
+                stat,
+                window,
+            } => {
+                let series = source.histograms(metric, matchers, *window, *stat);
+                out.extend(series.into_iter().filter_map(finite));
+            }
+            Expr::Rate {
+                metric,
+                matchers,
+                window,
+            } => {
+                let series = &mut counters.series[0];
+                out.extend(self.rates(series, metric, matchers, *window));
+                sweep(series, &mut counters.last_sweep, now, *window, false);
+            }
+            Expr::Ratio {
+                numerator: Selector { metric, matchers },
+                denominator: den,
+                ignoring,
+                window,
+            } => {
+                let [num_series, den_series] = &mut counters.series;
+                let num = self.rates(num_series, metric, matchers, *window);
+                let den = self.rates(den_series, &den.metric, &den.matchers, *window);
+                sweep(num_series, &mut counters.last_sweep, now, *window, true);
+                sweep(den_series, &mut counters.last_sweep, now, *window, false);
+                if self.aggregate == Aggregation::Sum {
+                    // A new error series has no rate yet; the others still count.
+                    return ratio(&num, &den, |l| project(l, self.by), false, out);
+                }
+                ratio(&num, &den, |l| without(l, ignoring), true, out);
+            }
+        }
+        if self.aggregate != Aggregation::PerSeries {
+            aggregate(out, self.aggregate, self.by);
+        }
+    }
+
+    /// The rates of the counters `metric{matchers}`.
+    fn rates(
+        &self,
+        series: &mut Series,
+        metric: &str,
+        matchers: &[crate::Matcher],
+        window: Duration,
+    ) -> Vec<(Labels, Reading)> {
+        let counters = self.source.counters_with_age(metric, matchers);
+        counters
+            .into_iter()
+            .filter(|(_, total, _)| !total.is_nan())
+            .map(|(labels, total, age)| {
+                let reading = counter_rate(series, &labels, self.now, (total, age), window);
+                (labels, reading)
+            })
+            .collect()
+    }
+}
+
+/// The rate of one counter series, from its total (and age, see
+/// [`Source::counters_with_age`]) at `now`.
+fn counter_rate(
+    series: &mut Series,
+    labels: &Labels,
+    now: SystemTime,
+    (total, age): (f64, Option<Duration>),
+    window: Duration,
+) -> Reading {
+    if let Some(s) = series.get_mut(labels) {
+        return s.update(now, total, window);
+    }
+    let mut s = CounterSeries::default();
+    // A series created at 0 within the window: that is its first sample, so
+    // what it counted before this read is in the rate.
+    if let Some(born) = age
+        .filter(|age| *age <= window)
+        .and_then(|age| now.checked_sub(age))
+    {
+        s.samples.push_back((born, 0.0));
+    }
+    let reading = s.update(now, total, window);
+    series.insert(labels.clone(), s);
+    reading
+}
+
+/// Drops counter series without a sample in the last window, once per
+/// window (`keep_clock`: leave the sweep time for the next call).
+fn sweep(
+    series: &mut Series,
+    last_sweep: &mut Option<SystemTime>,
+    now: SystemTime,
+    window: Duration,
+    keep_clock: bool,
+) {
+    if last_sweep.is_some_and(|t| elapsed(now, t) < window) {
+        return;
+    }
+    if let Some(from) = now.checked_sub(window) {
+        series.retain(|_, s| s.samples.back().is_some_and(|(t, _)| *t >= from));
+    }
+    if !keep_clock {
+        *last_sweep = Some(now);
+    }
+}
+
+/// A series' labels without `ignoring`.
+fn without(labels: &Labels, ignoring: &[String]) -> Labels {
+    let mut key = labels.clone();
+    for name in ignoring {
+        key.remove(name);
+    }
+    key
+}
+
+/// The `by` labels of a series (empty for no `by`).
+fn project(labels: &Labels, by: &[String]) -> Labels {
+    by.iter()
+        .filter_map(|name| labels.get(name).map(|v| (name.clone(), v.clone())))
+        .collect()
+}
+
+/// Summed rates of one ratio key.
+#[derive(Clone, Copy, Default)]
+struct RatePair {
+    num: f64,
+    den: f64,
+    warming: bool,
+}
+
+/// Per key: sum(num) / sum(den). A key without a denominator series has
+/// no data; nor has a zero denominator (0/0, no traffic). A warming
+/// denominator makes its key warm up; a warming numerator too if
+/// `num_warming`, else it is left out of the sum.
+fn ratio(
+    num: &[(Labels, Reading)],
+    den: &[(Labels, Reading)],
+    key: impl Fn(&Labels) -> Labels,
+    num_warming: bool,
+    out: &mut Vec<(Labels, Reading)>,
+) {
+    let mut pairs: HashMap<Labels, RatePair> = HashMap::new();
+    for (labels, reading) in den {
+        let p = pairs.entry(key(labels)).or_default();
+        match reading {
+            Reading::Value(v) => p.den += v,
+            Reading::Warming => p.warming = true,
+        }
+    }
+    for (labels, reading) in num {
+        if let Some(p) = pairs.get_mut(&key(labels)) {
+            match reading {
+                Reading::Value(v) => p.num += v,
+                Reading::Warming => p.warming |= num_warming,
+            }
+        }
+    }
+    for (key, p) in pairs {
+        if p.warming {
+            out.push((key, Reading::Warming));
+        } else if p.den > 0.0 {
+            out.push((key, Reading::Value(p.num / p.den)));
+        }
+    }
+}
+
+/// Count, sum, min and max of one group's values.
+#[derive(Clone, Copy)]
+struct Acc {
+    n: usize,
+    sum: f64,
+    min: f64,
+    max: f64,
+}
+
+impl Default for Acc {
+    fn default() -> Self {
+        Acc {
+            n: 0,
+            sum: 0.0,
+            min: f64::INFINITY,
+            max: f64::NEG_INFINITY,
+        }
+    }
+}
+
+impl Acc {
+    fn add(&mut self, v: f64) {
+        self.n += 1;
+        self.sum += v;
+        self.min = self.min.min(v);
+        self.max = self.max.max(v);
+    }
+
+    fn reading(&self, op: Aggregation) -> Reading {
+        if self.n == 0 {
+            return Reading::Warming;
+        }
+        Reading::Value(match op {
+            Aggregation::Sum | Aggregation::PerSeries => self.sum,
+            Aggregation::Max => self.max,
+            Aggregation::Min => self.min,
+            Aggregation::Avg => self.sum / self.n as f64,
+        })
+    }
+}
+
+/// Replaces per-series readings with one reading per `by` group (one group
+/// without `by`). A group whose series are all warming up is warming up.
+fn aggregate(readings: &mut Vec<(Labels, Reading)>, op: Aggregation, by: &[String]) {
+    if readings.is_empty() {
+        return;
+    }
+    let mut groups: HashMap<Labels, Acc> = HashMap::new();
+    for (labels, r) in readings.iter() {
+        let acc = groups.entry(project(labels, by)).or_default();
+        if let Reading::Value(v) = r {
+            acc.add(*v);
+        }
+    }
+    readings.clear();
+    readings.extend(groups.into_iter().map(|(k, acc)| (k, acc.reading(op))));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::UNIX_EPOCH;
+
+    fn at(secs: u64) -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(secs)
+    }
+
+    #[test]
+    fn counter_rate_needs_two_samples_and_handles_resets() {
+        let mut s = CounterSeries::default();
+        let w = Duration::from_secs(300);
+        assert_eq!(s.update(at(0), 100.0, w), Reading::Warming);
+        assert_eq!(s.update(at(60), 160.0, w), Reading::Value(1.0));
+        // Restart: the total drops to 30, so 30 new events since the reset.
+        assert_eq!(s.update(at(120), 30.0, w), Reading::Value(90.0 / 120.0));
+        // Re-evaluating at the same instant replaces the sample.
+        assert_eq!(s.update(at(120), 90.0, w), Reading::Value(150.0 / 120.0));
+    }
+
+    #[test]
+    fn a_counter_with_an_age_counts_from_zero_at_its_birth() {
+        let w = Duration::from_secs(300);
+        let labels = Labels::new();
+        let mut series = HashMap::new();
+        // Born 10 s before its first read, at 0: 100 in 10 s.
+        let young = (100.0, Some(Duration::from_secs(10)));
+        assert_eq!(
+            counter_rate(&mut series, &labels, at(60), young, w),
+            Reading::Value(10.0)
+        );
+        assert_eq!(
+            counter_rate(&mut series, &labels, at(70), (200.0, None), w),
+            Reading::Value(10.0)
+        );
+        // Older than the window, or of unknown age: its first total is
+        // where it starts.
+        for first in [(100.0, Some(Duration::from_secs(301))), (100.0, None)] {
+            let mut series = HashMap::new();
+            assert_eq!(
+                counter_rate(&mut series, &labels, at(400), first, w),
+                Reading::Warming
+            );
+        }
+    }
+
+    #[test]
+    fn counter_rate_only_looks_at_the_window() {
+        let mut s = CounterSeries::default();
+        let w = Duration::from_secs(60);
+        s.update(at(0), 0.0, w);
+        s.update(at(60), 600.0, w); // 10/s
+        assert_eq!(s.update(at(120), 660.0, w), Reading::Value(1.0));
+    }
+
+    #[test]
+    fn aggregation_ops() {
+        let mk = || {
+            vec![
+                (crate::labels([("a", "1"), ("g", "x")]), Reading::Value(1.0)),
+                (crate::labels([("a", "2"), ("g", "x")]), Reading::Value(3.0)),
+                (crate::labels([("a", "3"), ("g", "y")]), Reading::Warming),
+            ]
+        };
+        for (op, want) in [
+            (Aggregation::Sum, 4.0),
+            (Aggregation::Max, 3.0),
+            (Aggregation::Min, 1.0),
+            (Aggregation::Avg, 2.0),
+        ] {
+            let mut r = mk();
+            aggregate(&mut r, op, &[]);
+            assert_eq!(r, vec![(Labels::new(), Reading::Value(want))], "{op:?}");
+        }
+        let mut r = mk();
+        aggregate(&mut r, Aggregation::Sum, &["g".to_owned()]);
+        r.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(
+            r,
+            vec![
+                (crate::labels([("g", "x")]), Reading::Value(4.0)),
+                (crate::labels([("g", "y")]), Reading::Warming),
+            ]
+        );
+    }
+}

@@ -1,0 +1,494 @@
+//! Local routing for hosts without an Alertmanager (the `routing`
+//! feature): grouping, group timers, inhibition, [silences](Silence) and
+//! [escalation](crate::Escalation), following Alertmanager. None of it applies to
+//! the engine's active alerts ([`Engine::alerts`](crate::Engine::alerts)),
+//! which the Alertmanager sender (`alertmanager::Sender`) reads: there
+//! Alertmanager routes, groups, silences and inhibits.
+//!
+//! Every alert is routed by its labels (including `alertname` and
+//! `severity`): the first [`Route`] whose matchers all hold, else the
+//! [`Routing`] default. Within a route, alerts with the same values of the
+//! route's `group_by` labels form one group, which is notified as one
+//! [`Notification`](crate::Notification) carrying all its firing and newly resolved alerts:
+//!
+//! - a new group waits `group_wait` before its first notification (so alerts
+//!   that start together arrive together);
+//! - after that the group is checked every `group_interval`, and notified
+//!   when an alert started firing (or escalated) or resolved since the last
+//!   notification;
+//! - otherwise a group with firing alerts is re-notified once
+//!   `repeat_interval` has passed since the last notification.
+//!
+//! Alerts muted by an active [`Silence`] or inhibited are
+//! left out of notifications. Inhibition: a firing alert mutes the alerts of
+//! lower severity with the same `alertname` and otherwise the same labels
+//! (so when an instance goes from `medium` to `critical`, receivers see the
+//! critical alert and no "resolved" for the medium one), and each
+//! [`InhibitRule`] mutes alerts matching its `target_matchers` while an alert
+//! matching its `source_matchers` with the same `equal` labels fires.
+//!
+//! A resolved alert is only notified to receivers that were told it fired.
+
+mod groups;
+mod inhibit;
+mod silence;
+
+use std::time::{Duration, SystemTime};
+
+use serde::{Deserialize, Serialize};
+
+use crate::labels::is_valid_label_name;
+use crate::{Alert, Error, Matcher, Result};
+
+pub(crate) use groups::{AlertRef, FiringAlert, Groups};
+pub(crate) use silence::Silences;
+pub use silence::{DEFAULT_SILENCE_RETENTION, Silence, SilenceId, SilenceState};
+
+use inhibit::Inhibition;
+
+/// Alertmanager's default `group_wait`.
+pub const DEFAULT_GROUP_WAIT: Duration = Duration::from_secs(30);
+/// Alertmanager's default `group_interval`.
+pub const DEFAULT_GROUP_INTERVAL: Duration = Duration::from_secs(5 * 60);
+/// Alertmanager's default `repeat_interval`.
+pub const DEFAULT_REPEAT_INTERVAL: Duration = Duration::from_secs(4 * 60 * 60);
+
+/// The routing tree: a default receiver with its grouping settings, and
+/// routes tried in order (first match wins). Shaped like Alertmanager's
+/// `route:` block, one level deep:
+///
+/// ```yaml
+/// receiver: team-email
+/// group_by: [alertname, service]
+/// group_wait: 30s
+/// group_interval: 5m
+/// repeat_interval: 4h
+/// routes:
+///   - matchers: ['severity="critical"']
+///     receiver: pager
+///     repeat_interval: 1h
+/// ```
+///
+/// `group_by: ['...']` groups by all labels (one group per alert); an empty
+/// `group_by` puts all alerts of the route in one group.
+///
+/// ```
+/// use std::time::Duration;
+/// use vigil_alert::{Matcher, Route, Routing};
+///
+/// let routing = Routing::new("team-email")
+///     .group_by(["alertname", "service"])
+///     .route(Route::new("pager").matcher(Matcher::equal("severity", "critical")));
+/// assert_eq!(routing.group_wait, Duration::from_secs(30));
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Routing {
+    /// The receiver of alerts no route matches.
+    pub receiver: String,
+    /// Labels whose values split alerts into groups.
+    #[serde(default)]
+    pub group_by: Vec<String>,
+    /// How long a new group waits before its first notification.
+    #[serde(default = "group_wait", with = "humantime_serde")]
+    pub group_wait: Duration,
+    /// How often a notified group is checked for changes.
+    #[serde(default = "group_interval", with = "humantime_serde")]
+    pub group_interval: Duration,
+    /// How long before an unchanged group with firing alerts is re-notified.
+    #[serde(default = "repeat_interval", with = "humantime_serde")]
+    pub repeat_interval: Duration,
+    /// Routes tried in order before the default.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub routes: Vec<Route>,
+}
+
+fn group_wait() -> Duration {
+    DEFAULT_GROUP_WAIT
+}
+fn group_interval() -> Duration {
+    DEFAULT_GROUP_INTERVAL
+}
+fn repeat_interval() -> Duration {
+    DEFAULT_REPEAT_INTERVAL
+}
+
+impl Default for Routing {
+    /// Everything to a receiver named `default`, grouped by `alertname`.
+    fn default() -> Self {
+        Routing::new("default").group_by(["alertname"])
+    }
+}
+
+impl Routing {
+    /// Everything to `receiver` in one group, with Alertmanager's default
+    /// timers (30s / 5m / 4h).
+    pub fn new(receiver: impl Into<String>) -> Self {
+        Routing {
+            receiver: receiver.into(),
+            group_by: Vec::new(),
+            group_wait: DEFAULT_GROUP_WAIT,
+            group_interval: DEFAULT_GROUP_INTERVAL,
+            repeat_interval: DEFAULT_REPEAT_INTERVAL,
+            routes: Vec::new(),
+        }
+    }
+
+    /// Sets the default `group_by` (inherited by routes without their own).
+    #[must_use]
+    pub fn group_by<I, S>(mut self, labels: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.group_by = labels.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Sets the default `group_wait`.
+    #[must_use]
+    pub fn group_wait(mut self, d: Duration) -> Self {
+        self.group_wait = d;
+        self
+    }
+
+    /// Sets the default `group_interval`.
+    #[must_use]
+    pub fn group_interval(mut self, d: Duration) -> Self {
+        self.group_interval = d;
+        self
+    }
+
+    /// Sets the default `repeat_interval`.
+    #[must_use]
+    pub fn repeat_interval(mut self, d: Duration) -> Self {
+        self.repeat_interval = d;
+        self
+    }
+
+    /// Appends a route (tried after the ones before it).
+    #[must_use]
+    pub fn route(mut self, route: Route) -> Self {
+        self.routes.push(route);
+        self
+    }
+
+    /// Checks receivers, label names and timers (`group_interval` and
+    /// `repeat_interval` longer than zero, every timer at most
+    /// [`MAX_DURATION`](crate::MAX_DURATION)).
+    pub fn validate(&self) -> Result<()> {
+        let resolved = RouteSettings::resolve(self);
+        let (default, routes) = resolved.split_last().expect("the default route is last");
+        std::iter::once(default)
+            .chain(routes)
+            .try_for_each(RouteSettings::check)
+    }
+}
+
+/// One route: alerts matching all `matchers` go to `receiver`, grouped and
+/// timed by its settings (those left out are inherited from [`Routing`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Route {
+    /// Conditions on the alert's labels (incl. `alertname`, `severity`).
+    #[serde(default)]
+    pub matchers: Vec<Matcher>,
+    /// Where matching alerts go.
+    pub receiver: String,
+    /// Overrides [`Routing::group_by`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_by: Option<Vec<String>>,
+    /// Overrides [`Routing::group_wait`].
+    #[serde(
+        default,
+        with = "humantime_serde::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub group_wait: Option<Duration>,
+    /// Overrides [`Routing::group_interval`].
+    #[serde(
+        default,
+        with = "humantime_serde::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub group_interval: Option<Duration>,
+    /// Overrides [`Routing::repeat_interval`].
+    #[serde(
+        default,
+        with = "humantime_serde::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub repeat_interval: Option<Duration>,
+}
+
+impl Route {
+    /// A route to `receiver` matching every alert; add matchers next.
+    pub fn new(receiver: impl Into<String>) -> Self {
+        Route {
+            matchers: Vec::new(),
+            receiver: receiver.into(),
+            group_by: None,
+            group_wait: None,
+            group_interval: None,
+            repeat_interval: None,
+        }
+    }
+
+    /// Adds a label matcher.
+    #[must_use]
+    pub fn matcher(mut self, matcher: Matcher) -> Self {
+        self.matchers.push(matcher);
+        self
+    }
+
+    /// Sets this route's `group_by`.
+    #[must_use]
+    pub fn group_by<I, S>(mut self, labels: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.group_by = Some(labels.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Sets this route's `group_wait`.
+    #[must_use]
+    pub fn group_wait(mut self, d: Duration) -> Self {
+        self.group_wait = Some(d);
+        self
+    }
+
+    /// Sets this route's `group_interval`.
+    #[must_use]
+    pub fn group_interval(mut self, d: Duration) -> Self {
+        self.group_interval = Some(d);
+        self
+    }
+
+    /// Sets this route's `repeat_interval`.
+    #[must_use]
+    pub fn repeat_interval(mut self, d: Duration) -> Self {
+        self.repeat_interval = Some(d);
+        self
+    }
+}
+
+/// Alertmanager's inhibit rule: while an alert matching `source_matchers`
+/// fires, alerts matching `target_matchers` that have the same values for
+/// the `equal` labels are muted (an alert never inhibits itself).
+///
+/// ```yaml
+/// source_matchers: ['alertname="ServiceDown"']
+/// target_matchers: ['alertname=~"HighLatency|HighErrorRate"']
+/// equal: [service]
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InhibitRule {
+    /// What the inhibiting (firing) alert looks like.
+    #[serde(default)]
+    pub source_matchers: Vec<Matcher>,
+    /// What the muted alerts look like.
+    #[serde(default)]
+    pub target_matchers: Vec<Matcher>,
+    /// Labels that must have equal values in source and target (a label
+    /// missing from both counts as equal).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub equal: Vec<String>,
+}
+
+/// A route with inheritance resolved.
+#[derive(Clone, Debug)]
+pub(crate) struct RouteSettings {
+    matchers: Vec<Matcher>,
+    receiver: String,
+    group_by: Vec<String>,
+    group_wait: Duration,
+    group_interval: Duration,
+    repeat_interval: Duration,
+    /// Alertmanager-style route path, the prefix of group keys.
+    key: String,
+}
+
+impl RouteSettings {
+    /// The routes, then the default as a route matching everything.
+    fn resolve(routing: &Routing) -> Vec<RouteSettings> {
+        let routes = routing.routes.iter().map(|r| {
+            let path: Vec<String> = r.matchers.iter().map(ToString::to_string).collect();
+            RouteSettings {
+                matchers: r.matchers.clone(),
+                receiver: r.receiver.clone(),
+                group_by: r
+                    .group_by
+                    .clone()
+                    .unwrap_or_else(|| routing.group_by.clone()),
+                group_wait: r.group_wait.unwrap_or(routing.group_wait),
+                group_interval: r.group_interval.unwrap_or(routing.group_interval),
+                repeat_interval: r.repeat_interval.unwrap_or(routing.repeat_interval),
+                key: format!("{{}}/{{{}}}", path.join(",")),
+            }
+        });
+        let default = RouteSettings {
+            matchers: Vec::new(),
+            receiver: routing.receiver.clone(),
+            group_by: routing.group_by.clone(),
+            group_wait: routing.group_wait,
+            group_interval: routing.group_interval,
+            repeat_interval: routing.repeat_interval,
+            key: "{}".into(),
+        };
+        routes.chain([default]).collect()
+    }
+
+    fn check(&self) -> Result<()> {
+        let bad = |field, reason: String| Error::InvalidRoute {
+            receiver: self.receiver.clone(),
+            field,
+            reason,
+        };
+        if self.receiver.is_empty() {
+            return Err(bad("receiver", "must not be empty".into()));
+        }
+        if let Some(name) = self
+            .group_by
+            .iter()
+            .find(|n| n.as_str() != "..." && !is_valid_label_name(n))
+        {
+            return Err(bad(
+                "group_by",
+                format!("{name:?} is not a valid label name"),
+            ));
+        }
+        let timers = [
+            ("group_wait", self.group_wait),
+            ("group_interval", self.group_interval),
+            ("repeat_interval", self.repeat_interval),
+        ];
+        for (field, d) in timers {
+            if d.is_zero() && field != "group_wait" {
+                return Err(bad(field, "must be longer than zero".into()));
+            }
+            if let Some(problem) = crate::time::too_long(d) {
+                return Err(bad(field, problem));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The engine's local routing: the alert groups with their timers and
+/// inhibit rules, and the silences.
+#[derive(Debug)]
+pub(crate) struct Local {
+    pub(crate) groups: Groups,
+    pub(crate) silences: Silences,
+}
+
+impl Local {
+    /// Checks `routing` and sets up empty groups and silences.
+    pub(crate) fn new(
+        routing: &Routing,
+        inhibit_rules: Vec<InhibitRule>,
+        silence_retention: Duration,
+    ) -> Result<Local> {
+        routing.validate()?;
+        Ok(Local {
+            groups: Groups::new(RouteSettings::resolve(routing), inhibit_rules),
+            silences: Silences::new(silence_retention)?,
+        })
+    }
+
+    /// Sets the `silenced` and `inhibited` flags of active alerts, each
+    /// with the fingerprint of its labels without `severity`.
+    pub(crate) fn flag(&self, now: SystemTime, alerts: &mut [(u64, Alert)]) {
+        let flags: Vec<(bool, bool)> = {
+            let inhibition = Inhibition::new(&self.groups.inhibit_rules, alerts.iter());
+            alerts
+                .iter()
+                .map(|a| {
+                    let labels = &a.1.labels;
+                    let silenced = self
+                        .silences
+                        .mute(now, |n| labels.get(n).map(String::as_str));
+                    (silenced, inhibition.mutes(a))
+                })
+                .collect()
+        };
+        for ((_, alert), (silenced, inhibited)) in alerts.iter_mut().zip(flags) {
+            alert.silenced = silenced;
+            alert.inhibited = inhibited;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routing_yaml_uses_alertmanager_names_and_defaults() {
+        let yaml = r#"
+receiver: team-email
+group_by: [alertname, service]
+routes:
+  - matchers: ['severity="critical"']
+    receiver: pager
+    repeat_interval: 1h
+"#;
+        let routing: Routing = serde_yaml_ng::from_str(yaml).unwrap();
+        routing.validate().unwrap();
+        assert_eq!(routing.group_wait, DEFAULT_GROUP_WAIT);
+        assert_eq!(
+            routing.routes[0].repeat_interval,
+            Some(Duration::from_secs(3600))
+        );
+        assert!(serde_yaml_ng::from_str::<Routing>("receiver: x\ncontinue: true\n").is_err());
+        let again: Routing =
+            serde_yaml_ng::from_str(&serde_yaml_ng::to_string(&routing).unwrap()).unwrap();
+        assert_eq!(again, routing);
+    }
+
+    #[test]
+    fn validation_names_the_route() {
+        let err = Routing::new("a")
+            .route(Route::new("").matcher(Matcher::equal("x", "y")))
+            .validate()
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::InvalidRoute {
+                    field: "receiver",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        let err = Routing::new("a")
+            .group_interval(Duration::ZERO)
+            .validate()
+            .unwrap_err();
+        assert!(matches!(
+            err,
+            Error::InvalidRoute {
+                field: "group_interval",
+                ..
+            }
+        ));
+        assert!(Routing::new("a").group_by(["..."]).validate().is_ok());
+        assert!(
+            Routing::new("a")
+                .group_by(["not valid"])
+                .validate()
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn inhibit_rule_yaml_parses() {
+        let yaml = "source_matchers: ['alertname=\"Down\"']\ntarget_matchers: ['severity!=\"critical\"']\nequal: [service]\n";
+        let rule: InhibitRule = serde_yaml_ng::from_str(yaml).unwrap();
+        assert_eq!(rule.equal, ["service"]);
+    }
+}
