@@ -66,12 +66,11 @@ use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
-use hyper::Uri;
 use tokio::runtime::Handle;
 
-use crate::group::fingerprint;
 use crate::notify::{Dispatcher, DispatcherBuilder, NotifyError, WebhookNotifier};
-use crate::{Alert, AlertStatus, Engine, Labels, Notification, elapsed};
+use crate::time::elapsed;
+use crate::{Alert, AlertStatus, Engine, Labels, Notification};
 
 /// The path of Alertmanager's API that receives alerts, appended to the
 /// base URL.
@@ -147,7 +146,7 @@ const VALIDITY_INTERVALS: u32 = 4;
 pub struct Resender {
     resend_delay: Duration,
     valid_for: Duration,
-    alerts: HashMap<u64, Tracked>,
+    alerts: HashMap<String, Tracked>,
     last_sent: Option<SystemTime>,
     /// An alert started firing or resolved since the last send.
     changed: bool,
@@ -214,26 +213,20 @@ impl Resender {
             if alert.status != AlertStatus::Firing {
                 continue;
             }
-            match self.alerts.get_mut(&fingerprint(&alert.labels)) {
-                // Still firing: its annotations and value may have changed.
-                Some(tracked) if tracked.resolved_at.is_none() => {
-                    tracked.alert = alert;
-                    tracked.seen = true;
-                }
-                // New, or firing again after it resolved.
-                _ => {
-                    let key = fingerprint(&alert.labels);
-                    self.alerts.insert(
-                        key,
-                        Tracked {
-                            alert,
-                            resolved_at: None,
-                            seen: true,
-                        },
-                    );
-                    self.changed = true;
-                }
-            }
+            // Still firing (its annotations and value may have changed), or
+            // new, or firing again after it resolved.
+            let key = alert.fingerprint();
+            let renewed = self
+                .alerts
+                .get(&key)
+                .is_some_and(|t| t.resolved_at.is_none());
+            self.changed |= !renewed;
+            let tracked = Tracked {
+                alert,
+                resolved_at: None,
+                seen: true,
+            };
+            self.alerts.insert(key, tracked);
         }
         for tracked in self.alerts.values_mut() {
             if !tracked.seen && tracked.resolved_at.is_none() {
@@ -458,14 +451,14 @@ impl SenderBuilder {
             ("evaluation_interval", self.evaluation_interval),
         ];
         for (field, d) in timers {
-            if let Some(problem) = d.and_then(crate::too_long) {
+            if let Some(problem) = d.and_then(crate::time::too_long) {
                 return Err(invalid(field, &problem));
             }
         }
         let mut dispatcher = self.dispatcher.without_notifiers();
         let mut urls = Vec::with_capacity(self.urls.len());
         for url in &self.urls {
-            let api = api_url(url)?;
+            let api = api_url(url);
             // Named by its URL, so the delivery metrics tell the
             // Alertmanagers apart.
             let mut webhook = WebhookNotifier::builder(api.clone())
@@ -496,36 +489,16 @@ impl SenderBuilder {
 /// `<base>/api/v2/alerts`, or `base` if it already ends in the API path.
 /// Malformed URLs are returned as given, for the webhook to reject with
 /// its reason.
-fn api_url(base: &str) -> Result<String, NotifyError> {
+fn api_url(base: &str) -> String {
     let base = base.trim();
-    let Ok(uri) = base.parse::<Uri>() else {
-        return Ok(base.to_owned());
-    };
-    if uri.scheme().is_none() || uri.authority().is_none() {
-        return Ok(base.to_owned());
+    match reqwest::Url::parse(base) {
+        Ok(mut url) if url.has_host() && !url.path().trim_end_matches('/').ends_with(API_PATH) => {
+            let path = format!("{}{API_PATH}", url.path().trim_end_matches('/'));
+            url.set_path(&path);
+            url.into()
+        }
+        _ => base.to_owned(),
     }
-    let path = uri.path().trim_end_matches('/');
-    if path.ends_with(API_PATH) {
-        return Ok(base.to_owned());
-    }
-    let mut path_and_query = format!("{path}{API_PATH}");
-    if let Some(query) = uri.query() {
-        path_and_query.push('?');
-        path_and_query.push_str(query);
-    }
-    let mut parts = uri.into_parts();
-    parts.path_and_query = Some(path_and_query.parse().map_err(
-        |e: hyper::http::uri::InvalidUri| NotifyError::InvalidUrl {
-            url: base.to_owned(),
-            reason: e.to_string(),
-        },
-    )?);
-    Uri::from_parts(parts)
-        .map(|uri| uri.to_string())
-        .map_err(|e| NotifyError::InvalidUrl {
-            url: base.to_owned(),
-            reason: e.to_string(),
-        })
 }
 
 #[cfg(test)]
@@ -691,7 +664,7 @@ mod tests {
 
     #[test]
     fn base_urls_get_the_api_path() {
-        let url = |base: &str| api_url(base).unwrap();
+        let url = api_url;
         assert_eq!(url("http://am:9093"), "http://am:9093/api/v2/alerts");
         assert_eq!(url("http://am:9093/"), "http://am:9093/api/v2/alerts");
         assert_eq!(
@@ -779,10 +752,9 @@ mod tests {
         ];
         for (pairs, expected) in cases {
             let set = labels(pairs.iter().copied());
-            assert_eq!(fingerprint(&set), expected, "{pairs:?}");
             let mut alert = firing("x", 0);
             alert.labels = set;
-            assert_eq!(alert.fingerprint(), format!("{expected:016x}"));
+            assert_eq!(alert.fingerprint(), format!("{expected:016x}"), "{pairs:?}");
         }
         assert_eq!(
             firing("x", 0).fingerprint().len(),

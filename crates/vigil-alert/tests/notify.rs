@@ -136,6 +136,7 @@ async fn failing_twice_then_succeeding_is_delivered_once_after_three_attempts() 
         .initial_backoff(Duration::from_secs(1))
         .max_backoff(Duration::from_secs(60))
         .max_attempts(5)
+        .jitter(false) // the exact schedule
         .build()
         .unwrap();
 
@@ -163,6 +164,35 @@ async fn failing_twice_then_succeeding_is_delivered_once_after_three_attempts() 
 }
 
 #[tokio::test(start_paused = true)]
+async fn jittered_waits_stay_between_the_schedule_and_twice_it() {
+    let attempts = Arc::new(Mutex::new(Vec::new()));
+    let dispatcher = Dispatcher::builder()
+        .receiver("ops", flaky(3, attempts.clone()))
+        .initial_backoff(Duration::from_secs(1))
+        .max_backoff(Duration::from_secs(3))
+        .build()
+        .unwrap();
+
+    let start = Instant::now();
+    dispatcher.dispatch(notification("ops", AlertStatus::Firing));
+    dispatcher.shutdown().await;
+
+    let times: Vec<Instant> = attempts.lock().unwrap().clone();
+    assert_eq!(times.len(), 4);
+    let waits: Vec<Duration> = std::iter::once(start)
+        .chain(times.iter().copied())
+        .collect::<Vec<_>>()
+        .windows(2)
+        .map(|w| w[1] - w[0])
+        .collect();
+    assert_eq!(waits[0], Duration::ZERO);
+    for (wait, (low, high)) in waits[1..].iter().zip([(1, 2), (2, 3), (3, 3)]) {
+        let (low, high) = (Duration::from_secs(low), Duration::from_secs(high));
+        assert!(low <= *wait && *wait <= high, "{waits:?}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
 async fn backoff_is_capped_and_attempts_are_bounded() {
     let recorder = DebuggingRecorder::new();
     let mut counters = Counters::new(&recorder);
@@ -173,6 +203,7 @@ async fn backoff_is_capped_and_attempts_are_bounded() {
         .initial_backoff(Duration::from_secs(1))
         .max_backoff(Duration::from_secs(3))
         .max_attempts(4)
+        .jitter(false) // the exact schedule
         .build()
         .unwrap();
 
@@ -212,6 +243,7 @@ async fn an_attempt_that_outlives_the_timeout_is_abandoned_and_counted() {
         .timeout(Duration::from_secs(5))
         .initial_backoff(Duration::from_secs(1))
         .max_attempts(2)
+        .jitter(false) // the exact schedule
         .build()
         .unwrap();
 

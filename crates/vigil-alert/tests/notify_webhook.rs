@@ -246,3 +246,112 @@ async fn a_client_error_is_not_retried() {
     );
     assert_eq!(counters.get(FAILED, &[("reason", "error")]), 1);
 }
+
+/// One HTTPS request on a loopback port, served with a self-signed
+/// certificate for `127.0.0.1`: the request's head and body, as text.
+/// Connections whose TLS handshake fails are dropped and the next is
+/// awaited.
+async fn https_receiver(
+    certificate: &rcgen::CertifiedKey<rcgen::KeyPair>,
+) -> (String, tokio::task::JoinHandle<String>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio_rustls::rustls::{self, pki_types::PrivateKeyDer};
+
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let key = PrivateKeyDer::Pkcs8(certificate.signing_key.serialize_der().into());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![certificate.cert.der().clone()], key)
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("https://{}/hooks/alerts", listener.local_addr().unwrap());
+    let server = tokio::spawn(async move {
+        loop {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let Ok(mut tls) = acceptor.accept(tcp).await else {
+                continue;
+            };
+            let mut request = Vec::new();
+            let mut buf = [0u8; 4096];
+            while !whole_request(&request) {
+                let n = tls.read(&mut buf).await.unwrap();
+                assert!(n > 0, "the client closed the connection mid-request");
+                request.extend_from_slice(&buf[..n]);
+            }
+            let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
+            tls.write_all(answer).await.unwrap();
+            let _ = tls.shutdown().await;
+            return String::from_utf8(request).unwrap();
+        }
+    });
+    (url, server)
+}
+
+/// Whether `data` holds a request head and the body its
+/// `content-length` announces.
+fn whole_request(data: &[u8]) -> bool {
+    let Some(end) = data.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return false;
+    };
+    let head = String::from_utf8_lossy(&data[..end]).to_ascii_lowercase();
+    let length = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .map_or(0, |v| v.trim().parse().unwrap());
+    data.len() >= end + 4 + length
+}
+
+#[tokio::test]
+async fn posts_over_https_to_a_receiver_it_is_told_to_trust() {
+    let certificate = rcgen::generate_simple_self_signed(["127.0.0.1".to_owned()]).unwrap();
+    let (url, server) = https_receiver(&certificate).await;
+    let sent = notification("ops", AlertStatus::Firing);
+
+    // Not among the trusted roots: the handshake fails, before any request.
+    let untrusted = WebhookNotifier::new(&url).unwrap();
+    let err = untrusted.notify(&sent).await.unwrap_err();
+    assert!(
+        matches!(&err, NotifyError::Transport { reason, .. } if reason.contains("certificate")),
+        "{err}"
+    );
+
+    let trusted = WebhookNotifier::builder(&url)
+        .root_certificate(certificate.cert.pem())
+        .build()
+        .unwrap();
+    assert_eq!(trusted.url(), url);
+    trusted.notify(&sent).await.unwrap();
+
+    let request = tokio::time::timeout(Duration::from_secs(10), server)
+        .await
+        .expect("the receiver got the request")
+        .unwrap();
+    assert!(
+        request.starts_with("POST /hooks/alerts HTTP/1.1\r\n"),
+        "{request}"
+    );
+    let (_, body) = request.split_once("\r\n\r\n").unwrap();
+    let received: Notification = serde_json::from_str(body).unwrap();
+    assert_eq!(received, sent);
+}
+
+#[test]
+fn a_root_certificate_that_is_not_pem_is_refused() {
+    let err = WebhookNotifier::builder("https://127.0.0.1/hook")
+        .root_certificate("-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n")
+        .build()
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            NotifyError::InvalidConfig {
+                field: "root_certificate",
+                ..
+            }
+        ),
+        "{err}"
+    );
+}

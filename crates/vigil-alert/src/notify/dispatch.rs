@@ -4,10 +4,11 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use backon::{BackoffBuilder, ExponentialBuilder, Retryable};
 use metrics::{Unit, counter, describe_counter};
 use tokio::runtime::Handle;
 use tokio::sync::mpsc::{self, error::TrySendError};
@@ -44,24 +45,11 @@ pub fn describe_metrics() {
 }
 
 /// Why a notification was dropped: the `reason` label.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-enum Reason {
-    QueueFull,
-    Timeout,
-    Error,
-    UnknownReceiver,
-}
-
-impl Reason {
-    const fn as_str(self) -> &'static str {
-        match self {
-            Reason::QueueFull => "queue_full",
-            Reason::Timeout => "timeout",
-            Reason::Error => "error",
-            Reason::UnknownReceiver => "unknown_receiver",
-        }
-    }
-}
+type Reason = &'static str;
+const QUEUE_FULL: Reason = "queue_full";
+const TIMEOUT: Reason = "timeout";
+const ERROR: Reason = "error";
+const UNKNOWN_RECEIVER: Reason = "unknown_receiver";
 
 /// Delivers notifications to the notifiers registered per receiver, off the
 /// caller's path.
@@ -143,7 +131,7 @@ impl Dispatcher {
             self.bursts.dropped(
                 &notification,
                 "none",
-                Reason::UnknownReceiver,
+                UNKNOWN_RECEIVER,
                 &"no notifier is registered for this receiver",
             );
             return 0;
@@ -156,14 +144,14 @@ impl Dispatcher {
                 Err(TrySendError::Full(_)) => self.bursts.dropped(
                     &notification,
                     &queue.notifier,
-                    Reason::QueueFull,
+                    QUEUE_FULL,
                     &format_args!("all {} places of the queue are taken", queue.capacity),
                 ),
                 // The worker is gone: only if the runtime shut down.
                 Err(TrySendError::Closed(_)) => self.bursts.dropped(
                     &notification,
                     &queue.notifier,
-                    Reason::Error,
+                    ERROR,
                     &"the delivery task has stopped (its runtime shut down)",
                 ),
             }
@@ -228,6 +216,7 @@ impl Default for DispatcherBuilder {
                 initial_backoff: DEFAULT_INITIAL_BACKOFF,
                 max_backoff: DEFAULT_MAX_BACKOFF,
                 max_attempts: DEFAULT_MAX_ATTEMPTS,
+                jitter: true,
             },
         }
     }
@@ -281,7 +270,8 @@ impl DispatcherBuilder {
     }
 
     /// The wait before the first retry (default 500 ms); doubled after
-    /// each failed retry up to [`max_backoff`](Self::max_backoff).
+    /// each failed retry up to [`max_backoff`](Self::max_backoff), and
+    /// [jittered](Self::jitter).
     pub fn initial_backoff(mut self, backoff: Duration) -> Self {
         self.retry.initial_backoff = backoff;
         self
@@ -298,6 +288,16 @@ impl DispatcherBuilder {
     /// no retries).
     pub fn max_attempts(mut self, attempts: u32) -> Self {
         self.retry.max_attempts = attempts;
+        self
+    }
+
+    /// Whether waits are jittered (default `true`): each is drawn from
+    /// between its scheduled length and twice that (at most
+    /// `max_backoff`), so that notifiers failing together do not retry in
+    /// lockstep. Without jitter the waits are exactly `initial_backoff`,
+    /// doubling up to `max_backoff`.
+    pub fn jitter(mut self, jitter: bool) -> Self {
+        self.retry.jitter = jitter;
         self
     }
 
@@ -363,7 +363,7 @@ impl DispatcherBuilder {
             ("max_backoff", retry.max_backoff),
         ];
         for (field, d) in timers {
-            if let Some(reason) = crate::too_long(d) {
+            if let Some(reason) = crate::time::too_long(d) {
                 return invalid(field, reason);
             }
         }
@@ -387,15 +387,26 @@ struct Retry {
     initial_backoff: Duration,
     max_backoff: Duration,
     max_attempts: u32,
+    jitter: bool,
 }
 
 impl Retry {
-    /// The wait after failed attempt number `attempt` (1-based).
-    fn backoff(&self, attempt: u32) -> Duration {
-        let doublings = attempt.saturating_sub(1).min(31);
-        self.initial_backoff
-            .saturating_mul(1 << doublings)
-            .min(self.max_backoff)
+    /// The waits between attempts: `initial_backoff`, doubling up to
+    /// `max_backoff`; with jitter, each is drawn from between that wait and
+    /// twice it (at most `max_backoff`).
+    fn backoffs(&self) -> impl Iterator<Item = Duration> + Send + Sync + Unpin + use<> {
+        let max = self.max_backoff;
+        let schedule = ExponentialBuilder::new()
+            .with_min_delay(self.initial_backoff)
+            .with_max_delay(max)
+            .with_factor(2.0)
+            .with_max_times(self.max_attempts.saturating_sub(1) as usize);
+        let schedule = if self.jitter {
+            schedule.with_jitter()
+        } else {
+            schedule
+        };
+        schedule.build().map(move |wait| wait.min(max))
     }
 }
 
@@ -416,43 +427,46 @@ impl Worker {
     }
 
     async fn deliver(&self, notification: Arc<Notification>) {
-        let mut attempt = 1;
-        loop {
-            let error = match self.attempt(&notification).await {
-                Ok(()) => {
-                    counter!(
-                        NOTIFICATIONS_TOTAL,
-                        "receiver" => self.receiver.clone(),
-                        "notifier" => self.name.clone(),
-                    )
-                    .increment(1);
-                    self.bursts.delivered(&self.receiver);
-                    return;
-                }
-                Err(error) => error,
-            };
-            if attempt >= self.retry.max_attempts || !error.is_retryable() {
-                let reason = match error {
-                    NotifyError::Timeout(_) => Reason::Timeout,
-                    _ => Reason::Error,
-                };
-                let detail = format_args!("{error} (attempt {attempt})");
-                self.bursts
-                    .dropped(&notification, &self.name, reason, &detail);
-                return;
-            }
-            let backoff = self.retry.backoff(attempt);
+        let attempts = AtomicU32::new(0);
+        let outcome = (|| {
+            attempts.fetch_add(1, Ordering::Relaxed);
+            self.attempt(&notification)
+        })
+        .retry(self.retry.backoffs())
+        .sleep(tokio::time::sleep)
+        .when(NotifyError::is_retryable)
+        .notify(|error, retry_in| {
             tracing::debug!(
                 receiver = %self.receiver,
                 notifier = %self.name,
                 group_key = %notification.group_key,
-                attempt,
-                error = %error,
-                retry_in = ?backoff,
+                attempt = attempts.load(Ordering::Relaxed),
+                %error,
+                ?retry_in,
                 "alert notification attempt failed; retrying",
             );
-            tokio::time::sleep(backoff).await;
-            attempt += 1;
+        })
+        .await;
+        match outcome {
+            Ok(()) => {
+                counter!(
+                    NOTIFICATIONS_TOTAL,
+                    "receiver" => self.receiver.clone(),
+                    "notifier" => self.name.clone(),
+                )
+                .increment(1);
+                self.bursts.delivered(&self.receiver);
+            }
+            Err(error) => {
+                let reason = match error {
+                    NotifyError::Timeout(_) => TIMEOUT,
+                    _ => ERROR,
+                };
+                let attempt = attempts.load(Ordering::Relaxed);
+                let detail = format_args!("{error} (attempt {attempt})");
+                self.bursts
+                    .dropped(&notification, &self.name, reason, &detail);
+            }
         }
     }
 
@@ -510,7 +524,7 @@ impl Bursts {
             NOTIFICATION_FAILURES_TOTAL,
             "receiver" => receiver.to_owned(),
             "notifier" => notifier.to_owned(),
-            "reason" => reason.as_str(),
+            "reason" => reason,
         )
         .increment(1);
         let now = Instant::now();
@@ -530,7 +544,7 @@ impl Bursts {
                 tracing::warn!(
                     receiver,
                     notifier,
-                    reason = reason.as_str(),
+                    reason,
                     group_key = %notification.group_key,
                     error = %detail,
                     "alert notification dropped; further drops for this receiver and reason \
@@ -544,7 +558,7 @@ impl Bursts {
                     tracing::warn!(
                         receiver,
                         notifier,
-                        reason = reason.as_str(),
+                        reason,
                         dropped = burst.dropped,
                         since = ?now.duration_since(burst.started),
                         error = %detail,
@@ -568,7 +582,7 @@ impl Bursts {
             }
             tracing::info!(
                 receiver,
-                reason = reason.as_str(),
+                reason,
                 dropped = burst.dropped,
                 lasted = ?now.duration_since(burst.started),
                 "alert notifications delivered again after a burst of drops",
@@ -584,16 +598,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn backoff_doubles_up_to_the_maximum() {
-        let retry = Retry {
+    fn backoff_doubles_up_to_the_maximum_with_jitter_within_bounds() {
+        let mut retry = Retry {
             timeout: Duration::from_secs(1),
             initial_backoff: Duration::from_millis(100),
             max_backoff: Duration::from_millis(500),
-            max_attempts: 10,
+            max_attempts: 6,
+            jitter: false,
         };
-        let waits: Vec<u128> = (1..=5).map(|a| retry.backoff(a).as_millis()).collect();
-        assert_eq!(waits, [100, 200, 400, 500, 500]);
-        assert_eq!(retry.backoff(u32::MAX), Duration::from_millis(500));
+        let exact: Vec<u128> = retry.backoffs().map(|d| d.as_millis()).collect();
+        assert_eq!(exact, [100, 200, 400, 500, 500]);
+        retry.jitter = true;
+        for _ in 0..100 {
+            let jittered: Vec<Duration> = retry.backoffs().collect();
+            assert_eq!(jittered.len(), exact.len());
+            for (wait, scheduled) in jittered.iter().zip(&exact) {
+                let ms = wait.as_millis();
+                assert!(*scheduled <= ms && ms <= (2 * scheduled).min(500), "{ms}");
+            }
+        }
+        retry.max_attempts = 1;
+        assert_eq!(retry.backoffs().count(), 0);
     }
 
     #[test]

@@ -85,9 +85,7 @@ impl Notifier for TracingNotifier {
                 .labels
                 .get("alertname")
                 .map_or(alert.rule.as_str(), String::as_str);
-            let ends_at = alert
-                .ends_at
-                .map(|t| super::webhook::rfc3339(t).to_string());
+            let ends_at = alert.ends_at.map(crate::time::format_rfc3339);
             alert_event!(
                 level,
                 receiver = %notification.receiver,
@@ -99,7 +97,7 @@ impl Notifier for TracingNotifier {
                     .get("severity")
                     .map_or(alert.severity.as_str(), String::as_str),
                 value = alert.value,
-                starts_at = %super::webhook::rfc3339(alert.starts_at),
+                starts_at = %crate::time::format_rfc3339(alert.starts_at),
                 ends_at = ends_at.as_deref(),
                 labels = %DisplayLabels(&alert.labels),
                 annotations = %DisplayLabels(&alert.annotations),

@@ -1,18 +1,13 @@
-//! [`WebhookNotifier`]: notifications as JSON `POST`s, either vigil's own
-//! body or Alertmanager's `/api/v2/alerts` format, so that a fleet can send
-//! vigil's alerts through a real Alertmanager.
+//! [`WebhookNotifier`]: notifications as JSON `POST`s over HTTP or HTTPS,
+//! either vigil's own body or Alertmanager's `/api/v2/alerts` format, so
+//! that a fleet can send vigil's alerts through a real Alertmanager.
 
 use std::fmt;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
-use http_body_util::{BodyExt, Full};
-use hyper::body::Bytes;
-use hyper::header::{CONTENT_TYPE, HeaderName, HeaderValue, USER_AGENT};
-use hyper::{Method, Request, Uri};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
+use reqwest::{Certificate, Client, Url};
 use serde::Serialize;
 
 use super::{Notifier, NotifyError};
@@ -51,26 +46,27 @@ pub enum WebhookFormat {
     Alertmanager,
 }
 
-/// Posts notifications as JSON over plain HTTP/1.1.
+/// Posts notifications as JSON to an `http://` or `https://` URL.
 ///
 /// One request per notification (per attempt), `Content-Type:
-/// application/json`; any 2xx answer is success, anything else a
-/// [`NotifyError::Status`] (retried for 5xx, 408 and 429). Connections are
-/// pooled. Only `http://` URLs: for TLS put a proxy in front or implement
-/// [`Notifier`] over the host's HTTP client. A call does not time out by
-/// itself; the [`Dispatcher`](super::Dispatcher) bounds each attempt.
+/// application/json`; any 2xx answer is success, anything else (redirects
+/// included) a [`NotifyError::Status`] (retried for 5xx, 408 and 429).
+/// Connections are pooled. HTTPS trusts the Mozilla root certificates and
+/// those added with [`WebhookBuilder::root_certificate`]. A call does not
+/// time out by itself; the [`Dispatcher`](super::Dispatcher) bounds each
+/// attempt.
 ///
 /// ```
 /// use std::time::Duration;
 /// use vigil_alert::notify::{Notifier, WebhookFormat, WebhookNotifier};
 ///
 /// // Into a real Alertmanager: the path defaults to /api/v2/alerts.
-/// let alertmanager = WebhookNotifier::builder("http://alertmanager:9093")
+/// let alertmanager = WebhookNotifier::builder("https://alertmanager.example.com")
 ///     .alertmanager()
 ///     .generator_url("http://checkout:8080/metrics")
 ///     .firing_ttl(Duration::from_secs(3600))
 ///     .build()?;
-/// assert_eq!(alertmanager.url(), "http://alertmanager:9093/api/v2/alerts");
+/// assert_eq!(alertmanager.url(), "https://alertmanager.example.com/api/v2/alerts");
 /// assert_eq!(alertmanager.name(), "alertmanager");
 ///
 /// // Anything else: the notification as JSON.
@@ -83,18 +79,17 @@ pub enum WebhookFormat {
 /// ```
 #[derive(Clone)]
 pub struct WebhookNotifier {
-    uri: Uri,
-    url: String,
+    url: Url,
     format: WebhookFormat,
-    headers: Vec<(HeaderName, HeaderValue)>,
+    header_names: Vec<String>,
     generator_url: Option<String>,
     firing_ttl: Option<Duration>,
     name: String,
-    client: Client<HttpConnector, Full<Bytes>>,
+    client: Client,
 }
 
 impl WebhookNotifier {
-    /// Posts vigil's notification JSON to `url` (an `http://` URL).
+    /// Posts vigil's notification JSON to `url`.
     pub fn new(url: &str) -> Result<Self, NotifyError> {
         Self::builder(url).build()
     }
@@ -108,12 +103,13 @@ impl WebhookNotifier {
             generator_url: None,
             firing_ttl: None,
             name: None,
+            root_certificates: Vec::new(),
         }
     }
 
     /// The URL requests go to.
     pub fn url(&self) -> &str {
-        &self.url
+        self.url.as_str()
     }
 
     /// What is posted.
@@ -154,8 +150,8 @@ impl WebhookNotifier {
     /// let webhook = WebhookNotifier::builder("http://am:9093").alertmanager().build()?;
     /// let body: serde_json::Value = serde_json::from_slice(&webhook.body(&notification)?).unwrap();
     /// assert_eq!(body[0]["labels"]["alertname"], "HighErrorRate");
-    /// assert_eq!(body[0]["startsAt"], "2023-11-14T22:13:20.000Z");
-    /// assert_eq!(body[0]["endsAt"], "2023-11-14T22:14:50.000Z");
+    /// assert_eq!(body[0]["startsAt"], "2023-11-14T22:13:20Z");
+    /// assert_eq!(body[0]["endsAt"], "2023-11-14T22:14:50Z");
     /// # Ok::<(), vigil_alert::notify::NotifyError>(())
     /// ```
     pub fn body(&self, notification: &Notification) -> Result<Vec<u8>, NotifyError> {
@@ -172,16 +168,22 @@ impl WebhookNotifier {
             reason: e.to_string(),
         })
     }
+
+    fn transport_error(&self, error: &reqwest::Error) -> NotifyError {
+        NotifyError::Transport {
+            url: self.url.to_string(),
+            reason: error_chain(error),
+        }
+    }
 }
 
 impl fmt::Debug for WebhookNotifier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Header values may hold credentials: names only.
-        let headers: Vec<&str> = self.headers.iter().map(|(n, _)| n.as_str()).collect();
         f.debug_struct("WebhookNotifier")
-            .field("url", &self.url)
+            .field("url", &self.url.as_str())
             .field("format", &self.format)
-            .field("headers", &headers)
+            .field("headers", &self.header_names)
             .field("generator_url", &self.generator_url)
             .field("firing_ttl", &self.firing_ttl)
             .field("name", &self.name)
@@ -196,43 +198,23 @@ impl Notifier for WebhookNotifier {
     }
 
     async fn notify(&self, notification: &Notification) -> Result<(), NotifyError> {
-        let body = self.body(notification)?;
-        let mut request = Request::builder()
-            .method(Method::POST)
-            .uri(self.uri.clone())
-            .header(CONTENT_TYPE, "application/json")
-            .header(
-                USER_AGENT,
-                concat!("vigil-alert/", env!("CARGO_PKG_VERSION")),
-            );
-        for (name, value) in &self.headers {
-            request = request.header(name, value);
-        }
-        let request = request
-            .body(Full::new(Bytes::from(body)))
-            .expect("method, URI and headers were validated when the webhook was built");
         let response = self
             .client
-            .request(request)
+            .post(self.url.clone())
+            .header(CONTENT_TYPE, "application/json")
+            .body(self.body(notification)?)
+            .send()
             .await
-            .map_err(|e| NotifyError::Transport {
-                url: self.url.clone(),
-                reason: error_chain(&e),
-            })?;
+            .map_err(|e| self.transport_error(&e))?;
         let status = response.status();
         // Read the body either way so the connection can be reused.
-        let body = response
-            .into_body()
-            .collect()
-            .await
-            .map(|b| b.to_bytes())
-            .unwrap_or_default();
+        let body = response.bytes().await.unwrap_or_default();
         if status.is_success() {
             return Ok(());
         }
         let end = body.len().min(MAX_ERROR_BODY);
         Err(NotifyError::Status {
-            url: self.url.clone(),
+            url: self.url.to_string(),
             status: status.as_u16(),
             body: String::from_utf8_lossy(&body[..end]).trim().to_owned(),
         })
@@ -249,6 +231,7 @@ pub struct WebhookBuilder {
     generator_url: Option<String>,
     firing_ttl: Option<Duration>,
     name: Option<String>,
+    root_certificates: Vec<Vec<u8>>,
 }
 
 impl WebhookBuilder {
@@ -297,86 +280,92 @@ impl WebhookBuilder {
         self
     }
 
-    /// Checks the URL and headers and builds the notifier. Needs no
-    /// runtime; requests run on the runtime of whoever awaits them.
+    /// Trusts the certificates in `pem` (one or more, PEM-encoded) as
+    /// roots for `https://` URLs, next to the Mozilla roots: for a private
+    /// CA or a self-signed receiver. Checked by [`build`](Self::build).
+    pub fn root_certificate(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.root_certificates.push(pem.into());
+        self
+    }
+
+    /// Checks the URL, headers and certificates and builds the notifier.
+    /// Needs no runtime; requests run on the runtime of whoever awaits
+    /// them.
     pub fn build(self) -> Result<WebhookNotifier, NotifyError> {
-        let invalid = |reason: &str| NotifyError::InvalidUrl {
+        let invalid = |reason: &dyn fmt::Display| NotifyError::InvalidUrl {
             url: self.url.clone(),
-            reason: reason.to_owned(),
+            reason: reason.to_string(),
         };
-        let mut uri: Uri = self
-            .url
-            .trim()
-            .parse()
-            .map_err(|e: hyper::http::uri::InvalidUri| invalid(&e.to_string()))?;
-        match uri.scheme_str() {
-            Some("http") => {}
-            Some("https") => {
-                return Err(invalid(
-                    "https is not supported (no TLS connector): use an http:// URL behind a \
-                     TLS-terminating proxy, or implement Notifier over your HTTP client",
-                ));
-            }
-            _ => return Err(invalid("expected an absolute http:// URL")),
+        let mut url = Url::parse(self.url.trim()).map_err(|e| invalid(&e))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(invalid(&"expected an absolute http:// or https:// URL"));
         }
-        if uri.host().is_none_or(str::is_empty) {
-            return Err(invalid("no host"));
+        if url.host_str().is_none_or(str::is_empty) {
+            return Err(invalid(&"no host"));
         }
-        if self.format == WebhookFormat::Alertmanager && matches!(uri.path(), "" | "/") {
-            let mut parts = uri.into_parts();
-            parts.path_and_query = Some(ALERTMANAGER_PATH.parse().expect("a valid path"));
-            uri = Uri::from_parts(parts).map_err(|e| invalid(&e.to_string()))?;
+        if self.format == WebhookFormat::Alertmanager && url.path() == "/" {
+            url.set_path(ALERTMANAGER_PATH);
         }
-        let mut headers = Vec::with_capacity(self.headers.len());
+        let mut headers = HeaderMap::new();
         for (name, value) in &self.headers {
-            let header_error = |reason: String| NotifyError::InvalidHeader {
+            let header_error = |reason: &dyn fmt::Display| NotifyError::InvalidHeader {
                 name: name.clone(),
-                reason,
+                reason: reason.to_string(),
             };
-            let parsed_name =
-                HeaderName::from_bytes(name.as_bytes()).map_err(|e| header_error(e.to_string()))?;
-            let mut parsed_value =
-                HeaderValue::from_str(value).map_err(|e| header_error(e.to_string()))?;
-            parsed_value.set_sensitive(true);
-            headers.push((parsed_name, parsed_value));
+            let name = HeaderName::from_bytes(name.as_bytes()).map_err(|e| header_error(&e))?;
+            let mut value = HeaderValue::from_str(value).map_err(|e| header_error(&e))?;
+            value.set_sensitive(true);
+            headers.append(name, value);
         }
-        let name = self.name.unwrap_or_else(|| {
-            match self.format {
-                WebhookFormat::Notification => "webhook",
-                WebhookFormat::Alertmanager => "alertmanager",
-            }
-            .to_owned()
-        });
-        if let Some(reason) = self.firing_ttl.and_then(crate::too_long) {
+        let header_names = headers.keys().map(|n| n.as_str().to_owned()).collect();
+        if let Some(reason) = self.firing_ttl.and_then(crate::time::too_long) {
             return Err(NotifyError::InvalidConfig {
                 field: "firing_ttl",
                 reason,
             });
         }
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
+        let client_error = |e: reqwest::Error| NotifyError::InvalidConfig {
+            field: "root_certificate",
+            reason: error_chain(&e),
+        };
+        let mut client = Client::builder()
+            .user_agent(concat!("vigil-alert/", env!("CARGO_PKG_VERSION")))
+            .default_headers(headers)
+            .redirect(reqwest::redirect::Policy::none())
+            .tcp_nodelay(true);
+        for pem in &self.root_certificates {
+            for certificate in Certificate::from_pem_bundle(pem).map_err(client_error)? {
+                client = client.add_root_certificate(certificate);
+            }
+        }
         Ok(WebhookNotifier {
-            url: uri.to_string(),
-            uri,
+            url,
             format: self.format,
-            headers,
+            header_names,
             generator_url: self.generator_url,
             firing_ttl: self.firing_ttl,
-            name,
-            client: Client::builder(TokioExecutor::new()).build(connector),
+            name: self.name.unwrap_or_else(|| match self.format {
+                WebhookFormat::Notification => "webhook".to_owned(),
+                WebhookFormat::Alertmanager => "alertmanager".to_owned(),
+            }),
+            client: client.build().map_err(client_error)?,
         })
     }
 }
 
 /// One alert in Alertmanager's `POST /api/v2/alerts` body.
 #[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
 struct PostableAlert<'a> {
     labels: &'a Labels,
     annotations: &'a Labels,
-    #[serde(rename = "startsAt")]
-    starts_at: String,
-    #[serde(rename = "endsAt", skip_serializing_if = "Option::is_none")]
-    ends_at: Option<String>,
+    #[serde(with = "crate::time::rfc3339")]
+    starts_at: SystemTime,
+    #[serde(
+        with = "crate::time::rfc3339_option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    ends_at: Option<SystemTime>,
     #[serde(rename = "generatorURL", skip_serializing_if = "Option::is_none")]
     generator_url: Option<&'a str>,
 }
@@ -409,27 +398,16 @@ fn alertmanager_alerts<'a>(
             PostableAlert {
                 labels: &alert.labels,
                 annotations: &alert.annotations,
-                starts_at: rfc3339(starts_at).to_string(),
-                ends_at: ends_at.map(|t| rfc3339(t).to_string()),
+                starts_at,
+                ends_at,
                 generator_url,
             }
         })
         .collect()
 }
 
-/// Latest time RFC 3339 can write (9999-12-31T23:59:59.999Z).
-const MAX_RFC3339_MILLIS: u64 = 253_402_300_799_999;
-
-/// `t` as RFC 3339 UTC with milliseconds, clamped to 1970..=9999 (humantime
-/// panics before the epoch and fails after 9999).
-pub(super) fn rfc3339(t: SystemTime) -> humantime::Rfc3339Timestamp {
-    let since_epoch = t.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
-    let clamped = since_epoch.min(Duration::from_millis(MAX_RFC3339_MILLIS));
-    humantime::format_rfc3339_millis(UNIX_EPOCH + clamped)
-}
-
-/// An error and its sources, outermost first: hyper's own messages are
-/// terse (`client error (Connect)`); the cause says what happened.
+/// An error and its sources, outermost first: the outer messages are
+/// terse (`error sending request`); the causes say what happened.
 fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
@@ -446,6 +424,8 @@ fn error_chain(error: &dyn std::error::Error) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::time::UNIX_EPOCH;
+
     use super::*;
     use crate::{Alert, Severity, labels};
 
@@ -494,13 +474,13 @@ mod tests {
             serde_json::json!([{
                 "labels": {"alertname": "Down", "severity": "high"},
                 "annotations": {"summary": "it is down"},
-                "startsAt": "2023-11-14T22:13:20.000Z",
+                "startsAt": "2023-11-14T22:13:20Z",
                 "generatorURL": "http://h/",
             }])
         );
         let ttl = Some(Duration::from_secs(600));
         let body = json(&alertmanager_alerts(&n, at(60), None, ttl));
-        assert_eq!(body[0]["endsAt"], "2023-11-14T22:24:20.000Z");
+        assert_eq!(body[0]["endsAt"], "2023-11-14T22:24:20Z");
         assert!(body[0].get("generatorURL").is_none());
     }
 
@@ -510,7 +490,7 @@ mod tests {
         let n = notification(vec![valid.clone()]);
         let ttl = Some(Duration::from_secs(600));
         let body = json(&alertmanager_alerts(&n, at(60), None, ttl));
-        assert_eq!(body[0]["endsAt"], "2023-11-14T22:18:20.000Z", "{body}");
+        assert_eq!(body[0]["endsAt"], "2023-11-14T22:18:20Z", "{body}");
         // Never before it started.
         valid.starts_at = at(400);
         let body = json(&alertmanager_alerts(
@@ -533,7 +513,7 @@ mod tests {
         ]);
         let body = json(&alertmanager_alerts(&n, at(60), None, None));
         let times = |i: usize| {
-            let parse = |k: &str| humantime::parse_rfc3339(body[i][k].as_str().unwrap()).unwrap();
+            let parse = |k: &str| crate::time::parse_rfc3339(body[i][k].as_str().unwrap()).unwrap();
             (parse("startsAt"), parse("endsAt"))
         };
         assert_eq!(times(0), (at(0), at(30)));
@@ -544,9 +524,11 @@ mod tests {
     #[test]
     fn times_outside_rfc3339_are_clamped_not_panicking() {
         let before = UNIX_EPOCH - Duration::from_secs(10);
-        assert_eq!(rfc3339(before).to_string(), "1970-01-01T00:00:00.000Z");
         let far = UNIX_EPOCH + Duration::from_secs(400_000_000_000);
-        assert_eq!(rfc3339(far).to_string(), "9999-12-31T23:59:59.999Z");
+        let n = notification(vec![alert(AlertStatus::Firing, before, Some(far))]);
+        let body = json(&alertmanager_alerts(&n, at(0), None, None));
+        assert_eq!(body[0]["startsAt"], "1969-12-31T23:59:50Z");
+        assert!(body[0]["endsAt"].as_str().unwrap().starts_with("9999-12-"));
     }
 
     #[test]
@@ -565,7 +547,11 @@ mod tests {
             WebhookNotifier::new("http://h:1/hook").unwrap().url(),
             "http://h:1/hook"
         );
-        for bad in ["https://h/hook", "h/hook", "", "ftp://h/"] {
+        assert_eq!(
+            WebhookNotifier::new("https://h/hook").unwrap().url(),
+            "https://h/hook"
+        );
+        for bad in ["h/hook", "", "ftp://h/", "http://"] {
             assert!(
                 matches!(
                     WebhookNotifier::new(bad),
