@@ -28,7 +28,8 @@
 //! histogram max), the export keeps the rule, says what differs in a YAML
 //! comment next to it, and returns the same text in
 //! [`PrometheusExport::warnings`]: it never changes a rule's meaning
-//! silently. The output is accepted by `promtool check rules`.
+//! silently. The file is the serde form of small structs after Prometheus'
+//! rule-file format, accepted by `promtool check rules`.
 //!
 //! ```
 //! use std::time::Duration;
@@ -45,19 +46,21 @@
 //!     .build()?;
 //! let export = to_prometheus_rules(&[rule]);
 //! assert!(export.yaml.contains(
-//!     r#"expr: 'sum by (function) (rate(function_calls_total{result="error"}[5m])) / sum by (function) (rate(function_calls_total[5m])) > 0.05'"#
+//!     r#"expr: sum by (function) (rate(function_calls_total{result="error"}[5m])) / sum by (function) (rate(function_calls_total[5m])) > 0.05"#
 //! ));
-//! assert!(export.yaml.contains("severity: 'critical'"));
+//! assert!(export.yaml.contains("severity: critical"));
 //! # Ok::<(), vigil_alert::Error>(())
 //! ```
 
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use crate::baseline::BaselineMethod;
-use crate::labels::Labels;
-use crate::rule::{Aggregation, Expr, Limit, NoDataPolicy, Selector};
-use crate::{HistogramStat, Matcher, Rule};
+use serde::Serialize;
+
+use crate::{
+    Aggregation, BaselineMethod, Expr, HistogramStat, Labels, Limit, Matcher, NoDataPolicy, Rule,
+    Selector, Threshold,
+};
 
 /// The `#[timed]` duration histogram, always exposed with classic buckets.
 const FUNCTION_DURATION: &str = "function_calls_duration_seconds";
@@ -179,25 +182,44 @@ pub fn to_prometheus_rules(rules: &[Rule]) -> PrometheusExport {
     PrometheusExporter::new().export(rules)
 }
 
-/// One Prometheus alerting rule, before rendering.
-#[derive(Clone, Debug)]
+/// A Prometheus rule file with one group.
+#[derive(Serialize)]
+struct RuleFile<'a> {
+    groups: [Group<'a>; 1],
+}
+
+#[derive(Serialize)]
+struct Group<'a> {
+    name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    interval: Option<String>,
+    rules: &'a [AlertingRule],
+}
+
+/// One Prometheus alerting rule, as serialized.
+#[derive(Clone, Debug, Serialize)]
 pub(crate) struct AlertingRule {
-    pub(crate) alert: String,
-    pub(crate) expr: String,
-    pub(crate) for_duration: Duration,
-    pub(crate) keep_firing_for: Duration,
-    pub(crate) labels: Labels,
-    pub(crate) annotations: Labels,
+    alert: String,
+    expr: String,
+    #[serde(rename = "for", skip_serializing_if = "Option::is_none")]
+    for_duration: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    keep_firing_for: Option<String>,
+    #[serde(skip_serializing_if = "Labels::is_empty")]
+    labels: Labels,
+    #[serde(skip_serializing_if = "Labels::is_empty")]
+    annotations: Labels,
     /// Comment lines written above the rule.
+    #[serde(skip)]
     pub(crate) comments: Vec<String>,
 }
 
 /// The PromQL for a rule's value (before comparing with a threshold), plus
 /// comment lines and warnings about it.
-pub(crate) struct ValueExpr {
-    pub(crate) promql: String,
-    pub(crate) notes: Vec<String>,
-    pub(crate) warnings: Vec<String>,
+struct ValueExpr {
+    promql: String,
+    notes: Vec<String>,
+    warnings: Vec<String>,
 }
 
 /// Appends the Prometheus alerting rules for `rule` (one per threshold) to
@@ -208,99 +230,58 @@ pub(crate) fn translate(
     out: &mut Vec<AlertingRule>,
     warnings: &mut Vec<String>,
 ) {
-    let mut value = value_expr(rule, histograms);
+    let (aggregate, by) = (rule.aggregate, rule.by.as_slice());
+    let mut value = value_expr(&rule.expr, aggregate, by, histograms);
     // `(value OP limit) and on (..) (also)`: the second condition, paired
     // by the labels vigil pairs it by.
     let also = rule.also.as_ref().map(|a| {
-        let v = value_expr_of(&a.expr, rule.aggregate, &rule.by, histograms);
-        let promql = if a.op.holds(0.0, a.value) {
-            value_expr_zero_filled(&a.expr, rule.aggregate, &rule.by).unwrap_or(v.promql)
-        } else {
-            v.promql
-        };
+        let v = value_expr(&a.expr, aggregate, by, histograms);
+        let promql = zero_filled(a.op.holds(0.0, a.value), &a.expr, aggregate, by, v.promql);
         for note in v.notes {
             if !value.notes.contains(&note) {
                 value.notes.push(note);
             }
         }
-        value
-            .warnings
-            .extend(v.warnings.into_iter().map(|w| format!("`also`: {w}")));
-        let on = match (rule.aggregate, rule.by.is_empty()) {
+        let also_warnings = v.warnings.into_iter().map(|w| format!("`also`: {w}"));
+        value.warnings.extend(also_warnings);
+        let on = match (aggregate, by.is_empty()) {
             (Aggregation::PerSeries, _) => String::new(),
             (_, true) => " on ()".to_owned(),
-            (_, false) => format!(" on ({})", rule.by.join(", ")),
+            (_, false) => format!(" on ({})", by.join(", ")),
         };
         format!("and{on} ({promql} {} {})", a.op, number(a.value))
     });
     // Rule-wide differences, said once per rule.
     let mut rule_warnings = value.warnings;
-    if let Some(r) = &rule.recover {
-        rule_warnings.push(format!(
-            "recovery threshold `{} {}` (hysteresis) has no Prometheus equivalent: the exported alerts resolve as soon as their threshold stops holding",
-            r.op,
-            number(r.value)
-        ));
-    }
-    if let Some(e) = &rule.escalate {
-        let mut text = format!(
-            "escalation after {} has no Prometheus equivalent: nothing raises the severity",
-            duration(e.after)
-        );
-        if let Some(receiver) = &e.receiver {
-            let _ = write!(text, " or notifies `{receiver}`");
-        }
-        text.push_str(" (escalate in Alertmanager routing instead)");
-        rule_warnings.push(text);
-    }
-    match rule.no_data {
-        NoDataPolicy::Ok => {}
-        NoDataPolicy::Alerting => rule_warnings.push(format!(
-            "`no_data: alerting` is not exported: Prometheus alerts only on series that exist; add a rule on `absent({})` to alert on missing data",
-            first_selector(rule)
-        )),
-        NoDataPolicy::KeepState => rule_warnings.push(
-            "`no_data: keep_state` has no Prometheus equivalent: a missing series stops the alert (after keep_firing_for)"
-                .to_owned(),
-        ),
-    }
     let mut thresholds: Vec<_> = rule.thresholds.iter().collect();
     thresholds.sort_by_key(|t| t.severity);
-    if thresholds.len() > 1 && !rule.for_duration.is_zero() {
-        rule_warnings.push(format!(
-            "vigil moves one alert between severities ({}) and counts `for` from the first breach of any of them; Prometheus runs one alert per severity, each waiting its own `for`, and all that hold fire (inhibit the lower ones in Alertmanager)",
-            thresholds
-                .iter()
-                .map(|t| rule.severity_label(t.severity))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ));
-    }
+    rule_warnings.extend(differences(rule, &thresholds));
     let zero_fill = thresholds.iter().any(|t| match &t.value {
         Limit::Fixed(v) => t.op.holds(0.0, *v),
         Limit::Baseline(_) => !t.op.is_upper(),
     });
-    let promql = if zero_fill {
-        value_expr_zero_filled(&rule.expr, rule.aggregate, &rule.by).unwrap_or(value.promql)
-    } else {
-        value.promql
-    };
-    for w in &rule_warnings {
-        warnings.push(format!("rule {:?}: {w}", rule.name));
-    }
-    let mut first = true;
+    let promql = zero_filled(zero_fill, &rule.expr, aggregate, by, value.promql);
+    warnings.extend(
+        rule_warnings
+            .iter()
+            .map(|w| format!("rule {:?}: {w}", rule.name)),
+    );
+    let mut comments: Vec<String> = value.notes;
+    comments.extend(rule_warnings.iter().map(|w| format!("WARNING: {w}")));
     for t in thresholds {
-        let mut comments = Vec::new();
-        if first {
-            comments.extend(value.notes.iter().cloned());
-            comments.extend(rule_warnings.iter().map(|w| format!("WARNING: {w}")));
-        }
+        let severity = rule.severity_label(t.severity);
         let limit = match &t.value {
             Limit::Fixed(v) => number(*v),
             Limit::Baseline(b) => {
                 let window = duration(b.window);
                 let series = format!("({promql})[{window}:]");
-                let limit = match b.method {
+                let text = format!(
+                    "{severity} threshold is a dynamic baseline: approximated with a subquery over {window} at the evaluation interval, which includes the current value and does not wait for min_samples ({})",
+                    b.min_samples
+                );
+                warnings.push(format!("rule {:?}: {text}", rule.name));
+                comments.push(format!("WARNING: {text}"));
+                match b.method {
                     BaselineMethod::Stddev(k) => {
                         let sign = if t.op.is_upper() { '+' } else { '-' };
                         format!(
@@ -311,42 +292,73 @@ pub(crate) fn translate(
                     BaselineMethod::Quantile(q) => {
                         format!("quantile_over_time({}, {series})", number(q))
                     }
-                };
-                let text = format!(
-                    "{} threshold is a dynamic baseline: approximated with a subquery over {window} at the evaluation interval, which includes the current value and does not wait for min_samples ({})",
-                    rule.severity_label(t.severity),
-                    b.min_samples
-                );
-                warnings.push(format!("rule {:?}: {text}", rule.name));
-                comments.push(format!("WARNING: {text}"));
-                limit
+                }
             }
         };
         let mut labels = rule.labels.clone();
-        labels.insert(
-            "severity".to_owned(),
-            rule.severity_label(t.severity).to_owned(),
-        );
+        labels.insert("severity".to_owned(), severity.to_owned());
         let condition = format!("{promql} {} {limit}", t.op);
+        let nonzero = |d: Duration| (!d.is_zero()).then(|| duration(d));
         out.push(AlertingRule {
             alert: rule.name.clone(),
             expr: match &also {
                 Some(also) => format!("({condition}) {also}"),
                 None => condition,
             },
-            for_duration: rule.for_duration,
-            keep_firing_for: rule.keep_firing_for,
+            for_duration: nonzero(rule.for_duration),
+            keep_firing_for: nonzero(rule.keep_firing_for),
             labels,
             annotations: rule.annotations.clone(),
-            comments,
+            comments: std::mem::take(&mut comments),
         });
-        first = false;
     }
 }
 
-/// The first selector of a rule, for `absent(...)` hints.
-fn first_selector(rule: &Rule) -> String {
-    match &rule.expr {
+/// What `rule` means that its exported alerts do not.
+fn differences(rule: &Rule, thresholds: &[&Threshold]) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(r) = &rule.recover {
+        out.push(format!(
+            "recovery threshold `{} {}` (hysteresis) has no Prometheus equivalent: the exported alerts resolve as soon as their threshold stops holding",
+            r.op,
+            number(r.value)
+        ));
+    }
+    if let Some(e) = &rule.escalate {
+        let notifies = e.receiver.as_ref().map(|r| format!(" or notifies `{r}`"));
+        out.push(format!(
+            "escalation after {} has no Prometheus equivalent: nothing raises the severity{} (escalate in Alertmanager routing instead)",
+            duration(e.after),
+            notifies.unwrap_or_default()
+        ));
+    }
+    match rule.no_data {
+        NoDataPolicy::Ok => {}
+        NoDataPolicy::Alerting => out.push(format!(
+            "`no_data: alerting` is not exported: Prometheus alerts only on series that exist; add a rule on `absent({})` to alert on missing data",
+            first_selector(&rule.expr)
+        )),
+        NoDataPolicy::KeepState => out.push(
+            "`no_data: keep_state` has no Prometheus equivalent: a missing series stops the alert (after keep_firing_for)"
+                .to_owned(),
+        ),
+    }
+    if thresholds.len() > 1 && !rule.for_duration.is_zero() {
+        let levels: Vec<&str> = thresholds
+            .iter()
+            .map(|t| rule.severity_label(t.severity))
+            .collect();
+        out.push(format!(
+            "vigil moves one alert between severities ({}) and counts `for` from the first breach of any of them; Prometheus runs one alert per severity, each waiting its own `for`, and all that hold fire (inhibit the lower ones in Alertmanager)",
+            levels.join(", ")
+        ));
+    }
+    out
+}
+
+/// The first selector of an expression, for `absent(...)` hints.
+fn first_selector(expr: &Expr) -> String {
+    match expr {
         Expr::Gauge { metric, matchers }
         | Expr::Rate {
             metric, matchers, ..
@@ -361,7 +373,7 @@ fn first_selector(rule: &Rule) -> String {
 }
 
 /// `metric{a="b",c=~"d"}`.
-pub(crate) fn selector(metric: &str, matchers: &[Matcher], extra: Option<(&str, &str)>) -> String {
+fn selector(metric: &str, matchers: &[Matcher], extra: Option<(&str, &str)>) -> String {
     let mut parts: Vec<String> = matchers.iter().map(ToString::to_string).collect();
     if let Some((name, value)) = extra {
         parts.push(Matcher::equal(name, value).to_string());
@@ -371,10 +383,6 @@ pub(crate) fn selector(metric: &str, matchers: &[Matcher], extra: Option<(&str, 
     } else {
         format!("{metric}{{{}}}", parts.join(","))
     }
-}
-
-fn selector_of(s: &Selector) -> String {
-    selector(&s.metric, &s.matchers, None)
 }
 
 /// A PromQL number literal.
@@ -426,14 +434,35 @@ fn wrap_aggregation(inner: String, op: Aggregation, by: &[String]) -> String {
     }
 }
 
-/// PromQL for the value of `rule` (per series, or aggregated as the rule
-/// says).
-pub(crate) fn value_expr(rule: &Rule, histograms: HistogramExport) -> ValueExpr {
-    value_expr_of(&rule.expr, rule.aggregate, &rule.by, histograms)
+/// The numerator and denominator rates of a ratio, summed as vigil pairs
+/// them: per `by` group when the rule sums, else per series without the
+/// `ignoring` labels.
+fn ratio_sides(expr: &Expr, aggregate: Aggregation, by: &[String]) -> Option<(String, String)> {
+    let Expr::Ratio {
+        numerator,
+        denominator,
+        ignoring,
+        window,
+    } = expr
+    else {
+        return None;
+    };
+    let w = duration(*window);
+    let side = |s: &Selector| {
+        let rate = format!("rate({}[{w}])", selector(&s.metric, &s.matchers, None));
+        if aggregate == Aggregation::Sum {
+            wrap_aggregation(rate, Aggregation::Sum, by)
+        } else if ignoring.is_empty() {
+            rate
+        } else {
+            format!("sum without ({}) ({rate})", ignoring.join(", "))
+        }
+    };
+    Some((side(numerator), side(denominator)))
 }
 
 /// PromQL for the value of `expr`, per series or aggregated.
-fn value_expr_of(
+fn value_expr(
     expr: &Expr,
     aggregate: Aggregation,
     by: &[String],
@@ -454,30 +483,18 @@ fn value_expr_of(
             ));
             format!("rate({}[{w}])", selector(metric, matchers, None))
         }
-        Expr::Ratio {
-            numerator,
-            denominator,
-            ignoring,
-            window,
-        } => {
-            let w = duration(*window);
-            let num = format!("rate({}[{w}])", selector_of(numerator));
-            let den = format!("rate({}[{w}])", selector_of(denominator));
+        Expr::Ratio { .. } => {
+            let (num, den) = ratio_sides(expr, aggregate, by).expect("a ratio");
+            let promql = format!("{num} / {den}");
+            // A summed ratio divides the sums per `by` group: no outer sum.
             if aggregate == Aggregation::Sum {
-                // vigil divides the summed numerator by the summed
-                // denominator per `by` group.
-                let promql = format!(
-                    "{} / {}",
-                    wrap_aggregation(num, Aggregation::Sum, by),
-                    wrap_aggregation(den, Aggregation::Sum, by)
-                );
                 return ValueExpr {
                     promql,
                     notes,
                     warnings,
                 };
             }
-            ratio_per_key(&num, &den, ignoring)
+            promql
         }
         Expr::Histogram {
             metric,
@@ -486,61 +503,57 @@ fn value_expr_of(
             window,
         } => {
             let w = duration(*window);
+            let series =
+                |suffix: &str, extra| selector(&format!("{metric}{suffix}"), matchers, extra);
             // vigil renders the function duration histogram with classic
             // buckets whatever the other histograms do (autometrics'
             // dashboards and SLO rules read `_bucket`).
-            let histograms = if metric == FUNCTION_DURATION {
-                HistogramExport::Buckets
-            } else {
-                histograms
-            };
-            match (stat, histograms) {
-                (HistogramStat::Quantile(q), HistogramExport::Summary) => {
+            let buckets = metric == FUNCTION_DURATION || histograms == HistogramExport::Buckets;
+            match (stat, buckets) {
+                (HistogramStat::Quantile(q), false) => {
                     notes.push(format!(
                         "{metric}: read as a vigil summary: the quantile=\"{q}\" series covers the exporter's sliding window (MonitorBuilder::window), not {w}; {q} must be one of the exporter's quantiles"
                     ));
                     // The alert must not carry the `quantile` label vigil's
                     // alert does not have.
+                    let q = q.to_string();
                     format!(
                         "max without (quantile) ({})",
-                        selector(metric, matchers, Some(("quantile", &q.to_string())))
+                        series("", Some(("quantile", &q)))
                     )
                 }
-                (HistogramStat::Quantile(q), HistogramExport::Buckets) => {
+                (HistogramStat::Quantile(q), true) => {
                     notes.push(format!(
                         "{metric}: read from classic buckets ({metric}_bucket{{le}}): histogram_quantile interpolates within the bucket that holds the quantile"
                     ));
+                    let q = number(*q);
                     format!(
-                        "histogram_quantile({}, rate({}[{w}]))",
-                        number(*q),
-                        selector(&format!("{metric}_bucket"), matchers, None)
+                        "histogram_quantile({q}, rate({}[{w}]))",
+                        series("_bucket", None)
                     )
                 }
                 (HistogramStat::Mean, _) => format!(
                     "rate({}[{w}]) / rate({}[{w}])",
-                    selector(&format!("{metric}_sum"), matchers, None),
-                    selector(&format!("{metric}_count"), matchers, None)
+                    series("_sum", None),
+                    series("_count", None)
                 ),
-                (HistogramStat::Count, _) => format!(
-                    "increase({}[{w}])",
-                    selector(&format!("{metric}_count"), matchers, None)
-                ),
-                (HistogramStat::Max, HistogramExport::Summary) => {
+                (HistogramStat::Count, _) => format!("increase({}[{w}])", series("_count", None)),
+                (HistogramStat::Max, false) => {
                     warnings.push(format!(
                         "histogram max over {w} has no exact Prometheus equivalent: exported as the summary's quantile=\"1\", the maximum over the exporter's sliding window"
                     ));
                     format!(
                         "max without (quantile) ({})",
-                        selector(metric, matchers, Some(("quantile", "1")))
+                        series("", Some(("quantile", "1")))
                     )
                 }
-                (HistogramStat::Max, HistogramExport::Buckets) => {
+                (HistogramStat::Max, true) => {
                     warnings.push(format!(
                         "histogram max over {w} has no exact Prometheus equivalent: exported as histogram_quantile(1, ..), the upper bound of the highest non-empty bucket"
                     ));
                     format!(
                         "histogram_quantile(1, rate({}[{w}]))",
-                        selector(&format!("{metric}_bucket"), matchers, None)
+                        series("_bucket", None)
                     )
                 }
             }
@@ -553,78 +566,28 @@ fn value_expr_of(
     }
 }
 
-/// `num / den` paired by labels minus `ignoring`, each side summed per key
-/// as vigil does.
-fn ratio_per_key(num: &str, den: &str, ignoring: &[String]) -> String {
-    if ignoring.is_empty() {
-        format!("{num} / {den}")
-    } else {
-        let without = ignoring.join(", ");
-        format!("sum without ({without}) ({num}) / sum without ({without}) ({den})")
-    }
-}
-
-/// For a ratio whose threshold holds at 0 (e.g. `hit ratio < 0.7`): vigil
-/// reads 0 for a key with a denominator but no numerator series, where
-/// plain PromQL would have no result; `(num or den * 0) / den` keeps that.
-fn value_expr_zero_filled(expr: &Expr, aggregate: Aggregation, by: &[String]) -> Option<String> {
-    let Expr::Ratio {
-        numerator,
-        denominator,
-        ignoring,
-        window,
-    } = expr
-    else {
-        return None;
-    };
-    let w = duration(*window);
-    let num = format!("rate({}[{w}])", selector_of(numerator));
-    let den = format!("rate({}[{w}])", selector_of(denominator));
-    let (num, den) = if aggregate == Aggregation::Sum {
-        (
-            wrap_aggregation(num, Aggregation::Sum, by),
-            wrap_aggregation(den, Aggregation::Sum, by),
-        )
-    } else if ignoring.is_empty() {
-        (num, den)
-    } else {
-        let without = ignoring.join(", ");
-        (
-            format!("sum without ({without}) ({num})"),
-            format!("sum without ({without}) ({den})"),
-        )
-    };
-    let ratio = format!("({num} or {den} * 0) / {den}");
-    Some(if aggregate == Aggregation::Sum {
-        ratio
-    } else {
-        wrap_aggregation(ratio, aggregate, by)
-    })
-}
-
-/// A YAML scalar: single-quoted unless it holds control characters (then
-/// double-quoted with JSON escapes, which YAML reads the same way).
-pub(crate) fn yaml_string(s: &str) -> String {
-    if s.chars().any(char::is_control) {
-        serde_json::to_string(s).expect("serializing a string to JSON cannot fail")
-    } else {
-        format!("'{}'", s.replace('\'', "''"))
-    }
-}
-
-/// A label or annotation name as a YAML key (they are `[a-zA-Z_][a-zA-Z0-9_]*`,
-/// but quote anything else rather than trust that).
-fn yaml_key(s: &str) -> String {
-    if crate::labels::is_valid_label_name(s) {
-        s.to_owned()
-    } else {
-        yaml_string(s)
-    }
-}
-
-fn comment(out: &mut String, indent: &str, text: &str) {
-    for line in text.lines() {
-        let _ = writeln!(out, "{indent}# {line}");
+/// `promql`, or for a ratio when `wanted` (a threshold that holds at 0,
+/// e.g. `hit ratio < 0.7`) the ratio with a missing numerator read as 0:
+/// vigil reads 0 for a key with a denominator but no numerator series,
+/// where plain PromQL would have no result; `(num or den * 0) / den`
+/// keeps that.
+fn zero_filled(
+    wanted: bool,
+    expr: &Expr,
+    aggregate: Aggregation,
+    by: &[String],
+    promql: String,
+) -> String {
+    match ratio_sides(expr, aggregate, by).filter(|_| wanted) {
+        None => promql,
+        Some((num, den)) => {
+            let ratio = format!("({num} or {den} * 0) / {den}");
+            if aggregate == Aggregation::Sum {
+                ratio
+            } else {
+                wrap_aggregation(ratio, aggregate, by)
+            }
+        }
     }
 }
 
@@ -637,6 +600,14 @@ fires; in Alertmanager, inhibit with e.g.
   source_matchers: ['severity=\"critical\"'], target_matchers: ['severity!=\"critical\"'],
   equal: [alertname, <the alert's other labels>]";
 
+fn comment(out: &mut String, indent: &str, text: &str) {
+    for line in text.lines() {
+        let _ = writeln!(out, "{indent}# {line}");
+    }
+}
+
+/// The rule file: a header comment, then the serde form of the group with
+/// each rule's comments written above it.
 pub(crate) fn render(
     group: &str,
     interval: Option<Duration>,
@@ -644,6 +615,14 @@ pub(crate) fn render(
     rule_count: usize,
     rules: &[AlertingRule],
 ) -> String {
+    let file = RuleFile {
+        groups: [Group {
+            name: group,
+            interval: interval.map(duration),
+            rules,
+        }],
+    };
+    let yaml = serde_yaml_ng::to_string(&file).expect("a rule file always serializes");
     let mut out = String::new();
     comment(&mut out, "", HEADER);
     let _ = writeln!(
@@ -656,44 +635,21 @@ pub(crate) fn render(
                 "classic histograms (name_bucket{le=\"..\"}, name_sum, name_count)",
         }
     );
-    out.push_str("groups:\n");
-    let _ = writeln!(out, "  - name: {}", yaml_string(group));
-    if let Some(i) = interval {
-        let _ = writeln!(out, "    interval: {}", duration(i));
-    }
-    if rules.is_empty() {
-        out.push_str("    rules: []\n");
-        return out;
-    }
-    out.push_str("    rules:\n");
-    for r in rules {
-        for c in &r.comments {
-            comment(&mut out, "      ", c);
-        }
-        let _ = writeln!(out, "      - alert: {}", yaml_string(&r.alert));
-        let _ = writeln!(out, "        expr: {}", yaml_string(&r.expr));
-        if !r.for_duration.is_zero() {
-            let _ = writeln!(out, "        for: {}", duration(r.for_duration));
-        }
-        if !r.keep_firing_for.is_zero() {
-            let _ = writeln!(
-                out,
-                "        keep_firing_for: {}",
-                duration(r.keep_firing_for)
-            );
-        }
-        if !r.labels.is_empty() {
-            out.push_str("        labels:\n");
-            for (k, v) in &r.labels {
-                let _ = writeln!(out, "          {}: {}", yaml_key(k), yaml_string(v));
+    // Each rule is an item of the group's `rules:` list, starting with
+    // its first field; deeper lines are indented further.
+    let mut rules = rules.iter();
+    for line in yaml.lines() {
+        if let Some(rule) = line
+            .starts_with("  - alert: ")
+            .then(|| rules.next())
+            .flatten()
+        {
+            for c in &rule.comments {
+                comment(&mut out, "  ", c);
             }
         }
-        if !r.annotations.is_empty() {
-            out.push_str("        annotations:\n");
-            for (k, v) in &r.annotations {
-                let _ = writeln!(out, "          {}: {}", yaml_key(k), yaml_string(v));
-            }
-        }
+        out.push_str(line);
+        out.push('\n');
     }
     out
 }
@@ -720,12 +676,5 @@ mod tests {
         assert_eq!(number(100.0), "100");
         assert_eq!(number(f64::INFINITY), "+Inf");
         assert_eq!(number(-1e-7), "-0.0000001");
-    }
-
-    #[test]
-    fn yaml_strings_are_quoted_safely() {
-        assert_eq!(yaml_string("it's"), "'it''s'");
-        assert_eq!(yaml_string("a\nb"), "\"a\\nb\"");
-        assert_eq!(yaml_string(r#"x{a="b"}"#), r#"'x{a="b"}'"#);
     }
 }

@@ -302,12 +302,14 @@ fn features_without_an_equivalent_are_commented_and_warned() {
     let lines: Vec<&str> = export.yaml.lines().collect();
     let at = lines
         .iter()
-        .position(|l| l.trim() == "- alert: 'DiskFull'")
+        .position(|l| l.trim() == "- alert: DiskFull")
         .unwrap();
+    let indent = &lines[at][..lines[at].len() - lines[at].trim_start().len()];
+    assert!(!indent.is_empty(), "rules are indented: {}", export.yaml);
     let comments: Vec<&str> = lines[..at]
         .iter()
         .rev()
-        .take_while(|l| l.trim_start().starts_with('#') && l.starts_with("      "))
+        .take_while(|l| l.strip_prefix(indent).is_some_and(|c| c.starts_with('#')))
         .copied()
         .collect();
     assert_eq!(comments.len(), 3, "{}", export.yaml);
