@@ -15,6 +15,7 @@ pub(crate) type Listener<K, V> = Arc<dyn Fn(Arc<K>, V, RemovalCause) + Send + Sy
 /// `sync::TaggedCache::builder()` or `future::TaggedCache::builder()`.
 ///
 /// ```
+/// # #[cfg(feature = "sync")] {
 /// use std::time::Duration;
 /// use vigil_cache::{EvictionPolicy, sync::TaggedCache};
 ///
@@ -26,6 +27,7 @@ pub(crate) type Listener<K, V> = Arc<dyn Fn(Arc<K>, V, RemovalCause) + Send + Sy
 ///     .eviction_policy(EvictionPolicy::Lru)
 ///     .build();
 /// assert_eq!(cache.name(), Some("responses"));
+/// # }
 /// ```
 #[must_use = "a builder does nothing until `build` is called"]
 pub struct CacheBuilder<K, V, C> {
@@ -140,6 +142,7 @@ impl<K, V, C> CacheBuilder<K, V, C> {
     /// (`vigil-cache-timer`), started by the first of them in the process.
     ///
     /// ```
+    /// # #[cfg(feature = "sync")] {
     /// use std::time::Duration;
     /// use vigil_cache::sync::TaggedCache;
     ///
@@ -147,6 +150,7 @@ impl<K, V, C> CacheBuilder<K, V, C> {
     ///     .load_timeout(Duration::from_secs(2))
     ///     .build();
     /// assert_eq!(cache.get_with(1, || "loaded".to_string()), "loaded");
+    /// # }
     /// ```
     pub fn load_timeout(mut self, timeout: Duration) -> Self {
         self.load_timeout = Some(timeout);

@@ -2,7 +2,9 @@
 //! is needed to decide, on each read, whether the entry is still alive.
 
 use std::cell::Cell;
+#[cfg(feature = "future")]
 use std::future::Future;
+#[cfg(feature = "future")]
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -89,6 +91,7 @@ thread_local! {
 ///
 /// Atomics only so that the futures holding it stay `Send`: it is only
 /// touched by the task polling them.
+#[cfg(feature = "future")]
 pub(crate) struct Landing {
     cache: usize,
     /// The watched entry's id.
@@ -96,8 +99,10 @@ pub(crate) struct Landing {
     landed: AtomicBool,
 }
 
+#[cfg(feature = "future")]
 const NO_ID: u64 = u64::MAX;
 
+#[cfg(feature = "future")]
 impl Landing {
     pub(crate) fn new(cache: usize, id: u64) -> Self {
         Self {

@@ -50,12 +50,14 @@ pub(crate) fn register(source: Weak<dyn Source>) {
 /// Two live caches with the same name overwrite each other's series.
 ///
 /// ```
+/// # #[cfg(feature = "sync")] {
 /// use vigil_cache::sync::TaggedCache;
 ///
 /// let cache: TaggedCache<u32, u32> = TaggedCache::builder().name("users").build();
 /// cache.insert(1, 1);
 /// cache.get(&1);
 /// vigil_cache::publish_metrics(); // no-op without an installed recorder
+/// # }
 /// ```
 pub fn publish_metrics() {
     let live: Vec<Arc<dyn Source>> = {

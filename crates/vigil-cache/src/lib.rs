@@ -3,6 +3,7 @@
 //! `metrics` facade.
 //!
 //! ```
+//! # #[cfg(feature = "sync")] {
 //! use std::time::Duration;
 //! use vigil_cache::{EntryOptions, sync::TaggedCache};
 //!
@@ -30,6 +31,7 @@
 //! let stats = cache.stats();
 //! assert_eq!((stats.hits, stats.misses), (0, 2));
 //! assert_eq!(stats.tag_invalidations, 2);
+//! # }
 //! ```
 //!
 //! # Flavours
@@ -127,52 +129,22 @@
 //! `cache_requests_total{cache,result}`, `cache_evictions_total{cache,cause}`,
 //! `cache_entries{cache}` and `cache_weighted_size{cache}` (see
 //! [`metric_names`]).
+//!
+//! # Features
+//! - `sync` (default): [`sync::TaggedCache`], on moka's `sync` cache.
+//! - `future` (default): [`future::TaggedCache`], on moka's `future` cache
+//!   (which adds `async-lock`, `event-listener` and `futures-util`).
+//!
+//! With neither, the crate is empty.
+#![cfg(any(feature = "sync", feature = "future"))]
 #![forbid(unsafe_code)]
-
-/// The body of `CacheBuilder::build` for one flavour: `$moka` is
-/// `moka::sync::Cache` or `moka::future::Cache`, whose builders differ in
-/// type but not in the calls made here. Expands inside
-/// `impl CacheBuilder<K, V, TaggedCache<K, V>>` of that flavour's module.
-macro_rules! build_tagged_cache {
-    ($builder:ident, $moka:ty) => {{
-        let this = $builder;
-        let shared = Arc::new(Shared::new(&this));
-        let listener = Arc::clone(&shared);
-        let mut moka = <$moka>::builder()
-            .eviction_policy(this.eviction_policy.to_moka())
-            .expire_after(EntryExpiry {
-                clock: shared.clock.clone(),
-                cache: Arc::as_ptr(&shared) as *const () as usize,
-            })
-            .eviction_listener(move |key, stored, cause| listener.on_removal(key, stored, cause));
-        if let Some(name) = &this.name {
-            moka = moka.name(name);
-        }
-        if let Some(max) = this.max_capacity {
-            moka = moka.max_capacity(max);
-        }
-        if let Some(weigher) = this.weigher {
-            moka = moka.weigher(move |key, stored: &Stored<V>| weigher(key, &stored.value));
-        }
-        if let Some(tti) = this.time_to_idle {
-            moka = moka.time_to_idle(tti);
-        }
-        let inner = Arc::new(Inner {
-            cache: moka.build(),
-            shared,
-        });
-        if inner.shared.name.is_some() {
-            let source: Weak<dyn Source> = Arc::downgrade(&inner) as Weak<dyn Source>;
-            export::register(source);
-        }
-        TaggedCache { inner }
-    }};
-}
 
 mod builder;
 mod entry;
 mod export;
 mod flight;
+#[macro_use]
+mod handle;
 mod live;
 mod options;
 mod padded;
@@ -180,7 +152,9 @@ mod shared;
 mod stats;
 mod tag;
 
+#[cfg(feature = "future")]
 pub mod future;
+#[cfg(feature = "sync")]
 pub mod sync;
 
 pub use builder::CacheBuilder;
@@ -196,6 +170,6 @@ pub mod metric_names {
 }
 
 /// The README's example, run as a doctest.
-#[cfg(doctest)]
+#[cfg(all(doctest, feature = "sync"))]
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctest;

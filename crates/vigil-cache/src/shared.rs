@@ -404,6 +404,7 @@ impl<K, V> Shared<K, V> {
         batch
     }
 
+    #[cfg(feature = "future")]
     /// Puts back removals taken but not performed (a cancelled drain).
     pub(crate) fn requeue_removals(&self, removals: Vec<(K, u64)>) {
         if !removals.is_empty() {
@@ -495,6 +496,7 @@ impl<K, V> Shared<K, V> {
         }
     }
 
+    #[cfg(feature = "future")]
     /// An entry registered by `make_stored` whose store into moka was
     /// abandoned (the future was dropped) before moka stored it: it stops
     /// counting. Its insert is counted, and its end (as an invalidation)

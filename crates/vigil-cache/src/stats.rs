@@ -26,6 +26,7 @@ use crate::padded::CachePadded;
 /// removed.
 ///
 /// ```
+/// # #[cfg(feature = "sync")] {
 /// use vigil_cache::sync::TaggedCache;
 ///
 /// let cache: TaggedCache<u32, u32> = TaggedCache::new(100);
@@ -35,6 +36,7 @@ use crate::padded::CachePadded;
 /// let stats = cache.stats();
 /// assert_eq!((stats.hits, stats.misses, stats.inserts), (1, 1, 1));
 /// assert_eq!(stats.hit_ratio, 0.5);
+/// # }
 /// ```
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct CacheStats {

@@ -6,88 +6,41 @@
 
 use std::borrow::Borrow;
 use std::convert::Infallible;
-use std::fmt;
 use std::future::Future;
 use std::hash::Hash;
-use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use moka::ops::compute::{CompResult, Op};
 
-use crate::builder::CacheBuilder;
-use crate::entry::{EntryExpiry, Landing, Stored};
-use crate::export::{self, Source};
-use crate::flight::{Lead, Outcome, Role, Waited};
+use crate::entry::{Landing, Stored};
+use crate::flight::{Lead, Outcome, Role};
 use crate::shared::{NoValue, REMOVALS_PER_WRITE, Registration, Shared};
 use crate::stats::Hot;
-use crate::{CacheStats, EntryOptions, WarmReport};
+use crate::{EntryOptions, WarmReport};
 
-/// A concurrent async cache with per-entry TTL and tags, bulk invalidation
-/// by tag, and hit/miss statistics, on `moka::future::Cache`.
-///
-/// Cloning is cheap and every clone shares the same cache.
-///
-/// ```
-/// use vigil_cache::{EntryOptions, future::TaggedCache};
-///
-/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
-/// let cache: TaggedCache<u64, String> = TaggedCache::builder().name("rows").max_capacity(1_000).build();
-///
-/// let row = cache
-///     .get_with_options(42, async { ("Ada".to_string(), EntryOptions::default().tag("user:42")) })
-///     .await;
-/// assert_eq!(row, "Ada");
-/// assert_eq!(cache.get(&42).await.as_deref(), Some("Ada"));
-///
-/// assert_eq!(cache.invalidate_tag("user:42").await, 1);
-/// assert_eq!(cache.get(&42).await, None);
-/// # });
-/// ```
-pub struct TaggedCache<K, V> {
-    inner: Arc<Inner<K, V>>,
-}
-
-struct Inner<K, V> {
-    cache: moka::future::Cache<K, Stored<V>>,
-    shared: Arc<Shared<K, V>>,
-}
-
-impl<K, V> Source for Inner<K, V>
-where
-    K: Hash + Eq + Send + Sync + 'static,
-    V: Clone + Send + Sync + 'static,
-{
-    fn stats(&self) -> CacheStats {
-        self.shared.stats(self.cache.weighted_size())
-    }
-}
-
-impl<K, V> Clone for TaggedCache<K, V> {
-    fn clone(&self) -> Self {
-        Self {
-            inner: Arc::clone(&self.inner),
-        }
-    }
-}
-
-impl<K, V> fmt::Debug for TaggedCache<K, V> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TaggedCache")
-            .field("name", &self.inner.shared.name)
-            .field("capacity", &self.inner.shared.capacity)
-            .field("entry_count", &self.inner.shared.entry_count())
-            .finish_non_exhaustive()
-    }
-}
-
-impl<K, V> CacheBuilder<K, V, TaggedCache<K, V>>
-where
-    K: Hash + Eq + Clone + Send + Sync + 'static,
-    V: Clone + Send + Sync + 'static,
-{
-    /// Builds the cache.
-    pub fn build(self) -> TaggedCache<K, V> {
-        build_tagged_cache!(self, moka::future::Cache<K, Stored<V>>)
-    }
+tagged_cache_common! {
+    /// A concurrent async cache with per-entry TTL and tags, bulk invalidation
+    /// by tag, and hit/miss statistics, on `moka::future::Cache`.
+    ///
+    /// Cloning is cheap and every clone shares the same cache.
+    ///
+    /// ```
+    /// use vigil_cache::{EntryOptions, future::TaggedCache};
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let cache: TaggedCache<u64, String> = TaggedCache::builder().name("rows").max_capacity(1_000).build();
+    ///
+    /// let row = cache
+    ///     .get_with_options(42, async { ("Ada".to_string(), EntryOptions::default().tag("user:42")) })
+    ///     .await;
+    /// assert_eq!(row, "Ada");
+    /// assert_eq!(cache.get(&42).await.as_deref(), Some("Ada"));
+    ///
+    /// assert_eq!(cache.invalidate_tag("user:42").await, 1);
+    /// assert_eq!(cache.get(&42).await, None);
+    /// # });
+    /// ```
+    future
 }
 
 impl<K, V> TaggedCache<K, V>
@@ -95,16 +48,6 @@ where
     K: Hash + Eq + Clone + Send + Sync + 'static,
     V: Clone + Send + Sync + 'static,
 {
-    /// Starts a [`CacheBuilder`].
-    pub fn builder() -> CacheBuilder<K, V, TaggedCache<K, V>> {
-        CacheBuilder::new()
-    }
-
-    /// An unnamed cache holding at most `max_capacity` entries, without TTL.
-    pub fn new(max_capacity: u64) -> Self {
-        Self::builder().max_capacity(max_capacity).build()
-    }
-
     /// The value under `key`, if present and alive (not expired, not
     /// invalidated). Counts a hit or a miss.
     ///
@@ -117,21 +60,8 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        let shared = &self.inner.shared;
-        // Hot path (budget: at most 1.2x a raw moka hit): moka's get, the
-        // liveness check on the inline stamps (atomic loads, a clock read
-        // only with a TTL) and one sharded counter bump. No lock, no
-        // allocation beyond moka's clone, no shared write.
-        match self.inner.cache.get(key).await {
-            Some(stored) if shared.is_fresh(&stored) => {
-                shared.bump(Hot::Hit);
-                Some(stored.value)
-            }
-            _ => {
-                shared.bump(Hot::Miss);
-                None
-            }
-        }
+        // Hot path (budget: at most 1.2x a raw moka hit): see `sync`'s.
+        self.inner.counted_read(self.inner.cache.get(key).await)
     }
 
     /// Whether a live entry is under `key`. Not counted in the statistics;
@@ -144,11 +74,7 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        self.inner
-            .cache
-            .get(key)
-            .await
-            .is_some_and(|stored| self.inner.shared.is_fresh(&stored))
+        self.inner.alive(self.inner.cache.get(key).await).is_some()
     }
 
     /// Inserts with the cache's default TTL and no tags.
@@ -204,7 +130,7 @@ where
     /// The value under `key`, or the one `init` resolves to, inserted with
     /// the default options. Concurrent calls for the same key (from any
     /// task, through any of the loading methods) await one `init`; the
-    /// others wait for its value (at most [`CacheBuilder::load_timeout`]
+    /// others wait for its value (at most [`CacheBuilder::load_timeout`](crate::CacheBuilder::load_timeout)
     /// per loader, if set). The caller whose `init` ran counts a miss, the
     /// others a hit. If this future is dropped while `init` runs, the
     /// callers waiting for it run their own loaders in turn.
@@ -226,7 +152,7 @@ where
         init: impl Future<Output = (V, EntryOptions)>,
     ) -> V {
         match self
-            .load(key, async { Ok::<_, Infallible>(init.await) })
+            .try_get_with_options(key, async { Ok::<_, Infallible>(init.await) })
             .await
         {
             Ok(value) => value,
@@ -246,7 +172,7 @@ where
     where
         E: Send + Sync + 'static,
     {
-        self.load(key, async {
+        self.try_get_with_options(key, async {
             init.await.map(|value| (value, EntryOptions::default()))
         })
         .await
@@ -262,7 +188,47 @@ where
     where
         E: Send + Sync + 'static,
     {
-        self.load(key, init).await
+        // The single-flight loader behind every `*get_with*` method (see
+        // the crate documentation, "Loading").
+        let inner = &*self.inner;
+        if let Some(stored) = self.fresh(&key).await {
+            return Ok(inner.hit(stored));
+        }
+        let mut init = Some(init);
+        let waiter = inner.shared.flights.waiter_id();
+        loop {
+            let flight = match inner.join(&key) {
+                Role::Lead(flight) => flight,
+                Role::Wait(flight) => {
+                    let deadline = inner.shared.wait_deadline();
+                    let waited = flight.wait_async(waiter, deadline).await;
+                    if let Some(done) = inner.waited(&key, &flight, waited) {
+                        return done;
+                    }
+                    // Start over: a write may have stored the value.
+                    match self.fresh(&key).await {
+                        Some(stored) => return Ok(inner.hit(stored)),
+                        None => continue,
+                    }
+                }
+            };
+            // If this future is dropped from here on, the flight ends and
+            // its waiters load again.
+            let lead = Lead::new(&inner.shared.flights, &key, flight);
+            // Stored between the first look and taking the lead?
+            if let Some(stored) = self.fresh(&key).await {
+                return Ok(inner.found_while_leading(lead, stored));
+            }
+            let init = init.take().expect("a call leads at most one load");
+            let (value, to_store) = inner.settle(&key, lead, init.await)?;
+            if let Some((stored, lead)) = to_store {
+                let outcome = Outcome::Stored(stored.clone());
+                self.store(key.clone(), stored).await;
+                lead.finish(outcome);
+                self.remove_pending(REMOVALS_PER_WRITE).await;
+            }
+            return Ok(value);
+        }
     }
 
     /// [`get_with`](Self::get_with) for a loader that may find nothing;
@@ -285,7 +251,7 @@ where
         key: K,
         init: impl Future<Output = Option<(V, EntryOptions)>>,
     ) -> Option<V> {
-        self.load(key, async { init.await.ok_or(NoValue) })
+        self.try_get_with_options(key, async { init.await.ok_or(NoValue) })
             .await
             .ok()
     }
@@ -300,16 +266,6 @@ where
         self.before_write(key).await;
         // The eviction listener counts it, if it was live.
         self.inner.cache.remove(key).await;
-    }
-
-    /// Invalidates every entry at once: no later read returns an entry
-    /// inserted before the call, and they stop counting in
-    /// [`entry_count`](Self::entry_count) at once. moka removes them
-    /// physically during its maintenance. O(tags in use), plus the entries
-    /// that carry several tags.
-    pub fn invalidate_all(&self) {
-        self.inner.shared.invalidate_all();
-        self.inner.cache.invalidate_all();
     }
 
     /// Invalidates every entry tagged `tag` and returns how many live
@@ -343,36 +299,6 @@ where
         self.inner
             .shared
             .invalidate_tags(tags.iter().map(AsRef::as_ref))
-    }
-
-    /// The live entries (expired and invalidated ones are skipped). Weakly
-    /// consistent: entries inserted or removed during the iteration may or
-    /// may not be seen.
-    pub fn iter(&self) -> impl Iterator<Item = (Arc<K>, V)> + '_ {
-        let shared = &self.inner.shared;
-        self.inner
-            .cache
-            .iter()
-            .filter(|(_, stored)| shared.is_fresh(stored))
-            .map(|(key, stored)| (key, stored.value))
-    }
-
-    /// The live entries, exactly: an entry counts from its insert until it
-    /// is replaced, removed, evicted (when moka's maintenance applies the
-    /// eviction), expired on the cache's clock, or invalidated (by key, tag
-    /// or `invalidate_all`). Entries hidden by an invalidation stop counting
-    /// at once, before their physical removal. O(1), plus taking the
-    /// expiry records that have come due.
-    pub fn entry_count(&self) -> u64 {
-        self.inner.shared.entry_count()
-    }
-
-    /// Total weight held, per moka: eventually consistent (it lags behind
-    /// recent writes until moka's maintenance runs) and includes dead
-    /// entries not yet removed physically, unlike
-    /// [`entry_count`](Self::entry_count).
-    pub fn weighted_size(&self) -> u64 {
-        self.inner.cache.weighted_size()
     }
 
     /// Inserts every `(key, value)` with the default options.
@@ -421,16 +347,6 @@ where
         report
     }
 
-    /// A snapshot of the statistics.
-    pub fn stats(&self) -> CacheStats {
-        self.inner.stats()
-    }
-
-    /// The name given to the builder.
-    pub fn name(&self) -> Option<&str> {
-        self.inner.shared.name.as_deref()
-    }
-
     /// Removes every entry still queued by tag invalidations, runs moka's
     /// pending maintenance (removing expired and invalidated entries,
     /// applying evictions, calling the eviction listener) and drops tags no
@@ -439,13 +355,6 @@ where
         self.remove_pending(usize::MAX).await;
         self.inner.cache.run_pending_tasks().await;
         self.inner.shared.tags.sweep();
-    }
-
-    /// Publishes this cache's statistics to the current `metrics` recorder
-    /// (see [`publish_metrics`](crate::publish_metrics)); nothing for an
-    /// unnamed cache.
-    pub fn publish_metrics(&self) {
-        export::publish(&self.stats());
     }
 
     /// Performs up to `max` of the removals queued by tag invalidations. If
@@ -484,97 +393,7 @@ where
 
     /// The live entry under `key`, uncounted.
     async fn fresh(&self, key: &K) -> Option<Stored<V>> {
-        self.inner
-            .cache
-            .get(key)
-            .await
-            .filter(|stored| self.inner.shared.is_fresh(stored))
-    }
-
-    /// The single-flight loader behind every `*get_with*` method (see the
-    /// crate documentation, "Loading").
-    async fn load<E>(
-        &self,
-        key: K,
-        init: impl Future<Output = Result<(V, EntryOptions), E>>,
-    ) -> Result<V, Arc<E>>
-    where
-        E: Send + Sync + 'static,
-    {
-        let shared = &*self.inner.shared;
-        if let Some(stored) = self.fresh(&key).await {
-            shared.bump(Hot::Hit);
-            return Ok(stored.value);
-        }
-        let mut init = Some(init);
-        let waiter = shared.flights.waiter_id();
-        loop {
-            let flight = match shared.flights.join(&key, || shared.since()) {
-                Role::Lead(flight) => flight,
-                Role::Wait(flight) => {
-                    match flight.wait_async(waiter, shared.wait_deadline()).await {
-                        // Checked again: an invalidation may have hidden
-                        // the entry before this call joined the load.
-                        Waited::Done(Outcome::Stored(stored)) if shared.is_fresh(&stored) => {
-                            shared.bump(Hot::Hit);
-                            return Ok(stored.value);
-                        }
-                        Waited::Done(Outcome::Stored(_) | Outcome::Retry) => {}
-                        Waited::Done(Outcome::Failed(error)) => {
-                            if let Ok(error) = error.downcast::<E>() {
-                                shared.bump(Hot::Miss);
-                                return Err(error);
-                            }
-                        }
-                        Waited::TimedOut => shared.flights.take_over(&key, &flight),
-                    }
-                    // Start over: a write may have stored the value.
-                    if let Some(stored) = self.fresh(&key).await {
-                        shared.bump(Hot::Hit);
-                        return Ok(stored.value);
-                    }
-                    continue;
-                }
-            };
-            // If this future is dropped from here on, the flight ends and
-            // its waiters load again.
-            let lead = Lead::new(&shared.flights, &key, flight);
-            // Stored between the first look and taking the lead?
-            if let Some(stored) = self.fresh(&key).await {
-                let value = stored.value.clone();
-                lead.finish(Outcome::Stored(stored));
-                shared.bump(Hot::Hit);
-                return Ok(value);
-            }
-            let init = init.take().expect("a call leads at most one load");
-            let loaded = init.await;
-            shared.bump(Hot::Miss);
-            let (value, options) = match loaded {
-                Ok(loaded) => loaded,
-                Err(error) => {
-                    let error = Arc::new(error);
-                    lead.finish(Outcome::Failed(error.clone()));
-                    return Err(error);
-                }
-            };
-            let stored = if lead.flight().begin_commit() {
-                shared.make_loaded(&key, value.clone(), &options, lead.flight().since())
-            } else {
-                None
-            };
-            match stored {
-                Some(stored) => {
-                    let outcome = Outcome::Stored(stored.clone());
-                    self.store(key.clone(), stored).await;
-                    lead.finish(outcome);
-                    self.remove_pending(REMOVALS_PER_WRITE).await;
-                }
-                // Superseded by a write, or older than an invalidation:
-                // returned to this caller only.
-                None => lead.finish(Outcome::Retry),
-            }
-            return Ok(value);
-        }
+        self.inner.alive(self.inner.cache.get(key).await)
     }
 }
 

@@ -4,94 +4,47 @@
 
 use std::borrow::Borrow;
 use std::convert::Infallible;
-use std::fmt;
 use std::hash::Hash;
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 
 use moka::ops::compute::{CompResult, Op};
 
-use crate::builder::CacheBuilder;
-use crate::entry::{EntryExpiry, Stored};
-use crate::export::{self, Source};
-use crate::flight::{Lead, Outcome, Role, Waited};
-use crate::shared::{NoValue, REMOVALS_PER_WRITE, Shared};
+use crate::entry::Stored;
+use crate::flight::{Lead, Outcome, Role};
+use crate::shared::{NoValue, REMOVALS_PER_WRITE};
 use crate::stats::Hot;
-use crate::{CacheStats, EntryOptions, WarmReport};
+use crate::{EntryOptions, WarmReport};
 
-/// A concurrent cache with per-entry TTL and tags, bulk invalidation by tag,
-/// and hit/miss statistics, on `moka::sync::Cache`.
-///
-/// Cloning is cheap and every clone shares the same cache.
-///
-/// ```
-/// use std::time::Duration;
-/// use vigil_cache::{EntryOptions, sync::TaggedCache};
-///
-/// let cache: TaggedCache<String, String> = TaggedCache::builder()
-///     .name("profiles")
-///     .max_capacity(10_000)
-///     .default_ttl(Duration::from_secs(300))
-///     .build();
-///
-/// let tagged = || EntryOptions::default().tags(["user:42", "premium"]);
-/// cache.insert_with("profile:42".into(), "Ada".into(), tagged());
-/// cache.insert_with("settings:42".into(), "dark".into(), tagged().ttl(Duration::from_secs(60)));
-/// cache.insert("motd".into(), "hello".into());
-///
-/// assert_eq!(cache.get("profile:42").as_deref(), Some("Ada"));
-/// assert_eq!(cache.invalidate_tag("user:42"), 2);
-/// assert_eq!(cache.get("profile:42"), None);
-/// assert_eq!(cache.get("motd").as_deref(), Some("hello"));
-///
-/// let stats = cache.stats();
-/// assert_eq!((stats.hits, stats.misses, stats.tag_invalidations), (2, 1, 2));
-/// ```
-pub struct TaggedCache<K, V> {
-    inner: Arc<Inner<K, V>>,
-}
-
-struct Inner<K, V> {
-    cache: moka::sync::Cache<K, Stored<V>>,
-    shared: Arc<Shared<K, V>>,
-}
-
-impl<K, V> Source for Inner<K, V>
-where
-    K: Hash + Eq + Send + Sync + 'static,
-    V: Clone + Send + Sync + 'static,
-{
-    fn stats(&self) -> CacheStats {
-        self.shared.stats(self.cache.weighted_size())
-    }
-}
-
-impl<K, V> Clone for TaggedCache<K, V> {
-    fn clone(&self) -> Self {
-        Self {
-            inner: Arc::clone(&self.inner),
-        }
-    }
-}
-
-impl<K, V> fmt::Debug for TaggedCache<K, V> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TaggedCache")
-            .field("name", &self.inner.shared.name)
-            .field("capacity", &self.inner.shared.capacity)
-            .field("entry_count", &self.inner.shared.entry_count())
-            .finish_non_exhaustive()
-    }
-}
-
-impl<K, V> CacheBuilder<K, V, TaggedCache<K, V>>
-where
-    K: Hash + Eq + Clone + Send + Sync + 'static,
-    V: Clone + Send + Sync + 'static,
-{
-    /// Builds the cache.
-    pub fn build(self) -> TaggedCache<K, V> {
-        build_tagged_cache!(self, moka::sync::Cache<K, Stored<V>>)
-    }
+tagged_cache_common! {
+    /// A concurrent cache with per-entry TTL and tags, bulk invalidation by tag,
+    /// and hit/miss statistics, on `moka::sync::Cache`.
+    ///
+    /// Cloning is cheap and every clone shares the same cache.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use vigil_cache::{EntryOptions, sync::TaggedCache};
+    ///
+    /// let cache: TaggedCache<String, String> = TaggedCache::builder()
+    ///     .name("profiles")
+    ///     .max_capacity(10_000)
+    ///     .default_ttl(Duration::from_secs(300))
+    ///     .build();
+    ///
+    /// let tagged = || EntryOptions::default().tags(["user:42", "premium"]);
+    /// cache.insert_with("profile:42".into(), "Ada".into(), tagged());
+    /// cache.insert_with("settings:42".into(), "dark".into(), tagged().ttl(Duration::from_secs(60)));
+    /// cache.insert("motd".into(), "hello".into());
+    ///
+    /// assert_eq!(cache.get("profile:42").as_deref(), Some("Ada"));
+    /// assert_eq!(cache.invalidate_tag("user:42"), 2);
+    /// assert_eq!(cache.get("profile:42"), None);
+    /// assert_eq!(cache.get("motd").as_deref(), Some("hello"));
+    ///
+    /// let stats = cache.stats();
+    /// assert_eq!((stats.hits, stats.misses, stats.tag_invalidations), (2, 1, 2));
+    /// ```
+    sync
 }
 
 impl<K, V> TaggedCache<K, V>
@@ -99,16 +52,6 @@ where
     K: Hash + Eq + Clone + Send + Sync + 'static,
     V: Clone + Send + Sync + 'static,
 {
-    /// Starts a [`CacheBuilder`].
-    pub fn builder() -> CacheBuilder<K, V, TaggedCache<K, V>> {
-        CacheBuilder::new()
-    }
-
-    /// An unnamed cache holding at most `max_capacity` entries, without TTL.
-    pub fn new(max_capacity: u64) -> Self {
-        Self::builder().max_capacity(max_capacity).build()
-    }
-
     /// The value under `key`, if present and alive (not expired, not
     /// invalidated). Counts a hit or a miss.
     ///
@@ -121,21 +64,11 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        let shared = &self.inner.shared;
         // Hot path (budget: at most 1.2x a raw moka hit): moka's get, the
         // liveness check on the inline stamps (atomic loads, a clock read
         // only with a TTL) and one sharded counter bump. No lock, no
         // allocation beyond moka's clone, no shared write.
-        match self.inner.cache.get(key) {
-            Some(stored) if shared.is_fresh(&stored) => {
-                shared.bump(Hot::Hit);
-                Some(stored.value)
-            }
-            _ => {
-                shared.bump(Hot::Miss);
-                None
-            }
-        }
+        self.inner.counted_read(self.inner.cache.get(key))
     }
 
     /// Whether a live entry is under `key`. Not counted in the statistics;
@@ -146,10 +79,7 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        self.inner
-            .cache
-            .get(key)
-            .is_some_and(|stored| self.inner.shared.is_fresh(&stored))
+        self.inner.alive(self.inner.cache.get(key)).is_some()
     }
 
     /// Inserts with the cache's default TTL and no tags.
@@ -180,15 +110,20 @@ where
     pub fn insert_with(&self, key: K, value: V, options: EntryOptions) {
         self.before_write(&key);
         let stored = self.inner.shared.make_stored(&key, value, &options);
+        self.store(key, stored);
+        self.remove_pending(REMOVALS_PER_WRITE);
+    }
+
+    /// Stores a registered entry in moka and counts its insert.
+    fn store(&self, key: K, stored: Stored<V>) {
         self.inner.cache.insert(key, stored);
         self.inner.shared.bump(Hot::Insert);
-        self.remove_pending(REMOVALS_PER_WRITE);
     }
 
     /// The value under `key`, or the one `init` returns, inserted with the
     /// default options. Concurrent calls for the same key, through any of
     /// the loading methods, run one `init`; the others wait for its value
-    /// (at most [`CacheBuilder::load_timeout`] per loader, if set). The
+    /// (at most [`CacheBuilder::load_timeout`](crate::CacheBuilder::load_timeout) per loader, if set). The
     /// caller whose `init` ran counts a miss, the others a hit.
     ///
     /// If the key is written (`insert*`, `invalidate`) or invalidated
@@ -210,7 +145,7 @@ where
     /// [`get_with`](Self::get_with), with per-entry options chosen by the
     /// loader.
     pub fn get_with_options(&self, key: K, init: impl FnOnce() -> (V, EntryOptions)) -> V {
-        match self.load(key, || Ok::<_, Infallible>(init())) {
+        match self.try_get_with_options(key, || Ok::<_, Infallible>(init())) {
             Ok(value) => value,
             Err(never) => match *never {},
         }
@@ -224,7 +159,7 @@ where
     where
         E: Send + Sync + 'static,
     {
-        self.load(key, || init().map(|value| (value, EntryOptions::default())))
+        self.try_get_with_options(key, || init().map(|value| (value, EntryOptions::default())))
     }
 
     /// [`try_get_with`](Self::try_get_with), with per-entry options chosen
@@ -237,7 +172,43 @@ where
     where
         E: Send + Sync + 'static,
     {
-        self.load(key, init)
+        // The single-flight loader behind every `*get_with*` method (see
+        // the crate documentation, "Loading").
+        let inner = &*self.inner;
+        if let Some(stored) = self.fresh(&key) {
+            return Ok(inner.hit(stored));
+        }
+        let mut init = Some(init);
+        loop {
+            let flight = match inner.join(&key) {
+                Role::Lead(flight) => flight,
+                Role::Wait(flight) => {
+                    let waited = flight.wait(inner.shared.wait_deadline());
+                    if let Some(done) = inner.waited(&key, &flight, waited) {
+                        return done;
+                    }
+                    // Start over: a write may have stored the value.
+                    match self.fresh(&key) {
+                        Some(stored) => return Ok(inner.hit(stored)),
+                        None => continue,
+                    }
+                }
+            };
+            let lead = Lead::new(&inner.shared.flights, &key, flight);
+            // Stored between the first look and taking the lead?
+            if let Some(stored) = self.fresh(&key) {
+                return Ok(inner.found_while_leading(lead, stored));
+            }
+            let init = init.take().expect("a call leads at most one load");
+            let (value, to_store) = inner.settle(&key, lead, init())?;
+            if let Some((stored, lead)) = to_store {
+                let outcome = Outcome::Stored(stored.clone());
+                self.store(key.clone(), stored);
+                lead.finish(outcome);
+                self.remove_pending(REMOVALS_PER_WRITE);
+            }
+            return Ok(value);
+        }
     }
 
     /// [`get_with`](Self::get_with) for a loader that may find nothing;
@@ -255,7 +226,8 @@ where
         key: K,
         init: impl FnOnce() -> Option<(V, EntryOptions)>,
     ) -> Option<V> {
-        self.load(key, || init().ok_or(NoValue)).ok()
+        self.try_get_with_options(key, || init().ok_or(NoValue))
+            .ok()
     }
 
     /// Removes the entry under `key`, if any. Like an insert, supersedes a
@@ -281,16 +253,6 @@ where
         while let Some(flight) = self.inner.shared.flights.before_write(key) {
             flight.wait(None);
         }
-    }
-
-    /// Invalidates every entry at once: no later read returns an entry
-    /// inserted before the call, and they stop counting in
-    /// [`entry_count`](Self::entry_count) at once. moka removes them
-    /// physically during its maintenance. O(tags in use), plus the entries
-    /// that carry several tags.
-    pub fn invalidate_all(&self) {
-        self.inner.shared.invalidate_all();
-        self.inner.cache.invalidate_all();
     }
 
     /// Invalidates every entry tagged `tag` and returns how many live
@@ -337,36 +299,6 @@ where
             .invalidate_tags(tags.iter().map(AsRef::as_ref))
     }
 
-    /// The live entries (expired and invalidated ones are skipped). Weakly
-    /// consistent: entries inserted or removed during the iteration may or
-    /// may not be seen.
-    pub fn iter(&self) -> impl Iterator<Item = (Arc<K>, V)> + '_ {
-        let shared = &self.inner.shared;
-        self.inner
-            .cache
-            .iter()
-            .filter(|(_, stored)| shared.is_fresh(stored))
-            .map(|(key, stored)| (key, stored.value))
-    }
-
-    /// The live entries, exactly: an entry counts from its insert until it
-    /// is replaced, removed, evicted (when moka's maintenance applies the
-    /// eviction), expired on the cache's clock, or invalidated (by key, tag
-    /// or `invalidate_all`). Entries hidden by an invalidation stop counting
-    /// at once, before their physical removal. O(1), plus taking the
-    /// expiry records that have come due.
-    pub fn entry_count(&self) -> u64 {
-        self.inner.shared.entry_count()
-    }
-
-    /// Total weight held, per moka: eventually consistent (it lags behind
-    /// recent writes until moka's maintenance runs) and includes dead
-    /// entries not yet removed physically, unlike
-    /// [`entry_count`](Self::entry_count).
-    pub fn weighted_size(&self) -> u64 {
-        self.inner.cache.weighted_size()
-    }
-
     /// Inserts every `(key, value)` with the default options.
     ///
     /// ```
@@ -408,16 +340,6 @@ where
         report
     }
 
-    /// A snapshot of the statistics.
-    pub fn stats(&self) -> CacheStats {
-        self.inner.stats()
-    }
-
-    /// The name given to the builder.
-    pub fn name(&self) -> Option<&str> {
-        self.inner.shared.name.as_deref()
-    }
-
     /// Removes every entry still queued by tag invalidations, runs moka's
     /// pending maintenance (removing expired and invalidated entries,
     /// applying evictions, calling the eviction listener) and drops tags no
@@ -426,13 +348,6 @@ where
         self.remove_pending(usize::MAX);
         self.inner.cache.run_pending_tasks();
         self.inner.shared.tags.sweep();
-    }
-
-    /// Publishes this cache's statistics to the current `metrics` recorder
-    /// (see [`publish_metrics`](crate::publish_metrics)); nothing for an
-    /// unnamed cache.
-    pub fn publish_metrics(&self) {
-        export::publish(&self.stats());
     }
 
     /// Performs up to `max` of the removals queued by tag invalidations.
@@ -460,94 +375,7 @@ where
 
     /// The live entry under `key`, uncounted.
     fn fresh(&self, key: &K) -> Option<Stored<V>> {
-        self.inner
-            .cache
-            .get(key)
-            .filter(|stored| self.inner.shared.is_fresh(stored))
-    }
-
-    /// The single-flight loader behind every `*get_with*` method (see the
-    /// crate documentation, "Loading").
-    fn load<E>(
-        &self,
-        key: K,
-        init: impl FnOnce() -> Result<(V, EntryOptions), E>,
-    ) -> Result<V, Arc<E>>
-    where
-        E: Send + Sync + 'static,
-    {
-        let shared = &*self.inner.shared;
-        if let Some(stored) = self.fresh(&key) {
-            shared.bump(Hot::Hit);
-            return Ok(stored.value);
-        }
-        let mut init = Some(init);
-        loop {
-            let flight = match shared.flights.join(&key, || shared.since()) {
-                Role::Lead(flight) => flight,
-                Role::Wait(flight) => {
-                    match flight.wait(shared.wait_deadline()) {
-                        // Checked again: an invalidation may have hidden
-                        // the entry before this call joined the load.
-                        Waited::Done(Outcome::Stored(stored)) if shared.is_fresh(&stored) => {
-                            shared.bump(Hot::Hit);
-                            return Ok(stored.value);
-                        }
-                        Waited::Done(Outcome::Stored(_) | Outcome::Retry) => {}
-                        Waited::Done(Outcome::Failed(error)) => {
-                            if let Ok(error) = error.downcast::<E>() {
-                                shared.bump(Hot::Miss);
-                                return Err(error);
-                            }
-                        }
-                        Waited::TimedOut => shared.flights.take_over(&key, &flight),
-                    }
-                    // Start over: a write may have stored the value.
-                    if let Some(stored) = self.fresh(&key) {
-                        shared.bump(Hot::Hit);
-                        return Ok(stored.value);
-                    }
-                    continue;
-                }
-            };
-            let lead = Lead::new(&shared.flights, &key, flight);
-            // Stored between the first look and taking the lead?
-            if let Some(stored) = self.fresh(&key) {
-                let value = stored.value.clone();
-                lead.finish(Outcome::Stored(stored));
-                shared.bump(Hot::Hit);
-                return Ok(value);
-            }
-            let init = init.take().expect("a call leads at most one load");
-            let loaded = init();
-            shared.bump(Hot::Miss);
-            let (value, options) = match loaded {
-                Ok(loaded) => loaded,
-                Err(error) => {
-                    let error = Arc::new(error);
-                    lead.finish(Outcome::Failed(error.clone()));
-                    return Err(error);
-                }
-            };
-            let stored = if lead.flight().begin_commit() {
-                shared.make_loaded(&key, value.clone(), &options, lead.flight().since())
-            } else {
-                None
-            };
-            match stored {
-                Some(stored) => {
-                    let outcome = Outcome::Stored(stored.clone());
-                    self.inner.cache.insert(key.clone(), stored);
-                    shared.bump(Hot::Insert);
-                    lead.finish(outcome);
-                    self.remove_pending(REMOVALS_PER_WRITE);
-                }
-                // Superseded by a write, or older than an invalidation:
-                // returned to this caller only.
-                None => lead.finish(Outcome::Retry),
-            }
-            return Ok(value);
-        }
+        self.inner.alive(self.inner.cache.get(key))
     }
 }
 
@@ -574,22 +402,32 @@ mod tests {
         assert_eq!(cache.inner.shared.tags.len(), 0);
     }
 
+    /// A cache holding, under key 1, an entry registered with `options`,
+    /// then `invalidate`d, then stored in moka: the race of a store with an
+    /// invalidation. The entry must be dead.
+    fn stored_after(
+        options: EntryOptions,
+        invalidate: impl FnOnce(&TaggedCache<u32, u32>),
+    ) -> TaggedCache<u32, u32> {
+        let cache = TaggedCache::new(100);
+        let stored = cache.inner.shared.make_stored(&1, 1, &options);
+        invalidate(&cache);
+        cache.inner.cache.insert(1, stored);
+        assert_eq!(cache.get(&1), None);
+        cache
+    }
+
     #[test]
     fn an_entry_stamped_before_a_tag_invalidation_but_stored_after_it_is_dead() {
         // The race between an insert and `invalidate_tag`: the insert has
         // joined the tag, the invalidation has taken the tag's members (and
         // found nothing in moka yet), then moka stores the entry. The version
         // bump alone must hide it.
-        let cache: TaggedCache<u32, u32> = TaggedCache::new(100);
-        let stored = cache
-            .inner
-            .shared
-            .make_stored(&1, 1, &EntryOptions::default().tag("t"));
-        // Not in moka yet, but registered and not dead: counted, as if the
-        // insert had completed first.
-        assert_eq!(cache.invalidate_tag("t"), 1);
-        cache.inner.cache.insert(1, stored);
-        assert_eq!(cache.get(&1), None);
+        let cache = stored_after(EntryOptions::default().tag("t"), |cache| {
+            // Not in moka yet, but registered and not dead: counted, as if
+            // the insert had completed first.
+            assert_eq!(cache.invalidate_tag("t"), 1);
+        });
         assert!(!cache.contains_key(&1));
         assert!(cache.iter().next().is_none());
         assert_eq!(cache.get_with(1, || 2), 2, "a loader replaces it");
@@ -600,14 +438,7 @@ mod tests {
 
     #[test]
     fn an_entry_stored_across_invalidate_all_is_dead() {
-        let cache: TaggedCache<u32, u32> = TaggedCache::new(100);
-        let plain = cache
-            .inner
-            .shared
-            .make_stored(&1, 1, &EntryOptions::default());
-        cache.invalidate_all();
-        cache.inner.cache.insert(1, plain);
-        assert_eq!(cache.get(&1), None);
+        let cache = stored_after(EntryOptions::default(), TaggedCache::invalidate_all);
         assert_eq!(cache.get_with(1, || 2), 2, "a loader replaces it");
     }
 

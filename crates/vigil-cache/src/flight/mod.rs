@@ -35,16 +35,19 @@
 use std::any::Any;
 use std::borrow::Borrow;
 use std::collections::HashMap;
-use std::future::Future;
 use std::hash::{BuildHasher, Hash, RandomState};
-use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
-use std::task::{Context, Poll, Waker};
+#[cfg(feature = "future")]
+use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::task::Waker;
 use std::time::Duration;
 
 use crate::padded::CachePadded;
 use crate::shared::Since;
+
+#[cfg(feature = "future")]
+mod wait_async;
 
 /// A loader's error, shared with the waiters whose loaders have its type.
 pub(crate) type ErrorObject = Arc<dyn Any + Send + Sync>;
@@ -177,6 +180,7 @@ impl<V: Clone> Flight<V> {
         }
     }
 
+    #[cfg(feature = "sync")]
     /// Blocks until the flight has an outcome, or until `deadline` on
     /// `clock` has passed while it is still loading (a commit is always
     /// waited for: it is short and bounded).
@@ -207,24 +211,6 @@ impl<V: Clone> Flight<V> {
             }
         }
     }
-
-    /// [`wait`](Self::wait) for async callers: `id` (from
-    /// [`Flights::waiter_id`]) names this waiter's waker slot.
-    pub(crate) fn wait_async<'a>(
-        &'a self,
-        id: u64,
-        deadline: Option<(&'a quanta::Clock, quanta::Instant)>,
-    ) -> WaitAsync<'a, V> {
-        WaitAsync {
-            flight: self,
-            id,
-            deadline,
-        }
-    }
-
-    fn forget_waker(&self, id: u64) {
-        lock(&self.state).wakers.retain(|(waiter, _)| *waiter != id);
-    }
 }
 
 /// How long a timed waiter sleeps before it reads the cache's clock again
@@ -239,52 +225,6 @@ fn nap(loading: bool, now: quanta::Instant, at: quanta::Instant) -> Option<Durat
     }
     let left = at.saturating_duration_since(now);
     Some(left.clamp(Duration::from_micros(100), SLICE))
-}
-
-/// The future of [`Flight::wait_async`]. Dropped, it removes its waker.
-pub(crate) struct WaitAsync<'a, V: Clone> {
-    flight: &'a Flight<V>,
-    id: u64,
-    deadline: Option<(&'a quanta::Clock, quanta::Instant)>,
-}
-
-impl<V: Clone> Future for WaitAsync<'_, V> {
-    type Output = Waited<V>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Waited<V>> {
-        let this = self.get_mut();
-        let mut state = lock(&this.flight.state);
-        if let Some(outcome) = Flight::outcome(&state) {
-            return Poll::Ready(Waited::Done(outcome));
-        }
-        let mut wake_in = None;
-        if let Some((clock, at)) = this.deadline {
-            let loading = matches!(state.phase, Phase::Loading);
-            let Some(slice) = nap(loading, clock.now(), at) else {
-                return Poll::Ready(Waited::TimedOut);
-            };
-            wake_in = Some(slice);
-        }
-        match state
-            .wakers
-            .iter_mut()
-            .find(|(waiter, _)| *waiter == this.id)
-        {
-            Some((_, waker)) => waker.clone_from(cx.waker()),
-            None => state.wakers.push((this.id, cx.waker().clone())),
-        }
-        drop(state);
-        if let Some(wake_in) = wake_in {
-            timer::wake_after(wake_in, cx.waker().clone());
-        }
-        Poll::Pending
-    }
-}
-
-impl<V: Clone> Drop for WaitAsync<'_, V> {
-    fn drop(&mut self) {
-        self.flight.forget_waker(self.id);
-    }
 }
 
 /// What a missing caller is to do.
@@ -305,6 +245,7 @@ pub(crate) struct Flights<K, V> {
     active: CachePadded<AtomicUsize>,
     hasher: RandomState,
     shards: Box<[Shard<K, V>]>,
+    #[cfg(feature = "future")]
     next_waiter: AtomicU64,
 }
 
@@ -316,6 +257,7 @@ impl<K, V> Flights<K, V> {
             shards: (0..SHARDS)
                 .map(|_| CachePadded(Mutex::new(HashMap::new())))
                 .collect(),
+            #[cfg(feature = "future")]
             next_waiter: AtomicU64::new(0),
         }
     }
@@ -335,6 +277,7 @@ impl<K: Hash + Eq + Clone, V: Clone> Flights<K, V> {
         &self.shards[(hash % SHARDS as u64) as usize]
     }
 
+    #[cfg(feature = "future")]
     /// A fresh id for an async waiter's waker slot.
     pub(crate) fn waiter_id(&self) -> u64 {
         self.next_waiter.fetch_add(1, Ordering::Relaxed)
@@ -398,81 +341,6 @@ impl<K: Hash + Eq + Clone, V: Clone> Flights<K, V> {
             return None;
         }
         Some(flight)
-    }
-}
-
-/// Wakes async waiters whose wait limit may have passed: one thread for
-/// the process, started by the first timed wait, sleeping until the
-/// earliest wake-up it holds.
-mod timer {
-    use super::*;
-
-    struct Timer {
-        due: Mutex<Vec<(std::time::Instant, Waker)>>,
-        changed: Condvar,
-    }
-
-    static TIMER: OnceLock<Option<&'static Timer>> = OnceLock::new();
-
-    fn timer() -> Option<&'static Timer> {
-        *TIMER.get_or_init(|| {
-            let timer: &'static Timer = Box::leak(Box::new(Timer {
-                due: Mutex::new(Vec::new()),
-                changed: Condvar::new(),
-            }));
-            std::thread::Builder::new()
-                .name("vigil-cache-timer".into())
-                .spawn(move || run(timer))
-                .ok()
-                .map(|_| timer)
-        })
-    }
-
-    fn run(timer: &'static Timer) {
-        let mut due = lock(&timer.due);
-        loop {
-            let now = std::time::Instant::now();
-            let mut woken = Vec::new();
-            due.retain(|(at, waker)| {
-                if *at <= now {
-                    woken.push(waker.clone());
-                    return false;
-                }
-                true
-            });
-            let next = due.iter().map(|(at, _)| *at).min();
-            if !woken.is_empty() {
-                drop(due);
-                woken.into_iter().for_each(Waker::wake);
-                due = lock(&timer.due);
-                continue;
-            }
-            due = match next {
-                Some(at) => {
-                    timer
-                        .changed
-                        .wait_timeout(due, at.saturating_duration_since(now))
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .0
-                }
-                None => timer
-                    .changed
-                    .wait(due)
-                    .unwrap_or_else(PoisonError::into_inner),
-            };
-        }
-    }
-
-    /// Wakes `waker` after `delay` of real time (at once if no thread
-    /// could be started: the waiter then polls until its limit).
-    pub(super) fn wake_after(delay: Duration, waker: Waker) {
-        match timer() {
-            Some(timer) => {
-                lock(&timer.due).push((std::time::Instant::now() + delay, waker));
-                timer.changed.notify_one();
-            }
-            None => waker.wake(),
-        }
     }
 }
 

@@ -1,0 +1,372 @@
+//! What both flavours share: [`Inner`], a moka cache of either flavour with
+//! the cache's [`Shared`] state, and the steps of the `TaggedCache` methods
+//! that do not depend on whether moka's calls are `async` (counting reads,
+//! the decisions of the single-flight loader, statistics, iteration).
+
+use std::fmt;
+use std::hash::Hash;
+use std::sync::Arc;
+
+use crate::CacheStats;
+use crate::EntryOptions;
+use crate::entry::Stored;
+use crate::export::Source;
+use crate::flight::{Flight, Lead, Outcome, Role, Waited};
+use crate::shared::Shared;
+use crate::stats::Hot;
+
+/// The calls on a moka cache that are the same in both flavours.
+pub(crate) trait Moka<K, V>: Send + Sync + 'static {
+    /// moka's iterator over its entries.
+    type Iter<'a>: Iterator<Item = (Arc<K>, Stored<V>)>
+    where
+        Self: 'a;
+
+    fn weighted_size(&self) -> u64;
+    fn invalidate_all(&self);
+    fn iter(&self) -> Self::Iter<'_>;
+}
+
+/// Implements [`Moka`] for one flavour's cache type by forwarding to its
+/// inherent methods of the same names.
+macro_rules! forward_moka {
+    ($cache:ident, $iter:ident) => {
+        impl<K, V> Moka<K, V> for moka::$cache::Cache<K, Stored<V>>
+        where
+            K: Hash + Eq + Send + Sync + 'static,
+            V: Clone + Send + Sync + 'static,
+        {
+            type Iter<'a> = moka::$cache::$iter<'a, K, Stored<V>>;
+
+            fn weighted_size(&self) -> u64 {
+                Self::weighted_size(self)
+            }
+
+            fn invalidate_all(&self) {
+                Self::invalidate_all(self)
+            }
+
+            fn iter(&self) -> Self::Iter<'_> {
+                Self::iter(self)
+            }
+        }
+    };
+}
+
+#[cfg(feature = "sync")]
+forward_moka!(sync, Iter);
+#[cfg(feature = "future")]
+forward_moka!(future, Iter);
+
+/// The `TaggedCache` of the flavour `$flavour` (`sync` or `future`, as in
+/// `moka::$flavour::Cache`), documented by the attributes given, with what
+/// the two flavours have in common: `Clone`, `Debug`,
+/// `CacheBuilder::build`, and the methods that are neither `async` nor
+/// different between the flavours. Expands in the flavour's module, which
+/// adds the other methods.
+macro_rules! tagged_cache_common {
+    ($(#[$doc:meta])* $flavour:ident) => {
+        $(#[$doc])*
+        pub struct TaggedCache<K, V> {
+            inner: ::std::sync::Arc<
+                $crate::handle::Inner<K, V, moka::$flavour::Cache<K, $crate::entry::Stored<V>>>,
+            >,
+        }
+
+        impl<K, V> Clone for TaggedCache<K, V> {
+            fn clone(&self) -> Self {
+                Self {
+                    inner: ::std::sync::Arc::clone(&self.inner),
+                }
+            }
+        }
+
+        impl<K, V> ::std::fmt::Debug for TaggedCache<K, V> {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                self.inner.fmt(f)
+            }
+        }
+
+        impl<K, V> $crate::CacheBuilder<K, V, TaggedCache<K, V>>
+        where
+            K: ::std::hash::Hash + Eq + Clone + Send + Sync + 'static,
+            V: Clone + Send + Sync + 'static,
+        {
+            /// Builds the cache.
+            pub fn build(self) -> TaggedCache<K, V> {
+                use ::std::sync::{Arc, Weak};
+                use $crate::entry::{EntryExpiry, Stored};
+                use $crate::export::Source;
+                use $crate::handle::Inner;
+
+                let shared = Arc::new($crate::shared::Shared::new(&self));
+                let listener = Arc::clone(&shared);
+                let mut moka = moka::$flavour::Cache::builder()
+                    .eviction_policy(self.eviction_policy.to_moka())
+                    .expire_after(EntryExpiry {
+                        clock: shared.clock.clone(),
+                        cache: Arc::as_ptr(&shared) as *const () as usize,
+                    })
+                    .eviction_listener(move |key, stored, cause| {
+                        listener.on_removal(key, stored, cause)
+                    });
+                if let Some(name) = &self.name {
+                    moka = moka.name(name);
+                }
+                if let Some(max) = self.max_capacity {
+                    moka = moka.max_capacity(max);
+                }
+                if let Some(weigher) = self.weigher {
+                    moka = moka.weigher(move |key, stored: &Stored<V>| weigher(key, &stored.value));
+                }
+                if let Some(tti) = self.time_to_idle {
+                    moka = moka.time_to_idle(tti);
+                }
+                let inner = Arc::new(Inner {
+                    cache: moka.build(),
+                    shared,
+                });
+                if inner.shared.name.is_some() {
+                    let source: Weak<dyn Source> = Arc::downgrade(&inner) as Weak<dyn Source>;
+                    $crate::export::register(source);
+                }
+                TaggedCache { inner }
+            }
+        }
+
+        impl<K, V> TaggedCache<K, V>
+        where
+            K: ::std::hash::Hash + Eq + Clone + Send + Sync + 'static,
+            V: Clone + Send + Sync + 'static,
+        {
+            /// Starts a [`CacheBuilder`]($crate::CacheBuilder).
+            pub fn builder() -> $crate::CacheBuilder<K, V, TaggedCache<K, V>> {
+                $crate::CacheBuilder::new()
+            }
+
+            /// An unnamed cache holding at most `max_capacity` entries, without TTL.
+            pub fn new(max_capacity: u64) -> Self {
+                Self::builder().max_capacity(max_capacity).build()
+            }
+
+            /// Invalidates every entry at once: no later read returns an entry
+            /// inserted before the call, and they stop counting in
+            /// [`entry_count`](Self::entry_count) at once. moka removes them
+            /// physically during its maintenance. O(tags in use), plus the entries
+            /// that carry several tags.
+            pub fn invalidate_all(&self) {
+                self.inner.invalidate_all();
+            }
+
+            /// The live entries (expired and invalidated ones are skipped). Weakly
+            /// consistent: entries inserted or removed during the iteration may or
+            /// may not be seen.
+            pub fn iter(&self) -> impl Iterator<Item = (::std::sync::Arc<K>, V)> + '_ {
+                self.inner.iter()
+            }
+
+            /// The live entries, exactly: an entry counts from its insert until it
+            /// is replaced, removed, evicted (when moka's maintenance applies the
+            /// eviction), expired on the cache's clock, or invalidated (by key, tag
+            /// or `invalidate_all`). Entries hidden by an invalidation stop counting
+            /// at once, before their physical removal. O(1), plus taking the
+            /// expiry records that have come due.
+            pub fn entry_count(&self) -> u64 {
+                self.inner.shared.entry_count()
+            }
+
+            /// Total weight held, per moka: eventually consistent (it lags behind
+            /// recent writes until moka's maintenance runs) and includes dead
+            /// entries not yet removed physically, unlike
+            /// [`entry_count`](Self::entry_count).
+            pub fn weighted_size(&self) -> u64 {
+                self.inner.cache.weighted_size()
+            }
+
+            /// A snapshot of the statistics.
+            pub fn stats(&self) -> $crate::CacheStats {
+                $crate::export::Source::stats(&*self.inner)
+            }
+
+            /// The name given to the builder.
+            pub fn name(&self) -> Option<&str> {
+                self.inner.shared.name.as_deref()
+            }
+
+            /// Publishes this cache's statistics to the current `metrics` recorder
+            /// (see [`publish_metrics`](crate::publish_metrics)); nothing for an
+            /// unnamed cache.
+            pub fn publish_metrics(&self) {
+                $crate::export::publish(&self.stats());
+            }
+        }
+    };
+}
+
+/// One cache: moka's (`C`) and the tag, count and load state kept beside
+/// it. Each flavour's `TaggedCache` is an `Arc` of this.
+pub(crate) struct Inner<K, V, C> {
+    pub(crate) cache: C,
+    pub(crate) shared: Arc<Shared<K, V>>,
+}
+
+impl<K, V, C> Source for Inner<K, V, C>
+where
+    K: Hash + Eq + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+    C: Moka<K, V>,
+{
+    fn stats(&self) -> CacheStats {
+        self.shared.stats(self.cache.weighted_size())
+    }
+}
+
+impl<K, V, C> fmt::Debug for Inner<K, V, C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TaggedCache")
+            .field("name", &self.shared.name)
+            .field("capacity", &self.shared.capacity)
+            .field("entry_count", &self.shared.entry_count())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A flight of a load of a cache whose values are `V`.
+type FlightOf<V> = Arc<Flight<Stored<V>>>;
+
+impl<K, V, C> Inner<K, V, C>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+    C: Moka<K, V>,
+{
+    /// The counted result of a read that found `found` in moka: its value
+    /// if it is alive (a hit), else `None` (a miss).
+    #[inline]
+    pub(crate) fn counted_read(&self, found: Option<Stored<V>>) -> Option<V> {
+        match found {
+            Some(stored) if self.shared.is_fresh(&stored) => {
+                self.shared.bump(Hot::Hit);
+                Some(stored.value)
+            }
+            _ => {
+                self.shared.bump(Hot::Miss);
+                None
+            }
+        }
+    }
+
+    /// Whether `found` is a live entry (uncounted).
+    pub(crate) fn alive(&self, found: Option<Stored<V>>) -> Option<Stored<V>> {
+        found.filter(|stored| self.shared.is_fresh(stored))
+    }
+
+    /// A live entry found by a loading call, counted as a hit.
+    pub(crate) fn hit(&self, stored: Stored<V>) -> V {
+        self.shared.bump(Hot::Hit);
+        stored.value
+    }
+
+    /// Joins the load of `key` in flight, or leads a new one.
+    pub(crate) fn join(&self, key: &K) -> Role<Stored<V>> {
+        self.shared.flights.join(key, || self.shared.since())
+    }
+
+    /// What a caller that waited for another's load of `key` does next:
+    /// `Some` to return (the stored value if it is still alive, counted as
+    /// a hit; the loader's error if it has the caller's error type `E`),
+    /// `None` to look again and start over (after taking the load over, if
+    /// the wait timed out).
+    pub(crate) fn waited<E>(
+        &self,
+        key: &K,
+        flight: &FlightOf<V>,
+        waited: Waited<Stored<V>>,
+    ) -> Option<Result<V, Arc<E>>>
+    where
+        E: Send + Sync + 'static,
+    {
+        match waited {
+            // Checked again: an invalidation may have hidden the entry
+            // before this call joined the load.
+            Waited::Done(Outcome::Stored(stored)) if self.shared.is_fresh(&stored) => {
+                return Some(Ok(self.hit(stored)));
+            }
+            Waited::Done(Outcome::Stored(_) | Outcome::Retry) => {}
+            Waited::Done(Outcome::Failed(error)) => {
+                if let Ok(error) = error.downcast::<E>() {
+                    self.shared.bump(Hot::Miss);
+                    return Some(Err(error));
+                }
+            }
+            Waited::TimedOut => self.shared.flights.take_over(key, flight),
+        }
+        None
+    }
+
+    /// The lead found `stored` (written since its first look): it ends the
+    /// load with it, as a hit.
+    pub(crate) fn found_while_leading(&self, lead: Lead<'_, K, Stored<V>>, stored: Stored<V>) -> V {
+        let value = stored.value.clone();
+        lead.finish(Outcome::Stored(stored));
+        self.shared.bump(Hot::Hit);
+        value
+    }
+
+    /// What the lead does with its loader's result: counts the miss; an
+    /// error ends the load (going to the waiters whose loaders share its
+    /// type) and is returned. A value is returned with the entry to store
+    /// and the lead to finish once it is stored, or without (the load ended
+    /// with `Retry`) if a write or an invalidation since the load began
+    /// means the cache must not keep it.
+    #[allow(clippy::type_complexity)]
+    pub(crate) fn settle<'a, E>(
+        &self,
+        key: &K,
+        lead: Lead<'a, K, Stored<V>>,
+        loaded: Result<(V, EntryOptions), E>,
+    ) -> Result<(V, Option<(Stored<V>, Lead<'a, K, Stored<V>>)>), Arc<E>>
+    where
+        E: Send + Sync + 'static,
+    {
+        self.shared.bump(Hot::Miss);
+        let (value, options) = match loaded {
+            Ok(loaded) => loaded,
+            Err(error) => {
+                let error = Arc::new(error);
+                lead.finish(Outcome::Failed(error.clone()));
+                return Err(error);
+            }
+        };
+        let flight = lead.flight();
+        let stored = if flight.begin_commit() {
+            self.shared
+                .make_loaded(key, value.clone(), &options, flight.since())
+        } else {
+            None
+        };
+        match stored {
+            Some(stored) => Ok((value, Some((stored, lead)))),
+            // Superseded by a write, or older than an invalidation:
+            // returned to this caller only.
+            None => {
+                lead.finish(Outcome::Retry);
+                Ok((value, None))
+            }
+        }
+    }
+
+    /// The logical and the physical halves of `invalidate_all`.
+    pub(crate) fn invalidate_all(&self) {
+        self.shared.invalidate_all();
+        self.cache.invalidate_all();
+    }
+
+    /// The live entries (see `TaggedCache::iter`).
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (Arc<K>, V)> + '_ {
+        self.cache
+            .iter()
+            .filter(|(_, stored)| self.shared.is_fresh(stored))
+            .map(|(key, stored)| (key, stored.value))
+    }
+}
