@@ -6,6 +6,8 @@
 //! and so are the alerts of a notification, whether a local route or the
 //! Alertmanager sender built it.
 
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
 use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
@@ -63,35 +65,6 @@ pub struct Alert {
 }
 
 impl Alert {
-    /// A firing alert of `rule` with these labels (`severity` included),
-    /// its annotations expanded.
-    pub(crate) fn new(
-        rule: &Rule,
-        labels: Labels,
-        severity: Severity,
-        value: Option<f64>,
-        starts_at: SystemTime,
-    ) -> Alert {
-        let annotations = rule
-            .annotations
-            .iter()
-            .map(|(k, v)| (k.clone(), expand_template(v, value, &labels)))
-            .collect();
-        Alert {
-            rule: rule.name.clone(),
-            labels,
-            annotations,
-            status: AlertStatus::Firing,
-            severity,
-            value,
-            starts_at,
-            ends_at: None,
-            silenced: false,
-            inhibited: false,
-            escalated: false,
-        }
-    }
-
     /// The identifier of the alert's label set (`alertname` and
     /// `severity` included) as Alertmanager computes and shows it: 16
     /// lowercase hex digits of the FNV-1a hash Prometheus defines for label
@@ -166,6 +139,45 @@ pub(crate) fn fingerprint(labels: &Labels) -> u64 {
         .fold(OFFSET, |hash, byte| {
             (hash ^ u64::from(byte)).wrapping_mul(PRIME)
         })
+}
+
+/// An active alert as the engine holds it: its rule (by index), the
+/// fingerprint of its labels without `severity`, and the alert, whose
+/// annotations are expanded when it is reported.
+#[derive(Clone, Debug)]
+pub(crate) struct Active {
+    pub rule: usize,
+    pub base: u64,
+    pub alert: Alert,
+}
+
+impl Active {
+    /// Its identity: rule, instance and severity.
+    pub(crate) fn id(&self) -> u64 {
+        let mut h = DefaultHasher::new();
+        (self.rule, self.base, self.alert.severity).hash(&mut h);
+        h.finish()
+    }
+
+    /// The value of one of its labels (`severity` included).
+    pub(crate) fn label(&self, name: &str) -> Option<&str> {
+        self.alert.labels.get(name).map(String::as_str)
+    }
+
+    /// Whether it is still firing.
+    pub(crate) fn is_firing(&self) -> bool {
+        self.alert.status == AlertStatus::Firing
+    }
+
+    /// The alert as reported, its rule's annotations expanded.
+    pub(crate) fn report(&self, rules: &[Rule]) -> Alert {
+        let mut alert = self.alert.clone();
+        let (value, labels) = (alert.value, &alert.labels);
+        let annotations = &rules[self.rule].annotations;
+        let expand = |(k, v): (&String, &String)| (k.clone(), expand_template(v, value, labels));
+        alert.annotations = annotations.iter().map(expand).collect();
+        alert
+    }
 }
 
 /// Firing alerts first, then resolved ones, each sorted by labels.

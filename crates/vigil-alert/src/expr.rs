@@ -25,18 +25,14 @@ pub(crate) enum Reading {
 }
 
 /// Counter samples per series.
-type Series = HashMap<Labels, CounterSeries>;
+pub(crate) type Series = HashMap<Labels, CounterSeries>;
 
 /// Counter samples of one expression: [rate or numerator, denominator].
-#[derive(Debug, Default)]
-pub(crate) struct Counters {
-    series: [Series; 2],
-    last_sweep: Option<SystemTime>,
-}
+pub(crate) type Counters = [Series; 2];
 
 /// The (time, total) samples of one counter series within the window.
 #[derive(Debug, Default)]
-struct CounterSeries {
+pub(crate) struct CounterSeries {
     samples: VecDeque<(SystemTime, f64)>,
 }
 
@@ -101,7 +97,7 @@ impl ExprReader<'_> {
         out.clear();
         let finite =
             |(labels, v): (Labels, f64)| (!v.is_nan()).then_some((labels, Reading::Value(v)));
-        let (now, source) = (self.now, self.source);
+        let source = self.source;
         match expr {
             Expr::Gauge { metric, matchers } => {
                 out.extend(
@@ -125,9 +121,7 @@ impl ExprReader<'_> {
                 matchers,
                 window,
             } => {
-                let series = &mut counters.series[0];
-                out.extend(self.rates(series, metric, matchers, *window));
-                sweep(series, &mut counters.last_sweep, now, *window, false);
+                out.extend(self.rates(&mut counters[0], metric, matchers, *window));
             }
             Expr::Ratio {
                 numerator: Selector { metric, matchers },
@@ -135,11 +129,9 @@ impl ExprReader<'_> {
                 ignoring,
                 window,
             } => {
-                let [num_series, den_series] = &mut counters.series;
+                let [num_series, den_series] = counters;
                 let num = self.rates(num_series, metric, matchers, *window);
                 let den = self.rates(den_series, &den.metric, &den.matchers, *window);
-                sweep(num_series, &mut counters.last_sweep, now, *window, true);
-                sweep(den_series, &mut counters.last_sweep, now, *window, false);
                 if self.aggregate == Aggregation::Sum {
                     // A new error series has no rate yet; the others still count.
                     return ratio(&num, &den, |l| project(l, self.by), false, out);
@@ -152,7 +144,8 @@ impl ExprReader<'_> {
         }
     }
 
-    /// The rates of the counters `metric{matchers}`.
+    /// The rates of the counters `metric{matchers}`; drops the samples
+    /// of series without one in the last window.
     fn rates(
         &self,
         series: &mut Series,
@@ -161,14 +154,18 @@ impl ExprReader<'_> {
         window: Duration,
     ) -> Vec<(Labels, Reading)> {
         let counters = self.source.counters_with_age(metric, matchers);
-        counters
+        let rates = counters
             .into_iter()
             .filter(|(_, total, _)| !total.is_nan())
             .map(|(labels, total, age)| {
                 let reading = counter_rate(series, &labels, self.now, (total, age), window);
                 (labels, reading)
             })
-            .collect()
+            .collect();
+        if let Some(from) = self.now.checked_sub(window) {
+            series.retain(|_, s| s.samples.back().is_some_and(|(t, _)| *t >= from));
+        }
+        rates
     }
 }
 
@@ -196,26 +193,6 @@ fn counter_rate(
     let reading = s.update(now, total, window);
     series.insert(labels.clone(), s);
     reading
-}
-
-/// Drops counter series without a sample in the last window, once per
-/// window (`keep_clock`: leave the sweep time for the next call).
-fn sweep(
-    series: &mut Series,
-    last_sweep: &mut Option<SystemTime>,
-    now: SystemTime,
-    window: Duration,
-    keep_clock: bool,
-) {
-    if last_sweep.is_some_and(|t| elapsed(now, t) < window) {
-        return;
-    }
-    if let Some(from) = now.checked_sub(window) {
-        series.retain(|_, s| s.samples.back().is_some_and(|(t, _)| *t >= from));
-    }
-    if !keep_clock {
-        *last_sweep = Some(now);
-    }
 }
 
 /// A series' labels without `ignoring`.

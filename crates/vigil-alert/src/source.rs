@@ -145,14 +145,8 @@ impl<'de> Deserialize<'de> for HistogramStat {
     }
 }
 
-/// The statistics a [`MemorySource`] holds for one histogram series.
-#[derive(Clone, Debug, Default)]
-struct HistogramSeries {
-    quantiles: Vec<(f64, f64)>,
-    mean: Option<f64>,
-    max: Option<f64>,
-    count: Option<f64>,
-}
+/// A [`MemorySource`]'s series of one kind: name -> labels -> value.
+type Series<T> = HashMap<String, BTreeMap<Labels, T>>;
 
 /// An in-memory [`Source`]: set gauges, counter totals and histogram
 /// statistics per (name, labels), then evaluate rules against it.
@@ -175,9 +169,10 @@ struct HistogramSeries {
 /// ```
 #[derive(Clone, Debug, Default)]
 pub struct MemorySource {
-    gauges: HashMap<String, BTreeMap<Labels, f64>>,
-    counters: HashMap<String, BTreeMap<Labels, f64>>,
-    histograms: HashMap<String, BTreeMap<Labels, HistogramSeries>>,
+    gauges: Series<f64>,
+    counters: Series<f64>,
+    /// The statistics set for each histogram series.
+    histograms: Series<Vec<(HistogramStat, f64)>>,
 }
 
 impl MemorySource {
@@ -193,10 +188,7 @@ impl MemorySource {
         K: Into<String>,
         V: Into<String>,
     {
-        self.gauges
-            .entry(name.to_owned())
-            .or_default()
-            .insert(crate::labels(labels), value);
+        *slot(&mut self.gauges, name, crate::labels(labels)) = value;
     }
 
     /// Sets a counter series' running total (set it lower than before to
@@ -207,10 +199,7 @@ impl MemorySource {
         K: Into<String>,
         V: Into<String>,
     {
-        self.counters
-            .entry(name.to_owned())
-            .or_default()
-            .insert(crate::labels(labels), total);
+        *slot(&mut self.counters, name, crate::labels(labels)) = total;
     }
 
     /// Adds `delta` to a counter series' total (creating it at 0).
@@ -220,12 +209,7 @@ impl MemorySource {
         K: Into<String>,
         V: Into<String>,
     {
-        *self
-            .counters
-            .entry(name.to_owned())
-            .or_default()
-            .entry(crate::labels(labels))
-            .or_insert(0.0) += delta;
+        *slot(&mut self.counters, name, crate::labels(labels)) += delta;
     }
 
     /// Sets one statistic of a histogram series.
@@ -235,26 +219,10 @@ impl MemorySource {
         K: Into<String>,
         V: Into<String>,
     {
-        let series = self
-            .histograms
-            .entry(name.to_owned())
-            .or_default()
-            .entry(crate::labels(labels))
-            .or_default();
-        match stat {
-            HistogramStat::Quantile(q) => {
-                match series
-                    .quantiles
-                    .iter_mut()
-                    .find(|(k, _)| same_quantile(*k, q))
-                {
-                    Some(slot) => slot.1 = value,
-                    None => series.quantiles.push((q, value)),
-                }
-            }
-            HistogramStat::Mean => series.mean = Some(value),
-            HistogramStat::Max => series.max = Some(value),
-            HistogramStat::Count => series.count = Some(value),
+        let stats = slot(&mut self.histograms, name, crate::labels(labels));
+        match stats.iter_mut().find(|(s, _)| same_stat(*s, stat)) {
+            Some(slot) => slot.1 = value,
+            None => stats.push((stat, value)),
         }
     }
 
@@ -267,49 +235,60 @@ impl MemorySource {
         V: Into<String>,
     {
         let labels = crate::labels(labels);
-        if let Some(m) = self.gauges.get_mut(name) {
-            m.remove(&labels);
+        for map in [&mut self.gauges, &mut self.counters] {
+            if let Some(series) = map.get_mut(name) {
+                series.remove(&labels);
+            }
         }
-        if let Some(m) = self.counters.get_mut(name) {
-            m.remove(&labels);
-        }
-        if let Some(m) = self.histograms.get_mut(name) {
-            m.remove(&labels);
+        if let Some(series) = self.histograms.get_mut(name) {
+            series.remove(&labels);
         }
     }
 
     /// Removes every series.
     pub fn clear(&mut self) {
-        self.gauges.clear();
-        self.counters.clear();
-        self.histograms.clear();
+        *self = Self::default();
     }
 }
 
-fn same_quantile(a: f64, b: f64) -> bool {
-    (a - b).abs() < 1e-9
+/// The value of series `name` with `labels`, created as `T::default()`.
+fn slot<'a, T: Default>(map: &'a mut Series<T>, name: &str, labels: Labels) -> &'a mut T {
+    map.entry(name.to_owned())
+        .or_default()
+        .entry(labels)
+        .or_default()
 }
 
-fn select(
-    map: &HashMap<String, BTreeMap<Labels, f64>>,
+/// Whether `a` and `b` name the same statistic (quantiles within 1e-9).
+fn same_stat(a: HistogramStat, b: HistogramStat) -> bool {
+    match (a, b) {
+        (HistogramStat::Quantile(a), HistogramStat::Quantile(b)) => (a - b).abs() < 1e-9,
+        _ => a == b,
+    }
+}
+
+/// The series `name` whose labels match, with the values `value` gives.
+fn select<T>(
+    map: &Series<T>,
     name: &str,
     matchers: &[Matcher],
+    value: impl Fn(&T) -> Option<f64>,
 ) -> Vec<(Labels, f64)> {
     map.get(name)
         .into_iter()
         .flatten()
         .filter(|(labels, _)| matches_all(matchers, labels))
-        .map(|(labels, value)| (labels.clone(), *value))
+        .filter_map(|(labels, v)| Some((labels.clone(), value(v)?)))
         .collect()
 }
 
 impl Source for MemorySource {
     fn gauges(&self, name: &str, matchers: &[Matcher]) -> Vec<(Labels, f64)> {
-        select(&self.gauges, name, matchers)
+        select(&self.gauges, name, matchers, |v| Some(*v))
     }
 
     fn counters(&self, name: &str, matchers: &[Matcher]) -> Vec<(Labels, f64)> {
-        select(&self.counters, name, matchers)
+        select(&self.counters, name, matchers, |v| Some(*v))
     }
 
     fn histograms(
@@ -319,25 +298,12 @@ impl Source for MemorySource {
         _window: Duration,
         stat: HistogramStat,
     ) -> Vec<(Labels, f64)> {
-        self.histograms
-            .get(name)
-            .into_iter()
-            .flatten()
-            .filter(|(labels, _)| matches_all(matchers, labels))
-            .filter_map(|(labels, series)| {
-                let value = match stat {
-                    HistogramStat::Quantile(q) => series
-                        .quantiles
-                        .iter()
-                        .find(|(k, _)| same_quantile(*k, q))
-                        .map(|(_, v)| *v),
-                    HistogramStat::Mean => series.mean,
-                    HistogramStat::Max => series.max,
-                    HistogramStat::Count => series.count,
-                }?;
-                Some((labels.clone(), value))
-            })
-            .collect()
+        select(&self.histograms, name, matchers, |stats| {
+            stats
+                .iter()
+                .find(|(s, _)| same_stat(*s, stat))
+                .map(|(_, v)| *v)
+        })
     }
 }
 

@@ -243,6 +243,7 @@ impl Machine {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use State::{Firing, Inactive, NoData, Pending, Recovering, Resolved};
     use std::time::UNIX_EPOCH;
 
     fn at(secs: u64) -> SystemTime {
@@ -295,19 +296,14 @@ mod tests {
         let b = breach(Severity::High);
         assert_eq!(
             run(&t, &[(0, b), (30, b), (60, b), (90, OK)]),
-            [
-                State::Pending,
-                State::Pending,
-                State::Firing,
-                State::Resolved
-            ]
+            [Pending, Pending, Firing, Resolved]
         );
     }
 
     #[test]
     fn zero_for_fires_at_once() {
         let t = timing(0, 0, NoDataPolicy::Ok);
-        assert_eq!(run(&t, &[(0, breach(Severity::Low))]), [State::Firing]);
+        assert_eq!(run(&t, &[(0, breach(Severity::Low))]), [Firing]);
     }
 
     #[test]
@@ -316,13 +312,7 @@ mod tests {
         let b = breach(Severity::High);
         assert_eq!(
             run(&t, &[(0, b), (30, OK), (40, b), (90, b), (100, b)]),
-            [
-                State::Pending,
-                State::Inactive,
-                State::Pending,
-                State::Pending,
-                State::Firing
-            ]
+            [Pending, Inactive, Pending, Pending, Firing]
         );
     }
 
@@ -332,12 +322,7 @@ mod tests {
         let b = breach(Severity::High);
         assert_eq!(
             run(&t, &[(0, b), (10, OK), (40, OK), (70, OK)]),
-            [
-                State::Firing,
-                State::Recovering,
-                State::Recovering,
-                State::Resolved
-            ]
+            [Firing, Recovering, Recovering, Resolved]
         );
         // A breach while recovering fires again and restarts the wait.
         assert_eq!(
@@ -345,14 +330,7 @@ mod tests {
                 &t,
                 &[(0, b), (10, OK), (40, b), (50, OK), (100, OK), (110, OK)]
             ),
-            [
-                State::Firing,
-                State::Recovering,
-                State::Firing,
-                State::Recovering,
-                State::Recovering,
-                State::Resolved
-            ]
+            [Firing, Recovering, Firing, Recovering, Recovering, Resolved]
         );
     }
 
@@ -362,14 +340,11 @@ mod tests {
         let b = breach(Severity::High);
         assert_eq!(
             run(&t, &[(0, b), (10, HOLD), (20, HOLD), (30, OK)]),
-            [State::Firing, State::Firing, State::Firing, State::Resolved]
+            [Firing, Firing, Firing, Resolved]
         );
         // Hold does not keep a pending instance pending.
         let t = timing(60, 0, NoDataPolicy::Ok);
-        assert_eq!(
-            run(&t, &[(0, b), (10, HOLD)]),
-            [State::Pending, State::Inactive]
-        );
+        assert_eq!(run(&t, &[(0, b), (10, HOLD)]), [Pending, Inactive]);
     }
 
     #[test]
@@ -378,12 +353,7 @@ mod tests {
         let b = breach(Severity::High);
         assert_eq!(
             run(&t, &[(0, b), (10, OK), (20, OK), (30, b)]),
-            [
-                State::Firing,
-                State::Resolved,
-                State::Resolved,
-                State::Firing
-            ]
+            [Firing, Resolved, Resolved, Firing]
         );
     }
 
@@ -396,7 +366,7 @@ mod tests {
                 &t,
                 &[(0, b), (10, Input::Absent), (20, Input::Absent), (30, OK)]
             ),
-            [State::Firing, State::NoData, State::NoData, State::Inactive]
+            [Firing, NoData, NoData, Inactive]
         );
     }
 
@@ -406,19 +376,13 @@ mod tests {
         let a = Input::Absent;
         let mut m = Machine::default();
         m.step(a, at(0), &t);
-        assert_eq!(
-            (m.state, m.severity),
-            (State::NoData, Some(Severity::Critical))
-        );
+        assert_eq!((m.state, m.severity), (NoData, Some(Severity::Critical)));
         m.step(a, at(30), &t);
-        assert_eq!(m.state, State::NoData);
+        assert_eq!(m.state, NoData);
         m.step(a, at(60), &t);
-        assert_eq!(
-            (m.state, m.severity),
-            (State::Firing, Some(Severity::Critical))
-        );
+        assert_eq!((m.state, m.severity), (Firing, Some(Severity::Critical)));
         m.step(OK, at(70), &t);
-        assert_eq!(m.state, State::Resolved);
+        assert_eq!(m.state, Resolved);
     }
 
     #[test]
@@ -427,7 +391,7 @@ mod tests {
         let mut m = Machine::default();
         m.step(breach(Severity::Low), at(0), &t);
         m.step(Input::Absent, at(10), &t);
-        assert_eq!((m.state, m.severity), (State::Firing, Some(Severity::Low)));
+        assert_eq!((m.state, m.severity), (Firing, Some(Severity::Low)));
         assert_eq!(m.value, None);
     }
 
@@ -438,16 +402,11 @@ mod tests {
         let a = Input::Absent;
         assert_eq!(
             run(&t, &[(0, b), (30, a), (300, a), (310, b)]),
-            [
-                State::Pending,
-                State::Pending,
-                State::Pending,
-                State::Firing
-            ]
+            [Pending, Pending, Pending, Firing]
         );
         assert_eq!(
             run(&t, &[(0, b), (60, b), (70, a), (500, a)]),
-            [State::Pending, State::Firing, State::Firing, State::Firing]
+            [Pending, Firing, Firing, Firing]
         );
     }
 
@@ -461,10 +420,7 @@ mod tests {
         m.step(breach(Severity::Medium), at(20), &t);
         assert_eq!(m.severity, Some(Severity::Medium));
         m.step(HOLD, at(30), &t);
-        assert_eq!(
-            (m.state, m.severity),
-            (State::Firing, Some(Severity::Medium))
-        );
+        assert_eq!((m.state, m.severity), (Firing, Some(Severity::Medium)));
         assert_eq!(m.active_since, Some(at(0)));
     }
 }

@@ -2,6 +2,8 @@
 //! raise their severity one step (or go to another receiver) and notify
 //! again.
 
+#![cfg(feature = "routing")]
+
 mod common;
 
 use common::{s, t};

@@ -1,6 +1,8 @@
 //! Alertmanager-style grouping and routing: `group_by`, `group_wait`,
 //! `group_interval`, `repeat_interval`, resolved notifications, routes.
 
+#![cfg(feature = "routing")]
+
 mod common;
 
 use common::{s, summary, t};

@@ -1,6 +1,8 @@
 //! Silences (runtime, time-ranged, flagged in history, never notified) and
 //! inhibition (built-in by severity, and Alertmanager inhibit rules).
 
+#![cfg(feature = "routing")]
+
 mod common;
 
 use common::{l, moves, s, summary, t};
@@ -282,4 +284,73 @@ fn inhibit_rules_mute_targets_while_a_matching_source_fires() {
         .collect();
     use vigil_alert::AlertStatus::{Firing, Resolved};
     assert_eq!(got, [("HighLatency", Firing), ("ServiceDown", Resolved)]);
+}
+
+/// The Alertmanager path reads the engine's active alerts: local silences
+/// and inhibition flag them but never leave them out.
+#[test]
+fn locally_muted_alerts_stay_in_what_the_alertmanager_path_reads() {
+    let down = Rule::builder("ServiceDown")
+        .gauge("up")
+        .threshold(Severity::Critical, Comparison::Less, 1.0)
+        .build()
+        .unwrap();
+    let inhibit = InhibitRule {
+        source_matchers: vec![Matcher::equal("alertname", "ServiceDown")],
+        target_matchers: vec![Matcher::equal("alertname", "DiskFull")],
+        equal: vec!["host".into()],
+    };
+    let mut e = Engine::builder()
+        .rules([disk_rule(), down])
+        .routing(routing())
+        .inhibit_rule(inhibit)
+        .build()
+        .unwrap();
+    e.add_silence(Silence::new(t(0), t(10_000)).matcher(Matcher::equal("host", "a")))
+        .unwrap();
+    let mut src = MemorySource::new();
+    disk(&mut src, "a", 90.0);
+    disk(&mut src, "b", 90.0);
+    src.set_gauge("up", [("host", "b")], 0.0);
+    e.evaluate(t(0), &src);
+    let notified = e.due_notifications(t(WAIT));
+    let notified: Vec<_> = notified
+        .iter()
+        .flat_map(|n| &n.alerts)
+        .map(|a| (a.rule.as_str(), a.labels["host"].as_str()))
+        .collect();
+    assert_eq!(notified, [("ServiceDown", "b")], "muted locally");
+    let active = e.alerts(t(WAIT));
+    let listed: Vec<_> = active
+        .iter()
+        .map(|a| {
+            (
+                a.rule.as_str(),
+                a.labels["host"].as_str(),
+                a.silenced,
+                a.inhibited,
+            )
+        })
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            ("DiskFull", "a", true, false),
+            ("DiskFull", "b", false, true),
+            ("ServiceDown", "b", false, false),
+        ]
+    );
+    assert!(
+        active
+            .iter()
+            .all(|a| a.status == vigil_alert::AlertStatus::Firing)
+    );
+    #[cfg(feature = "delivery")]
+    {
+        // What `alertmanager::Sender::send` posts: every active alert.
+        let mut resender = vigil_alert::alertmanager::Resender::new(None, s(60));
+        let sent = resender.update(t(WAIT), active);
+        let hosts: Vec<_> = sent.iter().map(|a| a.labels["host"].as_str()).collect();
+        assert_eq!(hosts, ["a", "b", "b"]);
+    }
 }

@@ -36,10 +36,12 @@ use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
-use crate::alert::sort_alerts;
+use crate::alert::{Active, sort_alerts};
 #[cfg(feature = "routing")]
 use crate::routing::Local;
-use crate::{Alert, Error, History, Labels, Result, Rule, Severity, Source, State, Transition};
+use crate::{
+    Alert, AlertStatus, Error, History, Labels, Result, Rule, Severity, Source, State, Transition,
+};
 #[cfg(feature = "routing")]
 use crate::{Notification, Silence, SilenceId};
 
@@ -181,6 +183,8 @@ impl Engine {
             self.step_rule(index, now, source, &mut transitions);
         }
         FiringSeries::export(&mut self.firing);
+        #[cfg(feature = "routing")]
+        self.local.groups.update(now, &self.rules, self.active(now));
         for t in &transitions {
             tracing::debug!(
                 rule = %t.rule,
@@ -208,8 +212,18 @@ impl Engine {
     /// `GET /api/v2/alerts`); the locally routed view is
     /// `due_notifications`, which leaves muted alerts out.
     pub fn alerts(&self, now: SystemTime) -> Vec<Alert> {
-        let mut out: Vec<(u64, Alert)> = Vec::new();
-        for (rule, state) in self.rules.iter().zip(&self.states) {
+        let active = self.active(now);
+        #[cfg(feature = "routing")]
+        let active = self.local.flag(now, active);
+        let mut out: Vec<Alert> = active.iter().map(|a| a.report(&self.rules)).collect();
+        sort_alerts(&mut out);
+        out
+    }
+
+    /// The active alerts, annotations not expanded, in no order.
+    fn active(&self, now: SystemTime) -> Vec<Active> {
+        let mut out = Vec::new();
+        for (index, (rule, state)) in self.rules.iter().zip(&self.states).enumerate() {
             for inst in state.instances.values() {
                 let m = &inst.machine;
                 let Some(severity) = effective_severity(rule, m).filter(|_| m.state.is_alerting())
@@ -218,16 +232,27 @@ impl Engine {
                 };
                 let mut labels = inst.labels.clone();
                 labels.insert("severity".into(), rule.severity_label(severity).to_owned());
-                let starts_at = m.active_since.unwrap_or(now);
-                let mut alert = Alert::new(rule, labels, severity, m.value, starts_at);
-                alert.escalated = m.escalated;
-                out.push((inst.base, alert));
+                let alert = Alert {
+                    rule: rule.name.clone(),
+                    labels,
+                    annotations: Labels::new(),
+                    status: AlertStatus::Firing,
+                    severity,
+                    value: m.value,
+                    starts_at: m.active_since.unwrap_or(now),
+                    ends_at: None,
+                    silenced: false,
+                    inhibited: false,
+                    escalated: m.escalated,
+                };
+                let base = inst.base;
+                out.push(Active {
+                    rule: index,
+                    base,
+                    alert,
+                });
             }
         }
-        #[cfg(feature = "routing")]
-        self.local.flag(now, &mut out);
-        let mut out: Vec<Alert> = out.into_iter().map(|(_, alert)| alert).collect();
-        sort_alerts(&mut out);
         out
     }
 

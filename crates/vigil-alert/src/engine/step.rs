@@ -10,9 +10,8 @@ use crate::alert::fingerprint;
 use crate::baseline::Samples;
 use crate::expr::{Counters, ExprReader, Reading};
 #[cfg(feature = "routing")]
-use crate::routing::{AlertRef, FiringAlert, Local};
+use crate::routing::Local;
 use crate::state::{Input, Machine, Timing};
-use crate::time::elapsed;
 use crate::{Aggregation, Labels, Limit, NoDataPolicy, Rule, Severity, Source, State, Transition};
 
 /// One `alerts_firing{alert, severity}` series: the alerting instances of
@@ -98,7 +97,6 @@ pub(super) struct RuleState {
     baselines: HashMap<Labels, Samples>,
     /// Longest dynamic-threshold window (zero without one).
     baseline_window: Duration,
-    last_baseline_sweep: Option<SystemTime>,
 }
 
 /// One alert instance: a series (or `by` group) of one rule.
@@ -110,8 +108,6 @@ pub(super) struct Instance {
     /// `fingerprint(labels)`.
     pub(super) base: u64,
     seen_tick: u64,
-    #[cfg(feature = "routing")]
-    refs: Vec<AlertRef>,
 }
 
 impl RuleState {
@@ -140,7 +136,6 @@ impl RuleState {
             also_counters: Counters::default(),
             baselines: HashMap::new(),
             baseline_window,
-            last_baseline_sweep: None,
         };
         if single {
             // The one instance of an aggregated rule exists from the start,
@@ -165,8 +160,6 @@ impl Instance {
             base: fingerprint(&labels),
             labels,
             seen_tick: 0,
-            #[cfg(feature = "routing")]
-            refs: Vec::new(),
         }
     }
 }
@@ -233,11 +226,10 @@ impl Engine {
         let state = &mut states[index];
         let mut ctx = StepContext {
             rule,
-            index,
             now,
             timing: state.timing,
             #[cfg(feature = "routing")]
-            local,
+            local: &*local,
             firing,
             firing_slots: state.firing_slots,
             transitions,
@@ -303,20 +295,10 @@ impl Engine {
         if rested && !state.keep_resting {
             state.instances.retain(|_, i| !is_resting(&i.machine));
         }
-        if !state.baseline_window.is_zero() {
-            let window = state.baseline_window;
-            let due = state
-                .last_baseline_sweep
-                .is_none_or(|t| elapsed(now, t) >= window);
-            if due {
-                let from = now.checked_sub(window);
-                state.baselines.retain(|_, s| {
-                    s.last_time()
-                        .zip(from)
-                        .is_none_or(|(last, from)| last >= from)
-                });
-                state.last_baseline_sweep = Some(now);
-            }
+        if let Some(from) = now.checked_sub(state.baseline_window) {
+            // Series without a value in the last window lose their baseline.
+            let kept = |s: &Samples| s.last_time().is_none_or(|last| last >= from);
+            state.baselines.retain(|_, s| kept(s));
         }
     }
 }
@@ -332,11 +314,10 @@ fn is_resting(m: &Machine) -> bool {
 /// Everything one instance step needs besides the instance.
 struct StepContext<'a> {
     rule: &'a Rule,
-    index: usize,
     now: SystemTime,
     timing: Timing,
     #[cfg(feature = "routing")]
-    local: &'a mut Local,
+    local: &'a Local,
     firing: &'a mut [FiringSeries],
     firing_slots: [usize; 4],
     transitions: &'a mut Vec<Transition>,
@@ -355,7 +336,8 @@ impl StepContext<'_> {
         if let Some(e) = &rule.escalate
             && m.state.is_alerting()
             && !m.escalated
-            && m.active_since.is_some_and(|t| elapsed(now, t) >= e.after)
+            && m.active_since
+                .is_some_and(|t| crate::time::elapsed(now, t) >= e.after)
         {
             m.escalated = true;
         }
@@ -367,10 +349,6 @@ impl StepContext<'_> {
         }
         if alerting && let Some(s) = severity {
             self.firing[self.firing_slots[s.index()]].now += 1;
-        }
-        #[cfg(feature = "routing")]
-        if alerting || was_alerting {
-            self.route(inst, severity.filter(|_| alerting));
         }
         let m = &inst.machine;
         let changed = before.state != m.state
@@ -413,32 +391,6 @@ impl StepContext<'_> {
         }
         let _ = (labels, severity);
         false
-    }
-
-    /// Updates the instance's alerts in the groups: firing at `severity`,
-    /// or resolved with `None`.
-    #[cfg(feature = "routing")]
-    fn route(&mut self, inst: &mut Instance, severity: Option<Severity>) {
-        let (rule, m) = (self.rule, &inst.machine);
-        let current = severity.map(|severity| FiringAlert {
-            rule: self.index,
-            labels: &inst.labels,
-            base: inst.base,
-            severity,
-            severity_label: rule.severity_label(severity),
-            value: m.value,
-            starts_at: m.active_since.unwrap_or(self.now),
-            escalated: m.escalated,
-            escalation_receiver: rule.escalate.as_ref().and_then(|e| e.receiver.as_deref()),
-        });
-        let groups = &mut self.local.groups;
-        groups.sync(
-            self.now,
-            self.index,
-            inst.base,
-            current.as_ref(),
-            &mut inst.refs,
-        );
     }
 }
 

@@ -1,17 +1,17 @@
-//! The alert groups of local routing: each alert routed by its labels into
-//! a group per route and `group_by` values, and each group's timers and
-//! notifications (see the [routing module](super) docs).
+//! The alert groups of local routing: each active alert routed by its
+//! labels into a group per route and `group_by` values, and each group's
+//! timers and notifications (see the [routing module](super) docs).
 
 use std::collections::hash_map::DefaultHasher;
 use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 use std::time::{Duration, SystemTime};
 
-use super::inhibit::{Inhibitable, Inhibition};
+use super::inhibit::Inhibition;
 use super::{InhibitRule, RouteSettings, Silences};
-use crate::alert::sort_alerts;
+use crate::alert::{Active, sort_alerts};
 use crate::labels::DisplayLabels;
-use crate::{Alert, AlertStatus, Labels, Notification, Rule, Severity};
+use crate::{Alert, AlertStatus, Labels, Notification, Rule};
 
 fn combine(parts: impl Hash) -> u64 {
     let mut h = DefaultHasher::new();
@@ -19,80 +19,8 @@ fn combine(parts: impl Hash) -> u64 {
     h.finish()
 }
 
-/// An alert's identity: rule, instance labels (via their fingerprint) and
-/// severity.
-fn alert_id(rule: usize, base: u64, severity: Severity) -> u64 {
-    combine((rule, base, severity))
-}
-
-/// Where an instance's alert of one severity sits, kept by the instance so
-/// that updates need no routing.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct AlertRef {
-    severity: Severity,
-    group: u64,
-    escalation: bool,
-}
-
-/// What the engine knows about an alerting instance.
-pub(crate) struct FiringAlert<'a> {
-    pub rule: usize,
-    /// Instance labels (incl. `alertname`, excl. `severity`).
-    pub labels: &'a Labels,
-    /// `fingerprint(labels)`.
-    pub base: u64,
-    pub severity: Severity,
-    /// The `severity` label value the rule gives `severity`.
-    pub severity_label: &'a str,
-    pub value: Option<f64>,
-    pub starts_at: SystemTime,
-    pub escalated: bool,
-    pub escalation_receiver: Option<&'a str>,
-}
-
-#[derive(Clone, Debug)]
-struct Entry {
-    rule: usize,
-    labels: Labels,
-    base: u64,
-    severity: Severity,
-    severity_label: String,
-    firing: bool,
-    value: Option<f64>,
-    starts_at: SystemTime,
-    ends_at: Option<SystemTime>,
-    escalated: bool,
-}
-
-impl Inhibitable for Entry {
-    fn key(&self) -> (u64, Severity) {
-        (self.base, self.severity)
-    }
-
-    fn label(&self, name: &str) -> Option<&str> {
-        match name {
-            "severity" => Some(&self.severity_label),
-            _ => self.labels.get(name).map(String::as_str),
-        }
-    }
-}
-
-impl Entry {
-    /// The alert as notified.
-    fn alert(&self, rules: &[Rule]) -> Alert {
-        let mut labels = self.labels.clone();
-        labels.insert("severity".into(), self.severity_label.clone());
-        let rule = &rules[self.rule];
-        let mut alert = Alert::new(rule, labels, self.severity, self.value, self.starts_at);
-        alert.escalated = self.escalated;
-        if !self.firing {
-            alert.status = AlertStatus::Resolved;
-            alert.ends_at = self.ends_at;
-        }
-        alert
-    }
-}
-
+/// One group: the alerts of one route (or escalation receiver) with the
+/// same `group_by` values, and its timers.
 #[derive(Debug)]
 struct Group {
     receiver: String,
@@ -100,7 +28,8 @@ struct Group {
     labels: Labels,
     group_interval: Duration,
     repeat_interval: Duration,
-    entries: HashMap<u64, Entry>,
+    /// By alert id (rule, instance and severity).
+    entries: HashMap<u64, Active>,
     next_flush: SystemTime,
     last_sent: Option<SystemTime>,
     /// (alert id, escalated) of the firing alerts last notified.
@@ -130,120 +59,59 @@ impl Groups {
         self.routes.iter().map(|route| route.receiver.as_str())
     }
 
-    /// Marks every alert the instance has (other than at `current`'s
-    /// severity) resolved, and `current` firing in the groups it belongs
-    /// to, creating entries and groups as needed. With `current = None`
-    /// everything resolves and `refs` is cleared.
-    pub(crate) fn sync(
-        &mut self,
-        now: SystemTime,
-        rule: usize,
-        base: u64,
-        current: Option<&FiringAlert<'_>>,
-        refs: &mut Vec<AlertRef>,
-    ) {
-        for r in refs.iter() {
-            if current.is_some_and(|c| c.severity == r.severity) {
-                continue;
-            }
-            let id = alert_id(rule, base, r.severity);
-            if let Some(entry) = self
-                .groups
-                .get_mut(&r.group)
-                .and_then(|g| g.entries.get_mut(&id))
-                && entry.firing
-            {
-                entry.firing = false;
-                entry.ends_at = Some(now);
+    /// Takes the engine's active alerts at `now`: each one fires in the
+    /// group its labels route it to (and, once escalated, in its rule's
+    /// escalation receiver's group too); alerts held and no longer active
+    /// resolve at `now`.
+    pub(crate) fn update(&mut self, now: SystemTime, rules: &[Rule], active: Vec<Active>) {
+        let mut seen = HashSet::new();
+        for alert in active {
+            let id = alert.id();
+            let escalation = rules[alert.rule].escalate.as_ref();
+            let escalated_to = escalation
+                .and_then(|e| e.receiver.as_deref())
+                .filter(|_| alert.alert.escalated);
+            for to in [Some(None), escalated_to.map(Some)].into_iter().flatten() {
+                let group = self.group(now, &alert.alert, to);
+                seen.insert((group, id));
+                let entries = &mut self.groups.get_mut(&group).expect("just made").entries;
+                entries.insert(id, alert.clone());
             }
         }
-        let Some(alert) = current else {
-            refs.clear();
-            return;
-        };
-        let id = alert_id(rule, base, alert.severity);
-        let escalate = alert.escalated && alert.escalation_receiver.is_some();
-        for escalation in [false, true] {
-            if escalation && !escalate {
-                continue;
-            }
-            let existing = refs
-                .iter()
-                .find(|r| r.severity == alert.severity && r.escalation == escalation)
-                .map(|r| r.group);
-            let updated = existing.is_some_and(|group| {
-                self.groups
-                    .get_mut(&group)
-                    .and_then(|g| g.entries.get_mut(&id))
-                    .map(|entry| {
-                        entry.firing = true;
-                        entry.ends_at = None;
-                        entry.value = alert.value;
-                        entry.starts_at = alert.starts_at;
-                        entry.escalated = alert.escalated;
-                    })
-                    .is_some()
-            });
-            if updated {
-                continue;
-            }
-            // Slow path: route the alert, then create its group and entry.
-            let group = self.insert(now, id, alert, escalation);
-            match refs
-                .iter_mut()
-                .find(|r| r.severity == alert.severity && r.escalation == escalation)
-            {
-                Some(r) => r.group = group,
-                None => refs.push(AlertRef {
-                    severity: alert.severity,
-                    group,
-                    escalation,
-                }),
+        for (group, g) in &mut self.groups {
+            for (id, entry) in &mut g.entries {
+                if entry.is_firing() && !seen.contains(&(*group, *id)) {
+                    entry.alert.status = AlertStatus::Resolved;
+                    entry.alert.ends_at = Some(now);
+                }
             }
         }
     }
 
-    fn insert(
-        &mut self,
-        now: SystemTime,
-        id: u64,
-        alert: &FiringAlert<'_>,
-        escalation: bool,
-    ) -> u64 {
-        let lookup = |name: &str| match name {
-            "severity" => Some(alert.severity_label),
-            _ => alert.labels.get(name).map(String::as_str),
-        };
+    /// The id of the group `alert` goes to (the escalation receiver's
+    /// group with `escalated_to`), made if new.
+    fn group(&mut self, now: SystemTime, alert: &Alert, escalated_to: Option<&str>) -> u64 {
+        let lookup = |name: &str| alert.labels.get(name).map(String::as_str);
         let route_index = self
             .routes
             .iter()
             .position(|r| r.matchers.iter().all(|m| m.matches_with(lookup)))
             .unwrap_or(self.routes.len() - 1);
         let route = &self.routes[route_index];
-        let mut group_labels = Labels::new();
-        if route.group_by.iter().any(|l| l == "...") {
-            group_labels = alert.labels.clone();
-            group_labels.insert("severity".into(), alert.severity_label.to_owned());
+        let group_labels: Labels = if route.group_by.iter().any(|l| l == "...") {
+            alert.labels.clone()
         } else {
-            for name in &route.group_by {
-                if let Some(v) = lookup(name) {
-                    group_labels.insert(name.clone(), v.to_owned());
-                }
-            }
-        }
-        let receiver = match (escalation, alert.escalation_receiver) {
-            (true, Some(r)) => r,
-            _ => route.receiver.as_str(),
+            let value = |name: &String| Some((name.clone(), lookup(name)?.to_owned()));
+            route.group_by.iter().filter_map(value).collect()
         };
-        let escalated_to = escalation.then_some(receiver);
         let group_id = combine((route_index, escalated_to, &group_labels));
-        let group = self.groups.entry(group_id).or_insert_with(|| {
+        self.groups.entry(group_id).or_insert_with(|| {
             let route_key = match escalated_to {
                 Some(r) => format!("{}/{{escalated_to={r:?}}}", route.key),
                 None => route.key.clone(),
             };
             Group {
-                receiver: receiver.to_owned(),
+                receiver: escalated_to.unwrap_or(&route.receiver).to_owned(),
                 key: format!("{route_key}:{}", DisplayLabels(&group_labels)),
                 labels: group_labels,
                 group_interval: route.group_interval,
@@ -254,21 +122,6 @@ impl Groups {
                 notified: HashSet::new(),
             }
         });
-        group.entries.insert(
-            id,
-            Entry {
-                rule: alert.rule,
-                labels: alert.labels.clone(),
-                base: alert.base,
-                severity: alert.severity,
-                severity_label: alert.severity_label.to_owned(),
-                firing: true,
-                value: alert.value,
-                starts_at: alert.starts_at,
-                ends_at: None,
-                escalated: alert.escalated,
-            },
-        );
         group_id
     }
 
@@ -292,7 +145,7 @@ impl Groups {
         let mut plans = Vec::new();
         {
             let firing = self.groups.values().flat_map(|g| g.entries.values());
-            let inhibition = Inhibition::new(&self.inhibit_rules, firing.filter(|e| e.firing));
+            let inhibition = Inhibition::new(&self.inhibit_rules, firing.filter(|e| e.is_firing()));
             for (&group_id, group) in &self.groups {
                 if group.next_flush > now {
                     continue;
@@ -304,7 +157,7 @@ impl Groups {
                     if muted {
                         continue;
                     }
-                    if entry.firing {
+                    if entry.is_firing() {
                         firing.push(id);
                     } else if group.notified.contains(&(id, true))
                         || group.notified.contains(&(id, false))
@@ -312,9 +165,11 @@ impl Groups {
                         resolved.push(id);
                     }
                 }
-                let changed = firing
-                    .iter()
-                    .any(|id| !group.notified.contains(&(*id, group.entries[id].escalated)));
+                let changed = firing.iter().any(|id| {
+                    !group
+                        .notified
+                        .contains(&(*id, group.entries[id].alert.escalated))
+                });
                 let repeat = !firing.is_empty()
                     && group
                         .last_sent
@@ -333,23 +188,23 @@ impl Groups {
                 let mut alerts: Vec<Alert> = firing
                     .iter()
                     .chain(&resolved)
-                    .map(|id| group.entries[id].alert(rules))
+                    .map(|id| group.entries[id].report(rules))
                     .collect();
                 sort_alerts(&mut alerts);
                 group.notified = firing
                     .iter()
-                    .map(|id| (*id, group.entries[id].escalated))
+                    .map(|id| (*id, group.entries[id].alert.escalated))
                     .collect();
                 group.last_sent = Some(now);
                 out.push(notification(group, alerts));
             }
             let notified = &mut group.notified;
             group.entries.retain(|id, e| {
-                if !e.firing {
+                if !e.is_firing() {
                     notified.remove(&(*id, true));
                     notified.remove(&(*id, false));
                 }
-                e.firing
+                e.is_firing()
             });
             group.next_flush = now + group.group_interval;
             if group.entries.is_empty() {

@@ -8,43 +8,28 @@
 use std::collections::HashMap;
 
 use super::InhibitRule;
-use crate::{Alert, Severity};
-
-/// What inhibition reads of an alert.
-pub(crate) trait Inhibitable {
-    /// The fingerprint of its labels without `severity`, and its severity.
-    fn key(&self) -> (u64, Severity);
-    /// The value of one of its labels (`severity` included).
-    fn label(&self, name: &str) -> Option<&str>;
-}
-
-/// An active alert with the fingerprint of its labels without `severity`.
-impl Inhibitable for (u64, Alert) {
-    fn key(&self) -> (u64, Severity) {
-        (self.0, self.1.severity)
-    }
-
-    fn label(&self, name: &str) -> Option<&str> {
-        self.1.labels.get(name).map(String::as_str)
-    }
-}
+use crate::Severity;
+use crate::alert::Active;
 
 /// The firing alerts that may mute others, indexed once per use.
-pub(crate) struct Inhibition<'a, T> {
+pub(crate) struct Inhibition<'a> {
     rules: &'a [InhibitRule],
     /// Highest firing severity per instance.
     top: HashMap<u64, Severity>,
     /// Firing alerts, for inhibit rules.
-    sources: Vec<&'a T>,
+    sources: Vec<&'a Active>,
 }
 
-impl<'a, T: Inhibitable> Inhibition<'a, T> {
+impl<'a> Inhibition<'a> {
     /// Indexes the `firing` alerts.
-    pub(crate) fn new(rules: &'a [InhibitRule], firing: impl IntoIterator<Item = &'a T>) -> Self {
+    pub(crate) fn new(
+        rules: &'a [InhibitRule],
+        firing: impl IntoIterator<Item = &'a Active>,
+    ) -> Self {
         let mut top: HashMap<u64, Severity> = HashMap::new();
         let mut sources = Vec::new();
         for alert in firing {
-            let (base, severity) = alert.key();
+            let (base, severity) = (alert.base, alert.alert.severity);
             let slot = top.entry(base).or_insert(severity);
             *slot = (*slot).max(severity);
             if !rules.is_empty() {
@@ -59,8 +44,8 @@ impl<'a, T: Inhibitable> Inhibition<'a, T> {
     }
 
     /// Whether the firing alerts mute `target`.
-    pub(crate) fn mutes(&self, target: &T) -> bool {
-        let (base, severity) = target.key();
+    pub(crate) fn mutes(&self, target: &Active) -> bool {
+        let (base, severity) = (target.base, target.alert.severity);
         if self.top.get(&base).is_some_and(|&s| s > severity) {
             return true;
         }
@@ -69,7 +54,7 @@ impl<'a, T: Inhibitable> Inhibition<'a, T> {
                 .iter()
                 .all(|m| m.matches_with(|n| target.label(n)))
                 && self.sources.iter().any(|source| {
-                    source.key() != (base, severity)
+                    (source.base, source.alert.severity) != (base, severity)
                         && rule
                             .source_matchers
                             .iter()

@@ -37,10 +37,11 @@ use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
+use crate::alert::Active;
 use crate::labels::is_valid_label_name;
-use crate::{Alert, Error, Matcher, Result};
+use crate::{Error, Matcher, Result};
 
-pub(crate) use groups::{AlertRef, FiringAlert, Groups};
+pub(crate) use groups::Groups;
 pub(crate) use silence::Silences;
 pub use silence::{DEFAULT_SILENCE_RETENTION, Silence, SilenceId, SilenceState};
 
@@ -399,26 +400,18 @@ impl Local {
         })
     }
 
-    /// Sets the `silenced` and `inhibited` flags of active alerts, each
-    /// with the fingerprint of its labels without `severity`.
-    pub(crate) fn flag(&self, now: SystemTime, alerts: &mut [(u64, Alert)]) {
-        let flags: Vec<(bool, bool)> = {
-            let inhibition = Inhibition::new(&self.groups.inhibit_rules, alerts.iter());
-            alerts
-                .iter()
-                .map(|a| {
-                    let labels = &a.1.labels;
-                    let silenced = self
-                        .silences
-                        .mute(now, |n| labels.get(n).map(String::as_str));
-                    (silenced, inhibition.mutes(a))
-                })
-                .collect()
-        };
-        for ((_, alert), (silenced, inhibited)) in alerts.iter_mut().zip(flags) {
-            alert.silenced = silenced;
-            alert.inhibited = inhibited;
+    /// Sets the `silenced` and `inhibited` flags of the active alerts.
+    pub(crate) fn flag(&self, now: SystemTime, mut active: Vec<Active>) -> Vec<Active> {
+        let inhibition = Inhibition::new(&self.groups.inhibit_rules, &active);
+        let flags: Vec<(bool, bool)> = active
+            .iter()
+            .map(|a| (self.silences.mute(now, |n| a.label(n)), inhibition.mutes(a)))
+            .collect();
+        for (a, (silenced, inhibited)) in active.iter_mut().zip(flags) {
+            a.alert.silenced = silenced;
+            a.alert.inhibited = inhibited;
         }
+        active
     }
 }
 
