@@ -93,6 +93,7 @@
 #![warn(missing_docs)]
 
 mod alert;
+#[cfg(feature = "delivery")]
 pub mod alertmanager;
 pub mod baseline;
 pub mod config;
@@ -103,10 +104,13 @@ mod expr;
 pub mod history;
 pub mod labels;
 pub mod notify;
+#[cfg(any(feature = "prometheus", feature = "rulesets"))]
+#[cfg_attr(not(feature = "prometheus"), doc(hidden))]
 pub mod prometheus;
 #[cfg(feature = "routing")]
 pub mod routing;
 pub mod rule;
+#[cfg(feature = "rulesets")]
 pub mod rulesets;
 pub mod severity;
 pub mod source;
@@ -121,6 +125,7 @@ pub use error::{Error, Result};
 pub use escalation::Escalation;
 pub use history::{History, HistoryQuery, Transition};
 pub use labels::{DisplayLabels, Labels, MatchOp, Matcher, labels};
+#[cfg(feature = "prometheus")]
 pub use prometheus::{PrometheusExport, to_prometheus_rules};
 #[cfg(feature = "routing")]
 pub use routing::{InhibitRule, Route, Routing, Silence, SilenceId, SilenceState};

@@ -34,7 +34,9 @@
 
 use std::time::Duration;
 
-use crate::prometheus::{self, HistogramExport, PrometheusExport};
+use crate::prometheus;
+#[cfg(feature = "prometheus")]
+use crate::prometheus::{HistogramExport, PrometheusExport};
 use crate::rule::{Aggregation, Expr, Selector};
 use crate::{Comparison, Error, Labels, Matcher, Result, Rule, Severity};
 
@@ -542,7 +544,8 @@ impl SloBurnRate {
     /// A Prometheus rule file (one group, `slo-NAME`) with the same
     /// multi-window alerts as [`rules`](Self::rules): `ratio over long >
     /// limit and on (by) ratio over short > limit`, each with a comment
-    /// naming its windows.
+    /// naming its windows. Needs the `prometheus` feature.
+    #[cfg(feature = "prometheus")]
     pub fn prometheus_rules(&self) -> Result<PrometheusExport> {
         let rules = self.rules()?;
         let mut out = Vec::new();

@@ -75,7 +75,7 @@ const UNKNOWN_RECEIVER: Reason = "unknown_receiver";
 ///
 /// ```
 /// use std::time::Duration;
-/// use vigil_alert::notify::{notifier_fn, Dispatcher, WebhookNotifier};
+/// use vigil_alert::notify::{notifier_fn, Dispatcher, TracingNotifier};
 /// # use vigil_alert::{AlertStatus, Labels, Notification};
 /// # fn group(receiver: &str) -> Notification {
 /// #     Notification { receiver: receiver.into(), group_key: "{}:{}".into(),
@@ -86,7 +86,7 @@ const UNKNOWN_RECEIVER: Reason = "unknown_receiver";
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), vigil_alert::notify::NotifyError> {
 /// let dispatcher = Dispatcher::builder()
-///     .receiver("pager", WebhookNotifier::builder("http://alertmanager:9093").alertmanager().build()?)
+///     .receiver("pager", TracingNotifier::new())
 ///     .receiver("audit", notifier_fn(|n| async move { println!("{}", n.group_key) }))
 ///     .queue_capacity(64)
 ///     .timeout(Duration::from_secs(5))

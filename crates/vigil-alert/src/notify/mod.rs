@@ -11,7 +11,7 @@
 //! |---|---|
 //! | [`TracingNotifier`] | one structured `tracing` event per alert |
 //! | [`ChannelNotifier`] | a `tokio::sync::mpsc` channel the host reads |
-//! | [`WebhookNotifier`] | an HTTP `POST` of JSON: the notification, or Alertmanager's `/api/v2/alerts` body |
+//! | `WebhookNotifier` (feature `delivery`) | an HTTP(S) `POST` of JSON: the notification, or Alertmanager's `/api/v2/alerts` body |
 //! | [`FnNotifier`] ([`notifier_fn`]) | an async closure |
 //!
 //! To keep alerts active in a real Alertmanager, send them with the
@@ -71,6 +71,7 @@ mod closure;
 mod dispatch;
 mod error;
 mod tracing;
+#[cfg(feature = "delivery")]
 mod webhook;
 
 use std::sync::Arc;
@@ -82,6 +83,7 @@ pub use self::closure::{FnNotifier, IntoNotifyResult, notifier_fn};
 pub use self::dispatch::{Dispatcher, DispatcherBuilder, describe_metrics};
 pub use self::error::NotifyError;
 pub use self::tracing::TracingNotifier;
+#[cfg(feature = "delivery")]
 pub use self::webhook::{WebhookBuilder, WebhookFormat, WebhookNotifier};
 use crate::Notification;
 

@@ -1,62 +1,11 @@
-//! Prometheus rule export: vigil [`Rule`]s as a Prometheus rule file, so a
-//! fleet can move evaluation into Prometheus and send alerts to
-//! Alertmanager.
-//!
-//! Each rule becomes one Prometheus alerting rule per threshold (the
-//! `severity` label tells them apart, with the value the rule gives the
-//! level: `warning` for a threshold written `warning`, see
-//! [`Rule::severity_label`]), with the same `for`,
-//! `keep_firing_for`, labels and annotations. The value a rule reads maps
-//! to PromQL:
-//!
-//! | vigil | PromQL |
-//! |---|---|
-//! | gauge | `name{matchers}` |
-//! | counter rate | `rate(name{matchers}[window])` |
-//! | ratio, `aggregate: sum` | `sum by (..) (rate(num[w])) / sum by (..) (rate(den[w]))` |
-//! | ratio, per series | `sum without (ignoring) (rate(num[w])) / sum without (ignoring) (rate(den[w]))` |
-//! | histogram quantile, summary | `max without (quantile) (name{matchers, quantile="0.95"})` |
-//! | histogram quantile, buckets | `histogram_quantile(0.95, rate(name_bucket{matchers}[w]))` |
-//! | histogram mean | `rate(name_sum[w]) / rate(name_count[w])` |
-//! | histogram count | `increase(name_count[w])` |
-//! | histogram max | summary `quantile="1"` or `histogram_quantile(1, ..)`: approximate, warned |
-//! | `aggregate: max` + `by` | `max by (..) (...)` |
-//! | [`also`](crate::Rule::also) condition | `(value > x) and on (by) (also > y)`: `on (by)` for aggregated rules (`on ()` without `by`), all labels per series |
-//!
-//! Where vigil means something Prometheus cannot say (a recovery threshold,
-//! a dynamic baseline, escalation, `no_data: alerting | keep_state`, a
-//! histogram max), the export keeps the rule, says what differs in a YAML
-//! comment next to it, and returns the same text in
-//! [`PrometheusExport::warnings`]: it never changes a rule's meaning
-//! silently. The file is the serde form of small structs after Prometheus'
-//! rule-file format, accepted by `promtool check rules`.
-//!
-//! ```
-//! use std::time::Duration;
-//! use vigil_alert::prometheus::to_prometheus_rules;
-//! use vigil_alert::{Comparison, Rule, Severity};
-//!
-//! let rule = Rule::builder("HighErrorRate")
-//!     .error_ratio("function_calls_total", "result", "error", Duration::from_secs(300))
-//!     .aggregate(vigil_alert::Aggregation::Sum)
-//!     .by(["function"])
-//!     .threshold(Severity::Medium, Comparison::Greater, 0.01)
-//!     .threshold(Severity::Critical, Comparison::Greater, 0.05)
-//!     .for_duration(Duration::from_secs(300))
-//!     .build()?;
-//! let export = to_prometheus_rules(&[rule]);
-//! assert!(export.yaml.contains(
-//!     r#"expr: sum by (function) (rate(function_calls_total{result="error"}[5m])) / sum by (function) (rate(function_calls_total[5m])) > 0.05"#
-//! ));
-//! assert!(export.yaml.contains("severity: critical"));
-//! # Ok::<(), vigil_alert::Error>(())
-//! ```
+//! The exporter: vigil rules to the serde form of a Prometheus rule file.
 
 use std::fmt::Write as _;
 use std::time::Duration;
 
 use serde::Serialize;
 
+use super::{duration, number};
 use crate::{
     Aggregation, BaselineMethod, Expr, HistogramStat, Labels, Limit, Matcher, NoDataPolicy, Rule,
     Selector, Threshold,
@@ -385,40 +334,6 @@ fn selector(metric: &str, matchers: &[Matcher], extra: Option<(&str, &str)>) -> 
     }
 }
 
-/// A PromQL number literal.
-pub(crate) fn number(v: f64) -> String {
-    if v.is_nan() {
-        "NaN".to_owned()
-    } else if v.is_infinite() {
-        if v > 0.0 { "+Inf" } else { "-Inf" }.to_owned()
-    } else {
-        v.to_string()
-    }
-}
-
-/// A Prometheus duration (`1h30m`, `90s`, `250ms`), rounded to
-/// milliseconds (and to at least 1ms).
-pub(crate) fn duration(d: Duration) -> String {
-    let mut ms = d.as_millis().max(u128::from(!d.is_zero()));
-    if ms == 0 {
-        return "0s".to_owned();
-    }
-    let mut out = String::new();
-    for (unit, size) in [
-        ("d", 86_400_000u128),
-        ("h", 3_600_000),
-        ("m", 60_000),
-        ("s", 1_000),
-        ("ms", 1),
-    ] {
-        if ms >= size {
-            let _ = write!(out, "{}{unit}", ms / size);
-            ms %= size;
-        }
-    }
-    out
-}
-
 fn wrap_aggregation(inner: String, op: Aggregation, by: &[String]) -> String {
     let name = match op {
         Aggregation::PerSeries => return inner,
@@ -652,29 +567,4 @@ pub(crate) fn render(
         out.push('\n');
     }
     out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations_use_prometheus_units() {
-        let d = Duration::from_secs;
-        assert_eq!(duration(d(300)), "5m");
-        assert_eq!(duration(d(90)), "1m30s");
-        assert_eq!(duration(d(86_400 * 3)), "3d");
-        assert_eq!(duration(d(5400)), "1h30m");
-        assert_eq!(duration(Duration::from_millis(250)), "250ms");
-        assert_eq!(duration(Duration::from_nanos(10)), "1ms");
-        assert_eq!(duration(Duration::ZERO), "0s");
-    }
-
-    #[test]
-    fn numbers_are_promql_literals() {
-        assert_eq!(number(0.2), "0.2");
-        assert_eq!(number(100.0), "100");
-        assert_eq!(number(f64::INFINITY), "+Inf");
-        assert_eq!(number(-1e-7), "-0.0000001");
-    }
 }
