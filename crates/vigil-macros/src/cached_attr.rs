@@ -67,26 +67,15 @@ impl CachedArgs {
         let span = path.segments[0].ident.span();
         let twice = || syn::Error::new(span, format!("`{ident}` is given twice"));
         match ident.as_str() {
-            "ttl" => {
-                if self.ttl.is_some() {
-                    return Err(twice());
-                }
-                self.ttl = Some(parse_ttl(&meta)?);
-            }
-            "tags" => {
-                if self.tags.is_some() {
-                    return Err(twice());
-                }
+            "ttl" => once(&mut self.ttl, twice, || parse_ttl(&meta)),
+            "tags" => once(&mut self.tags, twice, || {
                 if !meta.input.peek(Token![=]) {
                     return Err(meta
                         .error("expected the tags: `tags = [\"users\", format!(\"user:{id}\")]`"));
                 }
-                self.tags = Some(parse_tags(meta.value()?)?);
-            }
-            "max_capacity" => {
-                if self.max_capacity.is_some() {
-                    return Err(twice());
-                }
+                parse_tags(meta.value()?)
+            }),
+            "max_capacity" => once(&mut self.max_capacity, twice, || {
                 let (max, lit) = forms::positive_integer(&meta, "max_capacity", "10_000")?;
                 if max == 0 {
                     return Err(syn::Error::new(
@@ -94,69 +83,69 @@ impl CachedArgs {
                         "`max_capacity` must be at least 1: a cache of 0 entries keeps nothing",
                     ));
                 }
-                self.max_capacity = Some(max);
-            }
-            "key" => {
-                if self.key.is_some() {
-                    return Err(twice());
-                }
+                Ok(max)
+            }),
+            "key" => once(&mut self.key, twice, || {
                 if !meta.input.peek(Token![:]) && !meta.input.peek(Token![=]) {
                     return Err(meta.error(
                         "expected the key: `key = id`, `key = (id, page)` (arguments) or \
                          `key: Type = expr` (any expression)",
                     ));
                 }
-                self.key = Some(parse_key(meta.input)?);
-            }
-            "name" => {
-                if self.name.is_some() {
-                    return Err(twice());
-                }
+                parse_key(meta.input)
+            }),
+            "name" => once(&mut self.name, twice, || {
                 let name = forms::string(&meta, "name", "users")?;
                 if name.value().is_empty() {
                     return Err(syn::Error::new(name.span(), "`name` must not be empty"));
                 }
-                self.name = Some(name);
-            }
+                Ok(name)
+            }),
             "cache_err" | "cache_none" => {
                 let slot = if ident == "cache_err" {
                     &mut self.cache_err
                 } else {
                     &mut self.cache_none
                 };
-                if slot.is_some() {
-                    return Err(twice());
-                }
                 // A bare `cache_err` means `cache_err = true`.
-                let value = forms::flag(&meta, &ident)?;
-                *slot = Some(Flag { value, span });
+                once(slot, twice, || {
+                    let value = forms::flag(&meta, &ident)?;
+                    Ok(Flag { value, span })
+                })
             }
-            "clock" => {
-                if self.clock.is_some() {
-                    return Err(twice());
-                }
-                self.clock = Some(forms::expression(
+            "clock" => once(&mut self.clock, twice, || {
+                forms::expression(
                     &meta,
                     "clock",
                     "the `quanta::Clock` the TTL is measured on",
                     "CLOCK.clone()",
-                )?);
-            }
-            "crate" => {
-                if self.krate.is_some() {
-                    return Err(twice());
-                }
-                self.krate = Some(forms::path(
+                )
+            }),
+            "crate" => once(&mut self.krate, twice, || {
+                forms::path(
                     &meta,
                     "crate",
                     "the path of the crate with the cache API",
                     "vigil_cache",
-                )?);
-            }
-            _ => return Err(unknown(&meta)),
+                )
+            }),
+            _ => Err(unknown(&meta)),
         }
-        Ok(())
     }
+}
+
+/// Stores in `slot` what `parse` reads, or fails with `twice` if the
+/// argument was given already.
+fn once<T>(
+    slot: &mut Option<T>,
+    twice: impl FnOnce() -> syn::Error,
+    parse: impl FnOnce() -> syn::Result<T>,
+) -> syn::Result<()> {
+    if slot.is_some() {
+        return Err(twice());
+    }
+    *slot = Some(parse()?);
+    Ok(())
 }
 
 fn unknown(meta: &ParseNestedMeta<'_>) -> syn::Error {

@@ -47,15 +47,21 @@ pub(crate) fn timed(args: TimedArgs, item: TokenStream) -> syn::Result<TokenStre
 }
 
 fn not_a_fn(item: &TokenStream) -> syn::Error {
+    misplaced(
+        item,
+        "#[timed] applies to functions, methods and `impl` blocks",
+    )
+}
+
+/// The error of an attribute put on an item it does not apply to, at the
+/// item's first token after its attributes' `#`s.
+pub(crate) fn misplaced(item: &TokenStream, message: &str) -> syn::Error {
     let first = item
         .clone()
         .into_iter()
         .find(|t| !matches!(t, TokenTree::Punct(p) if p.as_char() == '#'));
     let span = first.map_or_else(proc_macro2::Span::call_site, |t| t.span());
-    syn::Error::new(
-        span,
-        "#[timed] applies to functions, methods and `impl` blocks",
-    )
+    syn::Error::new(span, message)
 }
 
 fn default_name(args: &TimedArgs, owner: Option<&str>, sig: &Signature) -> String {

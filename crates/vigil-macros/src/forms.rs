@@ -30,20 +30,35 @@ fn any_expr(input: ParseStream<'_>, expected: &str) -> syn::Result<Expr> {
         .map_err(|_| syn::Error::new(span, format!("expected {expected}")))
 }
 
+/// The error at a value `found` that does not have the form `expected`.
+fn unexpected(found: &Expr, expected: &str) -> syn::Error {
+    syn::Error::new_spanned(found, format!("expected {expected}"))
+}
+
+/// The value as a literal that `pick` accepts, or an error at the value
+/// naming the form `expected`.
+fn literal<T>(
+    input: ParseStream<'_>,
+    expected: &str,
+    pick: impl FnOnce(&Lit) -> Option<T>,
+) -> syn::Result<T> {
+    let value = any_expr(input, expected)?;
+    let picked = match &value {
+        Expr::Lit(syn::ExprLit { lit, .. }) => pick(lit),
+        _ => None,
+    };
+    picked.ok_or_else(|| unexpected(&value, expected))
+}
+
 /// `name = "..."`.
 pub(crate) fn string(meta: &ParseNestedMeta<'_>, name: &str, example: &str) -> syn::Result<LitStr> {
     let shown = format!("\"{example}\"");
     let input = after_eq(meta, name, &shown)?;
     let expected = format!("a string literal: `{name} = {shown}`");
-    match any_expr(input, &expected)? {
-        Expr::Lit(syn::ExprLit {
-            lit: Lit::Str(lit), ..
-        }) => Ok(lit),
-        other => Err(syn::Error::new_spanned(
-            &other,
-            format!("expected {expected}"),
-        )),
-    }
+    literal(input, &expected, |lit| match lit {
+        Lit::Str(lit) => Some(lit.clone()),
+        _ => None,
+    })
 }
 
 /// `name = "250ms"`, in humantime syntax. `example` is a duration such as
@@ -131,10 +146,7 @@ pub(crate) fn positive_integer(
                 lit.value().trim()
             ),
         )),
-        other => Err(syn::Error::new_spanned(
-            &other,
-            format!("expected {expected}"),
-        )),
+        other => Err(unexpected(&other, &expected)),
     }
 }
 
@@ -145,16 +157,10 @@ pub(crate) fn flag(meta: &ParseNestedMeta<'_>, name: &str) -> syn::Result<bool> 
     }
     let input = meta.value()?;
     let expected = format!("`true` or `false`: `{name} = true`, or `{name}` alone");
-    match any_expr(input, &expected)? {
-        Expr::Lit(syn::ExprLit {
-            lit: Lit::Bool(LitBool { value, .. }),
-            ..
-        }) => Ok(value),
-        other => Err(syn::Error::new_spanned(
-            &other,
-            format!("expected {expected}"),
-        )),
-    }
+    literal(input, &expected, |lit| match lit {
+        Lit::Bool(LitBool { value, .. }) => Some(*value),
+        _ => None,
+    })
 }
 
 /// `name = some::path`. `what` describes what the path names.
@@ -198,10 +204,7 @@ pub(crate) fn expression(
     let input = after_eq(meta, name, example)?;
     let expected = format!("{what}: `{name} = {example}`");
     match any_expr(input, &expected)? {
-        other @ (Expr::Lit(_) | Expr::Closure(_)) => Err(syn::Error::new_spanned(
-            &other,
-            format!("expected {expected}"),
-        )),
+        other @ (Expr::Lit(_) | Expr::Closure(_)) => Err(unexpected(&other, &expected)),
         expr => Ok(expr),
     }
 }

@@ -150,15 +150,7 @@ use proc_macro::TokenStream;
 pub fn timed(args: TokenStream, item: TokenStream) -> TokenStream {
     let result =
         attr::parse_args(args.into()).and_then(|args| expand::timed(args, item.clone().into()));
-    match result {
-        Ok(tokens) => tokens.into(),
-        Err(error) => {
-            // Keep the item so the only errors shown are about the attribute.
-            let mut out: proc_macro2::TokenStream = item.into();
-            out.extend(error.to_compile_error());
-            out.into()
-        }
-    }
+    expanded_or_item(result, item)
 }
 
 /// Caches a function's results in a [`TaggedCache`] keyed by its
@@ -282,10 +274,18 @@ pub fn timed(args: TokenStream, item: TokenStream) -> TokenStream {
 pub fn cached(args: TokenStream, item: TokenStream) -> TokenStream {
     let result = cached_attr::parse_args(args.into())
         .and_then(|args| cached_expand::cached(args, item.clone().into()));
+    expanded_or_item(result, item)
+}
+
+/// An attribute's expansion, or on an error the item unchanged followed by
+/// the error, so that the only errors shown are about the attribute.
+fn expanded_or_item(
+    result: syn::Result<proc_macro2::TokenStream>,
+    item: TokenStream,
+) -> TokenStream {
     match result {
         Ok(tokens) => tokens.into(),
         Err(error) => {
-            // Keep the item so the only errors shown are about the attribute.
             let mut out: proc_macro2::TokenStream = item.into();
             out.extend(error.to_compile_error());
             out.into()

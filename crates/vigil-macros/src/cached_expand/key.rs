@@ -89,10 +89,7 @@ fn strip_expr(expr: &Expr) -> &Expr {
 /// itself, several a tuple, none `()`. `&str` becomes `String`, `&[T]`
 /// `Vec<T>`, `&Path` `PathBuf` (`&OsStr`, `&CStr` alike), `&T` `T` for
 /// any other named `T` (a clone) and `T::Owned` for the rest.
-fn owned_key(
-    params: &[&Param],
-    one_tuple: &str,
-) -> syn::Result<(TokenStream, TokenStream)> {
+fn owned_key(params: &[&Param], one_tuple: &str) -> syn::Result<(TokenStream, TokenStream)> {
     let mut types = Vec::new();
     let mut values = Vec::new();
     for param in params {

@@ -23,7 +23,7 @@ mod attrs;
 mod key;
 mod types;
 
-use proc_macro2::{Ident, Span, TokenStream, TokenTree};
+use proc_macro2::{Ident, TokenStream, TokenTree};
 use quote::{ToTokens, format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{
@@ -31,7 +31,8 @@ use syn::{
     ReturnType, Signature, Type,
 };
 
-use crate::cached_attr::{CachedArgs, DEFAULT_MAX_CAPACITY, Flag, Tags};
+use crate::cached_attr::{CachedArgs, DEFAULT_MAX_CAPACITY, Tags};
+use crate::expand::misplaced;
 use attrs::Attrs;
 use key::{KEY_PART, key_of, key_part_trait};
 use types::{check_storable, find_impl_trait, mentions_self_type};
@@ -55,12 +56,7 @@ pub(crate) fn cached(args: CachedArgs, item: TokenStream) -> syn::Result<TokenSt
 }
 
 fn not_a_fn(item: &TokenStream) -> syn::Error {
-    let first = item
-        .clone()
-        .into_iter()
-        .find(|t| !matches!(t, TokenTree::Punct(p) if p.as_char() == '#'));
-    let span = first.map_or_else(Span::call_site, |t| t.span());
-    syn::Error::new(span, "#[cached] applies to functions and methods")
+    misplaced(item, "#[cached] applies to functions and methods")
 }
 
 /// An argument of the cached function other than the receiver.
@@ -405,49 +401,51 @@ fn params(sig: &Signature) -> syn::Result<Vec<Param>> {
 
 /// The cached value type and how the return value is cached.
 fn value_of(args: &CachedArgs, sig: &Signature) -> syn::Result<(Mode, TokenStream)> {
-    let not_result = |flag: Option<Flag>, what: &str, fix: &str| match flag {
-        Some(flag) => Err(syn::Error::new(
-            flag.span,
-            format!("`{what}` applies to functions returning `{fix}`"),
-        )),
-        None => Ok(()),
-    };
     let ty = match &sig.output {
-        ReturnType::Default => {
-            not_result(args.cache_err, "cache_err", "Result")?;
-            not_result(args.cache_none, "cache_none", "Option")?;
-            return Ok((Mode::Value, quote!(())));
-        }
-        ReturnType::Type(_, ty) => &**ty,
+        ReturnType::Default => None,
+        ReturnType::Type(_, ty) => Some(&**ty),
     };
-    if matches!(strip(ty), Type::Never(_)) {
+    if let Some(ty) = ty
+        && matches!(strip(ty), Type::Never(_))
+    {
         return Err(syn::Error::new(
             ty.span(),
             "#[cached] has nothing to cache in a function that never returns",
         ));
     }
-    let (mode, value) = match wrapped(ty) {
-        Some(("Result", ok)) => {
-            not_result(args.cache_none, "cache_none", "Option")?;
-            if args.cache_err.is_some_and(|f| f.value) {
+    let wrapper = ty.and_then(wrapped);
+    // Each flag applies to the functions returning one wrapper.
+    let flags = [
+        (args.cache_err, "cache_err", "Result"),
+        (args.cache_none, "cache_none", "Option"),
+    ];
+    for (flag, what, fix) in flags {
+        if let Some(flag) = flag
+            && wrapper.is_none_or(|(kind, _)| kind != fix)
+        {
+            return Err(syn::Error::new(
+                flag.span,
+                format!("`{what}` applies to functions returning `{fix}`"),
+            ));
+        }
+    }
+    let Some(ty) = ty else {
+        return Ok((Mode::Value, quote!(())));
+    };
+    let (mode, value) = match wrapper {
+        Some((kind, inner)) => {
+            let (cache_all, mode) = if kind == "Result" {
+                (args.cache_err, Mode::Ok)
+            } else {
+                (args.cache_none, Mode::Some)
+            };
+            if cache_all.is_some_and(|f| f.value) {
                 (Mode::Value, ty)
             } else {
-                (Mode::Ok, ok)
+                (mode, inner)
             }
         }
-        Some(("Option", some)) => {
-            not_result(args.cache_err, "cache_err", "Result")?;
-            if args.cache_none.is_some_and(|f| f.value) {
-                (Mode::Value, ty)
-            } else {
-                (Mode::Some, some)
-            }
-        }
-        _ => {
-            not_result(args.cache_err, "cache_err", "Result")?;
-            not_result(args.cache_none, "cache_none", "Option")?;
-            (Mode::Value, ty)
-        }
+        None => (Mode::Value, ty),
     };
     check_storable(value, "return", "")?;
     Ok((mode, value.to_token_stream()))

@@ -247,170 +247,150 @@ fn timed_moves_to_the_uncached_function_under_the_original_name() {
 
 #[test]
 fn misuse_is_explained() {
-    assert!(
-        error(
+    // (arguments, item, what the error says)
+    let cases = [
+        (
             quote!(),
             quote!(
                 fn f<T: Hash>(t: T) -> u8 {
                     1
                 }
-            )
-        )
-        .contains("generic")
-    );
-    assert!(
-        error(
+            ),
+            "generic",
+        ),
+        (
             quote!(),
             quote!(
                 fn f(t: impl Hash) -> u8 {
                     1
                 }
-            )
-        )
-        .contains("generic")
-    );
-    assert!(
-        error(
+            ),
+            "generic",
+        ),
+        (
             quote!(),
             quote!(
                 const fn f() -> u8 {
                     1
                 }
-            )
-        )
-        .contains("const fn")
-    );
-    assert!(
-        error(
+            ),
+            "const fn",
+        ),
+        (
             quote!(cache_err),
             quote!(
                 fn f() -> u8 {
                     1
                 }
-            )
-        )
-        .contains("`cache_err` applies")
-    );
-    assert!(
-        error(
+            ),
+            "`cache_err` applies",
+        ),
+        (
             quote!(cache_none),
             quote!(
                 fn f() -> Result<u8, E> {
                     Ok(1)
                 }
-            )
-        )
-        .contains("`cache_none` applies")
-    );
-    assert!(
-        error(
+            ),
+            "`cache_none` applies",
+        ),
+        (
             quote!(),
             quote!(
                 fn f(a: &str) -> &str {
                     a
                 }
-            )
-        )
-        .contains("borrows")
-    );
-    assert!(
-        error(
+            ),
+            "borrows",
+        ),
+        (
             quote!(),
             quote!(
                 fn f(a: Cow<'a, str>) -> u8 {
                     1
                 }
-            )
-        )
-        .contains("borrows")
-    );
-    assert!(
-        error(
+            ),
+            "borrows",
+        ),
+        (
             quote!(),
             quote!(
                 fn f(a: &mut Vec<u8>) -> u8 {
                     1
                 }
-            )
-        )
-        .contains("&mut")
-    );
-    assert!(
-        error(
+            ),
+            "&mut",
+        ),
+        (
             quote!(),
             quote!(
                 fn f(&self) -> Self {
                     unreachable!()
                 }
-            )
-        )
-        .contains("`Self`")
-    );
-    assert!(
-        error(
+            ),
+            "`Self`",
+        ),
+        (
             quote!(),
             quote!(
                 fn f() -> impl Display {
                     1
                 }
-            )
-        )
-        .contains("impl Trait")
-    );
-    assert!(
-        error(
+            ),
+            "impl Trait",
+        ),
+        (
             quote!(),
             quote!(
                 fn f() -> ! {
                     loop {}
                 }
-            )
-        )
-        .contains("never returns")
-    );
-    assert!(
-        error(
+            ),
+            "never returns",
+        ),
+        (
             quote!(key = self.id),
             quote!(
                 fn f(&self) -> u8 {
                     1
                 }
-            )
-        )
-        .contains("cannot infer")
-    );
-    assert!(
-        error(
+            ),
+            "cannot infer",
+        ),
+        (
             quote!(key = self),
             quote!(
                 fn f(&self) -> u8 {
                     1
                 }
-            )
-        )
-        .contains("`self` cannot")
-    );
-    assert!(
-        error(
+            ),
+            "`self` cannot",
+        ),
+        (
             quote!(key = x),
             quote!(
                 fn f(a: u8) -> u8 {
                     1
                 }
-            )
-        )
-        .contains("not an argument")
-    );
-    assert!(
-        error(
+            ),
+            "not an argument",
+        ),
+        (
             quote!(),
             quote!(
                 struct S;
-            )
-        )
-        .contains("functions and methods")
-    );
-    assert!(error(quote!(), quote!(impl S {})).contains("impl"));
+            ),
+            "functions and methods",
+        ),
+        (quote!(), quote!(impl S {}), "impl"),
+    ];
+    for (args, item, says) in cases {
+        let message = error(args.clone(), item.clone());
+        assert!(
+            message.contains(says),
+            "#[cached({args})] {item}: {message}"
+        );
+    }
     // 'static borrows and function pointers are fine.
     assert!(
         expand(

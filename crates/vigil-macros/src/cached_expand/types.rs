@@ -44,25 +44,20 @@ pub(super) fn check_storable(ty: &Type, role: &str, note: &str) -> syn::Result<(
 }
 
 fn find_self_type(ty: &Type) -> Option<Span> {
-    fn in_tokens(tokens: TokenStream) -> Option<Span> {
-        tokens.into_iter().find_map(|t| match t {
-            TokenTree::Ident(i) if i == "Self" => Some(i.span()),
-            TokenTree::Group(g) => in_tokens(g.stream()),
-            _ => None,
-        })
-    }
-    in_tokens(ty.to_token_stream())
+    find_ident(ty.to_token_stream(), "Self")
 }
 
 pub(super) fn find_impl_trait(ty: &Type) -> Option<Span> {
-    fn in_tokens(tokens: TokenStream) -> Option<Span> {
-        tokens.into_iter().find_map(|t| match t {
-            TokenTree::Ident(i) if i == "impl" => Some(i.span()),
-            TokenTree::Group(g) => in_tokens(g.stream()),
-            _ => None,
-        })
-    }
-    in_tokens(ty.to_token_stream())
+    find_ident(ty.to_token_stream(), "impl")
+}
+
+/// The first `name` (an identifier or keyword) in `tokens`, at any depth.
+fn find_ident(tokens: TokenStream, name: &str) -> Option<Span> {
+    tokens.into_iter().find_map(|t| match t {
+        TokenTree::Ident(i) if i == name => Some(i.span()),
+        TokenTree::Group(g) => find_ident(g.stream(), name),
+        _ => None,
+    })
 }
 
 /// The first reference or lifetime other than `'static` in `ty`, outside
@@ -113,9 +108,5 @@ fn find_borrow(ty: &Type) -> Option<Span> {
 /// can (a nested item inside the body could too; a false "method" then
 /// fails to compile rather than misbehaves).
 pub(super) fn mentions_self_type(tokens: &TokenStream) -> bool {
-    tokens.clone().into_iter().any(|t| match t {
-        TokenTree::Ident(i) => i == "Self",
-        TokenTree::Group(g) => mentions_self_type(&g.stream()),
-        _ => false,
-    })
+    find_ident(tokens.clone(), "Self").is_some()
 }
