@@ -6,8 +6,6 @@
 //! and so are the alerts of a notification, whether a local route or the
 //! Alertmanager sender built it.
 
-use std::collections::hash_map::DefaultHasher;
-use std::hash::{Hash, Hasher};
 use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
@@ -147,28 +145,13 @@ pub(crate) fn fingerprint(labels: &Labels) -> u64 {
 #[derive(Clone, Debug)]
 pub(crate) struct Active {
     pub rule: usize,
+    /// What inhibition compares (with the `routing` feature).
+    #[cfg_attr(not(feature = "routing"), allow(dead_code))]
     pub base: u64,
     pub alert: Alert,
 }
 
 impl Active {
-    /// Its identity: rule, instance and severity.
-    pub(crate) fn id(&self) -> u64 {
-        let mut h = DefaultHasher::new();
-        (self.rule, self.base, self.alert.severity).hash(&mut h);
-        h.finish()
-    }
-
-    /// The value of one of its labels (`severity` included).
-    pub(crate) fn label(&self, name: &str) -> Option<&str> {
-        self.alert.labels.get(name).map(String::as_str)
-    }
-
-    /// Whether it is still firing.
-    pub(crate) fn is_firing(&self) -> bool {
-        self.alert.status == AlertStatus::Firing
-    }
-
     /// The alert as reported, its rule's annotations expanded.
     pub(crate) fn report(&self, rules: &[Rule]) -> Alert {
         let mut alert = self.alert.clone();

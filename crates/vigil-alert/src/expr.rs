@@ -255,62 +255,31 @@ fn ratio(
     }
 }
 
-/// Count, sum, min and max of one group's values.
-#[derive(Clone, Copy)]
-struct Acc {
-    n: usize,
-    sum: f64,
-    min: f64,
-    max: f64,
-}
-
-impl Default for Acc {
-    fn default() -> Self {
-        Acc {
-            n: 0,
-            sum: 0.0,
-            min: f64::INFINITY,
-            max: f64::NEG_INFINITY,
-        }
-    }
-}
-
-impl Acc {
-    fn add(&mut self, v: f64) {
-        self.n += 1;
-        self.sum += v;
-        self.min = self.min.min(v);
-        self.max = self.max.max(v);
-    }
-
-    fn reading(&self, op: Aggregation) -> Reading {
-        if self.n == 0 {
-            return Reading::Warming;
-        }
-        Reading::Value(match op {
-            Aggregation::Sum | Aggregation::PerSeries => self.sum,
-            Aggregation::Max => self.max,
-            Aggregation::Min => self.min,
-            Aggregation::Avg => self.sum / self.n as f64,
-        })
-    }
-}
-
 /// Replaces per-series readings with one reading per `by` group (one group
 /// without `by`). A group whose series are all warming up is warming up.
 fn aggregate(readings: &mut Vec<(Labels, Reading)>, op: Aggregation, by: &[String]) {
     if readings.is_empty() {
         return;
     }
-    let mut groups: HashMap<Labels, Acc> = HashMap::new();
-    for (labels, r) in readings.iter() {
-        let acc = groups.entry(project(labels, by)).or_default();
+    let mut groups: HashMap<Labels, Vec<f64>> = HashMap::new();
+    for (labels, r) in readings.drain(..) {
+        let values = groups.entry(project(&labels, by)).or_default();
         if let Reading::Value(v) = r {
-            acc.add(*v);
+            values.push(v);
         }
     }
-    readings.clear();
-    readings.extend(groups.into_iter().map(|(k, acc)| (k, acc.reading(op))));
+    readings.extend(groups.into_iter().map(|(key, values)| {
+        let n = values.len() as f64;
+        let (min, max) = (f64::INFINITY, f64::NEG_INFINITY);
+        let reading = match op {
+            _ if values.is_empty() => Reading::Warming,
+            Aggregation::Sum | Aggregation::PerSeries => Reading::Value(values.iter().sum()),
+            Aggregation::Max => Reading::Value(values.into_iter().fold(max, f64::max)),
+            Aggregation::Min => Reading::Value(values.into_iter().fold(min, f64::min)),
+            Aggregation::Avg => Reading::Value(values.iter().sum::<f64>() / n),
+        };
+        (key, reading)
+    }));
 }
 
 #[cfg(test)]

@@ -19,6 +19,23 @@ fn combine(parts: impl Hash) -> u64 {
     h.finish()
 }
 
+impl Active {
+    /// Its identity: rule, instance and severity.
+    fn id(&self) -> u64 {
+        combine((self.rule, self.base, self.alert.severity))
+    }
+
+    /// The value of one of its labels (`severity` included).
+    pub(crate) fn label(&self, name: &str) -> Option<&str> {
+        self.alert.labels.get(name).map(String::as_str)
+    }
+
+    /// Whether it is still firing.
+    fn is_firing(&self) -> bool {
+        self.alert.status == AlertStatus::Firing
+    }
+}
+
 /// One group: the alerts of one route (or escalation receiver) with the
 /// same `group_by` values, and its timers.
 #[derive(Debug)]
