@@ -35,8 +35,10 @@
 //! assert_eq!(latency.summary(Window::Cumulative).count, 1_001);
 //!
 //! // Interchange with any HdrHistogram implementation.
+//! # #[cfg(feature = "serialization")] {
 //! let encoded = latency.snapshot(Window::Cumulative).to_base64()?;
 //! assert!(encoded.starts_with("HISTF"));
+//! # }
 //! # Ok::<(), vigil_histogram::Error>(())
 //! ```
 //!
@@ -121,7 +123,9 @@
 //! # Interchange
 //! [`Snapshot::to_base64`] / [`Snapshot::from_base64`] speak HdrHistogram's
 //! V2 compressed format; [`IntervalLog`] writes HdrHistogram interval logs.
-//! Fleets merge these offline with HdrHistogram's own tools.
+//! Fleets merge these offline with HdrHistogram's own tools. They are
+//! behind the `serialization` feature (default), which brings `base64`,
+//! `flate2` and hdrhistogram's own `serialization`.
 // `unsafe` lives in `sync.rs` only (the lazily allocated page pointer),
 // with its SAFETY arguments and loom tests.
 #![deny(unsafe_code)]
@@ -132,7 +136,10 @@ mod buckets;
 mod config;
 mod error;
 mod histogram;
+#[cfg(feature = "serialization")]
+mod interchange;
 mod layout;
+#[cfg(feature = "serialization")]
 mod log;
 pub mod non_finite;
 mod overflow;
@@ -149,6 +156,7 @@ pub use bench::bench;
 pub use config::Config;
 pub use error::Error;
 pub use histogram::Histogram;
+#[cfg(feature = "serialization")]
 pub use log::IntervalLog;
 pub use reject::Rejection;
 pub use snapshot::{Bucket, Snapshot};
@@ -156,6 +164,6 @@ pub use summary::Summary;
 pub use window::Window;
 
 /// The README's example, run as a doctest so it stays true.
-#[cfg(doctest)]
+#[cfg(all(doctest, feature = "serialization"))]
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
