@@ -8,6 +8,10 @@
 //! [`receiver`](Escalation::receiver) the escalated alert is also sent to that
 //! receiver (grouped with the matched route's `group_by` and timers), in
 //! addition to the route's own receiver. Resolving clears the escalation.
+//!
+//! Escalation is part of local routing: it takes effect with the `routing`
+//! feature. Without it a rule's `escalate` is still read and checked (rule
+//! files are the same with or without local routing) but changes nothing.
 
 use std::time::Duration;
 

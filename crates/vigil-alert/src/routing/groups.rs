@@ -158,77 +158,84 @@ impl Groups {
         if !self.groups.values().any(|g| g.next_flush <= now) {
             return Vec::new();
         }
-        // Decide with a read-only view, then apply.
-        let mut plans = Vec::new();
-        {
-            let firing = self.groups.values().flat_map(|g| g.entries.values());
-            let inhibition = Inhibition::new(&self.inhibit_rules, firing.filter(|e| e.is_firing()));
-            for (&group_id, group) in &self.groups {
-                if group.next_flush > now {
-                    continue;
-                }
-                let mut firing = Vec::new();
-                let mut resolved = Vec::new();
-                for (&id, entry) in &group.entries {
-                    let muted = silences.mute(now, |n| entry.label(n)) || inhibition.mutes(entry);
-                    if muted {
-                        continue;
-                    }
-                    if entry.is_firing() {
-                        firing.push(id);
-                    } else if group.notified.contains(&(id, true))
-                        || group.notified.contains(&(id, false))
-                    {
-                        resolved.push(id);
-                    }
-                }
-                let changed = firing.iter().any(|id| {
-                    !group
-                        .notified
-                        .contains(&(*id, group.entries[id].alert.escalated))
-                });
-                let repeat = !firing.is_empty()
-                    && group
-                        .last_sent
-                        .is_some_and(|t| now >= t + group.repeat_interval);
-                let send = changed || !resolved.is_empty() || repeat;
-                plans.push((group_id, send, firing, resolved));
-            }
-        }
+        let muted: HashSet<u64> = {
+            let entries = || self.groups.values().flat_map(|g| g.entries.iter());
+            let firing = entries().map(|(_, e)| e).filter(|e| e.is_firing());
+            let inhibition = Inhibition::new(&self.inhibit_rules, firing);
+            let muted = |e: &Active| silences.mute(now, |n| e.label(n)) || inhibition.mutes(e);
+            entries()
+                .filter(|(_, e)| muted(e))
+                .map(|(id, _)| *id)
+                .collect()
+        };
         let mut out = Vec::new();
-        for (group_id, send, firing, resolved) in plans {
-            let group = self
-                .groups
-                .get_mut(&group_id)
-                .expect("planned groups exist: nothing was removed between planning and applying");
-            if send {
-                let mut alerts: Vec<Alert> = firing
-                    .iter()
-                    .chain(&resolved)
-                    .map(|id| group.entries[id].report(rules))
-                    .collect();
-                sort_alerts(&mut alerts);
-                group.notified = firing
-                    .iter()
-                    .map(|id| (*id, group.entries[id].alert.escalated))
-                    .collect();
-                group.last_sent = Some(now);
-                out.push(notification(group, alerts));
+        self.groups.retain(|_, group| {
+            if group.next_flush <= now {
+                out.extend(group.flush(now, rules, &muted));
             }
-            let notified = &mut group.notified;
-            group.entries.retain(|id, e| {
-                if !e.is_firing() {
-                    notified.remove(&(*id, true));
-                    notified.remove(&(*id, false));
-                }
-                e.is_firing()
-            });
-            group.next_flush = now + group.group_interval;
-            if group.entries.is_empty() {
-                self.groups.remove(&group_id);
+            !group.entries.is_empty()
+        });
+        out.sort_by(|a, b| (&a.receiver, &a.group_key).cmp(&(&b.receiver, &b.group_key)));
+        out
+    }
+}
+
+impl Group {
+    /// The group's notification at `now`, if it has something to say (see
+    /// the [routing module](super) docs); drops its resolved alerts and
+    /// restarts its timer.
+    fn flush(
+        &mut self,
+        now: SystemTime,
+        rules: &[Rule],
+        muted: &HashSet<u64>,
+    ) -> Option<Notification> {
+        let notified = |id: &u64| {
+            self.notified.contains(&(*id, true)) || self.notified.contains(&(*id, false))
+        };
+        let mut firing = Vec::new();
+        let mut resolved = Vec::new();
+        for (id, entry) in &self.entries {
+            if muted.contains(id) {
+                continue;
+            }
+            if entry.is_firing() {
+                firing.push(*id);
+            } else if notified(id) {
+                resolved.push(*id);
             }
         }
-        out.sort_by(|a, b| (&a.receiver, &a.group_key).cmp(&(&b.receiver, &b.group_key)));
+        let escalated = |id: &u64| (*id, self.entries[id].alert.escalated);
+        let changed = firing
+            .iter()
+            .any(|id| !self.notified.contains(&escalated(id)));
+        let repeat = !firing.is_empty()
+            && self
+                .last_sent
+                .is_some_and(|t| now >= t + self.repeat_interval);
+        let send = changed || !resolved.is_empty() || repeat;
+        let out = send.then(|| {
+            let mut alerts: Vec<Alert> = firing
+                .iter()
+                .chain(&resolved)
+                .map(|id| self.entries[id].report(rules))
+                .collect();
+            sort_alerts(&mut alerts);
+            notification(self, alerts)
+        });
+        if send {
+            self.notified = firing.iter().map(escalated).collect();
+            self.last_sent = Some(now);
+        }
+        let notified = &mut self.notified;
+        self.entries.retain(|id, e| {
+            if !e.is_firing() {
+                notified.remove(&(*id, true));
+                notified.remove(&(*id, false));
+            }
+            e.is_firing()
+        });
+        self.next_flush = now + self.group_interval;
         out
     }
 }
