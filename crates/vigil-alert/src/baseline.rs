@@ -218,7 +218,7 @@ struct BaselineRepr {
     stddevs: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     quantile: Option<f64>,
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "crate::time::duration::positive")]
     window: Duration,
     #[serde(default = "default_min_samples")]
     min_samples: usize,

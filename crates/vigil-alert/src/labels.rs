@@ -14,7 +14,10 @@ use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::str::FromStr;
 
+use std::marker::PhantomData;
+
 use regex::Regex;
+use serde::de::{self, DeserializeSeed, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::{Error, Result};
@@ -359,10 +362,73 @@ impl Serialize for Matcher {
 }
 
 impl<'de> Deserialize<'de> for Matcher {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        text.parse().map_err(serde::de::Error::custom)
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        from_text(d, "a label matcher such as 'result=\"error\"'", |v| {
+            v.parse().map_err(|e: Error| e.to_string())
+        })
     }
+}
+
+/// Reads the next value of `map`, or, with a `problem` (found in its key),
+/// refuses it at its position, so that the error is under the key.
+pub(crate) fn next_value_checked<'de, A, V>(
+    map: &mut A,
+    problem: Option<String>,
+) -> Result<V, A::Error>
+where
+    A: MapAccess<'de>,
+    V: Deserialize<'de>,
+{
+    struct Entry<V>(Option<String>, PhantomData<V>);
+    impl<'de, V: Deserialize<'de>> DeserializeSeed<'de> for Entry<V> {
+        type Value = V;
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<V, D::Error> {
+            match self.0 {
+                None => V::deserialize(d),
+                Some(problem) => d.deserialize_any(Refuse(problem, PhantomData)),
+            }
+        }
+    }
+    /// Refuses a string or a map (what such maps hold) with its message.
+    struct Refuse<V>(String, PhantomData<V>);
+    impl<'de, V> Visitor<'de> for Refuse<V> {
+        type Value = V;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str(&self.0)
+        }
+        fn visit_str<E: de::Error>(self, _: &str) -> std::result::Result<V, E> {
+            Err(E::custom(self.0))
+        }
+        fn visit_map<M: MapAccess<'de>>(self, _: M) -> std::result::Result<V, M::Error> {
+            Err(de::Error::custom(self.0))
+        }
+    }
+    map.next_value_seed(Entry(problem, PhantomData))
+}
+
+/// Reads a string through `parse` inside the visitor, so that an error
+/// carries the string's position (and is named `expecting` for another
+/// type of value).
+pub(crate) fn from_text<'de, D, T, F>(
+    d: D,
+    expecting: &'static str,
+    parse: F,
+) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    F: FnOnce(&str) -> std::result::Result<T, String>,
+{
+    struct Text<F>(&'static str, F);
+    impl<T, F: FnOnce(&str) -> std::result::Result<T, String>> Visitor<'_> for Text<F> {
+        type Value = T;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str(self.0)
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> std::result::Result<T, E> {
+            (self.1)(v).map_err(E::custom)
+        }
+    }
+    d.deserialize_str(Text(expecting, parse))
 }
 
 #[cfg(test)]

@@ -281,7 +281,7 @@ const YAML_CASES: &[(&str, &str, &str, usize)] = &[
     (
         "gauge:|gauges:",
         "expr.gauges",
-        "unknown expression kind",
+        "unknown variant `gauges`, expected one of `gauge`, `rate`, `ratio`, `histogram`",
         3,
     ),
     (

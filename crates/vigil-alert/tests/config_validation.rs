@@ -277,8 +277,7 @@ fn contradictory_thresholds_in_files_name_file_rule_and_field() {
     // And an engine refuses such a rule however it was made.
     let rule: Rule = serde_json::from_str(
         r#"{"name": "DiskFull", "expr": {"gauge": {"metric": "disk_usage_ratio"}},
-            "thresholds": [{"severity": "medium", "op": ">", "value": 0.9},
-                           {"severity": "critical", "op": ">", "value": 0.9}]}"#,
+            "thresholds": {"medium": "> 0.9", "critical": {"op": ">", "value": 0.9}}}"#,
     )
     .unwrap();
     assert_eq!(
@@ -633,19 +632,19 @@ fn deeply_nested_documents_are_refused_before_parsing() {
     let err = yaml_err(&flow_lists(MAX_NESTING - 1));
     assert_eq!(
         err.to_string(),
-        "rules.yml: rules[0]: invalid type: sequence, expected struct RuleFile (line 1, column 9)"
+        "rules.yml: rules[0]: invalid type: sequence, expected a rule: a map with name, expr and thresholds (line 1, column 9)"
     );
 }
 
 #[test]
-fn errors_name_their_item_from_one_pass() {
-    // YAML: the name read before the bad field names the rule.
+fn errors_name_their_item() {
+    // YAML: the rule is named by its `name`.
     let err = yaml_err(&yaml_rule(
         "    thresholds: { high: '> 0.9' }\n    for: soon\n",
     ));
     assert_eq!(err.item(), Some(&rule_item()));
-    // A name written after the bad field is not read: the rule is named by
-    // its position, and the line and column still point at the field.
+    // A name written after the bad field names the rule too, and the line
+    // and column still point at the field.
     let err = yaml_err(
         "rules:\n  - expr: { gauge: { metric: up } }\n    for: soon\n    thresholds: { high: '> 0.9' }\n    name: Late\n",
     );
@@ -653,12 +652,12 @@ fn errors_name_their_item_from_one_pass() {
         err.item(),
         Some(&Item::Rule {
             index: 0,
-            name: None
+            name: Some("Late".into())
         })
     );
     assert!(
         err.to_string()
-            .starts_with("rules.yml: rules[0]: field \"for\": invalid duration \"soon\""),
+            .starts_with("rules.yml: rule \"Late\": field \"for\": invalid duration \"soon\""),
         "{err}"
     );
     assert_eq!(err.line(), Some(3));

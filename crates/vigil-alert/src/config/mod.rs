@@ -30,15 +30,17 @@
 //! {stddevs: 3, window: 1h} (line 12, column 16)`. Unknown fields are
 //! errors.
 //!
-//! The text is parsed once. Before that, a linear scan refuses documents
-//! nested more than [`MAX_NESTING`] levels deep (the YAML parser's cost
-//! grows with the square of the `[`/`{` depth). After it, the checks that
-//! need several fields refuse contradictory thresholds, durations over
+//! `rules:` entries are [`Rule`]s in their serde form. The text is
+//! deserialized once, through `serde_path_to_error` for the field path.
+//! Before that, a linear scan refuses documents nested more than
+//! [`MAX_NESTING`] levels deep (the YAML parser's cost grows with the
+//! square of the `[`/`{` depth). After it, the checks that need several
+//! fields refuse contradictory thresholds, durations over
 //! [`MAX_DURATION`](crate::MAX_DURATION) and, with an
 //! `evaluation_interval:`, windows that cannot work at that pace (see
-//! [`Rule::validate`] and [`Rule::check_interval`]). A YAML error names its
-//! item by the `name` (or `receiver`) read before it; a rule whose `name`
-//! comes after the bad field is named by its index (`rules[3]`).
+//! [`Rule::validate`] and [`Rule::check_interval`]). An error names its
+//! item by its `name` (or `receiver`), or by its index (`rules[3]`) when
+//! it has none.
 //!
 //! ```
 //! use vigil_alert::config::AlertConfig;
@@ -70,7 +72,6 @@
 
 mod depth;
 mod file;
-mod track;
 
 pub use depth::MAX_NESTING;
 
@@ -78,11 +79,12 @@ use std::fmt;
 use std::path::Path as FsPath;
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde_path_to_error::Segment;
 
-use crate::{Engine, InhibitRule, Routing, Rule, Silence};
+use crate::{Engine, Rule};
+#[cfg(feature = "routing")]
+use crate::{InhibitRule, Routing, Silence};
 use file::{FileDoc, Parts};
-use track::{Failure, Segment, Tracked, Tracker};
 
 /// Which item of a config an error is about.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -294,7 +296,7 @@ impl ConfigError {
         self.location().map(|l| l.column)
     }
 
-    fn from_core(file: &str, item: Option<Item>, error: crate::Error) -> ConfigError {
+    pub(crate) fn from_core(file: &str, item: Option<Item>, error: crate::Error) -> ConfigError {
         let (field, message) = match error {
             crate::Error::InvalidRule { field, reason, .. } => (Some(field.to_owned()), reason),
             crate::Error::InvalidRoute {
@@ -361,10 +363,12 @@ pub struct AlertConfig {
     /// error messages.
     source: Option<String>,
     rules: Vec<Rule>,
-    routing: Routing,
-    /// Whether `routing` was given (a merge keeps a given one).
-    routing_given: bool,
+    /// The routing tree, if one was given (a merge keeps a given one).
+    #[cfg(feature = "routing")]
+    routing: Option<Routing>,
+    #[cfg(feature = "routing")]
     inhibit_rules: Vec<InhibitRule>,
+    #[cfg(feature = "routing")]
     silences: Vec<Silence>,
     /// How often the engine will be evaluated, if known.
     evaluation_interval: Option<Duration>,
@@ -393,22 +397,20 @@ impl AlertConfig {
             Format::Yaml => parse_yaml(text, file)?,
             Format::Toml => parse_toml(text, file)?,
         };
-        let Parts {
-            evaluation_interval,
-            rules,
-            routing,
-            inhibit_rules,
-            silences,
-        } = doc.into_parts(file)?;
-        Ok(AlertConfig {
+        let parts: Parts = doc.into_parts(file)?;
+        let config = AlertConfig {
             source: Some(file.to_owned()),
-            rules,
-            routing_given: routing.is_some(),
-            routing: routing.unwrap_or_default(),
-            inhibit_rules,
-            silences,
-            evaluation_interval,
-        })
+            rules: parts.rules,
+            #[cfg(feature = "routing")]
+            routing: parts.routing,
+            #[cfg(feature = "routing")]
+            inhibit_rules: parts.inhibit_rules,
+            #[cfg(feature = "routing")]
+            silences: parts.silences,
+            evaluation_interval: parts.evaluation_interval,
+        };
+        config.validate_routing()?;
+        Ok(config)
     }
 
     /// Reads and parses a file, YAML or TOML by its extension.
@@ -439,14 +441,15 @@ impl AlertConfig {
     }
 
     /// Sets the routing tree.
+    #[cfg(feature = "routing")]
     #[must_use]
     pub fn with_routing(mut self, routing: Routing) -> Self {
-        self.routing = routing;
-        self.routing_given = true;
+        self.routing = Some(routing);
         self
     }
 
     /// Adds an inhibit rule.
+    #[cfg(feature = "routing")]
     #[must_use]
     pub fn with_inhibit_rule(mut self, rule: InhibitRule) -> Self {
         self.inhibit_rules.push(rule);
@@ -454,6 +457,7 @@ impl AlertConfig {
     }
 
     /// Adds a silence.
+    #[cfg(feature = "routing")]
     #[must_use]
     pub fn with_silence(mut self, silence: Silence) -> Self {
         self.silences.push(silence);
@@ -485,12 +489,12 @@ impl AlertConfig {
             self.evaluation_interval = other.evaluation_interval;
         }
         self.rules.extend(other.rules);
-        if other.routing_given {
-            self.routing = other.routing;
-            self.routing_given = true;
+        #[cfg(feature = "routing")]
+        {
+            self.routing = other.routing.or(self.routing);
+            self.inhibit_rules.extend(other.inhibit_rules);
+            self.silences.extend(other.silences);
         }
-        self.inhibit_rules.extend(other.inhibit_rules);
-        self.silences.extend(other.silences);
         self
     }
 
@@ -500,23 +504,31 @@ impl AlertConfig {
     }
 
     /// The routing tree ([`Routing::default`] if none was given).
+    #[cfg(feature = "routing")]
     pub fn routing(&self) -> &Routing {
-        &self.routing
+        static DEFAULT: std::sync::OnceLock<Routing> = std::sync::OnceLock::new();
+        self.routing
+            .as_ref()
+            .unwrap_or_else(|| DEFAULT.get_or_init(Routing::default))
     }
 
     /// The inhibit rules.
+    #[cfg(feature = "routing")]
     pub fn inhibit_rules(&self) -> &[InhibitRule] {
         &self.inhibit_rules
     }
 
     /// The silences.
+    #[cfg(feature = "routing")]
     pub fn silences(&self) -> &[Silence] {
         &self.silences
     }
 
     /// Everything, as owned core values.
+    #[cfg(feature = "routing")]
     pub fn into_parts(self) -> (Vec<Rule>, Routing, Vec<InhibitRule>, Vec<Silence>) {
-        (self.rules, self.routing, self.inhibit_rules, self.silences)
+        let routing = self.routing.unwrap_or_default();
+        (self.rules, routing, self.inhibit_rules, self.silences)
     }
 
     fn file(&self) -> &str {
@@ -558,25 +570,37 @@ impl AlertConfig {
                 ConfigError::from_core(file, Some(item), e)
             })?;
         }
-        self.routing
-            .validate()
-            .map_err(|e| ConfigError::from_core(file, Some(Item::Routing), e))?;
-        for (index, s) in self.silences.iter().enumerate() {
-            let problem = if s.matchers.is_empty() {
-                Some(("matchers", "needs at least one matcher".to_owned()))
-            } else if s.ends_at <= s.starts_at {
-                Some(("ends_at", "must be after starts_at".to_owned()))
-            } else {
-                s.too_long().map(|problem| ("ends_at", problem))
-            };
-            if let Some((field, message)) = problem {
-                return Err(ConfigError::invalid(
-                    file,
-                    Some(Item::Silence { index }),
-                    Some(field.to_owned()),
-                    message,
-                    None,
-                ));
+        self.validate_routing()
+    }
+
+    /// Checks the routing tree and the silences.
+    fn validate_routing(&self) -> Result<(), ConfigError> {
+        #[cfg(feature = "routing")]
+        {
+            let file = self.file();
+            if let Some(routing) = &self.routing {
+                routing
+                    .validate()
+                    .map_err(|e| ConfigError::from_core(file, Some(Item::Routing), e))?;
+            }
+            for (index, s) in self.silences.iter().enumerate() {
+                let problem = if s.matchers.is_empty() {
+                    Some((
+                        "matchers",
+                        "needs at least one matcher (a silence without one would mute everything)"
+                            .to_owned(),
+                    ))
+                } else if s.ends_at <= s.starts_at {
+                    let starts = crate::time::format_rfc3339(s.starts_at);
+                    Some(("ends_at", format!("must be after starts_at ({starts})")))
+                } else {
+                    s.too_long().map(|problem| ("ends_at", problem))
+                };
+                if let Some((field, message)) = problem {
+                    let item = Some(Item::Silence { index });
+                    let field = Some(field.to_owned());
+                    return Err(ConfigError::invalid(file, item, field, message, None));
+                }
             }
         }
         Ok(())
@@ -587,16 +611,22 @@ impl AlertConfig {
     pub fn into_engine(self) -> Result<Engine, ConfigError> {
         self.validate()?;
         let file = self.file().to_owned();
-        let mut builder = Engine::builder().rules(self.rules).routing(self.routing);
+        let mut builder = Engine::builder().rules(self.rules);
         if let Some(interval) = self.evaluation_interval {
             builder = builder.evaluation_interval(interval);
         }
-        for rule in self.inhibit_rules {
-            builder = builder.inhibit_rule(rule);
+        #[cfg(feature = "routing")]
+        {
+            builder = builder.routing(self.routing.unwrap_or_default());
+            for rule in self.inhibit_rules {
+                builder = builder.inhibit_rule(rule);
+            }
         }
+        #[cfg_attr(not(feature = "routing"), allow(unused_mut))]
         let mut engine = builder
             .build()
             .map_err(|e| ConfigError::from_core(&file, None, e))?;
+        #[cfg(feature = "routing")]
         for (index, silence) in self.silences.into_iter().enumerate() {
             engine
                 .add_silence(silence)
@@ -606,63 +636,70 @@ impl AlertConfig {
     }
 }
 
-/// Reads `PARENTS[index].field` as a string from the raw document, to name
-/// the item an error is in (its fields may come after the bad one).
+/// Reads `PARENTS[index].field` as a string from the document, to name
+/// the item an error is in.
 type Lookup<'a> = &'a dyn Fn(&[&str], usize, &str) -> Option<String>;
 
-/// Which item a path points into, and the field path within it.
-fn locate(path: &[Segment], lookup: Lookup<'_>) -> (Option<Item>, Vec<Segment>) {
-    use Segment::{Index, Key};
-    let key = |s: &Segment, k: &str| matches!(s, Key(x) if x == k);
-    match path {
-        [first, Index(i), rest @ ..] if key(first, "rules") => (
-            Some(Item::Rule {
-                index: *i,
-                name: lookup(&["rules"], *i, "name"),
-            }),
-            rest.to_vec(),
-        ),
-        [first, second, Index(i), rest @ ..] if key(first, "routing") && key(second, "routes") => (
-            Some(Item::Route {
-                index: *i,
-                receiver: lookup(&["routing", "routes"], *i, "receiver"),
-            }),
-            rest.to_vec(),
-        ),
-        [first, rest @ ..] if key(first, "routing") => (Some(Item::Routing), rest.to_vec()),
-        [first, Index(i), rest @ ..] if key(first, "inhibit_rules") => {
-            (Some(Item::InhibitRule { index: *i }), rest.to_vec())
-        }
-        [first, Index(i), rest @ ..] if key(first, "silences") => {
-            (Some(Item::Silence { index: *i }), rest.to_vec())
-        }
-        [first, second, rest @ ..] if key(first, "rulesets") && key(second, "service_targets") => {
-            (Some(Item::ServiceTargets), rest.to_vec())
-        }
-        [first, second, Index(i), rest @ ..] if key(first, "rulesets") && key(second, "slos") => (
-            Some(Item::Slo {
-                index: *i,
-                name: lookup(&["rulesets", "slos"], *i, "name"),
-            }),
-            rest.to_vec(),
-        ),
-        _ => (None, path.to_vec()),
-    }
-}
-
-/// Builds the error for a failed deserialization.
+/// Builds the error for a failed deserialization: the item the path
+/// points into, and the field path within it.
 fn deserialize_error(
     file: &str,
-    failure: Option<Failure>,
+    path: &serde_path_to_error::Path,
     message: String,
     location: Option<Location>,
     lookup: Lookup<'_>,
 ) -> ConfigError {
-    let (item, field) = match &failure {
-        Some(f) => locate(&f.path.0, lookup),
-        None => (None, Vec::new()),
+    let path: Vec<&Segment> = path.iter().collect();
+    let key = |s: &Segment, k: &str| matches!(s, Segment::Map { key } if key == k);
+    let (item, rest) = match path.as_slice() {
+        [first, Segment::Seq { index: i }, rest @ ..] if key(first, "rules") => {
+            let name = lookup(&["rules"], *i, "name");
+            (Some(Item::Rule { index: *i, name }), rest)
+        }
+        [first, second, Segment::Seq { index: i }, rest @ ..]
+            if key(first, "routing") && key(second, "routes") =>
+        {
+            let receiver = lookup(&["routing", "routes"], *i, "receiver");
+            (
+                Some(Item::Route {
+                    index: *i,
+                    receiver,
+                }),
+                rest,
+            )
+        }
+        [first, rest @ ..] if key(first, "routing") => (Some(Item::Routing), rest),
+        [first, Segment::Seq { index }, rest @ ..] if key(first, "inhibit_rules") => {
+            (Some(Item::InhibitRule { index: *index }), rest)
+        }
+        [first, Segment::Seq { index }, rest @ ..] if key(first, "silences") => {
+            (Some(Item::Silence { index: *index }), rest)
+        }
+        [first, second, rest @ ..] if key(first, "rulesets") && key(second, "service_targets") => {
+            (Some(Item::ServiceTargets), rest)
+        }
+        [first, second, Segment::Seq { index: i }, rest @ ..]
+            if key(first, "rulesets") && key(second, "slos") =>
+        {
+            let name = lookup(&["rulesets", "slos"], *i, "name");
+            (Some(Item::Slo { index: *i, name }), rest)
+        }
+        _ => (None, path.as_slice()),
     };
-    let field = (!field.is_empty()).then(|| track::Path(field).to_string());
+    let mut field = String::new();
+    for segment in rest {
+        match segment {
+            Segment::Seq { index } => field.push_str(&format!("[{index}]")),
+            Segment::Map { key } | Segment::Enum { variant: key } => {
+                if !field.is_empty() {
+                    field.push('.');
+                }
+                field.push_str(key);
+            }
+            Segment::Unknown => field.push('?'),
+        }
+    }
+    let field = (!field.is_empty()).then_some(field);
     ConfigError::invalid(file, item, field, message, location)
 }
 
@@ -699,10 +736,10 @@ fn too_deep(text: &str, file: &str, offset: usize) -> ConfigError {
     )
 }
 
-/// Parses YAML in one pass: the nesting is checked by a linear scan first
-/// (the parser is quadratic in the depth of `[`/`{` nesting), then the
-/// document is deserialized once through the [`Tracker`], which records
-/// the path of the first error and the names of the items read so far.
+/// Parses YAML: the nesting is checked by a linear scan first (the parser
+/// is quadratic in the depth of `[`/`{` nesting), then the document is
+/// deserialized once; on an error, the items' names are read from it as a
+/// plain YAML value.
 fn parse_yaml(text: &str, file: &str) -> Result<FileDoc, ConfigError> {
     if is_blank(text) {
         return Ok(FileDoc::default());
@@ -710,70 +747,37 @@ fn parse_yaml(text: &str, file: &str) -> Result<FileDoc, ConfigError> {
     if let Some(offset) = depth::yaml_too_deep(text) {
         return Err(too_deep(text, file, offset));
     }
-    let tracker = Tracker::new();
-    let result = FileDoc::deserialize(Tracked::new(
-        serde_yaml_ng::Deserializer::from_str(text),
-        &tracker,
-    ));
-    let error = match result {
-        Ok(doc) => return Ok(doc),
-        Err(e) => e,
-    };
-    let (failure, names) = tracker.into_parts();
-    let location = error.location().map(|l| Location {
-        line: l.line(),
-        column: l.column(),
-    });
-    let message = match failure.as_ref().and_then(|f| f.message.clone()) {
-        Some(m) => m,
-        None => clean_yaml_message(&error.to_string(), failure.as_ref()),
-    };
-    // An item's name as read before the error (a name written after the
-    // bad field is not known: the item is then named by its index).
-    let lookup = |parents: &[&str], index: usize, field: &str| names.find(parents, index, field);
-    Err(deserialize_error(file, failure, message, location, &lookup))
-}
-
-/// Strips the position and path `serde_yaml_ng` writes into its messages
-/// (the error carries both separately).
-fn clean_yaml_message(text: &str, failure: Option<&Failure>) -> String {
-    let position = regex::Regex::new(r" at (line \d+ column \d+|position \d+)")
-        .expect("the position pattern is a valid regex");
-    let mut message = position.replace_all(text, "").into_owned();
-    if let Some(f) = failure {
-        let prefix = format!("{}: ", yaml_path(&f.path.0));
-        if let Some(rest) = message.strip_prefix(&prefix) {
-            message = rest.to_owned();
+    let de = serde_yaml_ng::Deserializer::from_str(text);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let location = e.inner().location().map(|l| Location {
+            line: l.line(),
+            column: l.column(),
+        });
+        // serde_yaml_ng writes the path and the position into its message;
+        // the error carries both separately.
+        let mut message = e.inner().to_string();
+        if let Some(at) = message.rfind(" at line ") {
+            message.truncate(at);
         }
-    }
-    message
-}
-
-/// A path as `serde_yaml_ng` writes it: `rules[0].name`, `.` for the root.
-fn yaml_path(path: &[Segment]) -> String {
-    if path.is_empty() {
-        return ".".to_owned();
-    }
-    let mut out = String::new();
-    for (i, s) in path.iter().enumerate() {
-        match s {
-            Segment::Key(k) if i == 0 => out.push_str(k),
-            Segment::Key(k) => {
-                out.push('.');
-                out.push_str(k);
+        let message = match message.split_once(": ") {
+            Some((at, rest)) if e.path().to_string().starts_with(at) => rest.to_owned(),
+            _ => message,
+        };
+        let doc: Option<serde_yaml_ng::Value> = serde_yaml_ng::from_str(text).ok();
+        let lookup = |parents: &[&str], index: usize, field: &str| {
+            let mut v = doc.as_ref()?;
+            for p in parents {
+                v = v.get(*p)?;
             }
-            Segment::Index(n) => {
-                out.push_str(&format!("[{n}]"));
-            }
-        }
-    }
-    out
+            v.get(index)?.get(field)?.as_str().map(str::to_owned)
+        };
+        deserialize_error(file, e.path(), message, location, &lookup)
+    })
 }
 
 /// Parses TOML once into a spanned tree (after the same nesting scan as
 /// YAML), deserializes a copy of it, and on an error reads item names from
-/// the tree: TOML tables come sorted by key, so a rule's `name` is often
-/// read after the field in error.
+/// the tree.
 fn parse_toml(text: &str, file: &str) -> Result<FileDoc, ConfigError> {
     let location = |span: Option<std::ops::Range<usize>>| span.map(|s| location_at(text, s.start));
     let clean = |m: &str| m.trim().replace('\n', "; ");
@@ -783,31 +787,23 @@ fn parse_toml(text: &str, file: &str) -> Result<FileDoc, ConfigError> {
     let tree = toml::de::DeTable::parse(text).map_err(|e| {
         ConfigError::invalid(file, None, None, clean(e.message()), location(e.span()))
     })?;
-    let tracker = Tracker::new();
     let de = toml::Deserializer::from(tree.clone());
-    let error = match FileDoc::deserialize(Tracked::new(de, &tracker)) {
-        Ok(doc) => return Ok(doc),
-        Err(e) => e,
-    };
-    let failure = tracker.into_failure();
-    let root = toml::de::DeValue::Table(tree.into_inner());
-    let lookup = |parents: &[&str], index: usize, field: &str| {
-        let mut v = &root;
-        for p in parents {
-            v = v.get(*p)?.get_ref();
-        }
-        match v.get(index)?.get_ref().get(field)?.get_ref() {
-            toml::de::DeValue::String(s) => Some(s.to_string()),
-            _ => None,
-        }
-    };
-    Err(deserialize_error(
-        file,
-        failure,
-        clean(error.message()),
-        location(error.span()),
-        &lookup,
-    ))
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let root = toml::de::DeValue::Table(tree.into_inner());
+        let lookup = |parents: &[&str], index: usize, field: &str| {
+            let mut v = &root;
+            for p in parents {
+                v = v.get(*p)?.get_ref();
+            }
+            match v.get(index)?.get_ref().get(field)?.get_ref() {
+                toml::de::DeValue::String(s) => Some(s.to_string()),
+                _ => None,
+            }
+        };
+        let message = clean(e.inner().message());
+        let at = location(e.inner().span());
+        deserialize_error(file, e.path(), message, at, &lookup)
+    })
 }
 
 #[cfg(test)]
@@ -829,24 +825,5 @@ mod tests {
         assert_eq!(Format::from_path("rules.toml"), Some(Format::Toml));
         assert_eq!(Format::from_path("rules.json"), None);
         assert_eq!(Format::from_path("rules"), None);
-    }
-
-    #[test]
-    fn yaml_messages_lose_their_position_and_path() {
-        let f = Failure {
-            path: track::Path(vec![
-                Segment::Key("rules".into()),
-                Segment::Index(0),
-                Segment::Key("expr".into()),
-            ]),
-            message: None,
-        };
-        assert_eq!(
-            clean_yaml_message(
-                "rules[0].expr: invalid type: string \"x\", expected a map at line 3 column 5",
-                Some(&f)
-            ),
-            "invalid type: string \"x\", expected a map"
-        );
     }
 }

@@ -1,0 +1,703 @@
+//! Building rules in code ([`RuleBuilder`]) and the checks every rule
+//! passes ([`Rule::validate`], [`Rule::check_interval`]), however it was
+//! made.
+
+use std::fmt;
+use std::time::Duration;
+
+use super::{
+    Aggregation, AlsoCondition, Comparison, Expr, Limit, NoDataPolicy, Recovery, Rule, Selector,
+    Threshold, is_valid_metric_name,
+};
+use crate::baseline::BaselineMethod;
+use crate::escalation::Escalation;
+use crate::labels::{Matcher, is_valid_label_name};
+use crate::source::HistogramStat;
+use crate::{Error, Result, Severity};
+
+impl Rule {
+    /// Checks everything the engine relies on; the builder and the engine
+    /// call it, so a rule loaded with serde is checked when added.
+    ///
+    /// Besides names, expressions and labels it refuses what cannot mean
+    /// what was written:
+    /// - thresholds that point different ways (one `>`, another `<`);
+    /// - a more severe level whose limit is not further from normal than a
+    ///   less severe one's (`critical: > 0.5` with `warning: > 0.9`, or equal
+    ///   limits; for `<` rules the mirror), which would hide the lesser
+    ///   level; the same for two baselines of one kind over the same window
+    ///   (more `stddevs`, a further `quantile`);
+    /// - a recovery threshold that points the same way as the thresholds,
+    ///   or is not strictly on the healthy side of every fixed threshold
+    ///   (`recover: < 95` with `warning: > 90`);
+    /// - a threshold, `also` or recovery condition that can never hold
+    ///   (`< 0` on a rate, a ratio of rates or a histogram count, which are
+    ///   never negative);
+    /// - a baseline with negative `stddevs` or a `min_samples` above
+    ///   [`MAX_SAMPLES`](crate::baseline::MAX_SAMPLES);
+    /// - any duration (`for`, `keep_firing_for`, windows, baseline windows,
+    ///   `escalate.after`) longer than [`MAX_DURATION`](crate::MAX_DURATION).
+    ///
+    /// ```
+    /// use vigil_alert::{Comparison, Rule, Severity};
+    ///
+    /// let err = Rule::builder("DiskFull")
+    ///     .gauge("disk_usage_ratio")
+    ///     .threshold(Severity::Medium, Comparison::Greater, 0.9)
+    ///     .threshold(Severity::Critical, Comparison::Greater, 0.5)
+    ///     .build()
+    ///     .unwrap_err();
+    /// assert_eq!(
+    ///     err.to_string(),
+    ///     "invalid rule `DiskFull`: `thresholds` critical `> 0.5` is not above medium `> 0.9`: \
+    ///      a more severe level needs a limit further from normal, or the less severe one could never be reported"
+    /// );
+    /// ```
+    pub fn validate(&self) -> Result<()> {
+        let bad = |field: &'static str, reason: String| Error::InvalidRule {
+            rule: self.name.clone(),
+            field,
+            reason,
+        };
+        if !is_valid_metric_name(&self.name) {
+            return Err(bad(
+                "name",
+                format!(
+                    "{:?} is not a valid alert name ([a-zA-Z_:][a-zA-Z0-9_:]*)",
+                    self.name
+                ),
+            ));
+        }
+        if let Some((field, reason)) = self.expr.problem() {
+            return Err(bad(field, reason));
+        }
+        if let Some(also) = &self.also {
+            if let Some((_, reason)) = also.expr.problem() {
+                return Err(bad("also", reason));
+            }
+            if also.value.is_nan() {
+                return Err(bad("also", "limit is NaN".into()));
+            }
+        }
+        if !self.by.is_empty() && self.aggregate == Aggregation::PerSeries {
+            return Err(bad(
+                "by",
+                "needs an aggregation (sum, max, min or avg); per_series already keeps every label"
+                    .into(),
+            ));
+        }
+        if let Some(name) = self.by.iter().find(|n| !is_valid_label_name(n)) {
+            return Err(bad("by", format!("{name:?} is not a valid label name")));
+        }
+        if self.thresholds.is_empty() {
+            return Err(bad("thresholds", "needs at least one threshold".into()));
+        }
+        for (i, t) in self.thresholds.iter().enumerate() {
+            if self.thresholds[..i]
+                .iter()
+                .any(|u| u.severity == t.severity)
+            {
+                return Err(bad(
+                    "thresholds",
+                    format!("severity {} appears twice", t.severity),
+                ));
+            }
+            match &t.value {
+                Limit::Fixed(v) if v.is_nan() => {
+                    return Err(bad("thresholds", format!("{} limit is NaN", t.severity)));
+                }
+                Limit::Baseline(b) => {
+                    if let Some(problem) = b.problem() {
+                        return Err(bad("thresholds", format!("{}: {problem}", t.severity)));
+                    }
+                }
+                Limit::Fixed(_) => {}
+            }
+        }
+        if self.recover.is_some_and(|r| r.value.is_nan()) {
+            return Err(bad("recover", "limit is NaN".into()));
+        }
+        if let Some((field, reason)) = self.threshold_conflict() {
+            return Err(bad(field, reason));
+        }
+        for (field, d) in [
+            ("for", self.for_duration),
+            ("keep_firing_for", self.keep_firing_for),
+        ] {
+            if let Some(problem) = crate::time::too_long(d) {
+                return Err(bad(field, problem));
+            }
+        }
+        for name in self.labels.keys() {
+            if !is_valid_label_name(name) {
+                return Err(bad("labels", format!("{name:?} is not a valid label name")));
+            }
+            if name == "alertname" || name == "severity" {
+                return Err(bad(
+                    "labels",
+                    format!("`{name}` is set by the engine and cannot be a rule label"),
+                ));
+            }
+        }
+        if let Some(name) = self.annotations.keys().find(|n| !is_valid_label_name(n)) {
+            return Err(bad(
+                "annotations",
+                format!("{name:?} is not a valid annotation name"),
+            ));
+        }
+        if let Some(problem) = self.severity_labels.problem() {
+            return Err(bad("severity_labels", problem));
+        }
+        if let Some(e) = &self.escalate {
+            if e.after.is_zero() {
+                return Err(bad("escalate", "`after` must be longer than zero".into()));
+            }
+            if let Some(problem) = crate::time::too_long(e.after) {
+                return Err(bad("escalate", format!("`after` {problem}")));
+            }
+            if e.receiver.as_deref().is_some_and(str::is_empty) {
+                return Err(bad("escalate", "`receiver` must not be empty".into()));
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks that the rule's windows can work when the engine is
+    /// evaluated every `interval` (see
+    /// [`EngineBuilder::evaluation_interval`](crate::EngineBuilder::evaluation_interval)):
+    /// a `rate` or `ratio` window (also in [`also`](Rule::also)) of at
+    /// least one interval, and baseline windows of at least `min_samples`
+    /// intervals.
+    pub fn check_interval(&self, interval: Duration) -> Result<()> {
+        let bad = |field: &'static str, reason: String| Error::InvalidRule {
+            rule: self.name.clone(),
+            field,
+            reason,
+        };
+        let show = humantime::format_duration;
+        let exprs = std::iter::once(("expr", &self.expr))
+            .chain(self.also.as_ref().map(|a| ("also", &a.expr)));
+        for (field, expr) in exprs {
+            let counted = matches!(expr, Expr::Rate { .. } | Expr::Ratio { .. });
+            match expr.window() {
+                Some(window) if counted && window < interval => {
+                    return Err(bad(
+                        field,
+                        format!(
+                            "window {} is shorter than the evaluation interval {}, so it never holds the two samples a rate needs",
+                            show(window),
+                            show(interval)
+                        ),
+                    ));
+                }
+                _ => {}
+            }
+        }
+        for t in &self.thresholds {
+            let Limit::Baseline(b) = &t.value else {
+                continue;
+            };
+            let held = b.window.as_nanos() / interval.as_nanos().max(1);
+            if held < b.min_samples as u128 {
+                return Err(bad(
+                    "thresholds",
+                    format!(
+                        "{}: baseline window {} holds at most {held} earlier values at the evaluation interval {}, fewer than min_samples {}, so the threshold never holds",
+                        self.severity_label(t.severity),
+                        show(b.window),
+                        show(interval),
+                        b.min_samples
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Thresholds (and the recovery threshold) that contradict each other:
+    /// the field and why. See [`Rule::validate`].
+    fn threshold_conflict(&self) -> Option<(&'static str, String)> {
+        let name = |t: &Threshold| self.severity_label(t.severity).to_owned();
+        for t in &self.thresholds {
+            if let Limit::Fixed(v) = t.value
+                && let Some(why) = self.expr.unreachable(t.op, v)
+            {
+                return Some(("thresholds", format!("{} {why}", name(t))));
+            }
+        }
+        if let Some(why) = self
+            .also
+            .as_ref()
+            .and_then(|a| a.expr.unreachable(a.op, a.value))
+        {
+            return Some(("also", why));
+        }
+        if let Some(why) = self
+            .recover
+            .and_then(|r| self.expr.unreachable(r.op, r.value))
+        {
+            return Some((
+                "recover",
+                format!("{why}, so an alerting instance would never resolve"),
+            ));
+        }
+        let mut by_level: Vec<&Threshold> = self.thresholds.iter().collect();
+        by_level.sort_by_key(|t| t.severity);
+        let first = by_level.first()?;
+        let upper = first.op.is_upper();
+        if let Some(other) = by_level.iter().find(|t| t.op.is_upper() != upper) {
+            return Some((
+                "thresholds",
+                format!(
+                    "{} is `{}` but {} is `{}`: the thresholds of a rule must all alert on high values (> or >=) or all on low values (< or <=); write one rule per direction",
+                    name(first),
+                    Shown(first),
+                    name(other),
+                    Shown(other)
+                ),
+            ));
+        }
+        let side = if upper { "above" } else { "below" };
+        for (i, high) in by_level.iter().enumerate() {
+            for low in &by_level[..i] {
+                let out_of_order = match (&low.value, &high.value) {
+                    (Limit::Fixed(l), Limit::Fixed(h)) => {
+                        if upper {
+                            h <= l
+                        } else {
+                            h >= l
+                        }
+                    }
+                    (Limit::Baseline(l), Limit::Baseline(h)) if l.window == h.window => {
+                        match (l.method, h.method) {
+                            (BaselineMethod::Stddev(l), BaselineMethod::Stddev(h)) => h <= l,
+                            (BaselineMethod::Quantile(l), BaselineMethod::Quantile(h)) => {
+                                if upper {
+                                    h <= l
+                                } else {
+                                    h >= l
+                                }
+                            }
+                            _ => false,
+                        }
+                    }
+                    _ => false,
+                };
+                if out_of_order {
+                    return Some((
+                        "thresholds",
+                        format!(
+                            "{} `{}` is not {side} {} `{}`: a more severe level needs a limit further from normal, or the less severe one could never be reported",
+                            name(high),
+                            Shown(high),
+                            name(low),
+                            Shown(low)
+                        ),
+                    ));
+                }
+            }
+        }
+        let recover = self.recover?;
+        if recover.op.is_upper() == upper {
+            let (toward, example) = if upper {
+                ("below", Comparison::Less)
+            } else {
+                ("above", Comparison::Greater)
+            };
+            return Some((
+                "recover",
+                format!(
+                    "`{} {}` points the same way as the thresholds (`{}`): a rule that fires {side} its thresholds recovers {toward} a limit, e.g. `{example} {}`",
+                    recover.op, recover.value, first.op, recover.value
+                ),
+            ));
+        }
+        // The threshold closest to normal (among the fixed ones) is the one
+        // an instance recovers from.
+        let nearest = self
+            .thresholds
+            .iter()
+            .filter_map(|t| match t.value {
+                Limit::Fixed(v) => Some((t, v)),
+                Limit::Baseline(_) => None,
+            })
+            .reduce(|a, b| {
+                let b_nearer = if upper { b.1 < a.1 } else { b.1 > a.1 };
+                if b_nearer { b } else { a }
+            });
+        if let Some((t, limit)) = nearest {
+            let wrong_side = if upper {
+                recover.value >= limit
+            } else {
+                recover.value <= limit
+            };
+            if wrong_side {
+                let healthy = if upper { "below" } else { "above" };
+                return Some((
+                    "recover",
+                    format!(
+                        "`{} {}` is not {healthy} the threshold it recovers from, {} `{}`: the recovery limit must be on the healthy side of every threshold, or it changes nothing",
+                        recover.op,
+                        recover.value,
+                        name(t),
+                        Shown(t)
+                    ),
+                ));
+            }
+        }
+        None
+    }
+}
+
+/// A threshold as written in messages: `> 0.9`, `> {stddevs: 3, window: 1h}`.
+struct Shown<'a>(&'a Threshold);
+
+impl fmt::Display for Shown<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let t = self.0;
+        match &t.value {
+            Limit::Fixed(v) => write!(f, "{} {v}", t.op),
+            Limit::Baseline(b) => {
+                let window = humantime::format_duration(b.window);
+                match b.method {
+                    BaselineMethod::Stddev(k) => {
+                        write!(f, "{} {{stddevs: {k}, window: {window}}}", t.op)
+                    }
+                    BaselineMethod::Quantile(q) => {
+                        write!(f, "{} {{quantile: {q}, window: {window}}}", t.op)
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Builds a [`Rule`]; see [`Rule::builder`]. Problems are reported by
+/// [`build`](RuleBuilder::build).
+#[derive(Clone, Debug)]
+#[must_use = "call .build() to get the rule"]
+pub struct RuleBuilder {
+    /// The rule so far (its `expr` is set by `build`).
+    rule: Rule,
+    expr: Option<Expr>,
+    /// Matchers added to every selector.
+    matchers: Vec<Matcher>,
+}
+
+impl RuleBuilder {
+    pub(super) fn new(rule: Rule) -> Self {
+        RuleBuilder {
+            rule,
+            expr: None,
+            matchers: Vec::new(),
+        }
+    }
+
+    /// Reads any [`Expr`].
+    pub fn expr(mut self, expr: Expr) -> Self {
+        self.expr = Some(expr);
+        self
+    }
+
+    /// Reads a gauge's current value.
+    pub fn gauge(self, metric: impl Into<String>) -> Self {
+        self.expr(Expr::Gauge {
+            metric: metric.into(),
+            matchers: Vec::new(),
+        })
+    }
+
+    /// Reads a counter's per-second rate over `window`.
+    pub fn rate(self, metric: impl Into<String>, window: Duration) -> Self {
+        self.expr(Expr::Rate {
+            metric: metric.into(),
+            matchers: Vec::new(),
+            window,
+        })
+    }
+
+    /// Reads `rate(numerator) / rate(denominator)` over `window`, pairing
+    /// series by all their labels (see [`ignoring`](Self::ignoring)).
+    pub fn ratio(self, numerator: Selector, denominator: Selector, window: Duration) -> Self {
+        self.expr(Expr::Ratio {
+            numerator,
+            denominator,
+            ignoring: Vec::new(),
+            window,
+        })
+    }
+
+    /// Reads the error rate of a counter with a `label`: the rate of
+    /// `metric{label="error_value"}` over the rate of all `metric`, pairing
+    /// series by their labels other than `label`. E.g.
+    /// `.error_ratio("function_calls_total", "result", "error", 5 min)`.
+    pub fn error_ratio(
+        self,
+        metric: impl Into<String>,
+        label: impl Into<String>,
+        error_value: impl Into<String>,
+        window: Duration,
+    ) -> Self {
+        let metric = metric.into();
+        let label = label.into();
+        let numerator =
+            Selector::new(metric.clone()).matcher(Matcher::equal(label.clone(), error_value));
+        self.ratio(numerator, Selector::new(metric), window)
+            .ignoring([label])
+    }
+
+    /// Labels dropped before pairing ratio series (PromQL's `ignoring`).
+    /// Only meaningful after [`ratio`](Self::ratio).
+    pub fn ignoring<I, S>(mut self, labels: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        if let Some(Expr::Ratio { ignoring, .. }) = &mut self.expr {
+            ignoring.extend(labels.into_iter().map(Into::into));
+        }
+        self
+    }
+
+    /// Reads a histogram statistic over `window`.
+    pub fn histogram(
+        self,
+        metric: impl Into<String>,
+        stat: HistogramStat,
+        window: Duration,
+    ) -> Self {
+        self.expr(Expr::Histogram {
+            metric: metric.into(),
+            matchers: Vec::new(),
+            stat,
+            window,
+        })
+    }
+
+    /// Reads a histogram's `q`-quantile over `window` (0.95 = p95).
+    pub fn histogram_quantile(self, metric: impl Into<String>, q: f64, window: Duration) -> Self {
+        self.histogram(metric, HistogramStat::Quantile(q), window)
+    }
+
+    /// Reads a histogram's mean over `window`.
+    pub fn histogram_mean(self, metric: impl Into<String>, window: Duration) -> Self {
+        self.histogram(metric, HistogramStat::Mean, window)
+    }
+
+    /// Reads a histogram's maximum over `window`.
+    pub fn histogram_max(self, metric: impl Into<String>, window: Duration) -> Self {
+        self.histogram(metric, HistogramStat::Max, window)
+    }
+
+    /// Adds a label matcher to every selector of the expression (both sides
+    /// of a ratio, and the [`also`](Self::also) expression), whenever the
+    /// expression is set.
+    pub fn matcher(mut self, matcher: Matcher) -> Self {
+        self.matchers.push(matcher);
+        self
+    }
+
+    /// One alert instance per series (the default).
+    pub fn per_series(mut self) -> Self {
+        self.rule.aggregate = Aggregation::PerSeries;
+        self
+    }
+
+    /// Aggregates the matching series into one instance (per
+    /// [`by`](Self::by) group).
+    pub fn aggregate(mut self, aggregation: Aggregation) -> Self {
+        self.rule.aggregate = aggregation;
+        self
+    }
+
+    /// Aggregates per group of these labels (PromQL's `by`).
+    pub fn by<I, S>(mut self, labels: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.rule.by.extend(labels.into_iter().map(Into::into));
+        self
+    }
+
+    /// `value OP limit` makes an instance at least `severity`.
+    pub fn threshold(self, severity: Severity, op: Comparison, limit: impl Into<Limit>) -> Self {
+        self.threshold_with(Threshold {
+            severity,
+            op,
+            value: limit.into(),
+        })
+    }
+
+    /// Adds a prepared [`Threshold`].
+    pub fn threshold_with(mut self, threshold: Threshold) -> Self {
+        self.rule.thresholds.push(threshold);
+        self
+    }
+
+    /// A second condition every threshold needs: `expr OP limit` must hold
+    /// for the same series (or `by` group) too; see [`AlsoCondition`].
+    /// Replaces an earlier one. The builder's [`matcher`](Self::matcher)s
+    /// apply to `expr` as well.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use vigil_alert::rule::Expr;
+    /// use vigil_alert::{Aggregation, Comparison, Matcher, Rule, Selector, Severity};
+    ///
+    /// let ratio = |window| Expr::Ratio {
+    ///     numerator: Selector::new("calls_total").matcher(Matcher::equal("result", "error")),
+    ///     denominator: Selector::new("calls_total"),
+    ///     ignoring: vec![],
+    ///     window,
+    /// };
+    /// // Error ratio over 1h above 1.44 % and over 5m above 1.44 %.
+    /// let rule = Rule::builder("ErrorBudgetBurn")
+    ///     .expr(ratio(Duration::from_secs(3600)))
+    ///     .aggregate(Aggregation::Sum)
+    ///     .threshold(Severity::Critical, Comparison::Greater, 0.0144)
+    ///     .also(ratio(Duration::from_secs(300)), Comparison::Greater, 0.0144)
+    ///     .build()?;
+    /// assert_eq!(rule.also.unwrap().expr.window(), Some(Duration::from_secs(300)));
+    /// # Ok::<(), vigil_alert::Error>(())
+    /// ```
+    pub fn also(self, expr: Expr, op: Comparison, limit: f64) -> Self {
+        self.also_with(AlsoCondition::new(expr, op, limit))
+    }
+
+    /// Sets a prepared [`AlsoCondition`].
+    pub fn also_with(mut self, condition: AlsoCondition) -> Self {
+        self.rule.also = Some(condition);
+        self
+    }
+
+    /// Hysteresis: once alerting, recover only when `value OP limit`.
+    pub fn recover_when(mut self, op: Comparison, limit: f64) -> Self {
+        self.rule.recover = Some(Recovery { op, value: limit });
+        self
+    }
+
+    /// Hysteresis for `>` thresholds: recover only below `limit`.
+    pub fn recover_below(self, limit: f64) -> Self {
+        self.recover_when(Comparison::Less, limit)
+    }
+
+    /// Hysteresis for `<` thresholds: recover only above `limit`.
+    pub fn recover_above(self, limit: f64) -> Self {
+        self.recover_when(Comparison::Greater, limit)
+    }
+
+    /// Prometheus' `for`: how long a threshold must hold before firing.
+    pub fn for_duration(mut self, duration: Duration) -> Self {
+        self.rule.for_duration = duration;
+        self
+    }
+
+    /// Prometheus' `keep_firing_for`.
+    pub fn keep_firing_for(mut self, duration: Duration) -> Self {
+        self.rule.keep_firing_for = duration;
+        self
+    }
+
+    /// What a missing series means (default [`NoDataPolicy::Ok`]).
+    pub fn no_data(mut self, policy: NoDataPolicy) -> Self {
+        self.rule.no_data = policy;
+        self
+    }
+
+    /// Adds a label to every alert of the rule.
+    pub fn label(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.rule.labels.insert(name.into(), value.into());
+        self
+    }
+
+    /// Adds an annotation (may use `{{ $value }}`, `{{ $value | humanize }}`,
+    /// `{{ $value | humanizePercentage }}`, `{{ $labels.name }}`).
+    pub fn annotation(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.rule.annotations.insert(name.into(), value.into());
+        self
+    }
+
+    /// Escalates (raises the severity one step and notifies again) once an
+    /// instance has fired unresolved for `after`.
+    pub fn escalate_after(mut self, after: Duration) -> Self {
+        match &mut self.rule.escalate {
+            Some(e) => e.after = after,
+            None => self.rule.escalate = Some(Escalation::after(after)),
+        }
+        self
+    }
+
+    /// Also sends escalated alerts to `receiver`. Call after
+    /// [`escalate_after`](Self::escalate_after).
+    pub fn escalate_to(mut self, receiver: impl Into<String>) -> Self {
+        let receiver = Some(receiver.into());
+        match &mut self.rule.escalate {
+            Some(e) => e.receiver = receiver,
+            None => {
+                self.rule.escalate = Some(Escalation {
+                    after: Duration::ZERO, // reported by validate()
+                    raise_severity: true,
+                    receiver,
+                });
+            }
+        }
+        self
+    }
+
+    /// Sets the whole [`Escalation`].
+    pub fn escalation(mut self, escalation: Escalation) -> Self {
+        self.rule.escalate = Some(escalation);
+        self
+    }
+
+    /// Writes `severity` as `label` in the `severity` label of this rule's
+    /// alerts (and in `alerts_firing`, the history, matching and Prometheus
+    /// export), e.g. `Severity::Medium` as `warning` for Alertmanager routes
+    /// on `severity="warning"`. Without it a level is written with its own
+    /// name (`medium`). The level still orders alerts. `build` reports a
+    /// name that is empty, read as another level, or shared by two levels
+    /// (see [`SeverityLabels`]).
+    ///
+    /// ```
+    /// use vigil_alert::{Comparison, Rule, Severity};
+    ///
+    /// let rule = Rule::builder("QueueBacklog")
+    ///     .gauge("queue_depth")
+    ///     .threshold(Severity::Medium, Comparison::Greater, 100.0)
+    ///     .threshold(Severity::Critical, Comparison::Greater, 1000.0)
+    ///     .severity_label(Severity::Medium, "warning")
+    ///     .build()?;
+    /// assert_eq!(rule.severity_label(Severity::Medium), "warning");
+    /// assert!(Rule::builder("X")
+    ///     .gauge("x")
+    ///     .threshold(Severity::Low, Comparison::Greater, 1.0)
+    ///     .severity_label(Severity::Low, "critical")
+    ///     .build()
+    ///     .is_err());
+    /// # Ok::<(), vigil_alert::Error>(())
+    /// ```
+    pub fn severity_label(mut self, severity: Severity, label: impl Into<String>) -> Self {
+        self.rule.severity_labels.set(severity, label);
+        self
+    }
+
+    /// Checks and returns the rule.
+    pub fn build(self) -> Result<Rule> {
+        let mut rule = self.rule;
+        let Some(expr) = self.expr else {
+            return Err(Error::InvalidRule {
+                rule: rule.name,
+                field: "expr",
+                reason: "no value to read: call gauge, rate, ratio or histogram".into(),
+            });
+        };
+        rule.expr = expr;
+        let also_matchers = rule.also.iter_mut().flat_map(|a| a.expr.matchers_mut());
+        for matchers in rule.expr.matchers_mut().chain(also_matchers) {
+            matchers.extend(self.matchers.iter().cloned());
+        }
+        rule.validate()?;
+        Ok(rule)
+    }
+}

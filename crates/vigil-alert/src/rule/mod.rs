@@ -1,0 +1,406 @@
+//! Alert rules: what value to read, when it is bad, and how bad.
+//!
+//! A [`Rule`] is the counterpart of a Prometheus alerting rule: a name (the
+//! `alertname`), an [`Expr`] (a gauge, a counter rate, a ratio of rates, a
+//! histogram statistic), thresholds per [`Severity`], `for`,
+//! `keep_firing_for`, labels and annotations, plus what Prometheus leaves
+//! to Alertmanager or to the expression: a second condition on another
+//! expression that the thresholds need too ([`AlsoCondition`], e.g. the
+//! short window of a burn-rate alert), an optional recovery threshold
+//! (hysteresis), a policy for missing data, dynamic thresholds and
+//! escalation. Build one in code with [`Rule::builder`] or load it with
+//! serde: its serde form is an entry of a rule file's `rules:`
+//! (`docs/alert-rules.md`), and every part denies unknown fields:
+//!
+//! ```yaml
+//! name: HighErrorRate
+//! expr:
+//!   ratio:
+//!     numerator: { metric: function_calls_total, matchers: ['result="error"'] }
+//!     denominator: { metric: function_calls_total }
+//!     ignoring: [result]
+//!     window: 5m
+//! aggregate: sum
+//! by: [function]
+//! thresholds:
+//!   warning: "> 0.01"
+//!   critical: { op: ">", value: 0.05 }
+//! also:                      # and the 1m ratio is above 0.5 % too
+//!   expr:
+//!     ratio:
+//!       numerator: { metric: function_calls_total, matchers: ['result="error"'] }
+//!       denominator: { metric: function_calls_total }
+//!       ignoring: [result]
+//!       window: 1m
+//!   condition: "> 0.005"
+//! recover: "< 0.005"
+//! for: 5m
+//! keep_firing_for: 2m
+//! no_data: ok
+//! labels: { team: payments }
+//! annotations: { summary: "{{ $labels.function }} fails {{ $value }} of calls" }
+//! escalate: { after: 30m, receiver: pager }
+//! ```
+//!
+//! Values are checked where they are read (names, durations, conditions,
+//! severities), so that a parser can give their position; the checks that
+//! need several fields are [`Rule::validate`]'s.
+
+mod build;
+mod template;
+mod types;
+
+use std::time::Duration;
+
+use serde::de::{self, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
+
+pub use build::RuleBuilder;
+pub(crate) use template::expand_template;
+pub(crate) use types::is_valid_metric_name;
+pub use types::{
+    Aggregation, AlsoCondition, Comparison, Expr, Limit, NoDataPolicy, Recovery, Selector,
+    Threshold,
+};
+use types::{Condition, metric_name};
+
+use crate::Severity;
+use crate::escalation::Escalation;
+use crate::labels::{Labels, is_valid_label_name, next_value_checked};
+use crate::severity::{SeverityLabels, read_severity_map};
+
+/// An alerting rule. See the [module docs](self) for the config shape and
+/// [`Rule::builder`] to build one in code.
+///
+/// Alerts from a rule carry the labels of their series (or `by` group), the
+/// rule's [`labels`](Rule::labels) on top, `alertname` = [`name`](Rule::name)
+/// and `severity`. Annotations may use Prometheus' `{{ $value }}` and
+/// `{{ $labels.name }}`, and pipe the value through `humanize` or
+/// `humanizePercentage` (`{{ $value | humanizePercentage }}`).
+///
+/// The `severity` label carries the name the rule gives the level
+/// ([`severity_labels`](Rule::severity_labels)): a threshold read from
+/// config as `thresholds: {warning: ...}` fires with `severity="warning"`,
+/// one built with `Severity::Medium` with `severity="medium"` unless
+/// [`RuleBuilder::severity_label`] names it. Serialized, a named level is
+/// written as its threshold's key (`warning`), and in a
+/// `severity_labels: {high: page}` map when no threshold can carry it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "RuleForm", into = "RuleForm")]
+pub struct Rule {
+    /// The alert's name (`alertname` label); a Prometheus metric name
+    /// (`[a-zA-Z_:][a-zA-Z0-9_:]*`) so the rule exports to Prometheus.
+    pub name: String,
+    /// The value the rule reads.
+    pub expr: Expr,
+    /// Per series, or aggregated.
+    pub aggregate: Aggregation,
+    /// Labels to aggregate by (only with an aggregation).
+    pub by: Vec<String>,
+    /// One threshold per severity; the highest that holds is the instance's
+    /// severity.
+    pub thresholds: Vec<Threshold>,
+    /// A second condition every threshold needs, on another expression
+    /// (e.g. the short window of a burn-rate alert).
+    pub also: Option<AlsoCondition>,
+    /// Hysteresis: once alerting, stay alerting until this holds.
+    pub recover: Option<Recovery>,
+    /// How long a threshold must keep holding before the instance fires
+    /// (Prometheus' `for`; zero fires on the first evaluation).
+    pub for_duration: Duration,
+    /// How long a firing instance keeps firing after it recovered
+    /// (Prometheus' `keep_firing_for`); it is `Recovering` meanwhile.
+    pub keep_firing_for: Duration,
+    /// What a missing series means.
+    pub no_data: NoDataPolicy,
+    /// Extra labels on every alert (override series labels of the same name).
+    pub labels: Labels,
+    /// Annotations (`summary`, `description`, `runbook_url`, ...).
+    pub annotations: Labels,
+    /// Escalation of alerts left firing too long.
+    pub escalate: Option<Escalation>,
+    /// The `severity` label value of each level (by default the level's
+    /// name; see [`SeverityLabels`]).
+    pub severity_labels: SeverityLabels,
+}
+
+/// The serde form of [`Rule`]: thresholds keyed by severity, each key's
+/// spelling being the level's `severity` label.
+#[derive(Serialize, Deserialize)]
+#[serde(expecting = "a rule: a map with name, expr and thresholds")]
+#[serde(deny_unknown_fields)]
+struct RuleForm {
+    #[serde(deserialize_with = "metric_name")]
+    name: String,
+    expr: Expr,
+    #[serde(default, skip_serializing_if = "is_default")]
+    aggregate: Aggregation,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    by: Vec<String>,
+    thresholds: Thresholds,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    also: Option<AlsoCondition>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    recover: Option<Recovery>,
+    #[serde(rename = "for", default, with = "crate::time::duration")]
+    #[serde(skip_serializing_if = "Duration::is_zero")]
+    for_duration: Duration,
+    #[serde(default, with = "crate::time::duration")]
+    #[serde(skip_serializing_if = "Duration::is_zero")]
+    keep_firing_for: Duration,
+    #[serde(default, skip_serializing_if = "is_default")]
+    no_data: NoDataPolicy,
+    #[serde(default, deserialize_with = "rule_labels")]
+    #[serde(skip_serializing_if = "Labels::is_empty")]
+    labels: Labels,
+    #[serde(default, skip_serializing_if = "Labels::is_empty")]
+    annotations: Labels,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    escalate: Option<Escalation>,
+    #[serde(default, skip_serializing_if = "SeverityLabels::is_empty")]
+    severity_labels: SeverityLabels,
+}
+
+fn is_default<T: Default + PartialEq>(value: &T) -> bool {
+    *value == T::default()
+}
+
+/// `thresholds:`, keys as written.
+struct Thresholds(Vec<(String, Threshold)>);
+
+impl<'de> Deserialize<'de> for Thresholds {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct ThresholdsVisitor;
+        impl<'de> Visitor<'de> for ThresholdsVisitor {
+            type Value = Thresholds;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a map from severity to threshold, e.g. {critical: \"> 0.9\"}")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Thresholds, A::Error> {
+                let read = read_severity_map::<A, Condition<Limit>>(map, "thresholds")?;
+                if read.is_empty() {
+                    return Err(de::Error::custom(
+                        "needs at least one threshold, e.g. {critical: \"> 0.9\"}",
+                    ));
+                }
+                let to_threshold = |(severity, written, Condition(op, value))| {
+                    (
+                        written,
+                        Threshold {
+                            severity,
+                            op,
+                            value,
+                        },
+                    )
+                };
+                Ok(Thresholds(read.into_iter().map(to_threshold).collect()))
+            }
+        }
+        d.deserialize_map(ThresholdsVisitor)
+    }
+}
+
+impl Serialize for Thresholds {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct OpValue<'a> {
+            op: Comparison,
+            value: &'a Limit,
+        }
+        s.collect_map(self.0.iter().map(|(written, t)| {
+            let value = OpValue {
+                op: t.op,
+                value: &t.value,
+            };
+            (written, value)
+        }))
+    }
+}
+
+/// A rule's `labels:`, refusing names the engine sets or that are not
+/// label names, under the name.
+fn rule_labels<'de, D: Deserializer<'de>>(d: D) -> Result<Labels, D::Error> {
+    struct LabelsVisitor;
+    impl<'de> Visitor<'de> for LabelsVisitor {
+        type Value = Labels;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a map from label name to value")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Labels, A::Error> {
+            let mut labels = Labels::new();
+            while let Some(name) = map.next_key::<String>()? {
+                let problem = match name.as_str() {
+                    "alertname" | "severity" => Some(format!(
+                        "`{name}` is set by the engine (from the rule's name and thresholds) and cannot be a rule label"
+                    )),
+                    n if !is_valid_label_name(n) => Some(format!(
+                        "{n:?} is not a valid label name: use letters, digits and `_`, not starting with a digit"
+                    )),
+                    _ => None,
+                };
+                let value = next_value_checked(&mut map, problem)?;
+                labels.insert(name, value);
+            }
+            Ok(labels)
+        }
+    }
+    d.deserialize_map(LabelsVisitor)
+}
+
+impl TryFrom<RuleForm> for Rule {
+    type Error = String;
+
+    fn try_from(r: RuleForm) -> Result<Self, String> {
+        let mut severity_labels = r.severity_labels;
+        let mut thresholds = r.thresholds.0;
+        // Lowest severity first, whatever order the map had (TOML tables
+        // come sorted by key).
+        thresholds.sort_by_key(|(_, t)| t.severity);
+        for (written, t) in &thresholds {
+            let level = t.severity;
+            match severity_labels.named(level) {
+                Some(named) if named != written && written != level.as_str() => {
+                    return Err(format!(
+                        "severity `{level}` is written `{written}` in `thresholds` but named `{named}` in `severity_labels`"
+                    ));
+                }
+                _ if written != level.as_str() => severity_labels.set(level, written.as_str()),
+                _ => {}
+            }
+        }
+        Ok(Rule {
+            name: r.name,
+            expr: r.expr,
+            aggregate: r.aggregate,
+            by: r.by,
+            thresholds: thresholds.into_iter().map(|(_, t)| t).collect(),
+            also: r.also,
+            recover: r.recover,
+            for_duration: r.for_duration,
+            keep_firing_for: r.keep_firing_for,
+            no_data: r.no_data,
+            labels: r.labels,
+            annotations: r.annotations,
+            escalate: r.escalate,
+            severity_labels,
+        })
+    }
+}
+
+impl From<Rule> for RuleForm {
+    fn from(rule: Rule) -> Self {
+        // A name that reads back as its level is written as the threshold's
+        // key; the others (or those of levels without a threshold) in the map.
+        let mut rest = rule.severity_labels.clone();
+        let thresholds = rule.thresholds.into_iter().map(|t| {
+            let written = match rule.severity_labels.named(t.severity) {
+                Some(name) if name.parse::<Severity>().ok() == Some(t.severity) => {
+                    rest.set(t.severity, t.severity.as_str());
+                    name.to_owned()
+                }
+                _ => t.severity.as_str().to_owned(),
+            };
+            (written, t)
+        });
+        RuleForm {
+            name: rule.name,
+            expr: rule.expr,
+            aggregate: rule.aggregate,
+            by: rule.by,
+            thresholds: Thresholds(thresholds.collect()),
+            also: rule.also,
+            recover: rule.recover,
+            for_duration: rule.for_duration,
+            keep_firing_for: rule.keep_firing_for,
+            no_data: rule.no_data,
+            labels: rule.labels,
+            annotations: rule.annotations,
+            escalate: rule.escalate,
+            severity_labels: rest,
+        }
+    }
+}
+
+impl Rule {
+    /// Starts building a rule named `name` (the `alertname`).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use vigil_alert::{Comparison, Matcher, Rule, Severity};
+    ///
+    /// let rule = Rule::builder("HighLatency")
+    ///     .histogram_quantile("http_request_duration_seconds", 0.95, Duration::from_secs(300))
+    ///     .matcher(Matcher::regex("route", "/api/.*")?)
+    ///     .per_series()
+    ///     .threshold(Severity::High, Comparison::Greater, 0.2)
+    ///     .threshold(Severity::Critical, Comparison::Greater, 1.0)
+    ///     .recover_below(0.15)
+    ///     .for_duration(Duration::from_secs(120))
+    ///     .keep_firing_for(Duration::from_secs(60))
+    ///     .label("team", "web")
+    ///     .annotation("summary", "p95 latency of {{ $labels.route }} is {{ $value }}s")
+    ///     .escalate_after(Duration::from_secs(1800))
+    ///     .build()?;
+    /// assert_eq!(rule.max_severity(), Severity::Critical);
+    /// # Ok::<(), vigil_alert::Error>(())
+    /// ```
+    pub fn builder(name: impl Into<String>) -> RuleBuilder {
+        RuleBuilder::new(Rule {
+            name: name.into(),
+            expr: Expr::Gauge {
+                metric: String::new(),
+                matchers: Vec::new(),
+            },
+            aggregate: Aggregation::PerSeries,
+            by: Vec::new(),
+            thresholds: Vec::new(),
+            also: None,
+            recover: None,
+            for_duration: Duration::ZERO,
+            keep_firing_for: Duration::ZERO,
+            no_data: NoDataPolicy::default(),
+            labels: Labels::new(),
+            annotations: Labels::new(),
+            escalate: None,
+            severity_labels: SeverityLabels::new(),
+        })
+    }
+
+    /// The `severity` label value alerts of this rule carry at `severity`:
+    /// the name the rule gives the level, else its own name.
+    ///
+    /// ```
+    /// use vigil_alert::{Rule, Severity};
+    ///
+    /// let rule: Rule = serde_json::from_str(
+    ///     r#"{"name": "Slow", "expr": {"gauge": {"metric": "queue_depth"}},
+    ///         "thresholds": {"warning": "> 10", "critical": "> 100"}}"#,
+    /// )?;
+    /// assert_eq!(rule.thresholds[0].severity, Severity::Medium);
+    /// assert_eq!(rule.severity_label(Severity::Medium), "warning");
+    /// assert_eq!(rule.severity_label(Severity::Critical), "critical");
+    /// # Ok::<(), serde_json::Error>(())
+    /// ```
+    pub fn severity_label(&self, severity: Severity) -> &str {
+        self.severity_labels.label(severity)
+    }
+
+    /// The highest severity among the thresholds (`Low` if there are none).
+    pub fn max_severity(&self) -> Severity {
+        self.thresholds
+            .iter()
+            .map(|t| t.severity)
+            .max()
+            .unwrap_or(Severity::Low)
+    }
+
+    /// Whether any threshold is dynamic.
+    pub fn has_baseline(&self) -> bool {
+        self.thresholds
+            .iter()
+            .any(|t| matches!(t.value, Limit::Baseline(_)))
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,94 @@
+//! Annotation templates: Prometheus' `{{ $value }}` and
+//! `{{ $labels.name }}`, piped through `humanize` or `humanizePercentage`.
+
+use crate::labels::Labels;
+
+/// Expands Prometheus-style `{{ $value }}` and `{{ $labels.name }}` in an
+/// annotation, optionally piped through `humanize` or `humanizePercentage`;
+/// anything else between braces is left as written.
+pub(crate) fn expand_template(template: &str, value: Option<f64>, labels: &Labels) -> String {
+    if !template.contains("{{") {
+        return template.to_owned();
+    }
+    let mut out = String::with_capacity(template.len() + 16);
+    let mut rest = template;
+    while let Some(start) = rest.find("{{") {
+        let Some(len) = rest[start..].find("}}") else {
+            break;
+        };
+        out.push_str(&rest[..start]);
+        let raw = &rest[start..start + len + 2];
+        match expand_action(raw[2..raw.len() - 2].trim(), value, labels) {
+            Some(text) => out.push_str(&text),
+            None => out.push_str(raw),
+        }
+        rest = &rest[start + len + 2..];
+    }
+    out.push_str(rest);
+    out
+}
+
+fn expand_action(action: &str, value: Option<f64>, labels: &Labels) -> Option<String> {
+    let mut parts = action.split('|').map(str::trim);
+    let subject = parts.next()?;
+    let pipe = parts.next();
+    if parts.next().is_some() {
+        return None;
+    }
+    if subject == "$value" {
+        let v = value.unwrap_or(f64::NAN);
+        return match pipe {
+            None => Some(v.to_string()),
+            Some("humanize") => Some(humanize(v)),
+            Some("humanizePercentage") => Some(format!("{}%", format_significant(v * 100.0, 4))),
+            Some(_) => None,
+        };
+    }
+    let name = subject.strip_prefix("$labels.")?;
+    pipe.is_none()
+        .then(|| labels.get(name).cloned().unwrap_or_default())
+}
+
+/// Prometheus' `humanize`: 4 significant digits with an SI prefix.
+fn humanize(v: f64) -> String {
+    if v == 0.0 || !v.is_finite() {
+        return format_significant(v, 4);
+    }
+    const BIG: [&str; 8] = ["k", "M", "G", "T", "P", "E", "Z", "Y"];
+    const SMALL: [&str; 8] = ["m", "u", "n", "p", "f", "a", "z", "y"];
+    let mut scaled = v;
+    let mut prefix = "";
+    if v.abs() >= 1.0 {
+        for p in BIG {
+            if scaled.abs() < 1000.0 {
+                break;
+            }
+            scaled /= 1000.0;
+            prefix = p;
+        }
+    } else {
+        for p in SMALL {
+            if scaled.abs() >= 1.0 {
+                break;
+            }
+            scaled *= 1000.0;
+            prefix = p;
+        }
+    }
+    format!("{}{prefix}", format_significant(scaled, 4))
+}
+
+/// `v` rounded to `digits` significant digits, without trailing zeros.
+fn format_significant(v: f64, digits: i32) -> String {
+    if v == 0.0 || !v.is_finite() {
+        return v.to_string();
+    }
+    let magnitude = v.abs().log10().floor() as i32;
+    let decimals = (digits - 1 - magnitude).max(0) as usize;
+    let text = format!("{v:.decimals$}");
+    if text.contains('.') {
+        text.trim_end_matches('0').trim_end_matches('.').to_owned()
+    } else {
+        text
+    }
+}

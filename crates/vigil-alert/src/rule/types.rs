@@ -1,0 +1,783 @@
+//! The parts of a rule: [`Expr`], [`Threshold`], [`Limit`], [`Comparison`],
+//! [`Recovery`], [`AlsoCondition`], [`Aggregation`], [`NoDataPolicy`],
+//! [`Selector`], and their serde form (the rule file format).
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::de::{self, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::baseline::Baseline;
+use crate::labels::{Matcher, from_text, is_valid_label_name};
+use crate::source::HistogramStat;
+use crate::{Error, Result, Severity};
+
+/// How a value is compared with a threshold: `>`, `>=`, `<`, `<=`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Comparison {
+    /// `>`
+    Greater,
+    /// `>=`
+    GreaterOrEqual,
+    /// `<`
+    Less,
+    /// `<=`
+    LessOrEqual,
+}
+
+impl Comparison {
+    /// Whether `value OP limit` holds (never for `NaN`).
+    pub fn holds(self, value: f64, limit: f64) -> bool {
+        match self {
+            Comparison::Greater => value > limit,
+            Comparison::GreaterOrEqual => value >= limit,
+            Comparison::Less => value < limit,
+            Comparison::LessOrEqual => value <= limit,
+        }
+    }
+
+    /// The operator as written: `>`, `>=`, `<`, `<=`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Comparison::Greater => ">",
+            Comparison::GreaterOrEqual => ">=",
+            Comparison::Less => "<",
+            Comparison::LessOrEqual => "<=",
+        }
+    }
+
+    /// Whether the comparison alerts on high values (`>` or `>=`).
+    pub const fn is_upper(self) -> bool {
+        matches!(self, Comparison::Greater | Comparison::GreaterOrEqual)
+    }
+}
+
+impl fmt::Display for Comparison {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Comparison {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        Ok(match s.trim() {
+            ">" => Comparison::Greater,
+            ">=" => Comparison::GreaterOrEqual,
+            "<" => Comparison::Less,
+            "<=" => Comparison::LessOrEqual,
+            _ => {
+                return Err(Error::Parse {
+                    what: "comparison",
+                    value: s.to_owned(),
+                    expected: "one of >, >=, <, <=",
+                });
+            }
+        })
+    }
+}
+
+impl Serialize for Comparison {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for Comparison {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        from_text(d, "a comparison: \">\", \">=\", \"<\" or \"<=\"", |v| {
+            v.parse().map_err(|e: Error| e.to_string())
+        })
+    }
+}
+
+/// The other side of a threshold's comparison: a fixed number or a
+/// [`Baseline`] computed from the rule's own history.
+///
+/// Serialized as a bare number (`0.2`) or as the baseline's map
+/// (`{stddevs: 3, window: 1h}`).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Limit {
+    /// A fixed value.
+    Fixed(f64),
+    /// A dynamic value from the trailing window of the rule's value.
+    Baseline(Baseline),
+}
+
+impl From<f64> for Limit {
+    fn from(value: f64) -> Self {
+        Limit::Fixed(value)
+    }
+}
+
+impl From<Baseline> for Limit {
+    fn from(baseline: Baseline) -> Self {
+        Limit::Baseline(baseline)
+    }
+}
+
+impl Serialize for Limit {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Limit::Fixed(v) => serializer.serialize_f64(*v),
+            Limit::Baseline(b) => b.serialize(serializer),
+        }
+    }
+}
+
+/// Reads a finite number (an integer too), refusing anything else where
+/// it is written.
+struct NumberVisitor;
+
+impl<'de> Visitor<'de> for NumberVisitor {
+    type Value = f64;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a number")
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<f64, E> {
+        if v.is_finite() {
+            Ok(v)
+        } else {
+            Err(E::custom(format_args!("expected a finite number, got {v}")))
+        }
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<f64, E> {
+        Ok(v as f64)
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<f64, E> {
+        Ok(v as f64)
+    }
+}
+
+/// A finite number, for `#[serde(deserialize_with)]`.
+fn number<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    d.deserialize_any(NumberVisitor)
+}
+
+/// A number read by [`number`].
+struct Finite(f64);
+
+impl<'de> Deserialize<'de> for Finite {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        number(d).map(Finite)
+    }
+}
+
+impl<'de> Deserialize<'de> for Limit {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct LimitVisitor;
+        impl<'de> Visitor<'de> for LimitVisitor {
+            type Value = Limit;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a number, or a baseline such as {stddevs: 3, window: 1h}")
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Limit, E> {
+                NumberVisitor.visit_f64(v).map(Limit::Fixed)
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Limit, E> {
+                Ok(Limit::Fixed(v as f64))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Limit, E> {
+                Ok(Limit::Fixed(v as f64))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Limit, A::Error> {
+                Baseline::deserialize(de::value::MapAccessDeserializer::new(map))
+                    .map(Limit::Baseline)
+            }
+        }
+        d.deserialize_any(LimitVisitor)
+    }
+}
+
+/// A condition as rule files write it: `"> 0.9"` (an operator, then a
+/// number) or `{op: ">", value: 0.9}`.
+pub(crate) struct Condition<L>(pub(crate) Comparison, pub(crate) L);
+
+/// Parses `"> 0.9"`.
+fn parse_condition(text: &str) -> std::result::Result<(Comparison, f64), String> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !matches!(c, '<' | '>' | '='))
+        .unwrap_or(t.len());
+    let (op, number) = t.split_at(split);
+    let op: Comparison = op.parse().map_err(|_| {
+        format!("expected a condition such as \"> 0.9\" (operator >, >=, < or <=, then a number), got {text:?}")
+    })?;
+    match number.trim().parse::<f64>() {
+        Ok(value) if value.is_finite() => Ok((op, value)),
+        _ => Err(format!("expected a finite number after `{op}` in {text:?}")),
+    }
+}
+
+impl<'de, L: Deserialize<'de> + From<f64>> Deserialize<'de> for Condition<L> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Fields<L> {
+            op: Comparison,
+            value: L,
+        }
+        struct ConditionVisitor<L>(PhantomData<L>);
+        impl<'de, L: Deserialize<'de> + From<f64>> Visitor<'de> for ConditionVisitor<L> {
+            type Value = Condition<L>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a condition such as \"> 0.9\" or {op: \">\", value: 0.9}")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                let (op, value) = parse_condition(v).map_err(E::custom)?;
+                Ok(Condition(op, L::from(value)))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                let f = Fields::<L>::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                Ok(Condition(f.op, f.value))
+            }
+        }
+        d.deserialize_any(ConditionVisitor(PhantomData))
+    }
+}
+
+impl From<f64> for Finite {
+    fn from(v: f64) -> Self {
+        Finite(v)
+    }
+}
+
+/// One severity's condition: `value OP limit` makes an instance at least
+/// this severe.
+///
+/// Rule files write thresholds as a map from severity to condition:
+/// `thresholds: {warning: "> 0.9", critical: {op: ">", value: 0.95}}`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Threshold {
+    /// The severity the instance gets when this threshold holds (and no
+    /// higher one does).
+    pub severity: Severity,
+    /// How the value is compared with the limit.
+    pub op: Comparison,
+    /// The limit, fixed or dynamic.
+    pub value: Limit,
+}
+
+/// The hysteresis condition: once alerting, an instance stays alerting until
+/// `value OP limit` holds (e.g. fire above 80, resolve only below 70).
+///
+/// Without one, an instance recovers as soon as no threshold holds.
+///
+/// Config: `recover: "< 0.7"` or `recover: {op: "<", value: 0.7}`.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct Recovery {
+    /// How the value is compared with the limit.
+    pub op: Comparison,
+    /// The recovery limit.
+    pub value: f64,
+}
+
+/// A second condition a rule's thresholds need: a threshold holds only
+/// while its own condition holds **and** `expr OP value` holds for the same
+/// series (or `by` group).
+///
+/// `expr` is read like the rule's own expression (same `aggregate` and
+/// `by`, and the builder's [`matcher`](RuleBuilder::matcher)s apply to it
+/// too) and paired with it by the instance's labels: the series of a
+/// per-series rule, the key (labels minus `ignoring`) of a per-series
+/// ratio, the `by` labels of an aggregated rule. A missing or still
+/// warming-up value (no such series, a zero denominator, a rate with one
+/// sample) means the condition does not hold.
+///
+/// This is what multi-window burn-rate alerts need (the Google SRE
+/// workbook's "error ratio over 1h above 14.4x the budget **and** over 5m
+/// above 14.4x the budget"): the long window decides when to fire, the
+/// short one lets the alert resolve soon after the errors stop. It exports
+/// to Prometheus as `(<rule value> OP limit) and on (by) (<expr> OP value)`.
+///
+/// The rule's `{{ $value }}`, recovery threshold (`recover`) and dynamic
+/// baselines look at the rule's own expression only.
+///
+/// Config: `also: {expr: {ratio: {...}}, op: ">", value: 0.0144}`, or
+/// `also: {expr: {...}, condition: "> 0.0144"}` in rule files.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct AlsoCondition {
+    /// The second value to read.
+    pub expr: Expr,
+    /// How it is compared with `value`.
+    pub op: Comparison,
+    /// The fixed limit.
+    pub value: f64,
+}
+
+impl AlsoCondition {
+    /// `expr OP value`.
+    pub fn new(expr: Expr, op: Comparison, value: f64) -> Self {
+        AlsoCondition { expr, op, value }
+    }
+
+    /// Whether the condition holds for `value` (never for a missing one).
+    pub fn holds(&self, value: Option<f64>) -> bool {
+        value.is_some_and(|v| self.op.holds(v, self.value))
+    }
+}
+
+impl<'de> Deserialize<'de> for Recovery {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let Condition(op, Finite(value)) = Condition::deserialize(d)?;
+        Ok(Recovery { op, value })
+    }
+}
+
+impl<'de> Deserialize<'de> for AlsoCondition {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Fields {
+            expr: Expr,
+            op: Option<Comparison>,
+            #[serde(default, deserialize_with = "some_number")]
+            value: Option<f64>,
+            condition: Option<Condition<Finite>>,
+        }
+        fn some_number<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+            number(d).map(Some)
+        }
+        let f = Fields::deserialize(d)?;
+        let (op, value) = match (f.op, f.value, f.condition) {
+            (Some(op), Some(value), None) => (op, value),
+            (None, None, Some(Condition(op, Finite(value)))) => (op, value),
+            (_, _, Some(_)) => {
+                return Err(de::Error::custom(
+                    "give either `condition` (e.g. \"> 0.0144\") or `op` and `value`, not both",
+                ));
+            }
+            (Some(_), None, None) => return Err(de::Error::missing_field("value")),
+            (None, Some(_), None) => return Err(de::Error::missing_field("op")),
+            (None, None, None) => {
+                return Err(de::Error::custom(
+                    "needs `op` and `value` (e.g. op: \">\", value: 0.0144) or `condition` (e.g. \"> 0.0144\")",
+                ));
+            }
+        };
+        Ok(AlsoCondition::new(f.expr, op, value))
+    }
+}
+
+/// What an instance does when its series is absent (no matching series, a
+/// `NaN`, or a zero denominator).
+///
+/// Config: `no_data: ok | alerting | keep_state`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NoDataPolicy {
+    /// Missing data is healthy (Prometheus' behaviour): a pending instance
+    /// stops pending, a firing one recovers (after `keep_firing_for`), and
+    /// the instance rests in [`State::NoData`](crate::State::NoData).
+    #[default]
+    Ok,
+    /// Missing data is alarming (Prometheus' `absent()`): the instance
+    /// enters [`State::NoData`](crate::State::NoData), which fires after
+    /// `for` at the rule's highest threshold severity; a firing instance
+    /// keeps firing. Per-series rules remember every series they have seen
+    /// so that a vanished one can be noticed.
+    Alerting,
+    /// Missing data changes nothing: state, severity and timers stay as
+    /// they were until a value returns.
+    #[serde(alias = "keep_last")]
+    KeepState,
+}
+
+/// How a rule turns the matching series into alert instances.
+///
+/// Config: `aggregate: per_series | sum | max | min | avg`, with optional
+/// `by: [label, ...]` to aggregate per group of those labels (like PromQL's
+/// `sum by (label)`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Aggregation {
+    /// One alert instance per series (label set), like Prometheus.
+    #[default]
+    PerSeries,
+    /// One instance per `by` group (one in all without `by`): the sum.
+    Sum,
+    /// ... the largest value.
+    Max,
+    /// ... the smallest value.
+    Min,
+    /// ... the mean value.
+    Avg,
+}
+
+/// A metric name plus label matchers: PromQL's `metric{label="value"}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Selector {
+    /// The metric (series) name.
+    #[serde(deserialize_with = "metric_name")]
+    pub metric: String,
+    /// Conditions on the series' labels, all of which must hold.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub matchers: Vec<Matcher>,
+}
+
+impl Selector {
+    /// All series of `metric`.
+    pub fn new(metric: impl Into<String>) -> Self {
+        Selector {
+            metric: metric.into(),
+            matchers: Vec::new(),
+        }
+    }
+
+    /// Adds a label matcher.
+    #[must_use]
+    pub fn matcher(mut self, matcher: Matcher) -> Self {
+        self.matchers.push(matcher);
+        self
+    }
+}
+
+/// The value a rule reads on each evaluation (per series before
+/// aggregation). Mirrors the PromQL a Prometheus rule would use.
+///
+/// Config is externally tagged:
+/// `expr: {gauge: {metric: queue_depth}}`,
+/// `expr: {rate: {metric: http_requests_total, window: 5m}}`,
+/// `expr: {ratio: {numerator: {...}, denominator: {...}, ignoring: [result], window: 5m}}`,
+/// `expr: {histogram: {metric: http_request_duration_seconds, stat: p95, window: 5m}}`.
+///
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(remote = "Self", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Expr {
+    /// A gauge's current value: `metric{...}`.
+    Gauge {
+        /// The gauge's name.
+        #[serde(deserialize_with = "metric_name")]
+        metric: String,
+        /// Label matchers.
+        #[serde(default)]
+        matchers: Vec<Matcher>,
+    },
+    /// A counter's per-second rate over a window: `rate(metric{...}[window])`.
+    ///
+    /// The engine samples the running total on every evaluation; the rate is
+    /// the increase across the samples inside the window (a decrease counts
+    /// as a reset, as in Prometheus) divided by the time they span. A series
+    /// needs two samples before it has a rate (no extrapolation).
+    Rate {
+        /// The counter's name.
+        #[serde(deserialize_with = "metric_name")]
+        metric: String,
+        /// Label matchers.
+        #[serde(default)]
+        matchers: Vec<Matcher>,
+        /// How far back the rate looks.
+        #[serde(deserialize_with = "crate::time::duration::positive::deserialize")]
+        window: Duration,
+    },
+    /// The ratio of two counters' rates, e.g. an error rate:
+    /// `rate(calls{result="error"}[5m]) / ignoring(result) rate(calls[5m])`.
+    ///
+    /// Series are paired by their labels minus `ignoring`; rates that share
+    /// a key are summed on each side first (so it is really
+    /// `sum without(ignoring) (num) / sum without(ignoring) (den)`). A key
+    /// with a denominator but no numerator series has ratio 0 (no errors
+    /// recorded yet); a zero denominator is no data. With
+    /// [`Aggregation::Sum`] the rule divides the summed numerator by the
+    /// summed denominator per `by` group (the overall error rate); `max`,
+    /// `min` and `avg` aggregate the per-key ratios.
+    Ratio {
+        /// The part (e.g. failed calls).
+        numerator: Selector,
+        /// The whole (e.g. all calls).
+        denominator: Selector,
+        /// Labels to drop before pairing numerator and denominator series.
+        #[serde(default)]
+        ignoring: Vec<String>,
+        /// How far back both rates look.
+        #[serde(deserialize_with = "crate::time::duration::positive::deserialize")]
+        window: Duration,
+    },
+    /// A statistic of a histogram over a trailing window, read from the
+    /// [`Source`](crate::Source): e.g. the p95 of
+    /// `http_request_duration_seconds` over 5 minutes. Aggregating across
+    /// series takes the max / min / avg / sum of the per-series statistics
+    /// (not the statistic of the merged data).
+    Histogram {
+        /// The histogram's name.
+        #[serde(deserialize_with = "metric_name")]
+        metric: String,
+        /// Label matchers.
+        #[serde(default)]
+        matchers: Vec<Matcher>,
+        /// Which statistic (`p95`, `mean`, `max`, `count`).
+        stat: HistogramStat,
+        /// The trailing window.
+        #[serde(deserialize_with = "crate::time::duration::positive::deserialize")]
+        window: Duration,
+    },
+}
+
+impl Serialize for Expr {
+    /// `{kind: {fields}}`, the form every format reads back.
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{SerializeMap, SerializeStruct};
+        struct Fields<'a>(&'a Expr);
+        impl Serialize for Fields<'_> {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                let mut fields = s.serialize_struct("Expr", 4)?;
+                match self.0 {
+                    Expr::Gauge { metric, matchers }
+                    | Expr::Rate {
+                        metric, matchers, ..
+                    }
+                    | Expr::Histogram {
+                        metric, matchers, ..
+                    } => {
+                        fields.serialize_field("metric", metric)?;
+                        if !matchers.is_empty() {
+                            fields.serialize_field("matchers", matchers)?;
+                        }
+                    }
+                    Expr::Ratio {
+                        numerator,
+                        denominator,
+                        ignoring,
+                        ..
+                    } => {
+                        fields.serialize_field("numerator", numerator)?;
+                        fields.serialize_field("denominator", denominator)?;
+                        if !ignoring.is_empty() {
+                            fields.serialize_field("ignoring", ignoring)?;
+                        }
+                    }
+                }
+                if let Expr::Histogram { stat, .. } = self.0 {
+                    fields.serialize_field("stat", stat)?;
+                }
+                if let Some(window) = self.0.window() {
+                    let window = humantime::format_duration(window).to_string();
+                    fields.serialize_field("window", &window)?;
+                }
+                fields.end()
+            }
+        }
+        let kind = match self {
+            Expr::Gauge { .. } => "gauge",
+            Expr::Rate { .. } => "rate",
+            Expr::Ratio { .. } => "ratio",
+            Expr::Histogram { .. } => "histogram",
+        };
+        let mut map = s.serialize_map(Some(1))?;
+        map.serialize_entry(kind, &Fields(self))?;
+        map.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for Expr {
+    /// A map with one key, the kind, in every format (YAML would otherwise
+    /// want a `!rate` tag).
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct ExprVisitor;
+        impl<'de> Visitor<'de> for ExprVisitor {
+            type Value = Expr;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a map with one of gauge, rate, ratio or histogram, e.g. {gauge: {metric: queue_depth}}")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Expr, A::Error> {
+                Expr::deserialize(OneEntry(map))
+            }
+        }
+        d.deserialize_map(ExprVisitor)
+    }
+}
+
+/// A map with one entry, read as an enum: the key names the variant.
+struct OneEntry<A>(A);
+
+impl<'de, A: MapAccess<'de>> Deserializer<'de> for OneEntry<A> {
+    type Error = A::Error;
+
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, A::Error> {
+        visitor.visit_enum(self)
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
+        option unit unit_struct newtype_struct seq tuple tuple_struct map struct enum
+        identifier ignored_any
+    }
+}
+
+impl<'de, A: MapAccess<'de>> de::EnumAccess<'de> for OneEntry<A> {
+    type Error = A::Error;
+    type Variant = Self;
+
+    fn variant_seed<V>(mut self, seed: V) -> Result<(V::Value, Self), A::Error>
+    where
+        V: de::DeserializeSeed<'de>,
+    {
+        match self.0.next_key_seed(seed)? {
+            Some(variant) => Ok((variant, self)),
+            None => Err(de::Error::custom(
+                "needs one of gauge, rate, ratio or histogram, e.g. {gauge: {metric: queue_depth}}",
+            )),
+        }
+    }
+}
+
+impl<'de, A: MapAccess<'de>> de::VariantAccess<'de> for OneEntry<A> {
+    type Error = A::Error;
+
+    fn unit_variant(self) -> Result<(), A::Error> {
+        Err(de::Error::custom("expected a map"))
+    }
+
+    fn newtype_variant_seed<T: de::DeserializeSeed<'de>>(self, _: T) -> Result<T::Value, A::Error> {
+        Err(de::Error::custom("expected a map"))
+    }
+
+    fn tuple_variant<V: Visitor<'de>>(self, _: usize, _: V) -> Result<V::Value, A::Error> {
+        Err(de::Error::custom("expected a map"))
+    }
+
+    fn struct_variant<V: Visitor<'de>>(
+        mut self,
+        _: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, A::Error> {
+        struct Fields<V>(V);
+        impl<'de, V: Visitor<'de>> de::DeserializeSeed<'de> for Fields<V> {
+            type Value = V::Value;
+            fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<V::Value, D::Error> {
+                d.deserialize_map(self.0)
+            }
+        }
+        let value = self.0.next_value_seed(Fields(visitor))?;
+        match self.0.next_key::<String>()? {
+            Some(extra) => Err(de::Error::custom(format_args!(
+                "an expression has exactly one kind, found `{extra}` besides another"
+            ))),
+            None => Ok(value),
+        }
+    }
+}
+
+impl Expr {
+    /// The label matchers of every selector in the expression, mutably.
+    pub(crate) fn matchers_mut(&mut self) -> impl Iterator<Item = &mut Vec<Matcher>> {
+        let (first, second) = match self {
+            Expr::Gauge { matchers, .. }
+            | Expr::Rate { matchers, .. }
+            | Expr::Histogram { matchers, .. } => (matchers, None),
+            Expr::Ratio {
+                numerator,
+                denominator,
+                ..
+            } => (&mut numerator.matchers, Some(&mut denominator.matchers)),
+        };
+        std::iter::once(first).chain(second)
+    }
+
+    /// The metric names the expression reads.
+    pub fn metrics(&self) -> impl Iterator<Item = &str> {
+        let (first, second) = match self {
+            Expr::Gauge { metric, .. }
+            | Expr::Rate { metric, .. }
+            | Expr::Histogram { metric, .. } => (metric.as_str(), None),
+            Expr::Ratio {
+                numerator,
+                denominator,
+                ..
+            } => (numerator.metric.as_str(), Some(denominator.metric.as_str())),
+        };
+        std::iter::once(first).chain(second)
+    }
+
+    /// What is wrong with the expression, if anything: the field
+    /// (`expr`, or `ignoring` for a ratio's label names) and why.
+    pub(crate) fn problem(&self) -> Option<(&'static str, String)> {
+        if let Some(metric) = self.metrics().find(|m| !is_valid_metric_name(m)) {
+            return Some(("expr", format!("{metric:?} is not a valid metric name")));
+        }
+        if self.window().is_some_and(|w| w.is_zero()) {
+            return Some(("expr", "window must be longer than zero".into()));
+        }
+        if let Some(problem) = self.window().and_then(crate::time::too_long) {
+            return Some(("expr", format!("window {problem}")));
+        }
+        match self {
+            Expr::Histogram {
+                stat: HistogramStat::Quantile(q),
+                ..
+            } if !(0.0..=1.0).contains(q) => {
+                Some(("expr", format!("quantile must be within 0..=1, got {q}")))
+            }
+            Expr::Ratio { ignoring, .. } => ignoring
+                .iter()
+                .find(|n| !is_valid_label_name(n))
+                .map(|name| ("ignoring", format!("{name:?} is not a valid label name"))),
+            _ => None,
+        }
+    }
+
+    /// What the expression reads if its value is never negative (a rate,
+    /// a ratio of rates, a histogram count), for messages.
+    fn never_negative(&self) -> Option<&'static str> {
+        match self {
+            Expr::Rate { .. } => Some("a rate"),
+            Expr::Ratio { .. } => Some("a ratio of rates"),
+            Expr::Histogram {
+                stat: HistogramStat::Count,
+                ..
+            } => Some("a histogram count"),
+            _ => None,
+        }
+    }
+
+    /// Why `value OP limit` can never hold for this expression, if it
+    /// cannot (`< 0` on a value that is never negative).
+    pub(crate) fn unreachable(&self, op: Comparison, limit: f64) -> Option<String> {
+        let what = self.never_negative()?;
+        let never = match op {
+            Comparison::Less => limit <= 0.0,
+            Comparison::LessOrEqual => limit < 0.0,
+            Comparison::Greater | Comparison::GreaterOrEqual => false,
+        };
+        never.then(|| format!("`{op} {limit}` can never hold: {what} is never negative"))
+    }
+
+    /// The window of a rate, ratio or histogram expression.
+    pub fn window(&self) -> Option<Duration> {
+        match self {
+            Expr::Gauge { .. } => None,
+            Expr::Rate { window, .. }
+            | Expr::Ratio { window, .. }
+            | Expr::Histogram { window, .. } => Some(*window),
+        }
+    }
+}
+
+/// Whether `name` is a valid Prometheus metric name (`[a-zA-Z_:][a-zA-Z0-9_:]*`).
+pub(crate) fn is_valid_metric_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_' || c == ':')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+}
+
+/// Reads a metric (or alert) name, refused where it is written if invalid.
+pub(crate) fn metric_name<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    from_text(d, "a metric name ([a-zA-Z_:][a-zA-Z0-9_:]*)", |v| {
+        if is_valid_metric_name(v) {
+            Ok(v.to_owned())
+        } else {
+            Err(format!(
+                "{v:?} is not a valid name: use letters, digits, `_` and `:`, not starting with a digit"
+            ))
+        }
+    })
+}
