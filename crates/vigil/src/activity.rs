@@ -13,23 +13,19 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use metrics::Key;
-use metrics::atomics::AtomicU64;
 use metrics_util::MetricKind;
 use quanta::Instant;
-use vigil_histogram::Window;
 
-use crate::recorder::Shared;
-use crate::storage::{GaugeCell, HistogramSeries};
+use metrics_util::registry::Generation;
 
 /// What the registry knows about one series beyond its value.
 #[derive(Debug)]
 pub(crate) struct Track {
-    /// The counter value, gauge bits or histogram count seen last.
-    observed: u64,
+    /// The counter value, gauge write count or histogram count seen last.
+    observed: Observed,
     changed_at: Instant,
     /// Idle past the timeout but still held by a handle: kept (a handle
     /// may record again) but left out of every read-out until it changes.
@@ -41,17 +37,29 @@ pub(crate) struct Track {
     /// When the series was registered, as far as the ticks tell: the
     /// previous tick, which had not seen it (or the tick that first saw
     /// it, if there was none before), no earlier than the window's start.
+    #[cfg_attr(not(feature = "alerts"), allow(dead_code))] // read by the alert source
     pub(crate) registered_at: Instant,
+}
+
+/// What tells that a series changed between two ticks: a counter's value,
+/// a histogram's count (both only grow, but for `absolute`), a gauge's
+/// write count (its value may be set to what it was).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Observed {
+    /// A counter's value or a histogram's count.
+    Count(u64),
+    /// A gauge's writes.
+    Writes(Generation),
 }
 
 /// The time and settings of one upkeep tick.
 #[derive(Clone, Copy, Debug)]
-struct Tick {
-    now: Instant,
+pub(crate) struct Tick {
+    pub(crate) now: Instant,
     /// When the tick before this one ran, if one did.
-    previous: Option<Instant>,
-    window: Duration,
-    idle_timeout: Option<Duration>,
+    pub(crate) previous: Option<Instant>,
+    pub(crate) window: Duration,
+    pub(crate) idle_timeout: Option<Duration>,
 }
 
 /// A series' identity for tracking: its kind and the address of its
@@ -113,7 +121,7 @@ pub(crate) const RATE_RESOLUTION: Duration = Duration::from_secs(1);
 pub(crate) struct Activity {
     tracks: HashMap<SeriesId, Track, IdHash>,
     /// When the previous tick ran.
-    last_tick: Option<Instant>,
+    pub(crate) last_tick: Option<Instant>,
 }
 
 impl Activity {
@@ -142,6 +150,7 @@ impl Activity {
     /// series registered since the last tick, the time since that tick.
     /// The alert source hands this to the rules' engine, which counts a
     /// young counter's rate from its registration, as the summary does.
+    #[cfg(feature = "alerts")]
     pub(crate) fn registered_age<T>(
         &self,
         kind: MetricKind,
@@ -161,13 +170,13 @@ impl Activity {
     /// registry holds is dropped (its name goes to `expired`); one still held
     /// is hidden instead.
     #[allow(clippy::too_many_arguments)] // one call per metric kind, all alike
-    fn keep<T>(
+    pub(crate) fn keep<T>(
         &mut self,
         tick: &Tick,
         kind: MetricKind,
         key: &Key,
         handle: &Arc<T>,
-        observed: u64,
+        observed: Observed,
         sample: f64,
         held_elsewhere: bool,
         expired: &mut Vec<String>,
@@ -224,7 +233,7 @@ impl Activity {
             // The overflow series never took a slot under the limit.
             let overflow = key
                 .labels()
-                .any(|label| label.key() == crate::recorder::OVERFLOW_LABEL);
+                .any(|label| label.key() == crate::registry::OVERFLOW_LABEL);
             if !overflow {
                 expired.push(key.name().to_owned());
             }
@@ -249,103 +258,5 @@ impl Track {
             .saturating_duration_since(at)
             .max(RATE_RESOLUTION.min(window));
         (total - first) / elapsed.as_secs_f64()
-    }
-}
-
-pub(crate) fn gauge_value(gauge: &GaugeCell) -> f64 {
-    gauge.value()
-}
-
-impl Shared {
-    /// One upkeep tick: rotates histogram windows, samples counters and
-    /// gauges for rates and window statistics, and expires idle series.
-    pub(crate) fn tick(&self) {
-        let mut activity = self
-            .activity
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        // Read under the lock, so ticks see increasing times.
-        let now = self.settings.clock.now();
-        let tick = Tick {
-            now,
-            previous: activity.last_tick.replace(now),
-            window: self.settings.window,
-            idle_timeout: self.settings.idle_timeout,
-        };
-
-        // `retain_*` holds each registry shard's write lock while it decides,
-        // so no registration can clone a handle between the "held by nobody
-        // else" check and the deletion: a deleted series is one nobody can
-        // record into any more, and no recorded value is lost.
-        let mut expired = Vec::new();
-        self.registry
-            .retain_counters(|key, counter: &Arc<AtomicU64>| {
-                let value = counter.load(Ordering::Relaxed);
-                let held = Arc::strong_count(counter) > 1;
-                activity.keep(
-                    &tick,
-                    MetricKind::Counter,
-                    key,
-                    counter,
-                    value,
-                    value as f64,
-                    held,
-                    &mut expired,
-                )
-            });
-        self.release(MetricKind::Counter, expired.drain(..));
-
-        self.registry.retain_gauges(|key, gauge: &Arc<GaugeCell>| {
-            let held = Arc::strong_count(gauge) > 1;
-            activity.keep(
-                &tick,
-                MetricKind::Gauge,
-                key,
-                gauge,
-                gauge.writes(),
-                gauge.value(),
-                held,
-                &mut expired,
-            )
-        });
-        self.release(MetricKind::Gauge, expired.drain(..));
-
-        // An expired histogram's rejected values stay counted.
-        let mut expired_rejections = self
-            .expired_rejections
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        self.registry
-            .retain_histograms(|key, series: &Arc<HistogramSeries>| {
-                series.0.upkeep();
-                let count = series.0.count();
-                let held = Arc::strong_count(series) > 1;
-                let keep = activity.keep(
-                    &tick,
-                    MetricKind::Histogram,
-                    key,
-                    series,
-                    count,
-                    count as f64,
-                    held,
-                    &mut expired,
-                );
-                if !keep {
-                    crate::render::add_rejected_values_within(
-                        &mut expired_rejections,
-                        key,
-                        series,
-                        self.settings.max_series,
-                    );
-                }
-                keep
-            });
-        drop(expired_rejections);
-        self.release(MetricKind::Histogram, expired.drain(..));
-    }
-
-    /// The window every windowed read-out covers.
-    pub(crate) fn window(&self) -> Window {
-        Window::Last(self.settings.window)
     }
 }

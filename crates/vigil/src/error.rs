@@ -58,6 +58,21 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// vigil could not start the thread or the tokio runtime that runs its
+    /// listener and alert loop.
+    #[error("cannot start vigil's background thread: {source}")]
+    Runtime {
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// `build_tasks` was called outside a tokio runtime: the listener's
+    /// socket and the alert delivery tasks register with the runtime the
+    /// tasks will run on.
+    #[error(
+        "`build_tasks` must be called inside the tokio runtime that will run the tasks; use `build` to run them on vigil's own thread"
+    )]
+    NoRuntime,
     /// Another `metrics` recorder is already installed globally; use
     /// [`MonitorBuilder::build`](crate::MonitorBuilder::build) and layer it,
     /// or install vigil first.

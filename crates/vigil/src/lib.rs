@@ -27,23 +27,28 @@
 //! assert_eq!(n, 55);
 //! ```
 //!
-//! One builder call installs vigil's registry as the `metrics` recorder and
-//! serves it to Prometheus; every view (exposition, JSON summary, alerts)
-//! reads that one registry:
-//!
-//! ```
-//! let monitor = vigil::Monitor::builder()
-//!     .global_label("service", "checkout")
-//!     .listen("127.0.0.1:0") // GET /metrics; port 0 picks a free port
-//!     .build()?;             // `.install()` makes it the global recorder
-//! vigil::with_local_recorder(&monitor.recorder(), || {
-//!     vigil::metrics::histogram!("db_query_seconds").record(0.004);
-//! });
-//! let p99 = monitor.summary().histograms[0].window.p99;
-//! assert!((p99 - 0.004).abs() < 0.004 * 0.001);
-//! assert!(monitor.render().contains("db_query_seconds_count{service=\"checkout\"} 1"));
-//! # Ok::<(), vigil::Error>(())
-//! ```
+#![cfg_attr(
+    feature = "listener",
+    doc = r#"
+One builder call installs vigil's registry as the `metrics` recorder and
+serves it to Prometheus; every view (exposition, JSON summary, alerts)
+reads that one registry:
+
+```
+let monitor = vigil::Monitor::builder()
+    .global_label("service", "checkout")
+    .listen("127.0.0.1:0") // GET /metrics; port 0 picks a free port
+    .build()?;             // `.install()` makes it the global recorder
+vigil::with_local_recorder(&monitor.recorder(), || {
+    vigil::metrics::histogram!("db_query_seconds").record(0.004);
+});
+let p99 = monitor.summary().histograms[0].window.p99;
+assert!((p99 - 0.004).abs() < 0.004 * 0.001);
+assert!(monitor.render().contains("db_query_seconds_count{service=\"checkout\"} 1"));
+# Ok::<(), vigil::Error>(())
+```
+"#
+)]
 //!
 //! | module | crate | what it does |
 //! |---|---|---|
@@ -55,6 +60,25 @@
 //!
 //! The metric names and labels are listed in [`timing`] and in
 //! `docs/metrics.md`.
+//!
+//! ## Cargo features
+//!
+//! All are on by default. Without them (`default-features = false`),
+//! vigil is `#[timed]`, [`Timer`], [`time!`](time), [`Timed`] and the
+//! [`timing`] module over any `metrics` recorder, with nothing else to
+//! build: no registry, HTTP server, async runtime, cache or alert engine.
+//!
+//! | feature | what it adds | what it pulls in |
+//! |---|---|---|
+//! | `registry` | [`Monitor`], `MonitorBuilder`, `Recorder`, the text exposition, `MetricsSummary`, the `histogram` module | `vigil-histogram`, `metrics-util`, `metrics-exporter-prometheus` (its matchers), `serde`, `serde_json` |
+//! | `listener` | `GET /metrics` in text or protobuf (native histograms) (`MonitorBuilder::listen`), `MonitorBuilder::build_tasks`; implies `registry` | `hyper`, `hyper-util`, `tokio`, `ipnet`, `prost` |
+//! | `cache` | the `cache` module and `#[cached]` | `vigil-cache` (`moka`) |
+//! | `alerts` | alert rules evaluated against the registry (`MonitorBuilder::alerts`), the `alert` module; implies `registry` | `vigil-alert`'s core, `tokio` |
+//! | `alert-config` | rule files in YAML and TOML (`alert::config`) | `serde_yaml_ng`, `toml` |
+//! | `alert-delivery` | Alertmanager delivery (`MonitorBuilder::alertmanager`) and webhook notifiers | `reqwest` with rustls |
+//! | `alert-routing` | local routing, grouping, silences, inhibition, escalation, `MonitorBuilder::notifier` | none beyond `alerts` |
+//! | `rulesets` | the ready-made rule sets (`alert::rulesets`) | none beyond `alerts` |
+//! | `prometheus-rules` | export of the rules as a Prometheus rule file | `serde_yaml_ng` |
 
 #![forbid(unsafe_code)]
 // Doctests fail on any warning: an example that drops a future unawaited,
@@ -69,23 +93,42 @@ pub mod timing {
     pub use vigil_timing::*;
 }
 
+#[cfg(feature = "registry")]
 mod activity;
+#[cfg(feature = "alerts")]
 mod alerting;
+#[cfg(feature = "registry")]
 mod builder;
+#[cfg(feature = "registry")]
 mod error;
+#[cfg(feature = "listener")]
 mod http;
+#[cfg(feature = "registry")]
 mod monitor;
+#[cfg(feature = "listener")]
 mod protobuf;
+#[cfg(feature = "registry")]
 mod recorder;
+#[cfg(feature = "registry")]
+mod registry;
+#[cfg(feature = "registry")]
 mod render;
+#[cfg(feature = "registry")]
 mod sanitize;
+#[cfg(feature = "alerts")]
 mod source;
+#[cfg(feature = "registry")]
 mod storage;
+#[cfg(feature = "registry")]
 mod summary;
+#[cfg(any(feature = "listener", feature = "alerts"))]
+mod tasks;
 
 /// Alerts: threshold [`Rule`](alert::Rule)s, the [`Engine`](alert::Engine)
 /// state machine, grouping, silences, escalation, history, notifiers and
-/// Prometheus rule export (the crate `vigil-alert`).
+/// Prometheus rule export (the crate `vigil-alert`; what it holds depends
+/// on the `alert-*` features).
+#[cfg(feature = "alerts")]
 pub mod alert {
     #[doc(inline)]
     pub use vigil_alert::*;
@@ -93,6 +136,7 @@ pub mod alert {
 
 /// A tagged TTL/LRU/TinyLFU cache on `moka`: bulk invalidation by tag,
 /// statistics, warming (the crate `vigil-cache`).
+#[cfg(feature = "cache")]
 pub mod cache {
     #[doc(inline)]
     pub use vigil_cache::*;
@@ -102,31 +146,48 @@ pub mod cache {
 /// [`Snapshot`](histogram::Snapshot), [`Summary`],
 /// interchange and the [`bench`](histogram::bench) helper (the crate
 /// `vigil-histogram`).
+#[cfg(feature = "registry")]
 pub mod histogram {
     #[doc(inline)]
     pub use vigil_histogram::*;
 }
 
+#[cfg(feature = "registry")]
 pub use builder::{DEFAULT_BUCKETS, DEFAULT_MAX_SERIES, DEFAULT_QUANTILES, MonitorBuilder};
+#[cfg(feature = "registry")]
 pub use error::Error;
+#[cfg(feature = "registry")]
 pub use monitor::Monitor;
-pub use recorder::{OVERFLOW_LABEL, Recorder, SERIES_DROPPED_TOTAL};
+#[cfg(feature = "registry")]
+pub use recorder::Recorder;
+#[cfg(feature = "registry")]
+pub use registry::{OVERFLOW_LABEL, SERIES_DROPPED_TOTAL};
+#[cfg(feature = "registry")]
 pub use render::VALUES_REJECTED_TOTAL;
+#[cfg(feature = "registry")]
 pub use sanitize::SERIES_REJECTED_TOTAL;
+#[cfg(feature = "registry")]
 pub use summary::{CounterSummary, GaugeSummary, HistogramSummary, Labels, MetricsSummary};
+#[cfg(any(feature = "listener", feature = "alerts"))]
+pub use tasks::{Task, Tasks};
+#[cfg(feature = "registry")]
 #[doc(inline)]
 pub use vigil_histogram::{Summary, Window};
 
 /// Name matchers for per-metric settings (re-exported from
 /// `metrics-exporter-prometheus`): `Full`, `Prefix` or `Suffix`.
+#[cfg(feature = "registry")]
 pub use metrics_exporter_prometheus::Matcher;
 
 /// The `metrics` facade vigil records through, re-exported so one
 /// dependency is enough for `metrics::counter!` and friends.
 pub use metrics;
 
+#[cfg(feature = "cache")]
 #[doc(inline)]
-pub use vigil_macros::{cached, timed};
+pub use vigil_macros::cached;
+#[doc(inline)]
+pub use vigil_macros::timed;
 #[doc(inline)]
 pub use vigil_timing::{BuildInfo, build_info, objectives, service_name};
 #[doc(inline)]
@@ -139,8 +200,18 @@ pub use vigil_timing::{
 /// `docs/`, compiled and run as doctests of this crate (which depends on
 /// every other), under the `deny(warnings)` above. Blocks in another
 /// language carry its tag (`text`, `yaml`, `toml`, `json`, `sh`), which
-/// rustdoc skips; an untagged block is Rust to rustdoc.
-#[cfg(doctest)]
+/// rustdoc skips; an untagged block is Rust to rustdoc. They use every
+/// feature, so they run when all are on (the default).
+#[cfg(all(
+    doctest,
+    feature = "listener",
+    feature = "cache",
+    feature = "alert-config",
+    feature = "alert-delivery",
+    feature = "alert-routing",
+    feature = "rulesets",
+    feature = "prometheus-rules"
+))]
 mod markdown_examples {
     #[doc = include_str!("../../../README.md")]
     struct WorkspaceReadme;

@@ -1,25 +1,25 @@
 //! [`Monitor`]: the handle to vigil's registry that a host keeps, and the
 //! background upkeep that keeps windows rotating.
 
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use crate::alerting::AlertLoop;
 use crate::builder::MonitorBuilder;
-use crate::http::Listener;
-use crate::recorder::{Recorder, Shared};
+use crate::recorder::Recorder;
+use crate::registry::Shared;
 use crate::summary::MetricsSummary;
 
 /// The handle to vigil's registry: render it for Prometheus, summarize it
 /// as JSON, drive its upkeep. Cheap to clone.
 ///
-/// What a monitor runs (the `/metrics` listener, the upkeep thread, the
-/// alert loop) lives as long as the monitor: from
-/// [`build`](MonitorBuilder::build), until the last clone is dropped; from
-/// [`install`](MonitorBuilder::install), for the rest of the process, like
-/// the global recorder it installed (the returned handle may be dropped).
+/// What a monitor runs (the `/metrics` listener, the upkeep, the alert
+/// loop) lives as long as the monitor: from
+/// [`build`](MonitorBuilder::build) (on vigil's own threads) and
+/// `build_tasks` (on the host's runtime), until the last clone is dropped;
+/// from [`install`](MonitorBuilder::install), for the rest of the process,
+/// like the global recorder it installed (the returned handle may be
+/// dropped).
 ///
 /// ```
 /// use vigil::Monitor;
@@ -42,8 +42,13 @@ pub struct Monitor {
 #[derive(Debug)]
 pub(crate) struct Inner {
     pub(crate) recorder: Recorder,
-    pub(crate) alerts: Option<AlertLoop>,
-    pub(crate) listener: Option<Listener>,
+    #[cfg(feature = "alerts")]
+    pub(crate) alerts: Option<Arc<crate::alerting::Alerting>>,
+    #[cfg(feature = "listener")]
+    pub(crate) listen_address: Option<std::net::SocketAddr>,
+    /// Held for its `Drop`, which ends the listener and alert tasks.
+    #[cfg(any(feature = "listener", feature = "alerts"))]
+    pub(crate) _stop: Option<crate::tasks::Stop>,
     /// Held for its `Drop`, which stops the thread.
     pub(crate) _upkeep: Option<Upkeep>,
 }
@@ -69,13 +74,13 @@ impl Monitor {
     /// summaries over the window (or classic buckets where configured).
     pub fn render(&self) -> String {
         self.inner.recorder.refresh();
-        self.shared().render()
+        crate::render::text(self.shared())
     }
 
     /// Every series as a serde-serializable [`MetricsSummary`].
     pub fn summary(&self) -> MetricsSummary {
         self.inner.recorder.refresh();
-        self.shared().summary()
+        crate::summary::of(self.shared())
     }
 
     /// Rotates histogram windows, samples counters and gauges and expires
@@ -87,32 +92,31 @@ impl Monitor {
 
     /// The address the `/metrics` listener is bound to, if one was
     /// configured (useful with port 0).
-    pub fn listen_address(&self) -> Option<SocketAddr> {
-        self.inner
-            .listener
-            .as_ref()
-            .map(|listener| listener.address)
+    #[cfg(feature = "listener")]
+    pub fn listen_address(&self) -> Option<std::net::SocketAddr> {
+        self.inner.listen_address
     }
 
     /// Evaluates the alert rules against the registry now, as the alert
     /// loop does every interval, and dispatches due notifications (without
     /// waiting for their delivery). Empty without
     /// [`alerts`](MonitorBuilder::alerts).
+    #[cfg(feature = "alerts")]
     pub fn evaluate_alerts(&self, now: std::time::SystemTime) -> Vec<vigil_alert::Transition> {
         self.inner
             .alerts
             .as_ref()
-            .map(|alerts| alerts.alerting.evaluate(now))
+            .map(|alerts| alerts.evaluate(now))
             .unwrap_or_default()
     }
 
     /// Runs `f` on the alert engine: its history, instances, firing
     /// alerts, silences (`add_silence`, `expire_silence`). `None` without
     /// [`alerts`](MonitorBuilder::alerts).
+    #[cfg(feature = "alerts")]
     pub fn with_alerts<R>(&self, f: impl FnOnce(&mut vigil_alert::Engine) -> R) -> Option<R> {
         let alerts = self.inner.alerts.as_ref()?;
         let mut engine = alerts
-            .alerting
             .engine
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);

@@ -4,9 +4,9 @@
 //! (hand-written `prost` structs mirroring `io/prometheus/client/metrics.proto`
 //! of `prometheus/client_model`, so no `protoc` is needed to build), the
 //! conversion of a cumulative HDR snapshot into a schema-8 native histogram,
-//! and the [`Format`] that [`Shared::render_protobuf`] runs over the registry.
+//! and the [`Format`] that [`render::protobuf`] runs over the registry.
 //!
-//! [`Shared::render_protobuf`]: crate::recorder::Shared::render_protobuf
+//! [`render::protobuf`]: crate::render::protobuf
 
 use std::cmp::Ordering;
 use std::sync::{Arc, LazyLock};
@@ -14,7 +14,7 @@ use std::sync::{Arc, LazyLock};
 use prost::Message as _;
 use vigil_histogram::{Bucket as HdrBucket, Snapshot, Window};
 
-use crate::recorder::Settings;
+use crate::registry::Settings;
 use crate::render::{Format, Series, SeriesLabels};
 use crate::storage::{HistogramSeries, Reader};
 

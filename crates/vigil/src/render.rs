@@ -19,8 +19,7 @@ use metrics_util::MetricKind;
 use vigil_histogram::{Rejection, Window};
 use vigil_timing::{BUILD_INFO, CALLS_DURATION, CALLS_TOTAL};
 
-use crate::protobuf::Protobuf;
-use crate::recorder::{Settings, Shared};
+use crate::registry::{Settings, Shared};
 use crate::sanitize::{self, Reason};
 use crate::storage::{HistogramSeries, Reader};
 
@@ -314,157 +313,157 @@ impl<L: SeriesLabels> Families<L> {
     }
 }
 
-impl Shared {
-    /// After an upkeep tick, the registry's series that are not hidden,
-    /// made valid, grouped and sorted; what had to be refused or renamed
-    /// is counted in [`SERIES_REJECTED_TOTAL`](crate::SERIES_REJECTED_TOTAL).
-    /// The histograms' rejected values are added as the counter
-    /// [`VALUES_REJECTED_TOTAL`], one series per histogram name
-    /// and reason seen so far.
-    fn families<L: SeriesLabels>(&self) -> Families<L> {
-        self.tick();
-        let mut reading = Reading {
-            globals: &self.settings.global_labels,
-            settings: &self.settings,
-            rejected: Vec::new(),
-            reasons: Vec::new(),
-            added: false,
-        };
-        let mut counters = Vec::new();
-        let mut gauges = Vec::new();
-        let mut histograms = Vec::new();
-        let activity = self.activity.lock().unwrap_or_else(PoisonError::into_inner);
-        // Under the activity lock, which every expiry holds: each count is
-        // either still in its series or already in here, never in both.
-        let mut rejected_values = self
-            .expired_rejections
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
-        self.registry.visit_counters(|key, counter| {
-            if !activity.is_hidden(MetricKind::Counter, counter) {
-                let value = counter.load(Ordering::Relaxed);
-                reading.add(&mut counters, MetricKind::Counter, key, value);
-            }
-        });
-        self.registry.visit_gauges(|key, gauge| {
-            if !activity.is_hidden(MetricKind::Gauge, gauge) {
-                let value = crate::activity::gauge_value(gauge);
-                reading.add(&mut gauges, MetricKind::Gauge, key, value);
-            }
-        });
-        self.registry.visit_histograms(|key, series| {
-            // Hidden (idle) series too, and expired ones above: a count
-            // never goes down.
-            add_rejected_values(&mut rejected_values, key, series);
-            if !activity.is_hidden(MetricKind::Histogram, series) {
-                let series = Arc::clone(series);
-                reading.add(&mut histograms, MetricKind::Histogram, key, series);
-            }
-        });
-        drop(activity);
-        reading.added = true;
-        // autometrics' `build_info` gauge (value 1, one series:
-        // [`vigil_timing::build_info`] and [`vigil_timing::service_name`])
-        // when the registry has function metrics, for the `group_left
-        // (version, commit)` joins of autometrics' dashboards; never next
-        // to a metric the service registered under that name itself.
-        let has_function_metrics =
-            read(&counters, CALLS_TOTAL) || read(&histograms, CALLS_DURATION);
-        let taken = read(&counters, BUILD_INFO)
-            || read(&gauges, BUILD_INFO)
-            || read(&histograms, BUILD_INFO);
-        if has_function_metrics && !taken {
-            let labels: Vec<Label> = vigil_timing::build_info()
-                .labels()
-                .iter()
-                .map(|&(name, value)| Label::new(name, value.to_owned()))
-                .collect();
-            let key = Key::from_parts(BUILD_INFO, labels);
-            reading.add(&mut gauges, MetricKind::Gauge, &key, 1.0);
+/// After an upkeep tick, the registry's series that are not hidden,
+/// made valid, grouped and sorted; what had to be refused or renamed
+/// is counted in [`SERIES_REJECTED_TOTAL`](crate::SERIES_REJECTED_TOTAL).
+/// The histograms' rejected values are added as the counter
+/// [`VALUES_REJECTED_TOTAL`], one series per histogram name
+/// and reason seen so far.
+fn families<L: SeriesLabels>(shared: &Shared) -> Families<L> {
+    shared.tick();
+    let mut reading = Reading {
+        globals: &shared.settings.global_labels,
+        settings: &shared.settings,
+        rejected: Vec::new(),
+        reasons: Vec::new(),
+        added: false,
+    };
+    let mut counters = Vec::new();
+    let mut gauges = Vec::new();
+    let mut histograms = Vec::new();
+    let activity = shared
+        .activity
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    // Under the activity lock, which every expiry holds: each count is
+    // either still in its series or already in here, never in both.
+    let mut rejected_values = shared
+        .expired_rejections
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone();
+    shared.registry.visit_counters(|key, counter| {
+        if !activity.is_hidden(MetricKind::Counter, counter) {
+            let value = counter.load(Ordering::Relaxed);
+            reading.add(&mut counters, MetricKind::Counter, key, value);
         }
-        // Through the same checks as any counter (global labels in front,
-        // collisions with a counter the service registered under this
-        // name resolved as for any two series); left out when a gauge or
-        // histogram of the service has the name.
-        if read(&gauges, VALUES_REJECTED_TOTAL) || read(&histograms, VALUES_REJECTED_TOTAL) {
-            rejected_values.clear();
+    });
+    shared.registry.visit_gauges(|key, gauge| {
+        if !activity.is_hidden(MetricKind::Gauge, gauge) {
+            let value = crate::storage::gauge_value(gauge);
+            reading.add(&mut gauges, MetricKind::Gauge, key, value);
         }
-        for (metric, counts) in rejected_values {
-            for (reason, count) in Rejection::ALL.into_iter().zip(counts) {
-                if count == 0 {
-                    continue;
-                }
-                let labels = vec![
-                    Label::new("metric", metric.clone()),
-                    Label::new("reason", reason.as_str()),
-                ];
-                let key = Key::from_parts(VALUES_REJECTED_TOTAL, labels);
-                reading.add(&mut counters, MetricKind::Counter, &key, count);
-            }
+    });
+    shared.registry.visit_histograms(|key, series| {
+        // Hidden (idle) series too, and expired ones above: a count
+        // never goes down.
+        add_rejected_values(&mut rejected_values, key, series);
+        if !activity.is_hidden(MetricKind::Histogram, series) {
+            let series = Arc::clone(series);
+            reading.add(&mut histograms, MetricKind::Histogram, key, series);
         }
-        let mut families = Families {
-            counters: reading.finish(MetricKind::Counter, counters),
-            gauges: reading.finish(MetricKind::Gauge, gauges),
-            histograms: reading.finish(MetricKind::Histogram, histograms),
-        };
-        families.one_family_per_name();
-        self.reject(reading.rejected);
-        families
-    }
-
-    /// Runs `format` over every family of the registry; the HELP text is
-    /// the description, or the name when there is none.
-    fn expose<F: Format>(&self, format: &mut F) {
-        let families = self.families::<F::Labels>();
-        let descriptions = self
-            .descriptions
-            .read()
-            .unwrap_or_else(PoisonError::into_inner);
-        // Each kind's families come by name: one walk of the descriptions
-        // sorted by name finds every family's.
-        let mut described: Vec<(&str, &str)> = descriptions
+    });
+    drop(activity);
+    reading.added = true;
+    // autometrics' `build_info` gauge (value 1, one series:
+    // [`vigil_timing::build_info`] and [`vigil_timing::service_name`])
+    // when the registry has function metrics, for the `group_left
+    // (version, commit)` joins of autometrics' dashboards; never next
+    // to a metric the service registered under that name itshared.
+    let has_function_metrics = read(&counters, CALLS_TOTAL) || read(&histograms, CALLS_DURATION);
+    let taken =
+        read(&counters, BUILD_INFO) || read(&gauges, BUILD_INFO) || read(&histograms, BUILD_INFO);
+    if has_function_metrics && !taken {
+        let labels: Vec<Label> = vigil_timing::build_info()
+            .labels()
             .iter()
-            .map(|(name, help)| (name.as_str(), &**help))
+            .map(|&(name, value)| Label::new(name, value.to_owned()))
             .collect();
-        described.sort_unstable();
-        let mut helps = Helps {
-            described: &described,
-            next: 0,
-        };
-        for (name, series) in families.counters.families() {
-            format.counters(name, helps.of(name), series);
-        }
-        helps.next = 0;
-        for (name, series) in families.gauges.families() {
-            format.gauges(name, helps.of(name), series);
-        }
-        helps.next = 0;
-        for (name, series) in families.histograms.families() {
-            format.histograms(name, helps.of(name), series);
+        let key = Key::from_parts(BUILD_INFO, labels);
+        reading.add(&mut gauges, MetricKind::Gauge, &key, 1.0);
+    }
+    // Through the same checks as any counter (global labels in front,
+    // collisions with a counter the service registered under this
+    // name resolved as for any two series); left out when a gauge or
+    // histogram of the service has the name.
+    if read(&gauges, VALUES_REJECTED_TOTAL) || read(&histograms, VALUES_REJECTED_TOTAL) {
+        rejected_values.clear();
+    }
+    for (metric, counts) in rejected_values {
+        for (reason, count) in Rejection::ALL.into_iter().zip(counts) {
+            if count == 0 {
+                continue;
+            }
+            let labels = vec![
+                Label::new("metric", metric.clone()),
+                Label::new("reason", reason.as_str()),
+            ];
+            let key = Key::from_parts(VALUES_REJECTED_TOTAL, labels);
+            reading.add(&mut counters, MetricKind::Counter, &key, count);
         }
     }
+    let mut families = Families {
+        counters: reading.finish(MetricKind::Counter, counters),
+        gauges: reading.finish(MetricKind::Gauge, gauges),
+        histograms: reading.finish(MetricKind::Histogram, histograms),
+    };
+    families.one_family_per_name();
+    shared.reject(reading.rejected);
+    families
+}
 
-    /// The whole registry as Prometheus text exposition (format 0.0.4).
-    pub(crate) fn render(&self) -> String {
-        let mut text = Text {
-            shared: self,
-            out: String::new(),
-            reader: Reader::default(),
-            values: Vec::new(),
-            counts: Vec::new(),
-        };
-        self.expose(&mut text);
-        text.out
+/// Runs `format` over every family of the registry; the HELP text is
+/// the description, or the name when there is none.
+fn expose<F: Format>(shared: &Shared, format: &mut F) {
+    let families = families::<F::Labels>(shared);
+    let descriptions = shared
+        .descriptions
+        .read()
+        .unwrap_or_else(PoisonError::into_inner);
+    // Each kind's families come by name: one walk of the descriptions
+    // sorted by name finds every family's.
+    let mut described: Vec<(&str, &str)> = descriptions
+        .iter()
+        .map(|(name, help)| (name.as_str(), &**help))
+        .collect();
+    described.sort_unstable();
+    let mut helps = Helps {
+        described: &described,
+        next: 0,
+    };
+    for (name, series) in families.counters.families() {
+        format.counters(name, helps.of(name), series);
     }
+    helps.next = 0;
+    for (name, series) in families.gauges.families() {
+        format.gauges(name, helps.of(name), series);
+    }
+    helps.next = 0;
+    for (name, series) in families.histograms.families() {
+        format.histograms(name, helps.of(name), series);
+    }
+}
 
-    /// The whole registry as length-delimited `io.prometheus.client`
-    /// `MetricFamily` messages, every histogram a native histogram.
-    pub(crate) fn render_protobuf(&self) -> Vec<u8> {
-        let mut protobuf = Protobuf::new(&self.settings);
-        self.expose(&mut protobuf);
-        protobuf.into_bytes()
-    }
+/// The whole registry as Prometheus text exposition (format 0.0.4).
+pub(crate) fn text(shared: &Shared) -> String {
+    let mut text = Text {
+        shared,
+        out: String::new(),
+        reader: Reader::default(),
+        values: Vec::new(),
+        counts: Vec::new(),
+    };
+    expose(shared, &mut text);
+    text.out
+}
+
+/// The whole registry as length-delimited `io.prometheus.client`
+/// `MetricFamily` messages, every histogram a native histogram.
+#[cfg(feature = "listener")]
+pub(crate) fn protobuf(shared: &Shared) -> Vec<u8> {
+    let mut protobuf = crate::protobuf::Protobuf::new(&shared.settings);
+    expose(shared, &mut protobuf);
+    protobuf.into_bytes()
 }
 
 /// The HELP texts of exposed names asked for in increasing order.

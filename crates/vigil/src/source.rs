@@ -24,7 +24,7 @@ use metrics_util::MetricKind;
 use vigil_alert::{HistogramStat, Labels, Matcher, Source};
 use vigil_histogram::Window;
 
-use crate::recorder::Shared;
+use crate::registry::Shared;
 use crate::storage::{GaugeCell, HistogramSeries, Reader};
 
 /// The series of one metric name: (labels, handle).
@@ -109,7 +109,7 @@ fn select<'a, T>(
 impl Source for RegistrySource {
     fn gauges(&self, name: &str, matchers: &[Matcher]) -> Vec<(Labels, f64)> {
         select(&self.gauges, name, matchers)
-            .map(|(labels, gauge)| (labels.clone(), crate::activity::gauge_value(gauge)))
+            .map(|(labels, gauge)| (labels.clone(), crate::storage::gauge_value(gauge)))
             .collect()
     }
 

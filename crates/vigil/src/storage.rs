@@ -8,11 +8,12 @@ use std::sync::{Arc, Mutex, PoisonError};
 use metrics::atomics::AtomicU64;
 use std::sync::atomic::Ordering;
 
-use metrics::{GaugeFn, HistogramFn, Key};
+use metrics::{HistogramFn, Key};
 use metrics_exporter_prometheus::Matcher;
+use metrics_util::registry::{Generational, GenerationalAtomicStorage};
 use vigil_histogram::{Config, Histogram, Snapshot, Window};
 
-use crate::recorder::bucket_bounds;
+use crate::registry::bucket_bounds;
 
 /// A histogram series: the recording side of a `vigil-histogram`.
 #[derive(Debug)]
@@ -57,56 +58,16 @@ impl Reader {
     }
 }
 
-/// A gauge: its value (f64 bits) and how many writes it has seen, so a
-/// gauge set to the same value over and over counts as active (idle expiry
-/// compares the write count, not the value).
-#[derive(Debug)]
-pub(crate) struct GaugeCell {
-    bits: AtomicU64,
-    writes: AtomicU64,
-}
+/// A gauge: its value (f64 bits, written through `metrics`' own
+/// `GaugeFn` for `AtomicU64`) inside `metrics-util`'s
+/// [`Generational`], which counts its writes, so a gauge set to the same
+/// value over and over counts as active (idle expiry compares the write
+/// count, not the value).
+pub(crate) type GaugeCell = Generational<Arc<AtomicU64>>;
 
-impl GaugeCell {
-    fn new() -> Self {
-        Self {
-            bits: AtomicU64::new(0.0f64.to_bits()),
-            writes: AtomicU64::new(0),
-        }
-    }
-
-    /// The current value.
-    pub(crate) fn value(&self) -> f64 {
-        f64::from_bits(self.bits.load(Ordering::Relaxed))
-    }
-
-    /// Writes so far.
-    pub(crate) fn writes(&self) -> u64 {
-        self.writes.load(Ordering::Relaxed)
-    }
-
-    fn update(&self, f: impl Fn(f64) -> f64) {
-        let _ = self
-            .bits
-            .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |bits| {
-                Some(f(f64::from_bits(bits)).to_bits())
-            });
-        self.writes.fetch_add(1, Ordering::Relaxed);
-    }
-}
-
-impl GaugeFn for GaugeCell {
-    fn increment(&self, value: f64) {
-        self.update(|current| current + value);
-    }
-
-    fn decrement(&self, value: f64) {
-        self.update(|current| current - value);
-    }
-
-    fn set(&self, value: f64) {
-        self.bits.store(value.to_bits(), Ordering::Release);
-        self.writes.fetch_add(1, Ordering::Relaxed);
-    }
+/// The current value of a gauge.
+pub(crate) fn gauge_value(gauge: &GaugeCell) -> f64 {
+    f64::from_bits(gauge.get_inner().load(Ordering::Relaxed))
 }
 
 /// Creates the storage of new series; histograms take the configuration of
@@ -122,6 +83,8 @@ pub(crate) struct Storage {
     /// The config of each bucketed metric name, built once so its series
     /// share one table of exact bounds.
     bucketed: Mutex<HashMap<String, Config>>,
+    /// Makes gauges: atomics with a write count.
+    gauges: GenerationalAtomicStorage,
 }
 
 impl Storage {
@@ -131,6 +94,7 @@ impl Storage {
             by_name,
             buckets: Vec::new(),
             bucketed: Mutex::new(HashMap::new()),
+            gauges: GenerationalAtomicStorage::atomic(),
         }
     }
 
@@ -165,8 +129,8 @@ impl metrics_util::registry::Storage<Key> for Storage {
         Arc::new(AtomicU64::new(0))
     }
 
-    fn gauge(&self, _: &Key) -> Self::Gauge {
-        Arc::new(GaugeCell::new())
+    fn gauge(&self, key: &Key) -> Self::Gauge {
+        Arc::new(self.gauges.gauge(key))
     }
 
     fn histogram(&self, key: &Key) -> Self::Histogram {

@@ -14,7 +14,7 @@ use metrics_util::MetricKind;
 use serde::{Deserialize, Serialize};
 use vigil_histogram::{Rejection, Summary, Window};
 
-use crate::recorder::Shared;
+use crate::registry::Shared;
 use crate::storage::Reader;
 
 /// Labels of one series, sorted by key.
@@ -117,98 +117,100 @@ fn labels_of(key: &Key) -> Labels {
         .collect()
 }
 
-impl Shared {
-    pub(crate) fn summary(&self) -> MetricsSummary {
-        self.tick();
-        let activity = self.activity.lock().unwrap_or_else(PoisonError::into_inner);
-        let now = self.settings.clock.now();
+/// Every visible series of `shared`, after an upkeep tick.
+pub(crate) fn of(shared: &Shared) -> MetricsSummary {
+    shared.tick();
+    let activity = shared
+        .activity
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    let now = shared.settings.clock.now();
 
-        let mut counters = Vec::new();
-        self.registry.visit_counters(|key, counter| {
-            let Some(track) = activity.track(MetricKind::Counter, counter) else {
-                return;
-            };
-            if track.hidden {
-                return;
-            }
-            let total = counter.load(Ordering::Relaxed);
-            let rate = track.rate(total as f64, now, self.settings.window);
-            counters.push(CounterSummary {
-                name: key.name().to_owned(),
-                labels: labels_of(key),
-                total,
-                rate,
-            });
-        });
-
-        let mut gauges = Vec::new();
-        self.registry.visit_gauges(|key, gauge| {
-            let Some(track) = activity.track(MetricKind::Gauge, gauge) else {
-                return;
-            };
-            if track.hidden {
-                return;
-            }
-            let value = crate::activity::gauge_value(gauge);
-            let (mut min, mut max, mut sum, mut n) = (value, value, 0.0, 0usize);
-            for (_, sample) in &track.samples {
-                min = min.min(*sample);
-                max = max.max(*sample);
-                sum += sample;
-                n += 1;
-            }
-            let mean = if n == 0 { value } else { sum / n as f64 };
-            gauges.push(GaugeSummary {
-                name: key.name().to_owned(),
-                labels: labels_of(key),
-                value,
-                min,
-                max,
-                mean,
-            });
-        });
-
-        let mut histograms = Vec::new();
-        let mut reader = Reader::default();
-        self.registry.visit_histograms(|key, series| {
-            if activity.is_hidden(MetricKind::Histogram, series) {
-                return;
-            }
-            // One read of the live shards for both windows.
-            let (window, total) =
-                match reader.read_all(series, &[self.window(), Window::Cumulative]) {
-                    [recent, all] => (recent.summary(), all.summary()),
-                    _ => return, // one snapshot per window, always
-                };
-            let rejected = Rejection::ALL
-                .into_iter()
-                .map(|reason| (reason.as_str().to_owned(), series.0.rejected_for(reason)))
-                .filter(|&(_, count)| count != 0)
-                .collect();
-            histograms.push(HistogramSummary {
-                name: key.name().to_owned(),
-                labels: labels_of(key),
-                window,
-                total,
-                rejected,
-            });
-        });
-        drop(activity);
-
-        counters.sort_by(|a, b| (&a.name, &a.labels).cmp(&(&b.name, &b.labels)));
-        gauges.sort_by(|a, b| (&a.name, &a.labels).cmp(&(&b.name, &b.labels)));
-        histograms.sort_by(|a, b| (&a.name, &a.labels).cmp(&(&b.name, &b.labels)));
-        MetricsSummary {
-            window_seconds: self.settings.window.as_secs_f64(),
-            global_labels: self
-                .settings
-                .global_labels
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
-            counters,
-            gauges,
-            histograms,
+    let mut counters = Vec::new();
+    shared.registry.visit_counters(|key, counter| {
+        let Some(track) = activity.track(MetricKind::Counter, counter) else {
+            return;
+        };
+        if track.hidden {
+            return;
         }
+        let total = counter.load(Ordering::Relaxed);
+        let rate = track.rate(total as f64, now, shared.settings.window);
+        counters.push(CounterSummary {
+            name: key.name().to_owned(),
+            labels: labels_of(key),
+            total,
+            rate,
+        });
+    });
+
+    let mut gauges = Vec::new();
+    shared.registry.visit_gauges(|key, gauge| {
+        let Some(track) = activity.track(MetricKind::Gauge, gauge) else {
+            return;
+        };
+        if track.hidden {
+            return;
+        }
+        let value = crate::storage::gauge_value(gauge);
+        let (mut min, mut max, mut sum, mut n) = (value, value, 0.0, 0usize);
+        for (_, sample) in &track.samples {
+            min = min.min(*sample);
+            max = max.max(*sample);
+            sum += sample;
+            n += 1;
+        }
+        let mean = if n == 0 { value } else { sum / n as f64 };
+        gauges.push(GaugeSummary {
+            name: key.name().to_owned(),
+            labels: labels_of(key),
+            value,
+            min,
+            max,
+            mean,
+        });
+    });
+
+    let mut histograms = Vec::new();
+    let mut reader = Reader::default();
+    shared.registry.visit_histograms(|key, series| {
+        if activity.is_hidden(MetricKind::Histogram, series) {
+            return;
+        }
+        // One read of the live shards for both windows.
+        let (window, total) = match reader.read_all(series, &[shared.window(), Window::Cumulative])
+        {
+            [recent, all] => (recent.summary(), all.summary()),
+            _ => return, // one snapshot per window, always
+        };
+        let rejected = Rejection::ALL
+            .into_iter()
+            .map(|reason| (reason.as_str().to_owned(), series.0.rejected_for(reason)))
+            .filter(|&(_, count)| count != 0)
+            .collect();
+        histograms.push(HistogramSummary {
+            name: key.name().to_owned(),
+            labels: labels_of(key),
+            window,
+            total,
+            rejected,
+        });
+    });
+    drop(activity);
+
+    counters.sort_by(|a, b| (&a.name, &a.labels).cmp(&(&b.name, &b.labels)));
+    gauges.sort_by(|a, b| (&a.name, &a.labels).cmp(&(&b.name, &b.labels)));
+    histograms.sort_by(|a, b| (&a.name, &a.labels).cmp(&(&b.name, &b.labels)));
+    MetricsSummary {
+        window_seconds: shared.settings.window.as_secs_f64(),
+        global_labels: shared
+            .settings
+            .global_labels
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        counters,
+        gauges,
+        histograms,
     }
 }

@@ -8,6 +8,8 @@
 //! resolves there after the 10 s resolve timeout, and one posted once with
 //! the validity the monitor gives it (4 x 2 s) after 8 s.
 
+#![cfg(feature = "alert-delivery")]
+
 mod servers;
 
 use std::time::{Duration, Instant, SystemTime};

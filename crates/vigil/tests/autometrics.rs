@@ -9,6 +9,8 @@
 //! service produced. The rules and dashboards are vendored unchanged in
 //! `tests/autometrics/` with their licence.
 
+#![cfg(feature = "listener")]
+
 mod servers;
 
 use std::collections::{BTreeMap, BTreeSet};

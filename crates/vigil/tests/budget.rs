@@ -5,6 +5,8 @@
 //! of distinct names: 1 000 000 counter names grow the resident memory by
 //! at most 128 MiB and render in under a second.
 
+#![cfg(feature = "registry")]
+
 mod servers;
 
 use std::process::Command;

@@ -6,6 +6,8 @@
 //! Every test has functions of its own: their caches are `static`s shared
 //! by the whole test binary, and tests run in parallel.
 
+#![cfg(feature = "cache")]
+
 #[path = "../../vigil-timing/tests/support/mod.rs"]
 mod support;
 

@@ -5,6 +5,7 @@
 //! warning (this test crate denies all of them), and a panic from it is
 //! recorded as a panic.
 
+#![cfg(feature = "cache")]
 #![deny(warnings)]
 
 #[path = "../../vigil-timing/tests/support/mod.rs"]

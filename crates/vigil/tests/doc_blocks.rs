@@ -3,6 +3,8 @@
 //! alert rule files in YAML and TOML load with vigil's config loader, so
 //! no example in the documentation can go stale unnoticed.
 
+#![cfg(all(feature = "alert-config", feature = "rulesets"))]
+
 use std::path::{Path, PathBuf};
 
 use vigil::alert::config::AlertConfig;

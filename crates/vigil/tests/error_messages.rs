@@ -2,6 +2,8 @@
 //! `{}`, so `fn main() -> Result<(), vigil::Error>` (which Rust prints as
 //! `Error: {err:?}`) and `.unwrap()` show the message, not a struct dump.
 
+#![cfg(all(feature = "listener", feature = "alert-routing"))]
+
 use std::time::Duration;
 
 use vigil::{Error, Monitor};

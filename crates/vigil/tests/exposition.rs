@@ -4,6 +4,8 @@
 //! `vigil_series_rejected_total{reason}`. `promtool check metrics` (Debian
 //! package `prometheus`) judges every render.
 
+#![cfg(feature = "listener")]
+
 mod servers;
 
 use std::collections::HashSet;

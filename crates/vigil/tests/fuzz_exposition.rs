@@ -7,6 +7,8 @@
 //! valid, unique families, and both formats hold the same families. The
 //! checks are the `cargo fuzz` target's own (`fuzz/src/exposition.rs`).
 
+#![cfg(feature = "listener")]
+
 #[path = "../../../fuzz/src/corpus.rs"]
 mod corpus;
 #[path = "../../../fuzz/src/exposition.rs"]

@@ -6,6 +6,8 @@
 //! panics, and `GET /metrics` keeps being served. The checks are the
 //! `cargo fuzz` target's own (`fuzz/src/listener.rs`).
 
+#![cfg(feature = "listener")]
+
 #[path = "../../../fuzz/src/corpus.rs"]
 mod corpus;
 #[path = "../../../fuzz/src/listener.rs"]

@@ -3,6 +3,8 @@
 //! statement still serves `/metrics`. (Its own test binary: the global
 //! recorder can be installed once per process.)
 
+#![cfg(feature = "listener")]
+
 mod servers;
 
 use std::time::Duration;

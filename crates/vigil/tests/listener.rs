@@ -2,6 +2,8 @@
 //! using them: real TCP on loopback, with timeouts shortened through
 //! `MonitorBuilder::listener_timeouts` so each test takes a few seconds.
 
+#![cfg(feature = "listener")]
+
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Command, Stdio};

@@ -4,6 +4,8 @@
 //! `--enable-feature=native-histograms` whose fleet quantiles over three
 //! vigil instances must match the exact quantiles of the union.
 
+#![cfg(feature = "listener")]
+
 mod proto;
 mod servers;
 

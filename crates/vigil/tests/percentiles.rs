@@ -2,6 +2,8 @@
 //! of the same data (a sorted `Vec`) to 3 significant figures, whatever the
 //! distribution and however many threads recorded it.
 
+#![cfg(feature = "registry")]
+
 use std::sync::Arc;
 
 use metrics::{Key, Recorder as _};

@@ -2,6 +2,8 @@
 //! scraped by a real Prometheus), JSON summary, layering, series limits,
 //! idle expiry and windows under a mock clock.
 
+#![cfg(feature = "listener")]
+
 mod servers;
 
 use std::sync::Arc;

@@ -5,6 +5,8 @@
 //! (`vigil-alert`'s `tests/ruleset_metrics.rs` checks that every metric a
 //! rule set reads is one of these or one it documents as the host's.)
 
+#![cfg(all(feature = "alert-routing", feature = "rulesets", feature = "cache"))]
+
 use std::collections::BTreeSet;
 
 use vigil::alert::rulesets::{EMITTED_BY_VIGIL, ServiceTargets, SloBurnRate};

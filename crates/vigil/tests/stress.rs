@@ -15,6 +15,8 @@
 //! `VIGIL_SOAK_WARMUP_SECONDS` (default 3) and `VIGIL_SOAK_SECONDS`
 //! (default 5) for the soak.
 
+#![cfg(all(feature = "listener", feature = "alert-routing", feature = "cache"))]
+
 mod proto;
 mod servers;
 

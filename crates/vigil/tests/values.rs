@@ -4,6 +4,8 @@
 //! record (`_sum` with `_count`, `_count` with the `+Inf` bucket, the
 //! buckets with each other, the native buckets with `sample_count`).
 
+#![cfg(feature = "listener")]
+
 mod proto;
 mod servers;
 

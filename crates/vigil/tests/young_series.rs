@@ -2,6 +2,8 @@
 //! registration, in the JSON summary and in the alert rules that read the
 //! registry, so a burst in a series' first second is seen by both.
 
+#![cfg(feature = "alert-routing")]
+
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use quanta::{Clock, Mock};

@@ -1,20 +1,17 @@
 //! [`MonitorBuilder`]: every knob of the registry, the exposition and the
 //! listener, validated once in [`build`](MonitorBuilder::build).
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use indexmap::IndexMap;
-use ipnet::IpNet;
 use metrics_exporter_prometheus::Matcher;
 use vigil_histogram::Config;
 
 use crate::Error;
-use crate::alerting::AlertLoop;
-use crate::monitor::{Inner, Monitor, Upkeep};
-use crate::recorder::{Recorder, Settings, Shared};
-use crate::storage::Storage;
+use crate::monitor::Monitor;
+
+mod start;
 
 /// The quantiles rendered for summaries by default (those of
 /// `metrics-exporter-prometheus`).
@@ -59,24 +56,36 @@ pub struct MonitorBuilder {
     max_series: usize,
     clock: Option<quanta::Clock>,
     upkeep_interval: Option<Duration>,
-    listen: Option<String>,
-    allowed: Vec<String>,
-    listener_limits: crate::http::Limits,
     layer: Option<Arc<dyn metrics::Recorder + Send + Sync>>,
+    #[cfg(feature = "listener")]
+    listen: Option<String>,
+    #[cfg(feature = "listener")]
+    allowed: Vec<String>,
+    #[cfg(feature = "listener")]
+    listener_limits: crate::http::Limits,
+    #[cfg(feature = "alerts")]
     alerts: Option<vigil_alert::Engine>,
+    #[cfg(feature = "alert-routing")]
     notifiers: Vec<(String, Arc<dyn vigil_alert::notify::Notifier>)>,
+    #[cfg(feature = "alert-delivery")]
     alertmanagers: Vec<String>,
+    #[cfg(feature = "alert-delivery")]
     alertmanager_resend_delay: Duration,
+    #[cfg(feature = "alerts")]
     alert_interval: Option<Duration>,
 }
 
 impl std::fmt::Debug for MonitorBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MonitorBuilder")
+        let mut builder = f.debug_struct("MonitorBuilder");
+        builder
             .field("global_labels", &self.global_labels)
-            .field("window", &self.window)
-            .field("listen", &self.listen)
-            .field("alertmanagers", &self.alertmanagers)
+            .field("window", &self.window);
+        #[cfg(feature = "listener")]
+        builder.field("listen", &self.listen);
+        #[cfg(feature = "alert-delivery")]
+        builder.field("alertmanagers", &self.alertmanagers);
+        builder
             .field("layered", &self.layer.is_some())
             .finish_non_exhaustive()
     }
@@ -96,14 +105,22 @@ impl Default for MonitorBuilder {
             max_series: DEFAULT_MAX_SERIES,
             clock: None,
             upkeep_interval: Some(Duration::from_secs(1)),
-            listen: None,
-            allowed: Vec::new(),
-            listener_limits: crate::http::Limits::default(),
             layer: None,
+            #[cfg(feature = "listener")]
+            listen: None,
+            #[cfg(feature = "listener")]
+            allowed: Vec::new(),
+            #[cfg(feature = "listener")]
+            listener_limits: crate::http::Limits::default(),
+            #[cfg(feature = "alerts")]
             alerts: None,
+            #[cfg(feature = "alert-routing")]
             notifiers: Vec::new(),
+            #[cfg(feature = "alert-delivery")]
             alertmanagers: Vec::new(),
+            #[cfg(feature = "alert-delivery")]
             alertmanager_resend_delay: vigil_alert::alertmanager::DEFAULT_RESEND_DELAY,
+            #[cfg(feature = "alerts")]
             alert_interval: Some(Duration::from_secs(15)),
         }
     }
@@ -229,6 +246,7 @@ impl MonitorBuilder {
         self
     }
 
+    #[cfg(feature = "listener")]
     /// Serves `GET /metrics` on this address, e.g. `"127.0.0.1:9000"`
     /// (port 0 picks a free port; see [`Monitor::listen_address`]). A host
     /// name (`"localhost:9000"`) is resolved when the monitor is built and
@@ -239,6 +257,7 @@ impl MonitorBuilder {
         self
     }
 
+    #[cfg(feature = "listener")]
     /// Accepts scrapes only from this address or network (`"10.0.0.0/8"`,
     /// `"192.168.1.7"`); may be given several times. Without any, every
     /// peer that can reach the listen address is served.
@@ -247,6 +266,7 @@ impl MonitorBuilder {
         self
     }
 
+    #[cfg(feature = "listener")]
     /// How long the `/metrics` listener waits on a client (defaults: 10 s,
     /// 90 s, 30 s): `header_read` from a request's first byte to the end of
     /// its head, `idle` on a connection with no request in progress, and
@@ -265,6 +285,7 @@ impl MonitorBuilder {
         self
     }
 
+    #[cfg(feature = "listener")]
     /// The most connections the `/metrics` listener keeps open (default
     /// 64). A new one beyond it closes the connection idle for longest, or
     /// is closed itself when every connection has a request in progress.
@@ -283,6 +304,7 @@ impl MonitorBuilder {
         self
     }
 
+    #[cfg(feature = "alerts")]
     /// Evaluates these alert rules against the registry every
     /// [`alert_interval`](Self::alert_interval) (default 15 s) and hands
     /// the notifications to the [`notifier`](Self::notifier)s of their
@@ -300,6 +322,7 @@ impl MonitorBuilder {
         self
     }
 
+    #[cfg(feature = "alert-routing")]
     /// Delivers notifications routed to `receiver` with `notifier`; give a
     /// receiver several by calling this again. Each has its own bounded
     /// queue, retries and timeout (see `vigil::alert::notify`).
@@ -314,6 +337,7 @@ impl MonitorBuilder {
         self
     }
 
+    #[cfg(feature = "alert-delivery")]
     /// Sends every active alert to the Alertmanager at `url`, the way
     /// Prometheus does; call again for each of several Alertmanagers (each
     /// gets every alert).
@@ -334,7 +358,7 @@ impl MonitorBuilder {
     /// `url` is Alertmanager's base URL, e.g. `"http://alertmanager:9093"`
     /// (or `"http://proxy/alertmanager"` behind a route prefix): alerts are
     /// posted to `<url>/api/v2/alerts` (a URL already ending in
-    /// `/api/v2/alerts` is used as it is), `http://` only. This path
+    /// `/api/v2/alerts` is used as it is), `http://` or `https://`. This path
     /// bypasses vigil's own routing, grouping, timers, silences and
     /// inhibit rules, which Alertmanager applies instead; delivery uses
     /// vigil's non-blocking dispatcher (a bounded queue per Alertmanager,
@@ -366,6 +390,7 @@ impl MonitorBuilder {
         self
     }
 
+    #[cfg(feature = "alert-delivery")]
     /// How often every active alert is sent to the
     /// [`alertmanager`](Self::alertmanager)s at least (default 1 min, as
     /// Prometheus's `--rules.alert.resend-delay`); firing alerts are valid
@@ -375,6 +400,7 @@ impl MonitorBuilder {
         self
     }
 
+    #[cfg(feature = "alerts")]
     /// How often the alert rules are evaluated (default 15 s).
     /// [`build`](Self::build) refuses rules that cannot work at this
     /// interval (a rate window shorter than it, a baseline window shorter
@@ -385,6 +411,7 @@ impl MonitorBuilder {
         self
     }
 
+    #[cfg(feature = "alerts")]
     /// Evaluates alerts only when [`Monitor::evaluate_alerts`] is called
     /// (tests with synthetic times, hosts with their own scheduler);
     /// notifications are still delivered in the background.
@@ -393,188 +420,66 @@ impl MonitorBuilder {
         self
     }
 
-    /// Builds the registry, starts the upkeep thread, the listener and the
-    /// alert loop (if configured), which run until the last clone of the
-    /// returned [`Monitor`] is dropped, but does not install the recorder
-    /// globally: use
-    /// [`Monitor::recorder`] with [`with_local_recorder`](crate::with_local_recorder) or
-    /// `metrics::set_global_recorder`.
+    /// Builds the registry and starts what the monitor runs, on threads of
+    /// its own: the upkeep thread, and one thread (a current-thread tokio
+    /// runtime) for the listener and the alert loop, if configured. They
+    /// run until the last clone of the returned [`Monitor`] is dropped.
+    /// Does not install the recorder globally: use [`Monitor::recorder`]
+    /// with [`with_local_recorder`](crate::with_local_recorder) or
+    /// `metrics::set_global_recorder`, or [`install`](Self::install).
+    /// To run them on the host's runtime instead, see `build_tasks`.
     pub fn build(self) -> Result<Monitor, Error> {
-        let clock = self.clock.clone().unwrap_or_default();
-        let default = self.histogram_default.clone().clock(clock.clone());
-        let validate = |metrics: String, config: &Config| {
-            config
-                .clone()
+        let prepared = self.prepare()?;
+        #[cfg(any(feature = "listener", feature = "alerts"))]
+        if prepared.needs_runtime() {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
                 .build()
-                .map(drop)
-                .map_err(|source| Error::Histogram { metrics, source })
-        };
-        validate("every histogram".into(), &default)?;
-        let mut histograms = Vec::with_capacity(self.histograms.len());
-        for (matcher, config) in self.histograms {
-            let config = config.clock(clock.clone());
-            validate(format!("{matcher:?}"), &config)?;
-            histograms.push((matcher, config));
+                .map_err(|source| Error::Runtime { source })?;
+            let (monitor, tasks) = {
+                // The listener's socket and the delivery tasks register
+                // with the runtime that is current.
+                let _entered = runtime.enter();
+                prepared.start(false)?
+            };
+            crate::tasks::spawn_thread(runtime, tasks)
+                .map_err(|source| Error::Runtime { source })?;
+            return Ok(monitor);
         }
-        if let Some(q) = self.quantiles.iter().find(|q| !(0.0..=1.0).contains(*q)) {
-            return Err(Error::Setting {
-                setting: "quantiles",
-                reason: format!("{q} is not in 0.0..=1.0"),
-            });
-        }
-        for (matcher, bounds) in &self.buckets {
-            if bounds.iter().any(|b| !b.is_finite()) || bounds.windows(2).any(|w| w[0] >= w[1]) {
-                return Err(Error::Setting {
-                    setting: "buckets",
-                    reason: format!(
-                        "bounds for {matcher:?} must be finite and strictly increasing: {bounds:?}"
-                    ),
-                });
-            }
-        }
-        if self.window.is_zero() {
-            return Err(Error::Setting {
-                setting: "window",
-                reason: "must be longer than zero".into(),
-            });
-        }
-        if self.max_series_per_metric == 0 {
-            return Err(Error::Setting {
-                setting: "max_series_per_metric",
-                reason: "must be at least 1".into(),
-            });
-        }
-        if self.max_series == 0 {
-            return Err(Error::Setting {
-                setting: "max_series",
-                reason: "must be at least 1".into(),
-            });
-        }
-        for key in self.global_labels.keys() {
-            check_global_label(key)?;
-        }
-        if self.alert_interval.is_some_and(|i| i.is_zero()) {
-            return Err(Error::Setting {
-                setting: "alert_interval",
-                reason: "must be longer than zero".into(),
-            });
-        }
-        if let (Some(engine), Some(interval)) = (&self.alerts, self.alert_interval) {
-            engine
-                .check_evaluation_interval(interval)
-                .map_err(|e| Error::Setting {
-                    setting: "alert_interval",
-                    reason: e.to_string(),
-                })?;
-        }
-        if self.alertmanager_resend_delay.is_zero() {
-            return Err(Error::Setting {
-                setting: "alertmanager_resend_delay",
-                reason: "must be longer than zero".into(),
-            });
-        }
-        if let Some(engine) = &self.alerts {
-            check_receivers(engine, &self.notifiers, &self.alertmanagers)?;
-        } else if let Some(url) = self.alertmanagers.first() {
-            return Err(Error::Setting {
-                setting: "alertmanager",
-                reason: format!(
-                    "there are no alert rules to send to {url}: add them with `alerts(engine)`"
-                ),
-            });
-        }
-        if self.upkeep_interval.is_some_and(|i| i.is_zero()) {
-            return Err(Error::Setting {
-                setting: "upkeep_interval",
-                reason: "must be longer than zero".into(),
-            });
-        }
-        let limits = self.listener_limits;
-        for (setting, value) in [
-            ("listener_timeouts", limits.header_read),
-            ("listener_timeouts", limits.idle),
-            ("listener_timeouts", limits.write),
-        ] {
-            if value.is_zero() {
-                return Err(Error::Setting {
-                    setting,
-                    reason: "every timeout must be longer than zero".into(),
-                });
-            }
-        }
-        if limits.max_connections == 0 {
-            return Err(Error::Setting {
-                setting: "listener_max_connections",
-                reason: "must be at least 1".into(),
-            });
-        }
-        let listen = match &self.listen {
-            None => None,
-            Some(address) => Some(listen_address(address)?),
-        };
-        let mut allowed = Vec::with_capacity(self.allowed.len());
-        for address in &self.allowed {
-            let net = address
-                .parse::<IpNet>()
-                .or_else(|_| address.parse::<std::net::IpAddr>().map(IpNet::from))
-                .map_err(|e| Error::Address {
-                    setting: "allow",
-                    address: address.clone(),
-                    reason: e.to_string(),
-                })?;
-            allowed.push(net);
-        }
+        Ok(prepared.without_runtime())
+    }
 
-        let settings = Settings {
-            global_labels: self.global_labels,
-            quantiles: self.quantiles,
-            buckets: self.buckets,
-            window: self.window,
-            idle_timeout: self.idle_timeout,
-            max_series_per_metric: self.max_series_per_metric,
-            max_series: self.max_series,
-            clock,
-        };
-        let shared = Arc::new(Shared::new(Storage::new(default, histograms), settings));
-        let recorder = Recorder {
-            shared,
-            next: self.layer,
-        };
-        // Alerts first: they may still refuse an Alertmanager URL, and
-        // nothing else has started yet then.
-        let alerts = match self.alerts {
-            Some(engine) => Some(AlertLoop::start(
-                engine,
-                self.notifiers,
-                Alertmanagers {
-                    urls: self.alertmanagers,
-                    resend_delay: self.alertmanager_resend_delay,
-                },
-                recorder.clone(),
-                self.alert_interval,
-            )?),
-            None => None,
-        };
-        let listener = match listen {
-            Some(address) => Some(crate::http::spawn(
-                address,
-                allowed,
-                limits,
-                recorder.clone(),
-            )?),
-            None => None,
-        };
-        let upkeep = self
-            .upkeep_interval
-            .map(|interval| Upkeep::spawn(recorder.clone(), interval));
-        Ok(Monitor {
-            inner: Arc::new(Inner {
-                recorder,
-                alerts,
-                listener,
-                _upkeep: upkeep,
-            }),
-        })
+    /// Builds the registry like [`build`](Self::build), but starts no
+    /// thread or runtime: returns the monitor and its background jobs as
+    /// futures ([`Tasks`](crate::Tasks): the `/metrics` listener, the alert
+    /// loop, the upkeep) for the host to run on its own tokio runtime, as
+    /// `metrics_exporter_prometheus::PrometheusBuilder::build` returns its
+    /// exporter's future. Call it inside that runtime (the listener's
+    /// socket and the alert delivery tasks register with it; outside one,
+    /// it fails with [`Error::NoRuntime`]). The tasks end once the last
+    /// clone of the monitor is dropped. To make the recorder global, pass
+    /// [`Monitor::recorder`] to `metrics::set_global_recorder`.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), vigil::Error> {
+    /// let (monitor, tasks) = vigil::Monitor::builder()
+    ///     .listen("127.0.0.1:0")
+    ///     .build_tasks()?;
+    /// if let Some(listener) = tasks.listener {
+    ///     tokio::spawn(listener);
+    /// }
+    /// # if let Some(upkeep) = tasks.upkeep { tokio::spawn(upkeep); }
+    /// assert!(monitor.listen_address().is_some());
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[cfg(any(feature = "listener", feature = "alerts"))]
+    pub fn build_tasks(self) -> Result<(Monitor, crate::Tasks), Error> {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(Error::NoRuntime);
+        }
+        self.prepare()?.start(true)
     }
 
     /// [`build`](Self::build)s and makes vigil's recorder the global
@@ -598,93 +503,4 @@ impl MonitorBuilder {
         crate::monitor::keep_installed(&monitor);
         Ok(monitor)
     }
-}
-
-/// The Alertmanagers alerts are sent to, and how often at least.
-#[derive(Debug)]
-pub(crate) struct Alertmanagers {
-    pub(crate) urls: Vec<String>,
-    pub(crate) resend_delay: Duration,
-}
-
-/// Fails unless every receiver `engine` can notify has a notifier, or the
-/// alerts go only to Alertmanager (no notifier at all).
-fn check_receivers(
-    engine: &vigil_alert::Engine,
-    notifiers: &[(String, Arc<dyn vigil_alert::notify::Notifier>)],
-    alertmanagers: &[String],
-) -> Result<(), Error> {
-    if notifiers.is_empty() && !alertmanagers.is_empty() {
-        return Ok(());
-    }
-    let mut known: Vec<&str> = Vec::new();
-    for (receiver, _) in notifiers {
-        if !known.contains(&receiver.as_str()) {
-            known.push(receiver);
-        }
-    }
-    let unknown: Vec<&str> = engine
-        .receivers()
-        .into_iter()
-        .filter(|receiver| !known.contains(receiver))
-        .collect();
-    if unknown.is_empty() {
-        return Ok(());
-    }
-    Err(Error::UnknownReceivers {
-        unknown: unknown.iter().map(|s| (*s).to_owned()).collect(),
-        known: known.iter().map(|s| (*s).to_owned()).collect(),
-    })
-}
-
-/// Fails unless `key` can be a global label: a label name in Prometheus's
-/// grammar that the exposition does not reserve.
-fn check_global_label(key: &str) -> Result<(), Error> {
-    let refuse = |reason: String| {
-        Err(Error::Setting {
-            setting: "global_label",
-            reason: format!("the key {key:?} {reason}"),
-        })
-    };
-    if !crate::sanitize::valid_label_key(key) {
-        return match crate::sanitize::label_key(key) {
-            None => refuse("is empty".into()),
-            Some(valid) => refuse(format!(
-                "is not a label name ([a-zA-Z_][a-zA-Z0-9_]*); {valid:?} would be"
-            )),
-        };
-    }
-    if key.starts_with("__") {
-        return refuse("is reserved: names starting with `__` are Prometheus's own".into());
-    }
-    if key == "le" || key == "quantile" {
-        return refuse(format!(
-            "is reserved: histograms and summaries add `{key}` to their samples"
-        ));
-    }
-    if key == crate::recorder::OVERFLOW_LABEL {
-        return refuse("is reserved: it marks a metric's overflow series".into());
-    }
-    Ok(())
-}
-
-/// The socket address of the `listen` setting: an IP address and port, or
-/// a host name and port resolved to its first address.
-fn listen_address(address: &str) -> Result<SocketAddr, Error> {
-    if let Ok(parsed) = address.parse::<SocketAddr>() {
-        return Ok(parsed);
-    }
-    let error = |reason: String| Error::Address {
-        setting: "listen",
-        address: address.to_owned(),
-        reason,
-    };
-    let mut resolved = std::net::ToSocketAddrs::to_socket_addrs(address).map_err(|e| {
-        error(format!(
-            "not an address and port, nor a host name and port that resolves: {e}"
-        ))
-    })?;
-    resolved
-        .next()
-        .ok_or_else(|| error("the host name resolves to no address".into()))
 }
