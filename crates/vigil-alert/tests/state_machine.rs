@@ -515,3 +515,34 @@ proptest! {
         }
     }
 }
+
+/// `Engine::alerts` lists one firing alert per alerting instance, at its
+/// severity and with its annotations, and drops it once it resolves.
+#[test]
+fn active_alerts_are_the_alerting_instances() {
+    let mut e = engine(cpu_rule().annotation("summary", "{{ $labels.host }} at {{ $value }}"));
+    let mut src = MemorySource::new();
+    set(&mut src, 0.95);
+    src.set_gauge(CPU, [("host", "b")], 0.5);
+    e.evaluate(t(0), &src);
+    let alerts = e.alerts(t(30));
+    let [alert] = alerts.as_slice() else {
+        panic!("one alert expected: {alerts:#?}");
+    };
+    let want = l([
+        ("alertname", "HighCpu"),
+        ("host", "a"),
+        ("severity", "high"),
+    ]);
+    assert_eq!(alert.labels, want);
+    assert_eq!(alert.annotations["summary"], "a at 0.95");
+    assert_eq!(alert.status, vigil_alert::AlertStatus::Firing);
+    assert_eq!(
+        (alert.starts_at, alert.ends_at, alert.value),
+        (t(0), None, Some(0.95))
+    );
+    assert!(!alert.silenced && !alert.inhibited && !alert.escalated);
+    set(&mut src, 0.5);
+    e.evaluate(t(60), &src);
+    assert!(e.alerts(t(60)).is_empty());
+}
