@@ -165,8 +165,8 @@ impl Machine {
 
     fn breach(&mut self, now: SystemTime, timing: &Timing, severity: Severity, absent: bool) {
         let waiting_since = match self.state {
-            State::Pending => self.pending_since,
-            State::NoData => self.pending_since, // only set under `Alerting`
+            // `NoData` waits only under `Alerting`.
+            State::Pending | State::NoData => self.pending_since,
             _ => None,
         };
         match self.state {
@@ -180,16 +180,11 @@ impl Machine {
                 if elapsed(now, since) >= timing.for_duration {
                     self.fire(now, severity);
                 } else {
-                    self.state = if absent {
-                        // Keep the `Pending` label when data vanished while
-                        // pending; a fresh breach by absence waits in NoData.
-                        if self.state == State::Pending {
-                            State::Pending
-                        } else {
-                            State::NoData
-                        }
-                    } else {
-                        State::Pending
+                    // Keep the `Pending` label when data vanished while
+                    // pending; a fresh breach by absence waits in NoData.
+                    self.state = match absent && self.state != State::Pending {
+                        true => State::NoData,
+                        false => State::Pending,
                     };
                     self.severity = Some(severity);
                     self.pending_since = Some(since);
