@@ -244,10 +244,9 @@ mod tests {
     #[test]
     fn snapshot_derives_ratios() {
         let counters = Counters::new();
-        counters.bump(Hot::Hit);
-        counters.bump(Hot::Hit);
-        counters.bump(Hot::Hit);
-        counters.bump(Hot::Miss);
+        for hot in [Hot::Hit, Hot::Hit, Hot::Hit, Hot::Miss] {
+            counters.bump(hot);
+        }
         let stats = counters.snapshot(Some("c"), 5, 5, Some(10));
         assert_eq!(stats.hit_ratio, 0.75);
         assert_eq!(stats.utilization, 0.5);

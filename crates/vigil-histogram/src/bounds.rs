@@ -283,16 +283,31 @@ mod tests {
         }
     }
 
+    /// Up to 300 values (nanoseconds, up to 20 s) and up to 15 exact
+    /// bounds (seconds, up to 30 s).
+    fn values_and_bounds() -> impl proptest::strategy::Strategy<Value = (Vec<u64>, Vec<f64>)> {
+        (
+            proptest::collection::vec(0u64..20_000_000_000, 1..300),
+            proptest::collection::vec(0.000_001f64..30.0, 1..16),
+        )
+    }
+
+    /// A histogram with exact `bounds` (in seconds) holding `values` (in
+    /// nanoseconds).
+    fn recorded(bounds: &[f64], values: &[u64]) -> crate::Histogram {
+        let histogram = crate::Config::new().exact_bounds(bounds).build().unwrap();
+        for v in values {
+            histogram.record(*v);
+        }
+        histogram
+    }
+
     proptest::proptest! {
         #[test]
         fn counts_at_exact_bounds_equal_the_model(
-            values in proptest::collection::vec(0u64..20_000_000_000, 1..300),
-            bounds in proptest::collection::vec(0.000_001f64..30.0, 1..16),
+            (values, bounds) in values_and_bounds(),
         ) {
-            let histogram = crate::Config::new().exact_bounds(&bounds).build().unwrap();
-            for v in &values {
-                histogram.record(*v);
-            }
+            let histogram = recorded(&bounds, &values);
             let snapshot = histogram.snapshot(crate::Window::Cumulative);
             let raw = raw_bounds(&bounds, 1e9);
             let layout = Layout::new(1, 3_600_000_000_000, 3).unwrap();
@@ -334,13 +349,9 @@ mod tests {
     proptest::proptest! {
         #[test]
         fn bound_counters_equal_the_model(
-            values in proptest::collection::vec(0u64..20_000_000_000, 1..300),
-            bounds in proptest::collection::vec(0.000_001f64..30.0, 1..16),
+            (values, bounds) in values_and_bounds(),
         ) {
-            let histogram = crate::Config::new().exact_bounds(&bounds).build().unwrap();
-            for v in &values {
-                histogram.record(*v);
-            }
+            let histogram = recorded(&bounds, &values);
             let mut counts = Vec::new();
             let (count, _) = histogram.bound_counts(&mut counts);
             let raw = raw_bounds(&bounds, 1e9);

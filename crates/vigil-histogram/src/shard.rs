@@ -576,21 +576,31 @@ mod loom_tests {
         (counts, seen.len() as u64, sum)
     }
 
+    /// A shard of `buckets` buckets and its owner, a thread that records
+    /// `records` (`(index, raw)`, one value each) into it in order.
+    fn owner_recording(
+        buckets: usize,
+        records: [(usize, u64); 2],
+    ) -> (Arc<Shard>, loom::thread::JoinHandle<()>) {
+        let shard = Arc::new(*Shard::new(buckets));
+        let writer = {
+            let shard = Arc::clone(&shard);
+            loom::thread::spawn(move || {
+                for (index, raw) in records {
+                    shard.add(index, 1, raw, Access::Owned);
+                }
+            })
+        };
+        (shard, writer)
+    }
+
     /// The owner records two values while a reader tries once: a read that
     /// succeeds sees none, the first, or both records, whole.
     #[test]
     fn an_owned_shard_reads_between_records() {
         let records = [(1, 3), (GROUP_SPAN + 1, 5)];
         loom::model(move || {
-            let shard = Arc::new(*Shard::new(2 * GROUP_SPAN));
-            let writer = {
-                let shard = Arc::clone(&shard);
-                loom::thread::spawn(move || {
-                    for (index, raw) in records {
-                        shard.add(index, 1, raw, Access::Owned);
-                    }
-                })
-            };
+            let (shard, writer) = owner_recording(2 * GROUP_SPAN, records);
             let mut counts = Vec::new();
             if let Some((count, sum)) = shard.try_read(&mut counts, &mut Shard::append_counts) {
                 let allowed = [&[][..], &[0], &[0, 1]].map(|seen| state(&records, seen));
@@ -612,14 +622,7 @@ mod loom_tests {
     #[test]
     fn a_bracketed_walk_lies_between_its_totals() {
         loom::model(|| {
-            let shard = Arc::new(*Shard::new(GROUP_SPAN));
-            let writer = {
-                let shard = Arc::clone(&shard);
-                loom::thread::spawn(move || {
-                    shard.add(1, 1, 3, Access::Owned);
-                    shard.add(2, 1, 5, Access::Owned);
-                })
-            };
+            let (shard, writer) = owner_recording(GROUP_SPAN, [(1, 3), (2, 5)]);
             // The ends as the fallback reads them: `totals`, which must
             // settle whatever the writer is doing (a pair read across a
             // record has no place in a bracket).
@@ -649,14 +652,7 @@ mod loom_tests {
     #[test]
     fn a_read_never_counts_a_value_without_its_sum() {
         loom::model(|| {
-            let shard = Arc::new(*Shard::new(GROUP_SPAN));
-            let writer = {
-                let shard = Arc::clone(&shard);
-                loom::thread::spawn(move || {
-                    shard.add(1, 1, 3, Access::Owned);
-                    shard.add(2, 1, 3, Access::Owned);
-                })
-            };
+            let (shard, writer) = owner_recording(GROUP_SPAN, [(1, 3), (2, 3)]);
             let mut counts = Vec::new();
             let (count, sum) = shard.read(&mut counts, Shard::append_counts);
             assert_eq!(counts.iter().map(|&(_, n)| n).sum::<u64>(), count);

@@ -430,18 +430,24 @@ mod tests {
         }
     }
 
+    /// Runs `work` on `threads` threads at once, each given a barrier that
+    /// all of them reach.
+    fn on_threads(threads: usize, work: impl Fn(&std::sync::Barrier) + Sync) {
+        let barrier = std::sync::Barrier::new(threads);
+        std::thread::scope(|s| {
+            for _ in 0..threads {
+                s.spawn(|| work(&barrier));
+            }
+        });
+    }
+
     #[test]
     fn concurrent_threads_get_their_own_shards() {
         let slots = Arc::new(Slots::new(1_024, 4));
-        let barrier = std::sync::Barrier::new(3);
-        std::thread::scope(|s| {
-            for _ in 0..3 {
-                s.spawn(|| {
-                    slots.add(1, 1, 1);
-                    barrier.wait(); // all three alive at once
-                    slots.add(1, 1, 1);
-                });
-            }
+        on_threads(3, |barrier| {
+            slots.add(1, 1, 1);
+            barrier.wait(); // all three alive at once
+            slots.add(1, 1, 1);
         });
         assert_eq!(slots.shards().count(), 3);
         assert_eq!(slots.shards().map(Shard::count).sum::<u64>(), 6);
@@ -450,16 +456,11 @@ mod tests {
     #[test]
     fn threads_beyond_the_capacity_share_a_shard() {
         let slots = Arc::new(Slots::new(1_024, 2));
-        let barrier = std::sync::Barrier::new(4);
-        std::thread::scope(|s| {
-            for _ in 0..4 {
-                s.spawn(|| {
-                    slots.add(3, 1, 3);
-                    barrier.wait();
-                    for _ in 0..999 {
-                        slots.add(3, 1, 3);
-                    }
-                });
+        on_threads(4, |barrier| {
+            slots.add(3, 1, 3);
+            barrier.wait();
+            for _ in 0..999 {
+                slots.add(3, 1, 3);
             }
         });
         assert_eq!(slots.shards().count(), 2, "two owned");

@@ -128,15 +128,19 @@ mod tests {
         current_call_site().map(CallSite::name)
     }
 
+    /// Drops `scope` and checks that the current call site is then `now`.
+    fn leave(scope: Scope, now: Option<&str>) {
+        drop(scope);
+        assert_eq!(current(), now);
+    }
+
     #[test]
     fn scopes_dropped_in_start_order_leave_no_stale_caller() {
         let (a, _) = enter(&A);
         let (b, caller) = enter(&B);
         assert_eq!(caller.map(CallSite::name), Some("a"));
-        drop(a);
-        assert_eq!(current(), Some("b"));
-        drop(b);
-        assert_eq!(current(), None);
+        leave(a, Some("b"));
+        leave(b, None);
     }
 
     #[test]
@@ -144,12 +148,9 @@ mod tests {
         let (a, _) = enter(&A);
         let (b, _) = enter(&B);
         let (c, _) = enter(&C);
-        drop(b);
-        assert_eq!(current(), Some("c"));
-        drop(c);
-        assert_eq!(current(), Some("a"));
-        drop(a);
-        assert_eq!(current(), None);
+        leave(b, Some("c"));
+        leave(c, Some("a"));
+        leave(a, None);
     }
 
     #[test]

@@ -592,11 +592,24 @@ const NANO_LO: f64 = f64::from_bits(0x3ca4_136b_4a59_7317);
 
 /// HELP texts, given to the recorder once per site and recorder.
 fn describe(recorder: &dyn Recorder) {
-    recorder.describe_counter(
-        KeyName::from_const_str(CALLS_TOTAL),
-        Some(Unit::Count),
-        "Completed calls of instrumented functions, by caller and result (panics count as errors)."
-            .into(),
+    let counter = |name: &'static str, help: &'static str| {
+        recorder.describe_counter(
+            KeyName::from_const_str(name),
+            Some(Unit::Count),
+            help.into(),
+        );
+    };
+    counter(
+        CALLS_TOTAL,
+        "Completed calls of instrumented functions, by caller and result (panics count as errors).",
+    );
+    counter(
+        PANICS_TOTAL,
+        "Calls of instrumented functions that panicked.",
+    );
+    counter(
+        CANCELLATIONS_TOTAL,
+        "Instrumented futures dropped before they completed.",
     );
     recorder.describe_histogram(
         KeyName::from_const_str(CALLS_DURATION),
@@ -607,16 +620,6 @@ fn describe(recorder: &dyn Recorder) {
         KeyName::from_const_str(CALLS_CONCURRENT),
         Some(Unit::Count),
         "Calls of instrumented functions currently in flight.".into(),
-    );
-    recorder.describe_counter(
-        KeyName::from_const_str(PANICS_TOTAL),
-        Some(Unit::Count),
-        "Calls of instrumented functions that panicked.".into(),
-    );
-    recorder.describe_counter(
-        KeyName::from_const_str(CANCELLATIONS_TOTAL),
-        Some(Unit::Count),
-        "Instrumented futures dropped before they completed.".into(),
     );
 }
 

@@ -16,55 +16,69 @@ fn error(args: TokenStream, item: TokenStream) -> String {
 
 #[test]
 fn keys_are_owned_and_tuples_only_for_several_arguments() {
-    let out = expand(
-        quote!(),
-        quote!(
-            fn f(name: &str) -> u32 {
-                1
-            }
+    // (arguments, item, the cache type)
+    let cases = [
+        (
+            quote!(),
+            quote!(
+                fn f(name: &str) -> u32 {
+                    1
+                }
+            ),
+            "TaggedCache < :: std :: string :: String , u32 >",
         ),
-    )
-    .unwrap();
-    assert!(
-        out.contains("TaggedCache < :: std :: string :: String , u32 >"),
-        "{out}"
-    );
-    let out = expand(
-        quote!(),
-        quote!(
-            fn f(a: u32, b: &[u8]) -> u32 {
-                1
-            }
+        (
+            quote!(),
+            quote!(
+                fn f(a: u32, b: &[u8]) -> u32 {
+                    1
+                }
+            ),
+            "TaggedCache < (u32 , :: std :: vec :: Vec < u8 > ,) , u32 >",
         ),
-    )
-    .unwrap();
-    assert!(
-        out.contains("TaggedCache < (u32 , :: std :: vec :: Vec < u8 > ,) , u32 >"),
-        "{out}"
-    );
-    let out = expand(
-        quote!(),
-        quote!(
-            fn f() -> u32 {
-                1
-            }
+        (
+            quote!(),
+            quote!(
+                fn f() -> u32 {
+                    1
+                }
+            ),
+            "TaggedCache < () , u32 >",
         ),
-    )
-    .unwrap();
-    assert!(out.contains("TaggedCache < () , u32 >"), "{out}");
-    let out = expand(
-        quote!(key = b),
-        quote!(
-            fn f(a: &Db, b: &std::path::Path) -> u32 {
-                1
-            }
+        (
+            quote!(key = b),
+            quote!(
+                fn f(a: &Db, b: &std::path::Path) -> u32 {
+                    1
+                }
+            ),
+            "TaggedCache < :: std :: path :: PathBuf , u32 >",
         ),
-    )
-    .unwrap();
-    assert!(
-        out.contains("TaggedCache < :: std :: path :: PathBuf , u32 >"),
-        "{out}"
-    );
+        (
+            quote!(),
+            quote!(
+                fn f(a: &Db, b: &dyn Named) -> u32 {
+                    1
+                }
+            ),
+            "TaggedCache < (Db , < dyn Named as :: std :: borrow :: ToOwned > :: Owned ,) , u32 >",
+        ),
+        (
+            quote!(key = (b,)),
+            quote!(
+                fn f(a: &Db, b: u8) -> u32 {
+                    1
+                }
+            ),
+            "TaggedCache < (u8 ,) , u32 >",
+        ),
+    ];
+    for (args, item, cache) in cases {
+        let out = expand(args, item).unwrap();
+        assert!(out.contains(cache), "{out}");
+    }
+    // Every argument in the key is copied through the trait that names
+    // `key = ..` when it cannot be.
     let out = expand(
         quote!(),
         quote!(
@@ -74,85 +88,65 @@ fn keys_are_owned_and_tuples_only_for_several_arguments() {
         ),
     )
     .unwrap();
-    assert!(
-        out.contains(
-            "TaggedCache < (Db , < dyn Named as :: std :: borrow :: ToOwned > :: Owned ,) , u32 >"
-        ),
-        "{out}"
-    );
-    // Every argument in the key is copied through the trait that names
-    // `key = ..` when it cannot be.
     assert_eq!(
         out.matches("as __VigilKeyPart < _ >> :: __vigil_key_part")
             .count(),
         2,
         "{out}"
     );
-    let out = expand(
-        quote!(key = (b,)),
-        quote!(
-            fn f(a: &Db, b: u8) -> u32 {
-                1
-            }
-        ),
-    )
-    .unwrap();
-    assert!(out.contains("TaggedCache < (u8 ,) , u32 >"), "{out}");
 }
 
 #[test]
 fn values_unwrap_results_and_options_unless_asked_to_cache_all() {
-    let out = expand(
-        quote!(),
-        quote!(
-            fn f(a: u8) -> io::Result<String> {
-                unreachable!()
-            }
+    // (arguments, item, what the expansion holds: the cache type, the loader)
+    let cases = [
+        (
+            quote!(),
+            quote!(
+                fn f(a: u8) -> io::Result<String> {
+                    unreachable!()
+                }
+            ),
+            ["TaggedCache < u8 , String >", "try_get_with_options"],
         ),
-    )
-    .unwrap();
-    assert!(
-        out.contains("TaggedCache < u8 , String >") && out.contains("try_get_with_options"),
-        "{out}"
-    );
-    let out = expand(
-        quote!(cache_err = true),
-        quote!(
-            fn f(a: u8) -> Result<u8, E> {
-                unreachable!()
-            }
+        (
+            quote!(cache_err = true),
+            quote!(
+                fn f(a: u8) -> Result<u8, E> {
+                    unreachable!()
+                }
+            ),
+            [
+                "TaggedCache < u8 , Result < u8 , E > >",
+                ". get_with_options",
+            ],
         ),
-    )
-    .unwrap();
-    assert!(
-        out.contains("TaggedCache < u8 , Result < u8 , E > >")
-            && out.contains(". get_with_options"),
-        "{out}"
-    );
-    let out = expand(
-        quote!(),
-        quote!(
-            async fn f(a: u8) -> Option<u8> {
-                None
-            }
+        (
+            quote!(),
+            quote!(
+                async fn f(a: u8) -> Option<u8> {
+                    None
+                }
+            ),
+            [
+                "future :: TaggedCache < u8 , u8 >",
+                "optionally_get_with_options",
+            ],
         ),
-    )
-    .unwrap();
-    assert!(
-        out.contains("future :: TaggedCache < u8 , u8 >")
-            && out.contains("optionally_get_with_options"),
-        "{out}"
-    );
-    let out = expand(
-        quote!(cache_none),
-        quote!(
-            fn f(a: u8) -> Option<u8> {
-                None
-            }
+        (
+            quote!(cache_none),
+            quote!(
+                fn f(a: u8) -> Option<u8> {
+                    None
+                }
+            ),
+            ["TaggedCache < u8 , Option < u8 > >", ". get_with_options"],
         ),
-    )
-    .unwrap();
-    assert!(out.contains("TaggedCache < u8 , Option < u8 > >"), "{out}");
+    ];
+    for (args, item, holds) in cases {
+        let out = expand(args, item).unwrap();
+        assert!(holds.iter().all(|part| out.contains(part)), "{out}");
+    }
 }
 
 #[test]
