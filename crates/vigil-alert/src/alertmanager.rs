@@ -377,45 +377,32 @@ pub struct SenderBuilder {
 }
 
 impl SenderBuilder {
-    /// Sends to the Alertmanager at `url`; call again for each of several
-    /// (each gets every alert, as Prometheus sends to all). `url` is the
-    /// base URL (`http://alertmanager:9093`, or with Alertmanager's
-    /// `--web.route-prefix`, `http://proxy/alertmanager`): alerts are
-    /// posted to `<url>/api/v2/alerts`. A URL that already ends in
-    /// `/api/v2/alerts` is used as it is. Only `http://`.
-    pub fn alertmanager(mut self, url: impl Into<String>) -> Self {
-        self.urls.push(url.into());
-        self
-    }
+    crate::notify::setters! {
+        /// Sends to the Alertmanager at `url`; call again for each of several
+        /// (each gets every alert, as Prometheus sends to all). `url` is the
+        /// base URL (`http://alertmanager:9093`, or with Alertmanager's
+        /// `--web.route-prefix`, `http://proxy/alertmanager`): alerts are
+        /// posted to `<url>/api/v2/alerts`. A URL that already ends in
+        /// `/api/v2/alerts` is used as it is. Only `http://`.
+        alertmanager(url: impl Into<String>) => push urls(url.into());
 
-    /// How often every active alert is sent at least (default
-    /// [`DEFAULT_RESEND_DELAY`], 1 min; more than zero).
-    pub fn resend_delay(mut self, delay: Duration) -> Self {
-        self.resend_delay = delay;
-        self
-    }
+        /// How often every active alert is sent at least (default
+        /// [`DEFAULT_RESEND_DELAY`], 1 min; more than zero).
+        resend_delay(delay: Duration) => resend_delay = delay;
 
-    /// How often the engine is evaluated (more than zero). Unset, firing
-    /// alerts are valid for `4 x resend_delay`; set, for
-    /// `4 x max(interval, resend_delay)`.
-    pub fn evaluation_interval(mut self, interval: Duration) -> Self {
-        self.evaluation_interval = Some(interval);
-        self
-    }
+        /// How often the engine is evaluated (more than zero). Unset, firing
+        /// alerts are valid for `4 x resend_delay`; set, for
+        /// `4 x max(interval, resend_delay)`.
+        evaluation_interval(interval: Duration) => evaluation_interval = Some(interval);
 
-    /// The `generatorURL` of every alert, the link Alertmanager shows as
-    /// its source (e.g. the service's status page). Omitted when unset.
-    pub fn generator_url(mut self, url: impl Into<String>) -> Self {
-        self.generator_url = Some(url.into());
-        self
-    }
+        /// The `generatorURL` of every alert, the link Alertmanager shows as
+        /// its source (e.g. the service's status page). Omitted when unset.
+        generator_url(url: impl Into<String>) => generator_url = Some(url.into());
 
-    /// How the requests are queued, timed out and retried (default
-    /// [`Dispatcher::builder`]'s settings); any notifiers it holds are
-    /// ignored.
-    pub fn dispatcher(mut self, dispatcher: DispatcherBuilder) -> Self {
-        self.dispatcher = dispatcher;
-        self
+        /// How the requests are queued, timed out and retried (default
+        /// [`Dispatcher::builder`]'s settings); any notifiers it holds are
+        /// ignored.
+        dispatcher(dispatcher: DispatcherBuilder) => dispatcher = dispatcher;
     }
 
     /// Checks the settings and starts one delivery task per Alertmanager

@@ -162,52 +162,30 @@ impl ServiceTargets {
         }
     }
 
-    /// The window of the latency, error-rate and cache rules.
-    pub fn window(mut self, window: Duration) -> Self {
-        self.window = window;
-        self
-    }
+    crate::notify::setters! {
+        /// The window of the latency, error-rate and cache rules.
+        window(window: Duration) => window = window;
 
-    /// How long a threshold must hold before firing (all rules).
-    pub fn for_duration(mut self, duration: Duration) -> Self {
-        self.for_duration = duration;
-        self
-    }
+        /// How long a threshold must hold before firing (all rules).
+        for_duration(duration: Duration) => for_duration = duration;
 
-    /// `HighLatency` fires (high) when a function's p95 exceeds this.
-    pub fn latency_p95(mut self, limit: Duration) -> Self {
-        self.latency_p95 = limit;
-        self
-    }
+        /// `HighLatency` fires (high) when a function's p95 exceeds this.
+        latency_p95(limit: Duration) => latency_p95 = limit;
 
-    /// `HighErrorRate` limits (fractions of calls): medium, critical.
-    pub fn error_rate(mut self, medium: f64, critical: f64) -> Self {
-        self.error_rate = (medium, critical);
-        self
-    }
+        /// `HighErrorRate` limits (fractions of calls): medium, critical.
+        error_rate(medium: f64, critical: f64) => error_rate = (medium, critical);
 
-    /// `HighCpuUsage` limits (0..1): medium, critical.
-    pub fn cpu(mut self, medium: f64, critical: f64) -> Self {
-        self.cpu = (medium, critical);
-        self
-    }
+        /// `HighCpuUsage` limits (0..1): medium, critical.
+        cpu(medium: f64, critical: f64) => cpu = (medium, critical);
 
-    /// `HighMemoryUsage` limits (0..1): medium, critical.
-    pub fn memory(mut self, medium: f64, critical: f64) -> Self {
-        self.memory = (medium, critical);
-        self
-    }
+        /// `HighMemoryUsage` limits (0..1): medium, critical.
+        memory(medium: f64, critical: f64) => memory = (medium, critical);
 
-    /// `LowCacheHitRatio` limits (0..1, alerting below): medium, high.
-    pub fn cache_hit_ratio(mut self, medium: f64, high: f64) -> Self {
-        self.cache_hit_ratio = (medium, high);
-        self
-    }
+        /// `LowCacheHitRatio` limits (0..1, alerting below): medium, high.
+        cache_hit_ratio(medium: f64, high: f64) => cache_hit_ratio = (medium, high);
 
-    /// Keeps only these targets.
-    pub fn only(mut self, targets: impl IntoIterator<Item = Target>) -> Self {
-        self.only = targets.into_iter().collect();
-        self
+        /// Keeps only these targets.
+        only(targets: impl IntoIterator<Item = Target>) => only = targets.into_iter().collect();
     }
 
     /// The rule for one target.
@@ -395,22 +373,15 @@ impl SloBurnRate {
         }
     }
 
-    /// The alert name (default `ErrorBudgetBurn`).
-    pub fn alert_name(mut self, name: impl Into<String>) -> Self {
-        self.alert = name.into();
-        self
-    }
+    crate::notify::setters! {
+        /// The alert name (default `ErrorBudgetBurn`).
+        alert_name(name: impl Into<String>) => alert = name.into();
 
-    /// The failed events (default `function_calls_total{result="error"}`).
-    pub fn errors(mut self, selector: Selector) -> Self {
-        self.errors = selector;
-        self
-    }
+        /// The failed events (default `function_calls_total{result="error"}`).
+        errors(selector: Selector) => errors = selector;
 
-    /// All events (default `function_calls_total`).
-    pub fn total(mut self, selector: Selector) -> Self {
-        self.total = selector;
-        self
+        /// All events (default `function_calls_total`).
+        total(selector: Selector) => total = selector;
     }
 
     /// Restricts both the failed and the total events (e.g. to one
@@ -438,10 +409,9 @@ impl SloBurnRate {
         self
     }
 
-    /// Replaces the burn windows.
-    pub fn windows(mut self, windows: impl IntoIterator<Item = BurnWindow>) -> Self {
-        self.windows = windows.into_iter().collect();
-        self
+    crate::notify::setters! {
+        /// Replaces the burn windows.
+        windows(windows: impl IntoIterator<Item = BurnWindow>) => windows = windows.into_iter().collect();
     }
 
     /// The error budget: `1 - objective`.

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -20,12 +20,6 @@ use crate::Notification;
 
 /// While a burst of drops lasts, it is logged again this often.
 const BURST_REMINDER: Duration = Duration::from_secs(300);
-
-const DEFAULT_QUEUE_CAPACITY: usize = 256;
-const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
-const DEFAULT_INITIAL_BACKOFF: Duration = Duration::from_millis(500);
-const DEFAULT_MAX_BACKOFF: Duration = Duration::from_secs(30);
-const DEFAULT_MAX_ATTEMPTS: u32 = 5;
 
 /// Registers the help text of the delivery metrics with the installed
 /// `metrics` recorder. [`DispatcherBuilder::build`] calls it; call it again
@@ -101,6 +95,7 @@ const UNKNOWN_RECEIVER: Reason = "unknown_receiver";
 /// # Ok(())
 /// # }
 /// ```
+#[derive(Debug)]
 pub struct Dispatcher {
     receivers: HashMap<String, Vec<Queue>>,
     bursts: Arc<Bursts>,
@@ -108,6 +103,7 @@ pub struct Dispatcher {
 }
 
 /// The sending side of one notifier's queue.
+#[derive(Debug)]
 struct Queue {
     notifier: String,
     capacity: usize,
@@ -187,18 +183,8 @@ impl Dispatcher {
     }
 }
 
-impl fmt::Debug for Dispatcher {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut map = f.debug_map();
-        for (receiver, queues) in &self.receivers {
-            let notifiers: Vec<&str> = queues.iter().map(|q| q.notifier.as_str()).collect();
-            map.entry(receiver, &notifiers);
-        }
-        map.finish()
-    }
-}
-
 /// Configures a [`Dispatcher`]: see [`Dispatcher::builder`].
+#[derive(Debug)]
 #[must_use]
 pub struct DispatcherBuilder {
     notifiers: Vec<(String, Arc<dyn Notifier>)>,
@@ -210,30 +196,15 @@ impl Default for DispatcherBuilder {
     fn default() -> Self {
         DispatcherBuilder {
             notifiers: Vec::new(),
-            queue_capacity: DEFAULT_QUEUE_CAPACITY,
+            queue_capacity: 256,
             retry: Retry {
-                timeout: DEFAULT_TIMEOUT,
-                initial_backoff: DEFAULT_INITIAL_BACKOFF,
-                max_backoff: DEFAULT_MAX_BACKOFF,
-                max_attempts: DEFAULT_MAX_ATTEMPTS,
+                timeout: Duration::from_secs(10),
+                initial_backoff: Duration::from_millis(500),
+                max_backoff: Duration::from_secs(30),
+                max_attempts: 5,
                 jitter: true,
             },
         }
-    }
-}
-
-impl fmt::Debug for DispatcherBuilder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let notifiers: Vec<(&str, &str)> = self
-            .notifiers
-            .iter()
-            .map(|(r, n)| (r.as_str(), n.name()))
-            .collect();
-        f.debug_struct("DispatcherBuilder")
-            .field("notifiers", &notifiers)
-            .field("queue_capacity", &self.queue_capacity)
-            .field("retry", &self.retry)
-            .finish()
     }
 }
 
@@ -255,50 +226,34 @@ impl DispatcherBuilder {
         self
     }
 
-    /// How many notifications each notifier's queue holds (default 256;
-    /// at least 1).
-    pub fn queue_capacity(mut self, capacity: usize) -> Self {
-        self.queue_capacity = capacity;
-        self
-    }
+    crate::notify::setters! {
+        /// How many notifications each notifier's queue holds (default 256;
+        /// at least 1).
+        queue_capacity(capacity: usize) => queue_capacity = capacity;
 
-    /// How long one attempt may take before it is abandoned (default 10 s,
-    /// at most [`MAX_DURATION`](crate::MAX_DURATION)).
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.retry.timeout = timeout;
-        self
-    }
+        /// How long one attempt may take before it is abandoned (default 10 s,
+        /// at most [`MAX_DURATION`](crate::MAX_DURATION)).
+        timeout(timeout: Duration) => retry.timeout = timeout;
 
-    /// The wait before the first retry (default 500 ms); doubled after
-    /// each failed retry up to [`max_backoff`](Self::max_backoff), and
-    /// [jittered](Self::jitter).
-    pub fn initial_backoff(mut self, backoff: Duration) -> Self {
-        self.retry.initial_backoff = backoff;
-        self
-    }
+        /// The wait before the first retry (default 500 ms); doubled after
+        /// each failed retry up to [`max_backoff`](Self::max_backoff), and
+        /// [jittered](Self::jitter).
+        initial_backoff(backoff: Duration) => retry.initial_backoff = backoff;
 
-    /// The longest wait between attempts (default 30 s, at most
-    /// [`MAX_DURATION`](crate::MAX_DURATION)).
-    pub fn max_backoff(mut self, backoff: Duration) -> Self {
-        self.retry.max_backoff = backoff;
-        self
-    }
+        /// The longest wait between attempts (default 30 s, at most
+        /// [`MAX_DURATION`](crate::MAX_DURATION)).
+        max_backoff(backoff: Duration) => retry.max_backoff = backoff;
 
-    /// Attempts per notification, the first included (default 5; 1 means
-    /// no retries).
-    pub fn max_attempts(mut self, attempts: u32) -> Self {
-        self.retry.max_attempts = attempts;
-        self
-    }
+        /// Attempts per notification, the first included (default 5; 1 means
+        /// no retries).
+        max_attempts(attempts: u32) => retry.max_attempts = attempts;
 
-    /// Whether waits are jittered (default `true`): each is drawn from
-    /// between its scheduled length and twice that (at most
-    /// `max_backoff`), so that notifiers failing together do not retry in
-    /// lockstep. Without jitter the waits are exactly `initial_backoff`,
-    /// doubling up to `max_backoff`.
-    pub fn jitter(mut self, jitter: bool) -> Self {
-        self.retry.jitter = jitter;
-        self
+        /// Whether waits are jittered (default `true`): each is drawn from
+        /// between its scheduled length and twice that (at most
+        /// `max_backoff`), so that notifiers failing together do not retry in
+        /// lockstep. Without jitter the waits are exactly `initial_backoff`,
+        /// doubling up to `max_backoff`.
+        jitter(jitter: bool) => retry.jitter = jitter;
     }
 
     /// Checks the settings and starts one delivery task per notifier on the
@@ -342,41 +297,40 @@ impl DispatcherBuilder {
     }
 
     fn validate(&self) -> Result<(), NotifyError> {
-        let invalid = |field, reason: String| Err(NotifyError::InvalidConfig { field, reason });
-        let capacity = self.queue_capacity;
-        if capacity == 0 || capacity > tokio::sync::Semaphore::MAX_PERMITS {
-            return invalid(
+        let (r, capacity) = (&self.retry, self.queue_capacity);
+        let too_long = crate::time::too_long;
+        let checks = [
+            (
                 "queue_capacity",
-                format!("must be at least 1 (got {capacity})"),
-            );
-        }
-        let retry = &self.retry;
-        if retry.max_attempts == 0 {
-            return invalid("max_attempts", "must be at least 1 (got 0)".into());
-        }
-        if retry.timeout.is_zero() {
-            return invalid("timeout", "must be more than zero".into());
-        }
-        let timers = [
-            ("timeout", retry.timeout),
-            ("initial_backoff", retry.initial_backoff),
-            ("max_backoff", retry.max_backoff),
-        ];
-        for (field, d) in timers {
-            if let Some(reason) = crate::time::too_long(d) {
-                return invalid(field, reason);
-            }
-        }
-        if retry.initial_backoff > retry.max_backoff {
-            return invalid(
+                (capacity == 0 || capacity > tokio::sync::Semaphore::MAX_PERMITS)
+                    .then(|| format!("must be at least 1 (got {capacity})")),
+            ),
+            (
+                "max_attempts",
+                (r.max_attempts == 0).then(|| "must be at least 1 (got 0)".to_owned()),
+            ),
+            (
+                "timeout",
+                (r.timeout.is_zero())
+                    .then(|| "must be more than zero".to_owned())
+                    .or_else(|| too_long(r.timeout)),
+            ),
+            ("initial_backoff", too_long(r.initial_backoff)),
+            ("max_backoff", too_long(r.max_backoff)),
+            (
                 "initial_backoff",
-                format!(
-                    "{:?} is more than max_backoff {:?}",
-                    retry.initial_backoff, retry.max_backoff
-                ),
-            );
+                (r.initial_backoff > r.max_backoff).then(|| {
+                    format!(
+                        "{:?} is more than max_backoff {:?}",
+                        r.initial_backoff, r.max_backoff
+                    )
+                }),
+            ),
+        ];
+        match checks.into_iter().find_map(|(field, e)| Some((field, e?))) {
+            Some((field, reason)) => Err(NotifyError::InvalidConfig { field, reason }),
+            None => Ok(()),
         }
-        Ok(())
     }
 }
 
@@ -496,14 +450,12 @@ impl Worker {
 
 /// Open bursts of drops per (receiver, reason), so that a dead receiver
 /// logs once instead of once per notification.
-#[derive(Default)]
+#[derive(Debug, Default)]
 struct Bursts {
-    /// `open.len()`, readable without the lock: deliveries (the common
-    /// case) only lock when a burst may need closing.
-    count: AtomicUsize,
     open: Mutex<HashMap<(String, Reason), Burst>>,
 }
 
+#[derive(Debug)]
 struct Burst {
     dropped: u64,
     started: Instant,
@@ -540,7 +492,6 @@ impl Bursts {
                         logged: now,
                     },
                 );
-                self.count.store(open.len(), Ordering::Release);
                 tracing::warn!(
                     receiver,
                     notifier,
@@ -571,9 +522,6 @@ impl Bursts {
 
     /// Closes the receiver's bursts, if any, logging what they dropped.
     fn delivered(&self, receiver: &str) {
-        if self.count.load(Ordering::Acquire) == 0 {
-            return;
-        }
         let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
         open.retain(|(r, reason), burst| {
@@ -589,7 +537,6 @@ impl Bursts {
             );
             false
         });
-        self.count.store(open.len(), Ordering::Release);
     }
 }
 

@@ -138,6 +138,12 @@ pub trait Notifier: Send + Sync {
     async fn notify(&self, notification: &Notification) -> Result<(), NotifyError>;
 }
 
+impl std::fmt::Debug for dyn Notifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 #[async_trait]
 impl<N: Notifier + ?Sized> Notifier for Arc<N> {
     fn name(&self) -> &str {
@@ -159,6 +165,30 @@ impl<N: Notifier + ?Sized> Notifier for Box<N> {
         (**self).notify(notification).await
     }
 }
+
+/// Builder methods that each set a field (`name(arg: T) => field = value;`)
+/// or push to one (`name(arg: T) => push field(value);`), documented by the
+/// doc comments written above them.
+macro_rules! setters {
+    () => {};
+    ($(#[$doc:meta])* $name:ident($($arg:ident: $ty:ty),+) => push $($field:ident).+ ($value:expr); $($rest:tt)*) => {
+        $(#[$doc])*
+        pub fn $name(mut self, $($arg: $ty),+) -> Self {
+            self.$($field).+.push($value);
+            self
+        }
+        $crate::notify::setters!($($rest)*);
+    };
+    ($(#[$doc:meta])* $name:ident($($arg:ident: $ty:ty),+) => $($field:ident).+ = $value:expr; $($rest:tt)*) => {
+        $(#[$doc])*
+        pub fn $name(mut self, $($arg: $ty),+) -> Self {
+            self.$($field).+ = $value;
+            self
+        }
+        $crate::notify::setters!($($rest)*);
+    };
+}
+pub(crate) use setters;
 
 /// `"firing"` or `"resolved"`, as serialized.
 pub(crate) fn status_str(status: crate::AlertStatus) -> &'static str {

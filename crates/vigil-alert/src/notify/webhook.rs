@@ -77,11 +77,14 @@ pub enum WebhookFormat {
 /// assert_eq!(chat.format(), WebhookFormat::Notification);
 /// # Ok::<(), vigil_alert::notify::NotifyError>(())
 /// ```
-#[derive(Clone)]
+///
+/// Its `Debug` output shows header names only: their values may hold
+/// credentials.
+#[derive(Clone, Debug)]
 pub struct WebhookNotifier {
     url: Url,
     format: WebhookFormat,
-    header_names: Vec<String>,
+    headers: HeaderMap,
     generator_url: Option<String>,
     firing_ttl: Option<Duration>,
     name: String,
@@ -177,20 +180,6 @@ impl WebhookNotifier {
     }
 }
 
-impl fmt::Debug for WebhookNotifier {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // Header values may hold credentials: names only.
-        f.debug_struct("WebhookNotifier")
-            .field("url", &self.url.as_str())
-            .field("format", &self.format)
-            .field("headers", &self.header_names)
-            .field("generator_url", &self.generator_url)
-            .field("firing_ttl", &self.firing_ttl)
-            .field("name", &self.name)
-            .finish_non_exhaustive()
-    }
-}
-
 #[async_trait]
 impl Notifier for WebhookNotifier {
     fn name(&self) -> &str {
@@ -201,6 +190,7 @@ impl Notifier for WebhookNotifier {
         let response = self
             .client
             .post(self.url.clone())
+            .headers(self.headers.clone())
             .header(CONTENT_TYPE, "application/json")
             .body(self.body(notification)?)
             .send()
@@ -235,10 +225,9 @@ pub struct WebhookBuilder {
 }
 
 impl WebhookBuilder {
-    /// Sets what is posted (default [`WebhookFormat::Notification`]).
-    pub fn format(mut self, format: WebhookFormat) -> Self {
-        self.format = format;
-        self
+    crate::notify::setters! {
+        /// Sets what is posted (default [`WebhookFormat::Notification`]).
+        format(format: WebhookFormat) => format = format;
     }
 
     /// Posts Alertmanager's `/api/v2/alerts` format
@@ -248,44 +237,31 @@ impl WebhookBuilder {
         self.format(WebhookFormat::Alertmanager)
     }
 
-    /// Adds a request header (e.g. `Authorization`); checked by
-    /// [`build`](Self::build).
-    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        self.headers.push((name.into(), value.into()));
-        self
-    }
+    crate::notify::setters! {
+        /// Adds a request header (e.g. `Authorization`); checked by
+        /// [`build`](Self::build).
+        header(name: impl Into<String>, value: impl Into<String>) => push headers((name.into(), value.into()));
 
-    /// Alertmanager format: the `generatorURL` of every alert, the link
-    /// Alertmanager shows as the alert's source (e.g. the host's `/metrics`
-    /// or dashboard). Omitted when unset.
-    pub fn generator_url(mut self, url: impl Into<String>) -> Self {
-        self.generator_url = Some(url.into());
-        self
-    }
+        /// Alertmanager format: the `generatorURL` of every alert, the link
+        /// Alertmanager shows as the alert's source (e.g. the host's `/metrics`
+        /// or dashboard). Omitted when unset.
+        generator_url(url: impl Into<String>) => generator_url = Some(url.into());
 
-    /// Alertmanager format: firing alerts carry `endsAt = now + ttl`, so
-    /// Alertmanager resolves them by itself if vigil stops re-sending (set
-    /// it above the route's `repeat_interval`). Unset, firing alerts carry
-    /// no `endsAt` and Alertmanager applies its `resolve_timeout` (5m by
-    /// default). At most [`MAX_DURATION`](crate::MAX_DURATION).
-    pub fn firing_ttl(mut self, ttl: Duration) -> Self {
-        self.firing_ttl = Some(ttl);
-        self
-    }
+        /// Alertmanager format: firing alerts carry `endsAt = now + ttl`, so
+        /// Alertmanager resolves them by itself if vigil stops re-sending (set
+        /// it above the route's `repeat_interval`). Unset, firing alerts carry
+        /// no `endsAt` and Alertmanager applies its `resolve_timeout` (5m by
+        /// default). At most [`MAX_DURATION`](crate::MAX_DURATION).
+        firing_ttl(ttl: Duration) => firing_ttl = Some(ttl);
 
-    /// The name used as the metrics' `notifier` label and in logs
-    /// (default `webhook`, or `alertmanager` in that format).
-    pub fn name(mut self, name: impl Into<String>) -> Self {
-        self.name = Some(name.into());
-        self
-    }
+        /// The name used as the metrics' `notifier` label and in logs
+        /// (default `webhook`, or `alertmanager` in that format).
+        name(name: impl Into<String>) => name = Some(name.into());
 
-    /// Trusts the certificates in `pem` (one or more, PEM-encoded) as
-    /// roots for `https://` URLs, next to the Mozilla roots: for a private
-    /// CA or a self-signed receiver. Checked by [`build`](Self::build).
-    pub fn root_certificate(mut self, pem: impl Into<Vec<u8>>) -> Self {
-        self.root_certificates.push(pem.into());
-        self
+        /// Trusts the certificates in `pem` (one or more, PEM-encoded) as
+        /// roots for `https://` URLs, next to the Mozilla roots: for a private
+        /// CA or a self-signed receiver. Checked by [`build`](Self::build).
+        root_certificate(pem: impl Into<Vec<u8>>) => push root_certificates(pem.into());
     }
 
     /// Checks the URL, headers and certificates and builds the notifier.
@@ -317,7 +293,6 @@ impl WebhookBuilder {
             value.set_sensitive(true);
             headers.append(name, value);
         }
-        let header_names = headers.keys().map(|n| n.as_str().to_owned()).collect();
         if let Some(reason) = self.firing_ttl.and_then(crate::time::too_long) {
             return Err(NotifyError::InvalidConfig {
                 field: "firing_ttl",
@@ -330,7 +305,6 @@ impl WebhookBuilder {
         };
         let mut client = Client::builder()
             .user_agent(concat!("vigil-alert/", env!("CARGO_PKG_VERSION")))
-            .default_headers(headers)
             .redirect(reqwest::redirect::Policy::none())
             .tcp_nodelay(true);
         for pem in &self.root_certificates {
@@ -341,7 +315,7 @@ impl WebhookBuilder {
         Ok(WebhookNotifier {
             url,
             format: self.format,
-            header_names,
+            headers,
             generator_url: self.generator_url,
             firing_ttl: self.firing_ttl,
             name: self.name.unwrap_or_else(|| match self.format {

@@ -39,7 +39,7 @@ pub enum HistogramExport {
     Buckets,
 }
 
-/// Writes Prometheus rule files; see the [module docs](self).
+/// Writes Prometheus rule files; see the [module docs](super).
 ///
 /// ```
 /// use std::time::Duration;
@@ -85,24 +85,17 @@ impl PrometheusExporter {
         }
     }
 
-    /// Names the rule group.
-    pub fn group(mut self, name: impl Into<String>) -> Self {
-        self.group = name.into();
-        self
-    }
+    crate::notify::setters! {
+        /// Names the rule group.
+        group(name: impl Into<String>) => group = name.into();
 
-    /// Sets the group's evaluation `interval` (default: Prometheus' global
-    /// `evaluation_interval`). Use the interval vigil evaluates at to keep
-    /// `for` timing the same.
-    pub fn interval(mut self, interval: Duration) -> Self {
-        self.interval = Some(interval);
-        self
-    }
+        /// Sets the group's evaluation `interval` (default: Prometheus' global
+        /// `evaluation_interval`). Use the interval vigil evaluates at to keep
+        /// `for` timing the same.
+        interval(interval: Duration) => interval = Some(interval);
 
-    /// How histograms are exposed (default [`HistogramExport::Summary`]).
-    pub fn histograms(mut self, histograms: HistogramExport) -> Self {
-        self.histograms = histograms;
-        self
+        /// How histograms are exposed (default [`HistogramExport::Summary`]).
+        histograms(histograms: HistogramExport) => histograms = histograms;
     }
 
     /// Writes the rule file for `rules`.

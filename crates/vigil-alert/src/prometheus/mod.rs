@@ -1,11 +1,11 @@
-//! Prometheus rule export: vigil [`Rule`]s as a Prometheus rule file, so a
+//! Prometheus rule export: vigil [`Rule`](crate::Rule)s as a Prometheus rule file, so a
 //! fleet can move evaluation into Prometheus and send alerts to
 //! Alertmanager.
 //!
 //! Each rule becomes one Prometheus alerting rule per threshold (the
 //! `severity` label tells them apart, with the value the rule gives the
 //! level: `warning` for a threshold written `warning`, see
-//! [`Rule::severity_label`]), with the same `for`,
+//! [`Rule::severity_label`](crate::Rule::severity_label)), with the same `for`,
 //! `keep_firing_for`, labels and annotations. The value a rule reads maps
 //! to PromQL:
 //!
