@@ -216,14 +216,12 @@ mod tests {
     #[test]
     fn untagged_cells_count_per_epoch() {
         let untagged = Untagged::new();
-        let epoch = AtomicU64::new(0);
         assert_eq!(untagged.join(1, true), 0);
         assert_eq!(untagged.join(2, true), 0);
         assert_eq!(untagged.join(3, false), 0);
         assert_eq!(untagged.live(), 2);
         assert!(untagged.leave(1, 0));
         assert_eq!(untagged.live(), 1);
-        epoch.store(1, Ordering::Release);
         assert_eq!(untagged.end_epoch(1), 1);
         assert_eq!(untagged.join(4, true), 1);
         assert!(!untagged.leave(2, 0));
