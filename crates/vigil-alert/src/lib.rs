@@ -96,6 +96,7 @@ mod alert;
 #[cfg(feature = "delivery")]
 pub mod alertmanager;
 pub mod baseline;
+#[cfg(feature = "config")]
 pub mod config;
 pub mod engine;
 mod error;
@@ -119,6 +120,7 @@ mod time;
 
 pub use alert::{Alert, AlertStatus, Notification};
 pub use baseline::{Baseline, BaselineMethod};
+#[cfg(feature = "config")]
 pub use config::{AlertConfig, ConfigError};
 pub use engine::{Engine, EngineBuilder, InstanceStatus};
 pub use error::{Error, Result};
@@ -137,12 +139,6 @@ pub use severity::{Severity, SeverityLabels};
 pub use source::{HistogramStat, MemorySource, Source};
 pub use state::State;
 pub use time::MAX_DURATION;
-// The paths these helpers had before `time`, for modules not yet switched.
-#[allow(unused_imports)]
-pub(crate) use {
-    humantime_serde as serde_duration,
-    time::{elapsed, serde_time, too_long},
-};
 
 /// The README's example is a doctest too.
 #[cfg(doctest)]

@@ -117,13 +117,6 @@ pub(crate) mod rfc3339_option {
     }
 }
 
-/// [`rfc3339`] under its former name.
-#[allow(unused_imports)]
-pub(crate) mod serde_time {
-    pub(crate) use super::rfc3339::{deserialize, serialize};
-    pub(crate) use super::rfc3339_option as option;
-}
-
 /// Serde for a rule file's `Duration`: a humantime string of at most
 /// [`MAX_DURATION`], checked where it is read so that errors have its
 /// position. A bare number is refused: it has no unit.

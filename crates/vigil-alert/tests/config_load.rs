@@ -675,3 +675,103 @@ fn also_conditions_load_in_both_forms_and_errors_name_the_field() {
     assert_eq!(err.field(), Some("also.value"), "{err}");
     assert_eq!(err.line(), Some(8), "{err}");
 }
+
+#[test]
+fn yaml_config_round_trips() {
+    let yaml = r#"
+name: HighErrorRate
+expr:
+  ratio:
+    numerator: { metric: function_calls_total, matchers: ['result="error"'] }
+    denominator: { metric: function_calls_total }
+    ignoring: [result]
+    window: 5m
+aggregate: sum
+by: [function]
+thresholds:
+  warning: "> 0.01"
+  critical: { op: ">", value: { stddevs: 3, window: 1h, min_samples: 30 } }
+also:
+  expr: { rate: { metric: function_calls_total, matchers: ['result="error"'], window: 1m } }
+  op: ">"
+  value: 0.5
+recover: { op: "<", value: 0.005 }
+for: 5m
+keep_firing_for: 2m
+no_data: alerting
+labels: { team: payments }
+annotations: { summary: "{{ $labels.function }} fails {{ $value }} of calls" }
+escalate: { after: 30m, receiver: pager }
+"#;
+    let rule: Rule = serde_yaml_ng::from_str(yaml).unwrap();
+    rule.validate().unwrap();
+    assert_eq!(rule.for_duration, Duration::from_secs(300));
+    assert_eq!(rule.thresholds[0].severity, Severity::Medium);
+    assert!(rule.has_baseline());
+    assert_eq!(rule.no_data, NoDataPolicy::Alerting);
+    let also = rule.also.as_ref().unwrap();
+    assert_eq!((also.op, also.value), (Comparison::Greater, 0.5));
+    assert_eq!(also.expr.window(), Some(Duration::from_secs(60)));
+    let again: Rule = serde_yaml_ng::from_str(&serde_yaml_ng::to_string(&rule).unwrap()).unwrap();
+    assert_eq!(again, rule);
+    let json: Rule = serde_json::from_str(&serde_json::to_string(&rule).unwrap()).unwrap();
+    assert_eq!(json, rule);
+}
+
+#[test]
+fn serde_keeps_the_severity_spelling_as_the_label() {
+    let yaml = "name: X\nexpr: {gauge: {metric: up}}\nthresholds:\n  warning: '> 1'\n  critical: {op: '>', value: 2}\nseverity_labels: {high: page}\n";
+    let rule: Rule = serde_yaml_ng::from_str(yaml).unwrap();
+    rule.validate().unwrap();
+    assert_eq!(rule.thresholds[0].severity, Severity::Medium);
+    assert_eq!(rule.severity_label(Severity::Medium), "warning");
+    assert_eq!(rule.severity_label(Severity::High), "page");
+    assert_eq!(rule.severity_label(Severity::Critical), "critical");
+    let text = serde_yaml_ng::to_string(&rule).unwrap();
+    assert!(text.contains("\n  warning:\n    op: '>'"), "{text}");
+    assert!(text.contains("severity_labels:\n  high: page"), "{text}");
+    assert!(!text.contains("medium"), "{text}");
+    assert_eq!(serde_yaml_ng::from_str::<Rule>(&text).unwrap(), rule);
+
+    let clash = "name: X\nexpr: {gauge: {metric: up}}\nthresholds: {warning: '> 1'}\nseverity_labels: {medium: P3}\n";
+    let err = serde_yaml_ng::from_str::<Rule>(clash)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("severity `medium` is written `warning` in `thresholds` but named `P3`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn toml_config_parses() {
+    let toml_text = r#"
+name = "QueueBacklog"
+thresholds = { high = ">= 100" }
+for = "1m"
+[expr.gauge]
+metric = "queue_depth"
+matchers = ['queue=~"email|sms"']
+"#;
+    let rule: Rule = toml::from_str(toml_text).unwrap();
+    rule.validate().unwrap();
+    assert_eq!(rule.thresholds[0].value, Limit::Fixed(100.0));
+}
+
+#[test]
+fn unknown_fields_are_rejected() {
+    let base = "name: X\nexpr: {gauge: {metric: up}}\nthresholds: {low: '< 1'}\n";
+    assert!(serde_yaml_ng::from_str::<Rule>(base).is_ok());
+    for extra in ["severity: high\n", "expr2: 1\n"] {
+        let text = format!("{base}{extra}");
+        assert!(serde_yaml_ng::from_str::<Rule>(&text).is_err(), "{extra}");
+    }
+    let bad_expr = "name: X\nexpr: {gauge: {metric: up, window: 5m}}\nthresholds: {low: '< 1'}\n";
+    assert!(serde_yaml_ng::from_str::<Rule>(bad_expr).is_err());
+    let bad_also =
+        format!("{base}also: {{expr: {{gauge: {{metric: up}}}}, op: '<', value: 1, x: 2}}\n");
+    assert!(serde_yaml_ng::from_str::<Rule>(&bad_also).is_err());
+    let bad_threshold =
+        "name: X\nexpr: {gauge: {metric: up}}\nthresholds: {low: {op: '<', value: 1, x: 2}}\n";
+    assert!(serde_yaml_ng::from_str::<Rule>(bad_threshold).is_err());
+}

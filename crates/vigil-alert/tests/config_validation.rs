@@ -11,7 +11,8 @@ use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use vigil_alert::config::{AlertConfig, ConfigError, Item, Location, MAX_NESTING};
 use vigil_alert::{
-    Baseline, Comparison, Engine, Matcher, Route, Routing, Rule, RuleBuilder, Severity, Silence,
+    Aggregation, AlsoCondition, Baseline, Comparison, Engine, Error, Expr, Matcher, Result, Route,
+    Routing, Rule, RuleBuilder, Severity, Silence,
 };
 
 const HOUR: Duration = Duration::from_secs(3600);
@@ -836,5 +837,177 @@ fn conditions_that_can_never_hold_are_refused() {
     assert_eq!(
         err.to_string(),
         "rules.yml: rule \"Errors\": field \"thresholds\": warning `< 0` can never hold: a ratio of rates is never negative"
+    );
+}
+
+/// A valid rule to change.
+fn minimal() -> RuleBuilder {
+    Rule::builder("Up")
+        .gauge("up")
+        .threshold(Severity::High, Comparison::Less, 1.0)
+}
+
+#[test]
+fn comparisons_hold_as_written() {
+    assert!(Comparison::Greater.holds(2.0, 1.0));
+    assert!(!Comparison::Greater.holds(1.0, 1.0));
+    assert!(Comparison::GreaterOrEqual.holds(1.0, 1.0));
+    assert!(Comparison::Less.holds(0.0, 1.0));
+    assert!(Comparison::LessOrEqual.holds(1.0, 1.0));
+    assert!(!Comparison::LessOrEqual.holds(f64::NAN, 1.0));
+    for c in [">", ">=", "<", "<="] {
+        assert_eq!(c.parse::<Comparison>().unwrap().to_string(), c);
+    }
+    assert!("==".parse::<Comparison>().is_err());
+}
+
+#[test]
+fn builder_puts_matchers_on_every_selector() {
+    let rule = Rule::builder("Errors")
+        .error_ratio("calls_total", "result", "error", Duration::from_secs(60))
+        .matcher(Matcher::equal("service", "api"))
+        .aggregate(Aggregation::Sum)
+        .threshold(Severity::High, Comparison::Greater, 0.1)
+        .build()
+        .unwrap();
+    let Expr::Ratio {
+        numerator,
+        denominator,
+        ignoring,
+        ..
+    } = &rule.expr
+    else {
+        panic!("expected a ratio");
+    };
+    assert_eq!(numerator.matchers.len(), 2);
+    assert_eq!(denominator.matchers, vec![Matcher::equal("service", "api")]);
+    assert_eq!(ignoring, &["result"]);
+}
+
+#[test]
+fn builder_matchers_reach_the_also_expression() {
+    let rule = Rule::builder("Errors")
+        .matcher(Matcher::equal("service", "api"))
+        .rate("errors_total", Duration::from_secs(3600))
+        .threshold(Severity::High, Comparison::Greater, 1.0)
+        .also(
+            Expr::Rate {
+                metric: "errors_total".into(),
+                matchers: vec![],
+                window: Duration::from_secs(300),
+            },
+            Comparison::Greater,
+            1.0,
+        )
+        .build()
+        .unwrap();
+    let Some(AlsoCondition {
+        expr: Expr::Rate { matchers, .. },
+        ..
+    }) = &rule.also
+    else {
+        panic!("expected a rate");
+    };
+    assert_eq!(matchers, &[Matcher::equal("service", "api")]);
+    assert!(rule.also.as_ref().unwrap().holds(Some(2.0)));
+    assert!(!rule.also.as_ref().unwrap().holds(Some(1.0)));
+    assert!(!rule.also.as_ref().unwrap().holds(None));
+}
+
+#[test]
+fn validation_reports_the_field() {
+    let field = |r: Result<Rule>| match r {
+        Err(Error::InvalidRule { field, .. }) => field,
+        other => panic!("expected InvalidRule, got {other:?}"),
+    };
+    assert_eq!(field(Rule::builder("X").build()), "expr");
+    assert_eq!(field(Rule::builder("X").gauge("up").build()), "thresholds");
+    assert_eq!(field(minimal().label("severity", "x").build()), "labels");
+    assert_eq!(field(minimal().by(["job"]).build()), "by");
+    assert_eq!(
+        field(
+            minimal()
+                .threshold(Severity::High, Comparison::Less, 2.0)
+                .build()
+        ),
+        "thresholds"
+    );
+    assert_eq!(field(Rule::builder("bad name").gauge("up").build()), "name");
+    assert_eq!(
+        field(
+            Rule::builder("R")
+                .rate("x", Duration::ZERO)
+                .threshold(Severity::Low, Comparison::Greater, 1.0)
+                .build()
+        ),
+        "expr"
+    );
+    assert_eq!(field(minimal().escalate_to("pager").build()), "escalate");
+    let zero_window = Expr::Rate {
+        metric: "x".into(),
+        matchers: vec![],
+        window: Duration::ZERO,
+    };
+    assert_eq!(
+        field(minimal().also(zero_window, Comparison::Less, 1.0).build()),
+        "also"
+    );
+    let bad_metric = Expr::Gauge {
+        metric: "not a metric".into(),
+        matchers: vec![],
+    };
+    assert_eq!(
+        field(minimal().also(bad_metric, Comparison::Less, 1.0).build()),
+        "also"
+    );
+    let gauge = Expr::Gauge {
+        metric: "workers".into(),
+        matchers: vec![],
+    };
+    assert_eq!(
+        field(minimal().also(gauge, Comparison::Less, f64::NAN).build()),
+        "also"
+    );
+    assert!(
+        minimal()
+            .escalate_after(Duration::from_secs(1))
+            .escalate_to("p")
+            .build()
+            .is_ok()
+    );
+}
+
+#[test]
+fn builder_names_levels_and_rejects_unusable_names() {
+    let rule = minimal()
+        .severity_label(Severity::High, "page")
+        .build()
+        .unwrap();
+    assert_eq!(rule.severity_label(Severity::High), "page");
+    let text = serde_json::to_string(&rule).unwrap();
+    assert!(
+        text.contains(r#""severity_labels":{"high":"page"}"#),
+        "{text}"
+    );
+    assert_eq!(serde_json::from_str::<Rule>(&text).unwrap(), rule);
+    let reason = |b: RuleBuilder| match b.build() {
+        Err(Error::InvalidRule { field, reason, .. }) => format!("{field}: {reason}"),
+        other => panic!("expected InvalidRule, got {other:?}"),
+    };
+    assert_eq!(
+        reason(
+            minimal()
+                .severity_label(Severity::Low, "page")
+                .severity_label(Severity::High, "page")
+        ),
+        "severity_labels: `low` and `high` are both labelled `page`"
+    );
+    assert_eq!(
+        reason(minimal().severity_label(Severity::Low, "high")),
+        "severity_labels: `high` cannot name `low`: it is read as `high`"
+    );
+    assert_eq!(
+        reason(minimal().severity_label(Severity::High, "info")),
+        "severity_labels: `info` cannot name `high`: it is read as `low`"
     );
 }

@@ -8,15 +8,18 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
-use super::{ConfigError, Item};
+use super::ConfigError;
 use crate::Rule;
+#[cfg(any(feature = "routing", feature = "rulesets"))]
 use crate::labels::from_text;
 use crate::severity::SeverityLabels;
 
 /// A duration as rule files write it ([`crate::time::duration`]).
+#[cfg(any(feature = "routing", feature = "rulesets"))]
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Dur(pub(crate) Duration);
 
+#[cfg(any(feature = "routing", feature = "rulesets"))]
 impl<'de> Deserialize<'de> for Dur {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         crate::time::duration::deserialize(d).map(Dur)
@@ -34,9 +37,11 @@ impl<'de> Deserialize<'de> for PositiveDur {
 }
 
 /// A non-empty string (receiver and SLO names).
+#[cfg(any(feature = "routing", feature = "rulesets"))]
 #[derive(Clone, Debug)]
 pub(crate) struct Name(pub(crate) String);
 
+#[cfg(any(feature = "routing", feature = "rulesets"))]
 impl<'de> Deserialize<'de> for Name {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         from_text(d, "a non-empty name", |v| match v.trim() {
@@ -92,17 +97,7 @@ impl FileDoc {
         #[cfg(feature = "rulesets")]
         rules.extend(self.rulesets.into_rules(file, interval)?);
         for (index, rule) in self.rules.iter().enumerate() {
-            let checked = rule.validate().and_then(|()| match interval {
-                Some(i) => rule.check_interval(i),
-                None => Ok(()),
-            });
-            checked.map_err(|e| {
-                let item = Item::Rule {
-                    index,
-                    name: Some(rule.name.clone()),
-                };
-                ConfigError::from_core(file, Some(item), e)
-            })?;
+            super::check_rule(file, index, rule, interval)?;
         }
         rules.extend(self.rules);
         // The file's names for the levels its rules (ready-made ones too)

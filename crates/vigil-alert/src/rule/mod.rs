@@ -401,6 +401,3 @@ impl Rule {
             .any(|t| matches!(t.value, Limit::Baseline(_)))
     }
 }
-
-#[cfg(test)]
-mod tests;

@@ -92,3 +92,27 @@ fn format_significant(v: f64, digits: i32) -> String {
         text
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::labels;
+
+    #[test]
+    fn templates_expand_value_and_labels() {
+        let l = labels([("route", "/api")]);
+        assert_eq!(
+            expand_template(
+                "{{ $labels.route }} at {{$value}} ({{ humanize }})",
+                Some(0.5),
+                &l
+            ),
+            "/api at 0.5 ({{ humanize }})"
+        );
+        assert_eq!(expand_template("no {{ end", None, &l), "no {{ end");
+        assert_eq!(
+            expand_template("{{ $labels.x }}|{{ $value }}", None, &l),
+            "|NaN"
+        );
+    }
+}
