@@ -36,7 +36,7 @@ use std::time::Duration;
 
 use crate::prometheus;
 #[cfg(feature = "prometheus")]
-use crate::prometheus::{HistogramExport, PrometheusExport};
+use crate::prometheus::{PrometheusExport, PrometheusExporter};
 use crate::rule::{Aggregation, Expr, Selector};
 use crate::{Comparison, Error, Labels, Matcher, Result, Rule, Severity};
 
@@ -273,38 +273,28 @@ pub struct BurnWindow {
     pub severity: Severity,
 }
 
-const fn hours(h: u64) -> Duration {
-    Duration::from_secs(h * 3600)
+/// A burn window from its windows in minutes.
+const fn burn(long: u64, short: u64, factor: f64, severity: Severity) -> BurnWindow {
+    let (long, short) = (
+        Duration::from_secs(long * 60),
+        Duration::from_secs(short * 60),
+    );
+    BurnWindow {
+        long,
+        short,
+        factor,
+        severity,
+    }
 }
 
 /// The Google SRE workbook's multi-window, multi-burn-rate alerts for a
 /// 30-day SLO: 2 % of the budget in 1 h (14.4x, page), 5 % in 6 h (6x,
 /// page), 10 % in 1 d (3x, ticket), 10 % in 3 d (1x, ticket).
 pub const SRE_WORKBOOK_WINDOWS: [BurnWindow; 4] = [
-    BurnWindow {
-        long: hours(1),
-        short: Duration::from_secs(5 * 60),
-        factor: 14.4,
-        severity: Severity::Critical,
-    },
-    BurnWindow {
-        long: hours(6),
-        short: Duration::from_secs(30 * 60),
-        factor: 6.0,
-        severity: Severity::Critical,
-    },
-    BurnWindow {
-        long: hours(24),
-        short: hours(2),
-        factor: 3.0,
-        severity: Severity::Medium,
-    },
-    BurnWindow {
-        long: hours(72),
-        short: hours(6),
-        factor: 1.0,
-        severity: Severity::Medium,
-    },
+    burn(60, 5, 14.4, Severity::Critical),
+    burn(6 * 60, 30, 6.0, Severity::Critical),
+    burn(24 * 60, 2 * 60, 3.0, Severity::Medium),
+    burn(72 * 60, 6 * 60, 1.0, Severity::Medium),
 ];
 
 /// Burn-rate alerts for a success-rate objective, by default on
@@ -420,44 +410,38 @@ impl SloBurnRate {
     }
 
     fn check(&self) -> Result<()> {
-        let bad = |field, reason: String| {
-            Err(Error::InvalidRule {
+        let (objective, name) = (self.objective, &self.name);
+        let window = |w: &BurnWindow| {
+            let (short, long) = (prometheus::duration(w.short), prometheus::duration(w.long));
+            if !(w.factor > 0.0 && w.factor.is_finite()) {
+                Some(format!("factor must be above 0, got {}", w.factor))
+            } else {
+                (w.short.is_zero() || w.short >= w.long).then(|| format!(
+                    "the short window ({short}) must be longer than zero and shorter than the long one ({long})"
+                ))
+            }
+        };
+        let problem = if !(objective > 0.0 && objective < 1.0) {
+            Some((
+                "objective",
+                format!("must be between 0 and 1 (e.g. 0.999), got {objective} for SLO {name:?}"),
+            ))
+        } else if self.windows.is_empty() {
+            Some(("windows", "needs at least one burn window".to_owned()))
+        } else {
+            self.windows
+                .iter()
+                .find_map(window)
+                .map(|reason| ("windows", reason))
+        };
+        match problem {
+            Some((field, reason)) => Err(Error::InvalidRule {
                 rule: self.alert.clone(),
                 field,
                 reason,
-            })
-        };
-        if !(self.objective > 0.0 && self.objective < 1.0) {
-            return bad(
-                "objective",
-                format!(
-                    "must be between 0 and 1 (e.g. 0.999), got {} for SLO {:?}",
-                    self.objective, self.name
-                ),
-            );
+            }),
+            None => Ok(()),
         }
-        if self.windows.is_empty() {
-            return bad("windows", "needs at least one burn window".into());
-        }
-        for w in &self.windows {
-            if !(w.factor > 0.0 && w.factor.is_finite()) {
-                return bad(
-                    "windows",
-                    format!("factor must be above 0, got {}", w.factor),
-                );
-            }
-            if w.short.is_zero() || w.short >= w.long {
-                return bad(
-                    "windows",
-                    format!(
-                        "the short window ({}) must be longer than zero and shorter than the long one ({})",
-                        prometheus::duration(w.short),
-                        prometheus::duration(w.long)
-                    ),
-                );
-            }
-        }
-        Ok(())
     }
 
     /// The error-ratio limit of a window: `factor * budget`, rounded to 12
@@ -517,34 +501,18 @@ impl SloBurnRate {
     /// naming its windows. Needs the `prometheus` feature.
     #[cfg(feature = "prometheus")]
     pub fn prometheus_rules(&self) -> Result<PrometheusExport> {
-        let rules = self.rules()?;
-        let mut out = Vec::new();
-        let mut warnings = Vec::new();
-        for (rule, w) in rules.iter().zip(&self.windows) {
-            let first = out.len();
-            prometheus::translate(rule, HistogramExport::Summary, &mut out, &mut warnings);
-            if let Some(exported) = out.get_mut(first) {
-                exported.comments.insert(
-                    0,
-                    format!(
-                        "SLO {}: error ratio over {} and over {} both above {}x the error budget ({})",
-                        self.name,
-                        prometheus::duration(w.long),
-                        prometheus::duration(w.short),
-                        w.factor,
-                        prometheus::number(round_significant(self.budget(), 12))
-                    ),
-                );
-            }
-        }
-        let yaml = prometheus::render(
-            &format!("slo-{}", self.name),
-            None,
-            HistogramExport::Summary,
-            rules.len(),
-            &out,
-        );
-        Ok(PrometheusExport { yaml, warnings })
+        let (rules, budget) = (self.rules()?, round_significant(self.budget(), 12));
+        let exporter = PrometheusExporter::new().group(format!("slo-{}", self.name));
+        Ok(exporter.export_noted(&rules, |i| {
+            let w = &self.windows[i];
+            let (long, short) = (prometheus::duration(w.long), prometheus::duration(w.short));
+            Some(format!(
+                "SLO {}: error ratio over {long} and over {short} both above {}x the error budget ({})",
+                self.name,
+                w.factor,
+                prometheus::number(budget)
+            ))
+        }))
     }
 }
 

@@ -221,6 +221,7 @@ impl DispatcherBuilder {
     }
 
     /// The same settings without any notifier.
+    #[cfg(feature = "delivery")]
     pub(crate) fn without_notifiers(mut self) -> Self {
         self.notifiers.clear();
         self

@@ -100,19 +100,64 @@ impl PrometheusExporter {
 
     /// Writes the rule file for `rules`.
     pub fn export(&self, rules: &[Rule]) -> PrometheusExport {
-        let mut out = Vec::new();
-        let mut warnings = Vec::new();
-        for rule in rules {
-            translate(rule, self.histograms, &mut out, &mut warnings);
+        self.export_noted(rules, |_| None)
+    }
+
+    /// [`export`](Self::export), with `note(i)` (if any) as the first
+    /// comment of the `i`th rule's alerts.
+    pub(crate) fn export_noted(
+        &self,
+        rules: &[Rule],
+        note: impl Fn(usize) -> Option<String>,
+    ) -> PrometheusExport {
+        let (mut alerts, mut warnings) = (Vec::new(), Vec::new());
+        for (i, rule) in rules.iter().enumerate() {
+            let first = alerts.len();
+            translate(rule, self.histograms, &mut alerts, &mut warnings);
+            if let (Some(alert), Some(note)) = (alerts.get_mut(first), note(i)) {
+                alert.comments.insert(0, note);
+            }
+        }
+        let file = RuleFile {
+            groups: [Group {
+                name: &self.group,
+                interval: self.interval.map(duration),
+                rules: &alerts,
+            }],
+        };
+        let yaml = serde_yaml_ng::to_string(&file).expect("a rule file always serializes");
+        let mut out = String::new();
+        comment(&mut out, "", HEADER);
+        let _ = writeln!(
+            out,
+            "# {} vigil rule(s), {} Prometheus alerting rule(s). Histograms are read as {}.",
+            rules.len(),
+            alerts.len(),
+            match self.histograms {
+                HistogramExport::Summary =>
+                    "summaries (name{quantile=\"..\"}, name_sum, name_count)",
+                HistogramExport::Buckets =>
+                    "classic histograms (name_bucket{le=\"..\"}, name_sum, name_count)",
+            }
+        );
+        // Each alert is an item of the group's `rules:` list, starting with
+        // its first field; deeper lines are indented further.
+        let mut alerts = alerts.iter();
+        for line in yaml.lines() {
+            if let Some(alert) = line
+                .starts_with("  - alert: ")
+                .then(|| alerts.next())
+                .flatten()
+            {
+                for c in &alert.comments {
+                    comment(&mut out, "  ", c);
+                }
+            }
+            out.push_str(line);
+            out.push('\n');
         }
         PrometheusExport {
-            yaml: render(
-                &self.group,
-                self.interval,
-                self.histograms,
-                rules.len(),
-                &out,
-            ),
+            yaml: out,
             warnings,
         }
     }
@@ -140,7 +185,7 @@ struct Group<'a> {
 
 /// One Prometheus alerting rule, as serialized.
 #[derive(Clone, Debug, Serialize)]
-pub(crate) struct AlertingRule {
+struct AlertingRule {
     alert: String,
     expr: String,
     #[serde(rename = "for", skip_serializing_if = "Option::is_none")]
@@ -153,7 +198,7 @@ pub(crate) struct AlertingRule {
     annotations: Labels,
     /// Comment lines written above the rule.
     #[serde(skip)]
-    pub(crate) comments: Vec<String>,
+    comments: Vec<String>,
 }
 
 /// The PromQL for a rule's value (before comparing with a threshold), plus
@@ -166,7 +211,7 @@ struct ValueExpr {
 
 /// Appends the Prometheus alerting rules for `rule` (one per threshold) to
 /// `out`, and what does not translate exactly to `warnings`.
-pub(crate) fn translate(
+fn translate(
     rule: &Rule,
     histograms: HistogramExport,
     out: &mut Vec<AlertingRule>,
@@ -512,52 +557,4 @@ fn comment(out: &mut String, indent: &str, text: &str) {
     for line in text.lines() {
         let _ = writeln!(out, "{indent}# {line}");
     }
-}
-
-/// The rule file: a header comment, then the serde form of the group with
-/// each rule's comments written above it.
-pub(crate) fn render(
-    group: &str,
-    interval: Option<Duration>,
-    histograms: HistogramExport,
-    rule_count: usize,
-    rules: &[AlertingRule],
-) -> String {
-    let file = RuleFile {
-        groups: [Group {
-            name: group,
-            interval: interval.map(duration),
-            rules,
-        }],
-    };
-    let yaml = serde_yaml_ng::to_string(&file).expect("a rule file always serializes");
-    let mut out = String::new();
-    comment(&mut out, "", HEADER);
-    let _ = writeln!(
-        out,
-        "# {rule_count} vigil rule(s), {} Prometheus alerting rule(s). Histograms are read as {}.",
-        rules.len(),
-        match histograms {
-            HistogramExport::Summary => "summaries (name{quantile=\"..\"}, name_sum, name_count)",
-            HistogramExport::Buckets =>
-                "classic histograms (name_bucket{le=\"..\"}, name_sum, name_count)",
-        }
-    );
-    // Each rule is an item of the group's `rules:` list, starting with
-    // its first field; deeper lines are indented further.
-    let mut rules = rules.iter();
-    for line in yaml.lines() {
-        if let Some(rule) = line
-            .starts_with("  - alert: ")
-            .then(|| rules.next())
-            .flatten()
-        {
-            for c in &rule.comments {
-                comment(&mut out, "  ", c);
-            }
-        }
-        out.push_str(line);
-        out.push('\n');
-    }
-    out
 }

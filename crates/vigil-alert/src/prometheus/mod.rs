@@ -60,10 +60,9 @@ use std::time::Duration;
 
 #[cfg(feature = "prometheus")]
 pub use export::{HistogramExport, PrometheusExport, PrometheusExporter, to_prometheus_rules};
-#[cfg(all(feature = "prometheus", feature = "rulesets"))]
-pub(crate) use export::{render, translate};
 
 /// A PromQL number literal.
+#[cfg(feature = "prometheus")]
 pub(crate) fn number(v: f64) -> String {
     if v.is_nan() {
         "NaN".to_owned()
@@ -114,6 +113,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "prometheus")]
     fn numbers_are_promql_literals() {
         assert_eq!(number(0.2), "0.2");
         assert_eq!(number(100.0), "100");
