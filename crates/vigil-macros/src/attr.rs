@@ -7,7 +7,7 @@ use syn::ext::IdentExt;
 use syn::meta::ParseNestedMeta;
 use syn::{Expr, Ident, LitStr, Path, Token};
 
-use crate::forms;
+use crate::forms::{self, Arguments};
 
 /// Labels the macro sets itself; a static label may not reuse them.
 const RESERVED_LABELS: [&str; 5] = [
@@ -42,9 +42,8 @@ pub(crate) enum Classify {
     ErrorIf(Path),
 }
 
-impl TimedArgs {
-    /// Parses one argument; used with `syn::meta::parser`.
-    pub(crate) fn parse_one(&mut self, meta: ParseNestedMeta<'_>) -> syn::Result<()> {
+impl Arguments for TimedArgs {
+    fn parse_one(&mut self, meta: ParseNestedMeta<'_>) -> syn::Result<()> {
         let path = &meta.path;
         if path.is_ident("name") {
             let name = forms::string(&meta, "name", "load_user")?;
@@ -131,7 +130,9 @@ impl TimedArgs {
         }
         Ok(())
     }
+}
 
+impl TimedArgs {
     /// These arguments with `over`'s set ones taking precedence (a method's
     /// own `#[timed(..)]` inside a `#[timed]` impl block).
     pub(crate) fn overridden_by(&self, over: TimedArgs) -> TimedArgs {
@@ -154,9 +155,50 @@ impl TimedArgs {
     }
 }
 
-/// Parses the whole argument list of one attribute.
-pub(crate) fn parse_args(tokens: proc_macro2::TokenStream) -> syn::Result<TimedArgs> {
-    let mut args = TimedArgs::default();
-    syn::parse::Parser::parse2(syn::meta::parser(|meta| args.parse_one(meta)), tokens)?;
-    Ok(args)
+#[cfg(test)]
+mod tests {
+    use quote::quote;
+
+    use super::TimedArgs;
+    use crate::forms::Arguments as _;
+
+    #[test]
+    fn arguments_parse_with_their_values() {
+        let args = TimedArgs::parse(quote!(
+            name = "x",
+            labels(a = "1", b = "2"),
+            slow = "1s 500ms",
+            concurrency,
+            crate = vigil_timing
+        ))
+        .unwrap();
+        assert_eq!(args.name.unwrap().value(), "x");
+        assert_eq!(args.labels.len(), 2);
+        assert_eq!(args.slow, Some(std::time::Duration::from_millis(1500)));
+        assert!(args.concurrency);
+        assert!(args.krate.is_some());
+    }
+
+    #[test]
+    fn raw_label_keys_are_named_without_the_prefix() {
+        let args = TimedArgs::parse(quote!(labels(r#type = "x", r#kind = "y"))).unwrap();
+        let keys: Vec<_> = args.labels.iter().map(|(k, _)| k.to_string()).collect();
+        assert_eq!(keys, ["type", "kind"]);
+    }
+
+    #[test]
+    fn bad_arguments_are_errors() {
+        for bad in [
+            quote!(nme = "x"),
+            quote!(slow = "soon"),
+            quote!(labels(result = "x")),
+            quote!(ok_if = a, error_if = b),
+            quote!(concurrency = true),
+            quote!(name = ""),
+            quote!(labels(r#result = "x")),
+            quote!(labels(a = "1", r#a = "2")),
+        ] {
+            assert!(TimedArgs::parse(bad.clone()).is_err(), "{bad}");
+        }
+    }
 }

@@ -13,7 +13,7 @@ use syn::parse::ParseStream;
 use syn::spanned::Spanned;
 use syn::{Expr, LitStr, Path, Token, Type};
 
-use crate::forms;
+use crate::forms::{self, Arguments};
 
 /// Entries a cache holds when `max_capacity` is not given.
 pub(crate) const DEFAULT_MAX_CAPACITY: u64 = 10_000;
@@ -57,8 +57,7 @@ pub(crate) struct Flag {
 
 const EXPECTED: &str = "ttl, tags, max_capacity, key, name, cache_err, cache_none, clock, crate";
 
-impl CachedArgs {
-    /// Parses one argument; used with `syn::meta::parser`.
+impl Arguments for CachedArgs {
     fn parse_one(&mut self, meta: ParseNestedMeta<'_>) -> syn::Result<()> {
         let path = &meta.path;
         let Some(ident) = path.get_ident().map(ToString::to_string) else {
@@ -205,13 +204,6 @@ fn parse_key(input: ParseStream<'_>) -> syn::Result<Key> {
     Ok(Key { ty, expr })
 }
 
-/// Parses the whole argument list of one attribute.
-pub(crate) fn parse_args(tokens: proc_macro2::TokenStream) -> syn::Result<CachedArgs> {
-    let mut args = CachedArgs::default();
-    syn::parse::Parser::parse2(syn::meta::parser(|meta| args.parse_one(meta)), tokens)?;
-    Ok(args)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -219,7 +211,7 @@ mod tests {
 
     #[test]
     fn arguments_parse_with_their_values() {
-        let args = parse_args(quote!(
+        let args = CachedArgs::parse(quote!(
             ttl = "1m 30s",
             tags = ["a", format!("b:{id}")],
             max_capacity = 500,
@@ -248,7 +240,8 @@ mod tests {
 
     #[test]
     fn untyped_keys_and_tag_iterators_parse() {
-        let args = parse_args(quote!(key = id, tags = tags_of(&id), cache_err = false)).unwrap();
+        let args =
+            CachedArgs::parse(quote!(key = id, tags = tags_of(&id), cache_err = false)).unwrap();
         let key = args.key.unwrap();
         assert!(key.ty.is_none());
         assert_eq!(key.expr.to_token_stream().to_string(), "id");
@@ -274,7 +267,7 @@ mod tests {
             quote!(key),
             quote!(vigil::ttl = "1s"),
         ] {
-            assert!(parse_args(bad.clone()).is_err(), "{bad}");
+            assert!(CachedArgs::parse(bad.clone()).is_err(), "{bad}");
         }
     }
 }

@@ -28,7 +28,8 @@ use syn::{
     PathArguments, ReturnType, Signature, Stmt, Token, Type, TypeParamBound, Visibility,
 };
 
-use crate::attr::{Classify, TimedArgs, parse_args};
+use crate::attr::{Classify, TimedArgs};
+use crate::forms::Arguments as _;
 
 /// Expands `#[timed(args)]` on `item`.
 pub(crate) fn timed(args: TimedArgs, item: TokenStream) -> syn::Result<TokenStream> {
@@ -171,7 +172,7 @@ fn reject_track_caller(attrs: &[Attribute], sig: &Signature, fix: &str) -> syn::
 fn attr_args(attr: &Attribute) -> syn::Result<TimedArgs> {
     match &attr.meta {
         syn::Meta::Path(_) => Ok(TimedArgs::default()),
-        syn::Meta::List(list) => parse_args(list.tokens.clone()),
+        syn::Meta::List(list) => TimedArgs::parse(list.tokens.clone()),
         syn::Meta::NameValue(nv) => Err(syn::Error::new(nv.span(), "use #[timed] or #[timed(..)]")),
     }
 }

@@ -8,6 +8,19 @@ use syn::meta::ParseNestedMeta;
 use syn::parse::{ParseStream, discouraged::Speculative};
 use syn::{Expr, Lit, LitBool, LitInt, LitStr, Path, Token};
 
+/// The arguments of one attribute, read one `name = value` at a time.
+pub(crate) trait Arguments: Default {
+    /// Reads one argument; used with `syn::meta::parser`.
+    fn parse_one(&mut self, meta: ParseNestedMeta<'_>) -> syn::Result<()>;
+
+    /// Parses the whole argument list of one attribute.
+    fn parse(tokens: proc_macro2::TokenStream) -> syn::Result<Self> {
+        let mut args = Self::default();
+        syn::parse::Parser::parse2(syn::meta::parser(|meta| args.parse_one(meta)), tokens)?;
+        Ok(args)
+    }
+}
+
 /// The input after `=`; without one, an error showing `name = example`.
 fn after_eq<'a>(
     meta: &ParseNestedMeta<'a>,

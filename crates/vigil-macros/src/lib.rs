@@ -32,6 +32,7 @@ mod cached_expand;
 mod expand;
 mod forms;
 
+use forms::Arguments as _;
 use proc_macro::TokenStream;
 
 /// Times every call of a function, method or every method of an `impl`
@@ -148,8 +149,8 @@ use proc_macro::TokenStream;
 /// ```
 #[proc_macro_attribute]
 pub fn timed(args: TokenStream, item: TokenStream) -> TokenStream {
-    let result =
-        attr::parse_args(args.into()).and_then(|args| expand::timed(args, item.clone().into()));
+    let result = attr::TimedArgs::parse(args.into())
+        .and_then(|args| expand::timed(args, item.clone().into()));
     expanded_or_item(result, item)
 }
 
@@ -272,7 +273,7 @@ pub fn timed(args: TokenStream, item: TokenStream) -> TokenStream {
 /// [`vigil::cache::sync::TaggedCache`]: https://docs.rs/vigil-cache
 #[proc_macro_attribute]
 pub fn cached(args: TokenStream, item: TokenStream) -> TokenStream {
-    let result = cached_attr::parse_args(args.into())
+    let result = cached_attr::CachedArgs::parse(args.into())
         .and_then(|args| cached_expand::cached(args, item.clone().into()));
     expanded_or_item(result, item)
 }
@@ -289,52 +290,6 @@ fn expanded_or_item(
             let mut out: proc_macro2::TokenStream = item.into();
             out.extend(error.to_compile_error());
             out.into()
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::attr::parse_args;
-    use quote::quote;
-
-    #[test]
-    fn arguments_parse_with_their_values() {
-        let args = parse_args(quote!(
-            name = "x",
-            labels(a = "1", b = "2"),
-            slow = "1s 500ms",
-            concurrency,
-            crate = vigil_timing
-        ))
-        .unwrap();
-        assert_eq!(args.name.unwrap().value(), "x");
-        assert_eq!(args.labels.len(), 2);
-        assert_eq!(args.slow, Some(std::time::Duration::from_millis(1500)));
-        assert!(args.concurrency);
-        assert!(args.krate.is_some());
-    }
-
-    #[test]
-    fn raw_label_keys_are_named_without_the_prefix() {
-        let args = parse_args(quote!(labels(r#type = "x", r#kind = "y"))).unwrap();
-        let keys: Vec<_> = args.labels.iter().map(|(k, _)| k.to_string()).collect();
-        assert_eq!(keys, ["type", "kind"]);
-    }
-
-    #[test]
-    fn bad_arguments_are_errors() {
-        for bad in [
-            quote!(nme = "x"),
-            quote!(slow = "soon"),
-            quote!(labels(result = "x")),
-            quote!(ok_if = a, error_if = b),
-            quote!(concurrency = true),
-            quote!(name = ""),
-            quote!(labels(r#result = "x")),
-            quote!(labels(a = "1", r#a = "2")),
-        ] {
-            assert!(parse_args(bad.clone()).is_err(), "{bad}");
         }
     }
 }

@@ -4,6 +4,7 @@ use quote::quote;
 use syn::{Attribute, Meta};
 
 use crate::expand::is_timed_attr;
+use crate::forms::Arguments as _;
 
 /// The function's attributes, shared out among the generated items.
 pub(super) struct Attrs {
@@ -73,7 +74,7 @@ fn timed_named(attr: &Attribute, fn_name: &str) -> syn::Result<Attribute> {
         Meta::Path(path) => quote!(#path(name = #fn_name)),
         Meta::List(list) => {
             // A malformed `#[timed(..)]` is left for #[timed] to report.
-            match crate::attr::parse_args(list.tokens.clone()) {
+            match crate::attr::TimedArgs::parse(list.tokens.clone()) {
                 Ok(args) if args.name.is_none() => {
                     let path = &list.path;
                     let tokens = &list.tokens;

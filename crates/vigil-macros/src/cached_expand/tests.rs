@@ -1,10 +1,10 @@
 //! Unit tests of the `#[cached]` expansion.
 
 use super::*;
-use crate::cached_attr::parse_args;
+use crate::forms::Arguments as _;
 
 fn expand(args: TokenStream, item: TokenStream) -> syn::Result<String> {
-    cached(parse_args(args)?, item).map(|t| t.to_string())
+    cached(CachedArgs::parse(args)?, item).map(|t| t.to_string())
 }
 
 fn error(args: TokenStream, item: TokenStream) -> String {
