@@ -439,36 +439,34 @@ mod tests {
         labels([("job", "api"), ("code", "503"), ("route", "/users")])
     }
 
+    /// Each operator matches like PromQL: regexes anchored at both ends,
+    /// missing labels as the empty string.
     #[test]
-    fn each_operator_matches_like_promql() {
+    fn matchers_match_like_promql() {
         let s = set();
-        assert!(Matcher::equal("job", "api").matches(&s));
-        assert!(!Matcher::equal("job", "ap").matches(&s));
-        assert!(Matcher::not_equal("job", "web").matches(&s));
-        assert!(!Matcher::not_equal("job", "api").matches(&s));
-        assert!(Matcher::regex("code", "5..").unwrap().matches(&s));
-        assert!(!Matcher::regex("code", "4..").unwrap().matches(&s));
-        assert!(Matcher::not_regex("code", "2..|3..").unwrap().matches(&s));
-        assert!(!Matcher::not_regex("code", "5.*").unwrap().matches(&s));
-    }
-
-    #[test]
-    fn regexes_are_anchored_at_both_ends() {
-        let s = set();
-        assert!(!Matcher::regex("code", "5").unwrap().matches(&s));
-        assert!(!Matcher::regex("code", "03").unwrap().matches(&s));
-        assert!(Matcher::regex("code", "5|503").unwrap().matches(&s));
-        assert!(Matcher::not_regex("code", "5").unwrap().matches(&s));
-    }
-
-    #[test]
-    fn missing_labels_match_as_empty() {
-        let s = set();
-        assert!(Matcher::equal("team", "").matches(&s));
-        assert!(!Matcher::not_equal("team", "").matches(&s));
-        assert!(Matcher::not_equal("job", "").matches(&s));
-        assert!(Matcher::regex("team", ".*").unwrap().matches(&s));
-        assert!(!Matcher::regex("team", ".+").unwrap().matches(&s));
+        let cases = [
+            (r#"job="api""#, true),
+            (r#"job="ap""#, false),
+            (r#"job!="web""#, true),
+            (r#"job!="api""#, false),
+            (r#"code=~"5..""#, true),
+            (r#"code=~"4..""#, false),
+            (r#"code!~"2..|3..""#, true),
+            (r#"code!~"5.*""#, false),
+            (r#"code=~"5""#, false),
+            (r#"code=~"03""#, false),
+            (r#"code=~"5|503""#, true),
+            (r#"code!~"5""#, true),
+            (r#"team="""#, true),
+            (r#"team!="""#, false),
+            (r#"job!="""#, true),
+            (r#"team=~".*""#, true),
+            (r#"team=~".+""#, false),
+        ];
+        for (text, matches) in cases {
+            let m: Matcher = text.parse().unwrap();
+            assert_eq!(m.matches(&s), matches, "{text}");
+        }
     }
 
     #[test]

@@ -65,7 +65,7 @@ pub(crate) struct FileDoc {
     #[serde(default)]
     rules: Vec<Rule>,
     #[cfg(feature = "routing")]
-    #[serde(default)]
+    #[serde(default, deserialize_with = "routing::top")]
     routing: Option<routing::RoutingFile>,
     #[cfg(feature = "routing")]
     #[serde(default)]
@@ -149,24 +149,11 @@ pub(crate) mod routing {
         }
     }
 
-    /// `routing:`.
+    /// `routing:`, and each of its `routes:` (the top-level route takes
+    /// every alert; routes do not nest).
     #[derive(Deserialize)]
     #[serde(deny_unknown_fields)]
     pub(crate) struct RoutingFile {
-        #[serde(alias = "notifier")]
-        receiver: Name,
-        group_by: Option<Vec<GroupLabel>>,
-        group_wait: Option<Dur>,
-        group_interval: Option<PositiveDur>,
-        repeat_interval: Option<PositiveDur>,
-        #[serde(default)]
-        routes: Vec<RouteFile>,
-    }
-
-    /// One entry of `routing.routes:`.
-    #[derive(Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct RouteFile {
         #[serde(default)]
         matchers: Vec<Matcher>,
         #[serde(alias = "notifier")]
@@ -175,6 +162,22 @@ pub(crate) mod routing {
         group_wait: Option<Dur>,
         group_interval: Option<PositiveDur>,
         repeat_interval: Option<PositiveDur>,
+        #[serde(default)]
+        routes: Vec<RoutingFile>,
+    }
+
+    /// `routing:`, refusing matchers at the top and nested routes.
+    pub(crate) fn top<'de, D: Deserializer<'de>>(d: D) -> Result<Option<RoutingFile>, D::Error> {
+        let routing = RoutingFile::deserialize(d)?;
+        if !routing.matchers.is_empty() {
+            return Err(serde::de::Error::custom(
+                "the top-level route takes every alert: give `matchers` to its `routes`",
+            ));
+        }
+        if routing.routes.iter().any(|r| !r.routes.is_empty()) {
+            return Err(serde::de::Error::custom("routes do not nest"));
+        }
+        Ok(Some(routing))
     }
 
     /// One entry of `silences:`.

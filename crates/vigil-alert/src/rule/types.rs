@@ -18,7 +18,7 @@ use crate::{Error, Result, Severity};
 /// How a value is compared with a threshold: `>`, `>=`, `<`, `<=`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Comparison {
-    /// `>`
+    /// `>` (the order of [`WRITTEN`])
     Greater,
     /// `>=`
     GreaterOrEqual,
@@ -41,12 +41,7 @@ impl Comparison {
 
     /// The operator as written: `>`, `>=`, `<`, `<=`.
     pub const fn as_str(self) -> &'static str {
-        match self {
-            Comparison::Greater => ">",
-            Comparison::GreaterOrEqual => ">=",
-            Comparison::Less => "<",
-            Comparison::LessOrEqual => "<=",
-        }
+        WRITTEN[self as usize]
     }
 
     /// Whether the comparison alerts on high values (`>` or `>=`).
@@ -61,23 +56,21 @@ impl fmt::Display for Comparison {
     }
 }
 
+/// How each [`Comparison`] is written, in declaration order.
+const WRITTEN: [&str; 4] = [">", ">=", "<", "<="];
+
 impl FromStr for Comparison {
     type Err = Error;
 
     fn from_str(s: &str) -> Result<Self> {
-        Ok(match s.trim() {
-            ">" => Comparison::Greater,
-            ">=" => Comparison::GreaterOrEqual,
-            "<" => Comparison::Less,
-            "<=" => Comparison::LessOrEqual,
-            _ => {
-                return Err(Error::Parse {
-                    what: "comparison",
-                    value: s.to_owned(),
-                    expected: "one of >, >=, <, <=",
-                });
-            }
-        })
+        use Comparison::{Greater, GreaterOrEqual, Less, LessOrEqual};
+        let at = WRITTEN.iter().position(|w| *w == s.trim());
+        at.map(|i| [Greater, GreaterOrEqual, Less, LessOrEqual][i])
+            .ok_or_else(|| Error::Parse {
+                what: "comparison",
+                value: s.to_owned(),
+                expected: "one of >, >=, <, <=",
+            })
     }
 }
 
@@ -129,71 +122,76 @@ impl Serialize for Limit {
     }
 }
 
-/// Reads a finite number (an integer too), refusing anything else where
-/// it is written.
-struct NumberVisitor;
+/// What a number may be read as: a finite number (an integer too), or for
+/// some types a map.
+trait FromNumber: From<f64> {
+    /// What the value is, for messages.
+    const EXPECTING: &'static str;
 
-impl<'de> Visitor<'de> for NumberVisitor {
-    type Value = f64;
+    /// The value from a map, if the type has a map form.
+    fn from_map<'de, A: MapAccess<'de>>(_: A) -> Result<Self, A::Error> {
+        Err(de::Error::invalid_type(
+            de::Unexpected::Map,
+            &Self::EXPECTING,
+        ))
+    }
+}
+
+/// Reads a [`FromNumber`], refusing anything else where it is written.
+struct NumberVisitor<T>(PhantomData<T>);
+
+impl<'de, T: FromNumber> Visitor<'de> for NumberVisitor<T> {
+    type Value = T;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a number")
+        f.write_str(T::EXPECTING)
     }
 
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<f64, E> {
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<T, E> {
         if v.is_finite() {
-            Ok(v)
+            Ok(T::from(v))
         } else {
             Err(E::custom(format_args!("expected a finite number, got {v}")))
         }
     }
 
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<f64, E> {
-        Ok(v as f64)
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<T, E> {
+        Ok(T::from(v as f64))
     }
 
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<f64, E> {
-        Ok(v as f64)
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<T, E> {
+        Ok(T::from(v as f64))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+        T::from_map(map)
     }
 }
 
-/// A finite number, for `#[serde(deserialize_with)]`.
-fn number<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
-    d.deserialize_any(NumberVisitor)
-}
-
-/// A number read by [`number`].
+/// A finite number.
 struct Finite(f64);
+
+impl FromNumber for Finite {
+    const EXPECTING: &'static str = "a number";
+}
 
 impl<'de> Deserialize<'de> for Finite {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        number(d).map(Finite)
+        d.deserialize_any(NumberVisitor(PhantomData))
+    }
+}
+
+impl FromNumber for Limit {
+    const EXPECTING: &'static str = "a number, or a baseline such as {stddevs: 3, window: 1h}";
+
+    fn from_map<'de, A: MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
+        Baseline::deserialize(de::value::MapAccessDeserializer::new(map)).map(Limit::Baseline)
     }
 }
 
 impl<'de> Deserialize<'de> for Limit {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct LimitVisitor;
-        impl<'de> Visitor<'de> for LimitVisitor {
-            type Value = Limit;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a number, or a baseline such as {stddevs: 3, window: 1h}")
-            }
-            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Limit, E> {
-                NumberVisitor.visit_f64(v).map(Limit::Fixed)
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Limit, E> {
-                Ok(Limit::Fixed(v as f64))
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Limit, E> {
-                Ok(Limit::Fixed(v as f64))
-            }
-            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Limit, A::Error> {
-                Baseline::deserialize(de::value::MapAccessDeserializer::new(map))
-                    .map(Limit::Baseline)
-            }
-        }
-        d.deserialize_any(LimitVisitor)
+        d.deserialize_any(NumberVisitor(PhantomData))
     }
 }
 
@@ -339,16 +337,12 @@ impl<'de> Deserialize<'de> for AlsoCondition {
         struct Fields {
             expr: Expr,
             op: Option<Comparison>,
-            #[serde(default, deserialize_with = "some_number")]
-            value: Option<f64>,
+            value: Option<Finite>,
             condition: Option<Condition<Finite>>,
-        }
-        fn some_number<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
-            number(d).map(Some)
         }
         let f = Fields::deserialize(d)?;
         let (op, value) = match (f.op, f.value, f.condition) {
-            (Some(op), Some(value), None) => (op, value),
+            (Some(op), Some(Finite(value)), None) => (op, value),
             (None, None, Some(Condition(op, Finite(value)))) => (op, value),
             (_, _, Some(_)) => {
                 return Err(de::Error::custom(
