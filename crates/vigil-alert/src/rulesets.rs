@@ -372,6 +372,12 @@ impl SloBurnRate {
 
         /// All events (default `function_calls_total`).
         total(selector: Selector) => total = selector;
+
+        /// One alert per group of these labels (default: one for everything).
+        by(labels: impl IntoIterator<Item = impl Into<String>>) => extend by(labels.into_iter().map(Into::into));
+
+        /// Replaces the burn windows.
+        windows(windows: impl IntoIterator<Item = BurnWindow>) => windows = windows.into_iter().collect();
     }
 
     /// Restricts both the failed and the total events (e.g. to one
@@ -382,26 +388,11 @@ impl SloBurnRate {
         self
     }
 
-    /// One alert per group of these labels (default: one for everything).
-    pub fn by<I, S>(mut self, labels: I) -> Self
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        self.by.extend(labels.into_iter().map(Into::into));
-        self
-    }
-
     /// Adds an annotation to every alert, replacing the default `summary`
     /// if it is named so.
     pub fn annotation(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.annotations.insert(name.into(), value.into());
         self
-    }
-
-    crate::notify::setters! {
-        /// Replaces the burn windows.
-        windows(windows: impl IntoIterator<Item = BurnWindow>) => windows = windows.into_iter().collect();
     }
 
     /// The error budget: `1 - objective`.

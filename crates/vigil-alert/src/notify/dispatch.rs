@@ -135,22 +135,23 @@ impl Dispatcher {
         let notification = Arc::new(notification);
         let mut queued = 0;
         for queue in queues {
-            match queue.sender.try_send(notification.clone()) {
-                Ok(()) => queued += 1,
-                Err(TrySendError::Full(_)) => self.bursts.dropped(
-                    &notification,
-                    &queue.notifier,
+            let (reason, detail) = match queue.sender.try_send(notification.clone()) {
+                Ok(()) => {
+                    queued += 1;
+                    continue;
+                }
+                Err(TrySendError::Full(_)) => (
                     QUEUE_FULL,
-                    &format_args!("all {} places of the queue are taken", queue.capacity),
+                    format!("all {} places of the queue are taken", queue.capacity),
                 ),
                 // The worker is gone: only if the runtime shut down.
-                Err(TrySendError::Closed(_)) => self.bursts.dropped(
-                    &notification,
-                    &queue.notifier,
+                Err(TrySendError::Closed(_)) => (
                     ERROR,
-                    &"the delivery task has stopped (its runtime shut down)",
+                    "the delivery task has stopped (its runtime shut down)".to_owned(),
                 ),
-            }
+            };
+            let bursts = &self.bursts;
+            bursts.dropped(&notification, &queue.notifier, reason, &detail);
         }
         queued
     }
@@ -483,41 +484,33 @@ impl Bursts {
         let now = Instant::now();
         let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
         let key = (receiver.to_owned(), reason);
-        match open.get_mut(&key) {
-            None => {
-                open.insert(
-                    key,
-                    Burst {
-                        dropped: 1,
-                        started: now,
-                        logged: now,
-                    },
-                );
-                tracing::warn!(
-                    receiver,
-                    notifier,
-                    reason,
-                    group_key = %notification.group_key,
-                    error = %detail,
-                    "alert notification dropped; further drops for this receiver and reason \
-                     are summed up when it delivers again",
-                );
-            }
-            Some(burst) => {
-                burst.dropped += 1;
-                if now.duration_since(burst.logged) >= BURST_REMINDER {
-                    burst.logged = now;
-                    tracing::warn!(
-                        receiver,
-                        notifier,
-                        reason,
-                        dropped = burst.dropped,
-                        since = ?now.duration_since(burst.started),
-                        error = %detail,
-                        "alert notifications are still being dropped",
-                    );
-                }
-            }
+        let burst = open.entry(key).or_insert(Burst {
+            dropped: 0,
+            started: now,
+            logged: now,
+        });
+        burst.dropped += 1;
+        if burst.dropped == 1 {
+            tracing::warn!(
+                receiver,
+                notifier,
+                reason,
+                group_key = %notification.group_key,
+                error = %detail,
+                "alert notification dropped; further drops for this receiver and reason \
+                 are summed up when it delivers again",
+            );
+        } else if now.duration_since(burst.logged) >= BURST_REMINDER {
+            burst.logged = now;
+            tracing::warn!(
+                receiver,
+                notifier,
+                reason,
+                dropped = burst.dropped,
+                since = ?now.duration_since(burst.started),
+                error = %detail,
+                "alert notifications are still being dropped",
+            );
         }
     }
 

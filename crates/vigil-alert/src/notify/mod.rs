@@ -144,30 +144,26 @@ impl std::fmt::Debug for dyn Notifier {
     }
 }
 
-#[async_trait]
-impl<N: Notifier + ?Sized> Notifier for Arc<N> {
-    fn name(&self) -> &str {
-        (**self).name()
-    }
+/// Shared and boxed notifiers are notifiers.
+macro_rules! forward_notifier {
+    ($($pointer:ident),*) => {$(
+        #[async_trait]
+        impl<N: Notifier + ?Sized> Notifier for $pointer<N> {
+            fn name(&self) -> &str {
+                (**self).name()
+            }
 
-    async fn notify(&self, notification: &Notification) -> Result<(), NotifyError> {
-        (**self).notify(notification).await
-    }
+            async fn notify(&self, notification: &Notification) -> Result<(), NotifyError> {
+                (**self).notify(notification).await
+            }
+        }
+    )*};
 }
-
-#[async_trait]
-impl<N: Notifier + ?Sized> Notifier for Box<N> {
-    fn name(&self) -> &str {
-        (**self).name()
-    }
-
-    async fn notify(&self, notification: &Notification) -> Result<(), NotifyError> {
-        (**self).notify(notification).await
-    }
-}
+forward_notifier!(Arc, Box);
 
 /// Builder methods that each set a field (`name(arg: T) => field = value;`)
-/// or push to one (`name(arg: T) => push field(value);`), documented by the
+/// or add to one (`=> push field(value);`, `=> extend field(values);`),
+/// documented by the
 /// doc comments written above them.
 macro_rules! setters {
     () => {};
@@ -175,6 +171,14 @@ macro_rules! setters {
         $(#[$doc])*
         pub fn $name(mut self, $($arg: $ty),+) -> Self {
             self.$($field).+.push($value);
+            self
+        }
+        $crate::notify::setters!($($rest)*);
+    };
+    ($(#[$doc:meta])* $name:ident($($arg:ident: $ty:ty),+) => extend $($field:ident).+ ($value:expr); $($rest:tt)*) => {
+        $(#[$doc])*
+        pub fn $name(mut self, $($arg: $ty),+) -> Self {
+            self.$($field).+.extend($value);
             self
         }
         $crate::notify::setters!($($rest)*);

@@ -228,16 +228,7 @@ impl WebhookBuilder {
     crate::notify::setters! {
         /// Sets what is posted (default [`WebhookFormat::Notification`]).
         format(format: WebhookFormat) => format = format;
-    }
 
-    /// Posts Alertmanager's `/api/v2/alerts` format
-    /// ([`WebhookFormat::Alertmanager`]). A URL without a path gets
-    /// `/api/v2/alerts`.
-    pub fn alertmanager(self) -> Self {
-        self.format(WebhookFormat::Alertmanager)
-    }
-
-    crate::notify::setters! {
         /// Adds a request header (e.g. `Authorization`); checked by
         /// [`build`](Self::build).
         header(name: impl Into<String>, value: impl Into<String>) => push headers((name.into(), value.into()));
@@ -262,6 +253,13 @@ impl WebhookBuilder {
         /// roots for `https://` URLs, next to the Mozilla roots: for a private
         /// CA or a self-signed receiver. Checked by [`build`](Self::build).
         root_certificate(pem: impl Into<Vec<u8>>) => push root_certificates(pem.into());
+    }
+
+    /// Posts Alertmanager's `/api/v2/alerts` format
+    /// ([`WebhookFormat::Alertmanager`]). A URL without a path gets
+    /// `/api/v2/alerts`.
+    pub fn alertmanager(self) -> Self {
+        self.format(WebhookFormat::Alertmanager)
     }
 
     /// Checks the URL, headers and certificates and builds the notifier.
