@@ -48,8 +48,9 @@ pub struct Transition {
     /// When it happened (the `now` given to the evaluation).
     #[serde(with = "crate::time::rfc3339")]
     pub at: SystemTime,
-    /// Whether an active silence matched the instance's alert at that time
-    /// (it still changes state, but is not notified).
+    /// Whether a local silence (the `routing` feature) matched the
+    /// instance's alert at that time (it still changes state, but is not
+    /// notified).
     #[serde(default)]
     pub silenced: bool,
     /// Whether the instance is escalated after this transition.
@@ -104,25 +105,18 @@ impl HistoryQuery {
         Self::default()
     }
 
-    /// Keeps only `rule`'s transitions.
-    #[must_use]
-    pub fn rule(mut self, rule: impl Into<String>) -> Self {
-        self.rule = Some(rule.into());
-        self
-    }
+    crate::notify::setters! {
+        /// Keeps only `rule`'s transitions.
+        #[must_use]
+        rule(rule: impl Into<String>) => rule = Some(rule.into());
 
-    /// Keeps only transitions whose labels (plus `severity`) match.
-    #[must_use]
-    pub fn matcher(mut self, matcher: Matcher) -> Self {
-        self.matchers.push(matcher);
-        self
-    }
+        /// Keeps only transitions whose labels (plus `severity`) match.
+        #[must_use]
+        matcher(matcher: Matcher) => push matchers(matcher);
 
-    /// Keeps only transitions at or after `time`.
-    #[must_use]
-    pub fn since(mut self, time: SystemTime) -> Self {
-        self.since = Some(time);
-        self
+        /// Keeps only transitions at or after `time`.
+        #[must_use]
+        since(time: SystemTime) => since = Some(time);
     }
 
     /// Whether `t` passes the filters.

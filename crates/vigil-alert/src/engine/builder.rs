@@ -46,11 +46,10 @@ impl Default for EngineBuilder {
 }
 
 impl EngineBuilder {
-    /// Adds a rule (checked by [`build`](Self::build)). Rules may share a
-    /// name, like Prometheus rules that differ only in severity.
-    pub fn rule(mut self, rule: Rule) -> Self {
-        self.rules.push(rule);
-        self
+    crate::notify::setters! {
+        /// Adds a rule (checked by [`build`](Self::build)). Rules may share a
+        /// name, like Prometheus rules that differ only in severity.
+        rule(rule: Rule) => push rules(rule);
     }
 
     /// Adds rules.
@@ -59,48 +58,44 @@ impl EngineBuilder {
         self
     }
 
-    /// How many transitions the history keeps (default 1024).
-    pub fn history_capacity(mut self, capacity: usize) -> Self {
-        self.history_capacity = capacity;
-        self
-    }
+    crate::notify::setters! {
+        /// How many transitions the history keeps (default 1024).
+        history_capacity(capacity: usize) => history_capacity = capacity;
 
-    /// How often the engine will be evaluated (unset by default: the
-    /// engine never reads a clock). When set, [`build`](Self::build)
-    /// refuses rules whose windows cannot work at that pace, naming the
-    /// rule and field:
-    /// - a `rate` or `ratio` window (of the expression or of `also`)
-    ///   shorter than the interval never holds two samples, so it has no
-    ///   rate;
-    /// - a baseline window shorter than `min_samples` intervals never
-    ///   holds `min_samples` earlier values, so the threshold never holds.
-    ///
-    /// The interval must be longer than zero and at most
-    /// [`MAX_DURATION`](crate::MAX_DURATION).
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// use vigil_alert::{Comparison, Engine, Rule, Severity};
-    ///
-    /// let rule = Rule::builder("Errors")
-    ///     .rate("errors_total", Duration::from_secs(10))
-    ///     .threshold(Severity::High, Comparison::Greater, 1.0)
-    ///     .build()?;
-    /// let err = Engine::builder()
-    ///     .rule(rule)
-    ///     .evaluation_interval(Duration::from_secs(15))
-    ///     .build()
-    ///     .unwrap_err();
-    /// assert_eq!(
-    ///     err.to_string(),
-    ///     "invalid rule `Errors`: `expr` window 10s is shorter than the evaluation interval 15s, \
-    ///      so it never holds the two samples a rate needs"
-    /// );
-    /// # Ok::<(), vigil_alert::Error>(())
-    /// ```
-    pub fn evaluation_interval(mut self, interval: Duration) -> Self {
-        self.evaluation_interval = Some(interval);
-        self
+        /// How often the engine will be evaluated (unset by default: the
+        /// engine never reads a clock). When set, [`build`](Self::build)
+        /// refuses rules whose windows cannot work at that pace, naming the
+        /// rule and field:
+        /// - a `rate` or `ratio` window (of the expression or of `also`)
+        ///   shorter than the interval never holds two samples, so it has no
+        ///   rate;
+        /// - a baseline window shorter than `min_samples` intervals never
+        ///   holds `min_samples` earlier values, so the threshold never holds.
+        ///
+        /// The interval must be longer than zero and at most
+        /// [`MAX_DURATION`](crate::MAX_DURATION).
+        ///
+        /// ```
+        /// use std::time::Duration;
+        /// use vigil_alert::{Comparison, Engine, Rule, Severity};
+        ///
+        /// let rule = Rule::builder("Errors")
+        ///     .rate("errors_total", Duration::from_secs(10))
+        ///     .threshold(Severity::High, Comparison::Greater, 1.0)
+        ///     .build()?;
+        /// let err = Engine::builder()
+        ///     .rule(rule)
+        ///     .evaluation_interval(Duration::from_secs(15))
+        ///     .build()
+        ///     .unwrap_err();
+        /// assert_eq!(
+        ///     err.to_string(),
+        ///     "invalid rule `Errors`: `expr` window 10s is shorter than the evaluation interval 15s, \
+        ///      so it never holds the two samples a rate needs"
+        /// );
+        /// # Ok::<(), vigil_alert::Error>(())
+        /// ```
+        evaluation_interval(interval: Duration) => evaluation_interval = Some(interval);
     }
 
     /// Writes `severity` as `label` in the `severity` label of the alerts of
@@ -139,11 +134,10 @@ impl EngineBuilder {
         self
     }
 
-    /// Sets every default level name at once; see
-    /// [`severity_label`](Self::severity_label).
-    pub fn severity_labels(mut self, labels: SeverityLabels) -> Self {
-        self.severity_labels = labels;
-        self
+    crate::notify::setters! {
+        /// Sets every default level name at once; see
+        /// [`severity_label`](Self::severity_label).
+        severity_labels(labels: SeverityLabels) => severity_labels = labels;
     }
 
     /// Checks the rules (and routes) and builds the engine.
@@ -185,22 +179,15 @@ impl EngineBuilder {
 /// Local routing: only with the `routing` feature.
 #[cfg(feature = "routing")]
 impl EngineBuilder {
-    /// Sets the routing tree (default: [`Routing::default`]).
-    pub fn routing(mut self, routing: Routing) -> Self {
-        self.routing = routing;
-        self
-    }
+    crate::notify::setters! {
+        /// Sets the routing tree (default: [`Routing::default`]).
+        routing(routing: Routing) => routing = routing;
 
-    /// Adds an Alertmanager-style inhibit rule.
-    pub fn inhibit_rule(mut self, rule: InhibitRule) -> Self {
-        self.inhibit_rules.push(rule);
-        self
-    }
+        /// Adds an Alertmanager-style inhibit rule.
+        inhibit_rule(rule: InhibitRule) => push inhibit_rules(rule);
 
-    /// How long expired silences stay listed before they are dropped
-    /// (default 5 days, at most [`MAX_DURATION`](crate::MAX_DURATION)).
-    pub fn silence_retention(mut self, retention: Duration) -> Self {
-        self.silence_retention = retention;
-        self
+        /// How long expired silences stay listed before they are dropped
+        /// (default 5 days, at most [`MAX_DURATION`](crate::MAX_DURATION)).
+        silence_retention(retention: Duration) => silence_retention = retention;
     }
 }

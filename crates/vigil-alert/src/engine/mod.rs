@@ -148,21 +148,16 @@ impl Engine {
     /// [`EngineBuilder::evaluation_interval`] checks at build), for a host
     /// that learns its interval after the engine was built.
     pub fn check_evaluation_interval(&self, interval: Duration) -> Result<()> {
-        if interval.is_zero() {
-            return Err(Error::InvalidSetting {
-                setting: "evaluation_interval",
-                reason: "must be longer than zero".into(),
-            });
+        let problem = match interval.is_zero() {
+            true => Some("must be longer than zero".to_owned()),
+            false => crate::time::too_long(interval),
+        };
+        if let Some(reason) = problem {
+            let setting = "evaluation_interval";
+            return Err(Error::InvalidSetting { setting, reason });
         }
-        if let Some(reason) = crate::time::too_long(interval) {
-            return Err(Error::InvalidSetting {
-                setting: "evaluation_interval",
-                reason,
-            });
-        }
-        self.rules
-            .iter()
-            .try_for_each(|rule| rule.check_interval(interval))
+        let mut rules = self.rules.iter();
+        rules.try_for_each(|rule| rule.check_interval(interval))
     }
 
     /// The transition history.

@@ -146,32 +146,22 @@ impl Routing {
         self
     }
 
-    /// Sets the default `group_wait`.
-    #[must_use]
-    pub fn group_wait(mut self, d: Duration) -> Self {
-        self.group_wait = d;
-        self
-    }
+    crate::notify::setters! {
+        /// Sets the default `group_wait`.
+        #[must_use]
+        group_wait(d: Duration) => group_wait = d;
 
-    /// Sets the default `group_interval`.
-    #[must_use]
-    pub fn group_interval(mut self, d: Duration) -> Self {
-        self.group_interval = d;
-        self
-    }
+        /// Sets the default `group_interval`.
+        #[must_use]
+        group_interval(d: Duration) => group_interval = d;
 
-    /// Sets the default `repeat_interval`.
-    #[must_use]
-    pub fn repeat_interval(mut self, d: Duration) -> Self {
-        self.repeat_interval = d;
-        self
-    }
+        /// Sets the default `repeat_interval`.
+        #[must_use]
+        repeat_interval(d: Duration) => repeat_interval = d;
 
-    /// Appends a route (tried after the ones before it).
-    #[must_use]
-    pub fn route(mut self, route: Route) -> Self {
-        self.routes.push(route);
-        self
+        /// Appends a route (tried after the ones before it).
+        #[must_use]
+        route(route: Route) => push routes(route);
     }
 
     /// Checks receivers, label names and timers (`group_interval` and
@@ -235,11 +225,10 @@ impl Route {
         }
     }
 
-    /// Adds a label matcher.
-    #[must_use]
-    pub fn matcher(mut self, matcher: Matcher) -> Self {
-        self.matchers.push(matcher);
-        self
+    crate::notify::setters! {
+        /// Adds a label matcher.
+        #[must_use]
+        matcher(matcher: Matcher) => push matchers(matcher);
     }
 
     /// Sets this route's `group_by`.
@@ -253,25 +242,18 @@ impl Route {
         self
     }
 
-    /// Sets this route's `group_wait`.
-    #[must_use]
-    pub fn group_wait(mut self, d: Duration) -> Self {
-        self.group_wait = Some(d);
-        self
-    }
+    crate::notify::setters! {
+        /// Sets this route's `group_wait`.
+        #[must_use]
+        group_wait(d: Duration) => group_wait = Some(d);
 
-    /// Sets this route's `group_interval`.
-    #[must_use]
-    pub fn group_interval(mut self, d: Duration) -> Self {
-        self.group_interval = Some(d);
-        self
-    }
+        /// Sets this route's `group_interval`.
+        #[must_use]
+        group_interval(d: Duration) => group_interval = Some(d);
 
-    /// Sets this route's `repeat_interval`.
-    #[must_use]
-    pub fn repeat_interval(mut self, d: Duration) -> Self {
-        self.repeat_interval = Some(d);
-        self
+        /// Sets this route's `repeat_interval`.
+        #[must_use]
+        repeat_interval(d: Duration) => repeat_interval = Some(d);
     }
 }
 

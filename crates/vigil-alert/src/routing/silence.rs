@@ -88,25 +88,18 @@ impl Silence {
         }
     }
 
-    /// Adds a label matcher.
-    #[must_use]
-    pub fn matcher(mut self, matcher: Matcher) -> Self {
-        self.matchers.push(matcher);
-        self
-    }
+    crate::notify::setters! {
+        /// Adds a label matcher.
+        #[must_use]
+        matcher(matcher: Matcher) => push matchers(matcher);
 
-    /// Records who created it.
-    #[must_use]
-    pub fn created_by(mut self, who: impl Into<String>) -> Self {
-        self.created_by = who.into();
-        self
-    }
+        /// Records who created it.
+        #[must_use]
+        created_by(who: impl Into<String>) => created_by = who.into();
 
-    /// Records why.
-    #[must_use]
-    pub fn comment(mut self, comment: impl Into<String>) -> Self {
-        self.comment = comment.into();
-        self
+        /// Records why.
+        #[must_use]
+        comment(comment: impl Into<String>) => comment = comment.into();
     }
 
     /// Why the silence lasts too long (more than
