@@ -35,6 +35,7 @@ mod silence;
 
 use std::time::{Duration, SystemTime};
 
+use humantime_serde::option as dur;
 use serde::{Deserialize, Serialize};
 
 use crate::alert::Active;
@@ -190,25 +191,13 @@ pub struct Route {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group_by: Option<Vec<String>>,
     /// Overrides [`Routing::group_wait`].
-    #[serde(
-        default,
-        with = "humantime_serde::option",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, with = "dur", skip_serializing_if = "Option::is_none")]
     pub group_wait: Option<Duration>,
     /// Overrides [`Routing::group_interval`].
-    #[serde(
-        default,
-        with = "humantime_serde::option",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, with = "dur", skip_serializing_if = "Option::is_none")]
     pub group_interval: Option<Duration>,
     /// Overrides [`Routing::repeat_interval`].
-    #[serde(
-        default,
-        with = "humantime_serde::option",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, with = "dur", skip_serializing_if = "Option::is_none")]
     pub repeat_interval: Option<Duration>,
 }
 
