@@ -18,7 +18,7 @@ use std::marker::PhantomData;
 
 use regex::Regex;
 use serde::de::{self, DeserializeSeed, MapAccess, Visitor};
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Deserializer};
 
 use crate::{Error, Result};
 
@@ -355,19 +355,34 @@ fn unquote(body: &str) -> Option<String> {
     None
 }
 
-impl Serialize for Matcher {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
-    }
-}
+serde_as_text!(Matcher, "a label matcher such as 'result=\"error\"'");
 
-impl<'de> Deserialize<'de> for Matcher {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        from_text(d, "a label matcher such as 'result=\"error\"'", |v| {
-            v.parse().map_err(|e: Error| e.to_string())
-        })
-    }
+/// Serde as text for a type written by `Display` and read by `FromStr`
+/// (its error reported at the string's position); `$expecting` names it
+/// when another kind of value is found.
+macro_rules! serde_as_text {
+    ($type:ty, $expecting:expr) => {
+        impl serde::Serialize for $type {
+            fn serialize<S: serde::Serializer>(
+                &self,
+                s: S,
+            ) -> std::result::Result<S::Ok, S::Error> {
+                s.collect_str(self)
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $type {
+            fn deserialize<D: serde::Deserializer<'de>>(
+                d: D,
+            ) -> std::result::Result<Self, D::Error> {
+                $crate::labels::from_text(d, $expecting, |v| {
+                    v.parse().map_err(|e: $crate::Error| e.to_string())
+                })
+            }
+        }
+    };
 }
+pub(crate) use serde_as_text;
 
 /// Reads the next value of `map`, or, with a `problem` (found in its key),
 /// refuses it at its position, so that the error is under the key.

@@ -8,7 +8,7 @@ use serde::de::{self, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::Error;
-use crate::labels::next_value_checked;
+use crate::labels::{next_value_checked, serde_as_text};
 
 /// How bad an alert is, from [`Low`](Severity::Low) to
 /// [`Critical`](Severity::Critical).
@@ -117,18 +117,10 @@ impl FromStr for Severity {
     }
 }
 
-impl Serialize for Severity {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for Severity {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = std::borrow::Cow::<'de, str>::deserialize(deserializer)?;
-        text.parse().map_err(serde::de::Error::custom)
-    }
-}
+serde_as_text!(
+    Severity,
+    "a severity: low (info), medium (warning), high or critical"
+);
 
 /// The `severity` label value of each [`Severity`]: the level's own name
 /// (`low`, `medium`, `high`, `critical`) unless it is named otherwise.

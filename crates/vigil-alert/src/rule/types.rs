@@ -11,7 +11,7 @@ use serde::de::{self, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::baseline::Baseline;
-use crate::labels::{Matcher, from_text, is_valid_label_name};
+use crate::labels::{Matcher, from_text, is_valid_label_name, serde_as_text};
 use crate::source::HistogramStat;
 use crate::{Error, Result, Severity};
 
@@ -74,19 +74,7 @@ impl FromStr for Comparison {
     }
 }
 
-impl Serialize for Comparison {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for Comparison {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        from_text(d, "a comparison: \">\", \">=\", \"<\" or \"<=\"", |v| {
-            v.parse().map_err(|e: Error| e.to_string())
-        })
-    }
-}
+serde_as_text!(Comparison, "a comparison: \">\", \">=\", \"<\" or \"<=\"");
 
 /// The other side of a threshold's comparison: a fixed number or a
 /// [`Baseline`] computed from the rule's own history.
