@@ -421,8 +421,7 @@ fn value_expr(
     by: &[String],
     histograms: HistogramExport,
 ) -> ValueExpr {
-    let mut notes = Vec::new();
-    let mut warnings = Vec::new();
+    let (mut notes, mut warnings) = (Vec::new(), Vec::new());
     let per_series = match expr {
         Expr::Gauge { metric, matchers } => selector(metric, matchers, None),
         Expr::Rate {
@@ -438,16 +437,7 @@ fn value_expr(
         }
         Expr::Ratio { .. } => {
             let (num, den) = ratio_sides(expr, aggregate, by).expect("a ratio");
-            let promql = format!("{num} / {den}");
-            // A summed ratio divides the sums per `by` group: no outer sum.
-            if aggregate == Aggregation::Sum {
-                return ValueExpr {
-                    promql,
-                    notes,
-                    warnings,
-                };
-            }
-            promql
+            format!("{num} / {den}")
         }
         Expr::Histogram {
             metric,
@@ -462,60 +452,67 @@ fn value_expr(
             // buckets whatever the other histograms do (autometrics'
             // dashboards and SLO rules read `_bucket`).
             let buckets = metric == FUNCTION_DURATION || histograms == HistogramExport::Buckets;
-            match (stat, buckets) {
-                (HistogramStat::Quantile(q), false) => {
-                    notes.push(format!(
-                        "{metric}: read as a vigil summary: the quantile=\"{q}\" series covers the exporter's sliding window (MonitorBuilder::window), not {w}; {q} must be one of the exporter's quantiles"
-                    ));
-                    // The alert must not carry the `quantile` label vigil's
-                    // alert does not have.
-                    let q = q.to_string();
-                    format!(
-                        "max without (quantile) ({})",
-                        series("", Some(("quantile", &q)))
-                    )
+            let quantile = match *stat {
+                HistogramStat::Mean | HistogramStat::Count => None,
+                HistogramStat::Quantile(q) => {
+                    notes.push(if buckets {
+                        format!("{metric}: read from classic buckets ({metric}_bucket{{le}}): histogram_quantile interpolates within the bucket that holds the quantile")
+                    } else {
+                        format!("{metric}: read as a vigil summary: the quantile=\"{q}\" series covers the exporter's sliding window (MonitorBuilder::window), not {w}; {q} must be one of the exporter's quantiles")
+                    });
+                    Some(q)
                 }
-                (HistogramStat::Quantile(q), true) => {
-                    notes.push(format!(
-                        "{metric}: read from classic buckets ({metric}_bucket{{le}}): histogram_quantile interpolates within the bucket that holds the quantile"
+                HistogramStat::Max => {
+                    warnings.push(format!(
+                        "histogram max over {w} has no exact Prometheus equivalent: exported as {}",
+                        if buckets {
+                            "histogram_quantile(1, ..), the upper bound of the highest non-empty bucket"
+                        } else {
+                            "the summary's quantile=\"1\", the maximum over the exporter's sliding window"
+                        }
                     ));
-                    let q = number(*q);
+                    Some(1.0)
+                }
+            };
+            match (quantile.map(number), stat) {
+                (Some(q), _) if buckets => {
                     format!(
                         "histogram_quantile({q}, rate({}[{w}]))",
                         series("_bucket", None)
                     )
                 }
-                (HistogramStat::Mean, _) => format!(
-                    "rate({}[{w}]) / rate({}[{w}])",
-                    series("_sum", None),
-                    series("_count", None)
-                ),
-                (HistogramStat::Count, _) => format!("increase({}[{w}])", series("_count", None)),
-                (HistogramStat::Max, false) => {
-                    warnings.push(format!(
-                        "histogram max over {w} has no exact Prometheus equivalent: exported as the summary's quantile=\"1\", the maximum over the exporter's sliding window"
-                    ));
+                // The alert must not carry the `quantile` label vigil's
+                // alert does not have.
+                (Some(q), _) => {
                     format!(
                         "max without (quantile) ({})",
-                        series("", Some(("quantile", "1")))
+                        series("", Some(("quantile", &q)))
                     )
                 }
-                (HistogramStat::Max, true) => {
-                    warnings.push(format!(
-                        "histogram max over {w} has no exact Prometheus equivalent: exported as histogram_quantile(1, ..), the upper bound of the highest non-empty bucket"
-                    ));
-                    format!(
-                        "histogram_quantile(1, rate({}[{w}]))",
-                        series("_bucket", None)
-                    )
+                (None, HistogramStat::Mean) => {
+                    let (sum, count) = (series("_sum", None), series("_count", None));
+                    format!("rate({sum}[{w}]) / rate({count}[{w}])")
                 }
+                (None, _) => format!("increase({}[{w}])", series("_count", None)),
             }
         }
     };
+    let promql = aggregated(expr, per_series, aggregate, by);
     ValueExpr {
-        promql: wrap_aggregation(per_series, aggregate, by),
+        promql,
         notes,
         warnings,
+    }
+}
+
+/// `promql`, the value of `expr` per series, aggregated as the rule says:
+/// a summed ratio already divides the sums per `by` group.
+fn aggregated(expr: &Expr, promql: String, aggregate: Aggregation, by: &[String]) -> String {
+    let summed_ratio = aggregate == Aggregation::Sum && matches!(expr, Expr::Ratio { .. });
+    if summed_ratio {
+        promql
+    } else {
+        wrap_aggregation(promql, aggregate, by)
     }
 }
 
@@ -535,11 +532,7 @@ fn zero_filled(
         None => promql,
         Some((num, den)) => {
             let ratio = format!("({num} or {den} * 0) / {den}");
-            if aggregate == Aggregation::Sum {
-                ratio
-            } else {
-                wrap_aggregation(ratio, aggregate, by)
-            }
+            aggregated(expr, ratio, aggregate, by)
         }
     }
 }
