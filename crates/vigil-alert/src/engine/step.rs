@@ -247,11 +247,7 @@ impl Engine {
                 }
             };
             let dynamic = !state.baseline_window.is_zero();
-            let history = if dynamic {
-                state.baselines.get(&labels)
-            } else {
-                None
-            };
+            let history = dynamic.then(|| state.baselines.get(&labels)).flatten();
             let breach = breach(rule, history, now, value, &mut scratch.values)
                 .filter(|_| also_holds(rule, &scratch.also, &labels));
             if breach.is_none() && !state.keep_resting && !dynamic && state.instances.is_empty() {
@@ -260,14 +256,11 @@ impl Engine {
                 continue;
             }
             if dynamic {
-                match state.baselines.get_mut(&labels) {
-                    Some(samples) => samples.push(now, value, state.baseline_window),
-                    None => {
-                        let mut samples = Samples::default();
-                        samples.push(now, value, state.baseline_window);
-                        state.baselines.insert(labels.clone(), samples);
-                    }
-                }
+                let samples = match state.baselines.get_mut(&labels) {
+                    Some(samples) => samples,
+                    None => state.baselines.entry(labels.clone()).or_default(),
+                };
+                samples.push(now, value, state.baseline_window);
             }
             let recovered = rule.recover.is_none_or(|r| r.op.holds(value, r.value));
             let input = Input::Value {
