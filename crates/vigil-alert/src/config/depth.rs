@@ -473,21 +473,34 @@ mod tests {
     }
 
     #[test]
-    fn yaml_brackets_in_strings_comments_and_scalars_do_not_count() {
+    fn brackets_in_strings_comments_and_scalars_do_not_count() {
         let deep = "[".repeat(200);
-        let texts = [
-            format!("a: '{deep}'\n"),
-            format!("a: \"{deep}\\\"{deep}\"\n"),
-            format!("a: 1 # {deep}\n"),
-            format!("# {deep}\n"),
-            format!("a: x{deep}\n"),
-            format!("a: |\n  {deep}\n  - - - -\nb: 1\n"),
-            format!("a: >-\n\n    {deep}\nb: 1\n"),
-            format!("a: \"multi\n  {deep}\n  line\"\nb: 1\n"),
-            format!("a: [\"{deep}\", '{deep}']\n"),
+        type Scan = fn(&str) -> Option<usize>;
+        let texts: [(Scan, String); 15] = [
+            (yaml_too_deep, format!("a: '{deep}'\n")),
+            (yaml_too_deep, format!("a: \"{deep}\\\"{deep}\"\n")),
+            (yaml_too_deep, format!("a: 1 # {deep}\n")),
+            (yaml_too_deep, format!("# {deep}\n")),
+            (yaml_too_deep, format!("a: x{deep}\n")),
+            (yaml_too_deep, format!("a: |\n  {deep}\n  - - - -\nb: 1\n")),
+            (yaml_too_deep, format!("a: >-\n\n    {deep}\nb: 1\n")),
+            (
+                yaml_too_deep,
+                format!("a: \"multi\n  {deep}\n  line\"\nb: 1\n"),
+            ),
+            (yaml_too_deep, format!("a: [\"{deep}\", '{deep}']\n")),
+            (toml_too_deep, format!("a = '{deep}'\n")),
+            (toml_too_deep, format!("a = \"{deep}\\\"\"\n")),
+            (toml_too_deep, format!("a = \"\"\"\n{deep}\n\"\"\"\n")),
+            (toml_too_deep, format!("a = '''{deep}'''\n")),
+            (toml_too_deep, format!("a = 1 # {deep}\n")),
+            (
+                toml_too_deep,
+                format!("# {deep}\n[t]\nb = [1, [2], {{c = \"{deep}\"}}]\n"),
+            ),
         ];
-        for text in texts {
-            assert_eq!(yaml_too_deep(&text), None, "{text}");
+        for (too_deep, text) in texts {
+            assert_eq!(too_deep(&text), None, "{text}");
         }
     }
 
@@ -507,21 +520,5 @@ mod tests {
         assert_eq!(toml_too_deep(&header), Some(0));
         let fine = format!("rules = {}{}\n", "[".repeat(10), "]".repeat(10));
         assert_eq!(toml_too_deep(&fine), None);
-    }
-
-    #[test]
-    fn toml_brackets_in_strings_and_comments_do_not_count() {
-        let deep = "[".repeat(200);
-        let texts = [
-            format!("a = '{deep}'\n"),
-            format!("a = \"{deep}\\\"\"\n"),
-            format!("a = \"\"\"\n{deep}\n\"\"\"\n"),
-            format!("a = '''{deep}'''\n"),
-            format!("a = 1 # {deep}\n"),
-            format!("# {deep}\n[t]\nb = [1, [2], {{c = \"{deep}\"}}]\n"),
-        ];
-        for text in texts {
-            assert_eq!(toml_too_deep(&text), None, "{text}");
-        }
     }
 }
