@@ -30,13 +30,13 @@ pub(crate) trait Moka<K, V>: Send + Sync + 'static {
 /// Implements [`Moka`] for one flavour's cache type by forwarding to its
 /// inherent methods of the same names.
 macro_rules! forward_moka {
-    ($cache:ident, $iter:ident) => {
+    ($cache:ident) => {
         impl<K, V> Moka<K, V> for moka::$cache::Cache<K, Stored<V>>
         where
             K: Hash + Eq + Send + Sync + 'static,
             V: Clone + Send + Sync + 'static,
         {
-            type Iter<'a> = moka::$cache::$iter<'a, K, Stored<V>>;
+            type Iter<'a> = moka::$cache::Iter<'a, K, Stored<V>>;
 
             fn weighted_size(&self) -> u64 {
                 Self::weighted_size(self)
@@ -54,9 +54,9 @@ macro_rules! forward_moka {
 }
 
 #[cfg(feature = "sync")]
-forward_moka!(sync, Iter);
+forward_moka!(sync);
 #[cfg(feature = "future")]
-forward_moka!(future, Iter);
+forward_moka!(future);
 
 /// The `TaggedCache` of the flavour `$flavour` (`sync` or `future`, as in
 /// `moka::$flavour::Cache`), documented by the attributes given, with what
@@ -231,6 +231,10 @@ impl<K, V, C> fmt::Debug for Inner<K, V, C> {
     }
 }
 
+/// A loaded value, with the entry to store and the lead to finish once it
+/// is stored, if the cache is to keep it.
+type Settled<'a, K, V> = (V, Option<(Stored<V>, Lead<'a, K, Stored<V>>)>);
+
 /// A flight of a load of a cache whose values are `V`.
 type FlightOf<V> = Arc<Flight<Stored<V>>>;
 
@@ -319,13 +323,12 @@ where
     /// and the lead to finish once it is stored, or without (the load ended
     /// with `Retry`) if a write or an invalidation since the load began
     /// means the cache must not keep it.
-    #[allow(clippy::type_complexity)]
     pub(crate) fn settle<'a, E>(
         &self,
         key: &K,
         lead: Lead<'a, K, Stored<V>>,
         loaded: Result<(V, EntryOptions), E>,
-    ) -> Result<(V, Option<(Stored<V>, Lead<'a, K, Stored<V>>)>), Arc<E>>
+    ) -> Result<Settled<'a, K, V>, Arc<E>>
     where
         E: Send + Sync + 'static,
     {
