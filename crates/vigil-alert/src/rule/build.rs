@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::{
     Aggregation, AlsoCondition, Comparison, Expr, Limit, NoDataPolicy, Recovery, Rule, Selector,
-    Threshold, is_valid_metric_name,
+    Threshold, is_valid_metric_name, rule_label_problem,
 };
 use crate::baseline::BaselineMethod;
 use crate::escalation::Escalation;
@@ -128,16 +128,8 @@ impl Rule {
                 return Err(bad(field, problem));
             }
         }
-        for name in self.labels.keys() {
-            if !is_valid_label_name(name) {
-                return Err(bad("labels", format!("{name:?} is not a valid label name")));
-            }
-            if name == "alertname" || name == "severity" {
-                return Err(bad(
-                    "labels",
-                    format!("`{name}` is set by the engine and cannot be a rule label"),
-                ));
-            }
+        if let Some(problem) = self.labels.keys().find_map(|n| rule_label_problem(n)) {
+            return Err(bad("labels", problem));
         }
         if let Some(name) = self.annotations.keys().find(|n| !is_valid_label_name(n)) {
             return Err(bad(

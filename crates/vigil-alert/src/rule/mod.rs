@@ -229,15 +229,7 @@ fn rule_labels<'de, D: Deserializer<'de>>(d: D) -> Result<Labels, D::Error> {
         fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Labels, A::Error> {
             let mut labels = Labels::new();
             while let Some(name) = map.next_key::<String>()? {
-                let problem = match name.as_str() {
-                    "alertname" | "severity" => Some(format!(
-                        "`{name}` is set by the engine (from the rule's name and thresholds) and cannot be a rule label"
-                    )),
-                    n if !is_valid_label_name(n) => Some(format!(
-                        "{n:?} is not a valid label name: use letters, digits and `_`, not starting with a digit"
-                    )),
-                    _ => None,
-                };
+                let problem = rule_label_problem(&name);
                 let value = next_value_checked(&mut map, problem)?;
                 labels.insert(name, value);
             }
@@ -245,6 +237,19 @@ fn rule_labels<'de, D: Deserializer<'de>>(d: D) -> Result<Labels, D::Error> {
         }
     }
     d.deserialize_map(LabelsVisitor)
+}
+
+/// Why `name` cannot be a label a rule sets, if it cannot.
+fn rule_label_problem(name: &str) -> Option<String> {
+    match name {
+        "alertname" | "severity" => Some(format!(
+            "`{name}` is set by the engine (from the rule's name and thresholds) and cannot be a rule label"
+        )),
+        n if !is_valid_label_name(n) => Some(format!(
+            "{n:?} is not a valid label name: use letters, digits and `_`, not starting with a digit"
+        )),
+        _ => None,
+    }
 }
 
 impl TryFrom<RuleForm> for Rule {
