@@ -404,8 +404,8 @@ impl<K, V> Shared<K, V> {
         batch
     }
 
-    #[cfg(feature = "future")]
     /// Puts back removals taken but not performed (a cancelled drain).
+    #[cfg(feature = "future")]
     pub(crate) fn requeue_removals(&self, removals: Vec<(K, u64)>) {
         if !removals.is_empty() {
             self.queue_removals([Removals::List(removals.into_iter())]);
@@ -496,11 +496,11 @@ impl<K, V> Shared<K, V> {
         }
     }
 
-    #[cfg(feature = "future")]
     /// An entry registered by `make_stored` whose store into moka was
     /// abandoned (the future was dropped) before moka stored it: it stops
     /// counting. Its insert is counted, and its end (as an invalidation)
     /// unless something else had ended it and counted that.
+    #[cfg(feature = "future")]
     pub(crate) fn unregister(&self, entry: &Registration) {
         if self.retire(entry) {
             Counters::add(&self.counters.rare().invalidations, 1);

@@ -180,10 +180,10 @@ impl<V: Clone> Flight<V> {
         }
     }
 
-    #[cfg(feature = "sync")]
     /// Blocks until the flight has an outcome, or until `deadline` on
     /// `clock` has passed while it is still loading (a commit is always
     /// waited for: it is short and bounded).
+    #[cfg(feature = "sync")]
     pub(crate) fn wait(&self, deadline: Option<(&quanta::Clock, quanta::Instant)>) -> Waited<V> {
         let mut state = lock(&self.state);
         loop {
@@ -277,8 +277,8 @@ impl<K: Hash + Eq + Clone, V: Clone> Flights<K, V> {
         &self.shards[(hash % SHARDS as u64) as usize]
     }
 
-    #[cfg(feature = "future")]
     /// A fresh id for an async waiter's waker slot.
+    #[cfg(feature = "future")]
     pub(crate) fn waiter_id(&self) -> u64 {
         self.next_waiter.fetch_add(1, Ordering::Relaxed)
     }
