@@ -5,6 +5,8 @@
 //! removes it from there; the Prometheus-style `Sender` keeps an alert
 //! active there for longer than one send is valid.
 
+#![cfg(feature = "delivery")]
+
 #[path = "../../vigil/tests/servers/mod.rs"]
 mod servers;
 

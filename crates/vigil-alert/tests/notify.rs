@@ -463,6 +463,7 @@ fn notifiers_are_object_safe() {
     assert_eq!(names, ["tracing", "channel", "fn"]);
 }
 
+#[cfg(feature = "routing")]
 #[tokio::test]
 async fn engine_notifications_reach_the_receivers_notifiers() {
     use std::time::UNIX_EPOCH;

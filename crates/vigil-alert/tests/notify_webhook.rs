@@ -8,6 +8,8 @@
 //! backoff schedule itself is tested on the paused clock in `notify.rs`),
 //! and the hung socket uses a real ~150 ms timeout.
 
+#![cfg(feature = "delivery")]
+
 mod support;
 
 use std::time::{Duration, Instant, SystemTime};

@@ -15,6 +15,8 @@
 //! a series vigil divides the increase by the time its samples span and
 //! Prometheus by the whole window (the export says so in a comment).
 
+#![cfg(feature = "prometheus")]
+
 mod prometheus_common;
 
 use std::collections::BTreeMap;

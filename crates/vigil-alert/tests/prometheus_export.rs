@@ -1,6 +1,8 @@
 //! Prometheus rule export: the PromQL written for each kind of rule, the
 //! warnings for what Prometheus cannot say, and `promtool check rules`.
 
+#![cfg(feature = "prometheus")]
+
 mod prometheus_common;
 
 use std::time::Duration;
@@ -545,6 +547,7 @@ fn an_empty_rule_list_is_a_valid_file() {
 }
 
 #[test]
+#[cfg(feature = "config")]
 fn the_config_fixtures_export_cleanly_through_promtool() {
     let config = vigil_alert::config::AlertConfig::load(concat!(
         env!("CARGO_MANIFEST_DIR"),

@@ -1,6 +1,8 @@
 //! The ready-made rule sets build, fire on vigil's own metric names when
 //! evaluated on a `MemorySource`, and export through `promtool`.
 
+#![cfg(all(feature = "prometheus", feature = "rulesets"))]
+
 mod prometheus_common;
 
 use std::fmt::Write as _;

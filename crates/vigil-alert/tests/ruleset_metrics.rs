@@ -4,6 +4,8 @@
 //! real scrape in the facade's `tests/ruleset_metrics.rs`) or one the rule
 //! set documents as the host's.
 
+#![cfg(feature = "rulesets")]
+
 use std::collections::BTreeSet;
 use std::path::Path;
 
