@@ -16,8 +16,6 @@ use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
-use crate::rule::Comparison;
-
 /// At most this many samples are kept per series for a baseline (the
 /// oldest are dropped first): 4.5 hours at one evaluation per second.
 pub const MAX_SAMPLES: usize = 16_384;
@@ -130,7 +128,7 @@ impl Baseline {
         &self,
         history: &Samples,
         now: SystemTime,
-        op: Comparison,
+        op: impl Side,
         scratch: &mut Vec<f64>,
     ) -> Option<f64> {
         let from = now.checked_sub(self.window);
@@ -170,6 +168,14 @@ impl Baseline {
             }
         }
     }
+}
+
+/// Which side of the history a limit is on: above it for `>`/`>=`
+/// thresholds (the rule's [`Comparison`](crate::Comparison)), below it
+/// for `<`/`<=`.
+pub(crate) trait Side: Copy {
+    /// Whether the threshold alerts on high values.
+    fn is_upper(self) -> bool;
 }
 
 /// Linear interpolation between closest ranks (numpy's default).
@@ -267,6 +273,7 @@ impl From<Baseline> for BaselineRepr {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Comparison;
     use std::time::UNIX_EPOCH;
 
     fn at(secs: u64) -> SystemTime {

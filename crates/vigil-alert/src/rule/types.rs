@@ -50,6 +50,12 @@ impl Comparison {
     }
 }
 
+impl crate::baseline::Side for Comparison {
+    fn is_upper(self) -> bool {
+        Comparison::is_upper(self)
+    }
+}
+
 impl fmt::Display for Comparison {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
