@@ -60,15 +60,10 @@ impl CounterSeries {
         if span <= 0.0 {
             return Reading::Warming;
         }
-        let mut increase = 0.0;
-        let mut prev = None;
-        for &(_, v) in &self.samples {
-            if let Some(p) = prev {
-                // A drop means the counter restarted from zero (Prometheus).
-                increase += if v >= p { v - p } else { v };
-            }
-            prev = Some(v);
-        }
+        let totals = || self.samples.iter().map(|(_, v)| *v);
+        // A drop means the counter restarted from zero (Prometheus).
+        let step = |(p, v): (f64, f64)| if v >= p { v - p } else { v };
+        let increase: f64 = totals().zip(totals().skip(1)).map(step).sum();
         Reading::Value(increase / span)
     }
 }
