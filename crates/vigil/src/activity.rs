@@ -140,6 +140,12 @@ impl Activity {
         self.track(kind, handle).is_some_and(|track| track.hidden)
     }
 
+    /// The track of the series behind `handle` once a tick has seen it,
+    /// unless the series is hidden.
+    pub(crate) fn visible<T>(&self, kind: MetricKind, handle: &Arc<T>) -> Option<&Track> {
+        self.track(kind, handle).filter(|track| !track.hidden)
+    }
+
     /// The track of the series behind `handle`, once a tick has seen it.
     pub(crate) fn track<T>(&self, kind: MetricKind, handle: &Arc<T>) -> Option<&Track> {
         self.tracks.get(&id(kind, handle))

@@ -41,14 +41,11 @@ pub(crate) const ZERO_THRESHOLD: f64 = 2.938_735_877_055_719e-39;
 // rest (summaries, untyped, exemplars, created timestamps) as unknown.
 
 /// `io.prometheus.client.LabelPair`.
+#[rustfmt::skip]
 #[derive(Clone, PartialEq, Eq, prost::Message)]
 pub(crate) struct LabelPair {
-    /// The label name (sanitized as in text exposition).
-    #[prost(string, optional, tag = "1")]
-    pub(crate) name: Option<String>,
-    /// The label value, unescaped.
-    #[prost(string, optional, tag = "2")]
-    pub(crate) value: Option<String>,
+    #[prost(string, optional, tag = "1")] pub(crate) name: Option<String>, // The label name (sanitized as in text exposition).
+    #[prost(string, optional, tag = "2")] pub(crate) value: Option<String>, // The label value, unescaped.
 }
 
 /// `io.prometheus.client.MetricType`.
@@ -70,110 +67,71 @@ pub(crate) enum MetricType {
 }
 
 /// `io.prometheus.client.Gauge`.
+#[rustfmt::skip]
 #[derive(Clone, PartialEq, prost::Message)]
 pub(crate) struct Gauge {
-    /// The current value.
-    #[prost(double, optional, tag = "1")]
-    pub(crate) value: Option<f64>,
+    #[prost(double, optional, tag = "1")] pub(crate) value: Option<f64>, // The current value.
 }
 
 /// `io.prometheus.client.Counter` (without exemplar and created timestamp).
+#[rustfmt::skip]
 #[derive(Clone, PartialEq, prost::Message)]
 pub(crate) struct Counter {
-    /// The total so far.
-    #[prost(double, optional, tag = "1")]
-    pub(crate) value: Option<f64>,
+    #[prost(double, optional, tag = "1")] pub(crate) value: Option<f64>, // The total so far.
 }
 
 /// `io.prometheus.client.Bucket`: one classic `le` bucket.
+#[rustfmt::skip]
 #[derive(Clone, PartialEq, prost::Message)]
 pub(crate) struct Bucket {
-    /// Values at or below `upper_bound`.
-    #[prost(uint64, optional, tag = "1")]
-    pub(crate) cumulative_count: Option<u64>,
-    /// The inclusive upper bound (`le`).
-    #[prost(double, optional, tag = "2")]
-    pub(crate) upper_bound: Option<f64>,
+    #[prost(uint64, optional, tag = "1")] pub(crate) cumulative_count: Option<u64>, // Values at or below `upper_bound`.
+    #[prost(double, optional, tag = "2")] pub(crate) upper_bound: Option<f64>, // The inclusive upper bound (`le`).
 }
 
 /// `io.prometheus.client.BucketSpan`: `length` consecutive native buckets,
 /// starting `offset` indices after the previous span ended (or at index
 /// `offset`, for the first span).
+#[rustfmt::skip]
 #[derive(Clone, PartialEq, Eq, prost::Message)]
 pub(crate) struct BucketSpan {
-    /// Gap to the previous span, or the first span's starting index.
-    #[prost(sint32, optional, tag = "1")]
-    pub(crate) offset: Option<i32>,
-    /// Number of consecutive buckets.
-    #[prost(uint32, optional, tag = "2")]
-    pub(crate) length: Option<u32>,
+    #[prost(sint32, optional, tag = "1")] pub(crate) offset: Option<i32>, // Gap to the previous span, or the first span's starting index.
+    #[prost(uint32, optional, tag = "2")] pub(crate) length: Option<u32>, // Number of consecutive buckets.
 }
 
 /// `io.prometheus.client.Histogram`: the classic buckets (fields 1-3) and
 /// the native histogram (fields 5-13); float counts, negative buckets,
 /// exemplars and the created timestamp are not declared.
+#[rustfmt::skip]
 #[derive(Clone, PartialEq, prost::Message)]
 pub(crate) struct Histogram {
-    /// Number of values.
-    #[prost(uint64, optional, tag = "1")]
-    pub(crate) sample_count: Option<u64>,
-    /// Sum of the values.
-    #[prost(double, optional, tag = "2")]
-    pub(crate) sample_sum: Option<f64>,
-    /// Classic buckets, by increasing `upper_bound`; `+Inf` is implied.
-    #[prost(message, repeated, tag = "3")]
-    pub(crate) bucket: Vec<Bucket>,
-    /// The native bucket schema ([`SCHEMA`]).
-    #[prost(sint32, optional, tag = "5")]
-    pub(crate) schema: Option<i32>,
-    /// Values with an absolute value at or below this are in the zero
-    /// bucket.
-    #[prost(double, optional, tag = "6")]
-    pub(crate) zero_threshold: Option<f64>,
-    /// Count of the zero bucket.
-    #[prost(uint64, optional, tag = "7")]
-    pub(crate) zero_count: Option<u64>,
-    /// Spans of the positive buckets.
-    #[prost(message, repeated, tag = "12")]
-    pub(crate) positive_span: Vec<BucketSpan>,
-    /// Count of each positive bucket, as the difference to the previous
-    /// bucket's count (to 0 for the first).
-    #[prost(sint64, repeated, tag = "13")]
-    pub(crate) positive_delta: Vec<i64>,
+    #[prost(uint64, optional, tag = "1")] pub(crate) sample_count: Option<u64>, // Number of values.
+    #[prost(double, optional, tag = "2")] pub(crate) sample_sum: Option<f64>, // Sum of the values.
+    #[prost(message, repeated, tag = "3")] pub(crate) bucket: Vec<Bucket>, // Classic buckets, by increasing `upper_bound`; `+Inf` is implied.
+    #[prost(sint32, optional, tag = "5")] pub(crate) schema: Option<i32>, // The native bucket schema ([`SCHEMA`]).
+    #[prost(double, optional, tag = "6")] pub(crate) zero_threshold: Option<f64>, // Values with an absolute value at or below this are in the zero bucket.
+    #[prost(uint64, optional, tag = "7")] pub(crate) zero_count: Option<u64>, // Count of the zero bucket.
+    #[prost(message, repeated, tag = "12")] pub(crate) positive_span: Vec<BucketSpan>, // Spans of the positive buckets.
+    #[prost(sint64, repeated, tag = "13")] pub(crate) positive_delta: Vec<i64>, // Count of each positive bucket, as the difference to the previous bucket's count (to 0 for the first).
 }
 
 /// `io.prometheus.client.Metric`: one series.
+#[rustfmt::skip]
 #[derive(Clone, PartialEq, prost::Message)]
 pub(crate) struct Metric {
-    /// Global labels first, then the series' own.
-    #[prost(message, repeated, tag = "1")]
-    pub(crate) label: Vec<LabelPair>,
-    /// Set in gauge families.
-    #[prost(message, optional, tag = "2")]
-    pub(crate) gauge: Option<Gauge>,
-    /// Set in counter families.
-    #[prost(message, optional, tag = "3")]
-    pub(crate) counter: Option<Counter>,
-    /// Set in histogram families.
-    #[prost(message, optional, tag = "7")]
-    pub(crate) histogram: Option<Histogram>,
+    #[prost(message, repeated, tag = "1")] pub(crate) label: Vec<LabelPair>, // Global labels first, then the series' own.
+    #[prost(message, optional, tag = "2")] pub(crate) gauge: Option<Gauge>, // Set in gauge families.
+    #[prost(message, optional, tag = "3")] pub(crate) counter: Option<Counter>, // Set in counter families.
+    #[prost(message, optional, tag = "7")] pub(crate) histogram: Option<Histogram>, // Set in histogram families.
 }
 
 /// `io.prometheus.client.MetricFamily`: every series of one name.
+#[rustfmt::skip]
 #[derive(Clone, PartialEq, prost::Message)]
 pub(crate) struct MetricFamily {
-    /// The exposed (sanitized) name.
-    #[prost(string, optional, tag = "1")]
-    pub(crate) name: Option<String>,
-    /// The HELP text.
-    #[prost(string, optional, tag = "2")]
-    pub(crate) help: Option<String>,
-    /// The [`MetricType`].
-    #[prost(enumeration = "MetricType", optional, tag = "3")]
-    pub(crate) r#type: Option<i32>,
-    /// The series.
-    #[prost(message, repeated, tag = "4")]
-    pub(crate) metric: Vec<Metric>,
+    #[prost(string, optional, tag = "1")] pub(crate) name: Option<String>, // The exposed (sanitized) name.
+    #[prost(string, optional, tag = "2")] pub(crate) help: Option<String>, // The HELP text.
+    #[prost(enumeration = "MetricType", optional, tag = "3")] pub(crate) r#type: Option<i32>, // The [`MetricType`].
+    #[prost(message, repeated, tag = "4")] pub(crate) metric: Vec<Metric>, // The series.
 }
 
 /// One series' labels as protobuf label pairs.
@@ -243,30 +201,20 @@ impl Format for Protobuf<'_> {
     type Labels = Labels;
 
     fn counters(&mut self, name: &str, help: &str, series: &[Series<Labels, u64>]) {
-        let metric = series
-            .iter()
-            .map(|Series { labels, value, .. }| Metric {
-                label: labels.0.clone(),
-                counter: Some(Counter {
-                    value: Some(*value as f64),
-                }),
-                ..Metric::default()
-            })
-            .collect();
+        let metric = metrics(series, |total| Metric {
+            counter: Some(Counter {
+                value: Some(total as f64),
+            }),
+            ..Metric::default()
+        });
         self.family(name, help, MetricType::Counter, metric);
     }
 
     fn gauges(&mut self, name: &str, help: &str, series: &[Series<Labels, f64>]) {
-        let metric = series
-            .iter()
-            .map(|Series { labels, value, .. }| Metric {
-                label: labels.0.clone(),
-                gauge: Some(Gauge {
-                    value: Some(*value),
-                }),
-                ..Metric::default()
-            })
-            .collect();
+        let metric = metrics(series, |value| Metric {
+            gauge: Some(Gauge { value: Some(value) }),
+            ..Metric::default()
+        });
         self.family(name, help, MetricType::Gauge, metric);
     }
 
@@ -297,6 +245,16 @@ impl Format for Protobuf<'_> {
             .collect();
         self.family(name, help, MetricType::Histogram, metric);
     }
+}
+
+/// One message per counter or gauge series: its labels, and what `value`
+/// makes of its value.
+fn metrics<T: Copy>(series: &[Series<Labels, T>], value: impl Fn(T) -> Metric) -> Vec<Metric> {
+    let metric = |series: &Series<Labels, T>| Metric {
+        label: series.labels.0.clone(),
+        ..value(series.value)
+    };
+    series.iter().map(metric).collect()
 }
 
 /// A cumulative snapshot as a native histogram, plus the classic buckets

@@ -60,92 +60,67 @@ impl Recorder {
     }
 }
 
+/// `describe_*`: the registry keeps the HELP text, the layered recorder
+/// gets the call unchanged.
+macro_rules! describe {
+    ($($method:ident),*) => {$(
+        fn $method(&self, key: KeyName, unit: Option<Unit>, description: SharedString) {
+            self.shared.describe(key.as_str(), description.clone());
+            if let Some(next) = &self.next {
+                next.$method(key, unit, description);
+            }
+        }
+    )*};
+}
+
+/// `register_*`: the registry's handle, paired with the layered
+/// recorder's when there is one.
+macro_rules! register {
+    ($($method:ident => $kind:ident, $own:ident;)*) => {$(
+        fn $method(&self, key: &Key, metadata: &Metadata<'_>) -> $kind {
+            let own = self.shared.$own(key);
+            match &self.next {
+                None => own,
+                Some(next) => $kind::from_arc(Arc::new(Pair(own, next.$method(key, metadata)))),
+            }
+        }
+    )*};
+}
+
 impl metrics::Recorder for Recorder {
-    fn describe_counter(&self, key: KeyName, unit: Option<Unit>, description: SharedString) {
-        self.shared.describe(key.as_str(), description.clone());
-        if let Some(next) = &self.next {
-            next.describe_counter(key, unit, description);
-        }
-    }
+    describe!(describe_counter, describe_gauge, describe_histogram);
 
-    fn describe_gauge(&self, key: KeyName, unit: Option<Unit>, description: SharedString) {
-        self.shared.describe(key.as_str(), description.clone());
-        if let Some(next) = &self.next {
-            next.describe_gauge(key, unit, description);
-        }
-    }
-
-    fn describe_histogram(&self, key: KeyName, unit: Option<Unit>, description: SharedString) {
-        self.shared.describe(key.as_str(), description.clone());
-        if let Some(next) = &self.next {
-            next.describe_histogram(key, unit, description);
-        }
-    }
-
-    fn register_counter(&self, key: &Key, metadata: &Metadata<'_>) -> Counter {
-        let own = self.shared.counter(key);
-        match &self.next {
-            None => own,
-            Some(next) => {
-                Counter::from_arc(Arc::new(Pair(own, next.register_counter(key, metadata))))
-            }
-        }
-    }
-
-    fn register_gauge(&self, key: &Key, metadata: &Metadata<'_>) -> Gauge {
-        let own = self.shared.gauge(key);
-        match &self.next {
-            None => own,
-            Some(next) => Gauge::from_arc(Arc::new(Pair(own, next.register_gauge(key, metadata)))),
-        }
-    }
-
-    fn register_histogram(&self, key: &Key, metadata: &Metadata<'_>) -> Histogram {
-        let own = self.shared.histogram(key);
-        match &self.next {
-            None => own,
-            Some(next) => {
-                Histogram::from_arc(Arc::new(Pair(own, next.register_histogram(key, metadata))))
-            }
-        }
+    register! {
+        register_counter => Counter, counter;
+        register_gauge => Gauge, gauge;
+        register_histogram => Histogram, histogram;
     }
 }
 
 /// One handle from vigil and one from the layered recorder, updated together.
+///
+/// `metrics_util::layers::Fanout` does the same for any number of
+/// recorders, but it holds them as `Box<dyn Recorder + Sync>`, which is not
+/// `Send`: a `Fanout` cannot be shared between threads behind an `Arc`,
+/// and vigil's `Recorder` is cloned into the upkeep thread, the listener and
+/// the alert loop. Vigil's own registry also must stay reachable for
+/// rendering, which a boxed `Fanout` member would hide.
 struct Pair<T>(T, T);
 
-impl CounterFn for Pair<Counter> {
-    fn increment(&self, value: u64) {
-        self.0.increment(value);
-        self.1.increment(value);
-    }
-
-    fn absolute(&self, value: u64) {
-        self.0.absolute(value);
-        self.1.absolute(value);
-    }
+/// Forwards each method to both handles.
+macro_rules! pair {
+    ($($trait:ident for $handle:ident: $($method:ident($value:ty)),*;)*) => {$(
+        impl $trait for Pair<$handle> {
+            $(fn $method(&self, value: $value) {
+                self.0.$method(value);
+                self.1.$method(value);
+            })*
+        }
+    )*};
 }
 
-impl GaugeFn for Pair<Gauge> {
-    fn increment(&self, value: f64) {
-        self.0.increment(value);
-        self.1.increment(value);
-    }
-
-    fn decrement(&self, value: f64) {
-        self.0.decrement(value);
-        self.1.decrement(value);
-    }
-
-    fn set(&self, value: f64) {
-        self.0.set(value);
-        self.1.set(value);
-    }
-}
-
-impl HistogramFn for Pair<Histogram> {
-    fn record(&self, value: f64) {
-        self.0.record(value);
-        self.1.record(value);
-    }
+pair! {
+    CounterFn for Counter: increment(u64), absolute(u64);
+    GaugeFn for Gauge: increment(f64), decrement(f64), set(f64);
+    HistogramFn for Histogram: record(f64);
 }

@@ -139,6 +139,30 @@ struct Logged {
     capped: bool,
 }
 
+/// The handle of a series of one kind (`$kind`: `Counter`, `Gauge` or
+/// `Histogram`, the `metrics` handle type and the [`MetricKind`]), through
+/// [`Shared::register`] with the registry's getters for that kind.
+macro_rules! handle {
+    ($shared:expr, $key:expr, $kind:ident, $get:ident, $create:ident) => {
+        $shared
+            .register(
+                MetricKind::$kind,
+                $key,
+                |key| $shared.registry.$get(key),
+                |key| $shared.registry.$create(key, Arc::clone),
+            )
+            .map_or_else($kind::noop, $kind::from_arc)
+    };
+}
+
+/// How a registration finds the series of one kind and creates them.
+struct Series<'a, V> {
+    /// The registered series of a key, if any.
+    existing: &'a dyn Fn(&Key) -> Option<V>,
+    /// Registers a new series.
+    create: &'a dyn Fn(&Key) -> V,
+}
+
 /// What [`Shared::admit`] did with a key that was not registered.
 enum Admitted<V> {
     /// Another thread registered it first.
@@ -303,7 +327,11 @@ impl Shared {
         if let Some(found) = existing(key) {
             return Some(found);
         }
-        self.register_new(kind, key, &existing, &create)
+        let series = Series {
+            existing: &existing,
+            create: &create,
+        };
+        self.register_new(kind, key, &series)
     }
 
     /// A key that is not registered under its recorded form (the cold
@@ -314,13 +342,7 @@ impl Shared {
     /// can remember renamed keys ([`Renamed`]); past that, at each
     /// registration.
     #[inline(never)]
-    fn register_new<V>(
-        &self,
-        kind: MetricKind,
-        key: &Key,
-        existing: &dyn Fn(&Key) -> Option<V>,
-        create: &dyn Fn(&Key) -> V,
-    ) -> Option<V> {
+    fn register_new<V>(&self, kind: MetricKind, key: &Key, series: &Series<'_, V>) -> Option<V> {
         let known = self
             .renamed
             .read()
@@ -335,7 +357,7 @@ impl Shared {
             None => {
                 match sanitize::register(key, self.reserved_key(kind, key.name()), &mut reasons) {
                     Registered::AsRecorded => {
-                        return match self.admit(kind, key, existing, create) {
+                        return match self.admit(kind, key, series) {
                             Admitted::Found(series)
                             | Admitted::New(series)
                             | Admitted::Overflow(series) => Some(series),
@@ -350,14 +372,14 @@ impl Shared {
                 }
             }
         };
-        if let Some(found) = existing(&target) {
+        if let Some(found) = (series.existing)(&target) {
             if !remembered {
                 reasons.push(Reason::Collision);
                 self.remember(kind, key, Some(target), &reasons);
             }
             return Some(found);
         }
-        match self.admit(kind, &target, existing, create) {
+        match self.admit(kind, &target, series) {
             Admitted::Found(series) => {
                 if !remembered {
                     reasons.push(Reason::Collision);
@@ -410,19 +432,13 @@ impl Shared {
     /// name's overflow series, or nowhere for a name with no series yet
     /// once the budget is reached. Nothing is kept for a key that is not
     /// stored.
-    fn admit<V>(
-        &self,
-        kind: MetricKind,
-        key: &Key,
-        existing: &dyn Fn(&Key) -> Option<V>,
-        create: &dyn Fn(&Key) -> V,
-    ) -> Admitted<V> {
+    fn admit<V>(&self, kind: MetricKind, key: &Key, series: &Series<'_, V>) -> Admitted<V> {
         let mut admission = self
             .admission
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         // Re-check under the lock: another thread may have admitted it.
-        if let Some(found) = existing(key) {
+        if let Some(found) = (series.existing)(key) {
             return Admitted::Found(found);
         }
         let Admission {
@@ -439,13 +455,13 @@ impl Shared {
             Some(count) if *count < limit && within_budget => {
                 *count += 1;
                 *total += 1;
-                return Admitted::New(create(key));
+                return Admitted::New((series.create)(key));
             }
             Some(_) => {}
             None if within_budget => {
                 names.insert(key.name().to_owned(), 1);
                 *total += 1;
-                return Admitted::New(create(key));
+                return Admitted::New((series.create)(key));
             }
             None => {
                 self.dropped.fetch_add(1, Ordering::Relaxed);
@@ -475,7 +491,7 @@ impl Shared {
             key.name().to_owned(),
             vec![Label::new(OVERFLOW_LABEL, "true")],
         );
-        Admitted::Overflow(create(&overflow))
+        Admitted::Overflow((series.create)(&overflow))
     }
 
     fn warn_budget(&self) {
@@ -513,38 +529,22 @@ impl Shared {
         }
     }
 
+    /// The handle `key` records a counter into (one that records nothing
+    /// for a key that is not stored).
     pub(crate) fn counter(&self, key: &Key) -> Counter {
-        self.register(
-            MetricKind::Counter,
-            key,
-            |key| self.registry.get_counter(key),
-            |key| self.registry.get_or_create_counter(key, Arc::clone),
-        )
-        .map_or_else(Counter::noop, Counter::from_arc)
+        handle!(self, key, Counter, get_counter, get_or_create_counter)
     }
 
+    /// The handle `key` records a gauge into.
     pub(crate) fn gauge(&self, key: &Key) -> Gauge {
-        self.register(
-            MetricKind::Gauge,
-            key,
-            |key| self.registry.get_gauge(key),
-            |key| self.registry.get_or_create_gauge(key, Arc::clone),
-        )
-        .map_or_else(Gauge::noop, Gauge::from_arc)
+        handle!(self, key, Gauge, get_gauge, get_or_create_gauge)
     }
 
+    /// The handle `key` records a histogram into.
     pub(crate) fn histogram(&self, key: &Key) -> Histogram {
-        self.register(
-            MetricKind::Histogram,
-            key,
-            |key| self.registry.get_histogram(key),
-            |key| self.registry.get_or_create_histogram(key, Arc::clone),
-        )
-        .map_or_else(Histogram::noop, Histogram::from_arc)
+        handle!(self, key, Histogram, get_histogram, get_or_create_histogram)
     }
-}
 
-impl Shared {
     /// One upkeep tick: rotates histogram windows, samples counters and
     /// gauges for rates and window statistics, and expires idle series.
     pub(crate) fn tick(&self) {

@@ -680,26 +680,13 @@ impl Format for Text<'_> {
                         total.counts_le(&bounds, &mut self.counts);
                         (total.count(), total.sum())
                     };
+                    let bucket = |out: &mut String, le: &dyn Display, count: &u64| {
+                        write_line(out, name, Some("bucket"), labels, Some(("le", le)), count);
+                    };
                     for (bound, count) in bounds.iter().zip(&self.counts) {
-                        let le: &dyn Display = bound;
-                        write_line(
-                            &mut self.out,
-                            name,
-                            Some("bucket"),
-                            labels,
-                            Some(("le", le)),
-                            count,
-                        );
+                        bucket(&mut self.out, bound, count);
                     }
-                    let le: &dyn Display = &"+Inf";
-                    write_line(
-                        &mut self.out,
-                        name,
-                        Some("bucket"),
-                        labels,
-                        Some(("le", le)),
-                        &totals.0,
-                    );
+                    bucket(&mut self.out, &"+Inf", &totals.0);
                     self.sum_and_count(name, labels, totals);
                 }
             }

@@ -115,27 +115,20 @@ pub(crate) fn label_key(raw: &str) -> Option<String> {
 /// Appends `value` escaped as a text-format label value: `\` as `\\`, `"`
 /// as `\"`, a line feed as `\n`; everything else as is.
 pub(crate) fn escape_label_value(value: &str, out: &mut String) {
-    if !value
-        .bytes()
-        .any(|byte| matches!(byte, b'\\' | b'"' | b'\n'))
-    {
-        out.push_str(value);
-        return;
-    }
-    for c in value.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '"' => out.push_str("\\\""),
-            '\n' => out.push_str("\\n"),
-            c => out.push(c),
-        }
-    }
+    escape(value, true, out);
 }
 
 /// Appends `text` escaped as a `# HELP` text: `\` as `\\`, a line feed as
 /// `\n`.
 pub(crate) fn escape_help(text: &str, out: &mut String) {
-    if !text.bytes().any(|byte| matches!(byte, b'\\' | b'\n')) {
+    escape(text, false, out);
+}
+
+/// Appends `text` with `\`, a line feed and, if `quote`, `"` escaped;
+/// copied whole when there is nothing to escape.
+fn escape(text: &str, quote: bool, out: &mut String) {
+    let special = |byte: u8| byte == b'\\' || byte == b'\n' || (quote && byte == b'"');
+    if !text.bytes().any(special) {
         out.push_str(text);
         return;
     }
@@ -143,6 +136,7 @@ pub(crate) fn escape_help(text: &str, out: &mut String) {
         match c {
             '\\' => out.push_str("\\\\"),
             '\n' => out.push_str("\\n"),
+            '"' if quote => out.push_str("\\\""),
             c => out.push(c),
         }
     }

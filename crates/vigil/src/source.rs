@@ -21,7 +21,7 @@ use std::time::Duration;
 use metrics::Key;
 use metrics::atomics::AtomicU64;
 use metrics_util::MetricKind;
-use vigil_alert::{HistogramStat, Labels, Matcher, Source};
+use vigil_alert::{HistogramStat as Stat, Labels, Matcher, Source};
 use vigil_histogram::Window;
 
 use crate::registry::Shared;
@@ -29,6 +29,12 @@ use crate::storage::{GaugeCell, HistogramSeries, Reader};
 
 /// The series of one metric name: (labels, handle).
 type Series<T> = Vec<(Labels, T)>;
+
+/// Values by series, as the engine reads them.
+type Read = Vec<(Labels, f64)>;
+
+/// Counter totals with their series' ages, as the engine reads them.
+type Aged = Vec<(Labels, f64, Option<Duration>)>;
 
 /// A counter and how long ago it was registered at 0.
 type CounterSeries = (Arc<AtomicU64>, Duration);
@@ -42,10 +48,10 @@ pub(crate) struct RegistrySource {
     reader: RefCell<Reader>,
 }
 
-fn labels_of(key: &Key) -> Labels {
-    key.labels()
-        .map(|label| (label.key().to_owned(), label.value().to_owned()))
-        .collect()
+/// Adds a series under its metric name.
+fn index<T>(index: &mut HashMap<String, Series<T>>, key: &Key, series: T) {
+    let series = (crate::summary::labels_of(key), series);
+    index.entry(key.name().to_owned()).or_default().push(series);
 }
 
 impl RegistrySource {
@@ -57,32 +63,23 @@ impl RegistrySource {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let now = shared.settings.clock.now();
-        let mut counters: HashMap<String, Series<_>> = HashMap::new();
+        let mut counters = HashMap::new();
         shared.registry.visit_counters(|key, counter| {
             if !activity.is_hidden(MetricKind::Counter, counter) {
                 let age = activity.registered_age(MetricKind::Counter, counter, now);
-                counters
-                    .entry(key.name().to_owned())
-                    .or_default()
-                    .push((labels_of(key), (Arc::clone(counter), age)));
+                index(&mut counters, key, (Arc::clone(counter), age));
             }
         });
-        let mut gauges: HashMap<String, Series<_>> = HashMap::new();
+        let mut gauges = HashMap::new();
         shared.registry.visit_gauges(|key, gauge| {
             if !activity.is_hidden(MetricKind::Gauge, gauge) {
-                gauges
-                    .entry(key.name().to_owned())
-                    .or_default()
-                    .push((labels_of(key), Arc::clone(gauge)));
+                index(&mut gauges, key, Arc::clone(gauge));
             }
         });
-        let mut histograms: HashMap<String, Series<_>> = HashMap::new();
+        let mut histograms = HashMap::new();
         shared.registry.visit_histograms(|key, series| {
             if !activity.is_hidden(MetricKind::Histogram, series) {
-                histograms
-                    .entry(key.name().to_owned())
-                    .or_default()
-                    .push((labels_of(key), Arc::clone(series)));
+                index(&mut histograms, key, Arc::clone(series));
             }
         });
         Self {
@@ -119,11 +116,7 @@ impl Source for RegistrySource {
             .collect()
     }
 
-    fn counters_with_age(
-        &self,
-        name: &str,
-        matchers: &[Matcher],
-    ) -> Vec<(Labels, f64, Option<Duration>)> {
+    fn counters_with_age(&self, name: &str, matchers: &[Matcher]) -> Aged {
         select(&self.counters, name, matchers)
             .map(|(labels, (counter, age))| {
                 let total = counter.load(Ordering::Relaxed) as f64;
@@ -132,25 +125,19 @@ impl Source for RegistrySource {
             .collect()
     }
 
-    fn histograms(
-        &self,
-        name: &str,
-        matchers: &[Matcher],
-        window: Duration,
-        stat: HistogramStat,
-    ) -> Vec<(Labels, f64)> {
+    fn histograms(&self, name: &str, on: &[Matcher], window: Duration, stat: Stat) -> Read {
         let mut reader = self.reader.borrow_mut();
-        select(&self.histograms, name, matchers)
+        select(&self.histograms, name, on)
             .filter_map(|(labels, series)| {
                 let snapshot = reader.read(series, Window::Last(window));
-                if snapshot.count() == 0 && stat != HistogramStat::Count {
+                if snapshot.count() == 0 && stat != Stat::Count {
                     return None; // no data in the window: absent, not zero
                 }
                 let value = match stat {
-                    HistogramStat::Quantile(q) => snapshot.quantile(q),
-                    HistogramStat::Mean => snapshot.mean(),
-                    HistogramStat::Max => snapshot.max(),
-                    HistogramStat::Count => snapshot.count() as f64,
+                    Stat::Quantile(q) => snapshot.quantile(q),
+                    Stat::Mean => snapshot.mean(),
+                    Stat::Max => snapshot.max(),
+                    Stat::Count => snapshot.count() as f64,
                 };
                 Some((labels.clone(), value))
             })

@@ -111,7 +111,8 @@ pub struct HistogramSummary {
     pub rejected: BTreeMap<String, u64>,
 }
 
-fn labels_of(key: &Key) -> Labels {
+/// The labels of a recorded key.
+pub(crate) fn labels_of(key: &Key) -> Labels {
     key.labels()
         .map(|label| (label.key().to_owned(), label.value().to_owned()))
         .collect()
@@ -128,12 +129,9 @@ pub(crate) fn of(shared: &Shared) -> MetricsSummary {
 
     let mut counters = Vec::new();
     shared.registry.visit_counters(|key, counter| {
-        let Some(track) = activity.track(MetricKind::Counter, counter) else {
+        let Some(track) = activity.visible(MetricKind::Counter, counter) else {
             return;
         };
-        if track.hidden {
-            return;
-        }
         let total = counter.load(Ordering::Relaxed);
         let rate = track.rate(total as f64, now, shared.settings.window);
         counters.push(CounterSummary {
@@ -146,12 +144,9 @@ pub(crate) fn of(shared: &Shared) -> MetricsSummary {
 
     let mut gauges = Vec::new();
     shared.registry.visit_gauges(|key, gauge| {
-        let Some(track) = activity.track(MetricKind::Gauge, gauge) else {
+        let Some(track) = activity.visible(MetricKind::Gauge, gauge) else {
             return;
         };
-        if track.hidden {
-            return;
-        }
         let value = crate::storage::gauge_value(gauge);
         let (mut min, mut max, mut sum, mut n) = (value, value, 0.0, 0usize);
         for (_, sample) in &track.samples {

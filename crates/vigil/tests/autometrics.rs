@@ -283,11 +283,7 @@ fn resolve_variable(
 #[test]
 fn autometrics_dashboards_and_slo_rules_work_on_a_vigil_service() {
     install_build_info();
-    let monitor = Monitor::builder()
-        .listen("127.0.0.1:0")
-        .manual_alerts()
-        .build()
-        .unwrap();
+    let monitor = Monitor::builder().listen("127.0.0.1:0").build().unwrap();
     let target = monitor.listen_address().expect("a listener");
 
     // The service: bursts of calls ten times a second until the test ends.

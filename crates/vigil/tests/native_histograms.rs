@@ -88,7 +88,6 @@ fn text_families(text: &str) -> Vec<(String, String, String)> {
 fn scrapers_get_protobuf_only_when_they_prefer_it() {
     let monitor = Monitor::builder()
         .listen("127.0.0.1:0")
-        .manual_alerts()
         .global_label("service", "shop")
         .global_label("region", "global")
         .buckets(Matcher::Full("db_query_seconds".into()), &[0.005, 0.05])
@@ -276,11 +275,7 @@ fn fleet_quantiles_from_native_histograms_are_within_a_tenth_of_a_percent() {
     let mut all = Vec::with_capacity(PER_INSTANCE * instances.len());
     let mut monitors = Vec::new();
     for (median, sigma, seed) in instances {
-        let monitor = Monitor::builder()
-            .listen("127.0.0.1:0")
-            .manual_alerts()
-            .build()
-            .unwrap();
+        let monitor = Monitor::builder().listen("127.0.0.1:0").build().unwrap();
         let mut rng = Rng(seed);
         vigil::with_local_recorder(&monitor.recorder(), || {
             let histogram = metrics::histogram!("request_duration_seconds");

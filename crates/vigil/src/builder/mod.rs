@@ -127,6 +127,13 @@ impl Default for MonitorBuilder {
 }
 
 impl MonitorBuilder {
+    /// Applies one setting (what it returns, such as a replaced value, is
+    /// not needed).
+    fn set<R>(mut self, setting: impl FnOnce(&mut Self) -> R) -> Self {
+        setting(&mut self);
+        self
+    }
+
     /// Adds a label to every series in the exposition (e.g. `service`).
     /// The key must be a Prometheus label name (`[a-zA-Z_][a-zA-Z0-9_]*`)
     /// that the exposition does not reserve: not `__`-prefixed, not `le`
@@ -134,70 +141,64 @@ impl MonitorBuilder {
     /// `vigil_overflow`; [`build`](Self::build) refuses any other, naming
     /// it. The value may be any text (it is escaped). A series label of the
     /// same key replaces the global one on that series.
-    pub fn global_label(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
-        self.global_labels.insert(key.into(), value.into());
-        self
+    pub fn global_label(self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.set(|b| b.global_labels.insert(key.into(), value.into()))
     }
 
     /// The quantiles written for histograms rendered as summaries
     /// (default [`DEFAULT_QUANTILES`]); each must lie in `0.0..=1.0`.
-    pub fn quantiles(mut self, quantiles: &[f64]) -> Self {
-        self.quantiles = quantiles.to_vec();
-        self
+    pub fn quantiles(self, quantiles: &[f64]) -> Self {
+        self.set(|b| b.quantiles = quantiles.to_vec())
     }
 
     /// Renders histograms whose name matches as classic Prometheus
     /// histograms with these `le` bounds (cumulative counts from the HDR
     /// histogram) instead of summaries, so a fleet can aggregate them with
     /// `histogram_quantile`. An empty slice means [`DEFAULT_BUCKETS`].
-    pub fn buckets(mut self, matcher: Matcher, bounds: &[f64]) -> Self {
-        let bounds = if bounds.is_empty() {
-            DEFAULT_BUCKETS.to_vec()
-        } else {
-            bounds.to_vec()
-        };
-        self.buckets.push((matcher, bounds));
-        self
+    pub fn buckets(self, matcher: Matcher, bounds: &[f64]) -> Self {
+        self.set(|b| {
+            let bounds = if bounds.is_empty() {
+                DEFAULT_BUCKETS.to_vec()
+            } else {
+                bounds.to_vec()
+            };
+            b.buckets.push((matcher, bounds));
+        })
     }
 
     /// The range, precision, windows or coordinated-omission correction of
     /// histograms whose name matches (first match wins). Values recorded
     /// through `metrics::histogram!` are `f64`s multiplied by the config's
     /// scale (default 1e9: seconds stored as nanoseconds).
-    pub fn histogram(mut self, matcher: Matcher, config: Config) -> Self {
-        self.histograms.push((matcher, config));
-        self
+    pub fn histogram(self, matcher: Matcher, config: Config) -> Self {
+        self.set(|b| b.histograms.push((matcher, config)))
     }
 
     /// The configuration of every other histogram (default
     /// [`Config::new`]: 1 ns to 1 h at 3 significant figures, 10 s
     /// intervals kept for 15 min).
-    pub fn default_histogram(mut self, config: Config) -> Self {
-        self.histogram_default = config;
-        self
+    pub fn default_histogram(self, config: Config) -> Self {
+        self.set(|b| b.histogram_default = config)
     }
 
     /// The window that summary quantiles, counter rates and gauge
     /// statistics cover (default 60 s).
-    pub fn window(mut self, window: Duration) -> Self {
-        self.window = window;
-        self
+    pub fn window(self, window: Duration) -> Self {
+        self.set(|b| b.window = window)
     }
 
     /// Series not updated for this long leave the exposition; those no
     /// handle holds any more are deleted, freeing their slot under the
     /// series limit. Off by default.
-    pub fn idle_timeout(mut self, timeout: Duration) -> Self {
-        self.idle_timeout = Some(timeout);
-        self
+    pub fn idle_timeout(self, timeout: Duration) -> Self {
+        self.set(|b| b.idle_timeout = Some(timeout))
     }
 
     /// The most series one metric name may have (default 1 000). New label
     /// sets beyond it fold into one series labelled `vigil_overflow="true"`
     /// and count in `vigil_series_dropped_total`.
-    pub fn max_series_per_metric(mut self, limit: usize) -> Self {
-        self.max_series_per_metric = limit;
-        self
+    pub fn max_series_per_metric(self, limit: usize) -> Self {
+        self.set(|b| b.max_series_per_metric = limit)
     }
 
     /// The most series the registry stores across every metric name and
@@ -218,32 +219,28 @@ impl MonitorBuilder {
     /// At the default, 1 000 000 distinct counter names (100 000 stored,
     /// 900 000 dropped) add about 22 MiB of resident memory, about 54 MiB
     /// once rendered (`docs/benchmarks.md`).
-    pub fn max_series(mut self, limit: usize) -> Self {
-        self.max_series = limit;
-        self
+    pub fn max_series(self, limit: usize) -> Self {
+        self.set(|b| b.max_series = limit)
     }
 
     /// The clock for windows, rates and idle expiry (tests pass
     /// `quanta::Clock::mock()`); it is also given to every histogram config.
-    pub fn clock(mut self, clock: quanta::Clock) -> Self {
-        self.clock = Some(clock);
-        self
+    pub fn clock(self, clock: quanta::Clock) -> Self {
+        self.set(|b| b.clock = Some(clock))
     }
 
     /// How often a background thread rotates windows, samples counters and
     /// gauges and expires idle series (default every second). Reads do the
     /// same work on demand.
-    pub fn upkeep_interval(mut self, interval: Duration) -> Self {
-        self.upkeep_interval = Some(interval);
-        self
+    pub fn upkeep_interval(self, interval: Duration) -> Self {
+        self.set(|b| b.upkeep_interval = Some(interval))
     }
 
     /// Starts no upkeep thread: windows rotate and samples are taken only
     /// on reads and on [`Monitor::upkeep`] (for tests with a mock clock and
     /// hosts that drive upkeep themselves).
-    pub fn manual_upkeep(mut self) -> Self {
-        self.upkeep_interval = None;
-        self
+    pub fn manual_upkeep(self) -> Self {
+        self.set(|b| b.upkeep_interval = None)
     }
 
     #[cfg(feature = "listener")]
@@ -252,18 +249,16 @@ impl MonitorBuilder {
     /// name (`"localhost:9000"`) is resolved when the monitor is built and
     /// its first address is bound. Bind a non-loopback address only on
     /// purpose, ideally with [`allow`](Self::allow).
-    pub fn listen(mut self, address: impl Into<String>) -> Self {
-        self.listen = Some(address.into());
-        self
+    pub fn listen(self, address: impl Into<String>) -> Self {
+        self.set(|b| b.listen = Some(address.into()))
     }
 
     #[cfg(feature = "listener")]
     /// Accepts scrapes only from this address or network (`"10.0.0.0/8"`,
     /// `"192.168.1.7"`); may be given several times. Without any, every
     /// peer that can reach the listen address is served.
-    pub fn allow(mut self, address_or_network: impl Into<String>) -> Self {
-        self.allowed.push(address_or_network.into());
-        self
+    pub fn allow(self, address_or_network: impl Into<String>) -> Self {
+        self.set(|b| b.allowed.push(address_or_network.into()))
     }
 
     #[cfg(feature = "listener")]
@@ -273,35 +268,29 @@ impl MonitorBuilder {
     /// `write` from a request's head to its response written, so a client
     /// that never reads holds its buffered exposition no longer than that.
     /// A connection past its limit is closed.
-    pub fn listener_timeouts(
-        mut self,
-        header_read: Duration,
-        idle: Duration,
-        write: Duration,
-    ) -> Self {
-        self.listener_limits.header_read = header_read;
-        self.listener_limits.idle = idle;
-        self.listener_limits.write = write;
-        self
+    pub fn listener_timeouts(self, header_read: Duration, idle: Duration, write: Duration) -> Self {
+        self.set(|b| {
+            b.listener_limits.header_read = header_read;
+            b.listener_limits.idle = idle;
+            b.listener_limits.write = write;
+        })
     }
 
     #[cfg(feature = "listener")]
     /// The most connections the `/metrics` listener keeps open (default
     /// 64). A new one beyond it closes the connection idle for longest, or
     /// is closed itself when every connection has a request in progress.
-    pub fn listener_max_connections(mut self, limit: usize) -> Self {
-        self.listener_limits.max_connections = limit;
-        self
+    pub fn listener_max_connections(self, limit: usize) -> Self {
+        self.set(|b| b.listener_limits.max_connections = limit)
     }
 
     /// Keeps a recorder the host already has: every describe, register and
     /// record goes to vigil's registry and, unchanged, to `recorder`.
-    pub fn layer<R>(mut self, recorder: R) -> Self
+    pub fn layer<R>(self, recorder: R) -> Self
     where
         R: metrics::Recorder + Send + Sync + 'static,
     {
-        self.layer = Some(Arc::new(recorder));
-        self
+        self.set(|b| b.layer = Some(Arc::new(recorder)))
     }
 
     #[cfg(feature = "alerts")]
@@ -317,9 +306,8 @@ impl MonitorBuilder {
     /// see [`Engine::receivers`](vigil_alert::Engine::receivers)) has a
     /// notifier, unless the alerts only go to Alertmanager (no notifier at
     /// all): then vigil's own routing is not used.
-    pub fn alerts(mut self, engine: vigil_alert::Engine) -> Self {
-        self.alerts = Some(engine);
-        self
+    pub fn alerts(self, engine: vigil_alert::Engine) -> Self {
+        self.set(|b| b.alerts = Some(engine))
     }
 
     #[cfg(feature = "alert-routing")]
@@ -329,12 +317,11 @@ impl MonitorBuilder {
     /// [`build`](Self::build) fails, naming them, if a receiver of the
     /// [`alerts`](Self::alerts)' routing has no notifier.
     pub fn notifier(
-        mut self,
+        self,
         receiver: impl Into<String>,
         notifier: impl vigil_alert::notify::Notifier + 'static,
     ) -> Self {
-        self.notifiers.push((receiver.into(), Arc::new(notifier)));
-        self
+        self.set(|b| b.notifiers.push((receiver.into(), Arc::new(notifier))))
     }
 
     #[cfg(feature = "alert-delivery")]
@@ -385,9 +372,8 @@ impl MonitorBuilder {
     /// # drop(monitor);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn alertmanager(mut self, url: impl Into<String>) -> Self {
-        self.alertmanagers.push(url.into());
-        self
+    pub fn alertmanager(self, url: impl Into<String>) -> Self {
+        self.set(|b| b.alertmanagers.push(url.into()))
     }
 
     #[cfg(feature = "alert-delivery")]
@@ -395,9 +381,8 @@ impl MonitorBuilder {
     /// [`alertmanager`](Self::alertmanager)s at least (default 1 min, as
     /// Prometheus's `--rules.alert.resend-delay`); firing alerts are valid
     /// there for `4 x max(alert_interval, delay)`.
-    pub fn alertmanager_resend_delay(mut self, delay: Duration) -> Self {
-        self.alertmanager_resend_delay = delay;
-        self
+    pub fn alertmanager_resend_delay(self, delay: Duration) -> Self {
+        self.set(|b| b.alertmanager_resend_delay = delay)
     }
 
     #[cfg(feature = "alerts")]
@@ -406,18 +391,16 @@ impl MonitorBuilder {
     /// interval (a rate window shorter than it, a baseline window shorter
     /// than `min_samples` intervals); see
     /// [`Engine::check_evaluation_interval`](vigil_alert::Engine::check_evaluation_interval).
-    pub fn alert_interval(mut self, interval: Duration) -> Self {
-        self.alert_interval = Some(interval);
-        self
+    pub fn alert_interval(self, interval: Duration) -> Self {
+        self.set(|b| b.alert_interval = Some(interval))
     }
 
     #[cfg(feature = "alerts")]
     /// Evaluates alerts only when [`Monitor::evaluate_alerts`] is called
     /// (tests with synthetic times, hosts with their own scheduler);
     /// notifications are still delivered in the background.
-    pub fn manual_alerts(mut self) -> Self {
-        self.alert_interval = None;
-        self
+    pub fn manual_alerts(self) -> Self {
+        self.set(|b| b.alert_interval = None)
     }
 
     /// Builds the registry and starts what the monitor runs, on threads of
@@ -493,8 +476,10 @@ impl MonitorBuilder {
     /// dropped. `Monitor::builder().listen(addr).install()?;` keeps serving.
     ///
     /// ```no_run
+    /// # #[cfg(feature = "listener")] {
     /// vigil::Monitor::builder().listen("127.0.0.1:9000").install()?;
     /// // /metrics is served until the process exits.
+    /// # }
     /// # Ok::<(), vigil::Error>(())
     /// ```
     pub fn install(self) -> Result<Monitor, Error> {
