@@ -37,8 +37,10 @@ use std::time::Duration;
 use crate::prometheus;
 #[cfg(feature = "prometheus")]
 use crate::prometheus::{PrometheusExport, PrometheusExporter};
-use crate::rule::{Aggregation, Expr, Selector};
-use crate::{Comparison, Error, Labels, Matcher, Result, Rule, Severity};
+use crate::{
+    Aggregation, Comparison, Error, Expr, Labels, Matcher, Result, Rule, RuleBuilder, Selector,
+    Severity,
+};
 
 /// Call durations recorded by `#[timed]` (a histogram, in seconds).
 pub const FUNCTION_DURATION: &str = "function_calls_duration_seconds";
@@ -190,62 +192,61 @@ impl ServiceTargets {
 
     /// The rule for one target.
     pub fn rule(&self, target: Target) -> Result<Rule> {
-        let w = self.window;
-        let minutes = prometheus::duration(w);
-        let b = match target {
-            Target::Latency => Rule::builder("HighLatency")
-                .histogram_quantile(FUNCTION_DURATION, 0.95, w)
-                .threshold(
-                    Severity::High,
-                    Comparison::Greater,
-                    self.latency_p95.as_secs_f64(),
-                )
-                .annotation(
-                    "summary",
-                    format!(
-                        "p95 latency of {{{{ $labels.function }}}} is {{{{ $value }}}}s over {minutes} (target {}s)",
-                        self.latency_p95.as_secs_f64()
-                    ),
-                ),
-            Target::ErrorRate => Rule::builder("HighErrorRate")
-                .error_ratio(FUNCTION_CALLS, "result", "error", w)
-                .aggregate(Aggregation::Sum)
-                .by(["function", "module"])
-                .threshold(Severity::Medium, Comparison::Greater, self.error_rate.0)
-                .threshold(Severity::Critical, Comparison::Greater, self.error_rate.1)
-                .annotation(
-                    "summary",
-                    format!(
-                        "{{{{ $labels.function }}}} fails {{{{ $value }}}} of its calls over {minutes}"
-                    ),
-                ),
-            Target::Cpu => Rule::builder("HighCpuUsage")
-                .gauge(CPU_USAGE)
-                .threshold(Severity::Medium, Comparison::Greater, self.cpu.0)
-                .threshold(Severity::Critical, Comparison::Greater, self.cpu.1)
-                .annotation("summary", "CPU usage is {{ $value }} (ratio)"),
-            Target::Memory => Rule::builder("HighMemoryUsage")
-                .gauge(MEMORY_USAGE)
-                .threshold(Severity::Medium, Comparison::Greater, self.memory.0)
-                .threshold(Severity::Critical, Comparison::Greater, self.memory.1)
-                .annotation("summary", "memory usage is {{ $value }} (ratio)"),
-            Target::CacheHitRatio => Rule::builder("LowCacheHitRatio")
-                .ratio(
-                    Selector::new(CACHE_REQUESTS).matcher(Matcher::equal("result", "hit")),
-                    Selector::new(CACHE_REQUESTS),
-                    w,
-                )
-                .ignoring(["result"])
-                .aggregate(Aggregation::Sum)
-                .by(["cache"])
-                .threshold(Severity::Medium, Comparison::Less, self.cache_hit_ratio.0)
-                .threshold(Severity::High, Comparison::Less, self.cache_hit_ratio.1)
-                .annotation(
-                    "summary",
-                    format!("cache {{{{ $labels.cache }}}} hits {{{{ $value }}}} of lookups over {minutes}"),
-                ),
+        use Severity::{Critical, High, Medium};
+        let (w, over) = (self.window, prometheus::duration(self.window));
+        // Two thresholds compared the same way.
+        let two = |b: RuleBuilder, (low, high), op, (x, y): (f64, f64)| {
+            b.threshold(low, op, x).threshold(high, op, y)
         };
-        b.for_duration(self.for_duration).build()
+        let (b, summary) = match target {
+            Target::Latency => {
+                let p95 = self.latency_p95.as_secs_f64();
+                let b = Rule::builder("HighLatency")
+                    .histogram_quantile(FUNCTION_DURATION, 0.95, w)
+                    .threshold(High, Comparison::Greater, p95);
+                let summary = format!(
+                    "p95 latency of {{{{ $labels.function }}}} is {{{{ $value }}}}s over {over} (target {p95}s)"
+                );
+                (b, summary)
+            }
+            Target::ErrorRate => {
+                let b = Rule::builder("HighErrorRate")
+                    .error_ratio(FUNCTION_CALLS, "result", "error", w)
+                    .aggregate(Aggregation::Sum)
+                    .by(["function", "module"]);
+                let b = two(b, (Medium, Critical), Comparison::Greater, self.error_rate);
+                let summary = format!(
+                    "{{{{ $labels.function }}}} fails {{{{ $value }}}} of its calls over {over}"
+                );
+                (b, summary)
+            }
+            Target::Cpu => {
+                let b = Rule::builder("HighCpuUsage").gauge(CPU_USAGE);
+                let b = two(b, (Medium, Critical), Comparison::Greater, self.cpu);
+                (b, "CPU usage is {{ $value }} (ratio)".to_owned())
+            }
+            Target::Memory => {
+                let b = Rule::builder("HighMemoryUsage").gauge(MEMORY_USAGE);
+                let b = two(b, (Medium, Critical), Comparison::Greater, self.memory);
+                (b, "memory usage is {{ $value }} (ratio)".to_owned())
+            }
+            Target::CacheHitRatio => {
+                let hits = Selector::new(CACHE_REQUESTS).matcher(Matcher::equal("result", "hit"));
+                let b = Rule::builder("LowCacheHitRatio")
+                    .ratio(hits, Selector::new(CACHE_REQUESTS), w)
+                    .ignoring(["result"])
+                    .aggregate(Aggregation::Sum)
+                    .by(["cache"]);
+                let b = two(b, (Medium, High), Comparison::Less, self.cache_hit_ratio);
+                let summary = format!(
+                    "cache {{{{ $labels.cache }}}} hits {{{{ $value }}}} of lookups over {over}"
+                );
+                (b, summary)
+            }
+        };
+        b.annotation("summary", summary)
+            .for_duration(self.for_duration)
+            .build()
     }
 
     /// The rules of the selected targets, in [`Target::ALL`] order.

@@ -109,12 +109,7 @@ impl NotifyError {
                 !(400..500).contains(status) || *status == 408 || *status == 429
             }
             NotifyError::Transport { .. } | NotifyError::Timeout(_) | NotifyError::Other(_) => true,
-            NotifyError::InvalidUrl { .. }
-            | NotifyError::InvalidHeader { .. }
-            | NotifyError::InvalidConfig { .. }
-            | NotifyError::NoRuntime
-            | NotifyError::Encode { .. }
-            | NotifyError::ChannelClosed => false,
+            _ => false,
         }
     }
 }

@@ -163,8 +163,7 @@ forward_notifier!(Arc, Box);
 
 /// Builder methods that each set a field (`name(arg: T) => field = value;`)
 /// or add to one (`=> push field(value);`, `=> extend field(values);`),
-/// documented by the
-/// doc comments written above them.
+/// documented by the doc comments written above them.
 macro_rules! setters {
     () => {};
     ($(#[$doc:meta])* $name:ident($($arg:ident: $ty:ty),+) => push $($field:ident).+ ($value:expr); $($rest:tt)*) => {
@@ -193,11 +192,3 @@ macro_rules! setters {
     };
 }
 pub(crate) use setters;
-
-/// `"firing"` or `"resolved"`, as serialized.
-pub(crate) fn status_str(status: crate::AlertStatus) -> &'static str {
-    match status {
-        crate::AlertStatus::Firing => "firing",
-        crate::AlertStatus::Resolved => "resolved",
-    }
-}

@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use tracing::Level;
 
-use super::{Notifier, NotifyError, status_str};
+use super::{Notifier, NotifyError};
 use crate::{DisplayLabels, Notification};
 
 /// Emits one structured [`tracing`] event per alert of a notification.
@@ -91,7 +91,7 @@ impl Notifier for TracingNotifier {
                 receiver = %notification.receiver,
                 group_key = %notification.group_key,
                 alertname,
-                status = status_str(alert.status),
+                status = if firing { "firing" } else { "resolved" },
                 severity = alert
                     .labels
                     .get("severity")
