@@ -1,6 +1,8 @@
 //! Loading alert configs from YAML and TOML: the schema, the conversion to
 //! core types, and errors that name the file, item, field and position.
 
+#![cfg(all(feature = "config", feature = "routing", feature = "rulesets"))]
+
 mod common;
 
 use common::{toml_err, yaml_err};

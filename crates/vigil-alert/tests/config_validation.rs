@@ -4,6 +4,8 @@
 //! cannot work at the evaluation interval, and documents nested too deeply
 //! (which are refused before the parser sees them, in linear time).
 
+#![cfg(all(feature = "config", feature = "routing", feature = "rulesets"))]
+
 mod common;
 
 use common::{toml_err, yaml_err};
@@ -711,6 +713,7 @@ fn text_with_multibyte_characters_is_refused_not_panicked_on() {
     );
 }
 
+#[cfg(feature = "delivery")]
 #[tokio::test]
 async fn delivery_timers_longer_than_a_year_are_refused() {
     use vigil_alert::alertmanager::Sender;

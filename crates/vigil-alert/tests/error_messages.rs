@@ -3,6 +3,8 @@
 //! unwrapped reads as a message naming the file, item and field, not as a
 //! struct dump.
 
+#![cfg(all(feature = "config", feature = "routing"))]
+
 use std::fmt::{Debug, Display};
 use std::time::{Duration, UNIX_EPOCH};
 

@@ -7,6 +7,13 @@
 //! evaluates, and exports. The checks are the `cargo fuzz` targets' own
 //! (`fuzz/src/rules.rs`).
 
+#![cfg(all(
+    feature = "config",
+    feature = "routing",
+    feature = "rulesets",
+    feature = "prometheus"
+))]
+
 #[path = "../../../fuzz/src/corpus.rs"]
 mod corpus;
 #[path = "../../../fuzz/src/rules.rs"]

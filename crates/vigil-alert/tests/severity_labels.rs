@@ -6,6 +6,13 @@
 //! inhibits. The last test routes such an alert through a real
 //! Alertmanager (Debian package `prometheus-alertmanager`).
 
+#![cfg(all(
+    feature = "config",
+    feature = "routing",
+    feature = "rulesets",
+    feature = "prometheus"
+))]
+
 mod common;
 #[path = "../../vigil/tests/servers/mod.rs"]
 mod servers;

@@ -3,6 +3,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+#[cfg(feature = "config")]
 use vigil_alert::config::{AlertConfig, ConfigError};
 use vigil_alert::{Labels, Notification, State, Transition};
 
@@ -62,6 +63,7 @@ pub fn summary(
 
 /// The error loading `text` as a YAML rule file named `rules.yml` gives;
 /// panics if it loads.
+#[cfg(feature = "config")]
 pub fn yaml_err(text: &str) -> ConfigError {
     match AlertConfig::from_yaml_str(text, "rules.yml") {
         Ok(c) => panic!(
@@ -74,6 +76,7 @@ pub fn yaml_err(text: &str) -> ConfigError {
 
 /// The error loading `text` as a TOML rule file named `rules.toml` gives;
 /// panics if it loads.
+#[cfg(feature = "config")]
 pub fn toml_err(text: &str) -> ConfigError {
     match AlertConfig::from_toml_str(text, "rules.toml") {
         Ok(c) => panic!(
