@@ -286,7 +286,10 @@ pub(crate) struct RouteSettings {
 impl RouteSettings {
     /// The routes, then the default as a route matching everything.
     fn resolve(routing: &Routing) -> Vec<RouteSettings> {
-        let routes = routing.routes.iter().map(|r| {
+        let default = Route::new(routing.receiver.clone());
+        let routes = routing.routes.iter().chain([&default]);
+        let last = routing.routes.len();
+        let resolve = |(index, r): (usize, &Route)| {
             let path: Vec<String> = r.matchers.iter().map(ToString::to_string).collect();
             RouteSettings {
                 matchers: r.matchers.clone(),
@@ -298,19 +301,13 @@ impl RouteSettings {
                 group_wait: r.group_wait.unwrap_or(routing.group_wait),
                 group_interval: r.group_interval.unwrap_or(routing.group_interval),
                 repeat_interval: r.repeat_interval.unwrap_or(routing.repeat_interval),
-                key: format!("{{}}/{{{}}}", path.join(",")),
+                key: match index == last {
+                    true => "{}".into(),
+                    false => format!("{{}}/{{{}}}", path.join(",")),
+                },
             }
-        });
-        let default = RouteSettings {
-            matchers: Vec::new(),
-            receiver: routing.receiver.clone(),
-            group_by: routing.group_by.clone(),
-            group_wait: routing.group_wait,
-            group_interval: routing.group_interval,
-            repeat_interval: routing.repeat_interval,
-            key: "{}".into(),
         };
-        routes.chain([default]).collect()
+        routes.enumerate().map(resolve).collect()
     }
 
     fn check(&self) -> Result<()> {
