@@ -151,9 +151,7 @@ impl RuleState {
 impl Instance {
     fn new(rule: &Rule, key: Labels) -> Self {
         let mut labels = key;
-        for (k, v) in &rule.labels {
-            labels.insert(k.clone(), v.clone());
-        }
+        labels.extend(rule.labels.clone());
         labels.insert("alertname".into(), rule.name.clone());
         Instance {
             machine: Machine::default(),
