@@ -160,6 +160,19 @@ struct Tracked {
     seen: bool,
 }
 
+impl Tracked {
+    /// The alert as sent: resolved at its resolution time, or firing and
+    /// valid until `valid_until`.
+    fn to_send(&self, valid_until: SystemTime) -> Alert {
+        let mut alert = self.alert.clone();
+        alert.ends_at = Some(self.resolved_at.unwrap_or(valid_until));
+        if self.resolved_at.is_some() {
+            alert.status = AlertStatus::Resolved;
+        }
+        alert
+    }
+}
+
 impl Resender {
     /// Decisions for alerts evaluated every `evaluation_interval` (`None`
     /// when evaluation has no fixed interval: the validity then derives
@@ -251,22 +264,10 @@ impl Resender {
         let mut out: Vec<Alert> = self
             .alerts
             .values()
-            .map(|tracked| {
-                let mut alert = tracked.alert.clone();
-                match tracked.resolved_at {
-                    Some(at) => {
-                        alert.status = AlertStatus::Resolved;
-                        alert.ends_at = Some(at);
-                    }
-                    None => alert.ends_at = Some(valid_until),
-                }
-                alert
-            })
+            .map(|t| t.to_send(valid_until))
             .collect();
-        out.sort_by(|a, b| {
-            (a.status == AlertStatus::Resolved, &a.labels)
-                .cmp(&(b.status == AlertStatus::Resolved, &b.labels))
-        });
+        let key = |a: &Alert| (a.status == AlertStatus::Resolved, a.labels.clone());
+        out.sort_by_cached_key(key);
         out
     }
 }
@@ -347,22 +348,20 @@ impl Sender {
 
 /// The alerts as requests of at most [`MAX_BATCH_SIZE`] alerts.
 fn batches(alerts: Vec<Alert>) -> Vec<Notification> {
-    alerts
-        .chunks(MAX_BATCH_SIZE)
-        .map(|chunk| Notification {
-            receiver: RECEIVER.to_owned(),
-            group_key: String::new(),
-            group_labels: Labels::new(),
-            status: if chunk.iter().any(|a| a.status == AlertStatus::Firing) {
-                AlertStatus::Firing
-            } else {
-                AlertStatus::Resolved
-            },
-            alerts: chunk.to_vec(),
-            common_labels: Labels::new(),
-            common_annotations: Labels::new(),
-        })
-        .collect()
+    let batch = |chunk: &[Alert]| Notification {
+        receiver: RECEIVER.to_owned(),
+        group_key: String::new(),
+        group_labels: Labels::new(),
+        status: if chunk.iter().any(|a| a.status == AlertStatus::Firing) {
+            AlertStatus::Firing
+        } else {
+            AlertStatus::Resolved
+        },
+        alerts: chunk.to_vec(),
+        common_labels: Labels::new(),
+        common_annotations: Labels::new(),
+    };
+    alerts.chunks(MAX_BATCH_SIZE).map(batch).collect()
 }
 
 /// Configures a [`Sender`]: see [`Sender::builder`].
@@ -420,28 +419,22 @@ impl SenderBuilder {
     /// zero `resend_delay` or `evaluation_interval`, or one longer than
     /// [`MAX_DURATION`](crate::MAX_DURATION).
     pub fn build_on(self, handle: &Handle) -> Result<Sender, NotifyError> {
-        let invalid = |field, reason: &str| NotifyError::InvalidConfig {
-            field,
-            reason: reason.to_owned(),
+        let positive = |d: Duration| {
+            let zero = d.is_zero().then(|| "must be longer than zero".to_owned());
+            zero.or_else(|| crate::time::too_long(d))
         };
-        if self.urls.is_empty() {
-            return Err(invalid("alertmanager", "no Alertmanager URL given"));
-        }
-        if self.resend_delay.is_zero() {
-            return Err(invalid("resend_delay", "must be longer than zero"));
-        }
-        if self.evaluation_interval.is_some_and(|i| i.is_zero()) {
-            return Err(invalid("evaluation_interval", "must be longer than zero"));
-        }
-        let timers = [
-            ("resend_delay", Some(self.resend_delay)),
-            ("evaluation_interval", self.evaluation_interval),
-        ];
-        for (field, d) in timers {
-            if let Some(problem) = d.and_then(crate::time::too_long) {
-                return Err(invalid(field, &problem));
-            }
-        }
+        let no_url = self
+            .urls
+            .is_empty()
+            .then(|| "no Alertmanager URL given".to_owned());
+        NotifyError::check([
+            ("alertmanager", no_url),
+            ("resend_delay", positive(self.resend_delay)),
+            (
+                "evaluation_interval",
+                self.evaluation_interval.and_then(positive),
+            ),
+        ])?;
         let mut dispatcher = self.dispatcher.without_notifiers();
         let mut urls = Vec::with_capacity(self.urls.len());
         for url in &self.urls {

@@ -329,10 +329,7 @@ impl DispatcherBuilder {
                 }),
             ),
         ];
-        match checks.into_iter().find_map(|(field, e)| Some((field, e?))) {
-            Some((field, reason)) => Err(NotifyError::InvalidConfig { field, reason }),
-            None => Ok(()),
-        }
+        NotifyError::check(checks)
     }
 }
 

@@ -98,6 +98,18 @@ impl NotifyError {
         NotifyError::Other(error.into())
     }
 
+    /// The first failed check of a builder's settings, as
+    /// [`NotifyError::InvalidConfig`]: each is a field and, if its value is
+    /// out of range, why.
+    pub(crate) fn check(
+        checks: impl IntoIterator<Item = (&'static str, Option<String>)>,
+    ) -> Result<(), Self> {
+        match checks.into_iter().find_map(|(field, e)| Some((field, e?))) {
+            Some((field, reason)) => Err(NotifyError::InvalidConfig { field, reason }),
+            None => Ok(()),
+        }
+    }
+
     /// Whether trying the same notification again may succeed.
     ///
     /// False for configuration errors, encoding errors, a closed channel and

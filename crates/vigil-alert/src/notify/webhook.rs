@@ -291,12 +291,8 @@ impl WebhookBuilder {
             value.set_sensitive(true);
             headers.append(name, value);
         }
-        if let Some(reason) = self.firing_ttl.and_then(crate::time::too_long) {
-            return Err(NotifyError::InvalidConfig {
-                field: "firing_ttl",
-                reason,
-            });
-        }
+        let ttl = self.firing_ttl.and_then(crate::time::too_long);
+        NotifyError::check([("firing_ttl", ttl)])?;
         let client_error = |e: reqwest::Error| NotifyError::InvalidConfig {
             field: "root_certificate",
             reason: error_chain(&e),
