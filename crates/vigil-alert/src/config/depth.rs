@@ -105,24 +105,14 @@ impl YamlScan {
         }
         while i < bytes.len() {
             if let Some(q) = self.quote {
-                match close_quote(bytes, i, q) {
-                    Some(end) => {
-                        self.quote = None;
-                        i = end;
-                        if self.flow == 0 {
-                            // A quoted key (`"a b": ...`) or a value.
-                            match key_indicator(bytes, i) {
-                                Some(colon) => {
-                                    i = colon + 1;
-                                    node_start = true;
-                                }
-                                None => return None,
-                            }
-                        }
-                        continue;
-                    }
-                    None => return None,
+                i = close_quote(bytes, i, q)?;
+                self.quote = None;
+                if self.flow == 0 {
+                    // A quoted key (`"a b": ...`) or a value.
+                    i = key_indicator(bytes, i)? + 1;
+                    node_start = true;
                 }
+                continue;
             }
             let b = bytes[i];
             if self.flow > 0 {
@@ -136,16 +126,10 @@ impl YamlScan {
                     b']' | b'}' => {
                         self.flow -= 1;
                         if self.flow == 0 {
-                            i += 1;
                             // `[a, b]: value` is a key; anything else ends
                             // the node.
-                            match key_indicator(bytes, i) {
-                                Some(colon) => {
-                                    i = colon + 1;
-                                    node_start = true;
-                                }
-                                None => return None,
-                            }
+                            i = key_indicator(bytes, i + 1)? + 1;
+                            node_start = true;
                             continue;
                         }
                     }
