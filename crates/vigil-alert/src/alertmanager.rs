@@ -294,6 +294,7 @@ impl Sender {
             resend_delay: DEFAULT_RESEND_DELAY,
             evaluation_interval: None,
             generator_url: None,
+            root_certificates: Vec::new(),
             dispatcher: Dispatcher::builder(),
         }
     }
@@ -372,6 +373,7 @@ pub struct SenderBuilder {
     resend_delay: Duration,
     evaluation_interval: Option<Duration>,
     generator_url: Option<String>,
+    root_certificates: Vec<Vec<u8>>,
     dispatcher: DispatcherBuilder,
 }
 
@@ -382,8 +384,13 @@ impl SenderBuilder {
         /// base URL (`http://alertmanager:9093`, or with Alertmanager's
         /// `--web.route-prefix`, `http://proxy/alertmanager`): alerts are
         /// posted to `<url>/api/v2/alerts`. A URL that already ends in
-        /// `/api/v2/alerts` is used as it is. Only `http://`.
+        /// `/api/v2/alerts` is used as it is. `http://` or `https://`.
         alertmanager(url: impl Into<String>) => push urls(url.into());
+
+        /// Trusts the certificates in `pem` (PEM-encoded) for `https://`
+        /// Alertmanagers, next to the Mozilla roots (see
+        /// [`WebhookBuilder::root_certificate`](crate::notify::WebhookBuilder::root_certificate)).
+        root_certificate(pem: impl Into<Vec<u8>>) => push root_certificates(pem.into());
 
         /// How often every active alert is sent at least (default
         /// [`DEFAULT_RESEND_DELAY`], 1 min; more than zero).
@@ -414,7 +421,8 @@ impl SenderBuilder {
 
     /// Like [`build`](Self::build), running the delivery tasks on
     /// `handle`'s runtime. Fails with [`NotifyError::InvalidUrl`] (naming
-    /// the URL) for a URL that is not an absolute `http://` URL, and with
+    /// the URL) for a URL that is not an absolute `http://` or `https://` URL,
+    /// and with
     /// [`NotifyError::InvalidConfig`] without any Alertmanager or with a
     /// zero `resend_delay` or `evaluation_interval`, or one longer than
     /// [`MAX_DURATION`](crate::MAX_DURATION).
@@ -446,6 +454,9 @@ impl SenderBuilder {
                 .name(api);
             if let Some(generator) = &self.generator_url {
                 webhook = webhook.generator_url(generator.clone());
+            }
+            for pem in &self.root_certificates {
+                webhook = webhook.root_certificate(pem.clone());
             }
             let webhook = webhook.build().map_err(|e| match e {
                 // Name the URL as given, not the one with the API path.

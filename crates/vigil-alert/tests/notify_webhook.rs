@@ -357,3 +357,34 @@ fn a_root_certificate_that_is_not_pem_is_refused() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn the_alertmanager_sender_posts_over_https_to_a_trusted_receiver() {
+    let certificate = rcgen::generate_simple_self_signed(["127.0.0.1".to_owned()]).unwrap();
+    let (url, server) = https_receiver(&certificate).await;
+    let base = url.trim_end_matches("/hooks/alerts");
+    let sender = vigil_alert::alertmanager::Sender::builder()
+        .alertmanager(base)
+        .root_certificate(certificate.cert.pem())
+        .build()
+        .unwrap();
+    assert_eq!(sender.urls(), [format!("{base}/api/v2/alerts")]);
+    let alert = notification("ops", AlertStatus::Firing).alerts[0].clone();
+    assert_eq!(sender.send_alerts(SystemTime::now(), [alert.clone()]), 1);
+
+    let request = tokio::time::timeout(Duration::from_secs(10), server)
+        .await
+        .expect("the receiver got the request")
+        .unwrap();
+    assert!(
+        request.starts_with("POST /api/v2/alerts HTTP/1.1\r\n"),
+        "{request}"
+    );
+    let (_, body) = request.split_once("\r\n\r\n").unwrap();
+    let posted: serde_json::Value = serde_json::from_str(body).unwrap();
+    assert_eq!(
+        posted[0]["labels"]["alertname"],
+        alert.labels["alertname"].as_str()
+    );
+    sender.shutdown().await;
+}

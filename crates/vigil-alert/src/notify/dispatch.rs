@@ -54,8 +54,9 @@ const UNKNOWN_RECEIVER: Reason = "unknown_receiver";
 /// runs under a timeout (and in its own task, so a panicking notifier
 /// costs one notification, not its queue); retryable failures
 /// ([`NotifyError::is_retryable`]) are tried again after
-/// `initial_backoff`, doubling up to `max_backoff`, up to `max_attempts`
-/// attempts in all. Queued notifications wait while one is retried; when
+/// `initial_backoff`, doubling up to `max_backoff` and
+/// [jittered](DispatcherBuilder::jitter) (backon's exponential backoff), up
+/// to `max_attempts` attempts in all. Queued notifications wait while one is retried; when
 /// the queue is full, new ones are dropped.
 ///
 /// Every outcome is counted (see [the module docs](super#metrics)), and

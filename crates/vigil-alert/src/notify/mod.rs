@@ -23,7 +23,7 @@
 //! notifiers. Each notifier gets a bounded queue drained by its own task,
 //! so [`Dispatcher::dispatch`] never waits: a slow or dead webhook costs a
 //! dropped notification, never a late evaluation. Attempts are bounded by a
-//! timeout and retried with exponential backoff; a notification that cannot
+//! timeout and retried with jittered exponential backoff; a notification that cannot
 //! be delivered is dropped, counted and logged.
 //!
 //! ```
