@@ -4,6 +4,8 @@
 use std::fmt;
 use std::str::FromStr;
 
+use std::marker::PhantomData;
+
 use serde::de::{self, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -265,61 +267,67 @@ impl Serialize for SeverityLabels {
 
 impl<'de> Deserialize<'de> for SeverityLabels {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct Names;
-        impl<'de> Visitor<'de> for Names {
-            type Value = SeverityLabels;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a map from severity to label value, e.g. {medium: warning}")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<SeverityLabels, A::Error> {
-                let mut names = SeverityLabels::new();
-                for (severity, _, name) in read_severity_map::<A, String>(map, "names")? {
-                    names.set(severity, name);
-                }
-                match names.problem() {
-                    Some(problem) => Err(de::Error::custom(problem)),
-                    None => Ok(names),
-                }
-            }
+        let mut names = SeverityLabels::new();
+        for (severity, _, name) in SeverityMap::<String>::deserialize(d)?.0 {
+            names.set(severity, name);
         }
-        d.deserialize_map(Names)
+        match names.problem() {
+            Some(problem) => Err(de::Error::custom(problem)),
+            None => Ok(names),
+        }
     }
 }
 
-/// Reads a map keyed by severity: each level, the key as written
-/// (trimmed) and the value. An unknown or repeated level is refused at its
-/// value, so that the error names the key; `what` is what a level would
-/// have two of (`thresholds`, `names`).
-pub(crate) fn read_severity_map<'de, A, V>(
-    mut map: A,
-    what: &'static str,
-) -> Result<Vec<(Severity, String, V)>, A::Error>
-where
-    A: MapAccess<'de>,
-    V: Deserialize<'de>,
-{
-    let mut out: Vec<(Severity, String, V)> = Vec::new();
-    while let Some(key) = map.next_key::<String>()? {
-        let checked = match key.parse::<Severity>() {
-            Err(_) => Err(format!(
-                "unknown severity `{key}`, expected one of `low`, `medium` (or `warning`), `high`, `critical`"
-            )),
-            Ok(level) if out.iter().any(|(seen, ..)| *seen == level) => {
-                let alias = if key.trim().eq_ignore_ascii_case(level.as_str()) {
-                    String::new()
-                } else {
-                    format!(" (`{key}` is another name for `{level}`)")
-                };
-                Err(format!("severity `{level}` has two {what}{alias}"))
+/// A value in a map keyed by severity.
+pub(crate) trait LevelValue {
+    /// What the values are, and what a repeated level would have two of.
+    const WHAT: (&'static str, &'static str);
+}
+
+impl LevelValue for String {
+    const WHAT: (&'static str, &'static str) = ("label value, e.g. {medium: warning}", "names");
+}
+
+/// A map keyed by severity: each level, the key as written (trimmed) and
+/// the value. An unknown or repeated level is refused at its value, so
+/// that the error names the key.
+pub(crate) struct SeverityMap<V>(pub(crate) Vec<(Severity, String, V)>);
+
+impl<'de, V: LevelValue + Deserialize<'de>> Deserialize<'de> for SeverityMap<V> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct MapVisitor<V>(PhantomData<V>);
+        impl<'de, V: LevelValue + Deserialize<'de>> Visitor<'de> for MapVisitor<V> {
+            type Value = SeverityMap<V>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "a map from severity to {}", V::WHAT.0)
             }
-            Ok(level) => Ok(level),
-        };
-        let value = next_value_checked(&mut map, checked.clone().err())?;
-        if let Ok(level) = checked {
-            out.push((level, key.trim().to_owned(), value));
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut out: Vec<(Severity, String, V)> = Vec::new();
+                while let Some(key) = map.next_key::<String>()? {
+                    let checked = match key.parse::<Severity>() {
+                        Err(_) => Err(format!(
+                            "unknown severity `{key}`, expected one of `low`, `medium` (or `warning`), `high`, `critical`"
+                        )),
+                        Ok(level) if out.iter().any(|(seen, ..)| *seen == level) => {
+                            let alias = if key.trim().eq_ignore_ascii_case(level.as_str()) {
+                                String::new()
+                            } else {
+                                format!(" (`{key}` is another name for `{level}`)")
+                            };
+                            Err(format!("severity `{level}` has two {}{alias}", V::WHAT.1))
+                        }
+                        Ok(level) => Ok(level),
+                    };
+                    let value = next_value_checked(&mut map, checked.clone().err())?;
+                    if let Ok(level) = checked {
+                        out.push((level, key.trim().to_owned(), value));
+                    }
+                }
+                Ok(SeverityMap(out))
+            }
         }
+        d.deserialize_map(MapVisitor(PhantomData))
     }
-    Ok(out)
 }
 
 #[cfg(test)]

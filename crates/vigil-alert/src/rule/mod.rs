@@ -67,7 +67,7 @@ use types::{Condition, metric_name};
 use crate::Severity;
 use crate::escalation::Escalation;
 use crate::labels::{Labels, is_valid_label_name, next_value_checked};
-use crate::severity::{SeverityLabels, read_severity_map};
+use crate::severity::{LevelValue, SeverityLabels, SeverityMap};
 
 /// An alerting rule. See the [module docs](self) for the config shape and
 /// [`Rule::builder`] to build one in code.
@@ -168,35 +168,30 @@ fn is_default<T: Default + PartialEq>(value: &T) -> bool {
 /// `thresholds:`, keys as written.
 struct Thresholds(Vec<(String, Threshold)>);
 
+impl LevelValue for Condition<Limit> {
+    const WHAT: (&'static str, &'static str) =
+        ("threshold, e.g. {critical: \"> 0.9\"}", "thresholds");
+}
+
 impl<'de> Deserialize<'de> for Thresholds {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct ThresholdsVisitor;
-        impl<'de> Visitor<'de> for ThresholdsVisitor {
-            type Value = Thresholds;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a map from severity to threshold, e.g. {critical: \"> 0.9\"}")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Thresholds, A::Error> {
-                let read = read_severity_map::<A, Condition<Limit>>(map, "thresholds")?;
-                if read.is_empty() {
-                    return Err(de::Error::custom(
-                        "needs at least one threshold, e.g. {critical: \"> 0.9\"}",
-                    ));
-                }
-                let to_threshold = |(severity, written, Condition(op, value))| {
-                    (
-                        written,
-                        Threshold {
-                            severity,
-                            op,
-                            value,
-                        },
-                    )
-                };
-                Ok(Thresholds(read.into_iter().map(to_threshold).collect()))
-            }
+        let read = SeverityMap::<Condition<Limit>>::deserialize(d)?.0;
+        if read.is_empty() {
+            return Err(de::Error::custom(
+                "needs at least one threshold, e.g. {critical: \"> 0.9\"}",
+            ));
         }
-        d.deserialize_map(ThresholdsVisitor)
+        let to_threshold = |(severity, written, Condition(op, value))| {
+            (
+                written,
+                Threshold {
+                    severity,
+                    op,
+                    value,
+                },
+            )
+        };
+        Ok(Thresholds(read.into_iter().map(to_threshold).collect()))
     }
 }
 
