@@ -458,33 +458,42 @@ mod tests {
 
     #[test]
     fn brackets_in_strings_comments_and_scalars_do_not_count() {
-        let deep = "[".repeat(200);
+        // Texts separated by `¦`, `@` standing for 200 `[`.
+        let yaml = r#"a: '@'
+¦a: "@\"@"
+¦a: 1 # @
+¦# @
+¦a: x@
+¦a: |
+  @
+  - - - -
+b: 1
+¦a: >-
+
+    @
+b: 1
+¦a: "multi
+  @
+  line"
+b: 1
+¦a: ["@", '@']
+"#;
+        let toml = r#"a = '@'
+¦a = "@\""
+¦a = """
+@
+"""
+¦a = '''@'''
+¦a = 1 # @
+¦# @
+[t]
+b = [1, [2], {c = "@"}]
+"#;
         type Scan = fn(&str) -> Option<usize>;
-        let texts: [(Scan, String); 15] = [
-            (yaml_too_deep, format!("a: '{deep}'\n")),
-            (yaml_too_deep, format!("a: \"{deep}\\\"{deep}\"\n")),
-            (yaml_too_deep, format!("a: 1 # {deep}\n")),
-            (yaml_too_deep, format!("# {deep}\n")),
-            (yaml_too_deep, format!("a: x{deep}\n")),
-            (yaml_too_deep, format!("a: |\n  {deep}\n  - - - -\nb: 1\n")),
-            (yaml_too_deep, format!("a: >-\n\n    {deep}\nb: 1\n")),
-            (
-                yaml_too_deep,
-                format!("a: \"multi\n  {deep}\n  line\"\nb: 1\n"),
-            ),
-            (yaml_too_deep, format!("a: [\"{deep}\", '{deep}']\n")),
-            (toml_too_deep, format!("a = '{deep}'\n")),
-            (toml_too_deep, format!("a = \"{deep}\\\"\"\n")),
-            (toml_too_deep, format!("a = \"\"\"\n{deep}\n\"\"\"\n")),
-            (toml_too_deep, format!("a = '''{deep}'''\n")),
-            (toml_too_deep, format!("a = 1 # {deep}\n")),
-            (
-                toml_too_deep,
-                format!("# {deep}\n[t]\nb = [1, [2], {{c = \"{deep}\"}}]\n"),
-            ),
-        ];
-        for (too_deep, text) in texts {
-            assert_eq!(too_deep(&text), None, "{text}");
+        for (too_deep, texts) in [(yaml_too_deep as Scan, yaml), (toml_too_deep, toml)] {
+            for text in texts.split('¦').map(|t| t.replace('@', &"[".repeat(200))) {
+                assert_eq!(too_deep(&text), None, "{text}");
+            }
         }
     }
 
