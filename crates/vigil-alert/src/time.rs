@@ -40,9 +40,16 @@ pub(crate) fn format_rfc3339(t: SystemTime) -> String {
     ts.to_string()
 }
 
-/// Reads an RFC 3339 time with an offset (`Z`, `+02:00`).
+/// Reads an RFC 3339 time with an offset (`Z`, `+02:00`); one without an
+/// offset (a TOML local date-time) is UTC.
 pub(crate) fn parse_rfc3339(text: &str) -> Result<SystemTime, String> {
-    let ts: Timestamp = text.trim().parse().map_err(|e| {
+    let t = text.trim();
+    let utc = |dt: jiff::civil::DateTime| jiff::tz::TimeZone::UTC.to_timestamp(dt);
+    let ts = t.parse::<Timestamp>().or_else(|e| match t.parse() {
+        Ok(dt) => utc(dt),
+        Err(_) => Err(e),
+    });
+    let ts = ts.map_err(|e| {
         format!("invalid time {text:?}: {e} (write RFC 3339, e.g. \"2024-05-01T22:00:00Z\")")
     })?;
     SystemTime::try_from(ts).map_err(|e| format!("invalid time {text:?}: {e}"))
@@ -203,6 +210,7 @@ mod tests {
         assert_eq!(format_rfc3339(t), "2024-05-01T22:00:00Z");
         assert_eq!(parse_rfc3339("2024-05-01T22:00:00Z"), Ok(t));
         assert_eq!(parse_rfc3339("2024-05-02T00:00:00+02:00"), Ok(t));
+        assert_eq!(parse_rfc3339("2024-05-01T22:00:00"), Ok(t));
         assert!(parse_rfc3339("2024-05-01T€é€").is_err());
         let far = UNIX_EPOCH + Duration::from_secs(400_000_000_000);
         assert!(format_rfc3339(far).starts_with("9999-12-"));
