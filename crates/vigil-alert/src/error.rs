@@ -59,7 +59,7 @@ pub enum Error {
         /// Why it is wrong, with the offending value.
         reason: String,
     },
-    /// A route of the [`Routing`](crate::Routing) tree is unusable.
+    /// A route of the `Routing` tree (feature `routing`) is unusable.
     #[error("invalid route to receiver `{receiver}`: `{field}` {reason}")]
     InvalidRoute {
         /// The route's receiver.
@@ -69,7 +69,7 @@ pub enum Error {
         /// Why it is wrong.
         reason: String,
     },
-    /// A [`Silence`](crate::Silence) cannot be added.
+    /// A `Silence` (feature `routing`) cannot be added.
     #[error("invalid silence: {reason}")]
     InvalidSilence {
         /// Why, with the values involved.

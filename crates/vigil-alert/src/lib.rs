@@ -71,14 +71,14 @@
 //! | [`state`] | [`State`] and the per-instance state machine |
 //! | [`baseline`] | [`Baseline`]: dynamic thresholds |
 //! | [`engine`] | [`Engine`]: evaluation, instances, active alerts ([`Alert`]), `alerts_firing` |
-//! | `routing` | local routing (feature `routing`): [`Routing`], [`Route`], [`InhibitRule`], [`Silence`], group timers, [`Notification`]s |
+//! | `routing` | local routing (feature `routing`): `Routing`, `Route`, `InhibitRule`, `Silence`, group timers, [`Notification`]s |
 //! | [`escalation`] | [`Escalation`] |
 //! | [`history`] | [`Transition`], [`History`] |
-//! | [`alertmanager`] | [`Sender`](alertmanager::Sender), [`Resender`](alertmanager::Resender): active alerts to Alertmanager as Prometheus sends them |
+//! | `alertmanager` | (feature `delivery`) `Sender`, `Resender`: active alerts to Alertmanager as Prometheus sends them |
 //! | [`notify`] | delivery of [`Notification`]s: [`Notifier`](notify::Notifier)s (tracing, channel, webhook / Alertmanager, closures) behind a non-blocking [`Dispatcher`](notify::Dispatcher) |
-//! | [`config`] | [`AlertConfig`]: rules, routing, inhibitions and silences from YAML or TOML (format: `docs/alert-rules.md`), errors with file, rule, field, line and column |
-//! | [`prometheus`] | [`to_prometheus_rules`]: an equivalent Prometheus rule file, with warnings where meaning would change |
-//! | [`rulesets`] | ready-made rules: common service targets and multi-window burn-rate SLOs |
+//! | `config` | (feature `config`) `AlertConfig`: rules, routing, inhibitions and silences from YAML or TOML (format: `docs/alert-rules.md`; a `rules:` entry is a [`Rule`]'s serde form), errors with file, rule, field, line and column |
+//! | `prometheus` | (feature `prometheus`) `to_prometheus_rules`: an equivalent Prometheus rule file, with warnings where meaning would change |
+//! | `rulesets` | (feature `rulesets`) ready-made rules: common service targets and multi-window burn-rate SLOs |
 //!
 //! # Metrics
 //! `alerts_firing{alert, severity}` (gauge): alerting instances per rule name

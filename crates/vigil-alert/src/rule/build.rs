@@ -649,7 +649,7 @@ impl RuleBuilder {
     /// on `severity="warning"`. Without it a level is written with its own
     /// name (`medium`). The level still orders alerts. `build` reports a
     /// name that is empty, read as another level, or shared by two levels
-    /// (see [`SeverityLabels`]).
+    /// (see [`SeverityLabels`](crate::SeverityLabels)).
     ///
     /// ```
     /// use vigil_alert::{Comparison, Rule, Severity};

@@ -18,7 +18,7 @@ use crate::{Error, Result, Severity};
 /// How a value is compared with a threshold: `>`, `>=`, `<`, `<=`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Comparison {
-    /// `>` (the order of [`WRITTEN`])
+    /// `>`
     Greater,
     /// `>=`
     GreaterOrEqual,
@@ -277,7 +277,7 @@ pub struct Recovery {
 /// series (or `by` group).
 ///
 /// `expr` is read like the rule's own expression (same `aggregate` and
-/// `by`, and the builder's [`matcher`](RuleBuilder::matcher)s apply to it
+/// `by`, and the builder's [`matcher`](crate::RuleBuilder::matcher)s apply to it
 /// too) and paired with it by the instance's labels: the series of a
 /// per-series rule, the key (labels minus `ignoring`) of a per-series
 /// ratio, the `by` labels of an aggregated rule. A missing or still
