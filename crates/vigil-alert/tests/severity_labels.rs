@@ -228,21 +228,13 @@ async fn notifiers_receive_the_configured_name() {
 fn the_exported_prometheus_rules_keep_the_name() {
     let config = AlertConfig::from_yaml_str(RULES, "rules.yml").unwrap();
     let export = to_prometheus_rules(config.rules());
-    assert!(
-        export.yaml.contains("severity: warning"),
-        "{}",
-        export.yaml
-    );
+    assert!(export.yaml.contains("severity: warning"), "{}", export.yaml);
     assert!(
         export.yaml.contains("severity: critical"),
         "{}",
         export.yaml
     );
-    assert!(
-        !export.yaml.contains("severity: medium"),
-        "{}",
-        export.yaml
-    );
+    assert!(!export.yaml.contains("severity: medium"), "{}", export.yaml);
 }
 
 #[test]
