@@ -162,22 +162,14 @@ macro_rules! forward_notifier {
 forward_notifier!(Arc, Box);
 
 /// Builder methods that each set a field (`name(arg: T) => field = value;`)
-/// or add to one (`=> push field(value);`, `=> extend field(values);`),
-/// documented by the doc comments written above them.
+/// or add to one through a method of it (`=> push field(value);`,
+/// `=> extend field(values);`), documented by the doc comments above them.
 macro_rules! setters {
     () => {};
-    ($(#[$doc:meta])* $name:ident($($arg:ident: $ty:ty),+) => push $($field:ident).+ ($value:expr); $($rest:tt)*) => {
+    ($(#[$doc:meta])* $name:ident($($arg:ident: $ty:ty),+) => $add:ident $($field:ident).+ ($value:expr); $($rest:tt)*) => {
         $(#[$doc])*
         pub fn $name(mut self, $($arg: $ty),+) -> Self {
-            self.$($field).+.push($value);
-            self
-        }
-        $crate::notify::setters!($($rest)*);
-    };
-    ($(#[$doc:meta])* $name:ident($($arg:ident: $ty:ty),+) => extend $($field:ident).+ ($value:expr); $($rest:tt)*) => {
-        $(#[$doc])*
-        pub fn $name(mut self, $($arg: $ty),+) -> Self {
-            self.$($field).+.extend($value);
+            self.$($field).+.$add($value);
             self
         }
         $crate::notify::setters!($($rest)*);
