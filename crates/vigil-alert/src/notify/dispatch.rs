@@ -412,14 +412,12 @@ impl Worker {
                 self.bursts.delivered(&self.receiver);
             }
             Err(error) => {
-                let reason = match error {
-                    NotifyError::Timeout(_) => TIMEOUT,
-                    _ => ERROR,
-                };
+                let timeout = matches!(error, NotifyError::Timeout(_));
                 let attempt = attempts.load(Ordering::Relaxed);
                 let detail = format_args!("{error} (attempt {attempt})");
-                self.bursts
-                    .dropped(&notification, &self.name, reason, &detail);
+                let reason = if timeout { TIMEOUT } else { ERROR };
+                let bursts = &self.bursts;
+                bursts.dropped(&notification, &self.name, reason, &detail);
             }
         }
     }
@@ -432,14 +430,8 @@ impl Worker {
         let mut task = tokio::spawn(async move { notifier.notify(&notification).await });
         match tokio::time::timeout(self.retry.timeout, &mut task).await {
             Ok(Ok(outcome)) => outcome,
-            Ok(Err(join_error)) => Err(NotifyError::other(format!(
-                "the notifier {}",
-                if join_error.is_panic() {
-                    "panicked"
-                } else {
-                    "was cancelled"
-                }
-            ))),
+            Ok(Err(e)) if e.is_panic() => Err(NotifyError::other("the notifier panicked")),
+            Ok(Err(_)) => Err(NotifyError::other("the notifier was cancelled")),
             Err(_) => {
                 task.abort();
                 Err(NotifyError::Timeout(self.retry.timeout))
