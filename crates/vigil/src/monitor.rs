@@ -84,7 +84,7 @@ impl Monitor {
     }
 
     /// Rotates histogram windows, samples counters and gauges and expires
-    /// idle series now (the upkeep thread does this every
+    /// idle series now (the upkeep does this every
     /// [`upkeep_interval`](MonitorBuilder::upkeep_interval)).
     pub fn upkeep(&self) {
         self.inner.recorder.tick();

@@ -32,6 +32,7 @@ pub type Task = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), vigil::Error> {
+/// # #[cfg(feature = "listener")] {
 /// let (monitor, tasks) = vigil::Monitor::builder()
 ///     .listen("127.0.0.1:0")
 ///     .build_tasks()?;
@@ -39,6 +40,7 @@ pub type Task = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 /// // ... the service runs; /metrics is served on the host's runtime ...
 /// drop(monitor); // the tasks end
 /// running.await.expect("the tasks ended");
+/// # }
 /// # Ok(())
 /// # }
 /// ```

@@ -229,16 +229,17 @@ impl MonitorBuilder {
         self.set(|b| b.clock = Some(clock))
     }
 
-    /// How often a background thread rotates windows, samples counters and
-    /// gauges and expires idle series (default every second). Reads do the
-    /// same work on demand.
+    /// How often the upkeep (a background thread, or the `upkeep` task of
+    /// `build_tasks`) rotates windows, samples counters and gauges and
+    /// expires idle series (default every second). Reads do the same work
+    /// on demand.
     pub fn upkeep_interval(self, interval: Duration) -> Self {
         self.set(|b| b.upkeep_interval = Some(interval))
     }
 
-    /// Starts no upkeep thread: windows rotate and samples are taken only
-    /// on reads and on [`Monitor::upkeep`] (for tests with a mock clock and
-    /// hosts that drive upkeep themselves).
+    /// Runs no upkeep (no thread, no task): windows rotate and samples are
+    /// taken only on reads and on [`Monitor::upkeep`] (for tests with a
+    /// mock clock and hosts that drive upkeep themselves).
     pub fn manual_upkeep(self) -> Self {
         self.set(|b| b.upkeep_interval = None)
     }
@@ -446,6 +447,7 @@ impl MonitorBuilder {
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), vigil::Error> {
+    /// # #[cfg(feature = "listener")] {
     /// let (monitor, tasks) = vigil::Monitor::builder()
     ///     .listen("127.0.0.1:0")
     ///     .build_tasks()?;
@@ -454,6 +456,7 @@ impl MonitorBuilder {
     /// }
     /// # if let Some(upkeep) = tasks.upkeep { tokio::spawn(upkeep); }
     /// assert!(monitor.listen_address().is_some());
+    /// # }
     /// # Ok(())
     /// # }
     /// ```
