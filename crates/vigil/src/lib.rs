@@ -64,7 +64,7 @@ assert!(monitor.render().contains("db_query_seconds_count{service=\"checkout\"} 
 //! ## Cargo features
 //!
 //! All are on by default. Without them (`default-features = false`),
-//! vigil is `#[timed]`, [`Timer`], [`time!`](time), [`Timed`] and the
+//! vigil is `#[timed]`, [`Timer`], [`time!`](macro@time), [`Timed`] and the
 //! [`timing`] module over any `metrics` recorder, with nothing else to
 //! build: no registry, HTTP server, async runtime, cache or alert engine.
 //!
