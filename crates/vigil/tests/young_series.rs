@@ -2,13 +2,11 @@
 //! registration, in the JSON summary and in the alert rules that read the
 //! registry, so a burst in a series' first second is seen by both.
 
-#![cfg(feature = "alert-routing")]
+#![cfg(feature = "registry")]
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use quanta::{Clock, Mock};
-use vigil::alert::notify::TracingNotifier;
-use vigil::alert::{Aggregation, Comparison, Engine, InstanceStatus, Rule, Severity, State};
 use vigil::{CounterSummary, Monitor, MonitorBuilder, timed};
 
 #[timed]
@@ -114,107 +112,120 @@ fn a_series_read_at_its_registration_instant_reports_its_increase_per_second() {
     assert!(close(jobs.rate, 3.5), "7 over 2 s: {jobs:?}");
 }
 
-fn error_ratio_rule() -> Rule {
-    Rule::builder("HighErrorRate")
-        .error_ratio(
-            "function_calls_total",
-            "result",
-            "error",
-            Duration::from_secs(300),
-        )
-        .aggregate(Aggregation::Sum)
-        .by(["function"])
-        .threshold(Severity::Critical, Comparison::Greater, 0.05)
-        .build()
-        .unwrap()
-}
+/// The same rates as the alert rules read them.
+#[cfg(feature = "alert-routing")]
+mod alerts {
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-fn at(secs: u64) -> SystemTime {
-    UNIX_EPOCH + Duration::from_secs(1_700_000_000 + secs)
-}
+    use quanta::Mock;
+    use vigil::Monitor;
+    use vigil::alert::notify::TracingNotifier;
+    use vigil::alert::{Aggregation, Comparison, Engine, InstanceStatus, Rule, Severity, State};
 
-fn instance(monitor: &Monitor, rule: &str) -> Option<InstanceStatus> {
-    monitor
-        .with_alerts(|engine| engine.instances())
-        .unwrap()
-        .into_iter()
-        .find(|i| i.rule == rule)
-}
+    use super::{burst, close, millis, mock_monitor};
 
-fn alerting_monitor(rule: Rule) -> (Monitor, std::sync::Arc<Mock>) {
-    let engine = Engine::builder().rule(rule).build().unwrap();
-    mock_monitor(
-        Monitor::builder()
-            .manual_alerts()
-            .alerts(engine)
-            .notifier("default", TracingNotifier::new()),
-    )
-}
-
-#[test]
-fn an_error_ratio_rule_fires_on_a_burst_in_a_series_first_second() {
-    let (monitor, mock) = alerting_monitor(error_ratio_rule());
-    // The alert loop evaluates once when it starts, before any call.
-    assert!(monitor.evaluate_alerts(at(0)).is_empty());
-    mock.increment(millis(300));
-    burst(&monitor, 10); // 50% errors, all within the first second
-    mock.increment(Duration::from_millis(14_700));
-    monitor.evaluate_alerts(at(15));
-    mock.increment(Duration::from_secs(15));
-    monitor.evaluate_alerts(at(30));
-    let alert = instance(&monitor, "HighErrorRate").expect("an instance for checkout");
-    assert_eq!(alert.state, State::Firing, "{alert:?}");
-    assert_eq!(alert.severity, Some(Severity::Critical), "{alert:?}");
-    let ratio = alert.value.unwrap();
-    assert!(close(ratio, 0.5), "{ratio}");
-}
-
-#[test]
-fn a_burst_before_the_first_evaluation_is_seen_too() {
-    let (monitor, mock) = alerting_monitor(error_ratio_rule());
-    mock.increment(millis(200));
-    burst(&monitor, 4);
-    mock.increment(millis(800));
-    monitor.evaluate_alerts(at(0));
-    mock.increment(Duration::from_secs(15));
-    monitor.evaluate_alerts(at(15));
-    let alert = instance(&monitor, "HighErrorRate").expect("an instance for checkout");
-    assert_eq!(alert.state, State::Firing, "{alert:?}");
-}
-
-#[test]
-fn a_series_older_than_the_window_is_not_read_as_a_new_burst() {
-    // A rule on a counter that has been counting for six minutes, longer
-    // than the rule's 5-minute window, when the rules are first evaluated:
-    // its total is history, not a burst.
-    let rule = Rule::builder("Busy")
-        .rate("jobs_total", Duration::from_secs(300))
-        .threshold(Severity::Medium, Comparison::Greater, 1.0)
-        .build()
-        .unwrap();
-    let (monitor, mock) = alerting_monitor(rule);
-    vigil::with_local_recorder(&monitor.recorder(), || {
-        vigil::metrics::counter!("jobs_total").increment(1_000);
-    });
-    for _ in 0..36 {
-        mock.increment(Duration::from_secs(10));
-        monitor.upkeep();
+    fn error_ratio_rule() -> Rule {
+        Rule::builder("HighErrorRate")
+            .error_ratio(
+                "function_calls_total",
+                "result",
+                "error",
+                Duration::from_secs(300),
+            )
+            .aggregate(Aggregation::Sum)
+            .by(["function"])
+            .threshold(Severity::Critical, Comparison::Greater, 0.05)
+            .build()
+            .unwrap()
     }
-    monitor.evaluate_alerts(at(0));
-    mock.increment(Duration::from_secs(15));
-    monitor.evaluate_alerts(at(15));
-    let alert = instance(&monitor, "Busy");
-    assert!(
-        alert.as_ref().is_none_or(|a| a.state == State::Inactive),
-        "no increase since the first evaluation: {alert:?}"
-    );
-    // A later increase is read as usual.
-    vigil::with_local_recorder(&monitor.recorder(), || {
-        vigil::metrics::counter!("jobs_total").increment(300);
-    });
-    mock.increment(Duration::from_secs(15));
-    monitor.evaluate_alerts(at(30));
-    let alert = instance(&monitor, "Busy").expect("an instance for jobs_total");
-    assert_eq!(alert.state, State::Firing, "300 over 30 s: {alert:?}");
-    assert!(close(alert.value.unwrap(), 10.0), "{alert:?}");
+
+    fn at(secs: u64) -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(1_700_000_000 + secs)
+    }
+
+    fn instance(monitor: &Monitor, rule: &str) -> Option<InstanceStatus> {
+        monitor
+            .with_alerts(|engine| engine.instances())
+            .unwrap()
+            .into_iter()
+            .find(|i| i.rule == rule)
+    }
+
+    fn alerting_monitor(rule: Rule) -> (Monitor, std::sync::Arc<Mock>) {
+        let engine = Engine::builder().rule(rule).build().unwrap();
+        mock_monitor(
+            Monitor::builder()
+                .manual_alerts()
+                .alerts(engine)
+                .notifier("default", TracingNotifier::new()),
+        )
+    }
+
+    #[test]
+    fn an_error_ratio_rule_fires_on_a_burst_in_a_series_first_second() {
+        let (monitor, mock) = alerting_monitor(error_ratio_rule());
+        // The alert loop evaluates once when it starts, before any call.
+        assert!(monitor.evaluate_alerts(at(0)).is_empty());
+        mock.increment(millis(300));
+        burst(&monitor, 10); // 50% errors, all within the first second
+        mock.increment(Duration::from_millis(14_700));
+        monitor.evaluate_alerts(at(15));
+        mock.increment(Duration::from_secs(15));
+        monitor.evaluate_alerts(at(30));
+        let alert = instance(&monitor, "HighErrorRate").expect("an instance for checkout");
+        assert_eq!(alert.state, State::Firing, "{alert:?}");
+        assert_eq!(alert.severity, Some(Severity::Critical), "{alert:?}");
+        let ratio = alert.value.unwrap();
+        assert!(close(ratio, 0.5), "{ratio}");
+    }
+
+    #[test]
+    fn a_burst_before_the_first_evaluation_is_seen_too() {
+        let (monitor, mock) = alerting_monitor(error_ratio_rule());
+        mock.increment(millis(200));
+        burst(&monitor, 4);
+        mock.increment(millis(800));
+        monitor.evaluate_alerts(at(0));
+        mock.increment(Duration::from_secs(15));
+        monitor.evaluate_alerts(at(15));
+        let alert = instance(&monitor, "HighErrorRate").expect("an instance for checkout");
+        assert_eq!(alert.state, State::Firing, "{alert:?}");
+    }
+
+    #[test]
+    fn a_series_older_than_the_window_is_not_read_as_a_new_burst() {
+        // A rule on a counter that has been counting for six minutes, longer
+        // than the rule's 5-minute window, when the rules are first evaluated:
+        // its total is history, not a burst.
+        let rule = Rule::builder("Busy")
+            .rate("jobs_total", Duration::from_secs(300))
+            .threshold(Severity::Medium, Comparison::Greater, 1.0)
+            .build()
+            .unwrap();
+        let (monitor, mock) = alerting_monitor(rule);
+        vigil::with_local_recorder(&monitor.recorder(), || {
+            vigil::metrics::counter!("jobs_total").increment(1_000);
+        });
+        for _ in 0..36 {
+            mock.increment(Duration::from_secs(10));
+            monitor.upkeep();
+        }
+        monitor.evaluate_alerts(at(0));
+        mock.increment(Duration::from_secs(15));
+        monitor.evaluate_alerts(at(15));
+        let alert = instance(&monitor, "Busy");
+        assert!(
+            alert.as_ref().is_none_or(|a| a.state == State::Inactive),
+            "no increase since the first evaluation: {alert:?}"
+        );
+        // A later increase is read as usual.
+        vigil::with_local_recorder(&monitor.recorder(), || {
+            vigil::metrics::counter!("jobs_total").increment(300);
+        });
+        mock.increment(Duration::from_secs(15));
+        monitor.evaluate_alerts(at(30));
+        let alert = instance(&monitor, "Busy").expect("an instance for jobs_total");
+        assert_eq!(alert.state, State::Firing, "300 over 30 s: {alert:?}");
+        assert!(close(alert.value.unwrap(), 10.0), "{alert:?}");
+    }
 }
