@@ -441,8 +441,9 @@ impl MonitorBuilder {
     /// exporter's future. Call it inside that runtime (the listener's
     /// socket and the alert delivery tasks register with it; outside one,
     /// it fails with [`Error::NoRuntime`]). The tasks end once the last
-    /// clone of the monitor is dropped. To make the recorder global, pass
-    /// [`Monitor::recorder`] to `metrics::set_global_recorder`.
+    /// clone of the monitor is dropped: keep one for as long as they should
+    /// run. To make the recorder global, pass [`Monitor::recorder`] to
+    /// `metrics::set_global_recorder`.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
