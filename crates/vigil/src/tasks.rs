@@ -129,7 +129,10 @@ impl Future for JoinAll {
 
 /// Held by the monitor: dropping it ends every task.
 #[derive(Debug)]
-pub(crate) struct Stop(#[allow(dead_code)] watch::Sender<()>);
+pub(crate) struct Stop {
+    /// Held for its `Drop`, which closes the channel.
+    _sender: watch::Sender<()>,
+}
 
 /// The tasks' side of a [`Stop`].
 #[derive(Clone, Debug)]
@@ -146,7 +149,7 @@ impl Stopped {
 /// A new stop signal.
 pub(crate) fn stop() -> (Stop, Stopped) {
     let (sender, receiver) = watch::channel(());
-    (Stop(sender), Stopped(receiver))
+    (Stop { _sender: sender }, Stopped(receiver))
 }
 
 /// Ticks the registry every `interval` (off the runtime's workers: a tick
