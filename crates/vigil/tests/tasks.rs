@@ -19,6 +19,15 @@ async fn scrape(address: std::net::SocketAddr) -> std::io::Result<(u16, String)>
         .expect("the scrape does not panic")
 }
 
+/// Waits (at most 10 s) for spawned tasks that end once their monitor is
+/// dropped.
+async fn ended(tasks: tokio::task::JoinHandle<()>) {
+    tokio::time::timeout(Duration::from_secs(10), tasks)
+        .await
+        .expect("the tasks end once the monitor is dropped")
+        .expect("no task panics");
+}
+
 #[tokio::test]
 async fn the_listener_serves_on_the_hosts_runtime_until_the_monitor_is_dropped() {
     let (monitor, tasks) = Monitor::builder()
@@ -46,10 +55,7 @@ async fn the_listener_serves_on_the_hosts_runtime_until_the_monitor_is_dropped()
     let (status, _) = scrape(address).await.expect("served while a clone lives");
     assert_eq!(status, 200);
     drop(clone);
-    tokio::time::timeout(Duration::from_secs(10), running)
-        .await
-        .expect("the tasks end once the monitor is dropped")
-        .expect("no task panics");
+    ended(running).await;
     assert!(
         scrape(address).await.is_err(),
         "the listener's socket is closed with its task"
@@ -69,10 +75,7 @@ async fn each_task_can_be_spawned_on_its_own() {
     let (status, _) = scrape(address).await.expect("a scrape");
     assert_eq!(status, 200);
     drop(monitor);
-    tokio::time::timeout(Duration::from_secs(10), listener)
-        .await
-        .expect("the listener ends once the monitor is dropped")
-        .expect("the listener does not panic");
+    ended(listener).await;
 }
 
 #[test]
@@ -127,8 +130,5 @@ async fn the_alert_loop_evaluates_on_the_hosts_runtime() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     drop(monitor);
-    tokio::time::timeout(Duration::from_secs(10), running)
-        .await
-        .expect("the tasks end once the monitor is dropped")
-        .expect("no task panics");
+    ended(running).await;
 }
