@@ -9,10 +9,10 @@
 //!
 //! The scan is a light lexer, not a parser: it follows block indentation,
 //! `- ` entries, `key: ` pairs, flow brackets, quoted strings, block scalars
-//! and comments (and, for TOML, table headers, dotted keys, arrays, inline
-//! tables and strings). Where it is unsure it counts less, never more, so a
-//! document it refuses really is that deep; the parser reports whatever
-//! else is wrong.
+//! and comments (and, for TOML, table headers, dotted keys, brackets and
+//! strings). Where it is unsure it counts less, never more, so a document
+//! it refuses really is that deep; the parser reports whatever else is
+//! wrong.
 
 /// The deepest nesting of lists and maps a config file may have: 64
 /// levels (the schema itself needs at most 8).
@@ -24,8 +24,7 @@ pub(crate) fn yaml_too_deep(text: &str) -> Option<usize> {
     let mut scan = YamlScan::default();
     let mut offset = 0;
     for line in text.split('\n') {
-        let found = scan.line(line.strip_suffix('\r').unwrap_or(line));
-        if let Some(at) = found {
+        if let Some(at) = scan.line(line.strip_suffix('\r').unwrap_or(line).as_bytes()) {
             return Some(offset + at);
         }
         offset += line.len() + 1;
@@ -57,149 +56,109 @@ fn ends_token(bytes: &[u8], i: usize) -> bool {
 }
 
 impl YamlScan {
-    fn depth(&self) -> usize {
-        self.block.len() + self.flow
-    }
-
-    /// A block collection whose entries start at `column`.
+    /// Enters a block collection whose entries start at `column`; whether
+    /// the document is now too deep.
     fn enter_block(&mut self, column: usize) -> bool {
-        while self.block.last().is_some_and(|&c| c > column) {
-            self.block.pop();
-        }
+        self.block.retain(|&c| c <= column);
         if self.block.last() != Some(&column) {
             self.block.push(column);
         }
-        self.depth() > MAX_NESTING
+        self.block.len() + self.flow > MAX_NESTING
     }
 
     /// Scans one line; returns the byte offset in it where the document
     /// became too deep.
-    fn line(&mut self, line: &str) -> Option<usize> {
-        let bytes = line.as_bytes();
-        let indent = bytes.iter().take_while(|&&b| b == b' ').count();
-        let blank =
-            bytes[indent..].iter().all(|&b| is_blank(b)) || bytes.get(indent) == Some(&b'#');
+    fn line(&mut self, b: &[u8]) -> Option<usize> {
+        let indent = b.iter().take_while(|&&c| c == b' ').count();
+        let blank = b[indent..].iter().all(|&c| is_blank(c)) || b.get(indent) == Some(&b'#');
+        let marker = (b.starts_with(b"---") || b.starts_with(b"...")) && ends_token(b, 2);
         if let Some(parent) = self.scalar_parent {
-            let marker = bytes.starts_with(b"---") || bytes.starts_with(b"...");
             if !marker && (blank || indent as isize > parent) {
                 return None;
             }
             self.scalar_parent = None;
         }
         let mut i = 0;
-        let mut node_start = false;
-        if self.quote.is_none() && self.flow == 0 {
-            if blank || bytes.first() == Some(&b'%') {
+        if let Some(q) = self.quote {
+            i = close_quote(b, 0, q)?;
+            self.quote = None;
+            if self.flow == 0 {
                 return None;
             }
-            if (bytes.starts_with(b"---") || bytes.starts_with(b"...")) && ends_token(bytes, 2) {
+        } else if self.flow == 0 {
+            if blank || b.first() == Some(&b'%') {
+                return None;
+            }
+            if marker {
                 self.block.clear();
                 i = 3;
             } else {
-                while self.block.last().is_some_and(|&c| c > indent) {
-                    self.block.pop();
-                }
-                i = indent;
+                self.block.retain(|&c| c <= indent);
             }
-            node_start = true;
-        }
-        while i < bytes.len() {
-            if let Some(q) = self.quote {
-                i = close_quote(bytes, i, q)?;
-                self.quote = None;
-                if self.flow == 0 {
-                    // A quoted key (`"a b": ...`) or a value.
-                    i = key_indicator(bytes, i)? + 1;
-                    node_start = true;
+            // The node starts of the line: entries, keys, then a value.
+            loop {
+                while b.get(i).is_some_and(|&c| is_blank(c)) {
+                    i += 1;
                 }
-                continue;
-            }
-            let b = bytes[i];
-            if self.flow > 0 {
-                match b {
-                    b'[' | b'{' => {
-                        self.flow += 1;
-                        if self.depth() > MAX_NESTING {
-                            return Some(i);
+                let c = *b.get(i)?;
+                let key_end = match c {
+                    b'-' | b'?' if ends_token(b, i) => Some(i),
+                    b'[' | b'{' => break,
+                    b'"' | b'\'' => match close_quote(b, i + 1, c) {
+                        Some(end) => Some(key_indicator(b, end)?),
+                        None => {
+                            self.quote = Some(c);
+                            return None;
                         }
+                    },
+                    b'|' | b'>' => {
+                        let parent = self.block.last().map_or(-1, |&c| c as isize);
+                        self.scalar_parent = Some(parent.min(indent as isize));
+                        return None;
                     }
-                    b']' | b'}' => {
-                        self.flow -= 1;
-                        if self.flow == 0 {
-                            // `[a, b]: value` is a key; anything else ends
-                            // the node.
-                            i = key_indicator(bytes, i + 1)? + 1;
-                            node_start = true;
-                            continue;
+                    b'&' | b'!' => {
+                        // An anchor or tag before the node.
+                        while b.get(i).is_some_and(|&c| !is_blank(c)) {
+                            i += 1;
                         }
+                        None
                     }
-                    b'"' | b'\'' => self.quote = Some(b),
-                    b'#' if i == 0 || is_blank(bytes[i - 1]) => return None,
-                    _ => {}
-                }
-                i += 1;
-                continue;
-            }
-            if !node_start {
-                return None;
-            }
-            match b {
-                b' ' | b'\t' => i += 1,
-                b'#' => return None,
-                b'-' | b'?' if ends_token(bytes, i) => {
+                    b'#' => return None,
+                    _ => Some(plain_key_end(b, i)?),
+                };
+                if let Some(end) = key_end {
                     if self.enter_block(i) {
                         return Some(i);
                     }
-                    i += 1;
-                }
-                b':' if ends_token(bytes, i) => i += 1,
-                b'[' | b'{' => {
-                    self.flow = 1;
-                    if self.depth() > MAX_NESTING {
-                        return Some(i);
-                    }
-                    i += 1;
-                }
-                b'"' | b'\'' => {
-                    // A key starts a mapping at this column; the quote may
-                    // close on a later line (then it is a value).
-                    if let Some(end) = close_quote(bytes, i + 1, b) {
-                        if let Some(colon) = key_indicator(bytes, end) {
-                            if self.enter_block(i) {
-                                return Some(i);
-                            }
-                            i = colon + 1;
-                            continue;
-                        }
-                        return None;
-                    }
-                    self.quote = Some(b);
-                    return None;
-                }
-                b'|' | b'>' => {
-                    let parent = self.block.last().map_or(-1, |&c| c as isize);
-                    self.scalar_parent = Some(parent.min(indent as isize));
-                    return None;
-                }
-                b'&' | b'!' => {
-                    // An anchor or tag before the node.
-                    while i < bytes.len() && !is_blank(bytes[i]) {
-                        i += 1;
-                    }
-                }
-                _ => {
-                    // A plain scalar: a key if `: ` follows on this line.
-                    match plain_key_end(bytes, i) {
-                        Some(colon) => {
-                            if self.enter_block(i) {
-                                return Some(i);
-                            }
-                            i = colon + 1;
-                        }
-                        None => return None,
-                    }
+                    i = end + 1;
                 }
             }
+        }
+        while i < b.len() {
+            match b[i] {
+                b'[' | b'{' => {
+                    self.flow += 1;
+                    if self.block.len() + self.flow > MAX_NESTING {
+                        return Some(i);
+                    }
+                }
+                b']' | b'}' => {
+                    self.flow = self.flow.saturating_sub(1);
+                    if self.flow == 0 {
+                        return None;
+                    }
+                }
+                q @ (b'"' | b'\'') => match close_quote(b, i + 1, q) {
+                    Some(end) => i = end - 1,
+                    None => {
+                        self.quote = Some(q);
+                        return None;
+                    }
+                },
+                b'#' if i == 0 || is_blank(b[i - 1]) => return None,
+                _ => {}
+            }
+            i += 1;
         }
         None
     }
@@ -223,7 +182,7 @@ fn close_quote(bytes: &[u8], from: usize, q: u8) -> Option<usize> {
 /// After a key's text ending at `i`: the offset of its `:` if blanks and
 /// then `: ` (or `:` at the end) follow.
 fn key_indicator(bytes: &[u8], mut i: usize) -> Option<usize> {
-    while i < bytes.len() && is_blank(bytes[i]) {
+    while bytes.get(i).is_some_and(|&b| is_blank(b)) {
         i += 1;
     }
     (bytes.get(i) == Some(&b':') && ends_token(bytes, i)).then_some(i)
@@ -232,156 +191,74 @@ fn key_indicator(bytes: &[u8], mut i: usize) -> Option<usize> {
 /// The offset of the `:` ending a plain key that starts at `from`, if the
 /// plain scalar there is a key.
 fn plain_key_end(bytes: &[u8], from: usize) -> Option<usize> {
-    let mut i = from;
-    while i < bytes.len() {
-        match bytes[i] {
-            b':' if ends_token(bytes, i) => return Some(i),
-            b'#' if i > from && is_blank(bytes[i - 1]) => return None,
-            _ => i += 1,
-        }
-    }
-    None
+    (from..bytes.len())
+        .take_while(|&i| !(bytes[i] == b'#' && i > from && is_blank(bytes[i - 1])))
+        .find(|&i| bytes[i] == b':' && ends_token(bytes, i))
 }
 
 /// The byte offset at which a TOML document nests deeper than
-/// [`MAX_NESTING`] (table headers and dotted keys count one level per
-/// part, arrays and inline tables one each), if it does.
+/// [`MAX_NESTING`], if it does: a table header counts one level per
+/// dotted part (one more for `[[`), a top-level key one per part, and
+/// each open array or inline table one (dotted keys inside inline tables
+/// are not counted).
 pub(crate) fn toml_too_deep(text: &str) -> Option<usize> {
-    #[derive(Clone, Copy, PartialEq)]
-    enum Mode {
-        LineStart,
-        Key,
-        Value,
-        After,
-    }
-    let bytes = text.as_bytes();
-    // Open arrays (`[`) and inline tables (`{`), with the depth of their
-    // entries.
-    let mut stack: Vec<(u8, usize)> = Vec::new();
-    let mut header = 0;
-    let mut key = 0;
-    let mut value_depth = 0;
-    let mut mode = Mode::LineStart;
-    let mut i = 0;
-    let skip_line = |i: usize| {
-        bytes[i..]
+    let b = text.as_bytes();
+    let eol = |i: usize| {
+        b[i..]
             .iter()
-            .position(|&b| b == b'\n')
-            .map_or(bytes.len(), |p| i + p)
+            .position(|&c| c == b'\n')
+            .map_or(b.len(), |p| i + p)
     };
-    while i < bytes.len() {
-        let b = bytes[i];
-        match mode {
-            Mode::LineStart => match b {
-                b' ' | b'\t' | b'\r' | b'\n' => i += 1,
-                b'#' => i = skip_line(i),
-                b'[' => {
-                    // A table header: one level per dotted part.
-                    let end = skip_line(i);
-                    let mut parts = 1;
-                    let mut j = i;
-                    while j < end {
-                        match bytes[j] {
-                            b'.' => parts += 1,
-                            b'"' | b'\'' => j = skip_string(bytes, j) - 1,
-                            b']' | b'#' => break,
-                            _ => {}
-                        }
-                        j += 1;
-                    }
-                    header = parts + usize::from(bytes.get(i + 1) == Some(&b'['));
-                    if header > MAX_NESTING {
-                        return Some(i);
-                    }
-                    i = end;
-                }
-                _ => {
-                    mode = Mode::Key;
-                    key = 1;
-                }
-            },
-            Mode::Key => {
-                match b {
-                    b'.' => key += 1,
-                    b'"' | b'\'' => {
-                        i = skip_string(bytes, i);
-                        continue;
-                    }
-                    b'=' => {
-                        let base = stack.last().map_or(header, |&(_, d)| d);
-                        value_depth = base + key;
-                        if value_depth > MAX_NESTING {
-                            return Some(i);
-                        }
-                        mode = Mode::Value;
-                    }
-                    b'}' => {
-                        stack.pop();
-                        mode = Mode::After;
-                    }
-                    b'\n' if stack.is_empty() => mode = Mode::LineStart,
-                    _ => {}
-                }
-                i += 1;
+    let (mut header, mut key, mut flow, mut in_key) = (0, 0, 0, true);
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'"' | b'\'' => {
+                key = key.max(usize::from(in_key));
+                i = skip_string(b, i);
+                continue;
             }
-            Mode::Value => match b {
-                b' ' | b'\t' | b'\r' | b'\n' => i += 1,
-                b'#' => i = skip_line(i),
-                b'[' | b'{' => {
-                    stack.push((b, value_depth + 1));
-                    if value_depth + 1 > MAX_NESTING {
-                        return Some(i);
-                    }
-                    if b == b'[' {
-                        value_depth += 1;
-                    } else {
-                        mode = Mode::Key;
-                        key = 1;
-                    }
-                    i += 1;
-                }
-                b']' => {
-                    stack.pop();
-                    mode = Mode::After;
-                    i += 1;
-                }
-                b'"' | b'\'' => {
-                    i = skip_string(bytes, i);
-                    mode = Mode::After;
-                }
-                _ => {
-                    while i < bytes.len() && !b",]}\n#".contains(&bytes[i]) {
-                        i += 1;
-                    }
-                    mode = Mode::After;
-                }
-            },
-            Mode::After => {
-                match b {
-                    b',' => match stack.last() {
-                        Some(&(b'[', depth)) => {
-                            value_depth = depth;
-                            mode = Mode::Value;
-                        }
-                        Some(_) => {
-                            mode = Mode::Key;
-                            key = 1;
-                        }
-                        None => {}
-                    },
-                    b']' | b'}' => {
-                        stack.pop();
-                    }
-                    b'\n' if stack.is_empty() => mode = Mode::LineStart,
-                    b'#' => {
-                        i = skip_line(i);
-                        continue;
-                    }
-                    _ => {}
-                }
-                i += 1;
+            b'#' => {
+                i = eol(i);
+                continue;
             }
+            b'[' if in_key && key == 0 => {
+                let end = eol(i);
+                let (mut parts, mut j) = (1, i);
+                while j < end && !matches!(b[j], b']' | b'#') {
+                    match b[j] {
+                        b'.' => parts += 1,
+                        b'"' | b'\'' => j = skip_string(b, j) - 1,
+                        _ => {}
+                    }
+                    j += 1;
+                }
+                header = parts + usize::from(b.get(i + 1) == Some(&b'['));
+                if header > MAX_NESTING {
+                    return Some(i);
+                }
+                i = end;
+                continue;
+            }
+            b'\n' if flow == 0 => (in_key, key) = (true, 0),
+            b'.' if in_key => key += 1,
+            b'=' if in_key => {
+                in_key = false;
+                if header + key > MAX_NESTING {
+                    return Some(i);
+                }
+            }
+            b'[' | b'{' if !in_key => {
+                flow += 1;
+                if header + key + flow > MAX_NESTING {
+                    return Some(i);
+                }
+            }
+            b']' | b'}' => flow = usize::saturating_sub(flow, 1),
+            b' ' | b'\t' | b'\r' => {}
+            _ => key = key.max(usize::from(in_key)),
         }
+        i += 1;
     }
     None
 }
@@ -396,19 +273,11 @@ fn skip_string(bytes: &[u8], i: usize) -> usize {
         match bytes[j] {
             b'\\' if q == b'"' => j += 2,
             b'\n' if !triple => return j,
-            b if b == q => {
-                if !triple {
-                    return j + 1;
-                }
-                if bytes.get(j..j + 3) == Some(&[q, q, q][..]) {
-                    // Up to two more quotes may belong to the string.
-                    let mut end = j + 3;
-                    while end < bytes.len() && bytes[end] == q && end < j + 5 {
-                        end += 1;
-                    }
-                    return end;
-                }
-                j += 1;
+            b if b == q && !triple => return j + 1,
+            b if b == q && bytes.get(j..j + 3) == Some(&[q, q, q][..]) => {
+                // Up to two more quotes may belong to the string.
+                let extra = bytes[j + 3..].iter().take(2).take_while(|&&c| c == q);
+                return j + 3 + extra.count();
             }
             _ => j += 1,
         }

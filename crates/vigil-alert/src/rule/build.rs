@@ -385,25 +385,101 @@ impl RuleBuilder {
         }
     }
 
-    /// Reads any [`Expr`].
-    pub fn expr(mut self, expr: Expr) -> Self {
-        self.expr = Some(expr);
-        self
+    crate::notify::setters! {
+        /// Reads any [`Expr`].
+        expr(expr: Expr) => expr = Some(expr);
+
+        /// Adds a label matcher to every selector of the expression (both sides
+        /// of a ratio, and the [`also`](Self::also) expression), whenever the
+        /// expression is set.
+        matcher(matcher: Matcher) => push matchers(matcher);
+
+        /// Aggregates the matching series into one instance (per
+        /// [`by`](Self::by) group).
+        aggregate(aggregation: Aggregation) => rule.aggregate = aggregation;
+
+        /// Aggregates per group of these labels (PromQL's `by`).
+        by(labels: impl IntoIterator<Item = impl Into<String>>) => extend rule.by(labels.into_iter().map(Into::into));
+
+        /// `value OP limit` makes an instance at least `severity`.
+        threshold(severity: Severity, op: Comparison, limit: impl Into<Limit>) =>
+            push rule.thresholds(Threshold { severity, op, value: limit.into() });
+
+        /// Adds a prepared [`Threshold`].
+        threshold_with(threshold: Threshold) => push rule.thresholds(threshold);
+
+        /// A second condition every threshold needs: `expr OP limit` must hold
+        /// for the same series (or `by` group) too; see [`AlsoCondition`].
+        /// Replaces an earlier one. The builder's [`matcher`](Self::matcher)s
+        /// apply to `expr` as well.
+        ///
+        /// ```
+        /// use std::time::Duration;
+        /// use vigil_alert::rule::Expr;
+        /// use vigil_alert::{Aggregation, Comparison, Matcher, Rule, Selector, Severity};
+        ///
+        /// let ratio = |window| Expr::Ratio {
+        ///     numerator: Selector::new("calls_total").matcher(Matcher::equal("result", "error")),
+        ///     denominator: Selector::new("calls_total"),
+        ///     ignoring: vec![],
+        ///     window,
+        /// };
+        /// // Error ratio over 1h above 1.44 % and over 5m above 1.44 %.
+        /// let rule = Rule::builder("ErrorBudgetBurn")
+        ///     .expr(ratio(Duration::from_secs(3600)))
+        ///     .aggregate(Aggregation::Sum)
+        ///     .threshold(Severity::Critical, Comparison::Greater, 0.0144)
+        ///     .also(ratio(Duration::from_secs(300)), Comparison::Greater, 0.0144)
+        ///     .build()?;
+        /// assert_eq!(rule.also.unwrap().expr.window(), Some(Duration::from_secs(300)));
+        /// # Ok::<(), vigil_alert::Error>(())
+        /// ```
+        also(expr: Expr, op: Comparison, limit: f64) => rule.also = Some(AlsoCondition::new(expr, op, limit));
+
+        /// Sets a prepared [`AlsoCondition`].
+        also_with(condition: AlsoCondition) => rule.also = Some(condition);
+
+        /// Hysteresis: once alerting, recover only when `value OP limit`.
+        recover_when(op: Comparison, limit: f64) => rule.recover = Some(Recovery { op, value: limit });
+
+        /// Hysteresis for `>` thresholds: recover only below `limit`.
+        recover_below(limit: f64) => rule.recover = Some(Recovery { op: Comparison::Less, value: limit });
+
+        /// Hysteresis for `<` thresholds: recover only above `limit`.
+        recover_above(limit: f64) => rule.recover = Some(Recovery { op: Comparison::Greater, value: limit });
+
+        /// Prometheus' `for`: how long a threshold must hold before firing.
+        for_duration(duration: Duration) => rule.for_duration = duration;
+
+        /// Prometheus' `keep_firing_for`.
+        keep_firing_for(duration: Duration) => rule.keep_firing_for = duration;
+
+        /// What a missing series means (default [`NoDataPolicy::Ok`]).
+        no_data(policy: NoDataPolicy) => rule.no_data = policy;
+
+        /// Adds a label to every alert of the rule.
+        label(name: impl Into<String>, value: impl Into<String>) => extend rule.labels([(name.into(), value.into())]);
+
+        /// Adds an annotation (may use `{{ $value }}`, `{{ $value | humanize }}`,
+        /// `{{ $value | humanizePercentage }}`, `{{ $labels.name }}`).
+        annotation(name: impl Into<String>, value: impl Into<String>) => extend rule.annotations([(name.into(), value.into())]);
+
+        /// Sets the whole [`Escalation`].
+        escalation(escalation: Escalation) => rule.escalate = Some(escalation);
     }
 
     /// Reads a gauge's current value.
     pub fn gauge(self, metric: impl Into<String>) -> Self {
-        self.expr(Expr::Gauge {
-            metric: metric.into(),
-            matchers: Vec::new(),
-        })
+        let (metric, matchers) = (metric.into(), Vec::new());
+        self.expr(Expr::Gauge { metric, matchers })
     }
 
     /// Reads a counter's per-second rate over `window`.
     pub fn rate(self, metric: impl Into<String>, window: Duration) -> Self {
+        let (metric, matchers) = (metric.into(), Vec::new());
         self.expr(Expr::Rate {
-            metric: metric.into(),
-            matchers: Vec::new(),
+            metric,
+            matchers,
             window,
         })
     }
@@ -411,10 +487,11 @@ impl RuleBuilder {
     /// Reads `rate(numerator) / rate(denominator)` over `window`, pairing
     /// series by all their labels (see [`ignoring`](Self::ignoring)).
     pub fn ratio(self, numerator: Selector, denominator: Selector, window: Duration) -> Self {
+        let ignoring = Vec::new();
         self.expr(Expr::Ratio {
             numerator,
             denominator,
-            ignoring: Vec::new(),
+            ignoring,
             window,
         })
     }
@@ -430,21 +507,16 @@ impl RuleBuilder {
         error_value: impl Into<String>,
         window: Duration,
     ) -> Self {
-        let metric = metric.into();
-        let label = label.into();
-        let numerator =
-            Selector::new(metric.clone()).matcher(Matcher::equal(label.clone(), error_value));
+        let (metric, label) = (metric.into(), label.into());
+        let errors = Matcher::equal(label.clone(), error_value);
+        let numerator = Selector::new(metric.clone()).matcher(errors);
         self.ratio(numerator, Selector::new(metric), window)
             .ignoring([label])
     }
 
     /// Labels dropped before pairing ratio series (PromQL's `ignoring`).
     /// Only meaningful after [`ratio`](Self::ratio).
-    pub fn ignoring<I, S>(mut self, labels: I) -> Self
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
+    pub fn ignoring(mut self, labels: impl IntoIterator<Item = impl Into<String>>) -> Self {
         if let Some(Expr::Ratio { ignoring, .. }) = &mut self.expr {
             ignoring.extend(labels.into_iter().map(Into::into));
         }
@@ -458,9 +530,10 @@ impl RuleBuilder {
         stat: HistogramStat,
         window: Duration,
     ) -> Self {
+        let (metric, matchers) = (metric.into(), Vec::new());
         self.expr(Expr::Histogram {
-            metric: metric.into(),
-            matchers: Vec::new(),
+            metric,
+            matchers,
             stat,
             window,
         })
@@ -481,166 +554,30 @@ impl RuleBuilder {
         self.histogram(metric, HistogramStat::Max, window)
     }
 
-    /// Adds a label matcher to every selector of the expression (both sides
-    /// of a ratio, and the [`also`](Self::also) expression), whenever the
-    /// expression is set.
-    pub fn matcher(mut self, matcher: Matcher) -> Self {
-        self.matchers.push(matcher);
-        self
-    }
-
     /// One alert instance per series (the default).
-    pub fn per_series(mut self) -> Self {
-        self.rule.aggregate = Aggregation::PerSeries;
-        self
-    }
-
-    /// Aggregates the matching series into one instance (per
-    /// [`by`](Self::by) group).
-    pub fn aggregate(mut self, aggregation: Aggregation) -> Self {
-        self.rule.aggregate = aggregation;
-        self
-    }
-
-    /// Aggregates per group of these labels (PromQL's `by`).
-    pub fn by<I, S>(mut self, labels: I) -> Self
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        self.rule.by.extend(labels.into_iter().map(Into::into));
-        self
-    }
-
-    /// `value OP limit` makes an instance at least `severity`.
-    pub fn threshold(self, severity: Severity, op: Comparison, limit: impl Into<Limit>) -> Self {
-        self.threshold_with(Threshold {
-            severity,
-            op,
-            value: limit.into(),
-        })
-    }
-
-    /// Adds a prepared [`Threshold`].
-    pub fn threshold_with(mut self, threshold: Threshold) -> Self {
-        self.rule.thresholds.push(threshold);
-        self
-    }
-
-    /// A second condition every threshold needs: `expr OP limit` must hold
-    /// for the same series (or `by` group) too; see [`AlsoCondition`].
-    /// Replaces an earlier one. The builder's [`matcher`](Self::matcher)s
-    /// apply to `expr` as well.
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// use vigil_alert::rule::Expr;
-    /// use vigil_alert::{Aggregation, Comparison, Matcher, Rule, Selector, Severity};
-    ///
-    /// let ratio = |window| Expr::Ratio {
-    ///     numerator: Selector::new("calls_total").matcher(Matcher::equal("result", "error")),
-    ///     denominator: Selector::new("calls_total"),
-    ///     ignoring: vec![],
-    ///     window,
-    /// };
-    /// // Error ratio over 1h above 1.44 % and over 5m above 1.44 %.
-    /// let rule = Rule::builder("ErrorBudgetBurn")
-    ///     .expr(ratio(Duration::from_secs(3600)))
-    ///     .aggregate(Aggregation::Sum)
-    ///     .threshold(Severity::Critical, Comparison::Greater, 0.0144)
-    ///     .also(ratio(Duration::from_secs(300)), Comparison::Greater, 0.0144)
-    ///     .build()?;
-    /// assert_eq!(rule.also.unwrap().expr.window(), Some(Duration::from_secs(300)));
-    /// # Ok::<(), vigil_alert::Error>(())
-    /// ```
-    pub fn also(self, expr: Expr, op: Comparison, limit: f64) -> Self {
-        self.also_with(AlsoCondition::new(expr, op, limit))
-    }
-
-    /// Sets a prepared [`AlsoCondition`].
-    pub fn also_with(mut self, condition: AlsoCondition) -> Self {
-        self.rule.also = Some(condition);
-        self
-    }
-
-    /// Hysteresis: once alerting, recover only when `value OP limit`.
-    pub fn recover_when(mut self, op: Comparison, limit: f64) -> Self {
-        self.rule.recover = Some(Recovery { op, value: limit });
-        self
-    }
-
-    /// Hysteresis for `>` thresholds: recover only below `limit`.
-    pub fn recover_below(self, limit: f64) -> Self {
-        self.recover_when(Comparison::Less, limit)
-    }
-
-    /// Hysteresis for `<` thresholds: recover only above `limit`.
-    pub fn recover_above(self, limit: f64) -> Self {
-        self.recover_when(Comparison::Greater, limit)
-    }
-
-    /// Prometheus' `for`: how long a threshold must hold before firing.
-    pub fn for_duration(mut self, duration: Duration) -> Self {
-        self.rule.for_duration = duration;
-        self
-    }
-
-    /// Prometheus' `keep_firing_for`.
-    pub fn keep_firing_for(mut self, duration: Duration) -> Self {
-        self.rule.keep_firing_for = duration;
-        self
-    }
-
-    /// What a missing series means (default [`NoDataPolicy::Ok`]).
-    pub fn no_data(mut self, policy: NoDataPolicy) -> Self {
-        self.rule.no_data = policy;
-        self
-    }
-
-    /// Adds a label to every alert of the rule.
-    pub fn label(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        self.rule.labels.insert(name.into(), value.into());
-        self
-    }
-
-    /// Adds an annotation (may use `{{ $value }}`, `{{ $value | humanize }}`,
-    /// `{{ $value | humanizePercentage }}`, `{{ $labels.name }}`).
-    pub fn annotation(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        self.rule.annotations.insert(name.into(), value.into());
-        self
+    pub fn per_series(self) -> Self {
+        self.aggregate(Aggregation::PerSeries)
     }
 
     /// Escalates (raises the severity one step and notifies again) once an
     /// instance has fired unresolved for `after`.
     pub fn escalate_after(mut self, after: Duration) -> Self {
-        match &mut self.rule.escalate {
-            Some(e) => e.after = after,
-            None => self.rule.escalate = Some(Escalation::after(after)),
-        }
+        self.escalation_mut().after = after;
         self
     }
 
     /// Also sends escalated alerts to `receiver`. Call after
     /// [`escalate_after`](Self::escalate_after).
     pub fn escalate_to(mut self, receiver: impl Into<String>) -> Self {
-        let receiver = Some(receiver.into());
-        match &mut self.rule.escalate {
-            Some(e) => e.receiver = receiver,
-            None => {
-                self.rule.escalate = Some(Escalation {
-                    after: Duration::ZERO, // reported by validate()
-                    raise_severity: true,
-                    receiver,
-                });
-            }
-        }
+        self.escalation_mut().receiver = Some(receiver.into());
         self
     }
 
-    /// Sets the whole [`Escalation`].
-    pub fn escalation(mut self, escalation: Escalation) -> Self {
-        self.rule.escalate = Some(escalation);
-        self
+    /// The escalation so far; without one, one whose zero `after`
+    /// `validate` reports unless set.
+    fn escalation_mut(&mut self) -> &mut Escalation {
+        let zero = || Escalation::after(Duration::ZERO);
+        self.rule.escalate.get_or_insert_with(zero)
     }
 
     /// Writes `severity` as `label` in the `severity` label of this rule's
