@@ -93,6 +93,33 @@ impl Alert {
     pub fn fingerprint(&self) -> String {
         format!("{:016x}", fingerprint(&self.labels))
     }
+
+    /// A firing alert of `rule` for the instance with `labels` (without
+    /// `severity`), its annotations expanded.
+    pub(crate) fn firing(
+        rule: &Rule,
+        labels: &Labels,
+        severity: Severity,
+        value: Option<f64>,
+        starts_at: SystemTime,
+    ) -> Alert {
+        let mut labels = labels.clone();
+        labels.insert("severity".into(), rule.severity_label(severity).to_owned());
+        let expand = |(k, v): (&String, &String)| (k.clone(), expand_template(v, value, &labels));
+        Alert {
+            rule: rule.name.clone(),
+            annotations: rule.annotations.iter().map(expand).collect(),
+            labels,
+            status: AlertStatus::Firing,
+            severity,
+            value,
+            starts_at,
+            ends_at: None,
+            silenced: false,
+            inhibited: false,
+            escalated: false,
+        }
+    }
 }
 
 /// What one receiver should be told about one group: the payload of a
@@ -140,27 +167,14 @@ pub(crate) fn fingerprint(labels: &Labels) -> u64 {
 }
 
 /// An active alert as the engine holds it: its rule (by index), the
-/// fingerprint of its labels without `severity`, and the alert, whose
-/// annotations are expanded when it is reported.
+/// fingerprint of its labels without `severity`, and the alert.
+/// Rule and fingerprint are read by local routing only.
 #[derive(Clone, Debug)]
+#[cfg_attr(not(feature = "routing"), allow(dead_code))]
 pub(crate) struct Active {
     pub rule: usize,
-    /// What inhibition compares (with the `routing` feature).
-    #[cfg_attr(not(feature = "routing"), allow(dead_code))]
     pub base: u64,
     pub alert: Alert,
-}
-
-impl Active {
-    /// The alert as reported, its rule's annotations expanded.
-    pub(crate) fn report(&self, rules: &[Rule]) -> Alert {
-        let mut alert = self.alert.clone();
-        let (value, labels) = (alert.value, &alert.labels);
-        let annotations = &rules[self.rule].annotations;
-        let expand = |(k, v): (&String, &String)| (k.clone(), expand_template(v, value, labels));
-        alert.annotations = annotations.iter().map(expand).collect();
-        alert
-    }
 }
 
 /// Firing alerts first, then resolved ones, each sorted by labels.

@@ -13,7 +13,7 @@ use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, SystemTime};
 
 use crate::time::elapsed;
-use crate::{Aggregation, Expr, Labels, Selector, Source};
+use crate::{Aggregation, Expr, Labels, Source};
 
 /// One series' (or group's) reading in one evaluation.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -81,61 +81,47 @@ pub(crate) struct ExprReader<'a> {
 }
 
 impl ExprReader<'_> {
-    /// Replaces `out` with the readings of `expr`, per series or
-    /// aggregated, sampling counters into `counters`.
-    pub(crate) fn read(
-        &self,
-        expr: &Expr,
-        counters: &mut Counters,
-        out: &mut Vec<(Labels, Reading)>,
-    ) {
-        out.clear();
-        let finite =
-            |(labels, v): (Labels, f64)| (!v.is_nan()).then_some((labels, Reading::Value(v)));
+    /// The readings of `expr`, per series or aggregated, sampling counters
+    /// into `counters`.
+    pub(crate) fn read(&self, expr: &Expr, counters: &mut Counters) -> Vec<(Labels, Reading)> {
+        let finite = |series: Vec<(Labels, f64)>| -> Vec<_> {
+            let value =
+                |(labels, v): (Labels, f64)| (!v.is_nan()).then_some((labels, Reading::Value(v)));
+            series.into_iter().filter_map(value).collect()
+        };
         let source = self.source;
-        match expr {
-            Expr::Gauge { metric, matchers } => {
-                out.extend(
-                    source
-                        .gauges(metric, matchers)
-                        .into_iter()
-                        .filter_map(finite),
-                );
-            }
+        let readings = match expr {
+            Expr::Gauge { metric, matchers } => finite(source.gauges(metric, matchers)),
             Expr::Histogram {
                 metric,
                 matchers,
                 stat,
                 window,
-            } => {
-                let series = source.histograms(metric, matchers, *window, *stat);
-                out.extend(series.into_iter().filter_map(finite));
-            }
+            } => finite(source.histograms(metric, matchers, *window, *stat)),
             Expr::Rate {
                 metric,
                 matchers,
                 window,
-            } => {
-                out.extend(self.rates(&mut counters[0], metric, matchers, *window));
-            }
+            } => self.rates(&mut counters[0], metric, matchers, *window),
             Expr::Ratio {
-                numerator: Selector { metric, matchers },
+                numerator: num,
                 denominator: den,
                 ignoring,
                 window,
             } => {
                 let [num_series, den_series] = counters;
-                let num = self.rates(num_series, metric, matchers, *window);
+                let num = self.rates(num_series, &num.metric, &num.matchers, *window);
                 let den = self.rates(den_series, &den.metric, &den.matchers, *window);
                 if self.aggregate == Aggregation::Sum {
                     // A new error series has no rate yet; the others still count.
-                    return ratio(&num, &den, |l| project(l, self.by), false, out);
+                    return ratio(&num, &den, |l| project(l, self.by), false);
                 }
-                ratio(&num, &den, |l| without(l, ignoring), true, out);
+                ratio(&num, &den, |l| without(l, ignoring), true)
             }
-        }
-        if self.aggregate != Aggregation::PerSeries {
-            aggregate(out, self.aggregate, self.by);
+        };
+        match self.aggregate {
+            Aggregation::PerSeries => readings,
+            op => aggregate(readings, op, self.by),
         }
     }
 
@@ -148,9 +134,8 @@ impl ExprReader<'_> {
         matchers: &[crate::Matcher],
         window: Duration,
     ) -> Vec<(Labels, Reading)> {
-        let counters = self.source.counters_with_age(metric, matchers);
+        let counters = self.source.counters_with_age(metric, matchers).into_iter();
         let rates = counters
-            .into_iter()
             .filter(|(_, total, _)| !total.is_nan())
             .map(|(labels, total, age)| {
                 let reading = counter_rate(series, &labels, self.now, (total, age), window);
@@ -179,12 +164,10 @@ fn counter_rate(
     let mut s = CounterSeries::default();
     // A series created at 0 within the window: that is its first sample, so
     // what it counted before this read is in the rate.
-    if let Some(born) = age
+    let born = age
         .filter(|age| *age <= window)
-        .and_then(|age| now.checked_sub(age))
-    {
-        s.samples.push_back((born, 0.0));
-    }
+        .and_then(|age| now.checked_sub(age));
+    s.samples.extend(born.map(|born| (born, 0.0)));
     let reading = s.update(now, total, window);
     series.insert(labels.clone(), s);
     reading
@@ -193,25 +176,15 @@ fn counter_rate(
 /// A series' labels without `ignoring`.
 fn without(labels: &Labels, ignoring: &[String]) -> Labels {
     let mut key = labels.clone();
-    for name in ignoring {
-        key.remove(name);
-    }
+    key.retain(|name, _| !ignoring.contains(name));
     key
 }
 
 /// The `by` labels of a series (empty for no `by`).
 fn project(labels: &Labels, by: &[String]) -> Labels {
-    by.iter()
-        .filter_map(|name| labels.get(name).map(|v| (name.clone(), v.clone())))
-        .collect()
-}
-
-/// Summed rates of one ratio key.
-#[derive(Clone, Copy, Default)]
-struct RatePair {
-    num: f64,
-    den: f64,
-    warming: bool,
+    let mut key = labels.clone();
+    key.retain(|name, _| by.contains(name));
+    key
 }
 
 /// Per key: sum(num) / sum(den). A key without a denominator series has
@@ -223,58 +196,56 @@ fn ratio(
     den: &[(Labels, Reading)],
     key: impl Fn(&Labels) -> Labels,
     num_warming: bool,
-    out: &mut Vec<(Labels, Reading)>,
-) {
-    let mut pairs: HashMap<Labels, RatePair> = HashMap::new();
+) -> Vec<(Labels, Reading)> {
+    // Per key: summed numerator, summed denominator, warming up.
+    let mut pairs: HashMap<Labels, (f64, f64, bool)> = HashMap::new();
     for (labels, reading) in den {
         let p = pairs.entry(key(labels)).or_default();
         match reading {
-            Reading::Value(v) => p.den += v,
-            Reading::Warming => p.warming = true,
+            Reading::Value(v) => p.1 += v,
+            Reading::Warming => p.2 = true,
         }
     }
     for (labels, reading) in num {
         if let Some(p) = pairs.get_mut(&key(labels)) {
             match reading {
-                Reading::Value(v) => p.num += v,
-                Reading::Warming => p.warming |= num_warming,
+                Reading::Value(v) => p.0 += v,
+                Reading::Warming => p.2 |= num_warming,
             }
         }
     }
-    for (key, p) in pairs {
-        if p.warming {
-            out.push((key, Reading::Warming));
-        } else if p.den > 0.0 {
-            out.push((key, Reading::Value(p.num / p.den)));
-        }
-    }
+    let reading = |(key, (num, den, warming)): (Labels, (f64, f64, bool))| match warming {
+        true => Some((key, Reading::Warming)),
+        false => (den > 0.0).then(|| (key, Reading::Value(num / den))),
+    };
+    pairs.into_iter().filter_map(reading).collect()
 }
 
-/// Replaces per-series readings with one reading per `by` group (one group
-/// without `by`). A group whose series are all warming up is warming up.
-fn aggregate(readings: &mut Vec<(Labels, Reading)>, op: Aggregation, by: &[String]) {
-    if readings.is_empty() {
-        return;
-    }
+/// One reading per `by` group (one group without `by`) of per-series
+/// readings. A group whose series are all warming up is warming up.
+fn aggregate(
+    readings: Vec<(Labels, Reading)>,
+    op: Aggregation,
+    by: &[String],
+) -> Vec<(Labels, Reading)> {
     let mut groups: HashMap<Labels, Vec<f64>> = HashMap::new();
-    for (labels, r) in readings.drain(..) {
+    for (labels, r) in readings {
         let values = groups.entry(project(&labels, by)).or_default();
         if let Reading::Value(v) = r {
             values.push(v);
         }
     }
-    readings.extend(groups.into_iter().map(|(key, values)| {
-        let n = values.len() as f64;
-        let (min, max) = (f64::INFINITY, f64::NEG_INFINITY);
-        let reading = match op {
-            _ if values.is_empty() => Reading::Warming,
-            Aggregation::Sum | Aggregation::PerSeries => Reading::Value(values.iter().sum()),
-            Aggregation::Max => Reading::Value(values.into_iter().fold(max, f64::max)),
-            Aggregation::Min => Reading::Value(values.into_iter().fold(min, f64::min)),
-            Aggregation::Avg => Reading::Value(values.iter().sum::<f64>() / n),
-        };
-        (key, reading)
-    }));
+    let reading = |values: Vec<f64>| match op {
+        _ if values.is_empty() => Reading::Warming,
+        Aggregation::Sum | Aggregation::PerSeries => Reading::Value(values.iter().sum()),
+        Aggregation::Max => Reading::Value(values.into_iter().fold(f64::NEG_INFINITY, f64::max)),
+        Aggregation::Min => Reading::Value(values.into_iter().fold(f64::INFINITY, f64::min)),
+        Aggregation::Avg => Reading::Value(values.iter().sum::<f64>() / values.len() as f64),
+    };
+    groups
+        .into_iter()
+        .map(|(key, values)| (key, reading(values)))
+        .collect()
 }
 
 #[cfg(test)]
@@ -348,12 +319,10 @@ mod tests {
             (Aggregation::Min, 1.0),
             (Aggregation::Avg, 2.0),
         ] {
-            let mut r = mk();
-            aggregate(&mut r, op, &[]);
+            let r = aggregate(mk(), op, &[]);
             assert_eq!(r, vec![(Labels::new(), Reading::Value(want))], "{op:?}");
         }
-        let mut r = mk();
-        aggregate(&mut r, Aggregation::Sum, &["g".to_owned()]);
+        let mut r = aggregate(mk(), Aggregation::Sum, &["g".to_owned()]);
         r.sort_by(|a, b| a.0.cmp(&b.0));
         assert_eq!(
             r,

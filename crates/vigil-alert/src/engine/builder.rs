@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use super::Engine;
-use super::step::{FiringSeries, RuleState};
+use super::step::RuleState;
 use crate::history::DEFAULT_HISTORY_CAPACITY;
 #[cfg(feature = "routing")]
 use crate::routing::{DEFAULT_SILENCE_RETENTION, Local};
@@ -13,36 +13,19 @@ use crate::{Error, History, Result, Rule, Severity, SeverityLabels};
 use crate::{InhibitRule, Routing};
 
 /// Builds an [`Engine`]; see [`Engine::builder`].
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 #[must_use = "call .build() to get the engine"]
 pub struct EngineBuilder {
     rules: Vec<Rule>,
-    history_capacity: usize,
+    history_capacity: Option<usize>,
     severity_labels: SeverityLabels,
     evaluation_interval: Option<Duration>,
     #[cfg(feature = "routing")]
-    routing: Routing,
+    routing: Option<Routing>,
     #[cfg(feature = "routing")]
     inhibit_rules: Vec<InhibitRule>,
     #[cfg(feature = "routing")]
-    silence_retention: Duration,
-}
-
-impl Default for EngineBuilder {
-    fn default() -> Self {
-        EngineBuilder {
-            rules: Vec::new(),
-            history_capacity: DEFAULT_HISTORY_CAPACITY,
-            severity_labels: SeverityLabels::new(),
-            evaluation_interval: None,
-            #[cfg(feature = "routing")]
-            routing: Routing::default(),
-            #[cfg(feature = "routing")]
-            inhibit_rules: Vec::new(),
-            #[cfg(feature = "routing")]
-            silence_retention: DEFAULT_SILENCE_RETENTION,
-        }
-    }
+    silence_retention: Option<Duration>,
 }
 
 impl EngineBuilder {
@@ -60,7 +43,7 @@ impl EngineBuilder {
 
     crate::notify::setters! {
         /// How many transitions the history keeps (default 1024).
-        history_capacity(capacity: usize) => history_capacity = capacity;
+        history_capacity(capacity: usize) => history_capacity = Some(capacity);
 
         /// How often the engine will be evaluated (unset by default: the
         /// engine never reads a clock). When set, [`build`](Self::build)
@@ -153,21 +136,20 @@ impl EngineBuilder {
         for rule in &self.rules {
             rule.validate()?;
         }
-        let (firing, slots) = FiringSeries::for_rules(&self.rules);
+        #[cfg(feature = "routing")]
+        let retention = self.silence_retention.unwrap_or(DEFAULT_SILENCE_RETENTION);
         let engine = Engine {
             #[cfg(feature = "routing")]
-            local: Local::new(&self.routing, self.inhibit_rules, self.silence_retention)?,
-            states: self
-                .rules
-                .iter()
-                .zip(slots)
-                .map(|(r, s)| RuleState::new(r, s))
-                .collect(),
+            local: Local::new(
+                &self.routing.unwrap_or_default(),
+                self.inhibit_rules,
+                retention,
+            )?,
+            states: self.rules.iter().map(RuleState::new).collect(),
             rules: self.rules,
-            firing,
-            history: History::new(self.history_capacity),
+            firing: Default::default(),
+            history: History::new(self.history_capacity.unwrap_or(DEFAULT_HISTORY_CAPACITY)),
             tick: 0,
-            scratch: Default::default(),
         };
         if let Some(interval) = self.evaluation_interval {
             engine.check_evaluation_interval(interval)?;
@@ -181,13 +163,13 @@ impl EngineBuilder {
 impl EngineBuilder {
     crate::notify::setters! {
         /// Sets the routing tree (default: [`Routing::default`]).
-        routing(routing: Routing) => routing = routing;
+        routing(routing: Routing) => routing = Some(routing);
 
         /// Adds an Alertmanager-style inhibit rule.
         inhibit_rule(rule: InhibitRule) => push inhibit_rules(rule);
 
         /// How long expired silences stay listed before they are dropped
         /// (default 5 days, at most [`MAX_DURATION`](crate::MAX_DURATION)).
-        silence_retention(retention: Duration) => silence_retention = retention;
+        silence_retention(retention: Duration) => silence_retention = Some(retention);
     }
 }

@@ -32,6 +32,7 @@
 mod builder;
 mod step;
 
+use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
@@ -39,14 +40,12 @@ use serde::{Deserialize, Serialize};
 use crate::alert::{Active, sort_alerts};
 #[cfg(feature = "routing")]
 use crate::routing::Local;
-use crate::{
-    Alert, AlertStatus, Error, History, Labels, Result, Rule, Severity, Source, State, Transition,
-};
+use crate::{Alert, Error, History, Labels, Result, Rule, Severity, Source, State, Transition};
 #[cfg(feature = "routing")]
 use crate::{Notification, Silence, SilenceId};
 
 pub use builder::EngineBuilder;
-use step::{FiringSeries, RuleState, Scratch, effective_severity};
+use step::{RuleState, alerting_severity, effective_severity};
 
 /// Name of the gauge of alerting instances per rule name and severity
 /// label (see the [module docs](self)).
@@ -78,13 +77,12 @@ pub const ALERTS_FIRING: &str = "alerts_firing";
 pub struct Engine {
     rules: Vec<Rule>,
     states: Vec<RuleState>,
-    /// The `alerts_firing` series (one per rule name and severity label).
-    firing: Vec<FiringSeries>,
+    /// The `alerts_firing` series (rule name, severity label) as last set.
+    firing: HashMap<(String, String), u32>,
     #[cfg(feature = "routing")]
     local: Local,
     history: History,
     tick: u64,
-    scratch: Scratch,
 }
 
 /// A snapshot of one alert instance, for status pages and APIs.
@@ -177,9 +175,9 @@ impl Engine {
         for index in 0..self.rules.len() {
             self.step_rule(index, now, source, &mut transitions);
         }
-        FiringSeries::export(&mut self.firing);
+        self.export_firing();
         #[cfg(feature = "routing")]
-        self.local.groups.update(now, &self.rules, self.active(now));
+        self.local.update(now, &self.rules, self.active(now));
         for t in &transitions {
             tracing::debug!(
                 rule = %t.rule,
@@ -210,42 +208,27 @@ impl Engine {
         let active = self.active(now);
         #[cfg(feature = "routing")]
         let active = self.local.flag(now, active);
-        let mut out: Vec<Alert> = active.iter().map(|a| a.report(&self.rules)).collect();
+        let mut out: Vec<Alert> = active.into_iter().map(|a| a.alert).collect();
         sort_alerts(&mut out);
         out
     }
 
-    /// The active alerts, annotations not expanded, in no order.
+    /// The active alerts, in no order.
     fn active(&self, now: SystemTime) -> Vec<Active> {
         let mut out = Vec::new();
         for (index, (rule, state)) in self.rules.iter().zip(&self.states).enumerate() {
             for inst in state.instances.values() {
                 let m = &inst.machine;
-                let Some(severity) = effective_severity(rule, m).filter(|_| m.state.is_alerting())
-                else {
-                    continue;
-                };
-                let mut labels = inst.labels.clone();
-                labels.insert("severity".into(), rule.severity_label(severity).to_owned());
-                let alert = Alert {
-                    rule: rule.name.clone(),
-                    labels,
-                    annotations: Labels::new(),
-                    status: AlertStatus::Firing,
-                    severity,
-                    value: m.value,
-                    starts_at: m.active_since.unwrap_or(now),
-                    ends_at: None,
-                    silenced: false,
-                    inhibited: false,
-                    escalated: m.escalated,
-                };
-                let base = inst.base;
-                out.push(Active {
-                    rule: index,
-                    base,
-                    alert,
-                });
+                if let Some(severity) = alerting_severity(rule, m) {
+                    let starts_at = m.active_since.unwrap_or(now);
+                    let alert = Alert::firing(rule, &inst.labels, severity, m.value, starts_at);
+                    let (base, escalated) = (inst.base, m.escalated);
+                    out.push(Active {
+                        rule: index,
+                        base,
+                        alert: Alert { escalated, ..alert },
+                    });
+                }
             }
         }
         out
@@ -318,7 +301,7 @@ impl Engine {
             .iter()
             .filter_map(|rule| rule.escalate.as_ref()?.receiver.as_deref());
         let mut out: Vec<&str> = Vec::new();
-        for receiver in self.local.groups.receivers().chain(escalations) {
+        for receiver in self.local.receivers().chain(escalations) {
             if !out.contains(&receiver) {
                 out.push(receiver);
             }
@@ -332,14 +315,13 @@ impl Engine {
     /// the caller delivers them (with retries); calling again at the same
     /// `now` returns nothing new. Pure: no clock, no I/O.
     pub fn due_notifications(&mut self, now: SystemTime) -> Vec<Notification> {
-        let local = &mut self.local;
-        local.groups.flush(now, &self.rules, &local.silences)
+        self.local.flush(now)
     }
 
     /// When the next group timer expires, if any group exists: a host can
     /// sleep until then (or until its next evaluation).
     pub fn next_notification_at(&self) -> Option<SystemTime> {
-        self.local.groups.next_due()
+        self.local.next_due()
     }
 
     /// Adds a silence and returns its id.

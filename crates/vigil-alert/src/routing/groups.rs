@@ -1,28 +1,25 @@
-//! The alert groups of local routing: each active alert routed by its
-//! labels into a group per route and `group_by` values, and each group's
-//! timers and notifications (see the [routing module](super) docs).
+//! The engine's local routing: each active alert routed by its labels into
+//! a group per route and `group_by` values, each group's timers and
+//! notifications, inhibition and the silences (see the [routing
+//! module](super) docs).
 
-use std::collections::hash_map::DefaultHasher;
 use std::collections::{HashMap, HashSet};
-use std::hash::{Hash, Hasher};
 use std::time::{Duration, SystemTime};
 
-use super::inhibit::Inhibition;
 use super::{InhibitRule, RouteSettings, Silences};
 use crate::alert::{Active, sort_alerts};
 use crate::labels::DisplayLabels;
-use crate::{Alert, AlertStatus, Labels, Notification, Rule};
+use crate::{Alert, AlertStatus, Labels, Matcher, Notification, Result, Routing, Rule, Severity};
 
-fn combine(parts: impl Hash) -> u64 {
-    let mut h = DefaultHasher::new();
-    parts.hash(&mut h);
-    h.finish()
-}
+/// An alert's identity: rule, instance and severity.
+type AlertId = (usize, u64, Severity);
+
+/// A group's identity: route (by index), escalation receiver and group labels.
+type GroupId = (usize, Option<String>, Labels);
 
 impl Active {
-    /// Its identity: rule, instance and severity.
-    fn id(&self) -> u64 {
-        combine((self.rule, self.base, self.alert.severity))
+    fn id(&self) -> AlertId {
+        (self.rule, self.base, self.alert.severity)
     }
 
     /// The value of one of its labels (`severity` included).
@@ -30,45 +27,44 @@ impl Active {
         self.alert.labels.get(name).map(String::as_str)
     }
 
-    /// Whether it is still firing.
     fn is_firing(&self) -> bool {
         self.alert.status == AlertStatus::Firing
     }
 }
 
-/// One group: the alerts of one route (or escalation receiver) with the
-/// same `group_by` values, and its timers.
+/// One group: its alerts, each with whether the last notification carried
+/// it firing (`Some(escalated)`), and its timers.
 #[derive(Debug)]
 struct Group {
-    receiver: String,
-    key: String,
-    labels: Labels,
-    group_interval: Duration,
-    repeat_interval: Duration,
-    /// By alert id (rule, instance and severity).
-    entries: HashMap<u64, Active>,
+    entries: HashMap<AlertId, (Active, Option<bool>)>,
     next_flush: SystemTime,
     last_sent: Option<SystemTime>,
-    /// (alert id, escalated) of the firing alerts last notified.
-    notified: HashSet<(u64, bool)>,
 }
 
-/// The alert store: groups of alerts per route and `group_by` values, with
-/// their timers. Owned by the engine.
+/// Local routing: the routes with inheritance resolved, the inhibit rules,
+/// the alert groups and the silences. Owned by the engine.
 #[derive(Debug)]
-pub(crate) struct Groups {
+pub(crate) struct Local {
     routes: Vec<RouteSettings>,
-    pub(crate) inhibit_rules: Vec<InhibitRule>,
-    groups: HashMap<u64, Group>,
+    inhibit_rules: Vec<InhibitRule>,
+    groups: HashMap<GroupId, Group>,
+    pub(crate) silences: Silences,
 }
 
-impl Groups {
-    pub(crate) fn new(routes: Vec<RouteSettings>, inhibit_rules: Vec<InhibitRule>) -> Self {
-        Groups {
-            routes,
+impl Local {
+    /// Checks `routing` and sets up empty groups and silences.
+    pub(crate) fn new(
+        routing: &Routing,
+        inhibit_rules: Vec<InhibitRule>,
+        silence_retention: Duration,
+    ) -> Result<Local> {
+        routing.validate()?;
+        Ok(Local {
+            routes: RouteSettings::resolve(routing),
             inhibit_rules,
             groups: HashMap::new(),
-        }
+            silences: Silences::new(silence_retention)?,
+        })
     }
 
     /// The receivers of the routing tree: every route's, then the default.
@@ -76,70 +72,84 @@ impl Groups {
         self.routes.iter().map(|route| route.receiver.as_str())
     }
 
+    /// Whether a silence or inhibition by the `firing` alerts mutes `alert`.
+    fn mutes(&self, now: SystemTime, firing: &[&Active], alert: &Active) -> bool {
+        self.silences.mute(now, |n| alert.label(n)) || inhibited(&self.inhibit_rules, firing, alert)
+    }
+
+    /// Sets the `silenced` and `inhibited` flags of the active alerts.
+    pub(crate) fn flag(&self, now: SystemTime, mut active: Vec<Active>) -> Vec<Active> {
+        let firing: Vec<&Active> = active.iter().collect();
+        let flags: Vec<(bool, bool)> = (firing.iter())
+            .map(|a| {
+                (
+                    self.silences.mute(now, |n| a.label(n)),
+                    inhibited(&self.inhibit_rules, &firing, a),
+                )
+            })
+            .collect();
+        for (a, (silenced, inhibited)) in active.iter_mut().zip(flags) {
+            (a.alert.silenced, a.alert.inhibited) = (silenced, inhibited);
+        }
+        active
+    }
+
     /// Takes the engine's active alerts at `now`: each one fires in the
     /// group its labels route it to (and, once escalated, in its rule's
     /// escalation receiver's group too); alerts held and no longer active
     /// resolve at `now`.
     pub(crate) fn update(&mut self, now: SystemTime, rules: &[Rule], active: Vec<Active>) {
-        let mut seen = HashSet::new();
-        for alert in active {
-            let id = alert.id();
-            let escalation = rules[alert.rule].escalate.as_ref();
-            let escalated_to = escalation
-                .and_then(|e| e.receiver.as_deref())
-                .filter(|_| alert.alert.escalated);
-            for to in [Some(None), escalated_to.map(Some)].into_iter().flatten() {
-                let group = self.group(now, &alert.alert, to);
-                seen.insert((group, id));
-                let entries = &mut self.groups.get_mut(&group).expect("just made").entries;
-                entries.insert(id, alert.clone());
+        for (held, _) in self
+            .groups
+            .values_mut()
+            .flat_map(|g| g.entries.values_mut())
+        {
+            if held.is_firing() {
+                (held.alert.status, held.alert.ends_at) = (AlertStatus::Resolved, Some(now));
             }
         }
-        for (group, g) in &mut self.groups {
-            for (id, entry) in &mut g.entries {
-                if entry.is_firing() && !seen.contains(&(*group, *id)) {
-                    entry.alert.status = AlertStatus::Resolved;
-                    entry.alert.ends_at = Some(now);
-                }
+        for alert in active {
+            let escalation = rules[alert.rule].escalate.as_ref();
+            let escalated_to = escalation.and_then(|e| e.receiver.clone());
+            let escalated_to = escalated_to.filter(|_| alert.alert.escalated);
+            for to in [None].into_iter().chain(escalated_to.map(Some)) {
+                let entries = &mut self.group(now, &alert.alert, to).entries;
+                entries
+                    .entry(alert.id())
+                    .or_insert_with(|| (alert.clone(), None))
+                    .0 = alert.clone();
             }
         }
     }
 
-    /// The id of the group `alert` goes to (the escalation receiver's
-    /// group with `escalated_to`), made if new.
-    fn group(&mut self, now: SystemTime, alert: &Alert, escalated_to: Option<&str>) -> u64 {
+    /// The group `alert` goes to (the escalation receiver's group with
+    /// `escalated_to`), made if new.
+    fn group(
+        &mut self,
+        now: SystemTime,
+        alert: &Alert,
+        escalated_to: Option<String>,
+    ) -> &mut Group {
         let lookup = |name: &str| alert.labels.get(name).map(String::as_str);
-        let route_index = self
-            .routes
-            .iter()
-            .position(|r| r.matchers.iter().all(|m| m.matches_with(lookup)))
-            .unwrap_or(self.routes.len() - 1);
-        let route = &self.routes[route_index];
-        let group_labels: Labels = if route.group_by.iter().any(|l| l == "...") {
+        let mut routes = self.routes.iter();
+        let index = routes.position(|r| r.matchers.iter().all(|m| m.matches_with(lookup)));
+        let index = index.expect("the default route matches every alert");
+        let route = &self.routes[index];
+        let labels: Labels = if route.group_by.iter().any(|l| l == "...") {
             alert.labels.clone()
         } else {
             let value = |name: &String| Some((name.clone(), lookup(name)?.to_owned()));
             route.group_by.iter().filter_map(value).collect()
         };
-        let group_id = combine((route_index, escalated_to, &group_labels));
-        self.groups.entry(group_id).or_insert_with(|| {
-            let route_key = match escalated_to {
-                Some(r) => format!("{}/{{escalated_to={r:?}}}", route.key),
-                None => route.key.clone(),
-            };
-            Group {
-                receiver: escalated_to.unwrap_or(&route.receiver).to_owned(),
-                key: format!("{route_key}:{}", DisplayLabels(&group_labels)),
-                labels: group_labels,
-                group_interval: route.group_interval,
-                repeat_interval: route.repeat_interval,
-                entries: HashMap::new(),
-                next_flush: now + route.group_wait,
-                last_sent: None,
-                notified: HashSet::new(),
-            }
-        });
-        group_id
+        let next_flush = now + route.group_wait;
+        let group = || Group {
+            entries: HashMap::new(),
+            next_flush,
+            last_sent: None,
+        };
+        self.groups
+            .entry((index, escalated_to, labels))
+            .or_insert_with(group)
     }
 
     /// The earliest time a group is due, if any group exists.
@@ -147,31 +157,29 @@ impl Groups {
         self.groups.values().map(|g| g.next_flush).min()
     }
 
-    /// The notifications due at `now`; updates the groups' timers and
-    /// notified sets, and drops resolved alerts and empty groups.
-    pub(crate) fn flush(
-        &mut self,
-        now: SystemTime,
-        rules: &[Rule],
-        silences: &Silences,
-    ) -> Vec<Notification> {
+    /// The notifications due at `now`; updates the groups' timers, and
+    /// drops resolved alerts and empty groups.
+    pub(crate) fn flush(&mut self, now: SystemTime) -> Vec<Notification> {
         if !self.groups.values().any(|g| g.next_flush <= now) {
             return Vec::new();
         }
-        let muted: HashSet<u64> = {
-            let entries = || self.groups.values().flat_map(|g| g.entries.iter());
-            let firing = entries().map(|(_, e)| e).filter(|e| e.is_firing());
-            let inhibition = Inhibition::new(&self.inhibit_rules, firing);
-            let muted = |e: &Active| silences.mute(now, |n| e.label(n)) || inhibition.mutes(e);
-            entries()
-                .filter(|(_, e)| muted(e))
-                .map(|(id, _)| *id)
-                .collect()
+        let held = || {
+            self.groups
+                .values()
+                .flat_map(|g| g.entries.values().map(|e| &e.0))
         };
-        let mut out = Vec::new();
-        self.groups.retain(|_, group| {
+        let firing: Vec<&Active> = held().filter(|a| a.is_firing()).collect();
+        let muted: HashSet<AlertId> = held()
+            .filter(|a| self.mutes(now, &firing, a))
+            .map(Active::id)
+            .collect();
+        let (routes, mut out) = (&self.routes, Vec::new());
+        self.groups.retain(|(index, to, labels), group| {
+            let route = &routes[*index];
             if group.next_flush <= now {
-                out.extend(group.flush(now, rules, &muted));
+                let alerts = group.flush(now, route.repeat_interval, &muted);
+                out.extend(alerts.map(|alerts| notification(route, to.as_deref(), labels, alerts)));
+                group.next_flush = now + route.group_interval;
             }
             !group.entries.is_empty()
         });
@@ -181,86 +189,88 @@ impl Groups {
 }
 
 impl Group {
-    /// The group's notification at `now`, if it has something to say (see
-    /// the [routing module](super) docs); drops its resolved alerts and
-    /// restarts its timer.
+    /// The alerts of the group's notification at `now`, if it has something
+    /// to say (see the [routing module](super) docs); drops its resolved
+    /// alerts.
     fn flush(
         &mut self,
         now: SystemTime,
-        rules: &[Rule],
-        muted: &HashSet<u64>,
-    ) -> Option<Notification> {
-        let notified = |id: &u64| {
-            self.notified.contains(&(*id, true)) || self.notified.contains(&(*id, false))
-        };
-        let mut firing = Vec::new();
-        let mut resolved = Vec::new();
-        for (id, entry) in &self.entries {
-            if muted.contains(id) {
-                continue;
-            }
-            if entry.is_firing() {
-                firing.push(*id);
-            } else if notified(id) {
-                resolved.push(*id);
-            }
-        }
-        let escalated = |id: &u64| (*id, self.entries[id].alert.escalated);
+        repeat: Duration,
+        muted: &HashSet<AlertId>,
+    ) -> Option<Vec<Alert>> {
+        let shown = self.entries.iter().filter(|(id, _)| !muted.contains(id));
+        let (firing, resolved): (Vec<_>, Vec<_>) = shown.partition(|(_, (a, _))| a.is_firing());
+        let resolved: Vec<_> = resolved
+            .into_iter()
+            .filter(|(_, (_, told))| told.is_some())
+            .collect();
         let changed = firing
             .iter()
-            .any(|id| !self.notified.contains(&escalated(id)));
-        let repeat = !firing.is_empty()
-            && self
-                .last_sent
-                .is_some_and(|t| now >= t + self.repeat_interval);
+            .any(|(_, (a, told))| *told != Some(a.alert.escalated));
+        let repeat = !firing.is_empty() && self.last_sent.is_some_and(|t| now >= t + repeat);
         let send = changed || !resolved.is_empty() || repeat;
-        let out = send.then(|| {
-            let mut alerts: Vec<Alert> = firing
-                .iter()
-                .chain(&resolved)
-                .map(|id| self.entries[id].report(rules))
-                .collect();
-            sort_alerts(&mut alerts);
-            notification(self, alerts)
-        });
+        let mut alerts: Vec<Alert> = firing
+            .iter()
+            .chain(&resolved)
+            .map(|(_, (a, _))| a.alert.clone())
+            .collect();
+        let sent: HashSet<AlertId> = firing.iter().map(|(id, _)| **id).collect();
         if send {
-            self.notified = firing.iter().map(escalated).collect();
+            for (id, (a, told)) in &mut self.entries {
+                *told = sent.contains(id).then_some(a.alert.escalated);
+            }
             self.last_sent = Some(now);
         }
-        let notified = &mut self.notified;
-        self.entries.retain(|id, e| {
-            if !e.is_firing() {
-                notified.remove(&(*id, true));
-                notified.remove(&(*id, false));
-            }
-            e.is_firing()
-        });
-        self.next_flush = now + self.group_interval;
-        out
+        self.entries.retain(|_, (a, _)| a.is_firing());
+        sort_alerts(&mut alerts);
+        send.then_some(alerts)
     }
 }
 
-fn notification(group: &Group, alerts: Vec<Alert>) -> Notification {
-    let common = |pick: fn(&Alert) -> &Labels| -> Labels {
-        let mut iter = alerts.iter();
-        let Some(first) = iter.next() else {
-            return Labels::new();
+/// Whether the `firing` alerts inhibit `target`: one of the same instance
+/// at a higher severity does, and so does another matching an inhibit
+/// rule's `source_matchers` with the same `equal` labels when `target`
+/// matches its `target_matchers`.
+fn inhibited(rules: &[InhibitRule], firing: &[&Active], target: &Active) -> bool {
+    let all =
+        |matchers: &[Matcher], a: &Active| matchers.iter().all(|m| m.matches_with(|n| a.label(n)));
+    let equal = |s: &Active, l: &String| s.label(l).unwrap_or("") == target.label(l).unwrap_or("");
+    firing.iter().any(|s| {
+        let by_rule = |r: &InhibitRule| {
+            all(&r.target_matchers, target)
+                && all(&r.source_matchers, s)
+                && r.equal.iter().all(|l| equal(s, l))
         };
-        let mut common = pick(first).clone();
-        for alert in iter {
+        (s.base == target.base && s.alert.severity > target.alert.severity)
+            || (s.id() != target.id() && rules.iter().any(by_rule))
+    })
+}
+
+fn notification(
+    route: &RouteSettings,
+    escalated_to: Option<&str>,
+    labels: &Labels,
+    alerts: Vec<Alert>,
+) -> Notification {
+    let common = |pick: fn(&Alert) -> &Labels| -> Labels {
+        let mut common = alerts.first().map(pick).cloned().unwrap_or_default();
+        for alert in alerts.iter().skip(1) {
             common.retain(|k, v| pick(alert).get(k) == Some(v));
         }
         common
     };
-    let status = if alerts.iter().any(|a| a.status == AlertStatus::Firing) {
-        AlertStatus::Firing
-    } else {
-        AlertStatus::Resolved
+    let status = match alerts.iter().any(|a| a.status == AlertStatus::Firing) {
+        true => AlertStatus::Firing,
+        false => AlertStatus::Resolved,
+    };
+    let route_key = match escalated_to {
+        Some(r) => format!("{}/{{escalated_to={r:?}}}", route.key),
+        None => route.key.clone(),
     };
     Notification {
-        receiver: group.receiver.clone(),
-        group_key: group.key.clone(),
-        group_labels: group.labels.clone(),
+        receiver: escalated_to.unwrap_or(&route.receiver).to_owned(),
+        group_key: format!("{route_key}:{}", DisplayLabels(labels)),
+        group_labels: labels.clone(),
         status,
         common_labels: common(|a| &a.labels),
         common_annotations: common(|a| &a.annotations),

@@ -30,23 +30,19 @@
 //! A resolved alert is only notified to receivers that were told it fired.
 
 mod groups;
-mod inhibit;
 mod silence;
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use humantime_serde::option as dur;
 use serde::{Deserialize, Serialize};
 
-use crate::alert::Active;
 use crate::labels::is_valid_label_name;
 use crate::{Error, Matcher, Result};
 
-pub(crate) use groups::Groups;
+pub(crate) use groups::Local;
 pub(crate) use silence::Silences;
 pub use silence::{DEFAULT_SILENCE_RETENTION, Silence, SilenceId, SilenceState};
-
-use inhibit::Inhibition;
 
 /// Alertmanager's default `group_wait`.
 pub const DEFAULT_GROUP_WAIT: Duration = Duration::from_secs(30);
@@ -346,67 +342,24 @@ impl RouteSettings {
     }
 }
 
-/// The engine's local routing: the alert groups with their timers and
-/// inhibit rules, and the silences.
-#[derive(Debug)]
-pub(crate) struct Local {
-    pub(crate) groups: Groups,
-    pub(crate) silences: Silences,
-}
-
-impl Local {
-    /// Checks `routing` and sets up empty groups and silences.
-    pub(crate) fn new(
-        routing: &Routing,
-        inhibit_rules: Vec<InhibitRule>,
-        silence_retention: Duration,
-    ) -> Result<Local> {
-        routing.validate()?;
-        Ok(Local {
-            groups: Groups::new(RouteSettings::resolve(routing), inhibit_rules),
-            silences: Silences::new(silence_retention)?,
-        })
-    }
-
-    /// Sets the `silenced` and `inhibited` flags of the active alerts.
-    pub(crate) fn flag(&self, now: SystemTime, mut active: Vec<Active>) -> Vec<Active> {
-        let inhibition = Inhibition::new(&self.groups.inhibit_rules, &active);
-        let flags: Vec<(bool, bool)> = active
-            .iter()
-            .map(|a| (self.silences.mute(now, |n| a.label(n)), inhibition.mutes(a)))
-            .collect();
-        for (a, (silenced, inhibited)) in active.iter_mut().zip(flags) {
-            a.alert.silenced = silenced;
-            a.alert.inhibited = inhibited;
-        }
-        active
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn routing_yaml_uses_alertmanager_names_and_defaults() {
-        let yaml = r#"
-receiver: team-email
-group_by: [alertname, service]
-routes:
-  - matchers: ['severity="critical"']
-    receiver: pager
-    repeat_interval: 1h
-"#;
-        let routing: Routing = serde_yaml_ng::from_str(yaml).unwrap();
+    fn routing_serde_uses_alertmanager_names_and_defaults() {
+        let json = r#"{"receiver": "team-email", "group_by": ["alertname", "service"],
+            "routes": [{"matchers": ["severity=\"critical\""], "receiver": "pager", "repeat_interval": "1h"}]}"#;
+        let routing: Routing = serde_json::from_str(json).unwrap();
         routing.validate().unwrap();
         assert_eq!(routing.group_wait, DEFAULT_GROUP_WAIT);
         assert_eq!(
             routing.routes[0].repeat_interval,
             Some(Duration::from_secs(3600))
         );
-        assert!(serde_yaml_ng::from_str::<Routing>("receiver: x\ncontinue: true\n").is_err());
+        assert!(serde_json::from_str::<Routing>(r#"{"receiver": "x", "continue": true}"#).is_err());
         let again: Routing =
-            serde_yaml_ng::from_str(&serde_yaml_ng::to_string(&routing).unwrap()).unwrap();
+            serde_json::from_str(&serde_json::to_string(&routing).unwrap()).unwrap();
         assert_eq!(again, routing);
     }
 
@@ -447,9 +400,9 @@ routes:
     }
 
     #[test]
-    fn inhibit_rule_yaml_parses() {
-        let yaml = "source_matchers: ['alertname=\"Down\"']\ntarget_matchers: ['severity!=\"critical\"']\nequal: [service]\n";
-        let rule: InhibitRule = serde_yaml_ng::from_str(yaml).unwrap();
+    fn inhibit_rule_parses() {
+        let json = r#"{"source_matchers": ["alertname=\"Down\""], "target_matchers": ["severity!=\"critical\""], "equal": ["service"]}"#;
+        let rule: InhibitRule = serde_json::from_str(json).unwrap();
         assert_eq!(rule.equal, ["service"]);
     }
 }
