@@ -142,9 +142,58 @@ impl CapturedEvent {
 
 /// A subscriber that records every event (spans are ignored); install it
 /// for the test's thread with `tracing::subscriber::set_default`.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Capture {
     events: Arc<Mutex<Vec<CapturedEvent>>>,
+}
+
+/// Creating a capture first installs [`Interested`] as the global default
+/// (once per test binary).
+///
+/// tracing caches each callsite's interest when the callsite is first hit,
+/// asking the dispatchers registered at that moment; while a test's
+/// capture is the only one, it asks the hitting thread's own default. A
+/// test without a subscriber hitting a callsite first (say, a drop for an
+/// unknown receiver) would then cache `Interest::never` for it, and the
+/// capturing test running beside it would see no event from it. With
+/// `Interested` registered for good, no callsite is ever cached as never.
+impl Default for Capture {
+    fn default() -> Self {
+        static GLOBAL: std::sync::Once = std::sync::Once::new();
+        GLOBAL.call_once(|| {
+            // Registering it also rebuilds the interest of the callsites
+            // hit before.
+            tracing::subscriber::set_global_default(Interested)
+                .expect("no other global tracing subscriber in the notification tests");
+        });
+        Capture {
+            events: Arc::default(),
+        }
+    }
+}
+
+/// The global default: enables everything and discards it, so that
+/// callsites are enabled for whichever capture a thread sets.
+struct Interested;
+
+impl Subscriber for Interested {
+    fn enabled(&self, _: &Metadata<'_>) -> bool {
+        true
+    }
+
+    fn new_span(&self, _: &Attributes<'_>) -> Id {
+        Id::from_u64(1)
+    }
+
+    fn record(&self, _: &Id, _: &Record<'_>) {}
+
+    fn record_follows_from(&self, _: &Id, _: &Id) {}
+
+    fn event(&self, _: &Event<'_>) {}
+
+    fn enter(&self, _: &Id) {}
+
+    fn exit(&self, _: &Id) {}
 }
 
 impl Capture {
