@@ -513,56 +513,57 @@ pub enum Expr {
 impl Serialize for Expr {
     /// `{kind: {fields}}`, the form every format reads back.
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::{SerializeMap, SerializeStruct};
-        struct Fields<'a>(&'a Expr);
-        impl Serialize for Fields<'_> {
-            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                let mut fields = s.serialize_struct("Expr", 4)?;
-                match self.0 {
-                    Expr::Gauge { metric, matchers }
-                    | Expr::Rate {
-                        metric, matchers, ..
-                    }
-                    | Expr::Histogram {
-                        metric, matchers, ..
-                    } => {
-                        fields.serialize_field("metric", metric)?;
-                        if !matchers.is_empty() {
-                            fields.serialize_field("matchers", matchers)?;
-                        }
-                    }
-                    Expr::Ratio {
-                        numerator,
-                        denominator,
-                        ignoring,
-                        ..
-                    } => {
-                        fields.serialize_field("numerator", numerator)?;
-                        fields.serialize_field("denominator", denominator)?;
-                        if !ignoring.is_empty() {
-                            fields.serialize_field("ignoring", ignoring)?;
-                        }
-                    }
-                }
-                if let Expr::Histogram { stat, .. } = self.0 {
-                    fields.serialize_field("stat", stat)?;
-                }
-                if let Some(window) = self.0.window() {
-                    let window = humantime::format_duration(window).to_string();
-                    fields.serialize_field("window", &window)?;
-                }
-                fields.end()
-            }
+        #[derive(Serialize, Default)]
+        struct Body<'a> {
+            #[serde(skip_serializing_if = "Option::is_none")]
+            metric: Option<&'a String>,
+            #[serde(skip_serializing_if = "<[_]>::is_empty")]
+            matchers: &'a [Matcher],
+            #[serde(skip_serializing_if = "Option::is_none")]
+            numerator: Option<&'a Selector>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            denominator: Option<&'a Selector>,
+            #[serde(skip_serializing_if = "<[_]>::is_empty")]
+            ignoring: &'a [String],
+            #[serde(skip_serializing_if = "Option::is_none")]
+            stat: Option<HistogramStat>,
+            #[serde(with = "humantime_serde::option")]
+            #[serde(skip_serializing_if = "Option::is_none")]
+            window: Option<Duration>,
         }
+        let window = self.window();
+        let mut body = Body {
+            window,
+            ..Body::default()
+        };
         let kind = match self {
             Expr::Gauge { .. } => "gauge",
             Expr::Rate { .. } => "rate",
             Expr::Ratio { .. } => "ratio",
-            Expr::Histogram { .. } => "histogram",
+            Expr::Histogram { stat, .. } => {
+                body.stat = Some(*stat);
+                "histogram"
+            }
         };
-        let mut map = s.serialize_map(Some(1))?;
-        map.serialize_entry(kind, &Fields(self))?;
-        map.end()
+        match self {
+            Expr::Gauge { metric, matchers }
+            | Expr::Rate {
+                metric, matchers, ..
+            }
+            | Expr::Histogram {
+                metric, matchers, ..
+            } => (body.metric, body.matchers) = (Some(metric), matchers),
+            Expr::Ratio {
+                numerator,
+                denominator,
+                ignoring,
+                ..
+            } => {
+                (body.numerator, body.denominator) = (Some(numerator), Some(denominator));
+                body.ignoring = ignoring;
+            }
+        }
+        s.collect_map([(kind, body)])
     }
 }
 
@@ -576,82 +577,17 @@ impl<'de> Deserialize<'de> for Expr {
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("a map with one of gauge, rate, ratio or histogram, e.g. {gauge: {metric: queue_depth}}")
             }
-            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Expr, A::Error> {
-                Expr::deserialize(OneEntry(map))
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Expr, A::Error> {
+                let expr = Expr::deserialize(de::value::MapAccessDeserializer::new(&mut map))?;
+                match map.next_key::<String>()? {
+                    Some(extra) => Err(de::Error::custom(format_args!(
+                        "an expression has exactly one kind, found `{extra}` besides another"
+                    ))),
+                    None => Ok(expr),
+                }
             }
         }
         d.deserialize_map(ExprVisitor)
-    }
-}
-
-/// A map with one entry, read as an enum: the key names the variant.
-struct OneEntry<A>(A);
-
-impl<'de, A: MapAccess<'de>> Deserializer<'de> for OneEntry<A> {
-    type Error = A::Error;
-
-    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, A::Error> {
-        visitor.visit_enum(self)
-    }
-
-    serde::forward_to_deserialize_any! {
-        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
-        option unit unit_struct newtype_struct seq tuple tuple_struct map struct enum
-        identifier ignored_any
-    }
-}
-
-impl<'de, A: MapAccess<'de>> de::EnumAccess<'de> for OneEntry<A> {
-    type Error = A::Error;
-    type Variant = Self;
-
-    fn variant_seed<V>(mut self, seed: V) -> Result<(V::Value, Self), A::Error>
-    where
-        V: de::DeserializeSeed<'de>,
-    {
-        match self.0.next_key_seed(seed)? {
-            Some(variant) => Ok((variant, self)),
-            None => Err(de::Error::custom(
-                "needs one of gauge, rate, ratio or histogram, e.g. {gauge: {metric: queue_depth}}",
-            )),
-        }
-    }
-}
-
-impl<'de, A: MapAccess<'de>> de::VariantAccess<'de> for OneEntry<A> {
-    type Error = A::Error;
-
-    fn unit_variant(self) -> Result<(), A::Error> {
-        Err(de::Error::custom("expected a map"))
-    }
-
-    fn newtype_variant_seed<T: de::DeserializeSeed<'de>>(self, _: T) -> Result<T::Value, A::Error> {
-        Err(de::Error::custom("expected a map"))
-    }
-
-    fn tuple_variant<V: Visitor<'de>>(self, _: usize, _: V) -> Result<V::Value, A::Error> {
-        Err(de::Error::custom("expected a map"))
-    }
-
-    fn struct_variant<V: Visitor<'de>>(
-        mut self,
-        _: &'static [&'static str],
-        visitor: V,
-    ) -> Result<V::Value, A::Error> {
-        struct Fields<V>(V);
-        impl<'de, V: Visitor<'de>> de::DeserializeSeed<'de> for Fields<V> {
-            type Value = V::Value;
-            fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<V::Value, D::Error> {
-                d.deserialize_map(self.0)
-            }
-        }
-        let value = self.0.next_value_seed(Fields(visitor))?;
-        match self.0.next_key::<String>()? {
-            Some(extra) => Err(de::Error::custom(format_args!(
-                "an expression has exactly one kind, found `{extra}` besides another"
-            ))),
-            None => Ok(value),
-        }
     }
 }
 
