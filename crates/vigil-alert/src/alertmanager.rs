@@ -146,31 +146,12 @@ const VALIDITY_INTERVALS: u32 = 4;
 pub struct Resender {
     resend_delay: Duration,
     valid_for: Duration,
-    alerts: HashMap<String, Tracked>,
+    /// By fingerprint: the firing alerts as last evaluated, and the
+    /// resolved ones (`ends_at` their resolution time) still retained.
+    alerts: HashMap<String, Alert>,
     last_sent: Option<SystemTime>,
     /// An alert started firing or resolved since the last send.
     changed: bool,
-}
-
-#[derive(Clone, Debug)]
-struct Tracked {
-    alert: Alert,
-    resolved_at: Option<SystemTime>,
-    /// Reported firing in the current update.
-    seen: bool,
-}
-
-impl Tracked {
-    /// The alert as sent: resolved at its resolution time, or firing and
-    /// valid until `valid_until`.
-    fn to_send(&self, valid_until: SystemTime) -> Alert {
-        let mut alert = self.alert.clone();
-        alert.ends_at = Some(self.resolved_at.unwrap_or(valid_until));
-        if self.resolved_at.is_some() {
-            alert.status = AlertStatus::Resolved;
-        }
-        alert
-    }
 }
 
 impl Resender {
@@ -219,38 +200,28 @@ impl Resender {
         now: SystemTime,
         firing: impl IntoIterator<Item = Alert>,
     ) -> Vec<Alert> {
-        for tracked in self.alerts.values_mut() {
-            tracked.seen = false;
-        }
-        for alert in firing {
-            if alert.status != AlertStatus::Firing {
-                continue;
-            }
-            // Still firing (its annotations and value may have changed), or
-            // new, or firing again after it resolved.
-            let key = alert.fingerprint();
-            let renewed = self
-                .alerts
-                .get(&key)
-                .is_some_and(|t| t.resolved_at.is_none());
-            self.changed |= !renewed;
-            let tracked = Tracked {
-                alert,
-                resolved_at: None,
-                seen: true,
-            };
-            self.alerts.insert(key, tracked);
-        }
-        for tracked in self.alerts.values_mut() {
-            if !tracked.seen && tracked.resolved_at.is_none() {
-                tracked.resolved_at = Some(now);
+        let firing: HashMap<String, Alert> = firing
+            .into_iter()
+            .filter(|alert| alert.status == AlertStatus::Firing)
+            .map(|alert| (alert.fingerprint(), alert))
+            .collect();
+        for (key, held) in &mut self.alerts {
+            if held.status == AlertStatus::Firing && !firing.contains_key(key) {
+                (held.status, held.ends_at) = (AlertStatus::Resolved, Some(now));
                 self.changed = true;
             }
         }
-        self.alerts.retain(|_, tracked| {
-            tracked
-                .resolved_at
-                .is_none_or(|at| elapsed(now, at) <= RESOLVED_RETENTION)
+        for (key, alert) in firing {
+            // Still firing (its annotations and value may have changed), or
+            // new, or firing again after it resolved.
+            let held = self.alerts.insert(key, alert);
+            self.changed |= held.is_none_or(|held| held.status != AlertStatus::Firing);
+        }
+        self.alerts.retain(|_, held| {
+            let resolved_at = held
+                .ends_at
+                .filter(|_| held.status == AlertStatus::Resolved);
+            resolved_at.is_none_or(|at| elapsed(now, at) <= RESOLVED_RETENTION)
         });
         let resend = self
             .last_sent
@@ -261,11 +232,12 @@ impl Resender {
         self.changed = false;
         self.last_sent = Some(now);
         let valid_until = now + self.valid_for;
-        let mut out: Vec<Alert> = self
-            .alerts
-            .values()
-            .map(|t| t.to_send(valid_until))
-            .collect();
+        let mut out: Vec<Alert> = self.alerts.values().cloned().collect();
+        for alert in &mut out {
+            if alert.status == AlertStatus::Firing {
+                alert.ends_at = Some(valid_until);
+            }
+        }
         let key = |a: &Alert| (a.status == AlertStatus::Resolved, a.labels.clone());
         out.sort_by_cached_key(key);
         out

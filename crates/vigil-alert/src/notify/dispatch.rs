@@ -107,7 +107,6 @@ pub struct Dispatcher {
 #[derive(Debug)]
 struct Queue {
     notifier: String,
-    capacity: usize,
     sender: mpsc::Sender<Arc<Notification>>,
 }
 
@@ -143,7 +142,10 @@ impl Dispatcher {
                 }
                 Err(TrySendError::Full(_)) => (
                     QUEUE_FULL,
-                    format!("all {} places of the queue are taken", queue.capacity),
+                    format!(
+                        "all {} places of the queue are taken",
+                        queue.sender.max_capacity()
+                    ),
                 ),
                 // The worker is gone: only if the runtime shut down.
                 Err(TrySendError::Closed(_)) => (
@@ -151,8 +153,7 @@ impl Dispatcher {
                     "the delivery task has stopped (its runtime shut down)".to_owned(),
                 ),
             };
-            let bursts = &self.bursts;
-            bursts.dropped(&notification, &queue.notifier, reason, &detail);
+            (self.bursts).dropped(&notification, &queue.notifier, reason, &detail);
         }
         queued
     }
@@ -280,17 +281,16 @@ impl DispatcherBuilder {
             let name = notifier.name().to_owned();
             let worker = Worker {
                 receiver: receiver.clone(),
-                name: name.clone(),
                 notifier,
                 retry: self.retry,
                 bursts: bursts.clone(),
             };
             workers.push(handle.spawn(worker.run(queue)));
-            receivers.entry(receiver).or_default().push(Queue {
+            let queue = Queue {
                 notifier: name,
-                capacity: self.queue_capacity,
                 sender,
-            });
+            };
+            receivers.entry(receiver).or_default().push(queue);
         }
         Ok(Dispatcher {
             receivers,
@@ -367,7 +367,6 @@ impl Retry {
 /// Drains one notifier's queue.
 struct Worker {
     receiver: String,
-    name: String,
     notifier: Arc<dyn Notifier>,
     retry: Retry,
     bursts: Arc<Bursts>,
@@ -392,7 +391,7 @@ impl Worker {
         .notify(|error, retry_in| {
             tracing::debug!(
                 receiver = %self.receiver,
-                notifier = %self.name,
+                notifier = self.notifier.name(),
                 group_key = %notification.group_key,
                 attempt = attempts.load(Ordering::Relaxed),
                 %error,
@@ -406,7 +405,7 @@ impl Worker {
                 counter!(
                     NOTIFICATIONS_TOTAL,
                     "receiver" => self.receiver.clone(),
-                    "notifier" => self.name.clone(),
+                    "notifier" => self.notifier.name().to_owned(),
                 )
                 .increment(1);
                 self.bursts.delivered(&self.receiver);
@@ -416,8 +415,8 @@ impl Worker {
                 let attempt = attempts.load(Ordering::Relaxed);
                 let detail = format_args!("{error} (attempt {attempt})");
                 let reason = if timeout { TIMEOUT } else { ERROR };
-                let bursts = &self.bursts;
-                bursts.dropped(&notification, &self.name, reason, &detail);
+                let name = self.notifier.name();
+                self.bursts.dropped(&notification, name, reason, &detail);
             }
         }
     }
