@@ -13,7 +13,7 @@ use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, SystemTime};
 
 use crate::time::elapsed;
-use crate::{Aggregation, Expr, Labels, Source};
+use crate::{Aggregation, Expr, Labels, Rule, Source};
 
 /// One series' (or group's) reading in one evaluation.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -70,10 +70,8 @@ impl CounterSeries {
 
 /// Reads one expression of a rule (its own or its `also`).
 pub(crate) struct ExprReader<'a> {
-    /// How the rule aggregates its series.
-    pub aggregate: Aggregation,
-    /// The rule's `by` labels.
-    pub by: &'a [String],
+    /// The rule, whose `aggregate` and `by` apply.
+    pub rule: &'a Rule,
     /// The evaluation's time.
     pub now: SystemTime,
     /// Where series are read.
@@ -112,16 +110,16 @@ impl ExprReader<'_> {
                 let [num_series, den_series] = counters;
                 let num = self.rates(num_series, &num.metric, &num.matchers, *window);
                 let den = self.rates(den_series, &den.metric, &den.matchers, *window);
-                if self.aggregate == Aggregation::Sum {
+                if self.rule.aggregate == Aggregation::Sum {
                     // A new error series has no rate yet; the others still count.
-                    return ratio(&num, &den, |l| project(l, self.by), false);
+                    return ratio(&num, &den, |l| project(l, &self.rule.by), false);
                 }
                 ratio(&num, &den, |l| without(l, ignoring), true)
             }
         };
-        match self.aggregate {
+        match self.rule.aggregate {
             Aggregation::PerSeries => readings,
-            op => aggregate(readings, op, self.by),
+            op => aggregate(readings, op, &self.rule.by),
         }
     }
 

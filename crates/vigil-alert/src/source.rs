@@ -145,9 +145,6 @@ impl<'de> Deserialize<'de> for HistogramStat {
     }
 }
 
-/// A [`MemorySource`]'s series of one kind: name -> labels -> value.
-type Series<T> = HashMap<String, BTreeMap<Labels, T>>;
-
 /// An in-memory [`Source`]: set gauges, counter totals and histogram
 /// statistics per (name, labels), then evaluate rules against it.
 ///
@@ -169,10 +166,9 @@ type Series<T> = HashMap<String, BTreeMap<Labels, T>>;
 /// ```
 #[derive(Clone, Debug, Default)]
 pub struct MemorySource {
-    gauges: Series<f64>,
-    counters: Series<f64>,
-    /// The statistics set for each histogram series.
-    histograms: Series<Vec<(HistogramStat, f64)>>,
+    /// Per (kind, name), each series' value; the kind is `gauge`,
+    /// `counter` or a histogram statistic as written (`p99`, `mean`).
+    series: HashMap<(String, String), BTreeMap<Labels, f64>>,
 }
 
 impl MemorySource {
@@ -188,7 +184,7 @@ impl MemorySource {
         K: Into<String>,
         V: Into<String>,
     {
-        *slot(&mut self.gauges, name, crate::labels(labels)) = value;
+        *self.slot("gauge", name, crate::labels(labels)) = value;
     }
 
     /// Sets a counter series' running total (set it lower than before to
@@ -199,7 +195,7 @@ impl MemorySource {
         K: Into<String>,
         V: Into<String>,
     {
-        *slot(&mut self.counters, name, crate::labels(labels)) = total;
+        *self.slot("counter", name, crate::labels(labels)) = total;
     }
 
     /// Adds `delta` to a counter series' total (creating it at 0).
@@ -209,7 +205,7 @@ impl MemorySource {
         K: Into<String>,
         V: Into<String>,
     {
-        *slot(&mut self.counters, name, crate::labels(labels)) += delta;
+        *self.slot("counter", name, crate::labels(labels)) += delta;
     }
 
     /// Sets one statistic of a histogram series.
@@ -219,11 +215,7 @@ impl MemorySource {
         K: Into<String>,
         V: Into<String>,
     {
-        let stats = slot(&mut self.histograms, name, crate::labels(labels));
-        match stats.iter_mut().find(|(s, _)| same_stat(*s, stat)) {
-            Some(slot) => slot.1 = value,
-            None => stats.push((stat, value)),
-        }
+        *self.slot(&stat.to_string(), name, crate::labels(labels)) = value;
     }
 
     /// Removes a series of any kind (gauge, counter or histogram) named
@@ -235,60 +227,40 @@ impl MemorySource {
         V: Into<String>,
     {
         let labels = crate::labels(labels);
-        for map in [&mut self.gauges, &mut self.counters] {
-            if let Some(series) = map.get_mut(name) {
-                series.remove(&labels);
-            }
-        }
-        if let Some(series) = self.histograms.get_mut(name) {
+        for (_, series) in self.series.iter_mut().filter(|((_, n), _)| n == name) {
             series.remove(&labels);
         }
     }
 
     /// Removes every series.
     pub fn clear(&mut self) {
-        *self = Self::default();
+        self.series.clear();
     }
-}
 
-/// The value of series `name` with `labels`, created as `T::default()`.
-fn slot<'a, T: Default>(map: &'a mut Series<T>, name: &str, labels: Labels) -> &'a mut T {
-    map.entry(name.to_owned())
-        .or_default()
-        .entry(labels)
-        .or_default()
-}
-
-/// Whether `a` and `b` name the same statistic (quantiles within 1e-9).
-fn same_stat(a: HistogramStat, b: HistogramStat) -> bool {
-    match (a, b) {
-        (HistogramStat::Quantile(a), HistogramStat::Quantile(b)) => (a - b).abs() < 1e-9,
-        _ => a == b,
+    /// The value of the series, created at 0.
+    fn slot(&mut self, kind: &str, name: &str, labels: Labels) -> &mut f64 {
+        let series = self.series.entry((kind.to_owned(), name.to_owned()));
+        series.or_default().entry(labels).or_default()
     }
-}
 
-/// The series `name` whose labels match, with the values `value` gives.
-fn select<T>(
-    map: &Series<T>,
-    name: &str,
-    matchers: &[Matcher],
-    value: impl Fn(&T) -> Option<f64>,
-) -> Vec<(Labels, f64)> {
-    map.get(name)
-        .into_iter()
-        .flatten()
-        .filter(|(labels, _)| matches_all(matchers, labels))
-        .filter_map(|(labels, v)| Some((labels.clone(), value(v)?)))
-        .collect()
+    /// The series of one kind named `name` whose labels match.
+    fn select(&self, kind: &str, name: &str, matchers: &[Matcher]) -> Vec<(Labels, f64)> {
+        let series = self.series.get(&(kind.to_owned(), name.to_owned()));
+        let matching = series
+            .into_iter()
+            .flatten()
+            .filter(|(l, _)| matches_all(matchers, l));
+        matching.map(|(labels, v)| (labels.clone(), *v)).collect()
+    }
 }
 
 impl Source for MemorySource {
     fn gauges(&self, name: &str, matchers: &[Matcher]) -> Vec<(Labels, f64)> {
-        select(&self.gauges, name, matchers, |v| Some(*v))
+        self.select("gauge", name, matchers)
     }
 
     fn counters(&self, name: &str, matchers: &[Matcher]) -> Vec<(Labels, f64)> {
-        select(&self.counters, name, matchers, |v| Some(*v))
+        self.select("counter", name, matchers)
     }
 
     fn histograms(
@@ -298,12 +270,7 @@ impl Source for MemorySource {
         _window: Duration,
         stat: HistogramStat,
     ) -> Vec<(Labels, f64)> {
-        select(&self.histograms, name, matchers, |stats| {
-            stats
-                .iter()
-                .find(|(s, _)| same_stat(*s, stat))
-                .map(|(_, v)| *v)
-        })
+        self.select(&stat.to_string(), name, matchers)
     }
 }
 

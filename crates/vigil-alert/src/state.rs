@@ -28,13 +28,13 @@
 //! tested with synthetic `SystemTime`s.
 
 use std::fmt;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
-use crate::Severity;
 use crate::rule::NoDataPolicy;
 use crate::time::elapsed;
+use crate::{Rule, Severity};
 
 /// Where an alert instance is in its life cycle.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -98,15 +98,6 @@ pub(crate) enum Input {
     Absent,
 }
 
-/// The rule settings the machine needs.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Timing {
-    pub for_duration: Duration,
-    pub keep_firing_for: Duration,
-    pub no_data: NoDataPolicy,
-    pub max_severity: Severity,
-}
-
 /// One instance's state. `severity` is the threshold severity (escalation is
 /// applied on top by the engine).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -128,19 +119,19 @@ pub(crate) struct Machine {
 
 impl Machine {
     /// Advances the machine by one evaluation.
-    pub(crate) fn step(&mut self, input: Input, now: SystemTime, timing: &Timing) {
+    pub(crate) fn step(&mut self, input: Input, now: SystemTime, rule: &Rule) {
         match input {
             Input::Absent => {
                 self.value = None;
-                match timing.no_data {
+                match rule.no_data {
                     NoDataPolicy::KeepState => {}
-                    NoDataPolicy::Ok => self.ok(now, timing, true),
+                    NoDataPolicy::Ok => self.ok(now, rule, true),
                     NoDataPolicy::Alerting => {
                         let severity = match self.state {
                             State::Pending | State::Firing | State::Recovering => self.severity,
                             _ => None,
                         };
-                        self.breach(now, timing, severity.unwrap_or(timing.max_severity), true);
+                        self.breach(now, rule, severity.unwrap_or(rule.max_severity()), true);
                     }
                 }
             }
@@ -151,19 +142,19 @@ impl Machine {
             } => {
                 self.value = Some(value);
                 match breach {
-                    Some(severity) => self.breach(now, timing, severity, false),
+                    Some(severity) => self.breach(now, rule, severity, false),
                     // Hysteresis: alerting until the recovery condition holds.
                     None if self.state.is_alerting() && !recovered => {
                         self.state = State::Firing;
                         self.recovering_since = None;
                     }
-                    None => self.ok(now, timing, false),
+                    None => self.ok(now, rule, false),
                 }
             }
         }
     }
 
-    fn breach(&mut self, now: SystemTime, timing: &Timing, severity: Severity, absent: bool) {
+    fn breach(&mut self, now: SystemTime, rule: &Rule, severity: Severity, absent: bool) {
         let waiting_since = match self.state {
             // `NoData` waits only under `Alerting`.
             State::Pending | State::NoData => self.pending_since,
@@ -177,7 +168,7 @@ impl Machine {
             }
             _ => {
                 let since = waiting_since.unwrap_or(now);
-                if elapsed(now, since) >= timing.for_duration {
+                if elapsed(now, since) >= rule.for_duration {
                     self.fire(now, severity);
                 } else {
                     // Keep the `Pending` label when data vanished while
@@ -202,15 +193,15 @@ impl Machine {
         self.escalated = false;
     }
 
-    fn ok(&mut self, now: SystemTime, timing: &Timing, absent: bool) {
+    fn ok(&mut self, now: SystemTime, rule: &Rule, absent: bool) {
         let rest = |settled: State| if absent { State::NoData } else { settled };
         match self.state {
-            State::Firing if !timing.keep_firing_for.is_zero() => {
+            State::Firing if !rule.keep_firing_for.is_zero() => {
                 self.state = State::Recovering;
                 self.recovering_since = Some(now);
             }
             State::Recovering
-                if elapsed(now, self.recovering_since.unwrap_or(now)) < timing.keep_firing_for => {}
+                if elapsed(now, self.recovering_since.unwrap_or(now)) < rule.keep_firing_for => {}
             State::Firing | State::Recovering => {
                 self.state = rest(State::Resolved);
                 if absent {
@@ -239,19 +230,21 @@ impl Machine {
 mod tests {
     use super::*;
     use State::{Firing, Inactive, NoData, Pending, Recovering, Resolved};
-    use std::time::UNIX_EPOCH;
+    use std::time::{Duration, UNIX_EPOCH};
 
     fn at(secs: u64) -> SystemTime {
         UNIX_EPOCH + Duration::from_secs(secs)
     }
 
-    fn timing(for_s: u64, keep_s: u64, no_data: NoDataPolicy) -> Timing {
-        Timing {
-            for_duration: Duration::from_secs(for_s),
-            keep_firing_for: Duration::from_secs(keep_s),
-            no_data,
-            max_severity: Severity::Critical,
-        }
+    fn timing(for_s: u64, keep_s: u64, no_data: NoDataPolicy) -> Rule {
+        Rule::builder("R")
+            .gauge("g")
+            .threshold(Severity::Critical, crate::Comparison::Greater, 1.0)
+            .for_duration(Duration::from_secs(for_s))
+            .keep_firing_for(Duration::from_secs(keep_s))
+            .no_data(no_data)
+            .build()
+            .unwrap()
     }
 
     fn breach(s: Severity) -> Input {
@@ -274,7 +267,7 @@ mod tests {
     };
 
     /// Feeds (time, input) pairs and returns the state after each.
-    fn run(t: &Timing, steps: &[(u64, Input)]) -> Vec<State> {
+    fn run(t: &Rule, steps: &[(u64, Input)]) -> Vec<State> {
         let mut m = Machine::default();
         steps
             .iter()

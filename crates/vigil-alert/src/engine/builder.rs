@@ -33,15 +33,10 @@ impl EngineBuilder {
         /// Adds a rule (checked by [`build`](Self::build)). Rules may share a
         /// name, like Prometheus rules that differ only in severity.
         rule(rule: Rule) => push rules(rule);
-    }
 
-    /// Adds rules.
-    pub fn rules(mut self, rules: impl IntoIterator<Item = Rule>) -> Self {
-        self.rules.extend(rules);
-        self
-    }
+        /// Adds rules.
+        rules(rules: impl IntoIterator<Item = Rule>) => extend rules(rules);
 
-    crate::notify::setters! {
         /// How many transitions the history keeps (default 1024).
         history_capacity(capacity: usize) => history_capacity = Some(capacity);
 

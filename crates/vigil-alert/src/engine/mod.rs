@@ -170,7 +170,7 @@ impl Engine {
     pub fn evaluate(&mut self, now: SystemTime, source: &dyn Source) -> Vec<Transition> {
         self.tick += 1;
         #[cfg(feature = "routing")]
-        self.local.silences.prune(now);
+        self.local.prune_silences(now);
         let mut transitions = Vec::new();
         for index in 0..self.rules.len() {
             self.step_rule(index, now, source, &mut transitions);
@@ -330,23 +330,23 @@ impl Engine {
     /// before it starts, or lasts longer than
     /// [`MAX_DURATION`](crate::MAX_DURATION).
     pub fn add_silence(&mut self, silence: Silence) -> Result<SilenceId> {
-        self.local.silences.add(silence)
+        self.local.add_silence(silence)
     }
 
     /// Ends a silence at `now` (a pending one never starts). Expiring an
     /// expired silence changes nothing.
     pub fn expire_silence(&mut self, id: SilenceId, now: SystemTime) -> Result<()> {
-        self.local.silences.expire(id, now)
+        self.local.expire_silence(id, now)
     }
 
     /// A silence by id.
     pub fn silence(&self, id: SilenceId) -> Option<&Silence> {
-        self.local.silences.get(id)
+        self.local.silences.get(&id)
     }
 
     /// All silences (pending, active, and expired within the retention), by id.
     pub fn silences(&self) -> impl Iterator<Item = (SilenceId, &Silence)> {
-        self.local.silences.iter()
+        self.local.silences.iter().map(|(id, s)| (*id, s))
     }
 }
 

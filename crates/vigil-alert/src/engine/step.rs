@@ -10,8 +10,8 @@ use crate::alert::fingerprint;
 use crate::baseline::Samples;
 use crate::expr::{Counters, ExprReader, Reading};
 #[cfg(feature = "routing")]
-use crate::routing::Silences;
-use crate::state::{Input, Machine, Timing};
+use crate::routing::Local;
+use crate::state::{Input, Machine};
 use crate::{Aggregation, Labels, Limit, NoDataPolicy, Rule, Severity, Source, State, Transition};
 
 /// What the engine keeps per rule.
@@ -95,12 +95,7 @@ impl Engine {
         transitions: &mut Vec<Transition>,
     ) {
         let (rule, state, tick) = (&self.rules[index], &mut self.states[index], self.tick);
-        let reader = ExprReader {
-            aggregate: rule.aggregate,
-            by: &rule.by,
-            now,
-            source,
-        };
+        let reader = ExprReader { rule, now, source };
         let readings = reader.read(&rule.expr, &mut state.counters);
         let also: HashMap<Labels, f64> = match &rule.also {
             Some(also) => reader
@@ -113,12 +108,6 @@ impl Engine {
             Reading::Warming => None,
         })
         .collect();
-        let timing = Timing {
-            for_duration: rule.for_duration,
-            keep_firing_for: rule.keep_firing_for,
-            no_data: rule.no_data,
-            max_severity: rule.max_severity(),
-        };
         let keep_resting = single(rule) || rule.no_data == NoDataPolicy::Alerting;
         let baseline_window = rule.thresholds.iter().filter_map(|t| match &t.value {
             Limit::Baseline(b) => Some(b.window),
@@ -130,9 +119,9 @@ impl Engine {
         let mut advance = |inst: &mut Instance, input| {
             inst.seen_tick = tick;
             #[cfg(feature = "routing")]
-            let stepped = step(rule, &timing, now, inst, input, &self.local.silences);
+            let stepped = step(rule, now, inst, input, &self.local);
             #[cfg(not(feature = "routing"))]
-            let stepped = step(rule, &timing, now, inst, input);
+            let stepped = step(rule, now, inst, input);
             transitions.extend(stepped);
             is_resting(&inst.machine)
         };
@@ -230,16 +219,15 @@ fn is_resting(m: &Machine) -> bool {
 /// Steps one instance; the transition, if anything changed.
 fn step(
     rule: &Rule,
-    timing: &Timing,
     now: SystemTime,
     inst: &mut Instance,
     input: Input,
-    #[cfg(feature = "routing")] silences: &Silences,
+    #[cfg(feature = "routing")] local: &Local,
 ) -> Option<Transition> {
     let before = inst.machine.clone();
     let before_severity = effective_severity(rule, &before);
     let m = &mut inst.machine;
-    m.step(input, now, timing);
+    m.step(input, now, rule);
     #[cfg(feature = "routing")]
     if let Some(e) = &rule.escalate
         && m.state.is_alerting()
@@ -257,7 +245,7 @@ fn step(
     #[cfg(feature = "routing")]
     let silenced = severity.or(before_severity).is_some_and(|s| {
         let label = rule.severity_label(s);
-        silences.mute(now, |name| match name {
+        local.silenced(now, |name| match name {
             "severity" => Some(label),
             _ => inst.labels.get(name).map(String::as_str),
         })

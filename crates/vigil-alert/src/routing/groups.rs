@@ -3,13 +3,16 @@
 //! notifications, inhibition and the silences (see the [routing
 //! module](super) docs).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, SystemTime};
 
-use super::{InhibitRule, RouteSettings, Silences};
+use super::{InhibitRule, RouteSettings};
 use crate::alert::{Active, sort_alerts};
 use crate::labels::DisplayLabels;
-use crate::{Alert, AlertStatus, Labels, Matcher, Notification, Result, Routing, Rule, Severity};
+use crate::{
+    Alert, AlertStatus, Labels, Matcher, Notification, Result, Routing, Rule, Severity, Silence,
+    SilenceId,
+};
 
 /// An alert's identity: rule, instance and severity.
 type AlertId = (usize, u64, Severity);
@@ -48,7 +51,11 @@ pub(crate) struct Local {
     routes: Vec<RouteSettings>,
     inhibit_rules: Vec<InhibitRule>,
     groups: HashMap<GroupId, Group>,
-    pub(crate) silences: Silences,
+    /// By id; expired ones are kept for `silence_retention`.
+    pub(crate) silences: BTreeMap<SilenceId, Silence>,
+    /// The id given to the latest silence.
+    pub(super) last_silence: SilenceId,
+    pub(super) silence_retention: Duration,
 }
 
 impl Local {
@@ -59,11 +66,17 @@ impl Local {
         silence_retention: Duration,
     ) -> Result<Local> {
         routing.validate()?;
+        if let Some(reason) = crate::time::too_long(silence_retention) {
+            let setting = "silence_retention";
+            return Err(crate::Error::InvalidSetting { setting, reason });
+        }
         Ok(Local {
             routes: RouteSettings::resolve(routing),
             inhibit_rules,
             groups: HashMap::new(),
-            silences: Silences::new(silence_retention)?,
+            silences: BTreeMap::new(),
+            last_silence: SilenceId(0),
+            silence_retention,
         })
     }
 
@@ -74,7 +87,7 @@ impl Local {
 
     /// Whether a silence or inhibition by the `firing` alerts mutes `alert`.
     fn mutes(&self, now: SystemTime, firing: &[&Active], alert: &Active) -> bool {
-        self.silences.mute(now, |n| alert.label(n)) || inhibited(&self.inhibit_rules, firing, alert)
+        self.silenced(now, |n| alert.label(n)) || inhibited(&self.inhibit_rules, firing, alert)
     }
 
     /// Sets the `silenced` and `inhibited` flags of the active alerts.
@@ -83,7 +96,7 @@ impl Local {
         let flags: Vec<(bool, bool)> = (firing.iter())
             .map(|a| {
                 (
-                    self.silences.mute(now, |n| a.label(n)),
+                    self.silenced(now, |n| a.label(n)),
                     inhibited(&self.inhibit_rules, &firing, a),
                 )
             })

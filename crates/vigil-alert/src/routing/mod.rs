@@ -41,7 +41,6 @@ use crate::labels::is_valid_label_name;
 use crate::{Error, Matcher, Result};
 
 pub(crate) use groups::Local;
-pub(crate) use silence::Silences;
 pub use silence::{DEFAULT_SILENCE_RETENTION, Silence, SilenceId, SilenceState};
 
 /// Alertmanager's default `group_wait`.
@@ -132,18 +131,12 @@ impl Routing {
         }
     }
 
-    /// Sets the default `group_by` (inherited by routes without their own).
-    #[must_use]
-    pub fn group_by<I, S>(mut self, labels: I) -> Self
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        self.group_by = labels.into_iter().map(Into::into).collect();
-        self
-    }
-
     crate::notify::setters! {
+        /// Sets the default `group_by` (inherited by routes without their own).
+        #[must_use]
+        group_by(labels: impl IntoIterator<Item = impl Into<String>>) =>
+            group_by = labels.into_iter().map(Into::into).collect();
+
         /// Sets the default `group_wait`.
         #[must_use]
         group_wait(d: Duration) => group_wait = d;
@@ -175,7 +168,7 @@ impl Routing {
 
 /// One route: alerts matching all `matchers` go to `receiver`, grouped and
 /// timed by its settings (those left out are inherited from [`Routing`]).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Route {
     /// Conditions on the alert's labels (incl. `alertname`, `severity`).
@@ -200,13 +193,10 @@ pub struct Route {
 impl Route {
     /// A route to `receiver` matching every alert; add matchers next.
     pub fn new(receiver: impl Into<String>) -> Self {
+        let receiver = receiver.into();
         Route {
-            matchers: Vec::new(),
-            receiver: receiver.into(),
-            group_by: None,
-            group_wait: None,
-            group_interval: None,
-            repeat_interval: None,
+            receiver,
+            ..Route::default()
         }
     }
 
@@ -214,20 +204,12 @@ impl Route {
         /// Adds a label matcher.
         #[must_use]
         matcher(matcher: Matcher) => push matchers(matcher);
-    }
 
-    /// Sets this route's `group_by`.
-    #[must_use]
-    pub fn group_by<I, S>(mut self, labels: I) -> Self
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        self.group_by = Some(labels.into_iter().map(Into::into).collect());
-        self
-    }
+        /// Sets this route's `group_by`.
+        #[must_use]
+        group_by(labels: impl IntoIterator<Item = impl Into<String>>) =>
+            group_by = Some(labels.into_iter().map(Into::into).collect());
 
-    crate::notify::setters! {
         /// Sets this route's `group_wait`.
         #[must_use]
         group_wait(d: Duration) => group_wait = Some(d);

@@ -8,12 +8,12 @@
 //! through [`Engine::add_silence`](crate::Engine::add_silence) and
 //! [`Engine::expire_silence`](crate::Engine::expire_silence).
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
+use super::Local;
 use crate::{Error, Matcher, Result};
 
 /// How long expired silences stay listed (Alertmanager keeps 5 days).
@@ -137,33 +137,9 @@ impl Silence {
     }
 }
 
-/// The engine's silences by id, with expired ones kept for the retention.
-#[derive(Debug)]
-pub(crate) struct Silences {
-    by_id: BTreeMap<SilenceId, Silence>,
-    next_id: u64,
-    retention: Duration,
-}
-
-impl Silences {
-    /// No silences; expired ones are kept for `retention` (at most
-    /// [`MAX_DURATION`](crate::MAX_DURATION)).
-    pub(crate) fn new(retention: Duration) -> Result<Silences> {
-        if let Some(reason) = crate::time::too_long(retention) {
-            return Err(Error::InvalidSetting {
-                setting: "silence_retention",
-                reason,
-            });
-        }
-        Ok(Silences {
-            by_id: BTreeMap::new(),
-            next_id: 1,
-            retention,
-        })
-    }
-
-    /// See [`Engine::add_silence`](crate::Engine::add_silence).
-    pub(crate) fn add(&mut self, silence: Silence) -> Result<SilenceId> {
+/// The engine's silences (see the `Engine` methods of the same names).
+impl Local {
+    pub(crate) fn add_silence(&mut self, silence: Silence) -> Result<SilenceId> {
         let reason = if silence.matchers.is_empty() {
             Some("a silence needs at least one matcher".into())
         } else if silence.ends_at <= silence.starts_at {
@@ -174,56 +150,36 @@ impl Silences {
         if let Some(reason) = reason {
             return Err(Error::InvalidSilence { reason });
         }
-        let id = SilenceId(self.next_id);
-        self.next_id += 1;
-        self.by_id.insert(id, silence);
-        Ok(id)
+        self.last_silence.0 += 1;
+        self.silences.insert(self.last_silence, silence);
+        Ok(self.last_silence)
     }
 
-    /// See [`Engine::expire_silence`](crate::Engine::expire_silence).
-    pub(crate) fn expire(&mut self, id: SilenceId, now: SystemTime) -> Result<()> {
-        let silence = self
-            .by_id
-            .get_mut(&id)
-            .ok_or(Error::UnknownSilence { id })?;
+    pub(crate) fn expire_silence(&mut self, id: SilenceId, now: SystemTime) -> Result<()> {
+        let silence = self.silences.get_mut(&id);
+        let silence = silence.ok_or(Error::UnknownSilence { id })?;
         match silence.state(now) {
             SilenceState::Expired => {}
             SilenceState::Active => silence.ends_at = now,
-            SilenceState::Pending => {
-                silence.starts_at = now;
-                silence.ends_at = now;
-            }
+            SilenceState::Pending => (silence.starts_at, silence.ends_at) = (now, now),
         }
         Ok(())
     }
 
-    /// A silence by id.
-    pub(crate) fn get(&self, id: SilenceId) -> Option<&Silence> {
-        self.by_id.get(&id)
-    }
-
-    /// All silences, by id.
-    pub(crate) fn iter(&self) -> impl Iterator<Item = (SilenceId, &Silence)> {
-        self.by_id.iter().map(|(id, s)| (*id, s))
-    }
-
     /// Drops silences that expired longer than the retention ago.
-    pub(crate) fn prune(&mut self, now: SystemTime) {
-        let retention = self.retention;
-        self.by_id.retain(|_, s| {
-            s.ends_at
-                .checked_add(retention)
-                .is_none_or(|kept_until| kept_until >= now)
-        });
+    pub(crate) fn prune_silences(&mut self, now: SystemTime) {
+        let retention = self.silence_retention;
+        let kept = |s: &Silence| s.ends_at.checked_add(retention).is_none_or(|t| t >= now);
+        self.silences.retain(|_, s| kept(s));
     }
 
     /// Whether an active silence mutes an alert whose labels `lookup` gives.
-    pub(crate) fn mute<'a>(
+    pub(crate) fn silenced<'a>(
         &self,
         now: SystemTime,
         lookup: impl Fn(&str) -> Option<&'a str>,
     ) -> bool {
-        self.by_id.values().any(|s| s.mutes(now, &lookup))
+        self.silences.values().any(|s| s.mutes(now, &lookup))
     }
 }
 
