@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
-use super::ConfigError;
+use super::{AlertConfig, ConfigError};
 use crate::Rule;
 #[cfg(any(feature = "routing", feature = "rulesets"))]
 use crate::labels::from_text;
@@ -75,22 +75,10 @@ pub(crate) struct FileDoc {
     silences: Vec<routing::SilenceFile>,
 }
 
-/// What a file holds, in core types.
-pub(crate) struct Parts {
-    pub(crate) evaluation_interval: Option<Duration>,
-    pub(crate) rules: Vec<Rule>,
-    #[cfg(feature = "routing")]
-    pub(crate) routing: Option<crate::Routing>,
-    #[cfg(feature = "routing")]
-    pub(crate) inhibit_rules: Vec<crate::InhibitRule>,
-    #[cfg(feature = "routing")]
-    pub(crate) silences: Vec<crate::Silence>,
-}
-
 impl FileDoc {
     /// Converts to core types and runs the checks that need several fields
     /// (those of rules too, naming each by its place in `rules:`).
-    pub(crate) fn into_parts(self, file: &str) -> Result<Parts, ConfigError> {
+    pub(crate) fn into_config(self, file: &str) -> Result<AlertConfig, ConfigError> {
         let interval = self.evaluation_interval.map(|d| d.0);
         #[cfg_attr(not(feature = "rulesets"), allow(unused_mut))]
         let mut rules = Vec::new();
@@ -107,7 +95,8 @@ impl FileDoc {
         for rule in &mut rules {
             rule.severity_labels = rule.severity_labels.or(&self.severity_labels);
         }
-        Ok(Parts {
+        Ok(AlertConfig {
+            source: Some(file.to_owned()),
             evaluation_interval: interval,
             rules,
             #[cfg(feature = "routing")]

@@ -85,7 +85,7 @@ use serde_path_to_error::Segment;
 use crate::{Engine, Rule};
 #[cfg(feature = "routing")]
 use crate::{InhibitRule, Routing, Silence};
-use file::{FileDoc, Parts};
+use file::FileDoc;
 
 /// Which text format a config is in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -171,18 +171,7 @@ impl AlertConfig {
             Format::Yaml => parse_yaml(text, file)?,
             Format::Toml => parse_toml(text, file)?,
         };
-        let parts: Parts = doc.into_parts(file)?;
-        let config = AlertConfig {
-            source: Some(file.to_owned()),
-            rules: parts.rules,
-            #[cfg(feature = "routing")]
-            routing: parts.routing,
-            #[cfg(feature = "routing")]
-            inhibit_rules: parts.inhibit_rules,
-            #[cfg(feature = "routing")]
-            silences: parts.silences,
-            evaluation_interval: parts.evaluation_interval,
-        };
+        let config = doc.into_config(file)?;
         config.validate_routing()?;
         Ok(config)
     }
@@ -200,53 +189,37 @@ impl AlertConfig {
         Self::from_str_as(&text, &file, format)
     }
 
-    /// Adds a rule.
-    #[must_use]
-    pub fn with_rule(mut self, rule: Rule) -> Self {
-        self.rules.push(rule);
-        self
-    }
+    crate::notify::setters! {
+        /// Adds a rule.
+        #[must_use]
+        with_rule(rule: Rule) => push rules(rule);
 
-    /// Adds rules (e.g. a [rule set](crate::rulesets)).
-    #[must_use]
-    pub fn with_rules(mut self, rules: impl IntoIterator<Item = Rule>) -> Self {
-        self.rules.extend(rules);
-        self
-    }
+        /// Adds rules (e.g. a [rule set](crate::rulesets)).
+        #[must_use]
+        with_rules(rules: impl IntoIterator<Item = Rule>) => extend rules(rules);
 
-    /// Sets the routing tree.
-    #[cfg(feature = "routing")]
-    #[must_use]
-    pub fn with_routing(mut self, routing: Routing) -> Self {
-        self.routing = Some(routing);
-        self
-    }
+        /// Sets the routing tree.
+        #[cfg(feature = "routing")]
+        #[must_use]
+        with_routing(routing: Routing) => routing = Some(routing);
 
-    /// Adds an inhibit rule.
-    #[cfg(feature = "routing")]
-    #[must_use]
-    pub fn with_inhibit_rule(mut self, rule: InhibitRule) -> Self {
-        self.inhibit_rules.push(rule);
-        self
-    }
+        /// Adds an inhibit rule.
+        #[cfg(feature = "routing")]
+        #[must_use]
+        with_inhibit_rule(rule: InhibitRule) => push inhibit_rules(rule);
 
-    /// Adds a silence.
-    #[cfg(feature = "routing")]
-    #[must_use]
-    pub fn with_silence(mut self, silence: Silence) -> Self {
-        self.silences.push(silence);
-        self
-    }
+        /// Adds a silence.
+        #[cfg(feature = "routing")]
+        #[must_use]
+        with_silence(silence: Silence) => push silences(silence);
 
-    /// Sets how often the engine will be evaluated (a file's top-level
-    /// `evaluation_interval:`); [`validate`](Self::validate) then refuses
-    /// windows that cannot work at that pace and
-    /// [`into_engine`](Self::into_engine) passes it to
-    /// [`EngineBuilder::evaluation_interval`](crate::EngineBuilder::evaluation_interval).
-    #[must_use]
-    pub fn with_evaluation_interval(mut self, interval: Duration) -> Self {
-        self.evaluation_interval = Some(interval);
-        self
+        /// Sets how often the engine will be evaluated (a file's top-level
+        /// `evaluation_interval:`); [`validate`](Self::validate) then refuses
+        /// windows that cannot work at that pace and
+        /// [`into_engine`](Self::into_engine) passes it to
+        /// [`EngineBuilder::evaluation_interval`](crate::EngineBuilder::evaluation_interval).
+        #[must_use]
+        with_evaluation_interval(interval: Duration) => evaluation_interval = Some(interval);
     }
 
     /// The evaluation interval, if one was given.
@@ -430,44 +403,36 @@ fn deserialize_error(
     lookup: Lookup<'_>,
 ) -> ConfigError {
     let path: Vec<&Segment> = path.iter().collect();
-    let key = |s: &Segment, k: &str| matches!(s, Segment::Map { key } if key == k);
-    let (item, rest) = match path.as_slice() {
-        [first, Segment::Seq { index: i }, rest @ ..] if key(first, "rules") => {
-            let name = lookup(&["rules"], *i, "name");
-            (Some(Item::Rule { index: *i, name }), rest)
-        }
-        [first, second, Segment::Seq { index: i }, rest @ ..]
-            if key(first, "routing") && key(second, "routes") =>
-        {
-            let receiver = lookup(&["routing", "routes"], *i, "receiver");
-            (
-                Some(Item::Route {
-                    index: *i,
-                    receiver,
-                }),
-                rest,
-            )
-        }
-        [first, rest @ ..] if key(first, "routing") => (Some(Item::Routing), rest),
-        [first, Segment::Seq { index }, rest @ ..] if key(first, "inhibit_rules") => {
-            (Some(Item::InhibitRule { index: *index }), rest)
-        }
-        [first, Segment::Seq { index }, rest @ ..] if key(first, "silences") => {
-            (Some(Item::Silence { index: *index }), rest)
-        }
-        [first, second, rest @ ..] if key(first, "rulesets") && key(second, "service_targets") => {
-            (Some(Item::ServiceTargets), rest)
-        }
-        [first, second, Segment::Seq { index: i }, rest @ ..]
-            if key(first, "rulesets") && key(second, "slos") =>
-        {
-            let name = lookup(&["rulesets", "slos"], *i, "name");
-            (Some(Item::Slo { index: *i, name }), rest)
-        }
-        _ => (None, path.as_slice()),
+    let key = |i: usize| match path.get(i) {
+        Some(Segment::Map { key }) => key.as_str(),
+        _ => "",
     };
+    let index = |i: usize| match path.get(i) {
+        Some(Segment::Seq { index }) => Some(*index),
+        _ => None,
+    };
+    let item = match (key(0), key(1), index(1), index(2)) {
+        ("rules", _, Some(index), _) => {
+            let name = lookup(&["rules"], index, "name");
+            Some((Item::Rule { index, name }, 2))
+        }
+        ("routing", "routes", _, Some(index)) => {
+            let receiver = lookup(&["routing", "routes"], index, "receiver");
+            Some((Item::Route { index, receiver }, 3))
+        }
+        ("routing", ..) => Some((Item::Routing, 1)),
+        ("inhibit_rules", _, Some(index), _) => Some((Item::InhibitRule { index }, 2)),
+        ("silences", _, Some(index), _) => Some((Item::Silence { index }, 2)),
+        ("rulesets", "service_targets", ..) => Some((Item::ServiceTargets, 2)),
+        ("rulesets", "slos", _, Some(index)) => {
+            let name = lookup(&["rulesets", "slos"], index, "name");
+            Some((Item::Slo { index, name }, 3))
+        }
+        _ => None,
+    };
+    let (item, skip) = item.map_or((None, 0), |(item, skip)| (Some(item), skip));
     let mut field = String::new();
-    for segment in rest {
+    for segment in &path[skip..] {
         match segment {
             Segment::Seq { index } => field.push_str(&format!("[{index}]")),
             Segment::Map { key } | Segment::Enum { variant: key } => {
