@@ -399,10 +399,7 @@ impl SenderBuilder {
     /// zero `resend_delay` or `evaluation_interval`, or one longer than
     /// [`MAX_DURATION`](crate::MAX_DURATION).
     pub fn build_on(self, handle: &Handle) -> Result<Sender, NotifyError> {
-        let positive = |d: Duration| {
-            let zero = d.is_zero().then(|| "must be longer than zero".to_owned());
-            zero.or_else(|| crate::time::too_long(d))
-        };
+        let positive = NotifyError::positive;
         let no_url = self
             .urls
             .is_empty()

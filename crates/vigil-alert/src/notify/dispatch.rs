@@ -312,12 +312,7 @@ impl DispatcherBuilder {
                 "max_attempts",
                 (r.max_attempts == 0).then(|| "must be at least 1 (got 0)".to_owned()),
             ),
-            (
-                "timeout",
-                (r.timeout.is_zero())
-                    .then(|| "must be more than zero".to_owned())
-                    .or_else(|| too_long(r.timeout)),
-            ),
+            ("timeout", NotifyError::positive(r.timeout)),
             ("initial_backoff", too_long(r.initial_backoff)),
             ("max_backoff", too_long(r.max_backoff)),
             (

@@ -99,14 +99,10 @@ impl WebhookNotifier {
 
     /// Starts configuring a webhook posting to `url`.
     pub fn builder(url: impl Into<String>) -> WebhookBuilder {
+        let url = url.into();
         WebhookBuilder {
-            url: url.into(),
-            format: WebhookFormat::Notification,
-            headers: Vec::new(),
-            generator_url: None,
-            firing_ttl: None,
-            name: None,
-            root_certificates: Vec::new(),
+            url,
+            ..WebhookBuilder::default()
         }
     }
 
@@ -171,13 +167,6 @@ impl WebhookNotifier {
             reason: e.to_string(),
         })
     }
-
-    fn transport_error(&self, error: &reqwest::Error) -> NotifyError {
-        NotifyError::Transport {
-            url: self.url.to_string(),
-            reason: error_chain(error),
-        }
-    }
 }
 
 #[async_trait]
@@ -195,7 +184,10 @@ impl Notifier for WebhookNotifier {
             .body(self.body(notification)?)
             .send()
             .await
-            .map_err(|e| self.transport_error(&e))?;
+            .map_err(|e| NotifyError::Transport {
+                url: self.url.to_string(),
+                reason: error_chain(&e),
+            })?;
         let status = response.status();
         // Read the body either way so the connection can be reused.
         let body = response.bytes().await.unwrap_or_default();
@@ -212,7 +204,7 @@ impl Notifier for WebhookNotifier {
 }
 
 /// Configures a [`WebhookNotifier`]: see [`WebhookNotifier::builder`].
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 #[must_use]
 pub struct WebhookBuilder {
     url: String,
