@@ -2,7 +2,6 @@
 //! passes ([`Rule::validate`], [`Rule::check_interval`]), however it was
 //! made.
 
-use std::fmt;
 use std::time::Duration;
 
 use super::{
@@ -54,104 +53,98 @@ impl Rule {
     /// );
     /// ```
     pub fn validate(&self) -> Result<()> {
-        let bad = |field: &'static str, reason: String| Error::InvalidRule {
-            rule: self.name.clone(),
-            field,
-            reason,
-        };
-        if !is_valid_metric_name(&self.name) {
-            return Err(bad(
-                "name",
-                format!(
-                    "{:?} is not a valid alert name ([a-zA-Z_:][a-zA-Z0-9_:]*)",
-                    self.name
-                ),
-            ));
-        }
-        if let Some((field, reason)) = self.expr.problem() {
-            return Err(bad(field, reason));
-        }
-        if let Some(also) = &self.also {
-            if let Some((_, reason)) = also.expr.problem() {
-                return Err(bad("also", reason));
-            }
-            if also.value.is_nan() {
-                return Err(bad("also", "limit is NaN".into()));
-            }
-        }
-        if !self.by.is_empty() && self.aggregate == Aggregation::PerSeries {
-            return Err(bad(
-                "by",
+        self.fail(self.problem())
+    }
+
+    /// `Ok`, or the rule's error for a problem (the field and why).
+    fn fail(&self, problem: Option<(&'static str, String)>) -> Result<()> {
+        problem.map_or(Ok(()), |(field, reason)| {
+            let rule = self.name.clone();
+            Err(Error::InvalidRule {
+                rule,
+                field,
+                reason,
+            })
+        })
+    }
+
+    /// The first problem [`validate`](Self::validate) reports.
+    fn problem(&self) -> Option<(&'static str, String)> {
+        let nan = |v: f64| v.is_nan().then(|| "limit is NaN".to_owned());
+        let name = !is_valid_metric_name(&self.name);
+        let name = name.then(|| {
+            format!(
+                "{:?} is not a valid alert name ([a-zA-Z_:][a-zA-Z0-9_:]*)",
+                self.name
+            )
+        });
+        let also = self
+            .also
+            .as_ref()
+            .and_then(|a| a.expr.problem().map(|p| p.1).or_else(|| nan(a.value)));
+        let per_series = !self.by.is_empty() && self.aggregate == Aggregation::PerSeries;
+        let by = per_series
+            .then(|| {
                 "needs an aggregation (sum, max, min or avg); per_series already keeps every label"
-                    .into(),
-            ));
-        }
-        if let Some(name) = self.by.iter().find(|n| !is_valid_label_name(n)) {
-            return Err(bad("by", format!("{name:?} is not a valid label name")));
-        }
-        if self.thresholds.is_empty() {
-            return Err(bad("thresholds", "needs at least one threshold".into()));
-        }
-        for (i, t) in self.thresholds.iter().enumerate() {
-            if self.thresholds[..i]
-                .iter()
-                .any(|u| u.severity == t.severity)
-            {
-                return Err(bad(
-                    "thresholds",
-                    format!("severity {} appears twice", t.severity),
-                ));
-            }
-            match &t.value {
-                Limit::Fixed(v) if v.is_nan() => {
-                    return Err(bad("thresholds", format!("{} limit is NaN", t.severity)));
+                    .to_owned()
+            })
+            .or_else(|| invalid_label(&self.by, "label"));
+        let thresholds = self
+            .thresholds
+            .is_empty()
+            .then(|| "needs at least one threshold".to_owned());
+        let thresholds = thresholds.or_else(|| {
+            self.thresholds.iter().enumerate().find_map(|(i, t)| {
+                if self.thresholds[..i]
+                    .iter()
+                    .any(|u| u.severity == t.severity)
+                {
+                    return Some(format!("severity {} appears twice", t.severity));
                 }
-                Limit::Baseline(b) => {
-                    if let Some(problem) = b.problem() {
-                        return Err(bad("thresholds", format!("{}: {problem}", t.severity)));
-                    }
+                match &t.value {
+                    Limit::Fixed(v) => nan(*v).map(|_| format!("{} limit is NaN", t.severity)),
+                    Limit::Baseline(b) => b.problem().map(|p| format!("{}: {p}", t.severity)),
                 }
-                Limit::Fixed(_) => {}
-            }
-        }
-        if self.recover.is_some_and(|r| r.value.is_nan()) {
-            return Err(bad("recover", "limit is NaN".into()));
-        }
-        if let Some((field, reason)) = self.threshold_conflict() {
-            return Err(bad(field, reason));
-        }
-        for (field, d) in [
-            ("for", self.for_duration),
-            ("keep_firing_for", self.keep_firing_for),
-        ] {
-            if let Some(problem) = crate::time::too_long(d) {
-                return Err(bad(field, problem));
-            }
-        }
-        if let Some(problem) = self.labels.keys().find_map(|n| rule_label_problem(n)) {
-            return Err(bad("labels", problem));
-        }
-        if let Some(name) = self.annotations.keys().find(|n| !is_valid_label_name(n)) {
-            return Err(bad(
+            })
+        });
+        let escalate = self.escalate.as_ref().and_then(|e| {
+            let after = if e.after.is_zero() {
+                Some("must be longer than zero".into())
+            } else {
+                crate::time::too_long(e.after)
+            };
+            let empty = e.receiver.as_deref().is_some_and(str::is_empty);
+            (after.map(|p| format!("`after` {p}")))
+                .or_else(|| empty.then(|| "`receiver` must not be empty".into()))
+        });
+        let early = first([("name", name)]).or_else(|| self.expr.problem());
+        let checks = [
+            ("also", also),
+            ("by", by),
+            ("thresholds", thresholds),
+            ("recover", self.recover.and_then(|r| nan(r.value))),
+        ];
+        let late = [
+            ("for", crate::time::too_long(self.for_duration)),
+            (
+                "keep_firing_for",
+                crate::time::too_long(self.keep_firing_for),
+            ),
+            (
+                "labels",
+                self.labels.keys().find_map(|n| rule_label_problem(n)),
+            ),
+            (
                 "annotations",
-                format!("{name:?} is not a valid annotation name"),
-            ));
-        }
-        if let Some(problem) = self.severity_labels.problem() {
-            return Err(bad("severity_labels", problem));
-        }
-        if let Some(e) = &self.escalate {
-            if e.after.is_zero() {
-                return Err(bad("escalate", "`after` must be longer than zero".into()));
-            }
-            if let Some(problem) = crate::time::too_long(e.after) {
-                return Err(bad("escalate", format!("`after` {problem}")));
-            }
-            if e.receiver.as_deref().is_some_and(str::is_empty) {
-                return Err(bad("escalate", "`receiver` must not be empty".into()));
-            }
-        }
-        Ok(())
+                invalid_label(self.annotations.keys(), "annotation"),
+            ),
+            ("severity_labels", self.severity_labels.problem()),
+            ("escalate", escalate),
+        ];
+        early
+            .or_else(|| first(checks))
+            .or_else(|| self.threshold_conflict())
+            .or_else(|| first(late))
     }
 
     /// Checks that the rule's windows can work when the engine is
@@ -161,91 +154,80 @@ impl Rule {
     /// least one interval, and baseline windows of at least `min_samples`
     /// intervals.
     pub fn check_interval(&self, interval: Duration) -> Result<()> {
-        let bad = |field: &'static str, reason: String| Error::InvalidRule {
-            rule: self.name.clone(),
-            field,
-            reason,
-        };
         let show = humantime::format_duration;
         let exprs = std::iter::once(("expr", &self.expr))
             .chain(self.also.as_ref().map(|a| ("also", &a.expr)));
-        for (field, expr) in exprs {
-            let counted = matches!(expr, Expr::Rate { .. } | Expr::Ratio { .. });
-            match expr.window() {
-                Some(window) if counted && window < interval => {
-                    return Err(bad(
-                        field,
-                        format!(
-                            "window {} is shorter than the evaluation interval {}, so it never holds the two samples a rate needs",
-                            show(window),
-                            show(interval)
-                        ),
-                    ));
-                }
-                _ => {}
-            }
-        }
-        for t in &self.thresholds {
-            let Limit::Baseline(b) = &t.value else {
-                continue;
-            };
+        let short = exprs.filter(|(_, e)| matches!(e, Expr::Rate { .. } | Expr::Ratio { .. })).find_map(|(field, e)| {
+            let window = e.window().filter(|w| *w < interval)?;
+            Some((field, format!(
+                "window {} is shorter than the evaluation interval {}, so it never holds the two samples a rate needs",
+                show(window),
+                show(interval)
+            )))
+        });
+        let baseline = || {
+            self.thresholds.iter().find_map(|t| {
+            let Limit::Baseline(b) = &t.value else { return None };
             let held = b.window.as_nanos() / interval.as_nanos().max(1);
-            if held < b.min_samples as u128 {
-                return Err(bad(
-                    "thresholds",
-                    format!(
-                        "{}: baseline window {} holds at most {held} earlier values at the evaluation interval {}, fewer than min_samples {}, so the threshold never holds",
-                        self.severity_label(t.severity),
-                        show(b.window),
-                        show(interval),
-                        b.min_samples
-                    ),
-                ));
-            }
-        }
-        Ok(())
+            (held < b.min_samples as u128).then(|| ("thresholds", format!(
+                "{}: baseline window {} holds at most {held} earlier values at the evaluation interval {}, fewer than min_samples {}, so the threshold never holds",
+                self.severity_label(t.severity),
+                show(b.window),
+                show(interval),
+                b.min_samples
+            )))
+        })
+        };
+        self.fail(short.or_else(baseline))
     }
 
     /// Thresholds (and the recovery threshold) that contradict each other:
     /// the field and why. See [`Rule::validate`].
     fn threshold_conflict(&self) -> Option<(&'static str, String)> {
         let name = |t: &Threshold| self.severity_label(t.severity).to_owned();
-        for t in &self.thresholds {
-            if let Limit::Fixed(v) = t.value
-                && let Some(why) = self.expr.unreachable(t.op, v)
-            {
-                return Some(("thresholds", format!("{} {why}", name(t))));
-            }
-        }
-        if let Some(why) = self
-            .also
-            .as_ref()
-            .and_then(|a| a.expr.unreachable(a.op, a.value))
-        {
-            return Some(("also", why));
-        }
-        if let Some(why) = self
-            .recover
-            .and_then(|r| self.expr.unreachable(r.op, r.value))
-        {
-            return Some((
-                "recover",
-                format!("{why}, so an alerting instance would never resolve"),
-            ));
+        let unreachable = self.thresholds.iter().find_map(|t| match t.value {
+            Limit::Fixed(v) => self
+                .expr
+                .unreachable(t.op, v)
+                .map(|why| ("thresholds", format!("{} {why}", name(t)))),
+            Limit::Baseline(_) => None,
+        });
+        let unreachable = unreachable
+            .or_else(|| {
+                Some((
+                    "also",
+                    self.also
+                        .as_ref()
+                        .and_then(|a| a.expr.unreachable(a.op, a.value))?,
+                ))
+            })
+            .or_else(|| {
+                let why = self
+                    .recover
+                    .and_then(|r| self.expr.unreachable(r.op, r.value))?;
+                Some((
+                    "recover",
+                    format!("{why}, so an alerting instance would never resolve"),
+                ))
+            });
+        if unreachable.is_some() {
+            return unreachable;
         }
         let mut by_level: Vec<&Threshold> = self.thresholds.iter().collect();
         by_level.sort_by_key(|t| t.severity);
         let first = by_level.first()?;
         let upper = first.op.is_upper();
+        // Further from normal: above for `>` rules, below for `<` ones.
+        let further = |h: f64, l: f64| if upper { h > l } else { h < l };
         if let Some(other) = by_level.iter().find(|t| t.op.is_upper() != upper) {
             return Some((
                 "thresholds",
                 format!(
                     "{} is `{}` but {} is `{}`: the thresholds of a rule must all alert on high values (> or >=) or all on low values (< or <=); write one rule per direction",
                     name(first),
-                    Shown(first),
+                    shown(first),
                     name(other),
-                    Shown(other)
+                    shown(other)
                 ),
             ));
         }
@@ -253,22 +235,12 @@ impl Rule {
         for (i, high) in by_level.iter().enumerate() {
             for low in &by_level[..i] {
                 let out_of_order = match (&low.value, &high.value) {
-                    (Limit::Fixed(l), Limit::Fixed(h)) => {
-                        if upper {
-                            h <= l
-                        } else {
-                            h >= l
-                        }
-                    }
+                    (Limit::Fixed(l), Limit::Fixed(h)) => !further(*h, *l),
                     (Limit::Baseline(l), Limit::Baseline(h)) if l.window == h.window => {
                         match (l.method, h.method) {
                             (BaselineMethod::Stddev(l), BaselineMethod::Stddev(h)) => h <= l,
                             (BaselineMethod::Quantile(l), BaselineMethod::Quantile(h)) => {
-                                if upper {
-                                    h <= l
-                                } else {
-                                    h >= l
-                                }
+                                !further(h, l)
                             }
                             _ => false,
                         }
@@ -281,9 +253,9 @@ impl Rule {
                         format!(
                             "{} `{}` is not {side} {} `{}`: a more severe level needs a limit further from normal, or the less severe one could never be reported",
                             name(high),
-                            Shown(high),
+                            shown(high),
                             name(low),
-                            Shown(low)
+                            shown(low)
                         ),
                     ));
                 }
@@ -305,63 +277,48 @@ impl Rule {
             ));
         }
         // The threshold closest to normal (among the fixed ones) is the one
-        // an instance recovers from.
-        let nearest = self
-            .thresholds
-            .iter()
-            .filter_map(|t| match t.value {
-                Limit::Fixed(v) => Some((t, v)),
-                Limit::Baseline(_) => None,
-            })
-            .reduce(|a, b| {
-                let b_nearer = if upper { b.1 < a.1 } else { b.1 > a.1 };
-                if b_nearer { b } else { a }
-            });
-        if let Some((t, limit)) = nearest {
-            let wrong_side = if upper {
-                recover.value >= limit
-            } else {
-                recover.value <= limit
-            };
-            if wrong_side {
-                let healthy = if upper { "below" } else { "above" };
-                return Some((
-                    "recover",
-                    format!(
-                        "`{} {}` is not {healthy} the threshold it recovers from, {} `{}`: the recovery limit must be on the healthy side of every threshold, or it changes nothing",
-                        recover.op,
-                        recover.value,
-                        name(t),
-                        Shown(t)
-                    ),
-                ));
-            }
-        }
-        None
+        // an instance recovers from; the recovery limit must be nearer still.
+        let fixed = self.thresholds.iter().filter_map(|t| match t.value {
+            Limit::Fixed(v) => Some((t, v)),
+            Limit::Baseline(_) => None,
+        });
+        let (t, limit) = fixed.reduce(|a, b| if further(a.1, b.1) { b } else { a })?;
+        let healthy = if upper { "below" } else { "above" };
+        (!further(limit, recover.value)).then(|| ("recover", format!(
+            "`{} {}` is not {healthy} the threshold it recovers from, {} `{}`: the recovery limit must be on the healthy side of every threshold, or it changes nothing",
+            recover.op, recover.value, name(t), shown(t)
+        )))
     }
 }
 
-/// A threshold as written in messages: `> 0.9`, `> {stddevs: 3, window: 1h}`.
-struct Shown<'a>(&'a Threshold);
+/// Why one of `names` is not a valid label name, if one is not: it is
+/// named a `what` (`label`, `annotation`) in the message.
+fn invalid_label<'a>(names: impl IntoIterator<Item = &'a String>, what: &str) -> Option<String> {
+    let name = names.into_iter().find(|n| !is_valid_label_name(n))?;
+    Some(format!("{name:?} is not a valid {what} name"))
+}
 
-impl fmt::Display for Shown<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let t = self.0;
-        match &t.value {
-            Limit::Fixed(v) => write!(f, "{} {v}", t.op),
-            Limit::Baseline(b) => {
-                let window = humantime::format_duration(b.window);
-                match b.method {
-                    BaselineMethod::Stddev(k) => {
-                        write!(f, "{} {{stddevs: {k}, window: {window}}}", t.op)
-                    }
-                    BaselineMethod::Quantile(q) => {
-                        write!(f, "{} {{quantile: {q}, window: {window}}}", t.op)
-                    }
-                }
-            }
-        }
-    }
+/// A threshold as written in messages: `> 0.9`, `> {stddevs: 3, window: 1h}`.
+fn shown(t: &Threshold) -> String {
+    let (kind, k, window) = match &t.value {
+        Limit::Fixed(v) => return format!("{} {v}", t.op),
+        Limit::Baseline(b) => match b.method {
+            BaselineMethod::Stddev(k) => ("stddevs", k, b.window),
+            BaselineMethod::Quantile(q) => ("quantile", q, b.window),
+        },
+    };
+    let window = humantime::format_duration(window);
+    format!("{} {{{kind}: {k}, window: {window}}}", t.op)
+}
+
+/// The first of `checks` (a field and its problem, if any) that found a
+/// problem.
+fn first(
+    checks: impl IntoIterator<Item = (&'static str, Option<String>)>,
+) -> Option<(&'static str, String)> {
+    checks
+        .into_iter()
+        .find_map(|(field, problem)| Some((field, problem?)))
 }
 
 /// Builds a [`Rule`]; see [`Rule::builder`]. Problems are reported by
