@@ -15,14 +15,10 @@ use std::time::{Duration, SystemTime};
 use crate::time::elapsed;
 use crate::{Aggregation, Expr, Labels, Rule, Source};
 
-/// One series' (or group's) reading in one evaluation.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub(crate) enum Reading {
-    /// The value read.
-    Value(f64),
-    /// Present, but a rate needs one more sample: changes nothing.
-    Warming,
-}
+/// One series' (or group's) reading in one evaluation: its value, or
+/// `None` when it is present but a rate needs one more sample (which
+/// changes nothing).
+pub(crate) type Reading = Option<f64>;
 
 /// Counter samples per series.
 pub(crate) type Series = HashMap<Labels, CounterSeries>;
@@ -54,17 +50,17 @@ impl CounterSeries {
         }
         let (Some(&(first, _)), Some(&(last, _))) = (self.samples.front(), self.samples.back())
         else {
-            return Reading::Warming;
+            return None;
         };
         let span = elapsed(last, first).as_secs_f64();
         if span <= 0.0 {
-            return Reading::Warming;
+            return None;
         }
         let totals = || self.samples.iter().map(|(_, v)| *v);
         // A drop means the counter restarted from zero (Prometheus).
         let step = |(p, v): (f64, f64)| if v >= p { v - p } else { v };
         let increase: f64 = totals().zip(totals().skip(1)).map(step).sum();
-        Reading::Value(increase / span)
+        Some(increase / span)
     }
 }
 
@@ -83,8 +79,7 @@ impl ExprReader<'_> {
     /// into `counters`.
     pub(crate) fn read(&self, expr: &Expr, counters: &mut Counters) -> Vec<(Labels, Reading)> {
         let finite = |series: Vec<(Labels, f64)>| -> Vec<_> {
-            let value =
-                |(labels, v): (Labels, f64)| (!v.is_nan()).then_some((labels, Reading::Value(v)));
+            let value = |(labels, v): (Labels, f64)| (!v.is_nan()).then_some((labels, Some(v)));
             series.into_iter().filter_map(value).collect()
         };
         let source = self.source;
@@ -200,21 +195,21 @@ fn ratio(
     for (labels, reading) in den {
         let p = pairs.entry(key(labels)).or_default();
         match reading {
-            Reading::Value(v) => p.1 += v,
-            Reading::Warming => p.2 = true,
+            Some(v) => p.1 += v,
+            None => p.2 = true,
         }
     }
     for (labels, reading) in num {
         if let Some(p) = pairs.get_mut(&key(labels)) {
             match reading {
-                Reading::Value(v) => p.0 += v,
-                Reading::Warming => p.2 |= num_warming,
+                Some(v) => p.0 += v,
+                None => p.2 |= num_warming,
             }
         }
     }
     let reading = |(key, (num, den, warming)): (Labels, (f64, f64, bool))| match warming {
-        true => Some((key, Reading::Warming)),
-        false => (den > 0.0).then(|| (key, Reading::Value(num / den))),
+        true => Some((key, None)),
+        false => (den > 0.0).then(|| (key, Some(num / den))),
     };
     pairs.into_iter().filter_map(reading).collect()
 }
@@ -229,16 +224,16 @@ fn aggregate(
     let mut groups: HashMap<Labels, Vec<f64>> = HashMap::new();
     for (labels, r) in readings {
         let values = groups.entry(project(&labels, by)).or_default();
-        if let Reading::Value(v) = r {
+        if let Some(v) = r {
             values.push(v);
         }
     }
     let reading = |values: Vec<f64>| match op {
-        _ if values.is_empty() => Reading::Warming,
-        Aggregation::Sum | Aggregation::PerSeries => Reading::Value(values.iter().sum()),
-        Aggregation::Max => Reading::Value(values.into_iter().fold(f64::NEG_INFINITY, f64::max)),
-        Aggregation::Min => Reading::Value(values.into_iter().fold(f64::INFINITY, f64::min)),
-        Aggregation::Avg => Reading::Value(values.iter().sum::<f64>() / values.len() as f64),
+        _ if values.is_empty() => None,
+        Aggregation::Sum | Aggregation::PerSeries => Some(values.iter().sum()),
+        Aggregation::Max => Some(values.into_iter().fold(f64::NEG_INFINITY, f64::max)),
+        Aggregation::Min => Some(values.into_iter().fold(f64::INFINITY, f64::min)),
+        Aggregation::Avg => Some(values.iter().sum::<f64>() / values.len() as f64),
     };
     groups
         .into_iter()
@@ -259,12 +254,12 @@ mod tests {
     fn counter_rate_needs_two_samples_and_handles_resets() {
         let mut s = CounterSeries::default();
         let w = Duration::from_secs(300);
-        assert_eq!(s.update(at(0), 100.0, w), Reading::Warming);
-        assert_eq!(s.update(at(60), 160.0, w), Reading::Value(1.0));
+        assert_eq!(s.update(at(0), 100.0, w), None);
+        assert_eq!(s.update(at(60), 160.0, w), Some(1.0));
         // Restart: the total drops to 30, so 30 new events since the reset.
-        assert_eq!(s.update(at(120), 30.0, w), Reading::Value(90.0 / 120.0));
+        assert_eq!(s.update(at(120), 30.0, w), Some(90.0 / 120.0));
         // Re-evaluating at the same instant replaces the sample.
-        assert_eq!(s.update(at(120), 90.0, w), Reading::Value(150.0 / 120.0));
+        assert_eq!(s.update(at(120), 90.0, w), Some(150.0 / 120.0));
     }
 
     #[test]
@@ -276,20 +271,17 @@ mod tests {
         let young = (100.0, Some(Duration::from_secs(10)));
         assert_eq!(
             counter_rate(&mut series, &labels, at(60), young, w),
-            Reading::Value(10.0)
+            Some(10.0)
         );
         assert_eq!(
             counter_rate(&mut series, &labels, at(70), (200.0, None), w),
-            Reading::Value(10.0)
+            Some(10.0)
         );
         // Older than the window, or of unknown age: its first total is
         // where it starts.
         for first in [(100.0, Some(Duration::from_secs(301))), (100.0, None)] {
             let mut series = HashMap::new();
-            assert_eq!(
-                counter_rate(&mut series, &labels, at(400), first, w),
-                Reading::Warming
-            );
+            assert_eq!(counter_rate(&mut series, &labels, at(400), first, w), None);
         }
     }
 
@@ -299,16 +291,16 @@ mod tests {
         let w = Duration::from_secs(60);
         s.update(at(0), 0.0, w);
         s.update(at(60), 600.0, w); // 10/s
-        assert_eq!(s.update(at(120), 660.0, w), Reading::Value(1.0));
+        assert_eq!(s.update(at(120), 660.0, w), Some(1.0));
     }
 
     #[test]
     fn aggregation_ops() {
         let mk = || {
             vec![
-                (crate::labels([("a", "1"), ("g", "x")]), Reading::Value(1.0)),
-                (crate::labels([("a", "2"), ("g", "x")]), Reading::Value(3.0)),
-                (crate::labels([("a", "3"), ("g", "y")]), Reading::Warming),
+                (crate::labels([("a", "1"), ("g", "x")]), Some(1.0)),
+                (crate::labels([("a", "2"), ("g", "x")]), Some(3.0)),
+                (crate::labels([("a", "3"), ("g", "y")]), None),
             ]
         };
         for (op, want) in [
@@ -318,15 +310,15 @@ mod tests {
             (Aggregation::Avg, 2.0),
         ] {
             let r = aggregate(mk(), op, &[]);
-            assert_eq!(r, vec![(Labels::new(), Reading::Value(want))], "{op:?}");
+            assert_eq!(r, vec![(Labels::new(), Some(want))], "{op:?}");
         }
         let mut r = aggregate(mk(), Aggregation::Sum, &["g".to_owned()]);
         r.sort_by(|a, b| a.0.cmp(&b.0));
         assert_eq!(
             r,
             vec![
-                (crate::labels([("g", "x")]), Reading::Value(4.0)),
-                (crate::labels([("g", "y")]), Reading::Warming),
+                (crate::labels([("g", "x")]), Some(4.0)),
+                (crate::labels([("g", "y")]), None),
             ]
         );
     }

@@ -37,7 +37,7 @@ use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
-use crate::alert::{Active, sort_alerts};
+use crate::alert::{Active, fingerprint, sort_alerts};
 #[cfg(feature = "routing")]
 use crate::routing::Local;
 use crate::{Alert, Error, History, Labels, Result, Rule, Severity, Source, State, Transition};
@@ -222,11 +222,15 @@ impl Engine {
                 if let Some(severity) = alerting_severity(rule, m) {
                     let starts_at = m.active_since.unwrap_or(now);
                     let alert = Alert::firing(rule, &inst.labels, severity, m.value, starts_at);
-                    let (base, escalated) = (inst.base, m.escalated);
+                    let alert = Alert {
+                        escalated: m.escalated,
+                        ..alert
+                    };
+                    let base = fingerprint(&inst.labels);
                     out.push(Active {
                         rule: index,
                         base,
-                        alert: Alert { escalated, ..alert },
+                        alert,
                     });
                 }
             }

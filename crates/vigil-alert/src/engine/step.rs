@@ -6,9 +6,8 @@ use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
 
 use super::{ALERTS_FIRING, Engine};
-use crate::alert::fingerprint;
 use crate::baseline::Samples;
-use crate::expr::{Counters, ExprReader, Reading};
+use crate::expr::{Counters, ExprReader};
 #[cfg(feature = "routing")]
 use crate::routing::Local;
 use crate::state::{Input, Machine};
@@ -31,8 +30,6 @@ pub(super) struct Instance {
     pub(super) machine: Machine,
     /// Alert labels without `severity`.
     pub(super) labels: Labels,
-    /// `fingerprint(labels)`.
-    pub(super) base: u64,
     seen_tick: u64,
 }
 
@@ -61,7 +58,6 @@ impl Instance {
         labels.insert("alertname".into(), rule.name.clone());
         Instance {
             machine: Machine::default(),
-            base: fingerprint(&labels),
             labels,
             seen_tick: 0,
         }
@@ -97,17 +93,12 @@ impl Engine {
         let (rule, state, tick) = (&self.rules[index], &mut self.states[index], self.tick);
         let reader = ExprReader { rule, now, source };
         let readings = reader.read(&rule.expr, &mut state.counters);
-        let also: HashMap<Labels, f64> = match &rule.also {
-            Some(also) => reader
-                .read(&also.expr, &mut state.also_counters)
-                .into_iter(),
-            None => Vec::new().into_iter(),
-        }
-        .filter_map(|(labels, r)| match r {
-            Reading::Value(v) => Some((labels, v)),
-            Reading::Warming => None,
-        })
-        .collect();
+        let also = rule
+            .also
+            .iter()
+            .flat_map(|a| reader.read(&a.expr, &mut state.also_counters));
+        let also: HashMap<Labels, f64> =
+            also.filter_map(|(labels, v)| Some((labels, v?))).collect();
         let keep_resting = single(rule) || rule.no_data == NoDataPolicy::Alerting;
         let baseline_window = rule.thresholds.iter().filter_map(|t| match &t.value {
             Limit::Baseline(b) => Some(b.window),
@@ -127,7 +118,7 @@ impl Engine {
         };
         let mut rested = false;
         for (labels, reading) in readings {
-            let Reading::Value(value) = reading else {
+            let Some(value) = reading else {
                 if let Some(inst) = state.instances.get_mut(&labels) {
                     inst.seen_tick = tick;
                 }

@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, SystemTime};
 
-use super::{InhibitRule, RouteSettings};
+use super::{InhibitRule, Route};
 use crate::alert::{Active, sort_alerts};
 use crate::labels::DisplayLabels;
 use crate::{
@@ -48,7 +48,9 @@ struct Group {
 /// the alert groups and the silences. Owned by the engine.
 #[derive(Debug)]
 pub(crate) struct Local {
-    routes: Vec<RouteSettings>,
+    routing: Routing,
+    /// The default receiver as a route matching every alert, tried last.
+    default: Route,
     inhibit_rules: Vec<InhibitRule>,
     groups: HashMap<GroupId, Group>,
     /// By id; expired ones are kept for `silence_retention`.
@@ -71,7 +73,8 @@ impl Local {
             return Err(crate::Error::InvalidSetting { setting, reason });
         }
         Ok(Local {
-            routes: RouteSettings::resolve(routing),
+            default: Route::new(routing.receiver.clone()),
+            routing: routing.clone(),
             inhibit_rules,
             groups: HashMap::new(),
             silences: BTreeMap::new(),
@@ -82,7 +85,12 @@ impl Local {
 
     /// The receivers of the routing tree: every route's, then the default.
     pub(crate) fn receivers(&self) -> impl Iterator<Item = &str> {
-        self.routes.iter().map(|route| route.receiver.as_str())
+        self.routes().map(|route| route.receiver.as_str())
+    }
+
+    /// The routes, then the default.
+    fn routes(&self) -> impl Iterator<Item = &Route> {
+        self.routing.routes.iter().chain([&self.default])
     }
 
     /// Whether a silence or inhibition by the `firing` alerts mutes `alert`.
@@ -92,17 +100,12 @@ impl Local {
 
     /// Sets the `silenced` and `inhibited` flags of the active alerts.
     pub(crate) fn flag(&self, now: SystemTime, mut active: Vec<Active>) -> Vec<Active> {
-        let firing: Vec<&Active> = active.iter().collect();
-        let flags: Vec<(bool, bool)> = (firing.iter())
-            .map(|a| {
-                (
-                    self.silenced(now, |n| a.label(n)),
-                    inhibited(&self.inhibit_rules, &firing, a),
-                )
-            })
-            .collect();
-        for (a, (silenced, inhibited)) in active.iter_mut().zip(flags) {
-            (a.alert.silenced, a.alert.inhibited) = (silenced, inhibited);
+        let all = active.clone();
+        let firing: Vec<&Active> = all.iter().collect();
+        for a in &mut active {
+            let silenced = self.silenced(now, |n| a.label(n));
+            a.alert.inhibited = inhibited(&self.inhibit_rules, &firing, a);
+            a.alert.silenced = silenced;
         }
         active
     }
@@ -144,17 +147,19 @@ impl Local {
         escalated_to: Option<String>,
     ) -> &mut Group {
         let lookup = |name: &str| alert.labels.get(name).map(String::as_str);
-        let mut routes = self.routes.iter();
-        let index = routes.position(|r| r.matchers.iter().all(|m| m.matches_with(lookup)));
+        let index = self
+            .routes()
+            .position(|r| r.matchers.iter().all(|m| m.matches_with(lookup)));
         let index = index.expect("the default route matches every alert");
-        let route = &self.routes[index];
-        let labels: Labels = if route.group_by.iter().any(|l| l == "...") {
+        let route = self.routing.routes.get(index).unwrap_or(&self.default);
+        let group_by = self.routing.grouping(route);
+        let labels: Labels = if group_by.iter().any(|l| l == "...") {
             alert.labels.clone()
         } else {
             let value = |name: &String| Some((name.clone(), lookup(name)?.to_owned()));
-            route.group_by.iter().filter_map(value).collect()
+            group_by.iter().filter_map(value).collect()
         };
-        let next_flush = now + route.group_wait;
+        let next_flush = now + self.routing.timers(route)[0];
         let group = || Group {
             entries: HashMap::new(),
             next_flush,
@@ -186,13 +191,17 @@ impl Local {
             .filter(|a| self.mutes(now, &firing, a))
             .map(Active::id)
             .collect();
-        let (routes, mut out) = (&self.routes, Vec::new());
+        let (routing, default, mut out) = (&self.routing, &self.default, Vec::new());
         self.groups.retain(|(index, to, labels), group| {
-            let route = &routes[*index];
+            let route = routing.routes.get(*index).unwrap_or(default);
+            let [_, interval, repeat] = routing.timers(route);
             if group.next_flush <= now {
-                let alerts = group.flush(now, route.repeat_interval, &muted);
-                out.extend(alerts.map(|alerts| notification(route, to.as_deref(), labels, alerts)));
-                group.next_flush = now + route.group_interval;
+                let alerts = group.flush(now, repeat, &muted);
+                let is_default = *index == routing.routes.len();
+                let notify =
+                    |alerts| notification(route, is_default, to.as_deref(), labels, alerts);
+                out.extend(alerts.map(notify));
+                group.next_flush = now + interval;
             }
             !group.entries.is_empty()
         });
@@ -211,26 +220,19 @@ impl Group {
         repeat: Duration,
         muted: &HashSet<AlertId>,
     ) -> Option<Vec<Alert>> {
-        let shown = self.entries.iter().filter(|(id, _)| !muted.contains(id));
-        let (firing, resolved): (Vec<_>, Vec<_>) = shown.partition(|(_, (a, _))| a.is_firing());
-        let resolved: Vec<_> = resolved
-            .into_iter()
-            .filter(|(_, (_, told))| told.is_some())
-            .collect();
-        let changed = firing
-            .iter()
-            .any(|(_, (a, told))| *told != Some(a.alert.escalated));
-        let repeat = !firing.is_empty() && self.last_sent.is_some_and(|t| now >= t + repeat);
-        let send = changed || !resolved.is_empty() || repeat;
-        let mut alerts: Vec<Alert> = firing
-            .iter()
-            .chain(&resolved)
-            .map(|(_, (a, _))| a.alert.clone())
-            .collect();
-        let sent: HashSet<AlertId> = firing.iter().map(|(id, _)| **id).collect();
+        // Firing alerts, and resolved ones whose firing was notified.
+        let shown = |(id, (a, told)): &(&AlertId, &(Active, Option<bool>))| {
+            !muted.contains(*id) && (a.is_firing() || told.is_some())
+        };
+        let shown = self.entries.iter().filter(shown);
+        let changed = (shown.clone())
+            .any(|(_, (a, told))| !a.is_firing() || *told != Some(a.alert.escalated));
+        let mut alerts: Vec<Alert> = shown.map(|(_, (a, _))| a.alert.clone()).collect();
+        let firing = alerts.iter().any(|a| a.status == AlertStatus::Firing);
+        let send = changed || (firing && self.last_sent.is_some_and(|t| now >= t + repeat));
         if send {
             for (id, (a, told)) in &mut self.entries {
-                *told = sent.contains(id).then_some(a.alert.escalated);
+                *told = (a.is_firing() && !muted.contains(id)).then_some(a.alert.escalated);
             }
             self.last_sent = Some(now);
         }
@@ -260,7 +262,8 @@ fn inhibited(rules: &[InhibitRule], firing: &[&Active], target: &Active) -> bool
 }
 
 fn notification(
-    route: &RouteSettings,
+    route: &Route,
+    default: bool,
     escalated_to: Option<&str>,
     labels: &Labels,
     alerts: Vec<Alert>,
@@ -276,10 +279,15 @@ fn notification(
         true => AlertStatus::Firing,
         false => AlertStatus::Resolved,
     };
-    let route_key = match escalated_to {
-        Some(r) => format!("{}/{{escalated_to={r:?}}}", route.key),
-        None => route.key.clone(),
-    };
+    // Alertmanager's route path: `{}`, then each level's matchers.
+    let mut route_key = String::from("{}");
+    if !default {
+        let path: Vec<String> = route.matchers.iter().map(ToString::to_string).collect();
+        route_key += &format!("/{{{}}}", path.join(","));
+    }
+    if let Some(r) = escalated_to {
+        route_key += &format!("/{{escalated_to={r:?}}}");
+    }
     Notification {
         receiver: escalated_to.unwrap_or(&route.receiver).to_owned(),
         group_key: format!("{route_key}:{}", DisplayLabels(labels)),

@@ -158,11 +158,52 @@ impl Routing {
     /// `repeat_interval` longer than zero, every timer at most
     /// [`MAX_DURATION`](crate::MAX_DURATION)).
     pub fn validate(&self) -> Result<()> {
-        let resolved = RouteSettings::resolve(self);
-        let (default, routes) = resolved.split_last().expect("the default route is last");
-        std::iter::once(default)
-            .chain(routes)
-            .try_for_each(RouteSettings::check)
+        let default = Route::new(self.receiver.clone());
+        let mut routes = std::iter::once(&default).chain(&self.routes);
+        routes.try_for_each(|route| self.check(route))
+    }
+
+    /// `route`'s `group_by`, inherited if it has none.
+    pub(crate) fn grouping<'a>(&'a self, route: &'a Route) -> &'a [String] {
+        route.group_by.as_deref().unwrap_or(&self.group_by)
+    }
+
+    /// `route`'s `group_wait`, `group_interval` and `repeat_interval`, each
+    /// inherited if it has none.
+    pub(crate) fn timers(&self, route: &Route) -> [Duration; 3] {
+        [
+            route.group_wait.unwrap_or(self.group_wait),
+            route.group_interval.unwrap_or(self.group_interval),
+            route.repeat_interval.unwrap_or(self.repeat_interval),
+        ]
+    }
+
+    fn check(&self, route: &Route) -> Result<()> {
+        let bad = |field, reason: String| Error::InvalidRoute {
+            receiver: route.receiver.clone(),
+            field,
+            reason,
+        };
+        if route.receiver.is_empty() {
+            return Err(bad("receiver", "must not be empty".into()));
+        }
+        let label = |n: &&String| n.as_str() != "..." && !is_valid_label_name(n);
+        if let Some(name) = self.grouping(route).iter().find(label) {
+            return Err(bad(
+                "group_by",
+                format!("{name:?} is not a valid label name"),
+            ));
+        }
+        let fields = ["group_wait", "group_interval", "repeat_interval"];
+        for (field, d) in fields.into_iter().zip(self.timers(route)) {
+            if d.is_zero() && field != "group_wait" {
+                return Err(bad(field, "must be longer than zero".into()));
+            }
+            if let Some(problem) = crate::time::too_long(d) {
+                return Err(bad(field, problem));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -246,82 +287,6 @@ pub struct InhibitRule {
     /// missing from both counts as equal).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub equal: Vec<String>,
-}
-
-/// A route with inheritance resolved.
-#[derive(Clone, Debug)]
-pub(crate) struct RouteSettings {
-    matchers: Vec<Matcher>,
-    receiver: String,
-    group_by: Vec<String>,
-    group_wait: Duration,
-    group_interval: Duration,
-    repeat_interval: Duration,
-    /// Alertmanager-style route path, the prefix of group keys.
-    key: String,
-}
-
-impl RouteSettings {
-    /// The routes, then the default as a route matching everything.
-    fn resolve(routing: &Routing) -> Vec<RouteSettings> {
-        let default = Route::new(routing.receiver.clone());
-        let routes = routing.routes.iter().chain([&default]);
-        let last = routing.routes.len();
-        let resolve = |(index, r): (usize, &Route)| {
-            let path: Vec<String> = r.matchers.iter().map(ToString::to_string).collect();
-            RouteSettings {
-                matchers: r.matchers.clone(),
-                receiver: r.receiver.clone(),
-                group_by: r
-                    .group_by
-                    .clone()
-                    .unwrap_or_else(|| routing.group_by.clone()),
-                group_wait: r.group_wait.unwrap_or(routing.group_wait),
-                group_interval: r.group_interval.unwrap_or(routing.group_interval),
-                repeat_interval: r.repeat_interval.unwrap_or(routing.repeat_interval),
-                key: match index == last {
-                    true => "{}".into(),
-                    false => format!("{{}}/{{{}}}", path.join(",")),
-                },
-            }
-        };
-        routes.enumerate().map(resolve).collect()
-    }
-
-    fn check(&self) -> Result<()> {
-        let bad = |field, reason: String| Error::InvalidRoute {
-            receiver: self.receiver.clone(),
-            field,
-            reason,
-        };
-        if self.receiver.is_empty() {
-            return Err(bad("receiver", "must not be empty".into()));
-        }
-        if let Some(name) = self
-            .group_by
-            .iter()
-            .find(|n| n.as_str() != "..." && !is_valid_label_name(n))
-        {
-            return Err(bad(
-                "group_by",
-                format!("{name:?} is not a valid label name"),
-            ));
-        }
-        let timers = [
-            ("group_wait", self.group_wait),
-            ("group_interval", self.group_interval),
-            ("repeat_interval", self.repeat_interval),
-        ];
-        for (field, d) in timers {
-            if d.is_zero() && field != "group_wait" {
-                return Err(bad(field, "must be longer than zero".into()));
-            }
-            if let Some(problem) = crate::time::too_long(d) {
-                return Err(bad(field, problem));
-            }
-        }
-        Ok(())
-    }
 }
 
 #[cfg(test)]
