@@ -32,14 +32,14 @@
 //! reads no series and never fires. [`EMITTED_BY_VIGIL`] lists every
 //! metric vigil records by itself.
 
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use crate::prometheus;
 #[cfg(feature = "prometheus")]
 use crate::prometheus::{PrometheusExport, PrometheusExporter};
 use crate::{
-    Aggregation, Comparison, Error, Expr, Labels, Matcher, Result, Rule, RuleBuilder, Selector,
-    Severity,
+    Aggregation, Comparison, Error, Expr, Labels, Limit, Matcher, Result, Rule, Selector, Severity,
 };
 
 /// Call durations recorded by `#[timed]` (a histogram, in seconds).
@@ -190,63 +190,35 @@ impl ServiceTargets {
         only(targets: impl IntoIterator<Item = Target>) => only = targets.into_iter().collect();
     }
 
-    /// The rule for one target.
+    /// The rule for one target, from [the rule file](self) with this
+    /// set's window, limits and `for`.
     pub fn rule(&self, target: Target) -> Result<Rule> {
-        use Severity::{Critical, High, Medium};
-        let (w, over) = (self.window, prometheus::duration(self.window));
-        // Two thresholds compared the same way.
-        let two = |b: RuleBuilder, (low, high), op, (x, y): (f64, f64)| {
-            b.threshold(low, op, x).threshold(high, op, y)
+        static RULES: LazyLock<Vec<Rule>> = LazyLock::new(|| {
+            serde_yaml_ng::from_str(include_str!("service_targets.yml"))
+                .expect("the ready-made rules are valid")
+        });
+        let mut rule = RULES[target as usize].clone();
+        let (medium, high) = match target {
+            Target::Latency => (self.latency_p95.as_secs_f64(), f64::NAN),
+            Target::ErrorRate => self.error_rate,
+            Target::Cpu => self.cpu,
+            Target::Memory => self.memory,
+            Target::CacheHitRatio => self.cache_hit_ratio,
         };
-        let (b, summary) = match target {
-            Target::Latency => {
-                let p95 = self.latency_p95.as_secs_f64();
-                let b = Rule::builder("HighLatency")
-                    .histogram_quantile(FUNCTION_DURATION, 0.95, w)
-                    .threshold(High, Comparison::Greater, p95);
-                let summary = format!(
-                    "p95 latency of {{{{ $labels.function }}}} is {{{{ $value }}}}s over {over} (target {p95}s)"
-                );
-                (b, summary)
-            }
-            Target::ErrorRate => {
-                let b = Rule::builder("HighErrorRate")
-                    .error_ratio(FUNCTION_CALLS, "result", "error", w)
-                    .aggregate(Aggregation::Sum)
-                    .by(["function", "module"]);
-                let b = two(b, (Medium, Critical), Comparison::Greater, self.error_rate);
-                let summary = format!(
-                    "{{{{ $labels.function }}}} fails {{{{ $value }}}} of its calls over {over}"
-                );
-                (b, summary)
-            }
-            Target::Cpu => {
-                let b = Rule::builder("HighCpuUsage").gauge(CPU_USAGE);
-                let b = two(b, (Medium, Critical), Comparison::Greater, self.cpu);
-                (b, "CPU usage is {{ $value }} (ratio)".to_owned())
-            }
-            Target::Memory => {
-                let b = Rule::builder("HighMemoryUsage").gauge(MEMORY_USAGE);
-                let b = two(b, (Medium, Critical), Comparison::Greater, self.memory);
-                (b, "memory usage is {{ $value }} (ratio)".to_owned())
-            }
-            Target::CacheHitRatio => {
-                let hits = Selector::new(CACHE_REQUESTS).matcher(Matcher::equal("result", "hit"));
-                let b = Rule::builder("LowCacheHitRatio")
-                    .ratio(hits, Selector::new(CACHE_REQUESTS), w)
-                    .ignoring(["result"])
-                    .aggregate(Aggregation::Sum)
-                    .by(["cache"]);
-                let b = two(b, (Medium, High), Comparison::Less, self.cache_hit_ratio);
-                let summary = format!(
-                    "cache {{{{ $labels.cache }}}} hits {{{{ $value }}}} of lookups over {over}"
-                );
-                (b, summary)
-            }
-        };
-        b.annotation("summary", summary)
-            .for_duration(self.for_duration)
-            .build()
+        for (threshold, limit) in rule.thresholds.iter_mut().zip([medium, high]) {
+            threshold.value = Limit::Fixed(limit);
+        }
+        if let Expr::Histogram { window, .. } | Expr::Ratio { window, .. } = &mut rule.expr {
+            *window = self.window;
+        }
+        rule.for_duration = self.for_duration;
+        if let Some(summary) = rule.annotations.get_mut("summary") {
+            let window = prometheus::duration(self.window);
+            let p95 = self.latency_p95.as_secs_f64().to_string();
+            *summary = summary.replace("$window", &window).replace("$p95", &p95);
+        }
+        rule.validate()?;
+        Ok(rule)
     }
 
     /// The rules of the selected targets, in [`Target::ALL`] order.
