@@ -173,16 +173,16 @@ impl Matcher {
                 reason: format!("`{name}` is not a valid label name ([a-zA-Z_][a-zA-Z0-9_]*)"),
             });
         }
-        let regex = if op.is_regex() {
-            let anchored = format!("^(?:{value})$");
-            Some(Regex::new(&anchored).map_err(|source| Error::InvalidRegex {
+        if !op.is_regex() {
+            return Ok(Matcher::plain(name, op, value));
+        }
+        let regex =
+            Regex::new(&format!("^(?:{value})$")).map_err(|source| Error::InvalidRegex {
                 label: name.clone(),
                 pattern: value.clone(),
                 source: Box::new(source),
-            })?)
-        } else {
-            None
-        };
+            })?;
+        let regex = Some(regex);
         Ok(Matcher {
             name,
             op,
@@ -196,21 +196,22 @@ impl Matcher {
     /// Cannot fail on the value; a label name that is not valid in
     /// Prometheus (e.g. `a-b`) simply never matches a valid series.
     pub fn equal(name: impl Into<String>, value: impl Into<String>) -> Self {
-        Matcher {
-            name: name.into(),
-            op: MatchOp::Equal,
-            value: value.into(),
-            regex: None,
-        }
+        Matcher::plain(name.into(), MatchOp::Equal, value.into())
     }
 
     /// `name!="value"` (see [`Matcher::equal`] about the name).
     pub fn not_equal(name: impl Into<String>, value: impl Into<String>) -> Self {
+        Matcher::plain(name.into(), MatchOp::NotEqual, value.into())
+    }
+
+    /// A matcher without a regex.
+    fn plain(name: String, op: MatchOp, value: String) -> Self {
+        let regex = None;
         Matcher {
-            name: name.into(),
-            op: MatchOp::NotEqual,
-            value: value.into(),
-            regex: None,
+            name,
+            op,
+            value,
+            regex,
         }
     }
 
@@ -311,19 +312,16 @@ impl FromStr for Matcher {
             return Err(invalid("expected a label name before the operator"));
         }
         let rest = trimmed[name_end..].trim_start();
-        let (op, rest) = if let Some(r) = rest.strip_prefix("=~") {
-            (MatchOp::Regex, r)
-        } else if let Some(r) = rest.strip_prefix("!~") {
-            (MatchOp::NotRegex, r)
-        } else if let Some(r) = rest.strip_prefix("!=") {
-            (MatchOp::NotEqual, r)
-        } else if let Some(r) = rest.strip_prefix('=') {
-            (MatchOp::Equal, r)
-        } else {
-            return Err(invalid(
-                "expected an operator (=, !=, =~, !~) after the label name",
-            ));
-        };
+        let ops = [
+            MatchOp::Regex,
+            MatchOp::NotRegex,
+            MatchOp::NotEqual,
+            MatchOp::Equal,
+        ];
+        let (op, rest) = ops
+            .into_iter()
+            .find_map(|op| Some((op, rest.strip_prefix(op.as_str())?)))
+            .ok_or_else(|| invalid("expected an operator (=, !=, =~, !~) after the label name"))?;
         let rest = rest.trim();
         let value = if let Some(quoted) = rest.strip_prefix('"') {
             unquote(quoted).ok_or_else(|| invalid("unterminated quoted value"))?

@@ -58,32 +58,23 @@ impl Severity {
     /// The lowercase name used in labels and config: `low`, `medium`,
     /// `high`, `critical`.
     pub const fn as_str(self) -> &'static str {
-        match self {
-            Severity::Low => "low",
-            Severity::Medium => "medium",
-            Severity::High => "high",
-            Severity::Critical => "critical",
-        }
+        ["low", "medium", "high", "critical"][self as usize]
     }
 
     /// One step up, saturating at `Critical` (used by escalation).
     #[must_use]
     pub const fn raised(self) -> Severity {
-        match self {
-            Severity::Low => Severity::Medium,
-            Severity::Medium => Severity::High,
-            Severity::High | Severity::Critical => Severity::Critical,
-        }
+        Severity::ALL[if self.index() < 3 {
+            self.index() + 1
+        } else {
+            3
+        }]
     }
 
     /// One step down, saturating at `Low`.
     #[must_use]
     pub const fn lowered(self) -> Severity {
-        match self {
-            Severity::Low | Severity::Medium => Severity::Low,
-            Severity::High => Severity::Medium,
-            Severity::Critical => Severity::High,
-        }
+        Severity::ALL[self.index().saturating_sub(1)]
     }
 
     /// Position in [`Severity::ALL`] (0 for `Low` .. 3 for `Critical`).
@@ -165,9 +156,8 @@ pub struct SeverityLabels {
 impl SeverityLabels {
     /// No level named: every level is written with its own name.
     pub const fn new() -> Self {
-        SeverityLabels {
-            names: [None, None, None, None],
-        }
+        let names = [const { None }; 4];
+        SeverityLabels { names }
     }
 
     /// Names `severity` `label` (replacing an earlier name); naming a level
@@ -256,12 +246,7 @@ impl SeverityLabels {
 
 impl Serialize for SeverityLabels {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeMap;
-        let mut map = serializer.serialize_map(None)?;
-        for (severity, name) in self.iter() {
-            map.serialize_entry(severity.as_str(), name)?;
-        }
-        map.end()
+        serializer.collect_map(self.iter().map(|(level, name)| (level.as_str(), name)))
     }
 }
 

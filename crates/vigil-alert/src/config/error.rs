@@ -45,28 +45,23 @@ pub enum Item {
 
 impl fmt::Display for Item {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Item::Rule {
-                name: Some(name), ..
-            } => write!(f, "rule {name:?}"),
-            Item::Rule { index, name: None } => write!(f, "rules[{index}]"),
-            Item::Routing => f.write_str("routing"),
-            Item::Route {
-                index,
-                receiver: Some(r),
-            } => write!(f, "routing.routes[{index}] (receiver {r:?})"),
-            Item::Route {
-                index,
-                receiver: None,
-            } => write!(f, "routing.routes[{index}]"),
-            Item::InhibitRule { index } => write!(f, "inhibit_rules[{index}]"),
-            Item::Silence { index } => write!(f, "silences[{index}]"),
-            Item::ServiceTargets => f.write_str("rulesets.service_targets"),
-            Item::Slo {
-                name: Some(name), ..
-            } => write!(f, "slo {name:?}"),
-            Item::Slo { index, name: None } => write!(f, "rulesets.slos[{index}]"),
-        }
+        let named = |name: &Option<String>, what: &str, at: String| match name {
+            Some(name) => format!("{what} {name:?}"),
+            None => at,
+        };
+        let text = match self {
+            Item::Rule { index, name } => named(name, "rule", format!("rules[{index}]")),
+            Item::Routing => "routing".to_owned(),
+            Item::Route { index, receiver } => {
+                let receiver = receiver.as_ref().map(|r| format!(" (receiver {r:?})"));
+                format!("routing.routes[{index}]{}", receiver.unwrap_or_default())
+            }
+            Item::InhibitRule { index } => format!("inhibit_rules[{index}]"),
+            Item::Silence { index } => format!("silences[{index}]"),
+            Item::ServiceTargets => "rulesets.service_targets".to_owned(),
+            Item::Slo { index, name } => named(name, "slo", format!("rulesets.slos[{index}]")),
+        };
+        f.write_str(&text)
     }
 }
 

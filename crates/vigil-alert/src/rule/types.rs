@@ -116,76 +116,56 @@ impl Serialize for Limit {
     }
 }
 
-/// What a number may be read as: a finite number (an integer too), or for
-/// some types a map.
-trait FromNumber: From<f64> {
-    /// What the value is, for messages.
-    const EXPECTING: &'static str;
+/// Reads a finite number (an integer too) as a `T`, and a map as one if
+/// `T` has a map form (a [`Limit`]'s baseline), refusing anything else
+/// where it is written.
+struct NumberVisitor<T>(fn(f64) -> T, Option<fn(Baseline) -> T>);
 
-    /// The value from a map, if the type has a map form.
-    fn from_map<'de, A: MapAccess<'de>>(_: A) -> Result<Self, A::Error> {
-        Err(de::Error::invalid_type(
-            de::Unexpected::Map,
-            &Self::EXPECTING,
-        ))
-    }
-}
-
-/// Reads a [`FromNumber`], refusing anything else where it is written.
-struct NumberVisitor<T>(PhantomData<T>);
-
-impl<'de, T: FromNumber> Visitor<'de> for NumberVisitor<T> {
+impl<'de, T> Visitor<'de> for NumberVisitor<T> {
     type Value = T;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(T::EXPECTING)
+        f.write_str(match self.1 {
+            Some(_) => "a number, or a baseline such as {stddevs: 3, window: 1h}",
+            None => "a number",
+        })
     }
 
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<T, E> {
-        if v.is_finite() {
-            Ok(T::from(v))
-        } else {
-            Err(E::custom(format_args!("expected a finite number, got {v}")))
+        if !v.is_finite() {
+            return Err(E::custom(format_args!("expected a finite number, got {v}")));
         }
+        Ok(self.0(v))
     }
 
     fn visit_i64<E: de::Error>(self, v: i64) -> Result<T, E> {
-        Ok(T::from(v as f64))
+        Ok(self.0(v as f64))
     }
 
     fn visit_u64<E: de::Error>(self, v: u64) -> Result<T, E> {
-        Ok(T::from(v as f64))
+        Ok(self.0(v as f64))
     }
 
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
-        T::from_map(map)
+        let Some(baseline) = self.1 else {
+            return Err(de::Error::invalid_type(de::Unexpected::Map, &self));
+        };
+        Baseline::deserialize(de::value::MapAccessDeserializer::new(map)).map(baseline)
     }
 }
 
 /// A finite number.
 struct Finite(f64);
 
-impl FromNumber for Finite {
-    const EXPECTING: &'static str = "a number";
-}
-
 impl<'de> Deserialize<'de> for Finite {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(NumberVisitor(PhantomData))
-    }
-}
-
-impl FromNumber for Limit {
-    const EXPECTING: &'static str = "a number, or a baseline such as {stddevs: 3, window: 1h}";
-
-    fn from_map<'de, A: MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
-        Baseline::deserialize(de::value::MapAccessDeserializer::new(map)).map(Limit::Baseline)
+        d.deserialize_any(NumberVisitor(Finite, None))
     }
 }
 
 impl<'de> Deserialize<'de> for Limit {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(NumberVisitor(PhantomData))
+        d.deserialize_any(NumberVisitor(Limit::Fixed, Some(Limit::Baseline)))
     }
 }
 
