@@ -98,12 +98,11 @@ impl Alert {
     /// `severity`), its annotations expanded.
     pub(crate) fn firing(
         rule: &Rule,
-        labels: &Labels,
+        mut labels: Labels,
         severity: Severity,
         value: Option<f64>,
         starts_at: SystemTime,
     ) -> Alert {
-        let mut labels = labels.clone();
         labels.insert("severity".into(), rule.severity_label(severity).to_owned());
         let expand = |(k, v): (&String, &String)| (k.clone(), expand_template(v, value, &labels));
         Alert {

@@ -45,7 +45,7 @@ use crate::{Alert, Error, History, Labels, Result, Rule, Severity, Source, State
 use crate::{Notification, Silence, SilenceId};
 
 pub use builder::EngineBuilder;
-use step::{RuleState, alerting_severity, effective_severity};
+use step::{RuleState, alerting_severity, effective_severity, instance_labels};
 
 /// Name of the gauge of alerting instances per rule name and severity
 /// label (see the [module docs](self)).
@@ -217,16 +217,17 @@ impl Engine {
     fn active(&self, now: SystemTime) -> Vec<Active> {
         let mut out = Vec::new();
         for (index, (rule, state)) in self.rules.iter().zip(&self.states).enumerate() {
-            for inst in state.instances.values() {
+            for (key, inst) in &state.instances {
                 let m = &inst.machine;
                 if let Some(severity) = alerting_severity(rule, m) {
+                    let labels = instance_labels(rule, key);
+                    let base = fingerprint(&labels);
                     let starts_at = m.active_since.unwrap_or(now);
-                    let alert = Alert::firing(rule, &inst.labels, severity, m.value, starts_at);
+                    let alert = Alert::firing(rule, labels, severity, m.value, starts_at);
                     let alert = Alert {
                         escalated: m.escalated,
                         ..alert
                     };
-                    let base = fingerprint(&inst.labels);
                     out.push(Active {
                         rule: index,
                         base,
@@ -247,9 +248,9 @@ impl Engine {
             .iter()
             .zip(&self.states)
             .flat_map(|(rule, state)| {
-                state.instances.values().map(move |i| InstanceStatus {
+                state.instances.iter().map(move |(key, i)| InstanceStatus {
                     rule: rule.name.clone(),
-                    labels: i.labels.clone(),
+                    labels: instance_labels(rule, key),
                     state: i.machine.state,
                     severity: effective_severity(rule, &i.machine),
                     value: i.machine.value,

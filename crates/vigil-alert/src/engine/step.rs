@@ -24,12 +24,11 @@ pub(super) struct RuleState {
     baselines: HashMap<Labels, Samples>,
 }
 
-/// One alert instance: a series (or `by` group) of one rule.
-#[derive(Debug)]
+/// One alert instance: a series (or `by` group) of one rule, keyed by
+/// the series' (or group's) labels.
+#[derive(Debug, Default)]
 pub(super) struct Instance {
     pub(super) machine: Machine,
-    /// Alert labels without `severity`.
-    pub(super) labels: Labels,
     seen_tick: u64,
 }
 
@@ -44,24 +43,19 @@ impl RuleState {
         if single(rule) {
             // The one instance of an aggregated rule exists from the start,
             // so that "no series at all" is noticed as missing data.
-            let inst = Instance::new(rule, Labels::new());
-            state.instances.insert(Labels::new(), inst);
+            state.instances.insert(Labels::new(), Instance::default());
         }
         state
     }
 }
 
-impl Instance {
-    fn new(rule: &Rule, key: Labels) -> Self {
-        let mut labels = key;
-        labels.extend(rule.labels.clone());
-        labels.insert("alertname".into(), rule.name.clone());
-        Instance {
-            machine: Machine::default(),
-            labels,
-            seen_tick: 0,
-        }
-    }
+/// The labels of the instance `key` of `rule`: the series (or `by`)
+/// labels, the rule's labels and `alertname`; no `severity`.
+pub(super) fn instance_labels(rule: &Rule, key: &Labels) -> Labels {
+    let mut labels = key.clone();
+    labels.extend(rule.labels.clone());
+    labels.insert("alertname".into(), rule.name.clone());
+    labels
 }
 
 /// The severity an instance shows: the threshold severity, raised one step
@@ -107,12 +101,17 @@ impl Engine {
         // Longest dynamic-threshold window (zero without one).
         let baseline_window = baseline_window.max().unwrap_or(Duration::ZERO);
         let dynamic = !baseline_window.is_zero();
-        let mut advance = |inst: &mut Instance, input| {
+        let also_holds = |key: &Labels| {
+            rule.also
+                .as_ref()
+                .is_none_or(|a| a.holds(also.get(key).copied()))
+        };
+        let mut advance = |key: &Labels, inst: &mut Instance, input| {
             inst.seen_tick = tick;
             #[cfg(feature = "routing")]
-            let stepped = step(rule, now, inst, input, &self.local);
+            let stepped = step(rule, now, key, &mut inst.machine, input, &self.local);
             #[cfg(not(feature = "routing"))]
-            let stepped = step(rule, now, inst, input);
+            let stepped = step(rule, now, key, &mut inst.machine, input);
             transitions.extend(stepped);
             is_resting(&inst.machine)
         };
@@ -125,25 +124,18 @@ impl Engine {
                 continue;
             };
             let history = state.baselines.get(&labels).filter(|_| dynamic);
-            let breach = breach(rule, history, now, value).filter(|_| {
-                rule.also
-                    .as_ref()
-                    .is_none_or(|a| a.holds(also.get(&labels).copied()))
-            });
+            let breach = breach(rule, history, now, value).filter(|_| also_holds(&labels));
             if breach.is_none() && !keep_resting && !dynamic && state.instances.is_empty() {
                 // The common case: a healthy series and no instance to update.
                 // No hashing, no allocation.
                 continue;
             }
             if dynamic {
-                match state.baselines.get_mut(&labels) {
-                    Some(samples) => samples.push(now, value, baseline_window),
-                    None => state.baselines.entry(labels.clone()).or_default().push(
-                        now,
-                        value,
-                        baseline_window,
-                    ),
-                }
+                let samples = match state.baselines.get_mut(&labels) {
+                    Some(samples) => samples,
+                    None => state.baselines.entry(labels.clone()).or_default(),
+                };
+                samples.push(now, value, baseline_window);
             }
             let recovered = rule.recover.is_none_or(|r| r.op.holds(value, r.value));
             let input = Input::Value {
@@ -151,18 +143,19 @@ impl Engine {
                 breach,
                 recovered,
             };
-            let inst = match state.instances.get_mut(&labels) {
-                Some(inst) => inst,
-                None if breach.is_none() && !keep_resting => continue, // healthy: no instance
-                None => state
-                    .instances
-                    .entry(labels)
-                    .or_insert_with_key(|key| Instance::new(rule, key.clone())),
-            };
-            rested |= advance(inst, input);
+            if let Some(inst) = state.instances.get_mut(&labels) {
+                rested |= advance(&labels, inst, input);
+            } else if breach.is_some() || keep_resting {
+                let inst = state.instances.entry(labels.clone()).or_default();
+                rested |= advance(&labels, inst, input);
+            } // else healthy: no instance
         }
-        for inst in state.instances.values_mut().filter(|i| i.seen_tick != tick) {
-            rested |= advance(inst, Input::Absent);
+        for (key, inst) in state
+            .instances
+            .iter_mut()
+            .filter(|(_, i)| i.seen_tick != tick)
+        {
+            rested |= advance(key, inst, Input::Absent);
         }
         if rested && !keep_resting {
             state.instances.retain(|_, i| !is_resting(&i.machine));
@@ -207,17 +200,18 @@ fn is_resting(m: &Machine) -> bool {
     }
 }
 
-/// Steps one instance; the transition, if anything changed.
+/// Steps the machine of instance `key`; the transition, if anything
+/// changed.
 fn step(
     rule: &Rule,
     now: SystemTime,
-    inst: &mut Instance,
+    key: &Labels,
+    m: &mut Machine,
     input: Input,
     #[cfg(feature = "routing")] local: &Local,
 ) -> Option<Transition> {
-    let before = inst.machine.clone();
+    let before = m.clone();
     let before_severity = effective_severity(rule, &before);
-    let m = &mut inst.machine;
     m.step(input, now, rule);
     #[cfg(feature = "routing")]
     if let Some(e) = &rule.escalate
@@ -232,13 +226,14 @@ fn step(
     if (before.state, before_severity, before.escalated) == (m.state, severity, m.escalated) {
         return None;
     }
+    let labels = instance_labels(rule, key);
     // Whether a local silence mutes the instance's alert.
     #[cfg(feature = "routing")]
     let silenced = severity.or(before_severity).is_some_and(|s| {
         let label = rule.severity_label(s);
         local.silenced(now, |name| match name {
             "severity" => Some(label),
-            _ => inst.labels.get(name).map(String::as_str),
+            _ => labels.get(name).map(String::as_str),
         })
     });
     #[cfg(not(feature = "routing"))]
@@ -250,7 +245,7 @@ fn step(
     };
     Some(Transition {
         rule: rule.name.clone(),
-        labels: inst.labels.clone(),
+        labels,
         from: before.state,
         to: m.state,
         from_severity: before_severity,
