@@ -175,11 +175,8 @@ impl Dispatcher {
     /// delivered or dropped (including retries: bound it with
     /// `tokio::time::timeout` if needed).
     pub async fn shutdown(self) {
-        let Dispatcher {
-            receivers, workers, ..
-        } = self;
-        drop(receivers);
-        for worker in workers {
+        drop(self.receivers);
+        for worker in self.workers {
             // A worker only ends early if the runtime is shutting down.
             let _ = worker.await;
         }

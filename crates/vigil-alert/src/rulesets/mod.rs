@@ -374,38 +374,34 @@ impl SloBurnRate {
     }
 
     fn check(&self) -> Result<()> {
-        let (objective, name) = (self.objective, &self.name);
-        let window = |w: &BurnWindow| {
+        let objective = self.objective;
+        let bad_window = |w: &BurnWindow| {
             let (short, long) = (prometheus::duration(w.short), prometheus::duration(w.long));
             if !(w.factor > 0.0 && w.factor.is_finite()) {
-                Some(format!("factor must be above 0, got {}", w.factor))
-            } else {
-                (w.short.is_zero() || w.short >= w.long).then(|| format!(
-                    "the short window ({short}) must be longer than zero and shorter than the long one ({long})"
-                ))
+                return Some(format!("factor must be above 0, got {}", w.factor));
             }
-        };
-        let problem = if !(objective > 0.0 && objective < 1.0) {
-            Some((
-                "objective",
-                format!("must be between 0 and 1 (e.g. 0.999), got {objective} for SLO {name:?}"),
+            (w.short.is_zero() || w.short >= w.long).then(|| format!(
+                "the short window ({short}) must be longer than zero and shorter than the long one ({long})"
             ))
-        } else if self.windows.is_empty() {
-            Some(("windows", "needs at least one burn window".to_owned()))
-        } else {
-            self.windows
-                .iter()
-                .find_map(window)
-                .map(|reason| ("windows", reason))
         };
-        match problem {
-            Some((field, reason)) => Err(Error::InvalidRule {
-                rule: self.alert.clone(),
-                field,
-                reason,
-            }),
-            None => Ok(()),
-        }
+        let (field, reason) = if !(objective > 0.0 && objective < 1.0) {
+            let slo = &self.name;
+            let reason =
+                format!("must be between 0 and 1 (e.g. 0.999), got {objective} for SLO {slo:?}");
+            ("objective", reason)
+        } else if self.windows.is_empty() {
+            ("windows", "needs at least one burn window".to_owned())
+        } else if let Some(reason) = self.windows.iter().find_map(bad_window) {
+            ("windows", reason)
+        } else {
+            return Ok(());
+        };
+        let rule = self.alert.clone();
+        Err(Error::InvalidRule {
+            rule,
+            field,
+            reason,
+        })
     }
 
     /// The error-ratio limit of a window: `factor * budget`, rounded to 12
