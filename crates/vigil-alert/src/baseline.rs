@@ -103,10 +103,7 @@ impl Baseline {
             }
             _ => {}
         }
-        if self.window.is_zero() {
-            return Some("window must be longer than zero".into());
-        }
-        if let Some(problem) = crate::time::too_long(self.window) {
+        if let Some(problem) = crate::time::not_positive(self.window) {
             return Some(format!("window {problem}"));
         }
         if self.min_samples == 0 {

@@ -24,6 +24,15 @@ pub(crate) fn too_long(d: Duration) -> Option<String> {
     })
 }
 
+/// Why `d` cannot be a window, interval or delay, if it cannot: it is
+/// zero, or too long.
+pub(crate) fn not_positive(d: Duration) -> Option<String> {
+    match d.is_zero() {
+        true => Some("must be longer than zero".to_owned()),
+        false => too_long(d),
+    }
+}
+
 /// `now - since`, or zero if the clock went backwards.
 pub(crate) fn elapsed(now: SystemTime, since: SystemTime) -> Duration {
     now.duration_since(since).unwrap_or(Duration::ZERO)

@@ -51,6 +51,15 @@ impl<'de> Deserialize<'de> for Name {
     }
 }
 
+/// `builder`, with `set` applied to `value` if one was given.
+#[cfg(any(feature = "routing", feature = "rulesets"))]
+fn set<B, V>(builder: B, value: Option<V>, set: impl FnOnce(B, V) -> B) -> B {
+    match value {
+        Some(value) => set(builder, value),
+        None => builder,
+    }
+}
+
 /// A whole config file.
 #[derive(Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -117,7 +126,7 @@ pub(crate) mod routing {
 
     use serde::{Deserialize, Deserializer};
 
-    use super::{Dur, Name, PositiveDur};
+    use super::{Dur, Name, PositiveDur, set};
     use crate::labels::{from_text, is_valid_label_name};
     use crate::{Matcher, Route, Routing, Silence};
 
@@ -196,20 +205,12 @@ pub(crate) mod routing {
     /// Sets the timers and grouping a route or the routing gives.
     macro_rules! timers {
         ($target:expr, $file:expr) => {{
-            let mut t = $target;
-            if let Some(g) = $file.group_by {
-                t = t.group_by(g.into_iter().map(|l| l.0));
-            }
-            if let Some(d) = $file.group_wait {
-                t = t.group_wait(d.0);
-            }
-            if let Some(d) = $file.group_interval {
-                t = t.group_interval(d.0);
-            }
-            if let Some(d) = $file.repeat_interval {
-                t = t.repeat_interval(d.0);
-            }
-            t
+            let t = set($target, $file.group_by, |t, g| {
+                t.group_by(g.into_iter().map(|l| l.0))
+            });
+            let t = set(t, $file.group_wait, |t, d| t.group_wait(d.0));
+            let t = set(t, $file.group_interval, |t, d| t.group_interval(d.0));
+            set(t, $file.repeat_interval, |t, d| t.repeat_interval(d.0))
         }};
     }
 
@@ -236,7 +237,7 @@ pub(crate) mod rulesets {
 
     use serde::{Deserialize, Deserializer};
 
-    use super::{Dur, Name, PositiveDur};
+    use super::{Dur, Name, PositiveDur, set};
     use crate::config::{ConfigError, Item};
     use crate::labels::from_text;
     use crate::rulesets::{ServiceTargets, SloBurnRate, Target};
@@ -332,49 +333,30 @@ pub(crate) mod rulesets {
             file: &str,
             interval: Option<Duration>,
         ) -> Result<Vec<Rule>, ConfigError> {
-            let fail = |item: &Item, e: crate::Error| {
-                ConfigError::invalid(file, Some(item.clone()), None, e.to_string(), None)
-            };
             let checked = |item: Item, rules: crate::Result<Vec<Rule>>| {
-                let rules = rules.map_err(|e| fail(&item, e))?;
-                for rule in &rules {
-                    if let Some(i) = interval {
-                        rule.check_interval(i).map_err(|e| fail(&item, e))?;
-                    }
-                }
-                Ok(rules)
+                let fail = |e: crate::Error| {
+                    ConfigError::invalid(file, Some(item.clone()), None, e.to_string(), None)
+                };
+                let rules = rules.map_err(fail)?;
+                let at_interval = |r: &Rule| interval.map_or(Ok(()), |i| r.check_interval(i));
+                rules.iter().try_for_each(at_interval).map_err(fail)?;
+                Ok::<_, ConfigError>(rules)
             };
             let mut rules = Vec::new();
             if let Some(st) = self.service_targets {
-                let mut targets = ServiceTargets::new();
-                if let Some(w) = st.window {
-                    targets = targets.window(w.0);
-                }
-                if let Some(d) = st.for_duration {
-                    targets = targets.for_duration(d.0);
-                }
-                if let Some(d) = st.latency_p95 {
-                    targets = targets.latency_p95(d.0);
-                }
-                if let Some(only) = st.only {
-                    targets = targets.only(only.into_iter().map(|t| t.0));
-                }
-                rules.extend(checked(Item::ServiceTargets, targets.rules())?);
+                let t = set(ServiceTargets::new(), st.window, |t, w| t.window(w.0));
+                let t = set(t, st.for_duration, |t, d| t.for_duration(d.0));
+                let t = set(t, st.latency_p95, |t, d| t.latency_p95(d.0));
+                let t = set(t, st.only, |t, only| t.only(only.into_iter().map(|n| n.0)));
+                rules.extend(checked(Item::ServiceTargets, t.rules())?);
             }
             for (index, slo) in self.slos.into_iter().enumerate() {
-                let item = Item::Slo {
-                    index,
-                    name: Some(slo.name.0.clone()),
-                };
-                let mut s = SloBurnRate::new(slo.name.0, slo.objective.0).by(slo.by);
-                if let Some(e) = slo.errors {
-                    s = s.errors(e);
-                }
-                if let Some(t) = slo.total {
-                    s = s.total(t);
-                }
+                let name = Some(slo.name.0.clone());
+                let s = SloBurnRate::new(slo.name.0, slo.objective.0).by(slo.by);
+                let s = set(s, slo.errors, SloBurnRate::errors);
+                let s = set(s, slo.total, SloBurnRate::total);
                 let s = slo.matchers.into_iter().fold(s, SloBurnRate::matcher);
-                rules.extend(checked(item, s.rules())?);
+                rules.extend(checked(Item::Slo { index, name }, s.rules())?);
             }
             Ok(rules)
         }

@@ -286,21 +286,10 @@ impl AlertConfig {
     /// building an engine (useful for configs built in code).
     pub fn validate(&self) -> Result<(), ConfigError> {
         let file = self.file();
-        if let Some(interval) = self.evaluation_interval {
-            let problem = if interval.is_zero() {
-                Some("must be longer than zero".to_owned())
-            } else {
-                crate::time::too_long(interval)
-            };
-            if let Some(message) = problem {
-                return Err(ConfigError::invalid(
-                    file,
-                    None,
-                    Some("evaluation_interval".to_owned()),
-                    message,
-                    None,
-                ));
-            }
+        let interval = self.evaluation_interval.and_then(crate::time::not_positive);
+        if let Some(message) = interval {
+            let field = Some("evaluation_interval".to_owned());
+            return Err(ConfigError::invalid(file, None, field, message, None));
         }
         for (index, rule) in self.rules.iter().enumerate() {
             check_rule(file, index, rule, self.evaluation_interval)?;

@@ -108,11 +108,7 @@ impl Rule {
             })
         });
         let escalate = self.escalate.as_ref().and_then(|e| {
-            let after = if e.after.is_zero() {
-                Some("must be longer than zero".into())
-            } else {
-                crate::time::too_long(e.after)
-            };
+            let after = crate::time::not_positive(e.after);
             let empty = e.receiver.as_deref().is_some_and(str::is_empty);
             (after.map(|p| format!("`after` {p}")))
                 .or_else(|| empty.then(|| "`receiver` must not be empty".into()))

@@ -608,10 +608,7 @@ impl Expr {
         if let Some(metric) = self.metrics().find(|m| !is_valid_metric_name(m)) {
             return Some(("expr", format!("{metric:?} is not a valid metric name")));
         }
-        if self.window().is_some_and(|w| w.is_zero()) {
-            return Some(("expr", "window must be longer than zero".into()));
-        }
-        if let Some(problem) = self.window().and_then(crate::time::too_long) {
+        if let Some(problem) = self.window().and_then(crate::time::not_positive) {
             return Some(("expr", format!("window {problem}")));
         }
         match self {
