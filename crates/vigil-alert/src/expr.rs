@@ -48,11 +48,7 @@ impl CounterSeries {
                 self.samples.pop_front();
             }
         }
-        let (Some(&(first, _)), Some(&(last, _))) = (self.samples.front(), self.samples.back())
-        else {
-            return None;
-        };
-        let span = elapsed(last, first).as_secs_f64();
+        let span = elapsed(now, self.samples[0].0).as_secs_f64();
         if span <= 0.0 {
             return None;
         }
@@ -107,9 +103,9 @@ impl ExprReader<'_> {
                 let den = self.rates(den_series, &den.metric, &den.matchers, *window);
                 if self.rule.aggregate == Aggregation::Sum {
                     // A new error series has no rate yet; the others still count.
-                    return ratio(&num, &den, |l| project(l, &self.rule.by), false);
+                    return ratio(&num, &den, |l| only(l, |n| self.rule.by.contains(n)), false);
                 }
-                ratio(&num, &den, |l| without(l, ignoring), true)
+                ratio(&num, &den, |l| only(l, |n| !ignoring.contains(n)), true)
             }
         };
         match self.rule.aggregate {
@@ -151,32 +147,27 @@ fn counter_rate(
     (total, age): (f64, Option<Duration>),
     window: Duration,
 ) -> Reading {
-    if let Some(s) = series.get_mut(labels) {
-        return s.update(now, total, window);
-    }
-    let mut s = CounterSeries::default();
-    // A series created at 0 within the window: that is its first sample, so
-    // what it counted before this read is in the rate.
-    let born = age
-        .filter(|age| *age <= window)
-        .and_then(|age| now.checked_sub(age));
-    s.samples.extend(born.map(|born| (born, 0.0)));
-    let reading = s.update(now, total, window);
-    series.insert(labels.clone(), s);
-    reading
+    let s = match series.get_mut(labels) {
+        Some(s) => s,
+        None => {
+            // A series created at 0 within the window: that is its first
+            // sample, so what it counted before this read is in the rate.
+            let born = age
+                .filter(|age| *age <= window)
+                .and_then(|age| now.checked_sub(age));
+            let samples = born.map(|born| (born, 0.0)).into_iter().collect();
+            series
+                .entry(labels.clone())
+                .or_insert(CounterSeries { samples })
+        }
+    };
+    s.update(now, total, window)
 }
 
-/// A series' labels without `ignoring`.
-fn without(labels: &Labels, ignoring: &[String]) -> Labels {
+/// The labels of a series whose names `keep` accepts.
+fn only(labels: &Labels, keep: impl Fn(&String) -> bool) -> Labels {
     let mut key = labels.clone();
-    key.retain(|name, _| !ignoring.contains(name));
-    key
-}
-
-/// The `by` labels of a series (empty for no `by`).
-fn project(labels: &Labels, by: &[String]) -> Labels {
-    let mut key = labels.clone();
-    key.retain(|name, _| by.contains(name));
+    key.retain(|name, _| keep(name));
     key
 }
 
@@ -223,7 +214,7 @@ fn aggregate(
 ) -> Vec<(Labels, Reading)> {
     let mut groups: HashMap<Labels, Vec<f64>> = HashMap::new();
     for (labels, r) in readings {
-        let values = groups.entry(project(&labels, by)).or_default();
+        let values = groups.entry(only(&labels, |n| by.contains(n))).or_default();
         if let Some(v) = r {
             values.push(v);
         }

@@ -104,13 +104,12 @@ pub(crate) enum Input {
 pub(crate) struct Machine {
     pub state: State,
     pub severity: Option<Severity>,
-    /// When the current breach began (`Pending`, or `NoData` waiting to
-    /// fire under `NoDataPolicy::Alerting`).
-    pub pending_since: Option<SystemTime>,
+    /// When the current wait began: the breach in `Pending` (or in
+    /// `NoData` waiting to fire under `NoDataPolicy::Alerting`), the
+    /// recovery in `Recovering`.
+    pub since: Option<SystemTime>,
     /// When the instance started firing (the alert's `starts_at`).
     pub active_since: Option<SystemTime>,
-    /// When it entered `Recovering`.
-    pub recovering_since: Option<SystemTime>,
     /// Whether the current firing episode has escalated.
     pub escalated: bool,
     /// The last value read (`None` while absent).
@@ -146,7 +145,7 @@ impl Machine {
                     // Hysteresis: alerting until the recovery condition holds.
                     None if self.state.is_alerting() && !recovered => {
                         self.state = State::Firing;
-                        self.recovering_since = None;
+                        self.since = None;
                     }
                     None => self.ok(now, rule, false),
                 }
@@ -155,19 +154,15 @@ impl Machine {
     }
 
     fn breach(&mut self, now: SystemTime, rule: &Rule, severity: Severity, absent: bool) {
-        let waiting_since = match self.state {
-            // `NoData` waits only under `Alerting`.
-            State::Pending | State::NoData => self.pending_since,
-            _ => None,
-        };
         match self.state {
             State::Firing | State::Recovering => {
                 self.state = State::Firing;
                 self.severity = Some(severity);
-                self.recovering_since = None;
+                self.since = None;
             }
             _ => {
-                let since = waiting_since.unwrap_or(now);
+                // Set only while waiting (`NoData` waits only under `Alerting`).
+                let since = self.since.unwrap_or(now);
                 if elapsed(now, since) >= rule.for_duration {
                     self.fire(now, severity);
                 } else {
@@ -178,7 +173,7 @@ impl Machine {
                         false => State::Pending,
                     };
                     self.severity = Some(severity);
-                    self.pending_since = Some(since);
+                    self.since = Some(since);
                 }
             }
         }
@@ -187,9 +182,8 @@ impl Machine {
     fn fire(&mut self, now: SystemTime, severity: Severity) {
         self.state = State::Firing;
         self.severity = Some(severity);
-        self.pending_since = None;
+        self.since = None;
         self.active_since = Some(now);
-        self.recovering_since = None;
         self.escalated = false;
     }
 
@@ -198,23 +192,23 @@ impl Machine {
         match self.state {
             State::Firing if !rule.keep_firing_for.is_zero() => {
                 self.state = State::Recovering;
-                self.recovering_since = Some(now);
+                self.since = Some(now);
             }
-            State::Recovering
-                if elapsed(now, self.recovering_since.unwrap_or(now)) < rule.keep_firing_for => {}
+            State::Recovering if elapsed(now, self.since.unwrap_or(now)) < rule.keep_firing_for => {
+            }
             State::Firing | State::Recovering => {
                 self.state = rest(State::Resolved);
                 if absent {
                     self.severity = None;
                 }
                 self.active_since = None;
-                self.recovering_since = None;
+                self.since = None;
                 self.escalated = false;
             }
             State::Pending | State::Inactive | State::NoData => {
                 self.state = rest(State::Inactive);
                 self.severity = None;
-                self.pending_since = None;
+                self.since = None;
             }
             State::Resolved => {
                 if absent {

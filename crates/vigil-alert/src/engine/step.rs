@@ -195,7 +195,7 @@ impl Engine {
 fn is_resting(m: &Machine) -> bool {
     match m.state {
         State::Inactive | State::Resolved => true,
-        State::NoData => m.pending_since.is_none(),
+        State::NoData => m.since.is_none(),
         State::Pending | State::Firing | State::Recovering => false,
     }
 }
