@@ -378,19 +378,22 @@ fn check_rule(
     })
 }
 
-/// Reads `PARENTS[index].field` as a string from the document, to name
-/// the item an error is in.
-type Lookup<'a> = &'a dyn Fn(&[&str], usize, &str) -> Option<String>;
-
 /// Builds the error for a failed deserialization: the item the path
-/// points into, and the field path within it.
+/// points into (named from `doc`, the text read as a plain value), and
+/// the field path within it.
 fn deserialize_error(
     file: &str,
     path: &serde_path_to_error::Path,
     message: String,
     location: Option<Location>,
-    lookup: Lookup<'_>,
+    doc: Option<serde_json::Value>,
 ) -> ConfigError {
+    let lookup = |parents: &str, index: usize, field: &str| {
+        let value = doc
+            .as_ref()?
+            .pointer(&format!("/{parents}/{index}/{field}"))?;
+        value.as_str().map(str::to_owned)
+    };
     let path: Vec<&Segment> = path.iter().collect();
     let key = |i: usize| match path.get(i) {
         Some(Segment::Map { key }) => key.as_str(),
@@ -402,11 +405,11 @@ fn deserialize_error(
     };
     let item = match (key(0), key(1), index(1), index(2)) {
         ("rules", _, Some(index), _) => {
-            let name = lookup(&["rules"], index, "name");
+            let name = lookup("rules", index, "name");
             Some((Item::Rule { index, name }, 2))
         }
         ("routing", "routes", _, Some(index)) => {
-            let receiver = lookup(&["routing", "routes"], index, "receiver");
+            let receiver = lookup("routing/routes", index, "receiver");
             Some((Item::Route { index, receiver }, 3))
         }
         ("routing", ..) => Some((Item::Routing, 1)),
@@ -414,7 +417,7 @@ fn deserialize_error(
         ("silences", _, Some(index), _) => Some((Item::Silence { index }, 2)),
         ("rulesets", "service_targets", ..) => Some((Item::ServiceTargets, 2)),
         ("rulesets", "slos", _, Some(index)) => {
-            let name = lookup(&["rulesets", "slos"], index, "name");
+            let name = lookup("rulesets/slos", index, "name");
             Some((Item::Slo { index, name }, 3))
         }
         _ => None,
@@ -473,7 +476,7 @@ fn too_deep(text: &str, file: &str, offset: usize) -> ConfigError {
 /// Parses YAML: the nesting is checked by a linear scan first (the parser
 /// is quadratic in the depth of `[`/`{` nesting), then the document is
 /// deserialized once; on an error, the items' names are read from it as a
-/// plain YAML value.
+/// plain value.
 fn parse_yaml(text: &str, file: &str) -> Result<FileDoc, ConfigError> {
     if is_blank(text) {
         return Ok(FileDoc::default());
@@ -497,46 +500,25 @@ fn parse_yaml(text: &str, file: &str) -> Result<FileDoc, ConfigError> {
             Some((at, rest)) if e.path().to_string().starts_with(at) => rest.to_owned(),
             _ => message,
         };
-        let doc: Option<serde_yaml_ng::Value> = serde_yaml_ng::from_str(text).ok();
-        let lookup = |parents: &[&str], index: usize, field: &str| {
-            let mut v = doc.as_ref()?;
-            for p in parents {
-                v = v.get(*p)?;
-            }
-            v.get(index)?.get(field)?.as_str().map(str::to_owned)
-        };
-        deserialize_error(file, e.path(), message, location, &lookup)
+        let doc = serde_yaml_ng::from_str(text).ok();
+        deserialize_error(file, e.path(), message, location, doc)
     })
 }
 
-/// Parses TOML once into a spanned tree (after the same nesting scan as
-/// YAML), deserializes a copy of it, and on an error reads item names from
-/// the tree.
+/// Parses TOML after the same nesting scan as YAML; on an error, item
+/// names are read from the text as a plain value.
 fn parse_toml(text: &str, file: &str) -> Result<FileDoc, ConfigError> {
     let location = |span: Option<std::ops::Range<usize>>| span.map(|s| location_at(text, s.start));
     let clean = |m: &str| m.trim().replace('\n', "; ");
     if let Some(offset) = depth::toml_too_deep(text) {
         return Err(too_deep(text, file, offset));
     }
-    let tree = toml::de::DeTable::parse(text).map_err(|e| {
+    let de = toml::Deserializer::parse(text).map_err(|e| {
         ConfigError::invalid(file, None, None, clean(e.message()), location(e.span()))
     })?;
-    let de = toml::Deserializer::from(tree.clone());
     serde_path_to_error::deserialize(de).map_err(|e| {
-        let root = toml::de::DeValue::Table(tree.into_inner());
-        let lookup = |parents: &[&str], index: usize, field: &str| {
-            let mut v = &root;
-            for p in parents {
-                v = v.get(*p)?.get_ref();
-            }
-            match v.get(index)?.get_ref().get(field)?.get_ref() {
-                toml::de::DeValue::String(s) => Some(s.to_string()),
-                _ => None,
-            }
-        };
-        let message = clean(e.inner().message());
-        let at = location(e.inner().span());
-        deserialize_error(file, e.path(), message, at, &lookup)
+        let (message, at) = (clean(e.inner().message()), location(e.inner().span()));
+        deserialize_error(file, e.path(), message, at, toml::from_str(text).ok())
     })
 }
 
