@@ -197,18 +197,7 @@ impl<'de> Deserialize<'de> for Thresholds {
 
 impl Serialize for Thresholds {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        #[derive(Serialize)]
-        struct OpValue<'a> {
-            op: Comparison,
-            value: &'a Limit,
-        }
-        s.collect_map(self.0.iter().map(|(written, t)| {
-            let value = OpValue {
-                op: t.op,
-                value: &t.value,
-            };
-            (written, value)
-        }))
+        s.collect_map(self.0.iter().map(|(written, t)| (written, t)))
     }
 }
 
@@ -247,6 +236,19 @@ fn rule_label_problem(name: &str) -> Option<String> {
     }
 }
 
+/// `$to { .. }` with the fields a rule and its serde form share moved from
+/// `$from`, and the others given.
+macro_rules! same_fields {
+    ($to:ident, $from:ident, $($other:tt)*) => {
+        $to {
+            name: $from.name, expr: $from.expr, aggregate: $from.aggregate, by: $from.by,
+            also: $from.also, recover: $from.recover, for_duration: $from.for_duration,
+            keep_firing_for: $from.keep_firing_for, no_data: $from.no_data, labels: $from.labels,
+            annotations: $from.annotations, escalate: $from.escalate, $($other)*
+        }
+    };
+}
+
 impl TryFrom<RuleForm> for Rule {
     type Error = String;
 
@@ -268,22 +270,8 @@ impl TryFrom<RuleForm> for Rule {
                 _ => {}
             }
         }
-        Ok(Rule {
-            name: r.name,
-            expr: r.expr,
-            aggregate: r.aggregate,
-            by: r.by,
-            thresholds: thresholds.into_iter().map(|(_, t)| t).collect(),
-            also: r.also,
-            recover: r.recover,
-            for_duration: r.for_duration,
-            keep_firing_for: r.keep_firing_for,
-            no_data: r.no_data,
-            labels: r.labels,
-            annotations: r.annotations,
-            escalate: r.escalate,
-            severity_labels,
-        })
+        let thresholds = thresholds.into_iter().map(|(_, t)| t).collect();
+        Ok(same_fields!(Rule, r, thresholds, severity_labels))
     }
 }
 
@@ -302,22 +290,8 @@ impl From<Rule> for RuleForm {
             };
             (written, t)
         });
-        RuleForm {
-            name: rule.name,
-            expr: rule.expr,
-            aggregate: rule.aggregate,
-            by: rule.by,
-            thresholds: Thresholds(thresholds.collect()),
-            also: rule.also,
-            recover: rule.recover,
-            for_duration: rule.for_duration,
-            keep_firing_for: rule.keep_firing_for,
-            no_data: rule.no_data,
-            labels: rule.labels,
-            annotations: rule.annotations,
-            escalate: rule.escalate,
-            severity_labels: rest,
-        }
+        let thresholds = Thresholds(thresholds.collect());
+        same_fields!(RuleForm, rule, thresholds, severity_labels: rest)
     }
 }
 

@@ -226,11 +226,14 @@ impl From<f64> for Finite {
 /// this severe.
 ///
 /// Rule files write thresholds as a map from severity to condition:
-/// `thresholds: {warning: "> 0.9", critical: {op: ">", value: 0.95}}`.
-#[derive(Clone, Debug, PartialEq)]
+/// `thresholds: {warning: "> 0.9", critical: {op: ">", value: 0.95}}`;
+/// a threshold serializes as its condition (`{op: ">", value: 0.95}`),
+/// the severity being its key there.
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Threshold {
     /// The severity the instance gets when this threshold holds (and no
     /// higher one does).
+    #[serde(skip)]
     pub severity: Severity,
     /// How the value is compared with the limit.
     pub op: Comparison,
