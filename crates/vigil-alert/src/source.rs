@@ -111,24 +111,18 @@ impl FromStr for HistogramStat {
             value: s.to_owned(),
             expected: "p<percent> (p50, p99.9), mean, avg, max or count",
         };
-        let lower = s.trim().to_ascii_lowercase();
-        match lower.as_str() {
-            "mean" | "avg" => Ok(HistogramStat::Mean),
-            "max" => Ok(HistogramStat::Max),
-            "count" => Ok(HistogramStat::Count),
+        let percent = |p: &str| p.parse().ok().filter(|p| (0.0..=100.0).contains(p));
+        Ok(match s.trim().to_ascii_lowercase().as_str() {
+            "mean" | "avg" => HistogramStat::Mean,
+            "max" => HistogramStat::Max,
+            "count" => HistogramStat::Count,
+            // Integer division gives the nearest f64 to the decimal, so
+            // "p99.9" is exactly the literal 0.999.
             other => {
-                let percent: f64 = other
-                    .strip_prefix('p')
-                    .and_then(|p| p.parse().ok())
-                    .ok_or_else(bad)?;
-                if !(0.0..=100.0).contains(&percent) {
-                    return Err(bad());
-                }
-                // Integer division gives the nearest f64 to the decimal, so
-                // "p99.9" is exactly the literal 0.999.
-                Ok(HistogramStat::Quantile((percent * 1e7).round() / 1e9))
+                let percent: f64 = other.strip_prefix('p').and_then(percent).ok_or_else(bad)?;
+                HistogramStat::Quantile((percent * 1e7).round() / 1e9)
             }
-        }
+        })
     }
 }
 

@@ -275,10 +275,8 @@ fn notification(
         }
         common
     };
-    let status = match alerts.iter().any(|a| a.status == AlertStatus::Firing) {
-        true => AlertStatus::Firing,
-        false => AlertStatus::Resolved,
-    };
+    // Firing alerts come first.
+    let status = alerts.first().map_or(AlertStatus::Resolved, |a| a.status);
     // Alertmanager's route path: `{}`, then each level's matchers.
     let mut route_key = String::from("{}");
     if !default {
