@@ -399,7 +399,7 @@ impl SenderBuilder {
     /// zero `resend_delay` or `evaluation_interval`, or one longer than
     /// [`MAX_DURATION`](crate::MAX_DURATION).
     pub fn build_on(self, handle: &Handle) -> Result<Sender, NotifyError> {
-        let positive = NotifyError::positive;
+        let positive = crate::time::not_positive;
         let no_url = self
             .urls
             .is_empty()

@@ -309,7 +309,7 @@ impl DispatcherBuilder {
                 "max_attempts",
                 (r.max_attempts == 0).then(|| "must be at least 1 (got 0)".to_owned()),
             ),
-            ("timeout", NotifyError::positive(r.timeout)),
+            ("timeout", crate::time::not_positive(r.timeout)),
             ("initial_backoff", too_long(r.initial_backoff)),
             ("max_backoff", too_long(r.max_backoff)),
             (

@@ -110,13 +110,6 @@ impl NotifyError {
         }
     }
 
-    /// Why a setting that must be a positive duration is out of range, if
-    /// it is.
-    pub(crate) fn positive(d: Duration) -> Option<String> {
-        let zero = d.is_zero().then(|| "must be longer than zero".to_owned());
-        zero.or_else(|| crate::time::too_long(d))
-    }
-
     /// Whether trying the same notification again may succeed.
     ///
     /// False for configuration errors, encoding errors, a closed channel and
