@@ -81,7 +81,7 @@ pub(crate) struct FileDoc {
     inhibit_rules: Vec<crate::InhibitRule>,
     #[cfg(feature = "routing")]
     #[serde(default)]
-    silences: Vec<routing::SilenceFile>,
+    silences: Vec<crate::Silence>,
 }
 
 impl FileDoc {
@@ -113,7 +113,7 @@ impl FileDoc {
             #[cfg(feature = "routing")]
             inhibit_rules: self.inhibit_rules,
             #[cfg(feature = "routing")]
-            silences: self.silences.into_iter().map(Into::into).collect(),
+            silences: self.silences,
         })
     }
 }
@@ -122,13 +122,11 @@ impl FileDoc {
 pub(crate) mod routing {
     //! `routing:`, `inhibit_rules:` and `silences:`.
 
-    use std::time::SystemTime;
-
     use serde::{Deserialize, Deserializer};
 
     use super::{Dur, Name, PositiveDur, set};
     use crate::labels::{from_text, is_valid_label_name};
-    use crate::{Matcher, Route, Routing, Silence};
+    use crate::{Matcher, Route, Routing};
 
     /// A `group_by` entry: a label name, or `...` for all labels.
     struct GroupLabel(String);
@@ -176,30 +174,6 @@ pub(crate) mod routing {
             return Err(serde::de::Error::custom("routes do not nest"));
         }
         Ok(Some(routing))
-    }
-
-    /// One entry of `silences:`.
-    #[derive(Deserialize)]
-    #[serde(deny_unknown_fields)]
-    pub(crate) struct SilenceFile {
-        matchers: Vec<Matcher>,
-        #[serde(with = "crate::time::rfc3339")]
-        starts_at: SystemTime,
-        #[serde(with = "crate::time::rfc3339")]
-        ends_at: SystemTime,
-        #[serde(default)]
-        created_by: String,
-        #[serde(default)]
-        comment: String,
-    }
-
-    impl From<SilenceFile> for Silence {
-        fn from(s: SilenceFile) -> Silence {
-            let silence = Silence::new(s.starts_at, s.ends_at)
-                .created_by(s.created_by)
-                .comment(s.comment);
-            s.matchers.into_iter().fold(silence, Silence::matcher)
-        }
     }
 
     /// Sets the timers and grouping a route or the routing gives.
