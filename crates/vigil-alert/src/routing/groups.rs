@@ -44,7 +44,7 @@ struct Group {
     last_sent: Option<SystemTime>,
 }
 
-/// Local routing: the routes with inheritance resolved, the inhibit rules,
+/// Local routing: the routing tree, the inhibit rules,
 /// the alert groups and the silences. Owned by the engine.
 #[derive(Debug)]
 pub(crate) struct Local {
