@@ -13,8 +13,6 @@ use serde::Serialize;
 use super::{Notifier, NotifyError};
 use crate::{AlertStatus, Labels, Notification};
 
-/// The path Alertmanager receives alerts on.
-const ALERTMANAGER_PATH: &str = "/api/v2/alerts";
 /// How much of an error response body is kept for the log.
 const MAX_ERROR_BODY: usize = 512;
 
@@ -270,7 +268,7 @@ impl WebhookBuilder {
             return Err(invalid(&"no host"));
         }
         if self.format == WebhookFormat::Alertmanager && url.path() == "/" {
-            url.set_path(ALERTMANAGER_PATH);
+            url.set_path(crate::alertmanager::API_PATH);
         }
         let mut headers = HeaderMap::new();
         for (name, value) in &self.headers {
