@@ -14,7 +14,8 @@
 //! | `HighMemoryUsage` | `system_memory_usage_ratio` | **the host** | medium > 85 %, critical > 95 % |
 //! | `LowCacheHitRatio` | `cache_requests_total{result="hit"}` / `cache_requests_total` over 5m, per cache | vigil (named caches) | medium < 70 %, high < 50 % |
 //!
-//! All wait `for: 5m`.
+//! All wait `for: 5m`. The rules are written as a rule file in
+//! `src/rulesets/service_targets.yml`, with these defaults.
 //!
 //! # Where the metrics come from
 //! Each rule set names the metrics its rules read, split by who records
