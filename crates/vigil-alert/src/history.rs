@@ -85,6 +85,7 @@ impl Transition {
 ///     .since(UNIX_EPOCH + Duration::from_secs(60));
 /// # let _ = q;
 /// ```
+#[must_use]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HistoryQuery {
@@ -107,15 +108,12 @@ impl HistoryQuery {
 
     crate::notify::setters! {
         /// Keeps only `rule`'s transitions.
-        #[must_use]
         rule(rule: impl Into<String>) => rule = Some(rule.into());
 
         /// Keeps only transitions whose labels (plus `severity`) match.
-        #[must_use]
         matcher(matcher: Matcher) => push matchers(matcher);
 
         /// Keeps only transitions at or after `time`.
-        #[must_use]
         since(time: SystemTime) => since = Some(time);
     }
 

@@ -78,6 +78,7 @@ pub const DEFAULT_REPEAT_INTERVAL: Duration = Duration::from_secs(4 * 60 * 60);
 ///     .route(Route::new("pager").matcher(Matcher::equal("severity", "critical")));
 /// assert_eq!(routing.group_wait, Duration::from_secs(30));
 /// ```
+#[must_use]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Routing {
@@ -133,24 +134,19 @@ impl Routing {
 
     crate::notify::setters! {
         /// Sets the default `group_by` (inherited by routes without their own).
-        #[must_use]
         group_by(labels: impl IntoIterator<Item = impl Into<String>>) =>
             group_by = labels.into_iter().map(Into::into).collect();
 
         /// Sets the default `group_wait`.
-        #[must_use]
         group_wait(d: Duration) => group_wait = d;
 
         /// Sets the default `group_interval`.
-        #[must_use]
         group_interval(d: Duration) => group_interval = d;
 
         /// Sets the default `repeat_interval`.
-        #[must_use]
         repeat_interval(d: Duration) => repeat_interval = d;
 
         /// Appends a route (tried after the ones before it).
-        #[must_use]
         route(route: Route) => push routes(route);
     }
 
@@ -209,6 +205,7 @@ impl Routing {
 
 /// One route: alerts matching all `matchers` go to `receiver`, grouped and
 /// timed by its settings (those left out are inherited from [`Routing`]).
+#[must_use]
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Route {
@@ -243,24 +240,19 @@ impl Route {
 
     crate::notify::setters! {
         /// Adds a label matcher.
-        #[must_use]
         matcher(matcher: Matcher) => push matchers(matcher);
 
         /// Sets this route's `group_by`.
-        #[must_use]
         group_by(labels: impl IntoIterator<Item = impl Into<String>>) =>
             group_by = Some(labels.into_iter().map(Into::into).collect());
 
         /// Sets this route's `group_wait`.
-        #[must_use]
         group_wait(d: Duration) => group_wait = Some(d);
 
         /// Sets this route's `group_interval`.
-        #[must_use]
         group_interval(d: Duration) => group_interval = Some(d);
 
         /// Sets this route's `repeat_interval`.
-        #[must_use]
         repeat_interval(d: Duration) => repeat_interval = Some(d);
     }
 }

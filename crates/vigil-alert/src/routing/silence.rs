@@ -56,6 +56,7 @@ pub enum SilenceState {
 ///     .comment("planned failover");
 /// assert_eq!(maintenance.state(start), SilenceState::Active);
 /// ```
+#[must_use]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Silence {
@@ -90,15 +91,12 @@ impl Silence {
 
     crate::notify::setters! {
         /// Adds a label matcher.
-        #[must_use]
         matcher(matcher: Matcher) => push matchers(matcher);
 
         /// Records who created it.
-        #[must_use]
         created_by(who: impl Into<String>) => created_by = who.into();
 
         /// Records why.
-        #[must_use]
         comment(comment: impl Into<String>) => comment = comment.into();
     }
 
