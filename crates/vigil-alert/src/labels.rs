@@ -382,41 +382,62 @@ macro_rules! serde_as_text {
 }
 pub(crate) use serde_as_text;
 
-/// Reads the next value of `map`, or, with a `problem` (found in its key),
-/// refuses it at its position, so that the error is under the key.
-pub(crate) fn next_value_checked<'de, A, V>(
-    map: &mut A,
-    problem: Option<String>,
-) -> Result<V, A::Error>
+/// Reads a map whose keys are checked as they are read: `check` turns a
+/// key (given the entries so far) into what is kept with it, or says why
+/// it is refused; a refused key's error is raised at its value, so that it
+/// is reported under the key. `expecting` names the map for another kind
+/// of value.
+pub(crate) fn checked_map<'de, D, K, V, F>(
+    d: D,
+    expecting: String,
+    check: F,
+) -> Result<Vec<(K, String, V)>, D::Error>
 where
-    A: MapAccess<'de>,
+    D: Deserializer<'de>,
     V: Deserialize<'de>,
+    F: FnMut(&str, &[(K, String, V)]) -> std::result::Result<K, String>,
 {
-    struct Entry<V>(Option<String>, PhantomData<V>);
-    impl<'de, V: Deserialize<'de>> DeserializeSeed<'de> for Entry<V> {
-        type Value = V;
-        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<V, D::Error> {
-            match self.0 {
-                None => V::deserialize(d),
-                Some(problem) => d.deserialize_any(Refuse(problem, PhantomData)),
-            }
-        }
-    }
-    /// Refuses a string or a map (what such maps hold) with its message.
-    struct Refuse<V>(String, PhantomData<V>);
-    impl<'de, V> Visitor<'de> for Refuse<V> {
-        type Value = V;
+    struct Checked<K, V, F>(String, F, PhantomData<(K, V)>);
+    impl<'de, K, V: Deserialize<'de>, F> Visitor<'de> for Checked<K, V, F>
+    where
+        F: FnMut(&str, &[(K, String, V)]) -> std::result::Result<K, String>,
+    {
+        type Value = Vec<(K, String, V)>;
         fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
             f.write_str(&self.0)
         }
-        fn visit_str<E: de::Error>(self, _: &str) -> std::result::Result<V, E> {
+        fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut out = Vec::new();
+            while let Some(key) = map.next_key::<String>()? {
+                match (self.1)(&key, &out) {
+                    Ok(kept) => out.push((kept, key, map.next_value()?)),
+                    Err(problem) => return map.next_value_seed(Refuse(problem, PhantomData)),
+                }
+            }
+            Ok(out)
+        }
+    }
+    /// Refuses a string or a map (what such maps hold) with its message.
+    struct Refuse<T>(String, PhantomData<T>);
+    impl<'de, T> DeserializeSeed<'de> for Refuse<T> {
+        type Value = T;
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<T, D::Error> {
+            d.deserialize_any(self)
+        }
+    }
+    impl<'de, T> Visitor<'de> for Refuse<T> {
+        type Value = T;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str(&self.0)
+        }
+        fn visit_str<E: de::Error>(self, _: &str) -> std::result::Result<T, E> {
             Err(E::custom(self.0))
         }
-        fn visit_map<M: MapAccess<'de>>(self, _: M) -> std::result::Result<V, M::Error> {
+        fn visit_map<M: MapAccess<'de>>(self, _: M) -> std::result::Result<T, M::Error> {
             Err(de::Error::custom(self.0))
         }
     }
-    map.next_value_seed(Entry(problem, PhantomData))
+    d.deserialize_map(Checked(expecting, check, PhantomData))
 }
 
 /// Reads a string through `parse` inside the visitor, so that an error

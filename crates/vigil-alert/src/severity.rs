@@ -4,13 +4,11 @@
 use std::fmt;
 use std::str::FromStr;
 
-use std::marker::PhantomData;
-
-use serde::de::{self, MapAccess, Visitor};
+use serde::de;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::Error;
-use crate::labels::{next_value_checked, serde_as_text};
+use crate::labels::{checked_map, serde_as_text};
 
 /// How bad an alert is, from [`Low`](Severity::Low) to
 /// [`Critical`](Severity::Critical).
@@ -253,7 +251,9 @@ impl Serialize for SeverityLabels {
 impl<'de> Deserialize<'de> for SeverityLabels {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let mut names = SeverityLabels::new();
-        for (severity, _, name) in SeverityMap::<String>::deserialize(d)?.0 {
+        for (severity, _, name) in
+            severity_map::<_, String>(d, ("label value, e.g. {medium: warning}", "names"))?
+        {
             names.set(severity, name);
         }
         match names.problem() {
@@ -263,56 +263,32 @@ impl<'de> Deserialize<'de> for SeverityLabels {
     }
 }
 
-/// A value in a map keyed by severity.
-pub(crate) trait LevelValue {
-    /// What the values are, and what a repeated level would have two of.
-    const WHAT: (&'static str, &'static str);
-}
-
-impl LevelValue for String {
-    const WHAT: (&'static str, &'static str) = ("label value, e.g. {medium: warning}", "names");
-}
-
-/// A map keyed by severity: each level, the key as written (trimmed) and
-/// the value. An unknown or repeated level is refused at its value, so
-/// that the error names the key.
-pub(crate) struct SeverityMap<V>(pub(crate) Vec<(Severity, String, V)>);
-
-impl<'de, V: LevelValue + Deserialize<'de>> Deserialize<'de> for SeverityMap<V> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct MapVisitor<V>(PhantomData<V>);
-        impl<'de, V: LevelValue + Deserialize<'de>> Visitor<'de> for MapVisitor<V> {
-            type Value = SeverityMap<V>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                write!(f, "a map from severity to {}", V::WHAT.0)
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                let mut out: Vec<(Severity, String, V)> = Vec::new();
-                while let Some(key) = map.next_key::<String>()? {
-                    let checked = match key.parse::<Severity>() {
-                        Err(_) => Err(format!(
-                            "unknown severity `{key}`, expected one of `low`, `medium` (or `warning`), `high`, `critical`"
-                        )),
-                        Ok(level) if out.iter().any(|(seen, ..)| *seen == level) => {
-                            let alias = if key.trim().eq_ignore_ascii_case(level.as_str()) {
-                                String::new()
-                            } else {
-                                format!(" (`{key}` is another name for `{level}`)")
-                            };
-                            Err(format!("severity `{level}` has two {}{alias}", V::WHAT.1))
-                        }
-                        Ok(level) => Ok(level),
-                    };
-                    let value = next_value_checked(&mut map, checked.clone().err())?;
-                    if let Ok(level) = checked {
-                        out.push((level, key.trim().to_owned(), value));
-                    }
-                }
-                Ok(SeverityMap(out))
-            }
+/// Reads a map keyed by severity: each level, the key as written (trimmed)
+/// and the value. An unknown or repeated level is refused at its value,
+/// so that the error names the key. `what` says what the values are, and
+/// what a repeated level would have two of.
+pub(crate) fn severity_map<'de, D: Deserializer<'de>, V: Deserialize<'de>>(
+    d: D,
+    what: (&str, &str),
+) -> Result<Vec<(Severity, String, V)>, D::Error> {
+    let expecting = format!("a map from severity to {}", what.0);
+    let read = checked_map(d, expecting, |key, seen: &[(Severity, String, V)]| {
+        let level = key.parse::<Severity>().map_err(|_| format!(
+            "unknown severity `{key}`, expected one of `low`, `medium` (or `warning`), `high`, `critical`"
+        ))?;
+        if !seen.iter().any(|(other, ..)| *other == level) {
+            return Ok(level);
         }
-        d.deserialize_map(MapVisitor(PhantomData))
-    }
+        let alias = match key.trim().eq_ignore_ascii_case(level.as_str()) {
+            true => String::new(),
+            false => format!(" (`{key}` is another name for `{level}`)"),
+        };
+        Err(format!("severity `{level}` has two {}{alias}", what.1))
+    })?;
+    Ok(read
+        .into_iter()
+        .map(|(level, key, v)| (level, key.trim().to_owned(), v))
+        .collect())
 }
 
 #[cfg(test)]

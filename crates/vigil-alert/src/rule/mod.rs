@@ -52,7 +52,7 @@ mod types;
 
 use std::time::Duration;
 
-use serde::de::{self, MapAccess, Visitor};
+use serde::de;
 use serde::{Deserialize, Deserializer, Serialize};
 
 pub use build::RuleBuilder;
@@ -66,8 +66,8 @@ use types::{Condition, metric_name};
 
 use crate::Severity;
 use crate::escalation::Escalation;
-use crate::labels::{Labels, is_valid_label_name, next_value_checked};
-use crate::severity::{LevelValue, SeverityLabels, SeverityMap};
+use crate::labels::{Labels, checked_map, is_valid_label_name};
+use crate::severity::{SeverityLabels, severity_map};
 
 /// An alerting rule. See the [module docs](self) for the config shape and
 /// [`Rule::builder`] to build one in code.
@@ -168,14 +168,10 @@ fn is_default<T: Default + PartialEq>(value: &T) -> bool {
 /// `thresholds:`, keys as written.
 struct Thresholds(Vec<(String, Threshold)>);
 
-impl LevelValue for Condition<Limit> {
-    const WHAT: (&'static str, &'static str) =
-        ("threshold, e.g. {critical: \"> 0.9\"}", "thresholds");
-}
-
 impl<'de> Deserialize<'de> for Thresholds {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let read = SeverityMap::<Condition<Limit>>::deserialize(d)?.0;
+        let what = ("threshold, e.g. {critical: \"> 0.9\"}", "thresholds");
+        let read = severity_map::<_, Condition<Limit>>(d, what)?;
         if read.is_empty() {
             return Err(de::Error::custom(
                 "needs at least one threshold, e.g. {critical: \"> 0.9\"}",
@@ -204,23 +200,14 @@ impl Serialize for Thresholds {
 /// A rule's `labels:`, refusing names the engine sets or that are not
 /// label names, under the name.
 fn rule_labels<'de, D: Deserializer<'de>>(d: D) -> Result<Labels, D::Error> {
-    struct LabelsVisitor;
-    impl<'de> Visitor<'de> for LabelsVisitor {
-        type Value = Labels;
-        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str("a map from label name to value")
-        }
-        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Labels, A::Error> {
-            let mut labels = Labels::new();
-            while let Some(name) = map.next_key::<String>()? {
-                let problem = rule_label_problem(&name);
-                let value = next_value_checked(&mut map, problem)?;
-                labels.insert(name, value);
-            }
-            Ok(labels)
-        }
-    }
-    d.deserialize_map(LabelsVisitor)
+    let expecting = "a map from label name to value".to_owned();
+    let read = checked_map(d, expecting, |name, _: &[((), String, String)]| {
+        rule_label_problem(name).map_or(Ok(()), Err)
+    })?;
+    Ok(read
+        .into_iter()
+        .map(|((), name, value)| (name, value))
+        .collect())
 }
 
 /// Why `name` cannot be a label a rule sets, if it cannot.
