@@ -306,7 +306,8 @@ impl Engine {
             .iter()
             .filter_map(|rule| rule.escalate.as_ref()?.receiver.as_deref());
         let mut out: Vec<&str> = Vec::new();
-        for receiver in self.local.receivers().chain(escalations) {
+        let routes = self.local.routes().map(|route| route.receiver.as_str());
+        for receiver in routes.chain(escalations) {
             if !out.contains(&receiver) {
                 out.push(receiver);
             }

@@ -83,19 +83,9 @@ impl Local {
         })
     }
 
-    /// The receivers of the routing tree: every route's, then the default.
-    pub(crate) fn receivers(&self) -> impl Iterator<Item = &str> {
-        self.routes().map(|route| route.receiver.as_str())
-    }
-
     /// The routes, then the default.
-    fn routes(&self) -> impl Iterator<Item = &Route> {
+    pub(crate) fn routes(&self) -> impl Iterator<Item = &Route> {
         self.routing.routes.iter().chain([&self.default])
-    }
-
-    /// Whether a silence or inhibition by the `firing` alerts mutes `alert`.
-    fn mutes(&self, now: SystemTime, firing: &[&Active], alert: &Active) -> bool {
-        self.silenced(now, |n| alert.label(n)) || inhibited(&self.inhibit_rules, firing, alert)
     }
 
     /// Sets the `silenced` and `inhibited` flags of the active alerts.
@@ -187,10 +177,11 @@ impl Local {
                 .flat_map(|g| g.entries.values().map(|e| &e.0))
         };
         let firing: Vec<&Active> = held().filter(|a| a.is_firing()).collect();
-        let muted: HashSet<AlertId> = held()
-            .filter(|a| self.mutes(now, &firing, a))
-            .map(Active::id)
-            .collect();
+        // Muted by a silence, or inhibited by the firing alerts.
+        let muted = |a: &&Active| {
+            self.silenced(now, |n| a.label(n)) || inhibited(&self.inhibit_rules, &firing, a)
+        };
+        let muted: HashSet<AlertId> = held().filter(muted).map(Active::id).collect();
         let (routing, default, mut out) = (&self.routing, &self.default, Vec::new());
         self.groups.retain(|(index, to, labels), group| {
             let route = routing.routes.get(*index).unwrap_or(default);
