@@ -240,15 +240,13 @@ impl TryFrom<BaselineRepr> for Baseline {
             (None, Some(q)) => BaselineMethod::Quantile(q),
             _ => return Err("a baseline needs exactly one of `stddevs` or `quantile`".into()),
         };
+        let (window, min_samples) = (repr.window, repr.min_samples);
         let baseline = Baseline {
             method,
-            window: repr.window,
-            min_samples: repr.min_samples,
+            window,
+            min_samples,
         };
-        match baseline.problem() {
-            Some(problem) => Err(problem),
-            None => Ok(baseline),
-        }
+        baseline.problem().map_or(Ok(baseline), Err)
     }
 }
 

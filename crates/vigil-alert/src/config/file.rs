@@ -52,8 +52,7 @@ impl<'de> Deserialize<'de> for Name {
 }
 
 /// `builder`, with `set` applied to `value` if one was given.
-#[cfg(any(feature = "routing", feature = "rulesets"))]
-fn set<B, V>(builder: B, value: Option<V>, set: impl FnOnce(B, V) -> B) -> B {
+pub(crate) fn set<B, V>(builder: B, value: Option<V>, set: impl FnOnce(B, V) -> B) -> B {
     match value {
         Some(value) => set(builder, value),
         None => builder,

@@ -82,7 +82,7 @@ use std::time::Duration;
 
 use serde_path_to_error::Segment;
 
-use crate::{Engine, Rule};
+use crate::{Engine, EngineBuilder, Rule};
 #[cfg(feature = "routing")]
 use crate::{InhibitRule, Routing, Silence};
 use file::FileDoc;
@@ -335,17 +335,14 @@ impl AlertConfig {
     pub fn into_engine(self) -> Result<Engine, ConfigError> {
         self.validate()?;
         let file = self.file().to_owned();
-        let mut builder = Engine::builder().rules(self.rules);
-        if let Some(interval) = self.evaluation_interval {
-            builder = builder.evaluation_interval(interval);
-        }
+        let builder = Engine::builder().rules(self.rules);
+        let interval = self.evaluation_interval;
+        let builder = file::set(builder, interval, EngineBuilder::evaluation_interval);
         #[cfg(feature = "routing")]
-        {
-            builder = builder.routing(self.routing.unwrap_or_default());
-            for rule in self.inhibit_rules {
-                builder = builder.inhibit_rule(rule);
-            }
-        }
+        let builder = (self.inhibit_rules.into_iter()).fold(
+            builder.routing(self.routing.unwrap_or_default()),
+            EngineBuilder::inhibit_rule,
+        );
         #[cfg_attr(not(feature = "routing"), allow(unused_mut))]
         let mut engine = builder
             .build()
@@ -368,10 +365,10 @@ fn check_rule(
     rule: &Rule,
     interval: Option<Duration>,
 ) -> Result<(), ConfigError> {
-    let checked = rule.validate().and_then(|()| match interval {
-        Some(i) => rule.check_interval(i),
-        None => Ok(()),
-    });
+    let at_interval = |i| rule.check_interval(i);
+    let checked = rule
+        .validate()
+        .and_then(|()| interval.map_or(Ok(()), at_interval));
     checked.map_err(|e| {
         let name = Some(rule.name.clone());
         ConfigError::from_core(file, Some(Item::Rule { index, name }), e)

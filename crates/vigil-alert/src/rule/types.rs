@@ -87,7 +87,8 @@ serde_as_text!(Comparison, "a comparison: \">\", \">=\", \"<\" or \"<=\"");
 ///
 /// Serialized as a bare number (`0.2`) or as the baseline's map
 /// (`{stddevs: 3, window: 1h}`).
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(untagged)]
 pub enum Limit {
     /// A fixed value.
     Fixed(f64),
@@ -104,15 +105,6 @@ impl From<f64> for Limit {
 impl From<Baseline> for Limit {
     fn from(baseline: Baseline) -> Self {
         Limit::Baseline(baseline)
-    }
-}
-
-impl Serialize for Limit {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        match self {
-            Limit::Fixed(v) => serializer.serialize_f64(*v),
-            Limit::Baseline(b) => b.serialize(serializer),
-        }
     }
 }
 
