@@ -310,23 +310,21 @@ impl<'de> Deserialize<'de> for AlsoCondition {
             condition: Option<Condition<Finite>>,
         }
         let f = Fields::deserialize(d)?;
-        let (op, value) = match (f.op, f.value, f.condition) {
-            (Some(op), Some(Finite(value)), None) => (op, value),
-            (None, None, Some(Condition(op, Finite(value)))) => (op, value),
-            (_, _, Some(_)) => {
-                return Err(de::Error::custom(
-                    "give either `condition` (e.g. \"> 0.0144\") or `op` and `value`, not both",
-                ));
+        let problem = match (f.op, f.value, f.condition) {
+            (Some(op), Some(Finite(value)), None)
+            | (None, None, Some(Condition(op, Finite(value)))) => {
+                return Ok(AlsoCondition::new(f.expr, op, value));
             }
-            (Some(_), None, None) => return Err(de::Error::missing_field("value")),
-            (None, Some(_), None) => return Err(de::Error::missing_field("op")),
+            (_, _, Some(_)) => {
+                "give either `condition` (e.g. \"> 0.0144\") or `op` and `value`, not both"
+            }
+            (Some(_), None, None) => "missing field `value`",
+            (None, Some(_), None) => "missing field `op`",
             (None, None, None) => {
-                return Err(de::Error::custom(
-                    "needs `op` and `value` (e.g. op: \">\", value: 0.0144) or `condition` (e.g. \"> 0.0144\")",
-                ));
+                "needs `op` and `value` (e.g. op: \">\", value: 0.0144) or `condition` (e.g. \"> 0.0144\")"
             }
         };
-        Ok(AlsoCondition::new(f.expr, op, value))
+        Err(de::Error::custom(problem))
     }
 }
 
