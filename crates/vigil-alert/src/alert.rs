@@ -102,6 +102,7 @@ impl Alert {
         severity: Severity,
         value: Option<f64>,
         starts_at: SystemTime,
+        escalated: bool,
     ) -> Alert {
         labels.insert("severity".into(), rule.severity_label(severity).to_owned());
         let expand = |(k, v): (&String, &String)| (k.clone(), expand_template(v, value, &labels));
@@ -116,7 +117,7 @@ impl Alert {
             ends_at: None,
             silenced: false,
             inhibited: false,
-            escalated: false,
+            escalated,
         }
     }
 }

@@ -40,6 +40,7 @@ use serde::{Deserialize, Serialize};
 use crate::alert::{Active, fingerprint, sort_alerts};
 #[cfg(feature = "routing")]
 use crate::routing::Local;
+use crate::state::Machine;
 use crate::{Alert, Error, History, Labels, Result, Rule, Severity, Source, State, Transition};
 #[cfg(feature = "routing")]
 use crate::{Notification, Silence, SilenceId};
@@ -213,52 +214,47 @@ impl Engine {
         out
     }
 
+    /// Every alert instance: its rule's index, the rule, its key and its
+    /// state machine.
+    fn each(&self) -> impl Iterator<Item = (usize, &Rule, &Labels, &Machine)> {
+        let rules = self.rules.iter().zip(&self.states).enumerate();
+        rules.flat_map(|(index, (rule, state))| {
+            let instances = state.instances.iter();
+            instances.map(move |(key, inst)| (index, rule, key, &inst.machine))
+        })
+    }
+
     /// The active alerts, in no order.
     fn active(&self, now: SystemTime) -> Vec<Active> {
-        let mut out = Vec::new();
-        for (index, (rule, state)) in self.rules.iter().zip(&self.states).enumerate() {
-            for (key, inst) in &state.instances {
-                let m = &inst.machine;
-                if let Some(severity) = alerting_severity(rule, m) {
-                    let labels = instance_labels(rule, key);
-                    let base = fingerprint(&labels);
-                    let starts_at = m.active_since.unwrap_or(now);
-                    let alert = Alert::firing(rule, labels, severity, m.value, starts_at);
-                    let alert = Alert {
-                        escalated: m.escalated,
-                        ..alert
-                    };
-                    out.push(Active {
-                        rule: index,
-                        base,
-                        alert,
-                    });
-                }
-            }
-        }
-        out
+        let active = |(index, rule, key, m): (usize, &Rule, &Labels, &Machine)| {
+            let severity = alerting_severity(rule, m)?;
+            let labels = instance_labels(rule, key);
+            let base = fingerprint(&labels);
+            let starts_at = m.active_since.unwrap_or(now);
+            let alert = Alert::firing(rule, labels, severity, m.value, starts_at, m.escalated);
+            Some(Active {
+                rule: index,
+                base,
+                alert,
+            })
+        };
+        self.each().filter_map(active).collect()
     }
 
     /// A snapshot of every alert instance the engine holds (those that are
     /// not resting; plus the single instance of aggregated rules and the
     /// series of `no_data: alerting` rules), sorted by rule and labels.
     pub fn instances(&self) -> Vec<InstanceStatus> {
-        let mut out: Vec<InstanceStatus> = self
-            .rules
-            .iter()
-            .zip(&self.states)
-            .flat_map(|(rule, state)| {
-                state.instances.iter().map(move |(key, i)| InstanceStatus {
-                    rule: rule.name.clone(),
-                    labels: instance_labels(rule, key),
-                    state: i.machine.state,
-                    severity: effective_severity(rule, &i.machine),
-                    value: i.machine.value,
-                    active_since: i.machine.active_since,
-                    escalated: i.machine.escalated,
-                })
-            })
-            .collect();
+        let status = |(_, rule, key, m): (usize, &Rule, &Labels, &Machine)| InstanceStatus {
+            rule: rule.name.clone(),
+            labels: instance_labels(rule, key),
+            state: m.state,
+            severity: effective_severity(rule, m),
+            value: m.value,
+            active_since: m.active_since,
+            escalated: m.escalated,
+        };
+        let mut out: Vec<InstanceStatus> = self.each().map(status).collect();
         out.sort_by(|a, b| (&a.rule, &a.labels).cmp(&(&b.rule, &b.labels)));
         out
     }
@@ -266,12 +262,10 @@ impl Engine {
     /// The state of the instance of the first rule named `rule` whose series
     /// (or `by` group) has exactly `labels`; `Inactive` if there is none.
     pub fn state(&self, rule: &str, labels: &Labels) -> State {
-        self.rules
-            .iter()
-            .zip(&self.states)
-            .filter(|(r, _)| r.name == rule)
-            .find_map(|(_, s)| s.instances.get(labels))
-            .map_or(State::Inactive, |i| i.machine.state)
+        let mut found = self
+            .each()
+            .filter(|(_, r, key, _)| r.name == rule && *key == labels);
+        found.next().map_or(State::Inactive, |(.., m)| m.state)
     }
 }
 

@@ -173,12 +173,10 @@ impl Engine {
         // Series that have fired stay, at 0.
         let mut counts: HashMap<(String, String), u32> =
             self.firing.keys().map(|k| (k.clone(), 0)).collect();
-        for (rule, state) in self.rules.iter().zip(&self.states) {
-            for inst in state.instances.values() {
-                if let Some(s) = alerting_severity(rule, &inst.machine) {
-                    let key = (rule.name.clone(), rule.severity_label(s).to_owned());
-                    *counts.entry(key).or_default() += 1;
-                }
+        for (_, rule, _, m) in self.each() {
+            if let Some(s) = alerting_severity(rule, m) {
+                let key = (rule.name.clone(), rule.severity_label(s).to_owned());
+                *counts.entry(key).or_default() += 1;
             }
         }
         for (key, n) in counts {
