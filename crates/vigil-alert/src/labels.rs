@@ -173,22 +173,18 @@ impl Matcher {
                 reason: format!("`{name}` is not a valid label name ([a-zA-Z_][a-zA-Z0-9_]*)"),
             });
         }
-        if !op.is_regex() {
-            return Ok(Matcher::plain(name, op, value));
-        }
-        let regex =
-            Regex::new(&format!("^(?:{value})$")).map_err(|source| Error::InvalidRegex {
-                label: name.clone(),
-                pattern: value.clone(),
-                source: Box::new(source),
+        let mut matcher = Matcher::plain(name, op, value);
+        if op.is_regex() {
+            let (label, pattern) = (matcher.name.clone(), matcher.value.clone());
+            let regex = Regex::new(&format!("^(?:{pattern})$"));
+            let regex = regex.map_err(|e| Error::InvalidRegex {
+                label,
+                pattern,
+                source: Box::new(e),
             })?;
-        let regex = Some(regex);
-        Ok(Matcher {
-            name,
-            op,
-            value,
-            regex,
-        })
+            matcher.regex = Some(regex);
+        }
+        Ok(matcher)
     }
 
     /// `name="value"`.
