@@ -7,7 +7,7 @@ use super::Engine;
 use super::step::RuleState;
 use crate::history::DEFAULT_HISTORY_CAPACITY;
 #[cfg(feature = "routing")]
-use crate::routing::{DEFAULT_SILENCE_RETENTION, Local};
+use crate::routing::Local;
 use crate::{Error, History, Result, Rule, Severity, SeverityLabels};
 #[cfg(feature = "routing")]
 use crate::{InhibitRule, Routing};
@@ -74,6 +74,10 @@ impl EngineBuilder {
         /// # Ok::<(), vigil_alert::Error>(())
         /// ```
         evaluation_interval(interval: Duration) => evaluation_interval = Some(interval);
+
+        /// Sets every default level name at once; see
+        /// [`severity_label`](Self::severity_label).
+        severity_labels(labels: SeverityLabels) => severity_labels = labels;
     }
 
     /// Writes `severity` as `label` in the `severity` label of the alerts of
@@ -112,12 +116,6 @@ impl EngineBuilder {
         self
     }
 
-    crate::notify::setters! {
-        /// Sets every default level name at once; see
-        /// [`severity_label`](Self::severity_label).
-        severity_labels(labels: SeverityLabels) => severity_labels = labels;
-    }
-
     /// Checks the rules (and routes) and builds the engine.
     pub fn build(mut self) -> Result<Engine> {
         if let Some(reason) = self.severity_labels.problem() {
@@ -131,15 +129,9 @@ impl EngineBuilder {
         for rule in &self.rules {
             rule.validate()?;
         }
-        #[cfg(feature = "routing")]
-        let retention = self.silence_retention.unwrap_or(DEFAULT_SILENCE_RETENTION);
         let engine = Engine {
             #[cfg(feature = "routing")]
-            local: Local::new(
-                &self.routing.unwrap_or_default(),
-                self.inhibit_rules,
-                retention,
-            )?,
+            local: Local::new(self.routing, self.inhibit_rules, self.silence_retention)?,
             states: self.rules.iter().map(RuleState::new).collect(),
             rules: self.rules,
             firing: Default::default(),

@@ -63,10 +63,12 @@ pub(crate) struct Local {
 impl Local {
     /// Checks `routing` and sets up empty groups and silences.
     pub(crate) fn new(
-        routing: &Routing,
+        routing: Option<Routing>,
         inhibit_rules: Vec<InhibitRule>,
-        silence_retention: Duration,
+        silence_retention: Option<Duration>,
     ) -> Result<Local> {
+        let routing = routing.unwrap_or_default();
+        let silence_retention = silence_retention.unwrap_or(super::DEFAULT_SILENCE_RETENTION);
         routing.validate()?;
         if let Some(reason) = crate::time::too_long(silence_retention) {
             let setting = "silence_retention";
@@ -74,7 +76,7 @@ impl Local {
         }
         Ok(Local {
             default: Route::new(routing.receiver.clone()),
-            routing: routing.clone(),
+            routing,
             inhibit_rules,
             groups: HashMap::new(),
             silences: BTreeMap::new(),
