@@ -243,15 +243,15 @@ fn inhibited(rules: &[InhibitRule], firing: &[&Active], target: &Active) -> bool
     let all =
         |matchers: &[Matcher], a: &Active| matchers.iter().all(|m| m.matches_with(|n| a.label(n)));
     let equal = |s: &Active, l: &String| s.label(l).unwrap_or("") == target.label(l).unwrap_or("");
-    firing.iter().any(|s| {
-        let by_rule = |r: &InhibitRule| {
-            all(&r.target_matchers, target)
-                && all(&r.source_matchers, s)
-                && r.equal.iter().all(|l| equal(s, l))
-        };
-        (s.base == target.base && s.alert.severity > target.alert.severity)
-            || (s.id() != target.id() && rules.iter().any(by_rule))
-    })
+    // An alert never inhibits itself.
+    let other = |s: &Active| (s.base, s.alert.severity) != (target.base, target.alert.severity);
+    let source = |r: &InhibitRule, s: &Active| {
+        other(s) && all(&r.source_matchers, s) && r.equal.iter().all(|l| equal(s, l))
+    };
+    let by_rule =
+        |r: &InhibitRule| all(&r.target_matchers, target) && firing.iter().any(|s| source(r, s));
+    let higher = |s: &&Active| s.base == target.base && s.alert.severity > target.alert.severity;
+    firing.iter().any(higher) || rules.iter().any(by_rule)
 }
 
 fn notification(
