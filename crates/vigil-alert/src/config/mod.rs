@@ -150,7 +150,8 @@ pub struct AlertConfig {
 
 impl AlertConfig {
     /// An empty config: no rules, the default routing
-    /// ([`Routing::default`]), no inhibit rules, no silences.
+    /// (`Routing::default`, feature `routing`), no inhibit rules, no
+    /// silences.
     pub fn new() -> Self {
         Self::default()
     }
@@ -194,7 +195,7 @@ impl AlertConfig {
         #[must_use]
         with_rule(rule: Rule) => push rules(rule);
 
-        /// Adds rules (e.g. a [rule set](crate::rulesets)).
+        /// Adds rules (e.g. a rule set of `rulesets`, feature `rulesets`).
         #[must_use]
         with_rules(rules: impl IntoIterator<Item = Rule>) => extend rules(rules);
 
