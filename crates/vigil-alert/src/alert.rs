@@ -14,8 +14,8 @@ use crate::rule::expand_template;
 use crate::{Labels, Rule, Severity};
 
 /// Whether an alert is firing or resolved (`"firing"` / `"resolved"`, as in
-/// Alertmanager's webhook).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// Alertmanager's webhook); firing orders first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AlertStatus {
     /// The instance is alerting.
@@ -179,10 +179,7 @@ pub(crate) struct Active {
 
 /// Firing alerts first, then resolved ones, each sorted by labels.
 pub(crate) fn sort_alerts(alerts: &mut [Alert]) {
-    alerts.sort_by(|a, b| {
-        (a.status == AlertStatus::Resolved, &a.labels)
-            .cmp(&(b.status == AlertStatus::Resolved, &b.labels))
-    });
+    alerts.sort_by(|a, b| (a.status, &a.labels).cmp(&(b.status, &b.labels)));
 }
 
 #[cfg(test)]
