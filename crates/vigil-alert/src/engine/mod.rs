@@ -147,11 +147,7 @@ impl Engine {
     /// [`EngineBuilder::evaluation_interval`] checks at build), for a host
     /// that learns its interval after the engine was built.
     pub fn check_evaluation_interval(&self, interval: Duration) -> Result<()> {
-        let problem = match interval.is_zero() {
-            true => Some("must be longer than zero".to_owned()),
-            false => crate::time::too_long(interval),
-        };
-        if let Some(reason) = problem {
+        if let Some(reason) = crate::time::not_positive(interval) {
             let setting = "evaluation_interval";
             return Err(Error::InvalidSetting { setting, reason });
         }

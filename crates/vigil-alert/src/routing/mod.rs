@@ -192,10 +192,11 @@ impl Routing {
         }
         let fields = ["group_wait", "group_interval", "repeat_interval"];
         for (field, d) in fields.into_iter().zip(self.timers(route)) {
-            if d.is_zero() && field != "group_wait" {
-                return Err(bad(field, "must be longer than zero".into()));
-            }
-            if let Some(problem) = crate::time::too_long(d) {
+            let problem = match field {
+                "group_wait" => crate::time::too_long(d),
+                _ => crate::time::not_positive(d),
+            };
+            if let Some(problem) = problem {
                 return Err(bad(field, problem));
             }
         }
