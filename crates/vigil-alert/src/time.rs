@@ -110,21 +110,18 @@ pub(crate) mod rfc3339 {
 pub(crate) mod rfc3339_option {
     use std::time::SystemTime;
 
-    use serde::{Deserialize, Deserializer, Serializer};
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    #[derive(Serialize, Deserialize)]
+    #[serde(transparent)]
+    struct Time(#[serde(with = "super::rfc3339")] SystemTime);
 
     pub(crate) fn serialize<S: Serializer>(
         t: &Option<SystemTime>,
         s: S,
     ) -> Result<S::Ok, S::Error> {
-        match t {
-            Some(t) => super::rfc3339::serialize(t, s),
-            None => s.serialize_none(),
-        }
+        t.map(Time).serialize(s)
     }
-
-    #[derive(Deserialize)]
-    #[serde(transparent)]
-    struct Time(#[serde(with = "super::rfc3339")] SystemTime);
 
     pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
         d: D,
