@@ -85,7 +85,7 @@ impl EngineBuilder {
     /// from [`RuleBuilder::severity_label`](crate::RuleBuilder::severity_label)
     /// or the spelling of its config thresholds, wins). E.g.
     /// `.severity_label(Severity::Low, "info").severity_label(Severity::Medium, "warning")`
-    /// gives the ready-made [rule sets](crate::rulesets) Alertmanager's
+    /// gives the ready-made rule sets (`rulesets`, feature `rulesets`) Alertmanager's
     /// customary names. [`Engine::rules`] shows the names in effect;
     /// [`build`](Self::build) reports a name that is empty, read as another
     /// level or shared by two levels.

@@ -1,7 +1,7 @@
 //! The [`Engine`]: evaluates rules against a [`Source`], runs each alert
 //! instance's state machine, records history and reports the active
 //! [`Alert`]s; with the `routing` feature it also escalates, and hands
-//! grouped [`Notification`](crate::Notification)s to whoever delivers them.
+//! grouped [notifications](crate::Notification) to whoever delivers them.
 //!
 //! The engine never reads a clock: [`Engine::evaluate`] (and
 //! `Engine::due_notifications`) take `now`, so a host drives it from a
