@@ -6,11 +6,11 @@ use std::time::Duration;
 
 use super::{
     Aggregation, AlsoCondition, Comparison, Expr, Limit, NoDataPolicy, Recovery, Rule, Selector,
-    Threshold, is_valid_metric_name, rule_label_problem,
+    Threshold, invalid_label, is_valid_metric_name, rule_label_problem,
 };
 use crate::baseline::BaselineMethod;
 use crate::escalation::Escalation;
-use crate::labels::{Matcher, is_valid_label_name};
+use crate::labels::Matcher;
 use crate::source::HistogramStat;
 use crate::{Error, Result, Severity};
 
@@ -285,13 +285,6 @@ impl Rule {
             recover.op, recover.value, name(t), shown(t)
         )))
     }
-}
-
-/// Why one of `names` is not a valid label name, if one is not: it is
-/// named a `what` (`label`, `annotation`) in the message.
-fn invalid_label<'a>(names: impl IntoIterator<Item = &'a String>, what: &str) -> Option<String> {
-    let name = names.into_iter().find(|n| !is_valid_label_name(n))?;
-    Some(format!("{name:?} is not a valid {what} name"))
 }
 
 /// A threshold as written in messages: `> 0.9`, `> {stddevs: 3, window: 1h}`.

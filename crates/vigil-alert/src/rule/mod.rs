@@ -57,12 +57,12 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 pub use build::RuleBuilder;
 pub(crate) use template::expand_template;
-pub(crate) use types::is_valid_metric_name;
 pub use types::{
     Aggregation, AlsoCondition, Comparison, Expr, Limit, NoDataPolicy, Recovery, Selector,
     Threshold,
 };
 use types::{Condition, metric_name};
+pub(crate) use types::{invalid_label, is_valid_metric_name};
 
 use crate::Severity;
 use crate::escalation::Escalation;

@@ -611,37 +611,27 @@ impl Expr {
             } if !(0.0..=1.0).contains(q) => {
                 Some(("expr", format!("quantile must be within 0..=1, got {q}")))
             }
-            Expr::Ratio { ignoring, .. } => ignoring
-                .iter()
-                .find(|n| !is_valid_label_name(n))
-                .map(|name| ("ignoring", format!("{name:?} is not a valid label name"))),
-            _ => None,
-        }
-    }
-
-    /// What the expression reads if its value is never negative (a rate,
-    /// a ratio of rates, a histogram count), for messages.
-    fn never_negative(&self) -> Option<&'static str> {
-        match self {
-            Expr::Rate { .. } => Some("a rate"),
-            Expr::Ratio { .. } => Some("a ratio of rates"),
-            Expr::Histogram {
-                stat: HistogramStat::Count,
-                ..
-            } => Some("a histogram count"),
+            Expr::Ratio { ignoring, .. } => {
+                invalid_label(ignoring, "label").map(|p| ("ignoring", p))
+            }
             _ => None,
         }
     }
 
     /// Why `value OP limit` can never hold for this expression, if it
-    /// cannot (`< 0` on a value that is never negative).
+    /// cannot (`< 0` on a rate, a ratio of rates or a histogram count,
+    /// which are never negative).
     pub(crate) fn unreachable(&self, op: Comparison, limit: f64) -> Option<String> {
-        let what = self.never_negative()?;
-        let never = match op {
-            Comparison::Less => limit <= 0.0,
-            Comparison::LessOrEqual => limit < 0.0,
-            Comparison::Greater | Comparison::GreaterOrEqual => false,
+        let what = match self {
+            Expr::Rate { .. } => "a rate",
+            Expr::Ratio { .. } => "a ratio of rates",
+            Expr::Histogram {
+                stat: HistogramStat::Count,
+                ..
+            } => "a histogram count",
+            _ => return None,
         };
+        let never = !op.is_upper() && (limit < 0.0 || (op == Comparison::Less && limit == 0.0));
         never.then(|| format!("`{op} {limit}` can never hold: {what} is never negative"))
     }
 
@@ -654,6 +644,16 @@ impl Expr {
             | Expr::Histogram { window, .. } => Some(*window),
         }
     }
+}
+
+/// Why one of `names` is not a valid label name, if one is not: it is
+/// named a `what` (`label`, `annotation`) in the message.
+pub(crate) fn invalid_label<'a>(
+    names: impl IntoIterator<Item = &'a String>,
+    what: &str,
+) -> Option<String> {
+    let name = names.into_iter().find(|n| !is_valid_label_name(n))?;
+    Some(format!("{name:?} is not a valid {what} name"))
 }
 
 /// Whether `name` is a valid Prometheus metric name (`[a-zA-Z_:][a-zA-Z0-9_:]*`).
