@@ -291,17 +291,12 @@ impl Engine {
     /// # Ok::<(), vigil_alert::Error>(())
     /// ```
     pub fn receivers(&self) -> Vec<&str> {
-        let escalations = self
-            .rules
-            .iter()
-            .filter_map(|rule| rule.escalate.as_ref()?.receiver.as_deref());
-        let mut out: Vec<&str> = Vec::new();
         let routes = self.local.routes().map(|route| route.receiver.as_str());
-        for receiver in routes.chain(escalations) {
-            if !out.contains(&receiver) {
-                out.push(receiver);
-            }
-        }
+        let rules = self.rules.iter();
+        let escalations = rules.filter_map(|rule| rule.escalate.as_ref()?.receiver.as_deref());
+        let mut out: Vec<&str> = routes.chain(escalations).collect();
+        let mut seen = std::collections::HashSet::new();
+        out.retain(|receiver| seen.insert(*receiver));
         out
     }
 
