@@ -130,23 +130,22 @@ impl Baseline {
     ) -> Option<f64> {
         let from = now.checked_sub(self.window);
         let in_window = |t: &SystemTime| from.is_none_or(|from| *t >= from);
-        let values = history
-            .samples
-            .iter()
-            .filter(|(t, _)| in_window(t))
-            .map(|&(_, v)| v);
+        scratch.clear();
+        scratch.extend(
+            history
+                .samples
+                .iter()
+                .filter(|(t, _)| in_window(t))
+                .map(|&(_, v)| v),
+        );
+        let n = scratch.len();
+        if n < self.min_samples.max(1) {
+            return None;
+        }
         match self.method {
             BaselineMethod::Stddev(k) => {
-                let (mut n, mut sum) = (0usize, 0.0);
-                for v in values.clone() {
-                    n += 1;
-                    sum += v;
-                }
-                if n < self.min_samples.max(1) {
-                    return None;
-                }
-                let mean = sum / n as f64;
-                let var = values.map(|v| (v - mean) * (v - mean)).sum::<f64>() / n as f64;
+                let mean = scratch.iter().sum::<f64>() / n as f64;
+                let var = scratch.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / n as f64;
                 let spread = k * var.sqrt();
                 Some(if op.is_upper() {
                     mean + spread
@@ -155,11 +154,6 @@ impl Baseline {
                 })
             }
             BaselineMethod::Quantile(q) => {
-                scratch.clear();
-                scratch.extend(values);
-                if scratch.len() < self.min_samples.max(1) {
-                    return None;
-                }
                 scratch.sort_by(f64::total_cmp);
                 Some(quantile_sorted(scratch, q))
             }
