@@ -199,13 +199,8 @@ impl SeverityLabels {
     /// unnamed.
     #[must_use]
     pub fn or(&self, defaults: &SeverityLabels) -> SeverityLabels {
-        let mut out = self.clone();
-        for (slot, default) in out.names.iter_mut().zip(&defaults.names) {
-            if slot.is_none() {
-                slot.clone_from(default);
-            }
-        }
-        out
+        let names = std::array::from_fn(|i| self.names[i].clone().or(defaults.names[i].clone()));
+        SeverityLabels { names }
     }
 
     /// The level whose label value is `label`, if any.
@@ -228,17 +223,16 @@ impl SeverityLabels {
                 ));
             }
         }
-        for (i, a) in Severity::ALL.into_iter().enumerate() {
-            for b in Severity::ALL.into_iter().skip(i + 1) {
-                if self.label(a) == self.label(b) {
-                    return Some(format!(
-                        "`{a}` and `{b}` are both labelled `{}`",
-                        self.label(a)
-                    ));
-                }
-            }
-        }
-        None
+        let pairs = Severity::ALL
+            .into_iter()
+            .flat_map(|a| Severity::ALL.map(|b| (a, b)));
+        let (a, b) = pairs
+            .filter(|(a, b)| a < b)
+            .find(|(a, b)| self.label(*a) == self.label(*b))?;
+        Some(format!(
+            "`{a}` and `{b}` are both labelled `{}`",
+            self.label(a)
+        ))
     }
 }
 
