@@ -308,13 +308,8 @@ impl FromStr for Matcher {
             return Err(invalid("expected a label name before the operator"));
         }
         let rest = trimmed[name_end..].trim_start();
-        let ops = [
-            MatchOp::Regex,
-            MatchOp::NotRegex,
-            MatchOp::NotEqual,
-            MatchOp::Equal,
-        ];
-        let (op, rest) = ops
+        use MatchOp::{Equal, NotEqual, NotRegex, Regex};
+        let (op, rest) = [Regex, NotRegex, NotEqual, Equal]
             .into_iter()
             .find_map(|op| Some((op, rest.strip_prefix(op.as_str())?)))
             .ok_or_else(|| invalid("expected an operator (=, !=, =~, !~) after the label name"))?;
