@@ -92,12 +92,13 @@ impl Local {
 
     /// Sets the `silenced` and `inhibited` flags of the active alerts.
     pub(crate) fn flag(&self, now: SystemTime, mut active: Vec<Active>) -> Vec<Active> {
-        let all = active.clone();
-        let firing: Vec<&Active> = all.iter().collect();
-        for a in &mut active {
-            let silenced = self.silenced(now, |n| a.label(n));
-            a.alert.inhibited = inhibited(&self.inhibit_rules, &firing, a);
-            a.alert.silenced = silenced;
+        let inhibited: Vec<bool> = {
+            let inhibitors = Inhibitors::new(&self.inhibit_rules, &active);
+            active.iter().map(|a| inhibitors.inhibit(a)).collect()
+        };
+        for (a, inhibited) in active.iter_mut().zip(inhibited) {
+            a.alert.silenced = self.silenced(now, |n| a.label(n));
+            a.alert.inhibited = inhibited;
         }
         active
     }
@@ -178,11 +179,9 @@ impl Local {
                 .values()
                 .flat_map(|g| g.entries.values().map(|e| &e.0))
         };
-        let firing: Vec<&Active> = held().filter(|a| a.is_firing()).collect();
+        let inhibitors = Inhibitors::new(&self.inhibit_rules, held().filter(|a| a.is_firing()));
         // Muted by a silence, or inhibited by the firing alerts.
-        let muted = |a: &&Active| {
-            self.silenced(now, |n| a.label(n)) || inhibited(&self.inhibit_rules, &firing, a)
-        };
+        let muted = |a: &&Active| self.silenced(now, |n| a.label(n)) || inhibitors.inhibit(a);
         let muted: HashSet<AlertId> = held().filter(muted).map(Active::id).collect();
         let (routing, default, mut out) = (&self.routing, &self.default, Vec::new());
         self.groups.retain(|(index, to, labels), group| {
@@ -235,23 +234,74 @@ impl Group {
     }
 }
 
-/// Whether the `firing` alerts inhibit `target`: one of the same instance
-/// at a higher severity does, and so does another matching an inhibit
-/// rule's `source_matchers` with the same `equal` labels when `target`
-/// matches its `target_matchers`.
-fn inhibited(rules: &[InhibitRule], firing: &[&Active], target: &Active) -> bool {
-    let all =
-        |matchers: &[Matcher], a: &Active| matchers.iter().all(|m| m.matches_with(|n| a.label(n)));
-    let equal = |s: &Active, l: &String| s.label(l).unwrap_or("") == target.label(l).unwrap_or("");
-    // An alert never inhibits itself.
-    let other = |s: &Active| (s.base, s.alert.severity) != (target.base, target.alert.severity);
-    let source = |r: &InhibitRule, s: &Active| {
-        other(s) && all(&r.source_matchers, s) && r.equal.iter().all(|l| equal(s, l))
-    };
-    let by_rule =
-        |r: &InhibitRule| all(&r.target_matchers, target) && firing.iter().any(|s| source(r, s));
-    let higher = |s: &&Active| s.base == target.base && s.alert.severity > target.alert.severity;
-    firing.iter().any(higher) || rules.iter().any(by_rule)
+/// What the firing alerts inhibit, indexed once per pass so that checking
+/// an alert costs a lookup per inhibit rule instead of a scan of every
+/// firing alert: one of the same instance at a higher severity inhibits
+/// it, and so does another matching an inhibit rule's `source_matchers`
+/// with the same `equal` labels when it matches that rule's
+/// `target_matchers`.
+struct Inhibitors<'a> {
+    rules: &'a [InhibitRule],
+    /// The highest firing severity of each instance.
+    top: HashMap<u64, Severity>,
+    /// For each rule, its sources by their `equal` label values: up to two
+    /// distinct (instance, severity) pairs, enough to find one that is not
+    /// the target itself.
+    sources: Vec<Sources<'a>>,
+}
+
+/// An inhibit rule's sources by their `equal` label values.
+type Sources<'a> = HashMap<Vec<&'a str>, Vec<(u64, Severity)>>;
+
+impl<'a> Inhibitors<'a> {
+    fn new(rules: &'a [InhibitRule], firing: impl IntoIterator<Item = &'a Active>) -> Self {
+        let mut top = HashMap::<u64, Severity>::new();
+        let mut sources = vec![Sources::new(); rules.len()];
+        for s in firing {
+            let level = top.entry(s.base).or_insert(s.alert.severity);
+            *level = (*level).max(s.alert.severity);
+            for (rule, by_key) in rules.iter().zip(&mut sources) {
+                if matches_all(&rule.source_matchers, s) {
+                    let ids = by_key.entry(equal_values(rule, s)).or_default();
+                    let id = (s.base, s.alert.severity);
+                    if ids.len() < 2 && !ids.contains(&id) {
+                        ids.push(id);
+                    }
+                }
+            }
+        }
+        Inhibitors {
+            rules,
+            top,
+            sources,
+        }
+    }
+
+    fn inhibit(&self, target: &Active) -> bool {
+        let id = (target.base, target.alert.severity);
+        // An alert never inhibits itself.
+        let other = |ids: &Vec<(u64, Severity)>| ids.iter().any(|s| *s != id);
+        let by_rule = |(rule, by_key): (&InhibitRule, &Sources)| {
+            matches_all(&rule.target_matchers, target)
+                && by_key.get(&equal_values(rule, target)).is_some_and(other)
+        };
+        self.top
+            .get(&target.base)
+            .is_some_and(|s| *s > target.alert.severity)
+            || self.rules.iter().zip(&self.sources).any(by_rule)
+    }
+}
+
+fn matches_all(matchers: &[Matcher], a: &Active) -> bool {
+    matchers.iter().all(|m| m.matches_with(|n| a.label(n)))
+}
+
+/// The values of an inhibit rule's `equal` labels (a missing one is empty).
+fn equal_values<'a>(rule: &InhibitRule, a: &'a Active) -> Vec<&'a str> {
+    rule.equal
+        .iter()
+        .map(|l| a.label(l).unwrap_or(""))
+        .collect()
 }
 
 fn notification(
