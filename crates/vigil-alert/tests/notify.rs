@@ -334,6 +334,9 @@ async fn a_stuck_notifier_never_delays_dispatch() {
         .build()
         .unwrap();
 
+    // dispatch only queues: waiting on the stuck notifier would take
+    // forever (or its attempt timeout), so a bound far above a queue push
+    // and far below any wait holds on a loaded machine too.
     for _ in 0..50 {
         let start = std::time::Instant::now();
         assert_eq!(
@@ -341,7 +344,7 @@ async fn a_stuck_notifier_never_delays_dispatch() {
             2
         );
         assert!(
-            start.elapsed() < Duration::from_millis(5),
+            start.elapsed() < Duration::from_millis(100),
             "{:?}",
             start.elapsed()
         );
