@@ -456,6 +456,41 @@ where
     d.deserialize_str(Text(expecting, parse))
 }
 
+/// A `group_by` entry: a label name, or `...` for all labels.
+#[cfg(feature = "routing")]
+#[derive(Deserialize)]
+struct GroupLabel(#[serde(deserialize_with = "group_label")] String);
+
+#[cfg(feature = "routing")]
+fn group_label<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<String, D::Error> {
+    from_text(d, "a label name or \"...\"", |v| {
+        match v == "..." || is_valid_label_name(v) {
+            true => Ok(v.to_owned()),
+            false => Err(format!(
+                "{v:?} is not a valid label name: use letters, digits and `_`, not starting with a digit"
+            )),
+        }
+    })
+}
+
+/// Serde for a route's `group_by`, each entry checked where it is written.
+#[cfg(feature = "routing")]
+pub(crate) fn group_by<'de, D: Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<Vec<String>, D::Error> {
+    Ok(group_by_option(d)?.unwrap_or_default())
+}
+
+/// [`group_by`] for an optional `group_by`.
+#[cfg(feature = "routing")]
+pub(crate) fn group_by_option<'de, D>(d: D) -> std::result::Result<Option<Vec<String>>, D::Error>
+where
+    D: Deserializer<'de>,
+{
+    let labels = Option::<Vec<GroupLabel>>::deserialize(d)?;
+    Ok(labels.map(|l| l.into_iter().map(|l| l.0).collect()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -188,6 +188,26 @@ pub(crate) mod duration {
         d.deserialize_str(DurationVisitor)
     }
 
+    /// [`duration`](self) for `Option<Duration>`.
+    #[cfg(any(feature = "routing", all(feature = "config", feature = "rulesets")))]
+    pub(crate) mod option {
+        use std::time::Duration;
+
+        use serde::{Deserialize, Deserializer};
+
+        #[cfg(feature = "routing")]
+        pub(crate) use humantime_serde::option::serialize;
+
+        #[derive(Deserialize)]
+        struct Checked(#[serde(deserialize_with = "super::deserialize")] Duration);
+
+        pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
+            d: D,
+        ) -> Result<Option<Duration>, D::Error> {
+            Ok(Option::<Checked>::deserialize(d)?.map(|c| c.0))
+        }
+    }
+
     /// A duration longer than zero (windows, intervals).
     pub(crate) mod positive {
         use std::time::Duration;

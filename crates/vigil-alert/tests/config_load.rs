@@ -287,6 +287,12 @@ const YAML_CASES: &[(&str, &str, &str, usize)] = &[
         3,
     ),
     (
+        "{ gauge: { metric: up } }|{}",
+        "expr",
+        "needs one of gauge, rate, ratio or histogram, e.g. {gauge: {metric: queue_depth}}",
+        3,
+    ),
+    (
         "metric: up|metric: up, window: 5m",
         "expr.gauge.window",
         "unknown field `window`, expected `metric` or `matchers`",

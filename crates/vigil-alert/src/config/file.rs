@@ -10,21 +10,9 @@ use serde::{Deserialize, Deserializer};
 
 use super::{AlertConfig, ConfigError};
 use crate::Rule;
-#[cfg(any(feature = "routing", feature = "rulesets"))]
+#[cfg(feature = "rulesets")]
 use crate::labels::from_text;
 use crate::severity::SeverityLabels;
-
-/// A duration as rule files write it ([`crate::time::duration`]).
-#[cfg(any(feature = "routing", feature = "rulesets"))]
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Dur(pub(crate) Duration);
-
-#[cfg(any(feature = "routing", feature = "rulesets"))]
-impl<'de> Deserialize<'de> for Dur {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        crate::time::duration::deserialize(d).map(Dur)
-    }
-}
 
 /// A duration longer than zero.
 #[derive(Clone, Copy, Debug)]
@@ -37,11 +25,11 @@ impl<'de> Deserialize<'de> for PositiveDur {
 }
 
 /// A non-empty string (receiver and SLO names).
-#[cfg(any(feature = "routing", feature = "rulesets"))]
+#[cfg(feature = "rulesets")]
 #[derive(Clone, Debug)]
 pub(crate) struct Name(pub(crate) String);
 
-#[cfg(any(feature = "routing", feature = "rulesets"))]
+#[cfg(feature = "rulesets")]
 impl<'de> Deserialize<'de> for Name {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         from_text(d, "a non-empty name", |v| match v.trim() {
@@ -73,8 +61,8 @@ pub(crate) struct FileDoc {
     #[serde(default)]
     rules: Vec<Rule>,
     #[cfg(feature = "routing")]
-    #[serde(default, deserialize_with = "routing::top")]
-    routing: Option<routing::RoutingFile>,
+    #[serde(default)]
+    routing: Option<crate::Routing>,
     #[cfg(feature = "routing")]
     #[serde(default)]
     inhibit_rules: Vec<crate::InhibitRule>,
@@ -108,97 +96,12 @@ impl FileDoc {
             evaluation_interval: interval,
             rules,
             #[cfg(feature = "routing")]
-            routing: self.routing.map(routing::RoutingFile::into_routing),
+            routing: self.routing,
             #[cfg(feature = "routing")]
             inhibit_rules: self.inhibit_rules,
             #[cfg(feature = "routing")]
             silences: self.silences,
         })
-    }
-}
-
-#[cfg(feature = "routing")]
-pub(crate) mod routing {
-    //! `routing:`, `inhibit_rules:` and `silences:`.
-
-    use serde::{Deserialize, Deserializer};
-
-    use super::{Dur, Name, PositiveDur, set};
-    use crate::labels::{from_text, is_valid_label_name};
-    use crate::{Matcher, Route, Routing};
-
-    /// A `group_by` entry: a label name, or `...` for all labels.
-    struct GroupLabel(String);
-
-    impl<'de> Deserialize<'de> for GroupLabel {
-        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-            from_text(d, "a label name or \"...\"", |v| {
-                if v == "..." || is_valid_label_name(v) {
-                    Ok(GroupLabel(v.to_owned()))
-                } else {
-                    Err(format!(
-                        "{v:?} is not a valid label name: use letters, digits and `_`, not starting with a digit"
-                    ))
-                }
-            })
-        }
-    }
-
-    /// `routing:`, and each of its `routes:` (the top-level route takes
-    /// every alert; routes do not nest).
-    #[derive(Deserialize)]
-    #[serde(deny_unknown_fields)]
-    pub(crate) struct RoutingFile {
-        #[serde(default)]
-        matchers: Vec<Matcher>,
-        #[serde(alias = "notifier")]
-        receiver: Name,
-        group_by: Option<Vec<GroupLabel>>,
-        group_wait: Option<Dur>,
-        group_interval: Option<PositiveDur>,
-        repeat_interval: Option<PositiveDur>,
-        #[serde(default)]
-        routes: Vec<RoutingFile>,
-    }
-
-    /// `routing:`, refusing matchers at the top and nested routes.
-    pub(crate) fn top<'de, D: Deserializer<'de>>(d: D) -> Result<Option<RoutingFile>, D::Error> {
-        let routing = RoutingFile::deserialize(d)?;
-        if !routing.matchers.is_empty() {
-            return Err(serde::de::Error::custom(
-                "the top-level route takes every alert: give `matchers` to its `routes`",
-            ));
-        }
-        if routing.routes.iter().any(|r| !r.routes.is_empty()) {
-            return Err(serde::de::Error::custom("routes do not nest"));
-        }
-        Ok(Some(routing))
-    }
-
-    /// Sets the timers and grouping a route or the routing gives.
-    macro_rules! timers {
-        ($target:expr, $file:expr) => {{
-            let t = set($target, $file.group_by, |t, g| {
-                t.group_by(g.into_iter().map(|l| l.0))
-            });
-            let t = set(t, $file.group_wait, |t, d| t.group_wait(d.0));
-            let t = set(t, $file.group_interval, |t, d| t.group_interval(d.0));
-            set(t, $file.repeat_interval, |t, d| t.repeat_interval(d.0))
-        }};
-    }
-
-    impl RoutingFile {
-        pub(crate) fn into_routing(self) -> Routing {
-            let mut routing = timers!(Routing::new(self.receiver.0), self);
-            for r in self.routes {
-                let route = r
-                    .matchers
-                    .into_iter()
-                    .fold(Route::new(r.receiver.0), Route::matcher);
-                routing = routing.route(timers!(route, r));
-            }
-            routing
-        }
     }
 }
 
@@ -210,9 +113,8 @@ pub(crate) mod rulesets {
 
     use serde::{Deserialize, Deserializer};
 
-    use super::{Dur, Name, PositiveDur, set};
+    use super::{Name, PositiveDur, set};
     use crate::config::{ConfigError, Item};
-    use crate::labels::from_text;
     use crate::rulesets::{ServiceTargets, SloBurnRate, Target};
     use crate::{Matcher, Rule, Selector};
 
@@ -221,30 +123,10 @@ pub(crate) mod rulesets {
     #[serde(deny_unknown_fields)]
     struct ServiceTargetsFile {
         window: Option<PositiveDur>,
-        #[serde(rename = "for")]
-        for_duration: Option<Dur>,
+        #[serde(rename = "for", default, with = "crate::time::duration::option")]
+        for_duration: Option<Duration>,
         latency_p95: Option<PositiveDur>,
-        only: Option<Vec<TargetName>>,
-    }
-
-    /// A [`Target`] by its name in files.
-    struct TargetName(Target);
-
-    impl<'de> Deserialize<'de> for TargetName {
-        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-            const NAMES: [(&str, Target); 5] = [
-                ("latency", Target::Latency),
-                ("error_rate", Target::ErrorRate),
-                ("cpu", Target::Cpu),
-                ("memory", Target::Memory),
-                ("cache_hit_ratio", Target::CacheHitRatio),
-            ];
-            from_text(d, "a service target", |v| {
-                NAMES.iter().find(|(n, _)| *n == v).map(|&(_, t)| TargetName(t)).ok_or_else(|| {
-                    format!("unknown variant `{v}`, expected one of `latency`, `error_rate`, `cpu`, `memory`, `cache_hit_ratio`")
-                })
-            })
-        }
+        only: Option<Vec<Target>>,
     }
 
     /// A success-rate objective: a number between 0 and 1 (`0.999`) or a
@@ -318,9 +200,9 @@ pub(crate) mod rulesets {
             let mut rules = Vec::new();
             if let Some(st) = self.service_targets {
                 let t = set(ServiceTargets::new(), st.window, |t, w| t.window(w.0));
-                let t = set(t, st.for_duration, |t, d| t.for_duration(d.0));
+                let t = set(t, st.for_duration, ServiceTargets::for_duration);
                 let t = set(t, st.latency_p95, |t, d| t.latency_p95(d.0));
-                let t = set(t, st.only, |t, only| t.only(only.into_iter().map(|n| n.0)));
+                let t = set(t, st.only, |t, only| t.only(only));
                 rules.extend(checked(Item::ServiceTargets, t.rules())?);
             }
             for (index, slo) in self.slos.into_iter().enumerate() {

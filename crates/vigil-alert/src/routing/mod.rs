@@ -34,7 +34,7 @@ mod silence;
 
 use std::time::Duration;
 
-use humantime_serde::option as dur;
+use crate::time::duration::option as dur;
 use serde::{Deserialize, Serialize};
 
 use crate::labels::is_valid_label_name;
@@ -83,18 +83,19 @@ pub const DEFAULT_REPEAT_INTERVAL: Duration = Duration::from_secs(4 * 60 * 60);
 #[serde(deny_unknown_fields)]
 pub struct Routing {
     /// The receiver of alerts no route matches.
+    #[serde(alias = "notifier")]
     pub receiver: String,
     /// Labels whose values split alerts into groups.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::labels::group_by")]
     pub group_by: Vec<String>,
     /// How long a new group waits before its first notification.
-    #[serde(default = "group_wait", with = "humantime_serde")]
+    #[serde(default = "group_wait", with = "crate::time::duration")]
     pub group_wait: Duration,
     /// How often a notified group is checked for changes.
-    #[serde(default = "group_interval", with = "humantime_serde")]
+    #[serde(default = "group_interval", with = "crate::time::duration")]
     pub group_interval: Duration,
     /// How long before an unchanged group with firing alerts is re-notified.
-    #[serde(default = "repeat_interval", with = "humantime_serde")]
+    #[serde(default = "repeat_interval", with = "crate::time::duration")]
     pub repeat_interval: Duration,
     /// Routes tried in order before the default.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -214,9 +215,11 @@ pub struct Route {
     #[serde(default)]
     pub matchers: Vec<Matcher>,
     /// Where matching alerts go.
+    #[serde(alias = "notifier")]
     pub receiver: String,
     /// Overrides [`Routing::group_by`].
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "crate::labels::group_by_option")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub group_by: Option<Vec<String>>,
     /// Overrides [`Routing::group_wait`].
     #[serde(default, with = "dur", skip_serializing_if = "Option::is_none")]

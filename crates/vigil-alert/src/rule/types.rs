@@ -551,7 +551,8 @@ impl<'de> Deserialize<'de> for Expr {
                 f.write_str("a map with one of gauge, rate, ratio or histogram, e.g. {gauge: {metric: queue_depth}}")
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Expr, A::Error> {
-                let expr = Expr::deserialize(de::value::MapAccessDeserializer::new(&mut map))?;
+                let kinds = Kinds(&mut map);
+                let expr = Expr::deserialize(de::value::MapAccessDeserializer::new(kinds))?;
                 match map.next_key::<String>()? {
                     Some(extra) => Err(de::Error::custom(format_args!(
                         "an expression has exactly one kind, found `{extra}` besides another"
@@ -561,6 +562,28 @@ impl<'de> Deserialize<'de> for Expr {
             }
         }
         d.deserialize_map(ExprVisitor)
+    }
+}
+
+/// An expression's map, read for its kind: an empty one is refused by
+/// naming the kinds.
+struct Kinds<'a, A>(&'a mut A);
+
+impl<'de, A: MapAccess<'de>> MapAccess<'de> for Kinds<'_, A> {
+    type Error = A::Error;
+    fn next_key_seed<K: de::DeserializeSeed<'de>>(
+        &mut self,
+        k: K,
+    ) -> Result<Option<K::Value>, A::Error> {
+        let kind = self.0.next_key_seed(k)?;
+        kind.map(Some).ok_or_else(|| {
+            de::Error::custom(
+                "needs one of gauge, rate, ratio or histogram, e.g. {gauge: {metric: queue_depth}}",
+            )
+        })
+    }
+    fn next_value_seed<V: de::DeserializeSeed<'de>>(&mut self, v: V) -> Result<V::Value, A::Error> {
+        self.0.next_value_seed(v)
     }
 }
 

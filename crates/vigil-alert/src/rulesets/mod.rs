@@ -77,7 +77,8 @@ pub const EMITTED_BY_VIGIL: &[&str] = &[
 ];
 
 /// One of the [`ServiceTargets`] rules.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Target {
     /// `HighLatency`: p95 call duration.
     Latency,
