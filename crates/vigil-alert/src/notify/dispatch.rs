@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBuilder, Retryable};
@@ -37,6 +37,9 @@ pub fn describe_metrics() {
          (queue_full, timeout, error, unknown_receiver)."
     );
 }
+
+/// The sending side of a notifier's queue.
+type Queue = mpsc::Sender<Arc<Notification>>;
 
 /// Why a notification was dropped: the `reason` label.
 type Reason = &'static str;
@@ -98,16 +101,10 @@ const UNKNOWN_RECEIVER: Reason = "unknown_receiver";
 /// ```
 #[derive(Debug)]
 pub struct Dispatcher {
-    receivers: HashMap<String, Vec<Queue>>,
+    /// Per receiver: each notifier's name and the sending side of its queue.
+    receivers: HashMap<String, Vec<(String, Queue)>>,
     bursts: Arc<Bursts>,
     workers: Vec<JoinHandle<()>>,
-}
-
-/// The sending side of one notifier's queue.
-#[derive(Debug)]
-struct Queue {
-    notifier: String,
-    sender: mpsc::Sender<Arc<Notification>>,
 }
 
 impl Dispatcher {
@@ -134,8 +131,8 @@ impl Dispatcher {
         };
         let notification = Arc::new(notification);
         let mut queued = 0;
-        for queue in queues {
-            let (reason, detail) = match queue.sender.try_send(notification.clone()) {
+        for (notifier, sender) in queues {
+            let (reason, detail) = match sender.try_send(notification.clone()) {
                 Ok(()) => {
                     queued += 1;
                     continue;
@@ -144,7 +141,7 @@ impl Dispatcher {
                     QUEUE_FULL,
                     format!(
                         "all {} places of the queue are taken",
-                        queue.sender.max_capacity()
+                        sender.max_capacity()
                     ),
                 ),
                 // The worker is gone: only if the runtime shut down.
@@ -153,7 +150,7 @@ impl Dispatcher {
                     "the delivery task has stopped (its runtime shut down)".to_owned(),
                 ),
             };
-            (self.bursts).dropped(&notification, &queue.notifier, reason, &detail);
+            (self.bursts).dropped(&notification, notifier, reason, &detail);
         }
         queued
     }
@@ -271,7 +268,7 @@ impl DispatcherBuilder {
         self.validate()?;
         describe_metrics();
         let bursts = Arc::new(Bursts::default());
-        let mut receivers: HashMap<String, Vec<Queue>> = HashMap::new();
+        let mut receivers: HashMap<_, Vec<_>> = HashMap::new();
         let mut workers = Vec::with_capacity(self.notifiers.len());
         for (receiver, notifier) in self.notifiers {
             let (sender, queue) = mpsc::channel(self.queue_capacity);
@@ -283,11 +280,7 @@ impl DispatcherBuilder {
                 bursts: bursts.clone(),
             };
             workers.push(handle.spawn(worker.run(queue)));
-            let queue = Queue {
-                notifier: name,
-                sender,
-            };
-            receivers.entry(receiver).or_default().push(queue);
+            receivers.entry(receiver).or_default().push((name, sender));
         }
         Ok(Dispatcher {
             receivers,
@@ -404,11 +397,9 @@ impl Worker {
             }
             Err(error) => {
                 let timeout = matches!(error, NotifyError::Timeout(_));
-                let attempt = attempts.load(Ordering::Relaxed);
-                let detail = format_args!("{error} (attempt {attempt})");
                 let reason = if timeout { TIMEOUT } else { ERROR };
-                let name = self.notifier.name();
-                self.bursts.dropped(&notification, name, reason, &detail);
+                let detail = format!("{error} (attempt {})", attempts.load(Ordering::Relaxed));
+                (self.bursts).dropped(&notification, self.notifier.name(), reason, &detail);
             }
         }
     }
@@ -431,86 +422,69 @@ impl Worker {
     }
 }
 
-/// Open bursts of drops per (receiver, reason), so that a dead receiver
-/// logs once instead of once per notification.
+/// Drops per (receiver, reason) since the receiver last delivered: how
+/// many, since when, and when last logged. A dead receiver logs its first
+/// drop, a reminder every [`BURST_REMINDER`], and a summary once it
+/// delivers again, instead of once per notification.
 #[derive(Debug, Default)]
-struct Bursts {
-    open: Mutex<HashMap<(String, Reason), Burst>>,
-}
+struct Bursts(Mutex<HashMap<(String, Reason), Burst>>);
 
-#[derive(Debug)]
-struct Burst {
-    dropped: u64,
-    started: Instant,
-    logged: Instant,
-}
+/// Drops so far, when the first was, when last logged.
+type Burst = (u64, Instant, Instant);
 
 impl Bursts {
     /// Counts and logs one dropped notification.
-    fn dropped(
-        &self,
-        notification: &Notification,
-        notifier: &str,
-        reason: Reason,
-        detail: &dyn fmt::Display,
-    ) {
-        let receiver = notification.receiver.as_str();
+    fn dropped(&self, n: &Notification, notifier: &str, reason: Reason, detail: &dyn fmt::Display) {
+        let receiver = n.receiver.as_str();
+        let labels = [
+            ("receiver", receiver),
+            ("notifier", notifier),
+            ("reason", reason),
+        ];
         counter!(
             NOTIFICATION_FAILURES_TOTAL,
-            "receiver" => receiver.to_owned(),
-            "notifier" => notifier.to_owned(),
-            "reason" => reason,
+            &labels.map(|(k, v)| (k, v.to_owned()))
         )
         .increment(1);
         let now = Instant::now();
-        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
-        let key = (receiver.to_owned(), reason);
-        let burst = open.entry(key).or_insert(Burst {
-            dropped: 0,
-            started: now,
-            logged: now,
-        });
-        burst.dropped += 1;
-        if burst.dropped == 1 {
-            tracing::warn!(
-                receiver,
-                notifier,
-                reason,
-                group_key = %notification.group_key,
-                error = %detail,
+        let mut open = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let (dropped, started, logged) = open
+            .entry((receiver.to_owned(), reason))
+            .or_insert((0, now, now));
+        *dropped += 1;
+        let message = match *dropped {
+            1 => {
                 "alert notification dropped; further drops for this receiver and reason \
-                 are summed up when it delivers again",
-            );
-        } else if now.duration_since(burst.logged) >= BURST_REMINDER {
-            burst.logged = now;
-            tracing::warn!(
-                receiver,
-                notifier,
-                reason,
-                dropped = burst.dropped,
-                since = ?now.duration_since(burst.started),
-                error = %detail,
-                "alert notifications are still being dropped",
-            );
-        }
+                  are summed up when it delivers again"
+            }
+            _ if now.duration_since(*logged) >= BURST_REMINDER => {
+                "alert notifications are still being dropped"
+            }
+            _ => return,
+        };
+        *logged = now;
+        let (dropped, since) = (*dropped, now.duration_since(*started));
+        let group_key = n.group_key.as_str();
+        tracing::warn!(receiver, notifier, reason, dropped, ?since, group_key, error = %detail, "{message}");
     }
 
     /// Closes the receiver's bursts, if any, logging what they dropped.
     fn delivered(&self, receiver: &str) {
-        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
-        open.retain(|(r, reason), burst| {
-            if r != receiver {
-                return true;
+        let mut open = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        open.retain(|(r, reason), (dropped, started, _)| {
+            let keep = r != receiver;
+            if !keep {
+                let lasted = now.duration_since(*started);
+                tracing::info!(
+                    receiver,
+                    reason,
+                    dropped,
+                    ?lasted,
+                    "alert notifications delivered again after a burst of drops"
+                );
             }
-            tracing::info!(
-                receiver,
-                reason,
-                dropped = burst.dropped,
-                lasted = ?now.duration_since(burst.started),
-                "alert notifications delivered again after a burst of drops",
-            );
-            false
+            keep
         });
     }
 }

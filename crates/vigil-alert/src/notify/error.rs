@@ -32,15 +32,9 @@ pub enum NotifyError {
         /// Why it cannot be used.
         reason: String,
     },
-    /// A webhook header name or value is not valid HTTP.
-    #[error("invalid webhook header {name:?}: {reason}")]
-    InvalidHeader {
-        /// The header name as given.
-        name: String,
-        /// Why it is invalid.
-        reason: String,
-    },
-    /// A [`DispatcherBuilder`](super::DispatcherBuilder) setting is out of range.
+    /// A builder setting is out of range or invalid (e.g. a
+    /// [`DispatcherBuilder`](super::DispatcherBuilder) timeout, or a
+    /// webhook header that is not valid HTTP).
     #[error("invalid dispatcher setting `{field}`: {reason}")]
     InvalidConfig {
         /// The builder method whose value is wrong.

@@ -272,9 +272,9 @@ impl WebhookBuilder {
         }
         let mut headers = HeaderMap::new();
         for (name, value) in &self.headers {
-            let header_error = |reason: &dyn fmt::Display| NotifyError::InvalidHeader {
-                name: name.clone(),
-                reason: reason.to_string(),
+            let header_error = |reason: &dyn fmt::Display| NotifyError::InvalidConfig {
+                field: "header",
+                reason: format!("{name:?}: {reason}"),
             };
             let name = HeaderName::from_bytes(name.as_bytes()).map_err(|e| header_error(&e))?;
             let mut value = HeaderValue::from_str(value).map_err(|e| header_error(&e))?;
@@ -522,7 +522,16 @@ mod tests {
             .header("bad header", "x")
             .build()
             .unwrap_err();
-        assert!(matches!(err, NotifyError::InvalidHeader { .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                NotifyError::InvalidConfig {
+                    field: "header",
+                    ..
+                }
+            ),
+            "{err}"
+        );
     }
 
     #[test]
