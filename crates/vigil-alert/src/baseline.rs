@@ -64,19 +64,20 @@ pub const DEFAULT_MIN_SAMPLES: usize = 10;
 impl Baseline {
     /// `mean ± k·stddev` of the values over `window`.
     pub fn stddevs(k: f64, window: Duration) -> Self {
-        Baseline {
-            method: BaselineMethod::Stddev(k),
-            window,
-            min_samples: DEFAULT_MIN_SAMPLES,
-        }
+        Baseline::new(BaselineMethod::Stddev(k), window)
     }
 
     /// The `q`-quantile of the values over `window`.
     pub fn quantile(q: f64, window: Duration) -> Self {
+        Baseline::new(BaselineMethod::Quantile(q), window)
+    }
+
+    fn new(method: BaselineMethod, window: Duration) -> Self {
+        let min_samples = DEFAULT_MIN_SAMPLES;
         Baseline {
-            method: BaselineMethod::Quantile(q),
+            method,
             window,
-            min_samples: DEFAULT_MIN_SAMPLES,
+            min_samples,
         }
     }
 
@@ -131,13 +132,8 @@ impl Baseline {
         let from = now.checked_sub(self.window);
         let in_window = |t: &SystemTime| from.is_none_or(|from| *t >= from);
         scratch.clear();
-        scratch.extend(
-            history
-                .samples
-                .iter()
-                .filter(|(t, _)| in_window(t))
-                .map(|&(_, v)| v),
-        );
+        let samples = history.samples.iter().filter(|(t, _)| in_window(t));
+        scratch.extend(samples.map(|&(_, v)| v));
         let n = scratch.len();
         if n < self.min_samples.max(1) {
             return None;
@@ -147,11 +143,7 @@ impl Baseline {
                 let mean = scratch.iter().sum::<f64>() / n as f64;
                 let var = scratch.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / n as f64;
                 let spread = k * var.sqrt();
-                Some(if op.is_upper() {
-                    mean + spread
-                } else {
-                    mean - spread
-                })
+                Some(mean + if op.is_upper() { spread } else { -spread })
             }
             BaselineMethod::Quantile(q) => {
                 scratch.sort_by(f64::total_cmp);

@@ -46,12 +46,7 @@ pub enum Severity {
 
 impl Severity {
     /// All severities, lowest first.
-    pub const ALL: [Severity; 4] = [
-        Severity::Low,
-        Severity::Medium,
-        Severity::High,
-        Severity::Critical,
-    ];
+    pub const ALL: [Severity; 4] = [Self::Low, Self::Medium, Self::High, Self::Critical];
 
     /// The lowercase name used in labels and config: `low`, `medium`,
     /// `high`, `critical`.
@@ -62,11 +57,7 @@ impl Severity {
     /// One step up, saturating at `Critical` (used by escalation).
     #[must_use]
     pub const fn raised(self) -> Severity {
-        Severity::ALL[if self.index() < 3 {
-            self.index() + 1
-        } else {
-            3
-        }]
+        [Self::Medium, Self::High, Self::Critical, Self::Critical][self as usize]
     }
 
     /// One step down, saturating at `Low`.

@@ -381,7 +381,7 @@ fn check_rule(
 /// the field path within it.
 fn deserialize_error(
     file: &str,
-    path: &serde_path_to_error::Path,
+    whole: &serde_path_to_error::Path,
     message: String,
     location: Option<Location>,
     doc: Option<serde_json::Value>,
@@ -392,7 +392,7 @@ fn deserialize_error(
             .pointer(&format!("/{parents}/{index}/{field}"))?;
         value.as_str().map(str::to_owned)
     };
-    let path: Vec<&Segment> = path.iter().collect();
+    let path: Vec<&Segment> = whole.iter().collect();
     let key = |i: usize| match path.get(i) {
         Some(Segment::Map { key }) => key.as_str(),
         _ => "",
@@ -421,20 +421,14 @@ fn deserialize_error(
         _ => None,
     };
     let (item, skip) = item.map_or((None, 0), |(item, skip)| (Some(item), skip));
-    let mut field = String::new();
-    for segment in &path[skip..] {
-        match segment {
-            Segment::Seq { index } => field.push_str(&format!("[{index}]")),
-            Segment::Map { key } | Segment::Enum { variant: key } => {
-                if !field.is_empty() {
-                    field.push('.');
-                }
-                field.push_str(key);
-            }
-            Segment::Unknown => field.push('?'),
-        }
-    }
-    let field = (!field.is_empty()).then_some(field);
+    // The path as `serde_path_to_error` writes it, less the item's part.
+    let dot = |i: usize, s: &Segment| usize::from(i > 0 && !matches!(s, Segment::Seq { .. }));
+    let item_part: usize = (path[..skip].iter().enumerate())
+        .map(|(i, s)| s.to_string().len() + dot(i, s))
+        .sum();
+    let full = whole.to_string();
+    let field = full[item_part..].trim_start_matches('.');
+    let field = (!field.is_empty()).then(|| field.to_owned());
     ConfigError::invalid(file, item, field, message, location)
 }
 
