@@ -209,35 +209,34 @@ fn translate(
     out: &mut Vec<AlertingRule>,
     warnings: &mut Vec<String>,
 ) {
-    let (aggregate, by) = (rule.aggregate, rule.by.as_slice());
-    let (promql, mut notes, mut rule_warnings) = value_expr(&rule.expr, aggregate, by, histograms);
-    // `(value OP limit) and on (..) (also)`: the second condition, paired
-    // by the labels vigil pairs it by.
-    let also = rule.also.as_ref().map(|a| {
-        let (also, also_notes, also_warnings) = value_expr(&a.expr, aggregate, by, histograms);
-        let promql = zero_filled(a.op.holds(0.0, a.value), &a.expr, aggregate, by, also);
-        for note in also_notes {
-            if !notes.contains(&note) {
-                notes.push(note);
-            }
-        }
-        rule_warnings.extend(also_warnings.into_iter().map(|w| format!("`also`: {w}")));
-        let on = match (aggregate, by.is_empty()) {
-            (Aggregation::PerSeries, _) => String::new(),
-            (_, true) => " on ()".to_owned(),
-            (_, false) => format!(" on ({})", by.join(", ")),
-        };
-        format!("and{on} ({promql} {} {})", a.op, number(a.value))
-    });
-    // Rule-wide differences, said once per rule.
     let mut thresholds: Vec<_> = rule.thresholds.iter().collect();
     thresholds.sort_by_key(|t| t.severity);
-    rule_warnings.extend(differences(rule, &thresholds));
     let zero_fill = thresholds.iter().any(|t| match &t.value {
         Limit::Fixed(v) => t.op.holds(0.0, *v),
         Limit::Baseline(_) => !t.op.is_upper(),
     });
-    let promql = zero_filled(zero_fill, &rule.expr, aggregate, by, promql);
+    let value = |expr, zero_fill| value_expr(rule, expr, zero_fill, histograms);
+    let (promql, mut notes, mut rule_warnings) = value(&rule.expr, zero_fill);
+    // `(value OP limit) and on (..) (also)`: the second condition, paired
+    // by the labels vigil pairs it by.
+    let also = rule.also.as_ref().map(|a| {
+        let (also, also_notes, also_warnings) = value(&a.expr, a.op.holds(0.0, a.value));
+        notes.extend(
+            also_notes
+                .into_iter()
+                .filter(|n| !notes.contains(n))
+                .collect::<Vec<_>>(),
+        );
+        rule_warnings.extend(also_warnings.into_iter().map(|w| format!("`also`: {w}")));
+        let on = match (rule.aggregate, rule.by.is_empty()) {
+            (Aggregation::PerSeries, _) => String::new(),
+            (_, true) => " on ()".to_owned(),
+            (_, false) => format!(" on ({})", rule.by.join(", ")),
+        };
+        format!("and{on} ({also} {} {})", a.op, number(a.value))
+    });
+    // Rule-wide differences, said once per rule.
+    rule_warnings.extend(differences(rule, &thresholds, &value(&rule.expr, false).0));
     warnings.extend(
         rule_warnings
             .iter()
@@ -261,10 +260,8 @@ fn translate(
                 match b.method {
                     BaselineMethod::Stddev(k) => {
                         let sign = if t.op.is_upper() { '+' } else { '-' };
-                        format!(
-                            "(avg_over_time({series}) {sign} {} * stddev_over_time({series}))",
-                            number(k)
-                        )
+                        let k = number(k);
+                        format!("(avg_over_time({series}) {sign} {k} * stddev_over_time({series}))")
                     }
                     BaselineMethod::Quantile(q) => {
                         format!("quantile_over_time({}, {series})", number(q))
@@ -291,8 +288,9 @@ fn translate(
     }
 }
 
-/// What `rule` means that its exported alerts do not.
-fn differences(rule: &Rule, thresholds: &[&Threshold]) -> Vec<String> {
+/// What `rule` (whose value reads `promql`) means that its exported alerts
+/// do not.
+fn differences(rule: &Rule, thresholds: &[&Threshold], promql: &str) -> Vec<String> {
     let mut out = Vec::new();
     if let Some(r) = &rule.recover {
         out.push(format!(
@@ -312,8 +310,7 @@ fn differences(rule: &Rule, thresholds: &[&Threshold]) -> Vec<String> {
     match rule.no_data {
         NoDataPolicy::Ok => {}
         NoDataPolicy::Alerting => out.push(format!(
-            "`no_data: alerting` is not exported: Prometheus alerts only on series that exist; add a rule on `absent({})` to alert on missing data",
-            first_selector(&rule.expr)
+            "`no_data: alerting` is not exported: Prometheus alerts only on series that exist; add a rule on `absent({promql})` to alert on missing data"
         )),
         NoDataPolicy::KeepState => out.push(
             "`no_data: keep_state` has no Prometheus equivalent: a missing series stops the alert (after keep_firing_for)"
@@ -333,28 +330,9 @@ fn differences(rule: &Rule, thresholds: &[&Threshold]) -> Vec<String> {
     out
 }
 
-/// The first selector of an expression, for `absent(...)` hints.
-fn first_selector(expr: &Expr) -> String {
-    match expr {
-        Expr::Gauge { metric, matchers }
-        | Expr::Rate {
-            metric, matchers, ..
-        }
-        | Expr::Histogram {
-            metric, matchers, ..
-        } => selector(metric, matchers, None),
-        Expr::Ratio { denominator, .. } => {
-            selector(&denominator.metric, &denominator.matchers, None)
-        }
-    }
-}
-
 /// `metric{a="b",c=~"d"}`.
-fn selector(metric: &str, matchers: &[Matcher], extra: Option<(&str, &str)>) -> String {
-    let mut parts: Vec<String> = matchers.iter().map(ToString::to_string).collect();
-    if let Some((name, value)) = extra {
-        parts.push(Matcher::equal(name, value).to_string());
-    }
+fn selector<'a>(metric: &str, matchers: impl IntoIterator<Item = &'a Matcher>) -> String {
+    let parts: Vec<String> = matchers.into_iter().map(ToString::to_string).collect();
     if parts.is_empty() {
         metric.to_owned()
     } else {
@@ -362,6 +340,7 @@ fn selector(metric: &str, matchers: &[Matcher], extra: Option<(&str, &str)>) -> 
     }
 }
 
+/// `inner` aggregated with `op` per `by` group.
 fn wrap_aggregation(inner: String, op: Aggregation, by: &[String]) -> String {
     let name = match op {
         Aggregation::PerSeries => return inner,
@@ -377,44 +356,26 @@ fn wrap_aggregation(inner: String, op: Aggregation, by: &[String]) -> String {
     }
 }
 
-/// The numerator and denominator rates of a ratio, summed as vigil pairs
-/// them: per `by` group when the rule sums, else per series without the
-/// `ignoring` labels.
-fn ratio_sides(expr: &Expr, aggregate: Aggregation, by: &[String]) -> Option<(String, String)> {
-    let Expr::Ratio {
-        numerator,
-        denominator,
-        ignoring,
-        window,
-    } = expr
-    else {
-        return None;
-    };
-    let w = duration(*window);
-    let side = |s: &Selector| {
-        let rate = format!("rate({}[{w}])", selector(&s.metric, &s.matchers, None));
-        if aggregate == Aggregation::Sum {
-            wrap_aggregation(rate, Aggregation::Sum, by)
-        } else if ignoring.is_empty() {
-            rate
-        } else {
-            format!("sum without ({}) ({rate})", ignoring.join(", "))
-        }
-    };
-    Some((side(numerator), side(denominator)))
-}
-
-/// PromQL for the value of `expr` (before comparing with a threshold), per
-/// series or aggregated, plus comment lines and warnings about it.
+/// PromQL for the value of `expr` in `rule` (before comparing with a
+/// threshold), per series or aggregated as the rule says, plus comment
+/// lines and warnings about it.
+///
+/// A ratio's rates are summed as vigil pairs them: per `by` group when the
+/// rule sums (the sums are then divided, with no further aggregation), else
+/// per series without the `ignoring` labels. With `zero_fill` (a threshold
+/// that holds at 0, e.g. `hit ratio < 0.7`) a missing numerator reads 0,
+/// as in vigil, where plain PromQL would have no result:
+/// `(num or den * 0) / den`.
 fn value_expr(
+    rule: &Rule,
     expr: &Expr,
-    aggregate: Aggregation,
-    by: &[String],
+    zero_fill: bool,
     histograms: HistogramExport,
 ) -> (String, Vec<String>, Vec<String>) {
+    let (aggregate, by) = (rule.aggregate, rule.by.as_slice());
     let (mut notes, mut warnings) = (Vec::new(), Vec::new());
     let per_series = match expr {
-        Expr::Gauge { metric, matchers } => selector(metric, matchers, None),
+        Expr::Gauge { metric, matchers } => selector(metric, matchers),
         Expr::Rate {
             metric,
             matchers,
@@ -424,11 +385,35 @@ fn value_expr(
             notes.push(format!(
                 "rate: while a series is younger than {w}, vigil divides its increase by the time its samples span and Prometheus by {w}, so vigil reads higher; with a full window they agree"
             ));
-            format!("rate({}[{w}])", selector(metric, matchers, None))
+            format!("rate({}[{w}])", selector(metric, matchers))
         }
-        Expr::Ratio { .. } => {
-            let (num, den) = ratio_sides(expr, aggregate, by).expect("a ratio");
-            format!("{num} / {den}")
+        Expr::Ratio {
+            numerator,
+            denominator,
+            ignoring,
+            window,
+        } => {
+            let w = duration(*window);
+            let side = |s: &Selector| {
+                let rate = format!("rate({}[{w}])", selector(&s.metric, &s.matchers));
+                if aggregate == Aggregation::Sum {
+                    wrap_aggregation(rate, Aggregation::Sum, by)
+                } else if ignoring.is_empty() {
+                    rate
+                } else {
+                    format!("sum without ({}) ({rate})", ignoring.join(", "))
+                }
+            };
+            let (num, den) = (side(numerator), side(denominator));
+            let ratio = if zero_fill {
+                format!("({num} or {den} * 0) / {den}")
+            } else {
+                format!("{num} / {den}")
+            };
+            if aggregate == Aggregation::Sum {
+                return (ratio, notes, warnings);
+            }
+            ratio
         }
         Expr::Histogram {
             metric,
@@ -437,8 +422,7 @@ fn value_expr(
             window,
         } => {
             let w = duration(*window);
-            let series =
-                |suffix: &str, extra| selector(&format!("{metric}{suffix}"), matchers, extra);
+            let series = |suffix: &str| selector(&format!("{metric}{suffix}"), matchers);
             // vigil renders the function duration histogram with classic
             // buckets whatever the other histograms do (autometrics'
             // dashboards and SLO rules read `_bucket`).
@@ -467,60 +451,24 @@ fn value_expr(
             };
             match (quantile.map(number), stat) {
                 (Some(q), _) if buckets => {
-                    format!(
-                        "histogram_quantile({q}, rate({}[{w}]))",
-                        series("_bucket", None)
-                    )
+                    format!("histogram_quantile({q}, rate({}[{w}]))", series("_bucket"))
                 }
                 // The alert must not carry the `quantile` label vigil's
                 // alert does not have.
                 (Some(q), _) => {
-                    format!(
-                        "max without (quantile) ({})",
-                        series("", Some(("quantile", &q)))
-                    )
+                    let q = Matcher::equal("quantile", &q);
+                    let series = selector(metric, matchers.iter().chain([&q]));
+                    format!("max without (quantile) ({series})")
                 }
                 (None, HistogramStat::Mean) => {
-                    let (sum, count) = (series("_sum", None), series("_count", None));
+                    let (sum, count) = (series("_sum"), series("_count"));
                     format!("rate({sum}[{w}]) / rate({count}[{w}])")
                 }
-                (None, _) => format!("increase({}[{w}])", series("_count", None)),
+                (None, _) => format!("increase({}[{w}])", series("_count")),
             }
         }
     };
-    (aggregated(expr, per_series, aggregate, by), notes, warnings)
-}
-
-/// `promql`, the value of `expr` per series, aggregated as the rule says:
-/// a summed ratio already divides the sums per `by` group.
-fn aggregated(expr: &Expr, promql: String, aggregate: Aggregation, by: &[String]) -> String {
-    let summed_ratio = aggregate == Aggregation::Sum && matches!(expr, Expr::Ratio { .. });
-    if summed_ratio {
-        promql
-    } else {
-        wrap_aggregation(promql, aggregate, by)
-    }
-}
-
-/// `promql`, or for a ratio when `wanted` (a threshold that holds at 0,
-/// e.g. `hit ratio < 0.7`) the ratio with a missing numerator read as 0:
-/// vigil reads 0 for a key with a denominator but no numerator series,
-/// where plain PromQL would have no result; `(num or den * 0) / den`
-/// keeps that.
-fn zero_filled(
-    wanted: bool,
-    expr: &Expr,
-    aggregate: Aggregation,
-    by: &[String],
-    promql: String,
-) -> String {
-    match ratio_sides(expr, aggregate, by).filter(|_| wanted) {
-        None => promql,
-        Some((num, den)) => {
-            let ratio = format!("({num} or {den} * 0) / {den}");
-            aggregated(expr, ratio, aggregate, by)
-        }
-    }
+    (wrap_aggregation(per_series, aggregate, by), notes, warnings)
 }
 
 /// The comment at the top of every exported file.
