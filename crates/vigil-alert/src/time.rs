@@ -142,7 +142,8 @@ pub(crate) mod duration {
 
     pub(crate) use humantime_serde::serialize;
 
-    struct DurationVisitor;
+    /// Reads a duration; with `true`, refuses zero.
+    struct DurationVisitor(bool);
 
     fn bare<E: de::Error>(v: impl fmt::Display) -> E {
         E::custom(format_args!(
@@ -163,6 +164,9 @@ pub(crate) mod duration {
                     "invalid duration {v:?}: {e} (write e.g. \"30s\", \"5m\", \"1h 30m\")"
                 ))
             })?;
+            if self.0 && d.is_zero() {
+                return Err(E::custom("must be longer than zero"));
+            }
             if d > super::MAX_DURATION {
                 return Err(E::custom(format_args!(
                     "{v:?} is longer than one year, the longest duration allowed"
@@ -185,7 +189,7 @@ pub(crate) mod duration {
     }
 
     pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        d.deserialize_str(DurationVisitor)
+        d.deserialize_str(DurationVisitor(false))
     }
 
     /// [`duration`](self) for `Option<Duration>`.
@@ -213,15 +217,11 @@ pub(crate) mod duration {
         use std::time::Duration;
 
         use serde::Deserializer;
-        use serde::de::Error;
 
         pub(crate) use humantime_serde::serialize;
 
         pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-            match super::deserialize(d)? {
-                d if d.is_zero() => Err(D::Error::custom("must be longer than zero")),
-                d => Ok(d),
-            }
+            d.deserialize_str(super::DurationVisitor(true))
         }
     }
 }

@@ -486,6 +486,16 @@ fn reserved_labels_and_bad_names_are_rejected() {
     ));
     assert_eq!(err.item(), Some(&Item::Routing));
     assert_eq!(err.field(), Some("group_by[0]"));
+    let err = yaml_err(&format!(
+        "{BASE}routing:\n  receiver: a\n  group_interval: 0s\n"
+    ));
+    assert_eq!(err.item(), Some(&Item::Routing));
+    assert_eq!(err.field(), Some("group_interval"));
+    assert!(
+        err.to_string().contains("must be longer than zero"),
+        "{err}"
+    );
+    assert_eq!(err.line(), Some(8), "{err}");
 }
 
 #[test]

@@ -92,10 +92,10 @@ pub struct Routing {
     #[serde(default = "group_wait", with = "crate::time::duration")]
     pub group_wait: Duration,
     /// How often a notified group is checked for changes.
-    #[serde(default = "group_interval", with = "crate::time::duration")]
+    #[serde(default = "group_interval", with = "crate::time::duration::positive")]
     pub group_interval: Duration,
     /// How long before an unchanged group with firing alerts is re-notified.
-    #[serde(default = "repeat_interval", with = "crate::time::duration")]
+    #[serde(default = "repeat_interval", with = "crate::time::duration::positive")]
     pub repeat_interval: Duration,
     /// Routes tried in order before the default.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
