@@ -56,24 +56,21 @@ fn humanize(v: f64) -> String {
     }
     const BIG: [&str; 8] = ["k", "M", "G", "T", "P", "E", "Z", "Y"];
     const SMALL: [&str; 8] = ["m", "u", "n", "p", "f", "a", "z", "y"];
-    let mut scaled = v;
-    let mut prefix = "";
-    if v.abs() >= 1.0 {
-        for p in BIG {
-            if scaled.abs() < 1000.0 {
-                break;
-            }
-            scaled /= 1000.0;
-            prefix = p;
+    // Divide big values by 1000 until below 1000, multiply small ones
+    // until at least 1.
+    let big = v.abs() >= 1.0;
+    let prefixes = if big { BIG } else { SMALL };
+    let (mut scaled, mut prefix) = (v, "");
+    for p in prefixes {
+        if (big && scaled.abs() < 1000.0) || (!big && scaled.abs() >= 1.0) {
+            break;
         }
-    } else {
-        for p in SMALL {
-            if scaled.abs() >= 1.0 {
-                break;
-            }
-            scaled *= 1000.0;
-            prefix = p;
-        }
+        scaled = if big {
+            scaled / 1000.0
+        } else {
+            scaled * 1000.0
+        };
+        prefix = p;
     }
     format!("{}{prefix}", format_significant(scaled, 4))
 }
