@@ -270,10 +270,8 @@ pub(crate) fn severity_map<'de, D: Deserializer<'de>, V: Deserialize<'de>>(
         };
         Err(format!("severity `{level}` has two {}{alias}", what.1))
     })?;
-    Ok(read
-        .into_iter()
-        .map(|(level, key, v)| (level, key.trim().to_owned(), v))
-        .collect())
+    let trimmed = |(level, key, v): (_, String, _)| (level, key.trim().to_owned(), v);
+    Ok(read.into_iter().map(trimmed).collect())
 }
 
 #[cfg(test)]

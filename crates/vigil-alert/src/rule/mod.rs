@@ -204,10 +204,8 @@ fn rule_labels<'de, D: Deserializer<'de>>(d: D) -> Result<Labels, D::Error> {
     let read = checked_map(d, expecting, |name, _: &[((), String, String)]| {
         rule_label_problem(name).map_or(Ok(()), Err)
     })?;
-    Ok(read
-        .into_iter()
-        .map(|((), name, value)| (name, value))
-        .collect())
+    let labels = read.into_iter().map(|((), name, value)| (name, value));
+    Ok(labels.collect())
 }
 
 /// Why `name` cannot be a label a rule sets, if it cannot.
@@ -348,11 +346,8 @@ impl Rule {
 
     /// The highest severity among the thresholds (`Low` if there are none).
     pub fn max_severity(&self) -> Severity {
-        self.thresholds
-            .iter()
-            .map(|t| t.severity)
-            .max()
-            .unwrap_or(Severity::Low)
+        let levels = self.thresholds.iter().map(|t| t.severity);
+        levels.max().unwrap_or(Severity::Low)
     }
 
     /// Whether any threshold is dynamic.
