@@ -12,6 +12,7 @@ use crate::baseline::BaselineMethod;
 use crate::escalation::Escalation;
 use crate::labels::Matcher;
 use crate::source::HistogramStat;
+use crate::time::{not_positive, too_long};
 use crate::{Error, Result, Severity};
 
 impl Rule {
@@ -71,17 +72,11 @@ impl Rule {
     /// The first problem [`validate`](Self::validate) reports.
     fn problem(&self) -> Option<(&'static str, String)> {
         let nan = |v: f64| v.is_nan().then(|| "limit is NaN".to_owned());
-        let name = !is_valid_metric_name(&self.name);
-        let name = name.then(|| {
-            format!(
-                "{:?} is not a valid alert name ([a-zA-Z_:][a-zA-Z0-9_:]*)",
-                self.name
-            )
-        });
-        let also = self
-            .also
-            .as_ref()
-            .and_then(|a| a.expr.problem().map(|p| p.1).or_else(|| nan(a.value)));
+        let n = &self.name;
+        let name = (!is_valid_metric_name(n))
+            .then(|| format!("{n:?} is not a valid alert name ([a-zA-Z_:][a-zA-Z0-9_:]*)"));
+        let also = |a: &AlsoCondition| a.expr.problem().map(|p| p.1).or_else(|| nan(a.value));
+        let also = self.also.as_ref().and_then(also);
         let per_series = !self.by.is_empty() && self.aggregate == Aggregation::PerSeries;
         let by = per_series
             .then(|| {
@@ -89,10 +84,8 @@ impl Rule {
                     .to_owned()
             })
             .or_else(|| invalid_label(&self.by, "label"));
-        let thresholds = self
-            .thresholds
-            .is_empty()
-            .then(|| "needs at least one threshold".to_owned());
+        let none = self.thresholds.is_empty();
+        let thresholds = none.then(|| "needs at least one threshold".to_owned());
         let thresholds = thresholds.or_else(|| {
             self.thresholds.iter().enumerate().find_map(|(i, t)| {
                 if self.thresholds[..i]
@@ -108,11 +101,13 @@ impl Rule {
             })
         });
         let escalate = self.escalate.as_ref().and_then(|e| {
-            let after = crate::time::not_positive(e.after);
+            let after = not_positive(e.after);
             let empty = e.receiver.as_deref().is_some_and(str::is_empty);
             (after.map(|p| format!("`after` {p}")))
                 .or_else(|| empty.then(|| "`receiver` must not be empty".into()))
         });
+        let labels = self.labels.keys().find_map(|n| rule_label_problem(n));
+        let annotations = invalid_label(self.annotations.keys(), "annotation");
         let early = first([("name", name)]).or_else(|| self.expr.problem());
         let checks = [
             ("also", also),
@@ -121,19 +116,10 @@ impl Rule {
             ("recover", self.recover.and_then(|r| nan(r.value))),
         ];
         let late = [
-            ("for", crate::time::too_long(self.for_duration)),
-            (
-                "keep_firing_for",
-                crate::time::too_long(self.keep_firing_for),
-            ),
-            (
-                "labels",
-                self.labels.keys().find_map(|n| rule_label_problem(n)),
-            ),
-            (
-                "annotations",
-                invalid_label(self.annotations.keys(), "annotation"),
-            ),
+            ("for", too_long(self.for_duration)),
+            ("keep_firing_for", too_long(self.keep_firing_for)),
+            ("labels", labels),
+            ("annotations", annotations),
             ("severity_labels", self.severity_labels.problem()),
             ("escalate", escalate),
         ];
@@ -188,24 +174,15 @@ impl Rule {
                 .map(|why| ("thresholds", format!("{} {why}", name(t)))),
             Limit::Baseline(_) => None,
         });
-        let unreachable = unreachable
-            .or_else(|| {
-                Some((
-                    "also",
-                    self.also
-                        .as_ref()
-                        .and_then(|a| a.expr.unreachable(a.op, a.value))?,
-                ))
-            })
-            .or_else(|| {
-                let why = self
-                    .recover
-                    .and_then(|r| self.expr.unreachable(r.op, r.value))?;
-                Some((
-                    "recover",
-                    format!("{why}, so an alerting instance would never resolve"),
-                ))
-            });
+        let also = |a: &AlsoCondition| a.expr.unreachable(a.op, a.value);
+        let recover = |r: Recovery| self.expr.unreachable(r.op, r.value);
+        let never = |why| format!("{why}, so an alerting instance would never resolve");
+        let recover = self.recover.and_then(recover).map(never);
+        let others = [
+            ("also", self.also.as_ref().and_then(also)),
+            ("recover", recover),
+        ];
+        let unreachable = unreachable.or_else(|| first(others));
         if unreachable.is_some() {
             return unreachable;
         }
