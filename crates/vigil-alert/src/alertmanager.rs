@@ -287,11 +287,8 @@ impl Sender {
     /// [`send_alerts`](Self::send_alerts). Returns how many alerts were
     /// due.
     pub fn send(&self, now: SystemTime, engine: &Engine) -> usize {
-        let firing = engine
-            .alerts(now)
-            .into_iter()
-            .filter(|alert| alert.status == AlertStatus::Firing);
-        self.send_alerts(now, firing)
+        // `update` ignores the pending ones.
+        self.send_alerts(now, engine.alerts(now))
     }
 
     /// Records that `firing` are the alerts firing at `now`
@@ -427,14 +424,7 @@ impl SenderBuilder {
             for pem in &self.root_certificates {
                 webhook = webhook.root_certificate(pem.clone());
             }
-            let webhook = webhook.build().map_err(|e| match e {
-                // Name the URL as given, not the one with the API path.
-                NotifyError::InvalidUrl { reason, .. } => NotifyError::InvalidUrl {
-                    url: url.clone(),
-                    reason,
-                },
-                other => other,
-            })?;
+            let webhook = webhook.build()?;
             urls.push(webhook.url().to_owned());
             dispatcher = dispatcher.receiver(RECEIVER, webhook);
         }
@@ -447,12 +437,16 @@ impl SenderBuilder {
 }
 
 /// `<base>/api/v2/alerts`, or `base` if it already ends in the API path.
-/// Malformed URLs are returned as given, for the webhook to reject with
-/// its reason.
+/// URLs that are not absolute `http://` or `https://` ones are returned as
+/// given, for the webhook to reject naming them.
 fn api_url(base: &str) -> String {
     let base = base.trim();
     match reqwest::Url::parse(base) {
-        Ok(mut url) if url.has_host() && !url.path().trim_end_matches('/').ends_with(API_PATH) => {
+        Ok(mut url)
+            if url.has_host()
+                && matches!(url.scheme(), "http" | "https")
+                && !url.path().trim_end_matches('/').ends_with(API_PATH) =>
+        {
             let path = format!("{}{API_PATH}", url.path().trim_end_matches('/'));
             url.set_path(&path);
             url.into()
