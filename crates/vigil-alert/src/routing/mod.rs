@@ -273,16 +273,36 @@ impl Route {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct InhibitRule {
-    /// What the inhibiting (firing) alert looks like.
-    #[serde(default)]
+    /// What the inhibiting (firing) alert looks like (required in a file:
+    /// a rule without it would let any alert mute its targets).
     pub source_matchers: Vec<Matcher>,
-    /// What the muted alerts look like.
-    #[serde(default)]
+    /// What the muted alerts look like (required in a file).
     pub target_matchers: Vec<Matcher>,
     /// Labels that must have equal values in source and target (a label
     /// missing from both counts as equal).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "label_names"
+    )]
     pub equal: Vec<String>,
+}
+
+/// Serde for `equal`: label names, each checked (an invalid name would be
+/// missing from every alert, and so always "equal").
+fn label_names<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<Vec<String>, D::Error> {
+    let names = Vec::<String>::deserialize(d)?;
+    match names
+        .iter()
+        .find(|n| !is_valid_label_name(n))
+    {
+        Some(bad) => Err(serde::de::Error::custom(format!(
+            "{bad:?} is not a valid label name: use letters, digits and `_`, not starting with a digit"
+        ))),
+        None => Ok(names),
+    }
 }
 
 #[cfg(test)]
@@ -339,6 +359,28 @@ mod tests {
                 .group_by(["not valid"])
                 .validate()
                 .is_err()
+        );
+    }
+
+    #[test]
+    fn inhibit_rules_need_both_matcher_lists_and_valid_equal_names() {
+        let parse =
+            |json: &str| serde_json::from_str::<InhibitRule>(json).map_err(|e| e.to_string());
+        let missing = parse(r#"{"equal": ["service"]}"#).unwrap_err();
+        assert!(
+            missing.contains("missing field `source_matchers`"),
+            "{missing}"
+        );
+        let missing = parse(r#"{"source_matchers": [], "equal": ["service"]}"#).unwrap_err();
+        assert!(
+            missing.contains("missing field `target_matchers`"),
+            "{missing}"
+        );
+        let json = r#"{"source_matchers": [], "target_matchers": [], "equal": ["bad-label"]}"#;
+        let bad = parse(json).unwrap_err();
+        assert!(
+            bad.contains(r#""bad-label" is not a valid label name"#),
+            "{bad}"
         );
     }
 
