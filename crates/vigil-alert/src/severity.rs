@@ -214,12 +214,9 @@ impl SeverityLabels {
                 ));
             }
         }
-        let pairs = Severity::ALL
-            .into_iter()
-            .flat_map(|a| Severity::ALL.map(|b| (a, b)));
-        let (a, b) = pairs
-            .filter(|(a, b)| a < b)
-            .find(|(a, b)| self.label(*a) == self.label(*b))?;
+        let all = Severity::ALL;
+        let mut pairs = all.into_iter().flat_map(|a| all.map(|b| (a, b)));
+        let (a, b) = pairs.find(|(a, b)| a < b && self.label(*a) == self.label(*b))?;
         Some(format!(
             "`{a}` and `{b}` are both labelled `{}`",
             self.label(a)

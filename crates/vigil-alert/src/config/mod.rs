@@ -303,18 +303,13 @@ impl AlertConfig {
         #[cfg(feature = "routing")]
         {
             let file = self.file();
-            if let Some(routing) = &self.routing {
-                routing
-                    .validate()
-                    .map_err(|e| ConfigError::from_core(file, Some(Item::Routing), e))?;
-            }
+            let routing = self.routing.as_ref().map_or(Ok(()), Routing::validate);
+            routing.map_err(|e| ConfigError::from_core(file, Some(Item::Routing), e))?;
             for (index, s) in self.silences.iter().enumerate() {
+                let none =
+                    "needs at least one matcher (a silence without one would mute everything)";
                 let problem = if s.matchers.is_empty() {
-                    Some((
-                        "matchers",
-                        "needs at least one matcher (a silence without one would mute everything)"
-                            .to_owned(),
-                    ))
+                    Some(("matchers", none.to_owned()))
                 } else if s.ends_at <= s.starts_at {
                     let starts = crate::time::format_rfc3339(s.starts_at);
                     Some(("ends_at", format!("must be after starts_at ({starts})")))
@@ -366,10 +361,8 @@ fn check_rule(
     rule: &Rule,
     interval: Option<Duration>,
 ) -> Result<(), ConfigError> {
-    let at_interval = |i| rule.check_interval(i);
-    let checked = rule
-        .validate()
-        .and_then(|()| interval.map_or(Ok(()), at_interval));
+    let at_interval = || interval.map_or(Ok(()), |i| rule.check_interval(i));
+    let checked = rule.validate().and_then(|()| at_interval());
     checked.map_err(|e| {
         let name = Some(rule.name.clone());
         ConfigError::from_core(file, Some(Item::Rule { index, name }), e)
@@ -387,10 +380,8 @@ fn deserialize_error(
     doc: Option<serde_json::Value>,
 ) -> ConfigError {
     let lookup = |parents: &str, index: usize, field: &str| {
-        let value = doc
-            .as_ref()?
-            .pointer(&format!("/{parents}/{index}/{field}"))?;
-        value.as_str().map(str::to_owned)
+        let pointer = format!("/{parents}/{index}/{field}");
+        doc.as_ref()?.pointer(&pointer)?.as_str().map(str::to_owned)
     };
     let path: Vec<&Segment> = whole.iter().collect();
     let key = |i: usize| match path.get(i) {

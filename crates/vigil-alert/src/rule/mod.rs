@@ -352,8 +352,7 @@ impl Rule {
 
     /// Whether any threshold is dynamic.
     pub fn has_baseline(&self) -> bool {
-        self.thresholds
-            .iter()
-            .any(|t| matches!(t.value, Limit::Baseline(_)))
+        let baseline = |t: &Threshold| matches!(t.value, Limit::Baseline(_));
+        self.thresholds.iter().any(baseline)
     }
 }
