@@ -49,7 +49,8 @@ pub enum WebhookFormat {
 /// One request per notification (per attempt), `Content-Type:
 /// application/json`; any 2xx answer is success, anything else (redirects
 /// included) a [`NotifyError::Status`] (retried for 5xx, 408 and 429).
-/// Connections are pooled. HTTPS trusts the Mozilla root certificates and
+/// Connections are pooled and go straight to the receiver (the
+/// `HTTP_PROXY`/`HTTPS_PROXY` environment is not read). HTTPS trusts the Mozilla root certificates and
 /// those added with [`WebhookBuilder::root_certificate`]. A call does not
 /// time out by itself; the [`Dispatcher`](super::Dispatcher) bounds each
 /// attempt.
@@ -290,6 +291,10 @@ impl WebhookBuilder {
         let mut client = Client::builder()
             .user_agent(concat!("vigil-alert/", env!("CARGO_PKG_VERSION")))
             .redirect(reqwest::redirect::Policy::none())
+            // Straight to the receiver, as Alertmanager's and Prometheus'
+            // clients do unless a proxy is configured: HTTP(S)_PROXY set
+            // for other traffic must not reroute alerts.
+            .no_proxy()
             .tcp_nodelay(true);
         for pem in &self.root_certificates {
             for certificate in Certificate::from_pem_bundle(pem).map_err(client_error)? {
