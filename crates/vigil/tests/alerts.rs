@@ -199,6 +199,29 @@ fn alerts_sent_only_to_alertmanager_need_no_notifier() {
 }
 
 #[cfg(feature = "alert-delivery")]
+#[tokio::test]
+async fn a_refused_setting_inside_the_hosts_runtime_is_an_error_not_a_panic() {
+    // build() makes its runtime before the Alertmanager URL is checked;
+    // dropping that runtime inside the host's would panic.
+    let err = Monitor::builder()
+        .manual_upkeep()
+        .alerts(Engine::new([queue_rule()]).unwrap())
+        .alertmanager("ftp://am:9093")
+        .build()
+        .unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            vigil::Error::Address {
+                setting: "alertmanager",
+                ..
+            }
+        ),
+        "{err}"
+    );
+}
+
+#[cfg(feature = "alert-delivery")]
 #[test]
 fn alertmanager_settings_are_checked_by_build() {
     let build = |url: &str| {

@@ -420,11 +420,20 @@ impl MonitorBuilder {
                 .enable_all()
                 .build()
                 .map_err(|source| Error::Runtime { source })?;
-            let (monitor, tasks) = {
+            let started = {
                 // The listener's socket and the delivery tasks register
                 // with the runtime that is current.
                 let _entered = runtime.enter();
-                prepared.start(false)?
+                prepared.start(false)
+            };
+            let (monitor, tasks) = match started {
+                Ok(started) => started,
+                Err(e) => {
+                    // Dropping a runtime inside the host's async context
+                    // panics; this one has nothing to wait for.
+                    runtime.shutdown_background();
+                    return Err(e);
+                }
             };
             crate::tasks::spawn_thread(runtime, tasks)
                 .map_err(|source| Error::Runtime { source })?;
