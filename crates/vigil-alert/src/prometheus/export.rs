@@ -118,13 +118,12 @@ impl PrometheusExporter {
                 alert.comments.insert(0, note);
             }
         }
-        let file = RuleFile {
-            groups: [Group {
-                name: &self.group,
-                interval: self.interval.map(duration),
-                rules: &alerts,
-            }],
+        let group = Group {
+            name: &self.group,
+            interval: self.interval.map(duration),
+            rules: &alerts,
         };
+        let file = std::collections::BTreeMap::from([("groups", [group])]);
         let yaml = serde_yaml_ng::to_string(&file).expect("a rule file always serializes");
         let mut out = String::new();
         comment(&mut out, "", HEADER);
@@ -169,12 +168,7 @@ pub fn to_prometheus_rules(rules: &[Rule]) -> PrometheusExport {
     PrometheusExporter::new().export(rules)
 }
 
-/// A Prometheus rule file with one group.
-#[derive(Serialize)]
-struct RuleFile<'a> {
-    groups: [Group<'a>; 1],
-}
-
+/// The one group of a Prometheus rule file (`groups: [..]`).
 #[derive(Serialize)]
 struct Group<'a> {
     name: &'a str,
