@@ -456,6 +456,15 @@ where
     d.deserialize_str(Text(expecting, parse))
 }
 
+/// Why `name` cannot be a label name, if it cannot.
+pub(crate) fn label_name_problem(name: &str) -> Option<String> {
+    (!is_valid_label_name(name)).then(|| {
+        format!(
+            "{name:?} is not a valid label name: use letters, digits and `_`, not starting with a digit"
+        )
+    })
+}
+
 /// A `group_by` entry: a label name, or `...` for all labels.
 #[cfg(feature = "routing")]
 #[derive(Deserialize)]
@@ -464,11 +473,9 @@ struct GroupLabel(#[serde(deserialize_with = "group_label")] String);
 #[cfg(feature = "routing")]
 fn group_label<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<String, D::Error> {
     from_text(d, "a label name or \"...\"", |v| {
-        match v == "..." || is_valid_label_name(v) {
-            true => Ok(v.to_owned()),
-            false => Err(format!(
-                "{v:?} is not a valid label name: use letters, digits and `_`, not starting with a digit"
-            )),
+        match label_name_problem(v) {
+            Some(problem) if v != "..." => Err(problem),
+            _ => Ok(v.to_owned()),
         }
     })
 }

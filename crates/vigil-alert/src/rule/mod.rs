@@ -66,7 +66,7 @@ pub(crate) use types::{invalid_label, is_valid_metric_name};
 
 use crate::Severity;
 use crate::escalation::Escalation;
-use crate::labels::{Labels, checked_map, is_valid_label_name};
+use crate::labels::{Labels, checked_map, label_name_problem};
 use crate::severity::{SeverityLabels, severity_map};
 
 /// An alerting rule. See the [module docs](self) for the config shape and
@@ -214,10 +214,7 @@ fn rule_label_problem(name: &str) -> Option<String> {
         "alertname" | "severity" => Some(format!(
             "`{name}` is set by the engine (from the rule's name and thresholds) and cannot be a rule label"
         )),
-        n if !is_valid_label_name(n) => Some(format!(
-            "{n:?} is not a valid label name: use letters, digits and `_`, not starting with a digit"
-        )),
-        _ => None,
+        _ => label_name_problem(name),
     }
 }
 
