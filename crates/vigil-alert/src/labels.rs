@@ -299,20 +299,19 @@ impl FromStr for Matcher {
             matcher: text.to_owned(),
             reason: reason.to_owned(),
         };
+        let no_op = || invalid("expected an operator (=, !=, =~, !~) after the label name");
         let trimmed = text.trim();
-        let name_end = trimmed
-            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-            .ok_or_else(|| invalid("expected an operator (=, !=, =~, !~) after the label name"))?;
+        let is_name = |c: char| c.is_ascii_alphanumeric() || c == '_';
+        let name_end = trimmed.find(|c| !is_name(c)).ok_or_else(no_op)?;
         let name = &trimmed[..name_end];
         if name.is_empty() {
             return Err(invalid("expected a label name before the operator"));
         }
         let rest = trimmed[name_end..].trim_start();
         use MatchOp::{Equal, NotEqual, NotRegex, Regex};
-        let (op, rest) = [Regex, NotRegex, NotEqual, Equal]
-            .into_iter()
-            .find_map(|op| Some((op, rest.strip_prefix(op.as_str())?)))
-            .ok_or_else(|| invalid("expected an operator (=, !=, =~, !~) after the label name"))?;
+        let mut ops = [Regex, NotRegex, NotEqual, Equal].into_iter();
+        let op = ops.find_map(|op| Some((op, rest.strip_prefix(op.as_str())?)));
+        let (op, rest) = op.ok_or_else(no_op)?;
         let rest = rest.trim();
         let value = if let Some(quoted) = rest.strip_prefix('"') {
             unquote(quoted).ok_or_else(|| invalid("unterminated quoted value"))?
