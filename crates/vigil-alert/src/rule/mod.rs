@@ -178,14 +178,12 @@ impl<'de> Deserialize<'de> for Thresholds {
             ));
         }
         let to_threshold = |(severity, written, Condition(op, value))| {
-            (
-                written,
-                Threshold {
-                    severity,
-                    op,
-                    value,
-                },
-            )
+            let threshold = Threshold {
+                severity,
+                op,
+                value,
+            };
+            (written, threshold)
         };
         Ok(Thresholds(read.into_iter().map(to_threshold).collect()))
     }

@@ -168,9 +168,7 @@ pub(crate) struct Condition<L>(pub(crate) Comparison, pub(crate) L);
 /// Parses `"> 0.9"`.
 fn parse_condition(text: &str) -> std::result::Result<(Comparison, f64), String> {
     let t = text.trim();
-    let split = t
-        .find(|c: char| !matches!(c, '<' | '>' | '='))
-        .unwrap_or(t.len());
+    let split = t.find(|c| !"<>=".contains(c)).unwrap_or(t.len());
     let (op, number) = t.split_at(split);
     let op: Comparison = op.parse().map_err(|_| {
         format!("expected a condition such as \"> 0.9\" (operator >, >=, < or <=, then a number), got {text:?}")
