@@ -486,9 +486,12 @@ fn a_million_distinct_names_stay_within_the_budget() {
         registered.max(rendered) <= 128 << 20,
         "resident memory grew by more than 128 MiB: {flood:?}"
     );
-    // Under a second in any build: about 0.45 s unoptimized for the
-    // 100 000 families (10 MB).
-    let limit = 1_000;
+    // About 0.45 s unoptimized for the 100 000 families (10 MB) on an idle
+    // machine, over 1 s while other builds run beside it: the bound catches
+    // a render that grows with the flood instead of the budget (seconds per
+    // million names), not a slowdown of some percent, which the benches
+    // measure.
+    let limit = 3_000;
     assert!(
         flood.render_ms < limit,
         "render took {} ms, over {limit} ms: {flood:?}",
