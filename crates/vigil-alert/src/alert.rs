@@ -105,20 +105,29 @@ impl Alert {
         escalated: bool,
     ) -> Alert {
         labels.insert("severity".into(), rule.severity_label(severity).to_owned());
-        let expand = |(k, v): (&String, &String)| (k.clone(), expand_template(v, value, &labels));
-        Alert {
+        let mut alert = Alert {
             rule: rule.name.clone(),
-            annotations: rule.annotations.iter().map(expand).collect(),
+            annotations: Labels::new(),
             labels,
             status: AlertStatus::Firing,
             severity,
-            value,
+            value: None,
             starts_at,
             ends_at: None,
             silenced: false,
             inhibited: false,
             escalated,
-        }
+        };
+        alert.set_value(rule, value);
+        alert
+    }
+
+    /// Sets the alert's value and expands `rule`'s annotations with it.
+    pub(crate) fn set_value(&mut self, rule: &Rule, value: Option<f64>) {
+        let expand =
+            |(k, v): (&String, &String)| (k.clone(), expand_template(v, value, &self.labels));
+        let annotations = rule.annotations.iter().map(expand).collect();
+        (self.value, self.annotations) = (value, annotations);
     }
 }
 
@@ -175,6 +184,29 @@ pub(crate) struct Active {
     pub rule: usize,
     pub base: u64,
     pub alert: Alert,
+}
+
+/// An alert's identity: rule (by index), instance and severity.
+#[cfg(feature = "routing")]
+pub(crate) type AlertId = (usize, u64, Severity);
+
+#[cfg(feature = "routing")]
+impl Active {
+    /// Its identity.
+    pub(crate) fn id(&self) -> AlertId {
+        (self.rule, self.base, self.alert.severity)
+    }
+}
+
+/// What changed in the engine's locally routed alerts in one evaluation.
+#[cfg(feature = "routing")]
+#[derive(Debug)]
+pub(crate) enum Change {
+    /// An alert that started firing, or whose value, escalation or start
+    /// changed.
+    Fire(Active),
+    /// An alert that stopped firing (its instance rests or changed severity).
+    Resolve(AlertId),
 }
 
 /// Firing alerts first, then resolved ones, each sorted by labels.

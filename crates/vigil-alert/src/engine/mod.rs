@@ -37,6 +37,8 @@ use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
+#[cfg(feature = "routing")]
+use crate::alert::Change;
 use crate::alert::{Active, fingerprint, sort_alerts};
 #[cfg(feature = "routing")]
 use crate::routing::Local;
@@ -80,6 +82,12 @@ pub struct Engine {
     states: Vec<RuleState>,
     /// The `alerts_firing` series (rule name, severity label) as last set.
     firing: HashMap<(String, String), u32>,
+    /// Whether a rule's count of alerting instances changed since
+    /// `firing` was last set.
+    recount: bool,
+    /// What changed in the locally routed alerts during an evaluation.
+    #[cfg(feature = "routing")]
+    changes: Vec<Change>,
     #[cfg(feature = "routing")]
     local: Local,
     history: History,
@@ -174,7 +182,10 @@ impl Engine {
         }
         self.export_firing();
         #[cfg(feature = "routing")]
-        self.local.update(now, &self.rules, self.active(now));
+        {
+            let changes = std::mem::take(&mut self.changes);
+            self.local.update(now, &self.rules, changes);
+        }
         for t in &transitions {
             tracing::debug!(
                 rule = %t.rule,
@@ -257,11 +268,12 @@ impl Engine {
 
     /// The state of the instance of the first rule named `rule` whose series
     /// (or `by` group) has exactly `labels`; `Inactive` if there is none.
+    /// One hash lookup per rule of that name.
     pub fn state(&self, rule: &str, labels: &Labels) -> State {
-        let mut found = self
-            .each()
-            .filter(|(_, r, key, _)| r.name == rule && *key == labels);
-        found.next().map_or(State::Inactive, |(.., m)| m.state)
+        let rules = self.rules.iter().zip(&self.states);
+        let mut named = rules.filter(|(r, _)| r.name == rule);
+        let found = named.find_map(|(_, state)| state.instances.get(labels));
+        found.map_or(State::Inactive, |inst| inst.machine.state)
     }
 }
 

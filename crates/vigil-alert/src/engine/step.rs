@@ -2,10 +2,12 @@
 //! instances' state machines, with escalation (with the `routing`
 //! feature) and the `alerts_firing` gauges.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, SystemTime};
 
 use super::{ALERTS_FIRING, Engine};
+#[cfg(feature = "routing")]
+use crate::alert::{Active, Change, fingerprint};
 use crate::baseline::Samples;
 use crate::expr::{Counters, ExprReader};
 #[cfg(feature = "routing")]
@@ -22,6 +24,8 @@ pub(super) struct RuleState {
     /// Counter samples of its `also` expression.
     also_counters: Counters,
     baselines: HashMap<Labels, Samples>,
+    /// How many instances alert at each severity (escalation included).
+    pub(super) alerting: BTreeMap<Severity, u32>,
 }
 
 /// One alert instance: a series (or `by` group) of one rule, keyed by
@@ -30,6 +34,10 @@ pub(super) struct RuleState {
 pub(super) struct Instance {
     pub(super) machine: Machine,
     seen_tick: u64,
+    /// Its alert as local routing holds it (escalation included) while it
+    /// alerts, rebuilt only when its severity, escalation or start changes.
+    #[cfg(feature = "routing")]
+    alert: Option<Active>,
 }
 
 /// Whether the rule has a single instance (aggregated without `by`).
@@ -106,12 +114,26 @@ impl Engine {
                 .as_ref()
                 .is_none_or(|a| a.holds(also.get(key).copied()))
         };
+        let (counts, recount) = (&mut state.alerting, &mut self.recount);
         let mut advance = |key: &Labels, inst: &mut Instance, input| {
             inst.seen_tick = tick;
+            let before = alerting_severity(rule, &inst.machine);
             #[cfg(feature = "routing")]
             let stepped = step(rule, now, key, &mut inst.machine, input, &self.local);
             #[cfg(not(feature = "routing"))]
             let stepped = step(rule, now, key, &mut inst.machine, input);
+            let after = alerting_severity(rule, &inst.machine);
+            if before != after {
+                if let Some(s) = before {
+                    *counts.entry(s).or_default() -= 1;
+                }
+                if let Some(s) = after {
+                    *counts.entry(s).or_default() += 1;
+                }
+                *recount = true;
+            }
+            #[cfg(feature = "routing")]
+            refresh(rule, index, key, inst, now, &mut self.changes);
             transitions.extend(stepped);
             is_resting(&inst.machine)
         };
@@ -168,15 +190,19 @@ impl Engine {
     }
 
     /// Sets each `alerts_firing` gauge whose count changed since it was
-    /// last set.
+    /// last set (from the per-rule counts, only after an evaluation that
+    /// changed one).
     pub(super) fn export_firing(&mut self) {
+        if !std::mem::take(&mut self.recount) {
+            return;
+        }
         // Series that have fired stay, at 0.
         let mut counts: HashMap<(String, String), u32> =
             self.firing.keys().map(|k| (k.clone(), 0)).collect();
-        for (_, rule, _, m) in self.each() {
-            if let Some(s) = alerting_severity(rule, m) {
-                let key = (rule.name.clone(), rule.severity_label(s).to_owned());
-                *counts.entry(key).or_default() += 1;
+        for (rule, state) in self.rules.iter().zip(&self.states) {
+            for (severity, n) in &state.alerting {
+                let key = (rule.name.clone(), rule.severity_label(*severity).to_owned());
+                *counts.entry(key).or_default() += n;
             }
         }
         for (key, n) in counts {
@@ -186,6 +212,54 @@ impl Engine {
                     .set(f64::from(n));
                 self.firing.insert(key, n);
             }
+        }
+    }
+}
+
+/// Brings the locally routed alert of instance `key` (rule `index`) up to
+/// date after a step, recording what changed for local routing: nothing
+/// for an alert whose severity, escalation, start and value stayed.
+#[cfg(feature = "routing")]
+fn refresh(
+    rule: &Rule,
+    index: usize,
+    key: &Labels,
+    inst: &mut Instance,
+    now: SystemTime,
+    changes: &mut Vec<Change>,
+) {
+    let m = &inst.machine;
+    let severity = alerting_severity(rule, m);
+    let starts_at = m.active_since.unwrap_or(now);
+    match (&mut inst.alert, severity) {
+        (Some(held), Some(s))
+            if (
+                held.alert.severity,
+                held.alert.escalated,
+                held.alert.starts_at,
+            ) == (s, m.escalated, starts_at) =>
+        {
+            if held.alert.value.map(f64::to_bits) != m.value.map(f64::to_bits) {
+                held.alert.set_value(rule, m.value);
+                changes.push(Change::Fire(held.clone()));
+            }
+        }
+        (held, severity) => {
+            let new = severity.map(|s| {
+                let labels = instance_labels(rule, key);
+                let base = fingerprint(&labels);
+                let alert = crate::Alert::firing(rule, labels, s, m.value, starts_at, m.escalated);
+                let rule = index;
+                Active { rule, base, alert }
+            });
+            let new_id = new.as_ref().map(Active::id);
+            if let Some(old) = held.take().map(|a| a.id())
+                && new_id != Some(old)
+            {
+                changes.push(Change::Resolve(old));
+            }
+            changes.extend(new.clone().map(Change::Fire));
+            *held = new;
         }
     }
 }

@@ -7,24 +7,17 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, SystemTime};
 
 use super::{InhibitRule, Route};
-use crate::alert::{Active, sort_alerts};
+use crate::alert::{Active, AlertId, Change, sort_alerts};
 use crate::labels::DisplayLabels;
 use crate::{
     Alert, AlertStatus, Labels, Matcher, Notification, Result, Routing, Rule, Severity, Silence,
     SilenceId,
 };
 
-/// An alert's identity: rule, instance and severity.
-type AlertId = (usize, u64, Severity);
-
 /// A group's identity: route (by index), escalation receiver and group labels.
 type GroupId = (usize, Option<String>, Labels);
 
 impl Active {
-    fn id(&self) -> AlertId {
-        (self.rule, self.base, self.alert.severity)
-    }
-
     /// The value of one of its labels (`severity` included).
     pub(crate) fn label(&self, name: &str) -> Option<&str> {
         self.alert.labels.get(name).map(String::as_str)
@@ -53,6 +46,8 @@ pub(crate) struct Local {
     default: Route,
     inhibit_rules: Vec<InhibitRule>,
     groups: HashMap<GroupId, Group>,
+    /// The groups holding each firing alert.
+    held: HashMap<AlertId, Vec<GroupId>>,
     /// By id; expired ones are kept for `silence_retention`.
     pub(crate) silences: BTreeMap<SilenceId, Silence>,
     /// The id given to the latest silence.
@@ -79,6 +74,7 @@ impl Local {
             routing,
             inhibit_rules,
             groups: HashMap::new(),
+            held: HashMap::new(),
             silences: BTreeMap::new(),
             last_silence: SilenceId(0),
             silence_retention,
@@ -103,42 +99,68 @@ impl Local {
         active
     }
 
-    /// Takes the engine's active alerts at `now`: each one fires in the
-    /// group its labels route it to (and, once escalated, in its rule's
-    /// escalation receiver's group too); alerts held and no longer active
-    /// resolve at `now`.
-    pub(crate) fn update(&mut self, now: SystemTime, rules: &[Rule], active: Vec<Active>) {
-        for (held, _) in self
-            .groups
-            .values_mut()
-            .flat_map(|g| g.entries.values_mut())
-        {
-            if held.is_firing() {
-                (held.alert.status, held.alert.ends_at) = (AlertStatus::Resolved, Some(now));
-            }
-        }
-        for alert in active {
-            let escalation = rules[alert.rule].escalate.as_ref();
-            let escalated_to = escalation.and_then(|e| e.receiver.clone());
-            let escalated_to = escalated_to.filter(|_| alert.alert.escalated);
-            for to in [None].into_iter().chain(escalated_to.map(Some)) {
-                let entries = &mut self.group(now, &alert.alert, to).entries;
-                entries
-                    .entry(alert.id())
-                    .or_insert_with(|| (alert.clone(), None))
-                    .0 = alert.clone();
+    /// Takes what changed in the engine's active alerts at `now`: a firing
+    /// alert fires in the group its labels route it to (and, once
+    /// escalated, in its rule's escalation receiver's group too); a
+    /// resolved one resolves at `now` in the groups holding it. Costs
+    /// nothing for alerts that did not change.
+    pub(crate) fn update(&mut self, now: SystemTime, rules: &[Rule], changes: Vec<Change>) {
+        for change in changes {
+            match change {
+                Change::Resolve(id) => {
+                    for key in self.held.remove(&id).unwrap_or_default() {
+                        self.resolve(now, &key, id);
+                    }
+                }
+                Change::Fire(alert) => self.fire(now, rules, alert),
             }
         }
     }
 
-    /// The group `alert` goes to (the escalation receiver's group with
-    /// `escalated_to`), made if new.
-    fn group(
-        &mut self,
-        now: SystemTime,
-        alert: &Alert,
-        escalated_to: Option<String>,
-    ) -> &mut Group {
+    /// Resolves alert `id` at `now` in group `key`.
+    fn resolve(&mut self, now: SystemTime, key: &GroupId, id: AlertId) {
+        let group = self.groups.get_mut(key);
+        if let Some((held, _)) = group.and_then(|g| g.entries.get_mut(&id))
+            && held.is_firing()
+        {
+            (held.alert.status, held.alert.ends_at) = (AlertStatus::Resolved, Some(now));
+        }
+    }
+
+    /// Puts the firing `alert` in its groups (routed again only when it is
+    /// new or its escalation adds a group), resolving it in groups it left.
+    fn fire(&mut self, now: SystemTime, rules: &[Rule], alert: Active) {
+        let id = alert.id();
+        let escalation = rules[alert.rule].escalate.as_ref();
+        let escalated_to = escalation.and_then(|e| e.receiver.clone());
+        let escalated_to = escalated_to.filter(|_| alert.alert.escalated);
+        let keys = match self.held.remove(&id) {
+            Some(keys) if keys.len() == 1 + usize::from(escalated_to.is_some()) => keys,
+            old => {
+                let targets = [None].into_iter().chain(escalated_to.map(Some));
+                let keys: Vec<GroupId> = targets
+                    .map(|to| self.group(now, &alert.alert, to))
+                    .collect();
+                for key in old.into_iter().flatten().filter(|k| !keys.contains(k)) {
+                    self.resolve(now, &key, id);
+                }
+                keys
+            }
+        };
+        for key in &keys {
+            let group = self
+                .groups
+                .get_mut(key)
+                .expect("a firing alert keeps its groups");
+            let entry = group.entries.entry(id);
+            entry.or_insert_with(|| (alert.clone(), None)).0 = alert.clone();
+        }
+        self.held.insert(id, keys);
+    }
+
+    /// The key of the group `alert` goes to (the escalation receiver's
+    /// group with `escalated_to`); the group is made if new.
+    fn group(&mut self, now: SystemTime, alert: &Alert, escalated_to: Option<String>) -> GroupId {
         let lookup = |name: &str| alert.labels.get(name).map(String::as_str);
         let index = self
             .routes()
@@ -158,9 +180,9 @@ impl Local {
             next_flush,
             last_sent: None,
         };
-        self.groups
-            .entry((index, escalated_to, labels))
-            .or_insert_with(group)
+        let key = (index, escalated_to, labels);
+        self.groups.entry(key.clone()).or_insert_with(group);
+        key
     }
 
     /// The earliest time a group is due, if any group exists.
