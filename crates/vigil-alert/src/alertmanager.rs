@@ -261,14 +261,7 @@ pub struct Sender {
 impl Sender {
     /// Starts configuring a sender.
     pub fn builder() -> SenderBuilder {
-        SenderBuilder {
-            urls: Vec::new(),
-            resend_delay: DEFAULT_RESEND_DELAY,
-            evaluation_interval: None,
-            generator_url: None,
-            root_certificates: Vec::new(),
-            dispatcher: Dispatcher::builder(),
-        }
+        SenderBuilder::default()
     }
 
     /// The URLs alerts are posted to, one per Alertmanager.
@@ -336,10 +329,11 @@ fn batches(alerts: Vec<Alert>) -> Vec<Notification> {
 
 /// Configures a [`Sender`]: see [`Sender::builder`].
 #[must_use]
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct SenderBuilder {
     urls: Vec<String>,
-    resend_delay: Duration,
+    /// Unset: [`DEFAULT_RESEND_DELAY`].
+    resend_delay: Option<Duration>,
     evaluation_interval: Option<Duration>,
     generator_url: Option<String>,
     root_certificates: Vec<Vec<u8>>,
@@ -363,7 +357,7 @@ impl SenderBuilder {
 
         /// How often every active alert is sent at least (default
         /// [`DEFAULT_RESEND_DELAY`], 1 min; more than zero).
-        resend_delay(delay: Duration) => resend_delay = delay;
+        resend_delay(delay: Duration) => resend_delay = Some(delay);
 
         /// How often the engine is evaluated (more than zero). Unset, firing
         /// alerts are valid for `4 x resend_delay`; set, for
@@ -396,6 +390,7 @@ impl SenderBuilder {
     /// zero `resend_delay` or `evaluation_interval`, or one longer than
     /// [`MAX_DURATION`](crate::MAX_DURATION).
     pub fn build_on(self, handle: &Handle) -> Result<Sender, NotifyError> {
+        let resend_delay = self.resend_delay.unwrap_or(DEFAULT_RESEND_DELAY);
         let positive = crate::time::not_positive;
         let no_url = self
             .urls
@@ -403,7 +398,7 @@ impl SenderBuilder {
             .then(|| "no Alertmanager URL given".to_owned());
         NotifyError::check([
             ("alertmanager", no_url),
-            ("resend_delay", positive(self.resend_delay)),
+            ("resend_delay", positive(resend_delay)),
             (
                 "evaluation_interval",
                 self.evaluation_interval.and_then(positive),
@@ -429,7 +424,7 @@ impl SenderBuilder {
             dispatcher = dispatcher.receiver(RECEIVER, webhook);
         }
         Ok(Sender {
-            resender: Mutex::new(Resender::new(self.evaluation_interval, self.resend_delay)),
+            resender: Mutex::new(Resender::new(self.evaluation_interval, resend_delay)),
             dispatcher: dispatcher.build_on(handle)?,
             urls,
         })
