@@ -60,34 +60,25 @@ pub enum HistogramExport {
 /// assert!(export.warnings.is_empty());
 /// # Ok::<(), vigil_alert::Error>(())
 /// ```
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 #[must_use]
 pub struct PrometheusExporter {
-    group: String,
+    /// Unset: `vigil`.
+    group: Option<String>,
     interval: Option<Duration>,
     histograms: HistogramExport,
-}
-
-impl Default for PrometheusExporter {
-    fn default() -> Self {
-        Self::new()
-    }
 }
 
 impl PrometheusExporter {
     /// One group named `vigil`, Prometheus' global evaluation interval,
     /// histograms read as summaries.
     pub fn new() -> Self {
-        PrometheusExporter {
-            group: "vigil".to_owned(),
-            interval: None,
-            histograms: HistogramExport::Summary,
-        }
+        Self::default()
     }
 
     crate::notify::setters! {
         /// Names the rule group.
-        group(name: impl Into<String>) => group = name.into();
+        group(name: impl Into<String>) => group = Some(name.into());
 
         /// Sets the group's evaluation `interval` (default: Prometheus' global
         /// `evaluation_interval`). Use the interval vigil evaluates at to keep
@@ -119,7 +110,7 @@ impl PrometheusExporter {
             }
         }
         let group = Group {
-            name: &self.group,
+            name: self.group.as_deref().unwrap_or("vigil"),
             interval: self.interval.map(duration),
             rules: &alerts,
         };
