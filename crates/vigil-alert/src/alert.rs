@@ -58,7 +58,8 @@ pub struct Alert {
     #[serde(default)]
     pub inhibited: bool,
     /// Whether it escalated (fired unresolved for longer than the rule's
-    /// `escalate.after`; only with the `routing` feature).
+    /// `escalate.after`; only in local notifications, with the `routing`
+    /// feature: the engine's active alerts are never escalated).
     pub escalated: bool,
 }
 

@@ -10,7 +10,9 @@
 //! addition to the route's own receiver. Resolving clears the escalation.
 //!
 //! Escalation is part of local routing: it takes effect with the `routing`
-//! feature. Without it a rule's `escalate` is still read and checked (rule
+//! feature, in local notifications only (the engine's active alerts,
+//! [`Engine::alerts`](crate::Engine::alerts), which the Alertmanager sender
+//! sends, keep the rule's own severity). Without it a rule's `escalate` is still read and checked (rule
 //! files are the same with or without local routing) but changes nothing.
 
 use std::time::Duration;

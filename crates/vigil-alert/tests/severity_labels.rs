@@ -391,13 +391,26 @@ fn escalation_raises_the_level_and_uses_its_name() {
     let last = common::only(&escalated);
     assert_eq!(last.severity, Some(Severity::High));
     assert_eq!(last.severity_label.as_deref(), Some("page"));
-    let alerts = engine.alerts(t(60));
-    let firing: Vec<_> = alerts
+    // Escalation is local routing: the local notification carries the
+    // raised level under its name ...
+    let notes = engine.due_notifications(t(60));
+    let notified: Vec<_> = notes
         .iter()
-        .filter(|a| !a.inhibited)
+        .flat_map(|n| &n.alerts)
         .map(|a| a.labels["severity"].as_str())
         .collect();
-    assert_eq!(firing, ["page"], "{alerts:#?}");
+    assert_eq!(notified, ["page"], "{notes:#?}");
+    // ... while the active alerts (the Alertmanager path) keep the rule's own.
+    let alerts = engine.alerts(t(60));
+    let active: Vec<_> = alerts
+        .iter()
+        .map(|a| (a.severity, a.labels["severity"].as_str(), a.escalated))
+        .collect();
+    assert_eq!(
+        active,
+        [(Severity::Medium, "warning", false)],
+        "{alerts:#?}"
+    );
 }
 
 // ---------------------------------------------------------------------------

@@ -48,7 +48,7 @@ use crate::{Alert, Error, History, Labels, Result, Rule, Severity, Source, State
 use crate::{Notification, Silence, SilenceId};
 
 pub use builder::EngineBuilder;
-use step::{RuleState, alerting_severity, effective_severity, instance_labels};
+use step::{RuleState, effective_severity, instance_labels};
 
 /// Name of the gauge of alerting instances per rule name and severity
 /// label (see the [module docs](self)).
@@ -202,7 +202,9 @@ impl Engine {
     }
 
     /// The active alerts: one per alerting (`Firing` or `Recovering`)
-    /// instance, at its severity (escalation included), sorted by labels.
+    /// instance, at its threshold severity, sorted by labels. Escalation
+    /// is part of local routing: it raises the severity (and sets
+    /// [`escalated`](Alert::escalated)) only in local notifications.
     ///
     /// This is what the Alertmanager sender reads (`alertmanager::Sender`):
     /// local routing, silences and inhibition never filter it, so an
@@ -231,14 +233,14 @@ impl Engine {
         })
     }
 
-    /// The active alerts, in no order.
+    /// The active alerts (never escalated), in no order.
     fn active(&self, now: SystemTime) -> Vec<Active> {
         let active = |(index, rule, key, m): (usize, &Rule, &Labels, &Machine)| {
-            let severity = alerting_severity(rule, m)?;
+            let severity = m.severity.filter(|_| m.state.is_alerting())?;
             let labels = instance_labels(rule, key);
             let base = fingerprint(&labels);
             let starts_at = m.active_since.unwrap_or(now);
-            let alert = Alert::firing(rule, labels, severity, m.value, starts_at, m.escalated);
+            let alert = Alert::firing(rule, labels, severity, m.value, starts_at, false);
             Some(Active {
                 rule: index,
                 base,
