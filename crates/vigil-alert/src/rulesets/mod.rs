@@ -250,13 +250,9 @@ pub struct BurnWindow {
 
 /// A burn window from its windows in minutes.
 const fn burn(long: u64, short: u64, factor: f64, severity: Severity) -> BurnWindow {
-    let (long, short) = (
-        Duration::from_secs(long * 60),
-        Duration::from_secs(short * 60),
-    );
     BurnWindow {
-        long,
-        short,
+        long: Duration::from_secs(long * 60),
+        short: Duration::from_secs(short * 60),
         factor,
         severity,
     }
