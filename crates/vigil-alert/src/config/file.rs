@@ -69,6 +69,81 @@ pub(crate) struct FileDoc {
     #[cfg(feature = "routing")]
     #[serde(default)]
     silences: Vec<crate::Silence>,
+    // Sections of features turned off: refused with the feature to turn on
+    // (an unknown-field error would list the other fields instead).
+    #[cfg(not(feature = "rulesets"))]
+    #[serde(default, rename = "rulesets", deserialize_with = "off::rulesets")]
+    _rulesets: (),
+    #[cfg(not(feature = "routing"))]
+    #[serde(default, rename = "routing", deserialize_with = "off::routing")]
+    _routing: (),
+    #[cfg(not(feature = "routing"))]
+    #[serde(
+        default,
+        rename = "inhibit_rules",
+        deserialize_with = "off::inhibit_rules"
+    )]
+    _inhibit_rules: (),
+    #[cfg(not(feature = "routing"))]
+    #[serde(default, rename = "silences", deserialize_with = "off::silences")]
+    _silences: (),
+}
+
+#[cfg(not(all(feature = "routing", feature = "rulesets")))]
+mod off {
+    //! Sections whose cargo feature is off: each refuses any value but
+    //! `null` with the feature that reads it.
+
+    use std::fmt;
+
+    use serde::Deserializer;
+    use serde::de::{self, MapAccess, SeqAccess, Visitor};
+
+    /// A section and the features (vigil-alert's, vigil's) that read it.
+    struct Off(&'static str, &'static str, &'static str);
+
+    impl Off {
+        fn message(&self) -> String {
+            let Off(section, feature, vigil) = self;
+            format!("`{section}:` needs vigil-alert's `{feature}` feature (vigil's `{vigil}`)")
+        }
+    }
+
+    impl<'de> Visitor<'de> for Off {
+        type Value = ();
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            write!(f, "nothing: {}", self.message())
+        }
+
+        fn visit_unit<E>(self) -> Result<(), E> {
+            Ok(())
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, _: A) -> Result<(), A::Error> {
+            Err(de::Error::custom(self.message()))
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, _: A) -> Result<(), A::Error> {
+            Err(de::Error::custom(self.message()))
+        }
+    }
+
+    macro_rules! off {
+        ($($section:ident: $feature:literal, $vigil:literal;)*) => {$(
+            #[cfg(not(feature = $feature))]
+            pub(super) fn $section<'de, D: Deserializer<'de>>(d: D) -> Result<(), D::Error> {
+                d.deserialize_any(Off(stringify!($section), $feature, $vigil))
+            }
+        )*};
+    }
+
+    off! {
+        rulesets: "rulesets", "rulesets";
+        routing: "routing", "alert-routing";
+        inhibit_rules: "routing", "alert-routing";
+        silences: "routing", "alert-routing";
+    }
 }
 
 impl FileDoc {
