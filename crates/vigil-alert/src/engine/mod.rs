@@ -39,7 +39,7 @@ use serde::{Deserialize, Serialize};
 
 #[cfg(feature = "routing")]
 use crate::alert::Change;
-use crate::alert::{Active, fingerprint, sort_alerts};
+use crate::alert::{Active, sort_alerts};
 #[cfg(feature = "routing")]
 use crate::routing::Local;
 use crate::state::Machine;
@@ -48,7 +48,7 @@ use crate::{Alert, Error, History, Labels, Result, Rule, Severity, Source, State
 use crate::{Notification, Silence, SilenceId};
 
 pub use builder::EngineBuilder;
-use step::{RuleState, effective_severity, instance_labels};
+use step::{RuleState, effective_severity, firing, instance_labels};
 
 /// Name of the gauge of alerting instances per rule name and severity
 /// label (see the [module docs](self)).
@@ -237,15 +237,7 @@ impl Engine {
     fn active(&self, now: SystemTime) -> Vec<Active> {
         let active = |(index, rule, key, m): (usize, &Rule, &Labels, &Machine)| {
             let severity = m.severity.filter(|_| m.state.is_alerting())?;
-            let labels = instance_labels(rule, key);
-            let base = fingerprint(&labels);
-            let starts_at = m.active_since.unwrap_or(now);
-            let alert = Alert::firing(rule, labels, severity, m.value, starts_at, false);
-            Some(Active {
-                rule: index,
-                base,
-                alert,
-            })
+            Some(firing(index, rule, key, m, severity, false, now))
         };
         self.each().filter_map(active).collect()
     }

@@ -7,7 +7,8 @@ use std::time::{Duration, SystemTime};
 
 use super::{ALERTS_FIRING, Engine};
 #[cfg(feature = "routing")]
-use crate::alert::{Active, Change, fingerprint};
+use crate::alert::Change;
+use crate::alert::{Active, fingerprint};
 use crate::baseline::Samples;
 use crate::expr::{Counters, ExprReader};
 #[cfg(feature = "routing")]
@@ -64,6 +65,27 @@ pub(super) fn instance_labels(rule: &Rule, key: &Labels) -> Labels {
     labels.extend(rule.labels.clone());
     labels.insert("alertname".into(), rule.name.clone());
     labels
+}
+
+/// The firing alert of instance `key` of rule `index` at `severity`.
+pub(super) fn firing(
+    index: usize,
+    rule: &Rule,
+    key: &Labels,
+    m: &Machine,
+    severity: Severity,
+    escalated: bool,
+    now: SystemTime,
+) -> Active {
+    let labels = instance_labels(rule, key);
+    let base = fingerprint(&labels);
+    let starts_at = m.active_since.unwrap_or(now);
+    let alert = crate::Alert::firing(rule, labels, severity, m.value, starts_at, escalated);
+    Active {
+        rule: index,
+        base,
+        alert,
+    }
 }
 
 /// The severity an instance shows: the threshold severity, raised one step
@@ -245,13 +267,7 @@ fn refresh(
             }
         }
         (held, severity) => {
-            let new = severity.map(|s| {
-                let labels = instance_labels(rule, key);
-                let base = fingerprint(&labels);
-                let alert = crate::Alert::firing(rule, labels, s, m.value, starts_at, m.escalated);
-                let rule = index;
-                Active { rule, base, alert }
-            });
+            let new = severity.map(|s| firing(index, rule, key, m, s, m.escalated, now));
             let new_id = new.as_ref().map(Active::id);
             if let Some(old) = held.take().map(|a| a.id())
                 && new_id != Some(old)
