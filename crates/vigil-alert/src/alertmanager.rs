@@ -68,6 +68,7 @@ use std::time::{Duration, SystemTime};
 
 use tokio::runtime::Handle;
 
+use crate::notify::webhook::redacted;
 use crate::notify::{Dispatcher, DispatcherBuilder, NotifyError, WebhookNotifier};
 use crate::time::elapsed;
 use crate::{Alert, AlertStatus, Engine, Labels, Notification};
@@ -408,11 +409,10 @@ impl SenderBuilder {
         let mut urls = Vec::with_capacity(self.urls.len());
         for url in &self.urls {
             let api = api_url(url);
-            // Named by its URL, so the delivery metrics tell the
-            // Alertmanagers apart.
-            let mut webhook = WebhookNotifier::builder(api.clone())
-                .alertmanager()
-                .name(api);
+            // Named by its URL (credentials left out), so the delivery
+            // metrics tell the Alertmanagers apart.
+            let name = reqwest::Url::parse(&api).map_or_else(|_| api.clone(), |u| redacted(&u));
+            let mut webhook = WebhookNotifier::builder(api).alertmanager().name(name);
             if let Some(generator) = &self.generator_url {
                 webhook = webhook.generator_url(generator.clone());
             }

@@ -72,7 +72,7 @@ mod dispatch;
 mod error;
 mod tracing;
 #[cfg(feature = "delivery")]
-mod webhook;
+pub(crate) mod webhook;
 
 use std::sync::Arc;
 

@@ -184,8 +184,8 @@ impl Notifier for WebhookNotifier {
             .send()
             .await
             .map_err(|e| NotifyError::Transport {
-                url: self.url.to_string(),
-                reason: error_chain(&e),
+                url: redacted(&self.url),
+                reason: error_chain(&e.without_url()),
             })?;
         let status = response.status();
         // Read the body either way so the connection can be reused.
@@ -195,7 +195,7 @@ impl Notifier for WebhookNotifier {
         }
         let end = body.len().min(MAX_ERROR_BODY);
         Err(NotifyError::Status {
-            url: self.url.to_string(),
+            url: redacted(&self.url),
             status: status.as_u16(),
             body: String::from_utf8_lossy(&body[..end]).trim().to_owned(),
         })
@@ -371,6 +371,16 @@ fn alertmanager_alerts<'a>(
 
 /// An error and its sources, outermost first: the outer messages are
 /// terse (`error sending request`); the causes say what happened.
+/// `url` without its user name and password (sent as basic
+/// authentication), as errors, logs and metric labels show it.
+pub(crate) fn redacted(url: &Url) -> String {
+    let mut shown = url.clone();
+    // Only URLs that cannot have credentials refuse these.
+    let _ = shown.set_username("");
+    let _ = shown.set_password(None);
+    shown.into()
+}
+
 fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
@@ -387,6 +397,15 @@ fn error_chain(error: &dyn std::error::Error) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn credentials_stay_out_of_what_is_shown() {
+        let url = super::Url::parse("https://user:secret@am.example:9093/api/v2/alerts").unwrap();
+        assert_eq!(
+            super::redacted(&url),
+            "https://am.example:9093/api/v2/alerts"
+        );
+    }
+
     use std::time::UNIX_EPOCH;
 
     use super::*;
