@@ -12,9 +12,7 @@
 //!
 //! ```
 //! use std::time::{Duration, UNIX_EPOCH};
-//! use vigil_alert::{
-//!     AlertStatus, Comparison, Engine, MemorySource, Routing, Rule, Severity, State,
-//! };
+//! use vigil_alert::{AlertStatus, Comparison, Engine, MemorySource, Rule, Severity, State};
 //!
 //! let error_rate = Rule::builder("HighErrorRate")
 //!     // rate(calls{result="error"}[5m]) / ignoring(result) rate(calls[5m]), per function
@@ -25,10 +23,13 @@
 //!     .for_duration(Duration::from_secs(60))
 //!     .annotation("summary", "{{ $labels.function }} fails {{ $value | humanizePercentage }} of calls")
 //!     .build()?;
-//! let mut engine = Engine::builder()
-//!     .rule(error_rate)
-//!     .routing(Routing::new("oncall").group_by(["alertname"]).group_wait(Duration::from_secs(30)))
-//!     .build()?;
+//! let builder = Engine::builder().rule(error_rate);
+//! // Local routing (feature `routing`), for hosts without an Alertmanager.
+//! #[cfg(feature = "routing")]
+//! let builder = builder.routing(
+//!     vigil_alert::Routing::new("oncall").group_by(["alertname"]).group_wait(Duration::from_secs(30)),
+//! );
+//! let mut engine = builder.build()?;
 //!
 //! // Tests and examples use the in-memory source and synthetic times.
 //! let mut source = MemorySource::new();
@@ -49,14 +50,22 @@
 //! let function = vigil_alert::labels([("function", "checkout")]);
 //! assert_eq!(engine.state("HighErrorRate", &function), State::Firing);
 //!
-//! // One notification per group, once `group_wait` has passed.
-//! let notifications = engine.due_notifications(t(180));
-//! assert_eq!(notifications.len(), 1);
-//! let alert = &notifications[0].alerts[0];
-//! assert_eq!(notifications[0].receiver, "oncall");
+//! // The active alerts (what an Alertmanager is sent).
+//! let alerts = engine.alerts(t(180));
+//! let alert = &alerts[0];
 //! assert_eq!((alert.status, alert.severity), (AlertStatus::Firing, Severity::Critical));
 //! assert_eq!(alert.labels["alertname"], "HighErrorRate");
 //! assert_eq!(alert.annotations["summary"], "checkout fails 30% of calls");
+//!
+//! // With local routing: one notification per group, once `group_wait`
+//! // has passed.
+//! #[cfg(feature = "routing")]
+//! {
+//!     let notifications = engine.due_notifications(t(180));
+//!     assert_eq!(notifications.len(), 1);
+//!     assert_eq!(notifications[0].receiver, "oncall");
+//!     assert_eq!(notifications[0].alerts[0].labels["alertname"], "HighErrorRate");
+//! }
 //! assert_eq!(engine.history().by_rule("HighErrorRate").count(), 2); // Pending, Firing
 //! # Ok::<(), vigil_alert::Error>(())
 //! ```

@@ -114,18 +114,21 @@ impl Format {
 /// ```
 /// use std::time::Duration;
 /// use vigil_alert::config::AlertConfig;
-/// use vigil_alert::{Comparison, Matcher, Route, Routing, Rule, Severity};
+/// use vigil_alert::{Comparison, Rule, Severity};
 ///
-/// let config = AlertConfig::new()
-///     .with_rule(
-///         Rule::builder("DiskFull")
-///             .gauge("system_disk_usage_ratio")
-///             .threshold(Severity::Critical, Comparison::Greater, 0.95)
-///             .build()?,
-///     )
-///     .with_routing(
-///         Routing::new("email").route(Route::new("pager").matcher(Matcher::equal("severity", "critical"))),
-///     );
+/// let config = AlertConfig::new().with_rule(
+///     Rule::builder("DiskFull")
+///         .gauge("system_disk_usage_ratio")
+///         .threshold(Severity::Critical, Comparison::Greater, 0.95)
+///         .build()?,
+/// );
+/// // Local routing (feature `routing`).
+/// #[cfg(feature = "routing")]
+/// let config = {
+///     use vigil_alert::{Matcher, Route, Routing};
+///     let pager = Route::new("pager").matcher(Matcher::equal("severity", "critical"));
+///     config.with_routing(Routing::new("email").route(pager))
+/// };
 /// config.validate()?;
 /// let engine = config.into_engine()?;
 /// assert_eq!(engine.rules()[0].name, "DiskFull");
