@@ -184,12 +184,15 @@ impl FileDoc {
 pub(crate) mod rulesets {
     //! `rulesets:`: the ready-made rules, with a file's settings.
 
+    use std::fmt;
     use std::time::Duration;
 
+    use serde::de::{self, Visitor};
     use serde::{Deserialize, Deserializer};
 
     use super::{Name, PositiveDur, set};
     use crate::config::{ConfigError, Item};
+    use crate::labels::{from_text, label_name_problem};
     use crate::rulesets::{ServiceTargets, SloBurnRate, Target};
     use crate::{Matcher, Rule, Selector};
 
@@ -209,27 +212,53 @@ pub(crate) mod rulesets {
     struct Objective(f64);
 
     impl<'de> Deserialize<'de> for Objective {
+        /// Checked inside the value's own visit, so that an error points
+        /// at the value.
         fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-            #[derive(Deserialize)]
-            #[serde(untagged)]
-            enum Written {
-                Number(f64),
-                Text(String),
+            struct ObjectiveVisitor;
+            impl ObjectiveVisitor {
+                fn check<E: de::Error>(value: Option<f64>) -> Result<Objective, E> {
+                    match value {
+                        Some(v) if v > 0.0 && v < 1.0 => Ok(Objective(v)),
+                        _ => Err(E::custom(
+                            "objective must be between 0 and 1 (e.g. 0.999 or \"99.9%\")",
+                        )),
+                    }
+                }
             }
-            let value = match Written::deserialize(d)? {
-                Written::Number(v) => Some(v),
-                Written::Text(t) => t
-                    .trim()
-                    .strip_suffix('%')
-                    .and_then(|p| p.trim().parse::<f64>().ok())
-                    .map(|p| p / 100.0),
-            };
-            match value {
-                Some(v) if v > 0.0 && v < 1.0 => Ok(Objective(v)),
-                _ => Err(serde::de::Error::custom(
-                    "objective must be between 0 and 1 (e.g. 0.999 or \"99.9%\")",
-                )),
+            impl Visitor<'_> for ObjectiveVisitor {
+                type Value = Objective;
+                fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                    f.write_str("a number between 0 and 1 (e.g. 0.999) or a percentage (\"99.9%\")")
+                }
+                fn visit_f64<E: de::Error>(self, v: f64) -> Result<Objective, E> {
+                    Self::check(Some(v))
+                }
+                fn visit_i64<E: de::Error>(self, v: i64) -> Result<Objective, E> {
+                    Self::check(Some(v as f64))
+                }
+                fn visit_u64<E: de::Error>(self, v: u64) -> Result<Objective, E> {
+                    Self::check(Some(v as f64))
+                }
+                fn visit_str<E: de::Error>(self, t: &str) -> Result<Objective, E> {
+                    let percent = t.trim().strip_suffix('%');
+                    let value = percent.and_then(|p| p.trim().parse::<f64>().ok());
+                    Self::check(value.map(|p| p / 100.0))
+                }
             }
+            d.deserialize_any(ObjectiveVisitor)
+        }
+    }
+
+    /// A label name, checked where it is written.
+    struct LabelName(String);
+
+    impl<'de> Deserialize<'de> for LabelName {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            from_text(d, "a label name", |v| match label_name_problem(v) {
+                Some(problem) => Err(problem),
+                None => Ok(LabelName(v.to_owned())),
+            })
         }
     }
 
@@ -242,7 +271,7 @@ pub(crate) mod rulesets {
         #[serde(default)]
         matchers: Vec<Matcher>,
         #[serde(default)]
-        by: Vec<String>,
+        by: Vec<LabelName>,
         errors: Option<Selector>,
         total: Option<Selector>,
     }
@@ -282,7 +311,8 @@ pub(crate) mod rulesets {
             }
             for (index, slo) in self.slos.into_iter().enumerate() {
                 let name = Some(slo.name.0.clone());
-                let s = SloBurnRate::new(slo.name.0, slo.objective.0).by(slo.by);
+                let s = SloBurnRate::new(slo.name.0, slo.objective.0);
+                let s = s.by(slo.by.into_iter().map(|l| l.0));
                 let s = set(s, slo.errors, SloBurnRate::errors);
                 let s = set(s, slo.total, SloBurnRate::total);
                 let s = slo.matchers.into_iter().fold(s, SloBurnRate::matcher);

@@ -307,22 +307,34 @@ impl<'de> Deserialize<'de> for AlsoCondition {
             value: Option<Finite>,
             condition: Option<Condition<Finite>>,
         }
-        let f = Fields::deserialize(d)?;
-        let problem = match (f.op, f.value, f.condition) {
-            (Some(op), Some(Finite(value)), None)
-            | (None, None, Some(Condition(op, Finite(value)))) => {
-                return Ok(AlsoCondition::new(f.expr, op, value));
+        /// Reads the fields inside the map's own visit, so that a missing
+        /// one is reported at the `also:` map, not at the rule around it.
+        struct AlsoVisitor;
+        impl<'de> Visitor<'de> for AlsoVisitor {
+            type Value = AlsoCondition;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a map with `expr` and `condition` (or `op` and `value`)")
             }
-            (_, _, Some(_)) => {
-                "give either `condition` (e.g. \"> 0.0144\") or `op` and `value`, not both"
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<AlsoCondition, A::Error> {
+                let f = Fields::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                let problem = match (f.op, f.value, f.condition) {
+                    (Some(op), Some(Finite(value)), None)
+                    | (None, None, Some(Condition(op, Finite(value)))) => {
+                        return Ok(AlsoCondition::new(f.expr, op, value));
+                    }
+                    (_, _, Some(_)) => {
+                        "give either `condition` (e.g. \"> 0.0144\") or `op` and `value`, not both"
+                    }
+                    (Some(_), None, None) => "missing field `value`",
+                    (None, Some(_), None) => "missing field `op`",
+                    (None, None, None) => {
+                        "needs `op` and `value` (e.g. op: \">\", value: 0.0144) or `condition` (e.g. \"> 0.0144\")"
+                    }
+                };
+                Err(de::Error::custom(problem))
             }
-            (Some(_), None, None) => "missing field `value`",
-            (None, Some(_), None) => "missing field `op`",
-            (None, None, None) => {
-                "needs `op` and `value` (e.g. op: \">\", value: 0.0144) or `condition` (e.g. \"> 0.0144\")"
-            }
-        };
-        Err(de::Error::custom(problem))
+        }
+        d.deserialize_map(AlsoVisitor)
     }
 }
 
@@ -507,15 +519,9 @@ impl Serialize for Expr {
             window,
             ..Body::default()
         };
-        let kind = match self {
-            Expr::Gauge { .. } => "gauge",
-            Expr::Rate { .. } => "rate",
-            Expr::Ratio { .. } => "ratio",
-            Expr::Histogram { stat, .. } => {
-                body.stat = Some(*stat);
-                "histogram"
-            }
-        };
+        if let Expr::Histogram { stat, .. } = self {
+            body.stat = Some(*stat);
+        }
         match self {
             Expr::Gauge { metric, matchers }
             | Expr::Rate {
@@ -534,7 +540,7 @@ impl Serialize for Expr {
                 body.ignoring = ignoring;
             }
         }
-        s.collect_map([(kind, body)])
+        s.collect_map([(self.kind(), body)])
     }
 }
 
@@ -553,7 +559,8 @@ impl<'de> Deserialize<'de> for Expr {
                 let expr = Expr::deserialize(de::value::MapAccessDeserializer::new(kinds))?;
                 match map.next_key::<String>()? {
                     Some(extra) => Err(de::Error::custom(format_args!(
-                        "an expression has exactly one kind, found `{extra}` besides another"
+                        "an expression has exactly one kind, found `{extra}` besides `{}`",
+                        expr.kind()
                     ))),
                     None => Ok(expr),
                 }
@@ -586,6 +593,17 @@ impl<'de, A: MapAccess<'de>> MapAccess<'de> for Kinds<'_, A> {
 }
 
 impl Expr {
+    /// The expression's kind, as its key in files: `gauge`, `rate`,
+    /// `ratio` or `histogram`.
+    fn kind(&self) -> &'static str {
+        match self {
+            Expr::Gauge { .. } => "gauge",
+            Expr::Rate { .. } => "rate",
+            Expr::Ratio { .. } => "ratio",
+            Expr::Histogram { .. } => "histogram",
+        }
+    }
+
     /// The label matchers of every selector in the expression, mutably.
     pub(crate) fn matchers_mut(&mut self) -> impl Iterator<Item = &mut Vec<Matcher>> {
         let (first, second) = match self {

@@ -603,6 +603,30 @@ fn rulesets_can_be_included_from_a_file() {
         })
     );
     assert_eq!(err.field(), Some("objective"));
+    assert_eq!(
+        err.location(),
+        Some(Location {
+            line: 3,
+            column: 31
+        }),
+        "{err}"
+    );
+    let err =
+        yaml_err("rulesets:\n  slos:\n    - { name: api, objective: 0.99, by: [bad-label] }\n");
+    assert_eq!(err.field(), Some("by[0]"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("\"bad-label\" is not a valid label name"),
+        "{err}"
+    );
+    assert_eq!(
+        err.location(),
+        Some(Location {
+            line: 3,
+            column: 42
+        }),
+        "{err}"
+    );
     let err = yaml_err("rulesets:\n  service_targets: { only: [disk] }\n");
     assert_eq!(err.field(), Some("only[0]"));
 }
@@ -682,6 +706,16 @@ fn also_conditions_load_in_both_forms_and_errors_name_the_field() {
         assert!(err.to_string().contains(fragment), "{also}: {err}");
         assert!(err.line().is_some(), "{also}: {err}");
     }
+    // A missing or contradictory part points at the `also:` map (line 6,
+    // column 11), not at the rule around it.
+    for also in &cases[..4] {
+        let err = yaml_err(&with_also(also.0));
+        let at = Location {
+            line: 6,
+            column: 11,
+        };
+        assert_eq!(err.location(), Some(at), "{}: {err}", also.0);
+    }
 
     // The same in TOML.
     let err = toml_err(
@@ -689,6 +723,20 @@ fn also_conditions_load_in_both_forms_and_errors_name_the_field() {
     );
     assert_eq!(err.field(), Some("also.value"), "{err}");
     assert_eq!(err.line(), Some(8), "{err}");
+}
+
+#[test]
+fn an_expression_with_two_kinds_names_both() {
+    let err = yaml_err(
+        "rules:\n  - name: X\n    expr: { gauge: { metric: up }, rate: { metric: calls, window: 5m } }\n    thresholds: { high: '> 1' }\n",
+    );
+    assert!(
+        err.to_string()
+            .contains("an expression has exactly one kind, found `rate` besides `gauge`"),
+        "{err}"
+    );
+    assert_eq!(err.field(), Some("expr"), "{err}");
+    assert_eq!(err.line(), Some(3), "{err}");
 }
 
 #[test]
