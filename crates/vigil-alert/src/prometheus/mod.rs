@@ -32,6 +32,7 @@
 //! rule-file format, accepted by `promtool check rules`.
 //!
 //! ```
+//! # #[cfg(feature = "prometheus")] {
 //! use std::time::Duration;
 //! use vigil_alert::prometheus::to_prometheus_rules;
 //! use vigil_alert::{Comparison, Rule, Severity};
@@ -49,6 +50,7 @@
 //!     r#"expr: sum by (function) (rate(function_calls_total{result="error"}[5m])) / sum by (function) (rate(function_calls_total[5m])) > 0.05"#
 //! ));
 //! assert!(export.yaml.contains("severity: critical"));
+//! # }
 //! # Ok::<(), vigil_alert::Error>(())
 //! ```
 

@@ -290,9 +290,11 @@ pub const SRE_WORKBOOK_WINDOWS: [BurnWindow; 4] = [
 /// assert_eq!(rules.len(), 4);
 /// assert_eq!(rules[0].labels["long_window"], "1h");
 /// assert_eq!(rules[0].also.as_ref().unwrap().value, 0.0144); // 14.4 * 0.1 %
+/// # #[cfg(feature = "prometheus")] {
 /// let export = slo.prometheus_rules()?;
 /// assert!(export.yaml.contains("[1h])) > 0.0144) and on () (sum(rate("));
 /// assert!(export.yaml.contains("[5m])) > 0.0144)"));
+/// # }
 /// # Ok::<(), vigil_alert::Error>(())
 /// ```
 #[derive(Clone, Debug)]
