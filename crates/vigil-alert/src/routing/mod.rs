@@ -294,10 +294,7 @@ fn label_names<'de, D: serde::Deserializer<'de>>(
     d: D,
 ) -> std::result::Result<Vec<String>, D::Error> {
     let names = Vec::<String>::deserialize(d)?;
-    match names
-        .iter()
-        .find(|n| !is_valid_label_name(n))
-    {
+    match names.iter().find(|n| !is_valid_label_name(n)) {
         Some(bad) => Err(serde::de::Error::custom(format!(
             "{bad:?} is not a valid label name: use letters, digits and `_`, not starting with a digit"
         ))),
