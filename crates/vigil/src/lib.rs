@@ -97,6 +97,8 @@ pub mod timing {
 mod activity;
 #[cfg(feature = "alerts")]
 mod alerting;
+#[cfg(feature = "axum")]
+mod api;
 #[cfg(feature = "registry")]
 mod builder;
 #[cfg(feature = "registry")]
@@ -123,6 +125,12 @@ mod storage;
 mod summary;
 #[cfg(any(feature = "listener", feature = "alerts"))]
 mod tasks;
+
+/// The service layer: health score, recommendations, system metrics,
+/// registered caches and readiness checks, read from the one registry
+/// (the crate `vigil-service`, wired to the [`Monitor`]).
+#[cfg(feature = "service")]
+pub mod service;
 
 /// Alerts: threshold [`Rule`](alert::Rule)s, the [`Engine`](alert::Engine)
 /// state machine, grouping, silences, escalation, history, notifiers and

@@ -1,0 +1,4 @@
+//! The service layer wired to the registry.
+
+#[doc(inline)]
+pub use vigil_service::{health, recommend};
