@@ -100,6 +100,22 @@ impl Silence {
         comment(comment: impl Into<String>) => comment = comment.into();
     }
 
+    /// What makes the silence unusable, if anything: the field and why (no
+    /// matchers, an end not after the start, or longer than
+    /// [`MAX_DURATION`](crate::MAX_DURATION)). The one check of a silence,
+    /// for [`Engine::add_silence`](crate::Engine::add_silence) and rule
+    /// files alike.
+    pub(crate) fn problem(&self) -> Option<(&'static str, String)> {
+        if self.matchers.is_empty() {
+            return Some(("matchers", "a silence needs at least one matcher".into()));
+        }
+        if self.ends_at <= self.starts_at {
+            let starts = crate::time::format_rfc3339(self.starts_at);
+            return Some(("ends_at", format!("must be after starts_at ({starts})")));
+        }
+        self.too_long().map(|reason| ("ends_at", reason))
+    }
+
     /// Why the silence lasts too long (more than
     /// [`MAX_DURATION`](crate::MAX_DURATION)), if it does.
     pub(crate) fn too_long(&self) -> Option<String> {
@@ -138,14 +154,7 @@ impl Silence {
 /// The engine's silences (see the `Engine` methods of the same names).
 impl Local {
     pub(crate) fn add_silence(&mut self, silence: Silence) -> Result<SilenceId> {
-        let reason = if silence.matchers.is_empty() {
-            Some("a silence needs at least one matcher".into())
-        } else if silence.ends_at <= silence.starts_at {
-            Some("ends_at must be after starts_at".into())
-        } else {
-            silence.too_long()
-        };
-        if let Some(reason) = reason {
+        if let Some((_, reason)) = silence.problem() {
             return Err(Error::InvalidSilence { reason });
         }
         self.last_silence.0 += 1;
@@ -167,8 +176,7 @@ impl Local {
     /// Drops silences that expired longer than the retention ago.
     pub(crate) fn prune_silences(&mut self, now: SystemTime) {
         let retention = self.silence_retention;
-        let kept = |s: &Silence| s.ends_at.checked_add(retention).is_none_or(|t| t >= now);
-        self.silences.retain(|_, s| kept(s));
+        (self.silences).retain(|_, s| s.ends_at.checked_add(retention).is_none_or(|t| t >= now));
     }
 
     /// Whether an active silence mutes an alert whose labels `lookup` gives.
