@@ -121,44 +121,34 @@ impl Baseline {
 
     /// The limit given the history (which must not yet hold the current
     /// value), or `None` while fewer than `min_samples` values fall in the
-    /// window. `scratch` is reused for sorting.
-    pub(crate) fn limit(
-        &self,
-        history: &Samples,
-        now: SystemTime,
-        op: impl Side,
-        scratch: &mut Vec<f64>,
-    ) -> Option<f64> {
+    /// window: above the history for a threshold that alerts on high
+    /// values (`upper`), below it otherwise.
+    pub(crate) fn limit(&self, history: &Samples, now: SystemTime, upper: bool) -> Option<f64> {
         let from = now.checked_sub(self.window);
-        let in_window = |t: &SystemTime| from.is_none_or(|from| *t >= from);
-        scratch.clear();
-        let samples = history.samples.iter().filter(|(t, _)| in_window(t));
-        scratch.extend(samples.map(|&(_, v)| v));
-        let n = scratch.len();
+        let in_window = |(t, _): &&(SystemTime, f64)| from.is_none_or(|from| *t >= from);
+        let mut values: Vec<f64> = history
+            .samples
+            .iter()
+            .filter(in_window)
+            .map(|s| s.1)
+            .collect();
+        let n = values.len();
         if n < self.min_samples.max(1) {
             return None;
         }
         match self.method {
             BaselineMethod::Stddev(k) => {
-                let mean = scratch.iter().sum::<f64>() / n as f64;
-                let var = scratch.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / n as f64;
+                let mean = values.iter().sum::<f64>() / n as f64;
+                let var = values.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / n as f64;
                 let spread = k * var.sqrt();
-                Some(mean + if op.is_upper() { spread } else { -spread })
+                Some(mean + if upper { spread } else { -spread })
             }
             BaselineMethod::Quantile(q) => {
-                scratch.sort_by(f64::total_cmp);
-                Some(quantile_sorted(scratch, q))
+                values.sort_by(f64::total_cmp);
+                Some(quantile_sorted(&values, q))
             }
         }
     }
-}
-
-/// Which side of the history a limit is on: above it for `>`/`>=`
-/// thresholds (the rule's [`Comparison`](crate::Comparison)), below it
-/// for `<`/`<=`.
-pub(crate) trait Side: Copy {
-    /// Whether the threshold alerts on high values.
-    fn is_upper(self) -> bool;
 }
 
 /// Linear interpolation between closest ranks (numpy's default).
@@ -254,7 +244,6 @@ impl From<Baseline> for BaselineRepr {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Comparison;
     use std::time::UNIX_EPOCH;
 
     fn at(secs: u64) -> SystemTime {
@@ -273,49 +262,29 @@ mod tests {
     fn stddev_limit_is_mean_plus_or_minus_k_sigma() {
         let h = history(&[1.0, 3.0, 1.0, 3.0]); // mean 2, sigma 1
         let b = Baseline::stddevs(2.0, Duration::from_secs(3600)).min_samples(4);
-        let mut scratch = Vec::new();
         let now = at(1010);
-        assert_eq!(
-            b.limit(&h, now, Comparison::Greater, &mut scratch),
-            Some(4.0)
-        );
-        assert_eq!(
-            b.limit(&h, now, Comparison::LessOrEqual, &mut scratch),
-            Some(0.0)
-        );
+        assert_eq!(b.limit(&h, now, true), Some(4.0));
+        assert_eq!(b.limit(&h, now, false), Some(0.0));
     }
 
     #[test]
     fn quantile_limit_interpolates() {
         let h = history(&[4.0, 1.0, 3.0, 2.0, 5.0]);
         let b = Baseline::quantile(0.5, Duration::from_secs(3600)).min_samples(5);
-        let mut scratch = Vec::new();
-        assert_eq!(
-            b.limit(&h, at(1010), Comparison::Greater, &mut scratch),
-            Some(3.0)
-        );
+        assert_eq!(b.limit(&h, at(1010), true), Some(3.0));
         let b = Baseline::quantile(0.9, Duration::from_secs(3600)).min_samples(5);
-        let got = b
-            .limit(&h, at(1010), Comparison::Greater, &mut scratch)
-            .unwrap();
+        let got = b.limit(&h, at(1010), true).unwrap();
         assert!((got - 4.6).abs() < 1e-12, "{got}");
     }
 
     #[test]
     fn no_limit_below_min_samples_or_outside_the_window() {
         let h = history(&[1.0, 2.0, 3.0]);
-        let mut scratch = Vec::new();
         let b = Baseline::stddevs(3.0, Duration::from_secs(3600)).min_samples(4);
-        assert_eq!(
-            b.limit(&h, at(1010), Comparison::Greater, &mut scratch),
-            None
-        );
+        assert_eq!(b.limit(&h, at(1010), true), None);
         // Two hours later all three samples are outside a one-minute window.
         let b = Baseline::stddevs(3.0, Duration::from_secs(60)).min_samples(1);
-        assert_eq!(
-            b.limit(&h, at(8200), Comparison::Greater, &mut scratch),
-            None
-        );
+        assert_eq!(b.limit(&h, at(8200), true), None);
     }
 
     #[test]

@@ -353,7 +353,7 @@ fn breach(rule: &Rule, history: Option<&Samples>, now: SystemTime, value: f64) -
     let history = history.unwrap_or(&empty);
     let limit = |t: &&crate::Threshold| match &t.value {
         Limit::Fixed(limit) => Some(*limit),
-        Limit::Baseline(b) => b.limit(history, now, t.op, &mut Vec::new()),
+        Limit::Baseline(b) => b.limit(history, now, t.op.is_upper()),
     };
     let holds = |t: &&crate::Threshold| limit(t).is_some_and(|limit| t.op.holds(value, limit));
     rule.thresholds

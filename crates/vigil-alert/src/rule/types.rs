@@ -50,12 +50,6 @@ impl Comparison {
     }
 }
 
-impl crate::baseline::Side for Comparison {
-    fn is_upper(self) -> bool {
-        Comparison::is_upper(self)
-    }
-}
-
 impl fmt::Display for Comparison {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -421,7 +415,7 @@ impl Selector {
 /// `expr: {ratio: {numerator: {...}, denominator: {...}, ignoring: [result], window: 5m}}`,
 /// `expr: {histogram: {metric: http_request_duration_seconds, stat: p95, window: 5m}}`.
 ///
-#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(remote = "Self", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Expr {
     /// A gauge's current value: `metric{...}`.
@@ -430,7 +424,7 @@ pub enum Expr {
         #[serde(deserialize_with = "metric_name")]
         metric: String,
         /// Label matchers.
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
         matchers: Vec<Matcher>,
     },
     /// A counter's per-second rate over a window: `rate(metric{...}[window])`.
@@ -444,10 +438,10 @@ pub enum Expr {
         #[serde(deserialize_with = "metric_name")]
         metric: String,
         /// Label matchers.
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
         matchers: Vec<Matcher>,
         /// How far back the rate looks.
-        #[serde(deserialize_with = "crate::time::duration::positive::deserialize")]
+        #[serde(with = "crate::time::duration::positive")]
         window: Duration,
     },
     /// The ratio of two counters' rates, e.g. an error rate:
@@ -467,10 +461,10 @@ pub enum Expr {
         /// The whole (e.g. all calls).
         denominator: Selector,
         /// Labels to drop before pairing numerator and denominator series.
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
         ignoring: Vec<String>,
         /// How far back both rates look.
-        #[serde(deserialize_with = "crate::time::duration::positive::deserialize")]
+        #[serde(with = "crate::time::duration::positive")]
         window: Duration,
     },
     /// A statistic of a histogram over a trailing window, read from the
@@ -483,64 +477,22 @@ pub enum Expr {
         #[serde(deserialize_with = "metric_name")]
         metric: String,
         /// Label matchers.
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
         matchers: Vec<Matcher>,
         /// Which statistic (`p95`, `mean`, `max`, `count`).
         stat: HistogramStat,
         /// The trailing window.
-        #[serde(deserialize_with = "crate::time::duration::positive::deserialize")]
+        #[serde(with = "crate::time::duration::positive")]
         window: Duration,
     },
 }
 
 impl Serialize for Expr {
-    /// `{kind: {fields}}`, the form every format reads back.
+    /// `{kind: {fields}}`, the form every format reads back: the derived
+    /// form, written as a map (YAML would write it as a `!kind` tag).
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        #[derive(Serialize, Default)]
-        struct Body<'a> {
-            #[serde(skip_serializing_if = "Option::is_none")]
-            metric: Option<&'a String>,
-            #[serde(skip_serializing_if = "<[_]>::is_empty")]
-            matchers: &'a [Matcher],
-            #[serde(skip_serializing_if = "Option::is_none")]
-            numerator: Option<&'a Selector>,
-            #[serde(skip_serializing_if = "Option::is_none")]
-            denominator: Option<&'a Selector>,
-            #[serde(skip_serializing_if = "<[_]>::is_empty")]
-            ignoring: &'a [String],
-            #[serde(skip_serializing_if = "Option::is_none")]
-            stat: Option<HistogramStat>,
-            #[serde(with = "humantime_serde::option")]
-            #[serde(skip_serializing_if = "Option::is_none")]
-            window: Option<Duration>,
-        }
-        let window = self.window();
-        let mut body = Body {
-            window,
-            ..Body::default()
-        };
-        if let Expr::Histogram { stat, .. } = self {
-            body.stat = Some(*stat);
-        }
-        match self {
-            Expr::Gauge { metric, matchers }
-            | Expr::Rate {
-                metric, matchers, ..
-            }
-            | Expr::Histogram {
-                metric, matchers, ..
-            } => (body.metric, body.matchers) = (Some(metric), matchers),
-            Expr::Ratio {
-                numerator,
-                denominator,
-                ignoring,
-                ..
-            } => {
-                (body.numerator, body.denominator) = (Some(numerator), Some(denominator));
-                body.ignoring = ignoring;
-            }
-        }
-        s.collect_map([(self.kind(), body)])
+        let value = Expr::serialize(self, serde_json::value::Serializer);
+        value.map_err(serde::ser::Error::custom)?.serialize(s)
     }
 }
 
