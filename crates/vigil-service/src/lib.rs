@@ -17,10 +17,12 @@
 //! crate; `vigil` wires it to its registry.
 
 pub mod health;
+#[cfg(feature = "http")]
+pub mod http;
 pub mod recommend;
 #[cfg(feature = "system")]
 pub mod system;
-#[cfg(feature = "http")]
-pub mod http;
 #[cfg(feature = "tracing")]
 pub mod trace;
+
+mod time;
