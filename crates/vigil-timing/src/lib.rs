@@ -53,6 +53,7 @@ mod callsite;
 mod future;
 pub mod objectives;
 mod outcome;
+mod table;
 mod timer;
 
 pub use build_info::{
@@ -65,6 +66,7 @@ pub use callsite::{
 };
 pub use future::{Timed, TimedExt};
 pub use outcome::Outcome;
+pub use table::{TimerKey, TimerTable};
 pub use timer::{Timer, time, time_with};
 
 /// A `&'static CallSite` named `$name` in the calling module.
