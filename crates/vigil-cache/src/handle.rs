@@ -154,8 +154,15 @@ macro_rules! tagged_cache_common {
             /// [`entry_count`](Self::entry_count) at once. moka removes them
             /// physically during its maintenance. O(tags in use), plus the entries
             /// that carry several tags.
-            pub fn invalidate_all(&self) {
-                self.inner.invalidate_all();
+            ///
+            /// Returns how many live entries that hid, exactly: each entry
+            /// registered before the call counts here once, unless something
+            /// else (its replacement, removal, eviction, expiry or a tag
+            /// invalidation) ended it first and counted it; an entry inserted
+            /// concurrently either counts here and is hidden, or is stored
+            /// after the call and stays.
+            pub fn invalidate_all(&self) -> u64 {
+                self.inner.invalidate_all()
             }
 
             /// The live entries (expired and invalidated ones are skipped). Weakly
@@ -200,6 +207,8 @@ macro_rules! tagged_cache_common {
                 $crate::export::publish(&self.stats());
             }
         }
+
+        cache_admin!();
     };
 }
 
@@ -360,9 +369,10 @@ where
     }
 
     /// The logical and the physical halves of `invalidate_all`.
-    pub(crate) fn invalidate_all(&self) {
-        self.shared.invalidate_all();
+    pub(crate) fn invalidate_all(&self) -> u64 {
+        let live = self.shared.invalidate_all();
         self.cache.invalidate_all();
+        live
     }
 
     /// The live entries (see `TaggedCache::iter`).

@@ -139,6 +139,8 @@
 #![cfg(any(feature = "sync", feature = "future"))]
 #![forbid(unsafe_code)]
 
+#[macro_use]
+mod admin;
 mod builder;
 mod entry;
 mod export;
@@ -157,6 +159,7 @@ pub mod future;
 #[cfg(feature = "sync")]
 pub mod sync;
 
+pub use admin::{CacheAdmin, Cleared};
 pub use builder::CacheBuilder;
 pub use export::publish_metrics;
 pub use moka::notification::RemovalCause;

@@ -42,6 +42,8 @@ use crate::{CacheStats, EntryOptions, RemovalCause};
 pub(crate) struct Shared<K, V> {
     pub(crate) name: Option<String>,
     pub(crate) capacity: Option<u64>,
+    /// Whether a weigher was given: capacity and size are weights.
+    pub(crate) weighed: bool,
     default_ttl: Option<Duration>,
     pub(crate) clock: quanta::Clock,
     /// Bumped by `invalidate_all`; entries stamped with an older epoch are
@@ -109,6 +111,7 @@ impl<K, V> Shared<K, V> {
         Self {
             name: builder.name.clone(),
             capacity: builder.max_capacity,
+            weighed: builder.weigher.is_some(),
             default_ttl: builder.default_ttl,
             clock: builder.clock.clone(),
             epoch: AtomicU64::new(0),

@@ -266,7 +266,9 @@ mod sync {
                     Op::InvalidateTag(group) => {
                         cache.invalidate_tag(GROUPS[group]);
                     }
-                    Op::InvalidateAll => cache.invalidate_all(),
+                    Op::InvalidateAll => {
+                        cache.invalidate_all();
+                    }
                     Op::Get(_) | Op::Load(..) => unreachable!(),
                 }
                 drop(guards);
@@ -359,7 +361,9 @@ mod future {
                     Op::InvalidateTag(group) => {
                         cache.invalidate_tag(GROUPS[group]).await;
                     }
-                    Op::InvalidateAll => cache.invalidate_all(),
+                    Op::InvalidateAll => {
+                        cache.invalidate_all();
+                    }
                     Op::Get(_) | Op::Load(..) => unreachable!(),
                 }
                 drop(guards);

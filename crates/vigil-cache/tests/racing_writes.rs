@@ -112,7 +112,9 @@ mod sync {
             }
             Write::Insert => cache.insert(1, NEW),
             Write::Invalidate => cache.invalidate(&1),
-            Write::InvalidateAll => cache.invalidate_all(),
+            Write::InvalidateAll => {
+                cache.invalidate_all();
+            }
         }
     }
 
@@ -378,7 +380,9 @@ mod future {
             }
             Write::Insert => cache.insert(1, NEW).await,
             Write::Invalidate => cache.invalidate(&1).await,
-            Write::InvalidateAll => cache.invalidate_all(),
+            Write::InvalidateAll => {
+                cache.invalidate_all();
+            }
         }
     }
 

@@ -94,6 +94,18 @@ pub enum Error {
         /// Receivers that have notifiers.
         known: Vec<String>,
     },
+    /// A cache named in a request (such as `Monitor::clear_caches`) is not
+    /// registered with `MonitorBuilder::cache`.
+    #[error(
+        "no cache is registered as {name:?}; registered caches: {}",
+        if known.is_empty() { "none".to_owned() } else { names(known) }
+    )]
+    UnknownCache {
+        /// The name asked for.
+        name: String,
+        /// The names registered.
+        known: Vec<String>,
+    },
 }
 
 fn names(names: &[String]) -> String {

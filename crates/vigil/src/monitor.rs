@@ -51,6 +51,9 @@ pub(crate) struct Inner {
     pub(crate) _stop: Option<crate::tasks::Stop>,
     /// Held for its `Drop`, which stops the thread.
     pub(crate) _upkeep: Option<Upkeep>,
+    /// Registered caches, readiness checks, the system metrics thread.
+    #[cfg(feature = "service")]
+    pub(crate) service: crate::service::Service,
 }
 
 impl Monitor {

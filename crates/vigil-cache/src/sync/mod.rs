@@ -438,7 +438,9 @@ mod tests {
 
     #[test]
     fn an_entry_stored_across_invalidate_all_is_dead() {
-        let cache = stored_after(EntryOptions::default(), TaggedCache::invalidate_all);
+        let cache = stored_after(EntryOptions::default(), |cache| {
+            cache.invalidate_all();
+        });
         assert_eq!(cache.get_with(1, || 2), 2, "a loader replaces it");
     }
 

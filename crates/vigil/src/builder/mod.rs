@@ -73,6 +73,8 @@ pub struct MonitorBuilder {
     alertmanager_resend_delay: Duration,
     #[cfg(feature = "alerts")]
     alert_interval: Option<Duration>,
+    #[cfg(feature = "service")]
+    pub(crate) service: crate::service::Settings,
 }
 
 impl std::fmt::Debug for MonitorBuilder {
@@ -85,6 +87,8 @@ impl std::fmt::Debug for MonitorBuilder {
         builder.field("listen", &self.listen);
         #[cfg(feature = "alert-delivery")]
         builder.field("alertmanagers", &self.alertmanagers);
+        #[cfg(feature = "service")]
+        builder.field("service", &self.service);
         builder
             .field("layered", &self.layer.is_some())
             .finish_non_exhaustive()
@@ -122,6 +126,8 @@ impl Default for MonitorBuilder {
             alertmanager_resend_delay: vigil_alert::alertmanager::DEFAULT_RESEND_DELAY,
             #[cfg(feature = "alerts")]
             alert_interval: Some(Duration::from_secs(15)),
+            #[cfg(feature = "service")]
+            service: crate::service::Settings::default(),
         }
     }
 }

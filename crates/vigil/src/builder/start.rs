@@ -23,6 +23,8 @@ pub(super) struct Prepared {
     listen: Option<(std::net::SocketAddr, Vec<ipnet::IpNet>, crate::http::Limits)>,
     #[cfg(feature = "alerts")]
     alerts: Option<crate::alerting::AlertSettings>,
+    #[cfg(feature = "service")]
+    service: crate::service::Settings,
 }
 
 /// `Err(Error::Setting)` naming `setting` when `refused`.
@@ -114,6 +116,8 @@ impl MonitorBuilder {
             listen,
             #[cfg(feature = "alerts")]
             alerts,
+            #[cfg(feature = "service")]
+            service: self.service,
         })
     }
 
@@ -222,7 +226,6 @@ impl Prepared {
             .map(|interval| Upkeep::spawn(self.recorder.clone(), interval));
         Monitor {
             inner: Arc::new(Inner {
-                recorder: self.recorder,
                 #[cfg(feature = "alerts")]
                 alerts: None,
                 #[cfg(feature = "listener")]
@@ -230,6 +233,9 @@ impl Prepared {
                 #[cfg(any(feature = "listener", feature = "alerts"))]
                 _stop: None,
                 _upkeep: upkeep,
+                #[cfg(feature = "service")]
+                service: crate::service::Service::start(self.service, &self.recorder),
+                recorder: self.recorder,
             }),
         }
     }
@@ -272,13 +278,15 @@ impl Prepared {
         };
         let monitor = Monitor {
             inner: Arc::new(Inner {
-                recorder: self.recorder,
                 #[cfg(feature = "alerts")]
                 alerts: alerting,
                 #[cfg(feature = "listener")]
                 listen_address,
                 _stop: Some(stop),
                 _upkeep: upkeep_thread,
+                #[cfg(feature = "service")]
+                service: crate::service::Service::start(self.service, &self.recorder),
+                recorder: self.recorder,
             }),
         };
         let tasks = crate::Tasks {

@@ -1,0 +1,164 @@
+//! The serde types the monitor's service methods return: the shapes of the
+//! performance API's answers (field names are part of the contract).
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// CPU and memory use over the system history (`Monitor::system_usage`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SystemUsage {
+    /// CPU use of the whole machine.
+    pub cpu_usage: Usage,
+    /// Memory use of the whole machine (used over total).
+    pub memory_usage: Usage,
+}
+
+/// One resource's use over the history kept by `system_metrics`, in
+/// percent.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Usage {
+    /// The latest reading.
+    pub current: f64,
+    /// The mean of the readings kept.
+    pub average: f64,
+    /// The lowest reading kept.
+    pub min: f64,
+    /// The highest reading kept.
+    pub max: f64,
+    /// Always `"percent"`.
+    pub unit: String,
+    /// When the latest reading was taken, RFC 3339 in UTC.
+    pub timestamp: String,
+}
+
+/// The registered caches' figures (`Monitor::cache_report`): the totals of
+/// every cache (serialized inline) and each cache by name.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct CacheReport {
+    /// Every registered cache together.
+    #[serde(flatten)]
+    pub totals: CacheTotals,
+    /// Each registered cache, by the name it was registered under.
+    pub caches: BTreeMap<String, CacheTotals>,
+}
+
+/// The figures of one cache, or of several together.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct CacheTotals {
+    /// Reads that found a live entry.
+    pub hits: u64,
+    /// Reads that found none.
+    pub misses: u64,
+    /// `hits` over all reads, in percent (0 without reads).
+    pub hit_rate: f64,
+    /// The weight held where a weigher gives one (bytes, typically),
+    /// else the number of entries.
+    pub total_size: u64,
+    /// The live entries.
+    pub entry_count: u64,
+    /// `total_size` over `max_size`, in percent (0 when unbounded).
+    pub utilization: f64,
+    /// Entries evicted for size or expired.
+    pub evictions: u64,
+    /// The capacity (weight, or entries without a weigher); `None` when
+    /// unbounded (for totals: when any cache is).
+    pub max_size: Option<u64>,
+}
+
+/// The outcome of the readiness checks (`Monitor::readiness`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Readiness {
+    /// Whether every check passed (true without checks).
+    pub ready: bool,
+    /// Each check, in registration order.
+    pub checks: Vec<CheckResult>,
+}
+
+/// The outcome of one readiness check.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CheckResult {
+    /// The name it was registered under.
+    pub name: String,
+    /// Whether it passed within the timeout.
+    pub ok: bool,
+    /// Its error, or that it timed out.
+    pub error: Option<String>,
+    /// How long it ran, in seconds.
+    pub duration_seconds: f64,
+}
+
+/// A firing alert (`Monitor::active_alerts`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ActiveAlert {
+    /// The rule's name.
+    pub name: String,
+    /// The metric the rule's expression reads (the first one, for an
+    /// expression over several).
+    pub metric_name: String,
+    /// The alert's labels.
+    pub labels: BTreeMap<String, String>,
+    /// The rule's limit for the alert's severity; `None` for a rule
+    /// without one.
+    pub threshold: Option<f64>,
+    /// The latest value read (`None` when the series is absent).
+    pub current_value: Option<f64>,
+    /// `low`, `medium`, `high` or `critical`.
+    pub severity: String,
+    /// The `summary` or `description` annotation, or the rule's name.
+    pub message: String,
+    /// When it started firing, RFC 3339 in UTC.
+    pub timestamp: String,
+}
+
+/// One change of state of an alert (`Monitor::alert_history`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AlertEvent {
+    /// The rule's name.
+    pub name: String,
+    /// The instance's labels.
+    pub labels: BTreeMap<String, String>,
+    /// The state before (`inactive`, `pending`, `firing`, ...).
+    pub from: String,
+    /// The state after.
+    pub to: String,
+    /// `low`, `medium`, `high` or `critical`, if the instance has one.
+    pub severity: Option<String>,
+    /// The value read then (`None` when absent).
+    pub value: Option<f64>,
+    /// When it happened, RFC 3339 in UTC.
+    pub timestamp: String,
+}
+
+/// The bearer token of the performance API. Never printed: `Debug` shows
+/// `ApiToken(***)`.
+///
+/// ```
+/// let token = vigil::service::ApiToken::new("s3cret");
+/// assert_eq!(format!("{token:?}"), "ApiToken(***)");
+/// assert!(token.matches("s3cret"));
+/// assert!(!token.matches("s3cre"));
+/// ```
+#[derive(Clone)]
+pub struct ApiToken(String);
+
+impl ApiToken {
+    /// Wraps a token.
+    pub fn new(token: impl Into<String>) -> Self {
+        Self(token.into())
+    }
+
+    /// Whether `candidate` is the token, compared in constant time (the
+    /// time depends on the lengths only).
+    pub fn matches(&self, candidate: &str) -> bool {
+        use subtle::ConstantTimeEq;
+        bool::from(self.0.as_bytes().ct_eq(candidate.as_bytes()))
+    }
+}
+
+impl fmt::Debug for ApiToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ApiToken(***)")
+    }
+}
