@@ -117,6 +117,7 @@ pub struct DiskSample {
 /// assert!((0.0..=1.0).contains(&sample.memory_ratio));
 /// assert!(sample.memory_total_bytes > 0);
 /// ```
+#[derive(Debug)]
 pub struct SystemCollector {
     system: System,
     disks: Disks,
@@ -270,14 +271,6 @@ impl SystemCollector {
 impl Default for SystemCollector {
     fn default() -> Self {
         SystemCollector::new()
-    }
-}
-
-impl std::fmt::Debug for SystemCollector {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SystemCollector")
-            .field("pid", &self.pid)
-            .finish_non_exhaustive()
     }
 }
 
