@@ -32,9 +32,10 @@
 //!
 //! `rules:` entries are [`Rule`]s in their serde form. The text is
 //! deserialized once, through `serde_path_to_error` for the field path.
-//! Before that, a linear scan refuses documents nested more than
-//! [`MAX_NESTING`] levels deep (the YAML parser's cost grows with the
-//! square of the `[`/`{` depth). After it, the checks that need several
+//! Before that, a linear scan refuses YAML documents whose `[`/`{` nest
+//! more than [`MAX_NESTING`] levels deep (the YAML parser's cost grows with
+//! the square of that depth; block nesting and TOML are bounded by their
+//! parsers). After it, the checks that need several
 //! fields refuse contradictory thresholds, durations over
 //! [`MAX_DURATION`](crate::MAX_DURATION) and, with an
 //! `evaluation_interval:`, windows that cannot work at that pace (see
@@ -446,21 +447,8 @@ fn location_at(text: &str, offset: usize) -> Location {
     Location { line, column }
 }
 
-/// The error for a document nested deeper than [`MAX_NESTING`].
-fn too_deep(text: &str, file: &str, offset: usize) -> ConfigError {
-    ConfigError::invalid(
-        file,
-        None,
-        None,
-        format!(
-            "lists and maps are nested more than {MAX_NESTING} levels deep; a config needs only a few"
-        ),
-        Some(location_at(text, offset)),
-    )
-}
-
-/// Parses YAML: the nesting is checked by a linear scan first (the parser
-/// is quadratic in the depth of `[`/`{` nesting), then the document is
+/// Parses YAML: the `[`/`{` nesting is checked by a linear scan first (the
+/// parser is quadratic in its depth), then the document is
 /// deserialized once; on an error, the items' names are read from it as a
 /// plain value.
 fn parse_yaml(text: &str, file: &str) -> Result<FileDoc, ConfigError> {
@@ -468,7 +456,11 @@ fn parse_yaml(text: &str, file: &str) -> Result<FileDoc, ConfigError> {
         return Ok(FileDoc::default());
     }
     if let Some(offset) = depth::yaml_too_deep(text) {
-        return Err(too_deep(text, file, offset));
+        let message = format!(
+            "lists and maps are nested more than {MAX_NESTING} levels deep; a config needs only a few"
+        );
+        let location = Some(location_at(text, offset));
+        return Err(ConfigError::invalid(file, None, None, message, location));
     }
     let de = serde_yaml_ng::Deserializer::from_str(text);
     serde_path_to_error::deserialize(de).map_err(|e| {
@@ -491,14 +483,11 @@ fn parse_yaml(text: &str, file: &str) -> Result<FileDoc, ConfigError> {
     })
 }
 
-/// Parses TOML after the same nesting scan as YAML; on an error, item
-/// names are read from the text as a plain value.
+/// Parses TOML (the `toml` crate bounds the nesting itself); on an error,
+/// item names are read from the text as a plain value.
 fn parse_toml(text: &str, file: &str) -> Result<FileDoc, ConfigError> {
     let location = |span: Option<std::ops::Range<usize>>| span.map(|s| location_at(text, s.start));
     let clean = |m: &str| m.trim().replace('\n', "; ");
-    if let Some(offset) = depth::toml_too_deep(text) {
-        return Err(too_deep(text, file, offset));
-    }
     let de = toml::Deserializer::parse(text).map_err(|e| {
         ConfigError::invalid(file, None, None, clean(e.message()), location(e.span()))
     })?;
