@@ -66,10 +66,8 @@ use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
-use tokio::runtime::Handle;
-
 use crate::notify::webhook::redacted;
-use crate::notify::{Dispatcher, DispatcherBuilder, NotifyError, WebhookNotifier};
+use crate::notify::{Dispatcher, DispatcherBuilder, NotifyError, WebhookBuilder};
 use crate::time::elapsed;
 use crate::{Alert, AlertStatus, Engine, Labels, Notification};
 
@@ -316,11 +314,8 @@ fn batches(alerts: Vec<Alert>) -> Vec<Notification> {
         receiver: RECEIVER.to_owned(),
         group_key: String::new(),
         group_labels: Labels::new(),
-        status: if chunk.iter().any(|a| a.status == AlertStatus::Firing) {
-            AlertStatus::Firing
-        } else {
-            AlertStatus::Resolved
-        },
+        // Firing if any is: they come first.
+        status: chunk[0].status,
         alerts: chunk.to_vec(),
         common_labels: Labels::new(),
         common_annotations: Labels::new(),
@@ -336,8 +331,9 @@ pub struct SenderBuilder {
     /// Unset: [`DEFAULT_RESEND_DELAY`].
     resend_delay: Option<Duration>,
     evaluation_interval: Option<Duration>,
-    generator_url: Option<String>,
-    root_certificates: Vec<Vec<u8>>,
+    /// The generator URL and root certificates of every Alertmanager's
+    /// webhook.
+    webhook: WebhookBuilder,
     dispatcher: DispatcherBuilder,
 }
 
@@ -354,7 +350,7 @@ impl SenderBuilder {
         /// Trusts the certificates in `pem` (PEM-encoded) for `https://`
         /// Alertmanagers, next to the Mozilla roots (see
         /// [`WebhookBuilder::root_certificate`](crate::notify::WebhookBuilder::root_certificate)).
-        root_certificate(pem: impl Into<Vec<u8>>) => push root_certificates(pem.into());
+        root_certificate(pem: impl Into<Vec<u8>>) => push webhook.root_certificates(pem.into());
 
         /// How often every active alert is sent at least (default
         /// [`DEFAULT_RESEND_DELAY`], 1 min; more than zero).
@@ -367,7 +363,7 @@ impl SenderBuilder {
 
         /// The `generatorURL` of every alert, the link Alertmanager shows as
         /// its source (e.g. the service's status page). Omitted when unset.
-        generator_url(url: impl Into<String>) => generator_url = Some(url.into());
+        generator_url(url: impl Into<String>) => webhook.generator_url = Some(url.into());
 
         /// How the requests are queued, timed out and retried (default
         /// [`Dispatcher::builder`]'s settings); any notifiers it holds are
@@ -376,21 +372,14 @@ impl SenderBuilder {
     }
 
     /// Checks the settings and starts one delivery task per Alertmanager
-    /// on the current tokio runtime; fails outside one
-    /// ([`NotifyError::NoRuntime`]).
-    pub fn build(self) -> Result<Sender, NotifyError> {
-        let handle = Handle::try_current().map_err(|_| NotifyError::NoRuntime)?;
-        self.build_on(&handle)
-    }
-
-    /// Like [`build`](Self::build), running the delivery tasks on
-    /// `handle`'s runtime. Fails with [`NotifyError::InvalidUrl`] (naming
-    /// the URL) for a URL that is not an absolute `http://` or `https://` URL,
-    /// and with
+    /// on the current tokio runtime (to use another runtime, call it inside
+    /// `Handle::enter`). Fails outside one ([`NotifyError::NoRuntime`]),
+    /// with [`NotifyError::InvalidUrl`] (naming the URL) for a URL that is
+    /// not an absolute `http://` or `https://` URL, and with
     /// [`NotifyError::InvalidConfig`] without any Alertmanager or with a
     /// zero `resend_delay` or `evaluation_interval`, or one longer than
     /// [`MAX_DURATION`](crate::MAX_DURATION).
-    pub fn build_on(self, handle: &Handle) -> Result<Sender, NotifyError> {
+    pub fn build(self) -> Result<Sender, NotifyError> {
         let resend_delay = self.resend_delay.unwrap_or(DEFAULT_RESEND_DELAY);
         let positive = crate::time::not_positive;
         let no_url = self
@@ -407,46 +396,21 @@ impl SenderBuilder {
         ])?;
         let mut dispatcher = self.dispatcher.without_notifiers();
         let mut urls = Vec::with_capacity(self.urls.len());
-        for url in &self.urls {
-            let api = api_url(url);
+        for url in self.urls {
+            let mut webhook = self.webhook.clone().alertmanager();
+            webhook.url = url;
+            let mut webhook = webhook.build()?;
             // Named by its URL (credentials left out), so the delivery
             // metrics tell the Alertmanagers apart.
-            let name = reqwest::Url::parse(&api).map_or_else(|_| api.clone(), |u| redacted(&u));
-            let mut webhook = WebhookNotifier::builder(api).alertmanager().name(name);
-            if let Some(generator) = &self.generator_url {
-                webhook = webhook.generator_url(generator.clone());
-            }
-            for pem in &self.root_certificates {
-                webhook = webhook.root_certificate(pem.clone());
-            }
-            let webhook = webhook.build()?;
+            webhook.name = redacted(&webhook.url);
             urls.push(webhook.url().to_owned());
             dispatcher = dispatcher.receiver(RECEIVER, webhook);
         }
         Ok(Sender {
             resender: Mutex::new(Resender::new(self.evaluation_interval, resend_delay)),
-            dispatcher: dispatcher.build_on(handle)?,
+            dispatcher: dispatcher.build()?,
             urls,
         })
-    }
-}
-
-/// `<base>/api/v2/alerts`, or `base` if it already ends in the API path.
-/// URLs that are not absolute `http://` or `https://` ones are returned as
-/// given, for the webhook to reject naming them.
-fn api_url(base: &str) -> String {
-    let base = base.trim();
-    match reqwest::Url::parse(base) {
-        Ok(mut url)
-            if url.has_host()
-                && matches!(url.scheme(), "http" | "https")
-                && !url.path().trim_end_matches('/').ends_with(API_PATH) =>
-        {
-            let path = format!("{}{API_PATH}", url.path().trim_end_matches('/'));
-            url.set_path(&path);
-            url.into()
-        }
-        _ => base.to_owned(),
     }
 }
 
@@ -613,18 +577,25 @@ mod tests {
 
     #[test]
     fn base_urls_get_the_api_path() {
-        let url = api_url;
-        assert_eq!(url("http://am:9093"), "http://am:9093/api/v2/alerts");
-        assert_eq!(url("http://am:9093/"), "http://am:9093/api/v2/alerts");
+        let url = |base: &str| {
+            let webhook = crate::notify::WebhookNotifier::builder(base.to_owned());
+            webhook.alertmanager().build().map(|w| w.url().to_owned())
+        };
+        let ok = |base: &str| url(base).unwrap();
+        assert_eq!(ok("http://am:9093"), "http://am:9093/api/v2/alerts");
+        assert_eq!(ok("http://am:9093/"), "http://am:9093/api/v2/alerts");
         assert_eq!(
-            url("http://proxy/alertmanager/"),
+            ok("http://proxy/alertmanager/"),
             "http://proxy/alertmanager/api/v2/alerts"
         );
         assert_eq!(
-            url("http://am:9093/api/v2/alerts"),
+            ok("http://am:9093/api/v2/alerts"),
             "http://am:9093/api/v2/alerts"
         );
-        assert_eq!(url("am:9093"), "am:9093", "left for the webhook to reject");
+        assert!(
+            matches!(url("am:9093"), Err(NotifyError::InvalidUrl { url, .. }) if url == "am:9093"),
+            "rejected naming the URL as given"
+        );
     }
 
     #[tokio::test]

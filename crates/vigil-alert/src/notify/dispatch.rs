@@ -3,20 +3,21 @@
 //! retries; every drop is counted and logged.
 
 use std::collections::HashMap;
-use std::fmt;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBuilder, Retryable};
 use metrics::{Unit, counter, describe_counter};
-use tokio::runtime::Handle;
 use tokio::sync::mpsc::{self, error::TrySendError};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::{NOTIFICATION_FAILURES_TOTAL, NOTIFICATIONS_TOTAL, Notifier, NotifyError};
 use crate::Notification;
+
+/// The sending side of a notifier's queue.
+type Queue = mpsc::Sender<Arc<Notification>>;
 
 /// While a burst of drops lasts, it is logged again this often.
 const BURST_REMINDER: Duration = Duration::from_secs(300);
@@ -37,16 +38,6 @@ pub fn describe_metrics() {
          (queue_full, timeout, error, unknown_receiver)."
     );
 }
-
-/// The sending side of a notifier's queue.
-type Queue = mpsc::Sender<Arc<Notification>>;
-
-/// Why a notification was dropped: the `reason` label.
-type Reason = &'static str;
-const QUEUE_FULL: Reason = "queue_full";
-const TIMEOUT: Reason = "timeout";
-const ERROR: Reason = "error";
-const UNKNOWN_RECEIVER: Reason = "unknown_receiver";
 
 /// Delivers notifications to the notifiers registered per receiver, off the
 /// caller's path.
@@ -120,39 +111,32 @@ impl Dispatcher {
     /// notification for that notifier (counted as `queue_full` or
     /// `unknown_receiver`, and logged).
     pub fn dispatch(&self, notification: Notification) -> usize {
-        let Some(queues) = self.receivers.get(notification.receiver.as_str()) else {
-            self.bursts.dropped(
-                &notification,
-                "none",
-                UNKNOWN_RECEIVER,
-                &"no notifier is registered for this receiver",
-            );
+        let Some(queues) = self.receivers.get(&notification.receiver) else {
+            let detail = "no notifier is registered for this receiver";
+            (self.bursts).dropped(&notification, "none", "unknown_receiver", detail);
             return 0;
         };
         let notification = Arc::new(notification);
-        let mut queued = 0;
-        for (notifier, sender) in queues {
-            let (reason, detail) = match sender.try_send(notification.clone()) {
-                Ok(()) => {
-                    queued += 1;
-                    continue;
+        let queued = |(notifier, queue): &&(String, Queue)| {
+            let (reason, detail) = match queue.try_send(notification.clone()) {
+                Ok(()) => return true,
+                Err(TrySendError::Full(_)) => {
+                    let capacity = queue.max_capacity();
+                    (
+                        "queue_full",
+                        format!("all {capacity} places of the queue are taken"),
+                    )
                 }
-                Err(TrySendError::Full(_)) => (
-                    QUEUE_FULL,
-                    format!(
-                        "all {} places of the queue are taken",
-                        sender.max_capacity()
-                    ),
-                ),
                 // The worker is gone: only if the runtime shut down.
                 Err(TrySendError::Closed(_)) => (
-                    ERROR,
-                    "the delivery task has stopped (its runtime shut down)".to_owned(),
+                    "error",
+                    "the delivery task has stopped (its runtime shut down)".into(),
                 ),
             };
             (self.bursts).dropped(&notification, notifier, reason, &detail);
-        }
-        queued
+            false
+        };
+        queues.iter().filter(queued).count()
     }
 
     /// [`dispatch`](Self::dispatch)es each notification (e.g. the result of
@@ -181,7 +165,7 @@ impl Dispatcher {
 }
 
 /// Configures a [`Dispatcher`]: see [`Dispatcher::builder`].
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 #[must_use]
 pub struct DispatcherBuilder {
     notifiers: Vec<(String, Arc<dyn Notifier>)>,
@@ -206,25 +190,12 @@ impl Default for DispatcherBuilder {
 }
 
 impl DispatcherBuilder {
-    /// Adds a notifier for `receiver` (a route's `receiver` name). Call
-    /// again to give a receiver several notifiers; each gets its own queue.
-    pub fn receiver(
-        mut self,
-        receiver: impl Into<String>,
-        notifier: impl Notifier + 'static,
-    ) -> Self {
-        self.notifiers.push((receiver.into(), Arc::new(notifier)));
-        self
-    }
-
-    /// The same settings without any notifier.
-    #[cfg(feature = "delivery")]
-    pub(crate) fn without_notifiers(mut self) -> Self {
-        self.notifiers.clear();
-        self
-    }
-
     crate::notify::setters! {
+        /// Adds a notifier for `receiver` (a route's `receiver` name). Call
+        /// again to give a receiver several notifiers; each gets its own queue.
+        receiver(receiver: impl Into<String>, notifier: impl Notifier + 'static) =>
+            push notifiers((receiver.into(), Arc::new(notifier)));
+
         /// How many notifications each notifier's queue holds (default 256;
         /// at least 1).
         queue_capacity(capacity: usize) => queue_capacity = capacity;
@@ -254,33 +225,35 @@ impl DispatcherBuilder {
         jitter(jitter: bool) => retry.jitter = jitter;
     }
 
-    /// Checks the settings and starts one delivery task per notifier on the
-    /// current tokio runtime. Fails outside a runtime
-    /// ([`NotifyError::NoRuntime`]) or with an out-of-range setting.
-    pub fn build(self) -> Result<Dispatcher, NotifyError> {
-        let handle = Handle::try_current().map_err(|_| NotifyError::NoRuntime)?;
-        self.build_on(&handle)
+    /// The same settings without any notifier.
+    #[cfg(feature = "delivery")]
+    pub(crate) fn without_notifiers(mut self) -> Self {
+        self.notifiers.clear();
+        self
     }
 
-    /// Like [`build`](Self::build), running the delivery tasks on `handle`'s
-    /// runtime.
-    pub fn build_on(self, handle: &Handle) -> Result<Dispatcher, NotifyError> {
+    /// Checks the settings and starts one delivery task per notifier on the
+    /// current tokio runtime (to use another runtime, call it inside
+    /// `Handle::enter`). Fails outside a runtime ([`NotifyError::NoRuntime`])
+    /// or with an out-of-range setting.
+    pub fn build(self) -> Result<Dispatcher, NotifyError> {
         self.validate()?;
+        let handle = tokio::runtime::Handle::try_current().map_err(|_| NotifyError::NoRuntime)?;
         describe_metrics();
         let bursts = Arc::new(Bursts::default());
         let mut receivers: HashMap<_, Vec<_>> = HashMap::new();
         let mut workers = Vec::with_capacity(self.notifiers.len());
         for (receiver, notifier) in self.notifiers {
             let (sender, queue) = mpsc::channel(self.queue_capacity);
-            let name = notifier.name().to_owned();
+            let entry = receivers.entry(receiver.clone()).or_default();
+            entry.push((notifier.name().to_owned(), sender));
             let worker = Worker {
-                receiver: receiver.clone(),
+                receiver,
                 notifier,
                 retry: self.retry,
                 bursts: bursts.clone(),
             };
             workers.push(handle.spawn(worker.run(queue)));
-            receivers.entry(receiver).or_default().push((name, sender));
         }
         Ok(Dispatcher {
             receivers,
@@ -291,31 +264,20 @@ impl DispatcherBuilder {
 
     fn validate(&self) -> Result<(), NotifyError> {
         let (r, capacity) = (&self.retry, self.queue_capacity);
-        let too_long = crate::time::too_long;
-        let checks = [
-            (
-                "queue_capacity",
-                (capacity == 0 || capacity > tokio::sync::Semaphore::MAX_PERMITS)
-                    .then(|| format!("must be at least 1 (got {capacity})")),
-            ),
-            (
-                "max_attempts",
-                (r.max_attempts == 0).then(|| "must be at least 1 (got 0)".to_owned()),
-            ),
+        let (too_long, max_permits) = (crate::time::too_long, tokio::sync::Semaphore::MAX_PERMITS);
+        let below_1 =
+            |got, max| (got == 0 || got > max).then(|| format!("must be at least 1 (got {got})"));
+        let (initial, max) = (r.initial_backoff, r.max_backoff);
+        let above_max =
+            (initial > max).then(|| format!("{initial:?} is more than max_backoff {max:?}"));
+        NotifyError::check([
+            ("queue_capacity", below_1(capacity, max_permits)),
+            ("max_attempts", below_1(r.max_attempts as usize, usize::MAX)),
             ("timeout", crate::time::not_positive(r.timeout)),
-            ("initial_backoff", too_long(r.initial_backoff)),
-            ("max_backoff", too_long(r.max_backoff)),
-            (
-                "initial_backoff",
-                (r.initial_backoff > r.max_backoff).then(|| {
-                    format!(
-                        "{:?} is more than max_backoff {:?}",
-                        r.initial_backoff, r.max_backoff
-                    )
-                }),
-            ),
-        ];
-        NotifyError::check(checks)
+            ("initial_backoff", too_long(initial)),
+            ("max_backoff", too_long(max)),
+            ("initial_backoff", above_max),
+        ])
     }
 }
 
@@ -335,16 +297,13 @@ impl Retry {
     /// twice it (at most `max_backoff`).
     fn backoffs(&self) -> impl Iterator<Item = Duration> + Send + Sync + Unpin + use<> {
         let max = self.max_backoff;
-        let schedule = ExponentialBuilder::new()
+        let mut schedule = ExponentialBuilder::new()
             .with_min_delay(self.initial_backoff)
             .with_max_delay(max)
-            .with_factor(2.0)
             .with_max_times(self.max_attempts.saturating_sub(1) as usize);
-        let schedule = if self.jitter {
-            schedule.with_jitter()
-        } else {
-            schedule
-        };
+        if self.jitter {
+            schedule = schedule.with_jitter();
+        }
         schedule.build().map(move |wait| wait.min(max))
     }
 }
@@ -359,56 +318,45 @@ struct Worker {
 
 impl Worker {
     async fn run(self, mut queue: mpsc::Receiver<Arc<Notification>>) {
+        let (receiver, name) = (&self.receiver, self.notifier.name());
         while let Some(notification) = queue.recv().await {
-            self.deliver(notification).await;
-        }
-    }
-
-    async fn deliver(&self, notification: Arc<Notification>) {
-        let attempts = AtomicU32::new(0);
-        let outcome = (|| {
-            attempts.fetch_add(1, Ordering::Relaxed);
-            self.attempt(&notification)
-        })
-        .retry(self.retry.backoffs())
-        .sleep(tokio::time::sleep)
-        .when(NotifyError::is_retryable)
-        .notify(|error, retry_in| {
-            tracing::debug!(
-                receiver = %self.receiver,
-                notifier = self.notifier.name(),
-                group_key = %notification.group_key,
-                attempt = attempts.load(Ordering::Relaxed),
-                %error,
-                ?retry_in,
-                "alert notification attempt failed; retrying",
-            );
-        })
-        .await;
-        match outcome {
-            Ok(()) => {
-                counter!(
-                    NOTIFICATIONS_TOTAL,
-                    "receiver" => self.receiver.clone(),
-                    "notifier" => self.notifier.name().to_owned(),
-                )
-                .increment(1);
-                self.bursts.delivered(&self.receiver);
-            }
-            Err(error) => {
-                let timeout = matches!(error, NotifyError::Timeout(_));
-                let reason = if timeout { TIMEOUT } else { ERROR };
-                let detail = format!("{error} (attempt {})", attempts.load(Ordering::Relaxed));
-                (self.bursts).dropped(&notification, self.notifier.name(), reason, &detail);
-            }
+            let attempts = AtomicU32::new(0);
+            let outcome = (|| {
+                attempts.fetch_add(1, Ordering::Relaxed);
+                self.attempt(notification.clone())
+            })
+            .retry(self.retry.backoffs())
+            .sleep(tokio::time::sleep)
+            .when(NotifyError::is_retryable)
+            .notify(|error, retry_in| {
+                let (group_key, attempt) =
+                    (&notification.group_key, attempts.load(Ordering::Relaxed));
+                tracing::debug!(%receiver, notifier = name, %group_key, attempt, %error, ?retry_in,
+                    "alert notification attempt failed; retrying");
+            })
+            .await;
+            let Err(error) = outcome else {
+                let labels = [
+                    ("receiver", receiver.clone()),
+                    ("notifier", name.to_owned()),
+                ];
+                counter!(NOTIFICATIONS_TOTAL, &labels).increment(1);
+                self.bursts.delivered(receiver);
+                continue;
+            };
+            let reason = match error {
+                NotifyError::Timeout(_) => "timeout",
+                _ => "error",
+            };
+            let detail = format!("{error} (attempt {})", attempts.load(Ordering::Relaxed));
+            (self.bursts).dropped(&notification, name, reason, &detail);
         }
     }
 
     /// One attempt, in its own task so that a panic in the notifier is one
     /// failed attempt, and aborted when it times out.
-    async fn attempt(&self, notification: &Arc<Notification>) -> Result<(), NotifyError> {
+    async fn attempt(&self, notification: Arc<Notification>) -> Result<(), NotifyError> {
         let notifier = self.notifier.clone();
-        let notification = notification.clone();
         let mut task = tokio::spawn(async move { notifier.notify(&notification).await });
         match tokio::time::timeout(self.retry.timeout, &mut task).await {
             Ok(Ok(outcome)) => outcome,
@@ -427,14 +375,14 @@ impl Worker {
 /// drop, a reminder every [`BURST_REMINDER`], and a summary once it
 /// delivers again, instead of once per notification.
 #[derive(Debug, Default)]
-struct Bursts(Mutex<HashMap<(String, Reason), Burst>>);
+struct Bursts(Mutex<HashMap<(String, &'static str), Burst>>);
 
 /// Drops so far, when the first was, when last logged.
 type Burst = (u64, Instant, Instant);
 
 impl Bursts {
     /// Counts and logs one dropped notification.
-    fn dropped(&self, n: &Notification, notifier: &str, reason: Reason, detail: &dyn fmt::Display) {
+    fn dropped(&self, n: &Notification, notifier: &str, reason: &'static str, detail: &str) {
         let receiver = n.receiver.as_str();
         let labels = [
             ("receiver", receiver),
@@ -448,9 +396,8 @@ impl Bursts {
         .increment(1);
         let now = Instant::now();
         let mut open = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        let (dropped, started, logged) = open
-            .entry((receiver.to_owned(), reason))
-            .or_insert((0, now, now));
+        let entry = open.entry((receiver.to_owned(), reason));
+        let (dropped, started, logged) = entry.or_insert((0, now, now));
         *dropped += 1;
         let message = match *dropped {
             1 => {
@@ -463,19 +410,17 @@ impl Bursts {
             _ => return,
         };
         *logged = now;
-        let (dropped, since) = (*dropped, now.duration_since(*started));
-        let group_key = n.group_key.as_str();
-        tracing::warn!(receiver, notifier, reason, dropped, ?since, group_key, error = %detail, "{message}");
+        let (dropped, since, group_key) = (*dropped, now - *started, &n.group_key);
+        tracing::warn!(receiver, notifier, reason, dropped, ?since, %group_key, error = detail, "{message}");
     }
 
     /// Closes the receiver's bursts, if any, logging what they dropped.
     fn delivered(&self, receiver: &str) {
-        let now = Instant::now();
         let mut open = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         open.retain(|(r, reason), (dropped, started, _)| {
-            let keep = r != receiver;
-            if !keep {
-                let lasted = now.duration_since(*started);
+            let lasted = started.elapsed();
+            let ended = r == receiver;
+            if ended {
                 tracing::info!(
                     receiver,
                     reason,
@@ -484,7 +429,7 @@ impl Bursts {
                     "alert notifications delivered again after a burst of drops"
                 );
             }
-            keep
+            !ended
         });
     }
 }

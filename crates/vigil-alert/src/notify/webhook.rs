@@ -2,7 +2,6 @@
 //! either vigil's own body or Alertmanager's `/api/v2/alerts` format, so
 //! that a fleet can send vigil's alerts through a real Alertmanager.
 
-use std::fmt;
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
@@ -11,6 +10,7 @@ use reqwest::{Certificate, Client, Url};
 use serde::Serialize;
 
 use super::{Notifier, NotifyError};
+use crate::alertmanager::API_PATH;
 use crate::{AlertStatus, Labels, Notification};
 
 /// How much of an error response body is kept for the log.
@@ -81,12 +81,12 @@ pub enum WebhookFormat {
 /// credentials.
 #[derive(Clone, Debug)]
 pub struct WebhookNotifier {
-    url: Url,
+    pub(crate) url: Url,
     format: WebhookFormat,
     headers: HeaderMap,
     generator_url: Option<String>,
     firing_ttl: Option<Duration>,
-    name: String,
+    pub(crate) name: String,
     client: Client,
 }
 
@@ -155,12 +155,9 @@ impl WebhookNotifier {
     pub fn body(&self, notification: &Notification) -> Result<Vec<u8>, NotifyError> {
         let encoded = match self.format {
             WebhookFormat::Notification => serde_json::to_vec(notification),
-            WebhookFormat::Alertmanager => serde_json::to_vec(&alertmanager_alerts(
-                notification,
-                SystemTime::now(),
-                self.generator_url.as_deref(),
-                self.firing_ttl,
-            )),
+            WebhookFormat::Alertmanager => {
+                serde_json::to_vec(&self.alertmanager_alerts(notification, SystemTime::now()))
+            }
         };
         encoded.map_err(|e| NotifyError::Encode {
             reason: e.to_string(),
@@ -175,30 +172,25 @@ impl Notifier for WebhookNotifier {
     }
 
     async fn notify(&self, notification: &Notification) -> Result<(), NotifyError> {
-        let response = self
+        let request = self
             .client
             .post(self.url.clone())
-            .headers(self.headers.clone())
-            .header(CONTENT_TYPE, "application/json")
-            .body(self.body(notification)?)
-            .send()
-            .await
-            .map_err(|e| NotifyError::Transport {
-                url: redacted(&self.url),
-                reason: error_chain(&e.without_url()),
-            })?;
+            .headers(self.headers.clone());
+        let request = request.header(CONTENT_TYPE, "application/json");
+        let response = request.body(self.body(notification)?).send().await;
+        let response = response.map_err(|e| NotifyError::Transport {
+            url: redacted(&self.url),
+            reason: error_chain(&e.without_url()),
+        })?;
         let status = response.status();
         // Read the body either way so the connection can be reused.
         let body = response.bytes().await.unwrap_or_default();
         if status.is_success() {
             return Ok(());
         }
-        let end = body.len().min(MAX_ERROR_BODY);
-        Err(NotifyError::Status {
-            url: redacted(&self.url),
-            status: status.as_u16(),
-            body: String::from_utf8_lossy(&body[..end]).trim().to_owned(),
-        })
+        let body = String::from_utf8_lossy(&body[..body.len().min(MAX_ERROR_BODY)]);
+        let (url, status, body) = (redacted(&self.url), status.as_u16(), body.trim().to_owned());
+        Err(NotifyError::Status { url, status, body })
     }
 }
 
@@ -206,13 +198,13 @@ impl Notifier for WebhookNotifier {
 #[derive(Clone, Debug, Default)]
 #[must_use]
 pub struct WebhookBuilder {
-    url: String,
+    pub(crate) url: String,
     format: WebhookFormat,
     headers: Vec<(String, String)>,
-    generator_url: Option<String>,
+    pub(crate) generator_url: Option<String>,
     firing_ttl: Option<Duration>,
     name: Option<String>,
-    root_certificates: Vec<Vec<u8>>,
+    pub(crate) root_certificates: Vec<Vec<u8>>,
 }
 
 impl WebhookBuilder {
@@ -247,8 +239,9 @@ impl WebhookBuilder {
     }
 
     /// Posts Alertmanager's `/api/v2/alerts` format
-    /// ([`WebhookFormat::Alertmanager`]). A URL without a path gets
-    /// `/api/v2/alerts`.
+    /// ([`WebhookFormat::Alertmanager`]). The URL is Alertmanager's base
+    /// URL (with its `--web.route-prefix`, if any), to which
+    /// `/api/v2/alerts` is appended unless it already ends so.
     pub fn alertmanager(self) -> Self {
         self.format(WebhookFormat::Alertmanager)
     }
@@ -257,60 +250,67 @@ impl WebhookBuilder {
     /// Needs no runtime; requests run on the runtime of whoever awaits
     /// them.
     pub fn build(self) -> Result<WebhookNotifier, NotifyError> {
-        let invalid = |reason: &dyn fmt::Display| NotifyError::InvalidUrl {
+        let invalid = |reason: String| NotifyError::InvalidUrl {
             url: self.url.clone(),
-            reason: reason.to_string(),
+            reason,
         };
-        let mut url = Url::parse(self.url.trim()).map_err(|e| invalid(&e))?;
+        let mut url = Url::parse(self.url.trim()).map_err(|e| invalid(e.to_string()))?;
         if !matches!(url.scheme(), "http" | "https") {
-            return Err(invalid(&"expected an absolute http:// or https:// URL"));
+            return Err(invalid(
+                "expected an absolute http:// or https:// URL".into(),
+            ));
         }
         if url.host_str().is_none_or(str::is_empty) {
-            return Err(invalid(&"no host"));
+            return Err(invalid("no host".into()));
         }
-        if self.format == WebhookFormat::Alertmanager && url.path() == "/" {
-            url.set_path(crate::alertmanager::API_PATH);
+        let base = url.path().trim_end_matches('/').to_owned();
+        if self.format == WebhookFormat::Alertmanager && !base.ends_with(API_PATH) {
+            url.set_path(&format!("{base}{API_PATH}"));
         }
         let mut headers = HeaderMap::new();
         for (name, value) in &self.headers {
-            let header_error = |reason: &dyn fmt::Display| NotifyError::InvalidConfig {
+            let header_error = |reason: String| NotifyError::InvalidConfig {
                 field: "header",
                 reason: format!("{name:?}: {reason}"),
             };
-            let name = HeaderName::from_bytes(name.as_bytes()).map_err(|e| header_error(&e))?;
-            let mut value = HeaderValue::from_str(value).map_err(|e| header_error(&e))?;
+            let name =
+                HeaderName::from_bytes(name.as_bytes()).map_err(|e| header_error(e.to_string()))?;
+            let mut value =
+                HeaderValue::from_str(value).map_err(|e| header_error(e.to_string()))?;
             value.set_sensitive(true);
             headers.append(name, value);
         }
-        let ttl = self.firing_ttl.and_then(crate::time::too_long);
-        NotifyError::check([("firing_ttl", ttl)])?;
+        NotifyError::check([(
+            "firing_ttl",
+            self.firing_ttl.and_then(crate::time::too_long),
+        )])?;
         let client_error = |e: reqwest::Error| NotifyError::InvalidConfig {
             field: "root_certificate",
             reason: error_chain(&e),
         };
+        // Straight to the receiver, as Alertmanager's and Prometheus'
+        // clients do unless a proxy is configured: HTTP(S)_PROXY set for
+        // other traffic must not reroute alerts.
         let mut client = Client::builder()
             .user_agent(concat!("vigil-alert/", env!("CARGO_PKG_VERSION")))
             .redirect(reqwest::redirect::Policy::none())
-            // Straight to the receiver, as Alertmanager's and Prometheus'
-            // clients do unless a proxy is configured: HTTP(S)_PROXY set
-            // for other traffic must not reroute alerts.
-            .no_proxy()
-            .tcp_nodelay(true);
+            .no_proxy();
         for pem in &self.root_certificates {
             for certificate in Certificate::from_pem_bundle(pem).map_err(client_error)? {
                 client = client.add_root_certificate(certificate);
             }
         }
+        let name = match self.format {
+            WebhookFormat::Notification => "webhook",
+            WebhookFormat::Alertmanager => "alertmanager",
+        };
         Ok(WebhookNotifier {
             url,
             format: self.format,
             headers,
             generator_url: self.generator_url,
             firing_ttl: self.firing_ttl,
-            name: self.name.unwrap_or_else(|| match self.format {
-                WebhookFormat::Notification => "webhook".to_owned(),
-                WebhookFormat::Alertmanager => "alertmanager".to_owned(),
-            }),
+            name: self.name.unwrap_or_else(|| name.to_owned()),
             client: client.build().map_err(client_error)?,
         })
     }
@@ -333,29 +333,25 @@ struct PostableAlert<'a> {
     generator_url: Option<&'a str>,
 }
 
-/// The Alertmanager body for `notification`, sent at `now`.
-///
-/// Alertmanager rejects an alert whose `endsAt` precedes its `startsAt`,
-/// and keeps one whose `endsAt` is in the future active, so times are
-/// clamped: `startsAt <= now`, a resolved alert's `startsAt <= endsAt <=
-/// now`, and a firing alert's `endsAt` (its own, else `now + firing_ttl`)
-/// is not before its `startsAt`.
-fn alertmanager_alerts<'a>(
-    notification: &'a Notification,
-    now: SystemTime,
-    generator_url: Option<&'a str>,
-    firing_ttl: Option<Duration>,
-) -> Vec<PostableAlert<'a>> {
-    notification
-        .alerts
-        .iter()
-        .map(|alert| {
+impl WebhookNotifier {
+    /// The Alertmanager body for `notification`, sent at `now`.
+    ///
+    /// Alertmanager rejects an alert whose `endsAt` precedes its `startsAt`,
+    /// and keeps one whose `endsAt` is in the future active, so times are
+    /// clamped: `startsAt <= now`, a resolved alert's `startsAt <= endsAt <=
+    /// now`, and a firing alert's `endsAt` (its own, else `now + firing_ttl`)
+    /// is not before its `startsAt`.
+    fn alertmanager_alerts<'a>(
+        &'a self,
+        notification: &'a Notification,
+        now: SystemTime,
+    ) -> Vec<PostableAlert<'a>> {
+        let alert = |alert: &'a crate::Alert| {
             let starts_at = alert.starts_at.min(now);
             let ends_at = match alert.status {
                 AlertStatus::Resolved => Some(alert.ends_at.unwrap_or(now).clamp(starts_at, now)),
-                AlertStatus::Firing => alert
-                    .ends_at
-                    .or_else(|| firing_ttl.and_then(|ttl| now.checked_add(ttl)))
+                AlertStatus::Firing => (alert.ends_at)
+                    .or_else(|| self.firing_ttl.and_then(|ttl| now.checked_add(ttl)))
                     .map(|valid_until| valid_until.max(starts_at)),
             };
             PostableAlert {
@@ -363,14 +359,13 @@ fn alertmanager_alerts<'a>(
                 annotations: &alert.annotations,
                 starts_at,
                 ends_at,
-                generator_url,
+                generator_url: self.generator_url.as_deref(),
             }
-        })
-        .collect()
+        };
+        notification.alerts.iter().map(alert).collect()
+    }
 }
 
-/// An error and its sources, outermost first: the outer messages are
-/// terse (`error sending request`); the causes say what happened.
 /// `url` without its user name and password (sent as basic
 /// authentication), as errors, logs and metric labels show it.
 pub(crate) fn redacted(url: &Url) -> String {
@@ -381,16 +376,15 @@ pub(crate) fn redacted(url: &Url) -> String {
     shown.into()
 }
 
+/// An error and its sources, outermost first: the outer messages are
+/// terse (`error sending request`); the causes say what happened.
 fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
+    for cause in std::iter::successors(error.source(), |e| e.source()) {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            text = format!("{text}: {cause}");
         }
-        source = cause.source();
     }
     text
 }
@@ -443,14 +437,27 @@ mod tests {
         }
     }
 
-    fn json(alerts: &[PostableAlert<'_>]) -> serde_json::Value {
-        serde_json::to_value(alerts).unwrap()
+    /// The Alertmanager body of a webhook with these settings.
+    fn am_body(
+        n: &Notification,
+        now: SystemTime,
+        generator: Option<&str>,
+        ttl: Option<Duration>,
+    ) -> serde_json::Value {
+        let mut hook = WebhookNotifier::builder("http://am/").alertmanager();
+        if let Some(generator) = generator {
+            hook = hook.generator_url(generator);
+        }
+        if let Some(ttl) = ttl {
+            hook = hook.firing_ttl(ttl);
+        }
+        serde_json::to_value(hook.build().unwrap().alertmanager_alerts(n, now)).unwrap()
     }
 
     #[test]
     fn alertmanager_body_has_rfc3339_times_and_no_end_for_firing_alerts() {
         let n = notification(vec![alert(AlertStatus::Firing, at(0), None)]);
-        let body = json(&alertmanager_alerts(&n, at(60), Some("http://h/"), None));
+        let body = am_body(&n, at(60), Some("http://h/"), None);
         assert_eq!(
             body,
             serde_json::json!([{
@@ -461,7 +468,7 @@ mod tests {
             }])
         );
         let ttl = Some(Duration::from_secs(600));
-        let body = json(&alertmanager_alerts(&n, at(60), None, ttl));
+        let body = am_body(&n, at(60), None, ttl);
         assert_eq!(body[0]["endsAt"], "2023-11-14T22:24:20Z");
         assert!(body[0].get("generatorURL").is_none());
     }
@@ -471,16 +478,11 @@ mod tests {
         let mut valid = alert(AlertStatus::Firing, at(0), Some(at(300)));
         let n = notification(vec![valid.clone()]);
         let ttl = Some(Duration::from_secs(600));
-        let body = json(&alertmanager_alerts(&n, at(60), None, ttl));
+        let body = am_body(&n, at(60), None, ttl);
         assert_eq!(body[0]["endsAt"], "2023-11-14T22:18:20Z", "{body}");
         // Never before it started.
         valid.starts_at = at(400);
-        let body = json(&alertmanager_alerts(
-            &notification(vec![valid]),
-            at(500),
-            None,
-            None,
-        ));
+        let body = am_body(&notification(vec![valid]), at(500), None, None);
         assert_eq!(body[0]["startsAt"], body[0]["endsAt"], "{body}");
     }
 
@@ -493,7 +495,7 @@ mod tests {
             // Ended before it started.
             alert(AlertStatus::Resolved, at(20), Some(at(10))),
         ]);
-        let body = json(&alertmanager_alerts(&n, at(60), None, None));
+        let body = am_body(&n, at(60), None, None);
         let times = |i: usize| {
             let parse = |k: &str| crate::time::parse_rfc3339(body[i][k].as_str().unwrap()).unwrap();
             (parse("startsAt"), parse("endsAt"))
@@ -508,7 +510,7 @@ mod tests {
         let before = UNIX_EPOCH - Duration::from_secs(10);
         let far = UNIX_EPOCH + Duration::from_secs(400_000_000_000);
         let n = notification(vec![alert(AlertStatus::Firing, before, Some(far))]);
-        let body = json(&alertmanager_alerts(&n, at(0), None, None));
+        let body = am_body(&n, at(0), None, None);
         assert_eq!(body[0]["startsAt"], "1969-12-31T23:59:50Z");
         assert!(body[0]["endsAt"].as_str().unwrap().starts_with("9999-12-"));
     }
