@@ -207,3 +207,32 @@ fn thread_takes_a_reading_before_spawn_returns_and_stops_on_drop() {
         "the thread is gone with its handle on the history"
     );
 }
+
+#[test]
+fn history_windows_summarise_the_readings_held() {
+    let mut history = SystemHistory::new(4);
+    assert_eq!(history.cpu(), None);
+    assert_eq!(history.memory(), None);
+    // The first reading falls out of the ring.
+    for (second, cpu, memory) in [
+        (1, 0.9, 0.9),
+        (2, 0.2, 0.5),
+        (3, 0.6, 0.25),
+        (4, 0.4, 0.75),
+        (5, 0.8, 0.5),
+    ] {
+        history.push(sample(second, cpu, memory));
+    }
+    let cpu = history.cpu().unwrap();
+    assert_eq!(
+        (cpu.current, cpu.min, cpu.max, cpu.samples),
+        (0.8, 0.2, 0.8, 4)
+    );
+    assert!((cpu.average - 0.5).abs() < 1e-12, "{cpu:?}");
+    let memory = history.memory().unwrap();
+    assert_eq!(
+        (memory.current, memory.min, memory.max, memory.samples),
+        (0.5, 0.25, 0.75, 4)
+    );
+    assert!((memory.average - 0.5).abs() < 1e-12, "{memory:?}");
+}

@@ -4,6 +4,7 @@
 use std::collections::VecDeque;
 
 use super::SystemSample;
+use crate::recommend::UsageWindow;
 
 /// The last `capacity` [`SystemSample`]s, oldest first; pushing into a full
 /// history drops the oldest.
@@ -83,6 +84,35 @@ impl SystemHistory {
     #[must_use]
     pub fn latest(&self) -> Option<SystemSample> {
         self.samples.back().cloned()
+    }
+
+    /// CPU usage over the readings held (ratios); `None` when empty.
+    #[must_use]
+    pub fn cpu(&self) -> Option<UsageWindow> {
+        self.window(|sample| sample.cpu_ratio)
+    }
+
+    /// Memory usage over the readings held (ratios); `None` when empty.
+    #[must_use]
+    pub fn memory(&self) -> Option<UsageWindow> {
+        self.window(|sample| sample.memory_ratio)
+    }
+
+    fn window(&self, ratio: impl Fn(&SystemSample) -> f64) -> Option<UsageWindow> {
+        let current = ratio(self.samples.back()?);
+        let (mut sum, mut min, mut max) = (0.0, f64::INFINITY, f64::NEG_INFINITY);
+        for value in self.samples.iter().map(ratio) {
+            sum += value;
+            min = min.min(value);
+            max = max.max(value);
+        }
+        Some(UsageWindow {
+            current,
+            average: sum / self.samples.len() as f64,
+            min,
+            max,
+            samples: self.samples.len(),
+        })
     }
 }
 
