@@ -200,8 +200,8 @@ pub use vigil_macros::timed;
 pub use vigil_timing::{BuildInfo, build_info, objectives, service_name};
 #[doc(inline)]
 pub use vigil_timing::{
-    CallSite, Outcome, Timed, TimedExt, Timer, callsite, current_call_site, time, time_with,
-    with_local_recorder,
+    CallSite, Outcome, Timed, TimedExt, Timer, TimerKey, TimerTable, callsite, current_call_site,
+    time, time_with, with_local_recorder,
 };
 
 /// Every Rust code block of the workspace README, the crate READMEs and
