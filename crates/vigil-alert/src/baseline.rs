@@ -11,10 +11,11 @@
 //! plus a sort for `quantile`; at most [`MAX_SAMPLES`] are kept per series.
 //! Use dynamic thresholds on aggregated rules or a handful of series.
 
-use std::collections::VecDeque;
 use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
+
+use crate::expr::Samples;
 
 /// At most this many samples are kept per series for a baseline (the
 /// oldest are dropped first): 4.5 hours at one evaluation per second.
@@ -126,12 +127,7 @@ impl Baseline {
     pub(crate) fn limit(&self, history: &Samples, now: SystemTime, upper: bool) -> Option<f64> {
         let from = now.checked_sub(self.window);
         let in_window = |(t, _): &&(SystemTime, f64)| from.is_none_or(|from| *t >= from);
-        let mut values: Vec<f64> = history
-            .samples
-            .iter()
-            .filter(in_window)
-            .map(|s| s.1)
-            .collect();
+        let mut values: Vec<f64> = history.0.iter().filter(in_window).map(|s| s.1).collect();
         let n = values.len();
         if n < self.min_samples.max(1) {
             return None;
@@ -158,36 +154,6 @@ fn quantile_sorted(sorted: &[f64], q: f64) -> f64 {
     let hi = rank.ceil() as usize;
     let frac = rank - lo as f64;
     sorted[lo] + (sorted[hi] - sorted[lo]) * frac
-}
-
-/// The history one alert instance keeps for its dynamic thresholds.
-#[derive(Clone, Debug, Default)]
-pub(crate) struct Samples {
-    samples: VecDeque<(SystemTime, f64)>,
-}
-
-impl Samples {
-    /// Adds the current value and drops what fell out of `window`.
-    pub(crate) fn push(&mut self, now: SystemTime, value: f64, window: Duration) {
-        if self.samples.back().is_some_and(|(t, _)| *t > now) {
-            // The clock went backwards: the history is no longer ordered.
-            self.samples.clear();
-        }
-        if let Some(from) = now.checked_sub(window) {
-            while self.samples.front().is_some_and(|(t, _)| *t < from) {
-                self.samples.pop_front();
-            }
-        }
-        if self.samples.len() >= MAX_SAMPLES {
-            self.samples.pop_front();
-        }
-        self.samples.push_back((now, value));
-    }
-
-    /// The newest sample's time.
-    pub(crate) fn last_time(&self) -> Option<SystemTime> {
-        self.samples.back().map(|(t, _)| *t)
-    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -253,7 +219,12 @@ mod tests {
     fn history(values: &[f64]) -> Samples {
         let mut h = Samples::default();
         for (i, v) in values.iter().enumerate() {
-            h.push(at(1000 + i as u64), *v, Duration::from_secs(3600));
+            h.push(
+                at(1000 + i as u64),
+                *v,
+                Duration::from_secs(3600),
+                MAX_SAMPLES,
+            );
         }
         h
     }
@@ -291,14 +262,14 @@ mod tests {
     fn history_is_bounded_by_window_and_max_samples() {
         let mut h = Samples::default();
         for i in 0..100 {
-            h.push(at(i), i as f64, Duration::from_secs(10));
+            h.push(at(i), i as f64, Duration::from_secs(10), MAX_SAMPLES);
         }
-        assert_eq!(h.samples.len(), 11); // 89..=99
+        assert_eq!(h.0.len(), 11); // 89..=99
         let mut h = Samples::default();
         for i in 0..(MAX_SAMPLES as u64 + 5) {
-            h.push(at(i), 0.0, Duration::from_secs(u64::MAX / 4));
+            h.push(at(i), 0.0, Duration::from_secs(u64::MAX / 4), MAX_SAMPLES);
         }
-        assert_eq!(h.samples.len(), MAX_SAMPLES);
+        assert_eq!(h.0.len(), MAX_SAMPLES);
     }
 
     #[test]

@@ -21,42 +21,54 @@ use crate::{Aggregation, Expr, Labels, Rule, Source};
 pub(crate) type Reading = Option<f64>;
 
 /// Counter samples per series.
-pub(crate) type Series = HashMap<Labels, CounterSeries>;
+pub(crate) type Series = HashMap<Labels, Samples>;
 
 /// Counter samples of one expression: [rate or numerator, denominator].
 pub(crate) type Counters = [Series; 2];
 
-/// The (time, total) samples of one counter series within the window.
-#[derive(Debug, Default)]
-pub(crate) struct CounterSeries {
-    samples: VecDeque<(SystemTime, f64)>,
-}
+/// The (time, value) samples of one series within a trailing window,
+/// oldest first: a counter's totals for its rate, or a rule's values for
+/// a dynamic threshold ([`Baseline`](crate::Baseline)).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Samples(pub(crate) VecDeque<(SystemTime, f64)>);
 
-impl CounterSeries {
-    /// Records a total and returns the rate over `window`.
-    fn update(&mut self, now: SystemTime, total: f64, window: Duration) -> Reading {
-        match self.samples.back() {
-            Some((t, _)) if *t > now => self.samples.clear(), // clock went back
-            Some((t, _)) if *t == now => {
-                self.samples.pop_back();
-            }
+impl Samples {
+    /// Records `value` at `now` (replacing one recorded at the same
+    /// instant, and the whole history if the clock went back), then keeps
+    /// the samples within `window`, at most `max` of them.
+    pub(crate) fn push(&mut self, now: SystemTime, value: f64, window: Duration, max: usize) {
+        match self.0.back() {
+            Some((t, _)) if *t > now => self.0.clear(),
+            Some((t, _)) if *t == now => drop(self.0.pop_back()),
             _ => {}
         }
-        self.samples.push_back((now, total));
-        if let Some(from) = now.checked_sub(window) {
-            while self.samples.front().is_some_and(|(t, _)| *t < from) {
-                self.samples.pop_front();
-            }
+        self.0.push_back((now, value));
+        let from = now.checked_sub(window);
+        let old = |(t, _): &(SystemTime, f64)| from.is_some_and(|from| *t < from);
+        while self.0.len() > max || self.0.front().is_some_and(old) {
+            self.0.pop_front();
         }
-        let span = elapsed(now, self.samples[0].0).as_secs_f64();
+    }
+
+    /// Records a counter's total and returns its rate over `window`.
+    fn rate(&mut self, now: SystemTime, total: f64, window: Duration) -> Reading {
+        self.push(now, total, window, usize::MAX);
+        let span = elapsed(now, self.0[0].0).as_secs_f64();
         if span <= 0.0 {
             return None;
         }
-        let totals = || self.samples.iter().map(|(_, v)| *v);
+        let totals = || self.0.iter().map(|(_, v)| *v);
         // A drop means the counter restarted from zero (Prometheus).
         let step = |(p, v): (f64, f64)| if v >= p { v - p } else { v };
         let increase: f64 = totals().zip(totals().skip(1)).map(step).sum();
         Some(increase / span)
+    }
+}
+
+/// Drops the series without a sample in the `window` up to `now`.
+pub(crate) fn prune(series: &mut HashMap<Labels, Samples>, now: SystemTime, window: Duration) {
+    if let Some(from) = now.checked_sub(window) {
+        series.retain(|_, s| s.0.back().is_some_and(|(t, _)| *t >= from));
     }
 }
 
@@ -131,9 +143,7 @@ impl ExprReader<'_> {
                 (labels, reading)
             })
             .collect();
-        if let Some(from) = self.now.checked_sub(window) {
-            series.retain(|_, s| s.samples.back().is_some_and(|(t, _)| *t >= from));
-        }
+        prune(series, self.now, window);
         rates
     }
 }
@@ -156,12 +166,10 @@ fn counter_rate(
                 .filter(|age| *age <= window)
                 .and_then(|age| now.checked_sub(age));
             let samples = born.map(|born| (born, 0.0)).into_iter().collect();
-            series
-                .entry(labels.clone())
-                .or_insert(CounterSeries { samples })
+            series.entry(labels.clone()).or_insert(Samples(samples))
         }
     };
-    s.update(now, total, window)
+    s.rate(now, total, window)
 }
 
 /// The labels of a series whose names `keep` accepts.
@@ -243,14 +251,14 @@ mod tests {
 
     #[test]
     fn counter_rate_needs_two_samples_and_handles_resets() {
-        let mut s = CounterSeries::default();
+        let mut s = Samples::default();
         let w = Duration::from_secs(300);
-        assert_eq!(s.update(at(0), 100.0, w), None);
-        assert_eq!(s.update(at(60), 160.0, w), Some(1.0));
+        assert_eq!(s.rate(at(0), 100.0, w), None);
+        assert_eq!(s.rate(at(60), 160.0, w), Some(1.0));
         // Restart: the total drops to 30, so 30 new events since the reset.
-        assert_eq!(s.update(at(120), 30.0, w), Some(90.0 / 120.0));
+        assert_eq!(s.rate(at(120), 30.0, w), Some(90.0 / 120.0));
         // Re-evaluating at the same instant replaces the sample.
-        assert_eq!(s.update(at(120), 90.0, w), Some(150.0 / 120.0));
+        assert_eq!(s.rate(at(120), 90.0, w), Some(150.0 / 120.0));
     }
 
     #[test]
@@ -278,11 +286,11 @@ mod tests {
 
     #[test]
     fn counter_rate_only_looks_at_the_window() {
-        let mut s = CounterSeries::default();
+        let mut s = Samples::default();
         let w = Duration::from_secs(60);
-        s.update(at(0), 0.0, w);
-        s.update(at(60), 600.0, w); // 10/s
-        assert_eq!(s.update(at(120), 660.0, w), Some(1.0));
+        s.rate(at(0), 0.0, w);
+        s.rate(at(60), 600.0, w); // 10/s
+        assert_eq!(s.rate(at(120), 660.0, w), Some(1.0));
     }
 
     #[test]

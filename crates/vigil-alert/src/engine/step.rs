@@ -9,8 +9,8 @@ use super::{ALERTS_FIRING, Engine};
 #[cfg(feature = "routing")]
 use crate::alert::Change;
 use crate::alert::{Active, fingerprint};
-use crate::baseline::Samples;
-use crate::expr::{Counters, ExprReader};
+use crate::baseline::MAX_SAMPLES;
+use crate::expr::{Counters, ExprReader, Samples, prune};
 #[cfg(feature = "routing")]
 use crate::routing::Local;
 use crate::state::{Input, Machine};
@@ -179,7 +179,7 @@ impl Engine {
                     Some(samples) => samples,
                     None => state.baselines.entry(labels.clone()).or_default(),
                 };
-                samples.push(now, value, baseline_window);
+                samples.push(now, value, baseline_window, MAX_SAMPLES);
             }
             let recovered = rule.recover.is_none_or(|r| r.op.holds(value, r.value));
             let input = Input::Value {
@@ -204,11 +204,8 @@ impl Engine {
         if rested && !keep_resting {
             state.instances.retain(|_, i| !is_resting(&i.machine));
         }
-        if let Some(from) = now.checked_sub(baseline_window) {
-            // Series without a value in the last window lose their baseline.
-            let kept = |s: &Samples| s.last_time().is_none_or(|last| last >= from);
-            state.baselines.retain(|_, s| kept(s));
-        }
+        // Series without a value in the last window lose their baseline.
+        prune(&mut state.baselines, now, baseline_window);
     }
 
     /// Sets each `alerts_firing` gauge whose count changed since it was

@@ -167,12 +167,9 @@ impl Rule {
     /// the field and why. See [`Rule::validate`].
     fn threshold_conflict(&self) -> Option<(&'static str, String)> {
         let name = |t: &Threshold| self.severity_label(t.severity).to_owned();
-        let unreachable = self.thresholds.iter().find_map(|t| match t.value {
-            Limit::Fixed(v) => self
-                .expr
-                .unreachable(t.op, v)
-                .map(|why| ("thresholds", format!("{} {why}", name(t)))),
-            Limit::Baseline(_) => None,
+        let unreachable = self.thresholds.iter().find_map(|t| {
+            let why = self.expr.unreachable(t.op, t.value.fixed()?)?;
+            Some(("thresholds", format!("{} {why}", name(t))))
         });
         let also = |a: &AlsoCondition| a.expr.unreachable(a.op, a.value);
         let recover = |r: Recovery| self.expr.unreachable(r.op, r.value);
@@ -251,10 +248,10 @@ impl Rule {
         }
         // The threshold closest to normal (among the fixed ones) is the one
         // an instance recovers from; the recovery limit must be nearer still.
-        let fixed = self.thresholds.iter().filter_map(|t| match t.value {
-            Limit::Fixed(v) => Some((t, v)),
-            Limit::Baseline(_) => None,
-        });
+        let fixed = self
+            .thresholds
+            .iter()
+            .filter_map(|t| Some((t, t.value.fixed()?)));
         let (t, limit) = fixed.reduce(|a, b| if further(a.1, b.1) { b } else { a })?;
         let healthy = if upper { "below" } else { "above" };
         (!further(limit, recover.value)).then(|| ("recover", format!(

@@ -90,6 +90,16 @@ pub enum Limit {
     Baseline(Baseline),
 }
 
+impl Limit {
+    /// The value of a fixed limit.
+    pub(crate) fn fixed(&self) -> Option<f64> {
+        match self {
+            Limit::Fixed(v) => Some(*v),
+            Limit::Baseline(_) => None,
+        }
+    }
+}
+
 impl From<f64> for Limit {
     fn from(value: f64) -> Self {
         Limit::Fixed(value)
