@@ -4,16 +4,23 @@
 //! from the one registry (or the caches and the system history it
 //! exports).
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use crate::builder::MonitorBuilder;
 use crate::monitor::Monitor;
 
+#[cfg(feature = "alerts")]
+mod alerts;
+#[cfg(feature = "cache")]
+mod caches;
+mod gather;
+mod readiness;
+#[cfg(feature = "system-metrics")]
+mod system;
 mod types;
 
 #[doc(inline)]
@@ -39,7 +46,7 @@ type Check =
 /// What the builder collects for the service layer.
 pub(crate) struct Settings {
     #[cfg(feature = "cache")]
-    caches: BTreeMap<String, Arc<dyn vigil_cache::CacheAdmin>>,
+    caches: caches::Caches,
     checks: Vec<(String, Check)>,
     token: Option<ApiToken>,
     targets: HealthTargets,
@@ -52,7 +59,7 @@ impl Default for Settings {
     fn default() -> Self {
         Self {
             #[cfg(feature = "cache")]
-            caches: BTreeMap::new(),
+            caches: caches::Caches::new(),
             checks: Vec::new(),
             token: None,
             targets: HealthTargets::default(),
@@ -81,14 +88,36 @@ impl fmt::Debug for Settings {
 #[derive(Debug)]
 pub(crate) struct Service {
     settings: Settings,
+    #[cfg(feature = "system-metrics")]
+    system: Option<system::System>,
 }
 
 impl Service {
-    /// Starts what the settings ask for (the system metrics thread,
-    /// recording into `recorder`).
-    pub(crate) fn start(settings: Settings, _recorder: &crate::Recorder) -> Self {
-        Self { settings }
+    /// Starts what the settings ask for: the system metrics thread,
+    /// recording into `recorder`, with its first reading taken.
+    pub(crate) fn start(settings: Settings, recorder: &crate::Recorder) -> Self {
+        #[cfg(not(feature = "system-metrics"))]
+        let _ = recorder;
+        Self {
+            #[cfg(feature = "system-metrics")]
+            system: settings
+                .system_interval
+                .map(|interval| system::System::start(interval, recorder)),
+            settings,
+        }
     }
+}
+
+/// `t` as RFC 3339 in UTC, clamped to the years it can write.
+#[cfg(any(feature = "alerts", feature = "system-metrics"))]
+fn rfc3339(t: SystemTime) -> String {
+    jiff::Timestamp::try_from(t)
+        .unwrap_or(if t > SystemTime::UNIX_EPOCH {
+            jiff::Timestamp::MAX
+        } else {
+            jiff::Timestamp::MIN
+        })
+        .to_string()
 }
 
 impl MonitorBuilder {
@@ -159,37 +188,90 @@ impl Monitor {
         &self.inner.service
     }
 
-    /// The health score: latency, errors, CPU, memory, disk, cache hit
-    /// ratio and firing alerts against the [`health_targets`](MonitorBuilder::health_targets).
+    /// The health score: the worst function's windowed p95
+    /// (`function_calls_duration_seconds`), the error rate over the window
+    /// (`function_calls_total` by `result`), CPU, memory and the fullest
+    /// disk (`system_*` gauges), the registered caches' hit ratio and the
+    /// firing alerts by severity, against the
+    /// [`health_targets`](MonitorBuilder::health_targets). Every input is
+    /// read from the registry (or the caches, which export it); what was
+    /// not measured costs nothing.
     pub fn health(&self) -> HealthReport {
-        vigil_service::health::assess(
-            &health::HealthInputs::default(),
-            &self.service().settings.targets,
-        )
+        let summary = self.summary();
+        let functions = gather::Functions::read(&summary);
+        let (error_rate, calls) = functions.error_rate();
+        #[allow(unused_mut)]
+        let mut inputs = health::HealthInputs {
+            p95_seconds: functions.worst_p95(),
+            error_rate,
+            calls,
+            cpu_ratio: gather::gauge(&summary, "system_cpu_usage_ratio"),
+            memory_ratio: gather::gauge(&summary, "system_memory_usage_ratio"),
+            disk_ratio: gather::gauge(&summary, "system_disk_usage_ratio"),
+            ..health::HealthInputs::default()
+        };
+        #[cfg(feature = "cache")]
+        {
+            let (ratio, requests) = caches::hit_ratio(&self.service().settings.caches);
+            inputs.cache_hit_ratio = ratio;
+            inputs.cache_requests = requests;
+        }
+        #[cfg(feature = "alerts")]
+        {
+            let now = SystemTime::now();
+            inputs.firing = self
+                .with_alerts(|engine| alerts::firing(engine, now))
+                .unwrap_or_default();
+        }
+        health::assess(&inputs, &self.service().settings.targets)
     }
 
-    /// Recommendations backed by evidence from the registry, the system
-    /// history and the registered caches, most urgent first.
+    /// Recommendations backed by evidence, most urgent first: from the
+    /// timed functions in the registry (windowed calls, errors, p95, mean
+    /// and callees by their `caller_function` labels), the system history
+    /// and the registered caches, against the
+    /// [`health_targets`](MonitorBuilder::health_targets).
     pub fn recommendations(&self) -> Vec<Recommendation> {
-        Vec::new()
+        #[allow(unused_mut)]
+        let mut inputs = recommend::RecommendInputs {
+            functions: gather::Functions::read(&self.summary()).usage(),
+            ..recommend::RecommendInputs::default()
+        };
+        #[cfg(feature = "cache")]
+        {
+            inputs.caches = caches::usage(&self.service().settings.caches);
+        }
+        #[cfg(feature = "system-metrics")]
+        if let Some(system) = &self.service().system {
+            system.fill(&mut inputs);
+        }
+        recommend::recommend(&inputs, &self.service().settings.targets, SystemTime::now())
     }
 
-    /// CPU and memory use over the system history; `None` without
-    /// [`system_metrics`](MonitorBuilder::system_metrics) (or before its
-    /// first reading).
+    /// CPU and memory use over the readings kept by
+    /// [`system_metrics`](MonitorBuilder::system_metrics), in percent;
+    /// `None` without it.
     pub fn system_usage(&self) -> Option<SystemUsage> {
+        #[cfg(feature = "system-metrics")]
+        if let Some(system) = &self.service().system {
+            return system.usage();
+        }
         None
     }
 
-    /// The registered caches' figures, together and by name.
+    /// The registered caches' figures, together and by name (empty without
+    /// the `cache` feature or without caches).
     pub fn cache_report(&self) -> CacheReport {
+        #[cfg(feature = "cache")]
+        return caches::report(&self.service().settings.caches);
+        #[cfg(not(feature = "cache"))]
         CacheReport::default()
     }
 
     /// Clears registered caches and returns the exact number of entries
-    /// removed: the entries with any of `tags` (or every entry, without
-    /// tags) of the cache named `cache`, or of every registered cache
-    /// without a name.
+    /// removed: of the cache named `cache`, or of every registered cache
+    /// when `None`; the entries carrying any of `tags`, or every entry
+    /// when `tags` is empty.
     ///
     /// # Errors
     /// [`Error::UnknownCache`](crate::Error::UnknownCache) when no cache is
@@ -199,35 +281,52 @@ impl Monitor {
         cache: Option<&str>,
         tags: &[String],
     ) -> Result<u64, crate::Error> {
-        let _ = (cache, tags);
-        Ok(0)
-    }
-
-    /// Runs every readiness check at once, each bounded by the
-    /// [`readiness_timeout`](MonitorBuilder::readiness_timeout).
-    pub async fn readiness(&self) -> Readiness {
-        Readiness {
-            ready: true,
-            checks: Vec::new(),
+        #[cfg(feature = "cache")]
+        return caches::clear(&self.service().settings.caches, cache, tags).await;
+        #[cfg(not(feature = "cache"))]
+        match cache {
+            Some(name) => Err(crate::Error::UnknownCache {
+                name: name.to_owned(),
+                known: Vec::new(),
+            }),
+            None => {
+                let _ = tags;
+                Ok(0)
+            }
         }
     }
 
-    /// The firing alerts, most severe first. Empty without
+    /// Runs every readiness check: inside a tokio runtime at once, each on
+    /// its own task and bounded by the
+    /// [`readiness_timeout`](MonitorBuilder::readiness_timeout) (a check
+    /// that times out or panics fails); outside one, one after the other
+    /// without a bound.
+    pub async fn readiness(&self) -> Readiness {
+        let settings = &self.service().settings;
+        readiness::run(&settings.checks, settings.readiness_timeout).await
+    }
+
+    /// The firing alerts, most severe first: the rule's metric, the limit
+    /// of the alert's severity, the latest value and the `summary` (or
+    /// `description`) annotation. Empty without
     /// [`alerts`](MonitorBuilder::alerts).
     #[cfg(feature = "alerts")]
     pub fn active_alerts(&self) -> Vec<ActiveAlert> {
-        Vec::new()
+        let now = SystemTime::now();
+        self.with_alerts(|engine| alerts::active(engine, now))
+            .unwrap_or_default()
     }
 
-    /// Every recorded change of state of the alerts, oldest first. Empty
-    /// without [`alerts`](MonitorBuilder::alerts).
+    /// Every change of state the alert engine's history holds, oldest
+    /// first. Empty without [`alerts`](MonitorBuilder::alerts).
     #[cfg(feature = "alerts")]
     pub fn alert_history(&self) -> Vec<AlertEvent> {
-        Vec::new()
+        self.with_alerts(|engine| alerts::history(engine))
+            .unwrap_or_default()
     }
 
     /// The bearer token of the performance API, if one was set.
-    #[allow(dead_code)]
+    #[cfg_attr(not(feature = "axum"), allow(dead_code))]
     pub(crate) fn api_token(&self) -> Option<&ApiToken> {
         self.service().settings.token.as_ref()
     }
