@@ -229,6 +229,9 @@ mod markdown_examples {
     struct Architecture;
     #[doc = include_str!("../../../docs/metrics.md")]
     struct Metrics;
+    #[cfg(feature = "service")]
+    #[doc = include_str!("../../../docs/health.md")]
+    struct Health;
     #[doc = include_str!("../README.md")]
     struct VigilReadme;
     #[doc = include_str!("../../vigil-cache/README.md")]
