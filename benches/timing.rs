@@ -7,6 +7,10 @@
 //! python3 scripts/bench-report timing
 //! ```
 //!
+//! `vigil_timer_table` times the same call through a `TimerTable` keyed by
+//! a model name known at run time (100 keys, cycled): `vigil_timed` plus
+//! the lookup of the key.
+//!
 //! The floor is what any timer must do: two clock reads and one histogram
 //! record (`quanta` + an owned `hdrhistogram::Histogram`).
 
@@ -22,6 +26,16 @@ use vigil_benches::{Floor, bare};
 #[inline(never)]
 fn with_timed() -> u64 {
     black_box(1)
+}
+
+/// A table of sites named at run time, one per model: the lookup of the
+/// key, then what `#[timed]` does.
+static MODELS: vigil::TimerTable =
+    vigil::TimerTable::by_labels("infer", module_path!(), &["model"]);
+
+#[inline(never)]
+fn with_timer_table(model: &str) -> u64 {
+    MODELS.time(model, bare)
 }
 
 #[tracing::instrument]
@@ -60,6 +74,13 @@ fn timing(c: &mut Criterion) {
     group.bench_function("floor", |b| b.iter(|| floor.time_bare()));
 
     group.bench_function("vigil_timed", |b| b.iter(with_timed));
+
+    // 100 models in the table, each call for one of them.
+    let models: Vec<String> = (0..100).map(|i| format!("model-{i:03}")).collect();
+    let mut next = models.iter().cycle();
+    group.bench_function("vigil_timer_table", |b| {
+        b.iter(|| with_timer_table(black_box(next.next().map_or("", String::as_str))))
+    });
 
     group.bench_function("metrics_histogram_macro", |b| {
         b.iter(|| {
