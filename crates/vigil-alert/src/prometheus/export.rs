@@ -1,6 +1,5 @@
 //! The exporter: vigil rules to the serde form of a Prometheus rule file.
 
-use std::fmt::Write as _;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -109,42 +108,41 @@ impl PrometheusExporter {
                 alert.comments.insert(0, note);
             }
         }
-        let group = Group {
-            name: self.group.as_deref().unwrap_or("vigil"),
-            interval: self.interval.map(duration),
-            rules: &alerts,
-        };
-        let file = std::collections::BTreeMap::from([("groups", [group])]);
-        let yaml = serde_yaml_ng::to_string(&file).expect("a rule file always serializes");
-        let mut out = String::new();
-        comment(&mut out, "", HEADER);
-        let _ = writeln!(
-            out,
-            "# {} vigil rule(s), {} Prometheus alerting rule(s). Histograms are read as {}.",
-            rules.len(),
-            alerts.len(),
-            match self.histograms {
-                HistogramExport::Summary =>
-                    "summaries (name{quantile=\"..\"}, name_sum, name_count)",
-                HistogramExport::Buckets =>
-                    "classic histograms (name_bucket{le=\"..\"}, name_sum, name_count)",
+        let name = self.group.as_deref().unwrap_or("vigil");
+        let (interval, rules_out) = (self.interval.map(duration), &alerts);
+        let file = [(
+            "groups",
+            [Group {
+                name,
+                interval,
+                rules: rules_out,
+            }],
+        )];
+        let yaml = serde_yaml_ng::to_string(&std::collections::BTreeMap::from(file));
+        let yaml = yaml.expect("a rule file always serializes");
+        let read_as = match self.histograms {
+            HistogramExport::Summary => "summaries (name{quantile=\"..\"}, name_sum, name_count)",
+            HistogramExport::Buckets => {
+                "classic histograms (name_bucket{le=\"..\"}, name_sum, name_count)"
             }
+        };
+        let (vigil, exported) = (rules.len(), alerts.len());
+        let mut out = comment(
+            "",
+            &format!(
+                "{HEADER}{vigil} vigil rule(s), {exported} Prometheus alerting rule(s). Histograms are read as {read_as}."
+            ),
         );
         // Each alert is an item of the group's `rules:` list, starting with
         // its first field; deeper lines are indented further.
         let mut alerts = alerts.iter();
         for line in yaml.lines() {
-            if let Some(alert) = line
-                .starts_with("  - alert: ")
-                .then(|| alerts.next())
-                .flatten()
+            if line.starts_with("  - alert: ")
+                && let Some(alert) = alerts.next()
             {
-                for c in &alert.comments {
-                    comment(&mut out, "  ", c);
-                }
+                out += &comment("  ", &alert.comments.join("\n"));
             }
-            out.push_str(line);
-            out.push('\n');
+            out = out + line + "\n";
         }
         PrometheusExport {
             yaml: out,
@@ -206,17 +204,15 @@ fn translate(
     // by the labels vigil pairs it by.
     let also = rule.also.as_ref().map(|a| {
         let (also, also_notes, also_warnings) = value(&a.expr, a.op.holds(0.0, a.value));
-        notes.extend(
-            also_notes
-                .into_iter()
-                .filter(|n| !notes.contains(n))
-                .collect::<Vec<_>>(),
-        );
+        for note in also_notes {
+            if !notes.contains(&note) {
+                notes.push(note);
+            }
+        }
         rule_warnings.extend(also_warnings.into_iter().map(|w| format!("`also`: {w}")));
-        let on = match (rule.aggregate, rule.by.is_empty()) {
-            (Aggregation::PerSeries, _) => String::new(),
-            (_, true) => " on ()".to_owned(),
-            (_, false) => format!(" on ({})", rule.by.join(", ")),
+        let on = match rule.aggregate {
+            Aggregation::PerSeries => String::new(),
+            _ => format!(" on ({})", rule.by.join(", ")),
         };
         format!("and{on} ({also} {} {})", a.op, number(a.value))
     });
@@ -459,8 +455,9 @@ fn value_expr(
 /// The comment at the top of every exported file.
 const HEADER: &str = include_str!("header.txt");
 
-fn comment(out: &mut String, indent: &str, text: &str) {
-    for line in text.lines() {
-        let _ = writeln!(out, "{indent}# {line}");
-    }
+/// `text` as comment lines, each indented by `indent`.
+fn comment(indent: &str, text: &str) -> String {
+    text.lines()
+        .map(|line| format!("{indent}# {line}\n"))
+        .collect()
 }

@@ -8,10 +8,9 @@ use std::time::{Duration, SystemTime};
 
 use super::{InhibitRule, Route};
 use crate::alert::{Active, AlertId, Change, sort_alerts};
-use crate::labels::DisplayLabels;
+use crate::labels::{DisplayLabels, matches_all};
 use crate::{
-    Alert, AlertStatus, Labels, Matcher, Notification, Result, Routing, Rule, Severity, Silence,
-    SilenceId,
+    Alert, AlertStatus, Labels, Notification, Result, Routing, Rule, Severity, Silence, SilenceId,
 };
 
 /// A group's identity: route (by index), escalation receiver and group labels.
@@ -161,27 +160,24 @@ impl Local {
     /// The key of the group `alert` goes to (the escalation receiver's
     /// group with `escalated_to`); the group is made if new.
     fn group(&mut self, now: SystemTime, alert: &Alert, escalated_to: Option<String>) -> GroupId {
-        let lookup = |name: &str| alert.labels.get(name).map(String::as_str);
+        let matches = |r: &Route| matches_all(&r.matchers, &alert.labels);
         let index = self
             .routes()
-            .position(|r| r.matchers.iter().all(|m| m.matches_with(lookup)));
-        let index = index.expect("the default route matches every alert");
+            .position(matches)
+            .expect("the default route matches");
         let route = self.routing.routes.get(index).unwrap_or(&self.default);
         let group_by = self.routing.grouping(route);
-        let labels: Labels = if group_by.iter().any(|l| l == "...") {
-            alert.labels.clone()
-        } else {
-            let value = |name: &String| Some((name.clone(), lookup(name)?.to_owned()));
-            group_by.iter().filter_map(value).collect()
-        };
+        let all = group_by.iter().any(|l| l == "...");
+        let mut labels = alert.labels.clone();
+        labels.retain(|name, _| all || group_by.contains(name));
         let next_flush = now + self.routing.timers(route)[0];
-        let group = || Group {
+        let key = (index, escalated_to, labels);
+        let group = Group {
             entries: HashMap::new(),
             next_flush,
             last_sent: None,
         };
-        let key = (index, escalated_to, labels);
-        self.groups.entry(key.clone()).or_insert_with(group);
+        self.groups.entry(key.clone()).or_insert(group);
         key
     }
 
@@ -283,7 +279,7 @@ impl<'a> Inhibitors<'a> {
             let level = top.entry(s.base).or_insert(s.alert.severity);
             *level = (*level).max(s.alert.severity);
             for (rule, by_key) in rules.iter().zip(&mut sources) {
-                if matches_all(&rule.source_matchers, s) {
+                if matches_all(&rule.source_matchers, &s.alert.labels) {
                     let ids = by_key.entry(equal_values(rule, s)).or_default();
                     let id = (s.base, s.alert.severity);
                     if ids.len() < 2 && !ids.contains(&id) {
@@ -304,7 +300,7 @@ impl<'a> Inhibitors<'a> {
         // An alert never inhibits itself.
         let other = |ids: &Vec<(u64, Severity)>| ids.iter().any(|s| *s != id);
         let by_rule = |(rule, by_key): (&InhibitRule, &Sources)| {
-            matches_all(&rule.target_matchers, target)
+            matches_all(&rule.target_matchers, &target.alert.labels)
                 && by_key.get(&equal_values(rule, target)).is_some_and(other)
         };
         self.top
@@ -312,10 +308,6 @@ impl<'a> Inhibitors<'a> {
             .is_some_and(|s| *s > target.alert.severity)
             || self.rules.iter().zip(&self.sources).any(by_rule)
     }
-}
-
-fn matches_all(matchers: &[Matcher], a: &Active) -> bool {
-    matchers.iter().all(|m| m.matches_with(|n| a.label(n)))
 }
 
 /// The values of an inhibit rule's `equal` labels (a missing one is empty).

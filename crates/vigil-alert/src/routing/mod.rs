@@ -37,7 +37,7 @@ use std::time::Duration;
 use crate::time::duration::option as dur;
 use serde::{Deserialize, Serialize};
 
-use crate::labels::is_valid_label_name;
+use crate::labels::{is_valid_label_name, label_name_problem};
 use crate::{Error, Matcher, Result};
 
 pub(crate) use groups::Local;
@@ -176,32 +176,33 @@ impl Routing {
     }
 
     fn check(&self, route: &Route) -> Result<()> {
-        let bad = |field, reason: String| Error::InvalidRoute {
-            receiver: route.receiver.clone(),
+        let receiver = &route.receiver;
+        let label = |n: &&String| n.as_str() != "..." && !is_valid_label_name(n);
+        let label = self.grouping(route).iter().find(label);
+        let [wait, interval, repeat] = self.timers(route);
+        let (too_long, not_positive) = (crate::time::too_long, crate::time::not_positive);
+        let problems = [
+            (
+                "receiver",
+                receiver.is_empty().then(|| "must not be empty".into()),
+            ),
+            (
+                "group_by",
+                label.map(|n| format!("{n:?} is not a valid label name")),
+            ),
+            ("group_wait", too_long(wait)),
+            ("group_interval", not_positive(interval)),
+            ("repeat_interval", not_positive(repeat)),
+        ];
+        let Some((field, reason)) = problems.into_iter().find_map(|(f, p)| Some((f, p?))) else {
+            return Ok(());
+        };
+        let receiver = receiver.clone();
+        Err(Error::InvalidRoute {
+            receiver,
             field,
             reason,
-        };
-        if route.receiver.is_empty() {
-            return Err(bad("receiver", "must not be empty".into()));
-        }
-        let label = |n: &&String| n.as_str() != "..." && !is_valid_label_name(n);
-        if let Some(name) = self.grouping(route).iter().find(label) {
-            return Err(bad(
-                "group_by",
-                format!("{name:?} is not a valid label name"),
-            ));
-        }
-        let fields = ["group_wait", "group_interval", "repeat_interval"];
-        for (field, d) in fields.into_iter().zip(self.timers(route)) {
-            let problem = match field {
-                "group_wait" => crate::time::too_long(d),
-                _ => crate::time::not_positive(d),
-            };
-            if let Some(problem) = problem {
-                return Err(bad(field, problem));
-            }
-        }
-        Ok(())
+        })
     }
 }
 
@@ -294,10 +295,8 @@ fn label_names<'de, D: serde::Deserializer<'de>>(
     d: D,
 ) -> std::result::Result<Vec<String>, D::Error> {
     let names = Vec::<String>::deserialize(d)?;
-    match names.iter().find(|n| !is_valid_label_name(n)) {
-        Some(bad) => Err(serde::de::Error::custom(format!(
-            "{bad:?} is not a valid label name: use letters, digits and `_`, not starting with a digit"
-        ))),
+    match names.iter().find_map(|name| label_name_problem(name)) {
+        Some(problem) => Err(serde::de::Error::custom(problem)),
         None => Ok(names),
     }
 }

@@ -36,7 +36,7 @@
 use std::sync::LazyLock;
 use std::time::Duration;
 
-use crate::prometheus;
+use crate::prometheus::{self, duration};
 #[cfg(feature = "prometheus")]
 use crate::prometheus::{PrometheusExport, PrometheusExporter};
 use crate::{
@@ -215,7 +215,7 @@ impl ServiceTargets {
         }
         rule.for_duration = self.for_duration;
         if let Some(summary) = rule.annotations.get_mut("summary") {
-            let window = prometheus::duration(self.window);
+            let window = duration(self.window);
             let p95 = self.latency_p95.as_secs_f64().to_string();
             *summary = summary.replace("$window", &window).replace("$p95", &p95);
         }
@@ -374,25 +374,24 @@ impl SloBurnRate {
     }
 
     fn check(&self) -> Result<()> {
-        let objective = self.objective;
+        let (objective, slo) = (self.objective, &self.name);
         let bad_window = |w: &BurnWindow| {
-            let (short, long) = (prometheus::duration(w.short), prometheus::duration(w.long));
-            if !(w.factor > 0.0 && w.factor.is_finite()) {
-                return Some(format!("factor must be above 0, got {}", w.factor));
+            let (short, long, factor) = (duration(w.short), duration(w.long), w.factor);
+            if !(factor > 0.0 && factor.is_finite()) {
+                return Some(format!("factor must be above 0, got {factor}"));
             }
             (w.short.is_zero() || w.short >= w.long).then(|| format!(
                 "the short window ({short}) must be longer than zero and shorter than the long one ({long})"
             ))
         };
         let (field, reason) = if !(objective > 0.0 && objective < 1.0) {
-            let slo = &self.name;
             let reason =
                 format!("must be between 0 and 1 (e.g. 0.999), got {objective} for SLO {slo:?}");
             ("objective", reason)
-        } else if self.windows.is_empty() {
-            ("windows", "needs at least one burn window".to_owned())
         } else if let Some(reason) = self.windows.iter().find_map(bad_window) {
             ("windows", reason)
+        } else if self.windows.is_empty() {
+            ("windows", "needs at least one burn window".to_owned())
         } else {
             return Ok(());
         };
@@ -404,10 +403,9 @@ impl SloBurnRate {
         })
     }
 
-    /// The error-ratio limit of a window: `factor * budget`, rounded to 12
-    /// significant digits so `14.4 * 0.001` reads `0.0144`.
+    /// The error-ratio limit of a window: `factor * budget`, rounded.
     fn limit(&self, w: &BurnWindow) -> f64 {
-        round_significant(w.factor * self.budget(), 12)
+        round_significant(w.factor * self.budget())
     }
 
     /// The error ratio over `window`, summed per `by` group.
@@ -421,7 +419,7 @@ impl SloBurnRate {
     }
 
     fn rule(&self, w: &BurnWindow) -> Result<Rule> {
-        let percent = round_significant(self.objective * 100.0, 12);
+        let percent = round_significant(self.objective * 100.0);
         let limit = self.limit(w);
         let mut b = Rule::builder(self.alert.clone())
             .expr(self.ratio(w.long))
@@ -430,15 +428,15 @@ impl SloBurnRate {
             .threshold(w.severity, Comparison::Greater, limit)
             .also(self.ratio(w.short), Comparison::Greater, limit)
             .label("slo", self.name.clone())
-            .label("long_window", prometheus::duration(w.long))
-            .label("short_window", prometheus::duration(w.short))
+            .label("long_window", duration(w.long))
+            .label("short_window", duration(w.short))
             .annotation(
                 "summary",
                 format!(
                     "SLO {} ({percent}% success) burns its error budget {}x too fast: error ratio {{{{ $value }}}} over {}",
                     self.name,
                     w.factor,
-                    prometheus::duration(w.long)
+                    duration(w.long)
                 ),
             );
         for (k, v) in &self.annotations {
@@ -461,11 +459,11 @@ impl SloBurnRate {
     /// naming its windows. Needs the `prometheus` feature.
     #[cfg(feature = "prometheus")]
     pub fn prometheus_rules(&self) -> Result<PrometheusExport> {
-        let (rules, budget) = (self.rules()?, round_significant(self.budget(), 12));
+        let (rules, budget) = (self.rules()?, round_significant(self.budget()));
         let exporter = PrometheusExporter::new().group(format!("slo-{}", self.name));
         Ok(exporter.export_noted(&rules, |i| {
             let w = &self.windows[i];
-            let (long, short) = (prometheus::duration(w.long), prometheus::duration(w.short));
+            let (long, short) = (duration(w.long), duration(w.short));
             Some(format!(
                 "SLO {}: error ratio over {long} and over {short} both above {}x the error budget ({})",
                 self.name,
@@ -476,14 +474,10 @@ impl SloBurnRate {
     }
 }
 
-/// `v` rounded to `digits` significant decimal digits.
-fn round_significant(v: f64, digits: i32) -> f64 {
-    if v == 0.0 || !v.is_finite() {
-        return v;
-    }
-    let magnitude = v.abs().log10().floor() as i32;
-    let scale = 10f64.powi(digits - 1 - magnitude);
-    (v * scale).round() / scale
+/// `v` rounded to 12 significant decimal digits, so `14.4 * 0.001` reads
+/// `0.0144`.
+fn round_significant(v: f64) -> f64 {
+    format!("{v:.11e}").parse().unwrap_or(v)
 }
 
 #[cfg(test)]
