@@ -90,6 +90,15 @@ enum Naming {
     },
 }
 
+/// What every site of a table takes besides its name.
+#[derive(Clone, Copy, Debug)]
+struct SiteOptions {
+    labels: &'static [(&'static str, &'static str)],
+    slow: Option<Duration>,
+    concurrency: bool,
+    objective: Option<&'static Objective>,
+}
+
 /// Call sites made at run time, one per key, bounded in number.
 ///
 /// A table is declared like a [`CallSite`] (as a `static`, or kept for as
@@ -130,10 +139,7 @@ enum Naming {
 pub struct TimerTable {
     naming: Naming,
     module: &'static str,
-    labels: &'static [(&'static str, &'static str)],
-    slow: Option<Duration>,
-    concurrency: bool,
-    objective: Option<&'static Objective>,
+    sites: SiteOptions,
     capacity: usize,
     /// Made on first use and never freed, so its sites are `'static`.
     state: OnceLock<&'static State>,
@@ -175,10 +181,12 @@ impl TimerTable {
         TimerTable {
             naming,
             module,
-            labels: &[],
-            slow: None,
-            concurrency: false,
-            objective: None,
+            sites: SiteOptions {
+                labels: &[],
+                slow: None,
+                concurrency: false,
+                objective: None,
+            },
             capacity: TimerTable::DEFAULT_CAPACITY,
             state: OnceLock::new(),
         }
@@ -197,14 +205,14 @@ impl TimerTable {
     /// ([`CallSite::labels`]).
     #[must_use]
     pub const fn labels(mut self, labels: &'static [(&'static str, &'static str)]) -> TimerTable {
-        self.labels = labels;
+        self.sites.labels = labels;
         self
     }
 
     /// A slow-call threshold for every site ([`CallSite::slow`]).
     #[must_use]
     pub const fn slow(mut self, threshold: Duration) -> TimerTable {
-        self.slow = Some(threshold);
+        self.sites.slow = Some(threshold);
         self
     }
 
@@ -212,7 +220,7 @@ impl TimerTable {
     /// ([`CallSite::track_concurrency`]).
     #[must_use]
     pub const fn track_concurrency(mut self) -> TimerTable {
-        self.concurrency = true;
+        self.sites.concurrency = true;
         self
     }
 
@@ -220,7 +228,7 @@ impl TimerTable {
     /// ([`CallSite::objective`]).
     #[must_use]
     pub const fn objective(mut self, objective: &'static Objective) -> TimerTable {
-        self.objective = Some(objective);
+        self.sites.objective = Some(objective);
         self
     }
 
@@ -369,7 +377,7 @@ impl TimerTable {
     fn entry(&self, hash: u64, values: &[&str]) -> &'static Entry {
         let key: &'static [&'static str] = Box::leak(values.iter().map(|v| leak(v)).collect());
         let site = match self.naming {
-            Naming::Function => CallSite::new(key[0], self.module).labels(self.labels),
+            Naming::Function => CallSite::new(key[0], self.module).labels(self.sites.labels),
             Naming::Labels { function, names } => {
                 CallSite::new(function, self.module).labels(self.site_labels(names, key))
             }
@@ -391,7 +399,7 @@ impl TimerTable {
             .iter()
             .copied()
             .zip(values.iter().copied())
-            .chain(self.labels.iter().copied())
+            .chain(self.sites.labels.iter().copied())
             .collect();
         labels.leak()
     }
@@ -399,13 +407,13 @@ impl TimerTable {
     /// `site` with the table's slow threshold, concurrency tracking and
     /// objective.
     const fn configure(&self, mut site: CallSite) -> CallSite {
-        if let Some(threshold) = self.slow {
+        if let Some(threshold) = self.sites.slow {
             site = site.slow(threshold);
         }
-        if self.concurrency {
+        if self.sites.concurrency {
             site = site.track_concurrency();
         }
-        if let Some(objective) = self.objective {
+        if let Some(objective) = self.sites.objective {
             site = site.objective(objective);
         }
         site
@@ -443,7 +451,7 @@ impl State {
         let slots = table.capacity.saturating_mul(2).max(1).next_power_of_two();
         let overflow = match table.naming {
             Naming::Function => {
-                CallSite::new(TimerTable::OVERFLOW, table.module).labels(table.labels)
+                CallSite::new(TimerTable::OVERFLOW, table.module).labels(table.sites.labels)
             }
             Naming::Labels { function, names } => CallSite::new(function, table.module)
                 .labels(table.site_labels(names, &vec![TimerTable::OVERFLOW; names.len()])),
