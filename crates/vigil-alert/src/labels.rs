@@ -12,9 +12,8 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::hash::{Hash, Hasher};
-use std::str::FromStr;
-
 use std::marker::PhantomData;
+use std::str::FromStr;
 
 use regex::Regex;
 use serde::de::{self, DeserializeSeed, MapAccess, Visitor};
@@ -62,29 +61,18 @@ pub struct DisplayLabels<'a>(pub &'a Labels);
 
 impl fmt::Display for DisplayLabels<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("{")?;
-        for (i, (name, value)) in self.0.iter().enumerate() {
-            if i > 0 {
-                f.write_str(", ")?;
-            }
-            write!(f, "{name}=")?;
-            write_quoted(f, value)?;
-        }
-        f.write_str("}")
+        let pairs = self
+            .0
+            .iter()
+            .map(|(name, value)| format!("{name}={}", quoted(value)));
+        write!(f, "{{{}}}", pairs.collect::<Vec<_>>().join(", "))
     }
 }
 
-fn write_quoted(f: &mut impl fmt::Write, value: &str) -> fmt::Result {
-    f.write_char('"')?;
-    for c in value.chars() {
-        match c {
-            '"' => f.write_str("\\\"")?,
-            '\\' => f.write_str("\\\\")?,
-            '\n' => f.write_str("\\n")?,
-            c => f.write_char(c)?,
-        }
-    }
-    f.write_char('"')
+/// `value` in double quotes, escaped as a JSON string (which is how
+/// Prometheus and Alertmanager quote label values).
+fn quoted(value: &str) -> String {
+    serde_json::Value::from(value).to_string()
 }
 
 /// Whether `name` is a valid Prometheus label name (`[a-zA-Z_][a-zA-Z0-9_]*`).
@@ -92,6 +80,15 @@ pub fn is_valid_label_name(name: &str) -> bool {
     let mut chars = name.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// Why `name` cannot be a label name, if it cannot.
+pub(crate) fn label_name_problem(name: &str) -> Option<String> {
+    (!is_valid_label_name(name)).then(|| {
+        format!(
+            "{name:?} is not a valid label name: use letters, digits and `_`, not starting with a digit"
+        )
+    })
 }
 
 /// How a [`Matcher`] compares a label's value.
@@ -138,7 +135,8 @@ impl fmt::Display for MatchOp {
 /// Prometheus' (`^(?:regex)$`). A missing label matches as `""`.
 /// Serialized as its text form (`'result="error"'`), which is also what
 /// [`FromStr`] parses; quotes around the value are optional there, as in
-/// Alertmanager (`severity=critical`).
+/// Alertmanager (`severity=critical`), and a quoted value is unescaped as a
+/// JSON string.
 ///
 /// ```
 /// use vigil_alert::{labels, Matcher};
@@ -165,24 +163,19 @@ impl Matcher {
     /// A matcher with any operator; fails if a regex does not compile or the
     /// label name is not a valid Prometheus label name.
     pub fn new(name: impl Into<String>, op: MatchOp, value: impl Into<String>) -> Result<Self> {
-        let name = name.into();
-        let value = value.into();
-        if !is_valid_label_name(&name) {
-            return Err(Error::InvalidMatcher {
-                matcher: format!("{name}{op}{value:?}"),
-                reason: format!("`{name}` is not a valid label name ([a-zA-Z_][a-zA-Z0-9_]*)"),
-            });
+        let mut matcher = Matcher::plain(name.into(), op, value.into());
+        let (name, value) = (&matcher.name, &matcher.value);
+        if let Some(reason) = label_name_problem(name) {
+            let matcher = format!("{name}{op}{}", quoted(value));
+            return Err(Error::InvalidMatcher { matcher, reason });
         }
-        let mut matcher = Matcher::plain(name, op, value);
         if op.is_regex() {
-            let (label, pattern) = (matcher.name.clone(), matcher.value.clone());
-            let regex = Regex::new(&format!("^(?:{pattern})$"));
-            let regex = regex.map_err(|e| Error::InvalidRegex {
-                label,
-                pattern,
+            let regex = Regex::new(&format!("^(?:{value})$"));
+            matcher.regex = Some(regex.map_err(|e| Error::InvalidRegex {
+                label: name.clone(),
+                pattern: value.clone(),
                 source: Box::new(e),
-            })?;
-            matcher.regex = Some(regex);
+            })?);
         }
         Ok(matcher)
     }
@@ -240,14 +233,11 @@ impl Matcher {
     /// satisfies this matcher.
     pub fn matches_value(&self, value: Option<&str>) -> bool {
         let value = value.unwrap_or("");
-        match (self.op, &self.regex) {
-            (MatchOp::Equal, _) => value == self.value,
-            (MatchOp::NotEqual, _) => value != self.value,
-            (MatchOp::Regex, Some(re)) => re.is_match(value),
-            (MatchOp::NotRegex, Some(re)) => !re.is_match(value),
-            // Invariant from the constructors: regex ops always carry a regex.
-            (MatchOp::Regex | MatchOp::NotRegex, None) => false,
-        }
+        let found = match &self.regex {
+            Some(regex) => regex.is_match(value),
+            None => value == self.value,
+        };
+        found == matches!(self.op, MatchOp::Equal | MatchOp::Regex)
     }
 
     /// Whether a label set satisfies this matcher.
@@ -261,6 +251,11 @@ impl Matcher {
     pub fn matches_with<'a>(&self, lookup: impl Fn(&str) -> Option<&'a str>) -> bool {
         self.matches_value(lookup(&self.name))
     }
+
+    /// What equality and hashing look at (the regex follows from them).
+    fn key(&self) -> (&str, MatchOp, &str) {
+        (&self.name, self.op, &self.value)
+    }
 }
 
 /// Whether `labels` satisfies every matcher (true for no matchers).
@@ -270,7 +265,7 @@ pub fn matches_all(matchers: &[Matcher], labels: &Labels) -> bool {
 
 impl PartialEq for Matcher {
     fn eq(&self, other: &Self) -> bool {
-        self.name == other.name && self.op == other.op && self.value == other.value
+        self.key() == other.key()
     }
 }
 
@@ -278,16 +273,13 @@ impl Eq for Matcher {}
 
 impl Hash for Matcher {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        self.name.hash(state);
-        self.op.hash(state);
-        self.value.hash(state);
+        self.key().hash(state);
     }
 }
 
 impl fmt::Display for Matcher {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}{}", self.name, self.op)?;
-        write_quoted(f, &self.value)
+        write!(f, "{}{}{}", self.name, self.op, quoted(&self.value))
     }
 }
 
@@ -299,48 +291,30 @@ impl FromStr for Matcher {
             matcher: text.to_owned(),
             reason: reason.to_owned(),
         };
-        let no_op = || invalid("expected an operator (=, !=, =~, !~) after the label name");
         let trimmed = text.trim();
         let is_name = |c: char| c.is_ascii_alphanumeric() || c == '_';
-        let name_end = trimmed.find(|c| !is_name(c)).ok_or_else(no_op)?;
-        let name = &trimmed[..name_end];
+        let (name, rest) = trimmed.split_at(trimmed.find(|c| !is_name(c)).unwrap_or(trimmed.len()));
         if name.is_empty() {
             return Err(invalid("expected a label name before the operator"));
         }
-        let rest = trimmed[name_end..].trim_start();
         use MatchOp::{Equal, NotEqual, NotRegex, Regex};
         let mut ops = [Regex, NotRegex, NotEqual, Equal].into_iter();
-        let op = ops.find_map(|op| Some((op, rest.strip_prefix(op.as_str())?)));
-        let (op, rest) = op.ok_or_else(no_op)?;
-        let rest = rest.trim();
-        let value = if let Some(quoted) = rest.strip_prefix('"') {
-            unquote(quoted).ok_or_else(|| invalid("unterminated quoted value"))?
-        } else if rest.contains('"') {
+        let rest = rest.trim_start();
+        let op = ops.find_map(|op| Some((op, rest.strip_prefix(op.as_str())?.trim())));
+        let (op, value) =
+            op.ok_or_else(|| invalid("expected an operator (=, !=, =~, !~) after the label name"))?;
+        let value = if value.starts_with('"') {
+            let unquoted = serde_json::from_str(value);
+            unquoted.map_err(|_| {
+                invalid("a quoted value must be one string in `\"`, with JSON escapes")
+            })?
+        } else if value.contains('"') {
             return Err(invalid("a value with quotes must start and end with `\"`"));
         } else {
-            rest.to_owned()
+            value.to_owned()
         };
         Matcher::new(name, op, value)
     }
-}
-
-/// Unescapes the body of a `"..."` value whose opening quote is already
-/// stripped; `None` unless it ends with the closing quote.
-fn unquote(body: &str) -> Option<String> {
-    let mut out = String::with_capacity(body.len());
-    let mut chars = body.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            '\\' => match chars.next()? {
-                'n' => out.push('\n'),
-                't' => out.push('\t'),
-                other => out.push(other),
-            },
-            '"' => return chars.as_str().trim().is_empty().then_some(out),
-            c => out.push(c),
-        }
-    }
-    None
 }
 
 serde_as_text!(Matcher, "a label matcher such as 'result=\"error\"'");
@@ -385,12 +359,12 @@ pub(crate) fn checked_map<'de, D, K, V, F>(
 where
     D: Deserializer<'de>,
     V: Deserialize<'de>,
-    F: FnMut(&str, &[(K, String, V)]) -> std::result::Result<K, String>,
+    F: FnMut(&str, &[(K, String, V)]) -> Result<K, String>,
 {
     struct Checked<K, V, F>(String, F, PhantomData<(K, V)>);
     impl<'de, K, V: Deserialize<'de>, F> Visitor<'de> for Checked<K, V, F>
     where
-        F: FnMut(&str, &[(K, String, V)]) -> std::result::Result<K, String>,
+        F: FnMut(&str, &[(K, String, V)]) -> Result<K, String>,
     {
         type Value = Vec<(K, String, V)>;
         fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -420,10 +394,10 @@ where
         fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
             f.write_str(&self.0)
         }
-        fn visit_str<E: de::Error>(self, _: &str) -> std::result::Result<T, E> {
+        fn visit_str<E: de::Error>(self, _: &str) -> Result<T, E> {
             Err(E::custom(self.0))
         }
-        fn visit_map<M: MapAccess<'de>>(self, _: M) -> std::result::Result<T, M::Error> {
+        fn visit_map<M: MapAccess<'de>>(self, _: M) -> Result<T, M::Error> {
             Err(de::Error::custom(self.0))
         }
     }
@@ -440,60 +414,54 @@ pub(crate) fn from_text<'de, D, T, F>(
 ) -> Result<T, D::Error>
 where
     D: Deserializer<'de>,
-    F: FnOnce(&str) -> std::result::Result<T, String>,
+    F: FnOnce(&str) -> Result<T, String>,
 {
     struct Text<F>(&'static str, F);
-    impl<T, F: FnOnce(&str) -> std::result::Result<T, String>> Visitor<'_> for Text<F> {
+    impl<T, F: FnOnce(&str) -> Result<T, String>> Visitor<'_> for Text<F> {
         type Value = T;
         fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
             f.write_str(self.0)
         }
-        fn visit_str<E: de::Error>(self, v: &str) -> std::result::Result<T, E> {
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<T, E> {
             (self.1)(v).map_err(E::custom)
         }
     }
     d.deserialize_str(Text(expecting, parse))
 }
 
-/// Why `name` cannot be a label name, if it cannot.
-pub(crate) fn label_name_problem(name: &str) -> Option<String> {
-    (!is_valid_label_name(name)).then(|| {
-        format!(
-            "{name:?} is not a valid label name: use letters, digits and `_`, not starting with a digit"
-        )
-    })
-}
+/// A label name read from a file, checked where it is written; with
+/// `ALL`, `...` (all labels, in `group_by`) too.
+#[cfg(any(feature = "routing", all(feature = "config", feature = "rulesets")))]
+pub(crate) struct LabelName<const ALL: bool = false>(pub(crate) String);
 
-/// A `group_by` entry: a label name, or `...` for all labels.
-#[cfg(feature = "routing")]
-#[derive(Deserialize)]
-struct GroupLabel(#[serde(deserialize_with = "group_label")] String);
-
-#[cfg(feature = "routing")]
-fn group_label<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<String, D::Error> {
-    from_text(d, "a label name or \"...\"", |v| {
-        match label_name_problem(v) {
-            Some(problem) if v != "..." => Err(problem),
-            _ => Ok(v.to_owned()),
-        }
-    })
+#[cfg(any(feature = "routing", all(feature = "config", feature = "rulesets")))]
+impl<'de, const ALL: bool> Deserialize<'de> for LabelName<ALL> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let expecting = if ALL {
+            "a label name or \"...\""
+        } else {
+            "a label name"
+        };
+        from_text(d, expecting, |v| match label_name_problem(v) {
+            Some(problem) if !(ALL && v == "...") => Err(problem),
+            _ => Ok(LabelName(v.to_owned())),
+        })
+    }
 }
 
 /// Serde for a route's `group_by`, each entry checked where it is written.
 #[cfg(feature = "routing")]
-pub(crate) fn group_by<'de, D: Deserializer<'de>>(
-    d: D,
-) -> std::result::Result<Vec<String>, D::Error> {
+pub(crate) fn group_by<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
     Ok(group_by_option(d)?.unwrap_or_default())
 }
 
 /// [`group_by`] for an optional `group_by`.
 #[cfg(feature = "routing")]
-pub(crate) fn group_by_option<'de, D>(d: D) -> std::result::Result<Option<Vec<String>>, D::Error>
+pub(crate) fn group_by_option<'de, D>(d: D) -> Result<Option<Vec<String>>, D::Error>
 where
     D: Deserializer<'de>,
 {
-    let labels = Option::<Vec<GroupLabel>>::deserialize(d)?;
+    let labels = Option::<Vec<LabelName<true>>>::deserialize(d)?;
     Ok(labels.map(|l| l.into_iter().map(|l| l.0).collect()))
 }
 

@@ -187,12 +187,12 @@ pub(crate) mod rulesets {
     use std::fmt;
     use std::time::Duration;
 
-    use serde::de::{self, Visitor};
+    use serde::de::{self, Unexpected, Visitor};
     use serde::{Deserialize, Deserializer};
 
     use super::{Name, PositiveDur, set};
     use crate::config::{ConfigError, Item};
-    use crate::labels::{from_text, label_name_problem};
+    use crate::labels::LabelName;
     use crate::rulesets::{ServiceTargets, SloBurnRate, Target};
     use crate::{Matcher, Rule, Selector};
 
@@ -208,57 +208,31 @@ pub(crate) mod rulesets {
     }
 
     /// A success-rate objective: a number between 0 and 1 (`0.999`) or a
-    /// percentage string (`"99.9%"`).
+    /// percentage string (`"99.9%"`), checked inside the value's own visit
+    /// so that an error points at the value.
     struct Objective(f64);
 
     impl<'de> Deserialize<'de> for Objective {
-        /// Checked inside the value's own visit, so that an error points
-        /// at the value.
         fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
             struct ObjectiveVisitor;
-            impl ObjectiveVisitor {
-                fn check<E: de::Error>(value: Option<f64>) -> Result<Objective, E> {
-                    match value {
-                        Some(v) if v > 0.0 && v < 1.0 => Ok(Objective(v)),
-                        _ => Err(E::custom(
-                            "objective must be between 0 and 1 (e.g. 0.999 or \"99.9%\")",
-                        )),
-                    }
-                }
-            }
             impl Visitor<'_> for ObjectiveVisitor {
                 type Value = Objective;
                 fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                     f.write_str("a number between 0 and 1 (e.g. 0.999) or a percentage (\"99.9%\")")
                 }
                 fn visit_f64<E: de::Error>(self, v: f64) -> Result<Objective, E> {
-                    Self::check(Some(v))
-                }
-                fn visit_i64<E: de::Error>(self, v: i64) -> Result<Objective, E> {
-                    Self::check(Some(v as f64))
-                }
-                fn visit_u64<E: de::Error>(self, v: u64) -> Result<Objective, E> {
-                    Self::check(Some(v as f64))
+                    let valid = (v > 0.0 && v < 1.0).then_some(Objective(v));
+                    valid.ok_or_else(|| E::invalid_value(Unexpected::Float(v), &self))
                 }
                 fn visit_str<E: de::Error>(self, t: &str) -> Result<Objective, E> {
-                    let percent = t.trim().strip_suffix('%');
-                    let value = percent.and_then(|p| p.trim().parse::<f64>().ok());
-                    Self::check(value.map(|p| p / 100.0))
+                    let percent = t.trim().strip_suffix('%').map(|p| p.trim().parse::<f64>());
+                    match percent {
+                        Some(Ok(p)) => self.visit_f64(p / 100.0),
+                        _ => Err(E::invalid_value(Unexpected::Str(t), &self)),
+                    }
                 }
             }
             d.deserialize_any(ObjectiveVisitor)
-        }
-    }
-
-    /// A label name, checked where it is written.
-    struct LabelName(String);
-
-    impl<'de> Deserialize<'de> for LabelName {
-        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-            from_text(d, "a label name", |v| match label_name_problem(v) {
-                Some(problem) => Err(problem),
-                None => Ok(LabelName(v.to_owned())),
-            })
         }
     }
 
