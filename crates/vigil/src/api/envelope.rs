@@ -1,0 +1,170 @@
+//! The performance API's one answer shape: `{"status": "success", "data":
+//! ..}` or `{"status": "error", "error": {"code", "message"}}`, and the
+//! conversion of every other error response on its routes (axum's 405,
+//! tower-http's 408 and 413, a handler's 500) into the error shape.
+
+use axum::Json;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+/// A successful answer: `{"status": "success", "data": data}`.
+pub(crate) fn success<T: Serialize>(data: T) -> Response {
+    #[derive(Serialize)]
+    struct Success<T> {
+        status: &'static str,
+        data: T,
+    }
+    Json(Success {
+        status: "success",
+        data,
+    })
+    .into_response()
+}
+
+/// A refused request: its HTTP status, a stable machine-readable `code` and
+/// a message saying what was wrong (never a credential).
+#[derive(Debug)]
+pub(crate) struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl ApiError {
+    pub(crate) fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// 400 `invalid_parameter`: a query parameter out of its values.
+    pub(crate) fn invalid_parameter(name: &str, value: &str, valid: &[&str]) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_parameter",
+            format!(
+                "invalid {name} `{value}`: expected one of {}",
+                valid.join(", ")
+            ),
+        )
+    }
+
+    /// 404 `not_found`: no route at this path.
+    pub(crate) fn not_found() -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "no such route under /api/v1/performance; see docs/http-api.md",
+        )
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    /// A body that is not JSON, not the expected object, or over the size
+    /// limit: 415 without a JSON content type, 413 over the limit, 400
+    /// otherwise; the message is serde's (line, column, field).
+    fn from(rejection: JsonRejection) -> Self {
+        match rejection {
+            JsonRejection::MissingJsonContentType(_) => Self::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "the body must be JSON with `Content-Type: application/json`",
+            ),
+            JsonRejection::BytesRejection(rejection) => {
+                let status = rejection.status();
+                Self::new(status, code_of(status), rejection.body_text())
+            }
+            other => Self::new(StatusCode::BAD_REQUEST, "invalid_body", other.body_text()),
+        }
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(rejection: QueryRejection) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_parameter",
+            rejection.body_text(),
+        )
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        #[derive(Serialize)]
+        struct Failure<'a> {
+            status: &'static str,
+            error: Detail<'a>,
+        }
+        #[derive(Serialize)]
+        struct Detail<'a> {
+            code: &'a str,
+            message: &'a str,
+        }
+        let body = Failure {
+            status: "error",
+            error: Detail {
+                code: self.code,
+                message: &self.message,
+            },
+        };
+        (self.status, Json(body)).into_response()
+    }
+}
+
+/// The error code for a status the handlers do not produce themselves.
+fn code_of(status: StatusCode) -> &'static str {
+    match status {
+        StatusCode::BAD_REQUEST => "bad_request",
+        StatusCode::UNAUTHORIZED => "unauthorized",
+        StatusCode::FORBIDDEN => "forbidden",
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::REQUEST_TIMEOUT => "request_timeout",
+        StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        _ if status.is_server_error() => "internal",
+        _ => "error",
+    }
+}
+
+/// Middleware: an error response that is not already an envelope (axum's
+/// empty 405, the timeout's 408, the body limit's 413, a serialization
+/// failure's 500) gets the error envelope; its other headers stay.
+pub(crate) async fn enveloped(response: Response) -> Response {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|value| value.as_bytes().starts_with(b"application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let message = match status {
+        // axum adds `Allow` outside this middleware.
+        StatusCode::METHOD_NOT_ALLOWED => {
+            "method not allowed on this route; the Allow header lists the methods it takes"
+        }
+        StatusCode::REQUEST_TIMEOUT => "the request took longer than 30 s",
+        StatusCode::PAYLOAD_TOO_LARGE => "the body is larger than 64 KiB",
+        _ => status.canonical_reason().unwrap_or("request failed"),
+    };
+    let (mut parts, _) = response.into_parts();
+    let (envelope, body) = ApiError::new(status, code_of(status), message)
+        .into_response()
+        .into_parts();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        envelope
+            .headers
+            .get(header::CONTENT_TYPE)
+            .cloned()
+            .unwrap_or(HeaderValue::from_static("application/json")),
+    );
+    Response::from_parts(parts, body)
+}
