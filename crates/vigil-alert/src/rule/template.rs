@@ -1,31 +1,21 @@
 //! Annotation templates: Prometheus' `{{ $value }}` and
 //! `{{ $labels.name }}`, piped through `humanize` or `humanizePercentage`.
 
+use std::sync::LazyLock;
+
+use regex::{Captures, Regex};
+
 use crate::labels::Labels;
 
 /// Expands Prometheus-style `{{ $value }}` and `{{ $labels.name }}` in an
 /// annotation, optionally piped through `humanize` or `humanizePercentage`;
 /// anything else between braces is left as written.
 pub(crate) fn expand_template(template: &str, value: Option<f64>, labels: &Labels) -> String {
-    if !template.contains("{{") {
-        return template.to_owned();
-    }
-    let mut out = String::with_capacity(template.len() + 16);
-    let mut rest = template;
-    while let Some(start) = rest.find("{{") {
-        let Some(len) = rest[start..].find("}}") else {
-            break;
-        };
-        out.push_str(&rest[..start]);
-        let raw = &rest[start..start + len + 2];
-        match expand_action(raw[2..raw.len() - 2].trim(), value, labels) {
-            Some(text) => out.push_str(&text),
-            None => out.push_str(raw),
-        }
-        rest = &rest[start + len + 2..];
-    }
-    out.push_str(rest);
-    out
+    static ACTION: LazyLock<Regex> =
+        LazyLock::new(|| Regex::new(r"(?s)\{\{(.*?)\}\}").expect("a valid pattern"));
+    let expand = |c: &Captures| expand_action(c[1].trim(), value, labels);
+    let replace = |c: &Captures| expand(c).unwrap_or_else(|| c[0].to_owned());
+    ACTION.replace_all(template, replace).into_owned()
 }
 
 fn expand_action(action: &str, value: Option<f64>, labels: &Labels) -> Option<String> {

@@ -657,11 +657,10 @@ pub(crate) fn invalid_label<'a>(
     Some(format!("{name:?} is not a valid {what} name"))
 }
 
-/// Whether `name` is a valid Prometheus metric name (`[a-zA-Z_:][a-zA-Z0-9_:]*`).
+/// Whether `name` is a valid Prometheus metric name
+/// (`[a-zA-Z_:][a-zA-Z0-9_:]*`): a label name that may also hold `:`.
 pub(crate) fn is_valid_metric_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_' || c == ':')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+    is_valid_label_name(&name.replace(':', "_"))
 }
 
 /// Reads a metric (or alert) name, refused where it is written if invalid.
