@@ -41,6 +41,10 @@
 //! counted only in `function_cancellations_total`; panics are counted as
 //! `result="error"` and in `function_panics_total`.
 //!
+//! Sites named at run time (one per AI model, per query name) come from a
+//! [`TimerTable`]: one site per key, made on first use, found again without
+//! a lock, at most the table's capacity of them.
+//!
 //! The `metrics` handles are resolved once per call site and cached with the
 //! identity of the recorder they came from, so a recorder installed after
 //! the first call still receives every later call.

@@ -14,13 +14,12 @@
 //! compares, no lock, no allocation, no reference count. A slot is never
 //! replaced or freed, so a found site stays valid for good. Only the first
 //! call of a key takes the cold path, which builds its site and fills a
-//! slot under the table's lock (so which keys get a site does not depend
-//! on which thread came first).
+//! slot under the table's lock (so racing threads never turn a key away
+//! while there is room, nor fill the table beyond it).
 //!
 //! The table holds at most its capacity of keys
-//! ([`TimerTable::DEFAULT_CAPACITY`]
-//! unless set): the series a table can create are bounded whatever the
-//! keys. Calls with further keys are recorded on one shared overflow site
+//! ([`TimerTable::DEFAULT_CAPACITY`] unless set): the series a table can
+//! create are bounded whatever the keys. Calls with further keys are recorded on one shared overflow site
 //! whose name (or label values) is [`TimerTable::OVERFLOW`], and counted
 //! by [`TimerTable::overflowed`].
 
