@@ -58,13 +58,22 @@ pub const STATUS_FAILED: u16 = 500;
 static METADATA: Metadata<'static> =
     Metadata::new(module_path!(), Level::INFO, Some(module_path!()));
 
-type SharedRecorder = Arc<dyn Recorder + Send + Sync>;
+/// The recorder given to [`HttpMetricsLayer::with_recorder`], if any
+/// (`None`: the current one).
+#[derive(Clone, Default)]
+struct OwnRecorder(Option<Arc<dyn Recorder + Send + Sync>>);
+
+impl fmt::Debug for OwnRecorder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.is_some() { "Own" } else { "Current" })
+    }
+}
 
 /// The tower layer recording HTTP requests; see the [module](self) docs.
-#[derive(Clone, Default)]
+#[derive(Clone, Debug, Default)]
 #[must_use]
 pub struct HttpMetricsLayer {
-    recorder: Option<SharedRecorder>,
+    recorder: OwnRecorder,
 }
 
 impl HttpMetricsLayer {
@@ -78,16 +87,8 @@ impl HttpMetricsLayer {
     /// Records into `recorder` instead of the current one.
     pub fn with_recorder(mut self, recorder: Arc<dyn Recorder + Send + Sync>) -> Self {
         describe(Some(&*recorder));
-        self.recorder = Some(recorder);
+        self.recorder = OwnRecorder(Some(recorder));
         self
-    }
-}
-
-impl fmt::Debug for HttpMetricsLayer {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("HttpMetricsLayer")
-            .field("own_recorder", &self.recorder.is_some())
-            .finish()
     }
 }
 
@@ -103,19 +104,10 @@ impl<S> Layer<S> for HttpMetricsLayer {
 }
 
 /// The service [`HttpMetricsLayer`] wraps around another.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct HttpMetrics<S> {
     inner: S,
-    recorder: Option<SharedRecorder>,
-}
-
-impl<S: fmt::Debug> fmt::Debug for HttpMetrics<S> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("HttpMetrics")
-            .field("inner", &self.inner)
-            .field("own_recorder", &self.recorder.is_some())
-            .finish()
-    }
+    recorder: OwnRecorder,
 }
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for HttpMetrics<S>
@@ -148,18 +140,11 @@ where
 pin_project! {
     /// The response future of [`HttpMetrics`]: records the request when
     /// the inner future completes (or is dropped unfinished).
+    #[derive(Debug)]
     pub struct ResponseFuture<F> {
         #[pin]
         inner: F,
         pending: Option<Pending>,
-    }
-}
-
-impl<F: fmt::Debug> fmt::Debug for ResponseFuture<F> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ResponseFuture")
-            .field("inner", &self.inner)
-            .finish_non_exhaustive()
     }
 }
 
@@ -186,11 +171,12 @@ where
 /// A request on its way: what its series need besides the status. Dropped
 /// without [`finish`](Self::finish), it records the request as failed
 /// (while panicking) or cancelled.
+#[derive(Debug)]
 struct Pending {
     method: &'static str,
     route: Option<MatchedPath>,
     start: Instant,
-    recorder: Option<SharedRecorder>,
+    recorder: OwnRecorder,
     recorded: bool,
 }
 
@@ -216,7 +202,7 @@ impl Pending {
                 .register_histogram(&duration, &METADATA)
                 .record(seconds);
         };
-        match &self.recorder {
+        match &self.recorder.0 {
             Some(recorder) => write(&**recorder),
             None => metrics::with_recorder(write),
         }

@@ -459,7 +459,6 @@ fn priorities_parse_order_and_print() {
     assert!(Priority::Low < Priority::Medium);
     assert!(Priority::High < Priority::Critical);
     assert_eq!(Priority::High.to_string(), "high");
-    assert_eq!(Category::System.to_string(), "system");
 }
 
 #[test]

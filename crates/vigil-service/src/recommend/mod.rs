@@ -201,12 +201,7 @@ impl Priority {
     /// The priority in lower case, as serialized.
     #[must_use]
     pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::Low => "low",
-            Self::Medium => "medium",
-            Self::High => "high",
-            Self::Critical => "critical",
-        }
+        ["low", "medium", "high", "critical"][self as usize]
     }
 }
 
@@ -265,27 +260,6 @@ pub enum Category {
     Memory,
     /// A disk filling up.
     Disk,
-}
-
-impl Category {
-    /// The category in lower case, as serialized.
-    #[must_use]
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::Cache => "cache",
-            Self::System => "system",
-            Self::Latency => "latency",
-            Self::Errors => "errors",
-            Self::Memory => "memory",
-            Self::Disk => "disk",
-        }
-    }
-}
-
-impl fmt::Display for Category {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
 }
 
 /// The recommendations for `inputs` against `targets`, made at `now`
