@@ -63,10 +63,11 @@ assert!(monitor.render().contains("db_query_seconds_count{service=\"checkout\"} 
 //!
 //! ## Cargo features
 //!
-//! All are on by default. Without them (`default-features = false`),
-//! vigil is `#[timed]`, [`Timer`], [`time!`](macro@time), [`Timed`] and the
-//! [`timing`] module over any `metrics` recorder, with nothing else to
-//! build: no registry, HTTP server, async runtime, cache or alert engine.
+//! All but `axum` and `tracing-layer` are on by default. Without them
+//! (`default-features = false`), vigil is `#[timed]`, [`Timer`],
+//! [`time!`](macro@time), [`Timed`] and the [`timing`] module over any
+//! `metrics` recorder, with nothing else to build: no registry, HTTP
+//! server, async runtime, cache or alert engine.
 //!
 //! | feature | what it adds | what it pulls in |
 //! |---|---|---|
@@ -79,6 +80,10 @@ assert!(monitor.render().contains("db_query_seconds_count{service=\"checkout\"} 
 //! | `alert-routing` | local routing, grouping, silences, inhibition, escalation, `MonitorBuilder::notifier` | none beyond `alerts` |
 //! | `rulesets` | the ready-made rule sets (`alert::rulesets`) | none beyond `alerts` |
 //! | `prometheus-rules` | export of the rules as a Prometheus rule file | `serde_yaml_ng` |
+//! | `service` | the `service` module: `Monitor::health`, `recommendations`, `cache_report`, `clear_caches`, `readiness`, registered caches and readiness checks; implies `registry` | `vigil-service`, `tokio`, `subtle`, `jiff` |
+//! | `system-metrics` | `system_*` and `process_*` metrics (`MonitorBuilder::system_metrics`), `Monitor::system_usage`; implies `service` | `sysinfo` |
+//! | `axum` (off by default) | `Monitor::router` (the performance API, `/health*`) and `Monitor::http_layer`; implies `service` | `axum`, `tower`, `tower-http`, `http`, `tokio` |
+//! | `tracing-layer` (off by default) | a `tracing_subscriber::Layer` recording span durations; implies `service` | `tracing-subscriber` |
 
 #![forbid(unsafe_code)]
 // Doctests fail on any warning: an example that drops a future unawaited,
@@ -214,6 +219,7 @@ pub use vigil_timing::{
     doctest,
     feature = "listener",
     feature = "cache",
+    feature = "system-metrics",
     feature = "alert-config",
     feature = "alert-delivery",
     feature = "alert-routing",

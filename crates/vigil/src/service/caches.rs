@@ -18,7 +18,7 @@ fn percent(part: u64, whole: u64) -> f64 {
     if whole == 0 {
         0.0
     } else {
-        part as f64 / whole as f64 * 100.0
+        part as f64 * 100.0 / whole as f64
     }
 }
 

@@ -1,0 +1,388 @@
+//! The service layer on a Monitor: the health score and the
+//! recommendations follow what the registry holds, caches registered by
+//! name report and clear with exact counts, readiness checks are bounded,
+//! the API token never prints, and `system_metrics` fills the exposition.
+
+#![cfg(all(feature = "service", feature = "cache", feature = "alerts"))]
+
+use std::time::{Duration, SystemTime};
+
+use vigil::Monitor;
+use vigil::alert::{Comparison, Engine, Rule, Severity};
+use vigil::cache::{EntryOptions, future, sync};
+use vigil::metrics::{counter, histogram};
+use vigil::service::health::HealthStatus;
+use vigil::service::recommend::{Category, Priority};
+
+/// Records `calls` calls of `function` (module `shop`) from `caller` (or
+/// none), `errors` of them failing, each lasting `seconds`, as `#[timed]`
+/// does.
+fn calls(
+    monitor: &Monitor,
+    function: &'static str,
+    caller: &'static str,
+    calls: u64,
+    errors: u64,
+    seconds: f64,
+) {
+    vigil::with_local_recorder(&monitor.recorder(), || {
+        let module = if caller.is_empty() { "" } else { "shop" };
+        let series = |result: &'static str| {
+            counter!("function_calls_total", "function" => function, "module" => "shop",
+                "caller_function" => caller, "caller_module" => module, "result" => result)
+        };
+        series("ok").increment(calls - errors);
+        series("error").increment(errors);
+        let duration = histogram!("function_calls_duration_seconds", "function" => function, "module" => "shop");
+        for _ in 0..calls {
+            duration.record(seconds);
+        }
+    });
+}
+
+fn tags(tags: &[&str]) -> Vec<String> {
+    tags.iter().map(|t| (*t).to_owned()).collect()
+}
+
+fn close(actual: f64, expected: f64) -> bool {
+    (actual - expected).abs() <= expected.abs() * 0.01
+}
+
+/// A sync cache with 30 hits and 90 misses, and a future cache with 80
+/// hits.
+async fn caches() -> (
+    sync::TaggedCache<u32, u32>,
+    future::TaggedCache<String, String>,
+) {
+    let markets: sync::TaggedCache<u32, u32> = sync::TaggedCache::builder()
+        .name("markets")
+        .max_capacity(1_000)
+        .build();
+    for i in 0..40 {
+        let tag = if i % 2 == 0 { "market" } else { "eu" };
+        markets.insert_with(i, i, EntryOptions::default().tag(tag));
+    }
+    for i in 0..30 {
+        assert_eq!(markets.get(&i), Some(i));
+    }
+    for i in 1_000..1_090 {
+        assert_eq!(markets.get(&i), None);
+    }
+    let pages: future::TaggedCache<String, String> = future::TaggedCache::new(100);
+    pages
+        .insert_with(
+            "home".into(),
+            "x".into(),
+            EntryOptions::default().tag("market"),
+        )
+        .await;
+    pages.insert("about".into(), "y".into()).await;
+    for _ in 0..80 {
+        assert!(pages.get("home").await.is_some());
+    }
+    (markets, pages)
+}
+
+#[tokio::test]
+async fn health_and_recommendations_follow_the_recorded_data() {
+    let (clock, _mock) = quanta::Clock::mock();
+    let (markets, pages) = caches().await;
+    let monitor = Monitor::builder()
+        .clock(clock)
+        .manual_upkeep()
+        .cache("markets", &markets)
+        .cache("pages", &pages)
+        .build()
+        .unwrap();
+    calls(&monitor, "checkout", "", 100, 20, 3.5);
+    calls(&monitor, "db_query", "checkout", 100, 0, 3.0);
+
+    let health = monitor.health();
+    let component = |name: &str| health.component(name).unwrap().clone();
+    let summary = monitor.summary();
+    let p95 = summary
+        .histograms
+        .iter()
+        .map(|h| h.window.p95)
+        .fold(0.0, f64::max);
+    assert!(close(p95, 3.5));
+    assert_eq!(component("latency").value, Some(p95), "the registry's p95");
+    assert_eq!(component("latency").status, HealthStatus::Degraded);
+    assert!(close(component("error_rate").value.unwrap(), 0.1));
+    assert!(component("error_rate").penalty > 0.0);
+    assert!(close(component("cache").value.unwrap(), 110.0 / 200.0));
+    for missing in ["cpu", "memory", "disk"] {
+        assert_eq!(component(missing).value, None, "{missing} was not measured");
+        assert_eq!(component(missing).penalty, 0.0);
+    }
+    assert!(health.score < 100.0);
+
+    let recommendations = monitor.recommendations();
+    let find = |category: Category| {
+        recommendations
+            .iter()
+            .filter(|r| r.category == category)
+            .collect::<Vec<_>>()
+    };
+    let cache = find(Category::Cache);
+    assert_eq!(cache.len(), 1, "{recommendations:#?}");
+    assert_eq!(cache[0].priority, Priority::High, "25 % hits is below 50 %");
+    assert!(cache[0].title.contains("markets"));
+    assert!(close(cache[0].evidence[0].value, 0.25));
+
+    let errors = find(Category::Errors);
+    assert_eq!(errors.len(), 1);
+    assert_eq!(errors[0].priority, Priority::Critical);
+    assert!(errors[0].title.contains("shop::checkout"));
+    assert!(errors[0].description.contains("failed 20 of its 100 calls"));
+
+    let latency = find(Category::Latency);
+    let checkout = latency
+        .iter()
+        .find(|r| r.title.contains("shop::checkout"))
+        .expect("checkout is slow");
+    assert!(
+        checkout
+            .description
+            .contains("spent in shop::db_query (100 calls)"),
+        "{}",
+        checkout.description
+    );
+    assert!(latency.iter().any(|r| r.title.contains("shop::db_query")));
+    assert!(recommendations.iter().all(|r| !r.evidence.is_empty()));
+}
+
+#[tokio::test]
+async fn cache_report_adds_up_the_registered_caches() {
+    let (markets, pages) = caches().await;
+    let monitor = Monitor::builder()
+        .manual_upkeep()
+        .cache("markets", &markets)
+        .cache("pages", &pages)
+        .build()
+        .unwrap();
+    let report = monitor.cache_report();
+    let m = &report.caches["markets"];
+    assert_eq!((m.hits, m.misses, m.entry_count), (30, 90, 40));
+    assert_eq!(m.hit_rate, 25.0);
+    assert_eq!(m.max_size, Some(1_000));
+    assert_eq!(m.total_size, 40, "entries without a weigher");
+    assert_eq!(m.utilization, 4.0);
+    let p = &report.caches["pages"];
+    assert_eq!(
+        (p.hits, p.misses, p.entry_count, p.max_size),
+        (80, 0, 2, Some(100))
+    );
+    let t = &report.totals;
+    assert_eq!((t.hits, t.misses, t.entry_count), (110, 90, 42));
+    assert_eq!(t.hit_rate, 55.0);
+    assert_eq!(t.max_size, Some(1_100));
+    assert_eq!(t.total_size, 42);
+
+    let json = serde_json::to_value(&report).unwrap();
+    assert_eq!(json["hit_rate"], 55.0, "totals are inline: {json}");
+    assert_eq!(json["caches"]["markets"]["entry_count"], 40);
+    for field in [
+        "hits",
+        "misses",
+        "total_size",
+        "entry_count",
+        "utilization",
+        "evictions",
+        "max_size",
+    ] {
+        assert!(json.get(field).is_some(), "{field} in {json}");
+    }
+}
+
+#[tokio::test]
+async fn clear_caches_counts_exactly() {
+    let (markets, pages) = caches().await;
+    let monitor = Monitor::builder()
+        .manual_upkeep()
+        .cache("markets", &markets)
+        .cache("pages", &pages)
+        .build()
+        .unwrap();
+    // Tags across every cache: 20 in markets, 1 in pages.
+    assert_eq!(
+        monitor
+            .clear_caches(None, &tags(&["market"]))
+            .await
+            .unwrap(),
+        21
+    );
+    assert_eq!(
+        monitor
+            .clear_caches(None, &tags(&["market"]))
+            .await
+            .unwrap(),
+        0
+    );
+    // One cache, tags.
+    assert_eq!(
+        monitor
+            .clear_caches(Some("pages"), &tags(&["eu"]))
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        monitor
+            .clear_caches(Some("markets"), &tags(&["eu", "market"]))
+            .await
+            .unwrap(),
+        20
+    );
+    // One cache, everything.
+    markets.insert(7, 7);
+    assert_eq!(monitor.clear_caches(Some("markets"), &[]).await.unwrap(), 1);
+    assert_eq!(monitor.clear_caches(Some("pages"), &[]).await.unwrap(), 1);
+    assert_eq!(monitor.cache_report().totals.entry_count, 0);
+
+    let error = monitor
+        .clear_caches(Some("sessions"), &[])
+        .await
+        .unwrap_err();
+    let message = error.to_string();
+    assert!(matches!(error, vigil::Error::UnknownCache { .. }));
+    assert!(message.contains("\"sessions\""), "{message}");
+    assert!(message.contains("\"markets\", \"pages\""), "{message}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn readiness_fails_on_an_error_and_on_a_hanging_check() {
+    let monitor = Monitor::builder()
+        .manual_upkeep()
+        .readiness_check("db", || async { Ok(()) })
+        .readiness_check("queue", || async { Err("connection refused".to_owned()) })
+        .readiness_check("search", std::future::pending)
+        .build()
+        .unwrap();
+    let readiness = monitor.readiness().await;
+    assert!(!readiness.ready);
+    let names: Vec<&str> = readiness.checks.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["db", "queue", "search"]);
+    assert!(readiness.checks[0].ok);
+    assert_eq!(readiness.checks[0].error, None);
+    assert!(!readiness.checks[1].ok);
+    assert_eq!(
+        readiness.checks[1].error.as_deref(),
+        Some("connection refused")
+    );
+    assert!(!readiness.checks[2].ok);
+    assert_eq!(
+        readiness.checks[2].error.as_deref(),
+        Some("timed out after 5s")
+    );
+    assert!(readiness.checks[2].duration_seconds >= 5.0);
+
+    let quick = Monitor::builder()
+        .manual_upkeep()
+        .readiness_check("search", std::future::pending)
+        .readiness_timeout(Duration::from_millis(250))
+        .build()
+        .unwrap();
+    let readiness = quick.readiness().await;
+    assert_eq!(
+        readiness.checks[0].error.as_deref(),
+        Some("timed out after 250ms")
+    );
+
+    let none = Monitor::builder().manual_upkeep().build().unwrap();
+    assert!(none.readiness().await.ready);
+}
+
+#[test]
+fn the_api_token_never_prints() {
+    let token = vigil::service::ApiToken::new("s3cret-token");
+    assert_eq!(format!("{token:?}"), "ApiToken(***)");
+    assert!(token.matches("s3cret-token"));
+    assert!(!token.matches("s3cret-toke"));
+    assert!(!token.matches(""));
+    let builder = Monitor::builder().api_token("s3cret-token");
+    let printed = format!("{builder:?}");
+    assert!(printed.contains("ApiToken(***)"), "{printed}");
+    assert!(!printed.contains("s3cret"), "{printed}");
+    let monitor = builder.manual_upkeep().build().unwrap();
+    assert!(!format!("{monitor:?}").contains("s3cret"));
+}
+
+#[cfg(feature = "alert-routing")]
+#[test]
+fn firing_alerts_carry_their_metric_threshold_and_message() {
+    let rule = Rule::builder("QueueBacklog")
+        .gauge("queue_depth")
+        .per_series()
+        .threshold(Severity::Medium, Comparison::Greater, 100.0)
+        .threshold(Severity::Critical, Comparison::Greater, 1_000.0)
+        .annotation("summary", "queue {{ $labels.queue }} is backing up")
+        .build()
+        .unwrap();
+    let (notifier, _notifications) = vigil::alert::notify::ChannelNotifier::channel(4);
+    let monitor = Monitor::builder()
+        .manual_upkeep()
+        .manual_alerts()
+        .alerts(Engine::new([rule]).unwrap())
+        .notifier("default", notifier)
+        .build()
+        .unwrap();
+    vigil::with_local_recorder(&monitor.recorder(), || {
+        vigil::metrics::gauge!("queue_depth", "queue" => "emails").set(500.0);
+    });
+    let now = SystemTime::now() - Duration::from_secs(1);
+    monitor.evaluate_alerts(now);
+    let alerts = monitor.active_alerts();
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    let alert = &alerts[0];
+    assert_eq!(alert.name, "QueueBacklog");
+    assert_eq!(alert.metric_name, "queue_depth");
+    assert_eq!(alert.threshold, Some(100.0), "the medium limit holds");
+    assert_eq!(alert.current_value, Some(500.0));
+    assert_eq!(alert.severity, "medium");
+    assert_eq!(alert.message, "queue emails is backing up");
+    assert_eq!(alert.labels["queue"], "emails");
+    assert!(alert.timestamp.ends_with('Z'), "{}", alert.timestamp);
+
+    let health = monitor.health();
+    let alerts_part = health.component("alerts").unwrap();
+    assert!(alerts_part.penalty > 0.0);
+
+    let history = monitor.alert_history();
+    assert_eq!(history.last().unwrap().to, "firing");
+    assert_eq!(history.last().unwrap().severity.as_deref(), Some("medium"));
+}
+
+#[cfg(feature = "system-metrics")]
+#[test]
+fn system_metrics_fill_the_exposition() {
+    let monitor = Monitor::builder()
+        .manual_upkeep()
+        .system_metrics(Duration::from_secs(3_600))
+        .build()
+        .unwrap();
+    let text = monitor.render();
+    for name in [
+        "system_cpu_usage_ratio",
+        "system_memory_used_bytes",
+        "system_memory_usage_ratio",
+        "system_load1",
+        "process_resident_memory_bytes",
+        "process_start_time_seconds",
+    ] {
+        assert!(
+            text.contains(&format!("\n{name}")),
+            "{name} missing from:\n{text}"
+        );
+    }
+    let usage = monitor.system_usage().expect("one reading taken at build");
+    assert_eq!(usage.memory_usage.unit, "percent");
+    assert!((0.0..=100.0).contains(&usage.memory_usage.current));
+    assert_eq!(usage.memory_usage.min, usage.memory_usage.max);
+    let memory = monitor.health().component("memory").unwrap().value.unwrap();
+    assert!(close(memory * 100.0, usage.memory_usage.current));
+
+    let without = Monitor::builder().manual_upkeep().build().unwrap();
+    assert_eq!(without.system_usage(), None);
+    assert!(!without.render().contains("system_cpu_usage_ratio"));
+}
