@@ -66,11 +66,9 @@
 //! a `WARN` event, the rest summed up when the receiver delivers again (and
 //! every five minutes while the burst lasts).
 
-mod channel;
-mod closure;
 mod dispatch;
 mod error;
-mod tracing;
+mod in_process;
 #[cfg(feature = "delivery")]
 pub(crate) mod webhook;
 
@@ -78,11 +76,11 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-pub use self::channel::ChannelNotifier;
-pub use self::closure::{FnNotifier, IntoNotifyResult, notifier_fn};
 pub use self::dispatch::{Dispatcher, DispatcherBuilder, describe_metrics};
 pub use self::error::NotifyError;
-pub use self::tracing::TracingNotifier;
+pub use self::in_process::{
+    ChannelNotifier, FnNotifier, IntoNotifyResult, TracingNotifier, notifier_fn,
+};
 #[cfg(feature = "delivery")]
 pub use self::webhook::{WebhookBuilder, WebhookFormat, WebhookNotifier};
 use crate::Notification;
@@ -144,22 +142,17 @@ impl std::fmt::Debug for dyn Notifier {
     }
 }
 
-/// Shared and boxed notifiers are notifiers.
-macro_rules! forward_notifier {
-    ($($pointer:ident),*) => {$(
-        #[async_trait]
-        impl<N: Notifier + ?Sized> Notifier for $pointer<N> {
-            fn name(&self) -> &str {
-                (**self).name()
-            }
+/// A shared notifier is a notifier.
+#[async_trait]
+impl<N: Notifier + ?Sized> Notifier for Arc<N> {
+    fn name(&self) -> &str {
+        (**self).name()
+    }
 
-            async fn notify(&self, notification: &Notification) -> Result<(), NotifyError> {
-                (**self).notify(notification).await
-            }
-        }
-    )*};
+    async fn notify(&self, notification: &Notification) -> Result<(), NotifyError> {
+        (**self).notify(notification).await
+    }
 }
-forward_notifier!(Arc, Box);
 
 /// Builder methods that each set a field (`name(arg: T) => field = value;`)
 /// or add to one through a method of it (`=> push field(value);`,

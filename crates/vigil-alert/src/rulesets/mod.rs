@@ -117,23 +117,19 @@ impl Target {
 /// assert_eq!(rules.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(), ["HighLatency", "HighErrorRate"]);
 /// # Ok::<(), vigil_alert::Error>(())
 /// ```
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 #[must_use]
 pub struct ServiceTargets {
-    window: Duration,
-    for_duration: Duration,
-    latency_p95: Duration,
-    error_rate: (f64, f64),
-    cpu: (f64, f64),
-    memory: (f64, f64),
-    cache_hit_ratio: (f64, f64),
-    only: Vec<Target>,
-}
-
-impl Default for ServiceTargets {
-    fn default() -> Self {
-        Self::new()
-    }
+    /// The settings given; each one unset keeps the rule file's.
+    window: Option<Duration>,
+    for_duration: Option<Duration>,
+    latency_p95: Option<Duration>,
+    error_rate: Option<(f64, f64)>,
+    cpu: Option<(f64, f64)>,
+    memory: Option<(f64, f64)>,
+    cache_hit_ratio: Option<(f64, f64)>,
+    /// Unset: every target.
+    only: Option<Vec<Target>>,
 }
 
 impl ServiceTargets {
@@ -150,46 +146,37 @@ impl ServiceTargets {
     /// out with [`only`](Self::only)).
     pub const HOST_METRICS: &'static [&'static str] = &[CPU_USAGE, MEMORY_USAGE];
 
-    /// The defaults in the [module docs](self): 5m windows, `for: 5m`,
+    /// The rule file's defaults, as in the [module docs](self): 5m windows, `for: 5m`,
     /// p95 > 200 ms, errors > 1 % / 5 %, CPU > 80 % / 90 %, memory > 85 % /
     /// 95 %, cache hits < 70 % / 50 %.
     pub fn new() -> Self {
-        ServiceTargets {
-            window: Duration::from_secs(300),
-            for_duration: Duration::from_secs(300),
-            latency_p95: Duration::from_millis(200),
-            error_rate: (0.01, 0.05),
-            cpu: (0.80, 0.90),
-            memory: (0.85, 0.95),
-            cache_hit_ratio: (0.70, 0.50),
-            only: Target::ALL.to_vec(),
-        }
+        Self::default()
     }
 
     crate::notify::setters! {
         /// The window of the latency, error-rate and cache rules.
-        window(window: Duration) => window = window;
+        window(window: Duration) => window = Some(window);
 
         /// How long a threshold must hold before firing (all rules).
-        for_duration(duration: Duration) => for_duration = duration;
+        for_duration(duration: Duration) => for_duration = Some(duration);
 
         /// `HighLatency` fires (high) when a function's p95 exceeds this.
-        latency_p95(limit: Duration) => latency_p95 = limit;
+        latency_p95(limit: Duration) => latency_p95 = Some(limit);
 
         /// `HighErrorRate` limits (fractions of calls): medium, critical.
-        error_rate(medium: f64, critical: f64) => error_rate = (medium, critical);
+        error_rate(medium: f64, critical: f64) => error_rate = Some((medium, critical));
 
         /// `HighCpuUsage` limits (0..1): medium, critical.
-        cpu(medium: f64, critical: f64) => cpu = (medium, critical);
+        cpu(medium: f64, critical: f64) => cpu = Some((medium, critical));
 
         /// `HighMemoryUsage` limits (0..1): medium, critical.
-        memory(medium: f64, critical: f64) => memory = (medium, critical);
+        memory(medium: f64, critical: f64) => memory = Some((medium, critical));
 
         /// `LowCacheHitRatio` limits (0..1, alerting below): medium, high.
-        cache_hit_ratio(medium: f64, high: f64) => cache_hit_ratio = (medium, high);
+        cache_hit_ratio(medium: f64, high: f64) => cache_hit_ratio = Some((medium, high));
 
         /// Keeps only these targets.
-        only(targets: impl IntoIterator<Item = Target>) => only = targets.into_iter().collect();
+        only(targets: impl IntoIterator<Item = Target>) => only = Some(targets.into_iter().collect());
     }
 
     /// The rule for one target, from [the rule file](self) with this
@@ -200,23 +187,29 @@ impl ServiceTargets {
                 .expect("the ready-made rules are valid")
         });
         let mut rule = RULES[target as usize].clone();
-        let (medium, high) = match target {
-            Target::Latency => (self.latency_p95.as_secs_f64(), f64::NAN),
+        let limits = match target {
+            Target::Latency => self.latency_p95.map(|p95| (p95.as_secs_f64(), f64::NAN)),
             Target::ErrorRate => self.error_rate,
             Target::Cpu => self.cpu,
             Target::Memory => self.memory,
             Target::CacheHitRatio => self.cache_hit_ratio,
         };
-        for (threshold, limit) in rule.thresholds.iter_mut().zip([medium, high]) {
+        let limits = limits.into_iter().flat_map(|(medium, high)| [medium, high]);
+        for (threshold, limit) in rule.thresholds.iter_mut().zip(limits) {
             threshold.value = Limit::Fixed(limit);
         }
-        if let Expr::Histogram { window, .. } | Expr::Ratio { window, .. } = &mut rule.expr {
-            *window = self.window;
+        if let (Expr::Histogram { window, .. } | Expr::Ratio { window, .. }, Some(set)) =
+            (&mut rule.expr, self.window)
+        {
+            *window = set;
         }
-        rule.for_duration = self.for_duration;
+        rule.for_duration = self.for_duration.unwrap_or(rule.for_duration);
         if let Some(summary) = rule.annotations.get_mut("summary") {
-            let window = duration(self.window);
-            let p95 = self.latency_p95.as_secs_f64().to_string();
+            let window = rule.expr.window().map(duration).unwrap_or_default();
+            let p95 = match rule.thresholds[0].value {
+                Limit::Fixed(p95) => p95.to_string(),
+                Limit::Baseline(_) => String::new(),
+            };
             *summary = summary.replace("$window", &window).replace("$p95", &p95);
         }
         rule.validate()?;
@@ -225,9 +218,10 @@ impl ServiceTargets {
 
     /// The rules of the selected targets, in [`Target::ALL`] order.
     pub fn rules(&self) -> Result<Vec<Rule>> {
+        let only = |t: &&Target| self.only.as_ref().is_none_or(|only| only.contains(t));
         Target::ALL
             .iter()
-            .filter(|t| self.only.contains(t))
+            .filter(only)
             .map(|t| self.rule(*t))
             .collect()
     }
