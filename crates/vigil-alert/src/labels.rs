@@ -406,7 +406,8 @@ where
 
 /// Reads a string through `parse` inside the visitor, so that an error
 /// carries the string's position (and is named `expecting` for another
-/// type of value).
+/// type of value). A TOML date-time, which the `toml` crate hands over as
+/// a map with one private key, is read as its text.
 pub(crate) fn from_text<'de, D, T, F>(
     d: D,
     expecting: &'static str,
@@ -417,13 +418,19 @@ where
     F: FnOnce(&str) -> Result<T, String>,
 {
     struct Text<F>(&'static str, F);
-    impl<T, F: FnOnce(&str) -> Result<T, String>> Visitor<'_> for Text<F> {
+    impl<'de, T, F: FnOnce(&str) -> Result<T, String>> Visitor<'de> for Text<F> {
         type Value = T;
         fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
             f.write_str(self.0)
         }
         fn visit_str<E: de::Error>(self, v: &str) -> Result<T, E> {
             (self.1)(v).map_err(E::custom)
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<T, A::Error> {
+            match map.next_entry::<String, String>()? {
+                Some((key, text)) if key == "$__toml_private_datetime" => self.visit_str(&text),
+                _ => Err(de::Error::invalid_type(de::Unexpected::Map, &self)),
+            }
         }
     }
     d.deserialize_str(Text(expecting, parse))

@@ -67,42 +67,17 @@ pub(crate) fn parse_rfc3339(text: &str) -> Result<SystemTime, String> {
 /// Serde for `SystemTime` as an RFC 3339 string; also reads a TOML
 /// date-time.
 pub(crate) mod rfc3339 {
-    use std::fmt;
     use std::time::SystemTime;
 
-    use serde::de::{self, MapAccess, Visitor};
     use serde::{Deserializer, Serializer};
-
-    /// The key the `toml` crate hands a native date-time under.
-    const TOML_DATETIME: &str = "$__toml_private_datetime";
 
     pub(crate) fn serialize<S: Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&super::format_rfc3339(*t))
     }
 
-    struct TimeVisitor;
-
-    impl<'de> Visitor<'de> for TimeVisitor {
-        type Value = SystemTime;
-
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("a time such as \"2024-05-01T22:00:00Z\"")
-        }
-
-        fn visit_str<E: de::Error>(self, v: &str) -> Result<SystemTime, E> {
-            super::parse_rfc3339(v).map_err(E::custom)
-        }
-
-        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<SystemTime, A::Error> {
-            match map.next_entry::<String, String>()? {
-                Some((key, value)) if key == TOML_DATETIME => self.visit_str(&value),
-                _ => Err(de::Error::invalid_type(de::Unexpected::Map, &self)),
-            }
-        }
-    }
-
     pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<SystemTime, D::Error> {
-        d.deserialize_any(TimeVisitor)
+        let expecting = "a time such as \"2024-05-01T22:00:00Z\"";
+        crate::labels::from_text(d, expecting, super::parse_rfc3339)
     }
 }
 
@@ -134,62 +109,30 @@ pub(crate) mod rfc3339_option {
 /// [`MAX_DURATION`], checked where it is read so that errors have its
 /// position. A bare number is refused: it has no unit.
 pub(crate) mod duration {
-    use std::fmt;
     use std::time::Duration;
 
     use serde::Deserializer;
-    use serde::de::{self, Visitor};
 
     pub(crate) use humantime_serde::serialize;
 
-    /// Reads a duration; with `true`, refuses zero.
-    struct DurationVisitor(bool);
-
-    fn bare<E: de::Error>(v: impl fmt::Display) -> E {
-        E::custom(format_args!(
-            "expected a duration such as \"30s\" or \"5m\", got the bare number {v} (a duration needs a unit)"
-        ))
-    }
-
-    impl Visitor<'_> for DurationVisitor {
-        type Value = Duration;
-
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("a duration such as \"30s\" or \"5m\"")
-        }
-
-        fn visit_str<E: de::Error>(self, v: &str) -> Result<Duration, E> {
+    /// Reads a duration; with `positive`, refuses zero.
+    fn read<'de, D: Deserializer<'de>>(d: D, positive: bool) -> Result<Duration, D::Error> {
+        let expecting =
+            "a duration with a unit, such as \"30s\" or \"5m\" (a bare number has none)";
+        crate::labels::from_text(d, expecting, |v| {
             let d = humantime::parse_duration(v.trim()).map_err(|e| {
-                E::custom(format_args!(
-                    "invalid duration {v:?}: {e} (write e.g. \"30s\", \"5m\", \"1h 30m\")"
-                ))
+                format!("invalid duration {v:?}: {e} (write e.g. \"30s\", \"5m\", \"1h 30m\")")
             })?;
-            if self.0 && d.is_zero() {
-                return Err(E::custom("must be longer than zero"));
+            if positive && d.is_zero() {
+                return Err("must be longer than zero".to_owned());
             }
-            if d > super::MAX_DURATION {
-                return Err(E::custom(format_args!(
-                    "{v:?} is longer than one year, the longest duration allowed"
-                )));
-            }
-            Ok(d)
-        }
-
-        fn visit_u64<E: de::Error>(self, v: u64) -> Result<Duration, E> {
-            Err(bare(v))
-        }
-
-        fn visit_i64<E: de::Error>(self, v: i64) -> Result<Duration, E> {
-            Err(bare(v))
-        }
-
-        fn visit_f64<E: de::Error>(self, v: f64) -> Result<Duration, E> {
-            Err(bare(v))
-        }
+            let too_long = format!("{v:?} is longer than one year, the longest duration allowed");
+            (d <= super::MAX_DURATION).then_some(d).ok_or(too_long)
+        })
     }
 
     pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        d.deserialize_str(DurationVisitor(false))
+        read(d, false)
     }
 
     /// [`duration`](self) for `Option<Duration>`.
@@ -221,7 +164,7 @@ pub(crate) mod duration {
         pub(crate) use humantime_serde::serialize;
 
         pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-            d.deserialize_str(super::DurationVisitor(true))
+            super::read(d, true)
         }
     }
 }

@@ -423,7 +423,8 @@ fn durations_need_a_unit_and_windows_must_be_positive() {
         "[[rules]]\nname = \"X\"\nfor = 5\nexpr = { gauge = { metric = \"up\" } }\nthresholds = { low = \"> 1\" }\n",
     );
     assert_eq!(err.field(), Some("for"));
-    assert!(err.to_string().contains("bare number 5"), "{err}");
+    let message = "invalid type: integer `5`, expected a duration with a unit, such as \"30s\" or \"5m\" (a bare number has none)";
+    assert!(err.to_string().contains(message), "{err}");
     let err = yaml_err(&BASE.replace("gauge: { metric: up }", "rate: { metric: up, window: 0s }"));
     assert_eq!(err.field(), Some("expr.rate.window"));
     assert!(
