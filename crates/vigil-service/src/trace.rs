@@ -11,7 +11,9 @@
 //! instrumented `async fn`, the whole call including the time it waited.
 
 use std::collections::HashMap;
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
 
 use metrics::{Histogram, Key, KeyName, Label, Recorder, Unit};
 use quanta::{Clock, Instant};
@@ -31,9 +33,10 @@ pub const SPAN_DURATION: &str = "tracing_span_duration_seconds";
 /// [`with_recorder`](Self::with_recorder), else into the current one
 /// (`metrics::with_recorder`: a thread-local recorder if set, the global
 /// one otherwise). The histogram handle of each callsite is resolved once
-/// per recorder and cached; a span then costs one clock read at creation
-/// and one at close, the registry's extension entry holding its start, one
-/// uncontended read lock and hash lookup of the cached handle, and the
+/// per recorder and cached in a map read without a lock (`arc_swap`,
+/// replaced whole when a callsite is first seen); a span then costs one
+/// clock read at creation and one at close, the registry's extension entry
+/// holding its start, one hash lookup of the cached handle and the
 /// histogram record. Spans are never sampled or dropped.
 ///
 /// ```
@@ -56,7 +59,7 @@ pub struct SpanLayer {
     clock: Clock,
     /// Histogram handles by callsite (its metadata's address) and recorder
     /// (its address; 0 for the layer's own recorder).
-    handles: RwLock<HashMap<(usize, usize), Histogram>>,
+    handles: ArcSwap<HashMap<(usize, usize), Histogram>>,
 }
 
 /// When a span was created, kept in its extensions.
@@ -70,7 +73,7 @@ impl SpanLayer {
         SpanLayer {
             recorder: None,
             clock: Clock::new(),
-            handles: RwLock::default(),
+            handles: ArcSwap::default(),
         }
     }
 
@@ -90,10 +93,7 @@ impl SpanLayer {
     }
 
     fn forget_handles(&mut self) {
-        self.handles
-            .get_mut()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clear();
+        self.handles = ArcSwap::default();
     }
 
     /// Records `seconds` for a span of `metadata` into the layer's
@@ -117,7 +117,7 @@ impl SpanLayer {
         seconds: f64,
     ) {
         let key = (std::ptr::from_ref(metadata) as usize, recorder_id);
-        let handles = self.handles.read().unwrap_or_else(PoisonError::into_inner);
+        let handles = self.handles.load();
         if let Some(histogram) = handles.get(&key) {
             histogram.record(seconds);
             return;
@@ -136,30 +136,33 @@ impl SpanLayer {
         key: (usize, usize),
         metadata: &'static Metadata<'static>,
     ) -> Histogram {
-        let mut handles = self.handles.write().unwrap_or_else(PoisonError::into_inner);
-        if handles.is_empty() || !handles.keys().any(|&(_, id)| id == key.1) {
+        let described = self.handles.load().keys().any(|&(_, id)| id == key.1);
+        if !described {
             recorder.describe_histogram(
                 KeyName::from_const_str(SPAN_DURATION),
                 Some(Unit::Seconds),
                 "Wall time of tracing spans from creation to close, in seconds.".into(),
             );
         }
-        handles
-            .entry(key)
-            .or_insert_with(|| {
-                let labels = vec![
-                    Label::from_static_parts("span", metadata.name()),
-                    Label::from_static_parts("target", metadata.target()),
-                ];
-                let metric = Key::from_parts(SPAN_DURATION, labels);
-                let metrics_metadata = metrics::Metadata::new(
-                    metadata.target(),
-                    metrics::Level::INFO,
-                    metadata.module_path(),
-                );
-                recorder.register_histogram(&metric, &metrics_metadata)
-            })
-            .clone()
+        let labels = vec![
+            Label::from_static_parts("span", metadata.name()),
+            Label::from_static_parts("target", metadata.target()),
+        ];
+        let metrics_metadata = metrics::Metadata::new(
+            metadata.target(),
+            metrics::Level::INFO,
+            metadata.module_path(),
+        );
+        let histogram =
+            recorder.register_histogram(&Key::from_parts(SPAN_DURATION, labels), &metrics_metadata);
+        // Registering again for the same key gives a handle on the same
+        // series, so a thread that loses a race here records correctly.
+        self.handles.rcu(|handles| {
+            let mut handles = HashMap::clone(handles);
+            handles.insert(key, histogram.clone());
+            handles
+        });
+        histogram
     }
 }
 
