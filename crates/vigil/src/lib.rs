@@ -251,3 +251,8 @@ mod markdown_examples {
     // vigil-alert's README runs as that crate's doctest (its examples
     // use vigil-alert's own features in `cfg`s).
 }
+
+/// `docs/http-api.md`'s Rust blocks, which need the opt-in `axum` feature.
+#[cfg(all(doctest, feature = "axum", feature = "cache", feature = "system-metrics"))]
+#[doc = include_str!("../../../docs/http-api.md")]
+struct HttpApi;
