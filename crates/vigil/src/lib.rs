@@ -253,6 +253,11 @@ mod markdown_examples {
 }
 
 /// `docs/http-api.md`'s Rust blocks, which need the opt-in `axum` feature.
-#[cfg(all(doctest, feature = "axum", feature = "cache", feature = "system-metrics"))]
+#[cfg(all(
+    doctest,
+    feature = "axum",
+    feature = "cache",
+    feature = "system-metrics"
+))]
 #[doc = include_str!("../../../docs/http-api.md")]
 struct HttpApi;
