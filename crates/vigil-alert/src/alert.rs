@@ -95,34 +95,6 @@ impl Alert {
         format!("{:016x}", fingerprint(&self.labels))
     }
 
-    /// A firing alert of `rule` for the instance with `labels` (without
-    /// `severity`), its annotations expanded.
-    pub(crate) fn firing(
-        rule: &Rule,
-        mut labels: Labels,
-        severity: Severity,
-        value: Option<f64>,
-        starts_at: SystemTime,
-        escalated: bool,
-    ) -> Alert {
-        labels.insert("severity".into(), rule.severity_label(severity).to_owned());
-        let mut alert = Alert {
-            rule: rule.name.clone(),
-            annotations: Labels::new(),
-            labels,
-            status: AlertStatus::Firing,
-            severity,
-            value: None,
-            starts_at,
-            ends_at: None,
-            silenced: false,
-            inhibited: false,
-            escalated,
-        };
-        alert.set_value(rule, value);
-        alert
-    }
-
     /// Sets the alert's value and expands `rule`'s annotations with it.
     pub(crate) fn set_value(&mut self, rule: &Rule, value: Option<f64>) {
         let expand =

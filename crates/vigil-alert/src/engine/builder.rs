@@ -121,12 +121,8 @@ impl EngineBuilder {
         if let Some(reason) = self.severity_labels.problem() {
             return Err(Error::InvalidSeverityLabels { reason });
         }
-        if !self.severity_labels.is_empty() {
-            for rule in &mut self.rules {
-                rule.severity_labels = rule.severity_labels.or(&self.severity_labels);
-            }
-        }
-        for rule in &self.rules {
+        for rule in &mut self.rules {
+            rule.severity_labels = rule.severity_labels.or(&self.severity_labels);
             rule.validate()?;
         }
         let engine = Engine {

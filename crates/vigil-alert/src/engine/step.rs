@@ -14,7 +14,10 @@ use crate::expr::{Counters, ExprReader, Samples, prune};
 #[cfg(feature = "routing")]
 use crate::routing::Local;
 use crate::state::{Input, Machine};
-use crate::{Aggregation, Labels, Limit, NoDataPolicy, Rule, Severity, Source, State, Transition};
+use crate::{
+    Aggregation, Alert, AlertStatus, Labels, Limit, NoDataPolicy, Rule, Severity, Source, State,
+    Transition,
+};
 
 /// What the engine keeps per rule.
 #[derive(Debug, Default)]
@@ -67,7 +70,8 @@ pub(super) fn instance_labels(rule: &Rule, key: &Labels) -> Labels {
     labels
 }
 
-/// The firing alert of instance `key` of rule `index` at `severity`.
+/// The firing alert of instance `key` of rule `index` at `severity`, its
+/// annotations expanded with the instance's value.
 pub(super) fn firing(
     index: usize,
     rule: &Rule,
@@ -77,10 +81,23 @@ pub(super) fn firing(
     escalated: bool,
     now: SystemTime,
 ) -> Active {
-    let labels = instance_labels(rule, key);
+    let mut labels = instance_labels(rule, key);
     let base = fingerprint(&labels);
-    let starts_at = m.active_since.unwrap_or(now);
-    let alert = crate::Alert::firing(rule, labels, severity, m.value, starts_at, escalated);
+    labels.insert("severity".into(), rule.severity_label(severity).to_owned());
+    let mut alert = Alert {
+        rule: rule.name.clone(),
+        labels,
+        annotations: Labels::new(),
+        status: AlertStatus::Firing,
+        severity,
+        value: None,
+        starts_at: m.active_since.unwrap_or(now),
+        ends_at: None,
+        silenced: false,
+        inhibited: false,
+        escalated,
+    };
+    alert.set_value(rule, m.value);
     Active {
         rule: index,
         base,
