@@ -12,8 +12,6 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
 use crate::Error;
 use crate::labels::{Labels, Matcher, matches_all};
 
@@ -126,18 +124,10 @@ impl FromStr for HistogramStat {
     }
 }
 
-impl Serialize for HistogramStat {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
-    }
-}
-
-impl<'de> Deserialize<'de> for HistogramStat {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        text.parse().map_err(serde::de::Error::custom)
-    }
-}
+crate::labels::serde_as_text!(
+    HistogramStat,
+    "a histogram statistic: p<percent> (p50, p99.9), mean, avg, max or count"
+);
 
 /// An in-memory [`Source`]: set gauges, counter totals and histogram
 /// statistics per (name, labels), then evaluate rules against it.

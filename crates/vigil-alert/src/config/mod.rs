@@ -309,22 +309,11 @@ impl AlertConfig {
             let file = self.file();
             let routing = self.routing.as_ref().map_or(Ok(()), Routing::validate);
             routing.map_err(|e| ConfigError::from_core(file, Some(Item::Routing), e))?;
-            for (index, s) in self.silences.iter().enumerate() {
-                let none =
-                    "needs at least one matcher (a silence without one would mute everything)";
-                let problem = if s.matchers.is_empty() {
-                    Some(("matchers", none.to_owned()))
-                } else if s.ends_at <= s.starts_at {
-                    let starts = crate::time::format_rfc3339(s.starts_at);
-                    Some(("ends_at", format!("must be after starts_at ({starts})")))
-                } else {
-                    s.too_long().map(|problem| ("ends_at", problem))
-                };
-                if let Some((field, message)) = problem {
-                    let item = Some(Item::Silence { index });
-                    let field = Some(field.to_owned());
-                    return Err(ConfigError::invalid(file, item, field, message, None));
-                }
+            let mut silences = self.silences.iter().enumerate();
+            let problem = silences.find_map(|(index, s)| Some((index, s.problem()?)));
+            if let Some((index, (field, message))) = problem {
+                let (item, field) = (Some(Item::Silence { index }), Some(field.to_owned()));
+                return Err(ConfigError::invalid(file, item, field, message, None));
             }
         }
         Ok(())
@@ -383,10 +372,6 @@ fn deserialize_error(
     location: Option<Location>,
     doc: Option<serde_json::Value>,
 ) -> ConfigError {
-    let lookup = |parents: &str, index: usize, field: &str| {
-        let pointer = format!("/{parents}/{index}/{field}");
-        doc.as_ref()?.pointer(&pointer)?.as_str().map(str::to_owned)
-    };
     let path: Vec<&Segment> = whole.iter().collect();
     let key = |i: usize| match path.get(i) {
         Some(Segment::Map { key }) => key.as_str(),
@@ -396,34 +381,34 @@ fn deserialize_error(
         Some(Segment::Seq { index }) => Some(*index),
         _ => None,
     };
-    let item = match (key(0), key(1), index(1), index(2)) {
+    let name = |pointer: String| doc.as_ref()?.pointer(&pointer)?.as_str().map(str::to_owned);
+    let (item, skip) = match (key(0), key(1), index(1), index(2)) {
         ("rules", _, Some(index), _) => {
-            let name = lookup("rules", index, "name");
-            Some((Item::Rule { index, name }, 2))
+            let name = name(format!("/rules/{index}/name"));
+            (Some(Item::Rule { index, name }), 2)
         }
         ("routing", "routes", _, Some(index)) => {
-            let receiver = lookup("routing/routes", index, "receiver");
-            Some((Item::Route { index, receiver }, 3))
+            let receiver = name(format!("/routing/routes/{index}/receiver"));
+            (Some(Item::Route { index, receiver }), 3)
         }
-        ("routing", ..) => Some((Item::Routing, 1)),
-        ("inhibit_rules", _, Some(index), _) => Some((Item::InhibitRule { index }, 2)),
-        ("silences", _, Some(index), _) => Some((Item::Silence { index }, 2)),
-        ("rulesets", "service_targets", ..) => Some((Item::ServiceTargets, 2)),
+        ("routing", ..) => (Some(Item::Routing), 1),
+        ("inhibit_rules", _, Some(index), _) => (Some(Item::InhibitRule { index }), 2),
+        ("silences", _, Some(index), _) => (Some(Item::Silence { index }), 2),
+        ("rulesets", "service_targets", ..) => (Some(Item::ServiceTargets), 2),
         ("rulesets", "slos", _, Some(index)) => {
-            let name = lookup("rulesets/slos", index, "name");
-            Some((Item::Slo { index, name }, 3))
+            let name = name(format!("/rulesets/slos/{index}/name"));
+            (Some(Item::Slo { index, name }), 3)
         }
-        _ => None,
+        _ => (None, 0),
     };
-    let (item, skip) = item.map_or((None, 0), |(item, skip)| (Some(item), skip));
-    // The path as `serde_path_to_error` writes it, less the item's part.
-    let dot = |i: usize, s: &Segment| usize::from(i > 0 && !matches!(s, Segment::Seq { .. }));
-    let item_part: usize = (path[..skip].iter().enumerate())
-        .map(|(i, s)| s.to_string().len() + dot(i, s))
-        .sum();
-    let full = whole.to_string();
-    let field = full[item_part..].trim_start_matches('.');
-    let field = (!field.is_empty()).then(|| field.to_owned());
+    // The rest of the path, written as `serde_path_to_error` writes it.
+    let field: String = (path[skip..].iter().enumerate())
+        .map(|(i, s)| match i > 0 && !matches!(s, Segment::Seq { .. }) {
+            true => format!(".{s}"),
+            false => s.to_string(),
+        })
+        .collect();
+    let field = (!field.is_empty()).then_some(field);
     ConfigError::invalid(file, item, field, message, location)
 }
 
