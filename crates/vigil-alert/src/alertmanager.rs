@@ -199,13 +199,12 @@ impl Resender {
         now: SystemTime,
         firing: impl IntoIterator<Item = Alert>,
     ) -> Vec<Alert> {
-        let firing: HashMap<String, Alert> = firing
-            .into_iter()
-            .filter(|alert| alert.status == AlertStatus::Firing)
+        let is_firing = |a: &Alert| a.status == AlertStatus::Firing;
+        let firing: HashMap<String, Alert> = (firing.into_iter().filter(is_firing))
             .map(|alert| (alert.fingerprint(), alert))
             .collect();
         for (key, held) in &mut self.alerts {
-            if held.status == AlertStatus::Firing && !firing.contains_key(key) {
+            if is_firing(held) && !firing.contains_key(key) {
                 (held.status, held.ends_at) = (AlertStatus::Resolved, Some(now));
                 self.changed = true;
             }
@@ -214,14 +213,14 @@ impl Resender {
             // Still firing (its annotations and value may have changed), or
             // new, or firing again after it resolved.
             let held = self.alerts.insert(key, alert);
-            self.changed |= held.is_none_or(|held| held.status != AlertStatus::Firing);
+            self.changed |= held.is_none_or(|held| !is_firing(&held));
         }
-        self.alerts.retain(|_, held| {
-            let resolved_at = held
-                .ends_at
-                .filter(|_| held.status == AlertStatus::Resolved);
-            resolved_at.is_none_or(|at| elapsed(now, at) <= RESOLVED_RETENTION)
-        });
+        let retained = |a: &Alert| {
+            a.ends_at
+                .is_none_or(|at| elapsed(now, at) <= RESOLVED_RETENTION)
+        };
+        self.alerts
+            .retain(|_, held| is_firing(held) || retained(held));
         let resend = self
             .last_sent
             .is_none_or(|last| now < last || elapsed(now, last) >= self.resend_delay);
@@ -230,15 +229,12 @@ impl Resender {
         }
         self.changed = false;
         self.last_sent = Some(now);
-        let valid_until = now + self.valid_for;
+        let valid_until = Some(now + self.valid_for);
         let mut out: Vec<Alert> = self.alerts.values().cloned().collect();
-        for alert in &mut out {
-            if alert.status == AlertStatus::Firing {
-                alert.ends_at = Some(valid_until);
-            }
+        for alert in out.iter_mut().filter(|a| is_firing(a)) {
+            alert.ends_at = valid_until;
         }
-        let key = |a: &Alert| (a.status == AlertStatus::Resolved, a.labels.clone());
-        out.sort_by_cached_key(key);
+        out.sort_by_cached_key(|a| (!is_firing(a), a.labels.clone()));
         out
     }
 }

@@ -83,26 +83,18 @@ impl Notifier for TracingNotifier {
         for alert in &notification.alerts {
             let firing = alert.status == crate::AlertStatus::Firing;
             let level = if firing { self.firing } else { self.resolved };
-            let message = match alert.annotations.get("summary") {
-                Some(summary) => summary.as_str(),
-                None if firing => "alert firing",
-                None => "alert resolved",
-            };
-            let alertname = alert
-                .labels
-                .get("alertname")
-                .map_or(alert.rule.as_str(), String::as_str);
+            let status = if firing { "firing" } else { "resolved" };
+            let summary = alert.annotations.get("summary");
+            let message = summary.map_or_else(|| format!("alert {status}"), Clone::clone);
+            let label = |name, or| alert.labels.get(name).map_or(or, String::as_str);
             let ends_at = alert.ends_at.map(crate::time::format_rfc3339);
             alert_event!(
                 level,
                 receiver = %notification.receiver,
                 group_key = %notification.group_key,
-                alertname,
-                status = if firing { "firing" } else { "resolved" },
-                severity = alert
-                    .labels
-                    .get("severity")
-                    .map_or(alert.severity.as_str(), String::as_str),
+                alertname = label("alertname", &alert.rule),
+                status,
+                severity = label("severity", alert.severity.as_str()),
                 value = alert.value,
                 starts_at = %crate::time::format_rfc3339(alert.starts_at),
                 ends_at = ends_at.as_deref(),

@@ -218,11 +218,9 @@ fn translate(
     });
     // Rule-wide differences, said once per rule.
     rule_warnings.extend(differences(rule, &thresholds, &value(&rule.expr, false).0));
-    warnings.extend(
-        rule_warnings
-            .iter()
-            .map(|w| format!("rule {:?}: {w}", rule.name)),
-    );
+    let name = &rule.name;
+    warnings.extend(rule_warnings.iter().map(|w| format!("rule {name:?}: {w}")));
+    let nonzero = |d: Duration| (!d.is_zero()).then(|| duration(d));
     let mut comments: Vec<String> = notes;
     comments.extend(rule_warnings.iter().map(|w| format!("WARNING: {w}")));
     for t in thresholds {
@@ -236,7 +234,7 @@ fn translate(
                     "{severity} threshold is a dynamic baseline: approximated with a subquery over {window} at the evaluation interval, which includes the current value and does not wait for min_samples ({})",
                     b.min_samples
                 );
-                warnings.push(format!("rule {:?}: {text}", rule.name));
+                warnings.push(format!("rule {name:?}: {text}"));
                 comments.push(format!("WARNING: {text}"));
                 match b.method {
                     BaselineMethod::Stddev(k) => {
@@ -253,13 +251,12 @@ fn translate(
         let mut labels = rule.labels.clone();
         labels.insert("severity".to_owned(), severity.to_owned());
         let condition = format!("{promql} {} {limit}", t.op);
-        let nonzero = |d: Duration| (!d.is_zero()).then(|| duration(d));
+        let expr = also
+            .as_ref()
+            .map_or(condition.clone(), |a| format!("({condition}) {a}"));
         out.push(AlertingRule {
             alert: rule.name.clone(),
-            expr: match &also {
-                Some(also) => format!("({condition}) {also}"),
-                None => condition,
-            },
+            expr,
             for_duration: nonzero(rule.for_duration),
             keep_firing_for: nonzero(rule.keep_firing_for),
             labels,

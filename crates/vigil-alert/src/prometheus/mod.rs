@@ -66,12 +66,11 @@ pub use export::{HistogramExport, PrometheusExport, PrometheusExporter, to_prome
 /// A PromQL number literal.
 #[cfg(feature = "prometheus")]
 pub(crate) fn number(v: f64) -> String {
-    if v.is_nan() {
-        "NaN".to_owned()
-    } else if v.is_infinite() {
-        if v > 0.0 { "+Inf" } else { "-Inf" }.to_owned()
-    } else {
-        v.to_string()
+    match v {
+        f64::INFINITY => "+Inf".to_owned(),
+        f64::NEG_INFINITY => "-Inf".to_owned(),
+        // Rust writes NaN as `NaN`, as PromQL does.
+        v => v.to_string(),
     }
 }
 
