@@ -14,7 +14,7 @@ use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use axum::routing::{get, post};
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
-use tower::{Service, ServiceExt};
+use tower::{Layer, Service, ServiceExt};
 use vigil_service::http::{HttpMetricsLayer, REQUEST_DURATION_SECONDS, REQUESTS_TOTAL};
 
 /// `(method, route, status)` of a series.
@@ -215,5 +215,24 @@ fn without_a_recorder_the_current_one_is_used() {
     assert_eq!(
         recorded.requests,
         BTreeMap::from([(series("GET", "/markets/{id}", "200"), 1)])
+    );
+}
+
+#[tokio::test]
+async fn a_service_error_counts_as_a_500() {
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let failing = tower::service_fn(|_: Request<Body>| async {
+        Err::<axum::http::Response<Body>, _>(std::io::Error::other("backend down"))
+    });
+    let service = HttpMetricsLayer::new()
+        .with_recorder(Arc::new(recorder))
+        .layer(failing);
+    let result = service.oneshot(request(Method::PUT, "/anything")).await;
+    assert_eq!(result.unwrap_err().to_string(), "backend down");
+    // Outside a router there is no matched path.
+    assert_eq!(
+        recorded(&snapshotter).requests,
+        BTreeMap::from([(series("PUT", "", "500"), 1)])
     );
 }
