@@ -14,6 +14,8 @@
 mod client;
 #[path = "api/host.rs"]
 mod host;
+#[path = "api/logs.rs"]
+mod logs;
 #[path = "api/openapi.rs"]
 mod openapi;
 
@@ -21,6 +23,7 @@ use std::collections::BTreeSet;
 
 use client::{Answer, Request};
 use host::{Host, Options, TOKEN};
+use proptest::prelude::{ProptestConfig, Strategy, any, prop_assert, prop_oneof, proptest};
 use serde_json::Value;
 use vigil::cache::EntryOptions;
 
@@ -488,6 +491,7 @@ fn without_a_token_reads_answer_and_cache_clear_is_403() {
 
 #[test]
 fn the_token_appears_in_no_debug_output_log_or_error() {
+    logs::capture();
     let builder = vigil::Monitor::builder().api_token(TOKEN);
     assert!(!format!("{builder:?}").contains(TOKEN));
     assert!(!format!("{builder:#?}").contains(TOKEN));
@@ -509,6 +513,24 @@ fn the_token_appears_in_no_debug_output_log_or_error() {
         assert!(!answer.text().contains(TOKEN), "{}", answer.text());
         assert!(answer.headers.iter().all(|(_, v)| !v.contains(TOKEN)));
     }
+    // Alerts notified through the tracing notifier, a failing readiness
+    // check: the service logs, and never the token.
+    host.fire_alerts();
+    let down = Host::start(Options {
+        db_up: false,
+        ..Options::default()
+    });
+    assert_eq!(Request::get("/health").send(down.address).status, 503);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !logs::logged().contains("QueueBacklog") && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let logged = logs::logged();
+    assert!(
+        logged.contains("QueueBacklog"),
+        "the alerts were logged:\n{logged}"
+    );
+    assert!(!logged.contains(TOKEN), "{logged}");
 }
 
 #[test]
@@ -799,4 +821,51 @@ fn no_input_makes_the_api_fail_or_panic() {
     }
     // Still serving.
     data(&get(&host, &api("health")));
+}
+
+/// One host for the property test's many cases.
+fn shared_host() -> &'static Host {
+    static HOST: std::sync::OnceLock<Host> = std::sync::OnceLock::new();
+    HOST.get_or_init(|| Host::start(Options::default()))
+}
+
+fn percent_encoded(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("%{b:02X}")).collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(96))]
+
+    /// Any filter value, query string or body: an envelope, never a 5xx.
+    #[test]
+    fn any_query_or_body_gets_an_envelope_and_never_a_server_error(
+        value in proptest::collection::vec(any::<u8>(), 0..24),
+        query in proptest::collection::vec(any::<u8>(), 0..24),
+        body in prop_oneof![
+            proptest::collection::vec(any::<u8>(), 0..120),
+            "[\\[\\]{}\",:a-z0-9 ]{0,80}".prop_map(String::into_bytes),
+        ],
+    ) {
+        let host = shared_host();
+        let value = percent_encoded(&value);
+        let query = percent_encoded(&query);
+        for path in [
+            api(&format!("alerts?severity={value}")),
+            api(&format!("recommendations?priority={value}")),
+            api(&format!("alerts?{query}")),
+        ] {
+            let answer = get(host, &path);
+            prop_assert!(answer.status == 200 || answer.status == 400, "{path}: {}", answer.status);
+            let json = answer.json();
+            prop_assert!(json["status"] == "success" || json["error"]["code"].is_string());
+        }
+        let answer = Request::new("POST", &api("cache/clear"))
+            .bearer(TOKEN)
+            .header("Content-Type", "application/json")
+            .body(body)
+            .send(host.address);
+        prop_assert!(answer.status < 500, "{} {}", answer.status, answer.text());
+        let json = answer.json();
+        prop_assert!(json["status"] == "success" || json["error"]["code"].is_string());
+    }
 }
