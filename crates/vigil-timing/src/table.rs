@@ -421,13 +421,16 @@ impl TimerTable {
 
 impl std::fmt::Debug for TimerTable {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TimerTable")
-            .field("naming", &self.naming)
-            .field("module", &self.module)
-            .field("capacity", &self.capacity)
-            .field("len", &self.len())
-            .field("overflowed", &self.overflowed())
-            .finish_non_exhaustive()
+        // One line: a table is mostly its counts.
+        write!(
+            f,
+            "TimerTable {{ naming: {:?}, module: {:?}, keys: {}/{}, overflowed: {} }}",
+            self.naming,
+            self.module,
+            self.len(),
+            self.capacity,
+            self.overflowed()
+        )
     }
 }
 

@@ -92,6 +92,13 @@ fn keys_beyond_the_capacity_share_the_overflow_site_and_are_counted() {
     });
     assert_eq!(TABLE.len(), 2);
     assert_eq!(TABLE.capacity(), 2);
+    assert_eq!(
+        format!("{TABLE:?}"),
+        format!(
+            "TimerTable {{ naming: Labels {{ function: \"call\", names: [\"peer\"] }}, \
+             module: {MODULE:?}, keys: 2/2, overflowed: 3 }}"
+        )
+    );
     assert_eq!(TABLE.overflowed(), 3, "c, d and c again");
     let m = capture.metrics();
     let ok = ("result", "ok");
