@@ -141,9 +141,13 @@ impl MonitorBuilder {
     }
 
     /// Registers a cache (any `TaggedCache`, sync or future) under `name`
-    /// for [`Monitor::cache_report`], [`Monitor::clear_caches`] and the
-    /// health score. The monitor keeps a clone of the handle. A second
-    /// cache under the same name replaces the first.
+    /// for [`Monitor::cache_report`], [`Monitor::clear_caches`], the
+    /// health score and the recommendations. The monitor keeps a clone of
+    /// the handle. A second cache under the same name replaces the first.
+    ///
+    /// `/metrics` shows a cache (its `cache_*` series) under the name it
+    /// was built with (`CacheBuilder::name`); build it with the name it is
+    /// registered under so that both views agree.
     #[cfg(feature = "cache")]
     pub fn cache<C: vigil_cache::CacheAdmin + ?Sized>(
         mut self,
@@ -249,8 +253,8 @@ impl Monitor {
     }
 
     /// CPU and memory use over the readings kept by
-    /// [`system_metrics`](MonitorBuilder::system_metrics), in percent;
-    /// `None` without it.
+    /// `MonitorBuilder::system_metrics` (feature `system-metrics`), in
+    /// percent; `None` without it.
     pub fn system_usage(&self) -> Option<SystemUsage> {
         #[cfg(feature = "system-metrics")]
         if let Some(system) = &self.service().system {
