@@ -154,37 +154,26 @@ impl Machine {
     }
 
     fn breach(&mut self, now: SystemTime, rule: &Rule, severity: Severity, absent: bool) {
-        match self.state {
-            State::Firing | State::Recovering => {
-                self.state = State::Firing;
-                self.severity = Some(severity);
-                self.since = None;
-            }
-            _ => {
-                // Set only while waiting (`NoData` waits only under `Alerting`).
-                let since = self.since.unwrap_or(now);
-                if elapsed(now, since) >= rule.for_duration {
-                    self.fire(now, severity);
-                } else {
-                    // Keep the `Pending` label when data vanished while
-                    // pending; a fresh breach by absence waits in NoData.
-                    self.state = match absent && self.state != State::Pending {
-                        true => State::NoData,
-                        false => State::Pending,
-                    };
-                    self.severity = Some(severity);
-                    self.since = Some(since);
-                }
-            }
-        }
-    }
-
-    fn fire(&mut self, now: SystemTime, severity: Severity) {
-        self.state = State::Firing;
         self.severity = Some(severity);
-        self.since = None;
-        self.active_since = Some(now);
-        self.escalated = false;
+        if self.state.is_alerting() {
+            self.state = State::Firing;
+            self.since = None;
+            return;
+        }
+        // Set only while waiting (`NoData` waits only under `Alerting`).
+        let since = *self.since.get_or_insert(now);
+        if elapsed(now, since) >= rule.for_duration {
+            self.state = State::Firing;
+            self.since = None;
+            self.active_since = Some(now);
+            self.escalated = false;
+        } else if absent && self.state != State::Pending {
+            // A fresh breach by absence waits in NoData; data that vanished
+            // while pending keeps the `Pending` label.
+            self.state = State::NoData;
+        } else {
+            self.state = State::Pending;
+        }
     }
 
     fn ok(&mut self, now: SystemTime, rule: &Rule, absent: bool) {
@@ -196,7 +185,8 @@ impl Machine {
             }
             State::Recovering if elapsed(now, self.since.unwrap_or(now)) < rule.keep_firing_for => {
             }
-            State::Firing | State::Recovering => {
+            // (A resolved instance has no wait, start or escalation left.)
+            State::Firing | State::Recovering | State::Resolved => {
                 self.state = rest(State::Resolved);
                 if absent {
                     self.severity = None;
@@ -209,12 +199,6 @@ impl Machine {
                 self.state = rest(State::Inactive);
                 self.severity = None;
                 self.since = None;
-            }
-            State::Resolved => {
-                if absent {
-                    self.state = State::NoData;
-                    self.severity = None;
-                }
             }
         }
     }
