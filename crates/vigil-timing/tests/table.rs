@@ -243,3 +243,39 @@ fn threads_racing_on_new_keys_share_one_site_per_key_within_the_capacity() {
     let overflowed = sites[0].iter().filter(|&&site| site == overflow).count();
     assert_eq!(overflowed, 20, "the keys beyond the capacity");
 }
+
+#[test]
+fn the_table_behaves_like_a_bounded_map_of_first_seen_keys() {
+    // Reference model: the first `capacity` distinct keys get a site each,
+    // every later new key the overflow site.
+    static MODEL: TimerTable = TimerTable::by_function(MODULE).with_capacity(50);
+    let mut model: Vec<(String, usize)> = Vec::new();
+    let mut overflowed = 0;
+    let overflow = std::ptr::from_ref(MODEL.site(["two", "values"])) as usize;
+    overflowed += 1;
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    for _ in 0..5_000 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let key = format!("k{}", x % 120);
+        let site = MODEL.site(key.as_str());
+        if site.name() != TimerTable::OVERFLOW {
+            assert_eq!(site.name(), key);
+        }
+        let site = std::ptr::from_ref(site) as usize;
+        match model.iter().find(|(k, _)| *k == key) {
+            Some(&(_, expected)) => assert_eq!(site, expected, "{key} keeps its site"),
+            None if model.len() < 50 => model.push((key, site)),
+            None => {
+                assert_eq!(site, overflow, "{key} beyond the capacity");
+                overflowed += 1;
+            }
+        }
+    }
+    assert_eq!(MODEL.len(), model.len());
+    assert_eq!(MODEL.overflowed(), overflowed);
+    let distinct: std::collections::HashSet<usize> = model.iter().map(|(_, site)| *site).collect();
+    assert_eq!(distinct.len(), 50, "one site per key");
+    assert!(!distinct.contains(&overflow));
+}
