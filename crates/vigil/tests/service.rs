@@ -386,3 +386,32 @@ fn system_metrics_fill_the_exposition() {
     assert_eq!(without.system_usage(), None);
     assert!(!without.render().contains("system_cpu_usage_ratio"));
 }
+
+#[cfg(feature = "tracing-layer")]
+#[test]
+fn spans_are_timed_into_the_registry_on_the_monitors_clock() {
+    use tracing_subscriber::layer::SubscriberExt;
+
+    let (clock, mock) = quanta::Clock::mock();
+    let monitor = Monitor::builder()
+        .clock(clock)
+        .manual_upkeep()
+        .build()
+        .unwrap();
+    let subscriber = tracing_subscriber::registry().with(monitor.span_layer());
+    tracing::subscriber::with_default(subscriber, || {
+        let span = tracing::info_span!("load_user");
+        mock.increment(Duration::from_millis(250));
+        drop(span);
+    });
+    let summary = monitor.summary();
+    let spans = summary
+        .histograms
+        .iter()
+        .find(|h| h.name == vigil::service::SPAN_DURATION)
+        .expect("the span's histogram");
+    assert_eq!(spans.labels["span"], "load_user");
+    assert_eq!(spans.labels["target"], "service");
+    assert_eq!(spans.window.count, 1);
+    assert!(close(spans.window.max, 0.25), "{}", spans.window.max);
+}

@@ -18,15 +18,23 @@ mod alerts;
 #[cfg(feature = "cache")]
 mod caches;
 mod gather;
-mod readiness;
 #[cfg(feature = "system-metrics")]
-mod system;
+mod host;
+mod readiness;
 mod types;
 
 #[doc(inline)]
 pub use vigil_service::health::{HealthReport, HealthTargets};
 #[doc(inline)]
 pub use vigil_service::recommend::Recommendation;
+/// System and process metrics: the collector, its readings and history
+/// (the `system` module of `vigil-service`).
+#[cfg(feature = "system-metrics")]
+#[doc(inline)]
+pub use vigil_service::system;
+#[cfg(feature = "tracing-layer")]
+#[doc(inline)]
+pub use vigil_service::trace::{SPAN_DURATION, SpanLayer};
 #[doc(inline)]
 pub use vigil_service::{health, recommend};
 
@@ -89,7 +97,7 @@ impl fmt::Debug for Settings {
 pub(crate) struct Service {
     settings: Settings,
     #[cfg(feature = "system-metrics")]
-    system: Option<system::System>,
+    system: Option<host::System>,
 }
 
 impl Service {
@@ -102,7 +110,7 @@ impl Service {
             #[cfg(feature = "system-metrics")]
             system: settings
                 .system_interval
-                .map(|interval| system::System::start(interval, recorder)),
+                .map(|interval| host::System::start(interval, recorder)),
             settings,
         }
     }
@@ -327,6 +335,28 @@ impl Monitor {
     pub fn alert_history(&self) -> Vec<AlertEvent> {
         self.with_alerts(|engine| alerts::history(engine))
             .unwrap_or_default()
+    }
+
+    /// A `tracing_subscriber::Layer` recording the duration of every span
+    /// into this monitor's registry as `tracing_span_duration_seconds{span,
+    /// target}`, timed by the monitor's clock.
+    ///
+    /// ```
+    /// use tracing_subscriber::layer::SubscriberExt;
+    ///
+    /// let monitor = vigil::Monitor::builder().build()?;
+    /// let subscriber = tracing_subscriber::registry().with(monitor.span_layer());
+    /// tracing::subscriber::with_default(subscriber, || {
+    ///     tracing::info_span!("load_user").in_scope(|| { /* ... */ });
+    /// });
+    /// assert!(monitor.render().contains("tracing_span_duration_seconds_count{span=\"load_user\""));
+    /// # Ok::<(), vigil::Error>(())
+    /// ```
+    #[cfg(feature = "tracing-layer")]
+    pub fn span_layer(&self) -> SpanLayer {
+        SpanLayer::new()
+            .with_recorder(Arc::new(self.recorder()))
+            .with_clock(self.inner.recorder.shared.settings.clock.clone())
     }
 
     /// The bearer token of the performance API, if one was set.
