@@ -6,38 +6,18 @@
 
 use std::time::Duration;
 
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 
 use super::{AlertConfig, ConfigError};
 use crate::Rule;
-#[cfg(feature = "rulesets")]
-use crate::labels::from_text;
 use crate::severity::SeverityLabels;
 
 /// A duration longer than zero.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct PositiveDur(pub(crate) Duration);
-
-impl<'de> Deserialize<'de> for PositiveDur {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        crate::time::duration::positive::deserialize(d).map(PositiveDur)
-    }
-}
-
-/// A non-empty string (receiver and SLO names).
-#[cfg(feature = "rulesets")]
-#[derive(Clone, Debug)]
-pub(crate) struct Name(pub(crate) String);
-
-#[cfg(feature = "rulesets")]
-impl<'de> Deserialize<'de> for Name {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        from_text(d, "a non-empty name", |v| match v.trim() {
-            "" => Err("must not be empty".to_owned()),
-            _ => Ok(Name(v.to_owned())),
-        })
-    }
-}
+#[derive(Clone, Copy, Debug, Deserialize)]
+#[serde(transparent)]
+pub(crate) struct PositiveDur(
+    #[serde(with = "crate::time::duration::positive")] pub(crate) Duration,
+);
 
 /// `builder`, with `set` applied to `value` if one was given.
 pub(crate) fn set<B, V>(builder: B, value: Option<V>, set: impl FnOnce(B, V) -> B) -> B {
@@ -72,21 +52,17 @@ pub(crate) struct FileDoc {
     // Sections of features turned off: refused with the feature to turn on
     // (an unknown-field error would list the other fields instead).
     #[cfg(not(feature = "rulesets"))]
-    #[serde(default, rename = "rulesets", deserialize_with = "off::rulesets")]
-    _rulesets: (),
+    #[serde(default, rename = "rulesets")]
+    _rulesets: off::Off<0>,
     #[cfg(not(feature = "routing"))]
-    #[serde(default, rename = "routing", deserialize_with = "off::routing")]
-    _routing: (),
+    #[serde(default, rename = "routing")]
+    _routing: off::Off<1>,
     #[cfg(not(feature = "routing"))]
-    #[serde(
-        default,
-        rename = "inhibit_rules",
-        deserialize_with = "off::inhibit_rules"
-    )]
-    _inhibit_rules: (),
+    #[serde(default, rename = "inhibit_rules")]
+    _inhibit_rules: off::Off<2>,
     #[cfg(not(feature = "routing"))]
-    #[serde(default, rename = "silences", deserialize_with = "off::silences")]
-    _silences: (),
+    #[serde(default, rename = "silences")]
+    _silences: off::Off<3>,
 }
 
 #[cfg(not(all(feature = "routing", feature = "rulesets")))]
@@ -96,53 +72,52 @@ mod off {
 
     use std::fmt;
 
-    use serde::Deserializer;
-    use serde::de::{self, MapAccess, SeqAccess, Visitor};
+    use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 
-    /// A section and the features (vigil-alert's, vigil's) that read it.
-    struct Off(&'static str, &'static str, &'static str);
+    /// The sections, each with the features (vigil-alert's, vigil's) that
+    /// read it.
+    const SECTIONS: [[&str; 3]; 4] = [
+        ["rulesets", "rulesets", "rulesets"],
+        ["routing", "routing", "alert-routing"],
+        ["inhibit_rules", "routing", "alert-routing"],
+        ["silences", "routing", "alert-routing"],
+    ];
 
-    impl Off {
+    /// `SECTIONS[S]`, read while its feature is off.
+    #[derive(Default)]
+    pub(super) struct Off<const S: usize>;
+
+    impl<const S: usize> Off<S> {
         fn message(&self) -> String {
-            let Off(section, feature, vigil) = self;
+            let [section, feature, vigil] = SECTIONS[S];
             format!("`{section}:` needs vigil-alert's `{feature}` feature (vigil's `{vigil}`)")
         }
     }
 
-    impl<'de> Visitor<'de> for Off {
-        type Value = ();
+    impl<'de, const S: usize> Deserialize<'de> for Off<S> {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            d.deserialize_any(Off::<S>)
+        }
+    }
+
+    impl<'de, const S: usize> Visitor<'de> for Off<S> {
+        type Value = Self;
 
         fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
             write!(f, "nothing: {}", self.message())
         }
 
-        fn visit_unit<E>(self) -> Result<(), E> {
-            Ok(())
+        fn visit_unit<E>(self) -> Result<Self, E> {
+            Ok(self)
         }
 
-        fn visit_map<A: MapAccess<'de>>(self, _: A) -> Result<(), A::Error> {
+        fn visit_map<A: MapAccess<'de>>(self, _: A) -> Result<Self, A::Error> {
             Err(de::Error::custom(self.message()))
         }
 
-        fn visit_seq<A: SeqAccess<'de>>(self, _: A) -> Result<(), A::Error> {
+        fn visit_seq<A: SeqAccess<'de>>(self, _: A) -> Result<Self, A::Error> {
             Err(de::Error::custom(self.message()))
         }
-    }
-
-    macro_rules! off {
-        ($($section:ident: $feature:literal, $vigil:literal;)*) => {$(
-            #[cfg(not(feature = $feature))]
-            pub(super) fn $section<'de, D: Deserializer<'de>>(d: D) -> Result<(), D::Error> {
-                d.deserialize_any(Off(stringify!($section), $feature, $vigil))
-            }
-        )*};
-    }
-
-    off! {
-        rulesets: "rulesets", "rulesets";
-        routing: "routing", "alert-routing";
-        inhibit_rules: "routing", "alert-routing";
-        silences: "routing", "alert-routing";
     }
 }
 
@@ -190,11 +165,23 @@ pub(crate) mod rulesets {
     use serde::de::{self, Unexpected, Visitor};
     use serde::{Deserialize, Deserializer};
 
-    use super::{Name, PositiveDur, set};
+    use super::{PositiveDur, set};
     use crate::config::{ConfigError, Item};
-    use crate::labels::LabelName;
+    use crate::labels::{LabelName, from_text};
     use crate::rulesets::{ServiceTargets, SloBurnRate, Target};
     use crate::{Matcher, Rule, Selector};
+
+    /// A non-empty SLO name.
+    struct Name(String);
+
+    impl<'de> Deserialize<'de> for Name {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            from_text(d, "a non-empty name", |v| match v.trim() {
+                "" => Err("must not be empty".to_owned()),
+                _ => Ok(Name(v.to_owned())),
+            })
+        }
+    }
 
     /// `rulesets.service_targets:`.
     #[derive(Default, Deserialize)]
@@ -267,13 +254,9 @@ pub(crate) mod rulesets {
             interval: Option<Duration>,
         ) -> Result<Vec<Rule>, ConfigError> {
             let checked = |item: Item, rules: crate::Result<Vec<Rule>>| {
-                let fail = |e: crate::Error| {
-                    ConfigError::invalid(file, Some(item.clone()), None, e.to_string(), None)
-                };
-                let rules = rules.map_err(fail)?;
                 let at_interval = |r: &Rule| interval.map_or(Ok(()), |i| r.check_interval(i));
-                rules.iter().try_for_each(at_interval).map_err(fail)?;
-                Ok::<_, ConfigError>(rules)
+                let rules = rules.and_then(|r| r.iter().try_for_each(at_interval).map(|()| r));
+                rules.map_err(|e| ConfigError::invalid(file, Some(item), None, e.to_string(), None))
             };
             let mut rules = Vec::new();
             if let Some(st) = self.service_targets {

@@ -412,14 +412,6 @@ fn deserialize_error(
     ConfigError::invalid(file, item, field, message, location)
 }
 
-/// Whether a document holds nothing but comments and blank lines.
-fn is_blank(text: &str) -> bool {
-    text.lines().all(|l| {
-        let l = l.trim();
-        l.is_empty() || l.starts_with('#') || l == "---" || l == "..."
-    })
-}
-
 /// The line and column of a byte offset in `text`.
 fn location_at(text: &str, offset: usize) -> Location {
     let mut offset = offset.min(text.len());
@@ -437,7 +429,9 @@ fn location_at(text: &str, offset: usize) -> Location {
 /// deserialized once; on an error, the items' names are read from it as a
 /// plain value.
 fn parse_yaml(text: &str, file: &str) -> Result<FileDoc, ConfigError> {
-    if is_blank(text) {
+    // A document of nothing but comments and blank lines is an empty config.
+    let blank = |l: &str| matches!(l.trim(), "" | "---" | "...") || l.trim().starts_with('#');
+    if text.lines().all(blank) {
         return Ok(FileDoc::default());
     }
     if let Some(offset) = depth::yaml_too_deep(text) {
