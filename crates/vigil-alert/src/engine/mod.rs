@@ -215,7 +215,12 @@ impl Engine {
     /// `GET /api/v2/alerts`); the locally routed view is
     /// `due_notifications`, which leaves muted alerts out.
     pub fn alerts(&self, now: SystemTime) -> Vec<Alert> {
-        let active = self.active(now);
+        // Never escalated: escalation belongs to local notifications.
+        let active = |(index, rule, key, m): (usize, &Rule, &Labels, &Machine)| {
+            let severity = m.severity.filter(|_| m.state.is_alerting())?;
+            Some(firing(index, rule, key, m, severity, false, now))
+        };
+        let active: Vec<Active> = self.each().filter_map(active).collect();
         #[cfg(feature = "routing")]
         let active = self.local.flag(now, active);
         let mut out: Vec<Alert> = active.into_iter().map(|a| a.alert).collect();
@@ -231,15 +236,6 @@ impl Engine {
             let instances = state.instances.iter();
             instances.map(move |(key, inst)| (index, rule, key, &inst.machine))
         })
-    }
-
-    /// The active alerts (never escalated), in no order.
-    fn active(&self, now: SystemTime) -> Vec<Active> {
-        let active = |(index, rule, key, m): (usize, &Rule, &Labels, &Machine)| {
-            let severity = m.severity.filter(|_| m.state.is_alerting())?;
-            Some(firing(index, rule, key, m, severity, false, now))
-        };
-        self.each().filter_map(active).collect()
     }
 
     /// A snapshot of every alert instance the engine holds (those that are

@@ -202,34 +202,32 @@ impl Rule {
             ));
         }
         let side = if upper { "above" } else { "below" };
-        for (i, high) in by_level.iter().enumerate() {
-            for low in &by_level[..i] {
-                let out_of_order = match (&low.value, &high.value) {
-                    (Limit::Fixed(l), Limit::Fixed(h)) => !further(*h, *l),
-                    (Limit::Baseline(l), Limit::Baseline(h)) if l.window == h.window => {
-                        match (l.method, h.method) {
-                            (BaselineMethod::Stddev(l), BaselineMethod::Stddev(h)) => h <= l,
-                            (BaselineMethod::Quantile(l), BaselineMethod::Quantile(h)) => {
-                                !further(h, l)
-                            }
-                            _ => false,
-                        }
-                    }
-                    _ => false,
-                };
-                if out_of_order {
-                    return Some((
-                        "thresholds",
-                        format!(
-                            "{} `{}` is not {side} {} `{}`: a more severe level needs a limit further from normal, or the less severe one could never be reported",
-                            name(high),
-                            shown(high),
-                            name(low),
-                            shown(low)
-                        ),
-                    ));
-                }
-            }
+        // How far from normal a limit reaches: comparable between limits
+        // of one kind (fixed, stddevs, quantile) over one window.
+        let reach = |t: &Threshold| match &t.value {
+            Limit::Fixed(v) => (0, Duration::ZERO, *v),
+            Limit::Baseline(b) => match b.method {
+                BaselineMethod::Stddev(k) => (1, b.window, if upper { k } else { -k }),
+                BaselineMethod::Quantile(q) => (2, b.window, q),
+            },
+        };
+        let out_of_order = |(low, high): &(&Threshold, &Threshold)| {
+            let ((lk, lw, l), (hk, hw, h)) = (reach(low), reach(high));
+            (lk, lw) == (hk, hw) && !further(h, l)
+        };
+        let mut pairs = (by_level.iter().enumerate())
+            .flat_map(|(i, high)| by_level[..i].iter().map(move |low| (*low, *high)));
+        if let Some((low, high)) = pairs.find(out_of_order) {
+            return Some((
+                "thresholds",
+                format!(
+                    "{} `{}` is not {side} {} `{}`: a more severe level needs a limit further from normal, or the less severe one could never be reported",
+                    name(high),
+                    shown(high),
+                    name(low),
+                    shown(low)
+                ),
+            ));
         }
         let recover = self.recover?;
         if recover.op.is_upper() == upper {
