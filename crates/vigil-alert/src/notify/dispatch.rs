@@ -19,6 +19,9 @@ use crate::Notification;
 /// The sending side of a notifier's queue.
 type Queue = mpsc::Sender<Arc<Notification>>;
 
+/// The log message of a receiver that delivers again after drops.
+const RECOVERED: &str = "alert notifications delivered again after a burst of drops";
+
 /// While a burst of drops lasts, it is logged again this often.
 const BURST_REMINDER: Duration = Duration::from_secs(300);
 
@@ -336,10 +339,7 @@ impl Worker {
             })
             .await;
             let Err(error) = outcome else {
-                let labels = [
-                    ("receiver", receiver.clone()),
-                    ("notifier", name.to_owned()),
-                ];
+                let labels = [("receiver", receiver.clone()), ("notifier", name.into())];
                 counter!(NOTIFICATIONS_TOTAL, &labels).increment(1);
                 self.bursts.delivered(receiver);
                 continue;
@@ -384,15 +384,8 @@ impl Bursts {
     /// Counts and logs one dropped notification.
     fn dropped(&self, n: &Notification, notifier: &str, reason: &'static str, detail: &str) {
         let receiver = n.receiver.as_str();
-        let labels = [
-            ("receiver", receiver),
-            ("notifier", notifier),
-            ("reason", reason),
-        ];
-        counter!(
-            NOTIFICATION_FAILURES_TOTAL,
-            &labels.map(|(k, v)| (k, v.to_owned()))
-        )
+        counter!(NOTIFICATION_FAILURES_TOTAL, "receiver" => receiver.to_owned(),
+            "notifier" => notifier.to_owned(), "reason" => reason)
         .increment(1);
         let now = Instant::now();
         let mut open = self.0.lock().unwrap_or_else(PoisonError::into_inner);
@@ -418,16 +411,9 @@ impl Bursts {
     fn delivered(&self, receiver: &str) {
         let mut open = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         open.retain(|(r, reason), (dropped, started, _)| {
-            let lasted = started.elapsed();
-            let ended = r == receiver;
+            let (ended, lasted) = (r == receiver, started.elapsed());
             if ended {
-                tracing::info!(
-                    receiver,
-                    reason,
-                    dropped,
-                    ?lasted,
-                    "alert notifications delivered again after a burst of drops"
-                );
+                tracing::info!(receiver, reason, dropped, ?lasted, "{RECOVERED}");
             }
             !ended
         });

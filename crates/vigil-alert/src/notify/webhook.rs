@@ -13,6 +13,9 @@ use super::{Notifier, NotifyError};
 use crate::alertmanager::API_PATH;
 use crate::{AlertStatus, Labels, Notification};
 
+/// Why a URL that parses cannot be posted to.
+const NOT_HTTP: &str = "expected an absolute http:// or https:// URL";
+
 /// How much of an error response body is kept for the log.
 const MAX_ERROR_BODY: usize = 512;
 
@@ -254,14 +257,10 @@ impl WebhookBuilder {
             url: self.url.clone(),
             reason,
         };
+        // An http(s) URL without a host does not parse.
         let mut url = Url::parse(self.url.trim()).map_err(|e| invalid(e.to_string()))?;
         if !matches!(url.scheme(), "http" | "https") {
-            return Err(invalid(
-                "expected an absolute http:// or https:// URL".into(),
-            ));
-        }
-        if url.host_str().is_none_or(str::is_empty) {
-            return Err(invalid("no host".into()));
+            return Err(invalid(NOT_HTTP.to_owned()));
         }
         let base = url.path().trim_end_matches('/').to_owned();
         if self.format == WebhookFormat::Alertmanager && !base.ends_with(API_PATH) {
@@ -269,21 +268,17 @@ impl WebhookBuilder {
         }
         let mut headers = HeaderMap::new();
         for (name, value) in &self.headers {
-            let header_error = |reason: String| NotifyError::InvalidConfig {
+            let header = |e: &dyn std::error::Error| NotifyError::InvalidConfig {
                 field: "header",
-                reason: format!("{name:?}: {reason}"),
+                reason: format!("{name:?}: {e}"),
             };
-            let name =
-                HeaderName::from_bytes(name.as_bytes()).map_err(|e| header_error(e.to_string()))?;
-            let mut value =
-                HeaderValue::from_str(value).map_err(|e| header_error(e.to_string()))?;
+            let key = HeaderName::from_bytes(name.as_bytes()).map_err(|e| header(&e))?;
+            let mut value = HeaderValue::from_str(value).map_err(|e| header(&e))?;
             value.set_sensitive(true);
-            headers.append(name, value);
+            headers.append(key, value);
         }
-        NotifyError::check([(
-            "firing_ttl",
-            self.firing_ttl.and_then(crate::time::too_long),
-        )])?;
+        let ttl = self.firing_ttl.and_then(crate::time::too_long);
+        NotifyError::check([("firing_ttl", ttl)])?;
         let client_error = |e: reqwest::Error| NotifyError::InvalidConfig {
             field: "root_certificate",
             reason: error_chain(&e),

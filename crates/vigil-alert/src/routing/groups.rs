@@ -137,9 +137,8 @@ impl Local {
             Some(keys) if keys.len() == 1 + usize::from(escalated_to.is_some()) => keys,
             old => {
                 let targets = [None].into_iter().chain(escalated_to.map(Some));
-                let keys: Vec<GroupId> = targets
-                    .map(|to| self.group(now, &alert.alert, to))
-                    .collect();
+                let keys = targets.map(|to| self.group(now, &alert.alert, to));
+                let keys: Vec<GroupId> = keys.collect();
                 for key in old.into_iter().flatten().filter(|k| !keys.contains(k)) {
                     self.resolve(now, &key, id);
                 }
@@ -147,10 +146,8 @@ impl Local {
             }
         };
         for key in &keys {
-            let group = self
-                .groups
-                .get_mut(key)
-                .expect("a firing alert keeps its groups");
+            // A firing alert keeps its groups.
+            let group = self.groups.get_mut(key).expect("its group");
             let entry = group.entries.entry(id);
             entry.or_insert_with(|| (alert.clone(), None)).0 = alert.clone();
         }
@@ -164,7 +161,7 @@ impl Local {
         let index = self
             .routes()
             .position(matches)
-            .expect("the default route matches");
+            .expect("the default matches");
         let route = self.routing.routes.get(index).unwrap_or(&self.default);
         let group_by = self.routing.grouping(route);
         let all = group_by.iter().any(|l| l == "...");

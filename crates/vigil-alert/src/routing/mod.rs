@@ -176,33 +176,28 @@ impl Routing {
     }
 
     fn check(&self, route: &Route) -> Result<()> {
-        let receiver = &route.receiver;
+        let receiver = route.receiver.clone();
         let label = |n: &&String| n.as_str() != "..." && !is_valid_label_name(n);
         let label = self.grouping(route).iter().find(label);
+        let label = label.map(|n| format!("{n:?} is not a valid label name"));
+        let empty = receiver.is_empty().then(|| "must not be empty".to_owned());
         let [wait, interval, repeat] = self.timers(route);
-        let (too_long, not_positive) = (crate::time::too_long, crate::time::not_positive);
+        let not_positive = crate::time::not_positive;
         let problems = [
-            (
-                "receiver",
-                receiver.is_empty().then(|| "must not be empty".into()),
-            ),
-            (
-                "group_by",
-                label.map(|n| format!("{n:?} is not a valid label name")),
-            ),
-            ("group_wait", too_long(wait)),
+            ("receiver", empty),
+            ("group_by", label),
+            ("group_wait", crate::time::too_long(wait)),
             ("group_interval", not_positive(interval)),
             ("repeat_interval", not_positive(repeat)),
         ];
-        let Some((field, reason)) = problems.into_iter().find_map(|(f, p)| Some((f, p?))) else {
-            return Ok(());
-        };
-        let receiver = receiver.clone();
-        Err(Error::InvalidRoute {
-            receiver,
-            field,
-            reason,
-        })
+        match problems.into_iter().find_map(|(f, p)| Some((f, p?))) {
+            Some((field, reason)) => Err(Error::InvalidRoute {
+                receiver,
+                field,
+                reason,
+            }),
+            None => Ok(()),
+        }
     }
 }
 

@@ -109,23 +109,16 @@ impl Silence {
         if self.matchers.is_empty() {
             return Some(("matchers", "a silence needs at least one matcher".into()));
         }
-        if self.ends_at <= self.starts_at {
-            let starts = crate::time::format_rfc3339(self.starts_at);
-            return Some(("ends_at", format!("must be after starts_at ({starts})")));
-        }
-        self.too_long().map(|reason| ("ends_at", reason))
-    }
-
-    /// Why the silence lasts too long (more than
-    /// [`MAX_DURATION`](crate::MAX_DURATION)), if it does.
-    pub(crate) fn too_long(&self) -> Option<String> {
-        let length = self.ends_at.duration_since(self.starts_at).ok()?;
-        (length > crate::time::MAX_DURATION).then(|| {
-            format!(
-                "it lasts {}, longer than one year, the longest a silence may last",
-                humantime::format_duration(length)
-            )
-        })
+        let starts = crate::time::format_rfc3339(self.starts_at);
+        let reason = match self.ends_at.duration_since(self.starts_at) {
+            Ok(length) if length > crate::time::MAX_DURATION => {
+                let length = humantime::format_duration(length);
+                format!("it lasts {length}, longer than one year, the longest a silence may last")
+            }
+            Ok(length) if !length.is_zero() => return None,
+            _ => format!("must be after starts_at ({starts})"),
+        };
+        Some(("ends_at", reason))
     }
 
     /// Pending, active or expired at `now`.
