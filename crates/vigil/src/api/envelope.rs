@@ -168,3 +168,79 @@ pub(crate) async fn enveloped(response: Response) -> Response {
     );
     Response::from_parts(parts, body)
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::body::{Body, to_bytes};
+    use axum::http::HeaderMap;
+
+    use super::*;
+
+    async fn parts(response: Response) -> (StatusCode, HeaderMap, serde_json::Value) {
+        let (parts, body) = response.into_parts();
+        let bytes = to_bytes(body, 1 << 16).await.expect("a body");
+        let json = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
+        (parts.status, parts.headers, json)
+    }
+
+    #[tokio::test]
+    async fn bare_error_responses_get_the_error_envelope_and_keep_their_headers() {
+        for (status, code) in [
+            (405, "method_not_allowed"),
+            (408, "request_timeout"),
+            (413, "payload_too_large"),
+            (500, "internal"),
+            (503, "internal"),
+            (418, "error"),
+        ] {
+            let bare = Response::builder()
+                .status(status)
+                .header(header::ALLOW, "GET,HEAD")
+                .header(header::CONTENT_TYPE, "text/plain")
+                .header(header::CONTENT_LENGTH, "3")
+                .body(Body::from("abc"))
+                .expect("a response");
+            let (got, headers, json) = parts(enveloped(bare).await).await;
+            assert_eq!(got.as_u16(), status);
+            assert_eq!(headers[header::ALLOW], "GET,HEAD");
+            assert_eq!(headers[header::CONTENT_TYPE], "application/json");
+            assert_ne!(
+                headers.get(header::CONTENT_LENGTH).map(|v| v.as_bytes()),
+                Some(&b"3"[..])
+            );
+            assert_eq!(json["status"], "error");
+            assert_eq!(json["error"]["code"], code, "{status}");
+            assert!(
+                json["error"]["message"]
+                    .as_str()
+                    .is_some_and(|m| !m.is_empty())
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn envelopes_and_successes_pass_unchanged() {
+        let error = ApiError::invalid_parameter("severity", "urgent", &["low", "high"]);
+        let (status, _, json) = parts(enveloped(error.into_response()).await).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(json["error"]["code"], "invalid_parameter");
+        assert_eq!(
+            json["error"]["message"],
+            "invalid severity `urgent`: expected one of low, high"
+        );
+
+        let (status, _, json) = parts(enveloped(success([1, 2])).await).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(
+            json,
+            serde_json::json!({"status": "success", "data": [1, 2]})
+        );
+
+        let text = Response::new(Body::from("plain"));
+        let (status, headers, _) = parts(enveloped(text).await).await;
+        assert_eq!(
+            (status, headers.get(header::CONTENT_TYPE)),
+            (StatusCode::OK, None)
+        );
+    }
+}
