@@ -11,6 +11,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use vigil_timing::{CALLS_DURATION, CALLS_TOTAL};
 
 use super::envelope::{ApiError, success};
 use super::guard::require_token;
@@ -106,7 +107,7 @@ fn firing(monitor: &Monitor) -> Vec<Value> {
 
 /// One instrumented function over the registry: calls since start, the
 /// share that failed, and its duration percentiles over the window.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Default, Serialize)]
 struct FunctionFigures {
     function: String,
     module: String,
@@ -130,23 +131,14 @@ fn functions(summary: &MetricsSummary) -> Vec<FunctionFigures> {
         (label("module"), label("function"))
     };
     let mut by_function: BTreeMap<(String, String), FunctionFigures> = BTreeMap::new();
-    for counter in summary
-        .counters
-        .iter()
-        .filter(|c| c.name == "function_calls_total")
-    {
+    for counter in summary.counters.iter().filter(|c| c.name == CALLS_TOTAL) {
         let figures =
             by_function
                 .entry(key(&counter.labels))
                 .or_insert_with_key(|(module, function)| FunctionFigures {
                     function: function.clone(),
                     module: module.clone(),
-                    calls: 0,
-                    errors: 0,
-                    error_rate: 0.0,
-                    p50: None,
-                    p95: None,
-                    p99: None,
+                    ..FunctionFigures::default()
                 });
         figures.calls += counter.total;
         if counter.labels.get("result").map(String::as_str) == Some("error") {
@@ -157,7 +149,7 @@ fn functions(summary: &MetricsSummary) -> Vec<FunctionFigures> {
     for histogram in summary
         .histograms
         .iter()
-        .filter(|h| h.name == "function_calls_duration_seconds" && h.window.count > 0)
+        .filter(|h| h.name == CALLS_DURATION && h.window.count > 0)
     {
         let key = key(&histogram.labels);
         let count = busiest.entry(key.clone()).or_default();
