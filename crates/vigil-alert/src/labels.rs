@@ -303,15 +303,10 @@ impl FromStr for Matcher {
         let op = ops.find_map(|op| Some((op, rest.strip_prefix(op.as_str())?.trim())));
         let (op, value) =
             op.ok_or_else(|| invalid("expected an operator (=, !=, =~, !~) after the label name"))?;
-        let value = if value.starts_with('"') {
-            let unquoted = serde_json::from_str(value);
-            unquoted.map_err(|_| {
-                invalid("a quoted value must be one string in `\"`, with JSON escapes")
-            })?
-        } else if value.contains('"') {
-            return Err(invalid("a value with quotes must start and end with `\"`"));
-        } else {
-            value.to_owned()
+        let quoted = "a value with quotes must be one string in `\"`, with JSON escapes";
+        let value = match value.contains('"') {
+            true => serde_json::from_str(value).map_err(|_| invalid(quoted))?,
+            false => value.to_owned(),
         };
         Matcher::new(name, op, value)
     }
