@@ -293,6 +293,53 @@ async fn readiness_fails_on_an_error_and_on_a_hanging_check() {
     assert!(none.readiness().await.ready);
 }
 
+/// Polls `future` to completion on this thread, outside any tokio
+/// runtime.
+fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    struct Unpark(std::thread::Thread);
+    impl std::task::Wake for Unpark {
+        fn wake(self: std::sync::Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = std::sync::Arc::new(Unpark(std::thread::current())).into();
+    let mut context = std::task::Context::from_waker(&waker);
+    let mut future = std::pin::pin!(future);
+    loop {
+        if let std::task::Poll::Ready(output) = future.as_mut().poll(&mut context) {
+            return output;
+        }
+        std::thread::park();
+    }
+}
+
+#[test]
+fn readiness_is_bounded_outside_a_tokio_runtime_too() {
+    let monitor = Monitor::builder()
+        .manual_upkeep()
+        .readiness_check("db", || async { Ok(()) })
+        .readiness_check("queue", || async { Err("connection refused".to_owned()) })
+        .readiness_check("search", std::future::pending)
+        .readiness_timeout(Duration::from_millis(50))
+        .build()
+        .unwrap();
+    let readiness = block_on(monitor.readiness());
+    assert!(!readiness.ready);
+    let errors: Vec<Option<&str>> = readiness
+        .checks
+        .iter()
+        .map(|c| c.error.as_deref())
+        .collect();
+    assert_eq!(
+        errors,
+        [
+            None,
+            Some("connection refused"),
+            Some("timed out after 50ms")
+        ]
+    );
+}
+
 #[test]
 fn the_api_token_never_prints() {
     let token = vigil::service::ApiToken::new("s3cret-token");

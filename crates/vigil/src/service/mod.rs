@@ -308,11 +308,12 @@ impl Monitor {
         }
     }
 
-    /// Runs every readiness check: inside a tokio runtime at once, each on
-    /// its own task and bounded by the
-    /// [`readiness_timeout`](MonitorBuilder::readiness_timeout) (a check
-    /// that times out or panics fails); outside one, one after the other
-    /// without a bound.
+    /// Runs every readiness check at once, each on its own tokio task and
+    /// bounded by the
+    /// [`readiness_timeout`](MonitorBuilder::readiness_timeout); a check
+    /// that times out or panics fails. The tasks run on the current tokio
+    /// runtime, or, when called from another executor, on a short-lived
+    /// thread with a runtime of its own.
     pub async fn readiness(&self) -> Readiness {
         let settings = &self.service().settings;
         readiness::run(&settings.checks, settings.readiness_timeout).await

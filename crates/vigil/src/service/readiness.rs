@@ -4,24 +4,48 @@ use std::time::Duration;
 
 use super::{Check, CheckResult, Readiness};
 
-/// Runs `checks`: at once, each on its own tokio task bounded by `timeout`
-/// (a check that panics fails), inside a tokio runtime; one after the
-/// other and unbounded outside one.
+/// Runs `checks` at once, each on its own tokio task bounded by `timeout`
+/// (a check that panics fails): on the current tokio runtime, or outside
+/// one on a short-lived thread running its own.
 pub(super) async fn run(checks: &[(String, Check)], timeout: Duration) -> Readiness {
     let results = if tokio::runtime::Handle::try_current().is_ok() {
         concurrently(checks, timeout).await
     } else {
-        let mut results = Vec::with_capacity(checks.len());
-        for (name, check) in checks {
-            let started = std::time::Instant::now();
-            let outcome = check().await;
-            results.push(result(name, outcome, started.elapsed()));
-        }
-        results
+        on_own_thread(checks.to_vec(), timeout).await
     };
     Readiness {
         ready: results.iter().all(|r| r.ok),
         checks: results,
+    }
+}
+
+/// [`concurrently`] on a `vigil-readiness` thread with a current-thread
+/// runtime, awaited from any executor.
+async fn on_own_thread(checks: Vec<(String, Check)>, timeout: Duration) -> Vec<CheckResult> {
+    let names: Vec<String> = checks.iter().map(|(name, _)| name.clone()).collect();
+    let failed = |error: String| -> Vec<CheckResult> {
+        let fail = |name: &String| result(name, Err(error.clone()), Duration::ZERO);
+        names.iter().map(fail).collect()
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build();
+    let runtime = match runtime {
+        Ok(runtime) => runtime,
+        Err(error) => return failed(format!("cannot start a runtime for the checks: {error}")),
+    };
+    let (send, receive) = tokio::sync::oneshot::channel();
+    let spawned = std::thread::Builder::new()
+        .name("vigil-readiness".into())
+        .spawn(move || {
+            let _ = send.send(runtime.block_on(concurrently(&checks, timeout)));
+        });
+    if let Err(error) = spawned {
+        return failed(format!("cannot start the readiness thread: {error}"));
+    }
+    match receive.await {
+        Ok(results) => results,
+        Err(_) => failed("the readiness thread ended early".to_owned()),
     }
 }
 
