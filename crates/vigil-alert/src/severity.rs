@@ -232,16 +232,14 @@ impl Serialize for SeverityLabels {
 
 impl<'de> Deserialize<'de> for SeverityLabels {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let mut names = SeverityLabels::new();
-        for (severity, _, name) in
-            severity_map::<_, String>(d, ("label value, e.g. {medium: warning}", "names"))?
-        {
-            names.set(severity, name);
-        }
-        match names.problem() {
-            Some(problem) => Err(de::Error::custom(problem)),
-            None => Ok(names),
-        }
+        let what = ("label value, e.g. {medium: warning}", "names");
+        let read = severity_map::<_, String>(d, what)?.into_iter();
+        let names = read.fold(Self::new(), |names, (level, _, name)| {
+            names.with(level, name)
+        });
+        names
+            .problem()
+            .map_or(Ok(names), |p| Err(de::Error::custom(p)))
     }
 }
 

@@ -7,7 +7,7 @@ use std::marker::PhantomData;
 use std::str::FromStr;
 use std::time::Duration;
 
-use serde::de::{self, MapAccess, Visitor};
+use serde::de::{self, IntoDeserializer, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::baseline::Baseline;
@@ -183,7 +183,7 @@ fn parse_condition(text: &str) -> std::result::Result<(Comparison, f64), String>
     }
 }
 
-impl<'de, L: Deserialize<'de> + From<f64>> Deserialize<'de> for Condition<L> {
+impl<'de, L: Deserialize<'de>> Deserialize<'de> for Condition<L> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         #[derive(Deserialize)]
         #[serde(deny_unknown_fields)]
@@ -192,14 +192,14 @@ impl<'de, L: Deserialize<'de> + From<f64>> Deserialize<'de> for Condition<L> {
             value: L,
         }
         struct ConditionVisitor<L>(PhantomData<L>);
-        impl<'de, L: Deserialize<'de> + From<f64>> Visitor<'de> for ConditionVisitor<L> {
+        impl<'de, L: Deserialize<'de>> Visitor<'de> for ConditionVisitor<L> {
             type Value = Condition<L>;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("a condition such as \"> 0.9\" or {op: \">\", value: 0.9}")
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
                 let (op, value) = parse_condition(v).map_err(E::custom)?;
-                Ok(Condition(op, L::from(value)))
+                Ok(Condition(op, L::deserialize(value.into_deserializer())?))
             }
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
                 let f = Fields::<L>::deserialize(de::value::MapAccessDeserializer::new(map))?;
@@ -207,12 +207,6 @@ impl<'de, L: Deserialize<'de> + From<f64>> Deserialize<'de> for Condition<L> {
             }
         }
         d.deserialize_any(ConditionVisitor(PhantomData))
-    }
-}
-
-impl From<f64> for Finite {
-    fn from(v: f64) -> Self {
-        Finite(v)
     }
 }
 
