@@ -45,7 +45,7 @@ pub enum NotifyError {
     /// [`DispatcherBuilder::build`](super::DispatcherBuilder::build) was
     /// called outside a tokio runtime, so it has nowhere to run its tasks.
     #[error(
-        "the notification dispatcher needs a tokio runtime: build it inside one (or inside `Handle::enter`)"
+        "the notification dispatcher needs a tokio runtime: build it inside one (e.g. under `Handle::enter`)"
     )]
     NoRuntime,
     /// The notification could not be encoded (e.g. a time outside what

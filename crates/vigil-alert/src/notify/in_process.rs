@@ -212,11 +212,10 @@ where
 }
 
 impl<F> FnNotifier<F> {
-    /// Sets the name used as the metrics' `notifier` label and in logs.
-    #[must_use]
-    pub fn named(mut self, name: impl Into<Cow<'static, str>>) -> Self {
-        self.name = name.into();
-        self
+    super::setters! {
+        /// Sets the name used as the metrics' `notifier` label and in logs.
+        #[must_use]
+        named(name: impl Into<Cow<'static, str>>) => name = name.into();
     }
 }
 

@@ -352,14 +352,12 @@ fn value_expr(
 ) -> (String, Vec<String>, Vec<String>) {
     let (aggregate, by) = (rule.aggregate, rule.by.as_slice());
     let (mut notes, mut warnings) = (Vec::new(), Vec::new());
+    let w = expr.window().map(duration).unwrap_or_default();
     let per_series = match expr {
         Expr::Gauge { metric, matchers } => selector(metric, matchers),
         Expr::Rate {
-            metric,
-            matchers,
-            window,
+            metric, matchers, ..
         } => {
-            let w = duration(*window);
             notes.push(format!(
                 "rate: while a series is younger than {w}, vigil divides its increase by the time its samples span and Prometheus by {w}, so vigil reads higher; with a full window they agree"
             ));
@@ -369,9 +367,8 @@ fn value_expr(
             numerator,
             denominator,
             ignoring,
-            window,
+            ..
         } => {
-            let w = duration(*window);
             let side = |s: &Selector| {
                 let rate = format!("rate({}[{w}])", selector(&s.metric, &s.matchers));
                 if aggregate == Aggregation::Sum {
@@ -397,9 +394,8 @@ fn value_expr(
             metric,
             matchers,
             stat,
-            window,
+            ..
         } => {
-            let w = duration(*window);
             let series = |suffix: &str| selector(&format!("{metric}{suffix}"), matchers);
             // vigil renders the function duration histogram with classic
             // buckets whatever the other histograms do (autometrics'

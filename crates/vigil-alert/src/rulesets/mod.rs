@@ -345,6 +345,11 @@ impl SloBurnRate {
 
         /// Replaces the burn windows.
         windows(windows: impl IntoIterator<Item = BurnWindow>) => windows = windows.into_iter().collect();
+
+        /// Adds an annotation to every alert, replacing the default `summary`
+        /// if it is named so.
+        annotation(name: impl Into<String>, value: impl Into<String>) =>
+            extend annotations([(name.into(), value.into())]);
     }
 
     /// Restricts both the failed and the total events (e.g. to one
@@ -352,13 +357,6 @@ impl SloBurnRate {
     pub fn matcher(mut self, matcher: Matcher) -> Self {
         self.errors.matchers.push(matcher.clone());
         self.total.matchers.push(matcher);
-        self
-    }
-
-    /// Adds an annotation to every alert, replacing the default `summary`
-    /// if it is named so.
-    pub fn annotation(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        self.annotations.insert(name.into(), value.into());
         self
     }
 
