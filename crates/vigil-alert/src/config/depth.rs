@@ -10,9 +10,10 @@
 //! more than [`MAX_NESTING`] levels deep before the parser sees it.
 //!
 //! The scan skips quoted strings, comments, block scalars and brackets
-//! inside plain scalars. Where it is unsure it counts less, never more, so
-//! a document it refuses really is that deep; the parser reports whatever
-//! else is wrong.
+//! inside plain scalars. Where it is unsure it counts less (the one
+//! exception: a `[` or `{` opening a continuation line of a multi-line
+//! plain scalar is counted), so a document it refuses is in practice that
+//! deep; the parser reports whatever else is wrong.
 
 /// The deepest nesting of YAML flow lists and maps (`[`, `{`) a config file
 /// may have: 64 levels (the schema itself needs at most 8).
