@@ -16,7 +16,7 @@ use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{StatusCode, header};
 use axum::middleware;
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
@@ -115,10 +115,11 @@ impl Monitor {
     }
 }
 
-/// `GET /metrics`: the registry in text exposition format 0.0.4.
-async fn metrics(State(monitor): State<Monitor>) -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, CONTENT_TYPE_TEXT)],
-        monitor.render(),
-    )
+/// `GET /metrics`: the registry in text exposition format 0.0.4,
+/// rendered on the blocking pool.
+async fn metrics(State(monitor): State<Monitor>) -> Response {
+    match performance::read(monitor, Monitor::render).await {
+        Ok(text) => ([(header::CONTENT_TYPE, CONTENT_TYPE_TEXT)], text).into_response(),
+        Err(error) => error.into_response(),
+    }
 }

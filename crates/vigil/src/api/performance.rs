@@ -174,18 +174,40 @@ fn functions(summary: &MetricsSummary) -> Vec<FunctionFigures> {
         .collect()
 }
 
+/// Runs `read` (a pass over the registry, the caches or the system
+/// history, which takes their locks) on tokio's blocking pool, off the
+/// host's request workers; a panic in it is a 500, not a dropped
+/// connection.
+pub(super) async fn read<T: Send + 'static>(
+    monitor: Monitor,
+    read: impl FnOnce(&Monitor) -> T + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(move || read(&monitor))
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "reading the monitor failed",
+            )
+        })
+}
+
 /// `GET metrics/summary`.
-pub(crate) async fn summary(State(monitor): State<Monitor>) -> Response {
-    let usage = monitor.system_usage();
-    let registry = monitor.summary();
-    success(serde_json::json!({
-        "cpu_usage": usage.as_ref().map(|usage| &usage.cpu_usage),
-        "memory_usage": usage.as_ref().map(|usage| &usage.memory_usage),
-        "cache": monitor.cache_report().totals,
-        "health_score": monitor.health().score,
-        "window_seconds": registry.window_seconds,
-        "functions": functions(&registry),
-    }))
+pub(crate) async fn summary(State(monitor): State<Monitor>) -> Result<Response, ApiError> {
+    let data = read(monitor, |monitor| {
+        let usage = monitor.system_usage();
+        let registry = monitor.summary();
+        serde_json::json!({
+            "cpu_usage": usage.as_ref().map(|usage| &usage.cpu_usage),
+            "memory_usage": usage.as_ref().map(|usage| &usage.memory_usage),
+            "cache": monitor.cache_report().totals,
+            "health_score": monitor.health().score,
+            "window_seconds": registry.window_seconds,
+            "functions": functions(&registry),
+        })
+    });
+    Ok(success(data.await?))
 }
 
 /// `GET alerts?severity=`: the firing alerts (of one severity), their
@@ -195,19 +217,25 @@ pub(crate) async fn alerts(
     filter: Result<Query<LevelFilter>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(filter) = filter?;
-    by_level(firing(&monitor), filter.severity, "severity", "alerts")
+    let all = read(monitor, firing).await?;
+    by_level(all, filter.severity, "severity", "alerts")
 }
 
 /// `GET alerts/history`: the alert transitions kept, oldest first.
-pub(crate) async fn alert_history(State(monitor): State<Monitor>) -> Response {
-    #[cfg(feature = "alerts")]
-    let events = values(monitor.alert_history());
-    #[cfg(not(feature = "alerts"))]
-    let events: Vec<Value> = {
-        let _ = monitor;
-        Vec::new()
-    };
-    success(serde_json::json!({ "count": events.len(), "events": events }))
+pub(crate) async fn alert_history(State(monitor): State<Monitor>) -> Result<Response, ApiError> {
+    let events = read(monitor, |monitor| {
+        #[cfg(feature = "alerts")]
+        return values(monitor.alert_history());
+        #[cfg(not(feature = "alerts"))]
+        {
+            let _ = monitor;
+            Vec::<Value>::new()
+        }
+    });
+    let events = events.await?;
+    Ok(success(
+        serde_json::json!({ "count": events.len(), "events": events }),
+    ))
 }
 
 /// `GET recommendations?priority=`: the recommendations (of one
@@ -218,14 +246,14 @@ pub(crate) async fn recommendations(
     filter: Result<Query<LevelFilter>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(filter) = filter?;
-    let all = values(monitor.recommendations());
+    let all = read(monitor, |monitor| values(monitor.recommendations())).await?;
     by_level(all, filter.priority, "priority", "recommendations")
 }
 
 /// `GET cache/stats`: the totals over every registered cache, and each
 /// cache by name.
-pub(crate) async fn cache_stats(State(monitor): State<Monitor>) -> Response {
-    success(monitor.cache_report())
+pub(crate) async fn cache_stats(State(monitor): State<Monitor>) -> Result<Response, ApiError> {
+    Ok(success(read(monitor, Monitor::cache_report).await?))
 }
 
 /// The body of `POST cache/clear`: tags (entries with any of them), a
@@ -288,12 +316,15 @@ pub(crate) async fn clear_cache(
 
 /// `GET health`: the health report (score, status, components) and the
 /// firing alerts.
-pub(crate) async fn health(State(monitor): State<Monitor>) -> Response {
-    let mut data = serde_json::to_value(monitor.health()).unwrap_or(Value::Null);
-    if let Value::Object(fields) = &mut data {
-        fields.insert("active_alerts".to_owned(), Value::Array(firing(&monitor)));
-    }
-    success(data)
+pub(crate) async fn health(State(monitor): State<Monitor>) -> Result<Response, ApiError> {
+    let data = read(monitor, |monitor| {
+        let mut data = serde_json::to_value(monitor.health()).unwrap_or(Value::Null);
+        if let Value::Object(fields) = &mut data {
+            fields.insert("active_alerts".to_owned(), Value::Array(firing(monitor)));
+        }
+        data
+    });
+    Ok(success(data.await?))
 }
 
 /// Any other path under the prefix, any method.
