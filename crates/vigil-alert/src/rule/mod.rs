@@ -52,7 +52,6 @@ mod types;
 
 use std::time::Duration;
 
-use serde::de;
 use serde::{Deserialize, Deserializer, Serialize};
 
 pub use build::RuleBuilder;
@@ -172,11 +171,6 @@ impl<'de> Deserialize<'de> for Thresholds {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let what = ("threshold, e.g. {critical: \"> 0.9\"}", "thresholds");
         let read = severity_map::<_, Condition<Limit>>(d, what)?;
-        if read.is_empty() {
-            return Err(de::Error::custom(
-                "needs at least one threshold, e.g. {critical: \"> 0.9\"}",
-            ));
-        }
         let to_threshold = |(severity, written, Condition(op, value))| {
             let threshold = Threshold {
                 severity,
