@@ -73,6 +73,7 @@ impl Monitor {
     /// ```
     pub fn router(&self) -> Router {
         let api = |path: &str| format!("{PREFIX}/{path}");
+        let timeout = TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, REQUEST_TIMEOUT);
         let performance = Router::new()
             .route(&api("metrics/summary"), get(performance::summary))
             .route(&api("alerts"), get(performance::alerts))
@@ -88,20 +89,14 @@ impl Monitor {
             .route_layer(DefaultBodyLimit::max(BODY_LIMIT))
             .route_layer(RequestBodyLimitLayer::new(BODY_LIMIT))
             .route_layer(middleware::from_fn_with_state(self.clone(), guard::bearer))
-            .route_layer(TimeoutLayer::with_status_code(
-                StatusCode::REQUEST_TIMEOUT,
-                REQUEST_TIMEOUT,
-            ))
+            .route_layer(timeout)
             .route_layer(middleware::map_response(envelope::enveloped));
         let probes = Router::new()
             .route("/metrics", get(metrics))
             .route("/health/live", get(health::live))
             .route("/health/ready", get(health::ready))
             .route("/health", get(health::ready))
-            .route_layer(TimeoutLayer::with_status_code(
-                StatusCode::REQUEST_TIMEOUT,
-                REQUEST_TIMEOUT,
-            ));
+            .route_layer(timeout);
         performance.merge(probes).with_state(self.clone())
     }
 
