@@ -36,9 +36,9 @@
 use std::sync::LazyLock;
 use std::time::Duration;
 
-use crate::prometheus::{self, duration};
+use crate::prometheus::duration;
 #[cfg(feature = "prometheus")]
-use crate::prometheus::{PrometheusExport, PrometheusExporter};
+use crate::prometheus::{PrometheusExport, PrometheusExporter, number};
 use crate::{
     Aggregation, Comparison, Error, Expr, Labels, Limit, Matcher, Result, Rule, Selector, Severity,
 };
@@ -460,7 +460,7 @@ impl SloBurnRate {
                 "SLO {}: error ratio over {long} and over {short} both above {}x the error budget ({})",
                 self.name,
                 w.factor,
-                prometheus::number(budget)
+                number(budget)
             ))
         }))
     }
