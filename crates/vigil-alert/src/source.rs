@@ -230,10 +230,8 @@ impl MemorySource {
     /// The series of one kind named `name` whose labels match.
     fn select(&self, kind: &str, name: &str, matchers: &[Matcher]) -> Vec<(Labels, f64)> {
         let series = self.series.get(&(kind.to_owned(), name.to_owned()));
-        let matching = series
-            .into_iter()
-            .flatten()
-            .filter(|(l, _)| matches_all(matchers, l));
+        let matching = series.into_iter().flatten();
+        let matching = matching.filter(|(labels, _)| matches_all(matchers, labels));
         matching.map(|(labels, v)| (labels.clone(), *v)).collect()
     }
 }
