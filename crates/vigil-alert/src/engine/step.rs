@@ -106,14 +106,11 @@ pub(super) fn firing(
 }
 
 /// The severity an instance shows: the threshold severity, raised one step
-/// once escalated (if the rule's escalation raises).
+/// once escalated (if the rule's escalation raises; instances escalate
+/// only with the `routing` feature).
 pub(super) fn effective_severity(rule: &Rule, m: &Machine) -> Option<Severity> {
-    #[cfg(feature = "routing")]
-    if m.escalated && rule.escalate.as_ref().is_some_and(|e| e.raise_severity) {
-        return m.severity.map(Severity::raised);
-    }
-    let _ = rule;
-    m.severity
+    let raise = m.escalated && rule.escalate.as_ref().is_some_and(|e| e.raise_severity);
+    m.severity.map(|s| if raise { s.raised() } else { s })
 }
 
 /// The severity of an alerting instance; `None` when it is not alerting.
