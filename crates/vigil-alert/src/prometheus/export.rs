@@ -230,9 +230,9 @@ fn translate(
             Limit::Baseline(b) => {
                 let window = duration(b.window);
                 let series = format!("({promql})[{window}:]");
+                let min_samples = b.min_samples;
                 let text = format!(
-                    "{severity} threshold is a dynamic baseline: approximated with a subquery over {window} at the evaluation interval, which includes the current value and does not wait for min_samples ({})",
-                    b.min_samples
+                    "{severity} threshold is a dynamic baseline: approximated with a subquery over {window} at the evaluation interval, which includes the current value and does not wait for min_samples ({min_samples})"
                 );
                 warnings.push(format!("rule {name:?}: {text}"));
                 comments.push(format!("WARNING: {text}"));
@@ -271,18 +271,16 @@ fn translate(
 fn differences(rule: &Rule, thresholds: &[&Threshold], promql: &str) -> Vec<String> {
     let mut out = Vec::new();
     if let Some(r) = &rule.recover {
+        let (op, value) = (r.op, number(r.value));
         out.push(format!(
-            "recovery threshold `{} {}` (hysteresis) has no Prometheus equivalent: the exported alerts resolve as soon as their threshold stops holding",
-            r.op,
-            number(r.value)
+            "recovery threshold `{op} {value}` (hysteresis) has no Prometheus equivalent: the exported alerts resolve as soon as their threshold stops holding"
         ));
     }
     if let Some(e) = &rule.escalate {
         let notifies = e.receiver.as_ref().map(|r| format!(" or notifies `{r}`"));
+        let (after, notifies) = (duration(e.after), notifies.unwrap_or_default());
         out.push(format!(
-            "escalation after {} has no Prometheus equivalent: nothing raises the severity{} (escalate in Alertmanager routing instead)",
-            duration(e.after),
-            notifies.unwrap_or_default()
+            "escalation after {after} has no Prometheus equivalent: nothing raises the severity{notifies} (escalate in Alertmanager routing instead)"
         ));
     }
     match rule.no_data {
@@ -296,13 +294,10 @@ fn differences(rule: &Rule, thresholds: &[&Threshold], promql: &str) -> Vec<Stri
         ),
     }
     if thresholds.len() > 1 && !rule.for_duration.is_zero() {
-        let levels: Vec<&str> = thresholds
-            .iter()
-            .map(|t| rule.severity_label(t.severity))
-            .collect();
+        let levels = thresholds.iter().map(|t| rule.severity_label(t.severity));
+        let levels = levels.collect::<Vec<_>>().join(", ");
         out.push(format!(
-            "vigil moves one alert between severities ({}) and counts `for` from the first breach of any of them; Prometheus runs one alert per severity, each waiting its own `for`, and all that hold fire (inhibit the lower ones in Alertmanager)",
-            levels.join(", ")
+            "vigil moves one alert between severities ({levels}) and counts `for` from the first breach of any of them; Prometheus runs one alert per severity, each waiting its own `for`, and all that hold fire (inhibit the lower ones in Alertmanager)"
         ));
     }
     out

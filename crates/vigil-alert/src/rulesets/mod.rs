@@ -412,7 +412,10 @@ impl SloBurnRate {
 
     fn rule(&self, w: &BurnWindow) -> Result<Rule> {
         let percent = round_significant(self.objective * 100.0);
-        let limit = self.limit(w);
+        let (name, factor, long, limit) = (&self.name, w.factor, duration(w.long), self.limit(w));
+        let summary = format!(
+            "SLO {name} ({percent}% success) burns its error budget {factor}x too fast: error ratio {{{{ $value }}}} over {long}"
+        );
         let mut b = Rule::builder(self.alert.clone())
             .expr(self.ratio(w.long))
             .aggregate(Aggregation::Sum)
@@ -422,15 +425,7 @@ impl SloBurnRate {
             .label("slo", self.name.clone())
             .label("long_window", duration(w.long))
             .label("short_window", duration(w.short))
-            .annotation(
-                "summary",
-                format!(
-                    "SLO {} ({percent}% success) burns its error budget {}x too fast: error ratio {{{{ $value }}}} over {}",
-                    self.name,
-                    w.factor,
-                    duration(w.long)
-                ),
-            );
+            .annotation("summary", summary);
         for (k, v) in &self.annotations {
             b = b.annotation(k.clone(), v.clone());
         }
@@ -455,12 +450,10 @@ impl SloBurnRate {
         let exporter = PrometheusExporter::new().group(format!("slo-{}", self.name));
         Ok(exporter.export_noted(&rules, |i| {
             let w = &self.windows[i];
-            let (long, short) = (duration(w.long), duration(w.short));
+            let (long, short, budget) = (duration(w.long), duration(w.short), number(budget));
+            let (name, factor) = (&self.name, w.factor);
             Some(format!(
-                "SLO {}: error ratio over {long} and over {short} both above {}x the error budget ({})",
-                self.name,
-                w.factor,
-                number(budget)
+                "SLO {name}: error ratio over {long} and over {short} both above {factor}x the error budget ({budget})"
             ))
         }))
     }
