@@ -168,7 +168,7 @@ impl Dispatcher {
 }
 
 /// Configures a [`Dispatcher`]: see [`Dispatcher::builder`].
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 #[must_use]
 pub struct DispatcherBuilder {
     notifiers: Vec<(String, Arc<dyn Notifier>)>,
