@@ -189,15 +189,13 @@ impl Local {
         if !self.groups.values().any(|g| g.next_flush <= now) {
             return Vec::new();
         }
-        let held = || {
-            self.groups
-                .values()
-                .flat_map(|g| g.entries.values().map(|e| &e.0))
-        };
-        let inhibitors = Inhibitors::new(&self.inhibit_rules, held().filter(|a| a.is_firing()));
+        let held = self.groups.values().flat_map(|g| g.entries.values());
+        let held: Vec<&Active> = held.map(|(alert, _)| alert).collect();
+        let firing = held.iter().copied().filter(|a| a.is_firing());
+        let inhibitors = Inhibitors::new(&self.inhibit_rules, firing);
         // Muted by a silence, or inhibited by the firing alerts.
-        let muted = |a: &&Active| self.silenced(now, |n| a.label(n)) || inhibitors.inhibit(a);
-        let muted: HashSet<AlertId> = held().filter(muted).map(Active::id).collect();
+        let muted = |a: &&&Active| self.silenced(now, |n| a.label(n)) || inhibitors.inhibit(a);
+        let muted: HashSet<AlertId> = held.iter().filter(muted).map(|a| a.id()).collect();
         let (routing, default, mut out) = (&self.routing, &self.default, Vec::new());
         self.groups.retain(|(index, to, labels), group| {
             let route = routing.routes.get(*index).unwrap_or(default);
