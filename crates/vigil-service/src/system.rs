@@ -63,6 +63,13 @@ pub use thread::{SystemThread, THREAD_NAME};
 /// network interfaces are recorded per tick.
 pub const MAX_SERIES: usize = 64;
 
+/// `system_cpu_usage_ratio`: the share of all CPUs busy, 0 to 1 (read by
+/// the ready-made `HighCpuUsage` rule and the health score).
+pub const CPU_USAGE: &str = "system_cpu_usage_ratio";
+/// `system_memory_usage_ratio`: memory in use over memory installed, 0 to
+/// 1 (read by the ready-made `HighMemoryUsage` rule and the health score).
+pub const MEMORY_USAGE: &str = "system_memory_usage_ratio";
+
 /// File systems skipped besides the pseudo ones `sysinfo` leaves out:
 /// read-only images, always 100 % full.
 const SKIPPED_FILE_SYSTEMS: [&str; 3] = ["squashfs", "iso9660", "erofs"];
@@ -159,9 +166,9 @@ impl SystemCollector {
         let memory_used_bytes = self.system.used_memory();
         let memory_ratio = ratio(memory_used_bytes, memory_total_bytes);
         let swap_ratio = ratio(self.system.used_swap(), self.system.total_swap());
-        gauge!("system_cpu_usage_ratio").set(cpu_ratio);
+        gauge!(CPU_USAGE).set(cpu_ratio);
         gauge!("system_memory_used_bytes").set(memory_used_bytes as f64);
-        gauge!("system_memory_usage_ratio").set(memory_ratio);
+        gauge!(MEMORY_USAGE).set(memory_ratio);
         gauge!("system_swap_usage_ratio").set(swap_ratio);
 
         let disks = self.disks();
@@ -299,9 +306,9 @@ fn linux_threads() -> Option<usize> {
 /// Name, unit and HELP text of each gauge.
 #[rustfmt::skip]
 const GAUGES: [(&str, Option<Unit>, &str); 13] = [
-    ("system_cpu_usage_ratio", None, "Share of all CPUs busy since the last reading, 0 to 1."),
+    (CPU_USAGE, None, "Share of all CPUs busy since the last reading, 0 to 1."),
     ("system_memory_used_bytes", Some(Unit::Bytes), "Memory in use, bytes."),
-    ("system_memory_usage_ratio", None, "Memory in use over memory installed, 0 to 1."),
+    (MEMORY_USAGE, None, "Memory in use over memory installed, 0 to 1."),
     ("system_swap_usage_ratio", None, "Swap in use over swap configured, 0 to 1 (0 without swap)."),
     ("system_disk_usage_ratio", None, "Space in use over size of a mounted file system, 0 to 1."),
     ("system_load1", None, "Load average over 1 minute."),

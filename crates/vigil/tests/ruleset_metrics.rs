@@ -1,11 +1,17 @@
 //! The ready-made alert rules read metrics vigil really records:
 //! `vigil::alert::rulesets::EMITTED_BY_VIGIL` is the set of names the
 //! recording crates declare, and the names the rule sets say come from
-//! vigil appear in a scrape after a `#[timed]` call and a cache lookup.
+//! vigil appear in a scrape after a `#[timed]` call, a cache lookup and a
+//! system metrics reading.
 //! (`vigil-alert`'s `tests/ruleset_metrics.rs` checks that every metric a
 //! rule set reads is one of these or one it documents as the host's.)
 
-#![cfg(all(feature = "alert-routing", feature = "rulesets", feature = "cache"))]
+#![cfg(all(
+    feature = "alert-routing",
+    feature = "rulesets",
+    feature = "cache",
+    feature = "system-metrics"
+))]
 
 use std::collections::BTreeSet;
 
@@ -35,6 +41,8 @@ fn the_emitted_list_is_the_set_of_names_the_recording_crates_declare() {
         vigil::alert::notify::NOTIFICATIONS_TOTAL,
         vigil::alert::notify::NOTIFICATION_FAILURES_TOTAL,
         vigil::SERIES_DROPPED_TOTAL,
+        vigil::service::system::CPU_USAGE,
+        vigil::service::system::MEMORY_USAGE,
     ]
     .into_iter()
     .collect();
@@ -69,7 +77,12 @@ fn families(text: &str) -> BTreeSet<String> {
 
 #[test]
 fn the_metrics_the_rule_sets_take_from_vigil_are_in_a_scrape() {
-    let monitor = Monitor::builder().manual_upkeep().build().unwrap();
+    // One reading is taken before `build` returns; the hour keeps it the only one.
+    let monitor = Monitor::builder()
+        .manual_upkeep()
+        .system_metrics(std::time::Duration::from_secs(3600))
+        .build()
+        .unwrap();
     let cache: TaggedCache<u32, u32> = TaggedCache::builder().name("ruleset_metrics_users").build();
     vigil::with_local_recorder(&monitor.recorder(), || {
         assert_eq!(ruleset_metrics_lookup(false), Ok(7));

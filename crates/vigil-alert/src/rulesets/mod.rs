@@ -10,8 +10,8 @@
 //! |---|---|---|---|
 //! | `HighLatency` | p95 of `function_calls_duration_seconds` over 5m, per function | vigil (`#[timed]`) | high > 200 ms |
 //! | `HighErrorRate` | `function_calls_total{result="error"}` / `function_calls_total` over 5m, per function | vigil (`#[timed]`) | medium > 1 %, critical > 5 % |
-//! | `HighCpuUsage` | `system_cpu_usage_ratio` | **the host** | medium > 80 %, critical > 90 % |
-//! | `HighMemoryUsage` | `system_memory_usage_ratio` | **the host** | medium > 85 %, critical > 95 % |
+//! | `HighCpuUsage` | `system_cpu_usage_ratio` | vigil (`MonitorBuilder::system_metrics`) | medium > 80 %, critical > 90 % |
+//! | `HighMemoryUsage` | `system_memory_usage_ratio` | vigil (`MonitorBuilder::system_metrics`) | medium > 85 %, critical > 95 % |
 //! | `LowCacheHitRatio` | `cache_requests_total{result="hit"}` / `cache_requests_total` over 5m, per cache | vigil (named caches) | medium < 70 %, high < 50 % |
 //!
 //! All wait `for: 5m`. The rules are written as a rule file in
@@ -23,14 +23,15 @@
 //!
 //! | rule set | from vigil | the host must provide |
 //! |---|---|---|
-//! | [`ServiceTargets`] | `function_calls_duration_seconds`, `function_calls_total` (`#[timed]`), `cache_requests_total` (caches with a `name`): [`ServiceTargets::VIGIL_METRICS`] | `system_cpu_usage_ratio`, `system_memory_usage_ratio` (gauges, 0..1): [`ServiceTargets::HOST_METRICS`] |
+//! | [`ServiceTargets`] | `function_calls_duration_seconds`, `function_calls_total` (`#[timed]`), `cache_requests_total` (caches with a `name`), `system_cpu_usage_ratio`, `system_memory_usage_ratio` (system metrics): [`ServiceTargets::VIGIL_METRICS`] | none ([`ServiceTargets::HOST_METRICS`]) |
 //! | [`SloBurnRate`] | `function_calls_total` (`#[timed]`): [`SloBurnRate::VIGIL_METRICS`] | none ([`SloBurnRate::HOST_METRICS`]), unless [`errors`](SloBurnRate::errors) / [`total`](SloBurnRate::total) select other metrics |
 //!
-//! vigil does not collect host metrics: record the two gauges yourself
-//! (e.g. `metrics::gauge!("system_cpu_usage_ratio").set(0.42)` from a
-//! sampler of your own), or leave `HighCpuUsage` and `HighMemoryUsage` out
-//! with [`ServiceTargets::only`]. A rule whose metric is never recorded
-//! reads no series and never fires. [`EMITTED_BY_VIGIL`] lists every
+//! The two system gauges are recorded when the monitor collects system
+//! metrics (`vigil::Monitor::builder().system_metrics(interval)`, vigil's
+//! `system-metrics` feature); without them, record the gauges yourself
+//! (e.g. `metrics::gauge!("system_cpu_usage_ratio").set(0.42)`) or leave
+//! `HighCpuUsage` and `HighMemoryUsage` out with [`ServiceTargets::only`].
+//! A rule whose metric is never recorded reads no series and never fires. [`EMITTED_BY_VIGIL`] lists every
 //! metric vigil records by itself.
 
 use std::sync::LazyLock;
@@ -47,16 +48,19 @@ use crate::{
 pub const FUNCTION_DURATION: &str = "function_calls_duration_seconds";
 /// Calls counted by `#[timed]`, labelled `result="ok"|"error"`.
 pub const FUNCTION_CALLS: &str = "function_calls_total";
-/// Host CPU use, 0..1: a gauge the **host** records (vigil does not).
+/// Host CPU use, 0..1: a gauge vigil's system metrics record.
 pub const CPU_USAGE: &str = "system_cpu_usage_ratio";
-/// Host memory use, 0..1: a gauge the **host** records (vigil does not).
+/// Host memory use, 0..1: a gauge vigil's system metrics record.
 pub const MEMORY_USAGE: &str = "system_memory_usage_ratio";
 /// Cache lookups, labelled `cache` and `result="hit"|"miss"`.
 pub const CACHE_REQUESTS: &str = "cache_requests_total";
 
-/// Every metric vigil records by itself (the names in `docs/metrics.md`):
-/// `#[timed]`'s function metrics and `build_info`, the cache metrics of
-/// named caches, the alert metrics, and the registry's own. A ready-made
+/// The metrics vigil records by itself that rules read (all in
+/// `docs/metrics.md`): `#[timed]`'s function metrics and `build_info`, the
+/// cache metrics of named caches, the alert metrics, the registry's own,
+/// and the two system gauges the rule sets read (recorded with system
+/// metrics on; the service layer's other system, process, HTTP and span
+/// metrics are listed in `docs/metrics.md`). A ready-made
 /// rule reads only these and the host metrics its rule set documents
 /// ([`ServiceTargets::HOST_METRICS`], [`SloBurnRate::HOST_METRICS`]).
 pub const EMITTED_BY_VIGIL: &[&str] = &[
@@ -74,6 +78,8 @@ pub const EMITTED_BY_VIGIL: &[&str] = &[
     crate::notify::NOTIFICATIONS_TOTAL,
     crate::notify::NOTIFICATION_FAILURES_TOTAL,
     "vigil_series_dropped_total",
+    CPU_USAGE,
+    MEMORY_USAGE,
 ];
 
 /// One of the [`ServiceTargets`] rules.
@@ -84,9 +90,9 @@ pub enum Target {
     Latency,
     /// `HighErrorRate`: share of calls that fail.
     ErrorRate,
-    /// `HighCpuUsage`, on the host's `system_cpu_usage_ratio`.
+    /// `HighCpuUsage`, on `system_cpu_usage_ratio`.
     Cpu,
-    /// `HighMemoryUsage`, on the host's `system_memory_usage_ratio`.
+    /// `HighMemoryUsage`, on `system_memory_usage_ratio`.
     Memory,
     /// `LowCacheHitRatio`.
     CacheHitRatio,
@@ -135,16 +141,22 @@ pub struct ServiceTargets {
 impl ServiceTargets {
     /// The metrics these rules read that vigil records:
     /// `function_calls_duration_seconds` and `function_calls_total`
-    /// (`#[timed]`), `cache_requests_total` (caches with a `name`).
-    pub const VIGIL_METRICS: &'static [&'static str] =
-        &[FUNCTION_DURATION, FUNCTION_CALLS, CACHE_REQUESTS];
+    /// (`#[timed]`), `cache_requests_total` (caches with a `name`), and
+    /// the gauges from 0 to 1 `system_cpu_usage_ratio` (`HighCpuUsage`) and
+    /// `system_memory_usage_ratio` (`HighMemoryUsage`), recorded when the
+    /// monitor collects system metrics (`MonitorBuilder::system_metrics`;
+    /// without them those two rules never fire: leave them out with
+    /// [`only`](Self::only) or record the gauges yourself).
+    pub const VIGIL_METRICS: &'static [&'static str] = &[
+        FUNCTION_DURATION,
+        FUNCTION_CALLS,
+        CACHE_REQUESTS,
+        CPU_USAGE,
+        MEMORY_USAGE,
+    ];
 
-    /// The metrics these rules read that the **host** must record, as
-    /// gauges from 0 to 1: `system_cpu_usage_ratio` (`HighCpuUsage`) and
-    /// `system_memory_usage_ratio` (`HighMemoryUsage`). vigil does not
-    /// collect them; without them those two rules never fire (leave them
-    /// out with [`only`](Self::only)).
-    pub const HOST_METRICS: &'static [&'static str] = &[CPU_USAGE, MEMORY_USAGE];
+    /// The metrics these rules read that the **host** must record: none.
+    pub const HOST_METRICS: &'static [&'static str] = &[];
 
     /// The rule file's defaults, as in the [module docs](self): 5m windows, `for: 5m`,
     /// p95 > 200 ms, errors > 1 % / 5 %, CPU > 80 % / 90 %, memory > 85 % /
