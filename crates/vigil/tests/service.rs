@@ -40,7 +40,7 @@ fn calls(
     });
 }
 
-fn tags(tags: &[&str]) -> Vec<String> {
+fn tags(tags: &[&str]) -> Box<[String]> {
     tags.iter().map(|t| (*t).to_owned()).collect()
 }
 
@@ -207,14 +207,14 @@ async fn clear_caches_counts_exactly() {
     // Tags across every cache: 20 in markets, 1 in pages.
     assert_eq!(
         monitor
-            .clear_caches(None, &tags(&["market"]))
+            .clear_caches(None, Some(&tags(&["market"])))
             .await
             .unwrap(),
         21
     );
     assert_eq!(
         monitor
-            .clear_caches(None, &tags(&["market"]))
+            .clear_caches(None, Some(&tags(&["market"])))
             .await
             .unwrap(),
         0
@@ -222,26 +222,44 @@ async fn clear_caches_counts_exactly() {
     // One cache, tags.
     assert_eq!(
         monitor
-            .clear_caches(Some("pages"), &tags(&["eu"]))
+            .clear_caches(Some("pages"), Some(&tags(&["eu"])))
             .await
             .unwrap(),
         0
     );
     assert_eq!(
         monitor
-            .clear_caches(Some("markets"), &tags(&["eu", "market"]))
+            .clear_caches(Some("markets"), Some(&tags(&["eu", "market"])))
             .await
             .unwrap(),
         20
     );
-    // One cache, everything.
+    // An empty list of tags matches no entry, in one cache or in all.
     markets.insert(7, 7);
-    assert_eq!(monitor.clear_caches(Some("markets"), &[]).await.unwrap(), 1);
-    assert_eq!(monitor.clear_caches(Some("pages"), &[]).await.unwrap(), 1);
+    assert_eq!(
+        monitor
+            .clear_caches(Some("markets"), Some(&[]))
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(monitor.clear_caches(None, Some(&[])).await.unwrap(), 0);
+    assert_eq!(monitor.cache_report().totals.entry_count, 2);
+    // One cache, everything.
+    assert_eq!(
+        monitor.clear_caches(Some("markets"), None).await.unwrap(),
+        1
+    );
+    assert_eq!(monitor.clear_caches(Some("pages"), None).await.unwrap(), 1);
+    assert_eq!(monitor.cache_report().totals.entry_count, 0);
+    // Every cache, everything.
+    markets.insert(8, 8);
+    pages.insert("contact".into(), "z".into()).await;
+    assert_eq!(monitor.clear_caches(None, None).await.unwrap(), 2);
     assert_eq!(monitor.cache_report().totals.entry_count, 0);
 
     let error = monitor
-        .clear_caches(Some("sessions"), &[])
+        .clear_caches(Some("sessions"), None)
         .await
         .unwrap_err();
     let message = error.to_string();

@@ -284,7 +284,10 @@ pub(crate) async fn clear_cache(
         ));
     }
     let cleared = monitor
-        .clear_caches(request.cache.as_deref(), &tags)
+        .clear_caches(
+            request.cache.as_deref(),
+            (!tags.is_empty()).then_some(tags.as_slice()),
+        )
         .await
         .map_err(|error| match error {
             crate::Error::UnknownCache { .. } => {

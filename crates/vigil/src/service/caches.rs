@@ -107,13 +107,13 @@ pub(super) fn hit_ratio(caches: &Caches) -> (Option<f64>, u64) {
     ((reads > 0).then(|| hits as f64 / reads as f64), reads)
 }
 
-/// Clears the entries with any of `tags` (every entry without tags) of the
-/// cache named `name`, or of every cache without a name; the exact number
-/// removed.
+/// Clears the entries with any of `tags` (every entry when `None`, none
+/// when empty) of the cache named `name`, or of every cache without a
+/// name; the exact number removed.
 pub(super) async fn clear(
     caches: &Caches,
     name: Option<&str>,
-    tags: &[String],
+    tags: Option<&[String]>,
 ) -> Result<u64, Error> {
     let chosen: Vec<&Arc<dyn CacheAdmin>> = match name {
         Some(name) => {
@@ -127,10 +127,10 @@ pub(super) async fn clear(
     };
     let mut cleared = 0;
     for cache in chosen {
-        cleared += if tags.is_empty() {
-            cache.clear_all().await
-        } else {
-            cache.clear_tags(tags).await
+        cleared += match tags {
+            None => cache.clear_all().await,
+            Some([]) => 0,
+            Some(tags) => cache.clear_tags(tags).await,
         };
     }
     Ok(cleared)

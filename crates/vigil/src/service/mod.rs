@@ -282,8 +282,12 @@ impl Monitor {
 
     /// Clears registered caches and returns the exact number of entries
     /// removed: of the cache named `cache`, or of every registered cache
-    /// when `None`; the entries carrying any of `tags`, or every entry
-    /// when `tags` is empty.
+    /// when `None`.
+    ///
+    /// `tags` chooses the entries: `Some(tags)` clears those carrying any
+    /// of `tags` (so `Some(&[])` clears nothing and returns 0), `None`
+    /// clears every entry. Only `None` means "all": an empty list never
+    /// does.
     ///
     /// # Errors
     /// [`Error::UnknownCache`](crate::Error::UnknownCache) when no cache is
@@ -291,7 +295,7 @@ impl Monitor {
     pub async fn clear_caches(
         &self,
         cache: Option<&str>,
-        tags: &[String],
+        tags: Option<&[String]>,
     ) -> Result<u64, crate::Error> {
         #[cfg(feature = "cache")]
         return caches::clear(&self.service().settings.caches, cache, tags).await;
