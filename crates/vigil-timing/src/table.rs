@@ -166,13 +166,38 @@ impl TimerTable {
     /// the labels the function metrics set themselves (`function`,
     /// `module`, `service_name`, `caller_function`, `caller_module`,
     /// `result`, `objective_*`) nor one of the static
-    /// [`labels`](Self::labels).
+    /// [`labels`](Self::labels), nor appear twice.
+    ///
+    /// # Panics
+    ///
+    /// On such a name: in a `static`, the program does not compile.
+    ///
+    /// ```compile_fail
+    /// use vigil_timing::TimerTable;
+    ///
+    /// // `result` is the outcome label of `function_calls_total`.
+    /// static BAD: TimerTable = TimerTable::by_labels("infer", module_path!(), &["result"]);
+    /// ```
     #[must_use]
     pub const fn by_labels(
         function: &'static str,
         module: &'static str,
         names: &'static [&'static str],
     ) -> TimerTable {
+        let mut i = 0;
+        while i < names.len() {
+            assert!(
+                !is_reserved(names[i]),
+                "TimerTable::by_labels: a key label is one the function metrics set themselves \
+                 (function, module, service_name, caller_function, caller_module, result, \
+                 objective_*)"
+            );
+            assert!(
+                !contains(names, i + 1, names[i]),
+                "TimerTable::by_labels: a key label appears twice"
+            );
+            i += 1;
+        }
         TimerTable::with_naming(Naming::Labels { function, names }, module)
     }
 
@@ -202,8 +227,23 @@ impl TimerTable {
 
     /// Static labels added to every metric of every site
     /// ([`CallSite::labels`]).
+    ///
+    /// # Panics
+    ///
+    /// When a name is also a key label of a [`by_labels`](Self::by_labels)
+    /// table (in a `static`, the program does not compile).
     #[must_use]
     pub const fn labels(mut self, labels: &'static [(&'static str, &'static str)]) -> TimerTable {
+        if let Naming::Labels { names, .. } = self.naming {
+            let mut i = 0;
+            while i < labels.len() {
+                assert!(
+                    !contains(names, 0, labels[i].0),
+                    "TimerTable::labels: a static label is also a key label of the table"
+                );
+                i += 1;
+            }
+        }
         self.sites.labels = labels;
         self
     }
@@ -511,6 +551,51 @@ impl Entry {
 fn slot_index(hash: u64, mask: usize) -> usize {
     // The low bits of SipHash are as good as any.
     (hash as usize) & mask
+}
+
+/// The labels the function metrics set themselves, which a table's key
+/// labels must not take: `function`, `module`, `service_name`,
+/// `caller_function`, `caller_module`, `result`, `objective_*`.
+const fn is_reserved(name: &str) -> bool {
+    const RESERVED: [&str; 6] = [
+        "function",
+        "module",
+        crate::build_info::SERVICE_NAME,
+        "caller_function",
+        "caller_module",
+        "result",
+    ];
+    contains(&RESERVED, 0, name) || starts_with(name.as_bytes(), b"objective_")
+}
+
+/// Whether `names[from..]` holds `name` (a `const` search).
+const fn contains(names: &[&str], from: usize, name: &str) -> bool {
+    let mut i = from;
+    while i < names.len() {
+        if bytes_eq(names[i].as_bytes(), name.as_bytes()) {
+            return true;
+        }
+        i += 1;
+    }
+    false
+}
+
+const fn starts_with(text: &[u8], prefix: &[u8]) -> bool {
+    text.len() >= prefix.len() && bytes_eq(text.split_at(prefix.len()).0, prefix)
+}
+
+const fn bytes_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
 }
 
 fn leak(value: &str) -> &'static str {

@@ -279,3 +279,43 @@ fn the_table_behaves_like_a_bounded_map_of_first_seen_keys() {
     assert_eq!(distinct.len(), 50, "one site per key");
     assert!(!distinct.contains(&overflow));
 }
+
+/// Whether `TimerTable::by_labels` (then `labels`) refuses these names;
+/// the names come through `black_box` so the check runs at run time (in a
+/// `static` it stops the build).
+fn refused(
+    names: &'static [&'static str],
+    labels: &'static [(&'static str, &'static str)],
+) -> bool {
+    let names = std::hint::black_box(names);
+    let labels = std::hint::black_box(labels);
+    catch_unwind(|| TimerTable::by_labels("infer", MODULE, names).labels(labels)).is_err()
+}
+
+#[test]
+fn key_labels_the_function_metrics_set_themselves_are_refused() {
+    for name in [
+        "function",
+        "module",
+        "service_name",
+        "caller_function",
+        "caller_module",
+        "result",
+        "objective_name",
+        "objective_percentile",
+        "objective_latency_threshold",
+    ] {
+        let names: &'static [&'static str] = Box::leak(Box::new(["model", name]));
+        assert!(refused(names, &[]), "{name} is refused");
+    }
+    assert!(refused(&["model", "model"], &[]), "a name given twice");
+    assert!(
+        refused(&["model"], &[("region", "eu"), ("model", "x")]),
+        "a static label with a key label's name"
+    );
+    // Names that only look like reserved ones are fine.
+    assert!(!refused(
+        &["model", "objective", "results", "function_kind"],
+        &[("region", "eu")]
+    ));
+}
