@@ -27,10 +27,11 @@
 //! Notes on the readings:
 //!
 //! - CPU usage is the change between two readings at least
-//!   [`sysinfo::MINIMUM_CPU_UPDATE_INTERVAL`] apart. [`SystemCollector::new`]
-//!   takes a first reading, so a `collect` at least that long after it is
-//!   exact; an earlier one (the first tick of a [`SystemThread`], taken at
-//!   once) may read 0.
+//!   [`sysinfo::MINIMUM_CPU_UPDATE_INTERVAL`] (200 ms on Linux) apart.
+//!   [`SystemCollector::new`] takes a first reading, and a `collect` sooner
+//!   than that after the previous reading (the first tick of a
+//!   [`SystemThread`], taken at once) waits out the rest of it, so no
+//!   reading is a meaningless 0 or spike.
 //! - The counters are the operating system's totals, set with
 //!   `Counter::absolute`; `metrics` counters are integers, so
 //!   `process_cpu_seconds_total` moves in whole seconds (a `rate()` over a
@@ -39,15 +40,23 @@
 //!   (`proc`, `sysfs`, `cgroup`, `devtmpfs`, `tmpfs`, ...); on top of that
 //!   read-only images that are always full (`squashfs`, `iso9660`, `erofs`)
 //!   and file systems of size 0 are skipped. `overlay` is kept: it is the
-//!   root file system of a container. At most [`MAX_SERIES`] mounts and
-//!   [`MAX_SERIES`] interfaces are recorded (the first by name), so a host
-//!   with many bind mounts or virtual interfaces cannot flood the registry.
+//!   root file system of a container.
+//! - At most [`MAX_SERIES`] distinct mounts and [`MAX_SERIES`] distinct
+//!   interfaces are recorded over a collector's life (the first seen, by
+//!   name within a tick; one recorded before is recorded again when it
+//!   comes back), so a host whose bind mounts or virtual interfaces come
+//!   and go cannot flood the registry.
+//! - A mount recorded at one tick and gone at the next has its
+//!   `system_disk_usage_ratio` set to 0 once: an unmounted full disk does
+//!   not stay full in the exposition. An interface that is gone keeps its
+//!   counters' last totals.
 
 mod history;
+mod series;
 mod thread;
 
 use std::path::Path;
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 use metrics::{KeyName, Unit, counter, gauge};
 use serde::Serialize;
@@ -59,8 +68,8 @@ use sysinfo::{
 pub use history::{DEFAULT_CAPACITY, SystemHistory};
 pub use thread::{SystemThread, THREAD_NAME};
 
-/// At most this many mounts (`system_disk_usage_ratio`) and this many
-/// network interfaces are recorded per tick.
+/// At most this many distinct mounts (`system_disk_usage_ratio`) and this
+/// many distinct network interfaces are recorded over a collector's life.
 pub const MAX_SERIES: usize = 64;
 
 /// `system_cpu_usage_ratio`: the share of all CPUs busy, 0 to 1 (read by
@@ -69,6 +78,8 @@ pub const CPU_USAGE: &str = "system_cpu_usage_ratio";
 /// `system_memory_usage_ratio`: memory in use over memory installed, 0 to
 /// 1 (read by the ready-made `HighMemoryUsage` rule and the health score).
 pub const MEMORY_USAGE: &str = "system_memory_usage_ratio";
+/// `system_disk_usage_ratio{mount}`.
+const DISK_USAGE: &str = "system_disk_usage_ratio";
 
 /// File systems skipped besides the pseudo ones `sysinfo` leaves out:
 /// read-only images, always 100 % full.
@@ -79,7 +90,8 @@ const SKIPPED_FILE_SYSTEMS: [&str; 3] = ["squashfs", "iso9660", "erofs"];
 pub struct SystemSample {
     /// When it was taken.
     pub at: SystemTime,
-    /// All CPUs busy, 0..1 (see the module's note on the first reading).
+    /// All CPUs busy, 0..1, since the previous reading (at least
+    /// [`sysinfo::MINIMUM_CPU_UPDATE_INTERVAL`] before).
     pub cpu_ratio: f64,
     /// Memory in use, bytes.
     pub memory_used_bytes: u64,
@@ -131,6 +143,10 @@ pub struct SystemCollector {
     networks: Networks,
     pid: Option<Pid>,
     described: bool,
+    /// When the CPU usage was last refreshed.
+    cpu_read_at: Instant,
+    mounts: series::LabelValues,
+    interfaces: series::LabelValues,
 }
 
 impl SystemCollector {
@@ -145,20 +161,32 @@ impl SystemCollector {
             networks: Networks::new(),
             pid: sysinfo::get_current_pid().ok(),
             described: false,
+            cpu_read_at: Instant::now(),
+            mounts: series::LabelValues::default(),
+            interfaces: series::LabelValues::default(),
         }
     }
 
     /// Takes one reading, records it through the `metrics` facade (into the
     /// current recorder: `metrics::with_local_recorder`'s, else the global
     /// one) and returns it. Describes the metrics on its first call.
+    ///
+    /// Called sooner than [`sysinfo::MINIMUM_CPU_UPDATE_INTERVAL`] after
+    /// the previous reading (or [`new`](Self::new)), it first sleeps for
+    /// the rest of that interval, so that the CPU usage is measured.
     pub fn collect(&mut self) -> SystemSample {
         if !self.described {
             describe();
             self.described = true;
         }
+        let since = self.cpu_read_at.elapsed();
+        if let Some(wait) = sysinfo::MINIMUM_CPU_UPDATE_INTERVAL.checked_sub(since) {
+            std::thread::sleep(wait);
+        }
         let at = SystemTime::now();
         self.system
             .refresh_cpu_specifics(CpuRefreshKind::nothing().with_cpu_usage());
+        self.cpu_read_at = Instant::now();
         self.system
             .refresh_memory_specifics(MemoryRefreshKind::everything());
         let cpu_ratio = (f64::from(self.system.global_cpu_usage()) / 100.0).clamp(0.0, 1.0);
@@ -172,9 +200,7 @@ impl SystemCollector {
         gauge!("system_swap_usage_ratio").set(swap_ratio);
 
         let disks = self.disks();
-        for disk in &disks {
-            gauge!("system_disk_usage_ratio", "mount" => disk.mount.clone()).set(disk.ratio);
-        }
+        let disks = series::record_disks(&mut self.mounts, disks);
         self.record_networks();
 
         let load = System::load_average();
@@ -226,7 +252,6 @@ impl SystemCollector {
         disks.sort_by(|a, b| a.mount.cmp(&b.mount));
         // A file system mounted twice counts once.
         disks.dedup_by(|a, b| a.mount == b.mount);
-        disks.truncate(MAX_SERIES);
         disks
     }
 
@@ -234,12 +259,17 @@ impl SystemCollector {
         self.networks.refresh(true);
         let mut interfaces: Vec<_> = self.networks.list().iter().collect();
         interfaces.sort_unstable_by(|a, b| a.0.cmp(b.0));
-        for (name, data) in interfaces.into_iter().take(MAX_SERIES) {
+        for (name, data) in interfaces {
+            if !self.interfaces.admit(name) {
+                continue;
+            }
             counter!("system_network_received_bytes_total", "interface" => name.clone())
                 .absolute(data.total_received());
             counter!("system_network_transmitted_bytes_total", "interface" => name.clone())
                 .absolute(data.total_transmitted());
         }
+        // Their counters keep the last totals.
+        let _ = self.interfaces.vanished();
     }
 
     /// Records the `process_*` metrics; returns the resident set size.
@@ -310,7 +340,7 @@ const GAUGES: [(&str, Option<Unit>, &str); 13] = [
     ("system_memory_used_bytes", Some(Unit::Bytes), "Memory in use, bytes."),
     (MEMORY_USAGE, None, "Memory in use over memory installed, 0 to 1."),
     ("system_swap_usage_ratio", None, "Swap in use over swap configured, 0 to 1 (0 without swap)."),
-    ("system_disk_usage_ratio", None, "Space in use over size of a mounted file system, 0 to 1."),
+    (DISK_USAGE, None, "Space in use over size of a mounted file system, 0 to 1."),
     ("system_load1", None, "Load average over 1 minute."),
     ("system_load5", None, "Load average over 5 minutes."),
     ("system_load15", None, "Load average over 15 minutes."),

@@ -131,6 +131,27 @@ fn one_collect_records_every_metric_with_sane_values() {
     }
 }
 
+#[test]
+fn a_collect_sooner_than_the_cpu_interval_waits_for_it() {
+    // CPU usage is the change between two readings; closer than this
+    // they read 0 or a spike, which would stay in the history.
+    let interval = sysinfo::MINIMUM_CPU_UPDATE_INTERVAL;
+    let recorder = DebuggingRecorder::new();
+    let created = Instant::now();
+    let mut collector = SystemCollector::new();
+    let first = metrics::with_local_recorder(&recorder, || collector.collect());
+    assert!(
+        created.elapsed() >= interval,
+        "the first reading comes {interval:?} after the one new() takes at least"
+    );
+    assert!((0.0..=1.0).contains(&first.cpu_ratio));
+    metrics::with_local_recorder(&recorder, || collector.collect());
+    assert!(
+        created.elapsed() >= interval * 2,
+        "and every later one {interval:?} after the one before"
+    );
+}
+
 fn sample(seconds: u64, cpu_ratio: f64, memory_ratio: f64) -> SystemSample {
     SystemSample {
         at: UNIX_EPOCH + Duration::from_secs(seconds),

@@ -42,6 +42,11 @@ impl SystemThread {
     /// `interval` (at least a millisecond). Readings are recorded into
     /// `recorder`, or into the global recorder when `None`.
     ///
+    /// The first reading measures CPU usage over
+    /// [`sysinfo::MINIMUM_CPU_UPDATE_INTERVAL`] (200 ms on Linux), so
+    /// `spawn` takes that long; an `interval` shorter than that is
+    /// stretched to it (see [`SystemCollector::collect`]).
+    ///
     /// # Errors
     ///
     /// The operating system refused to start the thread.
