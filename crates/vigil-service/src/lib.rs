@@ -48,6 +48,8 @@
 //! assert_eq!(advice[0].evidence[0].labels["cache"], "markets");
 //! ```
 
+#![forbid(unsafe_code)]
+
 pub mod health;
 #[cfg(feature = "http")]
 pub mod http;
