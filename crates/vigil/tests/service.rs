@@ -68,7 +68,10 @@ async fn caches() -> (
     for i in 1_000..1_090 {
         assert_eq!(markets.get(&i), None);
     }
-    let pages: future::TaggedCache<String, String> = future::TaggedCache::new(100);
+    let pages: future::TaggedCache<String, String> = future::TaggedCache::builder()
+        .name("pages")
+        .max_capacity(100)
+        .build();
     pages
         .insert_with(
             "home".into(),
@@ -311,6 +314,40 @@ async fn readiness_fails_on_an_error_and_on_a_hanging_check() {
     assert!(none.readiness().await.ready);
 }
 
+#[tokio::test(start_paused = true)]
+async fn concurrent_readiness_calls_share_one_run_reused_for_a_second() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    let (clock, mock) = quanta::Clock::mock();
+    let runs = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&runs);
+    let monitor = Monitor::builder()
+        .clock(clock)
+        .manual_upkeep()
+        .readiness_check("db", move || {
+            let runs = Arc::clone(&counted);
+            async move {
+                runs.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                Ok(())
+            }
+        })
+        .build()
+        .unwrap();
+    let (first, second) = tokio::join!(monitor.readiness(), monitor.readiness());
+    assert_eq!(runs.load(Ordering::SeqCst), 1, "one run for both calls");
+    assert!(first.ready);
+    assert_eq!(first, second);
+
+    mock.increment(Duration::from_millis(999));
+    assert_eq!(monitor.readiness().await, first);
+    assert_eq!(runs.load(Ordering::SeqCst), 1, "reused within a second");
+    mock.increment(Duration::from_millis(1));
+    assert!(monitor.readiness().await.ready);
+    assert_eq!(runs.load(Ordering::SeqCst), 2, "run again after a second");
+}
+
 /// Polls `future` to completion on this thread, outside any tokio
 /// runtime.
 fn block_on<F: std::future::Future>(future: F) -> F::Output {
@@ -371,6 +408,72 @@ fn the_api_token_never_prints() {
     assert!(!printed.contains("s3cret"), "{printed}");
     let monitor = builder.manual_upkeep().build().unwrap();
     assert!(!format!("{monitor:?}").contains("s3cret"));
+}
+
+#[test]
+fn the_builder_refuses_blank_tokens_and_caches_registered_under_another_name() {
+    for blank in ["", " \t\n"] {
+        let error = Monitor::builder()
+            .manual_upkeep()
+            .api_token(blank)
+            .build()
+            .unwrap_err();
+        assert!(
+            matches!(
+                error,
+                vigil::Error::Setting {
+                    setting: "api_token",
+                    ..
+                }
+            ),
+            "{error}"
+        );
+    }
+
+    let unnamed: sync::TaggedCache<u32, u32> = sync::TaggedCache::new(10);
+    let error = Monitor::builder()
+        .manual_upkeep()
+        .cache("markets", &unnamed)
+        .build()
+        .unwrap_err();
+    let message = error.to_string();
+    assert!(
+        matches!(
+            error,
+            vigil::Error::Setting {
+                setting: "cache",
+                ..
+            }
+        ),
+        "{message}"
+    );
+    assert!(message.contains("\"markets\" has no name"), "{message}");
+
+    let pages: sync::TaggedCache<u32, u32> = sync::TaggedCache::builder()
+        .name("pages")
+        .max_capacity(10)
+        .build();
+    let message = Monitor::builder()
+        .manual_upkeep()
+        .cache("markets", &pages)
+        .build()
+        .unwrap_err()
+        .to_string();
+    assert!(
+        message.contains("registered as \"markets\" is named \"pages\""),
+        "{message}"
+    );
+
+    let markets: sync::TaggedCache<u32, u32> = sync::TaggedCache::builder()
+        .name("markets")
+        .max_capacity(10)
+        .build();
+    let monitor = Monitor::builder()
+        .manual_upkeep()
+        .api_token("s3cret")
+        .cache("markets", &markets)
+        .build();
+    assert!(monitor.is_ok(), "{monitor:?}");
 }
 
 #[cfg(feature = "alert-routing")]
@@ -450,6 +553,41 @@ fn system_metrics_fill_the_exposition() {
     let without = Monitor::builder().manual_upkeep().build().unwrap();
     assert_eq!(without.system_usage(), None);
     assert!(!without.render().contains("system_cpu_usage_ratio"));
+}
+
+#[cfg(feature = "system-metrics")]
+#[test]
+fn health_weighs_the_disks_of_the_latest_system_reading() {
+    const GONE: &str = "/vigil-test-unmounted";
+    let full_disk_gone = |monitor: &Monitor| {
+        vigil::with_local_recorder(&monitor.recorder(), || {
+            vigil::metrics::gauge!("system_disk_usage_ratio", "mount" => GONE).set(0.999);
+        });
+    };
+    let monitor = Monitor::builder()
+        .manual_upkeep()
+        .system_metrics(Duration::from_secs(3_600))
+        .build()
+        .unwrap();
+    full_disk_gone(&monitor);
+    let mounted = monitor
+        .summary()
+        .gauges
+        .iter()
+        .filter(|g| g.name == "system_disk_usage_ratio" && g.labels["mount"] != GONE)
+        .map(|g| g.value)
+        .reduce(f64::max);
+    let disk = monitor.health().component("disk").unwrap().clone();
+    assert_eq!(
+        disk.value, mounted,
+        "the disks mounted at the latest reading"
+    );
+
+    // Without the system thread, the series recorded are all there is.
+    let without = Monitor::builder().manual_upkeep().build().unwrap();
+    full_disk_gone(&without);
+    let disk = without.health().component("disk").unwrap().clone();
+    assert_eq!(disk.value, Some(0.999));
 }
 
 #[cfg(feature = "tracing-layer")]

@@ -89,6 +89,8 @@ impl MonitorBuilder {
         for key in self.global_labels.keys() {
             check_global_label(key)?;
         }
+        #[cfg(feature = "service")]
+        self.service.check()?;
         #[cfg(feature = "alerts")]
         let alerts = self.take_alerts()?;
         positive(self.upkeep_interval, "upkeep_interval")?;

@@ -55,6 +55,29 @@ impl CacheTotals {
     }
 }
 
+/// Refuses a cache registered under a name other than the one it was built
+/// with (or built without one): `/metrics` shows it under its own name.
+pub(super) fn check_names(caches: &Caches) -> Result<(), Error> {
+    for (registered, cache) in caches {
+        let reason = match cache.name() {
+            Some(name) if name == registered => continue,
+            Some(name) => format!(
+                "the cache registered as {registered:?} is named {name:?}: /metrics shows it as \
+                 cache={name:?}; register it as {name:?} or build it with .name({registered:?})"
+            ),
+            None => format!(
+                "the cache registered as {registered:?} has no name: /metrics does not show it; \
+                 build it with .name({registered:?})"
+            ),
+        };
+        return Err(Error::Setting {
+            setting: "cache",
+            reason,
+        });
+    }
+    Ok(())
+}
+
 /// Every cache's figures, together and by name.
 pub(super) fn report(caches: &Caches) -> CacheReport {
     let mut report = CacheReport {

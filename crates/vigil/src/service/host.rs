@@ -56,6 +56,15 @@ impl System {
         })
     }
 
+    /// The usage ratio of the fullest disk of the latest reading (the
+    /// disks mounted then; a disk unmounted since an earlier reading does
+    /// not count).
+    pub(super) fn fullest_disk(&self) -> Option<f64> {
+        let latest = self.history().latest()?;
+        let ratios = latest.disks.iter().map(|d| d.ratio);
+        ratios.filter(|r| r.is_finite()).reduce(f64::max)
+    }
+
     /// The system part of the recommendations' inputs.
     pub(super) fn fill(&self, inputs: &mut RecommendInputs) {
         let history = self.history();

@@ -12,6 +12,7 @@ use std::time::{Duration, SystemTime};
 
 use crate::builder::MonitorBuilder;
 use crate::monitor::Monitor;
+use crate::summary::MetricsSummary;
 
 #[cfg(feature = "alerts")]
 mod alerts;
@@ -92,26 +93,48 @@ impl fmt::Debug for Settings {
     }
 }
 
+impl Settings {
+    /// Refuses what cannot work: a blank API token (every request would
+    /// be refused with no hint why) and a cache registered under a name
+    /// other than its own (the API's figures would not be the `/metrics`
+    /// ones).
+    pub(crate) fn check(&self) -> Result<(), crate::Error> {
+        if self.token.as_ref().is_some_and(ApiToken::is_blank) {
+            return Err(crate::Error::Setting {
+                setting: "api_token",
+                reason: "the token is empty or only whitespace".to_owned(),
+            });
+        }
+        #[cfg(feature = "cache")]
+        caches::check_names(&self.caches)?;
+        Ok(())
+    }
+}
+
 /// The service layer of a running monitor.
 #[derive(Debug)]
 pub(crate) struct Service {
     settings: Settings,
     #[cfg(feature = "system-metrics")]
     system: Option<host::System>,
+    /// The latest readiness result, reused for a second.
+    readiness: readiness::Latest,
+    /// The monitor's clock, which times that second.
+    clock: quanta::Clock,
 }
 
 impl Service {
     /// Starts what the settings ask for: the system metrics thread,
     /// recording into `recorder`, with its first reading taken.
     pub(crate) fn start(settings: Settings, recorder: &crate::Recorder) -> Self {
-        #[cfg(not(feature = "system-metrics"))]
-        let _ = recorder;
         Self {
             #[cfg(feature = "system-metrics")]
             system: settings
                 .system_interval
                 .map(|interval| host::System::start(interval, recorder)),
             settings,
+            readiness: readiness::Latest::default(),
+            clock: recorder.shared.settings.clock.clone(),
         }
     }
 }
@@ -143,6 +166,7 @@ impl MonitorBuilder {
 
     /// The bearer token the performance API (`Monitor::router`, feature
     /// `axum`) requires on `/api/v1/performance/*`. Never printed.
+    /// [`build`](Self::build) refuses an empty or all-whitespace token.
     pub fn api_token(mut self, token: impl Into<String>) -> Self {
         self.service.token = Some(ApiToken::new(token));
         self
@@ -153,9 +177,11 @@ impl MonitorBuilder {
     /// health score and the recommendations. The monitor keeps a clone of
     /// the handle. A second cache under the same name replaces the first.
     ///
-    /// `/metrics` shows a cache (its `cache_*` series) under the name it
-    /// was built with (`CacheBuilder::name`); build it with the name it is
-    /// registered under so that both views agree.
+    /// `name` must be the name the cache was built with
+    /// (`CacheBuilder::name`), under which `/metrics` shows its `cache_*`
+    /// series, so that the API's figures are the `/metrics` ones:
+    /// [`build`](Self::build) refuses a cache built without a name or
+    /// with another one, naming both.
     #[cfg(feature = "cache")]
     pub fn cache<C: vigil_cache::CacheAdmin + ?Sized>(
         mut self,
@@ -202,26 +228,39 @@ impl Monitor {
 
     /// The health score: the worst function's windowed p95
     /// (`function_calls_duration_seconds`), the error rate over the window
-    /// (`function_calls_total` by `result`), CPU, memory and the fullest
-    /// disk (`system_*` gauges), the registered caches' hit ratio and the
+    /// (`function_calls_total` by `result`), CPU and memory (`system_*`
+    /// gauges), the fullest disk, the registered caches' hit ratio and the
     /// firing alerts by severity, against the
     /// [`health_targets`](MonitorBuilder::health_targets). Every input is
     /// read from the registry (or the caches, which export it); what was
     /// not measured costs nothing.
+    ///
+    /// The fullest disk is that of the latest system reading (the disks
+    /// mounted now) with [`system_metrics`](MonitorBuilder::system_metrics),
+    /// else the highest `system_disk_usage_ratio` series recorded.
     pub fn health(&self) -> HealthReport {
-        let summary = self.summary();
-        let functions = gather::Functions::read(&summary);
+        self.health_from(&self.summary())
+    }
+
+    /// [`health`](Self::health) with the registry read once already, as
+    /// `summary`.
+    pub(crate) fn health_from(&self, summary: &MetricsSummary) -> HealthReport {
+        let functions = gather::Functions::read(summary);
         let (error_rate, calls) = functions.error_rate();
         #[allow(unused_mut)]
         let mut inputs = health::HealthInputs {
             p95_seconds: functions.worst_p95(),
             error_rate,
             calls,
-            cpu_ratio: gather::gauge(&summary, "system_cpu_usage_ratio"),
-            memory_ratio: gather::gauge(&summary, "system_memory_usage_ratio"),
-            disk_ratio: gather::gauge(&summary, "system_disk_usage_ratio"),
+            cpu_ratio: gather::gauge(summary, "system_cpu_usage_ratio"),
+            memory_ratio: gather::gauge(summary, "system_memory_usage_ratio"),
+            disk_ratio: gather::gauge(summary, "system_disk_usage_ratio"),
             ..health::HealthInputs::default()
         };
+        #[cfg(feature = "system-metrics")]
+        if let Some(system) = &self.service().system {
+            inputs.disk_ratio = system.fullest_disk();
+        }
         #[cfg(feature = "cache")]
         {
             let (ratio, requests) = caches::hit_ratio(&self.service().settings.caches);
@@ -318,9 +357,17 @@ impl Monitor {
     /// that times out or panics fails. The tasks run on the current tokio
     /// runtime, or, when called from another executor, on a short-lived
     /// thread with a runtime of its own.
+    ///
+    /// One run at a time, and its result is reused for 1 second (on the
+    /// monitor's [`clock`](MonitorBuilder::clock)): calls made while the
+    /// checks run wait for that run, and calls within a second of its end
+    /// return its result, so frequent probes (`GET /health/ready`) cost
+    /// the checked services at most one round of checks per second.
     pub async fn readiness(&self) -> Readiness {
-        let settings = &self.service().settings;
-        readiness::run(&settings.checks, settings.readiness_timeout).await
+        let service = self.service();
+        let settings = &service.settings;
+        let run = readiness::run(&settings.checks, settings.readiness_timeout);
+        service.readiness.get(&service.clock, run).await
     }
 
     /// The firing alerts, most severe first: the rule's metric, the limit
@@ -370,3 +417,6 @@ impl Monitor {
         self.service().settings.token.as_ref()
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,8 +1,38 @@
-//! Running the readiness checks, each bounded by a timeout.
+//! Running the readiness checks, each bounded by a timeout, one run at a
+//! time, its result reused for [`REUSE`].
 
+use std::future::Future;
 use std::time::Duration;
 
 use super::{Check, CheckResult, Readiness};
+
+/// How long the result of a run of the checks is reused.
+pub(super) const REUSE: Duration = Duration::from_secs(1);
+
+/// The latest result and when it was obtained (on the monitor's clock).
+/// Callers take the lock in turn: while one runs the checks, the others
+/// wait for it and reuse its result.
+#[derive(Debug, Default)]
+pub(super) struct Latest(tokio::sync::Mutex<Option<(quanta::Instant, Readiness)>>);
+
+impl Latest {
+    /// The result obtained less than [`REUSE`] ago, or that of `run`.
+    pub(super) async fn get(
+        &self,
+        clock: &quanta::Clock,
+        run: impl Future<Output = Readiness>,
+    ) -> Readiness {
+        let mut latest = self.0.lock().await;
+        if let Some((at, readiness)) = &*latest
+            && clock.now().saturating_duration_since(*at) < REUSE
+        {
+            return readiness.clone();
+        }
+        let readiness = run.await;
+        *latest = Some((clock.now(), readiness.clone()));
+        readiness
+    }
+}
 
 /// Runs `checks` at once, each on its own tokio task bounded by `timeout`
 /// (a check that panics fails): on the current tokio runtime, or outside

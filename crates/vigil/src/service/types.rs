@@ -149,11 +149,21 @@ impl ApiToken {
         Self(token.into())
     }
 
-    /// Whether `candidate` is the token, compared in constant time (the
-    /// time depends on the lengths only).
+    /// Whether `candidate` is the token, compared in constant time.
+    ///
+    /// The time depends on the lengths only, not on the bytes: a caller
+    /// timing its attempts can learn the token's length (a candidate of
+    /// another length is refused sooner), never its content. Use a long
+    /// random token (32 bytes or more); its length then tells nothing
+    /// useful.
     pub fn matches(&self, candidate: &str) -> bool {
         use subtle::ConstantTimeEq;
         bool::from(self.0.as_bytes().ct_eq(candidate.as_bytes()))
+    }
+
+    /// Whether the token is empty or only whitespace.
+    pub(crate) fn is_blank(&self) -> bool {
+        self.0.trim().is_empty()
     }
 }
 
