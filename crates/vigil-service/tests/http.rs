@@ -1,5 +1,6 @@
 //! The HTTP middleware on an axum router: route templates, the unmatched
-//! route, status codes, methods, durations, failures and cancellations.
+//! route, status codes, methods, durations, failures and cancellations,
+//! the series' handles cached, the routes bounded.
 
 #![cfg(feature = "http")]
 
@@ -7,15 +8,19 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Waker};
 
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use axum::routing::{get, post};
+use metrics::{Counter, Gauge, Histogram, Key, KeyName, Metadata, Recorder, SharedString, Unit};
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 use tower::{Layer, Service, ServiceExt};
-use vigil_service::http::{HttpMetricsLayer, REQUEST_DURATION_SECONDS, REQUESTS_TOTAL};
+use vigil_service::http::{
+    HttpMetricsLayer, MAX_ROUTES, OVERFLOW_ROUTE, REQUEST_DURATION_SECONDS, REQUESTS_TOTAL,
+};
 
 /// `(method, route, status)` of a series.
 type Series = (String, String, String);
@@ -235,4 +240,107 @@ async fn a_service_error_counts_as_a_500() {
         recorded(&snapshotter).requests,
         BTreeMap::from([(series("PUT", "", "500"), 1)])
     );
+}
+
+/// A recorder counting the registrations it is asked for.
+struct Counting {
+    inner: DebuggingRecorder,
+    registrations: AtomicUsize,
+}
+
+impl Recorder for Counting {
+    fn describe_counter(&self, key: KeyName, unit: Option<Unit>, description: SharedString) {
+        self.inner.describe_counter(key, unit, description);
+    }
+
+    fn describe_gauge(&self, key: KeyName, unit: Option<Unit>, description: SharedString) {
+        self.inner.describe_gauge(key, unit, description);
+    }
+
+    fn describe_histogram(&self, key: KeyName, unit: Option<Unit>, description: SharedString) {
+        self.inner.describe_histogram(key, unit, description);
+    }
+
+    fn register_counter(&self, key: &Key, metadata: &Metadata<'_>) -> Counter {
+        self.registrations.fetch_add(1, Ordering::Relaxed);
+        self.inner.register_counter(key, metadata)
+    }
+
+    fn register_gauge(&self, key: &Key, metadata: &Metadata<'_>) -> Gauge {
+        self.registrations.fetch_add(1, Ordering::Relaxed);
+        self.inner.register_gauge(key, metadata)
+    }
+
+    fn register_histogram(&self, key: &Key, metadata: &Metadata<'_>) -> Histogram {
+        self.registrations.fetch_add(1, Ordering::Relaxed);
+        self.inner.register_histogram(key, metadata)
+    }
+}
+
+#[tokio::test]
+async fn a_series_is_registered_once_then_found_in_the_layers_cache() {
+    let recorder = Arc::new(Counting {
+        inner: DebuggingRecorder::new(),
+        registrations: AtomicUsize::new(0),
+    });
+    let snapshotter = recorder.inner.snapshotter();
+    let router = Router::new()
+        .route("/markets/{id}", get(|| async { "market" }))
+        .route(
+            "/orders",
+            post(|| async { (StatusCode::CREATED, "created") }),
+        )
+        .layer(HttpMetricsLayer::new().with_recorder(Arc::clone(&recorder) as _));
+    for id in 0..50 {
+        send(&router, Method::GET, &format!("/markets/{id}")).await;
+        send(&router, Method::POST, "/orders").await;
+        send(&router, Method::GET, "/nowhere").await;
+    }
+    // Three series, a counter and a histogram each: the other 147
+    // responses found their handles without asking the recorder.
+    assert_eq!(recorder.registrations.load(Ordering::Relaxed), 6);
+    let recorded = recorded(&snapshotter);
+    assert_eq!(
+        recorded.requests,
+        BTreeMap::from([
+            (series("GET", "", "404"), 50),
+            (series("GET", "/markets/{id}", "200"), 50),
+            (series("POST", "/orders", "201"), 50),
+        ])
+    );
+    assert!(recorded.durations.values().all(|d| d.len() == 50));
+}
+
+#[tokio::test]
+async fn route_templates_beyond_the_bound_share_the_overflow_route() {
+    let (extra, mut router) = (3, Router::new());
+    for i in 0..MAX_ROUTES + extra {
+        router = router.route(&format!("/r{i:04}"), get(|| async { "ok" }));
+    }
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let router = router.layer(HttpMetricsLayer::new().with_recorder(Arc::new(recorder)));
+    for i in 0..MAX_ROUTES + extra {
+        send(&router, Method::GET, &format!("/r{i:04}")).await;
+    }
+    // Seen again: still its own route, or still the overflow one.
+    send(&router, Method::GET, "/r0000").await;
+    send(&router, Method::GET, &format!("/r{:04}", MAX_ROUTES + 1)).await;
+    send(&router, Method::GET, "/unmatched").await;
+    let requests = recorded(&snapshotter).requests;
+    assert_eq!(
+        requests.len(),
+        MAX_ROUTES + 2,
+        "the overflow and unmatched routes"
+    );
+    assert_eq!(requests[&series("GET", "/r0000", "200")], 2);
+    assert_eq!(
+        requests[&series("GET", &format!("/r{:04}", MAX_ROUTES - 1), "200")],
+        1
+    );
+    assert_eq!(
+        requests[&series("GET", OVERFLOW_ROUTE, "200")],
+        extra as u64 + 1
+    );
+    assert_eq!(requests[&series("GET", "", "404")], 1);
 }
