@@ -94,3 +94,30 @@ fn a_layer_without_its_own_recorder_records_into_the_current_one() {
     assert_eq!(recorded.len(), 1);
     assert_eq!(recorded[0].1, vec![2.0]);
 }
+
+#[test]
+fn each_current_recorder_gets_its_own_handles_for_a_callsite() {
+    let (first, second) = (DebuggingRecorder::new(), DebuggingRecorder::new());
+    let (first_snapshotter, second_snapshotter) = (first.snapshotter(), second.snapshotter());
+    let (clock, mock) = Clock::mock();
+    let subscriber = tracing_subscriber::registry().with(SpanLayer::new().with_clock(clock));
+    tracing::subscriber::with_default(subscriber, || {
+        // One callsite, its handle resolved in each recorder and cached
+        // under both: every span lands in the recorder current at its close.
+        let span = || tracing::info_span!("tick");
+        for (recorder, seconds) in [(&first, 1), (&second, 2), (&first, 3), (&second, 4)] {
+            metrics::with_local_recorder(recorder, || {
+                let span = span();
+                mock.increment(Duration::from_secs(seconds));
+                drop(span);
+            });
+        }
+    });
+    let values = |snapshotter| {
+        let recorded = histograms(snapshotter);
+        assert_eq!(recorded.len(), 1, "{recorded:?}");
+        recorded[0].1.clone()
+    };
+    assert_eq!(values(&first_snapshotter), vec![1.0, 3.0]);
+    assert_eq!(values(&second_snapshotter), vec![2.0, 4.0]);
+}
