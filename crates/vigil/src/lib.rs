@@ -165,6 +165,8 @@ pub mod histogram {
     pub use vigil_histogram::*;
 }
 
+#[cfg(feature = "axum")]
+pub use api::RouterOptions;
 #[cfg(feature = "registry")]
 pub use builder::{DEFAULT_BUCKETS, DEFAULT_MAX_SERIES, DEFAULT_QUANTILES, MonitorBuilder};
 #[cfg(feature = "registry")]

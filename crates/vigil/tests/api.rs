@@ -14,6 +14,8 @@
 mod client;
 #[path = "api/host.rs"]
 mod host;
+#[path = "api/limits.rs"]
+mod limits;
 #[path = "api/logs.rs"]
 mod logs;
 #[path = "api/openapi.rs"]
@@ -204,6 +206,47 @@ fn alerts_filter_by_severity_beside_a_breakdown_of_all_firing_alerts() {
 }
 
 #[test]
+fn level_filters_read_any_case_and_the_severity_aliases() {
+    let host = Host::start(Options::default());
+    host.fire_alerts();
+    for value in ["HIGH", "High", " high "] {
+        let path = api(&format!("alerts?severity={}", value.replace(' ', "%20")));
+        let high = data(&get(&host, &path));
+        assert_eq!(high["count"], 1, "{value}: {high}");
+        assert_eq!(high["alerts"][0]["severity"], "high");
+    }
+    // `warning` and `warn` are medium, `info` low (as in rule files).
+    for (alias, level) in [("warning", "medium"), ("WARN", "medium"), ("info", "low")] {
+        let answer = data(&get(&host, &api(&format!("alerts?severity={alias}"))));
+        assert_eq!(answer["count"], 0, "{alias}: {answer}");
+        let plain = data(&get(&host, &api(&format!("alerts?severity={level}"))));
+        assert_eq!(answer, plain, "{alias} reads as {level}");
+    }
+    let critical = data(&get(&host, &api("alerts?severity=Critical")));
+    assert_eq!(critical["alerts"][0]["name"], "ReplicationLag");
+
+    host.sessions.insert(1, "ada".into());
+    for i in 0..120 {
+        let _ = host.sessions.get(&if i % 12 == 0 { 1 } else { 1000 + i });
+    }
+    let high = data(&get(&host, &api("recommendations?priority=high")));
+    assert!(high["count"].as_u64() >= Some(1), "{high}");
+    let titles = |answer: &Value| -> Vec<Value> {
+        let list = answer["recommendations"].as_array().expect("a list");
+        list.iter().map(|r| r["title"].clone()).collect()
+    };
+    let upper = data(&get(&host, &api("recommendations?priority=HIGH")));
+    assert_eq!(upper["count"], high["count"]);
+    assert_eq!(titles(&upper), titles(&high));
+    // `warning` is a severity, not a priority.
+    let refused = error(&get(&host, &api("recommendations?priority=warning")), 400);
+    assert_eq!(
+        refused["message"],
+        "invalid priority `warning`: expected one of low, medium, high, critical"
+    );
+}
+
+#[test]
 fn recommendations_filter_by_priority_and_name_the_cold_cache() {
     let host = Host::start(Options::default());
     // 10 hits in 120 reads: below 50 %, a high-priority recommendation.
@@ -299,6 +342,19 @@ fn cache_clear_removes_exactly_what_the_body_names() {
             .insert_with(id, format!("s{id}"), tagged(&["session"]));
     }
 
+    // An empty tag list names no entry: refused, not read as "the whole
+    // cache".
+    let empty = error(&clear(&host, r#"{"cache": "sessions", "tags": []}"#), 400);
+    assert_eq!(empty["code"], "invalid_body");
+    assert!(
+        empty["message"]
+            .as_str()
+            .unwrap()
+            .contains("`tags` is empty"),
+        "{empty}"
+    );
+    assert_eq!(host.sessions.entry_count(), 10, "nothing cleared");
+
     // Tags in one cache: 3 of the sessions carry none of them.
     let answer = clear(&host, r#"{"cache": "sessions", "tags": ["market"]}"#);
     let cleared = data(&answer);
@@ -381,6 +437,7 @@ fn unknown_paths_are_404_and_wrong_methods_405_in_the_envelope() {
     let host = Host::start(Options::default());
     for path in [
         API.to_owned(),
+        api(""),
         api("nothing"),
         api("alerts/nothing/else"),
         api("%FF"),
@@ -421,6 +478,8 @@ fn with_a_token_every_api_route_needs_the_bearer_token() {
         ("POST", "cache/clear"),
         ("GET", "health"),
         ("GET", "unknown"),
+        ("GET", ""),
+        ("POST", ""),
     ];
     for (method, route) in routes {
         let path = api(route);

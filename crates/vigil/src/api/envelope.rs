@@ -4,10 +4,13 @@
 //! tower-http's 408 and 413, a handler's 500) into the error shape.
 
 use axum::Json;
+use axum::extract::State;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
+
+use super::RouterOptions;
 
 /// A successful answer: `{"status": "success", "data": data}`.
 pub(crate) fn success<T: Serialize>(data: T) -> Response {
@@ -134,8 +137,12 @@ fn code_of(status: StatusCode) -> &'static str {
 
 /// Middleware: an error response that is not already an envelope (axum's
 /// empty 405, the timeout's 408, the body limit's 413, a serialization
-/// failure's 500) gets the error envelope; its other headers stay.
-pub(crate) async fn enveloped(response: Response) -> Response {
+/// failure's 500) gets the error envelope, naming the router's limits;
+/// its other headers stay.
+pub(crate) async fn enveloped(
+    State(options): State<RouterOptions>,
+    response: Response,
+) -> Response {
     let status = response.status();
     let is_json = response
         .headers()
@@ -147,11 +154,18 @@ pub(crate) async fn enveloped(response: Response) -> Response {
     let message = match status {
         // axum adds `Allow` outside this middleware.
         StatusCode::METHOD_NOT_ALLOWED => {
-            "method not allowed on this route; the Allow header lists the methods it takes"
+            "method not allowed on this route; the Allow header lists the methods it takes".into()
         }
-        StatusCode::REQUEST_TIMEOUT => "the request took longer than 30 s",
-        StatusCode::PAYLOAD_TOO_LARGE => "the body is larger than 64 KiB",
-        _ => status.canonical_reason().unwrap_or("request failed"),
+        StatusCode::REQUEST_TIMEOUT => {
+            format!("the request took longer than {:?}", options.timeout)
+        }
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            format!("the body is larger than {} bytes", options.body_limit)
+        }
+        _ => status
+            .canonical_reason()
+            .unwrap_or("request failed")
+            .to_owned(),
     };
     let (mut parts, _) = response.into_parts();
     let (envelope, body) = ApiError::new(status, code_of(status), message)
@@ -200,7 +214,8 @@ mod tests {
                 .header(header::CONTENT_LENGTH, "3")
                 .body(Body::from("abc"))
                 .expect("a response");
-            let (got, headers, json) = parts(enveloped(bare).await).await;
+            let (got, headers, json) =
+                parts(enveloped(State(RouterOptions::default()), bare).await).await;
             assert_eq!(got.as_u16(), status);
             assert_eq!(headers[header::ALLOW], "GET,HEAD");
             assert_eq!(headers[header::CONTENT_TYPE], "application/json");
@@ -221,7 +236,8 @@ mod tests {
     #[tokio::test]
     async fn envelopes_and_successes_pass_unchanged() {
         let error = ApiError::invalid_parameter("severity", "urgent", &["low", "high"]);
-        let (status, _, json) = parts(enveloped(error.into_response()).await).await;
+        let (status, _, json) =
+            parts(enveloped(State(RouterOptions::default()), error.into_response()).await).await;
         assert_eq!(status, StatusCode::BAD_REQUEST);
         assert_eq!(json["error"]["code"], "invalid_parameter");
         assert_eq!(
@@ -229,7 +245,8 @@ mod tests {
             "invalid severity `urgent`: expected one of low, high"
         );
 
-        let (status, _, json) = parts(enveloped(success([1, 2])).await).await;
+        let (status, _, json) =
+            parts(enveloped(State(RouterOptions::default()), success([1, 2])).await).await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(
             json,
@@ -237,7 +254,8 @@ mod tests {
         );
 
         let text = Response::new(Body::from("plain"));
-        let (status, headers, _) = parts(enveloped(text).await).await;
+        let (status, headers, _) =
+            parts(enveloped(State(RouterOptions::default()), text).await).await;
         assert_eq!(
             (status, headers.get(header::CONTENT_TYPE)),
             (StatusCode::OK, None)

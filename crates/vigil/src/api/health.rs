@@ -1,6 +1,8 @@
 //! The probes an orchestrator calls, without a token: `GET /health/live`
 //! (the process answers), `GET /health/ready` (every readiness check
 //! passes; 503 naming the failing ones otherwise) and `GET /health` (both).
+//! The answer holds each check's error text, for anyone who can reach the
+//! port: checks are expected to return errors without secrets.
 
 use axum::Json;
 use axum::extract::State;

@@ -13,34 +13,93 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{StatusCode, header};
-use axum::middleware;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
+use tokio::sync::Semaphore;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 use vigil_service::http::HttpMetricsLayer;
 
 use crate::Monitor;
+use envelope::ApiError;
 
 /// Where the performance API lives.
 const PREFIX: &str = "/api/v1/performance";
 
-/// The largest request body the API reads (64 KiB).
-const BODY_LIMIT: usize = 64 * 1024;
+/// The limits of [`Monitor::router_with`]; [`Monitor::router`] uses the
+/// defaults: requests answered 408 after 30 s, bodies refused 413 over
+/// 64 KiB, and at most 32 requests to the performance API and `/metrics`
+/// handled at once (503 `overloaded` with `Retry-After: 1` beyond, so a
+/// flood of reads, with or without a token, cannot queue without bound
+/// on the registry's locks and the blocking pool).
+///
+/// ```
+/// use std::time::Duration;
+///
+/// let monitor = vigil::Monitor::builder().build()?;
+/// let options = vigil::RouterOptions::default()
+///     .timeout(Duration::from_secs(5))
+///     .max_concurrency(8)
+///     .body_limit(16 * 1024);
+/// let app: axum::Router = axum::Router::new().merge(monitor.router_with(options));
+/// # drop(app);
+/// # Ok::<(), vigil::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RouterOptions {
+    timeout: Duration,
+    max_concurrency: usize,
+    body_limit: usize,
+}
 
-/// How long a request to the monitor's routes may take before it is
-/// answered 408 (a readiness check is bounded well below it).
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+impl Default for RouterOptions {
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_secs(30),
+            max_concurrency: 32,
+            body_limit: 64 * 1024,
+        }
+    }
+}
 
-/// The content type of Prometheus text exposition format 0.0.4.
-const CONTENT_TYPE_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
+impl RouterOptions {
+    /// How long a request to the monitor's routes may take before it is
+    /// answered 408 (default 30 s; a readiness check is bounded by the
+    /// readiness timeout, 5 s by default).
+    #[must_use]
+    pub const fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// How many requests to the performance API and `/metrics` are handled
+    /// at once (default 32, at least 1); one more is answered 503. The
+    /// probes are not counted.
+    #[must_use]
+    pub const fn max_concurrency(mut self, requests: usize) -> Self {
+        self.max_concurrency = if requests == 0 { 1 } else { requests };
+        self
+    }
+
+    /// The largest request body read, in bytes (default 64 KiB); a larger
+    /// one is answered 413.
+    #[must_use]
+    pub const fn body_limit(mut self, bytes: usize) -> Self {
+        self.body_limit = bytes;
+        self
+    }
+}
 
 impl Monitor {
     /// The monitor's routes, to merge into the host's axum app:
     ///
-    /// - `GET /metrics`: the registry in Prometheus text format;
+    /// - `GET /metrics`: the registry in the format the `Accept` header
+    ///   negotiates, as `MonitorBuilder::listen`'s listener: Prometheus
+    ///   text format 0.0.4, or (with the `listener` feature) the protobuf
+    ///   format carrying native histograms when the scraper prefers it;
     /// - `GET /health/live`, `GET /health/ready`, `GET /health`: the
     ///   probes (200, or 503 naming the failing readiness checks);
     /// - under `/api/v1/performance/`: `GET metrics/summary`,
@@ -54,8 +113,13 @@ impl Monitor {
     /// route under `/api/v1/performance/` needs
     /// `Authorization: Bearer <token>` (401 otherwise); without one, the
     /// reads answer and `POST cache/clear` is refused (403). `/metrics` and
-    /// `/health*` need no token. Bodies are limited to 64 KiB and requests
-    /// to 30 s. The router sets no fallback, so the host keeps its own.
+    /// `/health*` need no token; `/health/ready` and `/health` show every
+    /// readiness check's error text to any caller, so a check should not
+    /// return secrets (connection strings with passwords) in its `Err`.
+    /// The limits are
+    /// [`RouterOptions::default`]'s (30 s, 64 KiB, 32 requests at once);
+    /// [`router_with`](Self::router_with) sets others. The router sets no
+    /// fallback, so the host keeps its own.
     ///
     /// ```
     /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
@@ -72,8 +136,16 @@ impl Monitor {
     /// # }).unwrap();
     /// ```
     pub fn router(&self) -> Router {
+        self.router_with(RouterOptions::default())
+    }
+
+    /// [`router`](Self::router) with other limits: the request timeout,
+    /// the concurrency cap and the body limit.
+    pub fn router_with(&self, options: RouterOptions) -> Router {
         let api = |path: &str| format!("{PREFIX}/{path}");
-        let timeout = TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, REQUEST_TIMEOUT);
+        let timeout = TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, options.timeout);
+        let permits = Arc::new(Semaphore::new(options.max_concurrency));
+        let limit = middleware::from_fn_with_state(permits, limited);
         let performance = Router::new()
             .route(&api("metrics/summary"), get(performance::summary))
             .route(&api("alerts"), get(performance::alerts))
@@ -83,16 +155,22 @@ impl Monitor {
             .route(&api("cache/clear"), post(performance::clear_cache))
             .route(&api("health"), get(performance::health))
             .route(PREFIX, any(performance::not_found))
+            .route(&api(""), any(performance::not_found))
             .route(&api("{*path}"), any(performance::not_found))
-            // Innermost first: the body limit, then the token, the
-            // timeout, and the envelope around whatever answered.
-            .route_layer(DefaultBodyLimit::max(BODY_LIMIT))
-            .route_layer(RequestBodyLimitLayer::new(BODY_LIMIT))
+            // Innermost first: the body limit, the concurrency cap, then
+            // the token, the timeout, and the envelope around whatever
+            // answered.
+            .route_layer(DefaultBodyLimit::max(options.body_limit))
+            .route_layer(RequestBodyLimitLayer::new(options.body_limit))
+            .route_layer(limit.clone())
             .route_layer(middleware::from_fn_with_state(self.clone(), guard::bearer))
             .route_layer(timeout)
-            .route_layer(middleware::map_response(envelope::enveloped));
+            .route_layer(middleware::map_response_with_state(
+                options,
+                envelope::enveloped,
+            ));
         let probes = Router::new()
-            .route("/metrics", get(metrics))
+            .route("/metrics", get(metrics).route_layer(limit))
             .route("/health/live", get(health::live))
             .route("/health/ready", get(health::ready))
             .route("/health", get(health::ready))
@@ -110,11 +188,64 @@ impl Monitor {
     }
 }
 
-/// `GET /metrics`: the registry in text exposition format 0.0.4,
+/// Middleware: the request runs while one of `permits` is free; otherwise
+/// it is answered 503 `overloaded` with `Retry-After: 1` at once.
+async fn limited(State(permits): State<Arc<Semaphore>>, request: Request, next: Next) -> Response {
+    let Ok(_permit) = permits.try_acquire() else {
+        let mut response = ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "overloaded",
+            "too many requests to the monitor at once; retry shortly",
+        )
+        .into_response();
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        return response;
+    };
+    next.run(request).await
+}
+
+/// `GET /metrics`: the registry in the format `Accept` negotiates (text
+/// format 0.0.4 or protobuf with native histograms, as the listener),
 /// rendered on the blocking pool.
-async fn metrics(State(monitor): State<Monitor>) -> Response {
-    match performance::read(monitor, Monitor::render).await {
-        Ok(text) => ([(header::CONTENT_TYPE, CONTENT_TYPE_TEXT)], text).into_response(),
+#[cfg(feature = "listener")]
+async fn metrics(State(monitor): State<Monitor>, headers: HeaderMap) -> Response {
+    use crate::http::exposition::Exposition;
+
+    let accept: Vec<&str> = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .collect();
+    let exposition = Exposition::negotiate(&accept.join(","));
+    let body = performance::read(monitor, move |monitor| {
+        exposition.render(&monitor.recorder())
+    });
+    exposed(body.await, exposition.content_type())
+}
+
+/// `GET /metrics`: the registry in text format 0.0.4 (the protobuf format
+/// needs the `listener` feature), rendered on the blocking pool.
+#[cfg(not(feature = "listener"))]
+async fn metrics(State(monitor): State<Monitor>, _: HeaderMap) -> Response {
+    let body = performance::read(monitor, Monitor::render).await;
+    exposed(body, "text/plain; version=0.0.4; charset=utf-8")
+}
+
+/// The answer of `/metrics`: `body` as `content_type`, varying by `Accept`.
+fn exposed<B: Into<axum::body::Body>>(
+    body: Result<B, ApiError>,
+    content_type: &'static str,
+) -> Response {
+    match body {
+        Ok(body) => {
+            let headers = [
+                (header::CONTENT_TYPE, content_type),
+                (header::VARY, "Accept"),
+            ];
+            (headers, body.into()).into_response()
+        }
         Err(error) => error.into_response(),
     }
 }

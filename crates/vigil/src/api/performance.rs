@@ -3,6 +3,7 @@
 //! `docs/http-api.md`.
 
 use std::collections::BTreeMap;
+use std::str::FromStr;
 
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
@@ -11,6 +12,8 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use vigil_service::health::SeverityCounts;
+use vigil_service::recommend::{Priority, priority_breakdown};
 use vigil_timing::{CALLS_DURATION, CALLS_TOTAL};
 
 use super::envelope::{ApiError, success};
@@ -18,35 +21,9 @@ use super::guard::require_token;
 use crate::Monitor;
 use crate::summary::MetricsSummary;
 
-/// The severities and priorities, lowest first: the values `?severity=`
-/// and `?priority=` accept and the keys of the breakdowns.
+/// The levels `?severity=` and `?priority=` name, lowest first, as a
+/// refused value's message lists them.
 const LEVELS: [&str; 4] = ["low", "medium", "high", "critical"];
-
-/// How many items there are of each level.
-#[derive(Debug, Default, Serialize)]
-struct Breakdown {
-    low: u64,
-    medium: u64,
-    high: u64,
-    critical: u64,
-}
-
-impl Breakdown {
-    /// Counts `items` by their string field `field`.
-    fn of(items: &[Value], field: &str) -> Self {
-        let mut breakdown = Self::default();
-        for item in items {
-            match item[field].as_str() {
-                Some("low") => breakdown.low += 1,
-                Some("medium") => breakdown.medium += 1,
-                Some("high") => breakdown.high += 1,
-                Some("critical") => breakdown.critical += 1,
-                _ => {}
-            }
-        }
-        breakdown
-    }
-}
 
 /// `?severity=` or `?priority=` (other parameters are ignored).
 #[derive(Debug, Default, Deserialize)]
@@ -55,54 +32,90 @@ pub(crate) struct LevelFilter {
     priority: Option<String>,
 }
 
-/// The answer of a list filtered by level: `{list: the items whose
-/// `field` is `wanted`, "count": how many, "<field>_breakdown": the
-/// counts of all items}`. An absent or empty `wanted` keeps every item;
-/// anything but a level is refused naming the levels.
-fn by_level(
-    all: Vec<Value>,
-    wanted: Option<String>,
-    field: &str,
+/// The level `value` names, read by the level's own parser (any case, and
+/// a severity's `info`, `warning`, `warn`); `None` when absent or empty
+/// (no filter); anything else is refused naming the four levels.
+fn level<L: FromStr>(value: Option<&str>, name: &str) -> Result<Option<L>, ApiError> {
+    match value.map(str::trim).filter(|value| !value.is_empty()) {
+        None => Ok(None),
+        Some(value) => value
+            .parse()
+            .map(Some)
+            .map_err(|_| ApiError::invalid_parameter(name, value, &LEVELS)),
+    }
+}
+
+/// The answer of a list filtered by level: `{list: items, "count": how
+/// many, "<field>_breakdown": the counts of all items}`.
+fn listed<T: Serialize>(
+    items: Vec<T>,
     list: &str,
+    field: &str,
+    breakdown: SeverityCounts,
 ) -> Result<Response, ApiError> {
-    let breakdown = Breakdown::of(&all, field);
-    let items: Vec<Value> = match wanted.as_deref().filter(|wanted| !wanted.is_empty()) {
-        None => all,
-        Some(wanted) if LEVELS.contains(&wanted) => all
-            .into_iter()
-            .filter(|item| item[field].as_str() == Some(wanted))
-            .collect(),
-        Some(wanted) => return Err(ApiError::invalid_parameter(field, wanted, &LEVELS)),
-    };
+    let items = values(items)?;
     let mut data = serde_json::Map::new();
     data.insert("count".to_owned(), items.len().into());
     data.insert(list.to_owned(), Value::Array(items));
-    data.insert(
-        format!("{field}_breakdown"),
-        serde_json::to_value(breakdown).unwrap_or_default(),
-    );
+    data.insert(format!("{field}_breakdown"), value(breakdown)?);
     Ok(success(data))
 }
 
-/// Serializes each of `items` (they are `Serialize` structs of
-/// `vigil::service`, so this cannot fail; a failure would drop the item).
-fn values<T: Serialize>(items: Vec<T>) -> Vec<Value> {
-    items
-        .into_iter()
-        .filter_map(|item| serde_json::to_value(item).ok())
-        .collect()
+/// `item` as JSON; a failure (which the `vigil::service` types cannot
+/// produce) is a 500 rather than a missing item.
+fn value<T: Serialize>(item: T) -> Result<Value, ApiError> {
+    serde_json::to_value(item).map_err(|error| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            format!("serializing the answer failed: {error}"),
+        )
+    })
 }
 
-/// The firing alerts, each as `vigil::service::ActiveAlert` serializes;
-/// none without the `alerts` feature.
-fn firing(monitor: &Monitor) -> Vec<Value> {
-    #[cfg(feature = "alerts")]
-    return values(monitor.active_alerts());
-    #[cfg(not(feature = "alerts"))]
-    {
-        let _ = monitor;
-        Vec::new()
+/// Each of `items` as JSON, or a 500 when one fails, so that a list and
+/// its count never disagree.
+fn values<T: Serialize>(items: Vec<T>) -> Result<Vec<Value>, ApiError> {
+    items.into_iter().map(value).collect()
+}
+
+/// The firing alerts of severity `wanted` (all without), and how many fire
+/// at each severity; none without the `alerts` feature.
+#[cfg(feature = "alerts")]
+fn firing(
+    monitor: &Monitor,
+    wanted: Option<vigil_alert::Severity>,
+) -> (Vec<crate::service::ActiveAlert>, SeverityCounts) {
+    use vigil_alert::Severity;
+
+    let all = monitor.active_alerts();
+    let mut breakdown = SeverityCounts::default();
+    let mut kept = Vec::with_capacity(all.len());
+    for alert in all {
+        let severity = alert.severity.parse::<Severity>().ok();
+        if let Some(severity) = severity {
+            let slots = [
+                &mut breakdown.low,
+                &mut breakdown.medium,
+                &mut breakdown.high,
+                &mut breakdown.critical,
+            ];
+            if let Some(slot) = slots.into_iter().nth(severity.index()) {
+                *slot += 1;
+            }
+        }
+        if wanted.is_none() || severity == wanted {
+            kept.push(alert);
+        }
     }
+    (kept, breakdown)
+}
+
+/// Without the `alerts` feature nothing fires; the filter is still read
+/// (as one of the four levels).
+#[cfg(not(feature = "alerts"))]
+fn firing(_: &Monitor, _: Option<Priority>) -> (Vec<Value>, SeverityCounts) {
+    (Vec::new(), SeverityCounts::default())
 }
 
 /// One instrumented function over the registry: calls since start, the
@@ -193,7 +206,8 @@ pub(super) async fn read<T: Send + 'static>(
         })
 }
 
-/// `GET metrics/summary`.
+/// `GET metrics/summary`: one pass over the registry for the functions
+/// and the health score.
 pub(crate) async fn summary(State(monitor): State<Monitor>) -> Result<Response, ApiError> {
     let data = read(monitor, |monitor| {
         let usage = monitor.system_usage();
@@ -202,7 +216,7 @@ pub(crate) async fn summary(State(monitor): State<Monitor>) -> Result<Response, 
             "cpu_usage": usage.as_ref().map(|usage| &usage.cpu_usage),
             "memory_usage": usage.as_ref().map(|usage| &usage.memory_usage),
             "cache": monitor.cache_report().totals,
-            "health_score": monitor.health().score,
+            "health_score": monitor.health_from(&registry).score,
             "window_seconds": registry.window_seconds,
             "functions": functions(&registry),
         })
@@ -217,22 +231,23 @@ pub(crate) async fn alerts(
     filter: Result<Query<LevelFilter>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(filter) = filter?;
-    let all = read(monitor, firing).await?;
-    by_level(all, filter.severity, "severity", "alerts")
+    let wanted = level(filter.severity.as_deref(), "severity")?;
+    let (alerts, breakdown) = read(monitor, move |monitor| firing(monitor, wanted)).await?;
+    listed(alerts, "alerts", "severity", breakdown)
 }
 
 /// `GET alerts/history`: the alert transitions kept, oldest first.
 pub(crate) async fn alert_history(State(monitor): State<Monitor>) -> Result<Response, ApiError> {
     let events = read(monitor, |monitor| {
         #[cfg(feature = "alerts")]
-        return values(monitor.alert_history());
+        return monitor.alert_history();
         #[cfg(not(feature = "alerts"))]
         {
             let _ = monitor;
             Vec::<Value>::new()
         }
     });
-    let events = events.await?;
+    let events = values(events.await?)?;
     Ok(success(
         serde_json::json!({ "count": events.len(), "events": events }),
     ))
@@ -246,8 +261,11 @@ pub(crate) async fn recommendations(
     filter: Result<Query<LevelFilter>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(filter) = filter?;
-    let all = read(monitor, |monitor| values(monitor.recommendations())).await?;
-    by_level(all, filter.priority, "priority", "recommendations")
+    let wanted: Option<Priority> = level(filter.priority.as_deref(), "priority")?;
+    let mut all = read(monitor, |monitor| monitor.recommendations()).await?;
+    let breakdown = priority_breakdown(&all);
+    all.retain(|recommendation| wanted.is_none_or(|wanted| recommendation.priority == wanted));
+    listed(all, "recommendations", "priority", breakdown)
 }
 
 /// `GET cache/stats`: the totals over every registered cache, and each
@@ -263,42 +281,58 @@ pub(crate) async fn cache_stats(State(monitor): State<Monitor>) -> Result<Respon
 pub(crate) struct ClearRequest {
     #[serde(default)]
     cache: Option<String>,
+    /// `None` when left out; an empty list is refused rather than read
+    /// as "every entry".
     #[serde(default)]
     tags: Option<Vec<String>>,
 }
 
 /// `POST cache/clear`: the exact number of entries removed, and a message
-/// saying it.
+/// saying it. The clearing runs on the blocking pool, as the reads do.
 pub(crate) async fn clear_cache(
     State(monitor): State<Monitor>,
     body: Result<Json<ClearRequest>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     require_token(&monitor)?;
-    let Json(request) = body?;
-    let tags = request.tags.unwrap_or_default();
-    if request.cache.is_none() && tags.is_empty() {
-        return Err(ApiError::new(
+    let Json(ClearRequest { cache, tags }) = body?;
+    let refused = |message| {
+        Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             "invalid_body",
-            "give `tags` (a non-empty list), `cache` (a registered cache's name) or both",
-        ));
+            message,
+        ))
+    };
+    match (&cache, &tags) {
+        (None, None) => {
+            return refused(
+                "give `tags` (a non-empty list), `cache` (a registered cache's name) or both",
+            );
+        }
+        (_, Some(tags)) if tags.is_empty() => {
+            return refused(
+                "`tags` is empty: give `tags` with at least one tag, or leave it out \
+                 to clear a whole `cache`",
+            );
+        }
+        _ => {}
     }
-    let cleared = monitor
-        .clear_caches(
-            request.cache.as_deref(),
-            (!tags.is_empty()).then_some(tags.as_slice()),
-        )
-        .await
-        .map_err(|error| match error {
-            crate::Error::UnknownCache { .. } => {
-                ApiError::new(StatusCode::NOT_FOUND, "unknown_cache", error.to_string())
-            }
-            other => ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                other.to_string(),
-            ),
-        })?;
+    let (name, chosen) = (cache.clone(), tags.clone());
+    let cleared = read(monitor, move |monitor| {
+        let clearing = monitor.clear_caches(name.as_deref(), chosen.as_deref());
+        tokio::runtime::Handle::current().block_on(clearing)
+    })
+    .await?
+    .map_err(|error| match error {
+        crate::Error::UnknownCache { .. } => {
+            ApiError::new(StatusCode::NOT_FOUND, "unknown_cache", error.to_string())
+        }
+        other => ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            other.to_string(),
+        ),
+    })?;
+    let tags = tags.unwrap_or_default();
     let mut message = format!(
         "Cleared {cleared} cache {}",
         if cleared == 1 { "entry" } else { "entries" }
@@ -306,12 +340,12 @@ pub(crate) async fn clear_cache(
     if !tags.is_empty() {
         message.push_str(&format!(" with tags: {tags:?}"));
     }
-    if let Some(name) = &request.cache {
+    if let Some(name) = &cache {
         message.push_str(&format!(" from cache {name:?}"));
     }
     Ok(success(serde_json::json!({
         "cleared": cleared,
-        "cache": request.cache,
+        "cache": cache,
         "tags": tags,
         "message": message,
     })))
@@ -320,17 +354,69 @@ pub(crate) async fn clear_cache(
 /// `GET health`: the health report (score, status, components) and the
 /// firing alerts.
 pub(crate) async fn health(State(monitor): State<Monitor>) -> Result<Response, ApiError> {
-    let data = read(monitor, |monitor| {
-        let mut data = serde_json::to_value(monitor.health()).unwrap_or(Value::Null);
-        if let Value::Object(fields) = &mut data {
-            fields.insert("active_alerts".to_owned(), Value::Array(firing(monitor)));
-        }
-        data
-    });
-    Ok(success(data.await?))
+    let (report, (alerts, _)) =
+        read(monitor, |monitor| (monitor.health(), firing(monitor, None))).await?;
+    let mut data = value(report)?;
+    if let Value::Object(fields) = &mut data {
+        fields.insert("active_alerts".to_owned(), Value::Array(values(alerts)?));
+    }
+    Ok(success(data))
 }
 
 /// Any other path under the prefix, any method.
 pub(crate) async fn not_found() -> ApiError {
     ApiError::not_found()
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::response::IntoResponse;
+    use serde::Serializer;
+    use serde::ser::Error as _;
+
+    use super::*;
+
+    /// Serializes as a number, or fails.
+    struct Item(Option<u64>);
+
+    impl Serialize for Item {
+        fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            match self.0 {
+                Some(n) => serializer.serialize_u64(n),
+                None => Err(S::Error::custom("no value")),
+            }
+        }
+    }
+
+    #[test]
+    fn an_item_failing_to_serialize_is_a_500_not_a_shorter_list() {
+        let listed = listed(
+            vec![Item(Some(1)), Item(None), Item(Some(3))],
+            "items",
+            "severity",
+            SeverityCounts::default(),
+        );
+        let response = listed.expect_err("a failed item fails the answer");
+        assert_eq!(
+            response.into_response().status(),
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
+        let fine = values(vec![Item(Some(1)), Item(Some(2))]).expect("both serialize");
+        assert_eq!(fine, [Value::from(1), Value::from(2)]);
+    }
+
+    #[test]
+    fn levels_are_read_by_their_own_parsers() {
+        assert_eq!(
+            level::<Priority>(Some(" HIGH "), "priority").ok(),
+            Some(Some(Priority::High))
+        );
+        assert_eq!(level::<Priority>(Some(""), "priority").ok(), Some(None));
+        assert!(level::<Priority>(Some("warning"), "priority").is_err());
+        #[cfg(feature = "alerts")]
+        assert_eq!(
+            level::<vigil_alert::Severity>(Some("warning"), "severity").ok(),
+            Some(Some(vigil_alert::Severity::Medium))
+        );
+    }
 }

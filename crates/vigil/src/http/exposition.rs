@@ -11,7 +11,7 @@ const CONTENT_TYPE_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// The formats `/metrics` answers in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Exposition {
+pub(crate) enum Exposition {
     /// Text format 0.0.4: summaries and classic buckets.
     Text,
     /// Length-delimited `io.prometheus.client.MetricFamily` messages:
@@ -95,7 +95,7 @@ impl Exposition {
     /// (`...MetricFamily;encoding=delimited;q=0.7,text/plain;version=0.0.4;q=0.3,*/*;q=0.2`);
     /// text otherwise, and when there is no header. Each format's q-value
     /// comes from the most specific range that matches it (RFC 9110).
-    pub(super) fn negotiate(accept: &str) -> Self {
+    pub(crate) fn negotiate(accept: &str) -> Self {
         let ranges: Vec<MediaRange<'_>> = accept.split(',').filter_map(MediaRange::parse).collect();
         let quality = |kind: &str, subtype: &str, required: &[(&str, &str)]| {
             ranges
@@ -124,7 +124,7 @@ impl Exposition {
     }
 
     /// The Content-Type of this format.
-    pub(super) fn content_type(self) -> &'static str {
+    pub(crate) fn content_type(self) -> &'static str {
         match self {
             Exposition::Text => CONTENT_TYPE_TEXT,
             Exposition::Protobuf => crate::protobuf::CONTENT_TYPE,
@@ -132,7 +132,7 @@ impl Exposition {
     }
 
     /// The exposition of `recorder` in this format.
-    pub(super) fn render(self, recorder: &Recorder) -> Bytes {
+    pub(crate) fn render(self, recorder: &Recorder) -> Bytes {
         recorder.refresh();
         match self {
             Exposition::Text => crate::render::text(&recorder.shared).into(),

@@ -21,7 +21,7 @@
 //! from 10 ms to 1 s, logged once per run of failures.
 
 mod connection;
-mod exposition;
+pub(crate) mod exposition;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;

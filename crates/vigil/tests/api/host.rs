@@ -11,10 +11,10 @@ use std::time::{Duration, SystemTime};
 use axum::extract::Path;
 use axum::http::StatusCode;
 use axum::routing::get;
-use vigil::Monitor;
 use vigil::alert::notify::TracingNotifier;
 use vigil::alert::{Comparison, Engine, Rule, Severity};
 use vigil::cache::sync::TaggedCache;
+use vigil::{Monitor, MonitorBuilder, RouterOptions};
 
 /// The API token of hosts started with one.
 pub const TOKEN: &str = "pa55-W0rd-that-must-not-leak";
@@ -26,6 +26,10 @@ pub struct Options {
     pub token: bool,
     /// Whether the readiness check `db` passes.
     pub db_up: bool,
+    /// The limits `monitor.router_with` is given.
+    pub router: RouterOptions,
+    /// The tokio runtime's worker threads.
+    pub workers: usize,
 }
 
 impl Default for Options {
@@ -33,6 +37,8 @@ impl Default for Options {
         Self {
             token: true,
             db_up: true,
+            router: RouterOptions::default(),
+            workers: 2,
         }
     }
 }
@@ -84,6 +90,15 @@ fn engine() -> Engine {
 
 impl Host {
     pub fn start(options: Options) -> Self {
+        Self::start_with(options, |builder| builder)
+    }
+
+    /// [`start`](Self::start), with `extra` adding to the monitor's
+    /// builder (more caches, checks).
+    pub fn start_with(
+        options: Options,
+        extra: impl FnOnce(MonitorBuilder) -> MonitorBuilder,
+    ) -> Self {
         let markets: TaggedCache<u64, String> = TaggedCache::builder()
             .name("markets")
             .max_capacity(1_000)
@@ -110,10 +125,10 @@ impl Host {
         if options.token {
             builder = builder.api_token(TOKEN);
         }
-        let monitor = builder.build().expect("the monitor builds");
+        let monitor = extra(builder).build().expect("the monitor builds");
 
         let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
+            .worker_threads(options.workers)
             .enable_all()
             .build()
             .expect("a tokio runtime");
@@ -131,7 +146,7 @@ impl Host {
                     }
                 }),
             )
-            .merge(monitor.router())
+            .merge(monitor.router_with(options.router))
             .layer(monitor.http_layer());
         let listener = runtime
             .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
