@@ -59,7 +59,7 @@ pub mod system;
 #[cfg(feature = "tracing")]
 pub mod trace;
 
-mod time;
+pub mod time;
 
 /// The README's examples are doctests too.
 #[cfg(doctest)]

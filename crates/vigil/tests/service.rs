@@ -11,6 +11,7 @@ use vigil::Monitor;
 use vigil::alert::{Comparison, Engine, Rule, Severity};
 use vigil::cache::{EntryOptions, future, sync};
 use vigil::metrics::{counter, histogram};
+use vigil::service::ActiveAlert;
 use vigil::service::health::HealthStatus;
 use vigil::service::recommend::{Category, Priority};
 
@@ -510,7 +511,11 @@ fn firing_alerts_carry_their_metric_threshold_and_message() {
     assert_eq!(alert.severity, "medium");
     assert_eq!(alert.message, "queue emails is backing up");
     assert_eq!(alert.labels["queue"], "emails");
-    assert!(alert.timestamp.ends_with('Z'), "{}", alert.timestamp);
+    assert_eq!(alert.timestamp, now, "started firing at the evaluation");
+    let json = serde_json::to_value(alert).unwrap();
+    let rfc3339 = jiff::Timestamp::try_from(now).unwrap().to_string();
+    assert_eq!(json["timestamp"], rfc3339.as_str());
+    assert_eq!(serde_json::from_value::<ActiveAlert>(json).unwrap(), *alert);
 
     let health = monitor.health();
     let alerts_part = health.component("alerts").unwrap();
@@ -518,6 +523,8 @@ fn firing_alerts_carry_their_metric_threshold_and_message() {
 
     let history = monitor.alert_history();
     assert_eq!(history.last().unwrap().to, "firing");
+    let json = serde_json::to_value(history.last().unwrap()).unwrap();
+    assert_eq!(json["timestamp"], rfc3339.as_str());
     assert_eq!(history.last().unwrap().severity.as_deref(), Some("medium"));
 }
 
@@ -547,6 +554,10 @@ fn system_metrics_fill_the_exposition() {
     assert_eq!(usage.memory_usage.unit, "percent");
     assert!((0.0..=100.0).contains(&usage.memory_usage.current));
     assert_eq!(usage.memory_usage.min, usage.memory_usage.max);
+    let json = serde_json::to_value(&usage).unwrap();
+    let at = json["cpu_usage"]["timestamp"].as_str().unwrap();
+    let parsed = SystemTime::try_from(at.parse::<jiff::Timestamp>().unwrap()).unwrap();
+    assert_eq!(parsed, usage.cpu_usage.timestamp, "RFC 3339: {at}");
     let memory = monitor.health().component("memory").unwrap().value.unwrap();
     assert!(close(memory * 100.0, usage.memory_usage.current));
 

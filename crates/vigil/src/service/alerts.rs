@@ -6,7 +6,7 @@ use std::time::SystemTime;
 use vigil_alert::{Alert, AlertStatus, Engine, Limit, Rule, Severity, Transition};
 use vigil_service::health::SeverityCounts;
 
-use super::{ActiveAlert, AlertEvent, rfc3339};
+use super::{ActiveAlert, AlertEvent};
 
 /// The firing alerts at `now`, most severe first.
 pub(super) fn active(engine: &Engine, now: SystemTime) -> Vec<ActiveAlert> {
@@ -29,7 +29,7 @@ pub(super) fn active(engine: &Engine, now: SystemTime) -> Vec<ActiveAlert> {
                 current_value: alert.value,
                 severity: alert.severity.as_str().to_owned(),
                 message: message(alert),
-                timestamp: rfc3339(alert.starts_at),
+                timestamp: alert.starts_at,
             }
         })
         .collect()
@@ -85,6 +85,6 @@ fn event(t: &Transition) -> AlertEvent {
         to: t.to.to_string(),
         severity: t.severity.map(|s| s.as_str().to_owned()),
         value: t.value,
-        timestamp: rfc3339(t.at),
+        timestamp: t.at,
     }
 }

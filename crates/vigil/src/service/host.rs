@@ -6,7 +6,7 @@ use std::time::Duration;
 use vigil_service::recommend::{DiskUsage, RecommendInputs, UsageWindow};
 use vigil_service::system::{DEFAULT_CAPACITY, SystemHistory, SystemThread};
 
-use super::{SystemUsage, Usage, rfc3339};
+use super::{SystemUsage, Usage};
 
 /// The `vigil-system` thread, recording into the monitor's recorder, and
 /// the readings it keeps.
@@ -41,14 +41,14 @@ impl System {
     /// CPU and memory over the history, in percent.
     pub(super) fn usage(&self) -> Option<SystemUsage> {
         let history = self.history();
-        let at = rfc3339(history.latest()?.at);
+        let at = history.latest()?.at;
         let percent = |w: UsageWindow| Usage {
             current: w.current * 100.0,
             average: w.average * 100.0,
             min: w.min * 100.0,
             max: w.max * 100.0,
             unit: "percent".to_owned(),
-            timestamp: at.clone(),
+            timestamp: at,
         };
         Some(SystemUsage {
             cpu_usage: percent(history.cpu()?),

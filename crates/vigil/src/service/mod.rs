@@ -139,18 +139,6 @@ impl Service {
     }
 }
 
-/// `t` as RFC 3339 in UTC, clamped to the years it can write.
-#[cfg(any(feature = "alerts", feature = "system-metrics"))]
-fn rfc3339(t: SystemTime) -> String {
-    jiff::Timestamp::try_from(t)
-        .unwrap_or(if t > SystemTime::UNIX_EPOCH {
-            jiff::Timestamp::MAX
-        } else {
-            jiff::Timestamp::MIN
-        })
-        .to_string()
-}
-
 impl MonitorBuilder {
     /// Collects CPU, memory, disk, network, load and process metrics
     /// (`system_*`, `process_*`) into the monitor's registry every

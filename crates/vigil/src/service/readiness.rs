@@ -116,11 +116,10 @@ fn result(name: &str, outcome: Result<(), String>, elapsed: Duration) -> CheckRe
     }
 }
 
-/// `duration` as `5s` or `250ms`.
+/// `duration` in jiff's friendly form: `5s`, `250ms`, `1m 30s`.
 fn humane(duration: Duration) -> String {
-    if duration.subsec_nanos() == 0 {
-        format!("{}s", duration.as_secs())
-    } else {
-        format!("{}ms", duration.as_millis())
+    match jiff::SignedDuration::try_from(duration) {
+        Ok(duration) => format!("{duration:#}"),
+        Err(_) => format!("{duration:?}"),
     }
 }

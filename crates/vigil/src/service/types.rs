@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
@@ -29,8 +30,9 @@ pub struct Usage {
     pub max: f64,
     /// Always `"percent"`.
     pub unit: String,
-    /// When the latest reading was taken, RFC 3339 in UTC.
-    pub timestamp: String,
+    /// When the latest reading was taken (RFC 3339 in UTC in JSON).
+    #[serde(with = "vigil_service::time::rfc3339")]
+    pub timestamp: SystemTime,
 }
 
 /// The registered caches' figures (`Monitor::cache_report`): the totals of
@@ -99,8 +101,11 @@ pub struct ActiveAlert {
     pub metric_name: String,
     /// The alert's labels.
     pub labels: BTreeMap<String, String>,
-    /// The rule's limit for the alert's severity; `None` for a rule
-    /// without one.
+    /// The rule's fixed limit for the alert's severity. `None` when that
+    /// limit is a baseline (computed from the rule's own history): the
+    /// alert engine does not publish the value it computed, so it cannot
+    /// be shown; `None` too when the rule has no threshold for that
+    /// severity.
     pub threshold: Option<f64>,
     /// The latest value read (`None` when the series is absent).
     pub current_value: Option<f64>,
@@ -108,8 +113,9 @@ pub struct ActiveAlert {
     pub severity: String,
     /// The `summary` or `description` annotation, or the rule's name.
     pub message: String,
-    /// When it started firing, RFC 3339 in UTC.
-    pub timestamp: String,
+    /// When it started firing (RFC 3339 in UTC in JSON).
+    #[serde(with = "vigil_service::time::rfc3339")]
+    pub timestamp: SystemTime,
 }
 
 /// One change of state of an alert (`Monitor::alert_history`).
@@ -127,8 +133,9 @@ pub struct AlertEvent {
     pub severity: Option<String>,
     /// The value read then (`None` when absent).
     pub value: Option<f64>,
-    /// When it happened, RFC 3339 in UTC.
-    pub timestamp: String,
+    /// When it happened (RFC 3339 in UTC in JSON).
+    #[serde(with = "vigil_service::time::rfc3339")]
+    pub timestamp: SystemTime,
 }
 
 /// The bearer token of the performance API. Never printed: `Debug` shows
