@@ -345,6 +345,11 @@ pub struct HttpMetricsLayer {
 impl HttpMetricsLayer {
     /// A layer recording into the current `metrics` recorder (the global
     /// one, or a thread's local one when the response completes).
+    ///
+    /// Handles are cached by the recorder's address: a local recorder
+    /// dropped while the layer lives and another made at the same address
+    /// would not receive the series the first one had; give such a
+    /// recorder with [`with_recorder`](Self::with_recorder) instead.
     pub fn new() -> Self {
         describe(None);
         Self::default()
