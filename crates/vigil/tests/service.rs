@@ -477,6 +477,19 @@ fn the_builder_refuses_blank_tokens_and_caches_registered_under_another_name() {
     assert!(monitor.is_ok(), "{monitor:?}");
 }
 
+/// A monitor evaluating `rule` when told, notifying a channel.
+#[cfg(feature = "alert-routing")]
+fn alerting(rule: Rule) -> Monitor {
+    let (notifier, _notifications) = vigil::alert::notify::ChannelNotifier::channel(4);
+    Monitor::builder()
+        .manual_upkeep()
+        .manual_alerts()
+        .alerts(Engine::new([rule]).unwrap())
+        .notifier("default", notifier)
+        .build()
+        .unwrap()
+}
+
 #[cfg(feature = "alert-routing")]
 #[test]
 fn firing_alerts_carry_their_metric_threshold_and_message() {
@@ -488,14 +501,7 @@ fn firing_alerts_carry_their_metric_threshold_and_message() {
         .annotation("summary", "queue {{ $labels.queue }} is backing up")
         .build()
         .unwrap();
-    let (notifier, _notifications) = vigil::alert::notify::ChannelNotifier::channel(4);
-    let monitor = Monitor::builder()
-        .manual_upkeep()
-        .manual_alerts()
-        .alerts(Engine::new([rule]).unwrap())
-        .notifier("default", notifier)
-        .build()
-        .unwrap();
+    let monitor = alerting(rule);
     vigil::with_local_recorder(&monitor.recorder(), || {
         vigil::metrics::gauge!("queue_depth", "queue" => "emails").set(500.0);
     });
@@ -526,6 +532,44 @@ fn firing_alerts_carry_their_metric_threshold_and_message() {
     let json = serde_json::to_value(history.last().unwrap()).unwrap();
     assert_eq!(json["timestamp"], rfc3339.as_str());
     assert_eq!(history.last().unwrap().severity.as_deref(), Some("medium"));
+}
+
+#[cfg(feature = "alert-routing")]
+#[test]
+fn a_baseline_alert_has_no_threshold_to_show() {
+    use vigil::alert::Baseline;
+
+    let rule = Rule::builder("TrafficAnomaly")
+        .gauge("rps")
+        .threshold(
+            Severity::Medium,
+            Comparison::Greater,
+            Baseline::stddevs(3.0, Duration::from_secs(3_600)).min_samples(5),
+        )
+        .build()
+        .unwrap();
+    let monitor = alerting(rule);
+    let start = SystemTime::now() - Duration::from_secs(600);
+    let rps = |value: f64, minute: u64| {
+        vigil::with_local_recorder(&monitor.recorder(), || {
+            vigil::metrics::gauge!("rps").set(value);
+        });
+        monitor.evaluate_alerts(start + Duration::from_secs(minute * 60));
+    };
+    for (minute, value) in [100.0, 104.0, 96.0, 102.0, 98.0, 100.0]
+        .into_iter()
+        .enumerate()
+    {
+        rps(value, minute as u64);
+    }
+    rps(1_000.0, 6);
+    let alerts = monitor.active_alerts();
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert_eq!(alerts[0].current_value, Some(1_000.0));
+    assert_eq!(
+        alerts[0].threshold, None,
+        "the computed limit is not published"
+    );
 }
 
 #[cfg(feature = "system-metrics")]
