@@ -412,13 +412,14 @@ fn the_api_token_never_prints() {
 }
 
 #[test]
-fn the_builder_refuses_blank_tokens_and_caches_registered_under_another_name() {
-    for blank in ["", " \t\n"] {
+fn the_builder_refuses_unusable_tokens_and_caches_registered_under_another_name() {
+    for unusable in ["", " \t\n", "s3cret\n", " s3cret", "s3crét", "s3c\u{7f}ret"] {
         let error = Monitor::builder()
             .manual_upkeep()
-            .api_token(blank)
+            .api_token(unusable)
             .build()
             .unwrap_err();
+        assert!(!error.to_string().contains("s3c"), "{error}");
         assert!(
             matches!(
                 error,
@@ -471,7 +472,7 @@ fn the_builder_refuses_blank_tokens_and_caches_registered_under_another_name() {
         .build();
     let monitor = Monitor::builder()
         .manual_upkeep()
-        .api_token("s3cret")
+        .api_token("s3cret token_with-all ~!\"#$%&'()*+,./:;<=>?@[\\]^`{|}\tvisible")
         .cache("markets", &markets)
         .build();
     assert!(monitor.is_ok(), "{monitor:?}");

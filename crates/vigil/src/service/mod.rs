@@ -94,15 +94,15 @@ impl fmt::Debug for Settings {
 }
 
 impl Settings {
-    /// Refuses what cannot work: a blank API token (every request would
-    /// be refused with no hint why) and a cache registered under a name
-    /// other than its own (the API's figures would not be the `/metrics`
-    /// ones).
+    /// Refuses what cannot work: an API token no request can present
+    /// (every request would be refused with no hint why) and a cache
+    /// registered under a name other than its own (the API's figures would
+    /// not be the `/metrics` ones).
     pub(crate) fn check(&self) -> Result<(), crate::Error> {
-        if self.token.as_ref().is_some_and(ApiToken::is_blank) {
+        if let Some(reason) = self.token.as_ref().and_then(ApiToken::unusable) {
             return Err(crate::Error::Setting {
                 setting: "api_token",
-                reason: "the token is empty or only whitespace".to_owned(),
+                reason: reason.to_owned(),
             });
         }
         #[cfg(feature = "cache")]
@@ -154,7 +154,10 @@ impl MonitorBuilder {
 
     /// The bearer token the performance API (`Monitor::router`, feature
     /// `axum`) requires on `/api/v1/performance/*`. Never printed.
-    /// [`build`](Self::build) refuses an empty or all-whitespace token.
+    /// [`build`](Self::build) refuses a token that no
+    /// `Authorization: Bearer` header can carry: empty or only whitespace,
+    /// with whitespace around it, or with characters other than visible
+    /// ASCII, space and tab.
     pub fn api_token(mut self, token: impl Into<String>) -> Self {
         self.service.token = Some(ApiToken::new(token));
         self

@@ -168,9 +168,30 @@ impl ApiToken {
         bool::from(self.0.as_bytes().ct_eq(candidate.as_bytes()))
     }
 
-    /// Whether the token is empty or only whitespace.
-    pub(crate) fn is_blank(&self) -> bool {
-        self.0.trim().is_empty()
+    /// Why no `Authorization: Bearer` header can carry the token, if none
+    /// can: it is empty or only whitespace, has whitespace around it
+    /// (which the header's value loses), or has a character other than
+    /// visible ASCII, space and tab. Never shows the token.
+    pub(crate) fn unusable(&self) -> Option<&'static str> {
+        let token = self.0.as_str();
+        if token.trim().is_empty() {
+            Some("the token is empty or only whitespace")
+        } else if token.trim() != token {
+            Some(
+                "the token has whitespace around it (a newline read from a file?), which an \
+                 Authorization header cannot carry: trim it",
+            )
+        } else if !token
+            .bytes()
+            .all(|b| b == b'\t' || (b' '..=b'~').contains(&b))
+        {
+            Some(
+                "the token has a character other than visible ASCII, space and tab, which an \
+                 Authorization header cannot carry",
+            )
+        } else {
+            None
+        }
     }
 }
 
