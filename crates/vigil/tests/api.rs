@@ -12,6 +12,8 @@
 
 #[path = "api/client.rs"]
 mod client;
+#[path = "api/docs.rs"]
+mod docs;
 #[path = "api/host.rs"]
 mod host;
 #[path = "api/limits.rs"]
@@ -86,6 +88,28 @@ fn conforms(spec: &openapi::OpenApi, method: &str, template: &str, answer: &Answ
 
 fn tagged(tags: &[&str]) -> EntryOptions {
     EntryOptions::default().tags(tags.iter().map(|tag| tag.to_string()))
+}
+
+/// 40 entries tagged `market` (ids 0..40) and 10 tagged `user` (40..50)
+/// in `markets`.
+fn fill_markets(host: &Host) {
+    for id in 0..40 {
+        host.markets
+            .insert_with(id, format!("m{id}"), tagged(&["market"]));
+    }
+    for id in 40..50 {
+        host.markets
+            .insert_with(id, format!("u{id}"), tagged(&["user"]));
+    }
+}
+
+/// 10 hits in 120 reads of `sessions`: below 50 %, a high-priority
+/// recommendation.
+fn cold_sessions(host: &Host) {
+    host.sessions.insert(1, "ada".into());
+    for i in 0..120 {
+        let _ = host.sessions.get(&if i % 12 == 0 { 1 } else { 1000 + i });
+    }
 }
 
 fn markets(host: &Host, ids: std::ops::Range<u64>) {
@@ -225,10 +249,7 @@ fn level_filters_read_any_case_and_the_severity_aliases() {
     let critical = data(&get(&host, &api("alerts?severity=Critical")));
     assert_eq!(critical["alerts"][0]["name"], "ReplicationLag");
 
-    host.sessions.insert(1, "ada".into());
-    for i in 0..120 {
-        let _ = host.sessions.get(&if i % 12 == 0 { 1 } else { 1000 + i });
-    }
+    cold_sessions(&host);
     let high = data(&get(&host, &api("recommendations?priority=high")));
     assert!(high["count"].as_u64() >= Some(1), "{high}");
     let titles = |answer: &Value| -> Vec<Value> {
@@ -249,11 +270,7 @@ fn level_filters_read_any_case_and_the_severity_aliases() {
 #[test]
 fn recommendations_filter_by_priority_and_name_the_cold_cache() {
     let host = Host::start(Options::default());
-    // 10 hits in 120 reads: below 50 %, a high-priority recommendation.
-    host.sessions.insert(1, "ada".into());
-    for i in 0..120 {
-        let _ = host.sessions.get(&if i % 12 == 0 { 1 } else { 1000 + i });
-    }
+    cold_sessions(&host);
 
     let all = data(&get(&host, &api("recommendations")));
     let recommendations = all["recommendations"].as_array().expect("recommendations");
@@ -325,14 +342,7 @@ fn cache_stats_total_every_cache_and_show_each() {
 #[test]
 fn cache_clear_removes_exactly_what_the_body_names() {
     let host = Host::start(Options::default());
-    for id in 0..40 {
-        host.markets
-            .insert_with(id, format!("m{id}"), tagged(&["market"]));
-    }
-    for id in 40..50 {
-        host.markets
-            .insert_with(id, format!("u{id}"), tagged(&["user"]));
-    }
+    fill_markets(&host);
     for id in 0..7 {
         host.sessions
             .insert_with(id, format!("s{id}"), tagged(&["market", "session"]));

@@ -30,6 +30,8 @@ pub struct Options {
     pub router: RouterOptions,
     /// The tokio runtime's worker threads.
     pub workers: usize,
+    /// Whether the monitor collects system metrics (every second).
+    pub system_metrics: bool,
 }
 
 impl Default for Options {
@@ -39,6 +41,7 @@ impl Default for Options {
             db_up: true,
             router: RouterOptions::default(),
             workers: 2,
+            system_metrics: true,
         }
     }
 }
@@ -108,8 +111,11 @@ impl Host {
             .max_capacity(500)
             .build();
         let db_up = options.db_up;
-        let mut builder = Monitor::builder()
-            .system_metrics(Duration::from_secs(1))
+        let mut builder = Monitor::builder();
+        if options.system_metrics {
+            builder = builder.system_metrics(Duration::from_secs(1));
+        }
+        builder = builder
             .cache("markets", &markets)
             .cache("sessions", &sessions)
             .readiness_check("db", move || async move {

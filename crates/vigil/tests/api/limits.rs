@@ -11,7 +11,7 @@ use vigil::cache::{CacheAdmin, CacheStats, Cleared};
 
 use super::client::Request;
 use super::host::{Host, Options, TOKEN};
-use super::{api, clear, data, error, get};
+use super::{api, clear, conforms, data, error, get, openapi};
 
 /// A registered cache named `slow` whose clearing works synchronously
 /// (as a large cache's does) until the test lets it finish: it reports
@@ -132,11 +132,13 @@ fn beyond_the_concurrency_cap_requests_are_503_at_once_and_the_probes_still_answ
         ..Options::default()
     });
     let clearing = clear_slow(&host, &started);
+    let spec = openapi::OpenApi::load();
     for path in [api("metrics/summary"), "/metrics".to_owned()] {
         let refused = get(&host, &path);
         let failure = error(&refused, 503);
         assert_eq!(failure["code"], "overloaded", "{path}");
         assert_eq!(refused.header("retry-after"), Some("1"), "{path}");
+        conforms(&spec, "GET", &path, &refused);
     }
     for probe in ["/health/live", "/health/ready"] {
         assert_eq!(Request::get(probe).send(host.address).status, 200);
@@ -162,6 +164,12 @@ fn a_request_whose_body_never_arrives_is_408_after_the_timeout() {
         .send(host.address);
     let failure = error(&answer, 408);
     assert_eq!(failure["code"], "request_timeout");
+    conforms(
+        &openapi::OpenApi::load(),
+        "POST",
+        &api("cache/clear"),
+        &answer,
+    );
     assert_eq!(
         failure["message"], "the request took longer than 300ms",
         "{failure}"
