@@ -24,7 +24,8 @@
 //!
 //! The run starts with the resident memory a monitor adds with and without
 //! `system_metrics` (its thread and `sysinfo` state, after two ticks of
-//! 1 s), printed, not timed.
+//! 1 s), and the median time of one system-metrics tick over 15 ticks
+//! spaced by `sysinfo::MINIMUM_CPU_UPDATE_INTERVAL`, both printed.
 
 #[allow(dead_code)]
 mod series;
@@ -124,6 +125,7 @@ fn service(c: &mut Criterion) {
         .expect("a current-thread runtime");
     // First, while the allocator has no freed memory to reuse.
     system_metrics_memory();
+    system_tick_cost();
     let cache = markets();
     for n in SIZES {
         let monitor = monitor(n, &cache);
@@ -150,6 +152,35 @@ fn service(c: &mut Criterion) {
     }
 }
 
+/// Prints the median time of one `SystemCollector::collect` into a
+/// monitor's registry, over 15 ticks spaced by sysinfo's minimum CPU
+/// update interval (a tick sooner than that waits out the rest first, so
+/// criterion's back-to-back calls would time the wait).
+fn system_tick_cost() {
+    let monitor = Monitor::builder()
+        .manual_upkeep()
+        .build()
+        .expect("a monitor without listener");
+    let mut collector = vigil_service::system::SystemCollector::new();
+    let mut ticks: Vec<Duration> = (0..15)
+        .map(|_| {
+            std::thread::sleep(sysinfo::MINIMUM_CPU_UPDATE_INTERVAL + Duration::from_millis(10));
+            vigil::with_local_recorder(&monitor.recorder(), || {
+                let start = std::time::Instant::now();
+                black_box(collector.collect());
+                start.elapsed()
+            })
+        })
+        .collect();
+    ticks.sort();
+    println!(
+        "system_metrics: one tick (SystemCollector::collect into the registry), median of 15: {:.1} us (min {:.1}, max {:.1})",
+        ticks[7].as_secs_f64() * 1e6,
+        ticks[0].as_secs_f64() * 1e6,
+        ticks[14].as_secs_f64() * 1e6
+    );
+}
+
 /// The resident memory a monitor built by `builder` adds, measured after
 /// `wait`.
 fn resident_added(builder: vigil::MonitorBuilder, wait: Duration) -> (Monitor, u64) {
@@ -163,6 +194,9 @@ fn resident_added(builder: vigil::MonitorBuilder, wait: Duration) -> (Monitor, u
 /// 1 s interval after two ticks, next to a monitor without it.
 fn system_metrics_memory() {
     let wait = Duration::from_millis(2_500);
+    // A first monitor pays for what every later one shares (the runtime's
+    // and the allocator's first pages).
+    drop(resident_added(Monitor::builder().manual_upkeep(), wait));
     let (_plain, plain) = resident_added(Monitor::builder().manual_upkeep(), wait);
     let (system, with_system) = resident_added(
         Monitor::builder()
