@@ -1,6 +1,8 @@
 //! The cost per span of `SpanLayer`: a `#[tracing::instrument]` function
 //! called through a `tracing_subscriber` registry with the layer (recording
-//! into a Prometheus recorder) against the bare registry, in one run.
+//! into vigil's registry, as `Monitor::span_layer` does; and into
+//! metrics-exporter-prometheus's recorder) against the bare registry, in
+//! one run.
 //!
 //! ```text
 //! cargo bench -p vigil-benches --bench span
@@ -34,12 +36,25 @@ fn span(c: &mut Criterion) {
         group.bench_function("bare_registry", |b| b.iter(instrumented));
     });
 
+    let monitor = vigil::Monitor::builder()
+        .manual_upkeep()
+        .build()
+        .expect("a monitor with defaults builds");
+    let layered = Dispatch::new(
+        tracing_subscriber::registry()
+            .with(SpanLayer::new().with_recorder(Arc::new(monitor.recorder()))),
+    );
+    tracing::dispatcher::with_default(&layered, || {
+        group.bench_function("span_layer", |b| b.iter(instrumented));
+    });
+    assert!(monitor.render().contains("tracing_span_duration_seconds"));
+
     let recorder = Arc::new(PrometheusBuilder::new().build_recorder());
     let layered = Dispatch::new(
         tracing_subscriber::registry().with(SpanLayer::new().with_recorder(recorder)),
     );
     tracing::dispatcher::with_default(&layered, || {
-        group.bench_function("span_layer", |b| b.iter(instrumented));
+        group.bench_function("span_layer_prometheus", |b| b.iter(instrumented));
     });
 
     group.finish();

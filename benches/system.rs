@@ -1,11 +1,13 @@
 //! The cost of one system-metrics tick: `SystemCollector::collect` (which
 //! refreshes `sysinfo` and records every `system_*` and `process_*` metric
-//! into a Prometheus recorder) against its peer, the bare `sysinfo`
-//! refreshes of the same parts with nothing recorded, in one run.
+//! into vigil's registry) against its peer, the bare `sysinfo` refreshes
+//! of the same parts with nothing recorded, in one run: 20 ticks of each,
+//! interleaved and spaced 250 ms apart as real ticks are (CPU use needs
+//! two readings at least 200 ms apart, and `collect` waits that out), the
+//! medians printed. Not criterion: its iteration loop would time the wait.
 //!
 //! ```text
 //! cargo bench -p vigil-benches --bench system
-//! python3 scripts/bench-report system sysinfo_refresh
 //! ```
 //!
 //! The ratio is what recording adds to reading the operating system; a
@@ -14,10 +16,8 @@
 //! of a CPU.
 
 use std::hint::black_box;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use criterion::{Criterion, criterion_group, criterion_main};
-use metrics_exporter_prometheus::PrometheusBuilder;
 use sysinfo::{
     CpuRefreshKind, DiskRefreshKind, Disks, MemoryRefreshKind, Networks, ProcessRefreshKind,
     ProcessesToUpdate, System,
@@ -63,29 +63,47 @@ impl Peer {
     }
 }
 
-fn system(c: &mut Criterion) {
-    let recorder = PrometheusBuilder::new().build_recorder();
-    let mut group = c.benchmark_group("system");
+/// Ticks per side, interleaved (peer, vigil, peer, ...).
+const TICKS: usize = 20;
 
+/// `sysinfo` computes CPU use between two refreshes at least this far
+/// apart, and `collect` waits out the rest of it, so ticks are spaced like
+/// this (a real interval is seconds) and only the work is timed.
+const SPACING: Duration = Duration::from_millis(250);
+
+fn median(mut times: Vec<Duration>) -> Duration {
+    times.sort();
+    times[times.len() / 2]
+}
+
+fn main() {
+    let monitor = vigil::Monitor::builder()
+        .manual_upkeep()
+        .build()
+        .expect("a monitor with defaults builds");
+    let recorder = monitor.recorder();
     let mut peer = Peer::new();
-    group.bench_function("sysinfo_refresh", |b| b.iter(|| black_box(peer.refresh())));
-
     let mut collector = SystemCollector::new();
-    metrics::with_local_recorder(&recorder, || {
-        group.bench_function("vigil_collect", |b| {
-            b.iter(|| black_box(collector.collect()))
-        });
-    });
-
-    group.finish();
+    let (mut peer_ticks, mut vigil_ticks) = (Vec::new(), Vec::new());
+    for _ in 0..TICKS {
+        std::thread::sleep(SPACING);
+        let start = Instant::now();
+        black_box(peer.refresh());
+        peer_ticks.push(start.elapsed());
+        std::thread::sleep(SPACING);
+        let start = Instant::now();
+        vigil::with_local_recorder(&recorder, || black_box(collector.collect()));
+        vigil_ticks.push(start.elapsed());
+    }
+    assert!(monitor.render().contains("system_cpu_usage_ratio"));
+    let (peer, vigil) = (median(peer_ticks), median(vigil_ticks));
+    println!(
+        "system/sysinfo_refresh  median of {TICKS} ticks: {:>8.1} us",
+        peer.as_secs_f64() * 1e6
+    );
+    println!(
+        "system/vigil_collect    median of {TICKS} ticks: {:>8.1} us  ({:.2}x sysinfo_refresh)",
+        vigil.as_secs_f64() * 1e6,
+        vigil.as_secs_f64() / peer.as_secs_f64()
+    );
 }
-
-criterion_group! {
-    name = benches;
-    config = Criterion::default()
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3))
-        .sample_size(30);
-    targets = system
-}
-criterion_main!(benches);
