@@ -3,27 +3,43 @@
 //!
 //! `dashboard_is_up_to_date` builds the dashboard and compares it with the
 //! checked-in file; `VIGIL_BLESS_GRAFANA=1` rewrites the file instead.
-//! `every_query_is_valid_promql` writes each panel query into a rule file (one recording rule per query, Grafana's
-//! variables replaced by what Grafana sends) and runs Debian's
-//! `promtool check rules` on it.
+//! `every_query_is_valid_promql` writes each panel query into a rule file
+//! (one recording rule per query, Grafana's variables replaced by what
+//! Grafana sends) and runs Debian's `promtool check rules` on it.
+//! `every_query_has_data_from_a_scraped_service` runs every query against
+//! Debian's Prometheus scraping a vigil service under load.
 
 #![cfg(all(
     feature = "axum",
+    feature = "listener",
     feature = "cache",
-    feature = "alerts",
+    feature = "alert-routing",
     feature = "system-metrics"
 ))]
 
 #[path = "../../vigil-alert/tests/prometheus_common.rs"]
 mod prometheus_common;
+mod servers;
 
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::get;
 
 use serde_json::{Value, json};
 use vigil::alert::engine::ALERTS_FIRING;
+use vigil::alert::notify::TracingNotifier;
+use vigil::alert::{Comparison, Engine, Rule, Severity};
 use vigil::cache::metric_names as cache;
+use vigil::cache::sync::TaggedCache;
 use vigil::service::system::{CPU_USAGE, MEMORY_USAGE};
 use vigil::timing::{CALLS_DURATION, CALLS_TOTAL};
+use vigil::{Matcher, Monitor, timed};
 use vigil_service::http::{REQUEST_DURATION_SECONDS, REQUESTS_TOTAL as HTTP_REQUESTS};
 
 /// `system_disk_usage_ratio{mount}` (named in `docs/metrics.md`).
@@ -323,21 +339,31 @@ fn expressions(value: &Value, found: &mut Vec<String>) {
     }
 }
 
+/// `expr` as Grafana sends it: a rate interval, and `.*` for "All".
+fn resolve(expr: &str) -> String {
+    let expr = expr
+        .replace("$__rate_interval", "1m")
+        .replace("$service", ".*")
+        .replace("$instance", ".*");
+    assert!(!expr.contains('$'), "unresolved variable in {expr}");
+    expr
+}
+
+/// Every query of the dashboard, resolved.
+fn queries() -> Vec<String> {
+    let mut found = Vec::new();
+    expressions(&dashboard(), &mut found);
+    found.iter().map(|expr| resolve(expr)).collect()
+}
+
 #[test]
 fn every_query_is_valid_promql() {
     // The generated dashboard: `dashboard_is_up_to_date` checks that the
     // file holds the same.
-    let mut found = Vec::new();
-    expressions(&dashboard(), &mut found);
+    let found = queries();
     assert!(found.len() >= 15, "only {} queries found", found.len());
     let mut rules = String::from("groups:\n  - name: grafana\n    rules:\n");
     for (index, expr) in found.iter().enumerate() {
-        // What Grafana sends: a rate interval, and `.*` for "All".
-        let expr = expr
-            .replace("$__rate_interval", "1m")
-            .replace("$service", ".*")
-            .replace("$instance", ".*");
-        assert!(!expr.contains('$'), "unresolved variable in {expr}");
         // A JSON string is a YAML double-quoted scalar.
         let quoted = serde_json::to_string(&expr).expect("a string serializes");
         rules.push_str(&format!(
@@ -345,4 +371,117 @@ fn every_query_is_valid_promql() {
         ));
     }
     prometheus_common::check_rules(&rules);
+}
+
+/// A lookup behind the cache: every fifth id fails.
+#[timed]
+async fn lookup(id: u64) -> Result<u64, String> {
+    if id.is_multiple_of(5) {
+        return Err(format!("item {id} is unavailable"));
+    }
+    Ok(id * 10)
+}
+
+/// `GET /items/{id}`: cache-aside over `lookup`.
+#[timed]
+async fn item(
+    State(items): State<TaggedCache<u64, u64>>,
+    Path(id): Path<u64>,
+) -> Result<String, StatusCode> {
+    if let Some(value) = items.get(&id) {
+        return Ok(value.to_string());
+    }
+    let value = lookup(id)
+        .await
+        .map_err(|_| StatusCode::SERVICE_UNAVAILABLE)?;
+    items.insert(id, value);
+    Ok(value.to_string())
+}
+
+/// A vigil service with every kind of metric the dashboard shows, under
+/// load, scraped by two Prometheus servers: one with native histograms
+/// (protobuf scrapes), one without (text, classic buckets). Every query
+/// has data on the server its kind is for: native quantiles on the first,
+/// `_bucket` quantiles on the second, the rest on both.
+#[test]
+fn every_query_has_data_from_a_scraped_service() {
+    let items: TaggedCache<u64, u64> = TaggedCache::builder()
+        .name("items")
+        .max_capacity(1_000)
+        .build();
+    let backlog = Rule::builder("Backlog")
+        .gauge("grafana_backlog")
+        .threshold(Severity::High, Comparison::Greater, 1.0)
+        .build()
+        .unwrap();
+    let monitor = Monitor::builder()
+        .listen("127.0.0.1:0")
+        .system_metrics(Duration::from_secs(1))
+        .cache("items", &items)
+        .manual_alerts()
+        .alerts(Engine::new([backlog]).unwrap())
+        .notifier("default", TracingNotifier::new())
+        .buckets(
+            Matcher::Full(REQUEST_DURATION_SECONDS.to_owned()),
+            &[0.0001, 0.001, 0.01, 0.1, 1.0],
+        )
+        .install()
+        .unwrap();
+    vigil::metrics::gauge!("grafana_backlog").set(5.0);
+    monitor.evaluate_alerts(SystemTime::now());
+    let target = monitor.listen_address().expect("a listener");
+
+    let app = Router::new()
+        .route("/items/{id}", get(item))
+        .with_state(items)
+        .layer(monitor.http_layer());
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let address = listener.local_addr().unwrap();
+    runtime.spawn(async move { axum::serve(listener, app).await });
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = std::thread::spawn({
+        let stop = Arc::clone(&stop);
+        move || {
+            for id in (0..20u64).cycle() {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                servers::http_get(address, &format!("/items/{id}")).expect("the service answers");
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+    });
+
+    let native =
+        servers::Prometheus::start_with(&[target], &["--enable-feature=native-histograms"]);
+    let text = servers::Prometheus::start(target);
+    let deadline = Instant::now() + Duration::from_secs(40);
+    let has_data = |server: &servers::Prometheus, query: &str| {
+        server.query(query).is_some_and(|result| !result.is_empty())
+    };
+    let mut missing: Vec<String> = queries();
+    while !missing.is_empty() && Instant::now() < deadline {
+        missing.retain(|query| {
+            let classic = query.contains("_bucket{");
+            let quantile = query.starts_with("histogram_quantile");
+            let on_native = classic || has_data(&native, query);
+            let on_text = (quantile && !classic) || has_data(&text, query);
+            !(on_native && on_text)
+        });
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    stop.store(true, Ordering::Relaxed);
+    load.join().unwrap();
+    assert!(
+        missing.is_empty(),
+        "queries without data after 40 s:\n{}",
+        missing.join("\n")
+    );
 }
