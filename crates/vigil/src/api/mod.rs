@@ -1,6 +1,7 @@
 //! The monitor over HTTP with axum (feature `axum`): [`Monitor::router`]
 //! serves `/metrics`, the health probes and the performance API under
-//! `/api/v1/performance/`, and [`Monitor::http_layer`] records the host's
+//! `/api/v1/performance/` and a status page at `/status`, and
+//! [`Monitor::http_layer`] records the host's
 //! requests by matched route into the same registry. Routes, fields and
 //! errors: `docs/http-api.md` and `docs/openapi.json`.
 
@@ -8,6 +9,7 @@ mod envelope;
 mod guard;
 mod health;
 mod performance;
+mod status;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -102,6 +104,10 @@ impl Monitor {
     ///   format carrying native histograms when the scraper prefers it;
     /// - `GET /health/live`, `GET /health/ready`, `GET /health`: the
     ///   probes (200, or 503 naming the failing readiness checks);
+    /// - `GET /status`: a self-contained HTML status page (health, p50/p95/p99
+    ///   per function and route, alerts, recommendations, caches, system),
+    ///   server-rendered and refreshing itself from the performance API,
+    ///   behind the token like the API;
     /// - under `/api/v1/performance/`: `GET metrics/summary`,
     ///   `GET alerts?severity=`, `GET alerts/history`,
     ///   `GET recommendations?priority=`, `GET cache/stats`,
@@ -170,7 +176,8 @@ impl Monitor {
                 envelope::enveloped,
             ));
         let probes = Router::new()
-            .route("/metrics", get(metrics).route_layer(limit))
+            .route("/metrics", get(metrics).route_layer(limit.clone()))
+            .route("/status", get(status::page).route_layer(limit))
             .route("/health/live", get(health::live))
             .route("/health/ready", get(health::ready))
             .route("/health", get(health::ready))
