@@ -155,10 +155,15 @@ impl Load {
                     }
                     let phase = this.phase(elapsed);
                     let request = pick(&mut rng, phase);
-                    let status = send(address, &request, None)
-                        .await
-                        .map_or(0, |(status, _)| status);
-                    stats.record(phase, status);
+                    // A request still open when the load ends is dropped
+                    // (not counted), so the load never outlasts `duration`.
+                    let deadline = tokio::time::Instant::from_std(start + this.duration);
+                    let Ok(response) =
+                        tokio::time::timeout_at(deadline, send(address, &request, None)).await
+                    else {
+                        break;
+                    };
+                    stats.record(phase, response.map_or(0, |(status, _)| status));
                     tokio::time::sleep(this.think_time).await;
                 }
                 stats

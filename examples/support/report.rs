@@ -399,7 +399,7 @@ pub fn print_alerts(monitor: &Monitor, since: SystemTime) -> (usize, usize) {
             .duration_since(since)
             .map_or(0.0, |d| d.as_secs_f64());
         match event.to.as_str() {
-            "firing" => fired += 1,
+            "firing" if event.from != "firing" => fired += 1,
             "resolved" | "inactive" if event.from == "firing" => resolved += 1,
             _ => {}
         }
@@ -464,5 +464,34 @@ pub fn print_health(monitor: &Monitor) {
     }
     if recommendations.is_empty() {
         println!("(none)");
+    }
+}
+
+/// Prints each pipeline step's mean and p95 time (the `function` label of
+/// `metric`), its share of the steps' total mean, and names the bottleneck.
+pub fn print_pipeline(monitor: &Monitor, title: &str, metric: &str, steps: &[&str]) {
+    let figures = percentiles(monitor, metric, &["function"]);
+    let steps: Vec<(&str, &Percentiles)> = steps
+        .iter()
+        .filter_map(|step| figures.get(*step).map(|p| (*step, p)))
+        .collect();
+    let total: f64 = steps.iter().map(|(_, p)| p.mean).sum();
+    let mut table = Table::new(title, &["step", "runs", "mean ms", "p95 ms", "share"]);
+    for (step, p) in &steps {
+        table.row([
+            (*step).to_owned(),
+            p.count.to_string(),
+            format!("{:.1}", p.mean * 1e3),
+            format!("{:.1}", p.p95 * 1e3),
+            format!("{:.1} %", p.mean / total.max(1e-12) * 100.0),
+        ]);
+    }
+    table.print();
+    if let Some((step, p)) = steps.iter().max_by(|a, b| a.1.mean.total_cmp(&b.1.mean)) {
+        println!(
+            "bottleneck: {step} ({:.0} % of the pipeline's {:.0} ms)",
+            p.mean / total.max(1e-12) * 100.0,
+            total * 1e3
+        );
     }
 }
