@@ -21,7 +21,7 @@
 //! cargo run --example opinion_market -- --serve   # then keep serving
 //! ```
 //!
-//! The load runs 15 s (`--duration SECS`, at most 20). From 30 % to 60 % of
+//! The load runs 15 s (`--duration SECS`, at most 20). From 30 % to 65 % of
 //! it the database is fifteen times slower and fails 35 % of its queries,
 //! and the market cache is cleared by tag (a cold cache): the latency,
 //! error-rate and cache alerts fire, then resolve in the recovery.
@@ -328,7 +328,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         warmed.loaded
     ));
     let started = SystemTime::now();
-    let load = Load::new(options.duration, 24).degraded_between(0.3, 0.6);
+    let load = Load::new(options.duration, 24).degraded_between(0.3, 0.65);
     let token = options.token.clone();
     let mut cleared = false;
     let mut last = Phase::Warmup;
