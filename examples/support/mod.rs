@@ -90,6 +90,7 @@ pub async fn finish(
     for path in paths {
         println!("  {base}{path}");
     }
+    println!("  {base}/status  (status page; with a token set it asks for it)");
     println!("  {base}/metrics");
     println!("  {base}/health  {base}/health/live  {base}/health/ready");
     let shown = &options.shown_token;
