@@ -37,7 +37,7 @@ use vigil::alert::notify::ChannelNotifier;
 use vigil::cache::EntryOptions;
 use vigil::cache::sync::TaggedCache;
 use vigil::metrics::gauge;
-use vigil::{Monitor, TimerTable};
+use vigil::{Monitor, Outcome, TimerTable};
 
 use support::report::{self, Kpi, Scorecard, percentiles};
 use support::{Degradation, Dependency, Latency, Load, Phase, Request, Rng, Status};
@@ -114,7 +114,9 @@ impl App {
             .await
             .map_err(|_| StatusCode::SERVICE_UNAVAILABLE)?;
         gauge!("db_pool_available").set(self.pool.available_permits() as f64);
-        let result = QUERIES.timed(name, self.db.call()).await;
+        let result = QUERIES
+            .timed_with(name, self.db.call(), Outcome::of_result)
+            .await;
         drop(permit);
         gauge!("db_pool_available").set(self.pool.available_permits() as f64);
         result

@@ -35,7 +35,7 @@ use vigil::alert::notify::ChannelNotifier;
 use vigil::cache::EntryOptions;
 use vigil::cache::sync::TaggedCache;
 use vigil::metrics::{counter, gauge, histogram};
-use vigil::{Monitor, TimerTable, timed};
+use vigil::{Monitor, Outcome, TimerTable, timed};
 
 use support::report::{self, Scorecard, Table, percentiles};
 use support::{Degradation, Dependency, Latency, Load, Phase, Request, Rng, Status};
@@ -110,7 +110,9 @@ impl App {
     /// Runs a database query: timed by name, logged as a slow query above 100 ms.
     async fn query(&self, name: &str, text: &str) -> Result<(), StatusCode> {
         let started = Instant::now();
-        let result = QUERIES.timed(name, self.db.call()).await;
+        let result = QUERIES
+            .timed_with(name, self.db.call(), Outcome::of_result)
+            .await;
         let took = started.elapsed();
         if took > SLOW_QUERY {
             let event = serde_json::json!({
