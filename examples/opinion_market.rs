@@ -39,6 +39,7 @@ use axum::routing::{get, post};
 use vigil::alert::Engine;
 use vigil::alert::config::AlertConfig;
 use vigil::alert::notify::TracingNotifier;
+use vigil::alert::rulesets::{ServiceTargets, Target};
 use vigil::cache::EntryOptions;
 use vigil::cache::sync::TaggedCache;
 use vigil::service::HealthTargets;
@@ -50,7 +51,9 @@ use support::{Degradation, Dependency, Latency, Load, Options, Phase, Request, S
 
 /// The alert rules: the team's warning / critical thresholds, evaluated
 /// every second over 5 s windows so the short run shows them fire and
-/// resolve (production: 1 min windows, `for: 2m`).
+/// resolve (production: 1 min windows, `for: 2m`). CPU, memory and the
+/// cache hit rate use vigil's ready-made rules ([`ServiceTargets`]) with
+/// the team's limits.
 const RULES: &str = r#"
 rules:
   - name: SlowApiResponse
@@ -77,26 +80,6 @@ rules:
     thresholds: { high: "> 0.05", critical: "> 0.10" }
     for: 1s
     annotations: { summary: "{{ $value }} of the requests fail (warning 5 %, critical 10 %)" }
-  - name: LowCacheHitRate
-    expr:
-      ratio:
-        numerator: { metric: cache_requests_total, matchers: ['result="hit"'] }
-        denominator: { metric: cache_requests_total }
-        ignoring: [result]
-        window: 5s
-    aggregate: sum
-    by: [cache]
-    thresholds: { medium: "< 0.70", high: "< 0.50" }
-    for: 1s
-    annotations: { summary: "cache {{ $labels.cache }} hits {{ $value }} of lookups (warning 70 %, critical 50 %)" }
-  - name: HighCpuUsage
-    expr: { gauge: { metric: system_cpu_usage_ratio } }
-    thresholds: { high: "> 0.70", critical: "> 0.90" }
-    for: 5s
-  - name: HighMemoryUsage
-    expr: { gauge: { metric: system_memory_usage_ratio } }
-    thresholds: { high: "> 0.80", critical: "> 0.95" }
-    for: 5s
   - name: HighDiskUsage
     expr: { gauge: { metric: system_disk_usage_ratio } }
     aggregate: max
@@ -272,7 +255,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
 
     let config = AlertConfig::from_yaml_str(RULES, "opinion_market rules")?;
-    let engine = Engine::builder().rules(config.rules().to_vec()).build()?;
+    let ready_made = ServiceTargets::new()
+        .window(Duration::from_secs(5))
+        .for_duration(Duration::from_secs(1))
+        .cpu(0.70, 0.90)
+        .memory(0.80, 0.95)
+        .cache_hit_ratio(0.70, 0.50)
+        .only([Target::Cpu, Target::Memory, Target::CacheHitRatio])
+        .rules()?;
+    let engine = Engine::builder()
+        .rules(config.rules().to_vec())
+        .rules(ready_made)
+        .build()?;
     let percent = |warning: f64, critical: f64| Limits {
         warning: warning / 100.0,
         critical: critical / 100.0,
@@ -352,8 +346,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
         })
         .await;
-    // Let the last evaluations see the recovered windows.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // The recovery: the alert windows empty of the degraded requests.
+    let waited = support::wait_for_recovery(
+        &monitor,
+        &["HighCpuUsage", "HighMemoryUsage", "HighDiskUsage"],
+        Duration::from_secs(8),
+    )
+    .await;
+    println!("  recovered {:.1} s after the load", waited.as_secs_f64());
 
     stats.print();
     let summary = monitor.summary();

@@ -569,7 +569,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
         })
         .await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // The recovery: the alert windows empty of the degraded requests.
+    let waited = support::wait_for_recovery(
+        &monitor,
+        &["ScaleOutCpu", "ScaleOutMemory"],
+        Duration::from_secs(8),
+    )
+    .await;
+    println!("  recovered {:.1} s after the load", waited.as_secs_f64());
     stats.print();
     print_report(&monitor, &stats, started);
 

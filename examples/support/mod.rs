@@ -113,3 +113,26 @@ pub async fn finish(
     }
     Ok(())
 }
+
+/// After the load: waits (at most `max`) until every firing alert is one of
+/// `host_alerts` (alerts on the machine, such as a full disk, that the
+/// load does not cause), so the report shows the degradation's alerts
+/// resolved; returns how long it waited.
+pub async fn wait_for_recovery(
+    monitor: &vigil::Monitor,
+    host_alerts: &[&str],
+    max: Duration,
+) -> Duration {
+    let started = std::time::Instant::now();
+    while started.elapsed() < max {
+        let firing = monitor.active_alerts();
+        if firing
+            .iter()
+            .all(|alert| host_alerts.contains(&alert.name.as_str()))
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    started.elapsed()
+}
