@@ -1,0 +1,639 @@
+//! The AI development platform's monitoring (SEED-SYSTEMS.md section 1) on
+//! vigil: an axum service generating code with a small and a large model,
+//! loading projects from the database and a dashboard that also calls an
+//! external API; AI model calls timed per model in a `TimerTable` (model
+//! known at run time) with token usage and prompt-cache hits per model;
+//! the prompt-hash response cache (TTL 1 h) on three levels, memory ->
+//! Redis -> database, promoted on hit; the KPI table with baseline /
+//! target / critical; the platform's warning and critical alerts; the
+//! health endpoint polled every 30 s for its response time and status.
+//!
+//! ```text
+//! cargo run --example ai_dev_ecosystem              # load with a degradation, report, exit
+//! cargo run --example ai_dev_ecosystem -- --serve   # keeps serving on 127.0.0.1
+//! ```
+//!
+//! Time is compressed: each second of load is 15 s for the registry's
+//! windows and the alert engine. The degradation: the large model's
+//! provider slows down 3.5 times and fails one call in ten.
+
+#[path = "support/mod.rs"]
+mod support;
+
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::{Duration, Instant, UNIX_EPOCH};
+
+use axum::Router;
+use axum::extract::{Path, Query, Request as HttpRequest, State};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{get, post};
+use vigil::alert::AlertConfig;
+use vigil::alert::notify::ChannelNotifier;
+use vigil::cache::EntryOptions;
+use vigil::cache::sync::TaggedCache;
+use vigil::metrics::{counter, gauge, histogram};
+use vigil::{Monitor, Outcome, TimerTable, timed};
+
+use support::report::{self, Kpi, Table, percentiles};
+use support::{Degradation, Dependency, Latency, Load, Phase, Request, Rng, Status};
+
+/// The platform's alert rules: its warning and critical levels, the
+/// models' moving average, and the system monitor's disk threshold.
+const RULES: &str = r#"
+rules:
+  - name: AiResponseTime
+    expr:
+      histogram:
+        metric: function_calls_duration_seconds
+        matchers: ['function="ai_model_call"']
+        stat: mean
+        window: 1m
+    thresholds: { warning: "> 5", critical: "> 10" }
+    for: 30s
+    annotations: { summary: "{{ $labels.model }} moving average {{ $value }}s" }
+  - name: ErrorRate
+    expr:
+      ratio:
+        numerator: { metric: http_server_requests_total, matchers: ['status=~"5.."'] }
+        denominator: { metric: http_server_requests_total }
+        ignoring: [status, method, route]
+        window: 1m
+    aggregate: sum
+    thresholds: { warning: "> 0.01", critical: "> 0.05" }
+    for: 1m
+    annotations: { summary: "error rate {{ $value }}" }
+  - name: HighCpu
+    expr: { gauge: { metric: system_cpu_usage_ratio } }
+    thresholds: { warning: "> 0.7", critical: "> 0.9" }
+    for: 1m
+  - name: HighMemory
+    expr: { gauge: { metric: system_memory_usage_ratio } }
+    thresholds: { warning: "> 0.8", critical: "> 0.95" }
+    for: 1m
+  - name: DiskFilling
+    expr: { gauge: { metric: system_disk_usage_ratio } }
+    thresholds: { warning: "> 0.9" }
+    for: 1m
+"#;
+
+/// One second of load is this much time for the windows and the alerts.
+const TICK: Duration = Duration::from_secs(15);
+/// The prompt cache's TTL, on every level.
+const PROMPT_TTL: Duration = Duration::from_secs(3_600);
+
+/// AI model calls, one site per model:
+/// `function_calls_*{function="ai_model_call", model="<model>"}`.
+static MODEL_CALLS: TimerTable = TimerTable::by_labels("ai_model_call", "ai_dev", &["model"]);
+/// Database queries by query name.
+static QUERIES: TimerTable = TimerTable::by_function("ai_dev::db").with_capacity(64);
+
+/// Connections being served (`active_connections`).
+static CONNECTIONS: AtomicI64 = AtomicI64::new(0);
+
+/// The models: name, size, response-time target (s).
+const MODELS: [(&str, &str, f64); 2] =
+    [("coder-small", "small", 3.0), ("coder-large", "large", 5.0)];
+
+/// The service's state.
+#[derive(Clone)]
+struct App {
+    small: Dependency,
+    large: Dependency,
+    /// PostgreSQL: 20 ms median, 90 ms p99.
+    db: Dependency,
+    /// The external API the dashboard calls (a code host): 150 ms median.
+    external: Dependency,
+    /// Redis round trip.
+    redis_link: Dependency,
+    /// Prompt cache levels: memory (LRU of 40), Redis, database.
+    memory: TaggedCache<u64, Arc<str>>,
+    redis: TaggedCache<u64, Arc<str>>,
+    stored: TaggedCache<u64, Arc<str>>,
+}
+
+impl App {
+    /// A database query, timed by name.
+    async fn query(&self, name: &str) -> Result<(), StatusCode> {
+        QUERIES
+            .timed_with(name, self.db.call(), Outcome::of_result)
+            .await
+            .map_err(|_| StatusCode::SERVICE_UNAVAILABLE)
+    }
+
+    /// Looks the prompt hash up level by level, promoting a hit to the
+    /// levels above; returns the answer and the level that had it.
+    async fn prompt_cache(&self, hash: u64, model: &str) -> Option<(Arc<str>, &'static str)> {
+        let options = || {
+            EntryOptions::default()
+                .ttl(PROMPT_TTL)
+                .tag(format!("model:{model}"))
+        };
+        if let Some(answer) = self.memory.get(&hash) {
+            return Some((answer, "memory"));
+        }
+        self.redis_link.call().await.ok()?;
+        if let Some(answer) = self.redis.get(&hash) {
+            self.memory
+                .insert_with(hash, Arc::clone(&answer), options());
+            return Some((answer, "redis"));
+        }
+        self.query("get_cached_completion").await.ok()?;
+        let answer = self.stored.get(&hash)?;
+        self.redis.insert_with(hash, Arc::clone(&answer), options());
+        self.memory
+            .insert_with(hash, Arc::clone(&answer), options());
+        Some((answer, "db"))
+    }
+}
+
+/// The hash a prompt is cached under (per model).
+fn prompt_hash(model: &str, prompt: &str) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    (model, prompt).hash(&mut hasher);
+    hasher.finish()
+}
+
+/// `POST /api/v1/models/{model}/generate?prompt=`: a completion, from the
+/// prompt cache or the model; counts tokens and cache results per model.
+async fn generate(
+    State(app): State<App>,
+    Path(model): Path<String>,
+    Query(query): Query<std::collections::BTreeMap<String, String>>,
+) -> Result<String, (StatusCode, String)> {
+    let Some(provider) = (match model.as_str() {
+        "coder-small" => Some(&app.small),
+        "coder-large" => Some(&app.large),
+        _ => None,
+    }) else {
+        return Err((StatusCode::NOT_FOUND, format!("no model {model}")));
+    };
+    let prompt = query.get("prompt").cloned().unwrap_or_default();
+    let hash = prompt_hash(&model, &prompt);
+    if let Some((answer, level)) = app.prompt_cache(hash, &model).await {
+        counter!("ai_prompt_cache_requests_total", "model" => model.clone(), "result" => "hit", "level" => level)
+            .increment(1);
+        return Ok(answer.to_string());
+    }
+    counter!("ai_prompt_cache_requests_total", "model" => model.clone(), "result" => "miss", "level" => "none")
+        .increment(1);
+    let call = MODEL_CALLS.timed_with(model.as_str(), provider.call(), Outcome::of_result);
+    call.await.map_err(|e| (StatusCode::BAD_GATEWAY, e))?;
+    let (prompt_tokens, completion_tokens) = (120 + prompt.len() as u64 * 7, 380);
+    counter!("ai_tokens_total", "model" => model.clone(), "kind" => "prompt")
+        .increment(prompt_tokens);
+    counter!("ai_tokens_total", "model" => model.clone(), "kind" => "completion")
+        .increment(completion_tokens);
+    let answer: Arc<str> = Arc::from(format!("// {completion_tokens} tokens for {prompt}"));
+    let options = EntryOptions::default()
+        .ttl(PROMPT_TTL)
+        .tag(format!("model:{model}"));
+    app.stored
+        .insert_with(hash, Arc::clone(&answer), options.clone());
+    app.redis
+        .insert_with(hash, Arc::clone(&answer), options.clone());
+    app.memory.insert_with(hash, Arc::clone(&answer), options);
+    Ok(answer.to_string())
+}
+
+/// `GET /api/v1/projects/{id}`: one project row.
+async fn project(State(app): State<App>, Path(id): Path<u64>) -> Result<String, StatusCode> {
+    app.query("get_project").await?;
+    Ok(format!("{{\"id\":{id}}}"))
+}
+
+/// The dashboard's data: three queries and the external API, timed as
+/// `load_dashboard`.
+#[timed]
+async fn load_dashboard(app: &App) -> Result<String, StatusCode> {
+    app.query("recent_builds").await?;
+    app.query("usage_by_model").await?;
+    app.query("open_reviews").await?;
+    external_api(&app.external)
+        .await
+        .map_err(|_| StatusCode::BAD_GATEWAY)?;
+    Ok("{\"widgets\":4}".to_owned())
+}
+
+/// The code host's API, timed as `external_api`.
+#[timed]
+async fn external_api(external: &Dependency) -> Result<(), String> {
+    external.call().await
+}
+
+/// `GET /api/v1/dashboard`.
+async fn dashboard(State(app): State<App>) -> Result<String, StatusCode> {
+    load_dashboard(&app).await
+}
+
+/// Counts the connections being served in `active_connections`.
+async fn track_connections(request: HttpRequest, next: Next) -> Response {
+    gauge!("active_connections").set(CONNECTIONS.fetch_add(1, Ordering::Relaxed) as f64 + 1.0);
+    let response = next.run(request).await;
+    gauge!("active_connections").set(CONNECTIONS.fetch_sub(1, Ordering::Relaxed) as f64 - 1.0);
+    response
+}
+
+/// The next request of a developer: half generations (as many for each
+/// model; prompts drawn from a skewed set of 150 for the small model, of
+/// 600 for the large one, whose prompts are longer and repeat less),
+/// projects, the dashboard.
+fn next_request(rng: &mut Rng, _phase: Phase) -> Request {
+    match rng.below(100) {
+        0..=49 => {
+            let (model, prompts) = if rng.below(2) == 0 {
+                ("coder-small", 150)
+            } else {
+                ("coder-large", 600)
+            };
+            let bound = rng.below(prompts) + 1;
+            let prompt = rng.below(bound);
+            Request::post(
+                format!("/api/v1/models/{model}/generate?prompt=p{prompt}"),
+                "{}",
+            )
+        }
+        50..=84 => Request::get(format!("/api/v1/projects/{}", rng.below(500))),
+        _ => Request::get("/api/v1/dashboard"),
+    }
+}
+
+/// Sums `metric`'s counters whose labels include every `(name, value)`.
+fn total(monitor: &Monitor, metric: &str, labels: &[(&str, &str)]) -> u64 {
+    monitor
+        .summary()
+        .counters
+        .iter()
+        .filter(|c| c.name == metric)
+        .filter(|c| {
+            labels
+                .iter()
+                .all(|(k, v)| c.labels.get(*k).is_some_and(|l| l == v))
+        })
+        .map(|c| c.total)
+        .sum()
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let options = support::Options::from_env();
+    let degradation = Degradation::new();
+    let prompt_level = |name: &str, capacity: u64| {
+        TaggedCache::<u64, Arc<str>>::builder()
+            .name(name)
+            .max_capacity(capacity)
+            .build()
+    };
+    let app = App {
+        small: Dependency::new("coder-small", Latency::ms(900.0, 2_800.0), 0.005).degrades(
+            &degradation,
+            1.0,
+            0.04,
+        ),
+        large: Dependency::new("coder-large", Latency::ms(2_200.0, 5_500.0), 0.01).degrades(
+            &degradation,
+            3.5,
+            0.10,
+        ),
+        db: Dependency::new("postgres", Latency::ms(20.0, 90.0), 0.001),
+        external: Dependency::new("code-host", Latency::ms(150.0, 600.0), 0.005),
+        redis_link: Dependency::new("redis", Latency::ms(0.8, 3.0), 0.0),
+        memory: prompt_level("prompt_memory", 40),
+        redis: prompt_level("prompt_redis", 50_000),
+        stored: prompt_level("prompt_db", 1_000_000),
+    };
+
+    // Yesterday's answers to the 60 most asked prompts of each model are in
+    // the database level.
+    for (model, _, _) in MODELS {
+        let options = EntryOptions::default()
+            .ttl(PROMPT_TTL)
+            .tag(format!("model:{model}"));
+        for prompt in 0..60 {
+            let answer = Arc::from(format!("// stored answer to p{prompt}"));
+            app.stored.insert_with(
+                prompt_hash(model, &format!("p{prompt}")),
+                answer,
+                options.clone(),
+            );
+        }
+    }
+
+    let (clock, mock) = quanta::Clock::mock();
+    let (console, mut notifications) = ChannelNotifier::channel(64);
+    let db = app.db.clone();
+    let monitor = Monitor::builder()
+        .global_label("service", "ai-dev-ecosystem")
+        .clock(clock)
+        .system_metrics(Duration::from_secs(15))
+        .api_token(options.token.clone())
+        .cache("prompt_memory", &app.memory)
+        .cache("prompt_redis", &app.redis)
+        .cache("prompt_db", &app.stored)
+        .readiness_check("postgres", move || {
+            let db = db.clone();
+            async move { db.call().await }
+        })
+        .alerts(AlertConfig::from_yaml_str(RULES, "ai-dev-alerts.yml")?.into_engine()?)
+        .manual_alerts()
+        .notifier("default", console)
+        .install()?;
+
+    let router = Router::new()
+        .route("/api/v1/models/{model}/generate", post(generate))
+        .route("/api/v1/projects/{id}", get(project))
+        .route("/api/v1/dashboard", get(dashboard))
+        .with_state(app)
+        .route_layer(middleware::from_fn(track_connections))
+        .merge(monitor.router())
+        .layer(monitor.http_layer());
+    let (address, server) = support::serve(&options, router).await?;
+
+    // The health endpoint polled every 30 (simulated) seconds: its
+    // response time and status.
+    let (polls, polls_ok) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let poller = {
+        let (polls, polls_ok) = (Arc::clone(&polls), Arc::clone(&polls_ok));
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_secs(2));
+            loop {
+                every.tick().await;
+                let started = Instant::now();
+                let status = support::fetch(address, "/health/ready", None)
+                    .await
+                    .map_or(0, |(s, _)| s);
+                histogram!("health_check_duration_seconds").record(started.elapsed().as_secs_f64());
+                counter!("health_checks_total", "status" => status.to_string()).increment(1);
+                polls.fetch_add(1, Ordering::Relaxed);
+                if status == 200 {
+                    polls_ok.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        })
+    };
+
+    // 30 developers, 10 more each second; the large model degrades from 10 % to 60 %.
+    // (At most 14 s: a large model's answer started at the end takes seconds more.)
+    let mut load = Load::new(options.duration.min(Duration::from_secs(14)), 30);
+    load.ramp_up_per_second = 10.0;
+    load.degraded = (0.1, 0.6);
+    load.think_time = Duration::from_millis(200);
+    let start = UNIX_EPOCH + Duration::from_secs(1_767_225_600); // 2026-01-01T00:00:00Z
+    let mut now = start;
+    let stats = load
+        .run(address, &degradation, next_request, |_phase| {
+            mock.increment(TICK);
+            now += TICK;
+            monitor.evaluate_alerts(now);
+        })
+        .await;
+    poller.abort();
+    // The last answers are in; six quiet evaluations let the windows empty
+    // and the alerts resolve.
+    for _ in 0..6 {
+        mock.increment(TICK);
+        now += TICK;
+        monitor.evaluate_alerts(now);
+    }
+
+    report::heading("AI development platform: run report");
+    println!(
+        "(1 s of load = {} simulated s; alert times below are simulated)",
+        TICK.as_secs()
+    );
+    stats.print();
+
+    let calls = percentiles(
+        &monitor,
+        "function_calls_duration_seconds",
+        &["function", "model"],
+    );
+    let mut models = Table::new(
+        "Per-model statistics",
+        &[
+            "model",
+            "size",
+            "calls",
+            "errors",
+            "tokens",
+            "cache hit rate",
+            "avg s",
+            "p95 s",
+            "target",
+            "status",
+        ],
+    );
+    let mut worst_mean: Option<f64> = None;
+    for (model, size, target) in MODELS {
+        let p = calls
+            .get(&format!("ai_model_call {model}"))
+            .cloned()
+            .unwrap_or_default();
+        let model_calls = total(
+            &monitor,
+            "function_calls_total",
+            &[("function", "ai_model_call"), ("model", model)],
+        );
+        let errors = total(
+            &monitor,
+            "function_calls_total",
+            &[("model", model), ("result", "error")],
+        );
+        let hits = total(
+            &monitor,
+            "ai_prompt_cache_requests_total",
+            &[("model", model), ("result", "hit")],
+        );
+        let lookups = total(
+            &monitor,
+            "ai_prompt_cache_requests_total",
+            &[("model", model)],
+        );
+        let mean = (p.count > 0).then_some(p.mean);
+        worst_mean = match (worst_mean, mean) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+        models.row([
+            model.to_owned(),
+            size.to_owned(),
+            model_calls.to_string(),
+            errors.to_string(),
+            total(&monitor, "ai_tokens_total", &[("model", model)]).to_string(),
+            format!("{:.1} %", hits as f64 / (lookups as f64).max(1.0) * 100.0),
+            format!("{:.2}", p.mean),
+            format!("{:.2}", p.p95),
+            format!("< {target} s"),
+            Status::lower_is_better(mean, target, 5.0_f64.max(target * 1.5))
+                .as_str()
+                .to_owned(),
+        ]);
+    }
+    models.print();
+
+    let gauges = monitor.summary().gauges;
+    let gauge = |name: &str| gauges.iter().find(|g| g.name == name);
+    let db_p95 = calls
+        .iter()
+        .filter(|(k, _)| {
+            k.starts_with("get_")
+                || k.starts_with("recent_")
+                || k.starts_with("usage_")
+                || k.starts_with("open_")
+        })
+        .map(|(_, p)| p.p95)
+        .reduce(f64::max);
+    let dashboard_p95 = calls.get("load_dashboard -").map(|p| p.p95);
+    report::print_kpis(
+        "KPIs",
+        &[
+            Kpi {
+                name: "AI response (worst model average)".into(),
+                unit: "s",
+                baseline: 5.0,
+                target: 3.0,
+                critical: 10.0,
+                current: worst_mean,
+            },
+            Kpi {
+                name: "DB query p95 (worst query)".into(),
+                unit: "ms",
+                baseline: 100.0,
+                target: 50.0,
+                critical: 500.0,
+                current: db_p95.map(|s| s * 1e3),
+            },
+            Kpi {
+                name: "dashboard load p95".into(),
+                unit: "s",
+                baseline: 2.0,
+                target: 1.0,
+                critical: 5.0,
+                current: dashboard_p95,
+            },
+            Kpi {
+                name: "CPU".into(),
+                unit: "%",
+                baseline: 70.0,
+                target: 50.0,
+                critical: 90.0,
+                current: gauge("system_cpu_usage_ratio").map(|g| g.value * 100.0),
+            },
+            Kpi {
+                name: "memory".into(),
+                unit: "%",
+                baseline: 80.0,
+                target: 60.0,
+                critical: 95.0,
+                current: gauge("system_memory_usage_ratio").map(|g| g.value * 100.0),
+            },
+            Kpi {
+                name: "error rate".into(),
+                unit: "%",
+                baseline: 1.0,
+                target: 0.1,
+                critical: 5.0,
+                current: Some(stats.error_ratio(None) * 100.0),
+            },
+        ],
+    );
+
+    let (polled, ok) = (
+        polls.load(Ordering::Relaxed),
+        polls_ok.load(Ordering::Relaxed),
+    );
+    let health_poll = percentiles(&monitor, "health_check_duration_seconds", &[]);
+    let mut availability = Table::new("Availability", &["measure", "value"]);
+    availability.row([
+        "health polls (every 30 simulated s)".to_owned(),
+        format!("{ok} of {polled} ready"),
+    ]);
+    availability.row([
+        "availability".to_owned(),
+        format!("{:.2} %", ok as f64 / (polled as f64).max(1.0) * 100.0),
+    ]);
+    if let Some(p) = health_poll.values().next() {
+        availability.row([
+            "health response p50 / p95".to_owned(),
+            format!("{:.1} / {:.1} ms", p.p50 * 1e3, p.p95 * 1e3),
+        ]);
+    }
+    availability.row([
+        "active connections (peak in the last minute)".to_owned(),
+        gauge("active_connections").map_or("-".to_owned(), |g| report::number(g.max)),
+    ]);
+    availability.row([
+        "uptime".to_owned(),
+        format!("{:.1} s", stats.elapsed.as_secs_f64()),
+    ]);
+    availability.print();
+
+    report::print_percentiles(
+        &monitor,
+        "Timed calls (AI model calls per model, DB queries, external API, dashboard)",
+        "function_calls_duration_seconds",
+        &["function", "model"],
+        |key| match key {
+            "ai_model_call coder-small" => Some(3_000.0),
+            "ai_model_call coder-large" => Some(5_000.0),
+            "load_dashboard -" => Some(1_000.0),
+            "external_api -" => None,
+            _ => Some(50.0),
+        },
+    );
+    report::print_percentiles(
+        &monitor,
+        "HTTP routes",
+        "http_server_request_duration_seconds",
+        &["method", "route"],
+        |_| None,
+    );
+    report::print_caches(
+        &monitor,
+        "Prompt cache levels (memory -> Redis -> DB, TTL 1 h, promoted on hit)",
+        60.0,
+    );
+    report::print_alerts(&monitor, start);
+    report::heading("Notifications delivered");
+    while let Ok(notification) = notifications.try_recv() {
+        for alert in &notification.alerts {
+            let summary = alert.annotations.get("summary").map_or("", String::as_str);
+            println!(
+                "{:?} {} [{}] {summary}",
+                alert.status, alert.rule, alert.severity
+            );
+        }
+    }
+    report::print_health(&monitor);
+
+    if options.serve {
+        // From here time runs at its real pace, alerts evaluated every 15 s.
+        let monitor = monitor.clone();
+        tokio::spawn(async move {
+            let mut second = tokio::time::interval(Duration::from_secs(1));
+            for n in 0u64.. {
+                second.tick().await;
+                mock.increment(Duration::from_secs(1));
+                now += Duration::from_secs(1);
+                if n.is_multiple_of(15) {
+                    monitor.evaluate_alerts(now);
+                }
+            }
+        });
+    }
+    support::finish(
+        &options,
+        "ai_dev_ecosystem",
+        address,
+        &[
+            "/api/v1/projects/7",
+            "/api/v1/dashboard",
+            "/api/v1/models/coder-small/generate?prompt=p1 (POST)",
+        ],
+        server,
+    )
+    .await
+}
