@@ -1,6 +1,6 @@
 //! The enterprise agent system's monitoring (SEED-SYSTEMS.md section 3) on
 //! vigil: an axum service for feature flags, deployments, user preferences,
-//! agent credentials and agent tasks over a database pool of 10; a
+//! agent credentials and agent tasks over a database pool of 5; a
 //! two-layer cache (an in-process LRU of 1 024 in front of a simulated
 //! Redis) with the system's key patterns, TTL by data class (public 1 h,
 //! user 5 min, sensitive 1 min), tags, warming of the top 100 features and
@@ -98,12 +98,12 @@ struct App {
     redis_link: Dependency,
     /// PostgreSQL: 6 ms median, 35 ms p99; 25x slower and 5 % timeouts while degraded.
     db: Dependency,
-    /// The connection pool (10).
+    /// The connection pool (5).
     pool: Arc<Semaphore>,
 }
 
 /// The pool's size.
-const POOL: usize = 10;
+const POOL: usize = 5;
 
 impl App {
     /// A query on a pooled connection, timed by name.
@@ -493,8 +493,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 name: "DB pool available (lowest in the window)".into(),
                 unit: "conns",
                 baseline: POOL as f64,
-                target: 5.0,
-                critical: 1.0,
+                target: 2.0,
+                critical: 0.0,
                 current: gauge_stats("db_pool_available").map(|g| g.1),
             },
             Kpi {
