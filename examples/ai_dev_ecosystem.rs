@@ -597,33 +597,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         60.0,
     );
     report::print_alerts(&monitor, start);
-    report::heading("Notifications delivered");
-    while let Ok(notification) = notifications.try_recv() {
-        for alert in &notification.alerts {
-            let summary = alert.annotations.get("summary").map_or("", String::as_str);
-            println!(
-                "{:?} {} [{}] {summary}",
-                alert.status, alert.rule, alert.severity
-            );
-        }
-    }
+    support::print_notifications(&mut notifications);
     report::print_health(&monitor);
 
-    if options.serve {
-        // From here time runs at its real pace, alerts evaluated every 15 s.
-        let monitor = monitor.clone();
-        tokio::spawn(async move {
-            let mut second = tokio::time::interval(Duration::from_secs(1));
-            for n in 0u64.. {
-                second.tick().await;
-                mock.increment(Duration::from_secs(1));
-                now += Duration::from_secs(1);
-                if n.is_multiple_of(15) {
-                    monitor.evaluate_alerts(now);
-                }
-            }
-        });
-    }
+    // From here time runs at its real pace, alerts evaluated every 15 s.
+    support::keep_time(&options, &monitor, mock, now);
     support::finish(
         &options,
         "ai_dev_ecosystem",

@@ -136,3 +136,46 @@ pub async fn wait_for_recovery(
     }
     started.elapsed()
 }
+
+/// With `--serve`, keeps an example's simulated time running after the
+/// load at its real pace: the mock clock and the alert time advance one
+/// second a second, and the alerts are evaluated every 15 s.
+pub fn keep_time(
+    options: &Options,
+    monitor: &vigil::Monitor,
+    mock: std::sync::Arc<quanta::Mock>,
+    mut now: std::time::SystemTime,
+) {
+    if !options.serve {
+        return;
+    }
+    let monitor = monitor.clone();
+    tokio::spawn(async move {
+        let mut second = tokio::time::interval(Duration::from_secs(1));
+        for n in 0u64.. {
+            second.tick().await;
+            mock.increment(Duration::from_secs(1));
+            now += Duration::from_secs(1);
+            if n.is_multiple_of(15) {
+                monitor.evaluate_alerts(now);
+            }
+        }
+    });
+}
+
+/// Prints the notifications a `ChannelNotifier` delivered, one line per
+/// alert: status, rule, severity and its summary.
+pub fn print_notifications(
+    notifications: &mut tokio::sync::mpsc::Receiver<vigil::alert::Notification>,
+) {
+    report::heading("Notifications delivered");
+    while let Ok(notification) = notifications.try_recv() {
+        for alert in &notification.alerts {
+            let summary = alert.annotations.get("summary").map_or("", String::as_str);
+            println!(
+                "{:?} {} [{}] {summary}",
+                alert.status, alert.rule, alert.severity
+            );
+        }
+    }
+}
