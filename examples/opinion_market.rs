@@ -25,6 +25,12 @@
 //! it the database is fifteen times slower and fails 35 % of its queries,
 //! and the market cache is cleared by tag (a cold cache): the latency,
 //! error-rate and cache alerts fire, then resolve in the recovery.
+//!
+//! `--external-load` drives no load of its own (only the degradation, on
+//! the wall clock), for a load generator outside; `ALERTMANAGER_URL` sends
+//! the alerts to an Alertmanager too. The end-to-end test
+//! (`examples/tests/end_to_end.rs`) runs it so, with Prometheus scraping
+//! it and `vigil::load` driving it.
 
 #[path = "support/mod.rs"]
 mod support;
@@ -204,6 +210,30 @@ fn env_secs(name: &str, default: u64) -> Duration {
     )
 }
 
+/// The share of the service's own requests (not vigil's routes) answered
+/// with 5xx, from the server's counters.
+fn server_error_ratio(summary: &vigil::MetricsSummary) -> f64 {
+    let (mut errors, mut all) = (0, 0);
+    for counter in &summary.counters {
+        let route = counter.labels.get("route").map_or("", String::as_str);
+        if counter.name != "http_server_requests_total" || !route.starts_with("/api/v1/") {
+            continue;
+        }
+        if route.starts_with("/api/v1/performance/") {
+            continue;
+        }
+        all += counter.total;
+        if counter
+            .labels
+            .get("status")
+            .is_some_and(|s| s.starts_with('5'))
+        {
+            errors += counter.total;
+        }
+    }
+    errors as f64 / (all as f64).max(1.0)
+}
+
 /// The traffic: mostly market pages and odds over 400 markets (a hot set
 /// of 60), some orders and portfolios.
 fn traffic(rng: &mut support::Rng, _phase: Phase) -> Request {
@@ -271,7 +301,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         warning: warning / 100.0,
         critical: critical / 100.0,
     };
-    let monitor = Monitor::builder()
+    let mut monitor = Monitor::builder()
         .global_label("service", "opinion_market")
         .window(Duration::from_secs(5))
         .system_metrics(Duration::from_secs(2))
@@ -292,8 +322,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         })
         .alerts(engine)
         .alert_interval(Duration::from_secs(1))
-        .notifier("default", TracingNotifier::new())
-        .install()?;
+        .notifier("default", TracingNotifier::new());
+    if let Some(url) = &options.alertmanager {
+        // Every active alert, re-sent each second with a fresh `endsAt`,
+        // and a resolved one with its end: Alertmanager groups and routes.
+        monitor = monitor
+            .alertmanager(url.as_str())
+            .alertmanager_resend_delay(Duration::from_secs(1));
+    }
+    let monitor = monitor.install()?;
 
     // Background cleanup of expired entries.
     let cleanup = markets.clone();
@@ -322,7 +359,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         warmed.loaded
     ));
     let started = SystemTime::now();
-    let load = Load::new(options.duration, 24).degraded_between(0.3, 0.65);
+    // With `--external-load` no user of its own: only the degradation runs.
+    let users = if options.external_load { 0 } else { 24 };
+    let load = Load::new(options.duration, users).degraded_between(0.3, 0.65);
     let token = options.token.clone();
     let mut cleared = false;
     let mut last = Phase::Warmup;
@@ -370,7 +409,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let api_p95 = p95_of("http_server_request_duration_seconds", None).map(|s| s * 1e3);
     let db_p95 = p95_of("function_calls_duration_seconds", Some("query_db")).map(|s| s * 1e3);
-    let error_percent = stats.error_ratio(None) * 100.0;
+    let error_percent = if stats.requests() > 0 {
+        stats.error_ratio(None) * 100.0
+    } else {
+        server_error_ratio(&summary) * 100.0
+    };
     let cache = monitor.cache_report().totals;
     let hit_percent = cache.hit_rate;
     let usage = monitor.system_usage();

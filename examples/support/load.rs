@@ -235,6 +235,11 @@ impl LoadStats {
 
     /// Prints requests and error ratio per phase.
     pub fn print(&self) {
+        if self.requests() == 0 {
+            super::report::heading("Load (client side)");
+            println!("  driven from outside (--external-load): see the server side below");
+            return;
+        }
         let mut table = super::Table::new(
             "Load (client side)",
             &["phase", "requests", "5xx or failed", "error ratio"],

@@ -33,6 +33,12 @@ pub struct Options {
     pub shown_token: String,
     /// `--duration SECS`: how long the load runs (default 15, at most 20).
     pub duration: Duration,
+    /// `--external-load`: drive no load of its own, only the degradation
+    /// on the wall clock, for a load generator outside the example (such
+    /// as `vigil::load` in the end-to-end test).
+    pub external_load: bool,
+    /// `ALERTMANAGER_URL`: an Alertmanager to send the alerts to as well.
+    pub alertmanager: Option<String>,
 }
 
 impl Options {
@@ -40,6 +46,7 @@ impl Options {
     pub fn from_env() -> Self {
         let args: Vec<String> = std::env::args().collect();
         let serve = args.iter().any(|arg| arg == "--serve");
+        let external_load = args.iter().any(|arg| arg == "--external-load");
         let duration = args
             .iter()
             .position(|arg| arg == "--duration")
@@ -60,6 +67,10 @@ impl Options {
             token,
             shown_token,
             duration: Duration::from_secs_f64(duration),
+            external_load,
+            alertmanager: std::env::var("ALERTMANAGER_URL")
+                .ok()
+                .filter(|url| !url.trim().is_empty()),
         }
     }
 }
