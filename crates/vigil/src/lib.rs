@@ -63,7 +63,7 @@ assert!(monitor.render().contains("db_query_seconds_count{service=\"checkout\"} 
 //!
 //! ## Cargo features
 //!
-//! All but `axum` and `tracing-layer` are on by default. Without them
+//! All but `axum`, `tracing-layer` and `load` are on by default. Without them
 //! (`default-features = false`), vigil is `#[timed]`, [`Timer`],
 //! [`time!`](macro@time), [`Timed`] and the [`timing`] module over any
 //! `metrics` recorder, with nothing else to build: no registry, HTTP
@@ -84,6 +84,7 @@ assert!(monitor.render().contains("db_query_seconds_count{service=\"checkout\"} 
 //! | `system-metrics` | `system_*` and `process_*` metrics (`MonitorBuilder::system_metrics`), `Monitor::system_usage`; implies `service` | `sysinfo` |
 //! | `axum` (off by default) | `Monitor::router` (the performance API, `/health*`) and `Monitor::http_layer`; implies `service` | `axum`, `tower`, `tower-http`, `http`, `tokio` |
 //! | `tracing-layer` (off by default) | a `tracing_subscriber::Layer` recording span durations; implies `service` | `tracing-subscriber` |
+//! | `load` (off by default) | the `load` module: load and stress tests, benchmarks, KPI comparison | `vigil-load`, `tokio`, `reqwest` with rustls |
 
 #![forbid(unsafe_code)]
 // Doctests fail on any warning: an example that drops a future unawaited,
@@ -153,6 +154,15 @@ pub mod alert {
 pub mod cache {
     #[doc(inline)]
     pub use vigil_cache::*;
+}
+
+/// Load tests (closed and open loop, coordinated-omission correct),
+/// stress steps, async benchmarks and KPI comparison with baselines (the
+/// crate `vigil-load`).
+#[cfg(feature = "load")]
+pub mod load {
+    #[doc(inline)]
+    pub use vigil_load::*;
 }
 
 /// HDR percentiles: the concurrent, windowed [`Histogram`](histogram::Histogram),

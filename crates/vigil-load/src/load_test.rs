@@ -1,0 +1,494 @@
+//! [`LoadTest`]: the settings of a load test (target, load shape, stop
+//! conditions), their validation, and the run that turns them into a
+//! [`LoadReport`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::task::JoinSet;
+
+use crate::Error;
+use crate::closed::Closed;
+use crate::open::Open;
+use crate::profile::{Plan, Segment, StepLoad};
+use crate::report::{BreakingPoint, LoadReport, Mode, StageReport, StoppedBy};
+use crate::response::Target;
+use crate::stats::{Limits, Stats};
+
+#[derive(Clone, Debug)]
+enum Load {
+    Users(u32),
+    Stages(Vec<(Duration, u32)>),
+    Rate(f64),
+    RateStages(Vec<(Duration, f64)>),
+    Step(StepLoad),
+}
+
+/// A load test: a [`Target`] (a closure returning a future, or a URL with
+/// `HttpTarget`), the shape of the load, and when to stop.
+///
+/// The load is one of:
+/// - **closed loop**, virtual users that each send a request, wait for
+///   the response, pause for the [`think_time`](LoadTest::think_time) and
+///   repeat: [`users`](LoadTest::users) for a
+///   [`duration`](LoadTest::duration) (optionally reached over a
+///   [`ramp_up`](LoadTest::ramp_up)), or [`stages`](LoadTest::stages)
+///   ramping linearly between user counts;
+/// - **open loop**, requests started on a schedule whether or not earlier
+///   ones completed, latency counted from the scheduled start
+///   (coordinated-omission correct): [`rate`](LoadTest::rate) requests
+///   per second, or [`rate_stages`](LoadTest::rate_stages);
+/// - **stress**, [`step`](LoadTest::step) / [`step_load`](LoadTest::step_load):
+///   users stepped up until the error-rate limit (5 % unless set) is
+///   crossed; the report names the breaking point.
+///
+/// Stop conditions: [`duration`](LoadTest::duration), the
+/// [`error_rate_limit`](LoadTest::error_rate_limit) over a sliding
+/// [`error_window`](LoadTest::error_window), and
+/// [`max_requests`](LoadTest::max_requests).
+///
+/// Time is tokio's: the virtual users are tasks on the current runtime,
+/// and a test with `#[tokio::test(start_paused = true)]` runs minutes of
+/// load in milliseconds, deterministically.
+///
+/// ```
+/// use std::time::Duration;
+/// use vigil_load::{LoadTest, StoppedBy};
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() -> Result<(), vigil_load::Error> {
+/// // The enterprise agents' load test: 1 min -> 50 users, 2 min -> 100, 1 min -> 0.
+/// let report = LoadTest::new(|| async {
+///     tokio::time::sleep(Duration::from_millis(40)).await; // the service
+///     Ok::<_, std::io::Error>(())
+/// })
+/// .name("agents")
+/// .stages([
+///     (Duration::from_secs(60), 50),
+///     (Duration::from_secs(120), 100),
+///     (Duration::from_secs(60), 0),
+/// ])
+/// .think_time(Duration::from_millis(960))
+/// .run()
+/// .await?;
+/// assert_eq!(report.stopped_by, StoppedBy::Completed);
+/// assert_eq!(report.peak_users, 100);
+/// assert_eq!(report.stages.len(), 3);
+/// assert!(report.latency(0.95) < Duration::from_millis(500));
+/// println!("{report}");
+/// # Ok(())
+/// # }
+/// ```
+#[must_use = "a LoadTest does nothing until `run` is awaited"]
+pub struct LoadTest {
+    name: String,
+    target: Arc<dyn Target>,
+    load: Vec<(&'static str, Load)>,
+    ramp_up: Option<Duration>,
+    duration: Option<Duration>,
+    think_time: Duration,
+    max_requests: Option<u64>,
+    error_rate_limit: Option<f64>,
+    error_window: Duration,
+    error_window_min_requests: u64,
+    timeout: Option<Duration>,
+    max_in_flight: u64,
+    grace: Duration,
+}
+
+impl LoadTest {
+    /// A load test of `target`, named `load test` until
+    /// [`name`](LoadTest::name) says otherwise.
+    pub fn new(target: impl Target) -> Self {
+        Self {
+            name: "load test".to_owned(),
+            target: Arc::new(target),
+            load: Vec::new(),
+            ramp_up: None,
+            duration: None,
+            think_time: Duration::ZERO,
+            max_requests: None,
+            error_rate_limit: None,
+            error_window: Duration::from_secs(10),
+            error_window_min_requests: 20,
+            timeout: None,
+            max_in_flight: 10_000,
+            grace: Duration::from_secs(30),
+        }
+    }
+
+    /// The name in the report and in errors.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    fn load(mut self, setting: &'static str, load: Load) -> Self {
+        self.load.retain(|(s, _)| *s != setting);
+        self.load.push((setting, load));
+        self
+    }
+
+    /// Closed loop: `users` virtual users for the
+    /// [`duration`](LoadTest::duration) (all at once, or over the
+    /// [`ramp_up`](LoadTest::ramp_up)).
+    pub fn users(self, users: u32) -> Self {
+        self.load("users", Load::Users(users))
+    }
+
+    /// Closed loop: stages of `(duration, users)`, the user count moving
+    /// linearly from the previous stage's (0 before the first) to each
+    /// stage's over its duration.
+    pub fn stages(self, stages: impl IntoIterator<Item = (Duration, u32)>) -> Self {
+        self.load("stages", Load::Stages(stages.into_iter().collect()))
+    }
+
+    /// Open loop: `per_second` requests per second for the
+    /// [`duration`](LoadTest::duration) (reached over the
+    /// [`ramp_up`](LoadTest::ramp_up), if set).
+    pub fn rate(self, per_second: f64) -> Self {
+        self.load("rate", Load::Rate(per_second))
+    }
+
+    /// Open loop: stages of `(duration, requests per second)`, the rate
+    /// moving linearly from the previous stage's (0 before the first).
+    pub fn rate_stages(self, stages: impl IntoIterator<Item = (Duration, f64)>) -> Self {
+        self.load(
+            "rate_stages",
+            Load::RateStages(stages.into_iter().collect()),
+        )
+    }
+
+    /// Stress test: `users_per_step` more users every `step_duration` up
+    /// to `max_users`, until the error-rate limit is crossed; see
+    /// [`StepLoad`].
+    pub fn step(self, users_per_step: u32, step_duration: Duration, max_users: u32) -> Self {
+        self.step_load(StepLoad::new(users_per_step, step_duration, max_users))
+    }
+
+    /// Stress test with the given [`StepLoad`].
+    pub fn step_load(self, steps: StepLoad) -> Self {
+        self.load("step", Load::Step(steps))
+    }
+
+    /// How long `users` or `rate` load runs; with stages or steps, a limit
+    /// that may cut them short.
+    pub fn duration(mut self, duration: Duration) -> Self {
+        self.duration = Some(duration);
+        self
+    }
+
+    /// With `users` or `rate`: reach it linearly from 0 over `ramp_up`
+    /// (part of the duration).
+    pub fn ramp_up(mut self, ramp_up: Duration) -> Self {
+        self.ramp_up = Some(ramp_up);
+        self
+    }
+
+    /// Closed loop: each virtual user's pause between a response and its
+    /// next request (none by default).
+    pub fn think_time(mut self, think_time: Duration) -> Self {
+        self.think_time = think_time;
+        self
+    }
+
+    /// Stop after sending `max_requests` requests (those in flight still
+    /// complete and count).
+    pub fn max_requests(mut self, max_requests: u64) -> Self {
+        self.max_requests = Some(max_requests);
+        self
+    }
+
+    /// Stop when more than `ratio` (0.05 = 5 %) of the requests completed
+    /// within the [`error_window`](LoadTest::error_window) were errors.
+    /// Off by default, except for stress tests (5 %), where each whole
+    /// step is also held to it.
+    pub fn error_rate_limit(mut self, ratio: f64) -> Self {
+        self.error_rate_limit = Some(ratio);
+        self
+    }
+
+    /// The sliding window the error rate is measured over (10 s by
+    /// default), and the fewest requests in it to judge by (20 by
+    /// default, so that one early error is not a 100 % error rate).
+    pub fn error_window(mut self, window: Duration, min_requests: u64) -> Self {
+        self.error_window = window;
+        self.error_window_min_requests = min_requests;
+        self
+    }
+
+    /// Count a request that takes longer than `timeout` as an error (and a
+    /// timeout), its latency the timeout. None by default.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Open loop: at most this many requests in flight (10 000 by
+    /// default); a request due while the cap is reached is not sent and
+    /// counts as dropped.
+    pub fn max_in_flight(mut self, max_in_flight: u64) -> Self {
+        self.max_in_flight = max_in_flight;
+        self
+    }
+
+    /// How long to wait, once the load ends, for requests still in flight
+    /// (30 s by default); those still running then are abandoned and
+    /// counted as unfinished.
+    pub fn grace(mut self, grace: Duration) -> Self {
+        self.grace = grace;
+        self
+    }
+
+    fn invalid(&self, setting: &'static str, value: impl ToString, reason: &'static str) -> Error {
+        Error::Invalid {
+            test: self.name.clone(),
+            setting,
+            value: value.to_string(),
+            reason,
+        }
+    }
+
+    /// The mode and plan the settings describe, after checking them.
+    fn plan(&self) -> Result<(Mode, Plan, Option<StepLoad>), Error> {
+        let (setting, load) = match self.load.as_slice() {
+            [] => {
+                return Err(Error::NoLoad {
+                    test: self.name.clone(),
+                });
+            }
+            [one] => one,
+            [(first, _), (second, _), ..] => {
+                return Err(Error::ConflictingLoad {
+                    test: self.name.clone(),
+                    first,
+                    second,
+                });
+            }
+        };
+        if self.ramp_up.is_some() && !matches!(load, Load::Users(_) | Load::Rate(_)) {
+            return Err(Error::ConflictingLoad {
+                test: self.name.clone(),
+                first: setting,
+                second: "ramp_up",
+            });
+        }
+        let constant = |level: f64| -> Result<Plan, Error> {
+            let duration = self.duration.ok_or_else(|| Error::MissingDuration {
+                test: self.name.clone(),
+                load: setting,
+            })?;
+            let ramp = self.ramp_up.unwrap_or_default();
+            if ramp > duration {
+                return Err(self.invalid(
+                    "ramp_up",
+                    format!("{ramp:?}"),
+                    "longer than the duration it is part of",
+                ));
+            }
+            let mut segments = Vec::new();
+            if !ramp.is_zero() {
+                segments.push(Segment {
+                    duration: ramp,
+                    from: 0.0,
+                    to: level,
+                });
+            }
+            if duration > ramp {
+                segments.push(Segment {
+                    duration: duration - ramp,
+                    from: level,
+                    to: level,
+                });
+            }
+            Ok(Plan { segments })
+        };
+        let (mode, plan, steps) = match load {
+            Load::Users(0) => return Err(self.invalid("users", 0, "must be at least 1")),
+            Load::Users(users) => (Mode::ClosedLoop, constant(f64::from(*users))?, None),
+            Load::Rate(rate) if !(rate.is_finite() && *rate > 0.0) => {
+                return Err(self.invalid("rate", rate, "must be a positive number"));
+            }
+            Load::Rate(rate) => (Mode::OpenLoop, constant(*rate)?, None),
+            Load::Stages(stages) => (
+                Mode::ClosedLoop,
+                Plan::ramps(stages.iter().map(|&(d, users)| (d, f64::from(users)))),
+                None,
+            ),
+            Load::RateStages(stages) => {
+                if let Some((_, rate)) = stages.iter().find(|(_, r)| !(r.is_finite() && *r >= 0.0))
+                {
+                    return Err(self.invalid("rate_stages", rate, "rates must be 0 or more"));
+                }
+                (Mode::OpenLoop, Plan::ramps(stages.iter().copied()), None)
+            }
+            Load::Step(steps) => {
+                if steps.levels().is_empty() {
+                    return Err(self.invalid(
+                        "step",
+                        format!("{steps:?}"),
+                        "users_per_step and max_users must be at least 1",
+                    ));
+                }
+                (Mode::ClosedLoop, steps.plan(), Some(*steps))
+            }
+        };
+        if plan.total().is_zero() {
+            return Err(self.invalid(setting, "0 s", "the load must last longer than 0 s"));
+        }
+        Ok((mode, plan, steps))
+    }
+
+    fn check_limits(&self) -> Result<(), Error> {
+        if let Some(ratio) = self.error_rate_limit
+            && !(0.0..1.0).contains(&ratio)
+        {
+            return Err(self.invalid("error_rate_limit", ratio, "must be in 0.0 ..< 1.0"));
+        }
+        if self.error_window.is_zero() {
+            return Err(self.invalid("error_window", "0 s", "must be longer than 0 s"));
+        }
+        if self.max_in_flight == 0 {
+            return Err(self.invalid("max_in_flight", 0, "must be at least 1"));
+        }
+        if self.max_requests == Some(0) {
+            return Err(self.invalid("max_requests", 0, "must be at least 1"));
+        }
+        if self.timeout == Some(Duration::ZERO) {
+            return Err(self.invalid("timeout", "0 s", "must be longer than 0 s"));
+        }
+        Ok(())
+    }
+
+    /// Run the load test on the current tokio runtime and report.
+    ///
+    /// Errors when the settings do not describe one load (none, two, a
+    /// `users` or `rate` without `duration`, values out of range) or when
+    /// called outside a tokio runtime. Requests that fail are not errors
+    /// of `run`: they are counted in the report.
+    pub async fn run(self) -> Result<LoadReport, Error> {
+        let (mode, plan, steps) = self.plan()?;
+        self.check_limits()?;
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(Error::NoRuntime { test: self.name });
+        }
+        let error_limit = self
+            .error_rate_limit
+            .or(steps.is_some().then_some(DEFAULT_STEP_ERROR_LIMIT));
+        let stats = Arc::new(Stats::new(&Limits {
+            stages: plan.segments.len(),
+            max_requests: self.max_requests,
+            error_limit,
+            error_window: self.error_window,
+            error_window_min_requests: self.error_window_min_requests,
+            timeout: self.timeout,
+        }));
+        let end = self.duration.map_or(plan.total(), |d| d.min(plan.total()));
+        let mut tasks = JoinSet::new();
+        let outcome = match mode {
+            Mode::ClosedLoop => {
+                Closed {
+                    plan: &plan,
+                    end,
+                    think_time: self.think_time,
+                    judge_steps: steps.is_some(),
+                }
+                .run(&self.target, &stats, &mut tasks)
+                .await
+            }
+            Mode::OpenLoop => {
+                Open {
+                    plan: &plan,
+                    end,
+                    max_in_flight: self.max_in_flight,
+                }
+                .run(&self.target, &stats, &mut tasks)
+                .await
+            }
+        };
+        let drained = tokio::time::timeout(self.grace, async {
+            while tasks.join_next().await.is_some() {}
+        })
+        .await;
+        let unfinished = if drained.is_err() {
+            let unfinished = stats.in_flight();
+            tasks.abort_all();
+            unfinished
+        } else {
+            0
+        };
+
+        let totals = stats.totals();
+        let load_time = outcome.load_time;
+        let stages: Vec<StageReport> = plan
+            .segments
+            .iter()
+            .enumerate()
+            .filter_map(|(index, segment)| {
+                let begins = plan.start_of(index);
+                let stage = &stats.stages[index];
+                let (requests, errors) = stage.counts();
+                if begins >= load_time && requests == 0 {
+                    return None;
+                }
+                let duration = (begins + segment.duration)
+                    .min(load_time)
+                    .saturating_sub(begins);
+                Some(StageReport {
+                    from: segment.from,
+                    to: segment.to,
+                    duration,
+                    requests,
+                    errors,
+                    error_ratio: crate::bench::ratio(errors, requests),
+                    rate: per_second(requests, duration),
+                    latency: stage.latency(),
+                })
+            })
+            .collect();
+        let breaking_point = match (steps, outcome.failed_stage) {
+            (Some(steps), Some(failed)) => {
+                let levels = steps.levels();
+                levels.get(failed).map(|&failed_users| BreakingPoint {
+                    failed_users,
+                    error_ratio: stages.get(failed).map_or(0.0, |s| s.error_ratio),
+                    last_good_users: failed.checked_sub(1).and_then(|i| levels.get(i).copied()),
+                })
+            }
+            _ => None,
+        };
+        let mut latency = totals.latency;
+        latency.window_seconds = load_time.as_secs_f64();
+        Ok(LoadReport {
+            name: self.name,
+            mode,
+            requests: totals.requests,
+            errors: totals.errors,
+            error_ratio: crate::bench::ratio(totals.errors, totals.requests),
+            timeouts: totals.timeouts,
+            dropped: totals.dropped,
+            unfinished,
+            rate: per_second(totals.requests, load_time),
+            duration: load_time,
+            latency,
+            statuses: totals.statuses,
+            peak_users: outcome.peak_users,
+            peak_in_flight: totals.peak_in_flight,
+            stages,
+            stopped_by: outcome.stopped_by,
+            breaking_point: breaking_point
+                .filter(|_| matches!(outcome.stopped_by, StoppedBy::ErrorRate { .. })),
+        })
+    }
+}
+
+/// The error-rate limit of a stress test that sets none (the seed's 5 %).
+pub const DEFAULT_STEP_ERROR_LIMIT: f64 = 0.05;
+
+fn per_second(count: u64, time: Duration) -> f64 {
+    if time.is_zero() {
+        0.0
+    } else {
+        count as f64 / time.as_secs_f64()
+    }
+}

@@ -1,0 +1,184 @@
+//! Stop conditions: the error rate over a sliding window, the number of
+//! requests, the per-request timeout; and settings that describe no load.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use tokio::time::Instant;
+use vigil_load::{Error, LoadTest, StoppedBy};
+
+fn secs(s: u64) -> Duration {
+    Duration::from_secs(s)
+}
+
+#[tokio::test(start_paused = true)]
+async fn stops_when_the_error_rate_crosses_the_limit() {
+    let origin = Instant::now();
+    let calls = Arc::new(AtomicU64::new(0));
+    let target = move || {
+        // Healthy for 5 s, then every fifth request fails (20 %).
+        let n = calls.fetch_add(1, Relaxed);
+        let failing = origin.elapsed() >= secs(5) && n.is_multiple_of(5);
+        async move {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            if failing { Err("503") } else { Ok(()) }
+        }
+    };
+    let report = LoadTest::new(target)
+        .users(10)
+        .duration(secs(60))
+        .error_rate_limit(0.05)
+        .error_window(secs(1), 20)
+        .run()
+        .await
+        .unwrap();
+    let StoppedBy::ErrorRate { ratio, limit } = report.stopped_by else {
+        panic!("expected an error-rate stop: {report}");
+    };
+    assert_eq!(limit, 0.05);
+    assert!(ratio > 0.05, "{report}");
+    assert!(
+        report.duration > secs(5) && report.duration < secs(6),
+        "{report}"
+    );
+    assert!(report.errors > 0);
+    assert!(
+        report.to_string().contains("stopped: error rate"),
+        "{report}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_healthy_target_runs_to_the_end_under_an_error_limit() {
+    let report = LoadTest::new(|| async { Ok::<_, ()>(()) })
+        .rate(50.0)
+        .duration(secs(10))
+        .error_rate_limit(0.05)
+        .run()
+        .await
+        .unwrap();
+    assert_eq!(report.stopped_by, StoppedBy::Completed);
+}
+
+#[tokio::test(start_paused = true)]
+async fn stops_after_max_requests() {
+    let report = LoadTest::new(|| async { tokio::time::sleep(Duration::from_millis(5)).await })
+        .users(7)
+        .duration(secs(60))
+        .max_requests(100)
+        .run()
+        .await
+        .unwrap();
+    assert_eq!(report.requests, 100);
+    assert_eq!(report.stopped_by, StoppedBy::MaxRequests);
+    assert!(report.duration < secs(1));
+}
+
+#[tokio::test(start_paused = true)]
+async fn slow_requests_time_out_as_errors() {
+    let calls = Arc::new(AtomicU64::new(0));
+    let target = move || {
+        let slow = calls.fetch_add(1, Relaxed).is_multiple_of(2);
+        async move {
+            let wait = if slow {
+                secs(5)
+            } else {
+                Duration::from_millis(10)
+            };
+            tokio::time::sleep(wait).await;
+        }
+    };
+    let report = LoadTest::new(target)
+        .users(1)
+        .duration(secs(10))
+        .timeout(secs(1))
+        .run()
+        .await
+        .unwrap();
+    assert_eq!(report.timeouts, report.errors);
+    assert!(report.timeouts >= 9, "{report}");
+    assert!((report.latency.max - 1.0).abs() < 0.001, "{report}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn requests_outliving_the_grace_period_are_unfinished() {
+    let report = LoadTest::new(|| async { tokio::time::sleep(secs(3_600)).await })
+        .users(3)
+        .duration(secs(1))
+        .grace(secs(2))
+        .run()
+        .await
+        .unwrap();
+    assert_eq!(report.requests, 0);
+    assert_eq!(report.unfinished, 3);
+}
+
+async fn ok() -> Result<(), ()> {
+    Ok(())
+}
+
+#[tokio::test]
+async fn settings_that_describe_no_single_load_are_errors() {
+    let err = LoadTest::new(ok).name("t").run().await.unwrap_err();
+    assert!(matches!(err, Error::NoLoad { .. }), "{err}");
+    let err = LoadTest::new(ok)
+        .users(5)
+        .rate(10.0)
+        .duration(secs(1))
+        .run()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "load test `load test`: `users` and `rate` both set the load; keep one"
+    );
+    let err = LoadTest::new(ok).users(5).run().await.unwrap_err();
+    assert!(
+        matches!(err, Error::MissingDuration { load: "users", .. }),
+        "{err}"
+    );
+    let err = LoadTest::new(ok)
+        .rate(-1.0)
+        .duration(secs(1))
+        .run()
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("rate = -1 is invalid"), "{err}");
+    let err = LoadTest::new(ok)
+        .users(1)
+        .duration(secs(1))
+        .ramp_up(secs(2))
+        .run()
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("ramp_up"), "{err}");
+    let err = LoadTest::new(ok)
+        .stages([(secs(1), 1)])
+        .error_rate_limit(1.5)
+        .run()
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("error_rate_limit = 1.5"), "{err}");
+    // The same setting twice: the last one counts.
+    let report = LoadTest::new(ok)
+        .users(5)
+        .users(2)
+        .duration(secs(1))
+        .max_requests(4)
+        .run()
+        .await
+        .unwrap();
+    assert_eq!(report.requests, 4);
+}
+
+#[test]
+fn run_outside_a_tokio_runtime_is_an_error() {
+    let run = LoadTest::new(ok).users(1).duration(secs(1)).run();
+    let mut run = std::pin::pin!(run);
+    let Poll::Ready(result) = run.as_mut().poll(&mut Context::from_waker(Waker::noop())) else {
+        panic!("the check comes before any await");
+    };
+    assert!(matches!(result, Err(Error::NoRuntime { .. })));
+}
