@@ -42,6 +42,19 @@ pub enum NotifyError {
         /// Why, with the value given.
         reason: String,
     },
+    /// A template (a templated webhook's body, an email subject) uses a
+    /// placeholder that does not exist.
+    #[error(
+        "unknown placeholder `{{{{{placeholder}}}}}` at {path} (known: {known})",
+        known = super::template::KNOWN
+    )]
+    UnknownPlaceholder {
+        /// The name between the braces, as written.
+        placeholder: String,
+        /// Where it is: a JSON path (`$.details.message`) in a body
+        /// template, or the builder setting (`subject`).
+        path: String,
+    },
     /// [`DispatcherBuilder::build`](super::DispatcherBuilder::build) was
     /// called outside a tokio runtime, so it has nowhere to run its tasks.
     #[error(
@@ -73,6 +86,19 @@ pub enum NotifyError {
         url: String,
         /// The error and its causes, outermost first.
         reason: String,
+    },
+    /// The SMTP server could not be reached, or refused the message.
+    #[error("SMTP server {server}: {reason}")]
+    Smtp {
+        /// `host:port`.
+        server: String,
+        /// The error and its causes, outermost first (with the server's
+        /// reply, if it sent one).
+        reason: String,
+        /// Whether the server refused for good (a 5xx reply, or a TLS
+        /// or address error): sending the same message again would fail
+        /// again.
+        permanent: bool,
     },
     /// The attempt did not finish within the dispatcher's timeout.
     #[error("no answer within {0:?}")]
@@ -106,18 +132,33 @@ impl NotifyError {
 
     /// Whether trying the same notification again may succeed.
     ///
-    /// False for configuration errors, encoding errors, a closed channel and
+    /// False for configuration errors, encoding errors, a closed channel,
     /// HTTP 4xx answers other than `408 Request Timeout` and
-    /// `429 Too Many Requests`; true otherwise.
+    /// `429 Too Many Requests`, and permanent SMTP failures; true otherwise.
     pub fn is_retryable(&self) -> bool {
         match self {
             NotifyError::Status { status, .. } => {
                 !(400..500).contains(status) || *status == 408 || *status == 429
             }
+            NotifyError::Smtp { permanent, .. } => !permanent,
             NotifyError::Transport { .. } | NotifyError::Timeout(_) | NotifyError::Other(_) => true,
             _ => false,
         }
     }
+}
+
+/// An error and its sources, outermost first: the outer messages are
+/// terse (`error sending request`); the causes say what happened.
+#[cfg(any(feature = "delivery", feature = "email"))]
+pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    for cause in std::iter::successors(error.source(), |e| e.source()) {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            text = format!("{text}: {cause}");
+        }
+    }
+    text
 }
 
 #[cfg(test)]

@@ -12,7 +12,55 @@
 //! | [`TracingNotifier`] | one structured `tracing` event per alert |
 //! | [`ChannelNotifier`] | a `tokio::sync::mpsc` channel the host reads |
 //! | `WebhookNotifier` (feature `delivery`) | an HTTP(S) `POST` of JSON: the notification, or Alertmanager's `/api/v2/alerts` body |
+//! | `WebhookNotifier` with `WebhookBuilder::template` (feature `delivery`) | one `POST` per alert of a JSON body of your own shape, `{{placeholder}}`s filled in |
+//! | `SlackNotifier` (feature `delivery`) | a Slack incoming webhook: a headline and one attachment per alert, coloured by severity |
+//! | `EmailNotifier` (feature `email`) | a plain-text email over SMTP (STARTTLS, implicit TLS or plain) to several recipients |
 //! | [`FnNotifier`] ([`notifier_fn`]) | an async closure |
+//!
+//! The human-facing notifiers (Slack, email, templates) show each alert's
+//! threshold when given the rules (`.rules(engine.rules())` or the rules
+//! the engine was built from): an [`Alert`](crate::Alert) carries its
+//! value, not the limit it crossed.
+//!
+//! ```
+//! # #[cfg(feature = "delivery")]
+//! # {
+//! use serde_json::json;
+//! use vigil_alert::notify::{Dispatcher, SlackNotifier, WebhookNotifier};
+//! # use vigil_alert::{Comparison, Rule, Severity};
+//! # let rules = vec![Rule::builder("HighCpu").gauge("system_cpu_usage_ratio")
+//! #     .threshold(Severity::Medium, Comparison::Greater, 0.8).build().unwrap()];
+//!
+//! let slack = SlackNotifier::builder("https://hooks.slack.com/services/T000/B000/XXXX")
+//!     .channel("#alerts")
+//!     .link("http://tta.internal:8080/status")
+//!     .rules(&rules)
+//!     .build()?;
+//! let tta = WebhookNotifier::builder("http://tta.internal/api/alerts")
+//!     .template(json!({
+//!         "alert_type": "{{alert}}",
+//!         "message": "{{summary}}",
+//!         "severity": "{{severity}}",
+//!         "timestamp": "{{timestamp}}",
+//!         "service": "tta",
+//!     }))
+//!     .build()?;
+//! # #[cfg(feature = "email")]
+//! let email = vigil_alert::notify::EmailNotifier::builder("smtp.example.com")
+//!     .credentials("alerts@example.com", "app-password")
+//!     .from("vigil <alerts@example.com>")
+//!     .to("oncall@example.com")
+//!     .rules(&rules)
+//!     .build()?;
+//! # let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+//! # let _entered = runtime.enter();
+//! let builder = Dispatcher::builder().receiver("oncall", slack).receiver("oncall", tta);
+//! # #[cfg(feature = "email")]
+//! let builder = builder.receiver("oncall", email);
+//! let dispatcher = builder.build()?;
+//! # }
+//! # Ok::<(), vigil_alert::notify::NotifyError>(())
+//! ```
 //!
 //! To keep alerts active in a real Alertmanager, send them with the
 //! [Alertmanager sender](crate::alertmanager) instead of a notifier: it
@@ -67,8 +115,18 @@
 //! every five minutes while the burst lasts).
 
 mod dispatch;
+#[cfg(feature = "email")]
+mod email;
 mod error;
+// Used by the notifiers behind `delivery` and `email`.
+#[cfg_attr(not(any(feature = "delivery", feature = "email")), allow(dead_code))]
+mod format;
 mod in_process;
+#[cfg(feature = "delivery")]
+mod slack;
+// JSON bodies are for webhooks only; email uses text templates.
+#[cfg_attr(not(feature = "delivery"), allow(dead_code))]
+mod template;
 #[cfg(feature = "delivery")]
 pub(crate) mod webhook;
 
@@ -77,10 +135,14 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 pub use self::dispatch::{Dispatcher, DispatcherBuilder, describe_metrics};
+#[cfg(feature = "email")]
+pub use self::email::{DEFAULT_EMAIL_SUBJECT, EmailBuilder, EmailNotifier, SmtpTls};
 pub use self::error::NotifyError;
 pub use self::in_process::{
     ChannelNotifier, FnNotifier, IntoNotifyResult, TracingNotifier, notifier_fn,
 };
+#[cfg(feature = "delivery")]
+pub use self::slack::{SlackBuilder, SlackNotifier};
 #[cfg(feature = "delivery")]
 pub use self::webhook::{WebhookBuilder, WebhookFormat, WebhookNotifier};
 use crate::Notification;

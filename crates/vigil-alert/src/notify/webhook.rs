@@ -1,7 +1,11 @@
 //! [`WebhookNotifier`]: notifications as JSON `POST`s over HTTP or HTTPS,
-//! either vigil's own body or Alertmanager's `/api/v2/alerts` format, so
-//! that a fleet can send vigil's alerts through a real Alertmanager.
+//! either vigil's own body, Alertmanager's `/api/v2/alerts` format (so
+//! that a fleet can send vigil's alerts through a real Alertmanager), or a
+//! body of the user's own shape filled in per alert. The HTTP client
+//! itself ([`JsonClient`]) also serves the Slack notifier.
 
+use std::borrow::Borrow;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
@@ -9,9 +13,12 @@ use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use reqwest::{Certificate, Client, Url};
 use serde::Serialize;
 
+use super::error::error_chain;
+use super::format::Thresholds;
+use super::template::{Context, JsonTemplate};
 use super::{Notifier, NotifyError};
 use crate::alertmanager::API_PATH;
-use crate::{AlertStatus, Labels, Notification};
+use crate::{AlertStatus, Labels, Notification, Rule};
 
 /// Why a URL that parses cannot be posted to.
 const NOT_HTTP: &str = "expected an absolute http:// or https:// URL";
@@ -45,6 +52,10 @@ pub enum WebhookFormat {
     /// [Alertmanager sender](crate::alertmanager), which re-sends every
     /// active alert as Prometheus does.
     Alertmanager,
+    /// A JSON body of the user's own shape, posted once per alert, with
+    /// `{{placeholder}}`s in its strings filled in from the alert: set by
+    /// [`WebhookBuilder::template`], which documents the placeholders.
+    Template,
 }
 
 /// Posts notifications as JSON to an `http://` or `https://` URL.
@@ -86,11 +97,12 @@ pub enum WebhookFormat {
 pub struct WebhookNotifier {
     pub(crate) url: Url,
     format: WebhookFormat,
-    headers: HeaderMap,
     generator_url: Option<String>,
     firing_ttl: Option<Duration>,
     pub(crate) name: String,
-    client: Client,
+    client: JsonClient,
+    template: Option<Arc<JsonTemplate>>,
+    thresholds: Arc<Thresholds>,
 }
 
 impl WebhookNotifier {
@@ -118,7 +130,10 @@ impl WebhookNotifier {
         self.format
     }
 
-    /// The request body for `notification`, as it would be posted now.
+    /// The request body for `notification`, as it would be posted now (in
+    /// the [`Template`](WebhookFormat::Template) format, which posts one
+    /// body per alert, the JSON array of those bodies: see
+    /// [`bodies`](Self::bodies)).
     ///
     /// ```
     /// use std::time::{Duration, SystemTime};
@@ -156,15 +171,100 @@ impl WebhookNotifier {
     /// # Ok::<(), vigil_alert::notify::NotifyError>(())
     /// ```
     pub fn body(&self, notification: &Notification) -> Result<Vec<u8>, NotifyError> {
-        let encoded = match self.format {
-            WebhookFormat::Notification => serde_json::to_vec(notification),
-            WebhookFormat::Alertmanager => {
+        let encoded = match (self.format, &self.template) {
+            (WebhookFormat::Template, Some(template)) => {
+                serde_json::to_vec(&self.filled(template, notification).collect::<Vec<_>>())
+            }
+            (WebhookFormat::Alertmanager, _) => {
                 serde_json::to_vec(&self.alertmanager_alerts(notification, SystemTime::now()))
             }
+            _ => serde_json::to_vec(notification),
         };
-        encoded.map_err(|e| NotifyError::Encode {
-            reason: e.to_string(),
+        encoded.map_err(encode_error)
+    }
+
+    /// The request bodies for `notification`, one per request: one per
+    /// alert in the [`Template`](WebhookFormat::Template) format, else the
+    /// one [`body`](Self::body).
+    ///
+    /// ```
+    /// use std::time::{Duration, UNIX_EPOCH};
+    /// use serde_json::json;
+    /// use vigil_alert::{labels, Alert, AlertStatus, Labels, Notification, Severity};
+    /// use vigil_alert::notify::WebhookNotifier;
+    ///
+    /// let alert = Alert {
+    ///     rule: "HighCpu".into(),
+    ///     labels: labels([("alertname", "HighCpu"), ("severity", "warning")]),
+    ///     annotations: labels([("summary", "CPU at 93.5%")]),
+    ///     status: AlertStatus::Firing,
+    ///     severity: Severity::Medium,
+    ///     value: Some(93.5),
+    ///     starts_at: UNIX_EPOCH + Duration::from_secs(1_714_600_800),
+    ///     ends_at: None,
+    ///     silenced: false,
+    ///     inhibited: false,
+    ///     escalated: false,
+    /// };
+    /// let notification = Notification {
+    ///     receiver: "ops".into(),
+    ///     group_key: "{}:{}".into(),
+    ///     group_labels: Labels::new(),
+    ///     status: AlertStatus::Firing,
+    ///     common_labels: alert.labels.clone(),
+    ///     common_annotations: alert.annotations.clone(),
+    ///     alerts: vec![alert],
+    /// };
+    /// let webhook = WebhookNotifier::builder("http://tta.internal/alerts")
+    ///     .template(json!({
+    ///         "alert_type": "{{alert}}",
+    ///         "message": "{{summary}}",
+    ///         "severity": "{{severity}}",
+    ///         "value": "{{value}}",
+    ///         "timestamp": "{{timestamp}}",
+    ///         "service": "tta",
+    ///     }))
+    ///     .build()?;
+    /// let bodies = webhook.bodies(&notification)?;
+    /// let body: serde_json::Value = serde_json::from_slice(&bodies[0]).unwrap();
+    /// assert_eq!(body, json!({
+    ///     "alert_type": "HighCpu",
+    ///     "message": "CPU at 93.5%",
+    ///     "severity": "warning",
+    ///     "value": 93.5,
+    ///     "timestamp": "2024-05-01T22:00:00Z",
+    ///     "service": "tta",
+    /// }));
+    /// # Ok::<(), vigil_alert::notify::NotifyError>(())
+    /// ```
+    pub fn bodies(&self, notification: &Notification) -> Result<Vec<Vec<u8>>, NotifyError> {
+        match (self.format, &self.template) {
+            (WebhookFormat::Template, Some(template)) => (self.filled(template, notification))
+                .map(|body| serde_json::to_vec(&body).map_err(encode_error))
+                .collect(),
+            _ => Ok(vec![self.body(notification)?]),
+        }
+    }
+
+    /// `template` filled in for each alert of `notification`.
+    fn filled<'a>(
+        &'a self,
+        template: &'a JsonTemplate,
+        notification: &'a Notification,
+    ) -> impl Iterator<Item = serde_json::Value> + 'a {
+        notification.alerts.iter().map(move |alert| {
+            template.render(&Context {
+                notification,
+                alert: Some(alert),
+                thresholds: &self.thresholds,
+            })
         })
+    }
+}
+
+fn encode_error(e: serde_json::Error) -> NotifyError {
+    NotifyError::Encode {
+        reason: e.to_string(),
     }
 }
 
@@ -174,15 +274,78 @@ impl Notifier for WebhookNotifier {
         &self.name
     }
 
+    /// Posts the body, or in the [`Template`](WebhookFormat::Template)
+    /// format one body per alert, in order, stopping at the first that
+    /// fails (a retry posts them all again).
     async fn notify(&self, notification: &Notification) -> Result<(), NotifyError> {
-        let request = self
-            .client
-            .post(self.url.clone())
-            .headers(self.headers.clone());
+        let shown = redacted(&self.url);
+        for body in self.bodies(notification)? {
+            self.client.post(&self.url, &shown, body).await?;
+        }
+        Ok(())
+    }
+}
+
+/// An HTTP(S) client that posts JSON with fixed headers, straight to the
+/// receiver, without following redirects.
+#[derive(Clone, Debug)]
+pub(crate) struct JsonClient {
+    headers: HeaderMap,
+    client: Client,
+}
+
+impl JsonClient {
+    /// Checks `headers` and `root_certificates` (PEM) and builds the client.
+    pub(crate) fn new(
+        headers: &[(String, String)],
+        root_certificates: &[Vec<u8>],
+    ) -> Result<Self, NotifyError> {
+        let mut header_map = HeaderMap::new();
+        for (name, value) in headers {
+            let header = |e: &dyn std::error::Error| NotifyError::InvalidConfig {
+                field: "header",
+                reason: format!("{name:?}: {e}"),
+            };
+            let key = HeaderName::from_bytes(name.as_bytes()).map_err(|e| header(&e))?;
+            let mut value = HeaderValue::from_str(value).map_err(|e| header(&e))?;
+            value.set_sensitive(true);
+            header_map.append(key, value);
+        }
+        let client_error = |e: reqwest::Error| NotifyError::InvalidConfig {
+            field: "root_certificate",
+            reason: error_chain(&e),
+        };
+        // Straight to the receiver, as Alertmanager's and Prometheus'
+        // clients do unless a proxy is configured: HTTP(S)_PROXY set for
+        // other traffic must not reroute alerts.
+        let mut client = Client::builder()
+            .user_agent(concat!("vigil-alert/", env!("CARGO_PKG_VERSION")))
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy();
+        for pem in root_certificates {
+            for certificate in Certificate::from_pem_bundle(pem).map_err(client_error)? {
+                client = client.add_root_certificate(certificate);
+            }
+        }
+        Ok(JsonClient {
+            headers: header_map,
+            client: client.build().map_err(client_error)?,
+        })
+    }
+
+    /// Posts `body` as `application/json` to `url` (shown in errors as
+    /// `shown`); any 2xx answer is success.
+    pub(crate) async fn post(
+        &self,
+        url: &Url,
+        shown: &str,
+        body: Vec<u8>,
+    ) -> Result<(), NotifyError> {
+        let request = self.client.post(url.clone()).headers(self.headers.clone());
         let request = request.header(CONTENT_TYPE, "application/json");
-        let response = request.body(self.body(notification)?).send().await;
+        let response = request.body(body).send().await;
         let response = response.map_err(|e| NotifyError::Transport {
-            url: redacted(&self.url),
+            url: shown.to_owned(),
             reason: error_chain(&e.without_url()),
         })?;
         let status = response.status();
@@ -192,8 +355,22 @@ impl Notifier for WebhookNotifier {
             return Ok(());
         }
         let body = String::from_utf8_lossy(&body[..body.len().min(MAX_ERROR_BODY)]);
-        let (url, status, body) = (redacted(&self.url), status.as_u16(), body.trim().to_owned());
+        let (url, status, body) = (shown.to_owned(), status.as_u16(), body.trim().to_owned());
         Err(NotifyError::Status { url, status, body })
+    }
+}
+
+/// `text` as an absolute `http://` or `https://` URL.
+pub(crate) fn http_url(text: &str) -> Result<Url, NotifyError> {
+    let invalid = |reason: String| NotifyError::InvalidUrl {
+        url: text.to_owned(),
+        reason,
+    };
+    // An http(s) URL without a host does not parse.
+    let url = Url::parse(text.trim()).map_err(|e| invalid(e.to_string()))?;
+    match url.scheme() {
+        "http" | "https" => Ok(url),
+        _ => Err(invalid(NOT_HTTP.to_owned())),
     }
 }
 
@@ -208,6 +385,8 @@ pub struct WebhookBuilder {
     firing_ttl: Option<Duration>,
     name: Option<String>,
     pub(crate) root_certificates: Vec<Vec<u8>>,
+    template: Option<serde_json::Value>,
+    thresholds: Thresholds,
 }
 
 impl WebhookBuilder {
@@ -239,6 +418,11 @@ impl WebhookBuilder {
         /// roots for `https://` URLs, next to the Mozilla roots: for a private
         /// CA or a self-signed receiver. Checked by [`build`](Self::build).
         root_certificate(pem: impl Into<Vec<u8>>) => push root_certificates(pem.into());
+
+        /// Template format: takes the `{{threshold}}` of each alert from these
+        /// rules (the fixed threshold of the alert's rule and severity). Can
+        /// be called more than once.
+        rules(rules: impl IntoIterator<Item = impl Borrow<Rule>>) => add thresholds(rules);
     }
 
     /// Posts Alertmanager's `/api/v2/alerts` format
@@ -249,64 +433,79 @@ impl WebhookBuilder {
         self.format(WebhookFormat::Alertmanager)
     }
 
+    /// Posts `template` once per alert ([`WebhookFormat::Template`]), with
+    /// the `{{placeholder}}`s in its strings filled in from the alert.
+    ///
+    /// The template is any JSON value. A string that is exactly one
+    /// placeholder becomes the placeholder's value with its JSON type
+    /// (`"{{value}}"` becomes `93.5`, an absent value `null`); placeholders
+    /// inside longer strings are written as text (absent values as
+    /// nothing). Keys and non-string values are posted as written. Spaces
+    /// inside the braces are allowed (`{{ alert }}`).
+    ///
+    /// | placeholder | value |
+    /// |---|---|
+    /// | `alert` | the rule's name |
+    /// | `status` | `firing` or `resolved` |
+    /// | `severity` | the severity as the rule spells it (its `severity` label: `warning`, `critical`, ...) |
+    /// | `value` | the alert's value (number; `null` when the series was absent) |
+    /// | `threshold` | the fixed threshold crossed, from the [`rules`](Self::rules) given or a numeric `threshold` annotation (number or `null`) |
+    /// | `summary`, `description` | those annotations (`null` when absent) |
+    /// | `timestamp` | when the status began (resolved: `ends_at`, firing: `starts_at`), RFC 3339 UTC |
+    /// | `starts_at`, `ends_at` | RFC 3339 UTC (`ends_at` is `null` while firing) |
+    /// | `labels.NAME`, `annotations.NAME` | one label or annotation (`null` when absent) |
+    /// | `receiver`, `group_key` | the notification's |
+    /// | `count` | how many alerts the notification holds (number) |
+    /// | `fingerprint` | the alert's [fingerprint](crate::Alert::fingerprint) |
+    ///
+    /// An unknown placeholder fails [`build`](Self::build) with
+    /// [`NotifyError::UnknownPlaceholder`], naming it and its JSON path.
+    /// Bodies are built as JSON and then serialized, so label values with
+    /// quotes or newlines are escaped. A notification is one request per
+    /// alert, in order; if one fails, a retry posts them all again.
+    pub fn template(mut self, template: serde_json::Value) -> Self {
+        self.template = Some(template);
+        self.format(WebhookFormat::Template)
+    }
+
     /// Checks the URL, headers and certificates and builds the notifier.
     /// Needs no runtime; requests run on the runtime of whoever awaits
     /// them.
     pub fn build(self) -> Result<WebhookNotifier, NotifyError> {
-        let invalid = |reason: String| NotifyError::InvalidUrl {
-            url: self.url.clone(),
-            reason,
-        };
-        // An http(s) URL without a host does not parse.
-        let mut url = Url::parse(self.url.trim()).map_err(|e| invalid(e.to_string()))?;
-        if !matches!(url.scheme(), "http" | "https") {
-            return Err(invalid(NOT_HTTP.to_owned()));
-        }
+        let mut url = http_url(&self.url)?;
         let base = url.path().trim_end_matches('/').to_owned();
         if self.format == WebhookFormat::Alertmanager && !base.ends_with(API_PATH) {
             url.set_path(&format!("{base}{API_PATH}"));
         }
-        let mut headers = HeaderMap::new();
-        for (name, value) in &self.headers {
-            let header = |e: &dyn std::error::Error| NotifyError::InvalidConfig {
-                field: "header",
-                reason: format!("{name:?}: {e}"),
-            };
-            let key = HeaderName::from_bytes(name.as_bytes()).map_err(|e| header(&e))?;
-            let mut value = HeaderValue::from_str(value).map_err(|e| header(&e))?;
-            value.set_sensitive(true);
-            headers.append(key, value);
-        }
+        let client = JsonClient::new(&self.headers, &self.root_certificates)?;
         let ttl = self.firing_ttl.and_then(crate::time::too_long);
         NotifyError::check([("firing_ttl", ttl)])?;
-        let client_error = |e: reqwest::Error| NotifyError::InvalidConfig {
-            field: "root_certificate",
-            reason: error_chain(&e),
-        };
-        // Straight to the receiver, as Alertmanager's and Prometheus'
-        // clients do unless a proxy is configured: HTTP(S)_PROXY set for
-        // other traffic must not reroute alerts.
-        let mut client = Client::builder()
-            .user_agent(concat!("vigil-alert/", env!("CARGO_PKG_VERSION")))
-            .redirect(reqwest::redirect::Policy::none())
-            .no_proxy();
-        for pem in &self.root_certificates {
-            for certificate in Certificate::from_pem_bundle(pem).map_err(client_error)? {
-                client = client.add_root_certificate(certificate);
+        let template = match (self.format, &self.template) {
+            (WebhookFormat::Template, None) => {
+                let reason = "the template format needs a body: set it with `template`";
+                return Err(NotifyError::InvalidConfig {
+                    field: "template",
+                    reason: reason.to_owned(),
+                });
             }
-        }
+            (WebhookFormat::Template, Some(template)) => {
+                Some(Arc::new(JsonTemplate::compile(template)?))
+            }
+            _ => None,
+        };
         let name = match self.format {
-            WebhookFormat::Notification => "webhook",
             WebhookFormat::Alertmanager => "alertmanager",
+            _ => "webhook",
         };
         Ok(WebhookNotifier {
             url,
             format: self.format,
-            headers,
             generator_url: self.generator_url,
             firing_ttl: self.firing_ttl,
             name: self.name.unwrap_or_else(|| name.to_owned()),
-            client: client.build().map_err(client_error)?,
+            client,
+            template,
+            thresholds: Arc::new(self.thresholds),
         })
     }
 }
@@ -369,19 +568,6 @@ pub(crate) fn redacted(url: &Url) -> String {
     let _ = shown.set_username("");
     let _ = shown.set_password(None);
     shown.into()
-}
-
-/// An error and its sources, outermost first: the outer messages are
-/// terse (`error sending request`); the causes say what happened.
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    for cause in std::iter::successors(error.source(), |e| e.source()) {
-        let cause = cause.to_string();
-        if !text.contains(&cause) {
-            text = format!("{text}: {cause}");
-        }
-    }
-    text
 }
 
 #[cfg(test)]

@@ -1,0 +1,435 @@
+//! [`EmailNotifier`]: a plain-text email per notification over SMTP
+//! (lettre on tokio, TLS by rustls).
+
+use std::borrow::Borrow;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use lettre::message::header::ContentType;
+use lettre::message::{Mailbox, Message};
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
+use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+
+use super::error::error_chain;
+use super::format::{self, Thresholds};
+use super::template::{Context, TextTemplate};
+use super::{Notifier, NotifyError};
+use crate::{AlertStatus, Notification, Rule};
+
+/// The subject unless [`EmailBuilder::subject`] sets one:
+/// `[firing:2] HighErrorRate (critical)`.
+pub const DEFAULT_EMAIL_SUBJECT: &str = "[{{status}}:{{count}}] {{alert}} ({{severity}})";
+
+/// How the connection to the SMTP server is secured.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum SmtpTls {
+    /// No TLS (port 25 by default): only for a relay on the same host or a
+    /// trusted network, since credentials and alerts travel in clear.
+    None,
+    /// Plain connection upgraded with `STARTTLS`, which the server must
+    /// offer (port 587 by default, "submission").
+    #[default]
+    StartTls,
+    /// TLS from the first byte (port 465 by default, "submissions" /
+    /// SMTPS).
+    Implicit,
+}
+
+impl SmtpTls {
+    /// The port used unless [`EmailBuilder::port`] sets one: 25, 587 or
+    /// 465.
+    pub const fn default_port(self) -> u16 {
+        match self {
+            SmtpTls::None => 25,
+            SmtpTls::StartTls => 587,
+            SmtpTls::Implicit => 465,
+        }
+    }
+}
+
+/// Sends each notification as a plain-text email over SMTP.
+///
+/// One message per notification, to every recipient at once. The subject
+/// is a template ([`DEFAULT_EMAIL_SUBJECT`] unless set) filled in from the first
+/// alert (firing alerts come first) with the placeholders of
+/// [`WebhookBuilder::template`](super::WebhookBuilder::template); the
+/// body lists every alert: its name and status, severity, summary, value,
+/// threshold, labels, start (and end), and the [`link`](EmailBuilder::link)
+/// if set.
+///
+/// TLS is rustls with the Mozilla roots (and those added with
+/// [`root_certificate`](EmailBuilder::root_certificate)). Connecting,
+/// greeting and each command time out after 60 s; the
+/// [`Dispatcher`](super::Dispatcher) bounds the whole attempt. A failure is
+/// a [`NotifyError::Smtp`], retried unless the server refused for good
+/// (a 5xx reply).
+///
+/// ```
+/// use vigil_alert::notify::{EmailNotifier, Notifier, SmtpTls};
+/// # use vigil_alert::{Comparison, Rule, Severity};
+/// # let rules = vec![Rule::builder("HighErrorRate").gauge("error_ratio")
+/// #     .threshold(Severity::Critical, Comparison::Greater, 0.2).build().unwrap()];
+///
+/// let email = EmailNotifier::builder("smtp.example.com")
+///     .tls(SmtpTls::StartTls) // the default, on port 587
+///     .credentials("alerts@example.com", "app-password")
+///     .from("vigil <alerts@example.com>")
+///     .to("oncall@example.com")
+///     .to("Platform team <platform@example.com>")
+///     .subject("[{{severity}}] {{alert}} is {{status}}")
+///     .link("http://checkout.internal:8080/status")
+///     .rules(&rules)
+///     .build()?;
+/// assert_eq!(email.name(), "email");
+/// assert_eq!(email.server(), "smtp.example.com:587");
+/// assert!(!format!("{email:?}").contains("app-password"));
+/// # Ok::<(), vigil_alert::notify::NotifyError>(())
+/// ```
+#[derive(Clone)]
+pub struct EmailNotifier {
+    transport: AsyncSmtpTransport<Tokio1Executor>,
+    server: String,
+    tls: SmtpTls,
+    from: Mailbox,
+    to: Vec<Mailbox>,
+    subject: TextTemplate,
+    link: Option<String>,
+    thresholds: Arc<Thresholds>,
+    name: String,
+}
+
+impl std::fmt::Debug for EmailNotifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let to: Vec<String> = self.to.iter().map(ToString::to_string).collect();
+        f.debug_struct("EmailNotifier")
+            .field("server", &self.server)
+            .field("tls", &self.tls)
+            .field("from", &self.from.to_string())
+            .field("to", &to)
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EmailNotifier {
+    /// Starts configuring a notifier sending through the SMTP server at
+    /// `host`.
+    pub fn builder(host: impl Into<String>) -> EmailBuilder {
+        EmailBuilder {
+            host: host.into(),
+            ..EmailBuilder::default()
+        }
+    }
+
+    /// The server, as `host:port`.
+    pub fn server(&self) -> &str {
+        &self.server
+    }
+
+    /// The subject of the email for `notification`.
+    pub fn subject(&self, notification: &Notification) -> String {
+        let context = Context {
+            notification,
+            alert: notification.alerts.first(),
+            thresholds: &self.thresholds,
+        };
+        // A header is one line.
+        let subject = self.subject.render(&context);
+        subject.split_whitespace().collect::<Vec<_>>().join(" ")
+    }
+
+    /// The plain-text body of the email for `notification`.
+    ///
+    /// ```
+    /// use std::time::{Duration, UNIX_EPOCH};
+    /// use vigil_alert::{labels, Alert, AlertStatus, Labels, Notification, Severity};
+    /// use vigil_alert::notify::EmailNotifier;
+    ///
+    /// let alert = Alert {
+    ///     rule: "DiskFull".into(),
+    ///     labels: labels([("alertname", "DiskFull"), ("severity", "critical"), ("mount", "/")]),
+    ///     annotations: labels([("summary", "/ is 97% full")]),
+    ///     status: AlertStatus::Firing,
+    ///     severity: Severity::Critical,
+    ///     value: Some(0.97),
+    ///     starts_at: UNIX_EPOCH + Duration::from_secs(1_714_600_800),
+    ///     ends_at: None,
+    ///     silenced: false,
+    ///     inhibited: false,
+    ///     escalated: false,
+    /// };
+    /// let notification = Notification {
+    ///     receiver: "ops".into(),
+    ///     group_key: "{}:{}".into(),
+    ///     group_labels: Labels::new(),
+    ///     status: AlertStatus::Firing,
+    ///     common_labels: alert.labels.clone(),
+    ///     common_annotations: alert.annotations.clone(),
+    ///     alerts: vec![alert],
+    /// };
+    /// let email = EmailNotifier::builder("localhost")
+    ///     .from("vigil@example.com")
+    ///     .to("ops@example.com")
+    ///     .build()?;
+    /// assert_eq!(email.subject(&notification), "[firing:1] DiskFull (critical)");
+    /// let body = email.text(&notification);
+    /// assert!(body.contains("DiskFull: firing (critical)\n  Summary:   / is 97% full\n  Value:     0.97\n"));
+    /// # Ok::<(), vigil_alert::notify::NotifyError>(())
+    /// ```
+    pub fn text(&self, notification: &Notification) -> String {
+        let mut text = format!("{}\n", format::headline(notification));
+        for alert in &notification.alerts {
+            let status = format::status_word(alert.status);
+            let severity = format::severity_word(alert);
+            let mut lines = vec![format!("\n{}: {status} ({severity})", alert.rule)];
+            let mut line = |name: &str, value: &str| lines.push(format!("  {name:<10} {value}"));
+            if let Some(summary) = format::summary(alert) {
+                line("Summary:", summary);
+            }
+            line("Value:", &format::value_text(alert.value));
+            let threshold = self.thresholds.of(alert);
+            line(
+                "Threshold:",
+                &threshold.map_or_else(|| "n/a".to_owned(), |t| t.to_string()),
+            );
+            let labels: Vec<String> = format::instance_labels(alert)
+                .map(|(name, value)| format!("{name}={value}"))
+                .collect();
+            if !labels.is_empty() {
+                line("Labels:", &labels.join(", "));
+            }
+            line("Started:", &crate::time::format_rfc3339(alert.starts_at));
+            if let (AlertStatus::Resolved, Some(ends_at)) = (alert.status, alert.ends_at) {
+                line("Resolved:", &crate::time::format_rfc3339(ends_at));
+            }
+            if let Some(link) = &self.link {
+                line("Link:", link);
+            }
+            text.push_str(&lines.join("\n"));
+            text.push('\n');
+        }
+        text
+    }
+
+    /// The message for `notification`.
+    fn message(&self, notification: &Notification) -> Result<Message, NotifyError> {
+        let mut message = Message::builder()
+            .from(self.from.clone())
+            .subject(self.subject(notification));
+        for to in &self.to {
+            message = message.to(to.clone());
+        }
+        let message = message.header(ContentType::TEXT_PLAIN);
+        message
+            .body(self.text(notification))
+            .map_err(|e| NotifyError::Encode {
+                reason: e.to_string(),
+            })
+    }
+}
+
+#[async_trait]
+impl Notifier for EmailNotifier {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    async fn notify(&self, notification: &Notification) -> Result<(), NotifyError> {
+        let message = self.message(notification)?;
+        match self.transport.send(message).await {
+            Ok(_) => Ok(()),
+            Err(e) => Err(NotifyError::Smtp {
+                server: self.server.clone(),
+                reason: error_chain(&e),
+                permanent: e.is_permanent() || e.is_client(),
+            }),
+        }
+    }
+}
+
+/// Configures an [`EmailNotifier`]: see [`EmailNotifier::builder`].
+#[derive(Clone, Default)]
+#[must_use]
+pub struct EmailBuilder {
+    host: String,
+    port: Option<u16>,
+    tls: SmtpTls,
+    credentials: Option<(String, String)>,
+    from: Option<String>,
+    to: Vec<String>,
+    subject: Option<String>,
+    link: Option<String>,
+    thresholds: Thresholds,
+    name: Option<String>,
+    root_certificates: Vec<Vec<u8>>,
+}
+
+impl std::fmt::Debug for EmailBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmailBuilder")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("tls", &self.tls)
+            .field("from", &self.from)
+            .field("to", &self.to)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EmailBuilder {
+    crate::notify::setters! {
+        /// The server's port (default: [`SmtpTls::default_port`] of the TLS
+        /// mode).
+        port(port: u16) => port = Some(port);
+
+        /// How the connection is secured (default [`SmtpTls::StartTls`]).
+        tls(tls: SmtpTls) => tls = tls;
+
+        /// Logs in with this user name and password (`AUTH PLAIN` or
+        /// `LOGIN`, as the server offers). Kept out of `Debug` output.
+        credentials(user: impl Into<String>, password: impl Into<String>) => credentials = Some((user.into(), password.into()));
+
+        /// The sender: an address (`alerts@example.com`) or a mailbox
+        /// (`vigil <alerts@example.com>`). Required; checked by
+        /// [`build`](Self::build).
+        from(mailbox: impl Into<String>) => from = Some(mailbox.into());
+
+        /// Adds a recipient, written as for [`from`](Self::from); at least
+        /// one is required.
+        to(mailbox: impl Into<String>) => push to(mailbox.into());
+
+        /// The subject template (default [`DEFAULT_EMAIL_SUBJECT`]), with the
+        /// placeholders of [`WebhookBuilder::template`](super::WebhookBuilder::template)
+        /// filled in from the notification's first alert; an unknown one
+        /// fails [`build`](Self::build).
+        subject(template: impl Into<String>) => subject = Some(template.into());
+
+        /// A URL listed with each alert: a dashboard or the host's status
+        /// page (`http://host:8080/status`).
+        link(url: impl Into<String>) => link = Some(url.into());
+
+        /// The name used as the metrics' `notifier` label and in logs
+        /// (default `email`).
+        name(name: impl Into<String>) => name = Some(name.into());
+
+        /// Trusts the certificates in `pem` (PEM-encoded, one per call) as
+        /// roots, next to the Mozilla roots: for a server with a private
+        /// CA or a self-signed certificate.
+        root_certificate(pem: impl Into<Vec<u8>>) => push root_certificates(pem.into());
+
+        /// Shows each alert's threshold from these rules (the fixed threshold
+        /// of the alert's rule and severity); without one, a numeric
+        /// `threshold` annotation is shown. Can be called more than once.
+        rules(rules: impl IntoIterator<Item = impl Borrow<Rule>>) => add thresholds(rules);
+    }
+
+    /// Checks the addresses, the subject template and the certificates and
+    /// builds the notifier. Connects to nothing: the server is first
+    /// contacted by a notification.
+    pub fn build(self) -> Result<EmailNotifier, NotifyError> {
+        let invalid =
+            |field: &'static str, reason: String| NotifyError::InvalidConfig { field, reason };
+        let host = self.host.trim();
+        if host.is_empty() {
+            return Err(invalid("host", "no SMTP server given".to_owned()));
+        }
+        let mailbox = |field: &'static str, text: &str| {
+            (text.trim().parse::<Mailbox>()).map_err(|e| invalid(field, format!("{text:?}: {e}")))
+        };
+        let from = self.from.as_deref().ok_or_else(|| {
+            invalid(
+                "from",
+                "no sender: set `from` to the address alerts come from".to_owned(),
+            )
+        })?;
+        let from = mailbox("from", from)?;
+        if self.to.is_empty() {
+            return Err(invalid("to", "no recipient: add one with `to`".to_owned()));
+        }
+        let to = (self.to.iter())
+            .map(|text| mailbox("to", text))
+            .collect::<Result<Vec<_>, _>>()?;
+        let subject = self.subject.as_deref().unwrap_or(DEFAULT_EMAIL_SUBJECT);
+        let subject = TextTemplate::parse(subject, "subject")?;
+
+        let port = self.port.unwrap_or(self.tls.default_port());
+        let mut transport =
+            AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host).port(port);
+        if self.tls != SmtpTls::None {
+            let mut parameters = TlsParameters::builder(host.to_owned());
+            for pem in &self.root_certificates {
+                let certificate = Certificate::from_pem(pem)
+                    .map_err(|e| invalid("root_certificate", error_chain(&e)))?;
+                parameters = parameters.add_root_certificate(certificate);
+            }
+            let parameters = parameters
+                .build_rustls()
+                .map_err(|e| invalid("tls", error_chain(&e)))?;
+            transport = transport.tls(match self.tls {
+                SmtpTls::Implicit => Tls::Wrapper(parameters),
+                _ => Tls::Required(parameters),
+            });
+        }
+        if let Some((user, password)) = self.credentials {
+            transport = transport.credentials(Credentials::new(user, password));
+        }
+        Ok(EmailNotifier {
+            transport: transport.build(),
+            server: format!("{host}:{port}"),
+            tls: self.tls,
+            from,
+            to,
+            subject,
+            link: self.link,
+            thresholds: Arc::new(self.thresholds),
+            name: self.name.unwrap_or_else(|| "email".to_owned()),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn builder() -> EmailBuilder {
+        EmailNotifier::builder("smtp.example.com")
+            .from("vigil@example.com")
+            .to("ops@example.com")
+    }
+
+    #[test]
+    fn ports_follow_the_tls_mode_unless_set() {
+        let server = |b: EmailBuilder| b.build().unwrap().server().to_owned();
+        assert_eq!(server(builder()), "smtp.example.com:587");
+        assert_eq!(server(builder().tls(SmtpTls::None)), "smtp.example.com:25");
+        assert_eq!(
+            server(builder().tls(SmtpTls::Implicit)),
+            "smtp.example.com:465"
+        );
+        assert_eq!(server(builder().port(2525)), "smtp.example.com:2525");
+    }
+
+    #[test]
+    fn addresses_and_the_subject_are_checked_when_built() {
+        let field = |b: EmailBuilder| match b.build() {
+            Err(NotifyError::InvalidConfig { field, .. }) => field,
+            other => panic!("expected an invalid setting, got {other:?}"),
+        };
+        assert_eq!(field(builder().to("not an address")), "to");
+        assert_eq!(field(builder().from("@")), "from");
+        assert_eq!(field(EmailNotifier::builder("h").to("a@b.c")), "from");
+        assert_eq!(field(EmailNotifier::builder("h").from("a@b.c")), "to");
+        assert_eq!(field(EmailNotifier::builder(" ").from("a@b.c")), "host");
+        let err = builder()
+            .subject("{{alert}} {{sevrity}}")
+            .build()
+            .unwrap_err();
+        assert!(
+            matches!(&err, NotifyError::UnknownPlaceholder { placeholder, path }
+                if placeholder == "sevrity" && path == "subject"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,295 @@
+//! `EmailNotifier` against a small SMTP sink on a loopback port (greeting,
+//! EHLO, AUTH PLAIN, MAIL FROM, RCPT TO, DATA, QUIT): the envelope, the
+//! headers and the plain-text body it receives; a server that refuses the
+//! message for good, and one that is not there.
+
+#![cfg(feature = "email")]
+
+mod support;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, UNIX_EPOCH};
+
+use support::notification;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpListener;
+use vigil_alert::notify::{EmailNotifier, Notifier, NotifyError, SmtpTls};
+use vigil_alert::{AlertStatus, Comparison, Notification, Rule, Severity};
+
+/// One SMTP transaction as the sink saw it.
+#[derive(Clone, Debug, Default)]
+struct Mail {
+    /// The `AUTH` command's argument(s), if the client logged in.
+    auth: Option<String>,
+    /// `MAIL FROM:` address.
+    from: String,
+    /// `RCPT TO:` addresses.
+    to: Vec<String>,
+    /// The message (headers and body) with dot-stuffing undone.
+    data: String,
+}
+
+impl Mail {
+    /// The header `name`, unfolded.
+    fn header(&self, name: &str) -> String {
+        let (head, _) = self.data.split_once("\r\n\r\n").expect("a header block");
+        let unfolded = head.replace("\r\n ", " ").replace("\r\n\t", " ");
+        let prefix = format!("{}:", name.to_ascii_lowercase());
+        unfolded
+            .split("\r\n")
+            .find(|l| l.to_ascii_lowercase().starts_with(&prefix))
+            .map(|l| l[prefix.len()..].trim().to_owned())
+            .unwrap_or_else(|| panic!("no {name} header in {head}"))
+    }
+
+    fn body(&self) -> String {
+        let (_, body) = self.data.split_once("\r\n\r\n").expect("a body");
+        body.replace("\r\n", "\n")
+    }
+}
+
+/// An SMTP server on a free loopback port that accepts every message (or
+/// refuses every recipient with `550` when `refuse` is set), recording
+/// each transaction.
+struct Sink {
+    port: u16,
+    mails: Arc<Mutex<Vec<Mail>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Sink {
+    async fn start(refuse: bool) -> Sink {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let mails = Arc::new(Mutex::new(Vec::new()));
+        let task = tokio::spawn({
+            let mails = mails.clone();
+            async move {
+                loop {
+                    let (stream, _) = listener.accept().await.unwrap();
+                    tokio::spawn(session(stream, refuse, mails.clone()));
+                }
+            }
+        });
+        Sink { port, mails, task }
+    }
+
+    fn mails(&self) -> Vec<Mail> {
+        self.mails.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Sink {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// One connection: just enough SMTP for a client to deliver a message.
+async fn session(stream: tokio::net::TcpStream, refuse: bool, mails: Arc<Mutex<Vec<Mail>>>) {
+    let (read, mut write) = stream.into_split();
+    let mut lines = BufReader::new(read).lines();
+    let mut mail = Mail::default();
+    write.write_all(b"220 sink.test ESMTP\r\n").await.unwrap();
+    while let Ok(Some(line)) = lines.next_line().await {
+        let upper = line.to_ascii_uppercase();
+        let reply: &[u8] = if upper.starts_with("EHLO") || upper.starts_with("HELO") {
+            b"250-sink.test\r\n250 AUTH PLAIN LOGIN\r\n"
+        } else if let Some(auth) = upper.strip_prefix("AUTH ") {
+            mail.auth = Some(line[line.len() - auth.len()..].to_owned());
+            b"235 2.7.0 authenticated\r\n"
+        } else if upper.starts_with("MAIL FROM:") {
+            mail.from = address(&line);
+            b"250 2.1.0 ok\r\n"
+        } else if upper.starts_with("RCPT TO:") {
+            if refuse {
+                b"550 5.1.1 no such mailbox\r\n"
+            } else {
+                mail.to.push(address(&line));
+                b"250 2.1.5 ok\r\n"
+            }
+        } else if upper == "DATA" {
+            write
+                .write_all(b"354 end with <CRLF>.<CRLF>\r\n")
+                .await
+                .unwrap();
+            while let Ok(Some(line)) = lines.next_line().await {
+                if line == "." {
+                    break;
+                }
+                let line = line.strip_prefix('.').unwrap_or(&line);
+                mail.data.push_str(line);
+                mail.data.push_str("\r\n");
+            }
+            // The last CRLF is the terminator's.
+            mail.data.truncate(mail.data.len().saturating_sub(2));
+            mails.lock().unwrap().push(std::mem::take(&mut mail));
+            b"250 2.0.0 queued\r\n"
+        } else if upper == "QUIT" {
+            let _ = write.write_all(b"221 2.0.0 bye\r\n").await;
+            return;
+        } else if upper == "RSET" || upper == "NOOP" {
+            b"250 2.0.0 ok\r\n"
+        } else {
+            b"502 5.5.2 not implemented\r\n"
+        };
+        if write.write_all(reply).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// The address between `<` and `>`.
+fn address(line: &str) -> String {
+    let start = line.find('<').map_or(0, |i| i + 1);
+    let end = line[start..].find('>').map_or(line.len(), |i| start + i);
+    line[start..end].to_owned()
+}
+
+/// A firing critical alert and a resolved one, at fixed times.
+fn two_alerts() -> Notification {
+    let at = |secs: u64| UNIX_EPOCH + Duration::from_secs(1_700_000_000 + secs);
+    let mut n = notification("oncall", AlertStatus::Firing);
+    n.alerts[0].starts_at = at(0);
+    let mut resolved = n.alerts[0].clone();
+    resolved.labels.insert("function".into(), "refund".into());
+    resolved.annotations.clear();
+    resolved.status = AlertStatus::Resolved;
+    resolved.ends_at = Some(at(90));
+    n.alerts.push(resolved);
+    n
+}
+
+#[tokio::test]
+async fn sends_one_plain_text_email_to_every_recipient() {
+    let sink = Sink::start(false).await;
+    let rule = Rule::builder("HighErrorRate")
+        .gauge("error_ratio")
+        .threshold(Severity::Critical, Comparison::Greater, 0.2)
+        .build()
+        .unwrap();
+    let email = EmailNotifier::builder("127.0.0.1")
+        .port(sink.port)
+        .tls(SmtpTls::None)
+        .credentials("alerts", "s3cret")
+        .from("vigil <alerts@example.com>")
+        .to("oncall@example.com")
+        .to("Platform team <platform@example.com>")
+        .link("http://checkout.internal/status")
+        .rules([&rule])
+        .build()
+        .unwrap();
+    let sent = two_alerts();
+
+    email.notify(&sent).await.unwrap();
+
+    let mails = sink.mails();
+    assert_eq!(mails.len(), 1);
+    let mail = &mails[0];
+    // AUTH PLAIN with "\0alerts\0s3cret" in base64.
+    assert_eq!(mail.auth.as_deref(), Some("PLAIN AGFsZXJ0cwBzM2NyZXQ="));
+    assert_eq!(mail.from, "alerts@example.com");
+    assert_eq!(mail.to, ["oncall@example.com", "platform@example.com"]);
+    assert_eq!(mail.header("From"), "vigil <alerts@example.com>");
+    assert_eq!(
+        mail.header("To"),
+        "oncall@example.com, \"Platform team\" <platform@example.com>"
+    );
+    assert_eq!(
+        mail.header("Subject"),
+        "[firing:2] HighErrorRate (critical)"
+    );
+    assert!(mail.header("Content-Type").starts_with("text/plain"));
+    assert_eq!(
+        mail.body(),
+        "[FIRING:2] HighErrorRate for oncall\n\
+         \n\
+         HighErrorRate: firing (critical)\n\
+         \x20 Summary:   checkout fails 0.3 of calls\n\
+         \x20 Value:     0.3\n\
+         \x20 Threshold: > 0.2\n\
+         \x20 Labels:    function=checkout\n\
+         \x20 Started:   2023-11-14T22:13:20Z\n\
+         \x20 Link:      http://checkout.internal/status\n\
+         \n\
+         HighErrorRate: resolved (critical)\n\
+         \x20 Value:     0.3\n\
+         \x20 Threshold: > 0.2\n\
+         \x20 Labels:    function=refund\n\
+         \x20 Started:   2023-11-14T22:13:20Z\n\
+         \x20 Resolved:  2023-11-14T22:14:50Z\n\
+         \x20 Link:      http://checkout.internal/status\n"
+    );
+}
+
+#[tokio::test]
+async fn the_subject_template_is_filled_from_the_first_alert() {
+    let sink = Sink::start(false).await;
+    let email = EmailNotifier::builder("127.0.0.1")
+        .port(sink.port)
+        .tls(SmtpTls::None)
+        .from("alerts@example.com")
+        .to("oncall@example.com")
+        .subject("{{severity}}: {{alert}} on {{labels.function}} is {{status}} ({{count}} for {{receiver}})")
+        .build()
+        .unwrap();
+
+    email.notify(&two_alerts()).await.unwrap();
+
+    let mail = &sink.mails()[0];
+    assert_eq!(mail.auth, None, "no credentials, no AUTH");
+    assert_eq!(
+        mail.header("Subject"),
+        "critical: HighErrorRate on checkout is firing (2 for oncall)"
+    );
+}
+
+#[tokio::test]
+async fn a_refused_recipient_is_a_permanent_smtp_error() {
+    let sink = Sink::start(true).await;
+    let email = EmailNotifier::builder("127.0.0.1")
+        .port(sink.port)
+        .tls(SmtpTls::None)
+        .from("alerts@example.com")
+        .to("nobody@example.com")
+        .build()
+        .unwrap();
+
+    let err = email.notify(&two_alerts()).await.unwrap_err();
+
+    assert!(
+        matches!(&err, NotifyError::Smtp { permanent: true, reason, server }
+            if reason.contains("no such mailbox") && *server == format!("127.0.0.1:{}", sink.port)),
+        "{err}"
+    );
+    assert!(!err.is_retryable());
+    assert!(sink.mails().is_empty());
+}
+
+#[tokio::test]
+async fn a_refused_connection_is_a_retryable_error() {
+    // A port nothing listens on.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    for tls in [SmtpTls::None, SmtpTls::StartTls, SmtpTls::Implicit] {
+        let email = EmailNotifier::builder("127.0.0.1")
+            .port(port)
+            .tls(tls)
+            .from("alerts@example.com")
+            .to("oncall@example.com")
+            .build()
+            .unwrap();
+
+        let err = email
+            .notify(&notification("oncall", AlertStatus::Firing))
+            .await
+            .unwrap_err();
+
+        assert!(
+            matches!(&err, NotifyError::Smtp { permanent: false, reason, .. } if reason.contains("refused")),
+            "{tls:?}: {err}"
+        );
+        assert!(err.is_retryable(), "{tls:?}");
+    }
+}

@@ -1,0 +1,184 @@
+//! `SlackNotifier` against a loopback HTTP receiver: the exact message
+//! posted (headline, one coloured attachment per alert with severity,
+//! status, value, threshold, labels and link, alert text escaped for
+//! mrkdwn), Slack's error answers, and the webhook's secret kept out of
+//! errors.
+
+#![cfg(feature = "delivery")]
+
+mod support;
+
+use std::time::{Duration, UNIX_EPOCH};
+
+use serde_json::json;
+use support::{HttpServer, notification, refused_url};
+use vigil_alert::notify::{Notifier, NotifyError, SlackNotifier};
+use vigil_alert::{Alert, AlertStatus, Comparison, Notification, Rule, Severity, labels};
+
+/// A firing critical alert (threshold from its rule) and a resolved
+/// warning whose label holds mrkdwn control characters and quotes
+/// (threshold from an annotation), at fixed times.
+fn two_alerts() -> (Notification, Vec<Rule>) {
+    let at = |secs: u64| UNIX_EPOCH + Duration::from_secs(1_700_000_000 + secs);
+    let mut n = notification("ops", AlertStatus::Firing);
+    n.alerts[0].starts_at = at(0);
+    n.alerts.push(Alert {
+        rule: "SlowCheckout".into(),
+        labels: labels([
+            ("alertname", "SlowCheckout"),
+            ("route", "/pay?\"x\"<y> & z"),
+            ("severity", "warning"),
+        ]),
+        annotations: labels([("threshold", "0.5")]),
+        status: AlertStatus::Resolved,
+        severity: Severity::Medium,
+        value: Some(0.8),
+        starts_at: at(0),
+        ends_at: Some(at(90)),
+        silenced: false,
+        inhibited: false,
+        escalated: false,
+    });
+    let rule = Rule::builder("HighErrorRate")
+        .gauge("error_ratio")
+        .threshold(Severity::Critical, Comparison::Greater, 0.2)
+        .build()
+        .unwrap();
+    (n, vec![rule])
+}
+
+#[tokio::test]
+async fn posts_a_headline_and_a_coloured_attachment_per_alert() {
+    let server = HttpServer::answering(&[200]);
+    let (sent, rules) = two_alerts();
+    let slack = SlackNotifier::builder(server.url("/services/T0/B0/s3cret"))
+        .channel("#alerts")
+        .username("vigil")
+        .link("http://checkout.internal/status")
+        .rules(&rules)
+        .build()
+        .unwrap();
+
+    slack.notify(&sent).await.unwrap();
+
+    let requests = server.requests();
+    assert_eq!(requests.len(), 1);
+    assert_eq!(requests[0].line, "POST /services/T0/B0/s3cret HTTP/1.1");
+    assert_eq!(requests[0].headers["content-type"], "application/json");
+    let field =
+        |name: &str, value: &str| json!({"type": "mrkdwn", "text": format!("*{name}*\n{value}")});
+    let expected = json!({
+        "text": "[FIRING:2] HighErrorRate, SlowCheckout for ops",
+        "channel": "#alerts",
+        "username": "vigil",
+        "attachments": [
+            {
+                "color": "#a30200",
+                "fallback": "[critical] HighErrorRate firing: checkout fails 0.3 of calls",
+                "blocks": [
+                    {"type": "section", "text": {"type": "mrkdwn",
+                        "text": "*<http://checkout.internal/status|HighErrorRate>* firing\ncheckout fails 0.3 of calls"}},
+                    {"type": "section", "fields": [
+                        field("Severity", "critical"), field("Status", "firing"),
+                        field("Value", "0.3"), field("Threshold", "&gt; 0.2"),
+                    ]},
+                    {"type": "context", "elements": [{"type": "mrkdwn",
+                        "text": "`function=checkout`  since 2023-11-14T22:13:20Z"}]},
+                ],
+            },
+            {
+                "color": "#2eb886",
+                "fallback": "[warning] SlowCheckout resolved",
+                "blocks": [
+                    {"type": "section", "text": {"type": "mrkdwn",
+                        "text": "*<http://checkout.internal/status|SlowCheckout>* resolved"}},
+                    {"type": "section", "fields": [
+                        field("Severity", "warning"), field("Status", "resolved"),
+                        field("Value", "0.8"), field("Threshold", "0.5"),
+                    ]},
+                    {"type": "context", "elements": [{"type": "mrkdwn",
+                        "text": "`route=/pay?\"x\"&lt;y&gt; &amp; z`  since 2023-11-14T22:14:50Z"}]},
+                ],
+            },
+        ],
+    });
+    assert_eq!(requests[0].json(), expected);
+    assert_eq!(slack.message(&sent), expected);
+}
+
+#[tokio::test]
+async fn each_severity_has_its_colour_and_resolved_alerts_are_green() {
+    let slack = SlackNotifier::new("http://127.0.0.1:9/hook").unwrap();
+    let mut n = notification("ops", AlertStatus::Firing);
+    let mut colours = Vec::new();
+    for severity in [
+        Severity::Low,
+        Severity::Medium,
+        Severity::High,
+        Severity::Critical,
+    ] {
+        n.alerts[0].severity = severity;
+        colours.push(slack.message(&n)["attachments"][0]["color"].clone());
+    }
+    n.alerts[0].status = AlertStatus::Resolved;
+    colours.push(slack.message(&n)["attachments"][0]["color"].clone());
+    assert_eq!(
+        colours,
+        ["#439fe0", "#daa038", "#e8751a", "#a30200", "#2eb886"]
+    );
+    // Without a link, a rule or a threshold annotation.
+    let blocks = &slack.message(&n)["attachments"][0]["blocks"];
+    assert_eq!(
+        blocks[0]["text"]["text"],
+        "*HighErrorRate* resolved\ncheckout fails 0.3 of calls"
+    );
+    assert_eq!(blocks[1]["fields"][3]["text"], "*Threshold*\nn/a");
+    assert!(slack.message(&n).get("channel").is_none());
+}
+
+#[tokio::test]
+async fn slack_refusing_the_payload_is_final_and_the_secret_stays_out_of_the_error() {
+    let server = HttpServer::answering(&[400]);
+    let slack = SlackNotifier::new(&server.url("/services/T0/B0/s3cret")).unwrap();
+
+    let err = slack
+        .notify(&notification("ops", AlertStatus::Firing))
+        .await
+        .unwrap_err();
+
+    assert!(
+        matches!(&err, NotifyError::Status { status: 400, body, .. } if body == "status 400 by script"),
+        "{err}"
+    );
+    assert!(!err.is_retryable());
+    let shown = err.to_string();
+    assert!(
+        shown.contains("/services/T0/B0/***") && !shown.contains("s3cret"),
+        "{shown}"
+    );
+    assert!(!format!("{slack:?}").contains("s3cret"));
+}
+
+#[tokio::test]
+async fn an_unreachable_slack_is_retryable() {
+    let slack = SlackNotifier::new(&refused_url()).unwrap();
+    let err = slack
+        .notify(&notification("ops", AlertStatus::Firing))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, NotifyError::Transport { reason, .. } if reason.contains("refused")),
+        "{err}"
+    );
+    assert!(err.is_retryable());
+}
+
+#[test]
+fn a_url_that_is_not_http_is_refused() {
+    for bad in ["hooks.slack.com/services/x", "ftp://h/x", ""] {
+        assert!(
+            matches!(SlackNotifier::new(bad), Err(NotifyError::InvalidUrl { .. })),
+            "{bad:?}"
+        );
+    }
+}
