@@ -234,6 +234,12 @@ impl Prometheus {
     /// The result vector of an instant PromQL query (`data.result`), or
     /// `None` when the query failed.
     pub fn query(&self, promql: &str) -> Option<Vec<serde_json::Value>> {
+        self.query_at(promql, None)
+    }
+
+    /// [`query`](Self::query) evaluated at `time` (Unix seconds) instead
+    /// of now.
+    pub fn query_at(&self, promql: &str, time: Option<f64>) -> Option<Vec<serde_json::Value>> {
         let encoded: String = promql
             .bytes()
             .map(|b| match b {
@@ -243,8 +249,9 @@ impl Prometheus {
                 _ => format!("%{b:02X}"),
             })
             .collect();
+        let at = time.map_or(String::new(), |t| format!("&time={t:.3}"));
         let (status, body) =
-            http_get(self.address, &format!("/api/v1/query?query={encoded}")).ok()?;
+            http_get(self.address, &format!("/api/v1/query?query={encoded}{at}")).ok()?;
         if status != 200 {
             return None;
         }
@@ -254,7 +261,12 @@ impl Prometheus {
 
     /// The value of an instant PromQL query with exactly one result.
     pub fn query_one(&self, promql: &str) -> Option<f64> {
-        let result = self.query(promql)?;
+        self.query_one_at(promql, None)
+    }
+
+    /// [`query_one`](Self::query_one) evaluated at `time` (Unix seconds).
+    pub fn query_one_at(&self, promql: &str, time: Option<f64>) -> Option<f64> {
+        let result = self.query_at(promql, time)?;
         if result.len() != 1 {
             return None;
         }
