@@ -110,14 +110,13 @@ macro_rules! cache_admin {
 
             fn clear_tags<'a>(&'a self, tags: &'a [String]) -> $crate::admin::Cleared<'a> {
                 Box::pin(async move {
-                    self.inner
-                        .shared
-                        .invalidate_tags(tags.iter().map(String::as_str))
+                    let tags: Vec<&str> = tags.iter().map(String::as_str).collect();
+                    self.inner.clear_tags(&tags).await
                 })
             }
 
             fn clear_all(&self) -> $crate::admin::Cleared<'_> {
-                Box::pin(async move { TaggedCache::invalidate_all(self) })
+                Box::pin(async move { self.inner.clear_all().await })
             }
 
             fn clone_admin(&self) -> ::std::sync::Arc<dyn $crate::CacheAdmin> {

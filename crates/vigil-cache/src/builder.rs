@@ -40,6 +40,8 @@ pub struct CacheBuilder<K, V, C> {
     pub(crate) eviction_listener: Option<Listener<K, V>>,
     pub(crate) clock: quanta::Clock,
     pub(crate) load_timeout: Option<Duration>,
+    #[cfg(feature = "redis")]
+    pub(crate) redis: Option<crate::tier::TierSpec<K, V>>,
     flavour: PhantomData<fn() -> C>,
 }
 
@@ -55,6 +57,8 @@ impl<K, V, C> CacheBuilder<K, V, C> {
             eviction_listener: None,
             clock: quanta::Clock::new(),
             load_timeout: None,
+            #[cfg(feature = "redis")]
+            redis: None,
             flavour: PhantomData,
         }
     }
@@ -161,6 +165,56 @@ impl<K, V, C> CacheBuilder<K, V, C> {
     /// `quanta::Clock::mock()` and advance it instead of sleeping.
     pub fn clock(mut self, clock: quanta::Clock) -> Self {
         self.clock = clock;
+        self
+    }
+}
+
+#[cfg(feature = "redis")]
+impl<K, V, C> CacheBuilder<K, V, C>
+where
+    K: serde::Serialize + serde::de::DeserializeOwned + Send + Sync + 'static,
+    V: serde::Serialize + serde::de::DeserializeOwned + Send + Sync + 'static,
+{
+    /// Adds a second level in Redis, shared by every replica that builds
+    /// the cache with the same prefix (feature `redis`). Takes a URL or
+    /// [`RedisOptions`](crate::RedisOptions).
+    ///
+    /// A loading call (`get_with`, `try_get_with`, ... and `#[cached]`
+    /// functions) that misses the local level reads Redis before it runs
+    /// its loader, and a loaded value is written to both levels with its
+    /// time to live and tags; `insert*` writes both levels.
+    /// `invalidate(key)`, `invalidate_tag(s)` and `invalidate_all` apply to
+    /// every replica. `get` and `contains_key` read the local level only
+    /// (their key is borrowed; [`fetch`](crate::future::TaggedCache::fetch)
+    /// reads both). Values are encoded with postcard behind a versioned
+    /// header; a value that does not decode is a miss.
+    ///
+    /// `build` stays infallible: the cache connects in the background, and
+    /// works from its local level and its loaders while Redis is
+    /// unreachable (then as when Redis goes down later: see `docs/cache.md`).
+    ///
+    /// ```no_run
+    /// # #[cfg(feature = "sync")] {
+    /// use std::time::Duration;
+    /// use vigil_cache::{EntryOptions, RedisOptions, sync::TaggedCache};
+    ///
+    /// let prices: TaggedCache<String, u64> = TaggedCache::builder()
+    ///     .name("prices")
+    ///     .max_capacity(10_000)
+    ///     .default_ttl(Duration::from_secs(60))
+    ///     .redis(RedisOptions::new("redis://127.0.0.1:6379/").command_timeout(Duration::from_millis(20)))
+    ///     .build();
+    /// let price = prices.get_with_options("sku-1".to_string(), || {
+    ///     (1_999, EntryOptions::default().tag("catalog"))
+    /// });
+    /// assert_eq!(price, 1_999);
+    /// prices.invalidate_tag("catalog"); // on every replica
+    /// # }
+    /// ```
+    pub fn redis(mut self, options: impl Into<crate::RedisOptions>) -> Self {
+        let options = options.into();
+        let codec = Arc::new(crate::tier::Postcard::<K, V>::new(&options.schema));
+        self.redis = Some(crate::tier::TierSpec { options, codec });
         self
     }
 }

@@ -13,8 +13,14 @@ use ::metrics::{Unit, counter, describe_counter, describe_gauge, gauge};
 
 use crate::CacheStats;
 
-/// Counter of reads, labelled `cache` and `result` = `hit` | `miss`.
+/// Counter of reads, labelled `cache` and `result` = `hit` | `miss`: reads
+/// of the local level. A cache with a Redis level also has the series
+/// labelled `level="l2"`: reads of Redis after a local miss.
 pub const REQUESTS_TOTAL: &str = "cache_requests_total";
+/// Counter of a Redis level's errors, labelled `cache` and `kind` =
+/// `connect` | `timeout` | `io` | `server` | `decode` (see
+/// [`L2Errors`](crate::L2Errors)).
+pub const L2_ERRORS_TOTAL: &str = "cache_l2_errors_total";
 /// Counter of removals, labelled `cache` and `cause` = `size` | `expired` |
 /// `replaced` | `explicit` (explicit = invalidations, including by tag).
 pub const EVICTIONS_TOTAL: &str = "cache_evictions_total";
@@ -82,6 +88,11 @@ fn describe() {
         Unit::Count,
         "Entries removed from a cache by cause: size, expired, replaced, or explicit (invalidations, including by tag)."
     );
+    describe_counter!(
+        L2_ERRORS_TOTAL,
+        Unit::Count,
+        "Errors of a cache's Redis level by kind: connect, timeout, io, server, decode."
+    );
     describe_gauge!(
         ENTRIES,
         Unit::Count,
@@ -105,6 +116,16 @@ fn publish_stats(stats: &CacheStats) {
     let requests = [("hit", stats.hits), ("miss", stats.misses)];
     for (result, total) in requests {
         counter!(REQUESTS_TOTAL, "cache" => name.clone(), "result" => result).absolute(total);
+    }
+    if stats.l2_enabled {
+        let requests = [("hit", stats.l2_hits), ("miss", stats.l2_misses)];
+        for (result, total) in requests {
+            counter!(REQUESTS_TOTAL, "cache" => name.clone(), "result" => result, "level" => "l2")
+                .absolute(total);
+        }
+        for (kind, total) in stats.l2_error_kinds.by_kind() {
+            counter!(L2_ERRORS_TOTAL, "cache" => name.clone(), "kind" => kind).absolute(total);
+        }
     }
     let evictions = [
         ("size", stats.evictions.size),

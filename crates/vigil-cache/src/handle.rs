@@ -93,7 +93,7 @@ macro_rules! tagged_cache_common {
             V: Clone + Send + Sync + 'static,
         {
             /// Builds the cache.
-            pub fn build(self) -> TaggedCache<K, V> {
+            pub fn build(#[allow(unused_mut)] mut self) -> TaggedCache<K, V> {
                 use ::std::sync::{Arc, Weak};
                 use $crate::entry::{EntryExpiry, Stored};
                 use $crate::export::Source;
@@ -101,6 +101,12 @@ macro_rules! tagged_cache_common {
 
                 let shared = Arc::new($crate::shared::Shared::new(&self));
                 let listener = Arc::clone(&shared);
+                #[cfg(feature = "redis")]
+                let l2 = self.redis.take().map(|spec| {
+                    $crate::tier::Tier::new(spec, self.name.as_deref(), shared.clock.clone(), self.default_ttl)
+                });
+                #[cfg(feature = "redis")]
+                let l2_keys = l2.as_ref().map($crate::tier::Tier::keys);
                 let mut moka = moka::$flavour::Cache::builder()
                     .eviction_policy(self.eviction_policy.to_moka())
                     .expire_after(EntryExpiry {
@@ -108,6 +114,14 @@ macro_rules! tagged_cache_common {
                         cache: Arc::as_ptr(&shared) as *const () as usize,
                     })
                     .eviction_listener(move |key, stored, cause| {
+                        // The key index follows the local entries; a
+                        // replaced entry's successor is already recorded.
+                        #[cfg(feature = "redis")]
+                        if let Some(keys) = &l2_keys
+                            && cause != $crate::RemovalCause::Replaced
+                        {
+                            keys.removed(&$crate::tier::digest(&*key), stored.id);
+                        }
                         listener.on_removal(key, stored, cause)
                     });
                 if let Some(name) = &self.name {
@@ -125,7 +139,14 @@ macro_rules! tagged_cache_common {
                 let inner = Arc::new(Inner {
                     cache: moka.build(),
                     shared,
+                    #[cfg(feature = "redis")]
+                    l2,
                 });
+                #[cfg(feature = "redis")]
+                if let Some(l2) = &inner.l2 {
+                    let local: Weak<dyn $crate::tier::Local<K>> = Arc::downgrade(&inner) as _;
+                    l2.start(local);
+                }
                 if inner.shared.name.is_some() {
                     let source: Weak<dyn Source> = Arc::downgrade(&inner) as Weak<dyn Source>;
                     $crate::export::register(source);
@@ -161,7 +182,16 @@ macro_rules! tagged_cache_common {
             /// invalidation) ended it first and counted it; an entry inserted
             /// concurrently either counts here and is hidden, or is stored
             /// after the call and stays.
+            ///
+            /// With a Redis level ([`CacheBuilder::redis`]($crate::CacheBuilder::redis)),
+            /// every replica's entries too: this waits for Redis (at most
+            /// the command timeout; if it cannot be reached, the
+            /// invalidation is sent once it can).
             pub fn invalidate_all(&self) -> u64 {
+                #[cfg(feature = "redis")]
+                if let Some(l2) = &self.inner.l2 {
+                    $crate::tier::block_on(l2.invalidate_all());
+                }
                 self.inner.invalidate_all()
             }
 
@@ -195,6 +225,15 @@ macro_rules! tagged_cache_common {
                 $crate::export::Source::stats(&*self.inner)
             }
 
+            /// Whether the cache has a Redis level that is connected and
+            /// resynchronised: loading calls read and write it (false
+            /// without a Redis level, while connecting, and while Redis
+            /// is unreachable).
+            #[cfg(feature = "redis")]
+            pub fn redis_connected(&self) -> bool {
+                self.inner.l2.as_ref().is_some_and(|l2| l2.is_connected())
+            }
+
             /// The name given to the builder.
             pub fn name(&self) -> Option<&str> {
                 self.inner.shared.name.as_deref()
@@ -217,6 +256,9 @@ macro_rules! tagged_cache_common {
 pub(crate) struct Inner<K, V, C> {
     pub(crate) cache: C,
     pub(crate) shared: Arc<Shared<K, V>>,
+    /// The second level, if the cache has one.
+    #[cfg(feature = "redis")]
+    pub(crate) l2: Option<crate::tier::Tier<K, V>>,
 }
 
 impl<K, V, C> Source for Inner<K, V, C>
@@ -226,7 +268,13 @@ where
     C: Moka<K, V>,
 {
     fn stats(&self) -> CacheStats {
-        self.shared.stats(self.cache.weighted_size())
+        #[allow(unused_mut)]
+        let mut stats = self.shared.stats(self.cache.weighted_size());
+        #[cfg(feature = "redis")]
+        if let Some(l2) = &self.l2 {
+            l2.fill(&mut stats);
+        }
+        stats
     }
 }
 
@@ -237,6 +285,27 @@ impl<K, V, C> fmt::Debug for Inner<K, V, C> {
             .field("capacity", &self.shared.capacity)
             .field("entry_count", &self.shared.entry_count())
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(feature = "redis")]
+impl<K, V, C> crate::tier::Local<K> for Inner<K, V, C>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+    C: Moka<K, V>,
+    Self: crate::tier::LocalKey<K>,
+{
+    fn drop_tags(&self, tags: &[&str]) {
+        self.shared.invalidate_tags(tags.iter().copied());
+    }
+
+    fn drop_all(&self) {
+        self.invalidate_all();
+    }
+
+    fn tags_in_use(&self) -> Vec<String> {
+        self.shared.tags.names()
     }
 }
 
@@ -366,6 +435,26 @@ where
                 Ok((value, None))
             }
         }
+    }
+
+    /// `invalidate_tags` of either flavour: in Redis first (so that no
+    /// local load can find an entry there that the local invalidation has
+    /// already passed), then locally.
+    pub(crate) async fn clear_tags(&self, tags: &[&str]) -> u64 {
+        #[cfg(feature = "redis")]
+        if let Some(l2) = &self.l2 {
+            l2.invalidate_tags(tags).await;
+        }
+        self.shared.invalidate_tags(tags.iter().copied())
+    }
+
+    /// `invalidate_all` of either flavour, in Redis first, then locally.
+    pub(crate) async fn clear_all(&self) -> u64 {
+        #[cfg(feature = "redis")]
+        if let Some(l2) = &self.l2 {
+            l2.invalidate_all().await;
+        }
+        self.invalidate_all()
     }
 
     /// The logical and the physical halves of `invalidate_all`.

@@ -153,6 +153,8 @@ mod padded;
 mod shared;
 mod stats;
 mod tag;
+#[cfg(feature = "redis")]
+mod tier;
 
 #[cfg(feature = "future")]
 pub mod future;
@@ -164,12 +166,16 @@ pub use builder::CacheBuilder;
 pub use export::publish_metrics;
 pub use moka::notification::RemovalCause;
 pub use options::{EntryOptions, EvictionPolicy};
-pub use stats::{CacheStats, Evictions, WarmReport};
+pub use stats::{CacheStats, Evictions, L2Errors, WarmReport};
 pub use tag::Tag;
+#[cfg(feature = "redis")]
+pub use tier::RedisOptions;
 
 /// The names under which [`publish_metrics`] exports cache statistics.
 pub mod metric_names {
-    pub use crate::export::{ENTRIES, EVICTIONS_TOTAL, REQUESTS_TOTAL, WEIGHTED_SIZE};
+    pub use crate::export::{
+        ENTRIES, EVICTIONS_TOTAL, L2_ERRORS_TOTAL, REQUESTS_TOTAL, WEIGHTED_SIZE,
+    };
 }
 
 /// The README's example, run as a doctest.

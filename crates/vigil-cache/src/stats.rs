@@ -67,6 +67,64 @@ pub struct CacheStats {
     pub capacity: Option<u64>,
     /// `weighted_size / capacity`, 0.0 when unbounded.
     pub utilization: f64,
+    /// Whether the cache has a second level in Redis
+    /// ([`CacheBuilder::redis`](crate::CacheBuilder::redis)); the `l2_*`
+    /// figures are 0 without one.
+    #[serde(default)]
+    pub l2_enabled: bool,
+    /// Reads of the second level (after a local miss) that found a current
+    /// entry: the loader did not run.
+    #[serde(default)]
+    pub l2_hits: u64,
+    /// Reads of the second level that found no current entry (absent,
+    /// older than an invalidation, or undecodable): the loader ran.
+    #[serde(default)]
+    pub l2_misses: u64,
+    /// Failed Redis operations (connecting, timeouts, lost connections,
+    /// server errors) and undecodable values: the sum of
+    /// [`l2_error_kinds`](Self::l2_error_kinds).
+    #[serde(default)]
+    pub l2_errors: u64,
+    /// [`l2_errors`](Self::l2_errors) by kind.
+    #[serde(default)]
+    pub l2_error_kinds: L2Errors,
+}
+
+/// Errors of a cache's second level by kind: the `kind` label of
+/// `cache_l2_errors_total`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct L2Errors {
+    /// Connecting, subscribing or resynchronising failed (including a URL
+    /// that does not parse).
+    pub connect: u64,
+    /// No answer within the command timeout.
+    pub timeout: u64,
+    /// The connection broke (counted once per loss, by the link that
+    /// reconnects).
+    pub io: u64,
+    /// Redis answered with an error.
+    pub server: u64,
+    /// A value (or a key in an invalidation) read from Redis did not
+    /// decode: another version's type, or another schema.
+    pub decode: u64,
+}
+
+impl L2Errors {
+    /// Every kind together.
+    pub fn total(&self) -> u64 {
+        self.connect + self.timeout + self.io + self.server + self.decode
+    }
+
+    /// `(kind label, count)` for each kind.
+    pub fn by_kind(&self) -> [(&'static str, u64); 5] {
+        [
+            ("connect", self.connect),
+            ("timeout", self.timeout),
+            ("io", self.io),
+            ("server", self.server),
+            ("decode", self.decode),
+        ]
+    }
 }
 
 /// Entries removed by the cache itself, by cause (explicit invalidations are
@@ -209,6 +267,11 @@ impl Counters {
                 Some(capacity) => weighted_size as f64 / capacity as f64,
                 None => 0.0,
             },
+            l2_enabled: false,
+            l2_hits: 0,
+            l2_misses: 0,
+            l2_errors: 0,
+            l2_error_kinds: L2Errors::default(),
         }
     }
 }

@@ -468,6 +468,7 @@ fn stats_are_exact_single_threaded() {
             weighted_size: 90,
             capacity: Some(1_000),
             utilization: 0.09,
+            ..CacheStats::default()
         }
     );
     assert_eq!(stats.hits + stats.misses, gets);

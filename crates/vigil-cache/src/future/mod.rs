@@ -89,11 +89,24 @@ where
     /// A load of `key` still running is superseded (its value will not be
     /// stored); one storing its value is waited for, so this insert lands
     /// after it. With no load in flight this costs one atomic load.
+    ///
+    /// With a Redis level, the value is also written there, and the other
+    /// replicas drop their copy of the key.
     pub async fn insert_with(&self, key: K, value: V, options: EntryOptions) {
+        #[cfg(feature = "redis")]
+        let l2 = self
+            .inner
+            .l2
+            .as_ref()
+            .map(|l2| (l2, key.clone(), value.clone(), options.clone()));
         self.before_write(&key).await;
         let stored = self.inner.shared.make_stored(&key, value, &options);
         self.store(key, stored).await;
         self.remove_pending(REMOVALS_PER_WRITE).await;
+        #[cfg(feature = "redis")]
+        if let Some((l2, key, value, options)) = l2 {
+            l2.write_inserted(&key, &value, &options).await;
+        }
     }
 
     /// Stores a registered entry in moka and counts its insert. If this
@@ -101,6 +114,10 @@ where
     /// unregistered.
     async fn store(&self, key: K, stored: Stored<V>) {
         let shared = &*self.inner.shared;
+        #[cfg(feature = "redis")]
+        if let Some(l2) = &self.inner.l2 {
+            l2.stored(&key, stored.id);
+        }
         let landing = Landing::new(self.identity(), stored.id);
         let pending = Unstored::new(shared, &landing, Registration::of(&stored));
         landing.watch(self.inner.cache.insert(key, stored)).await;
@@ -220,12 +237,23 @@ where
                 return Ok(inner.found_while_leading(lead, stored));
             }
             let init = init.take().expect("a call leads at most one load");
-            let (value, to_store) = inner.settle(&key, lead, init.await)?;
+            #[cfg(feature = "redis")]
+            let (loaded, write_back) = match &inner.l2 {
+                Some(l2) => crate::tier::load_through(l2.read(&key).await, init).await,
+                None => (init.await, None),
+            };
+            #[cfg(not(feature = "redis"))]
+            let loaded = init.await;
+            let (value, to_store) = inner.settle(&key, lead, loaded)?;
             if let Some((stored, lead)) = to_store {
                 let outcome = Outcome::Stored(stored.clone());
                 self.store(key.clone(), stored).await;
                 lead.finish(outcome);
                 self.remove_pending(REMOVALS_PER_WRITE).await;
+                #[cfg(feature = "redis")]
+                if let (Some(l2), Some((options, seq))) = (&inner.l2, write_back) {
+                    l2.write_loaded(&key, &value, &options, seq).await;
+                }
             }
             return Ok(value);
         }
@@ -258,7 +286,24 @@ where
 
     /// Removes the entry under `key`, if any. Like an insert, supersedes a
     /// load of `key` still running (its value will not be stored).
+    ///
+    /// With a Redis level, on every replica, and in Redis (where, for the
+    /// tombstone's time to live, loads of the key that began before are
+    /// not written).
     pub async fn invalidate<Q>(&self, key: &Q)
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        #[cfg(feature = "redis")]
+        if let Some(l2) = &self.inner.l2 {
+            l2.invalidate_key(key).await;
+        }
+        self.invalidate_local(key).await;
+    }
+
+    /// [`invalidate`](Self::invalidate) on this replica's local level only.
+    async fn invalidate_local<Q>(&self, key: &Q)
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
@@ -266,6 +311,13 @@ where
         self.before_write(key).await;
         // The eviction listener counts it, if it was live.
         self.inner.cache.remove(key).await;
+    }
+
+    /// The value under `key` from the local level, else from the Redis
+    /// level (stored locally on a hit); `get` without a Redis level. Never
+    /// runs a loader; a miss is not cached.
+    pub async fn fetch(&self, key: &K) -> Option<V> {
+        self.optionally_get_with(key.clone(), async { None }).await
     }
 
     /// Invalidates every entry tagged `tag` and returns how many live
@@ -286,8 +338,7 @@ where
     /// (calling the eviction listener with
     /// [`RemovalCause::Explicit`](crate::RemovalCause::Explicit)), and
     /// [`run_pending_tasks`](Self::run_pending_tasks) removes what is left.
-    /// (`async` for symmetry with moka's invalidation methods; it never
-    /// waits.)
+    /// (Without a Redis level it never waits.)
     pub async fn invalidate_tag(&self, tag: &str) -> u64 {
         self.invalidate_tags(&[tag]).await
     }
@@ -295,10 +346,13 @@ where
     /// Invalidates every entry carrying any of `tags` (see
     /// [`invalidate_tag`](Self::invalidate_tag)); an entry with several of
     /// them counts once.
+    ///
+    /// With a Redis level, on every replica: the tags' versions in Redis are
+    /// bumped first (this waits for Redis, at most the command timeout; if
+    /// it cannot be reached, the invalidation is sent once it can).
     pub async fn invalidate_tags<T: AsRef<str>>(&self, tags: &[T]) -> u64 {
-        self.inner
-            .shared
-            .invalidate_tags(tags.iter().map(AsRef::as_ref))
+        let tags: Vec<&str> = tags.iter().map(AsRef::as_ref).collect();
+        self.inner.clear_tags(&tags).await
     }
 
     /// Inserts every `(key, value)` with the default options.
@@ -454,5 +508,20 @@ impl<K, V> Drop for Requeue<'_, K, V> {
             self.shared
                 .requeue_removals(std::mem::take(&mut self.removals));
         }
+    }
+}
+
+#[cfg(feature = "redis")]
+impl<K, V> crate::tier::LocalKey<K>
+    for crate::handle::Inner<K, V, moka::future::Cache<K, Stored<V>>>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    fn drop_key(self: Arc<Self>, key: K) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>> {
+        Box::pin(async move {
+            let cache = TaggedCache { inner: self };
+            cache.invalidate_local(&key).await;
+        })
     }
 }

@@ -107,15 +107,33 @@ where
     /// mock.increment(Duration::from_secs(1));
     /// assert_eq!(cache.get(&1), None);
     /// ```
+    ///
+    /// With a Redis level, the value is also written there (this waits for
+    /// Redis, at most the command timeout), and the other replicas drop
+    /// their copy of the key.
     pub fn insert_with(&self, key: K, value: V, options: EntryOptions) {
+        #[cfg(feature = "redis")]
+        let l2 = self
+            .inner
+            .l2
+            .as_ref()
+            .map(|l2| (l2, key.clone(), value.clone(), options.clone()));
         self.before_write(&key);
         let stored = self.inner.shared.make_stored(&key, value, &options);
         self.store(key, stored);
         self.remove_pending(REMOVALS_PER_WRITE);
+        #[cfg(feature = "redis")]
+        if let Some((l2, key, value, options)) = l2 {
+            crate::tier::block_on(l2.write_inserted(&key, &value, &options));
+        }
     }
 
     /// Stores a registered entry in moka and counts its insert.
     fn store(&self, key: K, stored: Stored<V>) {
+        #[cfg(feature = "redis")]
+        if let Some(l2) = &self.inner.l2 {
+            l2.stored(&key, stored.id);
+        }
         self.inner.cache.insert(key, stored);
         self.inner.shared.bump(Hot::Insert);
     }
@@ -200,12 +218,25 @@ where
                 return Ok(inner.found_while_leading(lead, stored));
             }
             let init = init.take().expect("a call leads at most one load");
-            let (value, to_store) = inner.settle(&key, lead, init())?;
+            #[cfg(feature = "redis")]
+            let (loaded, write_back) = match &inner.l2 {
+                Some(l2) => crate::tier::block_on(async {
+                    crate::tier::load_through(l2.read(&key).await, async { init() }).await
+                }),
+                None => (init(), None),
+            };
+            #[cfg(not(feature = "redis"))]
+            let loaded = init();
+            let (value, to_store) = inner.settle(&key, lead, loaded)?;
             if let Some((stored, lead)) = to_store {
                 let outcome = Outcome::Stored(stored.clone());
                 self.store(key.clone(), stored);
                 lead.finish(outcome);
                 self.remove_pending(REMOVALS_PER_WRITE);
+                #[cfg(feature = "redis")]
+                if let (Some(l2), Some((options, seq))) = (&inner.l2, write_back) {
+                    crate::tier::block_on(l2.write_loaded(&key, &value, &options, seq));
+                }
             }
             return Ok(value);
         }
@@ -232,7 +263,24 @@ where
 
     /// Removes the entry under `key`, if any. Like an insert, supersedes a
     /// load of `key` still running (its value will not be stored).
+    ///
+    /// With a Redis level, on every replica, and in Redis (where, for the
+    /// tombstone's time to live, loads of the key that began before are
+    /// not written); this waits for Redis, at most the command timeout.
     pub fn invalidate<Q>(&self, key: &Q)
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        #[cfg(feature = "redis")]
+        if let Some(l2) = &self.inner.l2 {
+            crate::tier::block_on(l2.invalidate_key(key));
+        }
+        self.invalidate_local(key);
+    }
+
+    /// [`invalidate`](Self::invalidate) on this replica's local level only.
+    fn invalidate_local<Q>(&self, key: &Q)
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
@@ -240,6 +288,13 @@ where
         self.before_write(key);
         // The eviction listener counts it, if it was live.
         self.inner.cache.remove(key);
+    }
+
+    /// The value under `key` from the local level, else from the Redis
+    /// level (stored locally on a hit); `get` without a Redis level. Never
+    /// runs a loader; a miss is not cached.
+    pub fn fetch(&self, key: &K) -> Option<V> {
+        self.optionally_get_with(key.clone(), || None)
     }
 
     /// Orders a write to `key` after the loads of `key` in flight: one
@@ -293,10 +348,17 @@ where
     /// Invalidates every entry carrying any of `tags` (see
     /// [`invalidate_tag`](Self::invalidate_tag)); an entry with several of
     /// them counts once.
+    ///
+    /// With a Redis level, on every replica: the tags' versions in Redis are
+    /// bumped first (this waits for Redis, at most the command timeout; if
+    /// it cannot be reached, the invalidation is sent once it can).
     pub fn invalidate_tags<T: AsRef<str>>(&self, tags: &[T]) -> u64 {
-        self.inner
-            .shared
-            .invalidate_tags(tags.iter().map(AsRef::as_ref))
+        let tags: Vec<&str> = tags.iter().map(AsRef::as_ref).collect();
+        #[cfg(feature = "redis")]
+        if let Some(l2) = &self.inner.l2 {
+            crate::tier::block_on(l2.invalidate_tags(&tags));
+        }
+        self.inner.shared.invalidate_tags(tags)
     }
 
     /// Inserts every `(key, value)` with the default options.
@@ -376,6 +438,23 @@ where
     /// The live entry under `key`, uncounted.
     fn fresh(&self, key: &K) -> Option<Stored<V>> {
         self.inner.alive(self.inner.cache.get(key))
+    }
+}
+
+#[cfg(feature = "redis")]
+impl<K, V> crate::tier::LocalKey<K> for crate::handle::Inner<K, V, moka::sync::Cache<K, Stored<V>>>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    fn drop_key(
+        self: Arc<Self>,
+        key: K,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
+        // Blocks the link task's thread only while a load of the key is
+        // storing its value (a short, bounded step).
+        TaggedCache { inner: self }.invalidate_local(&key);
+        Box::pin(std::future::ready(()))
     }
 }
 

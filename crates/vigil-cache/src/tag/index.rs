@@ -353,6 +353,16 @@ impl<K> TagIndex<K> {
         }
     }
 
+    /// The tags in use (including unused ones not yet swept).
+    #[cfg(feature = "redis")]
+    pub(crate) fn names(&self) -> Vec<String> {
+        self.read()
+            .slots
+            .keys()
+            .map(|tag| tag.as_str().to_owned())
+            .collect()
+    }
+
     /// Number of tags in use (including unused ones not yet swept).
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {

@@ -1,0 +1,342 @@
+//! The link task of one cache: connects to Redis, subscribes to the
+//! invalidation channel, replays the invalidations made while Redis was
+//! unreachable, resynchronises the local level with the versions in Redis,
+//! and then applies every other replica's invalidation as it is published,
+//! until the connection is lost (then it starts over, once per retry
+//! interval) or the cache is dropped.
+//!
+//! Resynchronisation: the task remembers the Redis dataset (its boot token)
+//! and the last invalidation sequence number it applied. On (re)connection
+//! it reads the current number, the `invalidate_all` and key-write numbers
+//! and the version of every tag the local level holds, in one script: a tag
+//! invalidated since is invalidated locally; an `invalidate_all`, or a key
+//! written or invalidated since, drops the whole local level (keys cannot
+//! be listed cheaply). A new dataset (Redis lost its data) counts as
+//! "nothing known": every tag with a version in it is invalidated. Only
+//! then are commands let through again.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Weak};
+
+use futures_util::StreamExt;
+use redis::aio::{MultiplexedConnection, PubSubStream};
+use redis::{AsyncConnectionConfig, Client, Msg, Value};
+use tokio::sync::watch;
+
+use super::keys::KeyIndex;
+use super::remote::{ErrorKind, Remote, Unsent, lock, random};
+use super::scripts::{INVALIDATE_ALL, INVALIDATE_KEY, INVALIDATE_TAGS, RESYNC};
+use super::{integer, invocation};
+
+/// What the link task needs from the local level of its cache (implemented
+/// for both flavours in `handle`).
+pub(crate) trait Local<K>: LocalKey<K> {
+    /// Invalidates `tags` locally only.
+    fn drop_tags(&self, tags: &[&str]);
+    /// `invalidate_all`, locally only.
+    fn drop_all(&self);
+    /// The tags the local level holds entries with.
+    fn tags_in_use(&self) -> Vec<String>;
+}
+
+/// The part of [`Local`] that differs between the flavours.
+pub(crate) trait LocalKey<K>: Send + Sync + 'static {
+    /// `invalidate(key)`, locally only.
+    fn drop_key(self: Arc<Self>, key: K) -> Pin<Box<dyn Future<Output = ()> + Send>>;
+}
+
+/// Why a connection's service ended.
+enum Ended {
+    Lost,
+    Shutdown,
+}
+
+/// A failure of the link, with its kind for the counters.
+type Failure = (ErrorKind, String);
+
+fn failure(error: redis::RedisError) -> Failure {
+    (ErrorKind::of(&error), error.to_string())
+}
+
+/// `future` within `limit`, as a link failure.
+async fn within<T>(
+    limit: std::time::Duration,
+    future: impl Future<Output = redis::RedisResult<T>>,
+) -> Result<T, Failure> {
+    match tokio::time::timeout(limit, future).await {
+        Ok(result) => result.map_err(failure),
+        Err(_) => Err((ErrorKind::Timeout, format!("no answer within {limit:?}"))),
+    }
+}
+
+/// Where the local level stands against Redis: the dataset's boot token and
+/// the last sequence number applied.
+type Synced = Option<(Vec<u8>, u64)>;
+
+/// The link task (see the module documentation).
+pub(crate) async fn run<K>(remote: Arc<Remote>, keys: Arc<KeyIndex<K>>, local: Weak<dyn Local<K>>)
+where
+    K: Clone + Send + 'static,
+{
+    let Some(client) = remote.client.clone() else {
+        return;
+    };
+    let mut shutdown = remote.shutdown.subscribe();
+    let token = format!("{:016x}", random()).into_bytes();
+    let mut synced: Synced = None;
+    let mut pause = false;
+    loop {
+        if pause {
+            tokio::select! {
+                () = tokio::time::sleep(remote.options.retry_interval) => {}
+                _ = shutdown.changed() => return,
+            }
+        }
+        pause = true;
+        if *shutdown.borrow() {
+            return;
+        }
+        let linked = tokio::select! {
+            linked = connect(&remote, &client) => linked,
+            _ = shutdown.changed() => return,
+        };
+        let (conn, messages) = match linked {
+            Ok(linked) => linked,
+            Err((kind, error)) => {
+                remote.failed(kind, &error);
+                continue;
+            }
+        };
+        let limit = remote.options.connect_timeout;
+        let resynced = tokio::time::timeout(
+            limit,
+            resync(&remote, conn.clone(), &local, &mut synced, &token),
+        )
+        .await
+        .unwrap_or_else(|_| Err((ErrorKind::Timeout, format!("no resync within {limit:?}"))));
+        match resynced {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err((kind, error)) => {
+                remote.failed(kind, &error);
+                continue;
+            }
+        }
+        remote.connected(conn.clone());
+        let ended = serve(
+            &remote,
+            &keys,
+            &local,
+            conn,
+            messages,
+            &mut synced,
+            &mut shutdown,
+        )
+        .await;
+        remote.disconnected();
+        match ended {
+            Ended::Shutdown => return,
+            Ended::Lost => {
+                remote.failed(ErrorKind::Io, &"connection to Redis lost");
+                // Try again at once (a restarted Redis is back quickly),
+                // then once per interval.
+                pause = false;
+            }
+        }
+    }
+}
+
+async fn connect(
+    remote: &Remote,
+    client: &Client,
+) -> Result<(MultiplexedConnection, PubSubStream), Failure> {
+    let limit = remote.options.connect_timeout;
+    let config = AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(limit))
+        .set_response_timeout(Some(remote.options.command_timeout));
+    let conn = within(
+        limit,
+        client.get_multiplexed_async_connection_with_config(&config),
+    )
+    .await?;
+    let mut pubsub = within(limit, client.get_async_pubsub()).await?;
+    within(limit, pubsub.subscribe(remote.channel())).await?;
+    Ok((conn, pubsub.into_on_message()))
+}
+
+/// Replays the invalidations that could not reach Redis; on failure they
+/// stay queued.
+pub(crate) async fn flush(
+    remote: &Remote,
+    conn: &mut MultiplexedConnection,
+) -> Result<(), Failure> {
+    let unsent = std::mem::take(&mut *lock(&remote.unsent));
+    if unsent.is_empty() {
+        return Ok(());
+    }
+    let result = replay(remote, conn, &unsent).await;
+    if result.is_err() {
+        let mut queue = lock(&remote.unsent);
+        queue.all |= unsent.all;
+        queue.tags.extend(unsent.tags);
+        queue.keys.extend(unsent.keys);
+    }
+    result
+}
+
+async fn replay(
+    remote: &Remote,
+    conn: &mut MultiplexedConnection,
+    unsent: &Unsent,
+) -> Result<(), Failure> {
+    let origin = remote.origin.to_string();
+    let prefix = remote.prefix.as_bytes();
+    let limit = remote.options.connect_timeout;
+    if unsent.all {
+        let all = invocation(&INVALIDATE_ALL, None, [prefix, origin.as_bytes()]);
+        within(limit, all.invoke_async::<Value>(conn)).await?;
+    }
+    if !unsent.tags.is_empty() {
+        let args = [prefix, origin.as_bytes()]
+            .into_iter()
+            .chain(unsent.tags.iter().map(String::as_bytes));
+        let tags = invocation(&INVALIDATE_TAGS, None, args);
+        within(limit, tags.invoke_async::<Value>(conn)).await?;
+    }
+    let tombstone = remote.options.tombstone_ttl.as_millis().max(1).to_string();
+    for key in &unsent.keys {
+        let args = [
+            prefix,
+            origin.as_bytes(),
+            key.as_slice(),
+            tombstone.as_bytes(),
+        ];
+        let entry = remote.entry_key(key);
+        let invalidate = invocation(&INVALIDATE_KEY, Some(&entry), args);
+        within(limit, invalidate.invoke_async::<Value>(conn)).await?;
+    }
+    Ok(())
+}
+
+/// Replays what is unsent, then brings the local level up to date with
+/// Redis (see the module documentation). `Ok(false)` if the cache is gone.
+async fn resync<K: 'static>(
+    remote: &Remote,
+    mut conn: MultiplexedConnection,
+    local: &Weak<dyn Local<K>>,
+    synced: &mut Synced,
+    token: &[u8],
+) -> Result<bool, Failure> {
+    flush(remote, &mut conn).await?;
+    let Some(local) = local.upgrade() else {
+        return Ok(false);
+    };
+    let tags = local.tags_in_use();
+    let args = [remote.prefix.as_bytes(), token]
+        .into_iter()
+        .chain(tags.iter().map(String::as_bytes));
+    let answer: Vec<Value> = invocation(&RESYNC, None, args)
+        .invoke_async(&mut conn)
+        .await
+        .map_err(failure)?;
+    let boot = match answer.first() {
+        Some(Value::BulkString(boot)) => boot.clone(),
+        _ => return Err((ErrorKind::Server, "unexpected resync answer".into())),
+    };
+    let number = |i: usize| answer.get(i).and_then(integer).unwrap_or(0);
+    let (seq, all, keys) = (number(1), number(2), number(3));
+    let since = match synced {
+        Some((known, applied)) if *known == boot => *applied,
+        _ => 0,
+    };
+    if all > since || keys > since {
+        local.drop_all();
+    } else {
+        let moved: Vec<&str> = tags
+            .iter()
+            .enumerate()
+            .filter(|&(i, _)| number(4 + i) > since)
+            .map(|(_, tag)| tag.as_str())
+            .collect();
+        if !moved.is_empty() {
+            local.drop_tags(&moved);
+        }
+    }
+    *synced = Some((boot, seq));
+    Ok(true)
+}
+
+/// Applies the published invalidations until the connection is lost or
+/// the cache is dropped; replays unsent invalidations once per interval.
+async fn serve<K: Clone + 'static>(
+    remote: &Remote,
+    keys: &KeyIndex<K>,
+    local: &Weak<dyn Local<K>>,
+    mut conn: MultiplexedConnection,
+    mut messages: PubSubStream,
+    synced: &mut Synced,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Ended {
+    let mut tick = tokio::time::interval(remote.options.retry_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tokio::select! {
+            message = messages.next() => match message {
+                None => return Ended::Lost,
+                Some(message) => {
+                    if !apply(remote, keys, local, &message, synced).await {
+                        return Ended::Shutdown;
+                    }
+                }
+            },
+            () = remote.broken.notified() => return Ended::Lost,
+            _ = shutdown.changed() => return Ended::Shutdown,
+            _ = tick.tick() => {
+                if let Err((kind, error)) = flush(remote, &mut conn).await {
+                    remote.failed(kind, &error);
+                }
+            }
+        }
+    }
+}
+
+/// Applies one message; false if the cache is gone.
+async fn apply<K: Clone + 'static>(
+    remote: &Remote,
+    keys: &KeyIndex<K>,
+    local: &Weak<dyn Local<K>>,
+    message: &Msg,
+    synced: &mut Synced,
+) -> bool {
+    let mut parts = message.get_payload_bytes().splitn(4, |&byte| byte == b'|');
+    let (Some(kind), Some(origin), Some(seq), Some(payload)) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return true;
+    };
+    let number = |bytes: &[u8]| std::str::from_utf8(bytes).ok()?.parse::<u64>().ok();
+    if let (Some((_, applied)), Some(seq)) = (synced.as_mut(), number(seq)) {
+        *applied = (*applied).max(seq);
+    }
+    if number(origin) == Some(remote.origin) {
+        // Applied locally already, by the call that published it.
+        return true;
+    }
+    let Some(local) = local.upgrade() else {
+        return false;
+    };
+    match kind {
+        b"t" => local.drop_tags(&[&String::from_utf8_lossy(payload)]),
+        b"a" => local.drop_all(),
+        b"k" => {
+            // Only a key held locally has anything to drop.
+            let key = std::str::from_utf8(payload).ok().and_then(|d| keys.key(d));
+            if let Some(key) = key {
+                local.drop_key(key).await;
+            }
+        }
+        _ => {}
+    }
+    true
+}

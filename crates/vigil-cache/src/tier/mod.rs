@@ -1,0 +1,404 @@
+//! The second level: a Redis shared by every replica of a cache
+//! ([`CacheBuilder::redis`](crate::CacheBuilder::redis)).
+//!
+//! A loading call that misses the local level reads Redis (one script: the
+//! entry and the versions it depends on, checked in the same step), and
+//! only on a miss there runs the loader, whose value is then written to
+//! both levels. Inserts write both levels; invalidations (by key, tag or
+//! all) go to Redis first, then to the local level, and every other
+//! replica applies them when the message published with them arrives.
+//! See `docs/cache.md` for the consistency model and the fault behaviour.
+//!
+//! The local hit path does not know this module exists: a hit never
+//! touches Redis.
+
+mod codec;
+mod keys;
+mod link;
+mod options;
+mod remote;
+mod scripts;
+
+use std::future::Future;
+use std::hash::Hash;
+use std::sync::{Arc, Weak};
+use std::task::{Context, Poll, Wake, Waker};
+use std::time::Duration;
+
+use redis::{Script, ScriptInvocation, Value};
+
+pub(crate) use codec::{Codec, Postcard};
+pub(crate) use keys::{KeyIndex, digest};
+pub(crate) use link::{Local, LocalKey};
+pub use options::RedisOptions;
+use remote::{ErrorKind, Remote, lock};
+use scripts::{INVALIDATE_ALL, INVALIDATE_KEY, INVALIDATE_TAGS, READ, WRITE};
+
+use crate::{CacheStats, EntryOptions};
+
+/// A prepared call of `script`.
+pub(crate) fn invocation<'a>(
+    script: &'static Script,
+    key: Option<&[u8]>,
+    args: impl IntoIterator<Item = &'a [u8]>,
+) -> ScriptInvocation<'static> {
+    let mut invocation = script.prepare_invoke();
+    if let Some(key) = key {
+        invocation.key(key);
+    }
+    for arg in args {
+        invocation.arg(arg);
+    }
+    invocation
+}
+
+/// A non-negative integer in a script's answer.
+pub(crate) fn integer(value: &Value) -> Option<u64> {
+    match value {
+        Value::Int(n) => u64::try_from(*n).ok(),
+        Value::BulkString(bytes) => std::str::from_utf8(bytes).ok()?.parse().ok(),
+        _ => None,
+    }
+}
+
+/// Runs `future` to completion on the calling thread (the blocking cache's
+/// way to wait for a command running on the tier's runtime).
+pub(crate) fn block_on<F: Future>(future: F) -> F::Output {
+    struct Unpark(std::thread::Thread);
+    impl Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut context = Context::from_waker(&waker);
+    let mut future = std::pin::pin!(future);
+    loop {
+        if let Poll::Ready(output) = future.as_mut().poll(&mut context) {
+            return output;
+        }
+        std::thread::park();
+    }
+}
+
+/// What the builder keeps until `build`: the options and the codec, which
+/// carries the serde bounds.
+pub(crate) struct TierSpec<K, V> {
+    pub(crate) options: RedisOptions,
+    pub(crate) codec: Arc<dyn Codec<K, V>>,
+}
+
+impl<K, V> Clone for TierSpec<K, V> {
+    fn clone(&self) -> Self {
+        Self {
+            options: self.options.clone(),
+            codec: Arc::clone(&self.codec),
+        }
+    }
+}
+
+/// What a read of the second level found.
+pub(crate) enum L2Read<V> {
+    /// A current entry: its value, tags and remaining time to live.
+    Hit(V, EntryOptions),
+    /// No current entry (absent, stale or undecodable): a value loaded now
+    /// may be written, checked against this sequence number.
+    Miss(u64),
+    /// Redis was not asked (down, circuit open) or did not answer.
+    Unavailable,
+}
+
+/// What a lead stores: on a hit in Redis, that entry (its loader does not
+/// run); otherwise its loader's result, with the options and sequence
+/// number to write a loaded value back to Redis with (only after a miss
+/// there: after no answer, nothing is written).
+pub(crate) async fn load_through<V, E>(
+    found: L2Read<V>,
+    init: impl Future<Output = Result<(V, EntryOptions), E>>,
+) -> (Result<(V, EntryOptions), E>, Option<(EntryOptions, u64)>) {
+    match found {
+        L2Read::Hit(value, options) => (Ok((value, options)), None),
+        L2Read::Miss(seq) => {
+            let loaded = init.await;
+            let back = loaded
+                .as_ref()
+                .ok()
+                .map(|(_, options)| (options.clone(), seq));
+            (loaded, back)
+        }
+        L2Read::Unavailable => (init.await, None),
+    }
+}
+
+/// One cache's second level.
+pub(crate) struct Tier<K, V> {
+    codec: Arc<dyn Codec<K, V>>,
+    remote: Arc<Remote>,
+    keys: Arc<KeyIndex<K>>,
+    default_ttl: Option<Duration>,
+}
+
+impl<K, V> Drop for Tier<K, V> {
+    fn drop(&mut self) {
+        self.remote.shutdown.send_replace(true);
+    }
+}
+
+impl<K, V> Tier<K, V>
+where
+    K: Hash + Clone + Send + Sync + 'static,
+    V: 'static,
+{
+    pub(crate) fn new(
+        spec: TierSpec<K, V>,
+        name: Option<&str>,
+        clock: quanta::Clock,
+        default_ttl: Option<Duration>,
+    ) -> Self {
+        Self {
+            codec: spec.codec,
+            remote: Arc::new(Remote::new(spec.options, name, clock)),
+            keys: Arc::new(KeyIndex::new()),
+            default_ttl,
+        }
+    }
+
+    /// The index of local keys by digest, for the eviction listener.
+    pub(crate) fn keys(&self) -> Arc<KeyIndex<K>> {
+        Arc::clone(&self.keys)
+    }
+
+    /// Entry `id` under `key` was stored in the local level.
+    pub(crate) fn stored(&self, key: &K, id: u64) {
+        self.keys.stored(digest(key), key, id);
+    }
+
+    /// Starts the link task, which connects in the background and applies
+    /// the other replicas' invalidations to `local`.
+    pub(crate) fn start(&self, local: Weak<dyn Local<K>>) {
+        if let Some(runtime) = remote::runtime() {
+            runtime.spawn(link::run(
+                Arc::clone(&self.remote),
+                Arc::clone(&self.keys),
+                local,
+            ));
+        }
+    }
+
+    /// Reads `key`'s entry, checked against the current versions.
+    pub(crate) async fn read(&self, key: &K) -> L2Read<V> {
+        let Some(encoded) = self.codec.key(key) else {
+            return L2Read::Unavailable;
+        };
+        let entry = self.remote.entry_key(digest(key).as_bytes());
+        let prefix = self.remote.prefix.clone();
+        let answer = self
+            .remote
+            .run(move |mut conn| async move {
+                let args = [prefix.as_bytes(), encoded.as_slice()];
+                let read = invocation(&READ, Some(&entry), args);
+                read.invoke_async::<Vec<Value>>(&mut conn).await
+            })
+            .await;
+        match answer {
+            Some(answer) => self.found(answer),
+            None => L2Read::Unavailable,
+        }
+    }
+
+    /// Interprets `READ`'s answer, counting an l2 hit or miss.
+    fn found(&self, answer: Vec<Value>) -> L2Read<V> {
+        let seq = answer.get(1).and_then(integer).unwrap_or(0);
+        let hit = match (answer.first().and_then(integer), answer.get(2)) {
+            (Some(1), Some(Value::BulkString(data))) => match self.codec.decode_value(data) {
+                Some(value) => Some(value),
+                None => {
+                    self.remote
+                        .failed(ErrorKind::Decode, &"undecodable value (another version's?)");
+                    None
+                }
+            },
+            _ => None,
+        };
+        let ttl = match answer.get(3) {
+            Some(Value::Int(ms)) => Some(*ms),
+            _ => None,
+        };
+        match (hit, ttl) {
+            // -2: gone since; 0: expiring now.
+            (Some(value), Some(ttl)) if ttl == -1 || ttl > 0 => {
+                self.remote.hit();
+                let tags = answer[4..].iter().filter_map(|tag| match tag {
+                    Value::BulkString(tag) => Some(String::from_utf8_lossy(tag).into_owned()),
+                    _ => None,
+                });
+                let mut options = EntryOptions::default().tags(tags);
+                if let Ok(ms) = u64::try_from(ttl) {
+                    options = options.ttl(Duration::from_millis(ms));
+                }
+                L2Read::Hit(value, options)
+            }
+            _ => {
+                self.remote.miss();
+                L2Read::Miss(seq)
+            }
+        }
+    }
+
+    /// The time to live in Redis of an entry written with `options`, in
+    /// milliseconds (0: none).
+    fn ttl_ms(&self, options: &EntryOptions) -> String {
+        options
+            .ttl_value()
+            .or(self.default_ttl)
+            .map_or(0, |ttl| ttl.as_millis().max(1))
+            .to_string()
+    }
+
+    /// Writes a value loaded after a read that answered `Miss(seq)`: only if
+    /// nothing it depends on moved in Redis since.
+    pub(crate) async fn write_loaded(&self, key: &K, value: &V, options: &EntryOptions, seq: u64) {
+        self.write(key, value, options, Some(seq)).await;
+    }
+
+    /// Writes an inserted value and announces the key to the other
+    /// replicas (which drop their copy); if Redis cannot be reached, the
+    /// announcement is sent once it can.
+    pub(crate) async fn write_inserted(&self, key: &K, value: &V, options: &EntryOptions) {
+        self.write(key, value, options, None).await;
+    }
+
+    async fn write(&self, key: &K, value: &V, options: &EntryOptions, seq: Option<u64>) {
+        let (Some(encoded), Some(data)) = (self.codec.key(key), self.codec.value(value)) else {
+            return;
+        };
+        let digest = digest(key);
+        let entry = self.remote.entry_key(digest.as_bytes());
+        let prefix = self.remote.prefix.clone();
+        let seq = seq.map(|seq| seq.to_string()).unwrap_or_default();
+        let ttl = self.ttl_ms(options);
+        let origin = self.remote.origin.to_string();
+        let tags: Vec<String> = options
+            .tag_values()
+            .iter()
+            .map(|tag| tag.as_str().to_owned())
+            .collect();
+        let inserted = seq.is_empty();
+        let sent_digest = digest.clone();
+        let written = self
+            .remote
+            .run(move |mut conn| async move {
+                let args = [
+                    prefix.as_bytes(),
+                    seq.as_bytes(),
+                    ttl.as_bytes(),
+                    data.as_slice(),
+                    origin.as_bytes(),
+                    encoded.as_slice(),
+                    sent_digest.as_bytes(),
+                ]
+                .into_iter()
+                .chain(tags.iter().map(String::as_bytes));
+                let write = invocation(&WRITE, Some(&entry), args);
+                write.invoke_async::<Value>(&mut conn).await
+            })
+            .await;
+        if written.is_none() && inserted {
+            lock(&self.remote.unsent).keys.insert(digest.into_bytes());
+        }
+    }
+
+    /// Invalidates `key` in Redis and on every replica (a tombstone refuses
+    /// older loads of it for the tombstone's time to live).
+    pub(crate) async fn invalidate_key<Q: Hash + ?Sized>(&self, key: &Q) {
+        let digest = digest(key).into_bytes();
+        let entry = self.remote.entry_key(&digest);
+        let prefix = self.remote.prefix.clone();
+        let origin = self.remote.origin.to_string();
+        let tombstone = self
+            .remote
+            .options
+            .tombstone_ttl
+            .as_millis()
+            .max(1)
+            .to_string();
+        let key_bytes = digest.clone();
+        let done = self
+            .remote
+            .run(move |mut conn| async move {
+                let args = [
+                    prefix.as_bytes(),
+                    origin.as_bytes(),
+                    key_bytes.as_slice(),
+                    tombstone.as_bytes(),
+                ];
+                let invalidate = invocation(&INVALIDATE_KEY, Some(&entry), args);
+                invalidate.invoke_async::<Value>(&mut conn).await
+            })
+            .await;
+        if done.is_none() {
+            lock(&self.remote.unsent).keys.insert(digest);
+        }
+    }
+
+    /// Bumps the versions of `tags` in Redis and announces them.
+    pub(crate) async fn invalidate_tags(&self, tags: &[&str]) {
+        if tags.is_empty() {
+            return;
+        }
+        let prefix = self.remote.prefix.clone();
+        let origin = self.remote.origin.to_string();
+        let owned: Vec<String> = tags.iter().map(|&tag| tag.to_owned()).collect();
+        let sent = owned.clone();
+        let done = self
+            .remote
+            .run(move |mut conn| async move {
+                let args = [prefix.as_bytes(), origin.as_bytes()]
+                    .into_iter()
+                    .chain(sent.iter().map(String::as_bytes));
+                let invalidate = invocation(&INVALIDATE_TAGS, None, args);
+                invalidate.invoke_async::<Value>(&mut conn).await
+            })
+            .await;
+        if done.is_none() {
+            lock(&self.remote.unsent).tags.extend(owned);
+        }
+    }
+
+    /// `invalidate_all` in Redis, announced to every replica.
+    pub(crate) async fn invalidate_all(&self) {
+        let prefix = self.remote.prefix.clone();
+        let origin = self.remote.origin.to_string();
+        let done = self
+            .remote
+            .run(move |mut conn| async move {
+                let invalidate = invocation(
+                    &INVALIDATE_ALL,
+                    None,
+                    [prefix.as_bytes(), origin.as_bytes()],
+                );
+                invalidate.invoke_async::<Value>(&mut conn).await
+            })
+            .await;
+        if done.is_none() {
+            lock(&self.remote.unsent).all = true;
+        }
+    }
+}
+
+impl<K, V> Tier<K, V> {
+    /// Whether the tier is connected and resynchronised.
+    pub(crate) fn is_connected(&self) -> bool {
+        self.remote.is_connected()
+    }
+
+    /// Adds the second level's figures to `stats`.
+    pub(crate) fn fill(&self, stats: &mut CacheStats) {
+        let errors = self.remote.error_counts();
+        stats.l2_enabled = true;
+        stats.l2_hits = self.remote.hits();
+        stats.l2_misses = self.remote.misses();
+        stats.l2_errors = errors.total();
+        stats.l2_error_kinds = errors;
+    }
+}

@@ -1,0 +1,450 @@
+//! [`Remote`]: one cache's link to Redis, whatever its key and value types:
+//! the connection (present only while it is up and resynchronised), the
+//! circuit breaker, the counters, error logging, and running commands on
+//! the tier's runtime with a timeout.
+//!
+//! Commands run on one small tokio runtime shared by every cache of the
+//! process (thread `vigil-cache-redis`), so the tier works the same from
+//! the blocking cache, from any async runtime, and from a test runtime
+//! with paused time.
+
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::hash::{BuildHasher, RandomState};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
+use std::time::Duration;
+
+use redis::RedisError;
+use redis::aio::MultiplexedConnection;
+use tokio::sync::{Notify, watch};
+
+use super::RedisOptions;
+use crate::stats::L2Errors;
+
+/// Every critical section here moves plain data: a poisoned lock is used
+/// as is.
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The runtime every tier's commands and background tasks run on; `None`
+/// if its thread could not be started (the tier then stays down).
+pub(crate) fn runtime() -> Option<&'static tokio::runtime::Runtime> {
+    static RUNTIME: OnceLock<Option<tokio::runtime::Runtime>> = OnceLock::new();
+    RUNTIME
+        .get_or_init(|| {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .thread_name("vigil-cache-redis")
+                .enable_all()
+                .build()
+                .inspect_err(|error| {
+                    tracing::error!(%error, "vigil-cache: cannot start the Redis level's runtime");
+                })
+                .ok()
+        })
+        .as_ref()
+}
+
+/// A random 64-bit number (std's per-process random hash keys).
+pub(crate) fn random() -> u64 {
+    RandomState::new().hash_one(std::process::id())
+}
+
+/// Kinds of Redis errors, the `kind` label of `cache_l2_errors_total`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ErrorKind {
+    /// Connecting, subscribing or resynchronising failed.
+    Connect,
+    /// No answer within the command timeout.
+    Timeout,
+    /// The connection broke.
+    Io,
+    /// Redis answered with an error.
+    Server,
+    /// A value (or key) read from Redis did not decode.
+    Decode,
+}
+
+impl ErrorKind {
+    pub(crate) fn of(error: &RedisError) -> Self {
+        if error.is_timeout() {
+            Self::Timeout
+        } else if error.is_connection_refusal() {
+            Self::Connect
+        } else if error.is_io_error() || error.is_connection_dropped() {
+            Self::Io
+        } else {
+            Self::Server
+        }
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            Self::Connect => "connect",
+            Self::Timeout => "timeout",
+            Self::Io => "io",
+            Self::Server => "server",
+            Self::Decode => "decode",
+        }
+    }
+}
+
+/// The circuit breaker: closed (every call goes to Redis), or open until an
+/// instant, after which one call at a time probes.
+struct Circuit {
+    base: quanta::Instant,
+    /// Nanoseconds after `base` until which Redis is skipped; 0 = closed.
+    open_until: AtomicU64,
+    probing: AtomicBool,
+}
+
+/// What the circuit lets a call do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Admission {
+    Go,
+    Probe,
+}
+
+impl Circuit {
+    fn new(base: quanta::Instant) -> Self {
+        Self {
+            base,
+            open_until: AtomicU64::new(0),
+            probing: AtomicBool::new(false),
+        }
+    }
+
+    fn nanos(&self, now: quanta::Instant) -> u64 {
+        u64::try_from(now.saturating_duration_since(self.base).as_nanos()).unwrap_or(u64::MAX - 1)
+    }
+
+    fn admit(&self, now: quanta::Instant) -> Option<Admission> {
+        let until = self.open_until.load(Ordering::Acquire);
+        if until == 0 {
+            return Some(Admission::Go);
+        }
+        if self.nanos(now) < until {
+            return None;
+        }
+        self.probing
+            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+            .ok()
+            .map(|_| Admission::Probe)
+    }
+
+    fn open(&self, now: quanta::Instant, interval: Duration) {
+        let interval = u64::try_from(interval.as_nanos()).unwrap_or(u64::MAX / 2);
+        // Never 0, which means closed.
+        let until = self.nanos(now).saturating_add(interval).max(1);
+        self.open_until.store(until, Ordering::Release);
+        self.probing.store(false, Ordering::Release);
+    }
+
+    fn close(&self) {
+        self.open_until.store(0, Ordering::Release);
+        self.probing.store(false, Ordering::Release);
+    }
+
+    fn end_probe(&self) {
+        self.probing.store(false, Ordering::Release);
+    }
+}
+
+/// Invalidations that could not reach Redis, replayed once it is back.
+#[derive(Default)]
+pub(crate) struct Unsent {
+    pub(crate) all: bool,
+    pub(crate) tags: BTreeSet<String>,
+    pub(crate) keys: BTreeSet<Vec<u8>>,
+}
+
+impl Unsent {
+    pub(crate) fn is_empty(&self) -> bool {
+        !self.all && self.tags.is_empty() && self.keys.is_empty()
+    }
+}
+
+/// One cache's link to Redis.
+pub(crate) struct Remote {
+    pub(crate) options: RedisOptions,
+    /// The resolved prefix followed by `:`.
+    pub(crate) prefix: String,
+    /// `None` when the URL did not parse (the tier stays down).
+    pub(crate) client: Option<redis::Client>,
+    /// The cache's name, for logs.
+    pub(crate) name: String,
+    /// Tells this replica's messages from the others'.
+    pub(crate) origin: u64,
+    clock: quanta::Clock,
+    /// Present while connected and resynchronised.
+    conn: Mutex<Option<MultiplexedConnection>>,
+    circuit: Circuit,
+    /// Set by a command that found the connection broken: the link task
+    /// reconnects.
+    pub(crate) broken: Notify,
+    /// Flips to true when the cache is dropped: the link task ends.
+    pub(crate) shutdown: watch::Sender<bool>,
+    pub(crate) unsent: Mutex<Unsent>,
+    hits: AtomicU64,
+    misses: AtomicU64,
+    errors: [AtomicU64; 5],
+    /// Whether the current burst of errors has been logged.
+    failing: AtomicBool,
+}
+
+/// A command the circuit let through, on its connection.
+struct Pass {
+    conn: MultiplexedConnection,
+    admission: Admission,
+}
+
+impl Remote {
+    pub(crate) fn new(options: RedisOptions, name: Option<&str>, clock: quanta::Clock) -> Self {
+        let prefix = match &options.prefix {
+            Some(prefix) => format!("{prefix}:"),
+            None => format!("vigil:{}:", name.unwrap_or("cache")),
+        };
+        let name = name.unwrap_or("(unnamed)").to_owned();
+        let core_client = redis::Client::open(options.url.as_str());
+        let (shutdown, _) = watch::channel(false);
+        let remote = Self {
+            prefix,
+            client: core_client.as_ref().ok().cloned(),
+            name,
+            origin: random(),
+            circuit: Circuit::new(clock.now()),
+            clock,
+            conn: Mutex::new(None),
+            broken: Notify::new(),
+            shutdown,
+            unsent: Mutex::new(Unsent::default()),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+            errors: Default::default(),
+            failing: AtomicBool::new(false),
+            options,
+        };
+        if let Err(error) = core_client {
+            remote.failed(ErrorKind::Connect, &error);
+        }
+        remote
+    }
+
+    /// The entry key of an encoded key.
+    pub(crate) fn entry_key(&self, key: &[u8]) -> Vec<u8> {
+        let mut entry = Vec::with_capacity(self.prefix.len() + 2 + key.len());
+        entry.extend_from_slice(self.prefix.as_bytes());
+        entry.extend_from_slice(b"v:");
+        entry.extend_from_slice(key);
+        entry
+    }
+
+    pub(crate) fn channel(&self) -> String {
+        format!("{}inval", self.prefix)
+    }
+
+    /// The connection, if it is up and the circuit lets a call through.
+    fn admit(&self) -> Option<Pass> {
+        let conn = lock(&self.conn).clone()?;
+        let admission = self.circuit.admit(self.clock.now())?;
+        Some(Pass { conn, admission })
+    }
+
+    /// Counts the outcome of a command that `admit` let through: a probe
+    /// that succeeds closes the circuit; a failure opens it.
+    fn settle<T>(
+        &self,
+        probe: bool,
+        result: Result<redis::RedisResult<T>, tokio::time::error::Elapsed>,
+    ) -> Option<T> {
+        match result {
+            Ok(Ok(value)) => {
+                if probe {
+                    self.circuit.close();
+                    self.recovered();
+                }
+                Some(value)
+            }
+            Ok(Err(error)) => {
+                let kind = ErrorKind::of(&error);
+                self.failed(kind, &error);
+                if matches!(kind, ErrorKind::Io | ErrorKind::Connect) {
+                    self.broken.notify_one();
+                }
+                None
+            }
+            Err(_) => {
+                let timeout = self.options.command_timeout;
+                self.failed(
+                    ErrorKind::Timeout,
+                    &format_args!("no answer within {timeout:?}"),
+                );
+                None
+            }
+        }
+    }
+
+    /// Runs `command` on the tier's runtime with the command timeout, if
+    /// the circuit lets it through; `None` if it did not, or the command
+    /// failed (counted and logged).
+    pub(crate) async fn run<T, F, Fut>(self: &std::sync::Arc<Self>, command: F) -> Option<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(MultiplexedConnection) -> Fut + Send + 'static,
+        Fut: Future<Output = redis::RedisResult<T>> + Send + 'static,
+    {
+        let task = self.task(command)?;
+        runtime()?.spawn(task).await.ok().flatten()
+    }
+
+    fn task<T, F, Fut>(
+        self: &std::sync::Arc<Self>,
+        command: F,
+    ) -> Option<impl Future<Output = Option<T>> + Send + 'static>
+    where
+        T: Send + 'static,
+        F: FnOnce(MultiplexedConnection) -> Fut + Send + 'static,
+        Fut: Future<Output = redis::RedisResult<T>> + Send + 'static,
+    {
+        let pass = self.admit()?;
+        let remote = std::sync::Arc::clone(self);
+        let probe = pass.admission == Admission::Probe;
+        Some(async move {
+            let timeout = remote.options.command_timeout;
+            let result = tokio::time::timeout(timeout, command(pass.conn)).await;
+            let settled = remote.settle(probe, result);
+            if probe && settled.is_none() {
+                remote.circuit.end_probe();
+            }
+            settled
+        })
+    }
+
+    /// Counts and logs (once per burst) a failure, and opens the circuit.
+    pub(crate) fn failed(&self, kind: ErrorKind, error: &dyn std::fmt::Display) {
+        self.errors[kind as usize].fetch_add(1, Ordering::Relaxed);
+        if kind == ErrorKind::Decode {
+            // Not a fault of Redis: another version's value, a miss.
+            tracing::debug!(cache = %self.name, %error, "vigil-cache: undecodable value in Redis");
+            return;
+        }
+        self.circuit
+            .open(self.clock.now(), self.options.retry_interval);
+        if !self.failing.swap(true, Ordering::AcqRel) {
+            tracing::warn!(
+                cache = %self.name,
+                kind = kind.label(),
+                %error,
+                "vigil-cache: Redis level failing; reads fall back to the local level and the loader \
+                 (further errors are counted in cache_l2_errors_total, not logged, until it recovers)"
+            );
+        }
+    }
+
+    /// Ends a burst of errors (logged if one was).
+    pub(crate) fn recovered(&self) {
+        if self.failing.swap(false, Ordering::AcqRel) {
+            tracing::info!(
+                cache = %self.name,
+                errors = self.error_counts().total(),
+                "vigil-cache: Redis level recovered"
+            );
+        }
+    }
+
+    /// The link task connected and resynchronised: commands may use `conn`.
+    pub(crate) fn connected(&self, conn: MultiplexedConnection) {
+        *lock(&self.conn) = Some(conn);
+        self.circuit.close();
+        self.recovered();
+    }
+
+    /// The link task lost the connection.
+    pub(crate) fn disconnected(&self) {
+        lock(&self.conn).take();
+    }
+
+    pub(crate) fn is_connected(&self) -> bool {
+        lock(&self.conn).is_some()
+    }
+
+    pub(crate) fn hit(&self) {
+        self.hits.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn miss(&self) {
+        self.misses.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn hits(&self) -> u64 {
+        self.hits.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn misses(&self) -> u64 {
+        self.misses.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn error_counts(&self) -> L2Errors {
+        let count = |kind: ErrorKind| self.errors[kind as usize].load(Ordering::Relaxed);
+        L2Errors {
+            connect: count(ErrorKind::Connect),
+            timeout: count(ErrorKind::Timeout),
+            io: count(ErrorKind::Io),
+            server: count(ErrorKind::Server),
+            decode: count(ErrorKind::Decode),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_circuit_skips_redis_for_an_interval_then_lets_one_probe_through() {
+        let (clock, mock) = quanta::Clock::mock();
+        mock.increment(Duration::from_secs(1));
+        let circuit = Circuit::new(clock.now());
+        assert_eq!(circuit.admit(clock.now()), Some(Admission::Go));
+        circuit.open(clock.now(), Duration::from_secs(1));
+        assert_eq!(circuit.admit(clock.now()), None);
+        mock.increment(Duration::from_millis(999));
+        assert_eq!(circuit.admit(clock.now()), None);
+        mock.increment(Duration::from_millis(1));
+        assert_eq!(circuit.admit(clock.now()), Some(Admission::Probe));
+        assert_eq!(circuit.admit(clock.now()), None, "one probe at a time");
+        // The probe fails: another interval.
+        circuit.open(clock.now(), Duration::from_secs(1));
+        assert_eq!(circuit.admit(clock.now()), None);
+        mock.increment(Duration::from_secs(1));
+        assert_eq!(circuit.admit(clock.now()), Some(Admission::Probe));
+        circuit.close();
+        assert_eq!(circuit.admit(clock.now()), Some(Admission::Go));
+    }
+
+    #[test]
+    fn errors_are_counted_by_kind_and_open_the_circuit() {
+        let (clock, _mock) = quanta::Clock::mock();
+        let remote = Remote::new(RedisOptions::new("redis://127.0.0.1:1/"), Some("c"), clock);
+        remote.failed(ErrorKind::Decode, &"bad value");
+        assert!(
+            remote.circuit.admit(remote.clock.now()).is_some(),
+            "not Redis's fault"
+        );
+        remote.failed(ErrorKind::Timeout, &"slow");
+        let errors = remote.error_counts();
+        assert_eq!((errors.timeout, errors.decode, errors.total()), (1, 1, 2));
+        assert!(remote.circuit.admit(remote.clock.now()).is_none());
+        assert_eq!(remote.prefix, "vigil:c:");
+    }
+
+    #[test]
+    fn a_url_that_does_not_parse_is_a_connect_error_not_a_panic() {
+        let remote = Remote::new(RedisOptions::new("not a url"), None, quanta::Clock::new());
+        assert!(remote.client.is_none());
+        assert_eq!(remote.error_counts().connect, 1);
+        assert!(remote.admit().is_none());
+    }
+}

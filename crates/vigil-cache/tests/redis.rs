@@ -1,0 +1,438 @@
+//! The Redis level against a real Redis (Debian's `redis-server`, started
+//! on a free loopback port with its own directory): two caches in one test
+//! stand in for two replicas.
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use vigil_cache::{EntryOptions, RedisOptions, future, sync};
+
+/// A `redis-server` child on a loopback port, killed when dropped.
+struct RedisServer {
+    port: u16,
+    dir: tempfile::TempDir,
+    child: Option<Child>,
+}
+
+fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("a free loopback port");
+    listener.local_addr().expect("its address").port()
+}
+
+impl RedisServer {
+    fn start() -> Self {
+        let mut server = Self {
+            port: free_port(),
+            dir: tempfile::tempdir().expect("a temporary directory"),
+            child: None,
+        };
+        server.restart();
+        server
+    }
+
+    /// Starts it (again) on the same port, and waits until it answers.
+    fn restart(&mut self) {
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no", "--dir"])
+            .arg(self.dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|error| {
+                panic!(
+                    "cannot start redis-server ({error}): install the Debian package \
+                     redis-server (apt-get install redis-server; scripts/test does)"
+                )
+            });
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !self.answers() {
+            assert!(
+                Instant::now() < deadline,
+                "redis-server did not answer PING within 10 s"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn answers(&self) -> bool {
+        let Ok(mut stream) = TcpStream::connect(("127.0.0.1", self.port)) else {
+            return false;
+        };
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
+        let mut answer = [0; 7];
+        stream.write_all(b"PING\r\n").is_ok()
+            && stream.read_exact(&mut answer).is_ok()
+            && &answer == b"+PONG\r\n"
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A TCP proxy in front of Redis that can be cut (every connection closed,
+/// new ones refused) and resumed: one replica's network going away.
+struct Proxy {
+    port: u16,
+    upstream: u16,
+    streams: Arc<Mutex<Vec<TcpStream>>>,
+    stop: Arc<AtomicBool>,
+    acceptor: Option<JoinHandle<()>>,
+}
+
+impl Proxy {
+    fn start(upstream: u16) -> Self {
+        let mut proxy = Self {
+            port: free_port(),
+            upstream,
+            streams: Arc::default(),
+            stop: Arc::default(),
+            acceptor: None,
+        };
+        proxy.resume();
+        proxy
+    }
+
+    fn resume(&mut self) {
+        let listener = TcpListener::bind(("127.0.0.1", self.port)).expect("the proxy's port");
+        listener
+            .set_nonblocking(true)
+            .expect("a non-blocking listener");
+        self.stop.store(false, Ordering::SeqCst);
+        let (stop, streams, upstream) = (self.stop.clone(), self.streams.clone(), self.upstream);
+        self.acceptor = Some(std::thread::spawn(move || {
+            while !stop.load(Ordering::SeqCst) {
+                let Ok((client, _)) = listener.accept() else {
+                    std::thread::sleep(Duration::from_millis(5));
+                    continue;
+                };
+                let _ = client.set_nonblocking(false);
+                let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)) else {
+                    continue;
+                };
+                let pipes = [
+                    (client.try_clone(), server.try_clone()),
+                    (server.try_clone(), client.try_clone()),
+                ];
+                for pipe in pipes {
+                    if let (Ok(mut from), Ok(mut to)) = pipe {
+                        std::thread::spawn(move || {
+                            let _ = std::io::copy(&mut from, &mut to);
+                            let _ = to.shutdown(Shutdown::Both);
+                        });
+                    }
+                }
+                streams.lock().unwrap().extend([client, server]);
+            }
+        }));
+    }
+
+    fn cut(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(acceptor) = self.acceptor.take() {
+            acceptor.join().expect("the acceptor ends");
+        }
+        for stream in self.streams.lock().unwrap().drain(..) {
+            let _ = stream.shutdown(Shutdown::Both);
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.cut();
+    }
+}
+
+/// Polls `condition` every 5 ms until it holds, failing after `limit`.
+fn eventually(limit: Duration, what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !condition() {
+        assert!(Instant::now() < deadline, "not within {limit:?}: {what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+async fn eventually_async<F: Future<Output = bool>>(
+    limit: Duration,
+    what: &str,
+    mut condition: impl FnMut() -> F,
+) {
+    let deadline = Instant::now() + limit;
+    while !condition().await {
+        assert!(Instant::now() < deadline, "not within {limit:?}: {what}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+fn options(url: String) -> RedisOptions {
+    RedisOptions::new(url)
+        .prefix("test:rows")
+        .command_timeout(Duration::from_millis(500))
+        .retry_interval(Duration::from_millis(100))
+}
+
+fn replica(url: String) -> future::TaggedCache<u32, String> {
+    future::TaggedCache::builder()
+        .name("rows")
+        .redis(options(url))
+        .build()
+}
+
+const CONNECT: Duration = Duration::from_secs(10);
+const PROPAGATION: Duration = Duration::from_secs(5);
+
+/// A loader that counts its calls.
+fn counted(loads: &AtomicUsize, value: &str, tag: &str) -> (String, EntryOptions) {
+    loads.fetch_add(1, Ordering::SeqCst);
+    (value.to_string(), EntryOptions::default().tag(tag))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_share_values_and_see_each_others_invalidations() {
+    let server = RedisServer::start();
+    let (a, b) = (replica(server.url()), replica(server.url()));
+    eventually(CONNECT, "both replicas connect", || {
+        a.redis_connected() && b.redis_connected()
+    });
+    let loads = AtomicUsize::new(0);
+
+    // A loads and writes both levels; B finds it in Redis.
+    let row = a
+        .get_with_options(1, async { counted(&loads, "one", "t") })
+        .await;
+    assert_eq!(row, "one");
+    let row = b
+        .get_with_options(1, async { counted(&loads, "other", "t") })
+        .await;
+    assert_eq!(row, "one", "B reads A's value from Redis");
+    assert_eq!(loads.load(Ordering::SeqCst), 1, "one load for the fleet");
+    assert_eq!(
+        b.get(&1).await.as_deref(),
+        Some("one"),
+        "stored in B's local level"
+    );
+    let stats = b.stats();
+    assert!(stats.l2_enabled);
+    assert_eq!((stats.l2_hits, stats.l2_misses, stats.l2_errors), (1, 0, 0));
+    assert_eq!((a.stats().l2_hits, a.stats().l2_misses), (0, 1));
+
+    // A tag invalidated on A disappears from B's local level, and from Redis.
+    assert_eq!(a.invalidate_tag("t").await, 1);
+    eventually_async(PROPAGATION, "B drops the tagged entry", || async {
+        b.get(&1).await.is_none()
+    })
+    .await;
+    let row = b
+        .get_with_options(1, async { counted(&loads, "two", "t") })
+        .await;
+    assert_eq!(row, "two", "Redis's entry is older than the tag: a miss");
+    assert_eq!(loads.load(Ordering::SeqCst), 2);
+
+    // An insert on B replaces A's local copy.
+    assert_eq!(a.get_with(1, async { unreachable!() }).await, "two");
+    b.insert(1, "three".into()).await;
+    eventually_async(PROPAGATION, "A drops its copy after B's insert", || async {
+        a.get(&1).await.is_none()
+    })
+    .await;
+    assert_eq!(a.get_with(1, async { unreachable!() }).await, "three");
+
+    // invalidate(key) on A: gone from B, and from Redis.
+    a.invalidate(&1).await;
+    eventually_async(PROPAGATION, "B drops the key", || async {
+        b.get(&1).await.is_none()
+    })
+    .await;
+    assert_eq!(b.fetch(&1).await, None, "not in Redis either");
+
+    // invalidate_all on B: gone from A.
+    a.insert(2, "two".into()).await;
+    assert_eq!(b.fetch(&2).await.as_deref(), Some("two"));
+    b.invalidate_all();
+    eventually_async(PROPAGATION, "A drops everything", || async {
+        a.get(&2).await.is_none()
+    })
+    .await;
+    assert_eq!(a.fetch(&2).await, None);
+    assert_eq!(a.stats().l2_errors, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tag_bump_while_a_replica_is_disconnected_is_honoured_after_it_reconnects() {
+    let server = RedisServer::start();
+    let mut proxy = Proxy::start(server.port);
+    let (a, b) = (replica(server.url()), replica(proxy.url()));
+    eventually(CONNECT, "both replicas connect", || {
+        a.redis_connected() && b.redis_connected()
+    });
+    let loads = AtomicUsize::new(0);
+    b.get_with_options(1, async { counted(&loads, "one", "t") })
+        .await;
+    b.get_with_options(2, async { counted(&loads, "kept", "u") })
+        .await;
+    assert_eq!(b.get(&1).await.as_deref(), Some("one"));
+
+    proxy.cut();
+    eventually(CONNECT, "B notices it is cut off", || !b.redis_connected());
+    // Published while B cannot hear it.
+    assert_eq!(a.invalidate_tag("t").await, 0);
+    assert_eq!(
+        b.get(&1).await.as_deref(),
+        Some("one"),
+        "cut off, B serves its local level (documented)"
+    );
+
+    proxy.resume();
+    eventually(CONNECT, "B reconnects", || b.redis_connected());
+    // Connected means resynchronised: no polling for the bump.
+    assert_eq!(
+        b.get(&1).await,
+        None,
+        "the bump made while B was away is honoured"
+    );
+    assert_eq!(
+        b.get(&2).await.as_deref(),
+        Some("kept"),
+        "other tags are untouched"
+    );
+    let errors = b.stats().l2_error_kinds;
+    assert!(errors.io >= 1, "the lost connection is counted: {errors:?}");
+}
+
+#[test]
+fn redis_killed_then_restarted_never_fails_a_get_counts_errors_and_recovers() {
+    let mut server = RedisServer::start();
+    let replica = || -> sync::TaggedCache<u32, String> {
+        sync::TaggedCache::builder()
+            .name("killed")
+            .redis(
+                RedisOptions::new(server.url())
+                    .prefix("test:killed")
+                    .command_timeout(Duration::from_millis(200))
+                    .retry_interval(Duration::from_millis(200)),
+            )
+            .build()
+    };
+    let (a, b) = (replica(), replica());
+    eventually(CONNECT, "both replicas connect", || {
+        a.redis_connected() && b.redis_connected()
+    });
+    let tagged = || ("one".to_string(), EntryOptions::default().tag("t"));
+    assert_eq!(a.get_with_options(1, tagged), "one");
+    assert_eq!(b.get_with(1, || unreachable!()), "one");
+
+    server.kill();
+    // Every get answers, from the local level or the loader; the dead
+    // Redis costs a few counted failures, not a timeout per call.
+    assert_eq!(a.invalidate_tag("t"), 1, "queued for Redis, done locally");
+    assert_eq!(a.get(&1), None);
+    let started = Instant::now();
+    let mut served = 0;
+    while started.elapsed() < Duration::from_secs(1) {
+        for key in 100..150 {
+            assert_eq!(a.get_with(key, || format!("v{key}")), format!("v{key}"));
+            served += 1;
+        }
+        a.invalidate_all();
+    }
+    assert!(
+        served > 500,
+        "gets stay fast while Redis is down ({served} in 1 s)"
+    );
+    let errors = a.stats().l2_error_kinds;
+    assert!(errors.total() >= 1, "errors are counted: {errors:?}");
+    assert!(
+        errors.total() < 40,
+        "about one failure per retry interval, not one per call: {errors:?}"
+    );
+
+    server.restart();
+    eventually(CONNECT, "A reconnects", || a.redis_connected());
+    eventually(CONNECT, "B reconnects", || b.redis_connected());
+    // A's invalidations made while Redis was down were replayed: B drops
+    // its copy of key 1, and both levels work again.
+    eventually(
+        PROPAGATION,
+        "B honours A's invalidation made while Redis was down",
+        || b.get(&1).is_none(),
+    );
+    assert_eq!(a.get_with(7, || "seven".into()), "seven");
+    assert_eq!(
+        b.get_with(7, || unreachable!()),
+        "seven",
+        "read from Redis again"
+    );
+    assert!(b.stats().l2_hits >= 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_value_of_another_version_is_a_counted_miss() {
+    let server = RedisServer::start();
+    let old: future::TaggedCache<u32, String> = future::TaggedCache::builder()
+        .redis(options(server.url()).prefix("test:deploy"))
+        .build();
+    let new: future::TaggedCache<u32, (u64, bool)> = future::TaggedCache::builder()
+        .redis(options(server.url()).prefix("test:deploy"))
+        .build();
+    eventually(CONNECT, "both versions connect", || {
+        old.redis_connected() && new.redis_connected()
+    });
+    old.insert(1, "text".into()).await;
+    assert_eq!(new.get_with(1, async { (5, true) }).await, (5, true));
+    let stats = new.stats();
+    assert_eq!((stats.l2_misses, stats.l2_error_kinds.decode), (1, 1));
+}
+
+#[test]
+fn l2_figures_are_exported_with_a_level_label() {
+    let server = RedisServer::start();
+    let cache: sync::TaggedCache<u32, u32> = sync::TaggedCache::builder()
+        .name("exported")
+        .redis(RedisOptions::new(server.url()).prefix("test:exported"))
+        .build();
+    eventually(CONNECT, "the cache connects", || cache.redis_connected());
+    cache.get_with(1, || 1);
+    let recorder = metrics_util::debugging::DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    metrics::with_local_recorder(&recorder, || cache.publish_metrics());
+    let series: Vec<String> = snapshotter
+        .snapshot()
+        .into_vec()
+        .into_iter()
+        .map(|(key, _, _, value)| format!("{:?} {value:?}", key.key()))
+        .collect();
+    let has = |needle: &[&str]| series.iter().any(|s| needle.iter().all(|n| s.contains(n)));
+    assert!(
+        has(&["cache_requests_total", "level", "l2", "miss", "Counter(1)"]),
+        "{series:#?}"
+    );
+    assert!(
+        has(&["cache_l2_errors_total", "timeout", "Counter(0)"]),
+        "{series:#?}"
+    );
+}
