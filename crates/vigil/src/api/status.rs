@@ -13,7 +13,9 @@
 //! like the API; without it the answer is a 401 carrying the page without
 //! any number, whose field takes the token, keeps it in the tab's
 //! `sessionStorage` and loads the numbers from the API. The token is never
-//! read from the URL nor written into the page.
+//! read from the URL nor written into the page. A page served with its
+//! numbers (a proxy added the header) hides the field and refreshes
+//! without it.
 
 use std::fmt::Write as _;
 
@@ -467,7 +469,8 @@ fn render(snapshot: Option<&Snapshot>, token_set: bool) -> String {
             "<form id=\"token-form\"><p id=\"token-note\">This page needs the monitor's API \
              token. It is kept in this tab only (sessionStorage) and sent as a bearer token \
              to the API.</p><label for=\"token\">API token</label> \
-             <input id=\"token\" type=\"password\" autocomplete=\"off\"> \
+             <input id=\"token\" type=\"password\" autocomplete=\"off\" required \
+             aria-describedby=\"token-note\"> \
              <button type=\"submit\">Use token</button></form>",
         );
     }
@@ -519,11 +522,16 @@ form{margin:1rem 0;padding:.5rem;border:1px solid #c60}";
 
 /// Refreshes every table from the JSON API (and the routes and system
 /// gauges, which the API does not answer, from this page) every 10 s,
-/// with the token from `sessionStorage` when one is needed. Every value
-/// is written as text, never as markup.
+/// with the token from `sessionStorage` when one is needed; a page that
+/// came with its figures refreshes without one too (its request carried
+/// the token, so a proxy adding the header adds it to the refresh's).
+/// Every value is written as text, never as markup.
 const SCRIPT: &str = r##"(function(){"use strict";
 var API="/api/v1/performance/",KEY="vigil-status-token",DASH="\u2014";
 var body=document.body,note=document.getElementById("refreshed");
+// Served with its figures: the request carried the token (a proxy adding
+// the header adds it to the refresh's requests too).
+var served=body.dataset.loaded==="true";
 function token(){try{return sessionStorage.getItem(KEY)||"";}catch(e){return "";}}
 function init(){var t=token();return t?{headers:{Authorization:"Bearer "+t}}:{};}
 function get(path){return fetch(API+path,init()).then(function(r){
@@ -568,8 +576,10 @@ function refresh(){Promise.all([get("metrics/summary"),get("health"),get("alerts
   body.dataset.loaded="true";note.textContent="Refreshed at "+new Date().toLocaleTimeString()+".";})
  .catch(function(e){note.textContent="Refresh failed: "+e.message+".";});}
 var form=document.getElementById("token-form");
+if(form&&served){form.hidden=true;}
 if(form){form.addEventListener("submit",function(e){e.preventDefault();var v=document.getElementById("token").value.trim();
  try{sessionStorage.setItem(KEY,v);}catch(x){}document.getElementById("token").value="";refresh();});}
-if(body.dataset.token!=="required"||token()){refresh();}
-setInterval(function(){if(body.dataset.token!=="required"||token()){refresh();}},10000);
+function live(){return body.dataset.token!=="required"||served||token();}
+if(live()){refresh();}
+setInterval(function(){if(live()){refresh();}},10000);
 })();"##;
