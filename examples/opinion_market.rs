@@ -26,6 +26,11 @@
 //! and the market cache is cleared by tag (a cold cache): the latency,
 //! error-rate and cache alerts fire, then resolve in the recovery.
 //!
+//! Alerts go to the log, and also to Slack with `SLACK_WEBHOOK_URL` (an
+//! incoming webhook) and to a webhook with `ALERT_WEBHOOK_URL` (one JSON
+//! body per alert: `alert_type`, `message`, `severity`, `timestamp`,
+//! `service`).
+//!
 //! `--external-load` drives no load of its own (only the degradation, on
 //! the wall clock), for a load generator outside; `ALERTMANAGER_URL` sends
 //! the alerts to an Alertmanager too. The end-to-end test
@@ -44,7 +49,7 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use vigil::alert::Engine;
 use vigil::alert::config::AlertConfig;
-use vigil::alert::notify::TracingNotifier;
+use vigil::alert::notify::{SlackNotifier, TracingNotifier, WebhookNotifier};
 use vigil::alert::rulesets::{ServiceTargets, Target};
 use vigil::cache::EntryOptions;
 use vigil::cache::sync::TaggedCache;
@@ -61,6 +66,9 @@ use support::{Degradation, Dependency, Latency, Load, Options, Phase, Request, S
 /// cache hit rate use vigil's ready-made rules ([`ServiceTargets`]) with
 /// the team's limits.
 const RULES: &str = r#"
+# Notifications: a group's first after 1 s, changes every 5 s (production:
+# Alertmanager's 30 s / 5 min).
+routing: { receiver: default, group_wait: 1s, group_interval: 5s }
 rules:
   - name: SlowApiResponse
     expr: { histogram: { metric: http_server_request_duration_seconds, stat: p95, window: 5s } }
@@ -293,9 +301,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .cache_hit_ratio(0.70, 0.50)
         .only([Target::Cpu, Target::Memory, Target::CacheHitRatio])
         .rules()?;
+    let rules: Vec<_> = config.rules().iter().cloned().chain(ready_made).collect();
     let engine = Engine::builder()
-        .rules(config.rules().to_vec())
-        .rules(ready_made)
+        .rules(rules.clone())
+        .routing(config.routing().clone())
         .build()?;
     let percent = |warning: f64, critical: f64| Limits {
         warning: warning / 100.0,
@@ -323,6 +332,28 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .alerts(engine)
         .alert_interval(Duration::from_secs(1))
         .notifier("default", TracingNotifier::new());
+    // The team's other channels, when configured: Slack (each alert's
+    // value and threshold, linked to the status page) and the alert
+    // webhook with the body its receiver expects.
+    if let Ok(url) = std::env::var("SLACK_WEBHOOK_URL") {
+        let mut slack = SlackNotifier::builder(url).rules(&rules);
+        if options.port != 0 {
+            slack = slack.link(format!("http://127.0.0.1:{}/status", options.port));
+        }
+        monitor = monitor.notifier("default", slack.build()?);
+    }
+    if let Ok(url) = std::env::var("ALERT_WEBHOOK_URL") {
+        let webhook = WebhookNotifier::builder(url)
+            .template(serde_json::json!({
+                "alert_type": "{{alert}}",
+                "message": "{{summary}}",
+                "severity": "{{severity}}",
+                "timestamp": "{{timestamp}}",
+                "service": "opinion_market",
+            }))
+            .build()?;
+        monitor = monitor.notifier("default", webhook);
+    }
     if let Some(url) = &options.alertmanager {
         // Every active alert, re-sent each second with a fresh `endsAt`,
         // and a resolved one with its end: Alertmanager groups and routes.
