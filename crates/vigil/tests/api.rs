@@ -814,8 +814,23 @@ fn real_answers_match_the_openapi_document() {
     }
     for path in spec.document()["paths"].as_object().expect("paths").keys() {
         assert!(
-            checked.contains(path) || path == "/metrics",
+            checked.contains(path) || path == "/metrics" || path == "/status",
             "{path} is documented but no answer was checked against it"
+        );
+    }
+    // The status page is HTML: its answers with and without the token
+    // carry a documented status and content type.
+    for page in [
+        Request::get("/status").bearer(TOKEN).send(host.address),
+        Request::get("/status").send(host.address),
+    ] {
+        let response =
+            &spec.document()["paths"]["/status"]["get"]["responses"][page.status.to_string()];
+        let content_type = page.header("content-type").unwrap_or_default();
+        assert!(
+            response["content"].get(content_type).is_some(),
+            "GET /status {} {content_type} is not in docs/openapi.json",
+            page.status
         );
     }
     let text = Request::get("/metrics").send(host.address);
