@@ -76,7 +76,8 @@ assert!(monitor.render().contains("db_query_seconds_count{service=\"checkout\"} 
 //! | `cache` | the `cache` module and `#[cached]` | `vigil-cache` (`moka`) |
 //! | `alerts` | alert rules evaluated against the registry (`MonitorBuilder::alerts`), the `alert` module; implies `registry` | `vigil-alert`'s core, `tokio` |
 //! | `alert-config` | rule files in YAML and TOML (`alert::config`) | `serde_yaml_ng`, `toml` |
-//! | `alert-delivery` | Alertmanager delivery (`MonitorBuilder::alertmanager`) and webhook notifiers | `reqwest` with rustls |
+//! | `alert-delivery` | Alertmanager delivery (`MonitorBuilder::alertmanager`), webhook and Slack notifiers | `reqwest` with rustls |
+//! | `alert-email` (off by default) | the email notifier (`alert::notify::EmailNotifier`, SMTP); implies `alert-delivery` | `lettre` with rustls |
 //! | `alert-routing` | local routing, grouping, silences, inhibition, escalation, `MonitorBuilder::notifier` | none beyond `alerts` |
 //! | `rulesets` | the ready-made rule sets (`alert::rulesets`) | none beyond `alerts` |
 //! | `prometheus-rules` | export of the rules as a Prometheus rule file | `serde_yaml_ng` |

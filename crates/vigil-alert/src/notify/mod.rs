@@ -58,6 +58,7 @@
 //! # #[cfg(feature = "email")]
 //! let builder = builder.receiver("oncall", email);
 //! let dispatcher = builder.build()?;
+//! # drop(dispatcher);
 //! # }
 //! # Ok::<(), vigil_alert::notify::NotifyError>(())
 //! ```
