@@ -376,7 +376,8 @@ impl fmt::Display for Comparison {
                 "vs baseline",
                 "verdict",
             ],
-        );
+        )
+        .left_aligned(2);
         let level = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), format::number);
         for r in &self.results {
             let (better, worse) = match r.kpi.direction {

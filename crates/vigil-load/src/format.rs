@@ -63,10 +63,12 @@ pub(crate) fn serialize_seconds<S: serde::Serializer>(
     serializer.serialize_f64(d.as_secs_f64())
 }
 
-/// An aligned terminal table: the first column left-aligned, the others
-/// right-aligned, two spaces between columns.
+/// An aligned terminal table: the first column (or the first few, see
+/// [`Table::left_aligned`]) left-aligned, the others right-aligned, two
+/// spaces between columns.
 pub(crate) struct Table {
     indent: &'static str,
+    left: usize,
     rows: Vec<Vec<String>>,
 }
 
@@ -74,8 +76,15 @@ impl Table {
     pub(crate) fn new(indent: &'static str, header: &[&str]) -> Self {
         Self {
             indent,
+            left: 1,
             rows: vec![header.iter().map(|h| (*h).to_owned()).collect()],
         }
+    }
+
+    /// Left-align the first `columns` columns (text), not only the first.
+    pub(crate) fn left_aligned(mut self, columns: usize) -> Self {
+        self.left = columns;
+        self
     }
 
     pub(crate) fn row(&mut self, cells: Vec<String>) {
@@ -99,10 +108,11 @@ impl fmt::Display for Table {
         for row in &self.rows {
             let mut line = String::from(self.indent);
             for (c, cell) in row.iter().enumerate() {
-                if c == 0 {
-                    line.push_str(&format!("{cell:<width$}", width = widths[c]));
+                let gap = if c == 0 { "" } else { "  " };
+                if c < self.left {
+                    line.push_str(&format!("{gap}{cell:<width$}", width = widths[c]));
                 } else {
-                    line.push_str(&format!("  {cell:>width$}", width = widths[c]));
+                    line.push_str(&format!("{gap}{cell:>width$}", width = widths[c]));
                 }
             }
             writeln!(f, "{}", line.trim_end())?;

@@ -95,6 +95,7 @@ mod open;
 mod profile;
 mod report;
 mod response;
+mod run;
 mod stats;
 mod window;
 
@@ -114,3 +115,8 @@ pub use vigil_histogram::Summary;
 #[cfg(all(doctest, feature = "http"))]
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
+
+/// `docs/load.md`'s examples, run as doctests.
+#[cfg(all(doctest, feature = "http"))]
+#[doc = include_str!("../../../docs/load.md")]
+struct LoadGuideDoctests;

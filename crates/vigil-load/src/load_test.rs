@@ -5,15 +5,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::task::JoinSet;
-
 use crate::Error;
-use crate::closed::Closed;
-use crate::open::Open;
 use crate::profile::{Plan, Segment, StepLoad};
 use crate::report::{BreakingPoint, LoadReport, Mode, StageReport, StoppedBy};
 use crate::response::Target;
+use crate::run::Run;
 use crate::stats::{Limits, Stats};
+use crate::{closed, open};
+use vigil_histogram::Summary;
 
 #[derive(Clone, Debug)]
 enum Load {
@@ -383,43 +382,16 @@ impl LoadTest {
             error_window_min_requests: self.error_window_min_requests,
             timeout: self.timeout,
         }));
-        let end = self.duration.map_or(plan.total(), |d| d.min(plan.total()));
-        let mut tasks = JoinSet::new();
-        let outcome = match mode {
-            Mode::ClosedLoop => {
-                Closed {
-                    plan: &plan,
-                    end,
-                    think_time: self.think_time,
-                    judge_steps: steps.is_some(),
-                }
-                .run(&self.target, &stats, &mut tasks)
-                .await
-            }
-            Mode::OpenLoop => {
-                Open {
-                    plan: &plan,
-                    end,
-                    max_in_flight: self.max_in_flight,
-                }
-                .run(&self.target, &stats, &mut tasks)
-                .await
-            }
+        let length = self.duration.map_or(plan.total(), |d| d.min(plan.total()));
+        let mut run = Run::new(&plan, length, self.target.clone(), stats.clone());
+        let (ran_out, peak_users) = match mode {
+            Mode::ClosedLoop => closed::run(&mut run, self.think_time, steps.is_some()).await,
+            Mode::OpenLoop => (open::run(&mut run, self.max_in_flight).await, 0),
         };
-        let drained = tokio::time::timeout(self.grace, async {
-            while tasks.join_next().await.is_some() {}
-        })
-        .await;
-        let unfinished = if drained.is_err() {
-            let unfinished = stats.in_flight();
-            tasks.abort_all();
-            unfinished
-        } else {
-            0
-        };
+        let ending = run.finish(ran_out, self.grace).await;
 
         let totals = stats.totals();
-        let load_time = outcome.load_time;
+        let load_time = ending.load_time;
         let stages: Vec<StageReport> = plan
             .segments
             .iter()
@@ -442,11 +414,14 @@ impl LoadTest {
                     errors,
                     error_ratio: crate::bench::ratio(errors, requests),
                     rate: per_second(requests, duration),
-                    latency: stage.latency(),
+                    latency: Summary {
+                        window_seconds: duration.as_secs_f64(),
+                        ..stage.latency()
+                    },
                 })
             })
             .collect();
-        let breaking_point = match (steps, outcome.failed_stage) {
+        let breaking_point = match (steps, ending.failed_stage) {
             (Some(steps), Some(failed)) => {
                 let levels = steps.levels();
                 levels.get(failed).map(|&failed_users| BreakingPoint {
@@ -467,17 +442,17 @@ impl LoadTest {
             error_ratio: crate::bench::ratio(totals.errors, totals.requests),
             timeouts: totals.timeouts,
             dropped: totals.dropped,
-            unfinished,
+            unfinished: ending.unfinished,
             rate: per_second(totals.requests, load_time),
             duration: load_time,
             latency,
             statuses: totals.statuses,
-            peak_users: outcome.peak_users,
+            peak_users,
             peak_in_flight: totals.peak_in_flight,
             stages,
-            stopped_by: outcome.stopped_by,
+            stopped_by: ending.stopped_by,
             breaking_point: breaking_point
-                .filter(|_| matches!(outcome.stopped_by, StoppedBy::ErrorRate { .. })),
+                .filter(|_| matches!(ending.stopped_by, StoppedBy::ErrorRate { .. })),
         })
     }
 }
