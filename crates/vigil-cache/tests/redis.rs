@@ -79,6 +79,17 @@ impl RedisServer {
         }
     }
 
+    /// Stops (`SIGSTOP`) or continues (`SIGCONT`) the server: a Redis that
+    /// keeps its connections open and does not answer.
+    fn signal(&self, signal: &str) {
+        let pid = self.child.as_ref().expect("a running server").id();
+        let status = Command::new("kill")
+            .args([signal, &pid.to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill {signal} {pid}");
+    }
+
     fn url(&self) -> String {
         format!("redis://127.0.0.1:{}/", self.port)
     }
@@ -388,6 +399,50 @@ fn redis_killed_then_restarted_never_fails_a_get_counts_errors_and_recovers() {
         "read from Redis again"
     );
     assert!(b.stats().l2_hits >= 2);
+}
+
+#[test]
+fn a_redis_that_stops_answering_costs_one_timeout_per_interval_and_is_probed_back() {
+    let server = RedisServer::start();
+    let cache: sync::TaggedCache<u32, String> = sync::TaggedCache::builder()
+        .name("slow")
+        .redis(
+            RedisOptions::new(server.url())
+                .prefix("test:slow")
+                .command_timeout(Duration::from_millis(50))
+                .retry_interval(Duration::from_millis(300)),
+        )
+        .build();
+    eventually(CONNECT, "the cache connects", || cache.redis_connected());
+    assert_eq!(cache.get_with(1, || "one".into()), "one");
+
+    server.signal("-STOP");
+    let started = Instant::now();
+    let mut served = 0;
+    while started.elapsed() < Duration::from_secs(1) {
+        for key in 100..110 {
+            assert_eq!(cache.get_with(key, || format!("v{key}")), format!("v{key}"));
+            served += 1;
+        }
+        cache.invalidate_all();
+    }
+    let errors = cache.stats().l2_error_kinds;
+    assert!(
+        served > 100,
+        "gets do not wait for Redis each time ({served} in 1 s)"
+    );
+    assert!(
+        (1..=8).contains(&errors.timeout),
+        "one timeout, then one probe per 300 ms: {errors:?}"
+    );
+
+    server.signal("-CONT");
+    eventually(PROPAGATION, "a probe finds Redis answering again", || {
+        let before = cache.stats().l2_misses;
+        cache.invalidate(&999);
+        cache.get_with(999, || "again".into());
+        cache.stats().l2_misses > before
+    });
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
