@@ -1,7 +1,9 @@
 //! `EmailNotifier` against a small SMTP sink on a loopback port (greeting,
-//! EHLO, AUTH PLAIN, MAIL FROM, RCPT TO, DATA, QUIT): the envelope, the
-//! headers and the plain-text body it receives; a server that refuses the
-//! message for good, and one that is not there.
+//! EHLO, STARTTLS or implicit TLS, AUTH PLAIN, MAIL FROM, RCPT TO, DATA,
+//! QUIT): the envelope, the headers and the plain-text body it receives,
+//! over plain SMTP and both TLS modes with a certificate the notifier is
+//! told to trust (and refused without); a server that refuses the message
+//! for good, and one that is not there.
 
 #![cfg(feature = "email")]
 
@@ -11,8 +13,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, UNIX_EPOCH};
 
 use support::notification;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpListener;
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::TlsAcceptor;
 use vigil_alert::notify::{EmailNotifier, Notifier, NotifyError, SmtpTls};
 use vigil_alert::{AlertStatus, Comparison, Notification, Rule, Severity};
 
@@ -48,6 +51,17 @@ impl Mail {
     }
 }
 
+/// How the sink secures connections.
+#[derive(Clone)]
+enum SinkTls {
+    /// Plain SMTP only.
+    None,
+    /// Offers `STARTTLS` with this certificate.
+    StartTls(TlsAcceptor),
+    /// TLS from the first byte.
+    Implicit(TlsAcceptor),
+}
+
 /// An SMTP server on a free loopback port that accepts every message (or
 /// refuses every recipient with `550` when `refuse` is set), recording
 /// each transaction.
@@ -59,6 +73,10 @@ struct Sink {
 
 impl Sink {
     async fn start(refuse: bool) -> Sink {
+        Sink::with_tls(refuse, SinkTls::None).await
+    }
+
+    async fn with_tls(refuse: bool, tls: SinkTls) -> Sink {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let mails = Arc::new(Mutex::new(Vec::new()));
@@ -67,7 +85,7 @@ impl Sink {
             async move {
                 loop {
                     let (stream, _) = listener.accept().await.unwrap();
-                    tokio::spawn(session(stream, refuse, mails.clone()));
+                    tokio::spawn(connection(stream, refuse, tls.clone(), mails.clone()));
                 }
             }
         });
@@ -85,58 +103,119 @@ impl Drop for Sink {
     }
 }
 
-/// One connection: just enough SMTP for a client to deliver a message.
-async fn session(stream: tokio::net::TcpStream, refuse: bool, mails: Arc<Mutex<Vec<Mail>>>) {
-    let (read, mut write) = stream.into_split();
-    let mut lines = BufReader::new(read).lines();
+/// One connection, upgraded to TLS at once or on `STARTTLS` as the sink
+/// is set up; a failed handshake ends it.
+async fn connection(tcp: TcpStream, refuse: bool, tls: SinkTls, mails: Arc<Mutex<Vec<Mail>>>) {
+    let mails = &mails;
+    match tls {
+        SinkTls::None => {
+            session(BufReader::new(tcp), refuse, false, true, mails).await;
+        }
+        SinkTls::Implicit(acceptor) => {
+            if let Ok(tls) = acceptor.accept(tcp).await {
+                session(BufReader::new(tls), refuse, false, true, mails).await;
+            }
+        }
+        SinkTls::StartTls(acceptor) => {
+            if let Some(tcp) = session(BufReader::new(tcp), refuse, true, true, mails).await
+                && let Ok(tls) = acceptor.accept(tcp.into_inner()).await
+            {
+                session(BufReader::new(tls), refuse, false, false, mails).await;
+            }
+        }
+    }
+}
+
+/// Just enough SMTP for a client to deliver a message: greets (if
+/// `greet`), offers `STARTTLS` (if `offer_tls`) and returns the stream
+/// when the client asks for it.
+async fn session<S: AsyncRead + AsyncWrite + Unpin>(
+    mut stream: BufReader<S>,
+    refuse: bool,
+    offer_tls: bool,
+    greet: bool,
+    mails: &Mutex<Vec<Mail>>,
+) -> Option<BufReader<S>> {
     let mut mail = Mail::default();
-    write.write_all(b"220 sink.test ESMTP\r\n").await.unwrap();
-    while let Ok(Some(line)) = lines.next_line().await {
+    if greet {
+        stream.write_all(b"220 sink.test ESMTP\r\n").await.ok()?;
+    }
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if stream.read_line(&mut line).await.ok()? == 0 {
+            return None;
+        }
+        let line = line.trim_end_matches(['\r', '\n']);
         let upper = line.to_ascii_uppercase();
         let reply: &[u8] = if upper.starts_with("EHLO") || upper.starts_with("HELO") {
-            b"250-sink.test\r\n250 AUTH PLAIN LOGIN\r\n"
+            match offer_tls {
+                true => b"250-sink.test\r\n250 STARTTLS\r\n",
+                false => b"250-sink.test\r\n250 AUTH PLAIN LOGIN\r\n",
+            }
+        } else if upper == "STARTTLS" && offer_tls {
+            stream.write_all(b"220 2.0.0 ready\r\n").await.ok()?;
+            return Some(stream);
         } else if let Some(auth) = upper.strip_prefix("AUTH ") {
             mail.auth = Some(line[line.len() - auth.len()..].to_owned());
             b"235 2.7.0 authenticated\r\n"
         } else if upper.starts_with("MAIL FROM:") {
-            mail.from = address(&line);
+            mail.from = address(line);
             b"250 2.1.0 ok\r\n"
         } else if upper.starts_with("RCPT TO:") {
             if refuse {
                 b"550 5.1.1 no such mailbox\r\n"
             } else {
-                mail.to.push(address(&line));
+                mail.to.push(address(line));
                 b"250 2.1.5 ok\r\n"
             }
         } else if upper == "DATA" {
-            write
+            stream
                 .write_all(b"354 end with <CRLF>.<CRLF>\r\n")
                 .await
-                .unwrap();
-            while let Ok(Some(line)) = lines.next_line().await {
-                if line == "." {
+                .ok()?;
+            let mut data = String::new();
+            loop {
+                data.clear();
+                if stream.read_line(&mut data).await.ok()? == 0 {
+                    return None;
+                }
+                if data == ".\r\n" {
                     break;
                 }
-                let line = line.strip_prefix('.').unwrap_or(&line);
-                mail.data.push_str(line);
-                mail.data.push_str("\r\n");
+                mail.data.push_str(data.strip_prefix('.').unwrap_or(&data));
             }
             // The last CRLF is the terminator's.
             mail.data.truncate(mail.data.len().saturating_sub(2));
             mails.lock().unwrap().push(std::mem::take(&mut mail));
             b"250 2.0.0 queued\r\n"
         } else if upper == "QUIT" {
-            let _ = write.write_all(b"221 2.0.0 bye\r\n").await;
-            return;
+            let _ = stream.write_all(b"221 2.0.0 bye\r\n").await;
+            return None;
         } else if upper == "RSET" || upper == "NOOP" {
             b"250 2.0.0 ok\r\n"
         } else {
             b"502 5.5.2 not implemented\r\n"
         };
-        if write.write_all(reply).await.is_err() {
-            return;
-        }
+        stream.write_all(reply).await.ok()?;
     }
+}
+
+/// A TLS acceptor with a self-signed certificate for `127.0.0.1`, and the
+/// certificate's PEM for the client to trust.
+fn self_signed() -> (TlsAcceptor, String) {
+    use tokio_rustls::rustls::{self, pki_types::PrivateKeyDer};
+
+    let certificate = rcgen::generate_simple_self_signed(["127.0.0.1".to_owned()]).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let key = PrivateKeyDer::Pkcs8(certificate.signing_key.serialize_der().into());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![certificate.cert.der().clone()], key)
+        .unwrap();
+    (TlsAcceptor::from(Arc::new(config)), certificate.cert.pem())
 }
 
 /// The address between `<` and `>`.
@@ -291,5 +370,43 @@ async fn a_refused_connection_is_a_retryable_error() {
             "{tls:?}: {err}"
         );
         assert!(err.is_retryable(), "{tls:?}");
+    }
+}
+
+#[tokio::test]
+async fn delivers_over_starttls_and_implicit_tls_to_a_trusted_server() {
+    for implicit in [false, true] {
+        let (acceptor, pem) = self_signed();
+        let (sink_tls, tls) = match implicit {
+            false => (SinkTls::StartTls(acceptor), SmtpTls::StartTls),
+            true => (SinkTls::Implicit(acceptor), SmtpTls::Implicit),
+        };
+        let sink = Sink::with_tls(false, sink_tls).await;
+        let builder = EmailNotifier::builder("127.0.0.1")
+            .port(sink.port)
+            .tls(tls)
+            .credentials("alerts", "s3cret")
+            .from("alerts@example.com")
+            .to("oncall@example.com");
+
+        // Not among the trusted roots: the handshake fails, nothing is sent.
+        let untrusted = builder.clone().build().unwrap();
+        let err = untrusted.notify(&two_alerts()).await.unwrap_err();
+        assert!(
+            matches!(&err, NotifyError::Smtp { reason, .. } if reason.contains("certificate")),
+            "{tls:?}: {err}"
+        );
+        assert!(sink.mails().is_empty());
+
+        let trusted = builder.root_certificate(pem).build().unwrap();
+        trusted.notify(&two_alerts()).await.unwrap();
+        let mails = sink.mails();
+        assert_eq!(mails.len(), 1, "{tls:?}");
+        assert_eq!(mails[0].to, ["oncall@example.com"]);
+        assert_eq!(mails[0].auth.as_deref(), Some("PLAIN AGFsZXJ0cwBzM2NyZXQ="));
+        assert_eq!(
+            mails[0].header("Subject"),
+            "[firing:2] HighErrorRate (critical)"
+        );
     }
 }
