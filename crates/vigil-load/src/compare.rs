@@ -169,13 +169,20 @@ impl Measured for BenchReport {
 /// ```
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Kpi {
-    name: String,
-    unit: String,
-    baseline: Option<f64>,
-    target: Option<f64>,
-    critical: Option<f64>,
-    direction: Direction,
-    stat: Option<Stat>,
+    /// What is measured, e.g. `API p95`.
+    pub name: String,
+    /// The unit of the values, e.g. `ms`.
+    pub unit: String,
+    /// Today's value, for reference.
+    pub baseline: Option<f64>,
+    /// The value to meet.
+    pub target: Option<f64>,
+    /// The level not to go beyond.
+    pub critical: Option<f64>,
+    /// Whether smaller or larger values are better.
+    pub direction: Direction,
+    /// The statistic read from reports ([`Kpi::of`]).
+    pub stat: Option<Stat>,
 }
 
 impl Kpi {
@@ -241,21 +248,6 @@ impl Kpi {
     pub fn lower_is_better(mut self) -> Self {
         self.direction = Direction::LowerIsBetter;
         self
-    }
-
-    /// The KPI's name.
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    /// The unit of its values.
-    pub fn unit(&self) -> &str {
-        &self.unit
-    }
-
-    /// The statistic it reads from reports, if built with [`Kpi::of`].
-    pub fn stat_read(&self) -> Option<Stat> {
-        self.stat
     }
 
     /// Judge `value`: [`Verdict::Fail`] beyond the critical level (or for

@@ -46,6 +46,9 @@ enum Load {
 /// [`error_window`](LoadTest::error_window), and
 /// [`max_requests`](LoadTest::max_requests).
 ///
+/// A request that panics (in the closure or its future) counts as an
+/// error; the virtual user goes on with its next request.
+///
 /// Time is tokio's: the virtual users are tasks on the current runtime,
 /// and a test with `#[tokio::test(start_paused = true)]` runs minutes of
 /// load in milliseconds, deterministically.
@@ -93,6 +96,24 @@ pub struct LoadTest {
     timeout: Option<Duration>,
     max_in_flight: u64,
     grace: Duration,
+}
+
+impl std::fmt::Debug for LoadTest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoadTest")
+            .field("name", &self.name)
+            .field("load", &self.load)
+            .field("ramp_up", &self.ramp_up)
+            .field("duration", &self.duration)
+            .field("think_time", &self.think_time)
+            .field("max_requests", &self.max_requests)
+            .field("error_rate_limit", &self.error_rate_limit)
+            .field("error_window", &self.error_window)
+            .field("timeout", &self.timeout)
+            .field("max_in_flight", &self.max_in_flight)
+            .field("grace", &self.grace)
+            .finish_non_exhaustive()
+    }
 }
 
 impl LoadTest {

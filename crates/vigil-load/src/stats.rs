@@ -3,8 +3,10 @@
 //! the error window, the in-flight gauge and the stop signal.
 
 use std::collections::BTreeMap;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Mutex, PoisonError};
+use std::task::Poll;
 use std::time::Duration;
 
 use tokio::sync::Notify;
@@ -130,8 +132,11 @@ impl Stats {
 
     /// Send one request (after [`begin`](Stats::begin)) and record it in
     /// `stage`, its latency counted from `start`.
+    /// A target that panics fails that request only: the panic is caught
+    /// (the panic hook still reports it) and counted as an error, and the
+    /// virtual user goes on.
     pub(crate) async fn send(&self, target: &dyn Target, stage: usize, start: Instant) {
-        let request = target.request();
+        let request = caught(target);
         let (outcome, timed_out) = match self.timeout {
             Some(limit) => match tokio::time::timeout(limit, request).await {
                 Ok(outcome) => (outcome, false),
@@ -239,6 +244,24 @@ impl Stats {
             latency: self.latency.summary(Window::Cumulative),
         }
     }
+}
+
+/// `target`'s next request, with panics (while starting or polling it)
+/// turned into a failed outcome.
+fn caught(target: &dyn Target) -> impl Future<Output = RequestOutcome> + Send + 'static {
+    let mut request = catch_unwind(AssertUnwindSafe(|| target.request())).ok();
+    std::future::poll_fn(move |cx| {
+        let Some(future) = request.as_mut() else {
+            return Poll::Ready(RequestOutcome::failed());
+        };
+        match catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx))) {
+            Ok(poll) => poll,
+            Err(_) => {
+                request = None;
+                Poll::Ready(RequestOutcome::failed())
+            }
+        }
+    })
 }
 
 pub(crate) struct Totals {

@@ -118,7 +118,7 @@ async fn kpis_read_their_statistic_from_load_and_bench_reports() {
         .baseline(250.0)
         .target(100.0)
         .critical(500.0);
-    assert_eq!(p95.unit(), "ms");
+    assert_eq!(p95.unit, "ms");
     assert_eq!(comparison.measure(p95, &report).unwrap(), Verdict::Warn);
     let rate = Kpi::of("rate", Stat::Rate).target(50.0).critical(10.0);
     assert_eq!(comparison.measure(rate, &report).unwrap(), Verdict::Pass);

@@ -182,3 +182,29 @@ fn run_outside_a_tokio_runtime_is_an_error() {
     };
     assert!(matches!(result, Err(Error::NoRuntime { .. })));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_panicking_request_is_an_error_and_its_user_goes_on() {
+    let calls = Arc::new(AtomicU64::new(0));
+    let target = move || {
+        let n = calls.fetch_add(1, Relaxed);
+        if n % 10 == 5 {
+            panic!("the target's closure panics");
+        }
+        async move {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            if n % 10 == 9 {
+                panic!("the target's future panics");
+            }
+        }
+    };
+    let report = LoadTest::new(target)
+        .users(2)
+        .duration(secs(10))
+        .run()
+        .await
+        .unwrap();
+    assert!((report.error_ratio - 0.2).abs() < 0.01, "{report}");
+    assert_eq!(report.unfinished, 0);
+    assert!(report.requests >= 200, "both users kept going: {report}");
+}
