@@ -43,11 +43,20 @@ impl CacheTotals {
             stats.entry_count
         };
         self.evictions += stats.evictions.size + stats.evictions.expired;
+        if stats.l2_enabled {
+            let add = |total: &mut Option<u64>, n: u64| *total = Some(total.unwrap_or(0) + n);
+            add(&mut self.l2_hits, stats.l2_hits);
+            add(&mut self.l2_misses, stats.l2_misses);
+            add(&mut self.l2_errors, stats.l2_errors);
+        }
     }
 
     /// Derives the percentages.
     fn finish(&mut self) {
         self.hit_rate = percent(self.hits, self.hits + self.misses);
+        if let (Some(hits), Some(misses)) = (self.l2_hits, self.l2_misses) {
+            self.l2_hit_rate = Some(percent(hits, hits + misses));
+        }
         self.utilization = match self.max_size {
             Some(max) => percent(self.total_size, max),
             None => 0.0,
@@ -157,4 +166,39 @@ pub(super) async fn clear(
         };
     }
     Ok(cleared)
+}
+
+#[cfg(all(test, feature = "redis"))]
+mod tests {
+    use super::*;
+    use vigil_cache::sync::TaggedCache;
+
+    #[test]
+    fn the_report_has_l2_fields_only_for_caches_with_a_redis_level() {
+        let plain: TaggedCache<u32, u32> = TaggedCache::builder().name("plain").build();
+        // Nothing listens on port 1: the level stays down, and the loader
+        // answers.
+        let shared: TaggedCache<u32, u32> = TaggedCache::builder()
+            .name("shared")
+            .redis("redis://127.0.0.1:1/")
+            .build();
+        assert_eq!(shared.get_with(1, || 1), 1);
+        let caches: Caches = [
+            ("plain".to_string(), plain.clone_admin()),
+            ("shared".to_string(), shared.clone_admin()),
+        ]
+        .into();
+        let report = report(&caches);
+        let (plain, shared) = (&report.caches["plain"], &report.caches["shared"]);
+        assert_eq!((plain.l2_hits, plain.l2_errors), (None, None));
+        assert_eq!(
+            (shared.l2_hits, shared.l2_misses, shared.l2_hit_rate),
+            (Some(0), Some(0), Some(0.0))
+        );
+        assert_eq!(report.totals.l2_hits, Some(0));
+        let json = serde_json::to_value(plain).expect("serializable");
+        assert!(json.get("l2_hits").is_none(), "{json}");
+        let json = serde_json::to_value(shared).expect("serializable");
+        assert!(json.get("l2_errors").is_some(), "{json}");
+    }
 }

@@ -67,6 +67,20 @@ pub struct CacheTotals {
     /// The capacity (weight, or entries without a weigher); `None` when
     /// unbounded (for totals: when any cache is).
     pub max_size: Option<u64>,
+    /// Reads of the Redis level (after a local miss) that found a current
+    /// entry; present only for a cache with a Redis level (for totals:
+    /// when any cache has one), as are the other `l2_` fields.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub l2_hits: Option<u64>,
+    /// Reads of the Redis level that found none (the loader ran).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub l2_misses: Option<u64>,
+    /// `l2_hits` over the Redis level's reads, in percent (0 without reads).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub l2_hit_rate: Option<f64>,
+    /// Failed Redis operations and undecodable values.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub l2_errors: Option<u64>,
 }
 
 /// The outcome of the readiness checks (`Monitor::readiness`).
