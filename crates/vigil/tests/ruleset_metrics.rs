@@ -43,6 +43,8 @@ fn the_emitted_list_is_the_set_of_names_the_recording_crates_declare() {
         vigil::SERIES_DROPPED_TOTAL,
         vigil::service::system::CPU_USAGE,
         vigil::service::system::MEMORY_USAGE,
+        vigil::service::HEALTH_SCORE,
+        vigil::service::HEALTH_STATUS,
     ]
     .into_iter()
     .collect();

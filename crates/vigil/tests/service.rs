@@ -674,3 +674,101 @@ fn spans_are_timed_into_the_registry_on_the_monitors_clock() {
     assert_eq!(spans.window.count, 1);
     assert!(close(spans.window.max, 0.25), "{}", spans.window.max);
 }
+
+/// The value of the sample line `series` (a name with its labels, as
+/// exposed) in a text exposition.
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .map(|value| value.parse().expect("a sample value"))
+}
+
+/// The `vigil_health_status` series set to 1 and to 0, by `status`.
+fn statuses(text: &str) -> (Vec<String>, Vec<String>) {
+    let (mut on, mut off) = (Vec::new(), Vec::new());
+    for status in ["healthy", "degraded", "unhealthy"] {
+        let series = format!("{}{{status=\"{status}\"}}", vigil::service::HEALTH_STATUS);
+        match sample(text, &series) {
+            Some(1.0) => on.push(status.to_owned()),
+            Some(0.0) => off.push(status.to_owned()),
+            other => panic!("{series} is {other:?} in:\n{text}"),
+        }
+    }
+    (on, off)
+}
+
+#[test]
+fn the_health_score_is_a_gauge_equal_to_the_latest_health() {
+    use vigil::service::HEALTH_SCORE;
+    use vigil::service::health::{HealthTargets, Limits};
+
+    let targets = HealthTargets {
+        p95_seconds: Limits::new(0.2, 0.5),
+        ..HealthTargets::default()
+    };
+    let monitor = Monitor::builder()
+        .manual_upkeep()
+        .health_targets(targets)
+        .install()
+        .unwrap();
+    // Published when the monitor was built, before anything asked.
+    let text = monitor.render();
+    assert_eq!(sample(&text, HEALTH_SCORE), Some(100.0), "{text}");
+    assert_eq!(statuses(&text).0, ["healthy"]);
+    assert!(text.contains(&format!("# HELP {HEALTH_SCORE} ")), "{text}");
+    assert!(
+        text.contains(&format!("# TYPE {HEALTH_SCORE} gauge")),
+        "{text}"
+    );
+
+    // p95 0.6 s beyond the 0.5 s critical limit (25 points) and 3 of 30
+    // calls failing, at the 10 % critical limit (25 points): 50, degraded.
+    calls(&monitor, "checkout", "", 30, 3, 0.6);
+    let health = monitor.health();
+    assert_eq!(health.score, 50.0, "{health:#?}");
+    assert_eq!(health.status, HealthStatus::Degraded);
+    let text = monitor.render();
+    assert_eq!(sample(&text, HEALTH_SCORE), Some(health.score), "{text}");
+    let (on, off) = statuses(&text);
+    assert_eq!(on, ["degraded"]);
+    assert_eq!(off, ["healthy", "unhealthy"]);
+}
+
+#[test]
+fn a_bare_registry_gets_the_health_gauges_only_once_asked() {
+    let monitor = Monitor::builder().manual_upkeep().build().unwrap();
+    let text = monitor.render();
+    assert!(!text.contains(vigil::service::HEALTH_SCORE), "{text}");
+    let health = monitor.health();
+    let text = monitor.render();
+    assert_eq!(
+        sample(&text, vigil::service::HEALTH_SCORE),
+        Some(health.score)
+    );
+    assert_eq!(statuses(&text).0, ["healthy"]);
+}
+
+#[cfg(feature = "system-metrics")]
+#[test]
+fn the_health_gauge_follows_the_registry_without_being_asked() {
+    // The health thread recomputes at the system metrics interval (here
+    // shorter than the 15 s default); this test only reads the exposition.
+    let monitor = Monitor::builder()
+        .manual_upkeep()
+        .system_metrics(Duration::from_millis(250))
+        .build()
+        .unwrap();
+    let score = |monitor: &Monitor| sample(&monitor.render(), vigil::service::HEALTH_SCORE);
+    assert!(score(&monitor).is_some(), "published when built");
+    // A p95 of 6 s costs the latency's 25 points whatever the host does.
+    calls(&monitor, "report", "", 30, 0, 6.0);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while score(&monitor).is_none_or(|score| score > 75.0) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the score was not recomputed in 20 s:\n{}",
+            monitor.render()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

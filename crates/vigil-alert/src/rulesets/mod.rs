@@ -58,9 +58,10 @@ pub const CACHE_REQUESTS: &str = "cache_requests_total";
 /// The metrics vigil records by itself that rules read (all in
 /// `docs/metrics.md`): `#[timed]`'s function metrics and `build_info`, the
 /// cache metrics of named caches, the alert metrics, the registry's own,
-/// and the two system gauges the rule sets read (recorded with system
+/// the two system gauges the rule sets read (recorded with system
 /// metrics on; the service layer's other system, process, HTTP and span
-/// metrics are listed in `docs/metrics.md`). A ready-made
+/// metrics are listed in `docs/metrics.md`), and the health score and
+/// status gauges the service layer keeps current. A ready-made
 /// rule reads only these and the host metrics its rule set documents
 /// ([`ServiceTargets::HOST_METRICS`], [`SloBurnRate::HOST_METRICS`]).
 pub const EMITTED_BY_VIGIL: &[&str] = &[
@@ -80,6 +81,8 @@ pub const EMITTED_BY_VIGIL: &[&str] = &[
     "vigil_series_dropped_total",
     CPU_USAGE,
     MEMORY_USAGE,
+    "vigil_health_score",
+    "vigil_health_status",
 ];
 
 /// One of the [`ServiceTargets`] rules.

@@ -226,7 +226,7 @@ impl Prepared {
         let upkeep = self
             .upkeep_interval
             .map(|interval| Upkeep::spawn(self.recorder.clone(), interval));
-        Monitor {
+        let monitor = Monitor {
             inner: Arc::new(Inner {
                 #[cfg(feature = "alerts")]
                 alerts: None,
@@ -239,7 +239,10 @@ impl Prepared {
                 service: crate::service::Service::start(self.service, &self.recorder),
                 recorder: self.recorder,
             }),
-        }
+        };
+        #[cfg(feature = "service")]
+        crate::service::start_health_metrics(&monitor);
+        monitor
     }
 
     /// Inside the tokio runtime the tasks will run on: builds the alert
@@ -291,6 +294,8 @@ impl Prepared {
                 recorder: self.recorder,
             }),
         };
+        #[cfg(feature = "service")]
+        crate::service::start_health_metrics(&monitor);
         let tasks = crate::Tasks {
             #[cfg(feature = "listener")]
             listener,

@@ -1,4 +1,6 @@
-//! The service layer wired to the registry: the health score,
+//! The service layer wired to the registry: the health score (also
+//! published as the [`HEALTH_SCORE`](crate::service::HEALTH_SCORE) and
+//! [`HEALTH_STATUS`](crate::service::HEALTH_STATUS) gauges),
 //! recommendations, system metrics, registered caches, readiness checks
 //! and the performance summaries behind the HTTP API, every number read
 //! from the one registry (or the caches and the system history it
@@ -7,7 +9,7 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
 use crate::builder::MonitorBuilder;
@@ -19,6 +21,7 @@ mod alerts;
 #[cfg(feature = "cache")]
 mod caches;
 mod gather;
+mod health_metrics;
 #[cfg(feature = "system-metrics")]
 mod host;
 mod readiness;
@@ -39,6 +42,7 @@ pub use vigil_service::trace::{SPAN_DURATION, SpanLayer};
 #[doc(inline)]
 pub use vigil_service::{health, recommend};
 
+pub use health_metrics::{HEALTH_INTERVAL, HEALTH_SCORE, HEALTH_STATUS};
 pub use types::{
     ActiveAlert, AlertEvent, ApiToken, CacheReport, CacheTotals, CheckResult, Readiness,
     SystemUsage, Usage,
@@ -59,6 +63,8 @@ pub(crate) struct Settings {
     checks: Vec<(String, Check)>,
     token: Option<ApiToken>,
     targets: HealthTargets,
+    /// Whether [`MonitorBuilder::health_targets`] was called.
+    targets_set: bool,
     readiness_timeout: Duration,
     #[cfg(feature = "system-metrics")]
     system_interval: Option<Duration>,
@@ -72,6 +78,7 @@ impl Default for Settings {
             checks: Vec::new(),
             token: None,
             targets: HealthTargets::default(),
+            targets_set: false,
             readiness_timeout: DEFAULT_READINESS_TIMEOUT,
             #[cfg(feature = "system-metrics")]
             system_interval: None,
@@ -109,6 +116,32 @@ impl Settings {
         caches::check_names(&self.caches)?;
         Ok(())
     }
+
+    /// Whether any service-layer setting was given: system metrics, a
+    /// cache, a readiness check, an API token or health targets.
+    fn in_use(&self) -> bool {
+        #[allow(unused_mut)]
+        let mut in_use = !self.checks.is_empty() || self.token.is_some() || self.targets_set;
+        #[cfg(feature = "cache")]
+        {
+            in_use |= !self.caches.is_empty();
+        }
+        #[cfg(feature = "system-metrics")]
+        {
+            in_use |= self.system_interval.is_some();
+        }
+        in_use
+    }
+
+    /// How often the health gauges are recomputed: [`HEALTH_INTERVAL`], or
+    /// the system metrics interval when that is shorter.
+    fn health_interval(&self) -> Duration {
+        #[cfg(feature = "system-metrics")]
+        if let Some(interval) = self.system_interval {
+            return interval.min(HEALTH_INTERVAL);
+        }
+        HEALTH_INTERVAL
+    }
 }
 
 /// The service layer of a running monitor.
@@ -121,6 +154,8 @@ pub(crate) struct Service {
     readiness: readiness::Latest,
     /// The monitor's clock, which times that second.
     clock: quanta::Clock,
+    /// The thread keeping the health gauges current, once started.
+    health_refresh: OnceLock<health_metrics::Refresh>,
 }
 
 impl Service {
@@ -135,7 +170,31 @@ impl Service {
             settings,
             readiness: readiness::Latest::default(),
             clock: recorder.shared.settings.clock.clone(),
+            health_refresh: OnceLock::new(),
         }
+    }
+}
+
+/// Once `monitor` is built: when the service layer is in use (a
+/// service-layer setting on the builder, or alert rules, whose firing
+/// alerts weigh on the score), publishes its health as the
+/// [`HEALTH_SCORE`] and [`HEALTH_STATUS`] gauges and keeps them current on
+/// the `vigil-health` thread. (Without it they appear once the health is
+/// first computed, so a bare registry holds only what the host records.)
+pub(crate) fn start_health_metrics(monitor: &Monitor) {
+    let settings = &monitor.service().settings;
+    #[allow(unused_mut)]
+    let mut in_use = settings.in_use();
+    #[cfg(feature = "alerts")]
+    {
+        in_use |= monitor.inner.alerts.is_some();
+    }
+    if in_use {
+        let interval = settings.health_interval();
+        monitor
+            .service()
+            .health_refresh
+            .get_or_init(|| health_metrics::Refresh::start(monitor, interval));
     }
 }
 
@@ -208,6 +267,7 @@ impl MonitorBuilder {
     /// (default [`HealthTargets::default`]).
     pub fn health_targets(mut self, targets: HealthTargets) -> Self {
         self.service.targets = targets;
+        self.service.targets_set = true;
         self
     }
 }
@@ -229,6 +289,27 @@ impl Monitor {
     /// The fullest disk is that of the latest system reading (the disks
     /// mounted now) with [`system_metrics`](MonitorBuilder::system_metrics),
     /// else the highest `system_disk_usage_ratio` series recorded.
+    ///
+    /// Each computation also sets the [`HEALTH_SCORE`] and
+    /// [`HEALTH_STATUS`] gauges in the registry; while the service layer
+    /// is in use (any service-layer setting on the builder, or alert
+    /// rules) a `vigil-health` thread recomputes them every
+    /// [`HEALTH_INTERVAL`] (or the shorter system metrics interval), so
+    /// `/metrics` always shows a current score.
+    ///
+    /// ```
+    /// use vigil::service::{HEALTH_SCORE, health::HealthTargets};
+    ///
+    /// let monitor = vigil::Monitor::builder()
+    ///     .health_targets(HealthTargets::default())
+    ///     .build()?;
+    /// let health = monitor.health();
+    /// assert_eq!(health.score, 100.0, "nothing measured, nothing wrong");
+    /// let text = monitor.render();
+    /// assert!(text.contains(&format!("\n{HEALTH_SCORE} 100\n")), "{text}");
+    /// assert!(text.contains(r#"vigil_health_status{status="healthy"} 1"#));
+    /// # Ok::<(), vigil::Error>(())
+    /// ```
     pub fn health(&self) -> HealthReport {
         self.health_from(&self.summary())
     }
@@ -265,7 +346,9 @@ impl Monitor {
                 .with_alerts(|engine| alerts::firing(engine, now))
                 .unwrap_or_default();
         }
-        health::assess(&inputs, &self.service().settings.targets)
+        let report = health::assess(&inputs, &self.service().settings.targets);
+        health_metrics::publish(&self.inner.recorder, &report);
+        report
     }
 
     /// Recommendations backed by evidence, most urgent first: from the
