@@ -248,6 +248,39 @@ mod tests {
         assert!((half - (10.0 - 50f64.sqrt())).abs() < 1e-6, "{half}");
     }
 
+    proptest::proptest! {
+        /// Against the reference of integrating the rate: arrivals come in
+        /// order, inside their segment, as many in each segment as the
+        /// rate's integral over it (within one, for the boundaries).
+        #[test]
+        fn arrivals_match_the_integral_of_the_rate(
+            stages in proptest::collection::vec((0u64..20_000, 0u32..500), 1..6),
+        ) {
+            let plan = Plan::ramps(
+                stages.iter().map(|&(ms, rate)| (Duration::from_millis(ms), f64::from(rate))),
+            );
+            let mut counts = vec![0u64; plan.segments.len()];
+            let mut previous = Duration::ZERO;
+            for (segment, at) in Arrivals::new(&plan) {
+                proptest::prop_assert!(at >= previous, "{at:?} after {previous:?}");
+                let start = plan.start_of(segment);
+                let end = start + plan.segments[segment].duration;
+                proptest::prop_assert!(start <= at && at <= end, "{at:?} outside segment {segment}");
+                counts[segment] += 1;
+                previous = at;
+            }
+            let mut due_before = 0.0;
+            let mut seen_before = 0u64;
+            for (segment, count) in plan.segments.iter().zip(&counts) {
+                let due = due_before + (segment.from + segment.to) / 2.0 * segment.duration.as_secs_f64();
+                let seen = seen_before + count;
+                // Arrivals 0, 1, 2, ... up to the integral: ceil(due) of them.
+                proptest::prop_assert!((seen as f64 - due.ceil()).abs() <= 1.0, "{seen} arrivals, {due} due");
+                (due_before, seen_before) = (due, seen);
+            }
+        }
+    }
+
     #[test]
     fn steps_hold_each_level() {
         let plan = StepLoad::new(10, secs(5.0), 25).plan();
