@@ -110,15 +110,18 @@ impl Stats {
         }
     }
 
-    /// Claim one request of `max_requests`; false (and the load stops)
-    /// once they are all claimed.
+    /// Claim one request of `max_requests`: the last one claimed stops
+    /// the load (it is still sent); false once they are all claimed.
     pub(crate) fn reserve(&self) -> bool {
-        let issued = self.issued.fetch_add(1, Relaxed);
+        let issued = self.issued.fetch_add(1, Relaxed) + 1;
         match self.max_requests {
-            Some(max) if issued >= max => {
+            Some(max) if issued > max => {
                 self.issued.fetch_sub(1, Relaxed);
-                self.stop(StoppedBy::MaxRequests, self.current_stage());
                 false
+            }
+            Some(max) if issued == max => {
+                self.stop(StoppedBy::MaxRequests, self.current_stage());
+                true
             }
             _ => true,
         }

@@ -74,6 +74,17 @@ async fn stops_after_max_requests() {
     assert_eq!(report.requests, 100);
     assert_eq!(report.stopped_by, StoppedBy::MaxRequests);
     assert!(report.duration < secs(1));
+
+    // The load ends when the last request is sent, not at the next one due.
+    let report = LoadTest::new(|| async { Ok::<_, ()>(()) })
+        .rate(1.0)
+        .duration(secs(60))
+        .max_requests(10)
+        .run()
+        .await
+        .unwrap();
+    assert_eq!(report.requests, 10);
+    assert_eq!(report.duration, secs(9));
 }
 
 #[tokio::test(start_paused = true)]
