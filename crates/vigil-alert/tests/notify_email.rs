@@ -254,7 +254,7 @@ async fn sends_one_plain_text_email_to_every_recipient() {
         .from("vigil <alerts@example.com>")
         .to("oncall@example.com")
         .to("Platform team <platform@example.com>")
-        .link("http://checkout.internal/status")
+        .link("http://checkout.internal/status?function={{labels.function}}")
         .rules([&rule])
         .build()
         .unwrap();
@@ -289,7 +289,7 @@ async fn sends_one_plain_text_email_to_every_recipient() {
          \x20 Threshold: > 0.2\n\
          \x20 Labels:    function=checkout\n\
          \x20 Started:   2023-11-14T22:13:20Z\n\
-         \x20 Link:      http://checkout.internal/status\n\
+         \x20 Link:      http://checkout.internal/status?function=checkout\n\
          \n\
          HighErrorRate: resolved (critical)\n\
          \x20 Value:     0.3\n\
@@ -297,7 +297,7 @@ async fn sends_one_plain_text_email_to_every_recipient() {
          \x20 Labels:    function=refund\n\
          \x20 Started:   2023-11-14T22:13:20Z\n\
          \x20 Resolved:  2023-11-14T22:14:50Z\n\
-         \x20 Link:      http://checkout.internal/status\n"
+         \x20 Link:      http://checkout.internal/status?function=refund\n"
     );
 }
 

@@ -134,6 +134,29 @@ async fn each_severity_has_its_colour_and_resolved_alerts_are_green() {
     );
     assert_eq!(blocks[1]["fields"][3]["text"], "*Threshold*\nn/a");
     assert!(slack.message(&n).get("channel").is_none());
+
+    // A link with placeholders, filled in per alert and percent-encoded.
+    let grafana = "http://grafana.internal/d/checkout?var-function={{labels.function}}";
+    let slack = SlackNotifier::builder("http://127.0.0.1:9/hook")
+        .link(grafana)
+        .build()
+        .unwrap();
+    n.alerts[0]
+        .labels
+        .insert("function".into(), "pay now&co".into());
+    assert_eq!(
+        slack.message(&n)["attachments"][0]["blocks"][0]["text"]["text"],
+        "*<http://grafana.internal/d/checkout?var-function=pay%20now%26co|HighErrorRate>* resolved\n\
+         checkout fails 0.3 of calls"
+    );
+    let err = SlackNotifier::builder("http://127.0.0.1:9/hook")
+        .link("http://grafana.internal/d/{{labels}}")
+        .build()
+        .unwrap_err();
+    assert!(
+        matches!(&err, NotifyError::UnknownPlaceholder { path, .. } if path == "link"),
+        "{err}"
+    );
 }
 
 #[tokio::test]

@@ -95,7 +95,7 @@ pub struct EmailNotifier {
     from: Mailbox,
     to: Vec<Mailbox>,
     subject: TextTemplate,
-    link: Option<String>,
+    link: Option<TextTemplate>,
     thresholds: Arc<Thresholds>,
     name: String,
 }
@@ -205,7 +205,12 @@ impl EmailNotifier {
                 line("Resolved:", &crate::time::format_rfc3339(ends_at));
             }
             if let Some(link) = &self.link {
-                line("Link:", link);
+                let context = Context {
+                    notification,
+                    alert: Some(alert),
+                    thresholds: &self.thresholds,
+                };
+                line("Link:", &link.render_url(&context));
             }
             text.push_str(&lines.join("\n"));
             text.push('\n');
@@ -307,7 +312,9 @@ impl EmailBuilder {
         subject(template: impl Into<String>) => subject = Some(template.into());
 
         /// A URL listed with each alert: a dashboard or the host's status
-        /// page (`http://host:8080/status`).
+        /// page (`http://host:8080/status`). It may hold placeholders, as
+        /// [`subject`](Self::subject) does, filled in per alert and
+        /// percent-encoded (`http://grafana/d/checkout?var-function={{labels.function}}`).
         link(url: impl Into<String>) => link = Some(url.into());
 
         /// The name used as the metrics' `notifier` label and in logs
@@ -353,6 +360,9 @@ impl EmailBuilder {
             .collect::<Result<Vec<_>, _>>()?;
         let subject = self.subject.as_deref().unwrap_or(DEFAULT_EMAIL_SUBJECT);
         let subject = TextTemplate::parse(subject, "subject")?;
+        let link = (self.link.as_deref())
+            .map(|link| TextTemplate::parse(link, "link"))
+            .transpose()?;
 
         let port = self.port.unwrap_or(self.tls.default_port());
         let mut transport =
@@ -382,7 +392,7 @@ impl EmailBuilder {
             from,
             to,
             subject,
-            link: self.link,
+            link,
             thresholds: Arc::new(self.thresholds),
             name: self.name.unwrap_or_else(|| "email".to_owned()),
         })

@@ -9,6 +9,7 @@ use reqwest::Url;
 use serde_json::{Value, json};
 
 use super::format::{self, Thresholds};
+use super::template::{Context, TextTemplate};
 use super::webhook::{JsonClient, http_url};
 use super::{Notifier, NotifyError};
 use crate::{Alert, AlertStatus, Notification, Rule, Severity};
@@ -72,7 +73,7 @@ pub struct SlackNotifier {
     channel: Option<String>,
     username: Option<String>,
     icon_emoji: Option<String>,
-    link: Option<String>,
+    link: Option<TextTemplate>,
     thresholds: Arc<Thresholds>,
     name: String,
     client: JsonClient,
@@ -84,7 +85,6 @@ impl std::fmt::Debug for SlackNotifier {
             .field("url", &self.shown_url)
             .field("channel", &self.channel)
             .field("username", &self.username)
-            .field("link", &self.link)
             .field("name", &self.name)
             .finish_non_exhaustive()
     }
@@ -148,7 +148,7 @@ impl SlackNotifier {
             text.push_str(&format!(" (the first {MAX_ALERTS} of {count} shown)"));
         }
         let attachments: Vec<Value> = (notification.alerts.iter().take(MAX_ALERTS))
-            .map(|alert| self.attachment(alert))
+            .map(|alert| self.attachment(notification, alert))
             .collect();
         let mut message = json!({ "text": text, "attachments": attachments });
         let optional = [
@@ -166,12 +166,17 @@ impl SlackNotifier {
 
     /// One alert: a coloured attachment with a title, the figures and the
     /// instance.
-    fn attachment(&self, alert: &Alert) -> Value {
+    fn attachment(&self, notification: &Notification, alert: &Alert) -> Value {
         let status = format::status_word(alert.status);
         let severity = format::severity_word(alert);
         let rule = escape(&alert.rule);
+        let context = Context {
+            notification,
+            alert: Some(alert),
+            thresholds: &self.thresholds,
+        };
         let mut title = match &self.link {
-            Some(link) => format!("*<{}|{rule}>* {status}", escape(link)),
+            Some(link) => format!("*<{}|{rule}>* {status}", escape(&link.render_url(&context))),
             None => format!("*{rule}* {status}"),
         };
         let summary = format::summary(alert);
@@ -257,7 +262,10 @@ impl SlackBuilder {
         icon_emoji(emoji: impl Into<String>) => icon_emoji = Some(emoji.into());
 
         /// Links each alert's name to this URL: a dashboard or the host's
-        /// status page (`http://host:8080/status`).
+        /// status page (`http://host:8080/status`). It may hold the
+        /// placeholders of [`WebhookBuilder::template`](super::WebhookBuilder::template),
+        /// filled in per alert and percent-encoded
+        /// (`http://grafana/d/checkout?var-function={{labels.function}}`).
         link(url: impl Into<String>) => link = Some(url.into());
 
         /// The name used as the metrics' `notifier` label and in logs
@@ -279,12 +287,16 @@ impl SlackBuilder {
     /// and builds the notifier. Needs no runtime.
     pub fn build(self) -> Result<SlackNotifier, NotifyError> {
         let url = http_url(&self.url)?;
-        if let Some(link) = &self.link {
-            http_url(link).map_err(|e| NotifyError::InvalidConfig {
-                field: "link",
-                reason: e.to_string(),
-            })?;
-        }
+        let link = match &self.link {
+            Some(link) => {
+                http_url(link).map_err(|e| NotifyError::InvalidConfig {
+                    field: "link",
+                    reason: e.to_string(),
+                })?;
+                Some(TextTemplate::parse(link, "link")?)
+            }
+            None => None,
+        };
         Ok(SlackNotifier {
             shown_url: masked(&url),
             url,
@@ -292,7 +304,7 @@ impl SlackBuilder {
             channel: self.channel,
             username: self.username,
             icon_emoji: self.icon_emoji,
-            link: self.link,
+            link,
             thresholds: Arc::new(self.thresholds),
             name: self.name.unwrap_or_else(|| "slack".to_owned()),
         })

@@ -220,10 +220,33 @@ impl TextTemplate {
     /// The text with every placeholder written out (absent values as
     /// nothing).
     pub(crate) fn render(&self, context: &Context<'_>) -> String {
+        self.render_with(context, false)
+    }
+
+    /// A URL: the text with every placeholder written out
+    /// percent-encoded (all but RFC 3986's unreserved characters), so a
+    /// label value cannot change the URL's structure.
+    pub(crate) fn render_url(&self, context: &Context<'_>) -> String {
+        self.render_with(context, true)
+    }
+
+    fn render_with(&self, context: &Context<'_>, url: bool) -> String {
         let mut out = String::new();
         for piece in &self.0 {
             match piece {
                 Piece::Text(text) => out.push_str(text),
+                Piece::Placeholder(p) if url => {
+                    let mut value = String::new();
+                    context.fill(p).write_to(&mut value);
+                    for byte in value.bytes() {
+                        match byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
+                            true => out.push(char::from(byte)),
+                            false => {
+                                let _ = write!(out, "%{byte:02X}");
+                            }
+                        }
+                    }
+                }
                 Piece::Placeholder(p) => context.fill(p).write_to(&mut out),
             }
         }
@@ -370,6 +393,24 @@ mod tests {
                 "n": 3, "list": [1, true, null],
                 "time": "2024-05-01T22:00:00Z", "open": "{{ not closed",
             })
+        );
+    }
+
+    #[test]
+    fn urls_get_their_placeholders_percent_encoded() {
+        let mut n = notification();
+        n.alerts[0].labels.insert("route".into(), "/a b&c=ü".into());
+        let thresholds = Thresholds::default();
+        let context = Context {
+            notification: &n,
+            alert: n.alerts.first(),
+            thresholds: &thresholds,
+        };
+        let link =
+            TextTemplate::parse("http://g/d?r={{labels.route}}&a={{alert}}", "link").unwrap();
+        assert_eq!(
+            link.render_url(&context),
+            "http://g/d?r=%2Fa%20b%26c%3D%C3%BC&a=CpuHigh"
         );
     }
 
