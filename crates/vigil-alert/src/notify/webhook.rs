@@ -60,7 +60,8 @@ pub enum WebhookFormat {
 
 /// Posts notifications as JSON to an `http://` or `https://` URL.
 ///
-/// One request per notification (per attempt), `Content-Type:
+/// One request per notification (per attempt; one per alert with a
+/// [`template`](WebhookBuilder::template)), `Content-Type:
 /// application/json`; any 2xx answer is success, anything else (redirects
 /// included) a [`NotifyError::Status`] (retried for 5xx, 408 and 429).
 /// Connections are pooled and go straight to the receiver (the
