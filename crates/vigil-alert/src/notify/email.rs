@@ -52,10 +52,9 @@ impl SmtpTls {
 /// Sends each notification as a plain-text email over SMTP.
 ///
 /// One message per notification, to every recipient at once. The subject
-/// is a template ([`DEFAULT_EMAIL_SUBJECT`] unless set) filled in from the first
-/// alert (firing alerts come first) with the placeholders of
-/// [`WebhookBuilder::template`](super::WebhookBuilder::template); the
-/// body lists every alert: its name and status, severity, summary, value,
+/// is a template ([`DEFAULT_EMAIL_SUBJECT`] unless set) whose
+/// [placeholders](super#placeholders) are filled in from the first alert
+/// (firing alerts come first); the body lists every alert: its name and status, severity, summary, value,
 /// threshold, labels, start (and end), and the [`link`](EmailBuilder::link)
 /// if set.
 ///
@@ -305,10 +304,10 @@ impl EmailBuilder {
         /// one is required.
         to(mailbox: impl Into<String>) => push to(mailbox.into());
 
-        /// The subject template (default [`DEFAULT_EMAIL_SUBJECT`]), with the
-        /// placeholders of [`WebhookBuilder::template`](super::WebhookBuilder::template)
-        /// filled in from the notification's first alert; an unknown one
-        /// fails [`build`](Self::build).
+        /// The subject template (default [`DEFAULT_EMAIL_SUBJECT`]), its
+        /// [placeholders](super#placeholders) filled in from the
+        /// notification's first alert; an unknown one fails
+        /// [`build`](Self::build).
         subject(template: impl Into<String>) => subject = Some(template.into());
 
         /// A URL listed with each alert: a dashboard or the host's status

@@ -102,6 +102,28 @@
 //! # }
 //! ```
 //!
+//! # Placeholders
+//! Templated webhook bodies, email subjects and the Slack and email links
+//! may hold `{{placeholder}}`s (spaces inside the braces allowed),
+//! filled in from an alert (for an email subject, the notification's
+//! first one). An unknown placeholder fails the notifier's `build` with
+//! [`NotifyError::UnknownPlaceholder`], naming it and where it is.
+//!
+//! | placeholder | value |
+//! |---|---|
+//! | `alert` | the rule's name |
+//! | `status` | `firing` or `resolved` |
+//! | `severity` | the severity as the rule spells it (its `severity` label: `warning`, `critical`, ...) |
+//! | `value` | the alert's value (number; `null` when the series was absent) |
+//! | `threshold` | the fixed threshold crossed, from the rules given to the notifier or a numeric `threshold` annotation (number or `null`) |
+//! | `summary`, `description` | those annotations (`null` when absent) |
+//! | `timestamp` | when the status began (resolved: `ends_at`, firing: `starts_at`), RFC 3339 UTC |
+//! | `starts_at`, `ends_at` | RFC 3339 UTC (`ends_at` is `null` while firing) |
+//! | `labels.NAME`, `annotations.NAME` | one label or annotation (`null` when absent) |
+//! | `receiver`, `group_key` | the notification's |
+//! | `count` | how many alerts the notification holds (number) |
+//! | `fingerprint` | the alert's [fingerprint](crate::Alert::fingerprint) |
+//!
 //! # Metrics
 //! - `alert_notifications_total{receiver, notifier}` (counter):
 //!   notifications delivered.

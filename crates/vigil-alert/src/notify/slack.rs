@@ -262,10 +262,9 @@ impl SlackBuilder {
         icon_emoji(emoji: impl Into<String>) => icon_emoji = Some(emoji.into());
 
         /// Links each alert's name to this URL: a dashboard or the host's
-        /// status page (`http://host:8080/status`). It may hold the
-        /// placeholders of [`WebhookBuilder::template`](super::WebhookBuilder::template),
-        /// filled in per alert and percent-encoded
-        /// (`http://grafana/d/checkout?var-function={{labels.function}}`).
+        /// status page (`http://host:8080/status`). It may hold
+        /// [placeholders](super#placeholders), filled in per alert and
+        /// percent-encoded (`http://grafana/d/checkout?var-function={{labels.function}}`).
         link(url: impl Into<String>) => link = Some(url.into());
 
         /// The name used as the metrics' `notifier` label and in logs

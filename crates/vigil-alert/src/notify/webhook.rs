@@ -54,7 +54,8 @@ pub enum WebhookFormat {
     Alertmanager,
     /// A JSON body of the user's own shape, posted once per alert, with
     /// `{{placeholder}}`s in its strings filled in from the alert: set by
-    /// [`WebhookBuilder::template`], which documents the placeholders.
+    /// [`WebhookBuilder::template`]; the placeholders are listed in the
+    /// [module docs](super#placeholders).
     Template,
 }
 
@@ -444,20 +445,7 @@ impl WebhookBuilder {
     /// nothing). Keys and non-string values are posted as written. Spaces
     /// inside the braces are allowed (`{{ alert }}`).
     ///
-    /// | placeholder | value |
-    /// |---|---|
-    /// | `alert` | the rule's name |
-    /// | `status` | `firing` or `resolved` |
-    /// | `severity` | the severity as the rule spells it (its `severity` label: `warning`, `critical`, ...) |
-    /// | `value` | the alert's value (number; `null` when the series was absent) |
-    /// | `threshold` | the fixed threshold crossed, from the [`rules`](Self::rules) given or a numeric `threshold` annotation (number or `null`) |
-    /// | `summary`, `description` | those annotations (`null` when absent) |
-    /// | `timestamp` | when the status began (resolved: `ends_at`, firing: `starts_at`), RFC 3339 UTC |
-    /// | `starts_at`, `ends_at` | RFC 3339 UTC (`ends_at` is `null` while firing) |
-    /// | `labels.NAME`, `annotations.NAME` | one label or annotation (`null` when absent) |
-    /// | `receiver`, `group_key` | the notification's |
-    /// | `count` | how many alerts the notification holds (number) |
-    /// | `fingerprint` | the alert's [fingerprint](crate::Alert::fingerprint) |
+    /// The placeholders are listed in the [module docs](super#placeholders).
     ///
     /// An unknown placeholder fails [`build`](Self::build) with
     /// [`NotifyError::UnknownPlaceholder`], naming it and its JSON path.
