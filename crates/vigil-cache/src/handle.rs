@@ -183,7 +183,7 @@ macro_rules! tagged_cache_common {
             /// concurrently either counts here and is hidden, or is stored
             /// after the call and stays.
             ///
-            /// With a Redis level ([`CacheBuilder::redis`]($crate::CacheBuilder::redis)),
+            /// With a Redis level (`CacheBuilder::redis`),
             /// every replica's entries too: this waits for Redis (at most
             /// the command timeout; if it cannot be reached, the
             /// invalidation is sent once it can).

@@ -130,10 +130,22 @@
 //! `cache_entries{cache}` and `cache_weighted_size{cache}` (see
 //! [`metric_names`]).
 //!
+//! # A second level in Redis
+//! With the `redis` feature, `CacheBuilder::redis` adds a level in Redis
+//! shared by every replica: a loading call that misses locally reads Redis
+//! before its loader, loads and inserts write both levels, and
+//! invalidations (by key, tag or all) reach every replica through Redis,
+//! checked on every Redis read. A local hit never touches Redis. Redis
+//! being down, slow or restarted never fails a call. The consistency
+//! model, the fault behaviour and the settings are in `docs/cache.md`.
+//!
 //! # Features
 //! - `sync` (default): [`sync::TaggedCache`], on moka's `sync` cache.
 //! - `future` (default): [`future::TaggedCache`], on moka's `future` cache
 //!   (which adds `async-lock`, `event-listener` and `futures-util`).
+//! - `redis`: the second level (`CacheBuilder::redis`, `RedisOptions`),
+//!   on the `redis` crate (tokio, multiplexed connection, pub/sub) and
+//!   `postcard`.
 //!
 //! With neither, the crate is empty.
 #![cfg(any(feature = "sync", feature = "future"))]

@@ -68,7 +68,7 @@ pub struct CacheStats {
     /// `weighted_size / capacity`, 0.0 when unbounded.
     pub utilization: f64,
     /// Whether the cache has a second level in Redis
-    /// ([`CacheBuilder::redis`](crate::CacheBuilder::redis)); the `l2_*`
+    /// (`CacheBuilder::redis`); the `l2_*`
     /// figures are 0 without one.
     #[serde(default)]
     pub l2_enabled: bool,

@@ -6,7 +6,7 @@ use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -490,4 +490,44 @@ fn l2_figures_are_exported_with_a_level_label() {
         has(&["cache_l2_errors_total", "timeout", "Counter(0)"]),
         "{series:#?}"
     );
+}
+
+/// The Redis of `cached_row`'s cache, set by the test before the first call.
+static ROW_REDIS: OnceLock<String> = OnceLock::new();
+static ROW_LOADS: AtomicUsize = AtomicUsize::new(0);
+
+#[vigil_macros::cached(crate = vigil_cache, name = "cached_row", redis = ROW_REDIS.get().expect("set by the test").as_str())]
+async fn cached_row(id: u32) -> String {
+    ROW_LOADS.fetch_add(1, Ordering::SeqCst);
+    format!("row {id}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cached_function_shares_its_values_through_redis() {
+    let server = RedisServer::start();
+    ROW_REDIS.set(server.url()).expect("set once");
+    let cache = cached_row_cache();
+    eventually(CONNECT, "the function's cache connects", || {
+        cache.redis_connected()
+    });
+    assert_eq!(cached_row(1).await, "row 1");
+    // Another replica of the function: a cache with the same name and Redis.
+    let replica: future::TaggedCache<u32, String> = future::TaggedCache::builder()
+        .name("cached_row")
+        .redis(server.url())
+        .build();
+    eventually(CONNECT, "the replica connects", || {
+        replica.redis_connected()
+    });
+    assert_eq!(replica.get_with(1, async { unreachable!() }).await, "row 1");
+    assert_eq!(ROW_LOADS.load(Ordering::SeqCst), 1);
+    replica.invalidate(&1).await;
+    eventually_async(
+        PROPAGATION,
+        "the function's cache drops the key",
+        || async { cache.get(&1).await.is_none() },
+    )
+    .await;
+    assert_eq!(cached_row(1).await, "row 1");
+    assert_eq!(ROW_LOADS.load(Ordering::SeqCst), 2, "loaded again");
 }

@@ -29,6 +29,7 @@ pub(crate) struct CachedArgs {
     pub(crate) cache_err: Option<Flag>,
     pub(crate) cache_none: Option<Flag>,
     pub(crate) clock: Option<Expr>,
+    pub(crate) redis: Option<Expr>,
     pub(crate) krate: Option<Path>,
 }
 
@@ -55,7 +56,8 @@ pub(crate) struct Flag {
     pub(crate) span: Span,
 }
 
-const EXPECTED: &str = "ttl, tags, max_capacity, key, name, cache_err, cache_none, clock, crate";
+const EXPECTED: &str =
+    "ttl, tags, max_capacity, key, name, cache_err, cache_none, clock, redis, crate";
 
 impl Arguments for CachedArgs {
     fn parse_one(&mut self, meta: ParseNestedMeta<'_>) -> syn::Result<()> {
@@ -118,6 +120,14 @@ impl Arguments for CachedArgs {
                     "clock",
                     "the `quanta::Clock` the TTL is measured on",
                     "CLOCK.clone()",
+                )
+            }),
+            "redis" => once(&mut self.redis, twice, || {
+                forms::value(
+                    &meta,
+                    "redis",
+                    "the Redis URL (or `RedisOptions`) of the cache's second level",
+                    "\"redis://127.0.0.1:6379/\"",
                 )
             }),
             "crate" => once(&mut self.krate, twice, || {
@@ -220,6 +230,7 @@ mod tests {
             cache_err = true,
             cache_none,
             clock = clock(),
+            redis = "redis://127.0.0.1:6379/",
             crate = vigil_cache
         ))
         .unwrap();
@@ -235,6 +246,7 @@ mod tests {
         assert!(args.cache_err.unwrap().value);
         assert!(args.cache_none.unwrap().value);
         assert!(args.clock.is_some());
+        assert!(args.redis.is_some());
         assert!(args.krate.is_some());
     }
 
@@ -266,6 +278,9 @@ mod tests {
             quote!(tags),
             quote!(key),
             quote!(vigil::ttl = "1s"),
+            quote!(redis),
+            quote!(redis = |url| url),
+            quote!(redis = "a", redis = "b"),
         ] {
             assert!(CachedArgs::parse(bad.clone()).is_err(), "{bad}");
         }

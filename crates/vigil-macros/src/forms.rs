@@ -214,10 +214,24 @@ pub(crate) fn expression(
     what: &str,
     example: &str,
 ) -> syn::Result<Expr> {
+    match value(meta, name, what, example)? {
+        other @ Expr::Lit(_) => Err(unexpected(&other, &format!("{what}: `{name} = {example}`"))),
+        expr => Ok(expr),
+    }
+}
+
+/// `name = expr`: any expression but a closure, literals included (a URL
+/// is typically a string literal).
+pub(crate) fn value(
+    meta: &ParseNestedMeta<'_>,
+    name: &str,
+    what: &str,
+    example: &str,
+) -> syn::Result<Expr> {
     let input = after_eq(meta, name, example)?;
     let expected = format!("{what}: `{name} = {example}`");
     match any_expr(input, &expected)? {
-        other @ (Expr::Lit(_) | Expr::Closure(_)) => Err(unexpected(&other, &expected)),
+        other @ Expr::Closure(_) => Err(unexpected(&other, &expected)),
         expr => Ok(expr),
     }
 }

@@ -186,6 +186,7 @@ pub fn timed(args: TokenStream, item: TokenStream) -> TokenStream {
 /// | `cache_err = true` | cache `Err` results too (default `false`: only `Ok` values are cached; the `Err` type needs no `Clone` then) |
 /// | `cache_none = true` | cache `None` too (default `false`: only `Some` values are cached) |
 /// | `clock = expr` | the `quanta::Clock` the TTL is measured on (tests pass `quanta::Clock::mock()`) |
+/// | `redis = "redis://host:6379/"` | a second level in Redis shared by every replica (any expression that converts into `RedisOptions`, evaluated when the cache is built; needs the `redis` feature, and `Serialize` keys and serde values): see `CacheBuilder::redis` and `docs/cache.md` |
 /// | `crate = path` | where the cache API lives (default `::vigil::cache`; `vigil_cache` when depending on it directly) |
 ///
 /// # What it generates
