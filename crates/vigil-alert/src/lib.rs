@@ -84,7 +84,7 @@
 //! | [`escalation`] | [`Escalation`] |
 //! | [`history`] | [`Transition`], [`History`] |
 //! | `alertmanager` | (feature `delivery`) `Sender`, `Resender`: active alerts to Alertmanager as Prometheus sends them |
-//! | [`notify`] | delivery of [`Notification`]s: [`Notifier`](notify::Notifier)s (tracing, channel, webhook / Alertmanager, closures) behind a non-blocking [`Dispatcher`](notify::Dispatcher) |
+//! | [`notify`] | delivery of [`Notification`]s: [`Notifier`](notify::Notifier)s (tracing, channel, webhook / Alertmanager, templated webhook, Slack, email over SMTP with feature `email`, closures) behind a non-blocking [`Dispatcher`](notify::Dispatcher) |
 //! | `config` | (feature `config`) `AlertConfig`: rules, routing, inhibitions and silences from YAML or TOML (format: `docs/alert-rules.md`; a `rules:` entry is a [`Rule`]'s serde form), errors with file, rule, field, line and column |
 //! | `prometheus` | (feature `prometheus`) `to_prometheus_rules`: an equivalent Prometheus rule file, with warnings where meaning would change |
 //! | `rulesets` | (feature `rulesets`) ready-made rules: common service targets and multi-window burn-rate SLOs |
