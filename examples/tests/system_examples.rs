@@ -1,36 +1,88 @@
-//! Runs the system examples (built by `cargo test` next to this test) with
-//! a short load and checks that each exits 0 and prints its report.
+//! Runs each of the five system examples with a short load and checks that
+//! it exits 0 and prints its system's report: the sections every report
+//! has, and what is particular to that system (for the examples whose
+//! degradation fires an alert, that the alert fired and resolved).
+//!
+//! The examples are built (or found fresh) by `cargo build --example` from
+//! here, once for all the tests, so `cargo test -p vigil-examples --test
+//! system_examples` alone runs the current code. The tests run in
+//! parallel; the longest (ai_dev_ecosystem, 14 s of load and 6 to 20 s of
+//! settling) bounds the file's run time.
 
 use std::path::PathBuf;
 use std::process::Command;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
-/// The example binary `name`, in the `examples` directory of this test's
-/// target directory.
-fn example(name: &str) -> PathBuf {
+/// The five system examples.
+const EXAMPLES: [&str; 5] = [
+    "opinion_market",
+    "samplemind",
+    "ai_dev_ecosystem",
+    "tta_platform",
+    "enterprise_agents",
+];
+
+/// The target directory's profile directory this test runs from
+/// (`target/debug` or `target/release`).
+fn profile_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("the test's own path");
-    let dir = exe
-        .parent()
+    exe.parent()
         .and_then(|deps| deps.parent())
-        .expect("the target directory");
-    let path = dir
+        .expect("the target directory")
+        .to_path_buf()
+}
+
+/// Builds the five examples with the profile of this test, once: an
+/// error here names the example that does not compile.
+fn build_examples() {
+    static BUILT: OnceLock<Result<(), String>> = OnceLock::new();
+    let built = BUILT.get_or_init(|| {
+        let mut cargo = Command::new(env!("CARGO"));
+        cargo
+            .args(["build", "--quiet", "-p", "vigil-examples"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"));
+        for name in EXAMPLES {
+            cargo.args(["--example", name]);
+        }
+        if profile_dir().ends_with("release") {
+            cargo.arg("--release");
+        }
+        let output = cargo.output().map_err(|e| format!("cargo: {e}"))?;
+        if output.status.success() {
+            Ok(())
+        } else {
+            Err(String::from_utf8_lossy(&output.stderr).into_owned())
+        }
+    });
+    if let Err(error) = built {
+        panic!("the examples do not build:\n{error}");
+    }
+}
+
+/// The example binary `name`, built.
+fn example(name: &str) -> PathBuf {
+    build_examples();
+    let path = profile_dir()
         .join("examples")
         .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
-    assert!(
-        path.is_file(),
-        "{} is missing: `cargo test -p vigil-examples` builds it",
-        path.display()
-    );
+    assert!(path.is_file(), "{} is missing", path.display());
     path
 }
 
-/// Runs `name` with a 4 s load and returns its output, checking the exit
-/// status and the sections every system report has.
-fn run(name: &str) -> String {
-    let output = Command::new(example(name))
-        .args(["--duration", "4"])
+/// Runs `name` with `seconds` of load and returns its output, checking the
+/// exit status, that it ended within 60 s and the sections every system
+/// report has.
+fn run(name: &str, seconds: u32) -> String {
+    let example = example(name);
+    let started = Instant::now();
+    let output = Command::new(example)
+        .args(["--duration", &seconds.to_string()])
         .env_remove("PORT")
+        .env_remove("VIGIL_API_TOKEN")
         .output()
         .expect("the example runs");
+    let took = started.elapsed();
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     assert!(
         output.status.success(),
@@ -38,27 +90,87 @@ fn run(name: &str) -> String {
         output.status,
         String::from_utf8_lossy(&output.stderr)
     );
-    for section in [
-        "Load (client side)",
-        "Scorecard: target vs current",
-        "overall score",
-        "Cache hit rate per cache",
-        "Alerts fired and resolved",
-        "Health score",
-        "Recommendations",
-        "/api/v1/performance/metrics/summary",
-    ] {
+    assert!(
+        took < Duration::from_secs(60),
+        "{name} took {took:?} with --duration {seconds}"
+    );
+    assert_sections(
+        name,
+        &stdout,
+        &[
+            "Load (client side)",
+            "Alerts fired and resolved",
+            "Health score",
+            "Recommendations",
+            "/api/v1/performance/metrics/summary",
+            "/status",
+            "/metrics",
+        ],
+    );
+    stdout
+}
+
+/// Checks that `stdout` has every one of `sections`.
+fn assert_sections(name: &str, stdout: &str, sections: &[&str]) {
+    for section in sections {
         assert!(
             stdout.contains(section),
             "{name} printed no {section:?}:\n{stdout}"
         );
     }
-    stdout
+}
+
+/// The rows of the report's "Alerts fired and resolved" table about
+/// `alert`: its `from -> to` transitions, in order.
+fn transitions(stdout: &str, alert: &str) -> Vec<String> {
+    let table = stdout
+        .split("Alerts fired and resolved")
+        .nth(1)
+        .and_then(|rest| rest.split("fired, ").next())
+        .unwrap_or_default();
+    table
+        .lines()
+        .filter(|line| line.split_whitespace().nth(1) == Some(alert))
+        .filter_map(|line| {
+            let (from, to) = line.split_once(" -> ")?;
+            let from = from.split_whitespace().last()?;
+            let to = to.split_whitespace().next()?;
+            Some(format!("{from} -> {to}"))
+        })
+        .collect()
+}
+
+/// Checks that `alert` started firing and later resolved (on a value, not
+/// for want of data) and is not left firing.
+fn assert_fired_and_resolved(name: &str, stdout: &str, alert: &str) {
+    let seen = transitions(stdout, alert);
+    let fired = seen
+        .iter()
+        .position(|t| t.ends_with("-> firing") && !t.starts_with("firing"));
+    let resolved = seen.iter().rposition(|t| t.ends_with("-> resolved"));
+    assert!(
+        matches!((fired, resolved), (Some(f), Some(r)) if f < r),
+        "{name}: {alert} did not fire and then resolve: {seen:?}\n{stdout}"
+    );
+    assert!(
+        !seen.last().is_some_and(|t| t.ends_with("-> no_data")),
+        "{name}: {alert} ended in no_data: {seen:?}\n{stdout}"
+    );
+    assert!(
+        !stdout.contains(&format!("still firing: {alert} ")),
+        "{name}: {alert} still fires:\n{stdout}"
+    );
 }
 
 #[test]
 fn opinion_market_prints_its_report() {
-    let stdout = run("opinion_market");
+    let stdout = run("opinion_market", 4);
+    let scorecard = [
+        "Scorecard: target vs current",
+        "overall score",
+        "Cache hit rate per cache",
+    ];
+    assert_sections("opinion_market", &stdout, &scorecard);
     assert!(
         stdout.contains("Cleared "),
         "the cold-cache step ran:\n{stdout}"
@@ -68,11 +180,81 @@ fn opinion_market_prints_its_report() {
 
 #[test]
 fn samplemind_prints_its_report() {
-    let stdout = run("samplemind");
+    let stdout = run("samplemind", 4);
+    let scorecard = [
+        "Scorecard: target vs current",
+        "overall score",
+        "Cache hit rate per cache",
+    ];
+    assert_sections("samplemind", &stdout, &scorecard);
     assert!(stdout.contains("bottleneck: "), "{stdout}");
     assert!(stdout.contains("Time a hit saves"), "{stdout}");
     assert!(
         stdout.contains("autoscaling (CPU 70 %, memory 80 %)"),
         "{stdout}"
     );
+}
+
+#[test]
+fn ai_dev_ecosystem_reports_per_model_and_its_slow_model_alert_resolves() {
+    // Its full 14 s: the slowed model's answers take about 8 s each, so a
+    // shorter run ends its slowdown before they move the minute's average.
+    let stdout = run("ai_dev_ecosystem", 14);
+    assert_sections(
+        "ai_dev_ecosystem",
+        &stdout,
+        &[
+            "Per-model statistics",
+            "coder-small",
+            "coder-large",
+            "KPIs",
+            "Availability",
+            "health polls (every 30 simulated s)",
+            "Prompt cache levels",
+            "prompt_memory",
+            "prompt_redis",
+            "prompt_db",
+        ],
+    );
+    assert_fired_and_resolved("ai_dev_ecosystem", &stdout, "AiResponseTime");
+}
+
+#[test]
+fn tta_platform_reports_its_targets_and_its_latency_alert_resolves() {
+    let stdout = run("tta_platform", 10);
+    assert_sections(
+        "tta_platform",
+        &stdout,
+        &[
+            "p95 targets over the whole run",
+            "overall score",
+            "tta_therapeutic_processing_seconds by intervention_type",
+            "Slow-query log (> 100 ms)",
+            "Caches (user:{id}",
+            "Webhook bodies",
+        ],
+    );
+    assert_fired_and_resolved("tta_platform", &stdout, "TtaApiLatencyP95");
+}
+
+#[test]
+fn enterprise_agents_reports_its_layers_and_its_three_alerts_resolve() {
+    let stdout = run("enterprise_agents", 10);
+    assert_sections(
+        "enterprise_agents",
+        &stdout,
+        &[
+            "Targets over the whole run",
+            "overall score",
+            "Key metrics",
+            "DB pool available",
+            "replication lag",
+            "Cache layers",
+            "local_lru",
+            "Latency by route",
+        ],
+    );
+    for alert in ["HighP95Latency", "HighErrorRate", "LowCacheHitRate"] {
+        assert_fired_and_resolved("enterprise_agents", &stdout, alert);
+    }
 }
