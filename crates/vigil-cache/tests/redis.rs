@@ -2,9 +2,7 @@
 //! on a free loopback port with its own directory): two caches in one test
 //! stand in for two replicas.
 
-use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
@@ -12,94 +10,8 @@ use std::time::{Duration, Instant};
 
 use vigil_cache::{EntryOptions, RedisOptions, future, sync};
 
-/// A `redis-server` child on a loopback port, killed when dropped.
-struct RedisServer {
-    port: u16,
-    dir: tempfile::TempDir,
-    child: Option<Child>,
-}
-
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("a free loopback port");
-    listener.local_addr().expect("its address").port()
-}
-
-impl RedisServer {
-    fn start() -> Self {
-        let mut server = Self {
-            port: free_port(),
-            dir: tempfile::tempdir().expect("a temporary directory"),
-            child: None,
-        };
-        server.restart();
-        server
-    }
-
-    /// Starts it (again) on the same port, and waits until it answers.
-    fn restart(&mut self) {
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no", "--dir"])
-            .arg(self.dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|error| {
-                panic!(
-                    "cannot start redis-server ({error}): install the Debian package \
-                     redis-server (apt-get install redis-server; scripts/test does)"
-                )
-            });
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !self.answers() {
-            assert!(
-                Instant::now() < deadline,
-                "redis-server did not answer PING within 10 s"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn answers(&self) -> bool {
-        let Ok(mut stream) = TcpStream::connect(("127.0.0.1", self.port)) else {
-            return false;
-        };
-        let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
-        let mut answer = [0; 7];
-        stream.write_all(b"PING\r\n").is_ok()
-            && stream.read_exact(&mut answer).is_ok()
-            && &answer == b"+PONG\r\n"
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    /// Stops (`SIGSTOP`) or continues (`SIGCONT`) the server: a Redis that
-    /// keeps its connections open and does not answer.
-    fn signal(&self, signal: &str) {
-        let pid = self.child.as_ref().expect("a running server").id();
-        let status = Command::new("kill")
-            .args([signal, &pid.to_string()])
-            .status()
-            .expect("kill runs");
-        assert!(status.success(), "kill {signal} {pid}");
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.port)
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
+mod redis_server;
+use redis_server::{RedisServer, free_port};
 
 /// A TCP proxy in front of Redis that can be cut (every connection closed,
 /// new ones refused) and resumed: one replica's network going away.

@@ -74,6 +74,7 @@ assert!(monitor.render().contains("db_query_seconds_count{service=\"checkout\"} 
 //! | `registry` | [`Monitor`], `MonitorBuilder`, `Recorder`, the text exposition, `MetricsSummary`, the `histogram` module | `vigil-histogram`, `metrics-util`, `metrics-exporter-prometheus` (its matchers), `serde`, `serde_json` |
 //! | `listener` | `GET /metrics` in text or protobuf (native histograms) (`MonitorBuilder::listen`), `MonitorBuilder::build_tasks`; implies `registry` | `hyper`, `hyper-util`, `tokio`, `ipnet`, `prost` |
 //! | `cache` | the `cache` module and `#[cached]` | `vigil-cache` (`moka`) |
+//! | `redis` (off by default) | the cache's second level in Redis, shared by replicas (`CacheBuilder::redis`, `#[cached(redis = ..)]`); implies `cache` | `redis` (tokio), `postcard` |
 //! | `alerts` | alert rules evaluated against the registry (`MonitorBuilder::alerts`), the `alert` module; implies `registry` | `vigil-alert`'s core, `tokio` |
 //! | `alert-config` | rule files in YAML and TOML (`alert::config`) | `serde_yaml_ng`, `toml` |
 //! | `alert-delivery` | Alertmanager delivery (`MonitorBuilder::alertmanager`), webhook and Slack notifiers | `reqwest` with rustls |

@@ -114,8 +114,12 @@ where
     /// unregistered.
     async fn store(&self, key: K, stored: Stored<V>) {
         let shared = &*self.inner.shared;
+        // moka drops every entry of a cache of capacity 0 without a
+        // removal notice: nothing to index.
         #[cfg(feature = "redis")]
-        if let Some(l2) = &self.inner.l2 {
+        if let Some(l2) = &self.inner.l2
+            && self.inner.shared.capacity != Some(0)
+        {
             l2.stored(&key, stored.id);
         }
         let landing = Landing::new(self.identity(), stored.id);

@@ -130,8 +130,12 @@ where
 
     /// Stores a registered entry in moka and counts its insert.
     fn store(&self, key: K, stored: Stored<V>) {
+        // moka drops every entry of a cache of capacity 0 without a
+        // removal notice: nothing to index.
         #[cfg(feature = "redis")]
-        if let Some(l2) = &self.inner.l2 {
+        if let Some(l2) = &self.inner.l2
+            && self.inner.shared.capacity != Some(0)
+        {
             l2.stored(&key, stored.id);
         }
         self.inner.cache.insert(key, stored);
