@@ -16,7 +16,7 @@ use support::notification;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
-use vigil_alert::notify::{EmailNotifier, Notifier, NotifyError, SmtpTls};
+use vigil_alert::notify::{EmailBuilder, EmailNotifier, Notifier, NotifyError, SmtpTls};
 use vigil_alert::{AlertStatus, Comparison, Notification, Rule, Severity};
 
 /// One SMTP transaction as the sink saw it.
@@ -226,6 +226,16 @@ fn address(line: &str) -> String {
 }
 
 /// A firing critical alert and a resolved one, at fixed times.
+/// A notifier sending plain SMTP from `alerts@example.com` to
+/// `oncall@example.com` through `sink`.
+fn plain(sink: &Sink) -> EmailBuilder {
+    EmailNotifier::builder("127.0.0.1")
+        .port(sink.port)
+        .tls(SmtpTls::None)
+        .from("alerts@example.com")
+        .to("oncall@example.com")
+}
+
 fn two_alerts() -> Notification {
     let at = |secs: u64| UNIX_EPOCH + Duration::from_secs(1_700_000_000 + secs);
     let mut n = notification("oncall", AlertStatus::Firing);
@@ -276,12 +286,14 @@ async fn sends_one_plain_text_email_to_every_recipient() {
     );
     assert_eq!(
         mail.header("Subject"),
-        "[firing:2] HighErrorRate (critical)"
+        "[firing:1, resolved:1] HighErrorRate (critical)"
     );
     assert!(mail.header("Content-Type").starts_with("text/plain"));
+    let id = mail.header("Message-ID");
+    assert!(id.starts_with('<') && id.ends_with("@example.com>"), "{id}");
     assert_eq!(
         mail.body(),
-        "[FIRING:2] HighErrorRate for oncall\n\
+        "[FIRING:1, RESOLVED:1] HighErrorRate for oncall\n\
          \n\
          HighErrorRate: firing (critical)\n\
          \x20 Summary:   checkout fails 0.3 of calls\n\
@@ -304,11 +316,7 @@ async fn sends_one_plain_text_email_to_every_recipient() {
 #[tokio::test]
 async fn the_subject_template_is_filled_from_the_first_alert() {
     let sink = Sink::start(false).await;
-    let email = EmailNotifier::builder("127.0.0.1")
-        .port(sink.port)
-        .tls(SmtpTls::None)
-        .from("alerts@example.com")
-        .to("oncall@example.com")
+    let email = plain(&sink)
         .subject("{{severity}}: {{alert}} on {{labels.function}} is {{status}} ({{count}} for {{receiver}})")
         .build()
         .unwrap();
@@ -396,6 +404,8 @@ async fn delivers_over_starttls_and_implicit_tls_to_a_trusted_server() {
             matches!(&err, NotifyError::Smtp { reason, .. } if reason.contains("certificate")),
             "{tls:?}: {err}"
         );
+        // Trying again would meet the same certificate.
+        assert!(!err.is_retryable(), "{tls:?}: {err}");
         assert!(sink.mails().is_empty());
 
         let trusted = builder.root_certificate(pem).build().unwrap();
@@ -406,7 +416,83 @@ async fn delivers_over_starttls_and_implicit_tls_to_a_trusted_server() {
         assert_eq!(mails[0].auth.as_deref(), Some("PLAIN AGFsZXJ0cwBzM2NyZXQ="));
         assert_eq!(
             mails[0].header("Subject"),
-            "[firing:2] HighErrorRate (critical)"
+            "[firing:1, resolved:1] HighErrorRate (critical)"
         );
     }
+}
+
+#[tokio::test]
+async fn every_email_has_its_own_message_id() {
+    let sink = Sink::start(false).await;
+    let email = plain(&sink)
+        .from("vigil <alerts@alerts.example.org>")
+        .build()
+        .unwrap();
+
+    email.notify(&two_alerts()).await.unwrap();
+    email.notify(&two_alerts()).await.unwrap();
+
+    let ids: Vec<String> = sink
+        .mails()
+        .iter()
+        .map(|m| m.header("Message-ID"))
+        .collect();
+    assert_eq!(ids.len(), 2);
+    assert_ne!(ids[0], ids[1]);
+    for id in &ids {
+        assert!(
+            id.starts_with('<') && id.ends_with("@alerts.example.org>"),
+            "{id}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn newlines_in_labels_and_names_cannot_forge_lines_of_the_body() {
+    let sink = Sink::start(false).await;
+    let email = plain(&sink).build().unwrap();
+    let mut n = notification("oncall", AlertStatus::Firing);
+    let alert = &mut n.alerts[0];
+    alert.rule = "Forged\n  Value:     0".into();
+    let forged = "checkout\n  Threshold: none\r\n";
+    alert.labels.insert("function".into(), forged.into());
+    let summary = "all fine\n\nOther: resolved (info)";
+    alert.annotations.insert("summary".into(), summary.into());
+
+    email.notify(&n).await.unwrap();
+
+    let body = sink.mails()[0].body();
+    let lines: Vec<&str> = body.lines().collect();
+    assert_eq!(lines.len(), 8, "{body}");
+    assert!(
+        lines[2].starts_with("Forged\\n  Value:     0: firing"),
+        "{body}"
+    );
+    assert!(
+        lines[3].ends_with("all fine\\n\\nOther: resolved (info)"),
+        "{body}"
+    );
+    assert!(
+        body.contains("function=checkout\\n  Threshold: none\\r\\n"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn values_and_thresholds_show_four_significant_digits() {
+    let sink = Sink::start(false).await;
+    let rule = Rule::builder("HighErrorRate")
+        .gauge("error_ratio")
+        .threshold(Severity::Critical, Comparison::Greater, 0.1 + 0.2)
+        .build()
+        .unwrap();
+    let email = plain(&sink).rules([&rule]).build().unwrap();
+    let mut n = notification("oncall", AlertStatus::Firing);
+    n.alerts[0].value = Some(0.9925186920166016);
+
+    email.notify(&n).await.unwrap();
+
+    let body = sink.mails()[0].body();
+    assert!(body.contains("  Value:     0.9925\n"), "{body}");
+    assert!(body.contains("  Threshold: > 0.3\n"), "{body}");
 }

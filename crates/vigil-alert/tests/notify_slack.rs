@@ -15,6 +15,11 @@ use support::{HttpServer, notification, refused_url};
 use vigil_alert::notify::{Notifier, NotifyError, SlackNotifier};
 use vigil_alert::{Alert, AlertStatus, Comparison, Notification, Rule, Severity, labels};
 
+/// The number of characters of `value`, a JSON string.
+fn chars(value: &serde_json::Value) -> usize {
+    value.as_str().expect("a string").chars().count()
+}
+
 /// A firing critical alert (threshold from its rule) and a resolved
 /// warning whose label holds mrkdwn control characters and quotes
 /// (threshold from an annotation), at fixed times.
@@ -68,7 +73,7 @@ async fn posts_a_headline_and_a_coloured_attachment_per_alert() {
     let field =
         |name: &str, value: &str| json!({"type": "mrkdwn", "text": format!("*{name}*\n{value}")});
     let expected = json!({
-        "text": "[FIRING:2] HighErrorRate, SlowCheckout for ops",
+        "text": "[FIRING:1, RESOLVED:1] HighErrorRate, SlowCheckout for ops",
         "channel": "#alerts",
         "username": "vigil",
         "attachments": [
@@ -204,4 +209,183 @@ fn a_url_that_is_not_http_is_refused() {
             "{bad:?}"
         );
     }
+}
+
+#[test]
+fn messages_stay_within_slacks_limits() {
+    let slack = SlackNotifier::builder("http://127.0.0.1:9/hook")
+        .link("http://grafana.internal/d/x?f={{labels.function}}")
+        .build()
+        .unwrap();
+    let mut n = notification("ops", AlertStatus::Firing);
+    let alert = &mut n.alerts[0];
+    alert.rule = "R".repeat(5000);
+    alert
+        .annotations
+        .insert("summary".into(), "<&>".repeat(2000));
+    alert.labels.insert("function".into(), "f".repeat(5000));
+    alert.labels.insert("route".into(), "&".repeat(3000));
+    n.alerts = vec![n.alerts[0].clone(); 40];
+
+    let message = slack.message(&n);
+
+    let attachments = message["attachments"].as_array().unwrap();
+    assert_eq!(attachments.len(), 16);
+    let blocks: usize = (attachments.iter())
+        .map(|a| a["blocks"].as_array().unwrap().len())
+        .sum();
+    assert!(blocks <= 50, "{blocks} blocks");
+    assert!(
+        message["text"]
+            .as_str()
+            .unwrap()
+            .ends_with("(the first 16 of 40 shown)")
+    );
+    let blocks = &attachments[0]["blocks"];
+    let title = blocks[0]["text"]["text"].as_str().unwrap();
+    assert!(chars(&blocks[0]["text"]["text"]) <= 3000, "{}", title.len());
+    assert!(title.ends_with('…') && title.contains("&lt;&amp;&gt;"));
+    // Never cut inside an escape.
+    assert!(title.trim_end_matches('…').ends_with(';'), "{title}");
+    for field in blocks[1]["fields"].as_array().unwrap() {
+        assert!(chars(&field["text"]) <= 2000);
+    }
+    let context = &blocks[2]["elements"][0]["text"];
+    assert!(chars(context) <= 2000, "{}", chars(context));
+    assert!(context.as_str().unwrap().contains("since "), "{context}");
+    assert!(chars(&attachments[0]["fallback"]) <= 3000);
+    assert!(chars(&message["text"]) <= 4000);
+}
+
+#[tokio::test]
+async fn a_refused_layout_is_sent_again_as_text_only() {
+    let server = HttpServer::answering_with(&[(400, "invalid_blocks"), (200, "ok")]);
+    let slack = SlackNotifier::builder(server.url("/services/T0/B0/s3cret"))
+        .channel("#alerts")
+        .build()
+        .unwrap();
+    let (sent, _) = two_alerts();
+
+    slack.notify(&sent).await.unwrap();
+
+    let requests = server.requests();
+    assert_eq!(requests.len(), 2);
+    assert!(requests[0].json().get("attachments").is_some());
+    assert_eq!(
+        requests[1].json(),
+        json!({
+            "channel": "#alerts",
+            "text": "[FIRING:1, RESOLVED:1] HighErrorRate, SlowCheckout for ops\n\
+                     [critical] HighErrorRate firing: checkout fails 0.3 of calls\n\
+                     [warning] SlowCheckout resolved",
+        })
+    );
+    assert_eq!(requests[1].json(), slack.text_message(&sent));
+
+    // Other refusals are final, and not sent again.
+    let server = HttpServer::answering_with(&[(400, "invalid_payload"), (200, "ok")]);
+    let slack = SlackNotifier::new(&server.url("/services/T0/B0/s3cret")).unwrap();
+    let err = slack.notify(&sent).await.unwrap_err();
+    assert!(
+        matches!(err, NotifyError::Status { status: 400, .. }),
+        "{err}"
+    );
+    assert_eq!(server.requests().len(), 1);
+}
+
+#[test]
+fn newlines_in_names_and_labels_stay_on_their_line() {
+    let slack = SlackNotifier::new("http://127.0.0.1:9/hook").unwrap();
+    let mut n = notification("ops", AlertStatus::Firing);
+    n.alerts[0].rule = "Forged\n*Status*".into();
+    let forged = "checkout` \nsince 1970-01-01";
+    n.alerts[0].labels.insert("function".into(), forged.into());
+
+    let message = slack.message(&n);
+
+    let blocks = &message["attachments"][0]["blocks"];
+    let title = blocks[0]["text"]["text"].as_str().unwrap();
+    assert!(title.starts_with("*Forged\\n*Status** firing\n"), "{title}");
+    let context = blocks[2]["elements"][0]["text"].as_str().unwrap();
+    assert!(!context.contains('\n'), "{context}");
+    assert!(
+        context.starts_with("`function=checkout` \\nsince 1970-01-01`"),
+        "{context}"
+    );
+}
+
+#[test]
+fn values_show_four_significant_digits() {
+    let rule = Rule::builder("HighErrorRate")
+        .gauge("error_ratio")
+        .threshold(Severity::Critical, Comparison::Greater, 0.1 + 0.2)
+        .build()
+        .unwrap();
+    let slack = SlackNotifier::builder("http://127.0.0.1:9/hook")
+        .rules([rule])
+        .build()
+        .unwrap();
+    let mut n = notification("ops", AlertStatus::Firing);
+    n.alerts[0].value = Some(0.9925186920166016);
+    let fields = &slack.message(&n)["attachments"][0]["blocks"][1]["fields"];
+    assert_eq!(fields[2]["text"], "*Value*\n0.9925");
+    assert_eq!(fields[3]["text"], "*Threshold*\n&gt; 0.3");
+}
+
+#[test]
+fn a_link_may_be_an_annotation() {
+    let slack = SlackNotifier::builder("http://127.0.0.1:9/hook")
+        .link("{{annotations.runbook_url}}")
+        .build()
+        .unwrap();
+    let mut n = notification("ops", AlertStatus::Firing);
+    let runbook = "https://wiki.internal/runbooks/errors?team=ops&id=7";
+    (n.alerts[0].annotations).insert("runbook_url".into(), runbook.into());
+    let title = |n: &Notification| {
+        let message = slack.message(n);
+        message["attachments"][0]["blocks"][0]["text"]["text"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    assert!(
+        title(&n).starts_with(
+            "*<https://wiki.internal/runbooks/errors?team=ops&amp;id=7|HighErrorRate>* firing"
+        ),
+        "{}",
+        title(&n)
+    );
+    n.alerts[0].annotations.remove("runbook_url");
+    assert!(
+        title(&n).starts_with("*HighErrorRate* firing"),
+        "{}",
+        title(&n)
+    );
+
+    let err = SlackNotifier::builder("http://127.0.0.1:9/hook")
+        .link("grafana/{{alert}}")
+        .build()
+        .unwrap_err();
+    let shown = err.to_string();
+    assert!(
+        matches!(err, NotifyError::InvalidConfig { field: "link", .. }),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("SlackBuilder") && !shown.contains("dispatcher"),
+        "{shown}"
+    );
+}
+
+#[test]
+fn builders_and_errors_keep_the_webhook_secret() {
+    let builder = SlackNotifier::builder("https://hooks.slack.com/services/T0/B0/s3cret");
+    let debug = format!("{builder:?}");
+    assert!(
+        debug.contains("/services/T0/B0/***") && !debug.contains("s3cret"),
+        "{debug}"
+    );
+    let err = SlackNotifier::new("hooks.slack.com/services/T0/B0/s3cret").unwrap_err();
+    let shown = format!("{err} {err:?}");
+    assert!(!shown.contains("s3cret"), "{shown}");
 }

@@ -388,3 +388,61 @@ async fn the_alertmanager_sender_posts_over_https_to_a_trusted_receiver() {
     );
     sender.shutdown().await;
 }
+
+#[tokio::test]
+async fn an_error_body_is_read_only_up_to_its_cap() {
+    // A 502 whose body never ends: the error comes back with its first
+    // 512 bytes instead of waiting for (and holding) the whole body.
+    let server = HttpServer::endless_body(502);
+    let webhook = WebhookNotifier::new(&server.url("/hook")).unwrap();
+    let sent = notification("ops", AlertStatus::Firing);
+    let attempt = webhook.notify(&sent);
+
+    let err = tokio::time::timeout(Duration::from_secs(10), attempt)
+        .await
+        .expect("the error returns without reading the whole body")
+        .unwrap_err();
+
+    assert!(
+        matches!(&err, NotifyError::Status { status: 502, body, .. } if body == &"x".repeat(512)),
+        "{err}"
+    );
+    assert!(err.is_retryable());
+}
+
+#[tokio::test]
+async fn a_redirect_is_not_followed_nor_retried() {
+    let server = HttpServer::answering(&[301, 200]);
+    let webhook = WebhookNotifier::new(&server.url("/hook")).unwrap();
+    let dispatcher = dispatcher(webhook).build().unwrap();
+
+    dispatch_quickly(&dispatcher, 1);
+    finish(dispatcher).await;
+
+    assert_eq!(
+        server.requests().len(),
+        1,
+        "the same request would be redirected again"
+    );
+}
+
+#[tokio::test]
+async fn query_tokens_and_passwords_stay_out_of_errors_and_debug() {
+    let url = refused_url().replace("http://", "http://user:pa55@") + "?key=k3y&token=t0k";
+    let webhook = WebhookNotifier::builder(&url)
+        .header("Authorization", "Bearer s3cret")
+        .build()
+        .unwrap();
+
+    let err = webhook
+        .notify(&notification("ops", AlertStatus::Firing))
+        .await
+        .unwrap_err();
+
+    for shown in [err.to_string(), format!("{webhook:?}")] {
+        assert!(shown.contains("key=***&token=***"), "{shown}");
+        for secret in ["pa55", "k3y", "t0k", "s3cret"] {
+            assert!(!shown.contains(secret), "{shown}");
+        }
+    }
+}

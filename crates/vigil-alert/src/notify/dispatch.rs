@@ -240,6 +240,12 @@ impl DispatcherBuilder {
     /// `Handle::enter`). Fails outside a runtime ([`NotifyError::NoRuntime`])
     /// or with an out-of-range setting.
     pub fn build(self) -> Result<Dispatcher, NotifyError> {
+        self.checked()
+            .map_err(|e| e.in_builder("DispatcherBuilder"))
+    }
+
+    /// [`build`](Self::build), its errors not yet naming the builder.
+    fn checked(self) -> Result<Dispatcher, NotifyError> {
         self.validate()?;
         let handle = tokio::runtime::Handle::try_current().map_err(|_| NotifyError::NoRuntime)?;
         describe_metrics();

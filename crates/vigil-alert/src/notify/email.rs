@@ -2,7 +2,10 @@
 //! (lettre on tokio, TLS by rustls).
 
 use std::borrow::Borrow;
+use std::net::IpAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use lettre::message::header::ContentType;
@@ -18,15 +21,21 @@ use super::{Notifier, NotifyError};
 use crate::{AlertStatus, Notification, Rule};
 
 /// The subject unless [`EmailBuilder::subject`] sets one:
-/// `[firing:2] HighErrorRate (critical)`.
-pub const DEFAULT_EMAIL_SUBJECT: &str = "[{{status}}:{{count}}] {{alert}} ({{severity}})";
+/// `[firing:2] HighErrorRate (critical)`, or with resolved alerts among
+/// them `[firing:1, resolved:2] HighErrorRate (critical)` (the first
+/// alert's name and severity; firing alerts come first).
+pub const DEFAULT_EMAIL_SUBJECT: &str = "[{{counts}}] {{alert}} ({{severity}})";
 
 /// How the connection to the SMTP server is secured.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum SmtpTls {
     /// No TLS (port 25 by default): only for a relay on the same host or a
-    /// trusted network, since credentials and alerts travel in clear.
+    /// trusted network, since alerts travel in clear. With
+    /// [`credentials`](EmailBuilder::credentials) the host must be
+    /// loopback (`localhost`, `127.0.0.1`, `::1`), as Go's `smtp.PlainAuth`
+    /// (Alertmanager's) insists, else [`build`](EmailBuilder::build)
+    /// fails.
     None,
     /// Plain connection upgraded with `STARTTLS`, which the server must
     /// offer (port 587 by default, "submission").
@@ -62,8 +71,12 @@ impl SmtpTls {
 /// [`root_certificate`](EmailBuilder::root_certificate)). Connecting,
 /// greeting and each command time out after 60 s; the
 /// [`Dispatcher`](super::Dispatcher) bounds the whole attempt. A failure is
-/// a [`NotifyError::Smtp`], retried unless the server refused for good
-/// (a 5xx reply).
+/// a [`NotifyError::Smtp`], retried unless it would fail again (a 5xx
+/// reply, or a failed TLS handshake such as an untrusted certificate).
+///
+/// Each message gets its own `Message-ID` in the sender's domain
+/// (`<18c3a5f09b2e7d40.1f3a.0@example.com>`), which threads and
+/// de-duplicates it in mail clients and keeps spam filters content.
 ///
 /// ```
 /// use vigil_alert::notify::{EmailNotifier, Notifier, SmtpTls};
@@ -182,8 +195,11 @@ impl EmailNotifier {
         for alert in &notification.alerts {
             let status = format::status_word(alert.status);
             let severity = format::severity_word(alert);
-            let mut lines = vec![format!("\n{}: {status} ({severity})", alert.rule)];
-            let mut line = |name: &str, value: &str| lines.push(format!("  {name:<10} {value}"));
+            let (rule, severity) = (format::one_line(&alert.rule), format::one_line(severity));
+            let mut lines = vec![format!("\n{rule}: {status} ({severity})")];
+            let mut line = |name: &str, value: &str| {
+                lines.push(format!("  {name:<10} {}", format::one_line(value)));
+            };
             if let Some(summary) = format::summary(alert) {
                 line("Summary:", summary);
             }
@@ -209,7 +225,9 @@ impl EmailNotifier {
                     alert: Some(alert),
                     thresholds: &self.thresholds,
                 };
-                line("Link:", &link.render_url(&context));
+                if let Some(link) = link.render_link(&context) {
+                    line("Link:", &link);
+                }
             }
             text.push_str(&lines.join("\n"));
             text.push('\n');
@@ -217,10 +235,12 @@ impl EmailNotifier {
         text
     }
 
-    /// The message for `notification`.
+    /// The message for `notification`, with a new
+    /// [`Message-ID`](message_id).
     fn message(&self, notification: &Notification) -> Result<Message, NotifyError> {
         let mut message = Message::builder()
             .from(self.from.clone())
+            .message_id(Some(message_id(&self.from)))
             .subject(self.subject(notification));
         for to in &self.to {
             message = message.to(to.clone());
@@ -232,6 +252,41 @@ impl EmailNotifier {
                 reason: e.to_string(),
             })
     }
+}
+
+/// A Message-ID (RFC 5322 section 3.6.4) unique to this message,
+/// `<time.process.sequence@domain>` in the sender's domain: the time in
+/// nanoseconds, the process id and a per-process sequence number, in hex.
+/// (lettre's own would end in `@localhost` without its `hostname`
+/// feature, which mail filters score as suspicious.)
+fn message_id(from: &Mailbox) -> String {
+    static SEQUENCE: AtomicU64 = AtomicU64::new(0);
+    let sequence = SEQUENCE.fetch_add(1, Ordering::Relaxed);
+    let nanos = (SystemTime::now().duration_since(UNIX_EPOCH)).map_or(0, |d| d.as_nanos());
+    let domain = from.email.domain();
+    format!("<{nanos:x}.{:x}.{sequence:x}@{domain}>", std::process::id())
+}
+
+/// Whether an SMTP failure will happen again however often it is tried:
+/// a 5xx reply, a message lettre cannot send, a TLS setup error, or a TLS
+/// handshake the server failed (an untrusted or invalid certificate,
+/// which lettre reports as a connection error: rustls' errors reach it as
+/// I/O errors of kind `InvalidData`, which a plain TCP connect never
+/// gives).
+fn is_permanent(error: &lettre::transport::smtp::Error) -> bool {
+    let handshake = || {
+        std::iter::successors(std::error::Error::source(error), |e| e.source())
+            .filter_map(|e| e.downcast_ref::<std::io::Error>())
+            .any(|e| e.kind() == std::io::ErrorKind::InvalidData)
+    };
+    error.is_permanent() || error.is_client() || error.is_tls() || handshake()
+}
+
+/// Whether `host` is this machine: `localhost` or a loopback address.
+fn is_loopback(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 #[async_trait]
@@ -247,7 +302,7 @@ impl Notifier for EmailNotifier {
             Err(e) => Err(NotifyError::Smtp {
                 server: self.server.clone(),
                 reason: error_chain(&e),
-                permanent: e.is_permanent() || e.is_client(),
+                permanent: is_permanent(&e),
             }),
         }
     }
@@ -293,6 +348,8 @@ impl EmailBuilder {
 
         /// Logs in with this user name and password (`AUTH PLAIN` or
         /// `LOGIN`, as the server offers). Kept out of `Debug` output.
+        /// Refused by [`build`](Self::build) with [`SmtpTls::None`] unless
+        /// the host is loopback: the password would travel in clear.
         credentials(user: impl Into<String>, password: impl Into<String>) => credentials = Some((user.into(), password.into()));
 
         /// The sender: an address (`alerts@example.com`) or a mailbox
@@ -313,7 +370,11 @@ impl EmailBuilder {
         /// A URL listed with each alert: a dashboard or the host's status
         /// page (`http://host:8080/status`). It may hold placeholders, as
         /// [`subject`](Self::subject) does, filled in per alert and
-        /// percent-encoded (`http://grafana/d/checkout?var-function={{labels.function}}`).
+        /// percent-encoded (`http://grafana/d/checkout?var-function={{labels.function}}`),
+        /// except one it starts with, which is written as it is
+        /// (`{{annotations.runbook_url}}`); an alert whose link is then not
+        /// an `http(s)` URL gets none. A link starting with text must be an
+        /// `http://` or `https://` URL, checked by [`build`](Self::build).
         link(url: impl Into<String>) => link = Some(url.into());
 
         /// The name used as the metrics' `notifier` label and in logs
@@ -335,6 +396,11 @@ impl EmailBuilder {
     /// builds the notifier. Connects to nothing: the server is first
     /// contacted by a notification.
     pub fn build(self) -> Result<EmailNotifier, NotifyError> {
+        self.checked().map_err(|e| e.in_builder("EmailBuilder"))
+    }
+
+    /// [`build`](Self::build), its errors not yet naming the builder.
+    fn checked(self) -> Result<EmailNotifier, NotifyError> {
         let invalid =
             |field: &'static str, reason: String| NotifyError::InvalidConfig { field, reason };
         let host = self.host.trim();
@@ -362,6 +428,9 @@ impl EmailBuilder {
         let link = (self.link.as_deref())
             .map(|link| TextTemplate::parse(link, "link"))
             .transpose()?;
+        if let Some(link) = &link {
+            link.check_link("link")?;
+        }
 
         let port = self.port.unwrap_or(self.tls.default_port());
         let mut transport =
@@ -380,6 +449,13 @@ impl EmailBuilder {
                 SmtpTls::Implicit => Tls::Wrapper(parameters),
                 _ => Tls::Required(parameters),
             });
+        }
+        if self.credentials.is_some() && self.tls == SmtpTls::None && !is_loopback(host) {
+            let reason = format!(
+                "credentials would travel in clear to {host}: use SmtpTls::StartTls or \
+                 SmtpTls::Implicit, or a relay on localhost"
+            );
+            return Err(invalid("credentials", reason));
         }
         if let Some((user, password)) = self.credentials {
             transport = transport.credentials(Credentials::new(user, password));
@@ -418,6 +494,44 @@ mod tests {
             "smtp.example.com:465"
         );
         assert_eq!(server(builder().port(2525)), "smtp.example.com:2525");
+    }
+
+    #[test]
+    fn credentials_in_clear_only_go_to_this_machine() {
+        let clear = |host: &str| {
+            EmailNotifier::builder(host)
+                .from("vigil@example.com")
+                .to("ops@example.com")
+                .tls(SmtpTls::None)
+                .credentials("alerts", "s3cret")
+                .build()
+        };
+        let err = clear("smtp.example.com").unwrap_err();
+        assert!(
+            matches!(&err, NotifyError::InvalidConfig { field: "credentials", reason }
+                if reason.contains("smtp.example.com")),
+            "{err}"
+        );
+        assert!(!err.to_string().contains("s3cret"));
+        for host in ["localhost", "127.0.0.1", "127.0.0.2", "::1", "[::1]"] {
+            assert!(clear(host).is_ok(), "{host}");
+        }
+        let tls = builder().credentials("alerts", "s3cret").build();
+        assert!(tls.is_ok());
+        assert!(
+            builder().tls(SmtpTls::None).build().is_ok(),
+            "no credentials"
+        );
+    }
+
+    #[test]
+    fn message_ids_are_unique_and_in_the_senders_domain() {
+        let from: Mailbox = "vigil <alerts@example.com>".parse().unwrap();
+        let (a, b) = (message_id(&from), message_id(&from));
+        assert_ne!(a, b);
+        for id in [a, b] {
+            assert!(id.starts_with('<') && id.ends_with("@example.com>"), "{id}");
+        }
     }
 
     #[test]

@@ -27,7 +27,9 @@ pub enum NotifyError {
     /// A webhook URL cannot be used.
     #[error("invalid webhook URL {url:?}: {reason}")]
     InvalidUrl {
-        /// The URL as given.
+        /// The URL as given, masked as it may hold secrets: user info and
+        /// query values as `***`, and the last path segment (a Slack
+        /// webhook's secret) as `***`.
         url: String,
         /// Why it cannot be used.
         reason: String,
@@ -35,11 +37,12 @@ pub enum NotifyError {
     /// A builder setting is out of range or invalid (e.g. a
     /// [`DispatcherBuilder`](super::DispatcherBuilder) timeout, or a
     /// webhook header that is not valid HTTP).
-    #[error("invalid dispatcher setting `{field}`: {reason}")]
+    #[error("invalid setting `{field}`: {reason}")]
     InvalidConfig {
         /// The builder method whose value is wrong.
         field: &'static str,
-        /// Why, with the value given.
+        /// Why, with the value given, ending with the builder it was
+        /// given to (`(SlackBuilder)`).
         reason: String,
     },
     /// A template (a templated webhook's body, an email subject) uses a
@@ -95,9 +98,10 @@ pub enum NotifyError {
         /// The error and its causes, outermost first (with the server's
         /// reply, if it sent one).
         reason: String,
-        /// Whether the server refused for good (a 5xx reply, or a TLS
-        /// or address error): sending the same message again would fail
-        /// again.
+        /// Whether the server refused for good (a 5xx reply, an address
+        /// lettre cannot send to, or a failed TLS setup or handshake such
+        /// as an untrusted certificate): sending the same message again
+        /// would fail again.
         permanent: bool,
     },
     /// The attempt did not finish within the dispatcher's timeout.
@@ -118,6 +122,18 @@ impl NotifyError {
         NotifyError::Other(error.into())
     }
 
+    /// This error, if an [`InvalidConfig`](NotifyError::InvalidConfig),
+    /// saying which builder the setting was given to.
+    pub(crate) fn in_builder(self, builder: &str) -> Self {
+        match self {
+            NotifyError::InvalidConfig { field, reason } => NotifyError::InvalidConfig {
+                field,
+                reason: format!("{reason} ({builder})"),
+            },
+            other => other,
+        }
+    }
+
     /// The first failed check of a builder's settings, as
     /// [`NotifyError::InvalidConfig`]: each is a field and, if its value is
     /// out of range, why.
@@ -133,12 +149,13 @@ impl NotifyError {
     /// Whether trying the same notification again may succeed.
     ///
     /// False for configuration errors, encoding errors, a closed channel,
-    /// HTTP 4xx answers other than `408 Request Timeout` and
-    /// `429 Too Many Requests`, and permanent SMTP failures; true otherwise.
+    /// HTTP answers other than 5xx, `408 Request Timeout` and
+    /// `429 Too Many Requests` (a redirect, which is not followed, or a
+    /// 4xx), and permanent SMTP failures; true otherwise.
     pub fn is_retryable(&self) -> bool {
         match self {
             NotifyError::Status { status, .. } => {
-                !(400..500).contains(status) || *status == 408 || *status == 429
+                *status >= 500 || *status == 408 || *status == 429
             }
             NotifyError::Smtp { permanent, .. } => !permanent,
             NotifyError::Transport { .. } | NotifyError::Timeout(_) | NotifyError::Other(_) => true,
@@ -174,13 +191,16 @@ mod tests {
     }
 
     #[test]
-    fn client_errors_are_final_except_timeouts_and_throttling() {
+    fn client_errors_and_redirects_are_final_except_timeouts_and_throttling() {
         assert!(status(500).is_retryable());
         assert!(status(503).is_retryable());
         assert!(status(408).is_retryable());
         assert!(status(429).is_retryable());
         assert!(!status(400).is_retryable());
         assert!(!status(404).is_retryable());
+        // Redirects are not followed: the same request would get the same.
+        assert!(!status(301).is_retryable());
+        assert!(!status(308).is_retryable());
         assert!(!NotifyError::ChannelClosed.is_retryable());
         assert!(NotifyError::Timeout(Duration::from_secs(1)).is_retryable());
     }

@@ -23,17 +23,20 @@ pub(crate) struct ShownThreshold {
 
 impl fmt::Display for ShownThreshold {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let value = number_text(self.value);
         match self.op {
-            Some(op) => write!(f, "{op} {}", self.value),
-            None => write!(f, "{}", self.value),
+            Some(op) => write!(f, "{op} {value}"),
+            None => f.write_str(&value),
         }
     }
 }
 
 /// The fixed thresholds of some rules, by rule name and severity: an
-/// [`Alert`] carries its value but not the limit it crossed.
+/// [`Alert`] carries its value but not the limit it crossed. Rule names
+/// need not be unique: a (name, severity) whose rules disagree maps to
+/// `None`, shown as unknown rather than as one of them.
 #[derive(Clone, Debug, Default)]
-pub(crate) struct Thresholds(HashMap<(String, Severity), ShownThreshold>);
+pub(crate) struct Thresholds(HashMap<(String, Severity), Option<ShownThreshold>>);
 
 impl Thresholds {
     /// Adds the fixed thresholds of `rules` (dynamic ones have no single
@@ -47,18 +50,21 @@ impl Thresholds {
                         op: Some(threshold.op),
                         value,
                     };
-                    self.0
-                        .insert((rule.name.clone(), threshold.severity), shown);
+                    let key = (rule.name.clone(), threshold.severity);
+                    let entry = self.0.entry(key).or_insert(Some(shown));
+                    if *entry != Some(shown) {
+                        *entry = None;
+                    }
                 }
             }
         }
     }
 
-    /// The threshold `alert` crossed: its rule's, else a numeric
-    /// `threshold` annotation, else none.
+    /// The threshold `alert` crossed: its rule's (if its rules agree),
+    /// else a numeric `threshold` annotation, else none.
     pub(crate) fn of(&self, alert: &Alert) -> Option<ShownThreshold> {
         let key = (alert.rule.clone(), alert.severity);
-        self.0.get(&key).copied().or_else(|| {
+        self.0.get(&key).copied().flatten().or_else(|| {
             let value = alert.annotations.get("threshold")?.trim().parse().ok()?;
             Some(ShownThreshold { op: None, value })
         })
@@ -82,10 +88,65 @@ pub(crate) fn severity_word(alert: &Alert) -> &str {
         .map_or(alert.severity.as_str(), String::as_str)
 }
 
-/// The value as written in text: shortest exact decimal, or `n/a` when
-/// the series was absent.
+/// The value as written in text: [`number_text`], or `n/a` when the
+/// series was absent.
 pub(crate) fn value_text(value: Option<f64>) -> String {
-    value.map_or_else(|| "n/a".to_owned(), |v| v.to_string())
+    value.map_or_else(|| "n/a".to_owned(), number_text)
+}
+
+/// A number as people read it: four significant digits, trailing zeros
+/// dropped (`0.9925`, `0.3`, `93.5`, `1235`), integer digits never
+/// rounded away (`123457`), scientific notation below 0.0001 and from
+/// 10^15 (`1.235e-5`); `NaN`, `+Inf`, `-Inf` as Prometheus writes them.
+pub(crate) fn number_text(value: f64) -> String {
+    const DIGITS: i32 = 4;
+    if value.is_nan() {
+        return "NaN".to_owned();
+    }
+    if value.is_infinite() {
+        return if value > 0.0 { "+Inf" } else { "-Inf" }.to_owned();
+    }
+    if value == 0.0 {
+        return "0".to_owned();
+    }
+    let magnitude = value.abs();
+    if !(1e-4..1e15).contains(&magnitude) {
+        let text = format!("{:.*e}", (DIGITS - 1) as usize, value);
+        return match text.split_once('e') {
+            Some((mantissa, exponent)) => format!("{}e{exponent}", trim_zeros(mantissa)),
+            None => text,
+        };
+    }
+    // Digits before the point, minus one: 0 for 1..10, -1 for 0.1..1.
+    let exponent = magnitude.log10().floor() as i32;
+    let decimals = (DIGITS - 1 - exponent).max(0) as usize;
+    let text = format!("{value:.decimals$}");
+    match text.contains('.') {
+        true => trim_zeros(&text).to_owned(),
+        false => text,
+    }
+}
+
+/// `1.500` as `1.5`, `2.000` as `2`.
+fn trim_zeros(text: &str) -> &str {
+    match text.contains('.') {
+        true => text.trim_end_matches('0').trim_end_matches('.'),
+        false => text,
+    }
+}
+
+/// `text` on one line: control characters (newlines, tabs, escapes)
+/// written as Rust escapes (`\n`, `\u{1b}`), so that a label value or a
+/// rule name cannot start a line of its own in a message.
+pub(crate) fn one_line(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return text.into();
+    }
+    let escaped = text.chars().map(|c| match c.is_control() {
+        true => c.escape_default().to_string(),
+        false => c.to_string(),
+    });
+    escaped.collect::<String>().into()
 }
 
 /// The `summary` annotation, else `description`.
@@ -112,8 +173,30 @@ pub(crate) fn status_time(alert: &Alert) -> SystemTime {
     }
 }
 
-/// `[FIRING:2] HighErrorRate, HighLatency for oncall`: the status, how
-/// many alerts, their rule names (each once) and the receiver.
+/// How many of the notification's alerts fire and how many resolved.
+pub(crate) fn counts(notification: &Notification) -> (usize, usize) {
+    let alerts = &notification.alerts;
+    let firing = (alerts.iter())
+        .filter(|a| a.status == AlertStatus::Firing)
+        .count();
+    (firing, alerts.len() - firing)
+}
+
+/// `firing:1, resolved:2`, `firing:3` or `resolved:2`: the alerts by
+/// status, a status without alerts left out (`firing:0` for an empty
+/// notification).
+pub(crate) fn counts_text(notification: &Notification) -> String {
+    let (firing, resolved) = counts(notification);
+    match (firing, resolved) {
+        (_, 0) => format!("firing:{firing}"),
+        (0, _) => format!("resolved:{resolved}"),
+        _ => format!("firing:{firing}, resolved:{resolved}"),
+    }
+}
+
+/// `[FIRING:1, RESOLVED:2] HighErrorRate, HighLatency for oncall`: how
+/// many alerts fire and how many resolved ([`counts_text`]), their rule
+/// names (each once) and the receiver, on one line.
 pub(crate) fn headline(notification: &Notification) -> String {
     let mut rules: Vec<&str> = Vec::new();
     for alert in &notification.alerts {
@@ -121,13 +204,53 @@ pub(crate) fn headline(notification: &Notification) -> String {
             rules.push(&alert.rule);
         }
     }
-    let status = status_word(notification.status).to_ascii_uppercase();
-    let count = notification.alerts.len();
-    format!(
-        "[{status}:{count}] {} for {}",
+    let counts = counts_text(notification).to_ascii_uppercase();
+    let text = format!(
+        "[{counts}] {} for {}",
         rules.join(", "),
         notification.receiver
-    )
+    );
+    one_line(&text).into_owned()
+}
+
+/// A query with every value masked: `a=1&b` as `a=***&b`.
+pub(crate) fn masked_query(query: &str) -> String {
+    let pair = |pair: &str| match pair.split_once('=') {
+        Some((name, value)) if !value.is_empty() => format!("{name}=***"),
+        _ => pair.to_owned(),
+    };
+    query.split('&').map(pair).collect::<Vec<_>>().join("&")
+}
+
+/// A URL as given (parsed or not), as errors and `Debug` output show it:
+/// user info and query values masked, the fragment dropped, and with
+/// `last_segment` the last path segment masked too (a Slack or Teams
+/// webhook's secret).
+pub(crate) fn masked_text(text: &str, last_segment: bool) -> String {
+    let text = text.split('#').next().unwrap_or_default();
+    let (before, query) = match text.split_once('?') {
+        Some((before, query)) => (before, Some(query)),
+        None => (text, None),
+    };
+    let start = before.find("://").map_or(0, |i| i + 3);
+    let end = before[start..]
+        .find('/')
+        .map_or(before.len(), |i| start + i);
+    let (scheme, authority, path) = (&before[..start], &before[start..end], &before[end..]);
+    let authority = match authority.rsplit_once('@') {
+        Some((_, host)) => format!("***@{host}"),
+        None => authority.to_owned(),
+    };
+    let path = match path.trim_end_matches('/').rsplit_once('/') {
+        Some((head, last)) if last_segment && !last.is_empty() => format!("{head}/***"),
+        _ => path.to_owned(),
+    };
+    let mut shown = format!("{scheme}{authority}{path}");
+    if let Some(query) = query {
+        shown.push('?');
+        shown.push_str(&masked_query(query));
+    }
+    shown
 }
 
 #[cfg(test)]
@@ -194,6 +317,84 @@ mod tests {
             common_labels: crate::Labels::new(),
             common_annotations: crate::Labels::new(),
         };
-        assert_eq!(headline(&n), "[FIRING:3] A, Slow for oncall");
+        assert_eq!(headline(&n), "[FIRING:2, RESOLVED:1] A, Slow for oncall");
+    }
+
+    #[test]
+    fn the_headline_counts_firing_and_resolved_apart() {
+        let mut n = Notification {
+            receiver: "oncall".into(),
+            group_key: String::new(),
+            group_labels: crate::Labels::new(),
+            status: AlertStatus::Firing,
+            alerts: vec![alert("A", Severity::Low); 3],
+            common_labels: crate::Labels::new(),
+            common_annotations: crate::Labels::new(),
+        };
+        assert_eq!(headline(&n), "[FIRING:3] A for oncall");
+        n.alerts[1].status = AlertStatus::Resolved;
+        n.alerts[2].status = AlertStatus::Resolved;
+        assert_eq!(headline(&n), "[FIRING:1, RESOLVED:2] A for oncall");
+        n.alerts[0].status = AlertStatus::Resolved;
+        n.status = AlertStatus::Resolved;
+        assert_eq!(headline(&n), "[RESOLVED:3] A for oncall");
+    }
+
+    #[test]
+    fn numbers_are_shown_with_four_significant_digits() {
+        let cases = [
+            (0.9925186920166016, "0.9925"),
+            (0.1 + 0.2, "0.3"),
+            (93.5, "93.5"),
+            (1234.56, "1235"),
+            (123456.7, "123457"),
+            (-0.5, "-0.5"),
+            (2.0, "2"),
+            (0.000_123_456, "0.0001235"),
+            (0.000_012_345_6, "1.235e-5"),
+            (1e20, "1e20"),
+            (0.0, "0"),
+            (f64::NAN, "NaN"),
+            (f64::INFINITY, "+Inf"),
+            (f64::NEG_INFINITY, "-Inf"),
+        ];
+        for (value, text) in cases {
+            assert_eq!(number_text(value), text, "{value}");
+        }
+        let shown = ShownThreshold {
+            op: Some(Comparison::Greater),
+            value: 0.1 + 0.2,
+        };
+        assert_eq!(shown.to_string(), "> 0.3");
+    }
+
+    #[test]
+    fn rules_sharing_a_name_with_different_thresholds_show_none() {
+        let rule = |value: f64| {
+            Rule::builder("Slow")
+                .gauge("latency")
+                .threshold(Severity::Medium, Comparison::Greater, value)
+                .build()
+                .unwrap()
+        };
+        let mut thresholds = Thresholds::default();
+        thresholds.add([rule(0.5), rule(0.5)]);
+        let mut a = alert("Slow", Severity::Medium);
+        a.annotations.clear();
+        assert_eq!(thresholds.of(&a).unwrap().to_string(), "> 0.5");
+        thresholds.add([rule(2.0)]);
+        assert_eq!(thresholds.of(&a), None);
+        // An alert's own annotation still says which it crossed.
+        a.annotations.insert("threshold".into(), "2".into());
+        assert_eq!(thresholds.of(&a).unwrap().to_string(), "2");
+    }
+
+    #[test]
+    fn single_line_fields_escape_control_characters() {
+        assert_eq!(one_line("plain / text"), "plain / text");
+        assert_eq!(
+            one_line("a\nValue: 0\r\t\u{1b}"),
+            "a\\nValue: 0\\r\\t\\u{1b}"
+        );
     }
 }

@@ -14,10 +14,31 @@ use super::webhook::{JsonClient, http_url};
 use super::{Notifier, NotifyError};
 use crate::{Alert, AlertStatus, Notification, Rule, Severity};
 
-/// At most this many alerts get an attachment (Slack shows at most 100
-/// attachments, and a long list helps nobody); the text says how many
-/// were left out.
-const MAX_ALERTS: usize = 20;
+/// At most this many alerts get an attachment: each has 3 blocks, and
+/// Slack takes at most 50 blocks per message (a long list helps nobody
+/// anyway); the text says how many were left out.
+const MAX_ALERTS: usize = 16;
+
+/// Slack's limit on a section's text, in characters.
+const MAX_SECTION_TEXT: usize = 3000;
+
+/// Slack's limit on the text of a section's field (and the one kept for a
+/// context element), in characters.
+const MAX_FIELD_TEXT: usize = 2000;
+
+/// The length kept for a message's top-level `text` (Slack truncates it
+/// beyond 40,000 characters and advises at most 4,000).
+const MAX_MESSAGE_TEXT: usize = 4000;
+
+/// The length kept for a rule name in a title.
+const MAX_RULE_TEXT: usize = 200;
+
+/// The length kept for a link: a longer one is left out.
+const MAX_LINK: usize = 2000;
+
+/// Slack's reasons for refusing a message's blocks or attachments, upon
+/// which it is sent again as text only.
+const REFUSED_LAYOUT: [&str; 2] = ["invalid_blocks", "invalid_attachments"];
 
 /// The colour bar of a resolved alert.
 const RESOLVED_COLOR: &str = "#2eb886";
@@ -42,13 +63,22 @@ fn color(severity: Severity) -> &'static str {
 /// resolved) whose blocks show the rule name (linked to
 /// [`link`](SlackBuilder::link) if set), its summary, severity, status,
 /// value, threshold, the instance's labels and since when. Text from
-/// alerts is escaped for Slack's `mrkdwn` (`&`, `<`, `>`).
+/// alerts is escaped for Slack's `mrkdwn` (`&`, `<`, `>`), and the rule
+/// name and labels are kept on one line (control characters written as
+/// `\n`, `\u{1b}`).
+///
+/// Messages stay within Slack's documented limits: at most 16 alerts get
+/// an attachment (48 blocks of the 50 a message may have; the headline
+/// then says `(the first 16 of 40 shown)`), and texts longer than a
+/// section's 3,000 or a field's 2,000 characters are cut with `…`.
 ///
 /// Slack answers `200 ok`, or an error status with a reason
 /// (`invalid_payload`, `channel_not_found`) kept in
-/// [`NotifyError::Status`]; 4xx answers are not retried. The webhook URL
-/// is a credential: errors, logs and `Debug` show it with its last path
-/// segment masked.
+/// [`NotifyError::Status`]; 4xx answers are not retried. If Slack refuses
+/// the layout (`invalid_blocks`, `invalid_attachments`), the message is
+/// sent again at once as text only: the headline and a line per alert.
+/// The webhook URL is a credential: errors, logs and `Debug` show it with
+/// its last path segment masked.
 ///
 /// ```
 /// use vigil_alert::notify::{Notifier, SlackNotifier};
@@ -142,7 +172,7 @@ impl SlackNotifier {
     /// # Ok::<(), vigil_alert::notify::NotifyError>(())
     /// ```
     pub fn message(&self, notification: &Notification) -> Value {
-        let mut text = escape(&format::headline(notification));
+        let mut text = truncate(escape(&format::headline(notification)), MAX_SECTION_TEXT);
         let count = notification.alerts.len();
         if count > MAX_ALERTS {
             text.push_str(&format!(" (the first {MAX_ALERTS} of {count} shown)"));
@@ -150,7 +180,22 @@ impl SlackNotifier {
         let attachments: Vec<Value> = (notification.alerts.iter().take(MAX_ALERTS))
             .map(|alert| self.attachment(notification, alert))
             .collect();
-        let mut message = json!({ "text": text, "attachments": attachments });
+        self.with_sender(json!({ "text": text, "attachments": attachments }))
+    }
+
+    /// The message for `notification` as text only, sent when Slack
+    /// refuses the blocks of [`message`](Self::message): the headline
+    /// and a line per alert (`[critical] HighErrorRate firing: summary`),
+    /// at most 4,000 characters.
+    pub fn text_message(&self, notification: &Notification) -> Value {
+        let mut lines = vec![format::headline(notification)];
+        lines.extend(notification.alerts.iter().map(fallback));
+        let text = truncate(escape(&lines.join("\n")), MAX_MESSAGE_TEXT);
+        self.with_sender(json!({ "text": text }))
+    }
+
+    /// `message` with the channel, user name and icon set, if any.
+    fn with_sender(&self, mut message: Value) -> Value {
         let optional = [
             ("channel", &self.channel),
             ("username", &self.username),
@@ -169,23 +214,30 @@ impl SlackNotifier {
     fn attachment(&self, notification: &Notification, alert: &Alert) -> Value {
         let status = format::status_word(alert.status);
         let severity = format::severity_word(alert);
-        let rule = escape(&alert.rule);
+        let rule = truncate(escape(&format::one_line(&alert.rule)), MAX_RULE_TEXT);
         let context = Context {
             notification,
             alert: Some(alert),
             thresholds: &self.thresholds,
         };
-        let mut title = match &self.link {
-            Some(link) => format!("*<{}|{rule}>* {status}", escape(&link.render_url(&context))),
+        let link = (self.link.as_ref())
+            .and_then(|link| link.render_link(&context))
+            .map(|link| escape(&link).replace('|', "%7C"))
+            .filter(|link| link.chars().count() <= MAX_LINK);
+        let mut title = match link {
+            Some(link) => format!("*<{link}|{rule}>* {status}"),
             None => format!("*{rule}* {status}"),
         };
-        let summary = format::summary(alert);
-        if let Some(summary) = summary {
-            title = format!("{title}\n{}", escape(summary));
+        if let Some(summary) = format::summary(alert) {
+            let room = MAX_SECTION_TEXT.saturating_sub(title.chars().count() + 1);
+            title = format!("{title}\n{}", truncate(escape(summary), room));
         }
         let threshold = self.thresholds.of(alert);
         let threshold = threshold.map_or_else(|| "n/a".to_owned(), |t| t.to_string());
-        let field = |name: &str, value: &str| json!({"type": "mrkdwn", "text": format!("*{name}*\n{}", escape(value))});
+        let field = |name: &str, value: &str| {
+            let text = format!("*{name}*\n{}", escape(&format::one_line(value)));
+            json!({"type": "mrkdwn", "text": truncate(text, MAX_FIELD_TEXT)})
+        };
         let fields = [
             field("Severity", severity),
             field("Status", status),
@@ -193,7 +245,12 @@ impl SlackNotifier {
             field("Threshold", &threshold),
         ];
         let mut context: Vec<String> = format::instance_labels(alert)
-            .map(|(name, value)| format!("`{}={}`", escape(name), escape(value)))
+            .map(|(name, value)| {
+                format!(
+                    "`{}`",
+                    escape(&format::one_line(&format!("{name}={value}")))
+                )
+            })
             .collect();
         let since = crate::time::format_rfc3339(format::status_time(alert));
         context.push(format!("since {since}"));
@@ -201,21 +258,45 @@ impl SlackNotifier {
             AlertStatus::Firing => color(alert.severity),
             AlertStatus::Resolved => RESOLVED_COLOR,
         };
-        let fallback = format!(
-            "[{severity}] {} {status}: {}",
-            alert.rule,
-            summary.unwrap_or("")
-        );
+        let since = context.pop().unwrap_or_default();
+        let labels = truncate(context.join("  "), MAX_FIELD_TEXT - since.len() - 2);
+        let context = [labels, since].join("  ");
         json!({
             "color": color,
-            "fallback": fallback.trim_end_matches([':', ' ']),
+            "fallback": truncate(fallback(alert), MAX_SECTION_TEXT),
             "blocks": [
                 {"type": "section", "text": {"type": "mrkdwn", "text": title}},
                 {"type": "section", "fields": fields},
-                {"type": "context", "elements": [{"type": "mrkdwn", "text": context.join("  ")}]},
+                {"type": "context", "elements": [{"type": "mrkdwn", "text": context.trim_start()}]},
             ],
         })
     }
+}
+
+/// One line for `alert` where only text is shown (notifications, the
+/// text-only message): `[critical] HighErrorRate firing: summary`.
+fn fallback(alert: &Alert) -> String {
+    let status = format::status_word(alert.status);
+    let severity = format::severity_word(alert);
+    let summary = format::summary(alert).unwrap_or("");
+    let line = format!("[{severity}] {} {status}: {summary}", alert.rule);
+    format::one_line(line.trim_end_matches([':', ' '])).into_owned()
+}
+
+/// `text` cut to at most `max` characters, ending in `…` if cut, and
+/// never inside an `&amp;`-style escape.
+fn truncate(text: String, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text;
+    }
+    let mut cut: String = text.chars().take(max.saturating_sub(1)).collect();
+    if let Some(amp) = cut.rfind('&')
+        && !cut[amp..].contains(';')
+    {
+        cut.truncate(amp);
+    }
+    cut.push('…');
+    cut
 }
 
 #[async_trait]
@@ -225,16 +306,29 @@ impl Notifier for SlackNotifier {
     }
 
     async fn notify(&self, notification: &Notification) -> Result<(), NotifyError> {
-        let body =
-            serde_json::to_vec(&self.message(notification)).map_err(|e| NotifyError::Encode {
+        let encode = |message: &Value| {
+            serde_json::to_vec(message).map_err(|e| NotifyError::Encode {
                 reason: e.to_string(),
-            })?;
-        self.client.post(&self.url, &self.shown_url, body).await
+            })
+        };
+        let body = encode(&self.message(notification))?;
+        match self.client.post(&self.url, &self.shown_url, body).await {
+            Err(NotifyError::Status {
+                status: 400, body, ..
+            }) if REFUSED_LAYOUT.iter().any(|reason| body.contains(reason)) => {
+                tracing::warn!(notifier = %self.name, reason = %body,
+                    "Slack refused the message's layout; sending it as text only");
+                let body = encode(&self.text_message(notification))?;
+                self.client.post(&self.url, &self.shown_url, body).await
+            }
+            outcome => outcome,
+        }
     }
 }
 
-/// Configures a [`SlackNotifier`]: see [`SlackNotifier::builder`].
-#[derive(Clone, Debug, Default)]
+/// Configures a [`SlackNotifier`]: see [`SlackNotifier::builder`]. Its
+/// `Debug` output masks the webhook URL's secret, as the notifier's does.
+#[derive(Clone, Default)]
 #[must_use]
 pub struct SlackBuilder {
     url: String,
@@ -245,6 +339,17 @@ pub struct SlackBuilder {
     thresholds: Thresholds,
     name: Option<String>,
     root_certificates: Vec<Vec<u8>>,
+}
+
+impl std::fmt::Debug for SlackBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SlackBuilder")
+            .field("url", &format::masked_text(&self.url, true))
+            .field("channel", &self.channel)
+            .field("username", &self.username)
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
 }
 
 impl SlackBuilder {
@@ -264,7 +369,10 @@ impl SlackBuilder {
         /// Links each alert's name to this URL: a dashboard or the host's
         /// status page (`http://host:8080/status`). It may hold
         /// [placeholders](super#placeholders), filled in per alert and
-        /// percent-encoded (`http://grafana/d/checkout?var-function={{labels.function}}`).
+        /// percent-encoded (`http://grafana/d/checkout?var-function={{labels.function}}`),
+        /// except one it starts with, which is written as it is
+        /// (`{{annotations.runbook_url}}`); an alert whose link is then not
+        /// an `http(s)` URL gets none.
         link(url: impl Into<String>) => link = Some(url.into());
 
         /// The name used as the metrics' `notifier` label and in logs
@@ -285,14 +393,17 @@ impl SlackBuilder {
     /// Checks the URL (absolute `http://` or `https://`) and certificates
     /// and builds the notifier. Needs no runtime.
     pub fn build(self) -> Result<SlackNotifier, NotifyError> {
+        self.checked().map_err(|e| e.in_builder("SlackBuilder"))
+    }
+
+    /// [`build`](Self::build), its errors not yet naming the builder.
+    fn checked(self) -> Result<SlackNotifier, NotifyError> {
         let url = http_url(&self.url)?;
         let link = match &self.link {
             Some(link) => {
-                http_url(link).map_err(|e| NotifyError::InvalidConfig {
-                    field: "link",
-                    reason: e.to_string(),
-                })?;
-                Some(TextTemplate::parse(link, "link")?)
+                let link = TextTemplate::parse(link, "link")?;
+                link.check_link("link")?;
+                Some(link)
             }
             None => None,
         };

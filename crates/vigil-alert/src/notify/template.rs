@@ -22,8 +22,8 @@ use crate::{Alert, Notification};
 
 /// The placeholders a template may use, as error messages list them.
 pub(crate) const KNOWN: &str = "alert, status, severity, value, threshold, summary, description, \
-     timestamp, starts_at, ends_at, receiver, fingerprint, group_key, count, labels.NAME, \
-     annotations.NAME";
+     timestamp, starts_at, ends_at, receiver, fingerprint, group_key, count, firing_count, \
+     resolved_count, counts, labels.NAME, annotations.NAME";
 
 /// One placeholder: a fact of the alert or its notification.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -54,8 +54,14 @@ enum Placeholder {
     Fingerprint,
     /// The notification's group key.
     GroupKey,
-    /// How many alerts the notification holds.
+    /// How many alerts the notification holds, firing and resolved.
     Count,
+    /// How many of them fire.
+    FiringCount,
+    /// How many of them resolved.
+    ResolvedCount,
+    /// `firing:1, resolved:2`: the alerts by status.
+    Counts,
     /// One label (null when the alert has none by that name).
     Label(String),
     /// One annotation (null when the alert has none by that name).
@@ -89,6 +95,9 @@ impl Placeholder {
             "fingerprint" => Placeholder::Fingerprint,
             "group_key" => Placeholder::GroupKey,
             "count" => Placeholder::Count,
+            "firing_count" => Placeholder::FiringCount,
+            "resolved_count" => Placeholder::ResolvedCount,
+            "counts" => Placeholder::Counts,
             _ => return None,
         })
     }
@@ -124,9 +133,7 @@ impl Filled<'_> {
     fn write_to(&self, out: &mut String) {
         match self {
             Filled::Text(text) => out.push_str(text),
-            Filled::Number(n) => {
-                let _ = write!(out, "{n}");
-            }
+            Filled::Number(n) => out.push_str(&format::number_text(*n)),
             Filled::Integer(n) => {
                 let _ = write!(out, "{n}");
             }
@@ -144,6 +151,9 @@ impl Context<'_> {
             Placeholder::Receiver => return text(&n.receiver),
             Placeholder::GroupKey => return text(&n.group_key),
             Placeholder::Count => return Filled::Integer(n.alerts.len()),
+            Placeholder::FiringCount => return Filled::Integer(format::counts(n).0),
+            Placeholder::ResolvedCount => return Filled::Integer(format::counts(n).1),
+            Placeholder::Counts => return text(&format::counts_text(n)),
             _ => {}
         }
         let Some(alert) = self.alert else {
@@ -167,7 +177,12 @@ impl Context<'_> {
             Placeholder::Label(name) => optional(alert.labels.get(name)),
             Placeholder::Annotation(name) => optional(alert.annotations.get(name)),
             // Filled from the notification above.
-            Placeholder::Receiver | Placeholder::GroupKey | Placeholder::Count => Filled::Null,
+            Placeholder::Receiver
+            | Placeholder::GroupKey
+            | Placeholder::Count
+            | Placeholder::FiringCount
+            | Placeholder::ResolvedCount
+            | Placeholder::Counts => Filled::Null,
         }
     }
 }
@@ -223,19 +238,53 @@ impl TextTemplate {
         self.render_with(context, false)
     }
 
-    /// A URL: the text with every placeholder written out
-    /// percent-encoded (all but RFC 3986's unreserved characters), so a
-    /// label value cannot change the URL's structure.
-    pub(crate) fn render_url(&self, context: &Context<'_>) -> String {
-        self.render_with(context, true)
+    /// Checks a link (the Slack and email notifiers' `link`, named
+    /// `field` in errors) when its notifier is built: one that starts
+    /// with text must be an absolute `http://` or `https://` URL with its
+    /// placeholders filled in; one that starts with a placeholder
+    /// (`{{annotations.runbook_url}}`) is checked per alert by
+    /// [`render_link`](Self::render_link).
+    pub(crate) fn check_link(&self, field: &'static str) -> Result<(), NotifyError> {
+        if let Some(Piece::Placeholder(_)) = self.0.first() {
+            return Ok(());
+        }
+        let sample: String = (self.0.iter())
+            .map(|piece| match piece {
+                Piece::Text(text) => text.as_str(),
+                Piece::Placeholder(_) => "x",
+            })
+            .collect();
+        match is_http_url(&sample) {
+            true => Ok(()),
+            false => Err(NotifyError::InvalidConfig {
+                field,
+                reason: format!(
+                    "expected an absolute http:// or https:// URL, or one starting with a \
+                     placeholder, got {:?}",
+                    format::masked_text(&sample, true)
+                ),
+            }),
+        }
+    }
+
+    /// The link for the context's alert: a leading placeholder written
+    /// as it is (it supplies the scheme and host, as
+    /// `{{annotations.runbook_url}}` does), every other one
+    /// percent-encoded (all but RFC 3986's unreserved characters) so a
+    /// label value cannot change the URL's structure. `None` unless the
+    /// result is an absolute `http://` or `https://` URL (an alert
+    /// without the annotation gets no link).
+    pub(crate) fn render_link(&self, context: &Context<'_>) -> Option<String> {
+        let link = self.render_with(context, true);
+        is_http_url(&link).then_some(link)
     }
 
     fn render_with(&self, context: &Context<'_>, url: bool) -> String {
         let mut out = String::new();
-        for piece in &self.0 {
+        for (i, piece) in self.0.iter().enumerate() {
             match piece {
                 Piece::Text(text) => out.push_str(text),
-                Piece::Placeholder(p) if url => {
+                Piece::Placeholder(p) if url && i > 0 => {
                     let mut value = String::new();
                     context.fill(p).write_to(&mut value);
                     for byte in value.bytes() {
@@ -260,6 +309,25 @@ impl TextTemplate {
             _ => Value::String(self.render(context)),
         }
     }
+}
+
+/// Whether `text` is an absolute `http://` or `https://` URL with a host
+/// and without whitespace or control characters.
+fn is_http_url(text: &str) -> bool {
+    let lower = text.get(..8).unwrap_or(text).to_ascii_lowercase();
+    let rest = match (
+        lower.strip_prefix("http://"),
+        lower.strip_prefix("https://"),
+    ) {
+        (Some(_), _) => &text[7..],
+        (None, Some(_)) => &text[8..],
+        (None, None) => return false,
+    };
+    let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host = host.rsplit('@').next().unwrap_or_default();
+    !host.is_empty()
+        && !host.starts_with(':')
+        && !text.chars().any(|c| c.is_whitespace() || c.is_control())
 }
 
 /// A compiled JSON template.
@@ -409,8 +477,81 @@ mod tests {
         let link =
             TextTemplate::parse("http://g/d?r={{labels.route}}&a={{alert}}", "link").unwrap();
         assert_eq!(
-            link.render_url(&context),
+            link.render_link(&context).unwrap(),
             "http://g/d?r=%2Fa%20b%26c%3D%C3%BC&a=CpuHigh"
+        );
+    }
+
+    #[test]
+    fn a_link_may_come_whole_from_an_annotation() {
+        let mut n = notification();
+        let runbook = "https://wiki.internal/runbooks/cpu?team=ops&x=1";
+        (n.alerts[0].annotations).insert("runbook_url".into(), runbook.into());
+        let thresholds = Thresholds::default();
+        let template = "{{annotations.runbook_url}}";
+        let link = TextTemplate::parse(template, "link").unwrap();
+        link.check_link("link").unwrap();
+        let context = |n: &Notification| {
+            let link = link.clone();
+            let context = Context {
+                notification: n,
+                alert: n.alerts.first(),
+                thresholds: &thresholds,
+            };
+            link.render_link(&context)
+        };
+        assert_eq!(context(&n).as_deref(), Some(runbook));
+        // Not a URL, or absent: no link.
+        for value in ["javascript:alert(1)", "see the wiki", ""] {
+            (n.alerts[0].annotations).insert("runbook_url".into(), value.into());
+            assert_eq!(context(&n), None, "{value}");
+        }
+        // A placeholder after text is still encoded; text must be a URL.
+        let base = TextTemplate::parse("{{annotations.base}}/d?f={{alert}}", "link").unwrap();
+        base.check_link("link").unwrap();
+        for bad in ["dashboard", "http://", "ftp://h/{{alert}}", "{{alert}"] {
+            let template = TextTemplate::parse(bad, "link").unwrap();
+            assert!(template.check_link("link").is_err(), "{bad}");
+        }
+        let ok = TextTemplate::parse("http://{{labels.host}}:3000/d", "link").unwrap();
+        ok.check_link("link").unwrap();
+    }
+
+    #[test]
+    fn text_shows_four_significant_digits_and_json_keeps_the_number() {
+        let mut n = notification();
+        n.alerts[0].value = Some(0.1 + 0.2);
+        let thresholds = Thresholds::default();
+        let context = Context {
+            notification: &n,
+            alert: n.alerts.first(),
+            thresholds: &thresholds,
+        };
+        let template = JsonTemplate::compile(&json!({"v": "{{value}}", "t": "at {{value}}"}));
+        let body = template.unwrap().render(&context);
+        assert_eq!(body, json!({"v": 0.30000000000000004, "t": "at 0.3"}));
+    }
+
+    #[test]
+    fn counts_tell_firing_from_resolved() {
+        let mut n = notification();
+        let mut resolved = n.alerts[0].clone();
+        resolved.status = AlertStatus::Resolved;
+        n.alerts.extend([resolved.clone(), resolved]);
+        let thresholds = Thresholds::default();
+        let context = Context {
+            notification: &n,
+            alert: n.alerts.first(),
+            thresholds: &thresholds,
+        };
+        let template = json!({
+            "count": "{{count}}", "firing": "{{firing_count}}",
+            "resolved": "{{resolved_count}}", "counts": "[{{counts}}]",
+        });
+        let body = JsonTemplate::compile(&template).unwrap().render(&context);
+        assert_eq!(
+            body,
+            json!({"count": 3, "firing": 1, "resolved": 2, "counts": "[firing:1, resolved:2]"})
         );
     }
 

@@ -14,7 +14,7 @@ use reqwest::{Certificate, Client, Url};
 use serde::Serialize;
 
 use super::error::error_chain;
-use super::format::Thresholds;
+use super::format::{Thresholds, masked_query, masked_text};
 use super::template::{Context, JsonTemplate};
 use super::{Notifier, NotifyError};
 use crate::alertmanager::API_PATH;
@@ -93,9 +93,10 @@ pub enum WebhookFormat {
 /// # Ok::<(), vigil_alert::notify::NotifyError>(())
 /// ```
 ///
-/// Its `Debug` output shows header names only: their values may hold
-/// credentials.
-#[derive(Clone, Debug)]
+/// Its `Debug` output, like its errors and logs, shows the URL without
+/// its user name, password and query values (`?token=***`), and header
+/// names only: their values may hold credentials.
+#[derive(Clone)]
 pub struct WebhookNotifier {
     pub(crate) url: Url,
     format: WebhookFormat,
@@ -105,6 +106,19 @@ pub struct WebhookNotifier {
     client: JsonClient,
     template: Option<Arc<JsonTemplate>>,
     thresholds: Arc<Thresholds>,
+}
+
+impl std::fmt::Debug for WebhookNotifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookNotifier")
+            .field("url", &redacted(&self.url))
+            .field("format", &self.format)
+            .field("headers", &self.client.header_names())
+            .field("generator_url", &self.generator_url)
+            .field("firing_ttl", &self.firing_ttl)
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
 }
 
 impl WebhookNotifier {
@@ -335,6 +349,12 @@ impl JsonClient {
         })
     }
 
+    /// The names of the fixed headers, for `Debug` output (their values
+    /// may be credentials).
+    pub(crate) fn header_names(&self) -> Vec<&str> {
+        self.headers.keys().map(HeaderName::as_str).collect()
+    }
+
     /// Posts `body` as `application/json` to `url` (shown in errors as
     /// `shown`); any 2xx answer is success.
     pub(crate) async fn post(
@@ -351,21 +371,38 @@ impl JsonClient {
             reason: error_chain(&e.without_url()),
         })?;
         let status = response.status();
-        // Read the body either way so the connection can be reused.
-        let body = response.bytes().await.unwrap_or_default();
+        // Read the (short) body either way so the connection can be reused.
+        let body = read_start(response, MAX_ERROR_BODY).await;
         if status.is_success() {
             return Ok(());
         }
-        let body = String::from_utf8_lossy(&body[..body.len().min(MAX_ERROR_BODY)]);
+        let body = String::from_utf8_lossy(&body);
         let (url, status, body) = (shown.to_owned(), status.as_u16(), body.trim().to_owned());
         Err(NotifyError::Status { url, status, body })
     }
 }
 
-/// `text` as an absolute `http://` or `https://` URL.
+/// The first `limit` bytes of `response`'s body, read chunk by chunk: a
+/// large (or endless) body is never held whole, and the rest is left
+/// unread (the connection is then closed, not reused). A body that fails
+/// midway is kept up to the failure.
+async fn read_start(mut response: reqwest::Response, limit: usize) -> Vec<u8> {
+    let mut body = Vec::new();
+    while body.len() < limit {
+        let Ok(Some(chunk)) = response.chunk().await else {
+            break;
+        };
+        let take = chunk.len().min(limit - body.len());
+        body.extend_from_slice(&chunk[..take]);
+    }
+    body
+}
+
+/// `text` as an absolute `http://` or `https://` URL; if it is not one,
+/// the error shows it [masked](masked_text).
 pub(crate) fn http_url(text: &str) -> Result<Url, NotifyError> {
     let invalid = |reason: String| NotifyError::InvalidUrl {
-        url: text.to_owned(),
+        url: masked_text(text, true),
         reason,
     };
     // An http(s) URL without a host does not parse.
@@ -377,7 +414,10 @@ pub(crate) fn http_url(text: &str) -> Result<Url, NotifyError> {
 }
 
 /// Configures a [`WebhookNotifier`]: see [`WebhookNotifier::builder`].
-#[derive(Clone, Debug, Default)]
+///
+/// Its `Debug` output shows the URL [masked](WebhookNotifier) and header
+/// names only.
+#[derive(Clone, Default)]
 #[must_use]
 pub struct WebhookBuilder {
     pub(crate) url: String,
@@ -389,6 +429,20 @@ pub struct WebhookBuilder {
     pub(crate) root_certificates: Vec<Vec<u8>>,
     template: Option<serde_json::Value>,
     thresholds: Thresholds,
+}
+
+impl std::fmt::Debug for WebhookBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let headers: Vec<&str> = self.headers.iter().map(|(name, _)| name.as_str()).collect();
+        f.debug_struct("WebhookBuilder")
+            .field("url", &masked_text(&self.url, false))
+            .field("format", &self.format)
+            .field("headers", &headers)
+            .field("generator_url", &self.generator_url)
+            .field("firing_ttl", &self.firing_ttl)
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
 }
 
 impl WebhookBuilder {
@@ -461,6 +515,11 @@ impl WebhookBuilder {
     /// Needs no runtime; requests run on the runtime of whoever awaits
     /// them.
     pub fn build(self) -> Result<WebhookNotifier, NotifyError> {
+        self.checked().map_err(|e| e.in_builder("WebhookBuilder"))
+    }
+
+    /// [`build`](Self::build), its errors not yet naming the builder.
+    fn checked(self) -> Result<WebhookNotifier, NotifyError> {
         let mut url = http_url(&self.url)?;
         let base = url.path().trim_end_matches('/').to_owned();
         if self.format == WebhookFormat::Alertmanager && !base.ends_with(API_PATH) {
@@ -550,12 +609,17 @@ impl WebhookNotifier {
 }
 
 /// `url` without its user name and password (sent as basic
-/// authentication), as errors, logs and metric labels show it.
+/// authentication) and with its query values masked (`?key=***&token=***`,
+/// API keys as Google Chat's webhooks carry them), as errors, logs and
+/// metric labels show it.
 pub(crate) fn redacted(url: &Url) -> String {
     let mut shown = url.clone();
     // Only URLs that cannot have credentials refuse these.
     let _ = shown.set_username("");
     let _ = shown.set_password(None);
+    if let Some(query) = url.query() {
+        shown.set_query(Some(&masked_query(query)));
+    }
     shown.into()
 }
 
@@ -568,6 +632,67 @@ mod tests {
             super::redacted(&url),
             "https://am.example:9093/api/v2/alerts"
         );
+        let chat = "https://chat.googleapis.com/v1/spaces/AAA/messages?key=k3y&token=t0k&x";
+        let url = super::Url::parse(chat).unwrap();
+        assert_eq!(
+            super::redacted(&url),
+            "https://chat.googleapis.com/v1/spaces/AAA/messages?key=***&token=***&x"
+        );
+    }
+
+    #[test]
+    fn urls_as_given_are_masked() {
+        let cases = [
+            ("am:9093", false, "am:9093"),
+            ("ftp://am:9093", true, "ftp://am:9093"),
+            (
+                "ftp://u:pw@h/a/s3cret?t=tok#f",
+                false,
+                "ftp://***@h/a/s3cret?t=***",
+            ),
+            (
+                "ftp://u:pw@h/a/s3cret?t=tok#f",
+                true,
+                "ftp://***@h/a/***?t=***",
+            ),
+            (
+                "hooks.slack.com/services/T/B/s3cret",
+                true,
+                "hooks.slack.com/services/T/B/***",
+            ),
+            ("", true, ""),
+        ];
+        for (text, last, shown) in cases {
+            assert_eq!(masked_text(text, last), shown, "{text}");
+        }
+    }
+
+    #[test]
+    fn invalid_url_errors_do_not_repeat_secrets() {
+        for bad in [
+            "ftp://user:pa55@h/hook?token=t0k",
+            "hooks.slack.com/services/T0/B0/s3cret",
+            "http://user:pa55@[bad/hook?token=t0k",
+        ] {
+            let err = WebhookNotifier::new(bad).unwrap_err();
+            let shown = format!("{err} {err:?}");
+            for secret in ["pa55", "t0k", "s3cret"] {
+                assert!(!shown.contains(secret), "{shown}");
+            }
+        }
+    }
+
+    #[test]
+    fn debug_output_hides_passwords_and_query_tokens() {
+        let url = "http://user:pa55@h/hook?token=t0k";
+        let builder = WebhookNotifier::builder(url).header("Authorization", "Bearer s3cret");
+        let hook = builder.clone().build().unwrap();
+        for debug in [format!("{builder:?}"), format!("{hook:?}")] {
+            assert!(debug.contains("Authorization") || debug.contains("authorization"));
+            for secret in ["pa55", "t0k", "s3cret"] {
+                assert!(!debug.contains(secret), "{debug}");
+            }
+        }
     }
 
     use std::time::UNIX_EPOCH;

@@ -277,6 +277,10 @@ enum Mode {
     Answer,
     /// Accept, read nothing, answer nothing, keep the connection open.
     Hang,
+    /// Read the request, answer the first status with a body announced as
+    /// a gigabyte of which only the first kilobyte is sent, and keep the
+    /// connection open.
+    Endless,
 }
 
 /// A plain-thread HTTP/1.1 endpoint on a free loopback port, independent
@@ -291,7 +295,23 @@ pub struct HttpServer {
 impl HttpServer {
     /// Answers request `i` with `statuses[i]`, then the last status again.
     pub fn answering(statuses: &[u16]) -> Self {
-        Self::start(Mode::Answer, statuses.to_vec())
+        let script = statuses
+            .iter()
+            .map(|&s| (s, format!("status {s} by script")));
+        Self::start(Mode::Answer, script.collect())
+    }
+
+    /// Answers request `i` with `script[i]` (status and body), then the
+    /// last one again.
+    pub fn answering_with(script: &[(u16, &str)]) -> Self {
+        let script = script.iter().map(|&(s, body)| (s, body.to_owned()));
+        Self::start(Mode::Answer, script.collect())
+    }
+
+    /// Answers `status` with a body that never ends (1 KiB of a promised
+    /// GiB, then nothing, the connection held open).
+    pub fn endless_body(status: u16) -> Self {
+        Self::start(Mode::Endless, vec![(status, String::new())])
     }
 
     /// Accepts connections and never answers.
@@ -299,7 +319,7 @@ impl HttpServer {
         Self::start(Mode::Hang, Vec::new())
     }
 
-    fn start(mode: Mode, statuses: Vec<u16>) -> Self {
+    fn start(mode: Mode, script: Vec<(u16, String)>) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
         let addr = listener.local_addr().unwrap();
         let requests = Arc::new(Mutex::new(Vec::new()));
@@ -315,16 +335,30 @@ impl HttpServer {
                     let Ok(mut stream) = stream else { continue };
                     match mode {
                         Mode::Hang => held.push(stream),
+                        Mode::Endless => {
+                            let Some(request) = read_request(&mut stream) else {
+                                continue;
+                            };
+                            requests.lock().unwrap().push(request);
+                            let status = script.first().map_or(200, |(s, _)| *s);
+                            let _ = write!(
+                                stream,
+                                "HTTP/1.1 {status} Scripted\r\ncontent-length: 1073741824\r\n\r\n{}",
+                                "x".repeat(1024)
+                            );
+                            let _ = stream.flush();
+                            held.push(stream);
+                        }
                         Mode::Answer => {
                             let Some(request) = read_request(&mut stream) else {
                                 continue;
                             };
                             let mut requests = requests.lock().unwrap();
-                            let i = requests.len().min(statuses.len().saturating_sub(1));
-                            let status = statuses.get(i).copied().unwrap_or(200);
+                            let i = requests.len().min(script.len().saturating_sub(1));
+                            let (status, body) =
+                                script.get(i).cloned().unwrap_or((200, String::new()));
                             requests.push(request);
                             drop(requests);
-                            let body = format!("status {status} by script");
                             let _ = write!(
                                 stream,
                                 "HTTP/1.1 {status} Scripted\r\ncontent-length: {}\r\n\
