@@ -9,7 +9,7 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use serde::Serialize;
-use vigil_histogram::{Histogram, Summary, Window};
+use vigil_histogram::{Histogram, Window};
 
 use crate::format::{self, Table, serialize_seconds};
 use crate::response::Response;
@@ -141,11 +141,19 @@ impl Bench {
     }
 }
 
-/// The call times of one benchmark run.
+/// The call times of one benchmark run: quantiles from a histogram; the
+/// mean, variance (Welford's running update, in nanoseconds), minimum and
+/// maximum exact, since a histogram's buckets blur distributions tighter
+/// than their width.
 struct Samples {
     histogram: Histogram,
     iterations: u64,
     errors: u64,
+    mean: f64,
+    /// Sum of squared differences from the running mean.
+    m2: f64,
+    min: Duration,
+    max: Duration,
 }
 
 impl Samples {
@@ -154,6 +162,10 @@ impl Samples {
             histogram: Histogram::new(),
             iterations: 0,
             errors: 0,
+            mean: 0.0,
+            m2: 0.0,
+            min: Duration::MAX,
+            max: Duration::ZERO,
         }
     }
 
@@ -161,18 +173,47 @@ impl Samples {
         self.histogram.record_duration(time);
         self.iterations += 1;
         self.errors += u64::from(error);
+        let nanos = time.as_nanos() as f64;
+        let delta = nanos - self.mean;
+        self.mean += delta / self.iterations as f64;
+        self.m2 += delta * (nanos - self.mean);
+        self.min = self.min.min(time);
+        self.max = self.max.max(time);
     }
 
     fn report(self, name: &str, total: Duration) -> BenchReport {
         let summary = self.histogram.summary(Window::Cumulative);
-        BenchReport::from_summary(name, self.iterations, self.errors, &summary, total)
+        let nanos = |n: f64| format::from_seconds(n / 1e9);
+        // The sample standard deviation (n - 1), as criterion reports.
+        let stddev = if self.iterations > 1 {
+            nanos((self.m2 / (self.iterations - 1) as f64).sqrt())
+        } else {
+            Duration::ZERO
+        };
+        BenchReport {
+            name: name.to_owned(),
+            iterations: self.iterations,
+            errors: self.errors,
+            mean: nanos(self.mean),
+            median: format::from_seconds(summary.p50),
+            p95: format::from_seconds(summary.p95),
+            p99: format::from_seconds(summary.p99),
+            min: if self.iterations == 0 {
+                Duration::ZERO
+            } else {
+                self.min
+            },
+            max: self.max,
+            stddev,
+            total,
+        }
     }
 }
 
 /// The statistics of a [`Bench`] run: iterations, errors and the call
-/// times. Quantiles, minimum, maximum and standard deviation come from an
-/// HDR histogram at 3 significant figures (within 0.1 % of the exact
-/// values); the mean is exact.
+/// times. Quantiles come from an HDR histogram at 3 significant figures
+/// (within 0.1 % of the exact values); the mean, minimum, maximum and
+/// standard deviation are exact.
 ///
 /// `Display` writes one aligned line; [`table`](BenchReport::table) lines
 /// up several. In JSON the durations are seconds (floats).
@@ -212,7 +253,8 @@ pub struct BenchReport {
     /// Longest call.
     #[serde(serialize_with = "serialize_seconds")]
     pub max: Duration,
-    /// Standard deviation of the call times.
+    /// Sample standard deviation of the call times (divided by n - 1, as
+    /// criterion reports it; 0 for fewer than two iterations).
     #[serde(serialize_with = "serialize_seconds")]
     pub stddev: Duration,
     /// Time of the measured iterations, end to end.
@@ -221,28 +263,6 @@ pub struct BenchReport {
 }
 
 impl BenchReport {
-    fn from_summary(
-        name: &str,
-        iterations: u64,
-        errors: u64,
-        summary: &Summary,
-        total: Duration,
-    ) -> Self {
-        Self {
-            name: name.to_owned(),
-            iterations,
-            errors,
-            mean: format::from_seconds(summary.mean),
-            median: format::from_seconds(summary.p50),
-            p95: format::from_seconds(summary.p95),
-            p99: format::from_seconds(summary.p99),
-            min: format::from_seconds(summary.min),
-            max: format::from_seconds(summary.max),
-            stddev: format::from_seconds(summary.stddev),
-            total,
-        }
-    }
-
     /// The share of iterations that were errors, 0.0 ..= 1.0 (0.0 without
     /// iterations).
     pub fn error_ratio(&self) -> f64 {

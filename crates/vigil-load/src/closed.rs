@@ -1,7 +1,8 @@
 //! The closed loop: virtual users that each send a request, wait for the
 //! response and the think time, and repeat. The scheduler adds and retires
-//! users every tick to follow the plan, and in a stress test judges each
-//! step as it ends.
+//! users every tick to follow the plan, and closes each stage as the plan
+//! moves past it (a stress step is judged once its last requests are
+//! recorded).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
@@ -19,11 +20,7 @@ const TICK: Duration = Duration::from_millis(100);
 
 /// Run the closed loop; `None` when a stop condition ended it, else why
 /// the plan ran out. Also returns the peak number of users.
-pub(crate) async fn run(
-    run: &mut Run<'_>,
-    think_time: Duration,
-    judge_steps: bool,
-) -> (Option<StoppedBy>, u32) {
+pub(crate) async fn run(run: &mut Run<'_>, think_time: Duration) -> (Option<StoppedBy>, u32) {
     let stats = run.stats.clone();
     let end = run.end();
     let mut users: Vec<Arc<AtomicBool>> = Vec::new();
@@ -39,11 +36,13 @@ pub(crate) async fn run(
         }
         let (index, level) = run.plan.at(now - run.start);
         if index != stage {
-            if judge_steps && judge(&stats, stage) {
-                break None;
-            }
+            let closed = stage;
             stage = index;
             stats.set_stage(stage);
+            stats.close_stage(closed);
+            if stats.stopped().is_some() {
+                break None;
+            }
         }
         let want = level.round().max(0.0) as usize;
         while users.len() < want {
@@ -59,42 +58,38 @@ pub(crate) async fn run(
         }
         peak_users = peak_users.max(u32::try_from(users.len()).unwrap_or(u32::MAX));
         while run.tasks.try_join_next().is_some() {}
-        stats.sleep_until((now + TICK).min(end)).await;
+        stats
+            .sleep_until(Some(now.checked_add(TICK).map_or(end, |t| t.min(end))))
+            .await;
     };
-    if ran_out.is_some() && judge_steps {
-        // The last step ends with the plan.
-        judge(&stats, stage);
+    if ran_out.is_some() {
+        // The last stage ends with the plan.
+        stats.close_stage(stage);
     }
     for keep in &users {
         keep.store(false, Relaxed);
     }
-    (ran_out, peak_users)
-}
-
-/// Stop the load if step `stage` ended above the error-rate limit.
-fn judge(stats: &Stats, stage: usize) -> bool {
-    let Some(step) = stats.stages.get(stage) else {
-        return false;
-    };
-    let (requests, errors) = step.counts();
-    let ratio = crate::bench::ratio(errors, requests);
-    let limit = stats.error_limit();
-    if ratio > limit {
-        stats.stop(StoppedBy::ErrorRate { ratio, limit }, stage);
-        return true;
+    if matches!(stats.stopped(), Some((StoppedBy::MaxRequests, _))) {
+        // The last request is sent: the load ends when the requests in
+        // flight complete (the users then stop), so that the rates count
+        // the time they took; the planned end still bounds it.
+        let tasks = &mut run.tasks;
+        let _ = tokio::time::timeout_at(end, async { while tasks.join_next().await.is_some() {} })
+            .await;
     }
-    false
+    (ran_out, peak_users)
 }
 
 /// One virtual user: request, think, repeat, until retired or the load
 /// ends.
 async fn user(target: Arc<dyn Target>, stats: Arc<Stats>, keep: Arc<AtomicBool>, think: Duration) {
     while keep.load(Relaxed) && !stats.ending() && stats.reserve() {
-        stats.begin();
-        let stage = stats.current_stage();
+        let stage = stats.begin_in_current_stage();
         stats.send(&*target, stage, Instant::now()).await;
         if !think.is_zero() {
-            stats.sleep_until(Instant::now() + think).await;
+            // Past the clock's range (checked against at the start): until
+            // the load ends.
+            stats.sleep_until(Instant::now().checked_add(think)).await;
         }
     }
 }

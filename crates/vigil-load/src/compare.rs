@@ -71,7 +71,8 @@ pub enum Stat {
     Stddev,
     /// Errors, percent of requests.
     ErrorRate,
-    /// Achieved requests (iterations) per second.
+    /// Throughput: requests completed within the load (iterations) per
+    /// second.
     Rate,
 }
 
@@ -96,12 +97,18 @@ impl Stat {
 
 /// A report that KPIs can read [`Stat`]s from.
 pub trait Measured {
-    /// The value of `stat`, in [`Stat::unit`].
+    /// The value of `stat`, in [`Stat::unit`]; NaN (which every KPI judges
+    /// [`Verdict::Fail`]) for a report that measured nothing.
     fn stat(&self, stat: Stat) -> f64;
 }
 
+/// A load report without requests, or a bench report without iterations,
+/// measured nothing: no statistic of it can pass.
 impl Measured for LoadReport {
     fn stat(&self, stat: Stat) -> f64 {
+        if self.requests == 0 {
+            return f64::NAN;
+        }
         let l = &self.latency;
         let ms = |secs: f64| secs * 1e3;
         match stat {
@@ -122,6 +129,9 @@ impl Measured for LoadReport {
 
 impl Measured for BenchReport {
     fn stat(&self, stat: Stat) -> f64 {
+        if self.iterations == 0 {
+            return f64::NAN;
+        }
         let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
         match stat {
             Stat::Mean => ms(self.mean),
@@ -411,6 +421,30 @@ mod tests {
         let kpi = Kpi::new("x", "ms");
         assert_eq!(kpi.verdict(1e9), Verdict::Pass);
         assert_eq!(kpi.verdict(f64::NAN), Verdict::Fail);
+    }
+
+    #[test]
+    fn a_report_without_requests_fails_every_kpi() {
+        let mut empty = LoadReport::example();
+        empty.requests = 0;
+        empty.errors = 0;
+        empty.error_ratio = 0.0;
+        empty.latency = vigil_histogram::Summary::default();
+        let mut comparison = Comparison::new();
+        for kpi in [
+            Kpi::of("p95", Stat::P95).target(100.0).critical(500.0),
+            Kpi::of("errors", Stat::ErrorRate).target(1.0).critical(5.0),
+            Kpi::of("rate", Stat::Rate),
+        ] {
+            assert_eq!(comparison.measure(kpi, &empty).unwrap(), Verdict::Fail);
+        }
+        let bench = crate::Bench::new("none").iterations(0).run_sync(|| ());
+        assert_eq!(
+            comparison
+                .measure(Kpi::of("median", Stat::Median), &bench)
+                .unwrap(),
+            Verdict::Fail
+        );
     }
 
     #[test]

@@ -59,7 +59,7 @@ pub enum Error {
     #[cfg(feature = "http")]
     #[error("HTTP target {url}: {source}")]
     Request {
-        /// The URL as given.
+        /// The URL, its password replaced by `***`.
         url: String,
         /// What reqwest reported.
         #[source]
@@ -69,7 +69,7 @@ pub enum Error {
     #[cfg(feature = "http")]
     #[error("HTTP target: invalid URL `{url}`: {reason}")]
     Url {
-        /// The URL as given.
+        /// The URL as given, any user and password replaced by `***`.
         url: String,
         /// What was wrong.
         reason: String,
@@ -78,7 +78,7 @@ pub enum Error {
     #[cfg(feature = "http")]
     #[error("HTTP target {url}: invalid header `{name}`: {reason}")]
     Header {
-        /// The URL.
+        /// The URL, its password replaced by `***`.
         url: String,
         /// The header's name as given.
         name: String,
@@ -91,7 +91,7 @@ pub enum Error {
         "HTTP target {url}: the request body is a stream and cannot be repeated; give bytes or a string"
     )]
     StreamingBody {
-        /// The URL.
+        /// The URL, its password replaced by `***`.
         url: String,
     },
 }

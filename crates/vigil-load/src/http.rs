@@ -1,6 +1,8 @@
 //! [`HttpTarget`]: a URL as a load-test target, over reqwest (rustls, a
 //! shared connection pool). A response is read to its end; a status of
 //! 400 or more, a failed connection or a failed body read is an error.
+//! Credentials stay out of `Debug` and errors: URLs show without their
+//! password, headers by name only.
 
 use reqwest::header::{HeaderName, HeaderValue};
 
@@ -27,7 +29,9 @@ use crate::response::{RequestFuture, RequestOutcome, Target};
 /// # Ok(())
 /// # }
 /// ```
-#[derive(Debug)]
+///
+/// `Debug` shows the method, the URL without its password, and the header
+/// names, never their values (a bearer token stays private).
 pub struct HttpTarget {
     client: reqwest::Client,
     request: reqwest::Request,
@@ -69,26 +73,32 @@ impl HttpTarget {
         let request = request.map_err(|source| Error::Request {
             url: source
                 .url()
-                .map_or_else(|| "(unknown URL)".to_owned(), ToString::to_string),
-            source,
+                .map_or_else(|| "(unknown URL)".to_owned(), redacted),
+            source: source.without_url(),
         })?;
         if request.try_clone().is_none() {
             return Err(Error::StreamingBody {
-                url: request.url().to_string(),
+                url: redacted(request.url()),
             });
         }
         Ok(Self { client, request })
     }
 
-    /// Add a header to every request.
+    /// Add a header to every request. The values of `authorization`,
+    /// `proxy-authorization`, `cookie` and other credential headers are
+    /// marked sensitive (kept out of HTTP/2 header compression tables).
     pub fn header(mut self, name: &str, value: &str) -> Result<Self, Error> {
         let invalid = |reason: String| Error::Header {
-            url: self.request.url().to_string(),
+            url: redacted(self.request.url()),
             name: name.to_owned(),
             reason,
         };
         let header = HeaderName::from_bytes(name.as_bytes()).map_err(|e| invalid(e.to_string()))?;
-        let value = HeaderValue::from_str(value).map_err(|e| invalid(e.to_string()))?;
+        // The value's error never repeats the value.
+        let mut value = HeaderValue::from_str(value).map_err(|e| invalid(e.to_string()))?;
+        if is_credential(&header) {
+            value.set_sensitive(true);
+        }
         self.request.headers_mut().append(header, value);
         Ok(self)
     }
@@ -109,17 +119,67 @@ impl HttpTarget {
     }
 }
 
+impl std::fmt::Debug for HttpTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let headers: Vec<&str> = self
+            .request
+            .headers()
+            .keys()
+            .map(HeaderName::as_str)
+            .collect();
+        f.debug_struct("HttpTarget")
+            .field("method", self.request.method())
+            .field("url", &redacted(self.request.url()))
+            .field("headers", &headers)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Headers whose values are credentials.
+fn is_credential(name: &HeaderName) -> bool {
+    use reqwest::header::{AUTHORIZATION, COOKIE, PROXY_AUTHORIZATION};
+    [AUTHORIZATION, PROXY_AUTHORIZATION, COOKIE].contains(name)
+        || ["api-key", "apikey", "token", "secret"]
+            .iter()
+            .any(|word| name.as_str().contains(word))
+}
+
+/// `url` with its password replaced by `***`.
+fn redacted(url: &reqwest::Url) -> String {
+    let mut url = url.clone();
+    if url.password().is_some() {
+        // Only fails for URLs that cannot have a password at all.
+        let _ = url.set_password(Some("***"));
+    }
+    url.to_string()
+}
+
+/// A URL that did not parse, with whatever precedes an `@` in its
+/// authority (user and password) replaced by `***`.
+fn redacted_text(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(authority_end);
+    match authority.rfind('@') {
+        Some(at) => {
+            let separator = if scheme.is_empty() { "" } else { "://" };
+            format!("{scheme}{separator}***{}{path}", &authority[at..])
+        }
+        None => url.to_owned(),
+    }
+}
+
 /// A client with its own connection pool, and `url` parsed.
 fn client(url: &str) -> Result<(reqwest::Client, reqwest::Url), Error> {
     let parsed = reqwest::Url::parse(url).map_err(|e| Error::Url {
-        url: url.to_owned(),
+        url: redacted_text(url),
         reason: e.to_string(),
     })?;
     let client = reqwest::Client::builder()
         .build()
         .map_err(|source| Error::Request {
-            url: url.to_owned(),
-            source,
+            url: redacted(&parsed),
+            source: source.without_url(),
         })?;
     Ok((client, parsed))
 }
@@ -143,5 +203,20 @@ impl Target for HttpTarget {
                 Err(_) => RequestOutcome::failed(),
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unparsed_urls_lose_their_user_and_password() {
+        assert_eq!(
+            redacted_text("http://user:secret@[::1/x?q=1"),
+            "http://***@[::1/x?q=1"
+        );
+        assert_eq!(redacted_text("no-scheme:pw@host"), "***@host");
+        assert_eq!(redacted_text("http://host/a@b"), "http://host/a@b");
     }
 }

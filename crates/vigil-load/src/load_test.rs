@@ -213,7 +213,9 @@ impl LoadTest {
     }
 
     /// Stop after sending `max_requests` requests (those in flight still
-    /// complete and count).
+    /// complete and count). The load then ends when the next request would
+    /// have been due (open loop) or when the last one completes (closed
+    /// loop), so the report's rates cover the time the requests took.
     pub fn max_requests(mut self, max_requests: u64) -> Self {
         self.max_requests = Some(max_requests);
         self
@@ -222,7 +224,10 @@ impl LoadTest {
     /// Stop when more than `ratio` (0.05 = 5 %) of the requests completed
     /// within the [`error_window`](LoadTest::error_window) were errors.
     /// Off by default, except for stress tests (5 %), where each whole
-    /// step is also held to it.
+    /// step is also held to it once its last request has completed (or
+    /// timed out, or been abandoned after the grace period). A request
+    /// that never completes counts only when it times out, so set a
+    /// [`timeout`](LoadTest::timeout) for the limit to see a hung target.
     pub fn error_rate_limit(mut self, ratio: f64) -> Self {
         self.error_rate_limit = Some(ratio);
         self
@@ -245,8 +250,10 @@ impl LoadTest {
     }
 
     /// Open loop: at most this many requests in flight (10 000 by
-    /// default); a request due while the cap is reached is not sent and
-    /// counts as dropped.
+    /// default). A request due while the cap is reached waits for a slot
+    /// (counted as queued; its latency still runs from its scheduled
+    /// start); one still waiting when the load ends is never sent and
+    /// counts as dropped, an error.
     pub fn max_in_flight(mut self, max_in_flight: u64) -> Self {
         self.max_in_flight = max_in_flight;
         self
@@ -254,7 +261,7 @@ impl LoadTest {
 
     /// How long to wait, once the load ends, for requests still in flight
     /// (30 s by default); those still running then are abandoned and
-    /// counted as unfinished.
+    /// counted as unfinished errors, with their latency up to then.
     pub fn grace(mut self, grace: Duration) -> Self {
         self.grace = grace;
         self
@@ -353,10 +360,47 @@ impl LoadTest {
                 (Mode::ClosedLoop, steps.plan(), Some(*steps))
             }
         };
-        if plan.total().is_zero() {
+        let Some(total) = plan.checked_total() else {
+            return Err(self.invalid(
+                setting,
+                format!("{load:?}"),
+                "the stages add up to more than a Duration holds",
+            ));
+        };
+        if total.is_zero() {
             return Err(self.invalid(setting, "0 s", "the load must last longer than 0 s"));
         }
         Ok((mode, plan, steps))
+    }
+
+    /// The load runs `length` from now: its end, and the times the think
+    /// time and the error window reach beyond it, must be on the clock.
+    fn check_horizon(&self, load: &'static str, length: Duration) -> Result<(), Error> {
+        const BEYOND: &str = "too long: the load's end plus this is beyond the clock's range";
+        let now = tokio::time::Instant::now();
+        let Some(end) = now.checked_add(length) else {
+            let setting = if self.duration == Some(length) {
+                "duration"
+            } else {
+                load
+            };
+            return Err(self.invalid(
+                setting,
+                format!("{length:?}"),
+                "too long: the load's end is beyond the clock's range",
+            ));
+        };
+        if end.checked_add(self.think_time).is_none() {
+            return Err(self.invalid("think_time", format!("{:?}", self.think_time), BEYOND));
+        }
+        // A slice of the window is a tenth of it more.
+        if end
+            .checked_add(self.error_window.saturating_mul(2))
+            .is_none()
+        {
+            return Err(self.invalid("error_window", format!("{:?}", self.error_window), BEYOND));
+        }
+        Ok(())
     }
 
     fn check_limits(&self) -> Result<(), Error> {
@@ -383,12 +427,19 @@ impl LoadTest {
     /// Run the load test on the current tokio runtime and report.
     ///
     /// Errors when the settings do not describe one load (none, two, a
-    /// `users` or `rate` without `duration`, values out of range) or when
-    /// called outside a tokio runtime. Requests that fail are not errors
+    /// `users` or `rate` without `duration`, values out of range,
+    /// durations so long the load would end beyond the clock's range) or
+    /// when called outside a tokio runtime. Requests that fail are not errors
     /// of `run`: they are counted in the report.
     pub async fn run(self) -> Result<LoadReport, Error> {
         let (mode, plan, steps) = self.plan()?;
         self.check_limits()?;
+        let length = self.duration.map_or(plan.total(), |d| d.min(plan.total()));
+        let load_setting = self
+            .load
+            .first()
+            .map_or("duration", |(setting, _)| *setting);
+        self.check_horizon(load_setting, length)?;
         if tokio::runtime::Handle::try_current().is_err() {
             return Err(Error::NoRuntime { test: self.name });
         }
@@ -402,11 +453,18 @@ impl LoadTest {
             error_window: self.error_window,
             error_window_min_requests: self.error_window_min_requests,
             timeout: self.timeout,
+            judge_steps: steps.is_some(),
         }));
-        let length = self.duration.map_or(plan.total(), |d| d.min(plan.total()));
-        let mut run = Run::new(&plan, length, self.target.clone(), stats.clone());
+        let Some(mut run) = Run::new(&plan, length, self.target.clone(), stats.clone()) else {
+            // Checked by `check_horizon` a moment ago.
+            return Err(self.invalid(
+                load_setting,
+                format!("{length:?}"),
+                "too long: the load's end is beyond the clock's range",
+            ));
+        };
         let (ran_out, peak_users) = match mode {
-            Mode::ClosedLoop => closed::run(&mut run, self.think_time, steps.is_some()).await,
+            Mode::ClosedLoop => closed::run(&mut run, self.think_time).await,
             Mode::OpenLoop => (open::run(&mut run, self.max_in_flight).await, 0),
         };
         let ending = run.finish(ran_out, self.grace).await;
@@ -463,10 +521,14 @@ impl LoadTest {
             error_ratio: crate::bench::ratio(totals.errors, totals.requests),
             timeouts: totals.timeouts,
             dropped: totals.dropped,
-            unfinished: ending.unfinished,
-            rate: per_second(totals.requests, load_time),
+            queued: totals.queued,
+            unfinished: totals.unfinished,
+            rate: per_second(ending.completed_in_load, load_time),
+            sent_rate: per_second(totals.requests - totals.dropped, load_time),
             duration: load_time,
             latency,
+            sent_latency: totals.sent_latency,
+            lateness: totals.lateness,
             statuses: totals.statuses,
             peak_users,
             peak_in_flight: totals.peak_in_flight,

@@ -47,8 +47,17 @@ impl Plan {
         Self { segments }
     }
 
+    /// The plan's length, saturating at `Duration::MAX` (see
+    /// [`checked_total`](Plan::checked_total)).
     pub(crate) fn total(&self) -> Duration {
-        self.segments.iter().map(|s| s.duration).sum()
+        self.checked_total().unwrap_or(Duration::MAX)
+    }
+
+    /// The plan's length, `None` if it overflows a `Duration`.
+    pub(crate) fn checked_total(&self) -> Option<Duration> {
+        self.segments
+            .iter()
+            .try_fold(Duration::ZERO, |total, s| total.checked_add(s.duration))
     }
 
     /// The segment `offset` falls in and the level there; past the end,
@@ -56,7 +65,7 @@ impl Plan {
     pub(crate) fn at(&self, offset: Duration) -> (usize, f64) {
         let mut start = Duration::ZERO;
         for (index, segment) in self.segments.iter().enumerate() {
-            let end = start + segment.duration;
+            let end = start.saturating_add(segment.duration);
             if offset < end {
                 return (index, segment.at(offset - start));
             }
@@ -70,8 +79,7 @@ impl Plan {
     pub(crate) fn start_of(&self, index: usize) -> Duration {
         self.segments[..index.min(self.segments.len())]
             .iter()
-            .map(|s| s.duration)
-            .sum()
+            .fold(Duration::ZERO, |start, s| start.saturating_add(s.duration))
     }
 }
 
@@ -190,11 +198,12 @@ impl Iterator for Arrivals<'_> {
                 self.next += 1;
                 return Some((
                     self.segment,
-                    self.segment_start + crate::format::from_seconds(t),
+                    self.segment_start
+                        .saturating_add(crate::format::from_seconds(t)),
                 ));
             }
             self.before += due;
-            self.segment_start += segment.duration;
+            self.segment_start = self.segment_start.saturating_add(segment.duration);
             self.segment += 1;
         }
     }

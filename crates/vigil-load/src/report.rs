@@ -71,13 +71,13 @@ pub struct StageReport {
     /// Time the test spent in the stage.
     #[serde(serialize_with = "serialize_seconds")]
     pub duration: Duration,
-    /// Requests completed.
+    /// Requests recorded (as in [`LoadReport::requests`]).
     pub requests: u64,
     /// Requests that counted as errors.
     pub errors: u64,
     /// `errors / requests` (0.0 without requests).
     pub error_ratio: f64,
-    /// Requests completed per second of the stage.
+    /// Requests started in the stage per second of it.
     pub rate: f64,
     /// Latency in seconds.
     pub latency: Summary,
@@ -99,37 +99,65 @@ pub struct BreakingPoint {
 ///
 /// Latencies are in seconds (a vigil-histogram [`Summary`]: p50, p90,
 /// p95, p99, p99.9, max, mean, stddev), from the request's start in a
-/// closed loop and from its *scheduled* start in an open loop. `Display`
-/// writes a terminal table; `Serialize` gives JSON with durations in
-/// seconds.
+/// closed loop and from its *scheduled* start in an open loop. Every
+/// request the load owed is in the counts and the latency: one abandoned
+/// after the grace period ([`unfinished`](LoadReport::unfinished)) or
+/// never sent ([`dropped`](LoadReport::dropped)) is an error, its latency
+/// the time it waited. `Display` writes a terminal table; `Serialize`
+/// gives JSON with durations in seconds.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct LoadReport {
     /// The load test's name.
     pub name: String,
     /// Closed or open loop.
     pub mode: Mode,
-    /// Requests completed (errors included).
+    /// Requests recorded: completed, plus unfinished and dropped (errors
+    /// included).
     pub requests: u64,
-    /// Requests that counted as errors (timeouts included).
+    /// Requests that counted as errors (timeouts, unfinished and dropped
+    /// included).
     pub errors: u64,
     /// `errors / requests` (0.0 without requests).
     pub error_ratio: f64,
     /// Requests that exceeded the per-request timeout (also errors).
     pub timeouts: u64,
-    /// Open loop: requests not sent because `max_in_flight` requests were
-    /// already waiting (the target rate was not offered).
+    /// Open loop: requests due during the load that were never sent,
+    /// because `max_in_flight` requests were still waiting when the load
+    /// ended. Errors, their latency from the scheduled start to the end of
+    /// the load.
     pub dropped: u64,
+    /// Open loop: requests that had to wait for a slot under
+    /// `max_in_flight` (sent late; the wait is in their latency).
+    pub queued: u64,
     /// Requests still in flight when the grace period after the load ended
-    /// ran out; abandoned, in no other count.
+    /// ran out: abandoned, and counted as errors with their latency up to
+    /// then.
     pub unfinished: u64,
-    /// Achieved rate: requests completed per second of `duration`.
+    /// Throughput: requests completed within the load (not in the grace
+    /// period after it) per second of `duration`.
     pub rate: f64,
+    /// Requests sent per second of `duration`: in an open loop, the rate
+    /// offered (the target rate unless requests were dropped or the test
+    /// stopped).
+    pub sent_rate: f64,
     /// From the start of the load to its end (the end of the plan or the
-    /// stop condition), without the grace period.
+    /// stop condition; with `max_requests`, when the next request would
+    /// have been due in an open loop, at the last completion in a closed
+    /// one), without the grace period.
     #[serde(serialize_with = "serialize_seconds")]
     pub duration: Duration,
-    /// Latency of every completed request, in seconds.
+    /// Latency of every request, in seconds, from its scheduled start in
+    /// an open loop (corrected for coordinated omission).
     pub latency: Summary,
+    /// Latency of every request sent, from the moment it was actually
+    /// sent (uncorrected; in a closed loop the same as `latency`). Far
+    /// below `latency`, it shows requests queueing in the load generator
+    /// rather than in the target.
+    pub sent_latency: Summary,
+    /// Open loop: how late each request was sent after its scheduled start
+    /// (the scheduler's own delay, plus any wait for a slot under
+    /// `max_in_flight`); all zero in a closed loop.
+    pub lateness: Summary,
     /// Requests per HTTP status, for targets that return one.
     pub statuses: BTreeMap<u16, u64>,
     /// Closed loop: the most virtual users at once (0 in an open loop).
@@ -183,8 +211,10 @@ impl LoadReport {
             error_ratio: 0.01,
             timeouts: 0,
             dropped: 0,
+            queued: 0,
             unfinished: 0,
             rate: 100.0,
+            sent_rate: 100.0,
             duration: Duration::from_secs(10),
             statuses: BTreeMap::from([(200, 990), (500, 10)]),
             peak_users: 5,
@@ -199,6 +229,8 @@ impl LoadReport {
                 rate: 100.0,
                 latency: latency.clone(),
             }],
+            sent_latency: latency.clone(),
+            lateness: Summary::default(),
             latency,
             stopped_by: StoppedBy::Completed,
             breaking_point: None,
@@ -233,15 +265,21 @@ impl fmt::Display for LoadReport {
             format::duration(self.duration),
             self.stopped_by
         )?;
-        let mut totals = format!(
-            "  rate {:.1} req/s  errors {} ({})  timeouts {}",
-            self.rate,
+        let mut totals = format!("  rate {:.1} req/s", self.rate);
+        if self.mode == Mode::OpenLoop {
+            totals.push_str(&format!(" (sent {:.1} req/s)", self.sent_rate));
+        }
+        totals.push_str(&format!(
+            "  errors {} ({})  timeouts {}",
             self.errors,
             format::percent(self.error_ratio),
             self.timeouts
-        );
+        ));
         if self.mode == Mode::OpenLoop {
-            totals.push_str(&format!("  dropped {}", self.dropped));
+            totals.push_str(&format!(
+                "  queued {}  dropped {}",
+                self.queued, self.dropped
+            ));
         } else {
             totals.push_str(&format!("  peak users {}", self.peak_users));
         }
@@ -263,6 +301,19 @@ impl fmt::Display for LoadReport {
             format::seconds(l.p999),
             format::seconds(l.max),
         )?;
+        if self.mode == Mode::OpenLoop {
+            let (s, late) = (&self.sent_latency, &self.lateness);
+            writeln!(
+                f,
+                "  from send  p50 {}  p99 {}  max {}  sent late  p50 {}  p99 {}  max {}",
+                format::seconds(s.p50),
+                format::seconds(s.p99),
+                format::seconds(s.max),
+                format::seconds(late.p50),
+                format::seconds(late.p99),
+                format::seconds(late.max),
+            )?;
+        }
         if !self.statuses.is_empty() {
             let statuses: Vec<String> = self
                 .statuses

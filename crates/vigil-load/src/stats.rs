@@ -1,10 +1,11 @@
 //! [`Stats`]: what a running load test shares between its scheduler and
 //! its requests: the latency histograms (overall and per stage), counts,
-//! the error window, the in-flight gauge and the stop signal.
+//! the error window, the in-flight gauge, the judgement of stress steps
+//! and the stop signal.
 
 use std::collections::BTreeMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst};
 use std::sync::{Mutex, PoisonError};
 use std::task::Poll;
 use std::time::Duration;
@@ -21,6 +22,13 @@ pub(crate) struct Stage {
     latency: Histogram,
     requests: AtomicU64,
     errors: AtomicU64,
+    /// Requests of this stage not yet recorded.
+    in_flight: AtomicU64,
+    /// The load moved past this stage: it gets no new requests.
+    closed: AtomicBool,
+    /// A stress step is judged once, when it is closed and its last
+    /// request is recorded.
+    judged: AtomicBool,
 }
 
 impl Stage {
@@ -34,12 +42,20 @@ impl Stage {
 }
 
 pub(crate) struct Stats {
+    /// From the intended start (corrected for coordinated omission).
     latency: Histogram,
+    /// From the moment each request was actually sent (uncorrected).
+    sent_latency: Histogram,
+    /// How late each request was sent after its intended start.
+    lateness: Histogram,
     pub(crate) stages: Vec<Stage>,
     requests: AtomicU64,
     errors: AtomicU64,
     timeouts: AtomicU64,
     dropped: AtomicU64,
+    queued: AtomicU64,
+    unfinished: AtomicU64,
+    judge_steps: bool,
     issued: AtomicU64,
     max_requests: Option<u64>,
     in_flight: AtomicU64,
@@ -66,6 +82,9 @@ pub(crate) struct Limits {
     pub(crate) error_window: Duration,
     pub(crate) error_window_min_requests: u64,
     pub(crate) timeout: Option<Duration>,
+    /// A stress test: each step is held to the error-rate limit as a
+    /// whole once its last request is recorded.
+    pub(crate) judge_steps: bool,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -78,17 +97,25 @@ impl Stats {
     pub(crate) fn new(limits: &Limits) -> Self {
         Self {
             latency: Histogram::new(),
+            sent_latency: Histogram::new(),
+            lateness: Histogram::new(),
             stages: (0..limits.stages)
                 .map(|_| Stage {
                     latency: Histogram::new(),
                     requests: AtomicU64::new(0),
                     errors: AtomicU64::new(0),
+                    in_flight: AtomicU64::new(0),
+                    closed: AtomicBool::new(false),
+                    judged: AtomicBool::new(false),
                 })
                 .collect(),
             requests: AtomicU64::new(0),
             errors: AtomicU64::new(0),
             timeouts: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
+            queued: AtomicU64::new(0),
+            unfinished: AtomicU64::new(0),
+            judge_steps: limits.judge_steps,
             issued: AtomicU64::new(0),
             max_requests: limits.max_requests,
             in_flight: AtomicU64::new(0),
@@ -127,18 +154,53 @@ impl Stats {
         }
     }
 
-    /// A request is about to be sent.
-    pub(crate) fn begin(&self) {
+    /// Requests not yet claimed of `max_requests` (`u64::MAX` without it).
+    pub(crate) fn remaining(&self) -> u64 {
+        self.max_requests.map_or(u64::MAX, |max| {
+            max.saturating_sub(self.issued.load(Relaxed))
+        })
+    }
+
+    /// A request of `stage` is about to be sent.
+    pub(crate) fn begin(&self, stage: usize) {
         let now = self.in_flight.fetch_add(1, Relaxed) + 1;
         self.peak_in_flight.fetch_max(now, Relaxed);
+        if let Some(s) = self.stages.get(stage) {
+            s.in_flight.fetch_add(1, SeqCst);
+        }
+    }
+
+    /// [`begin`](Stats::begin) a request in the current stage, and return
+    /// it. Rechecked after counting it in flight, so a stage the scheduler
+    /// closed meanwhile (and may have judged) gets no late request.
+    pub(crate) fn begin_in_current_stage(&self) -> usize {
+        loop {
+            let stage = self.current_stage.load(SeqCst);
+            self.begin(stage);
+            if self.current_stage.load(SeqCst) == stage {
+                return stage;
+            }
+            self.in_flight.fetch_sub(1, Relaxed);
+            self.leave(stage);
+        }
     }
 
     /// Send one request (after [`begin`](Stats::begin)) and record it in
-    /// `stage`, its latency counted from `start`.
-    /// A target that panics fails that request only: the panic is caught
-    /// (the panic hook still reports it) and counted as an error, and the
-    /// virtual user goes on.
-    pub(crate) async fn send(&self, target: &dyn Target, stage: usize, start: Instant) {
+    /// `stage`, its latency counted from `intended` (its scheduled start
+    /// in an open loop). A target that panics fails that request only:
+    /// the panic is caught (the panic hook still reports it) and counted
+    /// as an error, and the virtual user goes on. A request abandoned
+    /// after the grace period (its task aborted) is recorded when dropped:
+    /// an error, unfinished, its latency up to the abort.
+    pub(crate) async fn send(&self, target: &dyn Target, stage: usize, intended: Instant) {
+        let sent = Instant::now();
+        let mut pending = Pending {
+            stats: self,
+            stage,
+            intended,
+            sent,
+            done: false,
+        };
         let request = caught(target);
         let (outcome, timed_out) = match self.timeout {
             Some(limit) => match tokio::time::timeout(limit, request).await {
@@ -147,13 +209,34 @@ impl Stats {
             },
             None => (request.await, false),
         };
-        self.finish(stage, start, outcome, timed_out);
+        pending.done = true;
+        self.record(
+            stage,
+            intended,
+            Some(sent),
+            outcome,
+            Ending::Completed { timed_out },
+        );
     }
 
-    fn finish(&self, stage: usize, start: Instant, outcome: RequestOutcome, timed_out: bool) {
+    /// Record one request. `sent` is `None` for one never sent.
+    fn record(
+        &self,
+        stage: usize,
+        intended: Instant,
+        sent: Option<Instant>,
+        outcome: RequestOutcome,
+        ending: Ending,
+    ) {
         let now = Instant::now();
-        let latency = now.saturating_duration_since(start);
+        let latency = now.saturating_duration_since(intended);
         self.latency.record_duration(latency);
+        if let Some(sent) = sent {
+            self.sent_latency
+                .record_duration(now.saturating_duration_since(sent));
+            self.lateness
+                .record_duration(sent.saturating_duration_since(intended));
+        }
         self.requests.fetch_add(1, Relaxed);
         if let Some(s) = self.stages.get(stage) {
             s.latency.record_duration(latency);
@@ -163,14 +246,29 @@ impl Stats {
         if outcome.error {
             self.errors.fetch_add(1, Relaxed);
         }
-        if timed_out {
-            self.timeouts.fetch_add(1, Relaxed);
+        match ending {
+            Ending::Completed { timed_out: true } => {
+                self.timeouts.fetch_add(1, Relaxed);
+            }
+            Ending::Completed { timed_out: false } => {}
+            Ending::Unfinished => {
+                self.unfinished.fetch_add(1, Relaxed);
+            }
+            Ending::Dropped => {
+                self.dropped.fetch_add(1, Relaxed);
+            }
         }
         if let Some(status) = outcome.status {
             *lock(&self.statuses).entry(status).or_default() += 1;
         }
-        self.in_flight.fetch_sub(1, Relaxed);
-        if let Some(window) = &self.window {
+        if sent.is_some() {
+            self.in_flight.fetch_sub(1, Relaxed);
+            self.leave(stage);
+        }
+        // Once the load has ended there is nothing left to stop.
+        if let Some(window) = &self.window
+            && !self.ending()
+        {
             let over = lock(window).record(now, outcome.error);
             if let Some(ratio) = over {
                 let limit = self.limit;
@@ -179,12 +277,71 @@ impl Stats {
         }
     }
 
-    pub(crate) fn drop_request(&self) {
-        self.dropped.fetch_add(1, Relaxed);
+    /// A request of `stage` left the in-flight count.
+    fn leave(&self, stage: usize) {
+        if let Some(s) = self.stages.get(stage)
+            && s.in_flight.fetch_sub(1, SeqCst) == 1
+        {
+            self.judge(stage);
+        }
     }
 
-    pub(crate) fn in_flight(&self) -> u64 {
-        self.in_flight.load(Relaxed)
+    /// The load moved past `stage`: a stress step is judged as soon as
+    /// its requests still in flight are recorded.
+    pub(crate) fn close_stage(&self, stage: usize) {
+        if let Some(s) = self.stages.get(stage) {
+            s.closed.store(true, SeqCst);
+            if s.in_flight.load(SeqCst) == 0 {
+                self.judge(stage);
+            }
+        }
+    }
+
+    /// Stop a stress test if step `stage`, closed and with all its
+    /// requests recorded, is above the error-rate limit as a whole.
+    fn judge(&self, stage: usize) {
+        let Some(s) = self.stages.get(stage) else {
+            return;
+        };
+        if !self.judge_steps
+            || !s.closed.load(SeqCst)
+            || s.in_flight.load(SeqCst) != 0
+            || s.judged.swap(true, SeqCst)
+        {
+            return;
+        }
+        let (requests, errors) = s.counts();
+        let ratio = crate::bench::ratio(errors, requests);
+        if ratio > self.limit {
+            let limit = self.limit;
+            self.stop(StoppedBy::ErrorRate { ratio, limit }, stage);
+        }
+    }
+
+    /// An open-loop request due at `intended` that the in-flight cap kept
+    /// from being sent until the load ended: an error, its latency up to
+    /// now.
+    pub(crate) fn drop_request(&self, stage: usize, intended: Instant) {
+        self.record(
+            stage,
+            intended,
+            None,
+            RequestOutcome::failed(),
+            Ending::Dropped,
+        );
+    }
+
+    /// An open-loop request waits for a free slot under the in-flight cap.
+    pub(crate) fn queue(&self) {
+        self.queued.fetch_add(1, Relaxed);
+    }
+
+    /// Requests completed so far (recorded, neither abandoned nor dropped).
+    pub(crate) fn completed(&self) -> u64 {
+        self.requests
+            .load(Relaxed)
+            .saturating_sub(self.dropped.load(Relaxed))
+            .saturating_sub(self.unfinished.load(Relaxed))
     }
 
     pub(crate) fn current_stage(&self) -> usize {
@@ -193,10 +350,6 @@ impl Stats {
 
     pub(crate) fn set_stage(&self, stage: usize) {
         self.current_stage.store(stage, Relaxed);
-    }
-
-    pub(crate) fn error_limit(&self) -> f64 {
-        self.limit
     }
 
     /// Stop the load for `reason` (met in `stage`), unless it already
@@ -224,16 +377,72 @@ impl Stats {
         self.ending.load(Relaxed)
     }
 
-    /// Sleep until `deadline` or until the load ends, whichever is first.
-    pub(crate) async fn sleep_until(&self, deadline: Instant) {
+    /// Sleep until `deadline` (none: never) or until the load ends,
+    /// whichever is first.
+    pub(crate) async fn sleep_until(&self, deadline: Option<Instant>) {
+        self.before_end(deadline, std::future::pending::<()>())
+            .await;
+    }
+
+    /// Await `future` unless `deadline` passes or the load ends first
+    /// (then `None`).
+    pub(crate) async fn before_end<F: Future>(
+        &self,
+        deadline: Option<Instant>,
+        future: F,
+    ) -> Option<F::Output> {
         let ended = self.ended.notified();
         let mut ended = std::pin::pin!(ended);
         // Registered before the check, so an `end` in between still wakes us.
         ended.as_mut().enable();
         if self.ending() {
-            return;
+            return None;
         }
-        let _ = tokio::time::timeout_at(deadline, ended).await;
+        let mut future = std::pin::pin!(future);
+        let mut timer = std::pin::pin!(deadline.map(tokio::time::sleep_until));
+        std::future::poll_fn(|cx| {
+            if let Poll::Ready(output) = future.as_mut().poll(cx) {
+                return Poll::Ready(Some(output));
+            }
+            let expired = timer
+                .as_mut()
+                .as_pin_mut()
+                .is_some_and(|timer| timer.poll(cx).is_ready());
+            if expired || ended.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(None);
+            }
+            Poll::Pending
+        })
+        .await
+    }
+
+    /// Wait until `at` without tokio's timer delay: the timer fires on
+    /// the millisecond tick after its deadline, a millisecond or more
+    /// late, which an open loop would add to every request's latency. So
+    /// sleep until [`EARLY`] before `at`, then yield until the clock
+    /// reaches it (a busy wait of about a millisecond per request). On a
+    /// paused test clock, which stands still while tasks run, the last
+    /// step is an ordinary sleep (exact there). Returns early if the load
+    /// ends.
+    pub(crate) async fn wait_until(&self, at: Instant) {
+        if let Some(early) = at.checked_sub(EARLY)
+            && early > Instant::now()
+        {
+            self.sleep_until(Some(early)).await;
+        }
+        let mut last = None;
+        loop {
+            let now = Instant::now();
+            if now >= at || self.ending() {
+                return;
+            }
+            if last == Some(now) {
+                self.sleep_until(Some(at)).await;
+                return;
+            }
+            last = Some(now);
+            tokio::task::yield_now().await;
+        }
     }
 
     pub(crate) fn totals(&self) -> Totals {
@@ -242,9 +451,52 @@ impl Stats {
             errors: self.errors.load(Relaxed),
             timeouts: self.timeouts.load(Relaxed),
             dropped: self.dropped.load(Relaxed),
+            queued: self.queued.load(Relaxed),
+            unfinished: self.unfinished.load(Relaxed),
             peak_in_flight: self.peak_in_flight.load(Relaxed),
             statuses: lock(&self.statuses).clone(),
             latency: self.latency.summary(Window::Cumulative),
+            sent_latency: self.sent_latency.summary(Window::Cumulative),
+            lateness: self.lateness.summary(Window::Cumulative),
+        }
+    }
+}
+
+/// How early [`Stats::wait_until`] leaves tokio's timer: more than its
+/// usual delay (a millisecond tick, plus the wake-up).
+const EARLY: Duration = Duration::from_millis(2);
+
+/// How a recorded request ended.
+enum Ending {
+    Completed {
+        timed_out: bool,
+    },
+    /// Sent, then abandoned when the grace period ran out.
+    Unfinished,
+    /// Never sent.
+    Dropped,
+}
+
+/// A request in flight: recorded as unfinished if its task is aborted
+/// (dropped) before it completes.
+struct Pending<'a> {
+    stats: &'a Stats,
+    stage: usize,
+    intended: Instant,
+    sent: Instant,
+    done: bool,
+}
+
+impl Drop for Pending<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.stats.record(
+                self.stage,
+                self.intended,
+                Some(self.sent),
+                RequestOutcome::failed(),
+                Ending::Unfinished,
+            );
         }
     }
 }
@@ -272,7 +524,11 @@ pub(crate) struct Totals {
     pub(crate) errors: u64,
     pub(crate) timeouts: u64,
     pub(crate) dropped: u64,
+    pub(crate) queued: u64,
+    pub(crate) unfinished: u64,
     pub(crate) peak_in_flight: u64,
     pub(crate) statuses: BTreeMap<u16, u64>,
     pub(crate) latency: Summary,
+    pub(crate) sent_latency: Summary,
+    pub(crate) lateness: Summary,
 }

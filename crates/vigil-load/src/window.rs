@@ -34,14 +34,20 @@ impl ErrorWindow {
     /// holds at least `min_requests` and the ratio is above the limit.
     pub(crate) fn record(&mut self, now: Instant, error: bool) -> Option<f64> {
         while let Some(&(start, ..)) = self.slices.front() {
-            if start + self.slice + self.window <= now {
+            // A window too long for the clock never expires a slice.
+            let expires = start
+                .checked_add(self.slice)
+                .and_then(|t| t.checked_add(self.window));
+            if expires.is_some_and(|expires| expires <= now) {
                 self.slices.pop_front();
             } else {
                 break;
             }
         }
         match self.slices.back_mut() {
-            Some((start, requests, errors)) if now < *start + self.slice => {
+            Some((start, requests, errors))
+                if start.checked_add(self.slice).is_none_or(|end| now < end) =>
+            {
                 *requests += 1;
                 *errors += u64::from(error);
             }

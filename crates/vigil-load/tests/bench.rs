@@ -11,7 +11,7 @@ fn close(actual: Duration, expected: Duration) -> bool {
 }
 
 /// Calls taking 1, 2, ..., 1000 ms: mean 500.5 ms, median 500 ms, p95 950
-/// ms, p99 990 ms, stddev sqrt((1000^2 - 1) / 12) = 288.675 ms.
+/// ms, p99 990 ms, sample stddev sqrt(1000 x 1001 / 12) = 288.819 ms.
 fn assert_one_to_a_thousand_ms(report: &BenchReport) {
     assert_eq!(report.iterations, 1_000);
     assert!(
@@ -21,10 +21,10 @@ fn assert_one_to_a_thousand_ms(report: &BenchReport) {
     assert!(close(report.median, Duration::from_millis(500)), "{report}");
     assert!(close(report.p95, Duration::from_millis(950)), "{report}");
     assert!(close(report.p99, Duration::from_millis(990)), "{report}");
-    assert!(close(report.min, Duration::from_millis(1)), "{report}");
-    assert!(close(report.max, Duration::from_millis(1_000)), "{report}");
+    assert_eq!(report.min, Duration::from_millis(1), "{report}");
+    assert_eq!(report.max, Duration::from_millis(1_000), "{report}");
     assert!(
-        close(report.stddev, Duration::from_micros(288_675)),
+        report.stddev.abs_diff(Duration::from_nanos(288_819_436)) < Duration::from_nanos(10),
         "{report}"
     );
     assert_eq!(report.total, Duration::from_millis(500_500));
@@ -72,6 +72,25 @@ fn sync_bench_summarizes_a_known_sequence_on_a_mock_clock() {
     });
     assert_eq!(report.errors, 250);
     assert_one_to_a_thousand_ms(&report);
+}
+
+#[test]
+fn stddev_is_exact_for_a_distribution_tighter_than_the_buckets() {
+    // 3 ms and 3.0005 ms alternating: both in one histogram bucket's
+    // neighbourhood, yet a standard deviation of 250 ns (sample: 250.125).
+    let (clock, mock) = quanta::Clock::mock();
+    let mut i = 0u64;
+    let report = Bench::new("tight").clock(clock).run_sync(|| {
+        i += 1;
+        let extra = if i.is_multiple_of(2) { 500 } else { 0 };
+        mock.increment(Duration::from_nanos(3_000_000 + extra));
+    });
+    let expected = 250.0 * (1_000.0f64 / 999.0).sqrt();
+    let stddev = report.stddev.as_nanos() as f64;
+    assert!((stddev - expected).abs() <= 1.0, "{stddev} ns: {report}");
+    assert_eq!(report.mean, Duration::from_nanos(3_000_250), "{report}");
+    assert_eq!(report.min, Duration::from_millis(3));
+    assert_eq!(report.max, Duration::from_nanos(3_000_500));
 }
 
 #[test]

@@ -188,3 +188,41 @@ fn bad_urls_and_headers_are_errors_that_name_them() {
         "{err}"
     );
 }
+
+#[test]
+fn debug_and_errors_keep_credentials_out() {
+    let target = HttpTarget::get("http://user:hunter2@127.0.0.1:1/x?page=2")
+        .unwrap()
+        .bearer_auth("tok-123")
+        .unwrap()
+        .header("x-api-key", "key-456")
+        .unwrap();
+    let debug = format!("{target:?}");
+    for secret in ["hunter2", "tok-123", "key-456"] {
+        assert!(!debug.contains(secret), "{secret} in {debug}");
+    }
+    assert!(debug.contains("authorization"), "{debug}");
+    assert!(debug.contains("127.0.0.1:1/x?page=2"), "{debug}");
+
+    let err = HttpTarget::get("http://user:hunter2@[::1/x").unwrap_err();
+    assert!(matches!(err, Error::Url { .. }), "{err}");
+    assert!(!err.to_string().contains("hunter2"), "{err}");
+    assert!(!format!("{err:?}").contains("hunter2"), "{err:?}");
+
+    let err = HttpTarget::get("http://user:hunter2@127.0.0.1:1/")
+        .unwrap()
+        .header("bad header", "x")
+        .unwrap_err();
+    assert!(!err.to_string().contains("hunter2"), "{err}");
+
+    let client = reqwest::Client::new();
+    let err = HttpTarget::from_request(
+        client
+            .get("http://user:hunter2@127.0.0.1:1/")
+            .header("bad\nname", "x"),
+    )
+    .unwrap_err();
+    assert!(matches!(err, Error::Request { .. }), "{err}");
+    assert!(!err.to_string().contains("hunter2"), "{err}");
+    assert!(!format!("{err:?}").contains("hunter2"), "{err:?}");
+}

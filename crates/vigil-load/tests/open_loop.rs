@@ -1,7 +1,9 @@
-//! Open loop: the achieved rate is the target rate, ramps follow the
-//! stages, the in-flight cap drops requests, and latency counts from the
-//! scheduled start, so a stall shows in every request that waited for it
-//! (coordinated omission), where a closed loop hides it.
+//! Open loop: the sent rate is the target rate and the rate is the
+//! throughput, ramps follow the stages, the in-flight cap queues requests
+//! (and drops, as errors, those it held until the end), latency counts
+//! from the scheduled start, so a stall shows in every request that waited
+//! for it (coordinated omission), where a closed loop hides it, and in real
+//! time the scheduler sends on time.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -14,7 +16,7 @@ fn secs(s: u64) -> Duration {
 }
 
 #[tokio::test(start_paused = true)]
-async fn achieved_rate_is_the_target_rate() {
+async fn sent_rate_is_the_target_rate() {
     let report = LoadTest::new(|| async {
         tokio::time::sleep(Duration::from_millis(20)).await;
         Ok::<_, ()>(())
@@ -26,7 +28,14 @@ async fn achieved_rate_is_the_target_rate() {
     .unwrap();
     assert_eq!(report.mode, Mode::OpenLoop);
     assert_eq!(report.requests, 2_000, "{report}");
-    assert_eq!(report.rate, 200.0);
+    assert_eq!(report.sent_rate, 200.0);
+    // The throughput leaves out the 3 or 4 requests that completed after
+    // the 10 s (sent in its last 20 ms).
+    assert!(
+        (199.6..=199.7).contains(&report.rate),
+        "{}: {report}",
+        report.rate
+    );
     assert_eq!(report.duration, secs(10));
     assert_eq!(report.stopped_by, StoppedBy::Completed);
     assert_eq!(report.dropped, 0);
@@ -64,7 +73,34 @@ async fn ramp_up_reaches_the_rate() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn requests_beyond_the_in_flight_cap_are_dropped() {
+async fn requests_beyond_the_in_flight_cap_wait_and_are_dropped_as_errors_at_the_end() {
+    // 100 per second for 2 s against 5 s per request, at most 50 in
+    // flight: 50 sent, the other 150 wait for a slot that frees only after
+    // the load.
+    let report = LoadTest::new(|| async {
+        tokio::time::sleep(secs(5)).await;
+        Ok::<_, ()>(())
+    })
+    .rate(100.0)
+    .duration(secs(2))
+    .max_in_flight(50)
+    .run()
+    .await
+    .unwrap();
+    assert_eq!(report.peak_in_flight, 50);
+    assert_eq!(report.dropped, 150, "{report}");
+    assert_eq!((report.requests, report.errors), (200, 150), "{report}");
+    assert_eq!(report.error_ratio, 0.75);
+    assert_eq!(report.unfinished, 0);
+    // The 50 sent took 5 s; the dropped waited up to 1.5 s, until the end.
+    assert!((report.latency.max - 5.0).abs() < 0.01, "{report}");
+    assert!(report.latency.p95 > 4.9, "{report}");
+    assert_eq!(report.rate, 0.0, "nothing completed within the load");
+    assert_eq!(report.sent_rate, 25.0);
+    assert!(report.to_string().contains("dropped 150"), "{report}");
+
+    // 1 s per request: slots free every second, the waiting requests go
+    // out late, and their latency counts the wait.
     let report = LoadTest::new(|| async {
         tokio::time::sleep(secs(1)).await;
         Ok::<_, ()>(())
@@ -76,10 +112,61 @@ async fn requests_beyond_the_in_flight_cap_are_dropped() {
     .await
     .unwrap();
     assert_eq!(report.peak_in_flight, 50);
-    // Each second: 50 sent, 50 dropped while those wait.
-    assert_eq!(report.requests + report.dropped, 500);
-    assert!(report.dropped >= 200, "{report}");
-    assert!(report.to_string().contains("dropped"));
+    assert!(report.queued >= 200, "{report}");
+    assert_eq!(report.requests, 500, "{report}");
+    assert_eq!(report.requests - report.dropped, 250, "{report}");
+    assert!(report.lateness.max > 2.0, "{report}");
+    assert!(report.sent_latency.max < 1.01, "{report}");
+    assert!(report.latency.max > 3.0, "{report}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn rate_is_the_throughput_within_the_load() {
+    // 5 s per request at 100 per second for 2 s: 200 sent, none completed
+    // within the 2 s.
+    let report = LoadTest::new(|| async {
+        tokio::time::sleep(secs(5)).await;
+        Ok::<_, ()>(())
+    })
+    .rate(100.0)
+    .duration(secs(2))
+    .run()
+    .await
+    .unwrap();
+    assert_eq!(report.requests, 200, "{report}");
+    assert_eq!(report.errors, 0);
+    assert_eq!(report.rate, 0.0, "{report}");
+    assert_eq!(report.sent_rate, 100.0);
+    assert!(
+        report
+            .to_string()
+            .contains("rate 0.0 req/s (sent 100.0 req/s)"),
+        "{report}"
+    );
+}
+
+/// In real time an open loop sends each request when due, not a timer
+/// tick later: against an instant target, the latency from the scheduled
+/// start stays far below tokio's 1 ms timer resolution.
+#[test]
+fn real_time_open_loop_sends_on_schedule() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let report = runtime.block_on(async {
+        LoadTest::new(|| async { Ok::<_, ()>(()) })
+            .rate(200.0)
+            .duration(secs(1))
+            .run()
+            .await
+            .unwrap()
+    });
+    assert_eq!(report.requests, 200, "{report}");
+    assert!(report.latency.p50 < 500e-6, "{report}");
+    assert!(report.lateness.p50 < 500e-6, "{report}");
+    assert!(report.sent_latency.p50 <= report.latency.p50, "{report}");
 }
 
 /// A server that handles one request at a time in 1 ms, except the first

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
+use tokio::time::Instant;
 use vigil_load::{BreakingPoint, LoadTest, StepLoad, StoppedBy};
 
 fn secs(s: u64) -> Duration {
@@ -109,4 +110,38 @@ async fn a_first_step_beyond_capacity_has_no_good_step() {
             .to_string()
             .contains("no step stayed within the limit")
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_step_is_judged_after_its_slow_requests_complete() {
+    // 800 ms per request; those started in the second half of the second
+    // step fail, and complete only after that step has ended.
+    let origin = Instant::now();
+    let target = move || {
+        let started = origin.elapsed();
+        async move {
+            tokio::time::sleep(Duration::from_millis(800)).await;
+            let failing = started >= Duration::from_millis(1_500) && started < secs(2);
+            if failing { Err(()) } else { Ok(()) }
+        }
+    };
+    let report = LoadTest::new(target)
+        .step(10, secs(1), 30)
+        .error_window(secs(60), 1_000_000)
+        .run()
+        .await
+        .unwrap();
+    // Step 2: the 10 new users' requests at 1.0 s succeed; the first 10
+    // users' at 1.6 s and the new ones' at 1.8 s fail, at 2.4 and 2.6 s,
+    // in the third step. When that step began, step 2 had no error yet.
+    assert_eq!(report.stages[1].requests, 30, "{report}");
+    assert_eq!(report.stages[1].errors, 20, "{report}");
+    let point = report.breaking_point.expect("step 2 fails");
+    assert_eq!(point.failed_users, 20, "{report}");
+    assert_eq!(point.last_good_users, Some(10));
+    assert!(
+        matches!(report.stopped_by, StoppedBy::ErrorRate { ratio, .. } if ratio == 2.0 / 3.0),
+        "{report}"
+    );
+    assert_eq!(report.duration, Duration::from_millis(2_600), "{report}");
 }

@@ -7,7 +7,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use tokio::time::Instant;
-use vigil_load::{Error, LoadTest, StoppedBy};
+use vigil_load::{Comparison, Error, Kpi, LoadTest, Stat, StoppedBy, Verdict};
 
 fn secs(s: u64) -> Duration {
     Duration::from_secs(s)
@@ -75,16 +75,33 @@ async fn stops_after_max_requests() {
     assert_eq!(report.stopped_by, StoppedBy::MaxRequests);
     assert!(report.duration < secs(1));
 
-    // The load ends when the last request is sent, not at the next one due.
+    // The load ends when the next request would have been due: 2 requests
+    // in 2 s is the 1 per second offered, not 2 in 1 s.
     let report = LoadTest::new(|| async { Ok::<_, ()>(()) })
         .rate(1.0)
         .duration(secs(60))
-        .max_requests(10)
+        .max_requests(2)
         .run()
         .await
         .unwrap();
-    assert_eq!(report.requests, 10);
-    assert_eq!(report.duration, secs(9));
+    assert_eq!(report.requests, 2);
+    assert_eq!(report.duration, secs(2));
+    assert_eq!((report.rate, report.sent_rate), (1.0, 1.0), "{report}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn max_requests_in_a_closed_loop_ends_at_the_last_completion() {
+    // 4 users, 100 ms per request, 8 requests: two rounds, 200 ms.
+    let report = LoadTest::new(|| async { tokio::time::sleep(Duration::from_millis(100)).await })
+        .users(4)
+        .duration(secs(60))
+        .max_requests(8)
+        .run()
+        .await
+        .unwrap();
+    assert_eq!(report.requests, 8);
+    assert_eq!(report.duration, Duration::from_millis(200), "{report}");
+    assert_eq!(report.rate, 40.0, "{report}");
 }
 
 #[tokio::test(start_paused = true)]
@@ -122,8 +139,100 @@ async fn requests_outliving_the_grace_period_are_unfinished() {
         .run()
         .await
         .unwrap();
-    assert_eq!(report.requests, 0);
+    // Abandoned at 3 s (1 s of load, 2 s of grace): errors, 3 s each.
     assert_eq!(report.unfinished, 3);
+    assert_eq!((report.requests, report.errors), (3, 3), "{report}");
+    assert_eq!(report.error_ratio, 1.0);
+    assert!((report.latency.max - 3.0).abs() < 0.01, "{report}");
+    assert!((report.latency.p50 - 3.0).abs() < 0.01, "{report}");
+    assert_eq!(report.rate, 0.0, "nothing completed: {report}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_target_that_never_answers_fails_its_kpis() {
+    let report = LoadTest::new(std::future::pending::<Result<(), ()>>)
+        .rate(10.0)
+        .duration(secs(3))
+        .grace(secs(1))
+        .run()
+        .await
+        .unwrap();
+    assert_eq!(report.unfinished, 30, "{report}");
+    assert_eq!((report.requests, report.errors), (30, 30), "{report}");
+    // Each waited from its scheduled start (0 .. 2.9 s) to the abort at 4 s.
+    assert!(
+        report.latency.min > 1.09 && report.latency.max < 4.01,
+        "{report}"
+    );
+    assert!(report.latency(0.95) > secs(3), "{report}");
+    let mut kpis = Comparison::new();
+    let p95 = Kpi::of("p95", Stat::P95).target(200.0).critical(500.0);
+    assert_eq!(kpis.measure(p95, &report).unwrap(), Verdict::Fail);
+    let errors = Kpi::of("errors", Stat::ErrorRate).target(1.0).critical(5.0);
+    assert_eq!(kpis.measure(errors, &report).unwrap(), Verdict::Fail);
+    let rate = Kpi::of("throughput", Stat::Rate).target(10.0).critical(5.0);
+    assert_eq!(kpis.measure(rate, &report).unwrap(), Verdict::Fail);
+}
+
+#[tokio::test(start_paused = true)]
+async fn durations_beyond_the_clock_are_invalid_settings_not_panics() {
+    let invalid = |err: Error| match err {
+        Error::Invalid { setting, .. } => setting,
+        other => panic!("expected Invalid, got {other}"),
+    };
+    let err = LoadTest::new(ok)
+        .users(1)
+        .duration(Duration::MAX)
+        .run()
+        .await
+        .unwrap_err();
+    assert_eq!(invalid(err), "duration");
+    let err = LoadTest::new(ok)
+        .stages([(Duration::MAX, 1), (Duration::MAX, 1)])
+        .run()
+        .await
+        .unwrap_err();
+    assert_eq!(invalid(err), "stages");
+    let err = LoadTest::new(ok)
+        .rate_stages([(Duration::MAX, 1.0)])
+        .run()
+        .await
+        .unwrap_err();
+    assert_eq!(invalid(err), "rate_stages");
+    let err = LoadTest::new(ok)
+        .step(1, Duration::MAX, 3)
+        .run()
+        .await
+        .unwrap_err();
+    assert_eq!(invalid(err), "step");
+    let err = LoadTest::new(ok)
+        .users(1)
+        .duration(secs(1))
+        .error_rate_limit(0.05)
+        .error_window(Duration::MAX, 1)
+        .run()
+        .await
+        .unwrap_err();
+    assert_eq!(invalid(err), "error_window");
+    let err = LoadTest::new(ok)
+        .users(1)
+        .duration(secs(1))
+        .think_time(Duration::MAX)
+        .run()
+        .await
+        .unwrap_err();
+    assert_eq!(invalid(err), "think_time");
+    // Long timeouts and grace periods are fine: tokio caps its timers.
+    let report = LoadTest::new(ok)
+        .users(1)
+        .duration(secs(1))
+        .timeout(Duration::MAX)
+        .grace(Duration::MAX)
+        .max_requests(5)
+        .run()
+        .await
+        .unwrap();
+    assert_eq!(report.requests, 5);
 }
 
 async fn ok() -> Result<(), ()> {
