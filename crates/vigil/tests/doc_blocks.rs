@@ -86,6 +86,18 @@ fn is_rust(info: &str) -> bool {
     !NOT_RUST.contains(&language)
 }
 
+/// The `src/lib.rs` of every crate under `crates/`.
+fn crate_libs() -> Vec<String> {
+    let mut libs = Vec::new();
+    for entry in std::fs::read_dir(workspace().join("crates")).expect("crates/ is readable") {
+        let lib = entry.expect("a directory entry").path().join("src/lib.rs");
+        if let Ok(text) = std::fs::read_to_string(lib) {
+            libs.push(text);
+        }
+    }
+    libs
+}
+
 /// Every Markdown file with Rust blocks runs them as doctests: of this
 /// crate, or, for a crate's README, of that crate.
 #[test]
@@ -110,22 +122,25 @@ fn every_file_with_rust_blocks_is_a_doctest_of_this_crate() {
             Some(crate_file) => format!("../../{crate_file}"),
             None => format!("../../../{file}"),
         };
-        // A crate's README may instead run as its own crate's doctest
-        // (vigil-alert's: its examples use that crate's feature names).
-        let own_crate = file
-            .strip_prefix("crates/")
-            .and_then(|f| f.strip_suffix("/README.md"))
-            .is_some_and(|name| {
+        // A crate's README, or a page of docs/ about one crate, may instead
+        // run as that crate's doctest (vigil-alert's README uses that
+        // crate's feature names; docs/load.md is vigil-load's).
+        let own_crate = match file.strip_prefix("crates/") {
+            Some(crate_file) => crate_file.strip_suffix("/README.md").is_some_and(|name| {
                 read(&format!("crates/{name}/src/lib.rs"))
                     .contains("#[doc = include_str!(\"../README.md\")]")
-            });
+            }),
+            None => crate_libs()
+                .iter()
+                .any(|lib| lib.contains(&format!("#[doc = include_str!(\"../../../{file}\")]"))),
+        };
         if !own_crate && !lib.contains(&format!("#[doc = include_str!(\"{include}\")]")) {
             missing.push(format!("{file} (Rust blocks at lines {rust:?})"));
         }
     }
     assert!(
         missing.is_empty(),
-        "not included as doctests in crates/vigil/src/lib.rs: {missing:#?}"
+        "not included as doctests in crates/vigil/src/lib.rs (nor in the lib.rs of the crate they document): {missing:#?}"
     );
     assert!(rust_blocks >= 8, "only {rust_blocks} Rust blocks found");
 }
