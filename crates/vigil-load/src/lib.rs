@@ -20,12 +20,15 @@
 //!   stopped by its duration, an
 //!   [`error_rate_limit`](LoadTest::error_rate_limit) over a sliding
 //!   window, or [`max_requests`](LoadTest::max_requests). The
-//!   [`LoadReport`] has requests, errors, error ratio, achieved rate,
-//!   p50/p90/p95/p99/p99.9/max/mean/stddev, a row per stage or step, and
-//!   why it stopped, as a terminal table (`Display`) and JSON
-//!   (`Serialize`).
+//!   [`LoadReport`] has requests (every one the load owed: unfinished
+//!   and dropped ones count as errors), errors, error ratio, throughput
+//!   and sent rate, p50/p90/p95/p99/p99.9/max/mean/stddev (and, for an
+//!   open loop, the latency from the actual send and the scheduler's
+//!   lateness), a row per stage or step, and why it stopped, as a
+//!   terminal table (`Display`) and JSON (`Serialize`).
 //! - [`Bench`]: an async (or sync) call timed over many iterations, with
-//!   warm-up: mean, median, p95, p99, min, max, stddev ([`BenchReport`]).
+//!   warm-up: mean, median, p95, p99, min, max, stddev ([`BenchReport`];
+//!   mean, extremes and stddev exact).
 //! - [`Kpi`] and [`Comparison`]: measured values against baseline, target
 //!   and critical levels, judged [`Verdict::Pass`], `Warn` or `Fail`;
 //!   [`Stat`] reads them from either report.
