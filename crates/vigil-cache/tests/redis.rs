@@ -126,6 +126,21 @@ fn replica(url: String) -> future::TaggedCache<u32, String> {
         .build()
 }
 
+/// Two replicas of the `rows` cache, once both are connected.
+fn connected_replicas(
+    a: String,
+    b: String,
+) -> (
+    future::TaggedCache<u32, String>,
+    future::TaggedCache<u32, String>,
+) {
+    let (a, b) = (replica(a), replica(b));
+    eventually(CONNECT, "both replicas connect", || {
+        a.redis_connected() && b.redis_connected()
+    });
+    (a, b)
+}
+
 const CONNECT: Duration = Duration::from_secs(10);
 const PROPAGATION: Duration = Duration::from_secs(5);
 
@@ -138,10 +153,7 @@ fn counted(loads: &AtomicUsize, value: &str, tag: &str) -> (String, EntryOptions
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_replicas_share_values_and_see_each_others_invalidations() {
     let server = RedisServer::start();
-    let (a, b) = (replica(server.url()), replica(server.url()));
-    eventually(CONNECT, "both replicas connect", || {
-        a.redis_connected() && b.redis_connected()
-    });
+    let (a, b) = connected_replicas(server.url(), server.url());
     let loads = AtomicUsize::new(0);
 
     // A loads and writes both levels; B finds it in Redis.
@@ -206,13 +218,55 @@ async fn two_replicas_share_values_and_see_each_others_invalidations() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_load_overtaken_by_another_replicas_key_invalidation_is_not_kept() {
+    let server = RedisServer::start();
+    let (a, b) = connected_replicas(server.url(), server.url());
+    assert_eq!(
+        b.get_with(2, async { "marker".to_string() }).await,
+        "marker"
+    );
+    // B starts loading key 1 (Redis misses), and its loader waits.
+    let (release, released) = tokio::sync::oneshot::channel::<()>();
+    let loading = tokio::spawn({
+        let b = b.clone();
+        async move {
+            b.get_with(1, async move {
+                released.await.expect("released");
+                "old".to_string()
+            })
+            .await
+        }
+    });
+    eventually(CONNECT, "B has read Redis for key 1", || {
+        b.stats().l2_misses == 2
+    });
+    // A writes key 1 while B loads it, then key 2, which B holds: once B
+    // dropped key 2, it has heard of key 1 (messages arrive in order).
+    a.invalidate(&1).await;
+    a.invalidate(&2).await;
+    eventually_async(PROPAGATION, "B drops key 2", || async {
+        b.get(&2).await.is_none()
+    })
+    .await;
+    release.send(()).expect("the loader waits");
+    assert_eq!(
+        loading.await.expect("no panic"),
+        "old",
+        "returned to its caller"
+    );
+    assert_eq!(
+        b.get(&1).await,
+        None,
+        "but not kept: A's write came after it began"
+    );
+    assert_eq!(a.fetch(&1).await, None, "nor written to Redis");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tag_bump_while_a_replica_is_disconnected_is_honoured_after_it_reconnects() {
     let server = RedisServer::start();
     let mut proxy = Proxy::start(server.port);
-    let (a, b) = (replica(server.url()), replica(proxy.url()));
-    eventually(CONNECT, "both replicas connect", || {
-        a.redis_connected() && b.redis_connected()
-    });
+    let (a, b) = connected_replicas(server.url(), proxy.url());
     let loads = AtomicUsize::new(0);
     b.get_with_options(1, async { counted(&loads, "one", "t") })
         .await;

@@ -243,7 +243,10 @@ where
             let init = init.take().expect("a call leads at most one load");
             #[cfg(feature = "redis")]
             let (loaded, write_back) = match &inner.l2 {
-                Some(l2) => crate::tier::load_through(l2.read(&key).await, init).await,
+                Some(l2) => {
+                    let supersede = || drop(inner.shared.flights.before_write(&key));
+                    l2.load(&key, init, supersede).await
+                }
                 None => (init.await, None),
             };
             #[cfg(not(feature = "redis"))]

@@ -224,9 +224,10 @@ where
             let init = init.take().expect("a call leads at most one load");
             #[cfg(feature = "redis")]
             let (loaded, write_back) = match &inner.l2 {
-                Some(l2) => crate::tier::block_on(async {
-                    crate::tier::load_through(l2.read(&key).await, async { init() }).await
-                }),
+                Some(l2) => {
+                    let supersede = || drop(inner.shared.flights.before_write(&key));
+                    crate::tier::block_on(l2.load(&key, async { init() }, supersede))
+                }
                 None => (init(), None),
             };
             #[cfg(not(feature = "redis"))]

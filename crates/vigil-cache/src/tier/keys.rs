@@ -13,7 +13,7 @@
 //! Key invalidations travel as digests; each replica maps a digest back to
 //! the key it holds locally with a [`KeyIndex`] of its live local entries.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::hash::{Hash, Hasher};
 use std::sync::Mutex;
 
@@ -89,6 +89,50 @@ impl<K: Clone> KeyIndex<K> {
     }
 }
 
+/// How many remote key invalidations [`Heard`] remembers one by one.
+const HEARD: usize = 4096;
+
+/// The key invalidations (and inserts) other replicas announced, by digest,
+/// numbered in the order they arrived: a load that began before one of its
+/// key must not store its value, even if the key was not in the local
+/// level yet when the announcement came (so nothing was there to drop).
+#[derive(Default)]
+pub(crate) struct Heard {
+    count: u64,
+    by_digest: HashMap<String, u64>,
+    order: VecDeque<(String, u64)>,
+    /// The number of the last announcement forgotten: a load that began
+    /// before it cannot be told apart, and counts as overtaken.
+    forgotten: u64,
+}
+
+impl Heard {
+    /// Where a load begins.
+    pub(crate) fn mark(&self) -> u64 {
+        self.count
+    }
+
+    pub(crate) fn heard(&mut self, digest: &str) {
+        self.count += 1;
+        self.by_digest.insert(digest.to_owned(), self.count);
+        self.order.push_back((digest.to_owned(), self.count));
+        while self.order.len() > HEARD {
+            let Some((old, number)) = self.order.pop_front() else {
+                break;
+            };
+            if self.by_digest.get(&old) == Some(&number) {
+                self.by_digest.remove(&old);
+            }
+            self.forgotten = number;
+        }
+    }
+
+    /// Whether the key with `digest` was announced after `mark`.
+    pub(crate) fn since(&self, digest: &str, mark: u64) -> bool {
+        self.forgotten > mark || self.by_digest.get(digest).is_some_and(|&n| n > mark)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -99,6 +143,22 @@ mod tests {
         assert_eq!(digest(&vec![1u8, 2]), digest(&[1u8, 2][..]));
         assert_ne!(digest("user:42"), digest("user:43"));
         assert_eq!(digest(&7u64).len(), 32);
+    }
+
+    #[test]
+    fn announcements_overtake_only_the_loads_that_began_before_them() {
+        let mut heard = Heard::default();
+        let before = heard.mark();
+        heard.heard("a");
+        let after = heard.mark();
+        assert!(heard.since("a", before));
+        assert!(!heard.since("a", after));
+        assert!(!heard.since("b", before));
+        for i in 0..HEARD {
+            heard.heard(&i.to_string());
+        }
+        assert!(heard.since("b", before), "forgotten: counted as overtaken");
+        assert!(!heard.since("b", heard.mark()));
     }
 
     #[test]

@@ -17,14 +17,14 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, Mutex, Weak};
 
 use futures_util::StreamExt;
 use redis::aio::{MultiplexedConnection, PubSubStream};
 use redis::{AsyncConnectionConfig, Client, Msg, Value};
 use tokio::sync::watch;
 
-use super::keys::KeyIndex;
+use super::keys::{Heard, KeyIndex};
 use super::remote::{ErrorKind, Remote, Unsent, lock, random};
 use super::scripts::{INVALIDATE_ALL, INVALIDATE_KEY, INVALIDATE_TAGS, RESYNC};
 use super::{integer, invocation};
@@ -75,8 +75,12 @@ async fn within<T>(
 type Synced = Option<(Vec<u8>, u64)>;
 
 /// The link task (see the module documentation).
-pub(crate) async fn run<K>(remote: Arc<Remote>, keys: Arc<KeyIndex<K>>, local: Weak<dyn Local<K>>)
-where
+pub(crate) async fn run<K>(
+    remote: Arc<Remote>,
+    keys: Arc<KeyIndex<K>>,
+    heard: Arc<Mutex<Heard>>,
+    local: Weak<dyn Local<K>>,
+) where
     K: Clone + Send + 'static,
 {
     let Some(client) = remote.client.clone() else {
@@ -126,7 +130,7 @@ where
         remote.connected(conn.clone());
         let ended = serve(
             &remote,
-            &keys,
+            (&keys, &heard),
             &local,
             conn,
             messages,
@@ -271,7 +275,7 @@ async fn resync<K: 'static>(
 /// the cache is dropped; replays unsent invalidations once per interval.
 async fn serve<K: Clone + 'static>(
     remote: &Remote,
-    keys: &KeyIndex<K>,
+    keys: (&KeyIndex<K>, &Mutex<Heard>),
     local: &Weak<dyn Local<K>>,
     mut conn: MultiplexedConnection,
     mut messages: PubSubStream,
@@ -304,7 +308,7 @@ async fn serve<K: Clone + 'static>(
 /// Applies one message; false if the cache is gone.
 async fn apply<K: Clone + 'static>(
     remote: &Remote,
-    keys: &KeyIndex<K>,
+    (keys, heard): (&KeyIndex<K>, &Mutex<Heard>),
     local: &Weak<dyn Local<K>>,
     message: &Msg,
     synced: &mut Synced,
@@ -330,9 +334,13 @@ async fn apply<K: Clone + 'static>(
         b"t" => local.drop_tags(&[&String::from_utf8_lossy(payload)]),
         b"a" => local.drop_all(),
         b"k" => {
-            // Only a key held locally has anything to drop.
-            let key = std::str::from_utf8(payload).ok().and_then(|d| keys.key(d));
-            if let Some(key) = key {
+            let Ok(digest) = std::str::from_utf8(payload) else {
+                return true;
+            };
+            // Loads of the key in flight must not store their value...
+            lock(heard).heard(digest);
+            // ...and a key held locally is dropped.
+            if let Some(key) = keys.key(digest) {
                 local.drop_key(key).await;
             }
         }

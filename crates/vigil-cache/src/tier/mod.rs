@@ -21,13 +21,14 @@ mod scripts;
 
 use std::future::Future;
 use std::hash::Hash;
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
 use redis::{Script, ScriptInvocation, Value};
 
 pub(crate) use codec::{Codec, Postcard};
+use keys::Heard;
 pub(crate) use keys::{KeyIndex, digest};
 pub(crate) use link::{Local, LocalKey};
 pub use options::RedisOptions;
@@ -108,33 +109,16 @@ pub(crate) enum L2Read<V> {
     Unavailable,
 }
 
-/// What a lead stores: on a hit in Redis, that entry (its loader does not
-/// run); otherwise its loader's result, with the options and sequence
-/// number to write a loaded value back to Redis with (only after a miss
-/// there: after no answer, nothing is written).
-pub(crate) async fn load_through<V, E>(
-    found: L2Read<V>,
-    init: impl Future<Output = Result<(V, EntryOptions), E>>,
-) -> (Result<(V, EntryOptions), E>, Option<(EntryOptions, u64)>) {
-    match found {
-        L2Read::Hit(value, options) => (Ok((value, options)), None),
-        L2Read::Miss(seq) => {
-            let loaded = init.await;
-            let back = loaded
-                .as_ref()
-                .ok()
-                .map(|(_, options)| (options.clone(), seq));
-            (loaded, back)
-        }
-        L2Read::Unavailable => (init.await, None),
-    }
-}
+/// What a lead stores, and what it writes back to Redis (see
+/// [`Tier::load`]).
+pub(crate) type Loaded<V, E> = (Result<(V, EntryOptions), E>, Option<(EntryOptions, u64)>);
 
 /// One cache's second level.
 pub(crate) struct Tier<K, V> {
     codec: Arc<dyn Codec<K, V>>,
     remote: Arc<Remote>,
     keys: Arc<KeyIndex<K>>,
+    heard: Arc<Mutex<Heard>>,
     default_ttl: Option<Duration>,
 }
 
@@ -159,6 +143,7 @@ where
             codec: spec.codec,
             remote: Arc::new(Remote::new(spec.options, name, clock)),
             keys: Arc::new(KeyIndex::new()),
+            heard: Arc::default(),
             default_ttl,
         }
     }
@@ -180,13 +165,46 @@ where
             runtime.spawn(link::run(
                 Arc::clone(&self.remote),
                 Arc::clone(&self.keys),
+                Arc::clone(&self.heard),
                 local,
             ));
         }
     }
 
+    /// What the lead of a load of `key` stores: on a hit in Redis, that
+    /// entry (`init` does not run); otherwise `init`'s result, with the
+    /// options and sequence number to write a loaded value back with (only
+    /// after a miss there: after no answer, nothing is written). If another
+    /// replica announced a write or invalidation of `key` while this ran,
+    /// `supersede` is called first, so the value is returned but not
+    /// stored (as after a local write).
+    pub(crate) async fn load<E>(
+        &self,
+        key: &K,
+        init: impl Future<Output = Result<(V, EntryOptions), E>>,
+        supersede: impl FnOnce(),
+    ) -> Loaded<V, E> {
+        let mark = lock(&self.heard).mark();
+        let loaded = match self.read(key).await {
+            L2Read::Hit(value, options) => (Ok((value, options)), None),
+            L2Read::Miss(seq) => {
+                let loaded = init.await;
+                let back = loaded
+                    .as_ref()
+                    .ok()
+                    .map(|(_, options)| (options.clone(), seq));
+                (loaded, back)
+            }
+            L2Read::Unavailable => (init.await, None),
+        };
+        if lock(&self.heard).since(&digest(key), mark) {
+            supersede();
+        }
+        loaded
+    }
+
     /// Reads `key`'s entry, checked against the current versions.
-    pub(crate) async fn read(&self, key: &K) -> L2Read<V> {
+    async fn read(&self, key: &K) -> L2Read<V> {
         let Some(encoded) = self.codec.key(key) else {
             return L2Read::Unavailable;
         };
