@@ -45,7 +45,11 @@ fn build_examples() {
         for name in EXAMPLES {
             cargo.args(["--example", name]);
         }
-        if profile_dir().ends_with("release") {
+        let profile = profile_dir();
+        if let Some(target) = profile.parent() {
+            cargo.arg("--target-dir").arg(target);
+        }
+        if profile.ends_with("release") {
             cargo.arg("--release");
         }
         let output = cargo.output().map_err(|e| format!("cargo: {e}"))?;
