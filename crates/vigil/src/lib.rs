@@ -256,6 +256,9 @@ mod markdown_examples {
     struct VigilReadme;
     #[doc = include_str!("../../vigil-cache/README.md")]
     struct CacheReadme;
+    #[cfg(feature = "redis")]
+    #[doc = include_str!("../../../docs/cache.md")]
+    struct CacheLevels;
     #[doc = include_str!("../../vigil-histogram/README.md")]
     struct HistogramReadme;
     #[doc = include_str!("../../vigil-macros/README.md")]
