@@ -77,7 +77,8 @@ pub struct StageReport {
     pub errors: u64,
     /// `errors / requests` (0.0 without requests).
     pub error_ratio: f64,
-    /// Requests started in the stage per second of it.
+    /// The stage's requests (by their start, the scheduled one in an open
+    /// loop) per second of it.
     pub rate: f64,
     /// Latency in seconds.
     pub latency: Summary,

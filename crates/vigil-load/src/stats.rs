@@ -349,7 +349,9 @@ impl Stats {
     }
 
     pub(crate) fn set_stage(&self, stage: usize) {
-        self.current_stage.store(stage, Relaxed);
+        // SeqCst with `begin_in_current_stage` and `close_stage`: a request
+        // counted in flight in a stage is seen by the stage's judgement.
+        self.current_stage.store(stage, SeqCst);
     }
 
     /// Stop the load for `reason` (met in `stage`), unless it already
