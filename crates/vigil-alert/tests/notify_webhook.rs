@@ -446,3 +446,41 @@ async fn query_tokens_and_passwords_stay_out_of_errors_and_debug() {
         }
     }
 }
+
+#[tokio::test]
+async fn throttling_with_retry_after_says_how_long_to_wait() {
+    let server = HttpServer::answering_with_headers(&[
+        (429, "retry-after: 7\r\n", "slow down"),
+        (
+            503,
+            "Retry-After: Wed, 01 Jan 2020 00:00:00 GMT\r\n",
+            "maintenance",
+        ),
+        (429, "", "slow down"),
+    ]);
+    let webhook = WebhookNotifier::new(&server.url("/hook")).unwrap();
+    let sent = notification("ops", AlertStatus::Firing);
+
+    let mut errors = Vec::new();
+    for _ in 0..3 {
+        errors.push(webhook.notify(&sent).await.unwrap_err());
+    }
+
+    assert!(
+        matches!(&errors[0], NotifyError::Throttled { status: 429, retry_after, body, .. }
+            if *retry_after == Duration::from_secs(7) && body == "slow down"),
+        "{}",
+        errors[0]
+    );
+    assert_eq!(
+        errors[1].retry_after(),
+        Some(Duration::ZERO),
+        "a date in the past"
+    );
+    assert!(
+        matches!(&errors[2], NotifyError::Status { status: 429, .. }),
+        "{}",
+        errors[2]
+    );
+    assert!(errors.iter().all(NotifyError::is_retryable));
+}

@@ -53,7 +53,9 @@ pub fn describe_metrics() {
 /// ([`NotifyError::is_retryable`]) are tried again after
 /// `initial_backoff`, doubling up to `max_backoff` and
 /// [jittered](DispatcherBuilder::jitter) (backon's exponential backoff), up
-/// to `max_attempts` attempts in all. Queued notifications wait while one is retried; when
+/// to `max_attempts` attempts in all; a receiver asking for a longer wait
+/// ([`NotifyError::Throttled`], its `Retry-After`) gets it, up to
+/// `max_backoff`. Queued notifications wait while one is retried; when
 /// the queue is full, new ones are dropped.
 ///
 /// Every outcome is counted (see [the module docs](super#metrics)), and
@@ -213,7 +215,8 @@ impl DispatcherBuilder {
         initial_backoff(backoff: Duration) => retry.initial_backoff = backoff;
 
         /// The longest wait between attempts (default 30 s, at most
-        /// [`MAX_DURATION`](crate::MAX_DURATION)).
+        /// [`MAX_DURATION`](crate::MAX_DURATION)), also for a receiver's
+        /// `Retry-After`.
         max_backoff(backoff: Duration) => retry.max_backoff = backoff;
 
         /// Attempts per notification, the first included (default 5; 1 means
@@ -317,6 +320,18 @@ impl Retry {
     }
 }
 
+impl Retry {
+    /// The wait before the next attempt after `error`: the scheduled
+    /// `wait`, or longer if the receiver asked for it (`Retry-After`), up
+    /// to `max_backoff`.
+    fn wait_after(&self, error: &NotifyError, wait: Duration) -> Duration {
+        match error.retry_after() {
+            Some(asked) => wait.max(asked.min(self.max_backoff)),
+            None => wait,
+        }
+    }
+}
+
 /// Drains one notifier's queue.
 struct Worker {
     receiver: String,
@@ -337,6 +352,7 @@ impl Worker {
             .retry(self.retry.backoffs())
             .sleep(tokio::time::sleep)
             .when(NotifyError::is_retryable)
+            .adjust(|error, wait| wait.map(|wait| self.retry.wait_after(error, wait)))
             .notify(|error, retry_in| {
                 let (group_key, attempt) =
                     (&notification.group_key, attempts.load(Ordering::Relaxed));
@@ -478,6 +494,51 @@ mod tests {
             "initial_backoff"
         );
         assert!(Dispatcher::builder().validate().is_ok());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_retry_after_is_waited_for_up_to_the_maximum_backoff() {
+        let attempts = Arc::new(Mutex::new(Vec::new()));
+        let notifier = {
+            let attempts = attempts.clone();
+            super::super::notifier_fn(move |_: Notification| {
+                let mut attempts = attempts.lock().unwrap();
+                attempts.push(Instant::now());
+                let retry_after = Duration::from_secs(match attempts.len() {
+                    1 => 10,
+                    _ => 600,
+                });
+                std::future::ready(Err::<(), _>(NotifyError::Throttled {
+                    url: "http://hook/".into(),
+                    status: 429,
+                    body: String::new(),
+                    retry_after,
+                }))
+            })
+        };
+        let dispatcher = Dispatcher::builder()
+            .receiver("ops", notifier)
+            .initial_backoff(Duration::from_millis(100))
+            .max_backoff(Duration::from_secs(60))
+            .jitter(false)
+            .max_attempts(3)
+            .build()
+            .unwrap();
+        let notification = Notification {
+            receiver: "ops".into(),
+            group_key: String::new(),
+            group_labels: crate::Labels::new(),
+            status: crate::AlertStatus::Firing,
+            alerts: Vec::new(),
+            common_labels: crate::Labels::new(),
+            common_annotations: crate::Labels::new(),
+        };
+        dispatcher.dispatch(notification);
+        dispatcher.shutdown().await;
+        let attempts = attempts.lock().unwrap();
+        let waits: Vec<Duration> = attempts.windows(2).map(|w| w[1] - w[0]).collect();
+        // 10 s asked (not the 100 ms scheduled); 600 s asked, 60 s at most.
+        assert_eq!(waits, [Duration::from_secs(10), Duration::from_secs(60)]);
     }
 
     #[test]

@@ -81,6 +81,22 @@ pub enum NotifyError {
         /// The start of the response body (at most 512 bytes), for the log.
         body: String,
     },
+    /// The webhook answered `429 Too Many Requests` or `503 Service
+    /// Unavailable` with a `Retry-After`: the
+    /// [`Dispatcher`](super::Dispatcher) waits at least that long (at most
+    /// its `max_backoff`) before trying again.
+    #[error("webhook {url} answered {status}, asking to retry after {retry_after:?}: {body}")]
+    Throttled {
+        /// Where the request went.
+        url: String,
+        /// The HTTP status code (429 or 503).
+        status: u16,
+        /// The start of the response body (at most 512 bytes), for the log.
+        body: String,
+        /// The wait the `Retry-After` header asks for (seconds, or until
+        /// its HTTP date).
+        retry_after: Duration,
+    },
     /// The request did not get a response: connection refused or reset,
     /// DNS failure, malformed response.
     #[error("webhook {url} unreachable: {reason}")]
@@ -146,6 +162,29 @@ impl NotifyError {
         }
     }
 
+    /// How long the receiver asked to wait before the next attempt (its
+    /// `Retry-After`), if it did.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use vigil_alert::notify::NotifyError;
+    ///
+    /// let throttled = NotifyError::Throttled {
+    ///     url: "http://chat/hook".into(),
+    ///     status: 429,
+    ///     body: String::new(),
+    ///     retry_after: Duration::from_secs(30),
+    /// };
+    /// assert_eq!(throttled.retry_after(), Some(Duration::from_secs(30)));
+    /// assert!(throttled.is_retryable());
+    /// ```
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            NotifyError::Throttled { retry_after, .. } => Some(*retry_after),
+            _ => None,
+        }
+    }
+
     /// Whether trying the same notification again may succeed.
     ///
     /// False for configuration errors, encoding errors, a closed channel,
@@ -158,7 +197,10 @@ impl NotifyError {
                 *status >= 500 || *status == 408 || *status == 429
             }
             NotifyError::Smtp { permanent, .. } => !permanent,
-            NotifyError::Transport { .. } | NotifyError::Timeout(_) | NotifyError::Other(_) => true,
+            NotifyError::Transport { .. }
+            | NotifyError::Throttled { .. }
+            | NotifyError::Timeout(_)
+            | NotifyError::Other(_) => true,
             _ => false,
         }
     }

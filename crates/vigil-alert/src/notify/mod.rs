@@ -109,19 +109,28 @@
 //! first one). An unknown placeholder fails the notifier's `build` with
 //! [`NotifyError::UnknownPlaceholder`], naming it and where it is.
 //!
+//! Numbers written into text (`"at {{value}}"`, a subject) show four
+//! significant digits (`0.9925`, `0.3`, `1235`); a JSON string that is
+//! exactly one placeholder keeps the full number. A link's placeholders
+//! are percent-encoded, except one the link starts with, which is written
+//! as it is (`{{annotations.runbook_url}}`); an alert whose link is then
+//! not an `http(s)` URL is shown without one.
+//!
 //! | placeholder | value |
 //! |---|---|
 //! | `alert` | the rule's name |
 //! | `status` | `firing` or `resolved` |
 //! | `severity` | the severity as the rule spells it (its `severity` label: `warning`, `critical`, ...) |
 //! | `value` | the alert's value (number; `null` when the series was absent) |
-//! | `threshold` | the fixed threshold crossed, from the rules given to the notifier or a numeric `threshold` annotation (number or `null`) |
+//! | `threshold` | the fixed threshold crossed, from the rules given to the notifier or a numeric `threshold` annotation (number or `null`; `null` when rules sharing the alert's name and severity disagree) |
 //! | `summary`, `description` | those annotations (`null` when absent) |
 //! | `timestamp` | when the status began (resolved: `ends_at`, firing: `starts_at`), RFC 3339 UTC |
 //! | `starts_at`, `ends_at` | RFC 3339 UTC (`ends_at` is `null` while firing) |
 //! | `labels.NAME`, `annotations.NAME` | one label or annotation (`null` when absent) |
 //! | `receiver`, `group_key` | the notification's |
-//! | `count` | how many alerts the notification holds (number) |
+//! | `count` | how many alerts the notification holds, firing and resolved (number) |
+//! | `firing_count`, `resolved_count` | how many of them fire, how many resolved (numbers) |
+//! | `counts` | `firing:1, resolved:2`, `firing:3` or `resolved:2` (what the default email subject starts with) |
 //! | `fingerprint` | the alert's [fingerprint](crate::Alert::fingerprint) |
 //!
 //! # Metrics

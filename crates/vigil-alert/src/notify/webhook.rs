@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
-use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
+use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
 use reqwest::{Certificate, Client, Url};
 use serde::Serialize;
 
@@ -64,7 +64,10 @@ pub enum WebhookFormat {
 /// One request per notification (per attempt; one per alert with a
 /// [`template`](WebhookBuilder::template)), `Content-Type:
 /// application/json`; any 2xx answer is success, anything else (redirects
-/// included) a [`NotifyError::Status`] (retried for 5xx, 408 and 429).
+/// included) a [`NotifyError::Status`] (retried for 5xx, 408 and 429), or
+/// for a 429 or 503 with a `Retry-After` a [`NotifyError::Throttled`],
+/// retried no sooner than it asks (up to the dispatcher's `max_backoff`).
+/// Of an error's body only the first 512 bytes are read.
 /// Connections are pooled and go straight to the receiver (the
 /// `HTTP_PROXY`/`HTTPS_PROXY` environment is not read). HTTPS trusts the Mozilla root certificates and
 /// those added with [`WebhookBuilder::root_certificate`]. A call does not
@@ -371,6 +374,12 @@ impl JsonClient {
             reason: error_chain(&e.without_url()),
         })?;
         let status = response.status();
+        let retry_after = match status.as_u16() {
+            429 | 503 => (response.headers().get(RETRY_AFTER))
+                .and_then(|value| value.to_str().ok())
+                .and_then(|value| parse_retry_after(value, jiff::Timestamp::now())),
+            _ => None,
+        };
         // Read the (short) body either way so the connection can be reused.
         let body = read_start(response, MAX_ERROR_BODY).await;
         if status.is_success() {
@@ -378,8 +387,27 @@ impl JsonClient {
         }
         let body = String::from_utf8_lossy(&body);
         let (url, status, body) = (shown.to_owned(), status.as_u16(), body.trim().to_owned());
-        Err(NotifyError::Status { url, status, body })
+        Err(match retry_after {
+            Some(retry_after) => NotifyError::Throttled {
+                url,
+                status,
+                body,
+                retry_after,
+            },
+            None => NotifyError::Status { url, status, body },
+        })
     }
+}
+
+/// A `Retry-After` value: delay seconds, or an HTTP date (as of `now`;
+/// one in the past asks for no wait).
+fn parse_retry_after(value: &str, now: jiff::Timestamp) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let date = jiff::fmt::rfc2822::parse(value).ok()?;
+    Some(Duration::try_from(now.duration_until(date.timestamp())).unwrap_or_default())
 }
 
 /// The first `limit` bytes of `response`'s body, read chunk by chunk: a
@@ -638,6 +666,19 @@ mod tests {
             super::redacted(&url),
             "https://chat.googleapis.com/v1/spaces/AAA/messages?key=***&token=***&x"
         );
+    }
+
+    #[test]
+    fn retry_after_is_seconds_or_an_http_date() {
+        let now: jiff::Timestamp = "2024-05-01T22:00:00Z".parse().unwrap();
+        let parse = |value| parse_retry_after(value, now);
+        assert_eq!(parse(" 120 "), Some(Duration::from_secs(120)));
+        let date = "Wed, 01 May 2024 22:01:30 GMT";
+        assert_eq!(parse(date), Some(Duration::from_secs(90)));
+        let past = "Wed, 01 May 2024 21:00:00 GMT";
+        assert_eq!(parse(past), Some(Duration::ZERO));
+        assert_eq!(parse("soon"), None);
+        assert_eq!(parse("-5"), None);
     }
 
     #[test]

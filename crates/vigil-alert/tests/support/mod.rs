@@ -295,23 +295,31 @@ pub struct HttpServer {
 impl HttpServer {
     /// Answers request `i` with `statuses[i]`, then the last status again.
     pub fn answering(statuses: &[u16]) -> Self {
-        let script = statuses
-            .iter()
-            .map(|&s| (s, format!("status {s} by script")));
+        let script =
+            (statuses.iter()).map(|&s| (s, String::new(), format!("status {s} by script")));
         Self::start(Mode::Answer, script.collect())
     }
 
     /// Answers request `i` with `script[i]` (status and body), then the
     /// last one again.
     pub fn answering_with(script: &[(u16, &str)]) -> Self {
-        let script = script.iter().map(|&(s, body)| (s, body.to_owned()));
+        let script = script
+            .iter()
+            .map(|&(s, body)| (s, String::new(), body.to_owned()));
+        Self::start(Mode::Answer, script.collect())
+    }
+
+    /// Answers request `i` with `script[i]`: a status, header lines
+    /// (`"retry-after: 7\r\n"`) and a body; then the last one again.
+    pub fn answering_with_headers(script: &[(u16, &str, &str)]) -> Self {
+        let script = (script.iter()).map(|&(s, head, body)| (s, head.to_owned(), body.to_owned()));
         Self::start(Mode::Answer, script.collect())
     }
 
     /// Answers `status` with a body that never ends (1 KiB of a promised
     /// GiB, then nothing, the connection held open).
     pub fn endless_body(status: u16) -> Self {
-        Self::start(Mode::Endless, vec![(status, String::new())])
+        Self::start(Mode::Endless, vec![(status, String::new(), String::new())])
     }
 
     /// Accepts connections and never answers.
@@ -319,7 +327,7 @@ impl HttpServer {
         Self::start(Mode::Hang, Vec::new())
     }
 
-    fn start(mode: Mode, script: Vec<(u16, String)>) -> Self {
+    fn start(mode: Mode, script: Vec<(u16, String, String)>) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
         let addr = listener.local_addr().unwrap();
         let requests = Arc::new(Mutex::new(Vec::new()));
@@ -340,7 +348,7 @@ impl HttpServer {
                                 continue;
                             };
                             requests.lock().unwrap().push(request);
-                            let status = script.first().map_or(200, |(s, _)| *s);
+                            let status = script.first().map_or(200, |(s, _, _)| *s);
                             let _ = write!(
                                 stream,
                                 "HTTP/1.1 {status} Scripted\r\ncontent-length: 1073741824\r\n\r\n{}",
@@ -355,14 +363,17 @@ impl HttpServer {
                             };
                             let mut requests = requests.lock().unwrap();
                             let i = requests.len().min(script.len().saturating_sub(1));
-                            let (status, body) =
-                                script.get(i).cloned().unwrap_or((200, String::new()));
+                            let (status, head, body) = script.get(i).cloned().unwrap_or((
+                                200,
+                                String::new(),
+                                String::new(),
+                            ));
                             requests.push(request);
                             drop(requests);
                             let _ = write!(
                                 stream,
                                 "HTTP/1.1 {status} Scripted\r\ncontent-length: {}\r\n\
-                                 connection: close\r\n\r\n{body}",
+                                 {head}connection: close\r\n\r\n{body}",
                                 body.len()
                             );
                             let _ = stream.shutdown(Shutdown::Both);
