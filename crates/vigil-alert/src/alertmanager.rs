@@ -389,7 +389,8 @@ impl SenderBuilder {
                 "evaluation_interval",
                 self.evaluation_interval.and_then(positive),
             ),
-        ])?;
+        ])
+        .map_err(|e| e.in_builder("SenderBuilder"))?;
         let mut dispatcher = self.dispatcher.without_notifiers();
         let mut urls = Vec::with_capacity(self.urls.len());
         for url in self.urls {

@@ -730,12 +730,12 @@ async fn delivery_timers_longer_than_a_year_are_refused() {
         .unwrap_err();
     assert_eq!(
         webhook.to_string(),
-        format!("invalid dispatcher setting `firing_ttl`: {long}")
+        format!("invalid setting `firing_ttl`: {long} (WebhookBuilder)")
     );
     let dispatcher = |b: vigil_alert::notify::DispatcherBuilder| b.build().unwrap_err().to_string();
     assert_eq!(
         dispatcher(Dispatcher::builder().timeout(TWO_YEARS)),
-        format!("invalid dispatcher setting `timeout`: {long}")
+        format!("invalid setting `timeout`: {long} (DispatcherBuilder)")
     );
     assert_eq!(
         dispatcher(
@@ -743,7 +743,7 @@ async fn delivery_timers_longer_than_a_year_are_refused() {
                 .initial_backoff(TWO_YEARS)
                 .max_backoff(TWO_YEARS)
         ),
-        format!("invalid dispatcher setting `initial_backoff`: {long}")
+        format!("invalid setting `initial_backoff`: {long} (DispatcherBuilder)")
     );
     let sender = |b: vigil_alert::alertmanager::SenderBuilder| {
         b.alertmanager("http://127.0.0.1:9")
@@ -754,11 +754,11 @@ async fn delivery_timers_longer_than_a_year_are_refused() {
     };
     assert_eq!(
         sender(Sender::builder().resend_delay(TWO_YEARS)),
-        format!("invalid dispatcher setting `resend_delay`: {long}")
+        format!("invalid setting `resend_delay`: {long} (SenderBuilder)")
     );
     assert_eq!(
         sender(Sender::builder().evaluation_interval(TWO_YEARS)),
-        format!("invalid dispatcher setting `evaluation_interval`: {long}")
+        format!("invalid setting `evaluation_interval`: {long} (SenderBuilder)")
     );
 }
 
