@@ -497,3 +497,37 @@ async fn a_cached_function_shares_its_values_through_redis() {
     assert_eq!(cached_row(1).await, "row 1");
     assert_eq!(ROW_LOADS.load(Ordering::SeqCst), 2, "loaded again");
 }
+
+#[test]
+fn an_eviction_listener_may_use_a_cache_with_a_redis_level() {
+    let server = RedisServer::start();
+    let build = |prefix: &str| -> sync::TaggedCache<u32, String> {
+        sync::TaggedCache::builder()
+            .redis(options(server.url()).prefix(prefix))
+            .build()
+    };
+    let audit = build("test:audit");
+    // A's listener, called on the thread that applies B's invalidations,
+    // writes to another cache with a Redis level (and so waits for Redis).
+    let a: sync::TaggedCache<u32, String> = sync::TaggedCache::builder()
+        .redis(options(server.url()).prefix("test:listener"))
+        .eviction_listener({
+            let audit = audit.clone();
+            move |key, _, _| audit.insert(*key, "removed".into())
+        })
+        .build();
+    let b = build("test:listener");
+    eventually(CONNECT, "the caches connect", || {
+        audit.redis_connected() && a.redis_connected() && b.redis_connected()
+    });
+    a.get_with(1, || "one".into());
+    a.get_with(2, || "two".into());
+    b.invalidate(&1);
+    eventually(PROPAGATION, "A's listener ran", || audit.get(&1).is_some());
+    // The thread that ran the listener is free again.
+    b.invalidate(&2);
+    eventually(PROPAGATION, "A drops key 2 too", || a.get(&2).is_none());
+    let reader = build("test:audit");
+    eventually(CONNECT, "the reader connects", || reader.redis_connected());
+    assert_eq!(reader.fetch(&1).as_deref(), Some("removed"), "written to Redis");
+}

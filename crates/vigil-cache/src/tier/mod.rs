@@ -63,8 +63,23 @@ pub(crate) fn integer(value: &Value) -> Option<u64> {
 }
 
 /// Runs `future` to completion on the calling thread (the blocking cache's
-/// way to wait for a command running on the tier's runtime).
+/// way to wait for a command running on the tier's runtime). On a thread
+/// of that runtime itself (an eviction listener called by the link task
+/// that uses a blocking cache), the worker is handed over first, so the
+/// command still has a thread to run on.
 pub(crate) fn block_on<F: Future>(future: F) -> F::Output {
+    let on_tier = remote::runtime().is_some_and(|runtime| {
+        tokio::runtime::Handle::try_current()
+            .is_ok_and(|current| current.id() == runtime.handle().id())
+    });
+    if on_tier {
+        tokio::task::block_in_place(|| park_on(future))
+    } else {
+        park_on(future)
+    }
+}
+
+fn park_on<F: Future>(future: F) -> F::Output {
     struct Unpark(std::thread::Thread);
     impl Wake for Unpark {
         fn wake(self: Arc<Self>) {
