@@ -529,5 +529,9 @@ fn an_eviction_listener_may_use_a_cache_with_a_redis_level() {
     eventually(PROPAGATION, "A drops key 2 too", || a.get(&2).is_none());
     let reader = build("test:audit");
     eventually(CONNECT, "the reader connects", || reader.redis_connected());
-    assert_eq!(reader.fetch(&1).as_deref(), Some("removed"), "written to Redis");
+    assert_eq!(
+        reader.fetch(&1).as_deref(),
+        Some("removed"),
+        "written to Redis"
+    );
 }
