@@ -5,8 +5,13 @@
 //! known at run time) with token usage and prompt-cache hits per model;
 //! the prompt-hash response cache (TTL 1 h) on three levels, memory ->
 //! Redis -> database, promoted on hit; the KPI table with baseline /
-//! target / critical; the platform's warning and critical alerts; the
-//! health endpoint polled every 30 s for its response time and status.
+//! target / critical judged pass / warn / fail (`vigil::load::Comparison`);
+//! the platform's warning and critical alerts; the health endpoint polled
+//! every 30 s for its response time and status; after the report, a short
+//! stress test (`vigil::load::LoadTest::step`) of the project endpoint:
+//! 10 more developers every half second up to 100, stopping above 5 %
+//! errors, reporting the breaking point that the database pool's 50
+//! connections set.
 //!
 //! ```text
 //! cargo run --example ai_dev_ecosystem              # load with a degradation, report, exit
@@ -39,10 +44,11 @@ use vigil::alert::notify::ChannelNotifier;
 use vigil::alert::{AlertConfig, State as AlertState};
 use vigil::cache::EntryOptions;
 use vigil::cache::sync::TaggedCache;
+use vigil::load::{Comparison, HttpTarget, Kpi as LoadKpi, LoadReport, LoadTest};
 use vigil::metrics::{counter, gauge, histogram};
 use vigil::{Monitor, Outcome, TimerTable, timed};
 
-use support::report::{self, Kpi, Table, percentiles};
+use support::report::{self, Table, percentiles};
 use support::{Degradation, Dependency, Latency, Load, Phase, Request, Rng, Status};
 
 /// The platform's alert rules: its warning and critical levels, the
@@ -91,6 +97,13 @@ const SETTLE_DEVELOPERS: u64 = 30;
 /// The settling's ticks: at least a window (1 min) and a half, at most 5 min.
 const MIN_SETTLE_TICKS: u32 = 6;
 const SETTLE_TICKS: u32 = 20;
+/// The database pool's connections. A query finding none free fails at
+/// once with 503 (the pool's acquire timeout is 0).
+const DB_POOL: u64 = 50;
+/// The stress test's step: 10 more developers each half second, up to 100.
+const STRESS_STEP: Duration = Duration::from_millis(500);
+const STRESS_USERS_PER_STEP: u32 = 10;
+const STRESS_MAX_USERS: u32 = 100;
 /// The prompt cache's TTL, on every level.
 const PROMPT_TTL: Duration = Duration::from_secs(3_600);
 
@@ -114,6 +127,8 @@ struct App {
     large: Dependency,
     /// PostgreSQL: 20 ms median, 90 ms p99.
     db: Dependency,
+    /// Connections of the database pool in use (at most [`DB_POOL`]).
+    db_busy: Arc<AtomicU64>,
     /// The external API the dashboard calls (a code host): 150 ms median.
     external: Dependency,
     /// Redis round trip.
@@ -125,8 +140,13 @@ struct App {
 }
 
 impl App {
-    /// A database query, timed by name.
+    /// A database query, timed by name, on a connection of the pool: 503
+    /// when all [`DB_POOL`] are in use.
     async fn query(&self, name: &str) -> Result<(), StatusCode> {
+        let Some(_connection) = Connection::acquire(&self.db_busy) else {
+            counter!("db_pool_exhausted_total").increment(1);
+            return Err(StatusCode::SERVICE_UNAVAILABLE);
+        };
         QUERIES
             .timed_with(name, self.db.call(), Outcome::of_result)
             .await
@@ -156,6 +176,27 @@ impl App {
         self.memory
             .insert_with(hash, Arc::clone(&answer), options());
         Some((answer, "db"))
+    }
+}
+
+/// A connection taken from the database pool, given back when dropped
+/// (also when the request is abandoned mid-query).
+struct Connection(Arc<AtomicU64>);
+
+impl Connection {
+    /// A free connection, if fewer than [`DB_POOL`] are in use.
+    fn acquire(busy: &Arc<AtomicU64>) -> Option<Self> {
+        busy.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+            (n < DB_POOL).then_some(n + 1)
+        })
+        .ok()
+        .map(|_| Self(Arc::clone(busy)))
+    }
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -322,6 +363,50 @@ async fn settle(address: SocketAddr, monitor: &Monitor, mut tick: impl FnMut(&Mo
     ticks
 }
 
+/// The seed's stress test, compressed: [`STRESS_USERS_PER_STEP`] more
+/// developers every [`STRESS_STEP`] up to [`STRESS_MAX_USERS`], each
+/// reading a project without pause, until more than 5 % of the requests
+/// fail (over the last step, at least 20 requests).
+async fn stress_test(address: SocketAddr) -> Result<LoadReport, vigil::load::Error> {
+    let url = format!("http://{address}/api/v1/projects/7");
+    LoadTest::new(HttpTarget::get(url.as_str())?)
+        .name("projects stress")
+        .step(STRESS_USERS_PER_STEP, STRESS_STEP, STRESS_MAX_USERS)
+        .error_rate_limit(0.05)
+        .error_window(STRESS_STEP, 20)
+        .timeout(Duration::from_secs(2))
+        .grace(Duration::from_secs(2))
+        .run()
+        .await
+}
+
+/// Prints the stress test's steps and its breaking point.
+fn print_stress_test(stress: &LoadReport) {
+    report::print_load_test(
+        &format!(
+            "Stress test: GET /api/v1/projects/{{id}}, +{STRESS_USERS_PER_STEP} developers \
+             every {:.1} s up to {STRESS_MAX_USERS}, stop above 5 % errors",
+            STRESS_STEP.as_secs_f64()
+        ),
+        stress,
+    );
+    match &stress.breaking_point {
+        Some(point) => println!(
+            "breaking point: {} developers ({:.1} % errors); last good step: {} \
+             (the database pool has {DB_POOL} connections)",
+            point.failed_users,
+            point.error_ratio * 100.0,
+            point
+                .last_good_users
+                .map_or("none".to_owned(), |users| format!("{users} developers")),
+        ),
+        None => println!(
+            "breaking point: none reached up to {} developers",
+            stress.peak_users
+        ),
+    }
+}
+
 /// Sums `metric`'s counters whose labels include every `(name, value)`.
 fn total(monitor: &Monitor, metric: &str, labels: &[(&str, &str)]) -> u64 {
     monitor
@@ -360,6 +445,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             0.10,
         ),
         db: Dependency::new("postgres", Latency::ms(20.0, 90.0), 0.001),
+        db_busy: Arc::new(AtomicU64::new(0)),
         external: Dependency::new("code-host", Latency::ms(150.0, 600.0), 0.005),
         redis_link: Dependency::new("redis", Latency::ms(0.8, 3.0), 0.0),
         memory: prompt_level("prompt_memory", 40),
@@ -555,59 +641,48 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .map(|(_, p)| p.p95)
         .reduce(f64::max);
     let dashboard_p95 = calls.get("load_dashboard -").map(|p| p.p95);
-    report::print_kpis(
-        "KPIs",
-        &[
-            Kpi {
-                name: "AI response (worst model average)".into(),
-                unit: "s",
-                baseline: 5.0,
-                target: 3.0,
-                critical: 10.0,
-                current: worst_mean,
-            },
-            Kpi {
-                name: "DB query p95 (worst query)".into(),
-                unit: "ms",
-                baseline: 100.0,
-                target: 50.0,
-                critical: 500.0,
-                current: db_p95.map(|s| s * 1e3),
-            },
-            Kpi {
-                name: "dashboard load p95".into(),
-                unit: "s",
-                baseline: 2.0,
-                target: 1.0,
-                critical: 5.0,
-                current: dashboard_p95,
-            },
-            Kpi {
-                name: "CPU".into(),
-                unit: "%",
-                baseline: 70.0,
-                target: 50.0,
-                critical: 90.0,
-                current: gauge("system_cpu_usage_ratio").map(|g| g.value * 100.0),
-            },
-            Kpi {
-                name: "memory".into(),
-                unit: "%",
-                baseline: 80.0,
-                target: 60.0,
-                critical: 95.0,
-                current: gauge("system_memory_usage_ratio").map(|g| g.value * 100.0),
-            },
-            Kpi {
-                name: "error rate".into(),
-                unit: "%",
-                baseline: 1.0,
-                target: 0.1,
-                critical: 5.0,
-                current: Some(stats.error_ratio(None) * 100.0),
-            },
-        ],
-    );
+    let measured = |value: Option<f64>| value.unwrap_or(f64::NAN);
+    let mut kpis = Comparison::new();
+    for (name, unit, [baseline, target, critical], current) in [
+        (
+            "AI response (worst model average)",
+            "s",
+            [5.0, 3.0, 10.0],
+            worst_mean,
+        ),
+        (
+            "DB query p95 (worst query)",
+            "ms",
+            [100.0, 50.0, 500.0],
+            db_p95.map(|s| s * 1e3),
+        ),
+        ("dashboard load p95", "s", [2.0, 1.0, 5.0], dashboard_p95),
+        (
+            "CPU",
+            "%",
+            [70.0, 50.0, 90.0],
+            gauge("system_cpu_usage_ratio").map(|g| g.value * 100.0),
+        ),
+        (
+            "memory",
+            "%",
+            [80.0, 60.0, 95.0],
+            gauge("system_memory_usage_ratio").map(|g| g.value * 100.0),
+        ),
+        (
+            "error rate",
+            "%",
+            [1.0, 0.1, 5.0],
+            Some(stats.error_ratio(None) * 100.0),
+        ),
+    ] {
+        let kpi = LoadKpi::new(name, unit)
+            .baseline(baseline)
+            .target(target)
+            .critical(critical);
+        kpis.add(kpi, measured(current));
+    }
+    report::print_comparison("KPIs: baseline / target / critical", &kpis);
 
     let (polled, ok) = (
         polls.load(Ordering::Relaxed),
@@ -667,6 +742,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     report::print_alerts(&monitor, start);
     support::print_notifications(&mut notifications);
     report::print_health(&monitor);
+    print_stress_test(&stress_test(address).await?);
 
     // From here time runs at its real pace, alerts evaluated every 15 s.
     support::keep_time(&options, &monitor, mock, now);

@@ -7,7 +7,10 @@
 //! the deployment stats, and HTTP `Cache-Control` / `ETag`; the pool's
 //! free connections and the replica's lag as gauges; the latency targets
 //! (p50 100 ms, p95 300 ms, p99 800 ms, DB p95 50 ms, errors < 0.1 %) and
-//! the three alerts (p95 > 500 ms, error rate > 1 %, cache hit rate < 80 %).
+//! the three alerts (p95 > 500 ms, error rate > 1 %, cache hit rate < 80 %);
+//! after the report, the system's staged load test (`vigil::load::LoadTest`
+//! with stages 1 min -> 50 users, 2 min -> 100, 1 min -> 0, here seconds)
+//! checking status 200/201 and < 500 ms, judged as KPIs.
 //!
 //! ```text
 //! cargo run --example enterprise_agents              # load with a degradation, report, exit
@@ -22,6 +25,12 @@
 //! so the p95 goes well past 500 ms (the load's 100 users ask more than
 //! the pool can answer), not just near it: the three alerts fire in every
 //! run, and resolve once the release is over.
+//!
+//! The staged load test runs on its own after the report, on the wall
+//! clock, against the recovered service: the degradation above is driven
+//! by the example's own load (which advances the simulated time and the
+//! alerts each second), so the staged test measures the healthy system
+//! the way the team's load test does.
 
 #[path = "support/mod.rs"]
 mod support;
@@ -40,6 +49,7 @@ use vigil::alert::AlertConfig;
 use vigil::alert::notify::ChannelNotifier;
 use vigil::cache::EntryOptions;
 use vigil::cache::sync::TaggedCache;
+use vigil::load::{Comparison, Kpi as LoadKpi, LoadReport, LoadTest, Stat};
 use vigil::metrics::gauge;
 use vigil::{Monitor, Outcome, TimerTable};
 
@@ -353,6 +363,67 @@ fn next_request(rng: &mut Rng, _phase: Phase) -> Request {
     }
 }
 
+/// The seed's stages (1 min -> 50 users, 2 min -> 100, 1 min -> 0) with
+/// a second for each of its minutes.
+const STAGES: [(Duration, u32); 3] = [
+    (Duration::from_secs(1), 50),
+    (Duration::from_secs(2), 100),
+    (Duration::from_secs(1), 0),
+];
+/// The staged test's check: a response slower than this fails it.
+const CHECK_LATENCY: Duration = Duration::from_millis(500);
+
+/// The staged load test: virtual users ramping through [`STAGES`], each
+/// sending the same mix of requests as the load above with 100 ms of think
+/// time; a request passes its check with status 200 or 201 within
+/// [`CHECK_LATENCY`].
+async fn staged_load_test(address: std::net::SocketAddr) -> Result<LoadReport, vigil::load::Error> {
+    let request = move || async move {
+        let request = next_request(&mut Rng::next_seeded(), Phase::Recovery);
+        match support::load::send(address, &request, None).await {
+            Ok((200 | 201, _)) => Ok(()),
+            Ok((status, _)) => Err(format!(
+                "{} {}: status {status}",
+                request.method, request.path
+            )),
+            Err(error) => Err(format!("{} {}: {error}", request.method, request.path)),
+        }
+    };
+    LoadTest::new(request)
+        .name("agents staged")
+        .stages(STAGES)
+        .think_time(Duration::from_millis(100))
+        .timeout(CHECK_LATENCY)
+        .grace(Duration::from_secs(2))
+        .run()
+        .await
+}
+
+/// Prints the staged test's stages and its checks as KPIs.
+fn print_staged_load_test(staged: &LoadReport) -> Result<(), vigil::load::Error> {
+    report::print_load_test(
+        "Staged load test: 1 s -> 50 users, 2 s -> 100, 1 s -> 0 (the seed's minutes as seconds)",
+        staged,
+    );
+    let mut checks = Comparison::new();
+    for kpi in [
+        LoadKpi::of(
+            "failed checks (status not 200/201, or >= 500 ms)",
+            Stat::ErrorRate,
+        )
+        .target(0.1)
+        .critical(1.0),
+        LoadKpi::of("p95", Stat::P95).target(300.0).critical(500.0),
+        LoadKpi::of("p99", Stat::P99)
+            .target(800.0)
+            .critical(1_000.0),
+    ] {
+        checks.measure(kpi, staged)?;
+    }
+    report::print_comparison("Staged load test checks", &checks);
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let options = support::Options::from_env();
@@ -593,6 +664,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     report::print_alerts(&monitor, start);
     support::print_notifications(&mut notifications);
     report::print_health(&monitor);
+    print_staged_load_test(&staged_load_test(address).await?)?;
 
     // From here time runs at its real pace, alerts evaluated every 15 s.
     support::keep_time(&options, &monitor, mock, now);

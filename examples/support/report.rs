@@ -59,7 +59,7 @@ impl Table {
                 let numeric = cell
                     .chars()
                     .next()
-                    .is_some_and(|c| c.is_ascii_digit() || c == '-' || c == '<' || c == '>');
+                    .is_some_and(|c| c.is_ascii_digit() || "-+<>".contains(c));
                 if i > 0 {
                     out.push_str("  ");
                 }
@@ -493,5 +493,150 @@ pub fn print_pipeline(monitor: &Monitor, title: &str, metric: &str, steps: &[&st
             p.mean / total.max(1e-12) * 100.0,
             total * 1e3
         );
+    }
+}
+
+/// Seconds shown in milliseconds with one decimal.
+fn millis(secs: f64) -> String {
+    format!("{:.1} ms", secs * 1e3)
+}
+
+/// Prints benchmark results, one row each: iterations, errors, mean,
+/// median, p95, p99, min, max and stddev.
+pub fn print_benches(title: &str, reports: &[vigil::load::BenchReport]) {
+    let mut table = Table::new(
+        title,
+        &[
+            "benchmark",
+            "iterations",
+            "errors",
+            "mean",
+            "median",
+            "p95",
+            "p99",
+            "min",
+            "max",
+            "stddev",
+        ],
+    );
+    for report in reports {
+        let mut cells = vec![
+            report.name.clone(),
+            report.iterations.to_string(),
+            report.errors.to_string(),
+        ];
+        cells.extend(
+            [
+                report.mean,
+                report.median,
+                report.p95,
+                report.p99,
+                report.min,
+                report.max,
+                report.stddev,
+            ]
+            .map(|d| millis(d.as_secs_f64())),
+        );
+        table.row(cells);
+    }
+    table.print();
+}
+
+/// Prints measured values against their baseline, target and critical
+/// levels with each verdict (pass, warn, fail), then the overall verdict.
+pub fn print_comparison(title: &str, comparison: &vigil::load::Comparison) {
+    use vigil::load::Direction;
+    let mut table = Table::new(
+        title,
+        &[
+            "KPI",
+            "baseline",
+            "target",
+            "critical",
+            "measured",
+            "vs baseline",
+            "verdict",
+        ],
+    );
+    for result in &comparison.results {
+        let kpi = &result.kpi;
+        let unit = kpi.unit.as_str();
+        let (better, worse) = match kpi.direction {
+            Direction::LowerIsBetter => ("<=", ">"),
+            Direction::HigherIsBetter => (">=", "<"),
+        };
+        let level = |prefix: &str, value: Option<f64>| {
+            value.map_or("-".to_owned(), |v| format!("{prefix}{} {unit}", number(v)))
+        };
+        let measured = result.value.is_finite();
+        table.row([
+            kpi.name.clone(),
+            level("", kpi.baseline),
+            level(better, kpi.target),
+            level(worse, kpi.critical),
+            if measured {
+                format!("{} {unit}", number(result.value))
+            } else {
+                "-".to_owned()
+            },
+            result
+                .change
+                .filter(|_| measured)
+                .map_or("-".to_owned(), |c| format!("{c:+.0} %")),
+            if measured {
+                result.verdict.to_string()
+            } else {
+                format!("{} (not measured)", result.verdict)
+            },
+        ]);
+    }
+    table.print();
+    println!("overall verdict: {}", comparison.verdict());
+}
+
+/// Prints a load test run with `vigil::load`: a row per stage or step
+/// (users, requests, errors, rate, p50, p95, p99), why it stopped and,
+/// for a stress test, its breaking point.
+pub fn print_load_test(title: &str, report: &vigil::load::LoadReport) {
+    let mut table = Table::new(
+        title,
+        &[
+            "users", "for", "requests", "errors", "error %", "req/s", "p50", "p95", "p99",
+        ],
+    );
+    for stage in &report.stages {
+        let users = if stage.from == stage.to {
+            number(stage.to)
+        } else {
+            format!("{} -> {}", number(stage.from), number(stage.to))
+        };
+        table.row([
+            users,
+            format!("{:.1} s", stage.duration.as_secs_f64()),
+            stage.requests.to_string(),
+            stage.errors.to_string(),
+            format!("{:.1} %", stage.error_ratio * 100.0),
+            format!("{:.0}", stage.rate),
+            millis(stage.latency.p50),
+            millis(stage.latency.p95),
+            millis(stage.latency.p99),
+        ]);
+    }
+    table.print();
+    println!(
+        "{} requests in {:.1} s, {:.2} % errors, {:.0} req/s; stopped: {}",
+        report.requests,
+        report.duration.as_secs_f64(),
+        report.error_ratio * 100.0,
+        report.rate,
+        report.stopped_by
+    );
+    let statuses: Vec<String> = report
+        .statuses
+        .iter()
+        .map(|(status, count)| format!("{status}: {count}"))
+        .collect();
+    if !statuses.is_empty() {
+        println!("statuses: {}", statuses.join(", "));
     }
 }

@@ -6,8 +6,8 @@
 //! The examples are built (or found fresh) by `cargo build --example` from
 //! here, once for all the tests, so `cargo test -p vigil-examples --test
 //! system_examples` alone runs the current code. The tests run in
-//! parallel; the longest (ai_dev_ecosystem, 14 s of load and 6 to 20 s of
-//! settling) bounds the file's run time.
+//! parallel; the longest (ai_dev_ecosystem, 14 s of load, 6 to 20 s of
+//! settling and a stress test of about 3 s) bounds the file's run time.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -144,6 +144,37 @@ fn transitions(stdout: &str, alert: &str) -> Vec<String> {
         .collect()
 }
 
+/// The rows of the table titled `title` (from its heading to the next
+/// blank line), below its header and rule.
+fn table<'a>(stdout: &'a str, title: &str) -> Vec<&'a str> {
+    let Some((_, rest)) = stdout.split_once(title) else {
+        return Vec::new();
+    };
+    rest.lines()
+        .skip(4) // the rest of the title line, `===`, the header and `---`
+        .take_while(|line| !line.trim().is_empty())
+        .collect()
+}
+
+/// Checks that the comparison titled `title` judged every KPI in `kpis`
+/// (pass, warn or fail) and printed an overall verdict.
+fn assert_comparison(name: &str, stdout: &str, title: &str, kpis: &[&str]) {
+    let rows = table(stdout, title);
+    for kpi in kpis {
+        let row = rows.iter().find(|row| row.starts_with(kpi));
+        assert!(
+            row.is_some_and(|row| ["pass", "warn", "fail"]
+                .iter()
+                .any(|verdict| row.split_whitespace().any(|word| word == *verdict))),
+            "{name}: {title:?} has no verdict for {kpi:?}: {rows:#?}\n{stdout}"
+        );
+    }
+    assert!(
+        rows.iter().any(|row| row.starts_with("overall verdict: ")),
+        "{name}: {title:?} has no overall verdict: {rows:#?}"
+    );
+}
+
 /// Checks that `alert` started firing and later resolved (on a value, not
 /// for want of data) and is not left firing.
 fn assert_fired_and_resolved(name: &str, stdout: &str, alert: &str) {
@@ -221,11 +252,56 @@ fn ai_dev_ecosystem_reports_per_model_and_its_slow_model_alert_resolves() {
         ],
     );
     assert_fired_and_resolved("ai_dev_ecosystem", &stdout, "AiResponseTime");
+    assert_comparison(
+        "ai_dev_ecosystem",
+        &stdout,
+        "KPIs: baseline / target / critical",
+        &[
+            "AI response (worst model average)",
+            "DB query p95 (worst query)",
+            "dashboard load p95",
+            "CPU",
+            "memory",
+            "error rate",
+        ],
+    );
+    // The stress test: a row per step of 10 more developers, from 10, and
+    // its breaking point, or that none was reached up to 100.
+    let steps = table(&stdout, "Stress test: GET /api/v1/projects/{id}");
+    // A step's row: `users  0.5 s  requests ...`; the totals follow.
+    let users: Vec<u32> = steps
+        .iter()
+        .map_while(|row| {
+            let cells: Vec<&str> = row.split_whitespace().collect();
+            (cells.get(2) == Some(&"s")).then(|| cells[0].parse().ok())?
+        })
+        .collect();
+    assert!(
+        !users.is_empty() && users.iter().zip(1..).all(|(u, step)| *u == 10 * step),
+        "stress steps: {steps:#?}\n{stdout}"
+    );
+    let point = stdout
+        .lines()
+        .find_map(|line| line.strip_prefix("breaking point: "))
+        .unwrap_or_else(|| panic!("no breaking point line:\n{stdout}"));
+    if point.starts_with("none reached") {
+        assert_eq!(users.last(), Some(&100), "{steps:#?}");
+    } else {
+        let failed: u32 = point
+            .split_whitespace()
+            .next()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("breaking point {point:?}"));
+        assert_eq!(users.last(), Some(&failed), "{steps:#?}\n{point}");
+        assert!(point.contains("last good step: "), "{point}");
+    }
 }
 
 #[test]
-fn tta_platform_reports_its_targets_and_its_latency_alert_resolves() {
-    let stdout = run("tta_platform", 10);
+fn tta_platform_reports_its_targets_benchmark_and_alerts() {
+    // Its full 15 s: the 5xx alert's 2 minutes of `for` and its recovery
+    // after the degradation need the ticks.
+    let stdout = run("tta_platform", 15);
     assert_sections(
         "tta_platform",
         &stdout,
@@ -239,6 +315,64 @@ fn tta_platform_reports_its_targets_and_its_latency_alert_resolves() {
         ],
     );
     assert_fired_and_resolved("tta_platform", &stdout, "TtaApiLatencyP95");
+    assert_fired_and_resolved("tta_platform", &stdout, "TtaServerErrors");
+    // The benchmark: its statistics in columns, a row with every one.
+    let bench_title = "Benchmark: therapeutic processing";
+    assert_sections("tta_platform", &stdout, &[bench_title]);
+    let header = stdout
+        .split(bench_title)
+        .nth(1)
+        .and_then(|rest| rest.lines().nth(2))
+        .unwrap_or_default();
+    for stat in [
+        "iterations",
+        "mean",
+        "median",
+        "p95",
+        "p99",
+        "min",
+        "max",
+        "stddev",
+    ] {
+        assert!(
+            header.split_whitespace().any(|column| column == stat),
+            "the benchmark has no {stat} column: {header:?}\n{stdout}"
+        );
+    }
+    let rows = table(&stdout, bench_title);
+    let row = rows
+        .iter()
+        .find(|row| row.starts_with("therapeutic processing"))
+        .unwrap_or_else(|| panic!("no benchmark row: {rows:#?}\n{stdout}"));
+    let iterations: u64 = row
+        .split_whitespace()
+        .nth(2)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("iterations in {row:?}"));
+    assert!((10..=1_000).contains(&iterations), "{row}");
+    assert_eq!(
+        row.matches(" ms").count(),
+        7,
+        "seven statistics in ms: {row}"
+    );
+    if iterations < 1_000 {
+        assert!(
+            stdout.contains("of the suite's 1000 iterations"),
+            "{stdout}"
+        );
+    }
+    assert_comparison(
+        "tta_platform",
+        &stdout,
+        "Benchmark against the targets",
+        &["therapeutic processing p95", "benchmark errors"],
+    );
+    assert!(
+        table(&stdout, "Benchmark against the targets")
+            .iter()
+            .any(|row| row.starts_with("therapeutic processing p95") && row.contains("<=500 ms")),
+        "the p95 is judged against 500 ms:\n{stdout}"
+    );
 }
 
 #[test]
@@ -261,4 +395,26 @@ fn enterprise_agents_reports_its_layers_and_its_three_alerts_resolve() {
     for alert in ["HighP95Latency", "HighErrorRate", "LowCacheHitRate"] {
         assert_fired_and_resolved("enterprise_agents", &stdout, alert);
     }
+    // The staged load test: its three stages, then its checks judged.
+    let stages = table(&stdout, "Staged load test: 1 s -> 50 users");
+    let users: Vec<&str> = stages
+        .iter()
+        .filter(|row| row.contains(" -> "))
+        .filter_map(|row| row.split("  ").next())
+        .collect();
+    assert_eq!(
+        users,
+        ["0 -> 50", "50 -> 100", "100 -> 0"],
+        "{stages:#?}\n{stdout}"
+    );
+    assert_comparison(
+        "enterprise_agents",
+        &stdout,
+        "Staged load test checks",
+        &[
+            "failed checks (status not 200/201, or >= 500 ms)",
+            "p95",
+            "p99",
+        ],
+    );
 }
