@@ -102,7 +102,7 @@ macro_rules! tagged_cache_common {
                 let shared = Arc::new($crate::shared::Shared::new(&self));
                 let listener = Arc::clone(&shared);
                 #[cfg(feature = "redis")]
-                let l2 = self.redis.take().map(|spec| {
+                let l2 = self.redis.take().and_then(|spec| {
                     $crate::tier::Tier::new(spec, self.name.as_deref(), shared.clock.clone(), self.default_ttl)
                 });
                 #[cfg(feature = "redis")]
@@ -168,31 +168,6 @@ macro_rules! tagged_cache_common {
             /// An unnamed cache holding at most `max_capacity` entries, without TTL.
             pub fn new(max_capacity: u64) -> Self {
                 Self::builder().max_capacity(max_capacity).build()
-            }
-
-            /// Invalidates every entry at once: no later read returns an entry
-            /// inserted before the call, and they stop counting in
-            /// [`entry_count`](Self::entry_count) at once. moka removes them
-            /// physically during its maintenance. O(tags in use), plus the entries
-            /// that carry several tags.
-            ///
-            /// Returns how many live entries that hid, exactly: each entry
-            /// registered before the call counts here once, unless something
-            /// else (its replacement, removal, eviction, expiry or a tag
-            /// invalidation) ended it first and counted it; an entry inserted
-            /// concurrently either counts here and is hidden, or is stored
-            /// after the call and stays.
-            ///
-            /// With a Redis level (`CacheBuilder::redis`),
-            /// every replica's entries too: this waits for Redis (at most
-            /// the command timeout; if it cannot be reached, the
-            /// invalidation is sent once it can).
-            pub fn invalidate_all(&self) -> u64 {
-                #[cfg(feature = "redis")]
-                if let Some(l2) = &self.inner.l2 {
-                    $crate::tier::block_on(l2.invalidate_all());
-                }
-                self.inner.invalidate_all()
             }
 
             /// The live entries (expired and invalidated ones are skipped). Weakly

@@ -169,7 +169,7 @@ async fn listener_warming_and_invalidate_all() {
         .await;
     assert_eq!((report.loaded, report.failed), (2, 1));
     cache.invalidate(&0).await;
-    cache.invalidate_all();
+    cache.invalidate_all().await;
     assert_eq!(cache.get(&1).await, None);
     assert_eq!(cache.iter().count(), 0);
     cache.insert(9, 9).await;

@@ -362,7 +362,7 @@ mod future {
                         cache.invalidate_tag(GROUPS[group]).await;
                     }
                     Op::InvalidateAll => {
-                        cache.invalidate_all();
+                        cache.invalidate_all().await;
                     }
                     Op::Get(_) | Op::Load(..) => unreachable!(),
                 }

@@ -248,7 +248,7 @@ impl Flavour for Async {
         }
     }
     fn invalidate_all(&self) {
-        self.cache.invalidate_all();
+        self.runtime.block_on(self.cache.invalidate_all());
     }
     fn run_pending_tasks(&self) {
         self.runtime.block_on(self.cache.run_pending_tasks());

@@ -381,7 +381,7 @@ mod future {
             Write::Insert => cache.insert(1, NEW).await,
             Write::Invalidate => cache.invalidate(&1).await,
             Write::InvalidateAll => {
-                cache.invalidate_all();
+                cache.invalidate_all().await;
             }
         }
     }

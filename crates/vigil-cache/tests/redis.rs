@@ -208,7 +208,7 @@ async fn two_replicas_share_values_and_see_each_others_invalidations() {
     // invalidate_all on B: gone from A.
     a.insert(2, "two".into()).await;
     assert_eq!(b.fetch(&2).await.as_deref(), Some("two"));
-    b.invalidate_all();
+    b.invalidate_all().await;
     eventually_async(PROPAGATION, "A drops everything", || async {
         a.get(&2).await.is_none()
     })
@@ -534,4 +534,147 @@ fn an_eviction_listener_may_use_a_cache_with_a_redis_level() {
         Some("removed"),
         "written to Redis"
     );
+}
+
+#[test]
+fn unnamed_caches_without_a_prefix_get_no_redis_level_and_share_nothing() {
+    let server = RedisServer::start();
+    let unnamed = || -> sync::TaggedCache<u32, String> {
+        sync::TaggedCache::builder().redis(server.url()).build()
+    };
+    let (a, b) = (unnamed(), unnamed());
+    a.insert(1, "a's".into());
+    assert_eq!(b.get_with(1, || "b's".into()), "b's");
+    assert!(!a.stats().l2_enabled, "the Redis level is disabled");
+    assert!(!b.redis_connected());
+    // A name is enough.
+    let named: sync::TaggedCache<u32, String> = sync::TaggedCache::builder()
+        .name("named")
+        .redis(server.url())
+        .build();
+    assert!(named.stats().l2_enabled);
+    eventually(CONNECT, "the named cache connects", || {
+        named.redis_connected()
+    });
+}
+
+#[test]
+fn durations_redis_cannot_take_are_clamped_not_failed() {
+    let server = RedisServer::start();
+    let replica = || -> sync::TaggedCache<u32, String> {
+        sync::TaggedCache::builder()
+            .name("durations")
+            .redis(
+                options(server.url())
+                    .prefix("test:durations")
+                    .tombstone_ttl(Duration::MAX)
+                    .retry_interval(Duration::ZERO),
+            )
+            .build()
+    };
+    let (a, b) = (replica(), replica());
+    eventually(CONNECT, "both replicas connect", || {
+        a.redis_connected() && b.redis_connected()
+    });
+    a.insert_with(1, "one".into(), EntryOptions::default().ttl(Duration::MAX));
+    assert_eq!(b.get_with(1, || unreachable!()), "one", "written to Redis");
+    a.invalidate(&1);
+    eventually(PROPAGATION, "B drops the invalidated key", || {
+        b.get(&1).is_none()
+    });
+    assert_eq!(b.fetch(&1), None, "a tombstone in Redis");
+    // A's link task still applies B's invalidations.
+    assert_eq!(a.get_with(2, || "two".into()), "two");
+    b.invalidate(&2);
+    eventually(PROPAGATION, "A drops B's invalidated key", || {
+        a.get(&2).is_none()
+    });
+    assert_eq!(a.stats().l2_errors + b.stats().l2_errors, 0);
+}
+
+/// A value whose encoding fails for 0.
+#[derive(Clone, Debug, PartialEq, serde::Deserialize)]
+struct Picky(u32);
+
+impl serde::Serialize for Picky {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        if self.0 == 0 {
+            Err(serde::ser::Error::custom("0 is not written"))
+        } else {
+            serializer.serialize_u32(self.0)
+        }
+    }
+}
+
+#[test]
+fn an_insert_whose_value_does_not_encode_still_replaces_the_key_everywhere() {
+    let server = RedisServer::start();
+    let replica = || -> sync::TaggedCache<u32, Picky> {
+        sync::TaggedCache::builder()
+            .redis(options(server.url()).prefix("test:picky"))
+            .build()
+    };
+    let (a, b) = (replica(), replica());
+    eventually(CONNECT, "both replicas connect", || {
+        a.redis_connected() && b.redis_connected()
+    });
+    a.insert(1, Picky(1));
+    assert_eq!(b.get_with(1, || unreachable!()), Picky(1));
+    a.insert(1, Picky(0));
+    assert_eq!(a.get(&1), Some(Picky(0)));
+    eventually(PROPAGATION, "B drops its old copy", || b.get(&1).is_none());
+    assert_eq!(b.fetch(&1), None, "nor is the old value left in Redis");
+}
+
+#[test]
+fn a_copy_read_from_redis_keeps_the_local_default_ttl() {
+    let server = RedisServer::start();
+    let a: sync::TaggedCache<u32, String> = sync::TaggedCache::builder()
+        .redis(options(server.url()).prefix("test:ttl"))
+        .build();
+    let (clock, mock) = quanta::Clock::mock();
+    let b: sync::TaggedCache<u32, String> = sync::TaggedCache::builder()
+        .clock(clock)
+        .default_ttl(Duration::from_secs(10))
+        .redis(options(server.url()).prefix("test:ttl"))
+        .build();
+    eventually(CONNECT, "both caches connect", || {
+        a.redis_connected() && b.redis_connected()
+    });
+    let hour = EntryOptions::default().ttl(Duration::from_secs(3600));
+    a.insert_with(1, "one".into(), hour);
+    assert_eq!(b.get_with(1, || unreachable!()), "one");
+    mock.increment(Duration::from_secs(9));
+    assert_eq!(b.get(&1).as_deref(), Some("one"));
+    mock.increment(Duration::from_secs(2));
+    assert_eq!(b.get(&1), None, "expired after B's own 10 s");
+}
+
+#[test]
+fn the_async_invalidate_all_does_not_block_its_executor() {
+    let server = RedisServer::start();
+    let cache: future::TaggedCache<u32, String> = future::TaggedCache::builder()
+        .redis(
+            RedisOptions::new(server.url())
+                .prefix("test:nonblocking")
+                .command_timeout(Duration::from_secs(2)),
+        )
+        .build();
+    eventually(CONNECT, "the cache connects", || cache.redis_connected());
+    server.signal("-STOP");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .expect("a runtime");
+    let started = Instant::now();
+    let waited = runtime.block_on(async {
+        tokio::time::timeout(Duration::from_millis(100), cache.invalidate_all()).await
+    });
+    assert!(waited.is_err(), "still waiting for the stopped Redis");
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "the executor's timer fired while it waited: {:?}",
+        started.elapsed()
+    );
+    server.signal("-CONT");
 }

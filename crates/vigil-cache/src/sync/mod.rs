@@ -366,6 +366,31 @@ where
         self.inner.shared.invalidate_tags(tags)
     }
 
+    /// Invalidates every entry at once: no later read returns an entry
+    /// inserted before the call, and they stop counting in
+    /// [`entry_count`](Self::entry_count) at once. moka removes them
+    /// physically during its maintenance. O(tags in use), plus the entries
+    /// that carry several tags.
+    ///
+    /// Returns how many live entries that hid, exactly: each entry
+    /// registered before the call counts here once, unless something
+    /// else (its replacement, removal, eviction, expiry or a tag
+    /// invalidation) ended it first and counted it; an entry inserted
+    /// concurrently either counts here and is hidden, or is stored
+    /// after the call and stays.
+    ///
+    /// With a Redis level (`CacheBuilder::redis`),
+    /// every replica's entries too: this waits for Redis (at most
+    /// the command timeout; if it cannot be reached, the
+    /// invalidation is sent once it can).
+    pub fn invalidate_all(&self) -> u64 {
+        #[cfg(feature = "redis")]
+        if let Some(l2) = &self.inner.l2 {
+            crate::tier::block_on(l2.invalidate_all());
+        }
+        self.inner.invalidate_all()
+    }
+
     /// Inserts every `(key, value)` with the default options.
     ///
     /// ```

@@ -189,6 +189,24 @@ pub(crate) async fn flush(
     result
 }
 
+/// The outcome of one replayed command: a server error (Redis refused the
+/// command itself, so sending it again would fail the same way) is counted
+/// and the command dropped, instead of failing every later replay and
+/// keeping the replica from reconnecting.
+fn replayed(remote: &Remote, result: Result<Value, Failure>) -> Result<(), Failure> {
+    match result {
+        Ok(_) => Ok(()),
+        Err((ErrorKind::Server, error)) => {
+            remote.failed(
+                ErrorKind::Server,
+                &format_args!("an unsent invalidation refused by Redis, dropped: {error}"),
+            );
+            Ok(())
+        }
+        Err(failure) => Err(failure),
+    }
+}
+
 async fn replay(
     remote: &Remote,
     conn: &mut MultiplexedConnection,
@@ -199,14 +217,17 @@ async fn replay(
     let limit = remote.options.connect_timeout;
     if unsent.all {
         let all = invocation(&INVALIDATE_ALL, None, [prefix, origin.as_bytes()]);
-        within(limit, all.invoke_async::<Value>(conn)).await?;
+        replayed(remote, within(limit, all.invoke_async::<Value>(conn)).await)?;
     }
     if !unsent.tags.is_empty() {
         let args = [prefix, origin.as_bytes()]
             .into_iter()
             .chain(unsent.tags.iter().map(String::as_bytes));
         let tags = invocation(&INVALIDATE_TAGS, None, args);
-        within(limit, tags.invoke_async::<Value>(conn)).await?;
+        replayed(
+            remote,
+            within(limit, tags.invoke_async::<Value>(conn)).await,
+        )?;
     }
     let tombstone = remote.options.tombstone_ttl.as_millis().max(1).to_string();
     for key in &unsent.keys {
@@ -218,7 +239,10 @@ async fn replay(
         ];
         let entry = remote.entry_key(key);
         let invalidate = invocation(&INVALIDATE_KEY, Some(&entry), args);
-        within(limit, invalidate.invoke_async::<Value>(conn)).await?;
+        replayed(
+            remote,
+            within(limit, invalidate.invoke_async::<Value>(conn)).await,
+        )?;
     }
     Ok(())
 }
@@ -347,4 +371,25 @@ async fn apply<K: Clone + 'static>(
         _ => {}
     }
     true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_replayed_command_redis_refuses_is_dropped_and_counted_a_lost_one_is_kept() {
+        let (clock, _mock) = quanta::Clock::mock();
+        let remote = Remote::new(
+            super::super::RedisOptions::new("redis://127.0.0.1:1/"),
+            Some("c"),
+            clock,
+        );
+        let refused = Err((ErrorKind::Server, "ERR invalid expire time".to_owned()));
+        assert_eq!(replayed(&remote, refused), Ok(()));
+        assert_eq!(remote.error_counts().server, 1);
+        let lost = Err((ErrorKind::Io, "broken pipe".to_owned()));
+        assert!(replayed(&remote, lost).is_err(), "sent again later");
+        assert_eq!(replayed(&remote, Ok(Value::Okay)), Ok(()));
+    }
 }

@@ -31,6 +31,7 @@ pub(crate) use codec::{Codec, Postcard};
 use keys::Heard;
 pub(crate) use keys::{KeyIndex, digest};
 pub(crate) use link::{Local, LocalKey};
+use options::MAX_DURATION;
 pub use options::RedisOptions;
 use remote::{ErrorKind, Remote, lock};
 use scripts::{INVALIDATE_ALL, INVALIDATE_KEY, INVALIDATE_TAGS, READ, WRITE};
@@ -153,14 +154,23 @@ where
         name: Option<&str>,
         clock: quanta::Clock,
         default_ttl: Option<Duration>,
-    ) -> Self {
-        Self {
+    ) -> Option<Self> {
+        if name.is_none() && spec.options.prefix.is_none() {
+            // Two unrelated unnamed caches would share their entries.
+            tracing::error!(
+                url = %spec.options.url,
+                "vigil-cache: the Redis level of an unnamed cache needs a prefix \
+                 (RedisOptions::prefix) or a name (CacheBuilder::name); it is disabled"
+            );
+            return None;
+        }
+        Some(Self {
             codec: spec.codec,
             remote: Arc::new(Remote::new(spec.options, name, clock)),
             keys: Arc::new(KeyIndex::new()),
             heard: Arc::default(),
             default_ttl,
-        }
+        })
     }
 
     /// The index of local keys by digest, for the eviction listener.
@@ -266,8 +276,15 @@ where
                     _ => None,
                 });
                 let mut options = EntryOptions::default().tags(tags);
-                if let Ok(ms) = u64::try_from(ttl) {
-                    options = options.ttl(Duration::from_millis(ms));
+                // The copy lives no longer than Redis's entry, nor than
+                // this cache's own default time to live.
+                let left = u64::try_from(ttl).ok().map(Duration::from_millis);
+                let ttl = match (left, self.default_ttl) {
+                    (Some(left), Some(default)) => Some(left.min(default)),
+                    (left, default) => left.or(default),
+                };
+                if let Some(ttl) = ttl {
+                    options = options.ttl(ttl);
                 }
                 L2Read::Hit(value, options)
             }
@@ -284,7 +301,7 @@ where
         options
             .ttl_value()
             .or(self.default_ttl)
-            .map_or(0, |ttl| ttl.as_millis().max(1))
+            .map_or(0, |ttl| ttl.min(MAX_DURATION).as_millis().max(1))
             .to_string()
     }
 
@@ -303,6 +320,11 @@ where
 
     async fn write(&self, key: &K, value: &V, options: &EntryOptions, seq: Option<u64>) {
         let (Some(encoded), Some(data)) = (self.codec.key(key), self.codec.value(value)) else {
+            // Not kept in Redis, but an insert still replaces the key on
+            // every replica: Redis's entry and the other copies are gone.
+            if seq.is_none() {
+                self.invalidate_key(key).await;
+            }
             return;
         };
         let digest = digest(key);

@@ -3,6 +3,21 @@
 
 use std::time::Duration;
 
+/// The longest duration handed to Redis (an entry's time to live, the
+/// tombstone's): about 100 years. Longer ones are clamped to it, since
+/// Redis refuses an expiry past its own range (and a script failing
+/// halfway would leave an entry without a time to live).
+pub(crate) const MAX_DURATION: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+/// The shortest timeout or interval (1 ms): zero would fail every command
+/// or spin.
+const MIN_DURATION: Duration = Duration::from_millis(1);
+
+/// `duration` within [`MIN_DURATION`, `MAX_DURATION`].
+fn clamped(duration: Duration) -> Duration {
+    duration.clamp(MIN_DURATION, MAX_DURATION)
+}
+
 /// The second level's settings, given to
 /// [`CacheBuilder::redis`](crate::CacheBuilder::redis). A URL alone (`&str`
 /// or `String`) converts into the defaults.
@@ -19,6 +34,10 @@ use std::time::Duration;
 /// assert_eq!(options.url(), "redis://127.0.0.1:6379/");
 /// let defaults = RedisOptions::from("redis://cache:6379/");
 /// assert_eq!(defaults.command_timeout_value(), Duration::from_millis(50));
+/// // Durations Redis or the timers could not take are clamped.
+/// let clamped = defaults.retry_interval(Duration::ZERO).tombstone_ttl(Duration::MAX);
+/// assert_eq!(clamped.retry_interval_value(), Duration::from_millis(1));
+/// assert!(clamped.tombstone_ttl_value() < Duration::from_secs(200 * 365 * 24 * 3600));
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[must_use = "options do nothing until given to `CacheBuilder::redis`"]
@@ -48,9 +67,11 @@ impl RedisOptions {
     }
 
     /// The prefix of every Redis key and of the invalidation channel of
-    /// this cache (default `vigil:{cache name}`, or `vigil:cache` for an
-    /// unnamed cache). Caches that share a prefix share their entries: give
-    /// each cache its own, and the replicas of one cache the same.
+    /// this cache (default `vigil:{cache name}`). An unnamed cache needs
+    /// one: without a name or a prefix the Redis level is disabled (an
+    /// error is logged; the cache works from its local level). Caches that
+    /// share a prefix share their entries: give each cache its own, and the
+    /// replicas of one cache the same.
     pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
         self.prefix = Some(prefix.into());
         self
@@ -58,32 +79,33 @@ impl RedisOptions {
 
     /// How long one Redis command may take before it counts as a failure
     /// (kind `timeout`) and the read or write falls back to the local level
-    /// and the loader (default 50 ms).
+    /// and the loader (default 50 ms). Clamped to at least 1 ms.
     pub fn command_timeout(mut self, timeout: Duration) -> Self {
-        self.command_timeout = timeout;
+        self.command_timeout = clamped(timeout);
         self
     }
 
     /// How long connecting (and the resynchronisation that follows) may take
-    /// (default 500 ms).
+    /// (default 500 ms). Clamped to at least 1 ms.
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.connect_timeout = timeout;
+        self.connect_timeout = clamped(timeout);
         self
     }
 
     /// The circuit breaker's interval (default 1 s): after a failure, Redis
     /// is left alone for this long, then one call probes it; a lost
-    /// connection is retried once per interval.
+    /// connection is retried once per interval. Clamped to at least 1 ms.
     pub fn retry_interval(mut self, interval: Duration) -> Self {
-        self.retry_interval = interval;
+        self.retry_interval = clamped(interval);
         self
     }
 
     /// How long an `invalidate(key)` keeps refusing older loads of the key
     /// (default 60 s): a load that began before the invalidation and ends
-    /// later than this may still write its value to Redis.
+    /// later than this may still write its value to Redis. Clamped to
+    /// between 1 ms and about 100 years.
     pub fn tombstone_ttl(mut self, ttl: Duration) -> Self {
-        self.tombstone_ttl = ttl;
+        self.tombstone_ttl = clamped(ttl);
         self
     }
 
@@ -111,6 +133,12 @@ impl RedisOptions {
     /// [`retry_interval`](Self::retry_interval)).
     pub fn retry_interval_value(&self) -> Duration {
         self.retry_interval
+    }
+
+    /// The tombstone's time to live (see
+    /// [`tombstone_ttl`](Self::tombstone_ttl)).
+    pub fn tombstone_ttl_value(&self) -> Duration {
+        self.tombstone_ttl
     }
 }
 

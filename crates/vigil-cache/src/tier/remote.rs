@@ -204,7 +204,8 @@ impl Remote {
     pub(crate) fn new(options: RedisOptions, name: Option<&str>, clock: quanta::Clock) -> Self {
         let prefix = match &options.prefix {
             Some(prefix) => format!("{prefix}:"),
-            None => format!("vigil:{}:", name.unwrap_or("cache")),
+            // A cache without either has no Redis level (see `Tier::new`).
+            None => format!("vigil:{}:", name.unwrap_or("unnamed")),
         };
         let name = name.unwrap_or("(unnamed)").to_owned();
         let core_client = redis::Client::open(options.url.as_str());
