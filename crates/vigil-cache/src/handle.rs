@@ -6,6 +6,7 @@
 use std::fmt;
 use std::hash::Hash;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::CacheStats;
 use crate::EntryOptions;
@@ -284,6 +285,18 @@ where
     }
 }
 
+/// Runs its closure when dropped: at the end of the scope, or when the
+/// future holding it is cancelled.
+pub(crate) struct Finally<F: FnOnce()>(pub(crate) Option<F>);
+
+impl<F: FnOnce()> Drop for Finally<F> {
+    fn drop(&mut self) {
+        if let Some(run) = self.0.take() {
+            run();
+        }
+    }
+}
+
 /// A loaded value, with the entry to store and the lead to finish once it
 /// is stored, if the cache is to keep it.
 type Settled<'a, K, V> = (V, Option<(Stored<V>, Lead<'a, K, Stored<V>>)>);
@@ -414,22 +427,37 @@ where
 
     /// `invalidate_tags` of either flavour: in Redis first (so that no
     /// local load can find an entry there that the local invalidation has
-    /// already passed), then locally.
+    /// already passed), then locally, also if the call is cancelled while
+    /// it waits for Redis.
     pub(crate) async fn clear_tags(&self, tags: &[&str]) -> u64 {
+        let hidden = AtomicU64::new(0);
+        let local = Finally(Some(|| {
+            hidden.store(
+                self.shared.invalidate_tags(tags.iter().copied()),
+                Ordering::Relaxed,
+            );
+        }));
         #[cfg(feature = "redis")]
         if let Some(l2) = &self.l2 {
             l2.invalidate_tags(tags).await;
         }
-        self.shared.invalidate_tags(tags.iter().copied())
+        drop(local);
+        hidden.load(Ordering::Relaxed)
     }
 
-    /// `invalidate_all` of either flavour, in Redis first, then locally.
+    /// `invalidate_all` of either flavour, in Redis first, then locally
+    /// (also if the call is cancelled while it waits for Redis).
     pub(crate) async fn clear_all(&self) -> u64 {
+        let hidden = AtomicU64::new(0);
+        let local = Finally(Some(|| {
+            hidden.store(self.invalidate_all(), Ordering::Relaxed);
+        }));
         #[cfg(feature = "redis")]
         if let Some(l2) = &self.l2 {
             l2.invalidate_all().await;
         }
-        self.invalidate_all()
+        drop(local);
+        hidden.load(Ordering::Relaxed)
     }
 
     /// The logical and the physical halves of `invalidate_all`.

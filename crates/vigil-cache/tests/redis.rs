@@ -642,7 +642,8 @@ fn a_copy_read_from_redis_keeps_the_local_default_ttl() {
         a.redis_connected() && b.redis_connected()
     });
     let hour = EntryOptions::default().ttl(Duration::from_secs(3600));
-    a.insert_with(1, "one".into(), hour);
+    // A load (an insert's announcement could reach B after its read).
+    a.get_with_options(1, || ("one".into(), hour));
     assert_eq!(b.get_with(1, || unreachable!()), "one");
     mock.increment(Duration::from_secs(9));
     assert_eq!(b.get(&1).as_deref(), Some("one"));
@@ -677,4 +678,115 @@ fn the_async_invalidate_all_does_not_block_its_executor() {
         started.elapsed()
     );
     server.signal("-CONT");
+}
+
+#[test]
+fn an_invalidation_queued_while_the_circuit_is_open_is_honoured_by_this_replicas_reads() {
+    let server = RedisServer::start();
+    let (clock, mock) = quanta::Clock::mock();
+    let a: sync::TaggedCache<u32, String> = sync::TaggedCache::builder()
+        .clock(clock)
+        .redis(
+            RedisOptions::new(server.url())
+                .prefix("test:queued")
+                .command_timeout(Duration::from_millis(100))
+                // No replay tick during the test.
+                .retry_interval(Duration::from_secs(100)),
+        )
+        .build();
+    let b: sync::TaggedCache<u32, String> = sync::TaggedCache::builder()
+        .redis(options(server.url()).prefix("test:queued"))
+        .build();
+    eventually(CONNECT, "both caches connect", || {
+        a.redis_connected() && b.redis_connected()
+    });
+    b.get_with_options(1, || ("old".into(), EntryOptions::default().tag("t")));
+    server.signal("-STOP");
+    assert_eq!(
+        a.get_with(99, || "x".into()),
+        "x",
+        "a timeout opens A's circuit"
+    );
+    server.signal("-CONT");
+    a.invalidate_tag("t"); // queued: the circuit is open
+    mock.increment(Duration::from_secs(101)); // the circuit lets a probe through
+    assert_eq!(
+        a.get_with(1, || "fresh".into()),
+        "fresh",
+        "A does not read what its own queued invalidation hides"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_invalidation_still_applies_on_the_calling_replica() {
+    let server = RedisServer::start();
+    let (a, b) = connected_replicas(server.url(), server.url());
+    let tagged = || ("v".to_string(), EntryOptions::default().tag("t"));
+    /// Polls `call` once, then drops it (as a caller's timeout would).
+    async fn cancelled(call: impl Future) {
+        let _ = tokio::time::timeout(Duration::ZERO, call).await;
+    }
+    for key in [1, 2, 3] {
+        a.get_with_options(key, async { tagged() }).await;
+        b.get_with_options(key, async { tagged() }).await;
+    }
+    cancelled(a.invalidate_tag("t")).await;
+    eventually_async(PROPAGATION, "B drops the tag", || async {
+        b.get(&1).await.is_none()
+    })
+    .await;
+    assert_eq!(a.get(&1).await, None, "A dropped it too");
+
+    a.insert(4, "four".into()).await;
+    b.get_with(4, async { unreachable!() }).await;
+    cancelled(a.invalidate(&4)).await;
+    eventually_async(PROPAGATION, "B drops the key", || async {
+        b.get(&4).await.is_none()
+    })
+    .await;
+    assert_eq!(a.get(&4).await, None, "A dropped it too");
+
+    a.insert(5, "five".into()).await;
+    b.get_with(5, async { unreachable!() }).await;
+    cancelled(a.invalidate_all()).await;
+    eventually_async(PROPAGATION, "B drops everything", || async {
+        b.get(&5).await.is_none()
+    })
+    .await;
+    assert_eq!(a.get(&5).await, None, "A dropped everything too");
+}
+
+#[test]
+fn inserts_queued_during_an_outage_are_all_honoured_after_a_long_replay() {
+    const KEYS: u32 = 3000;
+    let server = RedisServer::start();
+    let mut proxy = Proxy::start(server.port);
+    let cached = |url: String| -> sync::TaggedCache<u32, String> {
+        sync::TaggedCache::builder()
+            .redis(
+                options(url)
+                    .prefix("test:outage")
+                    .connect_timeout(Duration::from_millis(100)),
+            )
+            .build()
+    };
+    let (a, b) = (cached(proxy.url()), cached(server.url()));
+    eventually(CONNECT, "both caches connect", || {
+        a.redis_connected() && b.redis_connected()
+    });
+    b.warm((0..KEYS).map(|key| (key, "old".to_string())));
+    proxy.cut();
+    eventually(CONNECT, "A notices it is cut off", || !a.redis_connected());
+    a.warm((0..KEYS).map(|key| (key, "new".to_string())));
+    proxy.resume();
+    eventually(CONNECT, "A reconnects", || a.redis_connected());
+    eventually(PROPAGATION, "B drops every old value", || {
+        (0..KEYS).all(|key| b.get(&key).is_none())
+    });
+    let reader = cached(server.url());
+    eventually(CONNECT, "a reader connects", || reader.redis_connected());
+    let old = (0..KEYS)
+        .filter(|key| reader.fetch(key).as_deref() == Some("old"))
+        .count();
+    assert_eq!(old, 0, "no old value left in Redis");
 }

@@ -304,6 +304,10 @@ where
     {
         #[cfg(feature = "redis")]
         if let Some(l2) = &self.inner.l2 {
+            // Locally before too: if this call is cancelled while it waits
+            // for Redis (whose invalidation goes on), this replica keeps no
+            // copy of the key either.
+            self.invalidate_local(key).await;
             l2.invalidate_key(key).await;
         }
         self.invalidate_local(key).await;

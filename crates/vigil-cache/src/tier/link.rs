@@ -169,24 +169,42 @@ async fn connect(
     Ok((conn, pubsub.into_on_message()))
 }
 
-/// Replays the invalidations that could not reach Redis; on failure they
-/// stay queued.
+/// Invalidations taken out of the queue to be replayed: whatever was not
+/// sent when this is dropped (a failure, or the replay cancelled by the
+/// resynchronisation's timeout) goes back into the queue.
+struct Sending<'a> {
+    remote: &'a Remote,
+    unsent: Unsent,
+}
+
+impl Drop for Sending<'_> {
+    fn drop(&mut self) {
+        let left = std::mem::take(&mut self.unsent);
+        let mut queue = lock(&self.remote.unsent);
+        queue.merge(left);
+        queue.replaying = false;
+    }
+}
+
+/// Replays the invalidations that could not reach Redis; what was not sent
+/// (on failure or cancellation) stays queued. Each one sent leaves the
+/// queue, so a long replay cut short still makes progress.
 pub(crate) async fn flush(
     remote: &Remote,
     conn: &mut MultiplexedConnection,
 ) -> Result<(), Failure> {
-    let unsent = std::mem::take(&mut *lock(&remote.unsent));
-    if unsent.is_empty() {
-        return Ok(());
-    }
-    let result = replay(remote, conn, &unsent).await;
-    if result.is_err() {
+    let mut sending = {
         let mut queue = lock(&remote.unsent);
-        queue.all |= unsent.all;
-        queue.tags.extend(unsent.tags);
-        queue.keys.extend(unsent.keys);
-    }
-    result
+        if queue.is_empty() || queue.replaying {
+            return Ok(());
+        }
+        queue.replaying = true;
+        Sending {
+            remote,
+            unsent: std::mem::take(&mut *queue),
+        }
+    };
+    replay(remote, conn, &mut sending.unsent).await
 }
 
 /// The outcome of one replayed command: a server error (Redis refused the
@@ -207,10 +225,11 @@ fn replayed(remote: &Remote, result: Result<Value, Failure>) -> Result<(), Failu
     }
 }
 
+/// Sends `unsent`, removing each invalidation from it once Redis has it.
 async fn replay(
     remote: &Remote,
     conn: &mut MultiplexedConnection,
-    unsent: &Unsent,
+    unsent: &mut Unsent,
 ) -> Result<(), Failure> {
     let origin = remote.origin.to_string();
     let prefix = remote.prefix.as_bytes();
@@ -218,6 +237,7 @@ async fn replay(
     if unsent.all {
         let all = invocation(&INVALIDATE_ALL, None, [prefix, origin.as_bytes()]);
         replayed(remote, within(limit, all.invoke_async::<Value>(conn)).await)?;
+        unsent.all = false;
     }
     if !unsent.tags.is_empty() {
         let args = [prefix, origin.as_bytes()]
@@ -228,9 +248,10 @@ async fn replay(
             remote,
             within(limit, tags.invoke_async::<Value>(conn)).await,
         )?;
+        unsent.tags.clear();
     }
     let tombstone = remote.options.tombstone_ttl.as_millis().max(1).to_string();
-    for key in &unsent.keys {
+    while let Some(key) = unsent.keys.first() {
         let args = [
             prefix,
             origin.as_bytes(),
@@ -243,6 +264,7 @@ async fn replay(
             remote,
             within(limit, invalidate.invoke_async::<Value>(conn)).await,
         )?;
+        unsent.keys.pop_first();
     }
     Ok(())
 }

@@ -230,6 +230,11 @@ where
 
     /// Reads `key`'s entry, checked against the current versions.
     async fn read(&self, key: &K) -> L2Read<V> {
+        // An invalidation of this replica still queued for Redis: Redis
+        // may hold what it invalidated.
+        if self.remote.pending() {
+            return L2Read::Unavailable;
+        }
         let Some(encoded) = self.codec.key(key) else {
             return L2Read::Unavailable;
         };
@@ -359,7 +364,9 @@ where
             })
             .await;
         if written.is_none() && inserted {
-            lock(&self.remote.unsent).keys.insert(digest.into_bytes());
+            self.remote.queue(|unsent| {
+                unsent.keys.insert(digest.into_bytes());
+            });
         }
     }
 
@@ -392,7 +399,9 @@ where
             })
             .await;
         if done.is_none() {
-            lock(&self.remote.unsent).keys.insert(digest);
+            self.remote.queue(|unsent| {
+                unsent.keys.insert(digest);
+            });
         }
     }
 
@@ -416,7 +425,7 @@ where
             })
             .await;
         if done.is_none() {
-            lock(&self.remote.unsent).tags.extend(owned);
+            self.remote.queue(|unsent| unsent.tags.extend(owned));
         }
     }
 
@@ -436,7 +445,7 @@ where
             })
             .await;
         if done.is_none() {
-            lock(&self.remote.unsent).all = true;
+            self.remote.queue(|unsent| unsent.all = true);
         }
     }
 }

@@ -152,17 +152,47 @@ impl Circuit {
     }
 }
 
+/// How many keys and tags the queue of unsent invalidations holds at most:
+/// above, it collapses to one `invalidate_all`.
+pub(crate) const UNSENT_CAP: usize = 1024;
+
 /// Invalidations that could not reach Redis, replayed once it is back.
 #[derive(Default)]
 pub(crate) struct Unsent {
     pub(crate) all: bool,
     pub(crate) tags: BTreeSet<String>,
     pub(crate) keys: BTreeSet<Vec<u8>>,
+    /// Some were taken out to be replayed and are not sent yet.
+    pub(crate) replaying: bool,
 }
 
 impl Unsent {
     pub(crate) fn is_empty(&self) -> bool {
         !self.all && self.tags.is_empty() && self.keys.is_empty()
+    }
+
+    /// Whether some invalidation has not reached Redis yet: this replica's
+    /// reads must not trust Redis until it has.
+    pub(crate) fn pending(&self) -> bool {
+        self.replaying || !self.is_empty()
+    }
+
+    /// Adds `other` (what a replay did not send) back.
+    pub(crate) fn merge(&mut self, other: Self) {
+        self.all |= other.all;
+        self.tags.extend(other.tags);
+        self.keys.extend(other.keys);
+        self.bound();
+    }
+
+    /// Keeps the queue within [`UNSENT_CAP`]: above it, one
+    /// `invalidate_all` stands for every queued key and tag.
+    pub(crate) fn bound(&mut self) {
+        if self.tags.len() + self.keys.len() > UNSENT_CAP {
+            self.all = true;
+            self.tags.clear();
+            self.keys.clear();
+        }
     }
 }
 
@@ -365,6 +395,19 @@ impl Remote {
     /// The link task lost the connection.
     pub(crate) fn disconnected(&self) {
         lock(&self.conn).take();
+    }
+
+    /// Queues invalidations that could not reach Redis (bounded, see
+    /// [`Unsent::bound`]).
+    pub(crate) fn queue(&self, add: impl FnOnce(&mut Unsent)) {
+        let mut unsent = lock(&self.unsent);
+        add(&mut unsent);
+        unsent.bound();
+    }
+
+    /// Whether an invalidation of this replica has not reached Redis yet.
+    pub(crate) fn pending(&self) -> bool {
+        lock(&self.unsent).pending()
     }
 
     pub(crate) fn is_connected(&self) -> bool {
