@@ -790,3 +790,28 @@ fn inserts_queued_during_an_outage_are_all_honoured_after_a_long_replay() {
         .count();
     assert_eq!(old, 0, "no old value left in Redis");
 }
+
+#[test]
+fn a_replica_away_while_redis_lost_its_data_drops_its_local_entries() {
+    let mut server = RedisServer::start();
+    let mut proxy = Proxy::start(server.port);
+    let cached = |url: String| -> sync::TaggedCache<u32, String> {
+        sync::TaggedCache::builder()
+            .redis(options(url).prefix("test:lost"))
+            .build()
+    };
+    let (a, b) = (cached(proxy.url()), cached(server.url()));
+    eventually(CONNECT, "both caches connect", || {
+        a.redis_connected() && b.redis_connected()
+    });
+    a.get_with_options(1, || ("old".into(), EntryOptions::default().tag("t")));
+    proxy.cut();
+    eventually(CONNECT, "A notices it is cut off", || !a.redis_connected());
+    // An invalidation A cannot hear, then Redis loses it with its data.
+    b.invalidate_tag("t");
+    server.kill();
+    server.restart();
+    proxy.resume();
+    eventually(CONNECT, "A reconnects", || a.redis_connected());
+    assert_eq!(a.get(&1), None, "A no longer trusts what it held");
+}

@@ -8,10 +8,11 @@
 //! | bytes | what |
 //! |---|---|
 //! | 0 | format version, [`FORMAT`] (1) |
-//! | 1..9 | fingerprint: FNV-1a of the value type's name and the configured schema, little endian |
+//! | 1..9 | fingerprint: FNV-1a of the value type's name (`std::any::type_name`, which is not guaranteed stable across compiler versions: a toolchain upgrade may turn old values into misses) and the configured schema, little endian |
 //! | 9.. | `postcard::to_allocvec(&value)` |
 //!
-//! A value whose format, fingerprint or body does not decode is a miss
+//! A value whose format, fingerprint or body does not decode (or leaves
+//! bytes over) is a miss
 //! (counted in `l2_errors`, kind `decode`), never a panic: replicas of two
 //! versions of a service can share a Redis during a deploy.
 //!
@@ -88,7 +89,12 @@ where
         if header[0] != FORMAT || header[1..] != self.fingerprint {
             return None;
         }
-        postcard::from_bytes(body).ok()
+        // Every byte must belong to the value: a value of another layout
+        // that happens to decode from a prefix of the body is refused.
+        match postcard::take_from_bytes(body) {
+            Ok((value, [])) => Some(value),
+            _ => None,
+        }
     }
 }
 
@@ -138,6 +144,9 @@ mod tests {
         assert_eq!(row.decode_value(&future), None);
         assert_eq!(row.decode_value(&bytes[..HEADER + 1]), None, "truncated");
         assert_eq!(row.decode_value(&[]), None);
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert_eq!(row.decode_value(&longer), None, "bytes left over");
     }
 
     #[test]

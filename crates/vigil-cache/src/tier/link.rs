@@ -11,8 +11,10 @@
 //! and the version of every tag the local level holds, in one script: a tag
 //! invalidated since is invalidated locally; an `invalidate_all`, or a key
 //! written or invalidated since, drops the whole local level (keys cannot
-//! be listed cheaply). A new dataset (Redis lost its data) counts as
-//! "nothing known": every tag with a version in it is invalidated. Only
+//! be listed cheaply). A new dataset (Redis lost its data: another boot
+//! token, or a sequence number below the last one applied) drops the whole
+//! local level too, since the invalidations it missed are gone with the
+//! data. Only
 //! then are commands let through again.
 
 use std::future::Future;
@@ -87,7 +89,6 @@ pub(crate) async fn run<K>(
         return;
     };
     let mut shutdown = remote.shutdown.subscribe();
-    let token = format!("{:016x}", random()).into_bytes();
     let mut synced: Synced = None;
     let mut pause = false;
     loop {
@@ -113,6 +114,10 @@ pub(crate) async fn run<K>(
             }
         };
         let limit = remote.options.connect_timeout;
+        // A fresh token per attempt: one reused across reconnects would be
+        // taken for the old dataset if this replica is the first to reach
+        // a Redis that lost its data.
+        let token = format!("{:016x}", random()).into_bytes();
         let resynced = tokio::time::timeout(
             limit,
             resync(&remote, conn.clone(), &local, &mut synced, &token),
@@ -296,11 +301,15 @@ async fn resync<K: 'static>(
     };
     let number = |i: usize| answer.get(i).and_then(integer).unwrap_or(0);
     let (seq, all, keys) = (number(1), number(2), number(3));
-    let since = match synced {
-        Some((known, applied)) if *known == boot => *applied,
-        _ => 0,
+    let (since, lost) = match synced {
+        // The same dataset, not rolled back.
+        Some((known, applied)) if *known == boot && seq >= *applied => (*applied, false),
+        // Redis lost its data (a new dataset, or its sequence went back):
+        // what it invalidated before is not in it any more.
+        Some(_) => (0, true),
+        None => (0, false),
     };
-    if all > since || keys > since {
+    if lost || all > since || keys > since {
         local.drop_all();
     } else {
         let moved: Vec<&str> = tags
