@@ -815,3 +815,27 @@ fn a_replica_away_while_redis_lost_its_data_drops_its_local_entries() {
     eventually(CONNECT, "A reconnects", || a.redis_connected());
     assert_eq!(a.get(&1), None, "A no longer trusts what it held");
 }
+
+#[test]
+fn timeouts_in_a_row_make_the_link_reconnect_and_resynchronise() {
+    let server = RedisServer::start();
+    let cache: sync::TaggedCache<u32, String> = sync::TaggedCache::builder()
+        .redis(
+            RedisOptions::new(server.url())
+                .prefix("test:timeouts")
+                .command_timeout(Duration::from_millis(50))
+                .connect_timeout(Duration::from_millis(100))
+                .retry_interval(Duration::from_millis(100)),
+        )
+        .build();
+    eventually(CONNECT, "the cache connects", || cache.redis_connected());
+    server.signal("-STOP");
+    let mut key = 0;
+    eventually(PROPAGATION, "the unanswered link is dropped", || {
+        key += 1;
+        cache.get_with(key, || "v".into());
+        !cache.redis_connected()
+    });
+    server.signal("-CONT");
+    eventually(CONNECT, "the cache reconnects", || cache.redis_connected());
+}

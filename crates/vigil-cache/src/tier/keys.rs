@@ -45,6 +45,14 @@ pub(crate) fn digest<Q: Hash + ?Sized>(key: &Q) -> String {
 
 const SHARDS: usize = 16;
 
+/// The shard of a digest: the value of its last hex digit (FNV's low bits
+/// vary the most between short keys; an ASCII code would use only 10 of
+/// the 16 shards).
+fn shard_of(digest: &str) -> usize {
+    let last = digest.chars().next_back().and_then(|c| c.to_digit(16));
+    last.map_or(0, |n| n as usize % SHARDS)
+}
+
 /// One shard of a [`KeyIndex`]: digest -> (key, entry id).
 type Shard<K> = Mutex<HashMap<String, (K, u64)>>;
 
@@ -63,8 +71,7 @@ impl<K: Clone> KeyIndex<K> {
     }
 
     fn shard(&self, digest: &str) -> &Shard<K> {
-        let first = digest.as_bytes().first().copied().unwrap_or(0);
-        &self.shards[usize::from(first) % SHARDS]
+        &self.shards[shard_of(digest)]
     }
 
     /// Entry `id` under `key` (digest `digest`) was stored.
@@ -136,6 +143,15 @@ impl Heard {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn digests_spread_over_every_shard() {
+        let mut counts = [0usize; SHARDS];
+        for key in 0..1600u32 {
+            counts[shard_of(&digest(&key))] += 1;
+        }
+        assert!(counts.iter().all(|&n| n > 50), "{counts:?}");
+    }
 
     #[test]
     fn a_key_and_its_borrowed_form_have_one_digest() {

@@ -222,7 +222,14 @@ pub(crate) struct Remote {
     errors: [AtomicU64; 5],
     /// Whether the current burst of errors has been logged.
     failing: AtomicBool,
+    /// Command timeouts since the last answer.
+    timeouts: AtomicU64,
 }
+
+/// After this many command timeouts in a row (with no answer between),
+/// the connection counts as broken: the link task reconnects and
+/// resynchronises.
+const TIMEOUTS_BEFORE_RECONNECT: u64 = 3;
 
 /// A command the circuit let through, on its connection.
 struct Pass {
@@ -255,6 +262,7 @@ impl Remote {
             misses: AtomicU64::new(0),
             errors: Default::default(),
             failing: AtomicBool::new(false),
+            timeouts: AtomicU64::new(0),
             options,
         };
         if let Err(error) = core_client {
@@ -292,6 +300,7 @@ impl Remote {
     ) -> Option<T> {
         match result {
             Ok(Ok(value)) => {
+                self.timeouts.store(0, Ordering::Relaxed);
                 if probe {
                     self.circuit.close();
                     self.recovered();
@@ -301,12 +310,15 @@ impl Remote {
             Ok(Err(error)) => {
                 let kind = ErrorKind::of(&error);
                 self.failed(kind, &error);
-                if matches!(kind, ErrorKind::Io | ErrorKind::Connect) {
-                    self.broken.notify_one();
+                match kind {
+                    ErrorKind::Io | ErrorKind::Connect => self.broken.notify_one(),
+                    ErrorKind::Timeout => self.timed_out(),
+                    ErrorKind::Server | ErrorKind::Decode => {}
                 }
                 None
             }
             Err(_) => {
+                self.timed_out();
                 let timeout = self.options.command_timeout;
                 self.failed(
                     ErrorKind::Timeout,
@@ -314,6 +326,15 @@ impl Remote {
                 );
                 None
             }
+        }
+    }
+
+    /// Counts a command timeout; after [`TIMEOUTS_BEFORE_RECONNECT`] in a
+    /// row, the link task is told the connection is broken.
+    fn timed_out(&self) {
+        if self.timeouts.fetch_add(1, Ordering::Relaxed) + 1 >= TIMEOUTS_BEFORE_RECONNECT {
+            self.timeouts.store(0, Ordering::Relaxed);
+            self.broken.notify_one();
         }
     }
 
