@@ -839,3 +839,44 @@ fn timeouts_in_a_row_make_the_link_reconnect_and_resynchronise() {
     server.signal("-CONT");
     eventually(CONNECT, "the cache reconnects", || cache.redis_connected());
 }
+
+#[test]
+fn a_slow_eviction_listener_does_not_hold_up_other_caches_redis_commands() {
+    let server = RedisServer::start();
+    let (entered, listener_entered) = std::sync::mpsc::channel();
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    let released = Mutex::new(released);
+    let a: sync::TaggedCache<u32, String> = sync::TaggedCache::builder()
+        .redis(options(server.url()).prefix("test:slow-listener"))
+        .eviction_listener(move |_, _, _| {
+            let _ = entered.send(());
+            let _ = released.lock().unwrap().recv_timeout(CONNECT);
+        })
+        .build();
+    let cached = |prefix: &str| -> sync::TaggedCache<u32, String> {
+        sync::TaggedCache::builder()
+            .redis(options(server.url()).prefix(prefix))
+            .build()
+    };
+    let (b, other) = (cached("test:slow-listener"), cached("test:other"));
+    eventually(CONNECT, "the caches connect", || {
+        a.redis_connected() && b.redis_connected() && other.redis_connected()
+    });
+    a.get_with(1, || "one".into());
+    b.invalidate(&1);
+    listener_entered
+        .recv_timeout(PROPAGATION)
+        .expect("A's listener runs for B's invalidation");
+    // A's listener is still blocked: another cache's commands go on.
+    let started = Instant::now();
+    assert_eq!(other.get_with(7, || "seven".into()), "seven");
+    other.invalidate(&7);
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+    let stats = other.stats();
+    assert_eq!((stats.l2_misses, stats.l2_errors), (1, 0), "Redis answered");
+    release.send(()).expect("the listener waits");
+}

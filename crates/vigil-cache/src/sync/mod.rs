@@ -481,10 +481,18 @@ where
         self: Arc<Self>,
         key: K,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
-        // Blocks the link task's thread only while a load of the key is
-        // storing its value (a short, bounded step).
-        TaggedCache { inner: self }.invalidate_local(&key);
-        Box::pin(std::future::ready(()))
+        // On a blocking thread of the tier's runtime: the removal may wait
+        // for a load of the key that is storing its value, and moka calls
+        // the user's eviction listener on the removing thread; neither
+        // holds up a worker, which every cache's Redis commands need.
+        Box::pin(async move {
+            let removal = move || TaggedCache { inner: self }.invalidate_local(&key);
+            if tokio::runtime::Handle::try_current().is_ok() {
+                let _ = tokio::task::spawn_blocking(removal).await;
+            } else {
+                removal();
+            }
+        })
     }
 }
 

@@ -3,8 +3,8 @@
 //! circuit breaker, the counters, error logging, and running commands on
 //! the tier's runtime with a timeout.
 //!
-//! Commands run on one small tokio runtime shared by every cache of the
-//! process (thread `vigil-cache-redis`), so the tier works the same from
+//! Commands run on one small tokio runtime (two workers) shared by every
+//! cache of the process (threads `vigil-cache-redis`), so the tier works the same from
 //! the blocking cache, from any async runtime, and from a test runtime
 //! with paused time.
 
@@ -35,7 +35,9 @@ pub(crate) fn runtime() -> Option<&'static tokio::runtime::Runtime> {
     RUNTIME
         .get_or_init(|| {
             tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(1)
+                // Two, so that one busy worker does not hold up every
+                // cache's commands.
+                .worker_threads(2)
                 .thread_name("vigil-cache-redis")
                 .enable_all()
                 .build()
