@@ -22,7 +22,6 @@ mod scripts;
 use std::future::Future;
 use std::hash::Hash;
 use std::sync::{Arc, Mutex, Weak};
-use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
 use redis::{Script, ScriptInvocation, Value};
@@ -68,6 +67,7 @@ pub(crate) fn integer(value: &Value) -> Option<u64> {
 /// of that runtime itself (an eviction listener called by the link task
 /// that uses a blocking cache), the worker is handed over first, so the
 /// command still has a thread to run on.
+#[cfg(feature = "sync")]
 pub(crate) fn block_on<F: Future>(future: F) -> F::Output {
     let on_tier = remote::runtime().is_some_and(|runtime| {
         tokio::runtime::Handle::try_current()
@@ -80,7 +80,10 @@ pub(crate) fn block_on<F: Future>(future: F) -> F::Output {
     }
 }
 
+#[cfg(feature = "sync")]
 fn park_on<F: Future>(future: F) -> F::Output {
+    use std::task::{Context, Poll, Wake, Waker};
+
     struct Unpark(std::thread::Thread);
     impl Wake for Unpark {
         fn wake(self: Arc<Self>) {
