@@ -189,6 +189,12 @@ where
     /// reads both). Values are encoded with postcard behind a versioned
     /// header; a value that does not decode is a miss.
     ///
+    /// The cache needs a [`name`](Self::name) or a
+    /// [`RedisOptions::prefix`](crate::RedisOptions::prefix), which names
+    /// its keys in Redis: without either, `build` logs an error and the
+    /// cache has no Redis level (two unrelated unnamed caches would
+    /// otherwise share their entries).
+    ///
     /// `build` stays infallible: the cache connects in the background, and
     /// works from its local level and its loaders while Redis is
     /// unreachable (then as when Redis goes down later: see `docs/cache.md`).
