@@ -275,6 +275,12 @@ fn the_page_is_accessible_and_self_contained() {
         assert!(!page.contains(external), "{external} in the page");
     }
     assert_eq!(page.matches("<script").count(), 1, "one inline script");
+    // Relative URLs: the page works where the host mounts the router, e.g.
+    // `Router::new().nest("/ops", monitor.router())` serves /ops/status,
+    // whose script then reads /ops/api/v1/performance/.
+    for absolute in ["\"/api/", "fetch(\"/"] {
+        assert!(!page.contains(absolute), "{absolute} in the page's script");
+    }
     assert!(!page.contains(TOKEN), "the token is never in the page");
 }
 

@@ -16,6 +16,10 @@
 //! read from the URL nor written into the page. A page served with its
 //! numbers (a proxy added the header) hides the field and refreshes
 //! without it.
+//!
+//! The script's URLs are relative (`api/v1/performance/..`, `status`), so
+//! the page also works where the host mounts the router under a prefix
+//! (`Router::new().nest("/ops", monitor.router())`).
 
 use std::fmt::Write as _;
 
@@ -527,7 +531,7 @@ form{margin:1rem 0;padding:.5rem;border:1px solid #c60}";
 /// the token, so a proxy adding the header adds it to the refresh's).
 /// Every value is written as text, never as markup.
 const SCRIPT: &str = r##"(function(){"use strict";
-var API="/api/v1/performance/",KEY="vigil-status-token",DASH="\u2014";
+var API="api/v1/performance/",KEY="vigil-status-token",DASH="\u2014";
 var body=document.body,note=document.getElementById("refreshed");
 // Served with its figures: the request carried the token (a proxy adding
 // the header adds it to the refresh's requests too).
@@ -554,7 +558,7 @@ function fill(id,rows){var tb=document.querySelector("#"+id+" tbody");
 function usage(s){return [["cpu","cpu_usage"],["memory","memory_usage"]].map(function(p){var u=s[p[1]]||{};
  return {key:p[0],cells:[t("resource",p[0]),n("current",u.current,pct),n("average",u.average,pct),n("max",u.max,pct)]};});}
 function refresh(){Promise.all([get("metrics/summary"),get("health"),get("alerts"),get("recommendations"),get("cache/stats"),
- fetch("/status",init()).then(function(r){if(!r.ok){throw new Error("/status: HTTP "+r.status);}return r.text();})])
+ fetch("status",init()).then(function(r){if(!r.ok){throw new Error("status: HTTP "+r.status);}return r.text();})])
  .then(function(a){var s=a[0],h=a[1],al=a[2],rc=a[3],c=a[4];
   var page=new DOMParser().parseFromString(a[5],"text/html");
   var score=document.getElementById("score");score.textContent=plain(h.score);score.dataset.value=String(h.score);
