@@ -21,10 +21,17 @@
 //!   `samplemind_request_duration_seconds{endpoint}`,
 //!   `samplemind_audio_processing_seconds{file_size_bucket}`,
 //!   `samplemind_cache_hits_total{cache_type}` / `_misses_total`,
-//!   `samplemind_active_connections{database}` (of a pool of 100).
+//!   `samplemind_active_connections{database}` (of Postgres's 100; this
+//!   service's pool holds 20 of them and answers 503 when all are busy).
 //! - `/health`, `/health/ready` (database, storage, vector index),
 //!   `/health/live`; the team's troubleshooting advice and autoscaling
 //!   limits (CPU 70 %, memory 80 %) next to vigil's recommendations.
+//! - After the report, a load-test matrix of `GET /api/v1/files/{id}`
+//!   (`vigil::load::LoadTest`): 10 to 600 users, throughput, p95 and error
+//!   rate per level, and the optimal level (best throughput within the
+//!   200 ms API target and 1 % errors), the maximum (most users within 1 %
+//!   errors) and the breaking point (first level over 5 % errors), which
+//!   the database pool sets.
 //!
 //! ```text
 //! cargo run --example samplemind              # load, report, exit
@@ -51,11 +58,13 @@ use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{delete, get, post};
+use tokio::sync::Semaphore;
 use vigil::alert::Engine;
 use vigil::alert::config::AlertConfig;
 use vigil::alert::notify::TracingNotifier;
 use vigil::cache::EntryOptions;
 use vigil::cache::sync::TaggedCache;
+use vigil::load::{HttpTarget, LoadReport, LoadTest};
 use vigil::service::HealthTargets;
 use vigil::service::health::Limits;
 use vigil::{Monitor, metrics, timed};
@@ -175,6 +184,23 @@ const HOUR: u64 = 3_600;
 /// Uploads a user may start per minute.
 const UPLOADS_PER_MINUTE: u32 = 10;
 
+/// This service's database pool: 15 of Postgres's 100 connections (40
+/// are held by other services; 15 is SQLAlchemy's default pool of 5 plus
+/// its overflow of 10). A query finding none free fails at once with 503
+/// (the pool's acquire timeout is 0).
+const DB_POOL: usize = 15;
+/// The error of a query that found the pool exhausted.
+const POOL_EXHAUSTED: &str = "database pool exhausted";
+
+/// The load-test matrix's levels: the seed's 10 to 600 users.
+const MATRIX_USERS: [u32; 6] = [10, 50, 100, 200, 400, 600];
+/// Requests per second a user sends (the seed's target is 1 000 rps from
+/// 500 users), as an open loop of evenly spaced requests so that the
+/// users do not arrive in waves.
+const MATRIX_RATE_PER_USER: f64 = 2.0;
+/// How long each level runs.
+const MATRIX_LEVEL: Duration = Duration::from_millis(500);
+
 /// The service's state: simulated dependencies and the cache classes.
 #[derive(Clone)]
 struct App {
@@ -190,7 +216,9 @@ struct App {
     sessions: CacheClass,
     /// Uploads per user in the current minute (`rate_limit:{user}`, 1 min).
     rate_limits: TaggedCache<String, Arc<AtomicU32>>,
-    /// Database connections in use, of a pool of 100.
+    /// This service's database pool ([`DB_POOL`] connections).
+    pool: Arc<Semaphore>,
+    /// Database connections in use, of this service's pool.
     connections: Arc<AtomicI64>,
 }
 
@@ -206,10 +234,16 @@ impl App {
     }
 }
 
-/// One database query; `samplemind_active_connections{database}` counts
-/// the connections in use (40 held by other services, plus this one's).
+/// One database query on a connection of the pool (an error starting
+/// with [`POOL_EXHAUSTED`] when none is free);
+/// `samplemind_active_connections{database}` counts the connections in
+/// use (40 held by other services, plus this one's).
 #[timed]
 async fn query_db(app: &App) -> Result<(), String> {
+    let Ok(_connection) = app.pool.try_acquire() else {
+        metrics::counter!("samplemind_db_pool_exhausted_total").increment(1);
+        return Err(format!("{POOL_EXHAUSTED} ({DB_POOL} connections in use)"));
+    };
     let gauge = metrics::gauge!("samplemind_active_connections", "database" => "postgres");
     gauge.set((40 + app.connections.fetch_add(1, Ordering::Relaxed) + 1) as f64);
     let result = app.db.call().await;
@@ -295,8 +329,13 @@ async fn ask_provider(app: &App, provider: &str) -> Result<(), String> {
 
 type Reply = Result<String, (StatusCode, String)>;
 
+/// 503 for an exhausted database pool, 502 for a failed dependency.
 fn failed(error: String) -> (StatusCode, String) {
-    (StatusCode::BAD_GATEWAY, error)
+    if error.starts_with(POOL_EXHAUSTED) {
+        (StatusCode::SERVICE_UNAVAILABLE, error)
+    } else {
+        (StatusCode::BAD_GATEWAY, error)
+    }
 }
 
 /// Counts every request in `samplemind_requests_total{endpoint, status}`
@@ -491,6 +530,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         ai_responses: CacheClass::new("ai_response", Duration::from_secs(7 * 24 * HOUR)),
         similarity: CacheClass::new("similarity", Duration::from_secs(30 * 60)),
         sessions: CacheClass::new("sessions", Duration::from_secs(7 * 24 * HOUR)),
+        pool: Arc::new(Semaphore::new(DB_POOL)),
         connections: Arc::new(AtomicI64::new(0)),
         rate_limits: TaggedCache::builder()
             .name("rate_limits")
@@ -604,6 +644,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("  recovered {:.1} s after the load", waited.as_secs_f64());
     stats.print();
     print_report(&monitor, &stats, started);
+    print_matrix(&load_matrix(address).await?);
 
     support::finish(
         &options,
@@ -613,6 +654,98 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         server,
     )
     .await
+}
+
+/// A level of the load-test matrix: its users and its run.
+struct Level {
+    users: u32,
+    run: LoadReport,
+}
+
+impl Level {
+    fn p95_ms(&self) -> f64 {
+        self.run.latency(0.95).as_secs_f64() * 1e3
+    }
+
+    /// Within the 1 % error budget.
+    fn within_errors(&self) -> bool {
+        self.run.error_ratio <= 0.01
+    }
+}
+
+impl std::fmt::Display for Level {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} users ({:.0} req/s, p95 {:.1} ms, {:.1} % errors)",
+            self.users,
+            self.run.rate,
+            self.p95_ms(),
+            self.run.error_ratio * 100.0
+        )
+    }
+}
+
+/// The load-test matrix: an open-loop run of `GET /api/v1/files/{id}` per
+/// level of [`MATRIX_USERS`], each [`MATRIX_LEVEL`] long.
+async fn load_matrix(address: std::net::SocketAddr) -> Result<Vec<Level>, vigil::load::Error> {
+    let url = format!("http://{address}/api/v1/files/7");
+    let mut levels = Vec::with_capacity(MATRIX_USERS.len());
+    for users in MATRIX_USERS {
+        let run = LoadTest::new(HttpTarget::get(url.as_str())?)
+            .name(format!("get_file, {users} users"))
+            .rate(f64::from(users) * MATRIX_RATE_PER_USER)
+            .duration(MATRIX_LEVEL)
+            .timeout(Duration::from_secs(2))
+            .grace(Duration::from_secs(2))
+            .run()
+            .await?;
+        levels.push(Level { users, run });
+    }
+    Ok(levels)
+}
+
+/// Prints the matrix, a row per level, and names the optimal level (best
+/// throughput within the 200 ms API target and 1 % errors), the maximum
+/// (most users within 1 % errors) and the breaking point (first level over
+/// 5 % errors).
+fn print_matrix(levels: &[Level]) {
+    let mut table = Table::new(
+        &format!(
+            "Load-test matrix: GET /api/v1/files/{{id}}, {MATRIX_RATE_PER_USER} req/s per user, \
+             {:.1} s per level (database pool of {DB_POOL})",
+            MATRIX_LEVEL.as_secs_f64(),
+        ),
+        &["users", "requests", "req/s", "p95 ms", "error %"],
+    );
+    for level in levels {
+        table.row([
+            level.users.to_string(),
+            level.run.requests.to_string(),
+            format!("{:.0}", level.run.rate),
+            format!("{:.1}", level.p95_ms()),
+            format!("{:.1}", level.run.error_ratio * 100.0),
+        ]);
+    }
+    table.print();
+    let name = |level: Option<&Level>| level.map_or("none".to_owned(), Level::to_string);
+    let optimal = levels
+        .iter()
+        .filter(|level| level.within_errors() && level.p95_ms() < 200.0)
+        .max_by(|a, b| a.run.rate.total_cmp(&b.run.rate));
+    let maximum = levels.iter().rfind(|level| level.within_errors());
+    println!(
+        "optimal (best throughput, p95 < 200 ms, <= 1 % errors): {}",
+        name(optimal)
+    );
+    println!("maximum (most users, <= 1 % errors): {}", name(maximum));
+    match levels.iter().find(|level| level.run.error_ratio > 0.05) {
+        Some(level) => println!("breaking point (over 5 % errors): {level}"),
+        None => println!(
+            "breaking point (over 5 % errors): none up to {} users",
+            MATRIX_USERS[MATRIX_USERS.len() - 1]
+        ),
+    }
 }
 
 /// SampleMind's report: scorecard, endpoints, pipeline, caches, KPIs,

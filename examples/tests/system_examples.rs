@@ -228,6 +228,36 @@ fn samplemind_prints_its_report() {
         stdout.contains("autoscaling (CPU 70 %, memory 80 %)"),
         "{stdout}"
     );
+    // The load-test matrix: a row per level, then its three named levels.
+    let matrix = stdout
+        .split_once("Load-test matrix: GET /api/v1/files/{id}")
+        .map(|(_, matrix)| matrix)
+        .unwrap_or_else(|| panic!("no load-test matrix:\n{stdout}"));
+    for users in ["10", "50", "100", "200", "400", "600"] {
+        assert!(
+            matrix
+                .lines()
+                .any(|line| line.split_whitespace().next() == Some(users)),
+            "no row for {users} users in the matrix:\n{matrix}"
+        );
+    }
+    for (name, line_start) in [
+        (
+            "optimal",
+            "optimal (best throughput, p95 < 200 ms, <= 1 % errors): ",
+        ),
+        ("maximum", "maximum (most users, <= 1 % errors): "),
+        ("breaking point", "breaking point (over 5 % errors): "),
+    ] {
+        let line = matrix
+            .lines()
+            .find_map(|line| line.strip_prefix(line_start))
+            .unwrap_or_else(|| panic!("the matrix names no {name}:\n{matrix}"));
+        assert!(
+            line == "none" || line.starts_with("none up to 600 users") || line.contains(" users ("),
+            "{name} is neither a level nor none: {line}"
+        );
+    }
 }
 
 #[test]
