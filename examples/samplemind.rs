@@ -22,7 +22,7 @@
 //!   `samplemind_audio_processing_seconds{file_size_bucket}`,
 //!   `samplemind_cache_hits_total{cache_type}` / `_misses_total`,
 //!   `samplemind_active_connections{database}` (of Postgres's 100; this
-//!   service's pool holds 20 of them and answers 503 when all are busy).
+//!   service's pool holds 15 of them and answers 503 when all are busy).
 //! - `/health`, `/health/ready` (database, storage, vector index),
 //!   `/health/live`; the team's troubleshooting advice and autoscaling
 //!   limits (CPU 70 %, memory 80 %) next to vigil's recommendations.
