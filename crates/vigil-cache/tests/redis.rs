@@ -756,6 +756,79 @@ async fn a_cancelled_invalidation_still_applies_on_the_calling_replica() {
     assert_eq!(a.get(&5).await, None, "A dropped everything too");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_invalidation_whose_command_then_fails_is_queued_and_replayed() {
+    let server = RedisServer::start();
+    let quick = |url: String| -> future::TaggedCache<u32, String> {
+        future::TaggedCache::builder()
+            .redis(
+                options(url)
+                    .prefix("test:cancelled")
+                    .command_timeout(Duration::from_millis(50)),
+            )
+            .build()
+    };
+    let (a, b) = (quick(server.url()), quick(server.url()));
+    eventually_async(CONNECT, "both caches connect", || async {
+        a.redis_connected() && b.redis_connected()
+    })
+    .await;
+    let tagged = || async { ("old".to_string(), EntryOptions::default().tag("t")) };
+    a.get_with_options(1, tagged()).await;
+    b.get_with_options(1, tagged()).await;
+    // Redis holds A's command without running it...
+    assert_eq!(server.command("CLIENT PAUSE 10000 WRITE"), "+OK");
+    // ...A's caller gives up at once...
+    let _ = tokio::time::timeout(Duration::ZERO, a.invalidate_tag("t")).await;
+    // ...the command times out...
+    eventually_async(PROPAGATION, "A's command times out", || async {
+        a.stats().l2_error_kinds.timeout > 0
+    })
+    .await;
+    // ...and never runs: its connection is closed while it waits.
+    for kind in ["normal", "pubsub"] {
+        server.command(&format!("CLIENT KILL TYPE {kind}"));
+    }
+    assert_eq!(server.command("CLIENT UNPAUSE"), "+OK");
+    eventually_async(PROPAGATION, "B drops the tag A queued", || async {
+        b.get(&1).await.is_none()
+    })
+    .await;
+}
+
+#[test]
+fn an_invalidation_redis_refuses_for_a_while_is_kept_and_replayed() {
+    let server = RedisServer::start();
+    let mut proxy = Proxy::start(server.port);
+    let cached = |url: String| -> sync::TaggedCache<u32, String> {
+        sync::TaggedCache::builder()
+            .redis(options(url).prefix("test:refused"))
+            .build()
+    };
+    let (a, b) = (cached(proxy.url()), cached(server.url()));
+    eventually(CONNECT, "both caches connect", || {
+        a.redis_connected() && b.redis_connected()
+    });
+    b.get_with_options(1, || ("old".into(), EntryOptions::default().tag("t")));
+    proxy.cut();
+    eventually(CONNECT, "A notices it is cut off", || !a.redis_connected());
+    a.invalidate_tag("t"); // queued
+    // Redis turns read-only (a replica of a master that is not there):
+    // the replay is refused with READONLY.
+    assert_eq!(server.command("REPLICAOF 127.0.0.1 1"), "+OK");
+    let before = a.stats().l2_error_kinds.server;
+    proxy.resume();
+    eventually(CONNECT, "A's replay is refused", || {
+        a.stats().l2_error_kinds.server > before
+    });
+    assert!(!a.redis_connected(), "not resynchronised while refused");
+    assert_eq!(server.command("REPLICAOF NO ONE"), "+OK");
+    eventually(CONNECT, "A reconnects", || a.redis_connected());
+    eventually(PROPAGATION, "B drops the tag A queued", || {
+        b.get(&1).is_none()
+    });
+}
+
 #[test]
 fn inserts_queued_during_an_outage_are_all_honoured_after_a_long_replay() {
     const KEYS: u32 = 3000;

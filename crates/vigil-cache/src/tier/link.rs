@@ -21,7 +21,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, Weak};
 
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use redis::aio::{MultiplexedConnection, PubSubStream};
 use redis::{AsyncConnectionConfig, Client, Msg, Value};
 use tokio::sync::watch;
@@ -132,6 +132,9 @@ pub(crate) async fn run<K>(
                 continue;
             }
         }
+        // A stale "broken" of the previous connection must not end this
+        // one at once.
+        let _ = remote.broken.notified().now_or_never();
         remote.connected(conn.clone());
         let ended = serve(
             &remote,
@@ -212,25 +215,11 @@ pub(crate) async fn flush(
     replay(remote, conn, &mut sending.unsent).await
 }
 
-/// The outcome of one replayed command: a server error (Redis refused the
-/// command itself, so sending it again would fail the same way) is counted
-/// and the command dropped, instead of failing every later replay and
-/// keeping the replica from reconnecting.
-fn replayed(remote: &Remote, result: Result<Value, Failure>) -> Result<(), Failure> {
-    match result {
-        Ok(_) => Ok(()),
-        Err((ErrorKind::Server, error)) => {
-            remote.failed(
-                ErrorKind::Server,
-                &format_args!("an unsent invalidation refused by Redis, dropped: {error}"),
-            );
-            Ok(())
-        }
-        Err(failure) => Err(failure),
-    }
-}
-
 /// Sends `unsent`, removing each invalidation from it once Redis has it.
+/// Any error, a server error included (`LOADING`, `READONLY`, `OOM`, ...
+/// are transient), stops the replay and keeps what was not sent: dropping
+/// an invalidation would leave stale values current. Durations are
+/// clamped, so Redis does not refuse these commands for their arguments.
 async fn replay(
     remote: &Remote,
     conn: &mut MultiplexedConnection,
@@ -241,7 +230,7 @@ async fn replay(
     let limit = remote.options.connect_timeout;
     if unsent.all {
         let all = invocation(&INVALIDATE_ALL, None, [prefix, origin.as_bytes()]);
-        replayed(remote, within(limit, all.invoke_async::<Value>(conn)).await)?;
+        within(limit, all.invoke_async::<Value>(conn)).await?;
         unsent.all = false;
     }
     if !unsent.tags.is_empty() {
@@ -249,10 +238,7 @@ async fn replay(
             .into_iter()
             .chain(unsent.tags.iter().map(String::as_bytes));
         let tags = invocation(&INVALIDATE_TAGS, None, args);
-        replayed(
-            remote,
-            within(limit, tags.invoke_async::<Value>(conn)).await,
-        )?;
+        within(limit, tags.invoke_async::<Value>(conn)).await?;
         unsent.tags.clear();
     }
     let tombstone = remote.options.tombstone_ttl.as_millis().max(1).to_string();
@@ -265,10 +251,7 @@ async fn replay(
         ];
         let entry = remote.entry_key(key);
         let invalidate = invocation(&INVALIDATE_KEY, Some(&entry), args);
-        replayed(
-            remote,
-            within(limit, invalidate.invoke_async::<Value>(conn)).await,
-        )?;
+        within(limit, invalidate.invoke_async::<Value>(conn)).await?;
         unsent.keys.pop_first();
     }
     Ok(())
@@ -354,6 +337,11 @@ async fn serve<K: Clone + 'static>(
             _ = tick.tick() => {
                 if let Err((kind, error)) = flush(remote, &mut conn).await {
                     remote.failed(kind, &error);
+                    // Reads skip Redis while invalidations are queued: a
+                    // connection that cannot carry them is replaced.
+                    if matches!(kind, ErrorKind::Io | ErrorKind::Connect | ErrorKind::Timeout) {
+                        return Ended::Lost;
+                    }
                 }
             }
         }
@@ -402,25 +390,4 @@ async fn apply<K: Clone + 'static>(
         _ => {}
     }
     true
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_replayed_command_redis_refuses_is_dropped_and_counted_a_lost_one_is_kept() {
-        let (clock, _mock) = quanta::Clock::mock();
-        let remote = Remote::new(
-            super::super::RedisOptions::new("redis://127.0.0.1:1/"),
-            Some("c"),
-            clock,
-        );
-        let refused = Err((ErrorKind::Server, "ERR invalid expire time".to_owned()));
-        assert_eq!(replayed(&remote, refused), Ok(()));
-        assert_eq!(remote.error_counts().server, 1);
-        let lost = Err((ErrorKind::Io, "broken pipe".to_owned()));
-        assert!(replayed(&remote, lost).is_err(), "sent again later");
-        assert_eq!(replayed(&remote, Ok(Value::Okay)), Ok(()));
-    }
 }

@@ -32,7 +32,7 @@ pub(crate) use keys::{KeyIndex, digest};
 pub(crate) use link::{Local, LocalKey};
 use options::MAX_DURATION;
 pub use options::RedisOptions;
-use remote::{ErrorKind, Remote, lock};
+use remote::{ErrorKind, Remote, Unsent, lock};
 use scripts::{INVALIDATE_ALL, INVALIDATE_KEY, INVALIDATE_TAGS, READ, WRITE};
 
 use crate::{CacheStats, EntryOptions};
@@ -348,29 +348,33 @@ where
             .collect();
         let inserted = seq.is_empty();
         let sent_digest = digest.clone();
-        let written = self
-            .remote
-            .run(move |mut conn| async move {
-                let args = [
-                    prefix.as_bytes(),
-                    seq.as_bytes(),
-                    ttl.as_bytes(),
-                    data.as_slice(),
-                    origin.as_bytes(),
-                    encoded.as_slice(),
-                    sent_digest.as_bytes(),
-                ]
-                .into_iter()
-                .chain(tags.iter().map(String::as_bytes));
-                let write = invocation(&WRITE, Some(&entry), args);
-                write.invoke_async::<Value>(&mut conn).await
-            })
-            .await;
-        if written.is_none() && inserted {
-            self.remote.queue(|unsent| {
+        // An insert that does not reach Redis is announced later; a loaded
+        // value that does not is simply not shared.
+        let announce = move |unsent: &mut Unsent| {
+            if inserted {
                 unsent.keys.insert(digest.into_bytes());
-            });
-        }
+            }
+        };
+        self.remote
+            .run_or_queue(
+                move |mut conn| async move {
+                    let args = [
+                        prefix.as_bytes(),
+                        seq.as_bytes(),
+                        ttl.as_bytes(),
+                        data.as_slice(),
+                        origin.as_bytes(),
+                        encoded.as_slice(),
+                        sent_digest.as_bytes(),
+                    ]
+                    .into_iter()
+                    .chain(tags.iter().map(String::as_bytes));
+                    let write = invocation(&WRITE, Some(&entry), args);
+                    write.invoke_async::<Value>(&mut conn).await
+                },
+                announce,
+            )
+            .await;
     }
 
     /// Invalidates `key` in Redis and on every replica (a tombstone refuses
@@ -388,24 +392,24 @@ where
             .max(1)
             .to_string();
         let key_bytes = digest.clone();
-        let done = self
-            .remote
-            .run(move |mut conn| async move {
-                let args = [
-                    prefix.as_bytes(),
-                    origin.as_bytes(),
-                    key_bytes.as_slice(),
-                    tombstone.as_bytes(),
-                ];
-                let invalidate = invocation(&INVALIDATE_KEY, Some(&entry), args);
-                invalidate.invoke_async::<Value>(&mut conn).await
-            })
+        let queued = move |unsent: &mut Unsent| {
+            unsent.keys.insert(digest);
+        };
+        self.remote
+            .run_or_queue(
+                move |mut conn| async move {
+                    let args = [
+                        prefix.as_bytes(),
+                        origin.as_bytes(),
+                        key_bytes.as_slice(),
+                        tombstone.as_bytes(),
+                    ];
+                    let invalidate = invocation(&INVALIDATE_KEY, Some(&entry), args);
+                    invalidate.invoke_async::<Value>(&mut conn).await
+                },
+                queued,
+            )
             .await;
-        if done.is_none() {
-            self.remote.queue(|unsent| {
-                unsent.keys.insert(digest);
-            });
-        }
     }
 
     /// Bumps the versions of `tags` in Redis and announces them.
@@ -417,39 +421,37 @@ where
         let origin = self.remote.origin.to_string();
         let owned: Vec<String> = tags.iter().map(|&tag| tag.to_owned()).collect();
         let sent = owned.clone();
-        let done = self
-            .remote
-            .run(move |mut conn| async move {
-                let args = [prefix.as_bytes(), origin.as_bytes()]
-                    .into_iter()
-                    .chain(sent.iter().map(String::as_bytes));
-                let invalidate = invocation(&INVALIDATE_TAGS, None, args);
-                invalidate.invoke_async::<Value>(&mut conn).await
-            })
+        self.remote
+            .run_or_queue(
+                move |mut conn| async move {
+                    let args = [prefix.as_bytes(), origin.as_bytes()]
+                        .into_iter()
+                        .chain(sent.iter().map(String::as_bytes));
+                    let invalidate = invocation(&INVALIDATE_TAGS, None, args);
+                    invalidate.invoke_async::<Value>(&mut conn).await
+                },
+                move |unsent| unsent.tags.extend(owned),
+            )
             .await;
-        if done.is_none() {
-            self.remote.queue(|unsent| unsent.tags.extend(owned));
-        }
     }
 
     /// `invalidate_all` in Redis, announced to every replica.
     pub(crate) async fn invalidate_all(&self) {
         let prefix = self.remote.prefix.clone();
         let origin = self.remote.origin.to_string();
-        let done = self
-            .remote
-            .run(move |mut conn| async move {
-                let invalidate = invocation(
-                    &INVALIDATE_ALL,
-                    None,
-                    [prefix.as_bytes(), origin.as_bytes()],
-                );
-                invalidate.invoke_async::<Value>(&mut conn).await
-            })
+        self.remote
+            .run_or_queue(
+                move |mut conn| async move {
+                    let invalidate = invocation(
+                        &INVALIDATE_ALL,
+                        None,
+                        [prefix.as_bytes(), origin.as_bytes()],
+                    );
+                    invalidate.invoke_async::<Value>(&mut conn).await
+                },
+                |unsent| unsent.all = true,
+            )
             .await;
-        if done.is_none() {
-            self.remote.queue(|unsent| unsent.all = true);
-        }
     }
 }
 

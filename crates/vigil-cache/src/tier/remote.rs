@@ -224,13 +224,19 @@ pub(crate) struct Remote {
     errors: [AtomicU64; 5],
     /// Whether the current burst of errors has been logged.
     failing: AtomicBool,
-    /// Command timeouts since the last answer.
+    /// Sequential command timeouts since the last answer.
     timeouts: AtomicU64,
+    /// When (nanoseconds after the circuit's base) the last counted
+    /// timeout happened: a command sent before it timed out in the same
+    /// stall, and is not counted again.
+    last_timeout: AtomicU64,
 }
 
-/// After this many command timeouts in a row (with no answer between),
-/// the connection counts as broken: the link task reconnects and
-/// resynchronises.
+/// After this many command timeouts in a row (sequential: each command
+/// sent after the previous one timed out, with no answer between), the
+/// connection counts as broken: the link task reconnects and
+/// resynchronises. Commands in flight together during one stall count
+/// once.
 const TIMEOUTS_BEFORE_RECONNECT: u64 = 3;
 
 /// A command the circuit let through, on its connection.
@@ -265,6 +271,7 @@ impl Remote {
             errors: Default::default(),
             failing: AtomicBool::new(false),
             timeouts: AtomicU64::new(0),
+            last_timeout: AtomicU64::new(0),
             options,
         };
         if let Err(error) = core_client {
@@ -298,6 +305,7 @@ impl Remote {
     fn settle<T>(
         &self,
         probe: bool,
+        sent: quanta::Instant,
         result: Result<redis::RedisResult<T>, tokio::time::error::Elapsed>,
     ) -> Option<T> {
         match result {
@@ -314,13 +322,13 @@ impl Remote {
                 self.failed(kind, &error);
                 match kind {
                     ErrorKind::Io | ErrorKind::Connect => self.broken.notify_one(),
-                    ErrorKind::Timeout => self.timed_out(),
+                    ErrorKind::Timeout => self.timed_out(sent),
                     ErrorKind::Server | ErrorKind::Decode => {}
                 }
                 None
             }
             Err(_) => {
-                self.timed_out();
+                self.timed_out(sent);
                 let timeout = self.options.command_timeout;
                 self.failed(
                     ErrorKind::Timeout,
@@ -331,9 +339,22 @@ impl Remote {
         }
     }
 
-    /// Counts a command timeout; after [`TIMEOUTS_BEFORE_RECONNECT`] in a
-    /// row, the link task is told the connection is broken.
-    fn timed_out(&self) {
+    /// Counts a timeout of a command sent at `sent`, unless it was sent
+    /// before the last counted timeout (the same stall); after
+    /// [`TIMEOUTS_BEFORE_RECONNECT`] in a row, the link task is told the
+    /// connection is broken.
+    fn timed_out(&self, sent: quanta::Instant) {
+        let sent = self.circuit.nanos(sent);
+        let now = self.circuit.nanos(self.clock.now()).max(1);
+        let last = self.last_timeout.load(Ordering::Acquire);
+        if sent < last
+            || self
+                .last_timeout
+                .compare_exchange(last, now, Ordering::AcqRel, Ordering::Acquire)
+                .is_err()
+        {
+            return;
+        }
         if self.timeouts.fetch_add(1, Ordering::Relaxed) + 1 >= TIMEOUTS_BEFORE_RECONNECT {
             self.timeouts.store(0, Ordering::Relaxed);
             self.broken.notify_one();
@@ -353,6 +374,35 @@ impl Remote {
         runtime()?.spawn(task).await.ok().flatten()
     }
 
+    /// [`run`](Self::run), and if the command was not let through or
+    /// failed, queues what `add` adds for replay. The queueing happens in
+    /// the spawned task, so a caller cancelled while the command runs does
+    /// not lose it.
+    pub(crate) async fn run_or_queue<T, F, Fut>(
+        self: &std::sync::Arc<Self>,
+        command: F,
+        add: impl FnOnce(&mut Unsent) + Send + 'static,
+    ) -> Option<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(MultiplexedConnection) -> Fut + Send + 'static,
+        Fut: Future<Output = redis::RedisResult<T>> + Send + 'static,
+    {
+        let (Some(task), Some(runtime)) = (self.task(command), runtime()) else {
+            self.queue(add);
+            return None;
+        };
+        let remote = std::sync::Arc::clone(self);
+        let task = async move {
+            let done = task.await;
+            if done.is_none() {
+                remote.queue(add);
+            }
+            done
+        };
+        runtime.spawn(task).await.ok().flatten()
+    }
+
     fn task<T, F, Fut>(
         self: &std::sync::Arc<Self>,
         command: F,
@@ -367,8 +417,9 @@ impl Remote {
         let probe = pass.admission == Admission::Probe;
         Some(async move {
             let timeout = remote.options.command_timeout;
+            let sent = remote.clock.now();
             let result = tokio::time::timeout(timeout, command(pass.conn)).await;
-            let settled = remote.settle(probe, result);
+            let settled = remote.settle(probe, sent, result);
             if probe && settled.is_none() {
                 remote.circuit.end_probe();
             }
@@ -410,6 +461,8 @@ impl Remote {
 
     /// The link task connected and resynchronised: commands may use `conn`.
     pub(crate) fn connected(&self, conn: MultiplexedConnection) {
+        // A new connection starts with no timeouts against it.
+        self.timeouts.store(0, Ordering::Relaxed);
         *lock(&self.conn) = Some(conn);
         self.circuit.close();
         self.recovered();
@@ -505,6 +558,46 @@ mod tests {
         assert_eq!((errors.timeout, errors.decode, errors.total()), (1, 1, 2));
         assert!(remote.circuit.admit(remote.clock.now()).is_none());
         assert_eq!(remote.prefix, "vigil:c:");
+    }
+
+    #[test]
+    fn timeouts_of_commands_in_flight_together_count_once_sequential_ones_reconnect() {
+        use futures_util::FutureExt;
+        let (clock, mock) = quanta::Clock::mock();
+        mock.increment(Duration::from_secs(1));
+        let remote = Remote::new(RedisOptions::new("redis://127.0.0.1:1/"), Some("c"), clock);
+        let broken = |remote: &Remote| remote.broken.notified().now_or_never().is_some();
+        // One stall: five commands sent together all time out.
+        let sent = remote.clock.now();
+        mock.increment(Duration::from_millis(50));
+        for _ in 0..5 {
+            remote.timed_out(sent);
+        }
+        assert!(!broken(&remote), "one stall is one timeout");
+        // Two more commands, each sent after the previous timeout.
+        for _ in 0..2 {
+            mock.increment(Duration::from_millis(1));
+            let sent = remote.clock.now();
+            mock.increment(Duration::from_millis(50));
+            remote.timed_out(sent);
+        }
+        assert!(broken(&remote), "three in a row");
+    }
+
+    #[test]
+    fn a_command_that_cannot_be_sent_queues_its_invalidation() {
+        let remote = std::sync::Arc::new(Remote::new(
+            RedisOptions::new("redis://127.0.0.1:1/"),
+            Some("c"),
+            quanta::Clock::new(),
+        ));
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("a runtime");
+        let done = runtime
+            .block_on(remote.run_or_queue(|_conn| async { Ok(()) }, |unsent| unsent.all = true));
+        assert_eq!(done, None);
+        assert!(lock(&remote.unsent).all);
     }
 
     #[test]

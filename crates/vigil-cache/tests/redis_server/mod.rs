@@ -59,6 +59,23 @@ impl RedisServer {
         }
     }
 
+    /// Sends one inline command (e.g. `CLIENT PAUSE 5000 WRITE`) and
+    /// returns the first line of the answer.
+    pub fn command(&self, command: &str) -> String {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port))
+            .expect("redis-server accepts a connection");
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+        stream
+            .write_all(format!("{command}\r\n").as_bytes())
+            .expect("the command is sent");
+        let mut answer = Vec::new();
+        let mut byte = [0; 1];
+        while stream.read_exact(&mut byte).is_ok() && byte[0] != b'\n' {
+            answer.push(byte[0]);
+        }
+        String::from_utf8_lossy(&answer).trim_end().to_owned()
+    }
+
     fn answers(&self) -> bool {
         let Ok(mut stream) = TcpStream::connect(("127.0.0.1", self.port)) else {
             return false;
