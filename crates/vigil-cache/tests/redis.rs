@@ -756,8 +756,11 @@ async fn a_cancelled_invalidation_still_applies_on_the_calling_replica() {
     assert_eq!(a.get(&5).await, None, "A dropped everything too");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_cancelled_invalidation_whose_command_then_fails_is_queued_and_replayed() {
+/// A's `invalidate_tag` is cancelled by its caller, then its command
+/// times out and is lost with its connection (Redis holds it until the
+/// connections of the `killed` types are closed); B must still drop the
+/// tag.
+async fn a_lost_cancelled_invalidation_reaches_the_other_replica(killed: &[&str]) {
     let server = RedisServer::start();
     let quick = |url: String| -> future::TaggedCache<u32, String> {
         future::TaggedCache::builder()
@@ -786,7 +789,7 @@ async fn a_cancelled_invalidation_whose_command_then_fails_is_queued_and_replaye
     })
     .await;
     // ...and never runs: its connection is closed while it waits.
-    for kind in ["normal", "pubsub"] {
+    for kind in killed {
         server.command(&format!("CLIENT KILL TYPE {kind}"));
     }
     assert_eq!(server.command("CLIENT UNPAUSE"), "+OK");
@@ -794,6 +797,19 @@ async fn a_cancelled_invalidation_whose_command_then_fails_is_queued_and_replaye
         b.get(&1).await.is_none()
     })
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_invalidation_whose_command_then_fails_is_queued_and_replayed() {
+    a_lost_cancelled_invalidation_reaches_the_other_replica(&["normal", "pubsub"]).await;
+}
+
+/// Only the command connection is lost (the subscription lives on): the
+/// replay of the queue fails, which must end the connection, since reads
+/// skip Redis while invalidations are queued.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replay_on_a_broken_command_connection_makes_the_link_reconnect() {
+    a_lost_cancelled_invalidation_reaches_the_other_replica(&["normal"]).await;
 }
 
 #[test]
