@@ -1,7 +1,6 @@
 //! [`EmailNotifier`]: a plain-text email per notification over SMTP
 //! (lettre on tokio, TLS by rustls).
 
-use std::borrow::Borrow;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,7 +17,7 @@ use super::error::error_chain;
 use super::format::{self, Thresholds};
 use super::template::{Context, TextTemplate};
 use super::{Notifier, NotifyError};
-use crate::{AlertStatus, Notification, Rule};
+use crate::{AlertStatus, Notification};
 
 /// The subject unless [`EmailBuilder::subject`] sets one:
 /// `[firing:2] HighErrorRate (critical)`, or with resolved alerts among
@@ -99,30 +98,16 @@ impl SmtpTls {
 /// assert!(!format!("{email:?}").contains("app-password"));
 /// # Ok::<(), vigil_alert::notify::NotifyError>(())
 /// ```
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct EmailNotifier {
     transport: AsyncSmtpTransport<Tokio1Executor>,
     server: String,
-    tls: SmtpTls,
     from: Mailbox,
     to: Vec<Mailbox>,
     subject: TextTemplate,
     link: Option<TextTemplate>,
     thresholds: Arc<Thresholds>,
     name: String,
-}
-
-impl std::fmt::Debug for EmailNotifier {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let to: Vec<String> = self.to.iter().map(ToString::to_string).collect();
-        f.debug_struct("EmailNotifier")
-            .field("server", &self.server)
-            .field("tls", &self.tls)
-            .field("from", &self.from.to_string())
-            .field("to", &to)
-            .field("name", &self.name)
-            .finish_non_exhaustive()
-    }
 }
 
 impl EmailNotifier {
@@ -193,44 +178,50 @@ impl EmailNotifier {
     pub fn text(&self, notification: &Notification) -> String {
         let mut text = format!("{}\n", format::headline(notification));
         for alert in &notification.alerts {
-            let status = format::status_word(alert.status);
-            let severity = format::severity_word(alert);
-            let (rule, severity) = (format::one_line(&alert.rule), format::one_line(severity));
-            let mut lines = vec![format!("\n{rule}: {status} ({severity})")];
-            let mut line = |name: &str, value: &str| {
-                lines.push(format!("  {name:<10} {}", format::one_line(value)));
-            };
-            if let Some(summary) = format::summary(alert) {
-                line("Summary:", summary);
-            }
-            line("Value:", &format::value_text(alert.value));
-            let threshold = self.thresholds.of(alert);
-            line(
-                "Threshold:",
-                &threshold.map_or_else(|| "n/a".to_owned(), |t| t.to_string()),
+            let (status, severity) = (
+                format::status_word(alert.status),
+                format::severity_word(alert),
             );
+            let rule = format::one_line(&alert.rule);
+            text.push_str(&format!(
+                "\n{rule}: {status} ({})\n",
+                format::one_line(severity)
+            ));
+            let mut line = |name: &str, value: &str| {
+                text.push_str(&format!("  {name:<10} {}\n", format::one_line(value)));
+            };
             let labels: Vec<String> = format::instance_labels(alert)
                 .map(|(name, value)| format!("{name}={value}"))
                 .collect();
-            if !labels.is_empty() {
-                line("Labels:", &labels.join(", "));
-            }
-            line("Started:", &crate::time::format_rfc3339(alert.starts_at));
-            if let (AlertStatus::Resolved, Some(ends_at)) = (alert.status, alert.ends_at) {
-                line("Resolved:", &crate::time::format_rfc3339(ends_at));
-            }
-            if let Some(link) = &self.link {
-                let context = Context {
-                    notification,
-                    alert: Some(alert),
-                    thresholds: &self.thresholds,
-                };
-                if let Some(link) = link.render_link(&context) {
-                    line("Link:", &link);
+            let context = Context {
+                notification,
+                alert: Some(alert),
+                thresholds: &self.thresholds,
+            };
+            let link = self
+                .link
+                .as_ref()
+                .and_then(|link| link.render_link(&context));
+            let ends_at = alert
+                .ends_at
+                .filter(|_| alert.status == AlertStatus::Resolved);
+            let lines = [
+                ("Summary:", format::summary(alert).map(str::to_owned)),
+                ("Value:", Some(format::value_text(alert.value))),
+                ("Threshold:", Some(self.thresholds.text(alert))),
+                ("Labels:", (!labels.is_empty()).then(|| labels.join(", "))),
+                (
+                    "Started:",
+                    Some(crate::time::format_rfc3339(alert.starts_at)),
+                ),
+                ("Resolved:", ends_at.map(crate::time::format_rfc3339)),
+                ("Link:", link),
+            ];
+            for (name, value) in lines {
+                if let Some(value) = value {
+                    line(name, &value);
                 }
             }
-            text.push_str(&lines.join("\n"));
-            text.push('\n');
         }
         text
     }
@@ -238,15 +229,15 @@ impl EmailNotifier {
     /// The message for `notification`, with a new
     /// [`Message-ID`](message_id).
     fn message(&self, notification: &Notification) -> Result<Message, NotifyError> {
-        let mut message = Message::builder()
+        let message = Message::builder()
             .from(self.from.clone())
             .message_id(Some(message_id(&self.from)))
             .subject(self.subject(notification));
-        for to in &self.to {
-            message = message.to(to.clone());
-        }
-        let message = message.header(ContentType::TEXT_PLAIN);
-        message
+        let message = self
+            .to
+            .iter()
+            .fold(message, |message, to| message.to(to.clone()));
+        (message.header(ContentType::TEXT_PLAIN))
             .body(self.text(notification))
             .map_err(|e| NotifyError::Encode {
                 reason: e.to_string(),
@@ -296,26 +287,24 @@ impl Notifier for EmailNotifier {
     }
 
     async fn notify(&self, notification: &Notification) -> Result<(), NotifyError> {
-        let message = self.message(notification)?;
-        match self.transport.send(message).await {
-            Ok(_) => Ok(()),
-            Err(e) => Err(NotifyError::Smtp {
-                server: self.server.clone(),
-                reason: error_chain(&e),
-                permanent: is_permanent(&e),
-            }),
-        }
+        let sent = self.transport.send(self.message(notification)?).await;
+        sent.map(drop).map_err(|e| NotifyError::Smtp {
+            server: self.server.clone(),
+            reason: error_chain(&e),
+            permanent: is_permanent(&e),
+        })
     }
 }
 
 /// Configures an [`EmailNotifier`]: see [`EmailNotifier::builder`].
-#[derive(Clone, Default)]
+#[derive(Clone, Debug, Default)]
 #[must_use]
 pub struct EmailBuilder {
     host: String,
     port: Option<u16>,
     tls: SmtpTls,
-    credentials: Option<(String, String)>,
+    /// Kept out of `Debug` output by lettre.
+    credentials: Option<Credentials>,
     from: Option<String>,
     to: Vec<String>,
     subject: Option<String>,
@@ -323,18 +312,6 @@ pub struct EmailBuilder {
     thresholds: Thresholds,
     name: Option<String>,
     root_certificates: Vec<Vec<u8>>,
-}
-
-impl std::fmt::Debug for EmailBuilder {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EmailBuilder")
-            .field("host", &self.host)
-            .field("port", &self.port)
-            .field("tls", &self.tls)
-            .field("from", &self.from)
-            .field("to", &self.to)
-            .finish_non_exhaustive()
-    }
 }
 
 impl EmailBuilder {
@@ -350,7 +327,8 @@ impl EmailBuilder {
         /// `LOGIN`, as the server offers). Kept out of `Debug` output.
         /// Refused by [`build`](Self::build) with [`SmtpTls::None`] unless
         /// the host is loopback: the password would travel in clear.
-        credentials(user: impl Into<String>, password: impl Into<String>) => credentials = Some((user.into(), password.into()));
+        credentials(user: impl Into<String>, password: impl Into<String>) =>
+            credentials = Some(Credentials::new(user.into(), password.into()));
 
         /// The sender: an address (`alerts@example.com`) or a mailbox
         /// (`vigil <alerts@example.com>`). Required; checked by
@@ -366,31 +344,8 @@ impl EmailBuilder {
         /// notification's first alert; an unknown one fails
         /// [`build`](Self::build).
         subject(template: impl Into<String>) => subject = Some(template.into());
-
-        /// A URL listed with each alert: a dashboard or the host's status
-        /// page (`http://host:8080/status`). It may hold placeholders, as
-        /// [`subject`](Self::subject) does, filled in per alert and
-        /// percent-encoded (`http://grafana/d/checkout?var-function={{labels.function}}`),
-        /// except one it starts with, which is written as it is
-        /// (`{{annotations.runbook_url}}`); an alert whose link is then not
-        /// an `http(s)` URL gets none. A link starting with text must be an
-        /// `http://` or `https://` URL, checked by [`build`](Self::build).
-        link(url: impl Into<String>) => link = Some(url.into());
-
-        /// The name used as the metrics' `notifier` label and in logs
-        /// (default `email`).
-        name(name: impl Into<String>) => name = Some(name.into());
-
-        /// Trusts the certificates in `pem` (PEM-encoded, one per call) as
-        /// roots, next to the Mozilla roots: for a server with a private
-        /// CA or a self-signed certificate.
-        root_certificate(pem: impl Into<Vec<u8>>) => push root_certificates(pem.into());
-
-        /// Shows each alert's threshold from these rules (the fixed threshold
-        /// of the alert's rule and severity); without one, a numeric
-        /// `threshold` annotation is shown. Can be called more than once.
-        rules(rules: impl IntoIterator<Item = impl Borrow<Rule>>) => add thresholds(rules);
     }
+    super::notifier_setters!("`email`", link);
 
     /// Checks the addresses, the subject template and the certificates and
     /// builds the notifier. Connects to nothing: the server is first
@@ -404,34 +359,39 @@ impl EmailBuilder {
         let invalid =
             |field: &'static str, reason: String| NotifyError::InvalidConfig { field, reason };
         let host = self.host.trim();
-        if host.is_empty() {
-            return Err(invalid("host", "no SMTP server given".to_owned()));
-        }
+        let in_clear = self.credentials.is_some() && self.tls == SmtpTls::None;
+        NotifyError::check([
+            (
+                "host",
+                host.is_empty().then(|| "no SMTP server given".to_owned()),
+            ),
+            ("from", self.from.is_none().then(|| NO_SENDER.to_owned())),
+            (
+                "to",
+                self.to
+                    .is_empty()
+                    .then(|| "no recipient: add one with `to`".to_owned()),
+            ),
+            (
+                "credentials",
+                (in_clear && !is_loopback(host)).then(|| {
+                    format!(
+                        "credentials would travel in clear to {host}: use SmtpTls::StartTls or \
+                 SmtpTls::Implicit, or a relay on localhost"
+                    )
+                }),
+            ),
+        ])?;
         let mailbox = |field: &'static str, text: &str| {
             (text.trim().parse::<Mailbox>()).map_err(|e| invalid(field, format!("{text:?}: {e}")))
         };
-        let from = self.from.as_deref().ok_or_else(|| {
-            invalid(
-                "from",
-                "no sender: set `from` to the address alerts come from".to_owned(),
-            )
-        })?;
-        let from = mailbox("from", from)?;
-        if self.to.is_empty() {
-            return Err(invalid("to", "no recipient: add one with `to`".to_owned()));
-        }
+        let from = mailbox("from", self.from.as_deref().unwrap_or_default())?;
         let to = (self.to.iter())
             .map(|text| mailbox("to", text))
             .collect::<Result<Vec<_>, _>>()?;
         let subject = self.subject.as_deref().unwrap_or(DEFAULT_EMAIL_SUBJECT);
         let subject = TextTemplate::parse(subject, "subject")?;
-        let link = (self.link.as_deref())
-            .map(|link| TextTemplate::parse(link, "link"))
-            .transpose()?;
-        if let Some(link) = &link {
-            link.check_link("link")?;
-        }
-
+        let link = TextTemplate::link(self.link.as_deref())?;
         let port = self.port.unwrap_or(self.tls.default_port());
         let mut transport =
             AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host).port(port);
@@ -450,20 +410,12 @@ impl EmailBuilder {
                 _ => Tls::Required(parameters),
             });
         }
-        if self.credentials.is_some() && self.tls == SmtpTls::None && !is_loopback(host) {
-            let reason = format!(
-                "credentials would travel in clear to {host}: use SmtpTls::StartTls or \
-                 SmtpTls::Implicit, or a relay on localhost"
-            );
-            return Err(invalid("credentials", reason));
-        }
-        if let Some((user, password)) = self.credentials {
-            transport = transport.credentials(Credentials::new(user, password));
+        if let Some(credentials) = self.credentials {
+            transport = transport.credentials(credentials);
         }
         Ok(EmailNotifier {
             transport: transport.build(),
             server: format!("{host}:{port}"),
-            tls: self.tls,
             from,
             to,
             subject,
@@ -473,6 +425,9 @@ impl EmailBuilder {
         })
     }
 }
+
+/// Why a builder without [`from`](EmailBuilder::from) cannot build.
+const NO_SENDER: &str = "no sender: set `from` to the address alerts come from";
 
 #[cfg(test)]
 mod tests {

@@ -1,17 +1,14 @@
 //! What the human-facing notifiers (Slack, email, templated webhooks) say
 //! about an alert: its status and severity words, its value and threshold,
 //! the labels worth showing, its summary and time, one implementation for
-//! all of them.
+//! all of them; and how URLs, which may hold secrets, are shown.
 
-use std::borrow::Borrow;
+use std::borrow::{Borrow, Cow};
 use std::collections::HashMap;
 use std::fmt;
 use std::time::SystemTime;
 
 use crate::{Alert, AlertStatus, Comparison, Limit, Notification, Rule, Severity};
-
-/// Labels every alert carries and every message already shows.
-const SHOWN_ELSEWHERE: [&str; 2] = ["alertname", "severity"];
 
 /// An alert's threshold as notifications show it: `> 0.2`, or the bare
 /// value when the comparison is not known (a `threshold` annotation).
@@ -23,10 +20,9 @@ pub(crate) struct ShownThreshold {
 
 impl fmt::Display for ShownThreshold {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let value = number_text(self.value);
         match self.op {
-            Some(op) => write!(f, "{op} {value}"),
-            None => f.write_str(&value),
+            Some(op) => write!(f, "{op} {}", number_text(self.value)),
+            None => f.write_str(&number_text(self.value)),
         }
     }
 }
@@ -45,16 +41,17 @@ impl Thresholds {
         for rule in rules {
             let rule = rule.borrow();
             for threshold in &rule.thresholds {
-                if let Limit::Fixed(value) = threshold.value {
-                    let shown = ShownThreshold {
-                        op: Some(threshold.op),
-                        value,
-                    };
-                    let key = (rule.name.clone(), threshold.severity);
-                    let entry = self.0.entry(key).or_insert(Some(shown));
-                    if *entry != Some(shown) {
-                        *entry = None;
-                    }
+                let Limit::Fixed(value) = threshold.value else {
+                    continue;
+                };
+                let shown = Some(ShownThreshold {
+                    op: Some(threshold.op),
+                    value,
+                });
+                let entry =
+                    (self.0.entry((rule.name.clone(), threshold.severity))).or_insert(shown);
+                if *entry != shown {
+                    *entry = None;
                 }
             }
         }
@@ -69,6 +66,12 @@ impl Thresholds {
             Some(ShownThreshold { op: None, value })
         })
     }
+
+    /// [`of`](Self::of) as text, `n/a` when unknown.
+    pub(crate) fn text(&self, alert: &Alert) -> String {
+        self.of(alert)
+            .map_or_else(|| "n/a".to_owned(), |t| t.to_string())
+    }
 }
 
 /// `firing` or `resolved`.
@@ -82,10 +85,7 @@ pub(crate) fn status_word(status: AlertStatus) -> &'static str {
 /// The severity as the rule spells it (its `severity` label, e.g.
 /// `warning`), else the level's name.
 pub(crate) fn severity_word(alert: &Alert) -> &str {
-    alert
-        .labels
-        .get("severity")
-        .map_or(alert.severity.as_str(), String::as_str)
+    (alert.labels.get("severity")).map_or(alert.severity.as_str(), String::as_str)
 }
 
 /// The value as written in text: [`number_text`], or `n/a` when the
@@ -100,46 +100,35 @@ pub(crate) fn value_text(value: Option<f64>) -> String {
 /// 10^15 (`1.235e-5`); `NaN`, `+Inf`, `-Inf` as Prometheus writes them.
 pub(crate) fn number_text(value: f64) -> String {
     const DIGITS: i32 = 4;
-    if value.is_nan() {
-        return "NaN".to_owned();
-    }
-    if value.is_infinite() {
-        return if value > 0.0 { "+Inf" } else { "-Inf" }.to_owned();
-    }
-    if value == 0.0 {
-        return "0".to_owned();
-    }
     let magnitude = value.abs();
-    if !(1e-4..1e15).contains(&magnitude) {
-        let text = format!("{:.*e}", (DIGITS - 1) as usize, value);
-        return match text.split_once('e') {
-            Some((mantissa, exponent)) => format!("{}e{exponent}", trim_zeros(mantissa)),
-            None => text,
-        };
-    }
-    // Digits before the point, minus one: 0 for 1..10, -1 for 0.1..1.
-    let exponent = magnitude.log10().floor() as i32;
-    let decimals = (DIGITS - 1 - exponent).max(0) as usize;
-    let text = format!("{value:.decimals$}");
-    match text.contains('.') {
-        true => trim_zeros(&text).to_owned(),
-        false => text,
-    }
-}
-
-/// `1.500` as `1.5`, `2.000` as `2`.
-fn trim_zeros(text: &str) -> &str {
-    match text.contains('.') {
-        true => text.trim_end_matches('0').trim_end_matches('.'),
-        false => text,
+    let text = match value {
+        _ if value.is_nan() => return "NaN".to_owned(),
+        f64::INFINITY => return "+Inf".to_owned(),
+        f64::NEG_INFINITY => return "-Inf".to_owned(),
+        0.0 => return "0".to_owned(),
+        _ if !(1e-4..1e15).contains(&magnitude) => format!("{:.*e}", (DIGITS - 1) as usize, value),
+        // Decimals for four digits: the exponent is 0 for 1..10, -1 for 0.1..1.
+        _ => format!(
+            "{value:.*}",
+            (DIGITS - 1 - magnitude.log10().floor() as i32).max(0) as usize
+        ),
+    };
+    let (digits, exponent) = text.split_once('e').unwrap_or((&text, ""));
+    let digits = match digits.contains('.') {
+        true => digits.trim_end_matches('0').trim_end_matches('.'),
+        false => digits,
+    };
+    match exponent {
+        "" => digits.to_owned(),
+        _ => format!("{digits}e{exponent}"),
     }
 }
 
 /// `text` on one line: control characters (newlines, tabs, escapes)
 /// written as Rust escapes (`\n`, `\u{1b}`), so that a label value or a
 /// rule name cannot start a line of its own in a message.
-pub(crate) fn one_line(text: &str) -> std::borrow::Cow<'_, str> {
-    if !text.chars().any(char::is_control) {
+pub(crate) fn one_line(text: &str) -> Cow<'_, str> {
+    if !text.contains(char::is_control) {
         return text.into();
     }
     let escaped = text.chars().map(|c| match c.is_control() {
@@ -158,11 +147,10 @@ pub(crate) fn summary(alert: &Alert) -> Option<&str> {
 }
 
 /// The labels that identify the instance (all but `alertname` and
-/// `severity`), in name order.
+/// `severity`, which every message already shows), in name order.
 pub(crate) fn instance_labels(alert: &Alert) -> impl Iterator<Item = (&str, &str)> {
-    let shown = |(name, _): &(&String, &String)| !SHOWN_ELSEWHERE.contains(&name.as_str());
-    let pairs = alert.labels.iter().filter(shown);
-    pairs.map(|(name, value)| (name.as_str(), value.as_str()))
+    let pairs = alert.labels.iter().map(|(n, v)| (n.as_str(), v.as_str()));
+    pairs.filter(|(name, _)| !["alertname", "severity"].contains(name))
 }
 
 /// When the alert's status began: its end if resolved, else its start.
@@ -176,9 +164,8 @@ pub(crate) fn status_time(alert: &Alert) -> SystemTime {
 /// How many of the notification's alerts fire and how many resolved.
 pub(crate) fn counts(notification: &Notification) -> (usize, usize) {
     let alerts = &notification.alerts;
-    let firing = (alerts.iter())
-        .filter(|a| a.status == AlertStatus::Firing)
-        .count();
+    let firing = alerts.iter().filter(|a| a.status == AlertStatus::Firing);
+    let firing = firing.count();
     (firing, alerts.len() - firing)
 }
 
@@ -186,11 +173,10 @@ pub(crate) fn counts(notification: &Notification) -> (usize, usize) {
 /// status, a status without alerts left out (`firing:0` for an empty
 /// notification).
 pub(crate) fn counts_text(notification: &Notification) -> String {
-    let (firing, resolved) = counts(notification);
-    match (firing, resolved) {
-        (_, 0) => format!("firing:{firing}"),
-        (0, _) => format!("resolved:{resolved}"),
-        _ => format!("firing:{firing}, resolved:{resolved}"),
+    match counts(notification) {
+        (firing, 0) => format!("firing:{firing}"),
+        (0, resolved) => format!("resolved:{resolved}"),
+        (firing, resolved) => format!("firing:{firing}, resolved:{resolved}"),
     }
 }
 
@@ -205,33 +191,19 @@ pub(crate) fn headline(notification: &Notification) -> String {
         }
     }
     let counts = counts_text(notification).to_ascii_uppercase();
-    let text = format!(
-        "[{counts}] {} for {}",
-        rules.join(", "),
-        notification.receiver
-    );
-    one_line(&text).into_owned()
-}
-
-/// A query with every value masked: `a=1&b` as `a=***&b`.
-pub(crate) fn masked_query(query: &str) -> String {
-    let pair = |pair: &str| match pair.split_once('=') {
-        Some((name, value)) if !value.is_empty() => format!("{name}=***"),
-        _ => pair.to_owned(),
-    };
-    query.split('&').map(pair).collect::<Vec<_>>().join("&")
+    let (rules, receiver) = (rules.join(", "), &notification.receiver);
+    one_line(&format!("[{counts}] {rules} for {receiver}")).into_owned()
 }
 
 /// A URL as given (parsed or not), as errors and `Debug` output show it:
-/// user info and query values masked, the fragment dropped, and with
-/// `last_segment` the last path segment masked too (a Slack or Teams
-/// webhook's secret).
+/// user info and query values masked (`a=1&b` as `a=***&b`), the fragment
+/// dropped, and with `last_segment` the last path segment masked too (a
+/// Slack or Teams webhook's secret).
 pub(crate) fn masked_text(text: &str, last_segment: bool) -> String {
     let text = text.split('#').next().unwrap_or_default();
-    let (before, query) = match text.split_once('?') {
-        Some((before, query)) => (before, Some(query)),
-        None => (text, None),
-    };
+    let (before, query) = text
+        .split_once('?')
+        .map_or((text, None), |(b, q)| (b, Some(q)));
     let start = before.find("://").map_or(0, |i| i + 3);
     let end = before[start..]
         .find('/')
@@ -245,12 +217,13 @@ pub(crate) fn masked_text(text: &str, last_segment: bool) -> String {
         Some((head, last)) if last_segment && !last.is_empty() => format!("{head}/***"),
         _ => path.to_owned(),
     };
-    let mut shown = format!("{scheme}{authority}{path}");
-    if let Some(query) = query {
-        shown.push('?');
-        shown.push_str(&masked_query(query));
-    }
-    shown
+    let masked = |pair: &str| match pair.split_once('=') {
+        Some((name, value)) if !value.is_empty() => format!("{name}=***"),
+        _ => pair.to_owned(),
+    };
+    let query = query.map(|q| q.split('&').map(masked).collect::<Vec<_>>().join("&"));
+    let query = query.map_or_else(String::new, |query| format!("?{query}"));
+    format!("{scheme}{authority}{path}{query}")
 }
 
 #[cfg(test)]

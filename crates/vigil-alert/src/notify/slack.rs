@@ -1,18 +1,17 @@
 //! [`SlackNotifier`]: a message per notification to a Slack incoming
 //! webhook, one coloured attachment per alert.
 
-use std::borrow::Borrow;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use reqwest::Url;
+use reqwest::{Client, Url};
 use serde_json::{Value, json};
 
 use super::format::{self, Thresholds};
 use super::template::{Context, TextTemplate};
-use super::webhook::{JsonClient, http_url};
+use super::webhook::{encode, http_url, json_client, post, redacted};
 use super::{Notifier, NotifyError};
-use crate::{Alert, AlertStatus, Notification, Rule, Severity};
+use crate::{Alert, AlertStatus, Notification, Severity};
 
 /// At most this many alerts get an attachment: each has 3 blocks, and
 /// Slack takes at most 50 blocks per message (a long list helps nobody
@@ -40,17 +39,17 @@ const MAX_LINK: usize = 2000;
 /// which it is sent again as text only.
 const REFUSED_LAYOUT: [&str; 2] = ["invalid_blocks", "invalid_attachments"];
 
-/// The colour bar of a resolved alert.
-const RESOLVED_COLOR: &str = "#2eb886";
+/// A webhook URL (parsed or not) and how errors, logs and `Debug` output
+/// show it: its last path segment, the secret, masked.
+#[derive(Clone, Default)]
+struct Secret<T> {
+    value: T,
+    shown: String,
+}
 
-/// The colour bar of a firing alert of `severity`: blue, amber, orange,
-/// red.
-fn color(severity: Severity) -> &'static str {
-    match severity {
-        Severity::Low => "#439fe0",
-        Severity::Medium => "#daa038",
-        Severity::High => "#e8751a",
-        Severity::Critical => "#a30200",
+impl<T> std::fmt::Debug for Secret<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.shown)
     }
 }
 
@@ -96,28 +95,16 @@ fn color(severity: Severity) -> &'static str {
 /// assert!(!format!("{slack:?}").contains("XXXX"));
 /// # Ok::<(), vigil_alert::notify::NotifyError>(())
 /// ```
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct SlackNotifier {
-    url: Url,
-    shown_url: String,
+    url: Secret<Url>,
     channel: Option<String>,
     username: Option<String>,
     icon_emoji: Option<String>,
     link: Option<TextTemplate>,
     thresholds: Arc<Thresholds>,
     name: String,
-    client: JsonClient,
-}
-
-impl std::fmt::Debug for SlackNotifier {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SlackNotifier")
-            .field("url", &self.shown_url)
-            .field("channel", &self.channel)
-            .field("username", &self.username)
-            .field("name", &self.name)
-            .finish_non_exhaustive()
-    }
+    client: Client,
 }
 
 impl SlackNotifier {
@@ -130,8 +117,11 @@ impl SlackNotifier {
     /// Starts configuring a notifier posting to the incoming webhook at
     /// `url`.
     pub fn builder(url: impl Into<String>) -> SlackBuilder {
+        let url = url.into();
+        let shown = format::masked_text(&url, true);
+        let url = Secret { value: url, shown };
         SlackBuilder {
-            url: url.into(),
+            url,
             ..SlackBuilder::default()
         }
     }
@@ -196,14 +186,14 @@ impl SlackNotifier {
 
     /// `message` with the channel, user name and icon set, if any.
     fn with_sender(&self, mut message: Value) -> Value {
-        let optional = [
+        let sender = [
             ("channel", &self.channel),
             ("username", &self.username),
             ("icon_emoji", &self.icon_emoji),
         ];
-        for (key, value) in optional {
+        for (key, value) in sender {
             if let Some(value) = value {
-                message[key] = Value::String(value.clone());
+                message[key] = value.as_str().into();
             }
         }
         message
@@ -213,7 +203,6 @@ impl SlackNotifier {
     /// instance.
     fn attachment(&self, notification: &Notification, alert: &Alert) -> Value {
         let status = format::status_word(alert.status);
-        let severity = format::severity_word(alert);
         let rule = truncate(escape(&format::one_line(&alert.rule)), MAX_RULE_TEXT);
         let context = Context {
             notification,
@@ -232,19 +221,17 @@ impl SlackNotifier {
             let room = MAX_SECTION_TEXT.saturating_sub(title.chars().count() + 1);
             title = format!("{title}\n{}", truncate(escape(summary), room));
         }
-        let threshold = self.thresholds.of(alert);
-        let threshold = threshold.map_or_else(|| "n/a".to_owned(), |t| t.to_string());
         let field = |name: &str, value: &str| {
             let text = format!("*{name}*\n{}", escape(&format::one_line(value)));
             json!({"type": "mrkdwn", "text": truncate(text, MAX_FIELD_TEXT)})
         };
         let fields = [
-            field("Severity", severity),
+            field("Severity", format::severity_word(alert)),
             field("Status", status),
             field("Value", &format::value_text(alert.value)),
-            field("Threshold", &threshold),
+            field("Threshold", &self.thresholds.text(alert)),
         ];
-        let mut context: Vec<String> = format::instance_labels(alert)
+        let labels: Vec<String> = format::instance_labels(alert)
             .map(|(name, value)| {
                 format!(
                     "`{}`",
@@ -252,22 +239,26 @@ impl SlackNotifier {
                 )
             })
             .collect();
-        let since = crate::time::format_rfc3339(format::status_time(alert));
-        context.push(format!("since {since}"));
-        let color = match alert.status {
-            AlertStatus::Firing => color(alert.severity),
-            AlertStatus::Resolved => RESOLVED_COLOR,
+        let since = format!(
+            "since {}",
+            crate::time::format_rfc3339(format::status_time(alert))
+        );
+        let labels = truncate(labels.join("  "), MAX_FIELD_TEXT - since.len() - 2);
+        // Blue, amber, orange, red by severity; green once resolved.
+        let color = match (alert.status, alert.severity) {
+            (AlertStatus::Resolved, _) => "#2eb886",
+            (_, Severity::Low) => "#439fe0",
+            (_, Severity::Medium) => "#daa038",
+            (_, Severity::High) => "#e8751a",
+            (_, Severity::Critical) => "#a30200",
         };
-        let since = context.pop().unwrap_or_default();
-        let labels = truncate(context.join("  "), MAX_FIELD_TEXT - since.len() - 2);
-        let context = [labels, since].join("  ");
         json!({
             "color": color,
             "fallback": truncate(fallback(alert), MAX_SECTION_TEXT),
             "blocks": [
                 {"type": "section", "text": {"type": "mrkdwn", "text": title}},
                 {"type": "section", "fields": fields},
-                {"type": "context", "elements": [{"type": "mrkdwn", "text": context.trim_start()}]},
+                {"type": "context", "elements": [{"type": "mrkdwn", "text": format!("{labels}  {since}").trim_start()}]},
             ],
         })
     }
@@ -306,20 +297,16 @@ impl Notifier for SlackNotifier {
     }
 
     async fn notify(&self, notification: &Notification) -> Result<(), NotifyError> {
-        let encode = |message: &Value| {
-            serde_json::to_vec(message).map_err(|e| NotifyError::Encode {
-                reason: e.to_string(),
-            })
-        };
-        let body = encode(&self.message(notification))?;
-        match self.client.post(&self.url, &self.shown_url, body).await {
+        let url = &self.url;
+        let post =
+            async |message| post(&self.client, &url.value, &url.shown, encode(&message)?).await;
+        match post(self.message(notification)).await {
             Err(NotifyError::Status {
                 status: 400, body, ..
             }) if REFUSED_LAYOUT.iter().any(|reason| body.contains(reason)) => {
                 tracing::warn!(notifier = %self.name, reason = %body,
                     "Slack refused the message's layout; sending it as text only");
-                let body = encode(&self.text_message(notification))?;
-                self.client.post(&self.url, &self.shown_url, body).await
+                post(self.text_message(notification)).await
             }
             outcome => outcome,
         }
@@ -328,10 +315,10 @@ impl Notifier for SlackNotifier {
 
 /// Configures a [`SlackNotifier`]: see [`SlackNotifier::builder`]. Its
 /// `Debug` output masks the webhook URL's secret, as the notifier's does.
-#[derive(Clone, Default)]
+#[derive(Clone, Debug, Default)]
 #[must_use]
 pub struct SlackBuilder {
-    url: String,
+    url: Secret<String>,
     channel: Option<String>,
     username: Option<String>,
     icon_emoji: Option<String>,
@@ -339,17 +326,6 @@ pub struct SlackBuilder {
     thresholds: Thresholds,
     name: Option<String>,
     root_certificates: Vec<Vec<u8>>,
-}
-
-impl std::fmt::Debug for SlackBuilder {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SlackBuilder")
-            .field("url", &format::masked_text(&self.url, true))
-            .field("channel", &self.channel)
-            .field("username", &self.username)
-            .field("name", &self.name)
-            .finish_non_exhaustive()
-    }
 }
 
 impl SlackBuilder {
@@ -365,30 +341,8 @@ impl SlackBuilder {
         /// The sender icon, an emoji code such as `:rotating_light:`
         /// (legacy webhooks; see [`channel`](Self::channel)).
         icon_emoji(emoji: impl Into<String>) => icon_emoji = Some(emoji.into());
-
-        /// Links each alert's name to this URL: a dashboard or the host's
-        /// status page (`http://host:8080/status`). It may hold
-        /// [placeholders](super#placeholders), filled in per alert and
-        /// percent-encoded (`http://grafana/d/checkout?var-function={{labels.function}}`),
-        /// except one it starts with, which is written as it is
-        /// (`{{annotations.runbook_url}}`); an alert whose link is then not
-        /// an `http(s)` URL gets none.
-        link(url: impl Into<String>) => link = Some(url.into());
-
-        /// The name used as the metrics' `notifier` label and in logs
-        /// (default `slack`).
-        name(name: impl Into<String>) => name = Some(name.into());
-
-        /// Trusts the certificates in `pem` as roots for an `https://` URL,
-        /// next to the Mozilla roots (for a proxy in front of Slack with a
-        /// private CA).
-        root_certificate(pem: impl Into<Vec<u8>>) => push root_certificates(pem.into());
-
-        /// Shows each alert's threshold from these rules (the fixed threshold
-        /// of the alert's rule and severity); without one, a numeric
-        /// `threshold` annotation is shown. Can be called more than once.
-        rules(rules: impl IntoIterator<Item = impl Borrow<Rule>>) => add thresholds(rules);
     }
+    super::notifier_setters!("`slack`", link);
 
     /// Checks the URL (absolute `http://` or `https://`) and certificates
     /// and builds the notifier. Needs no runtime.
@@ -398,23 +352,17 @@ impl SlackBuilder {
 
     /// [`build`](Self::build), its errors not yet naming the builder.
     fn checked(self) -> Result<SlackNotifier, NotifyError> {
-        let url = http_url(&self.url)?;
-        let link = match &self.link {
-            Some(link) => {
-                let link = TextTemplate::parse(link, "link")?;
-                link.check_link("link")?;
-                Some(link)
-            }
-            None => None,
-        };
+        let url = http_url(&self.url.value)?;
         Ok(SlackNotifier {
-            shown_url: masked(&url),
-            url,
-            client: JsonClient::new(&[], &self.root_certificates)?,
+            url: Secret {
+                shown: masked(&url),
+                value: url,
+            },
+            client: json_client(&[], &self.root_certificates)?,
             channel: self.channel,
             username: self.username,
             icon_emoji: self.icon_emoji,
-            link,
+            link: TextTemplate::link(self.link.as_deref())?,
             thresholds: Arc::new(self.thresholds),
             name: self.name.unwrap_or_else(|| "slack".to_owned()),
         })
@@ -434,16 +382,8 @@ fn escape(text: &str) -> String {
 /// are masked.
 fn masked(url: &Url) -> String {
     let mut shown = url.clone();
-    let _ = shown.set_username("");
-    let _ = shown.set_password(None);
     shown.set_query(None);
-    let path = url.path().trim_end_matches('/');
-    if let Some((head, last)) = path.rsplit_once('/')
-        && !last.is_empty()
-    {
-        shown.set_path(&format!("{head}/***"));
-    }
-    shown.into()
+    format::masked_text(&redacted(&shown), true)
 }
 
 #[cfg(test)]

@@ -11,96 +11,38 @@
 //! Bodies are built as JSON values and serialized, so substituted text is
 //! always escaped correctly.
 
-use std::borrow::Cow;
-use std::fmt::Write as _;
+use std::sync::LazyLock;
 
-use serde_json::{Map, Number, Value};
+use regex::{Captures, Regex};
+use serde_json::Value;
 
 use super::NotifyError;
 use super::format::{self, Thresholds};
-use crate::{Alert, Notification};
+use crate::{Alert, Labels, Notification};
 
-/// The placeholders a template may use, as error messages list them.
+/// The placeholders a template may use, as error messages list them
+/// (`labels.NAME` and `annotations.NAME` stand for any label or annotation).
 pub(crate) const KNOWN: &str = "alert, status, severity, value, threshold, summary, description, \
      timestamp, starts_at, ends_at, receiver, fingerprint, group_key, count, firing_count, \
      resolved_count, counts, labels.NAME, annotations.NAME";
 
-/// One placeholder: a fact of the alert or its notification.
-#[derive(Clone, Debug, PartialEq, Eq)]
-enum Placeholder {
-    /// The rule's name.
-    Alert,
-    /// `firing` / `resolved`.
-    Status,
-    /// The severity as the rule spells it.
-    Severity,
-    /// The value (a number, or null when the series was absent).
-    Value,
-    /// The fixed threshold crossed (a number, or null when unknown).
-    Threshold,
-    /// The `summary` annotation.
-    Summary,
-    /// The `description` annotation.
-    Description,
-    /// When the status began, RFC 3339.
-    Timestamp,
-    /// When the alert started firing, RFC 3339.
-    StartsAt,
-    /// When it resolved, RFC 3339 (null while firing).
-    EndsAt,
-    /// The notification's receiver.
-    Receiver,
-    /// The alert's fingerprint.
-    Fingerprint,
-    /// The notification's group key.
-    GroupKey,
-    /// How many alerts the notification holds, firing and resolved.
-    Count,
-    /// How many of them fire.
-    FiringCount,
-    /// How many of them resolved.
-    ResolvedCount,
-    /// `firing:1, resolved:2`: the alerts by status.
-    Counts,
-    /// One label (null when the alert has none by that name).
-    Label(String),
-    /// One annotation (null when the alert has none by that name).
-    Annotation(String),
+/// `{{ name }}`: the first `}}` after a `{{` closes it (spaces inside
+/// allowed); a `{{` without a closing `}}` is text.
+static PLACEHOLDER: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"(?s)\{\{(.*?)\}\}").expect("the placeholder pattern is valid"));
+
+/// Whether `name` (trimmed) is a placeholder [`Context::fill`] knows.
+fn is_known(name: &str) -> bool {
+    let named = |prefix| {
+        name.strip_prefix(prefix)
+            .is_some_and(|rest| !rest.is_empty())
+    };
+    named("labels.") || named("annotations.") || KNOWN.split(", ").any(|known| known == name)
 }
 
-impl Placeholder {
-    fn parse(name: &str) -> Option<Self> {
-        let named = |prefix: &str| {
-            let rest = name.strip_prefix(prefix)?;
-            (!rest.is_empty()).then(|| rest.to_owned())
-        };
-        if let Some(label) = named("labels.") {
-            return Some(Placeholder::Label(label));
-        }
-        if let Some(annotation) = named("annotations.") {
-            return Some(Placeholder::Annotation(annotation));
-        }
-        Some(match name {
-            "alert" => Placeholder::Alert,
-            "status" => Placeholder::Status,
-            "severity" => Placeholder::Severity,
-            "value" => Placeholder::Value,
-            "threshold" => Placeholder::Threshold,
-            "summary" => Placeholder::Summary,
-            "description" => Placeholder::Description,
-            "timestamp" => Placeholder::Timestamp,
-            "starts_at" => Placeholder::StartsAt,
-            "ends_at" => Placeholder::EndsAt,
-            "receiver" => Placeholder::Receiver,
-            "fingerprint" => Placeholder::Fingerprint,
-            "group_key" => Placeholder::GroupKey,
-            "count" => Placeholder::Count,
-            "firing_count" => Placeholder::FiringCount,
-            "resolved_count" => Placeholder::ResolvedCount,
-            "counts" => Placeholder::Counts,
-            _ => return None,
-        })
-    }
+/// The name inside a placeholder match, trimmed.
+fn name<'t>(placeholder: &Captures<'t>) -> &'t str {
+    placeholder.get(1).map_or("", |name| name.as_str().trim())
 }
 
 /// What templates are filled from: a notification, the alert at hand (the
@@ -112,159 +54,113 @@ pub(crate) struct Context<'a> {
     pub(crate) thresholds: &'a Thresholds,
 }
 
-/// A placeholder's value.
-enum Filled<'a> {
-    Text(Cow<'a, str>),
-    Number(f64),
-    Integer(usize),
-    Null,
-}
-
-impl Filled<'_> {
-    fn into_json(self) -> Value {
-        match self {
-            Filled::Text(text) => Value::String(text.into_owned()),
-            Filled::Number(n) => Number::from_f64(n).map_or(Value::Null, Value::Number),
-            Filled::Integer(n) => Value::from(n),
-            Filled::Null => Value::Null,
-        }
-    }
-
-    fn write_to(&self, out: &mut String) {
-        match self {
-            Filled::Text(text) => out.push_str(text),
-            Filled::Number(n) => out.push_str(&format::number_text(*n)),
-            Filled::Integer(n) => {
-                let _ = write!(out, "{n}");
-            }
-            Filled::Null => {}
-        }
-    }
-}
-
 impl Context<'_> {
-    fn fill(&self, placeholder: &Placeholder) -> Filled<'_> {
+    /// The value of the placeholder `name` (a [known](is_known) one), with
+    /// its JSON type: absent values (and numbers JSON cannot write) are
+    /// `null`.
+    fn fill(&self, name: &str) -> Value {
         let n = self.notification;
-        let text = |s: &str| Filled::Text(Cow::Owned(s.to_owned()));
-        let optional = |s: Option<&String>| s.map_or(Filled::Null, |s| text(s));
-        match placeholder {
-            Placeholder::Receiver => return text(&n.receiver),
-            Placeholder::GroupKey => return text(&n.group_key),
-            Placeholder::Count => return Filled::Integer(n.alerts.len()),
-            Placeholder::FiringCount => return Filled::Integer(format::counts(n).0),
-            Placeholder::ResolvedCount => return Filled::Integer(format::counts(n).1),
-            Placeholder::Counts => return text(&format::counts_text(n)),
+        match name {
+            "receiver" => return n.receiver.as_str().into(),
+            "group_key" => return n.group_key.as_str().into(),
+            "count" => return n.alerts.len().into(),
+            "firing_count" => return format::counts(n).0.into(),
+            "resolved_count" => return format::counts(n).1.into(),
+            "counts" => return format::counts_text(n).into(),
             _ => {}
         }
         let Some(alert) = self.alert else {
-            return Filled::Null;
+            return Value::Null;
         };
-        let time = |t| Filled::Text(Cow::Owned(crate::time::format_rfc3339(t)));
-        match placeholder {
-            Placeholder::Alert => text(&alert.rule),
-            Placeholder::Status => text(format::status_word(alert.status)),
-            Placeholder::Severity => text(format::severity_word(alert)),
-            Placeholder::Value => alert.value.map_or(Filled::Null, Filled::Number),
-            Placeholder::Threshold => {
-                (self.thresholds.of(alert)).map_or(Filled::Null, |t| Filled::Number(t.value))
-            }
-            Placeholder::Summary => optional(alert.annotations.get("summary")),
-            Placeholder::Description => optional(alert.annotations.get("description")),
-            Placeholder::Timestamp => time(format::status_time(alert)),
-            Placeholder::StartsAt => time(alert.starts_at),
-            Placeholder::EndsAt => alert.ends_at.map_or(Filled::Null, time),
-            Placeholder::Fingerprint => text(&alert.fingerprint()),
-            Placeholder::Label(name) => optional(alert.labels.get(name)),
-            Placeholder::Annotation(name) => optional(alert.annotations.get(name)),
-            // Filled from the notification above.
-            Placeholder::Receiver
-            | Placeholder::GroupKey
-            | Placeholder::Count
-            | Placeholder::FiringCount
-            | Placeholder::ResolvedCount
-            | Placeholder::Counts => Filled::Null,
+        let get = |map: &Labels, key: &str| Value::from(map.get(key).map(String::as_str));
+        let time = |t| Value::from(crate::time::format_rfc3339(t));
+        if let Some(label) = name.strip_prefix("labels.") {
+            return get(&alert.labels, label);
+        }
+        if let Some(annotation) = name.strip_prefix("annotations.") {
+            return get(&alert.annotations, annotation);
+        }
+        match name {
+            "alert" => alert.rule.as_str().into(),
+            "status" => format::status_word(alert.status).into(),
+            "severity" => format::severity_word(alert).into(),
+            "value" => alert.value.into(),
+            "threshold" => self.thresholds.of(alert).map(|t| t.value).into(),
+            "summary" | "description" => get(&alert.annotations, name),
+            "timestamp" => time(format::status_time(alert)),
+            "starts_at" => time(alert.starts_at),
+            "ends_at" => alert.ends_at.map_or(Value::Null, time),
+            "fingerprint" => alert.fingerprint().into(),
+            _ => Value::Null,
+        }
+    }
+
+    /// The value of the placeholder `name` as text: numbers with four
+    /// significant digits, absent values as nothing.
+    fn text(&self, name: &str) -> String {
+        match self.fill(name) {
+            Value::String(text) => text,
+            Value::Number(n) => n.as_f64().map(format::number_text).unwrap_or_default(),
+            _ => String::new(),
         }
     }
 }
 
-/// A piece of a text template.
+/// Text with `{{placeholder}}`s, every one of them known.
 #[derive(Clone, Debug, PartialEq)]
-enum Piece {
-    Text(String),
-    Placeholder(Placeholder),
-}
-
-/// Text with `{{placeholder}}`s (spaces inside the braces allowed); a
-/// `{{` without a closing `}}` is text.
-#[derive(Clone, Debug, PartialEq)]
-pub(crate) struct TextTemplate(Vec<Piece>);
+pub(crate) struct TextTemplate(String);
 
 impl TextTemplate {
-    /// Parses `text`; an unknown placeholder is an error naming it and
+    /// Checks `text`; an unknown placeholder is an error naming it and
     /// `path`, where the text is.
     pub(crate) fn parse(text: &str, path: &str) -> Result<Self, NotifyError> {
-        let mut pieces = Vec::new();
-        let mut rest = text;
-        while let Some(open) = rest.find("{{") {
-            let Some(close) = rest[open + 2..].find("}}") else {
-                break;
-            };
-            let name = rest[open + 2..open + 2 + close].trim();
-            let placeholder =
-                Placeholder::parse(name).ok_or_else(|| NotifyError::UnknownPlaceholder {
-                    placeholder: name.to_owned(),
-                    path: path.to_owned(),
-                })?;
-            if open > 0 {
-                pieces.push(Piece::Text(rest[..open].to_owned()));
-            }
-            pieces.push(Piece::Placeholder(placeholder));
-            rest = &rest[open + 2 + close + 2..];
+        match PLACEHOLDER
+            .captures_iter(text)
+            .map(|p| name(&p))
+            .find(|n| !is_known(n))
+        {
+            Some(unknown) => Err(NotifyError::UnknownPlaceholder {
+                placeholder: unknown.to_owned(),
+                path: path.to_owned(),
+            }),
+            None => Ok(TextTemplate(text.to_owned())),
         }
-        if !rest.is_empty() {
-            pieces.push(Piece::Text(rest.to_owned()));
-        }
-        Ok(TextTemplate(pieces))
     }
 
-    /// Whether the text has no placeholder.
-    fn is_plain(&self) -> bool {
-        self.0.iter().all(|p| matches!(p, Piece::Text(_)))
+    /// A link setting (the Slack and email notifiers' `link`), parsed and
+    /// [checked](Self::check_link).
+    pub(crate) fn link(link: Option<&str>) -> Result<Option<Self>, NotifyError> {
+        let parse = |link| {
+            let link = TextTemplate::parse(link, "link")?;
+            link.check_link("link").map(|()| link)
+        };
+        link.map(parse).transpose()
     }
 
     /// The text with every placeholder written out (absent values as
     /// nothing).
     pub(crate) fn render(&self, context: &Context<'_>) -> String {
-        self.render_with(context, false)
+        render_text(&self.0, context, false)
     }
 
-    /// Checks a link (the Slack and email notifiers' `link`, named
-    /// `field` in errors) when its notifier is built: one that starts
-    /// with text must be an absolute `http://` or `https://` URL with its
-    /// placeholders filled in; one that starts with a placeholder
-    /// (`{{annotations.runbook_url}}`) is checked per alert by
-    /// [`render_link`](Self::render_link).
+    /// Checks a link (named `field` in errors) when its notifier is built:
+    /// one that starts with text must be an absolute `http://` or
+    /// `https://` URL with its placeholders filled in; one that starts
+    /// with a placeholder (`{{annotations.runbook_url}}`) is checked per
+    /// alert by [`render_link`](Self::render_link).
     pub(crate) fn check_link(&self, field: &'static str) -> Result<(), NotifyError> {
-        if let Some(Piece::Placeholder(_)) = self.0.first() {
+        let sample = PLACEHOLDER.replace_all(&self.0, "x");
+        if PLACEHOLDER.find(&self.0).is_some_and(|p| p.start() == 0) || is_http_url(&sample) {
             return Ok(());
         }
-        let sample: String = (self.0.iter())
-            .map(|piece| match piece {
-                Piece::Text(text) => text.as_str(),
-                Piece::Placeholder(_) => "x",
-            })
-            .collect();
-        match is_http_url(&sample) {
-            true => Ok(()),
-            false => Err(NotifyError::InvalidConfig {
-                field,
-                reason: format!(
-                    "expected an absolute http:// or https:// URL, or one starting with a \
-                     placeholder, got {:?}",
-                    format::masked_text(&sample, true)
-                ),
-            }),
-        }
+        Err(NotifyError::InvalidConfig {
+            field,
+            reason: format!(
+                "expected an absolute http:// or https:// URL, or one starting with a \
+                 placeholder, got {:?}",
+                format::masked_text(&sample, true)
+            ),
+        })
     }
 
     /// The link for the context's alert: a leading placeholder written
@@ -275,81 +171,59 @@ impl TextTemplate {
     /// result is an absolute `http://` or `https://` URL (an alert
     /// without the annotation gets no link).
     pub(crate) fn render_link(&self, context: &Context<'_>) -> Option<String> {
-        let link = self.render_with(context, true);
+        let link = render_text(&self.0, context, true);
         is_http_url(&link).then_some(link)
     }
+}
 
-    fn render_with(&self, context: &Context<'_>, url: bool) -> String {
-        let mut out = String::new();
-        for (i, piece) in self.0.iter().enumerate() {
-            match piece {
-                Piece::Text(text) => out.push_str(text),
-                Piece::Placeholder(p) if url && i > 0 => {
-                    let mut value = String::new();
-                    context.fill(p).write_to(&mut value);
-                    for byte in value.bytes() {
-                        match byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
-                            true => out.push(char::from(byte)),
-                            false => {
-                                let _ = write!(out, "%{byte:02X}");
-                            }
-                        }
-                    }
-                }
-                Piece::Placeholder(p) => context.fill(p).write_to(&mut out),
-            }
+/// `text` with its placeholders filled in from `context`; for a link
+/// (`url`), all but a leading one percent-encoded.
+fn render_text(text: &str, context: &Context<'_>, url: bool) -> String {
+    let fill = |placeholder: &Captures<'_>| {
+        let value = context.text(name(placeholder));
+        let leading = placeholder.get(0).is_some_and(|p| p.start() == 0);
+        match url && !leading {
+            true => value.bytes().map(percent_encoded).collect(),
+            false => value,
         }
-        out
-    }
+    };
+    PLACEHOLDER.replace_all(text, fill).into_owned()
+}
 
-    /// As JSON: a lone placeholder keeps its type, anything else is text.
-    fn render_json(&self, context: &Context<'_>) -> Value {
-        match self.0.as_slice() {
-            [Piece::Placeholder(p)] => context.fill(p).into_json(),
-            _ => Value::String(self.render(context)),
-        }
+/// A byte of a URL component: itself if RFC 3986 leaves it unreserved,
+/// else `%XX`.
+fn percent_encoded(byte: u8) -> String {
+    match byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
+        true => char::from(byte).to_string(),
+        false => format!("%{byte:02X}"),
     }
 }
 
 /// Whether `text` is an absolute `http://` or `https://` URL with a host
 /// and without whitespace or control characters.
 fn is_http_url(text: &str) -> bool {
-    let lower = text.get(..8).unwrap_or(text).to_ascii_lowercase();
-    let rest = match (
-        lower.strip_prefix("http://"),
-        lower.strip_prefix("https://"),
-    ) {
-        (Some(_), _) => &text[7..],
-        (None, Some(_)) => &text[8..],
-        (None, None) => return false,
+    let lower = text.to_ascii_lowercase();
+    let Some(rest) = ["http://", "https://"]
+        .iter()
+        .find_map(|s| lower.strip_prefix(s))
+    else {
+        return false;
     };
     let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
     let host = host.rsplit('@').next().unwrap_or_default();
-    !host.is_empty()
-        && !host.starts_with(':')
-        && !text.chars().any(|c| c.is_whitespace() || c.is_control())
-}
-
-/// A compiled JSON template.
-#[derive(Clone, Debug, PartialEq)]
-enum Node {
-    /// A value without placeholders.
-    Fixed(Value),
-    /// A string leaf with placeholders.
-    Text(TextTemplate),
-    Array(Vec<Node>),
-    Object(Vec<(String, Node)>),
+    let clean = !text.contains(|c: char| c.is_whitespace() || c.is_control());
+    !host.is_empty() && !host.starts_with(':') && clean
 }
 
 /// A JSON body with placeholders in its string leaves, checked once.
 #[derive(Clone, Debug, PartialEq)]
-pub(crate) struct JsonTemplate(Node);
+pub(crate) struct JsonTemplate(Value);
 
 impl JsonTemplate {
-    /// Compiles `template`; an unknown placeholder is an error naming it
+    /// Checks `template`; an unknown placeholder is an error naming it
     /// and its JSON path (`$.details.tags[0]`).
     pub(crate) fn compile(template: &Value) -> Result<Self, NotifyError> {
-        compile(template, "$").map(JsonTemplate)
+        check(template, "$").map(|()| JsonTemplate(template.clone()))
     }
 
     /// The body for `context`'s alert.
@@ -358,45 +232,39 @@ impl JsonTemplate {
     }
 }
 
-fn compile(value: &Value, path: &str) -> Result<Node, NotifyError> {
-    Ok(match value {
-        Value::String(text) => {
-            let template = TextTemplate::parse(text, path)?;
-            match template.is_plain() {
-                true => Node::Fixed(value.clone()),
-                false => Node::Text(template),
+/// Checks the placeholders in the strings of `value`, found at `path`.
+fn check(value: &Value, path: &str) -> Result<(), NotifyError> {
+    match value {
+        Value::String(text) => TextTemplate::parse(text, path).map(drop),
+        Value::Array(items) => (items.iter().enumerate())
+            .try_for_each(|(i, item)| check(item, &format!("{path}[{i}]"))),
+        Value::Object(fields) => fields.iter().try_for_each(|(key, item)| {
+            let plain =
+                !key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            match plain {
+                true => check(item, &format!("{path}.{key}")),
+                false => check(item, &format!("{path}[{key:?}]")),
             }
-        }
-        Value::Array(items) => Node::Array(
-            (items.iter().enumerate())
-                .map(|(i, item)| compile(item, &format!("{path}[{i}]")))
-                .collect::<Result<_, _>>()?,
-        ),
-        Value::Object(fields) => {
-            let field = |(key, item): (&String, &Value)| {
-                let plain =
-                    !key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-                let path = match plain {
-                    true => format!("{path}.{key}"),
-                    false => format!("{path}[{key:?}]"),
-                };
-                Ok((key.clone(), compile(item, &path)?))
-            };
-            Node::Object(fields.iter().map(field).collect::<Result<_, _>>()?)
-        }
-        _ => Node::Fixed(value.clone()),
-    })
+        }),
+        _ => Ok(()),
+    }
 }
 
-fn render(node: &Node, context: &Context<'_>) -> Value {
-    match node {
-        Node::Fixed(value) => value.clone(),
-        Node::Text(template) => template.render_json(context),
-        Node::Array(items) => Value::Array(items.iter().map(|i| render(i, context)).collect()),
-        Node::Object(fields) => {
-            let fields = fields.iter().map(|(k, v)| (k.clone(), render(v, context)));
-            Value::Object(fields.collect::<Map<_, _>>())
-        }
+/// `value` with its strings filled in: a string that is exactly one
+/// placeholder becomes its typed value, any other is text.
+fn render(value: &Value, context: &Context<'_>) -> Value {
+    match value {
+        Value::String(text) => match PLACEHOLDER.captures(text) {
+            Some(lone) if lone.get(0).is_some_and(|p| p.len() == text.len()) => {
+                context.fill(name(&lone))
+            }
+            _ => render_text(text, context, false).into(),
+        },
+        Value::Array(items) => items.iter().map(|item| render(item, context)).collect(),
+        Value::Object(fields) => (fields.iter())
+            .map(|(key, item)| (key.clone(), render(item, context)))
+            .collect(),
+        other => other.clone(),
     }
 }
 

@@ -1,10 +1,9 @@
 //! [`WebhookNotifier`]: notifications as JSON `POST`s over HTTP or HTTPS,
 //! either vigil's own body, Alertmanager's `/api/v2/alerts` format (so
 //! that a fleet can send vigil's alerts through a real Alertmanager), or a
-//! body of the user's own shape filled in per alert. The HTTP client
-//! itself ([`JsonClient`]) also serves the Slack notifier.
+//! body of the user's own shape filled in per alert. Its HTTP client
+//! ([`json_client`], [`post`]) also serves the Slack notifier.
 
-use std::borrow::Borrow;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -14,11 +13,11 @@ use reqwest::{Certificate, Client, Url};
 use serde::Serialize;
 
 use super::error::error_chain;
-use super::format::{Thresholds, masked_query, masked_text};
+use super::format::{Thresholds, masked_text};
 use super::template::{Context, JsonTemplate};
 use super::{Notifier, NotifyError};
 use crate::alertmanager::API_PATH;
-use crate::{AlertStatus, Labels, Notification, Rule};
+use crate::{AlertStatus, Labels, Notification};
 
 /// Why a URL that parses cannot be posted to.
 const NOT_HTTP: &str = "expected an absolute http:// or https:// URL";
@@ -106,7 +105,9 @@ pub struct WebhookNotifier {
     generator_url: Option<String>,
     firing_ttl: Option<Duration>,
     pub(crate) name: String,
-    client: JsonClient,
+    client: Client,
+    /// The names of the headers sent (their values may be credentials).
+    headers: Vec<String>,
     template: Option<Arc<JsonTemplate>>,
     thresholds: Arc<Thresholds>,
 }
@@ -116,9 +117,7 @@ impl std::fmt::Debug for WebhookNotifier {
         f.debug_struct("WebhookNotifier")
             .field("url", &redacted(&self.url))
             .field("format", &self.format)
-            .field("headers", &self.client.header_names())
-            .field("generator_url", &self.generator_url)
-            .field("firing_ttl", &self.firing_ttl)
+            .field("headers", &self.headers)
             .field("name", &self.name)
             .finish_non_exhaustive()
     }
@@ -132,9 +131,8 @@ impl WebhookNotifier {
 
     /// Starts configuring a webhook posting to `url`.
     pub fn builder(url: impl Into<String>) -> WebhookBuilder {
-        let url = url.into();
         WebhookBuilder {
-            url,
+            url: url.into(),
             ..WebhookBuilder::default()
         }
     }
@@ -190,16 +188,13 @@ impl WebhookNotifier {
     /// # Ok::<(), vigil_alert::notify::NotifyError>(())
     /// ```
     pub fn body(&self, notification: &Notification) -> Result<Vec<u8>, NotifyError> {
-        let encoded = match (self.format, &self.template) {
-            (WebhookFormat::Template, Some(template)) => {
-                serde_json::to_vec(&self.filled(template, notification).collect::<Vec<_>>())
+        match (&self.template, self.format) {
+            (Some(template), _) => encode(&self.filled(template, notification).collect::<Vec<_>>()),
+            (None, WebhookFormat::Alertmanager) => {
+                encode(&self.alertmanager_alerts(notification, SystemTime::now()))
             }
-            (WebhookFormat::Alertmanager, _) => {
-                serde_json::to_vec(&self.alertmanager_alerts(notification, SystemTime::now()))
-            }
-            _ => serde_json::to_vec(notification),
-        };
-        encoded.map_err(encode_error)
+            (None, _) => encode(notification),
+        }
     }
 
     /// The request bodies for `notification`, one per request: one per
@@ -257,11 +252,11 @@ impl WebhookNotifier {
     /// # Ok::<(), vigil_alert::notify::NotifyError>(())
     /// ```
     pub fn bodies(&self, notification: &Notification) -> Result<Vec<Vec<u8>>, NotifyError> {
-        match (self.format, &self.template) {
-            (WebhookFormat::Template, Some(template)) => (self.filled(template, notification))
-                .map(|body| serde_json::to_vec(&body).map_err(encode_error))
+        match &self.template {
+            Some(template) => (self.filled(template, notification))
+                .map(|body| encode(&body))
                 .collect(),
-            _ => Ok(vec![self.body(notification)?]),
+            None => Ok(vec![self.body(notification)?]),
         }
     }
 
@@ -281,10 +276,11 @@ impl WebhookNotifier {
     }
 }
 
-fn encode_error(e: serde_json::Error) -> NotifyError {
-    NotifyError::Encode {
+/// `value` as JSON.
+pub(crate) fn encode(value: &impl Serialize) -> Result<Vec<u8>, NotifyError> {
+    serde_json::to_vec(value).map_err(|e| NotifyError::Encode {
         reason: e.to_string(),
-    }
+    })
 }
 
 #[async_trait]
@@ -299,104 +295,84 @@ impl Notifier for WebhookNotifier {
     async fn notify(&self, notification: &Notification) -> Result<(), NotifyError> {
         let shown = redacted(&self.url);
         for body in self.bodies(notification)? {
-            self.client.post(&self.url, &shown, body).await?;
+            post(&self.client, &self.url, &shown, body).await?;
         }
         Ok(())
     }
 }
 
-/// An HTTP(S) client that posts JSON with fixed headers, straight to the
-/// receiver, without following redirects.
-#[derive(Clone, Debug)]
-pub(crate) struct JsonClient {
-    headers: HeaderMap,
-    client: Client,
+/// An HTTP(S) client posting JSON with `headers` (checked here; their
+/// values kept out of `Debug` output), trusting the Mozilla roots and
+/// `root_certificates` (PEM). It goes straight to the receiver, as
+/// Alertmanager's and Prometheus' clients do unless a proxy is configured
+/// (`HTTP(S)_PROXY` set for other traffic must not reroute alerts), and
+/// does not follow redirects.
+pub(crate) fn json_client(
+    headers: &[(String, String)],
+    root_certificates: &[Vec<u8>],
+) -> Result<Client, NotifyError> {
+    let mut header_map = HeaderMap::new();
+    header_map.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    for (name, value) in headers {
+        let header = |e: String| NotifyError::InvalidConfig {
+            field: "header",
+            reason: format!("{name:?}: {e}"),
+        };
+        let key = HeaderName::from_bytes(name.as_bytes()).map_err(|e| header(e.to_string()))?;
+        let mut value = HeaderValue::from_str(value).map_err(|e| header(e.to_string()))?;
+        value.set_sensitive(true);
+        header_map.append(key, value);
+    }
+    let client_error = |e: reqwest::Error| NotifyError::InvalidConfig {
+        field: "root_certificate",
+        reason: error_chain(&e),
+    };
+    let mut client = Client::builder()
+        .user_agent(concat!("vigil-alert/", env!("CARGO_PKG_VERSION")))
+        .default_headers(header_map)
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy();
+    for pem in root_certificates {
+        for certificate in Certificate::from_pem_bundle(pem).map_err(client_error)? {
+            client = client.add_root_certificate(certificate);
+        }
+    }
+    client.build().map_err(client_error)
 }
 
-impl JsonClient {
-    /// Checks `headers` and `root_certificates` (PEM) and builds the client.
-    pub(crate) fn new(
-        headers: &[(String, String)],
-        root_certificates: &[Vec<u8>],
-    ) -> Result<Self, NotifyError> {
-        let mut header_map = HeaderMap::new();
-        for (name, value) in headers {
-            let header = |e: &dyn std::error::Error| NotifyError::InvalidConfig {
-                field: "header",
-                reason: format!("{name:?}: {e}"),
-            };
-            let key = HeaderName::from_bytes(name.as_bytes()).map_err(|e| header(&e))?;
-            let mut value = HeaderValue::from_str(value).map_err(|e| header(&e))?;
-            value.set_sensitive(true);
-            header_map.append(key, value);
-        }
-        let client_error = |e: reqwest::Error| NotifyError::InvalidConfig {
-            field: "root_certificate",
-            reason: error_chain(&e),
-        };
-        // Straight to the receiver, as Alertmanager's and Prometheus'
-        // clients do unless a proxy is configured: HTTP(S)_PROXY set for
-        // other traffic must not reroute alerts.
-        let mut client = Client::builder()
-            .user_agent(concat!("vigil-alert/", env!("CARGO_PKG_VERSION")))
-            .redirect(reqwest::redirect::Policy::none())
-            .no_proxy();
-        for pem in root_certificates {
-            for certificate in Certificate::from_pem_bundle(pem).map_err(client_error)? {
-                client = client.add_root_certificate(certificate);
-            }
-        }
-        Ok(JsonClient {
-            headers: header_map,
-            client: client.build().map_err(client_error)?,
-        })
+/// Posts `body` to `url` (shown in errors as `shown`); any 2xx answer is
+/// success.
+pub(crate) async fn post(
+    client: &Client,
+    url: &Url,
+    shown: &str,
+    body: Vec<u8>,
+) -> Result<(), NotifyError> {
+    let response = client.post(url.clone()).body(body).send().await;
+    let response = response.map_err(|e| NotifyError::Transport {
+        url: shown.to_owned(),
+        reason: error_chain(&e.without_url()),
+    })?;
+    let status = response.status();
+    let retry_after = (response.headers().get(RETRY_AFTER))
+        .filter(|_| matches!(status.as_u16(), 429 | 503))
+        .and_then(|value| parse_retry_after(value.to_str().ok()?, jiff::Timestamp::now()));
+    // Read the (short) body either way so the connection can be reused.
+    let body = read_start(response, MAX_ERROR_BODY).await;
+    if status.is_success() {
+        return Ok(());
     }
-
-    /// The names of the fixed headers, for `Debug` output (their values
-    /// may be credentials).
-    pub(crate) fn header_names(&self) -> Vec<&str> {
-        self.headers.keys().map(HeaderName::as_str).collect()
-    }
-
-    /// Posts `body` as `application/json` to `url` (shown in errors as
-    /// `shown`); any 2xx answer is success.
-    pub(crate) async fn post(
-        &self,
-        url: &Url,
-        shown: &str,
-        body: Vec<u8>,
-    ) -> Result<(), NotifyError> {
-        let request = self.client.post(url.clone()).headers(self.headers.clone());
-        let request = request.header(CONTENT_TYPE, "application/json");
-        let response = request.body(body).send().await;
-        let response = response.map_err(|e| NotifyError::Transport {
-            url: shown.to_owned(),
-            reason: error_chain(&e.without_url()),
-        })?;
-        let status = response.status();
-        let retry_after = match status.as_u16() {
-            429 | 503 => (response.headers().get(RETRY_AFTER))
-                .and_then(|value| value.to_str().ok())
-                .and_then(|value| parse_retry_after(value, jiff::Timestamp::now())),
-            _ => None,
-        };
-        // Read the (short) body either way so the connection can be reused.
-        let body = read_start(response, MAX_ERROR_BODY).await;
-        if status.is_success() {
-            return Ok(());
-        }
-        let body = String::from_utf8_lossy(&body);
-        let (url, status, body) = (shown.to_owned(), status.as_u16(), body.trim().to_owned());
-        Err(match retry_after {
-            Some(retry_after) => NotifyError::Throttled {
-                url,
-                status,
-                body,
-                retry_after,
-            },
-            None => NotifyError::Status { url, status, body },
-        })
-    }
+    let (url, status) = (shown.to_owned(), status.as_u16());
+    let body = String::from_utf8_lossy(&body).trim().to_owned();
+    Err(match retry_after {
+        Some(retry_after) => NotifyError::Throttled {
+            url,
+            status,
+            body,
+            retry_after,
+        },
+        None => NotifyError::Status { url, status, body },
+    })
 }
 
 /// A `Retry-After` value: delay seconds, or an HTTP date (as of `now`;
@@ -466,9 +442,6 @@ impl std::fmt::Debug for WebhookBuilder {
             .field("url", &masked_text(&self.url, false))
             .field("format", &self.format)
             .field("headers", &headers)
-            .field("generator_url", &self.generator_url)
-            .field("firing_ttl", &self.firing_ttl)
-            .field("name", &self.name)
             .finish_non_exhaustive()
     }
 }
@@ -493,21 +466,8 @@ impl WebhookBuilder {
         /// no `endsAt` and Alertmanager applies its `resolve_timeout` (5m by
         /// default). At most [`MAX_DURATION`](crate::MAX_DURATION).
         firing_ttl(ttl: Duration) => firing_ttl = Some(ttl);
-
-        /// The name used as the metrics' `notifier` label and in logs
-        /// (default `webhook`, or `alertmanager` in that format).
-        name(name: impl Into<String>) => name = Some(name.into());
-
-        /// Trusts the certificates in `pem` (one or more, PEM-encoded) as
-        /// roots for `https://` URLs, next to the Mozilla roots: for a private
-        /// CA or a self-signed receiver. Checked by [`build`](Self::build).
-        root_certificate(pem: impl Into<Vec<u8>>) => push root_certificates(pem.into());
-
-        /// Template format: takes the `{{threshold}}` of each alert from these
-        /// rules (the fixed threshold of the alert's rule and severity). Can
-        /// be called more than once.
-        rules(rules: impl IntoIterator<Item = impl Borrow<Rule>>) => add thresholds(rules);
     }
+    super::notifier_setters!("`webhook`, or `alertmanager` in that format");
 
     /// Posts Alertmanager's `/api/v2/alerts` format
     /// ([`WebhookFormat::Alertmanager`]). The URL is Alertmanager's base
@@ -553,22 +513,19 @@ impl WebhookBuilder {
         if self.format == WebhookFormat::Alertmanager && !base.ends_with(API_PATH) {
             url.set_path(&format!("{base}{API_PATH}"));
         }
-        let client = JsonClient::new(&self.headers, &self.root_certificates)?;
+        let client = json_client(&self.headers, &self.root_certificates)?;
         let ttl = self.firing_ttl.and_then(crate::time::too_long);
-        NotifyError::check([("firing_ttl", ttl)])?;
-        let template = match (self.format, &self.template) {
-            (WebhookFormat::Template, None) => {
-                let reason = "the template format needs a body: set it with `template`";
-                return Err(NotifyError::InvalidConfig {
-                    field: "template",
-                    reason: reason.to_owned(),
-                });
-            }
-            (WebhookFormat::Template, Some(template)) => {
-                Some(Arc::new(JsonTemplate::compile(template)?))
-            }
+        let template = match self.format {
+            WebhookFormat::Template => self.template.as_ref(),
             _ => None,
         };
+        let no_template = (self.format == WebhookFormat::Template && template.is_none())
+            .then(|| "the template format needs a body: set it with `template`".to_owned());
+        NotifyError::check([("firing_ttl", ttl), ("template", no_template)])?;
+        let template = template
+            .map(JsonTemplate::compile)
+            .transpose()?
+            .map(Arc::new);
         let name = match self.format {
             WebhookFormat::Alertmanager => "alertmanager",
             _ => "webhook",
@@ -580,6 +537,11 @@ impl WebhookBuilder {
             firing_ttl: self.firing_ttl,
             name: self.name.unwrap_or_else(|| name.to_owned()),
             client,
+            headers: self
+                .headers
+                .into_iter()
+                .map(|(name, _)| name.to_ascii_lowercase())
+                .collect(),
             template,
             thresholds: Arc::new(self.thresholds),
         })
@@ -645,10 +607,7 @@ pub(crate) fn redacted(url: &Url) -> String {
     // Only URLs that cannot have credentials refuse these.
     let _ = shown.set_username("");
     let _ = shown.set_password(None);
-    if let Some(query) = url.query() {
-        shown.set_query(Some(&masked_query(query)));
-    }
-    shown.into()
+    masked_text(shown.as_str(), false)
 }
 
 #[cfg(test)]
