@@ -127,11 +127,7 @@ impl EmailNotifier {
 
     /// The subject of the email for `notification`.
     pub fn subject(&self, notification: &Notification) -> String {
-        let context = Context {
-            notification,
-            alert: notification.alerts.first(),
-            thresholds: &self.thresholds,
-        };
+        let context = Context::new(notification, notification.alerts.first(), &self.thresholds);
         // A header is one line.
         let subject = self.subject.render(&context);
         subject.split_whitespace().collect::<Vec<_>>().join(" ")
@@ -177,31 +173,19 @@ impl EmailNotifier {
     /// ```
     pub fn text(&self, notification: &Notification) -> String {
         let mut text = format!("{}\n", format::headline(notification));
+        let time = crate::time::format_rfc3339;
         for alert in &notification.alerts {
-            let (status, severity) = (
+            let (rule, status) = (
+                format::one_line(&alert.rule),
                 format::status_word(alert.status),
-                format::severity_word(alert),
             );
-            let rule = format::one_line(&alert.rule);
-            text.push_str(&format!(
-                "\n{rule}: {status} ({})\n",
-                format::one_line(severity)
-            ));
-            let mut line = |name: &str, value: &str| {
-                text.push_str(&format!("  {name:<10} {}\n", format::one_line(value)));
-            };
+            let severity = format::one_line(format::severity_word(alert));
+            text += &format!("\n{rule}: {status} ({severity})\n");
             let labels: Vec<String> = format::instance_labels(alert)
                 .map(|(name, value)| format!("{name}={value}"))
                 .collect();
-            let context = Context {
-                notification,
-                alert: Some(alert),
-                thresholds: &self.thresholds,
-            };
-            let link = self
-                .link
-                .as_ref()
-                .and_then(|link| link.render_link(&context));
+            let context = Context::new(notification, Some(alert), &self.thresholds);
+            let link = (self.link.as_ref()).and_then(|link| link.render_link(&context));
             let ends_at = alert
                 .ends_at
                 .filter(|_| alert.status == AlertStatus::Resolved);
@@ -210,17 +194,15 @@ impl EmailNotifier {
                 ("Value:", Some(format::value_text(alert.value))),
                 ("Threshold:", Some(self.thresholds.text(alert))),
                 ("Labels:", (!labels.is_empty()).then(|| labels.join(", "))),
-                (
-                    "Started:",
-                    Some(crate::time::format_rfc3339(alert.starts_at)),
-                ),
-                ("Resolved:", ends_at.map(crate::time::format_rfc3339)),
+                ("Started:", Some(time(alert.starts_at))),
+                ("Resolved:", ends_at.map(time)),
                 ("Link:", link),
             ];
-            for (name, value) in lines {
-                if let Some(value) = value {
-                    line(name, &value);
-                }
+            for (name, value) in lines
+                .iter()
+                .filter_map(|(name, v)| Some((name, v.as_ref()?)))
+            {
+                text += &format!("  {name:<10} {}\n", format::one_line(value));
             }
         }
         text
@@ -308,10 +290,7 @@ pub struct EmailBuilder {
     from: Option<String>,
     to: Vec<String>,
     subject: Option<String>,
-    link: Option<String>,
-    thresholds: Thresholds,
-    name: Option<String>,
-    root_certificates: Vec<Vec<u8>>,
+    shared: format::Shared,
 }
 
 impl EmailBuilder {
@@ -345,7 +324,7 @@ impl EmailBuilder {
         /// [`build`](Self::build).
         subject(template: impl Into<String>) => subject = Some(template.into());
     }
-    super::notifier_setters!("`email`", link);
+    super::notifier_setters!("`email`", shared);
 
     /// Checks the addresses, the subject template and the certificates and
     /// builds the notifier. Connects to nothing: the server is first
@@ -359,28 +338,18 @@ impl EmailBuilder {
         let invalid =
             |field: &'static str, reason: String| NotifyError::InvalidConfig { field, reason };
         let host = self.host.trim();
+        let missing = |missing: bool, reason: &str| missing.then(|| reason.to_owned());
         let in_clear = self.credentials.is_some() && self.tls == SmtpTls::None;
+        let in_clear = (in_clear && !is_loopback(host))
+            .then(|| format!("credentials would travel in clear to {host}: {CLEAR_ADVICE}"));
         NotifyError::check([
-            (
-                "host",
-                host.is_empty().then(|| "no SMTP server given".to_owned()),
-            ),
-            ("from", self.from.is_none().then(|| NO_SENDER.to_owned())),
+            ("host", missing(host.is_empty(), "no SMTP server given")),
+            ("from", missing(self.from.is_none(), NO_SENDER)),
             (
                 "to",
-                self.to
-                    .is_empty()
-                    .then(|| "no recipient: add one with `to`".to_owned()),
+                missing(self.to.is_empty(), "no recipient: add one with `to`"),
             ),
-            (
-                "credentials",
-                (in_clear && !is_loopback(host)).then(|| {
-                    format!(
-                        "credentials would travel in clear to {host}: use SmtpTls::StartTls or \
-                 SmtpTls::Implicit, or a relay on localhost"
-                    )
-                }),
-            ),
+            ("credentials", in_clear),
         ])?;
         let mailbox = |field: &'static str, text: &str| {
             (text.trim().parse::<Mailbox>()).map_err(|e| invalid(field, format!("{text:?}: {e}")))
@@ -391,13 +360,13 @@ impl EmailBuilder {
             .collect::<Result<Vec<_>, _>>()?;
         let subject = self.subject.as_deref().unwrap_or(DEFAULT_EMAIL_SUBJECT);
         let subject = TextTemplate::parse(subject, "subject")?;
-        let link = TextTemplate::link(self.link.as_deref())?;
+        let link = TextTemplate::link(self.shared.link.as_deref())?;
         let port = self.port.unwrap_or(self.tls.default_port());
         let mut transport =
             AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host).port(port);
         if self.tls != SmtpTls::None {
             let mut parameters = TlsParameters::builder(host.to_owned());
-            for pem in &self.root_certificates {
+            for pem in &self.shared.root_certificates {
                 let certificate = Certificate::from_pem(pem)
                     .map_err(|e| invalid("root_certificate", error_chain(&e)))?;
                 parameters = parameters.add_root_certificate(certificate);
@@ -420,14 +389,17 @@ impl EmailBuilder {
             to,
             subject,
             link,
-            thresholds: Arc::new(self.thresholds),
-            name: self.name.unwrap_or_else(|| "email".to_owned()),
+            thresholds: Arc::new(self.shared.thresholds),
+            name: self.shared.name.unwrap_or_else(|| "email".to_owned()),
         })
     }
 }
 
 /// Why a builder without [`from`](EmailBuilder::from) cannot build.
 const NO_SENDER: &str = "no sender: set `from` to the address alerts come from";
+
+/// How to send credentials that may not go in clear.
+const CLEAR_ADVICE: &str = "use SmtpTls::StartTls or SmtpTls::Implicit, or a relay on localhost";
 
 #[cfg(test)]
 mod tests {

@@ -10,6 +10,17 @@ use std::time::SystemTime;
 
 use crate::{Alert, AlertStatus, Comparison, Limit, Notification, Rule, Severity};
 
+/// The settings the Slack and email notifiers' builders share (see
+/// `notifier_setters!`): a link per alert, the rules whose thresholds are
+/// shown, the notifier's name and the root certificates it trusts.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Shared {
+    pub(crate) link: Option<String>,
+    pub(crate) thresholds: Thresholds,
+    pub(crate) name: Option<String>,
+    pub(crate) root_certificates: Vec<Vec<u8>>,
+}
+
 /// An alert's threshold as notifications show it: `> 0.2`, or the bare
 /// value when the comparison is not known (a `threshold` annotation).
 #[derive(Clone, Copy, Debug, PartialEq)]

@@ -273,21 +273,22 @@ macro_rules! setters {
 pub(crate) use setters;
 
 /// The builder methods every notifier that reaches out (webhook, Slack,
-/// email) has, on its fields `name`, `root_certificates` and `thresholds`
-/// (and `link`, when asked for): `$default` is its default name as the
+/// email) has, on its fields `name`, `root_certificates` and `thresholds`,
+/// or with `$shared`, on those of its [`Shared`](format::Shared) field
+/// of that name, which adds `link`. `$default` is its default name as the
 /// docs say it.
 #[cfg(any(feature = "delivery", feature = "email"))]
 macro_rules! notifier_setters {
-    ($default:literal $(, $link:ident)?) => {
+    ($default:literal $(, $shared:ident)?) => {
         $crate::notify::setters! {
             #[doc = concat!("The name used as the metrics' `notifier` label and in logs (default ", $default, ").")]
-            name(name: impl Into<String>) => name = Some(name.into());
+            name(name: impl Into<String>) => $($shared.)? name = Some(name.into());
 
             /// Trusts the certificates in `pem` (PEM-encoded, one or more) as
             /// roots, next to the Mozilla roots: for a receiver (or a proxy in
             /// front of it) with a private CA or a self-signed certificate.
             /// Checked by `build`.
-            root_certificate(pem: impl Into<Vec<u8>>) => push root_certificates(pem.into());
+            root_certificate(pem: impl Into<Vec<u8>>) => push $($shared.)? root_certificates(pem.into());
 
             /// Takes each alert's threshold from these rules (the fixed
             /// threshold of the alert's rule and severity; without one, a
@@ -295,7 +296,7 @@ macro_rules! notifier_setters {
             /// Slack and email notifiers, a template's `{{threshold}}`. Can be
             /// called more than once.
             rules(rules: impl IntoIterator<Item = impl std::borrow::Borrow<$crate::Rule>>) =>
-                add thresholds(rules);
+                add $($shared.)? thresholds(rules);
 
             $(
             /// Links each alert to this URL (Slack: its name; email: a line
@@ -308,7 +309,7 @@ macro_rules! notifier_setters {
             /// (`{{annotations.runbook_url}}`); an alert whose link is then
             /// not an `http(s)` URL gets none. A link starting with text must
             /// be an `http://` or `https://` URL, checked by `build`.
-            $link(url: impl Into<String>) => link = Some(url.into());
+            link(url: impl Into<String>) => $shared.link = Some(url.into());
             )?
         }
     };

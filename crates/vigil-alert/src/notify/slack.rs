@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use reqwest::{Client, Url};
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use super::format::{self, Thresholds};
 use super::template::{Context, TextTemplate};
@@ -98,9 +98,8 @@ impl<T> std::fmt::Debug for Secret<T> {
 #[derive(Clone, Debug)]
 pub struct SlackNotifier {
     url: Secret<Url>,
-    channel: Option<String>,
-    username: Option<String>,
-    icon_emoji: Option<String>,
+    /// The channel, user name and icon set, if any.
+    sender: Map<String, Value>,
     link: Option<TextTemplate>,
     thresholds: Arc<Thresholds>,
     name: String,
@@ -167,10 +166,13 @@ impl SlackNotifier {
         if count > MAX_ALERTS {
             text.push_str(&format!(" (the first {MAX_ALERTS} of {count} shown)"));
         }
-        let attachments: Vec<Value> = (notification.alerts.iter().take(MAX_ALERTS))
+        let attachments = (notification.alerts.iter().take(MAX_ALERTS))
             .map(|alert| self.attachment(notification, alert))
             .collect();
-        self.with_sender(json!({ "text": text, "attachments": attachments }))
+        let mut message = self.sender.clone();
+        message.insert("attachments".into(), attachments);
+        message.insert("text".into(), text.into());
+        message.into()
     }
 
     /// The message for `notification` as text only, sent when Slack
@@ -181,22 +183,9 @@ impl SlackNotifier {
         let mut lines = vec![format::headline(notification)];
         lines.extend(notification.alerts.iter().map(fallback));
         let text = truncate(escape(&lines.join("\n")), MAX_MESSAGE_TEXT);
-        self.with_sender(json!({ "text": text }))
-    }
-
-    /// `message` with the channel, user name and icon set, if any.
-    fn with_sender(&self, mut message: Value) -> Value {
-        let sender = [
-            ("channel", &self.channel),
-            ("username", &self.username),
-            ("icon_emoji", &self.icon_emoji),
-        ];
-        for (key, value) in sender {
-            if let Some(value) = value {
-                message[key] = value.as_str().into();
-            }
-        }
-        message
+        let mut message = self.sender.clone();
+        message.insert("text".into(), text.into());
+        message.into()
     }
 
     /// One alert: a coloured attachment with a title, the figures and the
@@ -204,11 +193,7 @@ impl SlackNotifier {
     fn attachment(&self, notification: &Notification, alert: &Alert) -> Value {
         let status = format::status_word(alert.status);
         let rule = truncate(escape(&format::one_line(&alert.rule)), MAX_RULE_TEXT);
-        let context = Context {
-            notification,
-            alert: Some(alert),
-            thresholds: &self.thresholds,
-        };
+        let context = Context::new(notification, Some(alert), &self.thresholds);
         let link = (self.link.as_ref())
             .and_then(|link| link.render_link(&context))
             .map(|link| escape(&link).replace('|', "%7C"))
@@ -231,19 +216,13 @@ impl SlackNotifier {
             field("Value", &format::value_text(alert.value)),
             field("Threshold", &self.thresholds.text(alert)),
         ];
-        let labels: Vec<String> = format::instance_labels(alert)
-            .map(|(name, value)| {
-                format!(
-                    "`{}`",
-                    escape(&format::one_line(&format!("{name}={value}")))
-                )
-            })
+        let labels: Vec<String> = (format::instance_labels(alert))
+            .map(|(name, value)| format!("`{name}={value}`"))
             .collect();
-        let since = format!(
-            "since {}",
-            crate::time::format_rfc3339(format::status_time(alert))
-        );
-        let labels = truncate(labels.join("  "), MAX_FIELD_TEXT - since.len() - 2);
+        let labels = escape(&format::one_line(&labels.join("  ")));
+        let since = crate::time::format_rfc3339(format::status_time(alert));
+        let since = format!("since {since}");
+        let labels = truncate(labels, MAX_FIELD_TEXT - since.len() - 2);
         // Blue, amber, orange, red by severity; green once resolved.
         let color = match (alert.status, alert.severity) {
             (AlertStatus::Resolved, _) => "#2eb886",
@@ -319,13 +298,8 @@ impl Notifier for SlackNotifier {
 #[must_use]
 pub struct SlackBuilder {
     url: Secret<String>,
-    channel: Option<String>,
-    username: Option<String>,
-    icon_emoji: Option<String>,
-    link: Option<String>,
-    thresholds: Thresholds,
-    name: Option<String>,
-    root_certificates: Vec<Vec<u8>>,
+    sender: Map<String, Value>,
+    shared: format::Shared,
 }
 
 impl SlackBuilder {
@@ -333,16 +307,16 @@ impl SlackBuilder {
         /// Posts to this channel (`#alerts`) instead of the webhook's own;
         /// honoured by legacy webhooks, ignored by those of Slack apps,
         /// which always post where they were installed.
-        channel(channel: impl Into<String>) => channel = Some(channel.into());
+        channel(channel: impl Into<String>) => extend sender([("channel".into(), Value::String(channel.into()))]);
 
         /// The sender name shown (legacy webhooks; see [`channel`](Self::channel)).
-        username(username: impl Into<String>) => username = Some(username.into());
+        username(username: impl Into<String>) => extend sender([("username".into(), Value::String(username.into()))]);
 
         /// The sender icon, an emoji code such as `:rotating_light:`
         /// (legacy webhooks; see [`channel`](Self::channel)).
-        icon_emoji(emoji: impl Into<String>) => icon_emoji = Some(emoji.into());
+        icon_emoji(emoji: impl Into<String>) => extend sender([("icon_emoji".into(), Value::String(emoji.into()))]);
     }
-    super::notifier_setters!("`slack`", link);
+    super::notifier_setters!("`slack`", shared);
 
     /// Checks the URL (absolute `http://` or `https://`) and certificates
     /// and builds the notifier. Needs no runtime.
@@ -358,13 +332,11 @@ impl SlackBuilder {
                 shown: masked(&url),
                 value: url,
             },
-            client: json_client(&[], &self.root_certificates)?,
-            channel: self.channel,
-            username: self.username,
-            icon_emoji: self.icon_emoji,
-            link: TextTemplate::link(self.link.as_deref())?,
-            thresholds: Arc::new(self.thresholds),
-            name: self.name.unwrap_or_else(|| "slack".to_owned()),
+            client: json_client(&[], &self.shared.root_certificates)?,
+            sender: self.sender,
+            link: TextTemplate::link(self.shared.link.as_deref())?,
+            thresholds: Arc::new(self.shared.thresholds),
+            name: self.shared.name.unwrap_or_else(|| "slack".to_owned()),
         })
     }
 }

@@ -54,7 +54,20 @@ pub(crate) struct Context<'a> {
     pub(crate) thresholds: &'a Thresholds,
 }
 
-impl Context<'_> {
+impl<'a> Context<'a> {
+    /// The facts of `alert` (if any) in `notification`.
+    pub(crate) fn new(
+        notification: &'a Notification,
+        alert: Option<&'a Alert>,
+        thresholds: &'a Thresholds,
+    ) -> Self {
+        Context {
+            notification,
+            alert,
+            thresholds,
+        }
+    }
+
     /// The value of the placeholder `name` (a [known](is_known) one), with
     /// its JSON type: absent values (and numbers JSON cannot write) are
     /// `null`.

@@ -267,11 +267,7 @@ impl WebhookNotifier {
         notification: &'a Notification,
     ) -> impl Iterator<Item = serde_json::Value> + 'a {
         notification.alerts.iter().map(move |alert| {
-            template.render(&Context {
-                notification,
-                alert: Some(alert),
-                thresholds: &self.thresholds,
-            })
+            template.render(&Context::new(notification, Some(alert), &self.thresholds))
         })
     }
 }
