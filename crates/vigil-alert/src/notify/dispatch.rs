@@ -22,6 +22,12 @@ type Queue = mpsc::Sender<Arc<Notification>>;
 /// The log message of a receiver that delivers again after drops.
 const RECOVERED: &str = "alert notifications delivered again after a burst of drops";
 
+/// Why a notification was dropped from a full queue, after its capacity.
+const FULL: &str = "places of the queue are taken";
+
+/// Why a notification was dropped when its notifier's task has stopped.
+const STOPPED: &str = "the delivery task has stopped (its runtime shut down)";
+
 /// While a burst of drops lasts, it is logged again this often.
 const BURST_REMINDER: Duration = Duration::from_secs(300);
 
@@ -123,20 +129,12 @@ impl Dispatcher {
         };
         let notification = Arc::new(notification);
         let queued = |(notifier, queue): &&(String, Queue)| {
+            let capacity = queue.max_capacity();
             let (reason, detail) = match queue.try_send(notification.clone()) {
                 Ok(()) => return true,
-                Err(TrySendError::Full(_)) => {
-                    let capacity = queue.max_capacity();
-                    (
-                        "queue_full",
-                        format!("all {capacity} places of the queue are taken"),
-                    )
-                }
+                Err(TrySendError::Full(_)) => ("queue_full", format!("all {capacity} {FULL}")),
                 // The worker is gone: only if the runtime shut down.
-                Err(TrySendError::Closed(_)) => (
-                    "error",
-                    "the delivery task has stopped (its runtime shut down)".into(),
-                ),
+                Err(TrySendError::Closed(_)) => ("error", STOPPED.to_owned()),
             };
             (self.bursts).dropped(&notification, notifier, reason, &detail);
             false
@@ -318,9 +316,7 @@ impl Retry {
         }
         schedule.build().map(move |wait| wait.min(max))
     }
-}
 
-impl Retry {
     /// The wait before the next attempt after `error`: the scheduled
     /// `wait`, or longer if the receiver asked for it (`Retry-After`), up
     /// to `max_backoff`.

@@ -105,9 +105,8 @@ pub struct WebhookNotifier {
     generator_url: Option<String>,
     firing_ttl: Option<Duration>,
     pub(crate) name: String,
+    /// Its `Debug` output shows the headers' names, not their values.
     client: Client,
-    /// The names of the headers sent (their values may be credentials).
-    headers: Vec<String>,
     template: Option<Arc<JsonTemplate>>,
     thresholds: Arc<Thresholds>,
 }
@@ -117,8 +116,8 @@ impl std::fmt::Debug for WebhookNotifier {
         f.debug_struct("WebhookNotifier")
             .field("url", &redacted(&self.url))
             .field("format", &self.format)
-            .field("headers", &self.headers)
             .field("name", &self.name)
+            .field("client", &self.client)
             .finish_non_exhaustive()
     }
 }
@@ -533,11 +532,6 @@ impl WebhookBuilder {
             firing_ttl: self.firing_ttl,
             name: self.name.unwrap_or_else(|| name.to_owned()),
             client,
-            headers: self
-                .headers
-                .into_iter()
-                .map(|(name, _)| name.to_ascii_lowercase())
-                .collect(),
             template,
             thresholds: Arc::new(self.thresholds),
         })
