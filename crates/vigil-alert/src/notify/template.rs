@@ -152,6 +152,7 @@ impl TextTemplate {
 
     /// The text with every placeholder written out (absent values as
     /// nothing).
+    #[cfg(feature = "email")]
     pub(crate) fn render(&self, context: &Context<'_>) -> String {
         render_text(&self.0, context, false)
     }
