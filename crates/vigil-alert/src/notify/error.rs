@@ -193,9 +193,7 @@ impl NotifyError {
     /// 4xx), and permanent SMTP failures; true otherwise.
     pub fn is_retryable(&self) -> bool {
         match self {
-            NotifyError::Status { status, .. } => {
-                *status >= 500 || *status == 408 || *status == 429
-            }
+            NotifyError::Status { status, .. } => matches!(status, 408 | 429 | 500..),
             NotifyError::Smtp { permanent, .. } => !permanent,
             NotifyError::Transport { .. }
             | NotifyError::Throttled { .. }

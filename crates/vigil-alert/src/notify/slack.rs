@@ -57,7 +57,7 @@ impl<T> std::fmt::Debug for Secret<T> {
 /// webhook](https://api.slack.com/messaging/webhooks).
 ///
 /// The message's `text` is a headline (`[FIRING:2] HighErrorRate for
-/// oncall`); each alert (at most 20) is an attachment coloured by
+/// oncall`); each alert (at most 16) is an attachment coloured by
 /// severity (blue low, amber medium, orange high, red critical; green once
 /// resolved) whose blocks show the rule name (linked to
 /// [`link`](SlackBuilder::link) if set), its summary, severity, status,

@@ -510,17 +510,12 @@ impl WebhookBuilder {
         }
         let client = json_client(&self.headers, &self.root_certificates)?;
         let ttl = self.firing_ttl.and_then(crate::time::too_long);
-        let template = match self.format {
-            WebhookFormat::Template => self.template.as_ref(),
-            _ => None,
-        };
-        let no_template = (self.format == WebhookFormat::Template && template.is_none())
+        // Some(None): the template format without a template.
+        let template = (self.format == WebhookFormat::Template).then_some(self.template.as_ref());
+        let no_template = (template == Some(None))
             .then(|| "the template format needs a body: set it with `template`".to_owned());
         NotifyError::check([("firing_ttl", ttl), ("template", no_template)])?;
-        let template = template
-            .map(JsonTemplate::compile)
-            .transpose()?
-            .map(Arc::new);
+        let template = template.flatten().map(JsonTemplate::compile).transpose()?;
         let name = match self.format {
             WebhookFormat::Alertmanager => "alertmanager",
             _ => "webhook",
@@ -532,7 +527,7 @@ impl WebhookBuilder {
             firing_ttl: self.firing_ttl,
             name: self.name.unwrap_or_else(|| name.to_owned()),
             client,
-            template,
+            template: template.map(Arc::new),
             thresholds: Arc::new(self.thresholds),
         })
     }
