@@ -17,17 +17,15 @@ pub const MAX_DURATION: Duration = Duration::from_secs(31_557_600);
 /// Why `d` is too long to be a duration in a config, if it is.
 pub(crate) fn too_long(d: Duration) -> Option<String> {
     let shown = humantime::format_duration(d);
-    let message = format!("{shown} is longer than one year, the longest duration allowed");
-    (d > MAX_DURATION).then_some(message)
+    (d > MAX_DURATION)
+        .then(|| format!("{shown} is longer than one year, the longest duration allowed"))
 }
 
 /// Why `d` cannot be a window, interval or delay, if it cannot: it is
 /// zero, or too long.
 pub(crate) fn not_positive(d: Duration) -> Option<String> {
-    match d.is_zero() {
-        true => Some("must be longer than zero".to_owned()),
-        false => too_long(d),
-    }
+    let zero = d.is_zero().then(|| "must be longer than zero".to_owned());
+    zero.or_else(|| too_long(d))
 }
 
 /// `now - since`, or zero if the clock went backwards.
@@ -38,12 +36,8 @@ pub(crate) fn elapsed(now: SystemTime, since: SystemTime) -> Duration {
 /// `t` as RFC 3339 in UTC (`2024-05-01T22:00:00Z`, fractional seconds only
 /// when there are some), clamped to the years RFC 3339 can write.
 pub(crate) fn format_rfc3339(t: SystemTime) -> String {
-    let clamped = if t > UNIX_EPOCH {
-        Timestamp::MAX
-    } else {
-        Timestamp::MIN
-    };
-    Timestamp::try_from(t).unwrap_or(clamped).to_string()
+    let clamped = |_| [Timestamp::MIN, Timestamp::MAX][usize::from(t > UNIX_EPOCH)];
+    Timestamp::try_from(t).unwrap_or_else(clamped).to_string()
 }
 
 /// Reads an RFC 3339 time with an offset (`Z`, `+02:00`); one without an
@@ -51,10 +45,9 @@ pub(crate) fn format_rfc3339(t: SystemTime) -> String {
 pub(crate) fn parse_rfc3339(text: &str) -> Result<SystemTime, String> {
     let t = text.trim();
     let utc = |dt: jiff::civil::DateTime| jiff::tz::TimeZone::UTC.to_timestamp(dt);
-    let ts = t.parse::<Timestamp>().or_else(|e| match t.parse() {
-        Ok(dt) => utc(dt),
-        Err(_) => Err(e),
-    });
+    let ts = t
+        .parse::<Timestamp>()
+        .or_else(|e| t.parse().map_or(Err(e), utc));
     let ts = ts.map_err(|e| {
         format!("invalid time {text:?}: {e} (write RFC 3339, e.g. \"2024-05-01T22:00:00Z\")")
     })?;
