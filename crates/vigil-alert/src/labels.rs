@@ -165,10 +165,8 @@ impl Matcher {
             source: Box::new(e),
         })?;
         Ok(Matcher {
-            name,
-            op,
-            value,
             regex,
+            ..Matcher::plain(name, op, value)
         })
     }
 

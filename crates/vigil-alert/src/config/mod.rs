@@ -178,8 +178,7 @@ impl AlertConfig {
             Format::Toml => parse_toml(text, file)?,
         };
         let config = doc.into_config(file)?;
-        config.validate_routing()?;
-        Ok(config)
+        config.validate_routing().map(|()| config)
     }
 
     /// Reads and parses a file, YAML or TOML by its extension.
@@ -260,9 +259,8 @@ impl AlertConfig {
     #[cfg(feature = "routing")]
     pub fn routing(&self) -> &Routing {
         static DEFAULT: std::sync::OnceLock<Routing> = std::sync::OnceLock::new();
-        self.routing
-            .as_ref()
-            .unwrap_or_else(|| DEFAULT.get_or_init(Routing::default))
+        let default = || DEFAULT.get_or_init(Routing::default);
+        self.routing.as_ref().unwrap_or_else(default)
     }
 
     /// The inhibit rules.
@@ -385,21 +383,14 @@ fn deserialize_error(
     };
     let (list, index) = (found.get(1).map(|l| l.as_str()), found.get(2));
     let index = index.and_then(|i| i.as_str().parse().ok()).unwrap_or(0);
-    let key = if list == Some("routing.routes") {
-        "receiver"
-    } else {
-        "name"
+    let named = |key: &str| {
+        let pointer = format!("/{}/{index}/{key}", list?.replace('.', "/"));
+        Some(doc.as_ref()?.pointer(&pointer)?.as_str()?.to_owned())
     };
-    let pointer = format!("/{}/{index}/{key}", list.unwrap_or("").replace('.', "/"));
-    let name = doc
-        .as_ref()
-        .and_then(|d| d.pointer(&pointer)?.as_str().map(str::to_owned));
+    let (name, receiver) = (named("name"), named("receiver"));
     let item = match list {
         Some("rules") => Item::Rule { index, name },
-        Some("routing.routes") => Item::Route {
-            index,
-            receiver: name,
-        },
+        Some("routing.routes") => Item::Route { index, receiver },
         Some("inhibit_rules") => Item::InhibitRule { index },
         Some("silences") => Item::Silence { index },
         Some(_) => Item::Slo { index, name },
