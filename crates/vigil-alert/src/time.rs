@@ -17,8 +17,8 @@ pub const MAX_DURATION: Duration = Duration::from_secs(31_557_600);
 /// Why `d` is too long to be a duration in a config, if it is.
 pub(crate) fn too_long(d: Duration) -> Option<String> {
     let shown = humantime::format_duration(d);
-    (d > MAX_DURATION)
-        .then(|| format!("{shown} is longer than one year, the longest duration allowed"))
+    let message = format!("{shown} is longer than one year, the longest duration allowed");
+    (d > MAX_DURATION).then_some(message)
 }
 
 /// Why `d` cannot be a window, interval or delay, if it cannot: it is
@@ -36,8 +36,12 @@ pub(crate) fn elapsed(now: SystemTime, since: SystemTime) -> Duration {
 /// `t` as RFC 3339 in UTC (`2024-05-01T22:00:00Z`, fractional seconds only
 /// when there are some), clamped to the years RFC 3339 can write.
 pub(crate) fn format_rfc3339(t: SystemTime) -> String {
-    let clamped = |_| [Timestamp::MIN, Timestamp::MAX][usize::from(t > UNIX_EPOCH)];
-    Timestamp::try_from(t).unwrap_or_else(clamped).to_string()
+    let clamped = if t > UNIX_EPOCH {
+        Timestamp::MAX
+    } else {
+        Timestamp::MIN
+    };
+    Timestamp::try_from(t).unwrap_or(clamped).to_string()
 }
 
 /// Reads an RFC 3339 time with an offset (`Z`, `+02:00`); one without an

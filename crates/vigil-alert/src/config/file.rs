@@ -34,15 +34,15 @@ pub(crate) struct FileDoc {
 }
 
 /// Declares the type of each section a cargo feature reads: its own with
-/// the feature on; with it off, [`Off`], so that the section is refused
-/// with the feature to turn on (an unknown-field error would list the
+/// the feature on; with it off, an empty section or a refusal naming the
+/// feature to turn on ([`off`]; an unknown-field error would list the
 /// other fields instead).
 macro_rules! sections {
     ($($name:ident($feature:literal, $index:literal): $on:ty;)*) => {$(
         #[cfg(feature = $feature)]
         type $name = $on;
         #[cfg(not(feature = $feature))]
-        type $name = Off<$index>;
+        type $name = Option<off::Refused<$index>>;
     )*};
 }
 
@@ -52,10 +52,6 @@ sections! {
     InhibitRules("routing", 2): Vec<crate::InhibitRule>;
     Silences("routing", 3): Vec<crate::Silence>;
 }
-
-/// A section whose feature is off: empty, or refused.
-#[cfg(not(all(feature = "routing", feature = "rulesets")))]
-type Off<const S: usize> = Option<off::Refused<S>>;
 
 #[cfg(not(all(feature = "routing", feature = "rulesets")))]
 mod off {
