@@ -16,7 +16,7 @@ use std::marker::PhantomData;
 use std::str::FromStr;
 
 use regex::Regex;
-use serde::de::{self, DeserializeSeed, MapAccess, Visitor};
+use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
 use crate::{Error, Result};
@@ -61,11 +61,9 @@ pub struct DisplayLabels<'a>(pub &'a Labels);
 
 impl fmt::Display for DisplayLabels<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let pairs = self
-            .0
-            .iter()
-            .map(|(name, value)| format!("{name}={}", quoted(value)));
-        write!(f, "{{{}}}", pairs.collect::<Vec<_>>().join(", "))
+        let pair = |(name, value): (&String, &String)| format!("{name}={}", quoted(value));
+        let pairs: Vec<_> = self.0.iter().map(pair).collect();
+        write!(f, "{{{}}}", pairs.join(", "))
     }
 }
 
@@ -84,11 +82,8 @@ pub fn is_valid_label_name(name: &str) -> bool {
 
 /// Why `name` cannot be a label name, if it cannot.
 pub(crate) fn label_name_problem(name: &str) -> Option<String> {
-    (!is_valid_label_name(name)).then(|| {
-        format!(
-            "{name:?} is not a valid label name: use letters, digits and `_`, not starting with a digit"
-        )
-    })
+    let rule = "use letters, digits and `_`, not starting with a digit";
+    (!is_valid_label_name(name)).then(|| format!("{name:?} is not a valid label name: {rule}"))
 }
 
 /// How a [`Matcher`] compares a label's value.
@@ -107,12 +102,7 @@ pub enum MatchOp {
 impl MatchOp {
     /// The operator as written: `=`, `!=`, `=~`, `!~`.
     pub const fn as_str(self) -> &'static str {
-        match self {
-            MatchOp::Equal => "=",
-            MatchOp::NotEqual => "!=",
-            MatchOp::Regex => "=~",
-            MatchOp::NotRegex => "!~",
-        }
+        ["=", "!=", "=~", "!~"][self as usize]
     }
 
     /// Whether the operator takes a regular expression.
@@ -163,21 +153,21 @@ impl Matcher {
     /// A matcher with any operator; fails if a regex does not compile or the
     /// label name is not a valid Prometheus label name.
     pub fn new(name: impl Into<String>, op: MatchOp, value: impl Into<String>) -> Result<Self> {
-        let mut matcher = Matcher::plain(name.into(), op, value.into());
-        let (name, value) = (&matcher.name, &matcher.value);
-        if let Some(reason) = label_name_problem(name) {
-            let matcher = format!("{name}{op}{}", quoted(value));
+        let (name, value) = (name.into(), value.into());
+        if let Some(reason) = label_name_problem(&name) {
+            let matcher = format!("{name}{op}{}", quoted(&value));
             return Err(Error::InvalidMatcher { matcher, reason });
         }
-        if op.is_regex() {
-            let regex = Regex::new(&format!("^(?:{value})$"));
-            matcher.regex = Some(regex.map_err(|e| Error::InvalidRegex {
-                label: name.clone(),
-                pattern: value.clone(),
-                source: Box::new(e),
-            })?);
-        }
-        Ok(matcher)
+        let regex = op.is_regex().then(|| Regex::new(&format!("^(?:{value})$")));
+        let regex = regex.transpose().map_err(|e| Error::InvalidRegex {
+            label: name.clone(),
+            pattern: value.clone(),
+            source: Box::new(e),
+        })?;
+        Ok(Matcher {
+            regex,
+            ..Matcher::plain(name, op, value)
+        })
     }
 
     /// `name="value"`.
@@ -233,10 +223,7 @@ impl Matcher {
     /// satisfies this matcher.
     pub fn matches_value(&self, value: Option<&str>) -> bool {
         let value = value.unwrap_or("");
-        let found = match &self.regex {
-            Some(regex) => regex.is_match(value),
-            None => value == self.value,
-        };
+        let found = (self.regex.as_ref()).map_or(value == self.value, |r| r.is_match(value));
         found == matches!(self.op, MatchOp::Equal | MatchOp::Regex)
     }
 
@@ -376,27 +363,35 @@ where
             Ok(out)
         }
     }
-    /// Refuses a string or a map (what such maps hold) with its message.
-    struct Refuse<T>(String, PhantomData<T>);
-    impl<'de, T> DeserializeSeed<'de> for Refuse<T> {
-        type Value = T;
-        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<T, D::Error> {
-            d.deserialize_any(self)
-        }
-    }
-    impl<'de, T> Visitor<'de> for Refuse<T> {
-        type Value = T;
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str(&self.0)
-        }
-        fn visit_str<E: de::Error>(self, _: &str) -> Result<T, E> {
-            Err(E::custom(self.0))
-        }
-        fn visit_map<M: MapAccess<'de>>(self, _: M) -> Result<T, M::Error> {
-            Err(de::Error::custom(self.0))
-        }
-    }
     d.deserialize_map(Checked(expecting, check, PhantomData))
+}
+
+/// Refuses a string, a list or a map with its message, raised while the
+/// value is read so that the error has its position; another kind of
+/// value is refused as not being what the message asks for.
+pub(crate) struct Refuse<T>(pub(crate) String, pub(crate) PhantomData<T>);
+
+impl<'de, T> DeserializeSeed<'de> for Refuse<T> {
+    type Value = T;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<T, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de, T> Visitor<'de> for Refuse<T> {
+    type Value = T;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<T, E> {
+        Err(E::custom(self.0))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, _: A) -> Result<T, A::Error> {
+        Err(de::Error::custom(self.0))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, _: A) -> Result<T, A::Error> {
+        Err(de::Error::custom(self.0))
+    }
 }
 
 /// Reads a string through `parse` inside the visitor, so that an error

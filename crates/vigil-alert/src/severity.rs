@@ -82,20 +82,17 @@ impl FromStr for Severity {
     type Err = Error;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let lower = s.trim().to_ascii_lowercase();
-        Ok(match lower.as_str() {
-            "low" | "info" => Severity::Low,
-            "medium" | "warning" | "warn" => Severity::Medium,
-            "high" => Severity::High,
-            "critical" => Severity::Critical,
-            _ => {
-                return Err(Error::Parse {
-                    what: "severity",
-                    value: s.to_owned(),
-                    expected: "one of low (info), medium (warning), high, critical",
-                });
-            }
-        })
+        match s.trim().to_ascii_lowercase().as_str() {
+            "low" | "info" => Ok(Severity::Low),
+            "medium" | "warning" | "warn" => Ok(Severity::Medium),
+            "high" => Ok(Severity::High),
+            "critical" => Ok(Severity::Critical),
+            _ => Err(Error::Parse {
+                what: "severity",
+                value: s.to_owned(),
+                expected: "one of low (info), medium (warning), high, critical",
+            }),
+        }
     }
 }
 
@@ -226,7 +223,7 @@ impl SeverityLabels {
 
 impl Serialize for SeverityLabels {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_map(self.iter().map(|(level, name)| (level.as_str(), name)))
+        serializer.collect_map(self.iter())
     }
 }
 

@@ -24,10 +24,8 @@ pub(crate) fn too_long(d: Duration) -> Option<String> {
 /// Why `d` cannot be a window, interval or delay, if it cannot: it is
 /// zero, or too long.
 pub(crate) fn not_positive(d: Duration) -> Option<String> {
-    match d.is_zero() {
-        true => Some("must be longer than zero".to_owned()),
-        false => too_long(d),
-    }
+    let zero = d.is_zero().then(|| "must be longer than zero".to_owned());
+    zero.or_else(|| too_long(d))
 }
 
 /// `now - since`, or zero if the clock went backwards.
@@ -51,10 +49,9 @@ pub(crate) fn format_rfc3339(t: SystemTime) -> String {
 pub(crate) fn parse_rfc3339(text: &str) -> Result<SystemTime, String> {
     let t = text.trim();
     let utc = |dt: jiff::civil::DateTime| jiff::tz::TimeZone::UTC.to_timestamp(dt);
-    let ts = t.parse::<Timestamp>().or_else(|e| match t.parse() {
-        Ok(dt) => utc(dt),
-        Err(_) => Err(e),
-    });
+    let ts = t
+        .parse::<Timestamp>()
+        .or_else(|e| t.parse().map_or(Err(e), utc));
     let ts = ts.map_err(|e| {
         format!("invalid time {text:?}: {e} (write RFC 3339, e.g. \"2024-05-01T22:00:00Z\")")
     })?;

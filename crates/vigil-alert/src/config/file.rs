@@ -19,50 +19,38 @@ pub(crate) struct PositiveDur(
     #[serde(with = "crate::time::duration::positive")] pub(crate) Duration,
 );
 
-/// `builder`, with `set` applied to `value` if one was given.
-pub(crate) fn set<B, V>(builder: B, value: Option<V>, set: impl FnOnce(B, V) -> B) -> B {
-    match value {
-        Some(value) => set(builder, value),
-        None => builder,
-    }
-}
-
 /// A whole config file.
 #[derive(Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
+#[cfg_attr(not(all(feature = "routing", feature = "rulesets")), allow(dead_code))]
 pub(crate) struct FileDoc {
-    #[serde(default)]
     evaluation_interval: Option<PositiveDur>,
-    #[serde(default)]
     severity_labels: SeverityLabels,
-    #[cfg(feature = "rulesets")]
-    #[serde(default)]
-    rulesets: rulesets::RulesetsFile,
-    #[serde(default)]
+    rulesets: Rulesets,
     rules: Vec<Rule>,
-    #[cfg(feature = "routing")]
-    #[serde(default)]
-    routing: Option<crate::Routing>,
-    #[cfg(feature = "routing")]
-    #[serde(default)]
-    inhibit_rules: Vec<crate::InhibitRule>,
-    #[cfg(feature = "routing")]
-    #[serde(default)]
-    silences: Vec<crate::Silence>,
-    // Sections of features turned off: refused with the feature to turn on
-    // (an unknown-field error would list the other fields instead).
-    #[cfg(not(feature = "rulesets"))]
-    #[serde(default, rename = "rulesets")]
-    _rulesets: off::Off<0>,
-    #[cfg(not(feature = "routing"))]
-    #[serde(default, rename = "routing")]
-    _routing: off::Off<1>,
-    #[cfg(not(feature = "routing"))]
-    #[serde(default, rename = "inhibit_rules")]
-    _inhibit_rules: off::Off<2>,
-    #[cfg(not(feature = "routing"))]
-    #[serde(default, rename = "silences")]
-    _silences: off::Off<3>,
+    routing: Routing,
+    inhibit_rules: InhibitRules,
+    silences: Silences,
+}
+
+/// Declares the type of each section a cargo feature reads: its own with
+/// the feature on; with it off, an empty section or a refusal naming the
+/// feature to turn on ([`off`]; an unknown-field error would list the
+/// other fields instead).
+macro_rules! sections {
+    ($($name:ident($feature:literal, $index:literal): $on:ty;)*) => {$(
+        #[cfg(feature = $feature)]
+        type $name = $on;
+        #[cfg(not(feature = $feature))]
+        type $name = Option<off::Refused<$index>>;
+    )*};
+}
+
+sections! {
+    Rulesets("rulesets", 0): rulesets::RulesetsFile;
+    Routing("routing", 1): Option<crate::Routing>;
+    InhibitRules("routing", 2): Vec<crate::InhibitRule>;
+    Silences("routing", 3): Vec<crate::Silence>;
 }
 
 #[cfg(not(all(feature = "routing", feature = "rulesets")))]
@@ -70,9 +58,12 @@ mod off {
     //! Sections whose cargo feature is off: each refuses any value but
     //! `null` with the feature that reads it.
 
-    use std::fmt;
+    use std::marker::PhantomData;
 
-    use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+    use serde::de::DeserializeSeed;
+    use serde::{Deserialize, Deserializer};
+
+    use crate::labels::Refuse;
 
     /// The sections, each with the features (vigil-alert's, vigil's) that
     /// read it.
@@ -83,40 +74,15 @@ mod off {
         ["silences", "routing", "alert-routing"],
     ];
 
-    /// `SECTIONS[S]`, read while its feature is off.
-    #[derive(Default)]
-    pub(super) struct Off<const S: usize>;
+    /// A value given to `SECTIONS[S]` while its feature is off.
+    pub(super) struct Refused<const S: usize>;
 
-    impl<const S: usize> Off<S> {
-        fn message(&self) -> String {
-            let [section, feature, vigil] = SECTIONS[S];
-            format!("`{section}:` needs vigil-alert's `{feature}` feature (vigil's `{vigil}`)")
-        }
-    }
-
-    impl<'de, const S: usize> Deserialize<'de> for Off<S> {
+    impl<'de, const S: usize> Deserialize<'de> for Refused<S> {
         fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-            d.deserialize_any(Off::<S>)
-        }
-    }
-
-    impl<'de, const S: usize> Visitor<'de> for Off<S> {
-        type Value = Self;
-
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            write!(f, "nothing: {}", self.message())
-        }
-
-        fn visit_unit<E>(self) -> Result<Self, E> {
-            Ok(self)
-        }
-
-        fn visit_map<A: MapAccess<'de>>(self, _: A) -> Result<Self, A::Error> {
-            Err(de::Error::custom(self.message()))
-        }
-
-        fn visit_seq<A: SeqAccess<'de>>(self, _: A) -> Result<Self, A::Error> {
-            Err(de::Error::custom(self.message()))
+            let [section, feature, vigil] = SECTIONS[S];
+            let message =
+                format!("`{section}:` needs vigil-alert's `{feature}` feature (vigil's `{vigil}`)");
+            Refuse(message, PhantomData).deserialize(d)
         }
     }
 }
@@ -165,7 +131,7 @@ pub(crate) mod rulesets {
     use serde::de::{self, Unexpected, Visitor};
     use serde::{Deserialize, Deserializer};
 
-    use super::{PositiveDur, set};
+    use super::PositiveDur;
     use crate::config::{ConfigError, Item};
     use crate::labels::{LabelName, from_text};
     use crate::rulesets::{ServiceTargets, SloBurnRate, Target};
@@ -201,25 +167,24 @@ pub(crate) mod rulesets {
 
     impl<'de> Deserialize<'de> for Objective {
         fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-            struct ObjectiveVisitor;
-            impl Visitor<'_> for ObjectiveVisitor {
-                type Value = Objective;
-                fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                    f.write_str("a number between 0 and 1 (e.g. 0.999) or a percentage (\"99.9%\")")
-                }
-                fn visit_f64<E: de::Error>(self, v: f64) -> Result<Objective, E> {
-                    let valid = (v > 0.0 && v < 1.0).then_some(Objective(v));
-                    valid.ok_or_else(|| E::invalid_value(Unexpected::Float(v), &self))
-                }
-                fn visit_str<E: de::Error>(self, t: &str) -> Result<Objective, E> {
-                    let percent = t.trim().strip_suffix('%').map(|p| p.trim().parse::<f64>());
-                    match percent {
-                        Some(Ok(p)) => self.visit_f64(p / 100.0),
-                        _ => Err(E::invalid_value(Unexpected::Str(t), &self)),
-                    }
-                }
+            d.deserialize_any(Objective(0.0))
+        }
+    }
+
+    impl Visitor<'_> for Objective {
+        type Value = Objective;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a number between 0 and 1 (e.g. 0.999) or a percentage (\"99.9%\")")
+        }
+        fn visit_f64<E: de::Error>(self, v: f64) -> Result<Objective, E> {
+            let valid = (v > 0.0 && v < 1.0).then_some(Objective(v));
+            valid.ok_or_else(|| E::invalid_value(Unexpected::Float(v), &self))
+        }
+        fn visit_str<E: de::Error>(self, t: &str) -> Result<Objective, E> {
+            match t.trim().strip_suffix('%').map(|p| p.trim().parse::<f64>()) {
+                Some(Ok(p)) => self.visit_f64(p / 100.0),
+                _ => Err(E::invalid_value(Unexpected::Str(t), &self)),
             }
-            d.deserialize_any(ObjectiveVisitor)
         }
     }
 
@@ -260,18 +225,24 @@ pub(crate) mod rulesets {
             };
             let mut rules = Vec::new();
             if let Some(st) = self.service_targets {
-                let t = set(ServiceTargets::new(), st.window, |t, w| t.window(w.0));
-                let t = set(t, st.for_duration, ServiceTargets::for_duration);
-                let t = set(t, st.latency_p95, |t, d| t.latency_p95(d.0));
-                let t = set(t, st.only, |t, only| t.only(only));
+                let t = (st.window.into_iter()).fold(ServiceTargets::new(), |t, w| t.window(w.0));
+                let t = st
+                    .for_duration
+                    .into_iter()
+                    .fold(t, ServiceTargets::for_duration);
+                let t = st
+                    .latency_p95
+                    .into_iter()
+                    .fold(t, |t, d| t.latency_p95(d.0));
+                let t = st.only.into_iter().fold(t, ServiceTargets::only);
                 rules.extend(checked(Item::ServiceTargets, t.rules())?);
             }
             for (index, slo) in self.slos.into_iter().enumerate() {
                 let name = Some(slo.name.0.clone());
                 let s = SloBurnRate::new(slo.name.0, slo.objective.0);
                 let s = s.by(slo.by.into_iter().map(|l| l.0));
-                let s = set(s, slo.errors, SloBurnRate::errors);
-                let s = set(s, slo.total, SloBurnRate::total);
+                let s = slo.errors.into_iter().fold(s, SloBurnRate::errors);
+                let s = slo.total.into_iter().fold(s, SloBurnRate::total);
                 let s = slo.matchers.into_iter().fold(s, SloBurnRate::matcher);
                 rules.extend(checked(Item::Slo { index, name }, s.rules())?);
             }

@@ -79,9 +79,10 @@ pub use depth::MAX_NESTING;
 pub use error::{ConfigError, Item, Location, Problem};
 
 use std::path::Path as FsPath;
+use std::sync::LazyLock;
 use std::time::Duration;
 
-use serde_path_to_error::Segment;
+use regex::Regex;
 
 use crate::{Engine, EngineBuilder, Rule};
 #[cfg(feature = "routing")]
@@ -177,8 +178,7 @@ impl AlertConfig {
             Format::Toml => parse_toml(text, file)?,
         };
         let config = doc.into_config(file)?;
-        config.validate_routing()?;
-        Ok(config)
+        config.validate_routing().map(|()| config)
     }
 
     /// Reads and parses a file, YAML or TOML by its extension.
@@ -259,9 +259,8 @@ impl AlertConfig {
     #[cfg(feature = "routing")]
     pub fn routing(&self) -> &Routing {
         static DEFAULT: std::sync::OnceLock<Routing> = std::sync::OnceLock::new();
-        self.routing
-            .as_ref()
-            .unwrap_or_else(|| DEFAULT.get_or_init(Routing::default))
+        let default = || DEFAULT.get_or_init(Routing::default);
+        self.routing.as_ref().unwrap_or_else(default)
     }
 
     /// The inhibit rules.
@@ -325,8 +324,8 @@ impl AlertConfig {
         self.validate()?;
         let file = self.file().to_owned();
         let builder = Engine::builder().rules(self.rules);
-        let interval = self.evaluation_interval;
-        let builder = file::set(builder, interval, EngineBuilder::evaluation_interval);
+        let interval = self.evaluation_interval.into_iter();
+        let builder = interval.fold(builder, EngineBuilder::evaluation_interval);
         #[cfg(feature = "routing")]
         let builder = (self.inhibit_rules.into_iter()).fold(
             builder.routing(self.routing.unwrap_or_default()),
@@ -367,49 +366,39 @@ fn check_rule(
 /// the field path within it.
 fn deserialize_error(
     file: &str,
-    whole: &serde_path_to_error::Path,
+    path: &serde_path_to_error::Path,
     message: String,
     location: Option<Location>,
     doc: Option<serde_json::Value>,
 ) -> ConfigError {
-    let path: Vec<&Segment> = whole.iter().collect();
-    let key = |i: usize| match path.get(i) {
-        Some(Segment::Map { key }) => key.as_str(),
-        _ => "",
+    static ITEM: LazyLock<Regex> = LazyLock::new(|| {
+        let lists = r"(rules|routing\.routes|inhibit_rules|silences|rulesets\.slos)\[(\d+)\]";
+        let item = format!(r"^(?:{lists}|routing|rulesets\.service_targets)(?:\.|$)");
+        Regex::new(&item).expect("a valid regex")
+    });
+    let path = path.to_string();
+    let Some(found) = ITEM.captures(&path) else {
+        let field = (path != ".").then_some(path);
+        return ConfigError::invalid(file, None, field, message, location);
     };
-    let index = |i: usize| match path.get(i) {
-        Some(Segment::Seq { index }) => Some(*index),
-        _ => None,
+    let (list, index) = (found.get(1).map(|l| l.as_str()), found.get(2));
+    let index = index.and_then(|i| i.as_str().parse().ok()).unwrap_or(0);
+    let named = |key: &str| {
+        let pointer = format!("/{}/{index}/{key}", list?.replace('.', "/"));
+        Some(doc.as_ref()?.pointer(&pointer)?.as_str()?.to_owned())
     };
-    let name = |pointer: String| doc.as_ref()?.pointer(&pointer)?.as_str().map(str::to_owned);
-    let (item, skip) = match (key(0), key(1), index(1), index(2)) {
-        ("rules", _, Some(index), _) => {
-            let name = name(format!("/rules/{index}/name"));
-            (Some(Item::Rule { index, name }), 2)
-        }
-        ("routing", "routes", _, Some(index)) => {
-            let receiver = name(format!("/routing/routes/{index}/receiver"));
-            (Some(Item::Route { index, receiver }), 3)
-        }
-        ("routing", ..) => (Some(Item::Routing), 1),
-        ("inhibit_rules", _, Some(index), _) => (Some(Item::InhibitRule { index }), 2),
-        ("silences", _, Some(index), _) => (Some(Item::Silence { index }), 2),
-        ("rulesets", "service_targets", ..) => (Some(Item::ServiceTargets), 2),
-        ("rulesets", "slos", _, Some(index)) => {
-            let name = name(format!("/rulesets/slos/{index}/name"));
-            (Some(Item::Slo { index, name }), 3)
-        }
-        _ => (None, 0),
+    let (name, receiver) = (named("name"), named("receiver"));
+    let item = match list {
+        Some("rules") => Item::Rule { index, name },
+        Some("routing.routes") => Item::Route { index, receiver },
+        Some("inhibit_rules") => Item::InhibitRule { index },
+        Some("silences") => Item::Silence { index },
+        Some(_) => Item::Slo { index, name },
+        None if path.starts_with("routing") => Item::Routing,
+        None => Item::ServiceTargets,
     };
-    // The rest of the path, written as `serde_path_to_error` writes it.
-    let field: String = (path[skip..].iter().enumerate())
-        .map(|(i, s)| match i > 0 && !matches!(s, Segment::Seq { .. }) {
-            true => format!(".{s}"),
-            false => s.to_string(),
-        })
-        .collect();
-    let field = (!field.is_empty()).then_some(field);
-    ConfigError::invalid(file, item, field, message, location)
+    let field = Some(path[found[0].len()..].to_owned()).filter(|f| !f.is_empty());
+    ConfigError::invalid(file, Some(item), field, message, location)
 }
 
 /// The line and column of a byte offset in `text`.
@@ -449,14 +438,12 @@ fn parse_yaml(text: &str, file: &str) -> Result<FileDoc, ConfigError> {
         });
         // serde_yaml_ng writes the path and the position into its message;
         // the error carries both separately.
-        let mut message = e.inner().to_string();
-        if let Some(at) = message.rfind(" at line ") {
-            message.truncate(at);
-        }
-        let message = match message.split_once(": ") {
-            Some((at, rest)) if e.path().to_string().starts_with(at) => rest.to_owned(),
-            _ => message,
-        };
+        let (inner, path) = (e.inner().to_string(), e.path().to_string());
+        let message = inner.rsplit_once(" at line ").map_or(&*inner, |(m, _)| m);
+        let unprefixed = message
+            .split_once(": ")
+            .filter(|(at, _)| path.starts_with(at));
+        let message = unprefixed.map_or(message, |(_, rest)| rest).to_owned();
         let doc = serde_yaml_ng::from_str(text).ok();
         deserialize_error(file, e.path(), message, location, doc)
     })
