@@ -34,6 +34,7 @@
 //! A rule whose metric is never recorded reads no series and never fires. [`EMITTED_BY_VIGIL`] lists every
 //! metric vigil records by itself.
 
+use std::collections::HashMap;
 use std::sync::LazyLock;
 use std::time::Duration;
 
@@ -132,11 +133,8 @@ pub struct ServiceTargets {
     /// The settings given; each one unset keeps the rule file's.
     window: Option<Duration>,
     for_duration: Option<Duration>,
-    latency_p95: Option<Duration>,
-    error_rate: Option<(f64, f64)>,
-    cpu: Option<(f64, f64)>,
-    memory: Option<(f64, f64)>,
-    cache_hit_ratio: Option<(f64, f64)>,
+    /// Per target, its thresholds' limits in the rule file's order.
+    limits: HashMap<Target, Vec<f64>>,
     /// Unset: every target.
     only: Option<Vec<Target>>,
 }
@@ -176,19 +174,19 @@ impl ServiceTargets {
         for_duration(duration: Duration) => for_duration = Some(duration);
 
         /// `HighLatency` fires (high) when a function's p95 exceeds this.
-        latency_p95(limit: Duration) => latency_p95 = Some(limit);
+        latency_p95(limit: Duration) => extend limits([(Target::Latency, vec![limit.as_secs_f64()])]);
 
         /// `HighErrorRate` limits (fractions of calls): medium, critical.
-        error_rate(medium: f64, critical: f64) => error_rate = Some((medium, critical));
+        error_rate(medium: f64, critical: f64) => extend limits([(Target::ErrorRate, vec![medium, critical])]);
 
         /// `HighCpuUsage` limits (0..1): medium, critical.
-        cpu(medium: f64, critical: f64) => cpu = Some((medium, critical));
+        cpu(medium: f64, critical: f64) => extend limits([(Target::Cpu, vec![medium, critical])]);
 
         /// `HighMemoryUsage` limits (0..1): medium, critical.
-        memory(medium: f64, critical: f64) => memory = Some((medium, critical));
+        memory(medium: f64, critical: f64) => extend limits([(Target::Memory, vec![medium, critical])]);
 
         /// `LowCacheHitRatio` limits (0..1, alerting below): medium, high.
-        cache_hit_ratio(medium: f64, high: f64) => cache_hit_ratio = Some((medium, high));
+        cache_hit_ratio(medium: f64, high: f64) => extend limits([(Target::CacheHitRatio, vec![medium, high])]);
 
         /// Keeps only these targets.
         only(targets: impl IntoIterator<Item = Target>) => only = Some(targets.into_iter().collect());
@@ -202,16 +200,9 @@ impl ServiceTargets {
                 .expect("the ready-made rules are valid")
         });
         let mut rule = RULES[target as usize].clone();
-        let limits = match target {
-            Target::Latency => self.latency_p95.map(|p95| (p95.as_secs_f64(), f64::NAN)),
-            Target::ErrorRate => self.error_rate,
-            Target::Cpu => self.cpu,
-            Target::Memory => self.memory,
-            Target::CacheHitRatio => self.cache_hit_ratio,
-        };
-        let limits = limits.into_iter().flat_map(|(medium, high)| [medium, high]);
+        let limits = self.limits.get(&target).into_iter().flatten();
         for (threshold, limit) in rule.thresholds.iter_mut().zip(limits) {
-            threshold.value = Limit::Fixed(limit);
+            threshold.value = Limit::Fixed(*limit);
         }
         if let (Expr::Histogram { window, .. } | Expr::Ratio { window, .. }, Some(set)) =
             (&mut rule.expr, self.window)
@@ -219,13 +210,14 @@ impl ServiceTargets {
             *window = set;
         }
         rule.for_duration = self.for_duration.unwrap_or(rule.for_duration);
-        if let Some(summary) = rule.annotations.get_mut("summary") {
-            let window = rule.expr.window().map(duration).unwrap_or_default();
-            let p95 = match rule.thresholds[0].value {
-                Limit::Fixed(p95) => p95.to_string(),
-                Limit::Baseline(_) => String::new(),
-            };
-            *summary = summary.replace("$window", &window).replace("$p95", &p95);
+        let window = rule.expr.window().map(duration).unwrap_or_default();
+        let p95 = rule.thresholds[0]
+            .value
+            .fixed()
+            .unwrap_or_default()
+            .to_string();
+        for text in rule.annotations.values_mut() {
+            *text = text.replace("$window", &window).replace("$p95", &p95);
         }
         rule.validate()?;
         Ok(rule)
@@ -415,36 +407,35 @@ impl SloBurnRate {
         round_significant(w.factor * self.budget())
     }
 
-    /// The error ratio over `window`, summed per `by` group.
-    fn ratio(&self, window: Duration) -> Expr {
-        Expr::Ratio {
+    /// The rule of one burn window.
+    fn rule(&self, w: &BurnWindow) -> Result<Rule> {
+        // The error ratio over `window`, summed per `by` group.
+        let ratio = |window| Expr::Ratio {
             numerator: self.errors.clone(),
             denominator: self.total.clone(),
             ignoring: Vec::new(),
             window,
-        }
-    }
-
-    fn rule(&self, w: &BurnWindow) -> Result<Rule> {
+        };
         let percent = round_significant(self.objective * 100.0);
         let (name, factor, long, limit) = (&self.name, w.factor, duration(w.long), self.limit(w));
         let summary = format!(
             "SLO {name} ({percent}% success) burns its error budget {factor}x too fast: error ratio {{{{ $value }}}} over {long}"
         );
-        let mut b = Rule::builder(self.alert.clone())
-            .expr(self.ratio(w.long))
+        let rule = Rule::builder(self.alert.clone())
+            .expr(ratio(w.long))
             .aggregate(Aggregation::Sum)
             .by(self.by.iter().cloned())
             .threshold(w.severity, Comparison::Greater, limit)
-            .also(self.ratio(w.short), Comparison::Greater, limit)
+            .also(ratio(w.short), Comparison::Greater, limit)
             .label("slo", self.name.clone())
             .label("long_window", duration(w.long))
             .label("short_window", duration(w.short))
             .annotation("summary", summary);
-        for (k, v) in &self.annotations {
-            b = b.annotation(k.clone(), v.clone());
-        }
-        b.build()
+        let rule = self
+            .annotations
+            .iter()
+            .fold(rule, |b, (k, v)| b.annotation(k, v));
+        rule.build()
     }
 
     /// vigil rules, one per burn window: the error ratio over the long
