@@ -127,11 +127,8 @@ impl PrometheusExporter {
             }
         };
         let (vigil, exported) = (rules.len(), alerts.len());
-        let mut out = comment(
-            "",
-            &format!(
-                "{HEADER}{vigil} vigil rule(s), {exported} Prometheus alerting rule(s). Histograms are read as {read_as}."
-            ),
+        let mut out = format!(
+            "{HEADER}# {vigil} vigil rule(s), {exported} Prometheus alerting rule(s). Histograms are read as {read_as}.\n"
         );
         // Each alert is an item of the group's `rules:` list, starting with
         // its first field; deeper lines are indented further.
@@ -140,7 +137,8 @@ impl PrometheusExporter {
             if line.starts_with("  - alert: ")
                 && let Some(alert) = alerts.next()
             {
-                out += &comment("  ", &alert.comments.join("\n"));
+                let lines = alert.comments.iter().flat_map(|c| c.lines());
+                out.extend(lines.map(|line| format!("  # {line}\n")));
             }
             out = out + line + "\n";
         }
@@ -204,11 +202,9 @@ fn translate(
     // by the labels vigil pairs it by.
     let also = rule.also.as_ref().map(|a| {
         let (also, also_notes, also_warnings) = value(&a.expr, a.op.holds(0.0, a.value));
-        for note in also_notes {
-            if !notes.contains(&note) {
-                notes.push(note);
-            }
-        }
+        // Each value has one note at most: the same one twice are adjacent.
+        notes.extend(also_notes);
+        notes.dedup();
         rule_warnings.extend(also_warnings.into_iter().map(|w| format!("`also`: {w}")));
         let on = match rule.aggregate {
             Aggregation::PerSeries => String::new(),
@@ -366,12 +362,10 @@ fn value_expr(
         } => {
             let side = |s: &Selector| {
                 let rate = format!("rate({}[{w}])", selector(&s.metric, &s.matchers));
-                if aggregate == Aggregation::Sum {
-                    wrap_aggregation(rate, Aggregation::Sum, by)
-                } else if ignoring.is_empty() {
-                    rate
-                } else {
-                    format!("sum without ({}) ({rate})", ignoring.join(", "))
+                match aggregate {
+                    Aggregation::Sum => wrap_aggregation(rate, aggregate, by),
+                    _ if ignoring.is_empty() => rate,
+                    _ => format!("sum without ({}) ({rate})", ignoring.join(", ")),
                 }
             };
             let (num, den) = (side(numerator), side(denominator));
@@ -440,12 +434,5 @@ fn value_expr(
     (wrap_aggregation(per_series, aggregate, by), notes, warnings)
 }
 
-/// The comment at the top of every exported file.
+/// The comment at the top of every exported file, up to the counts.
 const HEADER: &str = include_str!("header.txt");
-
-/// `text` as comment lines, each indented by `indent`.
-fn comment(indent: &str, text: &str) -> String {
-    text.lines()
-        .map(|line| format!("{indent}# {line}\n"))
-        .collect()
-}
