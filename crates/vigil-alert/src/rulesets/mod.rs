@@ -211,13 +211,9 @@ impl ServiceTargets {
         }
         rule.for_duration = self.for_duration.unwrap_or(rule.for_duration);
         let window = rule.expr.window().map(duration).unwrap_or_default();
-        let p95 = rule.thresholds[0]
-            .value
-            .fixed()
-            .unwrap_or_default()
-            .to_string();
+        let p95 = rule.thresholds[0].value.fixed().unwrap_or_default();
         for text in rule.annotations.values_mut() {
-            *text = text.replace("$window", &window).replace("$p95", &p95);
+            *text = (text.replace("$window", &window)).replace("$p95", &p95.to_string());
         }
         rule.validate()?;
         Ok(rule)
@@ -372,7 +368,46 @@ impl SloBurnRate {
         1.0 - self.objective
     }
 
-    fn check(&self) -> Result<()> {
+    /// The rule of one burn window.
+    fn rule(&self, w: &BurnWindow) -> Result<Rule> {
+        // The error ratio over `window`, summed per `by` group.
+        let ratio = |window| Expr::Ratio {
+            numerator: self.errors.clone(),
+            denominator: self.total.clone(),
+            ignoring: Vec::new(),
+            window,
+        };
+        let percent = round_significant(self.objective * 100.0);
+        // The error-ratio limit: `factor * budget`, rounded.
+        let limit = round_significant(w.factor * self.budget());
+        let (name, factor, long) = (&self.name, w.factor, duration(w.long));
+        let summary = format!(
+            "SLO {name} ({percent}% success) burns its error budget {factor}x too fast: error ratio {{{{ $value }}}} over {long}"
+        );
+        let mut rule = Rule::builder(self.alert.clone())
+            .expr(ratio(w.long))
+            .aggregate(Aggregation::Sum)
+            .by(self.by.iter().cloned())
+            .threshold(w.severity, Comparison::Greater, limit)
+            .also(ratio(w.short), Comparison::Greater, limit)
+            .label("slo", self.name.clone())
+            .label("long_window", duration(w.long))
+            .label("short_window", duration(w.short))
+            .annotation("summary", summary);
+        for (name, value) in &self.annotations {
+            rule = rule.annotation(name, value);
+        }
+        rule.build()
+    }
+
+    /// vigil rules, one per burn window: the error ratio over the long
+    /// window above `factor * budget`, with an [`also`](Rule::also)
+    /// condition on the short window (see the type docs). Fails with
+    /// [`Error::InvalidRule`] for an objective outside 0..1 (field
+    /// `objective`), and without windows or for a window whose factor is
+    /// not above 0 or whose short window is not shorter than its long one
+    /// (field `windows`).
+    pub fn rules(&self) -> Result<Vec<Rule>> {
         let (objective, slo) = (self.objective, &self.name);
         let bad_window = |w: &BurnWindow| {
             let (short, long, factor) = (duration(w.short), duration(w.long), w.factor);
@@ -392,7 +427,7 @@ impl SloBurnRate {
         } else if self.windows.is_empty() {
             ("windows", "needs at least one burn window".to_owned())
         } else {
-            return Ok(());
+            return self.windows.iter().map(|w| self.rule(w)).collect();
         };
         let rule = self.alert.clone();
         Err(Error::InvalidRule {
@@ -400,50 +435,6 @@ impl SloBurnRate {
             field,
             reason,
         })
-    }
-
-    /// The error-ratio limit of a window: `factor * budget`, rounded.
-    fn limit(&self, w: &BurnWindow) -> f64 {
-        round_significant(w.factor * self.budget())
-    }
-
-    /// The rule of one burn window.
-    fn rule(&self, w: &BurnWindow) -> Result<Rule> {
-        // The error ratio over `window`, summed per `by` group.
-        let ratio = |window| Expr::Ratio {
-            numerator: self.errors.clone(),
-            denominator: self.total.clone(),
-            ignoring: Vec::new(),
-            window,
-        };
-        let percent = round_significant(self.objective * 100.0);
-        let (name, factor, long, limit) = (&self.name, w.factor, duration(w.long), self.limit(w));
-        let summary = format!(
-            "SLO {name} ({percent}% success) burns its error budget {factor}x too fast: error ratio {{{{ $value }}}} over {long}"
-        );
-        let rule = Rule::builder(self.alert.clone())
-            .expr(ratio(w.long))
-            .aggregate(Aggregation::Sum)
-            .by(self.by.iter().cloned())
-            .threshold(w.severity, Comparison::Greater, limit)
-            .also(ratio(w.short), Comparison::Greater, limit)
-            .label("slo", self.name.clone())
-            .label("long_window", duration(w.long))
-            .label("short_window", duration(w.short))
-            .annotation("summary", summary);
-        let rule = self
-            .annotations
-            .iter()
-            .fold(rule, |b, (k, v)| b.annotation(k, v));
-        rule.build()
-    }
-
-    /// vigil rules, one per burn window: the error ratio over the long
-    /// window above `factor * budget`, with an [`also`](Rule::also)
-    /// condition on the short window (see the type docs).
-    pub fn rules(&self) -> Result<Vec<Rule>> {
-        self.check()?;
-        self.windows.iter().map(|w| self.rule(w)).collect()
     }
 
     /// A Prometheus rule file (one group, `slo-NAME`) with the same
@@ -478,8 +469,12 @@ mod tests {
     #[test]
     fn burn_limits_are_rounded() {
         let slo = SloBurnRate::new("x", 0.999);
-        let limits: Vec<f64> = SRE_WORKBOOK_WINDOWS.iter().map(|w| slo.limit(w)).collect();
-        assert_eq!(limits, [0.0144, 0.006, 0.003, 0.001]);
+        let rules = slo.rules().unwrap();
+        let limits: Vec<_> = rules
+            .iter()
+            .map(|r| r.thresholds[0].value.fixed())
+            .collect();
+        assert_eq!(limits, [0.0144, 0.006, 0.003, 0.001].map(Some));
     }
 
     #[test]
