@@ -102,11 +102,7 @@ impl PrometheusExporter {
     ) -> PrometheusExport {
         let (mut alerts, mut warnings) = (Vec::new(), Vec::new());
         for (i, rule) in rules.iter().enumerate() {
-            let first = alerts.len();
-            translate(rule, self.histograms, &mut alerts, &mut warnings);
-            if let (Some(alert), Some(note)) = (alerts.get_mut(first), note(i)) {
-                alert.comments.insert(0, note);
-            }
+            translate(rule, self.histograms, note(i), &mut alerts, &mut warnings);
         }
         let name = self.group.as_deref().unwrap_or("vigil");
         let (interval, rules_out) = (self.interval.map(duration), &alerts);
@@ -183,10 +179,12 @@ struct AlertingRule {
 }
 
 /// Appends the Prometheus alerting rules for `rule` (one per threshold) to
-/// `out`, and what does not translate exactly to `warnings`.
+/// `out`, the first commented with `note` (if any), and what does not
+/// translate exactly to `warnings`.
 fn translate(
     rule: &Rule,
     histograms: HistogramExport,
+    note: Option<String>,
     out: &mut Vec<AlertingRule>,
     warnings: &mut Vec<String>,
 ) {
@@ -217,16 +215,15 @@ fn translate(
     let name = &rule.name;
     warnings.extend(rule_warnings.iter().map(|w| format!("rule {name:?}: {w}")));
     let nonzero = |d: Duration| (!d.is_zero()).then(|| duration(d));
-    let mut comments: Vec<String> = notes;
+    let mut comments: Vec<String> = note.into_iter().chain(notes).collect();
     comments.extend(rule_warnings.iter().map(|w| format!("WARNING: {w}")));
     for t in thresholds {
         let severity = rule.severity_label(t.severity);
         let limit = match &t.value {
             Limit::Fixed(v) => number(*v),
             Limit::Baseline(b) => {
-                let window = duration(b.window);
+                let (window, min_samples) = (duration(b.window), b.min_samples);
                 let series = format!("({promql})[{window}:]");
-                let min_samples = b.min_samples;
                 let text = format!(
                     "{severity} threshold is a dynamic baseline: approximated with a subquery over {window} at the evaluation interval, which includes the current value and does not wait for min_samples ({min_samples})"
                 );
@@ -318,10 +315,9 @@ fn wrap_aggregation(inner: String, op: Aggregation, by: &[String]) -> String {
         Aggregation::Min => "min",
         Aggregation::Avg => "avg",
     };
-    if by.is_empty() {
-        format!("{name}({inner})")
-    } else {
-        format!("{name} by ({}) ({inner})", by.join(", "))
+    match by {
+        [] => format!("{name}({inner})"),
+        _ => format!("{name} by ({}) ({inner})", by.join(", ")),
     }
 }
 
