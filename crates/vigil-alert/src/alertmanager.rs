@@ -285,9 +285,8 @@ impl Sender {
     /// alerts were due.
     pub fn send_alerts(&self, now: SystemTime, firing: impl IntoIterator<Item = Alert>) -> usize {
         let due = self.resender().update(now, firing);
-        let count = due.len();
-        self.dispatcher.dispatch_all(batches(due));
-        count
+        self.dispatcher.dispatch_all(batches(&due));
+        due.len()
     }
 
     /// Closes the queues and waits until everything queued has been
@@ -302,7 +301,7 @@ impl Sender {
 }
 
 /// The alerts as requests of at most [`MAX_BATCH_SIZE`] alerts.
-fn batches(alerts: Vec<Alert>) -> Vec<Notification> {
+fn batches(alerts: &[Alert]) -> Vec<Notification> {
     let batch = |chunk: &[Alert]| Notification {
         receiver: RECEIVER.to_owned(),
         group_key: String::new(),
@@ -559,9 +558,9 @@ mod tests {
     #[test]
     fn requests_hold_at_most_a_batch() {
         let alerts: Vec<Alert> = (0..130).map(|i| firing(&format!("A{i}"), 0)).collect();
-        let sizes: Vec<usize> = batches(alerts).iter().map(|n| n.alerts.len()).collect();
+        let sizes: Vec<usize> = batches(&alerts).iter().map(|n| n.alerts.len()).collect();
         assert_eq!(sizes, [64, 64, 2]);
-        assert!(batches(Vec::new()).is_empty());
+        assert!(batches(&[]).is_empty());
     }
 
     #[test]
