@@ -200,27 +200,26 @@ impl Resender {
         firing: impl IntoIterator<Item = Alert>,
     ) -> Vec<Alert> {
         let is_firing = |a: &Alert| a.status == AlertStatus::Firing;
-        let firing: HashMap<String, Alert> = (firing.into_iter().filter(is_firing))
+        let mut firing: HashMap<String, Alert> = (firing.into_iter().filter(is_firing))
             .map(|alert| (alert.fingerprint(), alert))
             .collect();
-        for (key, held) in &mut self.alerts {
-            if is_firing(held) && !firing.contains_key(key) {
+        let changed = &mut self.changed;
+        self.alerts.retain(|key, held| {
+            if let Some(alert) = firing.remove(key) {
+                // Still firing (its annotations and value may have
+                // changed), or firing again after it resolved.
+                *changed |= !is_firing(held);
+                *held = alert;
+            } else if is_firing(held) {
                 (held.status, held.ends_at) = (AlertStatus::Resolved, Some(now));
-                self.changed = true;
+                *changed = true;
             }
-        }
-        for (key, alert) in firing {
-            // Still firing (its annotations and value may have changed), or
-            // new, or firing again after it resolved.
-            let held = self.alerts.insert(key, alert);
-            self.changed |= held.is_none_or(|held| !is_firing(&held));
-        }
-        let retained = |a: &Alert| {
-            a.ends_at
-                .is_none_or(|at| elapsed(now, at) <= RESOLVED_RETENTION)
-        };
-        self.alerts
-            .retain(|_, held| is_firing(held) || retained(held));
+            let retained = |at| elapsed(now, at) <= RESOLVED_RETENTION;
+            is_firing(held) || held.ends_at.is_none_or(retained)
+        });
+        // New alerts.
+        *changed |= !firing.is_empty();
+        self.alerts.extend(firing);
         let resend = self
             .last_sent
             .is_none_or(|last| now < last || elapsed(now, last) >= self.resend_delay);
@@ -286,11 +285,8 @@ impl Sender {
     /// alerts were due.
     pub fn send_alerts(&self, now: SystemTime, firing: impl IntoIterator<Item = Alert>) -> usize {
         let due = self.resender().update(now, firing);
-        let count = due.len();
-        for batch in batches(due) {
-            self.dispatcher.dispatch(batch);
-        }
-        count
+        self.dispatcher.dispatch_all(batches(&due));
+        due.len()
     }
 
     /// Closes the queues and waits until everything queued has been
@@ -305,7 +301,7 @@ impl Sender {
 }
 
 /// The alerts as requests of at most [`MAX_BATCH_SIZE`] alerts.
-fn batches(alerts: Vec<Alert>) -> Vec<Notification> {
+fn batches(alerts: &[Alert]) -> Vec<Notification> {
     let batch = |chunk: &[Alert]| Notification {
         receiver: RECEIVER.to_owned(),
         group_key: String::new(),
@@ -378,21 +374,16 @@ impl SenderBuilder {
     pub fn build(self) -> Result<Sender, NotifyError> {
         let resend_delay = self.resend_delay.unwrap_or(DEFAULT_RESEND_DELAY);
         let positive = crate::time::not_positive;
-        let no_url = self
-            .urls
-            .is_empty()
-            .then(|| "no Alertmanager URL given".to_owned());
+        let no_url = (self.urls.is_empty()).then(|| "no Alertmanager URL given".to_owned());
+        let interval = self.evaluation_interval.and_then(positive);
         NotifyError::check([
             ("alertmanager", no_url),
             ("resend_delay", positive(resend_delay)),
-            (
-                "evaluation_interval",
-                self.evaluation_interval.and_then(positive),
-            ),
+            ("evaluation_interval", interval),
         ])
         .map_err(|e| e.in_builder("SenderBuilder"))?;
         let mut dispatcher = self.dispatcher.without_notifiers();
-        let mut urls = Vec::with_capacity(self.urls.len());
+        let mut urls = Vec::new();
         for url in self.urls {
             let mut webhook = self.webhook.clone().alertmanager();
             webhook.url = url;
@@ -567,9 +558,9 @@ mod tests {
     #[test]
     fn requests_hold_at_most_a_batch() {
         let alerts: Vec<Alert> = (0..130).map(|i| firing(&format!("A{i}"), 0)).collect();
-        let sizes: Vec<usize> = batches(alerts).iter().map(|n| n.alerts.len()).collect();
+        let sizes: Vec<usize> = batches(&alerts).iter().map(|n| n.alerts.len()).collect();
         assert_eq!(sizes, [64, 64, 2]);
-        assert!(batches(Vec::new()).is_empty());
+        assert!(batches(&[]).is_empty());
     }
 
     #[test]

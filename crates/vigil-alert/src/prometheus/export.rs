@@ -102,11 +102,7 @@ impl PrometheusExporter {
     ) -> PrometheusExport {
         let (mut alerts, mut warnings) = (Vec::new(), Vec::new());
         for (i, rule) in rules.iter().enumerate() {
-            let first = alerts.len();
-            translate(rule, self.histograms, &mut alerts, &mut warnings);
-            if let (Some(alert), Some(note)) = (alerts.get_mut(first), note(i)) {
-                alert.comments.insert(0, note);
-            }
+            translate(rule, self.histograms, note(i), &mut alerts, &mut warnings);
         }
         let name = self.group.as_deref().unwrap_or("vigil");
         let (interval, rules_out) = (self.interval.map(duration), &alerts);
@@ -127,11 +123,8 @@ impl PrometheusExporter {
             }
         };
         let (vigil, exported) = (rules.len(), alerts.len());
-        let mut out = comment(
-            "",
-            &format!(
-                "{HEADER}{vigil} vigil rule(s), {exported} Prometheus alerting rule(s). Histograms are read as {read_as}."
-            ),
+        let mut out = format!(
+            "{HEADER}# {vigil} vigil rule(s), {exported} Prometheus alerting rule(s). Histograms are read as {read_as}.\n"
         );
         // Each alert is an item of the group's `rules:` list, starting with
         // its first field; deeper lines are indented further.
@@ -140,7 +133,8 @@ impl PrometheusExporter {
             if line.starts_with("  - alert: ")
                 && let Some(alert) = alerts.next()
             {
-                out += &comment("  ", &alert.comments.join("\n"));
+                let lines = alert.comments.iter().flat_map(|c| c.lines());
+                out.extend(lines.map(|line| format!("  # {line}\n")));
             }
             out = out + line + "\n";
         }
@@ -185,10 +179,12 @@ struct AlertingRule {
 }
 
 /// Appends the Prometheus alerting rules for `rule` (one per threshold) to
-/// `out`, and what does not translate exactly to `warnings`.
+/// `out`, the first commented with `note` (if any), and what does not
+/// translate exactly to `warnings`.
 fn translate(
     rule: &Rule,
     histograms: HistogramExport,
+    note: Option<String>,
     out: &mut Vec<AlertingRule>,
     warnings: &mut Vec<String>,
 ) {
@@ -204,11 +200,9 @@ fn translate(
     // by the labels vigil pairs it by.
     let also = rule.also.as_ref().map(|a| {
         let (also, also_notes, also_warnings) = value(&a.expr, a.op.holds(0.0, a.value));
-        for note in also_notes {
-            if !notes.contains(&note) {
-                notes.push(note);
-            }
-        }
+        // Each value has one note at most: the same one twice are adjacent.
+        notes.extend(also_notes);
+        notes.dedup();
         rule_warnings.extend(also_warnings.into_iter().map(|w| format!("`also`: {w}")));
         let on = match rule.aggregate {
             Aggregation::PerSeries => String::new(),
@@ -221,16 +215,15 @@ fn translate(
     let name = &rule.name;
     warnings.extend(rule_warnings.iter().map(|w| format!("rule {name:?}: {w}")));
     let nonzero = |d: Duration| (!d.is_zero()).then(|| duration(d));
-    let mut comments: Vec<String> = notes;
+    let mut comments: Vec<String> = note.into_iter().chain(notes).collect();
     comments.extend(rule_warnings.iter().map(|w| format!("WARNING: {w}")));
     for t in thresholds {
         let severity = rule.severity_label(t.severity);
         let limit = match &t.value {
             Limit::Fixed(v) => number(*v),
             Limit::Baseline(b) => {
-                let window = duration(b.window);
+                let (window, min_samples) = (duration(b.window), b.min_samples);
                 let series = format!("({promql})[{window}:]");
-                let min_samples = b.min_samples;
                 let text = format!(
                     "{severity} threshold is a dynamic baseline: approximated with a subquery over {window} at the evaluation interval, which includes the current value and does not wait for min_samples ({min_samples})"
                 );
@@ -322,10 +315,9 @@ fn wrap_aggregation(inner: String, op: Aggregation, by: &[String]) -> String {
         Aggregation::Min => "min",
         Aggregation::Avg => "avg",
     };
-    if by.is_empty() {
-        format!("{name}({inner})")
-    } else {
-        format!("{name} by ({}) ({inner})", by.join(", "))
+    match by {
+        [] => format!("{name}({inner})"),
+        _ => format!("{name} by ({}) ({inner})", by.join(", ")),
     }
 }
 
@@ -366,12 +358,10 @@ fn value_expr(
         } => {
             let side = |s: &Selector| {
                 let rate = format!("rate({}[{w}])", selector(&s.metric, &s.matchers));
-                if aggregate == Aggregation::Sum {
-                    wrap_aggregation(rate, Aggregation::Sum, by)
-                } else if ignoring.is_empty() {
-                    rate
-                } else {
-                    format!("sum without ({}) ({rate})", ignoring.join(", "))
+                match aggregate {
+                    Aggregation::Sum => wrap_aggregation(rate, aggregate, by),
+                    _ if ignoring.is_empty() => rate,
+                    _ => format!("sum without ({}) ({rate})", ignoring.join(", ")),
                 }
             };
             let (num, den) = (side(numerator), side(denominator));
@@ -440,12 +430,5 @@ fn value_expr(
     (wrap_aggregation(per_series, aggregate, by), notes, warnings)
 }
 
-/// The comment at the top of every exported file.
+/// The comment at the top of every exported file, up to the counts.
 const HEADER: &str = include_str!("header.txt");
-
-/// `text` as comment lines, each indented by `indent`.
-fn comment(indent: &str, text: &str) -> String {
-    text.lines()
-        .map(|line| format!("{indent}# {line}\n"))
-        .collect()
-}

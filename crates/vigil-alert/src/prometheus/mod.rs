@@ -57,8 +57,10 @@
 #[cfg(feature = "prometheus")]
 mod export;
 
-use std::fmt::Write as _;
 use std::time::Duration;
+
+use jiff::fmt::friendly::{Spacing, SpanPrinter};
+use jiff::{Span, SpanRound, Unit};
 
 #[cfg(feature = "prometheus")]
 pub use export::{HistogramExport, PrometheusExport, PrometheusExporter, to_prometheus_rules};
@@ -74,27 +76,21 @@ pub(crate) fn number(v: f64) -> String {
     }
 }
 
-/// A Prometheus duration (`1h30m`, `90s`, `250ms`), rounded to
+/// A Prometheus duration (`1h30m`, `3d`, `250ms`), rounded to
 /// milliseconds (and to at least 1ms).
 pub(crate) fn duration(d: Duration) -> String {
-    let mut ms = d.as_millis().max(u128::from(!d.is_zero()));
-    if ms == 0 {
-        return "0s".to_owned();
+    let ms = d.as_millis().max(u128::from(!d.is_zero()));
+    let days = SpanRound::new().largest(Unit::Day).days_are_24_hours();
+    let span = i64::try_from(ms)
+        .ok()
+        .and_then(|ms| Span::new().try_milliseconds(ms).ok());
+    match span.and_then(|span| span.round(days).ok()) {
+        Some(span) => SpanPrinter::new()
+            .spacing(Spacing::None)
+            .span_to_string(&span),
+        // Beyond what jiff spans (about 20 000 years).
+        None => format!("{ms}ms"),
     }
-    let mut out = String::new();
-    for (unit, size) in [
-        ("d", 86_400_000u128),
-        ("h", 3_600_000),
-        ("m", 60_000),
-        ("s", 1_000),
-        ("ms", 1),
-    ] {
-        if ms >= size {
-            let _ = write!(out, "{}{unit}", ms / size);
-            ms %= size;
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -111,6 +107,8 @@ mod tests {
         assert_eq!(duration(Duration::from_millis(250)), "250ms");
         assert_eq!(duration(Duration::from_nanos(10)), "1ms");
         assert_eq!(duration(Duration::ZERO), "0s");
+        assert_eq!(duration(d(86_400 + 3661)), "1d1h1m1s");
+        assert_eq!(duration(Duration::MAX), "18446744073709551615999ms");
     }
 
     #[test]

@@ -34,6 +34,7 @@
 //! A rule whose metric is never recorded reads no series and never fires. [`EMITTED_BY_VIGIL`] lists every
 //! metric vigil records by itself.
 
+use std::collections::HashMap;
 use std::sync::LazyLock;
 use std::time::Duration;
 
@@ -132,11 +133,8 @@ pub struct ServiceTargets {
     /// The settings given; each one unset keeps the rule file's.
     window: Option<Duration>,
     for_duration: Option<Duration>,
-    latency_p95: Option<Duration>,
-    error_rate: Option<(f64, f64)>,
-    cpu: Option<(f64, f64)>,
-    memory: Option<(f64, f64)>,
-    cache_hit_ratio: Option<(f64, f64)>,
+    /// Per target, its thresholds' limits in the rule file's order.
+    limits: HashMap<Target, Vec<f64>>,
     /// Unset: every target.
     only: Option<Vec<Target>>,
 }
@@ -176,19 +174,19 @@ impl ServiceTargets {
         for_duration(duration: Duration) => for_duration = Some(duration);
 
         /// `HighLatency` fires (high) when a function's p95 exceeds this.
-        latency_p95(limit: Duration) => latency_p95 = Some(limit);
+        latency_p95(limit: Duration) => extend limits([(Target::Latency, vec![limit.as_secs_f64()])]);
 
         /// `HighErrorRate` limits (fractions of calls): medium, critical.
-        error_rate(medium: f64, critical: f64) => error_rate = Some((medium, critical));
+        error_rate(medium: f64, critical: f64) => extend limits([(Target::ErrorRate, vec![medium, critical])]);
 
         /// `HighCpuUsage` limits (0..1): medium, critical.
-        cpu(medium: f64, critical: f64) => cpu = Some((medium, critical));
+        cpu(medium: f64, critical: f64) => extend limits([(Target::Cpu, vec![medium, critical])]);
 
         /// `HighMemoryUsage` limits (0..1): medium, critical.
-        memory(medium: f64, critical: f64) => memory = Some((medium, critical));
+        memory(medium: f64, critical: f64) => extend limits([(Target::Memory, vec![medium, critical])]);
 
         /// `LowCacheHitRatio` limits (0..1, alerting below): medium, high.
-        cache_hit_ratio(medium: f64, high: f64) => cache_hit_ratio = Some((medium, high));
+        cache_hit_ratio(medium: f64, high: f64) => extend limits([(Target::CacheHitRatio, vec![medium, high])]);
 
         /// Keeps only these targets.
         only(targets: impl IntoIterator<Item = Target>) => only = Some(targets.into_iter().collect());
@@ -202,16 +200,9 @@ impl ServiceTargets {
                 .expect("the ready-made rules are valid")
         });
         let mut rule = RULES[target as usize].clone();
-        let limits = match target {
-            Target::Latency => self.latency_p95.map(|p95| (p95.as_secs_f64(), f64::NAN)),
-            Target::ErrorRate => self.error_rate,
-            Target::Cpu => self.cpu,
-            Target::Memory => self.memory,
-            Target::CacheHitRatio => self.cache_hit_ratio,
-        };
-        let limits = limits.into_iter().flat_map(|(medium, high)| [medium, high]);
+        let limits = self.limits.get(&target).into_iter().flatten();
         for (threshold, limit) in rule.thresholds.iter_mut().zip(limits) {
-            threshold.value = Limit::Fixed(limit);
+            threshold.value = Limit::Fixed(*limit);
         }
         if let (Expr::Histogram { window, .. } | Expr::Ratio { window, .. }, Some(set)) =
             (&mut rule.expr, self.window)
@@ -219,13 +210,10 @@ impl ServiceTargets {
             *window = set;
         }
         rule.for_duration = self.for_duration.unwrap_or(rule.for_duration);
-        if let Some(summary) = rule.annotations.get_mut("summary") {
-            let window = rule.expr.window().map(duration).unwrap_or_default();
-            let p95 = match rule.thresholds[0].value {
-                Limit::Fixed(p95) => p95.to_string(),
-                Limit::Baseline(_) => String::new(),
-            };
-            *summary = summary.replace("$window", &window).replace("$p95", &p95);
+        let window = rule.expr.window().map(duration).unwrap_or_default();
+        let p95 = rule.thresholds[0].value.fixed().unwrap_or_default();
+        for text in rule.annotations.values_mut() {
+            *text = (text.replace("$window", &window)).replace("$p95", &p95.to_string());
         }
         rule.validate()?;
         Ok(rule)
@@ -380,7 +368,46 @@ impl SloBurnRate {
         1.0 - self.objective
     }
 
-    fn check(&self) -> Result<()> {
+    /// The rule of one burn window.
+    fn rule(&self, w: &BurnWindow) -> Result<Rule> {
+        // The error ratio over `window`, summed per `by` group.
+        let ratio = |window| Expr::Ratio {
+            numerator: self.errors.clone(),
+            denominator: self.total.clone(),
+            ignoring: Vec::new(),
+            window,
+        };
+        let percent = round_significant(self.objective * 100.0);
+        // The error-ratio limit: `factor * budget`, rounded.
+        let limit = round_significant(w.factor * self.budget());
+        let (name, factor, long) = (&self.name, w.factor, duration(w.long));
+        let summary = format!(
+            "SLO {name} ({percent}% success) burns its error budget {factor}x too fast: error ratio {{{{ $value }}}} over {long}"
+        );
+        let mut rule = Rule::builder(self.alert.clone())
+            .expr(ratio(w.long))
+            .aggregate(Aggregation::Sum)
+            .by(self.by.iter().cloned())
+            .threshold(w.severity, Comparison::Greater, limit)
+            .also(ratio(w.short), Comparison::Greater, limit)
+            .label("slo", self.name.clone())
+            .label("long_window", duration(w.long))
+            .label("short_window", duration(w.short))
+            .annotation("summary", summary);
+        for (name, value) in &self.annotations {
+            rule = rule.annotation(name, value);
+        }
+        rule.build()
+    }
+
+    /// vigil rules, one per burn window: the error ratio over the long
+    /// window above `factor * budget`, with an [`also`](Rule::also)
+    /// condition on the short window (see the type docs). Fails with
+    /// [`Error::InvalidRule`] for an objective outside 0..1 (field
+    /// `objective`), and without windows or for a window whose factor is
+    /// not above 0 or whose short window is not shorter than its long one
+    /// (field `windows`).
+    pub fn rules(&self) -> Result<Vec<Rule>> {
         let (objective, slo) = (self.objective, &self.name);
         let bad_window = |w: &BurnWindow| {
             let (short, long, factor) = (duration(w.short), duration(w.long), w.factor);
@@ -400,7 +427,7 @@ impl SloBurnRate {
         } else if self.windows.is_empty() {
             ("windows", "needs at least one burn window".to_owned())
         } else {
-            return Ok(());
+            return self.windows.iter().map(|w| self.rule(w)).collect();
         };
         let rule = self.alert.clone();
         Err(Error::InvalidRule {
@@ -408,51 +435,6 @@ impl SloBurnRate {
             field,
             reason,
         })
-    }
-
-    /// The error-ratio limit of a window: `factor * budget`, rounded.
-    fn limit(&self, w: &BurnWindow) -> f64 {
-        round_significant(w.factor * self.budget())
-    }
-
-    /// The error ratio over `window`, summed per `by` group.
-    fn ratio(&self, window: Duration) -> Expr {
-        Expr::Ratio {
-            numerator: self.errors.clone(),
-            denominator: self.total.clone(),
-            ignoring: Vec::new(),
-            window,
-        }
-    }
-
-    fn rule(&self, w: &BurnWindow) -> Result<Rule> {
-        let percent = round_significant(self.objective * 100.0);
-        let (name, factor, long, limit) = (&self.name, w.factor, duration(w.long), self.limit(w));
-        let summary = format!(
-            "SLO {name} ({percent}% success) burns its error budget {factor}x too fast: error ratio {{{{ $value }}}} over {long}"
-        );
-        let mut b = Rule::builder(self.alert.clone())
-            .expr(self.ratio(w.long))
-            .aggregate(Aggregation::Sum)
-            .by(self.by.iter().cloned())
-            .threshold(w.severity, Comparison::Greater, limit)
-            .also(self.ratio(w.short), Comparison::Greater, limit)
-            .label("slo", self.name.clone())
-            .label("long_window", duration(w.long))
-            .label("short_window", duration(w.short))
-            .annotation("summary", summary);
-        for (k, v) in &self.annotations {
-            b = b.annotation(k.clone(), v.clone());
-        }
-        b.build()
-    }
-
-    /// vigil rules, one per burn window: the error ratio over the long
-    /// window above `factor * budget`, with an [`also`](Rule::also)
-    /// condition on the short window (see the type docs).
-    pub fn rules(&self) -> Result<Vec<Rule>> {
-        self.check()?;
-        self.windows.iter().map(|w| self.rule(w)).collect()
     }
 
     /// A Prometheus rule file (one group, `slo-NAME`) with the same
@@ -487,8 +469,12 @@ mod tests {
     #[test]
     fn burn_limits_are_rounded() {
         let slo = SloBurnRate::new("x", 0.999);
-        let limits: Vec<f64> = SRE_WORKBOOK_WINDOWS.iter().map(|w| slo.limit(w)).collect();
-        assert_eq!(limits, [0.0144, 0.006, 0.003, 0.001]);
+        let rules = slo.rules().unwrap();
+        let limits: Vec<_> = rules
+            .iter()
+            .map(|r| r.thresholds[0].value.fixed())
+            .collect();
+        assert_eq!(limits, [0.0144, 0.006, 0.003, 0.001].map(Some));
     }
 
     #[test]
