@@ -386,32 +386,22 @@ impl RuleBuilder {
         escalation(escalation: Escalation) => rule.escalate = Some(escalation);
     }
 
-    /// Reads a gauge's current value.
-    pub fn gauge(self, metric: impl Into<String>) -> Self {
-        let (metric, matchers) = (metric.into(), Vec::new());
-        self.expr(Expr::Gauge { metric, matchers })
-    }
+    crate::notify::setters! {
+        /// Reads a gauge's current value.
+        gauge(metric: impl Into<String>) => expr = Some(Expr::Gauge { metric: metric.into(), matchers: vec![] });
 
-    /// Reads a counter's per-second rate over `window`.
-    pub fn rate(self, metric: impl Into<String>, window: Duration) -> Self {
-        let (metric, matchers) = (metric.into(), Vec::new());
-        self.expr(Expr::Rate {
-            metric,
-            matchers,
-            window,
-        })
-    }
+        /// Reads a counter's per-second rate over `window`.
+        rate(metric: impl Into<String>, window: Duration) =>
+            expr = Some(Expr::Rate { metric: metric.into(), matchers: vec![], window });
 
-    /// Reads `rate(numerator) / rate(denominator)` over `window`, pairing
-    /// series by all their labels (see [`ignoring`](Self::ignoring)).
-    pub fn ratio(self, numerator: Selector, denominator: Selector, window: Duration) -> Self {
-        let ignoring = Vec::new();
-        self.expr(Expr::Ratio {
-            numerator,
-            denominator,
-            ignoring,
-            window,
-        })
+        /// Reads `rate(numerator) / rate(denominator)` over `window`, pairing
+        /// series by all their labels (see [`ignoring`](Self::ignoring)).
+        ratio(numerator: Selector, denominator: Selector, window: Duration) =>
+            expr = Some(Expr::Ratio { numerator, denominator, ignoring: vec![], window });
+
+        /// Reads a histogram statistic over `window`.
+        histogram(metric: impl Into<String>, stat: HistogramStat, window: Duration) =>
+            expr = Some(Expr::Histogram { metric: metric.into(), matchers: vec![], stat, window });
     }
 
     /// Reads the error rate of a counter with a `label`: the rate of
@@ -439,22 +429,6 @@ impl RuleBuilder {
             ignoring.extend(labels.into_iter().map(Into::into));
         }
         self
-    }
-
-    /// Reads a histogram statistic over `window`.
-    pub fn histogram(
-        self,
-        metric: impl Into<String>,
-        stat: HistogramStat,
-        window: Duration,
-    ) -> Self {
-        let (metric, matchers) = (metric.into(), Vec::new());
-        self.expr(Expr::Histogram {
-            metric,
-            matchers,
-            stat,
-            window,
-        })
     }
 
     /// Reads a histogram's `q`-quantile over `window` (0.95 = p95).
