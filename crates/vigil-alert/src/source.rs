@@ -162,54 +162,54 @@ impl MemorySource {
     }
 
     /// Sets a gauge series' current value.
-    pub fn set_gauge(
-        &mut self,
-        name: &str,
-        labels: impl IntoIterator<Item = (impl Into<String>, impl Into<String>)>,
-        value: f64,
-    ) {
+    pub fn set_gauge<I, K, V>(&mut self, name: &str, labels: I, value: f64)
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: Into<String>,
+        V: Into<String>,
+    {
         *self.slot("gauge", name, crate::labels(labels)) = value;
     }
 
     /// Sets a counter series' running total (set it lower than before to
     /// simulate a process restart: a counter reset).
-    pub fn set_counter(
-        &mut self,
-        name: &str,
-        labels: impl IntoIterator<Item = (impl Into<String>, impl Into<String>)>,
-        total: f64,
-    ) {
+    pub fn set_counter<I, K, V>(&mut self, name: &str, labels: I, total: f64)
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: Into<String>,
+        V: Into<String>,
+    {
         *self.slot("counter", name, crate::labels(labels)) = total;
     }
 
     /// Adds `delta` to a counter series' total (creating it at 0).
-    pub fn add_counter(
-        &mut self,
-        name: &str,
-        labels: impl IntoIterator<Item = (impl Into<String>, impl Into<String>)>,
-        delta: f64,
-    ) {
+    pub fn add_counter<I, K, V>(&mut self, name: &str, labels: I, delta: f64)
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: Into<String>,
+        V: Into<String>,
+    {
         *self.slot("counter", name, crate::labels(labels)) += delta;
     }
 
     /// Sets one statistic of a histogram series.
-    pub fn set_histogram(
-        &mut self,
-        name: &str,
-        labels: impl IntoIterator<Item = (impl Into<String>, impl Into<String>)>,
-        stat: HistogramStat,
-        value: f64,
-    ) {
+    pub fn set_histogram<I, K, V>(&mut self, name: &str, labels: I, stat: HistogramStat, value: f64)
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: Into<String>,
+        V: Into<String>,
+    {
         *self.slot(&stat.to_string(), name, crate::labels(labels)) = value;
     }
 
     /// Removes a series of any kind (gauge, counter or histogram) named
     /// `name` with exactly these labels; the engine then sees it as absent.
-    pub fn remove(
-        &mut self,
-        name: &str,
-        labels: impl IntoIterator<Item = (impl Into<String>, impl Into<String>)>,
-    ) {
+    pub fn remove<I, K, V>(&mut self, name: &str, labels: I)
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: Into<String>,
+        V: Into<String>,
+    {
         let labels = crate::labels(labels);
         self.series
             .retain(|(_, n, l), _| (n.as_str(), l) != (name, &labels));

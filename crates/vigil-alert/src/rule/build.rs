@@ -76,52 +76,52 @@ impl Rule {
         let name = (!is_valid_metric_name(n))
             .then(|| format!("{n:?} is not a valid alert name ([a-zA-Z_:][a-zA-Z0-9_:]*)"));
         let also = |a: &AlsoCondition| a.expr.problem().map(|p| p.1).or_else(|| nan(a.value));
-        let also = self.also.as_ref().and_then(also);
         let per_series = !self.by.is_empty() && self.aggregate == Aggregation::PerSeries;
-        let by = per_series
-            .then(|| {
-                "needs an aggregation (sum, max, min or avg); per_series already keeps every label"
-                    .to_owned()
-            })
-            .or_else(|| invalid_label(&self.by, "label"));
+        let by = per_series.then(|| {
+            "needs an aggregation (sum, max, min or avg); per_series already keeps every label"
+                .into()
+        });
         let none = self.thresholds.is_empty();
         let thresholds = none.then(|| "needs at least one threshold".to_owned());
-        let thresholds = thresholds.or_else(|| {
-            self.thresholds.iter().enumerate().find_map(|(i, t)| {
-                let level = t.severity;
-                match &t.value {
-                    _ if self.thresholds[..i].iter().any(|u| u.severity == level) => {
-                        Some(format!("severity {level} appears twice"))
-                    }
-                    Limit::Fixed(v) => nan(*v).map(|_| format!("{level} limit is NaN")),
-                    Limit::Baseline(b) => b.problem().map(|p| format!("{level}: {p}")),
+        let threshold = |(i, t): (usize, &Threshold)| {
+            let level = t.severity;
+            match &t.value {
+                _ if self.thresholds[..i].iter().any(|u| u.severity == level) => {
+                    Some(format!("severity {level} appears twice"))
                 }
-            })
-        });
-        let escalate = self.escalate.as_ref().and_then(|e| {
-            let after = not_positive(e.after);
+                Limit::Fixed(v) => nan(*v).map(|_| format!("{level} limit is NaN")),
+                Limit::Baseline(b) => b.problem().map(|p| format!("{level}: {p}")),
+            }
+        };
+        let escalate = |e: &Escalation| {
             let empty = e.receiver.as_deref().is_some_and(str::is_empty);
-            (after.map(|p| format!("`after` {p}")))
+            (not_positive(e.after).map(|p| format!("`after` {p}")))
                 .or_else(|| empty.then(|| "`receiver` must not be empty".into()))
-        });
-        let labels = self.labels.keys().find_map(|n| rule_label_problem(n));
-        let annotations = invalid_label(self.annotations.keys(), "annotation");
-        let early = first([("name", name)]).or_else(|| self.expr.problem());
+        };
         let checks = [
-            ("also", also),
-            ("by", by),
-            ("thresholds", thresholds),
+            ("also", self.also.as_ref().and_then(also)),
+            ("by", by.or_else(|| invalid_label(&self.by, "label"))),
+            (
+                "thresholds",
+                thresholds.or_else(|| self.thresholds.iter().enumerate().find_map(threshold)),
+            ),
             ("recover", self.recover.and_then(|r| nan(r.value))),
         ];
         let late = [
             ("for", too_long(self.for_duration)),
             ("keep_firing_for", too_long(self.keep_firing_for)),
-            ("labels", labels),
-            ("annotations", annotations),
+            (
+                "labels",
+                self.labels.keys().find_map(|n| rule_label_problem(n)),
+            ),
+            (
+                "annotations",
+                invalid_label(self.annotations.keys(), "annotation"),
+            ),
             ("severity_labels", self.severity_labels.problem()),
-            ("escalate", escalate),
+            ("escalate", self.escalate.as_ref().and_then(escalate)),
         ];
-        early
+        (first([("name", name)]).or_else(|| self.expr.problem()))
             .or_else(|| first(checks))
             .or_else(|| self.threshold_conflict())
             .or_else(|| first(late))
