@@ -87,4 +87,26 @@ mod tests {
             "|NaN"
         );
     }
+
+    #[test]
+    fn humanize_takes_an_si_prefix_and_four_significant_digits() {
+        let shown = |v: f64| expand_template("{{ $value | humanize }}", Some(v), &Labels::new());
+        for (v, want) in [
+            (0.0, "0"),
+            (1234.6, "1.235k"),
+            (-1500.0, "-1.5k"),
+            (0.5, "500m"),
+            (2.5e-7, "250n"),
+            (1e30, "1000000Y"),
+            (12.0, "12"),
+        ] {
+            assert_eq!(shown(v), want, "{v}");
+        }
+        let percent = expand_template(
+            "{{ $value | humanizePercentage }}",
+            Some(0.5),
+            &Labels::new(),
+        );
+        assert_eq!(percent, "50%");
+    }
 }
