@@ -497,14 +497,11 @@ impl RuleBuilder {
     /// Checks and returns the rule.
     pub fn build(self) -> Result<Rule> {
         let mut rule = self.rule;
-        let Some(expr) = self.expr else {
-            return Err(Error::InvalidRule {
-                rule: rule.name,
-                field: "expr",
-                reason: "no value to read: call gauge, rate, ratio or histogram".into(),
-            });
-        };
-        rule.expr = expr;
+        let no_expr = "no value to read: call gauge, rate, ratio or histogram";
+        match self.expr {
+            Some(expr) => rule.expr = expr,
+            None => rule.fail(Some(("expr", no_expr.into())))?,
+        }
         let also_matchers = rule.also.iter_mut().flat_map(|a| a.expr.matchers_mut());
         for matchers in rule.expr.matchers_mut().chain(also_matchers) {
             matchers.extend(self.matchers.iter().cloned());
