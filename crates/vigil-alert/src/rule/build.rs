@@ -98,26 +98,23 @@ impl Rule {
             (not_positive(e.after).map(|p| format!("`after` {p}")))
                 .or_else(|| empty.then(|| "`receiver` must not be empty".into()))
         };
+        let mut levels = self.thresholds.iter().enumerate();
+        let labels = self.labels.keys().find_map(|n| rule_label_problem(n));
+        let annotations = invalid_label(self.annotations.keys(), "annotation");
         let checks = [
             ("also", self.also.as_ref().and_then(also)),
             ("by", by.or_else(|| invalid_label(&self.by, "label"))),
             (
                 "thresholds",
-                thresholds.or_else(|| self.thresholds.iter().enumerate().find_map(threshold)),
+                thresholds.or_else(|| levels.find_map(threshold)),
             ),
             ("recover", self.recover.and_then(|r| nan(r.value))),
         ];
         let late = [
             ("for", too_long(self.for_duration)),
             ("keep_firing_for", too_long(self.keep_firing_for)),
-            (
-                "labels",
-                self.labels.keys().find_map(|n| rule_label_problem(n)),
-            ),
-            (
-                "annotations",
-                invalid_label(self.annotations.keys(), "annotation"),
-            ),
+            ("labels", labels),
+            ("annotations", annotations),
             ("severity_labels", self.severity_labels.problem()),
             ("escalate", self.escalate.as_ref().and_then(escalate)),
         ];
@@ -134,10 +131,8 @@ impl Rule {
     /// least one interval, and baseline windows of at least `min_samples`
     /// intervals.
     pub fn check_interval(&self, interval: Duration) -> Result<()> {
-        let (show, every) = (
-            humantime::format_duration,
-            humantime::format_duration(interval),
-        );
+        let show = humantime::format_duration;
+        let every = show(interval);
         let exprs = std::iter::once(("expr", &self.expr))
             .chain(self.also.as_ref().map(|a| ("also", &a.expr)));
         let mut rates = exprs.filter(|(_, e)| matches!(e, Expr::Rate { .. } | Expr::Ratio { .. }));
@@ -151,11 +146,8 @@ impl Rule {
             let Limit::Baseline(b) = &t.value else {
                 return None;
             };
-            let (label, window, min) = (
-                self.severity_label(t.severity),
-                show(b.window),
-                b.min_samples,
-            );
+            let (label, window) = (self.severity_label(t.severity), show(b.window));
+            let min = b.min_samples;
             let held = b.window.as_nanos() / interval.as_nanos().max(1);
             (held < min as u128).then(|| ("thresholds", format!(
                 "{label}: baseline window {window} holds at most {held} earlier values at the evaluation interval {every}, fewer than min_samples {min}, so the threshold never holds"
@@ -196,12 +188,12 @@ impl Rule {
             false => ("below", "above", Comparison::Greater),
         };
         if let Some(other) = by_level.iter().find(|t| t.op.is_upper() != upper) {
-            let (a, b) = ((label(lowest), shown(lowest)), (label(other), shown(other)));
+            let is = |t: &Threshold| format!("{} is `{}`", label(t), shown(t));
+            let (lowest, other) = (is(lowest), is(other));
             return Some((
                 "thresholds",
                 format!(
-                    "{} is `{}` but {} is `{}`: the thresholds of a rule must all alert on high values (> or >=) or all on low values (< or <=); write one rule per direction",
-                    a.0, a.1, b.0, b.1
+                    "{lowest} but {other}: the thresholds of a rule must all alert on high values (> or >=) or all on low values (< or <=); write one rule per direction"
                 ),
             ));
         }
