@@ -91,33 +91,26 @@ impl Baseline {
 
     /// Why this baseline cannot be evaluated, if it cannot.
     pub(crate) fn problem(&self) -> Option<String> {
-        match self.method {
+        let n = self.min_samples;
+        Some(match self.method {
             BaselineMethod::Stddev(k) if !k.is_finite() => {
-                return Some(format!("stddevs must be finite, got {k}"));
+                format!("stddevs must be finite, got {k}")
             }
-            BaselineMethod::Stddev(k) if k < 0.0 => {
-                return Some(format!(
-                    "stddevs must not be negative, got {k} (the operator picks the side: mean + k·σ for > and >=, mean - k·σ for < and <=)"
-                ));
-            }
+            BaselineMethod::Stddev(k) if k < 0.0 => format!(
+                "stddevs must not be negative, got {k} (the operator picks the side: mean + k·σ for > and >=, mean - k·σ for < and <=)"
+            ),
             BaselineMethod::Quantile(q) if !(0.0..=1.0).contains(&q) => {
-                return Some(format!("quantile must be within 0..=1, got {q}"));
+                format!("quantile must be within 0..=1, got {q}")
             }
-            _ => {}
-        }
-        if let Some(problem) = crate::time::not_positive(self.window) {
-            return Some(format!("window {problem}"));
-        }
-        if self.min_samples == 0 {
-            return Some("min_samples must be at least 1".into());
-        }
-        if self.min_samples > MAX_SAMPLES {
-            return Some(format!(
-                "min_samples {} is more than the {MAX_SAMPLES} samples a baseline keeps, so the threshold could never hold",
-                self.min_samples
-            ));
-        }
-        None
+            _ => match crate::time::not_positive(self.window) {
+                Some(problem) => format!("window {problem}"),
+                None if n == 0 => "min_samples must be at least 1".into(),
+                None if n > MAX_SAMPLES => format!(
+                    "min_samples {n} is more than the {MAX_SAMPLES} samples a baseline keeps, so the threshold could never hold"
+                ),
+                None => return None,
+            },
+        })
     }
 
     /// The limit given the history (which must not yet hold the current
@@ -182,12 +175,7 @@ impl TryFrom<BaselineRepr> for Baseline {
             (None, Some(q)) => BaselineMethod::Quantile(q),
             _ => return Err("a baseline needs exactly one of `stddevs` or `quantile`".into()),
         };
-        let (window, min_samples) = (repr.window, repr.min_samples);
-        let baseline = Baseline {
-            method,
-            window,
-            min_samples,
-        };
+        let baseline = Baseline::new(method, repr.window).min_samples(repr.min_samples);
         baseline.problem().map_or(Ok(baseline), Err)
     }
 }
@@ -198,11 +186,12 @@ impl From<Baseline> for BaselineRepr {
             BaselineMethod::Stddev(k) => (Some(k), None),
             BaselineMethod::Quantile(q) => (None, Some(q)),
         };
+        let (window, min_samples) = (b.window, b.min_samples);
         BaselineRepr {
             stddevs,
             quantile,
-            window: b.window,
-            min_samples: b.min_samples,
+            window,
+            min_samples,
         }
     }
 }

@@ -87,8 +87,8 @@ impl ExprReader<'_> {
     /// into `counters`.
     pub(crate) fn read(&self, expr: &Expr, counters: &mut Counters) -> Vec<(Labels, Reading)> {
         let finite = |series: Vec<(Labels, f64)>| -> Vec<_> {
-            let value = |(labels, v): (Labels, f64)| (!v.is_nan()).then_some((labels, Some(v)));
-            series.into_iter().filter_map(value).collect()
+            let series = series.into_iter().filter(|(_, v)| !v.is_nan());
+            series.map(|(labels, v)| (labels, Some(v))).collect()
         };
         let source = self.source;
         let readings = match expr {
@@ -193,17 +193,13 @@ fn ratio(
     let mut pairs: HashMap<Labels, (f64, f64, bool)> = HashMap::new();
     for (labels, reading) in den {
         let p = pairs.entry(key(labels)).or_default();
-        match reading {
-            Some(v) => p.1 += v,
-            None => p.2 = true,
-        }
+        p.1 += reading.unwrap_or(0.0);
+        p.2 |= reading.is_none();
     }
     for (labels, reading) in num {
         if let Some(p) = pairs.get_mut(&key(labels)) {
-            match reading {
-                Some(v) => p.0 += v,
-                None => p.2 |= num_warming,
-            }
+            p.0 += reading.unwrap_or(0.0);
+            p.2 |= reading.is_none() && num_warming;
         }
     }
     let reading = |(key, (num, den, warming)): (Labels, (f64, f64, bool))| match warming {
@@ -223,15 +219,13 @@ fn aggregate(
     let mut groups: HashMap<Labels, Vec<f64>> = HashMap::new();
     for (labels, r) in readings {
         let values = groups.entry(only(&labels, |n| by.contains(n))).or_default();
-        if let Some(v) = r {
-            values.push(v);
-        }
+        values.extend(r);
     }
     let reading = |values: Vec<f64>| match op {
+        Aggregation::Max => values.into_iter().reduce(f64::max),
+        Aggregation::Min => values.into_iter().reduce(f64::min),
         _ if values.is_empty() => None,
         Aggregation::Sum | Aggregation::PerSeries => Some(values.iter().sum()),
-        Aggregation::Max => Some(values.into_iter().fold(f64::NEG_INFINITY, f64::max)),
-        Aggregation::Min => Some(values.into_iter().fold(f64::INFINITY, f64::min)),
         Aggregation::Avg => Some(values.iter().sum::<f64>() / values.len() as f64),
     };
     groups

@@ -76,43 +76,38 @@ impl Rule {
         let name = (!is_valid_metric_name(n))
             .then(|| format!("{n:?} is not a valid alert name ([a-zA-Z_:][a-zA-Z0-9_:]*)"));
         let also = |a: &AlsoCondition| a.expr.problem().map(|p| p.1).or_else(|| nan(a.value));
-        let also = self.also.as_ref().and_then(also);
         let per_series = !self.by.is_empty() && self.aggregate == Aggregation::PerSeries;
-        let by = per_series
-            .then(|| {
-                "needs an aggregation (sum, max, min or avg); per_series already keeps every label"
-                    .to_owned()
-            })
-            .or_else(|| invalid_label(&self.by, "label"));
+        let by = per_series.then(|| {
+            "needs an aggregation (sum, max, min or avg); per_series already keeps every label"
+                .into()
+        });
         let none = self.thresholds.is_empty();
         let thresholds = none.then(|| "needs at least one threshold".to_owned());
-        let thresholds = thresholds.or_else(|| {
-            self.thresholds.iter().enumerate().find_map(|(i, t)| {
-                if self.thresholds[..i]
-                    .iter()
-                    .any(|u| u.severity == t.severity)
-                {
-                    return Some(format!("severity {} appears twice", t.severity));
+        let threshold = |(i, t): (usize, &Threshold)| {
+            let level = t.severity;
+            match &t.value {
+                _ if self.thresholds[..i].iter().any(|u| u.severity == level) => {
+                    Some(format!("severity {level} appears twice"))
                 }
-                match &t.value {
-                    Limit::Fixed(v) => nan(*v).map(|_| format!("{} limit is NaN", t.severity)),
-                    Limit::Baseline(b) => b.problem().map(|p| format!("{}: {p}", t.severity)),
-                }
-            })
-        });
-        let escalate = self.escalate.as_ref().and_then(|e| {
-            let after = not_positive(e.after);
+                Limit::Fixed(v) => nan(*v).map(|_| format!("{level} limit is NaN")),
+                Limit::Baseline(b) => b.problem().map(|p| format!("{level}: {p}")),
+            }
+        };
+        let escalate = |e: &Escalation| {
             let empty = e.receiver.as_deref().is_some_and(str::is_empty);
-            (after.map(|p| format!("`after` {p}")))
+            (not_positive(e.after).map(|p| format!("`after` {p}")))
                 .or_else(|| empty.then(|| "`receiver` must not be empty".into()))
-        });
+        };
+        let mut levels = self.thresholds.iter().enumerate();
         let labels = self.labels.keys().find_map(|n| rule_label_problem(n));
         let annotations = invalid_label(self.annotations.keys(), "annotation");
-        let early = first([("name", name)]).or_else(|| self.expr.problem());
         let checks = [
-            ("also", also),
-            ("by", by),
-            ("thresholds", thresholds),
+            ("also", self.also.as_ref().and_then(also)),
+            ("by", by.or_else(|| invalid_label(&self.by, "label"))),
+            (
+                "thresholds",
+                thresholds.or_else(|| levels.find_map(threshold)),
+            ),
             ("recover", self.recover.and_then(|r| nan(r.value))),
         ];
         let late = [
@@ -121,9 +116,9 @@ impl Rule {
             ("labels", labels),
             ("annotations", annotations),
             ("severity_labels", self.severity_labels.problem()),
-            ("escalate", escalate),
+            ("escalate", self.escalate.as_ref().and_then(escalate)),
         ];
-        early
+        (first([("name", name)]).or_else(|| self.expr.problem()))
             .or_else(|| first(checks))
             .or_else(|| self.threshold_conflict())
             .or_else(|| first(late))
@@ -137,71 +132,71 @@ impl Rule {
     /// intervals.
     pub fn check_interval(&self, interval: Duration) -> Result<()> {
         let show = humantime::format_duration;
+        let every = show(interval);
         let exprs = std::iter::once(("expr", &self.expr))
             .chain(self.also.as_ref().map(|a| ("also", &a.expr)));
-        let short = exprs.filter(|(_, e)| matches!(e, Expr::Rate { .. } | Expr::Ratio { .. })).find_map(|(field, e)| {
-            let window = e.window().filter(|w| *w < interval)?;
+        let mut rates = exprs.filter(|(_, e)| matches!(e, Expr::Rate { .. } | Expr::Ratio { .. }));
+        let short = rates.find_map(|(field, e)| {
+            let window = show(e.window().filter(|w| *w < interval)?);
             Some((field, format!(
-                "window {} is shorter than the evaluation interval {}, so it never holds the two samples a rate needs",
-                show(window),
-                show(interval)
+                "window {window} is shorter than the evaluation interval {every}, so it never holds the two samples a rate needs"
             )))
         });
-        let baseline = || {
-            self.thresholds.iter().find_map(|t| {
-            let Limit::Baseline(b) = &t.value else { return None };
+        let baseline = |t: &Threshold| {
+            let Limit::Baseline(b) = &t.value else {
+                return None;
+            };
+            let (label, window) = (self.severity_label(t.severity), show(b.window));
+            let min = b.min_samples;
             let held = b.window.as_nanos() / interval.as_nanos().max(1);
-            (held < b.min_samples as u128).then(|| ("thresholds", format!(
-                "{}: baseline window {} holds at most {held} earlier values at the evaluation interval {}, fewer than min_samples {}, so the threshold never holds",
-                self.severity_label(t.severity),
-                show(b.window),
-                show(interval),
-                b.min_samples
+            (held < min as u128).then(|| ("thresholds", format!(
+                "{label}: baseline window {window} holds at most {held} earlier values at the evaluation interval {every}, fewer than min_samples {min}, so the threshold never holds"
             )))
-        })
         };
-        self.fail(short.or_else(baseline))
+        self.fail(short.or_else(|| self.thresholds.iter().find_map(baseline)))
     }
 
     /// Thresholds (and the recovery threshold) that contradict each other:
     /// the field and why. See [`Rule::validate`].
     fn threshold_conflict(&self) -> Option<(&'static str, String)> {
-        let name = |t: &Threshold| self.severity_label(t.severity).to_owned();
-        let unreachable = self.thresholds.iter().find_map(|t| {
-            let why = self.expr.unreachable(t.op, t.value.fixed()?)?;
-            Some(("thresholds", format!("{} {why}", name(t))))
-        });
-        let also = |a: &AlsoCondition| a.expr.unreachable(a.op, a.value);
-        let recover = |r: Recovery| self.expr.unreachable(r.op, r.value);
+        let label = |t: &Threshold| self.severity_label(t.severity);
+        let named = |t: &Threshold| format!("{} `{}`", label(t), shown(t));
         let never = |why| format!("{why}, so an alerting instance would never resolve");
-        let recover = self.recover.and_then(recover).map(never);
-        let others = [
+        let threshold = |t: &Threshold| {
+            let why = self.expr.unreachable(t.op, t.value.fixed()?)?;
+            Some(format!("{} {why}", label(t)))
+        };
+        let also = |a: &AlsoCondition| a.expr.unreachable(a.op, a.value);
+        let recover = |r: Recovery| self.expr.unreachable(r.op, r.value).map(never);
+        let unreachable = first([
+            ("thresholds", self.thresholds.iter().find_map(threshold)),
             ("also", self.also.as_ref().and_then(also)),
-            ("recover", recover),
-        ];
-        let unreachable = unreachable.or_else(|| first(others));
+            ("recover", self.recover.and_then(recover)),
+        ]);
         if unreachable.is_some() {
             return unreachable;
         }
         let mut by_level: Vec<&Threshold> = self.thresholds.iter().collect();
         by_level.sort_by_key(|t| t.severity);
-        let first = by_level.first()?;
-        let upper = first.op.is_upper();
+        let lowest = by_level.first()?;
+        let upper = lowest.op.is_upper();
         // Further from normal: above for `>` rules, below for `<` ones.
         let further = |h: f64, l: f64| if upper { h > l } else { h < l };
+        // Where a rule fires, where it is healthy, how it recovers.
+        let (side, healthy, example) = match upper {
+            true => ("above", "below", Comparison::Less),
+            false => ("below", "above", Comparison::Greater),
+        };
         if let Some(other) = by_level.iter().find(|t| t.op.is_upper() != upper) {
+            let is = |t: &Threshold| format!("{} is `{}`", label(t), shown(t));
+            let (lowest, other) = (is(lowest), is(other));
             return Some((
                 "thresholds",
                 format!(
-                    "{} is `{}` but {} is `{}`: the thresholds of a rule must all alert on high values (> or >=) or all on low values (< or <=); write one rule per direction",
-                    name(first),
-                    shown(first),
-                    name(other),
-                    shown(other)
+                    "{lowest} but {other}: the thresholds of a rule must all alert on high values (> or >=) or all on low values (< or <=); write one rule per direction"
                 ),
             ));
         }
-        let side = if upper { "above" } else { "below" };
         // How far from normal a limit reaches: comparable between limits
         // of one kind (fixed, stddevs, quantile) over one window.
         let reach = |t: &Threshold| match &t.value {
@@ -218,43 +213,31 @@ impl Rule {
         let mut pairs = (by_level.iter().enumerate())
             .flat_map(|(i, high)| by_level[..i].iter().map(move |low| (*low, *high)));
         if let Some((low, high)) = pairs.find(out_of_order) {
+            let (high, low) = (named(high), named(low));
             return Some((
                 "thresholds",
                 format!(
-                    "{} `{}` is not {side} {} `{}`: a more severe level needs a limit further from normal, or the less severe one could never be reported",
-                    name(high),
-                    shown(high),
-                    name(low),
-                    shown(low)
+                    "{high} is not {side} {low}: a more severe level needs a limit further from normal, or the less severe one could never be reported"
                 ),
             ));
         }
-        let recover = self.recover?;
-        if recover.op.is_upper() == upper {
-            let (toward, example) = if upper {
-                ("below", Comparison::Less)
-            } else {
-                ("above", Comparison::Greater)
-            };
+        let Recovery { op, value } = self.recover?;
+        if op.is_upper() == upper {
+            let lowest = lowest.op;
             return Some((
                 "recover",
                 format!(
-                    "`{} {}` points the same way as the thresholds (`{}`): a rule that fires {side} its thresholds recovers {toward} a limit, e.g. `{example} {}`",
-                    recover.op, recover.value, first.op, recover.value
+                    "`{op} {value}` points the same way as the thresholds (`{lowest}`): a rule that fires {side} its thresholds recovers {healthy} a limit, e.g. `{example} {value}`"
                 ),
             ));
         }
         // The threshold closest to normal (among the fixed ones) is the one
         // an instance recovers from; the recovery limit must be nearer still.
-        let fixed = self
-            .thresholds
-            .iter()
-            .filter_map(|t| Some((t, t.value.fixed()?)));
+        let fixed = (self.thresholds.iter()).filter_map(|t| Some((t, t.value.fixed()?)));
         let (t, limit) = fixed.reduce(|a, b| if further(a.1, b.1) { b } else { a })?;
-        let healthy = if upper { "below" } else { "above" };
-        (!further(limit, recover.value)).then(|| ("recover", format!(
-            "`{} {}` is not {healthy} the threshold it recovers from, {} `{}`: the recovery limit must be on the healthy side of every threshold, or it changes nothing",
-            recover.op, recover.value, name(t), shown(t)
+        (!further(limit, value)).then(|| ("recover", format!(
+            "`{op} {value}` is not {healthy} the threshold it recovers from, {}: the recovery limit must be on the healthy side of every threshold, or it changes nothing",
+            named(t)
         )))
     }
 }
@@ -386,32 +369,22 @@ impl RuleBuilder {
         escalation(escalation: Escalation) => rule.escalate = Some(escalation);
     }
 
-    /// Reads a gauge's current value.
-    pub fn gauge(self, metric: impl Into<String>) -> Self {
-        let (metric, matchers) = (metric.into(), Vec::new());
-        self.expr(Expr::Gauge { metric, matchers })
-    }
+    crate::notify::setters! {
+        /// Reads a gauge's current value.
+        gauge(metric: impl Into<String>) => expr = Some(Expr::Gauge { metric: metric.into(), matchers: vec![] });
 
-    /// Reads a counter's per-second rate over `window`.
-    pub fn rate(self, metric: impl Into<String>, window: Duration) -> Self {
-        let (metric, matchers) = (metric.into(), Vec::new());
-        self.expr(Expr::Rate {
-            metric,
-            matchers,
-            window,
-        })
-    }
+        /// Reads a counter's per-second rate over `window`.
+        rate(metric: impl Into<String>, window: Duration) =>
+            expr = Some(Expr::Rate { metric: metric.into(), matchers: vec![], window });
 
-    /// Reads `rate(numerator) / rate(denominator)` over `window`, pairing
-    /// series by all their labels (see [`ignoring`](Self::ignoring)).
-    pub fn ratio(self, numerator: Selector, denominator: Selector, window: Duration) -> Self {
-        let ignoring = Vec::new();
-        self.expr(Expr::Ratio {
-            numerator,
-            denominator,
-            ignoring,
-            window,
-        })
+        /// Reads `rate(numerator) / rate(denominator)` over `window`, pairing
+        /// series by all their labels (see [`ignoring`](Self::ignoring)).
+        ratio(numerator: Selector, denominator: Selector, window: Duration) =>
+            expr = Some(Expr::Ratio { numerator, denominator, ignoring: vec![], window });
+
+        /// Reads a histogram statistic over `window`.
+        histogram(metric: impl Into<String>, stat: HistogramStat, window: Duration) =>
+            expr = Some(Expr::Histogram { metric: metric.into(), matchers: vec![], stat, window });
     }
 
     /// Reads the error rate of a counter with a `label`: the rate of
@@ -439,22 +412,6 @@ impl RuleBuilder {
             ignoring.extend(labels.into_iter().map(Into::into));
         }
         self
-    }
-
-    /// Reads a histogram statistic over `window`.
-    pub fn histogram(
-        self,
-        metric: impl Into<String>,
-        stat: HistogramStat,
-        window: Duration,
-    ) -> Self {
-        let (metric, matchers) = (metric.into(), Vec::new());
-        self.expr(Expr::Histogram {
-            metric,
-            matchers,
-            stat,
-            window,
-        })
     }
 
     /// Reads a histogram's `q`-quantile over `window` (0.95 = p95).
@@ -532,14 +489,11 @@ impl RuleBuilder {
     /// Checks and returns the rule.
     pub fn build(self) -> Result<Rule> {
         let mut rule = self.rule;
-        let Some(expr) = self.expr else {
-            return Err(Error::InvalidRule {
-                rule: rule.name,
-                field: "expr",
-                reason: "no value to read: call gauge, rate, ratio or histogram".into(),
-            });
-        };
-        rule.expr = expr;
+        let no_expr = "no value to read: call gauge, rate, ratio or histogram";
+        match self.expr {
+            Some(expr) => rule.expr = expr,
+            None => rule.fail(Some(("expr", no_expr.into())))?,
+        }
         let also_matchers = rule.also.iter_mut().flat_map(|a| a.expr.matchers_mut());
         for matchers in rule.expr.matchers_mut().chain(also_matchers) {
             matchers.extend(self.matchers.iter().cloned());

@@ -52,7 +52,7 @@ mod types;
 
 use std::time::Duration;
 
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 pub use build::RuleBuilder;
 pub(crate) use template::expand_template;
@@ -136,7 +136,8 @@ struct RuleForm {
     aggregate: Aggregation,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     by: Vec<String>,
-    thresholds: Thresholds,
+    #[serde(deserialize_with = "thresholds", serialize_with = "written")]
+    thresholds: Vec<(String, Threshold)>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     also: Option<AlsoCondition>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -164,29 +165,26 @@ fn is_default<T: Default + PartialEq>(value: &T) -> bool {
     *value == T::default()
 }
 
-/// `thresholds:`, keys as written.
-struct Thresholds(Vec<(String, Threshold)>);
-
-impl<'de> Deserialize<'de> for Thresholds {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let what = ("threshold, e.g. {critical: \"> 0.9\"}", "thresholds");
-        let read = severity_map::<_, Condition<Limit>>(d, what)?;
-        let to_threshold = |(severity, written, Condition(op, value))| {
-            let threshold = Threshold {
+/// Reads `thresholds:`, keys as written.
+fn thresholds<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<(String, Threshold)>, D::Error> {
+    let what = ("threshold, e.g. {critical: \"> 0.9\"}", "thresholds");
+    let read = severity_map::<_, Condition<Limit>>(d, what)?.into_iter();
+    let threshold = |(severity, written, Condition(op, value))| {
+        (
+            written,
+            Threshold {
                 severity,
                 op,
                 value,
-            };
-            (written, threshold)
-        };
-        Ok(Thresholds(read.into_iter().map(to_threshold).collect()))
-    }
+            },
+        )
+    };
+    Ok(read.map(threshold).collect())
 }
 
-impl Serialize for Thresholds {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_map(self.0.iter().map(|(written, t)| (written, t)))
-    }
+/// Writes `thresholds:` keyed as written.
+fn written<S: Serializer>(thresholds: &[(String, Threshold)], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_map(thresholds.iter().map(|(written, t)| (written, t)))
 }
 
 /// A rule's `labels:`, refusing names the engine sets or that are not
@@ -228,20 +226,19 @@ impl TryFrom<RuleForm> for Rule {
 
     fn try_from(r: RuleForm) -> Result<Self, String> {
         let mut severity_labels = r.severity_labels;
-        let mut thresholds = r.thresholds.0;
+        let mut thresholds = r.thresholds;
         // Lowest severity first, whatever order the map had (TOML tables
         // come sorted by key).
         thresholds.sort_by_key(|(_, t)| t.severity);
-        for (written, t) in &thresholds {
+        for (written, t) in thresholds.iter().filter(|(w, t)| w != t.severity.as_str()) {
             let level = t.severity;
             match severity_labels.named(level) {
-                Some(named) if named != written && written != level.as_str() => {
+                Some(named) if named != written => {
                     return Err(format!(
                         "severity `{level}` is written `{written}` in `thresholds` but named `{named}` in `severity_labels`"
                     ));
                 }
-                _ if written != level.as_str() => severity_labels.set(level, written.as_str()),
-                _ => {}
+                _ => severity_labels.set(level, written.as_str()),
             }
         }
         let thresholds = thresholds.into_iter().map(|(_, t)| t).collect();
@@ -264,7 +261,7 @@ impl From<Rule> for RuleForm {
             };
             (written, t)
         });
-        let thresholds = Thresholds(thresholds.collect());
+        let thresholds = thresholds.collect();
         same_fields!(RuleForm, rule, thresholds, severity_labels: rest)
     }
 }

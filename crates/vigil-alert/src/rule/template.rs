@@ -19,64 +19,49 @@ pub(crate) fn expand_template(template: &str, value: Option<f64>, labels: &Label
 }
 
 fn expand_action(action: &str, value: Option<f64>, labels: &Labels) -> Option<String> {
-    let mut parts = action.split('|').map(str::trim);
-    let subject = parts.next()?;
-    let pipe = parts.next();
-    if parts.next().is_some() {
-        return None;
+    let v = value.unwrap_or(f64::NAN);
+    match action.split('|').map(str::trim).collect::<Vec<_>>()[..] {
+        ["$value"] => Some(v.to_string()),
+        ["$value", "humanize"] => Some(humanize(v)),
+        ["$value", "humanizePercentage"] => Some(format!("{}%", format_significant(v * 100.0))),
+        [subject] => {
+            let name = subject.strip_prefix("$labels.")?;
+            Some(labels.get(name).cloned().unwrap_or_default())
+        }
+        _ => None,
     }
-    if subject == "$value" {
-        let v = value.unwrap_or(f64::NAN);
-        return match pipe {
-            None => Some(v.to_string()),
-            Some("humanize") => Some(humanize(v)),
-            Some("humanizePercentage") => Some(format!("{}%", format_significant(v * 100.0, 4))),
-            Some(_) => None,
-        };
-    }
-    let name = subject.strip_prefix("$labels.")?;
-    pipe.is_none()
-        .then(|| labels.get(name).cloned().unwrap_or_default())
 }
 
-/// Prometheus' `humanize`: 4 significant digits with an SI prefix.
+/// Prometheus' `humanize`: 4 significant digits with an SI prefix, from
+/// `y` (10^-24) to `Y` (10^24).
 fn humanize(v: f64) -> String {
     if v == 0.0 || !v.is_finite() {
-        return format_significant(v, 4);
+        return format_significant(v);
     }
-    const BIG: [&str; 8] = ["k", "M", "G", "T", "P", "E", "Z", "Y"];
-    const SMALL: [&str; 8] = ["m", "u", "n", "p", "f", "a", "z", "y"];
-    // Divide big values by 1000 until below 1000, multiply small ones
-    // until at least 1.
-    let big = v.abs() >= 1.0;
-    let prefixes = if big { BIG } else { SMALL };
-    let (mut scaled, mut prefix) = (v, "");
-    for p in prefixes {
-        if (big && scaled.abs() < 1000.0) || (!big && scaled.abs() >= 1.0) {
-            break;
-        }
-        scaled = if big {
-            scaled / 1000.0
-        } else {
-            scaled * 1000.0
-        };
-        prefix = p;
-    }
-    format!("{}{prefix}", format_significant(scaled, 4))
+    const PREFIXES: [&str; 17] = [
+        "y", "z", "a", "f", "p", "n", "u", "m", "", "k", "M", "G", "T", "P", "E", "Z", "Y",
+    ];
+    // Powers of 1000 to divide by, so that 1 <= |scaled| < 1000 (up to `Y`
+    // and down to `y`).
+    let step = (v.abs().log10() / 3.0).floor().clamp(-8.0, 8.0);
+    let scaled = match step < 0.0 {
+        true => v * 1000f64.powf(-step),
+        false => v / 1000f64.powf(step),
+    };
+    let prefix = PREFIXES[(step + 8.0) as usize];
+    format!("{}{prefix}", format_significant(scaled))
 }
 
-/// `v` rounded to `digits` significant digits, without trailing zeros.
-fn format_significant(v: f64, digits: i32) -> String {
+/// `v` rounded to 4 significant digits, without trailing zeros.
+fn format_significant(v: f64) -> String {
     if v == 0.0 || !v.is_finite() {
         return v.to_string();
     }
-    let magnitude = v.abs().log10().floor() as i32;
-    let decimals = (digits - 1 - magnitude).max(0) as usize;
+    let decimals = (3 - v.abs().log10().floor() as i32).max(0) as usize;
     let text = format!("{v:.decimals$}");
-    if text.contains('.') {
-        text.trim_end_matches('0').trim_end_matches('.').to_owned()
-    } else {
-        text
+    match text.contains('.') {
+        true => text.trim_end_matches('0').trim_end_matches('.').to_owned(),
+        false => text,
     }
 }
 
@@ -101,5 +86,27 @@ mod tests {
             expand_template("{{ $labels.x }}|{{ $value }}", None, &l),
             "|NaN"
         );
+    }
+
+    #[test]
+    fn humanize_takes_an_si_prefix_and_four_significant_digits() {
+        let shown = |v: f64| expand_template("{{ $value | humanize }}", Some(v), &Labels::new());
+        for (v, want) in [
+            (0.0, "0"),
+            (1234.6, "1.235k"),
+            (-1500.0, "-1.5k"),
+            (0.5, "500m"),
+            (2.5e-7, "250n"),
+            (1e30, "1000000Y"),
+            (12.0, "12"),
+        ] {
+            assert_eq!(shown(v), want, "{v}");
+        }
+        let percent = expand_template(
+            "{{ $value | humanizePercentage }}",
+            Some(0.5),
+            &Labels::new(),
+        );
+        assert_eq!(percent, "50%");
     }
 }

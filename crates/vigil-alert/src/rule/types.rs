@@ -41,7 +41,7 @@ impl Comparison {
 
     /// The operator as written: `>`, `>=`, `<`, `<=`.
     pub const fn as_str(self) -> &'static str {
-        WRITTEN[self as usize]
+        [">", ">=", "<", "<="][self as usize]
     }
 
     /// Whether the comparison alerts on high values (`>` or `>=`).
@@ -56,21 +56,18 @@ impl fmt::Display for Comparison {
     }
 }
 
-/// How each [`Comparison`] is written, in declaration order.
-const WRITTEN: [&str; 4] = [">", ">=", "<", "<="];
-
 impl FromStr for Comparison {
     type Err = Error;
 
     fn from_str(s: &str) -> Result<Self> {
         use Comparison::{Greater, GreaterOrEqual, Less, LessOrEqual};
-        let at = WRITTEN.iter().position(|w| *w == s.trim());
-        at.map(|i| [Greater, GreaterOrEqual, Less, LessOrEqual][i])
-            .ok_or_else(|| Error::Parse {
-                what: "comparison",
-                value: s.to_owned(),
-                expected: "one of >, >=, <, <=",
-            })
+        let all = [Greater, GreaterOrEqual, Less, LessOrEqual];
+        let parsed = all.into_iter().find(|c| c.as_str() == s.trim());
+        parsed.ok_or_else(|| Error::Parse {
+            what: "comparison",
+            value: s.to_owned(),
+            expected: "one of >, >=, <, <=",
+        })
     }
 }
 
