@@ -65,23 +65,20 @@ impl<K, V, C> CacheBuilder<K, V, C> {
 
     /// Names the cache. Named caches are exported to the `metrics` facade
     /// (label `cache` = the name) by [`publish_metrics`](crate::publish_metrics).
-    pub fn name(mut self, name: impl Into<String>) -> Self {
-        self.name = Some(name.into());
-        self
+    pub fn name(self, name: impl Into<String>) -> Self {
+        self.set(|s| s.name = Some(name.into()))
     }
 
     /// Bounds the cache: at most `max` entries, or a total weight of `max`
     /// with a [`weigher`](Self::weigher). Unbounded by default.
-    pub fn max_capacity(mut self, max: u64) -> Self {
-        self.max_capacity = Some(max);
-        self
+    pub fn max_capacity(self, max: u64) -> Self {
+        self.set(|s| s.max_capacity = Some(max))
     }
 
     /// Weighs each entry (for example its size in bytes) for
     /// [`max_capacity`](Self::max_capacity).
-    pub fn weigher(mut self, weigher: impl Fn(&K, &V) -> u32 + Send + Sync + 'static) -> Self {
-        self.weigher = Some(Arc::new(weigher));
-        self
+    pub fn weigher(self, weigher: impl Fn(&K, &V) -> u32 + Send + Sync + 'static) -> Self {
+        self.set(|s| s.weigher = Some(Arc::new(weigher)))
     }
 
     /// Time to live of entries inserted without their own
@@ -90,22 +87,19 @@ impl<K, V, C> CacheBuilder<K, V, C> {
     /// Expiry is decided by the builder's [`clock`](Self::clock): a read of
     /// an expired entry misses. moka also removes expired entries
     /// physically, in real time.
-    pub fn default_ttl(mut self, ttl: Duration) -> Self {
-        self.default_ttl = Some(ttl);
-        self
+    pub fn default_ttl(self, ttl: Duration) -> Self {
+        self.set(|s| s.default_ttl = Some(ttl))
     }
 
     /// Removes entries not read or written for `tti`. Delegated to moka, so
     /// it runs on real time and ignores the builder's [`clock`](Self::clock).
-    pub fn time_to_idle(mut self, tti: Duration) -> Self {
-        self.time_to_idle = Some(tti);
-        self
+    pub fn time_to_idle(self, tti: Duration) -> Self {
+        self.set(|s| s.time_to_idle = Some(tti))
     }
 
     /// Chooses moka's eviction policy (default [`EvictionPolicy::TinyLfu`]).
-    pub fn eviction_policy(mut self, policy: EvictionPolicy) -> Self {
-        self.eviction_policy = policy;
-        self
+    pub fn eviction_policy(self, policy: EvictionPolicy) -> Self {
+        self.set(|s| s.eviction_policy = policy)
     }
 
     /// Calls `listener` with every entry that leaves the cache and why.
@@ -117,11 +111,10 @@ impl<K, V, C> CacheBuilder<K, V, C> {
     /// ignored (moka would otherwise stop calling it, and with it the tag
     /// bookkeeping).
     pub fn eviction_listener(
-        mut self,
+        self,
         listener: impl Fn(Arc<K>, V, RemovalCause) + Send + Sync + 'static,
     ) -> Self {
-        self.eviction_listener = Some(Arc::new(listener));
-        self
+        self.set(|s| s.eviction_listener = Some(Arc::new(listener)))
     }
 
     /// Limits how long a loading call (`get_with`, `try_get_with`,
@@ -156,15 +149,19 @@ impl<K, V, C> CacheBuilder<K, V, C> {
     /// assert_eq!(cache.get_with(1, || "loaded".to_string()), "loaded");
     /// # }
     /// ```
-    pub fn load_timeout(mut self, timeout: Duration) -> Self {
-        self.load_timeout = Some(timeout);
-        self
+    pub fn load_timeout(self, timeout: Duration) -> Self {
+        self.set(|s| s.load_timeout = Some(timeout))
     }
 
     /// The time source for TTLs (default `quanta::Clock::new()`); tests pass
     /// `quanta::Clock::mock()` and advance it instead of sleeping.
-    pub fn clock(mut self, clock: quanta::Clock) -> Self {
-        self.clock = clock;
+    pub fn clock(self, clock: quanta::Clock) -> Self {
+        self.set(|s| s.clock = clock)
+    }
+
+    /// Applies one setting.
+    fn set(mut self, setting: impl FnOnce(&mut Self)) -> Self {
+        setting(&mut self);
         self
     }
 }

@@ -425,6 +425,38 @@ where
         }
     }
 
+    /// With a Redis level: the level, and copies of what an insert writes
+    /// there once the entry is stored locally.
+    #[cfg(feature = "redis")]
+    pub(crate) fn l2_insert(
+        &self,
+        key: &K,
+        value: &V,
+        options: &EntryOptions,
+    ) -> Option<(&crate::tier::Tier<K, V>, K, V, EntryOptions)> {
+        self.l2
+            .as_ref()
+            .map(|l2| (l2, key.clone(), value.clone(), options.clone()))
+    }
+
+    /// The lead's load of `key`: with a Redis level, a value found there
+    /// is taken instead of running `init`, and the load is superseded if
+    /// another replica writes the key meanwhile; else `init`.
+    #[cfg(feature = "redis")]
+    pub(crate) async fn load<E>(
+        &self,
+        key: &K,
+        init: impl std::future::Future<Output = Result<(V, EntryOptions), E>>,
+    ) -> crate::tier::Loaded<V, E> {
+        match &self.l2 {
+            Some(l2) => {
+                let supersede = || drop(self.shared.flights.before_write(key));
+                l2.load(key, init, supersede).await
+            }
+            None => (init.await, None),
+        }
+    }
+
     /// `invalidate_tags` of either flavour: in Redis first (so that no
     /// local load can find an entry there that the local invalidation has
     /// already passed), then locally, also if the call is cancelled while

@@ -35,7 +35,7 @@ use crate::entry::{Freshness, Stored};
 use crate::flight::Flights;
 use crate::live::{Counted, Expiries, Untagged};
 use crate::padded::CachePadded;
-use crate::stats::{Counters, Hot};
+use crate::stats::{Counters, Hot, Rare};
 use crate::tag::{Invalidation, Stamps, TagIndex};
 use crate::{CacheStats, EntryOptions, RemovalCause};
 
@@ -198,7 +198,7 @@ impl<K, V> Shared<K, V> {
             // moka with `max_capacity(0)` drops every insert without
             // calling the listener: nothing to register, and it ends at
             // once, for size.
-            Counters::add(&self.counters.rare().evicted_size, 1);
+            self.counters.add(Rare::EvictedSize, 1);
             let stored = Stored {
                 value,
                 id,
@@ -216,7 +216,7 @@ impl<K, V> Shared<K, V> {
         let live = expires_at.is_none_or(|at| now < at);
         if !live {
             // Dead on arrival: its insert is counted, so is its end.
-            Counters::add(&self.counters.rare().evicted_expired, 1);
+            self.counters.add(Rare::EvictedExpired, 1);
         }
         let tags = options.tag_values();
         let mut stale = false;
@@ -301,7 +301,7 @@ impl<K, V> Shared<K, V> {
                 }
             };
             if ended {
-                Counters::add(&self.counters.rare().evicted_expired, 1);
+                self.counters.add(Rare::EvictedExpired, 1);
             }
         });
     }
@@ -329,7 +329,7 @@ impl<K, V> Shared<K, V> {
             return 0;
         };
         let live = self.end_generations(invalidation, true);
-        Counters::add(&self.counters.rare().tag_invalidations, live);
+        self.counters.add(Rare::TagInvalidations, live);
         live
     }
 
@@ -436,7 +436,7 @@ impl<K, V> Shared<K, V> {
         let tagged = self.end_generations(self.tags.invalidate_every(), false);
         self.tags.sweep();
         let live = untagged + tagged;
-        Counters::add(&self.counters.rare().invalidations, live);
+        self.counters.add(Rare::Invalidations, live);
         live
     }
 
@@ -454,14 +454,13 @@ impl<K, V> Shared<K, V> {
         let ended = self.retire(&Registration::of(&stored));
         let freshness = self.freshness(&stored);
         if ended {
-            let rare = self.counters.rare();
             let counter = match (freshness, cause) {
-                (Freshness::Expired, _) | (_, RemovalCause::Expired) => &rare.evicted_expired,
-                (_, RemovalCause::Size) => &rare.evicted_size,
-                (_, RemovalCause::Replaced) => &rare.evicted_replaced,
-                (_, RemovalCause::Explicit) => &rare.invalidations,
+                (Freshness::Expired, _) | (_, RemovalCause::Expired) => Rare::EvictedExpired,
+                (_, RemovalCause::Size) => Rare::EvictedSize,
+                (_, RemovalCause::Replaced) => Rare::EvictedReplaced,
+                (_, RemovalCause::Explicit) => Rare::Invalidations,
             };
-            Counters::add(counter, 1);
+            self.counters.add(counter, 1);
         }
         if let Some(listener) = &self.listener {
             let cause = match freshness {
@@ -506,7 +505,7 @@ impl<K, V> Shared<K, V> {
     #[cfg(feature = "future")]
     pub(crate) fn unregister(&self, entry: &Registration) {
         if self.retire(entry) {
-            Counters::add(&self.counters.rare().invalidations, 1);
+            self.counters.add(Rare::Invalidations, 1);
         }
         self.bump(Hot::Insert);
     }

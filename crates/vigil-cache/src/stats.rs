@@ -178,18 +178,20 @@ pub(crate) struct Counters {
     mask: usize,
     /// Written by invalidations and the eviction listener: kept off the
     /// lines `get` reads.
-    rare: CachePadded<RareCounters>,
+    rare: CachePadded<[AtomicU64; RARE_COUNTERS]>,
 }
 
-/// Counters bumped off the read path.
-#[derive(Default)]
-pub(crate) struct RareCounters {
-    pub(crate) invalidations: AtomicU64,
-    pub(crate) tag_invalidations: AtomicU64,
-    pub(crate) evicted_size: AtomicU64,
-    pub(crate) evicted_expired: AtomicU64,
-    pub(crate) evicted_replaced: AtomicU64,
+/// Which counter bumped off the read path to add to.
+#[derive(Clone, Copy)]
+pub(crate) enum Rare {
+    Invalidations,
+    TagInvalidations,
+    EvictedSize,
+    EvictedExpired,
+    EvictedReplaced,
 }
+
+const RARE_COUNTERS: usize = 5;
 
 impl Counters {
     pub(crate) fn new() -> Self {
@@ -207,10 +209,6 @@ impl Counters {
         }
     }
 
-    pub(crate) fn rare(&self) -> &RareCounters {
-        &self.rare
-    }
-
     /// Hot path: a thread-local read and one uncontended atomic add.
     #[inline]
     pub(crate) fn bump(&self, which: Hot) {
@@ -225,10 +223,15 @@ impl Counters {
             .sum()
     }
 
-    pub(crate) fn add(counter: &AtomicU64, n: u64) {
+    /// Off the read path: one shared atomic add (none for 0).
+    pub(crate) fn add(&self, which: Rare, n: u64) {
         if n > 0 {
-            counter.fetch_add(n, Ordering::Relaxed);
+            self.rare[which as usize].fetch_add(n, Ordering::Relaxed);
         }
+    }
+
+    fn rare_total(&self, which: Rare) -> u64 {
+        self.rare[which as usize].load(Ordering::Relaxed)
     }
 
     /// Snapshot, given the figures only the moka cache knows.
@@ -252,12 +255,12 @@ impl Counters {
                 hits as f64 / reads as f64
             },
             inserts: self.total(Hot::Insert),
-            invalidations: self.rare.invalidations.load(Ordering::Relaxed),
-            tag_invalidations: self.rare.tag_invalidations.load(Ordering::Relaxed),
+            invalidations: self.rare_total(Rare::Invalidations),
+            tag_invalidations: self.rare_total(Rare::TagInvalidations),
             evictions: Evictions {
-                size: self.rare.evicted_size.load(Ordering::Relaxed),
-                expired: self.rare.evicted_expired.load(Ordering::Relaxed),
-                replaced: self.rare.evicted_replaced.load(Ordering::Relaxed),
+                size: self.rare_total(Rare::EvictedSize),
+                expired: self.rare_total(Rare::EvictedExpired),
+                replaced: self.rare_total(Rare::EvictedReplaced),
             },
             entry_count,
             weighted_size,

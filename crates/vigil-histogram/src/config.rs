@@ -84,106 +84,85 @@ impl Config {
         self
     }
 
-    /// Decimal significant figures kept (0 ..= 5). Each step multiplies
-    /// memory by about 10.
-    pub fn significant_figures(mut self, figures: u8) -> Self {
-        self.sigfig = figures;
-        self
-    }
+    setters! {
+        /// Decimal significant figures kept (0 ..= 5). Each step multiplies
+        /// memory by about 10.
+        significant_figures(figures: u8) => sigfig = figures;
 
-    /// Raw units per unit: what [`Histogram::record_f64`] multiplies by and
-    /// what every read divides by. The default `1e9` records seconds as
-    /// nanoseconds.
-    pub fn scale(mut self, raw_per_unit: f64) -> Self {
-        self.scale = raw_per_unit;
-        self
-    }
+        /// Raw units per unit: what [`Histogram::record_f64`] multiplies by and
+        /// what every read divides by. The default `1e9` records seconds as
+        /// nanoseconds.
+        scale(raw_per_unit: f64) => scale = raw_per_unit;
 
-    /// Length of one interval of the sliding window ring.
-    pub fn interval(mut self, length: Duration) -> Self {
-        self.interval = length;
-        self
-    }
+        /// Length of one interval of the sliding window ring.
+        interval(length: Duration) => interval = length;
 
-    /// Number of completed intervals kept; history = `count * interval`.
-    pub fn intervals(mut self, count: usize) -> Self {
-        self.intervals = count;
-        self
-    }
+        /// Number of completed intervals kept; history = `count * interval`.
+        intervals(count: usize) => intervals = count;
 
-    /// Opt in to coordinated-omission correction: a caller expects a value
-    /// every `raw` units, so a value `v` also records `v - raw`, `v - 2*raw`,
-    /// ... down to `raw`, the samples a stalled load generator failed to take
-    /// (hdrhistogram's `record_correct`). Must be at least 1.
-    pub fn expected_interval(mut self, raw: u64) -> Self {
-        self.expected_interval = Some(raw);
-        self
-    }
+        /// Opt in to coordinated-omission correction: a caller expects a value
+        /// every `raw` units, so a value `v` also records `v - raw`, `v - 2*raw`,
+        /// ... down to `raw`, the samples a stalled load generator failed to take
+        /// (hdrhistogram's `record_correct`). Must be at least 1.
+        expected_interval(raw: u64) => expected_interval = Some(raw);
 
-    /// The clock that drives window rotation. Use `quanta::Clock::mock()` in
-    /// tests to move time by hand.
-    pub fn clock(mut self, clock: quanta::Clock) -> Self {
-        self.clock = clock;
-        self
-    }
+        /// The clock that drives window rotation. Use `quanta::Clock::mock()` in
+        /// tests to move time by hand.
+        clock(clock: quanta::Clock) => clock = clock;
 
-    /// Most threads that each own a shard of the histogram at the same
-    /// time (clamped to 1 ..= 64); default: the CPU count, up to 64. A
-    /// thread that records while all are taken adds to one shared shard
-    /// with `fetch_add`, correct but slower under contention (and that
-    /// shard holds its pages twice, so reads see it whole). A histogram
-    /// only ever allocates shards for threads that record into it while
-    /// other recording threads are alive, so this bounds memory, it does
-    /// not reserve it.
-    ///
-    /// ```
-    /// use std::sync::Arc;
-    /// use vigil_histogram::{Config, Window};
-    ///
-    /// let histogram = Arc::new(Config::new().shards(1).build()?);
-    /// std::thread::scope(|s| {
-    ///     for _ in 0..4 {
-    ///         s.spawn(|| (0..1_000).for_each(|v| histogram.record(v)));
-    ///     }
-    /// });
-    /// assert_eq!(histogram.snapshot(Window::Cumulative).count(), 4_000);
-    /// # Ok::<(), vigil_histogram::Error>(())
-    /// ```
-    pub fn shards(mut self, most: usize) -> Self {
-        self.slots = Some(most.clamp(1, crate::slots::MAX_SLOTS));
-        self
-    }
+        /// Most threads that each own a shard of the histogram at the same
+        /// time (clamped to 1 ..= 64); default: the CPU count, up to 64. A
+        /// thread that records while all are taken adds to one shared shard
+        /// with `fetch_add`, correct but slower under contention (and that
+        /// shard holds its pages twice, so reads see it whole). A histogram
+        /// only ever allocates shards for threads that record into it while
+        /// other recording threads are alive, so this bounds memory, it does
+        /// not reserve it.
+        ///
+        /// ```
+        /// use std::sync::Arc;
+        /// use vigil_histogram::{Config, Window};
+        ///
+        /// let histogram = Arc::new(Config::new().shards(1).build()?);
+        /// std::thread::scope(|s| {
+        ///     for _ in 0..4 {
+        ///         s.spawn(|| (0..1_000).for_each(|v| histogram.record(v)));
+        ///     }
+        /// });
+        /// assert_eq!(histogram.snapshot(Window::Cumulative).count(), 4_000);
+        /// # Ok::<(), vigil_histogram::Error>(())
+        /// ```
+        shards(most: usize) => slots = Some(most.clamp(1, crate::slots::MAX_SLOTS));
 
-    /// Keeps counts at these bounds (in units, e.g. Prometheus `le` bounds
-    /// in seconds) exact: [`Snapshot::count_le`](crate::Snapshot::count_le)
-    /// of a bound counts exactly the values at or below it. Without this,
-    /// a bound inside an HDR bucket (250 ms lies in the 3-figure bucket
-    /// 249.954..=250.085 ms) also counts the values above it in that
-    /// bucket; with it, such a value is counted one bucket up (so
-    /// quantiles move by at most one bucket width, within the precision),
-    /// and sums stay exact. Two bounds in one bucket keep the lower one
-    /// exact. Each thread's shard also keeps one counter per bound, read
-    /// by [`Histogram::bound_counts`] without walking the buckets (what a
-    /// Prometheus classic histogram needs on every scrape). Costs about
-    /// 2 ns per record: two small table loads, a few compares and one more
-    /// relaxed add.
-    ///
-    /// ```
-    /// use vigil_histogram::{Config, Window};
-    ///
-    /// let exact = Config::new().exact_bounds(&[0.25]).build()?;
-    /// let plain = Config::new().build()?;
-    /// for histogram in [&exact, &plain] {
-    ///     histogram.record_f64(0.250_000); // at the bound
-    ///     histogram.record_f64(0.250_050); // 50 us above, same HDR bucket
-    /// }
-    /// assert_eq!(exact.snapshot(Window::Cumulative).count_le(0.25), 1);
-    /// assert_eq!(plain.snapshot(Window::Cumulative).count_le(0.25), 2);
-    /// # Ok::<(), vigil_histogram::Error>(())
-    /// ```
-    pub fn exact_bounds(mut self, bounds: &[f64]) -> Self {
-        self.exact = (!bounds.is_empty()).then(|| Arc::new(ExactBounds::new(bounds)));
-        self
+        /// Keeps counts at these bounds (in units, e.g. Prometheus `le` bounds
+        /// in seconds) exact: [`Snapshot::count_le`](crate::Snapshot::count_le)
+        /// of a bound counts exactly the values at or below it. Without this,
+        /// a bound inside an HDR bucket (250 ms lies in the 3-figure bucket
+        /// 249.954..=250.085 ms) also counts the values above it in that
+        /// bucket; with it, such a value is counted one bucket up (so
+        /// quantiles move by at most one bucket width, within the precision),
+        /// and sums stay exact. Two bounds in one bucket keep the lower one
+        /// exact. Each thread's shard also keeps one counter per bound, read
+        /// by [`Histogram::bound_counts`] without walking the buckets (what a
+        /// Prometheus classic histogram needs on every scrape). Costs about
+        /// 2 ns per record: two small table loads, a few compares and one more
+        /// relaxed add.
+        ///
+        /// ```
+        /// use vigil_histogram::{Config, Window};
+        ///
+        /// let exact = Config::new().exact_bounds(&[0.25]).build()?;
+        /// let plain = Config::new().build()?;
+        /// for histogram in [&exact, &plain] {
+        ///     histogram.record_f64(0.250_000); // at the bound
+        ///     histogram.record_f64(0.250_050); // 50 us above, same HDR bucket
+        /// }
+        /// assert_eq!(exact.snapshot(Window::Cumulative).count_le(0.25), 1);
+        /// assert_eq!(plain.snapshot(Window::Cumulative).count_le(0.25), 2);
+        /// # Ok::<(), vigil_histogram::Error>(())
+        /// ```
+        exact_bounds(bounds: &[f64]) =>
+            exact = (!bounds.is_empty()).then(|| Arc::new(ExactBounds::new(bounds)));
     }
 
     /// The bounds given to [`exact_bounds`](Config::exact_bounds), if any.

@@ -130,6 +130,10 @@
 // with its SAFETY arguments and loom tests.
 #![deny(unsafe_code)]
 
+// Before the other modules: they use its macro.
+#[macro_use]
+mod setters;
+
 mod bench;
 mod bounds;
 mod buckets;

@@ -64,25 +64,18 @@ impl Bench {
         }
     }
 
-    /// The number of measured iterations (1 000 by default).
-    pub fn iterations(mut self, iterations: u64) -> Self {
-        self.iterations = iterations;
-        self
-    }
+    setters! {
+        /// The number of measured iterations (1 000 by default).
+        iterations(iterations: u64) => iterations = iterations;
 
-    /// Iterations run before the measured ones and not recorded (none by
-    /// default): caches, connections and JIT-like lazy set-ups settle.
-    pub fn warmup(mut self, iterations: u64) -> Self {
-        self.warmup = iterations;
-        self
-    }
+        /// Iterations run before the measured ones and not recorded (none by
+        /// default): caches, connections and JIT-like lazy set-ups settle.
+        warmup(iterations: u64) => warmup = iterations;
 
-    /// The clock [`run_sync`](Bench::run_sync) times calls with
-    /// (`quanta::Clock::new()` by default; `quanta::Clock::mock()` in
-    /// tests).
-    pub fn clock(mut self, clock: quanta::Clock) -> Self {
-        self.clock = Some(clock);
-        self
+        /// The clock [`run_sync`](Bench::run_sync) times calls with
+        /// (`quanta::Clock::new()` by default; `quanta::Clock::mock()` in
+        /// tests).
+        clock(clock: quanta::Clock) => clock = Some(clock);
     }
 
     /// Await `call()` for each warm-up, then each measured iteration, one

@@ -230,22 +230,15 @@ impl Kpi {
         }
     }
 
-    /// Today's value, shown with the change against it.
-    pub fn baseline(mut self, value: f64) -> Self {
-        self.baseline = Some(value);
-        self
-    }
+    setters! {
+        /// Today's value, shown with the change against it.
+        baseline(value: f64) => baseline = Some(value);
 
-    /// The value to meet for a pass.
-    pub fn target(mut self, value: f64) -> Self {
-        self.target = Some(value);
-        self
-    }
+        /// The value to meet for a pass.
+        target(value: f64) => target = Some(value);
 
-    /// The level beyond which the value fails.
-    pub fn critical(mut self, value: f64) -> Self {
-        self.critical = Some(value);
-        self
+        /// The level beyond which the value fails.
+        critical(value: f64) => critical = Some(value);
     }
 
     /// Larger values are better (throughput, hit rate).

@@ -86,6 +86,10 @@
 //! comparing with baselines.
 #![forbid(unsafe_code)]
 
+// Before the other modules: they use its macro.
+#[macro_use]
+mod setters;
+
 mod bench;
 mod closed;
 mod compare;

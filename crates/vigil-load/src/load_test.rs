@@ -82,9 +82,10 @@ enum Load {
 /// # }
 /// ```
 #[must_use = "a LoadTest does nothing until `run` is awaited"]
+#[derive(Debug)]
 pub struct LoadTest {
     name: String,
-    target: Arc<dyn Target>,
+    target: Shared,
     load: Vec<(&'static str, Load)>,
     ramp_up: Option<Duration>,
     duration: Option<Duration>,
@@ -98,21 +99,14 @@ pub struct LoadTest {
     grace: Duration,
 }
 
-impl std::fmt::Debug for LoadTest {
+/// The target, shared with the run. A target is any closure: `Debug`
+/// shows only that it is there.
+#[derive(Clone)]
+struct Shared(Arc<dyn Target>);
+
+impl std::fmt::Debug for Shared {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LoadTest")
-            .field("name", &self.name)
-            .field("load", &self.load)
-            .field("ramp_up", &self.ramp_up)
-            .field("duration", &self.duration)
-            .field("think_time", &self.think_time)
-            .field("max_requests", &self.max_requests)
-            .field("error_rate_limit", &self.error_rate_limit)
-            .field("error_window", &self.error_window)
-            .field("timeout", &self.timeout)
-            .field("max_in_flight", &self.max_in_flight)
-            .field("grace", &self.grace)
-            .finish_non_exhaustive()
+        f.write_str("Target")
     }
 }
 
@@ -122,7 +116,7 @@ impl LoadTest {
     pub fn new(target: impl Target) -> Self {
         Self {
             name: "load test".to_owned(),
-            target: Arc::new(target),
+            target: Shared(Arc::new(target)),
             load: Vec::new(),
             ramp_up: None,
             duration: None,
@@ -137,10 +131,9 @@ impl LoadTest {
         }
     }
 
-    /// The name in the report and in errors.
-    pub fn name(mut self, name: impl Into<String>) -> Self {
-        self.name = name.into();
-        self
+    setters! {
+        /// The name in the report and in errors.
+        name(name: impl Into<String>) => name = name.into();
     }
 
     fn load(mut self, setting: &'static str, load: Load) -> Self {
@@ -191,46 +184,33 @@ impl LoadTest {
         self.load("step", Load::Step(steps))
     }
 
-    /// How long `users` or `rate` load runs; with stages or steps, a limit
-    /// that may cut them short.
-    pub fn duration(mut self, duration: Duration) -> Self {
-        self.duration = Some(duration);
-        self
-    }
+    setters! {
+        /// How long `users` or `rate` load runs; with stages or steps, a limit
+        /// that may cut them short.
+        duration(duration: Duration) => duration = Some(duration);
 
-    /// With `users` or `rate`: reach it linearly from 0 over `ramp_up`
-    /// (part of the duration).
-    pub fn ramp_up(mut self, ramp_up: Duration) -> Self {
-        self.ramp_up = Some(ramp_up);
-        self
-    }
+        /// With `users` or `rate`: reach it linearly from 0 over `ramp_up`
+        /// (part of the duration).
+        ramp_up(ramp_up: Duration) => ramp_up = Some(ramp_up);
 
-    /// Closed loop: each virtual user's pause between a response and its
-    /// next request (none by default).
-    pub fn think_time(mut self, think_time: Duration) -> Self {
-        self.think_time = think_time;
-        self
-    }
+        /// Closed loop: each virtual user's pause between a response and its
+        /// next request (none by default).
+        think_time(think_time: Duration) => think_time = think_time;
 
-    /// Stop after sending `max_requests` requests (those in flight still
-    /// complete and count). The load then ends when the next request would
-    /// have been due (open loop) or when the last one completes (closed
-    /// loop), so the report's rates cover the time the requests took.
-    pub fn max_requests(mut self, max_requests: u64) -> Self {
-        self.max_requests = Some(max_requests);
-        self
-    }
+        /// Stop after sending `max_requests` requests (those in flight still
+        /// complete and count). The load then ends when the next request would
+        /// have been due (open loop) or when the last one completes (closed
+        /// loop), so the report's rates cover the time the requests took.
+        max_requests(max_requests: u64) => max_requests = Some(max_requests);
 
-    /// Stop when more than `ratio` (0.05 = 5 %) of the requests completed
-    /// within the [`error_window`](LoadTest::error_window) were errors.
-    /// Off by default, except for stress tests (5 %), where each whole
-    /// step is also held to it once its last request has completed (or
-    /// timed out, or been abandoned after the grace period). A request
-    /// that never completes counts only when it times out, so set a
-    /// [`timeout`](LoadTest::timeout) for the limit to see a hung target.
-    pub fn error_rate_limit(mut self, ratio: f64) -> Self {
-        self.error_rate_limit = Some(ratio);
-        self
+        /// Stop when more than `ratio` (0.05 = 5 %) of the requests completed
+        /// within the [`error_window`](LoadTest::error_window) were errors.
+        /// Off by default, except for stress tests (5 %), where each whole
+        /// step is also held to it once its last request has completed (or
+        /// timed out, or been abandoned after the grace period). A request
+        /// that never completes counts only when it times out, so set a
+        /// [`timeout`](LoadTest::timeout) for the limit to see a hung target.
+        error_rate_limit(ratio: f64) => error_rate_limit = Some(ratio);
     }
 
     /// The sliding window the error rate is measured over (10 s by
@@ -242,29 +222,22 @@ impl LoadTest {
         self
     }
 
-    /// Count a request that takes longer than `timeout` as an error (and a
-    /// timeout), its latency the timeout. None by default.
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = Some(timeout);
-        self
-    }
+    setters! {
+        /// Count a request that takes longer than `timeout` as an error (and a
+        /// timeout), its latency the timeout. None by default.
+        timeout(timeout: Duration) => timeout = Some(timeout);
 
-    /// Open loop: at most this many requests in flight (10 000 by
-    /// default). A request due while the cap is reached waits for a slot
-    /// (counted as queued; its latency still runs from its scheduled
-    /// start); one still waiting when the load ends is never sent and
-    /// counts as dropped, an error.
-    pub fn max_in_flight(mut self, max_in_flight: u64) -> Self {
-        self.max_in_flight = max_in_flight;
-        self
-    }
+        /// Open loop: at most this many requests in flight (10 000 by
+        /// default). A request due while the cap is reached waits for a slot
+        /// (counted as queued; its latency still runs from its scheduled
+        /// start); one still waiting when the load ends is never sent and
+        /// counts as dropped, an error.
+        max_in_flight(max_in_flight: u64) => max_in_flight = max_in_flight;
 
-    /// How long to wait, once the load ends, for requests still in flight
-    /// (30 s by default); those still running then are abandoned and
-    /// counted as unfinished errors, with their latency up to then.
-    pub fn grace(mut self, grace: Duration) -> Self {
-        self.grace = grace;
-        self
+        /// How long to wait, once the load ends, for requests still in flight
+        /// (30 s by default); those still running then are abandoned and
+        /// counted as unfinished errors, with their latency up to then.
+        grace(grace: Duration) => grace = grace;
     }
 
     fn invalid(&self, setting: &'static str, value: impl ToString, reason: &'static str) -> Error {
@@ -455,7 +428,7 @@ impl LoadTest {
             timeout: self.timeout,
             judge_steps: steps.is_some(),
         }));
-        let Some(mut run) = Run::new(&plan, length, self.target.clone(), stats.clone()) else {
+        let Some(mut run) = Run::new(&plan, length, self.target.0.clone(), stats.clone()) else {
             // Checked by `check_horizon` a moment ago.
             return Err(self.invalid(
                 load_setting,
@@ -469,7 +442,16 @@ impl LoadTest {
         };
         let ending = run.finish(ran_out, self.grace).await;
 
-        let totals = stats.totals();
+        let [
+            requests,
+            errors,
+            timeouts,
+            dropped,
+            queued,
+            unfinished,
+            peak_in_flight,
+        ] = stats.totals();
+        let [mut latency, sent_latency, lateness] = stats.summaries();
         let load_time = ending.load_time;
         let stages: Vec<StageReport> = plan
             .segments
@@ -511,27 +493,26 @@ impl LoadTest {
             }
             _ => None,
         };
-        let mut latency = totals.latency;
         latency.window_seconds = load_time.as_secs_f64();
         Ok(LoadReport {
             name: self.name,
             mode,
-            requests: totals.requests,
-            errors: totals.errors,
-            error_ratio: crate::bench::ratio(totals.errors, totals.requests),
-            timeouts: totals.timeouts,
-            dropped: totals.dropped,
-            queued: totals.queued,
-            unfinished: totals.unfinished,
+            requests,
+            errors,
+            error_ratio: crate::bench::ratio(errors, requests),
+            timeouts,
+            dropped,
+            queued,
+            unfinished,
             rate: per_second(ending.completed_in_load, load_time),
-            sent_rate: per_second(totals.requests - totals.dropped, load_time),
+            sent_rate: per_second(requests - dropped, load_time),
             duration: load_time,
             latency,
-            sent_latency: totals.sent_latency,
-            lateness: totals.lateness,
-            statuses: totals.statuses,
+            sent_latency,
+            lateness,
+            statuses: stats.statuses(),
             peak_users,
-            peak_in_flight: totals.peak_in_flight,
+            peak_in_flight,
             stages,
             stopped_by: ending.stopped_by,
             breaking_point: breaking_point

@@ -290,29 +290,19 @@ impl fmt::Display for LoadReport {
         }
         writeln!(f, "{totals}")?;
         let l = &self.latency;
+        let [mean, stddev, p50, p90, p95, p99, p999, max] =
+            [l.mean, l.stddev, l.p50, l.p90, l.p95, l.p99, l.p999, l.max].map(format::seconds);
         writeln!(
             f,
-            "  latency  mean {}  stddev {}  p50 {}  p90 {}  p95 {}  p99 {}  p99.9 {}  max {}",
-            format::seconds(l.mean),
-            format::seconds(l.stddev),
-            format::seconds(l.p50),
-            format::seconds(l.p90),
-            format::seconds(l.p95),
-            format::seconds(l.p99),
-            format::seconds(l.p999),
-            format::seconds(l.max),
+            "  latency  mean {mean}  stddev {stddev}  p50 {p50}  p90 {p90}  p95 {p95}  p99 {p99}  p99.9 {p999}  max {max}",
         )?;
         if self.mode == Mode::OpenLoop {
             let (s, late) = (&self.sent_latency, &self.lateness);
+            let [p50, p99, max, late_p50, late_p99, late_max] =
+                [s.p50, s.p99, s.max, late.p50, late.p99, late.max].map(format::seconds);
             writeln!(
                 f,
-                "  from send  p50 {}  p99 {}  max {}  sent late  p50 {}  p99 {}  max {}",
-                format::seconds(s.p50),
-                format::seconds(s.p99),
-                format::seconds(s.max),
-                format::seconds(late.p50),
-                format::seconds(late.p99),
-                format::seconds(late.max),
+                "  from send  p50 {p50}  p99 {p99}  max {max}  sent late  p50 {late_p50}  p99 {late_p99}  max {late_max}",
             )?;
         }
         if !self.statuses.is_empty() {

@@ -447,20 +447,31 @@ impl Stats {
         }
     }
 
-    pub(crate) fn totals(&self) -> Totals {
-        Totals {
-            requests: self.requests.load(Relaxed),
-            errors: self.errors.load(Relaxed),
-            timeouts: self.timeouts.load(Relaxed),
-            dropped: self.dropped.load(Relaxed),
-            queued: self.queued.load(Relaxed),
-            unfinished: self.unfinished.load(Relaxed),
-            peak_in_flight: self.peak_in_flight.load(Relaxed),
-            statuses: lock(&self.statuses).clone(),
-            latency: self.latency.summary(Window::Cumulative),
-            sent_latency: self.sent_latency.summary(Window::Cumulative),
-            lateness: self.lateness.summary(Window::Cumulative),
-        }
+    /// The whole load's counts, in this order: requests, errors,
+    /// timeouts, dropped, queued, unfinished, and the peak in flight.
+    pub(crate) fn totals(&self) -> [u64; 7] {
+        [
+            &self.requests,
+            &self.errors,
+            &self.timeouts,
+            &self.dropped,
+            &self.queued,
+            &self.unfinished,
+            &self.peak_in_flight,
+        ]
+        .map(|count| count.load(Relaxed))
+    }
+
+    /// The whole load's latencies: from the intended start, from the send,
+    /// and how late the requests were sent.
+    pub(crate) fn summaries(&self) -> [Summary; 3] {
+        [&self.latency, &self.sent_latency, &self.lateness]
+            .map(|histogram| histogram.summary(Window::Cumulative))
+    }
+
+    /// How many responses had each status.
+    pub(crate) fn statuses(&self) -> BTreeMap<u16, u64> {
+        lock(&self.statuses).clone()
     }
 }
 
@@ -519,18 +530,4 @@ fn caught(target: &dyn Target) -> impl Future<Output = RequestOutcome> + Send + 
             }
         }
     })
-}
-
-pub(crate) struct Totals {
-    pub(crate) requests: u64,
-    pub(crate) errors: u64,
-    pub(crate) timeouts: u64,
-    pub(crate) dropped: u64,
-    pub(crate) queued: u64,
-    pub(crate) unfinished: u64,
-    pub(crate) peak_in_flight: u64,
-    pub(crate) statuses: BTreeMap<u16, u64>,
-    pub(crate) latency: Summary,
-    pub(crate) sent_latency: Summary,
-    pub(crate) lateness: Summary,
 }

@@ -83,9 +83,11 @@ impl Arguments for TimedArgs {
             let name = path.segments[0].ident.to_string();
             let func = forms::path(
                 &meta,
-                &name,
-                "the path of a `fn(&T) -> bool` taking the return value",
-                "Option::is_some",
+                &forms::Form {
+                    name: &name,
+                    what: "the path of a `fn(&T) -> bool` taking the return value",
+                    example: "Option::is_some",
+                },
             )?;
             if self.classify.is_some() {
                 return Err(syn::Error::new(
@@ -101,19 +103,23 @@ impl Arguments for TimedArgs {
         } else if path.is_ident("crate") {
             self.krate = Some(forms::path(
                 &meta,
-                "crate",
-                "the path of the crate with the timing API",
-                "vigil_timing",
+                &forms::Form {
+                    name: "crate",
+                    what: "the path of the crate with the timing API",
+                    example: "vigil_timing",
+                },
             )?);
         } else if path.is_ident("skip") {
             self.skip = true;
         } else if path.is_ident("objective") {
             self.objective = Some(forms::expression(
                 &meta,
-                "objective",
-                "an `Objective` constant, declared as \
-                 `const API_SLO: Objective = Objective::new(\"api\")..;`",
-                "API_SLO",
+                &forms::Form {
+                    name: "objective",
+                    what: "an `Objective` constant, declared as \
+                           `const API_SLO: Objective = Objective::new(\"api\")..;`",
+                    example: "API_SLO",
+                },
             )?);
         } else {
             let shown = quote::ToTokens::to_token_stream(path)

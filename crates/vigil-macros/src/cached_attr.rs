@@ -117,25 +117,31 @@ impl Arguments for CachedArgs {
             "clock" => once(&mut self.clock, twice, || {
                 forms::expression(
                     &meta,
-                    "clock",
-                    "the `quanta::Clock` the TTL is measured on",
-                    "CLOCK.clone()",
+                    &forms::Form {
+                        name: "clock",
+                        what: "the `quanta::Clock` the TTL is measured on",
+                        example: "CLOCK.clone()",
+                    },
                 )
             }),
             "redis" => once(&mut self.redis, twice, || {
                 forms::value(
                     &meta,
-                    "redis",
-                    "the Redis URL (or `RedisOptions`) of the cache's second level",
-                    "\"redis://127.0.0.1:6379/\"",
+                    &forms::Form {
+                        name: "redis",
+                        what: "the Redis URL (or `RedisOptions`) of the cache's second level",
+                        example: "\"redis://127.0.0.1:6379/\"",
+                    },
                 )
             }),
             "crate" => once(&mut self.krate, twice, || {
                 forms::path(
                     &meta,
-                    "crate",
-                    "the path of the crate with the cache API",
-                    "vigil_cache",
+                    &forms::Form {
+                        name: "crate",
+                        what: "the path of the crate with the cache API",
+                        example: "vigil_cache",
+                    },
                 )
             }),
             _ => Err(unknown(&meta)),

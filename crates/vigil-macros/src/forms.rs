@@ -176,15 +176,32 @@ pub(crate) fn flag(meta: &ParseNestedMeta<'_>, name: &str) -> syn::Result<bool> 
     })
 }
 
-/// `name = some::path`. `what` describes what the path names.
-pub(crate) fn path(
-    meta: &ParseNestedMeta<'_>,
-    name: &str,
-    what: &str,
-    example: &str,
-) -> syn::Result<Path> {
-    let input = after_eq(meta, name, example)?;
-    let expected = format!("{what}: `{name} = {example}`");
+/// A value's form, for the errors of [`path`], [`expression`] and
+/// [`value`]: "expected {what}: `{name} = {example}`".
+pub(crate) struct Form<'a> {
+    /// The argument's name.
+    pub(crate) name: &'a str,
+    /// What the value is (or names).
+    pub(crate) what: &'a str,
+    /// A value of the form.
+    pub(crate) example: &'a str,
+}
+
+impl Form<'_> {
+    /// The form expected, as errors show it.
+    fn expected(&self) -> String {
+        format!("{}: `{} = {}`", self.what, self.name, self.example)
+    }
+
+    /// The input after `name =`, and the form expected.
+    fn after_eq<'a>(&self, meta: &ParseNestedMeta<'a>) -> syn::Result<(ParseStream<'a>, String)> {
+        Ok((after_eq(meta, self.name, self.example)?, self.expected()))
+    }
+}
+
+/// `name = some::path`.
+pub(crate) fn path(meta: &ParseNestedMeta<'_>, form: &Form<'_>) -> syn::Result<Path> {
+    let (input, expected) = form.after_eq(meta)?;
     // A type-style path first (`Vec<u8>::is_empty`), as a path is parsed
     // everywhere else; it must be the whole value.
     let fork = input.fork();
@@ -207,29 +224,18 @@ pub(crate) fn path(
 }
 
 /// `name = EXPR`, any expression but a literal or a closure, which are
-/// never what `what` is.
-pub(crate) fn expression(
-    meta: &ParseNestedMeta<'_>,
-    name: &str,
-    what: &str,
-    example: &str,
-) -> syn::Result<Expr> {
-    match value(meta, name, what, example)? {
-        other @ Expr::Lit(_) => Err(unexpected(&other, &format!("{what}: `{name} = {example}`"))),
+/// never what `form` is.
+pub(crate) fn expression(meta: &ParseNestedMeta<'_>, form: &Form<'_>) -> syn::Result<Expr> {
+    match value(meta, form)? {
+        other @ Expr::Lit(_) => Err(unexpected(&other, &form.expected())),
         expr => Ok(expr),
     }
 }
 
 /// `name = expr`: any expression but a closure, literals included (a URL
 /// is typically a string literal).
-pub(crate) fn value(
-    meta: &ParseNestedMeta<'_>,
-    name: &str,
-    what: &str,
-    example: &str,
-) -> syn::Result<Expr> {
-    let input = after_eq(meta, name, example)?;
-    let expected = format!("{what}: `{name} = {example}`");
+pub(crate) fn value(meta: &ParseNestedMeta<'_>, form: &Form<'_>) -> syn::Result<Expr> {
+    let (input, expected) = form.after_eq(meta)?;
     match any_expr(input, &expected)? {
         other @ Expr::Closure(_) => Err(unexpected(&other, &expected)),
         expr => Ok(expr),
@@ -288,7 +294,12 @@ mod tests {
             "expected a string literal: `name = \"load_user\"`"
         );
         let ok_if = |m: &syn::meta::ParseNestedMeta<'_>| {
-            super::path(m, "ok_if", "a function", "Option::is_some").map(drop)
+            let form = super::Form {
+                name: "ok_if",
+                what: "a function",
+                example: "Option::is_some",
+            };
+            super::path(m, &form).map(drop)
         };
         assert!(error(quote!(ok_if = |v| v.is_some()), ok_if).contains("name a function"));
         assert!(error(quote!(ok_if = "is_some"), ok_if).contains("not a literal"));

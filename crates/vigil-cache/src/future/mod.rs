@@ -18,31 +18,6 @@ use crate::shared::{NoValue, REMOVALS_PER_WRITE, Registration, Shared};
 use crate::stats::Hot;
 use crate::{EntryOptions, WarmReport};
 
-tagged_cache_common! {
-    /// A concurrent async cache with per-entry TTL and tags, bulk invalidation
-    /// by tag, and hit/miss statistics, on `moka::future::Cache`.
-    ///
-    /// Cloning is cheap and every clone shares the same cache.
-    ///
-    /// ```
-    /// use vigil_cache::{EntryOptions, future::TaggedCache};
-    ///
-    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
-    /// let cache: TaggedCache<u64, String> = TaggedCache::builder().name("rows").max_capacity(1_000).build();
-    ///
-    /// let row = cache
-    ///     .get_with_options(42, async { ("Ada".to_string(), EntryOptions::default().tag("user:42")) })
-    ///     .await;
-    /// assert_eq!(row, "Ada");
-    /// assert_eq!(cache.get(&42).await.as_deref(), Some("Ada"));
-    ///
-    /// assert_eq!(cache.invalidate_tag("user:42").await, 1);
-    /// assert_eq!(cache.get(&42).await, None);
-    /// # });
-    /// ```
-    future
-}
-
 impl<K, V> TaggedCache<K, V>
 where
     K: Hash + Eq + Clone + Send + Sync + 'static,
@@ -94,11 +69,7 @@ where
     /// replicas drop their copy of the key.
     pub async fn insert_with(&self, key: K, value: V, options: EntryOptions) {
         #[cfg(feature = "redis")]
-        let l2 = self
-            .inner
-            .l2
-            .as_ref()
-            .map(|l2| (l2, key.clone(), value.clone(), options.clone()));
+        let l2 = self.inner.l2_insert(&key, &value, &options);
         self.before_write(&key).await;
         let stored = self.inner.shared.make_stored(&key, value, &options);
         self.store(key, stored).await;
@@ -242,13 +213,7 @@ where
             }
             let init = init.take().expect("a call leads at most one load");
             #[cfg(feature = "redis")]
-            let (loaded, write_back) = match &inner.l2 {
-                Some(l2) => {
-                    let supersede = || drop(inner.shared.flights.before_write(&key));
-                    l2.load(&key, init, supersede).await
-                }
-                None => (init.await, None),
-            };
+            let (loaded, write_back) = inner.load(&key, init).await;
             #[cfg(not(feature = "redis"))]
             let loaded = init.await;
             let (value, to_store) = inner.settle(&key, lead, loaded)?;
@@ -481,6 +446,31 @@ where
     async fn fresh(&self, key: &K) -> Option<Stored<V>> {
         self.inner.alive(self.inner.cache.get(key).await)
     }
+}
+
+tagged_cache_common! {
+    /// A concurrent async cache with per-entry TTL and tags, bulk invalidation
+    /// by tag, and hit/miss statistics, on `moka::future::Cache`.
+    ///
+    /// Cloning is cheap and every clone shares the same cache.
+    ///
+    /// ```
+    /// use vigil_cache::{EntryOptions, future::TaggedCache};
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let cache: TaggedCache<u64, String> = TaggedCache::builder().name("rows").max_capacity(1_000).build();
+    ///
+    /// let row = cache
+    ///     .get_with_options(42, async { ("Ada".to_string(), EntryOptions::default().tag("user:42")) })
+    ///     .await;
+    /// assert_eq!(row, "Ada");
+    /// assert_eq!(cache.get(&42).await.as_deref(), Some("Ada"));
+    ///
+    /// assert_eq!(cache.invalidate_tag("user:42").await, 1);
+    /// assert_eq!(cache.get(&42).await, None);
+    /// # });
+    /// ```
+    future
 }
 
 /// An entry registered for moka and not yet known to be stored. Dropped

@@ -15,38 +15,6 @@ use crate::shared::{NoValue, REMOVALS_PER_WRITE};
 use crate::stats::Hot;
 use crate::{EntryOptions, WarmReport};
 
-tagged_cache_common! {
-    /// A concurrent cache with per-entry TTL and tags, bulk invalidation by tag,
-    /// and hit/miss statistics, on `moka::sync::Cache`.
-    ///
-    /// Cloning is cheap and every clone shares the same cache.
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// use vigil_cache::{EntryOptions, sync::TaggedCache};
-    ///
-    /// let cache: TaggedCache<String, String> = TaggedCache::builder()
-    ///     .name("profiles")
-    ///     .max_capacity(10_000)
-    ///     .default_ttl(Duration::from_secs(300))
-    ///     .build();
-    ///
-    /// let tagged = || EntryOptions::default().tags(["user:42", "premium"]);
-    /// cache.insert_with("profile:42".into(), "Ada".into(), tagged());
-    /// cache.insert_with("settings:42".into(), "dark".into(), tagged().ttl(Duration::from_secs(60)));
-    /// cache.insert("motd".into(), "hello".into());
-    ///
-    /// assert_eq!(cache.get("profile:42").as_deref(), Some("Ada"));
-    /// assert_eq!(cache.invalidate_tag("user:42"), 2);
-    /// assert_eq!(cache.get("profile:42"), None);
-    /// assert_eq!(cache.get("motd").as_deref(), Some("hello"));
-    ///
-    /// let stats = cache.stats();
-    /// assert_eq!((stats.hits, stats.misses, stats.tag_invalidations), (2, 1, 2));
-    /// ```
-    sync
-}
-
 impl<K, V> TaggedCache<K, V>
 where
     K: Hash + Eq + Clone + Send + Sync + 'static,
@@ -113,11 +81,7 @@ where
     /// their copy of the key.
     pub fn insert_with(&self, key: K, value: V, options: EntryOptions) {
         #[cfg(feature = "redis")]
-        let l2 = self
-            .inner
-            .l2
-            .as_ref()
-            .map(|l2| (l2, key.clone(), value.clone(), options.clone()));
+        let l2 = self.inner.l2_insert(&key, &value, &options);
         self.before_write(&key);
         let stored = self.inner.shared.make_stored(&key, value, &options);
         self.store(key, stored);
@@ -223,11 +187,8 @@ where
             }
             let init = init.take().expect("a call leads at most one load");
             #[cfg(feature = "redis")]
-            let (loaded, write_back) = match &inner.l2 {
-                Some(l2) => {
-                    let supersede = || drop(inner.shared.flights.before_write(&key));
-                    crate::tier::block_on(l2.load(&key, async { init() }, supersede))
-                }
+            let (loaded, write_back) = match inner.l2 {
+                Some(_) => crate::tier::block_on(inner.load(&key, async { init() })),
                 None => (init(), None),
             };
             #[cfg(not(feature = "redis"))]
@@ -469,6 +430,38 @@ where
     fn fresh(&self, key: &K) -> Option<Stored<V>> {
         self.inner.alive(self.inner.cache.get(key))
     }
+}
+
+tagged_cache_common! {
+    /// A concurrent cache with per-entry TTL and tags, bulk invalidation by tag,
+    /// and hit/miss statistics, on `moka::sync::Cache`.
+    ///
+    /// Cloning is cheap and every clone shares the same cache.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use vigil_cache::{EntryOptions, sync::TaggedCache};
+    ///
+    /// let cache: TaggedCache<String, String> = TaggedCache::builder()
+    ///     .name("profiles")
+    ///     .max_capacity(10_000)
+    ///     .default_ttl(Duration::from_secs(300))
+    ///     .build();
+    ///
+    /// let tagged = || EntryOptions::default().tags(["user:42", "premium"]);
+    /// cache.insert_with("profile:42".into(), "Ada".into(), tagged());
+    /// cache.insert_with("settings:42".into(), "dark".into(), tagged().ttl(Duration::from_secs(60)));
+    /// cache.insert("motd".into(), "hello".into());
+    ///
+    /// assert_eq!(cache.get("profile:42").as_deref(), Some("Ada"));
+    /// assert_eq!(cache.invalidate_tag("user:42"), 2);
+    /// assert_eq!(cache.get("profile:42"), None);
+    /// assert_eq!(cache.get("motd").as_deref(), Some("hello"));
+    ///
+    /// let stats = cache.stats();
+    /// assert_eq!((stats.hits, stats.misses, stats.tag_invalidations), (2, 1, 2));
+    /// ```
+    sync
 }
 
 #[cfg(feature = "redis")]

@@ -337,17 +337,18 @@ where
         };
         let digest = digest(key);
         let entry = self.remote.entry_key(digest.as_bytes());
-        let prefix = self.remote.prefix.clone();
         let seq = seq.map(|seq| seq.to_string()).unwrap_or_default();
-        let ttl = self.ttl_ms(options);
-        let origin = self.remote.origin.to_string();
-        let tags: Vec<String> = options
-            .tag_values()
-            .iter()
-            .map(|tag| tag.as_str().to_owned())
-            .collect();
         let inserted = seq.is_empty();
-        let sent_digest = digest.clone();
+        let mut args = vec![
+            self.remote.prefix.clone().into_bytes(),
+            seq.into_bytes(),
+            self.ttl_ms(options).into_bytes(),
+            data,
+            self.remote.origin.to_string().into_bytes(),
+            encoded,
+            digest.clone().into_bytes(),
+        ];
+        args.extend(options.tag_values().iter().map(|tag| tag.as_str().into()));
         // An insert that does not reach Redis is announced later; a loaded
         // value that does not is simply not shared.
         let announce = move |unsent: &mut Unsent| {
@@ -355,26 +356,7 @@ where
                 unsent.keys.insert(digest.into_bytes());
             }
         };
-        self.remote
-            .run_or_queue(
-                move |mut conn| async move {
-                    let args = [
-                        prefix.as_bytes(),
-                        seq.as_bytes(),
-                        ttl.as_bytes(),
-                        data.as_slice(),
-                        origin.as_bytes(),
-                        encoded.as_slice(),
-                        sent_digest.as_bytes(),
-                    ]
-                    .into_iter()
-                    .chain(tags.iter().map(String::as_bytes));
-                    let write = invocation(&WRITE, Some(&entry), args);
-                    write.invoke_async::<Value>(&mut conn).await
-                },
-                announce,
-            )
-            .await;
+        self.run_script(&WRITE, Some(entry), args, announce).await;
     }
 
     /// Invalidates `key` in Redis and on every replica (a tombstone refuses
@@ -382,33 +364,17 @@ where
     pub(crate) async fn invalidate_key<Q: Hash + ?Sized>(&self, key: &Q) {
         let digest = digest(key).into_bytes();
         let entry = self.remote.entry_key(&digest);
-        let prefix = self.remote.prefix.clone();
-        let origin = self.remote.origin.to_string();
-        let tombstone = self
-            .remote
-            .options
-            .tombstone_ttl
-            .as_millis()
-            .max(1)
-            .to_string();
-        let key_bytes = digest.clone();
+        let tombstone = self.remote.options.tombstone_ttl.as_millis().max(1);
+        let args = vec![
+            self.remote.prefix.clone().into_bytes(),
+            self.remote.origin.to_string().into_bytes(),
+            digest.clone(),
+            tombstone.to_string().into_bytes(),
+        ];
         let queued = move |unsent: &mut Unsent| {
             unsent.keys.insert(digest);
         };
-        self.remote
-            .run_or_queue(
-                move |mut conn| async move {
-                    let args = [
-                        prefix.as_bytes(),
-                        origin.as_bytes(),
-                        key_bytes.as_slice(),
-                        tombstone.as_bytes(),
-                    ];
-                    let invalidate = invocation(&INVALIDATE_KEY, Some(&entry), args);
-                    invalidate.invoke_async::<Value>(&mut conn).await
-                },
-                queued,
-            )
+        self.run_script(&INVALIDATE_KEY, Some(entry), args, queued)
             .await;
     }
 
@@ -417,41 +383,45 @@ where
         if tags.is_empty() {
             return;
         }
-        let prefix = self.remote.prefix.clone();
-        let origin = self.remote.origin.to_string();
         let owned: Vec<String> = tags.iter().map(|&tag| tag.to_owned()).collect();
-        let sent = owned.clone();
-        self.remote
-            .run_or_queue(
-                move |mut conn| async move {
-                    let args = [prefix.as_bytes(), origin.as_bytes()]
-                        .into_iter()
-                        .chain(sent.iter().map(String::as_bytes));
-                    let invalidate = invocation(&INVALIDATE_TAGS, None, args);
-                    invalidate.invoke_async::<Value>(&mut conn).await
-                },
-                move |unsent| unsent.tags.extend(owned),
-            )
-            .await;
+        let mut args = self.prefix_and_origin();
+        args.extend(tags.iter().map(|tag| tag.as_bytes().to_vec()));
+        self.run_script(&INVALIDATE_TAGS, None, args, move |unsent| {
+            unsent.tags.extend(owned)
+        })
+        .await;
     }
 
     /// `invalidate_all` in Redis, announced to every replica.
     pub(crate) async fn invalidate_all(&self) {
-        let prefix = self.remote.prefix.clone();
-        let origin = self.remote.origin.to_string();
-        self.remote
-            .run_or_queue(
-                move |mut conn| async move {
-                    let invalidate = invocation(
-                        &INVALIDATE_ALL,
-                        None,
-                        [prefix.as_bytes(), origin.as_bytes()],
-                    );
-                    invalidate.invoke_async::<Value>(&mut conn).await
-                },
-                |unsent| unsent.all = true,
-            )
+        let args = self.prefix_and_origin();
+        self.run_script(&INVALIDATE_ALL, None, args, |unsent| unsent.all = true)
             .await;
+    }
+
+    /// The first two arguments of the invalidation scripts.
+    fn prefix_and_origin(&self) -> Vec<Vec<u8>> {
+        vec![
+            self.remote.prefix.clone().into_bytes(),
+            self.remote.origin.to_string().into_bytes(),
+        ]
+    }
+
+    /// Runs `script` (on `key`, with `args`) in Redis; if it is not let
+    /// through or fails, queues what `queue` adds for replay.
+    async fn run_script(
+        &self,
+        script: &'static Script,
+        key: Option<Vec<u8>>,
+        args: Vec<Vec<u8>>,
+        queue: impl FnOnce(&mut Unsent) + Send + 'static,
+    ) {
+        let command = move |mut conn| async move {
+            let args = args.iter().map(Vec::as_slice);
+            let invocation = invocation(script, key.as_deref(), args);
+            invocation.invoke_async::<Value>(&mut conn).await
+        };
+        self.remote.run_or_queue(command, queue).await;
     }
 }
 

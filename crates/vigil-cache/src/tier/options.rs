@@ -72,41 +72,36 @@ impl RedisOptions {
     /// error is logged; the cache works from its local level). Caches that
     /// share a prefix share their entries: give each cache its own, and the
     /// replicas of one cache the same.
-    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
-        self.prefix = Some(prefix.into());
-        self
+    pub fn prefix(self, prefix: impl Into<String>) -> Self {
+        self.set(|s| s.prefix = Some(prefix.into()))
     }
 
     /// How long one Redis command may take before it counts as a failure
     /// (kind `timeout`) and the read or write falls back to the local level
     /// and the loader (default 50 ms). Clamped to at least 1 ms.
-    pub fn command_timeout(mut self, timeout: Duration) -> Self {
-        self.command_timeout = clamped(timeout);
-        self
+    pub fn command_timeout(self, timeout: Duration) -> Self {
+        self.set(|s| s.command_timeout = clamped(timeout))
     }
 
     /// How long connecting (and the resynchronisation that follows) may take
     /// (default 500 ms). Clamped to at least 1 ms.
-    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.connect_timeout = clamped(timeout);
-        self
+    pub fn connect_timeout(self, timeout: Duration) -> Self {
+        self.set(|s| s.connect_timeout = clamped(timeout))
     }
 
     /// The circuit breaker's interval (default 1 s): after a failure, Redis
     /// is left alone for this long, then one call probes it; a lost
     /// connection is retried once per interval. Clamped to at least 1 ms.
-    pub fn retry_interval(mut self, interval: Duration) -> Self {
-        self.retry_interval = clamped(interval);
-        self
+    pub fn retry_interval(self, interval: Duration) -> Self {
+        self.set(|s| s.retry_interval = clamped(interval))
     }
 
     /// How long an `invalidate(key)` keeps refusing older loads of the key
     /// (default 60 s): a load that began before the invalidation and ends
     /// later than this may still write its value to Redis. Clamped to
     /// between 1 ms and about 100 years.
-    pub fn tombstone_ttl(mut self, ttl: Duration) -> Self {
-        self.tombstone_ttl = clamped(ttl);
-        self
+    pub fn tombstone_ttl(self, ttl: Duration) -> Self {
+        self.set(|s| s.tombstone_ttl = clamped(ttl))
     }
 
     /// A name for the layout of the value type, mixed into the fingerprint
@@ -114,9 +109,8 @@ impl RedisOptions {
     /// a deploy changes the value type in a way that would still decode
     /// (fields of the same types reordered or renamed), so that replicas of
     /// the old and the new version treat each other's values as misses.
-    pub fn schema(mut self, schema: impl Into<String>) -> Self {
-        self.schema = schema.into();
-        self
+    pub fn schema(self, schema: impl Into<String>) -> Self {
+        self.set(|s| s.schema = schema.into())
     }
 
     /// The Redis URL.
@@ -139,6 +133,12 @@ impl RedisOptions {
     /// [`tombstone_ttl`](Self::tombstone_ttl)).
     pub fn tombstone_ttl_value(&self) -> Duration {
         self.tombstone_ttl
+    }
+
+    /// Applies one setting.
+    fn set(mut self, setting: impl FnOnce(&mut Self)) -> Self {
+        setting(&mut self);
+        self
     }
 }
 

@@ -226,23 +226,24 @@ impl Prepared {
         let upkeep = self
             .upkeep_interval
             .map(|interval| Upkeep::spawn(self.recorder.clone(), interval));
-        let monitor = Monitor {
-            inner: Arc::new(Inner {
-                #[cfg(feature = "alerts")]
-                alerts: None,
-                #[cfg(feature = "listener")]
-                listen_address: None,
-                #[cfg(any(feature = "listener", feature = "alerts"))]
-                _stop: None,
-                _upkeep: upkeep,
-                #[cfg(feature = "service")]
-                service: crate::service::Service::start(self.service, &self.recorder),
-                recorder: self.recorder,
-            }),
-        };
-        #[cfg(feature = "service")]
-        crate::service::start_health_metrics(&monitor);
-        monitor
+        monitor(self.parts(upkeep))
+    }
+
+    /// The monitor's parts with no listener, alerts or tasks: the registry,
+    /// the upkeep thread if any, and the service, started.
+    fn parts(self, upkeep: Option<Upkeep>) -> Inner {
+        Inner {
+            #[cfg(feature = "alerts")]
+            alerts: None,
+            #[cfg(feature = "listener")]
+            listen_address: None,
+            #[cfg(any(feature = "listener", feature = "alerts"))]
+            _stop: None,
+            _upkeep: upkeep,
+            #[cfg(feature = "service")]
+            service: crate::service::Service::start(self.service, &self.recorder),
+            recorder: self.recorder,
+        }
     }
 
     /// Inside the tokio runtime the tasks will run on: builds the alert
@@ -250,11 +251,11 @@ impl Prepared {
     /// nothing has started yet then) and binds the listener; the upkeep
     /// becomes a task when `upkeep_task`, a thread otherwise.
     #[cfg(any(feature = "listener", feature = "alerts"))]
-    pub(super) fn start(self, upkeep_task: bool) -> Result<(Monitor, crate::Tasks), Error> {
+    pub(super) fn start(mut self, upkeep_task: bool) -> Result<(Monitor, crate::Tasks), Error> {
         use crate::tasks::Task;
         let (stop, stopped) = crate::tasks::stop();
         #[cfg(feature = "alerts")]
-        let (alerting, alerts) = match self.alerts {
+        let (alerting, alerts) = match self.alerts.take() {
             Some(settings) => {
                 let interval = settings.interval;
                 let alerting = crate::alerting::Alerting::new(settings, self.recorder.clone())?;
@@ -264,7 +265,7 @@ impl Prepared {
             None => (None, None),
         };
         #[cfg(feature = "listener")]
-        let (listen_address, listener) = match self.listen {
+        let (listen_address, listener) = match self.listen.take() {
             Some((address, allowed, limits)) => {
                 let recorder = self.recorder.clone();
                 let (bound, serving) =
@@ -281,21 +282,14 @@ impl Prepared {
             Some(interval) => (Some(Upkeep::spawn(self.recorder.clone(), interval)), None),
             None => (None, None),
         };
-        let monitor = Monitor {
-            inner: Arc::new(Inner {
-                #[cfg(feature = "alerts")]
-                alerts: alerting,
-                #[cfg(feature = "listener")]
-                listen_address,
-                _stop: Some(stop),
-                _upkeep: upkeep_thread,
-                #[cfg(feature = "service")]
-                service: crate::service::Service::start(self.service, &self.recorder),
-                recorder: self.recorder,
-            }),
-        };
-        #[cfg(feature = "service")]
-        crate::service::start_health_metrics(&monitor);
+        let monitor = monitor(Inner {
+            #[cfg(feature = "alerts")]
+            alerts: alerting,
+            #[cfg(feature = "listener")]
+            listen_address,
+            _stop: Some(stop),
+            ..self.parts(upkeep_thread)
+        });
         let tasks = crate::Tasks {
             #[cfg(feature = "listener")]
             listener,
@@ -305,6 +299,16 @@ impl Prepared {
         };
         Ok((monitor, tasks))
     }
+}
+
+/// The monitor holding `inner`, with its service's health metrics started.
+fn monitor(inner: Inner) -> Monitor {
+    let monitor = Monitor {
+        inner: Arc::new(inner),
+    };
+    #[cfg(feature = "service")]
+    crate::service::start_health_metrics(&monitor);
+    monitor
 }
 
 /// Fails unless every receiver `engine` can notify has a notifier, or the
