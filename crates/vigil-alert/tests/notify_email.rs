@@ -496,3 +496,22 @@ async fn values_and_thresholds_show_four_significant_digits() {
     assert!(body.contains("  Value:     0.9925\n"), "{body}");
     assert!(body.contains("  Threshold: > 0.3\n"), "{body}");
 }
+
+#[test]
+fn debug_output_masks_the_link_and_leaves_certificates_out() {
+    let (_, pem) = self_signed();
+    let builder = EmailNotifier::builder("smtp.example.com")
+        .credentials("alerts", "pa55word")
+        .from("vigil@example.com")
+        .to("ops@example.com")
+        .link("http://grafana/d/cpu?auth_token=s3cret")
+        .root_certificate(pem.clone());
+    let email = builder.clone().build().unwrap();
+    let base64 = pem.lines().nth(1).unwrap();
+    for debug in [format!("{builder:?}"), format!("{email:?}")] {
+        assert!(debug.contains("auth_token=***"), "{debug}");
+        for secret in ["s3cret", "pa55word", base64, "45, 45, 45, 45, 45"] {
+            assert!(!debug.contains(secret), "{debug}");
+        }
+    }
+}

@@ -378,6 +378,23 @@ fn a_link_may_be_an_annotation() {
 }
 
 #[test]
+fn debug_output_masks_the_link_and_leaves_certificates_out() {
+    let certificate = rcgen::generate_simple_self_signed(["127.0.0.1".to_owned()]).unwrap();
+    let pem = certificate.cert.pem();
+    let builder = SlackNotifier::builder("https://hooks.slack.com/services/T0/B0/X")
+        .link("http://grafana/d/cpu?auth_token=s3cret")
+        .root_certificate(pem.clone());
+    let slack = builder.clone().build().unwrap();
+    let base64 = pem.lines().nth(1).unwrap();
+    for debug in [format!("{builder:?}"), format!("{slack:?}")] {
+        assert!(debug.contains("auth_token=***"), "{debug}");
+        for secret in ["s3cret", base64, "45, 45, 45, 45, 45"] {
+            assert!(!debug.contains(secret), "{debug}");
+        }
+    }
+}
+
+#[test]
 fn builders_and_errors_keep_the_webhook_secret() {
     let builder = SlackNotifier::builder("https://hooks.slack.com/services/T0/B0/s3cret");
     let debug = format!("{builder:?}");

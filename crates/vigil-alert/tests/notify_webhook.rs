@@ -340,6 +340,39 @@ async fn posts_over_https_to_a_receiver_it_is_told_to_trust() {
     assert_eq!(received, sent);
 }
 
+#[tokio::test]
+async fn every_value_of_a_repeated_header_is_sent_then_the_json_type() {
+    let certificate = rcgen::generate_simple_self_signed(["127.0.0.1".to_owned()]).unwrap();
+    let (url, server) = https_receiver(&certificate).await;
+    let webhook = WebhookNotifier::builder(&url)
+        .header("X-Tag", "a")
+        .header("X-Tag", "b")
+        .header("Content-Type", "text/plain")
+        .root_certificate(certificate.cert.pem())
+        .build()
+        .unwrap();
+    webhook
+        .notify(&notification("ops", AlertStatus::Firing))
+        .await
+        .unwrap();
+
+    let request = tokio::time::timeout(Duration::from_secs(10), server)
+        .await
+        .expect("the receiver got the request")
+        .unwrap()
+        .to_ascii_lowercase();
+    let lines = |name: &str| {
+        let lines = request.lines().filter(|l| l.starts_with(name));
+        lines.map(str::to_owned).collect::<Vec<_>>()
+    };
+    assert_eq!(lines("x-tag:"), ["x-tag: a", "x-tag: b"], "{request}");
+    assert_eq!(
+        lines("content-type:"),
+        ["content-type: text/plain", "content-type: application/json"],
+        "{request}"
+    );
+}
+
 #[test]
 fn a_root_certificate_that_is_not_pem_is_refused() {
     let err = WebhookNotifier::builder("https://127.0.0.1/hook")

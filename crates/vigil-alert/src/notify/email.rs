@@ -338,23 +338,16 @@ impl EmailBuilder {
         let invalid =
             |field: &'static str, reason: String| NotifyError::InvalidConfig { field, reason };
         let host = self.host.trim();
-        let missing = |missing: bool, reason: &str| missing.then(|| reason.to_owned());
-        let in_clear = self.credentials.is_some() && self.tls == SmtpTls::None;
-        let in_clear = (in_clear && !is_loopback(host))
-            .then(|| format!("credentials would travel in clear to {host}: {CLEAR_ADVICE}"));
-        NotifyError::check([
-            ("host", missing(host.is_empty(), "no SMTP server given")),
-            ("from", missing(self.from.is_none(), NO_SENDER)),
-            (
-                "to",
-                missing(self.to.is_empty(), "no recipient: add one with `to`"),
-            ),
-            ("credentials", in_clear),
-        ])?;
+        let missing = |field, missing: bool, reason: &str| {
+            NotifyError::check([(field, missing.then(|| reason.to_owned()))])
+        };
         let mailbox = |field: &'static str, text: &str| {
             (text.trim().parse::<Mailbox>()).map_err(|e| invalid(field, format!("{text:?}: {e}")))
         };
+        missing("host", host.is_empty(), "no SMTP server given")?;
+        missing("from", self.from.is_none(), NO_SENDER)?;
         let from = mailbox("from", self.from.as_deref().unwrap_or_default())?;
+        missing("to", self.to.is_empty(), "no recipient: add one with `to`")?;
         let to = (self.to.iter())
             .map(|text| mailbox("to", text))
             .collect::<Result<Vec<_>, _>>()?;
@@ -379,6 +372,9 @@ impl EmailBuilder {
                 _ => Tls::Required(parameters),
             });
         }
+        let in_clear = self.credentials.is_some() && self.tls == SmtpTls::None;
+        let reason = format!("credentials would travel in clear to {host}: {CLEAR_ADVICE}");
+        missing("credentials", in_clear && !is_loopback(host), &reason)?;
         if let Some(credentials) = self.credentials {
             transport = transport.credentials(credentials);
         }
@@ -479,6 +475,25 @@ mod tests {
         assert!(
             matches!(&err, NotifyError::UnknownPlaceholder { placeholder, path }
                 if placeholder == "sevrity" && path == "subject"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn settings_are_checked_in_order() {
+        let bad_from = EmailNotifier::builder("h").from("not an address").build();
+        assert!(
+            matches!(&bad_from, Err(NotifyError::InvalidConfig { field: "from", reason })
+                if reason.contains("not an address")),
+            "{bad_from:?}"
+        );
+        let err = (builder().tls(SmtpTls::None).credentials("alerts", "s3cret"))
+            .subject("{{sevrity}}")
+            .build()
+            .unwrap_err();
+        assert!(
+            matches!(&err, NotifyError::UnknownPlaceholder { placeholder, .. }
+                if placeholder == "sevrity"),
             "{err}"
         );
     }

@@ -12,13 +12,25 @@ use crate::{Alert, AlertStatus, Comparison, Limit, Notification, Rule, Severity}
 
 /// The settings the Slack and email notifiers' builders share (see
 /// `notifier_setters!`): a link per alert, the rules whose thresholds are
-/// shown, the notifier's name and the root certificates it trusts.
-#[derive(Clone, Debug, Default)]
+/// shown, the notifier's name and the root certificates it trusts. Its
+/// `Debug` output shows the link [masked](masked_text) and how many
+/// certificates there are.
+#[derive(Clone, Default)]
 pub(crate) struct Shared {
     pub(crate) link: Option<String>,
     pub(crate) thresholds: Thresholds,
     pub(crate) name: Option<String>,
     pub(crate) root_certificates: Vec<Vec<u8>>,
+}
+
+impl fmt::Debug for Shared {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Shared")
+            .field("link", &self.link.as_deref().map(|l| masked_text(l, true)))
+            .field("name", &self.name)
+            .field("root_certificates", &self.root_certificates.len())
+            .finish_non_exhaustive()
+    }
 }
 
 /// An alert's threshold as notifications show it: `> 0.2`, or the bare

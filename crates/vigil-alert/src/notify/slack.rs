@@ -276,9 +276,10 @@ impl Notifier for SlackNotifier {
     }
 
     async fn notify(&self, notification: &Notification) -> Result<(), NotifyError> {
-        let url = &self.url;
-        let post =
-            async |message| post(&self.client, &url.value, &url.shown, encode(&message)?).await;
+        let post = async |message| {
+            let request = self.client.post(self.url.value.clone());
+            post(request.body(encode(&message)?), &self.url.shown).await
+        };
         match post(self.message(notification)).await {
             Err(NotifyError::Status {
                 status: 400, body, ..
@@ -327,14 +328,15 @@ impl SlackBuilder {
     /// [`build`](Self::build), its errors not yet naming the builder.
     fn checked(self) -> Result<SlackNotifier, NotifyError> {
         let url = http_url(&self.url.value)?;
+        let link = TextTemplate::link(self.shared.link.as_deref())?;
         Ok(SlackNotifier {
             url: Secret {
                 shown: masked(&url),
                 value: url,
             },
-            client: json_client(&[], &self.shared.root_certificates)?,
+            client: json_client(&self.shared.root_certificates)?,
             sender: self.sender,
-            link: TextTemplate::link(self.shared.link.as_deref())?,
+            link,
             thresholds: Arc::new(self.shared.thresholds),
             name: self.shared.name.unwrap_or_else(|| "slack".to_owned()),
         })
@@ -379,6 +381,7 @@ mod tests {
     fn a_link_must_be_a_url() {
         let err = SlackNotifier::builder("https://hooks.slack.com/services/T0/B0/X")
             .link("dashboard")
+            .root_certificate("-----BEGIN CERTIFICATE-----\njunk\n-----END CERTIFICATE-----\n")
             .build()
             .unwrap_err();
         assert!(

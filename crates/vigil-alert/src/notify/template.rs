@@ -97,8 +97,7 @@ impl<'a> Context<'a> {
             "alert" => alert.rule.as_str().into(),
             "status" => format::status_word(alert.status).into(),
             "severity" => format::severity_word(alert).into(),
-            "value" => alert.value.into(),
-            "threshold" => self.thresholds.of(alert).map(|t| t.value).into(),
+            "value" | "threshold" => self.number(name).into(),
             "summary" | "description" => get(&alert.annotations, name),
             "timestamp" => time(format::status_time(alert)),
             "starts_at" => time(alert.starts_at),
@@ -108,20 +107,41 @@ impl<'a> Context<'a> {
         }
     }
 
-    /// The value of the placeholder `name` as text: numbers with four
-    /// significant digits, absent values as nothing.
+    /// The alert's value or threshold (`name`), if known.
+    fn number(&self, name: &str) -> Option<f64> {
+        let alert = self.alert?;
+        match name {
+            "value" => alert.value,
+            "threshold" => self.thresholds.of(alert).map(|t| t.value),
+            _ => None,
+        }
+    }
+
+    /// The value of the placeholder `name` as text: the value and
+    /// threshold by [`format::number_text`] (`+Inf`, `NaN` included),
+    /// absent values as nothing.
     fn text(&self, name: &str) -> String {
+        if let Some(number) = self.number(name) {
+            return format::number_text(number);
+        }
         match self.fill(name) {
             Value::String(text) => text,
-            Value::Number(n) => n.as_f64().map(format::number_text).unwrap_or_default(),
+            Value::Number(n) => n.to_string(),
             _ => String::new(),
         }
     }
 }
 
-/// Text with `{{placeholder}}`s, every one of them known.
-#[derive(Clone, Debug, PartialEq)]
+/// Text with `{{placeholder}}`s, every one of them known. Its `Debug`
+/// output shows it [masked](format::masked_text): it may be a link.
+#[derive(Clone, PartialEq)]
 pub(crate) struct TextTemplate(String);
+
+impl std::fmt::Debug for TextTemplate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", format::masked_text(&self.0, true))
+    }
+}
 
 impl TextTemplate {
     /// Checks `text`; an unknown placeholder is an error naming it and
@@ -412,6 +432,27 @@ mod tests {
         let template = JsonTemplate::compile(&json!({"v": "{{value}}", "t": "at {{value}}"}));
         let body = template.unwrap().render(&context);
         assert_eq!(body, json!({"v": 0.30000000000000004, "t": "at 0.3"}));
+    }
+
+    #[test]
+    fn non_finite_numbers_are_text_in_text_and_null_alone() {
+        let mut n = notification();
+        n.alerts[0]
+            .annotations
+            .insert("threshold".into(), "-inf".into());
+        let thresholds = Thresholds::default();
+        for (value, text) in [(f64::INFINITY, "+Inf"), (f64::NAN, "NaN")] {
+            n.alerts[0].value = Some(value);
+            let context = Context::new(&n, n.alerts.first(), &thresholds);
+            let template = json!({"v": "{{value}}", "t": "{{value}} > {{threshold}}"});
+            let body = JsonTemplate::compile(&template).unwrap().render(&context);
+            assert_eq!(body, json!({"v": null, "t": format!("{text} > -Inf")}));
+            let subject = TextTemplate::parse("at {{ value }}", "subject").unwrap();
+            assert_eq!(
+                render_text(&subject.0, &context, false),
+                format!("at {text}")
+            );
+        }
     }
 
     #[test]

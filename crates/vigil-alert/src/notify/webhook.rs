@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
-use reqwest::{Certificate, Client, Url};
+use reqwest::{Certificate, Client, RequestBuilder, Url};
 use serde::Serialize;
 
 use super::error::error_chain;
@@ -105,7 +105,8 @@ pub struct WebhookNotifier {
     generator_url: Option<String>,
     firing_ttl: Option<Duration>,
     pub(crate) name: String,
-    /// Its `Debug` output shows the headers' names, not their values.
+    /// Sent with every request; its `Debug` output hides their values.
+    headers: HeaderMap,
     client: Client,
     template: Option<Arc<JsonTemplate>>,
     thresholds: Arc<Thresholds>,
@@ -117,7 +118,7 @@ impl std::fmt::Debug for WebhookNotifier {
             .field("url", &redacted(&self.url))
             .field("format", &self.format)
             .field("name", &self.name)
-            .field("client", &self.client)
+            .field("headers", &self.headers)
             .finish_non_exhaustive()
     }
 }
@@ -290,24 +291,17 @@ impl Notifier for WebhookNotifier {
     async fn notify(&self, notification: &Notification) -> Result<(), NotifyError> {
         let shown = redacted(&self.url);
         for body in self.bodies(notification)? {
-            post(&self.client, &self.url, &shown, body).await?;
+            let request = self.client.post(self.url.clone());
+            post(request.headers(self.headers.clone()).body(body), &shown).await?;
         }
         Ok(())
     }
 }
 
-/// An HTTP(S) client posting JSON with `headers` (checked here; their
-/// values kept out of `Debug` output), trusting the Mozilla roots and
-/// `root_certificates` (PEM). It goes straight to the receiver, as
-/// Alertmanager's and Prometheus' clients do unless a proxy is configured
-/// (`HTTP(S)_PROXY` set for other traffic must not reroute alerts), and
-/// does not follow redirects.
-pub(crate) fn json_client(
-    headers: &[(String, String)],
-    root_certificates: &[Vec<u8>],
-) -> Result<Client, NotifyError> {
+/// `headers` checked, every value kept (a name may repeat) and marked
+/// sensitive, so that `Debug` output hides it.
+fn header_map(headers: &[(String, String)]) -> Result<HeaderMap, NotifyError> {
     let mut header_map = HeaderMap::new();
-    header_map.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     for (name, value) in headers {
         let header = |e: String| NotifyError::InvalidConfig {
             field: "header",
@@ -318,13 +312,21 @@ pub(crate) fn json_client(
         value.set_sensitive(true);
         header_map.append(key, value);
     }
+    Ok(header_map)
+}
+
+/// An HTTP(S) client trusting the Mozilla roots and `root_certificates`
+/// (PEM). It goes straight to the receiver, as Alertmanager's and
+/// Prometheus' clients do unless a proxy is configured (`HTTP(S)_PROXY`
+/// set for other traffic must not reroute alerts), and does not follow
+/// redirects.
+pub(crate) fn json_client(root_certificates: &[Vec<u8>]) -> Result<Client, NotifyError> {
     let client_error = |e: reqwest::Error| NotifyError::InvalidConfig {
         field: "root_certificate",
         reason: error_chain(&e),
     };
     let mut client = Client::builder()
         .user_agent(concat!("vigil-alert/", env!("CARGO_PKG_VERSION")))
-        .default_headers(header_map)
         .redirect(reqwest::redirect::Policy::none())
         .no_proxy();
     for pem in root_certificates {
@@ -335,15 +337,12 @@ pub(crate) fn json_client(
     client.build().map_err(client_error)
 }
 
-/// Posts `body` to `url` (shown in errors as `shown`); any 2xx answer is
-/// success.
-pub(crate) async fn post(
-    client: &Client,
-    url: &Url,
-    shown: &str,
-    body: Vec<u8>,
-) -> Result<(), NotifyError> {
-    let response = client.post(url.clone()).body(body).send().await;
+/// Sends `request` (a `POST` with its body, to a URL shown in errors as
+/// `shown`) with `Content-Type: application/json` added to its headers;
+/// any 2xx answer is success.
+pub(crate) async fn post(request: RequestBuilder, shown: &str) -> Result<(), NotifyError> {
+    let request = request.header(CONTENT_TYPE, "application/json");
+    let response = request.send().await;
     let response = response.map_err(|e| NotifyError::Transport {
         url: shown.to_owned(),
         reason: error_chain(&e.without_url()),
@@ -508,7 +507,8 @@ impl WebhookBuilder {
         if self.format == WebhookFormat::Alertmanager && !base.ends_with(API_PATH) {
             url.set_path(&format!("{base}{API_PATH}"));
         }
-        let client = json_client(&self.headers, &self.root_certificates)?;
+        let headers = header_map(&self.headers)?;
+        let client = json_client(&self.root_certificates)?;
         let ttl = self.firing_ttl.and_then(crate::time::too_long);
         // Some(None): the template format without a template.
         let template = (self.format == WebhookFormat::Template).then_some(self.template.as_ref());
@@ -526,6 +526,7 @@ impl WebhookBuilder {
             generator_url: self.generator_url,
             firing_ttl: self.firing_ttl,
             name: self.name.unwrap_or_else(|| name.to_owned()),
+            headers,
             client,
             template: template.map(Arc::new),
             thresholds: Arc::new(self.thresholds),
