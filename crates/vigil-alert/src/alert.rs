@@ -171,17 +171,6 @@ impl Active {
     }
 }
 
-/// What changed in the engine's locally routed alerts in one evaluation.
-#[cfg(feature = "routing")]
-#[derive(Debug)]
-pub(crate) enum Change {
-    /// An alert that started firing, or whose value, escalation or start
-    /// changed.
-    Fire(Active),
-    /// An alert that stopped firing (its instance rests or changed severity).
-    Resolve(AlertId),
-}
-
 /// Firing alerts first, then resolved ones, each sorted by labels.
 pub(crate) fn sort_alerts(alerts: &mut [Alert]) {
     alerts.sort_by(|a, b| (a.status, &a.labels).cmp(&(b.status, &b.labels)));

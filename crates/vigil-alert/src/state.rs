@@ -117,6 +117,16 @@ pub(crate) struct Machine {
 }
 
 impl Machine {
+    /// Whether the instance rests (and, but for aggregated and
+    /// `no_data: alerting` rules, is dropped): nothing fires or waits.
+    pub(crate) fn is_resting(&self) -> bool {
+        match self.state {
+            State::Inactive | State::Resolved => true,
+            State::NoData => self.since.is_none(),
+            State::Pending | State::Firing | State::Recovering => false,
+        }
+    }
+
     /// Advances the machine by one evaluation.
     pub(crate) fn step(&mut self, input: Input, now: SystemTime, rule: &Rule) {
         match input {

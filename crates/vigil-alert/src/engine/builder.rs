@@ -131,9 +131,6 @@ impl EngineBuilder {
             states: self.rules.iter().map(RuleState::new).collect(),
             rules: self.rules,
             firing: Default::default(),
-            recount: false,
-            #[cfg(feature = "routing")]
-            changes: Vec::new(),
             history: History::new(self.history_capacity.unwrap_or(DEFAULT_HISTORY_CAPACITY)),
             tick: 0,
         };

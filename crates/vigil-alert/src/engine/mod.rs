@@ -37,15 +37,9 @@ use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
-#[cfg(feature = "routing")]
-use crate::alert::Change;
 use crate::alert::{Active, sort_alerts};
-#[cfg(feature = "routing")]
-use crate::routing::Local;
 use crate::state::Machine;
 use crate::{Alert, Error, History, Labels, Result, Rule, Severity, Source, State, Transition};
-#[cfg(feature = "routing")]
-use crate::{Notification, Silence, SilenceId};
 
 pub use builder::EngineBuilder;
 use step::{RuleState, effective_severity, firing, instance_labels};
@@ -82,14 +76,8 @@ pub struct Engine {
     states: Vec<RuleState>,
     /// The `alerts_firing` series (rule name, severity label) as last set.
     firing: HashMap<(String, String), u32>,
-    /// Whether a rule's count of alerting instances changed since
-    /// `firing` was last set.
-    recount: bool,
-    /// What changed in the locally routed alerts during an evaluation.
     #[cfg(feature = "routing")]
-    changes: Vec<Change>,
-    #[cfg(feature = "routing")]
-    local: Local,
+    pub(crate) local: crate::routing::Local,
     history: History,
     tick: u64,
 }
@@ -182,10 +170,7 @@ impl Engine {
         }
         self.export_firing();
         #[cfg(feature = "routing")]
-        {
-            let changes = std::mem::take(&mut self.changes);
-            self.local.update(now, &self.rules, changes);
-        }
+        self.local.update(now, &self.rules, self.active(now, true));
         for t in &transitions {
             tracing::debug!(
                 rule = %t.rule,
@@ -216,16 +201,19 @@ impl Engine {
     /// `due_notifications`, which leaves muted alerts out.
     pub fn alerts(&self, now: SystemTime) -> Vec<Alert> {
         // Never escalated: escalation belongs to local notifications.
-        let active = |(index, rule, key, m): (usize, &Rule, &Labels, &Machine)| {
-            let severity = m.severity.filter(|_| m.state.is_alerting())?;
-            Some(firing(index, rule, key, m, severity, false, now))
-        };
-        let active: Vec<Active> = self.each().filter_map(active).collect();
+        let active = self.active(now, false);
         #[cfg(feature = "routing")]
-        let active = self.local.flag(now, active);
+        let mut out = self.local.flag(now, &active);
+        #[cfg(not(feature = "routing"))]
         let mut out: Vec<Alert> = active.into_iter().map(|a| a.alert).collect();
         sort_alerts(&mut out);
         out
+    }
+
+    /// The alert of every alerting instance (see [`firing`]).
+    fn active(&self, now: SystemTime, escalated: bool) -> Vec<Active> {
+        let active = self.each().filter_map(|i| firing(i, escalated, now));
+        active.collect()
     }
 
     /// Every alert instance: its rule's index, the rule, its key and its
@@ -234,7 +222,7 @@ impl Engine {
         let rules = self.rules.iter().zip(&self.states).enumerate();
         rules.flat_map(|(index, (rule, state))| {
             let instances = state.instances.iter();
-            instances.map(move |(key, inst)| (index, rule, key, &inst.machine))
+            instances.map(move |(key, (m, _))| (index, rule, key, m))
         })
     }
 
@@ -263,83 +251,7 @@ impl Engine {
         let rules = self.rules.iter().zip(&self.states);
         let mut named = rules.filter(|(r, _)| r.name == rule);
         let found = named.find_map(|(_, state)| state.instances.get(labels));
-        found.map_or(State::Inactive, |inst| inst.machine.state)
-    }
-}
-
-/// Local routing: only with the `routing` feature.
-#[cfg(feature = "routing")]
-impl Engine {
-    /// Every receiver a notification can be addressed to: the routes'
-    /// receivers, the default receiver, and the rules' escalation
-    /// receivers; each once, in that order. A host checks them against the
-    /// notifiers it registered.
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// use vigil_alert::{Comparison, Engine, Matcher, Route, Routing, Rule, Severity};
-    ///
-    /// let rule = Rule::builder("DiskFull")
-    ///     .gauge("disk_usage_ratio")
-    ///     .threshold(Severity::High, Comparison::Greater, 0.9)
-    ///     .escalate_after(Duration::from_secs(3600))
-    ///     .escalate_to("boss")
-    ///     .build()?;
-    /// let engine = Engine::builder()
-    ///     .rule(rule)
-    ///     .routing(Routing::new("email").route(Route::new("pager").matcher(Matcher::equal("severity", "critical"))))
-    ///     .build()?;
-    /// assert_eq!(engine.receivers(), ["pager", "email", "boss"]);
-    /// # Ok::<(), vigil_alert::Error>(())
-    /// ```
-    pub fn receivers(&self) -> Vec<&str> {
-        let routes = self.local.routes().map(|route| route.receiver.as_str());
-        let rules = self.rules.iter();
-        let escalations = rules.filter_map(|rule| rule.escalate.as_ref()?.receiver.as_deref());
-        let mut out: Vec<&str> = routes.chain(escalations).collect();
-        let mut seen = std::collections::HashSet::new();
-        out.retain(|receiver| seen.insert(*receiver));
-        out
-    }
-
-    /// The notifications due at `now` (one per group whose timer expired and
-    /// that has something to say; see the [routing module](crate::routing)
-    /// docs), sorted by receiver and group key. Marks them as handed over:
-    /// the caller delivers them (with retries); calling again at the same
-    /// `now` returns nothing new. Pure: no clock, no I/O.
-    pub fn due_notifications(&mut self, now: SystemTime) -> Vec<Notification> {
-        self.local.flush(now)
-    }
-
-    /// When the next group timer expires, if any group exists: a host can
-    /// sleep until then (or until its next evaluation).
-    pub fn next_notification_at(&self) -> Option<SystemTime> {
-        self.local.next_due()
-    }
-
-    /// Adds a silence and returns its id.
-    ///
-    /// Fails if it has no matchers (it would mute everything), ends
-    /// before it starts, or lasts longer than
-    /// [`MAX_DURATION`](crate::MAX_DURATION).
-    pub fn add_silence(&mut self, silence: Silence) -> Result<SilenceId> {
-        self.local.add_silence(silence)
-    }
-
-    /// Ends a silence at `now` (a pending one never starts). Expiring an
-    /// expired silence changes nothing.
-    pub fn expire_silence(&mut self, id: SilenceId, now: SystemTime) -> Result<()> {
-        self.local.expire_silence(id, now)
-    }
-
-    /// A silence by id.
-    pub fn silence(&self, id: SilenceId) -> Option<&Silence> {
-        self.local.silences.get(&id)
-    }
-
-    /// All silences (pending, active, and expired within the retention), by id.
-    pub fn silences(&self) -> impl Iterator<Item = (SilenceId, &Silence)> {
-        self.local.silences.iter().map(|(id, s)| (*id, s))
+        found.map_or(State::Inactive, |(m, _)| m.state)
     }
 }
 

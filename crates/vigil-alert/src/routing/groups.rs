@@ -7,10 +7,10 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, SystemTime};
 
 use super::{InhibitRule, Route};
-use crate::alert::{Active, AlertId, Change, sort_alerts};
+use crate::alert::{Active, AlertId, sort_alerts};
 use crate::labels::{DisplayLabels, matches_all};
 use crate::{
-    Alert, AlertStatus, Labels, Notification, Result, Routing, Rule, Severity, Silence, SilenceId,
+    Alert, AlertStatus, Engine, Labels, Notification, Result, Routing, Rule, Silence, SilenceId,
 };
 
 /// A group's identity: route (by index), escalation receiver and group labels.
@@ -45,10 +45,8 @@ pub(crate) struct Local {
     default: Route,
     inhibit_rules: Vec<InhibitRule>,
     groups: HashMap<GroupId, Group>,
-    /// The groups holding each firing alert.
-    held: HashMap<AlertId, Vec<GroupId>>,
     /// By id; expired ones are kept for `silence_retention`.
-    pub(crate) silences: BTreeMap<SilenceId, Silence>,
+    pub(super) silences: BTreeMap<SilenceId, Silence>,
     /// The id given to the latest silence.
     pub(super) last_silence: SilenceId,
     pub(super) silence_retention: Duration,
@@ -73,7 +71,6 @@ impl Local {
             routing,
             inhibit_rules,
             groups: HashMap::new(),
-            held: HashMap::new(),
             silences: BTreeMap::new(),
             last_silence: SilenceId(0),
             silence_retention,
@@ -81,123 +78,143 @@ impl Local {
     }
 
     /// The routes, then the default.
-    pub(crate) fn routes(&self) -> impl Iterator<Item = &Route> {
+    fn routes(&self) -> impl Iterator<Item = &Route> {
         self.routing.routes.iter().chain([&self.default])
     }
 
-    /// Sets the `silenced` and `inhibited` flags of the active alerts.
-    pub(crate) fn flag(&self, now: SystemTime, mut active: Vec<Active>) -> Vec<Active> {
-        let inhibited: Vec<bool> = {
-            let inhibitors = Inhibitors::new(&self.inhibit_rules, &active);
-            active.iter().map(|a| inhibitors.inhibit(a)).collect()
+    /// The active alerts with their `silenced` and `inhibited` flags set.
+    pub(crate) fn flag(&self, now: SystemTime, active: &[Active]) -> Vec<Alert> {
+        let flag = |a: &Active| Alert {
+            silenced: self.silenced(now, |n| a.label(n)),
+            inhibited: self.inhibited(active, a),
+            ..a.alert.clone()
         };
-        for (a, inhibited) in active.iter_mut().zip(inhibited) {
-            a.alert.silenced = self.silenced(now, |n| a.label(n));
-            a.alert.inhibited = inhibited;
-        }
-        active
+        active.iter().map(flag).collect()
     }
 
-    /// Takes what changed in the engine's active alerts at `now`: a firing
-    /// alert fires in the group its labels route it to (and, once
-    /// escalated, in its rule's escalation receiver's group too); a
-    /// resolved one resolves at `now` in the groups holding it. Costs
-    /// nothing for alerts that did not change.
-    pub(crate) fn update(&mut self, now: SystemTime, rules: &[Rule], changes: Vec<Change>) {
-        for change in changes {
-            match change {
-                Change::Resolve(id) => {
-                    for key in self.held.remove(&id).unwrap_or_default() {
-                        self.resolve(now, &key, id);
-                    }
-                }
-                Change::Fire(alert) => self.fire(now, rules, alert),
-            }
-        }
+    /// Whether one of the `firing` alerts inhibits `target`: one of the
+    /// same instance at a higher severity, or another matching an inhibit
+    /// rule's `source_matchers` with the same `equal` labels (a missing one
+    /// is empty) when `target` matches that rule's `target_matchers`. A
+    /// plain scan: local routing serves hosts with few alerts.
+    fn inhibited<'a>(&self, firing: impl IntoIterator<Item = &'a Active>, target: &Active) -> bool {
+        let id = (target.base, target.alert.severity);
+        firing.into_iter().any(|s| {
+            let equal = |l: &String| s.label(l).unwrap_or("") == target.label(l).unwrap_or("");
+            let by_rule = |r: &InhibitRule| {
+                matches_all(&r.source_matchers, &s.alert.labels)
+                    && matches_all(&r.target_matchers, &target.alert.labels)
+                    && r.equal.iter().all(equal)
+            };
+            (s.base == id.0 && s.alert.severity > id.1)
+                || ((s.base, s.alert.severity) != id && self.inhibit_rules.iter().any(by_rule))
+        })
     }
 
-    /// Resolves alert `id` at `now` in group `key`.
-    fn resolve(&mut self, now: SystemTime, key: &GroupId, id: AlertId) {
-        let group = self.groups.get_mut(key);
-        if let Some((held, _)) = group.and_then(|g| g.entries.get_mut(&id))
-            && held.is_firing()
-        {
+    /// Takes the engine's active alerts at `now` (escalation included):
+    /// each fires in the group its labels route it to (and, once
+    /// escalated, in its rule's escalation receiver's group too); an alert
+    /// a group holds firing that is no longer active resolves there at
+    /// `now`.
+    pub(crate) fn update(&mut self, now: SystemTime, rules: &[Rule], active: Vec<Active>) {
+        let held = self
+            .groups
+            .values_mut()
+            .flat_map(|g| g.entries.values_mut());
+        for (held, _) in held.filter(|(held, _)| held.is_firing()) {
             (held.alert.status, held.alert.ends_at) = (AlertStatus::Resolved, Some(now));
         }
-    }
-
-    /// Puts the firing `alert` in its groups (routed again only when it is
-    /// new or its escalation adds a group), resolving it in groups it left.
-    fn fire(&mut self, now: SystemTime, rules: &[Rule], alert: Active) {
-        let id = alert.id();
-        let escalation = rules[alert.rule].escalate.as_ref();
-        let escalated_to = escalation.and_then(|e| e.receiver.clone());
-        let escalated_to = escalated_to.filter(|_| alert.alert.escalated);
-        let keys = match self.held.remove(&id) {
-            Some(keys) if keys.len() == 1 + usize::from(escalated_to.is_some()) => keys,
-            old => {
-                let targets = [None].into_iter().chain(escalated_to.map(Some));
-                let keys = targets.map(|to| self.group(now, &alert.alert, to));
-                let keys: Vec<GroupId> = keys.collect();
-                for key in old.into_iter().flatten().filter(|k| !keys.contains(k)) {
-                    self.resolve(now, &key, id);
-                }
-                keys
+        for alert in active {
+            let escalation = rules[alert.rule].escalate.as_ref();
+            let escalated_to = escalation.and_then(|e| e.receiver.clone());
+            let escalated_to = escalated_to.filter(|_| alert.alert.escalated);
+            for to in [None].into_iter().chain(escalated_to.map(Some)) {
+                let entry = self.group(now, &alert.alert, to).entries.entry(alert.id());
+                entry.or_insert_with(|| (alert.clone(), None)).0 = alert.clone();
             }
-        };
-        for key in &keys {
-            // A firing alert keeps its groups.
-            let group = self.groups.get_mut(key).expect("its group");
-            let entry = group.entries.entry(id);
-            entry.or_insert_with(|| (alert.clone(), None)).0 = alert.clone();
         }
-        self.held.insert(id, keys);
     }
 
-    /// The key of the group `alert` goes to (the escalation receiver's
-    /// group with `escalated_to`); the group is made if new.
-    fn group(&mut self, now: SystemTime, alert: &Alert, escalated_to: Option<String>) -> GroupId {
-        let matches = |r: &Route| matches_all(&r.matchers, &alert.labels);
-        let index = self
-            .routes()
-            .position(matches)
-            .expect("the default matches");
-        let route = self.routing.routes.get(index).unwrap_or(&self.default);
+    /// The group `alert` goes to (the escalation receiver's group with
+    /// `escalated_to`), made if new.
+    fn group(
+        &mut self,
+        now: SystemTime,
+        alert: &Alert,
+        escalated_to: Option<String>,
+    ) -> &mut Group {
+        let matches = |(_, r): &(usize, &Route)| matches_all(&r.matchers, &alert.labels);
+        let found = self.routes().enumerate().find(matches);
+        let (index, route) = found.expect("the default matches");
         let group_by = self.routing.grouping(route);
         let all = group_by.iter().any(|l| l == "...");
         let mut labels = alert.labels.clone();
         labels.retain(|name, _| all || group_by.contains(name));
         let next_flush = now + self.routing.timers(route)[0];
-        let key = (index, escalated_to, labels);
         let group = Group {
             entries: HashMap::new(),
             next_flush,
             last_sent: None,
         };
-        self.groups.entry(key.clone()).or_insert(group);
-        key
+        self.groups
+            .entry((index, escalated_to, labels))
+            .or_insert(group)
+    }
+}
+
+/// Local routing: only with the `routing` feature.
+impl Engine {
+    /// Every receiver a notification can be addressed to: the routes'
+    /// receivers, the default receiver, and the rules' escalation
+    /// receivers; each once, in that order. A host checks them against the
+    /// notifiers it registered.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use vigil_alert::{Comparison, Engine, Matcher, Route, Routing, Rule, Severity};
+    ///
+    /// let rule = Rule::builder("DiskFull")
+    ///     .gauge("disk_usage_ratio")
+    ///     .threshold(Severity::High, Comparison::Greater, 0.9)
+    ///     .escalate_after(Duration::from_secs(3600))
+    ///     .escalate_to("boss")
+    ///     .build()?;
+    /// let engine = Engine::builder()
+    ///     .rule(rule)
+    ///     .routing(Routing::new("email").route(Route::new("pager").matcher(Matcher::equal("severity", "critical"))))
+    ///     .build()?;
+    /// assert_eq!(engine.receivers(), ["pager", "email", "boss"]);
+    /// # Ok::<(), vigil_alert::Error>(())
+    /// ```
+    pub fn receivers(&self) -> Vec<&str> {
+        let routes = self.local.routes().map(|route| route.receiver.as_str());
+        let rules = self.rules().iter();
+        let escalations = rules.filter_map(|rule| rule.escalate.as_ref()?.receiver.as_deref());
+        let mut out: Vec<&str> = routes.chain(escalations).collect();
+        let mut seen = HashSet::new();
+        out.retain(|receiver| seen.insert(*receiver));
+        out
     }
 
-    /// The earliest time a group is due, if any group exists.
-    pub(crate) fn next_due(&self) -> Option<SystemTime> {
-        self.groups.values().map(|g| g.next_flush).min()
-    }
-
-    /// The notifications due at `now`; updates the groups' timers, and
-    /// drops resolved alerts and empty groups.
-    pub(crate) fn flush(&mut self, now: SystemTime) -> Vec<Notification> {
-        if !self.groups.values().any(|g| g.next_flush <= now) {
+    /// The notifications due at `now` (one per group whose timer expired and
+    /// that has something to say; see the [routing module](crate::routing)
+    /// docs), sorted by receiver and group key. Marks them as handed over:
+    /// the caller delivers them (with retries); calling again at the same
+    /// `now` returns nothing new. Pure: no clock, no I/O.
+    pub fn due_notifications(&mut self, now: SystemTime) -> Vec<Notification> {
+        let local = &mut self.local;
+        if !local.groups.values().any(|g| g.next_flush <= now) {
             return Vec::new();
         }
-        let held = self.groups.values().flat_map(|g| g.entries.values());
+        let held = local.groups.values().flat_map(|g| g.entries.values());
         let held: Vec<&Active> = held.map(|(alert, _)| alert).collect();
-        let firing = held.iter().copied().filter(|a| a.is_firing());
-        let inhibitors = Inhibitors::new(&self.inhibit_rules, firing);
+        let firing = || held.iter().copied().filter(|a| a.is_firing());
         // Muted by a silence, or inhibited by the firing alerts.
-        let muted = |a: &&&Active| self.silenced(now, |n| a.label(n)) || inhibitors.inhibit(a);
+        let muted =
+            |a: &&&Active| local.silenced(now, |n| a.label(n)) || local.inhibited(firing(), a);
         let muted: HashSet<AlertId> = held.iter().filter(muted).map(|a| a.id()).collect();
-        let (routing, default, mut out) = (&self.routing, &self.default, Vec::new());
-        self.groups.retain(|(index, to, labels), group| {
+        let (routing, default, mut out) = (&local.routing, &local.default, Vec::new());
+        local.groups.retain(|(index, to, labels), group| {
             let route = routing.routes.get(*index).unwrap_or(default);
             let [_, interval, repeat] = routing.timers(route);
             if group.next_flush <= now {
@@ -212,6 +229,12 @@ impl Local {
         });
         out.sort_by(|a, b| (&a.receiver, &a.group_key).cmp(&(&b.receiver, &b.group_key)));
         out
+    }
+
+    /// When the next group timer expires, if any group exists: a host can
+    /// sleep until then (or until its next evaluation).
+    pub fn next_notification_at(&self) -> Option<SystemTime> {
+        self.local.groups.values().map(|g| g.next_flush).min()
     }
 }
 
@@ -245,72 +268,6 @@ impl Group {
         sort_alerts(&mut alerts);
         send.then_some(alerts)
     }
-}
-
-/// What the firing alerts inhibit, indexed once per pass so that checking
-/// an alert costs a lookup per inhibit rule instead of a scan of every
-/// firing alert: one of the same instance at a higher severity inhibits
-/// it, and so does another matching an inhibit rule's `source_matchers`
-/// with the same `equal` labels when it matches that rule's
-/// `target_matchers`.
-struct Inhibitors<'a> {
-    rules: &'a [InhibitRule],
-    /// The highest firing severity of each instance.
-    top: HashMap<u64, Severity>,
-    /// For each rule, its sources by their `equal` label values: up to two
-    /// distinct (instance, severity) pairs, enough to find one that is not
-    /// the target itself.
-    sources: Vec<Sources<'a>>,
-}
-
-/// An inhibit rule's sources by their `equal` label values.
-type Sources<'a> = HashMap<Vec<&'a str>, Vec<(u64, Severity)>>;
-
-impl<'a> Inhibitors<'a> {
-    fn new(rules: &'a [InhibitRule], firing: impl IntoIterator<Item = &'a Active>) -> Self {
-        let mut top = HashMap::<u64, Severity>::new();
-        let mut sources = vec![Sources::new(); rules.len()];
-        for s in firing {
-            let level = top.entry(s.base).or_insert(s.alert.severity);
-            *level = (*level).max(s.alert.severity);
-            for (rule, by_key) in rules.iter().zip(&mut sources) {
-                if matches_all(&rule.source_matchers, &s.alert.labels) {
-                    let ids = by_key.entry(equal_values(rule, s)).or_default();
-                    let id = (s.base, s.alert.severity);
-                    if ids.len() < 2 && !ids.contains(&id) {
-                        ids.push(id);
-                    }
-                }
-            }
-        }
-        Inhibitors {
-            rules,
-            top,
-            sources,
-        }
-    }
-
-    fn inhibit(&self, target: &Active) -> bool {
-        let id = (target.base, target.alert.severity);
-        // An alert never inhibits itself.
-        let other = |ids: &Vec<(u64, Severity)>| ids.iter().any(|s| *s != id);
-        let by_rule = |(rule, by_key): (&InhibitRule, &Sources)| {
-            matches_all(&rule.target_matchers, &target.alert.labels)
-                && by_key.get(&equal_values(rule, target)).is_some_and(other)
-        };
-        self.top
-            .get(&target.base)
-            .is_some_and(|s| *s > target.alert.severity)
-            || self.rules.iter().zip(&self.sources).any(by_rule)
-    }
-}
-
-/// The values of an inhibit rule's `equal` labels (a missing one is empty).
-fn equal_values<'a>(rule: &InhibitRule, a: &'a Active) -> Vec<&'a str> {
-    rule.equal
-        .iter()
-        .map(|l| a.label(l).unwrap_or(""))
-        .collect()
 }
 
 fn notification(

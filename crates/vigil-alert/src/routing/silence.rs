@@ -14,7 +14,7 @@ use std::time::{Duration, SystemTime};
 use serde::{Deserialize, Serialize};
 
 use super::Local;
-use crate::{Error, Matcher, Result};
+use crate::{Engine, Error, Matcher, Result};
 
 /// How long expired silences stay listed (Alertmanager keeps 5 days).
 pub const DEFAULT_SILENCE_RETENTION: Duration = Duration::from_secs(5 * 24 * 60 * 60);
@@ -144,19 +144,27 @@ impl Silence {
     }
 }
 
-/// The engine's silences (see the `Engine` methods of the same names).
-impl Local {
-    pub(crate) fn add_silence(&mut self, silence: Silence) -> Result<SilenceId> {
+/// Silences: only with the `routing` feature.
+impl Engine {
+    /// Adds a silence and returns its id.
+    ///
+    /// Fails if it has no matchers (it would mute everything), ends
+    /// before it starts, or lasts longer than
+    /// [`MAX_DURATION`](crate::MAX_DURATION).
+    pub fn add_silence(&mut self, silence: Silence) -> Result<SilenceId> {
         if let Some((_, reason)) = silence.problem() {
             return Err(Error::InvalidSilence { reason });
         }
-        self.last_silence.0 += 1;
-        self.silences.insert(self.last_silence, silence);
-        Ok(self.last_silence)
+        let local = &mut self.local;
+        local.last_silence.0 += 1;
+        local.silences.insert(local.last_silence, silence);
+        Ok(local.last_silence)
     }
 
-    pub(crate) fn expire_silence(&mut self, id: SilenceId, now: SystemTime) -> Result<()> {
-        let silence = self.silences.get_mut(&id);
+    /// Ends a silence at `now` (a pending one never starts). Expiring an
+    /// expired silence changes nothing.
+    pub fn expire_silence(&mut self, id: SilenceId, now: SystemTime) -> Result<()> {
+        let silence = self.local.silences.get_mut(&id);
         let silence = silence.ok_or(Error::UnknownSilence { id })?;
         match silence.state(now) {
             SilenceState::Expired => {}
@@ -166,6 +174,18 @@ impl Local {
         Ok(())
     }
 
+    /// A silence by id.
+    pub fn silence(&self, id: SilenceId) -> Option<&Silence> {
+        self.local.silences.get(&id)
+    }
+
+    /// All silences (pending, active, and expired within the retention), by id.
+    pub fn silences(&self) -> impl Iterator<Item = (SilenceId, &Silence)> {
+        self.local.silences.iter().map(|(id, s)| (*id, s))
+    }
+}
+
+impl Local {
     /// Drops silences that expired longer than the retention ago.
     pub(crate) fn prune_silences(&mut self, now: SystemTime) {
         let retention = self.silence_retention;
