@@ -6,15 +6,13 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, SystemTime};
 
-use super::{InhibitRule, Route};
+use super::{DEFAULT_SILENCE_RETENTION, InhibitRule, Route};
 use crate::alert::{Active, AlertId, sort_alerts};
 use crate::labels::{DisplayLabels, matches_all};
 use crate::{
-    Alert, AlertStatus, Engine, Labels, Notification, Result, Routing, Rule, Silence, SilenceId,
+    Alert, AlertStatus, Engine, Error, Labels, Notification, Result, Routing, Rule, Silence,
+    SilenceId,
 };
-
-/// A group's identity: route (by index), escalation receiver and group labels.
-type GroupId = (usize, Option<String>, Labels);
 
 impl Active {
     /// The value of one of its labels (`severity` included).
@@ -27,59 +25,48 @@ impl Active {
     }
 }
 
-/// One group: its alerts, each with whether the last notification carried
-/// it firing (`Some(escalated)`), and its timers.
-#[derive(Debug)]
+/// One group: its receiver, labels and `[group_interval,
+/// repeat_interval]`, its alerts (each with whether the last notification
+/// carried it firing: `Some(escalated)`), and its timers.
+#[derive(Clone, Debug)]
 struct Group {
+    receiver: String,
+    labels: Labels,
+    intervals: [Duration; 2],
     entries: HashMap<AlertId, (Active, Option<bool>)>,
     next_flush: SystemTime,
     last_sent: Option<SystemTime>,
 }
 
-/// Local routing: the routing tree, the inhibit rules,
-/// the alert groups and the silences. Owned by the engine.
-#[derive(Debug)]
+/// Local routing: the routing tree, the inhibit rules, the alert groups
+/// (by group key) and the silences. Owned by the engine; its settings are
+/// the builder's.
+#[derive(Clone, Debug, Default)]
 pub(crate) struct Local {
-    routing: Routing,
-    /// The default receiver as a route matching every alert, tried last.
-    default: Route,
-    inhibit_rules: Vec<InhibitRule>,
-    groups: HashMap<GroupId, Group>,
+    pub(crate) routing: Routing,
+    pub(crate) inhibit_rules: Vec<InhibitRule>,
+    groups: HashMap<String, Group>,
     /// By id; expired ones are kept for `silence_retention`.
     pub(super) silences: BTreeMap<SilenceId, Silence>,
     /// The id given to the latest silence.
-    pub(super) last_silence: SilenceId,
-    pub(super) silence_retention: Duration,
+    pub(super) last_silence: u64,
+    /// How long expired silences stay listed ([`DEFAULT_SILENCE_RETENTION`]
+    /// if unset).
+    pub(crate) silence_retention: Option<Duration>,
 }
 
 impl Local {
-    /// Checks `routing` and sets up empty groups and silences.
-    pub(crate) fn new(
-        routing: Option<Routing>,
-        inhibit_rules: Vec<InhibitRule>,
-        silence_retention: Option<Duration>,
-    ) -> Result<Local> {
-        let routing = routing.unwrap_or_default();
-        let silence_retention = silence_retention.unwrap_or(super::DEFAULT_SILENCE_RETENTION);
-        routing.validate()?;
-        if let Some(reason) = crate::time::too_long(silence_retention) {
-            let setting = "silence_retention";
-            return Err(crate::Error::InvalidSetting { setting, reason });
+    /// Checks the routing tree and the silence retention.
+    pub(crate) fn check(&self) -> Result<()> {
+        self.routing.validate()?;
+        let retention = self.silence_retention.unwrap_or(DEFAULT_SILENCE_RETENTION);
+        match crate::time::too_long(retention) {
+            Some(reason) => Err(Error::InvalidSetting {
+                setting: "silence_retention",
+                reason,
+            }),
+            None => Ok(()),
         }
-        Ok(Local {
-            default: Route::new(routing.receiver.clone()),
-            routing,
-            inhibit_rules,
-            groups: HashMap::new(),
-            silences: BTreeMap::new(),
-            last_silence: SilenceId(0),
-            silence_retention,
-        })
-    }
-
-    /// The routes, then the default.
-    fn routes(&self) -> impl Iterator<Item = &Route> {
-        self.routing.routes.iter().chain([&self.default])
     }
 
     /// The active alerts with their `silenced` and `inhibited` flags set.
@@ -128,7 +115,7 @@ impl Local {
             let escalation = rules[alert.rule].escalate.as_ref();
             let escalated_to = escalation.and_then(|e| e.receiver.clone());
             let escalated_to = escalated_to.filter(|_| alert.alert.escalated);
-            for to in [None].into_iter().chain(escalated_to.map(Some)) {
+            for to in [None].into_iter().chain(escalated_to.as_deref().map(Some)) {
                 let entry = self.group(now, &alert.alert, to).entries.entry(alert.id());
                 entry.or_insert_with(|| (alert.clone(), None)).0 = alert.clone();
             }
@@ -137,28 +124,39 @@ impl Local {
 
     /// The group `alert` goes to (the escalation receiver's group with
     /// `escalated_to`), made if new.
-    fn group(
-        &mut self,
-        now: SystemTime,
-        alert: &Alert,
-        escalated_to: Option<String>,
-    ) -> &mut Group {
-        let matches = |(_, r): &(usize, &Route)| matches_all(&r.matchers, &alert.labels);
-        let found = self.routes().enumerate().find(matches);
-        let (index, route) = found.expect("the default matches");
-        let group_by = self.routing.grouping(route);
+    fn group(&mut self, now: SystemTime, alert: &Alert, escalated_to: Option<&str>) -> &mut Group {
+        let (routing, default) = (&self.routing, Route::default());
+        let found = routing
+            .routes
+            .iter()
+            .find(|r| matches_all(&r.matchers, &alert.labels));
+        // The default receiver inherits every setting.
+        let route = found.unwrap_or(&default);
+        let group_by = routing.grouping(route);
         let all = group_by.iter().any(|l| l == "...");
         let mut labels = alert.labels.clone();
         labels.retain(|name, _| all || group_by.contains(name));
-        let next_flush = now + self.routing.timers(route)[0];
-        let group = Group {
+        // Alertmanager's route path: `{}`, then each level's matchers.
+        let mut key = String::from("{}");
+        if found.is_some() {
+            let path: Vec<String> = route.matchers.iter().map(ToString::to_string).collect();
+            key += &format!("/{{{}}}", path.join(","));
+        }
+        if let Some(r) = escalated_to {
+            key += &format!("/{{escalated_to={r:?}}}");
+        }
+        key += &format!(":{}", DisplayLabels(&labels));
+        let [wait, interval, repeat] = routing.timers(route);
+        let receiver = found.map_or(&routing.receiver, |r| &r.receiver);
+        let group = || Group {
+            receiver: escalated_to.unwrap_or(receiver).to_owned(),
+            labels,
+            intervals: [interval, repeat],
             entries: HashMap::new(),
-            next_flush,
+            next_flush: now + wait,
             last_sent: None,
         };
-        self.groups
-            .entry((index, escalated_to, labels))
-            .or_insert(group)
+        self.groups.entry(key).or_insert_with(group)
     }
 }
 
@@ -187,7 +185,9 @@ impl Engine {
     /// # Ok::<(), vigil_alert::Error>(())
     /// ```
     pub fn receivers(&self) -> Vec<&str> {
-        let routes = self.local.routes().map(|route| route.receiver.as_str());
+        let routing = &self.local.routing;
+        let routes = routing.routes.iter().map(|route| route.receiver.as_str());
+        let routes = routes.chain([routing.receiver.as_str()]);
         let rules = self.rules().iter();
         let escalations = rules.filter_map(|rule| rule.escalate.as_ref()?.receiver.as_deref());
         let mut out: Vec<&str> = routes.chain(escalations).collect();
@@ -213,17 +213,12 @@ impl Engine {
         let muted =
             |a: &&&Active| local.silenced(now, |n| a.label(n)) || local.inhibited(firing(), a);
         let muted: HashSet<AlertId> = held.iter().filter(muted).map(|a| a.id()).collect();
-        let (routing, default, mut out) = (&local.routing, &local.default, Vec::new());
-        local.groups.retain(|(index, to, labels), group| {
-            let route = routing.routes.get(*index).unwrap_or(default);
-            let [_, interval, repeat] = routing.timers(route);
+        let mut out = Vec::new();
+        local.groups.retain(|key, group| {
             if group.next_flush <= now {
-                let alerts = group.flush(now, repeat, &muted);
-                let is_default = *index == routing.routes.len();
-                let notify =
-                    |alerts| notification(route, is_default, to.as_deref(), labels, alerts);
-                out.extend(alerts.map(notify));
-                group.next_flush = now + interval;
+                let alerts = group.flush(now, &muted);
+                out.extend(alerts.map(|alerts| group.notification(key, alerts)));
+                group.next_flush = now + group.intervals[0];
             }
             !group.entries.is_empty()
         });
@@ -242,12 +237,7 @@ impl Group {
     /// The alerts of the group's notification at `now`, if it has something
     /// to say (see the [routing module](super) docs); drops its resolved
     /// alerts.
-    fn flush(
-        &mut self,
-        now: SystemTime,
-        repeat: Duration,
-        muted: &HashSet<AlertId>,
-    ) -> Option<Vec<Alert>> {
+    fn flush(&mut self, now: SystemTime, muted: &HashSet<AlertId>) -> Option<Vec<Alert>> {
         // Firing alerts, and resolved ones whose firing was notified.
         let shown = |(id, (a, told)): &(&AlertId, &(Active, Option<bool>))| {
             !muted.contains(*id) && (a.is_firing() || told.is_some())
@@ -257,7 +247,8 @@ impl Group {
             .any(|(_, (a, told))| !a.is_firing() || *told != Some(a.alert.escalated));
         let mut alerts: Vec<Alert> = shown.map(|(_, (a, _))| a.alert.clone()).collect();
         let firing = alerts.iter().any(|a| a.status == AlertStatus::Firing);
-        let send = changed || (firing && self.last_sent.is_some_and(|t| now >= t + repeat));
+        let send =
+            changed || (firing && self.last_sent.is_some_and(|t| now >= t + self.intervals[1]));
         if send {
             for (id, (a, told)) in &mut self.entries {
                 *told = (a.is_firing() && !muted.contains(id)).then_some(a.alert.escalated);
@@ -268,40 +259,25 @@ impl Group {
         sort_alerts(&mut alerts);
         send.then_some(alerts)
     }
-}
 
-fn notification(
-    route: &Route,
-    default: bool,
-    escalated_to: Option<&str>,
-    labels: &Labels,
-    alerts: Vec<Alert>,
-) -> Notification {
-    let common = |pick: fn(&Alert) -> &Labels| -> Labels {
-        let mut common = alerts.first().map(pick).cloned().unwrap_or_default();
-        for alert in alerts.iter().skip(1) {
-            common.retain(|k, v| pick(alert).get(k) == Some(v));
+    /// The group's notification (its key is `key`) carrying `alerts`.
+    fn notification(&self, key: &str, alerts: Vec<Alert>) -> Notification {
+        let common = |pick: fn(&Alert) -> &Labels| -> Labels {
+            let mut common = alerts.first().map(pick).cloned().unwrap_or_default();
+            for alert in alerts.iter().skip(1) {
+                common.retain(|k, v| pick(alert).get(k) == Some(v));
+            }
+            common
+        };
+        Notification {
+            receiver: self.receiver.clone(),
+            group_key: key.to_owned(),
+            group_labels: self.labels.clone(),
+            // Firing alerts come first.
+            status: alerts.first().map_or(AlertStatus::Resolved, |a| a.status),
+            common_labels: common(|a| &a.labels),
+            common_annotations: common(|a| &a.annotations),
+            alerts,
         }
-        common
-    };
-    // Firing alerts come first.
-    let status = alerts.first().map_or(AlertStatus::Resolved, |a| a.status);
-    // Alertmanager's route path: `{}`, then each level's matchers.
-    let mut route_key = String::from("{}");
-    if !default {
-        let path: Vec<String> = route.matchers.iter().map(ToString::to_string).collect();
-        route_key += &format!("/{{{}}}", path.join(","));
-    }
-    if let Some(r) = escalated_to {
-        route_key += &format!("/{{escalated_to={r:?}}}");
-    }
-    Notification {
-        receiver: escalated_to.unwrap_or(&route.receiver).to_owned(),
-        group_key: format!("{route_key}:{}", DisplayLabels(labels)),
-        group_labels: labels.clone(),
-        status,
-        common_labels: common(|a| &a.labels),
-        common_annotations: common(|a| &a.annotations),
-        alerts,
     }
 }

@@ -156,9 +156,11 @@ impl Engine {
             return Err(Error::InvalidSilence { reason });
         }
         let local = &mut self.local;
-        local.last_silence.0 += 1;
-        local.silences.insert(local.last_silence, silence);
-        Ok(local.last_silence)
+        local.last_silence += 1;
+        local
+            .silences
+            .insert(SilenceId(local.last_silence), silence);
+        Ok(SilenceId(local.last_silence))
     }
 
     /// Ends a silence at `now` (a pending one never starts). Expiring an
@@ -188,7 +190,7 @@ impl Engine {
 impl Local {
     /// Drops silences that expired longer than the retention ago.
     pub(crate) fn prune_silences(&mut self, now: SystemTime) {
-        let retention = self.silence_retention;
+        let retention = self.silence_retention.unwrap_or(DEFAULT_SILENCE_RETENTION);
         (self.silences).retain(|_, s| s.ends_at.checked_add(retention).is_none_or(|t| t >= now));
     }
 
