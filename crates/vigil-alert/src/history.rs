@@ -67,9 +67,8 @@ impl Transition {
     /// The `severity` label value: [`severity_label`](Self::severity_label),
     /// else the name of [`severity`](Self::severity), if there is one.
     pub fn severity_label(&self) -> Option<&str> {
-        self.severity_label
-            .as_deref()
-            .or(self.severity.map(Severity::as_str))
+        let own = self.severity.map(Severity::as_str);
+        self.severity_label.as_deref().or(own)
     }
 }
 
@@ -206,9 +205,8 @@ impl History {
 
     /// Transitions whose labels include all of `labels` (same values).
     pub fn with_labels<'a>(&'a self, labels: &'a Labels) -> impl Iterator<Item = &'a Transition> {
-        self.transitions
-            .iter()
-            .filter(move |t| labels.iter().all(|(k, v)| t.labels.get(k) == Some(v)))
+        let has = move |t: &&Transition| labels.iter().all(|(k, v)| t.labels.get(k) == Some(v));
+        self.transitions.iter().filter(has)
     }
 }
 

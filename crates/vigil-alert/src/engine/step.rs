@@ -62,10 +62,9 @@ pub(super) fn firing(
     escalated: bool,
     now: SystemTime,
 ) -> Option<Active> {
-    let severity = match escalated {
-        true => effective_severity(rule, m),
-        false => m.severity,
-    };
+    let severity = effective_severity(rule, m)
+        .filter(|_| escalated)
+        .or(m.severity);
     let severity = severity.filter(|_| m.state.is_alerting())?;
     let mut labels = instance_labels(rule, key);
     let base = fingerprint(&labels);
@@ -84,11 +83,8 @@ pub(super) fn firing(
         escalated: escalated && m.escalated,
     };
     alert.set_value(rule, m.value);
-    Some(Active {
-        rule: index,
-        base,
-        alert,
-    })
+    let id = (index, base, severity);
+    Some(Active { id, alert })
 }
 
 /// The severity an instance shows: the threshold severity, raised one step
@@ -207,12 +203,9 @@ fn step(
     let before_severity = effective_severity(rule, &before);
     m.step(input, now, rule);
     #[cfg(feature = "routing")]
-    if let Some(e) = &rule.escalate
-        && m.state.is_alerting()
-        && m.active_since
-            .is_some_and(|t| crate::time::elapsed(now, t) >= e.after)
-    {
-        m.escalated = true;
+    if let Some(e) = &rule.escalate {
+        let elapsed = |t| crate::time::elapsed(now, t) >= e.after;
+        m.escalated |= m.state.is_alerting() && m.active_since.is_some_and(elapsed);
     }
     let severity = effective_severity(rule, m);
     if (before.state, before_severity, before.escalated) == (m.state, severity, m.escalated) {
@@ -232,11 +225,7 @@ fn step(
     let silenced = false;
     // An alert that ends is reported at the severity it fired with.
     let ends = before.state.is_alerting() && !m.state.is_alerting();
-    let severity = if ends {
-        before_severity.or(severity)
-    } else {
-        severity
-    };
+    let severity = before_severity.filter(|_| ends).or(severity);
     Some(Transition {
         rule: rule.name.clone(),
         labels,
@@ -262,9 +251,6 @@ fn breach(rule: &Rule, history: Option<&Samples>, now: SystemTime, value: f64) -
         Limit::Baseline(b) => b.limit(history, now, t.op.is_upper()),
     };
     let holds = |t: &&crate::Threshold| limit(t).is_some_and(|limit| t.op.holds(value, limit));
-    rule.thresholds
-        .iter()
-        .filter(holds)
-        .map(|t| t.severity)
-        .max()
+    let holding = rule.thresholds.iter().filter(holds);
+    holding.map(|t| t.severity).max()
 }

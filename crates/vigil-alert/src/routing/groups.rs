@@ -60,13 +60,10 @@ impl Local {
     pub(crate) fn check(&self) -> Result<()> {
         self.routing.validate()?;
         let retention = self.silence_retention.unwrap_or(DEFAULT_SILENCE_RETENTION);
-        match crate::time::too_long(retention) {
-            Some(reason) => Err(Error::InvalidSetting {
-                setting: "silence_retention",
-                reason,
-            }),
-            None => Ok(()),
-        }
+        let (setting, problem) = ("silence_retention", crate::time::too_long(retention));
+        problem.map_or(Ok(()), |reason| {
+            Err(Error::InvalidSetting { setting, reason })
+        })
     }
 
     /// The active alerts with their `silenced` and `inhibited` flags set.
@@ -85,7 +82,7 @@ impl Local {
     /// is empty) when `target` matches that rule's `target_matchers`. A
     /// plain scan: local routing serves hosts with few alerts.
     fn inhibited<'a>(&self, firing: impl IntoIterator<Item = &'a Active>, target: &Active) -> bool {
-        let id = (target.base, target.alert.severity);
+        let (_, base, severity) = target.id;
         firing.into_iter().any(|s| {
             let equal = |l: &String| s.label(l).unwrap_or("") == target.label(l).unwrap_or("");
             let by_rule = |r: &InhibitRule| {
@@ -93,8 +90,8 @@ impl Local {
                     && matches_all(&r.target_matchers, &target.alert.labels)
                     && r.equal.iter().all(equal)
             };
-            (s.base == id.0 && s.alert.severity > id.1)
-                || ((s.base, s.alert.severity) != id && self.inhibit_rules.iter().any(by_rule))
+            (s.id.1 == base && s.id.2 > severity)
+                || ((s.id.1, s.id.2) != (base, severity) && self.inhibit_rules.iter().any(by_rule))
         })
     }
 
@@ -112,11 +109,11 @@ impl Local {
             (held.alert.status, held.alert.ends_at) = (AlertStatus::Resolved, Some(now));
         }
         for alert in active {
-            let escalation = rules[alert.rule].escalate.as_ref();
+            let escalation = rules[alert.id.0].escalate.as_ref();
             let escalated_to = escalation.and_then(|e| e.receiver.clone());
             let escalated_to = escalated_to.filter(|_| alert.alert.escalated);
             for to in [None].into_iter().chain(escalated_to.as_deref().map(Some)) {
-                let entry = self.group(now, &alert.alert, to).entries.entry(alert.id());
+                let entry = self.group(now, &alert.alert, to).entries.entry(alert.id);
                 entry.or_insert_with(|| (alert.clone(), None)).0 = alert.clone();
             }
         }
@@ -126,10 +123,8 @@ impl Local {
     /// `escalated_to`), made if new.
     fn group(&mut self, now: SystemTime, alert: &Alert, escalated_to: Option<&str>) -> &mut Group {
         let (routing, default) = (&self.routing, Route::default());
-        let found = routing
-            .routes
-            .iter()
-            .find(|r| matches_all(&r.matchers, &alert.labels));
+        let matches = |r: &&Route| matches_all(&r.matchers, &alert.labels);
+        let found = routing.routes.iter().find(matches);
         // The default receiver inherits every setting.
         let route = found.unwrap_or(&default);
         let group_by = routing.grouping(route);
@@ -212,7 +207,7 @@ impl Engine {
         // Muted by a silence, or inhibited by the firing alerts.
         let muted =
             |a: &&&Active| local.silenced(now, |n| a.label(n)) || local.inhibited(firing(), a);
-        let muted: HashSet<AlertId> = held.iter().filter(muted).map(|a| a.id()).collect();
+        let muted: HashSet<AlertId> = held.iter().filter(muted).map(|a| a.id).collect();
         let mut out = Vec::new();
         local.groups.retain(|key, group| {
             if group.next_flush <= now {

@@ -123,12 +123,10 @@ impl Silence {
 
     /// Pending, active or expired at `now`.
     pub fn state(&self, now: SystemTime) -> SilenceState {
-        if now < self.starts_at {
-            SilenceState::Pending
-        } else if now < self.ends_at {
-            SilenceState::Active
-        } else {
-            SilenceState::Expired
+        match now {
+            now if now < self.starts_at => SilenceState::Pending,
+            now if now < self.ends_at => SilenceState::Active,
+            _ => SilenceState::Expired,
         }
     }
 
