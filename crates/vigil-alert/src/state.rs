@@ -86,13 +86,11 @@ impl fmt::Display for State {
 /// What one evaluation says about one instance.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub(crate) enum Input {
-    /// A value arrived. `breach`: the highest severity whose threshold
-    /// holds; `recovered`: whether the recovery condition holds (`true`
-    /// when the rule has none).
+    /// A value arrived; `breach`: the highest severity whose threshold
+    /// holds.
     Value {
         value: f64,
         breach: Option<Severity>,
-        recovered: bool,
     },
     /// The series is absent.
     Absent,
@@ -140,13 +138,11 @@ impl Machine {
                     NoDataPolicy::Alerting => Some(held.unwrap_or(rule.max_severity())),
                 }
             }
-            Input::Value {
-                value,
-                breach,
-                recovered,
-            } => {
+            Input::Value { value, breach } => {
                 self.value = Some(value);
-                // Hysteresis: alerting until the recovery condition holds.
+                // Hysteresis: alerting until the recovery condition (if
+                // the rule has one) holds.
+                let recovered = rule.recover.is_none_or(|r| r.op.holds(value, r.value));
                 if breach.is_none() && self.state.is_alerting() && !recovered {
                     return (self.state, self.since) = (State::Firing, None);
                 }
@@ -215,6 +211,7 @@ mod tests {
         Rule::builder("R")
             .gauge("g")
             .threshold(Severity::Critical, crate::Comparison::Greater, 1.0)
+            .recover_below(0.2)
             .for_duration(Duration::from_secs(for_s))
             .keep_firing_for(Duration::from_secs(keep_s))
             .no_data(no_data)
@@ -223,22 +220,19 @@ mod tests {
     }
 
     fn breach(s: Severity) -> Input {
-        Input::Value {
-            value: 1.0,
-            breach: Some(s),
-            recovered: false,
-        }
+        let breach = Some(s);
+        Input::Value { value: 1.0, breach }
     }
 
+    /// Healthy and recovered (below the rule's recovery threshold).
     const OK: Input = Input::Value {
         value: 0.0,
         breach: None,
-        recovered: true,
     };
+    /// Healthy, but not recovered.
     const HOLD: Input = Input::Value {
         value: 0.5,
         breach: None,
-        recovered: false,
     };
 
     /// Feeds (time, input) `steps` to a new machine whose rule has `for`

@@ -11,8 +11,8 @@ use crate::baseline::MAX_SAMPLES;
 use crate::expr::{Counters, ExprReader, Samples, prune};
 use crate::state::{Input, Machine};
 use crate::{
-    Aggregation, Alert, AlertStatus, Labels, Limit, NoDataPolicy, Rule, Severity, Source,
-    Transition,
+    Aggregation, Alert, AlertStatus, AlsoCondition, Labels, Limit, NoDataPolicy, Rule, Severity,
+    Source, Transition,
 };
 
 /// What the engine keeps per rule.
@@ -119,12 +119,51 @@ impl Engine {
         let window = window.max();
         #[cfg(feature = "routing")]
         let local = &self.local;
+        // Steps the machine of instance `key`, recording the transition if
+        // anything changed.
         let mut advance = |key: &Labels, (m, seen): &mut (Machine, u64), input| {
             *seen = tick;
+            let before = m.clone();
+            let before_severity = effective_severity(rule, &before);
+            m.step(input, now, rule);
             #[cfg(feature = "routing")]
-            transitions.extend(step(rule, now, key, m, input, local));
+            if let Some(e) = &rule.escalate {
+                let elapsed = |t| crate::time::elapsed(now, t) >= e.after;
+                m.escalated |= m.state.is_alerting() && m.active_since.is_some_and(elapsed);
+            }
+            let severity = effective_severity(rule, m);
+            if (before.state, before_severity, before.escalated) == (m.state, severity, m.escalated)
+            {
+                return;
+            }
+            let labels = instance_labels(rule, key);
+            // Whether a local silence mutes the instance's alert.
+            #[cfg(feature = "routing")]
+            let silenced = severity.or(before_severity).is_some_and(|s| {
+                let label = rule.severity_label(s);
+                local.silenced(now, |name| match name {
+                    "severity" => Some(label),
+                    _ => labels.get(name).map(String::as_str),
+                })
+            });
             #[cfg(not(feature = "routing"))]
-            transitions.extend(step(rule, now, key, m, input));
+            let silenced = false;
+            // An alert that ends is reported at the severity it fired with.
+            let ends = before.state.is_alerting() && !m.state.is_alerting();
+            let severity = before_severity.filter(|_| ends).or(severity);
+            transitions.push(Transition {
+                rule: rule.name.clone(),
+                labels,
+                from: before.state,
+                to: m.state,
+                from_severity: before_severity,
+                severity,
+                severity_label: severity.map(|s| rule.severity_label(s).to_owned()),
+                value: m.value,
+                at: now,
+                silenced,
+                escalated: m.escalated,
+            });
         };
         for (labels, reading) in readings {
             let Some(value) = reading else {
@@ -133,29 +172,17 @@ impl Engine {
                 }
                 continue;
             };
+            let holds = |a: &AlsoCondition| a.holds(also.get(&labels).copied());
             let breach = breach(rule, state.baselines.get(&labels), now, value);
-            let also_holds = rule
-                .also
-                .as_ref()
-                .is_none_or(|a| a.holds(also.get(&labels).copied()));
-            let breach = breach.filter(|_| also_holds);
+            let breach = breach.filter(|_| rule.also.as_ref().is_none_or(holds));
             if let Some(window) = window {
                 let samples = state.baselines.entry(labels.clone()).or_default();
                 samples.push(now, value, window, MAX_SAMPLES);
             }
-            let recovered = rule.recover.is_none_or(|r| r.op.holds(value, r.value));
-            let input = Input::Value {
-                value,
-                breach,
-                recovered,
-            };
             // A healthy series without an instance costs no allocation.
             if breach.is_some() || keep_resting || state.instances.contains_key(&labels) {
-                advance(
-                    &labels,
-                    state.instances.entry(labels.clone()).or_default(),
-                    input,
-                );
+                let inst = state.instances.entry(labels.clone()).or_default();
+                advance(&labels, inst, Input::Value { value, breach });
             }
         }
         let absent = state.instances.iter_mut().filter(|(_, i)| i.1 != tick);
@@ -187,58 +214,6 @@ impl Engine {
             }
         }
     }
-}
-
-/// Steps the machine of instance `key`; the transition, if anything
-/// changed.
-fn step(
-    rule: &Rule,
-    now: SystemTime,
-    key: &Labels,
-    m: &mut Machine,
-    input: Input,
-    #[cfg(feature = "routing")] local: &crate::routing::Local,
-) -> Option<Transition> {
-    let before = m.clone();
-    let before_severity = effective_severity(rule, &before);
-    m.step(input, now, rule);
-    #[cfg(feature = "routing")]
-    if let Some(e) = &rule.escalate {
-        let elapsed = |t| crate::time::elapsed(now, t) >= e.after;
-        m.escalated |= m.state.is_alerting() && m.active_since.is_some_and(elapsed);
-    }
-    let severity = effective_severity(rule, m);
-    if (before.state, before_severity, before.escalated) == (m.state, severity, m.escalated) {
-        return None;
-    }
-    let labels = instance_labels(rule, key);
-    // Whether a local silence mutes the instance's alert.
-    #[cfg(feature = "routing")]
-    let silenced = severity.or(before_severity).is_some_and(|s| {
-        let label = rule.severity_label(s);
-        local.silenced(now, |name| match name {
-            "severity" => Some(label),
-            _ => labels.get(name).map(String::as_str),
-        })
-    });
-    #[cfg(not(feature = "routing"))]
-    let silenced = false;
-    // An alert that ends is reported at the severity it fired with.
-    let ends = before.state.is_alerting() && !m.state.is_alerting();
-    let severity = before_severity.filter(|_| ends).or(severity);
-    Some(Transition {
-        rule: rule.name.clone(),
-        labels,
-        from: before.state,
-        to: m.state,
-        from_severity: before_severity,
-        severity,
-        severity_label: severity.map(|s| rule.severity_label(s).to_owned()),
-        value: m.value,
-        at: now,
-        silenced,
-        escalated: m.escalated,
-    })
 }
 
 /// The highest severity whose threshold holds for `value` (before the
