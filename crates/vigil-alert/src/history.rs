@@ -29,19 +29,19 @@ pub struct Transition {
     /// The state after (equal to `from` for a change of severity).
     pub to: State,
     /// The severity before, if the instance had one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub from_severity: Option<Severity>,
     /// The severity after (escalation included), if the instance has one;
     /// when an alert ends (`Firing`/`Recovering` to `Resolved` or `NoData`),
     /// the severity it had while firing.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub severity: Option<Severity>,
     /// The `severity` label value of [`severity`](Self::severity) as the
     /// rule names it (`"warning"` for a threshold written `warning`; see
     /// [`SeverityLabels`](crate::severity::SeverityLabels)): what
     /// [`HistoryQuery`] matchers on `severity` see. When absent (a history
     /// saved without it), the level's own name is used.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub severity_label: Option<String>,
     /// The value read in this evaluation (`None` when absent).
     pub value: Option<f64>,
@@ -89,7 +89,7 @@ impl Transition {
 #[serde(deny_unknown_fields)]
 pub struct HistoryQuery {
     /// Only this rule's transitions.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub rule: Option<String>,
     /// Only transitions whose labels (plus `severity`) match all of these.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

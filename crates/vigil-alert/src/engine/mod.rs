@@ -92,13 +92,13 @@ pub struct InstanceStatus {
     pub labels: Labels,
     /// Its state.
     pub state: State,
+    /// When it started firing, while alerting.
+    #[serde(with = "crate::time::rfc3339_option")]
+    pub active_since: Option<SystemTime>,
     /// Its severity (escalation included), if it has one.
     pub severity: Option<Severity>,
     /// The last value read.
     pub value: Option<f64>,
-    /// When it started firing, while alerting.
-    #[serde(with = "crate::time::rfc3339_option")]
-    pub active_since: Option<SystemTime>,
     /// Whether it escalated.
     pub escalated: bool,
 }

@@ -101,18 +101,16 @@ impl Local {
     /// a group holds firing that is no longer active resolves there at
     /// `now`.
     pub(crate) fn update(&mut self, now: SystemTime, rules: &[Rule], active: Vec<Active>) {
-        let held = self
-            .groups
-            .values_mut()
-            .flat_map(|g| g.entries.values_mut());
-        for (held, _) in held.filter(|(held, _)| held.is_firing()) {
-            (held.alert.status, held.alert.ends_at) = (AlertStatus::Resolved, Some(now));
+        for group in self.groups.values_mut() {
+            for (held, _) in group.entries.values_mut().filter(|(a, _)| a.is_firing()) {
+                (held.alert.status, held.alert.ends_at) = (AlertStatus::Resolved, Some(now));
+            }
         }
         for alert in active {
             let escalation = rules[alert.id.0].escalate.as_ref();
-            let escalated_to = escalation.and_then(|e| e.receiver.clone());
-            let escalated_to = escalated_to.filter(|_| alert.alert.escalated);
-            for to in [None].into_iter().chain(escalated_to.as_deref().map(Some)) {
+            let to = escalation.and_then(|e| e.receiver.as_deref());
+            let to = to.filter(|_| alert.alert.escalated).map(Some);
+            for to in [None].into_iter().chain(to) {
                 let entry = self.group(now, &alert.alert, to).entries.entry(alert.id);
                 entry.or_insert_with(|| (alert.clone(), None)).0 = alert.clone();
             }
@@ -198,9 +196,6 @@ impl Engine {
     /// `now` returns nothing new. Pure: no clock, no I/O.
     pub fn due_notifications(&mut self, now: SystemTime) -> Vec<Notification> {
         let local = &mut self.local;
-        if !local.groups.values().any(|g| g.next_flush <= now) {
-            return Vec::new();
-        }
         let held = local.groups.values().flat_map(|g| g.entries.values());
         let held: Vec<&Active> = held.map(|(alert, _)| alert).collect();
         let firing = || held.iter().copied().filter(|a| a.is_firing());
@@ -258,11 +253,9 @@ impl Group {
     /// The group's notification (its key is `key`) carrying `alerts`.
     fn notification(&self, key: &str, alerts: Vec<Alert>) -> Notification {
         let common = |pick: fn(&Alert) -> &Labels| -> Labels {
-            let mut common = alerts.first().map(pick).cloned().unwrap_or_default();
-            for alert in alerts.iter().skip(1) {
-                common.retain(|k, v| pick(alert).get(k) == Some(v));
-            }
-            common
+            let first = alerts.first().map(pick).cloned().unwrap_or_default();
+            let shared = |(k, v): &(_, _)| alerts.iter().all(|a| pick(a).get(k) == Some(v));
+            first.into_iter().filter(shared).collect()
         };
         Notification {
             receiver: self.receiver.clone(),

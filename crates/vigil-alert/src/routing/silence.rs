@@ -166,11 +166,10 @@ impl Engine {
     pub fn expire_silence(&mut self, id: SilenceId, now: SystemTime) -> Result<()> {
         let silence = self.local.silences.get_mut(&id);
         let silence = silence.ok_or(Error::UnknownSilence { id })?;
-        match silence.state(now) {
-            SilenceState::Expired => {}
-            SilenceState::Active => silence.ends_at = now,
-            SilenceState::Pending => (silence.starts_at, silence.ends_at) = (now, now),
-        }
+        // An expired one keeps its range; an active one ends now; a
+        // pending one starts and ends now.
+        silence.ends_at = silence.ends_at.min(now);
+        silence.starts_at = silence.starts_at.min(silence.ends_at);
         Ok(())
     }
 
