@@ -83,18 +83,10 @@ impl fmt::Display for State {
     }
 }
 
-/// What one evaluation says about one instance.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub(crate) enum Input {
-    /// A value arrived; `breach`: the highest severity whose threshold
-    /// holds.
-    Value {
-        value: f64,
-        breach: Option<Severity>,
-    },
-    /// The series is absent.
-    Absent,
-}
+/// What one evaluation says about one instance: the value read and the
+/// highest severity whose threshold holds; `None` when the series is
+/// absent.
+pub(crate) type Input = Option<(f64, Option<Severity>)>;
 
 /// One instance's state. `severity` is the threshold severity (escalation is
 /// applied on top by the engine).
@@ -128,7 +120,7 @@ impl Machine {
     /// Advances the machine by one evaluation.
     pub(crate) fn step(&mut self, input: Input, now: SystemTime, rule: &Rule) {
         let breach = match input {
-            Input::Absent => {
+            None => {
                 self.value = None;
                 let waits = self.state.is_alerting() || self.state == State::Pending;
                 let held = self.severity.filter(|_| waits);
@@ -138,7 +130,7 @@ impl Machine {
                     NoDataPolicy::Alerting => Some(held.unwrap_or(rule.max_severity())),
                 }
             }
-            Input::Value { value, breach } => {
+            Some((value, breach)) => {
                 self.value = Some(value);
                 // Hysteresis: alerting until the recovery condition (if
                 // the rule has one) holds.
@@ -149,7 +141,7 @@ impl Machine {
                 breach
             }
         };
-        let absent = input == Input::Absent;
+        let absent = input.is_none();
         match breach {
             Some(severity) => self.breach(now, rule, severity, absent),
             None => self.ok(now, rule, absent),
@@ -220,20 +212,13 @@ mod tests {
     }
 
     fn breach(s: Severity) -> Input {
-        let breach = Some(s);
-        Input::Value { value: 1.0, breach }
+        Some((1.0, Some(s)))
     }
 
     /// Healthy and recovered (below the rule's recovery threshold).
-    const OK: Input = Input::Value {
-        value: 0.0,
-        breach: None,
-    };
+    const OK: Input = Some((0.0, None));
     /// Healthy, but not recovered.
-    const HOLD: Input = Input::Value {
-        value: 0.5,
-        breach: None,
-    };
+    const HOLD: Input = Some((0.5, None));
 
     /// Feeds (time, input) `steps` to a new machine whose rule has `for`
     /// = `for_s`, `keep_firing_for` = `keep_s` and `no_data`, and checks
@@ -260,7 +245,7 @@ mod tests {
 
     #[test]
     fn paths_through_the_machine() {
-        let (b, a, ok) = (breach(Severity::High), Input::Absent, NoDataPolicy::Ok);
+        let (b, a, ok) = (breach(Severity::High), None, NoDataPolicy::Ok);
         // Pending, then firing after `for`; `for` = 0 fires at once.
         check(
             60,
@@ -319,7 +304,7 @@ mod tests {
 
     #[test]
     fn no_data_alerting_fires_after_for() {
-        let (t, a) = (timing(60, 0, NoDataPolicy::Alerting), Input::Absent);
+        let (t, a) = (timing(60, 0, NoDataPolicy::Alerting), None);
         let m = &mut Machine::default();
         assert_eq!(step(m, &t, 0, a), (NoData, Some(Severity::Critical)));
         assert_eq!(step(m, &t, 30, a).0, NoData);
@@ -332,10 +317,7 @@ mod tests {
         let t = timing(0, 0, NoDataPolicy::Alerting);
         let m = &mut Machine::default();
         step(m, &t, 0, breach(Severity::Low));
-        assert_eq!(
-            step(m, &t, 10, Input::Absent),
-            (Firing, Some(Severity::Low))
-        );
+        assert_eq!(step(m, &t, 10, None), (Firing, Some(Severity::Low)));
         assert_eq!(m.value, None);
     }
 

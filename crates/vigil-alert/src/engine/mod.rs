@@ -172,15 +172,7 @@ impl Engine {
         #[cfg(feature = "routing")]
         self.local.update(now, &self.rules, self.active(now, true));
         for t in &transitions {
-            tracing::debug!(
-                rule = %t.rule,
-                from = %t.from,
-                to = %t.to,
-                severity = t.severity_label.as_deref().unwrap_or_default(),
-                value = ?t.value,
-                silenced = t.silenced,
-                "alert transition"
-            );
+            tracing::debug!(transition = ?t, "alert transition");
             self.history.push(t.clone());
         }
         transitions

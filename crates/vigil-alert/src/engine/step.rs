@@ -9,7 +9,7 @@ use super::{ALERTS_FIRING, Engine};
 use crate::alert::{Active, fingerprint};
 use crate::baseline::MAX_SAMPLES;
 use crate::expr::{Counters, ExprReader, Samples, prune};
-use crate::state::{Input, Machine};
+use crate::state::Machine;
 use crate::{
     Aggregation, Alert, AlertStatus, AlsoCondition, Labels, Limit, NoDataPolicy, Rule, Severity,
     Source, Transition,
@@ -62,10 +62,8 @@ pub(super) fn firing(
     escalated: bool,
     now: SystemTime,
 ) -> Option<Active> {
-    let severity = effective_severity(rule, m)
-        .filter(|_| escalated)
-        .or(m.severity);
-    let severity = severity.filter(|_| m.state.is_alerting())?;
+    let raised = effective_severity(rule, m).filter(|_| escalated);
+    let severity = raised.or(m.severity).filter(|_| m.state.is_alerting())?;
     let mut labels = instance_labels(rule, key);
     let base = fingerprint(&labels);
     labels.insert("severity".into(), rule.severity_label(severity).to_owned());
@@ -141,10 +139,11 @@ impl Engine {
             #[cfg(feature = "routing")]
             let silenced = severity.or(before_severity).is_some_and(|s| {
                 let label = rule.severity_label(s);
-                local.silenced(now, |name| match name {
+                let lookup = |name: &str| match name {
                     "severity" => Some(label),
                     _ => labels.get(name).map(String::as_str),
-                })
+                };
+                local.silences.values().any(|s| s.mutes(now, lookup))
             });
             #[cfg(not(feature = "routing"))]
             let silenced = false;
@@ -182,11 +181,11 @@ impl Engine {
             // A healthy series without an instance costs no allocation.
             if breach.is_some() || keep_resting || state.instances.contains_key(&labels) {
                 let inst = state.instances.entry(labels.clone()).or_default();
-                advance(&labels, inst, Input::Value { value, breach });
+                advance(&labels, inst, Some((value, breach)));
             }
         }
         let absent = state.instances.iter_mut().filter(|(_, i)| i.1 != tick);
-        absent.for_each(|(key, inst)| advance(key, inst, Input::Absent));
+        absent.for_each(|(key, inst)| advance(key, inst, None));
         if !keep_resting {
             state.instances.retain(|_, (m, _)| !m.is_resting());
         }

@@ -47,7 +47,7 @@ pub(crate) struct Local {
     pub(crate) inhibit_rules: Vec<InhibitRule>,
     groups: HashMap<String, Group>,
     /// By id; expired ones are kept for `silence_retention`.
-    pub(super) silences: BTreeMap<SilenceId, Silence>,
+    pub(crate) silences: BTreeMap<SilenceId, Silence>,
     /// The id given to the latest silence.
     pub(super) last_silence: u64,
     /// How long expired silences stay listed ([`DEFAULT_SILENCE_RETENTION`]
@@ -69,7 +69,7 @@ impl Local {
     /// The active alerts with their `silenced` and `inhibited` flags set.
     pub(crate) fn flag(&self, now: SystemTime, active: &[Active]) -> Vec<Alert> {
         let flag = |a: &Active| Alert {
-            silenced: self.silenced(now, |n| a.label(n)),
+            silenced: self.silenced(now, a),
             inhibited: self.inhibited(active, a),
             ..a.alert.clone()
         };
@@ -200,8 +200,7 @@ impl Engine {
         let held: Vec<&Active> = held.map(|(alert, _)| alert).collect();
         let firing = || held.iter().copied().filter(|a| a.is_firing());
         // Muted by a silence, or inhibited by the firing alerts.
-        let muted =
-            |a: &&&Active| local.silenced(now, |n| a.label(n)) || local.inhibited(firing(), a);
+        let muted = |a: &&&Active| local.silenced(now, a) || local.inhibited(firing(), a);
         let muted: HashSet<AlertId> = held.iter().filter(muted).map(|a| a.id).collect();
         let mut out = Vec::new();
         local.groups.retain(|key, group| {

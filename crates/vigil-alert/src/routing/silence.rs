@@ -14,6 +14,7 @@ use std::time::{Duration, SystemTime};
 use serde::{Deserialize, Serialize};
 
 use super::Local;
+use crate::alert::Active;
 use crate::{Engine, Error, Matcher, Result};
 
 /// How long expired silences stay listed (Alertmanager keeps 5 days).
@@ -191,13 +192,11 @@ impl Local {
         (self.silences).retain(|_, s| s.ends_at.checked_add(retention).is_none_or(|t| t >= now));
     }
 
-    /// Whether an active silence mutes an alert whose labels `lookup` gives.
-    pub(crate) fn silenced<'a>(
-        &self,
-        now: SystemTime,
-        lookup: impl Fn(&str) -> Option<&'a str>,
-    ) -> bool {
-        self.silences.values().any(|s| s.mutes(now, &lookup))
+    /// Whether an active silence mutes `alert`.
+    pub(crate) fn silenced(&self, now: SystemTime, alert: &Active) -> bool {
+        self.silences
+            .values()
+            .any(|s| s.mutes(now, |n| alert.label(n)))
     }
 }
 
