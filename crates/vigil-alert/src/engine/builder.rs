@@ -73,6 +73,21 @@ impl EngineBuilder {
         /// Sets every default level name at once; see
         /// [`severity_label`](Self::severity_label).
         severity_labels(labels: SeverityLabels) => severity_labels = labels;
+
+        /// Sets the routing tree (default: [`Routing::default`]; feature
+        /// `routing`).
+        #[cfg(feature = "routing")]
+        routing(routing: Routing) => local.routing = routing;
+
+        /// Adds an Alertmanager-style inhibit rule (feature `routing`).
+        #[cfg(feature = "routing")]
+        inhibit_rule(rule: InhibitRule) => push local.inhibit_rules(rule);
+
+        /// How long expired silences stay listed before they are dropped
+        /// (default 5 days, at most [`MAX_DURATION`](crate::MAX_DURATION);
+        /// feature `routing`).
+        #[cfg(feature = "routing")]
+        silence_retention(retention: Duration) => local.silence_retention = Some(retention);
     }
 
     /// Writes `severity` as `label` in the `severity` label of the alerts of
@@ -135,21 +150,5 @@ impl EngineBuilder {
             engine.check_evaluation_interval(interval)?;
         }
         Ok(engine)
-    }
-}
-
-/// Local routing: only with the `routing` feature.
-#[cfg(feature = "routing")]
-impl EngineBuilder {
-    crate::notify::setters! {
-        /// Sets the routing tree (default: [`Routing::default`]).
-        routing(routing: Routing) => local.routing = routing;
-
-        /// Adds an Alertmanager-style inhibit rule.
-        inhibit_rule(rule: InhibitRule) => push local.inhibit_rules(rule);
-
-        /// How long expired silences stay listed before they are dropped
-        /// (default 5 days, at most [`MAX_DURATION`](crate::MAX_DURATION)).
-        silence_retention(retention: Duration) => local.silence_retention = Some(retention);
     }
 }

@@ -20,6 +20,10 @@
 //! Counter rates keep a ring of (time, total) per series for the rule's
 //! window; dynamic thresholds a ring of values per instance for the
 //! baseline window. Regex matchers are compiled when rules are built.
+//! After the rules, `alerts_firing` is recounted over the instances, and
+//! with local routing the alert of each alerting instance (labels and
+//! expanded annotations) is built again and handed to its groups: local
+//! routing serves hosts with few alerts.
 //!
 //! # Metrics
 //! Each evaluation sets the gauge `alerts_firing{alert, severity}` (through

@@ -174,15 +174,23 @@ impl Engine {
             let holds = |a: &AlsoCondition| a.holds(also.get(&labels).copied());
             let breach = breach(rule, state.baselines.get(&labels), now, value);
             let breach = breach.filter(|_| rule.also.as_ref().is_none_or(holds));
+            // Labels are cloned only for a new baseline or instance.
             if let Some(window) = window {
-                let samples = state.baselines.entry(labels.clone()).or_default();
+                let samples = match state.baselines.get_mut(&labels) {
+                    Some(samples) => samples,
+                    None => state.baselines.entry(labels.clone()).or_default(),
+                };
                 samples.push(now, value, window, MAX_SAMPLES);
             }
-            // A healthy series without an instance costs no allocation.
-            if breach.is_some() || keep_resting || state.instances.contains_key(&labels) {
-                let inst = state.instances.entry(labels.clone()).or_default();
-                advance(&labels, inst, Some((value, breach)));
-            }
+            let inst = match state.instances.get_mut(&labels) {
+                Some(inst) => inst,
+                None if breach.is_some() || keep_resting => {
+                    state.instances.entry(labels.clone()).or_default()
+                }
+                // A healthy series without an instance costs no allocation.
+                None => continue,
+            };
+            advance(&labels, inst, Some((value, breach)));
         }
         let absent = state.instances.iter_mut().filter(|(_, i)| i.1 != tick);
         absent.for_each(|(key, inst)| advance(key, inst, None));

@@ -66,6 +66,18 @@ impl Local {
         })
     }
 
+    /// Drops silences that expired longer than the retention ago.
+    pub(crate) fn prune_silences(&mut self, now: SystemTime) {
+        let retention = self.silence_retention.unwrap_or(DEFAULT_SILENCE_RETENTION);
+        (self.silences).retain(|_, s| s.ends_at.checked_add(retention).is_none_or(|t| t >= now));
+    }
+
+    /// Whether an active silence mutes `alert`.
+    fn silenced(&self, now: SystemTime, alert: &Active) -> bool {
+        let mutes = |s: &Silence| s.mutes(now, |n| alert.label(n));
+        self.silences.values().any(mutes)
+    }
+
     /// The active alerts with their `silenced` and `inhibited` flags set.
     pub(crate) fn flag(&self, now: SystemTime, active: &[Active]) -> Vec<Alert> {
         let flag = |a: &Active| Alert {

@@ -13,8 +13,6 @@ use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
-use super::Local;
-use crate::alert::Active;
 use crate::{Engine, Error, Matcher, Result};
 
 /// How long expired silences stay listed (Alertmanager keeps 5 days).
@@ -182,21 +180,6 @@ impl Engine {
     /// All silences (pending, active, and expired within the retention), by id.
     pub fn silences(&self) -> impl Iterator<Item = (SilenceId, &Silence)> {
         self.local.silences.iter().map(|(id, s)| (*id, s))
-    }
-}
-
-impl Local {
-    /// Drops silences that expired longer than the retention ago.
-    pub(crate) fn prune_silences(&mut self, now: SystemTime) {
-        let retention = self.silence_retention.unwrap_or(DEFAULT_SILENCE_RETENTION);
-        (self.silences).retain(|_, s| s.ends_at.checked_add(retention).is_none_or(|t| t >= now));
-    }
-
-    /// Whether an active silence mutes `alert`.
-    pub(crate) fn silenced(&self, now: SystemTime, alert: &Active) -> bool {
-        self.silences
-            .values()
-            .any(|s| s.mutes(now, |n| alert.label(n)))
     }
 }
 
