@@ -118,14 +118,13 @@ impl HistoryQuery {
 
     /// Whether `t` passes the filters.
     pub fn matches(&self, t: &Transition) -> bool {
+        let label = |name: &str| match name {
+            "severity" => t.severity_label(),
+            _ => t.labels.get(name).map(String::as_str),
+        };
         self.rule.as_ref().is_none_or(|r| *r == t.rule)
             && self.since.is_none_or(|s| t.at >= s)
-            && self.matchers.iter().all(|m| {
-                m.matches_with(|name| match name {
-                    "severity" => t.severity_label(),
-                    _ => t.labels.get(name).map(String::as_str),
-                })
-            })
+            && self.matchers.iter().all(|m| m.matches_with(label))
     }
 }
 

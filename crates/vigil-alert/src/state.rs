@@ -110,11 +110,11 @@ impl Machine {
     /// Whether the instance rests (and, but for aggregated and
     /// `no_data: alerting` rules, is dropped): nothing fires or waits.
     pub(crate) fn is_resting(&self) -> bool {
-        match self.state {
-            State::Inactive | State::Resolved => true,
-            State::NoData => self.since.is_none(),
-            State::Pending | State::Firing | State::Recovering => false,
-        }
+        let waits = self.state == State::NoData && self.since.is_some();
+        matches!(
+            self.state,
+            State::Inactive | State::Resolved | State::NoData
+        ) && !waits
     }
 
     /// Advances the machine by one evaluation.

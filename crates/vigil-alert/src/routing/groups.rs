@@ -142,15 +142,11 @@ impl Local {
         let mut labels = alert.labels.clone();
         labels.retain(|name, _| all || group_by.contains(name));
         // Alertmanager's route path: `{}`, then each level's matchers.
-        let mut key = String::from("{}");
-        if found.is_some() {
-            let path: Vec<String> = route.matchers.iter().map(ToString::to_string).collect();
-            key += &format!("/{{{}}}", path.join(","));
-        }
-        if let Some(r) = escalated_to {
-            key += &format!("/{{escalated_to={r:?}}}");
-        }
-        key += &format!(":{}", DisplayLabels(&labels));
+        let path = found.map(|r| r.matchers.iter().map(ToString::to_string));
+        let path = path.map(|p| format!("/{{{}}}", p.collect::<Vec<_>>().join(",")));
+        let to = escalated_to.map(|r| format!("/{{escalated_to={r:?}}}"));
+        let (path, to) = (path.unwrap_or_default(), to.unwrap_or_default());
+        let key = format!("{{}}{path}{to}:{}", DisplayLabels(&labels));
         let [wait, interval, repeat] = routing.timers(route);
         let receiver = found.map_or(&routing.receiver, |r| &r.receiver);
         let group = || Group {
