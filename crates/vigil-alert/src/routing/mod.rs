@@ -276,11 +276,8 @@ pub struct InhibitRule {
     pub target_matchers: Vec<Matcher>,
     /// Labels that must have equal values in source and target (a label
     /// missing from both counts as equal).
-    #[serde(
-        default,
-        skip_serializing_if = "Vec::is_empty",
-        deserialize_with = "label_names"
-    )]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(deserialize_with = "label_names")]
     pub equal: Vec<String>,
 }
 
