@@ -212,12 +212,10 @@ impl Engine {
                 *counts.entry(key).or_default() += 1;
             }
         }
-        for (key, n) in counts {
-            if self.firing.get(&key) != Some(&n) {
-                let (alert, severity) = key.clone();
+        for ((alert, severity), n) in counts {
+            if self.firing.insert((alert.clone(), severity.clone()), n) != Some(n) {
                 metrics::gauge!(ALERTS_FIRING, "alert" => alert, "severity" => severity)
                     .set(f64::from(n));
-                self.firing.insert(key, n);
             }
         }
     }
