@@ -110,11 +110,8 @@ impl Machine {
     /// Whether the instance rests (and, but for aggregated and
     /// `no_data: alerting` rules, is dropped): nothing fires or waits.
     pub(crate) fn is_resting(&self) -> bool {
-        let waits = self.state == State::NoData && self.since.is_some();
-        matches!(
-            self.state,
-            State::Inactive | State::Resolved | State::NoData
-        ) && !waits
+        let settled = matches!(self.state, State::Inactive | State::Resolved);
+        settled || (self.state == State::NoData && self.since.is_none())
     }
 
     /// Advances the machine by one evaluation.
@@ -136,7 +133,8 @@ impl Machine {
                 // the rule has one) holds.
                 let recovered = rule.recover.is_none_or(|r| r.op.holds(value, r.value));
                 if breach.is_none() && self.state.is_alerting() && !recovered {
-                    return (self.state, self.since) = (State::Firing, None);
+                    (self.state, self.since) = (State::Firing, None);
+                    return;
                 }
                 breach
             }

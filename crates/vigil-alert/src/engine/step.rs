@@ -121,8 +121,8 @@ impl Engine {
         // anything changed.
         let mut advance = |key: &Labels, (m, seen): &mut (Machine, u64), input| {
             *seen = tick;
-            let before = m.clone();
-            let before_severity = effective_severity(rule, &before);
+            let (from, from_severity) = (m.state, effective_severity(rule, m));
+            let was_escalated = m.escalated;
             m.step(input, now, rule);
             #[cfg(feature = "routing")]
             if let Some(e) = &rule.escalate {
@@ -130,14 +130,13 @@ impl Engine {
                 m.escalated |= m.state.is_alerting() && m.active_since.is_some_and(elapsed);
             }
             let severity = effective_severity(rule, m);
-            if (before.state, before_severity, before.escalated) == (m.state, severity, m.escalated)
-            {
+            if (from, from_severity, was_escalated) == (m.state, severity, m.escalated) {
                 return;
             }
             let labels = instance_labels(rule, key);
             // Whether a local silence mutes the instance's alert.
             #[cfg(feature = "routing")]
-            let silenced = severity.or(before_severity).is_some_and(|s| {
+            let silenced = severity.or(from_severity).is_some_and(|s| {
                 let label = rule.severity_label(s);
                 let lookup = |name: &str| match name {
                     "severity" => Some(label),
@@ -148,14 +147,14 @@ impl Engine {
             #[cfg(not(feature = "routing"))]
             let silenced = false;
             // An alert that ends is reported at the severity it fired with.
-            let ends = before.state.is_alerting() && !m.state.is_alerting();
-            let severity = before_severity.filter(|_| ends).or(severity);
+            let ends = from.is_alerting() && !m.state.is_alerting();
+            let severity = from_severity.filter(|_| ends).or(severity);
             transitions.push(Transition {
                 rule: rule.name.clone(),
                 labels,
-                from: before.state,
+                from,
                 to: m.state,
-                from_severity: before_severity,
+                from_severity,
                 severity,
                 severity_label: severity.map(|s| rule.severity_label(s).to_owned()),
                 value: m.value,
