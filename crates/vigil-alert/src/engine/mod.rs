@@ -42,11 +42,10 @@ use std::time::{Duration, SystemTime};
 use serde::{Deserialize, Serialize};
 
 use crate::alert::{Active, sort_alerts};
-use crate::state::Machine;
 use crate::{Alert, Error, History, Labels, Result, Rule, Severity, Source, State, Transition};
 
 pub use builder::EngineBuilder;
-use step::{RuleState, effective_severity, firing, instance_labels};
+use step::{Instance, RuleState, effective_severity, firing, instance_labels};
 
 /// Name of the gauge of alerting instances per rule name and severity
 /// label (see the [module docs](self)).
@@ -214,7 +213,7 @@ impl Engine {
 
     /// Every alert instance: its rule's index, the rule, its key and its
     /// state machine.
-    fn each(&self) -> impl Iterator<Item = (usize, &Rule, &Labels, &Machine)> {
+    fn each(&self) -> impl Iterator<Item = Instance<'_>> {
         let rules = self.rules.iter().zip(&self.states).enumerate();
         rules.flat_map(|(index, (rule, state))| {
             let instances = state.instances.iter();
@@ -226,7 +225,7 @@ impl Engine {
     /// not resting; plus the single instance of aggregated rules and the
     /// series of `no_data: alerting` rules), sorted by rule and labels.
     pub fn instances(&self) -> Vec<InstanceStatus> {
-        let status = |(_, rule, key, m): (usize, &Rule, &Labels, &Machine)| InstanceStatus {
+        let status = |(_, rule, key, m): Instance| InstanceStatus {
             rule: rule.name.clone(),
             labels: instance_labels(rule, key),
             state: m.state,

@@ -28,6 +28,10 @@ pub(super) struct RuleState {
     baselines: HashMap<Labels, Samples>,
 }
 
+/// An alert instance: its rule's index, the rule, its key and its state
+/// machine.
+pub(super) type Instance<'a> = (usize, &'a Rule, &'a Labels, &'a Machine);
+
 /// Whether the rule has a single instance (aggregated without `by`).
 fn single(rule: &Rule) -> bool {
     rule.aggregate != Aggregation::PerSeries && rule.by.is_empty()
@@ -57,11 +61,8 @@ pub(super) fn instance_labels(rule: &Rule, key: &Labels) -> Labels {
 /// The firing alert of instance `key` of rule `index` if it alerts: at its
 /// threshold severity, or (`escalated`, for local routing) at its
 /// severity with escalation; its annotations expanded with its value.
-pub(super) fn firing(
-    (index, rule, key, m): (usize, &Rule, &Labels, &Machine),
-    escalated: bool,
-    now: SystemTime,
-) -> Option<Active> {
+pub(super) fn firing(instance: Instance, escalated: bool, now: SystemTime) -> Option<Active> {
+    let (index, rule, key, m) = instance;
     let raised = effective_severity(rule, m).filter(|_| escalated);
     let severity = raised.or(m.severity).filter(|_| m.state.is_alerting())?;
     let mut labels = instance_labels(rule, key);
