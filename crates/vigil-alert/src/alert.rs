@@ -137,50 +137,27 @@ pub(crate) fn fingerprint(labels: &Labels) -> u64 {
     const SEPARATOR: u8 = 0xff;
     // `Labels` is a `BTreeMap<String, _>`: it iterates in the byte order of
     // the names, which is Go's `sort.Strings` order.
-    labels
-        .iter()
-        .flat_map(|(name, value)| {
-            let name = name.bytes().chain([SEPARATOR]);
-            name.chain(value.bytes().chain([SEPARATOR]))
-        })
-        .fold(OFFSET, |hash, byte| {
-            (hash ^ u64::from(byte)).wrapping_mul(PRIME)
-        })
+    let bytes = labels.iter().flat_map(|(name, value)| {
+        let name = name.bytes().chain([SEPARATOR]);
+        name.chain(value.bytes().chain([SEPARATOR]))
+    });
+    bytes.fold(OFFSET, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(PRIME)
+    })
 }
 
-/// An active alert as the engine holds it: its rule (by index), the
-/// fingerprint of its labels without `severity`, and the alert.
-/// Rule and fingerprint are read by local routing only.
+/// An active alert as the engine holds it, with its identity (read by
+/// local routing only).
 #[derive(Clone, Debug)]
-#[cfg_attr(not(feature = "routing"), allow(dead_code))]
 pub(crate) struct Active {
-    pub rule: usize,
-    pub base: u64,
+    #[cfg_attr(not(feature = "routing"), allow(dead_code))]
+    pub id: AlertId,
     pub alert: Alert,
 }
 
-/// An alert's identity: rule (by index), instance and severity.
-#[cfg(feature = "routing")]
+/// An alert's identity: its rule (by index), the fingerprint of its labels
+/// without `severity` (its instance), and its severity.
 pub(crate) type AlertId = (usize, u64, Severity);
-
-#[cfg(feature = "routing")]
-impl Active {
-    /// Its identity.
-    pub(crate) fn id(&self) -> AlertId {
-        (self.rule, self.base, self.alert.severity)
-    }
-}
-
-/// What changed in the engine's locally routed alerts in one evaluation.
-#[cfg(feature = "routing")]
-#[derive(Debug)]
-pub(crate) enum Change {
-    /// An alert that started firing, or whose value, escalation or start
-    /// changed.
-    Fire(Active),
-    /// An alert that stopped firing (its instance rests or changed severity).
-    Resolve(AlertId),
-}
 
 /// Firing alerts first, then resolved ones, each sorted by labels.
 pub(crate) fn sort_alerts(alerts: &mut [Alert]) {

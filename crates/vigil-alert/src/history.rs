@@ -29,19 +29,19 @@ pub struct Transition {
     /// The state after (equal to `from` for a change of severity).
     pub to: State,
     /// The severity before, if the instance had one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub from_severity: Option<Severity>,
     /// The severity after (escalation included), if the instance has one;
     /// when an alert ends (`Firing`/`Recovering` to `Resolved` or `NoData`),
     /// the severity it had while firing.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub severity: Option<Severity>,
     /// The `severity` label value of [`severity`](Self::severity) as the
     /// rule names it (`"warning"` for a threshold written `warning`; see
     /// [`SeverityLabels`](crate::severity::SeverityLabels)): what
     /// [`HistoryQuery`] matchers on `severity` see. When absent (a history
     /// saved without it), the level's own name is used.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub severity_label: Option<String>,
     /// The value read in this evaluation (`None` when absent).
     pub value: Option<f64>,
@@ -67,9 +67,8 @@ impl Transition {
     /// The `severity` label value: [`severity_label`](Self::severity_label),
     /// else the name of [`severity`](Self::severity), if there is one.
     pub fn severity_label(&self) -> Option<&str> {
-        self.severity_label
-            .as_deref()
-            .or(self.severity.map(Severity::as_str))
+        let own = self.severity.map(Severity::as_str);
+        self.severity_label.as_deref().or(own)
     }
 }
 
@@ -90,7 +89,7 @@ impl Transition {
 #[serde(deny_unknown_fields)]
 pub struct HistoryQuery {
     /// Only this rule's transitions.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub rule: Option<String>,
     /// Only transitions whose labels (plus `severity`) match all of these.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -119,14 +118,13 @@ impl HistoryQuery {
 
     /// Whether `t` passes the filters.
     pub fn matches(&self, t: &Transition) -> bool {
+        let label = |name: &str| match name {
+            "severity" => t.severity_label(),
+            _ => t.labels.get(name).map(String::as_str),
+        };
         self.rule.as_ref().is_none_or(|r| *r == t.rule)
             && self.since.is_none_or(|s| t.at >= s)
-            && self.matchers.iter().all(|m| {
-                m.matches_with(|name| match name {
-                    "severity" => t.severity_label(),
-                    _ => t.labels.get(name).map(String::as_str),
-                })
-            })
+            && self.matchers.iter().all(|m| m.matches_with(label))
     }
 }
 
@@ -206,9 +204,8 @@ impl History {
 
     /// Transitions whose labels include all of `labels` (same values).
     pub fn with_labels<'a>(&'a self, labels: &'a Labels) -> impl Iterator<Item = &'a Transition> {
-        self.transitions
-            .iter()
-            .filter(move |t| labels.iter().all(|(k, v)| t.labels.get(k) == Some(v)))
+        let has = move |t: &&Transition| labels.iter().all(|(k, v)| t.labels.get(k) == Some(v));
+        self.transitions.iter().filter(has)
     }
 }
 

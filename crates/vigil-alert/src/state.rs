@@ -83,122 +83,105 @@ impl fmt::Display for State {
     }
 }
 
-/// What one evaluation says about one instance.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub(crate) enum Input {
-    /// A value arrived. `breach`: the highest severity whose threshold
-    /// holds; `recovered`: whether the recovery condition holds (`true`
-    /// when the rule has none).
-    Value {
-        value: f64,
-        breach: Option<Severity>,
-        recovered: bool,
-    },
-    /// The series is absent.
-    Absent,
-}
+/// What one evaluation says about one instance: the value read and the
+/// highest severity whose threshold holds; `None` when the series is
+/// absent.
+pub(crate) type Input = Option<(f64, Option<Severity>)>;
 
 /// One instance's state. `severity` is the threshold severity (escalation is
 /// applied on top by the engine).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub(crate) struct Machine {
-    pub state: State,
-    pub severity: Option<Severity>,
+    pub(crate) state: State,
+    pub(crate) severity: Option<Severity>,
     /// When the current wait began: the breach in `Pending` (or in
     /// `NoData` waiting to fire under `NoDataPolicy::Alerting`), the
     /// recovery in `Recovering`.
-    pub since: Option<SystemTime>,
+    pub(crate) since: Option<SystemTime>,
     /// When the instance started firing (the alert's `starts_at`).
-    pub active_since: Option<SystemTime>,
+    pub(crate) active_since: Option<SystemTime>,
     /// Whether the current firing episode has escalated.
-    pub escalated: bool,
+    pub(crate) escalated: bool,
     /// The last value read (`None` while absent).
-    pub value: Option<f64>,
+    pub(crate) value: Option<f64>,
 }
 
 impl Machine {
+    /// Whether the instance rests (and, but for aggregated and
+    /// `no_data: alerting` rules, is dropped): nothing fires or waits.
+    pub(crate) fn is_resting(&self) -> bool {
+        let settled = matches!(self.state, State::Inactive | State::Resolved);
+        settled || (self.state == State::NoData && self.since.is_none())
+    }
+
     /// Advances the machine by one evaluation.
     pub(crate) fn step(&mut self, input: Input, now: SystemTime, rule: &Rule) {
-        match input {
-            Input::Absent => {
+        let breach = match input {
+            None => {
                 self.value = None;
+                let waits = self.state.is_alerting() || self.state == State::Pending;
+                let held = self.severity.filter(|_| waits);
                 match rule.no_data {
-                    NoDataPolicy::KeepState => {}
-                    NoDataPolicy::Ok => self.ok(now, rule, true),
-                    NoDataPolicy::Alerting => {
-                        let severity = match self.state {
-                            State::Pending | State::Firing | State::Recovering => self.severity,
-                            _ => None,
-                        };
-                        self.breach(now, rule, severity.unwrap_or(rule.max_severity()), true);
-                    }
+                    NoDataPolicy::KeepState => return,
+                    NoDataPolicy::Ok => None,
+                    NoDataPolicy::Alerting => Some(held.unwrap_or(rule.max_severity())),
                 }
             }
-            Input::Value {
-                value,
-                breach,
-                recovered,
-            } => {
+            Some((value, breach)) => {
                 self.value = Some(value);
-                match breach {
-                    Some(severity) => self.breach(now, rule, severity, false),
-                    // Hysteresis: alerting until the recovery condition holds.
-                    None if self.state.is_alerting() && !recovered => {
-                        self.state = State::Firing;
-                        self.since = None;
-                    }
-                    None => self.ok(now, rule, false),
+                // Hysteresis: alerting until the recovery condition (if
+                // the rule has one) holds.
+                let recovered = rule.recover.is_none_or(|r| r.op.holds(value, r.value));
+                if breach.is_none() && self.state.is_alerting() && !recovered {
+                    (self.state, self.since) = (State::Firing, None);
+                    return;
                 }
+                breach
             }
+        };
+        let absent = input.is_none();
+        match breach {
+            Some(severity) => self.breach(now, rule, severity, absent),
+            None => self.ok(now, rule, absent),
         }
     }
 
     fn breach(&mut self, now: SystemTime, rule: &Rule, severity: Severity, absent: bool) {
         self.severity = Some(severity);
-        if self.state.is_alerting() {
-            self.state = State::Firing;
-            self.since = None;
-            return;
-        }
         // Set only while waiting (`NoData` waits only under `Alerting`).
         let since = *self.since.get_or_insert(now);
-        if elapsed(now, since) >= rule.for_duration {
-            self.state = State::Firing;
-            self.since = None;
-            self.active_since = Some(now);
-            self.escalated = false;
-        } else if absent && self.state != State::Pending {
+        self.state = match self.state {
+            state if state.is_alerting() => State::Firing,
+            _ if elapsed(now, since) >= rule.for_duration => {
+                (self.active_since, self.escalated) = (Some(now), false);
+                State::Firing
+            }
             // A fresh breach by absence waits in NoData; data that vanished
             // while pending keeps the `Pending` label.
-            self.state = State::NoData;
-        } else {
-            self.state = State::Pending;
+            State::Inactive | State::Resolved | State::NoData if absent => State::NoData,
+            _ => State::Pending,
+        };
+        if self.state == State::Firing {
+            self.since = None;
         }
     }
 
     fn ok(&mut self, now: SystemTime, rule: &Rule, absent: bool) {
         let rest = |settled: State| if absent { State::NoData } else { settled };
+        let since = self.since.unwrap_or(now);
         match self.state {
             State::Firing if !rule.keep_firing_for.is_zero() => {
-                self.state = State::Recovering;
-                self.since = Some(now);
+                (self.state, self.since) = (State::Recovering, Some(now));
             }
-            State::Recovering if elapsed(now, self.since.unwrap_or(now)) < rule.keep_firing_for => {
-            }
+            State::Recovering if elapsed(now, since) < rule.keep_firing_for => {}
             // (A resolved instance has no wait, start or escalation left.)
             State::Firing | State::Recovering | State::Resolved => {
                 self.state = rest(State::Resolved);
-                if absent {
-                    self.severity = None;
-                }
-                self.active_since = None;
-                self.since = None;
-                self.escalated = false;
+                self.severity = self.severity.filter(|_| !absent);
+                (self.active_since, self.since, self.escalated) = (None, None, false);
             }
             State::Pending | State::Inactive | State::NoData => {
-                self.state = rest(State::Inactive);
-                self.severity = None;
-                self.since = None;
+                (self.state, self.severity, self.since) = (rest(State::Inactive), None, None);
             }
         }
     }
@@ -218,6 +201,7 @@ mod tests {
         Rule::builder("R")
             .gauge("g")
             .threshold(Severity::Critical, crate::Comparison::Greater, 1.0)
+            .recover_below(0.2)
             .for_duration(Duration::from_secs(for_s))
             .keep_firing_for(Duration::from_secs(keep_s))
             .no_data(no_data)
@@ -226,167 +210,123 @@ mod tests {
     }
 
     fn breach(s: Severity) -> Input {
-        Input::Value {
-            value: 1.0,
-            breach: Some(s),
-            recovered: false,
-        }
+        Some((1.0, Some(s)))
     }
 
-    const OK: Input = Input::Value {
-        value: 0.0,
-        breach: None,
-        recovered: true,
-    };
-    const HOLD: Input = Input::Value {
-        value: 0.5,
-        breach: None,
-        recovered: false,
-    };
+    /// Healthy and recovered (below the rule's recovery threshold).
+    const OK: Input = Some((0.0, None));
+    /// Healthy, but not recovered.
+    const HOLD: Input = Some((0.5, None));
 
-    /// Feeds (time, input) pairs and returns the state after each.
-    fn run(t: &Rule, steps: &[(u64, Input)]) -> Vec<State> {
+    /// Feeds (time, input) `steps` to a new machine whose rule has `for`
+    /// = `for_s`, `keep_firing_for` = `keep_s` and `no_data`, and checks
+    /// the state after each step.
+    fn check(
+        for_s: u64,
+        keep_s: u64,
+        no_data: NoDataPolicy,
+        steps: &[(u64, Input)],
+        states: &[State],
+    ) {
+        let rule = timing(for_s, keep_s, no_data);
         let mut m = Machine::default();
-        steps
-            .iter()
-            .map(|&(s, input)| {
-                m.step(input, at(s), t);
-                m.state
-            })
-            .collect()
-    }
-
-    #[test]
-    fn pending_then_firing_after_for() {
-        let t = timing(60, 0, NoDataPolicy::Ok);
-        let b = breach(Severity::High);
+        let mut step = |&(s, input): &(u64, Input)| {
+            m.step(input, at(s), &rule);
+            m.state
+        };
         assert_eq!(
-            run(&t, &[(0, b), (30, b), (60, b), (90, OK)]),
-            [Pending, Pending, Firing, Resolved]
+            steps.iter().map(&mut step).collect::<Vec<_>>(),
+            states,
+            "{steps:?}"
         );
     }
 
     #[test]
-    fn zero_for_fires_at_once() {
-        let t = timing(0, 0, NoDataPolicy::Ok);
-        assert_eq!(run(&t, &[(0, breach(Severity::Low))]), [Firing]);
+    fn paths_through_the_machine() {
+        let (b, a, ok) = (breach(Severity::High), None, NoDataPolicy::Ok);
+        // Pending, then firing after `for`; `for` = 0 fires at once.
+        check(
+            60,
+            0,
+            ok,
+            &[(0, b), (30, b), (60, b), (90, OK)],
+            &[Pending, Pending, Firing, Resolved],
+        );
+        check(0, 0, ok, &[(0, breach(Severity::Low))], &[Firing]);
+        // Pending returns to inactive when ok.
+        let steps = [(0, b), (30, OK), (40, b), (90, b), (100, b)];
+        check(
+            60,
+            0,
+            ok,
+            &steps,
+            &[Pending, Inactive, Pending, Pending, Firing],
+        );
+        // keep_firing_for recovers, then resolves; a breach while
+        // recovering fires again and restarts the wait.
+        let steps = [(0, b), (10, OK), (40, OK), (70, OK)];
+        check(
+            0,
+            60,
+            ok,
+            &steps,
+            &[Firing, Recovering, Recovering, Resolved],
+        );
+        let steps = [(0, b), (10, OK), (40, b), (50, OK), (100, OK), (110, OK)];
+        let states = [Firing, Recovering, Firing, Recovering, Recovering, Resolved];
+        check(0, 60, ok, &steps, &states);
+        // Hysteresis holds firing until recovered, but does not keep a
+        // pending instance pending.
+        let steps = [(0, b), (10, HOLD), (20, HOLD), (30, OK)];
+        check(0, 0, ok, &steps, &[Firing, Firing, Firing, Resolved]);
+        check(60, 0, ok, &[(0, b), (10, HOLD)], &[Pending, Inactive]);
+        // Resolved can fire again.
+        let steps = [(0, b), (10, OK), (20, OK), (30, b)];
+        check(0, 0, ok, &steps, &[Firing, Resolved, Resolved, Firing]);
+        // No data (`ok`) resolves and rests in NoData.
+        let steps = [(0, b), (10, a), (20, a), (30, OK)];
+        check(0, 0, ok, &steps, &[Firing, NoData, NoData, Inactive]);
+        // No data (`keep_state`) changes nothing, pending or firing.
+        let keep = NoDataPolicy::KeepState;
+        let steps = [(0, b), (30, a), (300, a), (310, b)];
+        check(60, 0, keep, &steps, &[Pending, Pending, Pending, Firing]);
+        let steps = [(0, b), (60, b), (70, a), (500, a)];
+        check(60, 0, keep, &steps, &[Pending, Firing, Firing, Firing]);
     }
 
-    #[test]
-    fn pending_returns_to_inactive_when_ok() {
-        let t = timing(60, 0, NoDataPolicy::Ok);
-        let b = breach(Severity::High);
-        assert_eq!(
-            run(&t, &[(0, b), (30, OK), (40, b), (90, b), (100, b)]),
-            [Pending, Inactive, Pending, Pending, Firing]
-        );
-    }
-
-    #[test]
-    fn keep_firing_for_recovers_then_resolves() {
-        let t = timing(0, 60, NoDataPolicy::Ok);
-        let b = breach(Severity::High);
-        assert_eq!(
-            run(&t, &[(0, b), (10, OK), (40, OK), (70, OK)]),
-            [Firing, Recovering, Recovering, Resolved]
-        );
-        // A breach while recovering fires again and restarts the wait.
-        assert_eq!(
-            run(
-                &t,
-                &[(0, b), (10, OK), (40, b), (50, OK), (100, OK), (110, OK)]
-            ),
-            [Firing, Recovering, Firing, Recovering, Recovering, Resolved]
-        );
-    }
-
-    #[test]
-    fn hysteresis_holds_firing_until_recovered() {
-        let t = timing(0, 0, NoDataPolicy::Ok);
-        let b = breach(Severity::High);
-        assert_eq!(
-            run(&t, &[(0, b), (10, HOLD), (20, HOLD), (30, OK)]),
-            [Firing, Firing, Firing, Resolved]
-        );
-        // Hold does not keep a pending instance pending.
-        let t = timing(60, 0, NoDataPolicy::Ok);
-        assert_eq!(run(&t, &[(0, b), (10, HOLD)]), [Pending, Inactive]);
-    }
-
-    #[test]
-    fn resolved_can_fire_again() {
-        let t = timing(0, 0, NoDataPolicy::Ok);
-        let b = breach(Severity::High);
-        assert_eq!(
-            run(&t, &[(0, b), (10, OK), (20, OK), (30, b)]),
-            [Firing, Resolved, Resolved, Firing]
-        );
-    }
-
-    #[test]
-    fn no_data_ok_resolves_and_rests_in_no_data() {
-        let t = timing(0, 0, NoDataPolicy::Ok);
-        let b = breach(Severity::High);
-        assert_eq!(
-            run(
-                &t,
-                &[(0, b), (10, Input::Absent), (20, Input::Absent), (30, OK)]
-            ),
-            [Firing, NoData, NoData, Inactive]
-        );
+    /// Steps `m` at `secs`; its state and severity after.
+    fn step(m: &mut Machine, rule: &Rule, secs: u64, input: Input) -> (State, Option<Severity>) {
+        m.step(input, at(secs), rule);
+        (m.state, m.severity)
     }
 
     #[test]
     fn no_data_alerting_fires_after_for() {
-        let t = timing(60, 0, NoDataPolicy::Alerting);
-        let a = Input::Absent;
-        let mut m = Machine::default();
-        m.step(a, at(0), &t);
-        assert_eq!((m.state, m.severity), (NoData, Some(Severity::Critical)));
-        m.step(a, at(30), &t);
-        assert_eq!(m.state, NoData);
-        m.step(a, at(60), &t);
-        assert_eq!((m.state, m.severity), (Firing, Some(Severity::Critical)));
-        m.step(OK, at(70), &t);
-        assert_eq!(m.state, Resolved);
+        let (t, a) = (timing(60, 0, NoDataPolicy::Alerting), None);
+        let m = &mut Machine::default();
+        assert_eq!(step(m, &t, 0, a), (NoData, Some(Severity::Critical)));
+        assert_eq!(step(m, &t, 30, a).0, NoData);
+        assert_eq!(step(m, &t, 60, a), (Firing, Some(Severity::Critical)));
+        assert_eq!(step(m, &t, 70, OK).0, Resolved);
     }
 
     #[test]
     fn no_data_alerting_keeps_a_firing_instance_firing_at_its_severity() {
         let t = timing(0, 0, NoDataPolicy::Alerting);
-        let mut m = Machine::default();
-        m.step(breach(Severity::Low), at(0), &t);
-        m.step(Input::Absent, at(10), &t);
-        assert_eq!((m.state, m.severity), (Firing, Some(Severity::Low)));
+        let m = &mut Machine::default();
+        step(m, &t, 0, breach(Severity::Low));
+        assert_eq!(step(m, &t, 10, None), (Firing, Some(Severity::Low)));
         assert_eq!(m.value, None);
     }
 
     #[test]
-    fn no_data_keep_state_changes_nothing() {
-        let t = timing(60, 0, NoDataPolicy::KeepState);
-        let b = breach(Severity::High);
-        let a = Input::Absent;
-        assert_eq!(
-            run(&t, &[(0, b), (30, a), (300, a), (310, b)]),
-            [Pending, Pending, Pending, Firing]
-        );
-        assert_eq!(
-            run(&t, &[(0, b), (60, b), (70, a), (500, a)]),
-            [Pending, Firing, Firing, Firing]
-        );
-    }
-
-    #[test]
     fn severity_follows_the_breach_while_firing() {
-        let t = timing(0, 0, NoDataPolicy::Ok);
-        let mut m = Machine::default();
-        m.step(breach(Severity::Medium), at(0), &t);
-        m.step(breach(Severity::Critical), at(10), &t);
-        assert_eq!(m.severity, Some(Severity::Critical));
-        m.step(breach(Severity::Medium), at(20), &t);
-        assert_eq!(m.severity, Some(Severity::Medium));
-        m.step(HOLD, at(30), &t);
-        assert_eq!((m.state, m.severity), (Firing, Some(Severity::Medium)));
+        let (m, t) = (&mut Machine::default(), timing(0, 0, NoDataPolicy::Ok));
+        let (medium, critical) = (Some(Severity::Medium), Some(Severity::Critical));
+        step(m, &t, 0, breach(Severity::Medium));
+        assert_eq!(step(m, &t, 10, breach(Severity::Critical)).1, critical);
+        assert_eq!(step(m, &t, 20, breach(Severity::Medium)).1, medium);
+        assert_eq!(step(m, &t, 30, HOLD), (Firing, medium));
         assert_eq!(m.active_since, Some(at(0)));
     }
 }

@@ -6,8 +6,6 @@ use std::time::Duration;
 use super::Engine;
 use super::step::RuleState;
 use crate::history::DEFAULT_HISTORY_CAPACITY;
-#[cfg(feature = "routing")]
-use crate::routing::Local;
 use crate::{Error, History, Result, Rule, Severity, SeverityLabels};
 #[cfg(feature = "routing")]
 use crate::{InhibitRule, Routing};
@@ -20,12 +18,9 @@ pub struct EngineBuilder {
     history_capacity: Option<usize>,
     severity_labels: SeverityLabels,
     evaluation_interval: Option<Duration>,
+    /// Routing, inhibit rules and silence retention, checked by `build`.
     #[cfg(feature = "routing")]
-    routing: Option<Routing>,
-    #[cfg(feature = "routing")]
-    inhibit_rules: Vec<InhibitRule>,
-    #[cfg(feature = "routing")]
-    silence_retention: Option<Duration>,
+    local: crate::routing::Local,
 }
 
 impl EngineBuilder {
@@ -78,6 +73,21 @@ impl EngineBuilder {
         /// Sets every default level name at once; see
         /// [`severity_label`](Self::severity_label).
         severity_labels(labels: SeverityLabels) => severity_labels = labels;
+
+        /// Sets the routing tree (default: [`Routing::default`]; feature
+        /// `routing`).
+        #[cfg(feature = "routing")]
+        routing(routing: Routing) => local.routing = routing;
+
+        /// Adds an Alertmanager-style inhibit rule (feature `routing`).
+        #[cfg(feature = "routing")]
+        inhibit_rule(rule: InhibitRule) => push local.inhibit_rules(rule);
+
+        /// How long expired silences stay listed before they are dropped
+        /// (default 5 days, at most [`MAX_DURATION`](crate::MAX_DURATION);
+        /// feature `routing`).
+        #[cfg(feature = "routing")]
+        silence_retention(retention: Duration) => local.silence_retention = Some(retention);
     }
 
     /// Writes `severity` as `label` in the `severity` label of the alerts of
@@ -125,15 +135,14 @@ impl EngineBuilder {
             rule.severity_labels = rule.severity_labels.or(&self.severity_labels);
             rule.validate()?;
         }
+        #[cfg(feature = "routing")]
+        self.local.check()?;
         let engine = Engine {
             #[cfg(feature = "routing")]
-            local: Local::new(self.routing, self.inhibit_rules, self.silence_retention)?,
+            local: self.local,
             states: self.rules.iter().map(RuleState::new).collect(),
             rules: self.rules,
             firing: Default::default(),
-            recount: false,
-            #[cfg(feature = "routing")]
-            changes: Vec::new(),
             history: History::new(self.history_capacity.unwrap_or(DEFAULT_HISTORY_CAPACITY)),
             tick: 0,
         };
@@ -141,21 +150,5 @@ impl EngineBuilder {
             engine.check_evaluation_interval(interval)?;
         }
         Ok(engine)
-    }
-}
-
-/// Local routing: only with the `routing` feature.
-#[cfg(feature = "routing")]
-impl EngineBuilder {
-    crate::notify::setters! {
-        /// Sets the routing tree (default: [`Routing::default`]).
-        routing(routing: Routing) => routing = Some(routing);
-
-        /// Adds an Alertmanager-style inhibit rule.
-        inhibit_rule(rule: InhibitRule) => push inhibit_rules(rule);
-
-        /// How long expired silences stay listed before they are dropped
-        /// (default 5 days, at most [`MAX_DURATION`](crate::MAX_DURATION)).
-        silence_retention(retention: Duration) => silence_retention = Some(retention);
     }
 }

@@ -20,6 +20,10 @@
 //! Counter rates keep a ring of (time, total) per series for the rule's
 //! window; dynamic thresholds a ring of values per instance for the
 //! baseline window. Regex matchers are compiled when rules are built.
+//! After the rules, `alerts_firing` is recounted over the instances, and
+//! with local routing the alert of each alerting instance (labels and
+//! expanded annotations) is built again and handed to its groups: local
+//! routing serves hosts with few alerts.
 //!
 //! # Metrics
 //! Each evaluation sets the gauge `alerts_firing{alert, severity}` (through
@@ -37,18 +41,11 @@ use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
-#[cfg(feature = "routing")]
-use crate::alert::Change;
 use crate::alert::{Active, sort_alerts};
-#[cfg(feature = "routing")]
-use crate::routing::Local;
-use crate::state::Machine;
 use crate::{Alert, Error, History, Labels, Result, Rule, Severity, Source, State, Transition};
-#[cfg(feature = "routing")]
-use crate::{Notification, Silence, SilenceId};
 
 pub use builder::EngineBuilder;
-use step::{RuleState, effective_severity, firing, instance_labels};
+use step::{Instance, RuleState, effective_severity, firing, instance_labels};
 
 /// Name of the gauge of alerting instances per rule name and severity
 /// label (see the [module docs](self)).
@@ -82,14 +79,8 @@ pub struct Engine {
     states: Vec<RuleState>,
     /// The `alerts_firing` series (rule name, severity label) as last set.
     firing: HashMap<(String, String), u32>,
-    /// Whether a rule's count of alerting instances changed since
-    /// `firing` was last set.
-    recount: bool,
-    /// What changed in the locally routed alerts during an evaluation.
     #[cfg(feature = "routing")]
-    changes: Vec<Change>,
-    #[cfg(feature = "routing")]
-    local: Local,
+    pub(crate) local: crate::routing::Local,
     history: History,
     tick: u64,
 }
@@ -104,13 +95,13 @@ pub struct InstanceStatus {
     pub labels: Labels,
     /// Its state.
     pub state: State,
+    /// When it started firing, while alerting.
+    #[serde(with = "crate::time::rfc3339_option")]
+    pub active_since: Option<SystemTime>,
     /// Its severity (escalation included), if it has one.
     pub severity: Option<Severity>,
     /// The last value read.
     pub value: Option<f64>,
-    /// When it started firing, while alerting.
-    #[serde(with = "crate::time::rfc3339_option")]
-    pub active_since: Option<SystemTime>,
     /// Whether it escalated.
     pub escalated: bool,
 }
@@ -182,20 +173,9 @@ impl Engine {
         }
         self.export_firing();
         #[cfg(feature = "routing")]
-        {
-            let changes = std::mem::take(&mut self.changes);
-            self.local.update(now, &self.rules, changes);
-        }
+        self.local.update(now, &self.rules, self.active(now, true));
         for t in &transitions {
-            tracing::debug!(
-                rule = %t.rule,
-                from = %t.from,
-                to = %t.to,
-                severity = t.severity_label.as_deref().unwrap_or_default(),
-                value = ?t.value,
-                silenced = t.silenced,
-                "alert transition"
-            );
+            tracing::debug!(transition = ?t, "alert transition");
             self.history.push(t.clone());
         }
         transitions
@@ -216,25 +196,28 @@ impl Engine {
     /// `due_notifications`, which leaves muted alerts out.
     pub fn alerts(&self, now: SystemTime) -> Vec<Alert> {
         // Never escalated: escalation belongs to local notifications.
-        let active = |(index, rule, key, m): (usize, &Rule, &Labels, &Machine)| {
-            let severity = m.severity.filter(|_| m.state.is_alerting())?;
-            Some(firing(index, rule, key, m, severity, false, now))
-        };
-        let active: Vec<Active> = self.each().filter_map(active).collect();
+        let active = self.active(now, false);
         #[cfg(feature = "routing")]
-        let active = self.local.flag(now, active);
+        let mut out = self.local.flag(now, &active);
+        #[cfg(not(feature = "routing"))]
         let mut out: Vec<Alert> = active.into_iter().map(|a| a.alert).collect();
         sort_alerts(&mut out);
         out
     }
 
+    /// The alert of every alerting instance (see [`firing`]).
+    fn active(&self, now: SystemTime, escalated: bool) -> Vec<Active> {
+        let active = self.each().filter_map(|i| firing(i, escalated, now));
+        active.collect()
+    }
+
     /// Every alert instance: its rule's index, the rule, its key and its
     /// state machine.
-    fn each(&self) -> impl Iterator<Item = (usize, &Rule, &Labels, &Machine)> {
+    fn each(&self) -> impl Iterator<Item = Instance<'_>> {
         let rules = self.rules.iter().zip(&self.states).enumerate();
         rules.flat_map(|(index, (rule, state))| {
             let instances = state.instances.iter();
-            instances.map(move |(key, inst)| (index, rule, key, &inst.machine))
+            instances.map(move |(key, (m, _))| (index, rule, key, m))
         })
     }
 
@@ -242,7 +225,7 @@ impl Engine {
     /// not resting; plus the single instance of aggregated rules and the
     /// series of `no_data: alerting` rules), sorted by rule and labels.
     pub fn instances(&self) -> Vec<InstanceStatus> {
-        let status = |(_, rule, key, m): (usize, &Rule, &Labels, &Machine)| InstanceStatus {
+        let status = |(_, rule, key, m): Instance| InstanceStatus {
             rule: rule.name.clone(),
             labels: instance_labels(rule, key),
             state: m.state,
@@ -263,83 +246,7 @@ impl Engine {
         let rules = self.rules.iter().zip(&self.states);
         let mut named = rules.filter(|(r, _)| r.name == rule);
         let found = named.find_map(|(_, state)| state.instances.get(labels));
-        found.map_or(State::Inactive, |inst| inst.machine.state)
-    }
-}
-
-/// Local routing: only with the `routing` feature.
-#[cfg(feature = "routing")]
-impl Engine {
-    /// Every receiver a notification can be addressed to: the routes'
-    /// receivers, the default receiver, and the rules' escalation
-    /// receivers; each once, in that order. A host checks them against the
-    /// notifiers it registered.
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// use vigil_alert::{Comparison, Engine, Matcher, Route, Routing, Rule, Severity};
-    ///
-    /// let rule = Rule::builder("DiskFull")
-    ///     .gauge("disk_usage_ratio")
-    ///     .threshold(Severity::High, Comparison::Greater, 0.9)
-    ///     .escalate_after(Duration::from_secs(3600))
-    ///     .escalate_to("boss")
-    ///     .build()?;
-    /// let engine = Engine::builder()
-    ///     .rule(rule)
-    ///     .routing(Routing::new("email").route(Route::new("pager").matcher(Matcher::equal("severity", "critical"))))
-    ///     .build()?;
-    /// assert_eq!(engine.receivers(), ["pager", "email", "boss"]);
-    /// # Ok::<(), vigil_alert::Error>(())
-    /// ```
-    pub fn receivers(&self) -> Vec<&str> {
-        let routes = self.local.routes().map(|route| route.receiver.as_str());
-        let rules = self.rules.iter();
-        let escalations = rules.filter_map(|rule| rule.escalate.as_ref()?.receiver.as_deref());
-        let mut out: Vec<&str> = routes.chain(escalations).collect();
-        let mut seen = std::collections::HashSet::new();
-        out.retain(|receiver| seen.insert(*receiver));
-        out
-    }
-
-    /// The notifications due at `now` (one per group whose timer expired and
-    /// that has something to say; see the [routing module](crate::routing)
-    /// docs), sorted by receiver and group key. Marks them as handed over:
-    /// the caller delivers them (with retries); calling again at the same
-    /// `now` returns nothing new. Pure: no clock, no I/O.
-    pub fn due_notifications(&mut self, now: SystemTime) -> Vec<Notification> {
-        self.local.flush(now)
-    }
-
-    /// When the next group timer expires, if any group exists: a host can
-    /// sleep until then (or until its next evaluation).
-    pub fn next_notification_at(&self) -> Option<SystemTime> {
-        self.local.next_due()
-    }
-
-    /// Adds a silence and returns its id.
-    ///
-    /// Fails if it has no matchers (it would mute everything), ends
-    /// before it starts, or lasts longer than
-    /// [`MAX_DURATION`](crate::MAX_DURATION).
-    pub fn add_silence(&mut self, silence: Silence) -> Result<SilenceId> {
-        self.local.add_silence(silence)
-    }
-
-    /// Ends a silence at `now` (a pending one never starts). Expiring an
-    /// expired silence changes nothing.
-    pub fn expire_silence(&mut self, id: SilenceId, now: SystemTime) -> Result<()> {
-        self.local.expire_silence(id, now)
-    }
-
-    /// A silence by id.
-    pub fn silence(&self, id: SilenceId) -> Option<&Silence> {
-        self.local.silences.get(&id)
-    }
-
-    /// All silences (pending, active, and expired within the retention), by id.
-    pub fn silences(&self) -> impl Iterator<Item = (SilenceId, &Silence)> {
-        self.local.silences.iter().map(|(id, s)| (*id, s))
+        found.map_or(State::Inactive, |(m, _)| m.state)
     }
 }
 

@@ -6,15 +6,13 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, SystemTime};
 
-use super::{InhibitRule, Route};
-use crate::alert::{Active, AlertId, Change, sort_alerts};
+use super::{DEFAULT_SILENCE_RETENTION, InhibitRule, Route};
+use crate::alert::{Active, AlertId, sort_alerts};
 use crate::labels::{DisplayLabels, matches_all};
 use crate::{
-    Alert, AlertStatus, Labels, Notification, Result, Routing, Rule, Severity, Silence, SilenceId,
+    Alert, AlertStatus, Engine, Error, Labels, Notification, Result, Routing, Rule, Silence,
+    SilenceId,
 };
-
-/// A group's identity: route (by index), escalation receiver and group labels.
-type GroupId = (usize, Option<String>, Labels);
 
 impl Active {
     /// The value of one of its labels (`severity` included).
@@ -27,191 +25,208 @@ impl Active {
     }
 }
 
-/// One group: its alerts, each with whether the last notification carried
-/// it firing (`Some(escalated)`), and its timers.
-#[derive(Debug)]
+/// One group: its receiver, labels and `[group_interval,
+/// repeat_interval]`, its alerts (each with whether the last notification
+/// carried it firing: `Some(escalated)`), and its timers.
+#[derive(Clone, Debug)]
 struct Group {
+    receiver: String,
+    labels: Labels,
+    intervals: [Duration; 2],
     entries: HashMap<AlertId, (Active, Option<bool>)>,
     next_flush: SystemTime,
     last_sent: Option<SystemTime>,
 }
 
-/// Local routing: the routing tree, the inhibit rules,
-/// the alert groups and the silences. Owned by the engine.
-#[derive(Debug)]
+/// Local routing: the routing tree, the inhibit rules, the alert groups
+/// (by group key) and the silences. Owned by the engine; its settings are
+/// the builder's.
+#[derive(Clone, Debug, Default)]
 pub(crate) struct Local {
-    routing: Routing,
-    /// The default receiver as a route matching every alert, tried last.
-    default: Route,
-    inhibit_rules: Vec<InhibitRule>,
-    groups: HashMap<GroupId, Group>,
-    /// The groups holding each firing alert.
-    held: HashMap<AlertId, Vec<GroupId>>,
+    pub(crate) routing: Routing,
+    pub(crate) inhibit_rules: Vec<InhibitRule>,
+    groups: HashMap<String, Group>,
     /// By id; expired ones are kept for `silence_retention`.
     pub(crate) silences: BTreeMap<SilenceId, Silence>,
     /// The id given to the latest silence.
-    pub(super) last_silence: SilenceId,
-    pub(super) silence_retention: Duration,
+    pub(super) last_silence: u64,
+    /// How long expired silences stay listed ([`DEFAULT_SILENCE_RETENTION`]
+    /// if unset).
+    pub(crate) silence_retention: Option<Duration>,
 }
 
 impl Local {
-    /// Checks `routing` and sets up empty groups and silences.
-    pub(crate) fn new(
-        routing: Option<Routing>,
-        inhibit_rules: Vec<InhibitRule>,
-        silence_retention: Option<Duration>,
-    ) -> Result<Local> {
-        let routing = routing.unwrap_or_default();
-        let silence_retention = silence_retention.unwrap_or(super::DEFAULT_SILENCE_RETENTION);
-        routing.validate()?;
-        if let Some(reason) = crate::time::too_long(silence_retention) {
-            let setting = "silence_retention";
-            return Err(crate::Error::InvalidSetting { setting, reason });
-        }
-        Ok(Local {
-            default: Route::new(routing.receiver.clone()),
-            routing,
-            inhibit_rules,
-            groups: HashMap::new(),
-            held: HashMap::new(),
-            silences: BTreeMap::new(),
-            last_silence: SilenceId(0),
-            silence_retention,
+    /// Checks the routing tree and the silence retention.
+    pub(crate) fn check(&self) -> Result<()> {
+        self.routing.validate()?;
+        let retention = self.silence_retention.unwrap_or(DEFAULT_SILENCE_RETENTION);
+        let (setting, problem) = ("silence_retention", crate::time::too_long(retention));
+        problem.map_or(Ok(()), |reason| {
+            Err(Error::InvalidSetting { setting, reason })
         })
     }
 
-    /// The routes, then the default.
-    pub(crate) fn routes(&self) -> impl Iterator<Item = &Route> {
-        self.routing.routes.iter().chain([&self.default])
+    /// Drops silences that expired longer than the retention ago.
+    pub(crate) fn prune_silences(&mut self, now: SystemTime) {
+        let retention = self.silence_retention.unwrap_or(DEFAULT_SILENCE_RETENTION);
+        (self.silences).retain(|_, s| s.ends_at.checked_add(retention).is_none_or(|t| t >= now));
     }
 
-    /// Sets the `silenced` and `inhibited` flags of the active alerts.
-    pub(crate) fn flag(&self, now: SystemTime, mut active: Vec<Active>) -> Vec<Active> {
-        let inhibited: Vec<bool> = {
-            let inhibitors = Inhibitors::new(&self.inhibit_rules, &active);
-            active.iter().map(|a| inhibitors.inhibit(a)).collect()
+    /// Whether an active silence mutes `alert`.
+    fn silenced(&self, now: SystemTime, alert: &Active) -> bool {
+        let mutes = |s: &Silence| s.mutes(now, |n| alert.label(n));
+        self.silences.values().any(mutes)
+    }
+
+    /// The active alerts with their `silenced` and `inhibited` flags set.
+    pub(crate) fn flag(&self, now: SystemTime, active: &[Active]) -> Vec<Alert> {
+        let flag = |a: &Active| Alert {
+            silenced: self.silenced(now, a),
+            inhibited: self.inhibited(active, a),
+            ..a.alert.clone()
         };
-        for (a, inhibited) in active.iter_mut().zip(inhibited) {
-            a.alert.silenced = self.silenced(now, |n| a.label(n));
-            a.alert.inhibited = inhibited;
-        }
-        active
+        active.iter().map(flag).collect()
     }
 
-    /// Takes what changed in the engine's active alerts at `now`: a firing
-    /// alert fires in the group its labels route it to (and, once
-    /// escalated, in its rule's escalation receiver's group too); a
-    /// resolved one resolves at `now` in the groups holding it. Costs
-    /// nothing for alerts that did not change.
-    pub(crate) fn update(&mut self, now: SystemTime, rules: &[Rule], changes: Vec<Change>) {
-        for change in changes {
-            match change {
-                Change::Resolve(id) => {
-                    for key in self.held.remove(&id).unwrap_or_default() {
-                        self.resolve(now, &key, id);
-                    }
-                }
-                Change::Fire(alert) => self.fire(now, rules, alert),
+    /// Whether one of the `firing` alerts inhibits `target`: one of the
+    /// same instance at a higher severity, or another matching an inhibit
+    /// rule's `source_matchers` with the same `equal` labels (a missing one
+    /// is empty) when `target` matches that rule's `target_matchers`. A
+    /// plain scan: local routing serves hosts with few alerts.
+    fn inhibited<'a>(&self, firing: impl IntoIterator<Item = &'a Active>, target: &Active) -> bool {
+        let (_, base, severity) = target.id;
+        firing.into_iter().any(|s| {
+            let equal = |l: &String| s.label(l).unwrap_or("") == target.label(l).unwrap_or("");
+            let by_rule = |r: &InhibitRule| {
+                matches_all(&r.source_matchers, &s.alert.labels)
+                    && matches_all(&r.target_matchers, &target.alert.labels)
+                    && r.equal.iter().all(equal)
+            };
+            (s.id.1 == base && s.id.2 > severity)
+                || ((s.id.1, s.id.2) != (base, severity) && self.inhibit_rules.iter().any(by_rule))
+        })
+    }
+
+    /// Takes the engine's active alerts at `now` (escalation included):
+    /// each fires in the group its labels route it to (and, once
+    /// escalated, in its rule's escalation receiver's group too); an alert
+    /// a group holds firing that is no longer active resolves there at
+    /// `now`.
+    pub(crate) fn update(&mut self, now: SystemTime, rules: &[Rule], active: Vec<Active>) {
+        for group in self.groups.values_mut() {
+            for (held, _) in group.entries.values_mut().filter(|(a, _)| a.is_firing()) {
+                (held.alert.status, held.alert.ends_at) = (AlertStatus::Resolved, Some(now));
+            }
+        }
+        for alert in active {
+            let escalation = rules[alert.id.0].escalate.as_ref();
+            let to = escalation.and_then(|e| e.receiver.as_deref());
+            let to = to.filter(|_| alert.alert.escalated).map(Some);
+            for to in [None].into_iter().chain(to) {
+                let entry = self.group(now, &alert.alert, to).entries.entry(alert.id);
+                entry.or_insert_with(|| (alert.clone(), None)).0 = alert.clone();
             }
         }
     }
 
-    /// Resolves alert `id` at `now` in group `key`.
-    fn resolve(&mut self, now: SystemTime, key: &GroupId, id: AlertId) {
-        let group = self.groups.get_mut(key);
-        if let Some((held, _)) = group.and_then(|g| g.entries.get_mut(&id))
-            && held.is_firing()
-        {
-            (held.alert.status, held.alert.ends_at) = (AlertStatus::Resolved, Some(now));
-        }
-    }
-
-    /// Puts the firing `alert` in its groups (routed again only when it is
-    /// new or its escalation adds a group), resolving it in groups it left.
-    fn fire(&mut self, now: SystemTime, rules: &[Rule], alert: Active) {
-        let id = alert.id();
-        let escalation = rules[alert.rule].escalate.as_ref();
-        let escalated_to = escalation.and_then(|e| e.receiver.clone());
-        let escalated_to = escalated_to.filter(|_| alert.alert.escalated);
-        let keys = match self.held.remove(&id) {
-            Some(keys) if keys.len() == 1 + usize::from(escalated_to.is_some()) => keys,
-            old => {
-                let targets = [None].into_iter().chain(escalated_to.map(Some));
-                let keys = targets.map(|to| self.group(now, &alert.alert, to));
-                let keys: Vec<GroupId> = keys.collect();
-                for key in old.into_iter().flatten().filter(|k| !keys.contains(k)) {
-                    self.resolve(now, &key, id);
-                }
-                keys
-            }
-        };
-        for key in &keys {
-            // A firing alert keeps its groups.
-            let group = self.groups.get_mut(key).expect("its group");
-            let entry = group.entries.entry(id);
-            entry.or_insert_with(|| (alert.clone(), None)).0 = alert.clone();
-        }
-        self.held.insert(id, keys);
-    }
-
-    /// The key of the group `alert` goes to (the escalation receiver's
-    /// group with `escalated_to`); the group is made if new.
-    fn group(&mut self, now: SystemTime, alert: &Alert, escalated_to: Option<String>) -> GroupId {
-        let matches = |r: &Route| matches_all(&r.matchers, &alert.labels);
-        let index = self
-            .routes()
-            .position(matches)
-            .expect("the default matches");
-        let route = self.routing.routes.get(index).unwrap_or(&self.default);
-        let group_by = self.routing.grouping(route);
+    /// The group `alert` goes to (the escalation receiver's group with
+    /// `escalated_to`), made if new.
+    fn group(&mut self, now: SystemTime, alert: &Alert, escalated_to: Option<&str>) -> &mut Group {
+        let (routing, default) = (&self.routing, Route::default());
+        let matches = |r: &&Route| matches_all(&r.matchers, &alert.labels);
+        let found = routing.routes.iter().find(matches);
+        // The default receiver inherits every setting.
+        let route = found.unwrap_or(&default);
+        let group_by = routing.grouping(route);
         let all = group_by.iter().any(|l| l == "...");
         let mut labels = alert.labels.clone();
         labels.retain(|name, _| all || group_by.contains(name));
-        let next_flush = now + self.routing.timers(route)[0];
-        let key = (index, escalated_to, labels);
-        let group = Group {
+        // Alertmanager's route path: `{}`, then each level's matchers.
+        let path = found.map(|r| r.matchers.iter().map(ToString::to_string));
+        let path = path.map(|p| format!("/{{{}}}", p.collect::<Vec<_>>().join(",")));
+        let to = escalated_to.map(|r| format!("/{{escalated_to={r:?}}}"));
+        let (path, to) = (path.unwrap_or_default(), to.unwrap_or_default());
+        let key = format!("{{}}{path}{to}:{}", DisplayLabels(&labels));
+        let [wait, interval, repeat] = routing.timers(route);
+        let receiver = found.map_or(&routing.receiver, |r| &r.receiver);
+        let group = || Group {
+            receiver: escalated_to.unwrap_or(receiver).to_owned(),
+            labels,
+            intervals: [interval, repeat],
             entries: HashMap::new(),
-            next_flush,
+            next_flush: now + wait,
             last_sent: None,
         };
-        self.groups.entry(key.clone()).or_insert(group);
-        key
+        self.groups.entry(key).or_insert_with(group)
+    }
+}
+
+/// Local routing: only with the `routing` feature.
+impl Engine {
+    /// Every receiver a notification can be addressed to: the routes'
+    /// receivers, the default receiver, and the rules' escalation
+    /// receivers; each once, in that order. A host checks them against the
+    /// notifiers it registered.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use vigil_alert::{Comparison, Engine, Matcher, Route, Routing, Rule, Severity};
+    ///
+    /// let rule = Rule::builder("DiskFull")
+    ///     .gauge("disk_usage_ratio")
+    ///     .threshold(Severity::High, Comparison::Greater, 0.9)
+    ///     .escalate_after(Duration::from_secs(3600))
+    ///     .escalate_to("boss")
+    ///     .build()?;
+    /// let engine = Engine::builder()
+    ///     .rule(rule)
+    ///     .routing(Routing::new("email").route(Route::new("pager").matcher(Matcher::equal("severity", "critical"))))
+    ///     .build()?;
+    /// assert_eq!(engine.receivers(), ["pager", "email", "boss"]);
+    /// # Ok::<(), vigil_alert::Error>(())
+    /// ```
+    pub fn receivers(&self) -> Vec<&str> {
+        let routing = &self.local.routing;
+        let routes = routing.routes.iter().map(|route| route.receiver.as_str());
+        let routes = routes.chain([routing.receiver.as_str()]);
+        let rules = self.rules().iter();
+        let escalations = rules.filter_map(|rule| rule.escalate.as_ref()?.receiver.as_deref());
+        let mut out: Vec<&str> = routes.chain(escalations).collect();
+        let mut seen = HashSet::new();
+        out.retain(|receiver| seen.insert(*receiver));
+        out
     }
 
-    /// The earliest time a group is due, if any group exists.
-    pub(crate) fn next_due(&self) -> Option<SystemTime> {
-        self.groups.values().map(|g| g.next_flush).min()
-    }
-
-    /// The notifications due at `now`; updates the groups' timers, and
-    /// drops resolved alerts and empty groups.
-    pub(crate) fn flush(&mut self, now: SystemTime) -> Vec<Notification> {
-        if !self.groups.values().any(|g| g.next_flush <= now) {
-            return Vec::new();
-        }
-        let held = self.groups.values().flat_map(|g| g.entries.values());
+    /// The notifications due at `now` (one per group whose timer expired and
+    /// that has something to say; see the [routing module](crate::routing)
+    /// docs), sorted by receiver and group key. Marks them as handed over:
+    /// the caller delivers them (with retries); calling again at the same
+    /// `now` returns nothing new. Pure: no clock, no I/O.
+    pub fn due_notifications(&mut self, now: SystemTime) -> Vec<Notification> {
+        let local = &mut self.local;
+        let held = local.groups.values().flat_map(|g| g.entries.values());
         let held: Vec<&Active> = held.map(|(alert, _)| alert).collect();
-        let firing = held.iter().copied().filter(|a| a.is_firing());
-        let inhibitors = Inhibitors::new(&self.inhibit_rules, firing);
+        let firing = || held.iter().copied().filter(|a| a.is_firing());
         // Muted by a silence, or inhibited by the firing alerts.
-        let muted = |a: &&&Active| self.silenced(now, |n| a.label(n)) || inhibitors.inhibit(a);
-        let muted: HashSet<AlertId> = held.iter().filter(muted).map(|a| a.id()).collect();
-        let (routing, default, mut out) = (&self.routing, &self.default, Vec::new());
-        self.groups.retain(|(index, to, labels), group| {
-            let route = routing.routes.get(*index).unwrap_or(default);
-            let [_, interval, repeat] = routing.timers(route);
+        let muted = |a: &&&Active| local.silenced(now, a) || local.inhibited(firing(), a);
+        let muted: HashSet<AlertId> = held.iter().filter(muted).map(|a| a.id).collect();
+        let mut out = Vec::new();
+        local.groups.retain(|key, group| {
             if group.next_flush <= now {
-                let alerts = group.flush(now, repeat, &muted);
-                let is_default = *index == routing.routes.len();
-                let notify =
-                    |alerts| notification(route, is_default, to.as_deref(), labels, alerts);
-                out.extend(alerts.map(notify));
-                group.next_flush = now + interval;
+                let alerts = group.flush(now, &muted);
+                out.extend(alerts.map(|alerts| group.notification(key, alerts)));
+                group.next_flush = now + group.intervals[0];
             }
             !group.entries.is_empty()
         });
         out.sort_by(|a, b| (&a.receiver, &a.group_key).cmp(&(&b.receiver, &b.group_key)));
         out
+    }
+
+    /// When the next group timer expires, if any group exists: a host can
+    /// sleep until then (or until its next evaluation).
+    pub fn next_notification_at(&self) -> Option<SystemTime> {
+        self.local.groups.values().map(|g| g.next_flush).min()
     }
 }
 
@@ -219,12 +234,7 @@ impl Group {
     /// The alerts of the group's notification at `now`, if it has something
     /// to say (see the [routing module](super) docs); drops its resolved
     /// alerts.
-    fn flush(
-        &mut self,
-        now: SystemTime,
-        repeat: Duration,
-        muted: &HashSet<AlertId>,
-    ) -> Option<Vec<Alert>> {
+    fn flush(&mut self, now: SystemTime, muted: &HashSet<AlertId>) -> Option<Vec<Alert>> {
         // Firing alerts, and resolved ones whose firing was notified.
         let shown = |(id, (a, told)): &(&AlertId, &(Active, Option<bool>))| {
             !muted.contains(*id) && (a.is_firing() || told.is_some())
@@ -234,7 +244,8 @@ impl Group {
             .any(|(_, (a, told))| !a.is_firing() || *told != Some(a.alert.escalated));
         let mut alerts: Vec<Alert> = shown.map(|(_, (a, _))| a.alert.clone()).collect();
         let firing = alerts.iter().any(|a| a.status == AlertStatus::Firing);
-        let send = changed || (firing && self.last_sent.is_some_and(|t| now >= t + repeat));
+        let send =
+            changed || (firing && self.last_sent.is_some_and(|t| now >= t + self.intervals[1]));
         if send {
             for (id, (a, told)) in &mut self.entries {
                 *told = (a.is_firing() && !muted.contains(id)).then_some(a.alert.escalated);
@@ -245,106 +256,23 @@ impl Group {
         sort_alerts(&mut alerts);
         send.then_some(alerts)
     }
-}
 
-/// What the firing alerts inhibit, indexed once per pass so that checking
-/// an alert costs a lookup per inhibit rule instead of a scan of every
-/// firing alert: one of the same instance at a higher severity inhibits
-/// it, and so does another matching an inhibit rule's `source_matchers`
-/// with the same `equal` labels when it matches that rule's
-/// `target_matchers`.
-struct Inhibitors<'a> {
-    rules: &'a [InhibitRule],
-    /// The highest firing severity of each instance.
-    top: HashMap<u64, Severity>,
-    /// For each rule, its sources by their `equal` label values: up to two
-    /// distinct (instance, severity) pairs, enough to find one that is not
-    /// the target itself.
-    sources: Vec<Sources<'a>>,
-}
-
-/// An inhibit rule's sources by their `equal` label values.
-type Sources<'a> = HashMap<Vec<&'a str>, Vec<(u64, Severity)>>;
-
-impl<'a> Inhibitors<'a> {
-    fn new(rules: &'a [InhibitRule], firing: impl IntoIterator<Item = &'a Active>) -> Self {
-        let mut top = HashMap::<u64, Severity>::new();
-        let mut sources = vec![Sources::new(); rules.len()];
-        for s in firing {
-            let level = top.entry(s.base).or_insert(s.alert.severity);
-            *level = (*level).max(s.alert.severity);
-            for (rule, by_key) in rules.iter().zip(&mut sources) {
-                if matches_all(&rule.source_matchers, &s.alert.labels) {
-                    let ids = by_key.entry(equal_values(rule, s)).or_default();
-                    let id = (s.base, s.alert.severity);
-                    if ids.len() < 2 && !ids.contains(&id) {
-                        ids.push(id);
-                    }
-                }
-            }
-        }
-        Inhibitors {
-            rules,
-            top,
-            sources,
-        }
-    }
-
-    fn inhibit(&self, target: &Active) -> bool {
-        let id = (target.base, target.alert.severity);
-        // An alert never inhibits itself.
-        let other = |ids: &Vec<(u64, Severity)>| ids.iter().any(|s| *s != id);
-        let by_rule = |(rule, by_key): (&InhibitRule, &Sources)| {
-            matches_all(&rule.target_matchers, &target.alert.labels)
-                && by_key.get(&equal_values(rule, target)).is_some_and(other)
+    /// The group's notification (its key is `key`) carrying `alerts`.
+    fn notification(&self, key: &str, alerts: Vec<Alert>) -> Notification {
+        let common = |pick: fn(&Alert) -> &Labels| -> Labels {
+            let first = alerts.first().map(pick).cloned().unwrap_or_default();
+            let shared = |(k, v): &(_, _)| alerts.iter().all(|a| pick(a).get(k) == Some(v));
+            first.into_iter().filter(shared).collect()
         };
-        self.top
-            .get(&target.base)
-            .is_some_and(|s| *s > target.alert.severity)
-            || self.rules.iter().zip(&self.sources).any(by_rule)
-    }
-}
-
-/// The values of an inhibit rule's `equal` labels (a missing one is empty).
-fn equal_values<'a>(rule: &InhibitRule, a: &'a Active) -> Vec<&'a str> {
-    rule.equal
-        .iter()
-        .map(|l| a.label(l).unwrap_or(""))
-        .collect()
-}
-
-fn notification(
-    route: &Route,
-    default: bool,
-    escalated_to: Option<&str>,
-    labels: &Labels,
-    alerts: Vec<Alert>,
-) -> Notification {
-    let common = |pick: fn(&Alert) -> &Labels| -> Labels {
-        let mut common = alerts.first().map(pick).cloned().unwrap_or_default();
-        for alert in alerts.iter().skip(1) {
-            common.retain(|k, v| pick(alert).get(k) == Some(v));
+        Notification {
+            receiver: self.receiver.clone(),
+            group_key: key.to_owned(),
+            group_labels: self.labels.clone(),
+            // Firing alerts come first.
+            status: alerts.first().map_or(AlertStatus::Resolved, |a| a.status),
+            common_labels: common(|a| &a.labels),
+            common_annotations: common(|a| &a.annotations),
+            alerts,
         }
-        common
-    };
-    // Firing alerts come first.
-    let status = alerts.first().map_or(AlertStatus::Resolved, |a| a.status);
-    // Alertmanager's route path: `{}`, then each level's matchers.
-    let mut route_key = String::from("{}");
-    if !default {
-        let path: Vec<String> = route.matchers.iter().map(ToString::to_string).collect();
-        route_key += &format!("/{{{}}}", path.join(","));
-    }
-    if let Some(r) = escalated_to {
-        route_key += &format!("/{{escalated_to={r:?}}}");
-    }
-    Notification {
-        receiver: escalated_to.unwrap_or(&route.receiver).to_owned(),
-        group_key: format!("{route_key}:{}", DisplayLabels(labels)),
-        group_labels: labels.clone(),
-        status,
-        common_labels: common(|a| &a.labels),
-        common_annotations: common(|a| &a.annotations),
-        alerts,
     }
 }

@@ -37,8 +37,8 @@ use std::time::Duration;
 use crate::time::duration::option as dur;
 use serde::{Deserialize, Serialize};
 
-use crate::labels::{is_valid_label_name, label_name_problem};
-use crate::{Error, Matcher, Result};
+use crate::labels::{LabelName, is_valid_label_name};
+use crate::{Error, Matcher};
 
 pub(crate) use groups::Local;
 pub use silence::{DEFAULT_SILENCE_RETENTION, Silence, SilenceId, SilenceState};
@@ -154,7 +154,7 @@ impl Routing {
     /// Checks receivers, label names and timers (`group_interval` and
     /// `repeat_interval` longer than zero, every timer at most
     /// [`MAX_DURATION`](crate::MAX_DURATION)).
-    pub fn validate(&self) -> Result<()> {
+    pub fn validate(&self) -> crate::Result<()> {
         let default = Route::new(self.receiver.clone());
         let mut routes = std::iter::once(&default).chain(&self.routes);
         routes.try_for_each(|route| self.check(route))
@@ -175,7 +175,7 @@ impl Routing {
         ]
     }
 
-    fn check(&self, route: &Route) -> Result<()> {
+    fn check(&self, route: &Route) -> crate::Result<()> {
         let receiver = route.receiver.clone();
         let label = |n: &&String| n.as_str() != "..." && !is_valid_label_name(n);
         let label = self.grouping(route).iter().find(label);
@@ -276,24 +276,16 @@ pub struct InhibitRule {
     pub target_matchers: Vec<Matcher>,
     /// Labels that must have equal values in source and target (a label
     /// missing from both counts as equal).
-    #[serde(
-        default,
-        skip_serializing_if = "Vec::is_empty",
-        deserialize_with = "label_names"
-    )]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(deserialize_with = "label_names")]
     pub equal: Vec<String>,
 }
 
 /// Serde for `equal`: label names, each checked (an invalid name would be
 /// missing from every alert, and so always "equal").
-fn label_names<'de, D: serde::Deserializer<'de>>(
-    d: D,
-) -> std::result::Result<Vec<String>, D::Error> {
-    let names = Vec::<String>::deserialize(d)?;
-    match names.iter().find_map(|name| label_name_problem(name)) {
-        Some(problem) => Err(serde::de::Error::custom(problem)),
-        None => Ok(names),
-    }
+fn label_names<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    let names = Vec::<LabelName>::deserialize(d)?;
+    Ok(names.into_iter().map(|name| name.0).collect())
 }
 
 #[cfg(test)]

@@ -13,8 +13,7 @@ use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
-use super::Local;
-use crate::{Error, Matcher, Result};
+use crate::{Engine, Error, Matcher, Result};
 
 /// How long expired silences stay listed (Alertmanager keeps 5 days).
 pub const DEFAULT_SILENCE_RETENTION: Duration = Duration::from_secs(5 * 24 * 60 * 60);
@@ -123,12 +122,10 @@ impl Silence {
 
     /// Pending, active or expired at `now`.
     pub fn state(&self, now: SystemTime) -> SilenceState {
-        if now < self.starts_at {
-            SilenceState::Pending
-        } else if now < self.ends_at {
-            SilenceState::Active
-        } else {
-            SilenceState::Expired
+        match now {
+            now if now < self.starts_at => SilenceState::Pending,
+            now if now < self.ends_at => SilenceState::Active,
+            _ => SilenceState::Expired,
         }
     }
 
@@ -144,41 +141,45 @@ impl Silence {
     }
 }
 
-/// The engine's silences (see the `Engine` methods of the same names).
-impl Local {
-    pub(crate) fn add_silence(&mut self, silence: Silence) -> Result<SilenceId> {
+/// Silences: only with the `routing` feature.
+impl Engine {
+    /// Adds a silence and returns its id.
+    ///
+    /// Fails if it has no matchers (it would mute everything), ends
+    /// before it starts, or lasts longer than
+    /// [`MAX_DURATION`](crate::MAX_DURATION).
+    pub fn add_silence(&mut self, silence: Silence) -> Result<SilenceId> {
         if let Some((_, reason)) = silence.problem() {
             return Err(Error::InvalidSilence { reason });
         }
-        self.last_silence.0 += 1;
-        self.silences.insert(self.last_silence, silence);
-        Ok(self.last_silence)
+        let local = &mut self.local;
+        local.last_silence += 1;
+        local
+            .silences
+            .insert(SilenceId(local.last_silence), silence);
+        Ok(SilenceId(local.last_silence))
     }
 
-    pub(crate) fn expire_silence(&mut self, id: SilenceId, now: SystemTime) -> Result<()> {
-        let silence = self.silences.get_mut(&id);
+    /// Ends a silence at `now` (a pending one never starts). Expiring an
+    /// expired silence changes nothing.
+    pub fn expire_silence(&mut self, id: SilenceId, now: SystemTime) -> Result<()> {
+        let silence = self.local.silences.get_mut(&id);
         let silence = silence.ok_or(Error::UnknownSilence { id })?;
-        match silence.state(now) {
-            SilenceState::Expired => {}
-            SilenceState::Active => silence.ends_at = now,
-            SilenceState::Pending => (silence.starts_at, silence.ends_at) = (now, now),
-        }
+        // An expired one keeps its range; an active one ends now; a
+        // pending one starts and ends now.
+        silence.ends_at = silence.ends_at.min(now);
+        silence.starts_at = silence.starts_at.min(silence.ends_at);
         Ok(())
     }
 
-    /// Drops silences that expired longer than the retention ago.
-    pub(crate) fn prune_silences(&mut self, now: SystemTime) {
-        let retention = self.silence_retention;
-        (self.silences).retain(|_, s| s.ends_at.checked_add(retention).is_none_or(|t| t >= now));
+    /// A silence by id.
+    pub fn silence(&self, id: SilenceId) -> Option<&Silence> {
+        self.local.silences.get(&id)
     }
 
-    /// Whether an active silence mutes an alert whose labels `lookup` gives.
-    pub(crate) fn silenced<'a>(
-        &self,
-        now: SystemTime,
-        lookup: impl Fn(&str) -> Option<&'a str>,
-    ) -> bool {
-        self.silences.values().any(|s| s.mutes(now, &lookup))
+    /// All silences (pending, active, and expired within the retention), by id.
+    pub fn silences(&self) -> impl Iterator<Item = (SilenceId, &Silence)> {
+        self.local.silences.iter().map(|(id, s)| (*id, s))
     }
 }
 
