@@ -8,23 +8,19 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+#[cfg(feature = "rulesets")]
+use super::Item;
 use super::{AlertConfig, ConfigError};
 use crate::Rule;
 use crate::severity::SeverityLabels;
-
-/// A duration longer than zero.
-#[derive(Clone, Copy, Debug, Deserialize)]
-#[serde(transparent)]
-pub(crate) struct PositiveDur(
-    #[serde(with = "crate::time::duration::positive")] pub(crate) Duration,
-);
 
 /// A whole config file.
 #[derive(Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 #[cfg_attr(not(all(feature = "routing", feature = "rulesets")), allow(dead_code))]
 pub(crate) struct FileDoc {
-    evaluation_interval: Option<PositiveDur>,
+    #[serde(deserialize_with = "crate::time::duration::positive::option")]
+    evaluation_interval: Option<Duration>,
     severity_labels: SeverityLabels,
     rulesets: Rulesets,
     rules: Vec<Rule>,
@@ -47,7 +43,7 @@ macro_rules! sections {
 }
 
 sections! {
-    Rulesets("rulesets", 0): rulesets::RulesetsFile;
+    Rulesets("rulesets", 0): RulesetsSection;
     Routing("routing", 1): Option<crate::Routing>;
     InhibitRules("routing", 2): Vec<crate::InhibitRule>;
     Silences("routing", 3): Vec<crate::Silence>;
@@ -91,7 +87,7 @@ impl FileDoc {
     /// Converts to core types and runs the checks that need several fields
     /// (those of rules too, naming each by its place in `rules:`).
     pub(crate) fn into_config(self, file: &str) -> Result<AlertConfig, ConfigError> {
-        let interval = self.evaluation_interval.map(|d| d.0);
+        let interval = self.evaluation_interval;
         #[cfg_attr(not(feature = "rulesets"), allow(unused_mut))]
         let mut rules = Vec::new();
         #[cfg(feature = "rulesets")]
@@ -121,132 +117,36 @@ impl FileDoc {
     }
 }
 
+/// `rulesets:`: the ready-made rules, with a file's settings.
 #[cfg(feature = "rulesets")]
-pub(crate) mod rulesets {
-    //! `rulesets:`: the ready-made rules, with a file's settings.
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RulesetsSection {
+    service_targets: Option<crate::rulesets::ServiceTargets>,
+    #[serde(default)]
+    slos: Vec<crate::rulesets::SloBurnRate>,
+}
 
-    use std::fmt;
-    use std::time::Duration;
-
-    use serde::de::{self, Unexpected, Visitor};
-    use serde::{Deserialize, Deserializer};
-
-    use super::PositiveDur;
-    use crate::config::{ConfigError, Item};
-    use crate::labels::{LabelName, from_text};
-    use crate::rulesets::{ServiceTargets, SloBurnRate, Target};
-    use crate::{Matcher, Rule, Selector};
-
-    /// A non-empty SLO name.
-    struct Name(String);
-
-    impl<'de> Deserialize<'de> for Name {
-        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-            from_text(d, "a non-empty name", |v| match v.trim() {
-                "" => Err("must not be empty".to_owned()),
-                _ => Ok(Name(v.to_owned())),
-            })
+#[cfg(feature = "rulesets")]
+impl RulesetsSection {
+    /// The rules, checked against the evaluation interval; an error names
+    /// the rule set it comes from.
+    fn into_rules(self, file: &str, interval: Option<Duration>) -> Result<Vec<Rule>, ConfigError> {
+        let targets = self
+            .service_targets
+            .map(|t| (Item::ServiceTargets, t.rules()));
+        let slos = self.slos.iter().enumerate().map(|(index, slo)| {
+            let name = Some(slo.name.clone());
+            (Item::Slo { index, name }, slo.rules())
+        });
+        let mut all = Vec::new();
+        for (item, rules) in targets.into_iter().chain(slos) {
+            let at_interval = |r: &Rule| interval.map_or(Ok(()), |i| r.check_interval(i));
+            let rules = rules.and_then(|r| r.iter().try_for_each(at_interval).map(|()| r));
+            let invalid =
+                |e: crate::Error| ConfigError::invalid(file, Some(item), None, e.to_string(), None);
+            all.extend(rules.map_err(invalid)?);
         }
-    }
-
-    /// `rulesets.service_targets:`.
-    #[derive(Default, Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct ServiceTargetsFile {
-        window: Option<PositiveDur>,
-        #[serde(rename = "for", default, with = "crate::time::duration::option")]
-        for_duration: Option<Duration>,
-        latency_p95: Option<PositiveDur>,
-        only: Option<Vec<Target>>,
-    }
-
-    /// A success-rate objective: a number between 0 and 1 (`0.999`) or a
-    /// percentage string (`"99.9%"`), checked inside the value's own visit
-    /// so that an error points at the value.
-    struct Objective(f64);
-
-    impl<'de> Deserialize<'de> for Objective {
-        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-            d.deserialize_any(Objective(0.0))
-        }
-    }
-
-    impl Visitor<'_> for Objective {
-        type Value = Objective;
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("a number between 0 and 1 (e.g. 0.999) or a percentage (\"99.9%\")")
-        }
-        fn visit_f64<E: de::Error>(self, v: f64) -> Result<Objective, E> {
-            let valid = (v > 0.0 && v < 1.0).then_some(Objective(v));
-            valid.ok_or_else(|| E::invalid_value(Unexpected::Float(v), &self))
-        }
-        fn visit_str<E: de::Error>(self, t: &str) -> Result<Objective, E> {
-            match t.trim().strip_suffix('%').map(|p| p.trim().parse::<f64>()) {
-                Some(Ok(p)) => self.visit_f64(p / 100.0),
-                _ => Err(E::invalid_value(Unexpected::Str(t), &self)),
-            }
-        }
-    }
-
-    /// One entry of `rulesets.slos:`.
-    #[derive(Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct SloFile {
-        name: Name,
-        objective: Objective,
-        #[serde(default)]
-        matchers: Vec<Matcher>,
-        #[serde(default)]
-        by: Vec<LabelName>,
-        errors: Option<Selector>,
-        total: Option<Selector>,
-    }
-
-    /// `rulesets:`.
-    #[derive(Default, Deserialize)]
-    #[serde(deny_unknown_fields)]
-    pub(crate) struct RulesetsFile {
-        service_targets: Option<ServiceTargetsFile>,
-        #[serde(default)]
-        slos: Vec<SloFile>,
-    }
-
-    impl RulesetsFile {
-        /// The rules, checked against the evaluation interval.
-        pub(crate) fn into_rules(
-            self,
-            file: &str,
-            interval: Option<Duration>,
-        ) -> Result<Vec<Rule>, ConfigError> {
-            let checked = |item: Item, rules: crate::Result<Vec<Rule>>| {
-                let at_interval = |r: &Rule| interval.map_or(Ok(()), |i| r.check_interval(i));
-                let rules = rules.and_then(|r| r.iter().try_for_each(at_interval).map(|()| r));
-                rules.map_err(|e| ConfigError::invalid(file, Some(item), None, e.to_string(), None))
-            };
-            let mut rules = Vec::new();
-            if let Some(st) = self.service_targets {
-                let t = (st.window.into_iter()).fold(ServiceTargets::new(), |t, w| t.window(w.0));
-                let t = st
-                    .for_duration
-                    .into_iter()
-                    .fold(t, ServiceTargets::for_duration);
-                let t = st
-                    .latency_p95
-                    .into_iter()
-                    .fold(t, |t, d| t.latency_p95(d.0));
-                let t = st.only.into_iter().fold(t, ServiceTargets::only);
-                rules.extend(checked(Item::ServiceTargets, t.rules())?);
-            }
-            for (index, slo) in self.slos.into_iter().enumerate() {
-                let name = Some(slo.name.0.clone());
-                let s = SloBurnRate::new(slo.name.0, slo.objective.0);
-                let s = s.by(slo.by.into_iter().map(|l| l.0));
-                let s = slo.errors.into_iter().fold(s, SloBurnRate::errors);
-                let s = slo.total.into_iter().fold(s, SloBurnRate::total);
-                let s = slo.matchers.into_iter().fold(s, SloBurnRate::matcher);
-                rules.extend(checked(Item::Slo { index, name }, s.rules())?);
-            }
-            Ok(rules)
-        }
+        Ok(all)
     }
 }
