@@ -120,10 +120,9 @@ impl FileDoc {
 /// `rulesets:`: the ready-made rules, with a file's settings.
 #[cfg(feature = "rulesets")]
 #[derive(Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub(crate) struct RulesetsSection {
     service_targets: Option<crate::rulesets::ServiceTargets>,
-    #[serde(default)]
     slos: Vec<crate::rulesets::SloBurnRate>,
 }
 

@@ -401,13 +401,10 @@ fn deserialize_error(
     ConfigError::invalid(file, Some(item), field, message, location)
 }
 
-/// The line and column of a byte offset in `text`.
+/// The line and column of a byte offset in `text` (a parser's, so on a
+/// character boundary).
 fn location_at(text: &str, offset: usize) -> Location {
-    let mut offset = offset.min(text.len());
-    while !text.is_char_boundary(offset) {
-        offset -= 1;
-    }
-    let before = &text[..offset];
+    let before = text.get(..offset).unwrap_or(text);
     let line = before.matches('\n').count() + 1;
     let column = before.rsplit('\n').next().unwrap_or("").chars().count() + 1;
     Location { line, column }

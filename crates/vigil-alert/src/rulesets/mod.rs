@@ -241,12 +241,9 @@ impl ServiceTargets {
 
     /// The rules of the selected targets, in [`Target::ALL`] order.
     pub fn rules(&self) -> Result<Vec<Rule>> {
-        let only = |t: &&Target| self.only.as_ref().is_none_or(|only| only.contains(t));
-        Target::ALL
-            .iter()
-            .filter(only)
-            .map(|t| self.rule(*t))
-            .collect()
+        let only = |t: &Target| self.only.as_ref().is_none_or(|only| only.contains(t));
+        let selected = Target::ALL.into_iter().filter(only);
+        selected.map(|t| self.rule(t)).collect()
     }
 }
 
@@ -474,7 +471,7 @@ impl SloBurnRate {
         let summary = format!(
             "SLO {name} ({percent}% success) burns its error budget {factor}x too fast: error ratio {{{{ $value }}}} over {long}"
         );
-        let mut rule = Rule::builder(self.alert.clone())
+        let rule = Rule::builder(self.alert.clone())
             .expr(ratio(w.long))
             .aggregate(Aggregation::Sum)
             .by(self.by.iter().cloned())
@@ -484,10 +481,10 @@ impl SloBurnRate {
             .label("long_window", duration(w.long))
             .label("short_window", duration(w.short))
             .annotation("summary", summary);
-        for (name, value) in &self.annotations {
-            rule = rule.annotation(name, value);
-        }
-        rule.build()
+        let annotations = self.annotations.iter();
+        annotations
+            .fold(rule, |r, (name, value)| r.annotation(name, value))
+            .build()
     }
 
     /// vigil rules, one per burn window: the error ratio over the long
