@@ -63,7 +63,8 @@ mod off {
 impl AlertConfig {
     /// The config read from `file`, its rule sets expanded before its
     /// rules, after the checks that need several fields (those of rules
-    /// too, naming each by its place in `rules:`).
+    /// too, naming each by its place in `rules:`, and of the routing tree
+    /// and silences).
     pub(super) fn loaded(mut self, file: &str) -> Result<AlertConfig, ConfigError> {
         let interval = self.evaluation_interval;
         #[cfg(feature = "rulesets")]
@@ -81,7 +82,7 @@ impl AlertConfig {
             rule.severity_labels = rule.severity_labels.or(&self.severity_labels);
         }
         self.source = Some(file.to_owned());
-        Ok(self)
+        self.validate_routing().map(|()| self)
     }
 }
 

@@ -187,8 +187,7 @@ impl AlertConfig {
             Format::Yaml => parse_yaml(text, file)?,
             Format::Toml => parse_toml(text, file)?,
         };
-        let config = doc.loaded(file)?;
-        config.validate_routing().map(|()| config)
+        doc.loaded(file)
     }
 
     /// Reads and parses a file, YAML or TOML by its extension.
@@ -268,9 +267,8 @@ impl AlertConfig {
     /// The routing tree ([`Routing::default`] if none was given).
     #[cfg(feature = "routing")]
     pub fn routing(&self) -> &Routing {
-        static DEFAULT: std::sync::OnceLock<Routing> = std::sync::OnceLock::new();
-        let default = || DEFAULT.get_or_init(Routing::default);
-        self.routing.as_ref().unwrap_or_else(default)
+        static DEFAULT: LazyLock<Routing> = LazyLock::new(Routing::default);
+        self.routing.as_ref().unwrap_or(&DEFAULT)
     }
 
     /// The inhibit rules.
