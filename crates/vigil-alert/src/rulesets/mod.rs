@@ -453,11 +453,10 @@ impl SloBurnRate {
 
     /// The rule of one burn window.
     fn rule(&self, w: &BurnWindow) -> Result<Rule> {
-        // The error ratio over `window`, summed per `by` group.
-        let restricted = |s: &Selector| Selector {
-            metric: s.metric.clone(),
-            matchers: [&s.matchers[..], &self.matchers].concat(),
-        };
+        // A selector with the matchers of both, and the error ratio over
+        // `window` between them, summed per `by` group.
+        let matchers = self.matchers.iter().cloned();
+        let restricted = |s: &Selector| matchers.clone().fold(s.clone(), Selector::matcher);
         let ratio = |window| Expr::Ratio {
             numerator: restricted(&self.errors),
             denominator: restricted(&self.total),
