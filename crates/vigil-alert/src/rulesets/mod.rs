@@ -453,8 +453,8 @@ impl SloBurnRate {
 
     /// The rule of one burn window.
     fn rule(&self, w: &BurnWindow) -> Result<Rule> {
-        // A selector with the matchers of both, and the error ratio over
-        // `window` between them, summed per `by` group.
+        // Each selector with the SLO's matchers added; the error ratio over
+        // `window` between the two, summed per `by` group.
         let matchers = self.matchers.iter().cloned();
         let restricted = |s: &Selector| matchers.clone().fold(s.clone(), Selector::matcher);
         let ratio = |window| Expr::Ratio {
