@@ -428,10 +428,10 @@ where
 
 /// A label name read from a file, checked where it is written; with
 /// `ALL`, `...` (all labels, in `group_by`) too.
-#[cfg(any(feature = "routing", all(feature = "config", feature = "rulesets")))]
-pub(crate) struct LabelName<const ALL: bool = false>(pub(crate) String);
+#[cfg(any(feature = "routing", feature = "rulesets"))]
+struct LabelName<const ALL: bool>(String);
 
-#[cfg(any(feature = "routing", all(feature = "config", feature = "rulesets")))]
+#[cfg(any(feature = "routing", feature = "rulesets"))]
 impl<'de, const ALL: bool> Deserialize<'de> for LabelName<ALL> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let expecting = if ALL {
@@ -444,6 +444,13 @@ impl<'de, const ALL: bool> Deserialize<'de> for LabelName<ALL> {
             _ => Ok(LabelName(v.to_owned())),
         })
     }
+}
+
+/// Serde for a list of label names, each checked where it is written.
+#[cfg(feature = "rulesets")]
+pub(crate) fn label_names<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    let names = Vec::<LabelName<false>>::deserialize(d)?;
+    Ok(names.into_iter().map(|l| l.0).collect())
 }
 
 /// Serde for a route's `group_by`, each entry checked where it is written.

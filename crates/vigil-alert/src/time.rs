@@ -129,23 +129,37 @@ pub(crate) mod duration {
         read(d, false)
     }
 
+    /// [`read`] for `Option<Duration>`.
+    #[cfg(any(feature = "config", feature = "routing", feature = "rulesets"))]
+    fn read_option<'de, D, const POSITIVE: bool>(d: D) -> Result<Option<Duration>, D::Error>
+    where
+        D: Deserializer<'de>,
+    {
+        use serde::Deserialize;
+
+        struct Checked<const P: bool>(Duration);
+        impl<'de, const P: bool> Deserialize<'de> for Checked<P> {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                read(d, P).map(Checked)
+            }
+        }
+        Ok(Option::<Checked<POSITIVE>>::deserialize(d)?.map(|c| c.0))
+    }
+
     /// [`duration`](self) for `Option<Duration>`.
-    #[cfg(any(feature = "routing", all(feature = "config", feature = "rulesets")))]
+    #[cfg(any(feature = "routing", feature = "rulesets"))]
     pub(crate) mod option {
         use std::time::Duration;
 
-        use serde::{Deserialize, Deserializer};
+        use serde::Deserializer;
 
         #[cfg(feature = "routing")]
         pub(crate) use humantime_serde::option::serialize;
 
-        #[derive(Deserialize)]
-        struct Checked(#[serde(deserialize_with = "super::deserialize")] Duration);
-
         pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
             d: D,
         ) -> Result<Option<Duration>, D::Error> {
-            Ok(Option::<Checked>::deserialize(d)?.map(|c| c.0))
+            super::read_option::<D, false>(d)
         }
     }
 
@@ -159,6 +173,14 @@ pub(crate) mod duration {
 
         pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
             super::read(d, true)
+        }
+
+        /// [`positive`](self) for `Option<Duration>`.
+        #[cfg(any(feature = "config", feature = "rulesets"))]
+        pub(crate) fn option<'de, D: Deserializer<'de>>(
+            d: D,
+        ) -> Result<Option<Duration>, D::Error> {
+            super::read_option::<D, true>(d)
         }
     }
 }

@@ -83,11 +83,12 @@ use std::sync::LazyLock;
 use std::time::Duration;
 
 use regex::Regex;
+use serde::Deserialize;
 
+use crate::severity::SeverityLabels;
 use crate::{Engine, EngineBuilder, Rule};
 #[cfg(feature = "routing")]
 use crate::{InhibitRule, Routing, Silence};
-use file::FileDoc;
 
 /// Which text format a config is in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -136,21 +137,30 @@ impl Format {
 /// assert_eq!(engine.rules()[0].name, "DiskFull");
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-#[derive(Clone, Debug, Default)]
+///
+/// A config file is read into this type; its sections whose cargo feature
+/// is off are refused with the feature's name.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[cfg_attr(not(all(feature = "routing", feature = "rulesets")), allow(dead_code))]
 pub struct AlertConfig {
     /// The file the config came from (`"<code>"` when built in code), for
     /// error messages.
+    #[serde(skip)]
     source: Option<String>,
+    /// How often the engine will be evaluated, if known.
+    #[serde(deserialize_with = "crate::time::duration::positive::option")]
+    evaluation_interval: Option<Duration>,
+    /// A file's names for the levels its rules leave unnamed, given to
+    /// them when it is read.
+    severity_labels: SeverityLabels,
+    /// A file's `rulesets:`, expanded into `rules` when it is read.
+    rulesets: file::Rulesets,
     rules: Vec<Rule>,
     /// The routing tree, if one was given (a merge keeps a given one).
-    #[cfg(feature = "routing")]
-    routing: Option<Routing>,
-    #[cfg(feature = "routing")]
-    inhibit_rules: Vec<InhibitRule>,
-    #[cfg(feature = "routing")]
-    silences: Vec<Silence>,
-    /// How often the engine will be evaluated, if known.
-    evaluation_interval: Option<Duration>,
+    routing: file::Routing,
+    inhibit_rules: file::InhibitRules,
+    silences: file::Silences,
 }
 
 impl AlertConfig {
@@ -177,8 +187,7 @@ impl AlertConfig {
             Format::Yaml => parse_yaml(text, file)?,
             Format::Toml => parse_toml(text, file)?,
         };
-        let config = doc.into_config(file)?;
-        config.validate_routing().map(|()| config)
+        doc.loaded(file)
     }
 
     /// Reads and parses a file, YAML or TOML by its extension.
@@ -258,9 +267,8 @@ impl AlertConfig {
     /// The routing tree ([`Routing::default`] if none was given).
     #[cfg(feature = "routing")]
     pub fn routing(&self) -> &Routing {
-        static DEFAULT: std::sync::OnceLock<Routing> = std::sync::OnceLock::new();
-        let default = || DEFAULT.get_or_init(Routing::default);
-        self.routing.as_ref().unwrap_or_else(default)
+        static DEFAULT: LazyLock<Routing> = LazyLock::new(Routing::default);
+        self.routing.as_ref().unwrap_or(&DEFAULT)
     }
 
     /// The inhibit rules.
@@ -401,13 +409,10 @@ fn deserialize_error(
     ConfigError::invalid(file, Some(item), field, message, location)
 }
 
-/// The line and column of a byte offset in `text`.
+/// The line and column of a byte offset in `text` (a parser's, so on a
+/// character boundary).
 fn location_at(text: &str, offset: usize) -> Location {
-    let mut offset = offset.min(text.len());
-    while !text.is_char_boundary(offset) {
-        offset -= 1;
-    }
-    let before = &text[..offset];
+    let before = text.get(..offset).unwrap_or(text);
     let line = before.matches('\n').count() + 1;
     let column = before.rsplit('\n').next().unwrap_or("").chars().count() + 1;
     Location { line, column }
@@ -417,11 +422,11 @@ fn location_at(text: &str, offset: usize) -> Location {
 /// parser is quadratic in its depth), then the document is
 /// deserialized once; on an error, the items' names are read from it as a
 /// plain value.
-fn parse_yaml(text: &str, file: &str) -> Result<FileDoc, ConfigError> {
+fn parse_yaml(text: &str, file: &str) -> Result<AlertConfig, ConfigError> {
     // A document of nothing but comments and blank lines is an empty config.
     let blank = |l: &str| matches!(l.trim(), "" | "---" | "...") || l.trim().starts_with('#');
     if text.lines().all(blank) {
-        return Ok(FileDoc::default());
+        return Ok(AlertConfig::default());
     }
     if let Some(offset) = depth::yaml_too_deep(text) {
         let message = format!(
@@ -451,7 +456,7 @@ fn parse_yaml(text: &str, file: &str) -> Result<FileDoc, ConfigError> {
 
 /// Parses TOML (the `toml` crate bounds the nesting itself); on an error,
 /// item names are read from the text as a plain value.
-fn parse_toml(text: &str, file: &str) -> Result<FileDoc, ConfigError> {
+fn parse_toml(text: &str, file: &str) -> Result<AlertConfig, ConfigError> {
     let location = |span: Option<std::ops::Range<usize>>| span.map(|s| location_at(text, s.start));
     let clean = |m: &str| m.trim().replace('\n', "; ");
     let de = toml::Deserializer::parse(text).map_err(|e| {

@@ -35,8 +35,12 @@
 //! metric vigil records by itself.
 
 use std::collections::HashMap;
+use std::fmt;
 use std::sync::LazyLock;
 use std::time::Duration;
+
+use serde::de::{self, Unexpected, Visitor};
+use serde::{Deserialize, Deserializer};
 
 use crate::prometheus::duration;
 #[cfg(feature = "prometheus")]
@@ -87,7 +91,7 @@ pub const EMITTED_BY_VIGIL: &[&str] = &[
 ];
 
 /// One of the [`ServiceTargets`] rules.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Target {
     /// `HighLatency`: p95 call duration.
@@ -127,16 +131,32 @@ impl Target {
 /// assert_eq!(rules.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(), ["HighLatency", "HighErrorRate"]);
 /// # Ok::<(), vigil_alert::Error>(())
 /// ```
-#[derive(Clone, Debug, Default)]
+///
+/// A config file's `rulesets.service_targets:` is read into this type:
+/// `window`, `for`, `latency_p95` and `only`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 #[must_use]
 pub struct ServiceTargets {
     /// The settings given; each one unset keeps the rule file's.
+    #[serde(deserialize_with = "crate::time::duration::positive::option")]
     window: Option<Duration>,
+    #[serde(rename = "for", with = "crate::time::duration::option")]
     for_duration: Option<Duration>,
-    /// Per target, its thresholds' limits in the rule file's order.
+    /// Per target, its thresholds' limits in the rule file's order (a
+    /// config file sets the latency's, as `latency_p95`).
+    #[serde(rename = "latency_p95", deserialize_with = "latency_p95")]
     limits: HashMap<Target, Vec<f64>>,
     /// Unset: every target.
     only: Option<Vec<Target>>,
+}
+
+/// Serde for a config file's `latency_p95:`, the one limit it sets.
+fn latency_p95<'de, D: Deserializer<'de>>(d: D) -> Result<HashMap<Target, Vec<f64>>, D::Error> {
+    let limit = crate::time::duration::positive::option(d)?;
+    Ok((limit.into_iter())
+        .map(|l| (Target::Latency, vec![l.as_secs_f64()]))
+        .collect())
 }
 
 impl ServiceTargets {
@@ -221,12 +241,9 @@ impl ServiceTargets {
 
     /// The rules of the selected targets, in [`Target::ALL`] order.
     pub fn rules(&self) -> Result<Vec<Rule>> {
-        let only = |t: &&Target| self.only.as_ref().is_none_or(|only| only.contains(t));
-        Target::ALL
-            .iter()
-            .filter(only)
-            .map(|t| self.rule(*t))
-            .collect()
+        let only = |t: &Target| self.only.as_ref().is_none_or(|only| only.contains(t));
+        let selected = Target::ALL.into_iter().filter(only);
+        selected.map(|t| self.rule(t)).collect()
     }
 }
 
@@ -294,17 +311,85 @@ pub const SRE_WORKBOOK_WINDOWS: [BurnWindow; 4] = [
 /// # }
 /// # Ok::<(), vigil_alert::Error>(())
 /// ```
-#[derive(Clone, Debug)]
+///
+/// A config file's `rulesets.slos:` entries are read into this type:
+/// `name`, `objective` (a number between 0 and 1 or a percentage string
+/// such as `"99.9%"`), `matchers`, `by`, `errors` and `total`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 #[must_use]
 pub struct SloBurnRate {
-    name: String,
-    alert: String,
+    #[serde(deserialize_with = "slo_name")]
+    pub(crate) name: String,
+    #[serde(deserialize_with = "objective")]
     objective: f64,
-    errors: Selector,
-    total: Selector,
+    /// Added to both `errors` and `total`.
+    #[serde(default)]
+    matchers: Vec<Matcher>,
+    #[serde(default, deserialize_with = "crate::labels::label_names")]
     by: Vec<String>,
+    #[serde(default = "function_errors")]
+    errors: Selector,
+    #[serde(default = "function_calls")]
+    total: Selector,
+    #[serde(skip, default = "budget_burn")]
+    alert: String,
+    #[serde(skip, default = "sre_workbook_windows")]
     windows: Vec<BurnWindow>,
+    #[serde(skip)]
     annotations: Labels,
+}
+
+/// `function_calls_total{result="error"}`, the default failed events.
+fn function_errors() -> Selector {
+    function_calls().matcher(Matcher::equal("result", "error"))
+}
+
+/// `function_calls_total`, the default events.
+fn function_calls() -> Selector {
+    Selector::new(FUNCTION_CALLS)
+}
+
+/// The default alert name.
+fn budget_burn() -> String {
+    "ErrorBudgetBurn".to_owned()
+}
+
+/// [`SRE_WORKBOOK_WINDOWS`], the default burn windows.
+fn sre_workbook_windows() -> Vec<BurnWindow> {
+    SRE_WORKBOOK_WINDOWS.to_vec()
+}
+
+/// Serde for an SLO's name: not empty, checked where it is written.
+fn slo_name<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    crate::labels::from_text(d, "a non-empty name", |v| match v.trim() {
+        "" => Err("must not be empty".to_owned()),
+        _ => Ok(v.to_owned()),
+    })
+}
+
+/// Serde for a success-rate objective: a number between 0 and 1 (`0.999`)
+/// or a percentage string (`"99.9%"`), checked inside the value's own
+/// visit so that an error points at the value.
+fn objective<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    struct Objective;
+    impl Visitor<'_> for Objective {
+        type Value = f64;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a number between 0 and 1 (e.g. 0.999) or a percentage (\"99.9%\")")
+        }
+        fn visit_f64<E: de::Error>(self, v: f64) -> Result<f64, E> {
+            let valid = (v > 0.0 && v < 1.0).then_some(v);
+            valid.ok_or_else(|| E::invalid_value(Unexpected::Float(v), &self))
+        }
+        fn visit_str<E: de::Error>(self, t: &str) -> Result<f64, E> {
+            match t.trim().strip_suffix('%').map(|p| p.trim().parse::<f64>()) {
+                Some(Ok(p)) => self.visit_f64(p / 100.0),
+                _ => Err(E::invalid_value(Unexpected::Str(t), &self)),
+            }
+        }
+    }
+    d.deserialize_any(Objective)
 }
 
 impl SloBurnRate {
@@ -323,12 +408,13 @@ impl SloBurnRate {
     pub fn new(name: impl Into<String>, objective: f64) -> Self {
         SloBurnRate {
             name: name.into(),
-            alert: "ErrorBudgetBurn".to_owned(),
             objective,
-            errors: Selector::new(FUNCTION_CALLS).matcher(Matcher::equal("result", "error")),
-            total: Selector::new(FUNCTION_CALLS),
+            matchers: Vec::new(),
             by: Vec::new(),
-            windows: SRE_WORKBOOK_WINDOWS.to_vec(),
+            errors: function_errors(),
+            total: function_calls(),
+            alert: budget_burn(),
+            windows: sre_workbook_windows(),
             annotations: Labels::new(),
         }
     }
@@ -353,14 +439,11 @@ impl SloBurnRate {
         /// if it is named so.
         annotation(name: impl Into<String>, value: impl Into<String>) =>
             extend annotations([(name.into(), value.into())]);
-    }
 
-    /// Restricts both the failed and the total events (e.g. to one
-    /// function).
-    pub fn matcher(mut self, matcher: Matcher) -> Self {
-        self.errors.matchers.push(matcher.clone());
-        self.total.matchers.push(matcher);
-        self
+        /// Restricts both the failed and the total events (e.g. to one
+        /// function), whatever [`errors`](Self::errors) and
+        /// [`total`](Self::total) select.
+        matcher(matcher: Matcher) => push matchers(matcher);
     }
 
     /// The error budget: `1 - objective`.
@@ -370,10 +453,13 @@ impl SloBurnRate {
 
     /// The rule of one burn window.
     fn rule(&self, w: &BurnWindow) -> Result<Rule> {
-        // The error ratio over `window`, summed per `by` group.
+        // Each selector with the SLO's matchers added; the error ratio over
+        // `window` between the two, summed per `by` group.
+        let matchers = self.matchers.iter().cloned();
+        let restricted = |s: &Selector| matchers.clone().fold(s.clone(), Selector::matcher);
         let ratio = |window| Expr::Ratio {
-            numerator: self.errors.clone(),
-            denominator: self.total.clone(),
+            numerator: restricted(&self.errors),
+            denominator: restricted(&self.total),
             ignoring: Vec::new(),
             window,
         };
@@ -384,7 +470,7 @@ impl SloBurnRate {
         let summary = format!(
             "SLO {name} ({percent}% success) burns its error budget {factor}x too fast: error ratio {{{{ $value }}}} over {long}"
         );
-        let mut rule = Rule::builder(self.alert.clone())
+        let rule = Rule::builder(self.alert.clone())
             .expr(ratio(w.long))
             .aggregate(Aggregation::Sum)
             .by(self.by.iter().cloned())
@@ -394,10 +480,10 @@ impl SloBurnRate {
             .label("long_window", duration(w.long))
             .label("short_window", duration(w.short))
             .annotation("summary", summary);
-        for (name, value) in &self.annotations {
-            rule = rule.annotation(name, value);
-        }
-        rule.build()
+        let annotations = self.annotations.iter();
+        annotations
+            .fold(rule, |r, (name, value)| r.annotation(name, value))
+            .build()
     }
 
     /// vigil rules, one per burn window: the error ratio over the long
