@@ -446,8 +446,10 @@ impl<'de, const ALL: bool> Deserialize<'de> for LabelName<ALL> {
     }
 }
 
-/// Serde for a list of label names, each checked where it is written.
-#[cfg(feature = "rulesets")]
+/// Serde for a list of label names, each checked where it is written (an
+/// invalid name in an inhibit rule's `equal` would be missing from every
+/// alert, and so always "equal").
+#[cfg(any(feature = "routing", feature = "rulesets"))]
 pub(crate) fn label_names<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
     let names = Vec::<LabelName<false>>::deserialize(d)?;
     Ok(names.into_iter().map(|l| l.0).collect())

@@ -37,7 +37,7 @@ use std::time::Duration;
 use crate::time::duration::option as dur;
 use serde::{Deserialize, Serialize};
 
-use crate::labels::{LabelName, is_valid_label_name};
+use crate::labels::{is_valid_label_name, label_names};
 use crate::{Error, Matcher};
 
 pub(crate) use groups::Local;
@@ -279,13 +279,6 @@ pub struct InhibitRule {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[serde(deserialize_with = "label_names")]
     pub equal: Vec<String>,
-}
-
-/// Serde for `equal`: label names, each checked (an invalid name would be
-/// missing from every alert, and so always "equal").
-fn label_names<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
-    let names = Vec::<LabelName>::deserialize(d)?;
-    Ok(names.into_iter().map(|name| name.0).collect())
 }
 
 #[cfg(test)]
