@@ -19,14 +19,14 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Weak};
 
 use futures_util::{FutureExt, StreamExt};
 use redis::aio::{MultiplexedConnection, PubSubStream};
 use redis::{AsyncConnectionConfig, Client, Msg, Value};
 use tokio::sync::watch;
 
-use super::keys::{Heard, KeyIndex};
+use super::keys::KeyIndex;
 use super::remote::{ErrorKind, Remote, Unsent, lock, random};
 use super::scripts::{INVALIDATE_ALL, INVALIDATE_KEY, INVALIDATE_TAGS, RESYNC};
 use super::{integer, invocation};
@@ -77,13 +77,9 @@ async fn within<T>(
 type Synced = Option<(Vec<u8>, u64)>;
 
 /// The link task (see the module documentation).
-pub(crate) async fn run<K>(
-    remote: Arc<Remote>,
-    keys: Arc<KeyIndex<K>>,
-    heard: Arc<Mutex<Heard>>,
-    local: Weak<dyn Local<K>>,
-) where
-    K: Clone + Send + 'static,
+pub(crate) async fn run<K>(remote: Arc<Remote>, keys: Arc<KeyIndex<K>>, local: Weak<dyn Local<K>>)
+where
+    K: Clone + PartialEq + Send + 'static,
 {
     let Some(client) = remote.client.clone() else {
         return;
@@ -138,7 +134,7 @@ pub(crate) async fn run<K>(
         remote.connected(conn.clone());
         let ended = serve(
             &remote,
-            (&keys, &heard),
+            &keys,
             &local,
             conn,
             messages,
@@ -311,9 +307,9 @@ async fn resync<K: 'static>(
 
 /// Applies the published invalidations until the connection is lost or
 /// the cache is dropped; replays unsent invalidations once per interval.
-async fn serve<K: Clone + 'static>(
+async fn serve<K: Clone + PartialEq + 'static>(
     remote: &Remote,
-    keys: (&KeyIndex<K>, &Mutex<Heard>),
+    keys: &KeyIndex<K>,
     local: &Weak<dyn Local<K>>,
     mut conn: MultiplexedConnection,
     mut messages: PubSubStream,
@@ -349,9 +345,9 @@ async fn serve<K: Clone + 'static>(
 }
 
 /// Applies one message; false if the cache is gone.
-async fn apply<K: Clone + 'static>(
+async fn apply<K: Clone + PartialEq + 'static>(
     remote: &Remote,
-    (keys, heard): (&KeyIndex<K>, &Mutex<Heard>),
+    keys: &KeyIndex<K>,
     local: &Weak<dyn Local<K>>,
     message: &Msg,
     synced: &mut Synced,
@@ -380,11 +376,11 @@ async fn apply<K: Clone + 'static>(
             let Ok(digest) = std::str::from_utf8(payload) else {
                 return true;
             };
-            // Loads of the key in flight must not store their value...
-            lock(heard).heard(digest);
-            // ...and a key held locally is dropped.
-            if let Some(key) = keys.key(digest) {
-                local.drop_key(key).await;
+            // A key held locally is dropped; a load of it in flight is
+            // superseded (its value is not kept), or, if it is storing its
+            // value, waited for and then dropped.
+            for key in keys.keys(digest) {
+                Arc::clone(&local).drop_key(key).await;
             }
         }
         _ => {}

@@ -18,21 +18,22 @@ mod link;
 mod options;
 mod remote;
 mod scripts;
+#[cfg(all(test, feature = "sync"))]
+mod tests;
 
 use std::future::Future;
 use std::hash::Hash;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use redis::{Script, ScriptInvocation, Value};
 
 pub(crate) use codec::{Codec, Postcard};
-use keys::Heard;
 pub(crate) use keys::{KeyIndex, digest};
 pub(crate) use link::{Local, LocalKey};
 use options::MAX_DURATION;
 pub use options::RedisOptions;
-use remote::{ErrorKind, Remote, Unsent, lock};
+use remote::{ErrorKind, Remote, Unsent};
 use scripts::{INVALIDATE_ALL, INVALIDATE_KEY, INVALIDATE_TAGS, READ, WRITE};
 
 use crate::{CacheStats, EntryOptions};
@@ -128,17 +129,53 @@ pub(crate) enum L2Read<V> {
     Unavailable,
 }
 
-/// What a lead stores, and what it writes back to Redis (see
-/// [`Tier::load`]).
-pub(crate) type Loaded<V, E> = (Result<(V, EntryOptions), E>, Option<(EntryOptions, u64)>);
+/// A lead's load of a key, registered with the tier from before its read
+/// of Redis until this is dropped, which its caller does once the value is
+/// stored locally (or not kept): a key announcement from another replica
+/// that arrives meanwhile finds the key in the [`KeyIndex`] and supersedes
+/// the load, or, if its value is being stored, waits for the store and
+/// then removes it. Also carries what to write back to Redis.
+pub(crate) struct Ticket<K> {
+    keys: Arc<KeyIndex<K>>,
+    digest: String,
+    id: u64,
+    /// The options and sequence number to write a loaded value back with
+    /// (only after Redis answered the read with a miss).
+    back: Option<(EntryOptions, u64)>,
+}
+
+impl<K> Ticket<K> {
+    /// What to write the loaded value back to Redis with, if anything; the
+    /// load leaves the index.
+    pub(crate) fn write_back(mut self) -> Option<(EntryOptions, u64)> {
+        self.back.take()
+    }
+}
+
+impl<K> Drop for Ticket<K> {
+    fn drop(&mut self) {
+        self.keys.unload(&self.digest, self.id);
+    }
+}
+
+/// Crate-private points where a test holds a step of the Redis level, to
+/// hit a race window deterministically.
+#[cfg(test)]
+#[derive(Default)]
+pub(crate) struct Hooks {
+    /// Run once by the next lead of this cache after its load, before it
+    /// stores the value.
+    pub(crate) loaded: std::sync::Mutex<Option<Box<dyn FnOnce() + Send>>>,
+}
 
 /// One cache's second level.
 pub(crate) struct Tier<K, V> {
     codec: Arc<dyn Codec<K, V>>,
     remote: Arc<Remote>,
     keys: Arc<KeyIndex<K>>,
-    heard: Arc<Mutex<Heard>>,
     default_ttl: Option<Duration>,
+    #[cfg(test)]
+    pub(crate) hooks: Hooks,
 }
 
 impl<K, V> Drop for Tier<K, V> {
@@ -149,7 +186,7 @@ impl<K, V> Drop for Tier<K, V> {
 
 impl<K, V> Tier<K, V>
 where
-    K: Hash + Clone + Send + Sync + 'static,
+    K: Hash + Clone + PartialEq + Send + Sync + 'static,
     V: 'static,
 {
     pub(crate) fn new(
@@ -171,8 +208,9 @@ where
             codec: spec.codec,
             remote: Arc::new(Remote::new(spec.options, name, clock)),
             keys: Arc::new(KeyIndex::new()),
-            heard: Arc::default(),
             default_ttl,
+            #[cfg(test)]
+            hooks: Hooks::default(),
         })
     }
 
@@ -193,42 +231,50 @@ where
             runtime.spawn(link::run(
                 Arc::clone(&self.remote),
                 Arc::clone(&self.keys),
-                Arc::clone(&self.heard),
                 local,
             ));
         }
     }
 
     /// What the lead of a load of `key` stores: on a hit in Redis, that
-    /// entry (`init` does not run); otherwise `init`'s result, with the
-    /// options and sequence number to write a loaded value back with (only
-    /// after a miss there: after no answer, nothing is written). If another
-    /// replica announced a write or invalidation of `key` while this ran,
-    /// `supersede` is called first, so the value is returned but not
-    /// stored (as after a local write).
+    /// entry (`init` does not run); otherwise `init`'s result. The ticket
+    /// registers the load until it is dropped (see [`Ticket`]) and holds
+    /// the options and sequence number to write a loaded value back with
+    /// (only after a miss there: after no answer, nothing is written).
     pub(crate) async fn load<E>(
         &self,
         key: &K,
         init: impl Future<Output = Result<(V, EntryOptions), E>>,
-        supersede: impl FnOnce(),
-    ) -> Loaded<V, E> {
-        let mark = lock(&self.heard).mark();
+    ) -> (Result<(V, EntryOptions), E>, Ticket<K>) {
+        let digest = digest(key);
+        let id = self.keys.load(&digest, key);
+        let mut ticket = Ticket {
+            keys: Arc::clone(&self.keys),
+            digest,
+            id,
+            back: None,
+        };
         let loaded = match self.read(key).await {
-            L2Read::Hit(value, options) => (Ok((value, options)), None),
+            L2Read::Hit(value, options) => Ok((value, options)),
             L2Read::Miss(seq) => {
                 let loaded = init.await;
-                let back = loaded
-                    .as_ref()
-                    .ok()
-                    .map(|(_, options)| (options.clone(), seq));
-                (loaded, back)
+                if let Ok((_, options)) = &loaded {
+                    ticket.back = Some((options.clone(), seq));
+                }
+                loaded
             }
-            L2Read::Unavailable => (init.await, None),
+            L2Read::Unavailable => init.await,
         };
-        if lock(&self.heard).since(&digest(key), mark) {
-            supersede();
+        (loaded, ticket)
+    }
+
+    /// Runs the hook a test set for the moment after a load, if any.
+    #[cfg(test)]
+    pub(crate) fn loaded_hook(&self) {
+        let hook = remote::lock(&self.hooks.loaded).take();
+        if let Some(hook) = hook {
+            hook();
         }
-        loaded
     }
 
     /// Reads `key`'s entry, checked against the current versions.

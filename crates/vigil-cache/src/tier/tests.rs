@@ -1,0 +1,107 @@
+//! Race windows of the Redis level, held open with the crate-private
+//! [`Hooks`](super::Hooks), against a real Redis (Debian's `redis-server`,
+//! started by the harness of `tests/redis.rs`). Two caches in one test
+//! stand in for two replicas.
+
+#[path = "../../tests/redis_server/mod.rs"]
+mod redis_server;
+
+use std::time::{Duration, Instant};
+
+use redis_server::RedisServer;
+
+use super::remote::lock;
+use crate::{RedisOptions, sync};
+
+const CONNECT: Duration = Duration::from_secs(10);
+const PROPAGATION: Duration = Duration::from_secs(5);
+
+/// Polls `condition` every 5 ms until it holds, failing after `limit`.
+fn eventually(limit: Duration, what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !condition() {
+        assert!(Instant::now() < deadline, "not within {limit:?}: {what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn options(url: String, prefix: &str) -> RedisOptions {
+    RedisOptions::new(url)
+        .prefix(prefix)
+        .command_timeout(Duration::from_millis(500))
+        .retry_interval(Duration::from_millis(100))
+}
+
+/// Two blocking replicas sharing `prefix`, once both are connected.
+fn replicas(
+    server: &RedisServer,
+    prefix: &str,
+) -> (
+    sync::TaggedCache<u32, String>,
+    sync::TaggedCache<u32, String>,
+) {
+    let replica = || {
+        sync::TaggedCache::builder()
+            .redis(options(server.url(), prefix))
+            .build()
+    };
+    let (a, b) = (replica(), replica());
+    eventually(CONNECT, "both replicas connect", || {
+        a.redis_connected() && b.redis_connected()
+    });
+    (a, b)
+}
+
+/// Has B run `during` after its next load, before it stores the value.
+fn after_bs_next_load(b: &sync::TaggedCache<u32, String>, during: impl FnOnce() + Send + 'static) {
+    *lock(&b.l2_hooks().loaded) = Some(Box::new(during));
+}
+
+#[test]
+fn a_key_announcement_between_a_load_and_its_store_is_not_missed() {
+    let server = RedisServer::start();
+    let (a, b) = replicas(&server, "test:late-announcement");
+    b.get_with(2, || "marker".into());
+    // B's loader has returned; before B stores its value, A writes key 1,
+    // then key 2, which B holds: once B dropped key 2, it has applied the
+    // announcement of key 1 (messages arrive in order).
+    let (a2, b2) = (a.clone(), b.clone());
+    after_bs_next_load(&b, move || {
+        a2.invalidate(&1);
+        a2.invalidate(&2);
+        eventually(PROPAGATION, "B drops key 2", || b2.get(&2).is_none());
+    });
+    assert_eq!(
+        b.get_with(1, || "old".into()),
+        "old",
+        "returned to its caller"
+    );
+    assert_eq!(
+        b.get(&1),
+        None,
+        "but not kept: A's write came after it began"
+    );
+    assert_eq!(a.fetch(&1), None, "nor written to Redis");
+}
+
+#[test]
+fn a_slow_load_is_kept_however_many_other_keys_are_written_meanwhile() {
+    let server = RedisServer::start();
+    let (a, b) = replicas(&server, "test:busy-fleet");
+    b.get_with(2, || "marker".into());
+    let (a2, b2) = (a.clone(), b.clone());
+    after_bs_next_load(&b, move || {
+        a2.warm((100..4300).map(|key| (key, "other".to_string())));
+        a2.invalidate(&2);
+        eventually(PROPAGATION, "B applies every announcement", || {
+            b2.get(&2).is_none()
+        });
+    });
+    assert_eq!(b.get_with(1, || "one".into()), "one");
+    assert_eq!(
+        b.get(&1).as_deref(),
+        Some("one"),
+        "writes of other keys do not overtake it"
+    );
+    assert_eq!(a.get_with(1, || unreachable!()), "one", "written to Redis");
+}
