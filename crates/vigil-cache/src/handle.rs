@@ -453,9 +453,20 @@ where
             }
         };
         let flight = lead.flight();
-        let stored = if flight.begin_commit() {
+        let register = || {
             self.shared
                 .make_loaded(key, value.clone(), &options, flight.since())
+        };
+        let stored = if flight.begin_commit() {
+            // With a Redis level, not kept across a resynchronisation.
+            #[cfg(feature = "redis")]
+            let stored = match &ticket {
+                Some(ticket) => ticket.commit(register),
+                None => register(),
+            };
+            #[cfg(not(feature = "redis"))]
+            let stored = register();
+            stored
         } else {
             None
         };
@@ -468,7 +479,8 @@ where
                     ticket,
                 }),
             )),
-            // Superseded by a write, or older than an invalidation:
+            // Superseded by a write, older than an invalidation, or (with
+            // a Redis level) in flight across a resynchronisation:
             // returned to this caller only.
             None => {
                 lead.finish(Outcome::Retry);

@@ -301,6 +301,51 @@ async fn a_tag_bump_while_a_replica_is_disconnected_is_honoured_after_it_reconne
     assert!(errors.io >= 1, "the lost connection is counted: {errors:?}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_load_in_flight_across_a_reconnection_does_not_keep_a_value_invalidated_meanwhile() {
+    let server = RedisServer::start();
+    let mut proxy = Proxy::start(server.port);
+    let (a, b) = connected_replicas(server.url(), proxy.url());
+    // B starts loading key 1 (Redis misses), and its loader waits; B holds
+    // no entry tagged `t`.
+    let (release, released) = tokio::sync::oneshot::channel::<()>();
+    let loading = tokio::spawn({
+        let b = b.clone();
+        async move {
+            b.get_with_options(1, async move {
+                released.await.expect("released");
+                ("old".to_string(), EntryOptions::default().tag("t"))
+            })
+            .await
+        }
+    });
+    eventually(CONNECT, "B has read Redis for key 1", || {
+        b.stats().l2_misses == 1
+    });
+    proxy.cut();
+    eventually(CONNECT, "B notices it is cut off", || !b.redis_connected());
+    // Published while B cannot hear it.
+    a.invalidate_tag("t").await;
+    proxy.resume();
+    eventually(CONNECT, "B reconnects", || b.redis_connected());
+    release.send(()).expect("the loader waits");
+    assert_eq!(
+        loading.await.expect("no panic"),
+        "old",
+        "returned to its caller"
+    );
+    assert_eq!(
+        b.get(&1).await,
+        None,
+        "but not kept: it spans the resynchronisation, which could not see its tag"
+    );
+    assert_eq!(
+        b.get_with(1, async { "new".to_string() }).await,
+        "new",
+        "nor written to Redis"
+    );
+}
+
 #[test]
 fn redis_killed_then_restarted_never_fails_a_get_counts_errors_and_recovers() {
     let mut server = RedisServer::start();

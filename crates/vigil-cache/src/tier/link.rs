@@ -14,12 +14,14 @@
 //! be listed cheaply). A new dataset (Redis lost its data: another boot
 //! token, or a sequence number below the last one applied) drops the whole
 //! local level too, since the invalidations it missed are gone with the
-//! data. Only
-//! then are commands let through again.
+//! data. Loads in flight when it begins keep their values only for their
+//! callers (see `Remote::resyncs`): they may carry a tag the local level
+//! did not hold yet, invalidated while the replica was away. Only then are
+//! commands let through again.
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, PoisonError, Weak};
 
 use futures_util::{FutureExt, StreamExt};
 use redis::aio::{MultiplexedConnection, PubSubStream};
@@ -266,7 +268,14 @@ async fn resync<K: 'static>(
     let Some(local) = local.upgrade() else {
         return Ok(false);
     };
-    let tags = local.tags_in_use();
+    let tags = {
+        let mut resyncs = remote
+            .resyncs
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        *resyncs += 1;
+        local.tags_in_use()
+    };
     let args = [remote.prefix.as_bytes(), token]
         .into_iter()
         .chain(tags.iter().map(String::as_bytes));

@@ -135,16 +135,39 @@ pub(crate) enum L2Read<V> {
 /// that arrives meanwhile finds the key in the [`KeyIndex`] and supersedes
 /// the load, or, if its value is being stored, waits for the store and
 /// then removes it. Also carries what to write back to Redis.
+///
+/// A load that spans the beginning of a resynchronisation (a reconnection)
+/// is not kept locally: see [`commit`](Self::commit).
 pub(crate) struct Ticket<K> {
     keys: Arc<KeyIndex<K>>,
     digest: String,
     id: u64,
+    remote: Arc<Remote>,
+    /// `Remote::resyncs` when the load began.
+    resyncs: u64,
     /// The options and sequence number to write a loaded value back with
     /// (only after Redis answered the read with a miss).
     back: Option<(EntryOptions, u64)>,
 }
 
 impl<K> Ticket<K> {
+    /// Runs `register` (which enters the loaded entry in the local tag
+    /// index) unless a resynchronisation began since the load did: its
+    /// value may predate an invalidation made while this replica was away
+    /// of a tag the resynchronisation did not check, not being held
+    /// locally yet. `None` then: the value is not kept.
+    pub(crate) fn commit<T>(&self, register: impl FnOnce() -> Option<T>) -> Option<T> {
+        let resyncs = self
+            .remote
+            .resyncs
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if *resyncs != self.resyncs {
+            return None;
+        }
+        register()
+    }
+
     /// What to write the loaded value back to Redis with, if anything; the
     /// load leaves the index.
     pub(crate) fn write_back(mut self) -> Option<(EntryOptions, u64)> {
@@ -246,12 +269,19 @@ where
         key: &K,
         init: impl Future<Output = Result<(V, EntryOptions), E>>,
     ) -> (Result<(V, EntryOptions), E>, Ticket<K>) {
+        let resyncs = *self
+            .remote
+            .resyncs
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let digest = digest(key);
         let id = self.keys.load(&digest, key);
         let mut ticket = Ticket {
             keys: Arc::clone(&self.keys),
             digest,
             id,
+            remote: Arc::clone(&self.remote),
+            resyncs,
             back: None,
         };
         let loaded = match self.read(key).await {

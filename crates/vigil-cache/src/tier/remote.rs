@@ -12,7 +12,7 @@ use std::collections::BTreeSet;
 use std::future::Future;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
+use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError, RwLock};
 use std::time::Duration;
 
 use redis::RedisError;
@@ -219,6 +219,12 @@ pub(crate) struct Remote {
     /// Flips to true when the cache is dropped: the link task ends.
     pub(crate) shutdown: watch::Sender<bool>,
     pub(crate) unsent: Mutex<Unsent>,
+    /// How many resynchronisations have begun. A resynchronisation bumps
+    /// it and reads the tags in use under the write lock; a load keeps its
+    /// value only if it is unchanged since the load began, checked under
+    /// the read lock while its entry joins the tag index. So every entry
+    /// the resynchronisation does not see was loaded after it began.
+    pub(crate) resyncs: RwLock<u64>,
     hits: AtomicU64,
     misses: AtomicU64,
     errors: [AtomicU64; 5],
@@ -266,6 +272,7 @@ impl Remote {
             broken: Notify::new(),
             shutdown,
             unsent: Mutex::new(Unsent::default()),
+            resyncs: RwLock::new(0),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
             errors: Default::default(),
