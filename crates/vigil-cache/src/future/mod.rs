@@ -266,11 +266,13 @@ where
     {
         #[cfg(feature = "redis")]
         if let Some(l2) = &self.inner.l2 {
-            // Locally before too: if this call is cancelled while it waits
-            // for Redis (whose invalidation goes on), this replica keeps no
-            // copy of the key either.
+            // Sent to Redis at once, then applied locally before too: if
+            // this call is cancelled while it waits for Redis (whose
+            // invalidation goes on), this replica keeps no copy of the key
+            // either, and its loads skip Redis until the command is done.
+            let sent = l2.invalidate_key(key);
             self.invalidate_local(key).await;
-            l2.invalidate_key(key).await;
+            sent.await;
         }
         self.invalidate_local(key).await;
     }

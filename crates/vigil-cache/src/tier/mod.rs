@@ -29,6 +29,7 @@ use std::time::Duration;
 use redis::{Script, ScriptInvocation, Value};
 
 pub(crate) use codec::{Codec, Postcard};
+use futures_util::future::BoxFuture;
 pub(crate) use keys::{KeyIndex, digest};
 pub(crate) use link::{Local, LocalKey};
 use options::MAX_DURATION;
@@ -189,6 +190,9 @@ pub(crate) struct Hooks {
     /// Run once by the next lead of this cache after its load, before it
     /// stores the value.
     pub(crate) loaded: std::sync::Mutex<Option<Box<dyn FnOnce() + Send>>>,
+    /// While set, this cache's commands that write Redis (inserts,
+    /// invalidations) each wait for a permit of it before they are sent.
+    pub(crate) hold: std::sync::Mutex<Option<Arc<tokio::sync::Semaphore>>>,
 }
 
 /// One cache's second level.
@@ -309,9 +313,11 @@ where
 
     /// Reads `key`'s entry, checked against the current versions.
     async fn read(&self, key: &K) -> L2Read<V> {
-        // An invalidation of this replica still queued for Redis: Redis
-        // may hold what it invalidated.
-        if self.remote.pending() {
+        // An invalidation of this replica on its way to Redis, or queued
+        // for it: Redis may hold what it invalidated. (In this order: a
+        // failed command is queued before it stops counting as on its
+        // way.)
+        if self.remote.invalidating() || self.remote.pending() {
             return L2Read::Unavailable;
         }
         let Some(encoded) = self.codec.key(key) else {
@@ -436,8 +442,10 @@ where
     }
 
     /// Invalidates `key` in Redis and on every replica (a tombstone refuses
-    /// older loads of it for the tombstone's time to live).
-    pub(crate) async fn invalidate_key<Q: Hash + ?Sized>(&self, key: &Q) {
+    /// older loads of it for the tombstone's time to live). The command is
+    /// sent (or queued) by this call; the future waits for it.
+    pub(crate) fn invalidate_key<Q: Hash + ?Sized>(&self, key: &Q) -> BoxFuture<'static, ()> {
+        let own = self.remote.invalidation();
         let digest = digest(key).into_bytes();
         let entry = self.remote.entry_key(&digest);
         let tombstone = self.remote.options.tombstone_ttl.as_millis().max(1);
@@ -449,30 +457,36 @@ where
         ];
         let queued = move |unsent: &mut Unsent| {
             unsent.keys.insert(digest);
+            drop(own);
         };
         self.run_script(&INVALIDATE_KEY, Some(entry), args, queued)
-            .await;
     }
 
-    /// Bumps the versions of `tags` in Redis and announces them.
-    pub(crate) async fn invalidate_tags(&self, tags: &[&str]) {
+    /// Bumps the versions of `tags` in Redis and announces them; sent (or
+    /// queued) by this call.
+    pub(crate) fn invalidate_tags(&self, tags: &[&str]) -> BoxFuture<'static, ()> {
         if tags.is_empty() {
-            return;
+            return Box::pin(std::future::ready(()));
         }
+        let own = self.remote.invalidation();
         let owned: Vec<String> = tags.iter().map(|&tag| tag.to_owned()).collect();
         let mut args = self.prefix_and_origin();
         args.extend(tags.iter().map(|tag| tag.as_bytes().to_vec()));
         self.run_script(&INVALIDATE_TAGS, None, args, move |unsent| {
-            unsent.tags.extend(owned)
+            unsent.tags.extend(owned);
+            drop(own);
         })
-        .await;
     }
 
-    /// `invalidate_all` in Redis, announced to every replica.
-    pub(crate) async fn invalidate_all(&self) {
+    /// `invalidate_all` in Redis, announced to every replica; sent (or
+    /// queued) by this call.
+    pub(crate) fn invalidate_all(&self) -> BoxFuture<'static, ()> {
+        let own = self.remote.invalidation();
         let args = self.prefix_and_origin();
-        self.run_script(&INVALIDATE_ALL, None, args, |unsent| unsent.all = true)
-            .await;
+        self.run_script(&INVALIDATE_ALL, None, args, move |unsent| {
+            unsent.all = true;
+            drop(own);
+        })
     }
 
     /// The first two arguments of the invalidation scripts.
@@ -484,20 +498,31 @@ where
     }
 
     /// Runs `script` (on `key`, with `args`) in Redis; if it is not let
-    /// through or fails, queues what `queue` adds for replay.
-    async fn run_script(
+    /// through or fails, queues what `queue` adds for replay (`queue` is
+    /// dropped otherwise, once the command is done). The command is
+    /// spawned by this call (see [`Remote::run_or_queue`]).
+    fn run_script(
         &self,
         script: &'static Script,
         key: Option<Vec<u8>>,
         args: Vec<Vec<u8>>,
         queue: impl FnOnce(&mut Unsent) + Send + 'static,
-    ) {
+    ) -> BoxFuture<'static, ()> {
+        #[cfg(test)]
+        let hold = remote::lock(&self.hooks.hold).clone();
         let command = move |mut conn| async move {
+            #[cfg(test)]
+            if let Some(hold) = hold {
+                let _ = hold.acquire().await;
+            }
             let args = args.iter().map(Vec::as_slice);
             let invocation = invocation(script, key.as_deref(), args);
             invocation.invoke_async::<Value>(&mut conn).await
         };
-        self.remote.run_or_queue(command, queue).await;
+        let done = self.remote.run_or_queue(command, queue);
+        Box::pin(async move {
+            done.await;
+        })
     }
 }
 

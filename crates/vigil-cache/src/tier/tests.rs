@@ -6,12 +6,15 @@
 #[path = "../../tests/redis_server/mod.rs"]
 mod redis_server;
 
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use redis_server::RedisServer;
 
 use super::remote::lock;
-use crate::{RedisOptions, sync};
+use crate::{EntryOptions, RedisOptions, future, sync};
 
 const CONNECT: Duration = Duration::from_secs(10);
 const PROPAGATION: Duration = Duration::from_secs(5);
@@ -104,4 +107,59 @@ fn a_slow_load_is_kept_however_many_other_keys_are_written_meanwhile() {
         "writes of other keys do not overtake it"
     );
     assert_eq!(a.get_with(1, || unreachable!()), "one", "written to Redis");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_load_on_the_replica_whose_cancelled_invalidation_is_on_its_way_does_not_read_redis() {
+    let server = RedisServer::start();
+    let replica = || -> future::TaggedCache<u32, String> {
+        future::TaggedCache::builder()
+            .redis(
+                options(server.url(), "test:own-invalidation")
+                    .command_timeout(Duration::from_secs(5)),
+            )
+            .build()
+    };
+    let (a, b) = (replica(), replica());
+    eventually(CONNECT, "both replicas connect", || {
+        a.redis_connected() && b.redis_connected()
+    });
+    let tagged = |value: &str| (value.to_string(), EntryOptions::default().tag("t"));
+    for (key, call) in [
+        (1, "invalidate_tag"),
+        (2, "invalidate"),
+        (3, "invalidate_all"),
+    ] {
+        b.get_with_options(key, async { tagged("old") }).await;
+        // A's invalidation commands wait before they are sent.
+        let hold = Arc::new(tokio::sync::Semaphore::new(0));
+        *lock(&a.l2_hooks().hold) = Some(Arc::clone(&hold));
+        let invalidation: Pin<Box<dyn Future<Output = ()> + Send + '_>> = match call {
+            "invalidate_tag" => Box::pin(async {
+                a.invalidate_tag("t").await;
+            }),
+            "invalidate" => Box::pin(a.invalidate(&key)),
+            _ => Box::pin(async {
+                a.invalidate_all().await;
+            }),
+        };
+        // Polled once, then dropped (as a caller's timeout would): applied
+        // locally, its command still on its way to Redis.
+        let _ = tokio::time::timeout(Duration::ZERO, invalidation).await;
+        *lock(&a.l2_hooks().hold) = None;
+        assert_eq!(
+            a.get_with_options(key, async { tagged("new") }).await,
+            "new",
+            "{call}: A does not read the old entry Redis still holds"
+        );
+        hold.add_permits(1);
+        eventually(PROPAGATION, "B applies A's invalidation", || {
+            futures_util::FutureExt::now_or_never(b.get(&key)).is_some_and(|found| found.is_none())
+        });
+        assert_eq!(
+            a.get(&key).await.as_deref(),
+            Some("new"),
+            "{call}: A keeps its own load"
+        );
+    }
 }
