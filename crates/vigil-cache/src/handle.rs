@@ -217,6 +217,14 @@ macro_rules! tagged_cache_common {
                 &self.inner.l2.as_ref().expect("a Redis level").hooks
             }
 
+            /// How many resynchronisations of the Redis level read every
+            /// tag in use (it must have a Redis level).
+            #[cfg(all(test, feature = "redis"))]
+            #[allow(dead_code, reason = "not every flavour's tests use it")]
+            pub(crate) fn l2_full_resyncs(&self) -> u64 {
+                self.inner.l2.as_ref().expect("a Redis level").full_resyncs()
+            }
+
             /// The name given to the builder.
             pub fn name(&self) -> Option<&str> {
                 self.inner.shared.name.as_deref()

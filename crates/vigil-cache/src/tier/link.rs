@@ -6,10 +6,13 @@
 //! interval) or the cache is dropped.
 //!
 //! Resynchronisation: the task remembers the Redis dataset (its boot token)
-//! and the last invalidation sequence number it applied. On (re)connection
+//! and the last invalidation sequence number it applied. On reconnection
 //! it reads the current number, the `invalidate_all` and key-write numbers
-//! and the version of every tag the local level holds, in one script: a tag
-//! invalidated since is invalidated locally; an `invalidate_all`, or a key
+//! and the tags invalidated since that number (Redis keeps the latest
+//! ones in a sorted set by number), in one script; if Redis no longer
+//! holds them all (trimmed), and on the first connection, it reads the
+//! version of every tag the local level holds instead. A tag invalidated
+//! since is invalidated locally; an `invalidate_all`, or a key
 //! written or invalidated since, drops the whole local level (keys cannot
 //! be listed cheaply). A new dataset (Redis lost its data: another boot
 //! token, or a sequence number below the last one applied) drops the whole
@@ -30,7 +33,7 @@ use tokio::sync::watch;
 
 use super::keys::KeyIndex;
 use super::remote::{ErrorKind, Remote, Unsent, lock, random};
-use super::scripts::{INVALIDATE_ALL, INVALIDATE_KEY, INVALIDATE_TAGS, RESYNC};
+use super::scripts::{INVALIDATE_ALL, INVALIDATE_KEY, INVALIDATE_TAGS, RESYNC, RESYNC_CHANGED};
 use super::{integer, invocation};
 
 /// What the link task needs from the local level of its cache (implemented
@@ -268,14 +271,40 @@ async fn resync<K: 'static>(
     let Some(local) = local.upgrade() else {
         return Ok(false);
     };
-    let tags = {
-        let mut resyncs = remote
-            .resyncs
-            .write()
-            .unwrap_or_else(PoisonError::into_inner);
-        *resyncs += 1;
-        local.tags_in_use()
-    };
+    // From here on, loads in flight do not keep their values; every entry
+    // registered before is in the tag index when it is read below.
+    *remote
+        .resyncs
+        .write()
+        .unwrap_or_else(PoisonError::into_inner) += 1;
+    if let Some((known, applied)) = synced.as_ref() {
+        // Only the tags changed since this replica was last in sync, if
+        // Redis still knows them all.
+        let applied_text = applied.to_string();
+        let args = [remote.prefix.as_bytes(), token, applied_text.as_bytes()];
+        let answer: Vec<Value> = invocation(&RESYNC_CHANGED, None, args)
+            .invoke_async(&mut conn)
+            .await
+            .map_err(failure)?;
+        let (boot, seq, all, keys) = counters(&answer)?;
+        if boot == *known && seq >= *applied && answer.get(4).and_then(integer) == Some(1) {
+            if all > *applied || keys > *applied {
+                local.drop_all();
+            } else {
+                let changed: Vec<String> = answer[5..].iter().filter_map(text).collect();
+                if !changed.is_empty() {
+                    local.drop_tags(&changed.iter().map(String::as_str).collect::<Vec<_>>());
+                }
+            }
+            *synced = Some((boot, seq));
+            return Ok(true);
+        }
+    }
+    #[cfg(test)]
+    remote
+        .full_resyncs
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tags = local.tags_in_use();
     let args = [remote.prefix.as_bytes(), token]
         .into_iter()
         .chain(tags.iter().map(String::as_bytes));
@@ -283,12 +312,8 @@ async fn resync<K: 'static>(
         .invoke_async(&mut conn)
         .await
         .map_err(failure)?;
-    let boot = match answer.first() {
-        Some(Value::BulkString(boot)) => boot.clone(),
-        _ => return Err((ErrorKind::Server, "unexpected resync answer".into())),
-    };
+    let (boot, seq, all, keys) = counters(&answer)?;
     let number = |i: usize| answer.get(i).and_then(integer).unwrap_or(0);
-    let (seq, all, keys) = (number(1), number(2), number(3));
     let (since, lost) = match synced {
         // The same dataset, not rolled back.
         Some((known, applied)) if *known == boot && seq >= *applied => (*applied, false),
@@ -312,6 +337,25 @@ async fn resync<K: 'static>(
     }
     *synced = Some((boot, seq));
     Ok(true)
+}
+
+/// The boot token, sequence number, `invalidate_all` and key-write
+/// numbers that begin both resynchronisation scripts' answers.
+fn counters(answer: &[Value]) -> Result<(Vec<u8>, u64, u64, u64), Failure> {
+    let boot = match answer.first() {
+        Some(Value::BulkString(boot)) => boot.clone(),
+        _ => return Err((ErrorKind::Server, "unexpected resync answer".into())),
+    };
+    let number = |i: usize| answer.get(i).and_then(integer).unwrap_or(0);
+    Ok((boot, number(1), number(2), number(3)))
+}
+
+/// A tag in a script's answer.
+fn text(value: &Value) -> Option<String> {
+    match value {
+        Value::BulkString(bytes) => Some(String::from_utf8_lossy(bytes).into_owned()),
+        _ => None,
+    }
 }
 
 /// Applies the published invalidations until the connection is lost or

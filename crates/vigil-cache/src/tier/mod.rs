@@ -527,6 +527,14 @@ where
 }
 
 impl<K, V> Tier<K, V> {
+    /// How many resynchronisations read the version of every tag in use.
+    #[cfg(test)]
+    pub(crate) fn full_resyncs(&self) -> u64 {
+        self.remote
+            .full_resyncs
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Whether the tier is connected and resynchronised.
     pub(crate) fn is_connected(&self) -> bool {
         self.remote.is_connected()

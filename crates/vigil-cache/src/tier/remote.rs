@@ -221,11 +221,15 @@ pub(crate) struct Remote {
     pub(crate) shutdown: watch::Sender<bool>,
     pub(crate) unsent: Mutex<Unsent>,
     /// How many resynchronisations have begun. A resynchronisation bumps
-    /// it and reads the tags in use under the write lock; a load keeps its
-    /// value only if it is unchanged since the load began, checked under
-    /// the read lock while its entry joins the tag index. So every entry
-    /// the resynchronisation does not see was loaded after it began.
+    /// it (under the write lock) before it reads the tags in use or the
+    /// tags changed; a load keeps its value only if it is unchanged since
+    /// the load began, checked under the read lock while its entry joins
+    /// the tag index. So every entry the resynchronisation does not see
+    /// was loaded after it began.
     pub(crate) resyncs: RwLock<u64>,
+    /// Resynchronisations that read every tag in use (for tests).
+    #[cfg(test)]
+    pub(crate) full_resyncs: AtomicU64,
     /// This replica's invalidations on their way to Redis (see
     /// [`Remote::invalidating`]).
     invalidating: AtomicU64,
@@ -287,6 +291,8 @@ impl Remote {
             unsent: Mutex::new(Unsent::default()),
             resyncs: RwLock::new(0),
             invalidating: AtomicU64::new(0),
+            #[cfg(test)]
+            full_resyncs: AtomicU64::new(0),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
             errors: Default::default(),

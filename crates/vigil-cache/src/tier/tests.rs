@@ -11,7 +11,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use redis_server::RedisServer;
+use redis_server::{Proxy, RedisServer};
 
 use super::remote::lock;
 use crate::{EntryOptions, RedisOptions, future, sync};
@@ -162,4 +162,49 @@ async fn a_load_on_the_replica_whose_cancelled_invalidation_is_on_its_way_does_n
             "{call}: A keeps its own load"
         );
     }
+}
+
+#[test]
+fn a_reconnection_reads_only_the_tags_changed_while_away_unless_redis_trimmed_them() {
+    let server = RedisServer::start();
+    let mut proxy = Proxy::start(server.port);
+    let cache = |url: String| -> sync::TaggedCache<u32, String> {
+        sync::TaggedCache::builder()
+            .redis(options(url, "test:changed"))
+            .build()
+    };
+    let (a, b) = (cache(server.url()), cache(proxy.url()));
+    eventually(CONNECT, "both caches connect", || {
+        a.redis_connected() && b.redis_connected()
+    });
+    for key in 0..50u32 {
+        b.get_with_options(key, || {
+            let options = EntryOptions::default().tag(format!("t{key}"));
+            (key.to_string(), options)
+        });
+    }
+    let full = b.l2_full_resyncs();
+    let away = |proxy: &mut Proxy, tag: &str| {
+        proxy.cut();
+        eventually(CONNECT, "B notices it is cut off", || !b.redis_connected());
+        a.invalidate_tag(tag);
+    };
+    let back = |proxy: &mut Proxy| {
+        proxy.resume();
+        eventually(CONNECT, "B reconnects", || b.redis_connected());
+    };
+
+    away(&mut proxy, "t7");
+    back(&mut proxy);
+    assert_eq!(b.get(&7), None, "the tag invalidated while B was away");
+    assert_eq!(b.get(&8).as_deref(), Some("8"), "the other tags are kept");
+    assert_eq!(b.l2_full_resyncs(), full, "only the tags changed were read");
+
+    // Redis trimmed its set of changed tags past what B applied.
+    away(&mut proxy, "t9");
+    assert_eq!(server.command("SET test:changed:trimmed 1000000000"), "+OK");
+    back(&mut proxy);
+    assert_eq!(b.get(&9), None, "found by reading every tag in use");
+    assert_eq!(b.get(&8).as_deref(), Some("8"));
+    assert_eq!(b.l2_full_resyncs(), full + 1);
 }
