@@ -210,6 +210,21 @@ macro_rules! tagged_cache_common {
                 self.inner.l2.as_ref().is_some_and(|l2| l2.is_connected())
             }
 
+            /// The test hooks of the Redis level (it must have one).
+            #[cfg(all(test, feature = "redis"))]
+            #[allow(dead_code, reason = "not every flavour's tests use it")]
+            pub(crate) fn l2_hooks(&self) -> &$crate::tier::Hooks {
+                &self.inner.l2.as_ref().expect("a Redis level").hooks
+            }
+
+            /// How many resynchronisations of the Redis level read every
+            /// tag in use (it must have a Redis level).
+            #[cfg(all(test, feature = "redis"))]
+            #[allow(dead_code, reason = "not every flavour's tests use it")]
+            pub(crate) fn l2_full_resyncs(&self) -> u64 {
+                self.inner.l2.as_ref().expect("a Redis level").full_resyncs()
+            }
+
             /// The name given to the builder.
             pub fn name(&self) -> Option<&str> {
                 self.inner.shared.name.as_deref()
@@ -297,9 +312,42 @@ impl<F: FnOnce()> Drop for Finally<F> {
     }
 }
 
-/// A loaded value, with the entry to store and the lead to finish once it
-/// is stored, if the cache is to keep it.
-type Settled<'a, K, V> = (V, Option<(Stored<V>, Lead<'a, K, Stored<V>>)>);
+/// With a Redis level, a lead's registration with it (see
+/// `tier::Ticket`); nothing without one.
+#[cfg(feature = "redis")]
+type TicketOf<K> = Option<crate::tier::Ticket<K>>;
+#[cfg(not(feature = "redis"))]
+type TicketOf<K> = std::marker::PhantomData<K>;
+
+/// What a lead's load brought back: the loader's result (or, with a Redis
+/// level, the entry found there), and its ticket, held until the value is
+/// stored.
+pub(crate) struct Loaded<K, V, E> {
+    result: Result<(V, EntryOptions), E>,
+    ticket: TicketOf<K>,
+}
+
+impl<K, V, E> Loaded<K, V, E> {
+    fn local(result: Result<(V, EntryOptions), E>) -> Self {
+        Self {
+            result,
+            ticket: TicketOf::default(),
+        }
+    }
+}
+
+/// A loaded value the cache keeps: the entry to store, the lead to finish
+/// once it is stored, and the load's ticket, to drop after the store (with
+/// a Redis level, it tells what to write back there).
+pub(crate) struct Keep<'a, K: Hash + Eq + Clone, V: Clone> {
+    pub(crate) stored: Stored<V>,
+    pub(crate) lead: Lead<'a, K, Stored<V>>,
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) ticket: TicketOf<K>,
+}
+
+/// A loaded value, with what to store if the cache is to keep it.
+type Settled<'a, K, V> = (V, Option<Keep<'a, K, V>>);
 
 /// A flight of a load of a cache whose values are `V`.
 type FlightOf<V> = Arc<Flight<Stored<V>>>;
@@ -383,23 +431,28 @@ where
         value
     }
 
-    /// What the lead does with its loader's result: counts the miss; an
+    /// What the lead does with its load's result: counts the miss; an
     /// error ends the load (going to the waiters whose loaders share its
-    /// type) and is returned. A value is returned with the entry to store
-    /// and the lead to finish once it is stored, or without (the load ended
+    /// type) and is returned. A value is returned with what to store and
+    /// the lead to finish once it is stored, or without (the load ended
     /// with `Retry`) if a write or an invalidation since the load began
     /// means the cache must not keep it.
     pub(crate) fn settle<'a, E>(
         &self,
         key: &K,
         lead: Lead<'a, K, Stored<V>>,
-        loaded: Result<(V, EntryOptions), E>,
+        loaded: Loaded<K, V, E>,
     ) -> Result<Settled<'a, K, V>, Arc<E>>
     where
         E: Send + Sync + 'static,
     {
+        #[cfg(all(test, feature = "redis"))]
+        if let Some(l2) = &self.l2 {
+            l2.loaded_hook();
+        }
         self.shared.bump(Hot::Miss);
-        let (value, options) = match loaded {
+        let Loaded { result, ticket } = loaded;
+        let (value, options) = match result {
             Ok(loaded) => loaded,
             Err(error) => {
                 let error = Arc::new(error);
@@ -408,15 +461,34 @@ where
             }
         };
         let flight = lead.flight();
-        let stored = if flight.begin_commit() {
+        let register = || {
             self.shared
                 .make_loaded(key, value.clone(), &options, flight.since())
+        };
+        let stored = if flight.begin_commit() {
+            // With a Redis level, not kept across a resynchronisation.
+            #[cfg(feature = "redis")]
+            let stored = match &ticket {
+                Some(ticket) => ticket.commit(register),
+                None => register(),
+            };
+            #[cfg(not(feature = "redis"))]
+            let stored = register();
+            stored
         } else {
             None
         };
         match stored {
-            Some(stored) => Ok((value, Some((stored, lead)))),
-            // Superseded by a write, or older than an invalidation:
+            Some(stored) => Ok((
+                value,
+                Some(Keep {
+                    stored,
+                    lead,
+                    ticket,
+                }),
+            )),
+            // Superseded by a write, older than an invalidation, or (with
+            // a Redis level) in flight across a resynchronisation:
             // returned to this caller only.
             None => {
                 lead.finish(Outcome::Retry);
@@ -440,20 +512,49 @@ where
     }
 
     /// The lead's load of `key`: with a Redis level, a value found there
-    /// is taken instead of running `init`, and the load is superseded if
-    /// another replica writes the key meanwhile; else `init`.
-    #[cfg(feature = "redis")]
+    /// is taken instead of running `init`, and the load is registered with
+    /// the level (so that another replica's write of the key supersedes
+    /// it) until its ticket is dropped; else `init`.
+    #[cfg(any(feature = "future", feature = "redis"))]
+    #[cfg_attr(not(feature = "redis"), allow(unused_variables))]
     pub(crate) async fn load<E>(
         &self,
         key: &K,
         init: impl std::future::Future<Output = Result<(V, EntryOptions), E>>,
-    ) -> crate::tier::Loaded<V, E> {
-        match &self.l2 {
-            Some(l2) => {
-                let supersede = || drop(self.shared.flights.before_write(key));
-                l2.load(key, init, supersede).await
-            }
-            None => (init.await, None),
+    ) -> Loaded<K, V, E> {
+        #[cfg(feature = "redis")]
+        if let Some(l2) = &self.l2 {
+            let (result, ticket) = l2.load(key, init).await;
+            return Loaded {
+                result,
+                ticket: Some(ticket),
+            };
+        }
+        Loaded::local(init.await)
+    }
+
+    /// [`load`](Self::load) for the blocking flavour: waits for Redis only
+    /// with a Redis level.
+    #[cfg(feature = "sync")]
+    #[cfg_attr(not(feature = "redis"), allow(unused_variables))]
+    pub(crate) fn load_blocking<E>(
+        &self,
+        key: &K,
+        init: impl FnOnce() -> Result<(V, EntryOptions), E>,
+    ) -> Loaded<K, V, E> {
+        #[cfg(feature = "redis")]
+        if self.l2.is_some() {
+            return crate::tier::block_on(self.load(key, async { init() }));
+        }
+        Loaded::local(init())
+    }
+
+    /// Writes a value the lead stored back to Redis, if its ticket says to
+    /// (a miss there), once it is stored locally.
+    #[cfg(feature = "redis")]
+    pub(crate) async fn write_back(&self, key: &K, value: &V, ticket: crate::tier::Ticket<K>) {
+        if let (Some(l2), Some((options, seq))) = (&self.l2, ticket.write_back()) {
+            l2.write_loaded(key, value, &options, seq).await;
         }
     }
 

@@ -2,94 +2,14 @@
 //! on a free loopback port with its own directory): two caches in one test
 //! stand in for two replicas.
 
-use std::net::{Shutdown, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
-use std::thread::JoinHandle;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use vigil_cache::{EntryOptions, RedisOptions, future, sync};
 
 mod redis_server;
-use redis_server::{RedisServer, free_port};
-
-/// A TCP proxy in front of Redis that can be cut (every connection closed,
-/// new ones refused) and resumed: one replica's network going away.
-struct Proxy {
-    port: u16,
-    upstream: u16,
-    streams: Arc<Mutex<Vec<TcpStream>>>,
-    stop: Arc<AtomicBool>,
-    acceptor: Option<JoinHandle<()>>,
-}
-
-impl Proxy {
-    fn start(upstream: u16) -> Self {
-        let mut proxy = Self {
-            port: free_port(),
-            upstream,
-            streams: Arc::default(),
-            stop: Arc::default(),
-            acceptor: None,
-        };
-        proxy.resume();
-        proxy
-    }
-
-    fn resume(&mut self) {
-        let listener = TcpListener::bind(("127.0.0.1", self.port)).expect("the proxy's port");
-        listener
-            .set_nonblocking(true)
-            .expect("a non-blocking listener");
-        self.stop.store(false, Ordering::SeqCst);
-        let (stop, streams, upstream) = (self.stop.clone(), self.streams.clone(), self.upstream);
-        self.acceptor = Some(std::thread::spawn(move || {
-            while !stop.load(Ordering::SeqCst) {
-                let Ok((client, _)) = listener.accept() else {
-                    std::thread::sleep(Duration::from_millis(5));
-                    continue;
-                };
-                let _ = client.set_nonblocking(false);
-                let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)) else {
-                    continue;
-                };
-                let pipes = [
-                    (client.try_clone(), server.try_clone()),
-                    (server.try_clone(), client.try_clone()),
-                ];
-                for pipe in pipes {
-                    if let (Ok(mut from), Ok(mut to)) = pipe {
-                        std::thread::spawn(move || {
-                            let _ = std::io::copy(&mut from, &mut to);
-                            let _ = to.shutdown(Shutdown::Both);
-                        });
-                    }
-                }
-                streams.lock().unwrap().extend([client, server]);
-            }
-        }));
-    }
-
-    fn cut(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(acceptor) = self.acceptor.take() {
-            acceptor.join().expect("the acceptor ends");
-        }
-        for stream in self.streams.lock().unwrap().drain(..) {
-            let _ = stream.shutdown(Shutdown::Both);
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.port)
-    }
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        self.cut();
-    }
-}
+use redis_server::{Proxy, RedisServer};
 
 /// Polls `condition` every 5 ms until it holds, failing after `limit`.
 fn eventually(limit: Duration, what: &str, mut condition: impl FnMut() -> bool) {
@@ -299,6 +219,51 @@ async fn a_tag_bump_while_a_replica_is_disconnected_is_honoured_after_it_reconne
     );
     let errors = b.stats().l2_error_kinds;
     assert!(errors.io >= 1, "the lost connection is counted: {errors:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_load_in_flight_across_a_reconnection_does_not_keep_a_value_invalidated_meanwhile() {
+    let server = RedisServer::start();
+    let mut proxy = Proxy::start(server.port);
+    let (a, b) = connected_replicas(server.url(), proxy.url());
+    // B starts loading key 1 (Redis misses), and its loader waits; B holds
+    // no entry tagged `t`.
+    let (release, released) = tokio::sync::oneshot::channel::<()>();
+    let loading = tokio::spawn({
+        let b = b.clone();
+        async move {
+            b.get_with_options(1, async move {
+                released.await.expect("released");
+                ("old".to_string(), EntryOptions::default().tag("t"))
+            })
+            .await
+        }
+    });
+    eventually(CONNECT, "B has read Redis for key 1", || {
+        b.stats().l2_misses == 1
+    });
+    proxy.cut();
+    eventually(CONNECT, "B notices it is cut off", || !b.redis_connected());
+    // Published while B cannot hear it.
+    a.invalidate_tag("t").await;
+    proxy.resume();
+    eventually(CONNECT, "B reconnects", || b.redis_connected());
+    release.send(()).expect("the loader waits");
+    assert_eq!(
+        loading.await.expect("no panic"),
+        "old",
+        "returned to its caller"
+    );
+    assert_eq!(
+        b.get(&1).await,
+        None,
+        "but not kept: it spans the resynchronisation, which could not see its tag"
+    );
+    assert_eq!(
+        b.get_with(1, async { "new".to_string() }).await,
+        "new",
+        "nor written to Redis"
+    );
 }
 
 #[test]

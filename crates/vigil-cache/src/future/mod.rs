@@ -212,19 +212,16 @@ where
                 return Ok(inner.found_while_leading(lead, stored));
             }
             let init = init.take().expect("a call leads at most one load");
-            #[cfg(feature = "redis")]
-            let (loaded, write_back) = inner.load(&key, init).await;
-            #[cfg(not(feature = "redis"))]
-            let loaded = init.await;
-            let (value, to_store) = inner.settle(&key, lead, loaded)?;
-            if let Some((stored, lead)) = to_store {
-                let outcome = Outcome::Stored(stored.clone());
-                self.store(key.clone(), stored).await;
-                lead.finish(outcome);
+            let loaded = inner.load(&key, init).await;
+            let (value, kept) = inner.settle(&key, lead, loaded)?;
+            if let Some(keep) = kept {
+                let outcome = Outcome::Stored(keep.stored.clone());
+                self.store(key.clone(), keep.stored).await;
+                keep.lead.finish(outcome);
                 self.remove_pending(REMOVALS_PER_WRITE).await;
                 #[cfg(feature = "redis")]
-                if let (Some(l2), Some((options, seq))) = (&inner.l2, write_back) {
-                    l2.write_loaded(&key, &value, &options, seq).await;
+                if let Some(ticket) = keep.ticket {
+                    inner.write_back(&key, &value, ticket).await;
                 }
             }
             return Ok(value);
@@ -269,11 +266,13 @@ where
     {
         #[cfg(feature = "redis")]
         if let Some(l2) = &self.inner.l2 {
-            // Locally before too: if this call is cancelled while it waits
-            // for Redis (whose invalidation goes on), this replica keeps no
-            // copy of the key either.
+            // Sent to Redis at once, then applied locally before too: if
+            // this call is cancelled while it waits for Redis (whose
+            // invalidation goes on), this replica keeps no copy of the key
+            // either, and its loads skip Redis until the command is done.
+            let sent = l2.invalidate_key(key);
             self.invalidate_local(key).await;
-            l2.invalidate_key(key).await;
+            sent.await;
         }
         self.invalidate_local(key).await;
     }

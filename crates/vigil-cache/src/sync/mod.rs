@@ -186,22 +186,16 @@ where
                 return Ok(inner.found_while_leading(lead, stored));
             }
             let init = init.take().expect("a call leads at most one load");
-            #[cfg(feature = "redis")]
-            let (loaded, write_back) = match inner.l2 {
-                Some(_) => crate::tier::block_on(inner.load(&key, async { init() })),
-                None => (init(), None),
-            };
-            #[cfg(not(feature = "redis"))]
-            let loaded = init();
-            let (value, to_store) = inner.settle(&key, lead, loaded)?;
-            if let Some((stored, lead)) = to_store {
-                let outcome = Outcome::Stored(stored.clone());
-                self.store(key.clone(), stored);
-                lead.finish(outcome);
+            let loaded = inner.load_blocking(&key, init);
+            let (value, kept) = inner.settle(&key, lead, loaded)?;
+            if let Some(keep) = kept {
+                let outcome = Outcome::Stored(keep.stored.clone());
+                self.store(key.clone(), keep.stored);
+                keep.lead.finish(outcome);
                 self.remove_pending(REMOVALS_PER_WRITE);
                 #[cfg(feature = "redis")]
-                if let (Some(l2), Some((options, seq))) = (&inner.l2, write_back) {
-                    crate::tier::block_on(l2.write_loaded(&key, &value, &options, seq));
+                if let Some(ticket) = keep.ticket {
+                    crate::tier::block_on(inner.write_back(&key, &value, ticket));
                 }
             }
             return Ok(value);

@@ -11,11 +11,12 @@
 //! each other's values (a collision costs a miss or an extra invalidation).
 //!
 //! Key invalidations travel as digests; each replica maps a digest back to
-//! the key it holds locally with a [`KeyIndex`] of its live local entries.
+//! the key it holds locally, or is loading, with a [`KeyIndex`].
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::remote::lock;
 
@@ -53,90 +54,102 @@ fn shard_of(digest: &str) -> usize {
     last.map_or(0, |n| n as usize % SHARDS)
 }
 
-/// One shard of a [`KeyIndex`]: digest -> (key, entry id).
-type Shard<K> = Mutex<HashMap<String, (K, u64)>>;
-
-/// The live local entries of a cache with a Redis level, by key digest:
-/// (key, entry id). Written when an entry is stored and when moka reports
-/// its removal (only if it is still that entry), never on a read.
-pub(crate) struct KeyIndex<K> {
-    shards: Box<[Shard<K>]>,
+/// One shard of a [`KeyIndex`].
+struct Shard<K> {
+    /// digest -> (key, entry id) of the live local entries.
+    held: HashMap<String, (K, u64)>,
+    /// digest -> the loads of keys with that digest in flight: (load id,
+    /// key).
+    loading: HashMap<String, Vec<(u64, K)>>,
 }
 
-impl<K: Clone> KeyIndex<K> {
-    pub(crate) fn new() -> Self {
-        Self {
-            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
-        }
+/// The local keys of a cache with a Redis level, by key digest: those of
+/// its live local entries (key, entry id), written when an entry is stored
+/// and when moka reports its removal (only if it is still that entry),
+/// and those being loaded, from the start of the load until its value is
+/// stored or given up. Never written on a read hit.
+///
+/// A key announcement from another replica finds the key here whether it
+/// is held or still loading: a lead registers its key before it reads
+/// Redis and leaves only after its entry is in `held`, so no announcement
+/// can fall between the two.
+pub(crate) struct KeyIndex<K> {
+    shards: Box<[Mutex<Shard<K>>]>,
+    next_load: AtomicU64,
+}
+
+impl<K> KeyIndex<K> {
+    fn shard(&self, digest: &str) -> &Mutex<Shard<K>> {
+        &self.shards[shard_of(digest)]
     }
 
-    fn shard(&self, digest: &str) -> &Shard<K> {
-        &self.shards[shard_of(digest)]
+    /// Load `id` of a key with `digest` ended.
+    pub(crate) fn unload(&self, digest: &str, id: u64) {
+        let mut shard = lock(self.shard(digest));
+        if let Some(loads) = shard.loading.get_mut(digest) {
+            loads.retain(|(load, _)| *load != id);
+            if loads.is_empty() {
+                shard.loading.remove(digest);
+            }
+        }
+    }
+}
+
+impl<K: Clone + PartialEq> KeyIndex<K> {
+    pub(crate) fn new() -> Self {
+        Self {
+            shards: (0..SHARDS)
+                .map(|_| {
+                    Mutex::new(Shard {
+                        held: HashMap::new(),
+                        loading: HashMap::new(),
+                    })
+                })
+                .collect(),
+            next_load: AtomicU64::new(0),
+        }
     }
 
     /// Entry `id` under `key` (digest `digest`) was stored.
     pub(crate) fn stored(&self, digest: String, key: &K, id: u64) {
-        lock(self.shard(&digest)).insert(digest, (key.clone(), id));
+        lock(self.shard(&digest))
+            .held
+            .insert(digest, (key.clone(), id));
     }
 
     /// Entry `id` left moka (unless it was replaced, which `stored` of the
     /// new entry records).
     pub(crate) fn removed(&self, digest: &str, id: u64) {
         let mut shard = lock(self.shard(digest));
-        if shard.get(digest).is_some_and(|(_, held)| *held == id) {
-            shard.remove(digest);
+        if shard.held.get(digest).is_some_and(|(_, held)| *held == id) {
+            shard.held.remove(digest);
         }
     }
 
-    /// The local key with `digest`, if an entry holds it.
-    pub(crate) fn key(&self, digest: &str) -> Option<K> {
+    /// A load of `key` (digest `digest`) begins; returns its id for
+    /// [`unload`](Self::unload).
+    pub(crate) fn load(&self, digest: &str, key: &K) -> u64 {
+        let id = self.next_load.fetch_add(1, Ordering::Relaxed);
         lock(self.shard(digest))
-            .get(digest)
-            .map(|(key, _)| key.clone())
-    }
-}
-
-/// How many remote key invalidations [`Heard`] remembers one by one.
-const HEARD: usize = 4096;
-
-/// The key invalidations (and inserts) other replicas announced, by digest,
-/// numbered in the order they arrived: a load that began before one of its
-/// key must not store its value, even if the key was not in the local
-/// level yet when the announcement came (so nothing was there to drop).
-#[derive(Default)]
-pub(crate) struct Heard {
-    count: u64,
-    by_digest: HashMap<String, u64>,
-    order: VecDeque<(String, u64)>,
-    /// The number of the last announcement forgotten: a load that began
-    /// before it cannot be told apart, and counts as overtaken.
-    forgotten: u64,
-}
-
-impl Heard {
-    /// Where a load begins.
-    pub(crate) fn mark(&self) -> u64 {
-        self.count
+            .loading
+            .entry(digest.to_owned())
+            .or_default()
+            .push((id, key.clone()));
+        id
     }
 
-    pub(crate) fn heard(&mut self, digest: &str) {
-        self.count += 1;
-        self.by_digest.insert(digest.to_owned(), self.count);
-        self.order.push_back((digest.to_owned(), self.count));
-        while self.order.len() > HEARD {
-            let Some((old, number)) = self.order.pop_front() else {
-                break;
-            };
-            if self.by_digest.get(&old) == Some(&number) {
-                self.by_digest.remove(&old);
+    /// The local keys with `digest`: held by an entry, or being loaded.
+    pub(crate) fn keys(&self, digest: &str) -> Vec<K> {
+        let shard = lock(self.shard(digest));
+        let held = shard.held.get(digest).map(|(key, _)| key);
+        let loading = shard.loading.get(digest).into_iter().flatten();
+        let mut keys: Vec<K> = Vec::new();
+        for key in held.into_iter().chain(loading.map(|(_, key)| key)) {
+            if !keys.contains(key) {
+                keys.push(key.clone());
             }
-            self.forgotten = number;
         }
-    }
-
-    /// Whether the key with `digest` was announced after `mark`.
-    pub(crate) fn since(&self, digest: &str, mark: u64) -> bool {
-        self.forgotten > mark || self.by_digest.get(digest).is_some_and(|&n| n > mark)
+        keys
     }
 }
 
@@ -162,19 +175,17 @@ mod tests {
     }
 
     #[test]
-    fn announcements_overtake_only_the_loads_that_began_before_them() {
-        let mut heard = Heard::default();
-        let before = heard.mark();
-        heard.heard("a");
-        let after = heard.mark();
-        assert!(heard.since("a", before));
-        assert!(!heard.since("a", after));
-        assert!(!heard.since("b", before));
-        for i in 0..HEARD {
-            heard.heard(&i.to_string());
-        }
-        assert!(heard.since("b", before), "forgotten: counted as overtaken");
-        assert!(!heard.since("b", heard.mark()));
+    fn loading_keys_are_found_until_their_load_ends() {
+        let index = KeyIndex::new();
+        let d = digest("k");
+        let first = index.load(&d, &"k".to_string());
+        let second = index.load(&d, &"k".to_string());
+        assert_eq!(index.keys(&d), vec!["k".to_string()], "once");
+        index.unload(&d, first);
+        assert_eq!(index.keys(&d), vec!["k".to_string()]);
+        index.unload(&d, second);
+        assert!(index.keys(&d).is_empty());
+        assert!(lock(index.shard(&d)).loading.is_empty(), "nothing left");
     }
 
     #[test]
@@ -184,8 +195,8 @@ mod tests {
         index.stored(d.clone(), &"k".to_string(), 1);
         index.stored(d.clone(), &"k".to_string(), 2); // replaced
         index.removed(&d, 1);
-        assert_eq!(index.key(&d).as_deref(), Some("k"));
+        assert_eq!(index.keys(&d), vec!["k".to_string()]);
         index.removed(&d, 2);
-        assert_eq!(index.key(&d), None);
+        assert!(index.keys(&d).is_empty());
     }
 }

@@ -6,29 +6,34 @@
 //! interval) or the cache is dropped.
 //!
 //! Resynchronisation: the task remembers the Redis dataset (its boot token)
-//! and the last invalidation sequence number it applied. On (re)connection
+//! and the last invalidation sequence number it applied. On reconnection
 //! it reads the current number, the `invalidate_all` and key-write numbers
-//! and the version of every tag the local level holds, in one script: a tag
-//! invalidated since is invalidated locally; an `invalidate_all`, or a key
+//! and the tags invalidated since that number (Redis keeps the latest
+//! ones in a sorted set by number), in one script; if Redis no longer
+//! holds them all (trimmed), and on the first connection, it reads the
+//! version of every tag the local level holds instead. A tag invalidated
+//! since is invalidated locally; an `invalidate_all`, or a key
 //! written or invalidated since, drops the whole local level (keys cannot
 //! be listed cheaply). A new dataset (Redis lost its data: another boot
 //! token, or a sequence number below the last one applied) drops the whole
 //! local level too, since the invalidations it missed are gone with the
-//! data. Only
-//! then are commands let through again.
+//! data. Loads in flight when it begins keep their values only for their
+//! callers (see `Remote::resyncs`): they may carry a tag the local level
+//! did not hold yet, invalidated while the replica was away. Only then are
+//! commands let through again.
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, PoisonError, Weak};
 
 use futures_util::{FutureExt, StreamExt};
 use redis::aio::{MultiplexedConnection, PubSubStream};
 use redis::{AsyncConnectionConfig, Client, Msg, Value};
 use tokio::sync::watch;
 
-use super::keys::{Heard, KeyIndex};
+use super::keys::KeyIndex;
 use super::remote::{ErrorKind, Remote, Unsent, lock, random};
-use super::scripts::{INVALIDATE_ALL, INVALIDATE_KEY, INVALIDATE_TAGS, RESYNC};
+use super::scripts::{INVALIDATE_ALL, INVALIDATE_KEY, INVALIDATE_TAGS, RESYNC, RESYNC_CHANGED};
 use super::{integer, invocation};
 
 /// What the link task needs from the local level of its cache (implemented
@@ -77,13 +82,9 @@ async fn within<T>(
 type Synced = Option<(Vec<u8>, u64)>;
 
 /// The link task (see the module documentation).
-pub(crate) async fn run<K>(
-    remote: Arc<Remote>,
-    keys: Arc<KeyIndex<K>>,
-    heard: Arc<Mutex<Heard>>,
-    local: Weak<dyn Local<K>>,
-) where
-    K: Clone + Send + 'static,
+pub(crate) async fn run<K>(remote: Arc<Remote>, keys: Arc<KeyIndex<K>>, local: Weak<dyn Local<K>>)
+where
+    K: Clone + PartialEq + Send + 'static,
 {
     let Some(client) = remote.client.clone() else {
         return;
@@ -138,7 +139,7 @@ pub(crate) async fn run<K>(
         remote.connected(conn.clone());
         let ended = serve(
             &remote,
-            (&keys, &heard),
+            &keys,
             &local,
             conn,
             messages,
@@ -270,6 +271,39 @@ async fn resync<K: 'static>(
     let Some(local) = local.upgrade() else {
         return Ok(false);
     };
+    // From here on, loads in flight do not keep their values; every entry
+    // registered before is in the tag index when it is read below.
+    *remote
+        .resyncs
+        .write()
+        .unwrap_or_else(PoisonError::into_inner) += 1;
+    if let Some((known, applied)) = synced.as_ref() {
+        // Only the tags changed since this replica was last in sync, if
+        // Redis still knows them all.
+        let applied_text = applied.to_string();
+        let args = [remote.prefix.as_bytes(), token, applied_text.as_bytes()];
+        let answer: Vec<Value> = invocation(&RESYNC_CHANGED, None, args)
+            .invoke_async(&mut conn)
+            .await
+            .map_err(failure)?;
+        let (boot, seq, all, keys) = counters(&answer)?;
+        if boot == *known && seq >= *applied && answer.get(4).and_then(integer) == Some(1) {
+            if all > *applied || keys > *applied {
+                local.drop_all();
+            } else {
+                let changed: Vec<String> = answer[5..].iter().filter_map(text).collect();
+                if !changed.is_empty() {
+                    local.drop_tags(&changed.iter().map(String::as_str).collect::<Vec<_>>());
+                }
+            }
+            *synced = Some((boot, seq));
+            return Ok(true);
+        }
+    }
+    #[cfg(test)]
+    remote
+        .full_resyncs
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let tags = local.tags_in_use();
     let args = [remote.prefix.as_bytes(), token]
         .into_iter()
@@ -278,12 +312,8 @@ async fn resync<K: 'static>(
         .invoke_async(&mut conn)
         .await
         .map_err(failure)?;
-    let boot = match answer.first() {
-        Some(Value::BulkString(boot)) => boot.clone(),
-        _ => return Err((ErrorKind::Server, "unexpected resync answer".into())),
-    };
+    let (boot, seq, all, keys) = counters(&answer)?;
     let number = |i: usize| answer.get(i).and_then(integer).unwrap_or(0);
-    let (seq, all, keys) = (number(1), number(2), number(3));
     let (since, lost) = match synced {
         // The same dataset, not rolled back.
         Some((known, applied)) if *known == boot && seq >= *applied => (*applied, false),
@@ -309,11 +339,30 @@ async fn resync<K: 'static>(
     Ok(true)
 }
 
+/// The boot token, sequence number, `invalidate_all` and key-write
+/// numbers that begin both resynchronisation scripts' answers.
+fn counters(answer: &[Value]) -> Result<(Vec<u8>, u64, u64, u64), Failure> {
+    let boot = match answer.first() {
+        Some(Value::BulkString(boot)) => boot.clone(),
+        _ => return Err((ErrorKind::Server, "unexpected resync answer".into())),
+    };
+    let number = |i: usize| answer.get(i).and_then(integer).unwrap_or(0);
+    Ok((boot, number(1), number(2), number(3)))
+}
+
+/// A tag in a script's answer.
+fn text(value: &Value) -> Option<String> {
+    match value {
+        Value::BulkString(bytes) => Some(String::from_utf8_lossy(bytes).into_owned()),
+        _ => None,
+    }
+}
+
 /// Applies the published invalidations until the connection is lost or
 /// the cache is dropped; replays unsent invalidations once per interval.
-async fn serve<K: Clone + 'static>(
+async fn serve<K: Clone + PartialEq + 'static>(
     remote: &Remote,
-    keys: (&KeyIndex<K>, &Mutex<Heard>),
+    keys: &KeyIndex<K>,
     local: &Weak<dyn Local<K>>,
     mut conn: MultiplexedConnection,
     mut messages: PubSubStream,
@@ -349,9 +398,9 @@ async fn serve<K: Clone + 'static>(
 }
 
 /// Applies one message; false if the cache is gone.
-async fn apply<K: Clone + 'static>(
+async fn apply<K: Clone + PartialEq + 'static>(
     remote: &Remote,
-    (keys, heard): (&KeyIndex<K>, &Mutex<Heard>),
+    keys: &KeyIndex<K>,
     local: &Weak<dyn Local<K>>,
     message: &Msg,
     synced: &mut Synced,
@@ -380,11 +429,11 @@ async fn apply<K: Clone + 'static>(
             let Ok(digest) = std::str::from_utf8(payload) else {
                 return true;
             };
-            // Loads of the key in flight must not store their value...
-            lock(heard).heard(digest);
-            // ...and a key held locally is dropped.
-            if let Some(key) = keys.key(digest) {
-                local.drop_key(key).await;
+            // A key held locally is dropped; a load of it in flight is
+            // superseded (its value is not kept), or, if it is storing its
+            // value, waited for and then dropped.
+            for key in keys.keys(digest) {
+                Arc::clone(&local).drop_key(key).await;
             }
         }
         _ => {}

@@ -18,21 +18,23 @@ mod link;
 mod options;
 mod remote;
 mod scripts;
+#[cfg(all(test, feature = "sync"))]
+mod tests;
 
 use std::future::Future;
 use std::hash::Hash;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use redis::{Script, ScriptInvocation, Value};
 
 pub(crate) use codec::{Codec, Postcard};
-use keys::Heard;
+use futures_util::future::BoxFuture;
 pub(crate) use keys::{KeyIndex, digest};
 pub(crate) use link::{Local, LocalKey};
 use options::MAX_DURATION;
 pub use options::RedisOptions;
-use remote::{ErrorKind, Remote, Unsent, lock};
+use remote::{ErrorKind, Remote, Unsent};
 use scripts::{INVALIDATE_ALL, INVALIDATE_KEY, INVALIDATE_TAGS, READ, WRITE};
 
 use crate::{CacheStats, EntryOptions};
@@ -128,17 +130,79 @@ pub(crate) enum L2Read<V> {
     Unavailable,
 }
 
-/// What a lead stores, and what it writes back to Redis (see
-/// [`Tier::load`]).
-pub(crate) type Loaded<V, E> = (Result<(V, EntryOptions), E>, Option<(EntryOptions, u64)>);
+/// A lead's load of a key, registered with the tier from before its read
+/// of Redis until this is dropped, which its caller does once the value is
+/// stored locally (or not kept): a key announcement from another replica
+/// that arrives meanwhile finds the key in the [`KeyIndex`] and supersedes
+/// the load, or, if its value is being stored, waits for the store and
+/// then removes it. Also carries what to write back to Redis.
+///
+/// A load that spans the beginning of a resynchronisation (a reconnection)
+/// is not kept locally: see [`commit`](Self::commit).
+pub(crate) struct Ticket<K> {
+    keys: Arc<KeyIndex<K>>,
+    digest: String,
+    id: u64,
+    remote: Arc<Remote>,
+    /// `Remote::resyncs` when the load began.
+    resyncs: u64,
+    /// The options and sequence number to write a loaded value back with
+    /// (only after Redis answered the read with a miss).
+    back: Option<(EntryOptions, u64)>,
+}
+
+impl<K> Ticket<K> {
+    /// Runs `register` (which enters the loaded entry in the local tag
+    /// index) unless a resynchronisation began since the load did: its
+    /// value may predate an invalidation made while this replica was away
+    /// of a tag the resynchronisation did not check, not being held
+    /// locally yet. `None` then: the value is not kept.
+    pub(crate) fn commit<T>(&self, register: impl FnOnce() -> Option<T>) -> Option<T> {
+        let resyncs = self
+            .remote
+            .resyncs
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if *resyncs != self.resyncs {
+            return None;
+        }
+        register()
+    }
+
+    /// What to write the loaded value back to Redis with, if anything; the
+    /// load leaves the index.
+    pub(crate) fn write_back(mut self) -> Option<(EntryOptions, u64)> {
+        self.back.take()
+    }
+}
+
+impl<K> Drop for Ticket<K> {
+    fn drop(&mut self) {
+        self.keys.unload(&self.digest, self.id);
+    }
+}
+
+/// Crate-private points where a test holds a step of the Redis level, to
+/// hit a race window deterministically.
+#[cfg(test)]
+#[derive(Default)]
+pub(crate) struct Hooks {
+    /// Run once by the next lead of this cache after its load, before it
+    /// stores the value.
+    pub(crate) loaded: std::sync::Mutex<Option<Box<dyn FnOnce() + Send>>>,
+    /// While set, this cache's commands that write Redis (inserts,
+    /// invalidations) each wait for a permit of it before they are sent.
+    pub(crate) hold: std::sync::Mutex<Option<Arc<tokio::sync::Semaphore>>>,
+}
 
 /// One cache's second level.
 pub(crate) struct Tier<K, V> {
     codec: Arc<dyn Codec<K, V>>,
     remote: Arc<Remote>,
     keys: Arc<KeyIndex<K>>,
-    heard: Arc<Mutex<Heard>>,
     default_ttl: Option<Duration>,
+    #[cfg(test)]
+    pub(crate) hooks: Hooks,
 }
 
 impl<K, V> Drop for Tier<K, V> {
@@ -149,7 +213,7 @@ impl<K, V> Drop for Tier<K, V> {
 
 impl<K, V> Tier<K, V>
 where
-    K: Hash + Clone + Send + Sync + 'static,
+    K: Hash + Clone + PartialEq + Send + Sync + 'static,
     V: 'static,
 {
     pub(crate) fn new(
@@ -171,8 +235,9 @@ where
             codec: spec.codec,
             remote: Arc::new(Remote::new(spec.options, name, clock)),
             keys: Arc::new(KeyIndex::new()),
-            heard: Arc::default(),
             default_ttl,
+            #[cfg(test)]
+            hooks: Hooks::default(),
         })
     }
 
@@ -193,49 +258,66 @@ where
             runtime.spawn(link::run(
                 Arc::clone(&self.remote),
                 Arc::clone(&self.keys),
-                Arc::clone(&self.heard),
                 local,
             ));
         }
     }
 
     /// What the lead of a load of `key` stores: on a hit in Redis, that
-    /// entry (`init` does not run); otherwise `init`'s result, with the
-    /// options and sequence number to write a loaded value back with (only
-    /// after a miss there: after no answer, nothing is written). If another
-    /// replica announced a write or invalidation of `key` while this ran,
-    /// `supersede` is called first, so the value is returned but not
-    /// stored (as after a local write).
+    /// entry (`init` does not run); otherwise `init`'s result. The ticket
+    /// registers the load until it is dropped (see [`Ticket`]) and holds
+    /// the options and sequence number to write a loaded value back with
+    /// (only after a miss there: after no answer, nothing is written).
     pub(crate) async fn load<E>(
         &self,
         key: &K,
         init: impl Future<Output = Result<(V, EntryOptions), E>>,
-        supersede: impl FnOnce(),
-    ) -> Loaded<V, E> {
-        let mark = lock(&self.heard).mark();
+    ) -> (Result<(V, EntryOptions), E>, Ticket<K>) {
+        let resyncs = *self
+            .remote
+            .resyncs
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let digest = digest(key);
+        let id = self.keys.load(&digest, key);
+        let mut ticket = Ticket {
+            keys: Arc::clone(&self.keys),
+            digest,
+            id,
+            remote: Arc::clone(&self.remote),
+            resyncs,
+            back: None,
+        };
         let loaded = match self.read(key).await {
-            L2Read::Hit(value, options) => (Ok((value, options)), None),
+            L2Read::Hit(value, options) => Ok((value, options)),
             L2Read::Miss(seq) => {
                 let loaded = init.await;
-                let back = loaded
-                    .as_ref()
-                    .ok()
-                    .map(|(_, options)| (options.clone(), seq));
-                (loaded, back)
+                if let Ok((_, options)) = &loaded {
+                    ticket.back = Some((options.clone(), seq));
+                }
+                loaded
             }
-            L2Read::Unavailable => (init.await, None),
+            L2Read::Unavailable => init.await,
         };
-        if lock(&self.heard).since(&digest(key), mark) {
-            supersede();
+        (loaded, ticket)
+    }
+
+    /// Runs the hook a test set for the moment after a load, if any.
+    #[cfg(test)]
+    pub(crate) fn loaded_hook(&self) {
+        let hook = remote::lock(&self.hooks.loaded).take();
+        if let Some(hook) = hook {
+            hook();
         }
-        loaded
     }
 
     /// Reads `key`'s entry, checked against the current versions.
     async fn read(&self, key: &K) -> L2Read<V> {
-        // An invalidation of this replica still queued for Redis: Redis
-        // may hold what it invalidated.
-        if self.remote.pending() {
+        // An invalidation of this replica on its way to Redis, or queued
+        // for it: Redis may hold what it invalidated. (In this order: a
+        // failed command is queued before it stops counting as on its
+        // way.)
+        if self.remote.invalidating() || self.remote.pending() {
             return L2Read::Unavailable;
         }
         let Some(encoded) = self.codec.key(key) else {
@@ -360,8 +442,10 @@ where
     }
 
     /// Invalidates `key` in Redis and on every replica (a tombstone refuses
-    /// older loads of it for the tombstone's time to live).
-    pub(crate) async fn invalidate_key<Q: Hash + ?Sized>(&self, key: &Q) {
+    /// older loads of it for the tombstone's time to live). The command is
+    /// sent (or queued) by this call; the future waits for it.
+    pub(crate) fn invalidate_key<Q: Hash + ?Sized>(&self, key: &Q) -> BoxFuture<'static, ()> {
+        let own = self.remote.invalidation();
         let digest = digest(key).into_bytes();
         let entry = self.remote.entry_key(&digest);
         let tombstone = self.remote.options.tombstone_ttl.as_millis().max(1);
@@ -373,30 +457,36 @@ where
         ];
         let queued = move |unsent: &mut Unsent| {
             unsent.keys.insert(digest);
+            drop(own);
         };
         self.run_script(&INVALIDATE_KEY, Some(entry), args, queued)
-            .await;
     }
 
-    /// Bumps the versions of `tags` in Redis and announces them.
-    pub(crate) async fn invalidate_tags(&self, tags: &[&str]) {
+    /// Bumps the versions of `tags` in Redis and announces them; sent (or
+    /// queued) by this call.
+    pub(crate) fn invalidate_tags(&self, tags: &[&str]) -> BoxFuture<'static, ()> {
         if tags.is_empty() {
-            return;
+            return Box::pin(std::future::ready(()));
         }
+        let own = self.remote.invalidation();
         let owned: Vec<String> = tags.iter().map(|&tag| tag.to_owned()).collect();
         let mut args = self.prefix_and_origin();
         args.extend(tags.iter().map(|tag| tag.as_bytes().to_vec()));
         self.run_script(&INVALIDATE_TAGS, None, args, move |unsent| {
-            unsent.tags.extend(owned)
+            unsent.tags.extend(owned);
+            drop(own);
         })
-        .await;
     }
 
-    /// `invalidate_all` in Redis, announced to every replica.
-    pub(crate) async fn invalidate_all(&self) {
+    /// `invalidate_all` in Redis, announced to every replica; sent (or
+    /// queued) by this call.
+    pub(crate) fn invalidate_all(&self) -> BoxFuture<'static, ()> {
+        let own = self.remote.invalidation();
         let args = self.prefix_and_origin();
-        self.run_script(&INVALIDATE_ALL, None, args, |unsent| unsent.all = true)
-            .await;
+        self.run_script(&INVALIDATE_ALL, None, args, move |unsent| {
+            unsent.all = true;
+            drop(own);
+        })
     }
 
     /// The first two arguments of the invalidation scripts.
@@ -408,24 +498,43 @@ where
     }
 
     /// Runs `script` (on `key`, with `args`) in Redis; if it is not let
-    /// through or fails, queues what `queue` adds for replay.
-    async fn run_script(
+    /// through or fails, queues what `queue` adds for replay (`queue` is
+    /// dropped otherwise, once the command is done). The command is
+    /// spawned by this call (see [`Remote::run_or_queue`]).
+    fn run_script(
         &self,
         script: &'static Script,
         key: Option<Vec<u8>>,
         args: Vec<Vec<u8>>,
         queue: impl FnOnce(&mut Unsent) + Send + 'static,
-    ) {
+    ) -> BoxFuture<'static, ()> {
+        #[cfg(test)]
+        let hold = remote::lock(&self.hooks.hold).clone();
         let command = move |mut conn| async move {
+            #[cfg(test)]
+            if let Some(hold) = hold {
+                let _ = hold.acquire().await;
+            }
             let args = args.iter().map(Vec::as_slice);
             let invocation = invocation(script, key.as_deref(), args);
             invocation.invoke_async::<Value>(&mut conn).await
         };
-        self.remote.run_or_queue(command, queue).await;
+        let done = self.remote.run_or_queue(command, queue);
+        Box::pin(async move {
+            done.await;
+        })
     }
 }
 
 impl<K, V> Tier<K, V> {
+    /// How many resynchronisations read the version of every tag in use.
+    #[cfg(test)]
+    pub(crate) fn full_resyncs(&self) -> u64 {
+        self.remote
+            .full_resyncs
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Whether the tier is connected and resynchronised.
     pub(crate) fn is_connected(&self) -> bool {
         self.remote.is_connected()

@@ -12,9 +12,10 @@ use std::collections::BTreeSet;
 use std::future::Future;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
+use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError, RwLock};
 use std::time::Duration;
 
+use futures_util::future::BoxFuture;
 use redis::RedisError;
 use redis::aio::MultiplexedConnection;
 use tokio::sync::{Notify, watch};
@@ -219,6 +220,19 @@ pub(crate) struct Remote {
     /// Flips to true when the cache is dropped: the link task ends.
     pub(crate) shutdown: watch::Sender<bool>,
     pub(crate) unsent: Mutex<Unsent>,
+    /// How many resynchronisations have begun. A resynchronisation bumps
+    /// it (under the write lock) before it reads the tags in use or the
+    /// tags changed; a load keeps its value only if it is unchanged since
+    /// the load began, checked under the read lock while its entry joins
+    /// the tag index. So every entry the resynchronisation does not see
+    /// was loaded after it began.
+    pub(crate) resyncs: RwLock<u64>,
+    /// Resynchronisations that read every tag in use (for tests).
+    #[cfg(test)]
+    pub(crate) full_resyncs: AtomicU64,
+    /// This replica's invalidations on their way to Redis (see
+    /// [`Remote::invalidating`]).
+    invalidating: AtomicU64,
     hits: AtomicU64,
     misses: AtomicU64,
     errors: [AtomicU64; 5],
@@ -230,6 +244,15 @@ pub(crate) struct Remote {
     /// timeout happened: a command sent before it timed out in the same
     /// stall, and is not counted again.
     last_timeout: AtomicU64,
+}
+
+/// An invalidation of this replica on its way to Redis, until dropped.
+pub(crate) struct Invalidation(std::sync::Arc<Remote>);
+
+impl Drop for Invalidation {
+    fn drop(&mut self) {
+        self.0.invalidating.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// After this many command timeouts in a row (sequential: each command
@@ -266,6 +289,10 @@ impl Remote {
             broken: Notify::new(),
             shutdown,
             unsent: Mutex::new(Unsent::default()),
+            resyncs: RwLock::new(0),
+            invalidating: AtomicU64::new(0),
+            #[cfg(test)]
+            full_resyncs: AtomicU64::new(0),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
             errors: Default::default(),
@@ -375,14 +402,16 @@ impl Remote {
     }
 
     /// [`run`](Self::run), and if the command was not let through or
-    /// failed, queues what `add` adds for replay. The queueing happens in
-    /// the spawned task, so a caller cancelled while the command runs does
-    /// not lose it.
-    pub(crate) async fn run_or_queue<T, F, Fut>(
+    /// failed, queues what `add` adds for replay (`add` is dropped
+    /// otherwise, after the command). The command is spawned (or queued)
+    /// by this call, not when the future it returns is first polled; the
+    /// queueing happens in the spawned task: a caller cancelled at any
+    /// point loses neither.
+    pub(crate) fn run_or_queue<T, F, Fut>(
         self: &std::sync::Arc<Self>,
         command: F,
         add: impl FnOnce(&mut Unsent) + Send + 'static,
-    ) -> Option<T>
+    ) -> BoxFuture<'static, Option<T>>
     where
         T: Send + 'static,
         F: FnOnce(MultiplexedConnection) -> Fut + Send + 'static,
@@ -390,17 +419,35 @@ impl Remote {
     {
         let (Some(task), Some(runtime)) = (self.task(command), runtime()) else {
             self.queue(add);
-            return None;
+            return Box::pin(std::future::ready(None));
         };
         let remote = std::sync::Arc::clone(self);
         let task = async move {
             let done = task.await;
-            if done.is_none() {
-                remote.queue(add);
+            match done {
+                None => remote.queue(add),
+                Some(_) => drop(add),
             }
             done
         };
-        runtime.spawn(task).await.ok().flatten()
+        let spawned = runtime.spawn(task);
+        Box::pin(async move { spawned.await.ok().flatten() })
+    }
+
+    /// Marks an invalidation of this replica as on its way to Redis until
+    /// the guard is dropped (see [`invalidating`](Self::invalidating)).
+    pub(crate) fn invalidation(self: &std::sync::Arc<Self>) -> Invalidation {
+        self.invalidating.fetch_add(1, Ordering::SeqCst);
+        Invalidation(std::sync::Arc::clone(self))
+    }
+
+    /// Whether an invalidation of this replica is on its way to Redis (its
+    /// command is running; if it fails, it is queued before this turns
+    /// false). Its local half may be applied already (a cancelled call),
+    /// so Redis may still hold what it covers: this replica's loads do
+    /// not read Redis meanwhile.
+    pub(crate) fn invalidating(&self) -> bool {
+        self.invalidating.load(Ordering::SeqCst) > 0
     }
 
     fn task<T, F, Fut>(

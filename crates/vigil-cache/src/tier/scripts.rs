@@ -13,6 +13,11 @@
 //!   invalidation of `tag`, of `invalidate_all`, and of any key;
 //! - `P:boot`: a token set once per Redis dataset, to tell a Redis that
 //!   lost its data from one that did not;
+//! - `P:changed`: a sorted set of the tags invalidated, each scored by the
+//!   number of its last invalidation (at most [`CHANGED_CAP`] of them, the
+//!   latest), and `P:trimmed`: the highest number trimmed from it, so that
+//!   a reconnecting replica reads only the tags changed since it was
+//!   last in sync;
 //! - channel `P:inval`: one message per invalidation,
 //!   `{kind}|{origin}|{seq}|{payload}` with kind `t` (payload: the tag), `a`
 //!   (none) or `k` (the key's digest).
@@ -96,19 +101,30 @@ return 1
     )
 });
 
+/// How many tags `P:changed` holds at most: above, the tags changed
+/// longest ago leave it, and `P:trimmed` records the last number removed.
+pub(crate) const CHANGED_CAP: usize = 100_000;
+
 /// ARGV: prefix, origin, tag... Returns the new sequence number.
 pub(crate) static INVALIDATE_TAGS: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
+    Script::new(&format!(
         r"
 local p = ARGV[1]
 local n = redis.call('INCR', p .. 'seq')
 for i = 3, #ARGV do
   redis.call('SET', p .. 'tagv:' .. ARGV[i], n)
+  redis.call('ZADD', p .. 'changed', n, ARGV[i])
   redis.call('PUBLISH', p .. 'inval', 't|' .. ARGV[2] .. '|' .. n .. '|' .. ARGV[i])
 end
+local over = redis.call('ZCARD', p .. 'changed') - {CHANGED_CAP}
+if over > 0 then
+  local old = redis.call('ZRANGE', p .. 'changed', 0, over - 1, 'WITHSCORES')
+  redis.call('SET', p .. 'trimmed', old[#old])
+  redis.call('ZREMRANGEBYRANK', p .. 'changed', 0, over - 1)
+end
 return n
-",
-    )
+"
+    ))
 });
 
 /// ARGV: prefix, origin. Returns the new sequence number.
@@ -151,6 +167,28 @@ redis.call('SET', p .. 'boot', ARGV[2], 'NX')
 local num = function(k) return tonumber(redis.call('GET', p .. k) or '0') end
 local r = {redis.call('GET', p .. 'boot'), num('seq'), num('all'), num('keyv')}
 for i = 3, #ARGV do r[#r + 1] = num('tagv:' .. ARGV[i]) end
+return r
+",
+    )
+});
+
+/// ARGV: prefix, a candidate boot token, the last sequence number the
+/// replica applied. Returns `{boot token, seq, all, keyv}`, followed, if
+/// `P:changed` still holds every tag invalidated after that number, by
+/// `1` and those tags.
+pub(crate) static RESYNC_CHANGED: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local p = ARGV[1]
+redis.call('SET', p .. 'boot', ARGV[2], 'NX')
+local num = function(k) return tonumber(redis.call('GET', p .. k) or '0') end
+local since = tonumber(ARGV[3])
+local r = {redis.call('GET', p .. 'boot'), num('seq'), num('all'), num('keyv')}
+if num('trimmed') > since then return r end
+r[5] = 1
+for _, t in ipairs(redis.call('ZRANGEBYSCORE', p .. 'changed', '(' .. ARGV[3], '+inf')) do
+  r[#r + 1] = t
+end
 return r
 ",
     )

@@ -1,13 +1,17 @@
 //! A `redis-server` for tests and benchmarks: Debian's binary (package
 //! `redis-server`), on a free loopback port with its own temporary
-//! directory and no persistence, killed when dropped. Shared by
+//! directory and no persistence, killed when dropped, and a [`Proxy`] in
+//! front of it that can be cut. Shared by
 //! `tests/redis.rs` and `benches/cache_redis.rs` (through `#[path]`).
 
 #![allow(dead_code)]
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::{Shutdown, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// A `redis-server` child on a loopback port, killed when dropped.
@@ -113,5 +117,83 @@ impl RedisServer {
 impl Drop for RedisServer {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+/// A TCP proxy in front of Redis that can be cut (every connection closed,
+/// new ones refused) and resumed: one replica's network going away.
+pub struct Proxy {
+    pub port: u16,
+    upstream: u16,
+    streams: Arc<Mutex<Vec<TcpStream>>>,
+    stop: Arc<AtomicBool>,
+    acceptor: Option<JoinHandle<()>>,
+}
+
+impl Proxy {
+    pub fn start(upstream: u16) -> Self {
+        let mut proxy = Self {
+            port: free_port(),
+            upstream,
+            streams: Arc::default(),
+            stop: Arc::default(),
+            acceptor: None,
+        };
+        proxy.resume();
+        proxy
+    }
+
+    pub fn resume(&mut self) {
+        let listener = TcpListener::bind(("127.0.0.1", self.port)).expect("the proxy's port");
+        listener
+            .set_nonblocking(true)
+            .expect("a non-blocking listener");
+        self.stop.store(false, Ordering::SeqCst);
+        let (stop, streams, upstream) = (self.stop.clone(), self.streams.clone(), self.upstream);
+        self.acceptor = Some(std::thread::spawn(move || {
+            while !stop.load(Ordering::SeqCst) {
+                let Ok((client, _)) = listener.accept() else {
+                    std::thread::sleep(Duration::from_millis(5));
+                    continue;
+                };
+                let _ = client.set_nonblocking(false);
+                let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)) else {
+                    continue;
+                };
+                let pipes = [
+                    (client.try_clone(), server.try_clone()),
+                    (server.try_clone(), client.try_clone()),
+                ];
+                for pipe in pipes {
+                    if let (Ok(mut from), Ok(mut to)) = pipe {
+                        std::thread::spawn(move || {
+                            let _ = std::io::copy(&mut from, &mut to);
+                            let _ = to.shutdown(Shutdown::Both);
+                        });
+                    }
+                }
+                streams.lock().unwrap().extend([client, server]);
+            }
+        }));
+    }
+
+    pub fn cut(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(acceptor) = self.acceptor.take() {
+            acceptor.join().expect("the acceptor ends");
+        }
+        for stream in self.streams.lock().unwrap().drain(..) {
+            let _ = stream.shutdown(Shutdown::Both);
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.cut();
     }
 }

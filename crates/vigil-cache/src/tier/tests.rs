@@ -1,0 +1,210 @@
+//! Race windows of the Redis level, held open with the crate-private
+//! [`Hooks`](super::Hooks), against a real Redis (Debian's `redis-server`,
+//! started by the harness of `tests/redis.rs`). Two caches in one test
+//! stand in for two replicas.
+
+#[path = "../../tests/redis_server/mod.rs"]
+mod redis_server;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use redis_server::{Proxy, RedisServer};
+
+use super::remote::lock;
+use crate::{EntryOptions, RedisOptions, future, sync};
+
+const CONNECT: Duration = Duration::from_secs(10);
+const PROPAGATION: Duration = Duration::from_secs(5);
+
+/// Polls `condition` every 5 ms until it holds, failing after `limit`.
+fn eventually(limit: Duration, what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !condition() {
+        assert!(Instant::now() < deadline, "not within {limit:?}: {what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn options(url: String, prefix: &str) -> RedisOptions {
+    RedisOptions::new(url)
+        .prefix(prefix)
+        .command_timeout(Duration::from_millis(500))
+        .retry_interval(Duration::from_millis(100))
+}
+
+/// Two blocking replicas sharing `prefix`, once both are connected.
+fn replicas(
+    server: &RedisServer,
+    prefix: &str,
+) -> (
+    sync::TaggedCache<u32, String>,
+    sync::TaggedCache<u32, String>,
+) {
+    let replica = || {
+        sync::TaggedCache::builder()
+            .redis(options(server.url(), prefix))
+            .build()
+    };
+    let (a, b) = (replica(), replica());
+    eventually(CONNECT, "both replicas connect", || {
+        a.redis_connected() && b.redis_connected()
+    });
+    (a, b)
+}
+
+/// Has B run `during` after its next load, before it stores the value.
+fn after_bs_next_load(b: &sync::TaggedCache<u32, String>, during: impl FnOnce() + Send + 'static) {
+    *lock(&b.l2_hooks().loaded) = Some(Box::new(during));
+}
+
+#[test]
+fn a_key_announcement_between_a_load_and_its_store_is_not_missed() {
+    let server = RedisServer::start();
+    let (a, b) = replicas(&server, "test:late-announcement");
+    b.get_with(2, || "marker".into());
+    // B's loader has returned; before B stores its value, A writes key 1,
+    // then key 2, which B holds: once B dropped key 2, it has applied the
+    // announcement of key 1 (messages arrive in order).
+    let (a2, b2) = (a.clone(), b.clone());
+    after_bs_next_load(&b, move || {
+        a2.invalidate(&1);
+        a2.invalidate(&2);
+        eventually(PROPAGATION, "B drops key 2", || b2.get(&2).is_none());
+    });
+    assert_eq!(
+        b.get_with(1, || "old".into()),
+        "old",
+        "returned to its caller"
+    );
+    assert_eq!(
+        b.get(&1),
+        None,
+        "but not kept: A's write came after it began"
+    );
+    assert_eq!(a.fetch(&1), None, "nor written to Redis");
+}
+
+#[test]
+fn a_slow_load_is_kept_however_many_other_keys_are_written_meanwhile() {
+    let server = RedisServer::start();
+    let (a, b) = replicas(&server, "test:busy-fleet");
+    b.get_with(2, || "marker".into());
+    let (a2, b2) = (a.clone(), b.clone());
+    after_bs_next_load(&b, move || {
+        a2.warm((100..4300).map(|key| (key, "other".to_string())));
+        a2.invalidate(&2);
+        eventually(PROPAGATION, "B applies every announcement", || {
+            b2.get(&2).is_none()
+        });
+    });
+    assert_eq!(b.get_with(1, || "one".into()), "one");
+    assert_eq!(
+        b.get(&1).as_deref(),
+        Some("one"),
+        "writes of other keys do not overtake it"
+    );
+    assert_eq!(a.get_with(1, || unreachable!()), "one", "written to Redis");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_load_on_the_replica_whose_cancelled_invalidation_is_on_its_way_does_not_read_redis() {
+    let server = RedisServer::start();
+    let replica = || -> future::TaggedCache<u32, String> {
+        future::TaggedCache::builder()
+            .redis(
+                options(server.url(), "test:own-invalidation")
+                    .command_timeout(Duration::from_secs(5)),
+            )
+            .build()
+    };
+    let (a, b) = (replica(), replica());
+    eventually(CONNECT, "both replicas connect", || {
+        a.redis_connected() && b.redis_connected()
+    });
+    let tagged = |value: &str| (value.to_string(), EntryOptions::default().tag("t"));
+    for (key, call) in [
+        (1, "invalidate_tag"),
+        (2, "invalidate"),
+        (3, "invalidate_all"),
+    ] {
+        b.get_with_options(key, async { tagged("old") }).await;
+        // A's invalidation commands wait before they are sent.
+        let hold = Arc::new(tokio::sync::Semaphore::new(0));
+        *lock(&a.l2_hooks().hold) = Some(Arc::clone(&hold));
+        let invalidation: Pin<Box<dyn Future<Output = ()> + Send + '_>> = match call {
+            "invalidate_tag" => Box::pin(async {
+                a.invalidate_tag("t").await;
+            }),
+            "invalidate" => Box::pin(a.invalidate(&key)),
+            _ => Box::pin(async {
+                a.invalidate_all().await;
+            }),
+        };
+        // Polled once, then dropped (as a caller's timeout would): applied
+        // locally, its command still on its way to Redis.
+        let _ = tokio::time::timeout(Duration::ZERO, invalidation).await;
+        *lock(&a.l2_hooks().hold) = None;
+        assert_eq!(
+            a.get_with_options(key, async { tagged("new") }).await,
+            "new",
+            "{call}: A does not read the old entry Redis still holds"
+        );
+        hold.add_permits(1);
+        eventually(PROPAGATION, "B applies A's invalidation", || {
+            futures_util::FutureExt::now_or_never(b.get(&key)).is_some_and(|found| found.is_none())
+        });
+        assert_eq!(
+            a.get(&key).await.as_deref(),
+            Some("new"),
+            "{call}: A keeps its own load"
+        );
+    }
+}
+
+#[test]
+fn a_reconnection_reads_only_the_tags_changed_while_away_unless_redis_trimmed_them() {
+    let server = RedisServer::start();
+    let mut proxy = Proxy::start(server.port);
+    let cache = |url: String| -> sync::TaggedCache<u32, String> {
+        sync::TaggedCache::builder()
+            .redis(options(url, "test:changed"))
+            .build()
+    };
+    let (a, b) = (cache(server.url()), cache(proxy.url()));
+    eventually(CONNECT, "both caches connect", || {
+        a.redis_connected() && b.redis_connected()
+    });
+    for key in 0..50u32 {
+        b.get_with_options(key, || {
+            let options = EntryOptions::default().tag(format!("t{key}"));
+            (key.to_string(), options)
+        });
+    }
+    let full = b.l2_full_resyncs();
+    let away = |proxy: &mut Proxy, tag: &str| {
+        proxy.cut();
+        eventually(CONNECT, "B notices it is cut off", || !b.redis_connected());
+        a.invalidate_tag(tag);
+    };
+    let back = |proxy: &mut Proxy| {
+        proxy.resume();
+        eventually(CONNECT, "B reconnects", || b.redis_connected());
+    };
+
+    away(&mut proxy, "t7");
+    back(&mut proxy);
+    assert_eq!(b.get(&7), None, "the tag invalidated while B was away");
+    assert_eq!(b.get(&8).as_deref(), Some("8"), "the other tags are kept");
+    assert_eq!(b.l2_full_resyncs(), full, "only the tags changed were read");
+
+    // Redis trimmed its set of changed tags past what B applied.
+    away(&mut proxy, "t9");
+    assert_eq!(server.command("SET test:changed:trimmed 1000000000"), "+OK");
+    back(&mut proxy);
+    assert_eq!(b.get(&9), None, "found by reading every tag in use");
+    assert_eq!(b.get(&8).as_deref(), Some("8"));
+    assert_eq!(b.l2_full_resyncs(), full + 1);
+}
