@@ -289,12 +289,15 @@ mod tests {
         s.set_gauge("cpu", [("host", "a")], 0.5);
         s.set_gauge("cpu", [("host", "b")], 0.7);
         s.set_gauge("mem", [("host", "a")], 0.1);
+        s.set_counter("cpu", [("host", "b")], 3.0);
         assert_eq!(s.gauges("cpu", &[]).len(), 2);
         let b = s.gauges("cpu", &[Matcher::equal("host", "b")]);
         assert_eq!(b, vec![(crate::labels([("host", "b")]), 0.7)]);
         assert!(s.gauges("disk", &[]).is_empty());
         s.remove("cpu", [("host", "b")]);
         assert_eq!(s.gauges("cpu", &[]).len(), 1);
+        // Every kind of the series goes.
+        assert!(s.counters("cpu", &[]).is_empty());
     }
 
     #[test]

@@ -272,4 +272,84 @@ mod tests {
         send_sync::<crate::MemorySource>();
         send_sync::<crate::Notification>();
     }
+
+    /// Counts the gauges the engine touches.
+    #[derive(Default)]
+    struct Touched(std::sync::atomic::AtomicUsize);
+
+    impl metrics::Recorder for Touched {
+        fn describe_counter(
+            &self,
+            _: metrics::KeyName,
+            _: Option<metrics::Unit>,
+            _: metrics::SharedString,
+        ) {
+        }
+        fn describe_gauge(
+            &self,
+            _: metrics::KeyName,
+            _: Option<metrics::Unit>,
+            _: metrics::SharedString,
+        ) {
+        }
+        fn describe_histogram(
+            &self,
+            _: metrics::KeyName,
+            _: Option<metrics::Unit>,
+            _: metrics::SharedString,
+        ) {
+        }
+        fn register_counter(
+            &self,
+            _: &metrics::Key,
+            _: &metrics::Metadata<'_>,
+        ) -> metrics::Counter {
+            metrics::Counter::noop()
+        }
+        fn register_gauge(&self, _: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Gauge {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            metrics::Gauge::noop()
+        }
+        fn register_histogram(
+            &self,
+            _: &metrics::Key,
+            _: &metrics::Metadata<'_>,
+        ) -> metrics::Histogram {
+            metrics::Histogram::noop()
+        }
+    }
+
+    /// `alerts_firing` follows per-rule counts kept as instances change:
+    /// an evaluation that changes no count touches no gauge, and one that
+    /// does touches only the gauges whose count changed.
+    #[test]
+    fn only_changed_alerting_counts_touch_their_gauges() {
+        use crate::{Comparison, MemorySource, Rule, Severity};
+        use std::time::{Duration, UNIX_EPOCH};
+        let rule = Rule::builder("HighCpu").gauge("cpu");
+        let rule = rule.threshold(Severity::High, Comparison::Greater, 0.9);
+        let rule = rule.threshold(Severity::Critical, Comparison::Greater, 0.99);
+        let mut engine = super::Engine::new([rule.build().unwrap()]).unwrap();
+        let mut source = MemorySource::new();
+        let mut touched = |secs, source: &MemorySource| {
+            let recorder = Touched::default();
+            let at = UNIX_EPOCH + Duration::from_secs(secs);
+            metrics::with_local_recorder(&recorder, || engine.evaluate(at, source));
+            let counts = engine.states[0]
+                .alerting
+                .clone()
+                .into_iter()
+                .collect::<Vec<_>>();
+            (recorder.0.into_inner(), counts)
+        };
+        source.set_gauge("cpu", [("host", "a")], 0.95);
+        source.set_gauge("cpu", [("host", "b")], 0.95);
+        assert_eq!(touched(0, &source), (1, vec![(Severity::High, 2)]));
+        assert_eq!(touched(15, &source), (0, vec![(Severity::High, 2)]));
+        source.set_gauge("cpu", [("host", "b")], 0.999);
+        let counts = vec![(Severity::High, 1), (Severity::Critical, 1)];
+        assert_eq!(touched(30, &source), (2, counts.clone()));
+        source.set_gauge("cpu", [("host", "c")], 0.5);
+        assert_eq!(touched(45, &source), (0, counts));
+    }
 }

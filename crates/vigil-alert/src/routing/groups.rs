@@ -350,3 +350,34 @@ fn equal_values<'a>(rule: &InhibitRule, a: &'a Active) -> Vec<&'a str> {
         .map(|l| a.label(l).unwrap_or(""))
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, UNIX_EPOCH};
+
+    use crate::{Comparison, Engine, MemorySource, Rule, Severity};
+
+    /// An instance whose alert did not change costs local routing nothing:
+    /// its group entry stays the same allocation; a new value replaces it.
+    #[test]
+    fn an_unchanged_firing_alert_leaves_its_group_entry_untouched() {
+        let rule = Rule::builder("HighCpu").gauge("cpu");
+        let rule = rule.threshold(Severity::High, Comparison::Greater, 0.9);
+        let mut engine = Engine::new([rule.build().unwrap()]).unwrap();
+        let mut source = MemorySource::new();
+        source.set_gauge("cpu", [("host", "a")], 0.95);
+        let mut at = |secs, source: &MemorySource| {
+            engine.evaluate(UNIX_EPOCH + Duration::from_secs(secs), source);
+            let group = engine.local.groups.values().next().unwrap();
+            let (alert, _) = group.entries.values().next().unwrap();
+            (alert.alert.rule.as_ptr(), engine.local.held.clone())
+        };
+        let first = at(0, &source);
+        assert_eq!(at(15, &source), first);
+        assert_eq!(at(30, &source), first);
+        source.set_gauge("cpu", [("host", "a")], 0.96);
+        let changed = at(45, &source);
+        assert_ne!(changed.0, first.0);
+        assert_eq!(changed.1, first.1);
+    }
+}
