@@ -136,9 +136,8 @@ impl Engine {
                 m.escalated |= m.state.is_alerting() && m.active_since.is_some_and(elapsed);
             }
             let severity = effective_severity(rule, m);
-            let alerting =
-                |s: Option<Severity>, state: crate::State| s.filter(|_| state.is_alerting());
-            let (before, after) = (alerting(from_severity, from), alerting(severity, m.state));
+            let before = from_severity.filter(|_| from.is_alerting());
+            let after = severity.filter(|_| m.state.is_alerting());
             if before != after {
                 before
                     .into_iter()
