@@ -28,7 +28,7 @@ pub(super) struct RuleState {
     also_counters: Counters,
     baselines: HashMap<Labels, Samples>,
     /// How many instances alert at each severity (escalation included).
-    pub(super) alerting: BTreeMap<Severity, u32>,
+    alerting: BTreeMap<Severity, u32>,
 }
 
 /// An alert instance: its rule's index, the rule, its key and its state
