@@ -222,10 +222,10 @@ fn aggregate(
         values.extend(r);
     }
     let reading = |values: Vec<f64>| match op {
-        Aggregation::Max => values.into_iter().reduce(f64::max),
-        Aggregation::Min => values.into_iter().reduce(f64::min),
         _ if values.is_empty() => None,
         Aggregation::Sum | Aggregation::PerSeries => Some(values.iter().sum()),
+        Aggregation::Max => Some(values.into_iter().fold(f64::NEG_INFINITY, f64::max)),
+        Aggregation::Min => Some(values.into_iter().fold(f64::INFINITY, f64::min)),
         Aggregation::Avg => Some(values.iter().sum::<f64>() / values.len() as f64),
     };
     groups

@@ -150,9 +150,9 @@ crate::labels::serde_as_text!(
 /// ```
 #[derive(Clone, Debug, Default)]
 pub struct MemorySource {
-    /// Each series' value by (kind, name, crate::labels(labels)); the kind is `gauge`,
+    /// Per (kind, name), each series' value; the kind is `gauge`,
     /// `counter` or a histogram statistic as written (`p99`, `mean`).
-    series: BTreeMap<(String, String, Labels), f64>,
+    series: BTreeMap<(String, String), BTreeMap<Labels, f64>>,
 }
 
 impl MemorySource {
@@ -211,8 +211,9 @@ impl MemorySource {
         V: Into<String>,
     {
         let labels = crate::labels(labels);
-        self.series
-            .retain(|(_, n, l), _| (n.as_str(), l) != (name, &labels));
+        for (_, series) in self.series.iter_mut().filter(|((_, n), _)| n == name) {
+            series.remove(&labels);
+        }
     }
 
     /// Removes every series.
@@ -222,18 +223,16 @@ impl MemorySource {
 
     /// The value of the series, created at 0.
     fn slot(&mut self, kind: &str, name: &str, labels: Labels) -> &mut f64 {
-        let key = (kind.to_owned(), name.to_owned(), labels);
-        self.series.entry(key).or_default()
+        let series = self.series.entry((kind.to_owned(), name.to_owned()));
+        series.or_default().entry(labels).or_default()
     }
 
     /// The series of one kind named `name` whose labels match.
     fn select(&self, kind: &str, name: &str, matchers: &[Matcher]) -> Vec<(Labels, f64)> {
-        let matching = self.series.iter().filter(|((k, n, labels), _)| {
-            (k.as_str(), n.as_str()) == (kind, name) && matches_all(matchers, labels)
-        });
-        matching
-            .map(|((.., labels), v)| (labels.clone(), *v))
-            .collect()
+        let series = self.series.get(&(kind.to_owned(), name.to_owned()));
+        let matching = series.into_iter().flatten();
+        let matching = matching.filter(|(labels, _)| matches_all(matchers, labels));
+        matching.map(|(labels, v)| (labels.clone(), *v)).collect()
     }
 }
 
@@ -290,12 +289,15 @@ mod tests {
         s.set_gauge("cpu", [("host", "a")], 0.5);
         s.set_gauge("cpu", [("host", "b")], 0.7);
         s.set_gauge("mem", [("host", "a")], 0.1);
+        s.set_counter("cpu", [("host", "b")], 3.0);
         assert_eq!(s.gauges("cpu", &[]).len(), 2);
         let b = s.gauges("cpu", &[Matcher::equal("host", "b")]);
         assert_eq!(b, vec![(crate::labels([("host", "b")]), 0.7)]);
         assert!(s.gauges("disk", &[]).is_empty());
         s.remove("cpu", [("host", "b")]);
         assert_eq!(s.gauges("cpu", &[]).len(), 1);
+        // Every kind of the series goes.
+        assert!(s.counters("cpu", &[]).is_empty());
     }
 
     #[test]

@@ -315,3 +315,21 @@ fn notifications_serialize_with_rfc3339_times() {
     let back: Notification = serde_json::from_value(json).unwrap();
     assert_eq!(back, n[0]);
 }
+
+/// A firing alert whose value changes is handed to its group again: a
+/// repeated notification carries the new value and annotations.
+#[test]
+fn a_repeated_notification_carries_the_latest_value() {
+    let mut e = engine(routing());
+    let mut src = MemorySource::new();
+    cpu(&mut src, "a", 0.95);
+    tick(&mut e, &src, 0);
+    assert_eq!(tick(&mut e, &src, WAIT)[0].alerts[0].value, Some(0.95));
+    cpu(&mut src, "a", 0.97);
+    tick(&mut e, &src, WAIT + 15);
+    // Unchanged since: nothing to hand over again.
+    tick(&mut e, &src, WAIT + 30);
+    let n = tick(&mut e, &src, WAIT + REPEAT);
+    assert_eq!(n[0].alerts[0].value, Some(0.97));
+    assert_eq!(n[0].alerts[0].annotations["summary"], "a at 0.97");
+}

@@ -5,6 +5,7 @@
 mod common;
 
 use common::{l, moves, only, s, t};
+use metrics::{Key, KeyName, Metadata, SharedString, Unit};
 use proptest::prelude::*;
 use vigil_alert::{
     Aggregation, Comparison, Engine, Labels, MemorySource, NoDataPolicy, Rule, RuleBuilder,
@@ -545,4 +546,53 @@ fn active_alerts_are_the_alerting_instances() {
     set(&mut src, 0.5);
     e.evaluate(t(60), &src);
     assert!(e.alerts(t(60)).is_empty());
+}
+
+/// Counts the `alerts_firing` gauges an evaluation touches.
+#[derive(Default)]
+struct Touched(std::sync::atomic::AtomicUsize);
+
+impl metrics::Recorder for Touched {
+    fn describe_counter(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+    fn describe_gauge(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+    fn describe_histogram(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+    fn register_counter(&self, _: &Key, _: &Metadata<'_>) -> metrics::Counter {
+        metrics::Counter::noop()
+    }
+    fn register_gauge(&self, _: &Key, _: &Metadata<'_>) -> metrics::Gauge {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        metrics::Gauge::noop()
+    }
+    fn register_histogram(&self, _: &Key, _: &Metadata<'_>) -> metrics::Histogram {
+        metrics::Histogram::noop()
+    }
+}
+
+/// `alerts_firing` follows counts kept as instances change: an
+/// evaluation that changes no count touches no gauge, and one that does
+/// touches only the gauges whose count changed.
+#[test]
+fn only_changed_alerting_counts_touch_their_gauges() {
+    let rule = Rule::builder("HighCpu")
+        .gauge(CPU)
+        .threshold(Severity::High, Comparison::Greater, 0.9)
+        .threshold(Severity::Critical, Comparison::Greater, 0.99);
+    let mut e = Engine::new([rule.build().unwrap()]).unwrap();
+    let mut src = MemorySource::new();
+    let mut touched = |secs, src: &MemorySource| {
+        let recorder = Touched::default();
+        metrics::with_local_recorder(&recorder, || e.evaluate(t(secs), src));
+        recorder.0.into_inner()
+    };
+    src.set_gauge(CPU, [("host", "a")], 0.95);
+    src.set_gauge(CPU, [("host", "b")], 0.95);
+    assert_eq!(touched(0, &src), 1, "high: 2");
+    assert_eq!(touched(15, &src), 0);
+    src.set_gauge(CPU, [("host", "b")], 0.999);
+    assert_eq!(touched(30, &src), 2, "high: 1, critical: 1");
+    src.set_gauge(CPU, [("host", "c")], 0.5);
+    src.set_gauge(CPU, [("host", "a")], 0.96);
+    assert_eq!(touched(45, &src), 0);
+    src.set_gauge(CPU, [("host", "a")], 0.5);
+    assert_eq!(touched(60, &src), 1, "high: 0");
 }

@@ -143,6 +143,7 @@ impl EngineBuilder {
             states: self.rules.iter().map(RuleState::new).collect(),
             rules: self.rules,
             firing: Default::default(),
+            recount: false,
             history: History::new(self.history_capacity.unwrap_or(DEFAULT_HISTORY_CAPACITY)),
             tick: 0,
         };

@@ -20,10 +20,14 @@
 //! Counter rates keep a ring of (time, total) per series for the rule's
 //! window; dynamic thresholds a ring of values per instance for the
 //! baseline window. Regex matchers are compiled when rules are built.
-//! After the rules, `alerts_firing` is recounted over the instances, and
-//! with local routing the alert of each alerting instance (labels and
-//! expanded annotations) is built again and handed to its groups: local
-//! routing serves hosts with few alerts.
+//! Each rule counts its alerting instances per severity as they change,
+//! and `alerts_firing` is set from those counts only after an evaluation
+//! that changed one. With local routing each alerting instance keeps its
+//! alert: only one whose severity, escalation, start or value changed is
+//! rebuilt (annotations expanded again) and handed to its groups, routed
+//! again only when new or newly escalated; an unchanged one costs no
+//! allocation. Muting (silences, inhibition, indexed once per pass) is
+//! decided when a group's timer expires.
 //!
 //! # Metrics
 //! Each evaluation sets the gauge `alerts_firing{alert, severity}` (through
@@ -79,6 +83,9 @@ pub struct Engine {
     states: Vec<RuleState>,
     /// The `alerts_firing` series (rule name, severity label) as last set.
     firing: HashMap<(String, String), u32>,
+    /// Whether a rule's count of alerting instances changed since
+    /// `firing` was last set.
+    recount: bool,
     #[cfg(feature = "routing")]
     pub(crate) local: crate::routing::Local,
     history: History,
@@ -172,10 +179,16 @@ impl Engine {
             self.step_rule(index, now, source, &mut transitions);
         }
         self.export_firing();
-        #[cfg(feature = "routing")]
-        self.local.update(now, &self.rules, self.active(now, true));
         for t in &transitions {
-            tracing::debug!(transition = ?t, "alert transition");
+            tracing::debug!(
+                rule = %t.rule,
+                from = %t.from,
+                to = %t.to,
+                severity = t.severity_label.as_deref().unwrap_or_default(),
+                value = ?t.value,
+                silenced = t.silenced,
+                "alert transition"
+            );
             self.history.push(t.clone());
         }
         transitions
@@ -217,7 +230,7 @@ impl Engine {
         let rules = self.rules.iter().zip(&self.states).enumerate();
         rules.flat_map(|(index, (rule, state))| {
             let instances = state.instances.iter();
-            instances.map(move |(key, (m, _))| (index, rule, key, m))
+            instances.map(move |(key, (m, ..))| (index, rule, key, m))
         })
     }
 
@@ -246,7 +259,7 @@ impl Engine {
         let rules = self.rules.iter().zip(&self.states);
         let mut named = rules.filter(|(r, _)| r.name == rule);
         let found = named.find_map(|(_, state)| state.instances.get(labels));
-        found.map_or(State::Inactive, |(m, _)| m.state)
+        found.map_or(State::Inactive, |(m, ..)| m.state)
     }
 }
 

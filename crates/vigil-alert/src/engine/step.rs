@@ -2,7 +2,7 @@
 //! instances' state machines, with escalation (with the `routing`
 //! feature) and the `alerts_firing` gauges.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::SystemTime;
 
 use super::{ALERTS_FIRING, Engine};
@@ -19,13 +19,16 @@ use crate::{
 #[derive(Debug, Default)]
 pub(super) struct RuleState {
     /// The alert instances, keyed by the series' (or `by` group's) labels,
-    /// each with the last tick that read its series.
-    pub(super) instances: HashMap<Labels, (Machine, u64)>,
+    /// each with the last tick that read its series and, with local
+    /// routing, its alert as routed (escalation included) while it alerts.
+    pub(super) instances: HashMap<Labels, (Machine, u64, Option<Active>)>,
     /// Counter samples of the rule's expression.
     counters: Counters,
     /// Counter samples of its `also` expression.
     also_counters: Counters,
     baselines: HashMap<Labels, Samples>,
+    /// How many instances alert at each severity (escalation included).
+    alerting: BTreeMap<Severity, u32>,
 }
 
 /// An alert instance: its rule's index, the rule, its key and its state
@@ -117,10 +120,12 @@ impl Engine {
         });
         let window = window.max();
         #[cfg(feature = "routing")]
-        let local = &self.local;
-        // Steps the machine of instance `key`, recording the transition if
-        // anything changed.
-        let mut advance = |key: &Labels, (m, seen): &mut (Machine, u64), input| {
+        let local = &mut self.local;
+        let (counts, recount) = (&mut state.alerting, &mut self.recount);
+        // Steps the machine of instance `key`, updating the counts of
+        // alerting instances and the routed alert, and recording the
+        // transition if anything changed.
+        let mut advance = |key: &Labels, (m, seen, _held): &mut (Machine, u64, _), input| {
             *seen = tick;
             let (from, from_severity) = (m.state, effective_severity(rule, m));
             let was_escalated = m.escalated;
@@ -131,6 +136,19 @@ impl Engine {
                 m.escalated |= m.state.is_alerting() && m.active_since.is_some_and(elapsed);
             }
             let severity = effective_severity(rule, m);
+            let before = from_severity.filter(|_| from.is_alerting());
+            let after = severity.filter(|_| m.state.is_alerting());
+            if before != after {
+                before
+                    .into_iter()
+                    .for_each(|s| *counts.entry(s).or_default() -= 1);
+                after
+                    .into_iter()
+                    .for_each(|s| *counts.entry(s).or_default() += 1);
+                *recount = true;
+            }
+            #[cfg(feature = "routing")]
+            refresh((index, rule, key, m), _held, now, local);
             if (from, from_severity, was_escalated) == (m.state, severity, m.escalated) {
                 return;
             }
@@ -166,7 +184,7 @@ impl Engine {
         };
         for (labels, reading) in readings {
             let Some(value) = reading else {
-                if let Some((_, seen)) = state.instances.get_mut(&labels) {
+                if let Some((_, seen, _)) = state.instances.get_mut(&labels) {
                     *seen = tick;
                 }
                 continue;
@@ -195,28 +213,69 @@ impl Engine {
         let absent = state.instances.iter_mut().filter(|(_, i)| i.1 != tick);
         absent.for_each(|(key, inst)| advance(key, inst, None));
         if !keep_resting {
-            state.instances.retain(|_, (m, _)| !m.is_resting());
+            state.instances.retain(|_, (m, ..)| !m.is_resting());
         }
         // Series without a value in the last window lose their baseline.
         prune(&mut state.baselines, now, window.unwrap_or_default());
     }
 
     /// Sets each `alerts_firing` gauge whose count changed since it was
-    /// last set: series that have fired stay, at 0.
+    /// last set (from the per-rule counts, only after an evaluation that
+    /// changed one): series that have fired stay, at 0.
     pub(super) fn export_firing(&mut self) {
+        if !std::mem::take(&mut self.recount) {
+            return;
+        }
         let mut counts: HashMap<(String, String), u32> =
             self.firing.keys().map(|k| (k.clone(), 0)).collect();
-        for (_, rule, _, m) in self.each() {
-            if let Some(s) = effective_severity(rule, m).filter(|_| m.state.is_alerting()) {
-                let key = (rule.name.clone(), rule.severity_label(s).to_owned());
-                *counts.entry(key).or_default() += 1;
+        for (rule, state) in self.rules.iter().zip(&self.states) {
+            for (s, n) in &state.alerting {
+                let key = (rule.name.clone(), rule.severity_label(*s).to_owned());
+                *counts.entry(key).or_default() += n;
             }
         }
+        counts.retain(|key, n| self.firing.get(key) != Some(n));
         for ((alert, severity), n) in counts {
-            if self.firing.insert((alert.clone(), severity.clone()), n) != Some(n) {
-                metrics::gauge!(ALERTS_FIRING, "alert" => alert, "severity" => severity)
-                    .set(f64::from(n));
+            self.firing.insert((alert.clone(), severity.clone()), n);
+            metrics::gauge!(ALERTS_FIRING, "alert" => alert, "severity" => severity)
+                .set(f64::from(n));
+        }
+    }
+}
+
+/// Brings the routed alert `held` of an instance up to date after a step,
+/// handing what changed to local routing: nothing (and no allocation) for
+/// an alert whose severity, escalation, start and value stayed.
+#[cfg(feature = "routing")]
+fn refresh(
+    instance: Instance,
+    held: &mut Option<Active>,
+    now: SystemTime,
+    local: &mut crate::routing::Local,
+) {
+    let (_, rule, _, m) = instance;
+    let severity = effective_severity(rule, m).filter(|_| m.state.is_alerting());
+    let same = |a: &&mut Active| {
+        let starts_at = m.active_since.unwrap_or(now);
+        (Some(a.alert.severity), a.alert.escalated, a.alert.starts_at)
+            == (severity, m.escalated, starts_at)
+    };
+    match held.as_mut().filter(same) {
+        Some(a) if a.alert.value.map(f64::to_bits) == m.value.map(f64::to_bits) => {}
+        Some(a) => {
+            a.alert.set_value(rule, m.value);
+            local.update(now, rule, a.id, Some(a.clone()));
+        }
+        None => {
+            let new = firing(instance, true, now);
+            let new_id = new.as_ref().map(|a| a.id);
+            if let Some(old) = held.take().map(|a| a.id).filter(|old| new_id != Some(*old)) {
+                local.update(now, rule, old, None);
             }
+            if let Some(a) = &new {
+                local.update(now, rule, a.id, Some(a.clone()));
+            }
+            *held = new;
         }
     }
 }

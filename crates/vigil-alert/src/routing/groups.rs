@@ -10,8 +10,8 @@ use super::{DEFAULT_SILENCE_RETENTION, InhibitRule, Route};
 use crate::alert::{Active, AlertId, sort_alerts};
 use crate::labels::{DisplayLabels, matches_all};
 use crate::{
-    Alert, AlertStatus, Engine, Error, Labels, Notification, Result, Routing, Rule, Silence,
-    SilenceId,
+    Alert, AlertStatus, Engine, Error, Labels, Notification, Result, Routing, Rule, Severity,
+    Silence, SilenceId,
 };
 
 impl Active {
@@ -46,6 +46,8 @@ pub(crate) struct Local {
     pub(crate) routing: Routing,
     pub(crate) inhibit_rules: Vec<InhibitRule>,
     groups: HashMap<String, Group>,
+    /// The keys of the groups holding each firing alert.
+    held: HashMap<AlertId, Vec<String>>,
     /// By id; expired ones are kept for `silence_retention`.
     pub(crate) silences: BTreeMap<SilenceId, Silence>,
     /// The id given to the latest silence.
@@ -80,58 +82,62 @@ impl Local {
 
     /// The active alerts with their `silenced` and `inhibited` flags set.
     pub(crate) fn flag(&self, now: SystemTime, active: &[Active]) -> Vec<Alert> {
+        let inhibitors = Inhibitors::new(&self.inhibit_rules, active);
         let flag = |a: &Active| Alert {
             silenced: self.silenced(now, a),
-            inhibited: self.inhibited(active, a),
+            inhibited: inhibitors.inhibit(a),
             ..a.alert.clone()
         };
         active.iter().map(flag).collect()
     }
 
-    /// Whether one of the `firing` alerts inhibits `target`: one of the
-    /// same instance at a higher severity, or another matching an inhibit
-    /// rule's `source_matchers` with the same `equal` labels (a missing one
-    /// is empty) when `target` matches that rule's `target_matchers`. A
-    /// plain scan: local routing serves hosts with few alerts.
-    fn inhibited<'a>(&self, firing: impl IntoIterator<Item = &'a Active>, target: &Active) -> bool {
-        let (_, base, severity) = target.id;
-        firing.into_iter().any(|s| {
-            let equal = |l: &String| s.label(l).unwrap_or("") == target.label(l).unwrap_or("");
-            let by_rule = |r: &InhibitRule| {
-                matches_all(&r.source_matchers, &s.alert.labels)
-                    && matches_all(&r.target_matchers, &target.alert.labels)
-                    && r.equal.iter().all(equal)
-            };
-            (s.id.1 == base && s.id.2 > severity)
-                || ((s.id.1, s.id.2) != (base, severity) && self.inhibit_rules.iter().any(by_rule))
-        })
-    }
-
-    /// Takes the engine's active alerts at `now` (escalation included):
-    /// each fires in the group its labels route it to (and, once
-    /// escalated, in its rule's escalation receiver's group too); an alert
-    /// a group holds firing that is no longer active resolves there at
-    /// `now`.
-    pub(crate) fn update(&mut self, now: SystemTime, rules: &[Rule], active: Vec<Active>) {
-        for group in self.groups.values_mut() {
-            for (held, _) in group.entries.values_mut().filter(|(a, _)| a.is_firing()) {
+    /// Takes a change of alert `id` of `rule` at `now`: its firing
+    /// `alert` (escalation included) fires in the group its labels route
+    /// it to (and, once escalated, in `rule`'s escalation receiver's group
+    /// too), routed again only when it is new or its escalation adds a
+    /// group; it resolves at `now` in the groups it left (all of them
+    /// without `alert`). The engine hands over only what changed.
+    pub(crate) fn update(
+        &mut self,
+        now: SystemTime,
+        rule: &Rule,
+        id: AlertId,
+        alert: Option<Active>,
+    ) {
+        let old = self.held.remove(&id).unwrap_or_default();
+        let to = rule.escalate.as_ref().and_then(|e| e.receiver.as_deref());
+        let to = to.filter(|_| alert.as_ref().is_some_and(|a| a.alert.escalated));
+        let keys: Vec<String> = match &alert {
+            Some(_) if old.len() == 1 + usize::from(to.is_some()) => old.clone(),
+            Some(a) => [None]
+                .into_iter()
+                .chain(to.map(Some))
+                .map(|to| self.group(now, &a.alert, to))
+                .collect(),
+            None => Vec::new(),
+        };
+        for key in old.iter().filter(|k| !keys.contains(k)) {
+            let group = self.groups.get_mut(key);
+            if let Some((held, _)) = group.and_then(|g| g.entries.get_mut(&id)) {
                 (held.alert.status, held.alert.ends_at) = (AlertStatus::Resolved, Some(now));
             }
         }
-        for alert in active {
-            let escalation = rules[alert.id.0].escalate.as_ref();
-            let to = escalation.and_then(|e| e.receiver.as_deref());
-            let to = to.filter(|_| alert.alert.escalated).map(Some);
-            for to in [None].into_iter().chain(to) {
-                let entry = self.group(now, &alert.alert, to).entries.entry(alert.id);
-                entry.or_insert_with(|| (alert.clone(), None)).0 = alert.clone();
-            }
+        let Some(alert) = alert else { return };
+        for key in &keys {
+            // A group keeps its firing alerts.
+            let group = self.groups.get_mut(key).expect("its group");
+            group
+                .entries
+                .entry(id)
+                .or_insert_with(|| (alert.clone(), None))
+                .0 = alert.clone();
         }
+        self.held.insert(id, keys);
     }
 
-    /// The group `alert` goes to (the escalation receiver's group with
-    /// `escalated_to`), made if new.
-    fn group(&mut self, now: SystemTime, alert: &Alert, escalated_to: Option<&str>) -> &mut Group {
+    /// The key of the group `alert` goes to (the escalation receiver's
+    /// group with `escalated_to`); the group is made if new.
+    fn group(&mut self, now: SystemTime, alert: &Alert, escalated_to: Option<&str>) -> String {
         let (routing, default) = (&self.routing, Route::default());
         let matches = |r: &&Route| matches_all(&r.matchers, &alert.labels);
         let found = routing.routes.iter().find(matches);
@@ -157,7 +163,8 @@ impl Local {
             next_flush: now + wait,
             last_sent: None,
         };
-        self.groups.entry(key).or_insert_with(group)
+        self.groups.entry(key.clone()).or_insert_with(group);
+        key
     }
 }
 
@@ -204,11 +211,15 @@ impl Engine {
     /// `now` returns nothing new. Pure: no clock, no I/O.
     pub fn due_notifications(&mut self, now: SystemTime) -> Vec<Notification> {
         let local = &mut self.local;
+        if !local.groups.values().any(|g| g.next_flush <= now) {
+            return Vec::new();
+        }
         let held = local.groups.values().flat_map(|g| g.entries.values());
         let held: Vec<&Active> = held.map(|(alert, _)| alert).collect();
-        let firing = || held.iter().copied().filter(|a| a.is_firing());
+        let firing = held.iter().copied().filter(|a| a.is_firing());
+        let inhibitors = Inhibitors::new(&local.inhibit_rules, firing);
         // Muted by a silence, or inhibited by the firing alerts.
-        let muted = |a: &&&Active| local.silenced(now, a) || local.inhibited(firing(), a);
+        let muted = |a: &&&Active| local.silenced(now, a) || inhibitors.inhibit(a);
         let muted: HashSet<AlertId> = held.iter().filter(muted).map(|a| a.id).collect();
         let mut out = Vec::new();
         local.groups.retain(|key, group| {
@@ -274,5 +285,99 @@ impl Group {
             common_annotations: common(|a| &a.annotations),
             alerts,
         }
+    }
+}
+
+/// What the firing alerts inhibit, indexed once per pass so that checking
+/// an alert costs a lookup per inhibit rule, not a scan of the firing
+/// alerts: one of the same instance at a higher severity inhibits it, and
+/// so does another matching an inhibit rule's `source_matchers` with the
+/// same `equal` labels (a missing one is empty) when it matches that
+/// rule's `target_matchers`.
+struct Inhibitors<'a> {
+    rules: &'a [InhibitRule],
+    /// The highest firing severity of each instance.
+    top: HashMap<u64, Severity>,
+    /// Per inhibit rule, its sources by their `equal` label values: up to
+    /// two distinct (instance, severity), enough to find one that is not
+    /// the target itself.
+    sources: Vec<Sources<'a>>,
+}
+
+/// An inhibit rule's sources (instance, severity) by their `equal` values.
+type Sources<'a> = HashMap<Vec<&'a str>, Vec<(u64, Severity)>>;
+
+impl<'a> Inhibitors<'a> {
+    fn new(rules: &'a [InhibitRule], firing: impl IntoIterator<Item = &'a Active>) -> Self {
+        let (mut top, mut sources) = (HashMap::new(), vec![HashMap::new(); rules.len()]);
+        for s in firing {
+            let (_, base, severity) = s.id;
+            let level = top.entry(base).or_insert(severity);
+            *level = (*level).max(severity);
+            for (rule, by_equal) in rules.iter().zip(&mut sources) {
+                if matches_all(&rule.source_matchers, &s.alert.labels) {
+                    let ids: &mut Vec<_> = by_equal.entry(equal_values(rule, s)).or_default();
+                    if ids.len() < 2 && !ids.contains(&(base, severity)) {
+                        ids.push((base, severity));
+                    }
+                }
+            }
+        }
+        Inhibitors {
+            rules,
+            top,
+            sources,
+        }
+    }
+
+    fn inhibit(&self, target: &Active) -> bool {
+        let (_, base, severity) = target.id;
+        // An alert never inhibits itself.
+        let other = |ids: &Vec<(u64, Severity)>| ids.iter().any(|s| *s != (base, severity));
+        let by_rule = |(rule, by_equal): (&InhibitRule, &Sources)| {
+            matches_all(&rule.target_matchers, &target.alert.labels)
+                && by_equal.get(&equal_values(rule, target)).is_some_and(other)
+        };
+        self.top.get(&base).is_some_and(|s| *s > severity)
+            || self.rules.iter().zip(&self.sources).any(by_rule)
+    }
+}
+
+/// The values of an inhibit rule's `equal` labels (a missing one is empty).
+fn equal_values<'a>(rule: &InhibitRule, a: &'a Active) -> Vec<&'a str> {
+    rule.equal
+        .iter()
+        .map(|l| a.label(l).unwrap_or(""))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, UNIX_EPOCH};
+
+    use crate::{Comparison, Engine, MemorySource, Rule, Severity};
+
+    /// An instance whose alert did not change costs local routing nothing:
+    /// its group entry stays the same allocation; a new value replaces it.
+    #[test]
+    fn an_unchanged_firing_alert_leaves_its_group_entry_untouched() {
+        let rule = Rule::builder("HighCpu").gauge("cpu");
+        let rule = rule.threshold(Severity::High, Comparison::Greater, 0.9);
+        let mut engine = Engine::new([rule.build().unwrap()]).unwrap();
+        let mut source = MemorySource::new();
+        source.set_gauge("cpu", [("host", "a")], 0.95);
+        let mut at = |secs, source: &MemorySource| {
+            engine.evaluate(UNIX_EPOCH + Duration::from_secs(secs), source);
+            let group = engine.local.groups.values().next().unwrap();
+            let (alert, _) = group.entries.values().next().unwrap();
+            (alert.alert.rule.as_ptr(), engine.local.held.clone())
+        };
+        let first = at(0, &source);
+        assert_eq!(at(15, &source), first);
+        assert_eq!(at(30, &source), first);
+        source.set_gauge("cpu", [("host", "a")], 0.96);
+        let changed = at(45, &source);
+        assert_ne!(changed.0, first.0);
+        assert_eq!(changed.1, first.1);
     }
 }

@@ -38,17 +38,23 @@ fn humanize(v: f64) -> String {
     if v == 0.0 || !v.is_finite() {
         return format_significant(v);
     }
-    const PREFIXES: [&str; 17] = [
-        "y", "z", "a", "f", "p", "n", "u", "m", "", "k", "M", "G", "T", "P", "E", "Z", "Y",
-    ];
-    // Powers of 1000 to divide by, so that 1 <= |scaled| < 1000 (up to `Y`
-    // and down to `y`).
-    let step = (v.abs().log10() / 3.0).floor().clamp(-8.0, 8.0);
-    let scaled = match step < 0.0 {
-        true => v * 1000f64.powf(-step),
-        false => v / 1000f64.powf(step),
-    };
-    let prefix = PREFIXES[(step + 8.0) as usize];
+    const BIG: [&str; 8] = ["k", "M", "G", "T", "P", "E", "Z", "Y"];
+    const SMALL: [&str; 8] = ["m", "u", "n", "p", "f", "a", "z", "y"];
+    // As Prometheus: divide big values by 1000 until below 1000, multiply
+    // small ones until at least 1 (the rounding then may show `1000k`).
+    let big = v.abs() >= 1.0;
+    let (mut scaled, mut prefix) = (v, "");
+    for p in if big { BIG } else { SMALL } {
+        if (big && scaled.abs() < 1000.0) || (!big && scaled.abs() >= 1.0) {
+            break;
+        }
+        scaled = if big {
+            scaled / 1000.0
+        } else {
+            scaled * 1000.0
+        };
+        prefix = p;
+    }
     format!("{}{prefix}", format_significant(scaled))
 }
 
@@ -99,6 +105,10 @@ mod tests {
             (2.5e-7, "250n"),
             (1e30, "1000000Y"),
             (12.0, "12"),
+            // Prometheus' loop, not log10, picks the prefix.
+            (999.9999999999999, "1000"),
+            (999999.9999999999, "1000k"),
+            (9.9995e-05, "100u"),
         ] {
             assert_eq!(shown(v), want, "{v}");
         }
