@@ -18,7 +18,7 @@ mod link;
 mod options;
 mod remote;
 mod scripts;
-#[cfg(all(test, feature = "sync"))]
+#[cfg(all(test, feature = "sync", feature = "future"))]
 mod tests;
 
 use std::future::Future;
@@ -100,6 +100,14 @@ fn park_on<F: Future>(future: F) -> F::Output {
             return output;
         }
         std::thread::park();
+    }
+}
+
+/// Runs `future` on the tier's runtime (nothing if it could not start).
+#[cfg(feature = "future")]
+pub(crate) fn spawn(future: impl Future<Output = ()> + Send + 'static) {
+    if let Some(runtime) = remote::runtime() {
+        runtime.spawn(future);
     }
 }
 
@@ -193,6 +201,9 @@ pub(crate) struct Hooks {
     /// While set, this cache's commands that write Redis (inserts,
     /// invalidations) each wait for a permit of it before they are sent.
     pub(crate) hold: std::sync::Mutex<Option<Arc<tokio::sync::Semaphore>>>,
+    /// Run once by the next lead of this (async) cache that keeps its
+    /// value, after its commit began, before it stores the value.
+    pub(crate) storing: std::sync::Mutex<Option<Box<dyn FnOnce() + Send>>>,
 }
 
 /// One cache's second level.
@@ -306,6 +317,16 @@ where
     #[cfg(test)]
     pub(crate) fn loaded_hook(&self) {
         let hook = remote::lock(&self.hooks.loaded).take();
+        if let Some(hook) = hook {
+            hook();
+        }
+    }
+
+    /// Runs the hook a test set for the moment before a kept load is
+    /// stored, if any.
+    #[cfg(test)]
+    pub(crate) fn storing_hook(&self) {
+        let hook = remote::lock(&self.hooks.storing).take();
         if let Some(hook) = hook {
             hook();
         }

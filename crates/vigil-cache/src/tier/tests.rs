@@ -208,3 +208,33 @@ fn a_reconnection_reads_only_the_tags_changed_while_away_unless_redis_trimmed_th
     assert_eq!(b.get(&8).as_deref(), Some("8"));
     assert_eq!(b.l2_full_resyncs(), full + 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_invalidation_waiting_for_a_storing_load_still_drops_the_key_locally() {
+    let server = RedisServer::start();
+    let a: future::TaggedCache<u32, String> = future::TaggedCache::builder()
+        .redis(options(server.url(), "test:cancelled-local"))
+        .build();
+    eventually(CONNECT, "the cache connects", || a.redis_connected());
+    // A's next kept load waits, its commit begun, until released.
+    let (storing, release) = (std::sync::mpsc::channel(), std::sync::mpsc::channel::<()>());
+    let (signal, wait) = (storing.0, release.1);
+    *lock(&a.l2_hooks().storing) = Some(Box::new(move || {
+        let _ = signal.send(());
+        let _ = wait.recv();
+    }));
+    let loader = a.clone();
+    let load = tokio::spawn(async move { loader.get_with(1, async { "old".to_string() }).await });
+    storing.1.recv_timeout(CONNECT).expect("the load commits");
+    // The invalidation waits for the storing load; its caller gives up.
+    let cancelled = tokio::time::timeout(Duration::from_millis(300), a.invalidate(&1)).await;
+    assert!(cancelled.is_err(), "the invalidation waits for the store");
+    release.0.send(()).expect("the load waits");
+    assert_eq!(load.await.expect("the load ends"), "old");
+    let deadline = Instant::now() + PROPAGATION;
+    while a.get(&1).await.is_some() {
+        assert!(Instant::now() < deadline, "the stored old value is dropped");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(a.fetch(&1).await, None, "nor is it in Redis");
+}
