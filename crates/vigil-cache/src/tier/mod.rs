@@ -34,7 +34,7 @@ pub(crate) use keys::{KeyIndex, digest};
 pub(crate) use link::{Local, LocalKey};
 use options::MAX_DURATION;
 pub use options::RedisOptions;
-use remote::{ErrorKind, Remote, Unsent};
+use remote::{Covers, ErrorKind, Remote, Unsent};
 use scripts::{INVALIDATE_ALL, INVALIDATE_KEY, INVALIDATE_TAGS, READ, WRITE};
 
 use crate::{CacheStats, EntryOptions};
@@ -334,17 +334,17 @@ where
 
     /// Reads `key`'s entry, checked against the current versions.
     async fn read(&self, key: &K) -> L2Read<V> {
-        // An invalidation of this replica on its way to Redis, or queued
-        // for it: Redis may hold what it invalidated. (In this order: a
-        // failed command is queued before it stops counting as on its
-        // way.)
-        if self.remote.invalidating() || self.remote.pending() {
+        // An invalidation of this replica of the key (or of all) that has
+        // not reached Redis: Redis may hold what it invalidated. (Checked
+        // again with the entry's tags once it is read.)
+        let digest = digest(key);
+        if self.remote.covers(digest.as_bytes(), &[]) {
             return L2Read::Unavailable;
         }
         let Some(encoded) = self.codec.key(key) else {
             return L2Read::Unavailable;
         };
-        let entry = self.remote.entry_key(digest(key).as_bytes());
+        let entry = self.remote.entry_key(digest.as_bytes());
         let prefix = self.remote.prefix.clone();
         let answer = self
             .remote
@@ -355,13 +355,27 @@ where
             })
             .await;
         match answer {
-            Some(answer) => self.found(answer),
+            Some(answer) => self.found(answer, digest.as_bytes()),
             None => L2Read::Unavailable,
         }
     }
 
-    /// Interprets `READ`'s answer, counting an l2 hit or miss.
-    fn found(&self, answer: Vec<Value>) -> L2Read<V> {
+    /// Interprets `READ`'s answer for the key with `digest`, counting an
+    /// l2 hit or miss; `Unavailable` if an invalidation of this replica
+    /// not in Redis yet covers the key or one of the entry's tags.
+    fn found(&self, answer: Vec<Value>, digest: &[u8]) -> L2Read<V> {
+        let tags: Vec<String> = answer
+            .get(4..)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|tag| match tag {
+                Value::BulkString(tag) => Some(String::from_utf8_lossy(tag).into_owned()),
+                _ => None,
+            })
+            .collect();
+        if self.remote.covers(digest, &tags) {
+            return L2Read::Unavailable;
+        }
         let seq = answer.get(1).and_then(integer).unwrap_or(0);
         let hit = match (answer.first().and_then(integer), answer.get(2)) {
             (Some(1), Some(Value::BulkString(data))) => match self.codec.decode_value(data) {
@@ -382,10 +396,6 @@ where
             // -2: gone since; 0: expiring now.
             (Some(value), Some(ttl)) if ttl == -1 || ttl > 0 => {
                 self.remote.hit();
-                let tags = answer[4..].iter().filter_map(|tag| match tag {
-                    Value::BulkString(tag) => Some(String::from_utf8_lossy(tag).into_owned()),
-                    _ => None,
-                });
                 let mut options = EntryOptions::default().tags(tags);
                 // The copy lives no longer than Redis's entry, nor than
                 // this cache's own default time to live.
@@ -466,8 +476,8 @@ where
     /// older loads of it for the tombstone's time to live). The command is
     /// sent (or queued) by this call; the future waits for it.
     pub(crate) fn invalidate_key<Q: Hash + ?Sized>(&self, key: &Q) -> BoxFuture<'static, ()> {
-        let own = self.remote.invalidation();
         let digest = digest(key).into_bytes();
+        let own = self.remote.invalidation(Covers::Key(digest.clone()));
         let entry = self.remote.entry_key(&digest);
         let tombstone = self.remote.options.tombstone_ttl.as_millis().max(1);
         let args = vec![
@@ -489,8 +499,8 @@ where
         if tags.is_empty() {
             return Box::pin(std::future::ready(()));
         }
-        let own = self.remote.invalidation();
         let owned: Vec<String> = tags.iter().map(|&tag| tag.to_owned()).collect();
+        let own = self.remote.invalidation(Covers::Tags(owned.clone()));
         let mut args = self.prefix_and_origin();
         args.extend(tags.iter().map(|tag| tag.as_bytes().to_vec()));
         self.run_script(&INVALIDATE_TAGS, None, args, move |unsent| {
@@ -502,7 +512,7 @@ where
     /// `invalidate_all` in Redis, announced to every replica; sent (or
     /// queued) by this call.
     pub(crate) fn invalidate_all(&self) -> BoxFuture<'static, ()> {
-        let own = self.remote.invalidation();
+        let own = self.remote.invalidation(Covers::All);
         let args = self.prefix_and_origin();
         self.run_script(&INVALIDATE_ALL, None, args, move |unsent| {
             unsent.all = true;

@@ -8,7 +8,7 @@
 //! the blocking cache, from any async runtime, and from a test runtime
 //! with paused time.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::future::Future;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -174,12 +174,6 @@ impl Unsent {
         !self.all && self.tags.is_empty() && self.keys.is_empty()
     }
 
-    /// Whether some invalidation has not reached Redis yet: this replica's
-    /// reads must not trust Redis until it has.
-    pub(crate) fn pending(&self) -> bool {
-        self.replaying || !self.is_empty()
-    }
-
     /// Adds `other` (what a replay did not send) back.
     pub(crate) fn merge(&mut self, other: Self) {
         self.all |= other.all;
@@ -230,9 +224,9 @@ pub(crate) struct Remote {
     /// Resynchronisations that read every tag in use (for tests).
     #[cfg(test)]
     pub(crate) full_resyncs: AtomicU64,
-    /// This replica's invalidations on their way to Redis (see
-    /// [`Remote::invalidating`]).
-    invalidating: AtomicU64,
+    /// What this replica's invalidations on their way to Redis cover (see
+    /// [`Remote::covers`]).
+    in_flight: Mutex<InFlight>,
     hits: AtomicU64,
     misses: AtomicU64,
     errors: [AtomicU64; 5],
@@ -246,12 +240,52 @@ pub(crate) struct Remote {
     last_timeout: AtomicU64,
 }
 
+/// What an invalidation covers.
+pub(crate) enum Covers {
+    /// The key with this digest.
+    Key(Vec<u8>),
+    /// The entries carrying any of these tags.
+    Tags(Vec<String>),
+    /// Every entry.
+    All,
+}
+
+/// How many of this replica's invalidations on their way to Redis cover
+/// each key digest and tag, and every entry.
+#[derive(Default)]
+struct InFlight {
+    all: usize,
+    keys: HashMap<Vec<u8>, usize>,
+    tags: HashMap<String, usize>,
+}
+
+impl InFlight {
+    fn count(&mut self, covers: &Covers, add: bool) {
+        fn step<T: Eq + std::hash::Hash + Clone>(map: &mut HashMap<T, usize>, item: &T, add: bool) {
+            if add {
+                *map.entry(item.clone()).or_default() += 1;
+            } else if let Some(count) = map.get_mut(item) {
+                *count -= 1;
+                if *count == 0 {
+                    map.remove(item);
+                }
+            }
+        }
+        match covers {
+            Covers::Key(digest) => step(&mut self.keys, digest, add),
+            Covers::Tags(tags) => tags.iter().for_each(|tag| step(&mut self.tags, tag, add)),
+            Covers::All if add => self.all += 1,
+            Covers::All => self.all -= 1,
+        }
+    }
+}
+
 /// An invalidation of this replica on its way to Redis, until dropped.
-pub(crate) struct Invalidation(std::sync::Arc<Remote>);
+pub(crate) struct Invalidation(std::sync::Arc<Remote>, Covers);
 
 impl Drop for Invalidation {
     fn drop(&mut self) {
-        self.0.invalidating.fetch_sub(1, Ordering::SeqCst);
+        lock(&self.0.in_flight).count(&self.1, false);
     }
 }
 
@@ -290,7 +324,7 @@ impl Remote {
             shutdown,
             unsent: Mutex::new(Unsent::default()),
             resyncs: RwLock::new(0),
-            invalidating: AtomicU64::new(0),
+            in_flight: Mutex::default(),
             #[cfg(test)]
             full_resyncs: AtomicU64::new(0),
             hits: AtomicU64::new(0),
@@ -434,20 +468,37 @@ impl Remote {
         Box::pin(async move { spawned.await.ok().flatten() })
     }
 
-    /// Marks an invalidation of this replica as on its way to Redis until
-    /// the guard is dropped (see [`invalidating`](Self::invalidating)).
-    pub(crate) fn invalidation(self: &std::sync::Arc<Self>) -> Invalidation {
-        self.invalidating.fetch_add(1, Ordering::SeqCst);
-        Invalidation(std::sync::Arc::clone(self))
+    /// Marks an invalidation of this replica covering `covers` as on its
+    /// way to Redis until the guard is dropped (see
+    /// [`covers`](Self::covers)).
+    pub(crate) fn invalidation(self: &std::sync::Arc<Self>, covers: Covers) -> Invalidation {
+        lock(&self.in_flight).count(&covers, true);
+        Invalidation(std::sync::Arc::clone(self), covers)
     }
 
-    /// Whether an invalidation of this replica is on its way to Redis (its
-    /// command is running; if it fails, it is queued before this turns
-    /// false). Its local half may be applied already (a cancelled call),
-    /// so Redis may still hold what it covers: this replica's loads do
-    /// not read Redis meanwhile.
-    pub(crate) fn invalidating(&self) -> bool {
-        self.invalidating.load(Ordering::SeqCst) > 0
+    /// Whether an invalidation of this replica that has not reached Redis
+    /// yet covers the key with `digest` or an entry carrying any of `tags`:
+    /// one on its way (its command is running; if it fails, it is queued
+    /// before it stops counting as on its way, hence this order), or one
+    /// queued for replay (all of them while a replay is under way). Its
+    /// local half may be applied already (a cancelled call), so Redis may
+    /// still hold what it covers: this replica's loads do not take such
+    /// an entry from Redis. Other keys are read as usual.
+    pub(crate) fn covers(&self, digest: &[u8], tags: &[String]) -> bool {
+        {
+            let in_flight = lock(&self.in_flight);
+            if in_flight.all > 0
+                || in_flight.keys.contains_key(digest)
+                || tags.iter().any(|tag| in_flight.tags.contains_key(tag))
+            {
+                return true;
+            }
+        }
+        let unsent = lock(&self.unsent);
+        unsent.replaying
+            || unsent.all
+            || unsent.keys.contains(digest)
+            || tags.iter().any(|tag| unsent.tags.contains(tag))
     }
 
     fn task<T, F, Fut>(
@@ -526,11 +577,6 @@ impl Remote {
         let mut unsent = lock(&self.unsent);
         add(&mut unsent);
         unsent.bound();
-    }
-
-    /// Whether an invalidation of this replica has not reached Redis yet.
-    pub(crate) fn pending(&self) -> bool {
-        lock(&self.unsent).pending()
     }
 
     pub(crate) fn is_connected(&self) -> bool {

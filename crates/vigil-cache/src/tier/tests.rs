@@ -238,3 +238,48 @@ async fn a_cancelled_invalidation_waiting_for_a_storing_load_still_drops_the_key
     }
     assert_eq!(a.fetch(&1).await, None, "nor is it in Redis");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalidation_on_its_way_skips_only_the_redis_entries_it_covers() {
+    let server = RedisServer::start();
+    let replica = || -> future::TaggedCache<u32, String> {
+        future::TaggedCache::builder()
+            .redis(options(server.url(), "test:covered").command_timeout(Duration::from_secs(5)))
+            .build()
+    };
+    let (a, b) = (replica(), replica());
+    eventually(CONNECT, "both replicas connect", || {
+        a.redis_connected() && b.redis_connected()
+    });
+    for (key, tag) in [(1, "t"), (2, "u"), (3, "v"), (4, "v")] {
+        let options = EntryOptions::default().tag(tag);
+        b.insert_with(key, format!("b{key}"), options).await;
+    }
+    // A's invalidation commands wait before they are sent; their callers
+    // give up (polled once): on their way, applied locally only.
+    let hold = Arc::new(tokio::sync::Semaphore::new(0));
+    *lock(&a.l2_hooks().hold) = Some(Arc::clone(&hold));
+    let _ = tokio::time::timeout(Duration::ZERO, a.invalidate_tag("t")).await;
+    let _ = tokio::time::timeout(Duration::ZERO, a.invalidate(&3)).await;
+    *lock(&a.l2_hooks().hold) = None;
+    assert_eq!(a.fetch(&1).await, None, "tag t is being invalidated");
+    assert_eq!(a.fetch(&3).await, None, "key 3 is being invalidated");
+    assert_eq!(
+        a.fetch(&2).await.as_deref(),
+        Some("b2"),
+        "another tag's entry is read from Redis"
+    );
+    assert_eq!(
+        a.fetch(&4).await.as_deref(),
+        Some("b4"),
+        "another key is read from Redis"
+    );
+    hold.add_permits(2);
+    let deadline = Instant::now() + PROPAGATION;
+    while b.get(&1).await.is_some() || b.get(&3).await.is_some() {
+        assert!(Instant::now() < deadline, "B applies A's invalidations");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(a.fetch(&1).await, None);
+    assert_eq!(a.fetch(&3).await, None);
+}
