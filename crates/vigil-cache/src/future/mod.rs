@@ -66,17 +66,33 @@ where
     /// after it. With no load in flight this costs one atomic load.
     ///
     /// With a Redis level, the value is also written there, and the other
-    /// replicas drop their copy of the key.
+    /// replicas drop their copy of the key. The Redis write is sent when
+    /// the call is first polled: if the call is cancelled afterwards, it
+    /// still reaches Redis and the other replicas (or is queued for
+    /// replay), and if it is cancelled before its value is stored locally,
+    /// this replica drops its copy of the key instead (on the Redis
+    /// level's runtime, after a load of the key storing its value).
     pub async fn insert_with(&self, key: K, value: V, options: EntryOptions) {
         #[cfg(feature = "redis")]
-        let l2 = self.inner.l2_insert(&key, &value, &options);
+        let l2 = self.inner.l2.as_ref().map(|l2| {
+            let rest = LocalRest {
+                inner: Some(Arc::clone(&self.inner)),
+                digest: crate::tier::digest(&key),
+            };
+            (l2.write_inserted(&key, &value, &options), rest)
+        });
         self.before_write(&key).await;
         let stored = self.inner.shared.make_stored(&key, value, &options);
         self.store(key, stored).await;
+        #[cfg(feature = "redis")]
+        let sent = l2.map(|(sent, rest)| {
+            rest.disarm();
+            sent
+        });
         self.remove_pending(REMOVALS_PER_WRITE).await;
         #[cfg(feature = "redis")]
-        if let Some((l2, key, value, options)) = l2 {
-            l2.write_inserted(&key, &value, &options).await;
+        if let Some(sent) = sent {
+            sent.await;
         }
     }
 
@@ -547,9 +563,10 @@ impl<K, V> Drop for Requeue<'_, K, V> {
     }
 }
 
-/// The local half of a Redis-level `invalidate(key)` until it is done: if
-/// dropped armed (the call was cancelled), every local key with `digest`
-/// (held, or being loaded) is dropped on the tier's runtime.
+/// The local half of a Redis-level `invalidate(key)` or `insert*` until
+/// it is done: if dropped armed (the call was cancelled after its Redis
+/// command was sent), every local key with `digest` (held, or being
+/// loaded) is dropped on the tier's runtime.
 #[cfg(feature = "redis")]
 struct LocalRest<K, V>
 where

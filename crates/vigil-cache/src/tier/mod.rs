@@ -434,19 +434,33 @@ where
 
     /// Writes an inserted value and announces the key to the other
     /// replicas (which drop their copy); if Redis cannot be reached, the
-    /// announcement is sent once it can.
-    pub(crate) async fn write_inserted(&self, key: &K, value: &V, options: &EntryOptions) {
-        self.write(key, value, options, None).await;
+    /// announcement is sent once it can. The command is sent (or queued)
+    /// by this call, so a caller cancelled later loses neither; the
+    /// future waits for it.
+    pub(crate) fn write_inserted(
+        &self,
+        key: &K,
+        value: &V,
+        options: &EntryOptions,
+    ) -> BoxFuture<'static, ()> {
+        self.write(key, value, options, None)
     }
 
-    async fn write(&self, key: &K, value: &V, options: &EntryOptions, seq: Option<u64>) {
+    /// Sends (or queues) the write; the future waits for it.
+    fn write(
+        &self,
+        key: &K,
+        value: &V,
+        options: &EntryOptions,
+        seq: Option<u64>,
+    ) -> BoxFuture<'static, ()> {
         let (Some(encoded), Some(data)) = (self.codec.key(key), self.codec.value(value)) else {
             // Not kept in Redis, but an insert still replaces the key on
             // every replica: Redis's entry and the other copies are gone.
             if seq.is_none() {
-                self.invalidate_key(key).await;
+                return self.invalidate_key(key);
             }
-            return;
+            return Box::pin(std::future::ready(()));
         };
         let digest = digest(key);
         let entry = self.remote.entry_key(digest.as_bytes());
@@ -469,7 +483,7 @@ where
                 unsent.keys.insert(digest.into_bytes());
             }
         };
-        self.run_script(&WRITE, Some(entry), args, announce).await;
+        self.run_script(&WRITE, Some(entry), args, announce)
     }
 
     /// Invalidates `key` in Redis and on every replica (a tombstone refuses

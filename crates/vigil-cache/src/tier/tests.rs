@@ -283,3 +283,53 @@ async fn an_invalidation_on_its_way_skips_only_the_redis_entries_it_covers() {
     assert_eq!(a.fetch(&1).await, None);
     assert_eq!(a.fetch(&3).await, None);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_insert_still_reaches_redis_and_the_other_replicas() {
+    let server = RedisServer::start();
+    let replica = || -> future::TaggedCache<u32, String> {
+        future::TaggedCache::builder()
+            .redis(options(server.url(), "test:cancelled-insert"))
+            .build()
+    };
+    let (a, b) = (replica(), replica());
+    eventually(CONNECT, "both replicas connect", || {
+        a.redis_connected() && b.redis_connected()
+    });
+    b.insert(1, "b-old".to_string()).await;
+    assert_eq!(b.get(&1).await.as_deref(), Some("b-old"));
+    // A's next kept load waits, its commit begun, until released.
+    let (storing, release) = (std::sync::mpsc::channel(), std::sync::mpsc::channel::<()>());
+    let (signal, wait) = (storing.0, release.1);
+    *lock(&a.l2_hooks().storing) = Some(Box::new(move || {
+        let _ = signal.send(());
+        let _ = wait.recv();
+    }));
+    let loader = a.clone();
+    let load = tokio::spawn(async move { loader.get_with(2, async { "two".to_string() }).await });
+    storing.1.recv_timeout(CONNECT).expect("the load commits");
+    // The insert waits for the storing load of key 2; its caller gives up.
+    let cancelled =
+        tokio::time::timeout(Duration::from_millis(300), a.insert(2, "new".into())).await;
+    assert!(cancelled.is_err(), "the insert waits for the store");
+    // One of key 1 too, cancelled at its first poll.
+    let _ = tokio::time::timeout(Duration::ZERO, a.insert(1, "a-new".into())).await;
+    release.0.send(()).expect("the load waits");
+    assert_eq!(load.await.expect("the load ends"), "two");
+    let deadline = Instant::now() + PROPAGATION;
+    while b.get(&1).await.is_some() {
+        assert!(Instant::now() < deadline, "B drops its copy of key 1");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(b.fetch(&1).await.as_deref(), Some("a-new"), "in Redis");
+    assert_eq!(b.fetch(&2).await.as_deref(), Some("new"), "in Redis");
+    let deadline = Instant::now() + PROPAGATION;
+    while a.get(&2).await.as_deref() == Some("two") {
+        assert!(
+            Instant::now() < deadline,
+            "A does not keep the load's value"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(a.fetch(&2).await.as_deref(), Some("new"));
+}
