@@ -204,6 +204,8 @@ pub(crate) struct Hooks {
     /// Run once by the next lead of this (async) cache that keeps its
     /// value, after its commit began, before it stores the value.
     pub(crate) storing: std::sync::Mutex<Option<Box<dyn FnOnce() + Send>>>,
+    /// While set, this cache's commands that write Redis panic.
+    pub(crate) panic: std::sync::atomic::AtomicBool,
 }
 
 /// One cache's second level.
@@ -555,11 +557,15 @@ where
     ) -> BoxFuture<'static, ()> {
         #[cfg(test)]
         let hold = remote::lock(&self.hooks.hold).clone();
+        #[cfg(test)]
+        let panic = self.hooks.panic.load(std::sync::atomic::Ordering::Relaxed);
         let command = move |mut conn| async move {
             #[cfg(test)]
             if let Some(hold) = hold {
                 let _ = hold.acquire().await;
             }
+            #[cfg(test)]
+            assert!(!panic, "a command panics (test hook)");
             let args = args.iter().map(Vec::as_slice);
             let invocation = invocation(script, key.as_deref(), args);
             invocation.invoke_async::<Value>(&mut conn).await

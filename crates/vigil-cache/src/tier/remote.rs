@@ -289,6 +289,21 @@ impl Drop for Invalidation {
     }
 }
 
+/// What a command adds to the queue of unsent invalidations unless it
+/// succeeds: queued when this is dropped still holding it.
+struct Requeue<F: FnOnce(&mut Unsent)> {
+    remote: std::sync::Arc<Remote>,
+    add: Option<F>,
+}
+
+impl<F: FnOnce(&mut Unsent)> Drop for Requeue<F> {
+    fn drop(&mut self) {
+        if let Some(add) = self.add.take() {
+            self.remote.queue(add);
+        }
+    }
+}
+
 /// After this many command timeouts in a row (sequential: each command
 /// sent after the previous one timed out, with no answer between), the
 /// connection counts as broken: the link task reconnects and
@@ -455,13 +470,19 @@ impl Remote {
             self.queue(add);
             return Box::pin(std::future::ready(None));
         };
-        let remote = std::sync::Arc::clone(self);
+        let mut queue = Requeue {
+            remote: std::sync::Arc::clone(self),
+            add: Some(add),
+        };
         let task = async move {
             let done = task.await;
-            match done {
-                None => remote.queue(add),
-                Some(_) => drop(add),
+            if done.is_some() {
+                // Sent: nothing to queue.
+                drop(queue.add.take());
             }
+            // Otherwise `queue` queues it, also if the command panicked
+            // (or the task was dropped with the runtime).
+            drop(queue);
             done
         };
         let spawned = runtime.spawn(task);

@@ -333,3 +333,17 @@ async fn a_cancelled_insert_still_reaches_redis_and_the_other_replicas() {
     }
     assert_eq!(a.fetch(&2).await.as_deref(), Some("new"));
 }
+
+#[test]
+fn an_invalidation_whose_command_panics_is_queued_and_replayed() {
+    let server = RedisServer::start();
+    let (a, b) = replicas(&server, "test:panicking-command");
+    b.get_with_options(1, || ("old".into(), EntryOptions::default().tag("t")));
+    let panic = &a.l2_hooks().panic;
+    panic.store(true, std::sync::atomic::Ordering::Relaxed);
+    a.invalidate_tag("t");
+    panic.store(false, std::sync::atomic::Ordering::Relaxed);
+    eventually(PROPAGATION, "B applies the replayed invalidation", || {
+        b.get(&1).is_none()
+    });
+}
