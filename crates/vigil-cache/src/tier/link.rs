@@ -22,6 +22,7 @@
 //! did not hold yet, invalidated while the replica was away. Only then are
 //! commands let through again.
 
+use std::collections::HashSet;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, PoisonError, Weak};
@@ -291,9 +292,20 @@ async fn resync<K: 'static>(
             if all > *applied || keys > *applied {
                 local.drop_all();
             } else {
-                let changed: Vec<String> = answer[5..].iter().filter_map(text).collect();
+                // Only the tags the local level holds: a load in flight,
+                // which could carry another, is not kept (see above), and
+                // an unknown tag would take a slot in the tag index.
+                let changed: HashSet<String> = answer[5..].iter().filter_map(text).collect();
                 if !changed.is_empty() {
-                    local.drop_tags(&changed.iter().map(String::as_str).collect::<Vec<_>>());
+                    let in_use = local.tags_in_use();
+                    let moved: Vec<&str> = in_use
+                        .iter()
+                        .filter(|tag| changed.contains(*tag))
+                        .map(String::as_str)
+                        .collect();
+                    if !moved.is_empty() {
+                        local.drop_tags(&moved);
+                    }
                 }
             }
             *synced = Some((boot, seq));
