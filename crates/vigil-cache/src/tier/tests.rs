@@ -207,6 +207,26 @@ fn a_reconnection_reads_only_the_tags_changed_while_away_unless_redis_trimmed_th
     assert_eq!(b.get(&9), None, "found by reading every tag in use");
     assert_eq!(b.get(&8).as_deref(), Some("8"));
     assert_eq!(b.l2_full_resyncs(), full + 1);
+
+    // A replica of an older version (no `P:nseq`, no `P:changed`)
+    // invalidates a tag while B is away.
+    assert_eq!(server.command("DEL test:changed:trimmed"), ":1");
+    proxy.cut();
+    eventually(CONNECT, "B notices it is cut off", || !b.redis_connected());
+    let seq = server.command("INCR test:changed:seq");
+    let seq = seq.trim_start_matches(':');
+    let set = format!("SET test:changed:tagv:t11 {seq}");
+    assert_eq!(server.command(&set), "+OK");
+    back(&mut proxy);
+    assert_eq!(b.get(&11), None, "found by reading every tag in use");
+    assert_eq!(b.get(&8).as_deref(), Some("8"));
+    assert_eq!(b.l2_full_resyncs(), full + 2);
+
+    // And only once: the next reconnection reads the tags changed.
+    away(&mut proxy, "t12");
+    back(&mut proxy);
+    assert_eq!(b.get(&12), None);
+    assert_eq!(b.l2_full_resyncs(), full + 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
