@@ -155,6 +155,17 @@ impl Circuit {
     }
 }
 
+/// Ends the circuit's probe when dropped, unless forgotten.
+struct Probing<'a>(Option<&'a Circuit>);
+
+impl Drop for Probing<'_> {
+    fn drop(&mut self) {
+        if let Some(circuit) = self.0 {
+            circuit.end_probe();
+        }
+    }
+}
+
 /// How many keys and tags the queue of unsent invalidations holds at most:
 /// above, it collapses to one `invalidate_all`.
 pub(crate) const UNSENT_CAP: usize = 1024;
@@ -535,12 +546,15 @@ impl Remote {
         let remote = std::sync::Arc::clone(self);
         let probe = pass.admission == Admission::Probe;
         Some(async move {
+            // A probe that does not succeed (it fails, panics, or its task
+            // is dropped) lets the next one through.
+            let probing = Probing(probe.then_some(&remote.circuit));
             let timeout = remote.options.command_timeout;
             let sent = remote.clock.now();
             let result = tokio::time::timeout(timeout, command(pass.conn)).await;
             let settled = remote.settle(probe, sent, result);
-            if probe && settled.is_none() {
-                remote.circuit.end_probe();
+            if settled.is_some() {
+                std::mem::forget(probing);
             }
             settled
         })
