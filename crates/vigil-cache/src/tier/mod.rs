@@ -5,8 +5,10 @@
 //! entry and the versions it depends on, checked in the same step), and
 //! only on a miss there runs the loader, whose value is then written to
 //! both levels. Inserts write both levels; invalidations (by key, tag or
-//! all) go to Redis first, then to the local level, and every other
-//! replica applies them when the message published with them arrives.
+//! all) go to Redis and to the local level (until one is in Redis, this
+//! replica's loads do not take from Redis the entries it covers), and
+//! every other replica applies them when the message published with them
+//! arrives.
 //! See `docs/cache.md` for the consistency model and the fault behaviour.
 //!
 //! The local hit path does not know this module exists: a hit never
