@@ -499,7 +499,7 @@ where
 
     /// With a Redis level: the level, and copies of what an insert writes
     /// there once the entry is stored locally.
-    #[cfg(feature = "redis")]
+    #[cfg(all(feature = "redis", feature = "sync"))]
     pub(crate) fn l2_insert(
         &self,
         key: &K,

@@ -66,17 +66,33 @@ where
     /// after it. With no load in flight this costs one atomic load.
     ///
     /// With a Redis level, the value is also written there, and the other
-    /// replicas drop their copy of the key.
+    /// replicas drop their copy of the key. The Redis write is sent when
+    /// the call is first polled: if the call is cancelled afterwards, it
+    /// still reaches Redis and the other replicas (or is queued for
+    /// replay), and if it is cancelled before its value is stored locally,
+    /// this replica drops its copy of the key instead (on the Redis
+    /// level's runtime, after a load of the key storing its value).
     pub async fn insert_with(&self, key: K, value: V, options: EntryOptions) {
         #[cfg(feature = "redis")]
-        let l2 = self.inner.l2_insert(&key, &value, &options);
+        let l2 = self.inner.l2.as_ref().map(|l2| {
+            let rest = LocalRest {
+                inner: Some(Arc::clone(&self.inner)),
+                digest: crate::tier::digest(&key),
+            };
+            (l2.write_inserted(&key, &value, &options), rest)
+        });
         self.before_write(&key).await;
         let stored = self.inner.shared.make_stored(&key, value, &options);
         self.store(key, stored).await;
+        #[cfg(feature = "redis")]
+        let sent = l2.map(|(sent, rest)| {
+            rest.disarm();
+            sent
+        });
         self.remove_pending(REMOVALS_PER_WRITE).await;
         #[cfg(feature = "redis")]
-        if let Some((l2, key, value, options)) = l2 {
-            l2.write_inserted(&key, &value, &options).await;
+        if let Some(sent) = sent {
+            sent.await;
         }
     }
 
@@ -216,6 +232,10 @@ where
             let (value, kept) = inner.settle(&key, lead, loaded)?;
             if let Some(keep) = kept {
                 let outcome = Outcome::Stored(keep.stored.clone());
+                #[cfg(all(test, feature = "redis"))]
+                if let Some(l2) = &inner.l2 {
+                    l2.storing_hook();
+                }
                 self.store(key.clone(), keep.stored).await;
                 keep.lead.finish(outcome);
                 self.remove_pending(REMOVALS_PER_WRITE).await;
@@ -270,9 +290,20 @@ where
             // this call is cancelled while it waits for Redis (whose
             // invalidation goes on), this replica keeps no copy of the key
             // either, and its loads skip Redis until the command is done.
+            // If it is cancelled before its local half is done (waiting for
+            // a load of the key that is storing its value, or inside moka's
+            // removal), that half is finished on the tier's runtime: the
+            // link task skips this replica's own announcement.
+            let rest = LocalRest {
+                inner: Some(Arc::clone(&self.inner)),
+                digest: crate::tier::digest(key),
+            };
             let sent = l2.invalidate_key(key);
             self.invalidate_local(key).await;
             sent.await;
+            self.invalidate_local(key).await;
+            rest.disarm();
+            return;
         }
         self.invalidate_local(key).await;
     }
@@ -529,6 +560,58 @@ impl<K, V> Drop for Requeue<'_, K, V> {
             self.shared
                 .requeue_removals(std::mem::take(&mut self.removals));
         }
+    }
+}
+
+/// The local half of a Redis-level `invalidate(key)` or `insert*` until
+/// it is done: if dropped armed (the call was cancelled after its Redis
+/// command was sent), every local key with `digest` (held, or being
+/// loaded) is dropped on the tier's runtime.
+#[cfg(feature = "redis")]
+struct LocalRest<K, V>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    inner: Option<Arc<AsyncInner<K, V>>>,
+    digest: String,
+}
+
+/// The shared state of this flavour's caches.
+#[cfg(feature = "redis")]
+type AsyncInner<K, V> = crate::handle::Inner<K, V, moka::future::Cache<K, Stored<V>>>;
+
+#[cfg(feature = "redis")]
+impl<K, V> LocalRest<K, V>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    fn disarm(mut self) {
+        self.inner = None;
+    }
+}
+
+#[cfg(feature = "redis")]
+impl<K, V> Drop for LocalRest<K, V>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    fn drop(&mut self) {
+        use crate::tier::LocalKey;
+        let Some(inner) = self.inner.take() else {
+            return;
+        };
+        let Some(l2) = &inner.l2 else {
+            return;
+        };
+        let keys = l2.keys().keys(&self.digest);
+        crate::tier::spawn(async move {
+            for key in keys {
+                Arc::clone(&inner).drop_key(key).await;
+            }
+        });
     }
 }
 

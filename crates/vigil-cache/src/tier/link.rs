@@ -11,7 +11,9 @@
 //! and the tags invalidated since that number (Redis keeps the latest
 //! ones in a sorted set by number), in one script; if Redis no longer
 //! holds them all (trimmed), and on the first connection, it reads the
-//! version of every tag the local level holds instead. A tag invalidated
+//! version of every tag the local level holds instead (also if a replica
+//! of an older version, which does not record its tags there, invalidated
+//! something since: `seq - nseq` moved). A tag invalidated
 //! since is invalidated locally; an `invalidate_all`, or a key
 //! written or invalidated since, drops the whole local level (keys cannot
 //! be listed cheaply). A new dataset (Redis lost its data: another boot
@@ -22,6 +24,7 @@
 //! did not hold yet, invalidated while the replica was away. Only then are
 //! commands let through again.
 
+use std::collections::HashSet;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, PoisonError, Weak};
@@ -77,9 +80,12 @@ async fn within<T>(
     }
 }
 
-/// Where the local level stands against Redis: the dataset's boot token and
-/// the last sequence number applied.
-type Synced = Option<(Vec<u8>, u64)>;
+/// Where the local level stands against Redis: the dataset's boot token,
+/// the last sequence number applied, and `seq - nseq` at the last
+/// resynchronisation (the sequence numbers taken by writers of a version
+/// that does not count `P:nseq`: if it moved, such a writer invalidated
+/// something, maybe without recording its tags in `P:changed`).
+type Synced = Option<(Vec<u8>, u64, u64)>;
 
 /// The link task (see the module documentation).
 pub(crate) async fn run<K>(remote: Arc<Remote>, keys: Arc<KeyIndex<K>>, local: Weak<dyn Local<K>>)
@@ -277,7 +283,7 @@ async fn resync<K: 'static>(
         .resyncs
         .write()
         .unwrap_or_else(PoisonError::into_inner) += 1;
-    if let Some((known, applied)) = synced.as_ref() {
+    if let Some((known, applied, gap)) = synced.as_ref() {
         // Only the tags changed since this replica was last in sync, if
         // Redis still knows them all.
         let applied_text = applied.to_string();
@@ -286,17 +292,32 @@ async fn resync<K: 'static>(
             .invoke_async(&mut conn)
             .await
             .map_err(failure)?;
-        let (boot, seq, all, keys) = counters(&answer)?;
-        if boot == *known && seq >= *applied && answer.get(4).and_then(integer) == Some(1) {
+        let (boot, seq, all, keys, nseq) = counters(&answer)?;
+        if boot == *known
+            && seq >= *applied
+            && seq.saturating_sub(nseq) == *gap
+            && answer.get(5).and_then(integer) == Some(1)
+        {
             if all > *applied || keys > *applied {
                 local.drop_all();
             } else {
-                let changed: Vec<String> = answer[5..].iter().filter_map(text).collect();
+                // Only the tags the local level holds: a load in flight,
+                // which could carry another, is not kept (see above), and
+                // an unknown tag would take a slot in the tag index.
+                let changed: HashSet<String> = answer[6..].iter().filter_map(text).collect();
                 if !changed.is_empty() {
-                    local.drop_tags(&changed.iter().map(String::as_str).collect::<Vec<_>>());
+                    let in_use = local.tags_in_use();
+                    let moved: Vec<&str> = in_use
+                        .iter()
+                        .filter(|tag| changed.contains(*tag))
+                        .map(String::as_str)
+                        .collect();
+                    if !moved.is_empty() {
+                        local.drop_tags(&moved);
+                    }
                 }
             }
-            *synced = Some((boot, seq));
+            *synced = Some((boot, seq, seq.saturating_sub(nseq)));
             return Ok(true);
         }
     }
@@ -312,11 +333,11 @@ async fn resync<K: 'static>(
         .invoke_async(&mut conn)
         .await
         .map_err(failure)?;
-    let (boot, seq, all, keys) = counters(&answer)?;
+    let (boot, seq, all, keys, nseq) = counters(&answer)?;
     let number = |i: usize| answer.get(i).and_then(integer).unwrap_or(0);
     let (since, lost) = match synced {
         // The same dataset, not rolled back.
-        Some((known, applied)) if *known == boot && seq >= *applied => (*applied, false),
+        Some((known, applied, _)) if *known == boot && seq >= *applied => (*applied, false),
         // Redis lost its data (a new dataset, or its sequence went back):
         // what it invalidated before is not in it any more.
         Some(_) => (0, true),
@@ -328,26 +349,26 @@ async fn resync<K: 'static>(
         let moved: Vec<&str> = tags
             .iter()
             .enumerate()
-            .filter(|&(i, _)| number(4 + i) > since)
+            .filter(|&(i, _)| number(5 + i) > since)
             .map(|(_, tag)| tag.as_str())
             .collect();
         if !moved.is_empty() {
             local.drop_tags(&moved);
         }
     }
-    *synced = Some((boot, seq));
+    *synced = Some((boot, seq, seq.saturating_sub(nseq)));
     Ok(true)
 }
 
 /// The boot token, sequence number, `invalidate_all` and key-write
-/// numbers that begin both resynchronisation scripts' answers.
-fn counters(answer: &[Value]) -> Result<(Vec<u8>, u64, u64, u64), Failure> {
+/// numbers and `nseq` that begin both resynchronisation scripts' answers.
+fn counters(answer: &[Value]) -> Result<(Vec<u8>, u64, u64, u64, u64), Failure> {
     let boot = match answer.first() {
         Some(Value::BulkString(boot)) => boot.clone(),
         _ => return Err((ErrorKind::Server, "unexpected resync answer".into())),
     };
     let number = |i: usize| answer.get(i).and_then(integer).unwrap_or(0);
-    Ok((boot, number(1), number(2), number(3)))
+    Ok((boot, number(1), number(2), number(3), number(4)))
 }
 
 /// A tag in a script's answer.
@@ -412,7 +433,7 @@ async fn apply<K: Clone + PartialEq + 'static>(
         return true;
     };
     let number = |bytes: &[u8]| std::str::from_utf8(bytes).ok()?.parse::<u64>().ok();
-    if let (Some((_, applied)), Some(seq)) = (synced.as_mut(), number(seq)) {
+    if let (Some((_, applied, _)), Some(seq)) = (synced.as_mut(), number(seq)) {
         *applied = (*applied).max(seq);
     }
     if number(origin) == Some(remote.origin) {

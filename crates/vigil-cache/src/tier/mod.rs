@@ -5,8 +5,10 @@
 //! entry and the versions it depends on, checked in the same step), and
 //! only on a miss there runs the loader, whose value is then written to
 //! both levels. Inserts write both levels; invalidations (by key, tag or
-//! all) go to Redis first, then to the local level, and every other
-//! replica applies them when the message published with them arrives.
+//! all) go to Redis and to the local level (until one is in Redis, this
+//! replica's loads do not take from Redis the entries it covers), and
+//! every other replica applies them when the message published with them
+//! arrives.
 //! See `docs/cache.md` for the consistency model and the fault behaviour.
 //!
 //! The local hit path does not know this module exists: a hit never
@@ -18,7 +20,7 @@ mod link;
 mod options;
 mod remote;
 mod scripts;
-#[cfg(all(test, feature = "sync"))]
+#[cfg(all(test, feature = "sync", feature = "future"))]
 mod tests;
 
 use std::future::Future;
@@ -34,7 +36,7 @@ pub(crate) use keys::{KeyIndex, digest};
 pub(crate) use link::{Local, LocalKey};
 use options::MAX_DURATION;
 pub use options::RedisOptions;
-use remote::{ErrorKind, Remote, Unsent};
+use remote::{Covers, ErrorKind, Remote, Unsent};
 use scripts::{INVALIDATE_ALL, INVALIDATE_KEY, INVALIDATE_TAGS, READ, WRITE};
 
 use crate::{CacheStats, EntryOptions};
@@ -100,6 +102,14 @@ fn park_on<F: Future>(future: F) -> F::Output {
             return output;
         }
         std::thread::park();
+    }
+}
+
+/// Runs `future` on the tier's runtime (nothing if it could not start).
+#[cfg(feature = "future")]
+pub(crate) fn spawn(future: impl Future<Output = ()> + Send + 'static) {
+    if let Some(runtime) = remote::runtime() {
+        runtime.spawn(future);
     }
 }
 
@@ -193,6 +203,11 @@ pub(crate) struct Hooks {
     /// While set, this cache's commands that write Redis (inserts,
     /// invalidations) each wait for a permit of it before they are sent.
     pub(crate) hold: std::sync::Mutex<Option<Arc<tokio::sync::Semaphore>>>,
+    /// Run once by the next lead of this (async) cache that keeps its
+    /// value, after its commit began, before it stores the value.
+    pub(crate) storing: std::sync::Mutex<Option<Box<dyn FnOnce() + Send>>>,
+    /// While set, this cache's commands that write Redis panic.
+    pub(crate) panic: std::sync::atomic::AtomicBool,
 }
 
 /// One cache's second level.
@@ -311,19 +326,29 @@ where
         }
     }
 
+    /// Runs the hook a test set for the moment before a kept load is
+    /// stored, if any.
+    #[cfg(test)]
+    pub(crate) fn storing_hook(&self) {
+        let hook = remote::lock(&self.hooks.storing).take();
+        if let Some(hook) = hook {
+            hook();
+        }
+    }
+
     /// Reads `key`'s entry, checked against the current versions.
     async fn read(&self, key: &K) -> L2Read<V> {
-        // An invalidation of this replica on its way to Redis, or queued
-        // for it: Redis may hold what it invalidated. (In this order: a
-        // failed command is queued before it stops counting as on its
-        // way.)
-        if self.remote.invalidating() || self.remote.pending() {
+        // An invalidation of this replica of the key (or of all) that has
+        // not reached Redis: Redis may hold what it invalidated. (Checked
+        // again with the entry's tags once it is read.)
+        let digest = digest(key);
+        if self.remote.covers(digest.as_bytes(), &[]) {
             return L2Read::Unavailable;
         }
         let Some(encoded) = self.codec.key(key) else {
             return L2Read::Unavailable;
         };
-        let entry = self.remote.entry_key(digest(key).as_bytes());
+        let entry = self.remote.entry_key(digest.as_bytes());
         let prefix = self.remote.prefix.clone();
         let answer = self
             .remote
@@ -334,13 +359,27 @@ where
             })
             .await;
         match answer {
-            Some(answer) => self.found(answer),
+            Some(answer) => self.found(answer, digest.as_bytes()),
             None => L2Read::Unavailable,
         }
     }
 
-    /// Interprets `READ`'s answer, counting an l2 hit or miss.
-    fn found(&self, answer: Vec<Value>) -> L2Read<V> {
+    /// Interprets `READ`'s answer for the key with `digest`, counting an
+    /// l2 hit or miss; `Unavailable` if an invalidation of this replica
+    /// not in Redis yet covers the key or one of the entry's tags.
+    fn found(&self, answer: Vec<Value>, digest: &[u8]) -> L2Read<V> {
+        let tags: Vec<String> = answer
+            .get(4..)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|tag| match tag {
+                Value::BulkString(tag) => Some(String::from_utf8_lossy(tag).into_owned()),
+                _ => None,
+            })
+            .collect();
+        if self.remote.covers(digest, &tags) {
+            return L2Read::Unavailable;
+        }
         let seq = answer.get(1).and_then(integer).unwrap_or(0);
         let hit = match (answer.first().and_then(integer), answer.get(2)) {
             (Some(1), Some(Value::BulkString(data))) => match self.codec.decode_value(data) {
@@ -361,10 +400,6 @@ where
             // -2: gone since; 0: expiring now.
             (Some(value), Some(ttl)) if ttl == -1 || ttl > 0 => {
                 self.remote.hit();
-                let tags = answer[4..].iter().filter_map(|tag| match tag {
-                    Value::BulkString(tag) => Some(String::from_utf8_lossy(tag).into_owned()),
-                    _ => None,
-                });
                 let mut options = EntryOptions::default().tags(tags);
                 // The copy lives no longer than Redis's entry, nor than
                 // this cache's own default time to live.
@@ -403,19 +438,33 @@ where
 
     /// Writes an inserted value and announces the key to the other
     /// replicas (which drop their copy); if Redis cannot be reached, the
-    /// announcement is sent once it can.
-    pub(crate) async fn write_inserted(&self, key: &K, value: &V, options: &EntryOptions) {
-        self.write(key, value, options, None).await;
+    /// announcement is sent once it can. The command is sent (or queued)
+    /// by this call, so a caller cancelled later loses neither; the
+    /// future waits for it.
+    pub(crate) fn write_inserted(
+        &self,
+        key: &K,
+        value: &V,
+        options: &EntryOptions,
+    ) -> BoxFuture<'static, ()> {
+        self.write(key, value, options, None)
     }
 
-    async fn write(&self, key: &K, value: &V, options: &EntryOptions, seq: Option<u64>) {
+    /// Sends (or queues) the write; the future waits for it.
+    fn write(
+        &self,
+        key: &K,
+        value: &V,
+        options: &EntryOptions,
+        seq: Option<u64>,
+    ) -> BoxFuture<'static, ()> {
         let (Some(encoded), Some(data)) = (self.codec.key(key), self.codec.value(value)) else {
             // Not kept in Redis, but an insert still replaces the key on
             // every replica: Redis's entry and the other copies are gone.
             if seq.is_none() {
-                self.invalidate_key(key).await;
+                return self.invalidate_key(key);
             }
-            return;
+            return Box::pin(std::future::ready(()));
         };
         let digest = digest(key);
         let entry = self.remote.entry_key(digest.as_bytes());
@@ -438,15 +487,15 @@ where
                 unsent.keys.insert(digest.into_bytes());
             }
         };
-        self.run_script(&WRITE, Some(entry), args, announce).await;
+        self.run_script(&WRITE, Some(entry), args, announce)
     }
 
     /// Invalidates `key` in Redis and on every replica (a tombstone refuses
     /// older loads of it for the tombstone's time to live). The command is
     /// sent (or queued) by this call; the future waits for it.
     pub(crate) fn invalidate_key<Q: Hash + ?Sized>(&self, key: &Q) -> BoxFuture<'static, ()> {
-        let own = self.remote.invalidation();
         let digest = digest(key).into_bytes();
+        let own = self.remote.invalidation(Covers::Key(digest.clone()));
         let entry = self.remote.entry_key(&digest);
         let tombstone = self.remote.options.tombstone_ttl.as_millis().max(1);
         let args = vec![
@@ -468,8 +517,8 @@ where
         if tags.is_empty() {
             return Box::pin(std::future::ready(()));
         }
-        let own = self.remote.invalidation();
         let owned: Vec<String> = tags.iter().map(|&tag| tag.to_owned()).collect();
+        let own = self.remote.invalidation(Covers::Tags(owned.clone()));
         let mut args = self.prefix_and_origin();
         args.extend(tags.iter().map(|tag| tag.as_bytes().to_vec()));
         self.run_script(&INVALIDATE_TAGS, None, args, move |unsent| {
@@ -481,7 +530,7 @@ where
     /// `invalidate_all` in Redis, announced to every replica; sent (or
     /// queued) by this call.
     pub(crate) fn invalidate_all(&self) -> BoxFuture<'static, ()> {
-        let own = self.remote.invalidation();
+        let own = self.remote.invalidation(Covers::All);
         let args = self.prefix_and_origin();
         self.run_script(&INVALIDATE_ALL, None, args, move |unsent| {
             unsent.all = true;
@@ -510,11 +559,15 @@ where
     ) -> BoxFuture<'static, ()> {
         #[cfg(test)]
         let hold = remote::lock(&self.hooks.hold).clone();
+        #[cfg(test)]
+        let panic = self.hooks.panic.load(std::sync::atomic::Ordering::Relaxed);
         let command = move |mut conn| async move {
             #[cfg(test)]
             if let Some(hold) = hold {
                 let _ = hold.acquire().await;
             }
+            #[cfg(test)]
+            assert!(!panic, "a command panics (test hook)");
             let args = args.iter().map(Vec::as_slice);
             let invocation = invocation(script, key.as_deref(), args);
             invocation.invoke_async::<Value>(&mut conn).await

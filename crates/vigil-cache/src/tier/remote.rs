@@ -8,7 +8,7 @@
 //! the blocking cache, from any async runtime, and from a test runtime
 //! with paused time.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::future::Future;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -155,6 +155,17 @@ impl Circuit {
     }
 }
 
+/// Ends the circuit's probe when dropped, unless forgotten.
+struct Probing<'a>(Option<&'a Circuit>);
+
+impl Drop for Probing<'_> {
+    fn drop(&mut self) {
+        if let Some(circuit) = self.0 {
+            circuit.end_probe();
+        }
+    }
+}
+
 /// How many keys and tags the queue of unsent invalidations holds at most:
 /// above, it collapses to one `invalidate_all`.
 pub(crate) const UNSENT_CAP: usize = 1024;
@@ -172,12 +183,6 @@ pub(crate) struct Unsent {
 impl Unsent {
     pub(crate) fn is_empty(&self) -> bool {
         !self.all && self.tags.is_empty() && self.keys.is_empty()
-    }
-
-    /// Whether some invalidation has not reached Redis yet: this replica's
-    /// reads must not trust Redis until it has.
-    pub(crate) fn pending(&self) -> bool {
-        self.replaying || !self.is_empty()
     }
 
     /// Adds `other` (what a replay did not send) back.
@@ -230,9 +235,9 @@ pub(crate) struct Remote {
     /// Resynchronisations that read every tag in use (for tests).
     #[cfg(test)]
     pub(crate) full_resyncs: AtomicU64,
-    /// This replica's invalidations on their way to Redis (see
-    /// [`Remote::invalidating`]).
-    invalidating: AtomicU64,
+    /// What this replica's invalidations on their way to Redis cover (see
+    /// [`Remote::covers`]).
+    in_flight: Mutex<InFlight>,
     hits: AtomicU64,
     misses: AtomicU64,
     errors: [AtomicU64; 5],
@@ -246,12 +251,67 @@ pub(crate) struct Remote {
     last_timeout: AtomicU64,
 }
 
+/// What an invalidation covers.
+pub(crate) enum Covers {
+    /// The key with this digest.
+    Key(Vec<u8>),
+    /// The entries carrying any of these tags.
+    Tags(Vec<String>),
+    /// Every entry.
+    All,
+}
+
+/// How many of this replica's invalidations on their way to Redis cover
+/// each key digest and tag, and every entry.
+#[derive(Default)]
+struct InFlight {
+    all: usize,
+    keys: HashMap<Vec<u8>, usize>,
+    tags: HashMap<String, usize>,
+}
+
+impl InFlight {
+    fn count(&mut self, covers: &Covers, add: bool) {
+        fn step<T: Eq + std::hash::Hash + Clone>(map: &mut HashMap<T, usize>, item: &T, add: bool) {
+            if add {
+                *map.entry(item.clone()).or_default() += 1;
+            } else if let Some(count) = map.get_mut(item) {
+                *count -= 1;
+                if *count == 0 {
+                    map.remove(item);
+                }
+            }
+        }
+        match covers {
+            Covers::Key(digest) => step(&mut self.keys, digest, add),
+            Covers::Tags(tags) => tags.iter().for_each(|tag| step(&mut self.tags, tag, add)),
+            Covers::All if add => self.all += 1,
+            Covers::All => self.all -= 1,
+        }
+    }
+}
+
 /// An invalidation of this replica on its way to Redis, until dropped.
-pub(crate) struct Invalidation(std::sync::Arc<Remote>);
+pub(crate) struct Invalidation(std::sync::Arc<Remote>, Covers);
 
 impl Drop for Invalidation {
     fn drop(&mut self) {
-        self.0.invalidating.fetch_sub(1, Ordering::SeqCst);
+        lock(&self.0.in_flight).count(&self.1, false);
+    }
+}
+
+/// What a command adds to the queue of unsent invalidations unless it
+/// succeeds: queued when this is dropped still holding it.
+struct Requeue<F: FnOnce(&mut Unsent)> {
+    remote: std::sync::Arc<Remote>,
+    add: Option<F>,
+}
+
+impl<F: FnOnce(&mut Unsent)> Drop for Requeue<F> {
+    fn drop(&mut self) {
+        if let Some(add) = self.add.take() {
+            self.remote.queue(add);
+        }
     }
 }
 
@@ -290,7 +350,7 @@ impl Remote {
             shutdown,
             unsent: Mutex::new(Unsent::default()),
             resyncs: RwLock::new(0),
-            invalidating: AtomicU64::new(0),
+            in_flight: Mutex::default(),
             #[cfg(test)]
             full_resyncs: AtomicU64::new(0),
             hits: AtomicU64::new(0),
@@ -421,33 +481,56 @@ impl Remote {
             self.queue(add);
             return Box::pin(std::future::ready(None));
         };
-        let remote = std::sync::Arc::clone(self);
+        let mut queue = Requeue {
+            remote: std::sync::Arc::clone(self),
+            add: Some(add),
+        };
         let task = async move {
             let done = task.await;
-            match done {
-                None => remote.queue(add),
-                Some(_) => drop(add),
+            if done.is_some() {
+                // Sent: nothing to queue.
+                drop(queue.add.take());
             }
+            // Otherwise `queue` queues it, also if the command panicked
+            // (or the task was dropped with the runtime).
+            drop(queue);
             done
         };
         let spawned = runtime.spawn(task);
         Box::pin(async move { spawned.await.ok().flatten() })
     }
 
-    /// Marks an invalidation of this replica as on its way to Redis until
-    /// the guard is dropped (see [`invalidating`](Self::invalidating)).
-    pub(crate) fn invalidation(self: &std::sync::Arc<Self>) -> Invalidation {
-        self.invalidating.fetch_add(1, Ordering::SeqCst);
-        Invalidation(std::sync::Arc::clone(self))
+    /// Marks an invalidation of this replica covering `covers` as on its
+    /// way to Redis until the guard is dropped (see
+    /// [`covers`](Self::covers)).
+    pub(crate) fn invalidation(self: &std::sync::Arc<Self>, covers: Covers) -> Invalidation {
+        lock(&self.in_flight).count(&covers, true);
+        Invalidation(std::sync::Arc::clone(self), covers)
     }
 
-    /// Whether an invalidation of this replica is on its way to Redis (its
-    /// command is running; if it fails, it is queued before this turns
-    /// false). Its local half may be applied already (a cancelled call),
-    /// so Redis may still hold what it covers: this replica's loads do
-    /// not read Redis meanwhile.
-    pub(crate) fn invalidating(&self) -> bool {
-        self.invalidating.load(Ordering::SeqCst) > 0
+    /// Whether an invalidation of this replica that has not reached Redis
+    /// yet covers the key with `digest` or an entry carrying any of `tags`:
+    /// one on its way (its command is running; if it fails, it is queued
+    /// before it stops counting as on its way, hence this order), or one
+    /// queued for replay (all of them while a replay is under way). Its
+    /// local half may be applied already (a cancelled call), so Redis may
+    /// still hold what it covers: this replica's loads do not take such
+    /// an entry from Redis. Other keys are read as usual.
+    pub(crate) fn covers(&self, digest: &[u8], tags: &[String]) -> bool {
+        {
+            let in_flight = lock(&self.in_flight);
+            if in_flight.all > 0
+                || in_flight.keys.contains_key(digest)
+                || tags.iter().any(|tag| in_flight.tags.contains_key(tag))
+            {
+                return true;
+            }
+        }
+        let unsent = lock(&self.unsent);
+        unsent.replaying
+            || unsent.all
+            || unsent.keys.contains(digest)
+            || tags.iter().any(|tag| unsent.tags.contains(tag))
     }
 
     fn task<T, F, Fut>(
@@ -463,12 +546,15 @@ impl Remote {
         let remote = std::sync::Arc::clone(self);
         let probe = pass.admission == Admission::Probe;
         Some(async move {
+            // A probe that does not succeed (it fails, panics, or its task
+            // is dropped) lets the next one through.
+            let probing = Probing(probe.then_some(&remote.circuit));
             let timeout = remote.options.command_timeout;
             let sent = remote.clock.now();
             let result = tokio::time::timeout(timeout, command(pass.conn)).await;
             let settled = remote.settle(probe, sent, result);
-            if probe && settled.is_none() {
-                remote.circuit.end_probe();
+            if settled.is_some() {
+                std::mem::forget(probing);
             }
             settled
         })
@@ -526,11 +612,6 @@ impl Remote {
         let mut unsent = lock(&self.unsent);
         add(&mut unsent);
         unsent.bound();
-    }
-
-    /// Whether an invalidation of this replica has not reached Redis yet.
-    pub(crate) fn pending(&self) -> bool {
-        lock(&self.unsent).pending()
     }
 
     pub(crate) fn is_connected(&self) -> bool {

@@ -9,6 +9,9 @@
 //!   number of the invalidation: a tombstone, refusing older loads);
 //! - `P:seq`: the invalidation sequence, `INCR`ed by every invalidation and
 //!   insert;
+//! - `P:nseq`: `INCR`ed with `P:seq` by these scripts only: `seq - nseq`
+//!   moves when a replica of an older version (which does not record its
+//!   tags in `P:changed`) invalidates something;
 //! - `P:tagv:{tag}`, `P:all`, `P:keyv`: the sequence number of the last
 //!   invalidation of `tag`, of `invalidate_all`, and of any key;
 //! - `P:boot`: a token set once per Redis dataset, to tell a Redis that
@@ -75,6 +78,7 @@ local p = ARGV[1]
 local s
 if ARGV[2] == '' then
   s = redis.call('INCR', p .. 'seq')
+  redis.call('INCR', p .. 'nseq')
   redis.call('SET', p .. 'keyv', s)
   redis.call('PUBLISH', p .. 'inval', 'k|' .. ARGV[5] .. '|' .. s .. '|' .. ARGV[7])
 else
@@ -111,6 +115,7 @@ pub(crate) static INVALIDATE_TAGS: LazyLock<Script> = LazyLock::new(|| {
         r"
 local p = ARGV[1]
 local n = redis.call('INCR', p .. 'seq')
+redis.call('INCR', p .. 'nseq')
 for i = 3, #ARGV do
   redis.call('SET', p .. 'tagv:' .. ARGV[i], n)
   redis.call('ZADD', p .. 'changed', n, ARGV[i])
@@ -133,6 +138,7 @@ pub(crate) static INVALIDATE_ALL: LazyLock<Script> = LazyLock::new(|| {
         r"
 local p = ARGV[1]
 local n = redis.call('INCR', p .. 'seq')
+redis.call('INCR', p .. 'nseq')
 redis.call('SET', p .. 'all', n)
 redis.call('PUBLISH', p .. 'inval', 'a|' .. ARGV[2] .. '|' .. n .. '|')
 return n
@@ -147,6 +153,7 @@ pub(crate) static INVALIDATE_KEY: LazyLock<Script> = LazyLock::new(|| {
         r"
 local p = ARGV[1]
 local n = redis.call('INCR', p .. 'seq')
+redis.call('INCR', p .. 'nseq')
 redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1], 'x', n)
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
@@ -158,14 +165,14 @@ return n
 });
 
 /// ARGV: prefix, a candidate boot token, tag... Returns `{boot token, seq,
-/// all, keyv, version of each tag...}`.
+/// all, keyv, nseq, version of each tag...}`.
 pub(crate) static RESYNC: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
 local p = ARGV[1]
 redis.call('SET', p .. 'boot', ARGV[2], 'NX')
 local num = function(k) return tonumber(redis.call('GET', p .. k) or '0') end
-local r = {redis.call('GET', p .. 'boot'), num('seq'), num('all'), num('keyv')}
+local r = {redis.call('GET', p .. 'boot'), num('seq'), num('all'), num('keyv'), num('nseq')}
 for i = 3, #ARGV do r[#r + 1] = num('tagv:' .. ARGV[i]) end
 return r
 ",
@@ -173,7 +180,7 @@ return r
 });
 
 /// ARGV: prefix, a candidate boot token, the last sequence number the
-/// replica applied. Returns `{boot token, seq, all, keyv}`, followed, if
+/// replica applied. Returns `{boot token, seq, all, keyv, nseq}`, followed, if
 /// `P:changed` still holds every tag invalidated after that number, by
 /// `1` and those tags.
 pub(crate) static RESYNC_CHANGED: LazyLock<Script> = LazyLock::new(|| {
@@ -183,9 +190,9 @@ local p = ARGV[1]
 redis.call('SET', p .. 'boot', ARGV[2], 'NX')
 local num = function(k) return tonumber(redis.call('GET', p .. k) or '0') end
 local since = tonumber(ARGV[3])
-local r = {redis.call('GET', p .. 'boot'), num('seq'), num('all'), num('keyv')}
+local r = {redis.call('GET', p .. 'boot'), num('seq'), num('all'), num('keyv'), num('nseq')}
 if num('trimmed') > since then return r end
-r[5] = 1
+r[6] = 1
 for _, t in ipairs(redis.call('ZRANGEBYSCORE', p .. 'changed', '(' .. ARGV[3], '+inf')) do
   r[#r + 1] = t
 end

@@ -207,4 +207,163 @@ fn a_reconnection_reads_only_the_tags_changed_while_away_unless_redis_trimmed_th
     assert_eq!(b.get(&9), None, "found by reading every tag in use");
     assert_eq!(b.get(&8).as_deref(), Some("8"));
     assert_eq!(b.l2_full_resyncs(), full + 1);
+
+    // A replica of an older version (no `P:nseq`, no `P:changed`)
+    // invalidates a tag while B is away.
+    assert_eq!(server.command("DEL test:changed:trimmed"), ":1");
+    proxy.cut();
+    eventually(CONNECT, "B notices it is cut off", || !b.redis_connected());
+    let seq = server.command("INCR test:changed:seq");
+    let seq = seq.trim_start_matches(':');
+    let set = format!("SET test:changed:tagv:t11 {seq}");
+    assert_eq!(server.command(&set), "+OK");
+    back(&mut proxy);
+    assert_eq!(b.get(&11), None, "found by reading every tag in use");
+    assert_eq!(b.get(&8).as_deref(), Some("8"));
+    assert_eq!(b.l2_full_resyncs(), full + 2);
+
+    // And only once: the next reconnection reads the tags changed.
+    away(&mut proxy, "t12");
+    back(&mut proxy);
+    assert_eq!(b.get(&12), None);
+    assert_eq!(b.l2_full_resyncs(), full + 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_invalidation_waiting_for_a_storing_load_still_drops_the_key_locally() {
+    let server = RedisServer::start();
+    let a: future::TaggedCache<u32, String> = future::TaggedCache::builder()
+        .redis(options(server.url(), "test:cancelled-local"))
+        .build();
+    eventually(CONNECT, "the cache connects", || a.redis_connected());
+    // A's next kept load waits, its commit begun, until released.
+    let (storing, release) = (std::sync::mpsc::channel(), std::sync::mpsc::channel::<()>());
+    let (signal, wait) = (storing.0, release.1);
+    *lock(&a.l2_hooks().storing) = Some(Box::new(move || {
+        let _ = signal.send(());
+        let _ = wait.recv();
+    }));
+    let loader = a.clone();
+    let load = tokio::spawn(async move { loader.get_with(1, async { "old".to_string() }).await });
+    storing.1.recv_timeout(CONNECT).expect("the load commits");
+    // The invalidation waits for the storing load; its caller gives up.
+    let cancelled = tokio::time::timeout(Duration::from_millis(300), a.invalidate(&1)).await;
+    assert!(cancelled.is_err(), "the invalidation waits for the store");
+    release.0.send(()).expect("the load waits");
+    assert_eq!(load.await.expect("the load ends"), "old");
+    let deadline = Instant::now() + PROPAGATION;
+    while a.get(&1).await.is_some() {
+        assert!(Instant::now() < deadline, "the stored old value is dropped");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(a.fetch(&1).await, None, "nor is it in Redis");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalidation_on_its_way_skips_only_the_redis_entries_it_covers() {
+    let server = RedisServer::start();
+    let replica = || -> future::TaggedCache<u32, String> {
+        future::TaggedCache::builder()
+            .redis(options(server.url(), "test:covered").command_timeout(Duration::from_secs(5)))
+            .build()
+    };
+    let (a, b) = (replica(), replica());
+    eventually(CONNECT, "both replicas connect", || {
+        a.redis_connected() && b.redis_connected()
+    });
+    for (key, tag) in [(1, "t"), (2, "u"), (3, "v"), (4, "v")] {
+        let options = EntryOptions::default().tag(tag);
+        b.insert_with(key, format!("b{key}"), options).await;
+    }
+    // A's invalidation commands wait before they are sent; their callers
+    // give up (polled once): on their way, applied locally only.
+    let hold = Arc::new(tokio::sync::Semaphore::new(0));
+    *lock(&a.l2_hooks().hold) = Some(Arc::clone(&hold));
+    let _ = tokio::time::timeout(Duration::ZERO, a.invalidate_tag("t")).await;
+    let _ = tokio::time::timeout(Duration::ZERO, a.invalidate(&3)).await;
+    *lock(&a.l2_hooks().hold) = None;
+    assert_eq!(a.fetch(&1).await, None, "tag t is being invalidated");
+    assert_eq!(a.fetch(&3).await, None, "key 3 is being invalidated");
+    assert_eq!(
+        a.fetch(&2).await.as_deref(),
+        Some("b2"),
+        "another tag's entry is read from Redis"
+    );
+    assert_eq!(
+        a.fetch(&4).await.as_deref(),
+        Some("b4"),
+        "another key is read from Redis"
+    );
+    hold.add_permits(2);
+    let deadline = Instant::now() + PROPAGATION;
+    while b.get(&1).await.is_some() || b.get(&3).await.is_some() {
+        assert!(Instant::now() < deadline, "B applies A's invalidations");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(a.fetch(&1).await, None);
+    assert_eq!(a.fetch(&3).await, None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_insert_still_reaches_redis_and_the_other_replicas() {
+    let server = RedisServer::start();
+    let replica = || -> future::TaggedCache<u32, String> {
+        future::TaggedCache::builder()
+            .redis(options(server.url(), "test:cancelled-insert"))
+            .build()
+    };
+    let (a, b) = (replica(), replica());
+    eventually(CONNECT, "both replicas connect", || {
+        a.redis_connected() && b.redis_connected()
+    });
+    b.insert(1, "b-old".to_string()).await;
+    assert_eq!(b.get(&1).await.as_deref(), Some("b-old"));
+    // A's next kept load waits, its commit begun, until released.
+    let (storing, release) = (std::sync::mpsc::channel(), std::sync::mpsc::channel::<()>());
+    let (signal, wait) = (storing.0, release.1);
+    *lock(&a.l2_hooks().storing) = Some(Box::new(move || {
+        let _ = signal.send(());
+        let _ = wait.recv();
+    }));
+    let loader = a.clone();
+    let load = tokio::spawn(async move { loader.get_with(2, async { "two".to_string() }).await });
+    storing.1.recv_timeout(CONNECT).expect("the load commits");
+    // The insert waits for the storing load of key 2; its caller gives up.
+    let cancelled =
+        tokio::time::timeout(Duration::from_millis(300), a.insert(2, "new".into())).await;
+    assert!(cancelled.is_err(), "the insert waits for the store");
+    // One of key 1 too, cancelled at its first poll.
+    let _ = tokio::time::timeout(Duration::ZERO, a.insert(1, "a-new".into())).await;
+    release.0.send(()).expect("the load waits");
+    assert_eq!(load.await.expect("the load ends"), "two");
+    let deadline = Instant::now() + PROPAGATION;
+    while b.get(&1).await.is_some() {
+        assert!(Instant::now() < deadline, "B drops its copy of key 1");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(b.fetch(&1).await.as_deref(), Some("a-new"), "in Redis");
+    assert_eq!(b.fetch(&2).await.as_deref(), Some("new"), "in Redis");
+    let deadline = Instant::now() + PROPAGATION;
+    while a.get(&2).await.as_deref() == Some("two") {
+        assert!(
+            Instant::now() < deadline,
+            "A does not keep the load's value"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(a.fetch(&2).await.as_deref(), Some("new"));
+}
+
+#[test]
+fn an_invalidation_whose_command_panics_is_queued_and_replayed() {
+    let server = RedisServer::start();
+    let (a, b) = replicas(&server, "test:panicking-command");
+    b.get_with_options(1, || ("old".into(), EntryOptions::default().tag("t")));
+    let panic = &a.l2_hooks().panic;
+    panic.store(true, std::sync::atomic::Ordering::Relaxed);
+    a.invalidate_tag("t");
+    panic.store(false, std::sync::atomic::Ordering::Relaxed);
+    eventually(PROPAGATION, "B applies the replayed invalidation", || {
+        b.get(&1).is_none()
+    });
 }
