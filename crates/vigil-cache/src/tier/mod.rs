@@ -205,6 +205,7 @@ pub(crate) struct Hooks {
     pub(crate) hold: std::sync::Mutex<Option<Arc<tokio::sync::Semaphore>>>,
     /// Run once by the next lead of this (async) cache that keeps its
     /// value, after its commit began, before it stores the value.
+    #[cfg(feature = "future")]
     pub(crate) storing: std::sync::Mutex<Option<Box<dyn FnOnce() + Send>>>,
     /// While set, this cache's commands that write Redis panic.
     pub(crate) panic: std::sync::atomic::AtomicBool,
@@ -328,7 +329,7 @@ where
 
     /// Runs the hook a test set for the moment before a kept load is
     /// stored, if any.
-    #[cfg(test)]
+    #[cfg(all(test, feature = "future"))]
     pub(crate) fn storing_hook(&self) {
         let hook = remote::lock(&self.hooks.storing).take();
         if let Some(hook) = hook {
