@@ -217,6 +217,14 @@ macro_rules! tagged_cache_common {
                 &self.inner.l2.as_ref().expect("a Redis level").hooks
             }
 
+            /// Whether no invalidation or insert of this cache is on its
+            /// way to Redis or queued (it must have a Redis level).
+            #[cfg(all(test, feature = "redis"))]
+            #[allow(dead_code, reason = "not every flavour's tests use it")]
+            pub(crate) fn l2_settled(&self) -> bool {
+                self.inner.l2.as_ref().expect("a Redis level").settled()
+            }
+
             /// How many resynchronisations of the Redis level read every
             /// tag in use (it must have a Redis level).
             #[cfg(all(test, feature = "redis"))]
@@ -345,6 +353,17 @@ pub(crate) struct Keep<'a, K: Hash + Eq + Clone, V: Clone> {
     #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) ticket: TicketOf<K>,
 }
+
+/// What a blocking insert writes to the Redis level (see
+/// `Inner::l2_insert`).
+#[cfg(all(feature = "redis", feature = "sync"))]
+pub(crate) type L2Insert<'a, K, V> = (
+    &'a crate::tier::Tier<K, V>,
+    K,
+    V,
+    EntryOptions,
+    crate::tier::Writing<K>,
+);
 
 /// A loaded value, with what to store if the cache is to keep it.
 type Settled<'a, K, V> = (V, Option<Keep<'a, K, V>>);
@@ -497,18 +516,20 @@ where
         }
     }
 
-    /// With a Redis level: the level, and copies of what an insert writes
-    /// there once the entry is stored locally.
+    /// With a Redis level: the level, copies of what an insert writes
+    /// there once the entry is stored locally, and the write's
+    /// registration (see `tier::Writing`), made now, before the store.
     #[cfg(all(feature = "redis", feature = "sync"))]
     pub(crate) fn l2_insert(
         &self,
         key: &K,
         value: &V,
         options: &EntryOptions,
-    ) -> Option<(&crate::tier::Tier<K, V>, K, V, EntryOptions)> {
-        self.l2
-            .as_ref()
-            .map(|l2| (l2, key.clone(), value.clone(), options.clone()))
+    ) -> Option<L2Insert<'_, K, V>> {
+        self.l2.as_ref().map(|l2| {
+            let writing = l2.writing(key);
+            (l2, key.clone(), value.clone(), options.clone(), writing)
+        })
     }
 
     /// The lead's load of `key`: with a Redis level, a value found there

@@ -69,30 +69,37 @@ where
     /// replicas drop their copy of the key. The Redis write is sent when
     /// the call is first polled: if the call is cancelled afterwards, it
     /// still reaches Redis and the other replicas (or is queued for
-    /// replay), and if it is cancelled before its value is stored locally,
-    /// this replica drops its copy of the key instead (on the Redis
-    /// level's runtime, after a load of the key storing its value).
+    /// replay), and if it is cancelled before it is done, this replica
+    /// drops its copy of the key instead (on the Redis level's runtime,
+    /// after a load of the key storing its value), and again once the
+    /// write is in Redis.
     pub async fn insert_with(&self, key: K, value: V, options: EntryOptions) {
         #[cfg(feature = "redis")]
         let l2 = self.inner.l2.as_ref().map(|l2| {
+            let writing = l2.writing(&key);
             let rest = LocalRest {
                 inner: Some(Arc::clone(&self.inner)),
                 digest: crate::tier::digest(&key),
+                sent: Some(l2.write_inserted(&key, &value, &options, writing)),
             };
-            (l2.write_inserted(&key, &value, &options), rest)
+            (rest, key.clone())
         });
+        #[cfg(all(test, feature = "redis"))]
+        if let Some(l2) = &self.inner.l2 {
+            l2.inserting_hook();
+        }
         self.before_write(&key).await;
         let stored = self.inner.shared.make_stored(&key, value, &options);
         self.store(key, stored).await;
-        #[cfg(feature = "redis")]
-        let sent = l2.map(|(sent, rest)| {
-            rest.disarm();
-            sent
-        });
         self.remove_pending(REMOVALS_PER_WRITE).await;
         #[cfg(feature = "redis")]
-        if let Some(sent) = sent {
-            sent.await;
+        if let Some((mut rest, key)) = l2 {
+            if rest.sent().await {
+                // Another write of the key may have reached Redis after
+                // this one: the next read takes what Redis holds.
+                self.invalidate_local(&key).await;
+            }
+            rest.disarm();
         }
     }
 
@@ -294,13 +301,14 @@ where
             // a load of the key that is storing its value, or inside moka's
             // removal), that half is finished on the tier's runtime: the
             // link task skips this replica's own announcement.
-            let rest = LocalRest {
+            let sent = l2.invalidate_key(key);
+            let mut rest = LocalRest {
                 inner: Some(Arc::clone(&self.inner)),
                 digest: crate::tier::digest(key),
+                sent: Some(sent),
             };
-            let sent = l2.invalidate_key(key);
             self.invalidate_local(key).await;
-            sent.await;
+            rest.sent().await;
             self.invalidate_local(key).await;
             rest.disarm();
             return;
@@ -566,7 +574,9 @@ impl<K, V> Drop for Requeue<'_, K, V> {
 /// The local half of a Redis-level `invalidate(key)` or `insert*` until
 /// it is done: if dropped armed (the call was cancelled after its Redis
 /// command was sent), every local key with `digest` (held, or being
-/// loaded) is dropped on the tier's runtime.
+/// loaded) is dropped on the tier's runtime, and again once the command
+/// is done if another write of the key overlapped it (see
+/// `tier::Writing`).
 #[cfg(feature = "redis")]
 struct LocalRest<K, V>
 where
@@ -575,6 +585,9 @@ where
 {
     inner: Option<Arc<AsyncInner<K, V>>>,
     digest: String,
+    /// The Redis command, until the call has waited for it: true if the
+    /// local copy must go once it is done.
+    sent: Option<futures_util::future::BoxFuture<'static, bool>>,
 }
 
 /// The shared state of this flavour's caches.
@@ -589,6 +602,17 @@ where
 {
     fn disarm(mut self) {
         self.inner = None;
+    }
+
+    /// Waits for the Redis command; its answer (false if already waited
+    /// for). Cancelled, the command is left to `drop`.
+    async fn sent(&mut self) -> bool {
+        let Some(sent) = &mut self.sent else {
+            return false;
+        };
+        let again = sent.await;
+        self.sent = None;
+        again
     }
 }
 
@@ -606,10 +630,19 @@ where
         let Some(l2) = &inner.l2 else {
             return;
         };
-        let keys = l2.keys().keys(&self.digest);
+        let index = l2.keys();
+        let keys = index.keys(&self.digest);
+        let (digest, sent) = (std::mem::take(&mut self.digest), self.sent.take());
         crate::tier::spawn(async move {
             for key in keys {
                 Arc::clone(&inner).drop_key(key).await;
+            }
+            if let Some(sent) = sent
+                && sent.await
+            {
+                for key in index.keys(&digest) {
+                    Arc::clone(&inner).drop_key(key).await;
+                }
             }
         });
     }

@@ -87,8 +87,12 @@ where
         self.store(key, stored);
         self.remove_pending(REMOVALS_PER_WRITE);
         #[cfg(feature = "redis")]
-        if let Some((l2, key, value, options)) = l2 {
-            crate::tier::block_on(l2.write_inserted(&key, &value, &options));
+        if let Some((l2, key, value, options, writing)) = l2
+            && crate::tier::block_on(l2.write_inserted(&key, &value, &options, writing))
+        {
+            // Another write of the key may have reached Redis after this
+            // one: the next read takes what Redis holds.
+            self.invalidate_local(&key);
         }
     }
 
@@ -234,6 +238,7 @@ where
     {
         #[cfg(feature = "redis")]
         if let Some(l2) = &self.inner.l2 {
+            // Dropped locally afterwards whatever overlapped it.
             crate::tier::block_on(l2.invalidate_key(key));
         }
         self.invalidate_local(key);

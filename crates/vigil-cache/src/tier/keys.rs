@@ -15,8 +15,8 @@
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use super::remote::lock;
 
@@ -61,6 +61,22 @@ struct Shard<K> {
     /// digest -> the loads of keys with that digest in flight: (load id,
     /// key).
     loading: HashMap<String, Vec<(u64, K)>>,
+    /// digest -> this replica's writes of keys with that digest in
+    /// progress (see [`Writing`]).
+    writing: HashMap<String, Writes>,
+}
+
+/// This replica's writes (inserts, key invalidations) of keys with one
+/// digest in progress.
+#[derive(Default)]
+struct Writes {
+    /// How many.
+    active: usize,
+    /// How many began since the first of them.
+    begun: u64,
+    /// The highest sequence number of the key announcements (of any
+    /// replica, this one included) that arrived meanwhile.
+    announced: u64,
 }
 
 /// The local keys of a cache with a Redis level, by key digest: those of
@@ -103,6 +119,7 @@ impl<K: Clone + PartialEq> KeyIndex<K> {
                     Mutex::new(Shard {
                         held: HashMap::new(),
                         loading: HashMap::new(),
+                        writing: HashMap::new(),
                     })
                 })
                 .collect(),
@@ -138,6 +155,15 @@ impl<K: Clone + PartialEq> KeyIndex<K> {
         id
     }
 
+    /// A write of a key with `digest` reached Redis as `seq` (announced
+    /// by any replica): recorded for this replica's writes of such keys
+    /// in progress, if any.
+    pub(crate) fn announced(&self, digest: &str, seq: u64) {
+        if let Some(writes) = lock(self.shard(digest)).writing.get_mut(digest) {
+            writes.announced = writes.announced.max(seq);
+        }
+    }
+
     /// The local keys with `digest`: held by an entry, or being loaded.
     pub(crate) fn keys(&self, digest: &str) -> Vec<K> {
         let shard = lock(self.shard(digest));
@@ -150,6 +176,72 @@ impl<K: Clone + PartialEq> KeyIndex<K> {
             }
         }
         keys
+    }
+}
+
+/// A write of a key by this replica (an insert, or an invalidation), from
+/// before its local store until its Redis command is done. The local
+/// level and Redis apply writes of one key in their own orders: two
+/// writes of this replica in progress together may be stored locally in
+/// one order and reach Redis in the other, and another replica's write
+/// that reaches Redis after this one may be announced before this one's
+/// local store, which then outlives it (this replica's own announcements
+/// are not applied). [`end`](Self::end) tells the insert when that may
+/// have happened, so that it drops its local copy: the next read takes
+/// the value Redis holds.
+pub(crate) struct Writing<K> {
+    keys: Arc<KeyIndex<K>>,
+    digest: String,
+    /// `Writes::begun` after this one began.
+    begun: u64,
+    /// Another write of the key was in progress when this one began.
+    crowded: bool,
+}
+
+impl<K> Writing<K> {
+    pub(crate) fn begin(keys: &Arc<KeyIndex<K>>, digest: String) -> Self {
+        let (begun, crowded) = {
+            let mut shard = lock(keys.shard(&digest));
+            let writes = shard.writing.entry(digest.clone()).or_default();
+            writes.active += 1;
+            writes.begun += 1;
+            (writes.begun, writes.active > 1)
+        };
+        Self {
+            keys: Arc::clone(keys),
+            digest,
+            begun,
+            crowded,
+        }
+    }
+
+    /// The write is done; `seq` is the number Redis gave it (`None`: not
+    /// known, it did not reach Redis or did not answer). Whether another
+    /// write of the key may have reached Redis after it: another write of
+    /// this replica overlapped it, or a key announcement numbered above
+    /// `seq` (any, without a number) arrived meanwhile.
+    pub(crate) fn end(self, seq: Option<u64>) -> bool {
+        let shard = lock(self.keys.shard(&self.digest));
+        let Some(writes) = shard.writing.get(&self.digest) else {
+            return true;
+        };
+        let later = match seq {
+            Some(seq) => writes.announced > seq,
+            None => writes.announced > 0,
+        };
+        self.crowded || writes.begun != self.begun || later
+    }
+}
+
+impl<K> Drop for Writing<K> {
+    fn drop(&mut self) {
+        let mut shard = lock(self.keys.shard(&self.digest));
+        if let Some(writes) = shard.writing.get_mut(&self.digest) {
+            writes.active -= 1;
+            if writes.active == 0 {
+                shard.writing.remove(&self.digest);
+            }
+        }
     }
 }
 
@@ -186,6 +278,31 @@ mod tests {
         index.unload(&d, second);
         assert!(index.keys(&d).is_empty());
         assert!(lock(index.shard(&d)).loading.is_empty(), "nothing left");
+    }
+
+    #[test]
+    fn a_write_learns_of_overlapping_writes_and_of_later_announcements() {
+        let index = Arc::new(KeyIndex::<String>::new());
+        let d = digest("k");
+        let alone = Writing::begin(&index, d.clone());
+        index.announced(&d, 4);
+        index.announced(&digest("other"), 9);
+        assert!(!alone.end(Some(5)), "only an earlier write was announced");
+        let alone = Writing::begin(&index, d.clone());
+        index.announced(&d, 6);
+        assert!(alone.end(Some(5)), "a later write was announced");
+        let alone = Writing::begin(&index, d.clone());
+        assert!(!alone.end(None));
+        let unanswered = Writing::begin(&index, d.clone());
+        index.announced(&d, 1);
+        assert!(unanswered.end(None), "a write of unknown number");
+        let first = Writing::begin(&index, d.clone());
+        let second = Writing::begin(&index, d.clone());
+        assert!(second.end(Some(8)), "began while another was in progress");
+        assert!(first.end(Some(7)), "another began meanwhile");
+        assert!(lock(index.shard(&d)).writing.is_empty(), "nothing left");
+        index.announced(&d, 10);
+        assert!(lock(index.shard(&d)).writing.is_empty(), "not recorded");
     }
 
     #[test]

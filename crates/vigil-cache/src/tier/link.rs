@@ -35,7 +35,7 @@ use redis::{AsyncConnectionConfig, Client, Msg, Value};
 use tokio::sync::watch;
 
 use super::keys::KeyIndex;
-use super::remote::{ErrorKind, Remote, Unsent, lock, random};
+use super::remote::{Covers, ErrorKind, Remote, Unsent, lock, random};
 use super::scripts::{INVALIDATE_ALL, INVALIDATE_KEY, INVALIDATE_TAGS, RESYNC, RESYNC_CHANGED};
 use super::{integer, invocation};
 
@@ -237,7 +237,8 @@ async fn replay(
     let limit = remote.options.connect_timeout;
     if unsent.all {
         let all = invocation(&INVALIDATE_ALL, None, [prefix, origin.as_bytes()]);
-        within(limit, all.invoke_async::<Value>(conn)).await?;
+        let seq = within(limit, all.invoke_async::<Value>(conn)).await?;
+        reached(remote, &Covers::All, &seq);
         unsent.all = false;
     }
     if !unsent.tags.is_empty() {
@@ -245,8 +246,9 @@ async fn replay(
             .into_iter()
             .chain(unsent.tags.iter().map(String::as_bytes));
         let tags = invocation(&INVALIDATE_TAGS, None, args);
-        within(limit, tags.invoke_async::<Value>(conn)).await?;
-        unsent.tags.clear();
+        let seq = within(limit, tags.invoke_async::<Value>(conn)).await?;
+        let tags = std::mem::take(&mut unsent.tags);
+        reached(remote, &Covers::Tags(tags.into_iter().collect()), &seq);
     }
     let tombstone = remote.options.tombstone_ttl.as_millis().max(1).to_string();
     while let Some(key) = unsent.keys.first() {
@@ -258,10 +260,20 @@ async fn replay(
         ];
         let entry = remote.entry_key(key);
         let invalidate = invocation(&INVALIDATE_KEY, Some(&entry), args);
-        within(limit, invalidate.invoke_async::<Value>(conn)).await?;
-        unsent.keys.pop_first();
+        let seq = within(limit, invalidate.invoke_async::<Value>(conn)).await?;
+        if let Some(key) = unsent.keys.pop_first() {
+            reached(remote, &Covers::Key(key), &seq);
+        }
     }
     Ok(())
+}
+
+/// Records a replayed invalidation that Redis answered with `seq` for the
+/// reads in flight (see `Reading::overtaken`), before it leaves the queue.
+fn reached(remote: &Remote, covers: &Covers, seq: &Value) {
+    if let Some(seq) = integer(seq) {
+        remote.reached(covers, seq);
+    }
 }
 
 /// Replays what is unsent, then brings the local level up to date with
@@ -407,8 +419,9 @@ async fn serve<K: Clone + PartialEq + 'static>(
             _ = tick.tick() => {
                 if let Err((kind, error)) = flush(remote, &mut conn).await {
                     remote.failed(kind, &error);
-                    // Reads skip Redis while invalidations are queued: a
-                    // connection that cannot carry them is replaced.
+                    // Reads skip the Redis entries that queued
+                    // invalidations cover: a connection that cannot carry
+                    // them is replaced.
                     if matches!(kind, ErrorKind::Io | ErrorKind::Connect | ErrorKind::Timeout) {
                         return Ended::Lost;
                     }
@@ -433,8 +446,15 @@ async fn apply<K: Clone + PartialEq + 'static>(
         return true;
     };
     let number = |bytes: &[u8]| std::str::from_utf8(bytes).ok()?.parse::<u64>().ok();
-    if let (Some((_, applied, _)), Some(seq)) = (synced.as_mut(), number(seq)) {
+    let seq = number(seq);
+    if let (Some((_, applied, _)), Some(seq)) = (synced.as_mut(), seq) {
         *applied = (*applied).max(seq);
+    }
+    if kind == b"k"
+        && let (Ok(digest), Some(seq)) = (std::str::from_utf8(payload), seq)
+    {
+        // Also this replica's own: see `Writing`.
+        keys.announced(digest, seq);
     }
     if number(origin) == Some(remote.origin) {
         // Applied locally already, by the call that published it.

@@ -32,11 +32,11 @@ use redis::{Script, ScriptInvocation, Value};
 
 pub(crate) use codec::{Codec, Postcard};
 use futures_util::future::BoxFuture;
-pub(crate) use keys::{KeyIndex, digest};
+pub(crate) use keys::{KeyIndex, Writing, digest};
 pub(crate) use link::{Local, LocalKey};
 use options::MAX_DURATION;
 pub use options::RedisOptions;
-use remote::{Covers, ErrorKind, Remote, Unsent};
+use remote::{Covers, ErrorKind, Invalidation, Reading, Remote, Unsent};
 use scripts::{INVALIDATE_ALL, INVALIDATE_KEY, INVALIDATE_TAGS, READ, WRITE};
 
 use crate::{CacheStats, EntryOptions};
@@ -111,6 +111,18 @@ pub(crate) fn spawn(future: impl Future<Output = ()> + Send + 'static) {
     if let Some(runtime) = remote::runtime() {
         runtime.spawn(future);
     }
+}
+
+/// Waits for a write's command (`sent`), then ends `writing` with the
+/// sequence number the script answered (see [`Writing::end`]).
+fn ended<K: Send + Sync + 'static>(
+    sent: BoxFuture<'static, Option<Value>>,
+    writing: Writing<K>,
+) -> BoxFuture<'static, bool> {
+    Box::pin(async move {
+        let answer = sent.await;
+        writing.end(answer.as_ref().and_then(integer))
+    })
 }
 
 /// What the builder keeps until `build`: the options and the codec, which
@@ -209,6 +221,13 @@ pub(crate) struct Hooks {
     pub(crate) storing: std::sync::Mutex<Option<Box<dyn FnOnce() + Send>>>,
     /// While set, this cache's commands that write Redis panic.
     pub(crate) panic: std::sync::atomic::AtomicBool,
+    /// Run once by the next read of Redis of this cache once its answer
+    /// is in, before it is looked at.
+    pub(crate) answered: std::sync::Mutex<Option<Box<dyn FnOnce() + Send>>>,
+    /// Run once by the next (async) insert of this cache once its Redis
+    /// write is sent, before it stores the value locally.
+    #[cfg(feature = "future")]
+    pub(crate) inserting: std::sync::Mutex<Option<Box<dyn FnOnce() + Send>>>,
 }
 
 /// One cache's second level.
@@ -337,11 +356,23 @@ where
         }
     }
 
+    /// Runs the hook a test set for the moment after an insert's Redis
+    /// write is sent, if any.
+    #[cfg(all(test, feature = "future"))]
+    pub(crate) fn inserting_hook(&self) {
+        let hook = remote::lock(&self.hooks.inserting).take();
+        if let Some(hook) = hook {
+            hook();
+        }
+    }
+
     /// Reads `key`'s entry, checked against the current versions.
     async fn read(&self, key: &K) -> L2Read<V> {
+        let reading = self.remote.reading();
         // An invalidation of this replica of the key (or of all) that has
         // not reached Redis: Redis may hold what it invalidated. (Checked
-        // again with the entry's tags once it is read.)
+        // again with the entry's tags once it is read, with those that
+        // reached Redis after the read.)
         let digest = digest(key);
         if self.remote.covers(digest.as_bytes(), &[]) {
             return L2Read::Unavailable;
@@ -359,16 +390,24 @@ where
                 read.invoke_async::<Vec<Value>>(&mut conn).await
             })
             .await;
+        #[cfg(test)]
+        {
+            let hook = remote::lock(&self.hooks.answered).take();
+            if let Some(hook) = hook {
+                hook();
+            }
+        }
         match answer {
-            Some(answer) => self.found(answer, digest.as_bytes()),
+            Some(answer) => self.found(answer, digest.as_bytes(), &reading),
             None => L2Read::Unavailable,
         }
     }
 
     /// Interprets `READ`'s answer for the key with `digest`, counting an
     /// l2 hit or miss; `Unavailable` if an invalidation of this replica
-    /// not in Redis yet covers the key or one of the entry's tags.
-    fn found(&self, answer: Vec<Value>, digest: &[u8]) -> L2Read<V> {
+    /// covering the key or one of the entry's tags has not reached Redis
+    /// yet, or reached it after this read did.
+    fn found(&self, answer: Vec<Value>, digest: &[u8], reading: &Reading) -> L2Read<V> {
         let tags: Vec<String> = answer
             .get(4..)
             .unwrap_or_default()
@@ -378,10 +417,12 @@ where
                 _ => None,
             })
             .collect();
-        if self.remote.covers(digest, &tags) {
+        let seq = answer.get(1).and_then(integer).unwrap_or(0);
+        // In this order: an invalidation is recorded as having reached
+        // Redis before it stops counting as on its way.
+        if self.remote.covers(digest, &tags) || reading.overtaken(seq, digest, &tags) {
             return L2Read::Unavailable;
         }
-        let seq = answer.get(1).and_then(integer).unwrap_or(0);
         let hit = match (answer.first().and_then(integer), answer.get(2)) {
             (Some(1), Some(Value::BulkString(data))) => match self.codec.decode_value(data) {
                 Some(value) => Some(value),
@@ -434,43 +475,67 @@ where
     /// Writes a value loaded after a read that answered `Miss(seq)`: only if
     /// nothing it depends on moved in Redis since.
     pub(crate) async fn write_loaded(&self, key: &K, value: &V, options: &EntryOptions, seq: u64) {
-        self.write(key, value, options, Some(seq)).await;
+        if let Some((entry, args)) = self.write_args(key, value, options, Some(seq)) {
+            // A loaded value that does not reach Redis is simply not
+            // shared.
+            self.run_script(&WRITE, Some(entry), args, None, |_| {})
+                .await;
+        }
+    }
+
+    /// Registers a write of `key` by this replica, before its local store
+    /// (see [`Writing`]).
+    pub(crate) fn writing<Q: Hash + ?Sized>(&self, key: &Q) -> Writing<K> {
+        Writing::begin(&self.keys, digest(key))
     }
 
     /// Writes an inserted value and announces the key to the other
     /// replicas (which drop their copy); if Redis cannot be reached, the
     /// announcement is sent once it can. The command is sent (or queued)
     /// by this call, so a caller cancelled later loses neither; the
-    /// future waits for it.
+    /// future waits for it, and tells whether another write of the key
+    /// may have reached Redis after this one while the local store was
+    /// made (see [`Writing::end`]): the caller then drops its local copy.
+    /// Until the write is in Redis, this replica's loads do not read the
+    /// key there.
     pub(crate) fn write_inserted(
         &self,
         key: &K,
         value: &V,
         options: &EntryOptions,
-    ) -> BoxFuture<'static, ()> {
-        self.write(key, value, options, None)
+        writing: Writing<K>,
+    ) -> BoxFuture<'static, bool> {
+        let Some((entry, args)) = self.write_args(key, value, options, None) else {
+            // Not kept in Redis, but an insert still replaces the key on
+            // every replica: Redis's entry and the other copies are gone.
+            return self.invalidate_digest(digest(key), writing);
+        };
+        let digest = digest(key).into_bytes();
+        let own = self.remote.invalidation(Covers::Key(digest.clone()));
+        // An insert that does not reach Redis is announced later.
+        let announce = move |unsent: &mut Unsent| {
+            unsent.keys.insert(digest);
+        };
+        let sent = self.run_script(&WRITE, Some(entry), args, Some(own), announce);
+        ended(sent, writing)
     }
 
-    /// Sends (or queues) the write; the future waits for it.
-    fn write(
+    /// The entry key and the arguments of `WRITE` (`seq`: the load's
+    /// sequence number; `None` for an insert); `None` if the key or the
+    /// value does not encode.
+    fn write_args(
         &self,
         key: &K,
         value: &V,
         options: &EntryOptions,
         seq: Option<u64>,
-    ) -> BoxFuture<'static, ()> {
+    ) -> Option<(Vec<u8>, Vec<Vec<u8>>)> {
         let (Some(encoded), Some(data)) = (self.codec.key(key), self.codec.value(value)) else {
-            // Not kept in Redis, but an insert still replaces the key on
-            // every replica: Redis's entry and the other copies are gone.
-            if seq.is_none() {
-                return self.invalidate_key(key);
-            }
-            return Box::pin(std::future::ready(()));
+            return None;
         };
         let digest = digest(key);
         let entry = self.remote.entry_key(digest.as_bytes());
         let seq = seq.map(|seq| seq.to_string()).unwrap_or_default();
-        let inserted = seq.is_empty();
         let mut args = vec![
             self.remote.prefix.clone().into_bytes(),
             seq.into_bytes(),
@@ -478,24 +543,26 @@ where
             data,
             self.remote.origin.to_string().into_bytes(),
             encoded,
-            digest.clone().into_bytes(),
+            digest.into_bytes(),
         ];
         args.extend(options.tag_values().iter().map(|tag| tag.as_str().into()));
-        // An insert that does not reach Redis is announced later; a loaded
-        // value that does not is simply not shared.
-        let announce = move |unsent: &mut Unsent| {
-            if inserted {
-                unsent.keys.insert(digest.into_bytes());
-            }
-        };
-        self.run_script(&WRITE, Some(entry), args, announce)
+        Some((entry, args))
     }
 
     /// Invalidates `key` in Redis and on every replica (a tombstone refuses
     /// older loads of it for the tombstone's time to live). The command is
-    /// sent (or queued) by this call; the future waits for it.
-    pub(crate) fn invalidate_key<Q: Hash + ?Sized>(&self, key: &Q) -> BoxFuture<'static, ()> {
-        let digest = digest(key).into_bytes();
+    /// sent (or queued) by this call; the future waits for it, and tells
+    /// whether another write of the key by this replica overlapped it (see
+    /// [`Writing::end`]).
+    pub(crate) fn invalidate_key<Q: Hash + ?Sized>(&self, key: &Q) -> BoxFuture<'static, bool> {
+        // An insert of the key by this replica meanwhile learns of it.
+        self.invalidate_digest(digest(key), self.writing(key))
+    }
+
+    /// [`invalidate_key`](Self::invalidate_key) of the key with `digest`,
+    /// registered as `writing`.
+    fn invalidate_digest(&self, digest: String, writing: Writing<K>) -> BoxFuture<'static, bool> {
+        let digest = digest.into_bytes();
         let own = self.remote.invalidation(Covers::Key(digest.clone()));
         let entry = self.remote.entry_key(&digest);
         let tombstone = self.remote.options.tombstone_ttl.as_millis().max(1);
@@ -507,9 +574,9 @@ where
         ];
         let queued = move |unsent: &mut Unsent| {
             unsent.keys.insert(digest);
-            drop(own);
         };
-        self.run_script(&INVALIDATE_KEY, Some(entry), args, queued)
+        let sent = self.run_script(&INVALIDATE_KEY, Some(entry), args, Some(own), queued);
+        ended(sent, writing)
     }
 
     /// Bumps the versions of `tags` in Redis and announces them; sent (or
@@ -522,9 +589,11 @@ where
         let own = self.remote.invalidation(Covers::Tags(owned.clone()));
         let mut args = self.prefix_and_origin();
         args.extend(tags.iter().map(|tag| tag.as_bytes().to_vec()));
-        self.run_script(&INVALIDATE_TAGS, None, args, move |unsent| {
+        let sent = self.run_script(&INVALIDATE_TAGS, None, args, Some(own), move |unsent| {
             unsent.tags.extend(owned);
-            drop(own);
+        });
+        Box::pin(async move {
+            sent.await;
         })
     }
 
@@ -533,9 +602,11 @@ where
     pub(crate) fn invalidate_all(&self) -> BoxFuture<'static, ()> {
         let own = self.remote.invalidation(Covers::All);
         let args = self.prefix_and_origin();
-        self.run_script(&INVALIDATE_ALL, None, args, move |unsent| {
+        let sent = self.run_script(&INVALIDATE_ALL, None, args, Some(own), move |unsent| {
             unsent.all = true;
-            drop(own);
+        });
+        Box::pin(async move {
+            sent.await;
         })
     }
 
@@ -549,15 +620,19 @@ where
 
     /// Runs `script` (on `key`, with `args`) in Redis; if it is not let
     /// through or fails, queues what `queue` adds for replay (`queue` is
-    /// dropped otherwise, once the command is done). The command is
-    /// spawned by this call (see [`Remote::run_or_queue`]).
+    /// dropped otherwise, once the command is done). `own` is the
+    /// command's invalidation, recorded with the sequence number the
+    /// script answers. The command is spawned by this call (see
+    /// [`Remote::run_or_queue`]); the future answers with the script's
+    /// answer, if any.
     fn run_script(
         &self,
         script: &'static Script,
         key: Option<Vec<u8>>,
         args: Vec<Vec<u8>>,
+        own: Option<Invalidation>,
         queue: impl FnOnce(&mut Unsent) + Send + 'static,
-    ) -> BoxFuture<'static, ()> {
+    ) -> BoxFuture<'static, Option<Value>> {
         #[cfg(test)]
         let hold = remote::lock(&self.hooks.hold).clone();
         #[cfg(test)]
@@ -573,10 +648,7 @@ where
             let invocation = invocation(script, key.as_deref(), args);
             invocation.invoke_async::<Value>(&mut conn).await
         };
-        let done = self.remote.run_or_queue(command, queue);
-        Box::pin(async move {
-            done.await;
-        })
+        self.remote.run_or_queue(command, own, queue)
     }
 }
 
@@ -587,6 +659,13 @@ impl<K, V> Tier<K, V> {
         self.remote
             .full_resyncs
             .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Whether no invalidation or insert of this replica is on its way to
+    /// Redis or queued.
+    #[cfg(test)]
+    pub(crate) fn settled(&self) -> bool {
+        self.remote.settled()
     }
 
     /// Whether the tier is connected and resynchronised.

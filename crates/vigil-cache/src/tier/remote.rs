@@ -238,6 +238,10 @@ pub(crate) struct Remote {
     /// What this replica's invalidations on their way to Redis cover (see
     /// [`Remote::covers`]).
     in_flight: Mutex<InFlight>,
+    /// What this replica's invalidations that reached Redis while reads
+    /// were in flight covered, by their sequence numbers (see
+    /// [`Reading::overtaken`]).
+    recent: Mutex<Recent>,
     hits: AtomicU64,
     misses: AtomicU64,
     errors: [AtomicU64; 5],
@@ -291,8 +295,18 @@ impl InFlight {
     }
 }
 
-/// An invalidation of this replica on its way to Redis, until dropped.
+/// An invalidation (or insert) of this replica on its way to Redis, until
+/// dropped.
 pub(crate) struct Invalidation(std::sync::Arc<Remote>, Covers);
+
+impl Invalidation {
+    /// Redis has it, numbered `seq`: recorded for the reads in flight
+    /// (which may have been answered before it), then no longer on its
+    /// way. In that order, so a read that looks at both never misses it.
+    pub(crate) fn sent(self, seq: u64) {
+        self.0.reached(&self.1, seq);
+    }
+}
 
 impl Drop for Invalidation {
     fn drop(&mut self) {
@@ -300,11 +314,101 @@ impl Drop for Invalidation {
     }
 }
 
+/// The highest sequence numbers of this replica's invalidations that
+/// reached Redis, by what they covered.
+#[derive(Default)]
+struct Done {
+    all: u64,
+    keys: HashMap<Vec<u8>, u64>,
+    tags: HashMap<String, u64>,
+}
+
+impl Done {
+    fn record(&mut self, covers: &Covers, seq: u64) {
+        fn raise<T: Eq + std::hash::Hash + Clone>(map: &mut HashMap<T, u64>, item: &T, seq: u64) {
+            let held = map.entry(item.clone()).or_default();
+            *held = (*held).max(seq);
+        }
+        match covers {
+            Covers::Key(digest) => raise(&mut self.keys, digest, seq),
+            Covers::Tags(tags) => tags.iter().for_each(|tag| raise(&mut self.tags, tag, seq)),
+            Covers::All => self.all = self.all.max(seq),
+        }
+    }
+
+    fn above(&self, seq: u64, digest: &[u8], tags: &[String]) -> bool {
+        self.all > seq
+            || self.keys.get(digest).is_some_and(|&done| done > seq)
+            || tags
+                .iter()
+                .any(|tag| self.tags.get(tag).is_some_and(|&done| done > seq))
+    }
+}
+
+/// The reads of Redis in flight and the invalidations of this replica
+/// that reached Redis meanwhile, in two epochs: a read joins the current
+/// epoch; an invalidation is recorded in the current epoch's [`Done`]
+/// (not at all with no read in flight: a read sent after an invalidation
+/// was answered is answered after it). The epoch moves on once the
+/// previous one has no read left, dropping what was recorded two epochs
+/// ago: every read still in flight began after that was recorded. So the
+/// records last about as long as the reads that may need them.
+#[derive(Default)]
+struct Recent {
+    epoch: usize,
+    readers: [usize; 2],
+    done: [Done; 2],
+}
+
+impl Recent {
+    fn advance(&mut self) {
+        if self.readers[(self.epoch + 1) % 2] == 0 {
+            self.epoch += 1;
+            self.done[self.epoch % 2] = Done::default();
+        }
+    }
+
+    fn record(&mut self, covers: &Covers, seq: u64) {
+        if self.readers.iter().any(|&n| n > 0) {
+            self.done[self.epoch % 2].record(covers, seq);
+        }
+    }
+}
+
+/// A read of Redis in flight, from before it is sent until its answer has
+/// been looked at (or it is given up).
+pub(crate) struct Reading {
+    remote: std::sync::Arc<Remote>,
+    epoch: usize,
+}
+
+impl Reading {
+    /// Whether an invalidation of this replica covering the key with
+    /// `digest` or any of `tags` reached Redis after this read, answered
+    /// at sequence number `seq`, did: its answer may hold what that
+    /// invalidation removed, and the invalidation may have been applied
+    /// locally before this read's load began (a cancelled call, a replay).
+    pub(crate) fn overtaken(&self, seq: u64, digest: &[u8], tags: &[String]) -> bool {
+        let recent = lock(&self.remote.recent);
+        recent.done.iter().any(|done| done.above(seq, digest, tags))
+    }
+}
+
+impl Drop for Reading {
+    fn drop(&mut self) {
+        let mut recent = lock(&self.remote.recent);
+        recent.readers[self.epoch % 2] -= 1;
+        recent.advance();
+    }
+}
+
 /// What a command adds to the queue of unsent invalidations unless it
-/// succeeds: queued when this is dropped still holding it.
+/// succeeds: queued when this is dropped still holding it; then the
+/// command's [`Invalidation`], if any, stops counting as on its way.
 struct Requeue<F: FnOnce(&mut Unsent)> {
     remote: std::sync::Arc<Remote>,
     add: Option<F>,
+    own: Option<Invalidation>,
 }
 
 impl<F: FnOnce(&mut Unsent)> Drop for Requeue<F> {
@@ -351,6 +455,7 @@ impl Remote {
             unsent: Mutex::new(Unsent::default()),
             resyncs: RwLock::new(0),
             in_flight: Mutex::default(),
+            recent: Mutex::default(),
             #[cfg(test)]
             full_resyncs: AtomicU64::new(0),
             hits: AtomicU64::new(0),
@@ -461,21 +566,24 @@ impl Remote {
         runtime()?.spawn(task).await.ok().flatten()
     }
 
-    /// [`run`](Self::run), and if the command was not let through or
-    /// failed, queues what `add` adds for replay (`add` is dropped
-    /// otherwise, after the command). The command is spawned (or queued)
-    /// by this call, not when the future it returns is first polled; the
-    /// queueing happens in the spawned task: a caller cancelled at any
-    /// point loses neither.
-    pub(crate) fn run_or_queue<T, F, Fut>(
+    /// [`run`](Self::run) of a script that answers with the sequence
+    /// number it took, and if the command was not let through or failed,
+    /// queues what `add` adds for replay (`add` is dropped otherwise,
+    /// after the command). `own` is the command's own invalidation, if it
+    /// has one: once the command is done, recorded with that number (see
+    /// [`Invalidation::sent`]), or dropped after `add` is queued. The
+    /// command is spawned (or queued) by this call, not when the future it
+    /// returns is first polled; the queueing happens in the spawned task: a
+    /// caller cancelled at any point loses neither.
+    pub(crate) fn run_or_queue<F, Fut>(
         self: &std::sync::Arc<Self>,
         command: F,
+        own: Option<Invalidation>,
         add: impl FnOnce(&mut Unsent) + Send + 'static,
-    ) -> BoxFuture<'static, Option<T>>
+    ) -> BoxFuture<'static, Option<redis::Value>>
     where
-        T: Send + 'static,
         F: FnOnce(MultiplexedConnection) -> Fut + Send + 'static,
-        Fut: Future<Output = redis::RedisResult<T>> + Send + 'static,
+        Fut: Future<Output = redis::RedisResult<redis::Value>> + Send + 'static,
     {
         let (Some(task), Some(runtime)) = (self.task(command), runtime()) else {
             self.queue(add);
@@ -484,12 +592,16 @@ impl Remote {
         let mut queue = Requeue {
             remote: std::sync::Arc::clone(self),
             add: Some(add),
+            own,
         };
         let task = async move {
             let done = task.await;
-            if done.is_some() {
+            if let Some(answer) = &done {
                 // Sent: nothing to queue.
                 drop(queue.add.take());
+                if let (Some(own), Some(seq)) = (queue.own.take(), super::integer(answer)) {
+                    own.sent(seq);
+                }
             }
             // Otherwise `queue` queues it, also if the command panicked
             // (or the task was dropped with the runtime).
@@ -506,6 +618,33 @@ impl Remote {
     pub(crate) fn invalidation(self: &std::sync::Arc<Self>, covers: Covers) -> Invalidation {
         lock(&self.in_flight).count(&covers, true);
         Invalidation(std::sync::Arc::clone(self), covers)
+    }
+
+    /// An invalidation of this replica covering `covers` reached Redis,
+    /// numbered `seq` (see [`Reading::overtaken`]).
+    pub(crate) fn reached(&self, covers: &Covers, seq: u64) {
+        lock(&self.recent).record(covers, seq);
+    }
+
+    /// Whether nothing of this replica is on its way to Redis or queued.
+    #[cfg(test)]
+    pub(crate) fn settled(&self) -> bool {
+        let in_flight = lock(&self.in_flight);
+        let idle = in_flight.all == 0 && in_flight.keys.is_empty() && in_flight.tags.is_empty();
+        let unsent = lock(&self.unsent);
+        idle && unsent.is_empty() && !unsent.replaying
+    }
+
+    /// Registers a read of Redis about to be sent (see [`Reading`]).
+    pub(crate) fn reading(self: &std::sync::Arc<Self>) -> Reading {
+        let mut recent = lock(&self.recent);
+        recent.advance();
+        let epoch = recent.epoch;
+        recent.readers[epoch % 2] += 1;
+        Reading {
+            remote: std::sync::Arc::clone(self),
+            epoch,
+        }
     }
 
     /// Whether an invalidation of this replica that has not reached Redis
@@ -722,10 +861,53 @@ mod tests {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .build()
             .expect("a runtime");
-        let done = runtime
-            .block_on(remote.run_or_queue(|_conn| async { Ok(()) }, |unsent| unsent.all = true));
+        let done = runtime.block_on(remote.run_or_queue(
+            |_conn| async { Ok(redis::Value::Int(1)) },
+            None,
+            |unsent| unsent.all = true,
+        ));
         assert_eq!(done, None);
         assert!(lock(&remote.unsent).all);
+    }
+
+    #[test]
+    fn own_invalidations_are_remembered_while_reads_that_began_before_them_are_in_flight() {
+        let remote = std::sync::Arc::new(Remote::new(
+            RedisOptions::new("redis://127.0.0.1:1/"),
+            Some("c"),
+            quanta::Clock::new(),
+        ));
+        let tags = |names: &[&str]| names.iter().map(|&tag| tag.to_owned()).collect::<Vec<_>>();
+        // No read in flight: nothing to remember.
+        remote.reached(&Covers::All, 3);
+        let first = remote.reading();
+        assert!(!first.overtaken(1, b"k", &[]));
+        remote.reached(&Covers::Key(b"k".to_vec()), 5);
+        remote.reached(&Covers::Tags(tags(&["t"])), 6);
+        assert!(first.overtaken(4, b"k", &[]), "a read answered at 4");
+        assert!(!first.overtaken(5, b"k", &[]), "answered after it");
+        assert!(!first.overtaken(4, b"other", &[]));
+        assert!(first.overtaken(5, b"other", &tags(&["u", "t"])));
+        assert!(!first.overtaken(6, b"other", &tags(&["t"])));
+        // A read that began later needs only what reached Redis after it
+        // began, kept until it is done.
+        let second = remote.reading();
+        remote.reached(&Covers::Key(b"k2".to_vec()), 7);
+        assert!(first.overtaken(6, b"k2", &[]));
+        drop(first);
+        assert!(
+            second.overtaken(6, b"k2", &[]),
+            "the second read is in flight"
+        );
+        drop(second);
+        let fourth = remote.reading();
+        assert!(!fourth.overtaken(0, b"k", &tags(&["t"])), "forgotten");
+        assert!(!fourth.overtaken(0, b"k2", &[]), "forgotten");
+        remote.reached(&Covers::All, 9);
+        assert!(fourth.overtaken(8, b"any", &[]));
+        drop(fourth);
+        let recent = lock(&remote.recent);
+        assert_eq!(recent.readers, [0, 0]);
     }
 
     #[test]

@@ -69,8 +69,8 @@ return r
 /// insert), ttl in ms (0: none), data, origin, encoded key, key digest,
 /// tag...
 /// An insert takes a new sequence number and announces the key; a load
-/// writes only if nothing it depends on moved since it began. Returns 1 if
-/// written.
+/// writes only if nothing it depends on moved since it began. Returns the
+/// entry's sequence number if written (an insert's: the new one), else 0.
 pub(crate) static WRITE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
@@ -100,7 +100,7 @@ end
 redis.call('HSET', KEYS[1], unpack(fields))
 local ttl = tonumber(ARGV[3])
 if ttl > 0 then redis.call('PEXPIRE', KEYS[1], ttl) end
-return 1
+return s
 ",
     )
 });

@@ -28,6 +28,18 @@ fn eventually(limit: Duration, what: &str, mut condition: impl FnMut() -> bool) 
     }
 }
 
+/// [`eventually`] for a condition that awaits.
+async fn until(what: &str, mut condition: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + PROPAGATION;
+    while !condition().await {
+        assert!(
+            Instant::now() < deadline,
+            "not within {PROPAGATION:?}: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
 fn options(url: String, prefix: &str) -> RedisOptions {
     RedisOptions::new(url)
         .prefix(prefix)
@@ -251,11 +263,10 @@ async fn a_cancelled_invalidation_waiting_for_a_storing_load_still_drops_the_key
     assert!(cancelled.is_err(), "the invalidation waits for the store");
     release.0.send(()).expect("the load waits");
     assert_eq!(load.await.expect("the load ends"), "old");
-    let deadline = Instant::now() + PROPAGATION;
-    while a.get(&1).await.is_some() {
-        assert!(Instant::now() < deadline, "the stored old value is dropped");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    until("the stored old value is dropped", async || {
+        a.get(&1).await.is_none()
+    })
+    .await;
     assert_eq!(a.fetch(&1).await, None, "nor is it in Redis");
 }
 
@@ -295,11 +306,10 @@ async fn an_invalidation_on_its_way_skips_only_the_redis_entries_it_covers() {
         "another key is read from Redis"
     );
     hold.add_permits(2);
-    let deadline = Instant::now() + PROPAGATION;
-    while b.get(&1).await.is_some() || b.get(&3).await.is_some() {
-        assert!(Instant::now() < deadline, "B applies A's invalidations");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    until("B applies A's invalidations", async || {
+        b.get(&1).await.is_none() && b.get(&3).await.is_none()
+    })
+    .await;
     assert_eq!(a.fetch(&1).await, None);
     assert_eq!(a.fetch(&3).await, None);
 }
@@ -336,21 +346,16 @@ async fn a_cancelled_insert_still_reaches_redis_and_the_other_replicas() {
     let _ = tokio::time::timeout(Duration::ZERO, a.insert(1, "a-new".into())).await;
     release.0.send(()).expect("the load waits");
     assert_eq!(load.await.expect("the load ends"), "two");
-    let deadline = Instant::now() + PROPAGATION;
-    while b.get(&1).await.is_some() {
-        assert!(Instant::now() < deadline, "B drops its copy of key 1");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    until("B drops its copy of key 1", async || {
+        b.get(&1).await.is_none()
+    })
+    .await;
     assert_eq!(b.fetch(&1).await.as_deref(), Some("a-new"), "in Redis");
     assert_eq!(b.fetch(&2).await.as_deref(), Some("new"), "in Redis");
-    let deadline = Instant::now() + PROPAGATION;
-    while a.get(&2).await.as_deref() == Some("two") {
-        assert!(
-            Instant::now() < deadline,
-            "A does not keep the load's value"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    until("A does not keep the load's value", async || {
+        a.get(&2).await.as_deref() != Some("two")
+    })
+    .await;
     assert_eq!(a.fetch(&2).await.as_deref(), Some("new"));
 }
 
@@ -366,4 +371,152 @@ fn an_invalidation_whose_command_panics_is_queued_and_replayed() {
     eventually(PROPAGATION, "B applies the replayed invalidation", || {
         b.get(&1).is_none()
     });
+}
+
+/// Two async replicas sharing `prefix`, once both are connected; commands
+/// may wait long in a test's hold.
+fn async_replicas(
+    server: &RedisServer,
+    prefix: &str,
+) -> (
+    future::TaggedCache<u32, String>,
+    future::TaggedCache<u32, String>,
+) {
+    let replica = || {
+        future::TaggedCache::builder()
+            .redis(options(server.url(), prefix).command_timeout(Duration::from_secs(5)))
+            .build()
+    };
+    let (a, b) = (replica(), replica());
+    eventually(CONNECT, "both replicas connect", || {
+        a.redis_connected() && b.redis_connected()
+    });
+    (a, b)
+}
+
+/// Holds `cache`'s commands that write Redis until permits are added.
+fn hold(cache: &future::TaggedCache<u32, String>) -> Arc<tokio::sync::Semaphore> {
+    let hold = Arc::new(tokio::sync::Semaphore::new(0));
+    *lock(&cache.l2_hooks().hold) = Some(Arc::clone(&hold));
+    hold
+}
+
+/// Runs `future` once, then drops it (as a caller's timeout would).
+async fn cancel_at_first_poll(future: impl Future) {
+    let _ = tokio::time::timeout(Duration::ZERO, future).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_answered_before_an_own_tag_invalidation_reached_redis_is_not_kept() {
+    let server = RedisServer::start();
+    let (a, b) = async_replicas(&server, "test:overtaken-read");
+    let tagged = |value: &str| (value.to_string(), EntryOptions::default().tag("t"));
+    b.get_with_options(1, async { tagged("old") }).await;
+    // A's tag invalidation is applied locally; its command waits.
+    let held = hold(&a);
+    cancel_at_first_poll(a.invalidate_tag("t")).await;
+    *lock(&a.l2_hooks().hold) = None;
+    // A's load reads Redis before the invalidation gets there; its answer
+    // is looked at once the invalidation is done.
+    let (answered, release) = (std::sync::mpsc::channel(), std::sync::mpsc::channel::<()>());
+    let (signal, wait) = (answered.0, release.1);
+    *lock(&a.l2_hooks().answered) = Some(Box::new(move || {
+        let _ = signal.send(());
+        let _ = wait.recv();
+    }));
+    let loader = a.clone();
+    let load =
+        tokio::spawn(async move { loader.get_with_options(1, async { tagged("new") }).await });
+    answered
+        .1
+        .recv_timeout(CONNECT)
+        .expect("Redis answers the read");
+    held.add_permits(1);
+    eventually(PROPAGATION, "A's invalidation reaches Redis", || {
+        a.l2_settled()
+    });
+    release.0.send(()).expect("the read waits");
+    assert_eq!(
+        load.await.expect("the load ends"),
+        "new",
+        "the entry the invalidation removed is not taken"
+    );
+    assert_eq!(a.get(&1).await.as_deref(), Some("new"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_load_does_not_read_a_key_whose_cancelled_insert_is_on_its_way() {
+    let server = RedisServer::start();
+    let (a, b) = async_replicas(&server, "test:insert-on-its-way");
+    b.insert(1, "old".to_string()).await;
+    let held = hold(&a);
+    cancel_at_first_poll(a.insert(1, "inserted".into())).await;
+    *lock(&a.l2_hooks().hold) = None;
+    until("the cancelled insert leaves no local copy", async || {
+        a.get(&1).await.is_none()
+    })
+    .await;
+    assert_eq!(
+        a.get_with(1, async { "loaded".to_string() }).await,
+        "loaded",
+        "Redis still holds the value the insert replaces"
+    );
+    held.add_permits(1);
+    eventually(PROPAGATION, "A's insert reaches Redis", || a.l2_settled());
+    assert_eq!(b.fetch(&1).await.as_deref(), Some("inserted"));
+    assert_ne!(a.get(&1).await.as_deref(), Some("old"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_insert_whose_value_another_replica_overwrote_before_its_local_store_drops_it() {
+    let server = RedisServer::start();
+    let (a, b) = async_replicas(&server, "test:overwritten-insert");
+    a.insert(2, "marker".to_string()).await;
+    // Between A's Redis write and its local store: A's write lands, then
+    // B's of the same key, which A learns of before it stores its value
+    // (B's write of key 2 after it: once A dropped key 2, it has applied
+    // B's announcement of key 1).
+    let (a2, b2) = (a.clone(), b.clone());
+    *lock(&a.l2_hooks().inserting) = Some(Box::new(move || {
+        eventually(PROPAGATION, "A's write reaches Redis", || a2.l2_settled());
+        super::block_on(async {
+            b2.insert(1, "b".into()).await;
+            b2.insert(2, "b".into()).await;
+        });
+        eventually(PROPAGATION, "A applies B's writes", || {
+            super::block_on(a2.get(&2)).is_none()
+        });
+    }));
+    let writer = a.clone();
+    tokio::spawn(async move { writer.insert(1, "a".into()).await })
+        .await
+        .expect("the insert ends");
+    assert_eq!(b.fetch(&1).await.as_deref(), Some("b"), "B's write is last");
+    assert_eq!(a.get(&1).await, None, "A does not keep its older value");
+    assert_eq!(a.fetch(&1).await.as_deref(), Some("b"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_insert_that_reaches_redis_after_a_later_one_leaves_no_older_copy() {
+    let server = RedisServer::start();
+    let (a, b) = async_replicas(&server, "test:overtaking-insert");
+    let held = hold(&a);
+    cancel_at_first_poll(a.insert(1, "first".into())).await;
+    *lock(&a.l2_hooks().hold) = None;
+    until("the cancelled insert leaves no local copy", async || {
+        a.get(&1).await.is_none()
+    })
+    .await;
+    a.insert(1, "second".into()).await;
+    // The first write reaches Redis last.
+    held.add_permits(1);
+    eventually(PROPAGATION, "A's first write reaches Redis", || {
+        a.l2_settled()
+    });
+    assert_eq!(b.fetch(&1).await.as_deref(), Some("first"));
+    until("A drops the value its later insert stored", async || {
+        a.get(&1).await.is_none()
+    })
+    .await;
+    assert_eq!(a.fetch(&1).await.as_deref(), Some("first"), "as in Redis");
 }
