@@ -113,15 +113,21 @@ pub(crate) fn spawn(future: impl Future<Output = ()> + Send + 'static) {
     }
 }
 
-/// Waits for a write's command (`sent`), then ends `writing` with the
-/// sequence number the script answered (see [`Writing::end`]).
+/// Waits for the command (`sent`) of a write of the key with `digest`,
+/// then tells whether the local copy must go: another write of the key
+/// may have reached Redis after it (see [`Writing::end`]), or, if it did
+/// reach Redis, an invalidation of the key (or of all) that failed
+/// earlier is still queued, to reach Redis after it. (A write that failed
+/// is queued itself, as an invalidation: its value stays local.)
 fn ended<K: Send + Sync + 'static>(
     sent: BoxFuture<'static, Option<Value>>,
     writing: Writing<K>,
+    remote: Arc<Remote>,
+    digest: Vec<u8>,
 ) -> BoxFuture<'static, bool> {
     Box::pin(async move {
-        let answer = sent.await;
-        writing.end(answer.as_ref().and_then(integer))
+        let seq = sent.await.as_ref().and_then(integer);
+        writing.end(seq) | (seq.is_some() && remote.covers(&digest, &[]))
     })
 }
 
@@ -513,11 +519,12 @@ where
         let digest = digest(key).into_bytes();
         let own = self.remote.invalidation(Covers::Key(digest.clone()));
         // An insert that does not reach Redis is announced later.
+        let queued = digest.clone();
         let announce = move |unsent: &mut Unsent| {
-            unsent.keys.insert(digest);
+            unsent.keys.insert(queued);
         };
         let sent = self.run_script(&WRITE, Some(entry), args, Some(own), announce);
-        ended(sent, writing)
+        ended(sent, writing, Arc::clone(&self.remote), digest)
     }
 
     /// The entry key and the arguments of `WRITE` (`seq`: the load's
@@ -572,11 +579,12 @@ where
             digest.clone(),
             tombstone.to_string().into_bytes(),
         ];
+        let key = digest.clone();
         let queued = move |unsent: &mut Unsent| {
-            unsent.keys.insert(digest);
+            unsent.keys.insert(key);
         };
         let sent = self.run_script(&INVALIDATE_KEY, Some(entry), args, Some(own), queued);
-        ended(sent, writing)
+        ended(sent, writing, Arc::clone(&self.remote), digest)
     }
 
     /// Bumps the versions of `tags` in Redis and announces them; sent (or

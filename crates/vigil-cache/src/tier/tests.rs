@@ -520,3 +520,25 @@ async fn a_cancelled_insert_that_reaches_redis_after_a_later_one_leaves_no_older
     .await;
     assert_eq!(a.fetch(&1).await.as_deref(), Some("first"), "as in Redis");
 }
+
+#[test]
+fn an_insert_that_reaches_redis_before_an_earlier_queued_invalidation_of_its_key_is_not_kept() {
+    let server = RedisServer::start();
+    // Queued invalidations are replayed once per 10 s: not during the test.
+    let a: sync::TaggedCache<u32, String> = sync::TaggedCache::builder()
+        .redis(options(server.url(), "test:queued-first").retry_interval(Duration::from_secs(10)))
+        .build();
+    eventually(CONNECT, "the cache connects", || a.redis_connected());
+    let panic = &a.l2_hooks().panic;
+    panic.store(true, std::sync::atomic::Ordering::Relaxed);
+    a.invalidate(&1);
+    panic.store(false, std::sync::atomic::Ordering::Relaxed);
+    a.insert(1, "inserted".into());
+    assert_eq!(
+        a.get(&1),
+        None,
+        "the queued invalidation will remove it from Redis: not kept locally either"
+    );
+    a.insert(2, "other".into());
+    assert_eq!(a.get(&2).as_deref(), Some("other"), "another key is kept");
+}
