@@ -6,9 +6,12 @@
 //! only on a miss there runs the loader, whose value is then written to
 //! both levels. Inserts write both levels; invalidations (by key, tag or
 //! all) go to Redis and to the local level (until one is in Redis, this
-//! replica's loads do not take from Redis the entries it covers), and
-//! every other replica applies them when the message published with them
-//! arrives.
+//! replica's loads do not take from Redis the entries it covers, nor
+//! those a read answered before it got there: [`Reading`]), and every
+//! other replica applies them when the message published with them
+//! arrives. An insert counts as an invalidation of its key on its way,
+//! and drops its local copy if another write of the key may have reached
+//! Redis after it ([`Writing`]).
 //! See `docs/cache.md` for the consistency model and the fault behaviour.
 //!
 //! The local hit path does not know this module exists: a hit never
