@@ -222,7 +222,14 @@ macro_rules! tagged_cache_common {
             #[cfg(all(test, feature = "redis"))]
             #[allow(dead_code, reason = "not every flavour's tests use it")]
             pub(crate) fn l2_settled(&self) -> bool {
-                self.inner.l2.as_ref().expect("a Redis level").settled()
+                self.l2().settled(true)
+            }
+
+            /// The Redis level (it must have one), for tests.
+            #[cfg(all(test, feature = "redis"))]
+            #[allow(dead_code, reason = "not every flavour's tests use it")]
+            pub(crate) fn l2(&self) -> &$crate::tier::Tier<K, V> {
+                self.inner.l2.as_ref().expect("a Redis level")
             }
 
             /// How many resynchronisations of the Redis level read every

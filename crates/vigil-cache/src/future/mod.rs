@@ -81,6 +81,10 @@ where
                 inner: Some(Arc::clone(&self.inner)),
                 digest: crate::tier::digest(&key),
                 sent: Some(l2.write_inserted(&key, &value, &options, writing)),
+                // A load of the key on this replica after the cancelled
+                // call's local half may have stored another value than
+                // the one the write leaves in Redis.
+                always: true,
             };
             (rest, key.clone())
         });
@@ -306,6 +310,7 @@ where
                 inner: Some(Arc::clone(&self.inner)),
                 digest: crate::tier::digest(key),
                 sent: Some(sent),
+                always: false,
             };
             self.invalidate_local(key).await;
             rest.sent().await;
@@ -575,8 +580,8 @@ impl<K, V> Drop for Requeue<'_, K, V> {
 /// it is done: if dropped armed (the call was cancelled after its Redis
 /// command was sent), every local key with `digest` (held, or being
 /// loaded) is dropped on the tier's runtime, and again once the command
-/// is done if another write of the key overlapped it (see
-/// `tier::Writing`).
+/// is done if another write of the key may have reached Redis after it
+/// (see `tier::Writing`), or always for an insert.
 #[cfg(feature = "redis")]
 struct LocalRest<K, V>
 where
@@ -588,6 +593,9 @@ where
     /// The Redis command, until the call has waited for it: true if the
     /// local copy must go once it is done.
     sent: Option<futures_util::future::BoxFuture<'static, bool>>,
+    /// Cancelled, the local copy goes again once the command is done,
+    /// whatever it answers.
+    always: bool,
 }
 
 /// The shared state of this flavour's caches.
@@ -632,13 +640,17 @@ where
         };
         let index = l2.keys();
         let keys = index.keys(&self.digest);
-        let (digest, sent) = (std::mem::take(&mut self.digest), self.sent.take());
+        let (digest, sent, always) = (
+            std::mem::take(&mut self.digest),
+            self.sent.take(),
+            self.always,
+        );
         crate::tier::spawn(async move {
             for key in keys {
                 Arc::clone(&inner).drop_key(key).await;
             }
             if let Some(sent) = sent
-                && sent.await
+                && (sent.await || always)
             {
                 for key in index.keys(&digest) {
                     Arc::clone(&inner).drop_key(key).await;

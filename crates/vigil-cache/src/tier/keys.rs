@@ -196,10 +196,13 @@ pub(crate) struct Writing<K> {
     begun: u64,
     /// Another write of the key was in progress when this one began.
     crowded: bool,
+    /// How many resynchronisations had begun when this one began (see
+    /// `Remote::resyncs`): one since may have missed an announcement.
+    pub(crate) resyncs: u64,
 }
 
 impl<K> Writing<K> {
-    pub(crate) fn begin(keys: &Arc<KeyIndex<K>>, digest: String) -> Self {
+    pub(crate) fn begin(keys: &Arc<KeyIndex<K>>, digest: String, resyncs: u64) -> Self {
         let (begun, crowded) = {
             let mut shard = lock(keys.shard(&digest));
             let writes = shard.writing.entry(digest.clone()).or_default();
@@ -212,6 +215,7 @@ impl<K> Writing<K> {
             digest,
             begun,
             crowded,
+            resyncs,
         }
     }
 
@@ -284,20 +288,20 @@ mod tests {
     fn a_write_learns_of_overlapping_writes_and_of_later_announcements() {
         let index = Arc::new(KeyIndex::<String>::new());
         let d = digest("k");
-        let alone = Writing::begin(&index, d.clone());
+        let alone = Writing::begin(&index, d.clone(), 0);
         index.announced(&d, 4);
         index.announced(&digest("other"), 9);
         assert!(!alone.end(Some(5)), "only an earlier write was announced");
-        let alone = Writing::begin(&index, d.clone());
+        let alone = Writing::begin(&index, d.clone(), 0);
         index.announced(&d, 6);
         assert!(alone.end(Some(5)), "a later write was announced");
-        let alone = Writing::begin(&index, d.clone());
+        let alone = Writing::begin(&index, d.clone(), 0);
         assert!(!alone.end(None));
-        let unanswered = Writing::begin(&index, d.clone());
+        let unanswered = Writing::begin(&index, d.clone(), 0);
         index.announced(&d, 1);
         assert!(unanswered.end(None), "a write of unknown number");
-        let first = Writing::begin(&index, d.clone());
-        let second = Writing::begin(&index, d.clone());
+        let first = Writing::begin(&index, d.clone(), 0);
+        let second = Writing::begin(&index, d.clone(), 0);
         assert!(second.end(Some(8)), "began while another was in progress");
         assert!(first.end(Some(7)), "another began meanwhile");
         assert!(lock(index.shard(&d)).writing.is_empty(), "nothing left");

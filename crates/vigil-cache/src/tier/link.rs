@@ -213,12 +213,18 @@ pub(crate) async fn flush(
         if queue.is_empty() || queue.replaying {
             return Ok(());
         }
+        let unsent = std::mem::take(&mut *queue);
+        // Set on the queue left behind, not on what is taken from it.
         queue.replaying = true;
-        Sending {
-            remote,
-            unsent: std::mem::take(&mut *queue),
-        }
+        Sending { remote, unsent }
     };
+    #[cfg(test)]
+    {
+        let hold = lock(&remote.replay_hold).clone();
+        if let Some(hold) = hold {
+            let _ = hold.acquire().await;
+        }
+    }
     replay(remote, conn, &mut sending.unsent).await
 }
 
@@ -402,7 +408,10 @@ async fn serve<K: Clone + PartialEq + 'static>(
     synced: &mut Synced,
     shutdown: &mut watch::Receiver<bool>,
 ) -> Ended {
-    let mut tick = tokio::time::interval(remote.options.retry_interval);
+    // The resynchronisation has just replayed the queue: the first tick
+    // comes one interval later.
+    let period = remote.options.retry_interval;
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
         tokio::select! {

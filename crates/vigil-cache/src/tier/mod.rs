@@ -116,22 +116,48 @@ pub(crate) fn spawn(future: impl Future<Output = ()> + Send + 'static) {
     }
 }
 
-/// Waits for the command (`sent`) of a write of the key with `digest`,
-/// then tells whether the local copy must go: another write of the key
-/// may have reached Redis after it (see [`Writing::end`]), or, if it did
-/// reach Redis, an invalidation of the key (or of all) that failed
-/// earlier is still queued, to reach Redis after it. (A write that failed
-/// is queued itself, as an invalidation: its value stays local.)
-fn ended<K: Send + Sync + 'static>(
-    sent: BoxFuture<'static, Option<Value>>,
+/// A write of the key with `digest` (and `tags`) on its way: its
+/// registrations, to look at once its command is done.
+struct Sending<K> {
     writing: Writing<K>,
+    /// Registered before the command is sent: this replica's
+    /// invalidations that reach Redis after it are remembered.
+    reading: Reading,
     remote: Arc<Remote>,
     digest: Vec<u8>,
-) -> BoxFuture<'static, bool> {
-    Box::pin(async move {
-        let seq = sent.await.as_ref().and_then(integer);
-        writing.end(seq) | (seq.is_some() && remote.covers(&digest, &[]))
-    })
+    tags: Vec<String>,
+}
+
+impl<K: Send + Sync + 'static> Sending<K> {
+    /// Waits for the write's command (`sent`), then tells whether the
+    /// local copy must go: another write of the key may have reached
+    /// Redis after it (see [`Writing::end`]); a resynchronisation began
+    /// meanwhile (it may have missed one's announcement); or, if it did
+    /// reach Redis, an invalidation of this replica covering it (the key,
+    /// one of its tags, or all) reached Redis after it, or is still on
+    /// its way or queued. (A write that failed is queued itself, as an
+    /// invalidation: its value stays local.)
+    fn ended(self, sent: BoxFuture<'static, Option<Value>>) -> BoxFuture<'static, bool> {
+        Box::pin(async move {
+            let seq = sent.await.as_ref().and_then(integer);
+            let Self {
+                writing,
+                reading,
+                remote,
+                digest,
+                tags,
+            } = self;
+            let resynced = writing.resyncs
+                != *remote
+                    .resyncs
+                    .read()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let overtaken = seq.is_some_and(|seq| {
+                remote.covers(&digest, &tags) || reading.overtaken(seq, &digest, &tags)
+            });
+            writing.end(seq) | resynced | overtaken
+        })
+    }
 }
 
 /// What the builder keeps until `build`: the options and the codec, which
@@ -495,7 +521,12 @@ where
     /// Registers a write of `key` by this replica, before its local store
     /// (see [`Writing`]).
     pub(crate) fn writing<Q: Hash + ?Sized>(&self, key: &Q) -> Writing<K> {
-        Writing::begin(&self.keys, digest(key))
+        let resyncs = *self
+            .remote
+            .resyncs
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        Writing::begin(&self.keys, digest(key), resyncs)
     }
 
     /// Writes an inserted value and announces the key to the other
@@ -520,14 +551,29 @@ where
             return self.invalidate_digest(digest(key), writing);
         };
         let digest = digest(key).into_bytes();
+        let tags = options
+            .tag_values()
+            .iter()
+            .map(|tag| tag.as_str().to_owned());
+        let sending = self.sending(writing, digest.clone(), tags.collect());
         let own = self.remote.invalidation(Covers::Key(digest.clone()));
         // An insert that does not reach Redis is announced later.
-        let queued = digest.clone();
         let announce = move |unsent: &mut Unsent| {
-            unsent.keys.insert(queued);
+            unsent.keys.insert(digest);
         };
         let sent = self.run_script(&WRITE, Some(entry), args, Some(own), announce);
-        ended(sent, writing, Arc::clone(&self.remote), digest)
+        sending.ended(sent)
+    }
+
+    /// The registrations of a write about to be sent (see [`Sending`]).
+    fn sending(&self, writing: Writing<K>, digest: Vec<u8>, tags: Vec<String>) -> Sending<K> {
+        Sending {
+            writing,
+            reading: self.remote.reading(),
+            remote: Arc::clone(&self.remote),
+            digest,
+            tags,
+        }
     }
 
     /// The entry key and the arguments of `WRITE` (`seq`: the load's
@@ -582,12 +628,12 @@ where
             digest.clone(),
             tombstone.to_string().into_bytes(),
         ];
-        let key = digest.clone();
+        let sending = self.sending(writing, digest.clone(), Vec::new());
         let queued = move |unsent: &mut Unsent| {
-            unsent.keys.insert(key);
+            unsent.keys.insert(digest);
         };
         let sent = self.run_script(&INVALIDATE_KEY, Some(entry), args, Some(own), queued);
-        ended(sent, writing, Arc::clone(&self.remote), digest)
+        sending.ended(sent)
     }
 
     /// Bumps the versions of `tags` in Redis and announces them; sent (or
@@ -673,10 +719,23 @@ impl<K, V> Tier<K, V> {
     }
 
     /// Whether no invalidation or insert of this replica is on its way to
-    /// Redis or queued.
+    /// Redis, and (if `queued`) none is queued either.
     #[cfg(test)]
-    pub(crate) fn settled(&self) -> bool {
-        self.remote.settled()
+    pub(crate) fn settled(&self, queued: bool) -> bool {
+        self.remote.settled(queued)
+    }
+
+    /// Whether a replay of the queue is under way.
+    #[cfg(all(test, feature = "sync", feature = "future"))]
+    pub(crate) fn replaying(&self) -> bool {
+        remote::lock(&self.remote.unsent).replaying
+    }
+
+    /// While `hold` is set, replays wait for a permit of it before they
+    /// send what they took from the queue.
+    #[cfg(all(test, feature = "sync", feature = "future"))]
+    pub(crate) fn hold_replays(&self, hold: Option<Arc<tokio::sync::Semaphore>>) {
+        *remote::lock(&self.remote.replay_hold) = hold;
     }
 
     /// Whether the tier is connected and resynchronised.

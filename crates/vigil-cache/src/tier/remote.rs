@@ -235,6 +235,10 @@ pub(crate) struct Remote {
     /// Resynchronisations that read every tag in use (for tests).
     #[cfg(test)]
     pub(crate) full_resyncs: AtomicU64,
+    /// While set, replays wait for a permit of it once they took the
+    /// queue, before they send it (for tests).
+    #[cfg(test)]
+    pub(crate) replay_hold: Mutex<Option<std::sync::Arc<tokio::sync::Semaphore>>>,
     /// What this replica's invalidations on their way to Redis cover (see
     /// [`Remote::covers`]).
     in_flight: Mutex<InFlight>,
@@ -323,8 +327,20 @@ struct Done {
     tags: HashMap<String, u64>,
 }
 
+/// How many keys and tags one epoch's [`Done`] remembers at most: above,
+/// it remembers only the highest number, as an `invalidate_all` (reads in
+/// flight answered below it are not taken: their loaders run).
+const DONE_CAP: usize = 4096;
+
 impl Done {
     fn record(&mut self, covers: &Covers, seq: u64) {
+        if self.keys.len() + self.tags.len() >= DONE_CAP {
+            let highest = self.keys.values().chain(self.tags.values()).copied();
+            self.all = highest.fold(self.all.max(seq), u64::max);
+            self.keys = HashMap::new();
+            self.tags = HashMap::new();
+            return;
+        }
         fn raise<T: Eq + std::hash::Hash + Clone>(map: &mut HashMap<T, u64>, item: &T, seq: u64) {
             let held = map.entry(item.clone()).or_default();
             *held = (*held).max(seq);
@@ -458,6 +474,8 @@ impl Remote {
             recent: Mutex::default(),
             #[cfg(test)]
             full_resyncs: AtomicU64::new(0),
+            #[cfg(test)]
+            replay_hold: Mutex::new(None),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
             errors: Default::default(),
@@ -626,13 +644,14 @@ impl Remote {
         lock(&self.recent).record(covers, seq);
     }
 
-    /// Whether nothing of this replica is on its way to Redis or queued.
+    /// Whether nothing of this replica is on its way to Redis, and (if
+    /// `queued`) nothing is queued either.
     #[cfg(test)]
-    pub(crate) fn settled(&self) -> bool {
+    pub(crate) fn settled(&self, queued: bool) -> bool {
         let in_flight = lock(&self.in_flight);
         let idle = in_flight.all == 0 && in_flight.keys.is_empty() && in_flight.tags.is_empty();
         let unsent = lock(&self.unsent);
-        idle && unsent.is_empty() && !unsent.replaying
+        idle && (!queued || (unsent.is_empty() && !unsent.replaying))
     }
 
     /// Registers a read of Redis about to be sent (see [`Reading`]).
@@ -905,9 +924,16 @@ mod tests {
         assert!(!fourth.overtaken(0, b"k2", &[]), "forgotten");
         remote.reached(&Covers::All, 9);
         assert!(fourth.overtaken(8, b"any", &[]));
+        // Too many keys to remember: the highest number stands for all.
+        for n in 0..DONE_CAP as u64 + 1 {
+            remote.reached(&Covers::Key(n.to_be_bytes().to_vec()), 10 + n);
+        }
+        assert!(fourth.overtaken(9 + DONE_CAP as u64, b"any", &[]));
+        assert!(!fourth.overtaken(10 + DONE_CAP as u64, b"any", &[]));
         drop(fourth);
         let recent = lock(&remote.recent);
         assert_eq!(recent.readers, [0, 0]);
+        assert!(recent.done.iter().all(|done| done.keys.len() < DONE_CAP));
     }
 
     #[test]

@@ -464,7 +464,16 @@ async fn a_load_does_not_read_a_key_whose_cancelled_insert_is_on_its_way() {
     held.add_permits(1);
     eventually(PROPAGATION, "A's insert reaches Redis", || a.l2_settled());
     assert_eq!(b.fetch(&1).await.as_deref(), Some("inserted"));
-    assert_ne!(a.get(&1).await.as_deref(), Some("old"));
+    until(
+        "A drops the loaded value once the insert is in Redis",
+        async || a.get(&1).await.is_none(),
+    )
+    .await;
+    assert_eq!(
+        a.fetch(&1).await.as_deref(),
+        Some("inserted"),
+        "as in Redis"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -541,4 +550,60 @@ fn an_insert_that_reaches_redis_before_an_earlier_queued_invalidation_of_its_key
     );
     a.insert(2, "other".into());
     assert_eq!(a.get(&2).as_deref(), Some("other"), "another key is kept");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_insert_whose_key_a_replayed_invalidation_removed_from_redis_after_it_is_not_kept() {
+    let server = RedisServer::start();
+    let a: future::TaggedCache<u32, String> = future::TaggedCache::builder()
+        .redis(options(server.url(), "test:replayed-after"))
+        .build();
+    eventually(CONNECT, "the cache connects", || a.redis_connected());
+    // An invalidation of key 1 fails and is queued.
+    let panic = &a.l2_hooks().panic;
+    panic.store(true, std::sync::atomic::Ordering::Relaxed);
+    a.invalidate(&1).await;
+    panic.store(false, std::sync::atomic::Ordering::Relaxed);
+    // Its replay waits until an insert of key 1 has reached Redis; then,
+    // before the insert stores its value locally, the replay is done.
+    let replays = Arc::new(tokio::sync::Semaphore::new(0));
+    a.l2().hold_replays(Some(Arc::clone(&replays)));
+    let a2 = a.clone();
+    *lock(&a.l2_hooks().inserting) = Some(Box::new(move || {
+        eventually(PROPAGATION, "the insert reaches Redis", || {
+            a2.l2().settled(false)
+        });
+        replays.add_permits(1);
+        eventually(PROPAGATION, "the replay reaches Redis", || a2.l2_settled());
+    }));
+    let writer = a.clone();
+    tokio::spawn(async move { writer.insert(1, "inserted".into()).await })
+        .await
+        .expect("the insert ends");
+    assert_eq!(a.get(&1).await, None, "not kept locally");
+    assert_eq!(a.fetch(&1).await, None, "the replay removed it from Redis");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn while_a_replay_is_under_way_loads_do_not_read_redis() {
+    let server = RedisServer::start();
+    let (a, b) = async_replicas(&server, "test:replaying");
+    b.insert(2, "b2".to_string()).await;
+    let panic = &a.l2_hooks().panic;
+    panic.store(true, std::sync::atomic::Ordering::Relaxed);
+    a.invalidate(&1).await;
+    panic.store(false, std::sync::atomic::Ordering::Relaxed);
+    let replays = Arc::new(tokio::sync::Semaphore::new(0));
+    a.l2().hold_replays(Some(Arc::clone(&replays)));
+    eventually(PROPAGATION, "a replay takes the queue", || {
+        a.l2().replaying()
+    });
+    assert_eq!(
+        a.get_with(2, async { "loaded".to_string() }).await,
+        "loaded",
+        "a replay may cover any entry: Redis is not read"
+    );
+    replays.add_permits(1);
+    eventually(PROPAGATION, "the replay is done", || a.l2_settled());
+    assert_eq!(a.get(&2).await.as_deref(), Some("loaded"), "kept");
 }
