@@ -266,6 +266,27 @@ impl<K, V> Flights<K, V> {
     pub(crate) fn loading(&self) -> bool {
         self.active.load(Ordering::SeqCst) > 0
     }
+
+    /// Counts as a load in flight until dropped (so that a tag
+    /// invalidation records even a tag no entry holds yet): for a write
+    /// whose value is checked against invalidations like a load's. Take
+    /// its `Since` after this.
+    #[cfg(all(feature = "future", feature = "redis"))]
+    pub(crate) fn pending(&self) -> Pending<'_> {
+        self.active.fetch_add(1, Ordering::SeqCst);
+        Pending(&self.active)
+    }
+}
+
+/// See [`Flights::pending`].
+#[cfg(all(feature = "future", feature = "redis"))]
+pub(crate) struct Pending<'a>(&'a CachePadded<AtomicUsize>);
+
+#[cfg(all(feature = "future", feature = "redis"))]
+impl Drop for Pending<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl<K: Hash + Eq + Clone, V: Clone> Flights<K, V> {

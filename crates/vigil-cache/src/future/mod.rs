@@ -74,6 +74,15 @@ where
     /// after a load of the key storing its value), and again once the
     /// write is in Redis.
     pub async fn insert_with(&self, key: K, value: V, options: EntryOptions) {
+        // With a Redis level, the write is in Redis before the value is
+        // stored here: an invalidation applied meanwhile (another
+        // replica's tag or `invalidate_all`) may have reached Redis after
+        // it, so the value is checked against those, as a load's is.
+        #[cfg(feature = "redis")]
+        let since = self.inner.l2.as_ref().map(|_| {
+            let pending = self.inner.shared.flights.pending();
+            (pending, self.inner.shared.since())
+        });
         #[cfg(feature = "redis")]
         let l2 = self.inner.l2.as_ref().map(|l2| {
             let writing = l2.writing(&key);
@@ -93,12 +102,22 @@ where
             l2.inserting_hook();
         }
         self.before_write(&key).await;
-        let stored = self.inner.shared.make_stored(&key, value, &options);
-        self.store(key, stored).await;
+        #[cfg(feature = "redis")]
+        let stored = match since {
+            Some((_pending, since)) => self.inner.shared.make_loaded(&key, value, &options, since),
+            None => Some(self.inner.shared.make_stored(&key, value, &options)),
+        };
+        #[cfg(not(feature = "redis"))]
+        let stored = Some(self.inner.shared.make_stored(&key, value, &options));
+        match stored {
+            Some(stored) => self.store(key, stored).await,
+            // Not kept: the older copy goes all the same.
+            None => self.invalidate_local(&key).await,
+        }
         self.remove_pending(REMOVALS_PER_WRITE).await;
         #[cfg(feature = "redis")]
         if let Some((mut rest, key)) = l2 {
-            if rest.sent().await {
+            if rest.sent().await.stale {
                 // Another write of the key may have reached Redis after
                 // this one: the next read takes what Redis holds.
                 self.invalidate_local(&key).await;
@@ -590,11 +609,10 @@ where
 {
     inner: Option<Arc<AsyncInner<K, V>>>,
     digest: String,
-    /// The Redis command, until the call has waited for it: true if the
-    /// local copy must go once it is done.
-    sent: Option<futures_util::future::BoxFuture<'static, bool>>,
-    /// Cancelled, the local copy goes again once the command is done,
-    /// whatever it answers.
+    /// The Redis command, until the call has waited for it.
+    sent: Option<futures_util::future::BoxFuture<'static, crate::tier::Written>>,
+    /// Cancelled, the local copy goes again once the command is in Redis,
+    /// whatever else it answers.
     always: bool,
 }
 
@@ -612,15 +630,15 @@ where
         self.inner = None;
     }
 
-    /// Waits for the Redis command; its answer (false if already waited
-    /// for). Cancelled, the command is left to `drop`.
-    async fn sent(&mut self) -> bool {
+    /// Waits for the Redis command; what it came to (nothing if already
+    /// waited for). Cancelled, the command is left to `drop`.
+    async fn sent(&mut self) -> crate::tier::Written {
         let Some(sent) = &mut self.sent else {
-            return false;
+            return crate::tier::Written::default();
         };
-        let again = sent.await;
+        let written = sent.await;
         self.sent = None;
-        again
+        written
     }
 }
 
@@ -649,9 +667,11 @@ where
             for key in keys {
                 Arc::clone(&inner).drop_key(key).await;
             }
-            if let Some(sent) = sent
-                && (sent.await || always)
-            {
+            let written = match sent {
+                Some(sent) => sent.await,
+                None => crate::tier::Written::default(),
+            };
+            if written.stale || (always && written.reached) {
                 for key in index.keys(&digest) {
                     Arc::clone(&inner).drop_key(key).await;
                 }

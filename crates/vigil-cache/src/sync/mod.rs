@@ -88,7 +88,7 @@ where
         self.remove_pending(REMOVALS_PER_WRITE);
         #[cfg(feature = "redis")]
         if let Some((l2, key, value, options, writing)) = l2
-            && crate::tier::block_on(l2.write_inserted(&key, &value, &options, writing))
+            && crate::tier::block_on(l2.write_inserted(&key, &value, &options, writing)).stale
         {
             // Another write of the key may have reached Redis after this
             // one: the next read takes what Redis holds.

@@ -408,10 +408,9 @@ async fn serve<K: Clone + PartialEq + 'static>(
     synced: &mut Synced,
     shutdown: &mut watch::Receiver<bool>,
 ) -> Ended {
-    // The resynchronisation has just replayed the queue: the first tick
-    // comes one interval later.
-    let period = remote.options.retry_interval;
-    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    // The first tick is at once: it replays what was queued during the
+    // resynchronisation.
+    let mut tick = tokio::time::interval(remote.options.retry_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
         tokio::select! {

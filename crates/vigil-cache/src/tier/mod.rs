@@ -116,6 +116,19 @@ pub(crate) fn spawn(future: impl Future<Output = ()> + Send + 'static) {
     }
 }
 
+/// What a write's command came to (see [`Sending::ended`]).
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Written {
+    /// Redis has it.
+    #[cfg_attr(
+        not(feature = "future"),
+        allow(dead_code, reason = "read by the async cache")
+    )]
+    pub(crate) reached: bool,
+    /// The local copy must go: Redis may hold something else.
+    pub(crate) stale: bool,
+}
+
 /// A write of the key with `digest` (and `tags`) on its way: its
 /// registrations, to look at once its command is done.
 struct Sending<K> {
@@ -137,7 +150,7 @@ impl<K: Send + Sync + 'static> Sending<K> {
     /// one of its tags, or all) reached Redis after it, or is still on
     /// its way or queued. (A write that failed is queued itself, as an
     /// invalidation: its value stays local.)
-    fn ended(self, sent: BoxFuture<'static, Option<Value>>) -> BoxFuture<'static, bool> {
+    fn ended(self, sent: BoxFuture<'static, Option<Value>>) -> BoxFuture<'static, Written> {
         Box::pin(async move {
             let seq = sent.await.as_ref().and_then(integer);
             let Self {
@@ -155,7 +168,10 @@ impl<K: Send + Sync + 'static> Sending<K> {
             let overtaken = seq.is_some_and(|seq| {
                 remote.covers(&digest, &tags) || reading.overtaken(seq, &digest, &tags)
             });
-            writing.end(seq) | resynced | overtaken
+            Written {
+                reached: seq.is_some(),
+                stale: writing.end(seq) | resynced | overtaken,
+            }
         })
     }
 }
@@ -533,9 +549,8 @@ where
     /// replicas (which drop their copy); if Redis cannot be reached, the
     /// announcement is sent once it can. The command is sent (or queued)
     /// by this call, so a caller cancelled later loses neither; the
-    /// future waits for it, and tells whether another write of the key
-    /// may have reached Redis after this one while the local store was
-    /// made (see [`Writing::end`]): the caller then drops its local copy.
+    /// future waits for it, and tells whether it reached Redis and
+    /// whether the local copy must go (see [`Sending::ended`]).
     /// Until the write is in Redis, this replica's loads do not read the
     /// key there.
     pub(crate) fn write_inserted(
@@ -544,7 +559,7 @@ where
         value: &V,
         options: &EntryOptions,
         writing: Writing<K>,
-    ) -> BoxFuture<'static, bool> {
+    ) -> BoxFuture<'static, Written> {
         let Some((entry, args)) = self.write_args(key, value, options, None) else {
             // Not kept in Redis, but an insert still replaces the key on
             // every replica: Redis's entry and the other copies are gone.
@@ -608,16 +623,19 @@ where
     /// Invalidates `key` in Redis and on every replica (a tombstone refuses
     /// older loads of it for the tombstone's time to live). The command is
     /// sent (or queued) by this call; the future waits for it, and tells
-    /// whether another write of the key by this replica overlapped it (see
-    /// [`Writing::end`]).
-    pub(crate) fn invalidate_key<Q: Hash + ?Sized>(&self, key: &Q) -> BoxFuture<'static, bool> {
+    /// what it came to (see [`Sending::ended`]).
+    pub(crate) fn invalidate_key<Q: Hash + ?Sized>(&self, key: &Q) -> BoxFuture<'static, Written> {
         // An insert of the key by this replica meanwhile learns of it.
         self.invalidate_digest(digest(key), self.writing(key))
     }
 
     /// [`invalidate_key`](Self::invalidate_key) of the key with `digest`,
     /// registered as `writing`.
-    fn invalidate_digest(&self, digest: String, writing: Writing<K>) -> BoxFuture<'static, bool> {
+    fn invalidate_digest(
+        &self,
+        digest: String,
+        writing: Writing<K>,
+    ) -> BoxFuture<'static, Written> {
         let digest = digest.into_bytes();
         let own = self.remote.invalidation(Covers::Key(digest.clone()));
         let entry = self.remote.entry_key(&digest);

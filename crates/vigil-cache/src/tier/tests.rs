@@ -559,15 +559,15 @@ async fn an_insert_whose_key_a_replayed_invalidation_removed_from_redis_after_it
         .redis(options(server.url(), "test:replayed-after"))
         .build();
     eventually(CONNECT, "the cache connects", || a.redis_connected());
-    // An invalidation of key 1 fails and is queued.
+    // An invalidation of key 1 fails and is queued; its replay waits
+    // until an insert of key 1 has reached Redis; then, before the insert
+    // stores its value locally, the replay is done.
+    let replays = Arc::new(tokio::sync::Semaphore::new(0));
+    a.l2().hold_replays(Some(Arc::clone(&replays)));
     let panic = &a.l2_hooks().panic;
     panic.store(true, std::sync::atomic::Ordering::Relaxed);
     a.invalidate(&1).await;
     panic.store(false, std::sync::atomic::Ordering::Relaxed);
-    // Its replay waits until an insert of key 1 has reached Redis; then,
-    // before the insert stores its value locally, the replay is done.
-    let replays = Arc::new(tokio::sync::Semaphore::new(0));
-    a.l2().hold_replays(Some(Arc::clone(&replays)));
     let a2 = a.clone();
     *lock(&a.l2_hooks().inserting) = Some(Box::new(move || {
         eventually(PROPAGATION, "the insert reaches Redis", || {
@@ -589,12 +589,12 @@ async fn while_a_replay_is_under_way_loads_do_not_read_redis() {
     let server = RedisServer::start();
     let (a, b) = async_replicas(&server, "test:replaying");
     b.insert(2, "b2".to_string()).await;
+    let replays = Arc::new(tokio::sync::Semaphore::new(0));
+    a.l2().hold_replays(Some(Arc::clone(&replays)));
     let panic = &a.l2_hooks().panic;
     panic.store(true, std::sync::atomic::Ordering::Relaxed);
     a.invalidate(&1).await;
     panic.store(false, std::sync::atomic::Ordering::Relaxed);
-    let replays = Arc::new(tokio::sync::Semaphore::new(0));
-    a.l2().hold_replays(Some(Arc::clone(&replays)));
     eventually(PROPAGATION, "a replay takes the queue", || {
         a.l2().replaying()
     });
@@ -605,5 +605,34 @@ async fn while_a_replay_is_under_way_loads_do_not_read_redis() {
     );
     replays.add_permits(1);
     eventually(PROPAGATION, "the replay is done", || a.l2_settled());
-    assert_eq!(a.get(&2).await.as_deref(), Some("loaded"), "kept");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_insert_whose_tag_another_replica_invalidated_before_its_local_store_is_not_kept() {
+    let server = RedisServer::start();
+    let (a, b) = async_replicas(&server, "test:tag-before-store");
+    a.insert(2, "marker".to_string()).await;
+    // Between A's Redis write and its local store, B invalidates the
+    // insert's tag, and A applies it (B's write of key 2 after it: once A
+    // dropped key 2, it has applied the tag).
+    let (a2, b2) = (a.clone(), b.clone());
+    *lock(&a.l2_hooks().inserting) = Some(Box::new(move || {
+        eventually(PROPAGATION, "A's write reaches Redis", || a2.l2_settled());
+        super::block_on(async {
+            b2.invalidate_tag("t").await;
+            b2.insert(2, "b".into()).await;
+        });
+        eventually(PROPAGATION, "A applies B's invalidation", || {
+            super::block_on(a2.get(&2)).is_none()
+        });
+    }));
+    let writer = a.clone();
+    tokio::spawn(async move {
+        let options = EntryOptions::default().tag("t");
+        writer.insert_with(1, "a".into(), options).await;
+    })
+    .await
+    .expect("the insert ends");
+    assert_eq!(a.get(&1).await, None, "A does not keep what Redis dropped");
+    assert_eq!(b.fetch(&1).await, None, "stale in Redis");
 }
