@@ -808,6 +808,12 @@ impl Remote {
 mod tests {
     use super::*;
 
+    /// A remote of a Redis that is not there.
+    fn unreachable_remote() -> std::sync::Arc<Remote> {
+        let options = RedisOptions::new("redis://127.0.0.1:1/");
+        std::sync::Arc::new(Remote::new(options, Some("c"), quanta::Clock::new()))
+    }
+
     #[test]
     fn the_circuit_skips_redis_for_an_interval_then_lets_one_probe_through() {
         let (clock, mock) = quanta::Clock::mock();
@@ -872,11 +878,7 @@ mod tests {
 
     #[test]
     fn a_command_that_cannot_be_sent_queues_its_invalidation() {
-        let remote = std::sync::Arc::new(Remote::new(
-            RedisOptions::new("redis://127.0.0.1:1/"),
-            Some("c"),
-            quanta::Clock::new(),
-        ));
+        let remote = unreachable_remote();
         let runtime = tokio::runtime::Builder::new_current_thread()
             .build()
             .expect("a runtime");
@@ -891,11 +893,7 @@ mod tests {
 
     #[test]
     fn own_invalidations_are_remembered_while_reads_that_began_before_them_are_in_flight() {
-        let remote = std::sync::Arc::new(Remote::new(
-            RedisOptions::new("redis://127.0.0.1:1/"),
-            Some("c"),
-            quanta::Clock::new(),
-        ));
+        let remote = unreachable_remote();
         let tags = |names: &[&str]| names.iter().map(|&tag| tag.to_owned()).collect::<Vec<_>>();
         // No read in flight: nothing to remember.
         remote.reached(&Covers::All, 3);

@@ -476,20 +476,22 @@ async fn a_load_does_not_read_a_key_whose_cancelled_insert_is_on_its_way() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_insert_whose_value_another_replica_overwrote_before_its_local_store_drops_it() {
-    let server = RedisServer::start();
-    let (a, b) = async_replicas(&server, "test:overwritten-insert");
+/// Inserts key 1 into A (value "a", `options`); between A's Redis write
+/// and its local store, once the write is in Redis, B runs `write`, then
+/// writes key 2, which A holds: once A dropped key 2, it has applied what
+/// `write` published (messages arrive in order).
+async fn insert_while_b_writes(
+    a: &future::TaggedCache<u32, String>,
+    b: &future::TaggedCache<u32, String>,
+    options: EntryOptions,
+    write: impl AsyncFnOnce(&future::TaggedCache<u32, String>) + Send + 'static,
+) {
     a.insert(2, "marker".to_string()).await;
-    // Between A's Redis write and its local store: A's write lands, then
-    // B's of the same key, which A learns of before it stores its value
-    // (B's write of key 2 after it: once A dropped key 2, it has applied
-    // B's announcement of key 1).
     let (a2, b2) = (a.clone(), b.clone());
     *lock(&a.l2_hooks().inserting) = Some(Box::new(move || {
         eventually(PROPAGATION, "A's write reaches Redis", || a2.l2_settled());
         super::block_on(async {
-            b2.insert(1, "b".into()).await;
+            write(&b2).await;
             b2.insert(2, "b".into()).await;
         });
         eventually(PROPAGATION, "A applies B's writes", || {
@@ -497,9 +499,19 @@ async fn an_insert_whose_value_another_replica_overwrote_before_its_local_store_
         });
     }));
     let writer = a.clone();
-    tokio::spawn(async move { writer.insert(1, "a".into()).await })
+    tokio::spawn(async move { writer.insert_with(1, "a".into(), options).await })
         .await
         .expect("the insert ends");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_insert_whose_value_another_replica_overwrote_before_its_local_store_drops_it() {
+    let server = RedisServer::start();
+    let (a, b) = async_replicas(&server, "test:overwritten-insert");
+    insert_while_b_writes(&a, &b, EntryOptions::default(), async |b| {
+        b.insert(1, "b".into()).await;
+    })
+    .await;
     assert_eq!(b.fetch(&1).await.as_deref(), Some("b"), "B's write is last");
     assert_eq!(a.get(&1).await, None, "A does not keep its older value");
     assert_eq!(a.fetch(&1).await.as_deref(), Some("b"));
@@ -611,28 +623,11 @@ async fn while_a_replay_is_under_way_loads_do_not_read_redis() {
 async fn an_insert_whose_tag_another_replica_invalidated_before_its_local_store_is_not_kept() {
     let server = RedisServer::start();
     let (a, b) = async_replicas(&server, "test:tag-before-store");
-    a.insert(2, "marker".to_string()).await;
-    // Between A's Redis write and its local store, B invalidates the
-    // insert's tag, and A applies it (B's write of key 2 after it: once A
-    // dropped key 2, it has applied the tag).
-    let (a2, b2) = (a.clone(), b.clone());
-    *lock(&a.l2_hooks().inserting) = Some(Box::new(move || {
-        eventually(PROPAGATION, "A's write reaches Redis", || a2.l2_settled());
-        super::block_on(async {
-            b2.invalidate_tag("t").await;
-            b2.insert(2, "b".into()).await;
-        });
-        eventually(PROPAGATION, "A applies B's invalidation", || {
-            super::block_on(a2.get(&2)).is_none()
-        });
-    }));
-    let writer = a.clone();
-    tokio::spawn(async move {
-        let options = EntryOptions::default().tag("t");
-        writer.insert_with(1, "a".into(), options).await;
+    let options = EntryOptions::default().tag("t");
+    insert_while_b_writes(&a, &b, options, async |b| {
+        b.invalidate_tag("t").await;
     })
-    .await
-    .expect("the insert ends");
+    .await;
     assert_eq!(a.get(&1).await, None, "A does not keep what Redis dropped");
     assert_eq!(b.fetch(&1).await, None, "stale in Redis");
 }
