@@ -3,7 +3,10 @@
 //!
 //! - `cache_redis/local_hit_*`: a local `get` hit of a cache with a Redis
 //!   level against the same cache without one (budget: within 1.1x; the
-//!   hit path does not know about Redis);
+//!   hit path does not know about Redis), right after the loads; then the
+//!   same two while another replica invalidates keys this one does not
+//!   hold, one after the other as fast as Redis answers (the `*_fleet_writes`
+//!   rows: the cache with a Redis level applies every announcement);
 //! - `cache_redis/redis_hit_*`: a loading call answered by Redis (local
 //!   level of capacity 0, so every call reads Redis) against a raw `GET`
 //!   of a value of the same size, with the same client (`redis` crate,
@@ -73,8 +76,6 @@ fn local_hit(c: &mut Criterion, server: &RedisServer) {
         // Loaded, as a service would: written to Redis too.
         tiered.get_with(key, || key);
     }
-    plain.run_pending_tasks();
-    tiered.run_pending_tasks();
 
     let mut group = c.benchmark_group("cache_redis");
     let mut keys = Keys(0x2545_F491_4F6C_DD1D);
@@ -84,6 +85,34 @@ fn local_hit(c: &mut Criterion, server: &RedisServer) {
     group.bench_function("local_hit_with_redis_level", |b| {
         b.iter(|| black_box(tiered.get(&keys.next(KEYS))))
     });
+
+    // Another replica writes keys this one does not hold, back to back.
+    let writer: sync::TaggedCache<u64, u64> = sync::TaggedCache::builder()
+        .redis(options(server, "bench:local"))
+        .build();
+    wait("the writing replica", || writer.redis_connected());
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let written = std::thread::scope(|scope| {
+        let writing = scope.spawn(|| {
+            let mut written = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                writer.invalidate(&(KEYS + written % KEYS));
+                written += 1;
+            }
+            written
+        });
+        let started = Instant::now();
+        group.bench_function("local_hit_without_redis_level_fleet_writes", |b| {
+            b.iter(|| black_box(plain.get(&keys.next(KEYS))))
+        });
+        group.bench_function("local_hit_with_redis_level_fleet_writes", |b| {
+            b.iter(|| black_box(tiered.get(&keys.next(KEYS))))
+        });
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let written = writing.join().expect("the writer");
+        written as f64 / started.elapsed().as_secs_f64()
+    });
+    println!("cache_redis/local_hit_*_fleet_writes: the other replica wrote {written:.0} keys/s");
     group.finish();
 }
 

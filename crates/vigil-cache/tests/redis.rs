@@ -64,6 +64,26 @@ fn connected_replicas(
 const CONNECT: Duration = Duration::from_secs(10);
 const PROPAGATION: Duration = Duration::from_secs(5);
 
+/// Blocking caches with these Redis options, once all are connected.
+fn connected_sync<V, const N: usize>(options: [RedisOptions; N]) -> [sync::TaggedCache<u32, V>; N]
+where
+    V: Clone + serde::Serialize + serde::de::DeserializeOwned + Send + Sync + 'static,
+{
+    let caches = options.map(|options| sync::TaggedCache::builder().redis(options).build());
+    eventually(CONNECT, "the caches connect", || {
+        caches.iter().all(|cache| cache.redis_connected())
+    });
+    caches
+}
+
+/// Cuts `proxy` and waits until the replica behind it (`who`) notices.
+fn cut_off(proxy: &mut Proxy, who: &str, connected: impl Fn() -> bool) {
+    proxy.cut();
+    eventually(CONNECT, &format!("{who} notices it is cut off"), || {
+        !connected()
+    });
+}
+
 /// A loader that counts its calls.
 fn counted(loads: &AtomicUsize, value: &str, tag: &str) -> (String, EntryOptions) {
     loads.fetch_add(1, Ordering::SeqCst);
@@ -194,8 +214,7 @@ async fn a_tag_bump_while_a_replica_is_disconnected_is_honoured_after_it_reconne
         .await;
     assert_eq!(b.get(&1).await.as_deref(), Some("one"));
 
-    proxy.cut();
-    eventually(CONNECT, "B notices it is cut off", || !b.redis_connected());
+    cut_off(&mut proxy, "B", || b.redis_connected());
     // Published while B cannot hear it.
     assert_eq!(a.invalidate_tag("t").await, 0);
     assert_eq!(
@@ -242,8 +261,7 @@ async fn a_load_in_flight_across_a_reconnection_does_not_keep_a_value_invalidate
     eventually(CONNECT, "B has read Redis for key 1", || {
         b.stats().l2_misses == 1
     });
-    proxy.cut();
-    eventually(CONNECT, "B notices it is cut off", || !b.redis_connected());
+    cut_off(&mut proxy, "B", || b.redis_connected());
     // Published while B cannot hear it.
     a.invalidate_tag("t").await;
     proxy.resume();
@@ -574,15 +592,8 @@ impl serde::Serialize for Picky {
 #[test]
 fn an_insert_whose_value_does_not_encode_still_replaces_the_key_everywhere() {
     let server = RedisServer::start();
-    let replica = || -> sync::TaggedCache<u32, Picky> {
-        sync::TaggedCache::builder()
-            .redis(options(server.url()).prefix("test:picky"))
-            .build()
-    };
-    let (a, b) = (replica(), replica());
-    eventually(CONNECT, "both replicas connect", || {
-        a.redis_connected() && b.redis_connected()
-    });
+    let picky = || options(server.url()).prefix("test:picky");
+    let [a, b] = connected_sync::<Picky, 2>([picky(), picky()]);
     a.insert(1, Picky(1));
     assert_eq!(b.get_with(1, || unreachable!()), Picky(1));
     a.insert(1, Picky(0));
@@ -781,18 +792,10 @@ async fn a_replay_on_a_broken_command_connection_makes_the_link_reconnect() {
 fn an_invalidation_redis_refuses_for_a_while_is_kept_and_replayed() {
     let server = RedisServer::start();
     let mut proxy = Proxy::start(server.port);
-    let cached = |url: String| -> sync::TaggedCache<u32, String> {
-        sync::TaggedCache::builder()
-            .redis(options(url).prefix("test:refused"))
-            .build()
-    };
-    let (a, b) = (cached(proxy.url()), cached(server.url()));
-    eventually(CONNECT, "both caches connect", || {
-        a.redis_connected() && b.redis_connected()
-    });
+    let refused = |url: String| options(url).prefix("test:refused");
+    let [a, b] = connected_sync::<String, 2>([refused(proxy.url()), refused(server.url())]);
     b.get_with_options(1, || ("old".into(), EntryOptions::default().tag("t")));
-    proxy.cut();
-    eventually(CONNECT, "A notices it is cut off", || !a.redis_connected());
+    cut_off(&mut proxy, "A", || a.redis_connected());
     a.invalidate_tag("t"); // queued
     // Redis turns read-only (a replica of a master that is not there):
     // the replay is refused with READONLY.
@@ -815,30 +818,19 @@ fn inserts_queued_during_an_outage_are_all_honoured_after_a_long_replay() {
     const KEYS: u32 = 3000;
     let server = RedisServer::start();
     let mut proxy = Proxy::start(server.port);
-    let cached = |url: String| -> sync::TaggedCache<u32, String> {
-        sync::TaggedCache::builder()
-            .redis(
-                options(url)
-                    .prefix("test:outage")
-                    .connect_timeout(Duration::from_millis(100)),
-            )
-            .build()
+    let outage = |url: String| {
+        (options(url).prefix("test:outage")).connect_timeout(Duration::from_millis(100))
     };
-    let (a, b) = (cached(proxy.url()), cached(server.url()));
-    eventually(CONNECT, "both caches connect", || {
-        a.redis_connected() && b.redis_connected()
-    });
+    let [a, b] = connected_sync::<String, 2>([outage(proxy.url()), outage(server.url())]);
     b.warm((0..KEYS).map(|key| (key, "old".to_string())));
-    proxy.cut();
-    eventually(CONNECT, "A notices it is cut off", || !a.redis_connected());
+    cut_off(&mut proxy, "A", || a.redis_connected());
     a.warm((0..KEYS).map(|key| (key, "new".to_string())));
     proxy.resume();
     eventually(CONNECT, "A reconnects", || a.redis_connected());
     eventually(PROPAGATION, "B drops every old value", || {
         (0..KEYS).all(|key| b.get(&key).is_none())
     });
-    let reader = cached(server.url());
-    eventually(CONNECT, "a reader connects", || reader.redis_connected());
+    let [reader] = connected_sync::<String, 1>([outage(server.url())]);
     let old = (0..KEYS)
         .filter(|key| reader.fetch(key).as_deref() == Some("old"))
         .count();
@@ -849,18 +841,10 @@ fn inserts_queued_during_an_outage_are_all_honoured_after_a_long_replay() {
 fn a_replica_away_while_redis_lost_its_data_drops_its_local_entries() {
     let mut server = RedisServer::start();
     let mut proxy = Proxy::start(server.port);
-    let cached = |url: String| -> sync::TaggedCache<u32, String> {
-        sync::TaggedCache::builder()
-            .redis(options(url).prefix("test:lost"))
-            .build()
-    };
-    let (a, b) = (cached(proxy.url()), cached(server.url()));
-    eventually(CONNECT, "both caches connect", || {
-        a.redis_connected() && b.redis_connected()
-    });
+    let lost = |url: String| options(url).prefix("test:lost");
+    let [a, b] = connected_sync::<String, 2>([lost(proxy.url()), lost(server.url())]);
     a.get_with_options(1, || ("old".into(), EntryOptions::default().tag("t")));
-    proxy.cut();
-    eventually(CONNECT, "A notices it is cut off", || !a.redis_connected());
+    cut_off(&mut proxy, "A", || a.redis_connected());
     // An invalidation A cannot hear, then Redis loses it with its data.
     b.invalidate_tag("t");
     server.kill();
